@@ -1,0 +1,62 @@
+"""An address in the middle of routing and delivery (Exim's address_item)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Host:
+    name: str
+    address: str | None = None
+    port: int | None = None
+    mx: int = -1
+
+
+@dataclass
+class Address:
+    """One recipient being routed/delivered.
+
+    ``address`` is the full address; ``local_part``/``domain`` its halves (lower-cased domain).
+    ``parent`` points at the address this one was redirected from; ``unique`` is what goes
+    into the -J journal and the -H non-recipients list (the original recipient for
+    top-level addresses).  After routing, ``router`` and ``transport`` name the drivers and
+    ``hosts`` the remote hosts; ``local_part_data``/``domain_data`` hold lookup results
+    (untainted).  ``message`` and ``basic_errno`` describe the last failure or deferral.
+    """
+
+    address: str
+    local_part: str = ""
+    domain: str = ""
+    parent: "Address | None" = None
+    unique: str = ""
+    router: Any = None
+    transport: Any = None
+    hosts: list[Host] = field(default_factory=list)
+    local_part_data: str | None = None
+    domain_data: str | None = None
+    address_data: str | None = None
+    errors_address: str | None = None
+    prefix: str = ""
+    suffix: str = ""
+    message: str | None = None
+    basic_errno: int = 0
+    more_errno: int = 0
+    special_action: str | None = None
+    extra_headers: list[str] = field(default_factory=list)
+    remove_headers: list[str] = field(default_factory=list)
+    # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the
+    # log) and the remote's final reply (for C= / bounce text).
+    result: str | None = None
+    host_used: Host | None = None
+    smtp_confirmation: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.local_part and not self.domain:
+            lp, at, dom = self.address.rpartition("@")
+            if at:
+                self.local_part, self.domain = lp, dom.lower()
+            else:
+                self.local_part = self.address
+        if not self.unique:
+            self.unique = self.address

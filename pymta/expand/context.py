@@ -1,0 +1,35 @@
+"""The environment an expansion is evaluated in."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class ExpandContext:
+    """Variables and state visible to one expansion.
+
+    ``variables`` holds Exim variables by name without the ``$`` (``sender_address``,
+    ``local_part``, ``domain``, ``sender_host_address``, ``message_id``, ...).  Values that
+    came from the network or a message must be :class:`pymta.taint.Tainted`.
+    ``acl_vars`` holds ``acl_c*``/``acl_m*`` (shared by reference with the SMTP session so
+    ``set acl_c0 = x`` persists).  ``headers`` is the message's header lines (for ``$h_``),
+    as full texts including the name.  Variables not found here are looked up in the main
+    configuration (``$primary_hostname``, ``$spool_directory``, ...) and computed values
+    (``$tod_log``, ``$pid``, ...).  ``numbered`` holds ``$0``..``$9`` from the last match.
+    ``acl_runner`` lets ``${acl{name}{args}}`` call back into the ACL engine.
+    """
+
+    config: Any = None                              # pymta.config.model.Config
+    variables: dict[str, str] = field(default_factory=dict)
+    acl_vars: dict[str, str] = field(default_factory=dict)
+    headers: list[str] | None = None
+    numbered: list[str] = field(default_factory=list)
+    acl_runner: Callable[..., Any] | None = None
+
+    def child(self, **variables: str) -> "ExpandContext":
+        """A copy sharing acl_vars/headers/config with extra variables set."""
+        merged = dict(self.variables)
+        merged.update(variables)
+        return ExpandContext(self.config, merged, self.acl_vars, self.headers,
+                             list(self.numbered), self.acl_runner)

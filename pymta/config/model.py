@@ -32,6 +32,7 @@ class OptionSetting:
     value: str
     file: str
     line: int
+    raw: str = ""                 # the whole logical line (used to re-parse driver options)
 
 
 @dataclass
@@ -52,6 +53,9 @@ class DriverInstance:
     file: str = ""
     line: int = 0
     obj: Any = None
+    driver_class: Any = None      # registered class, or None when only the tables know it
+    explicit: set = field(default_factory=set)   # option names set in the file
+    hidden: set = field(default_factory=set)     # option names -bP must not display
 
 
 @dataclass

@@ -50,6 +50,19 @@ class Address:
     result: str | None = None
     host_used: Host | None = None
     smtp_confirmation: str | None = None
+    # Routing extras (routing engineer): "address" | "file" | "pipe" | "directory" for
+    # redirect targets; $home from check_local_user / router_home_directory; whether the
+    # router asked for the message to be frozen (self = freeze, host_find_failed = freeze);
+    # the index of the router where routing of this address starts (redirect_router,
+    # pass_router, unseen); the key used in the retry database for routing errors.
+    kind: str = "address"
+    home: str | None = None
+    freeze: bool = False
+    start_router: int = 0
+    retry_key: str | None = None
+    # Why a transport deferred/failed, as an Exim retry-rule error name ("refused",
+    # "timeout", "rcpt_4xx", "quota", ...); set by transports when they know it.
+    error_kind: str | None = None
 
     def __post_init__(self) -> None:
         if not self.local_part and not self.domain:
@@ -60,3 +73,21 @@ class Address:
                 self.local_part = self.address
         if not self.unique:
             self.unique = self.address
+
+    @property
+    def is_file_or_pipe(self) -> bool:
+        """True for the file, pipe and directory targets a redirect router produced."""
+        return self.kind != "address"
+
+    def top_parent(self) -> "Address":
+        """The original recipient this address descends from."""
+        addr = self
+        while addr.parent is not None:
+            addr = addr.parent
+        return addr
+
+    def log_name(self) -> str:
+        """The address as Exim writes it after ``=>``: with ``<parent>`` when generated."""
+        if self.parent is None:
+            return self.address
+        return f"{self.address} <{self.top_parent().address}>"

@@ -1,1 +1,45 @@
+"""String expansion (Exim 4.96 chapter "String expansions").
 
+Public API: :func:`expand_string`, :func:`eval_condition`, :func:`compile_expansion`,
+:func:`evaluate`, and the exceptions :class:`ExpandError`, :class:`ExpandFail`,
+:class:`ExpandDefer`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .context import ExpandContext
+from .errors import ExpandDefer, ExpandError, ExpandFail
+from .evaluator import evaluate
+from .parser import compile_condition, compile_expansion
+
+__all__ = ["expand_string", "eval_condition", "compile_expansion", "evaluate",
+           "ExpandContext", "ExpandError", "ExpandFail", "ExpandDefer",
+           "expand_bool_condition"]
+
+
+def expand_string(text: str, ctx: ExpandContext) -> str:
+    """Expand ``text`` in ``ctx``.  Plain text without ``$`` or ``\\`` is returned as is."""
+    if "$" not in text and "\\" not in text:
+        return text
+    try:
+        return evaluate(compile_expansion(text), ctx)
+    except ExpandError:
+        raise
+    except RecursionError:
+        raise ExpandError("expansion nested too deeply") from None
+
+
+def expand_bool_condition(value: str) -> bool:
+    """Interpret an expanded ``condition =`` value: "", "0", "no", "false" are false."""
+    v = value.strip().lower()
+    return v not in ("", "0", "no", "false")
+
+
+def eval_condition(text: str, ctx: ExpandContext) -> bool:
+    """Expand ``text`` and interpret the result as an Exim boolean (for ``condition =``).
+
+    An integer is true when non-zero; "yes"/"true" are true, "no"/"false"/"" false; any
+    other string is true (as in router/ACL ``condition``).
+    """
+    return expand_bool_condition(expand_string(text, ctx))

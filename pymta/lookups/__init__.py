@@ -1,1 +1,210 @@
+"""Lookups (Exim spec chapter "File and database lookups").
 
+:func:`do_lookup` performs one single-key or query-style lookup; :func:`do_lookup_spec`
+takes the lookup type as written in an expansion (``partial2-lsearch*@,ret=key``).
+A missing key gives ``None``; a temporary problem raises ``ExpandDefer``.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from ..expand.errors import ExpandError
+
+SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
+                        "lmdb"})
+QUERY_STYLE = frozenset({"dnsdb", "json"})
+
+
+class LookupSpec:
+    """A parsed lookup type: name, partial matching, defaults and options."""
+
+    __slots__ = ("name", "partial", "affix", "star", "starat", "opts")
+
+    def __init__(self, name: str, partial: int | None = None, affix: str = "*.",
+                 star: bool = False, starat: bool = False, opts: dict | None = None):
+        self.name = name
+        self.partial = partial
+        self.affix = affix
+        self.star = star
+        self.starat = starat
+        self.opts = opts or {}
+
+
+_SPEC_RE = re.compile(r"(?:partial(\d*)(?:-|\(([^)]*)\)))?([a-z0-9_]+)(\*@?)?((?:,[^,]*)*)$")
+
+
+def parse_lookup_type(spec: str) -> LookupSpec:
+    """Parse ``partial-lsearch*@,ret=key`` style lookup type text."""
+    m = _SPEC_RE.match(spec.strip())
+    if not m:
+        raise ExpandError(f"unknown lookup type \"{spec}\"")
+    pnum, paffix, name, star, optstr = m.groups()
+    partial = None
+    affix = "*."
+    if spec.strip().startswith("partial"):
+        partial = int(pnum) if pnum else 2
+        if paffix is not None:
+            affix = paffix
+    opts = {}
+    for part in (optstr or "").split(","):
+        if part:
+            k, _, v = part.partition("=")
+            opts[k.strip()] = v.strip()
+    if name not in SINGLE_KEY and name not in QUERY_STYLE:
+        raise ExpandError(f"unknown lookup type \"{name}\"")
+    return LookupSpec(name, partial, affix, star == "*", star == "*@", opts)
+
+
+def _single(spec: LookupSpec, filename: str, key: str, ctx: Any) -> str | None:
+    from . import lsearch as ls
+    name = spec.name
+    if name == "lsearch":
+        return ls.lsearch(filename, key, spec.opts)
+    if name == "wildlsearch":
+        return ls.wildlsearch(filename, key, spec.opts, ctx, True)
+    if name == "nwildlsearch":
+        return ls.wildlsearch(filename, key, spec.opts, ctx, False)
+    if name == "iplsearch":
+        return ls.iplsearch(filename, key, spec.opts)
+    if name == "dsearch":
+        return _dsearch(filename, key, spec.opts)
+    if name == "lmdb":
+        return _lmdb(filename, key)
+    raise ExpandError(f"lookup type \"{name}\" is not supported")
+
+
+def _dsearch(directory: str, key: str, opts: dict[str, str]) -> str | None:
+    if not os.path.isabs(directory):
+        raise ExpandError(f"dsearch requires an absolute directory name: \"{directory}\"")
+    if "/" in key or not key:
+        return None
+    path = os.path.join(directory, key)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        if not os.path.isdir(directory):
+            raise ExpandError(f"{directory} is not a directory") from None
+        return None
+    import stat
+    flt = opts.get("filter")
+    if flt == "file" and not stat.S_ISREG(st.st_mode):
+        return None
+    if flt in ("dir", "subdir") and not stat.S_ISDIR(st.st_mode):
+        return None
+    if flt == "subdir" and key in (".", ".."):
+        return None
+    return path if opts.get("ret") == "full" else key
+
+
+def _lmdb(path: str, key: str) -> str | None:
+    import lmdb
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, subdir=os.path.isdir(path))
+    except lmdb.Error as e:
+        raise ExpandError(f"failed to open {path} as lmdb: {e}") from None
+    try:
+        with env.begin() as txn:
+            v = txn.get(key.encode("utf-8", "surrogateescape"))
+    finally:
+        env.close()
+    return None if v is None else v.decode("utf-8", "surrogateescape")
+
+
+def _partial_keys(key: str, minimum: int, affix: str) -> list[str]:
+    """The sequence of keys partial matching tries after the unmodified key."""
+    keys = []
+    parts = key.split(".")
+    for start in range(0, len(parts)):
+        rest = parts[start:]
+        if len(rest) < max(minimum, 1):
+            break
+        keys.append(affix + ".".join(rest))
+    if minimum == 0:
+        if affix == "":
+            pass
+        elif len(affix) == 1:
+            keys.append(affix)
+        elif affix.endswith("."):
+            keys.append(affix[:-1])
+        else:
+            keys.append(affix)
+    return keys
+
+
+def do_lookup(type: str, filename_or_query: str, key: str | None, ctx: Any,
+              partial: int | None = None, affix: str = "*.", star: bool = False,
+              starat: bool = False, opts: dict | None = None) -> str | None:
+    """Run one lookup; ``type`` is the bare lookup name (``lsearch``...).
+
+    Returns the data, or None when the key is not found.  Partial matching and the
+    ``*``/``*@`` defaults apply to single-key lookups only.
+    """
+    spec = LookupSpec(type, partial, affix, star, starat, opts)
+    return _run(spec, filename_or_query, key, ctx)
+
+
+def _run(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None:
+    if spec.name in QUERY_STYLE:
+        if key is not None and spec.name != "json":
+            raise ExpandError(f"a single key was given for lookup type \"{spec.name}\", "
+                              "which is not a single-key lookup type")
+        return _query(spec, target, key, ctx)
+    if key is None:
+        raise ExpandError(f"missing {{key}} for single-key \"{spec.name}\" lookup")
+    from ..taint import is_tainted
+    if is_tainted(target):
+        raise ExpandError(f"Tainted '{target}' (file or directory name for {spec.name}) "
+                          "not permitted")
+    if spec.name != "dsearch" and not os.path.isabs(target):
+        raise ExpandError(f"\"{target}\" is not an absolute path")
+    v = _single(spec, target, key, ctx)
+    if v is not None:
+        return v
+    if spec.partial is not None:
+        for k in _partial_keys(key, spec.partial, spec.affix):
+            v = _single(spec, target, k, ctx)
+            if v is not None:
+                ctx.variables.setdefault("_partial_match", k)
+                return v
+    if spec.starat and "@" in key:
+        v = _single(spec, target, "*" + key[key.rfind("@"):], ctx)
+        if v is not None:
+            return v
+    if spec.star or spec.starat:
+        return _single(spec, target, "*", ctx)
+    return None
+
+
+def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | None:
+    if spec.name == "json":
+        import json
+        try:
+            with open(query) as f:
+                obj = json.load(f)
+        except OSError as e:
+            raise ExpandError(f"failed to open {query}: {e.strerror}") from None
+        except ValueError:
+            raise ExpandError(f"json: failed to parse {query}") from None
+        from ..expand.lists import split_list
+        for sel in split_list(key or ""):
+            if isinstance(obj, list) and sel.isdigit() and int(sel) < len(obj):
+                obj = obj[int(sel)]
+            elif isinstance(obj, dict) and sel in obj:
+                obj = obj[sel]
+            else:
+                return None
+        if isinstance(obj, str):
+            return obj
+        return json.dumps(obj)
+    if spec.name == "dnsdb":
+        from .dnsdb import dnsdb_lookup
+        return dnsdb_lookup(query, ctx)
+    raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
+
+
+def do_lookup_spec(spec_text: str, filename_or_query: str, key: str | None,
+                   ctx: Any) -> str | None:
+    """Run a lookup whose type is written as in an expansion or a list item."""
+    return _run(parse_lookup_type(spec_text), filename_or_query, key, ctx)

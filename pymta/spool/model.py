@@ -19,9 +19,17 @@ class SpoolHeader:
 
 @dataclass
 class SpoolRecipient:
+    """One envelope recipient line of -H.
+
+    ``errors_to``/``pno`` are set for "one_time" redirection children; ``orcpt`` and
+    ``dsn_flags`` carry RFC 3461 DSN parameters (Exim writes them in the ``#3`` form).
+    """
+
     address: str
     errors_to: str | None = None   # Exim's "one-time" errors address, rarely used
     pno: int = -1                  # parent number for one_time redirection
+    orcpt: str | None = None       # DSN ORCPT= value
+    dsn_flags: int = 0             # DSN NOTIFY= bits as Exim stores them
 
 
 @dataclass
@@ -30,6 +38,9 @@ class SpoolMessage:
     (received_protocol, host_address, helo_name, body_linecount, ...), ``flags`` the bare
     ``-name`` lines (frozen is separate since it carries a time), and ``acl_vars`` the
     ``-aclc``/``-aclm`` variables by name ("acl_c0", "acl_m_foo").
+
+    A variable whose value is a :class:`pymta.taint.Tainted` string is written with Exim's
+    double hyphen (``--helo_name x``), and read back as Tainted.
     """
 
     id: str
@@ -54,3 +65,8 @@ class SpoolMessage:
     def header_text(self) -> str:
         """The live (not deleted) headers as they are delivered."""
         return "".join(h.text for h in self.headers if h.flag != "*")
+
+    def message_size(self, body_size: int) -> int:
+        """Exim's $message_size: live headers, the blank line, and ``body_size`` bytes."""
+        return sum(len(h.text.encode("utf-8", "surrogateescape"))
+                   for h in self.headers if h.flag != "*") + 1 + body_size

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Throughput benchmark: pymta against Exim 4.96 with the same configuration.
+
+For every MTA and mode this script makes a fresh temporary spool, writes
+bench.conf from bench.conf.in, starts the daemon in the foreground
+(``-C conf -bdf -oX port``), drives it with smtpload.py and measures:
+
+accept   queue_only: messages accepted per second (nothing is delivered)
+local    end-to-end delivery into a maildir: messages per second from the
+         first connection until the last file appears in maildir/new
+relay    end-to-end relay to a local asyncio sink (bench/sink.py): messages
+         per second until the sink has counted every message
+
+Exim is measured when ``exim4`` is on PATH and we are root (Exim needs to
+start as root to switch to exim_user).  Results are written as JSON to
+bench/results/ and a Markdown table is printed for docs/PERFORMANCE.md.
+
+    sudo python bench/run.py                      # 20 sessions x 100 messages x 4 KiB
+    python bench/run.py --sessions 5 --per-session 20 --modes accept --mta pymta
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import grp
+import json
+import os
+import platform
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+from sink import FastSink  # noqa: E402
+
+MODES = ("accept", "local", "relay")
+SINK_HOST = "127.0.0.2"  # not a listening address of the MTA, so no "host is local" check
+
+
+@dataclass
+class RunResult:
+    """The outcome of one MTA in one mode."""
+
+    mta: str
+    mode: str
+    messages: int
+    accepted: int = 0
+    completed: int = 0
+    errors: int = 0
+    first_error: Optional[str] = None
+    accept_seconds: float = 0.0
+    total_seconds: float = 0.0
+    accept_rate: float = 0.0
+    rate: float = 0.0  # the figure compared between MTAs (see module docstring)
+    p50_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
+    note: str = ""
+
+
+@dataclass
+class Settings:
+    """Parsed command-line settings shared by all runs."""
+
+    sessions: int
+    per_session: int
+    size: int
+    smtpload: Path
+    timeout: float
+    keep: bool
+    pymta_cmd: list[str]
+    exim_cmd: Optional[str]
+    run_user: str
+    run_group: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def messages(self) -> int:
+        return self.sessions * self.per_session
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the kernel considers free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> bool:
+    """Wait until something accepts connections on 127.0.0.1:port (and reads its banner)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                if s.recv(512).startswith(b"220"):
+                    s.sendall(b"QUIT\r\n")
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def render_config(template: Path, dest: Path, values: dict[str, str]) -> None:
+    """Write ``template`` to ``dest`` with every ``@NAME@`` replaced from ``values``."""
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise ValueError(f"unreplaced placeholders {sorted(set(left))} in {template}")
+    dest.write_text(text)
+
+
+def count_files(directory: Path, suffix: str = "") -> int:
+    """Number of files (recursively) in ``directory`` whose name ends with ``suffix``."""
+    if not directory.is_dir():
+        return 0
+    n = 0
+    for _root, _dirs, files in os.walk(directory):
+        n += sum(1 for f in files if f.endswith(suffix))
+    return n
+
+
+def chown_tree(path: Path, user: str, group: str) -> None:
+    """Give ``path`` and everything below it to user:group (only when we are root)."""
+    if os.geteuid() != 0:
+        return
+    uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid)
+
+
+def run_smtpload(s: Settings, port: int, to: str) -> dict:
+    """Run the load generator against ``port`` and return its JSON result."""
+    cmd = [sys.executable, str(s.smtpload), "--port", str(port), "-n", str(s.messages),
+           "-c", str(s.sessions), "--per-conn", str(s.per_session), "--size", str(s.size),
+           "--to", to, "--timeout", "60"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=s.timeout + 120)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"smtpload produced no result: {out.stderr.strip()[-500:]}")
+    return json.loads(lines[-1])
+
+
+def daemon_command(mta: str, s: Settings, conf: Path, port: int) -> list[str]:
+    """The command line that starts ``mta`` as a foreground daemon."""
+    base = s.pymta_cmd if mta == "pymta" else [s.exim_cmd or "exim4"]
+    return base + ["-C", str(conf), "-bdf", "-oX", str(port)]
+
+
+def stop_daemon(proc: subprocess.Popen) -> None:
+    """SIGTERM the daemon's process group, then SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def run_one(mta: str, mode: str, s: Settings) -> RunResult:
+    """Benchmark one MTA in one mode in a fresh temporary directory."""
+    result = RunResult(mta=mta, mode=mode, messages=s.messages)
+    top = Path(tempfile.mkdtemp(prefix=f"pymta-bench-{mta}-{mode}-"))
+    os.chmod(top, 0o755)  # the daemon reads the config after dropping to exim_user
+    spool, maildir = top / "spool", top / "maildir"
+    (spool / "log").mkdir(parents=True)
+    maildir.mkdir()
+    port = free_port()
+    sink: Optional[FastSink] = None
+    if mode == "relay":
+        sink = FastSink(SINK_HOST, 0).start()
+    conf = top / "bench.conf"
+    render_config(BENCH_DIR / "bench.conf.in", conf, {
+        "SPOOL": str(spool), "MAILDIR": str(maildir / "inbox"), "SMTP_PORT": str(port),
+        "SINK_HOST": SINK_HOST, "SINK_PORT": str(sink.port if sink else 25),
+        "RUN_USER": s.run_user, "RUN_GROUP": s.run_group,
+        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode == "accept" else "",
+    })
+    chown_tree(spool, s.run_user, s.run_group)
+    chown_tree(maildir, s.run_user, s.run_group)
+    logf = open(top / "daemon.out", "wb")
+    cmd = daemon_command(mta, s, conf, port)
+    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=str(REPO),
+                            start_new_session=True)
+    try:
+        if not wait_for_port(port, proc):
+            logf.flush()
+            tail = (top / "daemon.out").read_text(errors="replace")[-800:]
+            result.note = f"daemon did not start: {' '.join(cmd)}: {tail.strip()}"
+            return result
+        to = "u1@relay.test" if mode == "relay" else "u1@bench.test"
+        t0 = time.monotonic()
+        load = run_smtpload(s, port, to)
+        t_accept = time.monotonic() - t0
+        result.accepted = load.get("ok", 0)
+        result.errors = load.get("errors", 0)
+        result.first_error = load.get("first_error")
+        result.p50_ms, result.p99_ms = load.get("p50_ms"), load.get("p99_ms")
+        result.accept_seconds = load.get("seconds") or t_accept
+        result.accept_rate = load.get("msgs_per_s") or 0.0
+
+        def done() -> int:
+            if mode == "accept":
+                return count_files(spool / "input", "-H")
+            if mode == "local":
+                return count_files(maildir / "inbox" / "new")
+            assert sink is not None
+            return sink.count
+
+        # Wait for every accepted message to be spooled/delivered, or give up.
+        deadline = time.monotonic() + s.timeout
+        last, last_change = -1, time.monotonic()
+        while True:
+            n = done()
+            now = time.monotonic()
+            if n != last:
+                last, last_change = n, now
+            if n >= result.accepted or now > deadline:
+                break
+            time.sleep(0.02)
+        result.completed = n
+        # Use the sink's own clock for the last relay delivery: it is exact.
+        end = sink.last_time if (sink and sink.last_time) else last_change
+        result.total_seconds = round(max(end - t0, 1e-6), 3)
+        if mode == "accept":
+            result.rate = result.accept_rate
+        else:
+            result.rate = round(result.completed / result.total_seconds, 1)
+        if result.completed < result.accepted:
+            result.note = f"timed out: {result.completed}/{result.accepted} done"
+        return result
+    finally:
+        stop_daemon(proc)
+        logf.close()
+        if sink is not None:
+            sink.stop()
+        if s.keep:
+            print(f"  kept {top}", file=sys.stderr)
+        else:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+def markdown_table(results: list[RunResult], s: Settings) -> str:
+    """The results as a Markdown table with pymta/Exim ratios per mode."""
+    by = {(r.mta, r.mode): r for r in results}
+    mtas = sorted({r.mta for r in results}, key=lambda m: m != "pymta")
+    head = "| mode | " + " | ".join(f"{m} msg/s" for m in mtas)
+    if "exim" in mtas and "pymta" in mtas:
+        head += " | pymta/exim"
+    lines = [head + " |", "|" + "---|" * (head.count("|"))]
+    for mode in MODES:
+        row = [by.get((m, mode)) for m in mtas]
+        if not any(row):
+            continue
+        cells = [f"{r.rate:.1f}" + ("*" if r.note else "") if r else "-" for r in row]
+        line = f"| {mode} | " + " | ".join(cells)
+        if "exim" in mtas and "pymta" in mtas:
+            p, e = by.get(("pymta", mode)), by.get(("exim", mode))
+            line += " | " + (f"{p.rate / e.rate:.2f}" if p and e and e.rate else "-")
+        lines.append(line + " |")
+    lines.append("")
+    lines.append(f"{s.sessions} sessions x {s.per_session} messages x {s.size} bytes; "
+                 f"{os.cpu_count()} CPUs; {platform.platform()}; "
+                 f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
+                 "* = incomplete run, see JSON.")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Settings]:
+    """Parse the command line into the namespace and the shared settings."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sessions", type=int, default=20, help="concurrent SMTP sessions")
+    p.add_argument("--per-session", type=int, default=100, help="messages per session")
+    p.add_argument("--size", type=int, default=4096, help="message size in bytes")
+    p.add_argument("--modes", default=",".join(MODES), help="comma list of accept,local,relay")
+    p.add_argument("--mta", default="pymta,exim",
+                   help="comma list of pymta,exim (exim is skipped when not installed)")
+    p.add_argument("--smtpload", type=Path, default=BENCH_DIR / "smtpload.py",
+                   help="load generator (default: bench/smtpload.py, a copy of "
+                        "../shared/tools/smtpload.py)")
+    p.add_argument("--pymta", default=None,
+                   help="command that runs pymta (default: the current Python importing "
+                        "pymta.cli.main)")
+    p.add_argument("--exim", default=shutil.which("exim4") or shutil.which("exim"),
+                   help="path of the exim binary")
+    p.add_argument("--user", default=None,
+                   help="exim_user/exim_group and delivery user (default: Debian-exim when "
+                        "root and it exists, else the current user)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for delivery")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
+                   help="directory for the JSON results")
+    a = p.parse_args(argv)
+    user = a.user
+    if user is None:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("Debian-exim")
+                user = "Debian-exim"
+            except KeyError:
+                pass
+    group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    pymta_cmd = a.pymta.split() if a.pymta else [
+        sys.executable, "-c", "import sys; from pymta.cli.main import main; sys.exit(main())"]
+    s = Settings(sessions=a.sessions, per_session=a.per_session, size=a.size,
+                 smtpload=a.smtpload, timeout=a.timeout, keep=a.keep, pymta_cmd=pymta_cmd,
+                 exim_cmd=a.exim, run_user=user, run_group=group)
+    return a, s
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the requested benchmarks; print a table and write bench/results/*.json."""
+    a, s = parse_args(argv)
+    modes = [m for m in a.modes.split(",") if m]
+    mtas = [m for m in a.mta.split(",") if m]
+    for m in modes:
+        if m not in MODES:
+            sys.exit(f"unknown mode {m!r}")
+    if "exim" in mtas and (not s.exim_cmd or os.geteuid() != 0):
+        why = "exim4 not installed" if not s.exim_cmd else "not running as root"
+        print(f"skipping exim: {why}", file=sys.stderr)
+        mtas.remove("exim")
+    if not s.smtpload.is_file():
+        sys.exit(f"load generator not found: {s.smtpload}")
+    results: list[RunResult] = []
+    for mode in modes:
+        for mta in mtas:
+            print(f"{mta:6} {mode:7} ...", end=" ", file=sys.stderr, flush=True)
+            r = run_one(mta, mode, s)
+            results.append(r)
+            print(f"{r.rate:.1f} msg/s ({r.completed}/{r.messages} done, {r.errors} errors)"
+                  + (f" [{r.note}]" if r.note else ""), file=sys.stderr, flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = a.out / f"bench-{stamp}.json"
+    out.write_text(json.dumps({
+        "date": stamp, "host": platform.node(), "platform": platform.platform(),
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "sessions": s.sessions, "per_session": s.per_session, "size": s.size,
+        "results": [asdict(r) for r in results]}, indent=2) + "\n")
+    print(markdown_table(results, s))
+    print(f"\nresults written to {out}", file=sys.stderr)
+    return 0 if all(not r.note for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,504 @@
+"""The ACL interpreter: verbs, conditions and modifiers with Exim's semantics.
+
+:func:`run_acl` finds the ACL (a name in the ``begin acl`` section, an inline text or a file
+name, after expansion) and runs its statements against an
+:class:`~pymta.expand.context.ExpandContext`.  The ``session`` argument, when given, supplies
+``log`` (a :class:`pymta.log.Logger`), ``log_prefix`` (``H=... F=<...>`` for log lines) and
+``sleep`` (for ``delay``); all optional.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymta.config.model import AclStatement, ConfigError
+
+WHERES = ("connect", "helo", "mail", "rcpt", "predata", "data", "notsmtp",
+          "vrfy", "expn", "etrn", "quit", "notquit", "starttls", "auth", "mime", "dkim")
+
+# ACL options that default to "deny" when unset (spec 44.14); the others accept.
+_DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
+
+# Controls Exim knows; the first group is acted on by pymta, the rest are accepted and
+# recorded so that existing configurations load.
+KNOWN_CONTROLS = {
+    "freeze", "queue", "queue_only", "submission", "no_pipelining", "no_enforce_sync",
+    "enforce_sync", "suppress_local_fixups", "fakedefer", "fakereject",
+    "allow_auth_unadvertised", "caseful_local_part", "caselower_local_part",
+    "cutthrough_delivery", "debug", "dkim_disable_verify", "dmarc_disable_verify",
+    "dmarc_enable_forensic", "dscp", "no_callout_flush", "no_delay_flush",
+    "no_mbox_unspool", "no_multiline_responses", "utf8_downconvert", "wellknown",
+    "spf_disable_verify", "smtp_no_mail_hints",
+}
+
+_CONDITIONS = {"acl", "authenticated", "condition", "domains", "local_parts", "hosts",
+               "senders", "recipients", "verify", "dnslists", "ratelimit", "sender_domains",
+               "encrypted", "seen", "spf", "dkim_status", "dkim_signers", "dmarc_status",
+               "csa", "decode", "demime", "malware", "mime_regex", "regex", "spam",
+               "bmi_optin", "add_header_unused", "udpsend"}
+_MODIFIERS = {"message", "log_message", "logwrite", "add_header", "remove_header", "set",
+              "control", "delay", "continue", "endpass", "log_reject_target", "queue",
+              "udpsend"}
+
+
+@dataclass
+class AclResult:
+    """What an ACL decided.
+
+    ``verdict`` is accept|deny|defer|discard|drop.  ``message`` is the expanded user
+    message (may start with an SMTP code) or None for the default; ``log_message`` the text
+    for the log.  ``add_headers``/``remove_headers``/``controls`` are what the modifiers
+    asked for.  ``verify_failed`` is "sender"/"recipient" when a verify condition caused the
+    verdict, with ``verify_address`` and ``verify_message``.  ``error`` marks an ACL
+    error (reported as a temporary failure like Exim).
+    """
+
+    verdict: str
+    message: str | None = None
+    log_message: str | None = None
+    add_headers: list[str] = field(default_factory=list)
+    remove_headers: list[str] = field(default_factory=list)
+    controls: list[str] = field(default_factory=list)
+    verify_failed: str | None = None
+    verify_address: str | None = None
+    verify_message: str | None = None
+    error: bool = False
+
+
+class AclDefer(Exception):
+    """A condition could not be completed (lookup or verify deferral).
+
+    ``user_message`` is what the client is told (None: Exim's default 451 text).
+    """
+
+    def __init__(self, text: str, user_message: str | None = None):
+        super().__init__(text)
+        self.user_message = user_message
+
+
+class _ForcedTrue(Exception):
+    """An argument expansion was forced to fail: the condition counts as true."""
+
+
+def _expand(text: str, ctx: Any) -> str:
+    """Expand an ACL argument with pymta.expand (plain text is returned as is without it)."""
+    try:
+        from pymta.expand import expand_string  # type: ignore[attr-defined]
+    except ImportError:
+        if "$" in text or "\\" in text:
+            raise
+        return text
+    return expand_string(text, ctx)
+
+
+def _expand_arg(text: str, ctx: Any) -> str:
+    try:
+        return _expand(text, ctx)
+    except Exception as exc:
+        name = type(exc).__name__
+        if name == "ExpandFail":
+            raise _ForcedTrue() from exc
+        if name == "ExpandDefer":
+            raise AclDefer(str(exc)) from exc
+        raise
+
+
+def split_code(message: str, default_code: int) -> tuple[int, str]:
+    """Take a leading SMTP code (same first digit as the default) off a user message."""
+    m = re.match(r"^([2-5]\d\d)(?:\s+|$)(.*)", message, re.S)
+    if m and m.group(1)[0] == str(default_code)[0]:
+        return int(m.group(1)), m.group(2)
+    return default_code, message
+
+
+def find_acl(config: Any, name_or_text: str) -> list[AclStatement]:
+    """Locate an ACL by Exim's rules (spec 44.12) given the expanded option value."""
+    text = name_or_text.strip()
+    if text.startswith("/"):
+        cache = getattr(config, "_acl_file_cache", None)
+        if cache is None:
+            cache = {}
+            try:
+                setattr(config, "_acl_file_cache", cache)
+            except AttributeError:
+                pass
+        if text not in cache:
+            from pymta.acl.parse import parse_acl_text
+            try:
+                with open(text, encoding="utf-8") as fh:
+                    cache[text] = parse_acl_text(fh.read(), file=text)
+            except OSError as exc:
+                raise ConfigError(f"failed to open ACL file \"{text}\": {exc.strerror}") from exc
+        return cache[text]
+    acls = getattr(config, "acls", {}) or {}
+    if " " not in text and "\n" not in text and text in acls:
+        return acls[text]
+    from pymta.acl.parse import parse_acl_text
+    return parse_acl_text(text)
+
+
+def acl_is_unset_default(where: str) -> str:
+    """The verdict when the acl_smtp_<where> option is unset (spec 44.14)."""
+    return "deny" if where in _DENY_WHEN_UNSET else "accept"
+
+
+def run_acl(config: Any, name_or_text: str | None, where: str, ctx: Any,
+            session: Any = None, depth: int = 0) -> AclResult:
+    """Expand ``name_or_text``, find the ACL and run it.  Never raises for ACL problems:
+    errors become a ``defer`` result with ``error=True`` and a log message."""
+    if not name_or_text:
+        return AclResult(acl_is_unset_default(where))
+    if getattr(ctx, "acl_runner", False) is None:
+        # Lets ${acl{name}{args}} inside this ACL's expansions call back in.
+        ctx.acl_runner = lambda n, args, c: run_acl(config, n, where, c, session, depth + 1)
+    if depth > 20:
+        return AclResult("defer", log_message="ACL nested too deep", error=True)
+    try:
+        name = _expand(name_or_text, ctx)
+    except Exception as exc:
+        if type(exc).__name__ == "ExpandFail":
+            return AclResult(acl_is_unset_default(where))
+        return AclResult("defer", log_message=f"failed to expand ACL string "
+                         f"\"{name_or_text}\": {exc}", error=True)
+    if not name.strip():
+        return AclResult(acl_is_unset_default(where))
+    try:
+        statements = find_acl(config, name)
+    except ConfigError as exc:
+        return AclResult("defer", log_message=f"error in ACL: {exc}", error=True)
+    return _Runner(config, where, ctx, session, depth).run(statements)
+
+
+class _Runner:
+    def __init__(self, config: Any, where: str, ctx: Any, session: Any, depth: int):
+        self.config = config
+        self.where = where
+        self.ctx = ctx
+        self.session = session
+        self.depth = depth
+        self.add_headers: list[str] = []
+        self.remove_headers: list[str] = []
+        self.controls: list[str] = []
+        self.verify_failed: str | None = None
+        self.verify_address: str | None = None
+        self.verify_message: str | None = None
+
+    # -------------------------------------------------------------- helpers
+    def _log(self, kind: str, text: str) -> None:
+        log = getattr(self.session, "log", None)
+        if log is None:
+            return
+        prefix = getattr(self.session, "log_prefix", "")
+        line = f"{prefix} {text}".strip() if kind == "warn" else text
+        if kind == "reject":
+            log.reject(line)
+        else:
+            log.main(line)
+
+    def _result(self, verdict: str, message: str | None, log_message: str | None,
+                error: bool = False) -> AclResult:
+        return AclResult(verdict, message, log_message, self.add_headers,
+                         self.remove_headers, self.controls, self.verify_failed,
+                         self.verify_address, self.verify_message, error)
+
+    def _expand_text(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        try:
+            return _expand(text, self.ctx)
+        except Exception as exc:
+            if type(exc).__name__ == "ExpandFail":
+                return None
+            return text
+
+    # -------------------------------------------------------------- statements
+    def run(self, statements: list[AclStatement]) -> AclResult:
+        for stmt in statements:
+            try:
+                outcome = self._statement(stmt)
+            except ConfigError as exc:
+                return self._result("defer", None, f"ACL error: {exc}", error=True)
+            if outcome is not None:
+                return outcome
+        # The implicit deny at the end of every ACL.
+        return self._result("deny", None, None)
+
+    def _statement(self, stmt: AclStatement) -> AclResult | None:
+        verb = stmt.verb
+        message: str | None = None
+        log_message: str | None = None
+        after_endpass = False
+        for item in stmt.items:
+            name = item.name.strip()
+            negated = name.startswith("!")
+            if negated:
+                name = name[1:].strip()
+            base = name.split()[0] if name else ""
+            if base in _MODIFIERS and not negated:
+                if base == "message":
+                    message = item.value
+                elif base == "log_message":
+                    log_message = item.value
+                elif base == "endpass":
+                    after_endpass = True
+                else:
+                    try:
+                        self._modifier(name, item.value)
+                    except AclDefer as exc:
+                        return self._result("defer", None, str(exc))
+                continue
+            if base not in _CONDITIONS:
+                raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
+                                  item.file or stmt.file, item.line or stmt.line)
+            try:
+                ok = self._condition(base, item.value)
+            except _ForcedTrue:
+                ok = True
+                negated = False
+            except AclDefer as exc:
+                if verb == "warn":
+                    self._log("main", f"ACL \"warn\" statement skipped: condition test "
+                              f"deferred: {exc}")
+                    return None
+                return self._result("defer", self._expand_text(message) or exc.user_message,
+                                    self._expand_text(log_message) or str(exc))
+            except _Drop as d:
+                return self._result("drop", d.result.message, d.result.log_message)
+            if negated:
+                ok = not ok
+            if not ok:
+                if verb == "require" or (verb in ("accept", "discard") and after_endpass):
+                    msg = self._expand_text(message)
+                    lmsg = self._expand_text(log_message)
+                    return self._result("deny", msg, lmsg if lmsg is not None else msg)
+                return None
+        # All conditions true.
+        msg = self._expand_text(message)
+        lmsg = self._expand_text(log_message)
+        if verb in ("accept", "discard"):
+            return self._result(verb, msg, lmsg)
+        if verb in ("deny", "drop", "defer"):
+            return self._result(verb, msg, lmsg if lmsg is not None else msg)
+        if verb == "warn" and lmsg:
+            self._log("warn", f"Warning: {lmsg}")
+        return None
+
+    # -------------------------------------------------------------- modifiers
+    def _modifier(self, name: str, value: str) -> None:
+        base = name.split()[0]
+        if base == "set":
+            var = name[3:].strip()
+            val = value
+            if not var:
+                var, _, val = value.partition("=")
+                var, val = var.strip(), val.strip()
+            if not re.match(r"^acl_[cm][0-9_][A-Za-z0-9_]*$", var):
+                raise ConfigError(f"invalid variable name after \"set\" in ACL modifier "
+                                  f"\"set {var}\"")
+            self.ctx.acl_vars[var] = self._expand_checked(val)
+        elif base == "logwrite":
+            text = self._expand_checked(value)
+            targets = {"main"}
+            m = re.match(r"^:([a-z,]+):\s*(.*)$", text, re.S)
+            if m:
+                targets = set(m.group(1).split(","))
+                text = m.group(2)
+            for t in ("main", "reject", "panic"):
+                if t in targets:
+                    log = getattr(self.session, "log", None)
+                    if log is not None:
+                        getattr(log, t)(text)
+        elif base == "add_header":
+            text = self._expand_checked(value)
+            if text:
+                for line in text.split("\n"):
+                    if line.strip():
+                        self.add_headers.append(line if ":" in line else f"X-ACL-Warn: {line}")
+        elif base == "remove_header":
+            text = self._expand_checked(value)
+            self.remove_headers.extend(h.strip() for h in re.split(r"[:]", text) if h.strip())
+        elif base == "control":
+            self._control(self._expand_checked(value))
+        elif base == "delay":
+            from pymta.config.options import parse_value, OptionSpec  # type: ignore
+            secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
+            sleep = getattr(self.session, "sleep", None) or time.sleep
+            sleep(secs)
+        elif base in ("continue", "log_reject_target", "queue", "udpsend"):
+            self._expand_checked(value)
+
+    def _expand_checked(self, value: str) -> str:
+        try:
+            return _expand_arg(value, self.ctx)
+        except _ForcedTrue:
+            return ""
+
+    def _control(self, value: str) -> None:
+        name = value.split("/")[0].strip()
+        if name not in KNOWN_CONTROLS:
+            raise ConfigError(f"unknown control \"{value}\" in ACL modifier")
+        self.controls.append(value.strip())
+
+    # -------------------------------------------------------------- conditions
+    def _var(self, name: str) -> str:
+        return self.ctx.variables.get(name, "") or ""
+
+    def _condition(self, name: str, value: str) -> bool:
+        if name == "condition":
+            from pymta.expand import eval_condition  # type: ignore[attr-defined]
+            try:
+                return bool(eval_condition(value, self.ctx))
+            except Exception as exc:
+                tname = type(exc).__name__
+                if tname == "ExpandFail":
+                    raise _ForcedTrue() from exc
+                if tname == "ExpandDefer":
+                    raise AclDefer(str(exc)) from exc
+                raise ConfigError(f"condition expansion failed: {exc}") from exc
+        if name == "acl":
+            arg = _expand_arg(value, self.ctx)
+            parts = arg.split()
+            if not parts:
+                return False
+            for i, a in enumerate(parts[1:10], 1):
+                self.ctx.variables[f"acl_arg{i}"] = a
+            self.ctx.variables["acl_narg"] = str(len(parts) - 1)
+            res = run_acl(self.config, parts[0], self.where, self.ctx, self.session,
+                          self.depth + 1)
+            self.add_headers.extend(res.add_headers)
+            self.remove_headers.extend(res.remove_headers)
+            self.controls.extend(res.controls)
+            if res.verdict == "accept" or res.verdict == "discard":
+                return True
+            if res.verdict == "defer":
+                raise AclDefer(res.message or res.log_message or "nested ACL deferred")
+            if res.verdict == "drop":
+                raise _Drop(res)
+            return False
+        if name == "verify":
+            return self._verify(_expand_arg(value, self.ctx))
+        if name in ("dnslists", "ratelimit", "spf", "dkim_status", "dkim_signers",
+                    "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
+                    "decode", "demime", "bmi_optin"):
+            # Not implemented yet: the condition never matches.
+            _expand_arg(value, self.ctx)
+            return False
+        if name == "encrypted":
+            return False
+        # Expanded here (not by the matcher) so a forced failure ignores the condition.
+        return self._match(name, _expand_arg(value, self.ctx))
+
+    def _match(self, name: str, arg: str) -> bool:
+        from pymta import match  # type: ignore[attr-defined]
+        try:
+            if name == "domains":
+                return _call(match.match_domain, self._var("domain"), arg, self.ctx)
+            if name == "sender_domains":
+                return _call(match.match_domain, self._var("sender_address_domain"), arg, self.ctx)
+            if name == "local_parts":
+                return _call(match.match_localpart, self._var("local_part"), arg, self.ctx)
+            if name == "hosts":
+                return _call(match.match_host, self._var("sender_host_address"),
+                             self._var("sender_host_name"), arg, self.ctx)
+            if name == "senders":
+                return _call(match.match_address, self._var("sender_address"), arg, self.ctx)
+            if name == "recipients":
+                rcpt = self._var("local_part") + "@" + self._var("domain")
+                return _call(match.match_address, rcpt, arg, self.ctx)
+            if name == "authenticated":
+                aid = self._var("authenticated_id")
+                if not aid:
+                    return False
+                if "@" in aid:
+                    return _call(match.match_address, aid, arg, self.ctx)
+                return _call(match.match_localpart, aid, arg, self.ctx)
+        except Exception as exc:
+            if type(exc).__name__ == "ExpandDefer":
+                raise AclDefer(str(exc)) from exc
+            raise
+        return False
+
+    def _verify(self, arg: str) -> bool:
+        what, *opts = [p.strip() for p in arg.split("/")]
+        what = what.lower()
+        defer_ok = "defer_ok" in opts
+        if what in ("helo", "csa", "certificate", "header_syntax", "not_blind",
+                    "header_sender", "header_names_ascii", "arc", "reverse_host_lookup"):
+            # Stubs: treated as passing until implemented.
+            return True
+        if what not in ("recipient", "sender"):
+            raise ConfigError(f"unknown verify option \"{arg}\"")
+        if what == "recipient":
+            address = self._var("local_part") + "@" + self._var("domain") \
+                if self._var("domain") else self._var("local_part")
+            if not address or address == "@":
+                address = self._var("recipient")
+        else:
+            address = self._var("sender_address")
+            if not address:
+                return True   # the null sender always verifies
+        from pymta.delivery.address import Address
+        from pymta.routing import route_address  # type: ignore[attr-defined]
+        try:
+            rr = route_address(self.config, Address(address), self.ctx, verify=True)
+        except Exception as exc:
+            if type(exc).__name__ == "ExpandDefer":
+                rr = None
+                status, message = "defer", str(exc)
+            else:
+                raise
+        if rr is not None:
+            status, message = rr.status, getattr(rr, "message", None)
+        if status == "accept":
+            return True
+        if status == "defer":
+            if defer_ok:
+                return True
+            self.ctx.variables["acl_verify_message"] = message or ""
+            raise AclDefer(f"{what} verify defer for <{address}>: {message or ''}".rstrip(": "),
+                           f"Could not complete {what} verify")
+        self.verify_failed = what
+        self.verify_address = address
+        self.verify_message = message or "Unrouteable address"
+        self.ctx.variables["acl_verify_message"] = self.verify_message
+        return False
+
+
+def _call(func: Any, *args: Any) -> bool:
+    """Call a pymta.match function on an already expanded list."""
+    return bool(func(*args, expand=False))
+
+
+class _Drop(Exception):
+    def __init__(self, result: AclResult):
+        super().__init__("drop")
+        self.result = result
+
+
+_DEFAULT_TEXT = {"deny": "Administrative prohibition", "drop": "Administrative prohibition",
+                 "defer": "Temporary local problem - please try later"}
+
+
+def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
+    """The SMTP code and text (may be multi-line) Exim sends for an ACL result."""
+    verdict = result.verdict
+    if verdict in ("accept", "discard"):
+        default = 250
+        text = {"mail": "OK", "rcpt": "Accepted", "predata": "OK", "data": "OK"}.get(where, "OK")
+        if result.message:
+            return split_code(result.message, default)
+        return default, text
+    default = 451 if verdict == "defer" else 550
+    text = _DEFAULT_TEXT[verdict]
+    if verdict != "defer" and result.verify_failed == "recipient":
+        text = result.verify_message or "Unrouteable address"
+    code = default
+    if result.message:
+        code, text = split_code(result.message, default)
+    if verdict != "defer" and result.verify_failed == "sender":
+        tail = text if result.message else "Sender verify failed"
+        text = (f"Verification failed for <{result.verify_address}>\n"
+                f"{result.verify_message}\n{tail}")
+    return code, text

@@ -1,0 +1,378 @@
+"""The ``pymta``, ``sendmail`` and ``mailq`` commands.
+
+The configuration file is the ``-C`` argument, else ``$PYMTA_CONFIG``, else
+``/etc/pymta/pymta.conf``.  Exit status follows Exim: 0 success, 1 failure (bad option,
+configuration error, message not accepted), 2 for -bt/-bv when some address failed.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import pwd
+import sys
+from typing import Any, Callable
+
+import pymta
+from pymta.cli.args import CliOptions, UsageError, parse_args
+
+DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
+
+USAGE = """\
+usage: pymta [options] [recipients...]
+  -bd / -bdf          start the daemon (detached / in the foreground)
+  -q[f[f]][<time>]    one queue run, or queue runs every <time> (with -bd or alone)
+  -bm / -t / -i       read a message on stdin (recipients from the headers with -t)
+  -bp / -bpc / -bpu   list / count the queue
+  -M / -Mrm / -Mvh / -Mvb / -Mvl / -Mf / -Mt <id>...   deliver, remove, view, freeze, thaw
+  -bt / -bv <addr>    test routing / verify addresses
+  -be [strings]       expand strings (-bem file: with a message)
+  -bP [names]         show option values;  -bV  version and configuration check
+  -C file  -D NAME=value  -f addr  -F name  -od[bifq]  -oX ports  -oP pidfile  -N  -v
+"""
+
+
+def config_path(opts: CliOptions) -> str:
+    return opts.config_path or os.environ.get("PYMTA_CONFIG") or DEFAULT_CONFIG
+
+
+def load(opts: CliOptions) -> Any:
+    """Load the configuration; on error print Exim-style and exit 1."""
+    from pymta.config import load_config
+    from pymta.config.model import ConfigError
+    path = config_path(opts)
+    try:
+        return load_config(path, opts.macros or None)
+    except ConfigError as exc:
+        where = exc.file or path
+        line = f" line {exc.line}" if exc.line is not None else ""
+        sys.stderr.write(f"pymta: error in configuration file {where}{line}: {exc.message}\n")
+        raise SystemExit(1)
+    except FileNotFoundError:
+        sys.stderr.write(f"pymta: error in configuration file {path}: file not found\n")
+        raise SystemExit(1)
+    except OSError as exc:
+        sys.stderr.write(f"pymta: error in configuration file {path}: {exc.strerror}\n")
+        raise SystemExit(1)
+
+
+def _logger(config: Any) -> Any:
+    from pymta.daemon.util import make_logger
+    return make_logger(config)
+
+
+def _spool(config: Any) -> str:
+    from pymta.daemon.util import spool_directory
+    return spool_directory(config)
+
+
+def _write(out: Any) -> None:
+    if isinstance(out, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+    elif out:
+        sys.stdout.write(out)
+
+
+def _call_flex(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` with only the keyword arguments it declares."""
+    try:
+        params = inspect.signature(fn).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in params}
+    except (TypeError, ValueError):
+        pass
+    return fn(*args, **kwargs)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+# ---- actions -----------------------------------------------------------------------
+
+def do_version(opts: CliOptions) -> int:
+    config = load(opts)
+    try:
+        from pymta.config.show import version_text
+        text = _call_flex(version_text, config)
+    except ImportError:
+        text = (f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} "
+                f"compatible)\nConfiguration file is {config.filename}\n")
+    _write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def do_bP(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.config.show import show_options
+    result = _call_flex(show_options, config, opts.args)
+    if isinstance(result, tuple):
+        text, rc = result
+        _write(text)
+        return int(rc)
+    _write(result)
+    return 0
+
+
+def do_be(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.expand.be import run_be
+    result = _call_flex(run_be, config, opts.args, stdin=sys.stdin, stdout=sys.stdout,
+                        message_file=opts.bem_file)
+    return int(result or 0) if isinstance(result, int) else 0
+
+
+def do_bt(opts: CliOptions, verify: bool) -> int:
+    config = load(opts)
+    from pymta.routing import test_address
+    from pymta.cli.submit import qualify, qualify_domains
+    if not opts.args:
+        sys.stderr.write("pymta: no addresses given\n")
+        return 1
+    _qd, qr = qualify_domains(config)
+    rc = 0
+    for addr in opts.args:
+        result = _call_flex(test_address, config, qualify(addr, qr), verify=verify,
+                            out=sys.stdout)
+        if isinstance(result, tuple):
+            text, ok = result[0], result[1]
+            _write(text)
+        elif isinstance(result, str):
+            _write(result)
+            ok = True
+        else:
+            ok = result
+        if ok is False or (isinstance(ok, int) and not isinstance(ok, bool) and ok != 0):
+            rc = 2
+    return rc
+
+
+def do_bp(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.spool import queue
+    spool = _spool(config)
+    if opts.action == "bpc":
+        _write(f"{queue.count_queue(spool)}\n")
+        return 0
+    text = queue.format_bp(spool, opts.args or None)
+    if opts.action == "bpu":
+        text = "".join(line for line in text.splitlines(True)
+                       if not line.startswith("        D "))
+    _write(text)
+    return 0
+
+
+def do_view(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.spool import queue
+    spool = _spool(config)
+    view = {"Mvh": queue.view_header, "Mvb": queue.view_body, "Mvl": queue.view_log}[opts.action]
+    rc = 0
+    for msgid in opts.args:
+        try:
+            _write(view(spool, msgid))
+        except FileNotFoundError:
+            sys.stderr.write(f"pymta: failed to open {msgid}: No such file or directory\n")
+            rc = 1
+    return rc
+
+
+def do_remove(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.spool import queue
+    text = queue.remove_messages(_spool(config), opts.args, _logger(config), _user())
+    _write(text)
+    return 0
+
+
+def do_freeze(opts: CliOptions) -> int:
+    """-Mf / -Mt: set or clear the frozen state in -H under the message lock."""
+    import time
+    config = load(opts)
+    from pymta.spool import files
+    from pymta.spool.lock import lock_message
+    spool, log, user = _spool(config), _logger(config), _user()
+    freeze = opts.action == "Mf"
+    rc = 0
+    for msgid in opts.args:
+        lock = lock_message(spool, msgid)
+        if lock is None:
+            sys.stderr.write(f"pymta: message {msgid} is locked or does not exist\n")
+            rc = 1
+            continue
+        try:
+            msg = files.read_header(spool, msgid)
+            if freeze and msg.frozen_at is None:
+                msg.frozen_at = int(time.time())
+                msg.flags.discard("manual_thaw")
+                files.rewrite_header(spool, msg)
+                log.main(f"frozen by {user}", msgid)
+                _write(f"Message {msgid} is now frozen\n")
+            elif not freeze and msg.frozen_at is not None:
+                msg.frozen_at = None
+                msg.flags.add("manual_thaw")
+                files.rewrite_header(spool, msg)
+                log.main(f"unfrozen by {user}", msgid)
+                _write(f"Message {msgid} is no longer frozen\n")
+            else:
+                _write(f"Message {msgid} is {'already' if freeze else 'not'} frozen\n")
+        finally:
+            lock.release()
+    return rc
+
+
+def do_deliver_ids(opts: CliOptions) -> int:
+    """-M id...: forced delivery of each message, in this process."""
+    config = load(opts)
+    from pymta.delivery import deliver_message
+    log = _logger(config)
+    rc = 0
+    for msgid in opts.args:
+        try:
+            _call_flex(deliver_message, config, msgid, log, forced=True, manual=True)
+        except Exception as exc:
+            sys.stderr.write(f"pymta: delivery of {msgid} failed: {exc}\n")
+            rc = 1
+    return rc
+
+
+def do_queue_run(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.daemon.queuerunner import run_queue
+    run_queue(config, _logger(config), force=opts.queue_flags == "f",
+              force_frozen=opts.queue_flags == "ff")
+    return 0
+
+
+def do_daemon(opts: CliOptions) -> int:
+    config = load(opts)
+    from pymta.config import load_config
+    from pymta.daemon.master import DaemonOptions, start_daemon
+    from pymta.daemon.util import main_opt
+    dopts = DaemonOptions(
+        listen=opts.action in ("bd", "bdf"), foreground=opts.action == "bdf" or opts.debug,
+        queue_interval=opts.queue_interval, queue_flags=opts.queue_flags, oX=opts.oX,
+        pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
+        queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")))
+    return start_daemon(config, dopts, load_config=load_config)
+
+
+def do_submit(opts: CliOptions) -> int:
+    """-bm / -t / sendmail: spool a message from stdin, then deliver per -od."""
+    config = load(opts)
+    from pymta.cli.submit import submit
+    from pymta.daemon.util import main_opt
+    log = _logger(config)
+    msgid, error = submit(config, opts, sys.stdin.buffer, log)
+    if msgid is None:
+        sys.stderr.write(f"pymta: {error}\n")
+        return 1
+    if opts.verbose:
+        sys.stderr.write(f"Message {msgid} accepted\n")
+    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+    if opts.dont_deliver or mode in ("q", "qs"):
+        return 0
+    from pymta.delivery import deliver_message
+    if mode in ("i", "f"):
+        _deliver_quietly(deliver_message, config, msgid, log)
+        return 0
+    _deliver_in_background(deliver_message, config, msgid, log)
+    return 0
+
+
+def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
+    try:
+        deliver(config, msgid, log)
+    except Exception:
+        import traceback
+        log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
+
+
+def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
+                           log: Any) -> None:
+    """-odb: a detached grandchild delivers; the caller returns at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid > 0:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
+        fd = os.open(os.devnull, os.O_RDWR)
+        for n in (0, 1, 2):
+            os.dup2(fd, n)
+        _deliver_quietly(deliver, config, msgid, log)
+    finally:
+        os._exit(0)
+
+
+_DISPATCH: dict[str, Callable[[CliOptions], int]] = {
+    "bV": do_version, "bP": do_bP, "be": do_be,
+    "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
+    "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
+    "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
+    "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids,
+    "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
+    "bd": do_daemon, "bdf": do_daemon, "bm": do_submit,
+}
+
+
+def run(argv: list[str], *, sendmail: bool = False) -> int:
+    try:
+        opts = parse_args(argv, sendmail=sendmail)
+    except UsageError as exc:
+        sys.stderr.write(f"pymta abandoned: {exc}\n")
+        return 1
+    if opts.action == "version":
+        _write(f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} compatible)\n")
+        return 0
+    if opts.action == "help":
+        _write(USAGE)
+        return 0
+    handler = _DISPATCH.get(opts.action)
+    if handler is None:
+        sys.stderr.write(f"pymta: -{opts.action} is not supported\n")
+        return 1
+    if opts.action in ("M", "Mrm", "Mvh", "Mvb", "Mvl", "Mf", "Mt") and not opts.args:
+        sys.stderr.write("pymta: no message ids given after -M option\n")
+        return 1
+    return handler(opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pymta`` with Exim's flags; returns (and, as a console script, exits with) a status."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        return 1
+    except BrokenPipeError:
+        return 1
+
+
+def sendmail_main(argv: list[str] | None = None) -> int:
+    """``sendmail``: the same flags; without an action it submits a message (-bm)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv, sendmail=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+def mailq_main(argv: list[str] | None = None) -> int:
+    """``mailq``: ``pymta -bp``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return main(["-bp"] + list(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Message submission from the command line: ``pymta -bm``, ``-t`` and ``sendmail``.
+
+The message comes on standard input.  Unless ``-i``/``-oi`` was given, a line holding a
+single dot ends it.  With ``-t`` the recipients come from To:/Cc:/Bcc: (or the Resent-
+versions when any Resent- header is present), Bcc: is removed, and addresses given on the
+command line are taken out of that list (``extract_addresses_remove_arguments``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import inspect
+import os
+import pwd
+import re
+import socket
+from typing import Any, BinaryIO, Iterable
+
+from pymta.daemon.util import main_opt
+
+
+def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
+    """Standard input as LF-terminated bytes; stops at a lone "." line when ``dot_ends``."""
+    out: list[bytes] = []
+    for line in iter(stream.readline, b""):
+        if line.endswith(b"\r\n"):
+            line = line[:-2] + b"\n"
+        if dot_ends and line in (b".\n", b"."):
+            break
+        out.append(line)
+    data = b"".join(out)
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    return data
+
+
+def split_header_block(data: bytes) -> tuple[list[bytes], bytes]:
+    """(header fields with their continuation lines, rest of message)."""
+    fields: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        line = data[pos:end]
+        if line in (b"\n", b""):
+            return fields, data[pos:]
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        elif re.match(rb"^[!-9;-~]+:", line):
+            fields.append(line)
+        else:
+            # Not a header line: the body starts here (Exim inserts a blank line).
+            return fields, data[pos:]
+        pos = end
+    return fields, b""
+
+
+def _field_name(field: bytes) -> str:
+    return field.split(b":", 1)[0].decode("ascii", "replace").strip().lower()
+
+
+def extract_recipients(data: bytes, exclude: Iterable[str] = (),
+                       remove_arguments: bool = True) -> tuple[list[str], bytes]:
+    """-t: (recipients from the headers, message with Bcc: removed)."""
+    fields, rest = split_header_block(data)
+    names = [_field_name(f) for f in fields]
+    resent = any(n.startswith("resent-") for n in names)
+    wanted = ({"resent-to", "resent-cc", "resent-bcc"} if resent else {"to", "cc", "bcc"})
+    bcc = "resent-bcc" if resent else "bcc"
+    values: list[str] = []
+    kept: list[bytes] = []
+    for f, n in zip(fields, names):
+        if n in wanted:
+            text = f.split(b":", 1)[1].decode("utf-8", "replace")
+            values.append(re.sub(r"\r?\n[ \t]", " ", text))
+        if n != bcc:
+            kept.append(f)
+    recipients: list[str] = []
+    for _name, addr in email.utils.getaddresses(values):
+        addr = addr.strip()
+        if addr and addr not in recipients:
+            recipients.append(addr)
+    excluded = {e.lower() for e in exclude}
+    if remove_arguments:
+        recipients = [r for r in recipients if r.lower() not in excluded]
+    else:
+        recipients += [e for e in exclude if e not in recipients]
+    return recipients, b"".join(kept) + rest
+
+
+def qualify(address: str, domain: str) -> str:
+    """Add ``@domain`` to an unqualified address (the empty sender stays empty)."""
+    if not address or "@" in address:
+        return address
+    return f"{address}@{domain}"
+
+
+def qualify_domains(config: Any) -> tuple[str, str]:
+    """(qualify_domain, qualify_recipient) with Exim's fallbacks to primary_hostname."""
+    primary = main_opt(config, "primary_hostname") or socket.getfqdn()
+    qd = main_opt(config, "qualify_domain") or primary
+    qr = main_opt(config, "qualify_recipient") or qd
+    return str(qd), str(qr)
+
+
+def caller_is_trusted(config: Any, uid: int | None = None) -> bool:
+    """Root, the Exim user, and trusted_users may set the envelope sender with -f.
+
+    When no exim_user is configured pymta runs as whoever started it, so every caller
+    counts as that user (a simplification of Exim's trusted-user rules).
+    """
+    from pymta.daemon.util import resolve_user
+    from pymta.daemon.listen import split_list
+    uid = os.getuid() if uid is None else uid
+    if uid == 0:
+        return True
+    exim = resolve_user(main_opt(config, "exim_user"))
+    if exim is None or exim[0] == uid:
+        return True
+    try:
+        login = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        login = str(uid)
+    trusted = main_opt(config, "trusted_users") or ""
+    return login in split_list(str(trusted))
+
+
+def make_envelope(envelope_cls: type, **values: Any) -> Any:
+    """Build ``Envelope`` with the fields it actually has (its shape may grow)."""
+    if dataclasses.is_dataclass(envelope_cls):
+        names = {f.name for f in dataclasses.fields(envelope_cls)}
+    else:
+        names = set(inspect.signature(envelope_cls).parameters)
+    return envelope_cls(**{k: v for k, v in values.items() if k in names})
+
+
+def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:
+    """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
+    from pymta.message.receive import Envelope, receive_message
+    data = read_message(stdin, opts.dot_ends)
+    qd, qr = qualify_domains(config)
+    args = [qualify(a, qr) for a in _split_args(opts.args)]
+    if opts.extract:
+        remove = bool(main_opt(config, "extract_addresses_remove_arguments", True))
+        recipients, data = extract_recipients(data, args, remove)
+        recipients = [qualify(r, qr) for r in recipients]
+    else:
+        recipients = args
+    if not recipients:
+        return None, "no recipients found in message" if opts.extract else "no recipients given"
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        login = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        login = str(uid)
+    sender = qualify(login, qd)
+    if opts.sender is not None and caller_is_trusted(config, uid):
+        given = opts.sender.strip()
+        sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
+    fullname = opts.fullname
+    if fullname is None:
+        try:
+            fullname = pwd.getpwuid(uid).pw_gecos.split(",", 1)[0]
+        except KeyError:
+            fullname = ""
+    env = make_envelope(
+        Envelope, sender=sender, recipients=recipients,
+        protocol=opts.received_protocol or "local", originator=login,
+        originator_login=login, originator_uid=uid, originator_gid=gid,
+        originator_name=fullname, sender_fullname=fullname, local=True,
+        host_address=opts.sender_host_address, sender_host_address=opts.sender_host_address)
+    msgid = receive_message(config, env, data, log)
+    return msgid, ""
+
+
+def _split_args(args: list[str]) -> list[str]:
+    """Command-line recipients: each argument may hold a comma-separated list."""
+    out: list[str] = []
+    for a in args:
+        for _name, addr in email.utils.getaddresses([a]):
+            if addr:
+                out.append(addr)
+    return out

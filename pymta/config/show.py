@@ -1,0 +1,160 @@
+"""Output of ``pymta -bP`` (show configuration) and ``pymta -bV`` (version)."""
+from __future__ import annotations
+
+import importlib
+
+from pymta.config.model import Config, DriverInstance
+from pymta.config.options import OptionSpec, format_value, printable
+
+PYMTA_VERSION = "0.1.0"
+_KINDS = {"router": "routers", "transport": "transports", "authenticator": "authenticators"}
+_LIST_WORDS = {"domainlist": "domain", "hostlist": "host", "addresslist": "address",
+               "localpartlist": "localpart"}
+
+
+def _instances(config: Config, kind: str) -> list[DriverInstance]:
+    if kind == "router":
+        return list(config.routers)
+    if kind == "transport":
+        return list(config.transports.values())
+    return list(config.authenticators.values())
+
+
+def _driver_specs(inst: DriverInstance) -> tuple[dict[str, OptionSpec], set[str]]:
+    """(all option specs, names of the generic options) for a driver instance."""
+    from pymta.config import option_tables
+    generic = option_tables.generic_options(inst.kind)
+    cls = inst.driver_class
+    if cls is not None and getattr(cls, "options", None):
+        specs = dict(cls.options)
+    else:
+        try:
+            specs = option_tables.driver_options(inst.kind, inst.driver)
+        except KeyError:
+            specs = dict(generic)
+    return specs, set(generic)
+
+
+def show_driver(inst: DriverInstance, admin: bool = False) -> str:
+    """All options of one driver instance, generic ones first, each group sorted."""
+    specs, generic = _driver_specs(inst)
+    specs.setdefault("driver", OptionSpec("driver", "string", None))
+    lines = []
+    order = sorted(n for n in specs if n in generic or n == "driver") + \
+        sorted(n for n in specs if n not in generic and n != "driver")
+    for name in order:
+        value = inst.driver if name == "driver" else inst.options.get(name, specs[name].default)
+        hidden = not admin and name in inst.hidden
+        lines.append(format_value(specs[name], value, hidden=hidden))
+    return "\n".join(lines)
+
+
+def _main_option(config: Config, name: str, admin: bool) -> str | None:
+    main = config.main
+    if name not in main.specs:
+        return None
+    hidden = not admin and main.is_hidden(name)
+    return format_value(main.specs[name], main.get(name), hidden=hidden)
+
+
+def show_options_result(config: Config, names: list[str],
+                        admin: bool = False) -> tuple[str, bool]:
+    """Like :func:`show_options` but also return False if some name was not known
+    (``pymta -bP`` then exits with status 1, as Exim does)."""
+    main = config.main
+    if not names:
+        return "\n".join(_main_option(config, n, admin) for n in sorted(main.specs)) + "\n", True
+    out: list[str] = []
+    ok = True
+    i = 0
+    while i < len(names):
+        name = names[i]
+        arg = names[i + 1] if i + 1 < len(names) else None
+        i += 1
+        if name == "config_file":
+            out.append(config.filename)
+        elif name in ("router_list", "transport_list", "authenticator_list"):
+            out.extend(inst.name for inst in _instances(config, name[:-5]))
+        elif name in ("routers", "transports", "authenticators"):
+            kind = name[:-1]
+            for inst in _instances(config, kind):
+                out.append(f"\n{inst.name} {kind}:")
+                out.append(show_driver(inst, admin))
+        elif name in _KINDS and arg is not None:
+            i += 1
+            found = [x for x in _instances(config, name) if x.name == arg]
+            if not found:
+                out.append(f"{name} {arg} not found")
+                ok = False
+            else:
+                out.append(show_driver(found[0], admin))
+        elif name == "macros":
+            out.extend(f"{k}={v}" for k, v in sorted(config.macros.items()))
+        elif name == "macro" and arg is not None:
+            i += 1
+            if arg in config.macros:
+                out.append(f"{arg}={config.macros[arg]}")
+            else:
+                out.append(f"macro {arg} not found")
+                ok = False
+        elif name in _LIST_WORDS:
+            kind = _LIST_WORDS[name]
+            lists = config.named_lists.get(kind, {})
+            if arg is not None and arg in lists:
+                i += 1
+                out.append(f"{name} {arg} = {printable(lists[arg])}")
+            else:
+                out.extend(f"{name} {k} = {printable(v)}" for k, v in sorted(lists.items()))
+        else:
+            line = _main_option(config, name, admin)
+            if line is None:
+                out.append(f"{name} is not a known option")
+                ok = False
+            else:
+                out.append(line)
+    return "\n".join(out) + "\n", ok
+
+
+def show_options(config: Config, names: list[str], admin: bool = False) -> str:
+    """The text ``pymta -bP names...`` prints.
+
+    No names: every main option.  Otherwise each name is a main option, or one of
+    ``config_file``, ``router_list``, ``transport_list``, ``authenticator_list``,
+    ``routers``/``transports``/``authenticators`` (every instance), ``router NAME``,
+    ``transport NAME``, ``authenticator NAME``, ``macros``, ``macro NAME``,
+    ``domainlist [NAME]`` (and host/address/localpart lists).  Options set with ``hide``
+    show as ``<value not displayable>`` unless ``admin`` is true.
+    """
+    return show_options_result(config, names, admin)[0]
+
+
+def _lookup_types() -> list[str]:
+    from pymta import drivers
+    names = drivers.all_drivers("lookup")
+    if not names:
+        try:
+            mod = importlib.import_module("pymta.lookups")
+            names = drivers.all_drivers("lookup")
+            if not names:
+                for attr in ("LOOKUP_TYPES", "LOOKUPS", "lookup_types"):
+                    value = getattr(mod, attr, None)
+                    value = value() if callable(value) else value
+                    if value:
+                        names = sorted(value)
+                        break
+        except ImportError:
+            pass
+    return list(names)
+
+
+def version_text(config: Config | None) -> str:
+    """The text of ``pymta -bV``: version, supported drivers and the configuration file."""
+    from pymta import drivers
+    lines = [f"pymta version {PYMTA_VERSION} (Exim 4.96 compatible)",
+             "Lookups (built-in): " + " ".join(_lookup_types()),
+             "Authenticators: " + " ".join(drivers.all_drivers("authenticator")),
+             "Routers: " + " ".join(drivers.all_drivers("router")),
+             "Transports: " + " ".join(drivers.all_drivers("transport"))]
+    if config is not None:
+        lines.append(f"Configuration file is {config.filename}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,517 @@
+"""The daemon master: binds sockets, supervises receivers, workers and queue runs.
+
+The master does as little as possible itself, so that nothing a child does can kill it:
+it forks children, reads their notifications, hands message ids to idle delivery workers,
+reaps and replaces crashed children (logging to the paniclog), starts a queue-run child
+every ``-q`` interval, reloads the configuration on SIGHUP (new children get the new
+configuration, old ones retire after their current job) and stops cleanly on SIGTERM.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pymta
+from pymta.daemon import ipc, listen
+from pymta.daemon.util import drop_privileges, main_opt, make_logger, spool_directory
+
+MIN_SPARE_RECEIVERS = 2
+MAX_SPARE_RECEIVERS = 5
+UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
+STOP_GRACE_SECONDS = 30
+
+
+@dataclass
+class DaemonOptions:
+    """What the command line asked of the daemon."""
+
+    listen: bool = True                 # -bd/-bdf (False: -q<time> alone, queue runs only)
+    foreground: bool = False            # -bdf
+    queue_interval: int | None = None   # -q30m -> 1800
+    queue_flags: str = ""               # "", "f" or "ff"
+    oX: str | None = None
+    pid_file: str | None = None         # -oP
+    config_path: str | None = None
+    macros: dict[str, str] = field(default_factory=dict)
+    workers: int | None = None          # default: queue_run_max
+    queue_only: bool = False            # -odq / queue_only: new messages wait for a queue run
+
+
+@dataclass
+class Child:
+    pid: int
+    kind: str                            # receiver | worker | queuerunner
+    conn: socket.socket | None = None    # worker command channel (master end)
+    busy: str | None = None              # worker: message id being delivered
+    retiring: bool = False
+    buf: bytes = b""
+    generation: int = 0
+
+
+def format_interval(seconds: int) -> str:
+    """1800 -> "30m", 5400 -> "1h30m" (Exim's readconf_printtime style)."""
+    out, rest = "", seconds
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out or "0s"
+
+
+def daemon_addresses(config: Any, oX: str | None) -> list[tuple[str, int]]:
+    """The (address, port) pairs this daemon listens on, after -oX."""
+    interfaces = main_opt(config, "local_interfaces")
+    ports = main_opt(config, "daemon_smtp_ports")
+    if oX:
+        interfaces, ports = listen.apply_oX(oX, interfaces, ports)
+    return listen.listen_addresses(interfaces, ports)
+
+
+def pid_file_path(config: Any, opts: DaemonOptions) -> str | None:
+    """-oP wins; with -oX, or queue-runs only, no pid file unless -oP (as Exim)."""
+    if opts.pid_file:
+        return opts.pid_file
+    if opts.oX or not opts.listen:
+        return None
+    path = main_opt(config, "pid_file_path") or ""
+    if path:
+        return str(path)
+    return os.path.join(spool_directory(config), "pymta-daemon.pid")
+
+
+def start_line(pid: int, opts: DaemonOptions, addrs: list[tuple[str, int]]) -> str:
+    """Exim's "daemon started" log line, with pymta's name and version."""
+    q = (f"-q{opts.queue_flags}{format_interval(opts.queue_interval)}"
+         if opts.queue_interval else "no queue runs")
+    if addrs:
+        where = "listening for SMTP on " + " ".join(listen.format_listener(a, p) for a, p in addrs)
+    else:
+        where = "not listening for SMTP"
+    return f"pymta {pymta.__version__} daemon started: pid={pid}, {q}, {where}"
+
+
+def detach() -> None:
+    """Become a daemon: double fork, new session, standard files on /dev/null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    fd = os.open(os.devnull, os.O_RDWR)
+    for n in (0, 1, 2):
+        os.dup2(fd, n)
+    if fd > 2:
+        os.close(fd)
+
+
+class Master:
+    """The supervising process.  ``run()`` returns the exit status."""
+
+    def __init__(self, config: Any, log: Any, listeners: list[socket.socket],
+                 opts: DaemonOptions, *, pid_file: str | None = None,
+                 load_config: Callable[..., Any] | None = None,
+                 run_session: Callable[..., Any] | None = None,
+                 deliver: Callable[..., Any] | None = None):
+        self.config = config
+        self.log = log
+        self.listeners = listeners
+        self.opts = opts
+        self.pid_file = pid_file
+        self.load_config = load_config
+        self.run_session = run_session
+        self.deliver = deliver
+        self.children: dict[int, Child] = {}
+        self.generation = 0
+        self.pending: collections.deque[tuple[str, bool]] = collections.deque()
+        self.pending_set: set[str] = set()
+        self.busy_receivers: set[int] = set()
+        self.signals: set[int] = set()
+        self.stopping = False
+        self.next_queue_run = time.monotonic() if opts.queue_interval else None
+        self.notify_master, self.notify_child = ipc.notify_pair()
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        self._last_crash = 0.0
+
+    # ---- limits -------------------------------------------------------------------------
+
+    def max_receivers(self) -> int:
+        n = int(main_opt(self.config, "smtp_accept_max") or 0)
+        return n if n > 0 else UNLIMITED_RECEIVERS
+
+    def worker_count(self) -> int:
+        if self.opts.workers:
+            return self.opts.workers
+        n = int(main_opt(self.config, "queue_run_max") or 0)
+        return max(1, n)
+
+    def _of_kind(self, kind: str, *, live_only: bool = True) -> list[Child]:
+        return [c for c in self.children.values()
+                if c.kind == kind and not (live_only and c.retiring)]
+
+    # ---- forking ------------------------------------------------------------------------
+
+    def _fork(self, kind: str, body: Callable[[], int], conn: socket.socket | None = None,
+              child_end: socket.socket | None = None) -> Child | None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.log.panic(f"daemon: fork of {kind} failed: {exc}")
+            return None
+        if pid == 0:
+            status = 1
+            try:
+                self._in_child(keep=child_end)
+                status = body()
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                try:
+                    self.log.panic(f"{kind} process crashed: "
+                                   + traceback.format_exc().replace("\n", "\n  "))
+                except Exception:
+                    pass
+            finally:
+                os._exit(status)
+        if child_end is not None:
+            child_end.close()
+        child = Child(pid, kind, conn=conn, generation=self.generation)
+        self.children[pid] = child
+        if conn is not None:
+            conn.setblocking(False)
+            self.sel.register(conn, selectors.EVENT_READ, pid)
+        return child
+
+    def _in_child(self, keep: socket.socket | None) -> None:
+        """Undo master-only state in a freshly forked child."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGCHLD,
+                    signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_DFL)
+        try:
+            self.sel.close()
+        except Exception:
+            pass
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        self.notify_master.close()
+        for c in self.children.values():
+            if c.conn is not None and c.conn is not keep:
+                c.conn.close()
+
+    def spawn_receiver(self) -> None:
+        from pymta.daemon.receiver import receiver_main
+        notifier = ipc.Notifier(self.notify_child)
+        config, log, listeners, rs = self.config, self.log, self.listeners, self.run_session
+
+        def body() -> int:
+            notifier.pid = os.getpid()
+            return receiver_main(listeners, config, log, notifier, rs)
+        self._fork("receiver", body)
+
+    def spawn_worker(self) -> None:
+        from pymta.daemon.worker import worker_main
+        master_end, worker_end = ipc.worker_pair()
+        config, log, deliver = self.config, self.log, self.deliver
+
+        def body() -> int:
+            for s in self.listeners:
+                s.close()
+            return worker_main(worker_end, config, log, deliver)
+        if self._fork("worker", body, conn=master_end, child_end=worker_end) is None:
+            master_end.close()
+
+    def spawn_queue_run(self) -> None:
+        from pymta.daemon.queuerunner import queue_scan_main
+        notifier = ipc.Notifier(self.notify_child)
+        config, log, flags = self.config, self.log, self.opts.queue_flags
+
+        def body() -> int:
+            for s in self.listeners:
+                s.close()
+            return queue_scan_main(config, log, notifier, force=flags == "f",
+                                   force_frozen=flags == "ff")
+        self._fork("queuerunner", body)
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals.add(signum)
+
+    def run(self) -> int:
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.sel.register(self.notify_master, selectors.EVENT_READ, "notify")
+        while True:
+            try:
+                self._step()
+            except Exception:
+                # The master must survive anything; log and carry on.
+                self.log.panic("daemon master error: " + traceback.format_exc().replace("\n", "\n  "))
+                time.sleep(0.5)
+            if self.stopping and not self.children:
+                break
+        self._cleanup()
+        return 0
+
+    def _step(self) -> None:
+        if not self.stopping:
+            self._maintain_pools()
+        timeout = 1.0
+        if self.next_queue_run is not None and not self.stopping:
+            timeout = max(0.0, min(timeout, self.next_queue_run - time.monotonic()))
+        for key, _ in self.sel.select(timeout):
+            if key.data == "wake":
+                try:
+                    os.read(self.wake_r, 4096)
+                except OSError:
+                    pass
+            elif key.data == "notify":
+                self._handle_notifications()
+            else:
+                self._handle_worker(key.data)
+        self._reap()
+        sigs, self.signals = self.signals, set()
+        if signal.SIGTERM in sigs or signal.SIGINT in sigs:
+            self._begin_stop(signal.SIGTERM if signal.SIGTERM in sigs else signal.SIGINT)
+        elif signal.SIGHUP in sigs and not self.stopping:
+            self._reload()
+        if self.stopping:
+            self._stop_progress()
+            return
+        self._dispatch()
+        if self.next_queue_run is not None and time.monotonic() >= self.next_queue_run:
+            self.next_queue_run = time.monotonic() + self.opts.queue_interval
+            if not self._of_kind("queuerunner", live_only=False):
+                self.spawn_queue_run()
+
+    def _maintain_pools(self) -> None:
+        workers = self._of_kind("worker")
+        for _ in range(self.worker_count() - len(workers)):
+            self.spawn_worker()
+        if not self.listeners:
+            return
+        receivers = self._of_kind("receiver")
+        idle = [c for c in receivers if c.pid not in self.busy_receivers]
+        room = self.max_receivers() - len(receivers)
+        want = min(MIN_SPARE_RECEIVERS - len(idle), room)
+        if want > 0 and self._crash_pause_over():
+            for _ in range(want):
+                self.spawn_receiver()
+        elif len(idle) > MAX_SPARE_RECEIVERS:
+            for c in idle[MAX_SPARE_RECEIVERS:]:
+                self._retire(c, signal.SIGUSR1)
+
+    def _crash_pause_over(self) -> bool:
+        # After a crash, wait a moment before respawning so a crash loop cannot spin.
+        return time.monotonic() - self._last_crash > 0.2
+
+    def _retire(self, child: Child, sig: int) -> None:
+        child.retiring = True
+        try:
+            os.kill(child.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _handle_notifications(self) -> None:
+        for kind, value in ipc.read_notifications(self.notify_master):
+            if kind in ("M", "Q", "F"):
+                if kind == "M" and self.opts.queue_only:
+                    continue
+                if value not in self.pending_set and not self._in_flight(value):
+                    self.pending.append((value, kind == "F"))
+                    self.pending_set.add(value)
+            elif kind == "B" and value.isdigit():
+                self.busy_receivers.add(int(value))
+            elif kind == "I" and value.isdigit():
+                self.busy_receivers.discard(int(value))
+
+    def _in_flight(self, msgid: str) -> bool:
+        return any(c.busy == msgid for c in self.children.values() if c.kind == "worker")
+
+    def _handle_worker(self, pid: int) -> None:
+        child = self.children.get(pid)
+        if child is None or child.conn is None:
+            return
+        try:
+            data = child.conn.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_conn(child)
+            return
+        child.buf += data
+        while b"\n" in child.buf:
+            line, child.buf = child.buf.split(b"\n", 1)
+            if line.startswith(b"D "):
+                child.busy = None
+
+    def _close_conn(self, child: Child) -> None:
+        if child.conn is not None:
+            try:
+                self.sel.unregister(child.conn)
+            except (KeyError, ValueError):
+                pass
+            child.conn.close()
+            child.conn = None
+
+    def _dispatch(self) -> None:
+        idle = [c for c in self._of_kind("worker") if c.busy is None and c.conn is not None]
+        while idle and self.pending:
+            msgid, forced = self.pending.popleft()
+            self.pending_set.discard(msgid)
+            if self._in_flight(msgid):
+                continue
+            worker = idle.pop()
+            try:
+                worker.conn.sendall(f"{msgid}{' forced' if forced else ''}\n".encode("ascii"))
+                worker.busy = msgid
+            except OSError:
+                self._close_conn(worker)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            self.busy_receivers.discard(pid)
+            if child is None:
+                continue
+            self._close_conn(child)
+            clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            if not clean and not child.retiring and not self.stopping:
+                how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                       else f"exit status {os.WEXITSTATUS(status)}")
+                self.log.panic(f"daemon: {child.kind} process {pid} ended unexpectedly ({how})")
+                self._last_crash = time.monotonic()
+            elif child.kind == "worker" and not child.retiring and not self.stopping:
+                self.log.panic(f"daemon: worker process {pid} exited unexpectedly")
+
+    # ---- reload and stop -------------------------------------------------------------
+
+    def _reload(self) -> None:
+        pid = os.getpid()
+        self.log.main(f"pid {pid}: SIGHUP received: reloading configuration")
+        if self.load_config is None or not self.opts.config_path:
+            return
+        try:
+            new = self.load_config(self.opts.config_path, self.opts.macros or None)
+        except Exception as exc:
+            self.log.panic(f"pid {pid}: SIGHUP: configuration not reloaded: {exc}")
+            return
+        if self.listeners:
+            try:
+                want = daemon_addresses(new, self.opts.oX)
+                have = [s.getsockname()[:2] for s in self.listeners]
+                if sorted(want) != sorted(have):
+                    fresh = listen.bind_listeners(want)
+                    for s in self.listeners:
+                        s.close()
+                    self.listeners = fresh
+            except (OSError, ValueError) as exc:
+                self.log.panic(f"pid {pid}: SIGHUP: keeping old listening sockets: {exc}")
+        self.config = new
+        self.generation += 1
+        for c in list(self.children.values()):
+            if c.kind == "receiver":
+                self._retire(c, signal.SIGUSR1)
+            elif c.kind == "worker":
+                self._retire(c, signal.SIGTERM)
+        self.busy_receivers.clear()
+        if self.next_queue_run is not None:
+            self.next_queue_run = time.monotonic()
+
+    def _begin_stop(self, sig: int) -> None:
+        if self.stopping:
+            return
+        name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+        self.log.main(f"pid {os.getpid()}: {name} received: daemon terminating")
+        self.stopping = True
+        self._stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for s in self.listeners:
+            s.close()
+        self.listeners = []
+        for c in list(self.children.values()):
+            self._retire(c, signal.SIGTERM)
+
+    def _stop_progress(self) -> None:
+        if self.children and time.monotonic() > self._stop_deadline:
+            for c in list(self.children.values()):
+                try:
+                    os.kill(c.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def _cleanup(self) -> None:
+        if self.pid_file:
+            try:
+                os.unlink(self.pid_file)
+            except OSError:
+                pass
+
+
+def write_pid_file(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def start_daemon(config: Any, opts: DaemonOptions, *,
+                 load_config: Callable[..., Any] | None = None) -> int:
+    """Everything ``pymta -bd``/``-bdf``/``-q<time>`` does; returns the exit status."""
+    listeners: list[socket.socket] = []
+    addrs: list[tuple[str, int]] = []
+    if opts.listen:
+        try:
+            addrs = daemon_addresses(config, opts.oX)
+            listeners = listen.bind_listeners(addrs)
+        except ValueError as exc:
+            sys.stderr.write(f"pymta: {exc}\n")
+            return 1
+        except OSError as exc:
+            msg = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                msg = "Address already in use"
+            sys.stderr.write(f"pymta: socket bind() failed: {msg}\n")
+            return 1
+    if not opts.foreground:
+        detach()
+    pid_path = pid_file_path(config, opts)
+    if pid_path:
+        try:
+            write_pid_file(pid_path)
+        except OSError as exc:
+            sys.stderr.write(f"pymta: failed to write pid file {pid_path}: {exc}\n")
+    drop_privileges(config)
+    log = make_logger(config)
+    # Preload the modules children need, so no child imports per connection/delivery.
+    for mod in ("pymta.smtp.session", "pymta.delivery", "pymta.spool.queue"):
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
+    log.main(start_line(os.getpid(), opts, addrs))
+    master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config)
+    return master.run()

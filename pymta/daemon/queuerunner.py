@@ -1,0 +1,95 @@
+"""Queue runs: list the spool, skip what must not be delivered now, deliver the rest.
+
+A plain run skips frozen messages (``-qff`` includes them) and messages another process
+holds locked.  Whether each address is due for a retry is decided by
+``deliver_message`` itself (``forced=True`` for ``-qf``/``-qff`` ignores retry times), so a
+message is never pre-locked here in a way that would stop its delivery.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any, Callable, Iterable
+
+from pymta.daemon.util import spool_directory
+
+
+def _release(lock: Any) -> None:
+    for name in ("release", "unlock", "close"):
+        fn = getattr(lock, name, None)
+        if callable(fn):
+            fn()
+            return
+
+
+def is_locked(spool_dir: str, msgid: str) -> bool:
+    """True when another process is delivering the message right now."""
+    from pymta.spool import lock
+    checker = getattr(lock, "is_locked", None)
+    if checker is not None:
+        return bool(checker(spool_dir, msgid))
+    held = lock.lock_message(spool_dir, msgid)
+    if held is None:
+        return True
+    _release(held)
+    return False
+
+
+def is_frozen(spool_dir: str, msgid: str) -> bool | None:
+    """True/False, or None when the -H file is gone or unreadable (skip it)."""
+    from pymta.spool.files import read_header
+    try:
+        msg = read_header(spool_dir, msgid)
+    except Exception:
+        return None
+    return msg.frozen_at is not None or "frozen" in getattr(msg, "flags", ())
+
+
+def due_messages(config: Any, *, force_frozen: bool = False,
+                 ids: Iterable[str] | None = None) -> list[str]:
+    """Message ids a queue run should deliver, oldest first (Exim's ids sort by time)."""
+    spool_dir = spool_directory(config)
+    if ids is None:
+        from pymta.spool.queue import list_queue
+        ids = list_queue(spool_dir)
+    out = []
+    for msgid in ids:
+        frozen = is_frozen(spool_dir, msgid)
+        if frozen is None or (frozen and not force_frozen):
+            continue
+        if is_locked(spool_dir, msgid):
+            continue
+        out.append(msgid)
+    return out
+
+
+def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool = False,
+              ids: Iterable[str] | None = None,
+              deliver: Callable[..., Any] | None = None) -> int:
+    """One queue run in this process (``pymta -q``); returns the number of messages tried."""
+    if deliver is None:
+        from pymta.delivery import deliver_message as deliver
+    pid = os.getpid()
+    log.main(f"Start queue run: pid={pid}" + (" -qff" if force_frozen else " -qf" if force else ""))
+    tried = 0
+    for msgid in due_messages(config, force_frozen=force_frozen, ids=ids):
+        tried += 1
+        try:
+            deliver(config, msgid, log, forced=force or force_frozen)
+        except Exception:
+            log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
+    log.main(f"End queue run: pid={pid}" + (" -qff" if force_frozen else " -qf" if force else ""))
+    return tried
+
+
+def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False,
+                    force_frozen: bool = False) -> int:
+    """Daemon queue-runner child: hand every due id to the master (workers deliver)."""
+    import time
+    for msgid in due_messages(config, force_frozen=force_frozen):
+        # Blocking sends with back-off so a busy master slows us down rather than losing ids.
+        for _ in range(50):
+            if notifier.send("F" if (force or force_frozen) else "Q", msgid):
+                break
+            time.sleep(0.02)
+    return 0

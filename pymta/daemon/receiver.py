@@ -1,0 +1,111 @@
+"""A preforked SMTP receiver: accept() on the inherited sockets, one session at a time.
+
+All receivers poll the same non-blocking listening sockets; the one whose accept() wins
+gets the connection, the others see EAGAIN and go back to waiting.  SIGTERM sets the stop
+flag (the session in progress answers 421 at its next command); SIGUSR1 asks the receiver
+to retire after its current session without disturbing it (pool shrink, reload).
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import selectors
+import signal
+import socket
+import traceback
+from typing import Any, Callable
+
+from pymta.daemon.ipc import Notifier
+from pymta.daemon.stopflag import StopFlag
+
+
+def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
+    """Bind run_session once, passing stop_event only when it accepts one."""
+    try:
+        params = inspect.signature(run_session).parameters
+        takes_stop = "stop_event" in params or any(
+            p.kind is p.VAR_KEYWORD for p in params.values())
+    except (TypeError, ValueError):
+        takes_stop = False
+
+    def call(conn, config, listener, log, notify, stop):
+        if takes_stop:
+            return run_session(conn, config, listener, log, notify, stop_event=stop)
+        return run_session(conn, config, listener, log, notify)
+    return call
+
+
+def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
+                  notifier: Notifier, run_session: Callable[..., Any] | None = None) -> int:
+    """The receiver process body; returns the exit status."""
+    if run_session is None:
+        from pymta.smtp.session import run_session
+    call = _session_caller(run_session)
+    stop = StopFlag()
+    retire = StopFlag()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+
+    def on_term(signum, frame):
+        stop.set()
+        retire.set()
+
+    def on_usr1(signum, frame):
+        retire.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_usr1)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+
+    sel = selectors.DefaultSelector()
+    for s in listeners:
+        sel.register(s, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
+    names = {s: _listener_name(s) for s in listeners}
+
+    while not retire.is_set():
+        try:
+            events = sel.select()
+        except InterruptedError:
+            continue
+        for key, _ in events:
+            if key.fileobj == wake_r:
+                try:
+                    os.read(wake_r, 512)
+                except OSError:
+                    pass
+                continue
+            if retire.is_set():
+                break
+            try:
+                conn, _peer = key.fileobj.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue   # another receiver won the race
+            except OSError as exc:
+                log.panic(f"accept() failed: {exc}")
+                continue
+            notifier.busy()
+            try:
+                conn.setblocking(True)
+                call(conn, config, names[key.fileobj], log, notifier, stop)
+            except Exception:
+                # A session crash must never take the receiver (or 250) with it.
+                log.panic("SMTP session crashed: " + traceback.format_exc().replace("\n", "\n  "))
+            finally:
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+                notifier.idle()
+            break   # re-poll: readiness of other sockets may be stale
+    for s in listeners:
+        s.close()
+    return 0
+
+
+def _listener_name(sock: socket.socket) -> tuple[str, int]:
+    addr = sock.getsockname()
+    return addr[0], addr[1]

@@ -1,0 +1,109 @@
+"""Small helpers shared by the daemon processes and the command line."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+# Defaults from the Exim 4.96 option list, used when the option table lacks an entry.
+MAIN_DEFAULTS: dict[str, Any] = {
+    "spool_directory": "/var/spool/pymta",
+    "daemon_smtp_ports": "smtp",
+    "local_interfaces": None,
+    "smtp_accept_max": 20,
+    "queue_run_max": 5,
+    "queue_only": False,
+    "pid_file_path": "",
+    "exim_user": None,
+    "exim_group": None,
+    "never_users": "",
+    "qualify_domain": None,
+    "primary_hostname": None,
+    "trusted_users": "",
+    "trusted_groups": "",
+    "extract_addresses_remove_arguments": True,
+}
+
+
+def main_opt(config: Any, name: str, default: Any = None) -> Any:
+    """A main option's typed value, falling back to Exim's default when it is unset."""
+    main = getattr(config, "main", None)
+    value = getattr(main, name, None) if main is not None else None
+    if value is None:
+        value = MAIN_DEFAULTS.get(name, default) if default is None else default
+    return value
+
+
+def spool_directory(config: Any) -> str:
+    return str(main_opt(config, "spool_directory"))
+
+
+class StderrLogger:
+    """Stand-in for pymta.log.Logger when it cannot be built: Exim-format lines to stderr."""
+
+    def _write(self, kind: str, text: str, msgid: str | None = None) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        sys.stderr.write(f"{stamp} {msgid + ' ' if msgid else ''}{text}\n")
+
+    def main(self, text: str, msgid: str | None = None) -> None:
+        self._write("main", text, msgid)
+
+    def reject(self, text: str, msgid: str | None = None) -> None:
+        self._write("reject", text, msgid)
+
+    def panic(self, text: str, msgid: str | None = None) -> None:
+        self._write("panic", text, msgid)
+
+
+def make_logger(config: Any) -> Any:
+    """pymta.log.Logger(config), or a stderr logger while that module is missing."""
+    try:
+        from pymta.log import Logger
+    except ImportError:
+        return StderrLogger()
+    return Logger(config)
+
+
+def resolve_user(value: Any) -> tuple[int, int] | None:
+    """exim_user as a name or number -> (uid, primary gid); None when unset/unknown."""
+    if value is None or value == "":
+        return None
+    import pwd
+    try:
+        pw = pwd.getpwuid(value) if isinstance(value, int) else (
+            pwd.getpwuid(int(value)) if str(value).isdigit() else pwd.getpwnam(str(value)))
+    except KeyError:
+        return None
+    return pw.pw_uid, pw.pw_gid
+
+
+def resolve_group(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    import grp
+    if isinstance(value, int):
+        return value
+    if str(value).isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(str(value)).gr_gid
+    except KeyError:
+        return None
+
+
+def drop_privileges(config: Any) -> bool:
+    """When root and exim_user is set, become exim_user/exim_group. True if dropped."""
+    if os.geteuid() != 0:
+        return False
+    user = resolve_user(main_opt(config, "exim_user"))
+    if user is None:
+        return False
+    uid, gid = user
+    group = resolve_group(main_opt(config, "exim_group"))
+    if group is not None:
+        gid = group
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    return True

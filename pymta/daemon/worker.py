@@ -1,0 +1,63 @@
+"""A long-lived delivery worker: message ids in from the master, one delivery at a time.
+
+SIGTERM while idle ends the worker at once; while delivering, the current delivery is
+finished first (the master waits for it).
+"""
+from __future__ import annotations
+
+import signal
+import socket
+import traceback
+from typing import Any, Callable
+
+
+class _Exit(Exception):
+    pass
+
+
+def worker_main(conn: socket.socket, config: Any, log: Any,
+                deliver: Callable[..., Any] | None = None) -> int:
+    """The worker process body; returns the exit status."""
+    if deliver is None:
+        from pymta.delivery import deliver_message as deliver
+    state = {"busy": False, "stop": False}
+
+    def on_term(signum, frame):
+        state["stop"] = True
+        if not state["busy"]:
+            raise _Exit()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    buf = b""
+    try:
+        while not state["stop"]:
+            while b"\n" not in buf:
+                data = conn.recv(4096)
+                if not data:
+                    return 0          # master went away
+                buf += data
+            line, buf = buf.split(b"\n", 1)
+            fields = line.decode("ascii", "replace").split()
+            if not fields:
+                continue
+            msgid, forced = fields[0], "forced" in fields[1:]
+            state["busy"] = True
+            try:
+                if forced:
+                    deliver(config, msgid, log, forced=True)
+                else:
+                    deliver(config, msgid, log)
+            except Exception:
+                # The message stays queued; the next queue run retries it.
+                log.panic(f"{msgid} delivery crashed: "
+                          + traceback.format_exc().replace("\n", "\n  "))
+            finally:
+                state["busy"] = False
+            conn.sendall(f"D {msgid}\n".encode("ascii"))
+    except _Exit:
+        pass
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return 0

@@ -1,0 +1,537 @@
+"""Delivering one spooled message (Exim's deliver_message).
+
+Sequence: lock the -D file, read -H and the -J journal, route every pending recipient,
+check retry hints, run the transports (local deliveries first, then remote ones grouped by
+transport and host list), journal each finished address before logging it, update retry
+hints, send bounces, and finally either remove the message ("Completed") or rewrite -H.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymta.delivery import retry as retrymod
+from pymta.delivery.address import Address
+from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_age, send_bounce
+from pymta.delivery.job import DeliveryJob
+from pymta.expand.context import ExpandContext
+from pymta.hints.retry import RetryDB, host_key
+from pymta.routing import support
+from pymta.spool.model import SpoolMessage
+from pymta.taint import taint
+
+# Exim's private errno values for retry-time skips (shown in "defer (n)" log fields).
+ERRNO_RRETRY = -51      # routing retry time not reached
+ERRNO_LRETRY = -52      # local delivery retry time not reached
+ERRNO_HRETRY = -53      # no host has reached its retry time
+
+RETRY_NOT_REACHED = "retry time not reached"
+NO_HOST_DUE = "retry time not reached for any host"
+NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
+RETRY_TIMEOUT = "retry timeout exceeded"
+
+
+@dataclass
+class DeliveryOutcome:
+    """What one delivery attempt did.
+
+    ``status``: "completed" (spool removed), "deferred" (something left), "locked"
+    (another process holds the message), "frozen" (skipped or newly frozen) or "missing".
+    """
+
+    status: str
+    msgid: str = ""
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    bounce_ids: list[str] = field(default_factory=list)
+
+
+def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
+                    manual: bool = False, spool_dir: str | None = None,
+                    deliver_bounces: bool = True) -> DeliveryOutcome:
+    """Deliver (or try to) the message ``msgid``; see the module docstring.
+
+    ``forced`` ignores retry times (-qf, -M); ``manual`` also delivers frozen messages
+    (-M).  Bounces generated here are delivered at once unless ``deliver_bounces`` is
+    false (the caller then gets their ids in ``bounce_ids``).
+    """
+    from pymta.spool import files, lock
+    spool_dir = spool_dir or str(support.main_option(config, "spool_directory", "."))
+    if not os.path.exists(files.header_path(spool_dir, msgid)):
+        return DeliveryOutcome("missing", msgid)
+    held = lock.lock_message(spool_dir, msgid)
+    if held is None:
+        if manual:
+            log.main("Spool file is locked (another process is handling this message)", msgid)
+        return DeliveryOutcome("locked", msgid)
+    try:
+        try:
+            msg = files.read_header(spool_dir, msgid)
+        except FileNotFoundError:
+            return DeliveryOutcome("missing", msgid)
+        journal = files.read_journal(spool_dir, msgid)
+        run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
+                              journal=journal)
+        outcome = run.run()
+    finally:
+        held.release()
+    if deliver_bounces:
+        for bid in outcome.bounce_ids:
+            try:
+                deliver_message(config, bid, log, spool_dir=spool_dir, deliver_bounces=False)
+            except Exception as exc:  # the bounce stays queued for the next queue run
+                log.panic(f"delivery of bounce {bid} failed: {exc}")
+    return outcome
+
+
+class MessageDelivery:
+    """One delivery attempt for a message that is already locked and read."""
+
+    def __init__(self, config: Any, msg: SpoolMessage, log: Any, spool_dir: str, *,
+                 forced: bool = False, manual: bool = False, journal: list[str] | None = None,
+                 retry_db: Any = None, now: float | None = None):
+        self.config = config
+        self.msg = msg
+        self.log = log
+        self.spool_dir = spool_dir
+        self.forced = forced
+        self.manual = manual
+        self.journal = list(journal or [])
+        self.now = int(time.time() if now is None else now)
+        self._retry_db = retry_db
+        self.first_delivery = "deliver_firsttime" in msg.flags
+        self.outcome = DeliveryOutcome("deferred", msg.id)
+        self.failed: list[Address] = []
+        self.deferred: list[Address] = []
+        self.done_uniques: list[str] = []
+        self.freeze_reason: str | None = None
+        self.ignore_errors = False
+        self.timeout_frozen = False
+        self.seen: set[str] = set()
+        self.interval_max, self.data_expire = retrymod.config_limits(config)
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def retry_db(self) -> RetryDB:
+        if self._retry_db is None:
+            self._retry_db = RetryDB(self.spool_dir)
+        elif not isinstance(self._retry_db, RetryDB):
+            self._retry_db = RetryDB(self.spool_dir, self._retry_db)
+        return self._retry_db
+
+    def _log(self, text: str, msglog_text: str | None = None) -> None:
+        self.log.main(text, self.msg.id)
+        msglog = getattr(self.log, "msglog", None)
+        if msglog is not None:
+            try:
+                msglog(self.spool_dir, self.msg.id, text if msglog_text is None else msglog_text)
+            except OSError:
+                pass
+
+    def _journal(self, unique: str) -> None:
+        """Record a finished address in -J (fsynced) before it is logged."""
+        from pymta.spool import files
+        files.append_journal(self.spool_dir, self.msg.id, unique)
+        self.msg.nonrecipients.add(unique)
+        self.done_uniques.append(unique)
+
+    def base_context(self) -> ExpandContext:
+        m = self.msg
+        variables = {
+            "message_id": m.id,
+            "sender_address": taint(m.sender) if m.sender else "",
+            "return_path": taint(m.sender) if m.sender else "",
+            "received_protocol": m.variables.get("received_protocol", ""),
+            "sender_host_address": m.variables.get("host_address", "").rsplit(".", 1)[0]
+            if "." in m.variables.get("host_address", "") else m.variables.get("host_address", ""),
+            "sender_helo_name": taint(m.variables.get("helo_name", "")),
+            "sender_ident": m.variables.get("ident", ""),
+            "authenticated_id": m.variables.get("auth_id", ""),
+            "message_age": str(message_age(m, self.now)),
+            "first_delivery": "yes" if self.first_delivery else "no",
+        }
+        return ExpandContext(self.config, variables, dict(m.acl_vars),
+                             [h.text for h in m.headers if h.flag != "*"])
+
+    # ------------------------------------------------------------------ main line
+    def run(self) -> DeliveryOutcome:
+        msg = self.msg
+        if msg.frozen_at is not None:
+            if not self._frozen_may_proceed():
+                self.outcome.status = "frozen"
+                return self.outcome
+        for unique in self.journal:      # done before a crash: never deliver twice
+            msg.nonrecipients.add(unique)
+        ctx = self.base_context()
+        routed = self._route_all(ctx)
+        local = [a for a in routed if self._is_local(a)]
+        remote = [a for a in routed if not self._is_local(a)]
+        for a in local:
+            self._run_transport([a], ctx)
+        for batch in self._remote_batches(remote):
+            self._run_transport(batch, ctx)
+        self._handle_failures()
+        return self._finish()
+
+    def _frozen_may_proceed(self) -> bool:
+        """Whether a frozen message is delivered now: by -M, as an old bounce past
+        ignore_bounce_errors_after, or once timeout_frozen_after has passed."""
+        msg = self.msg
+        age = message_age(msg, self.now)
+        if msg.sender == "" and age >= bounce_age_limit(self.config):
+            self.ignore_errors = True    # old frozen bounce: one more try, then discard
+            msg.frozen_at = None
+            return True
+        if self.manual:
+            msg.frozen_at = None
+            self._log("Unfrozen by forced delivery")
+            return True
+        limit = support.main_option(self.config, "timeout_frozen_after", 0)
+        if limit and age >= int(limit):
+            self.ignore_errors = msg.sender == ""
+            msg.frozen_at = None
+            self.timeout_frozen = True
+            return True
+        return False
+
+    # ------------------------------------------------------------------ routing
+    def _route_all(self, ctx: ExpandContext) -> list[Address]:
+        from pymta.routing import route_address
+        routed: list[Address] = []
+        timeout_frozen = self.timeout_frozen
+        for rcpt in self.msg.pending_recipients():
+            addr = Address(rcpt.address, unique=rcpt.address)
+            if rcpt.errors_to:
+                addr.errors_address = rcpt.errors_to
+            if timeout_frozen:
+                addr.message = "delivery cancelled by timeout_frozen_after"
+                self._fail(addr, routing=True)
+                continue
+            if not self._routing_due(addr):
+                addr.basic_errno = ERRNO_RRETRY
+                addr.message = RETRY_NOT_REACHED
+                self.deferred.append(addr)
+                self._log(f"== {addr.log_name()} routing defer ({ERRNO_RRETRY}): "
+                          f"{RETRY_NOT_REACHED}")
+                continue
+            result = route_address(self.config, addr, ctx)
+            if result.freeze:
+                self.freeze_reason = result.deferred[0].message if result.deferred else None
+            for a in result.discarded:
+                self._journal(a.unique)
+                self._log(f"=> :blackhole: <{a.address}> R={a.router}")
+            for a in result.failed:
+                self._fail(a, routing=True)
+            for a in result.deferred:
+                self._routing_deferred(a)
+            for a in result.addresses:
+                key = a.unique if a.kind != "address" else a.address
+                if a.unique in self.msg.nonrecipients or key in self.seen:
+                    continue     # delivered in an earlier attempt, or a duplicate
+                self.seen.add(key)
+                routed.append(a)
+            if not result.deferred and not result.failed:
+                self._clear_retry(self._routing_keys(addr))
+        return routed
+
+    def _routing_keys(self, addr: Address) -> list[str]:
+        return [f"R:{addr.domain}", f"R:{addr.address}"]
+
+    def _routing_due(self, addr: Address) -> bool:
+        if self.forced or self.first_delivery:
+            return True
+        for key in self._routing_keys(addr):
+            rec = self.retry_db.get(key)
+            if rec is not None and not retrymod.is_due(rec, self.now, self.data_expire):
+                return self._message_older_than_cutoff(addr.address, None)
+        return True
+
+    def _message_older_than_cutoff(self, subject: str, error: str | None) -> bool:
+        """A message older than the final cutoff of its rule is tried regardless."""
+        rule = retrymod.find_retry_rule(self.config, subject, error, self.msg.sender)
+        return rule is not None and message_age(self.msg, self.now) > retrymod.final_cutoff(rule)
+
+    def _routing_deferred(self, a: Address) -> None:
+        if not a.basic_errno:
+            a.basic_errno = -1
+        key = a.retry_key or f"R:{a.domain}"
+        subject = key[2:]
+        if self._apply_retry(a, key, subject, a.domain):
+            self._fail(a, routing=True)
+            return
+        self.deferred.append(a)
+        router = f" R={a.router}" if a.router else ""
+        text = f"{a.log_name()}{router} defer ({a.basic_errno}): {a.message}"
+        self._log("== " + text, text)
+
+    # ------------------------------------------------------------------ retry hints
+    def _apply_retry(self, a: Address, key: str, subject: str, alt_domain: str | None) -> bool:
+        """Record a temporary failure under ``key``; True if the address must now fail
+        (no retry rule, or the retry period is over)."""
+        error = retrymod.error_name(a)
+        rule = retrymod.find_retry_rule(self.config, subject, error, self.msg.sender,
+                                        alt_domain=alt_domain)
+        if rule is None:
+            return True     # no retry rule: temporary errors are permanent
+        old = self.retry_db.get(key)
+        rec = retrymod.compute_next(rule, old, self.now, basic_errno=a.basic_errno,
+                                    more_errno=a.more_errno, text=a.message or "",
+                                    interval_max=self.interval_max, data_expire=self.data_expire)
+        self.retry_db.put(key, rec)
+        if rec.expired or message_age(self.msg, self.now) > retrymod.final_cutoff(rule):
+            if old is not None or not rule.rules or rec.expired:
+                a.message = f"{a.message}: {RETRY_TIMEOUT}" if a.message else RETRY_TIMEOUT
+                return True
+        return False
+
+    def _clear_retry(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                if self.retry_db.get(key) is not None:
+                    self.retry_db.delete(key)
+            except Exception:   # hints are hints: never let them stop a delivery
+                pass
+
+    # ------------------------------------------------------------------ transports
+    def _transport_obj(self, name: str | None) -> Any:
+        inst = getattr(self.config, "transports", {}).get(name) if name else None
+        return None if inst is None else inst.obj
+
+    def _is_local(self, a: Address) -> bool:
+        obj = self._transport_obj(a.transport)
+        if obj is not None and hasattr(obj, "is_local"):
+            return bool(obj.is_local)
+        inst = getattr(self.config, "transports", {}).get(a.transport)
+        return inst is None or inst.driver != "smtp"
+
+    def _remote_batches(self, remote: list[Address]) -> list[list[Address]]:
+        groups: dict[tuple, list[Address]] = {}
+        for a in remote:
+            hosts = tuple((h.name, h.address, h.port) for h in a.hosts)
+            groups.setdefault((a.transport, hosts), []).append(a)
+        return list(groups.values())
+
+    def _local_key(self, a: Address) -> str:
+        if a.kind != "address":
+            return f"T:{a.unique}"
+        return f"T:{a.local_part}@{a.domain}"
+
+    def _job_context(self, a: Address, ctx: ExpandContext) -> ExpandContext:
+        from pymta.routing import address_context
+        c = address_context(self.config, a, ctx)
+        extra = {
+            "local_part_data": a.local_part_data, "domain_data": a.domain_data,
+            "address_data": a.address_data, "home": a.home,
+            "local_part_prefix": a.prefix, "local_part_suffix": a.suffix,
+        }
+        if a.kind == "pipe":
+            extra["address_pipe"] = a.address
+        elif a.kind in ("file", "directory"):
+            extra["address_file"] = a.address
+        if a.kind != "address" and a.parent is not None:
+            extra["local_part"] = taint(a.parent.local_part)
+            extra["domain"] = taint(a.parent.domain)
+        c.variables.update({k: v for k, v in extra.items() if v is not None})
+        return c
+
+    def _run_transport(self, batch: list[Address], ctx: ExpandContext) -> None:
+        from pymta.spool import files
+        first = batch[0]
+        obj = self._transport_obj(first.transport)
+        if obj is None:
+            why = "No transport set by router" if not first.transport else \
+                f'transport "{first.transport}" not found'
+            for a in batch:
+                a.result, a.message, a.basic_errno = "defer", why, -1
+            self._after_transport(batch)
+            return
+        local = self._is_local(first)
+        if not self._retry_allows(batch, local):
+            return
+        job = DeliveryJob(message=self.msg, spool_dir=self.spool_dir,
+                          data_path=files.data_path(self.spool_dir, self.msg.id),
+                          addresses=batch, ctx=self._job_context(first, ctx), log=self.log,
+                          config=self.config)
+        for a in batch:
+            a.result = None
+        try:
+            obj.deliver(job)
+        except Exception as exc:  # a transport bug must not lose the message
+            self.log.panic(f"transport {first.transport} failed unexpectedly: {exc!r}",
+                           self.msg.id)
+            for a in batch:
+                if a.result is None:
+                    a.result, a.message, a.basic_errno = "defer", str(exc), -1
+        for a in batch:
+            if a.result is None:
+                a.result, a.message = "defer", a.message or "transport gave no result"
+        self._after_transport(batch)
+
+    def _retry_allows(self, batch: list[Address], local: bool) -> bool:
+        """Apply retry hints before running a transport; addresses that must wait are
+        deferred (or failed after a long failure period) and False is returned when
+        nothing is left to try."""
+        if self.forced:
+            return True
+        if local:
+            if self.first_delivery:
+                return True
+            a = batch[0]
+            rec = self.retry_db.get(self._local_key(a))
+            if rec is None or retrymod.is_due(rec, self.now, self.data_expire) or \
+                    self._message_older_than_cutoff(a.address, None):
+                return True
+            for a in batch:
+                a.basic_errno, a.message = ERRNO_LRETRY, RETRY_NOT_REACHED
+                self._defer_logged(a)
+            return False
+        hosts = batch[0].hosts
+        if not hosts:
+            return True
+        due, all_expired = [], True
+        for h in hosts:
+            rec = self.retry_db.get(host_key(h.name, h.address, h.port))
+            if rec is None or not rec.expired:
+                all_expired = False
+            if rec is None or retrymod.is_due(rec, self.now, self.data_expire):
+                due.append(h)
+        if not due and self._message_older_than_cutoff(batch[0].address, None):
+            due = list(hosts)
+        if due:
+            for a in batch:
+                a.hosts = list(due)
+            return True
+        for a in batch:
+            if all_expired:
+                a.message = NO_HOST_DUE_EXPIRED
+                a.result = "fail"
+                self._fail(a)
+            else:
+                a.basic_errno, a.message = ERRNO_HRETRY, NO_HOST_DUE
+                self._defer_logged(a)
+        return False
+
+    def _after_transport(self, batch: list[Address]) -> None:
+        first_ok = True
+        for a in batch:
+            if a.result == "ok":
+                self._delivered(a, first_ok)
+                first_ok = False
+            elif a.result == "fail":
+                self._fail(a)
+            else:
+                self._transport_deferred(a)
+
+    def _delivered(self, a: Address, first: bool) -> None:
+        self._journal(a.unique)
+        parts = [("=> " if first else "-> ") + a.log_name(), f"R={a.router}",
+                 f"T={a.transport}"]
+        h = a.host_used
+        if h is not None:
+            parts.append(f"H={h.name} [{h.address}]" if h.address else f"H={h.name}")
+            if a.smtp_confirmation:
+                conf = a.smtp_confirmation.replace('"', "\\\"")
+                parts.append(f'C="{conf}"')
+        self._log(" ".join(parts))
+        self.outcome.delivered.append(a.address)
+        if h is not None and h.address:
+            self._clear_retry([host_key(h.name, h.address, h.port)])
+        elif h is None and not self.first_delivery:
+            self._clear_retry([self._local_key(a)])
+
+    def _transport_deferred(self, a: Address) -> None:
+        h = a.host_used
+        if self._is_local(a) or h is None:
+            key, subject = self._local_key(a), a.address
+        else:
+            key, subject = host_key(h.name, h.address, h.port), h.name
+        if self._apply_retry(a, key, subject, a.domain):
+            a.result = "fail"
+            self._fail(a)
+            return
+        self._defer_logged(a)
+
+    def _defer_logged(self, a: Address) -> None:
+        self.deferred.append(a)
+        parts = [a.log_name()]
+        if a.router:
+            parts.append(f"R={a.router}")
+        if a.transport:
+            parts.append(f"T={a.transport}")
+        text = " ".join(parts) + f" defer ({a.basic_errno or -1})"
+        if a.host_used is not None and a.host_used.address and a.message and \
+                a.basic_errno in (-44, -45, -46, 0):
+            text += f" H={a.host_used.name} [{a.host_used.address}]"
+        text += f": {a.message}"
+        self._log("== " + text, text)
+
+    # ------------------------------------------------------------------ failures
+    def _fail(self, a: Address, routing: bool = False) -> None:
+        a.result = "fail"
+        parts = [a.log_name()]
+        if a.router and not (routing and a.message == "Unrouteable address"):
+            parts.append(f"R={a.router}")
+        if a.transport and not routing:
+            parts.append(f"T={a.transport}")
+        self._log(f"** {' '.join(parts)}: {a.message or 'Unrouteable address'}")
+        self.failed.append(a)
+
+    def _handle_failures(self) -> None:
+        """Bounce permanently failed addresses (grouped by bounce recipient), then mark
+        them done.  Failures of a bounce are not bounced: the message is frozen, or the
+        errors are ignored once ignore_bounce_errors_after has passed."""
+        if not self.failed:
+            return
+        groups: dict[str, list[Address]] = {}
+        for a in self.failed:
+            to = bounce_recipient(a, self.msg)
+            if to is None:
+                if self.ignore_errors or (a.errors_address == "" and self.msg.sender):
+                    self._log(f"{a.address}: error ignored")
+                    self._journal(a.unique)
+                else:
+                    self.freeze_reason = "delivery error message"
+                continue
+            groups.setdefault(to, []).append(a)
+        for to, addrs in groups.items():
+            try:
+                bid = send_bounce(self.config, self.msg, addrs, to, self.log, self.spool_dir)
+            except Exception as exc:
+                self.log.panic(f"failed to create bounce message: {exc!r}", self.msg.id)
+                for a in addrs:
+                    self.deferred.append(a)
+                continue
+            self.outcome.bounce_ids.append(bid)
+            for a in addrs:
+                self._journal(a.unique)
+        self.outcome.failed = [a.address for a in self.failed]
+
+    # ------------------------------------------------------------------ completion
+    def _finish(self) -> DeliveryOutcome:
+        from pymta.spool import files
+        msg = self.msg
+        self.outcome.deferred = [a.address for a in self.deferred]
+        # A top-level recipient is done when nothing derived from it is still pending.
+        pending_tops = {a.top_parent().unique for a in self.deferred}
+        pending_tops |= {a.top_parent().unique for a in self.failed
+                         if a.unique not in msg.nonrecipients}
+        for r in msg.pending_recipients():
+            if r.address not in pending_tops:
+                msg.nonrecipients.add(r.address)
+        if self.freeze_reason is not None:
+            msg.frozen_at = self.now
+        if not msg.pending_recipients() and msg.frozen_at is None:
+            self._log("Completed")
+            files.remove_message(self.spool_dir, msg.id)
+            self.outcome.status = "completed"
+            return self.outcome
+        msg.flags.discard("deliver_firsttime")
+        files.rewrite_header(self.spool_dir, msg)
+        files.remove_journal(self.spool_dir, msg.id)
+        if self.freeze_reason is not None:
+            self._log(f"Frozen ({self.freeze_reason})")
+            self.outcome.status = "frozen"
+        return self.outcome

@@ -1,0 +1,189 @@
+"""Expansion conditions (``${if <condition> ...}``, ``filter``, ``forall``...)."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any
+
+from .errors import ExpandError
+from .evaluator import compile_regex, evaluate, get_int
+from .lists import split_list
+from .parser import Cond
+
+_NUMERIC = {"==": lambda a, b: a == b, "=": lambda a, b: a == b,
+            "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_STRING = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+           "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}
+
+
+def compare(op: str, a: str, b: str) -> bool:
+    """Binary comparison by Exim's condition name (numeric or string, caseless with i)."""
+    if op in _NUMERIC:
+        return _NUMERIC[op](get_int(a), get_int(b))
+    if op.endswith("i") and op[:-1] in _STRING:
+        return _STRING[op[:-1]](a.lower(), b.lower())
+    if op in _STRING:
+        return _STRING[op](a, b)
+    raise ExpandError(f"unknown comparison \"{op}\"")
+
+
+def _bool(value: str, lax: bool) -> bool:
+    v = value.strip()
+    lv = v.lower()
+    if lax:
+        return lv not in ("", "0", "no", "false")
+    if lv in ("true", "yes"):
+        return True
+    if lv in ("false", "no", ""):
+        return False
+    try:
+        return int(v) != 0
+    except ValueError:
+        raise ExpandError(f"unrecognised boolean value \"{v}\"") from None
+
+
+def _isip(value: str, version: int | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return False
+    return version is None or ip.version == version
+
+
+def _crypteq(password: str, encrypted: str) -> bool:
+    import base64
+    import hashlib
+    import hmac as _h
+    from .bytesutil import to_bytes
+    low = encrypted.lower()
+    if low.startswith("{md5}"):
+        digest = hashlib.md5(to_bytes(password))
+        rest = encrypted[5:]
+        return _h.compare_digest(rest, digest.hexdigest() if len(rest) == 32
+                                 else base64.b64encode(digest.digest()).decode())
+    if low.startswith("{sha1}"):
+        digest = hashlib.sha1(to_bytes(password))
+        rest = encrypted[6:]
+        return _h.compare_digest(rest, digest.hexdigest().upper() if len(rest) == 40
+                                 and rest.isupper() else digest.hexdigest() if len(rest) == 40
+                                 else base64.b64encode(digest.digest()).decode())
+    if low.startswith(("{crypt}", "{crypt16}")):
+        encrypted = encrypted[encrypted.index("}") + 1:]
+    try:
+        import crypt  # noqa: deprecated but still present in 3.11
+    except ImportError:
+        raise ExpandError("crypt() is not available") from None
+    return _h.compare_digest(crypt.crypt(password, encrypted) or "", encrypted)
+
+
+def eval_cond(cond: Cond, ctx: Any) -> bool:
+    """Evaluate a parsed condition node."""
+    r = _eval(cond, ctx)
+    return (not r) if cond.negate else r
+
+
+def _args(cond: Cond, ctx: Any) -> list[str]:
+    return [evaluate(a, ctx) for a in cond.args]
+
+
+def _eval(cond: Cond, ctx: Any) -> bool:
+    name = cond.name
+    if name == "def":
+        from .variables import lookup_variable
+        v = lookup_variable(cond.extra, ctx)
+        if v is None:
+            raise ExpandError(f"unknown variable \"{cond.extra}\" after \"def:\"")
+        return v != ""
+    if name in ("and", "or"):
+        want = name == "or"
+        for sub in cond.args:
+            if eval_cond(sub, ctx) == want:
+                return want
+        return not want
+    if name in ("forall", "forany", "forall_json", "forany_json", "forall_jsons",
+                "forany_jsons"):
+        data = evaluate(cond.args[0], ctx)
+        if name.endswith(("_json", "_jsons")):
+            import json
+            try:
+                arr = json.loads(data) if data.strip() else []
+            except ValueError:
+                raise ExpandError(f"\"{data}\" is not a JSON array") from None
+            if not isinstance(arr, list):
+                raise ExpandError(f"\"{data}\" is not a JSON array")
+            from .evaluator import _json_value
+            items = [_json_value(x, name.endswith("s")) for x in arr]
+        else:
+            items = split_list(data)
+        want_any = name.startswith("forany")
+        saved = ctx.variables.get("item")
+        try:
+            for it in items:
+                ctx.variables["item"] = it
+                if eval_cond(cond.args[1], ctx) == want_any:
+                    return want_any
+        finally:
+            if saved is None:
+                ctx.variables.pop("item", None)
+            else:
+                ctx.variables["item"] = saved
+        return not want_any
+    if name == "first_delivery":
+        return ctx.variables.get("first_delivery", "") not in ("", "0", "no", "false")
+    if name == "queue_running":
+        return ctx.variables.get("queue_running", "") not in ("", "0", "no", "false")
+    args = _args(cond, ctx)
+    if name == "eq":
+        return args[0] == args[1]
+    if name == "eqi":
+        return args[0].lower() == args[1].lower()
+    if name in _NUMERIC or name in ("lt", "le", "gt", "ge", "lti", "lei", "gti", "gei"):
+        return compare(name, args[0], args[1])
+    if name == "match":
+        m = compile_regex(args[1]).search(args[0])
+        if m is None:
+            return False
+        ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+        return True
+    if name in ("inlist", "inlisti"):
+        needle = args[0]
+        items = split_list(args[1])
+        if name == "inlisti":
+            needle = needle.lower()
+            return any(needle == it.lower() for it in items)
+        return needle in items
+    if name in ("match_domain", "match_local_part", "match_address", "match_ip"):
+        from .. import match as m
+        # the conditions only test; they do not set $domain_data and friends
+        if name == "match_domain":
+            return m.match_domain(args[0], args[1], ctx, expand=False, data_var="")
+        if name == "match_local_part":
+            return m.match_localpart(args[0], args[1], ctx, expand=False, data_var="")
+        if name == "match_address":
+            return m.match_address(args[0], args[1], ctx, expand=False)
+        if not args[0].strip():
+            return False
+        return m.match_host(args[0], None, args[1], ctx, expand=False, ip_only=True,
+                            data_var="")
+    if name in ("bool", "bool_lax"):
+        return _bool(args[0], name == "bool_lax")
+    if name == "exists":
+        from ..taint import Tainted
+        if isinstance(args[0], Tainted):
+            raise ExpandError(f"Tainted '{args[0]}' (with exists) not permitted")
+        return os.path.exists(args[0])
+    if name in ("isip", "isip4", "isip6"):
+        return _isip(args[0], None if name == "isip" else int(name[-1]))
+    if name == "crypteq":
+        return _crypteq(args[0], args[1])
+    if name == "acl":
+        from .evaluator import _item_acl
+        from .errors import ExpandFail
+        from .parser import Item
+        try:
+            _item_acl(Item("acl", cond.args), ctx)
+            return True
+        except ExpandFail:
+            return False
+    raise ExpandError(f"condition \"{name}\" is not supported")

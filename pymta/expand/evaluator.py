@@ -1,0 +1,567 @@
+"""Evaluate a compiled expansion tree in an :class:`ExpandContext`.
+
+Taint: a result is :class:`~pymta.taint.Tainted` when any part that went into it was;
+lookup results are clean.  Branches not taken are never evaluated.
+"""
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from typing import Any
+
+from ..taint import Tainted
+from .errors import ExpandDefer, ExpandError, ExpandFail
+from .lists import join_list, list_separator, split_list
+from .parser import Cond, Item, Op, Seq, Var
+from .variables import get_variable, lookup_variable
+
+
+def _t(value: str, tainted: bool) -> str:
+    return Tainted(value) if tainted and not isinstance(value, Tainted) else value
+
+
+def evaluate(node: Any, ctx: Any) -> str:
+    """Evaluate a node (usually the ``Seq`` from :func:`compile_expansion`)."""
+    if isinstance(node, Seq):
+        parts = node.parts
+        if len(parts) == 1:
+            p = parts[0]
+            return p if isinstance(p, str) else evaluate(p, ctx)
+        out = []
+        tainted = False
+        for p in parts:
+            v = p if isinstance(p, str) else evaluate(p, ctx)
+            if isinstance(v, Tainted):
+                tainted = True
+            out.append(v)
+        return _t("".join(out), tainted)
+    if isinstance(node, Var):
+        return get_variable(node.name, ctx)
+    if isinstance(node, Op):
+        from .operators import apply_operator
+        arg = evaluate(node.arg, ctx)
+        result = apply_operator(node.name, arg, ctx)
+        return _t(result, isinstance(arg, Tainted))
+    if isinstance(node, Item):
+        fn = _ITEMS.get(node.name)
+        if fn is None:
+            raise ExpandError(f"\"{node.name}\" expansion item is not supported")
+        return fn(node, ctx)
+    if isinstance(node, str):
+        return node
+    raise ExpandError(f"internal: cannot evaluate {node!r}")
+
+
+# -- helpers ------------------------------------------------------------------
+
+class _Scoped:
+    """Temporarily set variables (e.g. $value, $item) and restore them afterwards."""
+
+    def __init__(self, ctx: Any, **values: str | None):
+        self.ctx = ctx
+        self.values = values
+
+    def __enter__(self):
+        v = self.ctx.variables
+        self.saved = {k: v.get(k) for k in self.values}
+        for k, val in self.values.items():
+            if val is None:
+                v.pop(k, None)
+            else:
+                v[k] = val
+        return self
+
+    def set(self, name: str, value: str) -> None:
+        self.ctx.variables[name] = value
+
+    def __exit__(self, *exc):
+        v = self.ctx.variables
+        for k, val in self.saved.items():
+            if val is None:
+                v.pop(k, None)
+            else:
+                v[k] = val
+        return False
+
+
+def _yes_no(node: Item, ctx: Any, found: bool, value: str | None, what: str) -> str:
+    """Common tail of items with {yes}{no}/fail: $value is set while expanding them."""
+    if found:
+        if node.yes is None:
+            return value if value is not None else "true"
+        with _Scoped(ctx, value=value):
+            return evaluate(node.yes, ctx)
+    if node.no is not None:
+        with _Scoped(ctx, value=value):
+            return evaluate(node.no, ctx)
+    if node.fail:
+        raise ExpandFail(f"\"{what}\" failed and \"fail\" requested")
+    return ""
+
+
+@lru_cache(maxsize=1024)
+def compile_regex(pattern: str) -> re.Pattern:
+    """Compile a PCRE-style pattern with Python's ``re`` (cached)."""
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
+
+
+def get_int(text: str, what: str = "") -> int:
+    """Parse an integer with optional K/M/G suffix as Exim's numeric conditions do."""
+    s = text.strip()
+    m = re.fullmatch(r"([-+]?\d+)([kKmMgG]?)", s)
+    if not m:
+        raise ExpandError(f"integer expected but \"{text}\" found")
+    v = int(m.group(1))
+    suf = m.group(2).lower()
+    if suf == "k":
+        v *= 1024
+    elif suf == "m":
+        v *= 1024 * 1024
+    elif suf == "g":
+        v *= 1024 * 1024 * 1024
+    return v
+
+
+def _nonneg_arg(text: str, item: str) -> int:
+    s = text.strip()
+    if not re.fullmatch(r"-?\d+", s):
+        raise ExpandError(f"\"{text}\" is not a number (in \"{item}\" expansion)")
+    return int(s)
+
+
+# -- items --------------------------------------------------------------------
+
+def _item_if(node: Item, ctx: Any) -> str:
+    from .conditions import eval_cond
+    saved = ctx.numbered
+    try:
+        if eval_cond(node.args[0], ctx):
+            return evaluate(node.yes, ctx) if node.yes is not None else "true"
+        if node.no is not None:
+            return evaluate(node.no, ctx)
+    finally:
+        ctx.numbered = saved    # $1.. from a match inside the if do not leak out
+    if node.fail:
+        raise ExpandFail("\"if\" failed and \"fail\" requested")
+    return ""
+
+
+def _item_lookup(node: Item, ctx: Any) -> str:
+    from ..lookups import do_lookup_spec
+    key = evaluate(node.args[0], ctx) if node.args[0] is not None else None
+    query = evaluate(node.args[1], ctx)
+    value = do_lookup_spec(node.extra, query, key, ctx)
+    if value is not None:
+        value = str.__str__(value)       # lookup data is untainted
+    return _yes_no(node, ctx, value is not None, value, "lookup")
+
+
+def _json_value(obj: Any, strip_quotes: bool) -> str:
+    """A JSON element as extract json prints it (jsons: strings without quotes)."""
+    import json
+    if strip_quotes:
+        if not isinstance(obj, str):
+            raise ExpandError("missing '\"' wrapping string result for extract jsons")
+        return obj
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _extract_keyed(key: str, text: str) -> str | None:
+    """Find ``key=value`` (value optionally quoted) in text; keys are caseless."""
+    i, n = 0, len(text)
+    lkey = key.lower()
+    while i < n:
+        while i < n and (text[i].isspace() or text[i] == ","):
+            i += 1
+        j = i
+        while j < n and not text[j].isspace() and text[j] != "=":
+            j += 1
+        name = text[i:j]
+        while j < n and text[j].isspace():
+            j += 1
+        if j < n and text[j] == "=":
+            j += 1
+            while j < n and text[j].isspace():
+                j += 1
+        if j < n and text[j] == '"':
+            j += 1
+            buf = []
+            while j < n and text[j] != '"':
+                if text[j] == "\\" and j + 1 < n:
+                    j += 1
+                buf.append(text[j])
+                j += 1
+            j += 1
+            value = "".join(buf)
+        else:
+            k = j
+            while k < n and not text[k].isspace() and text[k] != ",":
+                k += 1
+            value = text[j:k]
+            j = k
+        if name.lower() == lkey:
+            return value
+        if j <= i:
+            j = i + 1
+        i = j
+    return None
+
+
+def _item_extract(node: Item, ctx: Any) -> str:
+    args = node.args
+    first = evaluate(args[0], ctx)
+    tainted = isinstance(first, Tainted)
+    if node.extra in ("json", "jsons"):
+        import json
+        data = evaluate(args[1], ctx)
+        tainted = tainted or isinstance(data, Tainted)
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise ExpandError(f"failed to parse JSON for extract {node.extra}") from None
+        else:
+            value = None
+            if isinstance(obj, dict):
+                if first in obj:
+                    value = _json_value(obj[first], node.extra == "jsons")
+            elif isinstance(obj, list) and re.fullmatch(r"-?\d+", first.strip()):
+                idx = int(first)
+                if 0 < idx <= len(obj):
+                    value = _json_value(obj[idx - 1], node.extra == "jsons")
+                elif idx < 0 and -idx <= len(obj):
+                    value = _json_value(obj[idx], node.extra == "jsons")
+        rest = args[2:]
+    elif re.fullmatch(r"\s*-?\d+\s*", first):
+        if len(args) < 3:
+            raise ExpandError("missing '{' for arg 3 of extract")
+        idx = int(first)
+        seps = evaluate(args[1], ctx)
+        data = evaluate(args[2], ctx)
+        tainted = tainted or isinstance(data, Tainted)
+        if seps:
+            fields = re.split("[" + re.escape(seps) + "]", data)
+        else:
+            fields = [data]
+        if idx == 0:
+            value = data
+        elif 0 < idx <= len(fields):
+            value = fields[idx - 1]
+        elif idx < 0 and -idx <= len(fields):
+            value = fields[idx]
+        else:
+            value = None
+        rest = args[3:]
+    else:
+        data = evaluate(args[1], ctx)
+        tainted = tainted or isinstance(data, Tainted)
+        value = _extract_keyed(first.strip(), data)
+        rest = args[2:]
+    # Surplus brace arguments are the yes/no strings.
+    tail = Item("extract", [], rest[0] if rest else None, rest[1] if len(rest) > 1 else None,
+                node.fail)
+    if tail.yes is None:
+        if value is None and node.fail:
+            raise ExpandFail("\"extract\" failed and \"fail\" requested")
+        return _t(value or "", tainted)
+    return _t(_yes_no(tail, ctx, value is not None, value, "extract"), tainted)
+
+
+def _item_listextract(node: Item, ctx: Any) -> str:
+    if len(node.args) < 2:
+        raise ExpandError("missing 2nd string in {} after \"listextract\"")
+    idx = _nonneg_arg(evaluate(node.args[0], ctx), "listextract")
+    data = evaluate(node.args[1], ctx)
+    items = split_list(data)
+    value = None
+    if 0 < idx <= len(items):
+        value = items[idx - 1]
+    elif idx < 0 and -idx <= len(items):
+        value = items[idx]
+    tail = Item("listextract", [], node.args[2] if len(node.args) > 2 else None,
+                node.args[3] if len(node.args) > 3 else None, node.fail)
+    if tail.yes is None:
+        if value is None and node.fail:
+            raise ExpandFail("\"listextract\" failed and \"fail\" requested")
+        return _t(value or "", isinstance(data, Tainted))
+    return _t(_yes_no(tail, ctx, value is not None, value, "listextract"),
+              isinstance(data, Tainted))
+
+
+def _list_loop(node: Item, ctx: Any, what: str):
+    data = evaluate(node.args[0], ctx)
+    sep, _ = list_separator(data)
+    return data, sep, split_list(data)
+
+
+def _item_filter(node: Item, ctx: Any) -> str:
+    from .conditions import eval_cond
+    data, sep, items = _list_loop(node, ctx, "filter")
+    out = []
+    with _Scoped(ctx, item=None):
+        for it in items:
+            ctx.variables["item"] = it
+            if eval_cond(node.args[1], ctx):
+                out.append(it)
+    return _t(join_list(out, sep), isinstance(data, Tainted))
+
+
+def _item_map(node: Item, ctx: Any) -> str:
+    if len(node.args) < 2:
+        raise ExpandError("missing 2nd string in {} after \"map\"")
+    data, sep, items = _list_loop(node, ctx, "map")
+    out = []
+    tainted = isinstance(data, Tainted)
+    with _Scoped(ctx, item=None):
+        for it in items:
+            ctx.variables["item"] = it
+            v = evaluate(node.args[1], ctx)
+            tainted = tainted or isinstance(v, Tainted)
+            out.append(v)
+    return _t(join_list(out, sep), tainted)
+
+
+def _item_reduce(node: Item, ctx: Any) -> str:
+    if len(node.args) < 3:
+        raise ExpandError(f"missing {'2nd' if len(node.args) < 2 else '3rd'} string in {{}} "
+                          "after \"reduce\"")
+    data, sep, items = _list_loop(node, ctx, "reduce")
+    value = evaluate(node.args[1], ctx)
+    with _Scoped(ctx, item=None, value=None):
+        for it in items:
+            ctx.variables["item"] = it
+            ctx.variables["value"] = value
+            value = evaluate(node.args[2], ctx)
+    return value
+
+
+_SORT_CMPS = {"<", "<=", ">", ">=", "lt", "le", "gt", "ge", "lti", "lei", "gti", "gei"}
+
+
+def _item_sort(node: Item, ctx: Any) -> str:
+    from functools import cmp_to_key
+    from .conditions import compare
+    if len(node.args) < 3:
+        raise ExpandError("missing argument in \"sort\"")
+    data, sep, items = _list_loop(node, ctx, "sort")
+    cmp = evaluate(node.args[1], ctx).strip()
+    if cmp not in _SORT_CMPS:
+        raise ExpandError(f"bad comparator \"{cmp}\" in sort")
+    keyed = []
+    with _Scoped(ctx, item=None):
+        for it in items:
+            ctx.variables["item"] = it
+            keyed.append((evaluate(node.args[2], ctx), it))
+
+    def order(a, b):
+        if compare(cmp, a[0], b[0]):
+            return -1
+        if compare(cmp, b[0], a[0]):
+            return 1
+        return 0
+    keyed.sort(key=cmp_to_key(order))
+    return _t(join_list([it for _, it in keyed], sep), isinstance(data, Tainted))
+
+
+def _item_numeric_string(node: Item, ctx: Any) -> str:
+    """${length{n}{s}}, ${substr{a}{b}{s}}, ${hash{..}}, ${nhash{..}}."""
+    from .operators import apply_operator
+    args = [evaluate(a, ctx) for a in node.args]
+    if len(args) < 2:
+        raise ExpandError(f"missing string in {{}} after \"{node.name}\"")
+    nums, subject = args[:-1], args[-1]
+    for n in nums:
+        if not re.fullmatch(r"\s*-?\d+\s*", n):
+            raise ExpandError(f"\"{n}\" is not a number (in \"{node.name}\" expansion)")
+    name = node.name + "".join("_" + n.strip() for n in nums)
+    return _t(apply_operator(name, subject, ctx, allow_negative=True),
+              isinstance(subject, Tainted))
+
+
+def _expand_args(node: Item, ctx: Any, count: int) -> list[str]:
+    if len(node.args) < count:
+        raise ExpandError(f"missing {('1st','2nd','3rd','4th')[len(node.args)]} string in {{}} "
+                          f"after \"{node.name}\"")
+    return [evaluate(a, ctx) for a in node.args[:count]]
+
+
+def _item_sg(node: Item, ctx: Any) -> str:
+    subject, pattern, repl = _expand_args(node, ctx, 3)
+    rx = compile_regex(pattern)
+
+    def sub(m: re.Match) -> str:
+        out = []
+        i, n = 0, len(repl)
+        while i < n:
+            c = repl[i]
+            if c == "\\" and i + 1 < n:
+                out.append(repl[i + 1])
+                i += 2
+            elif c == "$" and i + 1 < n and repl[i + 1].isdigit():
+                j = i + 1
+                while j < n and repl[j].isdigit():
+                    j += 1
+                g = int(repl[i + 1:j])
+                out.append((m.group(g) or "") if g <= rx.groups else "")
+                i = j
+            elif c == "$" and i + 2 < n and repl[i + 1] == "{":
+                j = repl.find("}", i)
+                g = repl[i + 2:j]
+                if j > 0 and g.isdigit():
+                    out.append((m.group(int(g)) or "") if int(g) <= rx.groups else "")
+                    i = j + 1
+                else:
+                    out.append(c)
+                    i += 1
+            else:
+                out.append(c)
+                i += 1
+        return "".join(out)
+    result = rx.sub(sub, subject)
+    return _t(result, any(isinstance(x, Tainted) for x in (subject, repl)))
+
+
+def _item_tr(node: Item, ctx: Any) -> str:
+    subject, frm, to = _expand_args(node, ctx, 3)
+    if not to:
+        return subject
+    table = {}
+    for i, ch in enumerate(frm):
+        table[ch] = to[i] if i < len(to) else to[-1]
+    return _t("".join(table.get(c, c) for c in subject), isinstance(subject, Tainted))
+
+
+def _item_hmac(node: Item, ctx: Any) -> str:
+    import hashlib
+    import hmac
+    alg, secret, data = _expand_args(node, ctx, 3)
+    from .bytesutil import to_bytes
+    if alg not in ("md5", "sha1"):
+        raise ExpandError(f"hmac algorithm \"{alg}\" is not recognised")
+    return hmac.new(to_bytes(secret), to_bytes(data), getattr(hashlib, alg)).hexdigest()
+
+
+def _item_listquote(node: Item, ctx: Any) -> str:
+    sep, data = _expand_args(node, ctx, 2)
+    if not sep:
+        raise ExpandError("missing list separator for listquote")
+    return _t(data.replace(sep[0], sep[0] * 2), isinstance(data, Tainted))
+
+
+def _item_acl(node: Item, ctx: Any) -> str:
+    args = [evaluate(a, ctx) for a in node.args]
+    if not args:
+        raise ExpandError("missing ACL name")
+    name = args[0]
+    if ctx.acl_runner is None:
+        acls = getattr(ctx.config, "acls", None) or {}
+        if name not in acls:
+            raise ExpandError(f"ERROR from acl \"{name}\"")
+        raise ExpandError(f"ACLs cannot be run from this expansion (acl \"{name}\")")
+    with _Scoped(ctx, **{f"acl_arg{i}": (args[i] if i < len(args) else None)
+                         for i in range(1, 10)}, acl_narg=str(len(args) - 1)):
+        res = ctx.acl_runner(name, args[1:], ctx)
+    verdict = getattr(res, "verdict", res)
+    message = getattr(res, "message", "") or ""
+    if verdict == "accept":
+        return message or ""
+    if verdict == "deny":
+        raise ExpandFail(f"acl \"{name}\" returned deny")
+    if verdict == "defer":
+        raise ExpandDefer(f"DEFER from acl \"{name}\"")
+    raise ExpandError(f"ERROR from acl \"{name}\"")
+
+
+def _environment(ctx: Any) -> dict[str, str]:
+    """The environment as Exim sees it: only keep_environment names survive (when set)."""
+    main = getattr(getattr(ctx, "config", None), "main", None)
+    keep = getattr(main, "keep_environment", None) if main is not None else None
+    env = dict(os.environ)
+    if keep is not None:
+        import fnmatch
+        pats = split_list(str(keep))
+        env = {k: v for k, v in env.items()
+               if any(re.search(p, k) if p.startswith("^") else fnmatch.fnmatchcase(k, p)
+                      for p in pats)}
+    add = getattr(main, "add_environment", None) if main is not None else None
+    for item in split_list(str(add)) if add else []:
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
+def _item_env(node: Item, ctx: Any) -> str:
+    args = [evaluate(a, ctx) for a in node.args[:1]]
+    if not args:
+        raise ExpandError("missing variable name for env")
+    value = _environment(ctx).get(args[0])
+    tail = Item("env", [], node.args[1] if len(node.args) > 1 else None,
+                node.args[2] if len(node.args) > 2 else None, node.fail)
+    return _yes_no(tail, ctx, value is not None, value, "env")
+
+
+def _item_readfile(node: Item, ctx: Any) -> str:
+    from ..taint import check_untainted, TaintError
+    args = [evaluate(a, ctx) for a in node.args]
+    if not args:
+        raise ExpandError("missing file name for readfile")
+    try:
+        check_untainted(args[0], "readfile")
+    except TaintError as e:
+        raise ExpandError(str(e)) from None
+    try:
+        with open(args[0], "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ExpandError(f"failed to open {args[0]}: {e.strerror}") from None
+    from .bytesutil import from_bytes
+    text = from_bytes(data)
+    if len(args) > 1:
+        text = text.replace("\n", args[1])
+    return text
+
+
+def _item_run(node: Item, ctx: Any) -> str:
+    import shlex
+    import subprocess
+    if not node.args:
+        raise ExpandError("missing command for run")
+    cmd = evaluate(node.args[0], ctx)
+    try:
+        argv = shlex.split(cmd)
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        rc = proc.returncode
+        out = proc.stdout.decode("utf-8", "surrogateescape")
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        raise ExpandError(f"couldn't create child process for ${{run}} command: {e}") from None
+    ctx.variables["runrc"] = str(rc)
+    tail = Item("run", [], node.args[1] if len(node.args) > 1 else None,
+                node.args[2] if len(node.args) > 2 else None, node.fail)
+    return _yes_no(tail, ctx, rc == 0, out, "run")
+
+
+_ITEMS = {
+    "if": _item_if,
+    "lookup": _item_lookup,
+    "extract": _item_extract,
+    "listextract": _item_listextract,
+    "filter": _item_filter,
+    "map": _item_map,
+    "reduce": _item_reduce,
+    "sort": _item_sort,
+    "length": _item_numeric_string,
+    "substr": _item_numeric_string,
+    "hash": _item_numeric_string,
+    "nhash": _item_numeric_string,
+    "sg": _item_sg,
+    "tr": _item_tr,
+    "hmac": _item_hmac,
+    "listquote": _item_listquote,
+    "acl": _item_acl,
+    "env": _item_env,
+    "readfile": _item_readfile,
+    "run": _item_run,
+}

@@ -1,0 +1,51 @@
+"""Exim list syntax: colon-separated by default, ``<c`` at the start picks another
+separator, a doubled separator stands for one literal separator character."""
+from __future__ import annotations
+
+_WS = " \t\n\r\f\v"
+
+
+def list_separator(text: str, default: str = ":") -> tuple[str, str]:
+    """Return (separator, remaining text) after an optional ``<c`` prefix."""
+    i = 0
+    n = len(text)
+    while i < n and text[i] in _WS:
+        i += 1
+    if i + 1 < n and text[i] == "<" and not text[i + 1].isalnum() and text[i + 1] not in _WS:
+        return text[i + 1], text[i + 2:]
+    return default, text
+
+
+def split_list(text: str, default: str = ":") -> list[str]:
+    """Split an Exim list into its items (leading/trailing whitespace removed)."""
+    if not text:
+        return []
+    sep, s = list_separator(text, default)
+    items: list[str] = []
+    i, n = 0, len(s)
+    while True:
+        while i < n and s[i] in _WS:
+            i += 1
+        if i >= n:
+            break
+        buf: list[str] = []
+        while i < n:
+            c = s[i]
+            if c == sep:
+                if i + 1 < n and s[i + 1] == sep:
+                    buf.append(sep)
+                    i += 2
+                    continue
+                break
+            buf.append(c)
+            i += 1
+        items.append("".join(buf).rstrip(_WS))
+        if i >= n:
+            break
+        i += 1      # skip the separator
+    return items
+
+
+def join_list(items: list[str], sep: str = ":") -> str:
+    """Join items into a list string, doubling separators inside items."""
+    return sep.join(item.replace(sep, sep + sep) for item in items)

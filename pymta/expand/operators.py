@@ -1,0 +1,593 @@
+"""Expansion operators: ``${name:argument}`` and their numeric-suffix forms
+(``length_3``, ``substr_1_2``, ``hash_4_3``, ``nhash_8_64``, ``sha2_512``...)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import re
+from typing import Any, Callable
+
+from .bytesutil import from_bytes, to_bytes
+from .errors import ExpandError
+from .lists import split_list
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_HASHCODES = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
+           79, 83, 89, 97, 101, 103, 107, 109, 113)
+
+
+# -- numeric-suffix operators -------------------------------------------------
+
+def op_length(s: str, n: int) -> str:
+    return s[:max(n, 0)]
+
+
+def op_substr(s: str, start: int, length: int | None) -> str:
+    """Exim substr: a negative start counts from the end; a missing length means 'rest'."""
+    size = len(s)
+    if start < 0:
+        # counted from the right: the substring ends at that point when no length is given
+        begin = size + start
+        if length is None:
+            # no length: everything before the offset point
+            return s[:max(begin, 0)]
+        if begin < 0:
+            length += begin
+            begin = 0
+            if length < 0:
+                length = 0
+        return s[begin:begin + length]
+    if start > size:
+        return ""
+    if length is None:
+        return s[start:]
+    return s[start:start + max(length, 0)]
+
+
+def op_hash(s: str, length: int, limit: int | None) -> str:
+    """Exim's textual hash: fold the string into ``length`` bytes, then map to letters."""
+    if limit is None:
+        limit = 26
+    if limit > len(_HASHCODES):
+        raise ExpandError(f"hash count \"{limit}\" too big")
+    b = bytearray(to_bytes(s))
+    if length >= len(b):
+        return s
+    acc = b[:length]
+    pos = 0
+    for j in range(length, len(b)):
+        c = b[j]
+        shift = (c + j) & 7
+        acc[pos] = (acc[pos] ^ ((c << shift) | (c >> (8 - shift)))) & 0xFF
+        pos += 1
+        if pos >= length:
+            pos = 0
+    return "".join(_HASHCODES[x % limit] for x in acc)
+
+
+def op_nhash(s: str, div1: int, div2: int | None) -> str:
+    """Exim's numeric hash: a weighted byte sum modulo the divisor(s)."""
+    total = 0
+    i = 0
+    for c in to_bytes(s):
+        if i == 0:
+            i = len(_PRIMES) - 1
+        total += _PRIMES[i] * c
+        i -= 1
+    if div1 <= 0:
+        raise ExpandError("nhash divisor must be positive")
+    if div2 is None:
+        return str(total % div1)
+    total %= div1 * div2
+    return f"{total // div2}/{total % div2}"
+
+
+# -- IP helpers ----------------------------------------------------------------
+
+def _ip(text: str, what: str):
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise ExpandError(f"\"{text}\" is not an IP address") from None
+
+
+def op_mask(arg: str, normalised: bool) -> str:
+    addr, sep, bits = arg.partition("/")
+    if not sep:
+        raise ExpandError(f"missing mask value in \"{arg}\"")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise ExpandError(f"\"{addr}\" is not an IP address") from None
+    if not bits.isdigit() or int(bits) > ip.max_prefixlen:
+        raise ExpandError(f"mask value too big in \"{arg}\"")
+    net = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
+    base = net.network_address
+    if ip.version == 4:
+        return f"{base}/{bits}"
+    if normalised:
+        return f"{base.compressed}/{bits}"
+    return base.exploded.replace(":", ".") + f"/{bits}"
+
+
+def op_reverse_ip(arg: str) -> str:
+    try:
+        ip = ipaddress.ip_address(arg.strip())
+    except ValueError:
+        raise ExpandError(f"reverse_ip() not given an IP address [{arg}]") from None
+    if ip.version == 4:
+        return ".".join(reversed(str(ip).split(".")))
+    return ".".join(reversed(ip.exploded.replace(":", "")))
+
+
+def op_ipv6norm(arg: str, denorm: bool) -> str:
+    try:
+        ip = ipaddress.ip_address(arg.strip())
+    except ValueError:
+        raise ExpandError(f"\"{arg}\" is not an IP address") from None
+    if ip.version == 4:
+        ip = ipaddress.IPv6Address("::ffff:" + str(ip))
+    if denorm:
+        return ip.exploded
+    return ip.compressed
+
+
+# -- time intervals --------------------------------------------------------------
+
+def readconf_time(text: str) -> int | None:
+    """Parse an Exim time interval like ``1h30m`` or ``90``; None when malformed."""
+    s = text.strip()
+    if not s:
+        return None
+    total = 0
+    for num, unit in re.findall(r"(\d+)([wdhms]?)", s):
+        total += int(num) * {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[unit]
+    if re.fullmatch(r"(\d+[wdhms]?)+", s) is None:
+        return None
+    return total
+
+
+def op_time_interval(arg: str) -> str:
+    s = arg.strip()
+    if not re.fullmatch(r"\d+", s):
+        raise ExpandError(f"string \"{arg}\" is not a positive number in \"time_interval\" "
+                          "operator")
+    n = int(s)
+    if n == 0:
+        return "0s"
+    out = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        q, n = divmod(n, size)
+        if q:
+            out.append(f"{q}{unit}")
+    return "".join(out)
+
+
+# -- addresses -----------------------------------------------------------------------
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """Split at ``sep`` outside quotes, angle brackets and comments."""
+    out, buf = [], []
+    quote = False
+    depth = angle = 0
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            buf.append(text[i:i + 2])
+            i += 2
+            continue
+        if quote:
+            quote = c != '"'
+        elif c == '"':
+            quote = True
+        elif c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif c == "<":
+            angle += 1
+        elif c == ">" and angle:
+            angle -= 1
+        elif c == sep and not depth and not angle:
+            out.append("".join(buf))
+            buf = []
+            i += 1
+            continue
+        buf.append(c)
+        i += 1
+    out.append("".join(buf))
+    return out
+
+
+def _strip_comments(text: str) -> str:
+    out, depth, quote = [], 0, False
+    for c in text:
+        if quote:
+            quote = c != '"'
+            out.append(c)
+        elif c == '"' and not depth:
+            quote = True
+            out.append(c)
+        elif c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(c)
+    return "".join(out)
+
+
+def parse_address(text: str) -> str | None:
+    """Extract the bare address from one RFC 2822 address (phrase and comments allowed);
+    None when it is not a well-formed address."""
+    t = _strip_comments(text).strip()
+    if not t:
+        return ""
+    if "<" in t:
+        lt = t.rfind("<")
+        gt = t.find(">", lt)
+        if gt < 0 or t[gt + 1:].strip():
+            return None
+        addr = t[lt + 1:gt].strip()
+        if ":" in addr:             # source route: keep what follows the colon
+            addr = addr.rsplit(":", 1)[1]
+        return addr
+    if re.search(r'\s', re.sub(r'"[^"]*"', '""', t)):
+        return None
+    return t
+
+
+def op_addresses(arg: str) -> str:
+    sep = ":"
+    s = arg
+    if s.startswith(">") and len(s) > 1:
+        sep = s[1]
+        s = s[2:]
+    out = []
+    for piece in _split_top(s):
+        if ":" in piece and "<" not in piece and '"' not in piece:
+            piece = piece.split(":", 1)[1]      # group name
+        piece = piece.rstrip(";")
+        if not piece.strip():
+            continue
+        addr = parse_address(piece)
+        if addr is None:
+            return ""
+        if addr:
+            out.append(addr.replace(sep, sep + sep))
+    return sep.join(out)
+
+
+def _split_local_domain(addr: str) -> tuple[str, str]:
+    at = addr.rfind("@")
+    if at < 0:
+        return addr, ""
+    return addr[:at], addr[at + 1:]
+
+
+# -- quoting / encodings -----------------------------------------------------------------
+
+def op_quote(arg: str) -> str:
+    if arg and re.fullmatch(r"[A-Za-z0-9._-]*", arg):
+        return arg
+    if not arg:
+        return '""'
+    out = arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace(
+        "\r", "\\r")
+    return f'"{out}"'
+
+
+_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*")
+
+
+def op_quote_local_part(arg: str) -> str:
+    """Quote a local part when it holds characters outside RFC 2822 atext (or starts
+    with a dot)."""
+    if not arg.startswith(".") and _ATEXT.fullmatch(arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def op_quote_lookup(kind: str, arg: str) -> str:
+    if kind in ("lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch", "dbm",
+                "cdb", "lmdb", "json", "dnsdb", "passwd"):
+        return arg              # single-key lookups need no quoting
+    if kind in ("sqlite", "mysql", "pgsql"):
+        return arg.replace("'", "''") if kind == "sqlite" else arg.replace("'", "\\'")
+    if kind == "ldap":
+        return re.sub(r"([*()\\\x00])", lambda m: "\\%02X" % ord(m.group(1)), arg)
+    raise ExpandError(f"unknown lookup type \"{kind}\"")
+
+
+def op_rxquote(arg: str) -> str:
+    return "".join(c if c.isalnum() else "\\" + c for c in arg)
+
+
+def op_escape(arg: str) -> str:
+    out = []
+    for b in to_bytes(arg):
+        if 32 <= b < 127 or b == 9:
+            out.append(chr(b))
+        elif b == 10:
+            out.append("\\n")
+        elif b == 13:
+            out.append("\\r")
+        else:
+            out.append("\\%03o" % b)
+    return "".join(out)
+
+
+def op_escape8bit(arg: str) -> str:
+    return "".join(chr(b) if b < 128 else "\\%03o" % b for b in to_bytes(arg))
+
+
+def op_base62(arg: str) -> str:
+    s = arg.strip()
+    if not s.isdigit():
+        raise ExpandError(f"argument for base62 operator is \"{arg}\", which is not a "
+                          "decimal number")
+    n = int(s)
+    out = []
+    for _ in range(6):
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    return "".join(reversed(out))
+
+
+def op_base62d(arg: str) -> str:
+    n = 0
+    for c in arg:
+        i = _B62.find(c)
+        if i < 0:
+            raise ExpandError(f"argument for base62d operator is \"{arg}\", which is not a "
+                              "base 62 number")
+        n = n * 62 + i
+    return str(n)
+
+
+def op_base32(arg: str) -> str:
+    s = arg.strip()
+    if not s.isdigit():
+        raise ExpandError(f"argument for base32 operator is \"{arg}\", which is not a "
+                          "decimal number")
+    n = int(s)
+    out = []
+    while n:
+        n, r = divmod(n, 32)
+        out.append(_B32[r])
+    return "".join(reversed(out))
+
+
+def op_base32d(arg: str) -> str:
+    n = 0
+    for c in arg:
+        i = _B32.find(c)
+        if i < 0:
+            raise ExpandError(f"argument for base32d operator is \"{arg}\", which is not a "
+                              "base 32 number")
+        n = n * 32 + i
+    return str(n)
+
+
+def op_base64d(arg: str) -> str:
+    try:
+        return from_bytes(base64.b64decode(to_bytes(arg), validate=True))
+    except ValueError:
+        raise ExpandError(f"string \"{arg}\" is not well-formed for \"base64d\" operator") \
+            from None
+
+
+def op_hex2b64(arg: str) -> str:
+    if len(arg) % 2:
+        raise ExpandError(f"\"{arg}\" contains an odd number of characters")
+    try:
+        data = bytes.fromhex(arg)
+    except ValueError:
+        raise ExpandError(f"\"{arg}\" is not a hex string") from None
+    return base64.b64encode(data).decode()
+
+
+def op_from_utf8(arg: str) -> str:
+    data = to_bytes(arg).decode("utf-8", "replace")
+    return from_bytes(bytes(ord(c) if ord(c) < 256 else ord("_") for c in data))
+
+
+def op_utf8clean(arg: str) -> str:
+    return to_bytes(arg).decode("utf-8", "replace").replace("\ufffd", "?")
+
+
+def op_rfc2047(arg: str, ctx: Any) -> str:
+    data = to_bytes(arg)
+    if all(32 <= b < 127 for b in data) and "=?" not in arg:
+        return arg
+    charset = "UTF-8"
+    main = getattr(getattr(ctx, "config", None), "main", None)
+    if main is not None:
+        charset = getattr(main, "headers_charset", None) or charset
+    enc = []
+    for b in data:
+        if b == 32:
+            enc.append("_")
+        elif 33 <= b < 127 and chr(b) not in "?=_()\"@,;:<>[]\\.":
+            enc.append(chr(b))
+        else:
+            enc.append("=%02X" % b)
+    return f"=?{charset}?Q?{''.join(enc)}?="
+
+
+def op_rfc2047d(arg: str) -> str:
+    from email.header import decode_header
+    try:
+        parts = decode_header(arg)
+    except Exception:           # malformed encoded-words are left as they are
+        return arg
+    out = []
+    for data, cs in parts:
+        if isinstance(data, str):
+            out.append(data)
+            continue
+        try:
+            out.append(data.decode(cs or "ascii"))
+        except (LookupError, UnicodeDecodeError):
+            out.append(from_bytes(data))
+    return "".join(out)
+
+
+def op_xtextd(arg: str) -> str:
+    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), arg)
+
+
+def _digest(name: str, bits: int | None, arg: str) -> str:
+    data = to_bytes(arg)
+    if name == "md5":
+        return hashlib.md5(data).hexdigest()
+    if name == "sha1":
+        return hashlib.sha1(data).hexdigest().upper()
+    if name == "sha256":
+        return hashlib.sha256(data).hexdigest().upper()
+    if name == "sha2":
+        b = bits or 256
+        if b not in (256, 384, 512):
+            raise ExpandError(f"sha2 hash size {b} not supported")
+        return hashlib.new(f"sha{b}", data).hexdigest().upper()
+    if name == "sha3":
+        b = bits or 256
+        if b not in (224, 256, 384, 512):
+            raise ExpandError(f"sha3 hash size {b} not supported")
+        return hashlib.new(f"sha3_{b}", data).hexdigest().upper()
+    raise ExpandError(f"unknown hash {name}")
+
+
+def op_listnamed(arg: str, kind: str | None, ctx: Any) -> str:
+    lists = getattr(ctx.config, "named_lists", None) or {}
+    name = arg.strip()
+    if name.startswith("+"):
+        name = name[1:]
+    kinds = [kind] if kind else ["domain", "host", "address", "localpart"]
+    for k in kinds:
+        table = lists.get(k) or {}
+        if name in table:
+            return table[name]
+    raise ExpandError(f"\"{name}\" is not a named list")
+
+
+# -- dispatcher -----------------------------------------------------------------------
+
+_SIMPLE: dict[str, Callable[[str], str]] = {
+    "lc": str.lower,
+    "uc": str.upper,
+    "base64": lambda a: base64.b64encode(to_bytes(a)).decode(),
+    "str2b64": lambda a: base64.b64encode(to_bytes(a)).decode(),
+    "base64d": op_base64d,
+    "base62": op_base62,
+    "base62d": op_base62d,
+    "base32": op_base32,
+    "base32d": op_base32d,
+    "hex2b64": op_hex2b64,
+    "md5": lambda a: _digest("md5", None, a),
+    "sha1": lambda a: _digest("sha1", None, a),
+    "sha256": lambda a: _digest("sha256", None, a),
+    "quote": op_quote,
+    "quote_local_part": op_quote_local_part,
+    "rxquote": op_rxquote,
+    "escape": op_escape,
+    "escape8bit": op_escape8bit,
+    "from_utf8": op_from_utf8,
+    "utf8clean": op_utf8clean,
+    "rfc2047d": op_rfc2047d,
+    "xtextd": op_xtextd,
+    "reverse_ip": op_reverse_ip,
+    "ipv6norm": lambda a: op_ipv6norm(a, False),
+    "ipv6denorm": lambda a: op_ipv6norm(a, True),
+    "time_interval": op_time_interval,
+    "addresses": op_addresses,
+    "strlen": lambda a: str(len(to_bytes(a))),
+    "listcount": lambda a: str(len(split_list(a))),
+    "bless": lambda a: str.__str__(a),
+}
+
+# Operators that take numeric suffixes: name -> (min, max) count of numbers.
+_NUMBERED = {"length": (1, 1), "l": (1, 1), "substr": (1, 2), "s": (1, 2),
+             "hash": (1, 2), "h": (1, 2), "nhash": (1, 2), "nh": (1, 2),
+             "sha2": (0, 1), "sha3": (0, 1)}
+
+
+def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) -> str:
+    """Apply ``${name:arg}``; ``name`` may carry ``_n`` suffixes.  Raises ExpandError."""
+    fn = _SIMPLE.get(name)
+    if fn is not None:
+        return fn(arg)
+    if name in ("eval", "eval10"):
+        from .numeric import eval_expression
+        return eval_expression(arg, decimal_only=(name == "eval10"))
+    if name == "time_eval":
+        v = readconf_time(arg)
+        if v is None:
+            raise ExpandError(f"string \"{arg}\" is not an Exim time interval in "
+                              "\"time_eval\" operator")
+        return str(v)
+    if name in ("mask", "mask_n"):
+        return op_mask(arg, name == "mask_n")
+    if name == "address":
+        a = parse_address(arg)
+        return a or ""
+    if name in ("domain", "local_part"):
+        a = parse_address(arg)
+        if not a:
+            return ""
+        lp, dom = _split_local_domain(a)
+        return dom if name == "domain" else lp
+    if name == "rfc2047":
+        return op_rfc2047(arg, ctx)
+    if name == "listnamed" or name.startswith("listnamed_"):
+        kind = {"d": "domain", "h": "host", "a": "address", "l": "localpart"}.get(
+            name[10:]) if name != "listnamed" else None
+        return op_listnamed(arg, kind, ctx)
+    if name == "expand":
+        from . import expand_string
+        return expand_string(arg, ctx)
+    if name == "stat":
+        import os
+        import stat
+        try:
+            st = os.stat(arg)
+        except OSError as e:
+            raise ExpandError(f"stat({arg}) failed: {e.strerror}") from None
+        return (f"mode={st.st_mode & 0o7777:04o} smode={stat.filemode(st.st_mode)} "
+                f"inode={st.st_ino} device={st.st_dev} links={st.st_nlink} uid={st.st_uid} "
+                f"gid={st.st_gid} size={st.st_size} atime={int(st.st_atime)} "
+                f"mtime={int(st.st_mtime)} ctime={int(st.st_ctime)}")
+    if name == "randint":
+        import random
+        return str(random.randrange(max(int(arg or "1"), 1)))
+    if name.startswith("quote_"):
+        return op_quote_lookup(name[6:], arg)
+    base, _, suffix = name.partition("_")
+    if base in _NUMBERED:
+        nums: list[int] = []
+        for part in suffix.split("_") if suffix else []:
+            if not re.fullmatch(r"-?\d+" if allow_negative or base in ("substr", "s")
+                                else r"\d+", part):
+                raise ExpandError(f"non-digit after underscore in \"{name}\"")
+            nums.append(int(part))
+        if len(nums) > 1 and nums[1] < 0 or (base not in ("substr", "s") and nums
+                                              and nums[0] < 0):
+            raise ExpandError(f"\"{min(nums)}\" is not a positive number (in "
+                              f"\"{base}\" expansion)")
+        lo, hi = _NUMBERED[base]
+        if not lo <= len(nums) <= hi:
+            raise ExpandError(f"missing or extra numeric argument in \"{name}\"")
+        if base in ("length", "l"):
+            return op_length(arg, nums[0])
+        if base in ("substr", "s"):
+            return op_substr(arg, nums[0], nums[1] if len(nums) > 1 else None)
+        if base in ("hash", "h"):
+            return op_hash(arg, nums[0], nums[1] if len(nums) > 1 else None)
+        if base in ("nhash", "nh"):
+            return op_nhash(arg, nums[0], nums[1] if len(nums) > 1 else None)
+        return _digest(base, nums[0] if nums else None, arg)
+    raise ExpandError(f"unknown expansion operator \"{name}\"")

@@ -1,0 +1,473 @@
+"""Parse expansion source text into a tree (compiled once, cached by text).
+
+The tree is made of:
+
+* ``Seq(parts)``: concatenation; each part is a ``str`` literal or a node below.
+* ``Var(name)``: ``$name`` / ``${name}`` (also ``$1``, ``$h_subject:``).
+* ``Op(name, arg)``: ``${name:arg}`` expansion operators (``lc``, ``length_3``...).
+* ``Item(name, args, yes, no, fail, extra)``: ``${name{..}{..}}`` expansion items.
+* ``Cond(name, args, negate, extra)``: a condition inside ``${if ...}`` and friends;
+  ``args`` holds ``Seq`` or ``Cond`` children.
+
+Syntax errors raise :class:`ExpandError` with Exim's wording where practical.  Exim
+parses the branch not taken too (so syntax errors are reported whatever the data), which
+a tree built up front gives us for free.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .bytesutil import normalise
+from .errors import ExpandError
+
+
+def _byte(v: int) -> str:
+    # bytes >= 0x80 become surrogate escapes so that runs of them can form UTF-8
+    return chr(v) if v < 0x80 else chr(0xDC00 + v)
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_WS = " \t\n\r\f\v"
+_HEADER_PREFIXES = ("h_", "header_", "rh_", "rheader_", "bh_", "bheader_", "lh_",
+                    "lheader_")
+
+
+class Seq:
+    """A concatenation of literal strings and nodes."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def __repr__(self) -> str:
+        return f"Seq({self.parts!r})"
+
+
+class Var:
+    """A variable reference."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Var({self.name!r})"
+
+
+class Op:
+    """An expansion operator ``${name:arg}``."""
+
+    __slots__ = ("name", "arg")
+
+    def __init__(self, name: str, arg: Seq):
+        self.name = name
+        self.arg = arg
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r}, {self.arg!r})"
+
+
+class Item:
+    """An expansion item with brace arguments and optional yes/no/fail parts."""
+
+    __slots__ = ("name", "args", "yes", "no", "fail", "extra")
+
+    def __init__(self, name: str, args: list, yes=None, no=None, fail=False, extra=None):
+        self.name = name
+        self.args = args
+        self.yes = yes
+        self.no = no
+        self.fail = fail
+        self.extra = extra
+
+    def __repr__(self) -> str:
+        return (f"Item({self.name!r}, {self.args!r}, yes={self.yes!r}, no={self.no!r}, "
+                f"fail={self.fail}, extra={self.extra!r})")
+
+
+class Cond:
+    """A condition; ``extra`` carries e.g. the variable name of ``def:``."""
+
+    __slots__ = ("name", "args", "negate", "extra")
+
+    def __init__(self, name: str, args: list, negate: bool = False, extra=None):
+        self.name = name
+        self.args = args
+        self.negate = negate
+        self.extra = extra
+
+    def __repr__(self) -> str:
+        return f"Cond({self.name!r}, {self.args!r}, negate={self.negate}, extra={self.extra!r})"
+
+
+# Conditions by argument shape.
+COND_NOARG = frozenset({"first_delivery", "queue_running"})
+COND_ONE = frozenset({"bool", "bool_lax", "exists", "isip", "isip4", "isip6", "pam",
+                      "radius", "ldapauth"})
+COND_TWO = frozenset({"eq", "eqi", "==", "=", "<", "<=", ">", ">=", "gt", "gti", "ge",
+                      "gei", "lt", "lti", "le", "lei", "match", "match_address",
+                      "match_domain", "match_ip", "match_local_part", "inlist",
+                      "inlisti", "crypteq"})
+COND_AND_OR = frozenset({"and", "or"})
+COND_FOR = frozenset({"forall", "forany", "forall_json", "forany_json", "forall_jsons",
+                      "forany_jsons"})
+COND_ACL = frozenset({"acl", "saslauthd"})
+ALL_CONDITIONS = COND_NOARG | COND_ONE | COND_TWO | COND_AND_OR | COND_FOR | COND_ACL | {"def"}
+
+# Items whose arguments are plain strings, collected generically.
+GENERIC_ITEMS = frozenset({
+    "acl", "authresults", "certextract", "dlfunc", "env", "hash", "hmac", "length",
+    "listextract", "listquote", "map", "nhash", "perl", "prvs", "prvscheck", "readfile",
+    "readsocket", "reduce", "run", "sg", "sort", "srs_encode", "substr", "tr",
+})
+SPECIAL_ITEMS = frozenset({"if", "lookup", "extract", "filter"})
+ALL_ITEMS = GENERIC_ITEMS | SPECIAL_ITEMS
+
+# Generic items with {yes}{no} parts: how many arguments precede them.
+_YESNO_MIN = {"listextract": 2, "env": 1, "run": 1, "readsocket": 2, "certextract": 2,
+              "prvscheck": 3, "acl": 9}
+
+_ORD = "1st 2nd 3rd 4th 5th 6th".split()
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.s = text
+        self.n = len(text)
+
+    # -- strings -------------------------------------------------------------
+    def seq(self, i: int, in_brace: bool) -> tuple[Seq, int]:
+        """Parse until end of text (or an unescaped ``}`` when ``in_brace``)."""
+        s, n = self.s, self.n
+        parts: list = []
+        lit: list[str] = []
+        while i < n:
+            c = s[i]
+            if c == "\\":
+                i += 1
+                if i >= n:
+                    break       # a lone trailing backslash vanishes
+                c = s[i]
+                if c == "N":
+                    end = s.find("\\N", i + 1)
+                    if end < 0:
+                        lit.append(s[i + 1:])
+                        i = n
+                    else:
+                        lit.append(s[i + 1:end])
+                        i = end + 2
+                    continue
+                if c == "n":
+                    lit.append("\n")
+                elif c == "t":
+                    lit.append("\t")
+                elif c == "r":
+                    lit.append("\r")
+                elif c == "x" and i + 1 < n and s[i + 1] in "0123456789abcdefABCDEF":
+                    j = i + 1
+                    while j < n and j < i + 3 and s[j] in "0123456789abcdefABCDEF":
+                        j += 1
+                    lit.append(_byte(int(s[i + 1:j], 16)))
+                    i = j
+                    continue
+                elif c in "01234567":
+                    j = i
+                    while j < n and j < i + 3 and s[j] in "01234567":
+                        j += 1
+                    lit.append(_byte(int(s[i:j], 8) & 0xFF))
+                    i = j
+                    continue
+                else:
+                    lit.append(c)
+                i += 1
+            elif c == "$":
+                if lit:
+                    parts.append("".join(lit))
+                    lit = []
+                node, i = self.dollar(i + 1)
+                parts.append(node)
+            elif c == "}" and in_brace:
+                break
+            else:
+                j = i + 1
+                while j < n and s[j] not in "\\$}":
+                    j += 1
+                lit.append(s[i:j])
+                i = j
+        if lit:
+            parts.append("".join(lit))
+        return Seq([normalise(p) if isinstance(p, str) else p for p in parts]), i
+
+    def brace_seq(self, i: int, what: str) -> tuple[Seq, int]:
+        """Parse ``{...}`` starting at ``s[i] == '{'``; return position after ``}``."""
+        seq, i = self.seq(i + 1, True)
+        if i >= self.n:
+            raise ExpandError(f"missing }} at end of string in {what}")
+        return seq, i + 1
+
+    def ws(self, i: int) -> int:
+        s, n = self.s, self.n
+        while i < n and s[i] in _WS:
+            i += 1
+        return i
+
+    def name(self, i: int) -> tuple[str, int]:
+        s, n = self.s, self.n
+        j = i
+        while j < n and s[j] in _NAME_CHARS:
+            j += 1
+        return s[i:j], j
+
+    # -- $ forms -------------------------------------------------------------
+    def dollar(self, i: int):
+        s, n = self.s, self.n
+        if i < n and s[i] == "{":
+            return self.brace_item(i + 1)
+        if i < n and s[i].isdigit():
+            j = i
+            while j < n and s[j].isdigit():
+                j += 1
+            return Var(s[i:j]), j
+        if i < n and s[i] in _NAME_CHARS:
+            name, j = self.name(i)
+            if name.startswith(_HEADER_PREFIXES):
+                return self.header_var(i, False)
+            return Var(name), j
+        raise ExpandError("$ not followed by letter, digit, or {")
+
+    def header_var(self, i: int, braced: bool):
+        """``$h_name:`` (up to the colon) or ``${h_name}`` / ``${h_name:}``."""
+        s, n = self.s, self.n
+        j = i
+        stop = "}" if braced else ":"
+        while j < n and s[j] != stop and s[j] not in _WS and (braced or s[j] != "}"):
+            if braced and s[j] == ":":
+                break
+            j += 1
+        name = s[i:j]
+        if j < n and s[j] == ":":
+            j += 1
+        elif not braced:
+            # Exim wants the colon; we accept the name ending at whitespace/brace.
+            pass
+        return Var(name if name.endswith(":") else name + ":"), j
+
+    def brace_item(self, i: int):
+        s, n = self.s, self.n
+        if i >= n or s[i] not in _NAME_CHARS:
+            raise ExpandError("letter or digit expected after ${")
+        name, j = self.name(i)
+        while j < n and s[j] == "-" and name.endswith("_"):
+            # operator arguments may be negative: ${substr_-3:...}
+            more, j = self.name(j + 1)
+            name = name + "-" + more
+        if name.startswith(_HEADER_PREFIXES):
+            node, j = self.header_var(i, True)
+            if j < n and s[j] == "}":
+                return node, j + 1
+            raise ExpandError(f"missing }} after \"{name}\"")
+        if j < n and s[j] == "}" and name not in ALL_ITEMS:
+            return Var(name), j + 1
+        if j < n and s[j] == ":" and name not in SPECIAL_ITEMS:
+            arg, k = self.seq(j + 1, True)
+            if k >= n:
+                raise ExpandError(f"missing }} at end of string in \"{name}\"")
+            return Op(name, arg), k + 1
+        if name in ALL_ITEMS:
+            return self.item(name, j)
+        if j < n and s[j] in _WS + "{":
+            raise ExpandError(f"unknown expansion item \"{name}\"")
+        raise ExpandError(f"missing }} after \"{name}\"" if j < n
+                          else "missing } at end of string")
+
+    # -- items ---------------------------------------------------------------
+    def args(self, i: int, name: str, maxn: int = 9) -> tuple[list, int]:
+        out = []
+        i = self.ws(i)
+        while i < self.n and self.s[i] == "{" and len(out) < maxn:
+            seq, i = self.brace_seq(i, f"\"{name}\"")
+            out.append(seq)
+            i = self.ws(i)
+        return out, i
+
+    def yes_no(self, i: int, name: str, item: Item, allow_bare_fail: bool = False) -> int:
+        s = self.s
+        i = self.ws(i)
+        if i < self.n and s[i] == "{":
+            item.yes, i = self.brace_seq(i, f"\"{name}\"")
+            i = self.ws(i)
+            if i < self.n and s[i] == "{":
+                item.no, i = self.brace_seq(i, f"\"{name}\"")
+                i = self.ws(i)
+            elif s.startswith("fail", i):
+                item.fail = True
+                i = self.ws(i + 4)
+        elif s.startswith("fail", i) and allow_bare_fail:
+            item.fail = True
+            i = self.ws(i + 4)
+        return self.close(i, name)
+
+    def close(self, i: int, name: str) -> int:
+        i = self.ws(i)
+        if i < self.n and self.s[i] == "}":
+            return i + 1
+        if i < self.n and self.s.startswith("fail", i):
+            raise ExpandError("curly-bracket problem in conditional yes/no parsing: "
+                              "'yes' part did not start with '{'")
+        raise ExpandError(f"missing }} at end of \"{name}\"" if i >= self.n else
+                          f"syntax error in \"{name}\" item - unexpected text")
+
+    def item(self, name: str, i: int):
+        s = self.s
+        if name == "if":
+            cond, i = self.cond(i, "if")
+            node = Item("if", [cond])
+            return node, self.yes_no(i, name, node)
+        if name == "lookup":
+            return self.lookup(i)
+        if name == "extract":
+            i = self.ws(i)
+            extra = None
+            w, j = self.name(i)
+            if w in ("json", "jsons"):
+                extra = w
+                i = j
+            args, i = self.args(i, name, 5)
+            if len(args) < 2:
+                raise ExpandError(f"missing {_ORD[len(args)]} string in {{}} after \"extract\"")
+            node = Item(name, args, extra=extra)
+            i = self.ws(i)
+            if s.startswith("fail", i):
+                node.fail = True
+                i += 4
+            return node, self.close(i, name)
+        if name == "filter":
+            args, i = self.args(i, name, 1)
+            if not args:
+                raise ExpandError("missing '{' after \"filter\"")
+            i = self.ws(i)
+            cond, i = self.braced_cond(i, "filter\" item")
+            return Item(name, [args[0], cond]), self.close(i, name)
+        args, i = self.args(i, name)
+        node = Item(name, args)
+        i = self.ws(i)
+        if s.startswith("fail", i):
+            if len(args) <= _YESNO_MIN.get(name, 0):
+                raise ExpandError("curly-bracket problem in conditional yes/no parsing: "
+                                  "'yes' part did not start with '{'")
+            node.fail = True
+            i = i + 4
+        return node, self.close(i, name)
+
+    def lookup(self, i: int):
+        s, n = self.s, self.n
+        i = self.ws(i)
+        key = None
+        if i < n and s[i] == "{":
+            key, i = self.brace_seq(i, "\"lookup\"")
+            i = self.ws(i)
+        j = i
+        while j < n and s[j] not in "{}" and s[j] not in _WS:
+            j += 1
+        ltype = s[i:j]
+        if not ltype:
+            raise ExpandError("missing lookup type")
+        i = self.ws(j)
+        if i >= n or s[i] != "{":
+            raise ExpandError(f"missing '{{' for lookup file-or-query arg")
+        query, i = self.brace_seq(i, "\"lookup\"")
+        node = Item("lookup", [key, query], extra=ltype)
+        return node, self.yes_no(i, "lookup", node)
+
+    # -- conditions ----------------------------------------------------------
+    def braced_cond(self, i: int, where: str) -> tuple[Cond, int]:
+        i = self.ws(i)
+        if i >= self.n or self.s[i] != "{":
+            raise ExpandError(f"missing {{ for condition in \"{where}")
+        cond, i = self.cond(i + 1, where)
+        i = self.ws(i)
+        if i >= self.n or self.s[i] != "}":
+            raise ExpandError(f"missing }} after condition in \"{where}")
+        return cond, i + 1
+
+    def cond(self, i: int, where: str) -> tuple[Cond, int]:
+        s, n = self.s, self.n
+        i = self.ws(i)
+        negate = False
+        while i < n and s[i] == "!":
+            negate = not negate
+            i = self.ws(i + 1)
+        if i < n and s[i] in "=<>":
+            j = i
+            while j < n and s[j] in "=<>":
+                j += 1
+            name = s[i:j]
+        else:
+            name, j = self.name(i)
+        if name not in ALL_CONDITIONS:
+            if where == "if":
+                raise ExpandError(f"unknown condition \"{name}\"" if name else
+                                  "condition name expected, but found \"" + s[i:i + 16] + "\"")
+            inside = where if where.endswith("item") else where + "\" condition"
+            raise ExpandError(f"unknown condition \"{name}\" inside \"{inside}")
+        i = j
+        if name == "def":
+            if i >= n or s[i] != ":":
+                raise ExpandError("\":\" expected after \"def\"")
+            vname, k = self.name(i + 1)
+            if vname.startswith(_HEADER_PREFIXES):
+                var, k = self.header_var(i + 1, False)
+                vname = var.name
+            elif not vname:
+                raise ExpandError("variable name expected after \"def:\"")
+            return Cond(name, [], negate, vname), k
+        if name in COND_NOARG:
+            return Cond(name, [], negate), i
+        if name in COND_AND_OR:
+            i = self.ws(i)
+            if i >= n or s[i] != "{":
+                raise ExpandError(f"missing {{ after \"{name}\"")
+            i = self.ws(i + 1)
+            subs = []
+            while i < n and s[i] == "{":
+                c, i = self.braced_cond(i, name)
+                subs.append(c)
+                i = self.ws(i)
+            if i >= n or s[i] != "}":
+                raise ExpandError(f"missing }} at end of condition inside \"{name}\"")
+            return Cond(name, subs, negate), i + 1
+        if name in COND_FOR:
+            args, i = self.args(i, name, 1)
+            if not args:
+                raise ExpandError(f"missing {{ after \"{name}\"")
+            c, i = self.braced_cond(i, name)
+            return Cond(name, [args[0], c], negate), i
+        want = 1 if name in COND_ONE else (2 if name in COND_TWO else 9)
+        args, i = self.args(i, name, want)
+        if len(args) < want and name not in COND_ACL:
+            raise ExpandError(f"missing {_ORD[len(args)]} string in {{}} after \"{name}\"")
+        return Cond(name, args, negate), i
+
+
+@lru_cache(maxsize=4096)
+def compile_expansion(text: str) -> Seq:
+    """Parse ``text`` into a tree; cached by source text.  Raises ExpandError."""
+    p = _Parser(text)
+    seq, i = p.seq(0, False)
+    return seq
+
+
+def compile_condition(text: str) -> Cond:
+    """Parse a bare condition (as in ``${if <cond>}``) into a ``Cond`` node."""
+    return _compile_condition(text)
+
+
+@lru_cache(maxsize=1024)
+def _compile_condition(text: str) -> Cond:
+    p = _Parser(text)
+    cond, i = p.cond(0, "if")
+    i = p.ws(i)
+    if i != p.n:
+        raise ExpandError(f"unexpected text after condition: \"{text[i:]}\"")
+    return cond

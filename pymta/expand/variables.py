@@ -1,0 +1,210 @@
+"""Variable values: the context's own variables, ACL variables, header variables,
+main configuration options and computed values (time of day, pid, ...)."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from .errors import ExpandError
+
+PYMTA_VERSION = "4.96"          # what $version_number reports: Exim's, for conformance
+COMPILE_NUMBER = "1"
+
+KNOWN_VARIABLES = frozenset('''
+acl_narg acl_verify_message address_data address_file address_pipe authenticated_fail_id
+authenticated_id authenticated_sender authentication_failed av_failed body_linecount
+body_zerocount bounce_recipient bounce_return_size_limit caller_gid caller_uid
+callout_address compile_date compile_number config_dir config_file csa_status
+dkim_copiedheaders dkim_cur_signer dkim_headernames dkim_selector dkim_signers
+dkim_verify_reason dkim_verify_status dmarc_domain_policy dnslist_domain domain
+domain_data exim_gid exim_path exim_uid exim_version headers_added home host
+host_address host_data host_lookup_deferred host_lookup_failed host_port initial_cwd
+inode interface_address item ldap_dn load_average local_part local_part_data
+local_part_prefix local_part_prefix_v local_part_suffix local_part_suffix_v
+local_scan_data local_user_gid local_user_uid localhost_number log_inodes log_space
+lookup_dnssec_authenticated mailstore_basename malware_name max_received_linelength
+message_age message_body message_body_end message_body_size message_exim_id
+message_headers message_headers_raw message_id message_linecount message_size
+mime_anomaly_level mime_content_description mime_content_size mime_decoded_filename
+mime_is_multipart original_domain original_local_part originator_gid originator_uid
+parent_domain parent_local_part pid pipe_addresses prdr_requested primary_hostname
+proxy_external_address proxy_local_port prvscheck_address qualify_domain
+qualify_recipient queue_name queue_size rcpt_count rcpt_defer_count rcpt_fail_count
+received_count received_for received_ip_address received_protocol received_time
+recipient_data recipient_verify_failure recipients recipients_count recipients_list
+regex_match_string reply_address return_path return_size_limit router_name runrc
+self_hostname sender_address sender_address_data sender_address_domain
+sender_address_local_part sender_data sender_fullhost sender_helo_dnssec
+sender_helo_name sender_host_address sender_host_authenticated sender_host_dnssec
+sender_host_name sender_host_port sender_ident sender_rate sender_rate_limit
+sender_rate_period sender_rcvhost sender_verify_failure sending_ip_address sending_port
+smtp_active_hostname smtp_command smtp_command_argument smtp_command_history
+smtp_count_at_connection_start spam_action spam_bar spam_report spam_score
+spam_score_int spf_header_comment spf_received spf_result spf_result_guessed
+spf_smtp_comment spool_directory spool_inodes spool_space thisaddress tls_bits
+tls_certificate_verified tls_cipher tls_in_bits tls_in_certificate_verified
+tls_in_cipher tls_in_cipher_std tls_in_ocsp tls_in_ourcert tls_in_peercert tls_in_peerdn
+tls_in_resumption tls_in_sni tls_in_ver tls_out_bits tls_out_certificate_verified
+tls_out_cipher tls_out_cipher_std tls_out_dane tls_out_ocsp tls_out_ourcert
+tls_out_peercert tls_out_peerdn tls_out_sni tls_out_tlsa_usage tls_out_ver tls_peerdn
+tls_sni tod_bsdinbox tod_epoch tod_epoch_l tod_full tod_iso8601 tod_log tod_logfile
+tod_zone tod_zulu transport_name value verify_mode version_number warn_message_delay
+warn_message_recipients
+'''.split())
+
+# Main options that are also variables.
+_CONFIG_VARS = ("primary_hostname", "qualify_domain", "qualify_recipient",
+                "spool_directory", "smtp_active_hostname", "exim_path", "config_file",
+                "bounce_return_size_limit", "return_size_limit", "warn_message_delay",
+                "localhost_number")
+
+_DAYS = "Sun Mon Tue Wed Thu Fri Sat".split()
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def _zone(t: time.struct_time) -> str:
+    off = t.tm_gmtoff or 0
+    sign = "+" if off >= 0 else "-"
+    off = abs(off) // 60
+    return f"{sign}{off // 60:02d}{off % 60:02d}"
+
+
+def _tod(name: str) -> str | None:
+    now = time.time()
+    t = time.localtime(now)
+    if name == "tod_log":
+        return time.strftime("%Y-%m-%d %H:%M:%S", t)
+    if name == "tod_logfile":
+        return time.strftime("%Y%m%d", t)
+    if name == "tod_full":
+        return (f"{_DAYS[(t.tm_wday + 1) % 7]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} "
+                f"{t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {_zone(t)}")
+    if name == "tod_bsdinbox":
+        return (f"{_DAYS[(t.tm_wday + 1) % 7]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} "
+                f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {t.tm_year}")
+    if name == "tod_epoch":
+        return str(int(now))
+    if name == "tod_epoch_l":
+        return str(int(now * 1_000_000))
+    if name == "tod_iso8601":
+        ms = int((now % 1) * 1000)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms:03d}{_zone(t)}"
+    if name == "tod_zone":
+        return _zone(t)
+    if name == "tod_zulu":
+        return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(now))
+    return None
+
+
+def _config_value(config: Any, name: str) -> str | None:
+    if config is None:
+        return None
+    if name == "config_file":
+        return getattr(config, "filename", "") or ""
+    if name == "config_dir":
+        return os.path.dirname(getattr(config, "filename", "") or "")
+    main = getattr(config, "main", None)
+    if main is None:
+        return None
+    try:
+        value = getattr(main, name)
+    except (AttributeError, KeyError):
+        return None
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def lookup_variable(name: str, ctx: Any) -> str | None:
+    """Return the value of ``$name`` or None when the variable does not exist."""
+    v = ctx.variables.get(name)
+    if v is not None:
+        return v
+    if name.startswith("acl_"):
+        if name in ctx.acl_vars:
+            return ctx.acl_vars[name]
+        if name.startswith(("acl_c", "acl_m")) and len(name) > 5:
+            return ""           # unset ACL variables are empty, not unknown
+        if name.startswith("acl_arg") or name == "acl_narg":
+            return ""
+    if name.isdigit():
+        idx = int(name)
+        return ctx.numbered[idx] if idx < len(ctx.numbered) else ""
+    if name.endswith(":"):
+        return header_value(name, ctx)
+    if name.startswith("tod_"):
+        v = _tod(name)
+        if v is not None:
+            return v
+    if name == "pid":
+        return str(os.getpid())
+    if name in ("version_number", "exim_version"):
+        return PYMTA_VERSION
+    if name == "compile_number":
+        return COMPILE_NUMBER
+    if name in ("caller_uid", "originator_uid"):
+        return str(os.getuid())
+    if name in ("caller_gid", "originator_gid"):
+        return str(os.getgid())
+    if name == "exim_uid":
+        return str(os.geteuid())
+    if name == "exim_gid":
+        return str(os.getegid())
+    if name == "home":
+        return os.environ.get("HOME", "")
+    if name == "initial_cwd":
+        return os.getcwd()
+    if name in _CONFIG_VARS or name in ("config_dir", "config_file"):
+        v = _config_value(ctx.config, name)
+        if v is not None:
+            return v
+    if name == "exim_path":
+        return "/usr/sbin/pymta"
+    if name == "qualify_recipient":
+        return lookup_variable("qualify_domain", ctx)
+    if name == "qualify_domain":
+        return lookup_variable("primary_hostname", ctx)
+    if name == "primary_hostname":
+        import socket
+        return socket.getfqdn()
+    if name.startswith(("sender_rate_", "regex", "auth", "sn", "n")) and name[-1:].isdigit():
+        return ""
+    if name in KNOWN_VARIABLES:
+        return ""
+    return None
+
+
+def get_variable(name: str, ctx: Any) -> str:
+    """Like :func:`lookup_variable` but raise Exim's error for an unknown name."""
+    v = lookup_variable(name, ctx)
+    if v is None:
+        raise ExpandError(f"unknown variable name \"{name}\"")
+    return v
+
+
+def header_value(name: str, ctx: Any) -> str | None:
+    """``$h_name:`` and friends: the named header's value(s), or "" if absent."""
+    from ..taint import Tainted
+    prefix, _, hname = name.partition("_")
+    hname = hname.rstrip(":").lower()
+    if not ctx.headers:
+        return ""
+    found = []
+    for line in ctx.headers:
+        hn, sep, val = line.partition(":")
+        if sep and hn.strip().lower() == hname:
+            found.append(val)
+    if not found:
+        return ""
+    raw = prefix in ("rh", "rheader")
+    if raw:
+        out = "".join(found)
+    else:
+        vals = [v.strip().replace("\r\n", "\n") for v in found]
+        vals = [" ".join(part.strip() for part in v.split("\n")) if prefix in ("h", "header")
+                else v for v in vals]
+        out = "\n".join(vals)
+    return Tainted(out)

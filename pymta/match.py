@@ -1,0 +1,446 @@
+"""Domain, host, address and local-part list matching (Exim spec chapter 10).
+
+Each ``match_*`` function takes the subject, the list text and an ExpandContext and
+returns True/False.  ``list_text`` is expanded first unless ``expand=False`` (pass that
+when the caller already expanded it, as ``${if match_domain...}`` does).  A forced
+expansion failure means "not in the list"; a lookup deferral raises ``ExpandDefer``.
+
+The list is scanned left to right; the first matching item decides (negated items
+``!x`` exclude); with no match the result is True only if the last item was negated.
+On a match the value information is stored in ``$domain_data`` / ``$local_part_data``
+/ ``$host_data`` / ``$address_data``-style variables (see ``data_var``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from functools import lru_cache
+from typing import Any, Callable
+
+from .expand.errors import ExpandDefer, ExpandError, ExpandFail
+from .expand.lists import split_list
+
+_LOOKUP_RE = re.compile(r"^(?:partial\d*(?:-|\([^)]*\)))?"
+                        r"(lsearch|wildlsearch|nwildlsearch|iplsearch|dsearch|lmdb|json|"
+                        r"dnsdb|cdb|dbm|dbmnz|dbmjz|sqlite|mysql|pgsql|ldap|ldapdn|ldapm|"
+                        r"nis|nis0|nisplus|passwd|redis|testdb|spf)(?:\*@?)?(?:,[^;]*)?;")
+_NET_RE = re.compile(r"^net(\d*)-(.+)$")
+_MAX_DEPTH = 20
+
+
+def _expand_list(list_text: str, ctx: Any, expand: bool) -> str | None:
+    if not expand:
+        return list_text
+    from .expand import expand_string
+    try:
+        return expand_string(list_text, ctx)
+    except ExpandFail:
+        return None
+
+
+@lru_cache(maxsize=512)
+def _regex(pattern: str, caseless: bool) -> re.Pattern:
+    try:
+        return re.compile(pattern, re.IGNORECASE if caseless else 0)
+    except re.error as e:
+        raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
+
+
+def _read_list_file(path: str, kind: str) -> list[str]:
+    """A file named in a list: one item per line, # comments, no expansion."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ExpandDefer(f"failed to open {path} when checking \"{path}\": "
+                          f"{e.strerror}") from None
+    out = []
+    for line in lines:
+        if kind in ("domain", "host"):
+            line = line.split("#", 1)[0]
+        else:
+            line = re.sub(r"(^|\s)#.*$", "", line)
+        line = line.strip()
+        if line:
+            out.append(line)
+    return out
+
+
+def _lookup(item: str, key: str, ctx: Any, allow_partial: bool = True) -> str | None:
+    """Run an in-list lookup item ``type;file-or-query`` with ``key``."""
+    from .lookups import QUERY_STYLE, do_lookup_spec, parse_lookup_type
+    spec_text, _, target = item.partition(";")
+    target = target.strip()
+    spec = parse_lookup_type(spec_text)
+    if not allow_partial:
+        spec_text = re.sub(r"^partial\d*(?:-|\([^)]*\))", "", spec_text)
+    if spec.name in QUERY_STYLE:
+        return do_lookup_spec(spec_text, target, None, ctx)
+    if key == "":
+        return None
+    return do_lookup_spec(spec_text, target, key, ctx)
+
+
+def _run_list(subject_items: list[str], kind: str, ctx: Any,
+              test: Callable[[str, Any], tuple[bool, str | None]],
+              named_kind: str, depth: int = 0) -> tuple[bool | None, str | None]:
+    """Scan items; return (True/False for a decided match, or None for no match, value)."""
+    if depth > _MAX_DEPTH:
+        raise ExpandError("too many nested named lists")
+    last_negated = False
+    for raw in subject_items:
+        item = raw
+        negate = False
+        while item.startswith("!"):
+            negate = not negate
+            item = item[1:].lstrip()
+        last_negated = negate
+        if item.startswith("+") and item != "+caseful" and item[1:] and \
+                re.fullmatch(r"[A-Za-z0-9_.-]+", item[1:]):
+            sub = _named_list(item[1:], named_kind, ctx)
+            res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1)
+            if res is True:
+                return (not negate), value
+            if res is False:
+                # the sublist actively excluded the subject
+                return negate, None
+            continue
+        if item == "+caseful":
+            ctx.variables["_caseful"] = "1"
+            continue
+        if item.startswith("/"):
+            res, value = _run_list(_read_list_file(item, kind), kind, ctx, test, named_kind,
+                                   depth + 1)
+            if res is not None:
+                return (res != negate), value
+            continue
+        ok, value = test(item, ctx)
+        if ok:
+            return (not negate), value
+    return (True if last_negated else None), None
+
+
+def _named_list(name: str, kind: str, ctx: Any) -> str:
+    lists = getattr(ctx.config, "named_lists", None) or {}
+    table = lists.get(kind) or {}
+    if name not in table:
+        raise ExpandError(f"unknown named {kind} list \"+{name}\"")
+    from .expand import expand_string
+    try:
+        return expand_string(table[name], ctx)
+    except ExpandFail:
+        return ""
+
+
+def _finish(result: bool | None) -> bool:
+    return bool(result)
+
+
+def _primary_hostname(ctx: Any) -> str:
+    from .expand.variables import lookup_variable
+    return lookup_variable("primary_hostname", ctx) or ""
+
+
+def _local_ips() -> set[str]:
+    ips = {"127.0.0.1", "::1"}
+    try:
+        import psutil
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.family in (socket.AF_INET, socket.AF_INET6):
+                    ips.add(a.address.split("%")[0])
+    except Exception:       # psutil missing or the platform refuses: loopback only
+        pass
+    return ips
+
+
+# -- domain lists ----------------------------------------------------------------
+
+def _domain_item(domain: str, item: str, ctx: Any, local_part_mode: bool = False,
+                 caseless: bool = True) -> tuple[bool, str | None]:
+    if not local_part_mode:
+        if item == "@":
+            ph = _primary_hostname(ctx)
+            return domain.lower() == ph.lower(), ph
+        if item == "@[]":
+            if domain.startswith("[") and domain.endswith("]"):
+                lit = domain[1:-1]
+                if lit.lower().startswith("ipv6:"):
+                    lit = lit[5:]
+                return lit in _local_ips(), "@[]"
+            return False, None
+        if item.startswith("@mx_"):
+            return _mx_match(domain, item, ctx), item
+    if item.startswith("^"):
+        m = _regex(item, caseless).search(domain)
+        if m:
+            # Exim 4.96 leaves $0 as the whole subject here (checked against exim -be)
+            ctx.numbered = [domain] + [g or "" for g in m.groups()]
+            return True, item
+        return False, None
+    if item.startswith("*"):
+        suffix = item[1:]
+        d, s = (domain.lower(), suffix.lower()) if caseless else (domain, suffix)
+        if d.endswith(s):
+            ctx.numbered = [domain, domain[:len(domain) - len(suffix)]]
+            return True, item
+        return False, None
+    if _LOOKUP_RE.match(item):
+        value = _lookup(item, domain, ctx)
+        return (value is not None), value
+    if caseless:
+        return item.lower() == domain.lower(), item
+    return item == domain, item
+
+
+def _mx_match(domain: str, item: str, ctx: Any) -> bool:
+    try:
+        import dns.resolver
+        answers = dns.resolver.resolve(domain, "MX")
+    except Exception:           # no MX or no DNS: the item does not match
+        return False
+    local = _local_ips()
+    ph = _primary_hostname(ctx).lower()
+    prefs = sorted(answers, key=lambda r: r.preference)
+    if not prefs:
+        return False
+    best = prefs[0].preference
+    for r in prefs:
+        target = str(r.exchange).rstrip(".").lower()
+        is_local = target == ph or bool(_host_ips(target) & local)
+        if not is_local:
+            continue
+        if item.startswith("@mx_any"):
+            return True
+        if item.startswith("@mx_primary") and r.preference == best:
+            return True
+        if item.startswith("@mx_secondary") and r.preference != best:
+            return True
+    return False
+
+
+def _host_ips(name: str) -> set[str]:
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return set()
+    return {i[4][0].split("%")[0] for i in infos}
+
+
+def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,
+                 data_var: str = "domain_data") -> bool:
+    """Is ``domain`` in the domain list?  Sets ``$domain_data`` on a match."""
+    text = _expand_list(list_text, ctx, expand)
+    if text is None:
+        return False
+    result, value = _run_list(split_list(text), "domain", ctx,
+                              lambda item, c: _domain_item(domain, item, c), "domain")
+    if result and value is not None and data_var:
+        ctx.variables[data_var] = value
+    return _finish(result)
+
+
+def match_localpart(local_part: str, list_text: str, ctx: Any, expand: bool = True,
+                    caseful: bool = False, data_var: str = "local_part_data") -> bool:
+    """Is ``local_part`` in the local-part list?  Sets ``$local_part_data`` on a match."""
+    text = _expand_list(list_text, ctx, expand)
+    if text is None:
+        return False
+    ctx.variables.pop("_caseful", None)
+
+    def test(item: str, c: Any):
+        cl = not caseful and "_caseful" not in c.variables
+        return _domain_item(local_part, item, c, local_part_mode=True, caseless=cl)
+    try:
+        result, value = _run_list(split_list(text), "localpart", ctx, test, "localpart")
+    finally:
+        ctx.variables.pop("_caseful", None)
+    if result and value is not None and data_var:
+        ctx.variables[data_var] = value
+    return _finish(result)
+
+
+# -- address lists ----------------------------------------------------------------
+
+def _address_item(address: str, item: str, ctx: Any) -> tuple[bool, str | None]:
+    caseful = "_caseful" in ctx.variables
+    at = address.rfind("@")
+    local, domain = (address[:at], address[at + 1:]) if at >= 0 else (address, "")
+    if item == "":
+        return address == "", ""
+    if item.startswith("^"):
+        subject = address if caseful else local.lower() + ("@" + domain.lower() if at >= 0
+                                                           else "")
+        m = _regex(item, not caseful).search(subject)
+        if m:
+            ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+            return True, item
+        return False, None
+    if _LOOKUP_RE.match(item):
+        if address == "":
+            spec = item.partition(";")[0]
+            from .lookups import QUERY_STYLE, parse_lookup_type
+            if parse_lookup_type(spec).name not in QUERY_STYLE:
+                return False, None
+        key = address if caseful else local.lower() + ("@" + domain if at >= 0 else "")
+        value = _lookup(item, key, ctx, allow_partial=False)
+        return value is not None, value
+    if address == "":
+        return False, None
+    if item.startswith("@@"):
+        return _at_at(local, domain, item[2:], ctx)
+    iat = item.find("@")
+    if iat < 0:
+        return _domain_item(domain, item, ctx)
+    # local@domain pattern: local may start with *, domain is a domain-list item
+    ilocal, idomain = item[:iat], item[iat + 1:]
+    if ilocal.startswith("*"):
+        suf = ilocal[1:]
+        ok = local.endswith(suf) if caseful else local.lower().endswith(suf.lower())
+    else:
+        ok = local == ilocal if caseful else local.lower() == ilocal.lower()
+    if not ok:
+        return False, None
+    if idomain.startswith("+"):
+        return match_domain(domain, idomain, ctx, expand=False, data_var=""), item
+    return _domain_item(domain, idomain, ctx)[0], item
+
+
+def _at_at(local: str, domain: str, lookup_item: str, ctx: Any) -> tuple[bool, str | None]:
+    key = domain
+    for _ in range(50):
+        data = _lookup(lookup_item, key, ctx)
+        if data is None:
+            return False, None
+        items = split_list(data)
+        chain = None
+        if items and items[-1].startswith(">"):
+            chain = items.pop()[1:].strip()
+        res, value = _run_list(items, "localpart", ctx,
+                               lambda it, c: _domain_item(local, it, c, True), "localpart")
+        if res is not None:
+            return res, data
+        if chain is None:
+            return False, None
+        key = chain
+    raise ExpandError("too many chained @@ lookups")
+
+
+def match_address(address: str, list_text: str, ctx: Any, expand: bool = True,
+                  data_var: str | None = None) -> bool:
+    """Is ``address`` in the address list?  ``+caseful`` makes local parts caseful."""
+    text = _expand_list(list_text, ctx, expand)
+    if text is None:
+        return False
+    ctx.variables.pop("_caseful", None)
+    try:
+        result, value = _run_list(split_list(text), "address", ctx,
+                                  lambda item, c: _address_item(address, item, c),
+                                  "address")
+    finally:
+        ctx.variables.pop("_caseful", None)
+    if result and value is not None and data_var:
+        ctx.variables[data_var] = value
+    return _finish(result)
+
+
+# -- host lists --------------------------------------------------------------------
+
+def _parse_ip(text: str):
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
+               ip_only: bool) -> tuple[bool, str | None]:
+    if item == "*":
+        return True, item
+    if item == "":
+        return ip is None, item
+    if ip is None and not ip_text:
+        return False, None
+    # IP address or network
+    if ip is not None:
+        try:
+            if "/" in item:
+                net = ipaddress.ip_network(item, strict=False)
+                return (net.version == ip.version and ip in net), item
+            pip = ipaddress.ip_address(item)
+            if pip.version == 6 and pip.ipv4_mapped is not None:
+                pip = pip.ipv4_mapped
+            return pip == ip, item
+        except ValueError:
+            pass
+    if item == "@[]":
+        return ip is not None and str(ip) in _local_ips(), item
+    m = _NET_RE.match(item)
+    if m and _LOOKUP_RE.match(m.group(2)):
+        bits = m.group(1)
+        if ip is None:
+            return False, None
+        key = str(ip)
+        if bits:
+            net = ipaddress.ip_network(f"{ip}/{bits}", strict=False)
+            key = f"{net.network_address}/{bits}"
+            if ip.version == 6:
+                key = key.replace(":", ".")
+        value = _lookup(m.group(2), key, ctx)
+        return value is not None, value
+    if ip_only:
+        return False, None      # match_ip: names never match
+    if _LOOKUP_RE.match(item):
+        from .lookups import QUERY_STYLE, parse_lookup_type
+        if parse_lookup_type(item.partition(";")[0]).name in QUERY_STYLE:
+            value = _lookup(item, "", ctx)
+            return value is not None, value
+        name = hostname if hostname is not None else _reverse(ip_text)
+        if not name:
+            return False, None
+        value = _lookup(item, name, ctx)
+        return value is not None, value
+    if item.startswith(("^", "*")):
+        name = hostname if hostname is not None else _reverse(ip_text)
+        if not name:
+            return False, None
+        return _domain_item(name, item, ctx)
+    # plain host name (or @): compare by forward lookup of its addresses
+    name = _primary_hostname(ctx) if item == "@" else item
+    if ip is None:
+        return False, None
+    return str(ip) in _host_ips(name), item
+
+
+def _reverse(ip_text: str) -> str:
+    if not ip_text:
+        return ""
+    try:
+        return socket.gethostbyaddr(ip_text)[0]
+    except (OSError, UnicodeError):
+        return ""
+
+
+def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
+               expand: bool = True, ip_only: bool = False,
+               data_var: str = "host_data") -> bool:
+    """Is the host (``ip``, optional known ``hostname``) in the host list?
+
+    ``ip`` None or "" means no remote host (matches an empty item).  With ``ip_only``
+    (the ``match_ip`` condition) items must be IP addresses, networks or net- lookups.
+    """
+    text = _expand_list(list_text, ctx, expand)
+    if text is None:
+        return False
+    ip_text = (ip or "").strip()
+    pip = _parse_ip(ip_text) if ip_text else None
+    result, value = _run_list(
+        split_list(text), "host", ctx,
+        lambda item, c: _host_item(pip, ip_text, hostname, item, c, ip_only), "host")
+    if result and value is not None and data_var:
+        ctx.variables[data_var] = value
+    return _finish(result)

@@ -1,0 +1,392 @@
+"""Accepting a message onto the spool: headers, Received:, local fixups, -H/-D, "<=" log.
+
+The SMTP session (or the local submission front end) collects the envelope and the data
+and calls :func:`receive_message`.  It may call :func:`prepare_message` first (to let the
+DATA ACL see the final headers and ``$message_exim_id``) and pass the result in.  Only
+after :func:`receive_message` returns is the message safe on disk, so only then may the
+caller answer 250.  Exceptions propagate: the caller answers 451 and writes the paniclog.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
+                                   max_line_length, split_message)
+from pymta.message.received import build_received, sender_rcvhost, tod_full
+from pymta.spool.files import write_spool
+from pymta.spool.ids import new_message_id
+from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
+from pymta.taint import Tainted
+
+
+class MessageTooBig(Exception):
+    """The message is larger than message_size_limit (SMTP: 552)."""
+
+    def __init__(self, size: int, limit: int):
+        self.size = size
+        self.limit = limit
+        super().__init__(f"message too big: read={size} max={limit}")
+
+
+@dataclass
+class Envelope:
+    """What the receiving side knows about a message besides its data.
+
+    Remote (SMTP) messages fill the host_*/helo/interface fields; local submissions set
+    ``is_local_submission`` and the originator (login/uid/gid, ``originator_name`` =
+    the gecos full name for a constructed From:).  ``sender_set_by_caller`` is True when
+    the sender came from -f (or a From_ line) rather than being the caller's own address.
+    ``extra_headers`` are full header texts added by ACLs (add_header), appended at the
+    end like Exim.  ``msgid`` may be preallocated by the caller (for $message_exim_id in
+    the DATA ACL); ``received_time`` is when reception started (default: now).
+    """
+
+    sender: str
+    recipients: list[str]
+    protocol: str = "smtp"                 # smtp esmtp esmtpa esmtps esmtpsa local ...
+    host_address: str | None = None
+    host_port: int | None = None
+    host_name: str | None = None
+    helo_name: str | None = None
+    interface_address: str | None = None
+    interface_port: int | None = None
+    ident: str | None = None
+    authenticated_id: str | None = None
+    authenticated_sender: str | None = None
+    authenticator: str | None = None       # $sender_host_authenticated (driver name)
+    tls_cipher: str | None = None
+    tls_ver: str | None = None
+    tls_cipher_std: str | None = None
+    tls_certificate_verified: bool = False
+    tls_peerdn: str | None = None
+    acl_vars: dict[str, str] = field(default_factory=dict)
+    extra_headers: list[str] = field(default_factory=list)
+    local_user: str | None = None          # login of the local caller (U= on <= lines)
+    originator_login: str | None = None
+    originator_uid: int | None = None
+    originator_gid: int | None = None
+    originator_name: str | None = None
+    is_local_submission: bool = False
+    sender_set_by_caller: bool = False
+    submission_mode: bool = False          # control = submission: local fixups for SMTP
+    suppress_local_fixups: bool = False
+    allow_unqualified_sender: bool = False
+    allow_unqualified_recipient: bool = False
+    bounce_reference: str | None = None    # R=<id> for locally generated bounces
+    frozen: bool = False
+    msgid: str | None = None
+    received_time: float | None = None
+
+
+@dataclass
+class PreparedMessage:
+    """The spool image of a message before it is written (see :func:`prepare_message`)."""
+
+    spool: SpoolMessage
+    data: bytes
+    body_start: int
+    message_id_header: str | None          # Message-ID value for id= (None if created)
+    size: int
+
+
+def _login_of(uid: int) -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return str(uid)
+
+
+def _option(config: Any, name: str, default: Any = None) -> Any:
+    main = getattr(config, "main", None)
+    if main is None:
+        return default
+    try:
+        value = getattr(main, name)
+    except (AttributeError, KeyError):
+        return default
+    return default if value is None else value
+
+
+def _primary_hostname(config: Any) -> str:
+    name = _option(config, "primary_hostname", "")
+    if not name:
+        import socket
+        name = socket.getfqdn()
+    return str(name)
+
+
+def _expand_opt(config: Any, name: str, variables: dict[str, str]) -> str:
+    """Expand an optional expandable option; unset, forced failure or error -> ""."""
+    text = _option(config, name)
+    if not text:
+        return ""
+    try:
+        from pymta.expand import expand_string
+        from pymta.expand.context import ExpandContext
+        return str(expand_string(text, ExpandContext(config=config, variables=variables)))
+    except Exception:
+        return ""
+
+
+def _message_id_header(config: Any, msgid: str, resent: bool,
+                       variables: dict[str, str]) -> str:
+    domain = _expand_opt(config, "message_id_header_domain", variables)
+    domain = re.sub(r"[^A-Za-z0-9.-]", "-", domain) if domain else _primary_hostname(config)
+    text = _expand_opt(config, "message_id_header_text", variables)
+    extra = "." + re.sub(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]", "-", text) if text else ""
+    name = "Resent-Message-Id" if resent else "Message-Id"
+    return f"{name}: <E{msgid}{extra}@{domain}>\n"
+
+
+def _quote_phrase(name: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+", name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def host_field(host_address: str | None, host_name: str | None, helo_name: str | None,
+               port: int | None = None, log_port: bool = False) -> str:
+    """The H= value of log lines: "name (helo) [ip]" with parts left out as Exim does."""
+    parts = []
+    if host_name:
+        parts.append(host_name)
+    if helo_name and helo_name != host_name:
+        parts.append(f"({helo_name})")
+    if host_address:
+        parts.append(f"[{host_address}]" + (f":{port}" if log_port and port else ""))
+    return " ".join(parts)
+
+
+def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str]:
+    """The Exim variables describing the message while it is received (for Received:
+    and ACL expansions): sender_rcvhost, received_protocol, received_for, ..."""
+    log_port = "+incoming_port" in str(_option(config, "log_selector", "") or "")
+    v: dict[str, str] = {
+        "message_exim_id": msgid,
+        "message_id": msgid,
+        "received_protocol": env.protocol,
+        "sender_address": env.sender,
+        "primary_hostname": _primary_hostname(config),
+    }
+    if env.host_address:
+        v["sender_host_address"] = env.host_address
+        v["sender_rcvhost"] = sender_rcvhost(env.host_address, env.host_name, env.helo_name,
+                                             env.ident, env.host_port, log_port)
+        if env.host_port is not None:
+            v["sender_host_port"] = str(env.host_port)
+    if env.host_name:
+        v["sender_host_name"] = env.host_name
+    if env.helo_name:
+        v["sender_helo_name"] = env.helo_name
+    ident = env.ident
+    if ident is None and env.is_local_submission:
+        ident = env.originator_login or env.local_user
+    if ident:
+        v["sender_ident"] = ident
+    if len(env.recipients) == 1:
+        v["received_for"] = env.recipients[0]
+    if env.authenticated_id:
+        v["authenticated_id"] = env.authenticated_id
+    if env.authenticated_sender:
+        v["authenticated_sender"] = env.authenticated_sender
+    if env.authenticator:
+        v["sender_host_authenticated"] = env.authenticator
+    if env.tls_cipher:
+        v["tls_in_cipher"] = env.tls_cipher
+    if env.tls_ver:
+        v["tls_in_ver"] = env.tls_ver
+    if env.tls_cipher_std:
+        v["tls_in_cipher_std"] = env.tls_cipher_std
+    if env.interface_address:
+        v["received_ip_address"] = env.interface_address
+        if env.interface_port is not None:
+            v["received_port"] = str(env.interface_port)
+    return v
+
+
+def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMessage:
+    """Check the size, parse the headers, add Received: and the local fixups, and build
+    the SpoolMessage (not yet written).  Raises MessageTooBig."""
+    env = envelope
+    limit = int(_option(config, "message_size_limit", 0) or 0)
+    if limit and len(data) > limit:
+        raise MessageTooBig(len(data), limit)
+
+    now = time.time()
+    started = env.received_time if env.received_time is not None else now
+    msgid = env.msgid or new_message_id()
+    parsed: ParsedMessage = split_message(data)
+    headers = parsed.headers
+    body_start = parsed.body_start
+
+    variables = reception_variables(config, env, msgid)
+    received = build_received(config, variables, env.acl_vars, when=started)
+
+    # Message-ID value for the log's id= field (only when the message brought one)
+    mid_hdr = find_header(headers, "message-id")
+    message_id_value = None
+    if mid_hdr is not None:
+        message_id_value = mid_hdr.text.split(":", 1)[1].strip()
+        if message_id_value.startswith("<") and message_id_value.endswith(">"):
+            message_id_value = message_id_value[1:-1]
+        message_id_value = " ".join(message_id_value.split())
+
+    final: list[SpoolHeader] = []
+    if received is not None:
+        final.append(SpoolHeader("P", received))
+    final.extend(headers)
+    primary = variables["primary_hostname"]
+    qualify = str(_option(config, "qualify_domain", "") or primary)
+    if (env.is_local_submission or env.submission_mode) and not env.suppress_local_fixups:
+        resent = any(header_name(h.text).lower().startswith("resent-") for h in headers)
+        if not (find_header(headers, "message-id")
+                or find_header(headers, "resent-message-id")):
+            final.append(SpoolHeader(" " if resent else "I",
+                                     _message_id_header(config, msgid, resent, variables)))
+        if find_header(headers, "from") is None:
+            from_hdr = None
+            login = env.originator_login or env.local_user
+            if env.is_local_submission and login and not env.sender_set_by_caller:
+                addr = f"{login}@{qualify}"
+                name = env.originator_name
+                from_hdr = f"From: {_quote_phrase(name)} <{addr}>\n" if name else \
+                    f"From: {addr}\n"
+            elif env.sender:
+                from_hdr = f"From: {env.sender}\n"
+            elif env.authenticated_id:
+                from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
+            if from_hdr:
+                final.append(SpoolHeader("F", from_hdr))
+        if find_header(headers, "date") is None:
+            final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
+    for text in env.extra_headers:
+        if not text.endswith("\n"):
+            text += "\n"
+        final.append(SpoolHeader(header_flag(header_name(text)), text))
+
+    # -H variables in the order Exim writes them (files.py sorts known names anyway)
+    svars: dict[str, str] = {}
+    if env.helo_name:
+        svars["helo_name"] = Tainted(env.helo_name) if env.host_address else env.helo_name
+    if env.host_address:
+        svars["host_address"] = Tainted(f"[{env.host_address}]:{env.host_port or 0}")
+    if env.host_name:
+        svars["host_name"] = Tainted(env.host_name)
+    if env.authenticator:
+        svars["host_auth"] = env.authenticator
+    if env.interface_address:
+        svars["interface_address"] = Tainted(
+            f"[{env.interface_address}]:{env.interface_port or 0}")
+    if variables.get("sender_ident"):
+        ident = variables["sender_ident"]
+        svars["ident"] = Tainted(ident) if env.host_address else ident
+    svars["received_protocol"] = env.protocol
+    linecount = data.count(b"\n", body_start)
+    if len(data) > body_start and not data.endswith(b"\n"):
+        linecount += 1
+    svars["body_linecount"] = str(linecount)
+    zeros = data.count(b"\0", body_start)
+    if zeros:
+        svars["body_zerocount"] = str(zeros)
+    svars["max_received_linelength"] = str(max_line_length(data))
+    auth_id = env.authenticated_id
+    auth_sender = env.authenticated_sender
+    local_sender = env.is_local_submission and not env.sender_set_by_caller
+    if local_sender:
+        login = env.originator_login or env.local_user
+        auth_id = auth_id or login
+        auth_sender = auth_sender or (f"{login}@{qualify}" if login else None)
+    if auth_id:
+        svars["auth_id"] = auth_id
+    if auth_sender:
+        svars["auth_sender"] = auth_sender
+    if env.tls_cipher:
+        svars["tls_cipher"] = env.tls_cipher
+    if env.tls_peerdn:
+        svars["tls_peerdn"] = env.tls_peerdn
+
+    flags = {"deliver_firsttime"}
+    if local_sender:
+        flags.add("local")
+    if env.is_local_submission or env.allow_unqualified_sender:
+        flags.add("allow_unqualified_sender")
+    if env.is_local_submission or env.allow_unqualified_recipient:
+        flags.add("allow_unqualified_recipient")
+    if env.tls_cipher and env.tls_certificate_verified:
+        flags.add("tls_certificate_verified")
+
+    uid = env.originator_uid if env.originator_uid is not None else os.getuid()
+    gid = env.originator_gid if env.originator_gid is not None else os.getgid()
+    login = env.originator_login or env.local_user or _login_of(uid)
+    sec = int(started)
+    usec = int(round((started - sec) * 1_000_000))
+    if usec >= 1_000_000:
+        sec, usec = sec + 1, usec - 1_000_000
+    done = time.time()
+    svars = {"received_time_complete": f"{int(done)}.{int((done % 1) * 1_000_000):06d}",
+             **svars}
+    spool = SpoolMessage(
+        id=msgid, originator_login=login, originator_uid=uid, originator_gid=gid,
+        sender=env.sender, received_time=sec, received_time_usec=usec,
+        variables=svars, flags=flags, acl_vars=dict(env.acl_vars),
+        recipients=[SpoolRecipient(r) for r in env.recipients], headers=final,
+        frozen_at=int(done) if env.frozen else None)
+    size = spool.message_size(len(data) - body_start)
+    return PreparedMessage(spool, data, body_start, message_id_value, size)
+
+
+def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) -> str:
+    """The part of the "<=" line after the flag: "sender H=... U=... P=... S=... id=..."."""
+    selector = str(_option(config, "log_selector", "") or "").split()
+    parts = [env.sender or "<>"]
+    if not env.sender and env.bounce_reference:
+        parts.append(f"R={env.bounce_reference}")
+    if env.host_address:
+        parts.append("H=" + host_field(env.host_address, env.host_name, env.helo_name,
+                                       env.host_port, "+incoming_port" in selector))
+        if "+incoming_interface" in selector and env.interface_address:
+            parts.append(f"I=[{env.interface_address}]:{env.interface_port}")
+        if env.ident:
+            parts.append(f"U={env.ident}")
+    else:
+        user = env.local_user or env.originator_login or prepared.spool.originator_login
+        if user:
+            parts.append(f"U={user}")
+    parts.append(f"P={env.protocol}")
+    if env.tls_cipher:
+        if "-tls_cipher" not in selector:
+            parts.append(f"X={env.tls_cipher}")
+        if "-tls_certificate_verified" not in selector:
+            parts.append(f"CV={'yes' if env.tls_certificate_verified else 'no'}")
+    if env.authenticator:
+        parts.append(f"A={env.authenticator}" +
+                     (f":{env.authenticated_id}" if env.authenticated_id else ""))
+    parts.append(f"S={prepared.size}")
+    if prepared.message_id_header is not None and "-msg_id" not in selector:
+        parts.append(f"id={prepared.message_id_header}")
+    return " ".join(parts)
+
+
+def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
+                    prepared: PreparedMessage | None = None) -> str:
+    """Spool a message durably, log its arrival, and return its id.
+
+    ``data`` has LF line endings and no dot-stuffing.  Raises MessageTooBig when it
+    exceeds message_size_limit; any other exception means nothing was accepted.
+    """
+    if prepared is None:
+        prepared = prepare_message(config, envelope, data)
+    spool_dir = str(_option(config, "spool_directory", "/var/spool/pymta"))
+    spool = prepared.spool
+    body = memoryview(prepared.data)[prepared.body_start:]
+    write_spool(spool_dir, spool, body)
+    fields = arrival_log_fields(config, envelope, prepared)
+    if log is not None:
+        log.main("<= " + fields, spool.id)
+        log.msglog(spool_dir, spool.id, "Received from " + fields)
+    return spool.id

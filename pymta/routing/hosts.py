@@ -1,0 +1,175 @@
+"""Host lists for routers: parsing items with ports, resolving names, spotting the local host."""
+from __future__ import annotations
+
+import ipaddress
+import random
+import re
+import socket
+from typing import Any
+
+from pymta.delivery.address import Host
+from pymta.routing import support
+
+
+class HostNotFound(Exception):
+    """A definite "no such host"."""
+
+
+class HostLookupDefer(Exception):
+    """A temporary failure finding a host's addresses."""
+
+
+_BRACKETED = re.compile(r"^\[([^\]]+)\](?::(\d+))?$")
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_host_item(item: str) -> tuple[str, int | None, bool]:
+    """Split one host item into (name or IP, port or None, is_mx)."""
+    item = item.strip()
+    m = _BRACKETED.match(item)
+    if m:
+        return m.group(1), int(m.group(2)) if m.group(2) else None, False
+    port = None
+    if is_ip(item):
+        return item, None, False
+    if item.count(":") == 1:
+        name, _, p = item.partition(":")
+        if not p.isdigit():
+            raise ValueError(f'invalid port "{p}" in host list')
+        item, port = name, int(p)
+    is_mx = item.lower().endswith("/mx")
+    if is_mx:
+        item = item[:-3]
+    return item, port, is_mx
+
+
+def parse_host_list(text: str, randomize: bool = False) -> list[tuple[str, int | None, bool]]:
+    """Parse a (colon-separated, ``<`` changes the separator) host list.
+
+    ``+`` items split the list into groups whose order is randomized separately when
+    ``randomize`` is set; otherwise they are ignored.
+    """
+    groups: list[list[tuple[str, int | None, bool]]] = [[]]
+    for item in support.split_list(text):
+        if item == "+":
+            groups.append([])
+            continue
+        groups[-1].append(parse_host_item(item))
+    out: list[tuple[str, int | None, bool]] = []
+    for group in groups:
+        if randomize:
+            random.shuffle(group)
+        out.extend(group)
+    return out
+
+
+def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
+                 ipv4_prefer: bool = False) -> list[str]:
+    """IP addresses of ``name``; raises HostNotFound / HostLookupDefer."""
+    if is_ip(name):
+        return [name]
+    if method == "bydns":
+        return _resolve_dns(name, ipv4_only, ipv4_prefer)
+    family = socket.AF_INET if ipv4_only else socket.AF_UNSPEC
+    try:
+        infos = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno in (socket.EAI_AGAIN,):
+            raise HostLookupDefer(str(exc)) from exc
+        raise HostNotFound(name) from exc
+    addrs: list[str] = []
+    for info in infos:
+        ip = info[4][0]
+        if ip not in addrs:
+            addrs.append(ip)
+    if ipv4_prefer:
+        addrs.sort(key=lambda a: ":" in a)
+    return addrs
+
+
+def _resolve_dns(name: str, ipv4_only: bool, ipv4_prefer: bool) -> list[str]:
+    import dns.exception
+    import dns.resolver
+    addrs: list[str] = []
+    rtypes = ["A"] if ipv4_only else (["A", "AAAA"] if ipv4_prefer else ["AAAA", "A"])
+    nx = 0
+    for rtype in rtypes:
+        try:
+            ans = dns.resolver.resolve(name, rtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            nx += 1
+            continue
+        except dns.exception.DNSException as exc:
+            raise HostLookupDefer(str(exc)) from exc
+        addrs.extend(r.to_text() for r in ans)
+    if not addrs:
+        raise HostNotFound(name)
+    return addrs
+
+
+def resolve_mx(name: str) -> list[tuple[str, int]]:
+    """(host name, preference) pairs for ``name``'s MX records, best first."""
+    import dns.exception
+    import dns.resolver
+    try:
+        ans = dns.resolver.resolve(name, "MX")
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
+        raise HostNotFound(name) from exc
+    except dns.exception.DNSException as exc:
+        raise HostLookupDefer(str(exc)) from exc
+    recs = sorted(((r.exchange.to_text().rstrip("."), r.preference) for r in ans),
+                  key=lambda x: x[1])
+    return recs
+
+
+_LOCAL_IPS: set[str] | None = None
+
+
+def local_addresses(config: Any = None) -> set[str]:
+    """The IP addresses of this host's interfaces (plus hosts_treat_as_local items that are
+    literal IPs), used for the router's ``self`` handling."""
+    global _LOCAL_IPS
+    if _LOCAL_IPS is None:
+        ips = {"127.0.0.1", "::1"}
+        try:
+            import psutil
+            for addrs in psutil.net_if_addrs().values():
+                for a in addrs:
+                    if a.family in (socket.AF_INET, socket.AF_INET6):
+                        ips.add(a.address.split("%")[0])
+        except Exception:   # psutil missing or restricted: loopback is enough
+            pass
+        _LOCAL_IPS = ips
+    extra = support.main_option(config, "hosts_treat_as_local") if config else None
+    if extra:
+        return _LOCAL_IPS | {i for i in support.split_list(str(extra)) if is_ip(i)}
+    return _LOCAL_IPS
+
+
+def host_is_local(host: Host, config: Any = None) -> bool:
+    return host.address is not None and host.address in local_addresses(config)
+
+
+def format_hosts_bt(hosts: list[Host]) -> list[str]:
+    """The ``  host name [ip] MX=n port=n`` lines of ``-bt``, padded like Exim."""
+    if not hosts:
+        return []
+    width = max(len(h.name) for h in hosts)
+    awidth = max(len(h.address or "unknown") for h in hosts)
+    lines = []
+    for h in hosts:
+        addr = f"[{h.address or 'unknown'}]".ljust(awidth + 2)
+        line = f"  host {h.name.ljust(width)} {addr}"
+        if h.mx >= 0:
+            line += f" MX={h.mx}"
+        if h.port is not None:
+            line += f" port={h.port}"
+        lines.append(line)
+    return lines

@@ -1,0 +1,205 @@
+"""The redirect router: aliasing and forwarding (non-filter redirection lists)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pymta.delivery.address import Address
+from pymta.drivers import register
+from pymta.routing import support
+from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router,
+                                RouterReply)
+from pymta.routing.options import REDIRECT_OPTIONS, driver_options
+from pymta.taint import TaintError, check_untainted
+
+
+def split_redirect_items(text: str) -> list[str]:
+    """Split redirection data into items.
+
+    Items are separated by commas or newlines; an item wholly in double quotes loses its
+    quotes; ``#`` starts a comment at the start of a line or after a comma; ``:fail:`` and
+    ``:defer:`` swallow the rest of the line (a comma does not end their text).
+    """
+    items: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n:
+            break
+        if text[i] == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        low = text[i:i + 7].lower()
+        if low.startswith(":fail:") or low.startswith(":defer:"):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            items.append(text[i:j].strip())
+            i = j + 1
+            continue
+        cur: list[str] = []
+        quote = angle = False
+        while i < n:
+            c = text[i]
+            if c == '"':
+                quote = not quote
+            elif c == "<" and not quote:
+                angle = True
+            elif c == ">" and not quote:
+                angle = False
+            elif c == "\\" and quote and i + 1 < n:
+                cur.append(c)
+                i += 1
+                c = text[i]
+            elif (c in ",\n") and not quote and not angle:
+                break
+            cur.append(c)
+            i += 1
+        item = "".join(cur).strip()
+        if len(item) >= 2 and item[0] == '"' and item[-1] == '"':
+            item = item[1:-1]
+        if item:
+            items.append(item)
+    return items
+
+
+def _bare_address(item: str) -> str:
+    """``Name <addr>`` -> ``addr``; otherwise the item itself."""
+    lt, gt = item.rfind("<"), item.rfind(">")
+    if 0 <= lt < gt and not item.startswith(("|", "/")):
+        return item[lt + 1:gt].strip()
+    return item
+
+
+@register("router", "redirect")
+class RedirectRouter(Router):
+    """Generate new addresses from ``data`` or ``file`` (filters are not supported)."""
+
+    options = driver_options("redirect", REDIRECT_OPTIONS)
+
+    def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
+        try:
+            text = self._get_data(ctx)
+        except support.ExpandFail:
+            return RouterReply(DECLINE)
+        except OSError as exc:
+            return RouterReply(DEFER, f"failed to read redirection file: {exc.strerror}")
+        if text is None or not text.strip():
+            return RouterReply(DECLINE)
+        try:
+            items = self._expand_includes(split_redirect_items(text), ctx)
+        except (OSError, TaintError, ValueError) as exc:
+            return RouterReply(DEFER, f"error in redirect data: {exc}")
+
+        # :defer: and :fail: apply to the whole list; :blackhole: discards it.
+        for special, allowed, status in ((":defer:", "allow_defer", DEFER),
+                                         (":fail:", "allow_fail", FAIL)):
+            for item in items:
+                if item.lower().startswith(special):
+                    if not self.flag(allowed) or (special == ":fail:" and self.flag("forbid_fail")):
+                        return RouterReply(DEFER, f'error in redirect data: "{item}" is not permitted')
+                    return RouterReply(status, item[len(special):].strip() or None)
+        if any(i.lower() == ":blackhole:" for i in items):
+            if self.flag("forbid_blackhole"):
+                return RouterReply(DEFER, 'error in redirect data: ":blackhole:" is not permitted')
+            return RouterReply(DISCARD)
+        if any(i.lower() == ":unknown:" for i in items):
+            return RouterReply(DECLINE)
+
+        children: list[Address] = []
+        for item in items:
+            try:
+                child = self._make_child(item, addr, ctx)
+            except ValueError as exc:
+                if self.flag("skip_syntax_errors"):
+                    continue
+                return RouterReply(DEFER, f"error in redirect data: {exc}")
+            if child is None:
+                continue
+            if self.flag("check_ancestor") and child.kind == "address":
+                anc = addr.parent
+                while anc is not None:
+                    if anc.address.lower() == child.address.lower():
+                        child = Address(addr.address, local_part=addr.local_part,
+                                        domain=addr.domain)
+                        break
+                    anc = anc.parent
+            children.append(child)
+        if not children:
+            return RouterReply(DECLINE)
+        return RouterReply(ACCEPT, children=children)
+
+    def _get_data(self, ctx: Any) -> str | None:
+        if self.opt("data") is not None:
+            return support.expand(self.opt("data"), ctx)
+        if self.opt("file") is not None:
+            path = support.expand(self.opt("file"), ctx)
+            check_untainted(path, "redirect file")
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    return fh.read()
+            except FileNotFoundError:
+                return None     # a missing forward file means "decline"
+        return None
+
+    def _expand_includes(self, items: list[str], ctx: Any, depth: int = 0) -> list[str]:
+        out: list[str] = []
+        for item in items:
+            if item.lower().startswith(":include:"):
+                if self.flag("forbid_include"):
+                    raise ValueError(f'"{item}" is not permitted')
+                path = item[len(":include:"):].strip()
+                check_untainted(path, "include file")
+                inc_dir = self.opt("include_directory")
+                if inc_dir and not path.startswith(inc_dir.rstrip("/") + "/"):
+                    raise ValueError(f"included file {path} is not in directory {inc_dir}")
+                if depth > 10:
+                    raise ValueError("too many nested :include: items")
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    out.extend(self._expand_includes(split_redirect_items(fh.read()), ctx,
+                                                     depth + 1))
+            else:
+                out.append(item)
+        return out
+
+    def _make_child(self, item: str, parent: Address, ctx: Any) -> Address | None:
+        bare = _bare_address(item)
+        has_domain = "@" in bare and not bare.startswith(("|", "/"))
+        if item.startswith("|") and not has_domain:
+            return self._special_child(item, "pipe", "pipe_transport", "forbid_pipe", parent, ctx)
+        if item.startswith("/") and not has_domain:
+            if item == "/dev/null":
+                return None     # delivery to /dev/null is bypassed entirely
+            kind = "directory" if item.endswith("/") else "file"
+            topt = "directory_transport" if kind == "directory" else "file_transport"
+            return self._special_child(item, kind, topt, "forbid_file", parent, ctx)
+        if bare.startswith("\\"):
+            bare = bare[1:]
+            if "@" not in bare:
+                bare = f"{bare}@{parent.domain}"
+        if not bare or bare.startswith("@") or bare.endswith("@") or " " in bare.strip('"'):
+            raise ValueError(f'malformed address: {item}')
+        if "@" not in bare:
+            if self.flag("qualify_preserve_domain"):
+                dom = parent.domain
+            elif self.opt("qualify_domain"):
+                dom = support.expand(self.opt("qualify_domain"), ctx)
+            else:
+                dom = support.qualify_recipient(self.config)
+            bare = f"{bare}@{dom}"
+        return Address(bare, parent=parent)
+
+    def _special_child(self, item: str, kind: str, topt: str, forbid: str,
+                       parent: Address, ctx: Any) -> Address:
+        if self.flag(forbid):
+            raise ValueError(f"{kind} delivery to {item} is not permitted")
+        tname = self.opt(topt)
+        if tname is None:
+            raise ValueError(f"no transport specified for {kind} \"{item}\" ({topt} unset "
+                             f"in {self.name} router)")
+        child = Address(item, local_part=item, domain=parent.domain, parent=parent)
+        child.kind = kind
+        child.router = self.name
+        child.transport = str(support.expand(tname, ctx)).strip()
+        return child

@@ -1,0 +1,298 @@
+"""Running an address through the configured routers (Exim's route_address loop)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymta.delivery.address import Address
+from pymta.expand.context import ExpandContext
+from pymta.routing import support
+from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, PASS, Router,
+                                RouterReply, to_bool)
+from pymta.taint import taint
+
+UNROUTEABLE = "Unrouteable address"
+_MAX_GENERATIONS = 100   # guards against redirection loops that escape the ancestor check
+
+
+@dataclass
+class RouteResult:
+    """The outcome of routing one address and everything it was redirected to.
+
+    ``status`` is "accept" (all routed or discarded), "defer" (something deferred, nothing
+    failed) or "fail"; ``message`` is the first failure/deferral text.  ``addresses`` are
+    the addresses assigned to transports (with ``router``, ``transport``, ``hosts``), in
+    routing order; ``failed``/``deferred``/``discarded`` carry their own ``message``.
+    """
+
+    status: str
+    message: str | None = None
+    addresses: list[Address] = field(default_factory=list)
+    failed: list[Address] = field(default_factory=list)
+    deferred: list[Address] = field(default_factory=list)
+    discarded: list[Address] = field(default_factory=list)
+    freeze: bool = False
+
+
+def get_routers(config: Any) -> list[Router]:
+    """The router objects in configuration order (instantiated on first use)."""
+    from pymta.drivers import get_driver
+    import pymta.routing  # noqa: F401  (registers the drivers)
+    out = []
+    for inst in config.routers:
+        if inst.obj is None:
+            cls = get_driver("router", inst.driver) or UnavailableRouter
+            inst.obj = cls(inst, config)
+        out.append(inst.obj)
+    return out
+
+
+class UnavailableRouter(Router):
+    """Stands in for a router whose driver pymta does not implement yet: addresses that
+    pass its preconditions are deferred, so nothing is lost or misrouted."""
+
+    def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
+        return RouterReply(DEFER, f'{self.name} router: driver "{self.instance.driver}" '
+                                  f"is not available")
+
+
+def address_context(config: Any, addr: Address, ctx: ExpandContext | None) -> ExpandContext:
+    """A context with the address variables ($local_part, $domain, $original_*, ...)."""
+    base = ctx if ctx is not None else ExpandContext(config)
+    c = base.child()
+    if c.config is None:
+        c.config = config
+    for name in ("domain_data", "local_part_data", "home", "local_part_prefix",
+                 "local_part_suffix", "local_part_prefix_v", "local_part_suffix_v"):
+        c.variables.pop(name, None)
+    top = addr.top_parent()
+    c.variables.update({
+        "local_part": taint(addr.local_part),
+        "domain": taint(addr.domain),
+        "original_local_part": taint(top.local_part),
+        "original_domain": taint(top.domain),
+    })
+    if addr.parent is not None:
+        c.variables["parent_local_part"] = taint(addr.parent.local_part)
+        c.variables["parent_domain"] = taint(addr.parent.domain)
+    if addr.address_data is not None:
+        c.variables["address_data"] = addr.address_data
+    return c
+
+
+def _ancestor_routed_by(addr: Address, router_name: str) -> bool:
+    """A router skips an address whose identically named ancestor it already handled."""
+    anc = addr.parent
+    while anc is not None:
+        if anc.router == router_name and anc.address == addr.address:
+            return True
+        anc = anc.parent
+    return False
+
+
+def _inherit(child: Address, parent: Address) -> None:
+    child.parent = parent
+    if child.address_data is None:
+        child.address_data = parent.address_data
+    if child.errors_address is None:
+        child.errors_address = parent.errors_address
+    child.extra_headers = list(parent.extra_headers) + child.extra_headers
+    child.remove_headers = list(parent.remove_headers) + child.remove_headers
+    child.unique = child.address if child.kind == "address" else f"{child.address}:{parent.address}"
+
+
+def _route_one(config: Any, routers: list[Router], addr: Address, ctx: ExpandContext | None,
+               verify: Any, address_test: bool) -> RouterReply:
+    """Offer ``addr`` to the routers from ``addr.start_router``; the first decisive answer
+    wins.  ``addr.router`` is set to the router that decided."""
+    index = {r.name: i for i, r in enumerate(routers)}
+    cannot_route = None
+    i = addr.start_router
+    while i < len(routers):
+        r = routers[i]
+        if _ancestor_routed_by(addr, r.name):
+            i += 1
+            continue
+        actx = address_context(config, addr, ctx)
+        # Exim uses the message of the last router the address was offered to, even
+        # one whose preconditions then fail.
+        if r.opt("cannot_route_message") is not None:
+            try:
+                cannot_route = support.expand(r.opt("cannot_route_message"), actx)
+            except support.ExpandError:
+                pass
+        try:
+            skip = r.check_preconditions(addr, actx, verify, address_test)
+        except support.ExpandDefer as exc:
+            return _decided(addr, r, RouterReply(DEFER, str(exc)))
+        except support.ExpandError as exc:
+            return _decided(addr, r, RouterReply(DEFER, f"{r.name} router: {exc}"))
+        if skip is not None:
+            i += 1
+            continue
+        try:
+            if r.opt("address_data") is not None:
+                addr.address_data = support.expand(r.opt("address_data"), actx)
+                actx.variables["address_data"] = addr.address_data
+            reply = r.route(addr, actx, verify)
+        except support.ExpandFail:
+            reply = RouterReply(DECLINE)
+        except support.ExpandDefer as exc:
+            reply = RouterReply(DEFER, str(exc))
+        except support.ExpandError as exc:
+            reply = RouterReply(DEFER, f"{r.name} router: {exc}")
+        if reply.status == PASS:
+            target = r.opt("pass_router")
+            i = index.get(target, i + 1) if target else i + 1
+            continue
+        if reply.status == DECLINE:
+            if not r.flag("more"):
+                return _decided(addr, r, RouterReply(FAIL, cannot_route or UNROUTEABLE))
+            i += 1
+            continue
+        if reply.status in (ACCEPT, DISCARD):
+            _after_accept(r, addr, actx, reply, index, i)
+        return _decided(addr, r, reply)
+    return RouterReply(FAIL, cannot_route or UNROUTEABLE)
+
+
+def _decided(addr: Address, r: Router, reply: RouterReply) -> RouterReply:
+    addr.router = r.name
+    if reply.status == DEFER:
+        key = addr.address if r.retry_use_local_part() else addr.domain
+        addr.retry_key = f"R:{key}"
+    if reply.freeze:
+        addr.freeze = True
+    return reply
+
+
+def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterReply,
+                  index: dict[str, int], i: int) -> None:
+    """Generic post-acceptance options: errors_to, headers_add/remove, redirect_router."""
+    if r.opt("errors_to") is not None:
+        try:
+            value = support.expand(r.opt("errors_to"), actx)
+            if value is not None:
+                # "<>" (or empty) means: ignore delivery errors for this address
+                value = value.strip()
+                addr.errors_address = "" if value in ("", "<>") else value
+        except support.ExpandError:
+            pass
+    for opt, target in (("headers_add", addr.extra_headers), ("headers_remove", addr.remove_headers)):
+        text = r.opt(opt)
+        if text is None:
+            continue
+        try:
+            value = support.expand(text, actx)
+        except support.ExpandError:
+            continue
+        if value:
+            if opt == "headers_add":
+                target.append(value if value.endswith("\n") else value + "\n")
+            else:
+                target.extend(support.split_list(value))
+    start = index.get(r.opt("redirect_router"), 0) if r.opt("redirect_router") else 0
+    for child in reply.children:
+        _inherit(child, addr)
+        child.start_router = start
+
+
+def route_address(config: Any, addr: Address | str, ctx: ExpandContext | None = None,
+                  verify: Any = False, *, address_test: bool = False) -> RouteResult:
+    """Route ``addr`` and all addresses generated from it.
+
+    ``verify`` is False for delivery, True/"recipient" or "sender" for verification.
+    """
+    if isinstance(addr, str):
+        addr = Address(addr)
+    routers = get_routers(config)
+    result = RouteResult(ACCEPT)
+    queue = [addr]
+    generations = 0
+    while queue:
+        a = queue.pop(0)
+        generations += 1
+        if generations > _MAX_GENERATIONS * 10:
+            a.message = "too many generated addresses (redirection loop?)"
+            result.deferred.append(a)
+            continue
+        reply = _route_one(config, routers, a, ctx, verify, address_test)
+        a.message = reply.message
+        if reply.status == ACCEPT and reply.children and verify and len(reply.children) > 1:
+            # verification stops at a redirection to several addresses: it has succeeded
+            result.addresses.append(a)
+        elif reply.status == ACCEPT and reply.children:
+            for child in reply.children:
+                if child.kind != "address":
+                    result.addresses.append(child)   # file/pipe: routed already
+                else:
+                    queue.append(child)
+            if to_bool(_router(routers, a).opt("unseen")):
+                _requeue_unseen(a, routers, queue)
+        elif reply.status == ACCEPT:
+            result.addresses.append(a)
+            if to_bool(_router(routers, a).opt("unseen")):
+                _requeue_unseen(a, routers, queue)
+        elif reply.status == DISCARD:
+            result.discarded.append(a)
+        elif reply.status == FAIL:
+            result.failed.append(a)
+        else:
+            if reply.freeze:
+                result.freeze = True
+            result.deferred.append(a)
+    if verify:
+        _apply_fail_verify(routers, result, verify)
+    if result.failed:
+        result.status, result.message = FAIL, result.failed[0].message
+    elif result.deferred:
+        result.status, result.message = DEFER, result.deferred[0].message
+    return result
+
+
+def _router(routers: list[Router], addr: Address) -> Router:
+    return next(r for r in routers if r.name == addr.router)
+
+
+def _requeue_unseen(a: Address, routers: list[Router], queue: list[Address]) -> None:
+    """``unseen``: the address also continues with the next router, as a copy."""
+    idx = next(i for i, r in enumerate(routers) if r.name == a.router)
+    dup = copy.copy(a)
+    dup.hosts, dup.extra_headers, dup.remove_headers = [], list(a.extra_headers), list(a.remove_headers)
+    dup.transport = None
+    dup.start_router = idx + 1
+    dup.router = None
+    queue.append(dup)
+
+
+def _apply_fail_verify(routers: list[Router], result: RouteResult, verify: Any) -> None:
+    """fail_verify_sender/recipient: a successful verification by such a router fails."""
+    which = "fail_verify_sender" if verify == "sender" else "fail_verify_recipient"
+    keep = []
+    for a in result.addresses:
+        r = _router(routers, a) if a.router else None
+        if r is not None and (r.flag(which) if r.is_set(which) else r.flag("fail_verify")):
+            a.message = a.message or UNROUTEABLE
+            result.failed.append(a)
+        else:
+            keep.append(a)
+    result.addresses = keep
+
+
+def route_addresses(config: Any, addrs: list[Address], ctx: ExpandContext | None = None,
+                    verify: Any = False) -> RouteResult:
+    """Route several addresses; the lists of the individual results are concatenated."""
+    total = RouteResult(ACCEPT)
+    for a in addrs:
+        r = route_address(config, a, ctx, verify)
+        total.addresses += r.addresses
+        total.failed += r.failed
+        total.deferred += r.deferred
+        total.discarded += r.discarded
+        total.freeze = total.freeze or r.freeze
+    if total.failed:
+        total.status, total.message = FAIL, total.failed[0].message
+    elif total.deferred:
+        total.status, total.message = DEFER, total.deferred[0].message
+    return total

@@ -1,0 +1,307 @@
+"""A blocking ESMTP client for the smtp transport (and callouts).
+
+The protocol core is sans-IO: :class:`ReplyParser` turns received bytes into
+:class:`SmtpReply` objects and :func:`parse_ehlo` reads the extension list.  The socket
+layer (:class:`SmtpClient`) adds timeouts and raises :class:`SmtpError` subclasses for
+host-level problems (connection refused, timeouts, connection closed, garbled replies).
+Negative replies are *not* exceptions: callers inspect the codes per command.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import socket
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pymta.transports import errnos
+
+
+@dataclass
+class SmtpReply:
+    """One (possibly multi-line) reply: numeric ``code`` and the raw ``lines`` (no CRLF)."""
+
+    code: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The whole reply as received, lines joined by newlines (Exim's message text)."""
+        return "\n".join(self.lines)
+
+    @property
+    def kind(self) -> str:
+        """First digit of the code: "2", "3", "4" or "5"."""
+        return str(self.code)[0]
+
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+
+class SmtpError(Exception):
+    """A host error: the conversation with this host cannot continue.
+
+    ``errno`` is a system errno or one of :mod:`pymta.transports.errnos`; ``message`` is
+    the Exim-style text for the log and the address.
+    """
+
+    def __init__(self, message: str, errno: int = errnos.ERRNO_UNKNOWNERROR):
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+
+
+class SmtpConnectError(SmtpError):
+    """The TCP connection could not be made."""
+
+
+class SmtpTimeout(SmtpError):
+    """No (complete) reply within the timeout."""
+
+
+class SmtpClosed(SmtpError):
+    """The remote host closed the connection."""
+
+
+class SmtpFormatError(SmtpError):
+    """The remote host sent something that is not an SMTP reply."""
+
+
+class ReplyParser:
+    """Sans-IO reply reader: ``feed(bytes)`` returns the replies completed so far."""
+
+    MAX_LINE = 16384
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._lines: list[str] = []
+        self._code: int | None = None
+
+    def feed(self, data: bytes) -> list[SmtpReply]:
+        self._buf += data
+        replies: list[SmtpReply] = []
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                if len(self._buf) > self.MAX_LINE:
+                    raise SmtpFormatError("SMTP reply line too long",
+                                          errnos.ERRNO_SMTPFORMAT)
+                return replies
+            raw, self._buf = self._buf[:nl], self._buf[nl + 1:]
+            line = raw.rstrip(b"\r").decode("utf-8", "replace")
+            if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
+                raise SmtpFormatError(f'Malformed SMTP reply (an empty line or a line '
+                                      f'without a valid code): "{line}"',
+                                      errnos.ERRNO_SMTPFORMAT)
+            code = int(line[:3])
+            if self._code is not None and code != self._code:
+                raise SmtpFormatError(f'Malformed SMTP reply (inconsistent codes): "{line}"',
+                                      errnos.ERRNO_SMTPFORMAT)
+            self._code = code
+            self._lines.append(line)
+            if len(line) == 3 or line[3] == " ":
+                replies.append(SmtpReply(code, self._lines))
+                self._lines, self._code = [], None
+
+    @property
+    def has_partial(self) -> bool:
+        return bool(self._buf or self._lines)
+
+
+def parse_ehlo(reply: SmtpReply) -> dict[str, str]:
+    """Extensions from an EHLO reply: upper-case keyword -> parameters (may be "")."""
+    ext: dict[str, str] = {}
+    for line in reply.lines[1:]:
+        words = line[4:].strip().split(None, 1)
+        if words:
+            ext[words[0].upper()] = words[1] if len(words) > 1 else ""
+    return ext
+
+
+@dataclass
+class Transaction:
+    """Replies to one MAIL/RCPT/DATA sequence.  ``data`` is None when DATA was not sent
+    (no recipient accepted without pipelining, or MAIL refused)."""
+
+    mail: SmtpReply
+    rcpts: list[SmtpReply]
+    data: SmtpReply | None
+    pipelined: bool
+    mail_command: str = ""
+    rcpt_commands: list[str] = field(default_factory=list)
+
+    def accepted(self) -> list[int]:
+        """Indexes of recipients whose RCPT got a 2xx."""
+        return [i for i, r in enumerate(self.rcpts) if r.ok()]
+
+
+class SmtpClient:
+    """One SMTP connection.  All ``*_timeout`` values are seconds."""
+
+    def __init__(self, *, connect_timeout: float = 300, command_timeout: float = 300,
+                 data_timeout: float = 300, final_timeout: float = 600,
+                 source_address: tuple[str, int] | None = None):
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.data_timeout = data_timeout
+        self.final_timeout = final_timeout
+        self.source_address = source_address
+        self.sock: socket.socket | None = None
+        self.extensions: dict[str, str] = {}
+        self.esmtp = False
+        self.peer: tuple[str, int] | None = None
+        self._parser = ReplyParser()
+        self._pending: list[SmtpReply] = []
+
+    # -- connection -------------------------------------------------------------
+    def connect(self, address: str, port: int = 25) -> SmtpReply:
+        """Connect and return the banner (any code; the caller judges it)."""
+        try:
+            self.sock = socket.create_connection((address, port), self.connect_timeout,
+                                                 self.source_address)
+        except socket.timeout:
+            raise SmtpConnectError("Connection timed out", _errno.ETIMEDOUT) from None
+        except OSError as e:
+            code = e.errno or errnos.ERRNO_UNKNOWNERROR
+            text = e.strerror or str(e)
+            if code == _errno.ECONNREFUSED:
+                text = "Connection refused"
+            raise SmtpConnectError(text, code) from None
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.peer = (address, port)
+        return self.read_reply("initial connection", self.command_timeout)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+    # -- low level --------------------------------------------------------------
+    def send(self, data: bytes, stage: str, timeout: float | None = None) -> None:
+        assert self.sock is not None, "not connected"
+        self.sock.settimeout(self.command_timeout if timeout is None else timeout)
+        try:
+            self.sock.sendall(data)
+        except socket.timeout:
+            raise SmtpTimeout(f"SMTP timeout while sending {stage}", _errno.ETIMEDOUT) from None
+        except OSError as e:
+            raise SmtpClosed(f"send() to {self.peer[0] if self.peer else '?'} failed "
+                             f"while sending {stage}: {e.strerror or e}",
+                             e.errno or errnos.ERRNO_SMTPCLOSED) from None
+
+    def read_reply(self, stage: str, timeout: float | None = None) -> SmtpReply:
+        """Read the next reply; ``stage`` names the command for error messages."""
+        assert self.sock is not None, "not connected"
+        if self._pending:
+            return self._pending.pop(0)
+        self.sock.settimeout(self.command_timeout if timeout is None else timeout)
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                raise SmtpTimeout(f"SMTP timeout after {stage}", _errno.ETIMEDOUT) from None
+            except OSError as e:
+                raise SmtpClosed(f"Remote host closed connection in response to {stage}"
+                                 f" ({e.strerror or e})",
+                                 e.errno or errnos.ERRNO_SMTPCLOSED) from None
+            if not data:
+                raise SmtpClosed(f"Remote host closed connection in response to {stage}",
+                                 errnos.ERRNO_SMTPCLOSED)
+            replies = self._parser.feed(data)
+            if replies:
+                self._pending.extend(replies[1:])
+                return replies[0]
+
+    def command(self, line: str, timeout: float | None = None) -> SmtpReply:
+        """Send one command line (without CRLF) and read its reply."""
+        self.send(line.encode("utf-8", "surrogateescape") + b"\r\n", line)
+        return self.read_reply(line, timeout)
+
+    # -- commands -------------------------------------------------------------------
+    def ehlo(self, name: str) -> SmtpReply:
+        reply = self.command(f"EHLO {name}")
+        if reply.ok():
+            self.esmtp = True
+            self.extensions = parse_ehlo(reply)
+        return reply
+
+    def helo(self, name: str) -> SmtpReply:
+        reply = self.command(f"HELO {name}")
+        if reply.ok():
+            self.esmtp = False
+            self.extensions = {}
+        return reply
+
+    def hello(self, name: str) -> tuple[SmtpReply, str]:
+        """EHLO, falling back to HELO when EHLO gets a 5xx.  Returns (reply, command)."""
+        reply = self.ehlo(name)
+        if reply.kind == "5":
+            return self.helo(name), f"HELO {name}"
+        return reply, f"EHLO {name}"
+
+    def has(self, extension: str) -> bool:
+        return extension.upper() in self.extensions
+
+    def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
+                       body_8bit: bool = False, pipelining: bool = True) -> Transaction:
+        """Send MAIL, the RCPTs and (when useful) DATA.
+
+        With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
+        write and the replies are read afterwards.  Otherwise each command waits for its
+        reply; DATA is sent only when some recipient was accepted.
+        """
+        mail = f"MAIL FROM:<{sender}>"
+        if size is not None and self.has("SIZE"):
+            mail += f" SIZE={size}"
+        if body_8bit and self.has("8BITMIME"):
+            mail += " BODY=8BITMIME"
+        rcpts = [f"RCPT TO:<{r}>" for r in recipients]
+        if pipelining and self.has("PIPELINING"):
+            blob = "".join(c + "\r\n" for c in [mail, *rcpts, "DATA"])
+            self.send(blob.encode("utf-8", "surrogateescape"), mail)
+            m = self.read_reply("pipelined " + mail)
+            rr = [self.read_reply("pipelined " + c) for c in rcpts]
+            d = self.read_reply("pipelined DATA")
+            return Transaction(m, rr, d, True, mail, rcpts)
+        m = self.command(mail)
+        if not m.ok():
+            return Transaction(m, [], None, False, mail, rcpts)
+        rr = [self.command(c) for c in rcpts]
+        d = self.command("DATA") if any(r.ok() for r in rr) else None
+        return Transaction(m, rr, d, False, mail, rcpts)
+
+    def send_data(self, writer: Callable[[socket.socket], int]) -> tuple[SmtpReply, int]:
+        """After a 354: ``writer(sock)`` writes the dot-stuffed message including the
+        final ``.`` line; returns the reply to end of data and the bytes written."""
+        assert self.sock is not None, "not connected"
+        self.sock.settimeout(self.data_timeout)
+        written = 0
+        try:
+            written = writer(self.sock)
+        except socket.timeout:
+            raise SmtpTimeout("SMTP timeout while writing message data",
+                              _errno.ETIMEDOUT) from None
+        except OSError as e:
+            raise SmtpClosed(f"transport write failed: {e.strerror or e}",
+                             e.errno or errnos.ERRNO_SMTPCLOSED) from None
+        try:
+            return self.read_reply("end of data", self.final_timeout), written
+        except SmtpTimeout:
+            raise SmtpTimeout(f"SMTP timeout after end of data ({written} bytes written)",
+                              _errno.ETIMEDOUT) from None
+
+    def rset(self) -> SmtpReply:
+        return self.command("RSET")
+
+    def quit(self) -> None:
+        """Send QUIT, wait briefly for its reply, and close; never raises."""
+        if self.sock is None:
+            return
+        try:
+            self.send(b"QUIT\r\n", "QUIT", timeout=5)
+            self.read_reply("QUIT", timeout=5)
+        except (SmtpError, OSError):
+            pass
+        finally:
+            self.close()

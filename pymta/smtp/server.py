@@ -1,0 +1,677 @@
+"""Sans-IO SMTP server protocol engine (Exim 4.96 dialogue).
+
+:class:`SmtpServer` takes the bytes a client sent (:meth:`SmtpServer.feed`) and returns the
+reply bytes to send.  Decisions that need policy (ACLs, routing, spooling) are delegated to
+a :class:`SmtpHandler`; syntax errors, sequence errors, size and recipient limits, the
+PIPELINING synchronisation check and the DATA terminator are handled here, with Exim's
+reply codes and texts.  Nothing here touches a socket or a clock, so the whole dialogue can
+be tested with byte strings.
+
+Replies for a pipelined group of commands accumulate and are returned together by one
+``feed`` call, so the caller writes them with a single ``send``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Exim reads a command into a 16k buffer; longer lines are rejected.
+SMTP_CMD_BUFFER_SIZE = 16384
+
+
+@dataclass
+class Reply:
+    """An SMTP reply: ``code``, text (lines separated by "\\n"), and whether to close after."""
+
+    code: int
+    text: str
+    close: bool = False
+
+    def render(self) -> bytes:
+        return format_reply(self.code, self.text)
+
+
+def format_reply(code: int | str, text: str) -> bytes:
+    """Format a possibly multi-line reply as ``code-line`` ... ``code line``."""
+    lines = text.split("\n") if text else [""]
+    out = []
+    for i, line in enumerate(lines):
+        sep = " " if i == len(lines) - 1 else "-"
+        out.append(f"{code}{sep}{line}\r\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class SmtpEvent:
+    """Something the session should log or act on (``name`` plus details)."""
+
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class SmtpHandler:
+    """Policy callbacks.  Returning ``None`` means "go ahead with the default success reply".
+
+    The session subclasses this to run ACLs, verify and spool.  Every method may return a
+    :class:`Reply` to replace the default; a 2xx reply counts as acceptance.
+    """
+
+    def on_helo(self, verb: str, name: str) -> Reply | None:
+        return None
+
+    def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
+        return None
+
+    def on_rcpt(self, address: str, params: dict[str, str | None]) -> Reply | None:
+        return None
+
+    def on_predata(self) -> Reply | None:
+        return None
+
+    def on_message(self, data: bytes) -> Reply:
+        """The message body (LF line endings, dot-stuffing undone). Must return the reply."""
+        return Reply(250, "OK")
+
+    def on_rset(self) -> None:
+        return None
+
+    def on_vrfy(self, arg: str) -> Reply:
+        return Reply(252, "Administrative prohibition")
+
+    def on_expn(self, arg: str) -> Reply:
+        return Reply(550, "Administrative prohibition")
+
+    def on_etrn(self, arg: str) -> Reply:
+        return Reply(458, "Administrative prohibition")
+
+    def on_quit(self) -> None:
+        return None
+
+    def should_stop(self) -> bool:
+        """True when the daemon is shutting down: the next command gets 421."""
+        return False
+
+    def on_event(self, event: SmtpEvent) -> None:
+        """Protocol incidents to be logged (sync errors, too many errors, ...)."""
+        return None
+
+
+# Commands Exim recognises; "MAIL FROM:" and "RCPT TO:" include their keyword.
+_COMMANDS = [
+    (b"mail from:", "MAIL"), (b"rcpt to:", "RCPT"), (b"helo", "HELO"), (b"ehlo", "EHLO"),
+    (b"data", "DATA"), (b"rset", "RSET"), (b"noop", "NOOP"), (b"quit", "QUIT"),
+    (b"help", "HELP"), (b"vrfy", "VRFY"), (b"expn", "EXPN"), (b"etrn", "ETRN"),
+    (b"starttls", "STARTTLS"), (b"auth", "AUTH"), (b"bdat", "BDAT"),
+]
+
+def valid_helo(name: str, allow_chars: str = "") -> bool:
+    """Exim's HELO syntax check: letters, digits, "-" and "." (plus helo_allow_chars), or
+    an address literal ``[1.2.3.4]`` / ``[IPv6:...]`` holding a valid address."""
+    if not name:
+        return False
+    if name.startswith("["):
+        if not name.endswith("]"):
+            return False
+        inner = name[1:-1]
+        if inner[:5].lower() == "ipv6:":
+            inner = inner[5:]
+        try:
+            ipaddress.ip_address(inner)
+        except ValueError:
+            return False
+        return True
+    return all(c.isascii() and (c.isalnum() or c in "-.") or c in allow_chars for c in name)
+_ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
+
+
+def split_path(arg: str) -> tuple[str | None, str, list[str]]:
+    """Split ``<addr> PARAM=x ...`` (or bare ``addr``) into (address, raw, params).
+
+    Returns address ``None`` when it is malformed; raw is the address text as given.
+    """
+    arg = arg.strip()
+    if arg.startswith("<"):
+        end = arg.find(">")
+        if end < 0:
+            return None, arg, []
+        addr = arg[1:end]
+        rest = arg[end + 1:].split()
+        return addr, arg[:end + 1], rest
+    parts = arg.split()
+    if not parts:
+        return None, "", []
+    return parts[0], parts[0], parts[1:]
+
+
+def check_address(addr: str, allow_empty: bool, need_domain: bool) -> str | None:
+    """Return an Exim-style error text for a syntactically bad envelope address, else None."""
+    if addr == "":
+        return None if allow_empty else "missing or malformed local part"
+    # Source routes (@a,@b:user@dom) are accepted and stripped by Exim; we just strip them.
+    if addr.startswith("@") and ":" in addr:
+        addr = addr.split(":", 1)[1]
+    if any(ord(c) < 33 or ord(c) == 127 for c in addr if c != " ") or " " in addr:
+        return "malformed address"
+    lp, at, dom = addr.rpartition("@")
+    if not at:
+        return "recipient address must contain a domain" if need_domain else None
+    if not lp:
+        return "missing or malformed local part"
+    if not dom or dom.startswith(".") or dom.endswith(".") or ".." in dom:
+        return "domain missing or malformed"
+    return None
+
+
+class SmtpServer:
+    """One SMTP dialogue from the server side.
+
+    Parameters mirror Exim main options: ``size_limit`` (message_size_limit, 0 = none),
+    ``recipients_max`` (0 = none), ``max_synprot_errors``, ``max_unknown_commands``,
+    ``enforce_sync``, ``pipelining`` (whether PIPELINING may be advertised).
+    ``extensions`` lists extra EHLO keywords (STARTTLS, AUTH ..., CHUNKING, DSN, ...).
+    """
+
+    def __init__(self, hostname: str, handler: SmtpHandler | None = None, *,
+                 host_address: str = "", size_limit: int = 0, recipients_max: int = 0,
+                 max_synprot_errors: int = 3, max_unknown_commands: int = 3,
+                 enforce_sync: bool = True, pipelining: bool = True,
+                 extensions: list[str] | None = None, helo_required: bool = True) -> None:
+        self.hostname = hostname
+        self.handler = handler or SmtpHandler()
+        self.host_address = host_address
+        self.size_limit = size_limit
+        self.recipients_max = recipients_max
+        self.max_synprot_errors = max_synprot_errors
+        self.max_unknown_commands = max_unknown_commands
+        self.enforce_sync = enforce_sync
+        self.pipelining_allowed = pipelining
+        self.extensions = list(extensions or [])
+        self.helo_required = helo_required
+        # helo_allow_chars / helo_accept_junk_hosts (the session decides the host match).
+        self.helo_allow_chars = ""
+        self.helo_accept_junk = False
+        self.recipients_max_reject = False     # 552 instead of 452 beyond recipients_max
+
+        self.greeted = False
+        self.closed = False
+        self.helo_name: str | None = None
+        self.esmtp = False
+        self.pipelining_advertised = False
+        self.sender: str | None = None
+        self.mail_params: dict[str, str | None] = {}
+        self.recipients: list[str] = []
+        self.rcpt_count = 0
+        self.rcpt_response: str | None = None
+        self.rcpt_response_same = True
+        self.discard_message = False
+        self.synprot_errors = 0
+        self.unknown_commands = 0
+        self.messages_received = 0
+        self.last_command = ""
+        self.history: list[str] = []          # recognised verbs, for C= in log lines
+        self._last_was_rcpt = False
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        self._in_data = False
+        self._data = bytearray()
+        self._data_scan = 0
+        self._data_size = 0
+        self._data_too_big = False
+        self._skip_long_line = False
+
+    # ------------------------------------------------------------------ public API
+    def greet(self, banner: str) -> bytes:
+        """Send the banner; if input already arrived, that is a synchronisation error."""
+        if self.enforce_sync and self._buf:
+            self._event("sync_error", reason="input sent without waiting for greeting",
+                        input=bytes(self._buf[:100]))
+            self.closed = True
+            return format_reply(554, "SMTP synchronization error")
+        self.greeted = True
+        return format_reply(220, banner)
+
+    def reject_connection(self, reply: Reply) -> bytes:
+        """The connect ACL refused: send its reply and close."""
+        self.closed = True
+        return reply.render()
+
+    def feed(self, data: bytes) -> bytes:
+        """Process received bytes; return the replies to send (possibly empty)."""
+        if self.closed:
+            return b""
+        self._buf += data
+        if not self.greeted:
+            return b""
+        self._out = []
+        while not self.closed:
+            if self._in_data:
+                if not self._process_data():
+                    break
+                continue
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                if len(self._buf) > SMTP_CMD_BUFFER_SIZE:
+                    # Drop the oversized part; the rest of the line is skipped too.
+                    del self._buf[:]
+                    self._skip_long_line = True
+                    self._synprot(500, "line too long")
+                break
+            line = bytes(self._buf[:nl + 1])
+            del self._buf[:nl + 1]
+            if self._skip_long_line:
+                self._skip_long_line = False
+                continue
+            if len(line) > SMTP_CMD_BUFFER_SIZE:
+                self._synprot(500, "line too long")
+                continue
+            self._command(line)
+        out = b"".join(self._out)
+        self._out = []
+        return out
+
+    def connection_lost(self) -> None:
+        """The client went away (EOF): log as Exim does."""
+        if not self.closed:
+            where = "reading message data" if self._in_data else "reading SMTP command"
+            self._event("lost", where=where)
+            self.closed = True
+
+    def timeout_reply(self) -> bytes:
+        """smtp_receive_timeout expired: the 421 to send before closing."""
+        self.closed = True
+        if self._in_data:
+            self._event("data_timeout")
+            return format_reply(421, f"{self.hostname} SMTP incoming data timeout - closing connection")
+        self._event("command_timeout")
+        return format_reply(421, f"{self.hostname} SMTP command timeout - closing connection")
+
+    def shutdown_reply(self) -> bytes:
+        """The daemon is stopping: the 421 to send before closing."""
+        self.closed = True
+        return format_reply(421, f"{self.hostname} Service not available - closing connection")
+
+    @property
+    def in_data(self) -> bool:
+        return self._in_data
+
+    # ------------------------------------------------------------------ helpers
+    def _event(self, name: str, **info: Any) -> None:
+        self.handler.on_event(SmtpEvent(name, info))
+
+    def _reply(self, code: int, text: str) -> None:
+        self._out.append(format_reply(code, text))
+
+    def _send(self, reply: Reply) -> None:
+        self._out.append(reply.render())
+        if reply.close:
+            self.closed = True
+
+    def _synprot(self, code: int, text: str, data: str | None = None) -> None:
+        """A syntax or protocol error: counts towards smtp_max_synprot_errors."""
+        self.synprot_errors += 1
+        msg = f"{data}: {text}" if data is not None else text
+        self._event("synprot_error", code=code, text=msg, command=self.last_command)
+        if self.max_synprot_errors and self.synprot_errors > self.max_synprot_errors:
+            self._out.append(format_reply(code, msg + "\nToo many syntax or protocol errors"))
+            self._event("too_many_synprot", command=self.last_command)
+            self.closed = True
+        else:
+            self._reply(code, msg)
+
+    def _sync_ok(self, always: bool) -> bool:
+        """Exim's check_sync: no further input may be waiting at a synchronisation point."""
+        if not self.enforce_sync or not self._buf:
+            return True
+        if not always and self.pipelining_advertised:
+            return True
+        self._event("sync_error", reason="next input sent too soon: pipelining was "
+                    + ("advertised" if self.pipelining_advertised else "not advertised"),
+                    command=self.last_command, input=bytes(self._buf[:150]))
+        self._reply(554, "SMTP synchronization error")
+        self.closed = True
+        return False
+
+    def _reset_transaction(self) -> None:
+        self.sender = None
+        self.mail_params = {}
+        self.recipients = []
+        self.rcpt_count = 0
+        self.rcpt_response = None
+        self.rcpt_response_same = True
+        self.discard_message = False
+
+    def _record_rcpt_failure(self, text: str) -> None:
+        if self.rcpt_response is None:
+            self.rcpt_response = text
+        elif self.rcpt_response != text:
+            self.rcpt_response_same = False
+
+    # ------------------------------------------------------------------ commands
+    def _command(self, raw: bytes) -> None:
+        line = raw.rstrip(b"\r\n")
+        if b"\r" in line or b"\n" in line:
+            line = line.replace(b"\r", b"")
+        self.last_command = line.decode("utf-8", "surrogateescape")
+        was_rcpt, self._last_was_rcpt = self._last_was_rcpt, False
+        if self.handler.should_stop():
+            self._out.append(self.shutdown_reply())
+            return
+        if b"\0" in line:
+            self._synprot(501, "NUL characters are not allowed in SMTP commands")
+            return
+        lower = line.lower()
+        verb = None
+        arg = b""
+        for key, name in _COMMANDS:
+            if lower.startswith(key):
+                rest = line[len(key):]
+                if key.endswith(b":") or not rest or rest[:1] in (b" ", b"\t"):
+                    verb, arg = name, rest
+                    break
+        try:
+            text_arg = arg.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            text_arg = None
+        if verb is None or (verb in ("STARTTLS", "AUTH", "BDAT")
+                            and verb not in self._advertised_verbs()):
+            self._unknown()
+            return
+        self.history.append(verb)
+        if text_arg is None:
+            self._synprot(501, "non-UTF-8 bytes in command")
+            return
+        getattr(self, "_cmd_" + verb.lower())(text_arg, was_rcpt)
+
+    def _advertised_verbs(self) -> set[str]:
+        verbs = {e.split()[0].upper() for e in self.extensions}
+        if "CHUNKING" in verbs:
+            verbs.add("BDAT")
+        return verbs
+
+    def _unknown(self) -> None:
+        self.unknown_commands += 1
+        if self.max_unknown_commands and self.unknown_commands > self.max_unknown_commands:
+            self._event("too_many_unknown", command=self.last_command)
+            self._out.append(format_reply(500, "Too many unrecognized commands"))
+            self.closed = True
+            return
+        self._synprot(500, "unrecognized command")
+
+    def _ehlo_keywords(self) -> list[str]:
+        kw = []
+        if self.size_limit:
+            kw.append(f"SIZE {self.size_limit}")
+        else:
+            kw.append("SIZE")
+        kw.append("8BITMIME")
+        if self.pipelining_allowed:
+            kw.append("PIPELINING")
+        kw.extend(self.extensions)
+        kw.append("HELP")
+        return kw
+
+    def _cmd_helo(self, arg: str, _was_rcpt: bool, verb: str = "HELO") -> None:
+        if not valid_helo(arg, self.helo_allow_chars) and not (arg and self.helo_accept_junk):
+            self._event("helo_invalid", verb=verb, arg=arg)
+            self._synprot(501, f"Syntactically invalid {verb} argument(s)")
+            return
+        if not self._sync_ok(always=True):
+            return
+        reply = self.handler.on_helo(verb, arg)
+        if reply is not None and reply.code // 100 != 2:
+            self._send(reply)
+            return
+        # HELO/EHLO reset any transaction in progress (RFC 5321 4.1.4).
+        self._reset_transaction()
+        self.helo_name = arg
+        self.esmtp = verb == "EHLO"
+        hello = f"{self.hostname} Hello {arg}" + (f" [{self.host_address}]" if self.host_address else "")
+        if reply is not None and reply.text:
+            hello = reply.text
+        if verb == "EHLO":
+            self.pipelining_advertised = self.pipelining_allowed
+            self._reply(250, "\n".join([hello] + self._ehlo_keywords()))
+        else:
+            self.pipelining_advertised = False
+            self._reply(250, hello)
+
+    def _cmd_ehlo(self, arg: str, was_rcpt: bool) -> None:
+        self._cmd_helo(arg, was_rcpt, "EHLO")
+
+    def _cmd_mail(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=False):
+            return
+        if self.helo_required and self.helo_name is None:
+            self._synprot(503, "HELO or EHLO required")
+            return
+        if self.sender is not None:
+            self._synprot(503, "sender already given")
+            return
+        if not arg:
+            self._synprot(501, "MAIL must have an address operand")
+            return
+        addr, raw, rest = split_path(arg)
+        params: dict[str, str | None] = {}
+        bad_rest: list[str] = []
+        for p in rest:
+            m = _ESMTP_PARAM_RE.match(p)
+            name = m.group(1).upper() if m else ""
+            if self.esmtp and name == "SIZE":
+                params["SIZE"] = m.group(2)
+            elif self.esmtp and name == "BODY":
+                val = (m.group(2) or "").upper()
+                if val not in ("7BIT", "8BITMIME"):
+                    self._synprot(501, "invalid data for BODY")
+                    return
+                params["BODY"] = val
+            elif self.esmtp and name in self._param_names() and not bad_rest:
+                params[name] = m.group(2)
+            else:
+                bad_rest.append(p)
+        if bad_rest:
+            # Exim treats anything it does not understand as part of the address.
+            following = " ".join(bad_rest)
+            self._reply(501, f"{arg}: malformed address: {following} may not follow {raw} ")
+            self._event("mail_malformed", text=arg)
+            return
+        err = None if addr is not None else "malformed address"
+        if err is None:
+            err = check_address(addr, allow_empty=True, need_domain=False)
+        if err:
+            self._reply(501, f"{arg}: {err}")
+            return
+        size = params.get("SIZE")
+        if size is not None and self.size_limit:
+            try:
+                n = int(size)
+            except ValueError:
+                n = 0
+            if n > self.size_limit:
+                self._reply(552, "Message size exceeds maximum permitted")
+                return
+        reply = self.handler.on_mail(addr, params)
+        if reply is not None and reply.code // 100 != 2:
+            self._send(reply)
+            return
+        self.sender = addr
+        self.mail_params = params
+        self._send(reply or Reply(250, "OK"))
+
+    def _param_names(self) -> set[str]:
+        # Extensions like DSN/SMTPUTF8/AUTH add MAIL parameters when advertised.
+        names = set()
+        for e in self.extensions:
+            kw = e.split()[0].upper()
+            if kw == "DSN":
+                names |= {"RET", "ENVID", "NOTIFY", "ORCPT"}
+            elif kw == "AUTH":
+                names.add("AUTH")
+            elif kw == "SMTPUTF8":
+                names.add("SMTPUTF8")
+        return names
+
+    def _cmd_rcpt(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=False):
+            return
+        if self.sender is None:
+            self._synprot(503, "sender not yet given")
+            self._record_rcpt_failure("503 sender not yet given")
+            return
+        self._last_was_rcpt = True
+        self.rcpt_count += 1
+        if not arg:
+            self._synprot(501, "RCPT must have an address operand")
+            return
+        addr, raw, rest = split_path(arg)
+        params: dict[str, str | None] = {}
+        bad_rest = []
+        for p in rest:
+            m = _ESMTP_PARAM_RE.match(p)
+            name = m.group(1).upper() if m else ""
+            if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") and not bad_rest:
+                params[name] = m.group(2)
+            else:
+                bad_rest.append(p)
+        if bad_rest:
+            msg = f"malformed address: {' '.join(bad_rest)} may not follow {raw} "
+            self._record_rcpt_failure(f"501 {arg}: {msg}")
+            self._synprot(501, msg, data=arg)
+            return
+        err = "malformed address" if addr is None else check_address(addr, allow_empty=False, need_domain=True)
+        if err:
+            self._record_rcpt_failure(f"501 {arg}: {err}")
+            self._synprot(501, err, data=arg)
+            return
+        if self.recipients_max and self.rcpt_count > self.recipients_max:
+            self._record_rcpt_failure("too many recipients")
+            self._event("too_many_recipients", address=addr)
+            self._reply(552 if self.recipients_max_reject else 452, "too many recipients")
+            return
+        if self.discard_message:
+            self._reply(250, "Accepted")
+            return
+        reply = self.handler.on_rcpt(addr, params)
+        if reply is not None and reply.code // 100 != 2:
+            self._record_rcpt_failure(reply.text)
+            self._send(reply)
+            return
+        self.recipients.append(addr)
+        self._send(reply or Reply(250, "Accepted"))
+
+    def _cmd_data(self, arg: str, was_rcpt: bool) -> None:
+        if arg:
+            self._synprot(501, "DATA must have no arguments")
+            return
+        if self.sender is None and not self.recipients:
+            if self.helo_required and self.helo_name is None:
+                self._synprot(503, "HELO or EHLO required")
+                return
+        if not self.recipients and not self.discard_message:
+            if self.rcpt_response is not None and self.rcpt_response_same:
+                self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
+                                 f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
+            if self.pipelining_advertised and was_rcpt:
+                self._reply(503, "Valid RCPT command must precede DATA")
+            else:
+                self._synprot(503, "valid RCPT command must precede DATA")
+            return
+        if not self._sync_ok(always=True):
+            return
+        reply = self.handler.on_predata()
+        if reply is not None and reply.code // 100 not in (2, 3):
+            self._send(reply)
+            return
+        self._reply(354, 'Enter message, ending with "." on a line by itself')
+        self._in_data = True
+        self._data = bytearray(b"\r\n")   # virtual CRLF: the DATA line's own ending
+        self._data_scan = 0
+        self._data_too_big = False
+
+    def _process_data(self) -> bool:
+        """Move buffered input into the message; True when the terminator was found."""
+        self._data += self._buf
+        del self._buf[:]
+        end = self._data.find(b"\r\n.\r\n", self._data_scan)
+        if end < 0:
+            # Keep scanning from near the end next time (the terminator may straddle reads).
+            self._data_scan = max(0, len(self._data) - 4)
+            if self.size_limit and len(self._data) > self.size_limit * 1.05 + 4096:
+                # Over the limit: keep only a tail to look for the terminator in.
+                self._data_too_big = True
+                self._data_size += len(self._data) - 4
+                del self._data[:-4]
+                self._data_scan = 0
+            return False
+        rest = self._data[end + 5:]
+        body = bytes(self._data[:end + 2])
+        self._buf[:0] = rest
+        self._in_data = False
+        self._data = bytearray()
+        # Undo dot-stuffing, then CRLF -> LF; body starts with the virtual CRLF.
+        body = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")[1:]
+        size = len(body) + self._data_size
+        self._data_size = 0
+        if self._data_too_big or (self.size_limit and size > self.size_limit):
+            self._data_too_big = False
+            self._event("too_big", size=size, max=self.size_limit)
+            self._reply(552, "Message size exceeds maximum permitted")
+        else:
+            reply = self.handler.on_message(body)
+            self.messages_received += 1
+            self._send(reply)
+        self._reset_transaction()
+        return True
+
+    def _cmd_rset(self, arg: str, _was_rcpt: bool) -> None:
+        if arg:
+            self._synprot(501, "RSET must have no arguments")
+            return
+        self._reset_transaction()
+        self.handler.on_rset()
+        self._reply(250, "Reset OK")
+
+    def _cmd_noop(self, arg: str, _was_rcpt: bool) -> None:
+        self._reply(250, "OK")
+
+    def _cmd_quit(self, arg: str, _was_rcpt: bool) -> None:
+        self.handler.on_quit()
+        self._reply(221, f"{self.hostname} closing connection")
+        self.closed = True
+
+    def _cmd_help(self, arg: str, _was_rcpt: bool) -> None:
+        verbs = ["AUTH"] * ("AUTH" in self._advertised_verbs())
+        verbs += ["STARTTLS"] * ("STARTTLS" in self.extensions)
+        verbs += ["HELO", "EHLO", "MAIL", "RCPT", "DATA"]
+        verbs += ["BDAT"] * ("CHUNKING" in self.extensions)
+        verbs += ["NOOP", "QUIT", "RSET", "HELP"]
+        self._reply(214, "Commands supported:\n" + " ".join(verbs))
+
+    def _cmd_vrfy(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=True):
+            return
+        self._send(self.handler.on_vrfy(arg))
+
+    def _cmd_expn(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=True):
+            return
+        self._send(self.handler.on_expn(arg))
+
+    def _cmd_etrn(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=True):
+            return
+        if not arg:
+            self._synprot(501, "ETRN must have an argument")
+            return
+        self._send(self.handler.on_etrn(arg))
+
+    # Not advertised by this engine; reached only when an extension module enables them.
+    def _cmd_starttls(self, arg: str, _was_rcpt: bool) -> None:
+        self._unknown()
+
+    def _cmd_auth(self, arg: str, _was_rcpt: bool) -> None:
+        self._unknown()
+
+    def _cmd_bdat(self, arg: str, _was_rcpt: bool) -> None:
+        self._unknown()

@@ -1,0 +1,657 @@
+"""One incoming SMTP connection on a blocking socket: ACLs, banner, dialogue, spooling.
+
+:func:`run_session` wraps the sans-IO :class:`~pymta.smtp.server.SmtpServer` with the
+socket, timeouts, ACLs (:func:`pymta.acl.run_acl`), message reception
+(:func:`pymta.message.receive.receive_message`) and Exim-format logging.  Input is read in
+large chunks into the server's buffer and all replies produced by one chunk (a pipelined
+group) are written with one ``sendall``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import select
+import socket
+import time
+import traceback
+from typing import Any, Callable
+
+from pymta.acl import acl_smtp_reply, run_acl
+from pymta.expand.context import ExpandContext
+from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer
+from pymta.taint import taint
+
+RECV_SIZE = 65536
+
+
+def _opt(config: Any, name: str, default: Any = None) -> Any:
+    main = getattr(config, "main", None)
+    try:
+        value = getattr(main, name)
+    except AttributeError:
+        return default
+    return default if value is None else value
+
+
+def _expand(text: str, ctx: ExpandContext) -> str:
+    try:
+        from pymta.expand import expand_string  # type: ignore[attr-defined]
+    except ImportError:
+        return text
+    return expand_string(text, ctx)
+
+
+def _duration(seconds: float) -> str:
+    """Exim's D= format: 0s, 1m2s, 1h2m3s."""
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return (f"{h}h" if h else "") + (f"{m}m" if (h or m) else "") + f"{sec}s"
+
+
+def _new_id() -> str | None:
+    try:
+        from pymta.spool.ids import new_message_id
+    except ImportError:
+        return None
+    return new_message_id()
+
+
+def _parse_headers(data: bytes) -> list[str]:
+    """Header lines (unfolded texts with names) of a message for $h_ in the DATA ACL."""
+    head, _, _ = data.partition(b"\n\n")
+    if data.startswith(b"\n"):
+        return []
+    out: list[str] = []
+    for raw in head.decode("utf-8", "surrogateescape").split("\n"):
+        if raw[:1] in (" ", "\t") and out:
+            out[-1] += "\n" + raw
+        elif ":" in raw:
+            out.append(raw)
+        else:
+            break
+    return [taint(h + "\n") for h in out]
+
+
+class SmtpSession(SmtpHandler):
+    """The policy side of one connection (ACLs, spooling, logging)."""
+
+    def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
+                 notify: Callable[[str], Any] | None = None, stop_event: Any = None,
+                 sleep: Callable[[float], Any] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.notify = notify
+        self.stop_event = stop_event
+        self.sleep = sleep or time.sleep
+        self.started = time.monotonic()
+        self.peer_ip, self.peer_port = peer
+        self.acl_vars: dict[str, str] = {}
+        self.ctx = ExpandContext(config=config, acl_vars=self.acl_vars)
+        hostname = _opt(config, "primary_hostname", "localhost")
+        active = _opt(config, "smtp_active_hostname")
+        if active:
+            try:
+                hostname = _expand(str(active), self.ctx) or hostname
+            except Exception as exc:
+                log.panic(f"failed to expand smtp_active_hostname: {exc}")
+        self.hostname = str(hostname)
+        self.ctx.acl_runner = self._acl_runner
+        v = self.ctx.variables
+        v.update(sender_host_address=self.peer_ip, sender_host_port=str(self.peer_port),
+                 sender_host_name="", sender_helo_name="", sender_address="",
+                 local_part="", domain="", recipients="", recipients_count="0",
+                 rcpt_count="0", received_protocol="smtp", interface_address=local[0],
+                 interface_port=str(local[1]), received_port=str(local[1]),
+                 smtp_command="", authenticated_id="", message_size="-1",
+                 smtp_active_hostname=self.hostname,
+                 sender_rcvhost=f"[{self.peer_ip}]", host_address=self.peer_ip)
+        self.controls: set[str] = set()
+        self.message_controls: set[str] = set()
+        self.discarded_rcpts: set[int] = set()
+        self.mail_discard = False
+        self.accepted_rcpts: list[str] = []
+        self.messages = 0
+        self.server: SmtpServer | None = None
+        self.msgid: str | None = None
+        self.quit_seen = False
+
+    # ------------------------------------------------------------------ log helpers
+    def host_ident(self, with_h: bool = True) -> str:
+        """Exim's host_and_ident: ``H=name (helo) [ip]``."""
+        name = self.ctx.variables.get("sender_host_name") or ""
+        helo = self.ctx.variables.get("sender_helo_name") or ""
+        parts = []
+        if name:
+            parts.append(name)
+        if helo and helo != name:
+            parts.append(f"({helo})")
+        parts.append(f"[{self.peer_ip}]")
+        return ("H=" if with_h else "") + " ".join(parts)
+
+    @property
+    def log_prefix(self) -> str:
+        return self.host_ident()
+
+    def _acl_runner(self, name: str, args: Any = (), ctx: Any = None) -> Any:
+        """``${acl{name}{args}}`` from an expansion during this session."""
+        return run_acl(self.config, name, "data", ctx or self.ctx, self)
+
+    # ------------------------------------------------------------------ ACL glue
+    def _run(self, option: str, where: str) -> Any:
+        self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
+        res = run_acl(self.config, _opt(self.config, option), where, self.ctx, self)
+        if res.error and res.log_message:
+            # Broken ACLs are configuration errors: Exim writes them to the paniclog.
+            self.log.panic(f"{self.host_ident()} {res.log_message}")
+        for c in res.controls:
+            (self.message_controls if where in ("mail", "rcpt", "predata", "data")
+             else self.controls).add(c.split("/")[0])
+        if "no_pipelining" in self.controls and self.server is not None:
+            self.server.pipelining_allowed = False
+        if "no_enforce_sync" in self.controls and self.server is not None:
+            self.server.enforce_sync = False
+        return res
+
+    def _reply(self, res: Any, where: str) -> Reply:
+        code, text = acl_smtp_reply(res, where)
+        return Reply(code, text, close=res.verdict == "drop")
+
+    def _log_reject(self, what: str, res: Any, with_sender: bool = True,
+                    msgid: str | None = None) -> None:
+        """``H=... F=<s> rejected RCPT <r>: msg`` style lines (mainlog + rejectlog)."""
+        if res.verify_failed == "sender":
+            self.log.main(f"{self.host_ident()} sender verify fail for <{res.verify_address}>: "
+                          f"{res.verify_message}")
+        msg = res.log_message
+        if msg is None and res.verify_failed == "sender":
+            msg = res.message or "Sender verify failed"
+        if msg is None and res.verify_failed == "recipient":
+            msg = res.verify_message
+        if msg is None and res.verdict == "defer" and res.message:
+            msg = res.message
+        prefix = self.host_ident()
+        if with_sender and self.server is not None and self.server.sender is not None:
+            prefix += f" F=<{self.server.sender}>"
+        verb = "temporarily rejected" if res.verdict == "defer" else "rejected"
+        line = f"{prefix} {verb} {what}" + (f": {msg}" if msg else "")
+        if msgid:
+            self.log.reject(line, msgid)
+        else:
+            self.log.reject(line)
+
+    # ------------------------------------------------------------------ SmtpHandler
+    def should_stop(self) -> bool:
+        return bool(self.stop_event is not None and self.stop_event.is_set())
+
+    def on_helo(self, verb: str, name: str) -> Reply | None:
+        v = self.ctx.variables
+        old = v.get("sender_helo_name", "")
+        v["sender_helo_name"] = taint(name)
+        res = self._run("acl_smtp_helo", "helo")
+        if res.verdict not in ("accept", "discard"):
+            v["sender_helo_name"] = old
+            self._log_reject(f"EHLO or HELO {name}", res, with_sender=False)
+            return self._reply(res, "helo")
+        v["received_protocol"] = "esmtp" if verb == "EHLO" else "smtp"
+        v["sender_rcvhost"] = self._rcvhost()
+        self._reset_message()
+        return None
+
+    def _rcvhost(self) -> str:
+        """$sender_rcvhost as Exim builds it for the Received: header."""
+        v = self.ctx.variables
+        name, helo = v.get("sender_host_name") or "", v.get("sender_helo_name") or ""
+        if name:
+            extra = f" helo={helo}" if helo and helo.lower() != name.lower() else ""
+            return taint(f"{name} ([{self.peer_ip}]{extra})")
+        return taint(f"[{self.peer_ip}]" + (f" (helo={helo})" if helo else ""))
+
+    def _reset_message(self) -> None:
+        for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
+            del self.acl_vars[k]
+        self.message_controls = set()
+        self.discarded_rcpts = set()
+        self.accepted_rcpts = []
+        self.mail_discard = False
+        self.data_headers_add: list[str] = []
+        self.data_headers_remove: list[str] = []
+        v = self.ctx.variables
+        v.update(sender_address="", local_part="", domain="", recipients="",
+                 recipients_count="0", rcpt_count="0", message_size="-1")
+        self.ctx.headers = None
+
+    def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
+        self._reset_message()
+        v = self.ctx.variables
+        v["sender_address"] = taint(address)
+        lp, at, dom = address.rpartition("@")
+        v["sender_address_local_part"] = taint(lp if at else address)
+        v["sender_address_domain"] = taint(dom if at else "")
+        if params.get("SIZE"):
+            v["message_size"] = taint(params["SIZE"] or "")
+        res = self._run("acl_smtp_mail", "mail")
+        if res.verdict == "discard":
+            self.mail_discard = True
+            if self.server is not None:
+                self.server.discard_message = True
+        elif res.verdict != "accept":
+            self._log_reject(f"MAIL <{address}>", res, with_sender=False)
+            v["sender_address"] = ""
+            return self._reply(res, "mail")
+        self._add_headers(res)
+        return self._reply(res, "mail") if res.message else None
+
+    def _add_headers(self, res: Any) -> None:
+        self.data_headers_add.extend(res.add_headers)
+        self.data_headers_remove.extend(res.remove_headers)
+
+    def on_rcpt(self, address: str, params: dict[str, str | None]) -> Reply | None:
+        v = self.ctx.variables
+        lp, _, dom = address.rpartition("@")
+        v["local_part"] = taint(lp)
+        v["domain"] = taint(dom.lower())
+        v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
+        res = self._run("acl_smtp_rcpt", "rcpt")
+        v["local_part"] = v["domain"] = ""
+        if res.verdict not in ("accept", "discard"):
+            self._log_reject(f"RCPT <{address}>", res)
+            return self._reply(res, "rcpt")
+        self._add_headers(res)
+        if res.verdict == "discard":
+            self.discarded_rcpts.add(len(self.server.recipients) if self.server else 0)
+        else:
+            self.accepted_rcpts.append(address)
+            v["recipients"] = taint(", ".join(self.accepted_rcpts))
+            v["recipients_count"] = str(len(self.accepted_rcpts))
+        return self._reply(res, "rcpt") if res.message else None
+
+    def on_predata(self) -> Reply | None:
+        res = self._run("acl_smtp_predata", "predata")
+        if res.verdict != "accept":
+            self._log_reject("DATA", res, with_sender=False)
+            return self._reply(res, "predata")
+        self._add_headers(res)
+        return None
+
+    def on_message(self, data: bytes) -> Reply:
+        try:
+            return self._message(data)
+        except Exception:
+            # Never 250 after an unexpected failure: the client keeps the message.
+            self.log.panic(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
+                           "temporarily rejected after DATA: unexpected error: "
+                           + traceback.format_exc().replace("\n", "\n  "))
+            return Reply(451, "Temporary local problem - please try later")
+
+    def _message(self, data: bytes) -> Reply:
+        v = self.ctx.variables
+        v["message_size"] = str(len(data))
+        v["message_linecount"] = str(data.count(b"\n"))
+        self.ctx.headers = _parse_headers(data)
+        if not self.accepted_rcpts and not self.mail_discard:
+            # Every recipient was discarded: Exim accepts without running the DATA ACL.
+            self._reset_message()
+            return Reply(250, "OK")
+        self.msgid = _new_id()
+        v["message_exim_id"] = v["message_id"] = self.msgid or ""
+        res = self._run("acl_smtp_data", "data")
+        if res.verdict not in ("accept", "discard"):
+            self._log_reject("after DATA", res, msgid=self.msgid)
+            return self._reply(res, "data")
+        self._add_headers(res)
+        if res.verdict == "discard" or self.mail_discard:
+            self._reset_message()
+            return Reply(250, "OK")
+        try:
+            msgid = self._spool(data)
+        except Exception as exc:
+            if type(exc).__name__ != "MessageTooBig":
+                raise
+            self.log.reject(f"{self.host_ident()} F=<{self.server.sender}> rejected after "
+                            f"DATA: message too big: {exc}")
+            self._reset_message()
+            return Reply(552, "Message size exceeds maximum permitted")
+        self.messages += 1
+        queue = self._queue_only()
+        if not queue and self.notify is not None:
+            try:
+                self.notify(msgid)
+            except Exception:
+                pass   # a lost notification only delays delivery to the next queue run
+        self._reset_message()
+        return Reply(250, f"OK id={msgid}")
+
+    def _queue_only(self) -> bool:
+        if _opt(self.config, "queue_only", False):
+            return True
+        if (self.message_controls | self.controls) & {"queue", "queue_only", "freeze"}:
+            return True
+        per_conn = _opt(self.config, "smtp_accept_queue_per_connection", 10)
+        return bool(per_conn) and self.messages > per_conn
+
+    def _spool(self, data: bytes) -> str:
+        from pymta.message.receive import Envelope, receive_message  # type: ignore
+        assert self.server is not None
+        v = self.ctx.variables
+        values = {
+            "sender": taint(self.server.sender or ""),
+            "recipients": [taint(r) for r in self.accepted_rcpts],
+            "protocol": v.get("received_protocol", "smtp"),
+            "received_protocol": v.get("received_protocol", "smtp"),
+            "host_address": self.peer_ip,
+            "host_port": self.peer_port,
+            "host_name": v.get("sender_host_name") or None,
+            "helo_name": v.get("sender_helo_name") or None,
+            "helo": v.get("sender_helo_name") or None,
+            "interface_address": v.get("interface_address"),
+            "interface_port": int(v.get("interface_port") or 0),
+            "acl_vars": dict(self.acl_vars),
+            "extra_headers": list(self.data_headers_add),
+            "remove_headers": list(self.data_headers_remove),
+            "frozen": "freeze" in self.message_controls,
+            "submission_mode": "submission" in self.message_controls,
+            "suppress_local_fixups": "suppress_local_fixups" in self.message_controls,
+            "msgid": self.msgid,
+            "body_type": self.server.mail_params.get("BODY"),
+            "authenticated_id": v.get("authenticated_id") or None,
+        }
+        if dataclasses.is_dataclass(Envelope):
+            names = {f.name for f in dataclasses.fields(Envelope)}
+            env = Envelope(**{k: val for k, val in values.items() if k in names})
+        else:
+            env = Envelope(sender=values["sender"], recipients=values["recipients"])
+        return receive_message(self.config, env, data, self.log)
+
+    def on_rset(self) -> None:
+        self._reset_message()
+
+    def on_quit(self) -> None:
+        self.quit_seen = True
+
+    def _verify_address(self, address: str) -> tuple[str, str | None]:
+        """Route ``address`` in verify mode: (status, message)."""
+        from pymta.delivery.address import Address
+        from pymta.routing import route_address
+        try:
+            rr = route_address(self.config, Address(address), self.ctx, verify=True)
+        except Exception as exc:
+            return "defer", str(exc)
+        return rr.status, getattr(rr, "message", None)
+
+    def _command_arg_ok(self, arg: str) -> Reply | None:
+        from pymta.smtp.server import check_address, split_path
+        if not arg:
+            return Reply(501, "empty address")
+        addr = split_path(arg)[0]
+        err = "malformed address" if addr is None else \
+            check_address(addr, allow_empty=False, need_domain=True)
+        return Reply(501, f"{arg}: {err}") if err else None
+
+    def on_vrfy(self, arg: str) -> Reply:
+        self.ctx.variables["smtp_command_argument"] = taint(arg)
+        res = self._run("acl_smtp_vrfy", "vrfy")
+        if res.verdict != "accept":
+            code, text = acl_smtp_reply(res, "vrfy")
+            # An unset or message-less refusal is Exim's "252 Administrative prohibition".
+            return Reply(252 if code == 550 and not res.message else code, text)
+        bad = self._command_arg_ok(arg)
+        if bad is not None:
+            return bad
+        from pymta.smtp.server import split_path
+        addr = split_path(arg)[0] or ""
+        status, message = self._verify_address(addr)
+        if status == "accept":
+            return Reply(250, f"<{addr}> is deliverable")
+        if status == "defer":
+            return Reply(451, f"<{addr}> {message or 'Could not verify address'}")
+        self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
+        return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
+
+    def on_expn(self, arg: str) -> Reply:
+        self.ctx.variables["smtp_command_argument"] = taint(arg)
+        res = self._run("acl_smtp_expn", "expn")
+        if res.verdict != "accept":
+            return Reply(*acl_smtp_reply(res, "expn"))
+        bad = self._command_arg_ok(arg)
+        if bad is not None:
+            return bad
+        from pymta.smtp.server import split_path
+        addr = split_path(arg)[0] or ""
+        status, message = self._verify_address(addr)
+        if status == "accept":
+            return Reply(250, f"<{addr}>")
+        if status == "defer":
+            return Reply(451, f"<{addr}> {message or 'Could not verify address'}")
+        return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
+
+    def on_etrn(self, arg: str) -> Reply:
+        self.ctx.variables["smtp_command_argument"] = taint(arg)
+        res = self._run("acl_smtp_etrn", "etrn")
+        if res.verdict != "accept":
+            code, text = acl_smtp_reply(res, "etrn")
+            return Reply(458 if code == 550 and not res.message else code, text)
+        self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
+        # smtp_etrn_command is not supported: only the "#" form is acknowledged.
+        if not arg.startswith("#"):
+            return Reply(501, "argument must begin with #")
+        return Reply(250, "OK")
+
+    def on_event(self, event: SmtpEvent) -> None:
+        info = event.info
+        who = self.host_ident(with_h=False)
+        if event.name == "sync_error":
+            inp = info.get("input", b"").decode("latin-1")
+            inp = "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" if c not in "\r\n"
+                          else ("\\r" if c == "\r" else "\\n") for c in inp)
+            if "greeting" in info.get("reason", ""):
+                self.log.reject(f"SMTP protocol synchronization error ({info['reason']}): "
+                                f"rejected connection from {self.host_ident()} input=\"{inp}\"")
+            else:
+                self.log.reject(f"SMTP protocol synchronization error ({info['reason']}): "
+                                f"rejected \"{info.get('command', '')}\" {self.host_ident()} "
+                                f"next input=\"{inp}\"")
+        elif event.name == "helo_invalid":
+            self.log.reject(f"rejected {info['verb']} from {self.host_ident(with_h=False)}: "
+                            "syntactically invalid argument(s): "
+                            + (info.get("arg") or "(no argument given)"))
+        elif event.name == "too_many_synprot":
+            self.log.reject(f"SMTP call from {who} dropped: too many syntax or protocol errors "
+                            f"(last command was \"{info.get('command', '')}\",  "
+                            f"C={','.join(self.server.history if self.server else [])})")
+        elif event.name == "too_many_unknown":
+            self.log.reject(f"SMTP call from {who} dropped: too many unrecognized commands "
+                            f"(last was \"{info.get('command', '')}\")")
+        elif event.name == "too_big":
+            self.log.reject(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
+                            f"rejected after DATA: message too big: read={info.get('size')} "
+                            f"max={info.get('max')}")
+        elif event.name == "too_many_recipients":
+            self.log.main(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
+                          f"rejected RCPT <{info.get('address')}>: too many recipients")
+        elif event.name == "command_timeout":
+            self.log.main(f"SMTP command timeout on connection from {who} D={self._d()}")
+        elif event.name == "data_timeout":
+            self.log.main(f"SMTP data timeout (message abandoned) on connection from {who} "
+                          f"F=<{self.server.sender if self.server else ''}> D={self._d()}")
+        elif event.name == "lost":
+            if info.get("where") == "reading message data":
+                self.log.main(f"SMTP connection from {who} lost while reading message data")
+            else:
+                self.log.main(f"unexpected disconnection while reading SMTP command from "
+                              f"{who} D={self._d()}")
+
+    def _d(self) -> str:
+        return _duration(time.monotonic() - self.started)
+
+
+def _endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
+    try:
+        peer = sock.getpeername()
+        local = sock.getsockname()
+    except OSError:
+        peer = local = None
+    if not isinstance(peer, tuple):
+        peer = ("127.0.0.1", 0)
+    if not isinstance(local, tuple):
+        local = ("127.0.0.1", 0)
+    return (peer[0], peer[1]), (local[0], local[1])
+
+
+def _size_limit(config: Any, ctx: ExpandContext) -> int:
+    """message_size_limit is an expanded string with K/M/G suffixes (0 = no limit)."""
+    raw = _opt(config, "message_size_limit", 0)
+    if isinstance(raw, int):
+        return raw
+    from pymta.config.options import OptionSpec, parse_value
+    text = _expand(str(raw), ctx).strip()
+    return int(parse_value(OptionSpec("message_size_limit", "int", 0), text or "0"))
+
+
+def build_server(config: Any, session: SmtpSession) -> SmtpServer:
+    """An SmtpServer configured from the main options, driving ``session``."""
+    size = _size_limit(config, session.ctx)
+    server = SmtpServer(
+        session.hostname, session, host_address=session.peer_ip, size_limit=size,
+        recipients_max=int(_opt(config, "recipients_max", 0) or 0),
+        max_synprot_errors=int(_opt(config, "smtp_max_synprot_errors", 3) or 0),
+        max_unknown_commands=int(_opt(config, "smtp_max_unknown_commands", 3) or 0),
+        enforce_sync=bool(_opt(config, "smtp_enforce_sync", True)),
+        pipelining=_host_in(config, "pipelining_advertise_hosts", session, "*"))
+    server.helo_allow_chars = str(_opt(config, "helo_allow_chars", "") or "")
+    server.helo_accept_junk = _host_in(config, "helo_accept_junk_hosts", session, None)
+    server.recipients_max_reject = bool(_opt(config, "recipients_max_reject", False))
+    return server
+
+
+def _host_in(config: Any, option: str, session: SmtpSession, default: str | None) -> bool:
+    """Does the client match the host list in ``option``?  (Deferral counts as no.)"""
+    text = _opt(config, option, default)
+    if not text:
+        return False
+    if text == "*":
+        return True
+    try:
+        from pymta.match import match_host
+        return bool(match_host(session.peer_ip, session.ctx.variables.get("sender_host_name")
+                               or None, str(text), session.ctx))
+    except Exception as exc:
+        session.log.main(f"{session.host_ident()} {option}: host list check failed: {exc}")
+        return False
+
+
+def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
+                notify: Callable[[str], Any] | None = None, stop_event: Any = None,
+                *, peer: tuple[str, int] | None = None,
+                local: tuple[str, int] | None = None) -> None:
+    """Handle one SMTP connection until QUIT, a drop, a timeout or disconnection.
+
+    ``listener_port`` is the listening port (or the (address, port) of the listener);
+    ``notify(msgid)`` is called after each accepted message that should be delivered at
+    once; ``stop_event.is_set()`` makes the next command get a 421.  ``peer``/``local``
+    override the socket's addresses (for Unix socketpairs in tests).
+    """
+    p, l = _endpoints(sock)
+    peer = peer or p
+    local = local or l
+    if isinstance(listener_port, tuple):
+        local = (local[0] if local[0] not in ("0.0.0.0", "::") else listener_port[0],
+                 local[1] or listener_port[1])
+    elif isinstance(listener_port, int) and not local[1]:
+        local = (local[0], listener_port)
+    session = SmtpSession(config, log, peer, local, notify, stop_event)
+    server = build_server(config, session)
+    session.server = server
+    session._reset_message()
+    timeout = float(_opt(config, "smtp_receive_timeout", 300) or 0) or None
+
+    def send(data: bytes) -> bool:
+        if not data:
+            return True
+        try:
+            sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    try:
+        res = session._run("acl_smtp_connect", "connect")
+        if res.verdict != "accept":
+            code, text = acl_smtp_reply(res, "connect")
+            msg = res.log_message or res.message
+            log.reject(f"{session.host_ident()} rejected connection in \"connect\" ACL"
+                       + (f": {msg}" if msg else ""))
+            send(server.reject_connection(Reply(code, text)))
+            return
+        try:
+            banner = _expand(str(_opt(config, "smtp_banner", "") or session.hostname),
+                             session.ctx)
+        except Exception as exc:
+            log.panic(f"Expansion of \"{_opt(config, 'smtp_banner')}\" (smtp_banner) failed: {exc}")
+            send(b"451 Temporary local problem - please try later\r\n")
+            return
+        # Input already waiting before the greeting is a synchronisation error.
+        if server.enforce_sync:
+            r, _, _ = select.select([sock], [], [], 0)
+            if r:
+                early = _recv(sock)
+                if early:
+                    server.feed(early)
+        if not send(server.greet(banner)) or server.closed:
+            return
+        _loop(sock, server, session, timeout, stop_event, send)
+    finally:
+        server.closed = True
+        # The caller closes the socket; shutting it down now lets the client see EOF at
+        # once even if the caller keeps the descriptor a little longer.
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(RECV_SIZE)
+    except (BlockingIOError, InterruptedError):
+        return b""
+    except OSError:
+        return b""
+
+
+def _loop(sock: socket.socket, server: SmtpServer, session: SmtpSession,
+          timeout: float | None, stop_event: Any, send: Callable[[bytes], bool]) -> None:
+    deadline = time.monotonic() + timeout if timeout else None
+    while not server.closed:
+        # Wake at least once a second so a stopping daemon is noticed while idle.
+        wait = 1.0
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
+        try:
+            r, _, _ = select.select([sock], [], [], wait)
+        except InterruptedError:
+            continue
+        if not r:
+            if stop_event is not None and stop_event.is_set() and not server.in_data:
+                send(server.shutdown_reply())
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                send(server.timeout_reply())
+                return
+            continue
+        try:
+            data = sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            if server.in_data:
+                send(b"421 Lost incoming connection\r\n")
+            else:
+                send(f"421 {server.hostname} lost input connection\r\n".encode())
+            server.connection_lost()
+            return
+        if timeout:
+            deadline = time.monotonic() + timeout
+        if not send(server.feed(data)):
+            return

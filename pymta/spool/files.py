@@ -1,0 +1,482 @@
+"""Reading and writing Exim 4.96 spool files: -H (envelope + headers), -D (body), -J.
+
+Layout (``split_spool_directory`` is not supported: everything is flat in input/)::
+
+    spool_dir/input/ID-H   envelope, status and headers (see the spec chapter
+                           "Format of spool files")
+    spool_dir/input/ID-D   "ID-D" line, then the body with LF line endings
+    spool_dir/input/ID-J   journal: one delivered address per line
+    spool_dir/msglog/ID    per-message log
+
+A message exists iff its -H file exists, so -H is always written last under a temporary
+name and renamed into place after fsync.
+"""
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
+from pymta.taint import Tainted
+
+SPOOL_DIR_MODE = 0o750
+SPOOL_FILE_MODE = 0o640
+_ENC = "utf-8"
+_ERR = "surrogateescape"      # spool files are bytes; keep undecodable bytes round-trippable
+
+
+class SpoolFormatError(Exception):
+    """A -H (or -J) file is missing, truncated or not in Exim format."""
+
+
+# Exim writes the "-name" lines in a fixed order; we use it so that files we write look
+# like Exim's and files Exim wrote round-trip unchanged.  "@acl" marks where the ACL
+# variables go, "@frozen" the -frozen line.  Names not listed follow in their own order.
+_ORDER = [
+    "received_time_usec", "received_time_complete", "helo_name", "host_address",
+    "host_name", "host_auth", "host_auth_pubname", "interface_address", "active_hostname",
+    "ident", "received_protocol", "@acl", "body_linecount", "body_zerocount",
+    "max_received_linelength", "host_lookup_deferred", "host_lookup_failed", "auth_id",
+    "auth_sender", "allow_unqualified_recipient", "allow_unqualified_sender",
+    "deliver_firsttime", "N", "@frozen", "manual_thaw", "local", "localerror",
+    "local_scan", "spam_bar", "spam_score", "spam_score_int", "sender_set_untrusted",
+    "smtputf8", "spool_file_wireformat", "tls_certificate_verified", "tls_cipher",
+    "tls_peercert", "tls_peerdn", "tls_sni", "tls_ocsp", "tls_resumption", "tls_ver",
+    "utf8_downcvt", "utf8_optdowncvt", "dsn_ret", "dsn_envid", "debug_selector",
+    "debuglog_name",
+]
+_RANK = {name: i for i, name in enumerate(_ORDER)}
+
+
+def input_dir(spool_dir: str) -> str:
+    return os.path.join(spool_dir, "input")
+
+
+def header_path(spool_dir: str, msgid: str) -> str:
+    """Path of the -H file."""
+    return os.path.join(spool_dir, "input", msgid + "-H")
+
+
+def data_path(spool_dir: str, msgid: str) -> str:
+    """Path of the -D file."""
+    return os.path.join(spool_dir, "input", msgid + "-D")
+
+
+def journal_path(spool_dir: str, msgid: str) -> str:
+    """Path of the -J file."""
+    return os.path.join(spool_dir, "input", msgid + "-J")
+
+
+def msglog_path(spool_dir: str, msgid: str) -> str:
+    """Path of the per-message log."""
+    return os.path.join(spool_dir, "msglog", msgid)
+
+
+def ensure_spool_dirs(spool_dir: str) -> None:
+    """Create spool_dir and its input/, msglog/, db/ subdirectories if missing."""
+    for sub in ("input", "msglog", "db"):
+        os.makedirs(os.path.join(spool_dir, sub), mode=SPOOL_DIR_MODE, exist_ok=True)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """writev() the parts, looping on short writes; no concatenation of a large body."""
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
+
+
+# ---------------------------------------------------------------------------- writing
+
+def _enc(text: str) -> bytes:
+    return text.encode(_ENC, _ERR)
+
+
+def format_header(msg: SpoolMessage) -> bytes:
+    """The complete -H file content for ``msg``."""
+    out: list[str] = [
+        f"{msg.id}-H\n",
+        f"{msg.originator_login} {msg.originator_uid} {msg.originator_gid}\n",
+        f"<{msg.sender}>\n",
+        f"{msg.received_time} {msg.warning_count}\n",
+    ]
+    items: list[tuple[int, int, str]] = []   # (rank, seq, text) sorted stably
+
+    def add(name: str, text: str) -> None:
+        items.append((_RANK.get(name, len(_ORDER)), len(items), text))
+
+    add("received_time_usec", f"-received_time_usec .{msg.received_time_usec:06d}\n")
+    for name, value in msg.variables.items():
+        if name == "received_time_usec":
+            continue
+        dash = "--" if isinstance(value, Tainted) else "-"
+        add(name, f"{dash}{name} {value}\n")
+    for name in sorted(msg.flags):
+        add(name, f"-{name}\n")
+    if msg.frozen_at is not None:
+        add("@frozen", f"-frozen {msg.frozen_at}\n")
+    # Exim writes acl_c* before acl_m*; the value length counts bytes
+    acl_lines = []
+    for name, value in msg.acl_vars.items():
+        if name.startswith("acl_c"):
+            kind = 0
+        elif name.startswith("acl_m"):
+            kind = 1
+        else:
+            continue
+        raw = _enc(value)
+        tag = "-aclc" if kind == 0 else "-aclm"
+        acl_lines.append((kind, f"{tag} {name[5:]} {len(raw)}\n{value}\n"))
+    for _, text in sorted(acl_lines, key=lambda t: t[0]):
+        add("@acl", text)
+    items.sort()
+    out.extend(text for _, _, text in items)
+
+    if msg.nonrecipients:
+        _write_tree(sorted(msg.nonrecipients), out)
+    else:
+        out.append("XX\n")
+    out.append(f"{len(msg.recipients)}\n")
+    for r in msg.recipients:
+        out.append(_format_recipient(r))
+    out.append("\n")
+    for h in msg.headers:
+        raw_len = len(_enc(h.text))
+        out.append(f"{raw_len:03d}{h.flag} {h.text}")
+    return _enc("".join(out))
+
+
+def _write_tree(addrs: list[str], out: list[str]) -> None:
+    """Write a balanced binary tree of the sorted addresses in Exim's pre-order form."""
+    if not addrs:
+        return
+    mid = len(addrs) // 2
+    left, right = addrs[:mid], addrs[mid + 1:]
+    out.append(f"{'Y' if left else 'N'}{'Y' if right else 'N'} {addrs[mid]}\n")
+    _write_tree(left, out)
+    _write_tree(right, out)
+
+
+def _format_recipient(r: SpoolRecipient) -> str:
+    if r.errors_to is None and r.pno < 0 and r.orcpt is None and not r.dsn_flags:
+        return f"{r.address}\n"
+    # Exim 4.96 always writes the DSN-extended "#3" form for non-plain recipients
+    errors_to = r.errors_to or ""
+    orcpt = r.orcpt or ""
+    return (f"{r.address} {errors_to} {len(_enc(errors_to))},{r.pno} "
+            f"{orcpt} {len(_enc(orcpt))},{r.dsn_flags}#3\n")
+
+
+def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> None:
+    """Durably spool a new message: -D (fsync), then -H via temp name, rename, dir fsync.
+
+    The -D file must not exist yet (message ids are unique).  On failure the partial
+    files are removed and the exception propagates.
+    """
+    idir = input_dir(spool_dir)
+    if not os.path.isdir(idir):
+        ensure_spool_dirs(spool_dir)
+    dpath = data_path(spool_dir, msg.id)
+    fd = os.open(dpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SPOOL_FILE_MODE)
+    try:
+        try:
+            _write_all(fd, [_enc(f"{msg.id}-D\n"), body])
+            os.fdatasync(fd)      # data + size; enough for a new file
+        finally:
+            os.close(fd)
+        _write_header_file(spool_dir, msg)
+    except BaseException:
+        for p in (dpath, header_path(spool_dir, msg.id)):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        raise
+
+
+def _write_header_file(spool_dir: str, msg: SpoolMessage) -> None:
+    """Write -H under a temporary name, fsync, rename into place, fsync input/."""
+    idir = input_dir(spool_dir)
+    tmp = os.path.join(idir, f"hdr.{msg.id}.{os.getpid()}")
+    data = format_header(msg)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, SPOOL_FILE_MODE)
+    try:
+        try:
+            _write_all(fd, [data])
+            os.fdatasync(fd)      # data + size; enough for a new file
+        finally:
+            os.close(fd)
+        os.rename(tmp, header_path(spool_dir, msg.id))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(idir)
+
+
+def rewrite_header(spool_dir: str, msg: SpoolMessage) -> None:
+    """Replace the -H file of an existing message atomically (write new, rename, fsync)."""
+    _write_header_file(spool_dir, msg)
+
+
+# ---------------------------------------------------------------------------- reading
+
+class _Reader:
+    """Byte-level cursor over a -H file (lengths in it count bytes)."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data = data
+        self.pos = 0
+        self.name = name
+
+    def fail(self, what: str) -> SpoolFormatError:
+        line = self.data.count(b"\n", 0, self.pos) + 1
+        return SpoolFormatError(f"{self.name}: format error at line {line}: {what}")
+
+    def line(self) -> str:
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            raise self.fail("unexpected end of file")
+        text = self.data[self.pos:end].decode(_ENC, _ERR)
+        self.pos = end + 1
+        return text
+
+    def take(self, n: int) -> str:
+        if self.pos + n > len(self.data):
+            raise self.fail("unexpected end of file")
+        text = self.data[self.pos:self.pos + n].decode(_ENC, _ERR)
+        self.pos += n
+        return text
+
+    def peek(self) -> int:
+        return self.data[self.pos] if self.pos < len(self.data) else -1
+
+
+def parse_header(data: bytes, msgid: str | None = None, name: str = "-H") -> SpoolMessage:
+    """Parse the bytes of a -H file; raise SpoolFormatError if it is not well formed."""
+    r = _Reader(data, name)
+    first = r.line()
+    if not first.endswith("-H") or (msgid is not None and first != f"{msgid}-H"):
+        raise r.fail(f"bad first line {first!r}")
+    mid = first[:-2]
+    try:
+        login, uid, gid = r.line().rsplit(" ", 2)
+        sender_line = r.line()
+        if not (sender_line.startswith("<") and sender_line.endswith(">")):
+            raise r.fail("sender line not in <>")
+        t, wc = r.line().split()
+        msg = SpoolMessage(id=mid, originator_login=login, originator_uid=int(uid),
+                           originator_gid=int(gid), sender=sender_line[1:-1],
+                           received_time=int(t), warning_count=int(wc))
+    except ValueError as e:
+        raise r.fail(str(e)) from None
+
+    while r.peek() == ord("-"):
+        line = r.line()
+        tainted = line.startswith("--")
+        body = line[2:] if tainted else line[1:]
+        if body.startswith("("):            # "(quoter)" marks lookup-quoted data
+            close = body.find(")")
+            body = body[close + 1:] if close > 0 else body
+        name, sp, value = body.partition(" ")
+        try:
+            if name in ("aclc", "aclm"):
+                rest, length = value.rsplit(" ", 1)
+                text = r.take(int(length))
+                if r.take(1) != "\n":
+                    raise r.fail("ACL variable not followed by newline")
+                msg.acl_vars[("acl_c" if name == "aclc" else "acl_m") + rest] = text
+            elif name == "acl":                 # pre-4.61 form: numbers 0-9 c, 10-19 m
+                num, length = (int(x) for x in value.split())
+                text = r.take(length)
+                r.take(1)
+                vname = f"acl_c{num}" if num < 10 else f"acl_m{num - 10}"
+                msg.acl_vars[vname] = text
+            elif name == "received_time_usec":
+                msg.received_time_usec = int(value.lstrip("."))
+            elif name == "frozen":
+                msg.frozen_at = int(value)
+            elif not sp:
+                msg.flags.add(name)
+            else:
+                msg.variables[name] = Tainted(value) if tainted else value
+        except ValueError as e:
+            raise r.fail(f"bad -{name} line: {e}") from None
+
+    _read_tree(r, msg.nonrecipients)
+
+    try:
+        count = int(r.line())
+    except ValueError:
+        raise r.fail("bad recipient count") from None
+    for _ in range(count):
+        msg.recipients.append(_parse_recipient(r, r.line()))
+    if r.line() != "":
+        raise r.fail("missing blank line before headers")
+
+    data_len = len(data)
+    while r.pos < data_len:
+        # "NNNc text": at least 3 digits, a flag character, a space
+        start = r.pos
+        p = start
+        while p < data_len and 48 <= data[p] <= 57:
+            p += 1
+        if p - start < 3 or p + 2 > data_len or data[p + 1] != 32:
+            raise r.fail("bad header length prefix")
+        length = int(data[start:p])
+        flag = chr(data[p])
+        r.pos = p + 2
+        text = r.take(length)
+        msg.headers.append(SpoolHeader(flag, text))
+    return msg
+
+
+def _read_tree(r: _Reader, into: set[str]) -> None:
+    """Read Exim's pre-order tree dump; "XX" is the empty tree.
+
+    Each node line says whether a left and a right subtree follow, so counting the
+    subtrees still owed is enough to know where the tree ends (no recursion needed).
+    """
+    line = r.line()
+    if line == "XX":
+        return
+    owed = 1
+    while True:
+        if len(line) < 3 or line[0] not in "YN" or line[1] not in "YN" or line[2] != " ":
+            raise r.fail(f"bad non-recipients tree line {line!r}")
+        into.add(line[3:])
+        owed += (line[0] == "Y") + (line[1] == "Y") - 1
+        if owed == 0:
+            return
+        line = r.line()
+
+
+def _split_len_field(r: _Reader, text: str) -> tuple[str, int, int]:
+    """Split "<prefix> <value> <len>,<num>" from the right: (prefix, value..., num)."""
+    head, sp, lens = text.rpartition(" ")
+    if not sp:
+        raise r.fail(f"bad recipient line {text!r}")
+    length, _, num = lens.partition(",")
+    length_i, num_i = int(length), int(num)
+    return head, length_i, num_i
+
+
+def _parse_recipient(r: _Reader, line: str) -> SpoolRecipient:
+    hash_at = line.rfind("#")
+    if hash_at < 0 or not line[hash_at + 1:].isdigit():
+        return SpoolRecipient(line)
+    bits = int(line[hash_at + 1:])
+    rest = line[:hash_at]
+    try:
+        orcpt = None
+        dsn_flags = 0
+        if bits & 2:
+            rest, olen, dsn_flags = _split_len_field(r, rest)
+            raw = _enc(rest)
+            orcpt = raw[len(raw) - olen:].decode(_ENC, _ERR) if olen else ""
+            rest = raw[:len(raw) - olen].decode(_ENC, _ERR)
+            rest = rest[:-1] if rest.endswith(" ") else rest
+            if not olen:
+                orcpt = None
+        rest, elen, pno = _split_len_field(r, rest)
+        raw = _enc(rest)
+        errors_to = raw[len(raw) - elen:].decode(_ENC, _ERR) if elen else None
+        addr = raw[:len(raw) - elen].decode(_ENC, _ERR)
+        addr = addr[:-1] if addr.endswith(" ") else addr
+    except ValueError:
+        return SpoolRecipient(line)
+    return SpoolRecipient(addr, errors_to=errors_to, pno=pno, orcpt=orcpt,
+                          dsn_flags=dsn_flags)
+
+
+def read_header(spool_dir: str, msgid: str) -> SpoolMessage:
+    """Read and parse ID-H; SpoolFormatError if it is corrupt, FileNotFoundError if gone."""
+    with open(header_path(spool_dir, msgid), "rb") as f:
+        data = f.read()
+    return parse_header(data, msgid, name=f"{msgid}-H")
+
+
+def open_data(spool_dir: str, msgid: str) -> BinaryIO:
+    """Open ID-D for reading, positioned at the start of the body (after the id line)."""
+    f = open(data_path(spool_dir, msgid), "rb")
+    first = f.readline()
+    if first != _enc(f"{msgid}-D\n"):
+        f.close()
+        raise SpoolFormatError(f"{msgid}-D: bad first line {first[:40]!r}")
+    return f
+
+
+def read_body(spool_dir: str, msgid: str) -> bytes:
+    """The whole body of a message (without the -D id line)."""
+    with open_data(spool_dir, msgid) as f:
+        return f.read()
+
+
+def body_size(spool_dir: str, msgid: str) -> int:
+    """Size of the body in bytes (the -D file less its id line)."""
+    return os.stat(data_path(spool_dir, msgid)).st_size - (len(msgid) + 3)
+
+
+# ---------------------------------------------------------------------------- journal
+
+def append_journal(spool_dir: str, msgid: str, unique: str) -> None:
+    """Record a finished address in ID-J (one line, fsynced before returning)."""
+    fd = os.open(journal_path(spool_dir, msgid),
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, SPOOL_FILE_MODE)
+    try:
+        os.write(fd, _enc(unique.replace("\n", " ") + "\n"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_journal(spool_dir: str, msgid: str) -> list[str]:
+    """Addresses recorded in ID-J ([] if none); a torn last line is ignored."""
+    try:
+        with open(journal_path(spool_dir, msgid), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    # the element after the final newline is empty, or a partial line from a crash
+    return [ln.decode(_ENC, _ERR) for ln in lines[:-1] if ln]
+
+
+def remove_journal(spool_dir: str, msgid: str) -> None:
+    try:
+        os.unlink(journal_path(spool_dir, msgid))
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------- removal
+
+def remove_message(spool_dir: str, msgid: str) -> None:
+    """Remove a message: -H first (so it stops existing), then -D, -J and the msglog."""
+    hp = header_path(spool_dir, msgid)
+    try:
+        os.unlink(hp)
+    except FileNotFoundError:
+        pass
+    else:
+        _fsync_dir(input_dir(spool_dir))
+    for p in (data_path(spool_dir, msgid), journal_path(spool_dir, msgid),
+              msglog_path(spool_dir, msgid)):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass

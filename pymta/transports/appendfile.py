@@ -1,0 +1,520 @@
+"""The appendfile transport: mbox files (``file``) and directory deliveries
+(``directory``, with ``maildir_format`` for maildir).
+
+Every delivered file is fsynced (and for maildir the ``new/`` directory too) before the
+addresses are marked "ok", so a logged ``=>`` is never lost in a crash.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import fcntl
+import os
+import socket
+import stat
+import time
+from typing import Any
+
+from pymta.config.options import OptionSpec
+from pymta.drivers import register
+from pymta.taint import is_tainted
+from pymta.transports import errnos
+from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, with_table_options, Transport, TransportError,
+                                   expand, is_forced_fail, set_results)
+from pymta.transports.content import body_size, write_message
+
+
+def _o(name: str, type_: str, default: Any = None) -> tuple[str, OptionSpec]:
+    return name, OptionSpec(name, type_, default)
+
+
+APPENDFILE_OPTIONS: dict[str, OptionSpec] = {**GENERIC_TRANSPORT_OPTIONS, **dict([
+    _o("allow_fifo", "bool", False),
+    _o("allow_symlink", "bool", False),
+    _o("batch_id", "expand"),
+    _o("batch_max", "int", 1),
+    _o("check_group", "bool", False),
+    _o("check_owner", "bool", True),
+    _o("check_string", "string"),
+    _o("create_directory", "bool", True),
+    _o("create_file", "string", "anywhere"),
+    _o("directory", "expand"),
+    _o("directory_file", "expand", "q${base62:$tod_epoch}-$inode"),
+    _o("directory_mode", "mode", 0o700),
+    _o("escape_string", "string"),
+    _o("file", "expand"),
+    _o("file_format", "string"),
+    _o("file_must_exist", "bool", False),
+    _o("lock_fcntl_timeout", "time", 0),
+    _o("lock_flock_timeout", "time", 0),
+    _o("lock_interval", "time", 3),
+    _o("lock_retries", "int", 10),
+    _o("lockfile_mode", "mode", 0o600),
+    _o("lockfile_timeout", "time", 1800),
+    _o("mailbox_filecount", "expand"),
+    _o("mailbox_size", "expand"),
+    _o("maildir_format", "bool", False),
+    _o("maildir_quota_directory_regex", "string"),
+    _o("maildir_retries", "int", 10),
+    _o("maildir_tag", "expand"),
+    _o("maildir_use_size_file", "bool", False),
+    _o("maildirfolder_create_regex", "string"),
+    _o("mbx_format", "bool", False),
+    _o("message_prefix", "expand"),
+    _o("message_suffix", "expand"),
+    _o("mode", "mode", 0o600),
+    _o("mode_fail_narrower", "bool", True),
+    _o("notify_comsat", "bool", False),
+    _o("quota", "expand"),
+    _o("quota_directory", "expand"),
+    _o("quota_filecount", "expand"),
+    _o("quota_is_inclusive", "bool", True),
+    _o("quota_size_regex", "string"),
+    _o("quota_warn_message", "expand"),
+    _o("quota_warn_threshold", "expand"),
+    _o("use_bsmtp", "bool", False),
+    _o("use_crlf", "bool", False),
+    _o("use_fcntl_lock", "bool", True),
+    _o("use_flock_lock", "bool", False),
+    _o("use_lockfile", "bool", True),
+    _o("use_mbx_lock", "bool", False),
+])}
+
+# Maildir names must be unique per (second, microsecond, pid): remember the last one.
+_last_maildir_stamp: tuple[int, int] = (0, 0)
+
+
+def tod_bsdinbox(t: float | None = None) -> str:
+    """Exim's $tod_bsdinbox: local time as in a BSD mailbox "From " line."""
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(t))
+
+
+def _unique_stamp() -> tuple[int, int]:
+    global _last_maildir_stamp
+    while True:
+        now = time.time_ns() // 1000
+        stamp = (now // 1_000_000, now % 1_000_000)
+        if stamp > _last_maildir_stamp:
+            _last_maildir_stamp = stamp
+            return stamp
+
+
+def _makedirs(path: str, mode: int) -> None:
+    """Create ``path`` and missing parents with exactly ``mode`` (umask ignored)."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path.rstrip("/"))
+    if parent and parent != path:
+        _makedirs(parent, mode)
+    try:
+        os.mkdir(path, mode)
+        os.chmod(path, mode)
+    except FileExistsError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _parse_quota(text: str) -> int:
+    from pymta.config.options import parse_int
+    t = text.strip()
+    if not t:
+        return 0
+    # Exim allows a fractional value with K/M/G, e.g. 1.5M.
+    if "." in t:
+        mult = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}.get(t[-1].lower(), 1)
+        num = t[:-1] if mult != 1 else t
+        return int(float(num) * mult)
+    return parse_int(t)
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+@register("transport", "appendfile")
+class AppendfileTransport(Transport):
+    """Local delivery into a mailbox file or a (maildir) directory."""
+
+    options = with_table_options("appendfile", APPENDFILE_OPTIONS)
+    is_local = True
+    _data: Any = None          # the open -D file during a delivery
+
+    def deliver(self, job: Any) -> None:
+        addrs = job.addresses
+        try:
+            self._deliver(job)
+        except TransportError as e:
+            set_results(addrs, e.result, e.message, e.errno)
+        except OSError as e:
+            set_results(addrs, "defer", f"{e.strerror or e}", e.errno or errnos.ERRNO_UNKNOWNERROR)
+
+    # -- option helpers -------------------------------------------------------
+    def _expand_opt(self, name: str, ctx: Any, what: str | None = None) -> str | None:
+        text = self.opt(name)
+        if text is None:
+            return None
+        try:
+            return expand(text, ctx)
+        except Exception as e:  # noqa: BLE001 - expansion errors defer the delivery
+            if is_forced_fail(e) and what is None:
+                return None
+            raise TransportError(f'Expansion of "{text}" '
+                                 f"({what or name} for {self.name} transport) failed: {e}",
+                                 errno=errnos.ERRNO_EXPANDFAIL)
+
+    def _delivery_path(self, ctx: Any) -> tuple[str, bool]:
+        """Expanded file or directory name and whether it is a directory delivery.
+
+        Without ``file`` and ``directory`` the path is ``$address_file`` (a redirect
+        router's ``/path`` target; one ending in ``/`` is a directory).
+        """
+        if self.opt("file") or self.opt("directory"):
+            is_dir = not self.opt("file")
+            path = self._expand_opt("directory" if is_dir else "file", ctx,
+                                    "file or directory name")
+        else:
+            path = (ctx.variables.get("address_file") if ctx is not None else None)
+            if not path:
+                raise TransportError(f"Mandatory file or directory option missing from "
+                                     f"{self.name} transport")
+            is_dir = path.endswith("/")
+        if is_tainted(path):
+            # Exim 4.94+: a path built from message data is never used.
+            raise TransportError(f"Tainted '{path}' (file or directory name for "
+                                 f"{self.name} transport) not permitted",
+                                 errno=errnos.ERRNO_TAINT)
+        if not path or not path.startswith("/"):
+            raise TransportError(f'appendfile: file or directory name "{path}" is not '
+                                 "absolute", errno=errnos.ERRNO_NOTABSOLUTE)
+        if is_dir and len(path) > 1:
+            path = path.rstrip("/")
+        return path, is_dir
+
+    def _prefix_suffix(self, ctx: Any, rp: str, mbox: bool) -> tuple[bytes, bytes]:
+        """message_prefix/message_suffix: Exim's mbox defaults when unset for file."""
+        if self.is_set("message_prefix"):
+            prefix = self._expand_opt("message_prefix", ctx) or ""
+        elif mbox and not self.opt("use_bsmtp"):
+            prefix = f"From {rp or 'MAILER-DAEMON'} {tod_bsdinbox()}\n"
+        else:
+            prefix = ""
+        if self.is_set("message_suffix"):
+            suffix = self._expand_opt("message_suffix", ctx) or ""
+        elif mbox and not self.opt("use_bsmtp"):
+            suffix = "\n"
+        else:
+            suffix = ""
+        return prefix.encode("utf-8", "surrogateescape"), suffix.encode("utf-8", "surrogateescape")
+
+    def _check_escape(self, mbox: bool) -> tuple[bytes | None, bytes | None]:
+        if self.opt("use_bsmtp"):
+            return b".", b".."
+        check = self.opt("check_string")
+        escape = self.opt("escape_string")
+        if check is None and mbox:
+            check = "From "
+        if escape is None and mbox:
+            escape = ">From "
+        if not check or escape is None:
+            return None, None
+        return check.encode(), escape.encode()
+
+    def _write(self, f: Any, job: Any, ctx: Any, rp: str, mbox: bool) -> int:
+        prefix, suffix = self._prefix_suffix(ctx, rp, mbox)
+        check, escape = self._check_escape(mbox)
+        header = self.header_block(job, ctx, rp)
+        return write_message(f, header, self._data or job.data_path, prefix=prefix, suffix=suffix,
+                             use_crlf=self.opt("use_crlf"), check_string=check,
+                             escape_string=escape, body_only=self.opt("body_only"),
+                             headers_only=self.opt("headers_only"))
+
+    def _quota(self, ctx: Any) -> int:
+        q = self._expand_opt("quota", ctx)
+        try:
+            return _parse_quota(q) if q else 0
+        except ValueError:
+            raise TransportError(f'Invalid value "{q}" for quota in {self.name} transport')
+
+    def _check_quota(self, ctx: Any, job: Any, used: int, path: str) -> None:
+        quota = self._quota(ctx)
+        if not quota:
+            return
+        size = body_size(self._data or job.data_path) + sum(len(h.text) for h in job.message.headers)
+        total = used + (size if self.opt("quota_is_inclusive") else 0)
+        if total > quota:
+            raise TransportError("mailbox is full (MTA-imposed quota exceeded while "
+                                 f"writing to {path})", errno=errnos.ERRNO_EXIMQUOTA)
+
+    def _delivery_ids(self, ctx: Any) -> tuple[int, int] | None:
+        """uid/gid from the user/group options, or None when no switch is wanted.
+
+        Switching is only possible as root; otherwise the options are ignored and the
+        delivery runs as the current user (as Exim does when it is not setuid).
+        """
+        user = self.opt("user")
+        if user is None or user == "" or os.geteuid() != 0:
+            return None
+        import grp
+        import pwd
+        try:
+            u = expand(user, ctx) if isinstance(user, str) else user
+            pw = pwd.getpwuid(int(u)) if str(u).isdigit() else pwd.getpwnam(str(u))
+            gid = pw.pw_gid
+            group = self.opt("group")
+            if group is not None and group != "":
+                g = expand(group, ctx) if isinstance(group, str) else group
+                gid = int(g) if str(g).isdigit() else grp.getgrnam(str(g)).gr_gid
+        except (KeyError, ValueError) as e:
+            raise TransportError(f"unknown user or group for {self.name} transport: {e}",
+                                 errno=errnos.ERRNO_BADUGID)
+        return pw.pw_uid, gid
+
+    # -- delivery ---------------------------------------------------------------
+    def _deliver(self, job: Any) -> None:
+        ctx = self.context(job, job.addresses[0] if job.addresses else None)
+        rp = self.return_path(job)
+        path, is_dir = self._delivery_path(ctx)
+        ids = self._delivery_ids(ctx)
+        euid, egid = os.geteuid(), os.getegid()
+        # Open the spool data file while still privileged; the delivery user may
+        # not be able to read the spool.
+        self._data = open(job.data_path, "rb")
+        try:
+            if ids is not None:
+                # Effective ids only, so the worker can switch back afterwards.
+                os.setegid(ids[1])
+                os.seteuid(ids[0])
+            if is_dir:
+                if self.opt("maildir_format"):
+                    self._deliver_maildir(job, ctx, rp, path)
+                else:
+                    self._deliver_directory(job, ctx, rp, path)
+            else:
+                self._deliver_mbox(job, ctx, rp, path)
+        finally:
+            if ids is not None:
+                os.seteuid(euid)
+                os.setegid(egid)
+            self._data.close()
+            self._data = None
+        set_results(job.addresses, "ok")
+
+    # mbox ----------------------------------------------------------------------
+    def _lockfile(self, path: str) -> str | None:
+        if not self.opt("use_lockfile"):
+            return None
+        lock = path + ".lock"
+        retries = max(0, int(self.opt("lock_retries")))
+        for attempt in range(retries + 1):
+            try:
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             self.opt("lockfile_mode"))
+                os.close(fd)
+                return lock
+            except FileExistsError:
+                try:
+                    if time.time() - os.stat(lock).st_mtime > self.opt("lockfile_timeout"):
+                        os.unlink(lock)  # stale lock left by a crashed process
+                        continue
+                except FileNotFoundError:
+                    continue
+            except OSError as e:
+                raise TransportError(f"failed to create lock file {lock}: {e.strerror}",
+                                     errno=errnos.ERRNO_LOCKFAILED)
+            if attempt < retries:
+                time.sleep(self.opt("lock_interval"))
+        raise TransportError(f"failed to lock mailbox {path} (lock file)",
+                             errno=errnos.ERRNO_LOCKFAILED)
+
+    def _fcntl_lock(self, fd: int, path: str) -> None:
+        if not self.opt("use_fcntl_lock"):
+            return
+        retries = max(0, int(self.opt("lock_retries")))
+        for attempt in range(retries + 1):
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as e:
+                if e.errno not in (_errno.EACCES, _errno.EAGAIN):
+                    raise
+            if attempt < retries:
+                time.sleep(self.opt("lock_interval"))
+        raise TransportError(f"failed to lock mailbox {path} (fcntl)",
+                             errno=errnos.ERRNO_LOCKFAILED)
+
+    def _open_mbox(self, path: str) -> tuple[int, bool]:
+        """Open (or create) the mailbox, enforcing Exim's safety checks."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None:
+            if self.opt("file_must_exist"):
+                raise TransportError(f"File {path} does not exist",
+                                     errno=_errno.ENOENT)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             self.opt("mode"))
+                os.fchmod(fd, self.opt("mode"))
+                return fd, True
+            except FileExistsError:
+                st = os.lstat(path)  # lost a race: fall through to the checks
+        if stat.S_ISLNK(st.st_mode):
+            if not self.opt("allow_symlink"):
+                raise TransportError(f"mailbox {path} is a symbolic link",
+                                     errno=errnos.ERRNO_NOTREGULAR)
+            st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) and not (
+                stat.S_ISFIFO(st.st_mode) and self.opt("allow_fifo")):
+            raise TransportError(f"mailbox {path} is not a regular file",
+                                 errno=errnos.ERRNO_NOTREGULAR)
+        if self.opt("check_owner") and st.st_uid != os.geteuid():
+            raise TransportError(f"mailbox {path} has the wrong owner",
+                                 errno=errnos.ERRNO_BADUGID)
+        flags = os.O_WRONLY | (0 if self.opt("allow_symlink") else os.O_NOFOLLOW)
+        fd = os.open(path, flags)
+        fst = os.fstat(fd)
+        if (fst.st_ino, fst.st_dev) != (st.st_ino, st.st_dev):
+            os.close(fd)
+            raise TransportError(f"mailbox {path} changed while opening",
+                                 errno=errnos.ERRNO_UNKNOWNERROR)
+        mode = self.opt("mode")
+        extra = stat.S_IMODE(fst.st_mode) & ~mode
+        if extra:
+            # Existing mailbox more permissive than configured: narrow it like Exim.
+            os.fchmod(fd, stat.S_IMODE(fst.st_mode) & mode)
+        return fd, False
+
+    def _deliver_mbox(self, job: Any, ctx: Any, rp: str, path: str) -> None:
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            if not self.opt("create_directory"):
+                raise TransportError(f"directory for {path} does not exist",
+                                     errno=_errno.ENOENT)
+            _makedirs(parent, self.opt("directory_mode"))
+        lock = self._lockfile(path)
+        try:
+            fd, _created = self._open_mbox(path)
+            try:
+                self._fcntl_lock(fd, path)
+                start = os.lseek(fd, 0, os.SEEK_END)
+                self._check_quota(ctx, job, start, path)
+                try:
+                    with os.fdopen(os.dup(fd), "wb", buffering=1 << 16) as f:
+                        self._write(f, job, ctx, rp, mbox=True)
+                        f.flush()
+                        os.fsync(f.fileno())
+                except BaseException:
+                    # Leave the mailbox as it was: a half-written message corrupts it.
+                    os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)  # also releases the fcntl lock
+        finally:
+            if lock:
+                try:
+                    os.unlink(lock)
+                except OSError:
+                    pass
+
+    # maildir -------------------------------------------------------------------
+    def _deliver_maildir(self, job: Any, ctx: Any, rp: str, path: str) -> None:
+        dmode = self.opt("directory_mode")
+        for sub in ("tmp", "new", "cur"):
+            d = os.path.join(path, sub)
+            if not os.path.isdir(d):
+                if not self.opt("create_directory"):
+                    raise TransportError(f"maildir directory {d} does not exist",
+                                         errno=_errno.ENOENT)
+                try:
+                    _makedirs(d, dmode)
+                except OSError as e:
+                    raise TransportError(f"failed to create directory {d}: {e.strerror}",
+                                         errno=e.errno)
+        regex = self.opt("maildirfolder_create_regex")
+        if regex:
+            import re
+            if re.search(regex, path):
+                mf = os.path.join(path, "maildirfolder")
+                if not os.path.exists(mf):
+                    os.close(os.open(mf, os.O_WRONLY | os.O_CREAT, self.opt("mode")))
+        if self.opt("quota"):
+            self._check_quota(ctx, job, _dir_size(path), path)
+        host = self._hostname()
+        for _ in range(max(1, int(self.opt("maildir_retries")))):
+            sec, usec = _unique_stamp()
+            # Exim 4.96 writes "<sec>.M<usec>P<pid>.<host>" (its manual says ".H").
+            name = f"{sec}.M{usec}P{os.getpid()}.{host}"
+            tmp = os.path.join(path, "tmp", name)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.opt("mode"))
+                break
+            except FileExistsError:
+                time.sleep(0.01)
+        else:
+            raise TransportError(f"failed to create a unique file in {path}/tmp",
+                                 errno=_errno.EEXIST)
+        try:
+            os.fchmod(fd, self.opt("mode"))
+            with os.fdopen(fd, "wb", buffering=1 << 16) as f:
+                self._write(f, job, ctx, rp, mbox=False)
+                f.flush()
+                os.fsync(f.fileno())
+            tag = self._expand_opt("maildir_tag", ctx) or ""
+            os.rename(tmp, os.path.join(path, "new", name + tag))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _fsync_dir(os.path.join(path, "new"))
+
+    # plain directory (one file per message) ------------------------------------------
+    def _deliver_directory(self, job: Any, ctx: Any, rp: str, path: str) -> None:
+        if not os.path.isdir(path):
+            if not self.opt("create_directory"):
+                raise TransportError(f"directory {path} does not exist",
+                                     errno=_errno.ENOENT)
+            _makedirs(path, self.opt("directory_mode"))
+        if self.opt("quota"):
+            self._check_quota(ctx, job, _dir_size(path), path)
+        tmp = os.path.join(path, f"temp.{os.getpid()}.{self._hostname()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.opt("mode"))
+        try:
+            os.fchmod(fd, self.opt("mode"))
+            inode = os.fstat(fd).st_ino
+            with os.fdopen(fd, "wb", buffering=1 << 16) as f:
+                self._write(f, job, ctx, rp, mbox=False)
+                f.flush()
+                os.fsync(f.fileno())
+            name = expand(self.opt("directory_file"), ctx.child(inode=str(inode)))
+            if is_tainted(name) or "/" in name:
+                raise TransportError(f"bad directory_file name \"{name}\" in {self.name} "
+                                     "transport")
+            os.rename(tmp, os.path.join(path, name))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _fsync_dir(path)
+
+    def _hostname(self) -> str:
+        main = getattr(self.config, "main", None)
+        host = getattr(main, "primary_hostname", None) if main is not None else None
+        return host or socket.gethostname()

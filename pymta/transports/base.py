@@ -1,0 +1,255 @@
+"""The transport base class and Exim's generic transport options.
+
+A transport is constructed once per configured instance as ``cls(instance, config)`` and
+called with a :class:`pymta.delivery.job.DeliveryJob` for a batch of addresses.  It sets
+``result``/``message``/``basic_errno`` (and for remote transports ``host_used`` and
+``smtp_confirmation``) on every address of the job; it never raises for delivery problems.
+"""
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from typing import Any
+
+from pymta.config.options import OptionSpec
+from pymta.taint import taint
+from pymta.transports import errnos
+
+
+def _o(name: str, type_: str, default: Any = None) -> tuple[str, OptionSpec]:
+    return name, OptionSpec(name, type_, default)
+
+
+GENERIC_TRANSPORT_OPTIONS: dict[str, OptionSpec] = dict([
+    _o("driver", "string"),
+    _o("body_only", "bool", False),
+    _o("current_directory", "expand"),
+    _o("debug_print", "expand"),
+    _o("delivery_date_add", "bool", False),
+    _o("disable_logging", "bool", False),
+    _o("envelope_to_add", "bool", False),
+    _o("event_action", "expand"),
+    _o("group", "expand"),
+    _o("headers_add", "list"),
+    _o("headers_only", "bool", False),
+    _o("headers_remove", "list"),
+    _o("headers_rewrite", "list"),
+    _o("home_directory", "expand"),
+    _o("initgroups", "bool", False),
+    _o("max_parallel", "expand"),
+    _o("message_size_limit", "expand", "0"),
+    _o("rcpt_include_affixes", "bool", False),
+    _o("retry_use_local_part", "bool", None),
+    _o("return_path", "expand"),
+    _o("return_path_add", "bool", False),
+    _o("shadow_condition", "expand"),
+    _o("shadow_transport", "string"),
+    _o("transport_filter", "expand"),
+    _o("transport_filter_timeout", "time", 300),
+    _o("user", "expand"),
+])
+
+
+def with_table_options(driver: str, own: dict[str, OptionSpec]) -> dict[str, OptionSpec]:
+    """``own`` plus any option the shared Exim option table knows for ``driver``.
+
+    Options only in the table are accepted in configurations (and shown by -bP) but not
+    acted on; ``own`` wins where both define an option, because its defaults are the ones
+    this implementation applies.
+    """
+    try:
+        from pymta.config.option_tables import driver_options
+        table = driver_options("transport", driver)
+    except (ImportError, KeyError):
+        table = {}
+    return {**table, **own}
+
+
+class TransportError(Exception):
+    """A problem that ends this delivery attempt for all the job's addresses.
+
+    ``result`` is "defer" or "fail"; ``errno`` goes to ``Address.basic_errno``.
+    """
+
+    def __init__(self, message: str, result: str = "defer",
+                 errno: int = errnos.ERRNO_UNKNOWNERROR):
+        super().__init__(message)
+        self.message = message
+        self.result = result
+        self.errno = errno
+
+
+def expand(text: str, ctx: Any) -> str:
+    """Expand ``text`` (raises the expander's ExpandFail/ExpandError/ExpandDefer)."""
+    from pymta.expand import expand_string
+    return expand_string(text, ctx)
+
+
+def is_forced_fail(exc: BaseException) -> bool:
+    """True for the expander's forced failure (``${if ...{}fail}``)."""
+    from pymta.expand import ExpandFail
+    return isinstance(exc, ExpandFail)
+
+
+def split_list(text: str, sep: str = ":") -> list[str]:
+    """Split an Exim list: optional ``<c`` separator change, doubled separator escapes it."""
+    text = text.strip()
+    if text.startswith("<") and len(text) > 1 and not text[1].isalnum() and not text[1].isspace():
+        sep, text = text[1], text[2:]
+    items, cur, i = [], [], 0
+    while i < len(text):
+        c = text[i]
+        if c == sep:
+            if text[i + 1:i + 2] == sep:
+                cur.append(sep)
+                i += 2
+                continue
+            items.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    items.append("".join(cur).strip())
+    return [x for x in items if x]
+
+
+def _header_name_matches(header: str, names: list[str]) -> bool:
+    hname = header.split(":", 1)[0].strip().lower()
+    for n in names:
+        n = n.strip().lower().rstrip(":")
+        if n.endswith("*"):
+            if hname.startswith(n[:-1]):
+                return True
+        elif hname == n:
+            return True
+    return False
+
+
+class Transport:
+    """Base class: option access, context set-up and the header block for the message."""
+
+    options: dict[str, OptionSpec] = GENERIC_TRANSPORT_OPTIONS
+    is_local: bool = True
+    driver_name: str = ""
+
+    def __init__(self, instance: Any, config: Any):
+        self.instance = instance
+        self.config = config
+        self.name: str = instance.name
+
+    def opt(self, name: str) -> Any:
+        """The configured value of an option, or its default."""
+        if name in self.instance.options:
+            return self.instance.options[name]
+        spec = self.options.get(name)
+        return spec.default if spec is not None else None
+
+    def is_set(self, name: str) -> bool:
+        return name in self.instance.options
+
+    # -- delivery ------------------------------------------------------------
+    def deliver(self, job: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- helpers for subclasses ---------------------------------------------
+    def context(self, job: Any, addr: Any = None) -> Any:
+        """A child ExpandContext with the transport-time variables set.
+
+        The delivery code fills the job context for the first address; values it did
+        not set are taken from ``addr`` (tainted: an address comes from the message).
+        """
+        extra: dict[str, str] = {"transport_name": self.name,
+                                 "return_path": self.return_path(job)}
+        if job.ctx is None:
+            return None
+        ctx = job.ctx.child(**extra)
+        if addr is not None:
+            for k in ("local_part", "domain"):
+                if k not in ctx.variables:
+                    ctx.variables[k] = taint(getattr(addr, k))
+        return ctx
+
+    def return_path(self, job: Any) -> str:
+        """The envelope sender for this delivery (Exim's $return_path)."""
+        rp = job.message.sender
+        for a in job.addresses:
+            if a.errors_address is not None:
+                rp = a.errors_address
+                break
+        if self.opt("return_path") and job.ctx is not None:
+            ctx = job.ctx.child(return_path=rp)
+            try:
+                rp = expand(self.opt("return_path"), ctx)
+            except Exception as e:  # noqa: BLE001 - forced fail keeps the old value
+                if not is_forced_fail(e):
+                    raise TransportError(
+                        f'Failed to expand return path "{self.opt("return_path")}" '
+                        f"in {self.name} transport: {e}", errno=errnos.ERRNO_EXPANDFAIL)
+        return rp
+
+    def _expand_items(self, text: str | None, ctx: Any, sep: str) -> list[str]:
+        out: list[str] = []
+        for item in split_list(text or "", sep):
+            try:
+                v = expand(item, ctx)
+            except Exception as e:  # noqa: BLE001
+                if is_forced_fail(e):
+                    continue
+                raise TransportError(f'Failed to expand "{item}": {e}',
+                                     errno=errnos.ERRNO_CHHEADER_FAIL)
+            if v:
+                out.append(v)
+        return out
+
+    def header_block(self, job: Any, ctx: Any, return_path: str | None = None) -> bytes:
+        """The header section as delivered, ending with the blank line (LF endings).
+
+        Adds Return-path:, Envelope-to: and Delivery-date: when asked (in that order, at
+        the top, as Exim 4.96 does), drops headers named by the routers' and this transport's
+        headers_remove, and appends the routers' and this transport's headers_add.
+        """
+        parts: list[str] = []
+        if self.opt("return_path_add"):
+            rp = self.return_path(job) if return_path is None else return_path
+            parts.append(f"Return-path: <{rp}>\n")
+        if self.opt("envelope_to_add"):
+            seen: list[str] = []
+            for a in job.addresses:
+                top = a
+                while top.parent is not None:
+                    top = top.parent
+                # Exim records the original envelope recipient (the progenitor).
+                if top.address not in seen:
+                    seen.append(top.address)
+            parts.append("Envelope-to: " + ",\n ".join(seen) + "\n")
+        if self.opt("delivery_date_add"):
+            parts.append(f"Delivery-date: {formatdate(time.time(), localtime=True)}\n")
+        remove: list[str] = []
+        for a in job.addresses[:1]:
+            remove.extend(a.remove_headers)
+        remove.extend(self._expand_items(self.opt("headers_remove"), ctx, ":"))
+        for h in job.message.headers:
+            if h.flag == "*":
+                continue
+            if remove and _header_name_matches(h.text, remove):
+                continue
+            parts.append(h.text if h.text.endswith("\n") else h.text + "\n")
+        added: list[str] = []
+        for a in job.addresses[:1]:
+            added.extend(a.extra_headers)
+        added.extend(self._expand_items(self.opt("headers_add"), ctx, "\n"))
+        for h in added:
+            parts.append(h if h.endswith("\n") else h + "\n")
+        parts.append("\n")
+        return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+def set_results(addresses: list, result: str, message: str | None = None,
+                errno: int = 0, more_errno: int = 0) -> None:
+    """Record the same outcome on every address."""
+    for a in addresses:
+        a.result = result
+        a.message = message
+        a.basic_errno = errno
+        if more_errno:
+            a.more_errno = more_errno

@@ -1,0 +1,450 @@
+"""The smtp transport: deliver a batch of addresses to remote hosts over SMTP.
+
+Hosts come from the router (``Address.hosts``) or from the ``hosts`` option (used when the
+router supplied none, or always with ``hosts_override``).  Each host is tried in order
+until every address has a final answer: host errors (refused, timeout, closed, bad
+banner) and temporary replies move the still-pending addresses on to the next host.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import ipaddress
+import socket
+import time
+from typing import Any
+
+from pymta.config.options import OptionSpec
+from pymta.delivery.address import Host
+from pymta.drivers import register
+from pymta.smtp import client as smtp_client  # module import: avoids an import cycle
+from pymta.transports import errnos
+from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, with_table_options, Transport, TransportError,
+                                   expand, set_results, split_list)
+from pymta.transports.content import body_size, write_message
+
+
+def _o(name: str, type_: str, default: Any = None) -> tuple[str, OptionSpec]:
+    return name, OptionSpec(name, type_, default)
+
+
+SMTP_OPTIONS: dict[str, OptionSpec] = {**GENERIC_TRANSPORT_OPTIONS, **dict([
+    _o("address_retry_include_sender", "bool", True),
+    _o("allow_localhost", "bool", False),
+    _o("authenticated_sender", "expand", None),
+    _o("authenticated_sender_force", "bool", False),
+    _o("command_timeout", "time", 300),
+    _o("connect_timeout", "time", 300),
+    _o("connection_max_messages", "int", 500),
+    _o("dane_require_tls_ciphers", "expand", None),
+    _o("data_timeout", "time", 300),
+    _o("dkim_canon", "expand", None),
+    _o("dkim_domain", "list", None),
+    _o("dkim_hash", "expand", "sha256"),
+    _o("dkim_identity", "expand", None),
+    _o("dkim_private_key", "expand", None),
+    _o("dkim_selector", "expand", None),
+    _o("dkim_strict", "expand", None),
+    _o("dkim_sign_headers", "expand", None),
+    _o("dkim_timestamps", "expand", None),
+    _o("delay_after_cutoff", "bool", True),
+    _o("dns_qualify_single", "bool", True),
+    _o("dns_search_parents", "bool", False),
+    _o("dnssec_request_domains", "list", "*"),
+    _o("dnssec_require_domains", "list", None),
+    _o("dscp", "expand", None),
+    _o("fallback_hosts", "list", None),
+    _o("final_timeout", "time", 600),
+    _o("gethostbyname", "bool", False),
+    _o("gnutls_compat_mode", "bool", None),
+    _o("helo_data", "expand", "$primary_hostname"),
+    _o("host_name_extract", "list", None),
+    _o("hosts", "list", None),
+    _o("hosts_avoid_esmtp", "list", None),
+    _o("hosts_avoid_pipelining", "list", None),
+    _o("hosts_pipe_connect", "list", None),
+    _o("hosts_avoid_tls", "list", None),
+    _o("hosts_verify_avoid_tls", "list", None),
+    _o("hosts_max_try", "int", 5),
+    _o("hosts_max_try_hardlimit", "int", 50),
+    _o("hosts_nopass_tls", "list", None),
+    _o("hosts_noproxy_tls", "list", None),
+    _o("hosts_override", "bool", False),
+    _o("hosts_randomize", "bool", False),
+    _o("hosts_require_auth", "list", None),
+    _o("hosts_request_ocsp", "list", "*"),
+    _o("hosts_require_alpn", "list", None),
+    _o("hosts_require_dane", "list", None),
+    _o("hosts_require_ocsp", "list", None),
+    _o("hosts_require_tls", "list", None),
+    _o("hosts_try_auth", "list", None),
+    _o("hosts_try_chunking", "list", "*"),
+    _o("hosts_try_dane", "list", "*"),
+    _o("hosts_try_fastopen", "list", "*"),
+    _o("hosts_try_prdr", "list", "*"),
+    _o("interface", "list", None),
+    _o("keepalive", "bool", True),
+    _o("lmtp_ignore_quota", "bool", False),
+    _o("max_rcpt", "int", 100),
+    _o("message_linelength_limit", "int", 998),
+    _o("multi_domain", "bool", True),
+    _o("port", "expand", None),
+    _o("protocol", "string", "smtp"),
+    _o("retry_include_ip_address", "bool", True),
+    _o("serialize_hosts", "list", None),
+    _o("size_addition", "int", 1024),
+    _o("socks_proxy", "expand", None),
+    _o("tls_alpn", "expand", None),
+    _o("tls_certificate", "expand", None),
+    _o("tls_crl", "expand", None),
+    _o("tls_dh_min_bits", "int", 1024),
+    _o("tls_privatekey", "expand", None),
+    _o("tls_require_ciphers", "expand", None),
+    _o("tls_resumption_hosts", "list", None),
+    _o("tls_sni", "expand", None),
+    _o("tls_tempfail_tryclear", "bool", True),
+    _o("tls_try_verify_hosts", "list", "*"),
+    _o("tls_verify_cert_hostnames", "list", "*"),
+    _o("tls_verify_certificates", "expand", "system"),
+    _o("tls_verify_hosts", "list", None),
+    _o("utf8_downconvert", "expand", "-1"),
+])}
+
+_local_ips: set[str] | None = None
+
+
+def local_interface_addresses() -> set[str]:
+    """IP addresses of this machine's interfaces (cached for the process)."""
+    global _local_ips
+    if _local_ips is None:
+        ips = {"0.0.0.0", "::"}
+        try:
+            import psutil
+            for addrs in psutil.net_if_addrs().values():
+                for a in addrs:
+                    if a.family in (socket.AF_INET, socket.AF_INET6):
+                        ips.add(a.address.split("%", 1)[0])
+        except Exception:  # noqa: BLE001 - fall back to loopback knowledge only
+            pass
+        _local_ips = ips
+    return _local_ips
+
+
+def is_local_address(ip: str) -> bool:
+    """True for loopback addresses and addresses of local interfaces."""
+    try:
+        if ipaddress.ip_address(ip).is_loopback:
+            return True
+    except ValueError:
+        return False
+    return ip in local_interface_addresses()
+
+
+def _parse_host_item(item: str) -> Host:
+    """``name``, ``ip``, ``[ip]:port`` or ``name:port`` (after list-colon undoubling)."""
+    if item.startswith("["):
+        end = item.find("]")
+        addr, rest = item[1:end], item[end + 1:]
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+        return Host(addr, addr, port)
+    head, sep, tail = item.rpartition(":")
+    if sep and tail.isdigit() and ":" not in head:
+        item, port = head, int(tail)
+    else:
+        port = None
+    try:
+        ipaddress.ip_address(item)
+        return Host(item, item, port)
+    except ValueError:
+        return Host(item, None, port)
+
+
+@register("transport", "smtp")
+class SmtpTransport(Transport):
+    """Remote delivery over SMTP with ESMTP PIPELINING, SIZE and 8BITMIME."""
+
+    options = with_table_options("smtp", SMTP_OPTIONS)
+    is_local = False
+
+    # -- configuration at delivery time --------------------------------------------
+    def _port(self, ctx: Any) -> int:
+        text = self.opt("port")
+        value = expand(text, ctx) if text else "smtp"
+        value = value.strip()
+        if value.isdigit():
+            return int(value)
+        try:
+            return socket.getservbyname(value, "tcp")
+        except OSError:
+            if value == "smtp":
+                return 25
+            raise TransportError(f'TCP port "{value}" is not defined for {self.name} '
+                                 "transport")
+
+    def _hosts(self, job: Any, ctx: Any) -> list[Host]:
+        from_router: list[Host] = list(job.addresses[0].hosts) if job.addresses else []
+        if self.opt("hosts") and (self.opt("hosts_override") or not from_router):
+            text = expand(self.opt("hosts"), ctx)
+            return [_parse_host_item(i) for i in split_list(text)]
+        if not from_router:
+            raise TransportError(f"{self.name} transport called with no hosts set")
+        return from_router
+
+    def _resolve(self, host: Host, default_port: int) -> list[Host]:
+        """Hosts with an address each (a name may have several)."""
+        port = host.port or default_port
+        if host.address:
+            return [Host(host.name, host.address, port, host.mx)]
+        try:
+            infos = socket.getaddrinfo(host.name, port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            return []
+        out, seen = [], set()
+        for info in infos:
+            ip = info[4][0]
+            if ip not in seen:
+                seen.add(ip)
+                out.append(Host(host.name, ip, port, host.mx))
+        return out
+
+    def _message_size(self, job: Any, header: bytes) -> int:
+        body = body_size(job.data_path)
+        lines = header.count(b"\n")
+        try:
+            lines += int(job.message.variables.get("body_linecount", "0"))
+        except ValueError:
+            pass
+        return len(header) + body + lines + int(self.opt("size_addition"))
+
+    @staticmethod
+    def _is_8bit(job: Any) -> bool:
+        m = job.message
+        return ("8bitmime" in m.flags or "body_8bitmime" in m.flags
+                or m.variables.get("body_8bitmime") in ("8", "1"))
+
+    def _rcpt(self, a: Any) -> str:
+        lp = a.local_part
+        if self.opt("rcpt_include_affixes"):
+            lp = f"{a.prefix}{lp}{a.suffix}"
+        return f"{lp}@{a.domain}" if a.domain else a.address
+
+    # -- delivery --------------------------------------------------------------
+    def deliver(self, job: Any) -> None:
+        addrs = list(job.addresses)
+        for a in addrs:
+            a.result, a.message, a.basic_errno = None, None, 0
+        try:
+            ctx = self.context(job, addrs[0] if addrs else None)
+            limit = int(self.opt("message_linelength_limit") or 0)
+            longest = int(job.message.variables.get("max_received_linelength", "0") or 0)
+            if limit > 0 and longest > limit:
+                set_results(addrs, "fail", "message has lines too long for transport",
+                            errnos.ERRNO_UNKNOWNERROR)
+                return
+            hosts = self._hosts(job, ctx)
+            port = self._port(ctx)
+            helo = expand(self.opt("helo_data"), ctx) or socket.gethostname()
+            header = self.header_block(job, ctx)
+        except TransportError as e:
+            set_results(addrs, e.result, e.message, e.errno)
+            return
+        except Exception as e:  # noqa: BLE001 - expansion failures defer
+            set_results(addrs, "defer", str(e), errnos.ERRNO_EXPANDFAIL)
+            return
+
+        pending = addrs
+        tried_any = False
+        for h in hosts:
+            resolved = self._resolve(h, port)
+            if not resolved:
+                for a in pending:
+                    a.result, a.basic_errno = "defer", errnos.ERRNO_UNKNOWNHOST
+                    a.message = f"all hosts for '{a.domain}' have been failed" \
+                        if tried_any else f"unknown host {h.name}"
+                continue
+            for host in resolved:
+                if not pending:
+                    break
+                tried_any = True
+                if is_local_address(host.address) and not self.opt("allow_localhost"):
+                    for a in pending:
+                        a.result, a.host_used = "defer", host
+                        a.basic_errno = errnos.ERRNO_HOST_IS_LOCAL
+                        a.message = (f"remote host address is the local host: {a.domain}")
+                    continue
+                self._deliver_to_host(job, host, pending, helo, header)
+                pending = [a for a in pending if a.result == "defer"]
+        for a in pending:
+            if a.result is None:
+                a.result, a.message = "defer", a.message or "no usable hosts"
+
+    def _client(self) -> Any:
+        return smtp_client.SmtpClient(connect_timeout=self.opt("connect_timeout"),
+                                      command_timeout=self.opt("command_timeout"),
+                                      data_timeout=self.opt("data_timeout"),
+                                      final_timeout=self.opt("final_timeout"))
+
+    # -- connection reuse ----------------------------------------------------------
+    # A long-lived delivery worker keeps the connection to a host open after a message
+    # and starts the next message to the same host with RSET instead of a new
+    # connect + EHLO.  Idle connections are closed with QUIT after REUSE_IDLE seconds.
+    REUSE_IDLE = 30.0
+
+    def _cache(self) -> dict:
+        if not hasattr(self, "_open"):
+            self._open: dict[tuple, list] = {}   # key -> [client, last_used, messages]
+        return self._open
+
+    def close_connections(self, idle_only: bool = False) -> None:
+        """QUIT cached connections (all, or only those idle for too long)."""
+        now = time.monotonic()
+        for key, entry in list(self._cache().items()):
+            if not idle_only or now - entry[1] > self.REUSE_IDLE:
+                del self._cache()[key]
+                entry[0].quit()
+
+    def _reuse(self, key: tuple) -> tuple[Any, int] | None:
+        entry = self._cache().pop(key, None)
+        if entry is None:
+            return None
+        cl, _last, count = entry
+        try:
+            if cl.rset().ok():
+                return cl, count
+        except smtp_client.SmtpError:
+            pass
+        cl.close()
+        return None
+
+    def _release(self, key: tuple, cl: Any, count: int) -> None:
+        limit = int(self.opt("connection_max_messages") or 0)
+        if limit and count >= limit:
+            cl.quit()
+            return
+        self._cache()[key] = [cl, time.monotonic(), count]
+
+    def _open_connection(self, host: Host, helo: str, addrs: list) -> Any | None:
+        """Connect, read the banner and say hello; None after a negative reply."""
+        cl = self._client()
+        banner = cl.connect(host.address, host.port or 25)
+        if not banner.ok():
+            self._host_reply_error(addrs, "initial connection", banner)
+            cl.quit()
+            return None
+        reply, cmd = cl.hello(helo)
+        if not reply.ok():
+            self._host_reply_error(addrs, cmd, reply)
+            cl.quit()
+            return None
+        return cl
+
+    def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
+                         header: bytes) -> None:
+        """Try one host; every address in ``addrs`` ends with a result."""
+        for a in addrs:
+            a.host_used = host
+        key = (host.address, host.port or 25, helo)
+        self.close_connections(idle_only=True)
+        reused = self._reuse(key)
+        cl, count = reused if reused else (None, 0)
+        try:
+            if cl is None:
+                cl = self._open_connection(host, helo, addrs)
+                if cl is None:
+                    return
+            rp = self.return_path(job)
+            size = self._message_size(job, header) if self.opt("size_addition") >= 0 else None
+            body8 = self._is_8bit(job)
+            max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
+            for start in range(0, len(addrs), max_rcpt):
+                chunk = addrs[start:start + max_rcpt]
+                if start:
+                    cl.rset()
+                self._transaction(cl, job, chunk, rp, size, body8, header)
+            self._release(key, cl, count + 1)
+        except smtp_client.SmtpError as e:
+            # A timeout after connecting is a plain "timeout" for retry rules, not the
+            # "timeout_connect" that ETIMEDOUT alone would suggest.
+            kind = "timeout" if isinstance(e, smtp_client.SmtpTimeout) else None
+            for a in addrs:
+                if a.result in (None, "defer"):
+                    a.result, a.message, a.basic_errno = "defer", e.message, e.errno
+                    if kind and hasattr(a, "error_kind"):
+                        a.error_kind = kind
+            if cl is not None:
+                cl.close()
+        except OSError as e:
+            for a in addrs:
+                if a.result in (None, "defer"):
+                    a.result, a.message = "defer", e.strerror or str(e)
+                    a.basic_errno = e.errno or errnos.ERRNO_UNKNOWNERROR
+            if cl is not None:
+                cl.close()
+
+    @staticmethod
+    def _error_text(stage: str, reply: Any) -> str:
+        return f"SMTP error from remote mail server after {stage}: {reply.text}"
+
+    def _host_reply_error(self, addrs: list, stage: str, reply: Any) -> None:
+        # A bad greeting or HELO is a problem with the host: defer and try the next one.
+        for a in addrs:
+            a.result, a.message = "defer", self._error_text(stage, reply)
+            a.basic_errno, a.more_errno = 0, reply.code
+
+    def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
+                     body8: bool, header: bytes) -> None:
+        for a in chunk:
+            a.result = None
+        t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
+                              body_8bit=body8)
+        pl = "pipelined " if t.pipelined else ""
+        if not t.mail.ok():
+            res = "fail" if t.mail.kind == "5" else "defer"
+            for a in chunk:
+                a.result = res
+                a.message = self._error_text(pl + t.mail_command, t.mail)
+                a.basic_errno = 0 if res == "fail" else errnos.ERRNO_MAIL4XX
+                a.more_errno = t.mail.code
+            if t.data is not None and t.data.code == 354:
+                cl.send_data(lambda s: (s.sendall(b".\r\n"), 3)[1])
+            return
+        accepted = []
+        for a, r, cmd in zip(chunk, t.rcpts, t.rcpt_commands):
+            if r.ok():
+                accepted.append(a)
+                continue
+            a.result = "fail" if r.kind == "5" else "defer"
+            a.message = self._error_text(pl + cmd, r)
+            a.basic_errno = 0 if a.result == "fail" else errnos.ERRNO_RCPT4XX
+            a.more_errno = r.code
+        if t.data is None:
+            return
+        if t.data.code != 354:
+            res = "fail" if t.data.kind == "5" else "defer"
+            for a in accepted:
+                a.result = res
+                a.message = self._error_text(pl + "DATA", t.data)
+                a.basic_errno = 0 if res == "fail" else errnos.ERRNO_DATA4XX
+                a.more_errno = t.data.code
+            return
+        if not accepted:
+            # Pipelined DATA was accepted although every RCPT failed: send an empty
+            # message so the server's state is clean, and ignore its reply.
+            cl.send_data(lambda s: (s.sendall(b".\r\n"), 3)[1])
+            return
+
+        def writer(sock: socket.socket) -> int:
+            return write_message(sock, header, job.data_path, use_crlf=True,
+                                 dot_stuff=True, end_dot=True,
+                                 body_only=self.opt("body_only"),
+                                 headers_only=self.opt("headers_only"))
+
+        final, _n = cl.send_data(writer)
+        for a in accepted:
+            if final.ok():
+                a.result, a.message, a.basic_errno = "ok", None, 0
+                a.smtp_confirmation = final.text
+            else:
+                a.result = "fail" if final.kind == "5" else "defer"
+                a.message = self._error_text("end of data", final)
+                a.basic_errno = 0 if a.result == "fail" else errnos.ERRNO_DATA4XX
+                a.more_errno = final.code

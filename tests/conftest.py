@@ -1,0 +1,12 @@
+"""Top-level pytest configuration: make the repository root importable.
+
+This lets test modules do ``import tests.support`` and ``import pymta``
+without installing the package.
+"""
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)

@@ -1,0 +1,223 @@
+"""Running the real pymta daemon and command line from tests.
+
+:class:`PymtaDaemon` writes a configuration into a temporary directory, starts
+``pymta -C conf -bdf -oX <port>`` as a separate process on a free loopback
+port, waits for its SMTP banner and stops it (SIGTERM, then SIGKILL) at the
+end.  The configuration text may use these macros, passed with ``-D``:
+
+``SPOOL``       the spool directory (``<dir>/spool``)
+``DIR``         the temporary directory itself
+``SMTP_PORT``   the first listening port (``PORT2``... for more, see ``ports``)
+
+plus any given in ``macros``.  :func:`run_pymta` runs one pymta command
+line (``-bp``, ``-bt``, ``-q``, message submission ...) with the same
+configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from tests.support.ports import free_port
+from tests.support.smtp import SmtpTestClient
+from tests.support.wait import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+#: argv prefix that runs pymta's main() from this checkout, installed or not
+PYMTA = [sys.executable, "-c", "import sys; from pymta.cli.main import main; sys.exit(main())"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                     else "")
+    env.pop("PYMTA_CONFIG", None)
+    return env
+
+
+def macro_args(macros: dict[str, str]) -> list[str]:
+    """``-DNAME=value`` arguments for ``macros``."""
+    return [f"-D{k}={v}" for k, v in macros.items()]
+
+
+def run_pymta(args: Sequence[str], config: str | os.PathLike, *,
+              macros: Optional[dict[str, str]] = None, input: bytes | str | None = None,
+              timeout: float = 30.0, check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``pymta -C config [-Dmacros] args`` and return the completed process.
+
+    stdout and stderr are captured as text; ``input`` is fed on stdin.
+    """
+    if isinstance(input, str):
+        input = input.encode()
+    cmd = PYMTA + ["-C", str(config)] + macro_args(macros or {}) + list(args)
+    proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
+                          env=_env(), cwd=str(REPO))
+    out = subprocess.CompletedProcess(cmd, proc.returncode,
+                                      proc.stdout.decode("utf-8", "replace"),
+                                      proc.stderr.decode("utf-8", "replace"))
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {out.returncode}: {out.stderr}")
+    return out
+
+
+class PymtaDaemon:
+    """A pymta daemon in its own temporary directory, for integration tests.
+
+    ``with PymtaDaemon(conf_text, tmp_path) as d: d.client() ...``
+    """
+
+    def __init__(self, config_text: str, directory: str | os.PathLike, *, ports: int = 1,
+                 macros: Optional[dict[str, str]] = None, args: Iterable[str] = (),
+                 start_timeout: float = 20.0) -> None:
+        """Prepare (but do not start) a daemon.
+
+        ``ports`` free ports are chosen: ``SMTP_PORT``, ``PORT2``, ``PORT3`` ...;
+        all of them are passed with ``-oX``.  ``args`` are extra command-line
+        arguments (for example ``["-q1s"]`` or ``["-odq"]``).
+        """
+        self.dir = Path(directory)
+        self.spool = self.dir / "spool"
+        self.config_path = self.dir / "pymta.conf"
+        self.ports = [free_port() for _ in range(ports)]
+        self.port = self.ports[0]
+        self.macros = {"SPOOL": str(self.spool), "DIR": str(self.dir),
+                       "SMTP_PORT": str(self.port)}
+        for i, p in enumerate(self.ports[1:], start=2):
+            self.macros[f"PORT{i}"] = str(p)
+        self.macros.update(macros or {})
+        self.config_text = config_text
+        self.args = list(args)
+        self.start_timeout = start_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self._out = None
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> "PymtaDaemon":
+        """Write the configuration, start the daemon and wait for its banner."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.spool / "log").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text)
+        cmd = (PYMTA + ["-C", str(self.config_path)] + macro_args(self.macros)
+               + ["-bdf", "-oX", ":".join(map(str, self.ports))] + self.args)
+        self._out = open(self.dir / "daemon.out", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
+                                     env=_env(), cwd=str(REPO), start_new_session=True)
+        try:
+            wait_until(self._banner_ready, self.start_timeout, 0.05)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"pymta daemon did not start:\n{self.diagnostics()}") from None
+        return self
+
+    def _banner_ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"pymta daemon exited with {self.proc.returncode}:\n"
+                               f"{self.diagnostics()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                ok = s.recv(512).startswith(b"220")
+                s.sendall(b"QUIT\r\n")
+                return ok
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 15.0) -> Optional[int]:
+        """SIGTERM the daemon and wait; SIGKILL its process group if it hangs.
+
+        Returns the exit status (None if it never started).
+        """
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children that outlive the master would hold ports and spool locks.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        return self.proc.returncode
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` (e.g. SIGHUP) to the master process."""
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def __enter__(self) -> "PymtaDaemon":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- using it --------------------------------------------------------
+
+    def client(self, port: Optional[int] = None, timeout: float = 10.0) -> SmtpTestClient:
+        """An SMTP client connected to the daemon (first port by default)."""
+        return SmtpTestClient(port or self.port, timeout=timeout)
+
+    def run(self, *args: str, input: bytes | str | None = None,
+            timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """Run a pymta command line with this daemon's configuration and macros."""
+        return run_pymta(args, self.config_path, macros=self.macros, input=input,
+                         timeout=timeout)
+
+    def log(self, name: str = "main") -> str:
+        """Contents of ``spool/log/<name>log`` ('' if it does not exist yet)."""
+        path = self.spool / "log" / f"{name}log"
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0, name: str = "main",
+                     count: int = 1) -> list[str]:
+        """Wait until ``count`` lines of a log match the regex; return the matching lines."""
+        rx = re.compile(pattern)
+
+        def matches() -> list[str]:
+            found = [l for l in self.log(name).splitlines() if rx.search(l)]
+            return found if len(found) >= count else []
+
+        try:
+            return wait_until(matches, timeout)
+        except TimeoutError:
+            raise AssertionError(f"no {name}log line matching {pattern!r} within {timeout}s:\n"
+                                 f"{self.diagnostics()}") from None
+
+    def queue(self) -> list[str]:
+        """Message ids whose -H file is in the spool (the queue), sorted."""
+        ids = []
+        for root, _dirs, files in os.walk(self.spool / "input"):
+            ids += [f[:-2] for f in files if f.endswith("-H")]
+        return sorted(ids)
+
+    def diagnostics(self) -> str:
+        """Daemon output and log tails, for assertion messages."""
+        parts = []
+        try:
+            parts.append("daemon output:\n" + (self.dir / "daemon.out").read_text(
+                errors="replace")[-2000:])
+        except FileNotFoundError:
+            pass
+        for name in ("main", "panic"):
+            text = self.log(name)
+            if text:
+                parts.append(f"{name}log:\n" + text[-2000:])
+        return "\n".join(parts)

@@ -1,0 +1,433 @@
+"""A threaded SMTP sink server for tests (stdlib only, real sockets on 127.0.0.1).
+
+The sink speaks enough ESMTP for an MTA's smtp transport to deliver to it:
+EHLO/HELO (advertising PIPELINING, SIZE and 8BITMIME), MAIL, RCPT, DATA with
+dot-unstuffing, RSET, NOOP, VRFY and QUIT.  Its behaviour is chosen with
+``mode``:
+
+``"accept"``
+    accept everything (the default);
+``"rcpt"``
+    answer every RCPT with ``code``/``text`` (or only the recipients listed in
+    ``rcpt_replies``, which works in any mode);
+``"data"``
+    answer the end of DATA with ``code``/``text``;
+``"close"``
+    drop the connection without a reply when the stage ``close_at`` is reached:
+    ``"connect"`` (before the banner), ``"ehlo"``, ``"mail"``, ``"rcpt"``,
+    ``"data"`` (on the DATA command) or ``"dot"`` (after the message body).
+
+Messages whose DATA was answered with 2xx are recorded as
+:class:`ReceivedMessage` in the thread-safe list :attr:`SmtpSink.messages`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+Reply = tuple[int, str]
+
+MODES = ("accept", "rcpt", "data", "close")
+CLOSE_STAGES = ("connect", "ehlo", "mail", "rcpt", "data", "dot")
+
+
+@dataclass
+class ReceivedMessage:
+    """One message accepted by the sink.
+
+    ``data`` is the message as it came over the wire after dot-unstuffing,
+    with CRLF line endings and without the terminating ``.`` line.
+    ``recipients`` holds only the recipients that were accepted at RCPT.
+    """
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+    helo: str = ""
+    peer: tuple[str, int] = ("", 0)
+    mail_params: list[str] = field(default_factory=list)
+
+    @property
+    def lf_data(self) -> bytes:
+        """The message with LF line endings (as pymta keeps it internally)."""
+        return self.data.replace(b"\r\n", b"\n")
+
+    def header(self, name: str) -> Optional[str]:
+        """Return the first header called ``name`` (unfolded), or None."""
+        head = self.lf_data.split(b"\n\n", 1)[0].decode("utf-8", "replace")
+        current: Optional[str] = None
+        for line in head.split("\n") + [""]:
+            if line[:1] in (" ", "\t") and current is not None:
+                current += line
+                continue
+            if current is not None:
+                key, _, value = current.partition(":")
+                if key.strip().lower() == name.lower():
+                    return value.strip()
+            current = line
+        return None
+
+
+def _parse_path(arg: str) -> tuple[str, list[str]]:
+    """Split ``<addr> PARAM=x ...`` into the address and its parameters."""
+    arg = arg.strip()
+    if arg.startswith("<"):
+        end = arg.find(">")
+        if end < 0:
+            raise ValueError("missing >")
+        return arg[1:end], arg[end + 1:].split()
+    parts = arg.split()
+    if not parts:
+        raise ValueError("empty path")
+    return parts[0], parts[1:]
+
+
+class _CloseConnection(Exception):
+    """Raised inside a session to drop the connection silently."""
+
+
+class SmtpSink:
+    """Threaded SMTP server on 127.0.0.1 that records what it receives.
+
+    Use as ``with SmtpSink() as sink: ... sink.port ...`` or call
+    :meth:`start`/:meth:`stop` yourself.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        mode: str = "accept",
+        *,
+        code: int = 550,
+        text: str = "rejected by sink",
+        rcpt_replies: Optional[dict[str, Reply]] = None,
+        rcpt_handler: Optional[Callable[[str], Optional[Reply]]] = None,
+        close_at: str = "connect",
+        hostname: str = "sink.test",
+        banner: Optional[Reply] = None,
+        max_size: int = 0,
+        timeout: float = 30.0,
+    ) -> None:
+        """Create the sink (it does not listen until :meth:`start`).
+
+        ``code``/``text`` is the reply used by the ``rcpt`` and ``data`` modes.
+        ``rcpt_replies`` maps a recipient address (compared case-insensitively)
+        to the reply for that recipient; ``rcpt_handler(address)`` may return a
+        reply or None for the default.  ``banner`` overrides the 220 greeting
+        (e.g. ``(421, "busy")`` to refuse sessions).  ``max_size`` > 0 is
+        advertised with SIZE and enforced at MAIL and after DATA.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown sink mode {mode!r}")
+        if close_at not in CLOSE_STAGES:
+            raise ValueError(f"unknown close stage {close_at!r}")
+        self.mode = mode
+        self.code = code
+        self.text = text
+        self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
+        self.rcpt_handler = rcpt_handler
+        self.close_at = close_at
+        self.hostname = hostname
+        self.banner_reply = banner or (220, f"{hostname} ESMTP test sink")
+        self.max_size = max_size
+        self.timeout = timeout
+        self._requested_port = port
+        self.port = port
+        self.messages: list[ReceivedMessage] = []
+        #: every command line received, in order, from all sessions
+        self.commands: list[str] = []
+        self.connections = 0
+        self._cond = threading.Condition()
+        self._listener: Optional[socket.socket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._conns: set[socket.socket] = set()
+        self._workers: list[threading.Thread] = []
+        self._running = False
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> "SmtpSink":
+        """Bind, listen and start the accept thread; returns self."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._requested_port))
+        sock.listen(64)
+        self._listener = sock
+        self.port = sock.getsockname()[1]
+        self._running = True
+        self._thread = threading.Thread(target=self._accept_loop, name=f"smtp-sink-{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, close open sessions and wait for the threads."""
+        self._running = False
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+        with self._cond:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+        for worker in list(self._workers):
+            worker.join(5)
+        self._listener = None
+        self._thread = None
+
+    def __enter__(self) -> "SmtpSink":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- inspection ------------------------------------------------------
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until at least ``n`` messages were received; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def received(self) -> list[ReceivedMessage]:
+        """A snapshot copy of the messages received so far."""
+        with self._cond:
+            return list(self.messages)
+
+    def clear(self) -> None:
+        """Forget the messages and commands recorded so far."""
+        with self._cond:
+            self.messages.clear()
+            self.commands.clear()
+
+    # -- server ----------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while self._running:
+            try:
+                conn, peer = self._listener.accept()
+            except OSError:
+                break
+            if not self._running:
+                conn.close()
+                break
+            with self._cond:
+                self.connections += 1
+                self._conns.add(conn)
+            worker = threading.Thread(target=self._serve, args=(conn, peer), daemon=True)
+            self._workers = [w for w in self._workers if w.is_alive()]
+            self._workers.append(worker)
+            worker.start()
+
+    def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        conn.settimeout(self.timeout)
+        rfile = conn.makefile("rb")
+        try:
+            _Session(self, conn, rfile, peer).run()
+        except (_CloseConnection, OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                self._conns.discard(conn)
+            try:
+                rfile.close()
+                conn.close()
+            except OSError:
+                pass
+
+    def _record_command(self, line: str) -> None:
+        with self._cond:
+            self.commands.append(line)
+
+    def _record_message(self, msg: ReceivedMessage) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+
+class _Session:
+    """One SMTP conversation of the sink."""
+
+    def __init__(self, sink: SmtpSink, conn: socket.socket, rfile, peer: tuple[str, int]) -> None:
+        self.sink = sink
+        self.conn = conn
+        self.rfile = rfile
+        self.peer = peer
+        self.helo = ""
+        self.reset()
+
+    def reset(self) -> None:
+        self.sender: Optional[str] = None
+        self.params: list[str] = []
+        self.rcpts: list[str] = []
+
+    def reply(self, code: int, text: str, extra: Optional[list[str]] = None) -> None:
+        lines = [text] + list(extra or [])
+        out = "".join(f"{code}-{l}\r\n" for l in lines[:-1]) + f"{code} {lines[-1]}\r\n"
+        self.conn.sendall(out.encode("utf-8"))
+
+    def maybe_close(self, stage: str) -> None:
+        if self.sink.mode == "close" and self.sink.close_at == stage:
+            raise _CloseConnection()
+
+    def readline(self) -> Optional[bytes]:
+        line = self.rfile.readline(65536)
+        if not line:
+            return None
+        return line
+
+    def run(self) -> None:
+        self.maybe_close("connect")
+        self.reply(*self.sink.banner_reply)
+        if self.sink.banner_reply[0] >= 400:
+            return
+        while True:
+            raw = self.readline()
+            if raw is None:
+                return
+            line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            self.sink._record_command(line)
+            verb, _, arg = line.partition(" ")
+            verb = verb.upper()
+            handler = getattr(self, "do_" + verb, None)
+            if handler is None:
+                self.reply(500, "unrecognized command")
+                continue
+            if handler(arg) is False:
+                return
+
+    # -- commands --------------------------------------------------------
+
+    def do_EHLO(self, arg: str) -> None:
+        self.maybe_close("ehlo")
+        self.helo = arg.strip()
+        self.reset()
+        ext = ["PIPELINING", f"SIZE {self.sink.max_size}" if self.sink.max_size else "SIZE",
+               "8BITMIME", "HELP"]
+        self.reply(250, f"{self.sink.hostname} Hello {self.helo}", ext)
+
+    def do_HELO(self, arg: str) -> None:
+        self.maybe_close("ehlo")
+        self.helo = arg.strip()
+        self.reset()
+        self.reply(250, f"{self.sink.hostname} Hello {self.helo}")
+
+    def do_MAIL(self, arg: str) -> None:
+        self.maybe_close("mail")
+        if not arg.upper().startswith("FROM:"):
+            self.reply(501, "syntax: MAIL FROM:<address>")
+            return
+        if self.sender is not None:
+            self.reply(503, "sender already given")
+            return
+        try:
+            addr, params = _parse_path(arg[5:])
+        except ValueError:
+            self.reply(501, "bad sender address")
+            return
+        for p in params:
+            key, _, val = p.partition("=")
+            if key.upper() == "SIZE" and self.sink.max_size and val.isdigit() \
+                    and int(val) > self.sink.max_size:
+                self.reply(552, "message size exceeds fixed maximum")
+                return
+        self.sender = addr
+        self.params = params
+        self.reply(250, "OK")
+
+    def do_RCPT(self, arg: str) -> None:
+        self.maybe_close("rcpt")
+        if self.sender is None:
+            self.reply(503, "sender not yet given")
+            return
+        if not arg.upper().startswith("TO:"):
+            self.reply(501, "syntax: RCPT TO:<address>")
+            return
+        try:
+            addr, _ = _parse_path(arg[3:])
+        except ValueError:
+            self.reply(501, "bad recipient address")
+            return
+        reply: Optional[Reply] = None
+        if self.sink.rcpt_handler is not None:
+            reply = self.sink.rcpt_handler(addr)
+        if reply is None:
+            reply = self.sink.rcpt_replies.get(addr.lower())
+        if reply is None and self.sink.mode == "rcpt" and not self.sink.rcpt_replies \
+                and self.sink.rcpt_handler is None:
+            reply = (self.sink.code, self.sink.text)
+        if reply is None:
+            reply = (250, "Accepted")
+        if 200 <= reply[0] < 300:
+            self.rcpts.append(addr)
+        self.reply(*reply)
+
+    def do_DATA(self, arg: str) -> Optional[bool]:
+        self.maybe_close("data")
+        if self.sender is None:
+            self.reply(503, "valid RCPT command must precede DATA")
+            return None
+        if not self.rcpts:
+            self.reply(554, "no valid recipients")
+            return None
+        self.reply(354, "Enter message, ending with \".\" on a line by itself")
+        chunks: list[bytes] = []
+        while True:
+            raw = self.readline()
+            if raw is None:
+                return False
+            if raw in (b".\r\n", b".\n"):
+                break
+            if raw.startswith(b"."):
+                raw = raw[1:]  # dot-unstuffing (RFC 5321 4.5.2)
+            chunks.append(raw)
+        self.maybe_close("dot")
+        data = b"".join(chunks)
+        if self.sink.max_size and len(data) > self.sink.max_size:
+            reply: Reply = (552, "message size exceeds fixed maximum")
+        elif self.sink.mode == "data":
+            reply = (self.sink.code, self.sink.text)
+        else:
+            reply = (250, "OK id=sink")
+        if 200 <= reply[0] < 300:
+            self.sink._record_message(ReceivedMessage(
+                sender=self.sender, recipients=list(self.rcpts), data=data,
+                helo=self.helo, peer=self.peer, mail_params=list(self.params)))
+        self.reset()
+        self.reply(*reply)
+        return None
+
+    def do_RSET(self, arg: str) -> None:
+        self.reset()
+        self.reply(250, "Reset OK")
+
+    def do_NOOP(self, arg: str) -> None:
+        self.reply(250, "OK")
+
+    def do_VRFY(self, arg: str) -> None:
+        self.reply(252, "cannot verify, but will accept")
+
+    def do_HELP(self, arg: str) -> None:
+        self.reply(214, "commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY QUIT")
+
+    def do_QUIT(self, arg: str) -> bool:
+        self.reply(221, f"{self.sink.hostname} closing connection")
+        return False

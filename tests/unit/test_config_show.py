@@ -1,0 +1,104 @@
+"""-bP and -bV output (pymta.config.show)."""
+import textwrap
+
+import pytest
+
+from pymta import drivers
+from pymta.config import load_config
+from pymta.config.show import show_options, show_options_result, version_text
+
+CONF = """
+    MYMAC = hello
+    primary_hostname = x.test
+    hide tls_privatekey = /etc/key.pem
+    retry_interval_max = 1h30m
+    no_accept_8bitmime
+    domainlist local_domains = @ : x.test
+    begin routers
+    r:
+      driver = redirect
+      data = x
+      hide file_transport = ft
+    r2:
+      driver = accept
+      transport = t
+    begin transports
+    t:
+      driver = appendfile
+      file = /tmp/x
+      mode = 0640
+    """
+
+
+@pytest.fixture
+def config(tmp_path):
+    p = tmp_path / "show.conf"
+    p.write_text(textwrap.dedent(CONF))
+    return load_config(str(p))
+
+
+def test_all_main_options(config):
+    out = show_options(config, []).splitlines()
+    assert out == sorted(out, key=lambda s: s.split(" ")[0].removeprefix("no_"))
+    assert "no_accept_8bitmime" in out
+    assert "primary_hostname = x.test" in out
+    assert "retry_interval_max = 1h30m" in out
+    assert "tls_privatekey = <value not displayable>" in out
+    assert "acl_smtp_rcpt = " in out
+    assert len(out) == len(config.main.specs)
+
+
+def test_single_options(config):
+    assert show_options(config, ["primary_hostname"]) == "primary_hostname = x.test\n"
+    assert show_options(config, ["accept_8bitmime", "retry_interval_max"]) == \
+        "no_accept_8bitmime\nretry_interval_max = 1h30m\n"
+    assert show_options(config, ["tls_privatekey"]) == \
+        "tls_privatekey = <value not displayable>\n"
+    assert show_options(config, ["tls_privatekey"], admin=True) == \
+        "tls_privatekey = /etc/key.pem\n"
+    text, ok = show_options_result(config, ["foo"])
+    assert text == "foo is not a known option\n" and ok is False
+
+
+def test_lists_and_config_file(config):
+    assert show_options(config, ["router_list"]) == "r\nr2\n"
+    assert show_options(config, ["transport_list"]) == "t\n"
+    assert show_options(config, ["config_file"]) == config.filename + "\n"
+    assert show_options(config, ["domainlist"]) == "domainlist local_domains = @ : x.test\n"
+
+
+def test_driver_options(config):
+    out = show_options(config, ["router", "r2"]).splitlines()
+    assert "driver = accept" in out and "transport = t" in out
+    assert "no_check_local_user" in out and "self = freeze" in out
+    t = show_options(config, ["transport", "t"]).splitlines()
+    assert "mode = 0640" in t and "file = /tmp/x" in t and "directory_mode = 0700" in t
+    # generic options come before the private ones
+    assert t.index("body_only" if "body_only" in t else "no_body_only") < t.index("mode = 0640")
+    r = show_options(config, ["router", "r"]).splitlines()
+    assert "file_transport = <value not displayable>" in r
+    text, ok = show_options_result(config, ["router", "nosuch"])
+    assert text == "router nosuch not found\n" and not ok
+    allr = show_options(config, ["routers"])
+    assert "\nr router:\n" in allr and "\nr2 router:\n" in allr
+
+
+def test_macros(config):
+    assert show_options(config, ["macro", "MYMAC"]) == "MYMAC=hello\n"
+    out = show_options(config, ["macros"]).splitlines()
+    assert "MYMAC=hello" in out and any(m.startswith("_CONFIG_DIR=") for m in out)
+    text, ok = show_options_result(config, ["macro", "NOPE"])
+    assert text == "macro NOPE not found\n" and not ok
+
+
+def test_version_text(config, monkeypatch):
+    monkeypatch.setitem(drivers._REGISTRY, ("router", "zz_test_router"), object)
+    text = version_text(config)
+    lines = text.splitlines()
+    assert lines[0] == "pymta version 0.1.0 (Exim 4.96 compatible)"
+    routers = next(l for l in lines if l.startswith("Routers:"))
+    assert "zz_test_router" in routers.split()
+    assert any(l.startswith("Transports:") for l in lines)
+    assert any(l.startswith("Authenticators:") for l in lines)
+    assert any(l.startswith("Lookups") for l in lines)
+    assert lines[-1] == f"Configuration file is {config.filename}"

@@ -1,0 +1,197 @@
+"""The daemon master with stand-in session and delivery functions (real fork, sockets)."""
+import os
+import signal
+import socket
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from pymta.daemon import listen
+from pymta.daemon.master import (DaemonOptions, Master, daemon_addresses, format_interval,
+                                 pid_file_path, start_line)
+
+
+class FileLog:
+    """Logger stand-in: one line per call, appended (safe across forked processes)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def _w(self, kind, text, msgid=None):
+        with open(self.path, "a") as f:
+            f.write(f"{kind} {msgid + ' ' if msgid else ''}{text}\n")
+
+    def main(self, text, msgid=None):
+        self._w("main", text, msgid)
+
+    def reject(self, text, msgid=None):
+        self._w("reject", text, msgid)
+
+    def panic(self, text, msgid=None):
+        self._w("panic", text, msgid)
+
+    def lines(self):
+        try:
+            with open(self.path) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+def config(tmp_path, **main):
+    defaults = dict(spool_directory=str(tmp_path), smtp_accept_max=4, queue_run_max=2,
+                    local_interfaces="127.0.0.1", daemon_smtp_ports="0", pid_file_path="")
+    defaults.update(main)
+    return SimpleNamespace(main=SimpleNamespace(**defaults), filename="test.conf")
+
+
+def fake_session(sock, config, listener, log, notify, stop_event=None):
+    """Greets, reads one line that names a message id, 'accepts' it, then waits for QUIT."""
+    f = sock.makefile("rb")
+    sock.sendall(b"220 fake\r\n")
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        if stop_event is not None and stop_event.is_set():
+            sock.sendall(b"421 shutting down\r\n")
+            return
+        word = line.strip().decode()
+        if word == "QUIT":
+            sock.sendall(b"221 bye\r\n")
+            return
+        notify(word)
+        sock.sendall(f"250 OK id={word}\r\n".encode())
+
+
+def fake_deliver(config, msgid, log, **kw):
+    with open(os.path.join(config.main.spool_directory, "delivered"), "a") as f:
+        f.write(f"{msgid} {os.getpid()}\n")
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    cfg = config(tmp_path)
+    log = FileLog(str(tmp_path / "log"))
+    socks = listen.bind_listeners([("127.0.0.1", 0)])
+    port = socks[0].getsockname()[1]
+    pidfile = str(tmp_path / "pid")
+    opts = DaemonOptions(listen=True, foreground=True)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            m = Master(cfg, log, socks, opts, pid_file=pidfile,
+                       run_session=fake_session, deliver=fake_deliver)
+            with open(pidfile, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            os._exit(m.run())
+        finally:
+            os._exit(3)
+    for s in socks:
+        s.close()
+    info = SimpleNamespace(pid=pid, port=port, log=log, tmp=tmp_path, pidfile=pidfile)
+    yield info
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    return pred()
+
+
+def delivered(tmp):
+    try:
+        return (tmp / "delivered").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def talk(port, *lines):
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = c.makefile("rb")
+    replies = [f.readline()]
+    for line in lines:
+        c.sendall(line.encode() + b"\r\n")
+        replies.append(f.readline())
+    c.close()
+    return replies
+
+
+def children_of(pid):
+    import psutil
+    return psutil.Process(pid).children()
+
+
+def test_accepted_message_is_handed_to_a_worker_once(daemon):
+    replies = talk(daemon.port, "1aaaaa-000000-AA", "QUIT")
+    assert replies[0] == b"220 fake\r\n" and replies[1].startswith(b"250 OK")
+    assert wait_for(lambda: delivered(daemon.tmp))
+    time.sleep(0.3)
+    got = delivered(daemon.tmp)
+    assert len(got) == 1 and got[0].startswith("1aaaaa-000000-AA ")
+    assert got[0].split()[1] != str(daemon.pid)   # a worker, not the master
+
+
+def test_concurrent_sessions_served(daemon):
+    c1 = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    c2 = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    c3 = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    for c in (c1, c2, c3):   # three sessions at once: the pool grew beyond two
+        assert c.makefile("rb").readline() == b"220 fake\r\n"
+        c.close()
+
+
+def test_crashed_receiver_is_replaced_and_logged(daemon):
+    assert wait_for(lambda: len(children_of(daemon.pid)) >= 4)
+    victim = next(p for p in children_of(daemon.pid) if p.pid != daemon.pid)
+    os.kill(victim.pid, signal.SIGKILL)
+    assert wait_for(lambda: any("ended unexpectedly (killed by signal 9)" in l
+                                for l in daemon.log.lines()))
+    assert wait_for(lambda: victim.pid not in [p.pid for p in children_of(daemon.pid)]
+                    and len(children_of(daemon.pid)) >= 4)
+    assert talk(daemon.port, "QUIT")[1] == b"221 bye\r\n"
+
+
+def test_sigterm_gives_421_to_session_in_progress_and_removes_pid_file(daemon):
+    c = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    f = c.makefile("rb")
+    assert f.readline() == b"220 fake\r\n"
+    assert wait_for(lambda: os.path.exists(daemon.pidfile))
+    os.kill(daemon.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    c.sendall(b"NOOP\r\n")
+    assert f.readline() == b"421 shutting down\r\n"
+    c.close()
+    _, status = os.waitpid(daemon.pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert not os.path.exists(daemon.pidfile)
+    assert any("SIGTERM received: daemon terminating" in l for l in daemon.log.lines())
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", daemon.port), timeout=1)
+
+
+def test_start_line_and_helpers(tmp_path):
+    opts = DaemonOptions(queue_interval=1800)
+    line = start_line(42, opts, [("127.0.0.1", 2525), ("::1", 2525)])
+    assert line == ("pymta 0.1.0 daemon started: pid=42, -q30m, listening for SMTP on "
+                    "[127.0.0.1]:2525 [::1]:2525")
+    assert "no queue runs" in start_line(1, DaemonOptions(), [("127.0.0.1", 25)])
+    assert format_interval(5400) == "1h30m"
+    cfg = config(tmp_path, daemon_smtp_ports="smtp")
+    assert daemon_addresses(cfg, None) == [("127.0.0.1", 25)]
+    assert daemon_addresses(cfg, "2525") == [("127.0.0.1", 2525)]
+    assert pid_file_path(cfg, DaemonOptions()) == os.path.join(str(tmp_path), "pymta-daemon.pid")
+    assert pid_file_path(cfg, DaemonOptions(oX="2525")) is None
+    assert pid_file_path(cfg, DaemonOptions(oX="2525", pid_file="/x")) == "/x"
+    cfg.main.pid_file_path = "/run/p.pid"
+    assert pid_file_path(cfg, DaemonOptions()) == "/run/p.pid"

@@ -1,0 +1,231 @@
+"""deliver_message: routing + transports + journal + logs + retry hints + completion."""
+import os
+import re
+import time
+
+import pytest
+
+from pymta.config import load_config
+from pymta.delivery.deliver import MessageDelivery, deliver_message
+from pymta.hints.retry import RetryDB, RetryRecord
+from pymta.log import Logger
+from pymta.message.receive import Envelope, receive_message
+from pymta.spool import files, lock
+from tests.support.ports import free_port
+from tests.support.sink import SmtpSink
+
+CONF = """
+primary_hostname = test.example
+qualify_domain = test.example
+spool_directory = {spool}
+log_file_path = {spool}/log/%slog
+# work around: receive_message does int() on the (expandable) size limit
+message_size_limit = 0
+
+begin routers
+aliases:
+  driver = redirect
+  domains = test.example
+  data = ${{if eq{{$local_part}}{{list}}{{a@test.example, b@test.example, x@remote.example, y@remote.example}}{{}}}}
+remote:
+  driver = manualroute
+  domains = remote.example
+  route_list = * 127.0.0.1::{port}
+  self = send
+  transport = remote_smtp
+users:
+  driver = accept
+  domains = test.example
+  local_parts = a : b : c
+  transport = local_delivery
+
+begin transports
+remote_smtp:
+  driver = smtp
+  allow_localhost
+  connect_timeout = 5s
+local_delivery:
+  driver = appendfile
+  file = {spool}/mail/$local_part_data
+  user = {user}
+
+begin retry
+{retry}
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    def make(retry="*  *  F,1h,10m", port=None):
+        spool = tmp_path / "spool"
+        (spool / "mail").mkdir(parents=True, exist_ok=True)
+        port = port or free_port()
+        p = tmp_path / "configure"
+        p.write_text(CONF.format(spool=spool, port=port, retry=retry, user=os.getuid()))
+        c = load_config(str(p))
+        return c, Logger(c), str(spool), port
+    return make
+
+
+def submit(config, log, rcpts, sender="sender@test.example", body="Subject: hi\n\nbody\n"):
+    e = Envelope(sender=sender, recipients=rcpts, protocol="local", is_local_submission=True,
+                 sender_set_by_caller=True)
+    return receive_message(config, e, body.encode(), log)
+
+
+def mainlog(spool):
+    with open(os.path.join(spool, "log", "mainlog")) as f:
+        return [line[20:].rstrip("\n") for line in f]
+
+
+def delivery_lines(spool, msgid):
+    return [ln[len(msgid) + 1:] for ln in mainlog(spool) if ln.startswith(msgid + " ")
+            and not ln.startswith(msgid + " <=")]
+
+
+def test_local_delivery_completes(env):
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["a@test.example"])
+    out = deliver_message(c, mid, log)
+    assert out.status == "completed" and out.delivered == ["a@test.example"]
+    assert delivery_lines(spool, mid) == ["=> a@test.example R=users T=local_delivery",
+                                          "Completed"]
+    assert "body" in open(os.path.join(spool, "mail", "a")).read()
+    assert not os.path.exists(files.header_path(spool, mid))
+    assert deliver_message(c, mid, log).status == "missing"
+
+
+def test_journal_means_already_delivered(env):
+    """A -J entry left by a crash: that address is not delivered again."""
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["a@test.example", "b@test.example"])
+    files.append_journal(spool, mid, "a@test.example")
+    out = deliver_message(c, mid, log)
+    assert out.status == "completed" and out.delivered == ["b@test.example"]
+    assert not os.path.exists(os.path.join(spool, "mail", "a"))
+    assert delivery_lines(spool, mid) == ["=> b@test.example R=users T=local_delivery",
+                                          "Completed"]
+
+
+def test_locked_and_frozen(env):
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["a@test.example"])
+    held = lock.lock_message(spool, mid)
+    try:
+        # a lock held by another open file description (same process is enough for fcntl
+        # only across processes, so check from a child)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if deliver_message(c, mid, log).status == "locked" else 1)
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        held.release()
+    msg = files.read_header(spool, mid)
+    msg.frozen_at = int(time.time())
+    files.rewrite_header(spool, msg)
+    assert deliver_message(c, mid, log).status == "frozen"
+    assert os.path.exists(files.header_path(spool, mid))
+    out = deliver_message(c, mid, log, manual=True)
+    assert out.status == "completed"
+    assert "Unfrozen by forced delivery" in delivery_lines(spool, mid)
+
+
+def test_refused_defers_then_retry_time_then_delivers(env):
+    c, log, spool, port = env()
+    mid = submit(c, log, ["x@remote.example", "a@test.example"])
+    out = deliver_message(c, mid, log)
+    assert out.status == "deferred" and out.delivered == ["a@test.example"]
+    lines = delivery_lines(spool, mid)
+    assert lines[0] == "=> a@test.example R=users T=local_delivery"
+    assert re.fullmatch(r"== x@remote\.example R=remote T=remote_smtp defer \(111\): .*", lines[1])
+    rec = RetryDB(spool).get(f"T:127.0.0.1:127.0.0.1:{port}")
+    assert rec is not None and rec.next_try - rec.last_try == 600
+    msg = files.read_header(spool, mid)
+    assert msg.nonrecipients == {"a@test.example"}
+    assert not os.path.exists(files.journal_path(spool, mid))
+
+    with SmtpSink(port=port) as sink:
+        # a queue run before the retry time: nothing is tried
+        out = deliver_message(c, mid, log)
+        assert out.status == "deferred" and not sink.messages
+        assert delivery_lines(spool, mid)[-1] == (
+            "== x@remote.example R=remote T=remote_smtp defer (-53): "
+            "retry time not reached for any host")
+        # -qf: forced, delivered now that the host listens
+        out = deliver_message(c, mid, log, forced=True)
+        assert out.status == "completed"
+        assert len(sink.messages) == 1
+    lines = delivery_lines(spool, mid)
+    assert lines[-2].startswith(f"=> x@remote.example R=remote T=remote_smtp "
+                                f"H=127.0.0.1 [127.0.0.1] C=\"250")
+    assert RetryDB(spool).get(f"T:127.0.0.1:127.0.0.1:{port}") is None
+
+
+def test_redirected_batch_uses_arrow_for_second_address(env):
+    c, log, spool, port = env()
+    with SmtpSink(port=port) as sink:
+        mid = submit(c, log, ["list@test.example"])
+        out = deliver_message(c, mid, log)
+    assert out.status == "completed"
+    lines = delivery_lines(spool, mid)
+    assert lines[:2] == ["=> a@test.example <list@test.example> R=users T=local_delivery",
+                         "=> b@test.example <list@test.example> R=users T=local_delivery"]
+    assert lines[2].startswith("=> x@remote.example <list@test.example> R=remote")
+    assert lines[3].startswith("-> y@remote.example <list@test.example> R=remote")
+    assert sorted(sink.messages[0].recipients) == ["x@remote.example", "y@remote.example"]
+
+
+def test_no_retry_rule_means_temporary_is_permanent(env):
+    c, log, spool, port = env(retry="")
+    mid = submit(c, log, ["x@remote.example"])
+    out = deliver_message(c, mid, log, deliver_bounces=False)
+    assert out.status == "completed" and out.failed == ["x@remote.example"]
+    lines = delivery_lines(spool, mid)
+    assert lines[0].startswith("** x@remote.example R=remote T=remote_smtp: ")
+    assert len(out.bounce_ids) == 1
+    bounce = files.read_header(spool, out.bounce_ids[0])
+    assert bounce.sender == "" and [r.address for r in bounce.recipients] == ["sender@test.example"]
+    assert any(ln.startswith(f"{out.bounce_ids[0]} <= <> R={mid} ") for ln in mainlog(spool))
+
+
+def test_retry_timeout_fails_the_address(env):
+    c, log, spool, port = env()
+    key = f"T:127.0.0.1:127.0.0.1:{port}"
+    now = int(time.time())
+    # failing for two hours already (the rule's cutoff is one hour), due now
+    RetryDB(spool).put(key, RetryRecord(now - 7200, now - 600, now - 1))
+    mid = submit(c, log, ["x@remote.example"])
+    out = deliver_message(c, mid, log, deliver_bounces=False)
+    assert out.failed == ["x@remote.example"]
+    assert delivery_lines(spool, mid)[0].endswith(": retry timeout exceeded")
+
+
+def test_unrouteable_and_bounce_of_bounce_freezes(env):
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["nobody@nowhere.example"], sender="")
+    out = deliver_message(c, mid, log)
+    assert out.status == "frozen" and out.bounce_ids == []
+    assert delivery_lines(spool, mid) == ["** nobody@nowhere.example: Unrouteable address",
+                                          "Frozen (delivery error message)"]
+    assert files.read_header(spool, mid).frozen_at is not None
+
+
+def test_bounce_is_sent_and_delivered(env):
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["nobody@nowhere.example", "sender@test.example"],
+                 sender="c@test.example")
+    out = deliver_message(c, mid, log)
+    assert out.status == "completed" and len(out.bounce_ids) == 1
+    bid = out.bounce_ids[0]
+    assert delivery_lines(spool, bid)[-2] == "=> c@test.example R=users T=local_delivery"
+    text = open(os.path.join(spool, "mail", "c")).read()
+    assert "X-Failed-Recipients: nobody@nowhere.example" in text
+
+
+def test_message_delivery_core_with_journal(env):
+    """MessageDelivery can be run on an in-memory SpoolMessage (used by the daemon)."""
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["a@test.example", "b@test.example", "c@test.example"])
+    msg = files.read_header(spool, mid)
+    out = MessageDelivery(c, msg, log, spool, journal=["a@test.example", "c@test.example"]).run()
+    assert out.delivered == ["b@test.example"] and out.status == "completed"

@@ -1,0 +1,41 @@
+"""Tests for ``pymta -be`` (pymta.expand.be.run_be)."""
+from __future__ import annotations
+
+import io
+import types
+
+from pymta.config.model import Config
+from pymta.expand.be import run_be
+
+
+def config():
+    main = types.SimpleNamespace(primary_hostname="mx.corp.test", qualify_domain="corp.test")
+    return Config(filename="/etc/pymta/configure", main=main, macros={"GREETING": "hello"})
+
+
+def run(text: str) -> str:
+    out = io.StringIO()
+    assert run_be(config(), io.StringIO(text), out) == 0
+    return out.getvalue()
+
+
+def test_one_result_line_per_expression():
+    assert run("${uc:abc}\n$primary_hostname\n") == "ABC\nmx.corp.test\n"
+
+
+def test_failures_are_reported_and_processing_continues():
+    assert run("${if eq{a}}\nok\n") == 'Failed: missing 2nd string in {} after "eq"\nok\n'
+    assert run("${if eq{a}{b}{y}fail}\n") == 'Failed: "if" failed and "fail" requested\n'
+
+
+def test_backslash_continuation_joins_lines():
+    assert run("${if eq{a}{a}\\\n{yes}{no}}\n") == "yes\n"
+
+
+def test_macros_are_replaced():
+    assert run("GREETING world\n") == "hello world\n"
+
+
+def test_sender_address_is_the_caller():
+    assert run("${if def:sender_address{y}{n}}\n${domain:$sender_address}\n") == \
+        "y\ncorp.test\n"

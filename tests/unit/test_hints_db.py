@@ -1,0 +1,81 @@
+"""LMDB hints databases: basic operations, multiple processes, fork, deletion."""
+import os
+
+from pymta.hints.db import HintsDB
+
+
+def test_put_get_delete_items(tmp_path):
+    db = HintsDB(str(tmp_path), "retry")
+    assert db.get("R:x.example") is None
+    db.put("R:x.example", b"\x00\x01data")
+    db.put("T:mx.example:192.0.2.1", b"t")
+    assert db.get("R:x.example") == b"\x00\x01data"
+    assert db.items() == [("R:x.example", b"\x00\x01data"), ("T:mx.example:192.0.2.1", b"t")]
+    assert db.delete("R:x.example") is True
+    assert db.delete("R:x.example") is False
+    assert db.get("R:x.example") is None
+    assert os.path.isfile(tmp_path / "db" / "retry")
+    db.close()
+
+
+def child(fn) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    return os.waitpid(pid, 0)[1]
+
+
+def test_processes_see_each_others_writes(tmp_path):
+    db = HintsDB(str(tmp_path), "misc")
+    db.put("parent", b"1")               # opened in the parent before fork
+
+    def in_child():
+        assert db.get("parent") == b"1"  # reopened lazily in the child
+        db.put("child", b"2")
+        other = HintsDB(str(tmp_path), "misc")
+        assert other.get("child") == b"2"
+    assert child(in_child) == 0
+    assert db.get("child") == b"2"
+    db.put("parent", b"3")
+    assert child(lambda: None if HintsDB(str(tmp_path), "misc").get("parent") == b"3"
+                 else 1 / 0) == 0
+
+
+def test_deleting_the_file_is_safe(tmp_path):
+    db = HintsDB(str(tmp_path), "callout")
+    db.put("k", b"v")
+    for name in os.listdir(tmp_path / "db"):
+        os.unlink(tmp_path / "db" / name)
+    assert db.get("k") is None            # noticed and recreated
+    db.put("k2", b"v2")
+    assert HintsDB(str(tmp_path), "callout").get("k2") == b"v2"
+
+
+def test_deleting_the_directory_is_safe(tmp_path):
+    db = HintsDB(str(tmp_path), "ratelimit")
+    db.put("k", b"v")
+    db.close()
+    for name in os.listdir(tmp_path / "db"):
+        os.unlink(tmp_path / "db" / name)
+    os.rmdir(tmp_path / "db")
+    assert HintsDB(str(tmp_path), "ratelimit").get("k") is None
+
+
+def test_garbage_file_is_replaced(tmp_path):
+    os.makedirs(tmp_path / "db")
+    (tmp_path / "db" / "seen").write_bytes(b"not an lmdb file" * 300)
+    db = HintsDB(str(tmp_path), "seen")
+    db.put("a", b"b")
+    assert db.get("a") == b"b"
+
+
+def test_clear(tmp_path):
+    db = HintsDB(str(tmp_path), "tls")
+    db.put("a", b"1")
+    db.put("b", b"2")
+    db.clear()
+    assert db.items() == []

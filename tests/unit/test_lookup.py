@@ -1,0 +1,128 @@
+"""Tests for pymta.lookups: lsearch family, dsearch, partial matching and defaults."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pymta.expand import ExpandContext, ExpandError, expand_string
+from pymta.lookups import do_lookup, do_lookup_spec, parse_lookup_type
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "expand"
+
+
+@pytest.fixture
+def d(tmp_path):
+    for f in ("aliases.lsearch", "wild.lsearch", "hosts.iplsearch"):
+        shutil.copy(DATA / f, tmp_path / f)
+    (tmp_path / "cont.lsearch").write_text(
+        "# comment\nlist: a,\n  b,\n\n  c\nempty:\n\"a:b\": colon key\n*.dom.test: dflt\n"
+        "*: star\n*@x.test: at-default\n")
+    return tmp_path
+
+
+def ctx():
+    return ExpandContext()
+
+
+def test_lsearch_basic_and_caseless(d):
+    f = str(d / "aliases.lsearch")
+    assert do_lookup("lsearch", f, "root", ctx()) == "admin@corp.test"
+    assert do_lookup("lsearch", f, "ROOT", ctx()) == "admin@corp.test"
+    assert do_lookup("lsearch", f, "nobody", ctx()) is None
+    assert do_lookup("lsearch", f, "quoted key", ctx()) == "qv"
+
+
+def test_lsearch_continuation_empty_and_quoted_keys(d):
+    f = str(d / "cont.lsearch")
+    assert do_lookup("lsearch", f, "list", ctx()) == "a, b, c"
+    assert do_lookup("lsearch", f, "empty", ctx()) == ""
+    assert do_lookup("lsearch", f, "a:b", ctx()) == "colon key"
+
+
+def test_lsearch_missing_file_is_error():
+    with pytest.raises(ExpandError, match="failed to open"):
+        do_lookup("lsearch", "/nonexistent/x", "k", ctx())
+
+
+def test_file_reread_after_change(d):
+    f = d / "x.lsearch"
+    f.write_text("k: one\n")
+    assert do_lookup("lsearch", str(f), "k", ctx()) == "one"
+    f.write_text("k: two-changed\n")
+    assert do_lookup("lsearch", str(f), "k", ctx()) == "two-changed"
+
+
+def test_star_and_starat_defaults(d):
+    f = str(d / "cont.lsearch")
+    assert do_lookup_spec("lsearch*", f, "nothere", ctx()) == "star"
+    assert do_lookup_spec("lsearch*@", f, "joe@x.test", ctx()) == "at-default"
+    assert do_lookup_spec("lsearch*@", f, "joe@y.test", ctx()) == "star"
+    assert do_lookup_spec("lsearch", f, "nothere", ctx()) is None
+
+
+def test_partial_matching(d):
+    f = str(d / "cont.lsearch")
+    assert do_lookup_spec("partial-lsearch", f, "a.b.dom.test", ctx()) == "dflt"
+    assert do_lookup_spec("partial-lsearch", f, "dom.test", ctx()) == "dflt"
+    assert do_lookup_spec("partial3-lsearch", f, "a.dom.test", ctx()) is None
+    assert do_lookup_spec("partial0-lsearch", f, "a.other", ctx()) == "star"
+
+
+def test_ret_options(d):
+    f = str(d / "aliases.lsearch")
+    assert do_lookup_spec("lsearch,ret=key", f, "ROOT", ctx()) == "root"
+    assert do_lookup_spec("lsearch,ret=full", f, "root", ctx()) == "root: admin@corp.test"
+
+
+def test_wildlsearch_forms(d):
+    f = str(d / "wild.lsearch")
+    assert do_lookup("nwildlsearch", f, "x.sub.test", ctx()) == "wild-sub"
+    assert do_lookup("nwildlsearch", f, "retest.test", ctx()) == "regex"
+    assert do_lookup("nwildlsearch", f, "EXAMPLE.com", ctx()) == "ex"
+    assert do_lookup("nwildlsearch", f, "nothing", ctx()) is None
+
+
+def test_iplsearch(d):
+    f = str(d / "hosts.iplsearch")
+    assert do_lookup("iplsearch", f, "192.168.7.7", ctx()) == "private"
+    assert do_lookup("iplsearch", f, "10.0.0.1", ctx()) == "ten"
+    assert do_lookup("iplsearch", f, "8.8.8.8", ctx()) is None
+    assert do_lookup_spec("iplsearch*", f, "8.8.8.8", ctx()) == "default"
+
+
+def test_dsearch(d):
+    assert do_lookup("dsearch", str(d), "wild.lsearch", ctx()) == "wild.lsearch"
+    assert do_lookup_spec("dsearch,ret=full", str(d), "wild.lsearch", ctx()) == \
+        str(d / "wild.lsearch")
+    assert do_lookup("dsearch", str(d), "../etc", ctx()) is None
+    assert do_lookup("dsearch", str(d), "absent", ctx()) is None
+
+
+def test_unknown_lookup_type():
+    with pytest.raises(ExpandError):
+        parse_lookup_type("nosuchtype")
+
+
+def test_lookup_item_value_and_taint(d):
+    from pymta.taint import Tainted, is_tainted
+    c = ExpandContext(variables={"lp": Tainted("root"), "f": str(d / "aliases.lsearch")})
+    r = expand_string("${lookup{$lp}lsearch{$f}}", c)
+    assert r == "admin@corp.test" and not is_tainted(r)
+    assert expand_string("${lookup{$lp}lsearch{$f}{[$value]}{no}}", c) == "[admin@corp.test]"
+    assert expand_string("${lookup{x}lsearch{$f}{[$value]}{no}}", c) == "no"
+
+
+def test_tainted_file_name_refused(d):
+    from pymta.taint import Tainted
+    c = ExpandContext(variables={"f": Tainted(str(d / "aliases.lsearch"))})
+    with pytest.raises(ExpandError, match="Tainted"):
+        expand_string("${lookup{root}lsearch{$f}}", c)
+
+
+def test_json_lookup(d):
+    (d / "j.json").write_text('{"a": {"b": [10, "s"]}}')
+    c = ExpandContext()
+    assert do_lookup("json", str(d / "j.json"), "a:b:1", c) == "s"
+    assert do_lookup("json", str(d / "j.json"), "a:x", c) is None

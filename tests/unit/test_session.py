@@ -1,0 +1,298 @@
+"""run_session on a socketpair: ACLs, banner, spooling, notify, logging, errors."""
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import threading
+
+import pytest
+
+from pymta.config import load_config
+from pymta.smtp import session as session_mod
+from pymta.smtp.session import run_session
+
+CONF = """\
+primary_hostname = test.example
+spool_directory = {spool}
+smtp_banner = $smtp_active_hostname ESMTP test
+# plain number: receive.py does not parse K/M suffixes yet
+message_size_limit = 1000000
+domainlist local_domains = a.example
+acl_smtp_rcpt = check_rcpt
+acl_smtp_data = check_data
+{extra}
+begin acl
+check_rcpt:
+  deny    message = bad domain
+          domains = bad.example
+  warn    set acl_m_seen = $local_part
+          set acl_c_conn = $sender_helo_name
+  accept  domains = +local_domains
+          local_parts = !queue
+  accept  domains = +local_domains
+          control = queue_only
+check_data:
+  deny    condition = ${{if eq{{$h_subject:}}{{bad}}}}
+          message = bad subject
+  accept  add_header = X-Seen: $acl_m_seen $acl_c_conn
+{acls}
+begin routers
+r:
+  driver = accept
+  domains = +local_domains
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = /dev/null
+"""
+
+
+class FakeLog:
+    def __init__(self):
+        self.lines = []
+
+    def main(self, text, msgid=None):
+        self.lines.append(("main", f"{msgid} {text}" if msgid else text))
+
+    def reject(self, text, msgid=None, **kw):
+        self.lines.append(("reject", f"{msgid} {text}" if msgid else text))
+
+    def panic(self, text, msgid=None):
+        self.lines.append(("panic", text))
+
+    def msglog(self, *a, **k):
+        pass
+
+    def text(self):
+        return "\n".join(t for _, t in self.lines)
+
+
+class StopEvent:
+    def __init__(self):
+        self.flag = False
+
+    def is_set(self):
+        return self.flag
+
+
+def make_config(tmp_path, extra="", acls=""):
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    path = tmp_path / "configure"
+    path.write_text(CONF.format(spool=spool, extra=textwrap.dedent(extra), acls=acls))
+    return load_config(str(path))
+
+
+class Client:
+    """The client end of a socketpair with run_session running in a thread."""
+
+    def __init__(self, cfg, stop=None, early: bytes = b""):
+        self.sock, server_sock = socket.socketpair()
+        self.sock.settimeout(5)
+        self.log = FakeLog()
+        self.notified = []
+        if early:
+            self.sock.sendall(early)
+        self.thread = threading.Thread(target=run_session, args=(
+            server_sock, cfg, 25, self.log, self.notified.append, stop),
+            kwargs={"peer": ("192.0.2.1", 40000), "local": ("192.0.2.2", 25)}, daemon=True)
+        self.thread.start()
+        self._server_sock = server_sock
+        self.buf = b""
+
+    def read_reply(self) -> list[str]:
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return lines
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode())
+            if len(line) < 4 or line[3:4] == b" ":
+                return lines
+
+    def cmd(self, text: bytes) -> list[str]:
+        self.sock.sendall(text)
+        return self.read_reply()
+
+    def close(self):
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        self.sock.close()
+        self._server_sock.close()
+
+
+def spooled(cfg):
+    d = os.path.join(cfg.main.spool_directory, "input")
+    found = []
+    for root, _, files in os.walk(d):
+        found += [f for f in files if f.endswith("-H")]
+    return found
+
+
+def test_full_session_spools_and_notifies(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg)
+    assert c.read_reply() == ["220 test.example ESMTP test"]
+    assert c.cmd(b"EHLO client.example\r\n")[0] == "250-test.example Hello client.example [192.0.2.1]"
+    assert c.cmd(b"MAIL FROM:<s@x.example>\r\n") == ["250 OK"]
+    assert c.cmd(b"RCPT TO:<joe@a.example>\r\n") == ["250 Accepted"]
+    assert c.cmd(b"DATA\r\n")[0].startswith("354")
+    reply = c.cmd(b"Subject: hi\r\n\r\nbody\r\n.\r\n")
+    assert reply[0].startswith("250 OK id=")
+    msgid = reply[0].split("=", 1)[1]
+    assert c.cmd(b"QUIT\r\n") == ["221 test.example closing connection"]
+    c.close()
+    assert c.notified == [msgid]
+    assert spooled(cfg) == [msgid + "-H"]
+    hdr = open(os.path.join(cfg.main.spool_directory, "input", msgid + "-H")).read()
+    assert "X-Seen: joe client.example" in hdr
+    assert "<= s@x.example" in c.log.text()
+
+
+def test_pipelined_group_and_rejections_logged(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    c.sock.sendall(b"MAIL FROM:<s@x.example>\r\nRCPT TO:<q@bad.example>\r\n"
+                   b"RCPT TO:<q@c.example>\r\nDATA\r\n")
+    assert c.read_reply() == ["250 OK"]
+    assert c.read_reply() == ["550 bad domain"]
+    assert c.read_reply() == ["550 Administrative prohibition"]
+    assert c.read_reply() == ["503 Valid RCPT command must precede DATA"]
+    c.cmd(b"QUIT\r\n")
+    c.close()
+    rejects = [t for k, t in c.log.lines if k == "reject"]
+    assert rejects == [
+        "H=(client.example) [192.0.2.1] F=<s@x.example> rejected RCPT <q@bad.example>: bad domain",
+        "H=(client.example) [192.0.2.1] F=<s@x.example> rejected RCPT <q@c.example>"]
+
+
+def test_data_acl_rejection(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    c.cmd(b"MAIL FROM:<s@x.example>\r\n")
+    c.cmd(b"RCPT TO:<joe@a.example>\r\n")
+    c.cmd(b"DATA\r\n")
+    assert c.cmd(b"Subject: bad\r\n\r\nbody\r\n.\r\n") == ["550 bad subject"]
+    c.cmd(b"QUIT\r\n")
+    c.close()
+    assert spooled(cfg) == [] and c.notified == []
+    assert "rejected after DATA: bad subject" in c.log.text()
+
+
+def test_queue_only_control_does_not_notify(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    c.cmd(b"MAIL FROM:<s@x.example>\r\n")
+    assert c.cmd(b"RCPT TO:<queue@a.example>\r\n") == ["250 Accepted"]
+    c.cmd(b"DATA\r\n")
+    assert c.cmd(b"Subject: x\r\n\r\nbody\r\n.\r\n")[0].startswith("250 OK id=")
+    c.cmd(b"QUIT\r\n")
+    c.close()
+    assert c.notified == [] and len(spooled(cfg)) == 1
+
+
+def test_acl_m_reset_per_message_acl_c_kept(tmp_path):
+    cfg = make_config(tmp_path, acls="check_mail:\n  deny condition = ${if def:acl_m_seen}\n"
+                                     "  accept condition = ${if eq{$acl_c_conn}{client.example}}\n"
+                                     "  deny\n", extra="acl_smtp_mail = check_mail\n")
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    assert c.cmd(b"MAIL FROM:<s@x.example>\r\n") == ["550 Administrative prohibition"]
+    c.cmd(b"QUIT\r\n")
+    c.close()
+
+
+def test_connect_acl_rejects(tmp_path):
+    cfg = make_config(tmp_path, extra="acl_smtp_connect = deny message = go away\n")
+    c = Client(cfg)
+    assert c.read_reply() == ["550 go away"]
+    assert c.sock.recv(10) == b""
+    c.close()
+    assert 'rejected connection in "connect" ACL: go away' in c.log.text()
+
+
+def test_input_before_banner_is_sync_error(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg, early=b"EHLO early\r\n")
+    assert c.read_reply() == ["554 SMTP synchronization error"]
+    c.close()
+    assert "SMTP protocol synchronization error (input sent without waiting for greeting)" \
+        in c.log.text()
+
+
+def test_unexpected_disconnection_logged(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.read_reply() == ["421 test.example lost input connection"]
+    c.close()
+    assert "unexpected disconnection while reading SMTP command from (client.example) " \
+           "[192.0.2.1] D=0s" in c.log.text()
+
+
+def test_command_timeout(tmp_path):
+    cfg = make_config(tmp_path, extra="smtp_receive_timeout = 1s\n")
+    c = Client(cfg)
+    c.read_reply()
+    assert c.read_reply() == ["421 test.example SMTP command timeout - closing connection"]
+    c.close()
+    assert "SMTP command timeout on connection from [192.0.2.1]" in c.log.text()
+
+
+def test_stop_event_gives_421(tmp_path):
+    cfg = make_config(tmp_path)
+    stop = StopEvent()
+    c = Client(cfg, stop=stop)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    stop.flag = True
+    assert c.cmd(b"NOOP\r\n") == ["421 test.example Service not available - closing connection"]
+    c.close()
+
+
+def test_exception_while_receiving_gives_451(tmp_path, monkeypatch):
+    cfg = make_config(tmp_path)
+
+    def boom(self, data):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(session_mod.SmtpSession, "_spool", boom)
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO client.example\r\n")
+    c.cmd(b"MAIL FROM:<s@x.example>\r\n")
+    c.cmd(b"RCPT TO:<joe@a.example>\r\n")
+    c.cmd(b"DATA\r\n")
+    assert c.cmd(b"Subject: x\r\n\r\nbody\r\n.\r\n") == [
+        "451 Temporary local problem - please try later"]
+    c.cmd(b"QUIT\r\n")
+    c.close()
+    assert c.notified == []
+    assert any(k == "panic" and "disk on fire" in t for k, t in c.log.lines)
+
+
+def test_too_many_synprot_errors_logged(tmp_path):
+    cfg = make_config(tmp_path)
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO x\r\n")
+    for _ in range(3):
+        c.cmd(b"RCPT TO:<a@b>\r\n")
+    assert c.cmd(b"RCPT TO:<a@b>\r\n") == ["503-sender not yet given",
+                                          "503 Too many syntax or protocol errors"]
+    c.close()
+    assert 'SMTP call from (x) [192.0.2.1] dropped: too many syntax or protocol errors ' \
+           '(last command was "RCPT TO:<a@b>",  C=EHLO,RCPT,RCPT,RCPT,RCPT)' in c.log.text()

@@ -1,0 +1,54 @@
+"""Message ids: Exim 4.96 format, decoding, uniqueness within and across processes."""
+import os
+
+from pymta.spool import ids
+
+
+def test_format_and_decode_known_exim_id():
+    # ids written by Exim 4.96 with their -received_time_usec values
+    assert ids.is_message_id("1xUsgJ-0001b3-13")
+    assert ids.id_time("1xUsgJ-0001b3-13") == 1795296695
+    assert ids.unbase62("0001b3") == 6141
+    assert ids.id_time_usec("1xUsgJ-0001b3-13") == 325000      # .328560 in 1/200 s
+    assert ids.id_time_usec("1xUsgF-0001Z2-1I") == 400000      # .402030
+
+
+def test_new_id_encodes_time_pid_fraction():
+    now_ns = 1795296695_328560_000
+    mid = ids.new_message_id(now_ns)
+    assert mid.startswith("1xUsgJ-" + ids.base62(os.getpid(), 6) + "-")
+    assert mid.endswith("-13")
+    assert ids.is_message_id(mid)
+
+
+def test_not_ids():
+    for bad in ("", "1xUsgJ-0001b3-1", "1xUsgJ_0001b3-13", "1xUsgJ-0001b3-13-H", "../../etc"):
+        assert not ids.is_message_id(bad)
+
+
+def test_same_process_never_repeats():
+    made = [ids.new_message_id() for _ in range(30)]
+    assert len(set(made)) == 30
+    assert made == sorted(made, key=lambda i: (ids.id_time(i), ids.id_time_usec(i)))
+
+
+def test_unique_across_processes():
+    r, w = os.pipe()
+    children = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            out = "\n".join(ids.new_message_id() for _ in range(25)) + "\n"
+            os.write(w, out.encode())
+            os._exit(0)
+        children.append(pid)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    for pid in children:
+        assert os.waitpid(pid, 0)[1] == 0
+    got = data.decode().split()
+    assert len(got) == 100 and len(set(got)) == 100

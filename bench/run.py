@@ -83,7 +83,12 @@ class Settings:
     exim_cmd: Optional[str]
     run_user: str
     run_group: str
-    extra: dict = field(default_factory=dict)
+    #: per-MTA (user, group) overriding run_user/run_group (see pymta_can_run_as)
+    users: dict = field(default_factory=dict)
+
+    def user_for(self, mta: str) -> tuple[str, str]:
+        """The exim_user/exim_group (and delivery user) for ``mta``."""
+        return self.users.get(mta, (self.run_user, self.run_group))
 
     @property
     def messages(self) -> int:
@@ -146,6 +151,25 @@ def chown_tree(path: Path, user: str, group: str) -> None:
             os.chown(os.path.join(root, name), uid, gid)
 
 
+def pymta_can_run_as(cmd: list[str], user: str) -> bool:
+    """True if ``cmd`` (pymta's interpreter) can import pymta after switching to ``user``.
+
+    A Python installed under a private home directory (pyenv in /root, say) is
+    not readable by exim_user, and pymta imports modules lazily after dropping
+    privileges, so the daemon would fail in its children.
+    """
+    if os.geteuid() != 0:
+        return True
+    pw = pwd.getpwnam(user)
+    probe = [cmd[0], "-c", "import pymta.cli.main, pymta.daemon.master"]
+    try:
+        r = subprocess.run(probe, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                           cwd=str(REPO), capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0
+
+
 def run_smtpload(s: Settings, port: int, to: str) -> dict:
     """Run the load generator against ``port`` and return its JSON result."""
     cmd = [sys.executable, str(s.smtpload), "--port", str(port), "-n", str(s.messages),
@@ -195,14 +219,15 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
     if mode == "relay":
         sink = FastSink(SINK_HOST, 0).start()
     conf = top / "bench.conf"
+    user, group = s.user_for(mta)
     render_config(BENCH_DIR / "bench.conf.in", conf, {
         "SPOOL": str(spool), "MAILDIR": str(maildir / "inbox"), "SMTP_PORT": str(port),
         "SINK_HOST": SINK_HOST, "SINK_PORT": str(sink.port if sink else 25),
-        "RUN_USER": s.run_user, "RUN_GROUP": s.run_group,
+        "RUN_USER": user, "RUN_GROUP": group,
         "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode == "accept" else "",
     })
-    chown_tree(spool, s.run_user, s.run_group)
-    chown_tree(maildir, s.run_user, s.run_group)
+    chown_tree(spool, user, group)
+    chown_tree(maildir, user, group)
     logf = open(top / "daemon.out", "wb")
     cmd = daemon_command(mta, s, conf, port)
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=str(REPO),
@@ -251,8 +276,12 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
             result.rate = result.accept_rate
         else:
             result.rate = round(result.completed / result.total_seconds, 1)
+        problems = []
+        if result.errors:
+            problems.append(f"{result.errors} sessions failed ({result.first_error})")
         if result.completed < result.accepted:
-            result.note = f"timed out: {result.completed}/{result.accepted} done"
+            problems.append(f"timed out: {result.completed}/{result.accepted} done")
+        result.note = "; ".join(problems)
         return result
     finally:
         stop_daemon(proc)
@@ -312,6 +341,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     p.add_argument("--user", default=None,
                    help="exim_user/exim_group and delivery user (default: Debian-exim when "
                         "root and it exists, else the current user)")
+    p.add_argument("--pymta-user", default=None,
+                   help="exim_user/delivery user for pymta only (default: the same as Exim's)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for delivery")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
@@ -332,6 +363,14 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     s = Settings(sessions=a.sessions, per_session=a.per_session, size=a.size,
                  smtpload=a.smtpload, timeout=a.timeout, keep=a.keep, pymta_cmd=pymta_cmd,
                  exim_cmd=a.exim, run_user=user, run_group=group)
+    if a.pymta_user:
+        pu = a.pymta_user
+        s.users["pymta"] = (pu, grp.getgrgid(pwd.getpwnam(pu).pw_gid).gr_name)
+    elif "pymta" in a.mta and not pymta_can_run_as(pymta_cmd, user):
+        # pymta preloads its modules before dropping privileges, so this may still
+        # work; say what to do if it does not.
+        print(f"warning: {user} cannot start {pymta_cmd[0]}; if pymta's children fail, "
+              "rerun with --pymta-user root", file=sys.stderr)
     return a, s
 
 

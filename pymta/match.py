@@ -242,8 +242,15 @@ def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,
 
 
 def match_localpart(local_part: str, list_text: str, ctx: Any, expand: bool = True,
-                    caseful: bool = False, data_var: str = "local_part_data") -> bool:
-    """Is ``local_part`` in the local-part list?  Sets ``$local_part_data`` on a match."""
+                    caseful: bool = False, data_var: str = "local_part_data",
+                    caseless: bool | None = None) -> bool:
+    """Is ``local_part`` in the local-part list?  Sets ``$local_part_data`` on a match.
+
+    Matching is caseless unless ``caseful`` (or ``caseless=False``, as a router with
+    ``caseful_local_part`` passes) or a ``+caseful`` item is seen.
+    """
+    if caseless is not None:
+        caseful = not caseless
     text = _expand_list(list_text, ctx, expand)
     if text is None:
         return False

@@ -23,6 +23,13 @@ class ConfigError(Exception):
             where = f"{file}" + (f" line {line}" if line is not None else "") + ": "
         super().__init__(f"{where}{message}")
 
+    def cli_text(self, program: str = "pymta") -> str:
+        """The one-line message the command line prints, Exim style."""
+        if self.file is None:
+            return f"{program}: configuration error: {self.message}"
+        where = self.file + (f" line {self.line}" if self.line is not None else "")
+        return f"{program}: error in configuration file {where}: {self.message}"
+
 
 @dataclass
 class OptionSetting:

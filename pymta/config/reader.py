@@ -52,8 +52,9 @@ class LogicalLine:
 class LineSource:
     """Iterate the logical lines of a configuration file.
 
-    Macro definitions are recognised here (they may appear in the main section and between
-    driver or ACL definitions; the section parsers tell us where via ``allow_macros``).
+    A physical line that defines a macro has only its value substituted (so that
+    ``MAC == MAC more`` accumulates); the reader clears ``allow_macros`` in sections where
+    definitions are not allowed (retry, rewrite, local_scan).
     """
 
     def __init__(self, path: str, macros: dict[str, str], cmdline: set[str]):
@@ -560,7 +561,7 @@ def parse_retry_rule(text: str, file: str, line: int) -> RetryRule:
     return RetryRule(pattern, error, senders, rules, file, line)
 
 
-_REWRITE_FLAGS = set("EFTbcfhrsqRSQw")
+_REWRITE_FLAGS = set("EFTbcfhrstqRSQw")
 
 
 def parse_rewrite_rule(text: str, file: str, line: int) -> RewriteRule:

@@ -113,6 +113,17 @@ def detach() -> None:
         os.close(fd)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the master dies (a SIGKILLed master must not leave
+    receivers listening); receivers also poll getppid() as a portable backstop."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)     # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Master:
     """The supervising process.  ``run()`` returns the exit status."""
 
@@ -193,6 +204,7 @@ class Master:
 
     def _in_child(self, keep: socket.socket | None) -> None:
         """Undo master-only state in a freshly forked child."""
+        _die_with_parent()
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGCHLD,
                     signal.SIGUSR1):

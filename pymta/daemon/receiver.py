@@ -18,6 +18,8 @@ from typing import Any, Callable
 from pymta.daemon.ipc import Notifier
 from pymta.daemon.stopflag import StopFlag
 
+PARENT_CHECK_SECONDS = 2.0
+
 
 def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
     """Bind run_session once, passing stop_event only when it accepts one."""
@@ -65,12 +67,15 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
         sel.register(s, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
     names = {s: _listener_name(s) for s in listeners}
+    parent = os.getppid()
 
     while not retire.is_set():
         try:
-            events = sel.select()
+            events = sel.select(PARENT_CHECK_SECONDS)
         except InterruptedError:
             continue
+        if not events and os.getppid() != parent:
+            break      # the master is gone: stop listening on its sockets
         for key, _ in events:
             if key.fileobj == wake_r:
                 try:

@@ -228,12 +228,12 @@ class MessageDelivery:
             for a in result.deferred:
                 self._routing_deferred(a)
             for a in result.addresses:
-                key = a.unique if a.kind != "address" else a.address
+                key = a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}"
                 if a.unique in self.msg.nonrecipients or key in self.seen:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
                 routed.append(a)
-            if not result.deferred and not result.failed:
+            if not result.deferred and not result.failed and not self.first_delivery:
                 self._clear_retry(self._routing_keys(addr))
         return routed
 
@@ -314,6 +314,9 @@ class MessageDelivery:
             groups.setdefault((a.transport, hosts), []).append(a)
         return list(groups.values())
 
+    def _address_key(self, a: Address) -> str:
+        return f"R:{a.address}:<{self.msg.sender}>"
+
     def _local_key(self, a: Address) -> str:
         if a.kind != "address":
             return f"T:{a.unique}"
@@ -388,6 +391,13 @@ class MessageDelivery:
                 a.basic_errno, a.message = ERRNO_LRETRY, RETRY_NOT_REACHED
                 self._defer_logged(a)
             return False
+        waiting = [a for a in batch if not self._address_due(a)]
+        for a in waiting:
+            a.basic_errno, a.message = ERRNO_RRETRY, RETRY_NOT_REACHED
+            self._defer_logged(a)
+            batch.remove(a)
+        if not batch:
+            return False
         hosts = batch[0].hosts
         if not hosts:
             return True
@@ -414,6 +424,11 @@ class MessageDelivery:
                 self._defer_logged(a)
         return False
 
+    def _address_due(self, a: Address) -> bool:
+        rec = self.retry_db.get(self._address_key(a))
+        return rec is None or retrymod.is_due(rec, self.now, self.data_expire) or \
+            self._message_older_than_cutoff(a.address, None)
+
     def _after_transport(self, batch: list[Address]) -> None:
         first_ok = True
         for a in batch:
@@ -438,7 +453,7 @@ class MessageDelivery:
         self._log(" ".join(parts))
         self.outcome.delivered.append(a.address)
         if h is not None and h.address:
-            self._clear_retry([host_key(h.name, h.address, h.port)])
+            self._clear_retry([host_key(h.name, h.address, h.port), self._address_key(a)])
         elif h is None and not self.first_delivery:
             self._clear_retry([self._local_key(a)])
 
@@ -446,6 +461,12 @@ class MessageDelivery:
         h = a.host_used
         if self._is_local(a) or h is None:
             key, subject = self._local_key(a), a.address
+        elif a.basic_errno == -44:
+            # a 4xx to RCPT concerns this recipient (with this sender), not the host
+            key, subject = self._address_key(a), a.address
+        elif a.basic_errno in (-45, -46):
+            # 4xx to MAIL or DATA: specific to this message on this host
+            key, subject = host_key(h.name, h.address, h.port) + f":{self.msg.id}", h.name
         else:
             key, subject = host_key(h.name, h.address, h.port), h.name
         if self._apply_retry(a, key, subject, a.domain):

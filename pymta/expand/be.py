@@ -64,11 +64,59 @@ def _logical_lines(lines_in: Iterable[str]) -> Iterable[str]:
         yield buf
 
 
-def run_be(config: Any, lines_in: Iterable[str], out: TextIO) -> int:
-    """Run expansion test mode over ``lines_in``, writing results to ``out``; returns 0."""
+def _message_context(ctx: ExpandContext, path: str) -> None:
+    """For ``-bem file``: load the message's headers and body into the context."""
+    from ..taint import Tainted
+    with open(path, "rb") as f:
+        raw = f.read().decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+    lines = raw.split("\n")
+    if lines and lines[0].startswith("From "):
+        parts = lines.pop(0).split()
+        if len(parts) > 1:
+            ctx.variables["sender_address"] = Tainted(parts[1])
+    headers: list[str] = []
+    i = 0
+    while i < len(lines) and lines[i] != "":
+        if lines[i][:1] in (" ", "\t") and headers:
+            headers[-1] += lines[i] + "\n"
+        else:
+            headers.append(lines[i] + "\n")
+        i += 1
+    body = "\n".join(lines[i + 1:])
+    ctx.headers = headers
+    ctx.variables["message_body"] = Tainted(body[:500].replace("\n", " "))
+    ctx.variables["message_body_end"] = Tainted(body[-500:].replace("\n", " "))
+    ctx.variables["message_size"] = str(len(raw))
+    ctx.variables["message_linecount"] = str(raw.count("\n"))
+    ctx.variables["body_linecount"] = str(body.count("\n"))
+
+
+def run_be(config: Any, lines_in: Iterable[str] | None = None, out: TextIO | None = None,
+           *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+           message_file: str | None = None) -> int:
+    """Run expansion test mode and return the exit status (0).
+
+    ``lines_in`` is either a file-like object of input lines (continued with a trailing
+    backslash) or a list of command-line arguments, each one expression; when it is
+    empty or None, ``stdin`` (default ``sys.stdin``) is read.  Results go to ``out``
+    (or ``stdout``, default ``sys.stdout``).  ``message_file`` is ``-bem``'s message.
+    """
+    import sys
+    out = out or stdout or sys.stdout
     ctx = be_context(config)
-    for line in _logical_lines(lines_in):
-        result = expand_be_line(line, config, ctx)
-        out.write(result + "\n")
+    if message_file:
+        try:
+            _message_context(ctx, message_file)
+        except OSError as e:
+            out.write(f"pymta: failed to open {message_file}: {e.strerror}\n")
+            return 1
+    if isinstance(lines_in, (list, tuple)) and lines_in:
+        expressions: Iterable[str] = (a.rstrip("\n") for a in lines_in)
+    else:
+        source = lines_in if lines_in is not None and not isinstance(lines_in, (list, tuple)) \
+            else (stdin or sys.stdin)
+        expressions = _logical_lines(source)
+    for line in expressions:
+        out.write(expand_be_line(line, config, ctx) + "\n")
     out.flush()
     return 0

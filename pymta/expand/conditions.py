@@ -5,7 +5,7 @@ import ipaddress
 import os
 from typing import Any
 
-from .errors import ExpandError
+from .errors import ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
 from .lists import split_list
 from .parser import Cond
@@ -97,8 +97,22 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         return v != ""
     if name in ("and", "or"):
         want = name == "or"
-        for sub in cond.args:
-            if eval_cond(sub, ctx) == want:
+        subs = cond.args
+        for k, sub in enumerate(subs):
+            try:
+                hit = eval_cond(sub, ctx) == want
+            except ExpandError as e:
+                if isinstance(e, ExpandFail):
+                    raise
+                raise type(e)(f"{e.message} inside \"{name}{{...}}\" condition") from None
+            if hit:
+                from .evaluator import check_skipped
+                for rest in subs[k + 1:]:   # still checked, not evaluated, as Exim does
+                    try:
+                        check_skipped(rest, ctx)
+                    except ExpandError as e:
+                        raise ExpandError(f"{e.message} inside \"{name}{{...}}\" "
+                                          "condition") from None
                 return want
         return not want
     if name in ("forall", "forany", "forall_json", "forany_json", "forall_jsons",
@@ -175,11 +189,13 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         return os.path.exists(args[0])
     if name in ("isip", "isip4", "isip6"):
         return _isip(args[0], None if name == "isip" else int(name[-1]))
+    if name == "inbound_srs":
+        from .extra_items import cond_inbound_srs
+        return cond_inbound_srs(args[0], args[1], ctx)
     if name == "crypteq":
         return _crypteq(args[0], args[1])
     if name == "acl":
         from .evaluator import _item_acl
-        from .errors import ExpandFail
         from .parser import Item
         try:
             _item_acl(Item("acl", cond.args), ctx)

@@ -14,6 +14,7 @@ from ..taint import Tainted
 from .errors import ExpandDefer, ExpandError, ExpandFail
 from .lists import join_list, list_separator, split_list
 from .parser import Cond, Item, Op, Seq, Var
+from .parser import compile_expansion as compile_expansion_cached
 from .variables import get_variable, lookup_variable
 
 
@@ -53,6 +54,38 @@ def evaluate(node: Any, ctx: Any) -> str:
     raise ExpandError(f"internal: cannot evaluate {node!r}")
 
 
+# -- checks on branches that are not taken --------------------------------------------
+
+def check_skipped(node: Any, ctx: Any) -> None:
+    """Exim reports some errors even in a branch it does not take: unknown variables and
+    malformed boolean literals.  Walk the untaken subtree without evaluating it."""
+    if node is None or isinstance(node, str):
+        return
+    if isinstance(node, Seq):
+        for p in node.parts:
+            if not isinstance(p, str):
+                check_skipped(p, ctx)
+    elif isinstance(node, Var):
+        if lookup_variable(node.name, ctx) is None:
+            raise ExpandError(f"unknown variable name \"{node.name}\"")
+    elif isinstance(node, Op):
+        check_skipped(node.arg, ctx)
+    elif isinstance(node, Item):
+        for a in node.args:
+            check_skipped(a, ctx)
+        check_skipped(node.yes, ctx)
+        check_skipped(node.no, ctx)
+    elif isinstance(node, Cond):
+        if node.name in ("bool", "bool_lax") and node.args and \
+                all(isinstance(p, str) for p in node.args[0].parts):
+            from .conditions import _bool
+            _bool("".join(node.args[0].parts), node.name == "bool_lax")
+        if node.name == "def" and lookup_variable(node.extra, ctx) is None:
+            raise ExpandError(f"unknown variable \"{node.extra}\" after \"def:\"")
+        for a in node.args:
+            check_skipped(a, ctx)
+
+
 # -- helpers ------------------------------------------------------------------
 
 class _Scoped:
@@ -72,9 +105,6 @@ class _Scoped:
                 v[k] = val
         return self
 
-    def set(self, name: str, value: str) -> None:
-        self.ctx.variables[name] = value
-
     def __exit__(self, *exc):
         v = self.ctx.variables
         for k, val in self.saved.items():
@@ -88,10 +118,12 @@ class _Scoped:
 def _yes_no(node: Item, ctx: Any, found: bool, value: str | None, what: str) -> str:
     """Common tail of items with {yes}{no}/fail: $value is set while expanding them."""
     if found:
+        check_skipped(node.no, ctx)
         if node.yes is None:
             return value if value is not None else "true"
         with _Scoped(ctx, value=value):
             return evaluate(node.yes, ctx)
+    check_skipped(node.yes, ctx)
     if node.no is not None:
         with _Scoped(ctx, value=value):
             return evaluate(node.no, ctx)
@@ -100,11 +132,26 @@ def _yes_no(node: Item, ctx: Any, found: bool, value: str | None, what: str) -> 
     return ""
 
 
+_PCRE_FIXES = ((re.compile(r"\(\?<(?=[A-Za-z_])"), "(?P<"),
+               (re.compile(r"\(\?'([A-Za-z_]\w*)'"), r"(?P<\1>"),
+               (re.compile(r"\\k<([A-Za-z_]\w*)>"), r"(?P=\1)"),
+               (re.compile(r"\\h"), r"[ \\t]"),
+               (re.compile(r"\\z"), r"\\Z"))
+
+
+def pcre_to_python(pattern: str) -> str:
+    """Translate the common PCRE-only spellings into Python ``re`` syntax."""
+    if "(?" in pattern or "\\" in pattern:
+        for rx, repl in _PCRE_FIXES:
+            pattern = rx.sub(repl, pattern)
+    return pattern
+
+
 @lru_cache(maxsize=1024)
-def compile_regex(pattern: str) -> re.Pattern:
+def compile_regex(pattern: str, flags: int = 0) -> re.Pattern:
     """Compile a PCRE-style pattern with Python's ``re`` (cached)."""
     try:
-        return re.compile(pattern)
+        return re.compile(pcre_to_python(pattern), flags)
     except re.error as e:
         raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
 
@@ -140,7 +187,9 @@ def _item_if(node: Item, ctx: Any) -> str:
     saved = ctx.numbered
     try:
         if eval_cond(node.args[0], ctx):
+            check_skipped(node.no, ctx)
             return evaluate(node.yes, ctx) if node.yes is not None else "true"
+        check_skipped(node.yes, ctx)
         if node.no is not None:
             return evaluate(node.no, ctx)
     finally:
@@ -154,7 +203,10 @@ def _item_lookup(node: Item, ctx: Any) -> str:
     from ..lookups import do_lookup_spec
     key = evaluate(node.args[0], ctx) if node.args[0] is not None else None
     query = evaluate(node.args[1], ctx)
-    value = do_lookup_spec(node.extra, query, key, ctx)
+    spec = node.extra
+    if "$" in spec:         # options such as sqlite,file=$dir/db are expanded too
+        spec = evaluate(compile_expansion_cached(spec), ctx)
+    value = do_lookup_spec(spec, query, key, ctx)
     if value is not None:
         value = str.__str__(value)       # lookup data is untainted
     return _yes_no(node, ctx, value is not None, value, "lookup")
@@ -175,7 +227,7 @@ def _extract_keyed(key: str, text: str) -> str | None:
     i, n = 0, len(text)
     lkey = key.lower()
     while i < n:
-        while i < n and (text[i].isspace() or text[i] == ","):
+        while i < n and text[i].isspace():
             i += 1
         j = i
         while j < n and not text[j].isspace() and text[j] != "=":
@@ -199,7 +251,7 @@ def _extract_keyed(key: str, text: str) -> str | None:
             value = "".join(buf)
         else:
             k = j
-            while k < n and not text[k].isspace() and text[k] != ",":
+            while k < n and not text[k].isspace():
                 k += 1
             value = text[j:k]
             j = k
@@ -291,7 +343,8 @@ def _item_listextract(node: Item, ctx: Any) -> str:
               isinstance(data, Tainted))
 
 
-def _list_loop(node: Item, ctx: Any, what: str):
+def _list_loop(node: Item, ctx: Any):
+    """Expand the list argument; return (text, separator, items)."""
     data = evaluate(node.args[0], ctx)
     sep, _ = list_separator(data)
     return data, sep, split_list(data)
@@ -299,7 +352,7 @@ def _list_loop(node: Item, ctx: Any, what: str):
 
 def _item_filter(node: Item, ctx: Any) -> str:
     from .conditions import eval_cond
-    data, sep, items = _list_loop(node, ctx, "filter")
+    data, sep, items = _list_loop(node, ctx)
     out = []
     with _Scoped(ctx, item=None):
         for it in items:
@@ -312,7 +365,7 @@ def _item_filter(node: Item, ctx: Any) -> str:
 def _item_map(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
         raise ExpandError("missing 2nd string in {} after \"map\"")
-    data, sep, items = _list_loop(node, ctx, "map")
+    data, sep, items = _list_loop(node, ctx)
     out = []
     tainted = isinstance(data, Tainted)
     with _Scoped(ctx, item=None):
@@ -328,7 +381,7 @@ def _item_reduce(node: Item, ctx: Any) -> str:
     if len(node.args) < 3:
         raise ExpandError(f"missing {'2nd' if len(node.args) < 2 else '3rd'} string in {{}} "
                           "after \"reduce\"")
-    data, sep, items = _list_loop(node, ctx, "reduce")
+    data, sep, items = _list_loop(node, ctx)
     value = evaluate(node.args[1], ctx)
     with _Scoped(ctx, item=None, value=None):
         for it in items:
@@ -346,7 +399,7 @@ def _item_sort(node: Item, ctx: Any) -> str:
     from .conditions import compare
     if len(node.args) < 3:
         raise ExpandError("missing argument in \"sort\"")
-    data, sep, items = _list_loop(node, ctx, "sort")
+    data, sep, items = _list_loop(node, ctx)
     cmp = evaluate(node.args[1], ctx).strip()
     if cmp not in _SORT_CMPS:
         raise ExpandError(f"bad comparator \"{cmp}\" in sort")
@@ -448,7 +501,8 @@ def _item_listquote(node: Item, ctx: Any) -> str:
     sep, data = _expand_args(node, ctx, 2)
     if not sep:
         raise ExpandError("missing list separator for listquote")
-    return _t(data.replace(sep[0], sep[0] * 2), isinstance(data, Tainted))
+    # an empty item is represented by a single space so it survives list parsing
+    return _t(data.replace(sep[0], sep[0] * 2) or " ", isinstance(data, Tainted))
 
 
 def _item_acl(node: Item, ctx: Any) -> str:
@@ -524,26 +578,92 @@ def _item_readfile(node: Item, ctx: Any) -> str:
     return text
 
 
+def split_command(cmd: str) -> list[str]:
+    """Split a command line at spaces, honouring double quotes and backslashes."""
+    argv: list[str] = []
+    buf: list[str] = []
+    have = False
+    i, n = 0, len(cmd)
+    while i < n:
+        c = cmd[i]
+        if c in " \t\n":
+            if have:
+                argv.append("".join(buf))
+                buf, have = [], False
+            i += 1
+            continue
+        have = True
+        if c == '"':
+            i += 1
+            while i < n and cmd[i] != '"':
+                if cmd[i] == "\\" and i + 1 < n:
+                    i += 1
+                buf.append(cmd[i])
+                i += 1
+            i += 1
+            continue
+        if c == "\\" and i + 1 < n:
+            i += 1
+        buf.append(cmd[i])
+        i += 1
+    if have:
+        argv.append("".join(buf))
+    return argv
+
+
 def _item_run(node: Item, ctx: Any) -> str:
-    import shlex
+    """${run{command}{yes}{no}}: no shell; stdout+stderr become $value (which persists)."""
     import subprocess
     if not node.args:
         raise ExpandError("missing command for run")
     cmd = evaluate(node.args[0], ctx)
+    argv = split_command(cmd)
+    if not argv:
+        raise ExpandError("empty command for ${run}")
+    if isinstance(cmd, Tainted):
+        # the command name must come from literal configuration text
+        first = node.args[0].parts[0] if node.args[0].parts else ""
+        literal_name = isinstance(first, str) and re.match(r"\s*\S+\s", first)
+        if node.extra or not literal_name:
+            raise ExpandError(f"attempt to use tainted value '{argv[0]}' for ${{run}} "
+                              "command")
     try:
-        argv = shlex.split(cmd)
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=60)
         rc = proc.returncode
         out = proc.stdout.decode("utf-8", "surrogateescape")
-    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
-        raise ExpandError(f"couldn't create child process for ${{run}} command: {e}") from None
+    except subprocess.TimeoutExpired:
+        rc, out = 1, ""
+    except OSError:
+        rc, out = 127, ""       # like a child whose exec failed
     ctx.variables["runrc"] = str(rc)
-    tail = Item("run", [], node.args[1] if len(node.args) > 1 else None,
-                node.args[2] if len(node.args) > 2 else None, node.fail)
-    return _yes_no(tail, ctx, rc == 0, out, "run")
+    ctx.variables["value"] = out
+    yes = node.args[1] if len(node.args) > 1 else None
+    no = node.args[2] if len(node.args) > 2 else None
+    if rc == 0:
+        check_skipped(no, ctx)
+        return evaluate(yes, ctx) if yes is not None else out
+    check_skipped(yes, ctx)
+    if no is not None:
+        return evaluate(no, ctx)
+    if node.fail:
+        raise ExpandFail("\"run\" failed and \"fail\" requested")
+    return ""
+
+
+def _lazy(name: str):
+    def call(node: Item, ctx: Any) -> str:
+        from . import extra_items
+        return getattr(extra_items, name)(node, ctx)
+    return call
 
 
 _ITEMS = {
+    "prvs": _lazy("item_prvs"),
+    "prvscheck": _lazy("item_prvscheck"),
+    "readsocket": _lazy("item_readsocket"),
+    "imapfolder": _lazy("item_imapfolder"),
+    "srs_encode": _lazy("item_srs_encode"),
     "if": _item_if,
     "lookup": _item_lookup,
     "extract": _item_extract,

@@ -124,19 +124,19 @@ def item_readsocket(node: Any, ctx: Any) -> str:
     return text
 
 
-def _mutf7(text: str) -> str:
-    """IMAP modified UTF-7 for the non-ASCII runs of ``text``."""
+def _mutf7(text: str, encode: set) -> str:
+    """IMAP modified UTF-7 (RFC 2060), also encoding the characters in ``encode``."""
     import base64
-    out = []
+    out: list[str] = []
     run: list[str] = []
 
     def flush():
         if run:
-            b = "".join(run).encode("utf-16-be")
+            b = "".join(run).encode("utf-16-be", "surrogatepass")
             out.append("&" + base64.b64encode(b).decode().rstrip("=").replace("/", ",") + "-")
             run.clear()
     for ch in text:
-        if 0x20 <= ord(ch) < 0x7F:
+        if 0x20 <= ord(ch) < 0x7F and ch not in encode:
             flush()
             out.append("&-" if ch == "&" else ch)
         else:
@@ -146,47 +146,70 @@ def _mutf7(text: str) -> str:
 
 
 def item_imapfolder(node: Any, ctx: Any) -> str:
-    """``${imapfolder{name}{sep}{specials}}``: a mailbox name in IMAP's encoding."""
+    """``${imapfolder{name}{sep}{specials}}``: a Maildir folder name (Courier style).
+
+    ``sep`` (default "/") becomes "."; other dots and slashes, and the ``specials``,
+    are encoded like non-ASCII characters.
+    """
     if not node.args:
         raise ExpandError("missing argument for \"imapfolder\"")
     name = evaluate(node.args[0], ctx)
-    sep = evaluate(node.args[1], ctx) if len(node.args) > 1 else "."
+    sep = evaluate(node.args[1], ctx) if len(node.args) > 1 else "/"
     specials = evaluate(node.args[2], ctx) if len(node.args) > 2 else ""
-    sep = sep[:1] or "."
-    # '/' is the hierarchy separator in the input; it becomes sep.  Characters that
-    # are the separator (or listed specials) inside names are encoded.
-    parts = name.split("/")
-    enc_chars = set(specials) | {sep}
-    out = []
-    for part in parts:
-        buf = []
-        for ch in part:
-            buf.append(ch if ch not in enc_chars or ch == "/" else "\0" + ch)
-        encoded = []
-        run: list[str] = []
-        for ch in "".join(buf).replace("\0", ""):
-            encoded.append(ch)
-        s = "".join(encoded)
-        out.append(_mutf7_special(s, enc_chars - {"/"} if sep != "/" else enc_chars))
-    joined = sep.join(out)
-    return joined
+    if len(sep) != 1:
+        raise ExpandError("imapfolder separator must be a single character")
+    if sep != "." and "." in name and "." not in specials:
+        raise ExpandError("imapfolder: illegal character '.'")   # as Exim 4.96 does
+    encode = ({".", "/"} - {sep}) | set(specials)
+    if sep == ".":
+        encode.discard(".")
+    return ".".join(_mutf7(part, encode) for part in name.split(sep))
 
 
-def _mutf7_special(text: str, specials: set) -> str:
-    import base64
-    out = []
-    run: list[str] = []
+# -- SRS (sender rewriting scheme, Exim's SRS0 format) ---------------------------------
 
-    def flush():
-        if run:
-            b = "".join(run).encode("utf-16-be")
-            out.append("&" + base64.b64encode(b).decode().rstrip("=").replace("/", ",") + "-")
-            run.clear()
-    for ch in text:
-        if 0x20 <= ord(ch) < 0x7F and ch not in specials:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            run.append(ch)
-    flush()
-    return "".join(out)
+_B32_SRS = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def _srs_timestamp(day: int | None = None) -> str:
+    d = (int(time.time()) // 86400 if day is None else day) % 1024
+    return _B32_SRS[d >> 5] + _B32_SRS[d & 31]
+
+
+def _srs_hash(secret: str, address: str) -> str:
+    return hmac.new(to_bytes(secret), to_bytes(address.lower()), hashlib.md5).hexdigest()[:4]
+
+
+def item_srs_encode(node: Any, ctx: Any) -> str:
+    """``${srs_encode{secret}{return path}{original domain}}`` -> SRS0=HHHH=TT=dom=lp@orig."""
+    if len(node.args) < 3:
+        raise ExpandError("missing argument for \"srs_encode\"")
+    secret, path, orig = (evaluate(a, ctx) for a in node.args[:3])
+    if not path:
+        return ""
+    local, at, domain = path.rpartition("@")
+    if not at:
+        raise ExpandError(f"bad address \"{path}\" for srs_encode")
+    return f"SRS0={_srs_hash(secret, path)}={_srs_timestamp()}={domain}={local}@{orig}"
+
+
+_SRS_RE = re.compile(r"^SRS0=([0-9a-fA-F]{4})=([a-z2-7]{2})=([^=]+)=(.+)$", re.IGNORECASE)
+
+
+def cond_inbound_srs(local_part: str, secret: str, ctx: Any) -> bool:
+    """``inbound_srs{local part}{secret}``: decode (and, with a secret, verify) an SRS0
+    local part; sets ``$srs_recipient``."""
+    m = _SRS_RE.match(local_part)
+    if not m:
+        return False
+    sig, ts, domain, local = m.groups()
+    recipient = f"{local}@{domain}"
+    if secret:
+        if not hmac.compare_digest(_srs_hash(secret, recipient), sig.lower()):
+            return False
+        t = _B32_SRS.index(ts[0].lower()) * 32 + _B32_SRS.index(ts[1].lower())
+        age = (int(time.time()) // 86400 - t) % 1024
+        if age > 31:            # stale signature
+            return False
+    ctx.variables["srs_recipient"] = recipient
+    return True

@@ -11,7 +11,7 @@ def list_separator(text: str, default: str = ":") -> tuple[str, str]:
     n = len(text)
     while i < n and text[i] in _WS:
         i += 1
-    if i + 1 < n and text[i] == "<" and not text[i + 1].isalnum() and text[i + 1] not in _WS:
+    if i + 1 < n and text[i] == "<" and not text[i + 1].isalnum() and text[i + 1] not in " \t":
         return text[i + 1], text[i + 2:]
     return default, text
 

@@ -56,6 +56,7 @@ class _Eval:
                     self.fail("bad octal number")
             else:
                 v = int(digits)
+        v = min(v, (1 << 63) - 1)       # strtoll saturates
         if j < len(s) and s[j] in "kKmMgG":
             v *= {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[s[j].lower()]
             j += 1
@@ -90,7 +91,7 @@ class _Eval:
             self.i += 1
             r = self.unary()
             if c == "*":
-                v = _checked(v * r, self, "multiplication")
+                v = _wrap(v * r)       # C wraps silently here
             else:
                 if r == 0:
                     self.fail("divide by zero")
@@ -104,8 +105,8 @@ class _Eval:
         while (c := self.peek()) in ("+", "-") and c:
             self.i += 1
             r = self.mul()
-            v = _checked(v + r if c == "+" else v - r, self,
-                         "sum" if c == "+" else "difference")
+            # Exim detects overflow only for addition; subtraction wraps
+            v = _checked(v + r, self, "sum") if c == "+" else _wrap(v - r)
         return v
 
     def shift(self) -> int:
@@ -113,6 +114,7 @@ class _Eval:
         while (c := self.peek(2)) in ("<<", ">>"):
             self.i += 2
             r = self.add()
+            r &= 63             # the machine's shift count is taken modulo 64
             v = _wrap(v << r) if c == "<<" else v >> r
         return v
 

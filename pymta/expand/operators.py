@@ -15,17 +15,29 @@ from .lists import split_list
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _HASHCODES = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
+_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
            79, 83, 89, 97, 101, 103, 107, 109, 113)
 
 
 # -- numeric-suffix operators -------------------------------------------------
 
-def op_length(s: str, n: int) -> str:
+def _bytewise(fn):
+    """Exim measures in bytes: apply ``fn`` to the UTF-8 bytes of non-ASCII strings."""
+    def wrapper(s: str, *args):
+        if s.isascii():
+            return fn(s, *args)
+        return from_bytes(fn(to_bytes(s), *args))
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_bytewise
+def op_length(s, n: int):
     return s[:max(n, 0)]
 
 
-def op_substr(s: str, start: int, length: int | None) -> str:
+@_bytewise
+def op_substr(s, start: int, length: int | None):
     """Exim substr: a negative start counts from the end; a missing length means 'rest'."""
     size = len(s)
     if start < 0:
@@ -145,7 +157,7 @@ def readconf_time(text: str) -> int | None:
     total = 0
     for num, unit in re.findall(r"(\d+)([wdhms]?)", s):
         total += int(num) * {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[unit]
-    if re.fullmatch(r"(\d+[wdhms]?)+", s) is None:
+    if re.fullmatch(r"(\d+[wdhms])+", s) is None:
         return None
     return total
 
@@ -299,8 +311,23 @@ def op_quote_lookup(kind: str, arg: str) -> str:
     if kind in ("sqlite", "mysql", "pgsql"):
         return arg.replace("'", "''") if kind == "sqlite" else arg.replace("'", "\\'")
     if kind == "ldap":
-        return re.sub(r"([*()\\\x00])", lambda m: "\\%02X" % ord(m.group(1)), arg)
+        return _url_quote(re.sub(r"([*()\\\x00])", lambda m: "\\%02X" % ord(m.group(1)), arg))
+    if kind == "ldap_dn":
+        t = re.sub(r'([,+"\\<>;])', r"\\\1", arg)
+        if t[:1] in ("#", " "):
+            t = "\\" + t
+        if t.endswith(" "):
+            t = t[:-1] + "\\ "
+        return _url_quote(t)
     raise ExpandError(f"unknown lookup type \"{kind}\"")
+
+
+_URL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                      "!$'()*+-._")
+
+
+def _url_quote(text: str) -> str:
+    return "".join(chr(b) if chr(b) in _URL_SAFE else "%%%02X" % b for b in to_bytes(text))
 
 
 def op_rxquote(arg: str) -> str:
@@ -441,6 +468,25 @@ def op_xtextd(arg: str) -> str:
     return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), arg)
 
 
+def _idna_label(label: str, to_ascii: bool) -> str:
+    if to_ascii:
+        if label.isascii():
+            return label
+        return "xn--" + label.encode("punycode").decode("ascii")
+    if label.lower().startswith("xn--"):
+        try:
+            return label[4:].encode("ascii").decode("punycode")
+        except (UnicodeError, ValueError):
+            raise ExpandError(f"error in punycode conversion of \"{label}\"") from None
+    return label
+
+
+def _idna(domain: str, to_ascii: bool) -> str:
+    text = to_bytes(domain).decode("utf-8", "replace")
+    return ".".join(_idna_label(lab.lower() if to_ascii else lab, to_ascii)
+                    for lab in text.split("."))
+
+
 def _digest(name: str, bits: int | None, arg: str) -> str:
     data = to_bytes(arg)
     if name == "md5":
@@ -507,13 +553,39 @@ _SIMPLE: dict[str, Callable[[str], str]] = {
     "addresses": op_addresses,
     "strlen": lambda a: str(len(to_bytes(a))),
     "listcount": lambda a: str(len(split_list(a))),
-    "bless": lambda a: str.__str__(a),
+    "hexquote": lambda a: "".join(chr(b) if 33 <= b < 127 else "\\x%02x" % b
+                                  for b in to_bytes(a)),
+    "utf8_domain_to_alabel": lambda a: _idna(a, True),
+    "utf8_domain_from_alabel": lambda a: _idna(a, False),
+    "utf8_localpart_to_alabel": lambda a: _idna_label(a, True),
+    "utf8_localpart_from_alabel": lambda a: _idna_label(a, False),
 }
 
 # Operators that take numeric suffixes: name -> (min, max) count of numbers.
 _NUMBERED = {"length": (1, 1), "l": (1, 1), "substr": (1, 2), "s": (1, 2),
              "hash": (1, 2), "h": (1, 2), "nhash": (1, 2), "nh": (1, 2),
              "sha2": (0, 1), "sha3": (0, 1)}
+
+
+_OTHER_OPS = frozenset({"eval", "eval10", "time_eval", "mask", "mask_n", "address", "domain",
+                        "local_part", "rfc2047", "listnamed", "listnamed_d", "listnamed_h",
+                        "listnamed_a", "listnamed_l", "expand", "stat", "randint"})
+
+
+def operator_error(name: str) -> str | None:
+    """Why ``${name:...}`` is not a valid operator (None when it is); checked at parse
+    time because Exim rejects unknown operators even in branches it skips."""
+    if name in _SIMPLE or name in _OTHER_OPS:
+        return None
+    if name.startswith("quote_") and len(name) > 6:
+        return None
+    base, _, suffix = name.partition("_")
+    if base in _NUMBERED:
+        for part in suffix.split("_") if suffix else []:
+            if not re.fullmatch(r"-?\d+" if base in ("substr", "s") else r"\d+", part):
+                return f"non-digit after underscore in \"{name}\""
+        return None
+    return f"unknown expansion operator \"{name}\""
 
 
 def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) -> str:
@@ -557,7 +629,7 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
             st = os.stat(arg)
         except OSError as e:
             raise ExpandError(f"stat({arg}) failed: {e.strerror}") from None
-        return (f"mode={st.st_mode & 0o7777:04o} smode={stat.filemode(st.st_mode)} "
+        return (f"mode={st.st_mode:o} smode={stat.filemode(st.st_mode)} "
                 f"inode={st.st_ino} device={st.st_dev} links={st.st_nlink} uid={st.st_uid} "
                 f"gid={st.st_gid} size={st.st_size} atime={int(st.st_atime)} "
                 f"mtime={int(st.st_mtime)} ctime={int(st.st_ctime)}")

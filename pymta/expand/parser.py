@@ -108,7 +108,7 @@ COND_ONE = frozenset({"bool", "bool_lax", "exists", "isip", "isip4", "isip6", "p
 COND_TWO = frozenset({"eq", "eqi", "==", "=", "<", "<=", ">", ">=", "gt", "gti", "ge",
                       "gei", "lt", "lti", "le", "lei", "match", "match_address",
                       "match_domain", "match_ip", "match_local_part", "inlist",
-                      "inlisti", "crypteq"})
+                      "inlisti", "crypteq", "inbound_srs"})
 COND_AND_OR = frozenset({"and", "or"})
 COND_FOR = frozenset({"forall", "forany", "forall_json", "forany_json", "forall_jsons",
                       "forany_jsons"})
@@ -117,7 +117,8 @@ ALL_CONDITIONS = COND_NOARG | COND_ONE | COND_TWO | COND_AND_OR | COND_FOR | CON
 
 # Items whose arguments are plain strings, collected generically.
 GENERIC_ITEMS = frozenset({
-    "acl", "authresults", "certextract", "dlfunc", "env", "hash", "hmac", "length",
+    "acl", "authresults", "certextract", "dlfunc", "env", "hash", "hmac", "imapfolder",
+    "length",
     "listextract", "listquote", "map", "nhash", "perl", "prvs", "prvscheck", "readfile",
     "readsocket", "reduce", "run", "sg", "sort", "srs_encode", "substr", "tr",
 })
@@ -232,26 +233,21 @@ class _Parser:
         if i < n and s[i] in _NAME_CHARS:
             name, j = self.name(i)
             if name.startswith(_HEADER_PREFIXES):
-                return self.header_var(i, False)
+                return self.header_var(i)
             return Var(name), j
         raise ExpandError("$ not followed by letter, digit, or {")
 
-    def header_var(self, i: int, braced: bool):
-        """``$h_name:`` (up to the colon) or ``${h_name}`` / ``${h_name:}``."""
+    def header_var(self, i: int, braced: bool = False):
+        """``$h_name:``: the name runs to a colon (consumed) or white space (kept);
+        braces do not end it, as in Exim."""
         s, n = self.s, self.n
         j = i
-        stop = "}" if braced else ":"
-        while j < n and s[j] != stop and s[j] not in _WS and (braced or s[j] != "}"):
-            if braced and s[j] == ":":
-                break
+        while j < n and s[j] != ":" and s[j] not in _WS:
             j += 1
         name = s[i:j]
         if j < n and s[j] == ":":
             j += 1
-        elif not braced:
-            # Exim wants the colon; we accept the name ending at whitespace/brace.
-            pass
-        return Var(name if name.endswith(":") else name + ":"), j
+        return Var(name + ":"), j
 
     def brace_item(self, i: int):
         s, n = self.s, self.n
@@ -262,14 +258,13 @@ class _Parser:
             # operator arguments may be negative: ${substr_-3:...}
             more, j = self.name(j + 1)
             name = name + "-" + more
-        if name.startswith(_HEADER_PREFIXES):
-            node, j = self.header_var(i, True)
-            if j < n and s[j] == "}":
-                return node, j + 1
-            raise ExpandError(f"missing }} after \"{name}\"")
         if j < n and s[j] == "}" and name not in ALL_ITEMS:
             return Var(name), j + 1
         if j < n and s[j] == ":" and name not in SPECIAL_ITEMS:
+            from .operators import operator_error
+            err = operator_error(name)
+            if err:
+                raise ExpandError(err)
             arg, k = self.seq(j + 1, True)
             if k >= n:
                 raise ExpandError(f"missing }} at end of string in \"{name}\"")
@@ -349,8 +344,17 @@ class _Parser:
             i = self.ws(i)
             cond, i = self.braced_cond(i, "filter\" item")
             return Item(name, [args[0], cond]), self.close(i, name)
+        extra = None
+        if name == "run" and i < self.n and s[i] == ",":
+            j = i + 1
+            while j < self.n and s[j] not in "{" + _WS:
+                j += 1
+            extra = s[i + 1:j]
+            if extra not in ("preexpand",):
+                raise ExpandError(f"bad option '{extra}' for run")
+            i = j
         args, i = self.args(i, name)
-        node = Item(name, args)
+        node = Item(name, args, extra=extra)
         i = self.ws(i)
         if s.startswith("fail", i):
             if len(args) <= _YESNO_MIN.get(name, 0):
@@ -417,7 +421,7 @@ class _Parser:
                 raise ExpandError("\":\" expected after \"def\"")
             vname, k = self.name(i + 1)
             if vname.startswith(_HEADER_PREFIXES):
-                var, k = self.header_var(i + 1, False)
+                var, k = self.header_var(i + 1)
                 vname = var.name
             elif not vname:
                 raise ExpandError("variable name expected after \"def:\"")

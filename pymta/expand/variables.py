@@ -12,6 +12,7 @@ PYMTA_VERSION = "4.96"          # what $version_number reports: Exim's, for conf
 COMPILE_NUMBER = "1"
 
 KNOWN_VARIABLES = frozenset('''
+srs_recipient prvscheck_address prvscheck_keynum prvscheck_result runrc
 acl_narg acl_verify_message address_data address_file address_pipe authenticated_fail_id
 authenticated_id authenticated_sender authentication_failed av_failed body_linecount
 body_zerocount bounce_recipient bounce_return_size_limit caller_gid caller_uid
@@ -185,26 +186,38 @@ def get_variable(name: str, ctx: Any) -> str:
     return v
 
 
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender",
+                              "resent-from", "resent-to", "resent-cc", "resent-bcc",
+                              "resent-reply-to", "resent-sender"})
+
+
+def _decode_2047(text: str) -> str:
+    if "=?" not in text:
+        return text
+    from .operators import op_rfc2047d
+    return op_rfc2047d(text)
+
+
 def header_value(name: str, ctx: Any) -> str | None:
-    """``$h_name:`` and friends: the named header's value(s), or "" if absent."""
+    """``$h_name:`` and friends (h, bh, rh, lh forms) from ``ctx.headers``; "" if absent."""
     from ..taint import Tainted
     prefix, _, hname = name.partition("_")
     hname = hname.rstrip(":").lower()
     if not ctx.headers:
         return ""
-    found = []
+    raws = []
     for line in ctx.headers:
         hn, sep, val = line.partition(":")
         if sep and hn.strip().lower() == hname:
-            found.append(val)
-    if not found:
+            raws.append(val)
+    if not raws:
         return ""
-    raw = prefix in ("rh", "rheader")
-    if raw:
-        out = "".join(found)
+    if prefix in ("rh", "rheader"):
+        out = "".join(raws)
+    elif prefix in ("lh", "lheader"):
+        out = ":".join(r[:-1] if r.endswith("\n") else r for r in raws)
     else:
-        vals = [v.strip().replace("\r\n", "\n") for v in found]
-        vals = [" ".join(part.strip() for part in v.split("\n")) if prefix in ("h", "header")
-                else v for v in vals]
-        out = "\n".join(vals)
+        vals = [v.strip() for v in raws]
+        vals = [_decode_2047(v) for v in vals if v]
+        out = (",\n" if hname in _ADDRESS_HEADERS else "\n").join(vals)
     return Tainted(out)

@@ -13,8 +13,8 @@ from typing import Any
 from ..expand.errors import ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
-                        "lmdb"})
-QUERY_STYLE = frozenset({"dnsdb", "json"})
+                        "lmdb", "cdb", "json"})
+QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite"})
 
 
 class LookupSpec:
@@ -72,6 +72,12 @@ def _single(spec: LookupSpec, filename: str, key: str, ctx: Any) -> str | None:
         return _dsearch(filename, key, spec.opts)
     if name == "lmdb":
         return _lmdb(filename, key)
+    if name == "cdb":
+        from .cdb import cdb_get
+        v = cdb_get(filename, key.encode("utf-8", "surrogateescape"))
+        return None if v is None else v.decode("utf-8", "surrogateescape")
+    if name == "json":
+        return _json(filename, key)
     raise ExpandError(f"lookup type \"{name}\" is not supported")
 
 
@@ -147,7 +153,7 @@ def do_lookup(type: str, filename_or_query: str, key: str | None, ctx: Any,
 
 def _run(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None:
     if spec.name in QUERY_STYLE:
-        if key is not None and spec.name != "json":
+        if key is not None:
             raise ExpandError(f"a single key was given for lookup type \"{spec.name}\", "
                               "which is not a single-key lookup type")
         return _query(spec, target, key, ctx)
@@ -177,30 +183,94 @@ def _run(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None
     return None
 
 
+def _json(path: str, key: str) -> str | None:
+    """json lookup: the key is a list of selectors (object keys or 0-based indexes)."""
+    import json
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except OSError as e:
+        raise ExpandError(f"failed to open {path}: {e.strerror}") from None
+    except ValueError:
+        raise ExpandError(f"json: failed to parse {path}") from None
+    from ..expand.lists import split_list
+    for sel in split_list(key or ""):
+        if isinstance(obj, list) and sel.isdigit() and int(sel) < len(obj):
+            obj = obj[int(sel)]
+        elif isinstance(obj, dict) and sel in obj:
+            obj = obj[sel]
+        else:
+            return None
+    if isinstance(obj, str):
+        return obj
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _passwd(query: str) -> str | None:
+    import pwd
+    try:
+        pw = pwd.getpwnam(query.strip())
+    except KeyError:
+        return None
+    return f"*:{pw.pw_uid}:{pw.pw_gid}:{pw.pw_gecos}:{pw.pw_dir}:{pw.pw_shell}"
+
+
+def _sql_value(v: Any) -> str:
+    s = "" if v is None else str(v)
+    if s == "" or any(c.isspace() for c in s):
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return s
+
+
+def _sqlite(spec: LookupSpec, query: str, ctx: Any) -> str | None:
+    import sqlite3
+    from ..taint import is_tainted
+    path = spec.opts.get("file")
+    if path is None:
+        main = getattr(getattr(ctx, "config", None), "main", None)
+        path = getattr(main, "sqlite_dbfile", None) if main is not None else None
+        path = path or None
+    if path is None:                # deprecated form: file name first in the query
+        q = query.strip()
+        if is_tainted(query):
+            raise ExpandError("tainted query for sqlite lookup with file name in it")
+        path, _, query = q.partition(" ")
+    if not os.path.isabs(path):
+        raise ExpandError(f"absolute file name expected for \"sqlite\" lookup: {path}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as e:
+        raise ExpandError(f"sqlite: cannot open {path}: {e}") from None
+    try:
+        cur = con.execute(str(query))
+        rows = cur.fetchall()
+        names = [d[0] for d in cur.description or []]
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e):
+            from ..expand.errors import ExpandDefer
+            raise ExpandDefer(f"sqlite: {e}") from None
+        raise ExpandError(f"sqlite: {e}") from None
+    finally:
+        con.close()
+    if not rows:
+        return None
+    out = []
+    for row in rows:
+        if len(row) == 1:
+            out.append("" if row[0] is None else str(row[0]))
+        else:
+            out.append(" ".join(f"{n}={_sql_value(v)}" for n, v in zip(names, row)))
+    return "\n".join(out)
+
+
 def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | None:
-    if spec.name == "json":
-        import json
-        try:
-            with open(query) as f:
-                obj = json.load(f)
-        except OSError as e:
-            raise ExpandError(f"failed to open {query}: {e.strerror}") from None
-        except ValueError:
-            raise ExpandError(f"json: failed to parse {query}") from None
-        from ..expand.lists import split_list
-        for sel in split_list(key or ""):
-            if isinstance(obj, list) and sel.isdigit() and int(sel) < len(obj):
-                obj = obj[int(sel)]
-            elif isinstance(obj, dict) and sel in obj:
-                obj = obj[sel]
-            else:
-                return None
-        if isinstance(obj, str):
-            return obj
-        return json.dumps(obj)
     if spec.name == "dnsdb":
         from .dnsdb import dnsdb_lookup
         return dnsdb_lookup(query, ctx)
+    if spec.name == "passwd":
+        return _passwd(query)
+    if spec.name == "sqlite":
+        return _sqlite(spec, query, ctx)
     raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
 
 

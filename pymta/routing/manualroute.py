@@ -1,7 +1,6 @@
 """The manualroute router: route domains to explicitly listed hosts."""
 from __future__ import annotations
 
-import random
 import shlex
 from typing import Any
 
@@ -125,6 +124,8 @@ class ManualrouteRouter(Router):
                     continue
                 return self._failed_action(failed_action, f'lookup of host "{name}" failed in {self.name} router')
             hosts.extend(found)
+        hosts, dropped = self._drop_ignored_targets(hosts)
+        ignored += dropped
         if not hosts:
             action = str(self.opt("host_all_ignored") or "defer") if ignored else "defer"
             return self._failed_action(action, f"all hosts for {addr.domain} have been ignored")
@@ -138,6 +139,17 @@ class ManualrouteRouter(Router):
                 return self._self_action(addr)
         addr.hosts = hosts
         return RouterReply(ACCEPT)
+
+    def _drop_ignored_targets(self, hosts: list[Host]) -> tuple[list[Host], int]:
+        """Remove hosts whose IP address is in ``ignore_target_hosts``."""
+        text = self.opt("ignore_target_hosts")
+        if not text:
+            return hosts, 0
+        from pymta.expand.context import ExpandContext
+        from pymta.match import match_host
+        ctx = ExpandContext(self.config)
+        kept = [h for h in hosts if not match_host(h.address, h.name, text, ctx)]
+        return kept, len(hosts) - len(kept)
 
     def _failed_action(self, action: str, message: str) -> RouterReply:
         if action == "decline":

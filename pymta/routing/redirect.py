@@ -1,7 +1,6 @@
 """The redirect router: aliasing and forwarding (non-filter redirection lists)."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from pymta.delivery.address import Address

@@ -86,7 +86,8 @@ class SmtpHandler:
     def on_etrn(self, arg: str) -> Reply:
         return Reply(458, "Administrative prohibition")
 
-    def on_quit(self) -> None:
+    def on_quit(self) -> Reply | None:
+        """QUIT: may return a 221 reply with other text (the QUIT ACL's message)."""
         return None
 
     def should_stop(self) -> bool:
@@ -636,8 +637,9 @@ class SmtpServer:
         self._reply(250, "OK")
 
     def _cmd_quit(self, arg: str, _was_rcpt: bool) -> None:
-        self.handler.on_quit()
-        self._reply(221, f"{self.hostname} closing connection")
+        reply = self.handler.on_quit()
+        self._reply(221, reply.text if reply is not None and reply.text
+                    else f"{self.hostname} closing connection")
         self.closed = True
 
     def _cmd_help(self, arg: str, _was_rcpt: bool) -> None:

@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from pymta.acl import acl_smtp_reply, run_acl
+from pymta.acl import acl_smtp_reply, run_acl, split_code
 from pymta.expand.context import ExpandContext
 from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer
 from pymta.taint import taint
@@ -46,6 +46,51 @@ def _duration(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return (f"{h}h" if h else "") + (f"{m}m" if (h or m) else "") + f"{sec}s"
+
+
+# log_selector items this module writes, with Exim's defaults.
+_SELECTOR_DEFAULTS = {"lost_incoming_connection": True, "etrn": True, "size_reject": True,
+                      "sender_verify_fail": True, "smtp_syntax_error": False,
+                      "smtp_protocol_error": False, "host_lookup_failed": True}
+
+
+def log_selected(config: Any, name: str) -> bool:
+    """Is the log_selector item ``name`` on (``+name``/``-name``/``+all``/``-all``)?"""
+    on = _SELECTOR_DEFAULTS.get(name, False)
+    for word in str(_opt(config, "log_selector", "") or "").split():
+        item = word[1:]
+        if item in (name, "all") and word[0] in "+-":
+            on = word[0] == "+"
+    return on
+
+
+def lookup_host_name(ip: str) -> str | None:
+    """Reverse-resolve ``ip`` (DNS PTR, then the system resolver, like Exim's default
+    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``."""
+    names: list[str] = []
+    try:
+        import dns.resolver
+        import dns.reversename
+        res = dns.resolver.Resolver()
+        res.lifetime = 5.0
+        answer = res.resolve(dns.reversename.from_address(ip), "PTR")
+        names = [str(r.target).rstrip(".") for r in answer]
+    except Exception:
+        names = []
+    if not names:
+        try:
+            host, aliases, _ = socket.gethostbyaddr(ip)
+            names = [host] + list(aliases)
+        except (OSError, UnicodeError):
+            return None
+    for name in names:
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            continue
+        if ip in {i[4][0].split("%")[0] for i in infos}:
+            return name.lower()
+    return None
 
 
 def _new_id() -> str | None:
@@ -114,6 +159,7 @@ class SmtpSession(SmtpHandler):
         self.server: SmtpServer | None = None
         self.msgid: str | None = None
         self.quit_seen = False
+        self.notquit_reason: str | None = None
 
     # ------------------------------------------------------------------ log helpers
     def host_ident(self, with_h: bool = True) -> str:
@@ -154,12 +200,14 @@ class SmtpSession(SmtpHandler):
 
     def _reply(self, res: Any, where: str) -> Reply:
         code, text = acl_smtp_reply(res, where)
+        if res.verdict == "drop":
+            self.notquit_reason = "acl-drop"
         return Reply(code, text, close=res.verdict == "drop")
 
     def _log_reject(self, what: str, res: Any, with_sender: bool = True,
                     msgid: str | None = None) -> None:
         """``H=... F=<s> rejected RCPT <r>: msg`` style lines (mainlog + rejectlog)."""
-        if res.verify_failed == "sender":
+        if res.verify_failed == "sender" and log_selected(self.config, "sender_verify_fail"):
             self.log.main(f"{self.host_ident()} sender verify fail for <{res.verify_address}>: "
                           f"{res.verify_message}")
         msg = res.log_message
@@ -365,8 +413,22 @@ class SmtpSession(SmtpHandler):
     def on_rset(self) -> None:
         self._reset_message()
 
-    def on_quit(self) -> None:
+    def on_quit(self) -> Reply | None:
         self.quit_seen = True
+        res = self._run("acl_smtp_quit", "quit")
+        if res.verdict == "accept" and res.message:
+            return Reply(221, split_code(res.message, 221)[1])
+        return None
+
+    def run_notquit(self) -> None:
+        """acl_smtp_notquit, for its side effects, when the session ended without QUIT."""
+        if self.quit_seen or not _opt(self.config, "acl_smtp_notquit"):
+            return
+        self.ctx.variables["smtp_notquit_reason"] = self.notquit_reason or "connection-lost"
+        try:
+            self._run("acl_smtp_notquit", "notquit")
+        except Exception as exc:
+            self.log.panic(f"{self.host_ident()} notquit ACL failed: {exc}")
 
     def _verify_address(self, address: str) -> tuple[str, str | None]:
         """Route ``address`` in verify mode: (status, message)."""
@@ -430,14 +492,21 @@ class SmtpSession(SmtpHandler):
         if res.verdict != "accept":
             code, text = acl_smtp_reply(res, "etrn")
             return Reply(458 if code == 550 and not res.message else code, text)
-        self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
+        if log_selected(self.config, "etrn"):
+            self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
         # smtp_etrn_command is not supported: only the "#" form is acknowledged.
         if not arg.startswith("#"):
             return Reply(501, "argument must begin with #")
         return Reply(250, "OK")
 
+    _NOTQUIT = {"sync_error": "synchronization-error", "too_many_synprot": "bad-commands",
+                "too_many_unknown": "bad-commands", "command_timeout": "command-timeout",
+                "data_timeout": "data-timeout", "lost": "connection-lost"}
+
     def on_event(self, event: SmtpEvent) -> None:
         info = event.info
+        if event.name in self._NOTQUIT:
+            self.notquit_reason = self._NOTQUIT[event.name]
         who = self.host_ident(with_h=False)
         if event.name == "sync_error":
             inp = info.get("input", b"").decode("latin-1")
@@ -461,6 +530,13 @@ class SmtpSession(SmtpHandler):
         elif event.name == "too_many_unknown":
             self.log.reject(f"SMTP call from {who} dropped: too many unrecognized commands "
                             f"(last was \"{info.get('command', '')}\")")
+        elif event.name == "synprot_error":
+            kind = "protocol" if info.get("code") == 503 else "syntax"
+            if log_selected(self.config, f"smtp_{kind}_error"):
+                self.log.main(f"SMTP {kind} error in \"{info.get('command', '')}\" "
+                              f"{self.host_ident()} {info.get('text', '')}")
+        elif event.name == "too_big" and not log_selected(self.config, "size_reject"):
+            pass
         elif event.name == "too_big":
             self.log.reject(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
                             f"rejected after DATA: message too big: read={info.get('size')} "
@@ -468,6 +544,9 @@ class SmtpSession(SmtpHandler):
         elif event.name == "too_many_recipients":
             self.log.main(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
                           f"rejected RCPT <{info.get('address')}>: too many recipients")
+        elif event.name in ("command_timeout", "data_timeout", "lost") and \
+                not log_selected(self.config, "lost_incoming_connection"):
+            pass
         elif event.name == "command_timeout":
             self.log.main(f"SMTP command timeout on connection from {who} D={self._d()}")
         elif event.name == "data_timeout":
@@ -559,6 +638,15 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     elif isinstance(listener_port, int) and not local[1]:
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
+    if _host_in(config, "host_lookup", session, None):
+        name = lookup_host_name(session.peer_ip)
+        if name:
+            session.ctx.variables["sender_host_name"] = taint(name)
+            session.ctx.variables["sender_rcvhost"] = session._rcvhost()
+        else:
+            session.ctx.variables["host_lookup_failed"] = "1"
+            if log_selected(config, "host_lookup_failed"):
+                log.main(f"no host name found for IP address {session.peer_ip}")
     server = build_server(config, session)
     session.server = server
     session._reset_message()
@@ -601,6 +689,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         _loop(sock, server, session, timeout, stop_event, send)
     finally:
         server.closed = True
+        if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
+            session.notquit_reason = "signal-exit"
+        session.run_notquit()
         # The caller closes the socket; shutting it down now lets the client see EOF at
         # once even if the caller keeps the descriptor a little longer.
         try:

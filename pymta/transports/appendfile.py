@@ -18,8 +18,8 @@ from pymta.config.options import OptionSpec
 from pymta.drivers import register
 from pymta.taint import is_tainted
 from pymta.transports import errnos
-from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, with_table_options, Transport, TransportError,
-                                   expand, is_forced_fail, set_results)
+from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, Transport, TransportError,
+                                   with_table_options, expand, is_forced_fail, set_results)
 from pymta.transports.content import body_size, write_message
 
 
@@ -192,10 +192,11 @@ class AppendfileTransport(Transport):
                                      f"{self.name} transport")
             is_dir = path.endswith("/")
         if is_tainted(path):
-            # Exim 4.94+: a path built from message data is never used.
+            # Exim 4.94+: a path built from message data is never used.  Exim 4.96
+            # logs this as "defer (-1)" (and also writes it to the panic log).
             raise TransportError(f"Tainted '{path}' (file or directory name for "
                                  f"{self.name} transport) not permitted",
-                                 errno=errnos.ERRNO_TAINT)
+                                 errno=errnos.ERRNO_UNKNOWNERROR)
         if not path or not path.startswith("/"):
             raise TransportError(f'appendfile: file or directory name "{path}" is not '
                                  "absolute", errno=errnos.ERRNO_NOTABSOLUTE)
@@ -252,7 +253,8 @@ class AppendfileTransport(Transport):
         quota = self._quota(ctx)
         if not quota:
             return
-        size = body_size(self._data or job.data_path) + sum(len(h.text) for h in job.message.headers)
+        size = (body_size(self._data or job.data_path)
+                + sum(len(h.text) for h in job.message.headers))
         total = used + (size if self.opt("quota_is_inclusive") else 0)
         if total > quota:
             raise TransportError("mailbox is full (MTA-imposed quota exceeded while "
@@ -287,6 +289,8 @@ class AppendfileTransport(Transport):
         ctx = self.context(job, job.addresses[0] if job.addresses else None)
         rp = self.return_path(job)
         path, is_dir = self._delivery_path(ctx)
+        self.check_size_limit(job, ctx, body_size(job.data_path)
+                              + sum(len(h.text) for h in job.message.headers))
         ids = self._delivery_ids(ctx)
         euid, egid = os.geteuid(), os.getegid()
         # Open the spool data file while still privileged; the delivery user may

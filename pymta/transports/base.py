@@ -7,6 +7,7 @@ called with a :class:`pymta.delivery.job.DeliveryJob` for a batch of addresses. 
 """
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from typing import Any
@@ -145,13 +146,37 @@ class Transport:
         return spec.default if spec is not None else None
 
     def is_set(self, name: str) -> bool:
-        return name in self.instance.options
+        """Whether the configuration sets ``name`` (the loader also stores defaults, so
+        a stored None means unset; ``message_prefix =`` stores "" and counts as set)."""
+        if self.instance.options.get(name) is not None:
+            return True
+        return any(getattr(s, "name", None) == name for s in self.instance.settings)
 
     # -- delivery ------------------------------------------------------------
     def deliver(self, job: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- helpers for subclasses ---------------------------------------------
+    def check_size_limit(self, job: Any, ctx: Any, size: int) -> None:
+        """Apply the generic message_size_limit: fail a message bigger than the limit;
+        a bad or failing expansion defers."""
+        text = self.opt("message_size_limit")
+        if not text or text == "0":
+            return
+        try:
+            value = expand(str(text), ctx).strip()
+            from pymta.config.options import parse_int
+            if not re.fullmatch(r"\d+[KkMm]?", value):
+                raise ValueError(value)
+            limit = parse_int(value)
+        except Exception as e:  # noqa: BLE001 - any failure defers, as in Exim
+            raise TransportError(f"failed to expand or interpret message_size_limit "
+                                 f"for {self.name} transport: {e}",
+                                 errno=errnos.ERRNO_EXPANDFAIL)
+        if limit > 0 and size > limit:
+            raise TransportError(f"message is too big (transport limit = {limit})",
+                                 result="fail", errno=errnos.ERRNO_UNKNOWNERROR)
+
     def context(self, job: Any, addr: Any = None) -> Any:
         """A child ExpandContext with the transport-time variables set.
 

@@ -7,10 +7,12 @@ banner) and temporary replies move the still-pending addresses on to the next ho
 """
 from __future__ import annotations
 
-import errno as _errno
+import atexit
 import ipaddress
+import os
 import socket
 import time
+import weakref
 from typing import Any
 
 from pymta.config.options import OptionSpec
@@ -18,8 +20,8 @@ from pymta.delivery.address import Host
 from pymta.drivers import register
 from pymta.smtp import client as smtp_client  # module import: avoids an import cycle
 from pymta.transports import errnos
-from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, with_table_options, Transport, TransportError,
-                                   expand, set_results, split_list)
+from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, Transport, TransportError,
+                                   with_table_options, expand, set_results, split_list)
 from pymta.transports.content import body_size, write_message
 
 
@@ -110,6 +112,18 @@ SMTP_OPTIONS: dict[str, OptionSpec] = {**GENERIC_TRANSPORT_OPTIONS, **dict([
 ])}
 
 _local_ips: set[str] | None = None
+
+# Transports holding open connections; they say QUIT when the process exits normally.
+_with_connections: "weakref.WeakSet[SmtpTransport]" = weakref.WeakSet()
+
+
+@atexit.register
+def _quit_all() -> None:
+    for t in list(_with_connections):
+        try:
+            t.close_connections()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
 
 
 def local_interface_addresses() -> set[str]:
@@ -208,7 +222,7 @@ class SmtpTransport(Transport):
 
     def _message_size(self, job: Any, header: bytes) -> int:
         body = body_size(job.data_path)
-        lines = header.count(b"\n")
+        lines = header.count(b"\n") - 1      # the blank separator line is not counted
         try:
             lines += int(job.message.variables.get("body_linecount", "0"))
         except ValueError:
@@ -244,6 +258,7 @@ class SmtpTransport(Transport):
             port = self._port(ctx)
             helo = expand(self.opt("helo_data"), ctx) or socket.gethostname()
             header = self.header_block(job, ctx)
+            self.check_size_limit(job, ctx, len(header) + body_size(job.data_path))
         except TransportError as e:
             set_results(addrs, e.result, e.message, e.errno)
             return
@@ -291,22 +306,27 @@ class SmtpTransport(Transport):
 
     def _cache(self) -> dict:
         if not hasattr(self, "_open"):
-            self._open: dict[tuple, list] = {}   # key -> [client, last_used, messages]
+            self._open: dict[tuple, list] = {}   # key -> [client, last_used, count, pid]
+            _with_connections.add(self)
         return self._open
 
     def close_connections(self, idle_only: bool = False) -> None:
         """QUIT cached connections (all, or only those idle for too long)."""
         now = time.monotonic()
         for key, entry in list(self._cache().items()):
-            if not idle_only or now - entry[1] > self.REUSE_IDLE:
+            if entry[3] != os.getpid():
+                # Inherited across fork: the parent owns the conversation; just drop it.
+                del self._cache()[key]
+                entry[0].sock = None
+            elif not idle_only or now - entry[1] > self.REUSE_IDLE:
                 del self._cache()[key]
                 entry[0].quit()
 
     def _reuse(self, key: tuple) -> tuple[Any, int] | None:
         entry = self._cache().pop(key, None)
-        if entry is None:
+        if entry is None or entry[3] != os.getpid():
             return None
-        cl, _last, count = entry
+        cl, _last, count, _pid = entry
         try:
             if cl.rset().ok():
                 return cl, count
@@ -320,7 +340,10 @@ class SmtpTransport(Transport):
         if limit and count >= limit:
             cl.quit()
             return
-        self._cache()[key] = [cl, time.monotonic(), count]
+        old = self._cache().pop(key, None)
+        if old is not None and old[3] == os.getpid():
+            old[0].quit()
+        self._cache()[key] = [cl, time.monotonic(), count, os.getpid()]
 
     def _open_connection(self, host: Host, helo: str, addrs: list) -> Any | None:
         """Connect, read the banner and say hello; None after a negative reply."""
@@ -396,7 +419,9 @@ class SmtpTransport(Transport):
             a.result = None
         t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
                               body_8bit=body8)
-        pl = "pipelined " if t.pipelined else ""
+        # Exim 4.96 names the command without a "pipelined" prefix even when it was
+        # pipelined (checked against exim4 as an oracle).
+        pl = ""
         if not t.mail.ok():
             res = "fail" if t.mail.kind == "5" else "defer"
             for a in chunk:

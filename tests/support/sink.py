@@ -17,13 +17,20 @@ dot-unstuffing, RSET, NOOP, VRFY and QUIT.  Its behaviour is chosen with
     ``"connect"`` (before the banner), ``"ehlo"``, ``"mail"``, ``"rcpt"``,
     ``"data"`` (on the DATA command) or ``"dot"`` (after the message body).
 
+With ``tls_context`` (an :class:`ssl.SSLContext` for the server side, e.g.
+from :func:`tests.support.certs.server_context`) STARTTLS is advertised and
+offered; ``auth`` (a user -> password dict) advertises and checks AUTH PLAIN
+and LOGIN.
+
 Messages whose DATA was answered with 2xx are recorded as
 :class:`ReceivedMessage` in the thread-safe list :attr:`SmtpSink.messages`.
 """
 
 from __future__ import annotations
 
+import base64
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +57,10 @@ class ReceivedMessage:
     helo: str = ""
     peer: tuple[str, int] = ("", 0)
     mail_params: list[str] = field(default_factory=list)
+    #: TLS protocol version ("TLSv1.3") when the message came over STARTTLS, else None
+    tls: Optional[str] = None
+    #: the user name that authenticated with AUTH, else None
+    auth_user: Optional[str] = None
 
     @property
     def lf_data(self) -> bytes:
@@ -111,6 +122,8 @@ class SmtpSink:
         banner: Optional[Reply] = None,
         max_size: int = 0,
         timeout: float = 30.0,
+        tls_context: Optional[ssl.SSLContext] = None,
+        auth: Optional[dict[str, str]] = None,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -120,6 +133,7 @@ class SmtpSink:
         reply or None for the default.  ``banner`` overrides the 220 greeting
         (e.g. ``(421, "busy")`` to refuse sessions).  ``max_size`` > 0 is
         advertised with SIZE and enforced at MAIL and after DATA.
+        ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN.
         """
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}")
@@ -135,6 +149,8 @@ class SmtpSink:
         self.banner_reply = banner or (220, f"{hostname} ESMTP test sink")
         self.max_size = max_size
         self.timeout = timeout
+        self.tls_context = tls_context
+        self.auth = auth
         self._requested_port = port
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -239,17 +255,18 @@ class SmtpSink:
 
     def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         conn.settimeout(self.timeout)
-        rfile = conn.makefile("rb")
+        session = _Session(self, conn, conn.makefile("rb"), peer)
         try:
-            _Session(self, conn, rfile, peer).run()
+            session.run()
         except (_CloseConnection, OSError, ValueError):
             pass
         finally:
             with self._cond:
                 self._conns.discard(conn)
+                self._conns.discard(session.conn)
             try:
-                rfile.close()
-                conn.close()
+                session.rfile.close()
+                session.conn.close()
             except OSError:
                 pass
 
@@ -272,6 +289,8 @@ class _Session:
         self.rfile = rfile
         self.peer = peer
         self.helo = ""
+        self.tls: Optional[str] = None
+        self.auth_user: Optional[str] = None
         self.reset()
 
     def reset(self) -> None:
@@ -321,7 +340,12 @@ class _Session:
         self.helo = arg.strip()
         self.reset()
         ext = ["PIPELINING", f"SIZE {self.sink.max_size}" if self.sink.max_size else "SIZE",
-               "8BITMIME", "HELP"]
+               "8BITMIME"]
+        if self.sink.tls_context is not None and self.tls is None:
+            ext.append("STARTTLS")
+        if self.sink.auth is not None and self.auth_user is None:
+            ext.append("AUTH PLAIN LOGIN")
+        ext.append("HELP")
         self.reply(250, f"{self.sink.hostname} Hello {self.helo}", ext)
 
     def do_HELO(self, arg: str) -> None:
@@ -410,10 +434,64 @@ class _Session:
         if 200 <= reply[0] < 300:
             self.sink._record_message(ReceivedMessage(
                 sender=self.sender, recipients=list(self.rcpts), data=data,
-                helo=self.helo, peer=self.peer, mail_params=list(self.params)))
+                helo=self.helo, peer=self.peer, mail_params=list(self.params),
+                tls=self.tls, auth_user=self.auth_user))
         self.reset()
         self.reply(*reply)
         return None
+
+    def do_STARTTLS(self, arg: str) -> None:
+        if self.sink.tls_context is None or self.tls is not None:
+            self.reply(503, "STARTTLS not available")
+            return
+        self.reply(220, "TLS go ahead")
+        self.rfile.close()
+        tls_sock = self.sink.tls_context.wrap_socket(self.conn, server_side=True)
+        with self.sink._cond:
+            self.sink._conns.add(tls_sock)
+        self.conn = tls_sock
+        self.rfile = tls_sock.makefile("rb")
+        self.tls = tls_sock.version()
+        self.helo = ""
+        self.reset()
+
+    def do_AUTH(self, arg: str) -> None:
+        if self.sink.auth is None or self.auth_user is not None:
+            self.reply(503, "AUTH not available")
+            return
+        mech, _, initial = arg.strip().partition(" ")
+        mech = mech.upper()
+        try:
+            if mech == "PLAIN":
+                if not initial:
+                    self.reply(334, "")
+                    initial = self._auth_line()
+                _authz, user, password = base64.b64decode(initial).decode().split("\0")
+            elif mech == "LOGIN":
+                self.reply(334, base64.b64encode(b"Username:").decode())
+                user = base64.b64decode(self._auth_line()).decode()
+                self.reply(334, base64.b64encode(b"Password:").decode())
+                password = base64.b64decode(self._auth_line()).decode()
+            else:
+                self.reply(504, "unrecognized authentication type")
+                return
+        except (ValueError, UnicodeDecodeError):
+            self.reply(501, "invalid base64 data")
+            return
+        if self.sink.auth.get(user) == password:
+            self.auth_user = user
+            self.reply(235, "Authentication succeeded")
+        else:
+            self.reply(535, "Incorrect authentication data")
+
+    def _auth_line(self) -> str:
+        raw = self.readline()
+        if raw is None:
+            raise _CloseConnection()
+        line = raw.rstrip(b"\r\n").decode("ascii", "replace")
+        if line == "*":
+            raise ValueError("cancelled")
+        return line
 
     def do_RSET(self, arg: str) -> None:
         self.reset()

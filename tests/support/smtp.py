@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import socket
+import ssl
 from typing import Iterable, Optional
 
 
@@ -79,6 +81,45 @@ class SmtpTestClient:
             return set()
         lines = self.ehlo_reply[1].split("\n")[1:]
         return {l.split()[0].upper() for l in lines if l.strip()}
+
+    def starttls(self, context: Optional[ssl.SSLContext] = None,
+                 server_hostname: Optional[str] = None) -> tuple[int, str]:
+        """Send STARTTLS and, on 220, switch the connection to TLS.
+
+        Without ``context`` the server certificate is not verified.  The EHLO
+        state is forgotten (a new EHLO is needed, as RFC 3207 requires).
+        """
+        reply = self.cmd("STARTTLS")
+        if reply[0] != 220:
+            return reply
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.rfile.close()
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.rfile = self.sock.makefile("rb")
+        self.ehlo_reply = None
+        return reply
+
+    def auth_plain(self, user: str, password: str) -> tuple[int, str]:
+        """AUTH PLAIN with an initial response; returns the final reply."""
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return self.cmd(f"AUTH PLAIN {token}")
+
+    def auth_login(self, user: str, password: str) -> tuple[int, str]:
+        """AUTH LOGIN (two 334 challenges); returns the final reply."""
+        reply = self.cmd("AUTH LOGIN")
+        for value in (user, password):
+            if reply[0] != 334:
+                return reply
+            reply = self.cmd(base64.b64encode(value.encode()).decode())
+        return reply
+
+    @property
+    def tls_version(self) -> Optional[str]:
+        """The TLS version in use ("TLSv1.3"), or None on a plain connection."""
+        return self.sock.version() if isinstance(self.sock, ssl.SSLSocket) else None
 
     # -- transactions ----------------------------------------------------
 

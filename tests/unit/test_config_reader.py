@@ -102,6 +102,7 @@ def test_main_errors(tmp_path, text, line, message):
     e = error(tmp_path, text)
     assert e.line == line and e.message == message
     assert e.file.endswith("test.conf")
+    assert e.cli_text() == f"pymta: error in configuration file {e.file} line {line}: {message}"
 
 
 # --- macros --------------------------------------------------------------------------
@@ -433,11 +434,13 @@ def test_rewrite_rules(tmp_path):
         begin rewrite
         *@*.hitch.fict.example  $1@hitch.fict.example  Ffrs
         "*@a b"  "x y"  E
+        a@b  c@d  tcq
         """)
     r = c.rewrite_rules
     assert (r[0].pattern, r[0].replacement, r[0].flags) == (
         "*@*.hitch.fict.example", "$1@hitch.fict.example", "Ffrs")
     assert (r[1].pattern, r[1].replacement, r[1].flags) == ("*@a b", "x y", "E")
+    assert r[2].flags == "tcq"
     e = error(tmp_path, "begin rewrite\n*@x  y@z  Fz\n")
     assert e.line == 2 and "rewrite flag" in e.message
 
@@ -451,3 +454,31 @@ def test_exim_default_configuration_loads():
                                  "address_pipe", "address_file", "address_reply"}
     assert c.named_lists["domain"]["local_domains"] == "@"
     assert c.retry_rules[0].rules[1] == ("G", 57600, (3600, 1.5))
+
+
+def test_include_inside_continued_line(tmp_path):
+    write(tmp_path, "b : c\n", "hosts.inc")
+    c = load(tmp_path, """
+        host_lookup = a : \\
+                      .include hosts.inc
+        smtp_accept_max = 4
+        """)
+    assert c.main.host_lookup == "a : b : c"
+    assert c.main.smtp_accept_max == 4
+
+
+def test_macro_can_make_comment_or_empty_line(tmp_path):
+    c = load(tmp_path, """
+        HASH = #
+        EMPTY =
+        HASH smtp_accept_max = 99
+        EMPTY
+        smtp_accept_queue = 3
+        """)
+    assert not c.main.is_set("smtp_accept_max")
+    assert c.main.smtp_accept_queue == 3
+
+
+def test_macros_not_defined_in_retry_section(tmp_path):
+    e = error(tmp_path, "begin retry\nFOO = bar\n")
+    assert e.line == 2

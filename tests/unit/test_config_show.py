@@ -27,6 +27,11 @@ CONF = """
       driver = appendfile
       file = /tmp/x
       mode = 0640
+      hide quota = 10M
+    t2:
+      driver = appendfile
+      file = /tmp/y
+      quota = 20M
     """
 
 
@@ -62,7 +67,7 @@ def test_single_options(config):
 
 def test_lists_and_config_file(config):
     assert show_options(config, ["router_list"]) == "r\nr2\n"
-    assert show_options(config, ["transport_list"]) == "t\n"
+    assert show_options(config, ["transport_list"]) == "t\nt2\n"
     assert show_options(config, ["config_file"]) == config.filename + "\n"
     assert show_options(config, ["domainlist"]) == "domainlist local_domains = @ : x.test\n"
 
@@ -77,6 +82,10 @@ def test_driver_options(config):
     assert t.index("body_only" if "body_only" in t else "no_body_only") < t.index("mode = 0640")
     r = show_options(config, ["router", "r"]).splitlines()
     assert "file_transport = <value not displayable>" in r
+    # "hide" on a driver option hides it on every instance of that driver
+    t2 = show_options(config, ["transport", "t2"]).splitlines()
+    assert "quota = <value not displayable>" in t2
+    assert "quota = 20M" in show_options(config, ["transport", "t2"], admin=True).splitlines()
     text, ok = show_options_result(config, ["router", "nosuch"])
     assert text == "router nosuch not found\n" and not ok
     allr = show_options(config, ["routers"])

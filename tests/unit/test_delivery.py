@@ -229,3 +229,22 @@ def test_message_delivery_core_with_journal(env):
     msg = files.read_header(spool, mid)
     out = MessageDelivery(c, msg, log, spool, journal=["a@test.example", "c@test.example"]).run()
     assert out.delivered == ["b@test.example"] and out.status == "completed"
+
+
+def test_rcpt_4xx_delays_only_that_recipient(env):
+    c, log, spool, port = env()
+    with SmtpSink(port=port, rcpt_replies={"x@remote.example": (451, "try later")}) as sink:
+        mid = submit(c, log, ["x@remote.example", "y@remote.example"])
+        out = deliver_message(c, mid, log)
+        assert out.delivered == ["y@remote.example"] and out.deferred == ["x@remote.example"]
+        db = RetryDB(spool)
+        assert db.get("R:x@remote.example:<sender@test.example>") is not None
+        assert db.get(f"T:127.0.0.1:127.0.0.1:{port}") is None      # the host is fine
+        # another message to the same host is not held up...
+        mid2 = submit(c, log, ["y@remote.example"])
+        assert deliver_message(c, mid2, log).status == "completed"
+        # ...but x waits for its own retry time
+        out = deliver_message(c, mid, log)
+        assert out.deferred == ["x@remote.example"]
+        assert delivery_lines(spool, mid)[-1].endswith("defer (-51): retry time not reached")
+        assert len(sink.messages) == 2

@@ -39,3 +39,24 @@ def test_macros_are_replaced():
 def test_sender_address_is_the_caller():
     assert run("${if def:sender_address{y}{n}}\n${domain:$sender_address}\n") == \
         "y\ncorp.test\n"
+
+
+def test_command_line_arguments_are_expressions():
+    out = io.StringIO()
+    assert run_be(config(), ["${lc:AB}", "x\\"], out) == 0
+    assert out.getvalue() == "ab\nx\n"
+
+
+def test_empty_args_read_stdin():
+    out = io.StringIO()
+    run_be(config(), [], stdin=io.StringIO("${uc:q}\n"), stdout=out)
+    assert out.getvalue() == "Q\n"
+
+
+def test_bem_message_file(tmp_path):
+    msg = tmp_path / "m"
+    msg.write_text("Subject: hi\n there\nTo: a@b.test\n\nbody line\n")
+    out = io.StringIO()
+    run_be(config(), ["$h_subject:", "${if def:h_to:{y}{n}}", "$message_body"], out,
+           message_file=str(msg))
+    assert out.getvalue() == "hi\n there\ny\nbody line \n"

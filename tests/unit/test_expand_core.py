@@ -80,8 +80,14 @@ def test_acl_variables_default_empty_and_shared():
 
 def test_header_variables():
     ctx = make_ctx()
-    ctx.headers = ["Subject: hello\n world\n", "To: a@b\n"]
-    assert expand_string("$h_subject:", ctx) == "hello world"
+    ctx.headers = ["Subject:  hello\n world\n", "To: a@b\n", "to: c@d\n",
+                   "X-Enc: =?utf-8?Q?caf=C3=A9?=\n"]
+    assert expand_string("$h_subject:", ctx) == "hello\n world"
+    assert expand_string("$rh_subject:", ctx) == "  hello\n world\n"
+    assert expand_string("$h_to:", ctx) == "a@b,\nc@d"
+    assert expand_string("$lh_to:", ctx) == " a@b: c@d"
+    assert expand_string("$h_x-enc:", ctx) == "caf\u00e9"
+    assert is_tainted(expand_string("$h_to:", ctx))
     assert expand_string("${if def:h_to:{y}{n}}${if def:h_cc:{y}{n}}", ctx) == "yn"
 
 
@@ -130,10 +136,19 @@ def test_forced_fail():
 
 
 def test_branch_not_taken_is_not_evaluated():
-    # the unknown variable would raise if the no-branch were evaluated
-    assert x("${if eq{a}{a}{ok}{$nosuchvariable}}") == "ok"
-    assert x("${if eq{a}{b}{$nosuchvariable}{ok}}") == "ok"
-    assert x("${if or{{eq{a}{a}}{eq{$nosuchvariable}{x}}}{ok}}") == "ok"
+    # these would fail if evaluated: division by zero, a missing lookup file
+    assert x("${if eq{a}{a}{ok}{${eval:1/0}}}") == "ok"
+    assert x("${if eq{a}{b}{${lookup{k}lsearch{/nonexistent}}}{ok}}") == "ok"
+    assert x("${if or{{eq{a}{a}}{eq{${eval:1/0}}{x}}}{ok}}") == "ok"
+
+
+def test_untaken_branch_still_checks_names_like_exim():
+    with pytest.raises(ExpandError, match="unknown variable name"):
+        x("${if eq{a}{a}{ok}{$nosuchvariable}}")
+    with pytest.raises(ExpandError, match="unknown expansion operator"):
+        x("${if eq{a}{b}{${nosuchop:x}}{ok}}")
+    with pytest.raises(ExpandError, match="inside \"or"):
+        x("${if or{{eq{a}{a}}{eq{$nosuch}{x}}}{y}{n}}")
 
 
 def test_match_sets_numbered_variables_inside_if_only():

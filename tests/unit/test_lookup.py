@@ -126,3 +126,40 @@ def test_json_lookup(d):
     c = ExpandContext()
     assert do_lookup("json", str(d / "j.json"), "a:b:1", c) == "s"
     assert do_lookup("json", str(d / "j.json"), "a:x", c) is None
+
+
+def test_cdb_lookup(tmp_path):
+    from pymta.lookups.cdb import cdb_write
+    f = tmp_path / "t.cdb"
+    items = [(b"alpha", b"one"), (b"beta", b"two")]
+    items += [(f"k{i}".encode(), str(i).encode()) for i in range(50)]
+    cdb_write(str(f), items)
+    c = ExpandContext()
+    assert do_lookup("cdb", str(f), "alpha", c) == "one"
+    assert do_lookup("cdb", str(f), "k37", c) == "37"
+    assert do_lookup("cdb", str(f), "missing", c) is None
+    assert do_lookup_spec("cdb*", str(f), "missing", c) is None
+
+
+def test_passwd_lookup():
+    c = ExpandContext()
+    assert do_lookup_spec("passwd", "root", None, c).startswith("*:0:0:")
+    assert do_lookup_spec("passwd", "no-such-user-xyz", None, c) is None
+    assert expand_string("${lookup passwd{root}{y}{n}}", c) == "y"
+
+
+def test_sqlite_lookup(tmp_path):
+    import sqlite3
+    db = tmp_path / "d.db"
+    con = sqlite3.connect(db)
+    con.execute("create table u (id text, name text, home text)")
+    con.execute("insert into u values ('joe', 'Joe Bloggs', '/home/joe')")
+    con.commit()
+    con.close()
+    c = ExpandContext(variables={"db": str(db)})
+    assert expand_string("${lookup sqlite,file=$db{select home from u where id='joe'}}",
+                         c) == "/home/joe"
+    assert expand_string("${lookup sqlite,file=$db{select name,home from u}}", c) == \
+        'name="Joe Bloggs" home=/home/joe'
+    assert expand_string("${lookup sqlite{$db select 1 from u where id='x'}{y}{n}}", c) == "n"
+    assert expand_string("${quote_sqlite:it's}", c) == "it''s"

@@ -3,7 +3,7 @@ import errno
 
 import pytest
 
-from pymta.config.model import Config, RetryRule
+from pymta.config.model import Config
 from pymta.config.reader import parse_retry_rule
 from pymta.delivery import retry
 from pymta.delivery.address import Address, Host

@@ -486,3 +486,18 @@ r3:
 """)
     text, rc = bt.test_address(c, "y@b.example")
     assert (text, rc) == ("y@b.example is undeliverable: M3 y\n", 2)
+
+
+def test_manualroute_ignore_target_hosts(tmp_path):
+    c = conf(tmp_path, """
+mr:
+  driver = manualroute
+  route_list = a.example 198.51.100.1:198.51.100.2 ; b.example 198.51.100.1
+  ignore_target_hosts = 198.51.100.1
+  host_all_ignored = fail
+  transport = smtp
+""")
+    a = route_address(c, Address("u@a.example"), ctx(c)).addresses[0]
+    assert [h.address for h in a.hosts] == ["198.51.100.2"]
+    res = route_address(c, Address("u@b.example"), ctx(c))
+    assert res.status == "fail" and "ignored" in res.message

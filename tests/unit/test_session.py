@@ -296,3 +296,179 @@ def test_too_many_synprot_errors_logged(tmp_path):
     c.close()
     assert 'SMTP call from (x) [192.0.2.1] dropped: too many syntax or protocol errors ' \
            '(last command was "RCPT TO:<a@b>",  C=EHLO,RCPT,RCPT,RCPT,RCPT)' in c.log.text()
+
+
+def session_with(tmp_path, script: list[bytes], **kw):
+    cfg = make_config(tmp_path, **kw)
+    c = Client(cfg)
+    replies = [c.read_reply()]
+    for cmd in script:
+        replies.append(c.cmd(cmd))
+    c.close()
+    return replies, c, cfg
+
+
+def test_vrfy_expn_etrn_defaults(tmp_path):
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"VRFY joe@a.example\r\n",
+                                            b"EXPN joe\r\n", b"ETRN #x\r\n", b"QUIT\r\n"])
+    assert replies[2:5] == [["252 Administrative prohibition"],
+                            ["550 Administrative prohibition"],
+                            ["458 Administrative prohibition"]]
+
+
+def test_vrfy_expn_etrn_when_allowed(tmp_path):
+    replies, c, _ = session_with(
+        tmp_path, [b"EHLO x\r\n", b"VRFY joe@a.example\r\n", b"VRFY joe@c.example\r\n",
+                   b"VRFY joe\r\n", b"VRFY\r\n", b"EXPN joe@a.example\r\n", b"ETRN x.y\r\n",
+                   b"ETRN #x\r\n", b"QUIT\r\n"],
+        extra="acl_smtp_vrfy = accept\nacl_smtp_expn = accept\nacl_smtp_etrn = accept\n")
+    assert replies[2:9] == [["250 <joe@a.example> is deliverable"],
+                            ["550 <joe@c.example> Unrouteable address"],
+                            ["501 joe: recipient address must contain a domain"],
+                            ["501 empty address"], ["250 <joe@a.example>"],
+                            ["501 argument must begin with #"], ["250 OK"]]
+    assert "VRFY failed for joe@c.example H=(x) [192.0.2.1]" in c.log.text()
+    assert "ETRN #x received from (x) [192.0.2.1]" in c.log.text()
+
+
+def test_helo_acl_and_invalid_helo_logged(tmp_path):
+    replies, c, _ = session_with(
+        tmp_path, [b"HELO a_b\r\n", b"EHLO bad.example\r\n", b"EHLO good.example\r\n",
+                   b"QUIT\r\n"],
+        extra="acl_smtp_helo = check_helo\n",
+        acls="check_helo:\n  deny condition = ${if eq{$sender_helo_name}{bad.example}}\n"
+             "       message = I don't like you\n  accept\n")
+    assert replies[1] == ["501 Syntactically invalid HELO argument(s)"]
+    assert replies[2] == ["550 I don't like you"]
+    assert replies[3][0] == "250-test.example Hello good.example [192.0.2.1]"
+    text = c.log.text()
+    assert "rejected HELO from [192.0.2.1]: syntactically invalid argument(s): a_b" in text
+    assert "H=[192.0.2.1] rejected EHLO or HELO bad.example: I don't like you" in text
+
+
+def test_no_pipelining_control(tmp_path):
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"QUIT\r\n"],
+                                 extra="acl_smtp_connect = accept control = no_pipelining\n")
+    assert "250-PIPELINING" not in replies[1]
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"QUIT\r\n"])
+    assert "250-PIPELINING" in replies[1]
+
+
+def test_pipelining_advertise_hosts(tmp_path):
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"QUIT\r\n"],
+                                 extra="pipelining_advertise_hosts = 10.0.0.0/8\n")
+    assert "250-PIPELINING" not in replies[1]
+
+
+def test_mail_acl_discard_accepts_without_spooling(tmp_path):
+    replies, c, cfg = session_with(
+        tmp_path, [b"EHLO x\r\n", b"MAIL FROM:<s@x.example>\r\n", b"RCPT TO:<joe@a.example>\r\n",
+                   b"DATA\r\n", b"Subject: x\r\n\r\nb\r\n.\r\n", b"QUIT\r\n"],
+        extra="acl_smtp_mail = discard\n")
+    assert replies[2:4] == [["250 OK"], ["250 Accepted"]]
+    assert replies[5][0].startswith("250")
+    assert spooled(cfg) == [] and c.notified == []
+
+
+def test_mail_drop_closes_connection(tmp_path):
+    cfg = make_config(tmp_path, extra="acl_smtp_mail = drop message = bye\n")
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO x\r\n")
+    assert c.cmd(b"MAIL FROM:<s@x.example>\r\n") == ["550 bye"]
+    assert c.sock.recv(10) == b""
+    c.close()
+
+
+def test_queue_per_connection_limit(tmp_path):
+    msg = [b"MAIL FROM:<s@x.example>\r\n", b"RCPT TO:<joe@a.example>\r\n", b"DATA\r\n",
+           b"Subject: x\r\n\r\nb\r\n.\r\n"]
+    replies, c, cfg = session_with(tmp_path, [b"EHLO x\r\n"] + msg * 3 + [b"QUIT\r\n"],
+                                   extra="smtp_accept_queue_per_connection = 2\n")
+    assert len(spooled(cfg)) == 3
+    assert len(c.notified) == 2
+
+
+def test_received_protocol_and_envelope(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_receive(config, envelope, data, log):
+        seen["env"] = envelope
+        seen["data"] = data
+        return "1abcde-000000-00"
+    import pymta.message.receive as receive
+    monkeypatch.setattr(receive, "receive_message", fake_receive)
+    replies, c, _ = session_with(
+        tmp_path, [b"EHLO client.example\r\n", b"MAIL FROM:<s@x.example> BODY=8BITMIME\r\n",
+                   b"RCPT TO:<joe@a.example>\r\n", b"DATA\r\n",
+                   b"Subject: x\r\n\r\n..dot\r\n.\r\n", b"QUIT\r\n"])
+    assert replies[5] == ["250 OK id=1abcde-000000-00"]
+    env = seen["env"]
+    assert (env.sender, env.recipients, env.protocol) == ("s@x.example", ["joe@a.example"], "esmtp")
+    assert (env.host_address, env.host_port, env.helo_name) == ("192.0.2.1", 40000, "client.example")
+    assert (env.interface_address, env.interface_port) == ("192.0.2.2", 25)
+    assert env.acl_vars == {"acl_c_conn": "client.example", "acl_m_seen": "joe"}
+    assert env.extra_headers == ["X-Seen: joe client.example"]
+    from pymta.taint import is_tainted
+    assert is_tainted(env.sender) and is_tainted(env.recipients[0])
+    assert seen["data"] == b"Subject: x\n\n.dot\n"
+    assert c.notified == ["1abcde-000000-00"]
+
+
+def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
+    monkeypatch.setattr(session_mod, "lookup_host_name",
+                        lambda ip: "client.example" if ip == "192.0.2.1" else None)
+    replies, c, _ = session_with(
+        tmp_path, [b"EHLO other.example\r\n", b"MAIL FROM:<s@x.example>\r\n",
+                   b"RCPT TO:<q@bad.example>\r\n", b"QUIT\r\n"],
+        extra="host_lookup = 192.0.2.0/24\n")
+    assert "H=client.example (other.example) [192.0.2.1] F=<s@x.example> rejected RCPT " \
+           "<q@bad.example>: bad domain" in c.log.text()
+
+
+def test_host_lookup_not_done_when_unset(tmp_path, monkeypatch):
+    def boom(ip):
+        raise AssertionError("lookup done")
+    monkeypatch.setattr(session_mod, "lookup_host_name", boom)
+    replies, c, _ = session_with(tmp_path, [b"QUIT\r\n"])
+    assert replies[1] == ["221 test.example closing connection"]
+
+
+def test_log_selector_syntax_and_protocol_errors(tmp_path):
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"RCPT TO:<a@b>\r\n",
+                                            b"MAIL FROM:<s@x.example>\r\n", b"RCPT TO:<>\r\n",
+                                            b"QUIT\r\n"],
+                                 extra="log_selector = +smtp_syntax_error +smtp_protocol_error\n")
+    text = c.log.text()
+    assert 'SMTP protocol error in "RCPT TO:<a@b>" H=(x) [192.0.2.1] sender not yet given' in text
+    assert 'SMTP syntax error in "RCPT TO:<>" H=(x) [192.0.2.1] <>: missing or malformed ' \
+           'local part' in text
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"RCPT TO:<a@b>\r\n", b"QUIT\r\n"])
+    assert "SMTP protocol error" not in c.log.text()
+
+
+def test_log_selector_can_silence_lost_connections(tmp_path):
+    cfg = make_config(tmp_path, extra="log_selector = -lost_incoming_connection\n")
+    c = Client(cfg)
+    c.read_reply()
+    c.sock.shutdown(socket.SHUT_WR)
+    c.read_reply()
+    c.close()
+    assert "unexpected disconnection" not in c.log.text()
+
+
+def test_quit_acl_message_and_notquit_acl(tmp_path):
+    extra = ("acl_smtp_quit = accept message = bye $acl_c_conn\n"
+             "acl_smtp_notquit = warn logwrite = notquit $smtp_notquit_reason\n")
+    replies, c, _ = session_with(tmp_path, [b"EHLO x\r\n", b"MAIL FROM:<s@x.example>\r\n",
+                                            b"RCPT TO:<joe@a.example>\r\n", b"QUIT\r\n"],
+                                 extra=extra)
+    assert replies[-1] == ["221 bye x"]
+    assert "notquit" not in c.log.text()
+    cfg = make_config(tmp_path, extra=extra)
+    c = Client(cfg)
+    c.read_reply()
+    c.sock.shutdown(socket.SHUT_WR)
+    c.read_reply()
+    c.close()
+    assert "notquit connection-lost" in c.log.text()

@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 

@@ -390,3 +390,52 @@ def test_second_message_on_same_connection():
         s.feed(b"DATA\r\n")
         assert lines(s.feed(b"m%d\r\n.\r\n" % i)) == ["250 OK id=1"]
     assert h.messages == [b"m0\n", b"m1\n"]
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("a_b", False), ("[1.2.3.4]", True), ("a..b", True), ("-x", True), ("[IPv6:::1]", True),
+    ("foo.bar.", True), ("1.2.3.4", True), ("é", False), ("[foo]", False),
+    ("[1.2.3.400]", False), ("[1.2.3.4", False), ("x]", False), ("x/y", False)])
+def test_helo_syntax_like_exim(name, ok):
+    s, h = make()
+    out = lines(s.feed(f"HELO {name}\r\n".encode()))
+    if ok:
+        assert out == [f"250 test.example Hello {name} [127.0.0.1]"]
+    else:
+        assert out == ["501 Syntactically invalid HELO argument(s)"]
+        assert h.events[0].name == "helo_invalid"
+
+
+def test_helo_allow_chars_and_junk_hosts():
+    s, _ = make()
+    s.helo_allow_chars = "_"
+    assert lines(s.feed(b"HELO a_b\r\n"))[0].startswith("250 ")
+    s, _ = make()
+    s.helo_accept_junk = True
+    assert lines(s.feed(b"HELO x/y\r\n"))[0].startswith("250 ")
+    assert lines(s.feed(b"HELO\r\n")) == ["501 Syntactically invalid HELO argument(s)"]
+
+
+def test_recipients_max_reject_gives_552():
+    s, _ = make(recipients_max=1)
+    s.recipients_max_reject = True
+    ehlo(s)
+    s.feed(b"MAIL FROM:<a@b.c>\r\nRCPT TO:<a@b.c>\r\n")
+    assert lines(s.feed(b"RCPT TO:<b@b.c>\r\n")) == ["552 too many recipients"]
+
+
+def test_helo_resets_transaction():
+    s, _ = make()
+    ehlo(s)
+    s.feed(b"MAIL FROM:<a@b.c>\r\n")
+    ehlo(s)
+    assert s.sender is None
+    assert lines(s.feed(b"MAIL FROM:<a@b.c>\r\n")) == ["250 OK"]
+
+
+def test_pipelined_quit_after_data_end():
+    s, h = make()
+    ehlo(s)
+    s.feed(b"MAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nDATA\r\n")
+    out = s.feed(b"body\r\n.\r\nQUIT\r\n")
+    assert lines(out) == ["250 OK id=1", "221 test.example closing connection"]

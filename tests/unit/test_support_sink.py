@@ -194,3 +194,57 @@ def test_stop_closes_listener_and_fixed_port():
 def test_invalid_mode_rejected():
     with pytest.raises(ValueError):
         SmtpSink(mode="bounce")
+
+
+# -- TLS and AUTH ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    from tests.support.certs import make_cert
+    return make_cert(tmp_path_factory.mktemp("certs"), "sink.test")
+
+
+def test_starttls_then_message_records_tls(certs):
+    from tests.support.certs import client_context, server_context
+    with SmtpSink(tls_context=server_context(certs)) as sink, SmtpTestClient(sink.port) as c:
+        c.ehlo()
+        assert "STARTTLS" in c.extensions()
+        assert c.starttls(client_context(certs.ca), server_hostname="sink.test")[0] == 220
+        assert c.tls_version and c.tls_version.startswith("TLS")
+        c.ehlo()
+        assert "STARTTLS" not in c.extensions()
+        assert c.send_message("a@x.test", "b@y.test", b"secret\n")[0] == 250
+        assert sink.wait_for(1, 5)
+        assert sink.messages[0].tls == c.tls_version
+
+
+def test_certificate_verifies_against_ca_only(certs, tmp_path):
+    import ssl
+    from tests.support.certs import client_context, make_ca, server_context
+    other_ca = make_ca(tmp_path, "other CA")
+    with SmtpSink(tls_context=server_context(certs)) as sink, SmtpTestClient(sink.port) as c:
+        c.ehlo()
+        with pytest.raises(ssl.SSLError):
+            c.starttls(client_context(other_ca.cert), server_hostname="sink.test")
+
+
+def test_plain_sink_does_not_offer_starttls_or_auth():
+    with SmtpSink() as sink, SmtpTestClient(sink.port) as c:
+        c.ehlo()
+        assert not {"STARTTLS", "AUTH"} & c.extensions()
+        assert c.cmd("STARTTLS")[0] == 503
+        assert c.cmd("AUTH PLAIN AGZvbwBiYXI=")[0] == 503
+
+
+@pytest.mark.parametrize("method", ["auth_plain", "auth_login"])
+def test_auth_success_and_failure(method):
+    with SmtpSink(auth={"user": "pw"}) as sink:
+        with SmtpTestClient(sink.port) as c:
+            c.ehlo()
+            assert "AUTH" in c.extensions()
+            assert getattr(c, method)("user", "wrong")[0] == 535
+            assert getattr(c, method)("user", "pw")[0] == 235
+            assert c.send_message("a@x.test", "b@y.test", b"x\n")[0] == 250
+        assert sink.wait_for(1, 5)
+        assert sink.messages[0].auth_user == "user"
+        assert sink.messages[0].tls is None

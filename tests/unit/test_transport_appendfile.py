@@ -261,3 +261,20 @@ def test_user_option_delivers_as_that_user(tmp_path):
         assert os.geteuid() == 0 and os.getegid() == 0
     finally:
         shutil.rmtree(base)
+
+
+def test_defaults_stored_by_config_loader_count_as_unset(tmp_path):
+    # The config loader stores every option with its default (None for unset strings).
+    opts = {name: spec.default for name, spec in appendfile.AppendfileTransport.options.items()}
+    opts["file"] = f"{tmp_path}/box"
+    job = make_job(tmp_path)
+    make_transport(**opts).deliver(job)
+    assert (tmp_path / "box").read_bytes().startswith(
+        b"From sender@src.example " + FROM_LINE_TIME.encode() + b"\n")
+
+
+def test_bad_message_size_limit_defers(tmp_path):
+    job = make_job(tmp_path)
+    make_transport(file=f"{tmp_path}/box", message_size_limit="lots").deliver(job)
+    assert job.addresses[0].result == "defer"
+    assert not (tmp_path / "box").exists()

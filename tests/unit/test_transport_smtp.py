@@ -102,7 +102,7 @@ def test_rcpt_550_fails_only_that_address(server, tmp_path):
     transport().deliver(job)
     bad, good = job.addresses
     assert bad.result == "fail"
-    assert bad.message == ("SMTP error from remote mail server after pipelined "
+    assert bad.message == ("SMTP error from remote mail server after "
                            "RCPT TO:<bad@dst.example>: 550 5.1.1 unknown user")
     assert good.result == "ok"
     assert s.messages[0].recipients == ["good@dst.example"]
@@ -133,7 +133,7 @@ def test_mail_5xx_fails_all(server, tmp_path):
     transport().deliver(job)
     assert {a.result for a in job.addresses} == {"fail"}
     assert job.addresses[0].message.startswith(
-        "SMTP error from remote mail server after pipelined MAIL FROM:<s@src.example> SIZE=")
+        "SMTP error from remote mail server after MAIL FROM:<s@src.example> SIZE=")
     assert s.messages == []
 
 
@@ -278,3 +278,27 @@ def test_connection_max_messages_closes(server, tmp_path):
     t = transport(connection_max_messages=1)
     t.deliver(make_job(tmp_path, hosts=[local(s)]))
     assert t._cache() == {} and s.commands[-1] == "QUIT"
+
+
+def test_size_parameter_like_exim(server, tmp_path):
+    # Exim: message size (headers, blank line, body) + lines (without the blank one)
+    # + size_addition; checked against exim4 4.96.
+    s = server()
+    job = make_job(tmp_path, hosts=[local(s)], body=b".body\nline\n",
+                   variables={"body_linecount": "2"})
+    transport().deliver(job)
+    header = b"Subject: test\nTo: a@dst.example\n\n"
+    expected = len(header) + 11 + 2 + 2 + 1024
+    assert s.messages[0].mail_line == f"MAIL FROM:<s@src.example> SIZE={expected}"
+
+
+def test_message_size_limit_fails_without_connecting(server, tmp_path):
+    s = server()
+    job = make_job(tmp_path, hosts=[local(s)])
+    transport(message_size_limit="20").deliver(job)
+    a = job.addresses[0]
+    assert a.result == "fail" and a.message == "message is too big (transport limit = 20)"
+    assert s.connections == 0
+    job = make_job(tmp_path, hosts=[local(s)])
+    transport(message_size_limit="1K").deliver(job)
+    assert job.addresses[0].result == "ok"

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Refresh the generated lists in man/pymta.conf.5 (options with an effect, drivers).
+
+A main option counts as having an effect when pymta's code outside the
+configuration tables refers to it by name (``main.NAME``, ``"NAME"``) in a
+module that reads main options, i.e. not only in driver modules, where the
+same names are driver options.  The list is a guide for readers, so it errs
+on the side of listing an option; review the diff before committing.
+
+    python man/update_conf_options.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "man" / "pymta.conf.5"
+BEGIN, END = ".\\\" BEGIN GENERATED OPTION LIST", ".\\\" END GENERATED OPTION LIST"
+DBEGIN, DEND = ".\\\" BEGIN GENERATED DRIVER LIST", ".\\\" END GENERATED DRIVER LIST"
+# Modules that only read driver options or only define tables/variables.
+SKIP_DIRS = ("transports", "routing")
+SKIP_FILES = ("option_tables.py", "main_options.py", "show.py", "variables.py", "files.py")
+
+
+def used_main_options() -> list[str]:
+    """Main option names referred to by pymta's code (see module docstring)."""
+    sys.path.insert(0, str(ROOT))
+    from pymta.config.option_tables import MAIN_TABLE
+    source = ""
+    for path in sorted((ROOT / "pymta").rglob("*.py")):
+        rel = path.relative_to(ROOT / "pymta")
+        if rel.parts[0] in SKIP_DIRS or path.name in SKIP_FILES:
+            continue
+        source += path.read_text()
+    return [name for name in sorted(MAIN_TABLE)
+            if re.search(r"(main\.%s\b|[\"']%s[\"'])" % (name, name), source)]
+
+
+def roff_list(names: list[str]) -> str:
+    """The names as roff: one bold name per line, separated by commas."""
+    lines = [".PP", ".nh"]
+    for i, name in enumerate(names):
+        sep = "," if i < len(names) - 1 else "."
+        lines.append(f".BR {name} {sep}")
+    lines.append(".hy")
+    return "\n".join(lines)
+
+
+def driver_lists() -> str:
+    """Roff tagged paragraphs with the driver kinds and names that ``-bV`` reports."""
+    sys.path.insert(0, str(ROOT))
+    from pymta.config.show import version_text
+    out = []
+    for line in version_text(None).splitlines():
+        kind, sep, names = line.partition(": ")
+        if not sep or kind.startswith("Configuration"):
+            continue
+        out += [".TP", f".B {kind}", names.strip() or "(none yet)"]
+    return "\n".join(out)
+
+
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + "\n" + body + "\n" + text[stop:]
+
+
+def main() -> int:
+    """Rewrite the generated blocks of pymta.conf.5 in place."""
+    text = PAGE.read_text()
+    names = used_main_options()
+    text = _replace(text, BEGIN, END, roff_list(names))
+    text = _replace(text, DBEGIN, DEND, driver_lists())
+    PAGE.write_text(text)
+    print(f"{len(names)} options listed in {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

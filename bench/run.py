@@ -294,6 +294,18 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
             shutil.rmtree(top, ignore_errors=True)
 
 
+def mta_version(mta: str, s: Settings) -> str:
+    """The first line of the MTA's version output ('' if it cannot be run)."""
+    cmd = (s.pymta_cmd if mta == "pymta" else [s.exim_cmd or "exim4"]) + ["--version"]
+    if mta == "exim":
+        cmd = [s.exim_cmd or "exim4", "-bV", "-C", "/dev/null"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=str(REPO))
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return (out.stdout.strip().splitlines() or [""])[0]
+
+
 def markdown_table(results: list[RunResult], s: Settings) -> str:
     """The results as a Markdown table with pymta/Exim ratios per mode."""
     by = {(r.mta, r.mode): r for r in results}
@@ -402,6 +414,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out.write_text(json.dumps({
         "date": stamp, "host": platform.node(), "platform": platform.platform(),
         "cpus": os.cpu_count(), "python": platform.python_version(),
+        "versions": {m: mta_version(m, s) for m in mtas},
         "sessions": s.sessions, "per_session": s.per_session, "size": s.size,
         "results": [asdict(r) for r in results]}, indent=2) + "\n")
     print(markdown_table(results, s))

@@ -220,6 +220,11 @@ class _Runner:
                 outcome = self._statement(stmt)
             except ConfigError as exc:
                 return self._result("defer", None, f"ACL error: {exc}", error=True)
+            except Exception as exc:
+                # Expansion errors (and bugs) fail temporarily, as in Exim: never accept.
+                where = f"{stmt.file} line {stmt.line}: " if stmt.file else ""
+                return self._result("defer", None, f"{where}{stmt.verb} statement: "
+                                    f"{getattr(exc, 'message', None) or exc}", error=True)
             if outcome is not None:
                 return outcome
         # The implicit deny at the end of every ACL.
@@ -379,7 +384,12 @@ class _Runner:
             return False
         if name == "verify":
             return self._verify(_expand_arg(value, self.ctx))
-        if name in ("dnslists", "ratelimit", "spf", "dkim_status", "dkim_signers",
+        if name == "dnslists":
+            from pymta.acl.dnslists import check_dnslists
+            log = getattr(self.session, "log", None)
+            return check_dnslists(_expand_arg(value, self.ctx), self._var("sender_host_address"),
+                                  self.ctx.variables, log.main if log is not None else None)
+        if name in ("ratelimit", "spf", "dkim_status", "dkim_signers",
                     "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
                     "decode", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
@@ -424,7 +434,10 @@ class _Runner:
         what, *opts = [p.strip() for p in arg.split("/")]
         what = what.lower()
         defer_ok = "defer_ok" in opts
-        if what in ("helo", "csa", "certificate", "header_syntax", "not_blind",
+        if what == "helo":
+            check = getattr(self.session, "verify_helo", None)
+            return bool(check()) if callable(check) else True
+        if what in ("csa", "certificate", "header_syntax", "not_blind",
                     "header_sender", "header_names_ascii", "arc", "reverse_host_lookup"):
             # Stubs: treated as passing until implemented.
             return True
@@ -442,7 +455,7 @@ class _Runner:
         from pymta.delivery.address import Address
         from pymta.routing import route_address  # type: ignore[attr-defined]
         try:
-            rr = route_address(self.config, Address(address), self.ctx, verify=True)
+            rr = route_address(self.config, Address(address), self.ctx, verify=what)
         except Exception as exc:
             if type(exc).__name__ == "ExpandDefer":
                 rr = None

@@ -107,15 +107,25 @@ def do_version(opts: CliOptions) -> int:
 
 
 def do_bP(opts: CliOptions) -> int:
+    """-bP: option values; exit 1 when a name is unknown (as Exim)."""
     config = load(opts)
-    from pymta.config.show import show_options
-    result = _call_flex(show_options, config, opts.args)
-    if isinstance(result, tuple):
-        text, rc = result
+    from pymta.config import show
+    admin = _is_admin(config)
+    if hasattr(show, "show_options_result"):
+        text, ok = show.show_options_result(config, opts.args, admin)
         _write(text)
-        return int(rc)
-    _write(result)
+        return 0 if ok else 1
+    _write(_call_flex(show.show_options, config, opts.args, admin=admin))
     return 0
+
+
+def _is_admin(config: Any) -> bool:
+    """Root and the Exim user see hidden option values."""
+    from pymta.daemon.util import main_opt, resolve_user
+    if os.getuid() == 0:
+        return True
+    exim = resolve_user(main_opt(config, "exim_user"))
+    return exim is not None and exim[0] == os.getuid()
 
 
 def do_be(opts: CliOptions) -> int:
@@ -127,28 +137,18 @@ def do_be(opts: CliOptions) -> int:
 
 
 def do_bt(opts: CliOptions, verify: bool) -> int:
+    """-bt / -bv: route (or verify) each address; exit code is the worst result."""
     config = load(opts)
-    from pymta.routing import test_address
-    from pymta.cli.submit import qualify, qualify_domains
+    from pymta.routing.bt import test_address
     if not opts.args:
         sys.stderr.write("pymta: no addresses given\n")
         return 1
-    _qd, qr = qualify_domains(config)
-    rc = 0
+    worst = 0
     for addr in opts.args:
-        result = _call_flex(test_address, config, qualify(addr, qr), verify=verify,
-                            out=sys.stdout)
-        if isinstance(result, tuple):
-            text, ok = result[0], result[1]
-            _write(text)
-        elif isinstance(result, str):
-            _write(result)
-            ok = True
-        else:
-            ok = result
-        if ok is False or (isinstance(ok, int) and not isinstance(ok, bool) and ok != 0):
-            rc = 2
-    return rc
+        text, code = test_address(config, addr, verify=verify)
+        _write(text)
+        worst = max(worst, int(code))
+    return worst
 
 
 def do_bp(opts: CliOptions) -> int:

@@ -154,9 +154,11 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     except KeyError:
         login = str(uid)
     sender = qualify(login, qd)
+    set_by_caller = False
     if opts.sender is not None and caller_is_trusted(config, uid):
         given = opts.sender.strip()
         sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
+        set_by_caller = True
     fullname = opts.fullname
     if fullname is None:
         try:
@@ -165,10 +167,10 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
             fullname = ""
     env = make_envelope(
         Envelope, sender=sender, recipients=recipients,
-        protocol=opts.received_protocol or "local", originator=login,
+        protocol=opts.received_protocol or "local", local_user=login,
         originator_login=login, originator_uid=uid, originator_gid=gid,
-        originator_name=fullname, sender_fullname=fullname, local=True,
-        host_address=opts.sender_host_address, sender_host_address=opts.sender_host_address)
+        originator_name=fullname, is_local_submission=True,
+        sender_set_by_caller=set_by_caller, host_address=opts.sender_host_address)
     msgid = receive_message(config, env, data, log)
     return msgid, ""
 

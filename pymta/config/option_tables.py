@@ -758,8 +758,30 @@ def _specs(table: dict[str, tuple]) -> dict[str, OptionSpec]:
 def main_options_table() -> dict[str, OptionSpec]:
     """All main-section options; defaults that depend on the host are computed now."""
     specs = _specs(MAIN_TABLE)
-    specs["primary_hostname"] = OptionSpec("primary_hostname", "string", socket.getfqdn())
+    specs["primary_hostname"] = OptionSpec("primary_hostname", "string", default_hostname())
     return specs
+
+
+_HOSTNAME: str | None = None
+
+
+def default_hostname() -> str:
+    """Exim's default primary_hostname: the node name, fully qualified by a host lookup
+    when it has no dot and the lookup gives a name that has one."""
+    global _HOSTNAME
+    if _HOSTNAME is None:
+        name = socket.gethostname()
+        if "." not in name:
+            try:
+                for *_, canon, _addr in socket.getaddrinfo(name, None,
+                                                            flags=socket.AI_CANONNAME):
+                    if canon and "." in canon:
+                        name = canon
+                        break
+            except OSError:
+                pass
+        _HOSTNAME = name
+    return _HOSTNAME
 
 
 def generic_options(kind: str) -> dict[str, OptionSpec]:

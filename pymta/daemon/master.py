@@ -28,6 +28,7 @@ MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30
+_MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1}
 
 
 @dataclass
@@ -173,15 +174,20 @@ class Master:
 
     def _fork(self, kind: str, body: Callable[[], int], conn: socket.socket | None = None,
               child_end: socket.socket | None = None) -> Child | None:
+        # Block our signals across fork: a SIGTERM reaching the child before it has
+        # installed its own handlers would otherwise hit the master's handler and be lost.
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _MASTER_SIGNALS)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self.log.panic(f"daemon: fork of {kind} failed: {exc}")
             return None
         if pid == 0:
             status = 1
             try:
                 self._in_child(keep=child_end)
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 status = body()
             except SystemExit as exc:
                 status = exc.code if isinstance(exc.code, int) else 1
@@ -193,6 +199,7 @@ class Master:
                     pass
             finally:
                 os._exit(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         if child_end is not None:
             child_end.close()
         child = Child(pid, kind, conn=conn, generation=self.generation)

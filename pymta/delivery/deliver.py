@@ -75,7 +75,10 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
                               journal=journal)
-        outcome = run.run()
+        try:
+            outcome = run.run()
+        finally:
+            run.close()
     finally:
         held.release()
     if deliver_bounces:
@@ -114,6 +117,12 @@ class MessageDelivery:
         self.interval_max, self.data_expire = retrymod.config_limits(config)
 
     # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        """Close the retry database if this delivery opened it (workers live long)."""
+        if isinstance(self._retry_db, RetryDB):
+            self._retry_db.close()
+        self._retry_db = None
+
     @property
     def retry_db(self) -> RetryDB:
         if self._retry_db is None:
@@ -167,8 +176,11 @@ class MessageDelivery:
             msg.nonrecipients.add(unique)
         ctx = self.base_context()
         routed = self._route_all(ctx)
-        local = [a for a in routed if self._is_local(a)]
-        remote = [a for a in routed if not self._is_local(a)]
+        # Like Exim, each routed address goes to the front of the local or remote list,
+        # so deliveries run in the reverse of routing order (and, as recipients are
+        # routed last-first, top-level recipients are delivered in their own order).
+        local = [a for a in reversed(routed) if self._is_local(a)]
+        remote = [a for a in reversed(routed) if not self._is_local(a)]
         for a in local:
             self._run_transport([a], ctx)
         for batch in self._remote_batches(remote):
@@ -199,42 +211,60 @@ class MessageDelivery:
 
     # ------------------------------------------------------------------ routing
     def _route_all(self, ctx: ExpandContext) -> list[Address]:
+        """Route every pending recipient; return the routed addresses in routing order.
+
+        Exim routes the recipients last-first and breadth first (all recipients, then all
+        their children...), logging failures and deferrals as it goes; the same order is
+        reproduced here by sorting the per-recipient results by generation.
+        """
         from pymta.routing import route_address
-        routed: list[Address] = []
-        timeout_frozen = self.timeout_frozen
-        for rcpt in self.msg.pending_recipients():
+        events: list[tuple[str, Address]] = []
+        for rcpt in reversed(self.msg.pending_recipients()):
             addr = Address(rcpt.address, unique=rcpt.address)
             if rcpt.errors_to:
                 addr.errors_address = rcpt.errors_to
-            if timeout_frozen:
+            if self.timeout_frozen:
                 addr.message = "delivery cancelled by timeout_frozen_after"
-                self._fail(addr, routing=True)
+                events.append(("fail", addr))
                 continue
             if not self._routing_due(addr):
                 addr.basic_errno = ERRNO_RRETRY
                 addr.message = RETRY_NOT_REACHED
-                self.deferred.append(addr)
-                self._log(f"== {addr.log_name()} routing defer ({ERRNO_RRETRY}): "
-                          f"{RETRY_NOT_REACHED}")
+                events.append(("wait", addr))
                 continue
-            result = route_address(self.config, addr, ctx)
+            try:
+                result = route_address(self.config, addr, ctx)
+            except Exception as exc:  # a bug or bad data must leave the address queued
+                self.log.panic(f"routing {addr.address} failed unexpectedly: {exc!r}",
+                               self.msg.id)
+                addr.message, addr.basic_errno = f"routing error: {exc}", -1
+                events.append(("defer", addr))
+                continue
             if result.freeze:
                 self.freeze_reason = result.deferred[0].message if result.deferred else None
-            for a in result.discarded:
-                self._journal(a.unique)
-                self._log(f"=> :blackhole: <{a.address}> R={a.router}")
-            for a in result.failed:
-                self._fail(a, routing=True)
-            for a in result.deferred:
-                self._routing_deferred(a)
-            for a in result.addresses:
+            events.extend(result.sequence)
+            if not result.deferred and not result.failed and not self.first_delivery:
+                self._clear_retry(self._routing_keys(addr))
+        events.sort(key=lambda ev: _depth(ev[1]))
+        routed: list[Address] = []
+        for status, a in events:
+            if status == "accept":
                 key = a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}"
                 if a.unique in self.msg.nonrecipients or key in self.seen:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
                 routed.append(a)
-            if not result.deferred and not result.failed and not self.first_delivery:
-                self._clear_retry(self._routing_keys(addr))
+            elif status == "discard":
+                self._journal(a.unique)
+                self._log(f"=> :blackhole: <{a.address}> R={a.router}")
+            elif status == "fail":
+                self._fail(a, routing=True)
+            elif status == "wait":
+                self.deferred.append(a)
+                self._log(f"== {a.log_name()} routing defer ({ERRNO_RRETRY}): "
+                          f"{RETRY_NOT_REACHED}")
+            else:
+                self._routing_deferred(a)
         return routed
 
     def _routing_keys(self, addr: Address) -> list[str]:
@@ -296,6 +326,12 @@ class MessageDelivery:
                 pass
 
     # ------------------------------------------------------------------ transports
+    def _router_obj(self, name: str | None) -> Any:
+        for inst in getattr(self.config, "routers", []):
+            if inst.name == name:
+                return inst.obj
+        return None
+
     def _transport_obj(self, name: str | None) -> Any:
         inst = getattr(self.config, "transports", {}).get(name) if name else None
         return None if inst is None else inst.obj
@@ -334,6 +370,17 @@ class MessageDelivery:
             extra["address_pipe"] = a.address
         elif a.kind in ("file", "directory"):
             extra["address_file"] = a.address
+        if a.kind == "address":
+            # transports see the local part as the router did: affixes removed and, unless
+            # caseful_local_part, lower-cased
+            r = self._router_obj(a.router)
+            lp = a.local_part if r is not None and r.flag("caseful_local_part") \
+                else a.local_part.lower()
+            if a.prefix and lp.startswith(a.prefix):
+                lp = lp[len(a.prefix):]
+            if a.suffix and lp.endswith(a.suffix):
+                lp = lp[:len(lp) - len(a.suffix)]
+            extra["local_part"] = taint(lp)
         if a.kind != "address" and a.parent is not None:
             extra["local_part"] = taint(a.parent.local_part)
             extra["domain"] = taint(a.parent.domain)
@@ -442,7 +489,7 @@ class MessageDelivery:
 
     def _delivered(self, a: Address, first: bool) -> None:
         self._journal(a.unique)
-        parts = [("=> " if first else "-> ") + a.log_name(), f"R={a.router}",
+        parts = [("=> " if first else "-> ") + self._delivered_name(a), f"R={a.router}",
                  f"T={a.transport}"]
         h = a.host_used
         if h is not None:
@@ -456,6 +503,17 @@ class MessageDelivery:
             self._clear_retry([host_key(h.name, h.address, h.port), self._address_key(a)])
         elif h is None and not self.first_delivery:
             self._clear_retry([self._local_key(a)])
+
+    def _delivered_name(self, a: Address) -> str:
+        """How a successful delivery names the address: local deliveries show the
+        (lower-cased) local part and, in <>, the original recipient; remote ones the
+        full address, plus the original recipient when it was redirected."""
+        top = a.top_parent()
+        if a.kind != "address":
+            return f"{a.address} <{top.address}>"
+        if self._is_local(a):
+            return f"{a.local_part.lower()} <{top.address}>"
+        return a.log_name()
 
     def _transport_deferred(self, a: Address) -> None:
         h = a.host_used
@@ -500,6 +558,28 @@ class MessageDelivery:
         self._log(f"** {' '.join(parts)}: {a.message or 'Unrouteable address'}")
         self.failed.append(a)
 
+    def _promote_one_time(self) -> set[str]:
+        """one_time redirection: deferred children become top-level recipients (with the
+        parent's number in ``pno``) so the redirection is not expanded again."""
+        from pymta.spool.model import SpoolRecipient
+        routers = {inst.name: inst.obj for inst in getattr(self.config, "routers", [])}
+        keep, promoted = [], set()
+        for a in self.deferred:
+            parent = a.parent
+            r = routers.get(parent.router) if parent is not None else None
+            if a.kind != "address" or r is None or not r.flag("one_time"):
+                keep.append(a)
+                continue
+            top = a.top_parent()
+            pno = next((i for i, rc in enumerate(self.msg.recipients)
+                        if rc.address == top.address), -1)
+            if all(rc.address != a.address for rc in self.msg.recipients):
+                self.msg.recipients.append(
+                    SpoolRecipient(a.address, errors_to=a.errors_address or None, pno=pno))
+            promoted.add(a.address)
+        self.deferred = keep
+        return promoted
+
     def _handle_failures(self) -> None:
         """Bounce permanently failed addresses (grouped by bounce recipient), then mark
         them done.  Failures of a bounce are not bounced: the message is frozen, or the
@@ -535,8 +615,9 @@ class MessageDelivery:
         from pymta.spool import files
         msg = self.msg
         self.outcome.deferred = [a.address for a in self.deferred]
+        promoted = self._promote_one_time()
         # A top-level recipient is done when nothing derived from it is still pending.
-        pending_tops = {a.top_parent().unique for a in self.deferred}
+        pending_tops = {a.top_parent().unique for a in self.deferred} | promoted
         pending_tops |= {a.top_parent().unique for a in self.failed
                          if a.unique not in msg.nonrecipients}
         for r in msg.pending_recipients():
@@ -556,3 +637,10 @@ class MessageDelivery:
             self._log(f"Frozen ({self.freeze_reason})")
             self.outcome.status = "frozen"
         return self.outcome
+
+
+def _depth(addr: Address) -> int:
+    n = 0
+    while addr.parent is not None:
+        addr, n = addr.parent, n + 1
+    return n

@@ -195,11 +195,8 @@ def _eval(cond: Cond, ctx: Any) -> bool:
     if name == "crypteq":
         return _crypteq(args[0], args[1])
     if name == "acl":
-        from .evaluator import _item_acl
-        from .parser import Item
-        try:
-            _item_acl(Item("acl", cond.args), ctx)
-            return True
-        except ExpandFail:
-            return False
+        from .evaluator import call_acl
+        verdict, message = call_acl(cond.args, ctx)
+        ctx.variables["value"] = message
+        return verdict == "accept"
     raise ExpandError(f"condition \"{name}\" is not supported")

@@ -505,28 +505,44 @@ def _item_listquote(node: Item, ctx: Any) -> str:
     return _t(data.replace(sep[0], sep[0] * 2) or " ", isinstance(data, Tainted))
 
 
-def _item_acl(node: Item, ctx: Any) -> str:
-    args = [evaluate(a, ctx) for a in node.args]
+def call_acl(node_args: list, ctx: Any) -> tuple[str, str]:
+    """Run the ACL named by the first argument with the rest as $acl_arg1..9.
+
+    Returns (verdict, message).  Uses ``ctx.acl_runner`` when the caller set one (an SMTP
+    session), otherwise :func:`pymta.acl.run_acl` with the context's configuration.
+    """
+    args = [evaluate(a, ctx) for a in node_args]
     if not args:
         raise ExpandError("missing ACL name")
+    if len(args) > 10:
+        raise ExpandError("too many arguments for ACL (max 9)")
     name = args[0]
-    if ctx.acl_runner is None:
-        acls = getattr(ctx.config, "acls", None) or {}
-        if name not in acls:
-            raise ExpandError(f"ERROR from acl \"{name}\"")
-        raise ExpandError(f"ACLs cannot be run from this expansion (acl \"{name}\")")
-    with _Scoped(ctx, **{f"acl_arg{i}": (args[i] if i < len(args) else None)
-                         for i in range(1, 10)}, acl_narg=str(len(args) - 1)):
-        res = ctx.acl_runner(name, args[1:], ctx)
+    runner = ctx.acl_runner
+    if runner is None:
+        try:
+            from ..acl import run_acl
+        except ImportError:
+            raise ExpandError(f"ERROR from acl \"{name}\"") from None
+
+        def runner(n, a, c):
+            return run_acl(c.config, n, "data", c)
+    scoped = {f"acl_arg{i}": (args[i] if i < len(args) else "") for i in range(1, 10)}
+    scoped["acl_narg"] = str(len(args) - 1)
+    with _Scoped(ctx, **scoped):
+        res = runner(name, args[1:], ctx)
     verdict = getattr(res, "verdict", res)
-    message = getattr(res, "message", "") or ""
-    if verdict == "accept":
-        return message or ""
-    if verdict == "deny":
-        raise ExpandFail(f"acl \"{name}\" returned deny")
+    message = getattr(res, "message", None) or ""
+    if getattr(res, "error", False) or verdict not in ("accept", "deny", "defer"):
+        raise ExpandError(f"ERROR from acl \"{name}\"")
     if verdict == "defer":
-        raise ExpandDefer(f"DEFER from acl \"{name}\"")
-    raise ExpandError(f"ERROR from acl \"{name}\"")
+        raise ExpandFail(f"DEFER from acl \"{name}\"")
+    return verdict, message
+
+
+def _item_acl(node: Item, ctx: Any) -> str:
+    """${acl{name}{args}}: the ACL's message for accept/deny; defer is a forced fail."""
+    _, message = call_acl(node.args, ctx)
+    return message
 
 
 def _environment(ctx: Any) -> dict[str, str]:

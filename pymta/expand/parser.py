@@ -447,6 +447,18 @@ class _Parser:
                 raise ExpandError(f"missing {{ after \"{name}\"")
             c, i = self.braced_cond(i, name)
             return Cond(name, [args[0], c], negate), i
+        if name in COND_ACL:
+            # acl {{name}{arg}...}: the argument strings sit inside one outer brace pair
+            i = self.ws(i)
+            if i >= n or s[i] != "{":
+                raise ExpandError(f"missing {{ after \"{name}\"")
+            args, i = self.args(i + 1, name)
+            i = self.ws(i)
+            if i >= n or s[i] != "}":
+                raise ExpandError(f"missing }} at end of \"{name}\" condition")
+            if not args:
+                raise ExpandError(f"missing ACL name in \"{name}\" condition")
+            return Cond(name, args, negate), i + 1
         want = 1 if name in COND_ONE else (2 if name in COND_TWO else 9)
         args, i = self.args(i, name, want)
         if len(args) < want and name not in COND_ACL:

@@ -66,6 +66,11 @@ class RetryDB:
     def delete(self, key: str) -> None:
         self.db.delete(key)
 
+    def close(self) -> None:
+        close = getattr(self.db, "close", None)
+        if close is not None:
+            close()
+
     def items(self) -> list[tuple[str, RetryRecord]]:
         out = []
         for key, data in self.db.items():

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-from ..expand.errors import ExpandError
+from ..expand.errors import ExpandDefer, ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
                         "lmdb", "cdb", "json"})
@@ -84,7 +84,10 @@ def _single(spec: LookupSpec, filename: str, key: str, ctx: Any) -> str | None:
 def _dsearch(directory: str, key: str, opts: dict[str, str]) -> str | None:
     if not os.path.isabs(directory):
         raise ExpandError(f"dsearch requires an absolute directory name: \"{directory}\"")
-    if "/" in key or not key:
+    if "/" in key:
+        raise ExpandDefer(f"lookup of \"{key}\" gave DEFER: key for dsearch lookup "
+                          f"contains a slash: {key}")
+    if not key:
         return None
     path = os.path.join(directory, key)
     try:

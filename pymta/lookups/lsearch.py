@@ -114,7 +114,11 @@ def iplsearch(path: str, key: str, opts: dict[str, str]) -> str | None:
         if key == "*":
             ip = None
         else:
-            return None
+            from ..expand.errors import ExpandDefer
+            raise ExpandDefer(f"lookup of \"{key}\" gave DEFER: \"{key}\" is not a valid "
+                              "iplsearch key (an IP address, with optional CIDR mask, is "
+                              "wanted): in a host list, use net-iplsearch as the search "
+                              "type") from None
     if ip is not None and ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     for entry in parse_file(path):

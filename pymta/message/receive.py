@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymta.config.values import expanded_int, main_option as _option
 from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
                                    max_line_length, split_message)
 from pymta.message.received import build_received, sender_rcvhost, tod_full
@@ -65,6 +66,9 @@ class Envelope:
     tls_peerdn: str | None = None
     acl_vars: dict[str, str] = field(default_factory=dict)
     extra_headers: list[str] = field(default_factory=list)
+    remove_headers: list[str] = field(default_factory=list)   # ACL remove_header names
+    body_type: str | None = None           # MAIL BODY= parameter (7BIT/8BITMIME)
+    size_limit: int | None = None          # message_size_limit already expanded by caller
     local_user: str | None = None          # login of the local caller (U= on <= lines)
     originator_login: str | None = None
     originator_uid: int | None = None
@@ -101,15 +105,6 @@ def _login_of(uid: int) -> str:
         return str(uid)
 
 
-def _option(config: Any, name: str, default: Any = None) -> Any:
-    main = getattr(config, "main", None)
-    if main is None:
-        return default
-    try:
-        value = getattr(main, name)
-    except (AttributeError, KeyError):
-        return default
-    return default if value is None else value
 
 
 def _primary_hostname(config: Any) -> str:
@@ -213,7 +208,9 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     """Check the size, parse the headers, add Received: and the local fixups, and build
     the SpoolMessage (not yet written).  Raises MessageTooBig."""
     env = envelope
-    limit = int(_option(config, "message_size_limit", 0) or 0)
+    limit = env.size_limit
+    if limit is None:
+        limit = expanded_int(config, "message_size_limit")
     if limit and len(data) > limit:
         raise MessageTooBig(len(data), limit)
 
@@ -264,6 +261,10 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                 final.append(SpoolHeader("F", from_hdr))
         if find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
+    if env.remove_headers:
+        doomed = {n.strip().rstrip(":").lower() for n in env.remove_headers}
+        final = [SpoolHeader("*", h.text) if header_name(h.text).lower() in doomed else h
+                 for h in final]
     for text in env.extra_headers:
         if not text.endswith("\n"):
             text += "\n"

@@ -35,8 +35,8 @@ def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int
     for a in result.discarded:
         lines.append(f"mail to {a.address} is discarded")
         lines += _ancestor_lines(a)
-    # Exim lists file/pipe deliveries first, then the other local and the remote
-    # deliveries, each of those two groups most recently routed first.
+    # Exim lists file/pipe deliveries first, then the other local deliveries, then the
+    # remote ones, each group in routing order.
     special = [a for a in result.addresses if a.kind != "address"]
     normal = [a for a in result.addresses if a.kind == "address"]
     local = [a for a in normal if not a.hosts or _transport_is_local(config, a)]
@@ -45,7 +45,7 @@ def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int
         parent = a.parent.address if a.parent is not None else address
         lines.append(f"{parent} -> {a.address}")
         lines.append(f"  transport = {a.transport or 'unset'}")
-    for a in list(reversed(local)) + list(reversed(remote)):
+    for a in local + remote:
         lines.append(a.address)
         lines += _ancestor_lines(a)
         lines.append(f"  router = {a.router}, transport = {a.transport or 'unset'}")

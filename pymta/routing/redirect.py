@@ -84,8 +84,15 @@ class RedirectRouter(Router):
             return RouterReply(DECLINE)
         except OSError as exc:
             return RouterReply(DEFER, f"failed to read redirection file: {exc.strerror}")
+        except TaintError as exc:
+            return RouterReply(DEFER, f"{self.name} router: {exc}")
         if text is None or not text.strip():
             return RouterReply(DECLINE)
+        head = text.lstrip()[:20].lower()
+        if head.startswith(("# exim filter", "#exim filter", "# sieve filter", "#sieve filter")) \
+                and self.flag("allow_filter"):
+            # Filter files are not interpreted yet: keep the message rather than guess.
+            return RouterReply(DEFER, f"{self.name} router: filter files are not supported")
         try:
             items = self._expand_includes(split_redirect_items(text), ctx)
         except (OSError, TaintError, ValueError) as exc:

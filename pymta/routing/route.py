@@ -33,6 +33,9 @@ class RouteResult:
     deferred: list[Address] = field(default_factory=list)
     discarded: list[Address] = field(default_factory=list)
     freeze: bool = False
+    # (status, address) for every final address in the order Exim processes them:
+    # breadth first; a redirection's file/pipe items first, then its addresses last-first.
+    sequence: list[tuple[str, Address]] = field(default_factory=list)
 
 
 def get_routers(config: Any) -> list[Router]:
@@ -213,35 +216,43 @@ def route_address(config: Any, addr: Address | str, ctx: ExpandContext | None = 
     while queue:
         a = queue.pop(0)
         generations += 1
+        if a.kind != "address":             # file/pipe from a redirection: already routed
+            result.addresses.append(a)
+            result.sequence.append((ACCEPT, a))
+            continue
         if generations > _MAX_GENERATIONS * 10:
             a.message = "too many generated addresses (redirection loop?)"
             result.deferred.append(a)
+            result.sequence.append((DEFER, a))
             continue
         reply = _route_one(config, routers, a, ctx, verify, address_test)
         a.message = reply.message
         if reply.status == ACCEPT and reply.children and verify and len(reply.children) > 1:
             # verification stops at a redirection to several addresses: it has succeeded
             result.addresses.append(a)
+            result.sequence.append((ACCEPT, a))
         elif reply.status == ACCEPT and reply.children:
-            for child in reply.children:
-                if child.kind != "address":
-                    result.addresses.append(child)   # file/pipe: routed already
-                else:
-                    queue.append(child)
+            specials = [c for c in reply.children if c.kind != "address"]
+            normal = [c for c in reply.children if c.kind == "address"]
+            queue.extend(specials + normal[::-1])
             if to_bool(_router(routers, a).opt("unseen")):
                 _requeue_unseen(a, routers, queue)
         elif reply.status == ACCEPT:
             result.addresses.append(a)
+            result.sequence.append((ACCEPT, a))
             if to_bool(_router(routers, a).opt("unseen")):
                 _requeue_unseen(a, routers, queue)
         elif reply.status == DISCARD:
             result.discarded.append(a)
+            result.sequence.append((DISCARD, a))
         elif reply.status == FAIL:
             result.failed.append(a)
+            result.sequence.append((FAIL, a))
         else:
             if reply.freeze:
                 result.freeze = True
             result.deferred.append(a)
+            result.sequence.append((DEFER, a))
     if verify:
         _apply_fail_verify(routers, result, verify)
     if result.failed:
@@ -291,6 +302,7 @@ def route_addresses(config: Any, addrs: list[Address], ctx: ExpandContext | None
         total.deferred += r.deferred
         total.discarded += r.discarded
         total.freeze = total.freeze or r.freeze
+        total.sequence += r.sequence
     if total.failed:
         total.status, total.message = FAIL, total.failed[0].message
     elif total.deferred:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -127,42 +127,101 @@ def valid_helo(name: str, allow_chars: str = "") -> bool:
 _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
 
 
-def split_path(arg: str) -> tuple[str | None, str, list[str]]:
-    """Split ``<addr> PARAM=x ...`` (or bare ``addr``) into (address, raw, params).
+@dataclass
+class ParsedPath:
+    """An envelope path from MAIL/RCPT/VRFY: ``address`` (source route removed, None on
+    error), ``raw`` (the text it came from), the ESMTP ``params`` after it and ``error``
+    (Exim's text for a bad address)."""
 
-    Returns address ``None`` when it is malformed; raw is the address text as given.
+    address: str | None
+    raw: str
+    params: list[str]
+    error: str | None = None
+
+
+def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
+               qualify_domain: str | None = None) -> ParsedPath:
+    """Parse ``<addr> PARAM=x ...`` (or a bare ``addr``) like Exim's SMTP address parser.
+
+    ``role`` ("sender"/"recipient") words the missing-domain error; an unqualified
+    ``postmaster`` recipient is qualified with ``qualify_domain`` when one is given.
     """
     arg = arg.strip()
-    if arg.startswith("<"):
-        end = arg.find(">")
+    bracketed = arg.startswith("<")
+    if bracketed:
+        end, quoted, i = -1, False, 1
+        while i < len(arg):
+            c = arg[i]
+            if c == "\\" and quoted:
+                i += 2
+                continue
+            if c == '"':
+                quoted = not quoted
+            elif c == ">" and not quoted:
+                end = i
+                break
+            i += 1
         if end < 0:
-            return None, arg, []
-        addr = arg[1:end]
-        rest = arg[end + 1:].split()
-        return addr, arg[:end + 1], rest
-    parts = arg.split()
-    if not parts:
-        return None, "", []
-    return parts[0], parts[0], parts[1:]
-
-
-def check_address(addr: str, allow_empty: bool, need_domain: bool) -> str | None:
-    """Return an Exim-style error text for a syntactically bad envelope address, else None."""
-    if addr == "":
-        return None if allow_empty else "missing or malformed local part"
-    # Source routes (@a,@b:user@dom) are accepted and stripped by Exim; we just strip them.
-    if addr.startswith("@") and ":" in addr:
-        addr = addr.split(":", 1)[1]
-    if any(ord(c) < 33 or ord(c) == 127 for c in addr if c != " ") or " " in addr:
-        return "malformed address"
-    lp, at, dom = addr.rpartition("@")
-    if not at:
-        return "recipient address must contain a domain" if need_domain else None
-    if not lp:
-        return "missing or malformed local part"
-    if not dom or dom.startswith(".") or dom.endswith(".") or ".." in dom:
-        return "domain missing or malformed"
-    return None
+            return ParsedPath(None, arg, [], "'>' missing at end of address")
+        inner, raw, rest = arg[1:end], arg[:end + 1], arg[end + 1:]
+    else:
+        inner, _, rest = arg.partition(" ")
+        raw = inner
+    params = rest.split()
+    if any(ord(c) < 32 or ord(c) == 127 for c in inner):
+        return ParsedPath(None, raw, params, "malformed address")
+    if inner.startswith("@"):
+        # A source route (@a,@b:user@domain) is obsolete: Exim drops it.
+        if ":" not in inner:
+            return ParsedPath(None, raw, params, "malformed address")
+        inner = inner.split(":", 1)[1]
+    if inner == "":
+        return ParsedPath("", raw, params)
+    if inner.startswith('"'):
+        j, k = 1, -1
+        while j < len(inner):
+            if inner[j] == "\\":
+                j += 2
+                continue
+            if inner[j] == '"':
+                k = j
+                break
+            j += 1
+        if k < 0:
+            return ParsedPath(None, raw, params, "malformed address")
+        local, remainder = inner[:k + 1], inner[k + 1:]
+    else:
+        local, at, dom = inner.partition("@")
+        remainder = at + dom
+    if not remainder:
+        if role == "recipient" and local.lower() == "postmaster" and qualify_domain:
+            return ParsedPath(f"{local}@{qualify_domain}", raw, params)
+        return ParsedPath(None, raw, params, f"{role} address must contain a domain")
+    if not remainder.startswith("@"):
+        return ParsedPath(None, raw, params, "malformed address")
+    domain = remainder[1:]
+    if "@" in domain:
+        cut = domain.index("@")
+        lead = "<" if bracketed else ""
+        tail = ">" if bracketed else ""
+        return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
+                          f"follow {lead}{local}@{domain[:cut]}")
+    if not local:
+        return ParsedPath(None, raw, params, "missing or malformed local part")
+    if domain.startswith("["):
+        if not allow_domain_literals:
+            return ParsedPath(None, raw, params, "domain literals not allowed")
+        lit = domain[1:-1] if domain.endswith("]") else ""
+        if lit[:5].lower() == "ipv6:":
+            lit = lit[5:]
+        try:
+            ipaddress.ip_address(lit)
+        except ValueError:
+            return ParsedPath(None, raw, params, "domain missing or malformed")
+    elif not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain \
+            or " " in domain:
+        return ParsedPath(None, raw, params, "domain missing or malformed")
+    return ParsedPath(f"{local}@{domain}", raw, params)
 
 
 class SmtpServer:
@@ -178,7 +237,8 @@ class SmtpServer:
                  host_address: str = "", size_limit: int = 0, recipients_max: int = 0,
                  max_synprot_errors: int = 3, max_unknown_commands: int = 3,
                  enforce_sync: bool = True, pipelining: bool = True,
-                 extensions: list[str] | None = None, helo_required: bool = True) -> None:
+                 extensions: list[str] | None = None, helo_required: bool = True,
+                 max_nonmail: int = 10) -> None:
         self.hostname = hostname
         self.handler = handler or SmtpHandler()
         self.host_address = host_address
@@ -190,10 +250,18 @@ class SmtpServer:
         self.pipelining_allowed = pipelining
         self.extensions = list(extensions or [])
         self.helo_required = helo_required
+        # STARTTLS/AUTH/BDAT are recognised only when a module registers a handler here:
+        # handler(server, argument) replying through send_reply()/synprot_error().
+        self.extra_commands: dict[str, Callable[["SmtpServer", str], None]] = {}
+        self.max_nonmail = max_nonmail          # smtp_accept_max_nonmail (0 = no check)
+        self.nonmail_count = 0
+        self._free_rset = self._free_helo = True
         # helo_allow_chars / helo_accept_junk_hosts (the session decides the host match).
         self.helo_allow_chars = ""
         self.helo_accept_junk = False
         self.recipients_max_reject = False     # 552 instead of 452 beyond recipients_max
+        self.allow_domain_literals = False      # allow_domain_literals
+        self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
 
         self.greeted = False
         self.closed = False
@@ -376,14 +444,39 @@ class SmtpServer:
         except UnicodeDecodeError:
             text_arg = None
         if verb is None or (verb in ("STARTTLS", "AUTH", "BDAT")
-                            and verb not in self._advertised_verbs()):
+                            and verb not in self.extra_commands):
             self._unknown()
             return
         self.history.append(verb)
+        if self._nonmail_exceeded(verb):
+            return
         if text_arg is None:
             self._synprot(501, "non-UTF-8 bytes in command")
             return
-        getattr(self, "_cmd_" + verb.lower())(text_arg, was_rcpt)
+        extra = self.extra_commands.get(verb)
+        if extra is not None:
+            extra(self, text_arg)
+        else:
+            getattr(self, "_cmd_" + verb.lower())(text_arg, was_rcpt)
+
+    def _nonmail_exceeded(self, verb: str) -> bool:
+        """smtp_accept_max_nonmail: everything but MAIL/RCPT/DATA/BDAT/QUIT counts, except
+        one RSET and one HELO/EHLO while a new message is expected."""
+        if not self.max_nonmail or verb in ("MAIL", "RCPT", "DATA", "BDAT", "QUIT"):
+            return False
+        if verb == "RSET" and self._free_rset:
+            self._free_rset = False
+            return False
+        if verb in ("HELO", "EHLO") and self._free_helo:
+            self._free_helo = False
+            return False
+        self.nonmail_count += 1
+        if self.nonmail_count <= self.max_nonmail:
+            return False
+        self._event("too_many_nonmail", command=self.last_command)
+        self._reply(554, "Too many nonmail commands")
+        self.closed = True
+        return True
 
     def _advertised_verbs(self) -> set[str]:
         verbs = {e.split()[0].upper() for e in self.extensions}
@@ -453,10 +546,11 @@ class SmtpServer:
         if not arg:
             self._synprot(501, "MAIL must have an address operand")
             return
-        addr, raw, rest = split_path(arg)
+        path = parse_path(arg, "sender", self.allow_domain_literals)
+        addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         bad_rest: list[str] = []
-        for p in rest:
+        for p in rest if path.error is None else []:
             m = _ESMTP_PARAM_RE.match(p)
             name = m.group(1).upper() if m else ""
             if self.esmtp and name == "SIZE":
@@ -477,11 +571,9 @@ class SmtpServer:
             self._reply(501, f"{arg}: malformed address: {following} may not follow {raw} ")
             self._event("mail_malformed", text=arg)
             return
-        err = None if addr is not None else "malformed address"
-        if err is None:
-            err = check_address(addr, allow_empty=True, need_domain=False)
-        if err:
-            self._reply(501, f"{arg}: {err}")
+        if path.error or addr is None:
+            self._reply(501, f"{arg}: {path.error or 'malformed address'}")
+            self._event("mail_malformed", text=arg)
             return
         size = params.get("SIZE")
         if size is not None and self.size_limit:
@@ -490,6 +582,7 @@ class SmtpServer:
             except ValueError:
                 n = 0
             if n > self.size_limit:
+                self._event("mail_too_big", address=addr, size=n, max=self.size_limit)
                 self._reply(552, "Message size exceeds maximum permitted")
                 return
         reply = self.handler.on_mail(addr, params)
@@ -498,6 +591,10 @@ class SmtpServer:
             return
         self.sender = addr
         self.mail_params = params
+        # A new transaction: RCPT failures before this MAIL no longer count.
+        self.rcpt_count = 0
+        self.rcpt_response = None
+        self.rcpt_response_same = True
         self._send(reply or Reply(250, "OK"))
 
     def _param_names(self) -> set[str]:
@@ -525,10 +622,11 @@ class SmtpServer:
         if not arg:
             self._synprot(501, "RCPT must have an address operand")
             return
-        addr, raw, rest = split_path(arg)
+        path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain)
+        addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         bad_rest = []
-        for p in rest:
+        for p in rest if path.error is None else []:
             m = _ESMTP_PARAM_RE.match(p)
             name = m.group(1).upper() if m else ""
             if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") and not bad_rest:
@@ -540,8 +638,8 @@ class SmtpServer:
             self._record_rcpt_failure(f"501 {arg}: {msg}")
             self._synprot(501, msg, data=arg)
             return
-        err = "malformed address" if addr is None else check_address(addr, allow_empty=False, need_domain=True)
-        if err:
+        if path.error or addr is None or addr == "":
+            err = path.error or "missing or malformed local part"
             self._record_rcpt_failure(f"501 {arg}: {err}")
             self._synprot(501, err, data=arg)
             return
@@ -563,12 +661,8 @@ class SmtpServer:
 
     def _cmd_data(self, arg: str, was_rcpt: bool) -> None:
         if arg:
-            self._synprot(501, "DATA must have no arguments")
+            self._synprot(501, "unexpected argument data")
             return
-        if self.sender is None and not self.recipients:
-            if self.helo_required and self.helo_name is None:
-                self._synprot(503, "HELO or EHLO required")
-                return
         if not self.recipients and not self.discard_message:
             if self.rcpt_response is not None and self.rcpt_response_same:
                 self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
@@ -623,11 +717,12 @@ class SmtpServer:
             self.messages_received += 1
             self._send(reply)
         self._reset_transaction()
+        self._free_rset = self._free_helo = True     # a new message is expected
         return True
 
     def _cmd_rset(self, arg: str, _was_rcpt: bool) -> None:
         if arg:
-            self._synprot(501, "RSET must have no arguments")
+            self._synprot(501, "unexpected argument data")
             return
         self._reset_transaction()
         self.handler.on_rset()
@@ -637,6 +732,9 @@ class SmtpServer:
         self._reply(250, "OK")
 
     def _cmd_quit(self, arg: str, _was_rcpt: bool) -> None:
+        if arg:
+            self._synprot(501, "unexpected argument data")
+            return
         reply = self.handler.on_quit()
         self._reply(221, reply.text if reply is not None and reply.text
                     else f"{self.hostname} closing connection")
@@ -668,12 +766,15 @@ class SmtpServer:
             return
         self._send(self.handler.on_etrn(arg))
 
-    # Not advertised by this engine; reached only when an extension module enables them.
-    def _cmd_starttls(self, arg: str, _was_rcpt: bool) -> None:
-        self._unknown()
+    # ------------------------------------------------------------------ for extensions
+    def send_reply(self, reply: Reply) -> None:
+        """Queue a reply (for handlers in ``extra_commands``)."""
+        self._send(reply)
 
-    def _cmd_auth(self, arg: str, _was_rcpt: bool) -> None:
-        self._unknown()
+    def synprot_error(self, code: int, text: str) -> None:
+        """Reply with a counted syntax/protocol error (may drop the connection)."""
+        self._synprot(code, text)
 
-    def _cmd_bdat(self, arg: str, _was_rcpt: bool) -> None:
-        self._unknown()
+    def reset_transaction(self) -> None:
+        """Forget sender and recipients (after STARTTLS, for example)."""
+        self._reset_transaction()

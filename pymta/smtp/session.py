@@ -152,7 +152,6 @@ class SmtpSession(SmtpHandler):
                  sender_rcvhost=f"[{self.peer_ip}]", host_address=self.peer_ip)
         self.controls: set[str] = set()
         self.message_controls: set[str] = set()
-        self.discarded_rcpts: set[int] = set()
         self.mail_discard = False
         self.accepted_rcpts: list[str] = []
         self.messages = 0
@@ -160,6 +159,7 @@ class SmtpSession(SmtpHandler):
         self.msgid: str | None = None
         self.quit_seen = False
         self.notquit_reason: str | None = None
+        self._helo_checked: str | None = None
 
     # ------------------------------------------------------------------ log helpers
     def host_ident(self, with_h: bool = True) -> str:
@@ -235,6 +235,12 @@ class SmtpSession(SmtpHandler):
         v = self.ctx.variables
         old = v.get("sender_helo_name", "")
         v["sender_helo_name"] = taint(name)
+        if _host_in(self.config, "helo_verify_hosts", self, None) and not self.verify_helo():
+            v["sender_helo_name"] = old
+            self.log.reject(f"rejected \"{verb} {name}\" from {self.host_ident(with_h=False)}")
+            return Reply(550, f"{verb} argument does not match calling host")
+        if _host_in(self.config, "helo_try_verify_hosts", self, None):
+            self.verify_helo()
         res = self._run("acl_smtp_helo", "helo")
         if res.verdict not in ("accept", "discard"):
             v["sender_helo_name"] = old
@@ -244,6 +250,31 @@ class SmtpSession(SmtpHandler):
         v["sender_rcvhost"] = self._rcvhost()
         self._reset_message()
         return None
+
+    def verify_helo(self) -> bool:
+        """``verify = helo``: the HELO name is the client's IP literal, its looked-up
+        name, or resolves to its address.  Sets $helo_verified; cached per HELO name."""
+        v = self.ctx.variables
+        helo = str(v.get("sender_helo_name") or "")
+        if self._helo_checked == helo:
+            return v.get("helo_verified") == "1"
+        ok = False
+        if helo.startswith("[") and helo.endswith("]"):
+            inner = helo[1:-1]
+            ok = inner.split(":", 1)[-1] == self.peer_ip if inner.lower().startswith("ipv6:") \
+                else inner == self.peer_ip
+        elif helo:
+            name = str(v.get("sender_host_name") or "")
+            ok = bool(name) and name.lower() == helo.lower()
+            if not ok:
+                try:
+                    infos = socket.getaddrinfo(helo, None, proto=socket.IPPROTO_TCP)
+                    ok = self.peer_ip in {i[4][0].split("%")[0] for i in infos}
+                except (OSError, UnicodeError):
+                    ok = False
+        self._helo_checked = helo
+        v["helo_verified"] = "1" if ok else ""
+        return ok
 
     def _rcvhost(self) -> str:
         """$sender_rcvhost as Exim builds it for the Received: header."""
@@ -258,9 +289,9 @@ class SmtpSession(SmtpHandler):
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
-        self.discarded_rcpts = set()
         self.accepted_rcpts = []
         self.mail_discard = False
+        self._excess_logged = False
         self.data_headers_add: list[str] = []
         self.data_headers_remove: list[str] = []
         v = self.ctx.variables
@@ -305,9 +336,7 @@ class SmtpSession(SmtpHandler):
             self._log_reject(f"RCPT <{address}>", res)
             return self._reply(res, "rcpt")
         self._add_headers(res)
-        if res.verdict == "discard":
-            self.discarded_rcpts.add(len(self.server.recipients) if self.server else 0)
-        else:
+        if res.verdict != "discard":   # a discarded recipient gets 250 but is dropped
             self.accepted_rcpts.append(address)
             v["recipients"] = taint(", ".join(self.accepted_rcpts))
             v["recipients_count"] = str(len(self.accepted_rcpts))
@@ -440,14 +469,15 @@ class SmtpSession(SmtpHandler):
             return "defer", str(exc)
         return rr.status, getattr(rr, "message", None)
 
-    def _command_arg_ok(self, arg: str) -> Reply | None:
-        from pymta.smtp.server import check_address, split_path
+    def _command_address(self, arg: str) -> tuple[str | None, Reply | None]:
+        """The address argument of VRFY/EXPN, or the 501 reply for a bad one."""
+        from pymta.smtp.server import parse_path
         if not arg:
-            return Reply(501, "empty address")
-        addr = split_path(arg)[0]
-        err = "malformed address" if addr is None else \
-            check_address(addr, allow_empty=False, need_domain=True)
-        return Reply(501, f"{arg}: {err}") if err else None
+            return None, Reply(501, "empty address")
+        path = parse_path(arg, "recipient")
+        if path.error or not path.address:
+            return None, Reply(501, f"{arg}: {path.error or 'malformed address'}")
+        return path.address, None
 
     def on_vrfy(self, arg: str) -> Reply:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
@@ -456,11 +486,9 @@ class SmtpSession(SmtpHandler):
             code, text = acl_smtp_reply(res, "vrfy")
             # An unset or message-less refusal is Exim's "252 Administrative prohibition".
             return Reply(252 if code == 550 and not res.message else code, text)
-        bad = self._command_arg_ok(arg)
-        if bad is not None:
-            return bad
-        from pymta.smtp.server import split_path
-        addr = split_path(arg)[0] or ""
+        addr, bad = self._command_address(arg)
+        if bad is not None or addr is None:
+            return bad or Reply(501, "empty address")
         status, message = self._verify_address(addr)
         if status == "accept":
             return Reply(250, f"<{addr}> is deliverable")
@@ -474,11 +502,9 @@ class SmtpSession(SmtpHandler):
         res = self._run("acl_smtp_expn", "expn")
         if res.verdict != "accept":
             return Reply(*acl_smtp_reply(res, "expn"))
-        bad = self._command_arg_ok(arg)
-        if bad is not None:
-            return bad
-        from pymta.smtp.server import split_path
-        addr = split_path(arg)[0] or ""
+        addr, bad = self._command_address(arg)
+        if bad is not None or addr is None:
+            return bad or Reply(501, "empty address")
         status, message = self._verify_address(addr)
         if status == "accept":
             return Reply(250, f"<{addr}>")
@@ -500,7 +526,8 @@ class SmtpSession(SmtpHandler):
         return Reply(250, "OK")
 
     _NOTQUIT = {"sync_error": "synchronization-error", "too_many_synprot": "bad-commands",
-                "too_many_unknown": "bad-commands", "command_timeout": "command-timeout",
+                "too_many_unknown": "bad-commands", "too_many_nonmail": "bad-commands",
+                "command_timeout": "command-timeout",
                 "data_timeout": "data-timeout", "lost": "connection-lost"}
 
     def on_event(self, event: SmtpEvent) -> None:
@@ -527,6 +554,9 @@ class SmtpSession(SmtpHandler):
             self.log.reject(f"SMTP call from {who} dropped: too many syntax or protocol errors "
                             f"(last command was \"{info.get('command', '')}\",  "
                             f"C={','.join(self.server.history if self.server else [])})")
+        elif event.name == "too_many_nonmail":
+            self.log.main(f"SMTP call from {who} dropped: too many nonmail commands "
+                          f"(last was \"{info.get('command', '')}\")")
         elif event.name == "too_many_unknown":
             self.log.reject(f"SMTP call from {who} dropped: too many unrecognized commands "
                             f"(last was \"{info.get('command', '')}\")")
@@ -538,12 +568,21 @@ class SmtpSession(SmtpHandler):
         elif event.name == "too_big" and not log_selected(self.config, "size_reject"):
             pass
         elif event.name == "too_big":
-            self.log.reject(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
-                            f"rejected after DATA: message too big: read={info.get('size')} "
-                            f"max={info.get('max')}")
+            line = (f"rejected from <{self.server.sender if self.server else ''}> "
+                    f"{self.host_ident()}: message too big: read={info.get('size')} "
+                    f"max={info.get('max')}")
+            msgid = _new_id()
+            self.log.reject(line, msgid) if msgid else self.log.reject(line)
+        elif event.name == "mail_too_big" and log_selected(self.config, "size_reject"):
+            self.log.reject(f"rejected MAIL FROM:<{info.get('address')}> {self.host_ident()}: "
+                            f"message too big: size={info.get('size')} max={info.get('max')}")
         elif event.name == "too_many_recipients":
-            self.log.main(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
-                          f"rejected RCPT <{info.get('address')}>: too many recipients")
+            if not self._excess_logged:    # Exim logs the excess once per message
+                self._excess_logged = True
+                how = "rejected" if self.server and self.server.recipients_max_reject \
+                    else "temporarily rejected"
+                self.log.main(f"too many recipients: excess {how}: sender="
+                              f"<{self.server.sender if self.server else ''}> {self.host_ident()}")
         elif event.name in ("command_timeout", "data_timeout", "lost") and \
                 not log_selected(self.config, "lost_incoming_connection"):
             pass
@@ -578,12 +617,8 @@ def _endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
 
 def _size_limit(config: Any, ctx: ExpandContext) -> int:
     """message_size_limit is an expanded string with K/M/G suffixes (0 = no limit)."""
-    raw = _opt(config, "message_size_limit", 0)
-    if isinstance(raw, int):
-        return raw
-    from pymta.config.options import OptionSpec, parse_value
-    text = _expand(str(raw), ctx).strip()
-    return int(parse_value(OptionSpec("message_size_limit", "int", 0), text or "0"))
+    from pymta.config.values import expanded_int
+    return expanded_int(config, "message_size_limit", ctx)
 
 
 def build_server(config: Any, session: SmtpSession) -> SmtpServer:
@@ -595,10 +630,15 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
         max_synprot_errors=int(_opt(config, "smtp_max_synprot_errors", 3) or 0),
         max_unknown_commands=int(_opt(config, "smtp_max_unknown_commands", 3) or 0),
         enforce_sync=bool(_opt(config, "smtp_enforce_sync", True)),
-        pipelining=_host_in(config, "pipelining_advertise_hosts", session, "*"))
+        pipelining=_host_in(config, "pipelining_advertise_hosts", session, "*"),
+        max_nonmail=int(_opt(config, "smtp_accept_max_nonmail", 10) or 0)
+        if _host_in(config, "smtp_accept_max_nonmail_hosts", session, "*") else 0)
     server.helo_allow_chars = str(_opt(config, "helo_allow_chars", "") or "")
     server.helo_accept_junk = _host_in(config, "helo_accept_junk_hosts", session, None)
     server.recipients_max_reject = bool(_opt(config, "recipients_max_reject", False))
+    server.allow_domain_literals = bool(_opt(config, "allow_domain_literals", False))
+    server.qualify_domain = str(_opt(config, "qualify_recipient", None)
+                                or _opt(config, "qualify_domain", None) or session.hostname)
     return server
 
 
@@ -679,8 +719,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
             return
         # Input already waiting before the greeting is a synchronisation error.
         if server.enforce_sync:
-            r, _, _ = select.select([sock], [], [], 0)
-            if r:
+            if _readable(sock, 0):
                 early = _recv(sock)
                 if early:
                     server.feed(early)
@@ -700,6 +739,16 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
             pass
 
 
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for input (poll: no FD_SETSIZE limit)."""
+    p = select.poll()
+    p.register(sock, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+    try:
+        return bool(p.poll(timeout * 1000))
+    except InterruptedError:
+        return False
+
+
 def _recv(sock: socket.socket) -> bytes:
     try:
         return sock.recv(RECV_SIZE)
@@ -717,11 +766,7 @@ def _loop(sock: socket.socket, server: SmtpServer, session: SmtpSession,
         wait = 1.0
         if deadline is not None:
             wait = max(0.0, min(wait, deadline - time.monotonic()))
-        try:
-            r, _, _ = select.select([sock], [], [], wait)
-        except InterruptedError:
-            continue
-        if not r:
+        if not _readable(sock, wait):
             if stop_event is not None and stop_event.is_set() and not server.in_data:
                 send(server.shutdown_reply())
                 return

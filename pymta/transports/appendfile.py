@@ -151,6 +151,7 @@ class AppendfileTransport(Transport):
     options = with_table_options("appendfile", APPENDFILE_OPTIONS)
     is_local = True
     _data: Any = None          # the open -D file during a delivery
+    _first_address: Any = None
 
     def deliver(self, job: Any) -> None:
         addrs = job.addresses
@@ -267,8 +268,16 @@ class AppendfileTransport(Transport):
         delivery runs as the current user (as Exim does when it is not setuid).
         """
         user = self.opt("user")
-        if user is None or user == "" or os.geteuid() != 0:
+        if os.geteuid() != 0:
             return None
+        if user is None or user == "":
+            # No user here: use the one the router found (check_local_user), if any.
+            a = self._first_address
+            uid = getattr(a, "uid", None) if a is not None else None
+            if uid is None:
+                return None
+            gid = getattr(a, "gid", None)
+            return int(uid), int(gid if gid is not None else uid)
         import grp
         import pwd
         try:
@@ -291,14 +300,16 @@ class AppendfileTransport(Transport):
         path, is_dir = self._delivery_path(ctx)
         self.check_size_limit(job, ctx, body_size(job.data_path)
                               + sum(len(h.text) for h in job.message.headers))
+        self._first_address = job.addresses[0] if job.addresses else None
         ids = self._delivery_ids(ctx)
-        euid, egid = os.geteuid(), os.getegid()
+        euid, egid, groups = os.geteuid(), os.getegid(), os.getgroups()
         # Open the spool data file while still privileged; the delivery user may
         # not be able to read the spool.
         self._data = open(job.data_path, "rb")
         try:
             if ids is not None:
                 # Effective ids only, so the worker can switch back afterwards.
+                os.setgroups([ids[1]])   # drop root's supplementary groups too
                 os.setegid(ids[1])
                 os.seteuid(ids[0])
             if is_dir:
@@ -312,6 +323,7 @@ class AppendfileTransport(Transport):
             if ids is not None:
                 os.seteuid(euid)
                 os.setegid(egid)
+                os.setgroups(groups)
             self._data.close()
             self._data = None
         set_results(job.addresses, "ok")
@@ -385,7 +397,9 @@ class AppendfileTransport(Transport):
                 stat.S_ISFIFO(st.st_mode) and self.opt("allow_fifo")):
             raise TransportError(f"mailbox {path} is not a regular file",
                                  errno=errnos.ERRNO_NOTREGULAR)
-        if self.opt("check_owner") and st.st_uid != os.geteuid():
+        # As root without a delivery user (the router supplied none) there is no
+        # owner to compare with; Exim would be running as the local user here.
+        if self.opt("check_owner") and os.geteuid() != 0 and st.st_uid != os.geteuid():
             raise TransportError(f"mailbox {path} has the wrong owner",
                                  errno=errnos.ERRNO_BADUGID)
         flags = os.O_WRONLY | (0 if self.opt("allow_symlink") else os.O_NOFOLLOW)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import os
+import random
 import socket
 import time
 import weakref
@@ -198,7 +199,10 @@ class SmtpTransport(Transport):
         from_router: list[Host] = list(job.addresses[0].hosts) if job.addresses else []
         if self.opt("hosts") and (self.opt("hosts_override") or not from_router):
             text = expand(self.opt("hosts"), ctx)
-            return [_parse_host_item(i) for i in split_list(text)]
+            hosts = [_parse_host_item(i) for i in split_list(text)]
+            if self.opt("hosts_randomize"):
+                random.shuffle(hosts)
+            return hosts
         if not from_router:
             raise TransportError(f"{self.name} transport called with no hosts set")
         return from_router
@@ -268,7 +272,15 @@ class SmtpTransport(Transport):
 
         pending = addrs
         tried_any = False
-        for h in hosts:
+        fallback: list[Host] = []
+        if self.opt("fallback_hosts"):
+            fallback = [_parse_host_item(i) for i in split_list(self.opt("fallback_hosts"))]
+        for n, h in enumerate([*hosts, *fallback]):
+            if n == len(hosts) and fallback:
+                # Fallback hosts only get what is still deferred after the main list.
+                pending = [a for a in pending if a.result in (None, "defer")]
+                if not pending:
+                    break
             resolved = self._resolve(h, port)
             if not resolved:
                 for a in pending:
@@ -286,17 +298,44 @@ class SmtpTransport(Transport):
                         a.basic_errno = errnos.ERRNO_HOST_IS_LOCAL
                         a.message = (f"remote host address is the local host: {a.domain}")
                     continue
-                self._deliver_to_host(job, host, pending, helo, header)
+                self._deliver_to_host(job, host, pending, helo, header, ctx)
                 pending = [a for a in pending if a.result == "defer"]
         for a in pending:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "no usable hosts"
 
-    def _client(self) -> Any:
+    def _host_in(self, option: str, host: Host, ctx: Any) -> bool:
+        """Whether ``host`` matches the host list in ``option`` (unset: no)."""
+        text = self.opt(option)
+        if not text:
+            return False
+        from pymta.match import match_host
+        try:
+            return match_host(host.address, host.name, text, ctx)
+        except Exception:  # noqa: BLE001 - a lookup defer: behave as not listed
+            return False
+
+    def _source_address(self, host: Host, ctx: Any) -> tuple[str, int] | None:
+        """The ``interface`` option: the first address of the host's IP family."""
+        text = self.opt("interface")
+        if not text:
+            return None
+        want6 = ":" in (host.address or "")
+        for item in split_list(expand(text, ctx)):
+            try:
+                ip = ipaddress.ip_address(item)
+            except ValueError:
+                continue
+            if (ip.version == 6) == want6:
+                return (str(ip), 0)
+        return None
+
+    def _client(self, source: tuple[str, int] | None = None) -> Any:
         return smtp_client.SmtpClient(connect_timeout=self.opt("connect_timeout"),
                                       command_timeout=self.opt("command_timeout"),
                                       data_timeout=self.opt("data_timeout"),
-                                      final_timeout=self.opt("final_timeout"))
+                                      final_timeout=self.opt("final_timeout"),
+                                      source_address=source)
 
     # -- connection reuse ----------------------------------------------------------
     # A long-lived delivery worker keeps the connection to a host open after a message
@@ -345,15 +384,18 @@ class SmtpTransport(Transport):
             old[0].quit()
         self._cache()[key] = [cl, time.monotonic(), count, os.getpid()]
 
-    def _open_connection(self, host: Host, helo: str, addrs: list) -> Any | None:
+    def _open_connection(self, host: Host, helo: str, addrs: list, ctx: Any) -> Any | None:
         """Connect, read the banner and say hello; None after a negative reply."""
-        cl = self._client()
+        cl = self._client(self._source_address(host, ctx))
         banner = cl.connect(host.address, host.port or 25)
         if not banner.ok():
             self._host_reply_error(addrs, "initial connection", banner)
             cl.quit()
             return None
-        reply, cmd = cl.hello(helo)
+        if self._host_in("hosts_avoid_esmtp", host, ctx):
+            reply, cmd = cl.helo(helo), f"HELO {helo}"
+        else:
+            reply, cmd = cl.hello(helo)
         if not reply.ok():
             self._host_reply_error(addrs, cmd, reply)
             cl.quit()
@@ -361,7 +403,7 @@ class SmtpTransport(Transport):
         return cl
 
     def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
-                         header: bytes) -> None:
+                         header: bytes, ctx: Any = None) -> None:
         """Try one host; every address in ``addrs`` ends with a result."""
         for a in addrs:
             a.host_used = host
@@ -371,18 +413,19 @@ class SmtpTransport(Transport):
         cl, count = reused if reused else (None, 0)
         try:
             if cl is None:
-                cl = self._open_connection(host, helo, addrs)
+                cl = self._open_connection(host, helo, addrs, ctx)
                 if cl is None:
                     return
             rp = self.return_path(job)
             size = self._message_size(job, header) if self.opt("size_addition") >= 0 else None
             body8 = self._is_8bit(job)
             max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
+            pipelining = not self._host_in("hosts_avoid_pipelining", host, ctx)
             for start in range(0, len(addrs), max_rcpt):
                 chunk = addrs[start:start + max_rcpt]
                 if start:
                     cl.rset()
-                self._transaction(cl, job, chunk, rp, size, body8, header)
+                self._transaction(cl, job, chunk, rp, size, body8, header, pipelining)
             self._release(key, cl, count + 1)
         except smtp_client.SmtpError as e:
             # A timeout after connecting is a plain "timeout" for retry rules, not the
@@ -414,11 +457,11 @@ class SmtpTransport(Transport):
             a.basic_errno, a.more_errno = 0, reply.code
 
     def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
-                     body8: bool, header: bytes) -> None:
+                     body8: bool, header: bytes, pipelining: bool = True) -> None:
         for a in chunk:
             a.result = None
         t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
-                              body_8bit=body8)
+                              body_8bit=body8, pipelining=pipelining)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).
         pl = ""

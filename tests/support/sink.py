@@ -17,6 +17,11 @@ dot-unstuffing, RSET, NOOP, VRFY and QUIT.  Its behaviour is chosen with
     ``"connect"`` (before the banner), ``"ehlo"``, ``"mail"``, ``"rcpt"``,
     ``"data"`` (on the DATA command) or ``"dot"`` (after the message body).
 
+With ``lmtp=True`` it speaks LMTP (RFC 2033): LHLO instead of EHLO/HELO, and
+one reply per accepted recipient after the data (``lmtp_data_replies`` maps a
+recipient to its reply there; the others get 250, or ``code``/``text`` in
+``data`` mode).
+
 With ``tls_context`` (an :class:`ssl.SSLContext` for the server side, e.g.
 from :func:`tests.support.certs.server_context`) STARTTLS is advertised and
 offered; ``auth`` (a user -> password dict) advertises and checks AUTH PLAIN
@@ -124,6 +129,8 @@ class SmtpSink:
         timeout: float = 30.0,
         tls_context: Optional[ssl.SSLContext] = None,
         auth: Optional[dict[str, str]] = None,
+        lmtp: bool = False,
+        lmtp_data_replies: Optional[dict[str, Reply]] = None,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -151,6 +158,8 @@ class SmtpSink:
         self.timeout = timeout
         self.tls_context = tls_context
         self.auth = auth
+        self.lmtp = lmtp
+        self.lmtp_data_replies = {k.lower(): v for k, v in (lmtp_data_replies or {}).items()}
         self._requested_port = port
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -335,7 +344,19 @@ class _Session:
 
     # -- commands --------------------------------------------------------
 
+    def do_LHLO(self, arg: str) -> None:
+        if not self.sink.lmtp:
+            self.reply(500, "unrecognized command")
+            return
+        self._hello(arg)
+
     def do_EHLO(self, arg: str) -> None:
+        if self.sink.lmtp:
+            self.reply(500, "use LHLO")
+            return
+        self._hello(arg)
+
+    def _hello(self, arg: str) -> None:
         self.maybe_close("ehlo")
         self.helo = arg.strip()
         self.reset()
@@ -349,6 +370,9 @@ class _Session:
         self.reply(250, f"{self.sink.hostname} Hello {self.helo}", ext)
 
     def do_HELO(self, arg: str) -> None:
+        if self.sink.lmtp:
+            self.reply(500, "use LHLO")
+            return
         self.maybe_close("ehlo")
         self.helo = arg.strip()
         self.reset()
@@ -425,6 +449,9 @@ class _Session:
             chunks.append(raw)
         self.maybe_close("dot")
         data = b"".join(chunks)
+        if self.sink.lmtp:
+            self._lmtp_replies(data)
+            return None
         if self.sink.max_size and len(data) > self.sink.max_size:
             reply: Reply = (552, "message size exceeds fixed maximum")
         elif self.sink.mode == "data":
@@ -432,13 +459,33 @@ class _Session:
         else:
             reply = (250, "OK id=sink")
         if 200 <= reply[0] < 300:
-            self.sink._record_message(ReceivedMessage(
-                sender=self.sender, recipients=list(self.rcpts), data=data,
-                helo=self.helo, peer=self.peer, mail_params=list(self.params),
-                tls=self.tls, auth_user=self.auth_user))
+            self._record(data, list(self.rcpts))
         self.reset()
         self.reply(*reply)
         return None
+
+    def _lmtp_replies(self, data: bytes) -> None:
+        """LMTP: one reply per accepted recipient; record those answered 2xx."""
+        replies = []
+        for rcpt in self.rcpts:
+            reply = self.sink.lmtp_data_replies.get(rcpt.lower())
+            if reply is None:
+                reply = (self.sink.code, self.sink.text) if self.sink.mode == "data" \
+                    else (250, f"OK <{rcpt}> delivered")
+            replies.append((rcpt, reply))
+        ok = [rcpt for rcpt, reply in replies if 200 <= reply[0] < 300]
+        if ok:
+            self._record(data, ok)
+        self.reset()
+        for _rcpt, reply in replies:
+            self.reply(*reply)
+
+    def _record(self, data: bytes, recipients: list[str]) -> None:
+        assert self.sender is not None
+        self.sink._record_message(ReceivedMessage(
+            sender=self.sender, recipients=recipients, data=data,
+            helo=self.helo, peer=self.peer, mail_params=list(self.params),
+            tls=self.tls, auth_user=self.auth_user))
 
     def do_STARTTLS(self, arg: str) -> None:
         if self.sink.tls_context is None or self.tls is not None:

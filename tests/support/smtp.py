@@ -75,6 +75,11 @@ class SmtpTestClient:
         self.ehlo_reply = self.cmd(f"EHLO {name}")
         return self.ehlo_reply
 
+    def lhlo(self, name: str = "client.test") -> tuple[int, str]:
+        """Send LMTP's LHLO and remember the reply like :meth:`ehlo`."""
+        self.ehlo_reply = self.cmd(f"LHLO {name}")
+        return self.ehlo_reply
+
     def extensions(self) -> set[str]:
         """Upper-cased extension keywords from the last EHLO reply."""
         if not self.ehlo_reply:

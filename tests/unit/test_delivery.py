@@ -88,11 +88,25 @@ def test_local_delivery_completes(env):
     mid = submit(c, log, ["a@test.example"])
     out = deliver_message(c, mid, log)
     assert out.status == "completed" and out.delivered == ["a@test.example"]
-    assert delivery_lines(spool, mid) == ["=> a@test.example R=users T=local_delivery",
+    assert delivery_lines(spool, mid) == ["=> a <a@test.example> R=users T=local_delivery",
                                           "Completed"]
     assert "body" in open(os.path.join(spool, "mail", "a")).read()
     assert not os.path.exists(files.header_path(spool, mid))
     assert deliver_message(c, mid, log).status == "missing"
+
+
+def test_top_level_recipients_in_order_failures_in_routing_order(env):
+    """Checked against Exim 4.96: recipients are routed last-first, so routing failures
+    are logged in reverse, while local deliveries happen in recipient order."""
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["a@test.example", "n1@nowhere.example", "b@test.example",
+                          "n2@nowhere.example"])
+    deliver_message(c, mid, log, deliver_bounces=False)
+    assert delivery_lines(spool, mid) == [
+        "** n2@nowhere.example: Unrouteable address",
+        "** n1@nowhere.example: Unrouteable address",
+        "=> a <a@test.example> R=users T=local_delivery",
+        "=> b <b@test.example> R=users T=local_delivery", "Completed"]
 
 
 def test_journal_means_already_delivered(env):
@@ -103,7 +117,7 @@ def test_journal_means_already_delivered(env):
     out = deliver_message(c, mid, log)
     assert out.status == "completed" and out.delivered == ["b@test.example"]
     assert not os.path.exists(os.path.join(spool, "mail", "a"))
-    assert delivery_lines(spool, mid) == ["=> b@test.example R=users T=local_delivery",
+    assert delivery_lines(spool, mid) == ["=> b <b@test.example> R=users T=local_delivery",
                                           "Completed"]
 
 
@@ -136,7 +150,7 @@ def test_refused_defers_then_retry_time_then_delivers(env):
     out = deliver_message(c, mid, log)
     assert out.status == "deferred" and out.delivered == ["a@test.example"]
     lines = delivery_lines(spool, mid)
-    assert lines[0] == "=> a@test.example R=users T=local_delivery"
+    assert lines[0] == "=> a <a@test.example> R=users T=local_delivery"
     assert re.fullmatch(r"== x@remote\.example R=remote T=remote_smtp defer \(111\): .*", lines[1])
     rec = RetryDB(spool).get(f"T:127.0.0.1:127.0.0.1:{port}")
     assert rec is not None and rec.next_try - rec.last_try == 600
@@ -168,8 +182,10 @@ def test_redirected_batch_uses_arrow_for_second_address(env):
         out = deliver_message(c, mid, log)
     assert out.status == "completed"
     lines = delivery_lines(spool, mid)
-    assert lines[:2] == ["=> a@test.example <list@test.example> R=users T=local_delivery",
-                         "=> b@test.example <list@test.example> R=users T=local_delivery"]
+    # Exim's order and format (checked with Exim 4.96): local deliveries show the local
+    # part and the original recipient; the second address of one SMTP delivery gets "->"
+    assert lines[:2] == ["=> a <list@test.example> R=users T=local_delivery",
+                         "=> b <list@test.example> R=users T=local_delivery"]
     assert lines[2].startswith("=> x@remote.example <list@test.example> R=remote")
     assert lines[3].startswith("-> y@remote.example <list@test.example> R=remote")
     assert sorted(sink.messages[0].recipients) == ["x@remote.example", "y@remote.example"]
@@ -217,9 +233,9 @@ def test_bounce_is_sent_and_delivered(env):
     out = deliver_message(c, mid, log)
     assert out.status == "completed" and len(out.bounce_ids) == 1
     bid = out.bounce_ids[0]
-    assert delivery_lines(spool, bid)[-2] == "=> c@test.example R=users T=local_delivery"
+    assert delivery_lines(spool, bid)[-2] == "=> c <c@test.example> R=users T=local_delivery"
     text = open(os.path.join(spool, "mail", "c")).read()
-    assert "X-Failed-Recipients: nobody@nowhere.example" in text
+    assert "X-Failed-Recipients: sender@test.example, nobody@nowhere.example" in text
 
 
 def test_message_delivery_core_with_journal(env):
@@ -248,3 +264,48 @@ def test_rcpt_4xx_delays_only_that_recipient(env):
         assert out.deferred == ["x@remote.example"]
         assert delivery_lines(spool, mid)[-1].endswith("defer (-51): retry time not reached")
         assert len(sink.messages) == 2
+
+
+def test_frozen_bounce_is_discarded_after_ignore_bounce_errors_after(env, tmp_path):
+    c, log, spool, _ = env()
+    c.main.ignore_bounce_errors_after = 0
+    mid = submit(c, log, ["nobody@nowhere.example"], sender="")
+    assert deliver_message(c, mid, log).status == "frozen"
+    out = deliver_message(c, mid, log)
+    assert out.status == "completed"
+    assert delivery_lines(spool, mid)[-3:] == [
+        "** nobody@nowhere.example: Unrouteable address",
+        "nobody@nowhere.example: error ignored", "Completed"]
+
+
+def test_one_time_turns_deferred_children_into_recipients(env, tmp_path):
+    c, log, spool, port = env()
+    c.routers[0].options["one_time"] = True
+    c.routers[0].explicit.add("one_time")
+    mid = submit(c, log, ["list@test.example"])
+    out = deliver_message(c, mid, log)
+    assert out.status == "deferred"
+    msg = files.read_header(spool, mid)
+    assert [(r.address, r.pno) for r in msg.recipients] == [
+        ("list@test.example", -1), ("x@remote.example", 0), ("y@remote.example", 0)]
+    assert {"list@test.example", "a@test.example", "b@test.example"} <= msg.nonrecipients
+    # the alias is not expanded again: the remote addresses are now ordinary recipients
+    with SmtpSink(port=port) as sink:
+        out = deliver_message(c, mid, log, forced=True)
+    assert out.status == "completed" and sorted(out.delivered) == ["x@remote.example",
+                                                                  "y@remote.example"]
+    assert delivery_lines(spool, mid)[-3].startswith("=> x@remote.example R=remote")
+    assert len(sink.messages) == 1
+
+
+def test_transport_context_local_part_without_affixes(env):
+    from pymta.delivery.address import Address
+    from pymta.expand.context import ExpandContext
+    from pymta.spool.model import SpoolMessage
+    c, log, spool, _ = env()
+    d = MessageDelivery(c, SpoolMessage("1xUt4E-0003uq-1Y", "root", 0, 0, "s@x", 0), log, spool)
+    a = Address("Own-Bob-X@Test.example", prefix="own-", suffix="-x", router="users",
+                local_part_data="bob", home="/home/bob")
+    v = d._job_context(a, ExpandContext(c)).variables
+    assert (v["local_part"], v["domain"], v["local_part_data"], v["home"]) == (
+        "bob", "test.example", "bob", "/home/bob")

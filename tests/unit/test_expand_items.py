@@ -118,3 +118,20 @@ def test_srs_encode_and_inbound_srs(monkeypatch):
     assert x("${if inbound_srs{SRS0=12a9=jk=b.test=usex}{secret}{$srs_recipient}{n}}") == "n"
     assert x("${if inbound_srs{SRS0=ffff=jk=b.test=usex}{}{$srs_recipient}{n}}") == \
         "usex@b.test"
+
+
+def test_acl_condition_and_verdicts():
+    class R:
+        def __init__(self, verdict, message=None):
+            self.verdict, self.message = verdict, message
+
+    def runner(name, args, ctx):
+        return {"ok": R("accept", "m:" + ctx.variables["acl_arg1"]), "no": R("deny", "den"),
+                "later": R("defer")}[name]
+    ctx = ExpandContext(acl_runner=runner)
+    assert expand_string("${if acl{{ok}{a}}{y:$value}{n}}", ctx) == "y:m:a"
+    assert expand_string("${if acl{{no}}{y}{n:$value}}", ctx) == "n:den"
+    assert expand_string("${acl{no}}", ctx) == "den"
+    with pytest.raises(ExpandFail):
+        expand_string("${acl{later}}", ctx)
+    assert "acl_arg1" not in ctx.variables      # restored after the call

@@ -96,7 +96,9 @@ def test_dsearch(d):
     assert do_lookup("dsearch", str(d), "wild.lsearch", ctx()) == "wild.lsearch"
     assert do_lookup_spec("dsearch,ret=full", str(d), "wild.lsearch", ctx()) == \
         str(d / "wild.lsearch")
-    assert do_lookup("dsearch", str(d), "../etc", ctx()) is None
+    from pymta.expand import ExpandDefer
+    with pytest.raises(ExpandDefer):
+        do_lookup("dsearch", str(d), "../etc", ctx())
     assert do_lookup("dsearch", str(d), "absent", ctx()) is None
 
 

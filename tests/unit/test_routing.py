@@ -501,3 +501,39 @@ mr:
     assert [h.address for h in a.hosts] == ["198.51.100.2"]
     res = route_address(c, Address("u@b.example"), ctx(c))
     assert res.status == "fail" and "ignored" in res.message
+
+
+def test_forward_file_with_check_local_user(tmp_path):
+    fwd = tmp_path / "fwd"
+    c = conf(tmp_path, f"""
+userforward:
+  driver = redirect
+  check_local_user
+  file = {tmp_path}/${{local_part_data}}.forward
+  allow_filter
+  check_ancestor
+  file_transport = ft
+users:
+  driver = accept
+  check_local_user
+  transport = local_delivery
+""")
+    # no forward file: the router declines
+    assert route_address(c, Address("root@local.example"), ctx(c)).addresses[0].router == "users"
+    (tmp_path / "root.forward").write_text("# my forward\nroot, /tmp/archive\n")
+    res = route_address(c, Address("root@local.example"), ctx(c))
+    assert sorted((a.address, a.router) for a in res.addresses) == [
+        ("/tmp/archive", "userforward"), ("root@local.example", "users")]
+    (tmp_path / "root.forward").write_text("# Exim filter\ndeliver x@y\n")
+    assert route_address(c, Address("root@local.example"), ctx(c)).status == "defer"
+    del fwd
+
+
+def test_tainted_redirect_file_defers(tmp_path):
+    c = conf(tmp_path, f"""
+r:
+  driver = redirect
+  file = {tmp_path}/$local_part
+""")
+    res = route_address(c, Address("x@local.example"), ctx(c))
+    assert res.status == "defer" and "Tainted" in res.message

@@ -6,7 +6,6 @@ import socket
 import textwrap
 import threading
 
-import pytest
 
 from pymta.config import load_config
 from pymta.smtp import session as session_mod
@@ -16,8 +15,7 @@ CONF = """\
 primary_hostname = test.example
 spool_directory = {spool}
 smtp_banner = $smtp_active_hostname ESMTP test
-# plain number: receive.py does not parse K/M suffixes yet
-message_size_limit = 1000000
+{size}
 domainlist local_domains = a.example
 acl_smtp_rcpt = check_rcpt
 acl_smtp_data = check_data
@@ -81,7 +79,10 @@ def make_config(tmp_path, extra="", acls=""):
     spool = tmp_path / "spool"
     spool.mkdir(exist_ok=True)
     path = tmp_path / "configure"
-    path.write_text(CONF.format(spool=spool, extra=textwrap.dedent(extra), acls=acls))
+    # A plain number: receive.py does not parse K/M suffixes yet.
+    size = "" if "message_size_limit" in extra else "message_size_limit = 1000000"
+    path.write_text(CONF.format(spool=spool, extra=textwrap.dedent(extra), acls=acls,
+                                size=size))
     return load_config(str(path))
 
 
@@ -472,3 +473,70 @@ def test_quit_acl_message_and_notquit_acl(tmp_path):
     c.read_reply()
     c.close()
     assert "notquit connection-lost" in c.log.text()
+
+
+def test_size_rejections_logged_like_exim(tmp_path):
+    replies, c, cfg = session_with(
+        tmp_path, [b"EHLO x.y\r\n", b"MAIL FROM:<a@b.c> SIZE=5000\r\n", b"MAIL FROM:<a@b.c>\r\n",
+                   b"RCPT TO:<joe@a.example>\r\n", b"DATA\r\n",
+                   b"Subject: x\r\n\r\n" + b"y" * 2000 + b"\r\n.\r\n", b"QUIT\r\n"],
+        extra="message_size_limit = 1000\n")
+    assert replies[2] == ["552 Message size exceeds maximum permitted"]
+    assert replies[6] == ["552 Message size exceeds maximum permitted"]
+    text = c.log.text()
+    assert "rejected MAIL FROM:<a@b.c> H=(x.y) [192.0.2.1]: message too big: size=5000 max=1000" \
+        in text
+    assert "rejected from <a@b.c> H=(x.y) [192.0.2.1]: message too big: read=2013 max=1000" in text
+    assert spooled(cfg) == []
+
+
+def test_rcpt_discard_with_discard_acl(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_receive(config, envelope, data, log):
+        seen["rcpts"] = list(envelope.recipients)
+        return "1abcde-000000-00"
+    import pymta.message.receive as receive
+    monkeypatch.setattr(receive, "receive_message", fake_receive)
+    acls = "discarder:\n  discard local_parts = hole\n  accept domains = +local_domains\n"
+    cfg = make_config(tmp_path, acls=acls)
+    cfg.main.set("acl_smtp_rcpt", "discarder")
+    c = Client(cfg)
+    c.read_reply()
+    c.cmd(b"EHLO x\r\n")
+    c.cmd(b"MAIL FROM:<s@x.example>\r\n")
+    assert c.cmd(b"RCPT TO:<hole@a.example>\r\n") == ["250 Accepted"]
+    assert c.cmd(b"RCPT TO:<joe@a.example>\r\n") == ["250 Accepted"]
+    c.cmd(b"DATA\r\n")
+    assert c.cmd(b"Subject: x\r\n\r\nb\r\n.\r\n") == ["250 OK id=1abcde-000000-00"]
+    c.cmd(b"QUIT\r\n")
+    c.close()
+    assert seen["rcpts"] == ["joe@a.example"]
+
+
+def test_verify_helo(tmp_path):
+    acl = "helo_acl:\n  require verify = helo\n  accept\n"
+    for helo, ok in [(b"[192.0.2.1]", True), (b"[192.0.2.9]", False),
+                     (b"localhost", False)]:
+        replies, c, _ = session_with(tmp_path, [b"EHLO " + helo + b"\r\n", b"QUIT\r\n"],
+                                     extra="acl_smtp_helo = helo_acl\n", acls=acl)
+        assert replies[1][0].startswith("250") == ok, helo
+
+
+def test_helo_verify_hosts(tmp_path):
+    replies, c, _ = session_with(tmp_path, [b"EHLO [192.0.2.9]\r\n", b"EHLO [192.0.2.1]\r\n",
+                                            b"QUIT\r\n"],
+                                 extra="helo_verify_hosts = 192.0.2.0/24\n")
+    assert replies[1] == ["550 EHLO argument does not match calling host"]
+    assert replies[2][0].startswith("250-")
+    assert 'rejected "EHLO [192.0.2.9]" from [192.0.2.1]' in c.log.text()
+
+
+def test_recipients_max_logged_once(tmp_path):
+    replies, c, _ = session_with(
+        tmp_path, [b"EHLO x\r\n", b"MAIL FROM:<a@b.c>\r\n"] + [b"RCPT TO:<joe@a.example>\r\n"] * 4
+        + [b"QUIT\r\n"], extra="recipients_max = 2\n")
+    assert replies[3:7] == [["250 Accepted"], ["250 Accepted"], ["452 too many recipients"],
+                            ["452 too many recipients"]]
+    assert c.log.text().count("too many recipients: excess temporarily rejected: "
+                              "sender=<a@b.c> H=(x) [192.0.2.1]") == 1

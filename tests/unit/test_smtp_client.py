@@ -54,6 +54,7 @@ class ScriptedServer:
     commands: list[str] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
+    peers: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sock = socket.socket()
@@ -76,11 +77,12 @@ class ScriptedServer:
 
     def _loop(self) -> None:
         while True:
-            conn, _ = self.sock.accept()
+            conn, peer = self.sock.accept()
             if self._stop:
                 conn.close()
                 return
             self.connections += 1
+            self.peers.append(peer)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     @staticmethod

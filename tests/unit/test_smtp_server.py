@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, format_reply, split_path
+from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, format_reply, parse_path
 
 
 class Recorder(SmtpHandler):
@@ -376,10 +376,38 @@ def test_timeout_and_lost():
     assert h2.events[-1].name == "lost"
 
 
-def test_split_path():
-    assert split_path("<a@b> SIZE=1") == ("a@b", "<a@b>", ["SIZE=1"])
-    assert split_path("a@b") == ("a@b", "a@b", [])
-    assert split_path("<a@b")[0] is None
+@pytest.mark.parametrize("arg,role,address,error", [
+    ("<a@b> SIZE=1", "sender", "a@b", None),
+    ("a@b", "sender", "a@b", None),
+    ("<>", "sender", "", None),
+    ("<a@b.c", "sender", None, "'>' missing at end of address"),
+    ("<a>", "sender", None, "sender address must contain a domain"),
+    ("<a>", "recipient", None, "recipient address must contain a domain"),
+    ("<Postmaster>", "recipient", "Postmaster@test.example", None),
+    ("<@r1,@r2:z@a.b>", "recipient", "z@a.b", None),
+    ('<"a b"@a.b>', "recipient", '"a b"@a.b', None),
+    ("<a@[1.2.3.4]>", "recipient", None, "domain literals not allowed"),
+    ("<a@b@c>", "recipient", None, "malformed address: @c> may not follow <a@b"),
+    ("<a@b..c>", "recipient", None, "domain missing or malformed"),
+    ("<a@>", "recipient", None, "domain missing or malformed"),
+    ("<@a.b>", "recipient", None, "malformed address"),
+])
+def test_parse_path_like_exim(arg, role, address, error):
+    p = parse_path(arg, role, qualify_domain="test.example")
+    assert (p.address, p.error) == (address, error)
+
+
+def test_rcpt_address_errors_in_dialogue():
+    s, h = make(max_synprot_errors=20)
+    ehlo(s)
+    assert lines(s.feed(b"MAIL FROM:<a>\r\n")) == ["501 <a>: sender address must contain a domain"]
+    assert lines(s.feed(b"MAIL FROM:<a@b.c\r\n")) == [
+        "501 <a@b.c: '>' missing at end of address"]
+    s.feed(b"MAIL FROM: <a@b.c>\r\n")
+    assert lines(s.feed(b"RCPT TO:<a@b@c>\r\n")) == [
+        "501 <a@b@c>: malformed address: @c> may not follow <a@b"]
+    assert lines(s.feed(b"RCPT TO:<postmaster>\r\n")) == ["250 Accepted"]
+    assert h.rcpts == ["postmaster@test.example"]
 
 
 def test_second_message_on_same_connection():
@@ -439,3 +467,60 @@ def test_pipelined_quit_after_data_end():
     s.feed(b"MAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nDATA\r\n")
     out = s.feed(b"body\r\n.\r\nQUIT\r\n")
     assert lines(out) == ["250 OK id=1", "221 test.example closing connection"]
+
+
+@pytest.mark.parametrize("cmd,allowed", [(b"NOOP", 10), (b"RSET", 11), (b"HELP", 10)])
+def test_too_many_nonmail_commands(cmd, allowed):
+    s, h = make()
+    ehlo(s)
+    for _ in range(allowed):
+        assert not lines(s.feed(cmd + b"\r\n"))[-1].startswith("554")
+    assert lines(s.feed(cmd + b"\r\n")) == ["554 Too many nonmail commands"]
+    assert s.closed and h.events[-1].name == "too_many_nonmail"
+
+
+def test_nonmail_ehlo_has_one_free():
+    s, _ = make()
+    for _ in range(11):
+        assert lines(s.feed(b"EHLO x\r\n"))[-1] == "250 HELP"
+    assert lines(s.feed(b"EHLO x\r\n")) == ["554 Too many nonmail commands"]
+
+
+def test_nonmail_check_can_be_off():
+    s, _ = make(max_nonmail=0)
+    ehlo(s)
+    for _ in range(30):
+        assert lines(s.feed(b"NOOP\r\n")) == ["250 OK"]
+
+
+def test_extension_commands_plug_in():
+    s, _ = make(extensions=["STARTTLS"])
+    ehlo(s)
+    assert lines(s.feed(b"STARTTLS\r\n")) == ["500 unrecognized command"]
+    seen = []
+
+    def starttls(server, arg):
+        seen.append(arg)
+        server.send_reply(Reply(220, "TLS go ahead"))
+    s.extra_commands["STARTTLS"] = starttls
+    assert lines(s.feed(b"STARTTLS\r\n")) == ["220 TLS go ahead"]
+    assert seen == [""]
+
+
+def test_rcpt_errors_before_mail_do_not_leak_into_data_reply():
+    s, _ = make(handler=Recorder(rcpt_reject={"x@bad.example"}))
+    ehlo(s)
+    s.feed(b"RCPT TO:<a@b.c>\r\n")
+    s.feed(b"MAIL FROM:<a@b.c>\r\nRCPT TO:<x@bad.example>\r\n")
+    assert lines(s.feed(b"DATA\r\n"))[:2] == [
+        "503-All RCPT commands were rejected with this error:", "503-bad domain"]
+
+
+def test_unexpected_arguments():
+    s, _ = make()
+    ehlo(s)
+    assert lines(s.feed(b"RSET x\r\n")) == ["501 unexpected argument data"]
+    assert lines(s.feed(b"NOOP x\r\n")) == ["250 OK"]
+    assert lines(s.feed(b"DATA x\r\n")) == ["501 unexpected argument data"]
+    assert lines(s.feed(b"QUIT x\r\n")) == ["501 unexpected argument data"]
+    assert not s.closed

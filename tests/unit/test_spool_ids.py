@@ -13,7 +13,9 @@ def test_format_and_decode_known_exim_id():
     assert ids.id_time_usec("1xUsgF-0001Z2-1I") == 400000      # .402030
 
 
-def test_new_id_encodes_time_pid_fraction():
+def test_new_id_encodes_time_pid_fraction(monkeypatch):
+    # earlier tests in this process made ids with the real (later) clock
+    monkeypatch.setattr(ids, "_last_pid", None)
     now_ns = 1795296695_328560_000
     mid = ids.new_message_id(now_ns)
     assert mid.startswith("1xUsgJ-" + ids.base62(os.getpid(), 6) + "-")

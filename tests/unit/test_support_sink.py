@@ -248,3 +248,35 @@ def test_auth_success_and_failure(method):
         assert sink.wait_for(1, 5)
         assert sink.messages[0].auth_user == "user"
         assert sink.messages[0].tls is None
+
+
+# -- LMTP -----------------------------------------------------------------------
+
+def test_lmtp_gives_one_reply_per_recipient():
+    replies = {"full@y.test": (452, "mailbox full")}
+    with SmtpSink(lmtp=True, lmtp_data_replies=replies) as sink, \
+            SmtpTestClient(sink.port) as c:
+        assert c.ehlo()[0] == 500
+        assert c.lhlo()[0] == 250
+        assert "PIPELINING" in c.extensions()
+        c.cmd("MAIL FROM:<a@x.test>")
+        for r in ("ok@y.test", "full@y.test", "two@y.test"):
+            assert c.cmd(f"RCPT TO:<{r}>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(c.dot_stuff(b"hi\n"))
+        assert [c.read_reply()[0] for _ in range(3)] == [250, 452, 250]
+        assert sink.wait_for(1, 5)
+        assert sink.messages[0].recipients == ["ok@y.test", "two@y.test"]
+
+
+def test_lmtp_data_mode_refuses_every_recipient():
+    with SmtpSink(lmtp=True, mode="data", code=550, text="no") as sink, \
+            SmtpTestClient(sink.port) as c:
+        c.lhlo()
+        c.cmd("MAIL FROM:<a@x.test>")
+        c.cmd("RCPT TO:<a@y.test>")
+        c.cmd("RCPT TO:<b@y.test>")
+        c.cmd("DATA")
+        c.send_raw(c.dot_stuff(b"x\n"))
+        assert [c.read_reply() for _ in range(2)] == [(550, "no"), (550, "no")]
+    assert sink.messages == []

@@ -278,3 +278,23 @@ def test_bad_message_size_limit_defers(tmp_path):
     make_transport(file=f"{tmp_path}/box", message_size_limit="lots").deliver(job)
     assert job.addresses[0].result == "defer"
     assert not (tmp_path / "box").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_router_uid_used_when_user_unset(tmp_path):
+    import pwd
+    import shutil
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    base = tempfile.mkdtemp(prefix="pymta-af-")
+    groups_before = os.getgroups()
+    try:
+        os.chmod(base, 0o777)
+        job = make_job(tmp_path)
+        job.addresses[0].uid, job.addresses[0].gid = nobody.pw_uid, nobody.pw_gid
+        make_transport(directory=f"{base}/md", maildir_format=True).deliver(job)
+        assert job.addresses[0].result == "ok", job.addresses[0].message
+        assert os.stat(f"{base}/md/new").st_uid == nobody.pw_uid
+        assert os.geteuid() == 0 and os.getgroups() == groups_before
+    finally:
+        shutil.rmtree(base)

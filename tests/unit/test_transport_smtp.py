@@ -302,3 +302,38 @@ def test_message_size_limit_fails_without_connecting(server, tmp_path):
     job = make_job(tmp_path, hosts=[local(s)])
     transport(message_size_limit="1K").deliver(job)
     assert job.addresses[0].result == "ok"
+
+
+def test_hosts_avoid_pipelining_and_esmtp(server, tmp_path):
+    s = server()
+    job = make_job(tmp_path, hosts=[local(s)])
+    transport(hosts_avoid_pipelining="127.0.0.1").deliver(job)
+    assert job.addresses[0].result == "ok"
+    assert not any(b"RCPT" in c and b"MAIL" in c for c in s.chunks)
+    s2 = server()
+    job = make_job(tmp_path, hosts=[local(s2)])
+    transport(hosts_avoid_esmtp="127.0.0.0/8").deliver(job)
+    assert job.addresses[0].result == "ok"
+    assert s2.commands[0] == "HELO mta.test.example"
+    assert s2.messages[0].mail_line == "MAIL FROM:<s@src.example>"   # no SIZE without EHLO
+
+
+def test_fallback_hosts_get_deferred_addresses(server, tmp_path):
+    first = server(rcpt={"t@dst.example": (451, "later"), "p@dst.example": (550, "no")})
+    fb = server()
+    job = make_job(tmp_path, rcpts=("t@dst.example", "p@dst.example", "ok@dst.example"),
+                   hosts=[local(first)])
+    transport(fallback_hosts=f"127.0.0.1::{fb.port}").deliver(job)
+    t, p, ok = job.addresses
+    assert (t.result, p.result, ok.result) == ("ok", "fail", "ok")
+    assert t.host_used.port == fb.port and ok.host_used.port == first.port
+    assert fb.messages[0].recipients == ["t@dst.example"]
+
+
+def test_interface_option_sets_source_address(server, tmp_path):
+    s = server()
+    job = make_job(tmp_path, hosts=[local(s)])
+    t = transport(interface="::1 : 127.0.0.2", connection_max_messages=1)
+    t.deliver(job)
+    assert job.addresses[0].result == "ok"
+    assert s.peers[0][0] == "127.0.0.2"

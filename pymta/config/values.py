@@ -1,0 +1,46 @@
+"""Typed values of main options that Exim 4.96 defines as expanded strings.
+
+Several numeric options (message_size_limit, queue_run_max, ...) are expandable in 4.96, so
+the configuration keeps their source text; these helpers expand and convert them at use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pymta.config.model import ConfigError
+
+
+def main_option(config: Any, name: str, default: Any = None) -> Any:
+    """A main option's value, or ``default`` when unset or when there is no config."""
+    main = getattr(config, "main", None)
+    if main is None:
+        return default
+    try:
+        value = getattr(main, name)
+    except (AttributeError, KeyError):
+        return default
+    return default if value is None else value
+
+
+def expanded_int(config: Any, name: str, ctx: Any = None, default: int = 0) -> int:
+    """Expand the option ``name`` and read it as an integer with K/M/G suffixes.
+
+    Raises ConfigError when the expansion fails or the result is not a number, so the
+    caller can answer with a temporary error as Exim does.
+    """
+    raw = main_option(config, name, default)
+    if isinstance(raw, int):
+        return raw
+    text = str(raw)
+    if "$" in text or "\\" in text:
+        from pymta.expand import expand_string
+        from pymta.expand.context import ExpandContext
+        try:
+            text = expand_string(text, ctx if ctx is not None else ExpandContext(config=config))
+        except Exception as exc:  # ExpandError/ExpandFail/ExpandDefer
+            raise ConfigError(f"failed to expand {name}: {exc}") from exc
+    text = text.strip()
+    if not text:
+        return default
+    from pymta.config.options import OptionSpec, parse_value
+    return int(parse_value(OptionSpec(name, "int", default), text))

@@ -1,0 +1,95 @@
+"""End-to-end: the real daemon, SMTP over loopback, maildir delivery."""
+from __future__ import annotations
+
+from tests.integration.conftest import maildir_messages, strip_received, wait_for
+
+MESSAGE = (b"From: sender@outside.example\r\nTo: alice@test.example\r\n"
+           b"Subject: byte exact\r\nMessage-ID: <abc@outside.example>\r\n"
+           b"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n"
+           b"Hello Alice.\r\n..leading dot\r\n\r\nbye\r\n")
+
+
+def send(d, sender, rcpts, data, helo="client.test"):
+    c = d.client()
+    c.banner()
+    c.ehlo(helo)
+    assert c.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+    for r in rcpts:
+        assert c.cmd(f"RCPT TO:<{r}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send_raw(data + b".\r\n")
+    code, text = c.read_reply()
+    c.cmd("QUIT")
+    return code, text
+
+
+def test_smtp_message_delivered_to_maildir_byte_exact(pymta_daemon, tmp_path):
+    d = pymta_daemon()
+    code, text = send(d, "sender@outside.example", ["alice@test.example"], MESSAGE)
+    assert code == 250, text
+    msgs = wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    assert len(msgs) == 1, d.diagnostics()
+    expected = MESSAGE.replace(b"\r\n", b"\n").replace(b"\n..leading", b"\n.leading")
+    assert strip_received(msgs[0]) == expected
+    assert wait_for(lambda: not d.queue(), 5)
+
+
+def test_relay_denied_at_rcpt(pymta_daemon):
+    d = pymta_daemon()
+    c = d.client()
+    c.banner()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@outside.example>")[0] == 250
+    code, text = c.cmd("RCPT TO:<victim@elsewhere.example>")
+    assert code == 550 and "relay not permitted" in text
+    c.cmd("QUIT")
+
+
+def test_unknown_local_user_rejected_at_rcpt(pymta_daemon):
+    d = pymta_daemon()
+    c = d.client()
+    c.banner()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<a@outside.example>")[0] == 250
+    assert c.cmd("RCPT TO:<nosuchuser@test.example>")[0] == 550
+    assert c.cmd("RCPT TO:<bob@test.example>")[0] == 250
+    c.cmd("QUIT")
+
+
+def test_sigterm_gives_421_to_session_in_progress(pymta_daemon):
+    import signal
+    d = pymta_daemon()
+    c = d.client()
+    c.banner()
+    assert c.ehlo()[0] == 250
+    d.signal(signal.SIGTERM)
+    wait_for(lambda: "daemon terminating" in d.log(), 5)
+    code, _text = c.cmd("NOOP")
+    assert code == 421
+    assert d.proc.wait(15) == 0
+    assert not (d.spool / "pymta-daemon.pid").exists()
+
+
+def test_sighup_reload_picks_up_changed_config(pymta_daemon):
+    import signal
+    from tests.integration.conftest import BASE_CONFIG
+    d = pymta_daemon()
+    c = d.client()
+    assert "RELOADED" not in c.banner()[1]
+    c.cmd("QUIT")
+    d.config_path.write_text(BASE_CONFIG + "")
+    text = d.config_path.read_text().replace(
+        "primary_hostname = mx.test.example",
+        "primary_hostname = mx.test.example\nsmtp_banner = RELOADED $primary_hostname")
+    d.config_path.write_text(text)
+    d.signal(signal.SIGHUP)
+
+    def banner_changed():
+        c = d.client()
+        b = c.banner()[1]
+        c.cmd("QUIT")
+        return "RELOADED mx.test.example" in b
+    assert wait_for(banner_changed, 10, 0.2), d.diagnostics()
+    assert "SIGHUP received" in d.log()
+    # Still delivering after the reload.
+    assert send(d, "x@outside.example", ["bob@test.example"], MESSAGE)[0] == 250

@@ -41,8 +41,9 @@ def _expand_list(list_text: str, ctx: Any, expand: bool) -> str | None:
 
 @lru_cache(maxsize=512)
 def _regex(pattern: str, caseless: bool) -> re.Pattern:
+    from .expand.evaluator import pcre_to_python
     try:
-        return re.compile(pattern, re.IGNORECASE if caseless else 0)
+        return re.compile(pcre_to_python(pattern), re.IGNORECASE if caseless else 0)
     except re.error as e:
         raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
 
@@ -387,6 +388,8 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
     if item == "@[]":
         return ip is not None and str(ip) in _local_ips(), item
     m = _NET_RE.match(item)
+    if ip_only and not m and _LOOKUP_RE.match(item):
+        m = _NET_RE.match("net-" + item)      # match_ip: lookups are keyed by address
     if m and _LOOKUP_RE.match(m.group(2)):
         bits = m.group(1)
         if ip is None:

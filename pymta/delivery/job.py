@@ -15,6 +15,8 @@ class DeliveryJob:
     line ``ID-D``); ``ctx`` is filled by the delivery code with the variables of the
     first address (local_part, domain, local_part_data, home, ...); ``log`` is a
     :class:`pymta.log.Logger`; ``config`` the :class:`pymta.config.model.Config`.
+    ``log_host_errors``: remote transports also write Exim's per-host main-log lines
+    (``H=name [ip] Connection refused``) to ``log``; off until the delivery code opts in.
     """
 
     message: SpoolMessage
@@ -24,3 +26,4 @@ class DeliveryJob:
     ctx: ExpandContext | None = None
     log: Any = None
     config: Any = None
+    log_host_errors: bool = False

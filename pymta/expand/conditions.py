@@ -169,17 +169,21 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         return needle in items
     if name in ("match_domain", "match_local_part", "match_address", "match_ip"):
         from .. import match as m
-        # the conditions only test; they do not set $domain_data and friends
+        # the matched item (or lookup data) becomes $value, as in Exim 4.96
         if name == "match_domain":
-            return m.match_domain(args[0], args[1], ctx, expand=False, data_var="")
+            return m.match_domain(args[0], args[1], ctx, expand=False, data_var="value")
         if name == "match_local_part":
-            return m.match_localpart(args[0], args[1], ctx, expand=False, data_var="")
+            return m.match_localpart(args[0], args[1], ctx, expand=False,
+                                     data_var="value")
         if name == "match_address":
-            return m.match_address(args[0], args[1], ctx, expand=False)
-        if not args[0].strip():
-            return False
-        return m.match_host(args[0], None, args[1], ctx, expand=False, ip_only=True,
-                            data_var="")
+            return m.match_address(args[0], args[1], ctx, expand=False, data_var="value")
+        subject = args[0].strip()
+        if subject:
+            try:
+                ipaddress.ip_address(subject)
+            except ValueError:
+                raise ExpandError(f"\"{subject}\" is not an IP address") from None
+        return m.match_host(subject, None, args[1], ctx, ip_only=True, data_var="")
     if name in ("bool", "bool_lax"):
         return _bool(args[0], name == "bool_lax")
     if name == "exists":

@@ -139,11 +139,30 @@ _PCRE_FIXES = ((re.compile(r"\(\?<(?=[A-Za-z_])"), "(?P<"),
                (re.compile(r"\\z"), r"\\Z"))
 
 
+def _scope_flag_off(pattern: str) -> str:
+    """PCRE's ``(?-i)`` switches caselessness off for the rest of the pattern; Python
+    only has the scoped form, so wrap the remainder when it is at the top level."""
+    k = pattern.find("(?-i)")
+    depth = 0
+    for j in range(k):
+        if pattern[j] == "\\":
+            continue
+        if pattern[j] == "(" and (j == 0 or pattern[j - 1] != "\\"):
+            depth += 1
+        elif pattern[j] == ")" and (j == 0 or pattern[j - 1] != "\\"):
+            depth -= 1
+    if depth != 0:
+        return pattern
+    return pattern[:k] + "(?-i:" + pattern[k + 5:] + ")"
+
+
 def pcre_to_python(pattern: str) -> str:
     """Translate the common PCRE-only spellings into Python ``re`` syntax."""
     if "(?" in pattern or "\\" in pattern:
         for rx, repl in _PCRE_FIXES:
             pattern = rx.sub(repl, pattern)
+        if "(?-i)" in pattern:
+            pattern = _scope_flag_off(pattern)
     return pattern
 
 
@@ -185,6 +204,7 @@ def _nonneg_arg(text: str, item: str) -> int:
 def _item_if(node: Item, ctx: Any) -> str:
     from .conditions import eval_cond
     saved = ctx.numbered
+    saved_value = ctx.variables.get("value")
     try:
         if eval_cond(node.args[0], ctx):
             check_skipped(node.no, ctx)
@@ -193,7 +213,12 @@ def _item_if(node: Item, ctx: Any) -> str:
         if node.no is not None:
             return evaluate(node.no, ctx)
     finally:
-        ctx.numbered = saved    # $1.. from a match inside the if do not leak out
+        # $1.. and $value set by the condition do not leak out of the if
+        ctx.numbered = saved
+        if saved_value is None:
+            ctx.variables.pop("value", None)
+        else:
+            ctx.variables["value"] = saved_value
     if node.fail:
         raise ExpandFail("\"if\" failed and \"fail\" requested")
     return ""

@@ -109,6 +109,7 @@ COND_TWO = frozenset({"eq", "eqi", "==", "=", "<", "<=", ">", ">=", "gt", "gti",
                       "gei", "lt", "lti", "le", "lei", "match", "match_address",
                       "match_domain", "match_ip", "match_local_part", "inlist",
                       "inlisti", "crypteq", "inbound_srs"})
+COND_LISTMATCH = frozenset({"match_address", "match_domain", "match_ip", "match_local_part"})
 COND_AND_OR = frozenset({"and", "or"})
 COND_FOR = frozenset({"forall", "forany", "forall_json", "forany_json", "forall_jsons",
                       "forany_jsons"})
@@ -138,8 +139,12 @@ class _Parser:
         self.n = len(text)
 
     # -- strings -------------------------------------------------------------
-    def seq(self, i: int, in_brace: bool) -> tuple[Seq, int]:
-        """Parse until end of text (or an unescaped ``}`` when ``in_brace``)."""
+    def seq(self, i: int, in_brace: bool, raw: bool = False) -> tuple[Seq, int]:
+        """Parse until end of text (or an unescaped ``}`` when ``in_brace``).
+
+        ``raw``: ``$`` is an ordinary character (for arguments Exim does not expand,
+        such as the list of ``match_domain``); backslash escapes still apply.
+        """
         s, n = self.s, self.n
         parts: list = []
         lit: list[str] = []
@@ -182,7 +187,7 @@ class _Parser:
                 else:
                     lit.append(c)
                 i += 1
-            elif c == "$":
+            elif c == "$" and not raw:
                 if lit:
                     parts.append("".join(lit))
                     lit = []
@@ -192,7 +197,7 @@ class _Parser:
                 break
             else:
                 j = i + 1
-                while j < n and s[j] not in "\\$}":
+                while j < n and s[j] not in "\\$}" if not raw else s[j] not in "\\}":
                     j += 1
                 lit.append(s[i:j])
                 i = j
@@ -460,7 +465,18 @@ class _Parser:
                 raise ExpandError(f"missing ACL name in \"{name}\" condition")
             return Cond(name, args, negate), i + 1
         want = 1 if name in COND_ONE else (2 if name in COND_TWO else 9)
-        args, i = self.args(i, name, want)
+        if name in COND_LISTMATCH:
+            # the list argument is not expanded (Exim without EXPAND_LISTMATCH_RHS)
+            args, i = self.args(i, name, 1)
+            i = self.ws(i)
+            if len(args) == 1 and i < n and s[i] == "{":
+                raw, i = self.seq(i + 1, True, raw=True)
+                if i >= n:
+                    raise ExpandError(f"missing }} at end of string in \"{name}\"")
+                args.append(raw)
+                i += 1
+        else:
+            args, i = self.args(i, name, want)
         if len(args) < want and name not in COND_ACL:
             raise ExpandError(f"missing {_ORD[len(args)]} string in {{}} after \"{name}\"")
         return Cond(name, args, negate), i

@@ -238,10 +238,18 @@ class AppendfileTransport(Transport):
         prefix, suffix = self._prefix_suffix(ctx, rp, mbox)
         check, escape = self._check_escape(mbox)
         header = self.header_block(job, ctx, rp)
-        return write_message(f, header, self._data or job.data_path, prefix=prefix, suffix=suffix,
-                             use_crlf=self.opt("use_crlf"), check_string=check,
-                             escape_string=escape, body_only=self.opt("body_only"),
-                             headers_only=self.opt("headers_only"))
+        bsmtp = bool(self.opt("use_bsmtp"))
+        if bsmtp:
+            # Batch SMTP: the envelope as SMTP commands, then the dot-stuffed message.
+            nl = "\r\n" if self.opt("use_crlf") else "\n"
+            env = f"MAIL FROM:<{rp}>{nl}" + "".join(
+                f"RCPT TO:<{a.address}>{nl}" for a in job.addresses) + f"DATA{nl}"
+            prefix += env.encode("utf-8", "surrogateescape")
+        return write_message(f, header, self._data or job.data_path, prefix=prefix,
+                             suffix=suffix, use_crlf=self.opt("use_crlf"),
+                             check_string=check, escape_string=escape,
+                             body_only=self.opt("body_only"),
+                             headers_only=self.opt("headers_only"), end_dot=bsmtp)
 
     def _quota(self, ctx: Any) -> int:
         q = self._expand_opt("quota", ctx)

@@ -130,7 +130,8 @@ def write_message(out: Any, header: bytes, data_path: str | BinaryIO, *, prefix:
     delivery can open it before giving up privileges).
     ``dot_stuff`` doubles a leading ``.`` on body lines (it overrides check/escape);
     ``end_dot`` adds the SMTP terminating ``.`` line (and a newline before it when the
-    body does not end with one).  Prefix and suffix are written as given.
+    body does not end with one) before the suffix.  Prefix and suffix are written as
+    given.
     """
     if dot_stuff:
         check_string, escape_string = b".", b".."
@@ -164,9 +165,9 @@ def write_message(out: Any, header: bytes, data_path: str | BinaryIO, *, prefix:
                 sink.write(filt.flush())
                 if end_dot and not empty and filt.last_byte != b"\n":
                     sink.write(b"\r\n" if use_crlf else b"\n")
-    sink.write(suffix)
     if end_dot:
         sink.write(b".\r\n" if use_crlf else b".\n")
+    sink.write(suffix)
     return sink.count
 
 

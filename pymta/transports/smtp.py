@@ -428,6 +428,7 @@ class SmtpTransport(Transport):
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining)
             self._release(key, cl, count + 1)
         except smtp_client.SmtpError as e:
+            self._log_host_error(job, host, e)
             # A timeout after connecting is a plain "timeout" for retry rules, not the
             # "timeout_connect" that ETIMEDOUT alone would suggest.
             kind = "timeout" if isinstance(e, smtp_client.SmtpTimeout) else None
@@ -445,6 +446,25 @@ class SmtpTransport(Transport):
                     a.basic_errno = e.errno or errnos.ERRNO_UNKNOWNERROR
             if cl is not None:
                 cl.close()
+
+    @staticmethod
+    def _log_host_error(job: Any, host: Host, e: Any) -> None:
+        """The main-log line Exim writes for each failing host (besides the address
+        lines the delivery code writes)."""
+        log = getattr(job, "log", None)
+        if log is None or not getattr(job, "log_host_errors", False):
+            return
+        where = f"H={host.name} [{host.address}]"
+        if isinstance(e, smtp_client.SmtpConnectError):
+            text = f"{where} {e.message}"
+        elif isinstance(e, smtp_client.SmtpTimeout):
+            text = f"{where}: {e.message}: Connection timed out"
+        else:
+            text = f"{where}: {e.message}"
+        try:
+            log.main(text, job.message.id)
+        except Exception:  # noqa: BLE001 - logging must not change the outcome
+            pass
 
     @staticmethod
     def _error_text(stage: str, reply: Any) -> str:

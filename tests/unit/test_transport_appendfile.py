@@ -298,3 +298,14 @@ def test_router_uid_used_when_user_unset(tmp_path):
         assert os.geteuid() == 0 and os.getgroups() == groups_before
     finally:
         shutil.rmtree(base)
+
+
+def test_use_bsmtp_writes_batch_smtp(tmp_path):
+    t = make_transport(file=f"{tmp_path}/bsmtp", use_bsmtp=True, message_prefix="HELO me\n")
+    job = make_job(tmp_path, rcpts=("u1@dst.example", "u2@dst.example"))
+    t.deliver(job)
+    assert (tmp_path / "bsmtp").read_bytes() == (
+        b"HELO me\nMAIL FROM:<sender@src.example>\nRCPT TO:<u1@dst.example>\n"
+        b"RCPT TO:<u2@dst.example>\nDATA\n"
+        b"Received: from a\n\tby b; today\nSubject: hello\nTo: user@dst.example\n\n"
+        b"line one\nFrom the start\n>From quoted\n..dot line\n.\n")

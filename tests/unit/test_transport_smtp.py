@@ -337,3 +337,27 @@ def test_interface_option_sets_source_address(server, tmp_path):
     t.deliver(job)
     assert job.addresses[0].result == "ok"
     assert s.peers[0][0] == "127.0.0.2"
+
+
+class LineLog:
+    """Collects main-log lines like pymta.log.Logger.main."""
+
+    def __init__(self):
+        self.lines = []
+
+    def main(self, text, msgid=None):
+        self.lines.append(f"{msgid} {text}")
+
+
+def test_host_errors_are_logged_like_exim(server, tmp_path):
+    s = server(close_at="rcpt")
+    dead = Host("dead.example", "127.0.0.1", free_port())
+    job = make_job(tmp_path, hosts=[dead, local(s)])
+    job.log, job.log_host_errors = LineLog(), True
+    transport().deliver(job)
+    assert job.log.lines == [
+        f"{MSGID} H=dead.example [127.0.0.1] Connection refused",
+        f"{MSGID} H=localhost [127.0.0.1]: Remote host closed connection in response to "
+        "pipelined RCPT TO:<a@dst.example>"]
+    a = job.addresses[0]
+    assert a.result == "defer" and a.basic_errno == errnos.ERRNO_SMTPCLOSED

@@ -365,6 +365,22 @@ def _parse_ip(text: str):
     return ip
 
 
+@lru_cache(maxsize=1024)
+def _ip_item(item: str):
+    """An IP address or CIDR network item as a network (None when it is neither)."""
+    if not item or not (item[0].isdigit() or item[0] in "abcdefABCDEF:"):
+        return None
+    try:
+        if "/" in item:
+            return ipaddress.ip_network(item, strict=False)
+        ip = ipaddress.ip_address(item)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ipaddress.ip_network(ip)
+
+
 def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
                ip_only: bool) -> tuple[bool, str | None]:
     if item == "*":
@@ -375,16 +391,9 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
         return False, None
     # IP address or network
     if ip is not None:
-        try:
-            if "/" in item:
-                net = ipaddress.ip_network(item, strict=False)
-                return (net.version == ip.version and ip in net), item
-            pip = ipaddress.ip_address(item)
-            if pip.version == 6 and pip.ipv4_mapped is not None:
-                pip = pip.ipv4_mapped
-            return pip == ip, item
-        except ValueError:
-            pass
+        net = _ip_item(item)
+        if net is not None:
+            return (net.version == ip.version and ip in net), item
     if item == "@[]":
         return ip is not None and str(ip) in _local_ips(), item
     m = _NET_RE.match(item)

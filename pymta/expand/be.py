@@ -35,6 +35,8 @@ def be_context(config: Any, variables: dict[str, str] | None = None) -> ExpandCo
     qd = lookup_variable("qualify_domain", ctx) or ""
     ctx.variables["sender_address"] = f"{user}@{qd}" if qd else user
     ctx.variables["sender_ident"] = user
+    ctx.variables["authenticated_id"] = user
+    ctx.variables["authenticated_sender"] = ctx.variables["sender_address"]
     if variables:
         ctx.variables.update(variables)
     return ctx

@@ -52,26 +52,29 @@ def _isip(value: str, version: int | None) -> bool:
 
 
 def _crypteq(password: str, encrypted: str) -> bool:
+    """Exim's crypteq: {md5}/{sha1} (hex, any case, or base64) or crypt()."""
     import base64
     import hashlib
     import hmac as _h
     from .bytesutil import to_bytes
     low = encrypted.lower()
-    if low.startswith("{md5}"):
-        digest = hashlib.md5(to_bytes(password))
-        rest = encrypted[5:]
-        return _h.compare_digest(rest, digest.hexdigest() if len(rest) == 32
-                                 else base64.b64encode(digest.digest()).decode())
-    if low.startswith("{sha1}"):
-        digest = hashlib.sha1(to_bytes(password))
-        rest = encrypted[6:]
-        return _h.compare_digest(rest, digest.hexdigest().upper() if len(rest) == 40
-                                 and rest.isupper() else digest.hexdigest() if len(rest) == 40
-                                 else base64.b64encode(digest.digest()).decode())
-    if low.startswith(("{crypt}", "{crypt16}")):
-        encrypted = encrypted[encrypted.index("}") + 1:]
+    for mech, fn in (("{md5}", hashlib.md5), ("{sha1}", hashlib.sha1)):
+        if low.startswith(mech):
+            digest = fn(to_bytes(password))
+            rest = encrypted[len(mech):]
+            if len(rest) == 2 * digest.digest_size:
+                return _h.compare_digest(rest.lower(), digest.hexdigest())
+            return _h.compare_digest(rest, base64.b64encode(digest.digest()).decode())
+    if encrypted.startswith("{"):
+        mech = low[:low.find("}") + 1]
+        if mech not in ("{crypt}", "{crypt16}"):
+            raise ExpandError(f"unknown encryption mechanism in \"{encrypted}\"")
+        encrypted = encrypted[len(mech):]
     try:
-        import crypt  # noqa: deprecated but still present in 3.11
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
     except ImportError:
         raise ExpandError("crypt() is not available") from None
     return _h.compare_digest(crypt.crypt(password, encrypted) or "", encrypted)

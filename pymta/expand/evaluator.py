@@ -434,10 +434,16 @@ def _item_sort(node: Item, ctx: Any) -> str:
             ctx.variables["item"] = it
             keyed.append((evaluate(node.args[2], ctx), it))
 
+    def before(a: str, b: str) -> bool:
+        try:
+            return compare(cmp, a, b)
+        except ExpandError:
+            return False        # Exim leaves such items where they are
+
     def order(a, b):
-        if compare(cmp, a[0], b[0]):
+        if before(a[0], b[0]):
             return -1
-        if compare(cmp, b[0], a[0]):
+        if before(b[0], a[0]):
             return 1
         return 0
     keyed.sort(key=cmp_to_key(order))

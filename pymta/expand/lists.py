@@ -2,6 +2,8 @@
 separator, a doubled separator stands for one literal separator character."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 _WS = " \t\n\r\f\v"
 
 
@@ -20,6 +22,15 @@ def split_list(text: str, default: str = ":") -> list[str]:
     """Split an Exim list into its items (leading/trailing whitespace removed)."""
     if not text:
         return []
+    return list(_split_cached(str.__str__(text), default))
+
+
+@lru_cache(maxsize=2048)
+def _split_cached(text: str, default: str) -> tuple[str, ...]:
+    return tuple(_split(text, default))
+
+
+def _split(text: str, default: str) -> list[str]:
     sep, s = list_separator(text, default)
     items: list[str] = []
     i, n = 0, len(s)

@@ -12,6 +12,7 @@ PYMTA_VERSION = "4.96"          # what $version_number reports: Exim's, for conf
 COMPILE_NUMBER = "1"
 
 KNOWN_VARIABLES = frozenset('''
+dnslist_matched dkim_key_length dkim_algo dkim_bodylength dkim_canon_body
 srs_recipient prvscheck_address prvscheck_keynum prvscheck_result runrc
 acl_narg acl_verify_message address_data address_file address_pipe authenticated_fail_id
 authenticated_id authenticated_sender authentication_failed av_failed body_linecount
@@ -98,6 +99,28 @@ def _tod(name: str) -> str | None:
     return None
 
 
+def _exim_ids(ctx: Any) -> tuple[str, str]:
+    """uid/gid of exim_user / exim_group from the configuration (else our own ids)."""
+    main = getattr(getattr(ctx, "config", None), "main", None)
+    user = getattr(main, "exim_user", None) if main is not None else None
+    group = getattr(main, "exim_group", None) if main is not None else None
+    uid, gid = os.geteuid(), os.getegid()
+    if user not in (None, ""):
+        import pwd
+        try:
+            pw = pwd.getpwuid(int(user)) if str(user).isdigit() else pwd.getpwnam(str(user))
+            uid, gid = pw.pw_uid, pw.pw_gid
+        except (KeyError, ValueError):
+            pass
+    if group not in (None, ""):
+        import grp
+        try:
+            gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
+        except KeyError:
+            pass
+    return str(uid), str(gid)
+
+
 def _config_value(config: Any, name: str) -> str | None:
     if config is None:
         return None
@@ -113,7 +136,7 @@ def _config_value(config: Any, name: str) -> str | None:
     except (AttributeError, KeyError):
         return None
     if value is None:
-        return ""
+        return None             # unset: the caller falls back to Exim's default
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -129,7 +152,7 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
             return ctx.acl_vars[name]
         if name.startswith(("acl_c", "acl_m")) and len(name) > 5:
             return ""           # unset ACL variables are empty, not unknown
-        if name.startswith("acl_arg") or name == "acl_narg":
+        if name.startswith("acl_arg"):
             return ""
     if name.isdigit():
         idx = int(name)
@@ -150,12 +173,8 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
         return str(os.getuid())
     if name in ("caller_gid", "originator_gid"):
         return str(os.getgid())
-    if name == "exim_uid":
-        return str(os.geteuid())
-    if name == "exim_gid":
-        return str(os.getegid())
-    if name == "home":
-        return os.environ.get("HOME", "")
+    if name in ("exim_uid", "exim_gid"):
+        return _exim_ids(ctx)[0 if name == "exim_uid" else 1]
     if name == "initial_cwd":
         return os.getcwd()
     if name in _CONFIG_VARS or name in ("config_dir", "config_file"):
@@ -171,11 +190,55 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
     if name == "primary_hostname":
         import socket
         return socket.getfqdn()
-    if name.startswith(("sender_rate_", "regex", "auth", "sn", "n")) and name[-1:].isdigit():
+    if name.startswith(("sender_rate_", "regex", "auth")) and name[-1:].isdigit():
         return ""
+    if name in _SPACE_VARS:
+        return _space(name, ctx)
+    if name == "load_average":
+        try:
+            return str(int(os.getloadavg()[0] * 1000))
+        except OSError:
+            return "-1"
+    if name == "smtp_active_hostname":
+        return lookup_variable("primary_hostname", ctx)
+    if name in _ZERO_VARS:
+        return "0"
+    if name in _MINUS_ONE_VARS:
+        return "-1"
+    if name == "prdr_requested":
+        return "no"
     if name in KNOWN_VARIABLES:
         return ""
     return None
+
+
+# Numeric variables that read as 0 (or -1) when nothing has set them, as in Exim -be.
+_ZERO_VARS = frozenset("""acl_narg body_linecount body_zerocount inode localhost_number
+    max_received_linelength message_age message_body_size message_linecount message_size
+    mime_content_size mime_is_multipart rcpt_count rcpt_defer_count rcpt_fail_count
+    received_count received_time recipients_count runrc tls_in_bits tls_out_bits
+    host_port sender_host_port""".split())
+_MINUS_ONE_VARS = frozenset("received_port interface_port".split())
+_SPACE_VARS = frozenset("spool_space spool_inodes log_space log_inodes".split())
+
+
+def _space(name: str, ctx: Any) -> str:
+    """Free space (KiB) or inodes on the spool or log file system."""
+    where = lookup_variable("spool_directory", ctx) or "/"
+    if name.startswith("log_"):
+        main = getattr(getattr(ctx, "config", None), "main", None)
+        lfp = str(getattr(main, "log_file_path", "") or "") if main is not None else ""
+        first = lfp.split(":")[0].strip()
+        where = os.path.dirname(first) if first.startswith("/") else where
+    while where and not os.path.exists(where):
+        where = os.path.dirname(where)
+    try:
+        st = os.statvfs(where or "/")
+    except OSError:
+        return "-1"
+    if name.endswith("inodes"):
+        return str(st.f_favail)
+    return str(st.f_bavail * st.f_frsize // 1024)
 
 
 def get_variable(name: str, ctx: Any) -> str:

@@ -220,3 +220,20 @@ def test_untainted_result_stays_clean():
 ])
 def test_eval_condition(text, expected):
     assert eval_condition(text, make_ctx()) is expected
+
+
+@pytest.mark.parametrize("cond,expected", [
+    ("crypteq{abc}{\\{md5\\}900150983CD24FB0D6963F7D28E17F72}", True),
+    ("crypteq{abc}{\\{md5\\}kAFQmDzST7DWlj99KOF/cg==}", True),
+    ("crypteq{abc}{\\{sha1\\}qZk+NkcGgWq6PiVxeFDCbJzQ2J0=}", True),
+    ("crypteq{abd}{\\{sha1\\}a9993e364706816aba3e25717850c26c9cd0d89d}", False),
+    ("crypteq{abc}{abFZSxKKdq5s6}", True),
+    ("crypteq{abc}{\\{crypt\\}abFZSxKKdq5s6}", True),
+])
+def test_crypteq(cond, expected):
+    assert x("${if " + cond + "{T}{F}}") == ("T" if expected else "F")
+
+
+def test_crypteq_unknown_mechanism():
+    with pytest.raises(ExpandError, match="unknown encryption mechanism"):
+        x("${if crypteq{abc}{\\{nope\\}x}{y}{n}}")

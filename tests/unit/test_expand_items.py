@@ -135,3 +135,30 @@ def test_acl_condition_and_verdicts():
     with pytest.raises(ExpandFail):
         expand_string("${acl{later}}", ctx)
     assert "acl_arg1" not in ctx.variables      # restored after the call
+
+
+def test_readsocket_unix(tmp_path):
+    import socket
+    import threading
+    path = str(tmp_path / "s")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            data = b""
+            while chunk := conn.recv(100):
+                data += chunk
+            conn.sendall(b"got " + data + b"\nline2\n")
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert x(f"${{readsocket{{{path}}}{{ping}}{{2s}}{{|}}}}") == "got ping|line2|"
+    finally:
+        t.join(5)
+        srv.close()
+    assert x(f"${{readsocket{{{tmp_path}/none}}{{x}}{{1s}}{{}}{{fallback}}}}") == "fallback"
+    with pytest.raises(ExpandError):
+        x(f"${{readsocket{{{tmp_path}/none}}{{x}}}}")

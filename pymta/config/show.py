@@ -1,7 +1,7 @@
 """Output of ``pymta -bP`` (show configuration) and ``pymta -bV`` (version)."""
 from __future__ import annotations
 
-import importlib
+import os
 
 from pymta.config.model import Config, DriverInstance
 from pymta.config.options import OptionSpec, format_value, printable
@@ -129,22 +129,8 @@ def show_options(config: Config, names: list[str], admin: bool = False) -> str:
 
 
 def _lookup_types() -> list[str]:
-    from pymta import drivers
-    names = drivers.all_drivers("lookup")
-    if not names:
-        try:
-            mod = importlib.import_module("pymta.lookups")
-            names = drivers.all_drivers("lookup")
-            if not names:
-                for attr in ("LOOKUP_TYPES", "LOOKUPS", "lookup_types"):
-                    value = getattr(mod, attr, None)
-                    value = value() if callable(value) else value
-                    if value:
-                        names = sorted(value)
-                        break
-        except ImportError:
-            pass
-    return list(names)
+    from pymta.lookups import QUERY_STYLE, SINGLE_KEY
+    return sorted(SINGLE_KEY | QUERY_STYLE)
 
 
 def version_text(config: Config | None) -> str:
@@ -156,5 +142,5 @@ def version_text(config: Config | None) -> str:
              "Routers: " + " ".join(drivers.all_drivers("router")),
              "Transports: " + " ".join(drivers.all_drivers("transport"))]
     if config is not None:
-        lines.append(f"Configuration file is {config.filename}")
+        lines.append(f"Configuration file is {os.path.abspath(config.filename)}")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..taint import Tainted
-from .errors import ExpandDefer, ExpandError, ExpandFail
+from .errors import ExpandError, ExpandFail
 from .lists import join_list, list_separator, split_list
 from .parser import Cond, Item, Op, Seq, Var
 from .parser import compile_expansion as compile_expansion_cached

@@ -384,7 +384,7 @@ class _Parser:
             raise ExpandError("missing lookup type")
         i = self.ws(j)
         if i >= n or s[i] != "{":
-            raise ExpandError(f"missing '{{' for lookup file-or-query arg")
+            raise ExpandError("missing '{' for lookup file-or-query arg")
         query, i = self.brace_seq(i, "\"lookup\"")
         node = Item("lookup", [key, query], extra=ltype)
         return node, self.yes_no(i, "lookup", node)

@@ -354,7 +354,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
                    help="exim_user/exim_group and delivery user (default: Debian-exim when "
                         "root and it exists, else the current user)")
     p.add_argument("--pymta-user", default=None,
-                   help="exim_user/delivery user for pymta only (default: the same as Exim's)")
+                   help="exim_user/delivery user for pymta only (default: the same as "
+                        "Exim's, or root when that user cannot run pymta's Python)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for delivery")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
@@ -379,10 +380,11 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
         pu = a.pymta_user
         s.users["pymta"] = (pu, grp.getgrgid(pwd.getpwnam(pu).pw_gid).gr_name)
     elif "pymta" in a.mta and not pymta_can_run_as(pymta_cmd, user):
-        # pymta preloads its modules before dropping privileges, so this may still
-        # work; say what to do if it does not.
-        print(f"warning: {user} cannot start {pymta_cmd[0]}; if pymta's children fail, "
-              "rerun with --pymta-user root", file=sys.stderr)
+        # pymta's children import modules after dropping privileges, which fails
+        # when exim_user cannot read the interpreter's library.
+        print(f"note: {user} cannot run {pymta_cmd[0]}; pymta runs with exim_user = root "
+              "(use --pymta-user to choose)", file=sys.stderr)
+        s.users["pymta"] = ("root", "root")
     return a, s
 
 

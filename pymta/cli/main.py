@@ -233,9 +233,18 @@ def do_deliver_ids(opts: CliOptions) -> int:
     rc = 0
     for msgid in opts.args:
         try:
-            _call_flex(deliver_message, config, msgid, log, forced=True, manual=True)
+            outcome = deliver_message(config, msgid, log, forced=True, manual=True)
         except Exception as exc:
             sys.stderr.write(f"pymta: delivery of {msgid} failed: {exc}\n")
+            rc = 1
+            continue
+        status = getattr(outcome, "status", "")
+        if status == "locked":
+            sys.stderr.write(f"Spool file for {msgid} is locked "
+                             "(another process is handling this message)\n")
+            rc = 1
+        elif status == "missing":
+            sys.stderr.write(f"pymta: message {msgid} is not on the queue\n")
             rc = 1
     return rc
 

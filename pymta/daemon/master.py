@@ -28,6 +28,7 @@ MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30
+_WORKER_FLAGS = {"M": "", "Q": "", "F": " forced", "Z": " forced thaw"}
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1}
 
 
@@ -143,7 +144,8 @@ class Master:
         self.deliver = deliver
         self.children: dict[int, Child] = {}
         self.generation = 0
-        self.pending: collections.deque[tuple[str, bool]] = collections.deque()
+        # (message id, worker flags): "" or " forced" (-qf) or " forced thaw" (-qff)
+        self.pending: collections.deque[tuple[str, str]] = collections.deque()
         self.pending_set: set[str] = set()
         self.busy_receivers: set[int] = set()
         self.signals: set[int] = set()
@@ -153,6 +155,7 @@ class Master:
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         self._last_crash = 0.0
+        self._saturated = False
 
     # ---- limits -------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class Master:
         # Block our signals across fork: a SIGTERM reaching the child before it has
         # installed its own handlers would otherwise hit the master's handler and be lost.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _MASTER_SIGNALS)
+        master_pid = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -187,6 +191,8 @@ class Master:
             status = 1
             try:
                 self._in_child(keep=child_end)
+                if os.getppid() != master_pid:
+                    os._exit(0)        # the master died before we could ask to follow it
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 status = body()
             except SystemExit as exc:
@@ -302,9 +308,12 @@ class Master:
                     pass
             elif key.data == "notify":
                 self._handle_notifications()
+            elif key.data == "listener":
+                self._refuse_connection(key.fileobj)
             else:
                 self._handle_worker(key.data)
         self._reap()
+        self._update_saturation()
         sigs, self.signals = self.signals, set()
         if signal.SIGTERM in sigs or signal.SIGINT in sigs:
             self._begin_stop(signal.SIGTERM if signal.SIGTERM in sigs else signal.SIGINT)
@@ -318,6 +327,50 @@ class Master:
             self.next_queue_run = time.monotonic() + self.opts.queue_interval
             if not self._of_kind("queuerunner", live_only=False):
                 self.spawn_queue_run()
+
+    def _update_saturation(self) -> None:
+        """At smtp_accept_max with every receiver busy, the master answers new
+        connections itself with Exim's 421 instead of leaving them in the backlog."""
+        receivers = self._of_kind("receiver")
+        full = (bool(self.listeners) and not self.stopping
+                and len(receivers) >= self.max_receivers()
+                and all(c.pid in self.busy_receivers for c in receivers))
+        if full == self._saturated:
+            return
+        self._saturated = full
+        for s in self.listeners:
+            try:
+                if full:
+                    self.sel.register(s, selectors.EVENT_READ, "listener")
+                else:
+                    self.sel.unregister(s)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def listeners_saturation_off(self) -> None:
+        """Take the listening sockets out of the master's selector."""
+        for s in self.listeners:
+            try:
+                self.sel.unregister(s)
+            except (KeyError, ValueError, OSError):
+                pass
+        self._saturated = False
+
+    def _refuse_connection(self, sock: socket.socket) -> None:
+        try:
+            conn, peer = sock.accept()
+        except OSError:
+            return
+        try:
+            host = main_opt(self.config, "primary_hostname") or socket.gethostname()
+            conn.setblocking(False)
+            conn.send(f"421 {host} Too many concurrent SMTP connections; "
+                      "please try again later\r\n".encode())
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        self.log.main(f"Connection from [{peer[0]}] refused: too many connections")
 
     def _maintain_pools(self) -> None:
         workers = self._of_kind("worker")
@@ -349,11 +402,11 @@ class Master:
 
     def _handle_notifications(self) -> None:
         for kind, value in ipc.read_notifications(self.notify_master):
-            if kind in ("M", "Q", "F"):
+            if kind in ("M", "Q", "F", "Z"):
                 if kind == "M" and self.opts.queue_only:
                     continue
                 if value not in self.pending_set and not self._in_flight(value):
-                    self.pending.append((value, kind == "F"))
+                    self.pending.append((value, _WORKER_FLAGS[kind]))
                     self.pending_set.add(value)
             elif kind == "B" and value.isdigit():
                 self.busy_receivers.add(int(value))
@@ -394,13 +447,13 @@ class Master:
     def _dispatch(self) -> None:
         idle = [c for c in self._of_kind("worker") if c.busy is None and c.conn is not None]
         while idle and self.pending:
-            msgid, forced = self.pending.popleft()
+            msgid, flags = self.pending.popleft()
             self.pending_set.discard(msgid)
             if self._in_flight(msgid):
                 continue
             worker = idle.pop()
             try:
-                worker.conn.sendall(f"{msgid}{' forced' if forced else ''}\n".encode("ascii"))
+                worker.conn.sendall(f"{msgid}{flags}\n".encode("ascii"))
                 worker.busy = msgid
             except OSError:
                 self._close_conn(worker)
@@ -444,6 +497,7 @@ class Master:
                 want = daemon_addresses(new, self.opts.oX)
                 have = [s.getsockname()[:2] for s in self.listeners]
                 if sorted(want) != sorted(have):
+                    self.listeners_saturation_off()
                     fresh = listen.bind_listeners(want)
                     for s in self.listeners:
                         s.close()
@@ -468,6 +522,7 @@ class Master:
         self.log.main(f"pid {os.getpid()}: {name} received: daemon terminating")
         self.stopping = True
         self._stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
+        self._update_saturation()
         for s in self.listeners:
             s.close()
         self.listeners = []

@@ -22,6 +22,18 @@ def _release(lock: Any) -> None:
             return
 
 
+def _log_selected(config: Any, name: str) -> bool:
+    from pymta.daemon.util import main_opt
+    words = str(main_opt(config, "log_selector", "") or "").split()
+    selected = False
+    for w in words:
+        if w in ("+all", f"+{name}"):
+            selected = True
+        elif w in ("-all", f"-{name}"):
+            selected = False
+    return selected
+
+
 def is_locked(spool_dir: str, msgid: str) -> bool:
     """True when another process is delivering the message right now."""
     from pymta.spool import lock
@@ -70,15 +82,24 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     if deliver is None:
         from pymta.delivery import deliver_message as deliver
     pid = os.getpid()
-    log.main(f"Start queue run: pid={pid}" + (" -qff" if force_frozen else " -qf" if force else ""))
+    flags = " -qff" if force_frozen else " -qf" if force else ""
+    # Exim writes these lines only when log_selector includes +queue_run.
+    noisy = _log_selected(config, "queue_run")
+    if noisy:
+        log.main(f"Start queue run: pid={pid}{flags}")
     tried = 0
     for msgid in due_messages(config, force_frozen=force_frozen, ids=ids):
         tried += 1
         try:
-            deliver(config, msgid, log, forced=force or force_frozen)
+            if force_frozen:
+                # -qff: frozen messages are tried as though thawed, like Exim.
+                deliver(config, msgid, log, forced=True, manual=True)
+            else:
+                deliver(config, msgid, log, forced=force)
         except Exception:
             log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
-    log.main(f"End queue run: pid={pid}" + (" -qff" if force_frozen else " -qf" if force else ""))
+    if noisy:
+        log.main(f"End queue run: pid={pid}{flags}")
     return tried
 
 
@@ -89,7 +110,8 @@ def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False
     for msgid in due_messages(config, force_frozen=force_frozen):
         # Blocking sends with back-off so a busy master slows us down rather than losing ids.
         for _ in range(50):
-            if notifier.send("F" if (force or force_frozen) else "Q", msgid):
+            kind = "Z" if force_frozen else "F" if force else "Q"
+            if notifier.send(kind, msgid):
                 break
             time.sleep(0.02)
     return 0

@@ -68,6 +68,8 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     sel.register(wake_r, selectors.EVENT_READ)
     names = {s: _listener_name(s) for s in listeners}
     parent = os.getppid()
+    if parent == 1:
+        return 0
 
     while not retire.is_set():
         try:

@@ -42,10 +42,12 @@ def worker_main(conn: socket.socket, config: Any, log: Any,
             fields = line.decode("ascii", "replace").split()
             if not fields:
                 continue
-            msgid, forced = fields[0], "forced" in fields[1:]
+            msgid, forced, thaw = fields[0], "forced" in fields[1:], "thaw" in fields[1:]
             state["busy"] = True
             try:
-                if forced:
+                if thaw:
+                    deliver(config, msgid, log, forced=True, manual=True)
+                elif forced:
                     deliver(config, msgid, log, forced=True)
                 else:
                     deliver(config, msgid, log)

@@ -49,6 +49,9 @@ class Address:
     # log) and the remote's final reply (for C= / bounce text).
     result: str | None = None
     host_used: Host | None = None
+    # True when the smtp transport sent this message down a connection kept open from
+    # an earlier message (Exim marks such deliveries with "*" after the IP address).
+    continued_connection: bool = False
     smtp_confirmation: str | None = None
     # Routing extras (routing engineer): "address" | "file" | "pipe" | "directory" for
     # redirect targets; $home from check_local_user / router_home_directory; whether the
@@ -60,6 +63,10 @@ class Address:
     freeze: bool = False
     start_router: int = 0
     retry_key: str | None = None
+    # The user/group a local transport runs as when its own ``user`` is unset: set from
+    # the passwd entry found by check_local_user (Exim's uid/gid "set by router").
+    uid: int | None = None
+    gid: int | None = None
     # Why a transport deferred/failed, as an Exim retry-rule error name ("refused",
     # "timeout", "rcpt_4xx", "quota", ...); set by transports when they know it.
     error_kind: str | None = None

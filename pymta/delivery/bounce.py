@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from pymta.config.values import main_option
 from pymta.delivery.address import Address
 from pymta.routing import support
 from pymta.spool.model import SpoolMessage
@@ -56,7 +57,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
                  body: bytes = b"", now: float | None = None) -> bytes:
     """The complete bounce message (headers and body, LF line endings)."""
     now = time.time() if now is None else now
-    hostname = support.main_option(config, "primary_hostname", "localhost")
+    hostname = main_option(config, "primary_hostname", "localhost")
     boundary = f"{int(now)}-eximdsn-{random.randint(0, 2**31 - 1)}"
     failed_names = ", ".join(a.address for a in failed)
     out: list[str] = [f"X-Failed-Recipients: {failed_names}\n",
@@ -87,9 +88,9 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
             out.append(f"Remote-MTA: dns; {a.host_used.name}\n")
             out.append(f"Diagnostic-Code: smtp; {diag}\n")
     out += ["\n", f"--{boundary}\n"]
-    return_body = bool(support.main_option(config, "bounce_return_body", True))
-    return_message = bool(support.main_option(config, "bounce_return_message", True))
-    limit = int(support.main_option(config, "bounce_return_size_limit", 102400))
+    return_body = bool(main_option(config, "bounce_return_body", True))
+    return_message = bool(main_option(config, "bounce_return_message", True))
+    limit = int(main_option(config, "bounce_return_size_limit", 102400))
     headers = f"Return-path: <{msg.sender}>\n" + msg.header_text()
     if return_message and return_body:
         out += ["Content-type: message/rfc822\n\n", headers, "\n"]
@@ -142,7 +143,7 @@ def bounce_recipient(addr: Address, msg: SpoolMessage) -> str | None:
 
 def bounce_age_limit(config: Any) -> int:
     """ignore_bounce_errors_after in seconds (Exim's default is ten weeks)."""
-    return int(support.main_option(config, "ignore_bounce_errors_after", 10 * 7 * 86400))
+    return int(main_option(config, "ignore_bounce_errors_after", 10 * 7 * 86400))
 
 
 def message_age(msg: SpoolMessage, now: float | None = None) -> int:

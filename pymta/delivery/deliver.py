@@ -12,22 +12,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymta.config.values import main_option
 from pymta.delivery import retry as retrymod
 from pymta.delivery.address import Address
 from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_age, send_bounce
 from pymta.delivery.job import DeliveryJob
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
-from pymta.routing import support
 from pymta.spool.model import SpoolMessage
 from pymta.taint import taint
 
 # Exim's private errno values for retry-time skips (shown in "defer (n)" log fields).
-ERRNO_RRETRY = -51      # routing retry time not reached
-ERRNO_LRETRY = -52      # local delivery retry time not reached
-ERRNO_HRETRY = -53      # no host has reached its retry time
+# Values and texts as Exim 4.96 logs them (checked with exim4).
+ERRNO_RRETRY = -52      # routing / address retry time not reached
+ERRNO_LRETRY = -53      # local delivery retry time not reached
+ERRNO_HRETRY = -54      # no host has reached its retry time
 
 RETRY_NOT_REACHED = "retry time not reached"
+LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
 NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
@@ -59,7 +61,7 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
     false (the caller then gets their ids in ``bounce_ids``).
     """
     from pymta.spool import files, lock
-    spool_dir = spool_dir or str(support.main_option(config, "spool_directory", "."))
+    spool_dir = spool_dir or str(main_option(config, "spool_directory", "."))
     if not os.path.exists(files.header_path(spool_dir, msgid)):
         return DeliveryOutcome("missing", msgid)
     held = lock.lock_message(spool_dir, msgid)
@@ -133,10 +135,13 @@ class MessageDelivery:
 
     def _log(self, text: str, msglog_text: str | None = None) -> None:
         self.log.main(text, self.msg.id)
+        self._msglog(text if msglog_text is None else msglog_text)
+
+    def _msglog(self, text: str) -> None:
         msglog = getattr(self.log, "msglog", None)
         if msglog is not None:
             try:
-                msglog(self.spool_dir, self.msg.id, text if msglog_text is None else msglog_text)
+                msglog(self.spool_dir, self.msg.id, text)
             except OSError:
                 pass
 
@@ -201,7 +206,7 @@ class MessageDelivery:
             msg.frozen_at = None
             self._log("Unfrozen by forced delivery")
             return True
-        limit = support.main_option(self.config, "timeout_frozen_after", 0)
+        limit = main_option(self.config, "timeout_frozen_after", 0)
         if limit and age >= int(limit):
             self.ignore_errors = msg.sender == ""
             msg.frozen_at = None
@@ -260,12 +265,14 @@ class MessageDelivery:
             elif status == "fail":
                 self._fail(a, routing=True)
             elif status == "wait":
-                self.deferred.append(a)
-                self._log(f"== {a.log_name()} routing defer ({ERRNO_RRETRY}): "
-                          f"{RETRY_NOT_REACHED}")
+                self._routing_wait_logged(a)
             else:
                 self._routing_deferred(a)
         return routed
+
+    def _routing_wait_logged(self, a: Address) -> None:
+        self.deferred.append(a)
+        self._log(f"== {a.log_name()} routing defer ({ERRNO_RRETRY}): {RETRY_NOT_REACHED}")
 
     def _routing_keys(self, addr: Address) -> list[str]:
         return [f"R:{addr.domain}", f"R:{addr.address}"]
@@ -435,13 +442,14 @@ class MessageDelivery:
                     self._message_older_than_cutoff(a.address, None):
                 return True
             for a in batch:
-                a.basic_errno, a.message = ERRNO_LRETRY, RETRY_NOT_REACHED
+                a.basic_errno, a.message = ERRNO_LRETRY, LOCAL_RETRY_NOT_REACHED
                 self._defer_logged(a)
             return False
         waiting = [a for a in batch if not self._address_due(a)]
         for a in waiting:
+            # Exim checks address retry records while routing, hence "routing defer"
             a.basic_errno, a.message = ERRNO_RRETRY, RETRY_NOT_REACHED
-            self._defer_logged(a)
+            self._routing_wait_logged(a)
             batch.remove(a)
         if not batch:
             return False
@@ -467,7 +475,8 @@ class MessageDelivery:
                 a.result = "fail"
                 self._fail(a)
             else:
-                a.basic_errno, a.message = ERRNO_HRETRY, NO_HOST_DUE
+                a.basic_errno = ERRNO_HRETRY
+                a.message = f"{NO_HOST_DUE} for '{a.domain}'"
                 self._defer_logged(a)
         return False
 
@@ -493,7 +502,7 @@ class MessageDelivery:
                  f"T={a.transport}"]
         h = a.host_used
         if h is not None:
-            parts.append(f"H={h.name} [{h.address}]" if h.address else f"H={h.name}")
+            parts.append(host_field(a))
             if a.smtp_confirmation:
                 conf = a.smtp_confirmation.replace('"', "\\\"")
                 parts.append(f'C="{conf}"')
@@ -527,11 +536,17 @@ class MessageDelivery:
             key, subject = host_key(h.name, h.address, h.port) + f":{self.msg.id}", h.name
         else:
             key, subject = host_key(h.name, h.address, h.port), h.name
-        if self._apply_retry(a, key, subject, a.domain):
-            a.result = "fail"
-            self._fail(a)
-            return
+        message = a.message
+        timed_out = self._apply_retry(a, key, subject, a.domain)
+        # Exim 4.96 logs the deferral first; a retry timeout then fails the address
+        # with a line of its own ("** x@y: retry timeout exceeded", no R= or T=).
+        a.message = message
         self._defer_logged(a)
+        if timed_out:
+            self.deferred.remove(a)
+            a.result, a.message = "fail", RETRY_TIMEOUT
+            self._log(f"** {a.log_name()}: {RETRY_TIMEOUT}")
+            self.failed.append(a)
 
     def _defer_logged(self, a: Address) -> None:
         self.deferred.append(a)
@@ -540,11 +555,12 @@ class MessageDelivery:
             parts.append(f"R={a.router}")
         if a.transport:
             parts.append(f"T={a.transport}")
-        text = " ".join(parts) + f" defer ({a.basic_errno or -1})"
-        if a.host_used is not None and a.host_used.address and a.message and \
-                a.basic_errno in (-44, -45, -46, 0):
-            text += f" H={a.host_used.name} [{a.host_used.address}]"
-        text += f": {a.message}"
+        text = " ".join(parts) + f" defer ({a.basic_errno or -1})" + defer_detail(a)
+        if is_taint_error(a):
+            # Exim 4.96 also writes tainted-path deferrals to the paniclog
+            self.log.panic("== " + text, self.msg.id)
+            self._msglog(text)
+            return
         self._log("== " + text, text)
 
     # ------------------------------------------------------------------ failures
@@ -555,6 +571,9 @@ class MessageDelivery:
             parts.append(f"R={a.router}")
         if a.transport and not routing:
             parts.append(f"T={a.transport}")
+            h = a.host_used
+            if h is not None and h.address and a.message:
+                parts.append(host_field(a))
         self._log(f"** {' '.join(parts)}: {a.message or 'Unrouteable address'}")
         self.failed.append(a)
 
@@ -637,6 +656,44 @@ class MessageDelivery:
             self._log(f"Frozen ({self.freeze_reason})")
             self.outcome.status = "frozen"
         return self.outcome
+
+
+def host_field(a: Address) -> str:
+    """``H=name [ip]`` for the host an address went to; ``*`` after the bracket marks a
+    connection kept open from an earlier message, as in Exim's log."""
+    h = a.host_used
+    if h is None:
+        return ""
+    if not h.address:
+        return f"H={h.name}"
+    return f"H={h.name} [{h.address}]" + ("*" if a.continued_connection else "")
+
+
+def defer_detail(a: Address) -> str:
+    """What follows ``defer (errno)`` in a transport deferral line, in Exim 4.96's order:
+    the system error text (errno > 0), the host used and the message, e.g.
+    ``: Connection timed out H=mx [1.2.3.4]: SMTP timeout after RCPT TO:<x@y>``."""
+    out, message = "", a.message or ""
+    if a.basic_errno > 0:
+        errtext = os.strerror(a.basic_errno)
+        out = f": {errtext}"
+        # the text the transport already used as its message is not repeated
+        if message == errtext:
+            message = ""
+        elif message.startswith(errtext + ": "):
+            message = message[len(errtext) + 2:]
+    h = a.host_used
+    if h is not None and h.address and message:
+        out += " " + host_field(a)
+    if message or not out:
+        out += f": {message}"
+    return out
+
+
+def is_taint_error(a: Address) -> bool:
+    """A deferral because a file name or command came from message data."""
+    msg = a.message or ""
+    return msg.startswith("Tainted '") and msg.endswith("not permitted")
 
 
 def _depth(addr: Address) -> int:

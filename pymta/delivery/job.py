@@ -16,7 +16,7 @@ class DeliveryJob:
     first address (local_part, domain, local_part_data, home, ...); ``log`` is a
     :class:`pymta.log.Logger`; ``config`` the :class:`pymta.config.model.Config`.
     ``log_host_errors``: remote transports also write Exim's per-host main-log lines
-    (``H=name [ip] Connection refused``) to ``log``; off until the delivery code opts in.
+    (``H=name [ip] Connection refused``) to ``log``, as Exim 4.96 does (default on).
     """
 
     message: SpoolMessage
@@ -26,4 +26,4 @@ class DeliveryJob:
     ctx: ExpandContext | None = None
     log: Any = None
     config: Any = None
-    log_host_errors: bool = False
+    log_host_errors: bool = True

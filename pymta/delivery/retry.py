@@ -12,6 +12,7 @@ import random
 import re
 from typing import Any
 
+from pymta.config.values import main_option
 from pymta.hints.retry import RetryRecord
 from pymta.routing import support
 
@@ -196,6 +197,6 @@ def is_due(record: RetryRecord | None, now: int, data_expire: int = DEFAULT_DATA
 
 def config_limits(config: Any) -> tuple[int, int]:
     """(retry_interval_max, retry_data_expire) from the main options."""
-    imax = support.main_option(config, "retry_interval_max", DEFAULT_INTERVAL_MAX)
-    expire = support.main_option(config, "retry_data_expire", DEFAULT_DATA_EXPIRE)
+    imax = main_option(config, "retry_interval_max", DEFAULT_INTERVAL_MAX)
+    expire = main_option(config, "retry_data_expire", DEFAULT_DATA_EXPIRE)
     return min(int(imax), DEFAULT_INTERVAL_MAX), int(expire)

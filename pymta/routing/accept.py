@@ -6,14 +6,14 @@ from typing import Any
 from pymta.delivery.address import Address
 from pymta.drivers import register
 from pymta.routing.base import ACCEPT, Router, RouterReply
-from pymta.routing.options import ACCEPT_OPTIONS, driver_options
+from pymta.routing.options import router_options
 
 
 @register("router", "accept")
 class AcceptRouter(Router):
     """Assign the address to the router's ``transport`` (no private options)."""
 
-    options = driver_options("accept", ACCEPT_OPTIONS)
+    options = router_options("accept")
 
     def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
         addr.transport = self.transport_name(ctx)

@@ -58,6 +58,11 @@ class Router:
         self.instance = instance
         self.config = config
         self.name: str = instance.name
+        # Exim's defaults for these follow check_local_user; storing the effective
+        # value makes -bP show what Exim shows.
+        for name in ("retry_use_local_part", "log_as_local"):
+            if name in self.options and not self.is_set(name):
+                instance.options[name] = self.flag("check_local_user")
 
     # -- option access -------------------------------------------------------------
     def is_set(self, name: str) -> bool:
@@ -126,6 +131,8 @@ class Router:
             ctx.variables["local_part_data"] = pw.pw_name   # untainted: from the system
             addr.local_part_data = pw.pw_name
             addr.home = pw.pw_dir
+            # local transports without a user option run as this user
+            addr.uid, addr.gid = pw.pw_uid, pw.pw_gid
         home = self.opt("router_home_directory")
         if home is not None:
             addr.home = support.expand(home, ctx)

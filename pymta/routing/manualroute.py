@@ -10,7 +10,7 @@ from pymta.routing import hosts as hostmod
 from pymta.routing import support
 from pymta.routing.base import (ACCEPT, DECLINE, DEFER, FAIL, PASS, Router,
                                 RouterReply)
-from pymta.routing.options import MANUALROUTE_OPTIONS, driver_options
+from pymta.routing.options import router_options
 
 _RULE_WORDS = {"randomize", "no_randomize", "byname", "bydns", "ipv4_only", "ipv4_prefer"}
 SELF_MESSAGE = "remote host address is the local host"
@@ -40,7 +40,7 @@ class ManualrouteRouter(Router):
     """Hosts come from the first ``route_list`` rule matching the domain, or
     ``route_data``; the ``self`` option decides what happens when the first host is us."""
 
-    options = driver_options("manualroute", MANUALROUTE_OPTIONS)
+    options = router_options("manualroute")
 
     def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
         found = self._find_rule(addr, ctx)

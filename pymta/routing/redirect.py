@@ -8,7 +8,7 @@ from pymta.drivers import register
 from pymta.routing import support
 from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router,
                                 RouterReply)
-from pymta.routing.options import REDIRECT_OPTIONS, driver_options
+from pymta.routing.options import router_options
 from pymta.taint import TaintError, check_untainted
 
 
@@ -75,7 +75,7 @@ def _bare_address(item: str) -> str:
 class RedirectRouter(Router):
     """Generate new addresses from ``data`` or ``file`` (filters are not supported)."""
 
-    options = driver_options("redirect", REDIRECT_OPTIONS)
+    options = router_options("redirect")
 
     def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
         try:
@@ -207,5 +207,7 @@ class RedirectRouter(Router):
         child = Address(item, local_part=item, domain=parent.domain, parent=parent)
         child.kind = kind
         child.router = self.name
+        # file and pipe deliveries run as the user the redirect router found
+        child.uid, child.gid, child.home = parent.uid, parent.gid, parent.home
         child.transport = str(support.expand(tname, ctx)).strip()
         return child

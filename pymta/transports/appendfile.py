@@ -14,70 +14,28 @@ import stat
 import time
 from typing import Any
 
-from pymta.config.options import OptionSpec
+from pymta.config.option_tables import driver_options
+from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.taint import is_tainted
 from pymta.transports import errnos
-from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, Transport, TransportError,
-                                   with_table_options, expand, is_forced_fail, set_results)
+from pymta.transports.base import (Transport, TransportError, expand, is_forced_fail,
+                                   set_results)
 from pymta.transports.content import body_size, write_message
 
 
-def _o(name: str, type_: str, default: Any = None) -> tuple[str, OptionSpec]:
-    return name, OptionSpec(name, type_, default)
 
-
-APPENDFILE_OPTIONS: dict[str, OptionSpec] = {**GENERIC_TRANSPORT_OPTIONS, **dict([
-    _o("allow_fifo", "bool", False),
-    _o("allow_symlink", "bool", False),
-    _o("batch_id", "expand"),
-    _o("batch_max", "int", 1),
-    _o("check_group", "bool", False),
-    _o("check_owner", "bool", True),
-    _o("check_string", "string"),
-    _o("create_directory", "bool", True),
-    _o("create_file", "string", "anywhere"),
-    _o("directory", "expand"),
-    _o("directory_file", "expand", "q${base62:$tod_epoch}-$inode"),
-    _o("directory_mode", "mode", 0o700),
-    _o("escape_string", "string"),
-    _o("file", "expand"),
-    _o("file_format", "string"),
-    _o("file_must_exist", "bool", False),
-    _o("lock_fcntl_timeout", "time", 0),
-    _o("lock_flock_timeout", "time", 0),
-    _o("lock_interval", "time", 3),
-    _o("lock_retries", "int", 10),
-    _o("lockfile_mode", "mode", 0o600),
-    _o("lockfile_timeout", "time", 1800),
-    _o("mailbox_filecount", "expand"),
-    _o("mailbox_size", "expand"),
-    _o("maildir_format", "bool", False),
-    _o("maildir_quota_directory_regex", "string"),
-    _o("maildir_retries", "int", 10),
-    _o("maildir_tag", "expand"),
-    _o("maildir_use_size_file", "bool", False),
-    _o("maildirfolder_create_regex", "string"),
-    _o("mbx_format", "bool", False),
-    _o("message_prefix", "expand"),
-    _o("message_suffix", "expand"),
-    _o("mode", "mode", 0o600),
-    _o("mode_fail_narrower", "bool", True),
-    _o("notify_comsat", "bool", False),
-    _o("quota", "expand"),
-    _o("quota_directory", "expand"),
-    _o("quota_filecount", "expand"),
-    _o("quota_is_inclusive", "bool", True),
-    _o("quota_size_regex", "string"),
-    _o("quota_warn_message", "expand"),
-    _o("quota_warn_threshold", "expand"),
-    _o("use_bsmtp", "bool", False),
-    _o("use_crlf", "bool", False),
-    _o("use_fcntl_lock", "bool", True),
-    _o("use_flock_lock", "bool", False),
-    _o("use_lockfile", "bool", True),
-    _o("use_mbx_lock", "bool", False),
-])}
+# Exim's defaults for the options that depend on the kind of delivery; the mbox ones are
+# also the option table's defaults.
+_MBOX = driver_options("transport", "appendfile")
+FORMAT_DEFAULTS: dict[str, dict[str, str | None]] = {
+    "mbox": {n: _MBOX[n].default for n in ("check_string", "escape_string",
+                                           "message_prefix", "message_suffix")},
+    "directory": {"check_string": "", "escape_string": "", "message_prefix": "",
+                  "message_suffix": ""},
+    "bsmtp": {"check_string": ".", "escape_string": "..", "message_prefix": "",
+              "message_suffix": ""},
+}
 
 # Maildir names must be unique per (second, microsecond, pid): remember the last one.
 _last_maildir_stamp: tuple[int, int] = (0, 0)
@@ -148,10 +106,41 @@ def _dir_size(path: str) -> int:
 class AppendfileTransport(Transport):
     """Local delivery into a mailbox file or a (maildir) directory."""
 
-    options = with_table_options("appendfile", APPENDFILE_OPTIONS)
+    options = driver_options("transport", "appendfile")
     is_local = True
     _data: Any = None          # the open -D file during a delivery
     _first_address: Any = None
+
+    def __init__(self, instance: Any, config: Any):
+        super().__init__(instance, config)
+        self._stored_defaults: set[str] = set()
+        # Like Exim, store the effective defaults of the format-dependent options so
+        # that -bP shows them: none for directory deliveries, "." / ".." for batch SMTP.
+        if self.opt("use_bsmtp") or (self.opt("directory") and not self.opt("file")):
+            for name in FORMAT_DEFAULTS["mbox"]:
+                if not self.explicitly_set(name):
+                    instance.options[name] = self.format_option(
+                        name, directory=bool(self.opt("directory")))
+                    self._stored_defaults.add(name)
+
+    def explicitly_set(self, name: str) -> bool:
+        """Whether the configuration gave ``name`` a value of its own (instances made
+        without the loader have no ``explicit`` set: a non-default value counts)."""
+        if name in getattr(self.instance, "explicit", ()):
+            return True
+        if name in getattr(self, "_stored_defaults", ()):
+            return False
+        value = self.instance.options.get(name)
+        spec = self.options.get(name)
+        return value is not None and (spec is None or value != spec.default)
+
+    def format_option(self, name: str, directory: bool) -> str | None:
+        """check_string, escape_string, message_prefix or message_suffix: the setting,
+        or Exim's default for this kind of delivery (mbox file, directory, batch SMTP)."""
+        if self.explicitly_set(name):
+            return self.instance.options.get(name)
+        kind = "bsmtp" if self.opt("use_bsmtp") else "directory" if directory else "mbox"
+        return FORMAT_DEFAULTS[kind][name]
 
     def deliver(self, job: Any) -> None:
         addrs = job.addresses
@@ -206,30 +195,30 @@ class AppendfileTransport(Transport):
         return path, is_dir
 
     def _prefix_suffix(self, ctx: Any, rp: str, mbox: bool) -> tuple[bytes, bytes]:
-        """message_prefix/message_suffix: Exim's mbox defaults when unset for file."""
-        if self.is_set("message_prefix"):
-            prefix = self._expand_opt("message_prefix", ctx) or ""
-        elif mbox and not self.opt("use_bsmtp"):
-            prefix = f"From {rp or 'MAILER-DAEMON'} {tod_bsdinbox()}\n"
-        else:
-            prefix = ""
-        if self.is_set("message_suffix"):
-            suffix = self._expand_opt("message_suffix", ctx) or ""
-        elif mbox and not self.opt("use_bsmtp"):
-            suffix = "\n"
-        else:
-            suffix = ""
-        return prefix.encode("utf-8", "surrogateescape"), suffix.encode("utf-8", "surrogateescape")
+        """Expanded message_prefix and message_suffix (defaults depend on the format)."""
+        out = []
+        for name in ("message_prefix", "message_suffix"):
+            text = self.format_option(name, directory=not mbox)
+            if text and name == "message_prefix" and not self.explicitly_set(name):
+                # the default "From " line is built natively (same text as expanding it)
+                text = f"From {rp or 'MAILER-DAEMON'} {tod_bsdinbox()}\n"
+            elif text:
+                text = self._expand_text(name, text, ctx) or ""
+            out.append((text or "").encode("utf-8", "surrogateescape"))
+        return out[0], out[1]
+
+    def _expand_text(self, name: str, text: str, ctx: Any) -> str | None:
+        try:
+            return expand(text, ctx)
+        except Exception as e:  # noqa: BLE001 - expansion errors defer the delivery
+            if is_forced_fail(e):
+                return None
+            raise TransportError(f'Expansion of "{text}" ({name} for {self.name} '
+                                 f"transport) failed: {e}", errno=errnos.ERRNO_EXPANDFAIL)
 
     def _check_escape(self, mbox: bool) -> tuple[bytes | None, bytes | None]:
-        if self.opt("use_bsmtp"):
-            return b".", b".."
-        check = self.opt("check_string")
-        escape = self.opt("escape_string")
-        if check is None and mbox:
-            check = "From "
-        if escape is None and mbox:
-            escape = ">From "
+        check = self.format_option("check_string", directory=not mbox)
+        escape = self.format_option("escape_string", directory=not mbox)
         if not check or escape is None:
             return None, None
         return check.encode(), escape.encode()
@@ -493,20 +482,8 @@ class AppendfileTransport(Transport):
         else:
             raise TransportError(f"failed to create a unique file in {path}/tmp",
                                  errno=_errno.EEXIST)
-        try:
-            os.fchmod(fd, self.opt("mode"))
-            with os.fdopen(fd, "wb", buffering=1 << 16) as f:
-                self._write(f, job, ctx, rp, mbox=False)
-                f.flush()
-                os.fsync(f.fileno())
-            tag = self._expand_opt("maildir_tag", ctx) or ""
-            os.rename(tmp, os.path.join(path, "new", name + tag))
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        self._write_and_rename(fd, tmp, job, ctx, rp, lambda _inode: os.path.join(
+            path, "new", name + (self._expand_opt("maildir_tag", ctx) or "")))
         _fsync_dir(os.path.join(path, "new"))
 
     # plain directory (one file per message) ------------------------------------------
@@ -520,6 +497,21 @@ class AppendfileTransport(Transport):
             self._check_quota(ctx, job, _dir_size(path), path)
         tmp = os.path.join(path, f"temp.{os.getpid()}.{self._hostname()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.opt("mode"))
+
+        def final_path(inode: int) -> str:
+            name = expand(self.opt("directory_file"), ctx.child(inode=str(inode)))
+            if is_tainted(name) or "/" in name:
+                raise TransportError(f"bad directory_file name \"{name}\" in {self.name} "
+                                     "transport")
+            return os.path.join(path, name)
+
+        self._write_and_rename(fd, tmp, job, ctx, rp, final_path)
+        _fsync_dir(path)
+
+    def _write_and_rename(self, fd: int, tmp: str, job: Any, ctx: Any, rp: str,
+                          final_path: Any) -> None:
+        """Write the message to the new file ``tmp`` (open as ``fd``), fsync it and
+        rename it to ``final_path(inode)``; on any failure the file is removed."""
         try:
             os.fchmod(fd, self.opt("mode"))
             inode = os.fstat(fd).st_ino
@@ -527,20 +519,13 @@ class AppendfileTransport(Transport):
                 self._write(f, job, ctx, rp, mbox=False)
                 f.flush()
                 os.fsync(f.fileno())
-            name = expand(self.opt("directory_file"), ctx.child(inode=str(inode)))
-            if is_tainted(name) or "/" in name:
-                raise TransportError(f"bad directory_file name \"{name}\" in {self.name} "
-                                     "transport")
-            os.rename(tmp, os.path.join(path, name))
+            os.rename(tmp, final_path(inode))
         except BaseException:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
             raise
-        _fsync_dir(path)
 
     def _hostname(self) -> str:
-        main = getattr(self.config, "main", None)
-        host = getattr(main, "primary_hostname", None) if main is not None else None
-        return host or socket.gethostname()
+        return main_option(self.config, "primary_hostname") or socket.gethostname()

@@ -12,58 +12,15 @@ import time
 from email.utils import formatdate
 from typing import Any
 
+from pymta.config.option_tables import generic_options
 from pymta.config.options import OptionSpec
 from pymta.taint import taint
 from pymta.transports import errnos
 
 
-def _o(name: str, type_: str, default: Any = None) -> tuple[str, OptionSpec]:
-    return name, OptionSpec(name, type_, default)
-
-
-GENERIC_TRANSPORT_OPTIONS: dict[str, OptionSpec] = dict([
-    _o("driver", "string"),
-    _o("body_only", "bool", False),
-    _o("current_directory", "expand"),
-    _o("debug_print", "expand"),
-    _o("delivery_date_add", "bool", False),
-    _o("disable_logging", "bool", False),
-    _o("envelope_to_add", "bool", False),
-    _o("event_action", "expand"),
-    _o("group", "expand"),
-    _o("headers_add", "list"),
-    _o("headers_only", "bool", False),
-    _o("headers_remove", "list"),
-    _o("headers_rewrite", "list"),
-    _o("home_directory", "expand"),
-    _o("initgroups", "bool", False),
-    _o("max_parallel", "expand"),
-    _o("message_size_limit", "expand", "0"),
-    _o("rcpt_include_affixes", "bool", False),
-    _o("retry_use_local_part", "bool", None),
-    _o("return_path", "expand"),
-    _o("return_path_add", "bool", False),
-    _o("shadow_condition", "expand"),
-    _o("shadow_transport", "string"),
-    _o("transport_filter", "expand"),
-    _o("transport_filter_timeout", "time", 300),
-    _o("user", "expand"),
-])
-
-
-def with_table_options(driver: str, own: dict[str, OptionSpec]) -> dict[str, OptionSpec]:
-    """``own`` plus any option the shared Exim option table knows for ``driver``.
-
-    Options only in the table are accepted in configurations (and shown by -bP) but not
-    acted on; ``own`` wins where both define an option, because its defaults are the ones
-    this implementation applies.
-    """
-    try:
-        from pymta.config.option_tables import driver_options
-        table = driver_options("transport", driver)
-    except (ImportError, KeyError):
-        table = {}
-    return {**table, **own}
+#: Options every transport accepts; the shared Exim 4.96 table is the one source of
+#: option names, types and defaults (drivers use ``driver_options("transport", name)``).
+GENERIC_TRANSPORT_OPTIONS: dict[str, OptionSpec] = generic_options("transport")
 
 
 class TransportError(Exception):
@@ -93,25 +50,10 @@ def is_forced_fail(exc: BaseException) -> bool:
 
 
 def split_list(text: str, sep: str = ":") -> list[str]:
-    """Split an Exim list: optional ``<c`` separator change, doubled separator escapes it."""
-    text = text.strip()
-    if text.startswith("<") and len(text) > 1 and not text[1].isalnum() and not text[1].isspace():
-        sep, text = text[1], text[2:]
-    items, cur, i = [], [], 0
-    while i < len(text):
-        c = text[i]
-        if c == sep:
-            if text[i + 1:i + 2] == sep:
-                cur.append(sep)
-                i += 2
-                continue
-            items.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    items.append("".join(cur).strip())
-    return [x for x in items if x]
+    """The non-empty items of an Exim list (``<c`` separator change, doubled separator
+    for a literal one)."""
+    from pymta.expand.lists import split_list as _split
+    return [item for item in _split(text, sep) if item]
 
 
 def _header_name_matches(header: str, names: list[str]) -> bool:

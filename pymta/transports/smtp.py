@@ -16,103 +16,14 @@ import time
 import weakref
 from typing import Any
 
-from pymta.config.options import OptionSpec
+from pymta.config.option_tables import driver_options
 from pymta.delivery.address import Host
 from pymta.drivers import register
 from pymta.smtp import client as smtp_client  # module import: avoids an import cycle
 from pymta.transports import errnos
-from pymta.transports.base import (GENERIC_TRANSPORT_OPTIONS, Transport, TransportError,
-                                   with_table_options, expand, set_results, split_list)
+from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
 
-
-def _o(name: str, type_: str, default: Any = None) -> tuple[str, OptionSpec]:
-    return name, OptionSpec(name, type_, default)
-
-
-SMTP_OPTIONS: dict[str, OptionSpec] = {**GENERIC_TRANSPORT_OPTIONS, **dict([
-    _o("address_retry_include_sender", "bool", True),
-    _o("allow_localhost", "bool", False),
-    _o("authenticated_sender", "expand", None),
-    _o("authenticated_sender_force", "bool", False),
-    _o("command_timeout", "time", 300),
-    _o("connect_timeout", "time", 300),
-    _o("connection_max_messages", "int", 500),
-    _o("dane_require_tls_ciphers", "expand", None),
-    _o("data_timeout", "time", 300),
-    _o("dkim_canon", "expand", None),
-    _o("dkim_domain", "list", None),
-    _o("dkim_hash", "expand", "sha256"),
-    _o("dkim_identity", "expand", None),
-    _o("dkim_private_key", "expand", None),
-    _o("dkim_selector", "expand", None),
-    _o("dkim_strict", "expand", None),
-    _o("dkim_sign_headers", "expand", None),
-    _o("dkim_timestamps", "expand", None),
-    _o("delay_after_cutoff", "bool", True),
-    _o("dns_qualify_single", "bool", True),
-    _o("dns_search_parents", "bool", False),
-    _o("dnssec_request_domains", "list", "*"),
-    _o("dnssec_require_domains", "list", None),
-    _o("dscp", "expand", None),
-    _o("fallback_hosts", "list", None),
-    _o("final_timeout", "time", 600),
-    _o("gethostbyname", "bool", False),
-    _o("gnutls_compat_mode", "bool", None),
-    _o("helo_data", "expand", "$primary_hostname"),
-    _o("host_name_extract", "list", None),
-    _o("hosts", "list", None),
-    _o("hosts_avoid_esmtp", "list", None),
-    _o("hosts_avoid_pipelining", "list", None),
-    _o("hosts_pipe_connect", "list", None),
-    _o("hosts_avoid_tls", "list", None),
-    _o("hosts_verify_avoid_tls", "list", None),
-    _o("hosts_max_try", "int", 5),
-    _o("hosts_max_try_hardlimit", "int", 50),
-    _o("hosts_nopass_tls", "list", None),
-    _o("hosts_noproxy_tls", "list", None),
-    _o("hosts_override", "bool", False),
-    _o("hosts_randomize", "bool", False),
-    _o("hosts_require_auth", "list", None),
-    _o("hosts_request_ocsp", "list", "*"),
-    _o("hosts_require_alpn", "list", None),
-    _o("hosts_require_dane", "list", None),
-    _o("hosts_require_ocsp", "list", None),
-    _o("hosts_require_tls", "list", None),
-    _o("hosts_try_auth", "list", None),
-    _o("hosts_try_chunking", "list", "*"),
-    _o("hosts_try_dane", "list", "*"),
-    _o("hosts_try_fastopen", "list", "*"),
-    _o("hosts_try_prdr", "list", "*"),
-    _o("interface", "list", None),
-    _o("keepalive", "bool", True),
-    _o("lmtp_ignore_quota", "bool", False),
-    _o("max_rcpt", "int", 100),
-    _o("message_linelength_limit", "int", 998),
-    _o("multi_domain", "bool", True),
-    _o("port", "expand", None),
-    _o("protocol", "string", "smtp"),
-    _o("retry_include_ip_address", "bool", True),
-    _o("serialize_hosts", "list", None),
-    _o("size_addition", "int", 1024),
-    _o("socks_proxy", "expand", None),
-    _o("tls_alpn", "expand", None),
-    _o("tls_certificate", "expand", None),
-    _o("tls_crl", "expand", None),
-    _o("tls_dh_min_bits", "int", 1024),
-    _o("tls_privatekey", "expand", None),
-    _o("tls_require_ciphers", "expand", None),
-    _o("tls_resumption_hosts", "list", None),
-    _o("tls_sni", "expand", None),
-    _o("tls_tempfail_tryclear", "bool", True),
-    _o("tls_try_verify_hosts", "list", "*"),
-    _o("tls_verify_cert_hostnames", "list", "*"),
-    _o("tls_verify_certificates", "expand", "system"),
-    _o("tls_verify_hosts", "list", None),
-    _o("utf8_downconvert", "expand", "-1"),
-])}
-
-_local_ips: set[str] | None = None
 
 # Transports holding open connections; they say QUIT when the process exits normally.
 _with_connections: "weakref.WeakSet[SmtpTransport]" = weakref.WeakSet()
@@ -127,31 +38,15 @@ def _quit_all() -> None:
             pass
 
 
-def local_interface_addresses() -> set[str]:
-    """IP addresses of this machine's interfaces (cached for the process)."""
-    global _local_ips
-    if _local_ips is None:
-        ips = {"0.0.0.0", "::"}
-        try:
-            import psutil
-            for addrs in psutil.net_if_addrs().values():
-                for a in addrs:
-                    if a.family in (socket.AF_INET, socket.AF_INET6):
-                        ips.add(a.address.split("%", 1)[0])
-        except Exception:  # noqa: BLE001 - fall back to loopback knowledge only
-            pass
-        _local_ips = ips
-    return _local_ips
-
-
-def is_local_address(ip: str) -> bool:
-    """True for loopback addresses and addresses of local interfaces."""
+def is_local_address(ip: str, config: Any = None) -> bool:
+    """True for loopback and wildcard addresses, addresses of local interfaces and
+    literal IPs in hosts_treat_as_local (the router's ``self`` check uses the same set)."""
+    from pymta.routing.hosts import local_addresses
     try:
-        if ipaddress.ip_address(ip).is_loopback:
-            return True
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return ip in local_interface_addresses()
+    return addr.is_loopback or addr.is_unspecified or ip in local_addresses(config)
 
 
 def _parse_host_item(item: str) -> Host:
@@ -177,7 +72,7 @@ def _parse_host_item(item: str) -> Host:
 class SmtpTransport(Transport):
     """Remote delivery over SMTP with ESMTP PIPELINING, SIZE and 8BITMIME."""
 
-    options = with_table_options("smtp", SMTP_OPTIONS)
+    options = driver_options("transport", "smtp")
     is_local = False
 
     # -- configuration at delivery time --------------------------------------------
@@ -292,7 +187,8 @@ class SmtpTransport(Transport):
                 if not pending:
                     break
                 tried_any = True
-                if is_local_address(host.address) and not self.opt("allow_localhost"):
+                if is_local_address(host.address, self.config) and \
+                        not self.opt("allow_localhost"):
                     for a in pending:
                         a.result, a.host_used = "defer", host
                         a.basic_errno = errnos.ERRNO_HOST_IS_LOCAL
@@ -411,11 +307,17 @@ class SmtpTransport(Transport):
         self.close_connections(idle_only=True)
         reused = self._reuse(key)
         cl, count = reused if reused else (None, 0)
+        for a in addrs:
+            a.continued_connection = cl is not None
+        # Exim 4.96 writes its per-host log line for host errors, except for timeouts
+        # once the message transaction has started (those only reach the address lines).
+        setup = cl is None
         try:
             if cl is None:
                 cl = self._open_connection(host, helo, addrs, ctx)
                 if cl is None:
                     return
+            setup = False
             rp = self.return_path(job)
             size = self._message_size(job, header) if self.opt("size_addition") >= 0 else None
             body8 = self._is_8bit(job)
@@ -428,7 +330,8 @@ class SmtpTransport(Transport):
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining)
             self._release(key, cl, count + 1)
         except smtp_client.SmtpError as e:
-            self._log_host_error(job, host, e)
+            if setup or not isinstance(e, smtp_client.SmtpTimeout):
+                self._log_host_error(job, host, e)
             # A timeout after connecting is a plain "timeout" for retry rules, not the
             # "timeout_connect" that ETIMEDOUT alone would suggest.
             kind = "timeout" if isinstance(e, smtp_client.SmtpTimeout) else None

@@ -1,6 +1,8 @@
 """End-to-end: the real daemon, SMTP over loopback, maildir delivery."""
 from __future__ import annotations
 
+import os
+
 from tests.integration.conftest import maildir_messages, strip_received, wait_for
 
 MESSAGE = (b"From: sender@outside.example\r\nTo: alice@test.example\r\n"
@@ -56,9 +58,11 @@ def test_unknown_local_user_rejected_at_rcpt(pymta_daemon):
     c.cmd("QUIT")
 
 
-def test_sigterm_gives_421_to_session_in_progress(pymta_daemon):
+def test_sigterm_gives_421_to_session_in_progress(pymta_daemon, tmp_path):
     import signal
-    d = pymta_daemon()
+    pidfile = tmp_path / "daemon.pid"
+    d = pymta_daemon(args=["-oP", str(pidfile)])
+    assert pidfile.read_text() == f"{d.proc.pid}\n"
     c = d.client()
     c.banner()
     assert c.ehlo()[0] == 250
@@ -67,7 +71,7 @@ def test_sigterm_gives_421_to_session_in_progress(pymta_daemon):
     code, _text = c.cmd("NOOP")
     assert code == 421
     assert d.proc.wait(15) == 0
-    assert not (d.spool / "pymta-daemon.pid").exists()
+    assert not pidfile.exists()
 
 
 def test_sighup_reload_picks_up_changed_config(pymta_daemon):
@@ -93,3 +97,44 @@ def test_sighup_reload_picks_up_changed_config(pymta_daemon):
     assert "SIGHUP received" in d.log()
     # Still delivering after the reload.
     assert send(d, "x@outside.example", ["bob@test.example"], MESSAGE)[0] == 250
+
+
+def test_bd_detaches_and_writes_pid_file(tmp_path):
+    """-bd returns at once; the detached daemon answers and its pid file names it."""
+    import signal
+    import subprocess
+    import time
+    from tests.integration.conftest import BASE_CONFIG, _write_users
+    from tests.support.daemon import PYMTA, _env, macro_args
+    from tests.support.ports import free_port
+    port = free_port()
+    (tmp_path / "spool" / "log").mkdir(parents=True)
+    _write_users(tmp_path)
+    conf = tmp_path / "pymta.conf"
+    conf.write_text(BASE_CONFIG)
+    pidfile = tmp_path / "d.pid"
+    macros = {"SPOOL": str(tmp_path / "spool"), "DIR": str(tmp_path), "SINK_PORT": "9"}
+    r = subprocess.run(PYMTA + ["-C", str(conf)] + macro_args(macros)
+                       + ["-bd", "-oX", f"127.0.0.1.{port}", "-oP", str(pidfile)],
+                       env=_env(), timeout=20, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10))
+    try:
+        import socket
+        ok = wait_for(lambda: _banner(port), 10)
+        assert ok and ok.startswith(b"220")
+        assert os.getsid(pid) != os.getsid(0)   # a new session: detached from ours
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    assert wait_for(lambda: not pidfile.exists(), 15)
+
+
+def _banner(port):
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            b = s.recv(200)
+            s.sendall(b"QUIT\r\n")
+            return b
+    except OSError:
+        return None

@@ -35,12 +35,17 @@ REPO = Path(__file__).resolve().parents[2]
 PYMTA = [sys.executable, "-c", "import sys; from pymta.cli.main import main; sys.exit(main())"]
 
 
-def _env() -> dict[str, str]:
+def pymta_env() -> dict[str, str]:
+    """The environment for a pymta subprocess: this checkout first on PYTHONPATH,
+    and no PYMTA_CONFIG from the caller's environment."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                      else "")
     env.pop("PYMTA_CONFIG", None)
     return env
+
+
+_env = pymta_env  # older name, used by some tests
 
 
 def macro_args(macros: dict[str, str]) -> list[str]:
@@ -59,7 +64,7 @@ def run_pymta(args: Sequence[str], config: str | os.PathLike, *,
         input = input.encode()
     cmd = PYMTA + ["-C", str(config)] + macro_args(macros or {}) + list(args)
     proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
-                          env=_env(), cwd=str(REPO))
+                          env=pymta_env(), cwd=str(REPO))
     out = subprocess.CompletedProcess(cmd, proc.returncode,
                                       proc.stdout.decode("utf-8", "replace"),
                                       proc.stderr.decode("utf-8", "replace"))
@@ -110,7 +115,7 @@ class PymtaDaemon:
                + ["-bdf", "-oX", ":".join(map(str, self.ports))] + self.args)
         self._out = open(self.dir / "daemon.out", "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
-                                     env=_env(), cwd=str(REPO), start_new_session=True)
+                                     env=pymta_env(), cwd=str(REPO), start_new_session=True)
         try:
             wait_until(self._banner_ready, self.start_timeout, 0.05)
         except TimeoutError:

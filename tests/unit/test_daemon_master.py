@@ -71,8 +71,8 @@ def fake_deliver(config, msgid, log, **kw):
 
 
 @pytest.fixture
-def daemon(tmp_path):
-    cfg = config(tmp_path)
+def daemon(tmp_path, request):
+    cfg = config(tmp_path, **getattr(request, "param", {}))
     log = FileLog(str(tmp_path / "log"))
     socks = listen.bind_listeners([("127.0.0.1", 0)])
     port = socks[0].getsockname()[1]
@@ -195,3 +195,70 @@ def test_start_line_and_helpers(tmp_path):
     assert pid_file_path(cfg, DaemonOptions(oX="2525", pid_file="/x")) == "/x"
     cfg.main.pid_file_path = "/run/p.pid"
     assert pid_file_path(cfg, DaemonOptions()) == "/run/p.pid"
+
+
+def test_drop_privileges_to_exim_user(tmp_path):
+    from pymta.daemon.util import drop_privileges
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    cfg = SimpleNamespace(main=SimpleNamespace(exim_user="nobody", exim_group=None))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            dropped = drop_privileges(cfg)
+            os.write(w, f"{dropped} {os.getuid()} {os.geteuid()} {os.getgroups()}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    import pwd
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert os.read(r, 200).decode() == f"True {nobody} {nobody} []"
+    assert drop_privileges(SimpleNamespace(main=SimpleNamespace(exim_user=None))) is False
+
+
+def test_standalone_queue_run_skips_frozen_and_locked(tmp_path):
+    from pymta.daemon import queuerunner
+    from pymta.spool import files
+    from pymta.spool.ids import new_message_id
+    from pymta.spool.lock import lock_message
+    from pymta.spool.model import SpoolMessage, SpoolRecipient
+    ids = []
+    for frozen in (False, True, False):
+        msgid = new_message_id()
+        msg = SpoolMessage(id=msgid, originator_login="root", originator_uid=0,
+                           originator_gid=0, sender="a@b", received_time=int(time.time()),
+                           frozen_at=int(time.time()) if frozen else None,
+                           recipients=[SpoolRecipient("r@x")])
+        files.write_spool(str(tmp_path), msg, b"body\n")
+        ids.append(msgid)
+    held = lock_message(str(tmp_path), ids[2])
+    cfg = config(tmp_path)
+    calls = []
+    n = queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")),
+                              deliver=lambda c, m, l, **kw: calls.append((m, kw)))
+    assert n == 1 and calls == [(ids[0], {"forced": False})]
+    calls.clear()
+    held.release()
+    queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")), force_frozen=True,
+                          deliver=lambda c, m, l, **kw: calls.append((m, kw)))
+    assert calls == [(i, {"forced": True}) for i in ids]
+
+
+@pytest.mark.parametrize("daemon", [{"smtp_accept_max": 1}], indirect=True)
+def test_smtp_accept_max_reached_gives_421(daemon):
+    c1 = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    f1 = c1.makefile("rb")
+    assert f1.readline() == b"220 fake\r\n"
+    time.sleep(0.5)     # the master learns that its only receiver is busy
+    c2 = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    assert c2.makefile("rb").readline().startswith(b"421 ")
+    c2.close()
+    assert wait_for(lambda: any("refused: too many connections" in l
+                                for l in daemon.log.lines()))
+    c1.sendall(b"QUIT\r\n")
+    assert f1.readline() == b"221 bye\r\n"
+    c1.close()
+    time.sleep(0.5)
+    assert talk(daemon.port, "QUIT")[0] == b"220 fake\r\n"

@@ -150,8 +150,12 @@ def test_refused_defers_then_retry_time_then_delivers(env):
     out = deliver_message(c, mid, log)
     assert out.status == "deferred" and out.delivered == ["a@test.example"]
     lines = delivery_lines(spool, mid)
-    assert lines[0] == "=> a <a@test.example> R=users T=local_delivery"
-    assert re.fullmatch(r"== x@remote\.example R=remote T=remote_smtp defer \(111\): .*", lines[1])
+    # Exim 4.96 (checked with exim4 against a closed port): the smtp transport's
+    # per-host line, then the address line with the strerror text and no H=
+    assert lines == ["=> a <a@test.example> R=users T=local_delivery",
+                     "H=127.0.0.1 [127.0.0.1] Connection refused",
+                     "== x@remote.example R=remote T=remote_smtp defer (111): "
+                     "Connection refused"]
     rec = RetryDB(spool).get(f"T:127.0.0.1:127.0.0.1:{port}")
     assert rec is not None and rec.next_try - rec.last_try == 600
     msg = files.read_header(spool, mid)
@@ -163,8 +167,8 @@ def test_refused_defers_then_retry_time_then_delivers(env):
         out = deliver_message(c, mid, log)
         assert out.status == "deferred" and not sink.messages
         assert delivery_lines(spool, mid)[-1] == (
-            "== x@remote.example R=remote T=remote_smtp defer (-53): "
-            "retry time not reached for any host")
+            "== x@remote.example R=remote T=remote_smtp defer (-54): "
+            "retry time not reached for any host for 'remote.example'")
         # -qf: forced, delivered now that the host listens
         out = deliver_message(c, mid, log, forced=True)
         assert out.status == "completed"
@@ -197,7 +201,11 @@ def test_no_retry_rule_means_temporary_is_permanent(env):
     out = deliver_message(c, mid, log, deliver_bounces=False)
     assert out.status == "completed" and out.failed == ["x@remote.example"]
     lines = delivery_lines(spool, mid)
-    assert lines[0].startswith("** x@remote.example R=remote T=remote_smtp: ")
+    # as Exim 4.96 logs it (checked with exim4 and a config without retry rules)
+    assert lines[:3] == ["H=127.0.0.1 [127.0.0.1] Connection refused",
+                         "== x@remote.example R=remote T=remote_smtp defer (111): "
+                         "Connection refused",
+                         "** x@remote.example: retry timeout exceeded"]
     assert len(out.bounce_ids) == 1
     bounce = files.read_header(spool, out.bounce_ids[0])
     assert bounce.sender == "" and [r.address for r in bounce.recipients] == ["sender@test.example"]
@@ -213,7 +221,9 @@ def test_retry_timeout_fails_the_address(env):
     mid = submit(c, log, ["x@remote.example"])
     out = deliver_message(c, mid, log, deliver_bounces=False)
     assert out.failed == ["x@remote.example"]
-    assert delivery_lines(spool, mid)[0].endswith(": retry timeout exceeded")
+    assert delivery_lines(spool, mid)[1:3] == [
+        "== x@remote.example R=remote T=remote_smtp defer (111): Connection refused",
+        "** x@remote.example: retry timeout exceeded"]
 
 
 def test_unrouteable_and_bounce_of_bounce_freezes(env):
@@ -262,7 +272,9 @@ def test_rcpt_4xx_delays_only_that_recipient(env):
         # ...but x waits for its own retry time
         out = deliver_message(c, mid, log)
         assert out.deferred == ["x@remote.example"]
-        assert delivery_lines(spool, mid)[-1].endswith("defer (-51): retry time not reached")
+        # as Exim 4.96 logs it (checked with exim4 -q after a RCPT 451)
+        assert delivery_lines(spool, mid)[-1] == (
+            "== x@remote.example routing defer (-52): retry time not reached")
         assert len(sink.messages) == 2
 
 
@@ -309,3 +321,78 @@ def test_transport_context_local_part_without_affixes(env):
     v = d._job_context(a, ExpandContext(c)).variables
     assert (v["local_part"], v["domain"], v["local_part_data"], v["home"]) == (
         "bob", "test.example", "bob", "/home/bob")
+
+
+def test_defer_detail_follows_exim_order():
+    """Exim 4.96's deferral text: strerror (errno > 0), then H=, then the message."""
+    from pymta.delivery.address import Address, Host
+    from pymta.delivery.deliver import defer_detail
+    h = Host("127.0.0.1", "127.0.0.1", 25)
+    a = Address("t@other.example", basic_errno=110, host_used=h,
+                message="SMTP timeout after RCPT TO:<t@other.example>")
+    assert defer_detail(a) == (": Connection timed out H=127.0.0.1 [127.0.0.1]: "
+                               "SMTP timeout after RCPT TO:<t@other.example>")
+    a = Address("x@r.example", basic_errno=111, host_used=h, message="Connection refused")
+    assert defer_detail(a) == ": Connection refused"
+    a = Address("x@r.example", basic_errno=-44, host_used=h,
+                message="SMTP error from remote mail server after RCPT TO:<x@r.example>: "
+                        "451 later")
+    assert defer_detail(a) == (" H=127.0.0.1 [127.0.0.1]: SMTP error from remote mail server"
+                               " after RCPT TO:<x@r.example>: 451 later")
+    assert defer_detail(Address("x@r.example", basic_errno=-1, message="m")) == ": m"
+
+
+def test_smtp_failure_line_names_the_host(env):
+    c, log, spool, port = env()
+    with SmtpSink(port=port, rcpt_replies={"x@remote.example": (550, "no such user")}):
+        mid = submit(c, log, ["x@remote.example"])
+        out = deliver_message(c, mid, log, deliver_bounces=False)
+    assert out.failed == ["x@remote.example"]
+    assert delivery_lines(spool, mid)[0] == (
+        "** x@remote.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]: SMTP error "
+        "from remote mail server after RCPT TO:<x@remote.example>: 550 no such user")
+
+
+def test_tainted_path_deferral_goes_to_paniclog(env):
+    c, log, spool, _ = env()
+    c.transports["local_delivery"].options["file"] = spool + "/mail/$local_part"
+    mid = submit(c, log, ["a@test.example"])
+    out = deliver_message(c, mid, log)
+    assert out.deferred == ["a@test.example"]
+    want = (f"== a@test.example R=users T=local_delivery defer (-1): Tainted "
+            f"'{spool}/mail/a' (file or directory name for local_delivery transport) "
+            "not permitted")
+    assert delivery_lines(spool, mid) == [want]
+    with open(os.path.join(spool, "log", "paniclog")) as f:
+        assert [ln[20:].rstrip("\n") for ln in f] == [f"{mid} {want}"]
+
+
+def test_local_retry_time_not_reached(env):
+    """Checked with exim4 -q: a local delivery waiting for its retry time."""
+    c, log, spool, _ = env()
+    c.transports["local_delivery"].options["file"] = spool + "/nodir/sub/$local_part_data"
+    c.transports["local_delivery"].options["create_directory"] = False
+    mid = submit(c, log, ["a@test.example"])
+    assert deliver_message(c, mid, log).deferred == ["a@test.example"]
+    assert RetryDB(spool).get("T:a@test.example") is not None
+    out = deliver_message(c, mid, log)
+    assert out.deferred == ["a@test.example"]
+    assert delivery_lines(spool, mid)[-1] == (
+        "== a@test.example R=users T=local_delivery defer (-53): Retry time not yet reached")
+
+
+def test_second_message_on_kept_connection_is_starred(env):
+    """Exim's log marks a delivery down a connection kept from an earlier message with
+    "*" after the IP address."""
+    c, log, spool, port = env()
+    with SmtpSink(port=port) as sink:
+        mid1 = submit(c, log, ["x@remote.example"])
+        mid2 = submit(c, log, ["x@remote.example"])
+        deliver_message(c, mid1, log)
+        deliver_message(c, mid2, log)
+        c.transports["remote_smtp"].obj.close_connections()
+    assert len(sink.messages) == 2
+    assert delivery_lines(spool, mid1)[0].startswith(
+        "=> x@remote.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1] C=")
+    assert delivery_lines(spool, mid2)[0].startswith(
+        "=> x@remote.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]* C=")

@@ -537,3 +537,60 @@ r:
 """)
     res = route_address(c, Address("x@local.example"), ctx(c))
     assert res.status == "defer" and "Tainted" in res.message
+
+
+def test_check_local_user_sets_uid_gid_for_local_transports(tmp_path):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    c = conf(tmp_path, f"""
+userforward:
+  driver = redirect
+  check_local_user
+  data = {tmp_path}/archive
+  file_transport = ft
+""")
+    a = route_address(c, Address("nobody@local.example"), ctx(c)).addresses[0]
+    assert (a.kind, a.address) == ("file", f"{tmp_path}/archive")
+    # the file delivery runs as the user check_local_user found, with that home
+    assert (a.uid, a.gid, a.home) == (nobody.pw_uid, nobody.pw_gid, nobody.pw_dir)
+    c = conf(tmp_path, """
+users:
+  driver = accept
+  check_local_user
+  transport = local_delivery
+""")
+    a = route_address(c, Address("nobody@local.example"), ctx(c)).addresses[0]
+    assert (a.uid, a.gid, a.home) == (nobody.pw_uid, nobody.pw_gid, nobody.pw_dir)
+    c = conf(tmp_path, """
+users:
+  driver = accept
+  transport = local_delivery
+""")
+    a = route_address(c, Address("nobody@local.example"), ctx(c)).addresses[0]
+    assert (a.uid, a.gid) == (None, None)
+
+
+def test_retry_use_local_part_and_log_as_local_follow_check_local_user(tmp_path):
+    """Exim 4.96's -bP shows both as set for a router with check_local_user."""
+    c = conf(tmp_path, """
+users:
+  driver = accept
+  check_local_user
+  transport = local_delivery
+remote:
+  driver = accept
+  retry_use_local_part
+  transport = smtp
+""")
+    users, remote = c.routers
+    assert users.options["retry_use_local_part"] is True
+    assert users.options["log_as_local"] is True
+    assert remote.options["retry_use_local_part"] is True
+    assert remote.options["log_as_local"] is False
+
+
+def test_router_options_come_from_the_config_tables():
+    from pymta.config.option_tables import driver_options
+    from pymta.drivers import get_driver
+    for name in ("accept", "redirect", "manualroute"):
+        assert get_driver("router", name).options == driver_options("router", name)

@@ -309,3 +309,69 @@ def test_use_bsmtp_writes_batch_smtp(tmp_path):
         b"RCPT TO:<u2@dst.example>\nDATA\n"
         b"Received: from a\n\tby b; today\nSubject: hello\nTo: user@dst.example\n\n"
         b"line one\nFrom the start\n>From quoted\n..dot line\n.\n")
+
+
+FORMAT_CONF = """primary_hostname = test.example
+begin transports
+mb:
+  driver = appendfile
+  file = {d}/mbox
+md:
+  driver = appendfile
+  directory = {d}/md
+  maildir_format
+dd:
+  driver = appendfile
+  directory = {d}/dd
+bs:
+  driver = appendfile
+  file = {d}/bsmtp
+  use_bsmtp
+own:
+  driver = appendfile
+  directory = {d}/own
+  message_prefix = X-Start\\n
+  check_string =
+"""
+
+
+def test_format_dependent_defaults_match_exim(tmp_path):
+    """check_string, escape_string, message_prefix and message_suffix as Exim 4.96's
+    -bP shows them after loading (checked with exim4): mbox defaults for a file,
+    nothing for directory deliveries, "." and ".." for batch SMTP."""
+    from pymta.config import load_config
+    p = tmp_path / "configure"
+    p.write_text(FORMAT_CONF.format(d=tmp_path))
+    c = load_config(str(p))
+    names = ("check_string", "escape_string", "message_prefix", "message_suffix")
+
+    def effective(t):
+        inst = c.transports[t]
+        return tuple(inst.options[n] for n in names)
+
+    assert effective("mb") == (
+        "From ", ">From ",
+        "From ${if def:return_path{$return_path}{MAILER-DAEMON}} ${tod_bsdinbox}\n", "\n")
+    assert effective("md") == effective("dd") == ("", "", "", "")
+    assert effective("bs") == (".", "..", "", "")
+    # unquoted: the backslash stays until expansion (as in Exim)
+    assert effective("own") == ("", "", "X-Start\\n", "")
+
+
+def test_format_defaults_used_for_delivery(tmp_path):
+    from pymta.config import load_config
+    p = tmp_path / "configure"
+    p.write_text(FORMAT_CONF.format(d=tmp_path))
+    c = load_config(str(p))
+    job = make_job(tmp_path, body=b"From me\n")
+    c.transports["dd"].obj.deliver(job)
+    assert job.addresses[0].result == "ok"
+    (name,) = os.listdir(tmp_path / "dd")
+    out = (tmp_path / "dd" / name).read_bytes()
+    assert out.endswith(b"\n\nFrom me\n") and not out.startswith(b"From ")
+    job = make_job(tmp_path, body=b"From me\n")
+    c.transports["mb"].obj.deliver(job)
+    assert (tmp_path / "mbox").read_bytes() == (
+        b"From sender@src.example " + FROM_LINE_TIME.encode() + b"\n"
+        b"Received: from a\n\tby b; today\nSubject: hello\nTo: user@dst.example\n\n"
+        b">From me\n\n")

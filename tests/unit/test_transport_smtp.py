@@ -361,3 +361,15 @@ def test_host_errors_are_logged_like_exim(server, tmp_path):
         "pipelined RCPT TO:<a@dst.example>"]
     a = job.addresses[0]
     assert a.result == "defer" and a.basic_errno == errnos.ERRNO_SMTPCLOSED
+
+
+def test_timeout_in_transaction_has_no_host_line(server, tmp_path):
+    """Exim 4.96 (checked with exim4): a timeout after MAIL is reported only on the
+    address's defer line, while a timeout at the banner also gets a per-host line."""
+    s = server(stall_at="dot")
+    job = make_job(tmp_path, hosts=[local(s)])
+    job.log = LineLog()
+    assert job.log_host_errors          # on by default, as Exim writes these lines
+    transport(final_timeout=0.3).deliver(job)
+    assert job.addresses[0].basic_errno == errno.ETIMEDOUT
+    assert job.log.lines == []

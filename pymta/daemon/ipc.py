@@ -2,12 +2,14 @@
 
 Receivers and the queue runner send short datagrams to the master over a Unix datagram
 socketpair created before forking:  ``M <id>`` a message was accepted, ``Q <id>`` a queue
-run found a due message (``F <id>`` for -qf: retry times ignored; ``Z <id>`` for -qff: frozen too), ``B <pid>``/``I <pid>`` a receiver became busy/idle.  Datagrams
+run found a due message (``F <id>`` for -qf: retry times ignored; ``Z <id>`` for -qff:
+frozen too), ``B <pid>``/``I <pid>`` a receiver became busy/idle.  Datagrams
 may be lost (full buffer): that only delays a delivery until the next queue run, because
 the spool is the source of truth.
 
 The master talks to each delivery worker over a stream socketpair, one line per message:
-master -> worker ``<id>\\n`` (``<id> forced`` for -qf, ``<id> forced thaw`` for -qff); worker -> master ``D <id>\\n`` when done.
+master -> worker ``<id>\\n`` (``<id> forced`` for -qf, ``<id> forced thaw`` for -qff);
+worker -> master ``D <id>\\n`` when done.
 """
 from __future__ import annotations
 

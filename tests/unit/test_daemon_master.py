@@ -243,7 +243,7 @@ def test_standalone_queue_run_skips_frozen_and_locked(tmp_path):
     held.release()
     queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")), force_frozen=True,
                           deliver=lambda c, m, l, **kw: calls.append((m, kw)))
-    assert calls == [(i, {"forced": True}) for i in ids]
+    assert calls == [(i, {"forced": True, "manual": True}) for i in ids]
 
 
 @pytest.mark.parametrize("daemon", [{"smtp_accept_max": 1}], indirect=True)

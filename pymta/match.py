@@ -143,17 +143,9 @@ def _primary_hostname(ctx: Any) -> str:
     return lookup_variable("primary_hostname", ctx) or ""
 
 
-def _local_ips() -> set[str]:
-    ips = {"127.0.0.1", "::1"}
-    try:
-        import psutil
-        for addrs in psutil.net_if_addrs().values():
-            for a in addrs:
-                if a.family in (socket.AF_INET, socket.AF_INET6):
-                    ips.add(a.address.split("%")[0])
-    except Exception:       # psutil missing or the platform refuses: loopback only
-        pass
-    return ips
+def _local_ips() -> frozenset[str]:
+    from .osutil import interface_addresses
+    return interface_addresses()
 
 
 # -- domain lists ----------------------------------------------------------------

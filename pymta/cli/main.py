@@ -357,7 +357,16 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``pymta`` with Exim's flags; returns (and, as a console script, exits with) a status."""
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        # Like Exim, behave according to the name we were called by.
+        name = os.path.basename(sys.argv[0])
+        argv = sys.argv[1:]
+        if name == "mailq":
+            argv = ["-bp"] + argv
+        elif name == "runq":
+            argv = ["-q"] + argv
+        elif name == "sendmail":
+            return sendmail_main(argv)
     try:
         return run(argv)
     except SystemExit as exc:

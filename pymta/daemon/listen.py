@@ -110,9 +110,18 @@ def format_listener(addr: str, port: int) -> str:
     return f"[{addr}]:{port}"
 
 
+class BindError(OSError):
+    """A listening socket could not be created; names the address and port."""
+
+    def __init__(self, addr: str, port: int, reason: str):
+        super().__init__(f"socket bind() to port {port} for address {addr} failed: {reason}")
+        self.addr, self.port, self.reason = addr, port, reason
+
+
 def bind_listeners(pairs: list[tuple[str, int]], backlog: int = 128) -> list[socket.socket]:
     """Create, bind and listen; non-blocking so several receivers can poll them safely."""
     socks: list[socket.socket] = []
+    addr, port = "", 0
     try:
         for addr, port in pairs:
             family = socket.AF_INET6 if ":" in addr else socket.AF_INET
@@ -125,8 +134,8 @@ def bind_listeners(pairs: list[tuple[str, int]], backlog: int = 128) -> list[soc
             s.bind((addr, port))
             s.listen(backlog)
             s.setblocking(False)
-    except OSError:
+    except OSError as exc:
         for s in socks:
             s.close()
-        raise
+        raise BindError(addr, port, exc.strerror or str(exc)) from exc
     return socks

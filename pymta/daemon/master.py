@@ -9,7 +9,6 @@ configuration, old ones retire after their current job) and stops cleanly on SIG
 from __future__ import annotations
 
 import collections
-import errno
 import os
 import selectors
 import signal
@@ -565,10 +564,13 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             sys.stderr.write(f"pymta: {exc}\n")
             return 1
         except OSError as exc:
-            msg = exc.strerror or str(exc)
-            if exc.errno == errno.EADDRINUSE:
-                msg = "Address already in use"
-            sys.stderr.write(f"pymta: socket bind() failed: {msg}\n")
+            # Exim: "socket bind() to port 25 for address ... failed: ...: daemon abandoned"
+            text = f"{exc}: daemon abandoned"
+            sys.stderr.write(f"pymta: {text}\n")
+            try:
+                make_logger(config).panic(text)
+            except Exception:
+                pass
             return 1
     if not opts.foreground:
         detach()

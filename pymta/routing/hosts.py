@@ -137,16 +137,8 @@ def local_addresses(config: Any = None) -> set[str]:
     literal IPs), used for the router's ``self`` handling."""
     global _LOCAL_IPS
     if _LOCAL_IPS is None:
-        ips = {"127.0.0.1", "::1"}
-        try:
-            import psutil
-            for addrs in psutil.net_if_addrs().values():
-                for a in addrs:
-                    if a.family in (socket.AF_INET, socket.AF_INET6):
-                        ips.add(a.address.split("%")[0])
-        except Exception:   # psutil missing or restricted: loopback is enough
-            pass
-        _LOCAL_IPS = ips
+        from pymta.osutil import interface_addresses
+        _LOCAL_IPS = set(interface_addresses())
     extra = support.main_option(config, "hosts_treat_as_local") if config else None
     if extra:
         return _LOCAL_IPS | {i for i in support.split_list(str(extra)) if is_ip(i)}

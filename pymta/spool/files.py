@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
+from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
 from pymta.taint import Tainted
 
@@ -78,12 +79,6 @@ def ensure_spool_dirs(spool_dir: str) -> None:
         os.makedirs(os.path.join(spool_dir, sub), mode=SPOOL_DIR_MODE, exist_ok=True)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:

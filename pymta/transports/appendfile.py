@@ -14,6 +14,7 @@ import stat
 import time
 from typing import Any
 
+from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
 from pymta.drivers import register
@@ -70,12 +71,6 @@ def _makedirs(path: str, mode: int) -> None:
         pass
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _parse_quota(text: str) -> int:

@@ -52,6 +52,7 @@ def test_worker_delivers_ids_and_reports_done():
     master_end.sendall(b"id1\nboom\nid2 forced\nid3 forced thaw\n")
     f = master_end.makefile("rb")
     assert [f.readline() for _ in range(4)] == [b"D id1\n", b"D boom\n", b"D id2\n", b"D id3\n"]
+    f.close()
     master_end.close()                      # master gone: the worker ends
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0

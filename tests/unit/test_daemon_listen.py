@@ -57,3 +57,16 @@ def test_bind_listeners_nonblocking():
     finally:
         for s in socks:
             s.close()
+
+
+def test_bind_failure_names_address_and_port():
+    from pymta.daemon.listen import BindError
+    held = bind_listeners([("127.0.0.1", 0)])
+    port = held[0].getsockname()[1]
+    try:
+        with pytest.raises(BindError) as exc:
+            bind_listeners([("127.0.0.1", 0), ("127.0.0.1", port)])
+        assert str(exc.value) == (f"socket bind() to port {port} for address 127.0.0.1 "
+                                  "failed: Address already in use")
+    finally:
+        held[0].close()

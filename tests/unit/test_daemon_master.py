@@ -262,3 +262,49 @@ def test_smtp_accept_max_reached_gives_421(daemon):
     c1.close()
     time.sleep(0.5)
     assert talk(daemon.port, "QUIT")[0] == b"220 fake\r\n"
+
+
+def _spool_message(spool, frozen=False):
+    from pymta.spool import files
+    from pymta.spool.ids import new_message_id
+    from pymta.spool.model import SpoolMessage, SpoolRecipient
+    msgid = new_message_id()
+    msg = SpoolMessage(id=msgid, originator_login="root", originator_uid=0, originator_gid=0,
+                       sender="a@b", received_time=int(time.time()),
+                       frozen_at=int(time.time()) if frozen else None,
+                       recipients=[SpoolRecipient("r@x")])
+    files.write_spool(str(spool), msg, b"body\n")
+    return msgid
+
+
+def test_queue_runs_without_listening_hand_due_messages_to_workers(tmp_path):
+    """-q1s alone: no sockets, periodic queue runs, frozen messages left alone, each
+    message delivered by a worker once per run until it leaves the queue."""
+    from pymta.spool import files
+    due = _spool_message(tmp_path)
+    frozen = _spool_message(tmp_path, frozen=True)
+    cfg = config(tmp_path)
+    log = FileLog(str(tmp_path / "log"))
+
+    def deliver_and_remove(config, msgid, log, **kw):
+        fake_deliver(config, msgid, log)
+        files.remove_message(config.main.spool_directory, msgid)
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            m = Master(cfg, log, [], DaemonOptions(listen=False, queue_interval=1),
+                       deliver=deliver_and_remove)
+            os._exit(m.run())
+        finally:
+            os._exit(3)
+    try:
+        assert wait_for(lambda: delivered(tmp_path), 10)
+        time.sleep(2.5)     # more queue runs: nothing further to do
+        got = [line.split()[0] for line in delivered(tmp_path)]
+        assert got == [due]
+        assert files.read_header(str(tmp_path), frozen).frozen_at is not None
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

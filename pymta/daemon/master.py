@@ -27,6 +27,7 @@ MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30
+CRASH_PAUSE_SECONDS = 0.5       # after a child crash, respawn no sooner than this
 _WORKER_FLAGS = {"M": "", "Q": "", "F": " forced", "Z": " forced thaw"}
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1}
 
@@ -132,7 +133,8 @@ class Master:
                  opts: DaemonOptions, *, pid_file: str | None = None,
                  load_config: Callable[..., Any] | None = None,
                  run_session: Callable[..., Any] | None = None,
-                 deliver: Callable[..., Any] | None = None):
+                 deliver: Callable[..., Any] | None = None,
+                 log_factory: Callable[[Any], Any] | None = None):
         self.config = config
         self.log = log
         self.listeners = listeners
@@ -141,6 +143,7 @@ class Master:
         self.load_config = load_config
         self.run_session = run_session
         self.deliver = deliver
+        self.log_factory = log_factory      # rebuilds the logger on reload (log_file_path)
         self.children: dict[int, Child] = {}
         self.generation = 0
         # (message id, worker flags): "" or " forced" (-qf) or " forced thaw" (-qff)
@@ -372,6 +375,8 @@ class Master:
         self.log.main(f"Connection from [{peer[0]}] refused: too many connections")
 
     def _maintain_pools(self) -> None:
+        if not self._crash_pause_over():
+            return
         workers = self._of_kind("worker")
         for _ in range(self.worker_count() - len(workers)):
             self.spawn_worker()
@@ -381,7 +386,7 @@ class Master:
         idle = [c for c in receivers if c.pid not in self.busy_receivers]
         room = self.max_receivers() - len(receivers)
         want = min(MIN_SPARE_RECEIVERS - len(idle), room)
-        if want > 0 and self._crash_pause_over():
+        if want > 0:
             for _ in range(want):
                 self.spawn_receiver()
         elif len(idle) > MAX_SPARE_RECEIVERS:
@@ -390,7 +395,7 @@ class Master:
 
     def _crash_pause_over(self) -> bool:
         # After a crash, wait a moment before respawning so a crash loop cannot spin.
-        return time.monotonic() - self._last_crash > 0.2
+        return time.monotonic() - self._last_crash > CRASH_PAUSE_SECONDS
 
     def _retire(self, child: Child, sig: int) -> None:
         child.retiring = True
@@ -494,16 +499,23 @@ class Master:
         if self.listeners:
             try:
                 want = daemon_addresses(new, self.opts.oX)
-                have = [s.getsockname()[:2] for s in self.listeners]
-                if sorted(want) != sorted(have):
+                have = {_sock_key(s): s for s in self.listeners}
+                want_keys = [_addr_key(a, p) for a, p in want]
+                if sorted(want_keys) != sorted(have):
+                    # Keep sockets still wanted (rebinding them would clash with the
+                    # old receivers' copies); bind only the new addresses.
                     self.listeners_saturation_off()
-                    fresh = listen.bind_listeners(want)
-                    for s in self.listeners:
-                        s.close()
-                    self.listeners = fresh
+                    fresh = listen.bind_listeners(
+                        [(a, p) for (a, p), k in zip(want, want_keys) if k not in have])
+                    for k, sock in have.items():
+                        if k not in want_keys:
+                            sock.close()
+                    self.listeners = [have[k] for k in want_keys if k in have] + fresh
             except (OSError, ValueError) as exc:
                 self.log.panic(f"pid {pid}: SIGHUP: keeping old listening sockets: {exc}")
         self.config = new
+        if self.log_factory is not None:
+            self.log = self.log_factory(new)
         self.generation += 1
         for c in list(self.children.values()):
             if c.kind == "receiver":
@@ -542,6 +554,19 @@ class Master:
                 os.unlink(self.pid_file)
             except OSError:
                 pass
+
+
+def _addr_key(addr: str, port: int) -> tuple[str, int]:
+    import ipaddress
+    try:
+        return str(ipaddress.ip_address(addr.split("%", 1)[0])), port
+    except ValueError:
+        return addr, port
+
+
+def _sock_key(sock: socket.socket) -> tuple[str, int]:
+    name = sock.getsockname()
+    return _addr_key(name[0], name[1])
 
 
 def write_pid_file(path: str) -> None:
@@ -589,5 +614,6 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
         except ImportError:
             pass
     log.main(start_line(os.getpid(), opts, addrs))
-    master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config)
+    master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
+                    log_factory=make_logger)
     return master.run()

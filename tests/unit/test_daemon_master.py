@@ -308,3 +308,43 @@ def test_queue_runs_without_listening_hand_due_messages_to_workers(tmp_path):
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_sighup_rebinds_changed_addresses_and_keeps_running(tmp_path):
+    from tests.support.ports import free_port
+    p1, p2 = free_port(), free_port()
+    cfg1 = config(tmp_path, local_interfaces=f"127.0.0.1.{p1}")
+    cfg2 = config(tmp_path, local_interfaces=f"<; 127.0.0.1.{p1} ; 127.0.0.1.{p2}")
+    cfg3 = config(tmp_path, local_interfaces=f"127.0.0.1.{p2}")
+    configs = [cfg2, cfg3]
+    log = FileLog(str(tmp_path / "log"))
+    socks = listen.bind_listeners(daemon_addresses(cfg1, None))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            m = Master(cfg1, log, socks, DaemonOptions(config_path="x"),
+                       load_config=lambda path, macros: configs.pop(0),
+                       run_session=fake_session, deliver=fake_deliver)
+            os._exit(m.run())
+        finally:
+            os._exit(3)
+    for s in socks:
+        s.close()
+
+    def answers(port):
+        try:
+            return talk(port, "QUIT")[0] == b"220 fake\r\n"
+        except OSError:
+            return False
+    try:
+        assert wait_for(lambda: answers(p1)) and not answers(p2)
+        os.kill(pid, signal.SIGHUP)      # adds p2, keeps p1
+        assert wait_for(lambda: answers(p2)) and answers(p1)
+        os.kill(pid, signal.SIGHUP)      # drops p1
+        assert wait_for(lambda: not answers(p1))
+        assert wait_for(lambda: answers(p2)), log.lines()
+        assert sum("SIGHUP received" in l for l in log.lines()) == 2
+        assert not any(l.startswith("panic") for l in log.lines())
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)

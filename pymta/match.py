@@ -189,8 +189,8 @@ def _domain_item(domain: str, item: str, ctx: Any, local_part_mode: bool = False
 
 def _mx_match(domain: str, item: str, ctx: Any) -> bool:
     try:
-        import dns.resolver
-        answers = dns.resolver.resolve(domain, "MX")
+        from . import dns as pdns
+        answers = pdns.resolve(domain, "MX")
     except Exception:           # no MX or no DNS: the item does not match
         return False
     local = _local_ips()
@@ -214,6 +214,15 @@ def _mx_match(domain: str, item: str, ctx: Any) -> bool:
 
 
 def _host_ips(name: str) -> set[str]:
+    from . import dns as pdns
+    found: set[str] = set()
+    for rtype in ("A", "AAAA"):     # the DNS first, as Exim does for MX targets
+        try:
+            found.update(r.address for r in pdns.resolve(name, rtype))
+        except Exception:
+            pass
+    if found:
+        return found
     try:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror:

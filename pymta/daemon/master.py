@@ -288,8 +288,15 @@ class Master:
             try:
                 self._step()
             except Exception:
-                # The master must survive anything; log and carry on.
-                self.log.panic("daemon master error: " + traceback.format_exc().replace("\n", "\n  "))
+                # The master must survive anything, even a failing logger; carry on.
+                text = "daemon master error: " + traceback.format_exc().replace("\n", "\n  ")
+                try:
+                    self.log.panic(text)
+                except Exception:
+                    try:
+                        sys.stderr.write(text + "\n")
+                    except Exception:
+                        pass
                 time.sleep(0.5)
             if self.stopping and not self.children:
                 break

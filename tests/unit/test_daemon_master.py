@@ -348,3 +348,35 @@ def test_sighup_rebinds_changed_addresses_and_keeps_running(tmp_path):
     finally:
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
+
+
+def test_master_survives_a_failing_logger(tmp_path):
+    class BrokenLog(FileLog):
+        def main(self, text, msgid=None):
+            raise OSError("log disk full")
+
+        def panic(self, text, msgid=None):
+            raise OSError("log disk full")
+    socks = listen.bind_listeners([("127.0.0.1", 0)])
+    port = socks[0].getsockname()[1]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+            m = Master(config(tmp_path), BrokenLog(str(tmp_path / "log")), socks,
+                       DaemonOptions(config_path="x"), load_config=lambda p, m: None,
+                       run_session=fake_session, deliver=fake_deliver)
+            os._exit(m.run())
+        finally:
+            os._exit(3)
+    for s in socks:
+        s.close()
+    try:
+        assert wait_for(lambda: talk(port, "QUIT")[0] == b"220 fake\r\n")
+        os.kill(pid, signal.SIGHUP)          # logging the reload raises inside the master
+        time.sleep(1.0)
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0)
+        assert talk(port, "QUIT")[1] == b"221 bye\r\n"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

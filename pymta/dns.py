@@ -1,0 +1,72 @@
+"""The project's single place that builds dnspython resolvers.
+
+Everything in pymta that asks the DNS should call :func:`get_resolver` (or
+:func:`resolve`).  By default that is dnspython's system resolver (``/etc/resolv.conf``).
+Tests point it at a local server with :func:`set_server` / :func:`set_resolver`; other
+processes (daemon integration tests) use the environment variable
+``PYMTA_DNS_SERVER=ip:port`` (``[ipv6]:port`` or a bare ``ip`` for port 53).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+ENV_VAR = "PYMTA_DNS_SERVER"
+
+_override: Any = None          # a resolver set by set_resolver()/set_server()
+_env_cache: tuple[str, Any] | None = None
+
+
+def _parse_server(text: str) -> tuple[str, int]:
+    """Split ``ip:port`` / ``[ip6]:port`` / ``ip`` into (ip, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 53
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, int(port)
+    return text, 53
+
+
+def make_resolver(ip: str, port: int = 53, timeout: float = 2.0) -> Any:
+    """A dnspython resolver that asks only ``ip``:``port`` (no search list)."""
+    import dns.resolver
+    res = dns.resolver.Resolver(configure=False)
+    res.nameservers = [ip]
+    res.port = port
+    res.timeout = res.lifetime = timeout
+    res.search = []
+    return res
+
+
+def set_resolver(resolver: Any) -> None:
+    """Use ``resolver`` for every DNS query in this process (None: back to default)."""
+    global _override
+    _override = resolver
+
+
+def set_server(ip: str | None, port: int = 53, timeout: float = 2.0) -> None:
+    """Send every DNS query of this process to one server (None: back to default)."""
+    set_resolver(None if ip is None else make_resolver(ip, port, timeout))
+
+
+def get_resolver() -> Any:
+    """The resolver to use now: override, then ``$PYMTA_DNS_SERVER``, then the system's."""
+    global _env_cache
+    if _override is not None:
+        return _override
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if _env_cache is None or _env_cache[0] != env:
+            ip, port = _parse_server(env)
+            _env_cache = (env, make_resolver(ip, port))
+        return _env_cache[1]
+    import dns.resolver
+    return dns.resolver.get_default_resolver()
+
+
+def resolve(name: str, rtype: str, **kw: Any) -> Any:
+    """``resolver.resolve`` on the current resolver, without the search list."""
+    kw.setdefault("search", False)
+    return get_resolver().resolve(name, rtype, **kw)

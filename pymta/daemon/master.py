@@ -32,6 +32,16 @@ _WORKER_FLAGS = {"M": "", "Q": "", "F": " forced", "Z": " forced thaw"}
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1}
 
 
+#: Modules the receivers, workers and queue runs use; imported by the master before forking.
+PRELOAD_MODULES = (
+    "pymta.smtp.session", "pymta.smtp.server", "pymta.smtp.client", "pymta.acl",
+    "pymta.expand", "pymta.match", "pymta.lookups", "pymta.message.receive",
+    "pymta.spool.queue", "pymta.spool.lock", "pymta.hints.db", "pymta.hints.retry",
+    "pymta.delivery.deliver", "pymta.delivery.bounce", "pymta.delivery.retry",
+    "pymta.routing", "pymta.transports", "json", "email.message", "email.utils",
+)
+
+
 @dataclass
 class DaemonOptions:
     """What the command line asked of the daemon."""
@@ -612,14 +622,15 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             write_pid_file(pid_path)
         except OSError as exc:
             sys.stderr.write(f"pymta: failed to write pid file {pid_path}: {exc}\n")
-    drop_privileges(config)
-    log = make_logger(config)
-    # Preload the modules children need, so no child imports per connection/delivery.
-    for mod in ("pymta.smtp.session", "pymta.delivery", "pymta.spool.queue"):
+    # Preload what children need before giving up root: exim_user may not be able to read
+    # the Python installation, and no child should import per connection or delivery.
+    for mod in PRELOAD_MODULES:
         try:
             __import__(mod)
         except ImportError:
             pass
+    drop_privileges(config)
+    log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
                     log_factory=make_logger)

@@ -27,8 +27,6 @@ log_file_path = SPOOL/log/%slog
 domainlist local_domains = test.example
 acl_smtp_rcpt = acl_check_rcpt
 received_header_text = Received: from $sender_helo_name by $primary_hostname id $message_exim_id
-# Work-around: receive.py int()s the expandable default "50M" (reported to its owner).
-message_size_limit = 0
 .ifdef EXTRA_MAIN
 EXTRA_MAIN
 .endif

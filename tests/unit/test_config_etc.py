@@ -40,10 +40,13 @@ def test_dev_config_loads_with_repository_spool():
     md = c.transports["maildir_delivery"]
     assert md.options["maildir_format"] is True
     assert md.options["directory"].endswith("/spool/maildir/$local_part_data")
-    # the ACL refuses relaying unless the client is in relay_from_hosts
+    # the ACL refuses relaying unless the client is in relay_from_hosts or authenticated,
+    # and then accepts only recipients that route
     verbs = [(s.verb, [(i.name, i.value) for i in s.items]) for s in c.acls["acl_check_rcpt"]]
-    assert verbs[-1] == ("deny", [("message", "relay not permitted")])
-    assert ("accept", [("hosts", "+relay_from_hosts"), ("control", "submission")]) in verbs
+    assert ("deny", [("message", "relay not permitted"), ("!hosts", "+relay_from_hosts"),
+                     ("!authenticated", "*")]) in verbs
+    assert verbs[-2:] == [("require", [("verify", "recipient")]),
+                          ("accept", [("control", "submission")])]
 
 
 def test_dev_config_spool_overridable(tmp_path):

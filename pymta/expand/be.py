@@ -91,6 +91,13 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
     ctx.variables["message_size"] = str(len(raw))
     ctx.variables["message_linecount"] = str(raw.count("\n"))
     ctx.variables["body_linecount"] = str(body.count("\n"))
+    ctx.variables["message_body_size"] = str(len(body.encode("utf-8", "surrogateescape")))
+    try:                        # -bem gives the message an id, as Exim does
+        from ..spool.ids import new_message_id
+        ctx.variables.setdefault("message_id", new_message_id())
+        ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])
+    except ImportError:
+        pass
 
 
 def run_be(config: Any, lines_in: Iterable[str] | None = None, out: TextIO | None = None,

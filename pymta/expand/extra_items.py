@@ -85,6 +85,9 @@ def item_readsocket(node: Any, ctx: Any) -> str:
                     raise ExpandError(f"bad time value {opt}")
                 timeout = float(t)
     eol = evaluate(node.args[3], ctx) if len(node.args) > 3 else None
+    from ..taint import is_tainted
+    if is_tainted(name):        # Exim 4.96 opens the socket through its search code
+        raise ExpandError(f"Tainted '{name}' (socket name for readsocket) not permitted")
     try:
         if name.startswith("inet:"):
             hostport = name[5:]

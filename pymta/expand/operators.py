@@ -545,7 +545,6 @@ _SIMPLE: dict[str, Callable[[str], str]] = {
     "from_utf8": op_from_utf8,
     "utf8clean": op_utf8clean,
     "rfc2047d": op_rfc2047d,
-    "xtextd": op_xtextd,
     "reverse_ip": op_reverse_ip,
     "ipv6norm": lambda a: op_ipv6norm(a, False),
     "ipv6denorm": lambda a: op_ipv6norm(a, True),

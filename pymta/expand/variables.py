@@ -50,7 +50,7 @@ tls_in_cipher tls_in_cipher_std tls_in_ocsp tls_in_ourcert tls_in_peercert tls_i
 tls_in_resumption tls_in_sni tls_in_ver tls_out_bits tls_out_certificate_verified
 tls_out_cipher tls_out_cipher_std tls_out_dane tls_out_ocsp tls_out_ourcert
 tls_out_peercert tls_out_peerdn tls_out_sni tls_out_tlsa_usage tls_out_ver tls_peerdn
-tls_sni tod_bsdinbox tod_epoch tod_epoch_l tod_full tod_iso8601 tod_log tod_logfile
+tls_sni tod_bsdinbox tod_epoch tod_epoch_l tod_full tod_log tod_logfile
 tod_zone tod_zulu transport_name value verify_mode version_number warn_message_delay
 warn_message_recipients
 '''.split())
@@ -89,9 +89,6 @@ def _tod(name: str) -> str | None:
         return str(int(now))
     if name == "tod_epoch_l":
         return str(int(now * 1_000_000))
-    if name == "tod_iso8601":
-        ms = int((now % 1) * 1000)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms:03d}{_zone(t)}"
     if name == "tod_zone":
         return _zone(t)
     if name == "tod_zulu":

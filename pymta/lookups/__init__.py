@@ -13,7 +13,7 @@ from typing import Any
 from ..expand.errors import ExpandDefer, ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
-                        "lmdb", "cdb", "json"})
+                        "lmdb", "cdb", "json", "spf", "dbm", "dbmnz", "dbmjz"})
 QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite"})
 
 
@@ -78,6 +78,9 @@ def _single(spec: LookupSpec, filename: str, key: str, ctx: Any) -> str | None:
         return None if v is None else v.decode("utf-8", "surrogateescape")
     if name == "json":
         return _json(filename, key)
+    if name in ("dbm", "dbmnz", "dbmjz"):
+        from .dbm import dbm_lookup
+        return dbm_lookup(name, filename, key)
     raise ExpandError(f"lookup type \"{name}\" is not supported")
 
 
@@ -162,6 +165,9 @@ def _run(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None
         return _query(spec, target, key, ctx)
     if key is None:
         raise ExpandError(f"missing {{key}} for single-key \"{spec.name}\" lookup")
+    if spec.name == "spf":            # the "file name" is the client's IP address
+        from .spf import spf_lookup
+        return spf_lookup(target, key, ctx)
     from ..taint import is_tainted
     if is_tainted(target):
         raise ExpandError(f"Tainted '{target}' (file or directory name for {spec.name}) "

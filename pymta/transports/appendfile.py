@@ -20,7 +20,7 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.taint import is_tainted
 from pymta.transports import errnos
-from pymta.transports.base import (Transport, TransportError, expand, is_forced_fail,
+from pymta.transports.base import (Transport, TransportError, check_never_users, expand, is_forced_fail,
                                    set_results)
 from pymta.transports.content import body_size, write_message
 
@@ -294,6 +294,8 @@ class AppendfileTransport(Transport):
                               + sum(len(h.text) for h in job.message.headers))
         self._first_address = job.addresses[0] if job.addresses else None
         ids = self._delivery_ids(ctx)
+        if ids is not None:
+            check_never_users(self.config, ids[0], self.name)
         euid, egid, groups = os.geteuid(), os.getegid(), os.getgroups()
         # Open the spool data file while still privileged; the delivery user may
         # not be able to read the spool.

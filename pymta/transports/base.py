@@ -220,3 +220,33 @@ def set_results(addresses: list, result: str, message: str | None = None,
         a.basic_errno = errno
         if more_errno:
             a.more_errno = more_errno
+
+
+#: Users no delivery may ever run as, whatever never_users says (Exim's FIXED_NEVER_USERS).
+FIXED_NEVER_USERS = ("root",)
+
+
+def check_never_users(config: Any, uid: int, transport_name: str) -> None:
+    """Refuse (defer) a delivery that would switch to a uid on the never_users list.
+
+    Only applies when the delivery really changes to ``uid`` (a ``user`` option or a
+    router's check_local_user while running as root); a delivery that runs as the
+    process's own user is not switched and not checked.
+    """
+    import pwd
+    from pymta.config.values import main_option
+    from pymta.expand.lists import split_list
+    names = list(FIXED_NEVER_USERS) + split_list(str(main_option(config, "never_users", "")
+                                                    or ""))
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        try:
+            banned = int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
+        except KeyError:
+            continue
+        if banned == uid:
+            raise TransportError(f"User {uid} set for {transport_name} transport is on "
+                                 "the never_users list", errno=errnos.ERRNO_BADUGID)
+

@@ -60,3 +60,25 @@ def test_bem_message_file(tmp_path):
     run_be(config(), ["$h_subject:", "${if def:h_to:{y}{n}}", "$message_body"], out,
            message_file=str(msg))
     assert out.getvalue() == "hi\n there\ny\nbody line \n"
+
+
+def test_bem_message_variables_like_exim(tmp_path):
+    # exim4 -bem on this file printed: "81 body  6 1 5" and the header values below
+    msg = tmp_path / "msg"
+    msg.write_text("From: a@b.c\nSubject: /etc/hostname\nX-Cmd: /bin/echo\n"
+                   "X-Sock: /tmp/i3be/sock\n\nbody\n")
+    out = io.StringIO()
+    run_be(config(), io.StringIO(
+        "$message_size $message_body $message_linecount $body_linecount $message_body_size\n"
+        "$h_from: $rh_subject: $bh_subject: $header_x-cmd:\n"
+        "${if match{$message_id}{\\N^\\w{6}-\\w{6}-\\w{2}$\\N}{id}{noid}}\n"),
+        out, message_file=str(msg))
+    assert out.getvalue() == ("81 body  6 1 5\n"
+                              "a@b.c  /etc/hostname\n /etc/hostname /bin/echo\n"
+                              "id\n")
+
+
+def test_bem_missing_file():
+    out = io.StringIO()
+    assert run_be(config(), io.StringIO("x\n"), out, message_file="/nonexistent/m") == 1
+    assert "failed to open" in out.getvalue()

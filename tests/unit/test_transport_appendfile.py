@@ -375,3 +375,24 @@ def test_format_defaults_used_for_delivery(tmp_path):
         b"From sender@src.example " + FROM_LINE_TIME.encode() + b"\n"
         b"Received: from a\n\tby b; today\nSubject: hello\nTo: user@dst.example\n\n"
         b">From me\n\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_never_users_defers_delivery_as_listed_user(tmp_path):
+    job = make_job(tmp_path)
+    t = make_transport(file=f"{tmp_path}/box", user="nobody")
+    t.config = SimpleNamespace(main=SimpleNamespace(primary_hostname="test.example",
+                                                    never_users="daemon : nobody"))
+    t.deliver(job)
+    a = job.addresses[0]
+    assert a.result == "defer" and "never_users" in a.message
+    assert not (tmp_path / "box").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_root_is_always_a_never_user(tmp_path):
+    job = make_job(tmp_path)
+    make_transport(file=f"{tmp_path}/box", user="root").deliver(job)
+    assert job.addresses[0].result == "defer"
+    assert "User 0 set for local_delivery transport is on the never_users list" \
+        in job.addresses[0].message

@@ -47,7 +47,6 @@ remote_smtp:
 local_delivery:
   driver = appendfile
   file = {spool}/mail/$local_part_data
-  user = {user}
 
 begin retry
 {retry}
@@ -61,7 +60,7 @@ def env(tmp_path):
         (spool / "mail").mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         p = tmp_path / "configure"
-        p.write_text(CONF.format(spool=spool, port=port, retry=retry, user=os.getuid()))
+        p.write_text(CONF.format(spool=spool, port=port, retry=retry))
         c = load_config(str(p))
         return c, Logger(c), str(spool), port
     return make

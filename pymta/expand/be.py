@@ -57,7 +57,7 @@ def _logical_lines(lines_in: Iterable[str]) -> Iterable[str]:
     buf = ""
     for raw in lines_in:
         line = raw.rstrip("\n").rstrip("\r")
-        if line.endswith("\\") and not line.endswith("\\\\"):
+        if line.endswith("\\"):          # exim -be: a final backslash always continues
             buf += line[:-1]
             continue
         yield buf + line
@@ -86,11 +86,16 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
         i += 1
     body = "\n".join(lines[i + 1:])
     ctx.headers = headers
-    ctx.variables["message_body"] = Tainted(body[:500].replace("\n", " "))
-    ctx.variables["message_body_end"] = Tainted(body[-500:].replace("\n", " "))
+    # newlines and binary zeros become spaces (message_body_newlines is false)
+    flat = body.replace("\n", " ").replace("\x00", " ")
+    ctx.variables["message_body"] = Tainted(flat[:500])
+    ctx.variables["message_body_end"] = Tainted(flat[-500:])
+    ctx.variables["body_zerocount"] = str(body.count("\x00"))
     ctx.variables["message_size"] = str(len(raw))
-    ctx.variables["message_linecount"] = str(raw.count("\n"))
-    ctx.variables["body_linecount"] = str(body.count("\n"))
+    # exim4 -bem counts only the body lines that are not empty (checked with 4.96)
+    body_lines = sum(1 for line in body.split("\n") if line)
+    ctx.variables["message_linecount"] = str(i + 1 + body_lines)
+    ctx.variables["body_linecount"] = str(body_lines)
     ctx.variables["message_body_size"] = str(len(body.encode("utf-8", "surrogateescape")))
     try:                        # -bem gives the message an id, as Exim does
         from ..spool.ids import new_message_id
@@ -98,17 +103,33 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
         ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])
     except ImportError:
         pass
+    # like a locally submitted message, it gets Message-Id: and Date: if it lacks them
+    names = {h.partition(":")[0].strip().lower() for h in headers}
+    host = _main_option(ctx, "primary_hostname") or "localhost"
+    if "message-id" not in names and ctx.variables.get("message_id"):
+        headers.append(f"Message-Id: <E{ctx.variables['message_id']}@{host}>\n")
+    if "date" not in names:
+        from email.utils import formatdate
+        headers.append(f"Date: {formatdate(localtime=True)}\n")
+
+
+def _main_option(ctx: ExpandContext, name: str) -> str | None:
+    main = getattr(ctx.config, "main", None)
+    value = getattr(main, name, None) if main is not None else None
+    return str(value) if value else None
 
 
 def run_be(config: Any, lines_in: Iterable[str] | None = None, out: TextIO | None = None,
            *, stdin: TextIO | None = None, stdout: TextIO | None = None,
-           message_file: str | None = None) -> int:
+           message_file: str | None = None, prompt: bool = False) -> int:
     """Run expansion test mode and return the exit status (0).
 
     ``lines_in`` is either a file-like object of input lines (continued with a trailing
     backslash) or a list of command-line arguments, each one expression; when it is
     empty or None, ``stdin`` (default ``sys.stdin``) is read.  Results go to ``out``
     (or ``stdout``, default ``sys.stdout``).  ``message_file`` is ``-bem``'s message.
+    ``prompt``: write Exim's ``> `` prompt before each result and at the end (what
+    ``exim -be`` prints when it reads standard input).
     """
     import sys
     out = out or stdout or sys.stdout
@@ -125,7 +146,10 @@ def run_be(config: Any, lines_in: Iterable[str] | None = None, out: TextIO | Non
         source = lines_in if lines_in is not None and not isinstance(lines_in, (list, tuple)) \
             else (stdin or sys.stdin)
         expressions = _logical_lines(source)
+    pre = "> " if prompt else ""
     for line in expressions:
-        out.write(expand_be_line(line, config, ctx) + "\n")
+        out.write(pre + expand_be_line(line, config, ctx) + "\n")
+    if prompt:
+        out.write("> \n")
     out.flush()
     return 0

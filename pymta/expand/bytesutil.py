@@ -17,3 +17,17 @@ def normalise(s: str) -> str:
         if "\udc80" <= ch <= "\udcff":
             return from_bytes(to_bytes(s))
     return s
+
+
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def ascii_lower(s: str) -> str:
+    """Lower-case ASCII letters only, as Exim's byte-wise tolower() in the C locale."""
+    return s.translate(_LOWER) if not s.isascii() else s.lower()
+
+
+def ascii_upper(s: str) -> str:
+    """Upper-case ASCII letters only (so "ß" and "é" stay as they are)."""
+    return s.translate(_UPPER) if not s.isascii() else s.upper()

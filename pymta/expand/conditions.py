@@ -5,6 +5,7 @@ import ipaddress
 import os
 from typing import Any
 
+from .bytesutil import ascii_lower
 from .errors import ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
 from .lists import split_list
@@ -20,9 +21,10 @@ _STRING = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
 def compare(op: str, a: str, b: str) -> bool:
     """Binary comparison by Exim's condition name (numeric or string, caseless with i)."""
     if op in _NUMERIC:
-        return _NUMERIC[op](get_int(a), get_int(b))
+        # an empty (or all blank) operand counts as 0, as in Exim 4.96
+        return _NUMERIC[op](get_int(a) if a.strip() else 0, get_int(b) if b.strip() else 0)
     if op.endswith("i") and op[:-1] in _STRING:
-        return _STRING[op[:-1]](a.lower(), b.lower())
+        return _STRING[op[:-1]](ascii_lower(a), ascii_lower(b))
     if op in _STRING:
         return _STRING[op](a, b)
     raise ExpandError(f"unknown comparison \"{op}\"")
@@ -44,8 +46,10 @@ def _bool(value: str, lax: bool) -> bool:
 
 
 def _isip(value: str, version: int | None) -> bool:
+    if value != value.strip():
+        return False            # Exim does not skip white space here
     try:
-        ip = ipaddress.ip_address(value.strip())
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return False
     return version is None or ip.version == version
@@ -63,8 +67,9 @@ def _crypteq(password: str, encrypted: str) -> bool:
             digest = fn(to_bytes(password))
             rest = encrypted[len(mech):]
             if len(rest) == 2 * digest.digest_size:
-                return _h.compare_digest(rest.lower(), digest.hexdigest())
-            return _h.compare_digest(rest, base64.b64encode(digest.digest()).decode())
+                return _h.compare_digest(to_bytes(rest.lower()),
+                                         to_bytes(digest.hexdigest()))
+            return _h.compare_digest(to_bytes(rest), base64.b64encode(digest.digest()))
     if encrypted.startswith("{"):
         mech = low[:low.find("}") + 1]
         if mech not in ("{crypt}", "{crypt16}"):
@@ -77,7 +82,11 @@ def _crypteq(password: str, encrypted: str) -> bool:
             import crypt
     except ImportError:
         raise ExpandError("crypt() is not available") from None
-    return _h.compare_digest(crypt.crypt(password, encrypted) or "", encrypted)
+    try:
+        hashed = crypt.crypt(password, encrypted) or ""
+    except UnicodeEncodeError:
+        return False        # Python's crypt() takes only UTF-8 text
+    return _h.compare_digest(to_bytes(hashed), to_bytes(encrypted))
 
 
 def eval_cond(cond: Cond, ctx: Any) -> bool:
@@ -94,7 +103,7 @@ def _eval(cond: Cond, ctx: Any) -> bool:
     name = cond.name
     if name == "def":
         from .variables import lookup_variable
-        v = lookup_variable(cond.extra, ctx)
+        v = None if cond.extra.isdigit() else lookup_variable(cond.extra, ctx)
         if v is None:
             raise ExpandError(f"unknown variable \"{cond.extra}\" after \"def:\"")
         return v != ""
@@ -134,6 +143,8 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         else:
             items = split_list(data)
         want_any = name.startswith("forany")
+        if not items:
+            return False        # Exim 4.96: an empty list makes forall false too
         saved = ctx.variables.get("item")
         try:
             for it in items:
@@ -154,7 +165,7 @@ def _eval(cond: Cond, ctx: Any) -> bool:
     if name == "eq":
         return args[0] == args[1]
     if name == "eqi":
-        return args[0].lower() == args[1].lower()
+        return ascii_lower(args[0]) == ascii_lower(args[1])
     if name in _NUMERIC or name in ("lt", "le", "gt", "ge", "lti", "lei", "gti", "gei"):
         return compare(name, args[0], args[1])
     if name == "match":
@@ -167,8 +178,8 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         needle = args[0]
         items = split_list(args[1])
         if name == "inlisti":
-            needle = needle.lower()
-            return any(needle == it.lower() for it in items)
+            needle = ascii_lower(needle)
+            return any(needle == ascii_lower(it) for it in items)
         return needle in items
     if name in ("match_domain", "match_local_part", "match_address", "match_ip"):
         from .. import match as m

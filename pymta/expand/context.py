@@ -18,6 +18,8 @@ class ExpandContext:
     configuration (``$primary_hostname``, ``$spool_directory``, ...) and computed values
     (``$tod_log``, ``$pid``, ...).  ``numbered`` holds ``$0``..``$9`` from the last match.
     ``acl_runner`` lets ``${acl{name}{args}}`` call back into the ACL engine.
+    ``lookup_cache`` keeps the results of single-key file lookups, as Exim's lookup
+    cache does; clear it where Exim tidies its lookups (after each message).
     """
 
     config: Any = None                              # pymta.config.model.Config
@@ -26,10 +28,11 @@ class ExpandContext:
     headers: list[str] | None = None
     numbered: list[str] = field(default_factory=list)
     acl_runner: Callable[..., Any] | None = None
+    lookup_cache: dict = field(default_factory=dict)
 
     def child(self, **variables: str) -> "ExpandContext":
         """A copy sharing acl_vars/headers/config with extra variables set."""
         merged = dict(self.variables)
         merged.update(variables)
         return ExpandContext(self.config, merged, self.acl_vars, self.headers,
-                             list(self.numbered), self.acl_runner)
+                             list(self.numbered), self.acl_runner, self.lookup_cache)

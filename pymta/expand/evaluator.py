@@ -22,21 +22,48 @@ def _t(value: str, tainted: bool) -> str:
     return Tainted(value) if tainted and not isinstance(value, Tainted) else value
 
 
+def _cstr(v: str) -> str:
+    """Cut ``v`` at its first NUL, as Exim does where it treats a value as a C string."""
+    i = v.find("\x00")
+    if i < 0:
+        return v
+    return _t(v[:i], isinstance(v, Tainted))
+
+
 def evaluate(node: Any, ctx: Any) -> str:
-    """Evaluate a node (usually the ``Seq`` from :func:`compile_expansion`)."""
+    """Evaluate a node (usually the ``Seq`` from :func:`compile_expansion`).
+
+    NUL bytes: Exim appends variable and operator results as C strings, and every
+    expanded (sub)string is used as a C string, so a value is cut at its first NUL.
+    """
+    if node.__class__ is Seq:
+        f = node.fn
+        if f is None:
+            from .compiled import seq_fn
+            f = node.fn = seq_fn(node)
+        return f(ctx)
     if isinstance(node, Seq):
         parts = node.parts
         if len(parts) == 1:
             p = parts[0]
-            return p if isinstance(p, str) else evaluate(p, ctx)
+            v = p if isinstance(p, str) else evaluate(p, ctx)
+            return _cstr(v) if "\x00" in v else v
         out = []
         tainted = False
         for p in parts:
-            v = p if isinstance(p, str) else evaluate(p, ctx)
-            if isinstance(v, Tainted):
-                tainted = True
+            if isinstance(p, str):
+                v = p
+            else:
+                v = evaluate(p, ctx)
+                if isinstance(v, Tainted):
+                    tainted = True
+                if type(p) is not Item and "\x00" in v:
+                    v = _cstr(v)
             out.append(v)
-        return _t("".join(out), tainted)
+        r = "".join(out)
+        if "\x00" in r:
+            r = r[:r.index("\x00")]
+        return _t(r, tainted)
     if isinstance(node, Var):
         return get_variable(node.name, ctx)
     if isinstance(node, Op):
@@ -80,7 +107,8 @@ def check_skipped(node: Any, ctx: Any) -> None:
                 all(isinstance(p, str) for p in node.args[0].parts):
             from .conditions import _bool
             _bool("".join(node.args[0].parts), node.name == "bool_lax")
-        if node.name == "def" and lookup_variable(node.extra, ctx) is None:
+        if node.name == "def" and (node.extra.isdigit() or
+                                   lookup_variable(node.extra, ctx) is None):
             raise ExpandError(f"unknown variable \"{node.extra}\" after \"def:\"")
         for a in node.args:
             check_skipped(a, ctx)
@@ -169,9 +197,12 @@ def pcre_to_python(pattern: str) -> str:
 @lru_cache(maxsize=1024)
 def compile_regex(pattern: str, flags: int = 0) -> re.Pattern:
     """Compile a PCRE-style pattern with Python's ``re`` (cached)."""
+    import warnings
     try:
-        return re.compile(pcre_to_python(pattern), flags)
-    except re.error as e:
+        with warnings.catch_warnings():     # "possible nested set": valid in PCRE
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(pcre_to_python(pattern), flags)
+    except (re.error, OverflowError, RecursionError) as e:
         raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
 
 
@@ -189,11 +220,15 @@ def get_int(text: str, what: str = "") -> int:
         v *= 1024 * 1024
     elif suf == "g":
         v *= 1024 * 1024 * 1024
+    if not -(1 << 63) <= v < (1 << 63):
+        raise ExpandError(f"absolute value of integer \"{text}\" is too large (overflow)")
     return v
 
 
 def _nonneg_arg(text: str, item: str) -> int:
     s = text.strip()
+    if not s:
+        raise ExpandError(f"first argument of \"{item}\" must not be empty")
     if not re.fullmatch(r"-?\d+", s):
         raise ExpandError(f"\"{text}\" is not a number (in \"{item}\" expansion)")
     return int(s)
@@ -231,10 +266,39 @@ def _item_lookup(node: Item, ctx: Any) -> str:
     spec = node.extra
     if "$" in spec:         # options such as sqlite,file=$dir/db are expanded too
         spec = evaluate(compile_expansion_cached(spec), ctx)
+    cache_spec, cache_read = cache_policy(spec)
+    cacheable = key is not None and cache_spec is not None and not isinstance(query, Tainted)
+    if cacheable:
+        ckey = (cache_spec, str.__str__(query), str.__str__(key))
+        cache = ctx.lookup_cache
+        if cache_read and ckey in cache:
+            value = cache[ckey]
+            return _yes_no(node, ctx, value is not None, value, "lookup")
     value = do_lookup_spec(spec, query, key, ctx)
     if value is not None:
         value = str.__str__(value)       # lookup data is untainted
+    if cacheable:
+        cache[ckey] = value
     return _yes_no(node, ctx, value is not None, value, "lookup")
+
+
+def cache_policy(spec: str) -> tuple[str | None, bool]:
+    """(the spec the lookup cache files results under or None, whether to read it).
+
+    ``cache=no_rd`` (spec 9.1) makes a lookup skip the cache but still write to it.
+    """
+    if spec.endswith(",cache=no_rd"):
+        base = spec[:-len(",cache=no_rd")]
+        return (base if base in _CACHEABLE else None), False
+    return (spec if spec in _CACHEABLE else None), True
+
+
+# Lookup types whose result depends only on (file, key): their results are cached in
+# ctx.lookup_cache (wildlsearch expands keys, partial- records the match: not cached).
+_CACHEABLE = frozenset(
+    f"{name}{star}" for name in ("lsearch", "nwildlsearch", "iplsearch", "cdb", "dbm",
+                                 "dbmnz", "dbmjz", "lmdb", "json", "dsearch")
+    for star in ("", "*", "*@"))
 
 
 def _json_value(obj: Any, strip_quotes: bool) -> str:
@@ -292,25 +356,33 @@ def _item_extract(node: Item, ctx: Any) -> str:
     args = node.args
     first = evaluate(args[0], ctx)
     tainted = isinstance(first, Tainted)
+    if not first:
+        raise ExpandError("first argument of \"extract\" must not be empty")
     if node.extra in ("json", "jsons"):
         import json
         data = evaluate(args[1], ctx)
         tainted = tainted or isinstance(data, Tainted)
+        positional = re.fullmatch(r"\s*-?\d+\s*", first) is not None
+        if positional and int(first) <= 0:
+            raise ExpandError("first argument of \"extract\" must be greater than zero")
+        # the text must be exactly an array (positional) or an object (keyed)
+        opener, closer, what = ("[", "]", "array") if positional else ("{", "}", "object")
+        if not data.startswith(opener):
+            raise ExpandError(f"missing '{opener}' wrapping {what} for extract json")
+        if not data.endswith(closer):
+            raise ExpandError(f"missing '{closer}' wrapping {what} for extract json")
         try:
             obj = json.loads(data)
         except ValueError:
             raise ExpandError(f"failed to parse JSON for extract {node.extra}") from None
-        else:
-            value = None
-            if isinstance(obj, dict):
-                if first in obj:
-                    value = _json_value(obj[first], node.extra == "jsons")
-            elif isinstance(obj, list) and re.fullmatch(r"-?\d+", first.strip()):
-                idx = int(first)
-                if 0 < idx <= len(obj):
-                    value = _json_value(obj[idx - 1], node.extra == "jsons")
-                elif idx < 0 and -idx <= len(obj):
-                    value = _json_value(obj[idx], node.extra == "jsons")
+        value = None
+        if isinstance(obj, dict) and not positional:
+            if first in obj:
+                value = _json_value(obj[first], node.extra == "jsons")
+        elif isinstance(obj, list) and positional:
+            idx = int(first)
+            if idx <= len(obj):
+                value = _json_value(obj[idx - 1], node.extra == "jsons")
         rest = args[2:]
     elif re.fullmatch(r"\s*-?\d+\s*", first):
         if len(args) < 3:
@@ -399,7 +471,22 @@ def _item_map(node: Item, ctx: Any) -> str:
             v = evaluate(node.args[1], ctx)
             tainted = tainted or isinstance(v, Tainted)
             out.append(v)
-    return _t(join_list(out, sep), tainted)
+    return _t(_join_map(out, sep), tainted)
+
+
+def _join_map(items: list[str], sep: str) -> str:
+    """${map} output: separators inside items doubled, and an empty item after the
+    first written as one space so that it cannot read as a doubled separator (what
+    Exim 4.96 prints: ${map{a:b:c}{}} is ": : ")."""
+    parts = []
+    for k, it in enumerate(items):
+        if k:
+            parts.append(sep)
+            if not it:
+                parts.append(" ")
+                continue
+        parts.append(it.replace(sep, sep + sep))
+    return "".join(parts)
 
 
 def _item_reduce(node: Item, ctx: Any) -> str:
@@ -457,9 +544,13 @@ def _item_numeric_string(node: Item, ctx: Any) -> str:
     if len(args) < 2:
         raise ExpandError(f"missing string in {{}} after \"{node.name}\"")
     nums, subject = args[:-1], args[-1]
+    nums = [n if n else "0" for n in nums]      # an empty number is 0, as in Exim
     for n in nums:
         if not re.fullmatch(r"\s*-?\d+\s*", n):
             raise ExpandError(f"\"{n}\" is not a number (in \"{node.name}\" expansion)")
+        if node.name != "substr" and n.strip().startswith("-"):
+            raise ExpandError(f"\"{n}\" is not a positive number (in \"{node.name}\" "
+                              "expansion)")
     name = node.name + "".join("_" + n.strip() for n in nums)
     return _t(apply_operator(name, subject, ctx, allow_negative=True),
               isinstance(subject, Tainted))
@@ -476,35 +567,20 @@ def _item_sg(node: Item, ctx: Any) -> str:
     subject, pattern, repl = _expand_args(node, ctx, 3)
     rx = compile_regex(pattern)
 
+    # Exim expands the (already expanded) replacement once more for each match, with
+    # $0..$n set to the match and its groups; so \\1 ends up as the byte \x01
+    tree = compile_expansion_cached(repl) if ("$" in repl or "\\" in repl) else None
+    saved = ctx.numbered
+
     def sub(m: re.Match) -> str:
-        out = []
-        i, n = 0, len(repl)
-        while i < n:
-            c = repl[i]
-            if c == "\\" and i + 1 < n:
-                out.append(repl[i + 1])
-                i += 2
-            elif c == "$" and i + 1 < n and repl[i + 1].isdigit():
-                j = i + 1
-                while j < n and repl[j].isdigit():
-                    j += 1
-                g = int(repl[i + 1:j])
-                out.append((m.group(g) or "") if g <= rx.groups else "")
-                i = j
-            elif c == "$" and i + 2 < n and repl[i + 1] == "{":
-                j = repl.find("}", i)
-                g = repl[i + 2:j]
-                if j > 0 and g.isdigit():
-                    out.append((m.group(int(g)) or "") if int(g) <= rx.groups else "")
-                    i = j + 1
-                else:
-                    out.append(c)
-                    i += 1
-            else:
-                out.append(c)
-                i += 1
-        return "".join(out)
-    result = rx.sub(sub, subject)
+        if tree is None:
+            return repl
+        ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+        return evaluate(tree, ctx)
+    try:
+        result = rx.sub(sub, subject)
+    finally:
+        ctx.numbered = saved
     return _t(result, any(isinstance(x, Tainted) for x in (subject, repl)))
 
 
@@ -530,10 +606,10 @@ def _item_hmac(node: Item, ctx: Any) -> str:
 
 def _item_listquote(node: Item, ctx: Any) -> str:
     sep, data = _expand_args(node, ctx, 2)
-    if not sep:
-        raise ExpandError("missing list separator for listquote")
-    # an empty item is represented by a single space so it survives list parsing
-    return _t(data.replace(sep[0], sep[0] * 2) or " ", isinstance(data, Tainted))
+    # an empty item is represented by a single space so it survives list parsing;
+    # an empty separator quotes nothing (as Exim 4.96)
+    quoted = data.replace(sep[0], sep[0] * 2) if sep else data
+    return _t(quoted or " ", isinstance(data, Tainted))
 
 
 def call_acl(node_args: list, ctx: Any) -> tuple[str, str]:
@@ -613,6 +689,8 @@ def _item_readfile(node: Item, ctx: Any) -> str:
         check_untainted(args[0], "readfile")
     except TaintError as e:
         raise ExpandError(str(e)) from None
+    if os.path.isdir(args[0]):
+        return ""               # Exim opens a directory and reads nothing from it
     try:
         with open(args[0], "rb") as f:
             data = f.read()
@@ -625,36 +703,136 @@ def _item_readfile(node: Item, ctx: Any) -> str:
     return text
 
 
-def split_command(cmd: str) -> list[str]:
-    """Split a command line at spaces, honouring double quotes and backslashes."""
+def _split_pieces(pieces: list[tuple[bool, str]]) -> list[str]:
+    """Split a command into arguments the way Exim does for ${run} and pipes.
+
+    ``pieces`` are (is_literal, text) pairs.  Only literal text can separate or quote
+    arguments; expanded values (is_literal False) are always part of the current
+    argument.  An argument starting with ``'`` runs verbatim to the next ``'``; one
+    starting with ``"`` runs to the next ``"`` with backslash escapes; any other runs to
+    white space.
+    """
+    chars: list[tuple[bool, str]] = []
+    for literal, text in pieces:
+        if literal:
+            chars.extend((True, c) for c in text)
+        elif text:
+            chars.append((False, text))
     argv: list[str] = []
-    buf: list[str] = []
-    have = False
-    i, n = 0, len(cmd)
+    i, n = 0, len(chars)
     while i < n:
-        c = cmd[i]
-        if c in " \t\n":
-            if have:
-                argv.append("".join(buf))
-                buf, have = [], False
+        lit, c = chars[i]
+        if lit and c in " \t\n\r\f\v":
             i += 1
             continue
-        have = True
-        if c == '"':
+        buf: list[str] = []
+        if lit and c in "'\"":
+            quote = c
             i += 1
-            while i < n and cmd[i] != '"':
-                if cmd[i] == "\\" and i + 1 < n:
+            while i < n and chars[i] != (True, quote):
+                if quote == '"' and chars[i] == (True, "\\") and i + 1 < n:
                     i += 1
-                buf.append(cmd[i])
+                buf.append(chars[i][1])
                 i += 1
             i += 1
-            continue
-        if c == "\\" and i + 1 < n:
-            i += 1
-        buf.append(cmd[i])
-        i += 1
-    if have:
+        else:
+            while i < n and not (chars[i][0] and chars[i][1] in " \t\n\r\f\v"):
+                buf.append(chars[i][1])
+                i += 1
         argv.append("".join(buf))
+    return argv
+
+
+def split_command(cmd: str) -> list[str]:
+    """Split an expanded command line at white space, honouring Exim's quoting."""
+    return _split_pieces([(True, cmd)])
+
+
+def _run_argv(node: Item, ctx: Any) -> list[str]:
+    """The argv of ${run}: without ``preexpand`` the text is split before expansion, so a
+    variable's value stays one argument; the command name must not be tainted."""
+    if node.extra == "preexpand":
+        cmd = evaluate(node.args[0], ctx)
+        argv = split_command(cmd)
+        if argv and isinstance(cmd, Tainted):
+            raise ExpandError(f"attempt to use tainted value '{argv[0]}' for ${{run}} "
+                              "command")
+        return argv
+    raw = node.extra[1] if isinstance(node.extra, tuple) else None
+    if raw is None:                     # not from the parser: split the expanded text
+        return split_command(evaluate(node.args[0], ctx))
+    argv = []
+    for n, word in enumerate(_split_raw_command(raw)):
+        try:
+            value = evaluate(compile_expansion_cached(word), ctx)
+        except ExpandFail:
+            raise
+        except ExpandError as e:
+            raise ExpandError(f"Expansion of \"{word}\" from command \"{raw}\" in ${{run}} "
+                              f"expansion failed: {e.message}") from None
+        if n == 0 and isinstance(value, Tainted):
+            raise ExpandError(f"attempt to use tainted value '{value}' for ${{run}} "
+                              "command")
+        argv.append(value)
+    return argv
+
+
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def interpret_escape(text: str, i: int) -> tuple[str, int]:
+    """Interpret the backslash escape whose letter is at ``text[i]`` (as Exim's string
+    de-quoting does); return the character and the index after the escape."""
+    c = text[i]
+    if c in "01234567":
+        j = i
+        while j < len(text) and j < i + 3 and text[j] in "01234567":
+            j += 1
+        v = int(text[i:j], 8) & 0xFF
+    elif c == "x" and i + 1 < len(text) and text[i + 1] in "0123456789abcdefABCDEF":
+        j = i + 1
+        while j < len(text) and j < i + 3 and text[j] in "0123456789abcdefABCDEF":
+            j += 1
+        v = int(text[i + 1:j], 16)
+    else:
+        return _ESCAPES.get(c, c), i + 1
+    return (chr(v) if v < 0x80 else chr(0xDC00 + v)), j
+
+
+def _split_raw_command(raw: str) -> list[str]:
+    """Exim's split of unexpanded command text: white space separates, even inside
+    ``${...}``; ``'...'`` is verbatim; ``"..."`` ends at the next unescaped quote and
+    has its backslash escapes interpreted."""
+    argv: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c in " \t\n\r\f\v":
+            i += 1
+            continue
+        if c == "'":
+            j = raw.find("'", i + 1)
+            j = n if j < 0 else j
+            argv.append(raw[i + 1:j])
+            i = j + 1
+        elif c == '"':
+            buf = []
+            i += 1
+            while i < n and raw[i] != '"':
+                if raw[i] == "\\" and i + 1 < n:
+                    ch, i = interpret_escape(raw, i + 1)
+                    buf.append(ch)
+                    continue
+                buf.append(raw[i])
+                i += 1
+            argv.append("".join(buf))
+            i += 1
+        else:
+            j = i
+            while j < n and raw[j] not in " \t\n\r\f\v":
+                j += 1
+            argv.append(raw[i:j])
+            i = j
     return argv
 
 
@@ -663,17 +841,9 @@ def _item_run(node: Item, ctx: Any) -> str:
     import subprocess
     if not node.args:
         raise ExpandError("missing command for run")
-    cmd = evaluate(node.args[0], ctx)
-    argv = split_command(cmd)
+    argv = _run_argv(node, ctx)
     if not argv:
         raise ExpandError("empty command for ${run}")
-    if isinstance(cmd, Tainted):
-        # the command name must come from literal configuration text
-        first = node.args[0].parts[0] if node.args[0].parts else ""
-        literal_name = isinstance(first, str) and re.match(r"\s*\S+\s", first)
-        if node.extra or not literal_name:
-            raise ExpandError(f"attempt to use tainted value '{argv[0]}' for ${{run}} "
-                              "command")
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=60)
@@ -710,6 +880,7 @@ _ITEMS = {
     "prvscheck": _lazy("item_prvscheck"),
     "readsocket": _lazy("item_readsocket"),
     "imapfolder": _lazy("item_imapfolder"),
+    "authresults": _lazy("item_authresults"),
     "srs_encode": _lazy("item_srs_encode"),
     "if": _item_if,
     "lookup": _item_lookup,

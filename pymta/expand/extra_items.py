@@ -46,6 +46,8 @@ def item_prvscheck(node: Any, ctx: Any) -> str:
     """``${prvscheck{address}{secret}{string}}``; sets $prvscheck_result."""
     if len(node.args) < 2:
         raise ExpandError("missing argument for \"prvscheck\"")
+    if len(node.args) > 3 or node.fail:
+        raise ExpandError("Too many arguments for 'prvscheck' (max is 2)")
     address = evaluate(node.args[0], ctx)
     m = _PRVS_RE.match(address)
     if not m:
@@ -54,7 +56,8 @@ def item_prvscheck(node: Any, ctx: Any) -> str:
     plain = f"{local}@{domain}"
     with _Scoped(ctx, prvscheck_address=plain, prvscheck_keynum=key):
         secret = evaluate(node.args[1], ctx)
-        ok = hmac.compare_digest(_prvs_hash(plain, secret, key, day), sig.lower())
+        ok = hmac.compare_digest(to_bytes(_prvs_hash(plain, secret, key, day)),
+                                 to_bytes(sig.lower()))
         if ok:
             today = int(time.time()) // 86400 % 1000
             ok = (int(day) - today) % 1000 <= 7     # not expired (days wrap at 1000)
@@ -161,8 +164,11 @@ def item_imapfolder(node: Any, ctx: Any) -> str:
     specials = evaluate(node.args[2], ctx) if len(node.args) > 2 else ""
     if len(sep) != 1:
         raise ExpandError("imapfolder separator must be a single character")
+    # as Exim 4.96: the one of "." and "/" that is not the separator may not appear
     if sep != "." and "." in name and "." not in specials:
-        raise ExpandError("imapfolder: illegal character '.'")   # as Exim 4.96 does
+        raise ExpandError("imapfolder: illegal character '.'")
+    if sep == "." and "/" in name and "/" not in specials:
+        raise ExpandError("imapfolder: illegal character '/'")
     encode = ({".", "/"} - {sep}) | set(specials)
     if sep == ".":
         encode.discard(".")
@@ -208,7 +214,8 @@ def cond_inbound_srs(local_part: str, secret: str, ctx: Any) -> bool:
     sig, ts, domain, local = m.groups()
     recipient = f"{local}@{domain}"
     if secret:
-        if not hmac.compare_digest(_srs_hash(secret, recipient), sig.lower()):
+        if not hmac.compare_digest(to_bytes(_srs_hash(secret, recipient)),
+                                   to_bytes(sig.lower())):
             return False
         t = _B32_SRS.index(ts[0].lower()) * 32 + _B32_SRS.index(ts[1].lower())
         age = (int(time.time()) // 86400 - t) % 1024
@@ -216,3 +223,14 @@ def cond_inbound_srs(local_part: str, secret: str, ctx: Any) -> bool:
             return False
     ctx.variables["srs_recipient"] = recipient
     return True
+
+
+def item_authresults(node: Any, ctx: Any) -> str:
+    """``${authresults{authserv-id}}``: the start of an Authentication-Results: header.
+
+    Only the header name and the server id are produced; the per-method results
+    (spf, dkim, iprev, auth) that Exim appends when a message carries them are not.
+    """
+    if not node.args:
+        raise ExpandError("missing '{' after \"authresults\"")
+    return "Authentication-Results: " + evaluate(node.args[0], ctx)

@@ -105,9 +105,23 @@ class _Eval:
         while (c := self.peek()) in ("+", "-") and c:
             self.i += 1
             r = self.mul()
-            # Exim detects overflow only for addition; subtraction wraps
-            v = _checked(v + r, self, "sum") if c == "+" else _wrap(v - r)
+            v = self._sum(v, r) if c == "+" else self._difference(v, r)
         return v
+
+    # Exim 4.96's overflow tests, reproduced as they behave (checked with exim4 -be):
+    # they look at the left operand against half the range, so "4611686018427387903 + 0"
+    # is an overflow while "1 + 9223372036854775807" wraps round.
+    _HALF = ((1 << 63) - 1) // 2
+
+    def _sum(self, x: int, y: int) -> int:
+        if x >= self._HALF or (x <= -self._HALF and y <= -self._HALF):
+            self.fail("overflow in sum")
+        return _wrap(x + y)
+
+    def _difference(self, x: int, y: int) -> int:
+        if x >= self._HALF:
+            self.fail("overflow in difference")
+        return _wrap(x - y)
 
     def shift(self) -> int:
         v = self.add()

@@ -8,13 +8,14 @@ import ipaddress
 import re
 from typing import Any, Callable
 
-from .bytesutil import from_bytes, to_bytes
+from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
 from .lists import split_list
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
-_HASHCODES = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# Exim's table has "t" and "s" the other way round; ${hash} must give Exim's results
+_HASHCODES = "abcdefghijklmnopqrtsuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
            79, 83, 89, 97, 101, 103, 107, 109, 113)
 
@@ -68,6 +69,8 @@ def op_hash(s: str, length: int, limit: int | None) -> str:
     b = bytearray(to_bytes(s))
     if length >= len(b):
         return s
+    if length <= 0:
+        return ""           # as Exim 4.96: ${hash{0}{x}} is empty
     acc = b[:length]
     pos = 0
     for j in range(length, len(b)):
@@ -89,7 +92,8 @@ def op_nhash(s: str, div1: int, div2: int | None) -> str:
             i = len(_PRIMES) - 1
         total += _PRIMES[i] * c
         i -= 1
-    if div1 <= 0:
+    # Exim 4.96 dies of a division by zero here; an expansion error is kinder
+    if div1 <= 0 or (div2 is not None and div2 <= 0):
         raise ExpandError("nhash divisor must be positive")
     if div2 is None:
         return str(total % div1)
@@ -113,9 +117,15 @@ def op_mask(arg: str, normalised: bool) -> str:
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
-        raise ExpandError(f"\"{addr}\" is not an IP address") from None
-    if not bits.isdigit() or int(bits) > ip.max_prefixlen:
+        raise ExpandError(f"\"{arg}\" is not an IP address") from None
+    # the mask is read like C's strtol: leading blanks and a sign, empty is 0
+    if not re.fullmatch(r"(?:\s*[+-]?\d+)?", bits):
+        raise ExpandError(f"\"{arg}\" is not an IP address")
+    digits = bits.strip().lstrip("+")
+    n = int(digits) if digits not in ("", "-") else 0
+    if n < 0 or n > ip.max_prefixlen:
         raise ExpandError(f"mask value too big in \"{arg}\"")
+    bits = str(n)
     net = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
     base = net.network_address
     if ip.version == 4:
@@ -127,9 +137,11 @@ def op_mask(arg: str, normalised: bool) -> str:
 
 def op_reverse_ip(arg: str) -> str:
     try:
-        ip = ipaddress.ip_address(arg.strip())
+        ip = ipaddress.ip_address(arg)
     except ValueError:
         raise ExpandError(f"reverse_ip() not given an IP address [{arg}]") from None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped             # ::ffff:1.2.3.4 reverses like 1.2.3.4
     if ip.version == 4:
         return ".".join(reversed(str(ip).split(".")))
     return ".".join(reversed(ip.exploded.replace(":", "")))
@@ -137,7 +149,7 @@ def op_reverse_ip(arg: str) -> str:
 
 def op_ipv6norm(arg: str, denorm: bool) -> str:
     try:
-        ip = ipaddress.ip_address(arg.strip())
+        ip = ipaddress.ip_address(arg)
     except ValueError:
         raise ExpandError(f"\"{arg}\" is not an IP address") from None
     if ip.version == 4:
@@ -162,14 +174,34 @@ def readconf_time(text: str) -> int | None:
     return total
 
 
+def _int32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _time_eval(text: str) -> int | None:
+    """${time_eval}: like Exim 4.96 the sum is kept in a C int, so a total that wraps
+    negative is an error while a larger one that wraps positive is not."""
+    if not re.fullmatch(r"(\d+[wdhms])+", text):
+        return None
+    total = 0
+    for num, unit in re.findall(r"(\d+)([wdhms])", text):
+        n = int(num)
+        value = _int32(n if n < (1 << 63) else (1 << 63) - 1)   # sscanf %d of a long
+        value = _int32(value * {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}[unit])
+        total = _int32(total + value)
+    return None if total < 0 else total
+
+
 def op_time_interval(arg: str) -> str:
-    s = arg.strip()
-    if not re.fullmatch(r"\d+", s):
+    if not re.fullmatch(r"\d*", arg):
         raise ExpandError(f"string \"{arg}\" is not a positive number in \"time_interval\" "
                           "operator")
-    n = int(s)
+    n = _int32(int(arg or "0"))        # Exim reads the number into a C int
     if n == 0:
         return "0s"
+    if n < 0:
+        return "-" + op_time_interval(str(-n))
     out = []
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         q, n = divmod(n, size)
@@ -250,7 +282,26 @@ def parse_address(text: str) -> str | None:
         return addr
     if re.search(r'\s', re.sub(r'"[^"]*"', '""', t)):
         return None
-    return t
+    return t if _well_formed(t) else None
+
+
+_DOT_ATOM_CHARS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\x80-\U0010ffff]+")
+
+
+def _well_formed(addr: str) -> bool:
+    """A bare address Exim would accept: a local part (atoms, dots or quoted strings),
+    optionally ``@`` and a domain of non-empty labels or a ``[literal]``."""
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "q", addr)
+    local, at, domain = unquoted.rpartition("@")
+    if not at:
+        local, domain = unquoted, None
+    if not local or not _DOT_ATOM_CHARS.fullmatch(local):
+        return False
+    if domain is None:
+        return True
+    if domain.startswith("["):
+        return domain.endswith("]")
+    return all(label and _DOT_ATOM_CHARS.fullmatch(label) for label in domain.split("."))
 
 
 def op_addresses(arg: str) -> str:
@@ -260,16 +311,18 @@ def op_addresses(arg: str) -> str:
         sep = s[1]
         s = s[2:]
     out = []
+    in_group = False
     for piece in _split_top(s):
         if ":" in piece and "<" not in piece and '"' not in piece:
-            piece = piece.split(":", 1)[1]      # group name
-        piece = piece.rstrip(";")
+            piece = piece.split(":", 1)[1]      # "name:" starts a group
+            in_group = True
+        if in_group and ";" in piece:
+            piece = piece.split(";", 1)[0]      # ";" ends it; the rest is dropped
+            in_group = False
         if not piece.strip():
             continue
         addr = parse_address(piece)
-        if addr is None:
-            return ""
-        if addr:
+        if addr:                                # malformed items are skipped, as Exim
             out.append(addr.replace(sep, sep + sep))
     return sep.join(out)
 
@@ -299,7 +352,7 @@ _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*")
 def op_quote_local_part(arg: str) -> str:
     """Quote a local part when it holds characters outside RFC 2822 atext (or starts
     with a dot)."""
-    if not arg.startswith(".") and _ATEXT.fullmatch(arg):
+    if arg and not arg.startswith(".") and _ATEXT.fullmatch(arg):
         return arg
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -354,10 +407,12 @@ def op_escape8bit(arg: str) -> str:
 
 def op_base62(arg: str) -> str:
     s = arg.strip()
-    if not s.isdigit():
+    if s and not re.fullmatch(r"-?\d+", s):
         raise ExpandError(f"argument for base62 operator is \"{arg}\", which is not a "
                           "decimal number")
-    n = int(s)
+    # as C's strtoull: empty is 0, too big saturates, a minus sign wraps round
+    n = int(s) if s else 0
+    n = min(n, (1 << 64) - 1) if n >= 0 else (1 << 64) - min(-n, 1 << 64)
     out = []
     for _ in range(6):
         n, r = divmod(n, 62)
@@ -378,6 +433,8 @@ def op_base62d(arg: str) -> str:
 
 def op_base32(arg: str) -> str:
     s = arg.strip()
+    if not arg:
+        return ""
     if not s.isdigit():
         raise ExpandError(f"argument for base32 operator is \"{arg}\", which is not a "
                           "decimal number")
@@ -424,7 +481,42 @@ def op_from_utf8(arg: str) -> str:
 
 
 def op_utf8clean(arg: str) -> str:
-    return to_bytes(arg).decode("utf-8", "replace").replace("\ufffd", "?")
+    """Replace each malformed UTF-8 sequence by one "?" (Exim 4.96's grouping: a lead
+    byte and its continuation bytes are one sequence, even when its value is invalid;
+    like Exim, overlong forms are not rejected)."""
+    data = to_bytes(arg)
+    if data.isascii():
+        return arg
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b < 0x80:
+            out.append(b)
+            i += 1
+            continue
+        need = 1 if 0xC2 <= b <= 0xDF else 2 if 0xE0 <= b <= 0xEF else \
+            3 if 0xF0 <= b <= 0xF7 else 0
+        if need == 0:                   # stray continuation byte or impossible lead
+            out.append(0x3F)
+            i += 1
+            continue
+        j = i + 1
+        while j < n and j <= i + need and 0x80 <= data[j] <= 0xBF:
+            j += 1
+        seq = data[i:j]
+        if j - i == need + 1:
+            cp = seq[0] & (0x3F >> need)
+            for c in seq[1:]:
+                cp = (cp << 6) | (c & 0x3F)
+            if 0xD800 <= cp <= 0xDFFF or cp > 0x10FFFF:
+                out.append(0x3F)        # a surrogate or beyond Unicode (overlong passes)
+            else:
+                out += seq
+        else:
+            out.append(0x3F)            # truncated sequence
+        i = j
+    return from_bytes(bytes(out))
 
 
 def op_rfc2047(arg: str, ctx: Any) -> str:
@@ -517,15 +609,32 @@ def op_listnamed(arg: str, kind: str | None, ctx: Any) -> str:
     for k in kinds:
         table = lists.get(k) or {}
         if name in table:
-            return table[name]
+            return _listnamed_text(table[name], table, 0)
     raise ExpandError(f"\"{name}\" is not a named list")
+
+
+def _listnamed_text(value: str, table: dict, depth: int) -> str:
+    """A named list as ${listnamed} shows it: items joined by " : ", nested ``+name``
+    lists of the same kind inlined; a list written with another separator has its
+    colons doubled (one written with ':' keeps them single, as Exim 4.96 prints)."""
+    from .lists import list_separator, split_list
+    if depth > 50:
+        raise ExpandError("named lists nested too deeply")
+    sep, _ = list_separator(value)
+    out = []
+    for item in split_list(value):
+        if item.startswith("+") and item[1:] in table:
+            out.append(_listnamed_text(table[item[1:]], table, depth + 1))
+        else:
+            out.append(item if sep == ":" else item.replace(":", "::"))
+    return " : ".join(out)
 
 
 # -- dispatcher -----------------------------------------------------------------------
 
 _SIMPLE: dict[str, Callable[[str], str]] = {
-    "lc": str.lower,
-    "uc": str.upper,
+    "lc": ascii_lower,
+    "uc": ascii_upper,
     "base64": lambda a: base64.b64encode(to_bytes(a)).decode(),
     "str2b64": lambda a: base64.b64encode(to_bytes(a)).decode(),
     "base64d": op_base64d,
@@ -596,7 +705,7 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
         from .numeric import eval_expression
         return eval_expression(arg, decimal_only=(name == "eval10"))
     if name == "time_eval":
-        v = readconf_time(arg)
+        v = _time_eval(arg)
         if v is None:
             raise ExpandError(f"string \"{arg}\" is not an Exim time interval in "
                               "\"time_eval\" operator")
@@ -628,13 +737,19 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
             st = os.stat(arg)
         except OSError as e:
             raise ExpandError(f"stat({arg}) failed: {e.strerror}") from None
-        return (f"mode={st.st_mode:o} smode={stat.filemode(st.st_mode)} "
+        return (f"mode={st.st_mode & 0o7777:04o} smode={stat.filemode(st.st_mode)} "
                 f"inode={st.st_ino} device={st.st_dev} links={st.st_nlink} uid={st.st_uid} "
                 f"gid={st.st_gid} size={st.st_size} atime={int(st.st_atime)} "
                 f"mtime={int(st.st_mtime)} ctime={int(st.st_ctime)}")
     if name == "randint":
         import random
-        return str(random.randrange(max(int(arg or "1"), 1)))
+        from .evaluator import get_int
+        if not arg.strip():
+            raise ExpandError(f"integer expected but \"{arg}\" found")
+        n = get_int(arg)
+        if n < 0:
+            raise ExpandError(f"non-negative integer expected but \"{arg}\" found")
+        return str(random.randrange(max(n, 1)))
     if name.startswith("quote_"):
         return op_quote_lookup(name[6:], arg)
     base, _, suffix = name.partition("_")

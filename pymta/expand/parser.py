@@ -34,10 +34,11 @@ _HEADER_PREFIXES = ("h_", "header_", "rh_", "rheader_", "bh_", "bheader_", "lh_"
 class Seq:
     """A concatenation of literal strings and nodes."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "fn")
 
     def __init__(self, parts: list):
         self.parts = parts
+        self.fn = None          # the closure built by compiled.seq_fn on first use
 
     def __repr__(self) -> str:
         return f"Seq({self.parts!r})"
@@ -153,7 +154,7 @@ class _Parser:
             if c == "\\":
                 i += 1
                 if i >= n:
-                    break       # a lone trailing backslash vanishes
+                    raise ExpandError("\\ at end of string")
                 c = s[i]
                 if c == "N":
                     end = s.find("\\N", i + 1)
@@ -358,7 +359,13 @@ class _Parser:
             if extra not in ("preexpand",):
                 raise ExpandError(f"bad option '{extra}' for run")
             i = j
+        start = self.ws(i)
         args, i = self.args(i, name)
+        if name == "run" and extra is None and args:
+            # without preexpand Exim splits the raw text before expanding each argument
+            end = self.ws(start)
+            _seq, j = self.brace_seq(end, "\"run\"")
+            extra = ("split", s[end + 1:j - 1])
         node = Item(name, args, extra=extra)
         i = self.ws(i)
         if s.startswith("fail", i):

@@ -3,9 +3,11 @@ main configuration options and computed values (time of day, pid, ...)."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
+from ..taint import Tainted
 from .errors import ExpandError
 
 PYMTA_VERSION = "4.96"          # what $version_number reports: Exim's, for conformance
@@ -19,7 +21,7 @@ authenticated_id authenticated_sender authentication_failed av_failed body_linec
 body_zerocount bounce_recipient bounce_return_size_limit caller_gid caller_uid
 callout_address compile_date compile_number config_dir config_file csa_status
 dkim_copiedheaders dkim_cur_signer dkim_headernames dkim_selector dkim_signers
-dkim_verify_reason dkim_verify_status dmarc_domain_policy dnslist_domain domain
+dkim_verify_reason dkim_verify_status dnslist_domain domain
 domain_data exim_gid exim_path exim_uid exim_version headers_added home host
 host_address host_data host_lookup_deferred host_lookup_failed host_port initial_cwd
 inode interface_address item ldap_dn load_average local_part local_part_data
@@ -34,7 +36,7 @@ parent_domain parent_local_part pid pipe_addresses prdr_requested primary_hostna
 proxy_external_address proxy_local_port prvscheck_address qualify_domain
 qualify_recipient queue_name queue_size rcpt_count rcpt_defer_count rcpt_fail_count
 received_count received_for received_ip_address received_protocol received_time
-recipient_data recipient_verify_failure recipients recipients_count recipients_list
+recipient_data recipient_verify_failure recipients recipients_count
 regex_match_string reply_address return_path return_size_limit router_name runrc
 self_hostname sender_address sender_address_data sender_address_domain
 sender_address_local_part sender_data sender_fullhost sender_helo_dnssec
@@ -147,15 +149,21 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
     if name.startswith("acl_"):
         if name in ctx.acl_vars:
             return ctx.acl_vars[name]
-        if name.startswith(("acl_c", "acl_m")) and len(name) > 5:
+        if name.startswith(("acl_c", "acl_m")):
             return ""           # unset ACL variables are empty, not unknown
         if name.startswith("acl_arg"):
             return ""
+    if name.startswith("r_"):
+        return ""               # router variables ("set" option) not set here are empty
     if name.isdigit():
         idx = int(name)
         return ctx.numbered[idx] if idx < len(ctx.numbered) else ""
     if name.endswith(":"):
         return header_value(name, ctx)
+    if name in ("message_headers", "message_headers_raw") and ctx.headers:
+        text = "".join(ctx.headers)
+        text = text[:-1] if text.endswith("\n") else text
+        return Tainted(text if name.endswith("_raw") else _decode_2047(text))
     if name.startswith("tod_"):
         v = _tod(name)
         if v is not None:
@@ -204,6 +212,17 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
         return "-1"
     if name == "prdr_requested":
         return "no"
+    if name in _OTHER_DEFAULTS:
+        return _OTHER_DEFAULTS[name]
+    if name in ("sender_address_domain", "sender_address_local_part"):
+        sender = ctx.variables.get("sender_address")
+        if sender:
+            local, at, domain = str.__str__(sender).rpartition("@")
+            part = (domain if at else "") if name.endswith("domain") else \
+                (local if at else sender)
+            return Tainted(part) if isinstance(sender, Tainted) else part
+    if name == "compile_date":
+        return _compile_date()
     if name in KNOWN_VARIABLES:
         return ""
     return None
@@ -214,9 +233,27 @@ _ZERO_VARS = frozenset("""acl_narg body_linecount body_zerocount inode localhost
     max_received_linelength message_age message_body_size message_linecount message_size
     mime_content_size mime_is_multipart rcpt_count rcpt_defer_count rcpt_fail_count
     received_count received_time recipients_count runrc tls_in_bits tls_out_bits
-    host_port sender_host_port""".split())
-_MINUS_ONE_VARS = frozenset("received_port interface_port".split())
+    host_port sender_host_port authentication_failed av_failed dkim_key_length
+    host_lookup_deferred host_lookup_failed mime_anomaly_level proxy_local_port
+    smtp_count_at_connection_start tls_bits tls_certificate_verified
+    tls_in_certificate_verified tls_in_ocsp tls_in_resumption tls_out_certificate_verified
+    tls_out_ocsp tls_out_tlsa_usage tls_out_resumption""".split())
+_MINUS_ONE_VARS = frozenset("received_port interface_port sending_port".split())
+# Unset values exim4 -be prints that are neither empty nor 0/-1 (checked with 4.96).
+_OTHER_DEFAULTS = {"sender_helo_dnssec": "no", "sender_host_dnssec": "no",
+                   "spf_result_guessed": "no", "tls_out_dane": "no",
+                   "dkim_bodylength": "9999999999999", "local_user_gid": "4294967295",
+                   "local_user_uid": "4294967295"}
 _SPACE_VARS = frozenset("spool_space spool_inodes log_space log_inodes".split())
+
+
+def _compile_date() -> str:
+    """When this pymta was installed (its package's mtime), in Exim's format."""
+    try:
+        t = os.stat(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).st_mtime
+    except OSError:
+        t = 0
+    return time.strftime("%d-%b-%Y %H:%M:%S", time.localtime(t))
 
 
 def _space(name: str, ctx: Any) -> str:
@@ -255,7 +292,42 @@ def _decode_2047(text: str) -> str:
     if "=?" not in text:
         return text
     from .operators import op_rfc2047d
-    return op_rfc2047d(text)
+    # decode runs of encoded words in place; other text (folding too) stays as it is
+    return _ENCODED_RUN.sub(lambda m: op_rfc2047d(m.group(0)), text)
+
+
+def _decode_2047_raw(text: str) -> str:
+    """``$bh_``: decode encoded words to their bytes, without charset translation."""
+    if "=?" not in text:
+        return text
+    import base64
+    import binascii
+    import quopri
+    from .bytesutil import from_bytes
+
+    def word(m: re.Match) -> str:
+        try:
+            _cs, enc, data = m.group(0)[2:-2].split("?", 2)
+            if enc in "bB":
+                raw = base64.b64decode(data + "=" * (-len(data) % 4))
+            else:
+                raw = quopri.decodestring(data.replace("_", " ").encode("ascii"),
+                                          header=True)
+        except (ValueError, binascii.Error, UnicodeEncodeError):
+            return m.group(0)
+        return from_bytes(raw)
+
+    return _ENCODED_RUN.sub(lambda m: _join_words(m.group(0), word), text)
+
+
+def _join_words(run: str, word) -> str:
+    # white space between adjacent encoded words is dropped (RFC 2047 section 6.2)
+    return "".join(word(m) for m in _ENCODED_1.finditer(run))
+
+
+_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
+_ENCODED_1 = re.compile(_ENCODED_WORD)
+_ENCODED_RUN = re.compile(f"{_ENCODED_WORD}(?:\\s+{_ENCODED_WORD})*")
 
 
 def header_value(name: str, ctx: Any) -> str | None:
@@ -277,7 +349,8 @@ def header_value(name: str, ctx: Any) -> str | None:
     elif prefix in ("lh", "lheader"):
         out = ":".join(r[:-1] if r.endswith("\n") else r for r in raws)
     else:
+        decode = _decode_2047_raw if prefix in ("bh", "bheader") else _decode_2047
         vals = [v.strip() for v in raws]
-        vals = [_decode_2047(v) for v in vals if v]
+        vals = [decode(v) for v in vals if v]
         out = (",\n" if hname in _ADDRESS_HEADERS else "\n").join(vals)
     return Tainted(out)

@@ -175,6 +175,10 @@ def _run(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None
     if spec.name != "dsearch" and not os.path.isabs(target):
         raise ExpandError(f"\"{target}\" is not an absolute path")
     v = _single(spec, target, key, ctx)
+    if spec.opts.get("ret") == "key":
+        # the (de-tainted) lookup key itself; as in Exim 4.96, a match that needed a
+        # partial- or * default does not count
+        return None if v is None else str.__str__(key)
     if v is not None:
         return v
     if spec.partial is not None:
@@ -247,7 +251,9 @@ def _sqlite(spec: LookupSpec, query: str, ctx: Any) -> str | None:
     if not os.path.isabs(path):
         raise ExpandError(f"absolute file name expected for \"sqlite\" lookup: {path}")
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        # read-write and created when missing, as Exim's sqlite3_open(); statements
+        # such as INSERT (greylisting) take effect at once (autocommit)
+        con = sqlite3.connect(path, timeout=5, isolation_level=None)
     except sqlite3.Error as e:
         raise ExpandError(f"sqlite: cannot open {path}: {e}") from None
     try:

@@ -75,12 +75,26 @@ def _ret(entry, opts: dict[str, str]) -> str:
     return entry[2]
 
 
+_index: dict[str, tuple[list, dict[str, tuple]]] = {}
+
+
+def _key_index(path: str) -> dict[str, tuple]:
+    """Caseless key -> first entry with that key (first match wins, as in a scan)."""
+    entries = parse_file(path)
+    cached = _index.get(path)
+    if cached is not None and cached[0] is entries:
+        return cached[1]
+    index: dict[str, tuple] = {}
+    for entry in entries:
+        index.setdefault(entry[0].lower(), entry)
+    _index[path] = (entries, index)
+    return index
+
+
 def lsearch(path: str, key: str, opts: dict[str, str]) -> str | None:
-    lkey = key.lower()
-    for entry in parse_file(path):
-        if entry[0].lower() == lkey:
-            return _ret(entry, opts)
-    return None
+    """Exact (caseless) key match; the file is indexed once per version."""
+    entry = _key_index(path).get(key.lower())
+    return None if entry is None else _ret(entry, opts)
 
 
 def wildlsearch(path: str, key: str, opts: dict[str, str], ctx: Any,

@@ -44,7 +44,8 @@ def test_sender_address_is_the_caller():
 def test_command_line_arguments_are_expressions():
     out = io.StringIO()
     assert run_be(config(), ["${lc:AB}", "x\\"], out) == 0
-    assert out.getvalue() == "ab\nx\n"
+    # no line continuation for arguments: exim4 -be 'x\' fails the same way
+    assert out.getvalue() == "ab\nFailed: \\ at end of string\n"
 
 
 def test_empty_args_read_stdin():
@@ -82,3 +83,59 @@ def test_bem_missing_file():
     out = io.StringIO()
     assert run_be(config(), io.StringIO("x\n"), out, message_file="/nonexistent/m") == 1
     assert "failed to open" in out.getvalue()
+
+
+def test_prompt_like_exim():
+    out = io.StringIO()
+    assert run_be(config(), io.StringIO("${uc:a}\nb\n"), out, prompt=True) == 0
+    assert out.getvalue() == "> A\n> b\n> \n"
+
+
+def test_bem_message_headers_get_message_id_and_date(tmp_path):
+    """exim4 -bem adds Message-Id: and Date: and shows them in $message_headers."""
+    msg = tmp_path / "msg"
+    msg.write_text("From: A <a@b.test>\nSubject: =?utf-8?q?caf=C3=A9?=\n  two\n\nbody\n")
+    out = io.StringIO()
+    run_be(config(), io.StringIO("$message_headers\n"), out, message_file=str(msg))
+    lines = out.getvalue().split("\n")
+    assert lines[0] == "From: A <a@b.test>"
+    assert lines[1] == "Subject: café"
+    assert lines[2] == "  two"
+    assert lines[3].startswith("Message-Id: <E") and lines[3].endswith("@mx.corp.test>")
+    assert lines[4].startswith("Date: ")
+    out = io.StringIO()
+    run_be(config(), io.StringIO("$h_subject:\n"), out, message_file=str(msg))
+    assert out.getvalue() == "café\n  two\n"          # folding kept, as exim4 -bem
+    out = io.StringIO()
+    msg.write_text("Message-Id: <x@y>\nDate: then\n\nbody\n")
+    run_be(config(), io.StringIO("$message_headers_raw\n"), out, message_file=str(msg))
+    assert out.getvalue() == "Message-Id: <x@y>\nDate: then\n"
+
+
+def _bem(tmp_path, message: str, expr: str) -> str:
+    msg = tmp_path / "msg"
+    msg.write_bytes(message.encode("utf-8", "surrogateescape"))
+    out = io.StringIO()
+    run_be(config(), io.StringIO(expr + "\n"), out, message_file=str(msg))
+    return out.getvalue()[:-1]
+
+
+def test_bem_line_counts_like_exim(tmp_path):
+    """Values recorded from exim4 -bem (4.96): only non-empty body lines are counted."""
+    fmt = "$body_linecount|$message_linecount|$body_zerocount|$message_body_size|$message_size"
+    for body, want in [("line1\n\nline3\n", "2|4|0|13|25"), ("line1\nline3", "2|4|0|11|23"),
+                       ("a\x00b\nc\n", "2|4|1|6|18"), ("\n\n\n", "0|2|0|3|15"),
+                       ("a\nb\nc\n", "3|5|0|6|18"), ("", "0|2|0|0|12")]:
+        assert _bem(tmp_path, "Subject: x\n\n" + body, fmt) == want, body
+
+
+def test_bem_message_body_zeros_and_newlines_become_spaces(tmp_path):
+    assert _bem(tmp_path, "Subject: x\n\nline1\n\nline3 \x00zero\n", "[$message_body]") == \
+        "[line1  line3  zero ]"
+
+
+def test_bem_basic_headers_decode_without_charset_translation(tmp_path):
+    msg = "Subject: =?iso-8859-1?q?caf=E9?= and =?utf-8?b?w6k=?=\n\nbody\n"
+    assert _bem(tmp_path, msg, "$bh_subject:") == "caf\udce9 and é"
+    assert _bem(tmp_path, msg, "$h_subject:") == "café and é"
+    assert _bem(tmp_path, "Subject: =?utf-8?q?a?= =?utf-8?q?b?=\n\nx\n", "$bh_subject:") == "ab"

@@ -8,6 +8,7 @@ import pytest
 
 from pymta.expand import ExpandContext, ExpandError, expand_string
 from pymta.lookups import do_lookup, do_lookup_spec, parse_lookup_type
+from pymta.taint import Tainted, is_tainted
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "expand"
 
@@ -72,7 +73,12 @@ def test_partial_matching(d):
 
 def test_ret_options(d):
     f = str(d / "aliases.lsearch")
-    assert do_lookup_spec("lsearch,ret=key", f, "ROOT", ctx()) == "root"
+    # ret=key gives the key as looked up (exim4 4.96 prints ROOT), de-tainted
+    r = do_lookup_spec("lsearch,ret=key", f, Tainted("ROOT"), ctx())
+    assert r == "ROOT" and not is_tainted(r)
+    w = str(d / "cont.lsearch")         # has "*: star"; a default match does not count
+    assert do_lookup_spec("lsearch*", w, "nobody", ctx()) == "star"
+    assert do_lookup_spec("lsearch*,ret=key", w, "nobody", ctx()) is None
     assert do_lookup_spec("lsearch,ret=full", f, "root", ctx()) == "root: admin@corp.test"
 
 
@@ -165,3 +171,18 @@ def test_sqlite_lookup(tmp_path):
         'name="Joe Bloggs" home=/home/joe'
     assert expand_string("${lookup sqlite{$db select 1 from u where id='x'}{y}{n}}", c) == "n"
     assert expand_string("${quote_sqlite:it's}", c) == "it''s"
+
+
+def test_sqlite_writes_take_effect_and_missing_file_is_created(tmp_path):
+    """Greylisting-style use: an INSERT through a lookup is committed; like Exim's
+    sqlite3_open(), a missing database file is created."""
+    db = tmp_path / "grey.db"
+    c = ExpandContext(variables={"db": str(db)})
+    assert expand_string("${lookup sqlite{$db select 1}}", c) == "1"
+    assert db.exists()
+    expand_string("${lookup sqlite,file=$db{create table g (k text)}}", c)
+    expand_string("${lookup sqlite,file=$db{insert into g values ('a@b')}}", c)
+    assert expand_string("${lookup sqlite,file=$db{select count(*) from g}}",
+                         ExpandContext(variables={"db": str(db)})) == "1"
+    with pytest.raises(ExpandError, match="sqlite"):
+        expand_string("${lookup sqlite,file=$db{select * from nosuch}}", c)

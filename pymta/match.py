@@ -116,10 +116,18 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
             if res is not None:
                 return (res != negate), value
             continue
+        m = _LOOKUP_LIKE_RE.match(item)
+        if m and not _LOOKUP_RE.match(item[len(m.group(1) or ""):]):
+            raise ExpandError(f"unknown lookup type \"{m.group(2)}\"")
         ok, value = test(item, ctx)
         if ok:
             return (not negate), value
     return (True if last_negated else None), None
+
+
+# "type;..." items: a lookup, so an unknown type is an error, not a literal name
+_LOOKUP_LIKE_RE = re.compile(r"^(net\d*-)?(?:partial\d*(?:-|\([^)]*\)))?([a-z][a-z0-9_]*)"
+                             r"(?:\*@?)?(?:,[^;]*)?;")
 
 
 def _named_list(name: str, kind: str, ctx: Any) -> str:
@@ -458,9 +466,12 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
         return False
     ip_text = (ip or "").strip()
     pip = _parse_ip(ip_text) if ip_text else None
-    result, value = _run_list(
-        split_list(text), "host", ctx,
-        lambda item, c: _host_item(pip, ip_text, hostname, item, c, ip_only), "host")
+    def item_fn(item: str, c: Any) -> tuple[bool, str | None]:
+        matched, value = _host_item(pip, ip_text, hostname, item, c, ip_only)
+        if ip_only and matched and not (_NET_RE.match(item) or _LOOKUP_RE.match(item)):
+            value = ""          # match_ip: $value is lookup data only (as Exim 4.96)
+        return matched, value
+    result, value = _run_list(split_list(text), "host", ctx, item_fn, "host")
     if result and value is not None and data_var:
         ctx.variables[data_var] = value
     return _finish(result)

@@ -197,7 +197,7 @@ def _eval(cond: Cond, ctx: Any) -> bool:
                 ipaddress.ip_address(subject)
             except ValueError:
                 raise ExpandError(f"\"{subject}\" is not an IP address") from None
-        return m.match_host(subject, None, args[1], ctx, ip_only=True, data_var="")
+        return m.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")
     if name in ("bool", "bool_lax"):
         return _bool(args[0], name == "bool_lax")
     if name == "exists":

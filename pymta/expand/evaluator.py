@@ -40,8 +40,14 @@ def evaluate(node: Any, ctx: Any) -> str:
         f = node.fn
         if f is None:
             from .compiled import seq_fn
-            f = node.fn = seq_fn(node)
-        return f(ctx)
+            try:
+                f = node.fn = seq_fn(node)
+            except RecursionError:
+                raise ExpandError("expansion nested too deeply") from None
+        try:
+            return f(ctx)
+        except RecursionError:
+            raise ExpandError("expansion nested too deeply") from None
     if isinstance(node, Seq):
         parts = node.parts
         if len(parts) == 1:

@@ -54,7 +54,7 @@ def op_substr(s, start: int, length: int | None):
                 length = 0
         return s[begin:begin + length]
     if start > size:
-        return ""
+        return s[:0]            # empty of the same type (str or bytes)
     if length is None:
         return s[start:]
     return s[start:start + max(length, 0)]

@@ -493,7 +493,10 @@ class _Parser:
 def compile_expansion(text: str) -> Seq:
     """Parse ``text`` into a tree; cached by source text.  Raises ExpandError."""
     p = _Parser(text)
-    seq, i = p.seq(0, False)
+    try:
+        seq, i = p.seq(0, False)
+    except RecursionError:
+        raise ExpandError("expansion nested too deeply") from None
     return seq
 
 
@@ -505,7 +508,10 @@ def compile_condition(text: str) -> Cond:
 @lru_cache(maxsize=1024)
 def _compile_condition(text: str) -> Cond:
     p = _Parser(text)
-    cond, i = p.cond(0, "if")
+    try:
+        cond, i = p.cond(0, "if")
+    except RecursionError:
+        raise ExpandError("condition nested too deeply") from None
     i = p.ws(i)
     if i != p.n:
         raise ExpandError(f"unexpected text after condition: \"{text[i:]}\"")

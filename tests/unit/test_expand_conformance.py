@@ -56,7 +56,8 @@ def _load(path: Path):
 @pytest.fixture(scope="module")
 def be_env(tmp_path_factory):
     d = tmp_path_factory.mktemp("be")
-    for f in ("aliases.lsearch", "hosts.iplsearch", "wild.lsearch", "be.conf"):
+    for f in ("aliases.lsearch", "hosts.iplsearch", "wild.lsearch", "be.conf",
+              "more.lsearch", "hosts6.iplsearch"):
         text = (DATA / f).read_text().replace("@DIR@", str(d))
         (d / f).write_text(text)
     (d / "spool").mkdir()

@@ -124,3 +124,44 @@ def test_binary_data_is_handled():
         r = x("${%s:$v}" % op, v=blob)
         assert isinstance(r, str)
     assert x("${strlen:$v}", v=blob) == "255"
+
+
+@pytest.mark.parametrize("expr,want", [
+    ("${substr{101}{xn--\udcff}}", ""),             # start past the end, non-UTF-8 data
+    ("${substr_1:\udcffab}", "ab"),
+    ("${length_1:\udcffab}", "\udcff"),
+])
+def test_byte_offsets_on_non_utf8_data(expr, want):
+    assert x(expr) == want
+
+
+def test_hash_uses_exims_table():
+    # Exim's table has "t" before "s" (checked with exim4 -be)
+    assert x("${hash_1_26:dw}") == "s" and x("${hash_1_26:dx}") == "t"
+
+
+def test_eval_overflow_checks_as_exim():
+    with pytest.raises(ExpandError, match="overflow in sum"):
+        x("${eval:4611686018427387903 + 0}")
+    with pytest.raises(ExpandError, match="overflow in difference"):
+        x("${eval:9223372036854775807 - 0}")
+    assert x("${eval:1 + 9223372036854775807}") == "-9223372036854775808"
+
+
+def test_sg_replacement_is_expanded_per_match():
+    assert x(r"${sg{abcb}{(b)}{\N${uc:$1}\N}}") == "aBcB"
+    with pytest.raises(ExpandError):        # as Exim: the braces end the argument early
+        x(r"${sg{abcb}{(b)}{\${uc:\$1}}}")
+    assert x(r"${sg{abc}{(b)}{\\1}}") == "a\x01c"
+    with pytest.raises(ExpandError, match="at end of string"):
+        x(r"${sg{abc}{b}{\\}}")
+
+
+def test_public_compile_and_evaluate_never_raise_recursion_error():
+    from pymta.expand import compile_expansion, evaluate
+    from pymta.expand.parser import compile_condition
+    deep = "${lc:" * 1000 + "X" + "}" * 1000
+    with pytest.raises(ExpandError):
+        evaluate(compile_expansion(deep), ExpandContext(variables={}))
+    with pytest.raises(ExpandError):
+        compile_condition("and{{" * 1000 + "eq{a}{a}" + "}}" * 1000)

@@ -154,3 +154,20 @@ def test_host_net_lookup_with_mask(ctx, tmp_path):
     (tmp_path / "nets").write_text("10.9.8.0/24: masked\n")
     assert match_host("10.9.8.77", None, f"net24-lsearch;{tmp_path}/nets", ctx)
     assert ctx.variables["host_data"] == "masked"
+
+
+def test_unknown_lookup_type_in_a_list_is_an_error(ctx):
+    with pytest.raises(ExpandError, match='unknown lookup type "nosuch"'):
+        match_domain("x.test", "other.test : nosuch;/etc/hosts", ctx)
+    with pytest.raises(ExpandError, match='unknown lookup type "nosuch"'):
+        match_host("10.0.0.1", None, "net24-nosuch;/etc/hosts", ctx)
+    assert match_domain("x.test", "x.test : nosuch;/etc/hosts", ctx)   # decided before
+
+
+def test_match_ip_value_is_lookup_data_only(ctx, tmp_path):
+    from pymta.expand import expand_string
+    f = tmp_path / "nets"
+    f.write_text("10.0.0.0/8: ten\n")
+    assert expand_string("${if match_ip{10.1.2.3}{10.0.0.0/8}{[$value]}{n}}", ctx) == "[]"
+    assert expand_string("${if match_ip{10.1.2.3}{iplsearch;%s}{[$value]}{n}}" % f,
+                         ctx) == "[ten]"

@@ -6,7 +6,6 @@ configuration error, message not accepted), 2 for -bt/-bv when some address fail
 """
 from __future__ import annotations
 
-import inspect
 import os
 import pwd
 import sys
@@ -74,17 +73,6 @@ def _write(out: Any) -> None:
         sys.stdout.write(out)
 
 
-def _call_flex(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with only the keyword arguments it declares."""
-    try:
-        params = inspect.signature(fn).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            kwargs = {k: v for k, v in kwargs.items() if k in params}
-    except (TypeError, ValueError):
-        pass
-    return fn(*args, **kwargs)
-
-
 def _user() -> str:
     try:
         return pwd.getpwuid(os.getuid()).pw_name
@@ -96,12 +84,8 @@ def _user() -> str:
 
 def do_version(opts: CliOptions) -> int:
     config = load(opts)
-    try:
-        from pymta.config.show import version_text
-        text = _call_flex(version_text, config)
-    except ImportError:
-        text = (f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} "
-                f"compatible)\nConfiguration file is {config.filename}\n")
+    from pymta.config.show import version_text
+    text = version_text(config)
     _write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -110,13 +94,9 @@ def do_bP(opts: CliOptions) -> int:
     """-bP: option values; exit 1 when a name is unknown (as Exim)."""
     config = load(opts)
     from pymta.config import show
-    admin = _is_admin(config)
-    if hasattr(show, "show_options_result"):
-        text, ok = show.show_options_result(config, opts.args, admin)
-        _write(text)
-        return 0 if ok else 1
-    _write(_call_flex(show.show_options, config, opts.args, admin=admin))
-    return 0
+    text, ok = show.show_options_result(config, opts.args, _is_admin(config))
+    _write(text)
+    return 0 if ok else 1
 
 
 def _is_admin(config: Any) -> bool:
@@ -131,9 +111,10 @@ def _is_admin(config: Any) -> bool:
 def do_be(opts: CliOptions) -> int:
     config = load(opts)
     from pymta.expand.be import run_be
-    result = _call_flex(run_be, config, opts.args, stdin=sys.stdin, stdout=sys.stdout,
-                        message_file=opts.bem_file)
-    return int(result or 0) if isinstance(result, int) else 0
+    # Like exim -be: a "> " prompt before each result read from standard input,
+    # none for expressions given as arguments.
+    return int(run_be(config, opts.args, stdin=sys.stdin, stdout=sys.stdout,
+                      message_file=opts.bem_file, prompt=not opts.args) or 0)
 
 
 def do_bt(opts: CliOptions, verify: bool) -> int:

@@ -298,6 +298,8 @@ class SmtpSession(SmtpHandler):
         v.update(sender_address="", local_part="", domain="", recipients="",
                  recipients_count="0", rcpt_count="0", message_size="-1")
         self.ctx.headers = None
+        # Exim tidies its lookups after each message: file contents may have changed.
+        self.ctx.lookup_cache.clear()
 
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
         self._reset_message()

@@ -225,6 +225,7 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         "SINK_HOST": SINK_HOST, "SINK_PORT": str(sink.port if sink else 25),
         "RUN_USER": user, "RUN_GROUP": group,
         "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode == "accept" else "",
+        "DELIVERY_USER_MACRO": "" if user == "root" else f"DELIVERY_USER = {user}",
     })
     chown_tree(spool, user, group)
     chown_tree(maildir, user, group)

@@ -43,7 +43,8 @@ def test_render_config_replaces_all_placeholders(tmp_path):
     out = tmp_path / "bench.conf"
     values = {"SPOOL": "/s", "MAILDIR": "/m/inbox", "SMTP_PORT": "2525",
               "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "u",
-              "RUN_GROUP": "g", "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes"}
+              "RUN_GROUP": "g", "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
+              "DELIVERY_USER_MACRO": ""}
     run.render_config(BENCH / "bench.conf.in", out, values)
     text = out.read_text()
     assert "SPOOL = /s\n" in text and "SINK_PORT = 2526\n" in text
@@ -56,22 +57,27 @@ def test_render_config_rejects_missing_value(tmp_path):
         run.render_config(BENCH / "bench.conf.in", tmp_path / "c",
                           {"SPOOL": "/s", "MAILDIR": "/m", "SMTP_PORT": "1",
                            "SINK_HOST": "h", "RUN_USER": "u", "RUN_GROUP": "g",
-                           "QUEUE_ONLY_MACRO": ""})
+                           "QUEUE_ONLY_MACRO": "", "DELIVERY_USER_MACRO": ""})
 
 
-def test_bench_config_loads_in_pymta(tmp_path):
-    """The bench configuration must be loadable by pymta's reader (skip until it exists)."""
-    config_mod = pytest.importorskip("pymta.config")
-    if not hasattr(config_mod, "load_config"):
-        pytest.skip("pymta.config.load_config not available yet")
+@pytest.mark.parametrize("delivery_user", ["", "nobody"])
+def test_bench_config_loads_in_pymta(tmp_path, delivery_user):
+    """pymta's reader loads the bench configuration; the delivery user is named only
+    when it is not root (root is always on never_users)."""
+    from pymta.config import load_config
     out = tmp_path / "bench.conf"
     run.render_config(BENCH / "bench.conf.in", out, {
         "SPOOL": str(tmp_path / "spool"), "MAILDIR": str(tmp_path / "md"), "SMTP_PORT": "2525",
         "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "root", "RUN_GROUP": "root",
-        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes"})
-    config = config_mod.load_config(str(out))
+        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
+        "DELIVERY_USER_MACRO": f"DELIVERY_USER = {delivery_user}" if delivery_user else ""})
+    config = load_config(str(out))
     assert config.main.queue_only is True
     assert config.main.spool_directory == str(tmp_path / "spool")
+    import pwd
+    user = config.transports["local_maildir"].options.get("user")
+    expected = pwd.getpwnam(delivery_user).pw_uid if delivery_user else None
+    assert (user if user not in ("", None) else None) == expected
 
 
 def test_count_files_by_suffix(tmp_path):

@@ -11,8 +11,8 @@ from typing import Any, Callable
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
 from .lists import split_list
+from ..spool.ids import BASE62 as _B62, base62, unbase62
 
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 # Exim's table has "t" and "s" the other way round; ${hash} must give Exim's results
 _HASHCODES = "abcdefghijklmnopqrtsuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -413,22 +413,14 @@ def op_base62(arg: str) -> str:
     # as C's strtoull: empty is 0, too big saturates, a minus sign wraps round
     n = int(s) if s else 0
     n = min(n, (1 << 64) - 1) if n >= 0 else (1 << 64) - min(-n, 1 << 64)
-    out = []
-    for _ in range(6):
-        n, r = divmod(n, 62)
-        out.append(_B62[r])
-    return "".join(reversed(out))
+    return base62(n, 6)    # the message-id encoding: six digits, low ones kept
 
 
 def op_base62d(arg: str) -> str:
-    n = 0
-    for c in arg:
-        i = _B62.find(c)
-        if i < 0:
-            raise ExpandError(f"argument for base62d operator is \"{arg}\", which is not a "
-                              "base 62 number")
-        n = n * 62 + i
-    return str(n)
+    if any(c not in _B62 for c in arg):
+        raise ExpandError(f"argument for base62d operator is \"{arg}\", which is not a "
+                          "base 62 number")
+    return str(unbase62(arg))
 
 
 def op_base32(arg: str) -> str:

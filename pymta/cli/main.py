@@ -285,19 +285,10 @@ def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: 
 def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
                            log: Any) -> None:
     """-odb: a detached grandchild delivers; the caller returns at once."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid > 0:
-        os.waitpid(pid, 0)
+    from pymta.daemon.util import fork_detached
+    if not fork_detached():
         return
     try:
-        os.setsid()
-        if os.fork() > 0:
-            os._exit(0)
-        fd = os.open(os.devnull, os.O_RDWR)
-        for n in (0, 1, 2):
-            os.dup2(fd, n)
         _deliver_quietly(deliver, config, msgid, log)
     finally:
         os._exit(0)

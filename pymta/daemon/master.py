@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import pymta
 from pymta.daemon import ipc, listen
-from pymta.daemon.util import drop_privileges, main_opt, make_logger, spool_directory
+from pymta.daemon.util import (drop_privileges, fork_detached, main_opt, make_logger,
+                               spool_directory)
 
 MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
@@ -113,16 +114,8 @@ def start_line(pid: int, opts: DaemonOptions, addrs: list[tuple[str, int]]) -> s
 
 def detach() -> None:
     """Become a daemon: double fork, new session, standard files on /dev/null."""
-    if os.fork() > 0:
+    if not fork_detached():
         os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    fd = os.open(os.devnull, os.O_RDWR)
-    for n in (0, 1, 2):
-        os.dup2(fd, n)
-    if fd > 2:
-        os.close(fd)
 
 
 def _die_with_parent() -> None:
@@ -547,7 +540,6 @@ class Master:
         if self.stopping:
             return
         name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
-        self.log.main(f"pid {os.getpid()}: {name} received: daemon terminating")
         self.stopping = True
         self._stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
         self._update_saturation()
@@ -556,6 +548,9 @@ class Master:
         self.listeners = []
         for c in list(self.children.values()):
             self._retire(c, signal.SIGTERM)
+        # Logged after the children were told, so the line means "sessions will now
+        # get 421" to anyone watching the log.
+        self.log.main(f"pid {os.getpid()}: {name} received: daemon terminating")
 
     def _stop_progress(self) -> None:
         if self.children and time.monotonic() > self._stop_deadline:

@@ -6,32 +6,18 @@ import sys
 import time
 from typing import Any
 
-# Defaults from the Exim 4.96 option list, used when the option table lacks an entry.
-MAIN_DEFAULTS: dict[str, Any] = {
-    "spool_directory": "/var/spool/pymta",
-    "daemon_smtp_ports": "smtp",
-    "local_interfaces": None,
-    "smtp_accept_max": 20,
-    "queue_run_max": 5,
-    "queue_only": False,
-    "pid_file_path": "",
-    "exim_user": None,
-    "exim_group": None,
-    "never_users": "",
-    "qualify_domain": None,
-    "primary_hostname": None,
-    "trusted_users": "",
-    "trusted_groups": "",
-    "extract_addresses_remove_arguments": True,
-}
-
+from pymta.config.values import main_option
 
 def main_opt(config: Any, name: str, default: Any = None) -> Any:
-    """A main option's typed value, falling back to Exim's default when it is unset."""
-    main = getattr(config, "main", None)
-    value = getattr(main, name, None) if main is not None else None
+    """A main option's typed value; when it is unset (or ``config`` is a partial stand-in),
+    ``default`` if given, else the option table's default."""
+    value = main_option(config, name, None)
     if value is None:
-        value = MAIN_DEFAULTS.get(name, default) if default is None else default
+        if default is not None:
+            return default
+        from pymta.config.option_tables import MAIN_TABLE
+        entry = MAIN_TABLE.get(name)
+        value = entry[1] if entry is not None else None
     return value
 
 
@@ -107,3 +93,30 @@ def drop_privileges(config: Any) -> bool:
     os.setgid(gid)
     os.setuid(uid)
     return True
+
+
+def fork_detached() -> bool:
+    """Double fork into a new session with standard files on /dev/null.
+
+    Returns True in the detached grandchild and False in the caller, which continues
+    once the intermediate child has exited (so no zombie is left behind).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid > 0:
+        os.waitpid(pid, 0)
+        return False
+    try:
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
+        fd = os.open(os.devnull, os.O_RDWR)
+        for n in (0, 1, 2):
+            os.dup2(fd, n)
+        if fd > 2:
+            os.close(fd)
+    except BaseException:
+        os._exit(1)
+    return True
+

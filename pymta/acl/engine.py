@@ -184,6 +184,8 @@ class _Runner:
         self.verify_failed: str | None = None
         self.verify_address: str | None = None
         self.verify_message: str | None = None
+        # Log text set by a failing header/host verify in the current statement.
+        self.cond_log: str | None = None
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -235,6 +237,7 @@ class _Runner:
         message: str | None = None
         log_message: str | None = None
         after_endpass = False
+        self.cond_log = None
         for item in stmt.items:
             name = item.name.strip()
             negated = name.startswith("!")
@@ -277,7 +280,9 @@ class _Runner:
                 if verb == "require" or (verb in ("accept", "discard") and after_endpass):
                     msg = self._expand_text(message)
                     lmsg = self._expand_text(log_message)
-                    return self._result("deny", msg, lmsg if lmsg is not None else msg)
+                    if lmsg is None:
+                        lmsg = msg if msg is not None else self.cond_log
+                    return self._result("deny", msg, lmsg)
                 return None
         # All conditions true.
         msg = self._expand_text(message)
@@ -285,7 +290,9 @@ class _Runner:
         if verb in ("accept", "discard"):
             return self._result(verb, msg, lmsg)
         if verb in ("deny", "drop", "defer"):
-            return self._result(verb, msg, lmsg if lmsg is not None else msg)
+            if lmsg is None:
+                lmsg = msg if msg is not None else self.cond_log
+            return self._result(verb, msg, lmsg)
         if verb == "warn" and lmsg:
             self._log("warn", f"Warning: {lmsg}")
         return None
@@ -437,10 +444,13 @@ class _Runner:
         if what == "helo":
             check = getattr(self.session, "verify_helo", None)
             return bool(check()) if callable(check) else True
-        if what in ("csa", "certificate", "header_syntax", "not_blind",
-                    "header_sender", "header_names_ascii", "arc", "reverse_host_lookup"):
-            # Stubs: treated as passing until implemented.
-            return True
+        if what in ("csa", "certificate", "arc"):
+            # Not implemented: failing loudly (ACL error -> 451) is safer than passing.
+            raise ConfigError(f"verify = {what} is not supported yet")
+        if what in ("header_syntax", "not_blind", "header_sender", "header_names_ascii"):
+            return self._verify_headers(what, opts)
+        if what == "reverse_host_lookup":
+            return self._verify_reverse_host(defer_ok)
         if what not in ("recipient", "sender"):
             raise ConfigError(f"unknown verify option \"{arg}\"")
         if what == "recipient":
@@ -477,6 +487,115 @@ class _Runner:
         self.verify_message = message or "Unrouteable address"
         self.ctx.variables["acl_verify_message"] = self.verify_message
         return False
+
+    # -------------------------------------------------------------- header/host verify
+    def _verify_failed(self, text: str) -> bool:
+        self.cond_log = text
+        self.ctx.variables["acl_verify_message"] = text
+        return False
+
+    def _unqualified_ok(self, kind: str) -> bool:
+        ip = self._var("sender_host_address")
+        if not ip:
+            return True        # locally submitted messages may use bare local parts
+        option = f"{kind}_unqualified_hosts"
+        try:
+            text = getattr(self.config.main, option)
+        except AttributeError:
+            return False
+        if not text:
+            return False
+        from pymta import match  # type: ignore[attr-defined]
+        try:
+            return bool(match.match_host(ip, self._var("sender_host_name") or None,
+                                         str(text), self.ctx))
+        except Exception as exc:
+            if type(exc).__name__ == "ExpandDefer":
+                return False
+            raise
+
+    def _verify_headers(self, what: str, opts: list[str]) -> bool:
+        from pymta.acl import verify as hv
+        if self.where not in hv.MESSAGE_WHERES:
+            raise ConfigError(f"cannot verify {what} in ACL for "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)}")
+        headers = self.ctx.headers or []
+        if what == "header_syntax":
+            err = hv.check_header_syntax(headers, self._unqualified_ok)
+        elif what == "header_names_ascii":
+            err = hv.check_header_names_ascii(headers)
+        elif what == "not_blind":
+            for o in opts:
+                if o and o != "case_insensitive":
+                    raise ConfigError(f"unknown option \"{o}\" in ACL \"verify = not_blind\"")
+            # Unqualified header addresses are compared as written (Exim does not
+            # qualify them here), so they never match an envelope recipient.
+            err = hv.check_not_blind(headers, hv.recipients_of(self.ctx, self.session),
+                                     "case_insensitive" in opts)
+        else:
+            return self._verify_header_sender(hv, headers, "defer_ok" in opts)
+        return True if err is None else self._verify_failed(err)
+
+    def _verify_header_sender(self, hv: Any, headers: list[str], defer_ok: bool) -> bool:
+        from pymta.delivery.address import Address
+        from pymta.routing import route_address  # type: ignore[attr-defined]
+        deferred: str | None = None
+        candidates = hv.header_sender_candidates(headers)
+        # Any syntax error fails the check, even after a verifiable address (as Exim).
+        for name, pa in candidates:
+            if pa.error is not None or not pa.address:
+                return self._verify_failed(hv.header_sender_syntax_error(name, pa))
+        for name, pa in candidates:
+            address = pa.address
+            if not pa.qualified:
+                if not self._unqualified_ok("sender"):
+                    continue       # a bare local part from a remote host cannot verify
+                qd = getattr(getattr(self.config, "main", None), "qualify_domain", "")
+                address = f"{address}@{qd}"
+            try:
+                rr = route_address(self.config, Address(address), self.ctx,
+                                   verify="sender")
+                status, message = rr.status, getattr(rr, "message", None)
+            except Exception as exc:
+                if type(exc).__name__ != "ExpandDefer":
+                    raise
+                status, message = "defer", str(exc)
+            if status == "accept":
+                return True
+            if status == "defer" and deferred is None:
+                deferred = f"<{pa.address}>: {message or 'verify deferred'}"
+        if deferred is not None:
+            if defer_ok:
+                return True
+            self.ctx.variables["acl_verify_message"] = deferred
+            raise AclDefer(f"header_sender verify defer for {deferred}",
+                           "Could not complete sender verify")
+        return self._verify_failed("there is no valid sender in any header line")
+
+    def _verify_reverse_host(self, defer_ok: bool) -> bool:
+        ip = self._var("sender_host_address")
+        if not ip:
+            return True          # no client host: a local message always passes
+        if self._var("sender_host_name"):
+            return True          # already looked up and forward-confirmed
+        from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
+        if self._var("host_lookup_failed") == "1":
+            # The connection's own lookup already failed: Exim does not ask again.
+            return self._verify_failed(f"host lookup failed for reverse lookup check "
+                                       f"({NO_HOST_NAME})")
+        status, name, reason = reverse_host_lookup(ip)
+        if status == "ok" and name:
+            from pymta.taint import taint
+            self.ctx.variables["sender_host_name"] = taint(name)
+            self.ctx.variables.pop("host_lookup_failed", None)
+            return True
+        if status == "defer":
+            if defer_ok:
+                return True
+            raise AclDefer(f"host lookup deferred for reverse lookup check ({reason})")
+        self.ctx.variables["host_lookup_failed"] = "1"
+        self._log("main", f"no host name found for IP address {ip}")
+        return self._verify_failed(f"host lookup failed for reverse lookup check ({reason})")
 
 
 def _call(func: Any, *args: Any) -> bool:

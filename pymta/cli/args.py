@@ -57,6 +57,7 @@ class CliOptions:
     bem_file: str | None = None
     received_protocol: str | None = None  # -oMr / -p
     sender_host_address: str | None = None  # -oMa
+    host_check: str | None = None         # -bh IP[.port]
 
 
 # Options that take a following argument which is ignored (sendmail compatibility or
@@ -130,6 +131,9 @@ def parse_args(argv: list[str], *, sendmail: bool = False) -> CliOptions:
         elif a in ("-bem",):
             _set_action(opts, "be", a)
             opts.bem_file = take(a, "")
+        elif a == "-bh":
+            _set_action(opts, "bh", a)
+            opts.host_check = take(a, "")
         elif a in _ACTIONS:
             _set_action(opts, _ACTIONS[a], a)
         elif a.startswith("-C"):

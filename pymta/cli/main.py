@@ -24,6 +24,8 @@ usage: pymta [options] [recipients...]
   -bp / -bpc / -bpu   list / count the queue
   -M / -Mrm / -Mvh / -Mvb / -Mvl / -Mf / -Mt <id>...   deliver, remove, view, freeze, thaw
   -bt / -bv <addr>    test routing / verify addresses
+  -bs                 SMTP on stdin/stdout (local submission)
+  -bh ip[.port]       fake SMTP session from ip: test the ACLs, nothing is kept
   -be [strings]       expand strings (-bem file: with a message)
   -bP [names]         show option values;  -bV  version and configuration check
   -C file  -D NAME=value  -f addr  -F name  -od[bifq]  -oX ports  -oP pidfile  -N  -v
@@ -274,6 +276,35 @@ def do_submit(opts: CliOptions) -> int:
     return 0
 
 
+def do_bh(opts: CliOptions) -> int:
+    """-bh IP[.port]: a fake SMTP session on stdin/stdout; nothing is spooled."""
+    config = load(opts)
+    from pymta.smtp.local import host_check_main
+    return host_check_main(config, opts.host_check or "")
+
+
+def do_bs(opts: CliOptions) -> int:
+    """-bs: SMTP from a local caller on stdin/stdout; messages are delivered per -od."""
+    config = load(opts)
+    from pymta.daemon.util import main_opt
+    from pymta.smtp.local import LocalCaller, run_stdio_session
+    log = _logger(config)
+    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+
+    def notify(msgid: str) -> None:
+        if opts.dont_deliver or mode in ("q", "qs"):
+            return
+        from pymta.delivery import deliver_message
+        if mode in ("i", "f"):
+            _deliver_quietly(deliver_message, config, msgid, log)
+        else:
+            _deliver_in_background(deliver_message, config, msgid, log)
+
+    run_stdio_session(config, log, sys.stdin.buffer, sys.stdout.buffer,
+                      local_caller=LocalCaller.current(config), notify=notify)
+    return 0
+
+
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
     try:
         deliver(config, msgid, log)
@@ -301,7 +332,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
-    "bd": do_daemon, "bdf": do_daemon, "bm": do_submit,
+    "bd": do_daemon, "bdf": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
 }
 
 

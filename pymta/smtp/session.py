@@ -160,10 +160,24 @@ class SmtpSession(SmtpHandler):
         self.quit_seen = False
         self.notquit_reason: str | None = None
         self._helo_checked: str | None = None
+        # -bh: run the ACLs but never spool (see pymta.smtp.local).
+        self.host_checking = False
+        # -bs: the local caller (pymta.smtp.local.LocalCaller); None for TCP sessions.
+        self.local_caller: Any = None
+
+    def set_local_caller(self, caller: Any) -> None:
+        """Make this a local (-bs) session: no client host, protocol local-smtp."""
+        self.local_caller = caller
+        v = self.ctx.variables
+        v.update(sender_host_address="", sender_host_port="", host_address="",
+                 received_protocol="local-smtp", sender_rcvhost="", interface_address="",
+                 interface_port="", received_port="", sender_ident=caller.login)
 
     # ------------------------------------------------------------------ log helpers
     def host_ident(self, with_h: bool = True) -> str:
-        """Exim's host_and_ident: ``H=name (helo) [ip]``."""
+        """Exim's host_and_ident: ``H=name (helo) [ip]`` (``U=login`` for -bs)."""
+        if self.local_caller is not None:
+            return f"U={self.local_caller.login}"
         name = self.ctx.variables.get("sender_host_name") or ""
         helo = self.ctx.variables.get("sender_helo_name") or ""
         parts = []
@@ -246,8 +260,10 @@ class SmtpSession(SmtpHandler):
             v["sender_helo_name"] = old
             self._log_reject(f"EHLO or HELO {name}", res, with_sender=False)
             return self._reply(res, "helo")
-        v["received_protocol"] = "esmtp" if verb == "EHLO" else "smtp"
-        v["sender_rcvhost"] = self._rcvhost()
+        v["received_protocol"] = ("local-" if self.local_caller is not None else "") + \
+            ("esmtp" if verb == "EHLO" else "smtp")
+        if self.local_caller is None:
+            v["sender_rcvhost"] = self._rcvhost()
         self._reset_message()
         return None
 
@@ -255,6 +271,8 @@ class SmtpSession(SmtpHandler):
         """``verify = helo``: the HELO name is the client's IP literal, its looked-up
         name, or resolves to its address.  Sets $helo_verified; cached per HELO name."""
         v = self.ctx.variables
+        if self.local_caller is not None:
+            return True       # -bs: no TCP/IP client, so HELO always verifies (as Exim)
         helo = str(v.get("sender_helo_name") or "")
         if self._helo_checked == helo:
             return v.get("helo_verified") == "1"
@@ -304,6 +322,8 @@ class SmtpSession(SmtpHandler):
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
         self._reset_message()
         v = self.ctx.variables
+        if self.local_caller is not None:
+            address = self.local_caller.envelope_sender(address)
         v["sender_address"] = taint(address)
         lp, at, dom = address.rpartition("@")
         v["sender_address_local_part"] = taint(lp if at else address)
@@ -381,6 +401,8 @@ class SmtpSession(SmtpHandler):
         if res.verdict == "discard" or self.mail_discard:
             self._reset_message()
             return Reply(250, "OK")
+        if self.host_checking:
+            return self._host_check_accept(data)
         try:
             msgid = self._spool(data)
         except Exception as exc:
@@ -408,12 +430,38 @@ class SmtpSession(SmtpHandler):
         per_conn = _opt(self.config, "smtp_accept_queue_per_connection", 10)
         return bool(per_conn) and self.messages > per_conn
 
+    def _host_check_accept(self, data: bytes) -> Reply:
+        """-bh: log the arrival line that would be written, but keep nothing."""
+        from pymta.message.receive import arrival_log_fields, prepare_message
+        env = self._envelope()
+        try:
+            prepared = prepare_message(self.config, env, data)
+            self.log.main("<= " + arrival_log_fields(self.config, env, prepared), self.msgid)
+        except Exception as exc:
+            if type(exc).__name__ != "MessageTooBig":
+                raise
+            self.log.reject(f"{self.host_ident()} F=<{env.sender}> rejected after "
+                            f"DATA: message too big: {exc}", self.msgid)
+            self._reset_message()
+            return Reply(552, "Message size exceeds maximum permitted")
+        msgid = self.msgid
+        self._reset_message()
+        return Reply(250, f"OK id={msgid}")
+
     def _spool(self, data: bytes) -> str:
-        from pymta.message.receive import Envelope, receive_message  # type: ignore
+        from pymta.message.receive import receive_message  # type: ignore
+        return receive_message(self.config, self._envelope(), data, self.log)
+
+    def _envelope(self) -> Any:
+        """The Envelope for the message just received in this session."""
+        from pymta.message.receive import Envelope  # type: ignore
         assert self.server is not None
         v = self.ctx.variables
+        sender = self.server.sender or ""
+        if self.local_caller is not None:
+            sender = self.local_caller.envelope_sender(sender)
         values = {
-            "sender": taint(self.server.sender or ""),
+            "sender": taint(sender),
             "recipients": [taint(r) for r in self.accepted_rcpts],
             "protocol": v.get("received_protocol", "smtp"),
             "received_protocol": v.get("received_protocol", "smtp"),
@@ -434,12 +482,14 @@ class SmtpSession(SmtpHandler):
             "body_type": self.server.mail_params.get("BODY"),
             "authenticated_id": v.get("authenticated_id") or None,
         }
+        if self.local_caller is not None:
+            values.update(self.local_caller.envelope_fields())
+            values.update(host_address=None, host_port=None, host_name=None,
+                          interface_address=None, interface_port=None)
         if dataclasses.is_dataclass(Envelope):
             names = {f.name for f in dataclasses.fields(Envelope)}
-            env = Envelope(**{k: val for k, val in values.items() if k in names})
-        else:
-            env = Envelope(sender=values["sender"], recipients=values["recipients"])
-        return receive_message(self.config, env, data, self.log)
+            return Envelope(**{k: val for k, val in values.items() if k in names})
+        return Envelope(sender=values["sender"], recipients=values["recipients"])
 
     def on_rset(self) -> None:
         self._reset_message()
@@ -680,18 +730,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     elif isinstance(listener_port, int) and not local[1]:
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
-    if _host_in(config, "host_lookup", session, None):
-        name = lookup_host_name(session.peer_ip)
-        if name:
-            session.ctx.variables["sender_host_name"] = taint(name)
-            session.ctx.variables["sender_rcvhost"] = session._rcvhost()
-        else:
-            session.ctx.variables["host_lookup_failed"] = "1"
-            if log_selected(config, "host_lookup_failed"):
-                log.main(f"no host name found for IP address {session.peer_ip}")
-    server = build_server(config, session)
-    session.server = server
-    session._reset_message()
+    server = prepare_session(session)
     timeout = float(_opt(config, "smtp_receive_timeout", 300) or 0) or None
 
     def send(data: bytes) -> bool:
@@ -704,41 +743,73 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
             return False
 
     try:
-        res = session._run("acl_smtp_connect", "connect")
-        if res.verdict != "accept":
-            code, text = acl_smtp_reply(res, "connect")
-            msg = res.log_message or res.message
-            log.reject(f"{session.host_ident()} rejected connection in \"connect\" ACL"
-                       + (f": {msg}" if msg else ""))
-            send(server.reject_connection(Reply(code, text)))
-            return
-        try:
-            banner = _expand(str(_opt(config, "smtp_banner", "") or session.hostname),
-                             session.ctx)
-        except Exception as exc:
-            log.panic(f"Expansion of \"{_opt(config, 'smtp_banner')}\" (smtp_banner) failed: {exc}")
-            send(b"451 Temporary local problem - please try later\r\n")
-            return
         # Input already waiting before the greeting is a synchronisation error.
-        if server.enforce_sync:
-            if _readable(sock, 0):
-                early = _recv(sock)
-                if early:
-                    server.feed(early)
-        if not send(server.greet(banner)) or server.closed:
+        def early() -> None:
+            if server.enforce_sync and _readable(sock, 0):
+                data = _recv(sock)
+                if data:
+                    server.feed(data)
+        if not start_session(session, server, send, before_greeting=early):
             return
         _loop(sock, server, session, timeout, stop_event, send)
     finally:
-        server.closed = True
-        if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
-            session.notquit_reason = "signal-exit"
-        session.run_notquit()
+        finish_session(session, server, stop_event)
         # The caller closes the socket; shutting it down now lets the client see EOF at
         # once even if the caller keeps the descriptor a little longer.
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def prepare_session(session: SmtpSession) -> SmtpServer:
+    """Host lookup (host_lookup option) and the SmtpServer for ``session``."""
+    config, log = session.config, session.log
+    if session.peer_ip and _host_in(config, "host_lookup", session, None):
+        name = lookup_host_name(session.peer_ip)
+        if name:
+            session.ctx.variables["sender_host_name"] = taint(name)
+            session.ctx.variables["sender_rcvhost"] = session._rcvhost()
+        else:
+            session.ctx.variables["host_lookup_failed"] = "1"
+            if log_selected(config, "host_lookup_failed"):
+                log.main(f"no host name found for IP address {session.peer_ip}")
+    server = build_server(config, session)
+    session.server = server
+    session._reset_message()
+    return server
+
+
+def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[bytes], bool],
+                  before_greeting: Callable[[], Any] | None = None) -> bool:
+    """Connect ACL and banner.  False when the session is already over."""
+    config, log = session.config, session.log
+    res = session._run("acl_smtp_connect", "connect")
+    if res.verdict != "accept":
+        code, text = acl_smtp_reply(res, "connect")
+        msg = res.log_message or res.message
+        log.reject(f"{session.host_ident()} rejected connection in \"connect\" ACL"
+                   + (f": {msg}" if msg else ""))
+        send(server.reject_connection(Reply(code, text)))
+        return False
+    try:
+        banner = _expand(str(_opt(config, "smtp_banner", "") or session.hostname),
+                         session.ctx)
+    except Exception as exc:
+        log.panic(f"Expansion of \"{_opt(config, 'smtp_banner')}\" (smtp_banner) failed: {exc}")
+        send(b"451 Temporary local problem - please try later\r\n")
+        return False
+    if before_greeting is not None:
+        before_greeting()
+    return send(server.greet(banner)) and not server.closed
+
+
+def finish_session(session: SmtpSession, server: SmtpServer, stop_event: Any = None) -> None:
+    """End of a session: mark the server closed and run the notquit ACL if needed."""
+    server.closed = True
+    if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
+        session.notquit_reason = "signal-exit"
+    session.run_notquit()
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:

@@ -35,13 +35,15 @@ REPO = Path(__file__).resolve().parents[2]
 PYMTA = [sys.executable, "-c", "import sys; from pymta.cli.main import main; sys.exit(main())"]
 
 
-def pymta_env() -> dict[str, str]:
+def pymta_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     """The environment for a pymta subprocess: this checkout first on PYTHONPATH,
-    and no PYMTA_CONFIG from the caller's environment."""
+    and no PYMTA_CONFIG from the caller's environment; ``extra`` variables are added
+    (for example ``PYMTA_DNS_SERVER``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                      else "")
     env.pop("PYMTA_CONFIG", None)
+    env.update(extra or {})
     return env
 
 
@@ -55,16 +57,18 @@ def macro_args(macros: dict[str, str]) -> list[str]:
 
 def run_pymta(args: Sequence[str], config: str | os.PathLike, *,
               macros: Optional[dict[str, str]] = None, input: bytes | str | None = None,
-              timeout: float = 30.0, check: bool = False) -> subprocess.CompletedProcess:
+              timeout: float = 30.0, check: bool = False,
+              env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess:
     """Run ``pymta -C config [-Dmacros] args`` and return the completed process.
 
-    stdout and stderr are captured as text; ``input`` is fed on stdin.
+    stdout and stderr are captured as text; ``input`` is fed on stdin; ``env`` adds
+    environment variables.
     """
     if isinstance(input, str):
         input = input.encode()
     cmd = PYMTA + ["-C", str(config)] + macro_args(macros or {}) + list(args)
     proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
-                          env=pymta_env(), cwd=str(REPO))
+                          env=pymta_env(env), cwd=str(REPO))
     out = subprocess.CompletedProcess(cmd, proc.returncode,
                                       proc.stdout.decode("utf-8", "replace"),
                                       proc.stderr.decode("utf-8", "replace"))
@@ -81,12 +85,13 @@ class PymtaDaemon:
 
     def __init__(self, config_text: str, directory: str | os.PathLike, *, ports: int = 1,
                  macros: Optional[dict[str, str]] = None, args: Iterable[str] = (),
-                 start_timeout: float = 20.0) -> None:
+                 start_timeout: float = 20.0, env: Optional[dict[str, str]] = None) -> None:
         """Prepare (but do not start) a daemon.
 
         ``ports`` free ports are chosen: ``SMTP_PORT``, ``PORT2``, ``PORT3`` ...;
         all of them are passed with ``-oX``.  ``args`` are extra command-line
-        arguments (for example ``["-q1s"]`` or ``["-odq"]``).
+        arguments (for example ``["-q1s"]`` or ``["-odq"]``); ``env`` adds environment
+        variables for the daemon and for :meth:`run` (e.g. ``PYMTA_DNS_SERVER``).
         """
         self.dir = Path(directory)
         self.spool = self.dir / "spool"
@@ -101,6 +106,7 @@ class PymtaDaemon:
         self.config_text = config_text
         self.args = list(args)
         self.start_timeout = start_timeout
+        self.env = dict(env or {})
         self.proc: Optional[subprocess.Popen] = None
         self._out = None
 
@@ -115,7 +121,8 @@ class PymtaDaemon:
                + ["-bdf", "-oX", ":".join(map(str, self.ports))] + self.args)
         self._out = open(self.dir / "daemon.out", "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
-                                     env=pymta_env(), cwd=str(REPO), start_new_session=True)
+                                     env=pymta_env(self.env), cwd=str(REPO),
+                                     start_new_session=True)
         try:
             wait_until(self._banner_ready, self.start_timeout, 0.05)
         except TimeoutError:
@@ -181,7 +188,7 @@ class PymtaDaemon:
             timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Run a pymta command line with this daemon's configuration and macros."""
         return run_pymta(args, self.config_path, macros=self.macros, input=input,
-                         timeout=timeout)
+                         timeout=timeout, env=self.env)
 
     def log(self, name: str = "main") -> str:
         """Contents of ``spool/log/<name>log`` ('' if it does not exist yet)."""

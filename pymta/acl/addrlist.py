@@ -1,0 +1,277 @@
+"""RFC 2822 address-list parsing for the header verify conditions.
+
+:func:`parse_address_list` splits a header value (``To:``, ``From:`` ...) into its
+addresses and checks each one's syntax the way Exim's header checks need: groups
+(``name: a, b;``), display names, ``<route-addr>``, comments and quoted local parts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Characters that cannot appear in an atom (RFC 2822 "specials" plus space).
+_SPECIALS = set('()<>@,;:\\".[]')
+
+
+@dataclass
+class ParsedAddress:
+    """One element of an address list: ``raw`` is the text as written (stripped);
+    ``address`` the addr-spec without comments (None on error); ``error`` the reason."""
+
+    raw: str
+    address: str | None
+    error: str | None = None
+    qualified: bool = True
+
+
+def _strip_comments(text: str) -> str:
+    """Remove (comments), keeping quoted strings and domain literals intact."""
+    out: list[str] = []
+    depth = 0
+    i = 0
+    quote = False
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            if depth == 0:
+                out.append(text[i:i + 2])
+            i += 2
+            continue
+        if quote:
+            out.append(c)
+            if c == '"':
+                quote = False
+        elif depth:
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+        elif c == "(":
+            depth = 1
+            out.append(" ")
+        elif c == '"':
+            quote = True
+            out.append(c)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _split_elements(text: str) -> list[tuple[str, str]]:
+    """Top-level comma/semicolon separated elements as (group label, text): a group
+    label ``name:`` is not part of the address but Exim shows it in error messages."""
+    elements: list[tuple[str, str]] = []
+    cur: list[str] = []
+    label = ""
+    in_group = False
+    quote = angle = bracket = False
+    depth = 0
+    seen_addr_char = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            cur.append(text[i:i + 2])
+            i += 2
+            continue
+        if quote:
+            quote = c != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(c, 0)
+        elif bracket:
+            bracket = c != "]"
+        elif c == '"':
+            quote = True
+        elif c == "(":
+            depth = 1
+        elif c == "[":
+            bracket = True
+        elif c == "<":
+            angle = True
+            seen_addr_char = True
+        elif c == ">":
+            angle = False
+        elif c == "@":
+            seen_addr_char = True
+        elif not angle and (c == "," or (c == ";" and in_group)):
+            elements.append((label, "".join(cur)))
+            cur, seen_addr_char, label = [], False, ""
+            in_group = in_group and c == ","
+            i += 1
+            continue
+        elif not angle and c == ":" and not seen_addr_char:
+            # "group-name:" starts a group: its label is not an address.
+            label = "".join(cur) + ":"
+            in_group = True
+            cur, seen_addr_char = [], False
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    elements.append((label, "".join(cur)))
+    return elements
+
+
+def _take_word(s: str, i: int) -> tuple[str, int] | None:
+    """An atom or quoted string starting at ``s[i]`` (after spaces) -> (text, next)."""
+    while i < len(s) and s[i] in " \t":
+        i += 1
+    if i >= len(s):
+        return None
+    if s[i] == '"':
+        j = i + 1
+        while j < len(s):
+            if s[j] == "\\":
+                j += 2
+                continue
+            if s[j] == '"':
+                return s[i:j + 1], j + 1
+            j += 1
+        return None
+    j = i
+    while j < len(s) and s[j] not in _SPECIALS and s[j] not in " \t" and ord(s[j]) >= 32:
+        j += 1
+    if j == i:
+        return None
+    return s[i:j], j
+
+
+def _take_label(s: str, i: int) -> tuple[str, int] | None:
+    """A domain label (letters, digits, hyphens, non-ASCII) at ``s[i]`` after spaces."""
+    i = _skip_space(s, i)
+    j = i
+    while j < len(s) and (s[j].isalnum() or s[j] == "-" or ord(s[j]) > 127):
+        j += 1
+    return (s[i:j], j) if j > i else None
+
+
+def _skip_space(s: str, i: int) -> int:
+    while i < len(s) and s[i] in " \t":
+        i += 1
+    return i
+
+
+def _unmatched_quote(s: str, i: int) -> bool:
+    i = _skip_space(s, i)
+    return i < len(s) and s[i] == '"' and _take_word(s, i) is None
+
+
+def _domain_ok(domain: str) -> bool:
+    if domain.startswith("["):
+        return True
+    return all(label and label[0] != "-" and
+               all(c.isalnum() or c in "-_" or ord(c) > 127 for c in label)
+               for label in domain.split("."))
+
+
+def parse_addr_spec(spec: str, end_newline: bool = True) -> tuple[str | None, str | None, bool]:
+    """Check ``local-part[@domain]``: (address, error, qualified)."""
+    s = spec.strip()
+    # An obsolete source route "@a,@b:" is skipped.
+    if s.startswith("@") and ":" in s:
+        s = s.split(":", 1)[1].strip()
+    nl = "\\n" if end_newline else ""
+    if s.startswith("@"):
+        return None, ("no local part" if s[1:].strip() else "domain missing or malformed"), True
+    parts: list[str] = []
+    i = 0
+    while True:
+        w = _take_word(s, i)
+        if w is None:
+            if _unmatched_quote(s, i):
+                return None, "unmatched doublequote in local part", True
+            if parts and i < len(s) and s[i] in "@":
+                break     # Exim tolerates a trailing dot in the local part
+            if i < len(s) and s[i] == ".":
+                i += 1    # ... and leading or doubled ones
+                continue
+            return None, "missing or malformed local part", True
+        parts.append(w[0])
+        i = _skip_space(s, w[1])
+        if i < len(s) and s[i] == ".":
+            i += 1
+            continue
+        break
+    local = ".".join(parts)
+    if i >= len(s):
+        return local, None, False
+    if s[i] != "@":
+        if _take_word(s, i) is not None or s[i] == '"':
+            return None, 'missing or malformed local part (expected word or "<")', True
+        return None, f"malformed address: {s[i:]}{nl} may not follow {s[:i]}", True
+    i = _skip_space(s, i + 1)
+    if i < len(s) and s[i] == "[":
+        j = s.find("]", i)
+        if j < 0:
+            return None, "malformed domain literal", True
+        domain, i = s[i:j + 1], j + 1
+    else:
+        labels: list[str] = []
+        while True:
+            w = _take_label(s, i)
+            if w is None:
+                return None, "domain missing or malformed", True
+            labels.append(w[0])
+            i = _skip_space(s, w[1])
+            if i < len(s) and s[i] == ".":
+                i += 1
+                continue
+            break
+        domain = ".".join(labels)
+        if not _domain_ok(domain):
+            return None, "domain missing or malformed", True
+    if i < len(s):
+        return None, f"malformed address: {s[i:]}{nl} may not follow {s[:i]}", True
+    return f"{local}@{domain}", None, True
+
+
+def _top_level_lt(text: str) -> tuple[int, bool]:
+    """Index of the first "<" outside quotes (-1 if none), and whether an "@" came first."""
+    quote = False
+    at = False
+    for i, c in enumerate(text):
+        if c == '"':
+            quote = not quote
+        elif quote:
+            continue
+        elif c == "<":
+            return i, at
+        elif c == "@":
+            at = True
+    return -1, at
+
+
+def _parse_element(raw: str) -> ParsedAddress:
+    text = _strip_comments(raw).strip()
+    lt, at_first = _top_level_lt(text)
+    if lt >= 0 and not at_first:
+        if text[:lt].count('"') % 2:
+            return ParsedAddress(raw, None, "unmatched doublequote in local part")
+        gt = text.find(">", lt)
+        inner = text[lt + 1:gt if gt >= 0 else len(text)]
+        if not inner.strip():
+            return ParsedAddress(raw, None, "missing or malformed local part")
+        address, error, qualified = parse_addr_spec(inner, end_newline=False)
+        if error is None and gt < 0:
+            error = "'>' missing at end of address"
+        if error is None and text[gt + 1:].strip():
+            rest = text[gt + 1:].strip()
+            error = (f"malformed address: {rest}\\n may not follow "
+                     f"{text[:len(text) - len(rest)]}")
+        return ParsedAddress(raw, None if error else address, error, qualified)
+    address, error, qualified = parse_addr_spec(text)
+    return ParsedAddress(raw, address, error, qualified)
+
+
+def parse_address_list(value: str) -> list[ParsedAddress]:
+    """Every non-empty element of an RFC 2822 address-list header value."""
+    text = value.replace("\r", "").replace("\n", " ")
+    out: list[ParsedAddress] = []
+    for label, element in _split_elements(text):
+        if not _strip_comments(element).strip():
+            continue     # empty elements and empty groups are allowed
+        pa = _parse_element(element.strip())
+        if label:
+            pa.raw = f"{label.strip()} {pa.raw}"
+        out.append(pa)
+    return out

@@ -1,0 +1,171 @@
+"""The message-header and client-host ``verify =`` conditions (spec 44.x "verify").
+
+Each check returns ``None`` when it passes or the failure text Exim logs.  They work on
+header lines as kept in :class:`~pymta.expand.context.ExpandContext` ``headers`` (full
+texts ``"Name: value\\n"``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from pymta.acl.addrlist import ParsedAddress, parse_address_list
+
+# Header lines that hold address lists, and which "unqualified" host option covers them.
+SENDER_HEADERS = ("sender", "from", "reply-to", "resent-sender", "resent-from",
+                  "resent-reply-to")
+RECIPIENT_HEADERS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
+# The headers not_blind looks in (spec: To:/Cc: and their Resent- forms).
+NOT_BLIND_HEADERS = ("to", "cc", "resent-to", "resent-cc")
+# The headers header_sender takes candidate senders from (Exim also looks at the
+# Resent- forms).
+HEADER_SENDER_HEADERS = ("sender", "reply-to", "from", "resent-sender", "resent-reply-to",
+                         "resent-from")
+
+# Exim's names for ACLs in error messages.
+WHERE_NAMES = {"rcpt": "RCPT", "mail": "MAIL", "predata": "PREDATA", "mime": "MIME",
+               "dkim": "DKIM", "data": "DATA", "prdr": "PRDR", "notsmtp": "non-SMTP",
+               "auth": "AUTH", "connect": "connection", "etrn": "ETRN", "expn": "EXPN",
+               "helo": "EHLO or HELO", "notquit": "NOTQUIT", "quit": "QUIT",
+               "starttls": "STARTTLS", "vrfy": "VRFY"}
+# ACLs that run after the message (and so have headers to check).
+MESSAGE_WHERES = {"data", "notsmtp", "mime", "dkim", "prdr"}
+
+
+def split_header(line: str) -> tuple[str, str]:
+    """(name, value) of one header line; the value keeps its folding."""
+    name, _, value = str(line).partition(":")
+    return name.strip(), value.rstrip("\n")
+
+
+def _headers(headers: Iterable[str] | None, wanted: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for line in headers or ():
+        name, value = split_header(line)
+        if name.lower() in wanted:
+            out.append((name, value))
+    return out
+
+
+def check_header_syntax(headers: Iterable[str] | None,
+                        unqualified_ok: Callable[[str], bool]) -> str | None:
+    """``verify = header_syntax``: every address header must parse.
+
+    ``unqualified_ok(kind)`` says whether unqualified addresses are allowed for ``kind``
+    "sender" (Sender:/From:/Reply-To:) or "recipient" (To:/Cc:/Bcc:).
+    """
+    for name, value in _headers(headers, SENDER_HEADERS + RECIPIENT_HEADERS):
+        kind = "sender" if name.lower() in SENDER_HEADERS else "recipient"
+        for pa in parse_address_list(value):
+            error = pa.error
+            if error is None and not pa.qualified and pa.address and not unqualified_ok(kind):
+                error = "unqualified address not permitted"
+            if error is not None:
+                return f"{error}: failing address in \"{name}:\" header is: {pa.raw.strip()}"
+    return None
+
+
+def check_header_names_ascii(headers: Iterable[str] | None) -> str | None:
+    """``verify = header_names_ascii``: header names are printable ASCII (33..126)."""
+    for line in headers or ():
+        name, _ = split_header(line)
+        if any(not 33 <= ord(c) <= 126 for c in name):
+            return f"Invalid character in header \"{name}\" found"
+    return None
+
+
+def _split_recipient(addr: str, case_insensitive: bool) -> tuple[str, str]:
+    local, at, domain = str(addr).rpartition("@")
+    if not at:
+        local, domain = str(addr), ""
+    return (local.lower() if case_insensitive else local), domain.lower()
+
+
+def check_not_blind(headers: Iterable[str] | None, recipients: Iterable[str],
+                    case_insensitive: bool = False, qualify_domain: str = "") -> str | None:
+    """``verify = not_blind``: every envelope recipient appears in To:/Cc: (or Resent-)."""
+    seen: set[tuple[str, str]] = set()
+    for _, value in _headers(headers, NOT_BLIND_HEADERS):
+        for pa in parse_address_list(value):
+            if pa.address:
+                addr = pa.address if "@" in pa.address or not qualify_domain \
+                    else f"{pa.address}@{qualify_domain}"
+                seen.add(_split_recipient(addr, case_insensitive))
+    for rcpt in recipients:
+        if _split_recipient(rcpt, case_insensitive) not in seen:
+            return "bcc recipient detected"
+    return None
+
+
+def header_sender_candidates(headers: Iterable[str] | None
+                             ) -> list[tuple[str, ParsedAddress]]:
+    """(header name, address) for each address of Sender:, Reply-To: and From: (and
+    their Resent- forms), in message order; syntax errors are included (``error``)."""
+    out = []
+    for name, value in _headers(headers, HEADER_SENDER_HEADERS):
+        out.extend((name, pa) for pa in parse_address_list(value))
+    return out
+
+
+def header_sender_syntax_error(name: str, pa: ParsedAddress) -> str:
+    """Exim's text for a header_sender address that does not parse."""
+    return (f"syntax error in '{name}:' header when scanning for sender: "
+            f"{pa.error} in \"{pa.raw.strip()}\"")
+
+
+NO_HOST_NAME = "failed to find host name from IP address"
+
+
+def reverse_host_lookup(ip: str) -> tuple[str, str | None, str | None]:
+    """Forward-confirmed reverse DNS for ``ip`` with :mod:`pymta.dns`.
+
+    Returns ("ok", name, None), ("fail", None, reason) or ("defer", None, reason): PTR
+    names are tried in turn and the first whose A/AAAA records include ``ip`` wins.
+    """
+    import dns.exception
+    import dns.resolver
+    import dns.reversename
+    from pymta import dns as pdns
+    try:
+        answer = pdns.resolve(dns.reversename.from_address(ip), "PTR")
+        names = [str(r.target).rstrip(".") for r in answer]
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return "fail", None, NO_HOST_NAME
+    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        return "defer", None, f"DNS error: {exc}"
+    except (ValueError, dns.exception.DNSException) as exc:
+        return "fail", None, f"{NO_HOST_NAME} ({exc})"
+    deferred = False
+    want = _normal_ip(ip)
+    for name in names:
+        for rtype in ("A", "AAAA"):
+            try:
+                ips = {_normal_ip(r.address) for r in pdns.resolve(name, rtype)}
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                continue
+            except dns.exception.DNSException:
+                deferred = True
+                continue
+            if want in ips:
+                return "ok", name.lower(), None
+    if deferred:
+        return "defer", None, "DNS error while verifying host name"
+    return "fail", None, NO_HOST_NAME
+
+
+def _normal_ip(ip: str) -> str:
+    import ipaddress
+    try:
+        return str(ipaddress.ip_address(ip.split("%")[0]))
+    except ValueError:
+        return ip
+
+
+def recipients_of(ctx: Any, session: Any) -> list[str]:
+    """The envelope recipients the DATA/non-SMTP ACL is deciding on."""
+    rcpts = getattr(session, "accepted_rcpts", None)
+    if rcpts is None:
+        rcpts = getattr(ctx, "recipients", None)
+    if rcpts is None:
+        text = str(ctx.variables.get("recipients", "") or "")
+        rcpts = [r.strip() for r in text.split(",") if r.strip()]
+    return [str(r) for r in rcpts]

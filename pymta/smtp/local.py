@@ -1,0 +1,184 @@
+"""SMTP over standard input/output: ``pymta -bh`` (host checking) and ``pymta -bs``.
+
+Both reuse :class:`~pymta.smtp.session.SmtpSession` and the sans-IO server.  Input is read
+one line at a time and each line's replies are written at once, as for a client that
+waits for every reply, so pipelining synchronisation is not checked (Exim does not check
+it for non-socket input either).
+
+``-bh IP[.port]`` runs the real ACLs as if the client were at ``IP`` but never spools:
+log lines are printed to standard error prefixed with ``LOG:``, and an accepted message
+gets ``250 OK id=...`` followed by a warning that the id is not real.  ``-bs`` is a local
+submission: the caller is the sender (unless trusted), the protocol is ``local-smtp`` /
+``local-esmtp`` and accepted messages are spooled and handed to ``notify``.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import sys
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable
+
+from pymta.smtp.session import (SmtpSession, finish_session, prepare_session,
+                                start_session)
+
+HOST_CHECK_BANNER = ("\n**** SMTP testing session as if from host {ip}\n"
+                     "**** but without any ident (RFC 1413) callback.\n"
+                     "**** This is not for real!\n\n")
+NOT_REAL_ID = "\n**** SMTP testing: that is not a real message id!\n\n"
+
+
+class HostCheckLog:
+    """A Logger stand-in for -bh: every line goes to ``out`` as ``LOG: [id ]text``."""
+
+    def __init__(self, out: Any):
+        self.out = out
+
+    def _write(self, text: str, msgid: str | None) -> None:
+        self.out.write(f"LOG: {msgid + ' ' if msgid else ''}{text}\n")
+        self.out.flush()
+
+    def main(self, text: str, msgid: str | None = None, **_: Any) -> None:
+        self._write(text, msgid)
+
+    def reject(self, text: str, msgid: str | None = None, **_: Any) -> None:
+        self._write(text, msgid)
+
+    def panic(self, text: str, msgid: str | None = None, **_: Any) -> None:
+        self._write(text, msgid)
+
+    def msglog(self, *args: Any, **kw: Any) -> None:
+        """Nothing is spooled, so there is no message log."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def parse_host_argument(text: str) -> tuple[str, int]:
+    """``-bh`` argument: an IP address optionally followed by ``.port``."""
+    import ipaddress
+    text = text.strip()
+    try:
+        return str(ipaddress.ip_address(text)), 0
+    except ValueError:
+        pass
+    head, dot, port = text.rpartition(".")
+    if dot and port.isdigit():
+        try:
+            return str(ipaddress.ip_address(head)), int(port)
+        except ValueError:
+            pass
+    raise ValueError(f"\"{text}\" is not a valid IP address")
+
+
+@dataclass
+class LocalCaller:
+    """Who ran ``pymta -bs``: the sender of its messages unless ``trusted``."""
+
+    login: str
+    uid: int
+    gid: int
+    name: str
+    qualify_domain: str
+    trusted: bool = False
+
+    @classmethod
+    def current(cls, config: Any) -> "LocalCaller":
+        """The calling user; trust follows the -f rules (root, exim_user, trusted_users)."""
+        from pymta.cli.submit import caller_is_trusted, qualify_domains
+        uid, gid = os.getuid(), os.getgid()
+        try:
+            pw = pwd.getpwuid(uid)
+            login, name = pw.pw_name, pw.pw_gecos.split(",", 1)[0]
+        except KeyError:
+            login, name = str(uid), ""
+        untrusted_ok = bool(_main(config, "untrusted_set_sender"))
+        return cls(login, uid, gid, name, qualify_domains(config)[0],
+                   caller_is_trusted(config, uid) or untrusted_ok)
+
+    def envelope_sender(self, given: str) -> str:
+        """The MAIL address for a trusted caller (qualified), else the caller's own."""
+        if self.trusted:
+            return given if not given or "@" in given else f"{given}@{self.qualify_domain}"
+        return f"{self.login}@{self.qualify_domain}"
+
+    def envelope_fields(self) -> dict[str, Any]:
+        """Envelope values that make the message a local submission."""
+        return {"local_user": self.login, "originator_login": self.login,
+                "originator_uid": self.uid, "originator_gid": self.gid,
+                "originator_name": self.name, "is_local_submission": True,
+                "sender_set_by_caller": self.trusted}
+
+
+def _main(config: Any, name: str) -> Any:
+    try:
+        return getattr(config.main, name)
+    except AttributeError:
+        return None
+
+
+def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, *,
+                      host: tuple[str, int] | None = None,
+                      local_caller: LocalCaller | None = None,
+                      notify: Callable[[str], Any] | None = None) -> None:
+    """One SMTP session on ``stdin``/``stdout`` (binary streams).
+
+    ``host`` = (ip, port) makes it a -bh host-checking session (nothing is spooled);
+    otherwise ``local_caller`` describes the -bs caller and accepted messages are
+    spooled and passed to ``notify(msgid)``.
+    """
+    checking = host is not None
+    peer = host if host is not None else ("", 0)
+    session = SmtpSession(config, log, peer, ("", 0), None if checking else notify)
+    session.host_checking = checking
+    if not checking:
+        session.set_local_caller(local_caller or LocalCaller.current(config))
+    server = prepare_session(session)
+    server.enforce_sync = False
+
+    def send(data: bytes) -> bool:
+        if not data:
+            return True
+        try:
+            stdout.write(data)
+            stdout.flush()
+        except OSError:
+            return False
+        return True
+
+    def reply(data: bytes) -> bool:
+        ok = send(data)
+        if checking and b" OK id=" in data:
+            ok = send(NOT_REAL_ID.encode()) and ok
+        return ok
+
+    if checking:
+        send(HOST_CHECK_BANNER.format(ip=peer[0]).encode())
+    try:
+        if not start_session(session, server, send):
+            return
+        for line in iter(stdin.readline, b""):
+            if not reply(server.feed(line)) or server.closed:
+                return
+        if not server.closed:
+            if server.in_data:
+                send(b"421 Lost incoming connection\r\n")
+            else:
+                send(f"421 {server.hostname} lost input connection\r\n".encode())
+            server.connection_lost()
+    finally:
+        finish_session(session, server)
+
+
+def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
+                    stdout: BinaryIO | None = None, err: Any = None) -> int:
+    """``pymta -bh IP[.port]``: returns the exit status."""
+    err = err if err is not None else sys.stderr
+    try:
+        host = parse_host_argument(argument)
+    except ValueError as exc:
+        err.write(f"pymta: {exc}\n")
+        return 1
+    run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
+                      stdout or sys.stdout.buffer, host=host)
+    return 0

@@ -1,0 +1,182 @@
+"""pymta -bh (host checking) and -bs (local SMTP on stdin/stdout), run as subprocesses.
+
+The -bh transcript in tests/data/cli_bh/ was produced by Exim 4.96 for the same
+configuration and input; only the parts pymta knowingly does differently (version string,
+date, message ids, EHLO extensions pymta does not offer) are normalised.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pymta.cli.args import parse_args
+from pymta.smtp.local import parse_host_argument
+from tests.support.daemon import run_pymta
+from tests.support.wait import wait_until
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "cli_bh"
+_ID = re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b")
+_UNOFFERED = {"PIPECONNECT", "CHUNKING", "STARTTLS", "SMTPUTF8"}
+
+
+def _config(tmp_path, name="header_checks.conf", extra=""):
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    text = (DATA / name).read_text().replace("SPOOL", str(spool))
+    path = tmp_path / "pymta.conf"
+    path.write_text(extra + text)
+    return path, spool
+
+
+def _normal_stdout(text: str) -> list[str]:
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith("220 "):
+            line = re.sub(r"ESMTP \S+ 4\.96 .*", "ESMTP <version> <date>", line)
+        if line.startswith("250-") and line[4:] in _UNOFFERED:
+            continue
+        out.append(_ID.sub("<id>", line))
+    return out
+
+
+def _log_lines(stderr: str) -> list[str]:
+    return [_ID.sub("<id>", ln) for ln in stderr.splitlines() if ln.startswith("LOG:")]
+
+
+def test_bh_matches_exim_transcript(tmp_path):
+    conf, spool = _config(tmp_path)
+    proc = run_pymta(["-bh", "1.2.3.4"], conf,
+                     input=(DATA / "header_checks.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / "header_checks.exim.out").read_text())
+    assert _log_lines(proc.stderr) == \
+        _log_lines((DATA / "header_checks.exim.log").read_text())
+    # Nothing was spooled, delivered or logged for real.
+    assert not (spool / "mbox").exists()
+    assert not list(spool.glob("input/*-H"))
+    assert not (spool / "mainlog").exists()
+
+
+def test_bh_banner_port_and_eof(tmp_path):
+    conf, _ = _config(tmp_path, extra="acl_smtp_connect = acl_conn\n")
+    conf.write_text(conf.read_text().replace(
+        "begin acl\n", "begin acl\nacl_conn:\n  deny hosts = 10.0.0.0/8\n  accept\n"))
+    proc = run_pymta(["-bh", "1.2.3.4.1234"], conf, input=b"HELO x.y\r\nMAIL FROM:<a@b.c>\r\n")
+    lines = proc.stdout.replace("\r\n", "\n").split("\n")
+    assert lines[:5] == ["", "**** SMTP testing session as if from host 1.2.3.4",
+                         "**** but without any ident (RFC 1413) callback.",
+                         "**** This is not for real!", ""]
+    assert "421 test.example lost input connection" in lines
+    assert _log_lines(proc.stderr) == [
+        "LOG: unexpected disconnection while reading SMTP command from (x.y) [1.2.3.4] D=0s"]
+    # The connect ACL sees the pretended client address.
+    proc = run_pymta(["-bh", "10.1.2.3"], conf, input=b"QUIT\r\n")
+    assert "550 Administrative prohibition" in proc.stdout
+    assert "rejected connection in \"connect\" ACL" in proc.stderr
+
+
+def test_bh_unsupported_verify_is_temporary_error(tmp_path):
+    conf, _ = _config(tmp_path, extra="acl_smtp_mail = acl_mail\n")
+    text = conf.read_text().replace("begin acl\n",
+                                    "begin acl\nacl_mail:\n  deny !verify = csa\n  accept\n")
+    conf.write_text(text)
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=b"HELO x.y\r\nMAIL FROM:<a@b.c>\r\n"
+                     b"QUIT\r\n")
+    assert "451 Temporary local problem - please try later" in proc.stdout
+    assert "verify = csa is not supported yet" in proc.stderr
+
+
+def test_bh_argument_errors(tmp_path):
+    conf, _ = _config(tmp_path)
+    proc = run_pymta(["-bh", "not-an-ip"], conf, input=b"")
+    assert proc.returncode == 1 and "not a valid IP address" in proc.stderr
+    assert parse_host_argument("::1") == ("::1", 0)
+    assert parse_host_argument("2001:db8::1.25") == ("2001:db8::1", 25)
+    assert parse_host_argument("192.0.2.1.587") == ("192.0.2.1", 587)
+    assert parse_args(["-bh", "1.2.3.4"]).host_check == "1.2.3.4"
+    assert parse_args(["-bs"]).action == "bs"
+
+
+BS_INPUT = (b"EHLO x.y\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@test.example>\r\nDATA\r\n"
+            b"From: a@b.c\r\nTo: u@test.example\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+
+
+def test_bs_spools_and_delivers_immediately_with_odi(tmp_path):
+    conf, spool = _config(tmp_path)
+    proc = run_pymta(["-odi", "-bs"], conf, input=BS_INPUT)
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"^250 OK id=(\S+)\r$", proc.stdout, re.M)
+    assert m, proc.stdout
+    msgid = m.group(1)
+    log = (spool / "mainlog").read_text()
+    # Local protocol, no H= field, the caller's login as U=.
+    assert re.search(rf"{msgid} <= \S+ U=\S+ P=local-esmtp S=\d+", log), log
+    assert f"{msgid} Completed" in log
+    mbox = (spool / "mbox").read_text()
+    assert "with local-esmtp" in mbox and "body" in mbox
+
+
+def test_bs_odq_queues_only_and_helo_protocol(tmp_path):
+    conf, spool = _config(tmp_path)
+    proc = run_pymta(["-odq", "-bs"], conf, input=BS_INPUT.replace(b"EHLO", b"HELO"))
+    msgid = re.search(r"^250 OK id=(\S+)\r$", proc.stdout, re.M).group(1)
+    assert (spool / "input" / f"{msgid}-H").exists()
+    assert not (spool / "mbox").exists()
+    assert "P=local-smtp" in (spool / "mainlog").read_text()
+
+
+def test_bs_background_delivery_by_default(tmp_path):
+    conf, spool = _config(tmp_path)
+    proc = run_pymta(["-bs"], conf, input=BS_INPUT)
+    assert proc.returncode == 0 and "250 OK id=" in proc.stdout
+    assert wait_until(lambda: (spool / "mbox").exists(), timeout=10)
+
+
+def test_bs_data_acl_applies(tmp_path):
+    conf, spool = _config(tmp_path)
+    proc = run_pymta(["-odq", "-bs"], conf,
+                     input=BS_INPUT.replace(b"To: u@test.example", b"To: other@test.example"))
+    assert "550 Administrative prohibition" in proc.stdout
+    assert "bcc recipient detected" in (spool / "rejectlog").read_text()
+
+
+def test_local_caller_sender_rules():
+    from pymta.smtp.local import LocalCaller
+    untrusted = LocalCaller("joe", 1000, 1000, "Joe", "test.example", trusted=False)
+    assert untrusted.envelope_sender("boss@elsewhere.example") == "joe@test.example"
+    assert untrusted.envelope_fields()["sender_set_by_caller"] is False
+    trusted = LocalCaller("root", 0, 0, "", "test.example", trusted=True)
+    assert trusted.envelope_sender("boss@elsewhere.example") == "boss@elsewhere.example"
+    assert trusted.envelope_sender("bare") == "bare@test.example"
+    assert trusted.envelope_sender("") == ""
+
+
+def test_bs_untrusted_sender_replaced_in_session(tmp_path):
+    """In-process: an untrusted -bs caller's MAIL address is ignored for the envelope."""
+    import io
+    from pymta.config import load_config
+    from pymta.smtp.local import LocalCaller, run_stdio_session
+    conf, spool = _config(tmp_path)
+    cfg = load_config(str(conf))
+    ids = []
+
+    class Log:
+        lines = []
+
+        def main(self, text, msgid=None, **kw):
+            self.lines.append(text)
+        reject = panic = main
+
+        def msglog(self, *a, **k):
+            pass
+
+    out = io.BytesIO()
+    caller = LocalCaller("joe", 1000, 1000, "Joe", "test.example", trusted=False)
+    run_stdio_session(cfg, Log(), io.BytesIO(BS_INPUT), out, local_caller=caller,
+                      notify=ids.append)
+    assert b"250 OK id=" in out.getvalue() and len(ids) == 1
+    from pymta.spool.files import read_header
+    msg = read_header(str(spool), ids[0])
+    assert msg.sender == "joe@test.example"
+    assert any("<= joe@test.example U=joe P=local-esmtp" in ln for ln in Log.lines)

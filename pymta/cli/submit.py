@@ -171,8 +171,45 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,
         sender_set_by_caller=set_by_caller, host_address=opts.sender_host_address)
+    refusal = run_not_smtp_acl(config, env, data, log)
+    if refusal is not None:
+        return None, refusal
     msgid = receive_message(config, env, data, log)
     return msgid, ""
+
+
+def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None:
+    """Run ``acl_not_smtp`` for a command-line message, as Exim does before spooling.
+
+    Returns None to go on (headers the ACL added are put on the envelope), or the text
+    of the refusal: deny, defer and drop refuse the message, which is then not spooled.
+    A discard empties the recipient list, so nothing is delivered.
+    """
+    name = main_opt(config, "acl_not_smtp")
+    if not name:
+        return None
+    from pymta.acl import run_acl
+    from pymta.expand.context import ExpandContext
+    from pymta.message.headers import split_message
+    headers = [h.text for h in split_message(data).headers]
+    ctx = ExpandContext(config=config, acl_vars=env.acl_vars, headers=headers, variables={
+        "sender_address": env.sender, "recipients": ", ".join(env.recipients),
+        "recipients_count": str(len(env.recipients)), "received_protocol": env.protocol,
+        "message_size": str(len(data)), "authenticated_id": env.local_user or ""})
+    ctx.recipients = list(env.recipients)
+    result = run_acl(config, str(name), "notsmtp", ctx)
+    if result.verdict == "accept":
+        env.extra_headers.extend(result.add_headers)
+        env.remove_headers.extend(result.remove_headers)
+        return None
+    if result.verdict == "discard":
+        env.recipients.clear()
+        return None
+    text = result.message or ("temporarily rejected" if result.verdict == "defer"
+                              else "rejected")
+    log.reject(f"F=<{env.sender}> rejected by non-SMTP ACL: "
+               f"{result.log_message or text}")
+    return text
 
 
 def _split_args(args: list[str]) -> list[str]:

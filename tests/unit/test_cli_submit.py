@@ -61,3 +61,51 @@ def test_trusted_callers():
     assert not caller_is_trusted(cfg, 65534)
     cfg.main.trusted_users = "nobody"
     assert caller_is_trusted(cfg, 65534)
+
+
+NOT_SMTP_CONF = """\
+primary_hostname = test.example
+spool_directory = {spool}
+log_file_path = {spool}/log/%slog
+acl_not_smtp = check_local
+begin acl
+check_local:
+  deny    message = no spam from here
+          condition = ${{if eq{{$h_subject:}}{{spam}}}}
+  deny    !verify = header_syntax
+  accept  add_header = X-Checked: $recipients_count for $sender_address
+"""
+
+
+def _submit_with_acl(tmp_path, message: bytes):
+    from pymta.cli.args import parse_args
+    from pymta.cli.submit import submit
+    from pymta.config import load_config
+    from pymta.log import Logger
+    from pymta.spool.files import read_header
+    conf = tmp_path / "c.conf"
+    conf.write_text(NOT_SMTP_CONF.format(spool=tmp_path / "spool"))
+    config = load_config(str(conf))
+    opts = parse_args(["-odq", "-i", "r@test.example"])
+    msgid, error = submit(config, opts, io.BytesIO(message), Logger(config))
+    msg = read_header(str(tmp_path / "spool"), msgid) if msgid else None
+    return msgid, error, msg
+
+
+def test_acl_not_smtp_accepts_and_adds_header(tmp_path):
+    msgid, error, msg = _submit_with_acl(tmp_path, b"Subject: hello\nTo: r@test.example\n\nx\n")
+    assert error == "" and msgid
+    assert any(h.text.startswith("X-Checked: 1 for ") for h in msg.headers)
+
+
+def test_acl_not_smtp_deny_refuses_and_spools_nothing(tmp_path):
+    msgid, error, _ = _submit_with_acl(tmp_path, b"Subject: spam\n\nbuy now\n")
+    assert msgid is None and error == "no spam from here"
+    assert not list((tmp_path / "spool" / "input").glob("*-H"))
+    assert "rejected by non-SMTP ACL: no spam from here" in \
+        (tmp_path / "spool" / "log" / "rejectlog").read_text()
+
+
+def test_acl_not_smtp_header_syntax(tmp_path):
+    msgid, error, _ = _submit_with_acl(tmp_path, b"Subject: ok\nTo: <broken@\n\nx\n")
+    assert msgid is None and error

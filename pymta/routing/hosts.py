@@ -97,12 +97,14 @@ def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
 def _resolve_dns(name: str, ipv4_only: bool, ipv4_prefer: bool) -> list[str]:
     import dns.exception
     import dns.resolver
+
+    from pymta import dns as pdns
     addrs: list[str] = []
     rtypes = ["A"] if ipv4_only else (["A", "AAAA"] if ipv4_prefer else ["AAAA", "A"])
     nx = 0
     for rtype in rtypes:
         try:
-            ans = dns.resolver.resolve(name, rtype)
+            ans = pdns.resolve(name, rtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             nx += 1
             continue
@@ -118,8 +120,10 @@ def resolve_mx(name: str) -> list[tuple[str, int]]:
     """(host name, preference) pairs for ``name``'s MX records, best first."""
     import dns.exception
     import dns.resolver
+
+    from pymta import dns as pdns
     try:
-        ans = dns.resolver.resolve(name, "MX")
+        ans = pdns.resolve(name, "MX")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
         raise HostNotFound(name) from exc
     except dns.exception.DNSException as exc:
@@ -147,6 +151,20 @@ def local_addresses(config: Any = None) -> set[str]:
 
 def host_is_local(host: Host, config: Any = None) -> bool:
     return host.address is not None and host.address in local_addresses(config)
+
+
+def is_local_host(host: Host, config: Any = None, ctx: Any = None) -> bool:
+    """Spec 13.8: a host is this host when its address is one of ours, or when its name
+    matches the main option ``hosts_treat_as_local`` (a domain list of host names)."""
+    if host_is_local(host, config):
+        return True
+    names = support.main_option(config, "hosts_treat_as_local") if config else None
+    if not names or not host.name:
+        return False
+    if ctx is None:
+        from pymta.expand.context import ExpandContext
+        ctx = ExpandContext(config)
+    return support.match_domain(host.name.lower(), str(names), ctx.child())
 
 
 def format_hosts_bt(hosts: list[Host]) -> list[str]:

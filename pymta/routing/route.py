@@ -111,6 +111,7 @@ def _route_one(config: Any, routers: list[Router], addr: Address, ctx: ExpandCon
     wins.  ``addr.router`` is set to the router that decided."""
     index = {r.name: i for i, r in enumerate(routers)}
     cannot_route = None
+    declined = None     # a declining router's own reason wins over cannot_route_message
     i = addr.start_router
     while i < len(routers):
         r = routers[i]
@@ -150,14 +151,16 @@ def _route_one(config: Any, routers: list[Router], addr: Address, ctx: ExpandCon
             i = index.get(target, i + 1) if target else i + 1
             continue
         if reply.status == DECLINE:
+            declined = reply.message or declined
             if not r.flag("more"):
-                return _decided(addr, r, RouterReply(FAIL, cannot_route or UNROUTEABLE))
+                return _decided(addr, r, RouterReply(FAIL, declined or cannot_route
+                                                     or UNROUTEABLE))
             i += 1
             continue
         if reply.status in (ACCEPT, DISCARD):
             _after_accept(r, addr, actx, reply, index, i)
         return _decided(addr, r, reply)
-    return RouterReply(FAIL, cannot_route or UNROUTEABLE)
+    return RouterReply(FAIL, declined or cannot_route or UNROUTEABLE)
 
 
 def _decided(addr: Address, r: Router, reply: RouterReply) -> RouterReply:

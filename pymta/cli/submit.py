@@ -104,25 +104,40 @@ def qualify_domains(config: Any) -> tuple[str, str]:
 
 
 def caller_is_trusted(config: Any, uid: int | None = None) -> bool:
-    """Root, the Exim user, and trusted_users may set the envelope sender with -f.
-
-    When no exim_user is configured pymta runs as whoever started it, so every caller
-    counts as that user (a simplification of Exim's trusted-user rules).
-    """
+    """Exim's trusted callers, who may set the envelope sender with -f: root, the
+    exim_user, and members of trusted_users or trusted_groups (primary or supplementary
+    group of the caller)."""
+    import grp
     from pymta.daemon.util import resolve_user
-    from pymta.daemon.listen import split_list
+    from pymta.expand.lists import split_list
     uid = os.getuid() if uid is None else uid
     if uid == 0:
         return True
     exim = resolve_user(main_opt(config, "exim_user"))
-    if exim is None or exim[0] == uid:
+    if exim is not None and exim[0] == uid:
         return True
     try:
-        login = pwd.getpwuid(uid).pw_name
+        pw = pwd.getpwuid(uid)
+        login, gid = pw.pw_name, pw.pw_gid
     except KeyError:
-        login = str(uid)
-    trusted = main_opt(config, "trusted_users") or ""
-    return login in split_list(str(trusted))
+        login, gid = str(uid), None
+    users = split_list(str(main_opt(config, "trusted_users") or ""))
+    if login in users or str(uid) in users:
+        return True
+    groups = split_list(str(main_opt(config, "trusted_groups") or ""))
+    if not groups:
+        return False
+    mine = set(os.getgroups()) if uid == os.getuid() else set()
+    if gid is not None:
+        mine.add(gid)
+    for name in groups:
+        try:
+            g = int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+        except KeyError:
+            continue
+        if g in mine:
+            return True
+    return False
 
 
 def make_envelope(envelope_cls: type, **values: Any) -> Any:

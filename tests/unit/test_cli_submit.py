@@ -63,6 +63,19 @@ def test_trusted_callers():
     assert caller_is_trusted(cfg, 65534)
 
 
+def test_trusted_groups_and_no_exim_user():
+    import grp
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    cfg = SimpleNamespace(main=SimpleNamespace(exim_user=None, trusted_users=None,
+                                               trusted_groups=None))
+    # without an exim_user only root is trusted
+    assert caller_is_trusted(cfg, 0)
+    assert not caller_is_trusted(cfg, nobody.pw_uid)
+    cfg.main.trusted_groups = grp.getgrgid(nobody.pw_gid).gr_name
+    assert caller_is_trusted(cfg, nobody.pw_uid)
+
+
 NOT_SMTP_CONF = """\
 primary_hostname = test.example
 spool_directory = {spool}

@@ -7,6 +7,8 @@ what Exim 4.96 itself accepts and shows with -bP.
 # flake8: noqa: E501
 from __future__ import annotations
 
+from pymta import __version__
+
 MAIN_TABLE: dict[str, tuple] = {
     'accept_8bitmime': ('bool', True),
     'acl_not_smtp': ('expand', None),
@@ -218,7 +220,10 @@ MAIN_TABLE: dict[str, tuple] = {
     'smtp_accept_reserve': ('int', 0),
     'smtp_active_hostname': ('expand', None),
     'smtp_backlog_monitor': ('int', 0),
-    'smtp_banner': ('expand', '$smtp_active_hostname ESMTP pymta $version_number $tod_full'),
+    # $version_number is Exim's (4.96, for configuration compatibility); the banner
+    # names pymta's own release.
+    'smtp_banner': ('expand', '$smtp_active_hostname ESMTP pymta ' + __version__
+                    + ' $tod_full'),
     'smtp_check_spool_space': ('bool', True),
     'smtp_connect_backlog': ('int', 20),
     'smtp_enforce_sync': ('bool', True),

@@ -265,6 +265,9 @@ class SmtpSession(SmtpHandler):
         if self.local_caller is None:
             v["sender_rcvhost"] = self._rcvhost()
         self._reset_message()
+        if self.local_caller is not None:
+            # -bs: no client address to show; Exim names the calling user instead.
+            return Reply(250, f"{self.hostname} Hello {self.local_caller.login} at {name}")
         return None
 
     def verify_helo(self) -> bool:

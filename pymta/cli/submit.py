@@ -7,9 +7,7 @@ command line are taken out of that list (``extract_addresses_remove_arguments``)
 """
 from __future__ import annotations
 
-import dataclasses
 import email.utils
-import inspect
 import os
 import pwd
 import re
@@ -140,15 +138,6 @@ def caller_is_trusted(config: Any, uid: int | None = None) -> bool:
     return False
 
 
-def make_envelope(envelope_cls: type, **values: Any) -> Any:
-    """Build ``Envelope`` with the fields it actually has (its shape may grow)."""
-    if dataclasses.is_dataclass(envelope_cls):
-        names = {f.name for f in dataclasses.fields(envelope_cls)}
-    else:
-        names = set(inspect.signature(envelope_cls).parameters)
-    return envelope_cls(**{k: v for k, v in values.items() if k in names})
-
-
 def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:
     """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
     from pymta.message.receive import Envelope, receive_message
@@ -180,8 +169,8 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
             fullname = pwd.getpwuid(uid).pw_gecos.split(",", 1)[0]
         except KeyError:
             fullname = ""
-    env = make_envelope(
-        Envelope, sender=sender, recipients=recipients,
+    env = Envelope(
+        sender=sender, recipients=recipients,
         protocol=opts.received_protocol or "local", local_user=login,
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,

@@ -6,14 +6,13 @@ Public API: :func:`expand_string`, :func:`eval_condition`, :func:`compile_expans
 """
 from __future__ import annotations
 
-from typing import Any
-
 from .context import ExpandContext
 from .errors import ExpandDefer, ExpandError, ExpandFail
 from .evaluator import evaluate
 from .parser import compile_condition, compile_expansion
 
-__all__ = ["expand_string", "eval_condition", "compile_expansion", "evaluate",
+__all__ = ["expand_string", "eval_condition", "compile_expansion", "compile_condition",
+           "evaluate",
            "ExpandContext", "ExpandError", "ExpandFail", "ExpandDefer",
            "expand_bool_condition"]
 

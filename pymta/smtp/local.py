@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
+from pymta.config.values import main_option
 from pymta.smtp.session import (SmtpSession, finish_session, prepare_session,
                                 start_session)
 
@@ -92,7 +93,7 @@ class LocalCaller:
             login, name = pw.pw_name, pw.pw_gecos.split(",", 1)[0]
         except KeyError:
             login, name = str(uid), ""
-        untrusted_ok = bool(_main(config, "untrusted_set_sender"))
+        untrusted_ok = bool(main_option(config, "untrusted_set_sender"))
         return cls(login, uid, gid, name, qualify_domains(config)[0],
                    caller_is_trusted(config, uid) or untrusted_ok)
 
@@ -110,11 +111,6 @@ class LocalCaller:
                 "sender_set_by_caller": self.trusted}
 
 
-def _main(config: Any, name: str) -> Any:
-    try:
-        return getattr(config.main, name)
-    except AttributeError:
-        return None
 
 
 def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, *,

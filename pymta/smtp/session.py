@@ -8,7 +8,6 @@ group) are written with one ``sendall``.
 """
 from __future__ import annotations
 
-import dataclasses
 import select
 import socket
 import time
@@ -452,12 +451,12 @@ class SmtpSession(SmtpHandler):
         return Reply(250, f"OK id={msgid}")
 
     def _spool(self, data: bytes) -> str:
-        from pymta.message.receive import receive_message  # type: ignore
+        from pymta.message.receive import receive_message
         return receive_message(self.config, self._envelope(), data, self.log)
 
     def _envelope(self) -> Any:
         """The Envelope for the message just received in this session."""
-        from pymta.message.receive import Envelope  # type: ignore
+        from pymta.message.receive import Envelope
         assert self.server is not None
         v = self.ctx.variables
         sender = self.server.sender or ""
@@ -467,12 +466,10 @@ class SmtpSession(SmtpHandler):
             "sender": taint(sender),
             "recipients": [taint(r) for r in self.accepted_rcpts],
             "protocol": v.get("received_protocol", "smtp"),
-            "received_protocol": v.get("received_protocol", "smtp"),
             "host_address": self.peer_ip,
             "host_port": self.peer_port,
             "host_name": v.get("sender_host_name") or None,
             "helo_name": v.get("sender_helo_name") or None,
-            "helo": v.get("sender_helo_name") or None,
             "interface_address": v.get("interface_address"),
             "interface_port": int(v.get("interface_port") or 0),
             "acl_vars": dict(self.acl_vars),
@@ -489,10 +486,7 @@ class SmtpSession(SmtpHandler):
             values.update(self.local_caller.envelope_fields())
             values.update(host_address=None, host_port=None, host_name=None,
                           interface_address=None, interface_port=None)
-        if dataclasses.is_dataclass(Envelope):
-            names = {f.name for f in dataclasses.fields(Envelope)}
-            return Envelope(**{k: val for k, val in values.items() if k in names})
-        return Envelope(sender=values["sender"], recipients=values["recipients"])
+        return Envelope(**values)
 
     def on_rset(self) -> None:
         self._reset_message()

@@ -7,7 +7,6 @@ paniclog are printed.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

@@ -103,7 +103,6 @@ def test_bd_detaches_and_writes_pid_file(tmp_path):
     """-bd returns at once; the detached daemon answers and its pid file names it."""
     import signal
     import subprocess
-    import time
     from tests.integration.conftest import BASE_CONFIG, _write_users
     from tests.support.daemon import PYMTA, _env, macro_args
     from tests.support.ports import free_port
@@ -120,7 +119,6 @@ def test_bd_detaches_and_writes_pid_file(tmp_path):
     assert r.returncode == 0, r.stderr
     pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10))
     try:
-        import socket
         ok = wait_for(lambda: _banner(port), 10)
         assert ok and ok.startswith(b"220")
         assert os.getsid(pid) != os.getsid(0)   # a new session: detached from ours

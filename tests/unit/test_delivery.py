@@ -1,6 +1,5 @@
 """deliver_message: routing + transports + journal + logs + retry hints + completion."""
 import os
-import re
 import time
 
 import pytest
@@ -173,8 +172,8 @@ def test_refused_defers_then_retry_time_then_delivers(env):
         assert out.status == "completed"
         assert len(sink.messages) == 1
     lines = delivery_lines(spool, mid)
-    assert lines[-2].startswith(f"=> x@remote.example R=remote T=remote_smtp "
-                                f"H=127.0.0.1 [127.0.0.1] C=\"250")
+    assert lines[-2].startswith("=> x@remote.example R=remote T=remote_smtp "
+                                "H=127.0.0.1 [127.0.0.1] C=\"250")
     assert RetryDB(spool).get(f"T:127.0.0.1:127.0.0.1:{port}") is None
 
 

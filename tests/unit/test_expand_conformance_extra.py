@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from test_expand_conformance import DATA, be_env, run_case  # noqa: F401  (fixture)
 

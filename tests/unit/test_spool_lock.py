@@ -1,6 +1,5 @@
 """Message locks: an fcntl write lock on the -D file, exclusive across processes."""
 import os
-import time
 
 from pymta.spool import files
 from pymta.spool.lock import is_locked, lock_message

@@ -1,6 +1,5 @@
 """Tests for tests/support/wait.py and tests/support/daemon.py (the daemon/CLI runners)."""
 
-import os
 import socket
 import threading
 import time

@@ -10,7 +10,6 @@ for its path, and each expression is fed to its own ``exim4 -C be.conf -be`` pro
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path

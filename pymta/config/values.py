@@ -5,6 +5,7 @@ the configuration keeps their source text; these helpers expand and convert them
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pymta.config.model import ConfigError
@@ -39,7 +40,12 @@ def expanded_int(config: Any, name: str, ctx: Any = None, default: int = 0) -> i
             text = expand_string(text, ctx if ctx is not None else ExpandContext(config=config))
         except Exception as exc:  # ExpandError/ExpandFail/ExpandDefer
             raise ConfigError(f"failed to expand {name}: {exc}") from exc
-    text = text.strip()
+    return _parse_int_option(name, text.strip(), default)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_int_option(name: str, text: str, default: int) -> int:
+    # Cached: constant option texts (the usual case) are read on every message.
     if not text:
         return default
     from pymta.config.options import OptionSpec, parse_value

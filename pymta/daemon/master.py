@@ -36,7 +36,8 @@ _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
 #: Modules the receivers, workers and queue runs use; imported by the master before forking.
 PRELOAD_MODULES = (
     "pymta.smtp.session", "pymta.smtp.server", "pymta.smtp.client", "pymta.acl",
-    "pymta.expand", "pymta.match", "pymta.lookups", "pymta.message.receive",
+    "pymta.expand", "pymta.expand.compiled", "pymta.match", "pymta.lookups",
+    "pymta.message.receive",
     "pymta.spool.queue", "pymta.spool.lock", "pymta.hints.db", "pymta.hints.retry",
     "pymta.delivery.deliver", "pymta.delivery.bounce", "pymta.delivery.retry",
     "pymta.routing", "pymta.transports", "json", "email.message", "email.utils",

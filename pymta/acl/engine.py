@@ -83,13 +83,8 @@ class _ForcedTrue(Exception):
 
 
 def _expand(text: str, ctx: Any) -> str:
-    """Expand an ACL argument with pymta.expand (plain text is returned as is without it)."""
-    try:
-        from pymta.expand import expand_string  # type: ignore[attr-defined]
-    except ImportError:
-        if "$" in text or "\\" in text:
-            raise
-        return text
+    """Expand an ACL argument."""
+    from pymta.expand import expand_string
     return expand_string(text, ctx)
 
 

@@ -621,10 +621,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     # Preload what children need before giving up root: exim_user may not be able to read
     # the Python installation, and no child should import per connection or delivery.
     for mod in PRELOAD_MODULES:
-        try:
-            __import__(mod)
-        except ImportError:
-            pass
+        __import__(mod)
     drop_privileges(config)
     log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))

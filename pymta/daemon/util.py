@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 from pymta.config.values import main_option
+
 
 def main_opt(config: Any, name: str, default: Any = None) -> Any:
     """A main option's typed value; when it is unset (or ``config`` is a partial stand-in),
@@ -25,29 +25,9 @@ def spool_directory(config: Any) -> str:
     return str(main_opt(config, "spool_directory"))
 
 
-class StderrLogger:
-    """Stand-in for pymta.log.Logger when it cannot be built: Exim-format lines to stderr."""
-
-    def _write(self, kind: str, text: str, msgid: str | None = None) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        sys.stderr.write(f"{stamp} {msgid + ' ' if msgid else ''}{text}\n")
-
-    def main(self, text: str, msgid: str | None = None) -> None:
-        self._write("main", text, msgid)
-
-    def reject(self, text: str, msgid: str | None = None) -> None:
-        self._write("reject", text, msgid)
-
-    def panic(self, text: str, msgid: str | None = None) -> None:
-        self._write("panic", text, msgid)
-
-
 def make_logger(config: Any) -> Any:
-    """pymta.log.Logger(config), or a stderr logger while that module is missing."""
-    try:
-        from pymta.log import Logger
-    except ImportError:
-        return StderrLogger()
+    """The Exim-format logger (mainlog/rejectlog/paniclog) for ``config``."""
+    from pymta.log import Logger
     return Logger(config)
 
 

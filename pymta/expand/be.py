@@ -97,12 +97,9 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
     ctx.variables["message_linecount"] = str(i + 1 + body_lines)
     ctx.variables["body_linecount"] = str(body_lines)
     ctx.variables["message_body_size"] = str(len(body.encode("utf-8", "surrogateescape")))
-    try:                        # -bem gives the message an id, as Exim does
-        from ..spool.ids import new_message_id
-        ctx.variables.setdefault("message_id", new_message_id())
-        ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])
-    except ImportError:
-        pass
+    from ..spool.ids import new_message_id   # -bem gives the message an id, as Exim does
+    ctx.variables.setdefault("message_id", new_message_id())
+    ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])
     # like a locally submitted message, it gets Message-Id: and Date: if it lacks them
     names = {h.partition(":")[0].strip().lower() for h in headers}
     host = _main_option(ctx, "primary_hostname") or "localhost"
@@ -114,8 +111,8 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
 
 
 def _main_option(ctx: ExpandContext, name: str) -> str | None:
-    main = getattr(ctx.config, "main", None)
-    value = getattr(main, name, None) if main is not None else None
+    from ..config.values import main_option
+    value = main_option(ctx.config, name)
     return str(value) if value else None
 
 

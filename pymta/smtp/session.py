@@ -15,28 +15,14 @@ import traceback
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl, split_code
+from pymta.config.values import main_option
+from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer
+from pymta.spool.ids import new_message_id
 from pymta.taint import taint
 
 RECV_SIZE = 65536
-
-
-def _opt(config: Any, name: str, default: Any = None) -> Any:
-    main = getattr(config, "main", None)
-    try:
-        value = getattr(main, name)
-    except AttributeError:
-        return default
-    return default if value is None else value
-
-
-def _expand(text: str, ctx: ExpandContext) -> str:
-    try:
-        from pymta.expand import expand_string  # type: ignore[attr-defined]
-    except ImportError:
-        return text
-    return expand_string(text, ctx)
 
 
 def _duration(seconds: float) -> str:
@@ -56,7 +42,7 @@ _SELECTOR_DEFAULTS = {"lost_incoming_connection": True, "etrn": True, "size_reje
 def log_selected(config: Any, name: str) -> bool:
     """Is the log_selector item ``name`` on (``+name``/``-name``/``+all``/``-all``)?"""
     on = _SELECTOR_DEFAULTS.get(name, False)
-    for word in str(_opt(config, "log_selector", "") or "").split():
+    for word in str(main_option(config, "log_selector", "") or "").split():
         item = word[1:]
         if item in (name, "all") and word[0] in "+-":
             on = word[0] == "+"
@@ -92,14 +78,6 @@ def lookup_host_name(ip: str) -> str | None:
     return None
 
 
-def _new_id() -> str | None:
-    try:
-        from pymta.spool.ids import new_message_id
-    except ImportError:
-        return None
-    return new_message_id()
-
-
 def _parse_headers(data: bytes) -> list[str]:
     """Header lines (unfolded texts with names) of a message for $h_ in the DATA ACL."""
     head, _, _ = data.partition(b"\n\n")
@@ -131,11 +109,11 @@ class SmtpSession(SmtpHandler):
         self.peer_ip, self.peer_port = peer
         self.acl_vars: dict[str, str] = {}
         self.ctx = ExpandContext(config=config, acl_vars=self.acl_vars)
-        hostname = _opt(config, "primary_hostname", "localhost")
-        active = _opt(config, "smtp_active_hostname")
+        hostname = main_option(config, "primary_hostname", "localhost")
+        active = main_option(config, "smtp_active_hostname")
         if active:
             try:
-                hostname = _expand(str(active), self.ctx) or hostname
+                hostname = expand_string(str(active), self.ctx) or hostname
             except Exception as exc:
                 log.panic(f"failed to expand smtp_active_hostname: {exc}")
         self.hostname = str(hostname)
@@ -198,7 +176,7 @@ class SmtpSession(SmtpHandler):
     # ------------------------------------------------------------------ ACL glue
     def _run(self, option: str, where: str) -> Any:
         self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
-        res = run_acl(self.config, _opt(self.config, option), where, self.ctx, self)
+        res = run_acl(self.config, main_option(self.config, option), where, self.ctx, self)
         if res.error and res.log_message:
             # Broken ACLs are configuration errors: Exim writes them to the paniclog.
             self.log.panic(f"{self.host_ident()} {res.log_message}")
@@ -393,7 +371,7 @@ class SmtpSession(SmtpHandler):
             # Every recipient was discarded: Exim accepts without running the DATA ACL.
             self._reset_message()
             return Reply(250, "OK")
-        self.msgid = _new_id()
+        self.msgid = new_message_id()
         v["message_exim_id"] = v["message_id"] = self.msgid or ""
         res = self._run("acl_smtp_data", "data")
         if res.verdict not in ("accept", "discard"):
@@ -425,11 +403,11 @@ class SmtpSession(SmtpHandler):
         return Reply(250, f"OK id={msgid}")
 
     def _queue_only(self) -> bool:
-        if _opt(self.config, "queue_only", False):
+        if main_option(self.config, "queue_only", False):
             return True
         if (self.message_controls | self.controls) & {"queue", "queue_only", "freeze"}:
             return True
-        per_conn = _opt(self.config, "smtp_accept_queue_per_connection", 10)
+        per_conn = main_option(self.config, "smtp_accept_queue_per_connection", 10)
         return bool(per_conn) and self.messages > per_conn
 
     def _host_check_accept(self, data: bytes) -> Reply:
@@ -500,7 +478,7 @@ class SmtpSession(SmtpHandler):
 
     def run_notquit(self) -> None:
         """acl_smtp_notquit, for its side effects, when the session ended without QUIT."""
-        if self.quit_seen or not _opt(self.config, "acl_smtp_notquit"):
+        if self.quit_seen or not main_option(self.config, "acl_smtp_notquit"):
             return
         self.ctx.variables["smtp_notquit_reason"] = self.notquit_reason or "connection-lost"
         try:
@@ -620,7 +598,7 @@ class SmtpSession(SmtpHandler):
             line = (f"rejected from <{self.server.sender if self.server else ''}> "
                     f"{self.host_ident()}: message too big: read={info.get('size')} "
                     f"max={info.get('max')}")
-            msgid = _new_id()
+            msgid = new_message_id()
             self.log.reject(line, msgid) if msgid else self.log.reject(line)
         elif event.name == "mail_too_big" and log_selected(self.config, "size_reject"):
             self.log.reject(f"rejected MAIL FROM:<{info.get('address')}> {self.host_ident()}: "
@@ -675,25 +653,25 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     size = _size_limit(config, session.ctx)
     server = SmtpServer(
         session.hostname, session, host_address=session.peer_ip, size_limit=size,
-        recipients_max=int(_opt(config, "recipients_max", 0) or 0),
-        max_synprot_errors=int(_opt(config, "smtp_max_synprot_errors", 3) or 0),
-        max_unknown_commands=int(_opt(config, "smtp_max_unknown_commands", 3) or 0),
-        enforce_sync=bool(_opt(config, "smtp_enforce_sync", True)),
+        recipients_max=int(main_option(config, "recipients_max", 0) or 0),
+        max_synprot_errors=int(main_option(config, "smtp_max_synprot_errors", 3) or 0),
+        max_unknown_commands=int(main_option(config, "smtp_max_unknown_commands", 3) or 0),
+        enforce_sync=bool(main_option(config, "smtp_enforce_sync", True)),
         pipelining=_host_in(config, "pipelining_advertise_hosts", session, "*"),
-        max_nonmail=int(_opt(config, "smtp_accept_max_nonmail", 10) or 0)
+        max_nonmail=int(main_option(config, "smtp_accept_max_nonmail", 10) or 0)
         if _host_in(config, "smtp_accept_max_nonmail_hosts", session, "*") else 0)
-    server.helo_allow_chars = str(_opt(config, "helo_allow_chars", "") or "")
+    server.helo_allow_chars = str(main_option(config, "helo_allow_chars", "") or "")
     server.helo_accept_junk = _host_in(config, "helo_accept_junk_hosts", session, None)
-    server.recipients_max_reject = bool(_opt(config, "recipients_max_reject", False))
-    server.allow_domain_literals = bool(_opt(config, "allow_domain_literals", False))
-    server.qualify_domain = str(_opt(config, "qualify_recipient", None)
-                                or _opt(config, "qualify_domain", None) or session.hostname)
+    server.recipients_max_reject = bool(main_option(config, "recipients_max_reject", False))
+    server.allow_domain_literals = bool(main_option(config, "allow_domain_literals", False))
+    server.qualify_domain = str(main_option(config, "qualify_recipient", None)
+                                or main_option(config, "qualify_domain", None) or session.hostname)
     return server
 
 
 def _host_in(config: Any, option: str, session: SmtpSession, default: str | None) -> bool:
     """Does the client match the host list in ``option``?  (Deferral counts as no.)"""
-    text = _opt(config, option, default)
+    text = main_option(config, option, default)
     if not text:
         return False
     if text == "*":
@@ -728,7 +706,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
     server = prepare_session(session)
-    timeout = float(_opt(config, "smtp_receive_timeout", 300) or 0) or None
+    timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
 
     def send(data: bytes) -> bool:
         if not data:
@@ -790,10 +768,10 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
         send(server.reject_connection(Reply(code, text)))
         return False
     try:
-        banner = _expand(str(_opt(config, "smtp_banner", "") or session.hostname),
+        banner = expand_string(str(main_option(config, "smtp_banner", "") or session.hostname),
                          session.ctx)
     except Exception as exc:
-        log.panic(f"Expansion of \"{_opt(config, 'smtp_banner')}\" (smtp_banner) failed: {exc}")
+        log.panic(f"Expansion of \"{main_option(config, 'smtp_banner')}\" (smtp_banner) failed: {exc}")
         send(b"451 Temporary local problem - please try later\r\n")
         return False
     if before_greeting is not None:

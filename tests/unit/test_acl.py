@@ -9,6 +9,7 @@ import pytest
 from pymta.acl import acl_smtp_reply, parse_acl_text, run_acl, split_code
 from pymta.config import load_config
 from pymta.expand.context import ExpandContext
+from tests.support.recording_log import RecordingLog
 
 BASE = """\
 primary_hostname = test.example
@@ -27,20 +28,6 @@ t:
 """
 
 
-class FakeLog:
-    def __init__(self):
-        self.lines = []
-
-    def main(self, text, msgid=None):
-        self.lines.append(("main", text))
-
-    def reject(self, text, msgid=None):
-        self.lines.append(("reject", text))
-
-    def panic(self, text, msgid=None):
-        self.lines.append(("panic", text))
-
-
 def config(tmp_path, acls: str):
     path = tmp_path / "configure"
     path.write_text(BASE.format(acls=textwrap.dedent(acls)))
@@ -55,7 +42,7 @@ def ctx_for(cfg, **variables):
 
 
 def session():
-    return SimpleNamespace(log=FakeLog(), log_prefix="H=(helo) [192.0.2.1]", sleeps=[],
+    return SimpleNamespace(log=RecordingLog(), log_prefix="H=(helo) [192.0.2.1]", sleeps=[],
                            sleep=None)
 
 

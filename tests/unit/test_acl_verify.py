@@ -15,6 +15,7 @@ from pymta.acl.verify import (check_header_names_ascii, check_header_syntax,
 from pymta.config import load_config
 from pymta.expand.context import ExpandContext
 from tests.support.dns import DnsServer
+from tests.support.recording_log import RecordingLog
 
 BASE = """\
 primary_hostname = test.example
@@ -33,20 +34,6 @@ t:
 """
 
 
-class FakeLog:
-    def __init__(self):
-        self.lines = []
-
-    def main(self, text, msgid=None):
-        self.lines.append(("main", text))
-
-    def reject(self, text, msgid=None):
-        self.lines.append(("reject", text))
-
-    def panic(self, text, msgid=None):
-        self.lines.append(("panic", text))
-
-
 def config(tmp_path, acls: str, main: str = ""):
     path = tmp_path / "configure"
     path.write_text(BASE.format(acls=textwrap.dedent(acls), main=main))
@@ -59,7 +46,7 @@ def ctx_for(cfg, headers, rcpts=("u@test.example",), ip="192.0.2.1", **variables
     v.update(variables)
     ctx = ExpandContext(config=cfg, variables=v,
                         headers=[h + "\n" for h in headers])
-    return ctx, SimpleNamespace(log=FakeLog(), log_prefix="H=[192.0.2.1]", sleep=None,
+    return ctx, SimpleNamespace(log=RecordingLog(), log_prefix="H=[192.0.2.1]", sleep=None,
                                 accepted_rcpts=list(rcpts))
 
 

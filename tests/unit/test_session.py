@@ -10,6 +10,7 @@ import threading
 from pymta.config import load_config
 from pymta.smtp import session as session_mod
 from pymta.smtp.session import run_session
+from tests.support.recording_log import RecordingLog
 
 CONF = """\
 primary_hostname = test.example
@@ -47,26 +48,6 @@ t:
 """
 
 
-class FakeLog:
-    def __init__(self):
-        self.lines = []
-
-    def main(self, text, msgid=None):
-        self.lines.append(("main", f"{msgid} {text}" if msgid else text))
-
-    def reject(self, text, msgid=None, **kw):
-        self.lines.append(("reject", f"{msgid} {text}" if msgid else text))
-
-    def panic(self, text, msgid=None):
-        self.lines.append(("panic", text))
-
-    def msglog(self, *a, **k):
-        pass
-
-    def text(self):
-        return "\n".join(t for _, t in self.lines)
-
-
 class StopEvent:
     def __init__(self):
         self.flag = False
@@ -92,7 +73,7 @@ class Client:
     def __init__(self, cfg, stop=None, early: bytes = b""):
         self.sock, server_sock = socket.socketpair()
         self.sock.settimeout(5)
-        self.log = FakeLog()
+        self.log = RecordingLog(with_msgid=True)
         self.notified = []
         if early:
             self.sock.sendall(early)

@@ -513,30 +513,27 @@ class SmtpSession(SmtpHandler):
             code, text = acl_smtp_reply(res, "vrfy")
             # An unset or message-less refusal is Exim's "252 Administrative prohibition".
             return Reply(252 if code == 550 and not res.message else code, text)
-        addr, bad = self._command_address(arg)
-        if bad is not None or addr is None:
-            return bad or Reply(501, "empty address")
-        status, message = self._verify_address(addr)
-        if status == "accept":
-            return Reply(250, f"<{addr}> is deliverable")
-        if status == "defer":
-            return Reply(451, f"<{addr}> {message or 'Could not verify address'}")
-        self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
-        return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
+        return self._routed_reply("VRFY", arg, " is deliverable")
 
     def on_expn(self, arg: str) -> Reply:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
         res = self._run("acl_smtp_expn", "expn")
         if res.verdict != "accept":
             return Reply(*acl_smtp_reply(res, "expn"))
+        return self._routed_reply("EXPN", arg, "")
+
+    def _routed_reply(self, verb: str, arg: str, ok_suffix: str) -> Reply:
+        """VRFY/EXPN after their ACL accepted: route the address and say what happened."""
         addr, bad = self._command_address(arg)
         if bad is not None or addr is None:
             return bad or Reply(501, "empty address")
         status, message = self._verify_address(addr)
         if status == "accept":
-            return Reply(250, f"<{addr}>")
+            return Reply(250, f"<{addr}>{ok_suffix}")
         if status == "defer":
             return Reply(451, f"<{addr}> {message or 'Could not verify address'}")
+        if verb == "VRFY":      # failed VRFYs are logged; EXPN failures are not
+            self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
 
     def on_etrn(self, arg: str) -> Reply:

@@ -11,37 +11,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from pymta.expand.lists import nonempty_items as split_list
+
 DEFAULT_INTERFACES = "<; ::0 ; 0.0.0.0"
 DEFAULT_PORTS = "smtp"
 
 # Well-known names, so that a machine without /etc/services still understands them.
 _SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "lmtp": 24}
-
-
-def split_list(text: str | None, sep: str = ":") -> list[str]:
-    """Split an Exim list: optional ``<X`` separator change, doubled separator is literal."""
-    if text is None:
-        return []
-    text = str(text).strip()
-    if text.startswith("<") and len(text) > 1 and not text[1].isspace() and not text[1].isalnum():
-        sep, text = text[1], text[2:]
-    items: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == sep:
-            if i + 1 < len(text) and text[i + 1] == sep:
-                cur.append(sep)
-                i += 2
-                continue
-            items.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    items.append("".join(cur).strip())
-    return [it for it in items if it]
 
 
 def parse_port(text: str) -> int:

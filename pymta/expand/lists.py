@@ -25,6 +25,14 @@ def split_list(text: str, default: str = ":") -> list[str]:
     return list(_split_cached(str.__str__(text), default))
 
 
+def nonempty_items(text: str | None, sep: str = ":") -> list[str]:
+    """The non-empty items of an Exim list (``<x`` changes the separator, a doubled
+    separator is a literal one); None or "" give no items."""
+    if not text:
+        return []
+    return [item for item in split_list(str(text), sep) if item]
+
+
 @lru_cache(maxsize=2048)
 def _split_cached(text: str, default: str) -> tuple[str, ...]:
     return tuple(_split(text, default))

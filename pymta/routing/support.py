@@ -29,10 +29,7 @@ def condition_true(text: str, ctx: Any) -> bool:
     return eval_condition(text, ctx)
 
 
-def split_list(text: str, sep: str = ":") -> list[str]:
-    """The non-empty items of an Exim list (``<x`` changes the separator, a doubled
-    separator is a literal one)."""
-    return [item for item in _lists.split_list(text, sep) if item]
+split_list = _lists.nonempty_items
 
 
 def match_domain(domain: str, list_text: str, ctx: Any) -> bool:

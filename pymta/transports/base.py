@@ -14,6 +14,7 @@ from typing import Any
 
 from pymta.config.option_tables import generic_options
 from pymta.config.options import OptionSpec
+from pymta.expand.lists import nonempty_items as split_list
 from pymta.taint import taint
 from pymta.transports import errnos
 
@@ -47,13 +48,6 @@ def is_forced_fail(exc: BaseException) -> bool:
     """True for the expander's forced failure (``${if ...{}fail}``)."""
     from pymta.expand import ExpandFail
     return isinstance(exc, ExpandFail)
-
-
-def split_list(text: str, sep: str = ":") -> list[str]:
-    """The non-empty items of an Exim list (``<c`` separator change, doubled separator
-    for a literal one)."""
-    from pymta.expand.lists import split_list as _split
-    return [item for item in _split(text, sep) if item]
 
 
 def _header_name_matches(header: str, names: list[str]) -> bool:

@@ -310,7 +310,13 @@ def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: 
         deliver(config, msgid, log)
     except Exception:
         import traceback
-        log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
+        try:
+            log.panic(f"{msgid} delivery crashed: "
+                      + traceback.format_exc().replace("\n", "\n  "))
+        except Exception:
+            # The message is spooled (a queue run retries it): a log that cannot be
+            # written must not turn the submission into a failure exit.
+            sys.stderr.write(f"pymta: {msgid} delivery crashed and the log failed\n")
 
 
 def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,

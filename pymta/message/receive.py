@@ -4,12 +4,14 @@ The SMTP session (or the local submission front end) collects the envelope and t
 and calls :func:`receive_message`.  It may call :func:`prepare_message` first (to let the
 DATA ACL see the final headers and ``$message_exim_id``) and pass the result in.  Only
 after :func:`receive_message` returns is the message safe on disk, so only then may the
-caller answer 250.  Exceptions propagate: the caller answers 451 and writes the paniclog.
+caller answer 250.  Exceptions before the commit propagate (nothing is left on the spool):
+the caller answers 451 and writes the paniclog.  Failures after it are only reported.
 """
 from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -378,7 +380,9 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
     """Spool a message durably, log its arrival, and return its id.
 
     ``data`` has LF line endings and no dot-stuffing.  Raises MessageTooBig when it
-    exceeds message_size_limit; any other exception means nothing was accepted.
+    exceeds message_size_limit; any other exception means nothing was accepted (the
+    spool files were removed).  Failures after the -H file is in place (logging the
+    arrival) go to the paniclog and the id is returned: the message exists.
     """
     if prepared is None:
         prepared = prepare_message(config, envelope, data)
@@ -386,8 +390,38 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
     spool = prepared.spool
     body = memoryview(prepared.data)[prepared.body_start:]
     write_spool(spool_dir, spool, body)
-    fields = arrival_log_fields(config, envelope, prepared)
+    # The -H file is in place: the message exists.  From here on a failure must not
+    # reach the caller, who would refuse the message and get it sent again.
+    try:
+        fields = arrival_log_fields(config, envelope, prepared)
+    except Exception as exc:
+        fields = f"{envelope.sender or '<>'} S={prepared.size}"
+        report_after_commit(log, spool.id, "building its log line", exc)
     if log is not None:
-        log.main("<= " + fields, spool.id)
-        log.msglog(spool_dir, spool.id, "Received from " + fields)
+        try:
+            log.main("<= " + fields, spool.id)
+        except Exception as exc:
+            report_after_commit(log, spool.id, "writing the mainlog", exc)
+        try:
+            log.msglog(spool_dir, spool.id, "Received from " + fields)
+        except Exception as exc:
+            report_after_commit(log, spool.id, "writing its msglog", exc)
     return spool.id
+
+
+def report_after_commit(log: Any, msgid: str, step: str, exc: BaseException) -> None:
+    """A step after the message was spooled failed: say so in the paniclog, never raise.
+
+    The message stays accepted (SMTP 250, exit status 0), so the sender does not send it
+    again.  If even the paniclog cannot be written, standard error is the last resort.
+    """
+    text = f"message was received but {step} failed: {exc!r}"
+    try:
+        log.panic(text, msgid)
+        return
+    except Exception:
+        pass        # Logger.panic writes the paniclog first; the mainlog may be the broken one
+    try:
+        sys.stderr.write(f"pymta: {msgid} {text}\n")
+    except Exception:
+        pass

@@ -18,6 +18,7 @@ from pymta.acl import acl_smtp_reply, run_acl, split_code
 from pymta.config.values import main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
+from pymta.message.receive import report_after_commit
 from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
@@ -392,6 +393,16 @@ class SmtpSession(SmtpHandler):
                             f"DATA: message too big: {exc}")
             self._reset_message()
             return Reply(552, "Message size exceeds maximum permitted")
+        # The message is on the spool: whatever fails now, the answer is 250 (a 4xx
+        # would make the client send it again and create a duplicate).
+        try:
+            self._after_spool(msgid)
+        except Exception as exc:
+            report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
+        return Reply(250, f"OK id={msgid}")
+
+    def _after_spool(self, msgid: str) -> None:
+        """Count the message, ask for its immediate delivery, and reset for the next."""
         self.messages += 1
         queue = self._queue_only()
         if not queue and self.notify is not None:
@@ -400,7 +411,6 @@ class SmtpSession(SmtpHandler):
             except Exception:
                 pass   # a lost notification only delays delivery to the next queue run
         self._reset_message()
-        return Reply(250, f"OK id={msgid}")
 
     def _queue_only(self) -> bool:
         if main_option(self.config, "queue_only", False):

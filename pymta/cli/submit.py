@@ -12,9 +12,11 @@ import os
 import pwd
 import re
 import socket
+import sys
 from typing import Any, BinaryIO, Iterable
 
 from pymta.daemon.util import main_opt
+from pymta.smtp.server import address_too_long, too_long_message
 
 
 def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
@@ -143,10 +145,19 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     from pymta.message.receive import Envelope, receive_message
     data = read_message(stdin, opts.dot_ends)
     qd, qr = qualify_domains(config)
-    args = [qualify(a, qr) for a in _split_args(opts.args)]
+    given = _split_args(opts.args)
+    for a in given:
+        if address_too_long(a):
+            # As Exim: a bad address on the command line refuses the whole message.
+            return None, f'bad recipient address "{a}": {too_long_message(a)}'
+    args = [qualify(a, qr) for a in given]
     if opts.extract:
         remove = bool(main_opt(config, "extract_addresses_remove_arguments", True))
         recipients, data = extract_recipients(data, args, remove)
+        for r in [r for r in recipients if address_too_long(r)]:
+            # As Exim: a bad address in the headers is reported and left out.
+            recipients.remove(r)
+            sys.stderr.write(f"pymta: invalid address: {r}: {too_long_message(r)}\n")
         recipients = [qualify(r, qr) for r in recipients]
     else:
         recipients = args

@@ -33,6 +33,7 @@ LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
 NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
+MAIL_LOOP = 'Too many "Received" headers - suspected mail loop'
 
 
 @dataclass
@@ -115,6 +116,10 @@ class MessageDelivery:
         self.freeze_reason: str | None = None
         self.ignore_errors = False
         self.timeout_frozen = False
+        # received_headers_max: more Received: headers than this means a mail loop, and
+        # every recipient fails (and is bounced) instead of being routed again.
+        self.mail_loop = received_count(msg) > int(
+            main_option(config, "received_headers_max", 30) or 0)
         self.seen: set[str] = set()
         self.interval_max, self.data_expire = retrymod.config_limits(config)
 
@@ -228,8 +233,9 @@ class MessageDelivery:
             addr = Address(rcpt.address, unique=rcpt.address)
             if rcpt.errors_to:
                 addr.errors_address = rcpt.errors_to
-            if self.timeout_frozen:
-                addr.message = "delivery cancelled by timeout_frozen_after"
+            if self.timeout_frozen or self.mail_loop:
+                addr.message = MAIL_LOOP if self.mail_loop else \
+                    "delivery cancelled by timeout_frozen_after"
                 events.append(("fail", addr))
                 continue
             if not self._routing_due(addr):
@@ -694,6 +700,11 @@ def is_taint_error(a: Address) -> bool:
     """A deferral because a file name or command came from message data."""
     msg = a.message or ""
     return msg.startswith("Tainted '") and msg.endswith("not permitted")
+
+
+def received_count(msg: SpoolMessage) -> int:
+    """The number of Received: headers of a message (flag P; deleted ones excluded)."""
+    return sum(1 for h in msg.headers if h.flag == "P")
 
 
 def _depth(addr: Address) -> int:

@@ -19,6 +19,10 @@ from typing import Any, Callable
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
+# RFC 5321 4.5.3.1.3: a path is at most 256 octets.  Exim refuses a longer address
+# (measured inside the <>, source route included) and shows its first 64 characters.
+ADDRESS_MAXLENGTH = 256
+_ADDRESS_SHOWN = 64
 
 
 @dataclass
@@ -130,8 +134,8 @@ _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
 @dataclass
 class ParsedPath:
     """An envelope path from MAIL/RCPT/VRFY: ``address`` (source route removed, None on
-    error), ``raw`` (the text it came from), the ESMTP ``params`` after it and ``error``
-    (Exim's text for a bad address)."""
+    a syntax error), ``raw`` (the text it came from), the ESMTP ``params`` after it and
+    ``error`` (Exim's text for a bad address; an over-long one keeps its ``address``)."""
 
     address: str | None
     raw: str
@@ -168,6 +172,7 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         inner, _, rest = arg.partition(" ")
         raw = inner
     params = rest.split()
+    too_long = address_too_long(inner)
     if any(ord(c) < 32 or ord(c) == 127 for c in inner):
         return ParsedPath(None, raw, params, "malformed address")
     if inner.startswith("@"):
@@ -194,6 +199,8 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         local, at, dom = inner.partition("@")
         remainder = at + dom
     if not remainder:
+        if too_long:
+            return _too_long(local, raw, params)
         if role == "recipient" and local.lower() == "postmaster" and qualify_domain:
             return ParsedPath(f"{local}@{qualify_domain}", raw, params)
         return ParsedPath(None, raw, params, f"{role} address must contain a domain")
@@ -221,7 +228,25 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     elif not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain \
             or " " in domain:
         return ParsedPath(None, raw, params, "domain missing or malformed")
+    if too_long:
+        return _too_long(f"{local}@{domain}", raw, params)
     return ParsedPath(f"{local}@{domain}", raw, params)
+
+
+def address_too_long(text: str) -> bool:
+    """Is ``text`` (an address, or the inside of <> with its route) over 256 octets?"""
+    return len(text.encode("utf-8", "surrogateescape")) > ADDRESS_MAXLENGTH
+
+
+def too_long_message(address: str) -> str:
+    """Exim's error text for an over-long address."""
+    return f"address is ridiculously long: {address[:_ADDRESS_SHOWN]}..."
+
+
+def _too_long(address: str, raw: str, params: list[str]) -> ParsedPath:
+    """An over-long path: the address is kept (so trailing junk is still reported
+    first, as Exim does) but ``error`` makes MAIL/RCPT refuse it with 501."""
+    return ParsedPath(address, raw, params, too_long_message(address))
 
 
 class SmtpServer:
@@ -550,7 +575,7 @@ class SmtpServer:
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         bad_rest: list[str] = []
-        for p in rest if path.error is None else []:
+        for p in rest if path.address is not None else []:
             m = _ESMTP_PARAM_RE.match(p)
             name = m.group(1).upper() if m else ""
             if self.esmtp and name == "SIZE":
@@ -626,7 +651,7 @@ class SmtpServer:
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         bad_rest = []
-        for p in rest if path.error is None else []:
+        for p in rest if path.address is not None else []:
             m = _ESMTP_PARAM_RE.match(p)
             name = m.group(1).upper() if m else ""
             if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") and not bad_rest:

@@ -19,6 +19,7 @@ from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_ag
 from pymta.delivery.job import DeliveryJob
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
+from pymta.spool.hostaddr import delivery_host_variables
 from pymta.spool.model import SpoolMessage
 from pymta.taint import taint
 
@@ -159,14 +160,13 @@ class MessageDelivery:
             "sender_address": taint(m.sender) if m.sender else "",
             "return_path": taint(m.sender) if m.sender else "",
             "received_protocol": m.variables.get("received_protocol", ""),
-            "sender_host_address": m.variables.get("host_address", "").rsplit(".", 1)[0]
-            if "." in m.variables.get("host_address", "") else m.variables.get("host_address", ""),
             "sender_helo_name": taint(m.variables.get("helo_name", "")),
             "sender_ident": m.variables.get("ident", ""),
             "authenticated_id": m.variables.get("auth_id", ""),
             "message_age": str(message_age(m, self.now)),
             "first_delivery": "yes" if self.first_delivery else "no",
         }
+        variables.update(delivery_host_variables(m.variables))
         return ExpandContext(self.config, variables, dict(m.acl_vars),
                              [h.text for h in m.headers if h.flag != "*"])
 

@@ -21,6 +21,7 @@ from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
 from pymta.spool.hostaddr import delivery_host_variables
 from pymta.spool.model import SpoolMessage
+from pymta.spool.tidy import set_aside_corrupt
 from pymta.taint import taint
 
 # Exim's private errno values for retry-time skips (shown in "defer (n)" log fields).
@@ -41,7 +42,8 @@ class DeliveryOutcome:
     """What one delivery attempt did.
 
     ``status``: "completed" (spool removed), "deferred" (something left), "locked"
-    (another process holds the message), "frozen" (skipped or newly frozen) or "missing".
+    (another process holds the message), "frozen" (skipped or newly frozen), "missing",
+    or "corrupt" (the -H file has a format error: moved aside, see pymta.spool.tidy).
     """
 
     status: str
@@ -75,6 +77,9 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             msg = files.read_header(spool_dir, msgid)
         except FileNotFoundError:
             return DeliveryOutcome("missing", msgid)
+        except files.SpoolFormatError as exc:
+            set_aside_corrupt(spool_dir, msgid, exc, log, held=held)
+            return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
                               journal=journal)

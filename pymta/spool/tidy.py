@@ -88,9 +88,13 @@ def set_aside_corrupt(spool_dir: str, msgid: str, error: Exception | str, log: A
                 return False
         try:
             size = os.stat(files.header_path(spool_dir, msgid)).st_size
+            _move_aside(spool_dir, msgid)
         except FileNotFoundError:
             return False
-        _move_aside(spool_dir, msgid)
+        except OSError as exc:
+            log.panic(f"Format error in spool file {msgid}-H; moving it aside failed: {exc}",
+                      msgid)
+            return False
     finally:
         if held is None and lock is not None:
             lock.release()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import threading
 
 from tests.integration.conftest import BASE_CONFIG, wait_for
 from tests.integration.test_daemon_e2e import MESSAGE, send
@@ -43,16 +43,20 @@ def test_readme_relay_example_with_dev_conf(tmp_path):
                             cwd=str(REPO), stdout=subprocess.PIPE, text=True)
     d = PymtaDaemon((ETC / "dev.conf").read_text(), tmp_path,
                     macros={"SPOOL": str(tmp_path / "spool"), "RELAY_SINK_PORT": str(port)})
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(sink.stdout), daemon=True)
+    reader.start()
     try:
-        assert sink.stdout.readline().startswith(f"listening on 127.0.0.1:{port}")
+        assert wait_for(lambda: f"listening on 127.0.0.1:{port}\n" in lines, 10)
         d.start()
         assert send(d, "me@localhost", ["anything@relay.test"], MESSAGE)[0] == 250
         d.wait_for_log(r"=> anything@relay\.test R=relay_sink T=remote_smtp", 15)
         assert wait_for(lambda: not d.queue(), 10), d.diagnostics()
         # the sink prints its count every second
-        assert wait_for(lambda: sink.stdout.readline().strip() == "1 messages", 5)
+        assert wait_for(lambda: "1 messages\n" in lines, 5), lines
     finally:
         d.stop()
         sink.terminate()
         sink.wait(5)
+        reader.join(5)
         sink.stdout.close()

@@ -229,6 +229,10 @@ def do_deliver_ids(opts: CliOptions) -> int:
         elif status == "missing":
             sys.stderr.write(f"pymta: message {msgid} is not on the queue\n")
             rc = 1
+        elif status == "corrupt":
+            sys.stderr.write(f"pymta: spool file {msgid}-H is corrupt; the message was "
+                             "moved aside (see the paniclog)\n")
+            rc = 1
     return rc
 
 

@@ -15,6 +15,7 @@ import socket
 from typing import Any, BinaryIO, Iterable
 
 from pymta.daemon.util import main_opt
+from pymta.spool.hostaddr import split_leniently
 
 
 def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
@@ -169,12 +170,15 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
             fullname = pwd.getpwuid(uid).pw_gecos.split(",", 1)[0]
         except KeyError:
             fullname = ""
+    host_address, host_port = (split_leniently(opts.sender_host_address)
+                               if opts.sender_host_address else (None, None))
     env = Envelope(
         sender=sender, recipients=recipients,
         protocol=opts.received_protocol or "local", local_user=login,
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,
-        sender_set_by_caller=set_by_caller, host_address=opts.sender_host_address)
+        sender_set_by_caller=set_by_caller, host_address=host_address,
+        host_port=host_port)
     refusal = run_not_smtp_acl(config, env, data, log)
     if refusal is not None:
         return None, refusal

@@ -12,6 +12,7 @@ import traceback
 from typing import Any, Callable, Iterable
 
 from pymta.daemon.util import spool_directory
+from pymta.spool.tidy import set_aside_corrupt, tidy_spool
 
 
 def _release(lock: Any) -> None:
@@ -47,26 +48,37 @@ def is_locked(spool_dir: str, msgid: str) -> bool:
     return False
 
 
-def is_frozen(spool_dir: str, msgid: str) -> bool | None:
-    """True/False, or None when the -H file is gone or unreadable (skip it)."""
-    from pymta.spool.files import read_header
+def is_frozen(spool_dir: str, msgid: str, log: Any = None) -> bool | None:
+    """True/False, or None when the -H file is gone or unreadable (skip it).
+
+    With ``log``, a -H file with a format error is moved aside (see pymta.spool.tidy)."""
+    from pymta.spool.files import SpoolFormatError, read_header
     try:
         msg = read_header(spool_dir, msgid)
+    except SpoolFormatError as exc:
+        if log is not None:
+            set_aside_corrupt(spool_dir, msgid, exc, log)
+        return None
     except Exception:
         return None
     return msg.frozen_at is not None or "frozen" in getattr(msg, "flags", ())
 
 
 def due_messages(config: Any, *, force_frozen: bool = False,
-                 ids: Iterable[str] | None = None) -> list[str]:
-    """Message ids a queue run should deliver, oldest first (Exim's ids sort by time)."""
+                 ids: Iterable[str] | None = None, log: Any = None) -> list[str]:
+    """Message ids a queue run should deliver, oldest first (Exim's ids sort by time).
+
+    With ``log``, files left behind are tidied first and messages whose -H file is
+    corrupt are moved aside (pymta.spool.tidy)."""
     spool_dir = spool_directory(config)
+    if log is not None:
+        tidy_spool(spool_dir, log)
     if ids is None:
         from pymta.spool.queue import list_queue
         ids = list_queue(spool_dir)
     out = []
     for msgid in ids:
-        frozen = is_frozen(spool_dir, msgid)
+        frozen = is_frozen(spool_dir, msgid, log)
         if frozen is None or (frozen and not force_frozen):
             continue
         if is_locked(spool_dir, msgid):
@@ -88,7 +100,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     if noisy:
         log.main(f"Start queue run: pid={pid}{flags}")
     tried = 0
-    for msgid in due_messages(config, force_frozen=force_frozen, ids=ids):
+    for msgid in due_messages(config, force_frozen=force_frozen, ids=ids, log=log):
         tried += 1
         try:
             if force_frozen:
@@ -107,7 +119,7 @@ def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False
                     force_frozen: bool = False) -> int:
     """Daemon queue-runner child: hand every due id to the master (workers deliver)."""
     import time
-    for msgid in due_messages(config, force_frozen=force_frozen):
+    for msgid in due_messages(config, force_frozen=force_frozen, log=log):
         # Blocking sends with back-off so a busy master slows us down rather than losing ids.
         for _ in range(50):
             kind = "Z" if force_frozen else "F" if force else "Q"

@@ -19,7 +19,9 @@ from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_ag
 from pymta.delivery.job import DeliveryJob
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
+from pymta.spool.hostaddr import delivery_host_variables
 from pymta.spool.model import SpoolMessage
+from pymta.spool.tidy import set_aside_corrupt
 from pymta.taint import taint
 
 # Exim's private errno values for retry-time skips (shown in "defer (n)" log fields).
@@ -40,7 +42,8 @@ class DeliveryOutcome:
     """What one delivery attempt did.
 
     ``status``: "completed" (spool removed), "deferred" (something left), "locked"
-    (another process holds the message), "frozen" (skipped or newly frozen) or "missing".
+    (another process holds the message), "frozen" (skipped or newly frozen), "missing",
+    or "corrupt" (the -H file has a format error: moved aside, see pymta.spool.tidy).
     """
 
     status: str
@@ -74,6 +77,9 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             msg = files.read_header(spool_dir, msgid)
         except FileNotFoundError:
             return DeliveryOutcome("missing", msgid)
+        except files.SpoolFormatError as exc:
+            set_aside_corrupt(spool_dir, msgid, exc, log, held=held)
+            return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
                               journal=journal)
@@ -159,14 +165,13 @@ class MessageDelivery:
             "sender_address": taint(m.sender) if m.sender else "",
             "return_path": taint(m.sender) if m.sender else "",
             "received_protocol": m.variables.get("received_protocol", ""),
-            "sender_host_address": m.variables.get("host_address", "").rsplit(".", 1)[0]
-            if "." in m.variables.get("host_address", "") else m.variables.get("host_address", ""),
             "sender_helo_name": taint(m.variables.get("helo_name", "")),
             "sender_ident": m.variables.get("ident", ""),
             "authenticated_id": m.variables.get("auth_id", ""),
             "message_age": str(message_age(m, self.now)),
             "first_delivery": "yes" if self.first_delivery else "no",
         }
+        variables.update(delivery_host_variables(m.variables))
         return ExpandContext(self.config, variables, dict(m.acl_vars),
                              [h.text for h in m.headers if h.flag != "*"])
 

@@ -19,6 +19,7 @@ from pymta.message.headers import (ParsedMessage, find_header, header_flag, head
                                    max_line_length, split_message)
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.spool.files import write_spool
+from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
 from pymta.taint import Tainted
@@ -275,14 +276,14 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     if env.helo_name:
         svars["helo_name"] = Tainted(env.helo_name) if env.host_address else env.helo_name
     if env.host_address:
-        svars["host_address"] = Tainted(f"[{env.host_address}]:{env.host_port or 0}")
+        svars["host_address"] = Tainted(format_address_port(env.host_address, env.host_port))
     if env.host_name:
         svars["host_name"] = Tainted(env.host_name)
     if env.authenticator:
         svars["host_auth"] = env.authenticator
     if env.interface_address:
         svars["interface_address"] = Tainted(
-            f"[{env.interface_address}]:{env.interface_port or 0}")
+            format_address_port(env.interface_address, env.interface_port))
     if variables.get("sender_ident"):
         ident = variables["sender_ident"]
         svars["ident"] = Tainted(ident) if env.host_address else ident

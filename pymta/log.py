@@ -175,7 +175,17 @@ class Logger:
         return " ".join(parts) + "\n"
 
     def _write(self, which: str, data: str, now: float) -> None:
-        self._file(which, now).write(data.encode("utf-8", "surrogateescape"))
+        raw = data.encode("utf-8", "surrogateescape")
+        try:
+            self._file(which, now).write(raw)
+        except OSError as exc:
+            # A full or broken log filesystem must not stop mail handling half-way
+            # (e.g. between a delivery and its -H update): the line goes to stderr.
+            try:
+                os.write(2, f"pymta: cannot write {which}log ({exc.strerror}): ".encode()
+                         + raw)
+            except OSError:
+                pass
 
     def main(self, text: str, msgid: str | None = None) -> None:
         """A line in the main log."""

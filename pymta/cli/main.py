@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pymta
 from pymta.cli.args import CliOptions, UsageError, parse_args
+from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
 
@@ -263,6 +264,10 @@ def do_submit(opts: CliOptions) -> int:
     from pymta.cli.submit import submit
     from pymta.daemon.util import main_opt
     log = _logger(config)
+    if not check_fs(config, log):
+        # as Exim: checked at start-up, before the message is read
+        sys.stderr.write(f"pymta: {INSUFFICIENT}\n")
+        return 1
     msgid, error = submit(config, opts, sys.stdin.buffer, log)
     if msgid is None:
         sys.stderr.write(f"pymta: {error}\n")

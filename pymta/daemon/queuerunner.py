@@ -13,6 +13,18 @@ from typing import Any, Callable, Iterable
 
 from pymta.daemon.util import spool_directory
 from pymta.spool.tidy import set_aside_corrupt, tidy_spool
+from pymta.spool.space import check_log, check_spool
+
+
+def space_shortage(config: Any, log: Any) -> bool:
+    """True (and a log line) when the spool or log partition is below its check_*
+    threshold: a queue run then delivers nothing more, as every delivery needs spool
+    room to record what it did; the messages stay queued for a later run."""
+    failure = check_spool(config) or check_log(config, log)
+    if failure is None:
+        return False
+    log.main(f"{failure}: queue run paused, messages stay on the queue")
+    return True
 
 
 def _release(lock: Any) -> None:
@@ -101,6 +113,8 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
         log.main(f"Start queue run: pid={pid}{flags}")
     tried = 0
     for msgid in due_messages(config, force_frozen=force_frozen, ids=ids, log=log):
+        if space_shortage(config, log):
+            break
         tried += 1
         try:
             if force_frozen:
@@ -120,6 +134,8 @@ def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False
     """Daemon queue-runner child: hand every due id to the master (workers deliver)."""
     import time
     for msgid in due_messages(config, force_frozen=force_frozen, log=log):
+        if space_shortage(config, log):
+            break
         # Blocking sends with back-off so a busy master slows us down rather than losing ids.
         for _ in range(50):
             kind = "Z" if force_frozen else "F" if force else "Q"

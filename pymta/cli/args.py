@@ -223,8 +223,10 @@ def _parse_select(opts: CliOptions, cur: _Argv, opt: str) -> None:
 
 def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
     """The -o family (sendmail's "set option")."""
-    if a in ("-odb", "-odi", "-odf", "-odq", "-odqs"):
+    if a in ("-odb", "-odi", "-odf", "-odq"):
         opts.delivery_mode = a[3:]
+    elif a == "-odqs":
+        opts.ignored.append(a)      # no queue_smtp_domains split: delivery as usual
     elif re.match(r"^-oe[emepqw]$", a):
         opts.error_mode = a[3]
     elif a in ("-oi", "-oitrue"):

@@ -35,7 +35,6 @@ EFFECTS = [
     (["-odf"], "delivery_mode", "f"),
     (["-odi"], "delivery_mode", "i"),
     (["-odq"], "delivery_mode", "q"),
-    (["-odqs"], "delivery_mode", "qs"),
     (["-oMa", "10.0.0.1"], "sender_host_address", "10.0.0.1"),
     (["-oMr", "batch"], "received_protocol", "batch"),
     (["-pbatch"], "received_protocol", "batch"),
@@ -85,7 +84,8 @@ IGNORED = [
     (["-Ac"], "-Ac"), (["-Am"], "-Am"), (["-m"], "-m"), (["-om"], "-om"), (["-oo"], "-oo"),
     (["-x"], "-x"), (["-U"], "-U"), (["-Ux"], "-Ux"), (["-n"], "-n"), (["-nx"], "-nx"),
     (["-E"], "-E"), (["-E1xZ1dK-0005M2-25"], "-E1xZ1dK-0005M2-25"), (["-dropcr"], "-dropcr"),
-    (["-pd"], "-pd"), (["-ps"], "-ps"), (["-oY"], "-oY"), (["-zhello"], "-zhello"),
+    (["-odqs"], "-odqs"), (["-pd"], "-pd"), (["-ps"], "-ps"), (["-oY"], "-oY"),
+    (["-zhello"], "-zhello"),
 ]
 
 

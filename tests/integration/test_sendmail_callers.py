@@ -116,7 +116,7 @@ def test_cron_full_name_goes_into_a_constructed_from(site):
     ("mdadm", b"From: mdadm monitoring <root>\nTo: root\n"
               b"Subject: Fail event on /dev/md0:host\n\n"
               b"This is an automatically generated mail message from mdadm\n"),
-])
+], ids=["logwatch", "mdadm"])
 def test_recipients_from_headers(site, caller, message):
     submit_ok(site, ["-t"], message)
     msg, raw = delivered(site, "root")

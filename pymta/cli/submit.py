@@ -160,7 +160,8 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         login = str(uid)
     sender = qualify(login, qd)
     set_by_caller = False
-    if opts.sender is not None and caller_is_trusted(config, uid):
+    trusted = caller_is_trusted(config, uid)
+    if opts.sender is not None and trusted:
         given = opts.sender.strip()
         sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
         set_by_caller = True
@@ -178,7 +179,10 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,
         sender_set_by_caller=set_by_caller, host_address=host_address,
-        host_port=host_port)
+        host_port=host_port,
+        # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
+        sender_fullname=opts.fullname if set_by_caller else None,
+        suppress_local_fixups=opts.suppress_local_fixups and trusted)
     refusal = run_not_smtp_acl(config, env, data, log)
     if refusal is not None:
         return None, refusal

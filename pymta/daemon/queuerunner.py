@@ -101,8 +101,12 @@ def due_messages(config: Any, *, force_frozen: bool = False,
 
 def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool = False,
               ids: Iterable[str] | None = None,
-              deliver: Callable[..., Any] | None = None) -> int:
-    """One queue run in this process (``pymta -q``); returns the number of messages tried."""
+              deliver: Callable[..., Any] | None = None,
+              select: Callable[[str], bool] | None = None, force_first: bool = False) -> int:
+    """One queue run in this process (``pymta -q``); returns the number of messages tried.
+
+    ``select`` keeps only the message ids it accepts (``-R`` / ``-S``); ``force_first``
+    forces delivery of the first message tried, as Exim does for those runs."""
     if deliver is None:
         from pymta.delivery import deliver_message as deliver
     pid = os.getpid()
@@ -115,13 +119,16 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     for msgid in due_messages(config, force_frozen=force_frozen, ids=ids, log=log):
         if space_shortage(config, log):
             break
+        if select is not None and not select(msgid):
+            continue
+        forced = force or (force_first and tried == 0)
         tried += 1
         try:
             if force_frozen:
                 # -qff: frozen messages are tried as though thawed, like Exim.
                 deliver(config, msgid, log, forced=True, manual=True)
             else:
-                deliver(config, msgid, log, forced=force)
+                deliver(config, msgid, log, forced=forced)
         except Exception:
             log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
     if noisy:

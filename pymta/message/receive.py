@@ -75,6 +75,7 @@ class Envelope:
     originator_uid: int | None = None
     originator_gid: int | None = None
     originator_name: str | None = None
+    sender_fullname: str | None = None     # -F with -f: the phrase of a constructed From:
     is_local_submission: bool = False
     sender_set_by_caller: bool = False
     submission_mode: bool = False          # control = submission: local fixups for SMTP
@@ -255,7 +256,9 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                 from_hdr = f"From: {_quote_phrase(name)} <{addr}>\n" if name else \
                     f"From: {addr}\n"
             elif env.sender:
-                from_hdr = f"From: {env.sender}\n"
+                name = env.sender_fullname
+                from_hdr = f"From: {_quote_phrase(name)} <{env.sender}>\n" if name else \
+                    f"From: {env.sender}\n"
             elif env.authenticated_id:
                 from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
             if from_hdr:

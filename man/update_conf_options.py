@@ -1,18 +1,14 @@
 #!/usr/bin/env python3
 """Refresh the generated lists in man/pymta.conf.5 (options with an effect, drivers).
 
-A main option counts as having an effect when pymta's code outside the
-configuration tables refers to it by name (``main.NAME``, ``"NAME"``) in a
-module that reads main options, i.e. not only in driver modules, where the
-same names are driver options.  The list is a guide for readers, so it errs
-on the side of listing an option; review the diff before committing.
+A main option has an effect unless pymta.config.unsupported refuses it (not
+supported) or ignores it (a documented no-op).
 
     python man/update_conf_options.py
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -26,25 +22,12 @@ SKIP_FILES = ("option_tables.py", "main_options.py", "show.py", "variables.py", 
 
 
 def used_main_options() -> list[str]:
-    """Main option names referred to by pymta's code (see module docstring)."""
+    """Main options pymta acts on: every Exim option that the tables of
+    :mod:`pymta.config.unsupported` neither refuse nor ignore."""
     sys.path.insert(0, str(ROOT))
     from pymta.config.option_tables import MAIN_TABLE
-    source = ""
-    # In driver modules only explicit main-option reads count (main_option(config, "x")
-    # or main_opt(...)), since bare names there are the drivers' own options.
-    driver_reads = ""
-    for path in sorted((ROOT / "pymta").rglob("*.py")):
-        rel = path.relative_to(ROOT / "pymta")
-        if path.name in SKIP_FILES:
-            continue
-        if rel.parts[0] in SKIP_DIRS:
-            driver_reads += " ".join(re.findall(r"main_opt(?:ion)?\([^,]+,\s*[\"'][a-z0-9_]+[\"']",
-                                                path.read_text()))
-            continue
-        source += path.read_text()
-    return [name for name in sorted(MAIN_TABLE)
-            if re.search(r"(main\.%s\b|[\"']%s[\"'])" % (name, name), source)
-            or re.search(r"[\"']%s[\"']" % name, driver_reads)]
+    from pymta.config.unsupported import IGNORED_MAIN, UNSUPPORTED_MAIN
+    return sorted(set(MAIN_TABLE) - set(UNSUPPORTED_MAIN) - set(IGNORED_MAIN))
 
 
 def roff_list(names: list[str]) -> str:
@@ -63,7 +46,7 @@ def driver_lists() -> str:
     from pymta.config.show import version_text
     out = []
     for line in version_text(None).splitlines():
-        kind, sep, names = line.partition(": ")
+        kind, sep, names = line.partition(":")
         if not sep or kind.startswith("Configuration"):
             continue
         out += [".TP", f".B {kind}", names.strip() or "(none yet)"]

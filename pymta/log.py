@@ -4,8 +4,8 @@ Every line is ``YYYY-MM-DD HH:MM:SS [id ]text`` in local time (``log_timezone`` 
 zone offset, ``log_selector = +pid`` adds ``[pid]``).  Files are opened with O_APPEND and
 each entry is one write(), so concurrent processes interleave whole lines.  A file that
 was renamed away (log rotation) is noticed by a stat() at most once a second and
-reopened.  ``syslog`` in ``log_file_path`` is ignored (files only); other
-``log_selector`` settings are not implemented yet.
+reopened.  ``syslog`` in ``log_file_path`` and the ``log_selector`` items pymta does not
+implement are configuration errors (:func:`check_log_selector`).
 """
 from __future__ import annotations
 
@@ -13,8 +13,48 @@ import os
 import time
 from typing import Any, Iterable
 
+from pymta.config.model import ConfigError
+
 LOG_FILE_MODE = 0o640
 _CHECK_INTERVAL = 1.0
+
+
+# log_selector items (Exim 4.96 names).  Those pymta acts on in both directions:
+LOG_SELECTORS_SUPPORTED = frozenset("""
+    etrn host_lookup_failed incoming_interface incoming_port lost_incoming_connection pid
+    queue_run sender_verify_fail size_reject smtp_protocol_error smtp_syntax_error
+""".split())
+# Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
+LOG_SELECTORS_ALWAYS = frozenset(
+    "acl_warn_skipped msg_id rejected_header retry_defer smtp_confirmation".split())
+# Every other item Exim knows.
+LOG_SELECTORS_EXIM = frozenset("""
+    8bitmime address_rewrite all_parents arguments connection_reject delay_delivery
+    deliver_time delivery_size dkim dkim_verbose dnslist_defer dnssec ident_timeout
+    millisec msg_id_created outgoing_interface outgoing_port queue_time
+    queue_time_exclusive queue_time_overall pipelining proxy receive_time
+    received_recipients received_sender return_path_on_delivery sender_on_delivery
+    skip_delivery smtp_connection smtp_incomplete_transaction smtp_mailauth smtp_no_mail
+    subject tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
+    unknown_in_list
+""".split()) | LOG_SELECTORS_SUPPORTED | LOG_SELECTORS_ALWAYS
+
+
+def check_log_selector(text: str, file: str | None = None, line: int | None = None) -> None:
+    """Raise ConfigError for a log_selector item that is unknown or not supported.
+
+    ``+all`` and ``-all`` are accepted: they switch every item pymta implements.
+    """
+    for word in text.split():
+        sign, name = word[:1], word[1:]
+        if sign not in "+-" or not sign or (name not in LOG_SELECTORS_EXIM and name != "all"):
+            raise ConfigError(f"unknown log_selector setting: {word}", file, line)
+        if name == "all" or name in LOG_SELECTORS_SUPPORTED:
+            continue
+        if name in LOG_SELECTORS_ALWAYS and sign == "+":
+            continue
+        raise ConfigError(f'log_selector item "{word}" is not supported in this version of '
+                          "pymta", file, line)
 
 
 def _timestamp(now: float, with_zone: bool) -> str:
@@ -175,7 +215,17 @@ class Logger:
         return " ".join(parts) + "\n"
 
     def _write(self, which: str, data: str, now: float) -> None:
-        self._file(which, now).write(data.encode("utf-8", "surrogateescape"))
+        raw = data.encode("utf-8", "surrogateescape")
+        try:
+            self._file(which, now).write(raw)
+        except OSError as exc:
+            # A full or broken log filesystem must not stop mail handling half-way
+            # (e.g. between a delivery and its -H update): the line goes to stderr.
+            try:
+                os.write(2, f"pymta: cannot write {which}log ({exc.strerror}): ".encode()
+                         + raw)
+            except OSError:
+                pass
 
     def main(self, text: str, msgid: str | None = None) -> None:
         """A line in the main log."""

@@ -4,12 +4,71 @@ The configuration reader parses the ``begin acl`` section itself; this module ha
 other two sources Exim allows: an ACL option whose expanded value is inline ACL text, and an
 ACL read from a file (a value starting with "/").  Lines are processed like configuration
 lines: backslash continuation, blank lines and ``#`` comments ignored.
+
+It also says which ACL conditions, modifiers and controls pymta implements: an Exim name
+outside those tables is refused with "not supported in this version" wherever an ACL is read
+(:func:`check_acl_item`), so no condition is accepted only to never match.
 """
 from __future__ import annotations
 
 from pymta.config.model import AclStatement, ConfigError, OptionSetting
 
 VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
+
+#: Conditions and modifiers pymta acts on.  ``encrypted`` is truthful: without TLS no
+#: connection is encrypted, so it never matches.
+ACL_CONDITIONS = frozenset("""
+    acl authenticated condition dnslists domains encrypted hosts local_parts recipients
+    sender_domains senders verify""".split())
+ACL_MODIFIERS = frozenset("""
+    add_header continue control delay endpass log_message logwrite message remove_header
+    set""".split())
+#: Exim 4.96 conditions and modifiers pymta does not implement.
+ACL_UNSUPPORTED = frozenset("""
+    decode dkim_signers dkim_status dmarc_status log_reject_target
+    malware mime_regex queue ratelimit regex seen spam spf spf_guess udpsend""".split())
+#: Every name Exim knows (anything else is "unknown", as in Exim).
+ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
+
+#: Controls pymta acts on.
+ACL_CONTROLS = frozenset("""
+    freeze no_enforce_sync no_pipelining queue queue_only submission
+    suppress_local_fixups""".split())
+#: Controls accepted although they change nothing, with the reason.
+ACL_CONTROLS_IGNORED = {
+    "dkim_disable_verify": "pymta never verifies DKIM signatures",
+    "dmarc_disable_verify": "pymta never checks DMARC",
+    "spf_disable_verify": "pymta never checks SPF by itself",
+}
+#: Exim controls that pymta does not implement.
+ACL_CONTROLS_UNSUPPORTED = frozenset("""
+    allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
+    debug dmarc_enable_forensic dscp enforce_sync fakedefer fakereject no_callout_flush
+    no_delay_flush no_mbox_unspool no_multiline_responses smtp_no_mail_hints
+    utf8_downconvert wellknown""".split())
+#: ``verify =`` kinds Exim has and pymta does not.
+VERIFY_UNSUPPORTED = frozenset(("arc", "certificate", "csa"))
+
+_NOT_SUPPORTED = "is not supported in this version of pymta"
+
+
+def check_acl_item(name: str, value: str, file: str | None, line: int | None) -> None:
+    """Refuse a condition, modifier, control or verify kind pymta does not implement.
+
+    ``name`` is the bare item name (no "!"); values containing "$" are checked only for
+    their literal text, since the rest is known only when expanded.
+    """
+    if name in ACL_UNSUPPORTED:
+        kind = "condition" if name not in ("log_reject_target", "queue", "udpsend") \
+            else "modifier"
+        raise ConfigError(f'error in ACL: ACL {kind} "{name}" {_NOT_SUPPORTED}', file, line)
+    word = value.strip().split("/", 1)[0].strip().lower()
+    if "$" in word:
+        return
+    if name == "control" and word in ACL_CONTROLS_UNSUPPORTED:
+        raise ConfigError(f'error in ACL: control "{word}" {_NOT_SUPPORTED}', file, line)
+    if name == "verify" and word in VERIFY_UNSUPPORTED:
+        raise ConfigError(f'error in ACL: "verify = {word}" {_NOT_SUPPORTED}', file, line)
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -64,13 +123,16 @@ def parse_acl_text(text: str, file: str = "inline ACL") -> list[AclStatement]:
             statements.append(stmt)
             rest = rest.strip()
             if rest:
-                item = split_item(rest)
-                item.file, item.line = file, lineno
-                stmt.items.append(item)
+                stmt.items.append(_checked_item(rest, file, lineno))
         else:
             if not statements:
                 raise ConfigError(f"unknown ACL verb \"{word}\" in \"{stripped}\"", file, lineno)
-            item = split_item(stripped)
-            item.file, item.line = file, lineno
-            statements[-1].items.append(item)
+            statements[-1].items.append(_checked_item(stripped, file, lineno))
     return statements
+
+
+def _checked_item(text: str, file: str, lineno: int) -> OptionSetting:
+    item = split_item(text)
+    item.file, item.line = file, lineno
+    check_acl_item(item.name.lstrip("!").split(" ")[0], item.value, file, lineno)
+    return item

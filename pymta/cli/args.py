@@ -1,9 +1,15 @@
 """Exim's command-line syntax (not GNU style), parsed by hand.
 
 Exim options are single words such as ``-bd``, ``-q30m``, ``-Mrm``; some take the next
-argument (``-C file``, ``-f addr``, ``-oX ports``), some accept it attached (``-fuser@x``,
-``-Fname``).  Whatever follows the options is, depending on the action, recipients,
-message ids, addresses to test, option names or strings to expand.
+argument (``-C file``, ``-oX ports``), some also accept it attached (``-fuser@x``,
+``-Fname``, ``-B8BITMIME``), a few only attached (``-DNAME=value``, ``-p<proto>``).
+Which form each option accepts follows Exim 4.96 as observed with ``exim4`` itself.
+Whatever follows the options is, depending on the action, recipients, message ids,
+addresses to test, option names or strings to expand.
+
+Sendmail options that Exim accepts and ignores (``-B``, ``-h``, ``-O``, ``-X``, ``-U``
+...) are accepted here too and listed in :attr:`CliOptions.ignored`; like Exim, nothing
+is logged for them (``-d`` shows them on standard error).
 """
 from __future__ import annotations
 
@@ -12,11 +18,29 @@ from dataclasses import dataclass, field
 
 
 class UsageError(Exception):
-    """An option Exim would reject; ``str()`` is the text after "pymta abandoned: "."""
+    """A command line Exim would refuse.
+
+    ``str()`` is the text; :meth:`line` adds the program name in one of Exim's two
+    shapes: "exim abandoned: unknown, malformed, or incomplete option -y" for an option
+    it does not know, "exim: string expected after -O" for a bad option argument.
+    """
+
+    def __init__(self, text: str, abandoned: bool = True) -> None:
+        super().__init__(text)
+        self.abandoned = abandoned
+
+    def line(self, prog: str = "pymta") -> str:
+        """The whole error line (without newline) as Exim would print it."""
+        return f"{prog} abandoned: {self}" if self.abandoned else f"{prog}: {self}"
 
 
 def bad_option(opt: str) -> UsageError:
     return UsageError(f"unknown, malformed, or incomplete option {opt}")
+
+
+def bad_argument(text: str) -> UsageError:
+    """An option Exim knows, given a missing or malformed argument."""
+    return UsageError(text, abandoned=False)
 
 
 _TIME_RE = re.compile(r"^(?:\d+[wdhms]?)+$")
@@ -47,7 +71,7 @@ class CliOptions:
     extract: bool = False                 # -t
     dot_ends: bool = True                 # cleared by -i / -oi / -oitrue
     delivery_mode: str | None = None      # "b" "i" "f" "q" "qs" from -od?
-    error_mode: str | None = None         # -oe? letter
+    error_mode: str | None = None         # -oe? / -e? letter
     queue_interval: int | None = None     # -q<time>
     queue_flags: str = ""                 # "", "f", "ff"
     queue_run: bool = False               # -q given at all
@@ -58,22 +82,47 @@ class CliOptions:
     received_protocol: str | None = None  # -oMr / -p
     sender_host_address: str | None = None  # -oMa
     host_check: str | None = None         # -bh IP[.port]
+    suppress_local_fixups: bool = False   # -G
+    log_line: str | None = None           # -z
+    recipient_select: tuple[str, str] | None = None  # -R / -qR: (flags, string)
+    sender_select: tuple[str, str] | None = None     # -S / -qS: (flags, string)
+    # Options accepted without effect, as given (Exim ignores most of them too).
+    ignored: list[str] = field(default_factory=list)
 
 
-# Options that take a following argument which is ignored (sendmail compatibility or
-# Exim features pymta does not implement yet but must parse).
-_IGNORED_WITH_ARG = {"-h", "-O", "-oA", "-oB", "-oMaa", "-oMai", "-oMas", "-oMs", "-oMt",
-                     "-oMi", "-oMm", "-oMn", "-or", "-os", "-B", "-X", "-L"}
-# Options without argument accepted and ignored.
-_IGNORED = {"-m", "-om", "-oem", "-n", "-x", "-oY", "-oPX", "-Ac", "-Am", "-U", "-ov",
-            "-odqs", "-oo"}
+# Exact options that Exim accepts and that change nothing (sendmail compatibility),
+# plus a few pymta accepts but does not implement (-pd/-ps: no embedded Perl; -oY: the
+# daemon has no notifier socket option).
+_NO_OPS = {"-Ac", "-Am", "-m", "-om", "-oo", "-x", "-dropcr", "-pd", "-ps", "-oY", "-oPX"}
+
+# Options whose argument may be attached or separate and is then ignored; the text is
+# Exim's complaint when it is missing at the end of the command line (None: the
+# generic "unknown, malformed, or incomplete option").
+_IGNORED_WITH_ARG: dict[str, str | None] = {
+    "-O": "string expected after -O", "-X": "string expected after -X",
+    "-oA": "string expected after -oA", "-L": None,
+}
+
+# -oM<x> options: separate argument only.
+_OM_OPTIONS = {"-oMa", "-oMaa", "-oMai", "-oMas", "-oMi", "-oMm", "-oMr", "-oMs", "-oMt"}
+
+_DEBUG_SELECTORS = {
+    "acl", "all", "auth", "deliver", "dns", "dnsbl", "exec", "expand", "filter",
+    "hints_lookup", "host_lookup", "ident", "interface", "lists", "load", "local_scan",
+    "lookup", "memory", "noutf8", "pid", "process_info", "queue_run", "receive", "resolver",
+    "retry", "rewrite", "route", "timestamp", "tls", "transport", "uid", "verify"}
+
+_MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$")
+
+# -R / -S flag words: r = regular expression, f / ff = force (and frozen).
+_RS_FLAGS = ("f", "ff", "r", "rf", "rff")
 
 # Actions that take all remaining arguments.
 _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "-bpa": "bp",
-            "-bpc": "bpc", "-bpr": "bp", "-bpu": "bpu", "-bpru": "bpu", "-bP": "bP",
-            "-bt": "bt", "-bv": "bv", "-bvs": "bv", "-bV": "bV", "-bs": "bs", "-bS": "bS",
-            "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm", "-Mvh": "Mvh",
-            "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg"}
+            "-bpc": "bpc", "-bpr": "bp", "-bpra": "bp", "-bpu": "bpu", "-bpru": "bpu",
+            "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bv", "-bV": "bV", "-bs": "bs",
+            "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
+            "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg"}
 
 
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:
@@ -83,115 +132,240 @@ def _set_action(opts: CliOptions, action: str, opt: str) -> None:
     opts.action = action
 
 
-def _parse_q(opts: CliOptions, opt: str) -> None:
-    """-q[q][i][f[f]][l][<time>]"""
+class _Argv:
+    """The command line being read, with Exim's ways of taking an option's value."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.i = 0
+
+    def value(self, opt: str, attached: str = "", missing: str | None = None) -> str:
+        """The attached text, else the next argument; ``missing`` is Exim's complaint
+        when there is none (default: the generic bad-option one)."""
+        if attached:
+            return attached
+        if self.i + 1 >= len(self.argv):
+            raise bad_argument(missing) if missing else bad_option(opt)
+        self.i += 1
+        return self.argv[self.i]
+
+    def peek(self) -> str | None:
+        return self.argv[self.i + 1] if self.i + 1 < len(self.argv) else None
+
+
+def _parse_debug(opts: CliOptions, opt: str) -> None:
+    """-d / -dd followed by +name / -name selectors (-d implies -v, as in Exim)."""
+    rest = opt[3:] if opt.startswith("-dd") else opt[2:]
+    for sign, name in re.findall(r"([+-])([a-z_]*)", rest):
+        if name not in _DEBUG_SELECTORS:
+            raise bad_argument(f"unknown debug_selector setting: {sign}{name}")
+    leftover = re.sub(r"[+-][a-z_]*", "", rest)
+    if leftover:
+        start = rest.index(leftover[0])
+        raise bad_argument("malformed debug_selector setting: + or - expected but found "
+                           f'"{rest[start:]}"')
+    opts.debug = opts.verbose = True
+
+
+def _parse_macro(opts: CliOptions, opt: str) -> None:
+    """-DNAME[=value]: all in one argument; spaces around the name and "=" allowed."""
+    name, eq, value = opt[2:].partition("=")
+    name = name.strip()
+    if not re.match(r"^[A-Z][A-Za-z0-9_]*$", name):
+        raise bad_argument("macro name set by -D must start with an upper case letter")
+    opts.macros[name] = value.strip() if eq else ""
+
+
+def _parse_q(opts: CliOptions, cur: _Argv, opt: str) -> None:
+    """-q[q][i][f[f]][l][<time>], or -qR / -qS (same as -R / -S)."""
     rest = opt[2:]
     if rest.startswith(("R", "S")):
-        raise UsageError(f"{opt[:3]} is not supported by pymta")
+        _parse_select(opts, cur, "-" + rest)
+        return
     m = re.match(r"^(q?)(i?)(f{0,2})(l?)(.*)$", rest)
     if not m:
         raise bad_option(opt)
+    if m.group(5).startswith("G"):
+        raise bad_argument(f"{opt}: named queues are not supported by pymta")
     opts.queue_flags = m.group(3)
     opts.queue_run = True
     if m.group(5):
         t = parse_time(m.group(5))
         if t is None or t == 0:
-            raise bad_option(opt)
+            raise bad_argument(f"bad time value {opt}: abandoned")
         opts.queue_interval = t
+    if opts.action in ("", "q"):
+        opts.action = "q"
+    elif opts.action not in ("bd", "bdf"):
+        raise bad_option(opt)
+
+
+def _parse_select(opts: CliOptions, cur: _Argv, opt: str) -> None:
+    """-R<flags> <string> / -S<flags> <string>: a queue run for matching messages.
+
+    With no flags the string may be attached; a flag word (f, ff, r, rf, rff) needs the
+    string as the next argument."""
+    rest = opt[2:]
+    if rest in _RS_FLAGS:
+        flags, text = rest, cur.value(opt, "", f"string expected after {opt}")
+    else:
+        flags, text = "", cur.value(opt, rest, f"string expected after {opt}")
+    if opt[1] == "R":
+        opts.recipient_select = (flags, text)
+    else:
+        opts.sender_select = (flags, text)
+    opts.queue_run = True
+    if opts.action in ("", "q"):
+        opts.action = "q"
+    elif opts.action not in ("bd", "bdf"):
+        raise bad_option(opt)
+
+
+def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
+    """The -o family (sendmail's "set option")."""
+    if a in ("-odb", "-odi", "-odf", "-odq"):
+        opts.delivery_mode = a[3:]
+    elif a == "-odqs":
+        opts.ignored.append(a)      # no queue_smtp_domains split: delivery as usual
+    elif re.match(r"^-oe[emepqw]$", a):
+        opts.error_mode = a[3]
+    elif a in ("-oi", "-oitrue"):
+        opts.dot_ends = False
+    elif a == "-ov":
+        opts.verbose = True
+    elif a == "-oX":
+        opts.oX = cur.value(a)
+    elif a == "-oP":
+        opts.pid_file = cur.value(a)
+    elif a in _OM_OPTIONS or (a.startswith("-oM") and cur.peek() is None):
+        value = cur.value(a, "", f"data expected after {a}")
+        if a not in _OM_OPTIONS:
+            raise bad_option(a)
+        if a == "-oMa":
+            opts.sender_host_address = value
+        elif a == "-oMr":
+            opts.received_protocol = value
+        else:
+            if a == "-oMm" and not _MESSAGE_ID_RE.match(value):
+                raise bad_argument("-oMm must be a valid message ID")
+            opts.ignored.append(f"{a} {value}")
+    elif a.startswith(("-or", "-os")):
+        value = cur.value(a, a[3:], f"bad time value {a}: abandoned")
+        if parse_time(value) is None:
+            raise bad_argument(f"bad time value {value}: abandoned")
+        opts.ignored.append(a if a[3:] else f"{a} {value}")
+    elif a.startswith("-oB"):
+        # Optional number: attached, or the next argument when it is one.
+        if a[3:] and not a[3:].isdigit():
+            raise bad_argument("number expected after -oB")
+        nxt = cur.peek()
+        if not a[3:] and nxt is not None and nxt.isdigit():
+            cur.i += 1
+            a = f"{a} {nxt}"
+        opts.ignored.append(a)
+    elif a.startswith("-oA"):
+        opts.ignored.append(a if a[3:] else f"{a} {cur.value(a, '', _IGNORED_WITH_ARG[a])}")
+    else:
+        raise bad_option(a)
+
+
+def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
+    """One option word (and any argument it takes)."""
+    key = a[:2]
+    if a in ("--version",):
+        _set_action(opts, "version", a)
+    elif a in ("--help", "-help"):
+        _set_action(opts, "help", a)
+    elif a in ("-bd", "-bdf") and opts.action == "q":
+        opts.action = _ACTIONS[a]
+    elif a == "-bem":
+        _set_action(opts, "be", a)
+        opts.bem_file = cur.value(a)
+    elif a == "-bh":
+        _set_action(opts, "bh", a)
+        opts.host_check = cur.value(a)
+    elif a in _ACTIONS:
+        _set_action(opts, _ACTIONS[a], a)
+    elif a in _NO_OPS:
+        opts.ignored.append(a)
+    elif key == "-o":
+        _parse_o(opts, cur, a)
+    elif key == "-C":
+        opts.config_path = cur.value(a, a[2:])
+    elif key == "-D":
+        _parse_macro(opts, a)
+    elif key == "-d":
+        _parse_debug(opts, a)
+    elif key in ("-f", "-r"):
+        opts.sender = cur.value(a, a[2:])
+    elif key == "-F":
+        opts.fullname = cur.value(a, a[2:])
+    elif a == "-t":
+        opts.extract = True
+    elif a == "-ti":
+        opts.extract, opts.dot_ends = True, False
+    elif a == "-i":
+        opts.dot_ends = False
+    elif re.match(r"^-e[emepqw]$", a):
+        opts.error_mode = a[2]
+    elif key == "-p":
+        # -p<protocol>[:<host name>]; the host name part is not used.
+        value = cur.value(a, a[2:])
+        opts.received_protocol = value.split(":", 1)[0]
+    elif a == "-v":
+        opts.verbose = True
+    elif a == "-N":
+        opts.dont_deliver = opts.verbose = True
+    elif key == "-G":
+        opts.suppress_local_fixups = True
+    elif key == "-q":
+        _parse_q(opts, cur, a)
+    elif key in ("-R", "-S"):
+        _parse_select(opts, cur, a)
+    elif key == "-z":
+        if a == "-z":
+            _set_action(opts, "z", a)
+            opts.log_line = cur.value(a, "", "file name expected after -z")
+        else:
+            opts.ignored.append(a)      # Exim accepts and ignores the attached form
+    elif key == "-h":
+        # Hop count: a number, attached or as the next argument.
+        value = a[2:] or cur.value(a)
+        if not value[:1].isdigit():
+            raise bad_option(a)
+        opts.ignored.append(a if a[2:] else f"{a} {value}")
+    elif key == "-B":
+        # Body type: attached, or the next argument when there is one.
+        if not a[2:] and cur.peek() is not None:
+            cur.i += 1
+            a = f"{a} {cur.argv[cur.i]}"
+        opts.ignored.append(a)
+    elif key in _IGNORED_WITH_ARG:
+        opts.ignored.append(a if a[2:] else f"{a} {cur.value(a, '', _IGNORED_WITH_ARG[a])}")
+    elif key in ("-U", "-n", "-E"):
+        opts.ignored.append(a)          # Exim ignores anything after these letters
+    elif a == "-tls-on-connect":
+        raise bad_argument("-tls-on-connect is not supported by pymta")
+    else:
+        raise bad_option(a)
 
 
 def parse_args(argv: list[str], *, sendmail: bool = False) -> CliOptions:
     """Parse ``argv`` (without the program name) the way Exim does."""
     opts = CliOptions()
-    i = 0
-    n = len(argv)
-
-    def take(opt: str, attached: str) -> str:
-        nonlocal i
-        if attached:
-            return attached
-        if i + 1 >= n:
-            raise bad_option(opt)
-        i += 1
-        return argv[i]
-
-    while i < n:
-        a = argv[i]
+    cur = _Argv(argv)
+    while cur.i < len(argv):
+        a = argv[cur.i]
         if a == "--":
-            i += 1
+            cur.i += 1
             break
         if not a.startswith("-") or a == "-":
             break
-        if a in ("--version",):
-            _set_action(opts, "version", a)
-        elif a in ("--help", "-help"):
-            _set_action(opts, "help", a)
-        elif a in ("-bd", "-bdf") and opts.action == "q":
-            opts.action = _ACTIONS[a]
-        elif a in ("-bem",):
-            _set_action(opts, "be", a)
-            opts.bem_file = take(a, "")
-        elif a == "-bh":
-            _set_action(opts, "bh", a)
-            opts.host_check = take(a, "")
-        elif a in _ACTIONS:
-            _set_action(opts, _ACTIONS[a], a)
-        elif a.startswith("-C"):
-            opts.config_path = take(a, a[2:])
-        elif a.startswith("-D"):
-            body = a[2:] or take(a, "")
-            name, eq, value = body.partition("=")
-            if not re.match(r"^[A-Z][A-Za-z0-9_]*$", name.strip()):
-                raise bad_option(a)
-            opts.macros[name.strip()] = value.strip() if eq else ""
-        elif a == "-d" or a.startswith(("-d+", "-d-", "-dd")) or re.match(r"^-d[0-9]+$", a):
-            opts.debug = True
-        elif a.startswith("-f"):
-            opts.sender = take(a, a[2:])
-        elif a.startswith("-r") and not a.startswith("-R"):
-            opts.sender = take(a, a[2:])
-        elif a.startswith("-F"):
-            opts.fullname = take(a, a[2:])
-        elif a in ("-t",):
-            opts.extract = True
-        elif a == "-ti":
-            opts.extract, opts.dot_ends = True, False
-        elif a in ("-i", "-oi", "-oitrue"):
-            opts.dot_ends = False
-        elif a == "-oifalse":
-            opts.dot_ends = True
-        elif a in ("-odb", "-odi", "-odf", "-odq"):
-            opts.delivery_mode = a[3:]
-        elif a in ("-oee", "-oep", "-oeq", "-oew"):
-            opts.error_mode = a[3:]
-        elif a == "-oX":
-            opts.oX = take(a, "")
-        elif a == "-oP":
-            opts.pid_file = take(a, "")
-        elif a == "-oMa":
-            opts.sender_host_address = take(a, "")
-        elif a == "-oMr":
-            opts.received_protocol = take(a, "")
-        elif a.startswith("-p") and len(a) > 2:
-            opts.received_protocol = a[2:].split(":", 1)[0]
-        elif a == "-v":
-            opts.verbose = True
-        elif a == "-N":
-            opts.dont_deliver = True
-        elif a.startswith("-q"):
-            _parse_q(opts, a)
-            if opts.action in ("", "q"):
-                opts.action = "q"
-            elif opts.action not in ("bd", "bdf"):
-                raise bad_option(a)
-        elif a in _IGNORED_WITH_ARG:
-            take(a, "")
-        elif a in _IGNORED:
-            pass
-        else:
-            raise bad_option(a)
-        i += 1
-    opts.args = argv[i:]
+        _parse_one(opts, cur, a)
+        cur.i += 1
+    opts.args = argv[cur.i:]
+    if (opts.recipient_select or opts.sender_select) and opts.args:
+        raise bad_argument("incompatible command-line options or arguments")
     if not opts.action:
         opts.action = "bm"
     return opts

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pymta
 from pymta.cli.args import CliOptions, UsageError, parse_args
+from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
 
@@ -229,11 +230,20 @@ def do_deliver_ids(opts: CliOptions) -> int:
         elif status == "missing":
             sys.stderr.write(f"pymta: message {msgid} is not on the queue\n")
             rc = 1
+        elif status == "corrupt":
+            sys.stderr.write(f"pymta: spool file {msgid}-H is corrupt; the message was "
+                             "moved aside (see the paniclog)\n")
+            rc = 1
     return rc
 
 
 def do_queue_run(opts: CliOptions) -> int:
     config = load(opts)
+    if opts.recipient_select or opts.sender_select:
+        from pymta.daemon.queue_select import run_selected
+        run_selected(config, _logger(config), opts.recipient_select, opts.sender_select,
+                     queue_flags=opts.queue_flags)
+        return 0
     from pymta.daemon.queuerunner import run_queue
     run_queue(config, _logger(config), force=opts.queue_flags == "f",
               force_frozen=opts.queue_flags == "ff")
@@ -241,6 +251,9 @@ def do_queue_run(opts: CliOptions) -> int:
 
 
 def do_daemon(opts: CliOptions) -> int:
+    if opts.recipient_select or opts.sender_select:
+        sys.stderr.write("pymta: -R/-S are not supported with -bd or -q<time>\n")
+        return 1
     config = load(opts)
     from pymta.config import load_config
     from pymta.daemon.master import DaemonOptions, start_daemon
@@ -259,6 +272,10 @@ def do_submit(opts: CliOptions) -> int:
     from pymta.cli.submit import submit
     from pymta.daemon.util import main_opt
     log = _logger(config)
+    if not check_fs(config, log):
+        # as Exim: checked at start-up, before the message is read
+        sys.stderr.write(f"pymta: {INSUFFICIENT}\n")
+        return 1
     msgid, error = submit(config, opts, sys.stdin.buffer, log)
     if msgid is None:
         sys.stderr.write(f"pymta: {error}\n")
@@ -273,6 +290,16 @@ def do_submit(opts: CliOptions) -> int:
         _deliver_quietly(deliver_message, config, msgid, log)
         return 0
     _deliver_in_background(deliver_message, config, msgid, log)
+    return 0
+
+
+def do_log_line(opts: CliOptions) -> int:
+    """-z text: write the text to the main log (an operator's note)."""
+    config = load(opts)
+    if not _is_admin(config):
+        sys.stderr.write("pymta: permission denied\n")
+        return 1
+    _logger(config).main(opts.log_line or "")
     return 0
 
 
@@ -339,6 +366,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
     "bd": do_daemon, "bdf": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
+    "z": do_log_line,
 }
 
 
@@ -346,8 +374,12 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     try:
         opts = parse_args(argv, sendmail=sendmail)
     except UsageError as exc:
-        sys.stderr.write(f"pymta abandoned: {exc}\n")
+        sys.stderr.write(f"{exc.line()}\n")
         return 1
+    if opts.debug:
+        # Exim ignores these silently; its debug output shows the whole command line.
+        for opt in opts.ignored:
+            sys.stderr.write(f"pymta: option {opt} ignored (no effect)\n")
     if opts.action == "version":
         _write(f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} compatible)\n")
         return 0

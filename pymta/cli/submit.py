@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Iterable
 
 from pymta.daemon.util import main_opt
 from pymta.smtp.server import address_too_long, too_long_message
+from pymta.spool.hostaddr import split_leniently
 
 
 def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
@@ -145,12 +146,12 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     from pymta.message.receive import Envelope, receive_message
     data = read_message(stdin, opts.dot_ends)
     qd, qr = qualify_domains(config)
-    given = _split_args(opts.args)
-    for a in given:
+    arg_addrs = _split_args(opts.args)
+    for a in arg_addrs:
         if address_too_long(a):
             # As Exim: a bad address on the command line refuses the whole message.
             return None, f'bad recipient address "{a}": {too_long_message(a)}'
-    args = [qualify(a, qr) for a in given]
+    args = [qualify(a, qr) for a in arg_addrs]
     if opts.extract:
         remove = bool(main_opt(config, "extract_addresses_remove_arguments", True))
         recipients, data = extract_recipients(data, args, remove)
@@ -170,7 +171,8 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         login = str(uid)
     sender = qualify(login, qd)
     set_by_caller = False
-    if opts.sender is not None and caller_is_trusted(config, uid):
+    trusted = caller_is_trusted(config, uid)
+    if opts.sender is not None and trusted:
         given = opts.sender.strip()
         sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
         set_by_caller = True
@@ -180,12 +182,18 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
             fullname = pwd.getpwuid(uid).pw_gecos.split(",", 1)[0]
         except KeyError:
             fullname = ""
+    host_address, host_port = (split_leniently(opts.sender_host_address)
+                               if opts.sender_host_address else (None, None))
     env = Envelope(
         sender=sender, recipients=recipients,
         protocol=opts.received_protocol or "local", local_user=login,
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,
-        sender_set_by_caller=set_by_caller, host_address=opts.sender_host_address)
+        sender_set_by_caller=set_by_caller, host_address=host_address,
+        host_port=host_port,
+        # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
+        sender_fullname=opts.fullname if set_by_caller else None,
+        suppress_local_fixups=opts.suppress_local_fixups and trusted)
     refusal = run_not_smtp_acl(config, env, data, log)
     if refusal is not None:
         return None, refusal

@@ -22,17 +22,13 @@ from typing import Iterator
 
 from pymta.config.model import (AclStatement, Config, ConfigError, DriverInstance,
                                 OptionSetting, RetryRule, RewriteRule)
+from pymta.acl.parse import ACL_ITEMS, check_acl_item
 from pymta.config.options import OptionSpec, parse_fixed, parse_time, parse_value
+from pymta.config.unsupported import (check_driver_option, check_main_option,
+                                      unsupported_driver_error)
 
 SECTIONS = ("acl", "authenticators", "routers", "transports", "retry", "rewrite", "local_scan")
 ACL_VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
-# ACL conditions and modifiers of Exim 4.96 (the names before "=").
-ACL_ITEMS = frozenset("""
-    acl add_header authenticated condition continue control decode delay dkim_signers
-    dkim_status dmarc_status dnslists domains encrypted endpass hosts local_parts
-    log_message log_reject_target logwrite malware message mime_regex queue ratelimit
-    recipients regex remove_header seen sender_domains senders set spam spf spf_guess
-    udpsend verify""".split())
 _LIST_KINDS = {"domainlist": "domain", "hostlist": "host", "addresslist": "address",
                "localpartlist": "localpart"}
 _MACRO_DEF = re.compile(r"([A-Z_][A-Za-z0-9_]*)\s*(==?)(.*)$", re.S)
@@ -352,6 +348,7 @@ class _Reader:
         name, value, hide = set_option(main.specs, ll.text, ll.file, ll.line, "main option")
         if main.is_set(name):
             raise ConfigError(f'"{name}" option set for the second time', ll.file, ll.line)
+        check_main_option(name, value, ll.file, ll.line)
         main.set(name, value, hide)
 
     def _named_list(self, kind: str, rest: str, ll: LogicalLine) -> None:
@@ -418,6 +415,7 @@ class _Reader:
             raise ConfigError(f'error in ACL: ACL modifier "{name}" is negated',
                               ll.file, ll.line)
         value = dequote(rest[1:].strip(), ll.file, ll.line)
+        check_acl_item(name, value, ll.file, ll.line)
         return OptionSetting(negate + name, value, ll.file, ll.line)
 
     # drivers -------------------------------------------------------------------------
@@ -585,11 +583,11 @@ def _driver_specs(kind: str, inst: DriverInstance) -> tuple[dict[str, OptionSpec
     cls = drivers.get_driver(kind, inst.driver)
     if cls is not None and getattr(cls, "options", None):
         return dict(cls.options), cls
-    try:
-        return option_tables.driver_options(kind, inst.driver), cls
-    except KeyError:
-        raise ConfigError(f'{kind} {inst.name}: cannot find {kind} driver "{inst.driver}"',
-                          inst.file, inst.line) from None
+    if inst.driver in option_tables.driver_names(kind):
+        # An Exim driver that pymta does not have (Exim: not built in).
+        raise unsupported_driver_error(kind, inst.name, inst.driver, inst.file, inst.line)
+    raise ConfigError(f'{kind} {inst.name}: cannot find {kind} driver "{inst.driver}"',
+                      inst.file, inst.line)
 
 
 def _finish_drivers(config: Config) -> None:
@@ -613,6 +611,8 @@ def _finish_drivers(config: Config) -> None:
                 if name in inst.explicit:
                     raise ConfigError(f'"{name}" option set for the second time',
                                       st.file, st.line)
+                check_driver_option(kind, inst.driver, f"{kind} {inst.name}", name, value,
+                                    st.file, st.line)
                 inst.options[name] = value
                 inst.explicit.add(name)
                 # Exim's router shorthands: "verify" and "fail_verify" set both halves.

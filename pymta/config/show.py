@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import socket
 
+import pymta
 from pymta.config.model import Config, DriverInstance
 from pymta.config.options import OptionSpec, format_value, printable
 
-PYMTA_VERSION = "0.1.0"
 _KINDS = {"router": "routers", "transport": "transports", "authenticator": "authenticators"}
 _LIST_WORDS = {"domainlist": "domain", "hostlist": "host", "addresslist": "address",
                "localpartlist": "localpart"}
@@ -133,14 +134,39 @@ def _lookup_types() -> list[str]:
     return sorted(SINGLE_KEY | QUERY_STYLE)
 
 
+def _support_words() -> list[str]:
+    """Exim's optional build features that pymta has."""
+    return ["IPv6"] if socket.has_ipv6 else []
+
+
 def version_text(config: Config | None) -> str:
-    """The text of ``pymta -bV``: version, supported drivers and the configuration file."""
+    """The text of ``pymta -bV``, laid out like ``exim -bV``.
+
+    Every list comes from the registries: drivers registered in :mod:`pymta.drivers`,
+    the lookup types of :mod:`pymta.lookups` and the ACL tables of
+    :mod:`pymta.acl.parse`; the Exim drivers that have no pymta class are listed as
+    not supported.
+    """
     from pymta import drivers
-    lines = [f"pymta version {PYMTA_VERSION} (Exim 4.96 compatible)",
-             "Lookups (built-in): " + " ".join(_lookup_types()),
-             "Authenticators: " + " ".join(drivers.all_drivers("authenticator")),
-             "Routers: " + " ".join(drivers.all_drivers("router")),
-             "Transports: " + " ".join(drivers.all_drivers("transport"))]
+    from pymta.acl import parse as acl
+    from pymta.config import option_tables
+    lines = [f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} compatible)",
+             "Support for: " + " ".join(_support_words()),
+             "Lookups (built-in): " + " ".join(_lookup_types())]
+    missing = []
+    for kind, title in (("authenticator", "Authenticators"), ("router", "Routers"),
+                        ("transport", "Transports")):
+        built = drivers.all_drivers(kind)
+        lines.append(f"{title}: " + " ".join(built))
+        absent = [n for n in option_tables.driver_names(kind) if n not in built]
+        if absent:
+            missing.append(f"{title} not supported in this version: " + " ".join(absent))
+    lines += ["ACL conditions: " + " ".join(sorted(acl.ACL_CONDITIONS)),
+              "ACL modifiers: " + " ".join(sorted(acl.ACL_MODIFIERS)),
+              "ACL controls: " + " ".join(sorted(acl.ACL_CONTROLS)),
+              "ACL items not supported in this version: "
+              + " ".join(sorted(acl.ACL_UNSUPPORTED))]
+    lines += missing
     if config is not None:
         lines.append(f"Configuration file is {os.path.abspath(config.filename)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n"

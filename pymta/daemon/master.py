@@ -23,6 +23,7 @@ import pymta
 from pymta.daemon import ipc, listen
 from pymta.daemon.util import (drop_privileges, fork_detached, main_opt, make_logger,
                                spool_directory)
+from pymta.spool.tidy import tidy_spool
 
 MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
@@ -625,6 +626,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     drop_privileges(config)
     log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))
+    tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
                     log_factory=make_logger)
     return master.run()

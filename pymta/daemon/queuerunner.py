@@ -12,6 +12,19 @@ import traceback
 from typing import Any, Callable, Iterable
 
 from pymta.daemon.util import spool_directory
+from pymta.spool.tidy import set_aside_corrupt, tidy_spool
+from pymta.spool.space import check_log, check_spool
+
+
+def space_shortage(config: Any, log: Any) -> bool:
+    """True (and a log line) when the spool or log partition is below its check_*
+    threshold: a queue run then delivers nothing more, as every delivery needs spool
+    room to record what it did; the messages stay queued for a later run."""
+    failure = check_spool(config) or check_log(config, log)
+    if failure is None:
+        return False
+    log.main(f"{failure}: queue run paused, messages stay on the queue")
+    return True
 
 
 def _release(lock: Any) -> None:
@@ -47,26 +60,37 @@ def is_locked(spool_dir: str, msgid: str) -> bool:
     return False
 
 
-def is_frozen(spool_dir: str, msgid: str) -> bool | None:
-    """True/False, or None when the -H file is gone or unreadable (skip it)."""
-    from pymta.spool.files import read_header
+def is_frozen(spool_dir: str, msgid: str, log: Any = None) -> bool | None:
+    """True/False, or None when the -H file is gone or unreadable (skip it).
+
+    With ``log``, a -H file with a format error is moved aside (see pymta.spool.tidy)."""
+    from pymta.spool.files import SpoolFormatError, read_header
     try:
         msg = read_header(spool_dir, msgid)
+    except SpoolFormatError as exc:
+        if log is not None:
+            set_aside_corrupt(spool_dir, msgid, exc, log)
+        return None
     except Exception:
         return None
     return msg.frozen_at is not None or "frozen" in getattr(msg, "flags", ())
 
 
 def due_messages(config: Any, *, force_frozen: bool = False,
-                 ids: Iterable[str] | None = None) -> list[str]:
-    """Message ids a queue run should deliver, oldest first (Exim's ids sort by time)."""
+                 ids: Iterable[str] | None = None, log: Any = None) -> list[str]:
+    """Message ids a queue run should deliver, oldest first (Exim's ids sort by time).
+
+    With ``log``, files left behind are tidied first and messages whose -H file is
+    corrupt are moved aside (pymta.spool.tidy)."""
     spool_dir = spool_directory(config)
+    if log is not None:
+        tidy_spool(spool_dir, log)
     if ids is None:
         from pymta.spool.queue import list_queue
         ids = list_queue(spool_dir)
     out = []
     for msgid in ids:
-        frozen = is_frozen(spool_dir, msgid)
+        frozen = is_frozen(spool_dir, msgid, log)
         if frozen is None or (frozen and not force_frozen):
             continue
         if is_locked(spool_dir, msgid):
@@ -77,8 +101,12 @@ def due_messages(config: Any, *, force_frozen: bool = False,
 
 def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool = False,
               ids: Iterable[str] | None = None,
-              deliver: Callable[..., Any] | None = None) -> int:
-    """One queue run in this process (``pymta -q``); returns the number of messages tried."""
+              deliver: Callable[..., Any] | None = None,
+              select: Callable[[str], bool] | None = None, force_first: bool = False) -> int:
+    """One queue run in this process (``pymta -q``); returns the number of messages tried.
+
+    ``select`` keeps only the message ids it accepts (``-R`` / ``-S``); ``force_first``
+    forces delivery of the first message tried, as Exim does for those runs."""
     if deliver is None:
         from pymta.delivery import deliver_message as deliver
     pid = os.getpid()
@@ -88,14 +116,19 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     if noisy:
         log.main(f"Start queue run: pid={pid}{flags}")
     tried = 0
-    for msgid in due_messages(config, force_frozen=force_frozen, ids=ids):
+    for msgid in due_messages(config, force_frozen=force_frozen, ids=ids, log=log):
+        if space_shortage(config, log):
+            break
+        if select is not None and not select(msgid):
+            continue
+        forced = force or (force_first and tried == 0)
         tried += 1
         try:
             if force_frozen:
                 # -qff: frozen messages are tried as though thawed, like Exim.
                 deliver(config, msgid, log, forced=True, manual=True)
             else:
-                deliver(config, msgid, log, forced=force)
+                deliver(config, msgid, log, forced=forced)
         except Exception:
             log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
     if noisy:
@@ -107,7 +140,9 @@ def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False
                     force_frozen: bool = False) -> int:
     """Daemon queue-runner child: hand every due id to the master (workers deliver)."""
     import time
-    for msgid in due_messages(config, force_frozen=force_frozen):
+    for msgid in due_messages(config, force_frozen=force_frozen, log=log):
+        if space_shortage(config, log):
+            break
         # Blocking sends with back-off so a busy master slows us down rather than losing ids.
         for _ in range(50):
             kind = "Z" if force_frozen else "F" if force else "Q"

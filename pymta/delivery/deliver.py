@@ -19,7 +19,10 @@ from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_ag
 from pymta.delivery.job import DeliveryJob
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
+from pymta.spool.hostaddr import delivery_host_variables
+from pymta.spool.files import Journal
 from pymta.spool.model import SpoolMessage
+from pymta.spool.tidy import set_aside_corrupt
 from pymta.taint import taint
 
 # Exim's private errno values for retry-time skips (shown in "defer (n)" log fields).
@@ -34,6 +37,7 @@ NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
 MAIL_LOOP = 'Too many "Received" headers - suspected mail loop'
+NO_JOURNAL_ROOM = "delivery not attempted: no room to record it in the spool (-J)"
 
 
 @dataclass
@@ -41,7 +45,8 @@ class DeliveryOutcome:
     """What one delivery attempt did.
 
     ``status``: "completed" (spool removed), "deferred" (something left), "locked"
-    (another process holds the message), "frozen" (skipped or newly frozen) or "missing".
+    (another process holds the message), "frozen" (skipped or newly frozen), "missing",
+    or "corrupt" (the -H file has a format error: moved aside, see pymta.spool.tidy).
     """
 
     status: str
@@ -75,6 +80,9 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             msg = files.read_header(spool_dir, msgid)
         except FileNotFoundError:
             return DeliveryOutcome("missing", msgid)
+        except files.SpoolFormatError as exc:
+            set_aside_corrupt(spool_dir, msgid, exc, log, held=held)
+            return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
                               journal=journal)
@@ -113,6 +121,10 @@ class MessageDelivery:
         self.failed: list[Address] = []
         self.deferred: list[Address] = []
         self.done_uniques: list[str] = []
+        # -J: room reserved before any transport runs (see spool.files.Journal)
+        self.journal_file = Journal(spool_dir, msg.id)
+        self.journal_error: OSError | None = None   # set once a -J write has failed
+        self.unjournaled: list[str] = []     # finished, but not yet in -J
         self.freeze_reason: str | None = None
         self.ignore_errors = False
         self.timeout_frozen = False
@@ -125,7 +137,9 @@ class MessageDelivery:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        """Close the retry database if this delivery opened it (workers live long)."""
+        """Close the -J file, and the retry database if this delivery opened it
+        (workers live long)."""
+        self.journal_file.close()
         if isinstance(self._retry_db, RetryDB):
             self._retry_db.close()
         self._retry_db = None
@@ -133,7 +147,7 @@ class MessageDelivery:
     @property
     def retry_db(self) -> RetryDB:
         if self._retry_db is None:
-            self._retry_db = RetryDB(self.spool_dir)
+            self._retry_db = RetryDB(self.spool_dir, log=self.log)
         elif not isinstance(self._retry_db, RetryDB):
             self._retry_db = RetryDB(self.spool_dir, self._retry_db)
         return self._retry_db
@@ -151,11 +165,20 @@ class MessageDelivery:
                 pass
 
     def _journal(self, unique: str) -> None:
-        """Record a finished address in -J (fsynced) before it is logged."""
-        from pymta.spool import files
-        files.append_journal(self.spool_dir, self.msg.id, unique)
+        """Record a finished address in -J (fsynced) before it is logged.
+
+        If the write fails the outcome is kept in memory (and written to -H at the end),
+        and no further transport is run for this message (see _hold_for_spool)."""
         self.msg.nonrecipients.add(unique)
         self.done_uniques.append(unique)
+        try:
+            self.journal_file.append(unique)
+        except OSError as exc:
+            self.unjournaled.append(unique)
+            if self.journal_error is None:
+                self.journal_error = exc
+                self.log.panic(f"failed to write -J journal: {exc.strerror or exc}: "
+                               "no further deliveries in this attempt", self.msg.id)
 
     def base_context(self) -> ExpandContext:
         m = self.msg
@@ -164,14 +187,13 @@ class MessageDelivery:
             "sender_address": taint(m.sender) if m.sender else "",
             "return_path": taint(m.sender) if m.sender else "",
             "received_protocol": m.variables.get("received_protocol", ""),
-            "sender_host_address": m.variables.get("host_address", "").rsplit(".", 1)[0]
-            if "." in m.variables.get("host_address", "") else m.variables.get("host_address", ""),
             "sender_helo_name": taint(m.variables.get("helo_name", "")),
             "sender_ident": m.variables.get("ident", ""),
             "authenticated_id": m.variables.get("auth_id", ""),
             "message_age": str(message_age(m, self.now)),
             "first_delivery": "yes" if self.first_delivery else "no",
         }
+        variables.update(delivery_host_variables(m.variables))
         return ExpandContext(self.config, variables, dict(m.acl_vars),
                              [h.text for h in m.headers if h.flag != "*"])
 
@@ -189,6 +211,8 @@ class MessageDelivery:
         # Like Exim, each routed address goes to the front of the local or remote list,
         # so deliveries run in the reverse of routing order (and, as recipients are
         # routed last-first, top-level recipients are delivered in their own order).
+        if (routed or self.failed) and not self._reserve_journal(routed):
+            routed = []
         local = [a for a in reversed(routed) if self._is_local(a)]
         remote = [a for a in reversed(routed) if not self._is_local(a)]
         for a in local:
@@ -197,6 +221,30 @@ class MessageDelivery:
             self._run_transport(batch, ctx)
         self._handle_failures()
         return self._finish()
+
+    def _reserve_journal(self, routed: list[Address]) -> bool:
+        """Reserve -J room for every address this attempt may finish; on failure (a full
+        spool) nothing is delivered: the routed addresses are deferred and failures are
+        neither bounced nor recorded, so all of it is tried again later."""
+        need = sum(len(a.unique.encode("utf-8", "surrogateescape")) + 1
+                   for a in routed + self.failed)
+        try:
+            self.journal_file.reserve(need)
+            return True
+        except OSError as exc:
+            self.journal_error = exc
+        self._hold_for_spool(routed)
+        return False
+
+    def _hold_for_spool(self, batch: list[Address]) -> None:
+        """Defer addresses because the spool cannot record their delivery; no retry
+        hint is written (the destination is not at fault)."""
+        exc = self.journal_error
+        for a in batch:
+            a.result = "defer"
+            a.basic_errno = (exc.errno if exc is not None else 0) or -1
+            a.message = NO_JOURNAL_ROOM
+            self._defer_logged(a)
 
     def _frozen_may_proceed(self) -> bool:
         """Whether a frozen message is delivered now: by -M, as an old bounce past
@@ -402,6 +450,9 @@ class MessageDelivery:
 
     def _run_transport(self, batch: list[Address], ctx: ExpandContext) -> None:
         from pymta.spool import files
+        if self.journal_error is not None:
+            self._hold_for_spool(batch)
+            return
         first = batch[0]
         obj = self._transport_obj(first.transport)
         if obj is None:
@@ -609,8 +660,8 @@ class MessageDelivery:
         """Bounce permanently failed addresses (grouped by bounce recipient), then mark
         them done.  Failures of a bounce are not bounced: the message is frozen, or the
         errors are ignored once ignore_bounce_errors_after has passed."""
-        if not self.failed:
-            return
+        if not self.failed or self.journal_error is not None:
+            return     # no bounce while the spool cannot record it (see _reserve_journal)
         groups: dict[str, list[Address]] = {}
         for a in self.failed:
             to = bounce_recipient(a, self.msg)
@@ -639,6 +690,7 @@ class MessageDelivery:
     def _finish(self) -> DeliveryOutcome:
         from pymta.spool import files
         msg = self.msg
+        self._retry_journal()
         self.outcome.deferred = [a.address for a in self.deferred]
         promoted = self._promote_one_time()
         # A top-level recipient is done when nothing derived from it is still pending.
@@ -656,12 +708,36 @@ class MessageDelivery:
             self.outcome.status = "completed"
             return self.outcome
         msg.flags.discard("deliver_firsttime")
-        files.rewrite_header(self.spool_dir, msg)
+        try:
+            files.rewrite_header(self.spool_dir, msg)
+        except OSError as exc:
+            # -J (if written) still says what was done; it is read again next time
+            if self.unjournaled:
+                kept = "; delivered but recorded nowhere: " + ", ".join(self.unjournaled)
+            elif self.done_uniques:
+                kept = "; -J journal kept"
+            else:
+                kept = ""
+            self.log.panic(f"failed to rewrite -H: {exc.strerror or exc}{kept}", msg.id)
+            return self.outcome
         files.remove_journal(self.spool_dir, msg.id)
+        if self.unjournaled:
+            self.log.panic("finished addresses missing from -J recorded in -H: "
+                           + ", ".join(self.unjournaled), msg.id)
         if self.freeze_reason is not None:
             self._log(f"Frozen ({self.freeze_reason})")
             self.outcome.status = "frozen"
         return self.outcome
+
+
+    def _retry_journal(self) -> None:
+        """One more try to write what a failed -J write left in memory."""
+        while self.unjournaled:
+            try:
+                self.journal_file.append(self.unjournaled[0])
+            except OSError:
+                return
+            self.unjournaled.pop(0)
 
 
 def host_field(a: Address) -> str:

@@ -50,10 +50,10 @@ def host_key(name: str, ip: str | None, port: int | None = None) -> str:
 class RetryDB:
     """Typed access to the ``retry`` hints database of a spool directory."""
 
-    def __init__(self, spool_dir: str, db: Any = None):
+    def __init__(self, spool_dir: str, db: Any = None, log: Any = None):
         if db is None:
             from pymta.hints.db import HintsDB
-            db = HintsDB(spool_dir, "retry")
+            db = HintsDB(spool_dir, "retry", log=log)
         self.db = db
 
     def get(self, key: str) -> RetryRecord | None:

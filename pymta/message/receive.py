@@ -21,6 +21,7 @@ from pymta.message.headers import (ParsedMessage, find_header, header_flag, head
                                    max_line_length, split_message)
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.spool.files import write_spool
+from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
 from pymta.taint import Tainted
@@ -76,6 +77,7 @@ class Envelope:
     originator_uid: int | None = None
     originator_gid: int | None = None
     originator_name: str | None = None
+    sender_fullname: str | None = None     # -F with -f: the phrase of a constructed From:
     is_local_submission: bool = False
     sender_set_by_caller: bool = False
     submission_mode: bool = False          # control = submission: local fixups for SMTP
@@ -256,7 +258,9 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                 from_hdr = f"From: {_quote_phrase(name)} <{addr}>\n" if name else \
                     f"From: {addr}\n"
             elif env.sender:
-                from_hdr = f"From: {env.sender}\n"
+                name = env.sender_fullname
+                from_hdr = f"From: {_quote_phrase(name)} <{env.sender}>\n" if name else \
+                    f"From: {env.sender}\n"
             elif env.authenticated_id:
                 from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
             if from_hdr:
@@ -277,14 +281,14 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     if env.helo_name:
         svars["helo_name"] = Tainted(env.helo_name) if env.host_address else env.helo_name
     if env.host_address:
-        svars["host_address"] = Tainted(f"[{env.host_address}]:{env.host_port or 0}")
+        svars["host_address"] = Tainted(format_address_port(env.host_address, env.host_port))
     if env.host_name:
         svars["host_name"] = Tainted(env.host_name)
     if env.authenticator:
         svars["host_auth"] = env.authenticator
     if env.interface_address:
         svars["interface_address"] = Tainted(
-            f"[{env.interface_address}]:{env.interface_port or 0}")
+            format_address_port(env.interface_address, env.interface_port))
     if variables.get("sender_ident"):
         ident = variables["sender_ident"]
         svars["ident"] = Tainted(ident) if env.host_address else ident

@@ -13,6 +13,7 @@ submission: the caller is the sender (unless trusted), the protocol is ``local-s
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import sys
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO, Callable
 from pymta.config.values import main_option
 from pymta.smtp.session import (SmtpSession, finish_session, prepare_session,
                                 start_session)
+from pymta.spool.hostaddr import parse_address_port
 
 HOST_CHECK_BANNER = ("\n**** SMTP testing session as if from host {ip}\n"
                      "**** but without any ident (RFC 1413) callback.\n"
@@ -56,20 +58,13 @@ class HostCheckLog:
 
 
 def parse_host_argument(text: str) -> tuple[str, int]:
-    """``-bh`` argument: an IP address optionally followed by ``.port``."""
-    import ipaddress
-    text = text.strip()
+    """``-bh`` argument: an IP address optionally with a port (``ip.port`` or ``[ip]:port``,
+    the forms of a -H file's host address)."""
     try:
-        return str(ipaddress.ip_address(text)), 0
+        addr, port = parse_address_port(text.strip())
     except ValueError:
-        pass
-    head, dot, port = text.rpartition(".")
-    if dot and port.isdigit():
-        try:
-            return str(ipaddress.ip_address(head)), int(port)
-        except ValueError:
-            pass
-    raise ValueError(f"\"{text}\" is not a valid IP address")
+        raise ValueError(f"\"{text.strip()}\" is not a valid IP address") from None
+    return str(ipaddress.ip_address(addr)), port or 0
 
 
 @dataclass

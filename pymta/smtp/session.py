@@ -21,6 +21,7 @@ from pymta.expand.context import ExpandContext
 from pymta.message.receive import report_after_commit
 from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer
 from pymta.spool.ids import new_message_id
+from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
 
 RECV_SIZE = 65536
@@ -302,6 +303,8 @@ class SmtpSession(SmtpHandler):
 
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
         self._reset_message()
+        if not check_fs(self.config, self.log, _size_param(self.config, params)):
+            return Reply(452, SPACE_SHORTAGE)     # Exim checks before the MAIL ACL
         v = self.ctx.variables
         if self.local_caller is not None:
             address = self.local_caller.envelope_sender(address)
@@ -647,6 +650,17 @@ def _endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
     if not isinstance(local, tuple):
         local = ("127.0.0.1", 0)
     return (peer[0], peer[1]), (local[0], local[1])
+
+
+def _size_param(config: Any, params: dict[str, str | None]) -> int:
+    """MAIL's SIZE= in bytes for the spool space check (0 if absent or not checked)."""
+    size = params.get("SIZE")
+    if not size or not main_option(config, "smtp_check_spool_space", True):
+        return 0
+    try:
+        return max(int(size), 0)
+    except ValueError:
+        return 0
 
 
 def _size_limit(config: Any, ctx: ExpandContext) -> int:

@@ -17,6 +17,7 @@ import os
 from typing import BinaryIO
 
 from pymta.osutil import fsync_dir as _fsync_dir
+from pymta.osutil import reserve_beyond_eof
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
 from pymta.taint import Tainted
 
@@ -430,17 +431,94 @@ def body_size(spool_dir: str, msgid: str) -> int:
 
 def append_journal(spool_dir: str, msgid: str, unique: str) -> None:
     """Record a finished address in ID-J (one line, fsynced before returning)."""
-    fd = os.open(journal_path(spool_dir, msgid),
-                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, SPOOL_FILE_MODE)
+    j = Journal(spool_dir, msgid)
     try:
-        os.write(fd, _enc(unique.replace("\n", " ") + "\n"))
-        os.fsync(fd)
+        j.append(unique)
     finally:
-        os.close(fd)
+        j.close()
+
+
+class Journal:
+    """The -J file written by one delivery attempt (the caller holds the message lock).
+
+    :meth:`reserve` is called before any transport runs and sets aside room for every
+    line the attempt may write, so that recording a finished delivery cannot then fail
+    for lack of space: a full spool stops a delivery before it happens instead of after
+    (which would deliver it again on every later attempt).  The room is allocated beyond
+    the end of the file (fallocate KEEP_SIZE), so the file keeps Exim's format; where the
+    filesystem cannot do that, the file is padded with NUL bytes, which
+    :func:`read_journal` ignores, and lines are written over the padding.
+    """
+
+    def __init__(self, spool_dir: str, msgid: str):
+        self.path = journal_path(spool_dir, msgid)
+        self.fd: int | None = None
+        self.offset = 0          # where the next line goes
+        self.reserved_end = 0    # file offset up to which writes need no new space
+
+    def _open(self) -> int:
+        if self.fd is not None:
+            return self.fd
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SPOOL_FILE_MODE)
+        try:
+            data = _read_fd(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        pad = data.find(b"\0")
+        end = len(data) if pad < 0 else pad
+        # the next line goes after the last complete one (over a torn line or padding)
+        self.offset = data.rfind(b"\n", 0, end) + 1
+        self.reserved_end = len(data)
+        self.fd = fd
+        return fd
+
+    def reserve(self, nbytes: int) -> None:
+        """Make sure ``nbytes`` more can be written; OSError (ENOSPC...) if no room."""
+        fd = self._open()
+        want = self.offset + nbytes
+        if want <= self.reserved_end:
+            return
+        if not reserve_beyond_eof(fd, self.reserved_end, want - self.reserved_end):
+            _pwrite_all(fd, b"\0" * (want - self.reserved_end), self.reserved_end)
+        self.reserved_end = want
+
+    def append(self, unique: str) -> None:
+        """Write one finished address and fsync it."""
+        fd = self._open()
+        line = _enc(unique.replace("\n", " ") + "\n")
+        _pwrite_all(fd, line, self.offset)
+        os.fsync(fd)
+        self.offset += len(line)
+        self.reserved_end = max(self.reserved_end, self.offset)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read_fd(fd: int) -> bytes:
+    parts = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 65536, offset)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        offset += len(chunk)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 def read_journal(spool_dir: str, msgid: str) -> list[str]:
-    """Addresses recorded in ID-J ([] if none); a torn last line is ignored."""
+    """Addresses recorded in ID-J ([] if none); a torn last line and NUL padding
+    (see :class:`Journal`) are ignored."""
     try:
         with open(journal_path(spool_dir, msgid), "rb") as f:
             data = f.read()
@@ -448,7 +526,7 @@ def read_journal(spool_dir: str, msgid: str) -> list[str]:
         return []
     lines = data.split(b"\n")
     # the element after the final newline is empty, or a partial line from a crash
-    return [ln.decode(_ENC, _ERR) for ln in lines[:-1] if ln]
+    return [ln.decode(_ENC, _ERR) for ln in lines[:-1] if ln and b"\0" not in ln]
 
 
 def remove_journal(spool_dir: str, msgid: str) -> None:

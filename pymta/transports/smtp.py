@@ -90,9 +90,15 @@ class SmtpTransport(Transport):
             raise TransportError(f'TCP port "{value}" is not defined for {self.name} '
                                  "transport")
 
+    def _uses_own_hosts(self, job: Any) -> bool:
+        """Whether the ``hosts`` option is used (no hosts from the router, or
+        ``hosts_override``) rather than the router's list."""
+        from_router = bool(job.addresses and job.addresses[0].hosts)
+        return bool(self.opt("hosts")) and (bool(self.opt("hosts_override")) or not from_router)
+
     def _hosts(self, job: Any, ctx: Any) -> list[Host]:
         from_router: list[Host] = list(job.addresses[0].hosts) if job.addresses else []
-        if self.opt("hosts") and (self.opt("hosts_override") or not from_router):
+        if self._uses_own_hosts(job):
             text = expand(self.opt("hosts"), ctx)
             hosts = [_parse_host_item(i) for i in split_list(text)]
             if self.opt("hosts_randomize"):
@@ -167,6 +173,9 @@ class SmtpTransport(Transport):
 
         pending = addrs
         tried_any = False
+        # As in Exim, only hosts from this transport's own hosts/fallback_hosts are
+        # checked for being this host; a router's hosts were checked by its "self" option.
+        own_hosts = self._uses_own_hosts(job)
         fallback: list[Host] = []
         if self.opt("fallback_hosts"):
             fallback = [_parse_host_item(i) for i in split_list(self.opt("fallback_hosts"))]
@@ -187,12 +196,12 @@ class SmtpTransport(Transport):
                 if not pending:
                     break
                 tried_any = True
-                if is_local_address(host.address, self.config) and \
-                        not self.opt("allow_localhost"):
+                if (own_hosts or n >= len(hosts)) and not self.opt("allow_localhost") \
+                        and is_local_address(host.address, self.config):
                     for a in pending:
-                        a.result, a.host_used = "defer", host
+                        a.result = "defer"
                         a.basic_errno = errnos.ERRNO_HOST_IS_LOCAL
-                        a.message = (f"remote host address is the local host: {a.domain}")
+                        a.message = f"{self.name} transport found host {h.name} to be local"
                     continue
                 self._deliver_to_host(job, host, pending, helo, header, ctx)
                 pending = [a for a in pending if a.result == "defer"]

@@ -30,7 +30,7 @@ def test_submission_defaults_to_bm_with_recipients():
 
 
 def test_detached_and_separate_arguments():
-    o = parse_args(["-f", "a@b", "-Fname", "-C", "/tmp/c", "-DFOO=bar baz", "-D", "X", "r@s"])
+    o = parse_args(["-f", "a@b", "-Fname", "-C", "/tmp/c", "-DFOO=bar baz", "-DX", "r@s"])
     assert o.sender == "a@b" and o.fullname == "name" and o.config_path == "/tmp/c"
     assert o.macros == {"FOO": "bar baz", "X": ""}
     assert o.args == ["r@s"]
@@ -41,7 +41,7 @@ def test_oi_variants_and_delivery_modes():
     assert not parse_args(["-oitrue"]).dot_ends
     assert parse_args(["-odq"]).delivery_mode == "q"
     assert parse_args(["-odi"]).delivery_mode == "i"
-    assert parse_args(["-oem"]).error_mode is None  # accepted and ignored
+    assert parse_args(["-oem"]).error_mode == "m"
     assert parse_args(["-oep"]).error_mode == "p"
 
 
@@ -59,12 +59,20 @@ def test_oX_oP_and_queue_listing():
     assert parse_args(["-bP", "spool_directory"]).args == ["spool_directory"]
 
 
-@pytest.mark.parametrize("argv", [["-y"], ["-bz"], ["-C"], ["-f"], ["-q0"], ["-qx"],
-                                  ["-D", "lower=1"], ["-bt", "-bd"]])
+@pytest.mark.parametrize("argv", [["-y"], ["-bz"], ["-C"], ["-f"], ["-bt", "-bd"]])
 def test_bad_options_rejected_like_exim(argv):
     with pytest.raises(UsageError) as exc:
         parse_args(argv)
     assert "unknown, malformed, or incomplete option" in str(exc.value)
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["-q0"], "bad time value -q0: abandoned"), (["-qx"], "bad time value -qx: abandoned"),
+    (["-D", "lower=1"], "macro name set by -D must start with an upper case letter")])
+def test_bad_option_arguments_rejected_like_exim(argv, text):
+    with pytest.raises(UsageError) as exc:
+        parse_args(argv)
+    assert str(exc.value) == text and exc.value.line() == f"pymta: {text}"
 
 
 def test_double_dash_ends_options():

@@ -2,6 +2,8 @@
 import io
 from types import SimpleNamespace
 
+import pytest
+
 from pymta.cli.submit import (caller_is_trusted, extract_recipients, qualify,
                               read_message)
 
@@ -79,7 +81,7 @@ check_local:
 """
 
 
-def _submit_with_acl(tmp_path, message: bytes):
+def _submit_with_acl(tmp_path, message: bytes, args: tuple[str, ...] = ()):
     from pymta.cli.args import parse_args
     from pymta.cli.submit import submit
     from pymta.config import load_config
@@ -88,7 +90,7 @@ def _submit_with_acl(tmp_path, message: bytes):
     conf = tmp_path / "c.conf"
     conf.write_text(NOT_SMTP_CONF.format(spool=tmp_path / "spool"))
     config = load_config(str(conf))
-    opts = parse_args(["-odq", "-i", "r@test.example"])
+    opts = parse_args(["-odq", "-i", *args, "r@test.example"])
     msgid, error = submit(config, opts, io.BytesIO(message), Logger(config))
     msg = read_header(str(tmp_path / "spool"), msgid) if msgid else None
     return msgid, error, msg
@@ -98,6 +100,13 @@ def test_acl_not_smtp_accepts_and_adds_header(tmp_path):
     msgid, error, msg = _submit_with_acl(tmp_path, b"Subject: hello\nTo: r@test.example\n\nx\n")
     assert error == "" and msgid
     assert any(h.text.startswith("X-Checked: 1 for ") for h in msg.headers)
+
+
+@pytest.mark.parametrize("oma", ["192.0.2.1.4567", "[192.0.2.1]:4567"])
+def test_oma_port_is_split_from_the_address(tmp_path, oma):
+    # -oMa takes the spool's host address forms; the -H file gets Exim's "[ip]:port"
+    msgid, error, msg = _submit_with_acl(tmp_path, b"Subject: hi\n\nx\n", ("-oMa", oma))
+    assert error == "" and msg.variables["host_address"] == "[192.0.2.1]:4567"
 
 
 def test_acl_not_smtp_deny_refuses_and_spools_nothing(tmp_path):

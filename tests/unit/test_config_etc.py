@@ -10,8 +10,7 @@ def test_production_config_loads():
     c = load_config(os.path.join(ETC, "pymta.conf"))
     assert [r.name for r in c.routers] == ["dnslookup", "system_aliases", "userforward",
                                            "localuser"]
-    assert set(c.transports) == {"remote_smtp", "local_delivery", "address_pipe",
-                                 "address_file", "address_reply"}
+    assert set(c.transports) == {"remote_smtp", "local_delivery", "address_file"}
     assert set(c.acls) == {"acl_check_rcpt", "acl_check_data"}
     assert c.main.acl_smtp_rcpt == "acl_check_rcpt"
     assert c.transports["local_delivery"].options["file"] == "/var/mail/$local_part_data"

@@ -10,9 +10,9 @@ from pymta.config.show import show_options, show_options_result, version_text
 CONF = """
     MYMAC = hello
     primary_hostname = x.test
-    hide tls_privatekey = /etc/key.pem
+    hide sqlite_dbfile = /etc/key.db
     retry_interval_max = 1h30m
-    no_accept_8bitmime
+    no_bounce_return_body
     domainlist local_domains = @ : x.test
     begin routers
     r:
@@ -45,22 +45,22 @@ def config(tmp_path):
 def test_all_main_options(config):
     out = show_options(config, []).splitlines()
     assert out == sorted(out, key=lambda s: s.split(" ")[0].removeprefix("no_"))
-    assert "no_accept_8bitmime" in out
+    assert "no_bounce_return_body" in out
     assert "primary_hostname = x.test" in out
     assert "retry_interval_max = 1h30m" in out
-    assert "tls_privatekey = <value not displayable>" in out
+    assert "sqlite_dbfile = <value not displayable>" in out
     assert "acl_smtp_rcpt = " in out
     assert len(out) == len(config.main.specs)
 
 
 def test_single_options(config):
     assert show_options(config, ["primary_hostname"]) == "primary_hostname = x.test\n"
-    assert show_options(config, ["accept_8bitmime", "retry_interval_max"]) == \
-        "no_accept_8bitmime\nretry_interval_max = 1h30m\n"
-    assert show_options(config, ["tls_privatekey"]) == \
-        "tls_privatekey = <value not displayable>\n"
-    assert show_options(config, ["tls_privatekey"], admin=True) == \
-        "tls_privatekey = /etc/key.pem\n"
+    assert show_options(config, ["bounce_return_body", "retry_interval_max"]) == \
+        "no_bounce_return_body\nretry_interval_max = 1h30m\n"
+    assert show_options(config, ["sqlite_dbfile"]) == \
+        "sqlite_dbfile = <value not displayable>\n"
+    assert show_options(config, ["sqlite_dbfile"], admin=True) == \
+        "sqlite_dbfile = /etc/key.db\n"
     text, ok = show_options_result(config, ["foo"])
     assert text == "foo is not a known option\n" and ok is False
 

@@ -394,3 +394,38 @@ def test_second_message_on_kept_connection_is_starred(env):
         "=> x@remote.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1] C=")
     assert delivery_lines(spool, mid2)[0].startswith(
         "=> x@remote.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]* C=")
+
+
+class _FailingJournal(files.Journal):
+    """A -J whose line writes fail as on a broken disk (the reservation succeeded)."""
+
+    def append(self, unique):
+        raise OSError(28, "No space left on device")
+
+
+def test_journal_write_failure_stops_delivery_and_records_in_header(env):
+    """When -J cannot be written after a delivery, the outcome is kept in memory, no
+    further transport runs, and the delivered address is recorded in -H instead (so it
+    is never delivered again)."""
+    c, log, spool, _ = env()
+    mid = submit(c, log, ["a@test.example", "b@test.example", "c@test.example"])
+    held = lock.lock_message(spool, mid)
+    run = MessageDelivery(c, files.read_header(spool, mid), log, spool)
+    run.journal_file = _FailingJournal(spool, mid)
+    try:
+        out = run.run()
+    finally:
+        run.close()
+        held.release()
+    assert out.delivered == ["a@test.example"] and out.status == "deferred"
+    assert not os.path.exists(os.path.join(spool, "mail", "b"))
+    assert "a@test.example" in files.read_header(spool, mid).nonrecipients
+    panic = open(os.path.join(spool, "log", "paniclog")).read()
+    assert "failed to write -J journal: No space left on device" in panic
+    assert "recorded in -H: a@test.example" in panic
+    assert any("b@test.example" in ln and "delivery not attempted" in ln
+               for ln in delivery_lines(spool, mid))
+    out = deliver_message(c, mid, log)           # a later run: b and c only
+    assert out.status == "completed" and sorted(out.delivered) == ["b@test.example",
+                                                                   "c@test.example"]
+    assert open(os.path.join(spool, "mail", "a")).read().count("Subject: hi") == 1

@@ -2,6 +2,7 @@
 import os
 
 from pymta.hints.db import HintsDB
+from tests.support.recording_log import RecordingLog
 
 
 def test_put_get_delete_items(tmp_path):
@@ -79,3 +80,21 @@ def test_clear(tmp_path):
     db.put("b", b"2")
     db.clear()
     assert db.items() == []
+
+
+def test_truncated_file_is_recreated_not_sigbus(tmp_path):
+    """LMDB would map the pages a truncated file lacks and die of SIGBUS reading them."""
+    db = HintsDB(str(tmp_path), "retry")
+    for i in range(200):
+        db.put(f"k{i}", b"v" * 100)
+    db.close()
+    os.truncate(tmp_path / "db" / "retry", 8192)
+
+    def in_child():
+        log = RecordingLog()
+        d = HintsDB(str(tmp_path), "retry", log=log)
+        assert d.get("k5") is None
+        assert "damaged (truncated to 8192 bytes" in log.text()
+        d.put("k", b"v")
+        assert d.get("k") == b"v"
+    assert child(in_child) == 0

@@ -191,3 +191,35 @@ def test_degenerate_tree_is_read_without_recursion():
             "\n1\nz@x\n\n").encode()
     m = parse_header(text)
     assert m.nonrecipients == set(addrs) and m.sender == "" and m.headers == []
+
+
+def test_journal_reserves_room_and_keeps_exim_format(tmp_path):
+    spool = str(tmp_path)
+    files.ensure_spool_dirs(spool)
+    j = files.Journal(spool, "1xUsgQ-0001f9-1K")
+    j.reserve(4096)
+    j.append("a@x.example")
+    j.append("b@x.example")
+    j.close()
+    path = files.journal_path(spool, "1xUsgQ-0001f9-1K")
+    assert open(path, "rb").read() == b"a@x.example\nb@x.example\n"
+    assert os.stat(path).st_blocks * 512 >= 4096          # the room is allocated
+
+
+def test_journal_padding_where_space_cannot_be_reserved(tmp_path, monkeypatch):
+    """Without fallocate the room is NUL padding: lines go over it, readers skip it,
+    and a torn last line from a crash is overwritten by the next attempt."""
+    monkeypatch.setattr(files, "reserve_beyond_eof", lambda fd, off, n: False)
+    spool = str(tmp_path)
+    files.ensure_spool_dirs(spool)
+    mid = "1xUsgQ-0001f9-1K"
+    path = files.journal_path(spool, mid)
+    with open(path, "wb") as f:
+        f.write(b"a@x.example\nb@x.exa")                  # torn by a crash
+    j = files.Journal(spool, mid)
+    j.reserve(100)
+    assert os.path.getsize(path) == len(b"a@x.example\n") + 100
+    assert files.read_journal(spool, mid) == ["a@x.example"]
+    j.append("c@x.example")
+    j.close()
+    assert files.read_journal(spool, mid) == ["a@x.example", "c@x.example"]

@@ -195,13 +195,26 @@ def test_bad_banner_defers(server, tmp_path):
     assert a.message == "SMTP error from remote mail server after initial connection: 554 go away"
 
 
-def test_localhost_refused_without_allow_localhost(server, tmp_path):
+def test_router_local_host_used_without_allow_localhost(server, tmp_path):
+    # Exim 4.96: a router's hosts were vetted by its "self" option (self = send)
     s = server()
     job = make_job(tmp_path, hosts=[local(s)])
     transport(allow_localhost=False).deliver(job)
+    assert job.addresses[0].result == "ok" and s.connections == 1
+
+
+@pytest.mark.parametrize("options", [{"hosts": "127.0.0.1"},
+                                     {"hosts": "127.0.0.1", "hosts_override": True},
+                                     {"fallback_hosts": "127.0.0.1"}])
+def test_own_local_host_refused_without_allow_localhost(server, tmp_path, options):
+    s = server(rcpt={"a@dst.example": (451, "later")})
+    router_hosts = [local(s)] if "hosts" not in options or "hosts_override" in options else []
+    job = make_job(tmp_path, hosts=router_hosts)
+    transport(allow_localhost=False, port=str(s.port), **options).deliver(job)
     a = job.addresses[0]
     assert a.result == "defer" and a.basic_errno == errnos.ERRNO_HOST_IS_LOCAL
-    assert s.connections == 0
+    assert a.message == "remote_smtp transport found host 127.0.0.1 to be local"
+    assert s.connections == (1 if "fallback_hosts" in options else 0)
 
 
 def test_hosts_option_and_port(server, tmp_path):

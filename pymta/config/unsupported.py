@@ -1,0 +1,290 @@
+"""What pymta does not implement yet: naming it in the configuration is an error.
+
+Exim refuses a configuration that names a driver it was built without; pymta does the same
+for every Exim feature it does not act on, so nothing in a configuration is silently
+ignored.  This module is the one place that says what is *known to Exim but not supported*:
+
+* main options and driver options pymta never reads (:data:`UNSUPPORTED_MAIN`,
+  :data:`UNSUPPORTED_GENERIC`, :data:`UNSUPPORTED_PRIVATE`).  Some of them are accepted
+  when set to the one value that describes what pymta does anyway (for example
+  ``tls_advertise_hosts =``: pymta never offers TLS); that value is given in the table;
+* options that are truly no-ops in pymta's design, accepted with any value; each has the
+  reason in :data:`IGNORED_MAIN`, :data:`IGNORED_GENERIC` and :data:`IGNORED_PRIVATE`;
+* Exim drivers that are not built in: every driver of the option tables that has no
+  registered class (:mod:`pymta.drivers`).
+
+ACL conditions, modifiers and controls are in :mod:`pymta.acl.parse`; log_selector items in
+:mod:`pymta.log`.  A name Exim does not know either keeps Exim's "unknown" error.
+When a feature is implemented, remove its names from these tables.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pymta.config.model import ConfigError
+
+NOT_SUPPORTED = "is not supported in this version of pymta"
+
+#: Marks an option that no setting makes acceptable.
+REJECT = object()
+
+
+def _reject(names: str) -> dict[str, Any]:
+    return {n: REJECT for n in names.split()}
+
+
+# ---------------------------------------------------------------------------------------
+# Main section
+# ---------------------------------------------------------------------------------------
+UNSUPPORTED_MAIN: dict[str, Any] = {
+    # Features pymta does not have: accepted only when they say "off".
+    "accept_8bitmime": True,                 # 8BITMIME is always advertised
+    "allow_utf8_domains": False,
+    "auth_advertise_hosts": "",              # no authenticators
+    "chunking_advertise_hosts": "",
+    "commandline_checks_require_admin": False,
+    "deliver_drop_privilege": False,
+    "delivery_date_remove": False,           # such headers are kept
+    "envelope_to_remove": False, "return_path_remove": False,
+    "dsn_advertise_hosts": "",
+    "hosts_proxy": "",
+    "hosts_require_alpn": "",
+    "hosts_require_helo": "*",               # HELO/EHLO is always required
+    "ignore_fromline_hosts": "", "ignore_fromline_local": False,
+    "local_sender_retain": False,
+    "move_frozen_messages": False,
+    "message_logs": True,                    # msglog files are always written
+    "mua_wrapper": False,
+    "perl_at_start": False, "perl_taintmode": False,
+    "pipelining_connect_advertise_hosts": "",
+    "prdr_enable": False,
+    "preserve_message_logs": False,
+    "print_topbitchars": False,
+    "queue_fast_ramp": False,
+    "queue_run_in_order": False,
+    "rfc1413_hosts": "",                     # no ident (RFC 1413) calls
+    "smtp_backlog_monitor": 0,
+    "smtp_return_error_details": False,
+    "smtputf8_advertise_hosts": "",
+    "spool_wireformat": False,
+    "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
+    "strict_acl_vars": False,
+    "strip_excess_angle_brackets": False,
+    "strip_trailing_dot": False,
+    "tls_advertise_hosts": "",               # no TLS
+    "tls_on_connect_ports": "",
+    "tls_remember_esmtp": False,
+    **_reject("""
+        acl_not_smtp_mime acl_not_smtp_start acl_smtp_auth acl_smtp_data_prdr acl_smtp_dkim
+        acl_smtp_mailauth acl_smtp_mime acl_smtp_starttls admin_groups auto_thaw av_scanner
+        bi_command bounce_message_file bounce_message_text bounce_return_linesize_limit
+        bounce_sender_authentication callout_domain_negative_expire
+        callout_domain_positive_expire callout_negative_expire callout_positive_expire
+        callout_random_local_part check_rfc2047_length daemon_startup_retries
+        daemon_startup_sleep delay_warning delay_warning_condition deliver_queue_load_max
+        dkim_verify_hashes dkim_verify_keytypes
+        dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
+        dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
+        dns_csa_search_limit dns_csa_use_reverse dns_dnssec_ok dns_ipv4_lookup dns_retrans
+        dns_retry dns_trust_aa dns_use_edns0 dsn_from errors_copy
+        errors_reply_to event_action extra_local_interfaces freeze_tell gecos_name
+        gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode header_line_maxsize
+        header_maxsize helo_lookup_domains hold_domains host_reject_connection
+        hosts_connection_nolog ibase_servers keep_malformed
+        ldap_ca_cert_dir ldap_ca_cert_file ldap_cert_file ldap_cert_key ldap_cipher_suite
+        ldap_default_servers ldap_require_cert ldap_start_tls ldap_version
+        local_from_check local_from_prefix local_from_suffix local_scan_path
+        local_scan_timeout max_username_length message_body_visible
+        mysql_servers openssl_options oracle_servers percent_hack_domains perl_startup
+        pgsql_servers process_log_path prod_requires_admin proxy_protocol_timeout
+        queue_domains queue_list_requires_admin queue_only_file queue_only_load
+        queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
+        received_headers_max remote_max_parallel
+        remote_sort_domains rfc1413_query_timeout
+        slow_lookup_log smtp_accept_keepalive
+        smtp_accept_max_per_connection smtp_accept_max_per_host smtp_accept_queue
+        smtp_accept_reserve smtp_etrn_command smtp_etrn_serialize smtp_load_reserve
+        smtp_ratelimit_hosts smtp_ratelimit_mail smtp_ratelimit_rcpt smtp_reserve_hosts
+        spamd_address spf_guess spf_smtp_comment_template split_spool_directory
+        syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
+        system_filter system_filter_directory_transport system_filter_file_transport
+        system_filter_group system_filter_pipe_transport system_filter_reply_transport
+        system_filter_user tcp_wrappers_daemon_name timezone tls_alpn tls_certificate
+        tls_crl tls_dh_max_bits tls_dhparam tls_eccurve tls_ocsp_file tls_privatekey
+        tls_require_ciphers tls_resumption_hosts tls_try_verify_hosts
+        tls_verify_certificates tls_verify_hosts unknown_login unknown_username
+        uucp_from_pattern uucp_from_sender warn_message_file
+    """),
+}
+
+#: Main options accepted with any value although pymta never reads them.
+IGNORED_MAIN: dict[str, str] = {
+    "debug_store": "a memory-debugging aid of Exim's C store allocator",
+    "drop_cr": "obsolete; it has no effect in Exim 4 either",
+    "finduser_retries": "a workaround for flaky NIS password lookups in Exim's C code; "
+                        "pymta asks the system once",
+    "lookup_open_max": "bounds Exim's cache of open lookup files; pymta keeps none open",
+    "notifier_socket": "Exim's daemon notification socket; pymta's daemon has its own "
+                       "private channel",
+    "smtp_connect_backlog": "the listen() backlog: a kernel queue length that changes no "
+                            "SMTP behaviour",
+    "tcp_nodelay": "a socket latency tweak that changes no SMTP behaviour",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Drivers: generic options (per kind) and private options (per driver)
+# ---------------------------------------------------------------------------------------
+UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
+    "router": {
+        "disable_logging": False, "dsn_lasthop": False, "initgroups": False,
+        "dnssec_request_domains": "", "dnssec_require_domains": "",
+        **_reject("translate_ip_address transport_current_directory "
+                  "transport_home_directory"),
+    },
+    "transport": {
+        "disable_logging": False, "initgroups": False,
+        **_reject("current_directory event_action headers_rewrite home_directory "
+                  "max_parallel shadow_condition shadow_transport transport_filter "
+                  "transport_filter_timeout"),
+    },
+    "authenticator": {},
+}
+
+_DEBUG_PRINT = "written only to Exim's debug output, which pymta does not produce"
+IGNORED_GENERIC: dict[str, dict[str, str]] = {
+    "router": {"debug_print": _DEBUG_PRINT},
+    "transport": {"debug_print": _DEBUG_PRINT},
+    "authenticator": {},
+}
+
+_NO_FILTERS = ("only tunes Exim/Sieve filter files, which pymta refuses "
+               "(allow_filter is not supported)")
+_NO_TLS_CLIENT = "pymta never starts TLS as a client, so every host is avoided already"
+
+UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
+    ("router", "dnslookup"): _reject("qualify_single search_parents"),
+    ("router", "redirect"): {
+        "allow_filter": False,
+        **_reject("check_group check_owner forbid_smtp_code hide_child_in_errmsg "
+                  "ignore_eacces ignore_enotdir modemask owners owngroups repeat_use "
+                  "rewrite syntax_errors_text syntax_errors_to"),
+    },
+    ("transport", "appendfile"): {
+        "batch_max": 1, "check_group": False, "create_file": "anywhere",
+        "lock_fcntl_timeout": 0, "lock_flock_timeout": 0, "maildir_use_size_file": False,
+        "mailstore_format": False, "mbx_format": False, "notify_comsat": False,
+        "use_flock_lock": False, "use_mbx_lock": False,
+        **_reject("batch_id file_format mailbox_filecount mailbox_size "
+                  "maildir_quota_directory_regex mailstore_prefix mailstore_suffix "
+                  "mode_fail_narrower quota_directory quota_filecount quota_size_regex "
+                  "quota_warn_message quota_warn_threshold"),
+    },
+    ("transport", "smtp"): {
+        "protocol": "smtp", "gethostbyname": False,
+        "multi_domain": True,                # one connection serves several domains
+        "dnssec_request_domains": "", "dnssec_require_domains": "",
+        "hosts_pipe_connect": "", "hosts_request_ocsp": "", "hosts_require_alpn": "",
+        "hosts_require_auth": "", "hosts_require_dane": "", "hosts_require_ocsp": "",
+        "hosts_require_tls": "", "hosts_try_auth": "", "hosts_try_chunking": "",
+        "hosts_try_dane": "", "hosts_try_fastopen": "", "hosts_try_prdr": "",
+        "tls_try_verify_hosts": "", "tls_verify_cert_hostnames": "",
+        "tls_verify_hosts": "",
+        **_reject("""
+            address_retry_include_sender arc_sign authenticate_hosts authenticated_sender
+            authenticated_sender_force dane_require_tls_ciphers delay_after_cutoff
+            dkim_canon dkim_domain dkim_hash dkim_identity dkim_private_key dkim_selector
+            dkim_sign_headers dkim_strict dkim_timestamps dns_qualify_single
+            dns_search_parents dscp host_name_extract hosts_max_try
+            hosts_max_try_hardlimit keepalive lmtp_ignore_quota
+            retry_include_ip_address serialize_hosts socks_proxy tls_alpn
+            tls_certificate tls_crl tls_dh_min_bits tls_privatekey tls_require_ciphers
+            tls_resumption_hosts tls_sni tls_tempfail_tryclear tls_verify_certificates
+            utf8_downconvert"""),
+    },
+}
+
+IGNORED_PRIVATE: dict[tuple[str, str], dict[str, str]] = {
+    ("router", "redirect"): {
+        **{n: _NO_FILTERS for n in (
+            "allow_freeze filter_prepend_home forbid_exim_filter forbid_filter_dlfunc "
+            "forbid_filter_existstest forbid_filter_logwrite forbid_filter_lookup "
+            "forbid_filter_perl forbid_filter_readfile forbid_filter_readsocket "
+            "forbid_filter_reply forbid_filter_run forbid_sieve_filter reply_transport "
+            "sieve_enotify_mailto_owner sieve_subaddress sieve_useraddress "
+            "sieve_vacation_directory").split()},
+    },
+    ("transport", "smtp"): {
+        "hosts_avoid_tls": _NO_TLS_CLIENT, "hosts_nopass_tls": _NO_TLS_CLIENT,
+        "hosts_noproxy_tls": _NO_TLS_CLIENT, "hosts_verify_avoid_tls": _NO_TLS_CLIENT,
+        "tcp_nodelay": IGNORED_MAIN["tcp_nodelay"],
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Checks used by the configuration reader
+# ---------------------------------------------------------------------------------------
+def _same(value: Any, accepted: Any) -> bool:
+    """Does a typed option value equal the value pymta behaves as?"""
+    if isinstance(accepted, str):
+        return str(value if value is not None else "").strip() == accepted
+    return value == accepted
+
+
+def _show(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return f'"{value}"'
+
+
+def _check(table: dict[str, Any], name: str, value: Any, what: str, file: str | None,
+           line: int | None) -> None:
+    if name not in table:
+        return
+    accepted = table[name]
+    if accepted is REJECT:
+        raise ConfigError(f'{what} "{name}" {NOT_SUPPORTED}', file, line)
+    if not _same(value, accepted):
+        raise ConfigError(f'{what} "{name}" {NOT_SUPPORTED} (only {_show(accepted)} '
+                          "is accepted: that is what pymta does)", file, line)
+
+
+def check_main_option(name: str, value: Any, file: str | None, line: int | None) -> None:
+    """Raise ConfigError when the main option ``name`` is known but not supported."""
+    _check(UNSUPPORTED_MAIN, name, value, "main option", file, line)
+    if name == "log_file_path":
+        check_log_file_path(value, file, line)
+    elif name == "log_selector":
+        from pymta.log import check_log_selector
+        check_log_selector(str(value or ""), file, line)
+
+
+def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
+    """``syslog`` in log_file_path is an error: pymta writes log files only."""
+    text = str(value or "")
+    if "$" in text:
+        return                    # checked when it is expanded
+    if any(item.strip() == "syslog" for item in text.split(":")):
+        raise ConfigError(f'"syslog" in log_file_path {NOT_SUPPORTED} '
+                          "(pymta writes log files only)", file, line)
+
+
+def check_driver_option(kind: str, driver: str, owner: str, name: str, value: Any,
+                        file: str | None, line: int | None) -> None:
+    """Raise ConfigError when a driver option is known but not supported.
+
+    ``owner`` names the instance for the message ("transport remote_smtp").
+    """
+    what = f"{owner}: option"
+    _check(UNSUPPORTED_GENERIC.get(kind, {}), name, value, what, file, line)
+    _check(UNSUPPORTED_PRIVATE.get((kind, driver), {}), name, value, what, file, line)
+
+
+def unsupported_driver_error(kind: str, inst_name: str, driver: str, file: str,
+                             line: int) -> ConfigError:
+    """The error for an Exim driver that is not built into pymta."""
+    return ConfigError(f'{kind} {inst_name}: {kind} driver "{driver}" {NOT_SUPPORTED}',
+                       file, line)

@@ -1,0 +1,63 @@
+"""The daemon refuses to start when its configuration names a feature pymta lacks.
+
+The error names the file and line and says "not supported in this version", and no port is
+left listening: an unsupported feature is never loaded and then silently ignored.
+"""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.integration.conftest import BASE_CONFIG
+from tests.support.daemon import PymtaDaemon
+
+# (where to insert, text inserted after that line, the line the error names, message start)
+CASES = {
+    "main option": ("qualify_domain = test.example\n", "tls_certificate = /etc/cert.pem\n",
+                    "tls_certificate = ", 'main option "tls_certificate"'),
+    "pipe transport": ("begin transports\n", "address_pipe:\n  driver = pipe\n",
+                       "address_pipe:", 'transport address_pipe: transport driver "pipe"'),
+    "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nPLAIN:\n"
+                      "  driver = plaintext\n  public_name = PLAIN\n",
+                      "PLAIN:", 'authenticator PLAIN: authenticator driver "plaintext"'),
+    "ACL ratelimit": ("acl_check_rcpt:\n", "  deny ratelimit = 100 / 1h / strict\n",
+                      "  deny ratelimit", 'error in ACL: ACL condition "ratelimit"'),
+    "ACL spf": ("acl_check_rcpt:\n", "  deny spf = fail\n", "  deny spf",
+                'error in ACL: ACL condition "spf"'),
+    "ACL regex": ("acl_check_rcpt:\n", "  deny regex = ^Subject: spam\n", "  deny regex",
+                  'error in ACL: ACL condition "regex"'),
+    "log_selector item": ("qualify_domain = test.example\n", "log_selector = +subject\n",
+                          "log_selector", 'log_selector item "+subject"'),
+    "log_file_path syslog": ("log_file_path = SPOOL/log/%slog\n", "", "log_file_path",
+                             '"syslog" in log_file_path'),
+}
+
+
+def _config(case: str) -> tuple[str, int, str]:
+    after, insert, marker, start = CASES[case]
+    text = BASE_CONFIG
+    if case == "log_file_path syslog":
+        text = text.replace(after, "log_file_path = syslog : SPOOL/log/%slog\n")
+    else:
+        assert after in text
+        text = text.replace(after, after + insert, 1)
+    line = next(n for n, ln in enumerate(text.split("\n"), 1) if ln.startswith(marker))
+    return text, line, start
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_daemon_refuses_to_start(tmp_path, case):
+    text, line, start = _config(case)
+    d = PymtaDaemon(text, tmp_path, macros={"SINK_PORT": "1"})
+    with pytest.raises(RuntimeError) as exc:
+        d.start()
+    try:
+        out = str(exc.value)
+        assert "pymta daemon exited with 1" in out
+        assert (f"error in configuration file {d.config_path} line {line}: "
+                f"{start} is not supported in this version of pymta") in out
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", d.port), timeout=1).close()
+    finally:
+        d.stop()

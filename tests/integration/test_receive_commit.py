@@ -1,6 +1,6 @@
 """Once the -H file is in place the message exists: later failures must not refuse it.
 
-A failure after the commit (here a msglog or mainlog that cannot be written) is written
+A failure after the commit (here a msglog that cannot be written) is written
 to the paniclog, and the client gets 250 (SMTP) or exit status 0 (command line), so it
 never sends the message again and the spool holds exactly one copy.
 """
@@ -50,7 +50,8 @@ def test_submission_failure_after_commit_exits_0(tmp_path, mode):
     d = PymtaDaemon(BASE_CONFIG, tmp_path, macros={"SINK_PORT": "1"})
     d.config_path.write_text(BASE_CONFIG)
     (tmp_path / "users").write_text("alice: alice\n")
-    (d.spool / "log" / "mainlog").mkdir(parents=True)      # the "<=" line cannot be written
+    (d.spool / "log").mkdir(parents=True)
+    _break_msglog(d.spool)
     proc = d.run(mode, "-i", "alice@test.example", input=b"Subject: cli\n\nbody\n")
     assert proc.returncode == 0, proc.stderr
     assert "message was received" in d.log("panic")

@@ -99,7 +99,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         pgsql_servers process_log_path prod_requires_admin proxy_protocol_timeout
         queue_domains queue_list_requires_admin queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
-        received_headers_max remote_max_parallel
+        remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
         smtp_accept_max_per_connection smtp_accept_max_per_host smtp_accept_queue

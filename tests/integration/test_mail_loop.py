@@ -89,3 +89,13 @@ def test_routing_to_this_host_freezes_by_default(tmp_path):
         d.wait_for_log(rf"{msgid} Frozen")
         assert d.queue() == [msgid]
         assert "=> x@remote.example" not in d.log()
+
+
+def test_configured_received_headers_max_is_the_limit(pymta_daemon, tmp_path):
+    d = pymta_daemon(macros={"EXTRA_MAIN": "received_headers_max = 3"})
+    ok = _send(d, "bob@test.example", 2, "three")          # 2 + ours = 3: delivered
+    looped = _send(d, "bob@test.example", 3, "four")       # 3 + ours = 4 > 3
+    d.wait_for_log(rf"{looped} \*\* bob@test\.example: {LOOP}")
+    assert d.wait_for_log(rf"{ok} => bob")
+    bob = maildir_messages(tmp_path, "bob")
+    assert len(bob) == 1 and b"Subject: three\n" in bob[0]

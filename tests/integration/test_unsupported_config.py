@@ -50,9 +50,9 @@ def _config(case: str) -> tuple[str, int, str]:
 def test_daemon_refuses_to_start(tmp_path, case):
     text, line, start = _config(case)
     d = PymtaDaemon(text, tmp_path, macros={"SINK_PORT": "1"})
-    with pytest.raises(RuntimeError) as exc:
-        d.start()
     try:
+        with pytest.raises(RuntimeError) as exc:
+            d.start()
         out = str(exc.value)
         assert "pymta daemon exited with 1" in out
         assert (f"error in configuration file {d.config_path} line {line}: "

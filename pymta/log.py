@@ -54,6 +54,23 @@ def panic_path_from(template: str) -> str:
     return out
 
 
+def log_directories(config: Any) -> list[str]:
+    """The directories the main, reject and panic logs of ``config`` go to."""
+    logger = Logger(config)
+    dirs: list[str] = []
+    for which in ("main", "reject", "panic"):
+        d = os.path.dirname(logger.path_for(which))
+        if d and d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def log_files(config: Any) -> list[str]:
+    """The current main, reject and panic log files of ``config``."""
+    logger = Logger(config)
+    return [logger.path_for(which) for which in ("main", "reject", "panic")]
+
+
 class _LogFile:
     """One append-only log file that follows rotation."""
 

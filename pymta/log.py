@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any, Iterable
 
+from pymta.osutil import give_to_dir_owner
+
 LOG_FILE_MODE = 0o640
 _CHECK_INTERVAL = 1.0
 
@@ -87,6 +89,7 @@ class _LogFile:
             os.makedirs(directory, mode=0o750, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                      LOG_FILE_MODE)
+        give_to_dir_owner(self.path)     # root must not leave exim_user a log it cannot write
         st = os.fstat(fd)
         if self.fd is not None:
             try:

@@ -14,6 +14,8 @@ from typing import Iterator
 
 import lmdb
 
+from pymta.osutil import give_to_dir_owner
+
 MAP_SIZE = 1 << 30            # sparse file: costs nothing until used
 MAX_READERS = 1024
 DB_DIR_MODE = 0o750
@@ -42,6 +44,8 @@ def _open_env(path: str) -> tuple[lmdb.Environment, tuple[int, int]]:
             except FileNotFoundError:
                 pass
         env = lmdb.open(path, **kwargs)
+    for p in (path, path + "-lock"):
+        give_to_dir_owner(p)      # created by root: db/ belongs to exim_user
     st = os.stat(path)
     return env, (st.st_dev, st.st_ino)
 

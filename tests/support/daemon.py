@@ -144,6 +144,8 @@ class PymtaDaemon:
             self.macros[f"PORT{i}"] = str(p)
         self.macros.update(macros or {})
         self.exim_user = configured_exim_user(config_text)
+        if self.exim_user is not None:
+            self.exim_user = self.macros.get(self.exim_user, self.exim_user)
         if self.exim_user is None and exim_user is not None and os.geteuid() == 0:
             config_text = f"exim_user = {exim_user}\n" + config_text
             self.exim_user = exim_user

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import time
 from pathlib import Path
 
 import psutil

@@ -83,7 +83,7 @@ class Settings:
     exim_cmd: Optional[str]
     run_user: str
     run_group: str
-    #: per-MTA (user, group) overriding run_user/run_group (see pymta_can_run_as)
+    #: per-MTA (user, group) overriding run_user/run_group (--pymta-user)
     users: dict = field(default_factory=dict)
 
     def user_for(self, mta: str) -> tuple[str, str]:
@@ -149,25 +149,6 @@ def chown_tree(path: Path, user: str, group: str) -> None:
         os.chown(root, uid, gid)
         for name in dirs + files:
             os.chown(os.path.join(root, name), uid, gid)
-
-
-def pymta_can_run_as(cmd: list[str], user: str) -> bool:
-    """True if ``cmd`` (pymta's interpreter) can import pymta after switching to ``user``.
-
-    A Python installed under a private home directory (pyenv in /root, say) is
-    not readable by exim_user, and pymta imports modules lazily after dropping
-    privileges, so the daemon would fail in its children.
-    """
-    if os.geteuid() != 0:
-        return True
-    pw = pwd.getpwnam(user)
-    probe = [cmd[0], "-c", "import pymta.cli.main, pymta.daemon.master"]
-    try:
-        r = subprocess.run(probe, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
-                           cwd=str(REPO), capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return r.returncode == 0
 
 
 def run_smtpload(s: Settings, port: int, to: str) -> dict:
@@ -352,11 +333,11 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     p.add_argument("--exim", default=shutil.which("exim4") or shutil.which("exim"),
                    help="path of the exim binary")
     p.add_argument("--user", default=None,
-                   help="exim_user/exim_group and delivery user (default: Debian-exim when "
-                        "root and it exists, else the current user)")
+                   help="exim_user/exim_group and delivery user (default as root: "
+                        "Debian-exim if it exists, else nobody; otherwise the current user)")
     p.add_argument("--pymta-user", default=None,
                    help="exim_user/delivery user for pymta only (default: the same as "
-                        "Exim's, or root when that user cannot run pymta's Python)")
+                        "Exim's)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for delivery")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
@@ -366,6 +347,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     if user is None:
         user = pwd.getpwuid(os.geteuid()).pw_name
         if os.geteuid() == 0:
+            # pymta started as root refuses exim_user = root: take Exim's user, or nobody
+            user = "nobody"
             try:
                 pwd.getpwnam("Debian-exim")
                 user = "Debian-exim"
@@ -380,12 +363,6 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     if a.pymta_user:
         pu = a.pymta_user
         s.users["pymta"] = (pu, grp.getgrgid(pwd.getpwnam(pu).pw_gid).gr_name)
-    elif "pymta" in a.mta and not pymta_can_run_as(pymta_cmd, user):
-        # pymta's children import modules after dropping privileges, which fails
-        # when exim_user cannot read the interpreter's library.
-        print(f"note: {user} cannot run {pymta_cmd[0]}; pymta runs with exim_user = root "
-              "(use --pymta-user to choose)", file=sys.stderr)
-        s.users["pymta"] = ("root", "root")
     return a, s
 
 

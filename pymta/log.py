@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterable
 
 from pymta.config.model import ConfigError
+from pymta.osutil import give_to_dir_owner
 
 LOG_FILE_MODE = 0o640
 _CHECK_INTERVAL = 1.0
@@ -94,6 +95,23 @@ def panic_path_from(template: str) -> str:
     return out
 
 
+def log_directories(config: Any) -> list[str]:
+    """The directories the main, reject and panic logs of ``config`` go to."""
+    logger = Logger(config)
+    dirs: list[str] = []
+    for which in ("main", "reject", "panic"):
+        d = os.path.dirname(logger.path_for(which))
+        if d and d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def log_files(config: Any) -> list[str]:
+    """The current main, reject and panic log files of ``config``."""
+    logger = Logger(config)
+    return [logger.path_for(which) for which in ("main", "reject", "panic")]
+
+
 class _LogFile:
     """One append-only log file that follows rotation."""
 
@@ -110,6 +128,7 @@ class _LogFile:
             os.makedirs(directory, mode=0o750, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                      LOG_FILE_MODE)
+        give_to_dir_owner(self.path)     # root must not leave exim_user a log it cannot write
         st = os.fstat(fd)
         if self.fd is not None:
             try:

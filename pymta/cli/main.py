@@ -358,6 +358,28 @@ def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
         os._exit(0)
 
 
+#: Actions that write the spool or the logs.  Run by root, they act with exim_user's
+#: effective ids, so that what they create belongs to exim_user (as with Exim).
+_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "q"}
+
+
+def _as_exim_user(handler: Callable[[CliOptions], int], opts: CliOptions) -> int:
+    """Run ``handler`` for root as exim_user (root as before when exim_user is unset)."""
+    from pymta.daemon.preload import preload_for
+    from pymta.daemon.util import PrivilegeError, exim_effective, exim_ids, prepare_spool
+    config = load(opts)
+    try:
+        ids = exim_ids(config)
+        if ids is not None:
+            prepare_spool(config, ids)
+    except (PrivilegeError, OSError) as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
+    preload_for(ids)        # exim_user may not be able to read the Python library
+    with exim_effective(ids):
+        return handler(opts)
+
+
 _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bV": do_version, "bP": do_bP, "be": do_be,
     "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
@@ -393,6 +415,9 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     if opts.action in ("M", "Mrm", "Mvh", "Mvb", "Mvl", "Mf", "Mt") and not opts.args:
         sys.stderr.write("pymta: no message ids given after -M option\n")
         return 1
+    if (os.geteuid() == 0 and opts.action in _AS_EXIM_USER
+            and not (opts.action == "q" and opts.queue_interval)):
+        return _as_exim_user(handler, opts)
     return handler(opts)
 
 

@@ -25,6 +25,8 @@ class MainOptions:
         object.__setattr__(self, "_specs", specs if specs is not None else main_options_table())
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "hidden", set())
+        # name -> (file, line) where the configuration set it, for error messages
+        object.__setattr__(self, "locations", {})
 
     @property
     def specs(self) -> dict[str, OptionSpec]:

@@ -350,6 +350,7 @@ class _Reader:
             raise ConfigError(f'"{name}" option set for the second time', ll.file, ll.line)
         check_main_option(name, value, ll.file, ll.line)
         main.set(name, value, hide)
+        main.locations[name] = (ll.file, ll.line)
 
     def _named_list(self, kind: str, rest: str, ll: LogicalLine) -> None:
         m = re.match(r"([A-Za-z0-9_]+)\s*=\s*(.*)$", rest, re.S)

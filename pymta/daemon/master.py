@@ -21,7 +21,9 @@ from typing import Any, Callable
 
 import pymta
 from pymta.daemon import ipc, listen
-from pymta.daemon.util import (drop_privileges, fork_detached, main_opt, make_logger,
+from pymta.daemon.preload import preload_for
+from pymta.daemon.util import (PrivilegeError, drop_privileges, fork_detached, main_opt,
+                               make_logger, prepare_spool, privileged, root_exim_ids,
                                spool_directory)
 from pymta.spool.tidy import tidy_spool
 
@@ -198,6 +200,11 @@ class Master:
             status = 1
             try:
                 self._in_child(keep=child_end)
+                if kind != "worker":
+                    # Receivers and queue scans never need root again; workers keep a
+                    # saved root uid to switch to local users for local deliveries.
+                    drop_privileges(self.config)
+                _die_with_parent()     # again: Linux forgets it when the ids change
                 if os.getppid() != master_pid:
                     os._exit(0)        # the master died before we could ask to follow it
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -504,7 +511,8 @@ class Master:
         if self.load_config is None or not self.opts.config_path:
             return
         try:
-            new = self.load_config(self.opts.config_path, self.opts.macros or None)
+            with privileged():     # the file may be readable by root only
+                new = self.load_config(self.opts.config_path, self.opts.macros or None)
         except Exception as exc:
             self.log.panic(f"pid {pid}: SIGHUP: configuration not reloaded: {exc}")
             return
@@ -517,8 +525,9 @@ class Master:
                     # Keep sockets still wanted (rebinding them would clash with the
                     # old receivers' copies); bind only the new addresses.
                     self.listeners_saturation_off()
-                    fresh = listen.bind_listeners(
-                        [(a, p) for (a, p), k in zip(want, want_keys) if k not in have])
+                    with privileged():     # ports below 1024
+                        fresh = listen.bind_listeners(
+                            [(a, p) for (a, p), k in zip(want, want_keys) if k not in have])
                     for k, sock in have.items():
                         if k not in want_keys:
                             sock.close()
@@ -565,7 +574,8 @@ class Master:
     def _cleanup(self) -> None:
         if self.pid_file:
             try:
-                os.unlink(self.pid_file)
+                with privileged():     # it was written as root
+                    os.unlink(self.pid_file)
             except OSError:
                 pass
 
@@ -592,7 +602,19 @@ def write_pid_file(path: str) -> None:
 
 def start_daemon(config: Any, opts: DaemonOptions, *,
                  load_config: Callable[..., Any] | None = None) -> int:
-    """Everything ``pymta -bd``/``-bdf``/``-q<time>`` does; returns the exit status."""
+    """Everything ``pymta -bd``/``-bdf``/``-q<time>`` does; returns the exit status.
+
+    Started as root, the daemon needs exim_user: it gives the spool to that user, binds
+    its ports and writes the pid file as root, then runs as exim_user (keeping a saved
+    root uid for its delivery workers' local deliveries and for reloads).
+    """
+    try:
+        ids = root_exim_ids(config)
+        if ids is not None:
+            prepare_spool(config, ids, repair=True)
+    except (PrivilegeError, OSError) as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
     listeners: list[socket.socket] = []
     addrs: list[tuple[str, int]] = []
     if opts.listen:
@@ -607,6 +629,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             text = f"{exc}: daemon abandoned"
             sys.stderr.write(f"pymta: {text}\n")
             try:
+                drop_privileges(config, keep_root=True)   # the log belongs to exim_user
                 make_logger(config).panic(text)
             except Exception:
                 pass
@@ -623,7 +646,8 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     # the Python installation, and no child should import per connection or delivery.
     for mod in PRELOAD_MODULES:
         __import__(mod)
-    drop_privileges(config)
+    preload_for(ids)
+    drop_privileges(config, keep_root=True)
     log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))
     tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import lmdb
 
+from pymta.osutil import give_to_dir_owner
+
 MAP_SIZE = 1 << 30            # address space only: the file grows by write()
 MAX_READERS = 1024
 DB_DIR_MODE = 0o750
@@ -129,6 +131,8 @@ def _open_env(path: str) -> tuple[lmdb.Environment, tuple[int, int, int]]:
         # a damaged or foreign file: hints can always be thrown away
         _remove_files(path)
         raise HintsDamaged(str(exc)) from None
+    for p in (path, path + "-lock"):
+        give_to_dir_owner(p)      # created by root: db/ belongs to exim_user
     st = os.stat(path)
     return env, (st.st_dev, st.st_ino, st.st_size)
 

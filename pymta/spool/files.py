@@ -74,10 +74,17 @@ def msglog_path(spool_dir: str, msgid: str) -> str:
     return os.path.join(spool_dir, "msglog", msgid)
 
 
-def ensure_spool_dirs(spool_dir: str) -> None:
-    """Create spool_dir and its input/, msglog/, db/ subdirectories if missing."""
+def ensure_spool_dirs(spool_dir: str, owner: tuple[int, int] | None = None) -> None:
+    """Create spool_dir and its input/, msglog/, db/ subdirectories if missing.
+
+    With ``owner`` (uid, gid), as root: the directories are given to that user (the Exim
+    user), also when an earlier root process left them to root.
+    """
     for sub in ("input", "msglog", "db"):
         os.makedirs(os.path.join(spool_dir, sub), mode=SPOOL_DIR_MODE, exist_ok=True)
+    if owner is not None:
+        for path in [spool_dir] + [os.path.join(spool_dir, s) for s in ("input", "msglog", "db")]:
+            os.chown(path, *owner)
 
 
 

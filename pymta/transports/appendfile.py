@@ -6,6 +6,7 @@ addresses are marked "ok", so a logged ``=>`` is never lost in a crash.
 """
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import fcntl
 import os
@@ -14,6 +15,7 @@ import stat
 import time
 from typing import Any
 
+from pymta.osutil import can_switch_ids, switched_ids
 from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
@@ -256,11 +258,13 @@ class AppendfileTransport(Transport):
     def _delivery_ids(self, ctx: Any) -> tuple[int, int] | None:
         """uid/gid from the user/group options, or None when no switch is wanted.
 
-        Switching is only possible as root; otherwise the options are ignored and the
-        delivery runs as the current user (as Exim does when it is not setuid).
+        Switching is only possible as root (or in a daemon worker that kept a saved uid
+        0); otherwise the options are ignored and the delivery runs as the current user
+        (as Exim does when it is not setuid).  With no user here or from the router, a
+        daemon worker delivers as the Exim user it runs as.
         """
         user = self.opt("user")
-        if os.geteuid() != 0:
+        if not can_switch_ids():
             return None
         if user is None or user == "":
             # No user here: use the one the router found (check_local_user), if any.
@@ -296,28 +300,20 @@ class AppendfileTransport(Transport):
         ids = self._delivery_ids(ctx)
         if ids is not None:
             check_never_users(self.config, ids[0], self.name)
-        euid, egid, groups = os.geteuid(), os.getegid(), os.getgroups()
         # Open the spool data file while still privileged; the delivery user may
         # not be able to read the spool.
         self._data = open(job.data_path, "rb")
         try:
-            if ids is not None:
-                # Effective ids only, so the worker can switch back afterwards.
-                os.setgroups([ids[1]])   # drop root's supplementary groups too
-                os.setegid(ids[1])
-                os.seteuid(ids[0])
-            if is_dir:
-                if self.opt("maildir_format"):
-                    self._deliver_maildir(job, ctx, rp, path)
+            # Effective ids only, so the worker can switch back afterwards.
+            with switched_ids(*ids) if ids is not None else contextlib.nullcontext():
+                if is_dir:
+                    if self.opt("maildir_format"):
+                        self._deliver_maildir(job, ctx, rp, path)
+                    else:
+                        self._deliver_directory(job, ctx, rp, path)
                 else:
-                    self._deliver_directory(job, ctx, rp, path)
-            else:
-                self._deliver_mbox(job, ctx, rp, path)
+                    self._deliver_mbox(job, ctx, rp, path)
         finally:
-            if ids is not None:
-                os.seteuid(euid)
-                os.setegid(egid)
-                os.setgroups(groups)
             self._data.close()
             self._data = None
         set_results(job.addresses, "ok")

@@ -49,7 +49,7 @@ def dev_daemon(tmp_path):
     # _CONFIG_DIR points at the temporary directory, where the copies of the lookup
     # files are; SPOOL keeps the spool, logs and maildirs there too.
     d = PymtaDaemon((ETC / "dev.conf").read_text(), tmp_path,
-                    macros={"SPOOL": str(tmp_path / "spool")})
+                    macros={"SPOOL": str(tmp_path / "spool"), "EXIM_USER": "nobody"})
     d.start()
     yield d
     d.stop()
@@ -90,6 +90,8 @@ def test_production_conf_refuses_relay_from_unlisted_host(tmp_path):
             f"log_file_path = {tmp_path}/spool/log/%slog\n"
             "primary_hostname = mx.example.net\n"
             + (ETC / "pymta.conf").read_text())
+    # The configured user "pymta" need not exist on a test machine.
+    text = text.replace("exim_user = pymta\nexim_group = pymta\n", "exim_user = nobody\n")
     d = PymtaDaemon(text, tmp_path)
     d.start()
     try:

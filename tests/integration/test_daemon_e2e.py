@@ -104,13 +104,14 @@ def test_bd_detaches_and_writes_pid_file(tmp_path):
     import signal
     import subprocess
     from tests.integration.conftest import BASE_CONFIG, _write_users
-    from tests.support.daemon import PYMTA, _env, macro_args
+    from tests.support.daemon import PYMTA, PymtaDaemon, _env, macro_args
     from tests.support.ports import free_port
     port = free_port()
-    (tmp_path / "spool" / "log").mkdir(parents=True)
     _write_users(tmp_path)
-    conf = tmp_path / "pymta.conf"
-    conf.write_text(BASE_CONFIG)
+    # the configuration as PymtaDaemon writes it (with an exim_user when root)
+    prepared = PymtaDaemon(BASE_CONFIG, tmp_path)
+    prepared.prepare()
+    conf = prepared.config_path
     pidfile = tmp_path / "d.pid"
     macros = {"SPOOL": str(tmp_path / "spool"), "DIR": str(tmp_path), "SINK_PORT": "9"}
     r = subprocess.run(PYMTA + ["-C", str(conf)] + macro_args(macros)

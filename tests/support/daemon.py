@@ -12,11 +12,18 @@ end.  The configuration text may use these macros, passed with ``-D``:
 plus any given in ``macros``.  :func:`run_pymta` runs one pymta command
 line (``-bp``, ``-bt``, ``-q``, message submission ...) with the same
 configuration.
+
+Run as root, the daemon refuses to start without an unprivileged ``exim_user``, and its
+receivers and deliveries run as that user: a configuration that does not set
+``exim_user`` gets ``exim_user = nobody`` put in front, and the temporary directory is
+given to that user (with its parent directories made searchable).  Run as another user,
+nothing changes: the daemon runs as the caller.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
 import socket
@@ -47,6 +54,35 @@ def pymta_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
 
 
 _env = pymta_env  # older name, used by some tests
+
+#: the unprivileged user a daemon started as root runs as when the test names none
+DEFAULT_EXIM_USER = "nobody"
+_EXIM_USER_RE = re.compile(r"^[ \t]*exim_user[ \t]*=[ \t]*(\S+)", re.M)
+
+
+def configured_exim_user(config_text: str) -> Optional[str]:
+    """The ``exim_user`` a configuration text sets, or None."""
+    m = _EXIM_USER_RE.search(config_text)
+    return m.group(1) if m else None
+
+
+def give_to_user(directory: str | os.PathLike, user: str | int) -> None:
+    """As root: make ``directory`` belong to ``user`` and every parent directory
+    searchable by others (pytest's temporary directories are 0700 root), so that a
+    daemon running as ``user`` can use it.  Does nothing for other callers or for a
+    user that does not exist."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pw = (pwd.getpwuid(int(user)) if str(user).isdigit() else pwd.getpwnam(str(user)))
+    except KeyError:
+        return
+    path = Path(directory).resolve()
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, (mode & 0o7777) | 0o001)
 
 
 def macro_args(macros: dict[str, str]) -> list[str]:
@@ -82,26 +118,37 @@ class PymtaDaemon:
     ``with PymtaDaemon(conf_text, tmp_path) as d: d.client() ...``
     """
 
-    def __init__(self, config_text: str, directory: str | os.PathLike, *, ports: int = 1,
+    def __init__(self, config_text: str, directory: str | os.PathLike, *,
+                 ports: int | Sequence[int] = 1,
                  macros: Optional[dict[str, str]] = None, args: Iterable[str] = (),
-                 start_timeout: float = 20.0, env: Optional[dict[str, str]] = None) -> None:
+                 start_timeout: float = 20.0, env: Optional[dict[str, str]] = None,
+                 exim_user: Optional[str] = DEFAULT_EXIM_USER) -> None:
         """Prepare (but do not start) a daemon.
 
-        ``ports`` free ports are chosen: ``SMTP_PORT``, ``PORT2``, ``PORT3`` ...;
-        all of them are passed with ``-oX``.  ``args`` are extra command-line
-        arguments (for example ``["-q1s"]`` or ``["-odq"]``); ``env`` adds environment
-        variables for the daemon and for :meth:`run` (e.g. ``PYMTA_DNS_SERVER``).
+        ``ports`` free ports are chosen (or the given list used): ``SMTP_PORT``,
+        ``PORT2``, ``PORT3`` ...; all of them are passed with ``-oX``.  ``args`` are extra
+        command-line arguments (for example ``["-q1s"]`` or ``["-odq"]``); ``env`` adds
+        environment variables for the daemon and for :meth:`run` (e.g.
+        ``PYMTA_DNS_SERVER``).  As root, ``exim_user`` is set in a configuration that
+        does not set it (None: leave the configuration as it is).
         """
         self.dir = Path(directory)
         self.spool = self.dir / "spool"
         self.config_path = self.dir / "pymta.conf"
-        self.ports = [free_port() for _ in range(ports)]
+        self.ports = (list(ports) if not isinstance(ports, int)
+                      else [free_port() for _ in range(ports)])
         self.port = self.ports[0]
         self.macros = {"SPOOL": str(self.spool), "DIR": str(self.dir),
                        "SMTP_PORT": str(self.port)}
         for i, p in enumerate(self.ports[1:], start=2):
             self.macros[f"PORT{i}"] = str(p)
         self.macros.update(macros or {})
+        self.exim_user = configured_exim_user(config_text)
+        if self.exim_user is not None:
+            self.exim_user = self.macros.get(self.exim_user, self.exim_user)
+        if self.exim_user is None and exim_user is not None and os.geteuid() == 0:
+            config_text = f"exim_user = {exim_user}\n" + config_text
+            self.exim_user = exim_user
         self.config_text = config_text
         self.args = list(args)
         self.start_timeout = start_timeout
@@ -111,11 +158,17 @@ class PymtaDaemon:
 
     # -- lifecycle -------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Write the configuration; as root, give the directory to the exim_user."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text)
+        if self.exim_user is not None:
+            give_to_user(self.dir, self.exim_user)
+
     def start(self) -> "PymtaDaemon":
         """Write the configuration, start the daemon and wait for its banner."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         (self.spool / "log").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config_text)
         cmd = (PYMTA + ["-C", str(self.config_path)] + macro_args(self.macros)
                + ["-bdf", "-oX", ":".join(map(str, self.ports))] + self.args)
         self._out = open(self.dir / "daemon.out", "wb")

@@ -202,19 +202,25 @@ def test_drop_privileges_to_exim_user(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root")
     cfg = SimpleNamespace(main=SimpleNamespace(exim_user="nobody", exim_group=None))
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            dropped = drop_privileges(cfg)
-            os.write(w, f"{dropped} {os.getuid()} {os.geteuid()} {os.getgroups()}".encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.waitpid(pid, 0)
+
+    def ids_after(keep_root: bool) -> str:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                dropped = drop_privileges(cfg, keep_root=keep_root)
+                os.write(w, f"{dropped} {os.getresuid()} {sorted(os.getgroups())}".encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        return os.read(r, 200).decode()
     import pwd
-    nobody = pwd.getpwnam("nobody").pw_uid
-    assert os.read(r, 200).decode() == f"True {nobody} {nobody} []"
+    pw = pwd.getpwnam("nobody")
+    nobody, groups = pw.pw_uid, sorted(os.getgrouplist("nobody", pw.pw_gid))
+    assert ids_after(False) == f"True {(nobody, nobody, nobody)} {groups}"
+    # a delivery worker keeps a saved root uid to switch to local users
+    assert ids_after(True) == f"True {(nobody, nobody, 0)} {groups}"
     assert drop_privileges(SimpleNamespace(main=SimpleNamespace(exim_user=None))) is False
 
 

@@ -194,7 +194,10 @@ MAIN_TABLE: dict[str, tuple] = {
     'queue_run_max': ('expand', '5'),
     'queue_smtp_domains': ('list', None),
     'receive_timeout': ('time', 0),
-    'received_header_text': ('expand', 'Received: ${if def:sender_rcvhost {from $sender_rcvhost\n\t}{${if def:sender_ident {from ${quote_local_part:$sender_ident} }}${if def:sender_helo_name {(helo=$sender_helo_name)\n\t}}}}by $primary_hostname ${if def:received_protocol {with $received_protocol }}${if def:tls_in_ver        { ($tls_in_ver)}}${if def:tls_in_cipher_std { tls $tls_in_cipher_std\n\t}}(Exim $version_number)\n\t${if def:sender_address {(envelope-from <$sender_address>)\n\t}}id $message_exim_id${if def:received_for {\n\tfor $received_for}}'),
+    # Exim's default text, naming pymta and its release where Exim has
+    # "(Exim $version_number)"; $version_number itself stays 4.96 (see smtp_banner)
+    'received_header_text': ('expand', 'Received: ${if def:sender_rcvhost {from $sender_rcvhost\n\t}{${if def:sender_ident {from ${quote_local_part:$sender_ident} }}${if def:sender_helo_name {(helo=$sender_helo_name)\n\t}}}}by $primary_hostname ${if def:received_protocol {with $received_protocol }}${if def:tls_in_ver        { ($tls_in_ver)}}${if def:tls_in_cipher_std { tls $tls_in_cipher_std\n\t}}(pymta '
+                             + __version__ + ')\n\t${if def:sender_address {(envelope-from <$sender_address>)\n\t}}id $message_exim_id${if def:received_for {\n\tfor $received_for}}'),
     'received_headers_max': ('int', 30),
     'recipient_unqualified_hosts': ('list', None),
     'recipients_max': ('int', 50000),

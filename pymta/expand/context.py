@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..clock import SYSTEM, Clock
+
 
 @dataclass
 class ExpandContext:
@@ -20,6 +22,8 @@ class ExpandContext:
     ``acl_runner`` lets ``${acl{name}{args}}`` call back into the ACL engine.
     ``lookup_cache`` keeps the results of single-key file lookups, as Exim's lookup
     cache does; clear it where Exim tidies its lookups (after each message).
+    ``clock`` tells the time for the items and variables that depend on it (``${prvs}``,
+    ``${srs_encode}``, ``$tod_*`` ...); tests pin it with :class:`pymta.clock.FixedClock`.
     """
 
     config: Any = None                              # pymta.config.model.Config
@@ -29,10 +33,12 @@ class ExpandContext:
     numbered: list[str] = field(default_factory=list)
     acl_runner: Callable[..., Any] | None = None
     lookup_cache: dict = field(default_factory=dict)
+    clock: Clock = SYSTEM
 
     def child(self, **variables: str) -> "ExpandContext":
         """A copy sharing acl_vars/headers/config with extra variables set."""
         merged = dict(self.variables)
         merged.update(variables)
         return ExpandContext(self.config, merged, self.acl_vars, self.headers,
-                             list(self.numbered), self.acl_runner, self.lookup_cache)
+                             list(self.numbered), self.acl_runner, self.lookup_cache,
+                             self.clock)

@@ -5,16 +5,17 @@ import hashlib
 import hmac
 import re
 import socket
-import time
 from typing import Any
 
+from ..clock import day_number
 from .bytesutil import from_bytes, to_bytes
 from .errors import ExpandError, ExpandFail
 from .evaluator import _Scoped, evaluate
 
 
-def _prvs_day(offset: int = 7) -> str:
-    return "%03d" % ((int(time.time()) // 86400 + offset) % 1000)
+def _prvs_day(today: int, offset: int = 7) -> str:
+    """The BATV day stamp: the last three digits of the day number ``offset`` days on."""
+    return "%03d" % ((today + offset) % 1000)
 
 
 def _prvs_hash(address: str, secret: str, key: str, day: str) -> str:
@@ -34,7 +35,7 @@ def item_prvs(node: Any, ctx: Any) -> str:
         raise ExpandError("prvs key number must be a single digit")
     if "@" not in address:
         raise ExpandError("prvs first argument must be a qualified email address")
-    day = _prvs_day()
+    day = _prvs_day(day_number(ctx.clock))
     local, _, domain = address.rpartition("@")
     return f"prvs={key}{day}{_prvs_hash(address, secret, key, day)}={local}@{domain}"
 
@@ -59,7 +60,7 @@ def item_prvscheck(node: Any, ctx: Any) -> str:
         ok = hmac.compare_digest(to_bytes(_prvs_hash(plain, secret, key, day)),
                                  to_bytes(sig.lower()))
         if ok:
-            today = int(time.time()) // 86400 % 1000
+            today = day_number(ctx.clock) % 1000
             ok = (int(day) - today) % 1000 <= 7     # not expired (days wrap at 1000)
         ctx.variables["prvscheck_result"] = "1" if ok else ""
         result = evaluate(node.args[2], ctx) if len(node.args) > 2 else ""
@@ -180,8 +181,9 @@ def item_imapfolder(node: Any, ctx: Any) -> str:
 _B32_SRS = "abcdefghijklmnopqrstuvwxyz234567"
 
 
-def _srs_timestamp(day: int | None = None) -> str:
-    d = (int(time.time()) // 86400 if day is None else day) % 1024
+def _srs_timestamp(day: int) -> str:
+    """SRS's two-letter time stamp: the day number modulo 1024 in base 32."""
+    d = day % 1024
     return _B32_SRS[d >> 5] + _B32_SRS[d & 31]
 
 
@@ -199,7 +201,8 @@ def item_srs_encode(node: Any, ctx: Any) -> str:
     local, at, domain = path.rpartition("@")
     if not at:
         raise ExpandError(f"bad address \"{path}\" for srs_encode")
-    return f"SRS0={_srs_hash(secret, path)}={_srs_timestamp()}={domain}={local}@{orig}"
+    stamp = _srs_timestamp(day_number(ctx.clock))
+    return f"SRS0={_srs_hash(secret, path)}={stamp}={domain}={local}@{orig}"
 
 
 _SRS_RE = re.compile(r"^SRS0=([0-9a-fA-F]{4})=([a-z2-7]{2})=([^=]+)=(.+)$", re.IGNORECASE)
@@ -218,7 +221,7 @@ def cond_inbound_srs(local_part: str, secret: str, ctx: Any) -> bool:
                                    to_bytes(sig.lower())):
             return False
         t = _B32_SRS.index(ts[0].lower()) * 32 + _B32_SRS.index(ts[1].lower())
-        age = (int(time.time()) // 86400 - t) % 1024
+        age = (day_number(ctx.clock) - t) % 1024
         if age > 31:            # stale signature
             return False
     ctx.variables["srs_recipient"] = recipient

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .errors import ExpandError
 
 _MASK = (1 << 64) - 1
+_DIGITS = frozenset("0123456789")
 
 
 def _wrap(v: int) -> int:
@@ -45,7 +46,7 @@ class _Eval:
                 j += 1
             v = int(s[i + 2:j], 16) if j > i + 2 else 0
         else:
-            while j < len(s) and s[j].isdigit():
+            while j < len(s) and s[j] in _DIGITS:     # ASCII: not "²"
                 j += 1
             digits = s[i:j]
             if not self.dec and len(digits) > 1 and digits[0] == "0":
@@ -81,7 +82,7 @@ class _Eval:
                 self.fail("expecting closing parenthesis")
             self.i += 1
             return v
-        if c and c.isdigit():
+        if c and c in _DIGITS:
             return self.number()
         self.fail("expecting number or opening parenthesis")
 

@@ -427,7 +427,7 @@ def op_base32(arg: str) -> str:
     s = arg.strip()
     if not arg:
         return ""
-    if not s.isdigit():
+    if not (s.isascii() and s.isdigit()):
         raise ExpandError(f"argument for base32 operator is \"{arg}\", which is not a "
                           "decimal number")
     n = int(s)

@@ -26,6 +26,7 @@ def _byte(v: int) -> str:
     return chr(v) if v < 0x80 else chr(0xDC00 + v)
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_DIGITS = frozenset("0123456789")
 _WS = " \t\n\r\f\v"
 _HEADER_PREFIXES = ("h_", "header_", "rh_", "rheader_", "bh_", "bheader_", "lh_",
                     "lheader_")
@@ -231,9 +232,9 @@ class _Parser:
         s, n = self.s, self.n
         if i < n and s[i] == "{":
             return self.brace_item(i + 1)
-        if i < n and s[i].isdigit():
+        if i < n and s[i] in _DIGITS:       # ASCII only: str.isdigit() takes "²" too
             j = i
-            while j < n and s[j].isdigit():
+            while j < n and s[j] in _DIGITS:
                 j += 1
             return Var(s[i:j]), j
         if i < n and s[i] in _NAME_CHARS:

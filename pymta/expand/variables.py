@@ -74,8 +74,8 @@ def _zone(t: time.struct_time) -> str:
     return f"{sign}{off // 60:02d}{off % 60:02d}"
 
 
-def _tod(name: str) -> str | None:
-    now = time.time()
+def _tod(name: str, now: float) -> str | None:
+    """``$tod_*`` for the time ``now`` (local time, as Exim shows it)."""
     t = time.localtime(now)
     if name == "tod_log":
         return time.strftime("%Y-%m-%d %H:%M:%S", t)
@@ -165,7 +165,7 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
         text = text[:-1] if text.endswith("\n") else text
         return Tainted(text if name.endswith("_raw") else _decode_2047(text))
     if name.startswith("tod_"):
-        v = _tod(name)
+        v = _tod(name, ctx.clock.time())
         if v is not None:
             return v
     if name == "pid":

@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pymta import __version__
 from pymta.taint import Tainted
 
 _DAYS = "Mon Tue Wed Thu Fri Sat Sun".split()
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
-# The default of received_header_text (Exim's own default text)
+# The default of received_header_text: Exim's own default text, except that it names
+# pymta and its release where Exim's has "(Exim $version_number)" ($version_number stays
+# "4.96" for configurations that test it).
 DEFAULT_RECEIVED_HEADER_TEXT = (
     "Received: ${if def:sender_rcvhost {from $sender_rcvhost\n\t}"
     "{${if def:sender_ident {from ${quote_local_part:$sender_ident} }}"
@@ -24,7 +27,7 @@ DEFAULT_RECEIVED_HEADER_TEXT = (
     "${if def:received_protocol {with $received_protocol }}"
     "${if def:tls_in_ver        { ($tls_in_ver)}}"
     "${if def:tls_in_cipher_std { tls $tls_in_cipher_std\n\t}}"
-    "(Exim $version_number)\n\t"
+    f"(pymta {__version__})\n\t"
     "${if def:sender_address {(envelope-from <$sender_address>)\n\t}}"
     "id $message_exim_id"
     "${if def:received_for {\n\tfor $received_for}}"
@@ -84,7 +87,7 @@ def _quote_local_part(lp: str) -> str:
 
 
 def default_received_text(v: dict[str, str], primary_hostname: str,
-                          version: str = "4.96") -> str:
+                          version: str = __version__) -> str:
     """The default received_header_text evaluated in Python (without the date)."""
     parts = ["Received: "]
     if v.get("sender_rcvhost"):
@@ -101,7 +104,7 @@ def default_received_text(v: dict[str, str], primary_hostname: str,
         parts.append(f" ({v['tls_in_ver']})")
     if v.get("tls_in_cipher_std"):
         parts.append(f" tls {v['tls_in_cipher_std']}\n\t")
-    parts.append(f"(Exim {version})\n\t")
+    parts.append(f"(pymta {version})\n\t")
     if v.get("sender_address"):
         parts.append(f"(envelope-from <{v['sender_address']}>)\n\t")
     parts.append(f"id {v.get('message_exim_id', '')}")

@@ -1,13 +1,16 @@
 """Run every recorded Exim 4.96 ``-be`` case through pymta's expander."""
 from __future__ import annotations
 
+import calendar
 import json
 import re
+import time
 import types
 from pathlib import Path
 
 import pytest
 
+from pymta.clock import FixedClock
 from pymta.expand.be import be_context, expand_be_line
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "expand"
@@ -74,10 +77,23 @@ def _as_printed(s: str) -> str:
     return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def recorded_clock(case) -> FixedClock | None:
+    """A clock pinned to noon (UTC) of the day the case was recorded on, for cases whose
+    output depends on the date (``recorded_on``, see tests/data/expand/README.md)."""
+    day = case.get("recorded_on")
+    if not day:
+        return None
+    return FixedClock(calendar.timegm(time.strptime(day, "%Y-%m-%d")) + 12 * 3600)
+
+
 def run_case(case, d, config) -> tuple[bool, str]:
     expr = case["expr"].replace("@DIR@", str(d))
     want = case["out"].replace("@DIR@", str(d))
-    got = _as_printed(expand_be_line(expr, config, be_context(config)))
+    ctx = be_context(config)
+    clock = recorded_clock(case)
+    if clock is not None:
+        ctx.clock = clock
+    got = _as_printed(expand_be_line(expr, config, ctx))
     if want.startswith("Failed:"):
         return got.startswith("Failed:"), got
     return got == want, got

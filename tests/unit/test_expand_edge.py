@@ -165,3 +165,17 @@ def test_public_compile_and_evaluate_never_raise_recursion_error():
         evaluate(compile_expansion(deep), ExpandContext(variables={}))
     with pytest.raises(ExpandError):
         compile_condition("and{{" * 1000 + "eq{a}{a}" + "}}" * 1000)
+
+
+@pytest.mark.parametrize("expr,want", [
+    ("$\u00b2", "not followed by letter, digit"), ("x$1\u00b2", "x\u00b2"),
+    ("${eval:\u00b2+1}", "expecting number"), ("${eval:1\u00b2}", "expecting operator"),
+    ("${base32:\u00b2}", "not a decimal number")])
+def test_non_ascii_digits_are_not_digits(expr, want):
+    # "²" is a digit to str.isdigit() but not to Exim 4.96 (checked with exim4 -be): these
+    # are expansion failures (or plain text), not crashes
+    if want.endswith(("digit", "number", "operator")):
+        with pytest.raises(ExpandError, match=want):
+            expand_string(expr, ExpandContext())
+    else:
+        assert expand_string(expr, ExpandContext()) == want

@@ -5,12 +5,16 @@ import re
 
 import pytest
 
+from pymta.clock import FixedClock
 from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.taint import Tainted
 
 
-def x(text: str, **variables) -> str:
-    return expand_string(text, ExpandContext(variables=dict(variables)))
+def x(text: str, clock=None, **variables) -> str:
+    ctx = ExpandContext(variables=dict(variables))
+    if clock is not None:
+        ctx.clock = clock
+    return expand_string(text, ctx)
 
 
 def test_prvs_sign_and_check_roundtrip():
@@ -23,11 +27,10 @@ def test_prvs_sign_and_check_roundtrip():
     assert x("${prvscheck{not-prvs@b.test}{secret}}") == ""
 
 
-def test_prvs_hash_matches_exim_for_known_day(monkeypatch):
-    import time
+def test_prvs_hash_matches_exim_for_known_day():
     # Exim 4.96 gave prvs=17853f6613=user@b.test on day 20778 (+7 -> 785)
-    monkeypatch.setattr(time, "time", lambda: 20778 * 86400 + 100)
-    assert x("${prvs{user@b.test}{secret}{1}}") == "prvs=17853f6613=user@b.test"
+    day = FixedClock(20778 * 86400 + 100)
+    assert x("${prvs{user@b.test}{secret}{1}}", day) == "prvs=17853f6613=user@b.test"
 
 
 @pytest.mark.parametrize("expr,out", [
@@ -107,16 +110,16 @@ def test_run_allows_tainted_arguments_after_literal_command():
     assert x("${run{/bin/echo $a}}", a=Tainted("arg")) == "arg\n"
 
 
-def test_srs_encode_and_inbound_srs(monkeypatch):
-    import time
-    monkeypatch.setattr(time, "time", lambda: 20778 * 86400 + 5)     # Exim gave "jk"
-    assert x("${srs_encode{secret}{Other.Person@Example.COM}{orig.test}}") == \
+def test_srs_encode_and_inbound_srs():
+    day = FixedClock(20778 * 86400 + 5)     # Exim gave "jk" on day 20778
+    assert x("${srs_encode{secret}{Other.Person@Example.COM}{orig.test}}", day) == \
         "SRS0=6195=jk=Example.COM=Other.Person@orig.test"
-    assert x("${srs_encode{secret}{}{orig.test}}") == ""
-    assert x("${if inbound_srs{SRS0=12a9=jk=b.test=user}{secret}{$srs_recipient}{n}}") == \
-        "user@b.test"
-    assert x("${if inbound_srs{SRS0=12a9=jk=b.test=usex}{secret}{$srs_recipient}{n}}") == "n"
-    assert x("${if inbound_srs{SRS0=ffff=jk=b.test=usex}{}{$srs_recipient}{n}}") == \
+    assert x("${srs_encode{secret}{}{orig.test}}", day) == ""
+    assert x("${if inbound_srs{SRS0=12a9=jk=b.test=user}{secret}{$srs_recipient}{n}}",
+             day) == "user@b.test"
+    assert x("${if inbound_srs{SRS0=12a9=jk=b.test=usex}{secret}{$srs_recipient}{n}}",
+             day) == "n"
+    assert x("${if inbound_srs{SRS0=ffff=jk=b.test=usex}{}{$srs_recipient}{n}}", day) == \
         "usex@b.test"
 
 

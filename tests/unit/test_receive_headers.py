@@ -1,6 +1,10 @@
 """Header block parsing (Exim's rules) and the Received: header text."""
+import email.utils
+
 import pytest
 
+from pymta import __version__
+from pymta.config.option_tables import MAIN_TABLE
 from pymta.message import headers as H
 from pymta.message.received import (DEFAULT_RECEIVED_HEADER_TEXT, build_received,
                                     default_received_text, sender_rcvhost)
@@ -61,21 +65,23 @@ def test_sender_rcvhost_forms():
 
 
 def test_default_text_matches_exim_output():
-    # what Exim 4.96 wrote for an SMTP message with two recipients ...
+    # what Exim 4.96 wrote for an SMTP message with two recipients, with pymta's name and
+    # release where Exim's has "(Exim 4.96)" ...
     v = {"sender_rcvhost": sender_rcvhost("192.0.2.1", "rhost.example", "client.example",
                                           "root"),
          "received_protocol": "esmtp", "sender_address": "s@remote.example",
          "message_exim_id": "1xUsgJ-0001b3-13"}
     assert default_received_text(v, "test.example") == (
         "Received: from rhost.example\n\t([192.0.2.1] helo=client.example ident=root)\n"
-        "\tby test.example with esmtp (Exim 4.96)\n\t(envelope-from <s@remote.example>)\n"
+        f"\tby test.example with esmtp (pymta {__version__})\n"
+        "\t(envelope-from <s@remote.example>)\n"
         "\tid 1xUsgJ-0001b3-13")
     # ... and for a local one with one recipient
     v = {"sender_ident": "root", "received_protocol": "local",
          "sender_address": "root@test.example", "message_exim_id": "1xUsgH-0001Zt-1R",
          "received_for": "x@y.example"}
     assert default_received_text(v, "test.example") == (
-        "Received: from root by test.example with local (Exim 4.96)\n"
+        f"Received: from root by test.example with local (pymta {__version__})\n"
         "\t(envelope-from <root@test.example>)\n\tid 1xUsgH-0001Zt-1R\n\tfor x@y.example")
 
 
@@ -85,8 +91,9 @@ def test_build_received_appends_date_and_handles_empty(monkeypatch):
         received_header_text=DEFAULT_RECEIVED_HEADER_TEXT, primary_hostname="h.example"))
     text = build_received(cfg, {"message_exim_id": "X"}, when=0)
     from pymta.message.received import tod_full
-    assert text == f"Received: by h.example (Exim 4.96)\n\tid X;\n\t{tod_full(0)}\n"
-    assert tod_full(0).startswith("Thu, 01 Jan 1970 ")
+    assert text == f"Received: by h.example (pymta {__version__})\n\tid X;\n\t{tod_full(0)}\n"
+    # RFC 5322 date in the local time zone (whatever TZ says)
+    assert tod_full(0) == email.utils.formatdate(0, localtime=True)
     import pymta.expand as expand
     monkeypatch.setattr(expand, "expand_string", lambda t, ctx: "", raising=False)
     cfg.main.received_header_text = "${if false{x}}"
@@ -108,3 +115,9 @@ def test_build_received_with_real_expander():
     direct = default_received_text(v, "test.example")
     main.received_header_text = DEFAULT_RECEIVED_HEADER_TEXT + " "   # force the expander
     assert build_received(cfg, v).startswith(direct + " ;\n\t")
+
+
+def test_config_default_is_the_builders_text():
+    # -bP and the option table show the text the Python builder stands in for
+    assert MAIN_TABLE["received_header_text"][1] == DEFAULT_RECEIVED_HEADER_TEXT
+    assert f"(pymta {__version__})" in DEFAULT_RECEIVED_HEADER_TEXT

@@ -14,8 +14,11 @@ def test_format_and_decode_known_exim_id():
 
 
 def test_new_id_encodes_time_pid_fraction(monkeypatch):
-    # earlier tests in this process made ids with the real (later) clock
+    # earlier tests in this process made ids with the real clock: forget them, and
+    # restore the last tick afterwards (left at this 2026 time, later ids would wait for
+    # it when the real clock is earlier)
     monkeypatch.setattr(ids, "_last_pid", None)
+    monkeypatch.setattr(ids, "_last_tick", -1)
     now_ns = 1795296695_328560_000
     mid = ids.new_message_id(now_ns)
     assert mid.startswith("1xUsgJ-" + ids.base62(os.getpid(), 6) + "-")

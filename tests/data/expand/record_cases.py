@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -602,7 +603,11 @@ def main() -> None:
         (d / "spool").mkdir()
         with open(HERE / "extra_cases.jsonl", "w") as f:
             for expr in EXPRESSIONS:
-                f.write(json.dumps({"expr": expr, "out": record(expr, d)}) + "\n")
+                out = record(expr, d)
+                # the day (UTC) matters to ${prvs}, ${srs_encode}, $tod_*...: the tests
+                # evaluate each case with the clock pinned to it
+                today = time.strftime("%Y-%m-%d", time.gmtime())
+                f.write(json.dumps({"expr": expr, "out": out, "recorded_on": today}) + "\n")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class ReplyParser:
                 return replies
             raw, self._buf = self._buf[:nl], self._buf[nl + 1:]
             line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
+            code = line[:3]
+            if (len(line) < 3 or not (code.isascii() and code.isdigit())
+                    or (len(line) > 3 and line[3] not in " -")):
                 raise SmtpFormatError(f'Malformed SMTP reply (an empty line or a line '
                                       f'without a valid code): "{line}"',
                                       errnos.ERRNO_SMTPFORMAT)

@@ -249,6 +249,13 @@ def _too_long(address: str, raw: str, params: list[str]) -> ParsedPath:
     return ParsedPath(address, raw, params, too_long_message(address))
 
 
+
+def size_param(params: dict[str, str | None]) -> int:
+    """The byte count of MAIL's SIZE= parameter; 0 when absent or not plain ASCII digits
+    (int() alone would take "\u0662", "1_000" or " 12")."""
+    size = params.get("SIZE") or ""
+    return int(size) if size.isascii() and size.isdigit() else 0
+
 class SmtpServer:
     """One SMTP dialogue from the server side.
 
@@ -602,10 +609,7 @@ class SmtpServer:
             return
         size = params.get("SIZE")
         if size is not None and self.size_limit:
-            try:
-                n = int(size)
-            except ValueError:
-                n = 0
+            n = size_param(params)
             if n > self.size_limit:
                 self._event("mail_too_big", address=addr, size=n, max=self.size_limit)
                 self._reply(552, "Message size exceeds maximum permitted")

@@ -19,7 +19,7 @@ from pymta.config.values import main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.message.receive import report_after_commit
-from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer
+from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer, size_param
 from pymta.spool.ids import new_message_id
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
@@ -654,13 +654,9 @@ def _endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
 
 def _size_param(config: Any, params: dict[str, str | None]) -> int:
     """MAIL's SIZE= in bytes for the spool space check (0 if absent or not checked)."""
-    size = params.get("SIZE")
-    if not size or not main_option(config, "smtp_check_spool_space", True):
+    if not main_option(config, "smtp_check_spool_space", True):
         return 0
-    try:
-        return max(int(size), 0)
-    except ValueError:
-        return 0
+    return size_param(params)
 
 
 def _size_limit(config: Any, ctx: ExpandContext) -> int:

@@ -380,7 +380,7 @@ def _split_len_field(r: _Reader, text: str) -> tuple[str, int, int]:
 
 def _parse_recipient(r: _Reader, line: str) -> SpoolRecipient:
     hash_at = line.rfind("#")
-    if hash_at < 0 or not line[hash_at + 1:].isdigit():
+    if hash_at < 0 or not (line[hash_at + 1:].isascii() and line[hash_at + 1:].isdigit()):
         return SpoolRecipient(line)
     bits = int(line[hash_at + 1:])
     rest = line[:hash_at]

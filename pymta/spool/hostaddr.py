@@ -17,7 +17,7 @@ def _check_ip(text: str) -> None:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise ValueError(f"bad port {text!r}")
     return int(text)
 

@@ -224,6 +224,8 @@ def test_reply_parser_rejects_garbage_and_mixed_codes():
         ReplyParser().feed(b"hello there\r\n")
     with pytest.raises(SmtpFormatError):
         ReplyParser().feed(b"250-a\r\n251 b\r\n")
+    with pytest.raises(SmtpFormatError):      # full-width digits are not a reply code
+        ReplyParser().feed("\uff12\uff15\uff10 ok\r\n".encode())
 
 
 def test_bare_code_line_is_a_complete_reply():

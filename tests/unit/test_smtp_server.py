@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, format_reply, parse_path
+from pymta.smtp.server import (Reply, SmtpHandler, SmtpServer, format_reply, parse_path,
+                               size_param)
 
 
 class Recorder(SmtpHandler):
@@ -201,6 +202,15 @@ def test_mail_size_and_body_parameters():
     assert lines(s.feed(b"MAIL FROM:<a@b.c> BODY=8BITMIME SIZE=10\r\n")) == ["250 OK"]
     assert s.mail_params == {"BODY": "8BITMIME", "SIZE": "10"}
 
+
+
+def test_mail_size_counts_only_ascii_digits():
+    # int() would read Arabic-Indic or full-width digits, "1_000" and " 5000" as numbers
+    for size in ("\u0665\u0660\u0660\u0660", "\uff15\uff10\uff10\uff10", "5_000", "5000x"):
+        s, _ = make(size_limit=1000)
+        ehlo(s)
+        assert lines(s.feed(f"MAIL FROM:<a@b.c> SIZE={size}\r\n".encode())) == ["250 OK"]
+    assert size_param({"SIZE": "5000"}) == 5000 and size_param({}) == 0
 
 def test_rcpt_syntax_errors():
     s, _ = make()

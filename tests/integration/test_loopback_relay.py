@@ -42,7 +42,8 @@ def test_readme_relay_example_with_dev_conf(tmp_path):
     sink = subprocess.Popen([sys.executable, "bench/sink.py", "--port", str(port)],
                             cwd=str(REPO), stdout=subprocess.PIPE, text=True)
     d = PymtaDaemon((ETC / "dev.conf").read_text(), tmp_path,
-                    macros={"SPOOL": str(tmp_path / "spool"), "RELAY_SINK_PORT": str(port)})
+                    macros={"SPOOL": str(tmp_path / "spool"), "RELAY_SINK_PORT": str(port),
+                            "EXIM_USER": "nobody"})
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(sink.stdout), daemon=True)
     reader.start()

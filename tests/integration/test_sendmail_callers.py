@@ -21,18 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import REPO, pymta_env
+from tests.support.daemon import REPO, give_to_user, pymta_env
 from tests.support.wait import wait_until
 
 # The router and transport deliver root, alice and bob of test.example to
-# DIR/mail/<user> (maildir).  exim_user = root lets exim4 -C use the same file as root.
+# DIR/mail/<user> (maildir).  pymta, run as root, receives and delivers as nobody;
+# exim4 -C gets exim_user = root so that it can use the same file as root.
 CONFIG = """\
 primary_hostname = test.example
 qualify_domain = test.example
 spool_directory = {dir}/spool
 log_file_path = {dir}/spool/log/%slog
-exim_user = root
-exim_group = root
+exim_user = {user}
+exim_group = {group}
 domainlist local_domains = test.example
 begin routers
 local:
@@ -67,7 +68,8 @@ CRON_MESSAGE = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     (tmp_path / "spool" / "log").mkdir(parents=True)
-    (tmp_path / "conf").write_text(CONFIG.format(dir=tmp_path))
+    (tmp_path / "conf").write_text(CONFIG.format(dir=tmp_path, user="nobody", group="nogroup"))
+    give_to_user(tmp_path, "nobody")
     return tmp_path
 
 
@@ -223,7 +225,9 @@ def test_same_spool_header_as_exim(argv):
         for name, cmd in (("exim", [EXIM]), ("pymta", SENDMAIL)):
             d = base / name
             (d / "spool" / "log").mkdir(parents=True)
-            (d / "conf").write_text(CONFIG.format(dir=d))
+            user, group = ("root", "root") if name == "exim" else ("nobody", "nogroup")
+            (d / "conf").write_text(CONFIG.format(dir=d, user=user, group=group))
+            give_to_user(d, user)
             proc = subprocess.run(cmd + ["-C", str(d / "conf"), "-odq"] + argv, input=message,
                                   capture_output=True, timeout=30, env=pymta_env(),
                                   cwd=str(REPO))

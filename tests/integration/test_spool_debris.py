@@ -26,8 +26,8 @@ def _prepared(tmp_path: Path) -> PymtaDaemon:
     """A daemon object whose configuration is written but which is not started."""
     _write_users(tmp_path)
     d = PymtaDaemon(BASE_CONFIG, tmp_path, macros={"SINK_PORT": "9"})
+    d.prepare()
     (d.spool / "log").mkdir(parents=True)
-    d.config_path.write_text(d.config_text)
     return d
 
 
@@ -41,6 +41,9 @@ def _queue_message(d: PymtaDaemon, rcpt: str) -> str:
 
 def _make(path: Path, text: str, old: bool) -> Path:
     path.write_text(text)
+    # left by a killed pymta process: owned like the spool (exim_user when run as root)
+    st = path.parent.stat()
+    os.chown(path, st.st_uid, st.st_gid)
     if old:
         os.utime(path, (OLD, OLD))
     return path

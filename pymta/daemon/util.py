@@ -93,7 +93,6 @@ def exim_ids(config: Any) -> EximIds | None:
     Raises :class:`PrivilegeError` (naming the file and line of the setting) when the
     user or group does not exist, or when exim_user is root.
     """
-    import grp
     import pwd
     value = main_opt(config, "exim_user")
     if value is None or value == "":

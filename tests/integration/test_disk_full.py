@@ -19,6 +19,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.integration.conftest import BASE_CONFIG
 from tests.support.daemon import PymtaDaemon, run_pymta
 from tests.support.ports import free_port
 from tests.support.sink import SmtpSink
@@ -26,55 +27,14 @@ from tests.support.wait import wait_until
 
 TMPFS_SIZE = "2m"
 
-CONFIG = """\
-primary_hostname = mx.test.example
-qualify_domain = test.example
-spool_directory = SPOOL
+# The integration BASE_CONFIG with the log on its own filesystem and the space checks
+CONFIG = BASE_CONFIG.replace("log_file_path = SPOOL/log/%slog\n", """\
 log_file_path = DIR/log/%slog
 check_spool_space = CSS
 check_spool_inodes = CSI
 check_log_space = CLS
-domainlist local_domains = test.example
-acl_smtp_rcpt = acl_check_rcpt
-
-begin acl
-
-acl_check_rcpt:
-  accept  domains = +local_domains
-          verify = recipient
-  deny    message = relay not permitted
-
-begin routers
-
-remote:
-  driver = manualroute
-  domains = remote.example
-  route_list = * 127.0.0.1::SINK_PORT
-  self = send
-  transport = remote_smtp
-
-local_users:
-  driver = accept
-  domains = +local_domains
-  local_parts = lsearch;DIR/users
-  transport = local_maildir
-
-begin transports
-
-remote_smtp:
-  driver = smtp
-  allow_localhost
-
-local_maildir:
-  driver = appendfile
-  directory = DIR/maildir/${local_part_data}
-  maildir_format
-  create_directory
-
-begin retry
-
-*  *  F,1h,1s
-"""
+""")
+assert "check_spool_space" in CONFIG
 
 USERS = ("alice", "bob", "carol")
 

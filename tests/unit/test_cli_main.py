@@ -7,33 +7,10 @@ import pytest
 
 from pymta.cli.main import main, mailq_main
 
-CONF = """\
-primary_hostname = mx.test.example
-qualify_domain = test.example
-spool_directory = {spool}
-log_file_path = {spool}/log/%slog
-message_size_limit = 0
-domainlist local_domains = test.example
-begin routers
-local_users:
-  driver = accept
-  domains = +local_domains
-  local_parts = alice : bob
-  transport = t
-begin transports
-t:
-  driver = appendfile
-  file = {dir}/mbox
-"""
-
 
 @pytest.fixture
-def conf(tmp_path):
-    spool = tmp_path / "spool"
-    (spool / "log").mkdir(parents=True)
-    path = tmp_path / "pymta.conf"
-    path.write_text(CONF.format(spool=spool, dir=tmp_path))
-    return str(path)
+def conf(cli_conf):
+    return cli_conf
 
 
 def test_unknown_option_message_and_status(capsys):

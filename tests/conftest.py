@@ -1,12 +1,39 @@
-"""Top-level pytest configuration: make the repository root importable.
+"""Top-level pytest configuration.
 
-This lets test modules do ``import tests.support`` and ``import pymta``
-without installing the package.
+Makes the repository root importable (``import tests.support``, ``import pymta``
+without installing the package) and, when the suite runs as root, gives it a temporary
+directory of its own outside ``/tmp/pytest-of-root``.  Daemons started as root run as an
+unprivileged exim_user that must be able to reach their test directories; every new
+pytest session resets ``/tmp/pytest-of-root`` to mode 0700, which would lock out the
+daemons of another session running at the same time.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
+
+_OWN_BASETEMP: list[str] = []
+
+
+def pytest_configure(config):
+    if os.geteuid() == 0 and not config.option.basetemp:
+        base = tempfile.mkdtemp(prefix="pymta-tests-")
+        os.chmod(base, 0o711)
+        config.option.basetemp = base
+        _OWN_BASETEMP.append(base)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # kept after a failure, for the diagnostics; removed after a clean run
+    if exitstatus == 0:
+        for base in _OWN_BASETEMP:
+            shutil.rmtree(base, ignore_errors=True)
+    else:
+        for base in _OWN_BASETEMP:
+            session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+                f"test directories kept in {base}")

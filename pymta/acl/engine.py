@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymta.acl.parse import ACL_CONTROLS, ACL_CONTROLS_IGNORED, ACL_CONTROLS_UNSUPPORTED
 from pymta.config.model import AclStatement, ConfigError
 
 WHERES = ("connect", "helo", "mail", "rcpt", "predata", "data", "notsmtp",
@@ -21,17 +22,9 @@ WHERES = ("connect", "helo", "mail", "rcpt", "predata", "data", "notsmtp",
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
 _DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
 
-# Controls Exim knows; the first group is acted on by pymta, the rest are accepted and
-# recorded so that existing configurations load.
-KNOWN_CONTROLS = {
-    "freeze", "queue", "queue_only", "submission", "no_pipelining", "no_enforce_sync",
-    "enforce_sync", "suppress_local_fixups", "fakedefer", "fakereject",
-    "allow_auth_unadvertised", "caseful_local_part", "caselower_local_part",
-    "cutthrough_delivery", "debug", "dkim_disable_verify", "dmarc_disable_verify",
-    "dmarc_enable_forensic", "dscp", "no_callout_flush", "no_delay_flush",
-    "no_mbox_unspool", "no_multiline_responses", "utf8_downconvert", "wellknown",
-    "spf_disable_verify", "smtp_no_mail_hints",
-}
+# Controls pymta acts on or accepts as true no-ops (pymta.acl.parse says why); an Exim
+# control outside this set is refused, at load time or when an expanded value names it.
+KNOWN_CONTROLS = ACL_CONTROLS | set(ACL_CONTROLS_IGNORED)
 
 _CONDITIONS = {"acl", "authenticated", "condition", "domains", "local_parts", "hosts",
                "senders", "recipients", "verify", "dnslists", "ratelimit", "sender_domains",
@@ -344,6 +337,8 @@ class _Runner:
 
     def _control(self, value: str) -> None:
         name = value.split("/")[0].strip()
+        if name in ACL_CONTROLS_UNSUPPORTED:
+            raise ConfigError(f'control "{name}" is not supported in this version of pymta')
         if name not in KNOWN_CONTROLS:
             raise ConfigError(f"unknown control \"{value}\" in ACL modifier")
         self.controls.append(value.strip())

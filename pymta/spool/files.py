@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.osutil import reserve_beyond_eof
+from pymta.spool.fdlock import try_write_lock
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
 from pymta.taint import Tainted
 
@@ -192,14 +193,17 @@ def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> 
     if not os.path.isdir(idir):
         ensure_spool_dirs(spool_dir)
     dpath = data_path(spool_dir, msg.id)
-    fd = os.open(dpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SPOOL_FILE_MODE)
+    fd = os.open(dpath, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SPOOL_FILE_MODE)
     try:
+        # Locked like a message being delivered until -H is in place (as Exim does), so a
+        # spool tidy never takes this -D for an orphan, whatever the clock says.
+        try_write_lock(fd, msg.id)
         try:
             _write_all(fd, [_enc(f"{msg.id}-D\n"), body])
             os.fdatasync(fd)      # data + size; enough for a new file
+            _write_header_file(spool_dir, msg)
         finally:
             os.close(fd)
-        _write_header_file(spool_dir, msg)
     except BaseException:
         for p in (dpath, header_path(spool_dir, msg.id)):
             try:

@@ -4,33 +4,19 @@ Whoever delivers (or otherwise modifies) a message holds this lock, so the daemo
 workers, a cron ``pymta -q`` and ``pymta -M`` never work on one message at once; a real
 Exim on the same spool sees the lock too.
 
-On Linux we use open-file-description locks (F_OFD_SETLK): they conflict with Exim's
-classic fcntl locks in the same way, but are not dropped when the process closes some
-*other* descriptor of the -D file (a classic-lock pitfall), and they also exclude other
-holders inside the same process.  Elsewhere classic F_SETLK is used.
+The fcntl details (open-file-description locks on Linux) are in
+:mod:`pymta.spool.fdlock`.  A message being received is locked the same way from the
+moment its -D file is created until its -H file is in place.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import struct
 from typing import BinaryIO
 
+from pymta.spool.fdlock import lock_holder_exists, lock_length, try_write_lock
 from pymta.spool.files import data_path
 
-_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
-_GETLK = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
-
-
-def _flock(kind: int, length: int) -> bytes:
-    # struct flock {short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid}
-    return struct.pack("hhqqi", kind, os.SEEK_SET, 0, length, 0)
-
-
-def lock_length(msgid: str) -> int:
-    """Exim locks the "ID-D\\n" line at the start of the data file."""
-    return len(msgid) + 3
-
+__all__ = ["MessageLock", "is_locked", "lock_length", "lock_message"]
 
 class MessageLock:
     """A held lock on one message; release() or leaving the ``with`` block drops it.
@@ -82,9 +68,7 @@ def lock_message(spool_dir: str, msgid: str) -> MessageLock | None:
         fd = os.open(data_path(spool_dir, msgid), os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    try:
-        fcntl.fcntl(fd, _SETLK, _flock(fcntl.F_WRLCK, lock_length(msgid)))
-    except OSError:
+    if not try_write_lock(fd, msgid):
         os.close(fd)
         return None
     return MessageLock(spool_dir, msgid, fd)
@@ -97,7 +81,6 @@ def is_locked(spool_dir: str, msgid: str) -> bool:
     except FileNotFoundError:
         return False
     try:
-        res = fcntl.fcntl(fd, _GETLK, _flock(fcntl.F_WRLCK, lock_length(msgid)))
-        return struct.unpack("hhqqi", res)[0] != fcntl.F_UNLCK
+        return lock_holder_exists(fd, msgid)
     finally:
         os.close(fd)

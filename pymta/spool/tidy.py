@@ -28,6 +28,7 @@ wrong that an operator should know about.  Queue runs and the daemon's start cal
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -138,10 +139,28 @@ def _orphan_data(spool_dir: str, msgid: str, log: Any) -> None:
                   f"finish): {', '.join(moved)} moved to {corrupt_dir(spool_dir)}", msgid)
 
 
+def filesystem_now(directory: str) -> float:
+    """The time as the filesystem holding ``directory`` stamps files now: ages of spool
+    files are measured on that clock (a network filesystem's, or the local one when the
+    process's own clock was moved), falling back to the process clock when no file can
+    be created there (a full disk)."""
+    try:
+        fd, path = tempfile.mkstemp(prefix=".clock-", dir=directory)
+    except OSError:
+        return time.time()
+    try:
+        return os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
 def tidy_spool(spool_dir: str, log: Any, now: float | None = None) -> None:
     """Deal with files older than :data:`ORPHAN_AGE` that no message owns (see the
     module docstring).  Errors on single files are logged and do not stop the scan."""
-    now = time.time() if now is None else now
+    if now is None:
+        now = filesystem_now(files.input_dir(spool_dir)) \
+            if os.path.isdir(files.input_dir(spool_dir)) else time.time()
     try:
         names = os.listdir(files.input_dir(spool_dir))
     except FileNotFoundError:

@@ -7,15 +7,13 @@ and name each in the paniclog; files younger than ORPHAN_AGE are left alone.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-from pymta.spool.tidy import ORPHAN_AGE
+from pymta.spool.tidy import ORPHAN_AGE, filesystem_now
 from tests.integration.conftest import BASE_CONFIG, _write_users, maildir_messages, wait_for
 from tests.integration.test_daemon_e2e import MESSAGE, send
 from tests.support.daemon import PymtaDaemon
 
-OLD = time.time() - ORPHAN_AGE - 600
 # valid message ids for files that no message owns
 ORPHAN_D, FRESH_D, ORPHAN_J, ORPHAN_LOG, TEMP = (
     "1xZ1aa-0002aa-0a", "1xZ1aa-0002aa-0b", "1xZ1aa-0002aa-0c", "1xZ1aa-0002aa-0d",
@@ -44,9 +42,11 @@ def _make(path: Path, text: str, old: bool) -> Path:
     # left by a killed pymta process: owned like the spool (exim_user when run as root)
     st = path.parent.stat()
     os.chown(path, st.st_uid, st.st_gid)
-    # times by pymta's clock (moved by PYMTA_TEST_CLOCK_OFFSET in tests/run_elsewhen.py)
-    stamp = OLD if old else time.time()
-    os.utime(path, (stamp, stamp))
+    if old:
+        # ages are measured on the filesystem's clock (pymta's may be moved by
+        # PYMTA_TEST_CLOCK_OFFSET in tests/run_elsewhen.py)
+        stamp = filesystem_now(str(path.parent)) - ORPHAN_AGE - 600
+        os.utime(path, (stamp, stamp))
     return path
 
 

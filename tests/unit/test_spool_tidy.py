@@ -69,3 +69,27 @@ def test_header_replaced_by_a_good_one_is_not_moved(tmp_path):
     _spool_message(spool)
     assert not set_aside_corrupt(spool, MID, "was bad when listed", log)
     assert os.path.exists(files.header_path(spool, MID)) and log.lines == []
+
+
+def test_message_being_spooled_is_locked_until_its_header_is_in_place(tmp_path, monkeypatch):
+    # Even with a clock that makes the new -D look ancient, a tidy running while -H is
+    # being written must leave the message alone: the writer holds the message lock.
+    spool, log = str(tmp_path), RecordingLog()
+    files.ensure_spool_dirs(spool)
+    seen = {}
+    write_header = files._write_header_file
+
+    def tidy_then_write(spool_dir, msg):
+        seen["lock"] = lock_message(spool_dir, msg.id)
+        tidy_spool(spool_dir, log, now=4_000_000_000.0)
+        write_header(spool_dir, msg)
+
+    monkeypatch.setattr(files, "_write_header_file", tidy_then_write)
+    msg = SpoolMessage(id=MID, originator_login="u", originator_uid=1, originator_gid=1,
+                       sender="a@b.example", received_time=1_700_000_000,
+                       recipients=[SpoolRecipient("c@d.example")])
+    files.write_spool(spool, msg, b"Subject: x\n\nbody\n")
+    assert seen["lock"] is None                       # somebody (the writer) held it
+    assert log.lines == [] and not os.path.exists(corrupt_dir(spool))
+    assert os.path.exists(files.data_path(spool, MID))
+    assert lock_message(spool, MID) is not None       # released once -H was in place

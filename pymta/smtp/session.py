@@ -8,7 +8,6 @@ group) are written with one ``sendall``.
 """
 from __future__ import annotations
 
-import select
 import socket
 import time
 import traceback
@@ -20,11 +19,10 @@ from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.message.receive import report_after_commit
 from pymta.smtp.server import Reply, SmtpEvent, SmtpHandler, SmtpServer, size_param
+from pymta.smtp.socket_loop import Connection, TlsWrap, run_dialogue
 from pymta.spool.ids import new_message_id
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
-
-RECV_SIZE = 65536
 
 
 def _duration(seconds: float) -> str:
@@ -143,6 +141,8 @@ class SmtpSession(SmtpHandler):
         self.host_checking = False
         # -bs: the local caller (pymta.smtp.local.LocalCaller); None for TCP sessions.
         self.local_caller: Any = None
+        # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).
+        self.tls_wrap: TlsWrap | None = None
 
     def set_local_caller(self, caller: Any) -> None:
         """Make this a local (-bs) session: no client host, protocol local-smtp."""
@@ -724,26 +724,18 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     session = SmtpSession(config, log, peer, local, notify, stop_event)
     server = prepare_session(session)
     timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
-
-    def send(data: bytes) -> bool:
-        if not data:
-            return True
-        try:
-            sock.sendall(data)
-            return True
-        except OSError:
-            return False
+    conn = Connection(sock, session.tls_wrap)
 
     try:
         # Input already waiting before the greeting is a synchronisation error.
         def early() -> None:
-            if server.enforce_sync and _readable(sock, 0):
-                data = _recv(sock)
+            if server.enforce_sync and conn.readable(0):
+                data = conn.recv()
                 if data:
-                    server.feed(data)
-        if not start_session(session, server, send, before_greeting=early):
+                    server.receive(data)
+        if not start_session(session, server, conn.send, before_greeting=early):
             return
-        _loop(sock, server, session, timeout, stop_event, send)
+        run_dialogue(conn, server, timeout, stop_event)
     finally:
         finish_session(session, server, stop_event)
         # The caller closes the socket; shutting it down now lets the client see EOF at
@@ -802,57 +794,3 @@ def finish_session(session: SmtpSession, server: SmtpServer, stop_event: Any = N
     if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
         session.notquit_reason = "signal-exit"
     session.run_notquit()
-
-
-def _readable(sock: socket.socket, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for input (poll: no FD_SETSIZE limit)."""
-    p = select.poll()
-    p.register(sock, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
-    try:
-        return bool(p.poll(timeout * 1000))
-    except InterruptedError:
-        return False
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(RECV_SIZE)
-    except (BlockingIOError, InterruptedError):
-        return b""
-    except OSError:
-        return b""
-
-
-def _loop(sock: socket.socket, server: SmtpServer, session: SmtpSession,
-          timeout: float | None, stop_event: Any, send: Callable[[bytes], bool]) -> None:
-    deadline = time.monotonic() + timeout if timeout else None
-    while not server.closed:
-        # Wake at least once a second so a stopping daemon is noticed while idle.
-        wait = 1.0
-        if deadline is not None:
-            wait = max(0.0, min(wait, deadline - time.monotonic()))
-        if not _readable(sock, wait):
-            if stop_event is not None and stop_event.is_set() and not server.in_data:
-                send(server.shutdown_reply())
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                send(server.timeout_reply())
-                return
-            continue
-        try:
-            data = sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            continue
-        except OSError:
-            data = b""
-        if not data:
-            if server.in_data:
-                send(b"421 Lost incoming connection\r\n")
-            else:
-                send(f"421 {server.hostname} lost input connection\r\n".encode())
-            server.connection_lost()
-            return
-        if timeout:
-            deadline = time.monotonic() + timeout
-        if not send(server.feed(data)):
-            return

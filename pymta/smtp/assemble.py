@@ -1,6 +1,12 @@
-"""Message assembly of an SMTP session: after DATA, run the DATA ACL on the message,
-build the envelope and hand it to the spool writer (or, for ``-bh``, only log what
-would have been written); then ask for immediate delivery.
+"""Message assembly of an SMTP session: after DATA, the message goes to the spool in
+one form.
+
+The data (bytes) is parsed once into the spool image (:func:`prepare_message`: headers
+with Received: and local fixups, body offset); the DATA ACL sees exactly those headers
+(as Exim's does: ``$h_received:`` is our own Received: header); its header changes,
+variables and controls go into the same image (:func:`apply_data_acl`); the spool writer
+serialises it (:func:`receive_message`), or ``-bh`` only logs what would be written.
+Then immediate delivery is requested.
 """
 from __future__ import annotations
 
@@ -8,27 +14,13 @@ import traceback
 from typing import Any, Callable
 
 from pymta.config.values import main_option
-from pymta.message.receive import (Envelope, arrival_log_fields, prepare_message,
-                                   receive_message, report_after_commit)
+from pymta.message.envelope import Envelope
+from pymta.message.receive import (MessageTooBig, PreparedMessage, apply_data_acl,
+                                   arrival_log_fields, prepare_message, receive_message,
+                                   report_after_commit)
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
-
-
-def _parse_headers(data: bytes) -> list[str]:
-    """Header lines (unfolded texts with names) of a message for $h_ in the DATA ACL."""
-    head, _, _ = data.partition(b"\n\n")
-    if data.startswith(b"\n"):
-        return []
-    out: list[str] = []
-    for raw in head.decode("utf-8", "surrogateescape").split("\n"):
-        if raw[:1] in (" ", "\t") and out:
-            out[-1] += "\n" + raw
-        elif ":" in raw:
-            out.append(raw)
-        else:
-            break
-    return [taint(h + "\n") for h in out]
 
 
 class MessageAssembly:
@@ -44,6 +36,7 @@ class MessageAssembly:
     host_checking: bool
     local_caller: Any
     accepted_rcpts: list[str]
+    envelope: Envelope | None
     mail_discard: bool
     controls: set[str]
     message_controls: set[str]
@@ -73,13 +66,24 @@ class MessageAssembly:
         v = self.ctx.variables
         v["message_size"] = str(len(data))
         v["message_linecount"] = str(data.count(b"\n"))
-        self.ctx.headers = _parse_headers(data)
         if not self.accepted_rcpts and not self.mail_discard:
             # Every recipient was discarded: Exim accepts without running the DATA ACL.
             self._reset_message()
             return Reply(250, "OK")
         self.msgid = new_message_id()
         v["message_exim_id"] = v["message_id"] = self.msgid or ""
+        env = self._envelope()
+        try:
+            prepared = prepare_message(self.config, env, data)
+        except MessageTooBig as exc:
+            self.log.reject(f"{self.host_ident()} F=<{env.sender}> rejected after "
+                            f"DATA: message too big: {exc}",
+                            self.msgid if self.host_checking else None)
+            self._reset_message()
+            return Reply(552, "Message size exceeds maximum permitted")
+        # The one header list: what the DATA ACL sees is what the spool gets.
+        self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
         res = self._run("acl_smtp_data", "data")
         if res.verdict not in ("accept", "discard"):
             self._log_reject("after DATA", res, msgid=self.msgid)
@@ -88,17 +92,13 @@ class MessageAssembly:
         if res.verdict == "discard" or self.mail_discard:
             self._reset_message()
             return Reply(250, "OK")
+        env.frozen = "freeze" in self.message_controls
+        env.acl_vars = dict(self.acl_vars)
+        apply_data_acl(prepared, env, self.data_headers_add[pre_add:],
+                       self.data_headers_remove[pre_remove:])
         if self.host_checking:
-            return self._host_check_accept(data)
-        try:
-            msgid = self._spool(data)
-        except Exception as exc:
-            if type(exc).__name__ != "MessageTooBig":
-                raise
-            self.log.reject(f"{self.host_ident()} F=<{self.server.sender}> rejected after "
-                            f"DATA: message too big: {exc}")
-            self._reset_message()
-            return Reply(552, "Message size exceeds maximum permitted")
+            return self._host_check_accept(env, prepared)
+        msgid = self._spool(env, prepared)
         # The message is on the spool: whatever fails now, the answer is 250 (a 4xx
         # would make the client send it again and create a duplicate).
         try:
@@ -126,55 +126,38 @@ class MessageAssembly:
         per_conn = main_option(self.config, "smtp_accept_queue_per_connection", 10)
         return bool(per_conn) and self.messages > per_conn
 
-    def _host_check_accept(self, data: bytes) -> Reply:
+    def _host_check_accept(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """-bh: log the arrival line that would be written, but keep nothing."""
-        env = self._envelope()
-        try:
-            prepared = prepare_message(self.config, env, data)
-            self.log.main("<= " + arrival_log_fields(self.config, env, prepared), self.msgid)
-        except Exception as exc:
-            if type(exc).__name__ != "MessageTooBig":
-                raise
-            self.log.reject(f"{self.host_ident()} F=<{env.sender}> rejected after "
-                            f"DATA: message too big: {exc}", self.msgid)
-            self._reset_message()
-            return Reply(552, "Message size exceeds maximum permitted")
+        self.log.main("<= " + arrival_log_fields(self.config, env, prepared), self.msgid)
         msgid = self.msgid
         self._reset_message()
         return Reply(250, f"OK id={msgid}")
 
-    def _spool(self, data: bytes) -> str:
-        return receive_message(self.config, self._envelope(), data, self.log)
+    def _spool(self, env: Envelope, prepared: PreparedMessage) -> str:
+        """Write the prepared message durably; its id."""
+        return receive_message(self.config, env, prepared.data, self.log, prepared=prepared)
 
-    def _envelope(self) -> Any:
-        """The Envelope for the message just received in this session."""
-        assert self.server is not None
+    def _envelope(self) -> Envelope:
+        """The envelope of the message just received, completed with what is known at
+        DATA: HELO and host name, protocol, ACL results so far, the message id."""
+        assert self.server is not None and self.envelope is not None
         v = self.ctx.variables
-        sender = self.server.sender or ""
-        if self.local_caller is not None:
-            sender = self.local_caller.envelope_sender(sender)
-        values = {
-            "sender": taint(sender),
-            "recipients": [taint(r) for r in self.accepted_rcpts],
-            "protocol": v.get("received_protocol", "smtp"),
-            "host_address": self.peer_ip,
-            "host_port": self.peer_port,
-            "host_name": v.get("sender_host_name") or None,
-            "helo_name": v.get("sender_helo_name") or None,
-            "interface_address": v.get("interface_address"),
-            "interface_port": int(v.get("interface_port") or 0),
-            "acl_vars": dict(self.acl_vars),
-            "extra_headers": list(self.data_headers_add),
-            "remove_headers": list(self.data_headers_remove),
-            "frozen": "freeze" in self.message_controls,
-            "submission_mode": "submission" in self.message_controls,
-            "suppress_local_fixups": "suppress_local_fixups" in self.message_controls,
-            "msgid": self.msgid,
-            "body_type": self.server.mail_params.get("BODY"),
-            "authenticated_id": v.get("authenticated_id") or None,
-        }
-        if self.local_caller is not None:
-            values.update(self.local_caller.envelope_fields())
-            values.update(host_address=None, host_port=None, host_name=None,
-                          interface_address=None, interface_port=None)
-        return Envelope(**values)
+        env = self.envelope
+        env.protocol = v.get("received_protocol", "smtp")
+        env.acl_vars = dict(self.acl_vars)
+        env.extra_headers = list(self.data_headers_add)
+        env.remove_headers = list(self.data_headers_remove)
+        env.frozen = "freeze" in self.message_controls
+        env.submission_mode = "submission" in self.message_controls
+        env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
+        env.msgid = self.msgid
+        if self.local_caller is None:
+            env.host_name = v.get("sender_host_name") or None
+            env.helo_name = v.get("sender_helo_name") or None
+            env.interface_address = v.get("interface_address")
+            env.interface_port = int(v.get("interface_port") or 0)
+            env.authenticated_id = v.get("authenticated_id") or None
+        else:
+            env.helo_name = v.get("sender_helo_name") or None
+            env.authenticated_id = v.get("authenticated_id") or None
+        return env

@@ -23,6 +23,7 @@ from pymta.acl import acl_smtp_reply, split_code
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
+from pymta.message.envelope import Envelope
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.chat import DialogueLog, log_selected
 from pymta.smtp.checks import AclChecks
@@ -73,7 +74,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, SmtpHandle
         self.controls: set[str] = set()
         self.message_controls: set[str] = set()
         self.mail_discard = False
-        self.accepted_rcpts: list[str] = []
+        # The message being received: created at MAIL, recipients added at RCPT.
+        self.envelope: Envelope | None = None
         self.messages = 0
         self.server: SmtpServer | None = None
         self.msgid: str | None = None
@@ -131,7 +133,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, SmtpHandle
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
-        self.accepted_rcpts = []
+        self.envelope = None
         self.mail_discard = False
         self._excess_logged = False
         self.data_headers_add: list[str] = []
@@ -166,7 +168,25 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, SmtpHandle
             v["sender_address"] = ""
             return self._reply(res, "mail")
         self._add_headers(res)
+        self.envelope = self._new_envelope(address, params)
         return self._reply(res, "mail") if res.message else None
+
+    @property
+    def accepted_rcpts(self) -> list[str]:
+        """The recipients accepted so far for the current message."""
+        return self.envelope.recipients if self.envelope is not None else []
+
+    def _new_envelope(self, sender: str, params: dict[str, str | None]) -> Envelope:
+        """The envelope of a message whose MAIL was just accepted: sender, MAIL
+        parameters and the peer facts (completed at DATA by ``_envelope``)."""
+        env = Envelope(sender=taint(sender), recipients=[], mail_params=dict(params),
+                       body_type=params.get("BODY"), host_address=self.peer_ip,
+                       host_port=self.peer_port, acl_vars=self.acl_vars)
+        if self.local_caller is not None:
+            for name, value in self.local_caller.envelope_fields().items():
+                setattr(env, name, value)
+            env.host_address = env.host_port = None
+        return env
 
 
     def on_rcpt(self, address: str, params: dict[str, str | None]) -> Reply | None:
@@ -182,7 +202,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, SmtpHandle
             return self._reply(res, "rcpt")
         self._add_headers(res)
         if res.verdict != "discard":   # a discarded recipient gets 250 but is dropped
-            self.accepted_rcpts.append(address)
+            assert self.envelope is not None
+            self.envelope.add_recipient(taint(address), params)
             v["recipients"] = taint(", ".join(self.accepted_rcpts))
             v["recipients_count"] = str(len(self.accepted_rcpts))
         return self._reply(res, "rcpt") if res.message else None

@@ -249,7 +249,7 @@ def test_stop_event_gives_421(tmp_path):
 def test_exception_while_receiving_gives_451(tmp_path, monkeypatch):
     cfg = make_config(tmp_path)
 
-    def boom(self, data):
+    def boom(self, *args):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(session_mod.SmtpSession, "_spool", boom)
     c = Client(cfg)

@@ -13,10 +13,12 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pymta.config.values import expanded_int, main_option as _option
+# Envelope is defined in pymta.message.envelope; these names are kept importable here.
+from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
                                    max_line_length, split_message)
 from pymta.message.received import build_received, sender_rcvhost, tod_full
@@ -37,60 +39,6 @@ class MessageTooBig(Exception):
 
 
 @dataclass
-class Envelope:
-    """What the receiving side knows about a message besides its data.
-
-    Remote (SMTP) messages fill the host_*/helo/interface fields; local submissions set
-    ``is_local_submission`` and the originator (login/uid/gid, ``originator_name`` =
-    the gecos full name for a constructed From:).  ``sender_set_by_caller`` is True when
-    the sender came from -f (or a From_ line) rather than being the caller's own address.
-    ``extra_headers`` are full header texts added by ACLs (add_header), appended at the
-    end like Exim.  ``msgid`` may be preallocated by the caller (for $message_exim_id in
-    the DATA ACL); ``received_time`` is when reception started (default: now).
-    """
-
-    sender: str
-    recipients: list[str]
-    protocol: str = "smtp"                 # smtp esmtp esmtpa esmtps esmtpsa local ...
-    host_address: str | None = None
-    host_port: int | None = None
-    host_name: str | None = None
-    helo_name: str | None = None
-    interface_address: str | None = None
-    interface_port: int | None = None
-    ident: str | None = None
-    authenticated_id: str | None = None
-    authenticated_sender: str | None = None
-    authenticator: str | None = None       # $sender_host_authenticated (driver name)
-    tls_cipher: str | None = None
-    tls_ver: str | None = None
-    tls_cipher_std: str | None = None
-    tls_certificate_verified: bool = False
-    tls_peerdn: str | None = None
-    acl_vars: dict[str, str] = field(default_factory=dict)
-    extra_headers: list[str] = field(default_factory=list)
-    remove_headers: list[str] = field(default_factory=list)   # ACL remove_header names
-    body_type: str | None = None           # MAIL BODY= parameter (7BIT/8BITMIME)
-    size_limit: int | None = None          # message_size_limit already expanded by caller
-    local_user: str | None = None          # login of the local caller (U= on <= lines)
-    originator_login: str | None = None
-    originator_uid: int | None = None
-    originator_gid: int | None = None
-    originator_name: str | None = None
-    sender_fullname: str | None = None     # -F with -f: the phrase of a constructed From:
-    is_local_submission: bool = False
-    sender_set_by_caller: bool = False
-    submission_mode: bool = False          # control = submission: local fixups for SMTP
-    suppress_local_fixups: bool = False
-    allow_unqualified_sender: bool = False
-    allow_unqualified_recipient: bool = False
-    bounce_reference: str | None = None    # R=<id> for locally generated bounces
-    frozen: bool = False
-    msgid: str | None = None
-    received_time: float | None = None
-
-
-@dataclass
 class PreparedMessage:
     """The spool image of a message before it is written (see :func:`prepare_message`)."""
 
@@ -99,6 +47,12 @@ class PreparedMessage:
     body_start: int
     message_id_header: str | None          # Message-ID value for id= (None if created)
     size: int
+    base_headers: int = 0                  # headers before the ACL-added ones
+
+    def visible_headers(self) -> list[str]:
+        """Header texts as ACLs see them ($h_, $message_headers): the live headers of
+        the spool image, Received: and local fixups included."""
+        return [h.text for h in self.spool.headers if h.flag != "*"]
 
 
 def _login_of(uid: int) -> str:
@@ -267,14 +221,8 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                 final.append(SpoolHeader("F", from_hdr))
         if find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
-    if env.remove_headers:
-        doomed = {n.strip().rstrip(":").lower() for n in env.remove_headers}
-        final = [SpoolHeader("*", h.text) if header_name(h.text).lower() in doomed else h
-                 for h in final]
-    for text in env.extra_headers:
-        if not text.endswith("\n"):
-            text += "\n"
-        final.append(SpoolHeader(header_flag(header_name(text)), text))
+    base = len(final)
+    _acl_header_changes(final, base, env.extra_headers, env.remove_headers)
 
     # -H variables in the order Exim writes them (files.py sorts known names anyway)
     svars: dict[str, str] = {}
@@ -344,7 +292,36 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
         recipients=[SpoolRecipient(r) for r in env.recipients], headers=final,
         frozen_at=int(done) if env.frozen else None)
     size = spool.message_size(len(data) - body_start)
-    return PreparedMessage(spool, data, body_start, message_id_value, size)
+    return PreparedMessage(spool, data, body_start, message_id_value, size, base)
+
+
+def _acl_header_changes(headers: list[SpoolHeader], base: int, add: list[str],
+                        remove: list[str]) -> None:
+    """ACL remove_header marks matching headers among the first ``base`` (those the
+    message brought, Received: and fixups) deleted; add_header texts go at the end."""
+    if remove:
+        doomed = {n.strip().rstrip(":").lower() for n in remove}
+        for i, h in enumerate(headers[:base]):
+            if header_name(h.text).lower() in doomed:
+                headers[i] = SpoolHeader("*", h.text)
+    for text in add:
+        if not text.endswith("\n"):
+            text += "\n"
+        headers.append(SpoolHeader(header_flag(header_name(text)), text))
+
+
+def apply_data_acl(prepared: PreparedMessage, envelope: Envelope, add: list[str],
+                   remove: list[str]) -> None:
+    """Put what the DATA ACL decided into the prepared spool image: its add_header and
+    remove_header changes, the ACL variables as they are now, and a freeze."""
+    envelope.extra_headers.extend(add)
+    envelope.remove_headers.extend(remove)
+    spool = prepared.spool
+    _acl_header_changes(spool.headers, prepared.base_headers, add, remove)
+    spool.acl_vars = dict(envelope.acl_vars)
+    if envelope.frozen and spool.frozen_at is None:
+        spool.frozen_at = int(time.time())
+    prepared.size = spool.message_size(len(prepared.data) - prepared.body_start)
 
 
 def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) -> str:

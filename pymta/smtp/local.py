@@ -1,8 +1,8 @@
 """SMTP over standard input/output: ``pymta -bh`` (host checking) and ``pymta -bs``.
 
 Both reuse :class:`~pymta.smtp.session.SmtpSession` and the sans-IO server.  Input is read
-one line at a time and each line's replies are written at once, as for a client that
-waits for every reply, so pipelining synchronisation is not checked (Exim does not check
+one line at a time (or the exact byte count a ReadBytes action asks for) and each
+line's replies are written at once, as for a client that waits for every reply, so pipelining synchronisation is not checked (Exim does not check
 it for non-socket input either).
 
 ``-bh IP[.port]`` runs the real ACLs as if the client were at ``IP`` but never spools:
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from pymta.config.values import main_option
+from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import (SmtpSession, finish_session, prepare_session,
                                 start_session)
 from pymta.spool.hostaddr import parse_address_port
@@ -148,9 +149,23 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
     try:
         if not start_session(session, server, send):
             return
-        for line in iter(stdin.readline, b""):
-            if not reply(server.feed(line)) or server.closed:
+        actions = server.receive(b"")
+        while True:
+            want = 0            # 0: a line, n: exactly n bytes
+            for action in actions:
+                if isinstance(action, SendReply):
+                    if not reply(action.data):
+                        return
+                elif isinstance(action, (Close, StartTls)):
+                    return      # no TLS on standard input/output
+                elif isinstance(action, ReadBytes):
+                    want = action.count
+            if server.closed:
                 return
+            data = stdin.read(want) if want else stdin.readline()
+            if not data:
+                break
+            actions = server.receive(data)
         if not server.closed:
             if server.in_data:
                 send(b"421 Lost incoming connection\r\n")

@@ -7,8 +7,13 @@ PIPELINING synchronisation check and the DATA terminator are handled here, with 
 reply codes and texts.  Nothing here touches a socket or a clock, so the whole dialogue can
 be tested with byte strings.
 
-Replies for a pipelined group of commands accumulate and are returned together by one
-``feed`` call, so the caller writes them with a single ``send``.
+:meth:`SmtpServer.receive` returns :mod:`actions <pymta.smtp.actions>` for the I/O layer
+(send these bytes, read a line, read N bytes, start TLS, close); :meth:`SmtpServer.feed`
+is the same for callers that only send.  Replies for a pipelined group of commands
+accumulate into one :class:`~pymta.smtp.actions.SendReply`, so the caller writes them
+with a single ``send``.  Extensions registered in ``extra_commands`` can run a
+multi-step exchange (:meth:`SmtpServer.send_challenge`), read exactly N bytes
+(:meth:`SmtpServer.read_bytes`) and switch to TLS (:meth:`SmtpServer.start_tls`).
 """
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from pymta.smtp.actions import (Action, Challenge, Close, ReadBytes, ReadLine, SendReply,
+                                StartTls, reply_bytes)
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -321,6 +329,12 @@ class SmtpServer:
         self._data_size = 0
         self._data_too_big = False
         self._skip_long_line = False
+        self._exchange: Challenge | None = None        # AUTH-style exchange in progress
+        # BDAT-style fixed-size read: [bytes still wanted, callback, bytes so far]
+        self._want_bytes: tuple[int, Callable[[bytes], None], bytearray] | None = None
+        self._tls_pending = False        # StartTls asked for; input is discarded until done
+        self.tls_active = False
+        self.plaintext_discarded = 0     # bytes thrown away at STARTTLS (for logging)
 
     # ------------------------------------------------------------------ public API
     def greet(self, banner: str) -> bytes:
@@ -339,38 +353,80 @@ class SmtpServer:
         return reply.render()
 
     def feed(self, data: bytes) -> bytes:
-        """Process received bytes; return the replies to send (possibly empty)."""
+        """Process received bytes; return the replies to send (possibly empty).
+
+        For callers that only ever send: other actions (TLS, close) are left out."""
+        return reply_bytes(self.receive(data))
+
+    def receive(self, data: bytes) -> list[Action]:
+        """Process received bytes; return what the I/O layer must do next, in order:
+        at most one :class:`SendReply` (all replies of a pipelined group), then
+        :class:`Close`, :class:`StartTls`, or what to read next."""
         if self.closed:
-            return b""
+            return [Close()]
+        if self._tls_pending:
+            # Plaintext after STARTTLS never reaches the TLS session (CVE-2011-0411).
+            self.plaintext_discarded += len(data)
+            return [StartTls()]
         self._buf += data
         if not self.greeted:
-            return b""
+            return [ReadLine(SMTP_CMD_BUFFER_SIZE)]
         self._out = []
-        while not self.closed:
+        while not self.closed and not self._tls_pending:
             if self._in_data:
                 if not self._process_data():
                     break
                 continue
-            nl = self._buf.find(b"\n")
-            if nl < 0:
-                if len(self._buf) > SMTP_CMD_BUFFER_SIZE:
-                    # Drop the oversized part; the rest of the line is skipped too.
-                    del self._buf[:]
-                    self._skip_long_line = True
-                    self._synprot(500, "line too long")
+            if self._want_bytes is not None:
+                if not self._process_bytes():
+                    break
+                continue
+            line = self._take_line()
+            if line is None:
                 break
-            line = bytes(self._buf[:nl + 1])
-            del self._buf[:nl + 1]
-            if self._skip_long_line:
-                self._skip_long_line = False
+            if not line:
                 continue
-            if len(line) > SMTP_CMD_BUFFER_SIZE:
-                self._synprot(500, "line too long")
-                continue
-            self._command(line)
+            if self._exchange is not None:
+                self._exchange_line(line)
+            else:
+                self._command(line)
+        return self._actions()
+
+    def _actions(self) -> list[Action]:
+        """The replies gathered so far, then the next thing the I/O layer must do."""
         out = b"".join(self._out)
         self._out = []
-        return out
+        actions: list[Action] = [SendReply(out)] if out else []
+        if self.closed:
+            actions.append(Close())
+        elif self._tls_pending:
+            actions.append(StartTls())
+        elif self._want_bytes is not None:
+            actions.append(ReadBytes(self._want_bytes[0]))
+        else:
+            actions.append(ReadLine(SMTP_CMD_BUFFER_SIZE))
+        return actions
+
+    def _take_line(self) -> bytes | None:
+        """The next complete line from the buffer (None: need more input; b"": a line
+        that was dropped as too long)."""
+        nl = self._buf.find(b"\n")
+        if nl < 0:
+            if len(self._buf) > SMTP_CMD_BUFFER_SIZE:
+                # Drop the oversized part; the rest of the line is skipped too.
+                del self._buf[:]
+                self._skip_long_line = True
+                self._synprot(500, "line too long")
+            return None
+        line = bytes(self._buf[:nl + 1])
+        del self._buf[:nl + 1]
+        if self._skip_long_line:
+            self._skip_long_line = False
+            return b""
+        if len(line) > SMTP_CMD_BUFFER_SIZE:
+            self._synprot(500, "line too long")
+            return b""
+        return line
 
     def connection_lost(self) -> None:
         """The client went away (EOF): log as Exim does."""
@@ -796,6 +852,77 @@ class SmtpServer:
         self._send(self.handler.on_etrn(arg))
 
     # ------------------------------------------------------------------ for extensions
+    def send_challenge(self, challenge: Challenge) -> None:
+        """Start (or continue) a multi-step exchange: send the challenge; the client's
+        next line goes to ``challenge.respond`` instead of being a command."""
+        self._reply(challenge.code, challenge.text)
+        self._exchange = challenge
+
+    def _exchange_line(self, raw: bytes) -> None:
+        challenge, self._exchange = self._exchange, None
+        assert challenge is not None
+        line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+        if line == "*":
+            if challenge.cancel is not None:
+                challenge.cancel()
+            self._reply(501, "Authentication cancelled")
+            return
+        result = challenge.respond(line)
+        if isinstance(result, Challenge):
+            self.send_challenge(result)
+        elif isinstance(result, Reply):
+            self._send(result)
+        else:
+            raise TypeError(f"exchange step returned {result!r}")
+
+    def read_bytes(self, count: int, done: Callable[[bytes], None]) -> None:
+        """Take the next ``count`` bytes of input as data (BDAT), not as commands, and
+        call ``done(data)`` with them; ``done`` answers through :meth:`send_reply`."""
+        self._want_bytes = (count, done, bytearray())
+        if count == 0:
+            self._process_bytes()
+
+    def _process_bytes(self) -> bool:
+        """Move buffered input into a fixed-size read; True when it is complete."""
+        assert self._want_bytes is not None
+        wanted, done, got = self._want_bytes
+        take = min(wanted, len(self._buf))
+        got += self._buf[:take]
+        del self._buf[:take]
+        if take < wanted:
+            self._want_bytes = (wanted - take, done, got)
+            return False
+        self._want_bytes = None
+        done(bytes(got))
+        return True
+
+    def start_tls(self) -> None:
+        """Switch to TLS after the reply already queued (STARTTLS's 220): every byte
+        received after the command line is thrown away, now and until
+        :meth:`tls_started`, so nothing sent in clear is taken as sent under TLS."""
+        self.plaintext_discarded += len(self._buf)
+        del self._buf[:]
+        self._skip_long_line = False
+        self._tls_pending = True
+
+    def tls_started(self) -> list[Action]:
+        """The handshake succeeded: the SMTP state starts afresh (RFC 3207 4.2: the
+        client must say EHLO again) and the server waits for a command."""
+        self._tls_pending = False
+        self.tls_active = True
+        self.helo_name = None
+        self.esmtp = False
+        self.pipelining_advertised = False
+        self._reset_transaction()
+        self._free_rset = self._free_helo = True
+        return self._actions()
+
+    def tls_failed(self) -> list[Action]:
+        """The handshake failed: nothing more can be said on this connection."""
+        self._tls_pending = False
+        self.closed = True
+        return self._actions()
+
     def send_reply(self, reply: Reply) -> None:
         """Queue a reply (for handlers in ``extra_commands``)."""
         self._send(reply)

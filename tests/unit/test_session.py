@@ -249,7 +249,7 @@ def test_stop_event_gives_421(tmp_path):
 def test_exception_while_receiving_gives_451(tmp_path, monkeypatch):
     cfg = make_config(tmp_path)
 
-    def boom(self, data):
+    def boom(self, *args):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(session_mod.SmtpSession, "_spool", boom)
     c = Client(cfg)
@@ -374,11 +374,11 @@ def test_queue_per_connection_limit(tmp_path):
 def test_received_protocol_and_envelope(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_receive(config, envelope, data, log):
+    def fake_receive(config, envelope, data, log, prepared=None):
         seen["env"] = envelope
         seen["data"] = data
         return "1abcde-000000-00"
-    import pymta.message.receive as receive
+    import pymta.smtp.assemble as receive   # where the session calls the spool writer
     monkeypatch.setattr(receive, "receive_message", fake_receive)
     replies, c, _ = session_with(
         tmp_path, [b"EHLO client.example\r\n", b"MAIL FROM:<s@x.example> BODY=8BITMIME\r\n",
@@ -474,10 +474,10 @@ def test_size_rejections_logged_like_exim(tmp_path):
 def test_rcpt_discard_with_discard_acl(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_receive(config, envelope, data, log):
+    def fake_receive(config, envelope, data, log, prepared=None):
         seen["rcpts"] = list(envelope.recipients)
         return "1abcde-000000-00"
-    import pymta.message.receive as receive
+    import pymta.smtp.assemble as receive   # where the session calls the spool writer
     monkeypatch.setattr(receive, "receive_message", fake_receive)
     acls = "discarder:\n  discard local_parts = hole\n  accept domains = +local_domains\n"
     cfg = make_config(tmp_path, acls=acls)

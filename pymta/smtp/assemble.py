@@ -1,0 +1,163 @@
+"""Message assembly of an SMTP session: after DATA, the message goes to the spool in
+one form.
+
+The data (bytes) is parsed once into the spool image (:func:`prepare_message`: headers
+with Received: and local fixups, body offset); the DATA ACL sees exactly those headers
+(as Exim's does: ``$h_received:`` is our own Received: header); its header changes,
+variables and controls go into the same image (:func:`apply_data_acl`); the spool writer
+serialises it (:func:`receive_message`), or ``-bh`` only logs what would be written.
+Then immediate delivery is requested.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+from pymta.config.values import main_option
+from pymta.message.envelope import Envelope
+from pymta.message.receive import (MessageTooBig, PreparedMessage, apply_data_acl,
+                                   arrival_log_fields, prepare_message, receive_message,
+                                   report_after_commit)
+from pymta.smtp.server import Reply, SmtpServer
+from pymta.spool.ids import new_message_id
+from pymta.taint import taint
+
+
+class MessageAssembly:
+    """Mixin for :class:`~pymta.smtp.session.SmtpSession`: DATA to spool."""
+
+    config: Any
+    log: Any
+    ctx: Any
+    server: SmtpServer | None
+    notify: Callable[[str], Any] | None
+    msgid: str | None
+    messages: int
+    host_checking: bool
+    local_caller: Any
+    accepted_rcpts: list[str]
+    envelope: Envelope | None
+    mail_discard: bool
+    controls: set[str]
+    message_controls: set[str]
+    acl_vars: dict[str, str]
+    data_headers_add: list[str]
+    data_headers_remove: list[str]
+    peer_ip: str
+    peer_port: int
+    host_ident: Callable[..., str]                   # PeerFacts
+    _run: Callable[[str, str], Any]                  # AclChecks
+    _reply: Callable[[Any, str], Reply]
+    _log_reject: Callable[..., None]
+    _add_headers: Callable[[Any], None]
+    _reset_message: Callable[[], None]               # SmtpSession
+
+    def on_message(self, data: bytes) -> Reply:
+        try:
+            return self._message(data)
+        except Exception:
+            # Never 250 after an unexpected failure: the client keeps the message.
+            self.log.panic(f"{self.host_ident()} F=<{self.server.sender if self.server else ''}> "
+                           "temporarily rejected after DATA: unexpected error: "
+                           + traceback.format_exc().replace("\n", "\n  "))
+            return Reply(451, "Temporary local problem - please try later")
+
+    def _message(self, data: bytes) -> Reply:
+        v = self.ctx.variables
+        v["message_size"] = str(len(data))
+        v["message_linecount"] = str(data.count(b"\n"))
+        if not self.accepted_rcpts and not self.mail_discard:
+            # Every recipient was discarded: Exim accepts without running the DATA ACL.
+            self._reset_message()
+            return Reply(250, "OK")
+        self.msgid = new_message_id()
+        v["message_exim_id"] = v["message_id"] = self.msgid or ""
+        env = self._envelope()
+        try:
+            prepared = prepare_message(self.config, env, data)
+        except MessageTooBig as exc:
+            self.log.reject(f"{self.host_ident()} F=<{env.sender}> rejected after "
+                            f"DATA: message too big: {exc}",
+                            self.msgid if self.host_checking else None)
+            self._reset_message()
+            return Reply(552, "Message size exceeds maximum permitted")
+        # The one header list: what the DATA ACL sees is what the spool gets.
+        self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
+        res = self._run("acl_smtp_data", "data")
+        if res.verdict not in ("accept", "discard"):
+            self._log_reject("after DATA", res, msgid=self.msgid)
+            return self._reply(res, "data")
+        self._add_headers(res)
+        if res.verdict == "discard" or self.mail_discard:
+            self._reset_message()
+            return Reply(250, "OK")
+        env.frozen = "freeze" in self.message_controls
+        env.acl_vars = dict(self.acl_vars)
+        apply_data_acl(prepared, env, self.data_headers_add[pre_add:],
+                       self.data_headers_remove[pre_remove:])
+        if self.host_checking:
+            return self._host_check_accept(env, prepared)
+        msgid = self._spool(env, prepared)
+        # The message is on the spool: whatever fails now, the answer is 250 (a 4xx
+        # would make the client send it again and create a duplicate).
+        try:
+            self._after_spool(msgid)
+        except Exception as exc:
+            report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
+        return Reply(250, f"OK id={msgid}")
+
+    def _after_spool(self, msgid: str) -> None:
+        """Count the message, ask for its immediate delivery, and reset for the next."""
+        self.messages += 1
+        queue = self._queue_only()
+        if not queue and self.notify is not None:
+            try:
+                self.notify(msgid)
+            except Exception:
+                pass   # a lost notification only delays delivery to the next queue run
+        self._reset_message()
+
+    def _queue_only(self) -> bool:
+        if main_option(self.config, "queue_only", False):
+            return True
+        if (self.message_controls | self.controls) & {"queue", "queue_only", "freeze"}:
+            return True
+        per_conn = main_option(self.config, "smtp_accept_queue_per_connection", 10)
+        return bool(per_conn) and self.messages > per_conn
+
+    def _host_check_accept(self, env: Envelope, prepared: PreparedMessage) -> Reply:
+        """-bh: log the arrival line that would be written, but keep nothing."""
+        self.log.main("<= " + arrival_log_fields(self.config, env, prepared), self.msgid)
+        msgid = self.msgid
+        self._reset_message()
+        return Reply(250, f"OK id={msgid}")
+
+    def _spool(self, env: Envelope, prepared: PreparedMessage) -> str:
+        """Write the prepared message durably; its id."""
+        return receive_message(self.config, env, prepared.data, self.log, prepared=prepared)
+
+    def _envelope(self) -> Envelope:
+        """The envelope of the message just received, completed with what is known at
+        DATA: HELO and host name, protocol, ACL results so far, the message id."""
+        assert self.server is not None and self.envelope is not None
+        v = self.ctx.variables
+        env = self.envelope
+        env.protocol = v.get("received_protocol", "smtp")
+        env.acl_vars = dict(self.acl_vars)
+        env.extra_headers = list(self.data_headers_add)
+        env.remove_headers = list(self.data_headers_remove)
+        env.frozen = "freeze" in self.message_controls
+        env.submission_mode = "submission" in self.message_controls
+        env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
+        env.msgid = self.msgid
+        if self.local_caller is None:
+            env.host_name = v.get("sender_host_name") or None
+            env.helo_name = v.get("sender_helo_name") or None
+            env.interface_address = v.get("interface_address")
+            env.interface_port = int(v.get("interface_port") or 0)
+            env.authenticated_id = v.get("authenticated_id") or None
+        else:
+            env.helo_name = v.get("sender_helo_name") or None
+            env.authenticated_id = v.get("authenticated_id") or None
+        return env

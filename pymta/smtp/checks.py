@@ -1,0 +1,93 @@
+"""ACL checks of an SMTP session (Postfix's smtpd_check.c): run the ACL for a stage,
+keep its controls and added headers, turn its verdict into the SMTP reply, and write
+the reject lines Exim writes.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pymta.acl import acl_smtp_reply, run_acl
+from pymta.config.values import main_option
+from pymta.smtp.chat import log_selected
+from pymta.smtp.server import Reply, SmtpServer
+from pymta.taint import taint
+
+
+class AclChecks:
+    """Mixin for :class:`~pymta.smtp.session.SmtpSession`: ACL glue."""
+
+    config: Any
+    log: Any
+    ctx: Any
+    server: SmtpServer | None
+    controls: set[str]
+    message_controls: set[str]
+    notquit_reason: str | None
+    quit_seen: bool
+    data_headers_add: list[str]
+    data_headers_remove: list[str]
+
+    host_ident: Callable[..., str]           # PeerFacts
+
+    def _acl_runner(self, name: str, args: Any = (), ctx: Any = None) -> Any:
+        """``${acl{name}{args}}`` from an expansion during this session."""
+        return run_acl(self.config, name, "data", ctx or self.ctx, self)
+
+    # ------------------------------------------------------------------ ACL glue
+    def _run(self, option: str, where: str) -> Any:
+        self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
+        res = run_acl(self.config, main_option(self.config, option), where, self.ctx, self)
+        if res.error and res.log_message:
+            # Broken ACLs are configuration errors: Exim writes them to the paniclog.
+            self.log.panic(f"{self.host_ident()} {res.log_message}")
+        for c in res.controls:
+            (self.message_controls if where in ("mail", "rcpt", "predata", "data")
+             else self.controls).add(c.split("/")[0])
+        if "no_pipelining" in self.controls and self.server is not None:
+            self.server.pipelining_allowed = False
+        if "no_enforce_sync" in self.controls and self.server is not None:
+            self.server.enforce_sync = False
+        return res
+
+    def _reply(self, res: Any, where: str) -> Reply:
+        code, text = acl_smtp_reply(res, where)
+        if res.verdict == "drop":
+            self.notquit_reason = "acl-drop"
+        return Reply(code, text, close=res.verdict == "drop")
+
+    def _log_reject(self, what: str, res: Any, with_sender: bool = True,
+                    msgid: str | None = None) -> None:
+        """``H=... F=<s> rejected RCPT <r>: msg`` style lines (mainlog + rejectlog)."""
+        if res.verify_failed == "sender" and log_selected(self.config, "sender_verify_fail"):
+            self.log.main(f"{self.host_ident()} sender verify fail for <{res.verify_address}>: "
+                          f"{res.verify_message}")
+        msg = res.log_message
+        if msg is None and res.verify_failed == "sender":
+            msg = res.message or "Sender verify failed"
+        if msg is None and res.verify_failed == "recipient":
+            msg = res.verify_message
+        if msg is None and res.verdict == "defer" and res.message:
+            msg = res.message
+        prefix = self.host_ident()
+        if with_sender and self.server is not None and self.server.sender is not None:
+            prefix += f" F=<{self.server.sender}>"
+        verb = "temporarily rejected" if res.verdict == "defer" else "rejected"
+        line = f"{prefix} {verb} {what}" + (f": {msg}" if msg else "")
+        if msgid:
+            self.log.reject(line, msgid)
+        else:
+            self.log.reject(line)
+
+    def _add_headers(self, res: Any) -> None:
+        self.data_headers_add.extend(res.add_headers)
+        self.data_headers_remove.extend(res.remove_headers)
+
+    def run_notquit(self) -> None:
+        """acl_smtp_notquit, for its side effects, when the session ended without QUIT."""
+        if self.quit_seen or not main_option(self.config, "acl_smtp_notquit"):
+            return
+        self.ctx.variables["smtp_notquit_reason"] = self.notquit_reason or "connection-lost"
+        try:
+            self._run("acl_smtp_notquit", "notquit")
+        except Exception as exc:
+            self.log.panic(f"{self.host_ident()} notquit ACL failed: {exc}")

@@ -15,9 +15,21 @@ from typing import Any, ClassVar
 from pymta.config.option_tables import driver_options
 from pymta.config.options import OptionSpec
 
-from .expander import Expander, ExpansionError, auth_variables, check_condition, expand_set_id
-from .results import (OK, AuthResult, Challenge, ResponseError, decode_initial_response,
-                      decode_response)
+from .expander import (
+    Expander,
+    ExpansionError,
+    auth_variables,
+    check_condition,
+    expand_set_id,
+)
+from .results import (
+    OK,
+    AuthResult,
+    Challenge,
+    ResponseError,
+    decode_initial_response,
+    decode_response,
+)
 
 
 @dataclass(frozen=True)
@@ -39,9 +51,10 @@ class Failed:
 MechStep = Challenge | Done | Failed
 
 
-def authenticator_options(driver: str, **extra: OptionSpec) -> dict[str, OptionSpec]:
-    """Generic plus private options of ``driver`` from the shared tables, plus ``extra``."""
-    return {**driver_options("authenticator", driver), **extra}
+def authenticator_options(driver: str) -> dict[str, OptionSpec]:
+    """Generic plus private options of ``driver`` from the shared Exim 4.96 tables
+    (:mod:`pymta.config.option_tables`)."""
+    return driver_options("authenticator", driver)
 
 
 class Authenticator:
@@ -61,7 +74,7 @@ class Authenticator:
         options = dict(options or {})
         unknown = set(options) - set(self.options)
         if unknown:
-            raise ValueError(f"option {sorted(unknown)[0]!r} unknown for the "
+            raise ValueError(f"option {min(unknown)!r} unknown for the "
                              f"{self.driver_name} authenticator")
         self.name = name
         self.opts: dict[str, Any] = {n: s.default for n, s in self.options.items()}
@@ -69,7 +82,7 @@ class Authenticator:
         self.public_name: str = (self.opts.get("public_name") or name).upper()
 
     @classmethod
-    def from_instance(cls, instance: Any) -> "Authenticator":
+    def from_instance(cls, instance: Any) -> Authenticator:
         """Build from a :class:`pymta.config.model.DriverInstance`."""
         return cls(instance.name, instance.options)
 
@@ -98,7 +111,7 @@ class Authenticator:
         return value.strip().lower() not in ("", "0", "no", "false")
 
     def server_exchange(self, expander: Expander,
-                        variables: Mapping[str, str] | None = None) -> "ServerExchange":
+                        variables: Mapping[str, str] | None = None) -> ServerExchange:
         raise NotImplementedError(f"{self.driver_name} has no server side")
 
 

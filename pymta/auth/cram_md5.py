@@ -15,8 +15,16 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-from .base import (Authenticator, ClientError, ClientExchange, Done, Failed, MechStep,
-                   ServerExchange, authenticator_options)
+from .base import (
+    Authenticator,
+    ClientError,
+    ClientExchange,
+    Done,
+    Failed,
+    MechStep,
+    ServerExchange,
+    authenticator_options,
+)
 from .expander import Expander, ExpansionError, ExpansionForcedFail, auth_variables
 from .registry import register
 from .results import DEFER, FAIL, UNEXPECTED, Challenge, bytes_to_var
@@ -90,7 +98,7 @@ class CramMd5Authenticator(Authenticator):
         return CramMd5ServerExchange(self, expander, variables)
 
     def client_exchange(self, expander: Expander,
-                        variables: Mapping[str, str] | None = None) -> "CramMd5ClientExchange":
+                        variables: Mapping[str, str] | None = None) -> CramMd5ClientExchange:
         variables = dict(variables or {})
 
         def expand(text: str) -> str:

@@ -16,9 +16,14 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pymta.config.options import OptionSpec
-
-from .base import Authenticator, Done, Failed, MechStep, ServerExchange, authenticator_options
+from .base import (
+    Authenticator,
+    Done,
+    Failed,
+    MechStep,
+    ServerExchange,
+    authenticator_options,
+)
 from .expander import Expander
 from .registry import register
 from .results import DEFER, FAIL, Challenge
@@ -246,8 +251,7 @@ class DovecotServerExchange(ServerExchange):
 class DovecotAuthenticator(Authenticator):
     """``driver = dovecot`` (server only)."""
 
-    options = authenticator_options(
-        "dovecot", server_socket=OptionSpec("server_socket", "string", None))
+    options = authenticator_options("dovecot")
     server_options = ("server_socket",)
 
     def server_exchange(self, expander: Expander,
@@ -255,5 +259,9 @@ class DovecotAuthenticator(Authenticator):
         return DovecotServerExchange(self, expander, variables)
 
 
-__all__ = ["DovecotAuthClient", "DovecotConnection", "DovecotReply", "DovecotAuthenticator",
-           ]
+__all__ = [
+    "DovecotAuthClient",
+    "DovecotAuthenticator",
+    "DovecotConnection",
+    "DovecotReply",
+]

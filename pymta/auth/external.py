@@ -12,10 +12,16 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 
-from pymta.config.options import OptionSpec
-
-from .base import (Authenticator, ClientError, ClientExchange, Done, Failed, MechStep,
-                   ServerExchange, authenticator_options)
+from .base import (
+    Authenticator,
+    ClientError,
+    ClientExchange,
+    Done,
+    Failed,
+    MechStep,
+    ServerExchange,
+    authenticator_options,
+)
 from .expander import Expander, ExpansionError, ExpansionForcedFail
 from .registry import register
 from .results import DEFER, FAIL, Challenge, bytes_to_var
@@ -49,11 +55,7 @@ class ExternalServerExchange(ServerExchange):
 class ExternalAuthenticator(Authenticator):
     """``driver = external``."""
 
-    options = authenticator_options(
-        "external",
-        server_param2=OptionSpec("server_param2", "expand", None),
-        server_param3=OptionSpec("server_param3", "expand", None),
-    )
+    options = authenticator_options("external")
     server_options = ("server_condition", "server_param2", "server_param3")
     client_options = ("client_send",)
 
@@ -62,7 +64,7 @@ class ExternalAuthenticator(Authenticator):
         return ExternalServerExchange(self, expander, variables)
 
     def client_exchange(self, expander: Expander,
-                        variables: Mapping[str, str] | None = None) -> "ExternalClientExchange":
+                        variables: Mapping[str, str] | None = None) -> ExternalClientExchange:
         try:
             identity = expander(self.opt("client_send") or "", dict(variables or {}))
         except ExpansionForcedFail as e:

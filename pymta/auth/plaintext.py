@@ -15,14 +15,21 @@ import base64
 import binascii
 from collections.abc import Mapping
 
-from pymta.config.options import OptionSpec
 from pymta.expand.lists import split_list
 
-from .base import (Authenticator, ClientError, ClientExchange, Done, Failed, MechStep,
-                   ServerExchange, authenticator_options)
+from .base import (
+    Authenticator,
+    ClientError,
+    ClientExchange,
+    Done,
+    Failed,
+    MechStep,
+    ServerExchange,
+    authenticator_options,
+)
 from .expander import Expander, ExpansionError, ExpansionForcedFail, auth_variables
-from .results import DEFER, Challenge, bytes_to_var
 from .registry import register
+from .results import DEFER, Challenge, bytes_to_var
 
 
 class PromptsMechanism:
@@ -77,7 +84,7 @@ class PlaintextAuthenticator(Authenticator):
         return PlaintextServerExchange(self, expander, variables)
 
     def client_exchange(self, expander: Expander,
-                        variables: Mapping[str, str] | None = None) -> "PlaintextClientExchange":
+                        variables: Mapping[str, str] | None = None) -> PlaintextClientExchange:
         return PlaintextClientExchange(self.opt("client_send") or "", expander, variables,
                                        bool(self.opt("client_ignore_invalid_base64")))
 

@@ -8,7 +8,8 @@ silent no-op; the switch happens when SMTP AUTH is wired to these drivers.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T", bound=type)
 

@@ -21,10 +21,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pymta.config.options import OptionSpec
-
-from .base import (Authenticator, ClientError, ClientExchange, Done, Failed, MechStep,
-                   ServerExchange, authenticator_options)
+from .base import (
+    Authenticator,
+    ClientError,
+    ClientExchange,
+    Done,
+    Failed,
+    MechStep,
+    ServerExchange,
+    authenticator_options,
+)
 from .expander import Expander, ExpansionError, ExpansionForcedFail
 from .registry import register
 from .results import DEFER, FAIL, Challenge
@@ -55,7 +61,7 @@ class ScramKeys:
 
     @classmethod
     def from_password(cls, hash_name: str, password: str, salt: bytes,
-                      iterations: int) -> "ScramKeys":
+                      iterations: int) -> ScramKeys:
         salted = salted_password(hash_name, password, salt, iterations)
         client_key = _hmac(hash_name, salted, b"Client Key")
         return cls(salt, iterations, _h(hash_name, client_key),
@@ -270,11 +276,7 @@ class ScramServerExchange(ServerExchange):
 class GsaslAuthenticator(Authenticator):
     """``driver = gsasl`` for the SCRAM-SHA-1 and SCRAM-SHA-256 mechanisms only."""
 
-    options = authenticator_options(
-        "gsasl",
-        server_key=OptionSpec("server_key", "expand", None, True),
-        server_skey=OptionSpec("server_skey", "expand", None, True),
-    )
+    options = authenticator_options("gsasl")
     server_options = ("server_condition",)
     client_options = ("client_password",)
 
@@ -293,7 +295,7 @@ class GsaslAuthenticator(Authenticator):
         return ScramServerExchange(self, expander, variables)
 
     def client_exchange(self, expander: Expander,
-                        variables: Mapping[str, str] | None = None) -> "ScramClientExchange":
+                        variables: Mapping[str, str] | None = None) -> ScramClientExchange:
         variables = dict(variables or {})
 
         def expand(name: str) -> str:

@@ -98,7 +98,7 @@ def _replay(lines: list[str]) -> tuple[list[str], list[str], list[str], list[str
                 pid, now = re.fullmatch(r"<(\d+)\.(\d+)@.*>",
                                         base64.b64decode(challenge).decode()).groups()
                 exchange = CramMd5ServerExchange(auth, expander(), {},
-                                                 now=lambda: float(now), pid=int(pid))
+                                                 now=lambda now=now: float(now), pid=int(pid))
             else:
                 exchange = auth.server_exchange(expander())
             step = exchange.start(words[2] if len(words) > 2 else None)

@@ -80,7 +80,7 @@ def run(name: str, steps: list, conf: str) -> str:
             if not line:
                 return lines
             line = line.rstrip("\r\n")
-            if line.startswith(">>>") or line.startswith("****") or not line.strip() and not lines:
+            if line.startswith((">>>", "****")) or not line.strip() and not lines:
                 continue
             if line.startswith("LOG: "):
                 out.append("L: " + line[5:])

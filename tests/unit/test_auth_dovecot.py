@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from pymta.auth.cram_md5 import CramMd5Authenticator
-from pymta.auth.dovecot import (DovecotAuthClient, DovecotAuthenticator, DovecotConnection,
-                                DovecotProtocolError)
+from pymta.auth.dovecot import (
+    DovecotAuthClient,
+    DovecotAuthenticator,
+    DovecotConnection,
+    DovecotProtocolError,
+)
 from pymta.auth.expand_adapter import ContextExpander
 from pymta.auth.results import AuthResult, Challenge
 from pymta.expand import ExpandContext
@@ -120,7 +124,8 @@ def dovecot_socket() -> Iterator[str]:
     # Dovecot forks into the background: its output goes to a file, not to a pipe the
     # daemon would hold open.
     with open(os.path.join(d, "start.err"), "w+") as err:
-        started = subprocess.run([binary, "-c", str(conf)], stdin=subprocess.DEVNULL,
+        started = subprocess.run([binary, "-c", str(conf)], check=False,
+                                 stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=err, timeout=30)
         err.seek(0)
         reason = err.read().strip()
@@ -137,7 +142,8 @@ def dovecot_socket() -> Iterator[str]:
         yield socket_path
     finally:
         if started.returncode == 0:
-            subprocess.run([binary, "-c", str(conf), "stop"], stdin=subprocess.DEVNULL,
+            subprocess.run([binary, "-c", str(conf), "stop"], check=False,
+                           stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
             pidfile = Path(d, "run", "master.pid")
             for _ in range(100):

@@ -26,7 +26,7 @@ from .base import (
 )
 from .expander import Expander
 from .registry import register
-from .results import DEFER, FAIL, Challenge
+from .results import DEFER, FAIL, AuthResult, Challenge
 
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 1
@@ -242,7 +242,7 @@ class DovecotServerExchange(ServerExchange):
             self.conn.close()
             self.conn = None
 
-    def _finish(self, step):  # type: ignore[no-untyped-def]
+    def _finish(self, step: Done | Failed) -> AuthResult:
         self._close()          # a cancelled or malformed response ends the Dovecot request
         return super()._finish(step)
 

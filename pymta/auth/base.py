@@ -214,3 +214,17 @@ class ClientExchange:
     def finished(self) -> bool:
         """True when the exchange completed what the mechanism requires of the server."""
         return True
+
+
+def advertised(authenticators: list[Authenticator], expander: Expander,
+               variables: Mapping[str, str] | None = None) -> list[Authenticator]:
+    """The server authenticators to name in the EHLO reply's AUTH line, in configuration
+    order (each passing its server_advertise_condition).  The caller checks
+    auth_advertise_hosts first."""
+    return [a for a in authenticators if a.is_server and a.advertise(expander, variables)]
+
+
+def find_mechanism(authenticators: list[Authenticator], name: str) -> Authenticator | None:
+    """The advertised authenticator for ``AUTH name`` (names match caselessly, as in Exim)."""
+    wanted = name.upper()
+    return next((a for a in authenticators if a.public_name == wanted), None)

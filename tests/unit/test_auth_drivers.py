@@ -7,11 +7,14 @@ import subprocess
 
 import pytest
 
+from pymta.auth.base import advertised, find_mechanism
+from pymta.auth.expand_adapter import ContextExpander
 from pymta.auth.registry import authenticator_names, get_authenticator
 from pymta.auth.results import AuthResult, failure_log_line
 from pymta.config import option_tables
 from pymta.config.model import ConfigError
 from pymta.config.reader import load_config
+from pymta.expand import ExpandContext
 
 GENERIC = {"driver", "public_name", "server_condition", "server_set_id",
            "server_advertise_condition", "server_debug_print", "server_mail_auth_condition",
@@ -101,3 +104,17 @@ def test_config_reader_still_refuses_authenticators(tmp_path) -> None:
                     "  server_condition = yes\n")
     with pytest.raises(ConfigError, match="not supported"):
         load_config(str(conf))
+
+
+def test_advertised_and_find_mechanism() -> None:
+    plain = get_authenticator("plaintext")("plain", {
+        "server_condition": "yes",
+        "server_advertise_condition": "${if def:tls_in_cipher}"})
+    login = get_authenticator("plaintext")("login", {"server_condition": "yes"})
+    client_only = get_authenticator("cram_md5")("cram", {"client_secret": "x"})
+    auths = [plain, login, client_only]
+    expander = ContextExpander(ExpandContext())
+    assert advertised(auths, expander, {}) == [login]
+    assert advertised(auths, expander, {"tls_in_cipher": "TLS1.3"}) == [plain, login]
+    assert find_mechanism([plain, login], "login") is login
+    assert find_mechanism([plain, login], "CRAM-MD5") is None

@@ -701,22 +701,30 @@ AUTHENTICATOR_DRIVER_TABLES: dict[str, dict[str, tuple]] = {
         'server_realm': ('string', None),
         'server_service': ('string', 'smtp'),
     },
-    'dovecot': {},
+    'dovecot': {
+        'server_socket': ('string', None),
+    },
     'external': {
         'client_send': ('expand', None),
+        'server_param2': ('expand', None),
+        'server_param3': ('expand', None),
     },
     'gsasl': {
         'client_authz': ('expand', None),
+        'client_channelbinding': ('bool', False),
         'client_password': ('expand', None),
+        'client_spassword': ('expand', None),
         'client_username': ('expand', None),
         'server_channelbinding': ('bool', False),
         'server_hostname': ('expand', '$primary_hostname'),
+        'server_key': ('expand', None),
         'server_mech': ('string', 'public_name'),
-        'server_password': ('string', None),
-        'server_realm': ('string', None),
+        'server_password': ('expand', None),
+        'server_realm': ('expand', None),
         'server_scram_iter': ('expand', None),
         'server_scram_salt': ('expand', None),
         'server_service': ('string', 'smtp'),
+        'server_skey': ('expand', None),
     },
     'heimdal_gssapi': {
         'server_hostname': ('expand', '$primary_hostname'),
@@ -749,7 +757,8 @@ import socket  # noqa: E402
 from pymta.config.options import OptionSpec  # noqa: E402
 
 # Options whose values are secrets: -bP never shows them.
-_HIDDEN = {"server_secret", "client_secret", "client_password", "server_password"}
+_HIDDEN = {"server_secret", "client_secret", "client_password", "server_password",
+           "client_spassword", "server_key", "server_skey"}
 
 _KIND_TABLES = {
     "router": ("GENERIC_ROUTER_TABLE", "ROUTER_DRIVER_TABLES"),

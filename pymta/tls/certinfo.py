@@ -73,14 +73,18 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier):  # -> Extens
 
 
 def _modifiers(mods: list[str]) -> tuple[str, list[str]]:
-    """Split modifiers into the list separator (``>X``) and the rest."""
+    """Split modifiers into the list separator (``>X``) and the rest.
+
+    Only the one character after ``>`` is the separator (``>;dns`` sets ";" and
+    the rest is ignored, as Exim does).
+    """
     sep = "\n"
     rest = []
     for m in mods:
         if m.startswith(">") and len(m) > 1:
-            sep = m[1:]
-        elif m:
-            rest.append(m)
+            sep = m[1]
+        elif m.strip():
+            rest.append(m.strip())
     return sep, rest
 
 
@@ -139,7 +143,9 @@ def certextract(field: str, cert: x509.Certificate,
 
     Raises :class:`TLSConfigError` for an unknown field name.
     """
-    name, *mods = [p.strip() for p in field.split(",")]
+    parts = field.split(",")
+    # A separator modifier may be a space ("> "), so only leading blanks go.
+    name, mods = parts[0].strip(), [m.lstrip() for m in parts[1:]]
     getters: dict[str, Callable[[], Optional[str]]] = {
         "version": lambda: str(cert.version.value + 1),
         "serial_number": lambda: _der_serial(cert.serial_number),

@@ -20,6 +20,7 @@ from OpenSSL import SSL
 from OpenSSL._util import lib as _openssl_lib  # for SSL_session_reused (no public API)
 
 from .certinfo import distinguished_name
+from .ciphernames import IANA_NAMES
 
 
 class OCSPStatus(IntEnum):
@@ -181,36 +182,6 @@ def received_tls_phrase(facts: Optional[TLSFacts]) -> str:
     return f" ({facts.version}) tls {facts.cipher_std}\n\t"
 
 
-# OpenSSL's names for TLS 1.2 and older suites -> IANA names.  TLS 1.3 names are
-# already the IANA ones.
-_KX = {"ECDHE-RSA": "ECDHE_RSA", "ECDHE-ECDSA": "ECDHE_ECDSA", "DHE-RSA": "DHE_RSA",
-       "DHE-DSS": "DHE_DSS", "ECDHE-PSK": "ECDHE_PSK", "DHE-PSK": "DHE_PSK", "PSK": "PSK",
-       "RSA-PSK": "RSA_PSK"}
-_BULK = {"AES128-GCM": "AES_128_GCM", "AES256-GCM": "AES_256_GCM", "AES128": "AES_128_CBC",
-         "AES256": "AES_256_CBC", "CHACHA20-POLY1305": "CHACHA20_POLY1305",
-         "AES128-CCM": "AES_128_CCM", "AES256-CCM": "AES_256_CCM",
-         "AES128-CCM8": "AES_128_CCM_8", "AES256-CCM8": "AES_256_CCM_8",
-         "ARIA128-GCM": "ARIA_128_GCM", "ARIA256-GCM": "ARIA_256_GCM",
-         "CAMELLIA128": "CAMELLIA_128_CBC", "CAMELLIA256": "CAMELLIA_256_CBC",
-         "DES-CBC3": "3DES_EDE_CBC"}
-_CIPHER_RE = re.compile(
-    r"^(?:(?P<kx>ECDHE-RSA|ECDHE-ECDSA|DHE-RSA|DHE-DSS|ECDHE-PSK|DHE-PSK|RSA-PSK|PSK)-)?"
-    r"(?P<bulk>AES(?:128|256)(?:-GCM|-CCM8?)?|CHACHA20-POLY1305|ARIA(?:128|256)-GCM"
-    r"|CAMELLIA(?:128|256)|DES-CBC3)(?:-(?P<mac>SHA|SHA256|SHA384))?$")
-
-
 def standard_cipher_name(openssl_name: str) -> str:
-    """The IANA name of an OpenSSL cipher suite name (itself when unknown or TLS 1.3)."""
-    if openssl_name.startswith("TLS_"):
-        return openssl_name
-    m = _CIPHER_RE.match(openssl_name)
-    if not m:
-        return openssl_name
-    kx = _KX[m["kx"]] if m["kx"] else "RSA"
-    bulk = _BULK[m["bulk"]]
-    mac = m["mac"]
-    if bulk.startswith("CHACHA20"):
-        mac = "SHA256"
-    if bulk.endswith(("_CCM", "_CCM_8")):
-        return f"TLS_{kx}_WITH_{bulk}"
-    return f"TLS_{kx}_WITH_{bulk}_{mac or 'SHA256'}"
+    """The IANA name of an OpenSSL cipher suite name (itself for TLS 1.3 or when unknown)."""
+    return IANA_NAMES.get(openssl_name, openssl_name)

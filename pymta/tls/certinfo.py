@@ -10,11 +10,15 @@ list (``DNS=``, ``MAIL=``, ``URI=``) newline-separated by default.
 from __future__ import annotations
 
 import datetime
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from cryptography import x509
-from cryptography.x509.oid import (AuthorityInformationAccessOID, ExtensionOID,
-                                   NameOID, SignatureAlgorithmOID)
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtensionOID,
+    NameOID,
+    SignatureAlgorithmOID,
+)
 
 from .errors import TLSConfigError
 
@@ -49,9 +53,9 @@ def distinguished_name(name: x509.Name) -> str:
     return ",".join(rdn.rfc4514_string() for rdn in name.rdns)
 
 
-def exim_time(when: datetime.datetime, tz: Optional[datetime.tzinfo] = None) -> str:
+def exim_time(when: datetime.datetime, tz: datetime.tzinfo | None = None) -> str:
     """A certificate time as Exim shows it (``Jan  5 03:04:05 2026 UTC``), in ``tz``."""
-    local = when.astimezone(tz or datetime.timezone.utc)
+    local = when.astimezone(tz or datetime.UTC)
     return local.strftime("%b %e %H:%M:%S %Y ") + (local.tzname() or "")
 
 
@@ -99,13 +103,13 @@ def _name_field(name: x509.Name, mods: list[str]) -> str:
 
 
 def _time_field(when: datetime.datetime, mods: list[str],
-                tz: Optional[datetime.tzinfo]) -> str:
+                tz: datetime.tzinfo | None) -> str:
     if "int" in mods:
         return str(int(when.timestamp()))
     return exim_time(when, tz)
 
 
-def _subj_altname(cert: x509.Certificate, mods: list[str]) -> Optional[str]:
+def _subj_altname(cert: x509.Certificate, mods: list[str]) -> str | None:
     sep, rest = _modifiers(mods)
     san = _extension(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if san is None:
@@ -119,7 +123,7 @@ def _subj_altname(cert: x509.Certificate, mods: list[str]) -> Optional[str]:
     return _join([f"{tag}={v}" for tag, v in tagged], sep)
 
 
-def _uri_list(cert: x509.Certificate, which: str, mods: list[str]) -> Optional[str]:
+def _uri_list(cert: x509.Certificate, which: str, mods: list[str]) -> str | None:
     sep, _ = _modifiers(mods)
     uris: list[str] = []
     if which == "ocsp_uri":
@@ -138,7 +142,7 @@ def _uri_list(cert: x509.Certificate, which: str, mods: list[str]) -> Optional[s
 
 
 def certextract(field: str, cert: x509.Certificate,
-                tz: Optional[datetime.tzinfo] = None) -> Optional[str]:
+                tz: datetime.tzinfo | None = None) -> str | None:
     """The ``${certextract}`` value of ``field`` (with its comma modifiers), None if absent.
 
     Raises :class:`TLSConfigError` for an unknown field name.
@@ -146,7 +150,7 @@ def certextract(field: str, cert: x509.Certificate,
     parts = field.split(",")
     # A separator modifier may be a space ("> "), so only leading blanks go.
     name, mods = parts[0].strip(), [m.lstrip() for m in parts[1:]]
-    getters: dict[str, Callable[[], Optional[str]]] = {
+    getters: dict[str, Callable[[], str | None]] = {
         "version": lambda: str(cert.version.value + 1),
         "serial_number": lambda: _der_serial(cert.serial_number),
         "subject": lambda: _name_field(cert.subject, mods),

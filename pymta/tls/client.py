@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Mapping, Optional
 
 from cryptography import x509
 from OpenSSL import SSL
@@ -29,8 +29,12 @@ from .errors import TLSConfigError
 from .expander import Expander, expand_option
 from .hostcheck import hostname_matches
 from .ocspcheck import check_ocsp_response
-from .options import (apply_crl, apply_verify_certificates, load_pem_certificates,
-                      parse_openssl_options)
+from .options import (
+    apply_crl,
+    apply_verify_certificates,
+    load_pem_certificates,
+    parse_openssl_options,
+)
 from .server import VerifyMode
 from .session import OCSPStatus, state_of
 
@@ -47,14 +51,14 @@ class OCSPMode(Enum):
 class ClientTLSOptions:
     """The unexpanded smtp transport TLS options (None = unset)."""
 
-    certificate: Optional[str] = None
-    privatekey: Optional[str] = None
-    verify_certificates: Optional[str] = "system"
-    crl: Optional[str] = None
-    require_ciphers: Optional[str] = None
-    sni: Optional[str] = None
-    openssl_options: Optional[str] = None
-    alpn: Optional[str] = None
+    certificate: str | None = None
+    privatekey: str | None = None
+    verify_certificates: str | None = "system"
+    crl: str | None = None
+    require_ciphers: str | None = None
+    sni: str | None = None
+    openssl_options: str | None = None
+    alpn: str | None = None
 
 
 @dataclass
@@ -81,7 +85,7 @@ class ClientTLS:
                  ) -> tuple[SSL.Context, tuple[x509.Certificate, ...]]:
         o = self.options
 
-        def ex(text: Optional[str]) -> Optional[str]:
+        def ex(text: str | None) -> str | None:
             return expand_option(self.expand, text, variables)
 
         key = (ex(o.certificate), ex(o.privatekey), ex(o.verify_certificates), ex(o.crl),
@@ -96,9 +100,9 @@ class ClientTLS:
         """The context connections with ``variables`` use (for :func:`session_from_bytes`)."""
         return self._context(variables)[0]
 
-    def _build(self, certificate: Optional[str], privatekey: Optional[str],
-               verify_certificates: Optional[str], crl: Optional[str],
-               require_ciphers: Optional[str], alpn: Optional[str]
+    def _build(self, certificate: str | None, privatekey: str | None,
+               verify_certificates: str | None, crl: str | None,
+               require_ciphers: str | None, alpn: str | None
                ) -> tuple[SSL.Context, tuple[x509.Certificate, ...]]:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_options(self.ssl_options & ~SSL.OP_NO_TICKET)
@@ -129,11 +133,11 @@ class ClientTLS:
         ctx.set_ocsp_client_callback(_ocsp_client_callback)
         return ctx, trust
 
-    def connection(self, sock: Optional[socket.socket], host: str,
+    def connection(self, sock: socket.socket | None, host: str,
                    variables: Mapping[str, str] = {},
                    verify: VerifyMode = VerifyMode.NONE, check_hostname: bool = True,
                    ocsp: OCSPMode = OCSPMode.NONE,
-                   session: Optional[SSL.Session] = None) -> SSL.Connection:
+                   session: SSL.Session | None = None) -> SSL.Connection:
         """A client connection to ``host`` on ``sock`` (None: memory BIOs), ready to handshake."""
         ctx, trust = self._context(variables)
         conn = SSL.Connection(ctx, sock)
@@ -144,6 +148,7 @@ class ClientTLS:
             conn.set_tlsext_host_name(sni.encode("idna"))
             state.sni = sni
         if verify is not VerifyMode.NONE:
+            state.verify_requested = True
             conn.set_verify(SSL.VERIFY_PEER, _verify_callback)
         if ocsp is not OCSPMode.NONE:
             conn.request_ocsp()

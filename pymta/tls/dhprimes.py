@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import textwrap
-from functools import lru_cache
+from functools import cache
 
 from .errors import TLSConfigError
 
@@ -56,7 +56,7 @@ def _scaled_pi(bits: int) -> int:
     return pi >> guard
 
 
-@lru_cache(maxsize=None)
+@cache
 def named_prime(name: str) -> int:
     """The prime of the standard group ``name`` (Exim's tls_dhparam names)."""
     try:

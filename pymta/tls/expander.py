@@ -7,7 +7,8 @@ certificate options for SNI, ``host`` for the transport's options).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from ..expand import ExpandContext, ExpandFail, expand_string
 from ..taint import Tainted
@@ -38,8 +39,8 @@ class ContextExpander:
         return expand_string(text, self.base.child(**values))
 
 
-def expand_option(expand: Expander, text: Optional[str],
-                  variables: Mapping[str, str]) -> Optional[str]:
+def expand_option(expand: Expander, text: str | None,
+                  variables: Mapping[str, str]) -> str | None:
     """Expand an optional option value; unset or a forced failure gives None.
 
     Exim treats a forced expansion failure of the TLS options as "not set".

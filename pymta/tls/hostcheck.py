@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 
 def _labels(name: str) -> list[str]:
@@ -35,7 +35,7 @@ def name_matches(pattern: str, host: str) -> bool:
 def certificate_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     """The DNS names and IP addresses a certificate is for (CN only without DNS SANs)."""
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         dns = san.get_values_for_type(x509.DNSName)
         ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:

@@ -7,11 +7,11 @@ purpose, say "good", and be current.  The result is the $tls_out_ocsp code.
 from __future__ import annotations
 
 import datetime
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -28,15 +28,17 @@ def _signed_by(data: bytes, signature: bytes, hash_algorithm, signer: x509.Certi
             key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, data, ec.ECDSA(hash_algorithm))
+        elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            key.verify(signature, data)
         else:
-            key.verify(signature, data)  # type: ignore[call-arg]  # Ed25519/Ed448
+            return False
     except (InvalidSignature, TypeError, ValueError):
         return False
     return True
 
 
 def find_issuer(cert: x509.Certificate,
-                candidates: Iterable[x509.Certificate]) -> Optional[x509.Certificate]:
+                candidates: Iterable[x509.Certificate]) -> x509.Certificate | None:
     """The certificate among ``candidates`` that signed ``cert``."""
     for c in candidates:
         if c.subject != cert.issuer:
@@ -60,14 +62,14 @@ def _is_ocsp_signer(responder: x509.Certificate, issuer: x509.Certificate) -> bo
 
 def check_ocsp_response(der: bytes, cert: x509.Certificate,
                         issuers: Iterable[x509.Certificate],
-                        now: Optional[datetime.datetime] = None) -> OCSPStatus:
+                        now: datetime.datetime | None = None) -> OCSPStatus:
     """The $tls_out_ocsp code for stapled response ``der`` about ``cert``.
 
     NOT_VERIFIED when the response cannot be checked (no issuer known, no
     signature by an acceptable signer); FAILED when it is malformed, for another
     certificate, not "good" or out of date; VERIFIED otherwise.
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     if not der:
         return OCSPStatus.NO_RESPONSE
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -62,7 +61,7 @@ def openssl_option_flag(name: str) -> int:
     raise TLSConfigError(f"openssl_options: unknown option {name!r}")
 
 
-def parse_openssl_options(text: Optional[str]) -> int:
+def parse_openssl_options(text: str | None) -> int:
     """Exim's openssl_options: space-separated ``+name``/``-name`` items applied to 0.
 
     An unset option means Exim's default.  ``-`` items clear bits that earlier
@@ -79,7 +78,7 @@ def parse_openssl_options(text: Optional[str]) -> int:
     return result
 
 
-def apply_dhparam(ctx: SSL.Context, value: Optional[str], max_bits: int = 0) -> None:
+def apply_dhparam(ctx: SSL.Context, value: str | None, max_bits: int = 0) -> None:
     """tls_dhparam: ``none``, an absolute file name (PKCS#3 PEM) or a standard prime's name.
 
     Unset, empty or ``default`` leaves OpenSSL's own DH group choice (OpenSSL 3 picks
@@ -126,7 +125,7 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {
 }
 
 
-def apply_eccurve(ctx: SSL.Context, value: Optional[str]) -> None:
+def apply_eccurve(ctx: SSL.Context, value: str | None) -> None:
     """tls_eccurve: ``auto`` (or unset) lets OpenSSL choose; otherwise one named curve."""
     if value is None or value == "auto":
         return
@@ -138,7 +137,7 @@ def apply_eccurve(ctx: SSL.Context, value: Optional[str]) -> None:
     ctx.set_tmp_ecdh(curve())
 
 
-def apply_verify_certificates(ctx: SSL.Context, value: Optional[str],
+def apply_verify_certificates(ctx: SSL.Context, value: str | None,
                               option: str = "tls_verify_certificates") -> None:
     """Trust anchors: ``system``, a PEM file or a hashed directory (OpenSSL adds the
     system store as well when a file or directory is named, as Exim notes)."""
@@ -158,7 +157,7 @@ def apply_verify_certificates(ctx: SSL.Context, value: Optional[str],
         raise TLSConfigError(f"{option}: cannot load {value}: {e}") from None
 
 
-def apply_crl(ctx: SSL.Context, value: Optional[str]) -> None:
+def apply_crl(ctx: SSL.Context, value: str | None) -> None:
     """tls_crl: a PEM file of CRLs (or a directory of them); enables CRL checks on the chain."""
     if not value:
         return

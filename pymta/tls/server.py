@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import base64
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Mapping, Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -35,8 +35,13 @@ from OpenSSL import SSL
 from ..expand.lists import nonempty_items
 from .errors import TLSConfigError
 from .expander import Expander, expand_option
-from .options import (apply_crl, apply_dhparam, apply_eccurve, apply_verify_certificates,
-                      parse_openssl_options)
+from .options import (
+    apply_crl,
+    apply_dhparam,
+    apply_eccurve,
+    apply_verify_certificates,
+    parse_openssl_options,
+)
 from .session import OCSPStatus, state_of
 
 # Session id context: OpenSSL refuses to resume a session whose peer was
@@ -62,17 +67,17 @@ class ALPNRefused(Exception):
 class ServerTLSOptions:
     """The unexpanded main-section TLS options (None = unset)."""
 
-    certificate: Optional[str] = None
-    privatekey: Optional[str] = None
-    require_ciphers: Optional[str] = None
-    openssl_options: Optional[str] = None
-    dhparam: Optional[str] = None
+    certificate: str | None = None
+    privatekey: str | None = None
+    require_ciphers: str | None = None
+    openssl_options: str | None = None
+    dhparam: str | None = None
     dh_max_bits: int = 0
-    eccurve: Optional[str] = "auto"
-    verify_certificates: Optional[str] = "system"
-    crl: Optional[str] = None
-    alpn: Optional[str] = "smtp : esmtp"
-    ocsp_file: Optional[str] = None
+    eccurve: str | None = "auto"
+    verify_certificates: str | None = "system"
+    crl: str | None = None
+    alpn: str | None = "smtp : esmtp"
+    ocsp_file: str | None = None
 
     def mentions_sni(self) -> bool:
         """True when the certificate option depends on the client's SNI."""
@@ -87,11 +92,11 @@ class _Expanded:
     certificates: tuple[str, ...]
     privatekeys: tuple[str, ...]
     ocsp_files: tuple[str, ...]
-    require_ciphers: Optional[str]
-    dhparam: Optional[str]
-    eccurve: Optional[str]
-    verify_certificates: Optional[str]
-    crl: Optional[str]
+    require_ciphers: str | None
+    dhparam: str | None
+    eccurve: str | None
+    verify_certificates: str | None
+    crl: str | None
 
 
 def load_ocsp_response(path: str) -> bytes:
@@ -131,7 +136,7 @@ class ServerTLS:
     def _expand(self, variables: Mapping[str, str]) -> _Expanded:
         o = self.options
 
-        def ex(text: Optional[str]) -> Optional[str]:
+        def ex(text: str | None) -> str | None:
             return expand_option(self.expand, text, variables)
 
         certs = tuple(nonempty_items(ex(o.certificate)))
@@ -248,7 +253,7 @@ class ServerTLS:
 
     # -- connections ----------------------------------------------------------
 
-    def connection(self, sock: Optional[socket.socket],
+    def connection(self, sock: socket.socket | None,
                    variables: Mapping[str, str] = {},
                    verify: VerifyMode = VerifyMode.NONE,
                    resumption: bool = False) -> SSL.Connection:
@@ -258,6 +263,7 @@ class ServerTLS:
         state_of(conn).extra["variables"] = dict(variables)
         if not resumption:
             conn.set_options(SSL.OP_NO_TICKET)
+        state_of(conn).verify_requested = verify is not VerifyMode.NONE
         if verify is VerifyMode.REQUIRED:
             conn.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
                             self._verify_callback(True))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Optional
 
 from cryptography import x509
 from OpenSSL import SSL
@@ -38,6 +37,7 @@ class TLSState:
     """What the callbacks learn during one handshake (kept as the connection's app data)."""
 
     sni: str = ""
+    verify_requested: bool = False       # the peer's certificate was to be verified
     verify_failed: bool = False          # some chain element failed verification
     peer_presented: bool = False
     ocsp: OCSPStatus = OCSPStatus.NOT_REQUESTED
@@ -62,8 +62,8 @@ class TLSFacts:
     cipher: str                           # OpenSSL cipher name
     bits: int
     certificate_verified: bool
-    peer_cert: Optional[x509.Certificate] = None
-    our_cert: Optional[x509.Certificate] = None
+    peer_cert: x509.Certificate | None = None
+    our_cert: x509.Certificate | None = None
     sni: str = ""
     ocsp: OCSPStatus = OCSPStatus.NOT_REQUESTED
     resumed: bool = False
@@ -90,16 +90,16 @@ def exim_version(openssl_version: str) -> str:
     return re.sub(r"^TLSv", "TLS", openssl_version)
 
 
-def session_facts(conn: SSL.Connection, verified_expected: bool = True) -> TLSFacts:
+def session_facts(conn: SSL.Connection) -> TLSFacts:
     """The facts of ``conn`` after a completed handshake.
 
-    ``verified_expected`` is False when no verification was asked for (then
-    $tls_*_certificate_verified is 0 whatever the peer sent).
+    $tls_*_certificate_verified is 1 only when verification was asked for, the
+    peer sent a certificate and no element of its chain failed.
     """
     state = state_of(conn)
     peer = conn.get_peer_certificate(as_cryptography=True)
     ours = conn.get_certificate(as_cryptography=True)
-    verified = bool(verified_expected and peer is not None and not state.verify_failed)
+    verified = state.verify_requested and peer is not None and not state.verify_failed
     alpn = conn.get_alpn_proto_negotiated() or b""
     return TLSFacts(
         version=exim_version(conn.get_protocol_version_name()),
@@ -118,7 +118,7 @@ def _session_reused(conn: SSL.Connection) -> bool:
     return bool(_openssl_lib.SSL_session_reused(conn._ssl))
 
 
-def tls_variables(facts: Optional[TLSFacts], direction: str) -> dict[str, str]:
+def tls_variables(facts: TLSFacts | None, direction: str) -> dict[str, str]:
     """``$tls_<direction>_*`` values (direction "in" or "out"); empty values when no TLS."""
     p = f"tls_{direction}_"
     if facts is None:
@@ -170,7 +170,7 @@ def received_protocol(esmtp: bool, tls: bool, authenticated: bool) -> str:
     return "esmtp" + ("s" if tls else "") + ("a" if authenticated else "")
 
 
-def received_tls_phrase(facts: Optional[TLSFacts]) -> str:
+def received_tls_phrase(facts: TLSFacts | None) -> str:
     """The TLS part of Exim's default Received: header, after "with <protocol> ".
 
     Exim's default received_header_text adds `` ($tls_in_ver)`` and

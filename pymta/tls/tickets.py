@@ -15,7 +15,8 @@ no overlap period (OpenSSL's own keys do not rotate inside one context).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from OpenSSL import SSL
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from OpenSSL import SSL
 
@@ -21,8 +21,8 @@ class Pair:
 
     server: SSL.Connection
     client: SSL.Connection
-    server_error: Optional[BaseException]
-    client_error: Optional[BaseException]
+    server_error: Exception | None
+    client_error: Exception | None
 
     @property
     def ok(self) -> bool:
@@ -36,14 +36,14 @@ def handshake(make_server: Callable[[socket.socket], SSL.Connection],
     a, b = socket.socketpair()
     server = make_server(a)
     client = make_client(b)
-    errors: dict[str, BaseException] = {}
+    errors: dict[str, Exception] = {}
 
     def serve() -> None:
         try:
             server.do_handshake()
             server.sendall(b"220 hello\r\n")
             server.recv(100)
-        except BaseException as e:  # reported to the test
+        except Exception as e:  # noqa: BLE001 -- reported to the test
             errors["server"] = e
             a.shutdown(socket.SHUT_RDWR)
 
@@ -53,7 +53,7 @@ def handshake(make_server: Callable[[socket.socket], SSL.Connection],
         client.do_handshake()
         client.recv(100)             # also reads TLS 1.3 NewSessionTicket messages
         client.sendall(b"QUIT\r\n")
-    except BaseException as e:
+    except Exception as e:  # noqa: BLE001 -- reported to the test
         errors["client"] = e
         b.shutdown(socket.SHUT_RDWR)
     thread.join(timeout)

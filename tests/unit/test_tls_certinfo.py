@@ -25,7 +25,7 @@ def oracle_cert() -> x509.Certificate:
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pymta test CA")])
     key = ec.generate_private_key(ec.SECP256R1())
-    start = datetime.datetime(2026, 1, 5, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 1, 5, 3, 4, 5, tzinfo=datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ex, Org"),
                       x509.NameAttribute(NameOID.COMMON_NAME, "c2.example.test")])
@@ -66,7 +66,7 @@ def test_modifiers_from_the_spec(oracle_cert):
     assert certextract("subj_altname,dns,>;", oracle_cert) == "c2.example.test;*.w.example.test"
     assert certextract("subj_altname,mail", oracle_cert) == "a@b.test"
     assert certextract("notbefore,int", oracle_cert) == str(int(datetime.datetime(
-        2026, 1, 5, 3, 4, 5, tzinfo=datetime.timezone.utc).timestamp()))
+        2026, 1, 5, 3, 4, 5, tzinfo=datetime.UTC).timestamp()))
     assert certextract("subject,O", oracle_cert) == "Ex, Org"
     # a separator inside an element is doubled
     assert certextract("subject,O,> ", oracle_cert) == "Ex,  Org"
@@ -82,7 +82,7 @@ def test_time_zone_and_signature(oracle_cert):
 def test_serial_keeps_the_der_sign_byte():
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(0x80ff)
             .not_valid_before(now).not_valid_after(now).sign(key, hashes.SHA256()))

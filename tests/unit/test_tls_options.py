@@ -12,8 +12,12 @@ from pymta.taint import is_tainted
 from pymta.tls import TLSConfigError
 from pymta.tls.dhprimes import dh_pem_bits, named_dh_pem, named_prime
 from pymta.tls.expander import ContextExpander, expand_option
-from pymta.tls.options import (apply_dhparam, apply_eccurve, apply_verify_certificates,
-                               parse_openssl_options)
+from pymta.tls.options import (
+    apply_dhparam,
+    apply_eccurve,
+    apply_verify_certificates,
+    parse_openssl_options,
+)
 
 
 def test_default_openssl_options():

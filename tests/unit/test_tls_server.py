@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -115,8 +116,8 @@ def test_wrong_private_key_is_a_config_error(pki):
 def test_sni_reexpands_the_certificate_options(pki):
     d = pki["dir"]
     opts = ServerTLSOptions(
-        certificate="${if def:tls_in_sni {%s/${tls_in_sni}.pem}{%s/default.pem}}" % (d, d),
-        privatekey="${if def:tls_in_sni {%s/${tls_in_sni}.key}{%s/default.key}}" % (d, d))
+        certificate=f"${{if def:tls_in_sni {{{d}/${{tls_in_sni}}.pem}}{{{d}/default.pem}}}}",
+        privatekey=f"${{if def:tls_in_sni {{{d}/${{tls_in_sni}}.key}}{{{d}/default.key}}}}")
     tls = server(opts, ContextExpander(ExpandContext()))
     seen = {}
     for sni in ("a.example.test", "b.example.test", None, "a.example.test"):
@@ -178,10 +179,10 @@ def test_verify_try_goes_on_and_records_the_result(pki, who, verified, dn):
 
 
 def test_crl_revokes_a_client_certificate(pki, tmp_path):
-    ca_cert = x509.load_pem_x509_certificate(open(pki["ca"].cert, "rb").read())
-    ca_key = serialization.load_pem_private_key(open(pki["ca"].key, "rb").read(), None)
-    client = x509.load_pem_x509_certificate(open(pki["client"].cert, "rb").read())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_cert = x509.load_pem_x509_certificate(Path(pki["ca"].cert).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(pki["ca"].key).read_bytes(), None)
+    client = x509.load_pem_x509_certificate(Path(pki["client"].cert).read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
     crl = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
            .last_update(now - datetime.timedelta(hours=1))
            .next_update(now + datetime.timedelta(days=1))
@@ -202,10 +203,10 @@ def test_crl_revokes_a_client_certificate(pki, tmp_path):
 
 
 def _ocsp_response(pki, tmp_path, status=ocsp.OCSPCertStatus.GOOD, name="resp.der") -> str:
-    ca_cert = x509.load_pem_x509_certificate(open(pki["ca"].cert, "rb").read())
-    ca_key = serialization.load_pem_private_key(open(pki["ca"].key, "rb").read(), None)
-    leaf = x509.load_pem_x509_certificate(open(pki["rsa"].cert, "rb").read())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_cert = x509.load_pem_x509_certificate(Path(pki["ca"].cert).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(pki["ca"].key).read_bytes(), None)
+    leaf = x509.load_pem_x509_certificate(Path(pki["rsa"].cert).read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
     revoked = status == ocsp.OCSPCertStatus.REVOKED
     resp = (ocsp.OCSPResponseBuilder()
             .add_response(cert=leaf, issuer=ca_cert, algorithm=hashes.SHA1(), cert_status=status,

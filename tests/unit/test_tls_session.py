@@ -15,9 +15,19 @@ from OpenSSL import SSL
 
 from pymta.tls.expander import no_expansion
 from pymta.tls.server import ServerTLS, ServerTLSOptions, VerifyMode
-from pymta.tls.session import (OCSPStatus, TLSFacts, cv_field, dn_field, received_protocol,
-                               received_tls_phrase, session_facts, sni_field,
-                               standard_cipher_name, tls_variables, x_field)
+from pymta.tls.session import (
+    OCSPStatus,
+    TLSFacts,
+    cv_field,
+    dn_field,
+    received_protocol,
+    received_tls_phrase,
+    session_facts,
+    sni_field,
+    standard_cipher_name,
+    tls_variables,
+    x_field,
+)
 from tests.support import certs
 from tests.support.tlspair import handshake
 
@@ -72,7 +82,7 @@ def test_tls13_fields(pki):
         ("TLS1.3", "256", "1")
     assert (v["tls_in_peerdn"], v["tls_in_sni"], v["tls_in_ocsp"]) == \
         ("CN=client.example.test", "mx.example.test", "0")
-    client_side = tls_variables(session_facts(pair.client, verified_expected=False), "out")
+    client_side = tls_variables(session_facts(pair.client), "out")
     assert client_side["tls_out_cipher"] == v["tls_in_cipher"]
     assert client_side["tls_out_certificate_verified"] == "0"
 
@@ -93,8 +103,8 @@ def test_tls12_fields_without_client_certificate(pki):
 
 
 def _facts(**kw) -> TLSFacts:
-    base = dict(version="TLS1.3", cipher="TLS_AES_128_GCM_SHA256", bits=128,
-                certificate_verified=False)
+    base = {"version": "TLS1.3", "cipher": "TLS_AES_128_GCM_SHA256", "bits": 128,
+            "certificate_verified": False}
     base.update(kw)
     return TLSFacts(**base)
 

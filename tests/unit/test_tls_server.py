@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import socket
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -348,3 +352,51 @@ def test_eccurve_selects_the_key_exchange_group(pki):
                                   eccurve="secp384r1"))
     pair = handshake(lambda s: tls.connection(s), plain_client(max_version=SSL.TLS1_2_VERSION))
     assert pair.ok and pair.client.get_group_name() == "secp384r1"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_openssl_s_client_sees_sni_certificate_and_ocsp_staple(pki, tmp_path):
+    """A real client (openssl s_client -servername -status) against a loopback listener."""
+    d = pki["dir"]
+    staple = _ocsp_response(pki, tmp_path)
+    tls = server(ServerTLSOptions(
+        certificate=f"${{if def:tls_in_sni {{{d}/${{tls_in_sni}}.pem}}{{{d}/rsa.pem}}}}",
+        privatekey=f"${{if def:tls_in_sni {{{d}/${{tls_in_sni}}.key}}{{{d}/rsa.key}}}}",
+        ocsp_file=f"${{if def:tls_in_sni {{}}{{{staple}}}}}"),
+        ContextExpander(ExpandContext()))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: list = []
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            conn = tls.connection(sock)
+            try:
+                conn.do_handshake()
+                conn.sendall(b"220 ready\r\n")
+                served.append(session_facts(conn))
+                conn.shutdown()
+            except SSL.Error as e:
+                served.append(e)
+
+    def s_client(*args: str) -> str:
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                              "-CAfile", pki["ca"].cert, *args],
+                             input=b"", capture_output=True, timeout=20,
+                             check=False).stdout.decode()
+        thread.join(10)
+        return out
+
+    with listener:
+        # No SNI: the default certificate and its stapled OCSP response.
+        out = s_client("-noservername", "-status")
+        assert "subject=CN = mx.example.test" in out and "Verify return code: 0 (ok)" in out
+        assert "OCSP Response Status: successful" in out and "Cert Status: good" in out
+        # SNI re-expands the options: a.example.test's certificate, no staple for it.
+        out = s_client("-servername", "a.example.test", "-status")
+        assert "subject=CN = a.example.test" in out and "Verify return code: 0 (ok)" in out
+        assert "OCSP response: no response sent" in out
+    assert [f.sni for f in served] == ["", "a.example.test"]

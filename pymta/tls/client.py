@@ -12,6 +12,9 @@
   (:mod:`.ocspcheck`); with hosts_require_ocsp a missing or bad one ends the handshake,
 - offer a stored session for resumption (:func:`session_to_bytes` /
   :func:`session_from_bytes` let the transport keep it in the ``tls`` hints db).
+  Call ``conn.shutdown()`` (close_notify) before dropping a connection whose
+  session is to be reused: OpenSSL marks the session of a connection freed
+  without it not resumable.
 """
 from __future__ import annotations
 

@@ -160,7 +160,10 @@ class ServerTLS:
             self._contexts[values] = ctx
         return ctx
 
-    prepare = context_for
+    def prepare(self, variables: Mapping[str, str] = {}) -> SSL.Context:
+        """Build the context in the master before forking: OpenSSL makes a context's
+        ticket keys when it creates it, so every handler forked afterwards shares them."""
+        return self.context_for(variables)
 
     def rotate_ticket_keys(self) -> None:
         """Forget all contexts: the next ones get fresh session-ticket keys.

@@ -400,3 +400,54 @@ def test_openssl_s_client_sees_sni_certificate_and_ocsp_staple(pki, tmp_path):
         assert "subject=CN = a.example.test" in out and "Verify return code: 0 (ok)" in out
         assert "OCSP response: no response sent" in out
     assert [f.sni for f in served] == ["", "a.example.test"]
+
+
+def _serve_in_child(tls: ServerTLS, sock: socket.socket) -> int:
+    """Fork a child that handshakes on ``sock`` (as the daemon's connection handlers do)
+    and exits 0 when the session was resumed, 1 when not, 2 on error."""
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            conn = tls.connection(sock, resumption=True)
+            conn.do_handshake()
+            conn.sendall(b"220 ready\r\n")
+            conn.recv(100)
+            code = 0 if session_facts(conn).resumed else 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _resumed_in_second_child(tls: ServerTLS) -> list[int]:
+    client_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    session = None
+    results = []
+    for _ in range(2):
+        a, b = socket.socketpair()
+        pid = _serve_in_child(tls, a)
+        a.close()
+        conn = SSL.Connection(client_ctx, b)
+        if session is not None:
+            conn.set_session(session)
+        conn.set_connect_state()
+        conn.do_handshake()
+        conn.recv(100)
+        conn.sendall(b"QUIT\r\n")
+        session = conn.get_session()
+        # close_notify: OpenSSL marks the session of a connection freed without it
+        # not resumable
+        conn.shutdown()
+        results.append(os.waitpid(pid, 0)[1] >> 8)
+        b.close()
+    return results
+
+
+def test_ticket_keys_are_shared_by_children_forked_after_prepare(pki):
+    tls = server(ServerTLSOptions(certificate=pki["rsa"].cert, privatekey=pki["rsa"].key))
+    TicketKeyRotation(tls, now=0.0)     # the master builds the context before forking
+    assert _resumed_in_second_child(tls) == [1, 0]
+    # Without that each child builds its own context and keys: no resumption.
+    unprepared = server(ServerTLSOptions(certificate=pki["rsa"].cert,
+                                         privatekey=pki["rsa"].key))
+    assert _resumed_in_second_child(unprepared) == [1, 1]

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
+from ..expand import ExpandError
 from ..expand.lists import nonempty_items
 from .errors import TLSConfigError
 from .expander import Expander, expand_option
@@ -238,7 +239,13 @@ class ServerTLS:
         if not self.options.mentions_sni():
             return
         variables = state.extra.get("variables", {})
-        ctx = self.context_for({**variables, "tls_in_sni": sni, "tls_sni": sni})
+        try:
+            ctx = self.context_for({**variables, "tls_in_sni": sni, "tls_sni": sni})
+        except (TLSConfigError, ExpandError) as e:
+            # $tls_in_sni is whatever the client sent: an unusable name keeps the
+            # default certificate; the caller logs state.extra["sni_error"].
+            state.extra["sni_error"] = str(e)
+            return
         if ctx is not conn.get_context():
             conn.set_context(ctx)
 

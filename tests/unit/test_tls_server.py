@@ -21,7 +21,7 @@ from pymta.tls import TLSConfigError
 from pymta.tls.client import ClientTLS, ClientTLSOptions, OCSPMode
 from pymta.tls.expander import ContextExpander, no_expansion
 from pymta.tls.server import ServerTLS, ServerTLSOptions, VerifyMode
-from pymta.tls.session import OCSPStatus, session_facts
+from pymta.tls.session import OCSPStatus, session_facts, state_of
 from pymta.tls.tickets import TicketKeyRotation
 from tests.support import certs
 from tests.support.tlspair import handshake
@@ -133,6 +133,22 @@ def test_sni_reexpands_the_certificate_options(pki):
                     None: {"default.example.test"}}
     # one context per distinct expansion: default, a, b
     assert len(tls._contexts) == 3
+
+
+def test_sni_naming_no_certificate_keeps_the_default(pki):
+    d = pki["dir"]
+    opts = ServerTLSOptions(
+        certificate=f"${{if def:tls_in_sni {{{d}/${{tls_in_sni}}.pem}}{{{d}/default.pem}}}}",
+        privatekey=f"${{if def:tls_in_sni {{{d}/${{tls_in_sni}}.key}}{{{d}/default.key}}}}")
+    tls = server(opts, ContextExpander(ExpandContext()))
+    pair = handshake(lambda s: tls.connection(s), plain_client(sni="nosuch.example.test"))
+    assert pair.ok
+    assert subject_cn(pair.client) == "default.example.test"
+    assert "nosuch.example.test.pem" in session_facts_error(pair.server)
+
+
+def session_facts_error(conn: SSL.Connection) -> str:
+    return state_of(conn).extra.get("sni_error", "")
 
 
 def test_sni_is_recorded_without_reexpansion(pki):

@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -35,7 +35,11 @@ def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _write_key(key: rsa.RSAPrivateKey, path: str) -> None:
+def _ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, path: str) -> None:
     with open(path, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM,
                                   serialization.PrivateFormat.TraditionalOpenSSL,
@@ -74,13 +78,15 @@ def make_ca(directory: str | os.PathLike, name: str = "pymta test CA") -> CertFi
 
 def make_cert(directory: str | os.PathLike, hostname: str = "localhost",
               ca: Optional[CertFiles] = None, *, alt_names: Iterable[str] = (),
-              client: bool = False, days: int = 30, prefix: Optional[str] = None) -> CertFiles:
+              client: bool = False, days: int = 30, prefix: Optional[str] = None,
+              key_type: str = "rsa") -> CertFiles:
     """Create a certificate for ``hostname`` signed by ``ca`` (a new CA when None).
 
     ``alt_names`` adds DNS names or IP addresses to subjectAltName (the host
     name and 127.0.0.1 are always included).  ``client`` makes it a client
     certificate.  ``days`` < 0 gives an already expired certificate.  Files are
     ``<prefix>.pem`` and ``<prefix>.key`` (prefix defaults to the host name).
+    ``key_type`` "ec" gives a P-256 key instead of RSA.
     """
     directory = os.fspath(directory)
     ca = ca or make_ca(directory)
@@ -88,7 +94,7 @@ def make_cert(directory: str | os.PathLike, hostname: str = "localhost",
         ca_cert = x509.load_pem_x509_certificate(f.read())
     with open(ca.key, "rb") as f:
         ca_key = serialization.load_pem_private_key(f.read(), password=None)
-    key = _key()
+    key = _ec_key() if key_type == "ec" else _key()
     sans: list[x509.GeneralName] = []
     for n in [hostname, "127.0.0.1", *alt_names]:
         try:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from pymta.config.values import main_option
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.routing import support
 from pymta.spool.model import SpoolMessage
 
@@ -84,7 +84,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
         out += ["\n", "Action: failed\n", f"Final-Recipient: rfc822;{a.address}\n",
                 "Status: 5.0.0\n"]
         diag = _diagnostic(a)
-        if diag is not None:
+        if diag is not None and a.host_used is not None:
             out.append(f"Remote-MTA: dns; {a.host_used.name}\n")
             out.append(f"Diagnostic-Code: smtp; {diag}\n")
     out += ["\n", f"--{boundary}\n"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.expand.context import ExpandContext
 from pymta.routing.hosts import format_hosts_bt
 from pymta.routing.route import route_address

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.drivers import register
 from pymta.routing import hosts as hostmod
 from pymta.routing import support

@@ -7,7 +7,7 @@ import re
 import socket
 from typing import Any
 
-from pymta.delivery.address import Host
+from pymta.address import Host
 from pymta.routing import support
 
 
@@ -86,7 +86,7 @@ def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
         raise HostNotFound(name) from exc
     addrs: list[str] = []
     for info in infos:
-        ip = info[4][0]
+        ip = str(info[4][0])
         if ip not in addrs:
             addrs.append(ip)
     if ipv4_prefer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.drivers import register
 from pymta.routing import hosts as hostmod
 from pymta.routing import support
@@ -117,12 +117,14 @@ class ManualrouteRouter(Router):
             except hostmod.HostLookupDefer:
                 if self.flag("pass_on_timeout"):
                     return RouterReply(PASS)
-                return RouterReply(DEFER, f'host lookup for "{name}" did not complete (DNS timeout?)')
+                return RouterReply(DEFER,
+                                   f'host lookup for "{name}" did not complete (DNS timeout?)')
             except hostmod.HostNotFound:
                 if failed_action == "ignore":
                     ignored += 1
                     continue
-                return self._failed_action(failed_action, f'lookup of host "{name}" failed in {self.name} router')
+                return self._failed_action(
+                    failed_action, f'lookup of host "{name}" failed in {self.name} router')
             hosts.extend(found)
         hosts, dropped = self._drop_ignored_targets(hosts)
         ignored += dropped

@@ -16,7 +16,7 @@ from pymta.config.option_tables import generic_options
 from pymta.config.options import OptionSpec
 from pymta.expand.lists import nonempty_items as split_list
 from pymta.taint import taint
-from pymta.transports import errnos
+from pymta.errnos import EximErrno
 
 
 #: Options every transport accepts; the shared Exim 4.96 table is the one source of
@@ -31,7 +31,7 @@ class TransportError(Exception):
     """
 
     def __init__(self, message: str, result: str = "defer",
-                 errno: int = errnos.ERRNO_UNKNOWNERROR):
+                 errno: int = EximErrno.UNKNOWNERROR):
         super().__init__(message)
         self.message = message
         self.result = result
@@ -108,10 +108,10 @@ class Transport:
         except Exception as e:  # noqa: BLE001 - any failure defers, as in Exim
             raise TransportError(f"failed to expand or interpret message_size_limit "
                                  f"for {self.name} transport: {e}",
-                                 errno=errnos.ERRNO_EXPANDFAIL)
+                                 errno=EximErrno.EXPANDFAIL)
         if limit > 0 and size > limit:
             raise TransportError(f"message is too big (transport limit = {limit})",
-                                 result="fail", errno=errnos.ERRNO_UNKNOWNERROR)
+                                 result="fail", errno=EximErrno.UNKNOWNERROR)
 
     def context(self, job: Any, addr: Any = None) -> Any:
         """A child ExpandContext with the transport-time variables set.
@@ -145,7 +145,7 @@ class Transport:
                 if not is_forced_fail(e):
                     raise TransportError(
                         f'Failed to expand return path "{self.opt("return_path")}" '
-                        f"in {self.name} transport: {e}", errno=errnos.ERRNO_EXPANDFAIL)
+                        f"in {self.name} transport: {e}", errno=EximErrno.EXPANDFAIL)
         return rp
 
     def _expand_items(self, text: str | None, ctx: Any, sep: str) -> list[str]:
@@ -157,7 +157,7 @@ class Transport:
                 if is_forced_fail(e):
                     continue
                 raise TransportError(f'Failed to expand "{item}": {e}',
-                                     errno=errnos.ERRNO_CHHEADER_FAIL)
+                                     errno=EximErrno.CHHEADER_FAIL)
             if v:
                 out.append(v)
         return out
@@ -242,5 +242,5 @@ def check_never_users(config: Any, uid: int, transport_name: str) -> None:
             continue
         if banned == uid:
             raise TransportError(f"User {uid} set for {transport_name} transport is on "
-                                 "the never_users list", errno=errnos.ERRNO_BADUGID)
+                                 "the never_users list", errno=EximErrno.BADUGID)
 

@@ -15,6 +15,7 @@ from typing import Any
 from pymta.config.values import main_option
 from pymta.address import Address
 from pymta.routing import support
+from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
 
 INTRO = (
@@ -110,7 +111,6 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
 
 def _read_body(spool_dir: str, msgid: str) -> bytes:
     try:
-        from pymta.spool.files import read_body
         return read_body(spool_dir, msgid)
     except (ImportError, OSError):
         return b""

@@ -13,6 +13,8 @@ import re
 from typing import Any
 
 from pymta.config.values import main_option
+from pymta.config.options import parse_time
+from pymta.expand.context import ExpandContext
 from pymta.errnos import EximErrno
 from pymta.hints.retry import RetryRecord
 from pymta.routing import support
@@ -79,7 +81,6 @@ def error_matches(rule_error: str, error: str | None) -> bool:
         if not em:
             return False
         try:
-            from pymta.config.options import parse_time
             limit = parse_time(r[6:])
         except (ImportError, ValueError):
             return False
@@ -127,7 +128,6 @@ def find_retry_rule(config: Any, subject: str, error: str | None, sender: str | 
     address) — or, failing that, ``alt_domain`` — and the error and sender.  None if no
     rule applies."""
     if ctx is None:
-        from pymta.expand.context import ExpandContext
         ctx = ExpandContext(config)
     for rule in getattr(config, "retry_rules", []):
         if not error_matches(rule.error, error):

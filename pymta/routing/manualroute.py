@@ -6,6 +6,8 @@ from typing import Any
 
 from pymta.address import Address, Host
 from pymta.drivers import register
+from pymta.expand.context import ExpandContext
+from pymta.match import match_host
 from pymta.routing import hosts as hostmod
 from pymta.routing import support
 from pymta.routing.base import (ACCEPT, DECLINE, DEFER, FAIL, PASS, Router,
@@ -147,8 +149,6 @@ class ManualrouteRouter(Router):
         text = self.opt("ignore_target_hosts")
         if not text:
             return hosts, 0
-        from pymta.expand.context import ExpandContext
-        from pymta.match import match_host
         ctx = ExpandContext(self.config)
         kept = [h for h in hosts if not match_host(h.address, h.name, text, ctx)]
         return kept, len(hosts) - len(kept)

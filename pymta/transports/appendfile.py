@@ -18,6 +18,7 @@ from typing import Any
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.config.option_tables import driver_options
+from pymta.config.options import parse_int
 from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.taint import is_tainted
@@ -76,7 +77,6 @@ def _makedirs(path: str, mode: int) -> None:
 
 
 def _parse_quota(text: str) -> int:
-    from pymta.config.options import parse_int
     t = text.strip()
     if not t:
         return 0

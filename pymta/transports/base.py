@@ -14,6 +14,10 @@ from typing import Any
 
 from pymta.config.option_tables import generic_options
 from pymta.config.options import OptionSpec
+from pymta.config.options import parse_int
+from pymta.config.values import main_option
+from pymta.expand import ExpandFail, expand_string
+from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
 from pymta.taint import taint
 from pymta.errnos import EximErrno
@@ -40,13 +44,11 @@ class TransportError(Exception):
 
 def expand(text: str, ctx: Any) -> str:
     """Expand ``text`` (raises the expander's ExpandFail/ExpandError/ExpandDefer)."""
-    from pymta.expand import expand_string
     return expand_string(text, ctx)
 
 
 def is_forced_fail(exc: BaseException) -> bool:
     """True for the expander's forced failure (``${if ...{}fail}``)."""
-    from pymta.expand import ExpandFail
     return isinstance(exc, ExpandFail)
 
 
@@ -101,7 +103,6 @@ class Transport:
             return
         try:
             value = expand(str(text), ctx).strip()
-            from pymta.config.options import parse_int
             if not re.fullmatch(r"\d+[KkMm]?", value):
                 raise ValueError(value)
             limit = parse_int(value)
@@ -228,9 +229,7 @@ def check_never_users(config: Any, uid: int, transport_name: str) -> None:
     process's own user is not switched and not checked.
     """
     import pwd
-    from pymta.config.values import main_option
-    from pymta.expand.lists import split_list
-    names = list(FIXED_NEVER_USERS) + split_list(str(main_option(config, "never_users", "")
+    names = list(FIXED_NEVER_USERS) + _lists.split_list(str(main_option(config, "never_users", "")
                                                     or ""))
     for name in names:
         name = name.strip()

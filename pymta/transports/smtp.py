@@ -19,6 +19,8 @@ from typing import Any
 from pymta.config.option_tables import driver_options
 from pymta.address import Host
 from pymta.drivers import register
+from pymta.match import match_host
+from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
 from pymta.errnos import EximErrno
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
@@ -41,7 +43,6 @@ def _quit_all() -> None:
 def is_local_address(ip: str, config: Any = None) -> bool:
     """True for loopback and wildcard addresses, addresses of local interfaces and
     literal IPs in hosts_treat_as_local (the router's ``self`` check uses the same set)."""
-    from pymta.routing.hosts import local_addresses
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -214,7 +215,6 @@ class SmtpTransport(Transport):
         text = self.opt(option)
         if not text:
             return False
-        from pymta.match import match_host
         try:
             return match_host(host.address, host.name, text, ctx)
         except Exception:  # noqa: BLE001 - a lookup defer: behave as not listed

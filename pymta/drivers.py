@@ -4,7 +4,8 @@ Routers, transports, authenticators and lookups register themselves with a decor
 
     @register("router", "accept")
     class AcceptRouter(Router):
-        options = {**GENERIC_ROUTER_OPTIONS, "some_option": OptionSpec("some_option", "string", None)}
+        options = {**GENERIC_ROUTER_OPTIONS,
+                   "some_option": OptionSpec("some_option", "string", None)}
 
 The configuration loader calls :func:`get_driver` for each ``driver =`` line, validates every
 option of the instance against the class's ``options`` table (an unknown option is a

@@ -7,8 +7,9 @@ import ctypes.util
 import errno
 import functools
 import os
+import pwd
 import socket
-from typing import Iterator
+from typing import Any, Iterator
 
 _FALLOC_FL_KEEP_SIZE = 1
 # errno values meaning "this filesystem or kernel cannot reserve space", not "no room"
@@ -118,3 +119,15 @@ def interface_addresses() -> frozenset[str]:
     except Exception:   # psutil missing or the platform refuses: loopback is enough
         pass
     return frozenset(ips)
+
+
+def resolve_user(value: Any) -> tuple[int, int] | None:
+    """exim_user as a name or number -> (uid, primary gid); None when unset/unknown."""
+    if value is None or value == "":
+        return None
+    try:
+        pw = pwd.getpwuid(value) if isinstance(value, int) else (
+            pwd.getpwuid(int(value)) if str(value).isdigit() else pwd.getpwnam(str(value)))
+    except KeyError:
+        return None
+    return pw.pw_uid, pw.pw_gid

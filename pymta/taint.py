@@ -26,11 +26,6 @@ def is_tainted(value: object) -> bool:
     return isinstance(value, Tainted)
 
 
-def untaint(value: str) -> str:
-    """Return a plain copy; only for values that a lookup or an explicit check vouched for."""
-    return str.__str__(value) if isinstance(value, Tainted) else value
-
-
 def check_untainted(value: str, what: str) -> str:
     """Raise TaintError if ``value`` is tainted; ``what`` names the use ("file name", ...)."""
     if isinstance(value, Tainted):

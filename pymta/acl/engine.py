@@ -13,11 +13,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta.acl.parse import ACL_CONTROLS, ACL_CONTROLS_IGNORED, ACL_CONTROLS_UNSUPPORTED
+from pymta import match, routing
+from pymta.acl import verify as hv
+from pymta.acl.dnslists import check_dnslists
+from pymta.acl.parse import (ACL_CONTROLS, ACL_CONTROLS_IGNORED, ACL_CONTROLS_UNSUPPORTED,
+                             parse_acl_text)
+from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
+from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
-
-WHERES = ("connect", "helo", "mail", "rcpt", "predata", "data", "notsmtp",
-          "vrfy", "expn", "etrn", "quit", "notquit", "starttls", "auth", "mime", "dkim")
+from pymta.config.protocols import ConfigView
+from pymta.config.options import OptionSpec, parse_value
+from pymta.expand import eval_condition, expand_string
+from pymta.expand.context import ExpandContext, set_default_acl_runner
+from pymta.expand.errors import ExpandDefer, ExpandFail
+from pymta.taint import taint
 
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
 _DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
@@ -75,22 +84,18 @@ class _ForcedTrue(Exception):
     """An argument expansion was forced to fail: the condition counts as true."""
 
 
-def _expand(text: str, ctx: Any) -> str:
+def _expand(text: str, ctx: ExpandContext) -> str:
     """Expand an ACL argument."""
-    from pymta.expand import expand_string
     return expand_string(text, ctx)
 
 
-def _expand_arg(text: str, ctx: Any) -> str:
+def _expand_arg(text: str, ctx: ExpandContext) -> str:
     try:
         return _expand(text, ctx)
-    except Exception as exc:
-        name = type(exc).__name__
-        if name == "ExpandFail":
-            raise _ForcedTrue() from exc
-        if name == "ExpandDefer":
-            raise AclDefer(str(exc)) from exc
-        raise
+    except ExpandFail as exc:
+        raise _ForcedTrue() from exc
+    except ExpandDefer as exc:
+        raise AclDefer(str(exc)) from exc
 
 
 def split_code(message: str, default_code: int) -> tuple[int, str]:
@@ -101,7 +106,7 @@ def split_code(message: str, default_code: int) -> tuple[int, str]:
     return default_code, message
 
 
-def find_acl(config: Any, name_or_text: str) -> list[AclStatement]:
+def find_acl(config: ConfigView, name_or_text: str) -> list[AclStatement]:
     """Locate an ACL by Exim's rules (spec 44.12) given the expanded option value."""
     text = name_or_text.strip()
     if text.startswith("/"):
@@ -113,7 +118,6 @@ def find_acl(config: Any, name_or_text: str) -> list[AclStatement]:
             except AttributeError:
                 pass
         if text not in cache:
-            from pymta.acl.parse import parse_acl_text
             try:
                 with open(text, encoding="utf-8") as fh:
                     cache[text] = parse_acl_text(fh.read(), file=text)
@@ -123,7 +127,6 @@ def find_acl(config: Any, name_or_text: str) -> list[AclStatement]:
     acls = getattr(config, "acls", {}) or {}
     if " " not in text and "\n" not in text and text in acls:
         return acls[text]
-    from pymta.acl.parse import parse_acl_text
     return parse_acl_text(text)
 
 
@@ -132,7 +135,7 @@ def acl_is_unset_default(where: str) -> str:
     return "deny" if where in _DENY_WHEN_UNSET else "accept"
 
 
-def run_acl(config: Any, name_or_text: str | None, where: str, ctx: Any,
+def run_acl(config: ConfigView, name_or_text: str | None, where: str, ctx: ExpandContext,
             session: Any = None, depth: int = 0) -> AclResult:
     """Expand ``name_or_text``, find the ACL and run it.  Never raises for ACL problems:
     errors become a ``defer`` result with ``error=True`` and a log message."""
@@ -145,9 +148,9 @@ def run_acl(config: Any, name_or_text: str | None, where: str, ctx: Any,
         return AclResult("defer", log_message="ACL nested too deep", error=True)
     try:
         name = _expand(name_or_text, ctx)
+    except ExpandFail:
+        return AclResult(acl_is_unset_default(where))
     except Exception as exc:
-        if type(exc).__name__ == "ExpandFail":
-            return AclResult(acl_is_unset_default(where))
         return AclResult("defer", log_message=f"failed to expand ACL string "
                          f"\"{name_or_text}\": {exc}", error=True)
     if not name.strip():
@@ -160,7 +163,8 @@ def run_acl(config: Any, name_or_text: str | None, where: str, ctx: Any,
 
 
 class _Runner:
-    def __init__(self, config: Any, where: str, ctx: Any, session: Any, depth: int):
+    def __init__(self, config: ConfigView, where: str, ctx: ExpandContext, session: Any,
+                 depth: int):
         self.config = config
         self.where = where
         self.ctx = ctx
@@ -198,9 +202,9 @@ class _Runner:
             return None
         try:
             return _expand(text, self.ctx)
-        except Exception as exc:
-            if type(exc).__name__ == "ExpandFail":
-                return None
+        except ExpandFail:
+            return None
+        except Exception:
             return text
 
     # -------------------------------------------------------------- statements
@@ -322,7 +326,6 @@ class _Runner:
         elif base == "control":
             self._control(self._expand_checked(value))
         elif base == "delay":
-            from pymta.config.options import parse_value, OptionSpec  # type: ignore
             secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
             sleep = getattr(self.session, "sleep", None) or time.sleep
             sleep(secs)
@@ -349,15 +352,13 @@ class _Runner:
 
     def _condition(self, name: str, value: str) -> bool:
         if name == "condition":
-            from pymta.expand import eval_condition  # type: ignore[attr-defined]
             try:
                 return bool(eval_condition(value, self.ctx))
+            except ExpandFail as exc:
+                raise _ForcedTrue() from exc
+            except ExpandDefer as exc:
+                raise AclDefer(str(exc)) from exc
             except Exception as exc:
-                tname = type(exc).__name__
-                if tname == "ExpandFail":
-                    raise _ForcedTrue() from exc
-                if tname == "ExpandDefer":
-                    raise AclDefer(str(exc)) from exc
                 raise ConfigError(f"condition expansion failed: {exc}") from exc
         if name == "acl":
             arg = _expand_arg(value, self.ctx)
@@ -382,7 +383,6 @@ class _Runner:
         if name == "verify":
             return self._verify(_expand_arg(value, self.ctx))
         if name == "dnslists":
-            from pymta.acl.dnslists import check_dnslists
             log = getattr(self.session, "log", None)
             return check_dnslists(_expand_arg(value, self.ctx), self._var("sender_host_address"),
                                   self.ctx.variables, log.main if log is not None else None)
@@ -398,7 +398,6 @@ class _Runner:
         return self._match(name, _expand_arg(value, self.ctx))
 
     def _match(self, name: str, arg: str) -> bool:
-        from pymta import match  # type: ignore[attr-defined]
         try:
             if name == "domains":
                 return _call(match.match_domain, self._var("domain"), arg, self.ctx)
@@ -421,10 +420,8 @@ class _Runner:
                 if "@" in aid:
                     return _call(match.match_address, aid, arg, self.ctx)
                 return _call(match.match_localpart, aid, arg, self.ctx)
-        except Exception as exc:
-            if type(exc).__name__ == "ExpandDefer":
-                raise AclDefer(str(exc)) from exc
-            raise
+        except ExpandDefer as exc:
+            raise AclDefer(str(exc)) from exc
         return False
 
     def _verify(self, arg: str) -> bool:
@@ -452,18 +449,13 @@ class _Runner:
             address = self._var("sender_address")
             if not address:
                 return True   # the null sender always verifies
-        from pymta.delivery.address import Address
-        from pymta.routing import route_address  # type: ignore[attr-defined]
         try:
-            rr = route_address(self.config, Address(address), self.ctx, verify=what)
-        except Exception as exc:
-            if type(exc).__name__ == "ExpandDefer":
-                rr = None
-                status, message = "defer", str(exc)
-            else:
-                raise
+            rr = routing.route_address(self.config, Address(address), self.ctx, verify=what)
+        except ExpandDefer as exc:
+            rr = None
+            status, message = "defer", str(exc)
         if rr is not None:
-            status, message = rr.status, getattr(rr, "message", None)
+            status, message = rr.status, getattr(rr, "message", None) or ""
         if status == "accept":
             return True
         if status == "defer":
@@ -495,17 +487,13 @@ class _Runner:
             return False
         if not text:
             return False
-        from pymta import match  # type: ignore[attr-defined]
         try:
             return bool(match.match_host(ip, self._var("sender_host_name") or None,
                                          str(text), self.ctx))
-        except Exception as exc:
-            if type(exc).__name__ == "ExpandDefer":
-                return False
-            raise
+        except ExpandDefer:
+            return False
 
     def _verify_headers(self, what: str, opts: list[str]) -> bool:
-        from pymta.acl import verify as hv
         if self.where not in hv.MESSAGE_WHERES:
             raise ConfigError(f"cannot verify {what} in ACL for "
                               f"{hv.WHERE_NAMES.get(self.where, self.where)}")
@@ -527,8 +515,6 @@ class _Runner:
         return True if err is None else self._verify_failed(err)
 
     def _verify_header_sender(self, hv: Any, headers: list[str], defer_ok: bool) -> bool:
-        from pymta.delivery.address import Address
-        from pymta.routing import route_address  # type: ignore[attr-defined]
         deferred: str | None = None
         candidates = hv.header_sender_candidates(headers)
         # Any syntax error fails the check, even after a verifiable address (as Exim).
@@ -543,12 +529,10 @@ class _Runner:
                 qd = getattr(getattr(self.config, "main", None), "qualify_domain", "")
                 address = f"{address}@{qd}"
             try:
-                rr = route_address(self.config, Address(address), self.ctx,
+                rr = routing.route_address(self.config, Address(address), self.ctx,
                                    verify="sender")
                 status, message = rr.status, getattr(rr, "message", None)
-            except Exception as exc:
-                if type(exc).__name__ != "ExpandDefer":
-                    raise
+            except ExpandDefer as exc:
                 status, message = "defer", str(exc)
             if status == "accept":
                 return True
@@ -568,14 +552,12 @@ class _Runner:
             return True          # no client host: a local message always passes
         if self._var("sender_host_name"):
             return True          # already looked up and forward-confirmed
-        from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
         if self._var("host_lookup_failed") == "1":
             # The connection's own lookup already failed: Exim does not ask again.
             return self._verify_failed(f"host lookup failed for reverse lookup check "
                                        f"({NO_HOST_NAME})")
         status, name, reason = reverse_host_lookup(ip)
         if status == "ok" and name:
-            from pymta.taint import taint
             self.ctx.variables["sender_host_name"] = taint(name)
             self.ctx.variables.pop("host_lookup_failed", None)
             return True
@@ -624,3 +606,11 @@ def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
         text = (f"Verification failed for <{result.verify_address}>\n"
                 f"{result.verify_message}\n{tail}")
     return code, text
+
+
+def _default_runner(name: str, args: list[str], ctx: ExpandContext) -> AclResult:
+    """How ``${acl}`` runs an ACL outside an ACL or SMTP session: as a DATA-time ACL."""
+    return run_acl(ctx.config, name, "data", ctx)
+
+
+set_default_acl_runner(_default_runner)

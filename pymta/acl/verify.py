@@ -100,7 +100,7 @@ def header_sender_candidates(headers: Iterable[str] | None
                              ) -> list[tuple[str, ParsedAddress]]:
     """(header name, address) for each address of Sender:, Reply-To: and From: (and
     their Resent- forms), in message order; syntax errors are included (``error``)."""
-    out = []
+    out: list[tuple[str, ParsedAddress]] = []
     for name, value in _headers(headers, HEADER_SENDER_HEADERS):
         out.extend((name, pa) for pa in parse_address_list(value))
     return out
@@ -126,7 +126,7 @@ def reverse_host_lookup(ip: str) -> tuple[str, str | None, str | None]:
     import dns.reversename
     from pymta import dns as pdns
     try:
-        answer = pdns.resolve(dns.reversename.from_address(ip), "PTR")
+        answer = pdns.resolve(str(dns.reversename.from_address(ip)), "PTR")
         names = [str(r.target).rstrip(".") for r in answer]
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return "fail", None, NO_HOST_NAME

@@ -11,11 +11,11 @@ import email.utils
 import os
 import pwd
 import re
-import socket
 import sys
 from typing import Any, BinaryIO, Iterable
 
-from pymta.daemon.util import main_opt
+from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
+from pymta.config.values import main_opt
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
 
@@ -94,51 +94,6 @@ def qualify(address: str, domain: str) -> str:
     if not address or "@" in address:
         return address
     return f"{address}@{domain}"
-
-
-def qualify_domains(config: Any) -> tuple[str, str]:
-    """(qualify_domain, qualify_recipient) with Exim's fallbacks to primary_hostname."""
-    primary = main_opt(config, "primary_hostname") or socket.getfqdn()
-    qd = main_opt(config, "qualify_domain") or primary
-    qr = main_opt(config, "qualify_recipient") or qd
-    return str(qd), str(qr)
-
-
-def caller_is_trusted(config: Any, uid: int | None = None) -> bool:
-    """Exim's trusted callers, who may set the envelope sender with -f: root, the
-    exim_user, and members of trusted_users or trusted_groups (primary or supplementary
-    group of the caller)."""
-    import grp
-    from pymta.daemon.util import resolve_user
-    from pymta.expand.lists import split_list
-    uid = os.getuid() if uid is None else uid
-    if uid == 0:
-        return True
-    exim = resolve_user(main_opt(config, "exim_user"))
-    if exim is not None and exim[0] == uid:
-        return True
-    try:
-        pw = pwd.getpwuid(uid)
-        login, gid = pw.pw_name, pw.pw_gid
-    except KeyError:
-        login, gid = str(uid), None
-    users = split_list(str(main_opt(config, "trusted_users") or ""))
-    if login in users or str(uid) in users:
-        return True
-    groups = split_list(str(main_opt(config, "trusted_groups") or ""))
-    if not groups:
-        return False
-    mine = set(os.getgroups()) if uid == os.getuid() else set()
-    if gid is not None:
-        mine.add(gid)
-    for name in groups:
-        try:
-            g = int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
-        except KeyError:
-            continue
-        if g in mine:
-            return True
-    return False
 
 
 def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:

@@ -9,6 +9,8 @@ import functools
 from typing import Any
 
 from pymta.config.model import ConfigError
+from pymta.config.option_tables import MAIN_TABLE
+from pymta.config.options import OptionSpec, parse_value
 
 
 def main_option(config: Any, name: str, default: Any = None) -> Any:
@@ -21,6 +23,18 @@ def main_option(config: Any, name: str, default: Any = None) -> Any:
     except (AttributeError, KeyError):
         return default
     return default if value is None else value
+
+
+def main_opt(config: Any, name: str, default: Any = None) -> Any:
+    """A main option's typed value; when it is unset (or ``config`` is a partial stand-in),
+    ``default`` if given, else the option table's default."""
+    value = main_option(config, name, None)
+    if value is None:
+        if default is not None:
+            return default
+        entry = MAIN_TABLE.get(name)
+        value = entry[1] if entry is not None else None
+    return value
 
 
 def expanded_int(config: Any, name: str, ctx: Any = None, default: int = 0) -> int:
@@ -48,5 +62,4 @@ def _parse_int_option(name: str, text: str, default: int) -> int:
     # Cached: constant option texts (the usual case) are read on every message.
     if not text:
         return default
-    from pymta.config.options import OptionSpec, parse_value
     return int(parse_value(OptionSpec(name, "int", default), text))

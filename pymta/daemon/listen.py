@@ -42,7 +42,8 @@ def _is_ip(text: str) -> bool:
 
 
 def split_interface(item: str) -> tuple[str, int | None]:
-    """``127.0.0.1.2525`` -> ("127.0.0.1", 2525); ``[::1]:25`` -> ("::1", 25); plain -> None port."""
+    """``127.0.0.1.2525`` -> ("127.0.0.1", 2525); ``[::1]:25`` -> ("::1", 25);
+    plain -> None port."""
     item = item.strip()
     if item.startswith("["):
         addr, _, rest = item[1:].partition("]")
@@ -56,7 +57,8 @@ def split_interface(item: str) -> tuple[str, int | None]:
     raise ValueError(f'invalid interface "{item}"')
 
 
-def apply_oX(value: str, interfaces: str | None, ports: str | None) -> tuple[str | None, str | None]:
+def apply_oX(value: str, interfaces: str | None,
+             ports: str | None) -> tuple[str | None, str | None]:
     """Apply ``-oX value`` to (local_interfaces, daemon_smtp_ports) as Exim does."""
     items = split_list(value)
     port_items = [i for i in items if "." not in i and ":" not in i]

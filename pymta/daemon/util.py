@@ -7,20 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from pymta.config.values import main_option
-
-
-def main_opt(config: Any, name: str, default: Any = None) -> Any:
-    """A main option's typed value; when it is unset (or ``config`` is a partial stand-in),
-    ``default`` if given, else the option table's default."""
-    value = main_option(config, name, None)
-    if value is None:
-        if default is not None:
-            return default
-        from pymta.config.option_tables import MAIN_TABLE
-        entry = MAIN_TABLE.get(name)
-        value = entry[1] if entry is not None else None
-    return value
+from pymta.config.values import main_opt, main_option  # noqa: F401  (main_opt re-exported)
+from pymta.osutil import resolve_user  # noqa: F401  (re-exported)
 
 
 def spool_directory(config: Any) -> str:
@@ -31,19 +19,6 @@ def make_logger(config: Any) -> Any:
     """The Exim-format logger (mainlog/rejectlog/paniclog) for ``config``."""
     from pymta.log import Logger
     return Logger(config)
-
-
-def resolve_user(value: Any) -> tuple[int, int] | None:
-    """exim_user as a name or number -> (uid, primary gid); None when unset/unknown."""
-    if value is None or value == "":
-        return None
-    import pwd
-    try:
-        pw = pwd.getpwuid(value) if isinstance(value, int) else (
-            pwd.getpwuid(int(value)) if str(value).isdigit() else pwd.getpwnam(str(value)))
-    except KeyError:
-        return None
-    return pw.pw_uid, pw.pw_gid
 
 
 def resolve_group(value: Any) -> int | None:

@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 from pymta.config.values import main_option
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.routing import support
+from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
 
 INTRO = (
@@ -84,7 +85,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
         out += ["\n", "Action: failed\n", f"Final-Recipient: rfc822;{a.address}\n",
                 "Status: 5.0.0\n"]
         diag = _diagnostic(a)
-        if diag is not None:
+        if diag is not None and a.host_used is not None:
             out.append(f"Remote-MTA: dns; {a.host_used.name}\n")
             out.append(f"Diagnostic-Code: smtp; {diag}\n")
     out += ["\n", f"--{boundary}\n"]
@@ -110,7 +111,6 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
 
 def _read_body(spool_dir: str, msgid: str) -> bytes:
     try:
-        from pymta.spool.files import read_body
         return read_body(spool_dir, msgid)
     except (ImportError, OSError):
         return b""

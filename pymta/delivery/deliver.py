@@ -14,23 +14,21 @@ from typing import Any
 
 from pymta.config.values import main_option
 from pymta.delivery import retry as retrymod
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_age, send_bounce
 from pymta.delivery.job import DeliveryJob
+from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
 from pymta.spool.hostaddr import delivery_host_variables
+from pymta.routing import address_context, route_address
+from pymta.spool import files, lock
 from pymta.spool.files import Journal
-from pymta.spool.model import SpoolMessage
+from pymta.spool.model import SpoolMessage, SpoolRecipient
 from pymta.spool.tidy import set_aside_corrupt
 from pymta.taint import taint
 
-# Exim's private errno values for retry-time skips (shown in "defer (n)" log fields).
-# Values and texts as Exim 4.96 logs them (checked with exim4).
-ERRNO_RRETRY = -52      # routing / address retry time not reached
-ERRNO_LRETRY = -53      # local delivery retry time not reached
-ERRNO_HRETRY = -54      # no host has reached its retry time
-
+# Texts for retry-time skips as Exim 4.96 logs them (checked with exim4).
 RETRY_NOT_REACHED = "retry time not reached"
 LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
 NO_HOST_DUE = "retry time not reached for any host"
@@ -66,7 +64,6 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
     (-M).  Bounces generated here are delivered at once unless ``deliver_bounces`` is
     false (the caller then gets their ids in ``bounce_ids``).
     """
-    from pymta.spool import files, lock
     spool_dir = spool_dir or str(main_option(config, "spool_directory", "."))
     if not os.path.exists(files.header_path(spool_dir, msgid)):
         return DeliveryOutcome("missing", msgid)
@@ -275,7 +272,6 @@ class MessageDelivery:
         their children...), logging failures and deferrals as it goes; the same order is
         reproduced here by sorting the per-recipient results by generation.
         """
-        from pymta.routing import route_address
         events: list[tuple[str, Address]] = []
         for rcpt in reversed(self.msg.pending_recipients()):
             addr = Address(rcpt.address, unique=rcpt.address)
@@ -287,7 +283,7 @@ class MessageDelivery:
                 events.append(("fail", addr))
                 continue
             if not self._routing_due(addr):
-                addr.basic_errno = ERRNO_RRETRY
+                addr.basic_errno = EximErrno.RRETRY
                 addr.message = RETRY_NOT_REACHED
                 events.append(("wait", addr))
                 continue
@@ -326,7 +322,7 @@ class MessageDelivery:
 
     def _routing_wait_logged(self, a: Address) -> None:
         self.deferred.append(a)
-        self._log(f"== {a.log_name()} routing defer ({ERRNO_RRETRY}): {RETRY_NOT_REACHED}")
+        self._log(f"== {a.log_name()} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
 
     def _routing_keys(self, addr: Address) -> list[str]:
         return [f"R:{addr.domain}", f"R:{addr.address}"]
@@ -420,7 +416,6 @@ class MessageDelivery:
         return f"T:{a.local_part}@{a.domain}"
 
     def _job_context(self, a: Address, ctx: ExpandContext) -> ExpandContext:
-        from pymta.routing import address_context
         c = address_context(self.config, a, ctx)
         extra = {
             "local_part_data": a.local_part_data, "domain_data": a.domain_data,
@@ -449,7 +444,6 @@ class MessageDelivery:
         return c
 
     def _run_transport(self, batch: list[Address], ctx: ExpandContext) -> None:
-        from pymta.spool import files
         if self.journal_error is not None:
             self._hold_for_spool(batch)
             return
@@ -499,13 +493,13 @@ class MessageDelivery:
                     self._message_older_than_cutoff(a.address, None):
                 return True
             for a in batch:
-                a.basic_errno, a.message = ERRNO_LRETRY, LOCAL_RETRY_NOT_REACHED
+                a.basic_errno, a.message = EximErrno.LRETRY, LOCAL_RETRY_NOT_REACHED
                 self._defer_logged(a)
             return False
         waiting = [a for a in batch if not self._address_due(a)]
         for a in waiting:
             # Exim checks address retry records while routing, hence "routing defer"
-            a.basic_errno, a.message = ERRNO_RRETRY, RETRY_NOT_REACHED
+            a.basic_errno, a.message = EximErrno.RRETRY, RETRY_NOT_REACHED
             self._routing_wait_logged(a)
             batch.remove(a)
         if not batch:
@@ -532,7 +526,7 @@ class MessageDelivery:
                 a.result = "fail"
                 self._fail(a)
             else:
-                a.basic_errno = ERRNO_HRETRY
+                a.basic_errno = EximErrno.HRETRY
                 a.message = f"{NO_HOST_DUE} for '{a.domain}'"
                 self._defer_logged(a)
         return False
@@ -585,10 +579,10 @@ class MessageDelivery:
         h = a.host_used
         if self._is_local(a) or h is None:
             key, subject = self._local_key(a), a.address
-        elif a.basic_errno == -44:
+        elif a.basic_errno == EximErrno.RCPT4XX:
             # a 4xx to RCPT concerns this recipient (with this sender), not the host
             key, subject = self._address_key(a), a.address
-        elif a.basic_errno in (-45, -46):
+        elif a.basic_errno in (EximErrno.MAIL4XX, EximErrno.DATA4XX):
             # 4xx to MAIL or DATA: specific to this message on this host
             key, subject = host_key(h.name, h.address, h.port) + f":{self.msg.id}", h.name
         else:
@@ -637,7 +631,6 @@ class MessageDelivery:
     def _promote_one_time(self) -> set[str]:
         """one_time redirection: deferred children become top-level recipients (with the
         parent's number in ``pno``) so the redirection is not expanded again."""
-        from pymta.spool.model import SpoolRecipient
         routers = {inst.name: inst.obj for inst in getattr(self.config, "routers", [])}
         keep, promoted = [], set()
         for a in self.deferred:
@@ -688,7 +681,6 @@ class MessageDelivery:
 
     # ------------------------------------------------------------------ completion
     def _finish(self) -> DeliveryOutcome:
-        from pymta.spool import files
         msg = self.msg
         self._retry_journal()
         self.outcome.deferred = [a.address for a in self.deferred]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.expand.context import ExpandContext
 from pymta.spool.model import SpoolMessage
 

@@ -13,6 +13,9 @@ import re
 from typing import Any
 
 from pymta.config.values import main_option
+from pymta.config.options import parse_time
+from pymta.expand.context import ExpandContext
+from pymta.errnos import EximErrno
 from pymta.hints.retry import RetryRecord
 from pymta.routing import support
 
@@ -31,19 +34,19 @@ def error_name(addr: Any) -> str | None:
     code = str(addr.more_errno) if 400 <= (addr.more_errno or 0) < 500 else "4xx"
     if e == _errno.ECONNREFUSED:
         return "refused" + suffix
-    if e in (_errno.ETIMEDOUT, -43):          # -43: ERRNO_CONNECTTIMEOUT
+    if e in (_errno.ETIMEDOUT, EximErrno.CONNECTTIMEOUT):
         return "timeout_connect" + suffix
-    if e == -44:
+    if e == EximErrno.RCPT4XX:
         return f"rcpt_{code}"
-    if e == -45:
+    if e == EximErrno.MAIL4XX:
         return f"mail_{code}"
-    if e == -46:
+    if e == EximErrno.DATA4XX:
         return f"data_{code}"
-    if e == -18:
+    if e == EximErrno.SMTPCLOSED:
         return "lost_connection"
-    if e in (-22, _errno.EDQUOT, _errno.ENOSPC):
+    if e in (EximErrno.EXIMQUOTA, _errno.EDQUOT, _errno.ENOSPC):
         return "quota"
-    if e == -32:
+    if e == EximErrno.UNKNOWNHOST:
         return "lookup"
     return None
 
@@ -58,7 +61,8 @@ def error_matches(rule_error: str, error: str | None) -> bool:
     m = re.fullmatch(r"(rcpt|mail|data)_4(..)", r)
     if m:
         em = re.fullmatch(rf"{m.group(1)}_(4..)", e)
-        return bool(em) and all(p in ("x", c) for p, c in zip(m.group(2), em.group(1)[1:]))
+        return em is not None and all(p in ("x", c)
+                                      for p, c in zip(m.group(2), em.group(1)[1:]))
     if r == "refused":
         return e.startswith("refused")
     if r in ("refused_mx", "refused_a"):
@@ -77,7 +81,6 @@ def error_matches(rule_error: str, error: str | None) -> bool:
         if not em:
             return False
         try:
-            from pymta.config.options import parse_time
             limit = parse_time(r[6:])
         except (ImportError, ValueError):
             return False
@@ -125,7 +128,6 @@ def find_retry_rule(config: Any, subject: str, error: str | None, sender: str | 
     address) — or, failing that, ``alt_domain`` — and the error and sender.  None if no
     rule applies."""
     if ctx is None:
-        from pymta.expand.context import ExpandContext
         ctx = ExpandContext(config)
     for rule in getattr(config, "retry_rules", []):
         if not error_matches(rule.error, error):

@@ -6,6 +6,23 @@ from typing import Any, Callable
 
 from ..clock import SYSTEM, Clock
 
+# ACLs sit above expansion in the layering, so expansion cannot import the ACL engine; the
+# engine registers here how ``${acl}`` runs an ACL for a caller that set no
+# ``ExpandContext.acl_runner`` (pymta.acl.engine does so when imported, and loading a
+# configuration imports it).
+_default_acl_runner: Callable[..., Any] | None = None
+
+
+def set_default_acl_runner(runner: Callable[..., Any]) -> None:
+    """Register ``runner(name, args, ctx)`` as the ACL runner for contexts without one."""
+    global _default_acl_runner
+    _default_acl_runner = runner
+
+
+def default_acl_runner() -> Callable[..., Any] | None:
+    """The registered default ACL runner, or None when no ACL engine is loaded."""
+    return _default_acl_runner
+
 
 @dataclass
 class ExpandContext:

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..taint import Tainted
+from .context import default_acl_runner
 from .errors import ExpandError, ExpandFail
 from .lists import join_list, list_separator, split_list
 from .parser import Cond, Item, Op, Seq, Var
@@ -622,7 +623,7 @@ def call_acl(node_args: list, ctx: Any) -> tuple[str, str]:
     """Run the ACL named by the first argument with the rest as $acl_arg1..9.
 
     Returns (verdict, message).  Uses ``ctx.acl_runner`` when the caller set one (an SMTP
-    session), otherwise :func:`pymta.acl.run_acl` with the context's configuration.
+    session), otherwise the default runner the ACL engine registered (as a "data" ACL).
     """
     args = [evaluate(a, ctx) for a in node_args]
     if not args:
@@ -630,12 +631,9 @@ def call_acl(node_args: list, ctx: Any) -> tuple[str, str]:
     if len(args) > 10:
         raise ExpandError("too many arguments for ACL (max 9)")
     name = args[0]
-    runner = ctx.acl_runner
+    runner = ctx.acl_runner or default_acl_runner()
     if runner is None:
-        from ..acl import run_acl
-
-        def runner(n, a, c):
-            return run_acl(c.config, n, "data", c)
+        raise ExpandError(f"cannot run ACL \"{name}\": no ACL engine loaded")
     scoped = {f"acl_arg{i}": (args[i] if i < len(args) else "") for i in range(1, 10)}
     scoped["acl_narg"] = str(len(args) - 1)
     with _Scoped(ctx, **scoped):

@@ -13,12 +13,6 @@ def _wrap(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-def _checked(v: int, e: "_Eval", what: str) -> int:
-    if not -(1 << 63) <= v < (1 << 63):
-        e.fail(f"overflow in {what}")
-    return v
-
-
 class _Eval:
     def __init__(self, text: str, decimal_only: bool):
         self.s = text

@@ -103,13 +103,6 @@ def op_nhash(s: str, div1: int, div2: int | None) -> str:
 
 # -- IP helpers ----------------------------------------------------------------
 
-def _ip(text: str, what: str):
-    try:
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
-        raise ExpandError(f"\"{text}\" is not an IP address") from None
-
-
 def op_mask(arg: str, normalised: bool) -> str:
     addr, sep, bits = arg.partition("/")
     if not sep:
@@ -546,10 +539,6 @@ def op_rfc2047d(arg: str) -> str:
         except (LookupError, UnicodeDecodeError):
             out.append(from_bytes(data))
     return "".join(out)
-
-
-def op_xtextd(arg: str) -> str:
-    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), arg)
 
 
 def _idna_label(label: str, to_ascii: bool) -> str:

@@ -170,12 +170,6 @@ def close_env(path: str) -> None:
         entry[1].close()         # also right for an inherited one (see get_env)
 
 
-def close_all() -> None:
-    """Close every hints environment this process opened."""
-    for path in list(_ENVS):
-        close_env(path)
-
-
 class HintsDB:
     """Key/value access to one hints database (keys are str, values bytes).
 

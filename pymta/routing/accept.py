@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.drivers import register
 from pymta.routing.base import ACCEPT, Router, RouterReply
 from pymta.routing.options import router_options

@@ -10,7 +10,7 @@ import pwd
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.routing import support
 from pymta.routing.options import GENERIC_ROUTER_OPTIONS
 from pymta.taint import taint

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.expand.context import ExpandContext
 from pymta.routing.hosts import format_hosts_bt
+from pymta.routing.manualroute import _transport_is_local as is_local
 from pymta.routing.route import route_address
+from pymta.routing.support import qualify_recipient
 
 
 def _ancestor_lines(addr: Address) -> list[str]:
@@ -19,7 +21,6 @@ def _ancestor_lines(addr: Address) -> list[str]:
 
 
 def _transport_is_local(config: Any, addr: Address) -> bool:
-    from pymta.routing.manualroute import _transport_is_local as is_local
     return addr.transport is not None and is_local(config, addr.transport)
 
 
@@ -65,7 +66,6 @@ def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
         ctx = ExpandContext(config)
         ctx.variables.setdefault("sender_address", "")
     if "@" not in address:
-        from pymta.routing.support import qualify_recipient
         address = f"{address}@{qualify_recipient(config)}"
     addr = Address(address)
     if verify:

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.drivers import register
+from pymta.match import match_host
 from pymta.routing import hosts as hostmod
 from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
@@ -410,7 +411,6 @@ class DnslookupRouter(Router):
         text = self.opt("ignore_target_hosts")
         if not text:
             return lambda h: False
-        from pymta.match import match_host
         expanded = support.expand(text, ctx)
         if not expanded:
             return lambda h: False

@@ -7,7 +7,9 @@ import re
 import socket
 from typing import Any
 
-from pymta.delivery.address import Host
+from pymta.address import Host
+from pymta.expand.context import ExpandContext
+from pymta.osutil import interface_addresses
 from pymta.routing import support
 
 
@@ -86,7 +88,7 @@ def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
         raise HostNotFound(name) from exc
     addrs: list[str] = []
     for info in infos:
-        ip = info[4][0]
+        ip = str(info[4][0])
         if ip not in addrs:
             addrs.append(ip)
     if ipv4_prefer:
@@ -141,7 +143,6 @@ def local_addresses(config: Any = None) -> set[str]:
     literal IPs), used for the router's ``self`` handling."""
     global _LOCAL_IPS
     if _LOCAL_IPS is None:
-        from pymta.osutil import interface_addresses
         _LOCAL_IPS = set(interface_addresses())
     extra = support.main_option(config, "hosts_treat_as_local") if config else None
     if extra:
@@ -162,7 +163,6 @@ def is_local_host(host: Host, config: Any = None, ctx: Any = None) -> bool:
     if not names or not host.name:
         return False
     if ctx is None:
-        from pymta.expand.context import ExpandContext
         ctx = ExpandContext(config)
     return support.match_domain(host.name.lower(), str(names), ctx.child())
 

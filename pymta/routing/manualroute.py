@@ -4,8 +4,10 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.drivers import register
+from pymta.expand.context import ExpandContext
+from pymta.match import match_host
 from pymta.routing import hosts as hostmod
 from pymta.routing import support
 from pymta.routing.base import (ACCEPT, DECLINE, DEFER, FAIL, PASS, Router,
@@ -117,12 +119,14 @@ class ManualrouteRouter(Router):
             except hostmod.HostLookupDefer:
                 if self.flag("pass_on_timeout"):
                     return RouterReply(PASS)
-                return RouterReply(DEFER, f'host lookup for "{name}" did not complete (DNS timeout?)')
+                return RouterReply(DEFER,
+                                   f'host lookup for "{name}" did not complete (DNS timeout?)')
             except hostmod.HostNotFound:
                 if failed_action == "ignore":
                     ignored += 1
                     continue
-                return self._failed_action(failed_action, f'lookup of host "{name}" failed in {self.name} router')
+                return self._failed_action(
+                    failed_action, f'lookup of host "{name}" failed in {self.name} router')
             hosts.extend(found)
         hosts, dropped = self._drop_ignored_targets(hosts)
         ignored += dropped
@@ -145,8 +149,6 @@ class ManualrouteRouter(Router):
         text = self.opt("ignore_target_hosts")
         if not text:
             return hosts, 0
-        from pymta.expand.context import ExpandContext
-        from pymta.match import match_host
         ctx = ExpandContext(self.config)
         kept = [h for h in hosts if not match_host(h.address, h.name, text, ctx)]
         return kept, len(hosts) - len(kept)

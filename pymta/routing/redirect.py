@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.drivers import register
 from pymta.routing import support
 from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router,
@@ -104,7 +104,8 @@ class RedirectRouter(Router):
             for item in items:
                 if item.lower().startswith(special):
                     if not self.flag(allowed) or (special == ":fail:" and self.flag("forbid_fail")):
-                        return RouterReply(DEFER, f'error in redirect data: "{item}" is not permitted')
+                        return RouterReply(
+                            DEFER, f'error in redirect data: "{item}" is not permitted')
                     return RouterReply(status, item[len(special):].strip() or None)
         if any(i.lower() == ":blackhole:" for i in items):
             if self.flag("forbid_blackhole"):

@@ -5,7 +5,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta.delivery.address import Address
+from pymta.address import Address
+from pymta.config.protocols import ConfigView
 from pymta.expand.context import ExpandContext
 from pymta.routing import support
 from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, PASS, Router,
@@ -38,7 +39,7 @@ class RouteResult:
     sequence: list[tuple[str, Address]] = field(default_factory=list)
 
 
-def get_routers(config: Any) -> list[Router]:
+def get_routers(config: ConfigView) -> list[Router]:
     """The router objects in configuration order (instantiated on first use)."""
     from pymta.drivers import get_driver
     import pymta.routing  # noqa: F401  (registers the drivers)
@@ -60,7 +61,7 @@ class UnavailableRouter(Router):
                                   f"is not available")
 
 
-def address_context(config: Any, addr: Address, ctx: ExpandContext | None) -> ExpandContext:
+def address_context(config: ConfigView, addr: Address, ctx: ExpandContext | None) -> ExpandContext:
     """A context with the address variables ($local_part, $domain, $original_*, ...)."""
     base = ctx if ctx is not None else ExpandContext(config)
     c = base.child()
@@ -105,7 +106,7 @@ def _inherit(child: Address, parent: Address) -> None:
     child.unique = child.address if child.kind == "address" else f"{child.address}:{parent.address}"
 
 
-def _route_one(config: Any, routers: list[Router], addr: Address, ctx: ExpandContext | None,
+def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: ExpandContext | None,
                verify: Any, address_test: bool) -> RouterReply:
     """Offer ``addr`` to the routers from ``addr.start_router``; the first decisive answer
     wins.  ``addr.router`` is set to the router that decided."""
@@ -185,7 +186,8 @@ def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterRe
                 addr.errors_address = "" if value in ("", "<>") else value
         except support.ExpandError:
             pass
-    for opt, target in (("headers_add", addr.extra_headers), ("headers_remove", addr.remove_headers)):
+    for opt, target in (("headers_add", addr.extra_headers),
+                        ("headers_remove", addr.remove_headers)):
         text = r.opt(opt)
         if text is None:
             continue
@@ -204,7 +206,7 @@ def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterRe
         child.start_router = start
 
 
-def route_address(config: Any, addr: Address | str, ctx: ExpandContext | None = None,
+def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | None = None,
                   verify: Any = False, *, address_test: bool = False) -> RouteResult:
     """Route ``addr`` and all addresses generated from it.
 
@@ -273,7 +275,8 @@ def _requeue_unseen(a: Address, routers: list[Router], queue: list[Address]) -> 
     """``unseen``: the address also continues with the next router, as a copy."""
     idx = next(i for i, r in enumerate(routers) if r.name == a.router)
     dup = copy.copy(a)
-    dup.hosts, dup.extra_headers, dup.remove_headers = [], list(a.extra_headers), list(a.remove_headers)
+    dup.hosts = []
+    dup.extra_headers, dup.remove_headers = list(a.extra_headers), list(a.remove_headers)
     dup.transport = None
     dup.start_router = idx + 1
     dup.router = None
@@ -294,7 +297,7 @@ def _apply_fail_verify(routers: list[Router], result: RouteResult, verify: Any) 
     result.addresses = keep
 
 
-def route_addresses(config: Any, addrs: list[Address], ctx: ExpandContext | None = None,
+def route_addresses(config: ConfigView, addrs: list[Address], ctx: ExpandContext | None = None,
                     verify: Any = False) -> RouteResult:
     """Route several addresses; the lists of the individual results are concatenated."""
     total = RouteResult(ACCEPT)

@@ -6,15 +6,24 @@ They name, in one place, the expansion, list and main-option functions routing u
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from pymta.config.values import main_option
 from pymta.expand import ExpandDefer, ExpandError, ExpandFail, eval_condition, expand_string
+from pymta import match as _match
 from pymta.expand import lists as _lists
 
 __all__ = ["ExpandDefer", "ExpandError", "ExpandFail", "expand", "condition_true",
            "split_list", "match_domain", "match_localpart", "match_address", "main_option",
            "qualify_domain", "qualify_recipient"]
+
+
+@overload
+def expand(text: str, ctx: Any) -> str: ...
+
+
+@overload
+def expand(text: None, ctx: Any) -> None: ...
 
 
 def expand(text: str | None, ctx: Any) -> str | None:
@@ -32,22 +41,10 @@ def condition_true(text: str, ctx: Any) -> bool:
 split_list = _lists.nonempty_items
 
 
-def match_domain(domain: str, list_text: str, ctx: Any) -> bool:
-    """Whether ``domain`` is in the domain list ``list_text``."""
-    from pymta.match import match_domain as real
-    return real(domain, list_text, ctx)
-
-
-def match_localpart(local_part: str, list_text: str, ctx: Any, caseless: bool = False) -> bool:
-    """Whether ``local_part`` is in the local-part list ``list_text``."""
-    from pymta.match import match_localpart as real
-    return real(local_part, list_text, ctx, caseless=caseless)
-
-
-def match_address(address: str, list_text: str, ctx: Any) -> bool:
-    """Whether ``address`` is in the address list ``list_text``."""
-    from pymta.match import match_address as real
-    return real(address, list_text, ctx)
+# The list matchers, re-exported for the routers (they used to be lazy wrappers).
+match_domain = _match.match_domain
+match_localpart = _match.match_localpart
+match_address = _match.match_address
 
 
 def qualify_domain(config: Any) -> str:

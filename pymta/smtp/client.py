@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pymta.transports import errnos
+from pymta.errnos import EximErrno
 
 
 @dataclass
@@ -44,7 +44,7 @@ class SmtpError(Exception):
     the Exim-style text for the log and the address.
     """
 
-    def __init__(self, message: str, errno: int = errnos.ERRNO_UNKNOWNERROR):
+    def __init__(self, message: str, errno: int = EximErrno.UNKNOWNERROR):
         super().__init__(message)
         self.message = message
         self.errno = errno
@@ -84,29 +84,25 @@ class ReplyParser:
             if nl < 0:
                 if len(self._buf) > self.MAX_LINE:
                     raise SmtpFormatError("SMTP reply line too long",
-                                          errnos.ERRNO_SMTPFORMAT)
+                                          EximErrno.SMTPFORMAT)
                 return replies
             raw, self._buf = self._buf[:nl], self._buf[nl + 1:]
             line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            code = line[:3]
-            if (len(line) < 3 or not (code.isascii() and code.isdigit())
+            digits = line[:3]
+            if (len(line) < 3 or not (digits.isascii() and digits.isdigit())
                     or (len(line) > 3 and line[3] not in " -")):
                 raise SmtpFormatError(f'Malformed SMTP reply (an empty line or a line '
                                       f'without a valid code): "{line}"',
-                                      errnos.ERRNO_SMTPFORMAT)
+                                      EximErrno.SMTPFORMAT)
             code = int(line[:3])
             if self._code is not None and code != self._code:
                 raise SmtpFormatError(f'Malformed SMTP reply (inconsistent codes): "{line}"',
-                                      errnos.ERRNO_SMTPFORMAT)
+                                      EximErrno.SMTPFORMAT)
             self._code = code
             self._lines.append(line)
             if len(line) == 3 or line[3] == " ":
                 replies.append(SmtpReply(code, self._lines))
                 self._lines, self._code = [], None
-
-    @property
-    def has_partial(self) -> bool:
-        return bool(self._buf or self._lines)
 
 
 def parse_ehlo(reply: SmtpReply) -> dict[str, str]:
@@ -163,7 +159,7 @@ class SmtpClient:
         except socket.timeout:
             raise SmtpConnectError("Connection timed out", _errno.ETIMEDOUT) from None
         except OSError as e:
-            code = e.errno or errnos.ERRNO_UNKNOWNERROR
+            code = e.errno or EximErrno.UNKNOWNERROR
             text = e.strerror or str(e)
             if code == _errno.ECONNREFUSED:
                 text = "Connection refused"
@@ -190,7 +186,7 @@ class SmtpClient:
         except OSError as e:
             raise SmtpClosed(f"send() to {self.peer[0] if self.peer else '?'} failed "
                              f"while sending {stage}: {e.strerror or e}",
-                             e.errno or errnos.ERRNO_SMTPCLOSED) from None
+                             e.errno or EximErrno.SMTPCLOSED) from None
 
     def read_reply(self, stage: str, timeout: float | None = None) -> SmtpReply:
         """Read the next reply; ``stage`` names the command for error messages."""
@@ -206,10 +202,10 @@ class SmtpClient:
             except OSError as e:
                 raise SmtpClosed(f"Remote host closed connection in response to {stage}"
                                  f" ({e.strerror or e})",
-                                 e.errno or errnos.ERRNO_SMTPCLOSED) from None
+                                 e.errno or EximErrno.SMTPCLOSED) from None
             if not data:
                 raise SmtpClosed(f"Remote host closed connection in response to {stage}",
-                                 errnos.ERRNO_SMTPCLOSED)
+                                 EximErrno.SMTPCLOSED)
             replies = self._parser.feed(data)
             if replies:
                 self._pending.extend(replies[1:])
@@ -264,7 +260,7 @@ class SmtpClient:
             self.send(blob.encode("utf-8", "surrogateescape"), mail)
             m = self.read_reply("pipelined " + mail)
             rr = [self.read_reply("pipelined " + c) for c in rcpts]
-            d = self.read_reply("pipelined DATA")
+            d: SmtpReply | None = self.read_reply("pipelined DATA")
             return Transaction(m, rr, d, True, mail, rcpts)
         m = self.command(mail)
         if not m.ok():
@@ -286,7 +282,7 @@ class SmtpClient:
                               _errno.ETIMEDOUT) from None
         except OSError as e:
             raise SmtpClosed(f"transport write failed: {e.strerror or e}",
-                             e.errno or errnos.ERRNO_SMTPCLOSED) from None
+                             e.errno or EximErrno.SMTPCLOSED) from None
         try:
             return self.read_reply("end of data", self.final_timeout), written
         except SmtpTimeout:

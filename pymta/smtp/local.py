@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
+from pymta.caller import caller_is_trusted, qualify_domains
 from pymta.config.values import main_option
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import (SmtpSession, finish_session, prepare_session,
@@ -82,7 +83,6 @@ class LocalCaller:
     @classmethod
     def current(cls, config: Any) -> "LocalCaller":
         """The calling user; trust follows the -f rules (root, exim_user, trusted_users)."""
-        from pymta.cli.submit import caller_is_trusted, qualify_domains
         uid, gid = os.getuid(), os.getgid()
         try:
             pw = pwd.getpwuid(uid)

@@ -18,12 +18,13 @@ from typing import Any
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.config.option_tables import driver_options
+from pymta.config.options import parse_int
 from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.taint import is_tainted
-from pymta.transports import errnos
-from pymta.transports.base import (Transport, TransportError, check_never_users, expand, is_forced_fail,
-                                   set_results)
+from pymta.errnos import EximErrno
+from pymta.transports.base import (Transport, TransportError, check_never_users, expand,
+                                   is_forced_fail, set_results)
 from pymta.transports.content import body_size, write_message
 
 
@@ -76,7 +77,6 @@ def _makedirs(path: str, mode: int) -> None:
 
 
 def _parse_quota(text: str) -> int:
-    from pymta.config.options import parse_int
     t = text.strip()
     if not t:
         return 0
@@ -146,7 +146,7 @@ class AppendfileTransport(Transport):
         except TransportError as e:
             set_results(addrs, e.result, e.message, e.errno)
         except OSError as e:
-            set_results(addrs, "defer", f"{e.strerror or e}", e.errno or errnos.ERRNO_UNKNOWNERROR)
+            set_results(addrs, "defer", f"{e.strerror or e}", e.errno or EximErrno.UNKNOWNERROR)
 
     # -- option helpers -------------------------------------------------------
     def _expand_opt(self, name: str, ctx: Any, what: str | None = None) -> str | None:
@@ -160,7 +160,7 @@ class AppendfileTransport(Transport):
                 return None
             raise TransportError(f'Expansion of "{text}" '
                                  f"({what or name} for {self.name} transport) failed: {e}",
-                                 errno=errnos.ERRNO_EXPANDFAIL)
+                                 errno=EximErrno.EXPANDFAIL)
 
     def _delivery_path(self, ctx: Any) -> tuple[str, bool]:
         """Expanded file or directory name and whether it is a directory delivery.
@@ -183,10 +183,10 @@ class AppendfileTransport(Transport):
             # logs this as "defer (-1)" (and also writes it to the panic log).
             raise TransportError(f"Tainted '{path}' (file or directory name for "
                                  f"{self.name} transport) not permitted",
-                                 errno=errnos.ERRNO_UNKNOWNERROR)
+                                 errno=EximErrno.UNKNOWNERROR)
         if not path or not path.startswith("/"):
             raise TransportError(f'appendfile: file or directory name "{path}" is not '
-                                 "absolute", errno=errnos.ERRNO_NOTABSOLUTE)
+                                 "absolute", errno=EximErrno.NOTABSOLUTE)
         if is_dir and len(path) > 1:
             path = path.rstrip("/")
         return path, is_dir
@@ -211,7 +211,7 @@ class AppendfileTransport(Transport):
             if is_forced_fail(e):
                 return None
             raise TransportError(f'Expansion of "{text}" ({name} for {self.name} '
-                                 f"transport) failed: {e}", errno=errnos.ERRNO_EXPANDFAIL)
+                                 f"transport) failed: {e}", errno=EximErrno.EXPANDFAIL)
 
     def _check_escape(self, mbox: bool) -> tuple[bytes | None, bytes | None]:
         check = self.format_option("check_string", directory=not mbox)
@@ -253,7 +253,7 @@ class AppendfileTransport(Transport):
         total = used + (size if self.opt("quota_is_inclusive") else 0)
         if total > quota:
             raise TransportError("mailbox is full (MTA-imposed quota exceeded while "
-                                 f"writing to {path})", errno=errnos.ERRNO_EXIMQUOTA)
+                                 f"writing to {path})", errno=EximErrno.EXIMQUOTA)
 
     def _delivery_ids(self, ctx: Any) -> tuple[int, int] | None:
         """uid/gid from the user/group options, or None when no switch is wanted.
@@ -286,7 +286,7 @@ class AppendfileTransport(Transport):
                 gid = int(g) if str(g).isdigit() else grp.getgrnam(str(g)).gr_gid
         except (KeyError, ValueError) as e:
             raise TransportError(f"unknown user or group for {self.name} transport: {e}",
-                                 errno=errnos.ERRNO_BADUGID)
+                                 errno=EximErrno.BADUGID)
         return pw.pw_uid, gid
 
     # -- delivery ---------------------------------------------------------------
@@ -339,11 +339,11 @@ class AppendfileTransport(Transport):
                     continue
             except OSError as e:
                 raise TransportError(f"failed to create lock file {lock}: {e.strerror}",
-                                     errno=errnos.ERRNO_LOCKFAILED)
+                                     errno=EximErrno.LOCKFAILED)
             if attempt < retries:
                 time.sleep(self.opt("lock_interval"))
         raise TransportError(f"failed to lock mailbox {path} (lock file)",
-                             errno=errnos.ERRNO_LOCKFAILED)
+                             errno=EximErrno.LOCKFAILED)
 
     def _fcntl_lock(self, fd: int, path: str) -> None:
         if not self.opt("use_fcntl_lock"):
@@ -359,7 +359,7 @@ class AppendfileTransport(Transport):
             if attempt < retries:
                 time.sleep(self.opt("lock_interval"))
         raise TransportError(f"failed to lock mailbox {path} (fcntl)",
-                             errno=errnos.ERRNO_LOCKFAILED)
+                             errno=EximErrno.LOCKFAILED)
 
     def _open_mbox(self, path: str) -> tuple[int, bool]:
         """Open (or create) the mailbox, enforcing Exim's safety checks."""
@@ -381,24 +381,24 @@ class AppendfileTransport(Transport):
         if stat.S_ISLNK(st.st_mode):
             if not self.opt("allow_symlink"):
                 raise TransportError(f"mailbox {path} is a symbolic link",
-                                     errno=errnos.ERRNO_NOTREGULAR)
+                                     errno=EximErrno.NOTREGULAR)
             st = os.stat(path)
         if not stat.S_ISREG(st.st_mode) and not (
                 stat.S_ISFIFO(st.st_mode) and self.opt("allow_fifo")):
             raise TransportError(f"mailbox {path} is not a regular file",
-                                 errno=errnos.ERRNO_NOTREGULAR)
+                                 errno=EximErrno.NOTREGULAR)
         # As root without a delivery user (the router supplied none) there is no
         # owner to compare with; Exim would be running as the local user here.
         if self.opt("check_owner") and os.geteuid() != 0 and st.st_uid != os.geteuid():
             raise TransportError(f"mailbox {path} has the wrong owner",
-                                 errno=errnos.ERRNO_BADUGID)
+                                 errno=EximErrno.BADUGID)
         flags = os.O_WRONLY | (0 if self.opt("allow_symlink") else os.O_NOFOLLOW)
         fd = os.open(path, flags)
         fst = os.fstat(fd)
         if (fst.st_ino, fst.st_dev) != (st.st_ino, st.st_dev):
             os.close(fd)
             raise TransportError(f"mailbox {path} changed while opening",
-                                 errno=errnos.ERRNO_UNKNOWNERROR)
+                                 errno=EximErrno.UNKNOWNERROR)
         mode = self.opt("mode")
         extra = stat.S_IMODE(fst.st_mode) & ~mode
         if extra:
@@ -451,7 +451,7 @@ class AppendfileTransport(Transport):
                     _makedirs(d, dmode)
                 except OSError as e:
                     raise TransportError(f"failed to create directory {d}: {e.strerror}",
-                                         errno=e.errno)
+                                         errno=e.errno or EximErrno.UNKNOWNERROR)
         regex = self.opt("maildirfolder_create_regex")
         if regex:
             import re

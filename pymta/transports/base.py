@@ -14,9 +14,13 @@ from typing import Any
 
 from pymta.config.option_tables import generic_options
 from pymta.config.options import OptionSpec
+from pymta.config.options import parse_int
+from pymta.config.values import main_option
+from pymta.expand import ExpandFail, expand_string
+from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
 from pymta.taint import taint
-from pymta.transports import errnos
+from pymta.errnos import EximErrno
 
 
 #: Options every transport accepts; the shared Exim 4.96 table is the one source of
@@ -31,7 +35,7 @@ class TransportError(Exception):
     """
 
     def __init__(self, message: str, result: str = "defer",
-                 errno: int = errnos.ERRNO_UNKNOWNERROR):
+                 errno: int = EximErrno.UNKNOWNERROR):
         super().__init__(message)
         self.message = message
         self.result = result
@@ -40,13 +44,11 @@ class TransportError(Exception):
 
 def expand(text: str, ctx: Any) -> str:
     """Expand ``text`` (raises the expander's ExpandFail/ExpandError/ExpandDefer)."""
-    from pymta.expand import expand_string
     return expand_string(text, ctx)
 
 
 def is_forced_fail(exc: BaseException) -> bool:
     """True for the expander's forced failure (``${if ...{}fail}``)."""
-    from pymta.expand import ExpandFail
     return isinstance(exc, ExpandFail)
 
 
@@ -101,17 +103,16 @@ class Transport:
             return
         try:
             value = expand(str(text), ctx).strip()
-            from pymta.config.options import parse_int
             if not re.fullmatch(r"\d+[KkMm]?", value):
                 raise ValueError(value)
             limit = parse_int(value)
         except Exception as e:  # noqa: BLE001 - any failure defers, as in Exim
             raise TransportError(f"failed to expand or interpret message_size_limit "
                                  f"for {self.name} transport: {e}",
-                                 errno=errnos.ERRNO_EXPANDFAIL)
+                                 errno=EximErrno.EXPANDFAIL)
         if limit > 0 and size > limit:
             raise TransportError(f"message is too big (transport limit = {limit})",
-                                 result="fail", errno=errnos.ERRNO_UNKNOWNERROR)
+                                 result="fail", errno=EximErrno.UNKNOWNERROR)
 
     def context(self, job: Any, addr: Any = None) -> Any:
         """A child ExpandContext with the transport-time variables set.
@@ -145,7 +146,7 @@ class Transport:
                 if not is_forced_fail(e):
                     raise TransportError(
                         f'Failed to expand return path "{self.opt("return_path")}" '
-                        f"in {self.name} transport: {e}", errno=errnos.ERRNO_EXPANDFAIL)
+                        f"in {self.name} transport: {e}", errno=EximErrno.EXPANDFAIL)
         return rp
 
     def _expand_items(self, text: str | None, ctx: Any, sep: str) -> list[str]:
@@ -157,7 +158,7 @@ class Transport:
                 if is_forced_fail(e):
                     continue
                 raise TransportError(f'Failed to expand "{item}": {e}',
-                                     errno=errnos.ERRNO_CHHEADER_FAIL)
+                                     errno=EximErrno.CHHEADER_FAIL)
             if v:
                 out.append(v)
         return out
@@ -228,9 +229,7 @@ def check_never_users(config: Any, uid: int, transport_name: str) -> None:
     process's own user is not switched and not checked.
     """
     import pwd
-    from pymta.config.values import main_option
-    from pymta.expand.lists import split_list
-    names = list(FIXED_NEVER_USERS) + split_list(str(main_option(config, "never_users", "")
+    names = list(FIXED_NEVER_USERS) + _lists.split_list(str(main_option(config, "never_users", "")
                                                     or ""))
     for name in names:
         name = name.strip()
@@ -242,5 +241,5 @@ def check_never_users(config: Any, uid: int, transport_name: str) -> None:
             continue
         if banned == uid:
             raise TransportError(f"User {uid} set for {transport_name} transport is on "
-                                 "the never_users list", errno=errnos.ERRNO_BADUGID)
+                                 "the never_users list", errno=EximErrno.BADUGID)
 

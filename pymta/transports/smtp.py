@@ -17,10 +17,12 @@ import weakref
 from typing import Any
 
 from pymta.config.option_tables import driver_options
-from pymta.delivery.address import Host
+from pymta.address import Host
 from pymta.drivers import register
-from pymta.smtp import client as smtp_client  # module import: avoids an import cycle
-from pymta.transports import errnos
+from pymta.match import match_host
+from pymta.routing.hosts import local_addresses
+from pymta.smtp import client as smtp_client
+from pymta.errnos import EximErrno
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
 
@@ -41,7 +43,6 @@ def _quit_all() -> None:
 def is_local_address(ip: str, config: Any = None) -> bool:
     """True for loopback and wildcard addresses, addresses of local interfaces and
     literal IPs in hosts_treat_as_local (the router's ``self`` check uses the same set)."""
-    from pymta.routing.hosts import local_addresses
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -119,7 +120,7 @@ class SmtpTransport(Transport):
             return []
         out, seen = [], set()
         for info in infos:
-            ip = info[4][0]
+            ip = str(info[4][0])
             if ip not in seen:
                 seen.add(ip)
                 out.append(Host(host.name, ip, port, host.mx))
@@ -157,7 +158,7 @@ class SmtpTransport(Transport):
             longest = int(job.message.variables.get("max_received_linelength", "0") or 0)
             if limit > 0 and longest > limit:
                 set_results(addrs, "fail", "message has lines too long for transport",
-                            errnos.ERRNO_UNKNOWNERROR)
+                            EximErrno.UNKNOWNERROR)
                 return
             hosts = self._hosts(job, ctx)
             port = self._port(ctx)
@@ -168,7 +169,7 @@ class SmtpTransport(Transport):
             set_results(addrs, e.result, e.message, e.errno)
             return
         except Exception as e:  # noqa: BLE001 - expansion failures defer
-            set_results(addrs, "defer", str(e), errnos.ERRNO_EXPANDFAIL)
+            set_results(addrs, "defer", str(e), EximErrno.EXPANDFAIL)
             return
 
         pending = addrs
@@ -188,7 +189,7 @@ class SmtpTransport(Transport):
             resolved = self._resolve(h, port)
             if not resolved:
                 for a in pending:
-                    a.result, a.basic_errno = "defer", errnos.ERRNO_UNKNOWNHOST
+                    a.result, a.basic_errno = "defer", EximErrno.UNKNOWNHOST
                     a.message = f"all hosts for '{a.domain}' have been failed" \
                         if tried_any else f"unknown host {h.name}"
                 continue
@@ -197,10 +198,10 @@ class SmtpTransport(Transport):
                     break
                 tried_any = True
                 if (own_hosts or n >= len(hosts)) and not self.opt("allow_localhost") \
-                        and is_local_address(host.address, self.config):
+                        and is_local_address(host.address or "", self.config):
                     for a in pending:
                         a.result = "defer"
-                        a.basic_errno = errnos.ERRNO_HOST_IS_LOCAL
+                        a.basic_errno = EximErrno.HOST_IS_LOCAL
                         a.message = f"{self.name} transport found host {h.name} to be local"
                     continue
                 self._deliver_to_host(job, host, pending, helo, header, ctx)
@@ -214,7 +215,6 @@ class SmtpTransport(Transport):
         text = self.opt(option)
         if not text:
             return False
-        from pymta.match import match_host
         try:
             return match_host(host.address, host.name, text, ctx)
         except Exception:  # noqa: BLE001 - a lookup defer: behave as not listed
@@ -355,7 +355,7 @@ class SmtpTransport(Transport):
             for a in addrs:
                 if a.result in (None, "defer"):
                     a.result, a.message = "defer", e.strerror or str(e)
-                    a.basic_errno = e.errno or errnos.ERRNO_UNKNOWNERROR
+                    a.basic_errno = e.errno or EximErrno.UNKNOWNERROR
             if cl is not None:
                 cl.close()
 
@@ -402,7 +402,7 @@ class SmtpTransport(Transport):
             for a in chunk:
                 a.result = res
                 a.message = self._error_text(pl + t.mail_command, t.mail)
-                a.basic_errno = 0 if res == "fail" else errnos.ERRNO_MAIL4XX
+                a.basic_errno = 0 if res == "fail" else EximErrno.MAIL4XX
                 a.more_errno = t.mail.code
             if t.data is not None and t.data.code == 354:
                 cl.send_data(lambda s: (s.sendall(b".\r\n"), 3)[1])
@@ -414,7 +414,7 @@ class SmtpTransport(Transport):
                 continue
             a.result = "fail" if r.kind == "5" else "defer"
             a.message = self._error_text(pl + cmd, r)
-            a.basic_errno = 0 if a.result == "fail" else errnos.ERRNO_RCPT4XX
+            a.basic_errno = 0 if a.result == "fail" else EximErrno.RCPT4XX
             a.more_errno = r.code
         if t.data is None:
             return
@@ -423,7 +423,7 @@ class SmtpTransport(Transport):
             for a in accepted:
                 a.result = res
                 a.message = self._error_text(pl + "DATA", t.data)
-                a.basic_errno = 0 if res == "fail" else errnos.ERRNO_DATA4XX
+                a.basic_errno = 0 if res == "fail" else EximErrno.DATA4XX
                 a.more_errno = t.data.code
             return
         if not accepted:
@@ -446,5 +446,5 @@ class SmtpTransport(Transport):
             else:
                 a.result = "fail" if final.kind == "5" else "defer"
                 a.message = self._error_text("end of data", final)
-                a.basic_errno = 0 if a.result == "fail" else errnos.ERRNO_DATA4XX
+                a.basic_errno = 0 if a.result == "fail" else EximErrno.DATA4XX
                 a.more_errno = final.code

@@ -382,3 +382,13 @@ def test_expansion_error_defers(tmp_path):
     r, _ = run(cfg, "a")
     assert r.verdict == "defer" and r.error
     assert acl_smtp_reply(r, "rcpt")[0] == 451
+
+
+def test_acl_expansion_item_without_a_session_runner(tmp_path):
+    """${acl} in a context no ACL or session prepared (a router condition, -be) runs
+    the ACL through the runner the engine registered with the expansion layer."""
+    from pymta.expand import expand_string
+    cfg = config(tmp_path, "helper:\n  accept message = got $acl_arg1\n")
+    ctx = ctx_for(cfg)
+    assert ctx.acl_runner is None
+    assert expand_string("${acl{helper}{x}}", ctx) == "got x"

@@ -4,7 +4,7 @@ from email import policy
 from types import SimpleNamespace
 
 from pymta.config.model import Config
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.delivery.bounce import bounce_recipient, build_bounce
 from pymta.spool.model import SpoolHeader, SpoolMessage
 

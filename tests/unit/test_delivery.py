@@ -6,6 +6,7 @@ import pytest
 
 from pymta.config import load_config
 from pymta.delivery.deliver import MessageDelivery, deliver_message
+from pymta.errnos import EximErrno
 from pymta.hints.retry import RetryDB, RetryRecord
 from pymta.log import Logger
 from pymta.message.receive import Envelope, receive_message
@@ -309,7 +310,7 @@ def test_one_time_turns_deferred_children_into_recipients(env, tmp_path):
 
 
 def test_transport_context_local_part_without_affixes(env):
-    from pymta.delivery.address import Address
+    from pymta.address import Address
     from pymta.expand.context import ExpandContext
     from pymta.spool.model import SpoolMessage
     c, log, spool, _ = env()
@@ -323,7 +324,7 @@ def test_transport_context_local_part_without_affixes(env):
 
 def test_defer_detail_follows_exim_order():
     """Exim 4.96's deferral text: strerror (errno > 0), then H=, then the message."""
-    from pymta.delivery.address import Address, Host
+    from pymta.address import Address, Host
     from pymta.delivery.deliver import defer_detail
     h = Host("127.0.0.1", "127.0.0.1", 25)
     a = Address("t@other.example", basic_errno=110, host_used=h,
@@ -332,7 +333,7 @@ def test_defer_detail_follows_exim_order():
                                "SMTP timeout after RCPT TO:<t@other.example>")
     a = Address("x@r.example", basic_errno=111, host_used=h, message="Connection refused")
     assert defer_detail(a) == ": Connection refused"
-    a = Address("x@r.example", basic_errno=-44, host_used=h,
+    a = Address("x@r.example", basic_errno=EximErrno.RCPT4XX, host_used=h,
                 message="SMTP error from remote mail server after RCPT TO:<x@r.example>: "
                         "451 later")
     assert defer_detail(a) == (" H=127.0.0.1 [127.0.0.1]: SMTP error from remote mail server"

@@ -6,7 +6,8 @@ import pytest
 from pymta.config.model import Config
 from pymta.config.reader import parse_retry_rule
 from pymta.delivery import retry
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
+from pymta.errnos import EximErrno
 from pymta.hints.retry import RetryDB, RetryRecord, host_key
 
 H, M, D = 3600, 60, 86400
@@ -54,7 +55,7 @@ def test_error_name_from_address():
     a = Address("a@b.example", basic_errno=errno.ECONNREFUSED)
     a.host_used = Host("mx.b.example", "198.51.100.1", mx=10)
     assert retry.error_name(a) == "refused_MX"
-    a = Address("a@b.example", basic_errno=-44, more_errno=452)
+    a = Address("a@b.example", basic_errno=EximErrno.RCPT4XX, more_errno=452)
     assert retry.error_name(a) == "rcpt_452"
 
 

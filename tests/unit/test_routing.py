@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pymta.config import load_config
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.expand.context import ExpandContext
 from pymta.routing import bt, route_address
 from pymta.routing.hosts import parse_host_item, parse_host_list

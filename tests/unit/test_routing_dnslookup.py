@@ -14,7 +14,7 @@ import pytest
 
 from pymta import dns as pdns
 from pymta.config import load_config
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.expand.context import ExpandContext
 from pymta.routing import bt, get_routers, route_address
 from pymta.routing import dnslookup as dl

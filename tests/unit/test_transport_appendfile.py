@@ -9,13 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 from pymta.config.model import DriverInstance
-from pymta.delivery.address import Address
+from pymta.address import Address
 from pymta.delivery.job import DeliveryJob
 from pymta.drivers import get_driver
 from pymta.expand.context import ExpandContext
 from pymta.spool.model import SpoolHeader, SpoolMessage
 from pymta.taint import Tainted
-from pymta.transports import appendfile, errnos
+from pymta.errnos import EximErrno
+from pymta.transports import appendfile
 
 MSGID = "1tAbCd-000042-Zz"
 BODY = b"line one\nFrom the start\n>From quoted\n.dot line\n"
@@ -204,7 +205,7 @@ def test_quota_exceeded_defers_and_leaves_box_unchanged(tmp_path):
     job = make_job(tmp_path)
     make_transport(file=str(box), quota="150").deliver(job)
     a = job.addresses[0]
-    assert a.result == "defer" and a.basic_errno == errnos.ERRNO_EXIMQUOTA
+    assert a.result == "defer" and a.basic_errno == EximErrno.EXIMQUOTA
     assert a.message.startswith("mailbox is full")
     assert box.read_bytes() == b"x" * 100
     job = make_job(tmp_path)
@@ -218,7 +219,7 @@ def test_held_lockfile_defers(tmp_path):
     job = make_job(tmp_path)
     make_transport(file=str(box), lock_retries=0).deliver(job)
     assert job.addresses[0].result == "defer"
-    assert job.addresses[0].basic_errno == errnos.ERRNO_LOCKFAILED
+    assert job.addresses[0].basic_errno == EximErrno.LOCKFAILED
     assert not box.exists()
 
 

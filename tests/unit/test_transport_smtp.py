@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 
 from pymta.config.model import DriverInstance
-from pymta.delivery.address import Address, Host
+from pymta.address import Address, Host
 from pymta.delivery.job import DeliveryJob
 from pymta.drivers import get_driver
 from pymta.expand.context import ExpandContext
 from pymta.spool.model import SpoolHeader, SpoolMessage
-from pymta.transports import errnos
+from pymta.errnos import EximErrno
 from tests.support.ports import free_port
 from tests.unit.test_smtp_client import ScriptedServer
 
@@ -122,7 +122,7 @@ def test_rcpt_451_defers(server, tmp_path):
     job = make_job(tmp_path, hosts=[local(s)])
     transport().deliver(job)
     a = job.addresses[0]
-    assert a.result == "defer" and a.basic_errno == errnos.ERRNO_RCPT4XX
+    assert a.result == "defer" and a.basic_errno == EximErrno.RCPT4XX
     assert a.more_errno == 451
     assert a.message.endswith(": 451-4.7.1 greylisted\n451 try later")
 
@@ -212,7 +212,7 @@ def test_own_local_host_refused_without_allow_localhost(server, tmp_path, option
     job = make_job(tmp_path, hosts=router_hosts)
     transport(allow_localhost=False, port=str(s.port), **options).deliver(job)
     a = job.addresses[0]
-    assert a.result == "defer" and a.basic_errno == errnos.ERRNO_HOST_IS_LOCAL
+    assert a.result == "defer" and a.basic_errno == EximErrno.HOST_IS_LOCAL
     assert a.message == "remote_smtp transport found host 127.0.0.1 to be local"
     assert s.connections == (1 if "fallback_hosts" in options else 0)
 
@@ -373,7 +373,7 @@ def test_host_errors_are_logged_like_exim(server, tmp_path):
         f"{MSGID} H=localhost [127.0.0.1]: Remote host closed connection in response to "
         "pipelined RCPT TO:<a@dst.example>"]
     a = job.addresses[0]
-    assert a.result == "defer" and a.basic_errno == errnos.ERRNO_SMTPCLOSED
+    assert a.result == "defer" and a.basic_errno == EximErrno.SMTPCLOSED
 
 
 def test_timeout_in_transaction_has_no_host_line(server, tmp_path):

@@ -1,0 +1,99 @@
+"""An address in the middle of routing and delivery (Exim's address_item).
+
+A shared type: routers, transports, the ACL engine and delivery all pass these around, so
+it lives below all of them and imports nothing from pymta.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Host:
+    name: str
+    address: str | None = None
+    port: int | None = None
+    mx: int = -1
+
+
+@dataclass
+class Address:
+    """One recipient being routed/delivered.
+
+    ``address`` is the full address; ``local_part``/``domain`` its halves (lower-cased domain).
+    ``parent`` points at the address this one was redirected from; ``unique`` is what goes
+    into the -J journal and the -H non-recipients list (the original recipient for
+    top-level addresses).  After routing, ``router`` and ``transport`` name the drivers and
+    ``hosts`` the remote hosts; ``local_part_data``/``domain_data`` hold lookup results
+    (untainted).  ``message`` and ``basic_errno`` describe the last failure or deferral.
+    """
+
+    address: str
+    local_part: str = ""
+    domain: str = ""
+    parent: "Address | None" = None
+    unique: str = ""
+    router: Any = None
+    transport: Any = None
+    hosts: list[Host] = field(default_factory=list)
+    local_part_data: str | None = None
+    domain_data: str | None = None
+    address_data: str | None = None
+    errors_address: str | None = None
+    prefix: str = ""
+    suffix: str = ""
+    message: str | None = None
+    basic_errno: int = 0
+    more_errno: int = 0
+    special_action: str | None = None
+    extra_headers: list[str] = field(default_factory=list)
+    remove_headers: list[str] = field(default_factory=list)
+    # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the
+    # log) and the remote's final reply (for C= / bounce text).
+    result: str | None = None
+    host_used: Host | None = None
+    # True when the smtp transport sent this message down a connection kept open from
+    # an earlier message (Exim marks such deliveries with "*" after the IP address).
+    continued_connection: bool = False
+    smtp_confirmation: str | None = None
+    # Routing extras (routing engineer): "address" | "file" | "pipe" | "directory" for
+    # redirect targets; $home from check_local_user / router_home_directory; whether the
+    # router asked for the message to be frozen (self = freeze, host_find_failed = freeze);
+    # the index of the router where routing of this address starts (redirect_router,
+    # pass_router, unseen); the key used in the retry database for routing errors.
+    kind: str = "address"
+    home: str | None = None
+    freeze: bool = False
+    start_router: int = 0
+    retry_key: str | None = None
+    # The user/group a local transport runs as when its own ``user`` is unset: set from
+    # the passwd entry found by check_local_user (Exim's uid/gid "set by router").
+    uid: int | None = None
+    gid: int | None = None
+    # Why a transport deferred/failed, as an Exim retry-rule error name ("refused",
+    # "timeout", "rcpt_4xx", "quota", ...); set by transports when they know it.
+    error_kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.local_part and not self.domain:
+            lp, at, dom = self.address.rpartition("@")
+            if at:
+                self.local_part, self.domain = lp, dom.lower()
+            else:
+                self.local_part = self.address
+        if not self.unique:
+            self.unique = self.address
+
+    def top_parent(self) -> "Address":
+        """The original recipient this address descends from."""
+        addr = self
+        while addr.parent is not None:
+            addr = addr.parent
+        return addr
+
+    def log_name(self) -> str:
+        """The address as Exim writes it after ``=>``: with ``<parent>`` when generated."""
+        if self.parent is None:
+            return self.address
+        return f"{self.address} <{self.top_parent().address}>"

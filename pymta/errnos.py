@@ -1,0 +1,35 @@
+"""Exim's private error numbers for delivery failures, as named outcomes.
+
+They are negative so they never clash with system errno values.  Transports put them in
+``Address.basic_errno``; retry rules, routing of retry hints and log lines key on them.
+The values are those of Exim 4.96 because they appear in log lines ("defer (-44)") and
+matter for comparing hints and logs with Exim's.  A shared type without behaviour: every
+layer (smtp client, transports, delivery) may import it.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class EximErrno(IntEnum):
+    """Exim's ``ERRNO_*`` values; ``str()`` and f-strings give the bare number."""
+
+    UNKNOWNERROR = -1
+    NOTREGULAR = -4
+    BADUGID = -6
+    LOCKFAILED = -9
+    SMTPCLOSED = -18        # connection lost
+    SMTPFORMAT = -19        # malformed SMTP reply
+    NOTABSOLUTE = -21
+    EXIMQUOTA = -22         # appendfile quota exceeded
+    CHHEADER_FAIL = -25
+    EXPANDFAIL = -27
+    UNKNOWNHOST = -32       # host lookup failed
+    CONNECTTIMEOUT = -43
+    RCPT4XX = -44           # 4xx reply to RCPT
+    MAIL4XX = -45           # 4xx reply to MAIL
+    DATA4XX = -46           # 4xx reply to DATA (or after the data)
+    HOST_IS_LOCAL = -50
+    RRETRY = -52            # routing / address retry time not reached
+    LRETRY = -53            # local delivery retry time not reached
+    HRETRY = -54            # no host has reached its retry time

@@ -137,7 +137,8 @@ def failure_log_line(driver_name: str, host: str, result: AuthResult) -> str:
     ``plain authenticator failed for (helo) [192.0.2.1]: 535 Incorrect authentication data
     (set_id=alice)``.  ``driver_name`` is the authenticator's instance name and ``host`` the
     host identification as on other SMTP log lines."""
-    line = f"{driver_name} authenticator failed for {host}: {result.code} {_REPLIES[result.status][1]}"
+    reply_text = _REPLIES[result.status][1]
+    line = f"{driver_name} authenticator failed for {host}: {result.code} {reply_text}"
     if result.set_id:
         line += f" (set_id={result.set_id})"
     message = result.log_message or result.user_message

@@ -2,8 +2,9 @@
 
 Both reuse :class:`~pymta.smtp.session.SmtpSession` and the sans-IO server.  Input is read
 one line at a time (or the exact byte count a ReadBytes action asks for) and each
-line's replies are written at once, as for a client that waits for every reply, so pipelining synchronisation is not checked (Exim does not check
-it for non-socket input either).
+line's replies are written at once, as for a client that waits for every reply, so
+pipelining synchronisation is not checked (Exim does not check it for non-socket input
+either).
 
 ``-bh IP[.port]`` runs the real ACLs as if the client were at ``IP`` but never spools:
 log lines are printed to standard error prefixed with ``LOG:``, and an accepted message

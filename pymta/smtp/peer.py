@@ -38,7 +38,7 @@ def lookup_host_name(ip: str) -> str | None:
             infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError):
             continue
-        if ip in {i[4][0].split("%")[0] for i in infos}:
+        if ip in {str(i[4][0]).split("%")[0] for i in infos}:
             return name.lower()
     return None
 
@@ -123,7 +123,7 @@ class PeerFacts:
             if not ok:
                 try:
                     infos = socket.getaddrinfo(helo, None, proto=socket.IPPROTO_TCP)
-                    ok = self.peer_ip in {i[4][0].split("%")[0] for i in infos}
+                    ok = self.peer_ip in {str(i[4][0]).split("%")[0] for i in infos}
                 except (OSError, UnicodeError):
                     ok = False
         self._helo_checked = helo

@@ -10,6 +10,9 @@ local    end-to-end delivery into a maildir: messages per second from the
          first connection until the last file appears in maildir/new
 relay    end-to-end relay to a local asyncio sink (bench/sink.py): messages
          per second until the sink has counted every message
+starttls S5: queue_only, one message per session over STARTTLS (a fresh TLS
+         handshake for every message), messages accepted per second; both MTAs
+         use the same self-signed RSA 2048 certificate made with openssl(1)
 
 Exim is measured when ``exim4`` is on PATH and we are root (Exim needs to
 start as root to switch to exim_user).  Results are written as JSON to
@@ -45,7 +48,7 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 from sink import FastSink  # noqa: E402
 
-MODES = ("accept", "local", "relay")
+MODES = ("accept", "local", "relay", "starttls")
 SINK_HOST = "127.0.0.2"  # not a listening address of the MTA, so no "host is local" check
 
 
@@ -151,11 +154,23 @@ def chown_tree(path: Path, user: str, group: str) -> None:
             os.chown(os.path.join(root, name), uid, gid)
 
 
-def run_smtpload(s: Settings, port: int, to: str) -> dict:
-    """Run the load generator against ``port`` and return its JSON result."""
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed RSA certificate and key for the starttls mode (openssl req)."""
+    cert, key = directory / "tls.pem", directory / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=bench.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def run_smtpload(s: Settings, port: int, to: str, starttls: bool = False) -> dict:
+    """Run the load generator against ``port`` and return its JSON result.
+
+    With ``starttls`` every session sends one message after STARTTLS (benchmark S5)."""
+    per_conn = 1 if starttls else s.per_session
     cmd = [sys.executable, str(s.smtpload), "--port", str(port), "-n", str(s.messages),
-           "-c", str(s.sessions), "--per-conn", str(s.per_session), "--size", str(s.size),
-           "--to", to, "--timeout", "60"]
+           "-c", str(s.sessions), "--per-conn", str(per_conn), "--size", str(s.size),
+           "--to", to, "--timeout", "60"] + (["--starttls"] if starttls else [])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=s.timeout + 120)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if not lines:
@@ -201,11 +216,17 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         sink = FastSink(SINK_HOST, 0).start()
     conf = top / "bench.conf"
     user, group = s.user_for(mta)
+    tls_macro = ""
+    if mode == "starttls":
+        cert, key = make_certificate(top)
+        tls_macro = f"TLS_CERT = {cert}\nTLS_KEY = {key}"
+        chown_tree(top, user, group)
     render_config(BENCH_DIR / "bench.conf.in", conf, {
         "SPOOL": str(spool), "MAILDIR": str(maildir / "inbox"), "SMTP_PORT": str(port),
         "SINK_HOST": SINK_HOST, "SINK_PORT": str(sink.port if sink else 25),
         "RUN_USER": user, "RUN_GROUP": group,
-        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode == "accept" else "",
+        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode in ("accept", "starttls") else "",
+        "TLS_MACRO": tls_macro,
         "DELIVERY_USER_MACRO": "" if user == "root" else f"DELIVERY_USER = {user}",
     })
     chown_tree(spool, user, group)
@@ -222,7 +243,7 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
             return result
         to = "u1@relay.test" if mode == "relay" else "u1@bench.test"
         t0 = time.monotonic()
-        load = run_smtpload(s, port, to)
+        load = run_smtpload(s, port, to, starttls=mode == "starttls")
         t_accept = time.monotonic() - t0
         result.accepted = load.get("ok", 0)
         result.errors = load.get("errors", 0)
@@ -232,7 +253,7 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         result.accept_rate = load.get("msgs_per_s") or 0.0
 
         def done() -> int:
-            if mode == "accept":
+            if mode in ("accept", "starttls"):
                 return count_files(spool / "input", "-H")
             if mode == "local":
                 return count_files(maildir / "inbox" / "new")
@@ -254,7 +275,7 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         # Use the sink's own clock for the last relay delivery: it is exact.
         end = sink.last_time if (sink and sink.last_time) else last_change
         result.total_seconds = round(max(end - t0, 1e-6), 3)
-        if mode == "accept":
+        if mode in ("accept", "starttls"):
             result.rate = result.accept_rate
         else:
             result.rate = round(result.completed / result.total_seconds, 1)
@@ -321,7 +342,7 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     p.add_argument("--sessions", type=int, default=20, help="concurrent SMTP sessions")
     p.add_argument("--per-session", type=int, default=100, help="messages per session")
     p.add_argument("--size", type=int, default=4096, help="message size in bytes")
-    p.add_argument("--modes", default=",".join(MODES), help="comma list of accept,local,relay")
+    p.add_argument("--modes", default=",".join(MODES), help="comma list of accept,local,relay,starttls")
     p.add_argument("--mta", default="pymta,exim",
                    help="comma list of pymta,exim (exim is skipped when not installed)")
     p.add_argument("--smtpload", type=Path, default=BENCH_DIR / "smtpload.py",

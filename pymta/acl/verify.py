@@ -164,7 +164,7 @@ def recipients_of(ctx: Any, session: Any) -> list[str]:
     """The envelope recipients the DATA/non-SMTP ACL is deciding on."""
     rcpts = getattr(session, "accepted_rcpts", None)
     if rcpts is None:
-        rcpts = getattr(ctx, "recipients", None)
+        rcpts = ctx.recipients
     if rcpts is None:
         text = str(ctx.variables.get("recipients", "") or "")
         rcpts = [r.strip() for r in text.split(",") if r.strip()]

@@ -64,7 +64,8 @@ def show_options_result(config: Config, names: list[str],
     (``pymta -bP`` then exits with status 1, as Exim does)."""
     main = config.main
     if not names:
-        return "\n".join(_main_option(config, n, admin) for n in sorted(main.specs)) + "\n", True
+        lines = (str(_main_option(config, n, admin)) for n in sorted(main.specs))
+        return "\n".join(lines) + "\n", True
     out: list[str] = []
     ok = True
     i = 0

@@ -182,22 +182,22 @@ def _eval(cond: Cond, ctx: Any) -> bool:
             return any(needle == ascii_lower(it) for it in items)
         return needle in items
     if name in ("match_domain", "match_local_part", "match_address", "match_ip"):
-        from .. import match as m
+        from .. import match as list_match
         # the matched item (or lookup data) becomes $value, as in Exim 4.96
         if name == "match_domain":
-            return m.match_domain(args[0], args[1], ctx, expand=False, data_var="value")
+            return list_match.match_domain(args[0], args[1], ctx, expand=False, data_var="value")
         if name == "match_local_part":
-            return m.match_localpart(args[0], args[1], ctx, expand=False,
+            return list_match.match_localpart(args[0], args[1], ctx, expand=False,
                                      data_var="value")
         if name == "match_address":
-            return m.match_address(args[0], args[1], ctx, expand=False, data_var="value")
+            return list_match.match_address(args[0], args[1], ctx, expand=False, data_var="value")
         subject = args[0].strip()
         if subject:
             try:
                 ipaddress.ip_address(subject)
             except ValueError:
                 raise ExpandError(f"\"{subject}\" is not an IP address") from None
-        return m.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")
+        return list_match.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")
     if name in ("bool", "bool_lax"):
         return _bool(args[0], name == "bool_lax")
     if name == "exists":

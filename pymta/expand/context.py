@@ -39,6 +39,7 @@ class ExpandContext:
     ``acl_runner`` lets ``${acl{name}{args}}`` call back into the ACL engine.
     ``lookup_cache`` keeps the results of single-key file lookups, as Exim's lookup
     cache does; clear it where Exim tidies its lookups (after each message).
+    ``recipients`` lists a non-SMTP message's envelope recipients.
     ``clock`` tells the time for the items and variables that depend on it (``${prvs}``,
     ``${srs_encode}``, ``$tod_*`` ...); tests pin it with :class:`pymta.clock.FixedClock`.
     """
@@ -51,6 +52,9 @@ class ExpandContext:
     acl_runner: Callable[..., Any] | None = None
     lookup_cache: dict = field(default_factory=dict)
     clock: Clock = SYSTEM
+    #: the envelope recipients of a message received without SMTP (for the
+    #: non-SMTP ACL's ``verify = not_blind``); None where ``$recipients`` is enough
+    recipients: list[str] | None = None
 
     def child(self, **variables: str) -> "ExpandContext":
         """A copy sharing acl_vars/headers/config with extra variables set."""

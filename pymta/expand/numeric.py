@@ -1,6 +1,8 @@
 """``${eval:...}``: integer arithmetic with C-like operators and precedence."""
 from __future__ import annotations
 
+from typing import NoReturn
+
 from .errors import ExpandError
 
 _MASK = (1 << 64) - 1
@@ -19,7 +21,7 @@ class _Eval:
         self.i = 0
         self.dec = decimal_only
 
-    def fail(self, msg: str):
+    def fail(self, msg: str) -> NoReturn:
         raise ExpandError(f"error in expression evaluation: {msg} (after processing "
                           f"\"{self.s[:self.i]}\")")
 

@@ -285,7 +285,8 @@ def _well_formed(addr: str) -> bool:
     """A bare address Exim would accept: a local part (atoms, dots or quoted strings),
     optionally ``@`` and a domain of non-empty labels or a ``[literal]``."""
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "q", addr)
-    local, at, domain = unquoted.rpartition("@")
+    local, at, domain_part = unquoted.rpartition("@")
+    domain: str | None = domain_part
     if not at:
         local, domain = unquoted, None
     if not local or not _DOT_ATOM_CHARS.fullmatch(local):

@@ -16,6 +16,7 @@ a tree built up front gives us for free.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Callable
 
 from .bytesutil import normalise
 from .errors import ExpandError
@@ -39,7 +40,8 @@ class Seq:
 
     def __init__(self, parts: list):
         self.parts = parts
-        self.fn = None          # the closure built by compiled.seq_fn on first use
+        # the closure built by compiled.seq_fn on first use
+        self.fn: Callable[[Any], str] | None = None
 
     def __repr__(self) -> str:
         return f"Seq({self.parts!r})"
@@ -285,7 +287,7 @@ class _Parser:
 
     # -- items ---------------------------------------------------------------
     def args(self, i: int, name: str, maxn: int = 9) -> tuple[list, int]:
-        out = []
+        out: list = []
         i = self.ws(i)
         while i < self.n and self.s[i] == "{" and len(out) < maxn:
             seq, i = self.brace_seq(i, f"\"{name}\"")
@@ -330,7 +332,7 @@ class _Parser:
             return self.lookup(i)
         if name == "extract":
             i = self.ws(i)
-            extra = None
+            extra: str | tuple[str, str] | None = None
             w, j = self.name(i)
             if w in ("json", "jsons"):
                 extra = w

@@ -122,11 +122,10 @@ def _open_env(path: str) -> tuple[lmdb.Environment, tuple[int, int, int]]:
         _remove_files(path)
         raise HintsDamaged(damage)
     _allocate_lock_file(path + "-lock")
-    kwargs = dict(subdir=False, map_size=MAP_SIZE, max_readers=MAX_READERS,
-                  max_dbs=0, lock=True, metasync=False, sync=True, readahead=False,
-                  writemap=False, mode=DB_FILE_MODE)
     try:
-        env = lmdb.open(path, **kwargs)
+        env = lmdb.open(path, subdir=False, map_size=MAP_SIZE, max_readers=MAX_READERS,
+                        max_dbs=0, lock=True, metasync=False, sync=True, readahead=False,
+                        writemap=False, mode=DB_FILE_MODE)
     except _DAMAGED as exc:
         # a damaged or foreign file: hints can always be thrown away
         _remove_files(path)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..expand.errors import ExpandError
 
+_BARE_KEY = re.compile(r"[^\s:]*")
 _cache: dict[str, tuple[tuple[float, int], list[tuple[str, bool, str, str]]]] = {}
 
 
@@ -29,8 +30,10 @@ def _unquote_key(line: str) -> tuple[str, int, bool]:
             out.append(c)
             i += 1
         return "".join(out), min(i + 1, n), True
-    m = re.match(r"[^\s:]*", line)
-    return m.group(0), m.end(), False
+    # the key is the leading run of characters up to white space or a colon
+    m = _BARE_KEY.match(line)
+    key = m.group(0) if m else ""
+    return key, len(key), False
 
 
 def parse_file(path: str) -> list[tuple[str, bool, str, str]]:
@@ -45,7 +48,7 @@ def parse_file(path: str) -> list[tuple[str, bool, str, str]]:
             raw = f.read().decode("utf-8", "surrogateescape")
     except OSError as e:
         raise ExpandError(f"failed to open {path} for linear search: {e.strerror}") from None
-    entries: list[tuple[str, bool, str, str]] = []
+    entries: list[list] = []
     current: list | None = None
     for line in raw.split("\n"):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -61,7 +64,7 @@ def parse_file(path: str) -> list[tuple[str, bool, str, str]]:
             rest = rest[1:]
         current = [key, quoted, rest.strip(), (key + line[end:]).rstrip()]
         entries.append(current)
-    result = [tuple(e) for e in entries]
+    result: list[tuple[str, bool, str, str]] = [(e[0], e[1], e[2], e[3]) for e in entries]
     _cache[path] = (stamp, result)
     return result
 

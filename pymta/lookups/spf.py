@@ -20,7 +20,7 @@ def _dns_lookup(name: str, qtype: str, strict: bool = True, timeout: float = 20)
     import dns.resolver
     import spf
     from .. import dns as pdns
-    out = []
+    out: list = []
     try:
         answers = pdns.get_resolver().resolve(name, qtype, search=False, lifetime=timeout)
     except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):

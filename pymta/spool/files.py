@@ -90,7 +90,7 @@ def ensure_spool_dirs(spool_dir: str, owner: tuple[int, int] | None = None) -> N
 
 
 
-def _write_all(fd: int, parts: list[bytes]) -> None:
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
     """writev() the parts, looping on short writes; no concatenation of a large body."""
     views = [memoryview(p) for p in parts if p]
     while views:
@@ -302,14 +302,14 @@ def parse_header(data: bytes, msgid: str | None = None, name: str = "-H") -> Spo
         name, sp, value = body.partition(" ")
         try:
             if name in ("aclc", "aclm"):
-                rest, length = value.rsplit(" ", 1)
-                text = r.take(int(length))
+                rest, length_text = value.rsplit(" ", 1)
+                text = r.take(int(length_text))
                 if r.take(1) != "\n":
                     raise r.fail("ACL variable not followed by newline")
                 msg.acl_vars[("acl_c" if name == "aclc" else "acl_m") + rest] = text
             elif name == "acl":                 # pre-4.61 form: numbers 0-9 c, 10-19 m
-                num, length = (int(x) for x in value.split())
-                text = r.take(length)
+                num, var_length = (int(x) for x in value.split())
+                text = r.take(var_length)
                 r.take(1)
                 vname = f"acl_c{num}" if num < 10 else f"acl_m{num - 10}"
                 msg.acl_vars[vname] = text
@@ -510,7 +510,7 @@ class Journal:
 
 
 def _read_fd(fd: int) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     offset = 0
     while True:
         chunk = os.pread(fd, 65536, offset)

@@ -165,7 +165,9 @@ def tidy_spool(spool_dir: str, log: Any, now: float | None = None) -> None:
         names = os.listdir(files.input_dir(spool_dir))
     except FileNotFoundError:
         return
-    headers, data, journals = set(), set(), set()
+    headers: set[str] = set()
+    data: set[str] = set()
+    journals: set[str] = set()
     for name in names:
         msgid, suffix = name[:-2], name[-2:]
         if is_message_id(msgid) and suffix in ("-H", "-D", "-J"):

@@ -44,7 +44,7 @@ def test_render_config_replaces_all_placeholders(tmp_path):
     values = {"SPOOL": "/s", "MAILDIR": "/m/inbox", "SMTP_PORT": "2525",
               "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "u",
               "RUN_GROUP": "g", "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
-              "DELIVERY_USER_MACRO": ""}
+              "DELIVERY_USER_MACRO": "", "TLS_MACRO": ""}
     run.render_config(BENCH / "bench.conf.in", out, values)
     text = out.read_text()
     assert "SPOOL = /s\n" in text and "SINK_PORT = 2526\n" in text
@@ -57,7 +57,8 @@ def test_render_config_rejects_missing_value(tmp_path):
         run.render_config(BENCH / "bench.conf.in", tmp_path / "c",
                           {"SPOOL": "/s", "MAILDIR": "/m", "SMTP_PORT": "1",
                            "SINK_HOST": "h", "RUN_USER": "u", "RUN_GROUP": "g",
-                           "QUEUE_ONLY_MACRO": "", "DELIVERY_USER_MACRO": ""})
+                           "QUEUE_ONLY_MACRO": "", "DELIVERY_USER_MACRO": "",
+                           "TLS_MACRO": ""})
 
 
 @pytest.mark.parametrize("delivery_user", ["", "nobody"])
@@ -70,7 +71,8 @@ def test_bench_config_loads_in_pymta(tmp_path, delivery_user):
         "SPOOL": str(tmp_path / "spool"), "MAILDIR": str(tmp_path / "md"), "SMTP_PORT": "2525",
         "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "root", "RUN_GROUP": "root",
         "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
-        "DELIVERY_USER_MACRO": f"DELIVERY_USER = {delivery_user}" if delivery_user else ""})
+        "DELIVERY_USER_MACRO": f"DELIVERY_USER = {delivery_user}" if delivery_user else "",
+        "TLS_MACRO": ""})
     config = load_config(str(out))
     assert config.main.queue_only is True
     assert config.main.spool_directory == str(tmp_path / "spool")

@@ -87,6 +87,13 @@ def _user() -> str:
 
 def do_version(opts: CliOptions) -> int:
     config = load(opts)
+    from pymta.tls.errors import TLSConfigError
+    from pymta.tls.serverconf import check_server_tls
+    try:
+        check_server_tls(config)
+    except TLSConfigError as exc:
+        sys.stderr.write(f"pymta: error in configuration file {config_path(opts)}: {exc}\n")
+        return 1
     from pymta.config.show import version_text
     text = version_text(config)
     _write(text if text.endswith("\n") else text + "\n")

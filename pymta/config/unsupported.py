@@ -7,7 +7,7 @@ ignored.  This module is the one place that says what is *known to Exim but not 
 * main options and driver options pymta never reads (:data:`UNSUPPORTED_MAIN`,
   :data:`UNSUPPORTED_GENERIC`, :data:`UNSUPPORTED_PRIVATE`).  Some of them are accepted
   when set to the one value that describes what pymta does anyway (for example
-  ``tls_advertise_hosts =``: pymta never offers TLS); that value is given in the table;
+  ``chunking_advertise_hosts =``: pymta never offers CHUNKING); that value is given in the table;
 * options that are truly no-ops in pymta's design, accepted with any value; each has the
   reason in :data:`IGNORED_MAIN`, :data:`IGNORED_GENERIC` and :data:`IGNORED_PRIVATE`;
 * Exim drivers that are not built in: every driver of the option tables that has no
@@ -71,7 +71,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strict_acl_vars": False,
     "strip_excess_angle_brackets": False,
     "strip_trailing_dot": False,
-    "tls_advertise_hosts": "",               # no TLS
     "tls_on_connect_ports": "",
     "tls_remember_esmtp": False,
     **_reject("""
@@ -109,8 +108,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
         system_filter system_filter_directory_transport system_filter_file_transport
         system_filter_group system_filter_pipe_transport system_filter_reply_transport
-        system_filter_user tcp_wrappers_daemon_name timezone tls_alpn tls_certificate
-        tls_crl tls_dh_max_bits tls_dhparam tls_eccurve tls_ocsp_file tls_privatekey
+        system_filter_user tcp_wrappers_daemon_name timezone tls_alpn
+        tls_crl tls_dh_max_bits tls_dhparam tls_eccurve tls_ocsp_file
         tls_require_ciphers tls_resumption_hosts tls_try_verify_hosts
         tls_verify_certificates tls_verify_hosts unknown_login unknown_username
         uucp_from_pattern uucp_from_sender warn_message_file

@@ -26,6 +26,8 @@ from pymta.daemon.util import (PrivilegeError, drop_privileges, fork_detached, m
                                make_logger, prepare_spool, privileged, root_exim_ids,
                                spool_directory)
 from pymta.spool.tidy import tidy_spool
+from pymta.tls.errors import TLSConfigError
+from pymta.tls.serverconf import check_server_tls
 
 MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
@@ -511,8 +513,9 @@ class Master:
         if self.load_config is None or not self.opts.config_path:
             return
         try:
-            with privileged():     # the file may be readable by root only
+            with privileged():     # the file (and TLS keys) may be readable by root only
                 new = self.load_config(self.opts.config_path, self.opts.macros or None)
+                check_server_tls(new)
         except Exception as exc:
             self.log.panic(f"pid {pid}: SIGHUP: configuration not reloaded: {exc}")
             return
@@ -613,6 +616,13 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
         if ids is not None:
             prepare_spool(config, ids, repair=True)
     except (PrivilegeError, OSError) as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
+    try:
+        # Before forking and while still root (keys are often root's): a bad certificate
+        # stops the start, and every receiver inherits the contexts and their ticket keys.
+        check_server_tls(config)
+    except TLSConfigError as exc:
         sys.stderr.write(f"pymta: {exc}\n")
         return 1
     listeners: list[socket.socket] = []

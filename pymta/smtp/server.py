@@ -335,6 +335,7 @@ class SmtpServer:
         self._tls_pending = False        # StartTls asked for; input is discarded until done
         self.tls_active = False
         self.plaintext_discarded = 0     # bytes thrown away at STARTTLS (for logging)
+        self._refusal: str | None = None  # after a TLS failure: every command but QUIT gets 554
 
     # ------------------------------------------------------------------ public API
     def greet(self, banner: str) -> bytes:
@@ -531,6 +532,9 @@ class SmtpServer:
             text_arg = arg.decode("utf-8").strip()
         except UnicodeDecodeError:
             text_arg = None
+        if self._refusal is not None and verb != "QUIT":
+            self._reply(554, self._refusal)
+            return
         if verb is None or (verb in ("STARTTLS", "AUTH", "BDAT")
                             and verb not in self.extra_commands):
             self._unknown()
@@ -922,6 +926,11 @@ class SmtpServer:
         self._tls_pending = False
         self.closed = True
         return self._actions()
+
+    def refuse_until_quit(self, text: str) -> None:
+        """Answer every later command except QUIT with ``554 text`` (Exim's state after
+        a STARTTLS that cannot succeed)."""
+        self._refusal = text
 
     def send_reply(self, reply: Reply) -> None:
         """Queue a reply (for handlers in ``extra_commands``)."""

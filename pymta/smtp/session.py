@@ -7,6 +7,7 @@ concerns live in their own modules and are mixed in:
 - :mod:`pymta.smtp.checks`: running the ACL of each stage and logging rejections;
 - :mod:`pymta.smtp.assemble`: the message after DATA, DATA ACL, envelope, spooling;
 - :mod:`pymta.smtp.chat`: logging the protocol incidents the server reports;
+- :mod:`pymta.smtp.tls_glue`: STARTTLS and the TLS facts of the connection;
 - :mod:`pymta.smtp.socket_loop`: the socket, timeouts and the server's actions.
 
 :func:`run_session` puts them together for one accepted socket; its pieces
@@ -31,6 +32,7 @@ from pymta.smtp.peer import PeerFacts, endpoints as _endpoints, host_in as _host
 from pymta.smtp.peer import lookup_host_name
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
 from pymta.smtp.socket_loop import Connection, TlsWrap, run_dialogue
+from pymta.smtp.tls_glue import TlsGlue
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
 
@@ -38,7 +40,7 @@ __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
            "finish_session", "build_server", "lookup_host_name", "log_selected"]
 
 
-class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, SmtpHandler):
+class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
 
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
@@ -119,7 +121,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, SmtpHandle
             self._log_reject(f"EHLO or HELO {name}", res, with_sender=False)
             return self._reply(res, "helo")
         v["received_protocol"] = ("local-" if self.local_caller is not None else "") + \
-            ("esmtp" if verb == "EHLO" else "smtp")
+            ("esmtp" if verb == "EHLO" else "smtp") + ("s" if self.tls_facts else "")
         if self.local_caller is None:
             v["sender_rcvhost"] = self._rcvhost()
         self._reset_message()
@@ -368,7 +370,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         # The caller closes the socket; shutting it down now lets the client see EOF at
         # once even if the caller keeps the descriptor a little longer.
         try:
-            sock.shutdown(socket.SHUT_RDWR)
+            conn.sock.shutdown(socket.SHUT_RDWR)     # under TLS: close_notify first
         except OSError:
             pass
 
@@ -387,6 +389,9 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
                 log.main(f"no host name found for IP address {session.peer_ip}")
     server = build_server(config, session)
     session.server = server
+    session.install_tls(server, lambda option, default: _host_in(config, option, session, default))
+    if server.extra_commands.get("STARTTLS"):
+        session.tls_wrap = session.tls_wrap_socket
     session._reset_message()
     return server
 

@@ -12,23 +12,38 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from pymta.smtp.actions import Action, Close, SendReply, StartTls
 from pymta.smtp.server import SmtpServer
 
 RECV_SIZE = 65536
 
-# Wraps a connected socket in TLS (server side) and returns the wrapped socket; raises
-# OSError (ssl.SSLError included) when the handshake fails.
-TlsWrap = Callable[[socket.socket], socket.socket]
+
+
+class Channel(Protocol):
+    """What the loop reads and writes: a socket, or a TLS connection made on one."""
+
+    def fileno(self) -> int: ...
+
+    def recv(self, size: int, /) -> bytes: ...
+
+    def sendall(self, data: bytes, /) -> Any: ...
+
+    def shutdown(self, how: int, /) -> None: ...
+
+
+# Wraps a connected socket in TLS (server side) and returns the wrapped channel; raises
+# OSError when the handshake fails.
+TlsWrap = Callable[[socket.socket], Channel]
 
 
 class Connection:
     """One client socket, possibly switched to TLS part way through."""
 
     def __init__(self, sock: socket.socket, tls_wrap: TlsWrap | None = None) -> None:
-        self.sock = sock
+        self.raw = sock
+        self.sock: Channel = sock
         self.tls_wrap = tls_wrap
 
     def send(self, data: bytes) -> bool:
@@ -66,10 +81,10 @@ class Connection:
 
     def start_tls(self) -> bool:
         """Run the server side of a TLS handshake; False when there is no TLS or it failed."""
-        if self.tls_wrap is None:
+        if self.tls_wrap is None or self.sock is not self.raw:
             return False
         try:
-            self.sock = self.tls_wrap(self.sock)
+            self.sock = self.tls_wrap(self.raw)
         except (OSError, ValueError):
             return False
         return True

@@ -14,8 +14,8 @@ from tests.support.daemon import PymtaDaemon
 
 # (where to insert, text inserted after that line, the line the error names, message start)
 CASES = {
-    "main option": ("qualify_domain = test.example\n", "tls_certificate = /etc/cert.pem\n",
-                    "tls_certificate = ", 'main option "tls_certificate"'),
+    "main option": ("qualify_domain = test.example\n", "system_filter = /etc/filter\n",
+                    "system_filter = ", 'main option "system_filter"'),
     "pipe transport": ("begin transports\n", "address_pipe:\n  driver = pipe\n",
                        "address_pipe:", 'transport address_pipe: transport driver "pipe"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nPLAIN:\n"

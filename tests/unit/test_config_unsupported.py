@@ -33,10 +33,10 @@ ACL = "acl_smtp_rcpt = check\nbegin acl\ncheck:\n"
 
 # (configuration body after HEAD, line of the error, start of the message)
 UNSUPPORTED = {
-    "main option": ("tls_certificate = /etc/ssl/cert.pem\n", 3,
-                    'main option "tls_certificate"'),
+    "main option": ("system_filter = /etc/pymta/filter\n", 3,
+                    'main option "system_filter"'),
     "main option with only pymta's value accepted": (
-        "tls_advertise_hosts = *\n", 3, 'main option "tls_advertise_hosts"'),
+        "chunking_advertise_hosts = *\n", 3, 'main option "chunking_advertise_hosts"'),
     "pipe transport": ("begin transports\naddress_pipe:\n  driver = pipe\n"
                        "  return_output\n", 4,
                        'transport address_pipe: transport driver "pipe"'),
@@ -117,7 +117,7 @@ def test_every_command_reading_the_configuration_refuses(tmp_path, args):
 
 
 @pytest.mark.parametrize("body", [
-    "tls_advertise_hosts =\n",               # what pymta does: no TLS
+    "chunking_advertise_hosts =\n",          # what pymta does: no CHUNKING
     "accept_8bitmime\n",
     "rfc1413_hosts =\n",
     "lookup_open_max = 5\n",                 # a true no-op (documented reason)

@@ -71,7 +71,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strict_acl_vars": False,
     "strip_excess_angle_brackets": False,
     "strip_trailing_dot": False,
-    "tls_on_connect_ports": "",
     "tls_remember_esmtp": False,
     **_reject("""
         acl_not_smtp_mime acl_not_smtp_start acl_smtp_auth acl_smtp_data_prdr acl_smtp_dkim

@@ -515,7 +515,9 @@ class Master:
         try:
             with privileged():     # the file (and TLS keys) may be readable by root only
                 new = self.load_config(self.opts.config_path, self.opts.macros or None)
-                check_server_tls(new)
+                tls_warning = check_server_tls(new, daemon=True)
+                if tls_warning:
+                    self.log.main(f"pid {pid}: {tls_warning}")
         except Exception as exc:
             self.log.panic(f"pid {pid}: SIGHUP: configuration not reloaded: {exc}")
             return
@@ -621,7 +623,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     try:
         # Before forking and while still root (keys are often root's): a bad certificate
         # stops the start, and every receiver inherits the contexts and their ticket keys.
-        check_server_tls(config)
+        tls_warning = check_server_tls(config, daemon=True)
     except TLSConfigError as exc:
         sys.stderr.write(f"pymta: {exc}\n")
         return 1
@@ -660,6 +662,8 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     drop_privileges(config, keep_root=True)
     log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))
+    if tls_warning:
+        log.main(tls_warning)
     tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
                     log_factory=make_logger)

@@ -356,6 +356,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     conn = Connection(sock, session.tls_wrap)
 
     try:
+        if session.tls_on_connect(local[1]) and \
+                not session.start_tls_on_connect(server, conn.start_tls):
+            return
         # Input already waiting before the greeting is a synchronisation error.
         def early() -> None:
             if server.enforce_sync and conn.readable(0):

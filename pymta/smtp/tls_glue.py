@@ -28,7 +28,7 @@ from pymta.taint import taint
 from pymta.tls.channel import HandshakeError, TlsChannel, accept
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.server import ServerTLS, VerifyMode
-from pymta.tls.serverconf import server_tls
+from pymta.tls.serverconf import on_connect_ports, server_tls
 from pymta.tls.session import TLSFacts, session_facts, tls_variables
 
 # Session variables the certificate options may use (passed on for SNI re-expansion).
@@ -51,6 +51,7 @@ class TlsGlue:
     _reset_message: Callable[[], None]         # SmtpSession
 
     tls_facts: TLSFacts | None = None
+    _tls_by_starttls = False
     _server_tls: ServerTLS | None = None
     _host_in: Callable[[str, str | None], bool]
 
@@ -62,8 +63,11 @@ class TlsGlue:
         self.ctx.variables.update(tls_variables(None, "in"))
         if self.local_caller is not None:
             return                     # -bs: standard input cannot carry TLS
-        self._server_tls = server_tls(self.config)
-        if self._server_tls is None:
+        try:
+            self._server_tls = server_tls(self.config)
+        except TLSConfigError as exc:
+            # The daemon's master checked this before starting; -bh may lack the spool.
+            self.log.main(f"TLS unavailable: {exc}")
             return
         self._host_in = host_in
         server.extra_commands["STARTTLS"] = self._starttls
@@ -79,7 +83,7 @@ class TlsGlue:
         if arg:
             server.synprot_error(501, "unexpected argument data")
             return
-        if server.tls_active and server.helo_name is None:
+        if server.tls_active and self._tls_by_starttls and server.helo_name is None:
             # STARTTLS again before the EHLO that must follow the handshake: Exim still
             # counts it as advertised, refuses it, and refuses everything but QUIT after.
             self.log.main(f"TLS error on connection from {self.host_ident(with_h=False)} "
@@ -110,6 +114,21 @@ class TlsGlue:
             return
         server.send_reply(Reply(220, "TLS go ahead"))
         server.start_tls()
+        self._tls_by_starttls = True
+
+    # ------------------------------------------------------------------ TLS on connect
+    def tls_on_connect(self, port: int) -> bool:
+        """Is ``port`` (the one the client connected to) in tls_on_connect_ports?"""
+        return self._server_tls is not None and port in on_connect_ports(self.config)
+
+    def start_tls_on_connect(self, server: SmtpServer, start: Callable[[], bool]) -> bool:
+        """Handshake before the banner (the "submissions" port 465); ``start()`` runs it
+        on the connection.  False when it failed (logged): the connection is over."""
+        if not start():
+            server.closed = True
+            return False
+        server.tls_started()
+        return True
 
     # ------------------------------------------------------------------ the handshake
     def _verify_mode(self) -> VerifyMode:

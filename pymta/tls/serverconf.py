@@ -8,16 +8,19 @@ returns the same object.  ``pymta -bV`` runs the same check.
 """
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from ..config.values import main_option
 from ..expand import ExpandContext, ExpandError
+from ..expand.lists import nonempty_items
 from .errors import TLSConfigError
 from .expander import ContextExpander
+from .selfsigned import ensure_selfsigned
 from .server import ServerTLS, ServerTLSOptions
 
 # Per configuration object (a reload makes a new one); inherited by forked processes.
-_CACHE: dict[int, tuple[Any, ServerTLS | None]] = {}
+_CACHE: dict[int, tuple[Any, ServerTLS]] = {}
 
 
 def _opt(config: Any, name: str, default: str | None = None) -> str | None:
@@ -25,11 +28,15 @@ def _opt(config: Any, name: str, default: str | None = None) -> str | None:
     return default if value is None else str(value)
 
 
-def server_options(config: Any) -> ServerTLSOptions | None:
-    """The main TLS options of ``config``; None when tls_certificate is unset (no TLS)."""
+def server_options(config: Any) -> ServerTLSOptions:
+    """The main TLS options of ``config``.  Without tls_certificate, the self-signed
+    certificate in the spool directory (made now if needed; TLSConfigError when it
+    cannot be), as Exim 4.96 offers TLS with a self-signed certificate."""
     cert = _opt(config, "tls_certificate")
     if not cert:
-        return None
+        spool = _opt(config, "spool_directory") or "/var/spool/pymta"
+        host = _opt(config, "primary_hostname") or socket.getfqdn()
+        cert = ensure_selfsigned(spool, host)
     return ServerTLSOptions(
         certificate=cert,
         privatekey=_opt(config, "tls_privatekey"),
@@ -44,15 +51,34 @@ def server_options(config: Any) -> ServerTLSOptions | None:
         ocsp_file=_opt(config, "tls_ocsp_file"))
 
 
-def server_tls(config: Any) -> ServerTLS | None:
-    """This process's :class:`ServerTLS` for ``config`` (None: TLS not configured)."""
+# Service names Exim's users write in port lists, known even without /etc/services.
+_SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
+
+
+def tcp_port(text: str) -> int:
+    """A port number or service name from a port list (ValueError when neither)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text in _SERVICES:
+        return _SERVICES[text]
+    try:
+        return socket.getservbyname(text, "tcp")
+    except OSError:
+        raise ValueError(f'invalid port "{text}"') from None
+
+
+def on_connect_ports(config: Any) -> set[int]:
+    """tls_on_connect_ports: where TLS starts before the banner (465, "submissions")."""
+    return {tcp_port(p) for p in nonempty_items(_opt(config, "tls_on_connect_ports") or "")}
+
+
+def server_tls(config: Any) -> ServerTLS:
+    """This process's :class:`ServerTLS` for ``config`` (TLSConfigError: none can be had)."""
     hit = _CACHE.get(id(config))
     if hit is not None and hit[0] is config:
         return hit[1]
-    options = server_options(config)
-    tls = None
-    if options is not None:
-        tls = ServerTLS(options, ContextExpander(ExpandContext(config=config)))
+    tls = ServerTLS(server_options(config), ContextExpander(ExpandContext(config=config)))
     _CACHE[id(config)] = (config, tls)
     return tls
 
@@ -61,21 +87,37 @@ def _static(text: str | None) -> bool:
     return text is None or "$" not in text
 
 
-def check_server_tls(config: Any) -> None:
+def check_server_tls(config: Any, *, daemon: bool = False) -> str | None:
     """Build the contexts of ``config`` now (master, ``-bV``).
+
+    Without tls_certificate only the daemon (``daemon=True``), which owns the spool,
+    makes the self-signed certificate; ``-bV`` checks nothing more then.  When that
+    certificate cannot be made (a full or read-only spool) the daemon still runs,
+    without STARTTLS: the reason is returned for the log.
 
     Raises :class:`TLSConfigError` naming the option for an unusable certificate, key,
     cipher list, DH or curve setting.  Options that expand per connection (they mention
     a variable) are only expanded when a client asks for TLS; their contexts are built
     then, and a failure then answers STARTTLS with 454.
     """
+    try:
+        on_connect_ports(config)
+    except ValueError as exc:
+        raise TLSConfigError(f"tls_on_connect_ports: {exc}") from None
+    if not _opt(config, "tls_certificate"):
+        if not daemon:
+            return None
+        try:
+            server_tls(config)
+        except TLSConfigError as exc:
+            return f"STARTTLS not offered: {exc}"
+        return None
     tls = server_tls(config)
-    if tls is None:
-        return
     o = tls.options
     if not all(_static(t) for t in (o.certificate, o.privatekey, o.ocsp_file)):
-        return
+        return None
     try:
         tls.prepare({})
     except ExpandError as exc:
         raise TLSConfigError(f"tls_certificate: expansion failed: {exc}") from None
+    return None

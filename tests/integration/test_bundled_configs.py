@@ -6,13 +6,16 @@ loopback), which is not in either configuration's relay_from_hosts.
 from __future__ import annotations
 
 import shutil
+import smtplib
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import maildir_messages, wait_for
 from tests.support.daemon import PymtaDaemon
+from tests.support.ports import free_port
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 
@@ -105,3 +108,30 @@ def test_production_conf_refuses_relay_from_unlisted_host(tmp_path):
         assert replies[1].startswith("550") and "relay not permitted" in replies[1]
     finally:
         d.stop()
+
+
+def test_dev_conf_offers_tls_out_of_the_box(tmp_path):
+    """No certificate configured: STARTTLS on the SMTP ports and TLS on connect on the
+    submissions port, with the self-signed certificate made in the spool."""
+    for name in ("dev-users", "dev-aliases"):
+        shutil.copy(ETC / name, tmp_path / name)
+    ports = [free_port(), free_port()]
+    d = PymtaDaemon((ETC / "dev.conf").read_text(), tmp_path, ports=ports,
+                    macros={"SPOOL": str(tmp_path / "spool"), "EXIM_USER": "nobody",
+                            "SUBMISSIONS_PORT": str(ports[1])})
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with d:
+        with smtplib.SMTP("127.0.0.1", ports[0], timeout=20) as s:
+            assert s.starttls(context=ctx)[0] == 220
+            assert s.ehlo("client.test")[0] == 250
+        with smtplib.SMTP_SSL("127.0.0.1", ports[1], timeout=20, context=ctx) as s:
+            assert s.ehlo("client.test")[0] == 250
+            assert not s.has_extn("starttls")
+        # clients that pin the certificate can: it is the file in the spool
+        verify = ssl.create_default_context(cafile=str(tmp_path / "spool" / "tls" /
+                                                       "selfsigned.pem"))
+        verify.check_hostname = False
+        with smtplib.SMTP_SSL("127.0.0.1", ports[1], timeout=20, context=verify) as s:
+            assert s.noop()[0] == 250

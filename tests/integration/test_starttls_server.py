@@ -17,9 +17,11 @@ import subprocess
 import time
 
 import pytest
+from cryptography import x509
 
 from tests.support.certs import CertFiles, make_ca, make_cert
 from tests.support.daemon import PymtaDaemon, run_pymta
+from tests.support.ports import free_port
 
 CONFIG = """\
 primary_hostname = mx.test.example
@@ -230,14 +232,97 @@ def test_tls_advertise_hosts_limits_the_offer(tmp_path, certs):
             assert c.cmd("STARTTLS") == (503, "STARTTLS command used when not advertised")
 
 
-def test_no_certificate_no_starttls(tmp_path):
-    text = CONFIG.replace("tls_certificate = DIR/mx.test.example.pem\n", "") \
-        .replace("tls_privatekey = DIR/mx.test.example.key\n", "")
-    with PymtaDaemon(text, tmp_path) as d:
+def test_empty_tls_advertise_hosts_offers_nothing(tmp_path, certs):
+    with PymtaDaemon(CONFIG, tmp_path, macros={"EXTRA_MAIN": "tls_advertise_hosts ="}) as d:
         with d.client() as c:
             c.ehlo()
             assert "STARTTLS" not in c.extensions()
-            assert c.cmd("STARTTLS") == (500, "unrecognized command")
+            assert c.cmd("STARTTLS") == (503, "STARTTLS command used when not advertised")
+
+
+def _peer_certificate(port: int, starttls: bool) -> x509.Certificate:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if starttls:
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+            s.starttls(context=ctx)
+            der = s.sock.getpeercert(binary_form=True)
+    else:
+        with smtplib.SMTP_SSL("127.0.0.1", port, timeout=20, context=ctx) as s:
+            der = s.sock.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der)
+
+
+def test_without_certificate_a_self_signed_one_is_made_once(tmp_path):
+    """As Exim 4.96, STARTTLS is offered without tls_certificate, with a self-signed
+    certificate; pymta keeps it in the spool so it stays the same across restarts."""
+    text = CONFIG.replace("tls_certificate = DIR/mx.test.example.pem\n", "") \
+        .replace("tls_privatekey = DIR/mx.test.example.key\n", "")
+    d = PymtaDaemon(text, tmp_path)
+    with d:
+        with d.client() as c:
+            c.ehlo()
+            assert "STARTTLS" in c.extensions()
+        first = _peer_certificate(d.port, starttls=True)
+    path = d.spool / "tls" / "selfsigned.pem"
+    st = path.stat()
+    assert st.st_mode & 0o777 == 0o600
+    assert st.st_uid == (d.spool.stat().st_uid)
+    assert first.subject == first.issuer
+    assert first.subject.rfc4514_string() == "CN=mx.test.example"
+    with d:
+        assert _peer_certificate(d.port, starttls=True) == first
+
+
+# --------------------------------------------------------------------------- TLS on connect
+
+@pytest.fixture
+def two_ports(tmp_path, certs):
+    ports = [free_port(), free_port()]
+    d = PymtaDaemon(CONFIG, tmp_path, ports=ports,
+                    macros={"EXTRA_MAIN": f"tls_on_connect_ports = {ports[1]}"})
+    with d:
+        yield d
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
+def test_swaks_tlsc_on_the_tls_on_connect_port(two_ports, certs):
+    d = two_ports
+    out = subprocess.run(
+        ["swaks", "--server", "127.0.0.1", "--port", str(d.ports[1]), "--tlsc",
+         "--tls-verify", "--tls-ca-path", certs.ca,
+         "--from", "someone@remote.example", "--to", "alice@test.example",
+         "--helo", "client.example", "--timeout", "20"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "<~  220 mx.test.example" in out.stdout      # "~": the banner came under TLS
+    assert "STARTTLS" not in out.stdout
+    line = d.wait_for_log(r" <= someone@remote\.example ")[0]
+    assert " P=esmtps " in line
+
+
+def test_smtps_client_and_no_starttls_on_that_port(two_ports, certs):
+    d = two_ports
+    with smtplib.SMTP_SSL("127.0.0.1", d.ports[1], timeout=20,
+                          context=_verifying(certs.ca)) as s:
+        s.ehlo("client.example")
+        assert not s.has_extn("starttls")
+        assert s.docmd("STARTTLS") == (503, b"STARTTLS command used when not advertised")
+        s.sendmail("someone@remote.example", ["bob@test.example"], b"Subject: 465\r\n\r\nx\r\n")
+    d.wait_for_log(r" <= someone@remote\.example .* P=esmtps ")
+    with d.client() as c:        # the other port still talks in clear first
+        c.ehlo()
+        assert "STARTTLS" in c.extensions()
+
+
+def test_plaintext_client_on_the_tls_port_gets_no_banner(two_ports):
+    d = two_ports
+    with socket.create_connection(("127.0.0.1", d.ports[1]), timeout=20) as s:
+        s.sendall(b"EHLO client.example\r\n")
+        rest = s.makefile("rb").read()
+        assert b"220" not in rest
+    d.wait_for_log(r"TLS error on connection from \[127\.0\.0\.1\] \(SSL_accept\): ")
 
 
 # --------------------------------------------------------------------------- start-up checks

@@ -29,7 +29,8 @@ def test_dev_config_loads_with_repository_spool():
         os.path.join(spool, "log")
     assert c.main.log_file_path.endswith("/%slog")
     assert c.main.local_interfaces == "127.0.0.1"
-    assert c.main.daemon_smtp_ports == "2525 : 2587"
+    assert c.main.daemon_smtp_ports == "2525 : 2587 : 2465"
+    assert c.main.tls_on_connect_ports == "2465"
     assert c.main.primary_hostname == "pymta.test"
     assert c.named_lists["domain"]["local_domains"] == "pymta.test : localhost"
     assert c.named_lists["host"]["relay_from_hosts"] == "127.0.0.1"

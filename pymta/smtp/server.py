@@ -412,6 +412,13 @@ class SmtpServer:
         """The next complete line from the buffer (None: need more input; b"": a line
         that was dropped as too long)."""
         nl = self._buf.find(b"\n")
+        if self._exchange is not None and not self._skip_long_line and (
+                nl > SMTP_CMD_BUFFER_SIZE or (nl < 0 and len(self._buf) > SMTP_CMD_BUFFER_SIZE)):
+            # An over-long response is cut short, as Exim's buffer does (AUTH answers
+            # "501 Invalid base64 data"); the rest is read as the next command.
+            head = bytes(self._buf[:SMTP_CMD_BUFFER_SIZE])
+            del self._buf[:SMTP_CMD_BUFFER_SIZE]
+            return head
         if nl < 0:
             if len(self._buf) > SMTP_CMD_BUFFER_SIZE:
                 # Drop the oversized part; the rest of the line is skipped too.

@@ -8,6 +8,7 @@ concerns live in their own modules and are mixed in:
 - :mod:`pymta.smtp.assemble`: the message after DATA, DATA ACL, envelope, spooling;
 - :mod:`pymta.smtp.chat`: logging the protocol incidents the server reports;
 - :mod:`pymta.smtp.tls_glue`: STARTTLS and the TLS facts of the connection;
+- :mod:`pymta.smtp.auth_glue`: SMTP AUTH (advertising, the exchange, AUTH= on MAIL);
 - :mod:`pymta.smtp.socket_loop`: the socket, timeouts and the server's actions.
 
 :func:`run_session` puts them together for one accepted socket; its pieces
@@ -26,6 +27,7 @@ from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.message.envelope import Envelope
 from pymta.smtp.assemble import MessageAssembly
+from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog, log_selected
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.peer import PeerFacts, endpoints as _endpoints, host_in as _host_in
@@ -40,7 +42,8 @@ __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
            "finish_session", "build_server", "lookup_host_name", "log_selected"]
 
 
-class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, SmtpHandler):
+class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, AuthGlue,
+                   SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
 
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
@@ -90,6 +93,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, S
         self.local_caller: Any = None
         # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).
         self.tls_wrap: TlsWrap | None = None
+        self.auth_init()
 
     def set_local_caller(self, caller: Any) -> None:
         """Make this a local (-bs) session: no client host, protocol local-smtp."""
@@ -124,6 +128,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, S
             ("esmtp" if verb == "EHLO" else "smtp") + ("s" if self.tls_facts else "")
         if self.local_caller is None:
             v["sender_rcvhost"] = self._rcvhost()
+        self.auth_after_helo(verb)
         self._reset_message()
         if self.local_caller is not None:
             # -bs: no client address to show; Exim names the calling user instead.
@@ -141,8 +146,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, S
         self.data_headers_add: list[str] = []
         self.data_headers_remove: list[str] = []
         v = self.ctx.variables
-        v.update(sender_address="", local_part="", domain="", recipients="",
-                 recipients_count="0", rcpt_count="0", message_size="-1")
+        v.update(sender_address="", authenticated_sender="", local_part="", domain="",
+                 recipients="", recipients_count="0", rcpt_count="0", message_size="-1")
         self.ctx.headers = None
         # Exim tidies its lookups after each message: file contents may have changed.
         self.ctx.lookup_cache.clear()
@@ -160,6 +165,10 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, S
         v["sender_address_domain"] = taint(dom if at else "")
         if params.get("SIZE"):
             v["message_size"] = taint(params["SIZE"] or "")
+        bad_auth = self.auth_mail_param(params.get("AUTH") if "AUTH" in params else None)
+        if bad_auth is not None:
+            v["sender_address"] = ""
+            return bad_auth
         res = self._run("acl_smtp_mail", "mail")
         if res.verdict == "discard":
             self.mail_discard = True
@@ -395,6 +404,7 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))
     if server.extra_commands.get("STARTTLS"):
         session.tls_wrap = session.tls_wrap_socket
+    session.auth_install(server)
     session._reset_message()
     return server
 

@@ -64,6 +64,25 @@ SCENARIOS: dict[str, list] = {
     "condition_other_string": [EHLO, "AUTH X-WEIRD " + b64(b"\0alice\0secret")],
     "condition_expansion_error": [EHLO, "AUTH X-BROKEN " + b64(b"\0alice\0secret")],
     "overlong_response": [EHLO, "AUTH PLAIN", "A" * 20000],
+    "auth_in_transaction": [EHLO, "MAIL FROM:<a@b.example>",
+                            "AUTH PLAIN " + b64(b"\0alice\0secret")],
+    "auth_bad_mechanism_name": [EHLO, "AUTH PL@IN xx"],
+    "auth_extra_data": [EHLO, "AUTH PLAIN " + b64(b"\0alice\0secret") + " extra"],
+    "auth_two_spaces": [EHLO, "AUTH  PLAIN " + b64(b"\0alice\0secret")],
+    "ehlo_after_auth": [EHLO, "AUTH PLAIN " + b64(b"\0alice\0secret"), EHLO,
+                        "AUTH PLAIN " + b64(b"\0alice\0secret")],
+    "failures_then_ok": [EHLO] + ["AUTH PLAIN " + b64(b"\0alice\0x")] * 4
+                        + ["AUTH PLAIN " + b64(b"\0alice\0secret")],
+    "mail_auth_unauthenticated": [EHLO, "MAIL FROM:<a@b.example> AUTH=<x@y.example>",
+                                  "RCPT TO:<r@mx.example.test>"],
+    "mail_auth_authenticated": [EHLO, "AUTH PLAIN " + b64(b"\0alice\0secret"),
+                                "MAIL FROM:<a@b.example> AUTH=x+2By@y.example",
+                                "RCPT TO:<r@mx.example.test>"],
+    "mail_auth_empty": [EHLO, "AUTH PLAIN " + b64(b"\0alice\0secret"),
+                        "MAIL FROM:<a@b.example> AUTH=<>"],
+    "mail_auth_bad_xtext": [EHLO, "AUTH PLAIN " + b64(b"\0alice\0secret"),
+                            "MAIL FROM:<a@b.example> AUTH=x+zz"],
+    "mail_auth_after_helo": ["HELO client.example", "MAIL FROM:<a@b.example> AUTH=<>"],
 }
 
 
@@ -109,7 +128,8 @@ def run(name: str, steps: list, conf: str) -> str:
         line = line.rstrip("\r\n")
         if line.startswith("LOG: "):
             out.append("L: " + line[5:])
-        elif line.startswith("221"):
+        elif line[:3].isdigit():
+            # Replies still due (a response line that Exim read as two), then QUIT's.
             out.append("S: " + line)
     proc.wait()
     return "\n".join(out) + "\n"

@@ -1,0 +1,241 @@
+"""SMTP AUTH in the session (RFC 4954): advertising, the AUTH command, AUTH= on MAIL.
+
+The mechanisms are the sans-IO exchanges of :mod:`pymta.auth`; this mixin connects them to
+the :class:`~pymta.smtp.server.SmtpServer` (its ``AUTH`` extra command and
+:class:`~pymta.smtp.actions.Challenge` steps) and to the session's variables, ACLs and
+logs, with Exim 4.96's replies and log lines (recordings in ``tests/data/auth/``):
+
+- EHLO names the server authenticators whose ``server_advertise_condition`` passes when
+  the client matches ``auth_advertise_hosts``; nothing once the client has authenticated
+  (as Exim).  AUTH is refused unless it was advertised in this session's last EHLO.
+- Order of checks for AUTH: advertised, not yet authenticated, not inside a mail
+  transaction, ``acl_smtp_auth``, the mechanism name's characters, an advertised
+  mechanism; then the exchange.  The 503/504/501 refusals count as protocol errors.
+- A failed exchange writes Exim's ``<name> authenticator failed for <host>: <reply>
+  (set_id=<id>)`` line to the main and reject logs (fail2ban's exim filter reads it).
+- Repeated failures slow the client down: before answering the n-th failed AUTH of a
+  connection the session waits ``min(n - 1, AUTH_FAIL_DELAY_MAX)`` seconds (the first
+  failure, usually a typo, is answered at once).  Exim has no such delay; this is
+  pymta's own defence against password guessing and needs no option.  The count is in
+  ``auth_failures``.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any, Callable
+
+from pymta.acl import acl_smtp_reply, split_code
+from pymta.auth.base import Authenticator, ServerExchange, advertised
+from pymta.auth.configured import server_authenticators
+from pymta.auth.expand_adapter import ContextExpander
+from pymta.auth.results import (REPLY_ALREADY_AUTHENTICATED, REPLY_NOT_ADVERTISED,
+                                AuthResult, failure_log_line, reply_unsupported_mechanism)
+from pymta.auth.results import Challenge as AuthChallenge
+from pymta.expand import ExpandError, expand_string
+from pymta.smtp.actions import Challenge
+from pymta.smtp.peer import host_in
+from pymta.smtp.server import Reply, SmtpServer
+from pymta.taint import taint
+
+#: Longest wait, in seconds, before answering a failed AUTH (see the module docstring).
+AUTH_FAIL_DELAY_MAX = 5
+
+_MECH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def xtext_decode(text: str) -> str | None:
+    """RFC 3461 xtext as Exim decodes AUTH= values: ``+XX`` is a hex-coded byte; other
+    characters must be printable ASCII other than "=".  None when malformed."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if ord(c) < 33 or ord(c) > 127 or c == "=":
+            return None
+        if c == "+":
+            pair = text[i + 1:i + 3]
+            if len(pair) != 2 or any(ch not in "0123456789abcdefABCDEF" for ch in pair):
+                return None
+            out.append(int(pair, 16))
+            i += 3
+            continue
+        out.append(ord(c))
+        i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+class AuthGlue:
+    """Mixin for :class:`~pymta.smtp.session.SmtpSession`: SMTP AUTH."""
+
+    config: Any
+    log: Any
+    ctx: Any
+    server: SmtpServer | None
+    sleep: Callable[[float], Any]
+    host_ident: Callable[..., str]                   # PeerFacts
+    _run: Callable[[str, str], Any]                  # AclChecks
+    _log_reject: Callable[..., None]
+
+    def auth_init(self) -> None:
+        """Per-connection AUTH state (called by the session's constructor)."""
+        self.auth_servers: list[Authenticator] = server_authenticators(self.config)
+        self.auth_offered: list[Authenticator] = []   # named in the last EHLO reply
+        self.authenticated_by: Authenticator | None = None
+        self.auth_tls = False                         # TLS was active at authentication
+        self.auth_failures = 0
+        v = self.ctx.variables
+        v.update(authenticated_id="", authenticated_fail_id="", authenticated_sender="",
+                 sender_host_authenticated="", authentication_failed="")
+
+    def auth_install(self, server: SmtpServer) -> None:
+        """Make ``server`` recognise AUTH (Exim answers it even with no authenticators:
+        "503 AUTH command used when not advertised")."""
+        server.extra_commands["AUTH"] = self._cmd_auth
+
+    # ------------------------------------------------------------------ EHLO
+    def auth_after_helo(self, verb: str) -> None:
+        """After an accepted HELO/EHLO: what to advertise, and $received_protocol."""
+        server = self.server
+        tls = bool(server is not None and server.tls_active)
+        if self.authenticated_by is not None and tls and not self.auth_tls:
+            # RFC 3207: what was learnt before STARTTLS is forgotten.
+            self.auth_reset()
+        offered: list[Authenticator] = []
+        if (verb == "EHLO" and self.authenticated_by is None and self.auth_servers
+                and host_in(self.config, "auth_advertise_hosts", self, "*")):  # type: ignore[arg-type]
+            offered = advertised(self.auth_servers, ContextExpander(self.ctx),
+                                 dict(self.ctx.variables))
+        self.auth_offered = offered
+        if server is not None:
+            server.extensions = [e for e in server.extensions
+                                 if e.split()[0].upper() != "AUTH"]
+            if offered:
+                server.extensions.insert(0, "AUTH " + " ".join(a.public_name for a in offered))
+        if self.authenticated_by is not None:
+            self._set_protocol()
+
+    def auth_reset(self) -> None:
+        """Forget a successful authentication (after STARTTLS)."""
+        self.authenticated_by = None
+        self.ctx.variables.update(authenticated_id="", sender_host_authenticated="")
+
+    def _set_protocol(self) -> None:
+        v = self.ctx.variables
+        local = v.get("received_protocol", "").startswith("local-")
+        tls = bool(self.server is not None and self.server.tls_active)
+        proto = "esmtp" + ("s" if tls else "") + ("a" if self.authenticated_by else "")
+        v["received_protocol"] = ("local-" if local else "") + proto
+
+    # ------------------------------------------------------------------ AUTH
+    def _cmd_auth(self, server: SmtpServer, arg: str) -> None:
+        v = self.ctx.variables
+        v["authentication_failed"] = "1"
+        if not self.auth_offered or server.helo_name is None or not server.esmtp:
+            server.synprot_error(503, REPLY_NOT_ADVERTISED[4:])
+            return
+        if self.authenticated_by is not None:
+            server.synprot_error(503, REPLY_ALREADY_AUTHENTICATED[4:])
+            return
+        if server.sender is not None:
+            server.synprot_error(503, "not permitted in mail transaction")
+            return
+        parts = arg.split(None, 1)
+        name = parts[0] if parts else ""
+        initial = parts[1].strip() if len(parts) > 1 else None
+        v["smtp_command_argument"] = taint(arg)
+        res = self._run("acl_smtp_auth", "auth")
+        if res.verdict != "accept":
+            self._log_reject(f"AUTH {name}".rstrip(), res, with_sender=False)
+            code, text = acl_smtp_reply(res, "auth")
+            if res.verdict != "defer" and code == 550 and not (
+                    res.message and split_code(res.message, 0)[0]):
+                code = 503          # Exim's default code for a refused AUTH
+            server.send_reply(Reply(code, text, close=res.verdict == "drop"))
+            return
+        if any(c not in _MECH_CHARS for c in name):
+            server.synprot_error(501, "invalid character in authentication mechanism name")
+            return
+        wanted = name.upper()
+        auth = next((a for a in self.auth_offered if a.public_name == wanted), None)
+        if auth is None:
+            server.synprot_error(504, reply_unsupported_mechanism(name)[4:])
+            return
+        exchange = auth.server_exchange(ContextExpander(self.ctx), dict(v))
+        step = self._step(auth, exchange, exchange.start(initial))
+        if isinstance(step, Challenge):
+            server.send_challenge(step)
+        else:
+            server.send_reply(step)
+
+    def _step(self, auth: Authenticator, exchange: ServerExchange,
+              step: AuthChallenge | AuthResult) -> Challenge | Reply:
+        """A mechanism step as the server's next action: a 334 challenge or the end."""
+        if isinstance(step, AuthChallenge):
+            return Challenge(
+                text=base64.b64encode(step.data).decode("ascii"),
+                respond=lambda line: self._step(auth, exchange, exchange.respond(line)),
+                cancel=lambda: self._cancelled(auth, exchange))
+        return self._finished(auth, step)
+
+    def _cancelled(self, auth: Authenticator, exchange: ServerExchange) -> None:
+        """``*``: the server answers "501 Authentication cancelled"; the exchange ends
+        as a failure (logged and counted like any other)."""
+        result = exchange.respond("*")
+        if isinstance(result, AuthResult):
+            self._finished(auth, result)
+
+    def _finished(self, auth: Authenticator, result: AuthResult) -> Reply:
+        v = self.ctx.variables
+        # Expansions after AUTH see $auth1.. only inside the authenticator (Exim).
+        if result.ok:
+            self.authenticated_by = auth
+            self.auth_tls = bool(self.server is not None and self.server.tls_active)
+            v.update(authenticated_id=taint(result.set_id or ""),
+                     sender_host_authenticated=auth.name, authentication_failed="")
+            self._set_protocol()
+            return Reply(235, result.text)
+        self.auth_failures += 1
+        v["authenticated_fail_id"] = taint(result.set_id or "")
+        line = failure_log_line(auth.name, self.host_ident(with_h=False), result)
+        self.log.reject(line)
+        delay = min(self.auth_failures - 1, AUTH_FAIL_DELAY_MAX)
+        if delay > 0:
+            self.sleep(delay)
+        return Reply(result.code, result.text)
+
+    # ------------------------------------------------------------------ MAIL AUTH=
+    def auth_mail_param(self, value: str | None) -> Reply | None:
+        """AUTH= on MAIL (RFC 4954 5): $authenticated_sender, honoured only from an
+        authenticated client (and when server_mail_auth_condition allows); "<>" and
+        anything ignored leave it empty.  A 501 reply for malformed xtext."""
+        v = self.ctx.variables
+        v["authenticated_sender"] = ""
+        if value is None or value == "<>":
+            return None
+        decoded = xtext_decode(value)
+        if decoded is None:
+            assert self.server is not None
+            return Reply(501, "invalid data for AUTH")
+        auth = self.authenticated_by
+        ignore: str | None = None
+        if auth is None:
+            ignore = "client not authenticated"
+        elif auth.opt("server_mail_auth_condition") is not None:
+            v["authenticated_sender"] = taint(decoded)
+            if not self._mail_auth_condition(auth):
+                ignore = "server_mail_auth_condition failed"
+                if v.get("authenticated_id"):
+                    ignore += f': authenticated ID="{v["authenticated_id"]}"'
+        if ignore is not None:
+            v["authenticated_sender"] = ""
+            self.log.main(f"ignoring AUTH={value} from {self.host_ident()} ({ignore})")
+            return None
+        v["authenticated_sender"] = taint(decoded)
+        return None
+
+    def _mail_auth_condition(self, auth: Authenticator) -> bool:
+        try:
+            value = expand_string(str(auth.opt("server_mail_auth_condition")), self.ctx)
+        except ExpandError:
+            return False
+        return value.strip().lower() not in ("", "0", "no", "false")

@@ -23,7 +23,7 @@ _REGISTRY: dict[tuple[str, str], type] = {}
 _DRIVER_MODULES = {
     "router": "pymta.routing",
     "transport": "pymta.transports",
-    "authenticator": "pymta.smtp.auth",
+    "authenticator": "pymta.auth.configured",
 }
 
 
@@ -33,6 +33,11 @@ def register(kind: str, name: str):
         cls.driver_name = name
         return cls
     return deco
+
+
+def get_registered(kind: str, name: str) -> type | None:
+    """The class registered for ``kind``/``name`` so far (no module is imported)."""
+    return _REGISTRY.get((kind, name))
 
 
 def get_driver(kind: str, name: str) -> type | None:

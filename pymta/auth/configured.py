@@ -1,0 +1,53 @@
+"""The authenticator drivers as the configuration reader instantiates them.
+
+:mod:`pymta.drivers` maps ``driver =`` names of the authenticators section to this module;
+importing it registers, for each driver of :mod:`pymta.auth.registry`, a subclass that the
+reader can build as ``cls(instance, config)`` from a
+:class:`~pymta.config.model.DriverInstance` (its options already typed and validated).
+The library classes keep their plain ``(name, options)`` constructor for tests and tools.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pymta import drivers
+from pymta.config.model import ConfigError
+
+from .base import Authenticator
+from .registry import authenticator_names, get_authenticator
+
+
+def _configured(base: type[Authenticator]) -> type[Authenticator]:
+    """A subclass of ``base`` built from a configuration instance."""
+
+    def __init__(self: Authenticator, instance: Any, config: Any = None) -> None:
+        try:
+            base.__init__(self, instance.name, instance.options)
+        except ValueError as e:
+            raise ConfigError(f"authenticator {instance.name}: {e}",
+                              instance.file, instance.line) from None
+        self.instance = instance                     # type: ignore[attr-defined]
+
+    return type(base.__name__, (base,), {
+        "__init__": __init__, "__doc__": base.__doc__, "__module__": base.__module__,
+        "options": base.options})
+
+
+def _register_all() -> None:
+    for name in authenticator_names():
+        cls = get_authenticator(name)
+        if cls is not None and drivers.get_registered("authenticator", name) is None:
+            drivers.register("authenticator", name)(_configured(cls))
+
+
+def server_authenticators(config: Any) -> list[Authenticator]:
+    """The authenticators of ``config`` with server functions, in configuration order."""
+    out = []
+    for inst in getattr(config, "authenticators", {}).values():
+        obj = inst.obj
+        if isinstance(obj, Authenticator) and obj.is_server:
+            out.append(obj)
+    return out
+
+
+_register_all()

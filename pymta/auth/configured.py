@@ -27,10 +27,26 @@ def _configured(base: type[Authenticator]) -> type[Authenticator]:
             raise ConfigError(f"authenticator {instance.name}: {e}",
                               instance.file, instance.line) from None
         self.instance = instance                     # type: ignore[attr-defined]
+        _check_public_name(self, config)
 
     return type(base.__name__, (base,), {
         "__init__": __init__, "__doc__": base.__doc__, "__module__": base.__module__,
         "options": base.options})
+
+
+def _check_public_name(auth: Authenticator, config: Any) -> None:
+    """Exim refuses two server authenticators with one public name: AUTH could not say
+    which of them the client means.  Instances are built in configuration order, so the
+    earlier ones already have their object."""
+    if not auth.is_server:
+        return
+    for inst in getattr(config, "authenticators", {}).values():
+        other = getattr(inst, "obj", None)
+        if (isinstance(other, Authenticator) and other is not auth and other.is_server
+                and other.public_name == auth.public_name):
+            raise ConfigError(f"two server authenticators ({other.name} and {auth.name}) "
+                              f"have the same public name ({auth.public_name})",
+                              auth.instance.file, auth.instance.line)  # type: ignore[attr-defined]
 
 
 def _register_all() -> None:

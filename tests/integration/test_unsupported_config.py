@@ -18,9 +18,9 @@ CASES = {
                     "tls_certificate = ", 'main option "tls_certificate"'),
     "pipe transport": ("begin transports\n", "address_pipe:\n  driver = pipe\n",
                        "address_pipe:", 'transport address_pipe: transport driver "pipe"'),
-    "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nPLAIN:\n"
-                      "  driver = plaintext\n  public_name = PLAIN\n",
-                      "PLAIN:", 'authenticator PLAIN: authenticator driver "plaintext"'),
+    "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
+                      "  driver = spa\n  public_name = NTLM\n",
+                      "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
     "ACL ratelimit": ("acl_check_rcpt:\n", "  deny ratelimit = 100 / 1h / strict\n",
                       "  deny ratelimit", 'error in ACL: ACL condition "ratelimit"'),
     "ACL spf": ("acl_check_rcpt:\n", "  deny spf = fail\n", "  deny spf",

@@ -1,5 +1,5 @@
-"""Authenticator drivers: option tables, registry, failure log line, and that the
-configuration reader still refuses authenticators (the registry is not consulted yet)."""
+"""Authenticator drivers: option tables, registry, failure log line, advertising.
+Loading them from ``begin authenticators`` is tested in test_auth_config.py."""
 from __future__ import annotations
 
 import shutil
@@ -12,8 +12,6 @@ from pymta.auth.expand_adapter import ContextExpander
 from pymta.auth.registry import authenticator_names, get_authenticator
 from pymta.auth.results import AuthResult, failure_log_line
 from pymta.config import option_tables
-from pymta.config.model import ConfigError
-from pymta.config.reader import load_config
 from pymta.expand import ExpandContext
 
 GENERIC = {"driver", "public_name", "server_condition", "server_set_id",
@@ -96,14 +94,6 @@ def test_fail2ban_exim_filter_matches(tmp_path) -> None:
                          capture_output=True, text=True, check=True).stdout
     assert "Lines: 3 lines, 0 ignored, 2 matched, 1 missed" in out
     assert "192.0.2.9]: 501 Authentication cancelled" in out.split("Missed line(s):")[1]
-
-
-def test_config_reader_still_refuses_authenticators(tmp_path) -> None:
-    conf = tmp_path / "conf"
-    conf.write_text("begin authenticators\nPLAIN:\n  driver = plaintext\n"
-                    "  server_condition = yes\n")
-    with pytest.raises(ConfigError, match="not supported"):
-        load_config(str(conf))
 
 
 def test_advertised_and_find_mechanism() -> None:

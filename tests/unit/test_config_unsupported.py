@@ -40,9 +40,9 @@ UNSUPPORTED = {
     "pipe transport": ("begin transports\naddress_pipe:\n  driver = pipe\n"
                        "  return_output\n", 4,
                        'transport address_pipe: transport driver "pipe"'),
-    "authenticator": ("begin authenticators\nPLAIN:\n  driver = plaintext\n"
-                      "  public_name = PLAIN\n", 4,
-                      'authenticator PLAIN: authenticator driver "plaintext"'),
+    "authenticator": ("begin authenticators\nNTLM:\n  driver = spa\n"
+                      "  public_name = NTLM\n", 4,
+                      'authenticator NTLM: authenticator driver "spa"'),
     "router driver": ("begin routers\nlit:\n  driver = ipliteral\n", 4,
                       'router lit: router driver "ipliteral"'),
     "ACL ratelimit": (ACL + "  deny ratelimit = 10 / 1h / strict\n  accept\n", 6,

@@ -57,6 +57,15 @@ class Address:
     # an earlier message (Exim marks such deliveries with "*" after the IP address).
     continued_connection: bool = False
     smtp_confirmation: str | None = None
+    # Set by the smtp transport for X=, CV=, DN= and A= on the delivery line: the
+    # outgoing TLS session ($tls_out_cipher, ..._certificate_verified, ..._peerdn; empty
+    # cipher: no TLS) and the client authenticator that succeeded (its name and the
+    # expanded client_set_id).
+    tls_cipher: str = ""
+    tls_certificate_verified: bool = False
+    tls_peerdn: str = ""
+    authenticator: str = ""
+    auth_id: str = ""
     # Routing extras (routing engineer): "address" | "file" | "pipe" | "directory" for
     # redirect targets; $home from check_local_user / router_home_directory; whether the
     # router asked for the message to be frozen (self = freeze, host_find_failed = freeze);

@@ -25,10 +25,14 @@ class EximErrno(IntEnum):
     CHHEADER_FAIL = -25
     EXPANDFAIL = -27
     UNKNOWNHOST = -32       # host lookup failed
+    TLSFAILURE = -37        # a TLS session could not be started
+    TLSREQUIRED = -38       # hosts_require_tls: no TLS session
+    AUTHFAIL = -42          # hosts_require_auth: authentication did not succeed
     CONNECTTIMEOUT = -43
     RCPT4XX = -44           # 4xx reply to RCPT
     MAIL4XX = -45           # 4xx reply to MAIL
     DATA4XX = -46           # 4xx reply to DATA (or after the data)
+    AUTHPROB = -48          # an authenticator's own problem (an expansion error)
     HOST_IS_LOCAL = -50
     RRETRY = -52            # routing / address retry time not reached
     LRETRY = -53            # local delivery retry time not reached

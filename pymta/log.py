@@ -24,7 +24,12 @@ _CHECK_INTERVAL = 1.0
 LOG_SELECTORS_SUPPORTED = frozenset("""
     etrn host_lookup_failed incoming_interface incoming_port lost_incoming_connection pid
     queue_run sender_verify_fail size_reject smtp_protocol_error smtp_syntax_error
+    tls_certificate_verified tls_cipher tls_peerdn
 """.split())
+# Items Exim 4.96 turns on by default, among those pymta acts on.
+LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
+                                     "queue_run sender_verify_fail size_reject "
+                                     "tls_certificate_verified tls_cipher".split())
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
     "acl_warn_skipped msg_id rejected_header retry_defer smtp_confirmation".split())
@@ -36,7 +41,7 @@ LOG_SELECTORS_EXIM = frozenset("""
     queue_time_exclusive queue_time_overall pipelining proxy receive_time
     received_recipients received_sender return_path_on_delivery sender_on_delivery
     skip_delivery smtp_connection smtp_incomplete_transaction smtp_mailauth smtp_no_mail
-    subject tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
+    subject tls_resumption tls_sni
     unknown_in_list
 """.split()) | LOG_SELECTORS_SUPPORTED | LOG_SELECTORS_ALWAYS
 
@@ -56,6 +61,16 @@ def check_log_selector(text: str, file: str | None = None, line: int | None = No
             continue
         raise ConfigError(f'log_selector item "{word}" is not supported in this version of '
                           "pymta", file, line)
+
+
+def log_selected(config: Any, name: str) -> bool:
+    """Whether log_selector (applied to Exim's defaults) turns item ``name`` on."""
+    main = getattr(config, "main", None)
+    on = name in LOG_SELECTORS_DEFAULT_ON
+    for word in str(getattr(main, "log_selector", "") or "").split():
+        if word[1:] in (name, "all"):
+            on = word[:1] == "+"
+    return on
 
 
 def _timestamp(now: float, with_zone: bool) -> str:

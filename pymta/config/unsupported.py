@@ -157,7 +157,9 @@ IGNORED_GENERIC: dict[str, dict[str, str]] = {
 
 _NO_FILTERS = ("only tunes Exim/Sieve filter files, which pymta refuses "
                "(allow_filter is not supported)")
-_NO_TLS_CLIENT = "pymta never starts TLS as a client, so every host is avoided already"
+_NO_TLS_PROXY = ("pymta never hands a TLS session to another process, so there is no "
+                 "proxying to avoid")
+_NO_CALLOUT_TLS = "applies to callouts, which never start TLS in pymta"
 
 UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     # pymta's gsasl driver offers SCRAM-SHA-1/-256 only: no channel binding (-PLUS), and
@@ -189,10 +191,8 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
         "hosts_pipe_connect": "", "hosts_request_ocsp": "", "hosts_require_alpn": "",
         "hosts_require_auth": "", "hosts_require_dane": "", "hosts_require_ocsp": "",
-        "hosts_require_tls": "", "hosts_try_auth": "", "hosts_try_chunking": "",
+        "hosts_try_auth": "", "hosts_try_chunking": "",
         "hosts_try_dane": "", "hosts_try_fastopen": "", "hosts_try_prdr": "",
-        "tls_try_verify_hosts": "", "tls_verify_cert_hostnames": "",
-        "tls_verify_hosts": "",
         **_reject("""
             address_retry_include_sender arc_sign authenticate_hosts authenticated_sender
             authenticated_sender_force dane_require_tls_ciphers delay_after_cutoff
@@ -201,9 +201,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
             dns_search_parents dscp host_name_extract hosts_max_try
             hosts_max_try_hardlimit keepalive lmtp_ignore_quota
             retry_include_ip_address serialize_hosts socks_proxy tls_alpn
-            tls_certificate tls_crl tls_dh_min_bits tls_privatekey tls_require_ciphers
-            tls_resumption_hosts tls_sni tls_tempfail_tryclear tls_verify_certificates
-            utf8_downconvert"""),
+            tls_dh_min_bits tls_resumption_hosts utf8_downconvert"""),
     },
 }
 
@@ -221,8 +219,7 @@ IGNORED_PRIVATE: dict[tuple[str, str], dict[str, str]] = {
             "sieve_vacation_directory").split()},
     },
     ("transport", "smtp"): {
-        "hosts_avoid_tls": _NO_TLS_CLIENT, "hosts_nopass_tls": _NO_TLS_CLIENT,
-        "hosts_noproxy_tls": _NO_TLS_CLIENT, "hosts_verify_avoid_tls": _NO_TLS_CLIENT,
+        "hosts_noproxy_tls": _NO_TLS_PROXY, "hosts_verify_avoid_tls": _NO_CALLOUT_TLS,
         "tcp_nodelay": IGNORED_MAIN["tcp_nodelay"],
     },
 }

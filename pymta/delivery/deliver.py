@@ -20,6 +20,7 @@ from pymta.delivery.job import DeliveryJob
 from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
+from pymta.log import log_selected
 from pymta.spool.hostaddr import delivery_host_variables
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
@@ -554,6 +555,7 @@ class MessageDelivery:
         h = a.host_used
         if h is not None:
             parts.append(host_field(a))
+            parts.extend(self._tls_auth_fields(a))
             if a.smtp_confirmation:
                 conf = a.smtp_confirmation.replace('"', "\\\"")
                 parts.append(f'C="{conf}"')
@@ -563,6 +565,20 @@ class MessageDelivery:
             self._clear_retry([host_key(h.name, h.address, h.port), self._address_key(a)])
         elif h is None and not self.first_delivery:
             self._clear_retry([self._local_key(a)])
+
+    def _tls_auth_fields(self, a: Address) -> list[str]:
+        """X=, CV=, DN= (as log_selector says) and A= of an smtp delivery, in Exim's order."""
+        out = []
+        if a.tls_cipher:
+            if log_selected(self.config, "tls_cipher"):
+                out.append(f"X={a.tls_cipher}")
+            if log_selected(self.config, "tls_certificate_verified"):
+                out.append("CV=yes" if a.tls_certificate_verified else "CV=no")
+            if log_selected(self.config, "tls_peerdn") and a.tls_peerdn:
+                out.append(f'DN="{a.tls_peerdn}"')
+        if a.authenticator:
+            out.append(f"A={a.authenticator}" + (f":{a.auth_id}" if a.auth_id else ""))
+        return out
 
     def _delivered_name(self, a: Address) -> str:
         """How a successful delivery names the address: local deliveries show the

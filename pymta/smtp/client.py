@@ -11,9 +11,24 @@ from __future__ import annotations
 import errno as _errno
 import socket
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from pymta.errnos import EximErrno
+
+
+class Stream(Protocol):
+    """What the client needs of its connection: a socket, or a TLS connection made to
+    behave like one (:class:`pymta.tls.clientsock.TLSClientSocket`)."""
+
+    def settimeout(self, seconds: float | None) -> None: ...
+    def sendall(self, data: bytes) -> Any: ...
+    def recv(self, size: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+#: Turns the connected plain socket into a TLS stream (runs the handshake; raises on
+#: failure).  The smtp transport supplies it; this module knows nothing of TLS.
+TLSWrap = Callable[[socket.socket], Stream]
 
 
 @dataclass
@@ -143,7 +158,11 @@ class SmtpClient:
         self.data_timeout = data_timeout
         self.final_timeout = final_timeout
         self.source_address = source_address
-        self.sock: socket.socket | None = None
+        self.sock: Stream | None = None
+        self.tls = False
+        #: What the user of the connection learnt about it (the smtp transport keeps
+        #: the TLS session facts and the authentication result here).
+        self.facts: dict[str, Any] = {}
         self.extensions: dict[str, str] = {}
         self.esmtp = False
         self.peer: tuple[str, int] | None = None
@@ -151,11 +170,15 @@ class SmtpClient:
         self._pending: list[SmtpReply] = []
 
     # -- connection -------------------------------------------------------------
-    def connect(self, address: str, port: int = 25) -> SmtpReply:
-        """Connect and return the banner (any code; the caller judges it)."""
+    def connect(self, address: str, port: int = 25,
+                tls_on_connect: TLSWrap | None = None) -> SmtpReply:
+        """Connect and return the banner (any code; the caller judges it).
+
+        With ``tls_on_connect`` (protocol = smtps) TLS starts before the banner; a
+        failed handshake raises what the wrapper raises."""
         try:
-            self.sock = socket.create_connection((address, port), self.connect_timeout,
-                                                 self.source_address)
+            raw = socket.create_connection((address, port), self.connect_timeout,
+                                           self.source_address)
         except socket.timeout:
             raise SmtpConnectError("Connection timed out", _errno.ETIMEDOUT) from None
         except OSError as e:
@@ -164,8 +187,17 @@ class SmtpClient:
             if code == _errno.ECONNREFUSED:
                 text = "Connection refused"
             raise SmtpConnectError(text, code) from None
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = raw
         self.peer = (address, port)
+        if tls_on_connect is not None:
+            try:
+                self.sock = tls_on_connect(raw)
+            except BaseException:
+                raw.close()
+                self.sock = None
+                raise
+            self.tls = True
         return self.read_reply("initial connection", self.command_timeout)
 
     def close(self) -> None:
@@ -238,11 +270,46 @@ class SmtpClient:
             return self.helo(name), f"HELO {name}"
         return reply, f"EHLO {name}"
 
+    def starttls(self, wrap: TLSWrap) -> SmtpReply:
+        """Send STARTTLS; after a 220 run ``wrap`` on the socket (the handshake; its
+        exceptions propagate, the connection is then unusable).  Anything the server
+        sent after the 220 in plain text is discarded, and the extensions are
+        forgotten: the caller must say EHLO again (RFC 3207)."""
+        reply = self.command("STARTTLS")
+        if reply.code != 220:
+            return reply
+        self._parser = ReplyParser()
+        self._pending = []
+        self.extensions, self.esmtp = {}, False
+        assert isinstance(self.sock, socket.socket), "TLS is already active"
+        self.sock = wrap(self.sock)
+        self.tls = True
+        return reply
+
+    def auth(self, mechanism: str, initial: str | None,
+             respond: Callable[[str], str]) -> tuple[SmtpReply, str]:
+        """Run one AUTH exchange: ``AUTH mechanism [initial]``, then ``respond(text)``
+        answers each 334 challenge (base64 text in, base64 line or ``*`` out).
+        Returns the final reply and the command to name in error messages."""
+        cmd = f"AUTH {mechanism}"
+        line = cmd if initial is None else f"{cmd} {initial}"
+        self.send(line.encode("ascii", "replace") + b"\r\n", cmd)
+        reply = self.read_reply(cmd)
+        while reply.code == 334:
+            text = reply.lines[0][4:].strip() if reply.lines else ""
+            answer = respond(text)
+            self.send(answer.encode("ascii", "replace") + b"\r\n", cmd)
+            reply = self.read_reply(cmd)
+            if answer == "*":
+                break
+        return reply, cmd
+
     def has(self, extension: str) -> bool:
         return extension.upper() in self.extensions
 
     def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
-                       body_8bit: bool = False, pipelining: bool = True) -> Transaction:
+                       body_8bit: bool = False, pipelining: bool = True,
+                       auth_param: str = "") -> Transaction:
         """Send MAIL, the RCPTs and (when useful) DATA.
 
         With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
@@ -254,6 +321,8 @@ class SmtpClient:
             mail += f" SIZE={size}"
         if body_8bit and self.has("8BITMIME"):
             mail += " BODY=8BITMIME"
+        if auth_param:
+            mail += " " + auth_param
         rcpts = [f"RCPT TO:<{r}>" for r in recipients]
         if pipelining and self.has("PIPELINING"):
             blob = "".join(c + "\r\n" for c in [mail, *rcpts, "DATA"])
@@ -269,7 +338,7 @@ class SmtpClient:
         d = self.command("DATA") if any(r.ok() for r in rr) else None
         return Transaction(m, rr, d, False, mail, rcpts)
 
-    def send_data(self, writer: Callable[[socket.socket], int]) -> tuple[SmtpReply, int]:
+    def send_data(self, writer: Callable[[Any], int]) -> tuple[SmtpReply, int]:
         """After a 354: ``writer(sock)`` writes the dot-stuffed message including the
         final ``.`` line; returns the reply to end of data and the bytes written."""
         assert self.sock is not None, "not connected"

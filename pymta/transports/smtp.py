@@ -25,6 +25,12 @@ from pymta.smtp import client as smtp_client
 from pymta.errnos import EximErrno
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
+from pymta.transports.smtp_tls import (
+    OutgoingTLS,
+    TLSSetupError,
+    out_variables,
+    record_on_addresses,
+)
 
 
 # Transports holding open connections; they say QUIT when the process exits normally.
@@ -67,6 +73,17 @@ def _parse_host_item(item: str) -> Host:
         return Host(item, item, port)
     except ValueError:
         return Host(item, None, port)
+
+
+def _set_tls_out(ctx: Any, facts: Any) -> None:
+    """$tls_out_* for the rest of this delivery (emptied before each connection)."""
+    if ctx is not None:
+        ctx.variables.update(out_variables(facts))
+
+
+def _tls_failed(addrs: list, message: str, errno: int) -> None:
+    for a in addrs:
+        a.result, a.message, a.basic_errno = "defer", message, errno
 
 
 @register("transport", "smtp")
@@ -289,23 +306,85 @@ class SmtpTransport(Transport):
             old[0].quit()
         self._cache()[key] = [cl, time.monotonic(), count, os.getpid()]
 
-    def _open_connection(self, host: Host, helo: str, addrs: list, ctx: Any) -> Any | None:
-        """Connect, read the banner and say hello; None after a negative reply."""
-        cl = self._client(self._source_address(host, ctx))
-        banner = cl.connect(host.address, host.port or 25)
-        if not banner.ok():
-            self._host_reply_error(addrs, "initial connection", banner)
-            cl.quit()
-            return None
+    def _tls(self) -> OutgoingTLS:
+        if not hasattr(self, "_outgoing_tls"):
+            self._outgoing_tls = OutgoingTLS(self)
+        return self._outgoing_tls
+
+    def _open_connection(self, job: Any, host: Host, helo: str, addrs: list,
+                         ctx: Any) -> Any | None:
+        """Connect, read the banner, say hello and start TLS as the options say; None
+        after a negative reply or a TLS problem (the addresses then have their result)."""
+        policy = self._tls().for_host(host, ctx)
+        try_tls = not policy.avoid
+        while True:
+            _set_tls_out(ctx, None)
+            cl = self._client(self._source_address(host, ctx))
+            banner = cl.connect(host.address, host.port or 25)
+            if not banner.ok():
+                self._host_reply_error(addrs, "initial connection", banner)
+                cl.quit()
+                return None
+            reply, cmd = self._hello(cl, host, helo, ctx)
+            if not reply.ok():
+                self._host_reply_error(addrs, cmd, reply)
+                cl.quit()
+                return None
+            offered = cl.has("STARTTLS")
+            if try_tls and offered:
+                wrap, facts = self._tls().wrapper(host, policy, ctx,
+                                                  float(self.opt("command_timeout")))
+                try:
+                    reply = cl.starttls(wrap)
+                except TLSSetupError as e:
+                    cl.close()
+                    if policy.require or not policy.tryclear:
+                        _tls_failed(addrs, e.message, e.errno)
+                        return None
+                    # As Exim: the connection is in an unknown state; a new one in clear.
+                    self._log_main(job, f"{e.message}: delivering unencrypted to "
+                                        f"H={host.name} [{host.address}] "
+                                        "(not in hosts_require_tls)")
+                    try_tls = False
+                    continue
+                if reply.code == 220:
+                    cl.facts["tls"] = facts[0]
+                    _set_tls_out(ctx, facts[0])
+                    reply, cmd = self._hello(cl, host, helo, ctx)
+                    if not reply.ok():
+                        self._host_reply_error(addrs, cmd, reply)
+                        cl.quit()
+                        return None
+                elif reply.kind == "4" and not policy.tryclear:
+                    self._host_reply_error(addrs, "STARTTLS", reply)
+                    cl.quit()
+                    return None
+                # 5xx (or 4xx with tls_tempfail_tryclear): go on in clear if allowed
+            if not cl.tls and policy.require:
+                why = ("an attempt to start TLS failed" if offered and try_tls
+                       else "the server did not offer TLS support")
+                err = smtp_client.SmtpError(f"a TLS session is required, but {why}",
+                                            EximErrno.TLSREQUIRED)
+                self._log_host_error(job, host, err)
+                _tls_failed(addrs, err.message, err.errno)
+                cl.quit()
+                return None
+            return cl
+
+    def _hello(self, cl: Any, host: Host, helo: str, ctx: Any) -> tuple[Any, str]:
         if self._host_in("hosts_avoid_esmtp", host, ctx):
-            reply, cmd = cl.helo(helo), f"HELO {helo}"
-        else:
-            reply, cmd = cl.hello(helo)
-        if not reply.ok():
-            self._host_reply_error(addrs, cmd, reply)
-            cl.quit()
-            return None
-        return cl
+            return cl.helo(helo), f"HELO {helo}"
+        return cl.hello(helo)
+
+    @staticmethod
+    def _log_main(job: Any, text: str) -> None:
+        log = getattr(job, "log", None)
+        if log is None:
+            return
+        try:
+            log.main(text, job.message.id)
+        except Exception:  # noqa: BLE001 - logging must not change the outcome
+            pass
 
     def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
                          header: bytes, ctx: Any = None) -> None:
@@ -323,10 +402,19 @@ class SmtpTransport(Transport):
         setup = cl is None
         try:
             if cl is None:
-                cl = self._open_connection(host, helo, addrs, ctx)
+                cl = self._open_connection(job, host, helo, addrs, ctx)
                 if cl is None:
                     return
             setup = False
+            record_on_addresses(addrs, cl.facts.get("tls"))
+            _set_tls_out(ctx, cl.facts.get("tls"))
+            if cl.facts:
+                # headers_add may name $tls_out_*: Exim expands it while writing the
+                # message, after the session has started.
+                try:
+                    header = self.header_block(job, ctx)
+                except Exception:  # noqa: BLE001 - it expanded before; keep that result
+                    pass
             rp = self.return_path(job)
             size = self._message_size(job, header) if self.opt("size_addition") >= 0 else None
             body8 = self._is_8bit(job)
@@ -337,7 +425,10 @@ class SmtpTransport(Transport):
                 if start:
                     cl.rset()
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining)
-            self._release(key, cl, count + 1)
+            if cl.tls and self._host_in("hosts_nopass_tls", host, ctx):
+                cl.quit()           # no further message down this TLS session
+            else:
+                self._release(key, cl, count + 1)
         except smtp_client.SmtpError as e:
             if setup or not isinstance(e, smtp_client.SmtpTimeout):
                 self._log_host_error(job, host, e)

@@ -63,8 +63,8 @@ UNSUPPORTED = {
     "log_file_path syslog": ("log_file_path = syslog : /var/log/pymta/%slog\n", 3,
                              '"syslog" in log_file_path'),
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"
-                              "  hosts_require_tls = *\n", 6,
-                              'transport remote: option "hosts_require_tls"'),
+                              "  socks_proxy = 127.0.0.1\n", 6,
+                              'transport remote: option "socks_proxy"'),
     "redirect router option": ("begin routers\nfwd:\n  driver = redirect\n"
                                "  data = a@b\n  allow_filter\n", 7,
                                'router fwd: option "allow_filter"'),

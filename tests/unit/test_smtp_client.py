@@ -48,6 +48,7 @@ class ScriptedServer:
     rcpt: dict[str, Reply] = field(default_factory=dict)
     data: Reply = (354, "go ahead")
     dot: Reply = (250, "OK id=1abc-000001-AB")
+    starttls: Reply = (500, "unrecognized command")     # a refusal only (no TLS here)
     close_at: str | None = None
     stall_at: str | None = None
     chunks: list[bytes] = field(default_factory=list)
@@ -171,6 +172,8 @@ class ScriptedServer:
                     if self.dot[0] // 100 == 2:
                         self.messages.append(Received(sender, rcpts, raw, mail_line))
                     conn.sendall(self._fmt(self.dot))
+                elif cmd.upper() == "STARTTLS":
+                    conn.sendall(self._fmt(self.starttls))
                 elif verb == "RSET":
                     rcpts, have_mail = [], False
                     conn.sendall(b"250 Reset OK\r\n")

@@ -1,0 +1,177 @@
+"""TLS for the smtp transport: which hosts get TLS, how they are verified, and the facts.
+
+:class:`OutgoingTLS` reads the transport's TLS options (Exim 4.96 chapter "Configuring an
+Exim client to use TLS"): STARTTLS is used whenever the server offers it, except for
+hosts_avoid_tls; hosts_require_tls makes a missing or failed TLS session a deferral
+instead of a delivery in clear.  Verification of the server certificate follows Exim's
+OpenSSL client: tls_verify_hosts must verify, tls_try_verify_hosts (default ``*``) tries
+(a failure gives CV=no); with both unset verification is required, as in Exim.
+tls_verify_cert_hostnames (default ``*``) adds the host name check.  All TLS options are
+expanded with $host and $host_address; a forced failure means "unset".
+
+:meth:`OutgoingTLS.wrapper` returns the callable :class:`pymta.smtp.client.SmtpClient`
+runs after ``220`` to STARTTLS (or at connect for protocol = smtps), and records the
+session's :class:`~pymta.tls.session.TLSFacts`.
+"""
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from OpenSSL import SSL
+
+from pymta.errnos import EximErrno
+from pymta.expand import ExpandFail, expand_string
+from pymta.address import Host
+from pymta.match import match_host
+from pymta.tls.client import ClientTLS, ClientTLSOptions
+from pymta.tls.clientsock import TLSClientSocket, TLSHandshakeError, handshake
+from pymta.tls.errors import TLSConfigError
+from pymta.tls.expander import ContextExpander
+from pymta.tls.server import VerifyMode
+from pymta.tls.session import TLSFacts, session_facts, tls_variables
+
+
+class TLSSetupError(Exception):
+    """TLS could not be started with this host.  ``errno`` is Exim's
+    (TLSFAILURE/TLSREQUIRED); ``message`` the text for the address and the log."""
+
+    def __init__(self, message: str, errno: int = EximErrno.TLSFAILURE):
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+
+
+@dataclass
+class HostTLS:
+    """What the transport's options say about TLS with one host."""
+
+    avoid: bool
+    require: bool
+    verify: VerifyMode
+    check_hostname: bool
+    tryclear: bool
+    resume: bool = False
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+class _CurrentContext:
+    """An expander over the delivery's current expansion context, so that one
+    :class:`ClientTLS` (and its contexts, which stored sessions belong to) serves every
+    delivery of the process."""
+
+    def __init__(self) -> None:
+        self.ctx: Any = None
+
+    def __call__(self, text: str, variables: Mapping[str, str]) -> str:
+        return ContextExpander(self.ctx)(text, variables)
+
+
+class OutgoingTLS:
+    """TLS policy and contexts of one smtp transport (contexts are cached per expanded
+    option values)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.t = transport
+        self._current = _CurrentContext()
+        opt = transport.opt
+        self._client = ClientTLS(ClientTLSOptions(
+            certificate=opt("tls_certificate"), privatekey=opt("tls_privatekey"),
+            verify_certificates=opt("tls_verify_certificates"),
+            crl=opt("tls_crl"), require_ciphers=opt("tls_require_ciphers"),
+            sni=opt("tls_sni")), self._current)
+
+    # -- options ---------------------------------------------------------------------
+    def _in(self, option: str, host: Host, ctx: Any) -> bool:
+        text = self.t.opt(option)
+        if not text:
+            return False
+        try:
+            return match_host(host.address, host.name, text, ctx)
+        except Exception:  # noqa: BLE001 - a lookup defer: behave as not listed
+            return False
+
+    def for_host(self, host: Host, ctx: Any) -> HostTLS:
+        """The policy for ``host``."""
+        if self._in("tls_verify_hosts", host, ctx):
+            verify = VerifyMode.REQUIRED
+        elif self._in("tls_try_verify_hosts", host, ctx):
+            verify = VerifyMode.TRY
+        elif not self.t.opt("tls_verify_hosts") and not self.t.opt("tls_try_verify_hosts"):
+            verify = VerifyMode.REQUIRED        # Exim: both unset means verify
+        else:
+            verify = VerifyMode.NONE
+        variables = {"host": host.name or host.address or "",
+                     "host_address": host.address or ""}
+        return HostTLS(avoid=self._in("hosts_avoid_tls", host, ctx),
+                       require=self._in("hosts_require_tls", host, ctx),
+                       verify=verify,
+                       check_hostname=self._in("tls_verify_cert_hostnames", host, ctx),
+                       tryclear=bool(self.t.opt("tls_tempfail_tryclear")),
+                       resume=self._in("tls_resumption_hosts", host, ctx),
+                       variables=variables)
+
+    def _library(self, ctx: Any) -> ClientTLS:
+        self._current.ctx = ctx
+        return self._client
+
+    def _verify_certificates(self, policy: HostTLS, ctx: Any) -> str:
+        text = self.t.opt("tls_verify_certificates")
+        if not text:
+            return ""
+        try:
+            return str(expand_string(text, ctx.child(**policy.variables)))
+        except ExpandFail:
+            return ""
+
+    # -- the handshake ----------------------------------------------------------------
+    def wrapper(self, host: Host, policy: HostTLS, ctx: Any, timeout: float,
+                session: SSL.Session | None = None,
+                ) -> tuple[Callable[[socket.socket], TLSClientSocket], list[TLSFacts]]:
+        """A TLS wrap for the SMTP client, and a list that receives the session facts
+        once the handshake succeeds.  Handshake failures raise :class:`TLSSetupError`
+        with Exim's "TLS session: (SSL_connect): ..." text."""
+        verify = policy.verify
+        if verify is not VerifyMode.NONE and not self._verify_certificates(policy, ctx):
+            verify = VerifyMode.NONE            # nothing to verify against
+        facts: list[TLSFacts] = []
+
+        def wrap(sock: socket.socket) -> TLSClientSocket:
+            try:
+                library = self._library(ctx)
+                conn = library.connection(sock, host.name or host.address or "",
+                                          policy.variables, verify=verify,
+                                          check_hostname=policy.check_hostname,
+                                          session=session)
+            except TLSConfigError as e:
+                raise TLSSetupError(f"TLS session: {e}") from None
+            except Exception as e:  # noqa: BLE001 - expansion errors in TLS options
+                raise TLSSetupError(f"TLS session: {e}") from None
+            try:
+                stream = handshake(conn, sock, timeout)
+            except TLSHandshakeError as e:
+                raise TLSSetupError(f"TLS session: (SSL_connect): {e}") from None
+            facts.append(session_facts(conn))
+            return stream
+
+        return wrap, facts
+
+    def context_for(self, policy: HostTLS, ctx: Any) -> SSL.Context:
+        """The OpenSSL context connections to a host with ``policy`` use (stored
+        sessions must be loaded for it)."""
+        return self._library(ctx).context_for(policy.variables)
+
+
+def out_variables(facts: TLSFacts | None) -> dict[str, str]:
+    """``$tls_out_*`` for the expansion context (empty values without TLS)."""
+    return tls_variables(facts, "out")
+
+
+def record_on_addresses(addrs: list, facts: TLSFacts | None) -> None:
+    """Keep what the delivery line needs (X=, CV=, DN=) on each address."""
+    for a in addrs:
+        a.tls_cipher = facts.cipher_exim if facts else ""
+        a.tls_certificate_verified = bool(facts and facts.certificate_verified)
+        a.tls_peerdn = facts.peerdn if facts else ""

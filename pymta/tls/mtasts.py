@@ -196,7 +196,7 @@ def fetch_policy(domain: str, *, ca_file: str | None = None, timeout: float = 30
             if ctype != "text/plain":
                 raise PolicyError(f"{host}: content type {ctype or 'missing'!r} "
                                   "is not text/plain")
-            body = resp.read(MAX_POLICY_SIZE + 1)
+            body = _read_body(resp, deadline)
             if len(body) > MAX_POLICY_SIZE:
                 raise PolicyError(f"{host}: policy larger than {MAX_POLICY_SIZE} bytes")
             try:
@@ -208,6 +208,20 @@ def fetch_policy(domain: str, *, ca_file: str | None = None, timeout: float = 30
         finally:
             conn.close()
     raise PolicyError(f"{host}: " + ("; ".join(errors) or "timed out"))
+
+
+def _read_body(resp: http.client.HTTPResponse, deadline: float) -> bytes:
+    """Up to MAX_POLICY_SIZE + 1 bytes, within the deadline (a server sending a byte
+    at a time must not hold the delivery longer than mta_sts_timeout)."""
+    body = b""
+    while len(body) <= MAX_POLICY_SIZE:
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out reading the policy")
+        chunk = resp.read1(min(16384, MAX_POLICY_SIZE + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return body
 
 
 def lookup_txt(domain: str) -> str | None:

@@ -10,7 +10,9 @@ obeys the :class:`HostRequirements` it gets:
   :meth:`HostRequirements.check_peer` on the chain the server sent; a failure ends
   the connection and defers, as a failed verification does; ``"pkix"`` -- verify
   the certificate against the trusted CAs and check it names the host (MTA-STS
-  enforce); ``"none"`` -- whatever the transport's own TLS options say;
+  enforce); ``"try"`` -- MTA-STS testing: verify as for ``"pkix"`` but go on when it
+  fails (or TLS is not offered) and log :meth:`HostRequirements.pkix_failed`;
+  ``"none"`` -- whatever the transport's own TLS options say;
 - ``sni``: the SNI to send instead of tls_sni (DANE: the host name, as Exim does);
 - ``ciphers_option``: the option giving the cipher list (dane_require_tls_ciphers
   under DANE, falling back to tls_require_ciphers when it expands empty);
@@ -46,7 +48,7 @@ class HostRequirements:
     message: str = ""
     errno_kind: str = ""                 # "dane" / "mta-sts" when use_host is False
     tls_required: bool = False
-    verify: str = "none"                 # "none" | "pkix" | "dane"
+    verify: str = "none"                 # "none" | "try" | "pkix" | "dane"
     sni: str | None = None
     ciphers_option: str = "tls_require_ciphers"
     dane: DanePlan | None = None
@@ -92,7 +94,7 @@ def host_requirements(host: str, port: int, *, domain: str = "",
         if decision.require_tls:
             req.tls_required, req.verify = True, "pkix"
         elif sts_policy.mode == "testing":
-            req.sts_testing = True
+            req.sts_testing, req.verify = True, "try"
     dane = plan(host, port, try_dane=try_dane, require_dane=require_dane,
                 host_secure=host_secure, dnssec_ok=dnssec_ok, resolver=resolver)
     req.log_lines.extend(dane.notes)
@@ -106,5 +108,5 @@ def host_requirements(host: str, port: int, *, domain: str = "",
         req.ciphers_option = "dane_require_tls_ciphers"
         if dane.authenticate:
             req.verify, req.sts_testing = "dane", False
-        # else (only unusable records): encrypted, and verified only if MTA-STS says so
+        # else (only unusable records): encrypted, and verified as MTA-STS says
     return req

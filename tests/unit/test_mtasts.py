@@ -304,3 +304,20 @@ def test_end_to_end_with_dns_and_https(pki, net, tmp_path):
     assert r.source == "fetched" and r.policy.id == "one"
     assert not decide(r.policy, "example.test", "mx9.other.test").allowed
     assert decide(r.policy, "example.test", "mx1.example.test").require_tls
+
+
+def test_fetch_times_out_on_a_silent_server(pki, net):
+    """A server that accepts and never answers: the fetch gives up after the timeout."""
+    import socket
+    import time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        start = time.monotonic()
+        with pytest.raises(PolicyError, match="timed out"):
+            fetch_policy("example.test", ca_file=pki["ca"].cert,
+                         port=listener.getsockname()[1], timeout=1)
+        assert time.monotonic() - start < 5
+    finally:
+        listener.close()

@@ -99,8 +99,16 @@ def test_dane_takes_precedence_over_mta_sts_verification(dns_server):
 def test_testing_policy_reports_and_delivers(dns_server):
     policy = parse_policy("version: STSv1\nmode: testing\nmx: other.test\nmax_age: 60\n")
     req = _req(dns_server, "plain.secure.test", sts_policy=policy)
-    assert req.use_host and not req.tls_required and req.sts_testing
+    assert req.use_host and not req.tls_required and req.sts_testing and req.verify == "try"
     assert req.log_lines == ["MTA-STS (testing): plain.secure.test is not an MX allowed "
                              "by the policy of secure.test"]
     assert req.pkix_failed("certificate verify failed") == (
         "MTA-STS (testing): plain.secure.test for secure.test: certificate verify failed")
+
+
+def test_testing_policy_gives_way_to_dane(dns_server):
+    policy = parse_policy("version: STSv1\nmode: testing\nmx: *.secure.test\nmax_age: 60\n")
+    req = _req(dns_server, "mx.secure.test", try_dane=True, sts_policy=policy)
+    assert req.verify == "dane" and not req.sts_testing
+    req = _req(dns_server, "plain.secure.test", try_dane=True, sts_policy=policy)
+    assert req.verify == "try" and req.sts_testing and req.log_lines == []

@@ -25,6 +25,8 @@ class EximErrno(IntEnum):
     CHHEADER_FAIL = -25
     EXPANDFAIL = -27
     UNKNOWNHOST = -32       # host lookup failed
+    DNSDEFER = -36          # DNS lookup deferred (also DANE's TLSA errors)
+    TLSREQUIRED = -38       # mandatory TLS not started (also an MX an MTA-STS policy refuses)
     CONNECTTIMEOUT = -43
     RCPT4XX = -44           # 4xx reply to RCPT
     MAIL4XX = -45           # 4xx reply to MAIL

@@ -3,8 +3,9 @@
 The transport calls :func:`host_requirements` once per host, before connecting, and
 obeys the :class:`HostRequirements` it gets:
 
-- ``use_host`` False: do not connect; defer the addresses with ``message``
-  (``errno_kind`` says which error it is);
+- ``use_host`` False: do not connect; defer the addresses with ``message`` and
+  ``errno`` (Exim's ERRNO_DNSDEFER for DANE, as Exim; ERRNO_TLSREQUIRED for an MX
+  an MTA-STS policy refuses);
 - ``tls_required``: no clear-text fallback (hosts_require_tls in effect);
 - ``verify``: ``"dane"`` -- handshake without PKIX verification, then
   :meth:`HostRequirements.check_peer` on the chain the server sent; a failure ends
@@ -35,6 +36,8 @@ from typing import Any
 
 from cryptography import x509
 
+from pymta.errnos import EximErrno
+
 from .dane import DanePlan, DaneVerdict, Outcome, plan, reference_names, verify_chain
 from .mtasts import Policy, decide, testing_report
 
@@ -55,6 +58,11 @@ class HostRequirements:
     sts_testing: bool = False            # report failures instead of deferring
     sts_domain: str = ""
     log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def errno(self) -> EximErrno:
+        """The error number for addresses deferred because the host may not be used."""
+        return EximErrno.DNSDEFER if self.errno_kind == "dane" else EximErrno.TLSREQUIRED
 
     def check_peer(self, chain: Sequence[x509.Certificate]) -> DaneVerdict:
         """DANE verification of the chain the server sent (``verify == "dane"``)."""

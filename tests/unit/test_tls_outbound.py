@@ -78,12 +78,13 @@ def test_no_tlsa_is_ordinary(dns_server):
     assert req.use_host and not req.tls_required and req.verify == "none" and req.dane is None
     req = _req(dns_server, "plain.secure.test", require_dane=True)
     assert not req.use_host and req.message == "DANE error: tlsa lookup FAIL"
+    assert req.errno == -36
 
 
 def test_enforce_policy_rejects_unlisted_mx(dns_server):
     policy = parse_policy("version: STSv1\nmode: enforce\nmx: plain.secure.test\nmax_age: 60\n")
     req = _req(dns_server, "mx.secure.test", try_dane=True, sts_policy=policy)
-    assert not req.use_host and req.errno_kind == "mta-sts"
+    assert not req.use_host and req.errno_kind == "mta-sts" and req.errno == -38
     req = _req(dns_server, "plain.secure.test", try_dane=True, sts_policy=policy)
     assert req.use_host and req.tls_required and req.verify == "pkix"
 

@@ -25,8 +25,9 @@ class EximErrno(IntEnum):
     CHHEADER_FAIL = -25
     EXPANDFAIL = -27
     UNKNOWNHOST = -32       # host lookup failed
+    DNSDEFER = -36          # DNS lookup deferred (also DANE's TLSA errors)
     TLSFAILURE = -37        # a TLS session could not be started
-    TLSREQUIRED = -38       # hosts_require_tls: no TLS session
+    TLSREQUIRED = -38       # mandatory TLS not started (also an MX an MTA-STS policy refuses)
     AUTHFAIL = -42          # hosts_require_auth: authentication did not succeed
     CONNECTTIMEOUT = -43
     RCPT4XX = -44           # 4xx reply to RCPT

@@ -16,6 +16,12 @@ Names listed in ``servfail`` get SERVFAIL; names in ``drop`` get no answer at
 all (the client times out), to exercise "lookup deferred" paths.  Queries
 outside every zone are REFUSED.  Both UDP and TCP are served on the same port.
 Each received query is recorded in :attr:`DnsServer.queries` as (name, type).
+
+``secure`` names zone origins (or True: every zone) whose answers are marked as
+DNSSEC-validated: the AD flag is set, as a validating resolver sets it, when the
+query asked for DNSSEC (the DO bit in EDNS0, or the AD bit; RFC 6840 5.7).  The
+records are not signed: the server plays the part of the trusted validating
+resolver, which is what an MTA relying on AD trusts.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ class DnsServer:
     """Authoritative DNS server for test zones on 127.0.0.1 (UDP and TCP)."""
 
     def __init__(self, zones: dict[str, str], *, port: int = 0,
-                 servfail: Iterable[str] = (), drop: Iterable[str] = ()) -> None:
+                 servfail: Iterable[str] = (), drop: Iterable[str] = (),
+                 secure: Iterable[str] | bool = ()) -> None:
         """``zones`` maps an origin to zone text in master-file format (names relative
         to the origin unless they end with a dot; an SOA is added when missing)."""
         self.zones: dict[dns.name.Name, dns.zone.Zone] = {}
@@ -57,6 +64,9 @@ class DnsServer:
             self.zones[zone.origin] = zone
         self.servfail = {dns.name.from_text(n) for n in servfail}
         self.drop = {dns.name.from_text(n) for n in drop}
+        self.secure_all = secure is True
+        self.secure = set() if isinstance(secure, bool) else {
+            dns.name.from_text(n.rstrip(".") + ".") for n in secure}
         self.queries: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._requested_port = port
@@ -94,9 +104,13 @@ class DnsServer:
         if q.name in self.servfail:
             response.set_rcode(dns.rcode.SERVFAIL)
             return response.to_wire()
+        asked_dnssec = bool(query.ednsflags & dns.flags.DO) or bool(query.flags & dns.flags.AD)
         name, seen = q.name, set()
+        secure = True
         while True:
             zone = self._zone_for(name)
+            if zone is None or not (self.secure_all or zone.origin in self.secure):
+                secure = False      # every name on the way must be in a secure zone
             if zone is None:
                 if name == q.name:
                     response.set_rcode(dns.rcode.REFUSED)
@@ -119,6 +133,9 @@ class DnsServer:
                 continue
             self._add_soa(response, zone)  # NODATA
             break
+        if secure and asked_dnssec and response.rcode() in (dns.rcode.NOERROR,
+                                                             dns.rcode.NXDOMAIN):
+            response.flags |= dns.flags.AD
         return response.to_wire()
 
     @staticmethod

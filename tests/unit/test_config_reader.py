@@ -445,7 +445,6 @@ def test_rewrite_rules(tmp_path):
 # of the stock file), in the order the reader meets them.
 _EXIM_DEFAULT_UNSUPPORTED = [
     (256, 'main option "dns_dnssec_ok"'),
-    (304, 'log_selector item "+tls_certificate_verified"'),
     (895, 'transport address_pipe: transport driver "pipe"'),
     (913, 'transport address_reply: transport driver "autoreply"'),
 ]
@@ -462,10 +461,7 @@ def test_exim_default_configuration_names_what_is_not_supported(tmp_path):
             load_config(str(path))
         assert (exc.value.line, exc.value.file) == (line, str(path))
         assert exc.value.message.startswith(what + " is not supported in this version")
-        if line == 304:                   # keep the supported items of the log_selector
-            lines[303] = lines[303].rstrip(" \\")
-            lines[304] = ""
-        elif line in (895, 913):          # the whole transport goes
+        if line in (895, 913):          # the whole transport goes
             lines[line - 1] = lines[line] = ""
             if line == 895:
                 lines[896] = ""

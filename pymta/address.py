@@ -64,6 +64,7 @@ class Address:
     tls_cipher: str = ""
     tls_certificate_verified: bool = False
     tls_peerdn: str = ""
+    tls_resumed: bool = False
     authenticator: str = ""
     auth_id: str = ""
     # Routing extras (routing engineer): "address" | "file" | "pipe" | "directory" for

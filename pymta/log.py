@@ -24,7 +24,7 @@ _CHECK_INTERVAL = 1.0
 LOG_SELECTORS_SUPPORTED = frozenset("""
     etrn host_lookup_failed incoming_interface incoming_port lost_incoming_connection pid
     queue_run sender_verify_fail size_reject smtp_protocol_error smtp_syntax_error
-    tls_certificate_verified tls_cipher tls_peerdn
+    tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
@@ -41,7 +41,7 @@ LOG_SELECTORS_EXIM = frozenset("""
     queue_time_exclusive queue_time_overall pipelining proxy receive_time
     received_recipients received_sender return_path_on_delivery sender_on_delivery
     skip_delivery smtp_connection smtp_incomplete_transaction smtp_mailauth smtp_no_mail
-    subject tls_resumption tls_sni
+    subject
     unknown_in_list
 """.split()) | LOG_SELECTORS_SUPPORTED | LOG_SELECTORS_ALWAYS
 

@@ -392,8 +392,6 @@ class _Runner:
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
-        if name == "encrypted":
-            return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
 
@@ -413,13 +411,12 @@ class _Runner:
             if name == "recipients":
                 rcpt = self._var("local_part") + "@" + self._var("domain")
                 return _call(match.match_address, rcpt, arg, self.ctx)
-            if name == "authenticated":
-                aid = self._var("authenticated_id")
-                if not aid:
-                    return False
-                if "@" in aid:
-                    return _call(match.match_address, aid, arg, self.ctx)
-                return _call(match.match_localpart, aid, arg, self.ctx)
+            if name in ("authenticated", "encrypted"):
+                # The authenticator's name / the cipher suite, against a string list;
+                # false on a connection without authentication / TLS.
+                value = self._var("sender_host_authenticated" if name == "authenticated"
+                                  else "tls_in_cipher")
+                return bool(value) and _call(match.match_localpart, value, arg, self.ctx)
         except ExpandDefer as exc:
             raise AclDefer(str(exc)) from exc
         return False

@@ -15,8 +15,7 @@ from pymta.config.model import AclStatement, ConfigError, OptionSetting
 
 VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 
-#: Conditions and modifiers pymta acts on.  ``encrypted`` is truthful: without TLS no
-#: connection is encrypted, so it never matches.
+#: Conditions and modifiers pymta acts on.
 ACL_CONDITIONS = frozenset("""
     acl authenticated condition dnslists domains encrypted hosts local_parts recipients
     sender_domains senders verify""".split())

@@ -73,7 +73,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "tls_remember_esmtp": False,
     **_reject("""
         acl_not_smtp_mime acl_not_smtp_start acl_smtp_data_prdr acl_smtp_dkim
-        acl_smtp_mailauth acl_smtp_mime acl_smtp_starttls admin_groups auto_thaw av_scanner
+        acl_smtp_mailauth acl_smtp_mime admin_groups auto_thaw av_scanner
         bi_command bounce_message_file bounce_message_text bounce_return_linesize_limit
         bounce_sender_authentication callout_domain_negative_expire
         callout_domain_positive_expire callout_negative_expire callout_positive_expire
@@ -92,7 +92,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         ldap_default_servers ldap_require_cert ldap_start_tls ldap_version
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible
-        mysql_servers openssl_options oracle_servers percent_hack_domains perl_startup
+        mysql_servers oracle_servers percent_hack_domains perl_startup
         pgsql_servers process_log_path prod_requires_admin proxy_protocol_timeout
         queue_domains queue_list_requires_admin queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
@@ -106,10 +106,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
         system_filter system_filter_directory_transport system_filter_file_transport
         system_filter_group system_filter_pipe_transport system_filter_reply_transport
-        system_filter_user tcp_wrappers_daemon_name timezone tls_alpn
-        tls_crl tls_dh_max_bits tls_dhparam tls_eccurve tls_ocsp_file
-        tls_require_ciphers tls_resumption_hosts tls_try_verify_hosts
-        tls_verify_certificates tls_verify_hosts unknown_login unknown_username
+        system_filter_user tcp_wrappers_daemon_name timezone unknown_login unknown_username
         uucp_from_pattern uucp_from_sender warn_message_file
     """),
 }

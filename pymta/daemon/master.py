@@ -27,7 +27,8 @@ from pymta.daemon.util import (PrivilegeError, drop_privileges, fork_detached, m
                                spool_directory)
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
-from pymta.tls.serverconf import check_server_tls
+from pymta.tls.serverconf import check_server_tls, server_tls
+from pymta.tls.tickets import TicketKeyRotation
 
 MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
@@ -167,6 +168,28 @@ class Master:
         self.wake_r, self.wake_w = os.pipe()
         self._last_crash = 0.0
         self._saturated = False
+        self._tickets = self._ticket_rotation()
+
+    # ---- TLS session tickets --------------------------------------------------------------
+
+    def _ticket_rotation(self) -> TicketKeyRotation | None:
+        """Hourly new session-ticket keys for the receivers (tls_resumption_hosts)."""
+        if not main_opt(self.config, "tls_resumption_hosts"):
+            return None
+        try:
+            tls = server_tls(self.config)
+        except TLSConfigError:
+            return None                 # logged at start: no STARTTLS at all
+        return TicketKeyRotation(tls, time.monotonic(),
+                                 on_error=lambda e: self.log.panic(f"TLS: {e}"))
+
+    def _rotate_ticket_keys(self) -> None:
+        """Receivers forked from now on get the new keys; idle ones are replaced."""
+        if self._tickets is None or not self._tickets.rotate_if_due(time.monotonic()):
+            return
+        for c in list(self.children.values()):
+            if c.kind == "receiver" and c.pid not in self.busy_receivers and not c.retiring:
+                self._retire(c, signal.SIGUSR1)
 
     # ---- limits -------------------------------------------------------------------------
 
@@ -336,6 +359,8 @@ class Master:
             else:
                 self._handle_worker(key.data)
         self._reap()
+        if not self.stopping:
+            self._rotate_ticket_keys()
         self._update_saturation()
         sigs, self.signals = self.signals, set()
         if signal.SIGTERM in sigs or signal.SIGINT in sigs:
@@ -549,6 +574,7 @@ class Master:
             elif c.kind == "worker":
                 self._retire(c, signal.SIGTERM)
         self.busy_receivers.clear()
+        self._tickets = self._ticket_rotation()
         if self.next_queue_run is not None:
             self.next_queue_run = time.monotonic()
 

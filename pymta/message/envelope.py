@@ -39,7 +39,7 @@ class Envelope:
     ``recipient_params`` runs parallel to ``recipients`` (use :meth:`add_recipient`):
     each recipient's RCPT parameters (DSN NOTIFY/ORCPT, kept but not yet used);
     ``mail_params`` are MAIL's (SIZE, BODY, ...).  The TLS and AUTH facts are filled in
-    by those extensions; ``tls_sni`` and ``tls_peercert`` are placeholders for them.
+    by those extensions (certificates as PEM text, as the spool keeps them).
     """
 
     sender: str
@@ -61,7 +61,9 @@ class Envelope:
     tls_certificate_verified: bool = False
     tls_peerdn: str | None = None
     tls_sni: str | None = None
-    tls_peercert: bytes | None = None      # DER of the client certificate
+    tls_peercert: str | None = None        # PEM of the client certificate
+    tls_ourcert: str | None = None         # PEM of the certificate we presented
+    tls_resumption: int = 0                # $tls_in_resumption bits
     acl_vars: dict[str, str] = field(default_factory=dict)
     extra_headers: list[str] = field(default_factory=list)
     remove_headers: list[str] = field(default_factory=list)   # ACL remove_header names

@@ -18,6 +18,7 @@ from typing import Any
 
 from pymta.config.values import expanded_int, main_option as _option
 # Envelope is defined in pymta.message.envelope; these names are kept importable here.
+from pymta.log import log_selected
 from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
                                    max_line_length, split_message)
@@ -162,6 +163,21 @@ def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str
     return v
 
 
+def _spool_tls(env: Envelope) -> dict[str, str]:
+    """The -tls_* lines of the -H file, as Exim writes them (certificates as PEM with
+    its newlines written as backslash-n; what the client sent stays tainted)."""
+    out: dict[str, str] = {"tls_cipher": env.tls_cipher or ""}
+    for name in ("tls_peercert", "tls_peerdn", "tls_sni", "tls_ourcert"):
+        value = getattr(env, name)
+        if value:
+            text = value.replace("\n", "\\n")
+            out[name] = Tainted(text) if isinstance(value, Tainted) else text
+    out["tls_resumption"] = chr(ord("A") + env.tls_resumption)
+    if env.tls_ver:
+        out["tls_ver"] = env.tls_ver
+    return out
+
+
 def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
     the SpoolMessage (not yet written).  Raises MessageTooBig."""
@@ -261,9 +277,7 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     if auth_sender:
         svars["auth_sender"] = auth_sender
     if env.tls_cipher:
-        svars["tls_cipher"] = env.tls_cipher
-    if env.tls_peerdn:
-        svars["tls_peerdn"] = env.tls_peerdn
+        svars.update(_spool_tls(env))
 
     flags = {"deliver_firsttime"}
     if local_sender:
@@ -343,10 +357,7 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             parts.append(f"U={user}")
     parts.append(f"P={env.protocol}")
     if env.tls_cipher:
-        if "-tls_cipher" not in selector:
-            parts.append(f"X={env.tls_cipher}")
-        if "-tls_certificate_verified" not in selector:
-            parts.append(f"CV={'yes' if env.tls_certificate_verified else 'no'}")
+        parts.extend(_arrival_tls_fields(config, env))
     if env.authenticator:
         parts.append(f"A={env.authenticator}" +
                      (f":{env.authenticated_id}" if env.authenticated_id else ""))
@@ -354,6 +365,21 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
     if prepared.message_id_header is not None and "-msg_id" not in selector:
         parts.append(f"id={prepared.message_id_header}")
     return " ".join(parts)
+
+
+def _arrival_tls_fields(config: Any, env: Envelope) -> list[str]:
+    """X=, CV=, DN= and SNI= of the "<=" line, as log_selector chooses."""
+    out = []
+    if log_selected(config, "tls_cipher"):
+        resumed = env.tls_resumption & 16 and log_selected(config, "tls_resumption")
+        out.append(f"X={env.tls_cipher}" + ("*" if resumed else ""))
+    if log_selected(config, "tls_certificate_verified"):
+        out.append(f"CV={'yes' if env.tls_certificate_verified else 'no'}")
+    if env.tls_peerdn and log_selected(config, "tls_peerdn"):
+        out.append(f'DN="{env.tls_peerdn}"')
+    if env.tls_sni and log_selected(config, "tls_sni"):
+        out.append(f"SNI={env.tls_sni}")
+    return out
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,

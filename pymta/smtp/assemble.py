@@ -21,6 +21,8 @@ from pymta.message.receive import (MessageTooBig, PreparedMessage, apply_data_ac
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
+from pymta.tls.certinfo import pem_text
+from pymta.tls.session import TLSFacts
 
 
 class MessageAssembly:
@@ -159,7 +161,23 @@ class MessageAssembly:
             env.authenticated_id = v.get("authenticated_id") or None
             env.authenticator = v.get("sender_host_authenticated") or None
             env.authenticated_sender = v.get("authenticated_sender") or None
+            facts = getattr(self, "tls_facts", None)
+            if facts is not None:
+                _envelope_tls(env, facts)
         else:
             env.helo_name = v.get("sender_helo_name") or None
             env.authenticated_id = v.get("authenticated_id") or None
         return env
+
+
+def _envelope_tls(env: Envelope, facts: TLSFacts) -> None:
+    """The inbound TLS facts the spool, the "<=" line and the Received header keep."""
+    env.tls_cipher = facts.cipher_exim
+    env.tls_ver = facts.version
+    env.tls_cipher_std = facts.cipher_std
+    env.tls_certificate_verified = facts.certificate_verified
+    env.tls_peerdn = taint(facts.peerdn) if facts.peerdn else None
+    env.tls_sni = taint(facts.sni) if facts.sni else None
+    env.tls_peercert = taint(pem_text(facts.peer_cert)) if facts.peer_cert else None
+    env.tls_ourcert = pem_text(facts.our_cert) if facts.our_cert else None
+    env.tls_resumption = 1 | (16 if facts.resumed else 0)

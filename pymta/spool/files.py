@@ -44,7 +44,8 @@ _ORDER = [
     "deliver_firsttime", "N", "@frozen", "manual_thaw", "local", "localerror",
     "local_scan", "spam_bar", "spam_score", "spam_score_int", "sender_set_untrusted",
     "smtputf8", "spool_file_wireformat", "tls_certificate_verified", "tls_cipher",
-    "tls_peercert", "tls_peerdn", "tls_sni", "tls_ocsp", "tls_resumption", "tls_ver",
+    "tls_peercert", "tls_peerdn", "tls_sni", "tls_ourcert", "tls_ocsp", "tls_resumption",
+    "tls_ver",
     "utf8_downcvt", "utf8_optdowncvt", "dsn_ret", "dsn_envid", "debug_selector",
     "debuglog_name",
 ]

@@ -13,6 +13,7 @@ import datetime
 from collections.abc import Callable
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     ExtensionOID,
@@ -168,3 +169,16 @@ def certextract(field: str, cert: x509.Certificate,
     if getter is None:
         raise TLSConfigError(f"certextract: unrecognised field {name!r}")
     return getter()
+
+
+def pem_text(cert: x509.Certificate) -> str:
+    """The certificate as PEM text (how the spool and $tls_in_peercert keep it)."""
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def load_pem_text(text: str) -> x509.Certificate | None:
+    """The certificate in PEM ``text``; None when it is not one."""
+    try:
+        return x509.load_pem_x509_certificate(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None

@@ -175,3 +175,4 @@ def record_on_addresses(addrs: list, facts: TLSFacts | None) -> None:
         a.tls_cipher = facts.cipher_exim if facts else ""
         a.tls_certificate_verified = bool(facts and facts.certificate_verified)
         a.tls_peerdn = facts.peerdn if facts else ""
+        a.tls_resumed = bool(facts and facts.resumed)

@@ -314,7 +314,25 @@ def test_dnslists_item_forms(tmp_path, fake_dns, item, listed):
 def test_authenticated_with_no_auth(tmp_path):
     cfg = config(tmp_path, "a:\n  accept authenticated = *\n  deny\n")
     assert run(cfg, "a")[0].verdict == "deny"
-    assert run(cfg, "a", authenticated_id="joe")[0].verdict == "accept"
+    # Exim tests the authenticator's name, not the id it set
+    assert run(cfg, "a", authenticated_id="joe")[0].verdict == "deny"
+    assert run(cfg, "a", sender_host_authenticated="plain",
+               authenticated_id="joe")[0].verdict == "accept"
+    named = config(tmp_path, "a:\n  accept authenticated = cram : login\n  deny\n")
+    assert run(named, "a", sender_host_authenticated="plain")[0].verdict == "deny"
+    assert run(named, "a", sender_host_authenticated="login")[0].verdict == "accept"
+
+
+def test_encrypted_matches_the_cipher(tmp_path):
+    cfg = config(tmp_path, "a:\n  accept encrypted = *\n  deny\n")
+    assert run(cfg, "a")[0].verdict == "deny"
+    assert run(cfg, "a", tls_in_cipher="TLS1.3:TLS_AES_256_GCM_SHA384:256")[0].verdict \
+        == "accept"
+    only = config(tmp_path, "a:\n  accept encrypted = ^TLS1\\.3:\n  deny\n")
+    assert run(only, "a", tls_in_cipher="TLS1.2:ECDHE-RSA-AES128-GCM-SHA256:128")[0] \
+        .verdict == "deny"
+    assert run(only, "a", tls_in_cipher="TLS1.3:TLS_AES_128_GCM_SHA256:128")[0] \
+        .verdict == "accept"
 
 
 def test_sender_verify_reply(tmp_path):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Refresh the generated lists in man/pymta.conf.5 (options with an effect, drivers).
+"""Refresh the generated lists in man/pymta.conf.5 (options with an effect, drivers)
+and the "Not supported yet" list in docs/OPERATIONS.md.
 
 A main option has an effect unless pymta.config.unsupported refuses it (not
 supported) or ignores it (a documented no-op).
@@ -14,6 +15,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "man" / "pymta.conf.5"
+OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
+OBEGIN = "<!-- BEGIN GENERATED UNSUPPORTED LIST -->"
+OEND = "<!-- END GENERATED UNSUPPORTED LIST -->"
 BEGIN, END = ".\\\" BEGIN GENERATED OPTION LIST", ".\\\" END GENERATED OPTION LIST"
 DBEGIN, DEND = ".\\\" BEGIN GENERATED DRIVER LIST", ".\\\" END GENERATED DRIVER LIST"
 # Modules that only read driver options or only define tables/variables.
@@ -53,18 +57,58 @@ def driver_lists() -> str:
     return "\n".join(out)
 
 
+def _codes(names) -> str:
+    return ", ".join(f"`{n}`" for n in sorted(names))
+
+
+def _shown(value: object) -> str:
+    if value is False:
+        return "`false`"
+    if value is True:
+        return "`true`"
+    return "empty" if value in ("", None) else f"`{value}`"
+
+
+def operations_list() -> str:
+    """Markdown bullets: what ``-bV`` reports as not supported, the log_selector items
+    and the main options refused or accepted only with one value."""
+    sys.path.insert(0, str(ROOT))
+    from pymta.config.show import version_text
+    from pymta.config.unsupported import REJECT, UNSUPPORTED_MAIN
+    from pymta.log import LOG_SELECTORS_ALWAYS, LOG_SELECTORS_SUPPORTED
+    out = []
+    for line in version_text(None).splitlines():
+        kind, sep, names = line.partition(":")
+        if sep and "not supported" in kind:
+            out.append(f"* {kind}: {_codes(names.split())}.")
+    out.append(f"* `log_selector`: the items pymta acts on are "
+               f"{_codes(LOG_SELECTORS_SUPPORTED)} (and `+all`/`-all`); "
+               f"{_codes('+' + n for n in LOG_SELECTORS_ALWAYS)} are accepted because "
+               "pymta always logs them (their `-` form is an error); every other item "
+               "is an error.")
+    refused = [n for n, v in UNSUPPORTED_MAIN.items() if v is REJECT]
+    fixed = sorted((n, v) for n, v in UNSUPPORTED_MAIN.items() if v is not REJECT)
+    out.append(f"* Main options not supported: {_codes(refused)}.")
+    out.append("* Main options accepted only with the value that says what pymta does "
+               "(anything else is an error): "
+               + ", ".join(f"`{n}` = {_shown(v)}" for n, v in fixed) + ".")
+    return "\n".join(out)
+
+
 def _replace(text: str, begin: str, end: str, body: str) -> str:
     start, stop = text.index(begin) + len(begin), text.index(end)
     return text[:start] + "\n" + body + "\n" + text[stop:]
 
 
 def main() -> int:
-    """Rewrite the generated blocks of pymta.conf.5 in place."""
+    """Rewrite the generated blocks of pymta.conf.5 and OPERATIONS.md in place."""
     text = PAGE.read_text()
     names = used_main_options()
     text = _replace(text, BEGIN, END, roff_list(names))
     text = _replace(text, DBEGIN, DEND, driver_lists())
     PAGE.write_text(text)
+    ops = OPERATIONS.read_text()
+    OPERATIONS.write_text(_replace(ops, OBEGIN, OEND, operations_list()))
     print(f"{len(names)} options listed in {PAGE.relative_to(ROOT)}")
     return 0
 

@@ -76,6 +76,7 @@ class CliOptions:
     queue_flags: str = ""                 # "", "f", "ff"
     queue_run: bool = False               # -q given at all
     oX: str | None = None
+    tls_on_connect: bool = False          # -tls-on-connect: every daemon port starts TLS
     pid_file: str | None = None
     dont_deliver: bool = False            # -N
     bem_file: str | None = None
@@ -345,7 +346,7 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
     elif key in ("-U", "-n", "-E"):
         opts.ignored.append(a)          # Exim ignores anything after these letters
     elif a == "-tls-on-connect":
-        raise bad_argument("-tls-on-connect is not supported by pymta")
+        opts.tls_on_connect = True
     else:
         raise bad_option(a)
 

@@ -269,7 +269,8 @@ def do_daemon(opts: CliOptions) -> int:
         listen=opts.action in ("bd", "bdf"), foreground=opts.action == "bdf" or opts.debug,
         queue_interval=opts.queue_interval, queue_flags=opts.queue_flags, oX=opts.oX,
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
-        queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")))
+        queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
+        tls_on_connect=opts.tls_on_connect)
     return start_daemon(config, dopts, load_config=load_config)
 
 

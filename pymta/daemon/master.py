@@ -27,7 +27,7 @@ from pymta.daemon.util import (PrivilegeError, drop_privileges, fork_detached, m
                                spool_directory)
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
-from pymta.tls.serverconf import check_server_tls, server_tls
+from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
 from pymta.tls.tickets import TicketKeyRotation
 
 MIN_SPARE_RECEIVERS = 2
@@ -64,6 +64,7 @@ class DaemonOptions:
     macros: dict[str, str] = field(default_factory=dict)
     workers: int | None = None          # default: queue_run_max
     queue_only: bool = False            # -odq / queue_only: new messages wait for a queue run
+    tls_on_connect: bool = False        # -tls-on-connect
 
 
 @dataclass
@@ -650,6 +651,8 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
         # Before forking and while still root (keys are often root's): a bad certificate
         # stops the start, and every receiver inherits the contexts and their ticket keys.
         tls_warning = check_server_tls(config, daemon=True)
+        if opts.tls_on_connect:
+            force_tls_on_connect()             # inherited by every receiver
     except TLSConfigError as exc:
         sys.stderr.write(f"pymta: {exc}\n")
         return 1

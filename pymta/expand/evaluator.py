@@ -883,6 +883,7 @@ _ITEMS = {
     "imapfolder": _lazy("item_imapfolder"),
     "authresults": _lazy("item_authresults"),
     "srs_encode": _lazy("item_srs_encode"),
+    "certextract": _lazy("item_certextract"),
     "if": _item_if,
     "lookup": _item_lookup,
     "extract": _item_extract,

@@ -1,4 +1,5 @@
-"""Less common expansion items: prvs/prvscheck (BATV), readsocket, imapfolder, srs."""
+"""Less common expansion items: prvs/prvscheck (BATV), readsocket, imapfolder, srs,
+certextract."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,10 @@ from typing import Any
 from ..clock import day_number
 from .bytesutil import from_bytes, to_bytes
 from .errors import ExpandError, ExpandFail
-from .evaluator import _Scoped, evaluate
+from ..tls.certinfo import certextract, load_pem_text
+from ..tls.errors import TLSConfigError
+from .evaluator import _Scoped, _yes_no, evaluate
+from .parser import Item
 
 
 def _prvs_day(today: int, offset: int = 7) -> str:
@@ -237,3 +241,22 @@ def item_authresults(node: Any, ctx: Any) -> str:
     if not node.args:
         raise ExpandError("missing '{' after \"authresults\"")
     return "Authentication-Results: " + evaluate(node.args[0], ctx)
+
+
+def item_certextract(node: Any, ctx: Any) -> str:
+    """``${certextract{field}{$tls_in_peercert}{yes}{no}}``: a field of a certificate
+    ($value in yes/no; the field itself without them)."""
+    if len(node.args) < 2:
+        raise ExpandError("missing argument for \"certextract\"")
+    field = evaluate(node.args[0], ctx)
+    text = evaluate(node.args[1], ctx)
+    cert = load_pem_text(str(text)) if text else None
+    value = None
+    if cert is not None:
+        try:
+            value = certextract(str(field), cert)
+        except TLSConfigError as e:
+            raise ExpandError(str(e)) from None
+    tail = Item("certextract", [], node.args[2] if len(node.args) > 2 else None,
+                node.args[3] if len(node.args) > 3 else None, node.fail)
+    return _yes_no(tail, ctx, value is not None, value, "certextract")

@@ -26,9 +26,10 @@ from pymta.config.values import main_option as _main
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 from pymta.tls.channel import HandshakeError, TlsChannel, accept
+from pymta.tls.certinfo import pem_text
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.server import ServerTLS, VerifyMode
-from pymta.tls.serverconf import on_connect_ports, server_tls
+from pymta.tls.serverconf import server_tls, tls_on_connect_port
 from pymta.tls.session import TLSFacts, session_facts, tls_variables
 
 # Session variables the certificate options may use (passed on for SNI re-expansion).
@@ -119,7 +120,7 @@ class TlsGlue:
     # ------------------------------------------------------------------ TLS on connect
     def tls_on_connect(self, port: int) -> bool:
         """Is ``port`` (the one the client connected to) in tls_on_connect_ports?"""
-        return self._server_tls is not None and port in on_connect_ports(self.config)
+        return self._server_tls is not None and tls_on_connect_port(self.config, port)
 
     def start_tls_on_connect(self, server: SmtpServer, start: Callable[[], bool]) -> bool:
         """Handshake before the banner (the "submissions" port 465); ``start()`` runs it
@@ -161,6 +162,10 @@ class TlsGlue:
         v.update(tls_variables(facts, "in"))
         v["tls_in_sni"] = taint(facts.sni)
         v["tls_in_peerdn"] = taint(facts.peerdn)
+        if facts.peer_cert is not None:
+            v["tls_in_peercert"] = taint(pem_text(facts.peer_cert))
+        if facts.our_cert is not None:
+            v["tls_in_ourcert"] = pem_text(facts.our_cert)
         v["sender_helo_name"] = ""
         v["received_protocol"] = "smtps"
         if self.server is not None and "STARTTLS" in self.server.extensions:

@@ -68,6 +68,21 @@ def tcp_port(text: str) -> int:
         raise ValueError(f'invalid port "{text}"') from None
 
 
+_ALL_PORTS_ON_CONNECT = False
+
+
+def force_tls_on_connect() -> None:
+    """``-tls-on-connect``: every port of this daemon behaves as if in tls_on_connect_ports
+    (set in the master before it forks its receivers)."""
+    global _ALL_PORTS_ON_CONNECT
+    _ALL_PORTS_ON_CONNECT = True
+
+
+def tls_on_connect_port(config: Any, port: int) -> bool:
+    """Does TLS start before the banner on ``port``?"""
+    return _ALL_PORTS_ON_CONNECT or port in on_connect_ports(config)
+
+
 def on_connect_ports(config: Any) -> set[int]:
     """tls_on_connect_ports: where TLS starts before the banner (465, "submissions")."""
     return {tcp_port(p) for p in nonempty_items(_opt(config, "tls_on_connect_ports") or "")}

@@ -44,6 +44,8 @@ begin acl
 acl_check_rcpt:
   warn    encrypted = *
           add_header = X-Encrypted: $tls_in_cipher
+  warn    condition = ${if def:tls_in_peercert}
+          add_header = X-Client-CN: ${certextract{subject,CN}{$tls_in_peercert}}
   accept  domains = +local_domains
 
 starttls_acl:
@@ -137,6 +139,7 @@ def test_client_certificate_facts_reach_log_received_spool_and_delivery(tmp_path
         assert "\n-tls_ver TLS1.3\n" in spooled
         assert re.search(r"with esmtps  \(TLS1\.3\) tls TLS_\w+\n\t\(pymta ", spooled)
         assert re.search(r"X-Encrypted: TLS1\.3:TLS_\w+:\d+\n", spooled)
+        assert "X-Client-CN: client.example\n" in spooled
     # Delivered by a later queue run: $tls_in_* come back from the -H file.
     with PymtaDaemon(_config(main), tmp_path, args=["-q1s"]) as d:
         wait_for(lambda: maildir_messages(tmp_path, "alice"))
@@ -304,3 +307,33 @@ def test_encrypted_condition_is_false_in_clear(tmp_path, pki):
         assert " X=" not in line and " P=esmtp " in line
         spooled = _header_file(d, line.split()[2])
         assert "X-Encrypted" not in spooled and "-tls_" not in spooled
+
+
+class _TlsFirstDaemon(PymtaDaemon):
+    """A daemon whose every port starts TLS at once: ready when a TLS banner comes."""
+
+    def _banner_ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            return super()._banner_ready()          # raises with the diagnostics
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        try:
+            with smtplib.SMTP_SSL("127.0.0.1", self.port, timeout=2, context=ctx) as s:
+                return s.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
+
+
+def test_tls_on_connect_flag_makes_every_port_tls_first(tmp_path, pki):
+    """-tls-on-connect: as if each daemon port were in tls_on_connect_ports."""
+    with _TlsFirstDaemon(_config(), tmp_path, ports=2,
+                         args=["-tls-on-connect", "-odq"]) as d:
+        for port in d.ports:
+            with smtplib.SMTP_SSL("127.0.0.1", port, timeout=20,
+                                  context=_client_context(pki)) as s:
+                s.ehlo("client.example")
+                assert not s.has_extn("starttls")
+                s.sendmail("someone@remote.example", ["alice@test.example"],
+                           b"Subject: 465\r\n\r\n")
+        lines = d.wait_for_log(r" <= someone@remote\.example .* P=esmtps X=TLS", count=2)
+        assert len(lines) == 2

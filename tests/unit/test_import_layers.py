@@ -50,6 +50,9 @@ ALLOWED = {
     ("pymta.config.show", "pymta.lookups"),
     # log_file_path is expanded (Exim does the same at start-up).
     ("pymta.config.unsupported", "pymta.log"),
+    # ${certextract}: tls.certinfo is a leaf (cryptography only) that tls shares.
+    ("pymta.expand.extra_items", "pymta.tls.certinfo"),
+    ("pymta.expand.extra_items", "pymta.tls.errors"),
     # "from pymta.smtp import client" names the package, whose __init__ is a docstring.
     ("pymta.transports.smtp", "pymta.smtp"),
 }

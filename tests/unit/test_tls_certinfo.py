@@ -99,3 +99,19 @@ def test_unknown_field_is_an_error(oracle_cert):
 
 def test_distinguished_name_keeps_certificate_order(oracle_cert):
     assert distinguished_name(oracle_cert.subject) == "C=DE,O=Ex\\, Org,CN=c2.example.test"
+
+
+def test_certextract_expansion_item(oracle_cert):
+    """${certextract} in the expansion language, on a certificate variable (PEM)."""
+    from pymta.expand import ExpandContext, expand_string
+    from pymta.taint import taint
+    from pymta.tls.certinfo import pem_text
+    ctx = ExpandContext(variables={"tls_in_peercert": taint(pem_text(oracle_cert))})
+    assert expand_string("${certextract{subject,CN}{$tls_in_peercert}}", ctx) == \
+        "c2.example.test"
+    assert expand_string("${certextract{issuer}{$tls_in_peercert}{<$value>}{none}}", ctx) \
+        == "<CN=pymta test CA>"
+    # no certificate (a connection without one): the "no" string
+    assert expand_string("${certextract{subject}{$tls_in_ourcert}{yes}{none}}", ctx) == "none"
+    with pytest.raises(Exception, match="unrecognised field"):
+        expand_string("${certextract{colour}{$tls_in_peercert}}", ctx)

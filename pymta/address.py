@@ -65,6 +65,7 @@ class Address:
     tls_certificate_verified: bool = False
     tls_peerdn: str = ""
     tls_resumed: bool = False
+    tls_dane: bool = False               # CV=dane: verified by DANE
     authenticator: str = ""
     auth_id: str = ""
     # Routing extras (routing engineer): "address" | "file" | "pipe" | "directory" for

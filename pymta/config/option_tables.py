@@ -655,6 +655,10 @@ TRANSPORT_DRIVER_TABLES: dict[str, dict[str, tuple]] = {
         'hosts_try_auth': ('list', None),
         'hosts_try_chunking': ('list', '*'),
         'hosts_try_dane': ('list', '*'),
+        # pymta's own (Exim has no MTA-STS): RFC 8461 policies for MX deliveries
+        'mta_sts': ('bool', False),
+        'mta_sts_ca_file': ('expand', None),
+        'mta_sts_timeout': ('time', 30),
         'hosts_try_fastopen': ('list', '*'),
         'hosts_try_prdr': ('list', '*'),
         'hosts_verify_avoid_tls': ('list', None),

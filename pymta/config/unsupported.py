@@ -82,7 +82,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
         dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
-        dns_csa_search_limit dns_csa_use_reverse dns_dnssec_ok dns_ipv4_lookup dns_retrans
+        dns_csa_search_limit dns_csa_use_reverse dns_ipv4_lookup dns_retrans
         dns_retry dns_trust_aa dns_use_edns0 dsn_from errors_copy
         errors_reply_to event_action extra_local_interfaces freeze_tell gecos_name
         gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode header_line_maxsize
@@ -186,10 +186,10 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "protocol": "smtp", "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
-        "hosts_pipe_connect": "", "hosts_request_ocsp": "", "hosts_require_alpn": "",
-        "hosts_require_auth": "", "hosts_require_dane": "", "hosts_require_ocsp": "",
+        "hosts_pipe_connect": "", "hosts_require_alpn": "",
+        "hosts_require_auth": "",
         "hosts_try_auth": "", "hosts_try_chunking": "",
-        "hosts_try_dane": "", "hosts_try_fastopen": "", "hosts_try_prdr": "",
+        "hosts_try_fastopen": "", "hosts_try_prdr": "",
         **_reject("""
             address_retry_include_sender arc_sign authenticate_hosts authenticated_sender
             authenticated_sender_force dane_require_tls_ciphers delay_after_cutoff
@@ -198,7 +198,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
             dns_search_parents dscp host_name_extract hosts_max_try
             hosts_max_try_hardlimit keepalive lmtp_ignore_quota
             retry_include_ip_address serialize_hosts socks_proxy tls_alpn
-            tls_dh_min_bits tls_resumption_hosts utf8_downconvert"""),
+            tls_dh_min_bits utf8_downconvert"""),
     },
 }
 

@@ -599,7 +599,8 @@ class MessageDelivery:
                     log_selected(self.config, "tls_resumption")
                 out.append(f"X={a.tls_cipher}" + ("*" if resumed else ""))
             if log_selected(self.config, "tls_certificate_verified"):
-                out.append("CV=yes" if a.tls_certificate_verified else "CV=no")
+                out.append("CV=dane" if a.tls_dane else
+                           "CV=yes" if a.tls_certificate_verified else "CV=no")
             if log_selected(self.config, "tls_peerdn") and a.tls_peerdn:
                 out.append(f'DN="{a.tls_peerdn}"')
         if a.authenticator:

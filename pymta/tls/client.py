@@ -140,13 +140,16 @@ class ClientTLS:
                    variables: Mapping[str, str] = {},
                    verify: VerifyMode = VerifyMode.NONE, check_hostname: bool = True,
                    ocsp: OCSPMode = OCSPMode.NONE,
-                   session: SSL.Session | None = None) -> SSL.Connection:
-        """A client connection to ``host`` on ``sock`` (None: memory BIOs), ready to handshake."""
+                   session: SSL.Session | None = None,
+                   sni: str | None = None) -> SSL.Connection:
+        """A client connection to ``host`` on ``sock`` (None: memory BIOs), ready to handshake.
+        ``sni`` overrides tls_sni (DANE sends the host name)."""
         ctx, trust = self._context(variables)
         conn = SSL.Connection(ctx, sock)
         state = state_of(conn)
         state.extra["client"] = _ClientSettings(host, verify, check_hostname, ocsp, trust)
-        sni = expand_option(self.expand, self.options.sni, variables)
+        if sni is None:
+            sni = expand_option(self.expand, self.options.sni, variables)
         if sni:
             conn.set_tlsext_host_name(sni.encode("idna"))
             state.sni = sni

@@ -68,6 +68,7 @@ class TLSFacts:
     ocsp: OCSPStatus = OCSPStatus.NOT_REQUESTED
     resumed: bool = False
     alpn: str = ""
+    dane: bool = False                    # outbound: the chain was verified by DANE
 
     @property
     def cipher_exim(self) -> str:

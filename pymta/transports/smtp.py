@@ -25,7 +25,11 @@ from pymta.smtp import client as smtp_client
 from pymta.errnos import EximErrno
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
+from pymta.config.values import main_option
+from pymta.tls.outbound import HostRequirements
+from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
+    SessionStore,
     OutgoingTLS,
     TLSSetupError,
     out_variables,
@@ -191,6 +195,7 @@ class SmtpTransport(Transport):
 
         pending = addrs
         tried_any = False
+        security = self._security(job, ctx)
         # As in Exim, only hosts from this transport's own hosts/fallback_hosts are
         # checked for being this host; a router's hosts were checked by its "self" option.
         own_hosts = self._uses_own_hosts(job)
@@ -221,11 +226,25 @@ class SmtpTransport(Transport):
                         a.basic_errno = EximErrno.HOST_IS_LOCAL
                         a.message = f"{self.name} transport found host {h.name} to be local"
                     continue
-                self._deliver_to_host(job, host, pending, helo, header, ctx)
+                req = security.requirements(host, pending[0].domain, host.port or port)
+                if not req.use_host:
+                    # DANE cannot be satisfied / MTA-STS forbids this MX: not contacted.
+                    self._log_main(job, f"H={host.name} [{host.address}]: {req.message}")
+                    _tls_failed(pending, req.message, req.errno)
+                    continue
+                self._deliver_to_host(job, host, pending, helo, header, ctx, req)
                 pending = [a for a in pending if a.result == "defer"]
         for a in pending:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "no usable hosts"
+
+    def _security(self, job: Any, ctx: Any) -> OutboundSecurity:
+        """DANE and MTA-STS decisions for this delivery (smtp_security)."""
+        return OutboundSecurity(
+            self.opt, lambda option, host: self._host_in(option, host, ctx),
+            spool_dir=str(main_option(self.config, "spool_directory", "/var/spool/pymta")),
+            dnssec_ok=int(main_option(self.config, "dns_dnssec_ok", -1) or -1),
+            log=getattr(job, "log", None))
 
     def _host_in(self, option: str, host: Host, ctx: Any) -> bool:
         """Whether ``host`` matches the host list in ``option`` (unset: no)."""
@@ -312,10 +331,12 @@ class SmtpTransport(Transport):
         return self._outgoing_tls
 
     def _open_connection(self, job: Any, host: Host, helo: str, addrs: list,
-                         ctx: Any) -> Any | None:
+                         ctx: Any, req: HostRequirements | None = None) -> Any | None:
         """Connect, read the banner, say hello and start TLS as the options say; None
         after a negative reply or a TLS problem (the addresses then have their result)."""
         policy = self._tls().for_host(host, ctx)
+        if req is not None:
+            policy.apply(req)
         try_tls = not policy.avoid
         while True:
             _set_tls_out(ctx, None)
@@ -332,8 +353,10 @@ class SmtpTransport(Transport):
                 return None
             offered = cl.has("STARTTLS")
             if try_tls and offered:
+                stored, resume_key = self._stored_session(job, host, policy, ctx)
                 wrap, facts = self._tls().wrapper(host, policy, ctx,
-                                                  float(self.opt("command_timeout")))
+                                                  float(self.opt("command_timeout")),
+                                                  session=stored)
                 try:
                     reply = cl.starttls(wrap)
                 except TLSSetupError as e:
@@ -349,7 +372,14 @@ class SmtpTransport(Transport):
                     continue
                 if reply.code == 220:
                     cl.facts["tls"] = facts[0]
+                    if resume_key:
+                        cl.facts["resume_key"] = resume_key
                     _set_tls_out(ctx, facts[0])
+                    if req is not None and req.dane is not None and ctx is not None:
+                        ctx.variables["tls_out_tlsa_usage"] = str(req.dane.tlsa_usage)
+                    if req is not None and req.sts_testing and \
+                            not facts[0].certificate_verified:
+                        self._log_main(job, req.pkix_failed("certificate not verified"))
                     reply, cmd = self._hello(cl, host, helo, ctx)
                     if not reply.ok():
                         self._host_reply_error(addrs, cmd, reply)
@@ -360,6 +390,8 @@ class SmtpTransport(Transport):
                     cl.quit()
                     return None
                 # 5xx (or 4xx with tls_tempfail_tryclear): go on in clear if allowed
+            if not cl.tls and req is not None and req.sts_testing:
+                self._log_main(job, req.pkix_failed("no TLS session"))
             if not cl.tls and policy.require:
                 why = ("an attempt to start TLS failed" if offered and try_tls
                        else "the server did not offer TLS support")
@@ -370,6 +402,33 @@ class SmtpTransport(Transport):
                 cl.quit()
                 return None
             return cl
+
+    def _sessions(self, job: Any) -> SessionStore:
+        return SessionStore(str(main_option(self.config, "spool_directory", "/var/spool/pymta")),
+                            self.name, getattr(job, "log", None))
+
+    def _stored_session(self, job: Any, host: Host, policy: Any, ctx: Any
+                        ) -> tuple[Any, str]:
+        """tls_resumption_hosts: the session stored for ``host`` (or None) and its key."""
+        if not policy.resume:
+            return None, ""
+        store = self._sessions(job)
+        sni = (policy.security.sni if policy.security is not None else None) or ""
+        key = store.key(host, host.port or 25, sni)
+        try:
+            return store.load(key, self._tls().context_for(policy, ctx)), key
+        except Exception:  # noqa: BLE001 - a hint, never a reason not to deliver
+            return None, key
+
+    def _save_session(self, job: Any, cl: Any) -> None:
+        """Keep the (possibly renewed) session of a TLS connection for next time."""
+        key = cl.facts.get("resume_key")
+        conn = getattr(cl.sock, "conn", None)
+        if key and conn is not None:
+            try:
+                self._sessions(job).save(key, conn)
+            except Exception:  # noqa: BLE001 - a hint
+                pass
 
     def _hello(self, cl: Any, host: Host, helo: str, ctx: Any) -> tuple[Any, str]:
         if self._host_in("hosts_avoid_esmtp", host, ctx):
@@ -387,7 +446,8 @@ class SmtpTransport(Transport):
             pass
 
     def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
-                         header: bytes, ctx: Any = None) -> None:
+                         header: bytes, ctx: Any = None,
+                         req: HostRequirements | None = None) -> None:
         """Try one host; every address in ``addrs`` ends with a result."""
         for a in addrs:
             a.host_used = host
@@ -402,7 +462,7 @@ class SmtpTransport(Transport):
         setup = cl is None
         try:
             if cl is None:
-                cl = self._open_connection(job, host, helo, addrs, ctx)
+                cl = self._open_connection(job, host, helo, addrs, ctx, req)
                 if cl is None:
                     return
             setup = False
@@ -425,6 +485,7 @@ class SmtpTransport(Transport):
                 if start:
                     cl.rset()
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining)
+            self._save_session(job, cl)
             if cl.tls and self._host_in("hosts_nopass_tls", host, ctx):
                 cl.quit()           # no further message down this TLS session
             else:

@@ -15,6 +15,7 @@ session's :class:`~pymta.tls.session.TLSFacts`.
 """
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,10 +27,13 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.address import Host
 from pymta.match import match_host
-from pymta.tls.client import ClientTLS, ClientTLSOptions
+from pymta.hints.db import HintsDB
+from pymta.tls.client import (ClientTLS, ClientTLSOptions, OCSPMode, session_from_bytes,
+                              session_to_bytes)
 from pymta.tls.clientsock import TLSClientSocket, TLSHandshakeError, handshake
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.expander import ContextExpander
+from pymta.tls.outbound import HostRequirements
 from pymta.tls.server import VerifyMode
 from pymta.tls.session import TLSFacts, session_facts, tls_variables
 
@@ -55,6 +59,22 @@ class HostTLS:
     tryclear: bool
     resume: bool = False
     variables: dict[str, str] = field(default_factory=dict)
+    ocsp: OCSPMode = OCSPMode.NONE
+    # DANE / MTA-STS demands on this host (None: the transport's options alone)
+    security: HostRequirements | None = None
+
+    def apply(self, req: HostRequirements) -> None:
+        """Let DANE / MTA-STS tighten the policy (they never loosen it)."""
+        self.security = req
+        if req.tls_required:
+            self.require, self.avoid, self.tryclear = True, False, False
+        if req.verify == "dane":
+            # The chain is checked against the TLSA records after the handshake.
+            self.verify, self.check_hostname = VerifyMode.NONE, False
+        elif req.verify == "pkix":
+            self.verify, self.check_hostname = VerifyMode.REQUIRED, True
+        elif req.verify == "try":
+            self.verify, self.check_hostname = VerifyMode.TRY, True
 
 
 class _CurrentContext:
@@ -105,7 +125,10 @@ class OutgoingTLS:
             verify = VerifyMode.NONE
         variables = {"host": host.name or host.address or "",
                      "host_address": host.address or ""}
-        return HostTLS(avoid=self._in("hosts_avoid_tls", host, ctx),
+        ocsp = (OCSPMode.REQUIRE if self._in("hosts_require_ocsp", host, ctx)
+                else OCSPMode.REQUEST if self._in("hosts_request_ocsp", host, ctx)
+                else OCSPMode.NONE)
+        return HostTLS(ocsp=ocsp, avoid=self._in("hosts_avoid_tls", host, ctx),
                        require=self._in("hosts_require_tls", host, ctx),
                        verify=verify,
                        check_hostname=self._in("tls_verify_cert_hostnames", host, ctx),
@@ -136,6 +159,7 @@ class OutgoingTLS:
         verify = policy.verify
         if verify is not VerifyMode.NONE and not self._verify_certificates(policy, ctx):
             verify = VerifyMode.NONE            # nothing to verify against
+        req = policy.security
         facts: list[TLSFacts] = []
 
         def wrap(sock: socket.socket) -> TLSClientSocket:
@@ -144,7 +168,8 @@ class OutgoingTLS:
                 conn = library.connection(sock, host.name or host.address or "",
                                           policy.variables, verify=verify,
                                           check_hostname=policy.check_hostname,
-                                          session=session)
+                                          ocsp=policy.ocsp, session=session,
+                                          sni=req.sni if req is not None else None)
             except TLSConfigError as e:
                 raise TLSSetupError(f"TLS session: {e}") from None
             except Exception as e:  # noqa: BLE001 - expansion errors in TLS options
@@ -153,7 +178,15 @@ class OutgoingTLS:
                 stream = handshake(conn, sock, timeout)
             except TLSHandshakeError as e:
                 raise TLSSetupError(f"TLS session: (SSL_connect): {e}") from None
-            facts.append(session_facts(conn))
+            found = session_facts(conn)
+            if req is not None and req.verify == "dane":
+                verdict = req.check_peer(conn.get_peer_cert_chain(as_cryptography=True) or [])
+                if not verdict.ok:
+                    stream.close()
+                    raise TLSSetupError(f"TLS session: (SSL_connect): DANE verification "
+                                        f"failed: {verdict.reason}", EximErrno.TLSREQUIRED)
+                found = dataclasses.replace(found, dane=True)
+            facts.append(found)
             return stream
 
         return wrap, facts
@@ -164,9 +197,38 @@ class OutgoingTLS:
         return self._library(ctx).context_for(policy.variables)
 
 
+class SessionStore:
+    """Client TLS sessions kept in the ``tls`` hints database for tls_resumption_hosts,
+    keyed by transport, host address, port and SNI, so any delivery process can resume."""
+
+    def __init__(self, spool_dir: str, transport: str, log: Any = None) -> None:
+        self.db = HintsDB(spool_dir, "tls", log)
+        self.transport = transport
+
+    def key(self, host: Host, port: int, sni: str) -> str:
+        return f"{self.transport}:[{host.address}]:{port}:{sni}"
+
+    def load(self, key: str, context: SSL.Context) -> SSL.Session | None:
+        data = self.db.get(key)
+        if not data:
+            return None
+        try:
+            return session_from_bytes(data, context)
+        except ValueError:
+            self.db.delete(key)
+            return None
+
+    def save(self, key: str, conn: SSL.Connection) -> None:
+        session = conn.get_session()
+        if session is not None:
+            self.db.put(key, session_to_bytes(session))
+
+
 def out_variables(facts: TLSFacts | None) -> dict[str, str]:
     """``$tls_out_*`` for the expansion context (empty values without TLS)."""
-    return tls_variables(facts, "out")
+    out = tls_variables(facts, "out")
+    out["tls_out_dane"] = "yes" if facts is not None and facts.dane else "no"
+    return out
 
 
 def record_on_addresses(addrs: list, facts: TLSFacts | None) -> None:
@@ -176,3 +238,4 @@ def record_on_addresses(addrs: list, facts: TLSFacts | None) -> None:
         a.tls_certificate_verified = bool(facts and facts.certificate_verified)
         a.tls_peerdn = facts.peerdn if facts else ""
         a.tls_resumed = bool(facts and facts.resumed)
+        a.tls_dane = bool(facts and facts.dane)

@@ -1,4 +1,4 @@
-"""The DANE / MTA-STS hook on a real STARTTLS session, until the smtp transport calls it.
+"""The DANE / MTA-STS hook on a real STARTTLS session, driven by a minimal client.
 
 A loopback DNS server (AD set for the secure zone), a loopback HTTPS server with an
 MTA-STS policy, and SMTP sinks offering STARTTLS with certificates made here.  The

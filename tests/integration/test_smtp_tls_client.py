@@ -231,3 +231,17 @@ def test_hosts_avoid_tls_delivers_in_clear(tmp_path, pki, exim):
     line = re.search(r"=> user@remote\.example .*", d.log()).group(0)
     assert " X=" not in line, line
     assert wait_for(lambda: " P=esmtp S=" in e.log()), e.diagnostics()
+
+
+def test_session_is_resumed_from_the_tls_hints_database(tmp_path, pki, exim):
+    """tls_resumption_hosts: the session of the first delivery is kept in the ``tls``
+    hints database and offered by the next delivery process; Exim resumes it."""
+    e = exim(extra="tls_resumption_hosts = *")
+    transport = (f"  tls_verify_certificates = {ca(pki)}\n  tls_resumption_hosts = *\n")
+    first = deliver(tmp_path, e, transport, main="log_selector = +tls_resumption")
+    second = deliver(tmp_path, e, transport, main="log_selector = +tls_resumption")
+    lines = re.findall(r"=> user@remote\.example .*", second.log())
+    assert len(lines) == 2, second.log()
+    assert re.search(rf" {X_FIELD} CV=yes ", lines[0]), lines
+    assert re.search(rf" {X_FIELD}\* CV=yes ", lines[1]), lines
+    assert (first.spool / "db" / "tls").exists()

@@ -63,14 +63,34 @@ def check_log_selector(text: str, file: str | None = None, line: int | None = No
                           "pymta", file, line)
 
 
+# The one parse of log_selector per configuration text (a reload brings a new one).
+_SELECTED: dict[str, frozenset[str]] = {}
+
+
+def selected_items(text: str) -> frozenset[str]:
+    """The items a log_selector setting turns on: Exim's defaults, then each ``+name``
+    / ``-name`` (``+all`` / ``-all``) in order.  Items pymta always logs stay on."""
+    hit = _SELECTED.get(text)
+    if hit is not None:
+        return hit
+    on = set(LOG_SELECTORS_DEFAULT_ON)
+    for word in text.split():
+        sign, item = word[:1], word[1:]
+        if item == "all":
+            on = set(LOG_SELECTORS_SUPPORTED) if sign == "+" else set()
+        elif sign == "+":
+            on.add(item)
+        elif sign == "-":
+            on.discard(item)
+    result = frozenset(on | LOG_SELECTORS_ALWAYS)
+    _SELECTED[text] = result
+    return result
+
+
 def log_selected(config: Any, name: str) -> bool:
     """Whether log_selector (applied to Exim's defaults) turns item ``name`` on."""
     main = getattr(config, "main", None)
-    on = name in LOG_SELECTORS_DEFAULT_ON
-    for word in str(getattr(main, "log_selector", "") or "").split():
-        if word[1:] in (name, "all"):
-            on = word[:1] == "+"
-    return on
+    return name in selected_items(str(getattr(main, "log_selector", "") or ""))
 
 
 def _timestamp(now: float, with_zone: bool) -> str:
@@ -191,8 +211,7 @@ class Logger:
         self.template = self._choose_path(getattr(main, "log_file_path", None))
         self.with_zone = bool(getattr(main, "log_timezone", False))
         self.write_rejectlog = bool(getattr(main, "write_rejectlog", True))
-        selector = str(getattr(main, "log_selector", "") or "")
-        self.log_pid = "+pid" in selector.split() or "+all" in selector.split()
+        self.log_pid = log_selected(config, "pid")
         self._files: dict[str, _LogFile] = {}
 
     # ------------------------------------------------------------------ paths

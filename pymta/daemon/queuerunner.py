@@ -12,6 +12,7 @@ import traceback
 from typing import Any, Callable, Iterable
 
 from pymta.daemon.util import spool_directory
+from pymta.log import log_selected
 from pymta.spool.tidy import set_aside_corrupt, tidy_spool
 from pymta.spool.space import check_log, check_spool
 
@@ -33,18 +34,6 @@ def _release(lock: Any) -> None:
         if callable(fn):
             fn()
             return
-
-
-def _log_selected(config: Any, name: str) -> bool:
-    from pymta.daemon.util import main_opt
-    words = str(main_opt(config, "log_selector", "") or "").split()
-    selected = False
-    for w in words:
-        if w in ("+all", f"+{name}"):
-            selected = True
-        elif w in ("-all", f"-{name}"):
-            selected = False
-    return selected
 
 
 def is_locked(spool_dir: str, msgid: str) -> bool:
@@ -112,7 +101,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     pid = os.getpid()
     flags = " -qff" if force_frozen else " -qf" if force else ""
     # Exim writes these lines only when log_selector includes +queue_run.
-    noisy = _log_selected(config, "queue_run")
+    noisy = log_selected(config, "queue_run")
     if noisy:
         log.main(f"Start queue run: pid={pid}{flags}")
     tried = 0

@@ -119,7 +119,7 @@ def host_field(host_address: str | None, host_name: str | None, helo_name: str |
 def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str]:
     """The Exim variables describing the message while it is received (for Received:
     and ACL expansions): sender_rcvhost, received_protocol, received_for, ..."""
-    log_port = "+incoming_port" in str(_option(config, "log_selector", "") or "")
+    log_port = log_selected(config, "incoming_port")
     v: dict[str, str] = {
         "message_exim_id": msgid,
         "message_id": msgid,
@@ -340,14 +340,13 @@ def apply_data_acl(prepared: PreparedMessage, envelope: Envelope, add: list[str]
 
 def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) -> str:
     """The part of the "<=" line after the flag: "sender H=... U=... P=... S=... id=..."."""
-    selector = str(_option(config, "log_selector", "") or "").split()
     parts = [env.sender or "<>"]
     if not env.sender and env.bounce_reference:
         parts.append(f"R={env.bounce_reference}")
     if env.host_address:
         parts.append("H=" + host_field(env.host_address, env.host_name, env.helo_name,
-                                       env.host_port, "+incoming_port" in selector))
-        if "+incoming_interface" in selector and env.interface_address:
+                                       env.host_port, log_selected(config, "incoming_port")))
+        if log_selected(config, "incoming_interface") and env.interface_address:
             parts.append(f"I=[{env.interface_address}]:{env.interface_port}")
         if env.ident:
             parts.append(f"U={env.ident}")
@@ -362,7 +361,7 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
         parts.append(f"A={env.authenticator}" +
                      (f":{env.authenticated_id}" if env.authenticated_id else ""))
     parts.append(f"S={prepared.size}")
-    if prepared.message_id_header is not None and "-msg_id" not in selector:
+    if prepared.message_id_header is not None and log_selected(config, "msg_id"):
         parts.append(f"id={prepared.message_id_header}")
     return " ".join(parts)
 

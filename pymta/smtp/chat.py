@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from pymta.config.values import main_option
+from pymta.log import log_selected
 from pymta.smtp.server import SmtpEvent, SmtpServer
 from pymta.spool.ids import new_message_id
 
@@ -18,22 +18,6 @@ def _duration(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return (f"{h}h" if h else "") + (f"{m}m" if (h or m) else "") + f"{sec}s"
-
-
-# log_selector items this module writes, with Exim's defaults.
-_SELECTOR_DEFAULTS = {"lost_incoming_connection": True, "etrn": True, "size_reject": True,
-                      "sender_verify_fail": True, "smtp_syntax_error": False,
-                      "smtp_protocol_error": False, "host_lookup_failed": True}
-
-
-def log_selected(config: Any, name: str) -> bool:
-    """Is the log_selector item ``name`` on (``+name``/``-name``/``+all``/``-all``)?"""
-    on = _SELECTOR_DEFAULTS.get(name, False)
-    for word in str(main_option(config, "log_selector", "") or "").split():
-        item = word[1:]
-        if item in (name, "all") and word[0] in "+-":
-            on = word[0] == "+"
-    return on
 
 
 class DialogueLog:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
 from pymta.config.values import main_option
-from pymta.smtp.chat import log_selected
+from pymta.log import log_selected
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 

@@ -28,7 +28,8 @@ from pymta.expand.context import ExpandContext
 from pymta.message.envelope import Envelope
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
-from pymta.smtp.chat import DialogueLog, log_selected
+from pymta.log import log_selected
+from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.peer import PeerFacts, endpoints as _endpoints, host_in as _host_in
 from pymta.smtp.peer import lookup_host_name
@@ -39,7 +40,7 @@ from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
 
 __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
-           "finish_session", "build_server", "lookup_host_name", "log_selected"]
+           "finish_session", "build_server", "lookup_host_name"]
 
 
 class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, AuthGlue,

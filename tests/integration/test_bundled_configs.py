@@ -47,7 +47,7 @@ def _dialog(port: int, source: str, commands: list[str]) -> list[str]:
 
 @pytest.fixture
 def dev_daemon(tmp_path):
-    for name in ("dev-users", "dev-aliases"):
+    for name in ("dev-users", "dev-aliases", "dev-passwd"):
         shutil.copy(ETC / name, tmp_path / name)
     # _CONFIG_DIR points at the temporary directory, where the copies of the lookup
     # files are; SPOOL keeps the spool, logs and maildirs there too.
@@ -113,7 +113,7 @@ def test_production_conf_refuses_relay_from_unlisted_host(tmp_path):
 def test_dev_conf_offers_tls_out_of_the_box(tmp_path):
     """No certificate configured: STARTTLS on the SMTP ports and TLS on connect on the
     submissions port, with the self-signed certificate made in the spool."""
-    for name in ("dev-users", "dev-aliases"):
+    for name in ("dev-users", "dev-aliases", "dev-passwd"):
         shutil.copy(ETC / name, tmp_path / name)
     ports = [free_port(), free_port()]
     d = PymtaDaemon((ETC / "dev.conf").read_text(), tmp_path, ports=ports,
@@ -135,3 +135,29 @@ def test_dev_conf_offers_tls_out_of_the_box(tmp_path):
         verify.check_hostname = False
         with smtplib.SMTP_SSL("127.0.0.1", ports[1], timeout=20, context=verify) as s:
             assert s.noop()[0] == 250
+
+
+def test_dev_conf_auth_only_under_tls_and_lets_users_relay(dev_daemon):
+    """AUTH PLAIN/LOGIN is offered only after STARTTLS; alice (etc/dev-passwd) may then
+    relay from a host outside relay_from_hosts, a wrong password may not."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", dev_daemon.port, timeout=20,
+                      source_address=("127.0.0.2", 0)) as s:
+        s.ehlo("client.test")
+        assert not s.has_extn("auth")
+        s.starttls(context=ctx)
+        s.ehlo("client.test")
+        assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login("alice", "not-the-password")
+        s.mail("alice@pymta.test")
+        assert s.rcpt("someone@relay.test")[0] == 550          # not authenticated
+        s.rset()
+        s.login("alice", "alice-dev-password")
+        s.mail("alice@pymta.test")
+        assert s.rcpt("someone@relay.test")[0] == 250
+    dev_daemon.wait_for_log(r"plain authenticator failed for \(client\.test\) "
+                            r"\[127\.0\.0\.2\]: 535 Incorrect authentication data "
+                            r"\(set_id=alice\)")

@@ -78,6 +78,7 @@ class Envelope:
     is_local_submission: bool = False
     sender_set_by_caller: bool = False
     submission_mode: bool = False          # control = submission: local fixups for SMTP
+    submission_control: str = "submission"  # with its options (/domain=, /name=, ...)
     suppress_local_fixups: bool = False
     allow_unqualified_sender: bool = False
     allow_unqualified_recipient: bool = False

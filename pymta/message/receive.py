@@ -23,6 +23,7 @@ from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
                                    max_line_length, split_message)
 from pymta.message.received import build_received, sender_rcvhost, tod_full
+from pymta.message.submission import apply_sender_rules, created_from, parse_submission
 from pymta.spool.files import write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
@@ -231,12 +232,24 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                 name = env.sender_fullname
                 from_hdr = f"From: {_quote_phrase(name)} <{env.sender}>\n" if name else \
                     f"From: {env.sender}\n"
+            elif env.submission_mode:
+                from_hdr = created_from(env.authenticated_id,
+                                        parse_submission(env.submission_control), qualify)
             elif env.authenticated_id:
                 from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
             if from_hdr:
                 final.append(SpoolHeader("F", from_hdr))
         if find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
+        if env.submission_mode and not env.is_local_submission:
+            return_path = apply_sender_rules(final, env.authenticated_id,
+                                             parse_submission(env.submission_control), qualify)
+            if return_path is not None:
+                env.sender = return_path
+                if received is not None:        # its envelope-from names the new one
+                    variables["sender_address"] = return_path
+                    final[0] = SpoolHeader("P", build_received(config, variables, env.acl_vars,
+                                                               when=started))
     base = len(final)
     _acl_header_changes(final, base, env.extra_headers, env.remove_headers)
 

@@ -151,6 +151,7 @@ class MessageAssembly:
         env.remove_headers = list(self.data_headers_remove)
         env.frozen = "freeze" in self.message_controls
         env.submission_mode = "submission" in self.message_controls
+        env.submission_control = getattr(self, "submission_control", "submission")
         env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
         env.msgid = self.msgid
         if self.local_caller is None:

@@ -22,6 +22,7 @@ class AclChecks:
     server: SmtpServer | None
     controls: set[str]
     message_controls: set[str]
+    submission_control: str = "submission"
     notquit_reason: str | None
     quit_seen: bool
     data_headers_add: list[str]
@@ -43,6 +44,8 @@ class AclChecks:
         for c in res.controls:
             (self.message_controls if where in ("mail", "rcpt", "predata", "data")
              else self.controls).add(c.split("/")[0])
+            if c.split("/")[0] == "submission":
+                self.submission_control = c
         if "no_pipelining" in self.controls and self.server is not None:
             self.server.pipelining_allowed = False
         if "no_enforce_sync" in self.controls and self.server is not None:

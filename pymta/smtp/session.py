@@ -141,6 +141,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
+        self.submission_control = "submission"
         self.envelope = None
         self.mail_discard = False
         self._excess_logged = False

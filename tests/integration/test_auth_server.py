@@ -166,3 +166,40 @@ def test_dovecot_authenticator_through_the_daemon(tmp_path, certs, dovecot_socke
         bad = _swaks(d, certs.cert, "PLAIN", "wrong")
         assert "535 Incorrect authentication data" in bad.stdout, bad.stdout
         d.wait_for_log(r"dovecot_plain authenticator failed for ")
+
+
+SUBMISSION_ACL = """\
+acl_check_rcpt:
+  accept  authenticated = *
+          control = submission/domain=test.example/name=Alice Example
+  deny    message = relay not permitted
+"""
+
+
+def test_submission_mode_fixes_up_sender_date_and_message_id(tmp_path, certs):
+    """control = submission for an authenticated client: Sender: lines go, a Sender:
+    naming the authenticated user is added when From: is someone else (and becomes the
+    return path), Date: and Message-ID: are added when missing."""
+    text = CONFIG.replace("@AUTHENTICATORS@", PASSWORDS)
+    text = text[:text.index("acl_check_rcpt:")] + SUBMISSION_ACL + \
+        text[text.index("begin authenticators"):]
+    ctx = ssl.create_default_context(cafile=certs.cert)
+    with PymtaDaemon(text, tmp_path) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=20) as s:
+            s.starttls(context=ctx)
+            s.login("alice", "secret")
+            s.sendmail("bob@evil.example", ["friend@elsewhere.example"],
+                       b"From: Bob <bob@evil.example>\r\nSender: bob@evil.example\r\n"
+                       b"Subject: spoof\r\n\r\nbody\r\n")
+            s.sendmail("alice@test.example", ["friend@elsewhere.example"],
+                       b"From: Alice <alice@test.example>\r\nSubject: own\r\n\r\nbody\r\n")
+        lines = d.wait_for_log(r" <= \S+ H=", count=2)
+        first = (d.spool / "input" / f"{lines[0].split()[2]}-H").read_text()
+        second = (d.spool / "input" / f"{lines[1].split()[2]}-H").read_text()
+    assert lines[0].split()[4] == "alice@test.example"            # the return path
+    assert "\n<alice@test.example>\n" in first
+    assert re.search(r"\n\d{3}\* Sender: bob@evil\.example\n", first), first
+    assert re.search(r"\n\d{3}S Sender: Alice Example <alice@test\.example>\n", first), first
+    assert re.search(r"\n\d{3}I Message-Id: <", first) and "Date: " in first
+    assert "(envelope-from <alice@test.example>)" in first
+    assert "Sender:" not in second and " <= alice@test.example " in lines[1]

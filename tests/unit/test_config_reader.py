@@ -444,7 +444,6 @@ def test_rewrite_rules(tmp_path):
 # What Exim's default configuration names that pymta does not support (line numbers
 # of the stock file), in the order the reader meets them.
 _EXIM_DEFAULT_UNSUPPORTED = [
-    (256, 'main option "dns_dnssec_ok"'),
     (895, 'transport address_pipe: transport driver "pipe"'),
     (913, 'transport address_reply: transport driver "autoreply"'),
 ]

@@ -114,6 +114,10 @@ class Authenticator:
                         variables: Mapping[str, str] | None = None) -> ServerExchange:
         raise NotImplementedError(f"{self.driver_name} has no server side")
 
+    def client_exchange(self, expander: Expander,
+                        variables: Mapping[str, str] | None = None) -> ClientExchange:
+        raise ClientError(f"{self.driver_name} has no client side")
+
 
 class ServerExchange:
     """One AUTH exchange on the server.

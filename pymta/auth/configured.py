@@ -66,4 +66,14 @@ def server_authenticators(config: Any) -> list[Authenticator]:
     return out
 
 
+def client_authenticators(config: Any) -> list[Authenticator]:
+    """The authenticators of ``config`` with client functions, in configuration order."""
+    out = []
+    for inst in getattr(config, "authenticators", {}).values():
+        obj = inst.obj
+        if isinstance(obj, Authenticator) and obj.is_client:
+            out.append(obj)
+    return out
+
+
 _register_all()

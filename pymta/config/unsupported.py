@@ -183,16 +183,15 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
                   "quota_warn_message quota_warn_threshold"),
     },
     ("transport", "smtp"): {
-        "protocol": "smtp", "gethostbyname": False,
+        "protocol": ("smtp", "smtps"), "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
         "hosts_pipe_connect": "", "hosts_require_alpn": "",
-        "hosts_require_auth": "",
-        "hosts_try_auth": "", "hosts_try_chunking": "",
+        "hosts_try_chunking": "",
         "hosts_try_fastopen": "", "hosts_try_prdr": "",
         **_reject("""
-            address_retry_include_sender arc_sign authenticate_hosts authenticated_sender
-            authenticated_sender_force dane_require_tls_ciphers delay_after_cutoff
+            address_retry_include_sender arc_sign authenticate_hosts
+            dane_require_tls_ciphers delay_after_cutoff
             dkim_canon dkim_domain dkim_hash dkim_identity dkim_private_key dkim_selector
             dkim_sign_headers dkim_strict dkim_timestamps dns_qualify_single
             dns_search_parents dscp host_name_extract hosts_max_try
@@ -247,8 +246,10 @@ def _check(table: dict[str, Any], name: str, value: Any, what: str, file: str | 
     accepted = table[name]
     if accepted is REJECT:
         raise ConfigError(f'{what} "{name}" {NOT_SUPPORTED}', file, line)
-    if not _same(value, accepted):
-        raise ConfigError(f'{what} "{name}" {NOT_SUPPORTED} (only {_show(accepted)} '
+    choices = accepted if isinstance(accepted, tuple) else (accepted,)
+    if not any(_same(value, a) for a in choices):
+        shown = " or ".join(_show(a) for a in choices)
+        raise ConfigError(f'{what} "{name}" {NOT_SUPPORTED} (only {shown} '
                           "is accepted: that is what pymta does)", file, line)
 
 

@@ -27,6 +27,9 @@ from pymta.transports.base import Transport, TransportError, expand, set_results
 from pymta.transports.content import body_size, write_message
 from pymta.config.values import main_option
 from pymta.tls.outbound import HostRequirements
+from pymta.auth.configured import client_authenticators
+from pymta.auth.expander import ExpansionError
+from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
     SessionStore,
@@ -100,7 +103,8 @@ class SmtpTransport(Transport):
     # -- configuration at delivery time --------------------------------------------
     def _port(self, ctx: Any) -> int:
         text = self.opt("port")
-        value = expand(text, ctx) if text else "smtp"
+        default = "465" if self.opt("protocol") == "smtps" else "smtp"
+        value = expand(text, ctx) if text else default
         value = value.strip()
         if value.isdigit():
             return int(value)
@@ -338,10 +342,26 @@ class SmtpTransport(Transport):
         if req is not None:
             policy.apply(req)
         try_tls = not policy.avoid
+        smtps = self.opt("protocol") == "smtps"      # TLS from the first byte, no fallback
         while True:
             _set_tls_out(ctx, None)
             cl = self._client(self._source_address(host, ctx))
-            banner = cl.connect(host.address, host.port or 25)
+            if smtps:
+                stored, resume_key = self._stored_session(job, host, policy, ctx)
+                wrap, facts = self._tls().wrapper(host, policy, ctx,
+                                                  float(self.opt("command_timeout")),
+                                                  session=stored)
+                try:
+                    banner = cl.connect(host.address, host.port or 465, tls_on_connect=wrap)
+                except TLSSetupError as e:
+                    _tls_failed(addrs, e.message, e.errno)
+                    return None
+                cl.facts["tls"] = facts[0]
+                if resume_key:
+                    cl.facts["resume_key"] = resume_key
+                _set_tls_out(ctx, facts[0])
+            else:
+                banner = cl.connect(host.address, host.port or 25)
             if not banner.ok():
                 self._host_reply_error(addrs, "initial connection", banner)
                 cl.quit()
@@ -352,7 +372,7 @@ class SmtpTransport(Transport):
                 cl.quit()
                 return None
             offered = cl.has("STARTTLS")
-            if try_tls and offered:
+            if try_tls and offered and not cl.tls:
                 stored, resume_key = self._stored_session(job, host, policy, ctx)
                 wrap, facts = self._tls().wrapper(host, policy, ctx,
                                                   float(self.opt("command_timeout")),
@@ -401,7 +421,31 @@ class SmtpTransport(Transport):
                 _tls_failed(addrs, err.message, err.errno)
                 cl.quit()
                 return None
+            if not self._authenticate(job, cl, host, addrs, ctx):
+                return None
             return cl
+
+    def _authenticate(self, job: Any, cl: Any, host: Host, addrs: list, ctx: Any) -> bool:
+        """hosts_require_auth / hosts_try_auth (after STARTTLS, as Exim); False when the
+        addresses were deferred and the connection closed."""
+        require = self._host_in("hosts_require_auth", host, ctx)
+        attempt = self._host_in("hosts_try_auth", host, ctx)
+        if not (require or attempt):
+            return True
+        res = authenticate(cl, host, client_authenticators(self.config), ctx,
+                           require=require, attempt=attempt,
+                           log_main=lambda text: self._log_main(job, text))
+        if res.reply is not None:                   # a 4xx: try this host later
+            self._host_reply_error(addrs, res.command, res.reply)
+            cl.quit()
+            return False
+        if res.errno:
+            _tls_failed(addrs, res.message, res.errno)
+            cl.quit()
+            return False
+        if res.ok:
+            cl.facts["auth"] = res
+        return True
 
     def _sessions(self, job: Any) -> SessionStore:
         return SessionStore(str(main_option(self.config, "spool_directory", "/var/spool/pymta")),
@@ -468,6 +512,17 @@ class SmtpTransport(Transport):
             setup = False
             record_on_addresses(addrs, cl.facts.get("tls"))
             _set_tls_out(ctx, cl.facts.get("tls"))
+            authenticated = cl.facts.get("auth")
+            for a in addrs:
+                a.authenticator = authenticated.name if authenticated else ""
+                a.auth_id = authenticated.auth_id if authenticated else ""
+            try:
+                auth_param = mail_auth_parameter(self, ctx, authenticated is not None,
+                                                 job.message.variables)
+            except ExpansionError as e:
+                _tls_failed(addrs, str(e), EximErrno.EXPANDFAIL)
+                self._release(key, cl, count)
+                return
             if cl.facts:
                 # headers_add may name $tls_out_*: Exim expands it while writing the
                 # message, after the session has started.
@@ -484,7 +539,8 @@ class SmtpTransport(Transport):
                 chunk = addrs[start:start + max_rcpt]
                 if start:
                     cl.rset()
-                self._transaction(cl, job, chunk, rp, size, body8, header, pipelining)
+                self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
+                                  auth_param)
             self._save_session(job, cl)
             if cl.tls and self._host_in("hosts_nopass_tls", host, ctx):
                 cl.quit()           # no further message down this TLS session
@@ -541,11 +597,12 @@ class SmtpTransport(Transport):
             a.basic_errno, a.more_errno = 0, reply.code
 
     def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
-                     body8: bool, header: bytes, pipelining: bool = True) -> None:
+                     body8: bool, header: bytes, pipelining: bool = True,
+                     auth_param: str = "") -> None:
         for a in chunk:
             a.result = None
         t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
-                              body_8bit=body8, pipelining=pipelining)
+                              body_8bit=body8, pipelining=pipelining, auth_param=auth_param)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).
         pl = ""

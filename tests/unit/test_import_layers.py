@@ -25,9 +25,10 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.log", 2), ("pymta.expand", 2), ("pymta.match", 2), ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.caller", 3), ("pymta.tls", 3),
-    ("pymta.routing", 4), ("pymta.smtp.client", 4),
+    # auth: the drivers' exchanges, used by the SMTP server and the smtp transport
+    ("pymta.routing", 4), ("pymta.smtp.client", 4), ("pymta.auth", 4),
     ("pymta.acl", 5), ("pymta.transports", 5), ("pymta.policy", 5),
-    ("pymta.auth", 6), ("pymta.message", 6),
+    ("pymta.message", 6),
     ("pymta.smtp", 7), ("pymta.delivery", 8),
     ("pymta.daemon", 9), ("pymta.cli", 10),
     ("pymta", 0),               # pymta/__init__.py (the version)

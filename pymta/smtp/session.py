@@ -22,13 +22,15 @@ import time
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
+from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.message.envelope import Envelope
 from pymta.smtp.assemble import MessageAssembly
-from pymta.smtp.auth_glue import AuthGlue
 from pymta.log import log_selected
+from pymta.routing import route_address
+from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.peer import PeerFacts, endpoints as _endpoints, host_in as _host_in
@@ -240,11 +242,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
             return Reply(221, split_code(res.message, 221)[1])
         return None
 
-
     def _verify_address(self, address: str) -> tuple[str, str | None]:
         """Route ``address`` in verify mode: (status, message)."""
-        from pymta.delivery.address import Address
-        from pymta.routing import route_address
         try:
             rr = route_address(self.config, Address(address), self.ctx, verify=True)
         except Exception as exc:

@@ -20,7 +20,7 @@ from pymta.delivery.job import DeliveryJob
 from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
-from pymta.log import log_selected
+from pymta.logfields import SessionLogFacts, session_fields
 from pymta.spool.hostaddr import delivery_host_variables
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
@@ -592,20 +592,10 @@ class MessageDelivery:
 
     def _tls_auth_fields(self, a: Address) -> list[str]:
         """X=, CV=, DN= (as log_selector says) and A= of an smtp delivery, in Exim's order."""
-        out = []
-        if a.tls_cipher:
-            if log_selected(self.config, "tls_cipher"):
-                resumed = a.tls_resumed and \
-                    log_selected(self.config, "tls_resumption")
-                out.append(f"X={a.tls_cipher}" + ("*" if resumed else ""))
-            if log_selected(self.config, "tls_certificate_verified"):
-                out.append("CV=dane" if a.tls_dane else
-                           "CV=yes" if a.tls_certificate_verified else "CV=no")
-            if log_selected(self.config, "tls_peerdn") and a.tls_peerdn:
-                out.append(f'DN="{a.tls_peerdn}"')
-        if a.authenticator:
-            out.append(f"A={a.authenticator}" + (f":{a.auth_id}" if a.auth_id else ""))
-        return out
+        return session_fields(self.config, SessionLogFacts(
+            cipher=a.tls_cipher, certificate_verified=a.tls_certificate_verified,
+            dane=a.tls_dane, peerdn=a.tls_peerdn, resumed=a.tls_resumed,
+            authenticator=a.authenticator, auth_id=a.auth_id))
 
     def _delivered_name(self, a: Address) -> str:
         """How a successful delivery names the address: local deliveries show the

@@ -19,6 +19,7 @@ from typing import Any
 from pymta.config.values import expanded_int, main_option as _option
 # Envelope is defined in pymta.message.envelope; these names are kept importable here.
 from pymta.log import log_selected
+from pymta.logfields import SessionLogFacts, session_fields
 from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
                                    max_line_length, split_message)
@@ -368,30 +369,15 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
         if user:
             parts.append(f"U={user}")
     parts.append(f"P={env.protocol}")
-    if env.tls_cipher:
-        parts.extend(_arrival_tls_fields(config, env))
-    if env.authenticator:
-        parts.append(f"A={env.authenticator}" +
-                     (f":{env.authenticated_id}" if env.authenticated_id else ""))
+    parts.extend(session_fields(config, SessionLogFacts(
+        cipher=env.tls_cipher or "", certificate_verified=env.tls_certificate_verified,
+        peerdn=env.tls_peerdn or "", sni=env.tls_sni or "",
+        resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
+        auth_id=env.authenticated_id or "")))
     parts.append(f"S={prepared.size}")
     if prepared.message_id_header is not None and log_selected(config, "msg_id"):
         parts.append(f"id={prepared.message_id_header}")
     return " ".join(parts)
-
-
-def _arrival_tls_fields(config: Any, env: Envelope) -> list[str]:
-    """X=, CV=, DN= and SNI= of the "<=" line, as log_selector chooses."""
-    out = []
-    if log_selected(config, "tls_cipher"):
-        resumed = env.tls_resumption & 16 and log_selected(config, "tls_resumption")
-        out.append(f"X={env.tls_cipher}" + ("*" if resumed else ""))
-    if log_selected(config, "tls_certificate_verified"):
-        out.append(f"CV={'yes' if env.tls_certificate_verified else 'no'}")
-    if env.tls_peerdn and log_selected(config, "tls_peerdn"):
-        out.append(f'DN="{env.tls_peerdn}"')
-    if env.tls_sni and log_selected(config, "tls_sni"):
-        out.append(f"SNI={env.tls_sni}")
-    return out
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,

@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.clock", 0), ("pymta.osutil", 0), ("pymta.taint", 0), ("pymta.dns", 0),
     ("pymta.errnos", 0), ("pymta.address", 0), ("pymta.drivers", 0),
     ("pymta.config", 1),
-    ("pymta.log", 2), ("pymta.expand", 2), ("pymta.match", 2), ("pymta.lookups", 2),
+    ("pymta.log", 2), ("pymta.logfields", 2), ("pymta.expand", 2), ("pymta.match", 2),
+    ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.caller", 3), ("pymta.tls", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport

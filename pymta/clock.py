@@ -101,7 +101,7 @@ def _shift_time_module(offset: float) -> None:
         return real_strftime(fmt, shifted_localtime() if t is None else t)
 
     time.time, time.time_ns = shifted_time, shifted_time_ns
-    time.localtime, time.gmtime, time.ctime = shifted_localtime, shifted_gmtime, shifted_ctime
+    time.localtime, time.gmtime, time.ctime = shifted_localtime, shifted_gmtime, shifted_ctime  # type: ignore[assignment]  # stdlib monkeypatch
     time.strftime = shifted_strftime
 
 

@@ -235,7 +235,7 @@ def _host_ips(name: str) -> set[str]:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror:
         return set()
-    return {i[4][0].split("%")[0] for i in infos}
+    return {str(i[4][0]).split("%")[0] for i in infos}
 
 
 def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,

@@ -111,7 +111,7 @@ def interface_addresses() -> frozenset[str]:
     """The IP addresses of this host's network interfaces (loopback always included)."""
     ips = {"127.0.0.1", "::1"}
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped]  # no stubs installed
         for addrs in psutil.net_if_addrs().values():
             for a in addrs:
                 if a.family in (socket.AF_INET, socket.AF_INET6):

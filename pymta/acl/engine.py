@@ -16,13 +16,17 @@ from typing import Any
 from pymta import match, routing
 from pymta.acl import verify as hv
 from pymta.acl.dnslists import check_dnslists
-from pymta.acl.parse import (ACL_CONTROLS, ACL_CONTROLS_IGNORED, ACL_CONTROLS_UNSUPPORTED,
-                             parse_acl_text)
+from pymta.acl.parse import (
+    ACL_CONTROLS,
+    ACL_CONTROLS_IGNORED,
+    ACL_CONTROLS_UNSUPPORTED,
+    parse_acl_text,
+)
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
-from pymta.config.protocols import ConfigView
 from pymta.config.options import OptionSpec, parse_value
+from pymta.config.protocols import ConfigView
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail

@@ -124,6 +124,7 @@ def reverse_host_lookup(ip: str) -> tuple[str, str | None, str | None]:
     import dns.exception
     import dns.resolver
     import dns.reversename
+
     from pymta import dns as pdns
     try:
         answer = pdns.resolve(str(dns.reversename.from_address(ip)), "PTR")

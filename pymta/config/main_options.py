@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from pymta.config.options import OptionSpec
 from pymta.config.option_tables import main_options_table
+from pymta.config.options import OptionSpec
 
 # Options whose default is another option's value (as in Exim).
 _DEFAULT_FROM = {

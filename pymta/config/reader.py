@@ -20,12 +20,22 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from pymta.config.model import (AclStatement, Config, ConfigError, DriverInstance,
-                                OptionSetting, RetryRule, RewriteRule)
 from pymta.acl.parse import ACL_ITEMS, check_acl_item
+from pymta.config.model import (
+    AclStatement,
+    Config,
+    ConfigError,
+    DriverInstance,
+    OptionSetting,
+    RetryRule,
+    RewriteRule,
+)
 from pymta.config.options import OptionSpec, parse_fixed, parse_time, parse_value
-from pymta.config.unsupported import (check_driver_option, check_main_option,
-                                      unsupported_driver_error)
+from pymta.config.unsupported import (
+    check_driver_option,
+    check_main_option,
+    unsupported_driver_error,
+)
 
 SECTIONS = ("acl", "authenticators", "routers", "transports", "retry", "rewrite", "local_scan")
 ACL_VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
@@ -214,7 +224,7 @@ def dequote(text: str, file: str, line: int) -> str:
     """Remove double quotes and interpret Exim's backslash escapes inside them."""
     if not text.startswith('"'):
         return text
-    out = []
+    out: list[str] = []
     i = 1
     while i < len(text):
         c = text[i]
@@ -229,13 +239,15 @@ def dequote(text: str, file: str, line: int) -> str:
             if c in simple:
                 out.append(simple[c])
             elif c in "01234567":
-                m = re.match(r"[0-7]{1,3}", text[i:])
-                out.append(chr(int(m.group(0), 8)))
-                i += len(m.group(0)) - 1
+                digits = re.match(r"[0-7]{1,3}", text[i:])
+                assert digits is not None             # c is one of them
+                out.append(chr(int(digits.group(0), 8)))
+                i += len(digits.group(0)) - 1
             elif c == "x" and re.match(r"[0-9a-fA-F]", text[i + 1:i + 2]):
-                m = re.match(r"[0-9a-fA-F]{1,2}", text[i + 1:])
-                out.append(chr(int(m.group(0), 16)))
-                i += len(m.group(0))
+                hexa = re.match(r"[0-9a-fA-F]{1,2}", text[i + 1:])
+                assert hexa is not None               # the next character is one
+                out.append(chr(int(hexa.group(0), 16)))
+                i += len(hexa.group(0))
             else:
                 out.append(c)
         else:
@@ -390,10 +402,10 @@ class _Reader:
     def _acl_item(self, text: str, whole: str, ll: LogicalLine) -> OptionSetting:
         """Parse ``[!]name = value`` (or ``endpass``/``set var = value``)."""
         m = re.match(r"(!?)\s*([A-Za-z_]+)", text)
-        name = m.group(2) if m else ""
-        if name not in ACL_ITEMS:
+        if m is None or m.group(2) not in ACL_ITEMS:
             raise ConfigError(f'error in ACL: unknown ACL condition/modifier in "{whole}"',
                               ll.file, ll.line)
+        name = m.group(2)
         negate = m.group(1)
         rest = text[m.end():].strip()
         if name == "endpass":
@@ -582,8 +594,9 @@ def _driver_specs(kind: str, inst: DriverInstance) -> tuple[dict[str, OptionSpec
     from pymta import drivers
     from pymta.config import option_tables
     cls = drivers.get_driver(kind, inst.driver)
-    if cls is not None and getattr(cls, "options", None):
-        return dict(cls.options), cls
+    options = getattr(cls, "options", None)
+    if cls is not None and options:
+        return dict(options), cls
     if inst.driver in option_tables.driver_names(kind):
         # An Exim driver that pymta does not have (Exim: not built in).
         raise unsupported_driver_error(kind, inst.name, inst.driver, inst.file, inst.line)
@@ -637,9 +650,10 @@ def _finish_drivers(config: Config) -> None:
         for opt in ("pass_router", "redirect_router"):
             target = r.options.get(opt)
             if target and target not in names:
-                st = next((x for x in r.settings if x.name == opt), None)
+                where = next((x for x in r.settings if x.name == opt), None)
                 raise ConfigError(f'new_router "{target}" not found for "{r.name}" router',
-                                  st.file if st else r.file, st.line if st else r.line)
+                                  where.file if where else r.file,
+                                  where.line if where else r.line)
     for cls, inst in pending:
         try:
             inst.obj = cls(inst, config)

@@ -17,14 +17,22 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import pymta
 from pymta.daemon import ipc, listen
 from pymta.daemon.preload import preload_for
-from pymta.daemon.util import (PrivilegeError, drop_privileges, fork_detached, main_opt,
-                               make_logger, prepare_spool, privileged, root_exim_ids,
-                               spool_directory)
+from pymta.daemon.util import (
+    PrivilegeError,
+    drop_privileges,
+    fork_detached,
+    main_opt,
+    make_logger,
+    prepare_spool,
+    privileged,
+    root_exim_ids,
+    spool_directory,
+)
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
@@ -356,7 +364,7 @@ class Master:
             elif key.data == "notify":
                 self._handle_notifications()
             elif key.data == "listener":
-                self._refuse_connection(key.fileobj)
+                self._refuse_connection(cast(socket.socket, key.fileobj))
             else:
                 self._handle_worker(key.data)
         self._reap()
@@ -372,8 +380,10 @@ class Master:
             self._stop_progress()
             return
         self._dispatch()
-        if self.next_queue_run is not None and time.monotonic() >= self.next_queue_run:
-            self.next_queue_run = time.monotonic() + self.opts.queue_interval
+        interval = self.opts.queue_interval
+        if self.next_queue_run is not None and interval is not None \
+                and time.monotonic() >= self.next_queue_run:
+            self.next_queue_run = time.monotonic() + interval
             if not self._of_kind("queuerunner", live_only=False):
                 self.spawn_queue_run()
 
@@ -503,6 +513,7 @@ class Master:
             if self._in_flight(msgid):
                 continue
             worker = idle.pop()
+            assert worker.conn is not None          # workers have their channel
             try:
                 worker.conn.sendall(f"{msgid}{flags}\n".encode("ascii"))
                 worker.busy = msgid

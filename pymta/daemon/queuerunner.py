@@ -12,9 +12,10 @@ import traceback
 from typing import Any, Callable, Iterable
 
 from pymta.daemon.util import spool_directory
+from pymta.delivery import deliver_message
 from pymta.log import log_selected
-from pymta.spool.tidy import set_aside_corrupt, tidy_spool
 from pymta.spool.space import check_log, check_spool
+from pymta.spool.tidy import set_aside_corrupt, tidy_spool
 
 
 def space_shortage(config: Any, log: Any) -> bool:
@@ -96,8 +97,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
 
     ``select`` keeps only the message ids it accepts (``-R`` / ``-S``); ``force_first``
     forces delivery of the first message tried, as Exim does for those runs."""
-    if deliver is None:
-        from pymta.delivery import deliver_message as deliver
+    deliver = deliver if deliver is not None else deliver_message
     pid = os.getpid()
     flags = " -qff" if force_frozen else " -qf" if force else ""
     # Exim writes these lines only when log_selector includes +queue_run.

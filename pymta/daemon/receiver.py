@@ -13,10 +13,11 @@ import selectors
 import signal
 import socket
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from pymta.daemon.ipc import Notifier
 from pymta.daemon.stopflag import StopFlag
+from pymta.smtp.session import run_session as smtp_run_session
 
 PARENT_CHECK_SECONDS = 2.0
 
@@ -40,9 +41,7 @@ def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
 def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                   notifier: Notifier, run_session: Callable[..., Any] | None = None) -> int:
     """The receiver process body; returns the exit status."""
-    if run_session is None:
-        from pymta.smtp.session import run_session
-    call = _session_caller(run_session)
+    call = _session_caller(run_session if run_session is not None else smtp_run_session)
     stop = StopFlag()
     retire = StopFlag()
     wake_r, wake_w = os.pipe()
@@ -87,8 +86,9 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                 continue
             if retire.is_set():
                 break
+            listener = cast(socket.socket, key.fileobj)     # registered below
             try:
-                conn, _peer = key.fileobj.accept()
+                conn, _peer = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 continue   # another receiver won the race
             except OSError as exc:
@@ -97,7 +97,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
             notifier.busy()
             try:
                 conn.setblocking(True)
-                call(conn, config, names[key.fileobj], log, notifier, stop)
+                call(conn, config, names[listener], log, notifier, stop)
             except Exception:
                 # A session crash must never take the receiver (or 250) with it.
                 log.panic("SMTP session crashed: " + traceback.format_exc().replace("\n", "\n  "))

@@ -10,6 +10,8 @@ import socket
 import traceback
 from typing import Any, Callable
 
+from pymta.delivery import deliver_message
+
 
 class _Exit(Exception):
     pass
@@ -18,8 +20,7 @@ class _Exit(Exception):
 def worker_main(conn: socket.socket, config: Any, log: Any,
                 deliver: Callable[..., Any] | None = None) -> int:
     """The worker process body; returns the exit status."""
-    if deliver is None:
-        from pymta.delivery import deliver_message as deliver
+    deliver = deliver if deliver is not None else deliver_message
     state = {"busy": False, "stop": False}
 
     def on_term(signum, frame):

@@ -12,8 +12,8 @@ import re
 import time
 from typing import Any
 
-from pymta.config.values import main_option
 from pymta.address import Address
+from pymta.config.values import main_option
 from pymta.routing import support
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage

@@ -12,19 +12,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.delivery import retry as retrymod
-from pymta.address import Address
 from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_age, send_bounce
 from pymta.delivery.job import DeliveryJob
 from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
 from pymta.logfields import SessionLogFacts, session_fields
-from pymta.spool.hostaddr import delivery_host_variables
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
 from pymta.spool.files import Journal
+from pymta.spool.hostaddr import delivery_host_variables
 from pymta.spool.model import SpoolMessage, SpoolRecipient
 from pymta.spool.tidy import set_aside_corrupt
 from pymta.taint import Tainted, taint

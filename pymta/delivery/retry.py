@@ -12,10 +12,10 @@ import random
 import re
 from typing import Any
 
-from pymta.config.values import main_option
 from pymta.config.options import parse_time
-from pymta.expand.context import ExpandContext
+from pymta.config.values import main_option
 from pymta.errnos import EximErrno
+from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryRecord
 from pymta.routing import support
 

@@ -97,7 +97,7 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
     ctx.variables["message_linecount"] = str(i + 1 + body_lines)
     ctx.variables["body_linecount"] = str(body_lines)
     ctx.variables["message_body_size"] = str(len(body.encode("utf-8", "surrogateescape")))
-    from ..spool.ids import new_message_id   # -bem gives the message an id, as Exim does
+    from ..spool.ids import new_message_id  # -bem gives the message an id, as Exim does
     ctx.variables.setdefault("message_id", new_message_id())
     ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])
     # like a locally submitted message, it gets Message-Id: and Date: if it lacks them

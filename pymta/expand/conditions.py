@@ -60,6 +60,7 @@ def _crypteq(password: str, encrypted: str) -> bool:
     import base64
     import hashlib
     import hmac as _h
+
     from .bytesutil import to_bytes
     low = encrypted.lower()
     for mech, fn in (("{md5}", hashlib.md5), ("{sha1}", hashlib.sha1)):

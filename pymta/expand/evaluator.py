@@ -515,6 +515,7 @@ _SORT_CMPS = {"<", "<=", ">", ">=", "lt", "le", "gt", "ge", "lti", "lei", "gti",
 
 def _item_sort(node: Item, ctx: Any) -> str:
     from functools import cmp_to_key
+
     from .conditions import compare
     if len(node.args) < 3:
         raise ExpandError("missing argument in \"sort\"")
@@ -682,7 +683,7 @@ def _item_env(node: Item, ctx: Any) -> str:
 
 
 def _item_readfile(node: Item, ctx: Any) -> str:
-    from ..taint import check_untainted, TaintError
+    from ..taint import TaintError, check_untainted
     args = [evaluate(a, ctx) for a in node.args]
     if not args:
         raise ExpandError("missing file name for readfile")

@@ -9,10 +9,10 @@ import socket
 from typing import Any
 
 from ..clock import day_number
-from .bytesutil import from_bytes, to_bytes
-from .errors import ExpandError, ExpandFail
 from ..tls.certinfo import certextract, load_pem_text
 from ..tls.errors import TLSConfigError
+from .bytesutil import from_bytes, to_bytes
+from .errors import ExpandError, ExpandFail
 from .evaluator import _Scoped, _yes_no, evaluate
 from .parser import Item
 

@@ -8,10 +8,11 @@ import ipaddress
 import re
 from typing import Any, Callable
 
+from ..spool.ids import BASE62 as _B62
+from ..spool.ids import base62, unbase62
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
 from .lists import split_list
-from ..spool.ids import BASE62 as _B62, base62, unbase62
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 # Exim's table has "t" and "s" the other way round; ${hash} must give Exim's results
@@ -725,6 +726,7 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
                 f"mtime={int(st.st_mtime)} ctime={int(st.st_ctime)}")
     if name == "randint":
         import random
+
         from .evaluator import get_int
         if not arg.strip():
             raise ExpandError(f"integer expected but \"{arg}\" found")

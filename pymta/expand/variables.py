@@ -303,6 +303,7 @@ def _decode_2047_raw(text: str) -> str:
     import base64
     import binascii
     import quopri
+
     from .bytesutil import from_bytes
 
     def word(m: re.Match) -> str:

@@ -237,6 +237,7 @@ def _sql_value(v: Any) -> str:
 
 def _sqlite(spec: LookupSpec, query: str, ctx: Any) -> str | None:
     import sqlite3
+
     from ..taint import is_tainted
     path = spec.opts.get("file")
     if path is None:

@@ -28,6 +28,7 @@ def _query(name: str, qtype: str, dnssec: str, ctx: Any) -> Any:
     import dns.exception
     import dns.flags
     import dns.resolver
+
     from .. import dns as pdns
     res = pdns.get_resolver()
     try:

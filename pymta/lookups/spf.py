@@ -19,6 +19,7 @@ def _dns_lookup(name: str, qtype: str, strict: bool = True, timeout: float = 20)
     import dns.exception
     import dns.resolver
     import spf
+
     from .. import dns as pdns
     out: list = []
     try:

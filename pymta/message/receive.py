@@ -16,13 +16,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pymta.config.values import expanded_int, main_option as _option
+from pymta.config.values import expanded_int
+from pymta.config.values import main_option as _option
+
 # Envelope is defined in pymta.message.envelope; these names are kept importable here.
 from pymta.log import log_selected
 from pymta.logfields import SessionLogFacts, session_fields
 from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
-from pymta.message.headers import (ParsedMessage, find_header, header_flag, header_name,
-                                   max_line_length, split_message)
+from pymta.message.headers import (
+    ParsedMessage,
+    find_header,
+    header_flag,
+    header_name,
+    max_line_length,
+    split_message,
+)
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
 from pymta.spool.files import write_spool
@@ -247,10 +255,10 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                                              parse_submission(env.submission_control), qualify)
             if return_path is not None:
                 env.sender = return_path
-                if received is not None:        # its envelope-from names the new one
-                    variables["sender_address"] = return_path
-                    final[0] = SpoolHeader("P", build_received(config, variables, env.acl_vars,
-                                                               when=started))
+                variables["sender_address"] = return_path
+                rebuilt = build_received(config, variables, env.acl_vars, when=started)
+                if received is not None and rebuilt is not None:
+                    final[0] = SpoolHeader("P", rebuilt)    # envelope-from: the new one
     base = len(final)
     _acl_header_changes(final, base, env.extra_headers, env.remove_headers)
 

@@ -10,8 +10,7 @@ from pymta.expand.context import ExpandContext
 from pymta.match import match_host
 from pymta.routing import hosts as hostmod
 from pymta.routing import support
-from pymta.routing.base import (ACCEPT, DECLINE, DEFER, FAIL, PASS, Router,
-                                RouterReply)
+from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
 from pymta.routing.options import router_options
 
 _RULE_WORDS = {"randomize", "no_randomize", "byname", "bydns", "ipv4_only", "ipv4_prefer"}

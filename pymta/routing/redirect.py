@@ -6,8 +6,7 @@ from typing import Any
 from pymta.address import Address
 from pymta.drivers import register
 from pymta.routing import support
-from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router,
-                                RouterReply)
+from pymta.routing.base import ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router, RouterReply
 from pymta.routing.options import router_options
 from pymta.taint import TaintError, check_untainted
 

@@ -9,8 +9,17 @@ from pymta.address import Address
 from pymta.config.protocols import ConfigView
 from pymta.expand.context import ExpandContext
 from pymta.routing import support
-from pymta.routing.base import (ACCEPT, DECLINE, DEFER, DISCARD, FAIL, PASS, Router,
-                                RouterReply, to_bool)
+from pymta.routing.base import (
+    ACCEPT,
+    DECLINE,
+    DEFER,
+    DISCARD,
+    FAIL,
+    PASS,
+    Router,
+    RouterReply,
+    to_bool,
+)
 from pymta.taint import taint
 
 UNROUTEABLE = "Unrouteable address"
@@ -41,8 +50,8 @@ class RouteResult:
 
 def get_routers(config: ConfigView) -> list[Router]:
     """The router objects in configuration order (instantiated on first use)."""
-    from pymta.drivers import get_driver
     import pymta.routing  # noqa: F401  (registers the drivers)
+    from pymta.drivers import get_driver
     out = []
     for inst in config.routers:
         if inst.obj is None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, overload
 
+from pymta import match as _match
 from pymta.config.values import main_option
 from pymta.expand import ExpandDefer, ExpandError, ExpandFail, eval_condition, expand_string
-from pymta import match as _match
 from pymta.expand import lists as _lists
 
 __all__ = ["ExpandDefer", "ExpandError", "ExpandFail", "expand", "condition_true",

@@ -15,9 +15,15 @@ from typing import Any, Callable
 
 from pymta.config.values import main_option
 from pymta.message.envelope import Envelope
-from pymta.message.receive import (MessageTooBig, PreparedMessage, apply_data_acl,
-                                   arrival_log_fields, prepare_message, receive_message,
-                                   report_after_commit)
+from pymta.message.receive import (
+    MessageTooBig,
+    PreparedMessage,
+    apply_data_acl,
+    arrival_log_fields,
+    prepare_message,
+    receive_message,
+    report_after_commit,
+)
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
@@ -37,7 +43,6 @@ class MessageAssembly:
     messages: int
     host_checking: bool
     local_caller: Any
-    accepted_rcpts: list[str]
     envelope: Envelope | None
     mail_discard: bool
     controls: set[str]
@@ -54,6 +59,10 @@ class MessageAssembly:
     _add_headers: Callable[[Any], None]
     _reset_message: Callable[[], None]               # SmtpSession
 
+
+    @property
+    def accepted_rcpts(self) -> list[str]:          # SmtpSession
+        raise NotImplementedError
     def on_message(self, data: bytes) -> Reply:
         try:
             return self._message(data)

@@ -28,8 +28,13 @@ from pymta.acl import acl_smtp_reply, split_code
 from pymta.auth.base import Authenticator, ServerExchange, advertised
 from pymta.auth.configured import server_authenticators
 from pymta.auth.expand_adapter import ContextExpander
-from pymta.auth.results import (REPLY_ALREADY_AUTHENTICATED, REPLY_NOT_ADVERTISED,
-                                AuthResult, failure_log_line, reply_unsupported_mechanism)
+from pymta.auth.results import (
+    REPLY_ALREADY_AUTHENTICATED,
+    REPLY_NOT_ADVERTISED,
+    AuthResult,
+    failure_log_line,
+    reply_unsupported_mechanism,
+)
 from pymta.auth.results import Challenge as AuthChallenge
 from pymta.expand import ExpandError, expand_string
 from pymta.smtp.actions import Challenge

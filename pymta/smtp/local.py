@@ -24,8 +24,7 @@ from typing import Any, BinaryIO, Callable
 from pymta.caller import caller_is_trusted, qualify_domains
 from pymta.config.values import main_option
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
-from pymta.smtp.session import (SmtpSession, finish_session, prepare_session,
-                                start_session)
+from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
 from pymta.spool.hostaddr import parse_address_port
 
 HOST_CHECK_BANNER = ("\n**** SMTP testing session as if from host {ip}\n"

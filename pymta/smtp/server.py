@@ -22,8 +22,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pymta.smtp.actions import (Action, Challenge, Close, ReadBytes, ReadLine, SendReply,
-                                StartTls, reply_bytes)
+from pymta.smtp.actions import (
+    Action,
+    Challenge,
+    Close,
+    ReadBytes,
+    ReadLine,
+    SendReply,
+    StartTls,
+    reply_bytes,
+)
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -448,7 +456,8 @@ class SmtpServer:
         self.closed = True
         if self._in_data:
             self._event("data_timeout")
-            return format_reply(421, f"{self.hostname} SMTP incoming data timeout - closing connection")
+            return format_reply(
+                421, f"{self.hostname} SMTP incoming data timeout - closing connection")
         self._event("command_timeout")
         return format_reply(421, f"{self.hostname} SMTP command timeout - closing connection")
 
@@ -620,7 +629,8 @@ class SmtpServer:
         self._reset_transaction()
         self.helo_name = arg
         self.esmtp = verb == "EHLO"
-        hello = f"{self.hostname} Hello {arg}" + (f" [{self.host_address}]" if self.host_address else "")
+        hello = f"{self.hostname} Hello {arg}" + \
+            (f" [{self.host_address}]" if self.host_address else "")
         if reply is not None and reply.text:
             hello = reply.text
         if verb == "EHLO":
@@ -651,7 +661,10 @@ class SmtpServer:
         bad_rest: list[str] = []
         for p in rest if path.address is not None else []:
             m = _ESMTP_PARAM_RE.match(p)
-            name = m.group(1).upper() if m else ""
+            if m is None:
+                bad_rest.append(p)
+                continue
+            name = m.group(1).upper()
             if self.esmtp and name == "SIZE":
                 params["SIZE"] = m.group(2)
             elif self.esmtp and name == "BODY":
@@ -721,11 +734,15 @@ class SmtpServer:
         path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
-        bad_rest = []
+        bad_rest: list[str] = []
         for p in rest if path.address is not None else []:
             m = _ESMTP_PARAM_RE.match(p)
-            name = m.group(1).upper() if m else ""
-            if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") and not bad_rest:
+            if m is None:
+                bad_rest.append(p)
+                continue
+            name = m.group(1).upper()
+            if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") \
+                    and not bad_rest:
                 params[name] = m.group(2)
             else:
                 bad_rest.append(p)

@@ -26,15 +26,16 @@ from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
-from pymta.message.envelope import Envelope
-from pymta.smtp.assemble import MessageAssembly
 from pymta.log import log_selected
+from pymta.message.envelope import Envelope
 from pymta.routing import route_address
+from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
-from pymta.smtp.peer import PeerFacts, endpoints as _endpoints, host_in as _host_in
-from pymta.smtp.peer import lookup_host_name
+from pymta.smtp.peer import PeerFacts, lookup_host_name
+from pymta.smtp.peer import endpoints as _endpoints
+from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
 from pymta.smtp.socket_loop import Connection, TlsWrap, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
@@ -352,9 +353,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     once; ``stop_event.is_set()`` makes the next command get a 421.  ``peer``/``local``
     override the socket's addresses (for Unix socketpairs in tests).
     """
-    p, l = _endpoints(sock)
-    peer = peer or p
-    local = local or l
+    found_peer, found_local = _endpoints(sock)
+    peer = peer or found_peer
+    local = local or found_local
     if isinstance(listener_port, tuple):
         local = (local[0] if local[0] not in ("0.0.0.0", "::") else listener_port[0],
                  local[1] or listener_port[1])
@@ -426,7 +427,8 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
         banner = expand_string(str(main_option(config, "smtp_banner", "") or session.hostname),
                          session.ctx)
     except Exception as exc:
-        log.panic(f"Expansion of \"{main_option(config, 'smtp_banner')}\" (smtp_banner) failed: {exc}")
+        banner = main_option(config, "smtp_banner")
+        log.panic(f'Expansion of "{banner}" (smtp_banner) failed: {exc}')
         send(b"451 Temporary local problem - please try later\r\n")
         return False
     if before_greeting is not None:

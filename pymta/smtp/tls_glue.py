@@ -25,8 +25,8 @@ from typing import Any, Callable
 from pymta.config.values import main_option as _main
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
-from pymta.tls.channel import HandshakeError, TlsChannel, accept
 from pymta.tls.certinfo import pem_text
+from pymta.tls.channel import HandshakeError, TlsChannel, accept
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.server import ServerTLS, VerifyMode
 from pymta.tls.serverconf import server_tls, tls_on_connect_port

@@ -1,4 +1,6 @@
 """Transports.  Importing this package registers every transport driver."""
-from pymta.transports import appendfile  # noqa: F401  (registers "appendfile")
-from pymta.transports import smtp  # noqa: F401  (registers "smtp")
+from pymta.transports import (
+    appendfile,  # noqa: F401  (registers "appendfile")
+    smtp,  # noqa: F401  (registers "smtp")
+)
 from pymta.transports.base import GENERIC_TRANSPORT_OPTIONS, Transport  # noqa: F401

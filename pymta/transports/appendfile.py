@@ -15,19 +15,23 @@ import stat
 import time
 from typing import Any
 
-from pymta.osutil import can_switch_ids, switched_ids
-from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.config.option_tables import driver_options
 from pymta.config.options import parse_int
 from pymta.config.values import main_option
 from pymta.drivers import register
-from pymta.taint import is_tainted
 from pymta.errnos import EximErrno
-from pymta.transports.base import (Transport, TransportError, check_never_users, expand,
-                                   is_forced_fail, set_results)
+from pymta.osutil import can_switch_ids, switched_ids
+from pymta.osutil import fsync_dir as _fsync_dir
+from pymta.taint import is_tainted
+from pymta.transports.base import (
+    Transport,
+    TransportError,
+    check_never_users,
+    expand,
+    is_forced_fail,
+    set_results,
+)
 from pymta.transports.content import body_size, write_message
-
-
 
 # Exim's defaults for the options that depend on the kind of delivery; the mbox ones are
 # also the option table's defaults.

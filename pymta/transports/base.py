@@ -13,15 +13,13 @@ from email.utils import formatdate
 from typing import Any
 
 from pymta.config.option_tables import generic_options
-from pymta.config.options import OptionSpec
-from pymta.config.options import parse_int
+from pymta.config.options import OptionSpec, parse_int
 from pymta.config.values import main_option
+from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
 from pymta.taint import taint
-from pymta.errnos import EximErrno
-
 
 #: Options every transport accepts; the shared Exim 4.96 table is the one source of
 #: option names, types and defaults (drivers use ``driver_options("transport", name)``).

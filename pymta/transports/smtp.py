@@ -16,29 +16,28 @@ import time
 import weakref
 from typing import Any
 
-from pymta.config.option_tables import driver_options
 from pymta.address import Host
+from pymta.auth.configured import client_authenticators
+from pymta.auth.expander import ExpansionError
+from pymta.config.option_tables import driver_options
+from pymta.config.values import main_option
 from pymta.drivers import register
+from pymta.errnos import EximErrno
 from pymta.match import match_host
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
-from pymta.errnos import EximErrno
+from pymta.tls.outbound import HostRequirements
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
-from pymta.config.values import main_option
-from pymta.tls.outbound import HostRequirements
-from pymta.auth.configured import client_authenticators
-from pymta.auth.expander import ExpansionError
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
-    SessionStore,
     OutgoingTLS,
+    SessionStore,
     TLSSetupError,
     out_variables,
     record_on_addresses,
 )
-
 
 # Transports holding open connections; they say QUIT when the process exits normally.
 _with_connections: "weakref.WeakSet[SmtpTransport]" = weakref.WeakSet()

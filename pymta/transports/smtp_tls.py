@@ -23,13 +23,18 @@ from typing import Any, Callable
 
 from OpenSSL import SSL
 
+from pymta.address import Host
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
-from pymta.address import Host
-from pymta.match import match_host
 from pymta.hints.db import HintsDB
-from pymta.tls.client import (ClientTLS, ClientTLSOptions, OCSPMode, session_from_bytes,
-                              session_to_bytes)
+from pymta.match import match_host
+from pymta.tls.client import (
+    ClientTLS,
+    ClientTLSOptions,
+    OCSPMode,
+    session_from_bytes,
+    session_to_bytes,
+)
 from pymta.tls.clientsock import TLSClientSocket, TLSHandshakeError, handshake
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.expander import ContextExpander

@@ -1,8 +1,13 @@
 """pymta.message.submission: control = submission's options and Sender: rules."""
 from __future__ import annotations
 
-from pymta.message.submission import (SubmissionOptions, apply_sender_rules, created_from,
-                                      parse_submission, submission_address)
+from pymta.message.submission import (
+    SubmissionOptions,
+    apply_sender_rules,
+    created_from,
+    parse_submission,
+    submission_address,
+)
 from pymta.spool.model import SpoolHeader
 
 

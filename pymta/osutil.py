@@ -131,3 +131,20 @@ def resolve_user(value: Any) -> tuple[int, int] | None:
     except KeyError:
         return None
     return pw.pw_uid, pw.pw_gid
+
+
+# Well-known names, so that a machine without /etc/services still understands them.
+_SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "lmtp": 24}
+
+
+def tcp_port(text: str) -> int:
+    """A port given as a number or a service name (ValueError when it is neither)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text in _SERVICES:
+        return _SERVICES[text]
+    try:
+        return socket.getservbyname(text, "tcp")
+    except OSError:
+        raise ValueError(f'invalid port "{text}"') from None

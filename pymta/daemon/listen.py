@@ -12,26 +12,10 @@ import ipaddress
 import socket
 
 from pymta.expand.lists import nonempty_items as split_list
+from pymta.osutil import tcp_port
 
 DEFAULT_INTERFACES = "<; ::0 ; 0.0.0.0"
 DEFAULT_PORTS = "smtp"
-
-# Well-known names, so that a machine without /etc/services still understands them.
-_SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "lmtp": 24}
-
-
-def parse_port(text: str) -> int:
-    """A port given as a number or a service name."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if text in _SERVICES:
-        return _SERVICES[text]
-    try:
-        return socket.getservbyname(text, "tcp")
-    except OSError:
-        raise ValueError(f'invalid port "{text}"') from None
-
 
 def _is_ip(text: str) -> bool:
     try:
@@ -48,12 +32,12 @@ def split_interface(item: str) -> tuple[str, int | None]:
     if item.startswith("["):
         addr, _, rest = item[1:].partition("]")
         rest = rest.lstrip(":.")
-        return addr, (parse_port(rest) if rest else None)
+        return addr, (tcp_port(rest) if rest else None)
     if _is_ip(item):
         return item, None
     addr, dot, port = item.rpartition(".")
     if dot and _is_ip(addr) and port:
-        return addr, parse_port(port)
+        return addr, tcp_port(port)
     raise ValueError(f'invalid interface "{item}"')
 
 
@@ -72,7 +56,7 @@ def apply_oX(value: str, interfaces: str | None,
 
 def listen_addresses(interfaces: str | None, ports: str | None) -> list[tuple[str, int]]:
     """Every (address, port) pair to bind, duplicates removed, in configuration order."""
-    port_list = [parse_port(p) for p in split_list(ports if ports is not None else DEFAULT_PORTS)]
+    port_list = [tcp_port(p) for p in split_list(ports if ports is not None else DEFAULT_PORTS)]
     if_list = split_list(interfaces if interfaces is not None else DEFAULT_INTERFACES)
     out: list[tuple[str, int]] = []
     for item in if_list:

@@ -14,6 +14,7 @@ from typing import Any
 from ..config.values import main_option
 from ..expand import ExpandContext, ExpandError
 from ..expand.lists import nonempty_items
+from ..osutil import tcp_port
 from .errors import TLSConfigError
 from .expander import ContextExpander
 from .selfsigned import ensure_selfsigned
@@ -49,23 +50,6 @@ def server_options(config: Any) -> ServerTLSOptions:
         crl=_opt(config, "tls_crl"),
         alpn=_opt(config, "tls_alpn", "smtp : esmtp"),
         ocsp_file=_opt(config, "tls_ocsp_file"))
-
-
-# Service names Exim's users write in port lists, known even without /etc/services.
-_SERVICES = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
-
-
-def tcp_port(text: str) -> int:
-    """A port number or service name from a port list (ValueError when neither)."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if text in _SERVICES:
-        return _SERVICES[text]
-    try:
-        return socket.getservbyname(text, "tcp")
-    except OSError:
-        raise ValueError(f'invalid port "{text}"') from None
 
 
 _ALL_PORTS_ON_CONNECT = False

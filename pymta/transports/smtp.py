@@ -24,6 +24,7 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.match import match_host
+from pymta.osutil import tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
 from pymta.tls.outbound import HostRequirements
@@ -104,16 +105,11 @@ class SmtpTransport(Transport):
         text = self.opt("port")
         default = "465" if self.opt("protocol") == "smtps" else "smtp"
         value = expand(text, ctx) if text else default
-        value = value.strip()
-        if value.isdigit():
-            return int(value)
         try:
-            return socket.getservbyname(value, "tcp")
-        except OSError:
-            if value == "smtp":
-                return 25
-            raise TransportError(f'TCP port "{value}" is not defined for {self.name} '
-                                 "transport")
+            return tcp_port(value)
+        except ValueError:
+            raise TransportError(f'TCP port "{value.strip()}" is not defined for {self.name} '
+                                 "transport") from None
 
     def _uses_own_hosts(self, job: Any) -> bool:
         """Whether the ``hosts`` option is used (no hosts from the router, or

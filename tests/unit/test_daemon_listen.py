@@ -3,8 +3,14 @@ import socket
 
 import pytest
 
-from pymta.daemon.listen import (apply_oX, bind_listeners, listen_addresses, parse_port,
-                                 split_interface, split_list)
+from pymta.daemon.listen import (
+    apply_oX,
+    bind_listeners,
+    listen_addresses,
+    split_interface,
+    split_list,
+)
+from pymta.osutil import tcp_port
 
 
 def test_split_list_separator_and_doubling():
@@ -14,10 +20,10 @@ def test_split_list_separator_and_doubling():
 
 
 def test_ports_by_name_and_number():
-    assert parse_port("smtp") == 25
-    assert parse_port("2525") == 2525
+    assert tcp_port("smtp") == 25
+    assert tcp_port("2525") == 2525
     with pytest.raises(ValueError):
-        parse_port("no-such-service-here")
+        tcp_port("no-such-service-here")
 
 
 def test_interface_forms():

@@ -40,6 +40,7 @@ from pymta.tls.tickets import TicketKeyRotation
 
 MIN_SPARE_RECEIVERS = 2
 MAX_SPARE_RECEIVERS = 5
+RETIRE_INTERVAL = 1.0           # seconds between retirements of surplus idle receivers
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30
 CRASH_PAUSE_SECONDS = 0.5       # after a child crash, respawn no sooner than this
@@ -176,6 +177,7 @@ class Master:
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         self._last_crash = 0.0
+        self._last_retire = 0.0
         self._saturated = False
         self._tickets = self._ticket_rotation()
 
@@ -447,8 +449,13 @@ class Master:
             for _ in range(want):
                 self.spawn_receiver()
         elif len(idle) > MAX_SPARE_RECEIVERS:
-            for c in idle[MAX_SPARE_RECEIVERS:]:
-                self._retire(c, signal.SIGUSR1)
+            # One at a time, at most once a second (as Apache's prefork does): under
+            # bursty load the idle count swings, and retiring the surplus at once only
+            # to fork it again a moment later costs more than the load itself.
+            now = time.monotonic()
+            if now - self._last_retire >= RETIRE_INTERVAL:
+                self._last_retire = now
+                self._retire(idle[-1], signal.SIGUSR1)
 
     def _crash_pause_over(self) -> bool:
         # After a crash, wait a moment before respawning so a crash loop cannot spin.

@@ -386,3 +386,29 @@ def test_master_survives_a_failing_logger(tmp_path):
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def test_surplus_idle_receivers_retire_one_per_second(tmp_path, monkeypatch):
+    """Under bursty load the idle count swings: retiring every surplus receiver at once
+    and forking new ones a moment later burned more CPU than the sessions (benchmark
+    S5).  One surplus receiver goes per RETIRE_INTERVAL."""
+    from pymta.daemon import master as master_mod
+    socks = listen.bind_listeners([("127.0.0.1", 0)])
+    m = Master(config(tmp_path, smtp_accept_max=50), FileLog(str(tmp_path / "log")), socks,
+               DaemonOptions(listen=True, foreground=True))
+    for pid in range(1000, 1010):                       # ten idle receivers
+        m.children[pid] = master_mod.Child(pid, "receiver")
+    monkeypatch.setattr(m, "worker_count", lambda: 0)
+    retired: list[int] = []
+    monkeypatch.setattr(m, "_retire", lambda c, sig: (retired.append(c.pid),
+                                                      setattr(c, "retiring", True)))
+    clock = [100.0]
+    monkeypatch.setattr(master_mod.time, "monotonic", lambda: clock[0])
+    m._maintain_pools()
+    m._maintain_pools()
+    assert len(retired) == 1
+    clock[0] += master_mod.RETIRE_INTERVAL
+    m._maintain_pools()
+    assert len(retired) == 2
+    for s in socks:
+        s.close()

@@ -38,8 +38,8 @@ from pymta.tls.errors import TLSConfigError
 from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
 from pymta.tls.tickets import TicketKeyRotation
 
-MIN_SPARE_RECEIVERS = 2
-MAX_SPARE_RECEIVERS = 5
+MIN_SPARE_RECEIVERS = 5
+MAX_SPARE_RECEIVERS = 10
 RETIRE_INTERVAL = 1.0           # seconds between retirements of surplus idle receivers
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30

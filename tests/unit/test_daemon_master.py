@@ -396,7 +396,7 @@ def test_surplus_idle_receivers_retire_one_per_second(tmp_path, monkeypatch):
     socks = listen.bind_listeners([("127.0.0.1", 0)])
     m = Master(config(tmp_path, smtp_accept_max=50), FileLog(str(tmp_path / "log")), socks,
                DaemonOptions(listen=True, foreground=True))
-    for pid in range(1000, 1010):                       # ten idle receivers
+    for pid in range(1000, 1000 + master_mod.MAX_SPARE_RECEIVERS + 5):   # 5 too many
         m.children[pid] = master_mod.Child(pid, "receiver")
     monkeypatch.setattr(m, "worker_count", lambda: 0)
     retired: list[int] = []

@@ -190,8 +190,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "hosts_try_chunking": "",
         "hosts_try_fastopen": "", "hosts_try_prdr": "",
         **_reject("""
-            address_retry_include_sender arc_sign authenticate_hosts
-            dane_require_tls_ciphers delay_after_cutoff
+            address_retry_include_sender arc_sign authenticate_hosts delay_after_cutoff
             dkim_canon dkim_domain dkim_hash dkim_identity dkim_private_key dkim_selector
             dkim_sign_headers dkim_strict dkim_timestamps dns_qualify_single
             dns_search_parents dscp host_name_extract hosts_max_try

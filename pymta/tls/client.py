@@ -84,15 +84,17 @@ class ClientTLS:
         self.ssl_options = parse_openssl_options(options.openssl_options)
         self._contexts: dict[tuple, tuple[SSL.Context, tuple[x509.Certificate, ...]]] = {}
 
-    def _context(self, variables: Mapping[str, str]
+    def _context(self, variables: Mapping[str, str], ciphers: str | None = None
                  ) -> tuple[SSL.Context, tuple[x509.Certificate, ...]]:
         o = self.options
 
         def ex(text: str | None) -> str | None:
             return expand_option(self.expand, text, variables)
 
+        # ``ciphers``: dane_require_tls_ciphers, when set and not expanding to nothing
+        wanted = ex(ciphers) if ciphers else None
         key = (ex(o.certificate), ex(o.privatekey), ex(o.verify_certificates), ex(o.crl),
-               ex(o.require_ciphers), ex(o.alpn))
+               wanted or ex(o.require_ciphers), ex(o.alpn))
         cached = self._contexts.get(key)
         if cached is None:
             cached = self._build(*key)
@@ -141,10 +143,11 @@ class ClientTLS:
                    verify: VerifyMode = VerifyMode.NONE, check_hostname: bool = True,
                    ocsp: OCSPMode = OCSPMode.NONE,
                    session: SSL.Session | None = None,
-                   sni: str | None = None) -> SSL.Connection:
+                   sni: str | None = None, ciphers: str | None = None) -> SSL.Connection:
         """A client connection to ``host`` on ``sock`` (None: memory BIOs), ready to handshake.
-        ``sni`` overrides tls_sni (DANE sends the host name)."""
-        ctx, trust = self._context(variables)
+        ``sni`` overrides tls_sni (DANE sends the host name); ``ciphers`` (unexpanded)
+        replaces tls_require_ciphers unless it expands to nothing."""
+        ctx, trust = self._context(variables, ciphers)
         conn = SSL.Connection(ctx, sock)
         state = state_of(conn)
         state.extra["client"] = _ClientSettings(host, verify, check_hostname, ocsp, trust)

@@ -174,7 +174,8 @@ class OutgoingTLS:
                                           policy.variables, verify=verify,
                                           check_hostname=policy.check_hostname,
                                           ocsp=policy.ocsp, session=session,
-                                          sni=req.sni if req is not None else None)
+                                          sni=req.sni if req is not None else None,
+                                          ciphers=self._dane_ciphers(req))
             except TLSConfigError as e:
                 raise TLSSetupError(f"TLS session: {e}") from None
             except Exception as e:  # noqa: BLE001 - expansion errors in TLS options
@@ -195,6 +196,12 @@ class OutgoingTLS:
             return stream
 
         return wrap, facts
+
+    def _dane_ciphers(self, req: HostRequirements | None) -> str | None:
+        """dane_require_tls_ciphers for a DANE connection (None: tls_require_ciphers)."""
+        if req is None or req.ciphers_option != "dane_require_tls_ciphers":
+            return None
+        return self.t.opt("dane_require_tls_ciphers") or None
 
     def context_for(self, policy: HostTLS, ctx: Any) -> SSL.Context:
         """The OpenSSL context connections to a host with ``policy`` use (stored

@@ -11,6 +11,7 @@ contacted, and a testing policy only reports.
 from __future__ import annotations
 
 import hashlib
+import ssl
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,17 @@ def test_mta_sts_testing_reports_and_delivers(tmp_path, pki):
             assert wait_for(lambda: sink.messages, 20), d.log()
     log = d.log()
     assert "MTA-STS (testing): mx.secure.test for secure.test: " in log, log
+
+
+def test_dane_require_tls_ciphers_applies_to_dane_connections(tmp_path, pki):
+    server = certs.server_context(pki["good"])
+    server.maximum_version = ssl.TLSVersion.TLSv1_2      # cipher lists govern TLS 1.2
+    with SmtpSink(tls_context=server) as sink:
+        zone = _zone(sink.port, f"3 1 1 {_spki_sha256(pki['good'].cert)}")
+        with DnsServer({"secure.test": zone}, secure=True) as dns_server:
+            d = _deliver(tmp_path, sink, dns_server.port,
+                         "  dane_require_tls_ciphers = ECDHE-RSA-AES128-GCM-SHA256\n"
+                         "  tls_require_ciphers = ECDHE-RSA-AES256-GCM-SHA384")
+            assert wait_for(lambda: sink.messages, 20), d.log()
+    line = [x for x in d.log().splitlines() if " => user@secure.test" in x][0]
+    assert " X=TLS1.2:ECDHE-RSA-AES128-GCM-SHA256:128 CV=dane " in line, line

@@ -172,7 +172,7 @@ def run_smtpload(s: Settings, port: int, to: str, starttls: bool = False) -> dic
            "-c", str(s.sessions), "--per-conn", str(per_conn), "--size", str(s.size),
            "--to", to, "--timeout", "60"] + (["--starttls"] if starttls else [])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=s.timeout + 120)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"smtpload produced no result: {out.stderr.strip()[-500:]}")
     return json.loads(lines[-1])
@@ -342,7 +342,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     p.add_argument("--sessions", type=int, default=20, help="concurrent SMTP sessions")
     p.add_argument("--per-session", type=int, default=100, help="messages per session")
     p.add_argument("--size", type=int, default=4096, help="message size in bytes")
-    p.add_argument("--modes", default=",".join(MODES), help="comma list of accept,local,relay,starttls")
+    p.add_argument("--modes", default=",".join(MODES),
+                   help="comma list of accept,local,relay,starttls")
     p.add_argument("--mta", default="pymta,exim",
                    help="comma list of pymta,exim (exim is skipped when not installed)")
     p.add_argument("--smtpload", type=Path, default=BENCH_DIR / "smtpload.py",

@@ -20,7 +20,8 @@ from pymta.delivery.job import DeliveryJob
 from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
-from pymta.logfields import SessionLogFacts, session_fields
+from pymta.logevents import Delivery
+from pymta.logfields import SessionLogFacts
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
 from pymta.spool.files import Journal
@@ -574,28 +575,25 @@ class MessageDelivery:
 
     def _delivered(self, a: Address, first: bool) -> None:
         self._journal(a.unique)
-        parts = [("=> " if first else "-> ") + self._delivered_name(a), f"R={a.router}",
-                 f"T={a.transport}"]
         h = a.host_used
-        if h is not None:
-            parts.append(host_field(a))
-            parts.extend(self._tls_auth_fields(a))
-            if a.smtp_confirmation:
-                conf = a.smtp_confirmation.replace('"', "\\\"")
-                parts.append(f'C="{conf}"')
-        self._log(" ".join(parts))
+        self._log(Delivery(
+            name=self._delivered_name(a), router=str(a.router), transport=str(a.transport),
+            first=first, host=host_field(a) if h is not None else "",
+            session=self._session_facts(a),
+            confirmation=a.smtp_confirmation or "").line(self.config))
         self.outcome.delivered.append(a.address)
         if h is not None and h.address:
             self._clear_retry([host_key(h.name, h.address, h.port), self._address_key(a)])
         elif h is None and not self.first_delivery:
             self._clear_retry([self._local_key(a)])
 
-    def _tls_auth_fields(self, a: Address) -> list[str]:
-        """X=, CV=, DN= (as log_selector says) and A= of an smtp delivery, in Exim's order."""
-        return session_fields(self.config, SessionLogFacts(
+    @staticmethod
+    def _session_facts(a: Address) -> SessionLogFacts:
+        """The TLS and AUTH facts the smtp transport recorded on ``a``."""
+        return SessionLogFacts(
             cipher=a.tls_cipher, certificate_verified=a.tls_certificate_verified,
             dane=a.tls_dane, peerdn=a.tls_peerdn, resumed=a.tls_resumed,
-            authenticator=a.authenticator, auth_id=a.auth_id))
+            authenticator=a.authenticator, auth_id=a.auth_id)
 
     def _delivered_name(self, a: Address) -> str:
         """How a successful delivery names the address: local deliveries show the

@@ -21,7 +21,8 @@ from pymta.config.values import main_option as _option
 
 # Envelope is defined in pymta.message.envelope; these names are kept importable here.
 from pymta.log import log_selected
-from pymta.logfields import SessionLogFacts, session_fields
+from pymta.logevents import Arrival
+from pymta.logfields import SessionLogFacts
 from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (
     ParsedMessage,
@@ -111,19 +112,6 @@ def _quote_phrase(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+", name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def host_field(host_address: str | None, host_name: str | None, helo_name: str | None,
-               port: int | None = None, log_port: bool = False) -> str:
-    """The H= value of log lines: "name (helo) [ip]" with parts left out as Exim does."""
-    parts = []
-    if host_name:
-        parts.append(host_name)
-    if helo_name and helo_name != host_name:
-        parts.append(f"({helo_name})")
-    if host_address:
-        parts.append(f"[{host_address}]" + (f":{port}" if log_port and port else ""))
-    return " ".join(parts)
 
 
 def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str]:
@@ -362,30 +350,21 @@ def apply_data_acl(prepared: PreparedMessage, envelope: Envelope, add: list[str]
 
 def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) -> str:
     """The part of the "<=" line after the flag: "sender H=... U=... P=... S=... id=..."."""
-    parts = [env.sender or "<>"]
-    if not env.sender and env.bounce_reference:
-        parts.append(f"R={env.bounce_reference}")
-    if env.host_address:
-        parts.append("H=" + host_field(env.host_address, env.host_name, env.helo_name,
-                                       env.host_port, log_selected(config, "incoming_port")))
-        if log_selected(config, "incoming_interface") and env.interface_address:
-            parts.append(f"I=[{env.interface_address}]:{env.interface_port}")
-        if env.ident:
-            parts.append(f"U={env.ident}")
-    else:
-        user = env.local_user or env.originator_login or prepared.spool.originator_login
-        if user:
-            parts.append(f"U={user}")
-    parts.append(f"P={env.protocol}")
-    parts.extend(session_fields(config, SessionLogFacts(
-        cipher=env.tls_cipher or "", certificate_verified=env.tls_certificate_verified,
-        peerdn=env.tls_peerdn or "", sni=env.tls_sni or "",
-        resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
-        auth_id=env.authenticated_id or "")))
-    parts.append(f"S={prepared.size}")
-    if prepared.message_id_header is not None and log_selected(config, "msg_id"):
-        parts.append(f"id={prepared.message_id_header}")
-    return " ".join(parts)
+    local_user = env.local_user or env.originator_login or prepared.spool.originator_login
+    interface = (env.interface_address, env.interface_port or 0) \
+        if env.interface_address else None
+    return Arrival(
+        sender=env.sender or "", protocol=env.protocol, size=prepared.size,
+        bounce_reference=env.bounce_reference or "", host_address=env.host_address or "",
+        host_name=env.host_name or "", helo_name=env.helo_name or "",
+        host_port=env.host_port, interface=interface, ident=env.ident or "",
+        local_user=local_user or "",
+        session=SessionLogFacts(
+            cipher=env.tls_cipher or "", certificate_verified=env.tls_certificate_verified,
+            peerdn=env.tls_peerdn or "", sni=env.tls_sni or "",
+            resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
+            auth_id=env.authenticated_id or ""),
+        message_id=prepared.message_id_header).fields(config)
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,

@@ -76,6 +76,7 @@ def test_sigterm_gives_421_to_session_in_progress(pymta_daemon, tmp_path):
 
 def test_sighup_reload_picks_up_changed_config(pymta_daemon):
     import signal
+
     from tests.integration.conftest import BASE_CONFIG
     d = pymta_daemon()
     c = d.client()
@@ -103,6 +104,7 @@ def test_bd_detaches_and_writes_pid_file(tmp_path):
     """-bd returns at once; the detached daemon answers and its pid file names it."""
     import signal
     import subprocess
+
     from tests.integration.conftest import BASE_CONFIG, _write_users
     from tests.support.daemon import PYMTA, PymtaDaemon, _env, macro_args
     from tests.support.ports import free_port

@@ -73,7 +73,7 @@ def test_message_looping_through_this_host_is_stopped(tmp_path):
         _send(d, "x@remote.example", 0, "loop")
         d.wait_for_log(rf"\*\* x@remote\.example: {LOOP}", timeout=30)
         assert wait_for(lambda: _bounces(tmp_path), timeout=30)
-        relayed = [l for l in d.log().splitlines() if "=> x@remote.example" in l]
+        relayed = [ln for ln in d.log().splitlines() if "=> x@remote.example" in ln]
         # Our Received: counts 1 on arrival; the copy holding 31 is the one that fails.
         assert len(relayed) == 30
         assert wait_for(lambda: d.queue() == [])

@@ -34,9 +34,9 @@ begin retry
 """
 
 
-def _deliver(tmp_path, pki: PKI, port: int, extra: str) -> str:
-    d = PymtaDaemon(CLIENT.format(port=port, ca=pki.ca.cert, extra=extra),
-                    tmp_path / "client")
+def _deliver(tmp_path, pki: PKI, port: int, extra: str, name: str = "client") -> str:
+    """Submit with -odi from a fresh client spool (``name``): no retry hints carried over."""
+    d = PymtaDaemon(CLIENT.format(port=port, ca=pki.ca.cert, extra=extra), tmp_path / name)
     d.prepare()
     (d.spool / "log").mkdir(parents=True, exist_ok=True)
     proc = d.run("-odi", "-f", "a@client.test.example", "alice@test.example",
@@ -63,7 +63,7 @@ def test_required_staple_missing_fails_the_tls_session(tmp_path):
                        "  hosts_require_ocsp = *\n  hosts_require_tls = *")
         assert re.search(r"== alice@test\.example .* defer \(-37\)", log), log
         assert " <= a@client" not in server.log()
-        log = _deliver(tmp_path, pki, server.port, "  hosts_require_ocsp = *")
+        log = _deliver(tmp_path, pki, server.port, "  hosts_require_ocsp = *", "client2")
         assert "TLS session: (SSL_connect): " in log and "delivering unencrypted" in log, log
 
 

@@ -10,8 +10,8 @@
 """
 
 from tests.support.certs import CertFiles, make_ca, make_cert
-from tests.support.dns import DnsServer
 from tests.support.daemon import PymtaDaemon, run_pymta
+from tests.support.dns import DnsServer
 from tests.support.ports import free_port
 from tests.support.sink import ReceivedMessage, SmtpSink
 from tests.support.smtp import SmtpTestClient, SmtpTestError

@@ -256,7 +256,7 @@ class PymtaDaemon:
         rx = re.compile(pattern)
 
         def matches() -> list[str]:
-            found = [l for l in self.log(name).splitlines() if rx.search(l)]
+            found = [ln for ln in self.log(name).splitlines() if rx.search(ln)]
             return found if len(found) >= count else []
 
         try:

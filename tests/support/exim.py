@@ -1,7 +1,8 @@
 """A real Exim 4.96 daemon (Debian's exim4) as the far end of pymta's smtp transport.
 
 ``EximDaemon(config_text, directory).start()`` writes the configuration (with
-``@SPOOL@``, ``@DIR@`` and ``@PORT@``, ``@PORT2@``... replaced), runs ``exim4 -C conf -bdf -oX PORT`` as root
+``@SPOOL@``, ``@DIR@`` and ``@PORT@``, ``@PORT2@``... replaced), runs
+``exim4 -C conf -bdf -oX PORT`` as root
 and waits for its banner.  Exim accepts a ``-C`` file only when root owns it and nobody
 else may write it; it then runs as ``exim_user`` (Debian-exim), so the directory is given
 to that user.  :func:`exim_or_skip` skips a test when exim4 cannot be used here.

@@ -309,7 +309,7 @@ class _Session:
 
     def reply(self, code: int, text: str, extra: Optional[list[str]] = None) -> None:
         lines = [text] + list(extra or [])
-        out = "".join(f"{code}-{l}\r\n" for l in lines[:-1]) + f"{code} {lines[-1]}\r\n"
+        out = "".join(f"{code}-{ln}\r\n" for ln in lines[:-1]) + f"{code} {lines[-1]}\r\n"
         self.conn.sendall(out.encode("utf-8"))
 
     def maybe_close(self, stage: str) -> None:

@@ -85,7 +85,7 @@ class SmtpTestClient:
         if not self.ehlo_reply:
             return set()
         lines = self.ehlo_reply[1].split("\n")[1:]
-        return {l.split()[0].upper() for l in lines if l.strip()}
+        return {ln.split()[0].upper() for ln in lines if ln.strip()}
 
     def starttls(self, context: Optional[ssl.SSLContext] = None,
                  server_hostname: Optional[str] = None) -> tuple[int, str]:
@@ -134,8 +134,8 @@ class SmtpTestClient:
         text = data.replace(b"\r\n", b"\n")
         if text and not text.endswith(b"\n"):
             text += b"\n"
-        lines = [(b"." + l if l.startswith(b".") else l) for l in text.split(b"\n")[:-1]]
-        return b"".join(l + b"\r\n" for l in lines) + b".\r\n"
+        lines = [(b"." + ln if ln.startswith(b".") else ln) for ln in text.split(b"\n")[:-1]]
+        return b"".join(ln + b"\r\n" for ln in lines) + b".\r\n"
 
     def data(self, data: bytes) -> tuple[int, str]:
         """Send DATA and the message; returns the reply after the dot.

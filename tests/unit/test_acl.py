@@ -106,7 +106,8 @@ def test_inline_acl_text(tmp_path):
 def test_acl_from_file(tmp_path):
     cfg = config(tmp_path, "")
     f = tmp_path / "acl.txt"
-    f.write_text("# comment\n\ndeny message = from file \\\n   here\n     senders = x@y.z\naccept\n")
+    f.write_text("# comment\n\ndeny message = from file \\\n   here\n"
+                 "     senders = x@y.z\naccept\n")
     r, _ = run(cfg, str(f), sender_address="x@y.z")
     assert (r.verdict, r.message) == ("deny", "from file here")
     assert run(cfg, str(f), sender_address="q@y.z")[0].verdict == "accept"
@@ -121,8 +122,9 @@ def test_missing_acl_file_is_error_defer(tmp_path):
 
 def test_acl_name_is_expanded(tmp_path):
     cfg = config(tmp_path, "yes:\n  accept\nno:\n  deny\n")
-    assert run(cfg, "${if eq{$domain}{a.example}{yes}{no}}", domain="a.example")[0].verdict == "accept"
-    assert run(cfg, "${if eq{$domain}{a.example}{yes}{no}}", domain="c.example")[0].verdict == "deny"
+    name = "${if eq{$domain}{a.example}{yes}{no}}"
+    assert run(cfg, name, domain="a.example")[0].verdict == "accept"
+    assert run(cfg, name, domain="c.example")[0].verdict == "deny"
 
 
 def test_defer_discard_drop(tmp_path):

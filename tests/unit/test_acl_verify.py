@@ -10,8 +10,7 @@ import pytest
 from pymta import dns as pdns
 from pymta.acl import acl_smtp_reply, run_acl
 from pymta.acl.addrlist import parse_address_list
-from pymta.acl.verify import (check_header_names_ascii, check_header_syntax,
-                              check_not_blind)
+from pymta.acl.verify import check_header_names_ascii, check_header_syntax, check_not_blind
 from pymta.config import load_config
 from pymta.config.model import ConfigError
 from pymta.expand.context import ExpandContext

@@ -73,8 +73,8 @@ def test_server_condition_applies_after_the_digest() -> None:
 
 
 def test_client() -> None:
-    auth = CramMd5Authenticator("cram", {"client_name": "tim",
-                                         "client_secret": "${if eq{$host}{smart}{tanstaaftanstaaf}fail}"})
+    secret = "${if eq{$host}{smart}{tanstaaftanstaaf}fail}"
+    auth = CramMd5Authenticator("cram", {"client_name": "tim", "client_secret": secret})
     client = auth.client_exchange(_expander(), {"host": "smart"})
     assert client.initial() is None
     reply = client.challenge(base64.b64encode(RFC_CHALLENGE).decode())

@@ -129,8 +129,8 @@ def test_client_plain_in_one_go() -> None:
 
 
 def test_client_login_uses_prompts_as_auth_vars() -> None:
-    auth = PlaintextAuthenticator("p", {"public_name": "LOGIN",
-                                        "client_send": ": alice : ${if eq{$auth2}{Password::}{pw}fail}"})
+    send = ": alice : ${if eq{$auth2}{Password::}{pw}fail}"
+    auth = PlaintextAuthenticator("p", {"public_name": "LOGIN", "client_send": send})
     client = auth.client_exchange(_expander())
     assert client.initial() is None
     assert client.challenge(b64(b"Username:")) == b64(b"alice")

@@ -111,7 +111,8 @@ def test_gsasl_rfc_vector_through_the_driver() -> None:
     mech, cnonce, snonce, salt, final, server_final = VECTORS[0]
     auth = _gsasl(mech)
     ex = ScramServerExchange(auth, _expander(), nonce=lambda: snonce)
-    b64 = lambda s: base64.b64encode(s.encode()).decode()
+    def b64(s):
+        return base64.b64encode(s.encode()).decode()
     step = ex.start(b64(f"n,,n=user,r={cnonce}"))
     assert base64.b64decode(step.reply[4:]) == f"r={cnonce}{snonce},s={salt},i=4096".encode()
     step = ex.respond(b64(final))

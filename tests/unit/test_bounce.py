@@ -3,8 +3,8 @@ import email
 from email import policy
 from types import SimpleNamespace
 
-from pymta.config.model import Config
 from pymta.address import Address, Host
+from pymta.config.model import Config
 from pymta.delivery.bounce import bounce_recipient, build_bounce
 from pymta.spool.model import SpoolHeader, SpoolMessage
 

@@ -169,6 +169,7 @@ def test_local_caller_sender_rules():
 def test_bs_untrusted_sender_replaced_in_session(tmp_path):
     """In-process: an untrusted -bs caller's MAIL address is ignored for the envelope."""
     import io
+
     from pymta.config import load_config
     from pymta.smtp.local import LocalCaller, run_stdio_session
     conf, spool = _config(tmp_path)

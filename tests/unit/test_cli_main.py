@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pymta.cli.main import main, mailq_main
+from pymta.cli.main import mailq_main, main
 
 
 @pytest.fixture

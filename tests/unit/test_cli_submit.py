@@ -4,8 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pymta.cli.submit import (caller_is_trusted, extract_recipients, qualify,
-                              read_message)
+from pymta.cli.submit import caller_is_trusted, extract_recipients, qualify, read_message
 
 
 def test_dot_line_ends_message_and_crlf_normalised():

@@ -2,8 +2,14 @@
 import pytest
 
 from pymta.config.model import ConfigError
-from pymta.config.options import (OptionSpec, format_time, format_value, parse_int,
-                                  parse_time, parse_value)
+from pymta.config.options import (
+    OptionSpec,
+    format_time,
+    format_value,
+    parse_int,
+    parse_time,
+    parse_value,
+)
 
 
 @pytest.mark.parametrize("text,value", [

@@ -92,7 +92,8 @@ def test_missing_file_is_clear_error(tmp_path):
     ("smtp_accept_max = 12x\n", 1, "extra characters follow integer value for smtp_accept_max"),
     ("retry_interval_max = 5q\n", 1, "invalid time value for retry_interval_max"),
     ("\n\nno_smtp_accept_max\n", 3, "negation prefix applied to a non-boolean option"),
-    ("accept_8bitmime = maybe\n", 1, '"maybe" is not a valid value for the "accept_8bitmime" option'),
+    ("accept_8bitmime = maybe\n", 1,
+     '"maybe" is not a valid value for the "accept_8bitmime" option'),
     ("smtp_accept_max\n", 1, '"=" expected after smtp_accept_max'),
     ("smtp_accept_max = 1\nsmtp_accept_max = 2\n", 2,
      '"smtp_accept_max" option set for the second time'),
@@ -218,7 +219,8 @@ def test_include_relative_and_if_exists(tmp_path):
         .include_if_exists "{tmp_path}/sub/inner2.conf"
         message_size_limit = SIZE
         """)
-    assert c.main.smtp_accept_max == 9 and c.main.message_size_limit == "5M"  # an expanded string in Exim 4.96
+    # message_size_limit is an expanded string in Exim 4.96
+    assert c.main.smtp_accept_max == 9 and c.main.message_size_limit == "5M"
 
 
 def test_include_errors_name_the_included_file(tmp_path):

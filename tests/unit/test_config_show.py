@@ -105,9 +105,9 @@ def test_version_text(config, monkeypatch):
     text = version_text(config)
     lines = text.splitlines()
     assert lines[0] == "pymta version 0.1.0 (Exim 4.96 compatible)"
-    routers = next(l for l in lines if l.startswith("Routers:"))
+    routers = next(ln for ln in lines if ln.startswith("Routers:"))
     assert "zz_test_router" in routers.split()
-    assert any(l.startswith("Transports:") for l in lines)
-    assert any(l.startswith("Authenticators:") for l in lines)
-    assert any(l.startswith("Lookups") for l in lines)
+    assert any(ln.startswith("Transports:") for ln in lines)
+    assert any(ln.startswith("Authenticators:") for ln in lines)
+    assert any(ln.startswith("Lookups") for ln in lines)
     assert lines[-1] == f"Configuration file is {config.filename}"

@@ -12,8 +12,7 @@ import pytest
 from pymta import drivers
 from pymta.acl import parse as acl_parse
 from pymta.acl import run_acl
-from pymta.config import ConfigError, load_config, option_tables
-from pymta.config import unsupported
+from pymta.config import ConfigError, load_config, option_tables, unsupported
 from pymta.config.show import version_text
 from pymta.expand.context import ExpandContext
 from tests.support.daemon import run_pymta

@@ -8,8 +8,14 @@ from types import SimpleNamespace
 import pytest
 
 from pymta.daemon import listen
-from pymta.daemon.master import (DaemonOptions, Master, daemon_addresses, format_interval,
-                                 pid_file_path, start_line)
+from pymta.daemon.master import (
+    DaemonOptions,
+    Master,
+    daemon_addresses,
+    format_interval,
+    pid_file_path,
+    start_line,
+)
 
 
 class FileLog:
@@ -155,8 +161,8 @@ def test_crashed_receiver_is_replaced_and_logged(daemon):
     assert wait_for(lambda: len(children_of(daemon.pid)) >= 4)
     victim = next(p for p in children_of(daemon.pid) if p.pid != daemon.pid)
     os.kill(victim.pid, signal.SIGKILL)
-    assert wait_for(lambda: any("ended unexpectedly (killed by signal 9)" in l
-                                for l in daemon.log.lines()))
+    assert wait_for(lambda: any("ended unexpectedly (killed by signal 9)" in ln
+                                for ln in daemon.log.lines()))
     assert wait_for(lambda: victim.pid not in [p.pid for p in children_of(daemon.pid)]
                     and len(children_of(daemon.pid)) >= 4)
     assert talk(daemon.port, "QUIT")[1] == b"221 bye\r\n"
@@ -175,7 +181,7 @@ def test_sigterm_gives_421_to_session_in_progress_and_removes_pid_file(daemon):
     _, status = os.waitpid(daemon.pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert not os.path.exists(daemon.pidfile)
-    assert any("SIGTERM received: daemon terminating" in l for l in daemon.log.lines())
+    assert any("SIGTERM received: daemon terminating" in ln for ln in daemon.log.lines())
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", daemon.port), timeout=1)
 
@@ -243,12 +249,12 @@ def test_standalone_queue_run_skips_frozen_and_locked(tmp_path):
     cfg = config(tmp_path)
     calls = []
     n = queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")),
-                              deliver=lambda c, m, l, **kw: calls.append((m, kw)))
+                              deliver=lambda c, m, lg, **kw: calls.append((m, kw)))
     assert n == 1 and calls == [(ids[0], {"forced": False})]
     calls.clear()
     held.release()
     queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")), force_frozen=True,
-                          deliver=lambda c, m, l, **kw: calls.append((m, kw)))
+                          deliver=lambda c, m, lg, **kw: calls.append((m, kw)))
     assert calls == [(i, {"forced": True, "manual": True}) for i in ids]
 
 
@@ -261,8 +267,8 @@ def test_smtp_accept_max_reached_gives_421(daemon):
     c2 = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
     assert c2.makefile("rb").readline().startswith(b"421 ")
     c2.close()
-    assert wait_for(lambda: any("refused: too many connections" in l
-                                for l in daemon.log.lines()))
+    assert wait_for(lambda: any("refused: too many connections" in ln
+                                for ln in daemon.log.lines()))
     c1.sendall(b"QUIT\r\n")
     assert f1.readline() == b"221 bye\r\n"
     c1.close()
@@ -349,8 +355,8 @@ def test_sighup_rebinds_changed_addresses_and_keeps_running(tmp_path):
         os.kill(pid, signal.SIGHUP)      # drops p1
         assert wait_for(lambda: not answers(p1))
         assert wait_for(lambda: answers(p2)), log.lines()
-        assert sum("SIGHUP received" in l for l in log.lines()) == 2
-        assert not any(l.startswith("panic") for l in log.lines())
+        assert sum("SIGHUP received" in ln for ln in log.lines()) == 2
+        assert not any(ln.startswith("panic") for ln in log.lines())
     finally:
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)

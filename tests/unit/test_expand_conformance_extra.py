@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from test_expand_conformance import DATA, be_env, run_case  # noqa: F401  (fixture)
 
 # Cases where pymta deliberately differs from Exim 4.96 (see docs/EXPANSION.md).
@@ -28,7 +27,7 @@ def _cases():
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_extra_cases_pass(be_env):
+def test_extra_cases_pass(be_env):  # noqa: F811 - the imported fixture
     d, config = be_env
     failures = []
     for case in _cases():

@@ -6,8 +6,14 @@ import types
 import pytest
 
 from pymta.config.model import Config
-from pymta.expand import (ExpandContext, ExpandError, ExpandFail, compile_expansion,
-                          eval_condition, expand_string)
+from pymta.expand import (
+    ExpandContext,
+    ExpandError,
+    ExpandFail,
+    compile_expansion,
+    eval_condition,
+    expand_string,
+)
 from pymta.expand.parser import Item, Op, Seq, Var
 from pymta.taint import Tainted, is_tainted
 

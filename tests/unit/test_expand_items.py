@@ -98,6 +98,7 @@ def test_acl_item_uses_runner():
 
 def test_env_respects_keep_environment(monkeypatch):
     import types
+
     from pymta.config.model import Config
     monkeypatch.setenv("PYMTA_TEST_VAR", "v")
     cfg = Config(filename="x", main=types.SimpleNamespace(keep_environment=""))

@@ -115,7 +115,7 @@ def test_reopens_after_rotation(tmp_path, monkeypatch):
 
 
 def test_concurrent_writers_interleave_whole_lines(tmp_path):
-    lg = make_logger(tmp_path)
+    make_logger(tmp_path)            # creates the log directory
     pids = []
     for n in range(3):
         pid = os.fork()

@@ -131,9 +131,10 @@ def test_parse_server_forms():
 
 
 def test_mx_list_items(server):
-    from pymta.match import match_domain
     import types
+
     from pymta.config.model import Config
+    from pymta.match import match_domain
     main = types.SimpleNamespace(primary_hostname="here.ex.test", qualify_domain="ex.test")
     ctx = ExpandContext(config=Config(filename="/x", main=main))
     assert match_domain("local.ex.test", "@mx_any", ctx) is True

@@ -6,8 +6,12 @@ import pytest
 from pymta import __version__
 from pymta.config.option_tables import MAIN_TABLE
 from pymta.message import headers as H
-from pymta.message.received import (DEFAULT_RECEIVED_HEADER_TEXT, build_received,
-                                    default_received_text, sender_rcvhost)
+from pymta.message.received import (
+    DEFAULT_RECEIVED_HEADER_TEXT,
+    build_received,
+    default_received_text,
+    sender_rcvhost,
+)
 
 
 def test_split_with_blank_line_and_folding():
@@ -105,6 +109,7 @@ def test_build_received_with_real_expander():
     if not hasattr(expand, "expand_string"):
         pytest.skip("expander not available yet")
     import types
+
     from pymta.config.main_options import MainOptions
     main = MainOptions()
     main.primary_hostname = "test.example"

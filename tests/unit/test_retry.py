@@ -3,10 +3,10 @@ import errno
 
 import pytest
 
+from pymta.address import Address, Host
 from pymta.config.model import Config
 from pymta.config.reader import parse_retry_rule
 from pymta.delivery import retry
-from pymta.address import Address, Host
 from pymta.errnos import EximErrno
 from pymta.hints.retry import RetryDB, RetryRecord, host_key
 
@@ -14,7 +14,7 @@ H, M, D = 3600, 60, 86400
 
 
 def rules(*lines):
-    return [parse_retry_rule(l, "f", i) for i, l in enumerate(lines)]
+    return [parse_retry_rule(ln, "f", i) for i, ln in enumerate(lines)]
 
 
 def config(*lines):

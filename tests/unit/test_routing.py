@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pymta.config import load_config
 from pymta.address import Address
+from pymta.config import load_config
 from pymta.expand.context import ExpandContext
 from pymta.routing import bt, route_address
 from pymta.routing.hosts import parse_host_item, parse_host_list
@@ -200,7 +200,8 @@ third:
     # route_list hosts are IPs, so first accepts; use a domain whose rule has no hosts
     res = route_address(c, Address("a@pass.example"), ctx(c))
     assert res.addresses[0].router == "first"
-    assert [(h.name, h.address) for h in res.addresses[0].hosts] == [("198.51.100.1", "198.51.100.1")]
+    assert [(h.name, h.address) for h in res.addresses[0].hosts] == \
+        [("198.51.100.1", "198.51.100.1")]
     res = route_address(c, Address("a@other.example"), ctx(c))
     a = res.addresses[0]
     assert a.router == "second"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pymta import dns as pdns
-from pymta.config import load_config
 from pymta.address import Address, Host
+from pymta.config import load_config
 from pymta.expand.context import ExpandContext
 from pymta.routing import bt, get_routers, route_address
 from pymta.routing import dnslookup as dl

@@ -6,7 +6,6 @@ import socket
 import textwrap
 import threading
 
-
 from pymta.config import load_config
 from pymta.smtp import session as session_mod
 from pymta.smtp.session import run_session
@@ -120,7 +119,8 @@ def test_full_session_spools_and_notifies(tmp_path):
     cfg = make_config(tmp_path)
     c = Client(cfg)
     assert c.read_reply() == ["220 test.example ESMTP test"]
-    assert c.cmd(b"EHLO client.example\r\n")[0] == "250-test.example Hello client.example [192.0.2.1]"
+    assert c.cmd(b"EHLO client.example\r\n")[0] == \
+        "250-test.example Hello client.example [192.0.2.1]"
     assert c.cmd(b"MAIL FROM:<s@x.example>\r\n") == ["250 OK"]
     assert c.cmd(b"RCPT TO:<joe@a.example>\r\n") == ["250 Accepted"]
     assert c.cmd(b"DATA\r\n")[0].startswith("354")
@@ -378,7 +378,7 @@ def test_received_protocol_and_envelope(tmp_path, monkeypatch):
         seen["env"] = envelope
         seen["data"] = data
         return "1abcde-000000-00"
-    import pymta.smtp.assemble as receive   # where the session calls the spool writer
+    import pymta.smtp.assemble as receive  # where the session calls the spool writer
     monkeypatch.setattr(receive, "receive_message", fake_receive)
     replies, c, _ = session_with(
         tmp_path, [b"EHLO client.example\r\n", b"MAIL FROM:<s@x.example> BODY=8BITMIME\r\n",
@@ -387,7 +387,8 @@ def test_received_protocol_and_envelope(tmp_path, monkeypatch):
     assert replies[5] == ["250 OK id=1abcde-000000-00"]
     env = seen["env"]
     assert (env.sender, env.recipients, env.protocol) == ("s@x.example", ["joe@a.example"], "esmtp")
-    assert (env.host_address, env.host_port, env.helo_name) == ("192.0.2.1", 40000, "client.example")
+    assert (env.host_address, env.host_port, env.helo_name) == \
+        ("192.0.2.1", 40000, "client.example")
     assert (env.interface_address, env.interface_port) == ("192.0.2.2", 25)
     assert env.acl_vars == {"acl_c_conn": "client.example", "acl_m_seen": "joe"}
     assert env.extra_headers == ["X-Seen: joe client.example"]
@@ -477,7 +478,7 @@ def test_rcpt_discard_with_discard_acl(tmp_path, monkeypatch):
     def fake_receive(config, envelope, data, log, prepared=None):
         seen["rcpts"] = list(envelope.recipients)
         return "1abcde-000000-00"
-    import pymta.smtp.assemble as receive   # where the session calls the spool writer
+    import pymta.smtp.assemble as receive  # where the session calls the spool writer
     monkeypatch.setattr(receive, "receive_message", fake_receive)
     acls = "discarder:\n  discard local_parts = hole\n  accept domains = +local_domains\n"
     cfg = make_config(tmp_path, acls=acls)

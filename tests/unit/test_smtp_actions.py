@@ -10,8 +10,15 @@ import threading
 
 import pytest
 
-from pymta.smtp.actions import (Challenge, Close, ReadBytes, ReadLine, SendReply, StartTls,
-                                reply_bytes)
+from pymta.smtp.actions import (
+    Challenge,
+    Close,
+    ReadBytes,
+    ReadLine,
+    SendReply,
+    StartTls,
+    reply_bytes,
+)
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer
 from pymta.smtp.socket_loop import Connection, perform, run_dialogue
 from tests.support.certs import client_context, make_cert, server_context

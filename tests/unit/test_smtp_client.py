@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pymta.smtp.client import (ReplyParser, SmtpClient, SmtpClosed, SmtpConnectError,
-                               SmtpFormatError, SmtpReply, SmtpTimeout, parse_ehlo)
+from pymta.smtp.client import (
+    ReplyParser,
+    SmtpClient,
+    SmtpClosed,
+    SmtpConnectError,
+    SmtpFormatError,
+    SmtpReply,
+    SmtpTimeout,
+    parse_ehlo,
+)
 
 Reply = tuple[int, str]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pymta.smtp.server import (Reply, SmtpHandler, SmtpServer, format_reply, parse_path,
-                               size_param)
+from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, format_reply, parse_path, size_param
 
 
 class Recorder(SmtpHandler):

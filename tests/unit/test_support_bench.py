@@ -49,7 +49,7 @@ def test_render_config_replaces_all_placeholders(tmp_path):
     text = out.read_text()
     assert "SPOOL = /s\n" in text and "SINK_PORT = 2526\n" in text
     assert "QUEUE_ONLY = yes" in text
-    assert "@" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
+    assert "@" not in "".join(ln for ln in text.splitlines() if not ln.startswith("#"))
 
 
 def test_render_config_rejects_missing_value(tmp_path):
@@ -103,7 +103,7 @@ def test_markdown_table_has_ratios():
     assert lines[0] == "| mode | pymta msg/s | exim msg/s | pymta/exim |"
     assert "| accept | 50.0 | 100.0 | 0.50 |" in lines
     assert "| local | 10.0* | 40.0 | 0.25 |" in lines
-    assert not any(l.startswith("| relay") for l in lines)
+    assert not any(ln.startswith("| relay") for ln in lines)
 
 
 def test_daemon_command_uses_exim_flags():

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.support import (PymtaDaemon, count_files, run_pymta, wait_for_files,
-                           wait_until)
+from tests.support import PymtaDaemon, count_files, run_pymta, wait_for_files, wait_until
 
 MINIMAL = """
 primary_hostname = support.test

@@ -220,6 +220,7 @@ def test_starttls_then_message_records_tls(certs):
 
 def test_certificate_verifies_against_ca_only(certs, tmp_path):
     import ssl
+
     from tests.support.certs import client_context, make_ca, server_context
     other_ca = make_ca(tmp_path, "other CA")
     with SmtpSink(tls_context=server_context(certs)) as sink, SmtpTestClient(sink.port) as c:

@@ -8,14 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from pymta.config.model import DriverInstance
 from pymta.address import Address
+from pymta.config.model import DriverInstance
 from pymta.delivery.job import DeliveryJob
 from pymta.drivers import get_driver
+from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.spool.model import SpoolHeader, SpoolMessage
 from pymta.taint import Tainted
-from pymta.errnos import EximErrno
 from pymta.transports import appendfile
 
 MSGID = "1tAbCd-000042-Zz"

@@ -6,13 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from pymta.config.model import DriverInstance
 from pymta.address import Address, Host
+from pymta.config.model import DriverInstance
 from pymta.delivery.job import DeliveryJob
 from pymta.drivers import get_driver
+from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.spool.model import SpoolHeader, SpoolMessage
-from pymta.errnos import EximErrno
 from tests.support.ports import free_port
 from tests.unit.test_smtp_client import ScriptedServer
 

@@ -16,7 +16,7 @@ from tests.unit.test_transport_smtp import (  # noqa: F401 - fixtures
 EHLO_TLS = (250, "test\nPIPELINING\nSTARTTLS")
 
 
-def test_5xx_to_starttls_delivers_in_clear(server, tmp_path):
+def test_5xx_to_starttls_delivers_in_clear(server, tmp_path):  # noqa: F811 - the imported fixture
     s = server(ehlo=EHLO_TLS, starttls=(554, "no TLS today"))
     job = make_job(tmp_path, hosts=[local(s)])
     transport().deliver(job)
@@ -25,7 +25,7 @@ def test_5xx_to_starttls_delivers_in_clear(server, tmp_path):
     assert "STARTTLS" in s.commands and len(s.messages) == 1
 
 
-def test_4xx_to_starttls_delivers_in_clear_with_tryclear(server, tmp_path):
+def test_4xx_to_starttls_delivers_in_clear_with_tryclear(server, tmp_path):  # noqa: F811 - the imported fixture
     s = server(ehlo=EHLO_TLS, starttls=(454, "TLS not available"))
     job = make_job(tmp_path, hosts=[local(s)])
     transport().deliver(job)
@@ -33,7 +33,7 @@ def test_4xx_to_starttls_delivers_in_clear_with_tryclear(server, tmp_path):
     assert len(s.messages) == 1
 
 
-def test_4xx_to_starttls_defers_without_tryclear(server, tmp_path):
+def test_4xx_to_starttls_defers_without_tryclear(server, tmp_path):  # noqa: F811 - the imported fixture
     s = server(ehlo=EHLO_TLS, starttls=(454, "TLS not available"))
     job = make_job(tmp_path, hosts=[local(s)])
     transport(tls_tempfail_tryclear=False).deliver(job)
@@ -43,7 +43,7 @@ def test_4xx_to_starttls_defers_without_tryclear(server, tmp_path):
                          "454 TLS not available")
 
 
-def test_refused_starttls_defers_under_hosts_require_tls(server, tmp_path):
+def test_refused_starttls_defers_under_hosts_require_tls(server, tmp_path):  # noqa: F811 - the imported fixture
     s = server(ehlo=EHLO_TLS, starttls=(554, "no"))
     job = make_job(tmp_path, hosts=[local(s)])
     transport(hosts_require_tls="*").deliver(job)
@@ -53,7 +53,7 @@ def test_refused_starttls_defers_under_hosts_require_tls(server, tmp_path):
     assert not s.messages
 
 
-def test_hosts_avoid_tls_does_not_send_starttls(server, tmp_path):
+def test_hosts_avoid_tls_does_not_send_starttls(server, tmp_path):  # noqa: F811 - the imported fixture
     s = server(ehlo=EHLO_TLS)
     job = make_job(tmp_path, hosts=[local(s)])
     transport(hosts_avoid_tls="127.0.0.1").deliver(job)

@@ -56,24 +56,19 @@ def _register_all() -> None:
             drivers.register("authenticator", name)(_configured(cls))
 
 
+def _configured_authenticators(config: Any) -> list[Authenticator]:
+    return [inst.obj for inst in getattr(config, "authenticators", {}).values()
+            if isinstance(inst.obj, Authenticator)]
+
+
 def server_authenticators(config: Any) -> list[Authenticator]:
     """The authenticators of ``config`` with server functions, in configuration order."""
-    out = []
-    for inst in getattr(config, "authenticators", {}).values():
-        obj = inst.obj
-        if isinstance(obj, Authenticator) and obj.is_server:
-            out.append(obj)
-    return out
+    return [a for a in _configured_authenticators(config) if a.is_server]
 
 
 def client_authenticators(config: Any) -> list[Authenticator]:
     """The authenticators of ``config`` with client functions, in configuration order."""
-    out = []
-    for inst in getattr(config, "authenticators", {}).values():
-        obj = inst.obj
-        if isinstance(obj, Authenticator) and obj.is_client:
-            out.append(obj)
-    return out
+    return [a for a in _configured_authenticators(config) if a.is_client]
 
 
 _register_all()

@@ -240,12 +240,12 @@ class SmtpTransport(Transport):
     def _security(self, job: Any, ctx: Any) -> OutboundSecurity:
         """DANE and MTA-STS decisions for this delivery (smtp_security)."""
         return OutboundSecurity(
-            self.opt, lambda option, host: self._host_in(option, host, ctx),
+            self.opt, lambda option, host: self.host_in(option, host, ctx),
             spool_dir=str(main_option(self.config, "spool_directory", "/var/spool/pymta")),
             dnssec_ok=int(main_option(self.config, "dns_dnssec_ok", -1) or -1),
             log=getattr(job, "log", None))
 
-    def _host_in(self, option: str, host: Host, ctx: Any) -> bool:
+    def host_in(self, option: str, host: Host, ctx: Any) -> bool:
         """Whether ``host`` matches the host list in ``option`` (unset: no)."""
         text = self.opt(option)
         if not text:
@@ -423,8 +423,8 @@ class SmtpTransport(Transport):
     def _authenticate(self, job: Any, cl: Any, host: Host, addrs: list, ctx: Any) -> bool:
         """hosts_require_auth / hosts_try_auth (after STARTTLS, as Exim); False when the
         addresses were deferred and the connection closed."""
-        require = self._host_in("hosts_require_auth", host, ctx)
-        attempt = self._host_in("hosts_try_auth", host, ctx)
+        require = self.host_in("hosts_require_auth", host, ctx)
+        attempt = self.host_in("hosts_try_auth", host, ctx)
         if not (require or attempt):
             return True
         res = authenticate(cl, host, client_authenticators(self.config), ctx,
@@ -470,7 +470,7 @@ class SmtpTransport(Transport):
                 pass
 
     def _hello(self, cl: Any, host: Host, helo: str, ctx: Any) -> tuple[Any, str]:
-        if self._host_in("hosts_avoid_esmtp", host, ctx):
+        if self.host_in("hosts_avoid_esmtp", host, ctx):
             return cl.helo(helo), f"HELO {helo}"
         return cl.hello(helo)
 
@@ -529,7 +529,7 @@ class SmtpTransport(Transport):
             size = self._message_size(job, header) if self.opt("size_addition") >= 0 else None
             body8 = self._is_8bit(job)
             max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
-            pipelining = not self._host_in("hosts_avoid_pipelining", host, ctx)
+            pipelining = not self.host_in("hosts_avoid_pipelining", host, ctx)
             for start in range(0, len(addrs), max_rcpt):
                 chunk = addrs[start:start + max_rcpt]
                 if start:
@@ -537,7 +537,7 @@ class SmtpTransport(Transport):
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param)
             self._save_session(job, cl)
-            if cl.tls and self._host_in("hosts_nopass_tls", host, ctx):
+            if cl.tls and self.host_in("hosts_nopass_tls", host, ctx):
                 cl.quit()           # no further message down this TLS session
             else:
                 self._release(key, cl, count + 1)

@@ -27,7 +27,6 @@ from pymta.address import Host
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.hints.db import HintsDB
-from pymta.match import match_host
 from pymta.tls.client import (
     ClientTLS,
     ClientTLSOptions,
@@ -110,13 +109,7 @@ class OutgoingTLS:
 
     # -- options ---------------------------------------------------------------------
     def _in(self, option: str, host: Host, ctx: Any) -> bool:
-        text = self.t.opt(option)
-        if not text:
-            return False
-        try:
-            return match_host(host.address, host.name, text, ctx)
-        except Exception:  # noqa: BLE001 - a lookup defer: behave as not listed
-            return False
+        return bool(self.t.host_in(option, host, ctx))
 
     def for_host(self, host: Host, ctx: Any) -> HostTLS:
         """The policy for ``host``."""

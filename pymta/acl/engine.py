@@ -432,7 +432,11 @@ class _Runner:
         if what == "helo":
             check = getattr(self.session, "verify_helo", None)
             return bool(check()) if callable(check) else True
-        if what in ("csa", "certificate", "arc"):
+        if what == "certificate":
+            # TLS with a client certificate that verified (tls_verify_hosts /
+            # tls_try_verify_hosts asked for one).
+            return self._var("tls_in_certificate_verified") == "1"
+        if what in ("csa", "arc"):
             # Not implemented: failing loudly (ACL error -> 451) is safer than passing.
             raise ConfigError(f"verify = {what} is not supported yet")
         if what in ("header_syntax", "not_blind", "header_sender", "header_names_ascii"):

@@ -46,6 +46,8 @@ acl_check_rcpt:
           add_header = X-Encrypted: $tls_in_cipher
   warn    condition = ${if def:tls_in_peercert}
           add_header = X-Client-CN: ${certextract{subject,CN}{$tls_in_peercert}}
+  warn    verify = certificate
+          add_header = X-Certificate-Verified: yes
   accept  domains = +local_domains
 
 starttls_acl:
@@ -140,6 +142,7 @@ def test_client_certificate_facts_reach_log_received_spool_and_delivery(tmp_path
         assert re.search(r"with esmtps  \(TLS1\.3\) tls TLS_\w+\n\t\(pymta ", spooled)
         assert re.search(r"X-Encrypted: TLS1\.3:TLS_\w+:\d+\n", spooled)
         assert "X-Client-CN: client.example\n" in spooled
+        assert "X-Certificate-Verified: yes\n" in spooled
     # Delivered by a later queue run: $tls_in_* come back from the -H file.
     with PymtaDaemon(_config(main), tmp_path, args=["-q1s"]) as d:
         wait_for(lambda: maildir_messages(tmp_path, "alice"))
@@ -154,6 +157,9 @@ def test_untrusted_client_certificate_is_cv_no_under_try(tmp_path, pki):
         _send(d.port, _client_context(pki, pki.stranger))
         line = d.wait_for_log(r" <= someone@remote\.example ")[0]
         assert " CV=no " in line and "DN=" not in line       # tls_peerdn not selected
+        spooled = _header_file(d, line.split()[2])
+        assert "X-Client-CN: client.example\n" in spooled   # a certificate, unverified
+        assert "X-Certificate-Verified" not in spooled
 
 
 def test_tls_verify_hosts_requires_a_trusted_certificate(tmp_path, pki):

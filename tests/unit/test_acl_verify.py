@@ -182,7 +182,7 @@ def test_header_sender_defer(tmp_path, monkeypatch):
     assert run(cfg, ["From: a@b.example"])[0].verdict == "accept"
 
 
-@pytest.mark.parametrize("cond", ["csa", "certificate", "arc"])
+@pytest.mark.parametrize("cond", ["csa", "arc"])
 def test_unsupported_verify_is_a_configuration_error(tmp_path, cond):
     with pytest.raises(ConfigError) as exc:
         config(tmp_path, f"check:\n  deny !verify = {cond}\n  accept\n")
@@ -190,7 +190,7 @@ def test_unsupported_verify_is_a_configuration_error(tmp_path, cond):
     assert f'"verify = {cond}" is not supported in this version' in exc.value.message
 
 
-@pytest.mark.parametrize("cond", ["csa", "certificate", "arc"])
+@pytest.mark.parametrize("cond", ["csa", "arc"])
 def test_unsupported_verify_fails_loudly(tmp_path, cond):
     # Known only after expansion: "!verify" in a deny must not let the message
     # through: it is an ACL error.
@@ -337,3 +337,10 @@ def test_header_sender_unqualified_allowed_host(tmp_path):
     cfg = config(tmp_path, "check:\n  deny !verify = header_sender\n  accept\n",
                  main="sender_unqualified_hosts = 192.0.2.1")
     assert run(cfg, ["From: bare"])[0].verdict == "accept"
+
+
+def test_verify_certificate_needs_a_verified_client_certificate(tmp_path):
+    cfg = config(tmp_path, "check:\n  accept verify = certificate\n  deny\n")
+    assert run(cfg, [])[0].verdict == "deny"
+    assert run(cfg, [], tls_in_certificate_verified="0")[0].verdict == "deny"
+    assert run(cfg, [], tls_in_certificate_verified="1")[0].verdict == "accept"

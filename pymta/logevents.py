@@ -10,6 +10,7 @@ and AUTH fields), not where the event happens.
   ``U=``, ``P=``, TLS and AUTH fields, ``S=``, ``id=`` (msg_id).
 - :class:`Delivery`: the ``=>`` / ``->`` line: the address as Exim names it, ``R=``,
   ``T=``, ``H=``, TLS and AUTH fields, ``C="..."`` (the remote server's confirmation).
+- :class:`Deferral` and :class:`Failure`: the ``==`` and ``**`` lines of an address.
 """
 from __future__ import annotations
 
@@ -98,3 +99,44 @@ class Delivery:
                 escaped = self.confirmation.replace('"', '\\"')
                 parts.append(f'C="{escaped}"')
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """An address was deferred (the ``==`` line, after the flag): the address, ``R=``,
+    ``T=``, ``defer (errno)`` and the detail (``: reason`` or the host and reason)."""
+
+    name: str
+    errno: int
+    detail: str = ""
+    router: str = ""
+    transport: str = ""
+
+    def text(self) -> str:
+        parts = [self.name]
+        if self.router:
+            parts.append(f"R={self.router}")
+        if self.transport:
+            parts.append(f"T={self.transport}")
+        return " ".join(parts) + f" defer ({self.errno})" + self.detail
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An address failed for good (the ``**`` line, after the flag)."""
+
+    name: str
+    message: str
+    router: str = ""
+    transport: str = ""
+    host: str = ""                                # "H=name [ip]" when a host said no
+
+    def text(self) -> str:
+        parts = [self.name]
+        if self.router:
+            parts.append(f"R={self.router}")
+        if self.transport:
+            parts.append(f"T={self.transport}")
+        if self.host:
+            parts.append(self.host)
+        return f"{' '.join(parts)}: {self.message}"

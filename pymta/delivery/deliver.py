@@ -20,7 +20,7 @@ from pymta.delivery.job import DeliveryJob
 from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.hints.retry import RetryDB, host_key
-from pymta.logevents import Delivery
+from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
@@ -376,8 +376,8 @@ class MessageDelivery:
             self._fail(a, routing=True)
             return
         self.deferred.append(a)
-        router = f" R={a.router}" if a.router else ""
-        text = f"{a.log_name()}{router} defer ({a.basic_errno}): {a.message}"
+        text = Deferral(a.log_name(), a.basic_errno, f": {a.message}",
+                        router=str(a.router) if a.router else "").text()
         self._log("== " + text, text)
 
     # ------------------------------------------------------------------ retry hints
@@ -632,12 +632,9 @@ class MessageDelivery:
 
     def _defer_logged(self, a: Address) -> None:
         self.deferred.append(a)
-        parts = [a.log_name()]
-        if a.router:
-            parts.append(f"R={a.router}")
-        if a.transport:
-            parts.append(f"T={a.transport}")
-        text = " ".join(parts) + f" defer ({a.basic_errno or -1})" + defer_detail(a)
+        text = Deferral(a.log_name(), a.basic_errno or -1, defer_detail(a),
+                        router=str(a.router) if a.router else "",
+                        transport=str(a.transport) if a.transport else "").text()
         if is_taint_error(a):
             # Exim 4.96 also writes tainted-path deferrals to the paniclog
             self.log.panic("== " + text, self.msg.id)
@@ -648,15 +645,15 @@ class MessageDelivery:
     # ------------------------------------------------------------------ failures
     def _fail(self, a: Address, routing: bool = False) -> None:
         a.result = "fail"
-        parts = [a.log_name()]
-        if a.router and not (routing and a.message == "Unrouteable address"):
-            parts.append(f"R={a.router}")
-        if a.transport and not routing:
-            parts.append(f"T={a.transport}")
-            h = a.host_used
-            if h is not None and h.address and a.message:
-                parts.append(host_field(a))
-        self._log(f"** {' '.join(parts)}: {a.message or 'Unrouteable address'}")
+        show_router = a.router and not (routing and a.message == "Unrouteable address")
+        show_transport = a.transport and not routing
+        h = a.host_used
+        self._log("** " + Failure(
+            a.log_name(), a.message or "Unrouteable address",
+            router=str(a.router) if show_router else "",
+            transport=str(a.transport) if show_transport else "",
+            host=host_field(a) if show_transport and h is not None and h.address
+            and a.message else "").text())
         self.failed.append(a)
 
     def _promote_one_time(self) -> set[str]:

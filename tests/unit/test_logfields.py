@@ -55,3 +55,19 @@ def test_arrival_and_delivery_events():
         'X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes A=plain:alice C="250 \\"ok\\""')
     assert Delivery(name="x <y@z>", router="r", transport="t", first=False).line(
         _config()) == "-> x <y@z> R=r T=t"
+
+
+def test_deferral_and_failure_events():
+    from pymta.logevents import Deferral, Failure
+    assert Deferral("a@b.example", -44, " H=mx [192.0.2.2]: SMTP error from remote mail "
+                    "server after RCPT TO:<a@b.example>: 451 later", router="dnslookup",
+                    transport="remote_smtp").text() == (
+        "a@b.example R=dnslookup T=remote_smtp defer (-44) H=mx [192.0.2.2]: SMTP error "
+        "from remote mail server after RCPT TO:<a@b.example>: 451 later")
+    assert Deferral("a@b.example", -1, ": lookup failed", router="r").text() == \
+        "a@b.example R=r defer (-1): lookup failed"
+    assert Failure("a@b.example", "Unrouteable address").text() == \
+        "a@b.example: Unrouteable address"
+    assert Failure("a@b.example", "550 no", router="r", transport="t",
+                   host="H=mx [192.0.2.2]").text() == \
+        "a@b.example R=r T=t H=mx [192.0.2.2]: 550 no"

@@ -28,11 +28,13 @@ from pymta.osutil import tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
 from pymta.tls.outbound import HostRequirements
+from pymta.tls.session import TLSFacts
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
+    HostTLS,
     OutgoingTLS,
     SessionStore,
     TLSSetupError,
@@ -241,7 +243,7 @@ class SmtpTransport(Transport):
         """DANE and MTA-STS decisions for this delivery (smtp_security)."""
         return OutboundSecurity(
             self.opt, lambda option, host: self.host_in(option, host, ctx),
-            spool_dir=str(main_option(self.config, "spool_directory", "/var/spool/pymta")),
+            spool_dir=job.spool_dir,
             dnssec_ok=int(main_option(self.config, "dns_dnssec_ok", -1) or -1),
             log=getattr(job, "log", None))
 
@@ -338,25 +340,20 @@ class SmtpTransport(Transport):
             policy.apply(req)
         try_tls = not policy.avoid
         smtps = self.opt("protocol") == "smtps"      # TLS from the first byte, no fallback
+        port = host.port or (465 if smtps else 25)
         while True:
             _set_tls_out(ctx, None)
             cl = self._client(self._source_address(host, ctx))
             if smtps:
-                stored, resume_key = self._stored_session(job, host, policy, ctx)
-                wrap, facts = self._tls().wrapper(host, policy, ctx,
-                                                  float(self.opt("command_timeout")),
-                                                  session=stored)
+                wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
                 try:
-                    banner = cl.connect(host.address, host.port or 465, tls_on_connect=wrap)
+                    banner = cl.connect(host.address, port, tls_on_connect=wrap)
                 except TLSSetupError as e:
                     _tls_failed(addrs, e.message, e.errno)
                     return None
-                cl.facts["tls"] = facts[0]
-                if resume_key:
-                    cl.facts["resume_key"] = resume_key
-                _set_tls_out(ctx, facts[0])
+                self._tls_up(job, cl, facts[0], resume_key, req, ctx)
             else:
-                banner = cl.connect(host.address, host.port or 25)
+                banner = cl.connect(host.address, port)
             if not banner.ok():
                 self._host_reply_error(addrs, "initial connection", banner)
                 cl.quit()
@@ -368,10 +365,7 @@ class SmtpTransport(Transport):
                 return None
             offered = cl.has("STARTTLS")
             if try_tls and offered and not cl.tls:
-                stored, resume_key = self._stored_session(job, host, policy, ctx)
-                wrap, facts = self._tls().wrapper(host, policy, ctx,
-                                                  float(self.opt("command_timeout")),
-                                                  session=stored)
+                wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
                 try:
                     reply = cl.starttls(wrap)
                 except TLSSetupError as e:
@@ -386,15 +380,7 @@ class SmtpTransport(Transport):
                     try_tls = False
                     continue
                 if reply.code == 220:
-                    cl.facts["tls"] = facts[0]
-                    if resume_key:
-                        cl.facts["resume_key"] = resume_key
-                    _set_tls_out(ctx, facts[0])
-                    if req is not None and req.dane is not None and ctx is not None:
-                        ctx.variables["tls_out_tlsa_usage"] = str(req.dane.tlsa_usage)
-                    if req is not None and req.sts_testing and \
-                            not facts[0].certificate_verified:
-                        self._log_main(job, req.pkix_failed("certificate not verified"))
+                    self._tls_up(job, cl, facts[0], resume_key, req, ctx)
                     reply, cmd = self._hello(cl, host, helo, ctx)
                     if not reply.ok():
                         self._host_reply_error(addrs, cmd, reply)
@@ -442,18 +428,39 @@ class SmtpTransport(Transport):
             cl.facts["auth"] = res
         return True
 
-    def _sessions(self, job: Any) -> SessionStore:
-        return SessionStore(str(main_option(self.config, "spool_directory", "/var/spool/pymta")),
-                            self.name, getattr(job, "log", None))
+    def _tls_wrapper(self, job: Any, host: Host, port: int, policy: HostTLS, ctx: Any
+                     ) -> tuple[Any, list, str]:
+        """The TLS wrap for this host (offering a stored session under
+        tls_resumption_hosts), the list its facts arrive in, and the session's key."""
+        stored, resume_key = self._stored_session(job, host, port, policy, ctx)
+        wrap, facts = self._tls().wrapper(host, policy, ctx, float(self.opt("command_timeout")),
+                                          session=stored)
+        return wrap, facts, resume_key
 
-    def _stored_session(self, job: Any, host: Host, policy: Any, ctx: Any
+    def _tls_up(self, job: Any, cl: Any, facts: TLSFacts, resume_key: str,
+                req: HostRequirements | None, ctx: Any) -> None:
+        """A handshake succeeded (STARTTLS or smtps): keep its facts for the log lines
+        and $tls_out_*, and report what DANE / MTA-STS testing want reported."""
+        cl.facts["tls"] = facts
+        if resume_key:
+            cl.facts["resume_key"] = resume_key
+        _set_tls_out(ctx, facts)
+        if req is not None and req.dane is not None and ctx is not None:
+            ctx.variables["tls_out_tlsa_usage"] = str(req.dane.tlsa_usage)
+        if req is not None and req.sts_testing and not facts.certificate_verified:
+            self._log_main(job, req.pkix_failed("certificate not verified"))
+
+    def _sessions(self, job: Any) -> SessionStore:
+        return SessionStore(job.spool_dir, self.name, getattr(job, "log", None))
+
+    def _stored_session(self, job: Any, host: Host, port: int, policy: HostTLS, ctx: Any
                         ) -> tuple[Any, str]:
         """tls_resumption_hosts: the session stored for ``host`` (or None) and its key."""
         if not policy.resume:
             return None, ""
         store = self._sessions(job)
         sni = (policy.security.sni if policy.security is not None else None) or ""
-        key = store.key(host, host.port or 25, sni)
+        key = store.key(host, port, sni)
         try:
             return store.load(key, self._tls().context_for(policy, ctx)), key
         except Exception:  # noqa: BLE001 - a hint, never a reason not to deliver

@@ -125,11 +125,7 @@ def _deliver(tmp_path, port: int, ca: str, transport: str, authenticators: str,
     conf = PYMTA_CLIENT.format(port=port, ca=ca, transport=transport,
                                authenticators=authenticators)
     d = PymtaDaemon(conf, tmp_path / "pymta")
-    d.prepare()
-    (d.spool / "log").mkdir(parents=True, exist_ok=True)
-    proc = d.run("-odi", "-f", sender, "user@remote.example",
-                 input=b"Subject: via smarthost\n\nhello\n")
-    assert proc.returncode == 0, proc.stderr
+    d.submit_and_deliver(sender, "user@remote.example", b"Subject: via smarthost\n\nhello\n")
     return d.log()
 
 

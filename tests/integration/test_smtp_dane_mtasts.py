@@ -96,10 +96,7 @@ def _deliver(tmp_path: Path, sink: SmtpSink, dns_port: int, transport: str = "",
     conf = CONFIG.replace("@TRANSPORT@", transport).replace("DIR/ca.pem", str(ca))
     d = PymtaDaemon(conf, tmp_path / "pymta", macros={"SINK_PORT": str(sink.port)},
                     env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_port}", **(env or {})})
-    d.prepare()
-    (d.spool / "log").mkdir(parents=True, exist_ok=True)
-    proc = d.run("-odi", "-f", "sender@test.example", "user@secure.test", input=MESSAGE)
-    assert proc.returncode == 0, proc.stderr + d.log() + d.log("panic")
+    d.submit_and_deliver("sender@test.example", "user@secure.test", MESSAGE)
     return d
 
 

@@ -37,11 +37,8 @@ begin retry
 def _deliver(tmp_path, pki: PKI, port: int, extra: str, name: str = "client") -> str:
     """Submit with -odi from a fresh client spool (``name``): no retry hints carried over."""
     d = PymtaDaemon(CLIENT.format(port=port, ca=pki.ca.cert, extra=extra), tmp_path / name)
-    d.prepare()
-    (d.spool / "log").mkdir(parents=True, exist_ok=True)
-    proc = d.run("-odi", "-f", "a@client.test.example", "alice@test.example",
-                 input=b"Subject: ocsp\n\nbody\n")
-    assert proc.returncode == 0, proc.stderr
+    d.submit_and_deliver("a@client.test.example", "alice@test.example",
+                         b"Subject: ocsp\n\nbody\n")
     return d.log()
 
 

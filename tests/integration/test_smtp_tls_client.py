@@ -117,10 +117,7 @@ def deliver(tmp_path: Path, exim: EximDaemon, transport: str, main: str = "",
     """Submit one message to pymta with -odi; it goes to ``exim`` by the smtp transport."""
     conf = PYMTA_CLIENT.format(main=main, host=host, port=exim.port, transport=transport)
     d = PymtaDaemon(conf, tmp_path / "pymta")
-    d.prepare()
-    (d.spool / "log").mkdir(parents=True, exist_ok=True)
-    proc = d.run("-odi", "-f", "sender@pymta.test", "user@remote.example", input=MESSAGE)
-    assert proc.returncode == 0, proc.stderr + d.log() + d.log("panic")
+    d.submit_and_deliver("sender@pymta.test", "user@remote.example", MESSAGE)
     return d
 
 

@@ -236,6 +236,14 @@ class PymtaDaemon:
         """An SMTP client connected to the daemon (first port by default)."""
         return SmtpTestClient(port or self.port, timeout=timeout)
 
+    def submit_and_deliver(self, sender: str, recipient: str, message: bytes) -> None:
+        """Without starting the daemon: submit ``message`` on the command line and
+        deliver it at once (``-odi -f sender recipient``), as a sending MTA would."""
+        self.prepare()
+        (self.spool / "log").mkdir(parents=True, exist_ok=True)
+        proc = self.run("-odi", "-f", sender, recipient, input=message)
+        assert proc.returncode == 0, proc.stderr + self.log() + self.log("panic")
+
     def run(self, *args: str, input: bytes | str | None = None,
             timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Run a pymta command line with this daemon's configuration and macros."""

@@ -27,7 +27,6 @@ from pymta.message.receive import (
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
-from pymta.tls.certinfo import pem_text
 from pymta.tls.session import TLSFacts
 
 
@@ -173,21 +172,23 @@ class MessageAssembly:
             env.authenticated_sender = v.get("authenticated_sender") or None
             facts = getattr(self, "tls_facts", None)
             if facts is not None:
-                _envelope_tls(env, facts)
+                _envelope_tls(env, facts, v)
         else:
             env.helo_name = v.get("sender_helo_name") or None
             env.authenticated_id = v.get("authenticated_id") or None
         return env
 
 
-def _envelope_tls(env: Envelope, facts: TLSFacts) -> None:
-    """The inbound TLS facts the spool, the "<=" line and the Received header keep."""
+def _envelope_tls(env: Envelope, facts: TLSFacts, variables: dict[str, Any]) -> None:
+    """The inbound TLS facts the spool, the "<=" line and the Received header keep (the
+    certificates as the PEM text the session already made for $tls_in_peercert and
+    $tls_in_ourcert)."""
     env.tls_cipher = facts.cipher_exim
     env.tls_ver = facts.version
     env.tls_cipher_std = facts.cipher_std
     env.tls_certificate_verified = facts.certificate_verified
     env.tls_peerdn = taint(facts.peerdn) if facts.peerdn else None
     env.tls_sni = taint(facts.sni) if facts.sni else None
-    env.tls_peercert = taint(pem_text(facts.peer_cert)) if facts.peer_cert else None
-    env.tls_ourcert = pem_text(facts.our_cert) if facts.our_cert else None
+    env.tls_peercert = variables.get("tls_in_peercert") or None
+    env.tls_ourcert = variables.get("tls_in_ourcert") or None
     env.tls_resumption = 1 | (16 if facts.resumed else 0)

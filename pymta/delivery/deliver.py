@@ -28,7 +28,8 @@ from pymta.spool.files import Journal
 from pymta.spool.hostaddr import delivery_host_variables
 from pymta.spool.model import SpoolMessage, SpoolRecipient
 from pymta.spool.tidy import set_aside_corrupt
-from pymta.taint import Tainted, taint
+from pymta.spool.tls import tls_in_variables
+from pymta.taint import taint
 
 # Texts for retry-time skips as Exim 4.96 logs them (checked with exim4).
 RETRY_NOT_REACHED = "retry time not reached"
@@ -38,29 +39,6 @@ NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure 
 RETRY_TIMEOUT = "retry timeout exceeded"
 MAIL_LOOP = 'Too many "Received" headers - suspected mail loop'
 NO_JOURNAL_ROOM = "delivery not attempted: no room to record it in the spool (-J)"
-
-
-def spool_tls_variables(spooled: dict[str, str], flags: set[str]) -> dict[str, str]:
-    """$tls_in_* (and the deprecated $tls_cipher, ...) of a message as its -H file kept
-    them; empty when it did not arrive over TLS."""
-    cipher = spooled.get("tls_cipher", "")
-    if not cipher:
-        return {}
-    out = {"tls_in_cipher": cipher, "tls_cipher": cipher,
-           "tls_in_ver": spooled.get("tls_ver", ""),
-           "tls_in_certificate_verified":
-               "1" if "tls_certificate_verified" in flags else "0"}
-    out["tls_certificate_verified"] = out["tls_in_certificate_verified"]
-    for name in ("peerdn", "sni", "peercert", "ourcert"):
-        value = spooled.get(f"tls_{name}")
-        if value:
-            text = value.replace("\\n", "\n")
-            out[f"tls_in_{name}"] = taint(text) if isinstance(value, Tainted) else text
-    if "tls_in_peerdn" in out:
-        out["tls_peerdn"] = out["tls_in_peerdn"]
-    if "tls_in_sni" in out:
-        out["tls_sni"] = out["tls_in_sni"]
-    return out
 
 
 @dataclass
@@ -216,7 +194,7 @@ class MessageDelivery:
             "first_delivery": "yes" if self.first_delivery else "no",
         }
         variables.update(delivery_host_variables(m.variables))
-        variables.update(spool_tls_variables(m.variables, m.flags))
+        variables.update(tls_in_variables(m.variables, m.flags))
         return ExpandContext(self.config, variables, dict(m.acl_vars),
                              [h.text for h in m.headers if h.flag != "*"])
 

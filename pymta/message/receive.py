@@ -18,11 +18,11 @@ from typing import Any
 
 from pymta.config.values import expanded_int
 from pymta.config.values import main_option as _option
-
-# Envelope is defined in pymta.message.envelope; these names are kept importable here.
 from pymta.log import log_selected
 from pymta.logevents import Arrival
 from pymta.logfields import SessionLogFacts
+
+# Envelope is defined in pymta.message.envelope; these names are kept importable here.
 from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (
     ParsedMessage,
@@ -38,6 +38,7 @@ from pymta.spool.files import write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
+from pymta.spool.tls import tls_spool_values
 from pymta.taint import Tainted
 
 
@@ -161,21 +162,6 @@ def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str
     return v
 
 
-def _spool_tls(env: Envelope) -> dict[str, str]:
-    """The -tls_* lines of the -H file, as Exim writes them (certificates as PEM with
-    its newlines written as backslash-n; what the client sent stays tainted)."""
-    out: dict[str, str] = {"tls_cipher": env.tls_cipher or ""}
-    for name in ("tls_peercert", "tls_peerdn", "tls_sni", "tls_ourcert"):
-        value = getattr(env, name)
-        if value:
-            text = value.replace("\n", "\\n")
-            out[name] = Tainted(text) if isinstance(value, Tainted) else text
-    out["tls_resumption"] = chr(ord("A") + env.tls_resumption)
-    if env.tls_ver:
-        out["tls_ver"] = env.tls_ver
-    return out
-
-
 def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
     the SpoolMessage (not yet written).  Raises MessageTooBig."""
@@ -212,6 +198,7 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     primary = variables["primary_hostname"]
     qualify = str(_option(config, "qualify_domain", "") or primary)
     if (env.is_local_submission or env.submission_mode) and not env.suppress_local_fixups:
+        submission = parse_submission(env.submission_control)
         resent = any(header_name(h.text).lower().startswith("resent-") for h in headers)
         if not (find_header(headers, "message-id")
                 or find_header(headers, "resent-message-id")):
@@ -230,8 +217,7 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
                 from_hdr = f"From: {_quote_phrase(name)} <{env.sender}>\n" if name else \
                     f"From: {env.sender}\n"
             elif env.submission_mode:
-                from_hdr = created_from(env.authenticated_id,
-                                        parse_submission(env.submission_control), qualify)
+                from_hdr = created_from(env.authenticated_id, submission, qualify)
             elif env.authenticated_id:
                 from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
             if from_hdr:
@@ -239,8 +225,7 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
         if find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
         if env.submission_mode and not env.is_local_submission:
-            return_path = apply_sender_rules(final, env.authenticated_id,
-                                             parse_submission(env.submission_control), qualify)
+            return_path = apply_sender_rules(final, env.authenticated_id, submission, qualify)
             if return_path is not None:
                 env.sender = return_path
                 variables["sender_address"] = return_path
@@ -287,7 +272,10 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     if auth_sender:
         svars["auth_sender"] = auth_sender
     if env.tls_cipher:
-        svars.update(_spool_tls(env))
+        svars.update(tls_spool_values(
+            env.tls_cipher, env.tls_ver, env.tls_resumption,
+            {"peercert": env.tls_peercert, "peerdn": env.tls_peerdn, "sni": env.tls_sni,
+             "ourcert": env.tls_ourcert}))
 
     flags = {"deliver_firsttime"}
     if local_sender:

@@ -15,8 +15,9 @@ and AUTH fields), not where the event happens.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from pymta.config.options import format_time
 from pymta.log import log_selected
 from pymta.logfields import SessionLogFacts, session_fields
 
@@ -140,3 +141,254 @@ class Failure:
         if self.host:
             parts.append(self.host)
         return f"{' '.join(parts)}: {self.message}"
+
+
+# --- SMTP session lines ---------------------------------------------------------------
+#
+# Each event names the log it goes to (``log``: "main" or "reject", the latter writing
+# mainlog and rejectlog) and the log_selector item that turns it on (``selector``; None
+# for lines Exim always writes).  :func:`write_event` applies both.
+
+
+class LogWriter(Protocol):
+    """The two writers a session event needs (:class:`pymta.log.EximLog`)."""
+
+    def main(self, text: str, msgid: str | None = None) -> None: ...
+
+    def reject(self, text: str, msgid: str | None = None) -> None: ...
+
+
+class SessionEvent(Protocol):
+    """What :func:`write_event` needs of an event."""
+
+    @property
+    def log(self) -> str: ...
+
+    @property
+    def selector(self) -> str | None: ...
+
+    def text(self) -> str: ...
+
+
+def write_event(log: LogWriter, config: Any, event: SessionEvent,
+                msgid: str | None = None) -> None:
+    """Write ``event`` to its log, if log_selector has its item on."""
+    if event.selector is not None and not log_selected(config, event.selector):
+        return
+    writer = log.reject if event.log == "reject" else log.main
+    if msgid:
+        writer(event.text(), msgid)
+    else:
+        writer(event.text())
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An ACL refused a command or a message:
+    ``H=... F=<sender> rejected RCPT <addr>: message`` (``temporarily rejected`` for a
+    defer).  ``sender`` is None where Exim leaves F= out (connect, HELO, MAIL, DATA)."""
+
+    host: str                                     # host_and_ident: "H=name (helo) [ip]"
+    what: str                                     # "RCPT <x@y>", "after DATA", ...
+    message: str | None = None
+    sender: str | None = None
+    temporary: bool = False
+    log: str = "reject"
+    selector: str | None = None
+
+    def text(self) -> str:
+        prefix = self.host + (f" F=<{self.sender}>" if self.sender is not None else "")
+        verb = "temporarily rejected" if self.temporary else "rejected"
+        return f"{prefix} {verb} {self.what}" + (f": {self.message}" if self.message else "")
+
+
+def _visible(data: bytes) -> str:
+    """Input bytes as Exim shows them in a synchronization error: printable ASCII as is,
+    CR and LF as \\r and \\n, anything else as \\xNN."""
+    out = []
+    for c in data.decode("latin-1"):
+        if c == "\r":
+            out.append("\\r")
+        elif c == "\n":
+            out.append("\\n")
+        elif 32 <= ord(c) < 127:
+            out.append(c)
+        else:
+            out.append(f"\\x{ord(c):02x}")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class SyncError:
+    """The client sent before it was asked to (pipelining not offered or broken)."""
+
+    reason: str
+    host: str
+    input: bytes
+    command: str = ""
+    log: str = "reject"
+    selector: str | None = None
+
+    def text(self) -> str:
+        head = f"SMTP protocol synchronization error ({self.reason}): "
+        if "greeting" in self.reason:             # input before the banner
+            return head + f"rejected connection from {self.host} input=\"{_visible(self.input)}\""
+        return head + (f"rejected \"{self.command}\" {self.host} "
+                       f"next input=\"{_visible(self.input)}\"")
+
+
+@dataclass(frozen=True)
+class InvalidHelo:
+    """HELO/EHLO with a syntactically invalid argument."""
+
+    verb: str
+    who: str                                       # host_and_ident without "H="
+    argument: str
+    log: str = "reject"
+    selector: str | None = None
+
+    def text(self) -> str:
+        return (f"rejected {self.verb} from {self.who}: syntactically invalid argument(s): "
+                + (self.argument or "(no argument given)"))
+
+
+@dataclass(frozen=True)
+class CallDropped:
+    """The server closed a session that misbehaved too often (``why``: "synprot",
+    "unknown" or "nonmail")."""
+
+    who: str
+    why: str
+    last_command: str
+    history: tuple[str, ...] = ()                  # C=: the last commands, for "synprot"
+
+    @property
+    def log(self) -> str:
+        return "main" if self.why == "nonmail" else "reject"
+
+    selector: str | None = None
+
+    def text(self) -> str:
+        head = f"SMTP call from {self.who} dropped: "
+        if self.why == "synprot":
+            return head + (f"too many syntax or protocol errors (last command was "
+                           f"\"{self.last_command}\",  C={','.join(self.history)})")
+        if self.why == "nonmail":
+            return head + f"too many nonmail commands (last was \"{self.last_command}\")"
+        return head + f"too many unrecognized commands (last was \"{self.last_command}\")"
+
+
+@dataclass(frozen=True)
+class CommandError:
+    """A command refused for its syntax (5xx) or its place in the dialogue (503)."""
+
+    command: str
+    host: str
+    reply: str
+    protocol: bool                                 # True: 503, out of sequence
+    log: str = "main"
+
+    @property
+    def selector(self) -> str:
+        return "smtp_protocol_error" if self.protocol else "smtp_syntax_error"
+
+    def text(self) -> str:
+        kind = "protocol" if self.protocol else "syntax"
+        return f"SMTP {kind} error in \"{self.command}\" {self.host} {self.reply}"
+
+
+@dataclass(frozen=True)
+class SizeRejection:
+    """A message over message_size_limit: at MAIL (SIZE=) or while reading the data."""
+
+    host: str
+    sender: str
+    size: int
+    limit: int
+    at_mail: bool
+    log: str = "reject"
+    selector: str | None = "size_reject"
+
+    def text(self) -> str:
+        if self.at_mail:
+            return (f"rejected MAIL FROM:<{self.sender}> {self.host}: message too big: "
+                    f"size={self.size} max={self.limit}")
+        return (f"rejected from <{self.sender}> {self.host}: message too big: "
+                f"read={self.size} max={self.limit}")
+
+
+@dataclass(frozen=True)
+class ExcessRecipients:
+    """RCPTs beyond recipients_max (logged once per message)."""
+
+    host: str
+    sender: str
+    refused: bool                                  # recipients_max_reject: 5xx, else 4xx
+    log: str = "main"
+    selector: str | None = None
+
+    def text(self) -> str:
+        how = "rejected" if self.refused else "temporarily rejected"
+        return f"too many recipients: excess {how}: sender=<{self.sender}> {self.host}"
+
+
+@dataclass(frozen=True)
+class LostConnection:
+    """The client went away or timed out (``how``: "command_timeout", "data_timeout",
+    "lost_data" or "lost")."""
+
+    how: str
+    who: str
+    duration: int                                  # seconds since the connection began
+    sender: str = ""
+    log: str = "main"
+    selector: str | None = "lost_incoming_connection"
+
+    def text(self) -> str:
+        d = format_time(self.duration)
+        if self.how == "command_timeout":
+            return f"SMTP command timeout on connection from {self.who} D={d}"
+        if self.how == "data_timeout":
+            return (f"SMTP data timeout (message abandoned) on connection from {self.who} "
+                    f"F=<{self.sender}> D={d}")
+        if self.how == "lost_data":
+            return f"SMTP connection from {self.who} lost while reading message data"
+        return f"unexpected disconnection while reading SMTP command from {self.who} D={d}"
+
+
+# --- Daemon and queue-runner lines -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaemonStarted:
+    """The daemon's first line: its pid, queue-run interval and listening sockets."""
+
+    version: str
+    pid: int
+    queue_flags: str = ""
+    queue_interval: int = 0                       # seconds; 0: no queue runs
+    listeners: tuple[str, ...] = ()               # "[127.0.0.1]:25", ...
+    log: str = "main"
+    selector: str | None = None
+
+    def text(self) -> str:
+        q = (f"-q{self.queue_flags}{format_time(self.queue_interval)}"
+             if self.queue_interval else "no queue runs")
+        where = ("listening for SMTP on " + " ".join(self.listeners) if self.listeners
+                 else "not listening for SMTP")
+        return f"pymta {self.version} daemon started: pid={self.pid}, {q}, {where}"
+
+
+@dataclass(frozen=True)
+class QueueRun:
+    """``Start queue run`` / ``End queue run`` (log_selector +queue_run)."""
+
+    pid: int
+    flags: str = ""                               # "-qf", "-qff" or ""
+    end: bool = False
+    log: str = "main"
+    selector: str | None = "queue_run"
+
+    def text(self) -> str:
+        return (f"{'End' if self.end else 'Start'} queue run: pid={self.pid}"
+                + (f" {self.flags}" if self.flags else ""))

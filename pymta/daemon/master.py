@@ -33,6 +33,7 @@ from pymta.daemon.util import (
     root_exim_ids,
     spool_directory,
 )
+from pymta.logevents import DaemonStarted
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
@@ -87,16 +88,6 @@ class Child:
     generation: int = 0
 
 
-def format_interval(seconds: int) -> str:
-    """1800 -> "30m", 5400 -> "1h30m" (Exim's readconf_printtime style)."""
-    out, rest = "", seconds
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out or "0s"
-
-
 def daemon_addresses(config: Any, oX: str | None) -> list[tuple[str, int]]:
     """The (address, port) pairs this daemon listens on, after -oX."""
     interfaces = main_opt(config, "local_interfaces")
@@ -120,13 +111,8 @@ def pid_file_path(config: Any, opts: DaemonOptions) -> str | None:
 
 def start_line(pid: int, opts: DaemonOptions, addrs: list[tuple[str, int]]) -> str:
     """Exim's "daemon started" log line, with pymta's name and version."""
-    q = (f"-q{opts.queue_flags}{format_interval(opts.queue_interval)}"
-         if opts.queue_interval else "no queue runs")
-    if addrs:
-        where = "listening for SMTP on " + " ".join(listen.format_listener(a, p) for a, p in addrs)
-    else:
-        where = "not listening for SMTP"
-    return f"pymta {pymta.__version__} daemon started: pid={pid}, {q}, {where}"
+    return DaemonStarted(pymta.__version__, pid, opts.queue_flags, opts.queue_interval or 0,
+                         tuple(listen.format_listener(a, p) for a, p in addrs)).text()
 
 
 def detach() -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 from pymta.daemon.util import spool_directory
 from pymta.delivery import deliver_message
-from pymta.log import log_selected
+from pymta.logevents import QueueRun, write_event
 from pymta.spool.space import check_log, check_spool
 from pymta.spool.tidy import set_aside_corrupt, tidy_spool
 
@@ -99,11 +99,8 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     forces delivery of the first message tried, as Exim does for those runs."""
     deliver = deliver if deliver is not None else deliver_message
     pid = os.getpid()
-    flags = " -qff" if force_frozen else " -qf" if force else ""
-    # Exim writes these lines only when log_selector includes +queue_run.
-    noisy = log_selected(config, "queue_run")
-    if noisy:
-        log.main(f"Start queue run: pid={pid}{flags}")
+    flags = "-qff" if force_frozen else "-qf" if force else ""
+    write_event(log, config, QueueRun(pid, flags))
     tried = 0
     for msgid in due_messages(config, force_frozen=force_frozen, ids=ids, log=log):
         if space_shortage(config, log):
@@ -120,8 +117,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
                 deliver(config, msgid, log, forced=forced)
         except Exception:
             log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
-    if noisy:
-        log.main(f"End queue run: pid={pid}{flags}")
+    write_event(log, config, QueueRun(pid, flags, end=True))
     return tried
 
 

@@ -14,6 +14,7 @@ import traceback
 from typing import Any, Callable
 
 from pymta.config.values import main_option
+from pymta.logevents import Rejection, write_event
 from pymta.message.envelope import Envelope
 from pymta.message.receive import (
     MessageTooBig,
@@ -86,9 +87,10 @@ class MessageAssembly:
         try:
             prepared = prepare_message(self.config, env, data)
         except MessageTooBig as exc:
-            self.log.reject(f"{self.host_ident()} F=<{env.sender}> rejected after "
-                            f"DATA: message too big: {exc}",
-                            self.msgid if self.host_checking else None)
+            write_event(self.log, self.config,
+                        Rejection(self.host_ident(), "after DATA", f"message too big: {exc}",
+                                  env.sender),
+                        self.msgid if self.host_checking else None)
             self._reset_message()
             return Reply(552, "Message size exceeds maximum permitted")
         # The one header list: what the DATA ACL sees is what the spool gets.

@@ -7,17 +7,19 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from pymta.log import log_selected
+from pymta.logevents import (
+    CallDropped,
+    CommandError,
+    ExcessRecipients,
+    InvalidHelo,
+    LostConnection,
+    SessionEvent,
+    SizeRejection,
+    SyncError,
+    write_event,
+)
 from pymta.smtp.server import SmtpEvent, SmtpServer
 from pymta.spool.ids import new_message_id
-
-
-def _duration(seconds: float) -> str:
-    """Exim's D= format: 0s, 1m2s, 1h2m3s."""
-    s = int(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return (f"{h}h" if h else "") + (f"{m}m" if (h or m) else "") + f"{sec}s"
 
 
 class DialogueLog:
@@ -41,69 +43,38 @@ class DialogueLog:
         info = event.info
         if event.name in self._NOTQUIT:
             self.notquit_reason = self._NOTQUIT[event.name]
-        who = self.host_ident(with_h=False)
-        if event.name == "sync_error":
-            inp = info.get("input", b"").decode("latin-1")
-            inp = "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" if c not in "\r\n"
-                          else ("\\r" if c == "\r" else "\\n") for c in inp)
-            if "greeting" in info.get("reason", ""):
-                self.log.reject(f"SMTP protocol synchronization error ({info['reason']}): "
-                                f"rejected connection from {self.host_ident()} input=\"{inp}\"")
-            else:
-                self.log.reject(f"SMTP protocol synchronization error ({info['reason']}): "
-                                f"rejected \"{info.get('command', '')}\" {self.host_ident()} "
-                                f"next input=\"{inp}\"")
-        elif event.name == "helo_invalid":
-            self.log.reject(f"rejected {info['verb']} from {self.host_ident(with_h=False)}: "
-                            "syntactically invalid argument(s): "
-                            + (info.get("arg") or "(no argument given)"))
-        elif event.name == "too_many_synprot":
-            self.log.reject(f"SMTP call from {who} dropped: too many syntax or protocol errors "
-                            f"(last command was \"{info.get('command', '')}\",  "
-                            f"C={','.join(self.server.history if self.server else [])})")
-        elif event.name == "too_many_nonmail":
-            self.log.main(f"SMTP call from {who} dropped: too many nonmail commands "
-                          f"(last was \"{info.get('command', '')}\")")
-        elif event.name == "too_many_unknown":
-            self.log.reject(f"SMTP call from {who} dropped: too many unrecognized commands "
-                            f"(last was \"{info.get('command', '')}\")")
-        elif event.name == "synprot_error":
-            kind = "protocol" if info.get("code") == 503 else "syntax"
-            if log_selected(self.config, f"smtp_{kind}_error"):
-                self.log.main(f"SMTP {kind} error in \"{info.get('command', '')}\" "
-                              f"{self.host_ident()} {info.get('text', '')}")
-        elif event.name == "too_big" and not log_selected(self.config, "size_reject"):
-            pass
-        elif event.name == "too_big":
-            line = (f"rejected from <{self.server.sender if self.server else ''}> "
-                    f"{self.host_ident()}: message too big: read={info.get('size')} "
-                    f"max={info.get('max')}")
-            msgid = new_message_id()
-            self.log.reject(line, msgid) if msgid else self.log.reject(line)
-        elif event.name == "mail_too_big" and log_selected(self.config, "size_reject"):
-            self.log.reject(f"rejected MAIL FROM:<{info.get('address')}> {self.host_ident()}: "
-                            f"message too big: size={info.get('size')} max={info.get('max')}")
-        elif event.name == "too_many_recipients":
-            if not self._excess_logged:    # Exim logs the excess once per message
-                self._excess_logged = True
-                how = "rejected" if self.server and self.server.recipients_max_reject \
-                    else "temporarily rejected"
-                self.log.main(f"too many recipients: excess {how}: sender="
-                              f"<{self.server.sender if self.server else ''}> {self.host_ident()}")
-        elif event.name in ("command_timeout", "data_timeout", "lost") and \
-                not log_selected(self.config, "lost_incoming_connection"):
-            pass
-        elif event.name == "command_timeout":
-            self.log.main(f"SMTP command timeout on connection from {who} D={self._d()}")
-        elif event.name == "data_timeout":
-            self.log.main(f"SMTP data timeout (message abandoned) on connection from {who} "
-                          f"F=<{self.server.sender if self.server else ''}> D={self._d()}")
-        elif event.name == "lost":
-            if info.get("where") == "reading message data":
-                self.log.main(f"SMTP connection from {who} lost while reading message data")
-            else:
-                self.log.main(f"unexpected disconnection while reading SMTP command from "
-                              f"{who} D={self._d()}")
+        incident = self._incident(event.name, info)
+        if incident is not None:
+            write_event(self.log, self.config, incident,
+                        new_message_id() if event.name == "too_big" else None)
 
-    def _d(self) -> str:
-        return _duration(time.monotonic() - self.started)
+    def _incident(self, name: str, info: dict[str, Any]) -> SessionEvent | None:
+        """The log line for a protocol incident, or None for those Exim does not log."""
+        who = self.host_ident(with_h=False)
+        sender = (self.server.sender if self.server else None) or ""
+        if name == "sync_error":
+            return SyncError(info["reason"], self.host_ident(), info.get("input", b""),
+                             info.get("command", ""))
+        if name == "helo_invalid":
+            return InvalidHelo(info["verb"], who, info.get("arg") or "")
+        if name in ("too_many_synprot", "too_many_nonmail", "too_many_unknown"):
+            history = tuple(self.server.history) if self.server else ()
+            return CallDropped(who, name.rsplit("_", 1)[1], info.get("command", ""), history)
+        if name == "synprot_error":
+            return CommandError(info.get("command", ""), self.host_ident(), info.get("text", ""),
+                                protocol=info.get("code") == 503)
+        if name in ("too_big", "mail_too_big"):
+            return SizeRejection(self.host_ident(),
+                                 info.get("address", "") if name == "mail_too_big" else sender,
+                                 info.get("size", 0), info.get("max", 0),
+                                 at_mail=name == "mail_too_big")
+        if name == "too_many_recipients" and not self._excess_logged:
+            self._excess_logged = True           # Exim logs the excess once per message
+            return ExcessRecipients(self.host_ident(), sender,
+                                    bool(self.server and self.server.recipients_max_reject))
+        if name in ("command_timeout", "data_timeout", "lost"):
+            how = "lost_data" if info.get("where") == "reading message data" and name == "lost" \
+                else name
+            return LostConnection(how, who, int(time.monotonic() - self.started), sender)
+        return None
+

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from pymta.acl import acl_smtp_reply, run_acl
 from pymta.config.values import main_option
 from pymta.log import log_selected
+from pymta.logevents import Rejection, write_event
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 
@@ -71,15 +72,10 @@ class AclChecks:
             msg = res.verify_message
         if msg is None and res.verdict == "defer" and res.message:
             msg = res.message
-        prefix = self.host_ident()
-        if with_sender and self.server is not None and self.server.sender is not None:
-            prefix += f" F=<{self.server.sender}>"
-        verb = "temporarily rejected" if res.verdict == "defer" else "rejected"
-        line = f"{prefix} {verb} {what}" + (f": {msg}" if msg else "")
-        if msgid:
-            self.log.reject(line, msgid)
-        else:
-            self.log.reject(line)
+        sender = self.server.sender if with_sender and self.server is not None else None
+        write_event(self.log, self.config,
+                    Rejection(self.host_ident(), what, msg, sender, res.verdict == "defer"),
+                    msgid)
 
     def _add_headers(self, res: Any) -> None:
         self.data_headers_add.extend(res.add_headers)

@@ -27,6 +27,7 @@ from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
+from pymta.logevents import Rejection, write_event
 from pymta.message.envelope import Envelope
 from pymta.routing import route_address
 from pymta.smtp.assemble import MessageAssembly
@@ -418,9 +419,8 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect")
-        msg = res.log_message or res.message
-        log.reject(f"{session.host_ident()} rejected connection in \"connect\" ACL"
-                   + (f": {msg}" if msg else ""))
+        write_event(log, config, Rejection(session.host_ident(), 'connection in "connect" ACL',
+                                           res.log_message or res.message))
         send(server.reject_connection(Reply(code, text)))
         return False
     try:

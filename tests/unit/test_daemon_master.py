@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from pymta.config.options import format_time
 from pymta.daemon import listen
 from pymta.daemon.master import (
     DaemonOptions,
     Master,
     daemon_addresses,
-    format_interval,
     pid_file_path,
     start_line,
 )
@@ -192,7 +192,7 @@ def test_start_line_and_helpers(tmp_path):
     assert line == ("pymta 0.1.0 daemon started: pid=42, -q30m, listening for SMTP on "
                     "[127.0.0.1]:2525 [::1]:2525")
     assert "no queue runs" in start_line(1, DaemonOptions(), [("127.0.0.1", 25)])
-    assert format_interval(5400) == "1h30m"
+    assert format_time(5400) == "1h30m"
     cfg = config(tmp_path, daemon_smtp_ports="smtp")
     assert daemon_addresses(cfg, None) == [("127.0.0.1", 25)]
     assert daemon_addresses(cfg, "2525") == [("127.0.0.1", 2525)]

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from pymta.config.option_tables import driver_options
 from pymta.config.options import OptionSpec
+from pymta.truth import exim_true
 
 from .expander import (
     Expander,
@@ -108,7 +109,7 @@ class Authenticator:
             value = expander(cond, variables or {})
         except ExpansionError:
             return False
-        return value.strip().lower() not in ("", "0", "no", "false")
+        return exim_true(value)
 
     def server_exchange(self, expander: Expander,
                         variables: Mapping[str, str] | None = None) -> ServerExchange:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from pymta.truth import exim_true
+
 from .results import DEFER, FAIL, OK
 
 
@@ -50,10 +52,9 @@ def check_condition(expander: Expander, condition: str | None,
         return FAIL, None, None
     except ExpansionError as e:
         return DEFER, None, str(e)
-    v = value.strip().lower()
-    if v in ("", "0", "no", "false"):
+    if not exim_true(value):
         return FAIL, None, None
-    if v in ("1", "yes", "true"):
+    if value.strip().lower() in ("1", "yes", "true"):
         return OK, None, None
     return DEFER, value, None
 

@@ -6,6 +6,8 @@ Public API: :func:`expand_string`, :func:`eval_condition`, :func:`compile_expans
 """
 from __future__ import annotations
 
+from pymta.truth import exim_true
+
 from .context import ExpandContext
 from .errors import ExpandDefer, ExpandError, ExpandFail
 from .evaluator import evaluate
@@ -31,8 +33,7 @@ def expand_string(text: str, ctx: ExpandContext) -> str:
 
 def expand_bool_condition(value: str) -> bool:
     """Interpret an expanded ``condition =`` value: "", "0", "no", "false" are false."""
-    v = value.strip().lower()
-    return v not in ("", "0", "no", "false")
+    return exim_true(value)
 
 
 def eval_condition(text: str, ctx: ExpandContext) -> bool:

@@ -5,6 +5,8 @@ import ipaddress
 import os
 from typing import Any
 
+from pymta.truth import exim_true
+
 from .bytesutil import ascii_lower
 from .errors import ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
@@ -34,7 +36,7 @@ def _bool(value: str, lax: bool) -> bool:
     v = value.strip()
     lv = v.lower()
     if lax:
-        return lv not in ("", "0", "no", "false")
+        return exim_true(lv)
     if lv in ("true", "yes"):
         return True
     if lv in ("false", "no", ""):
@@ -159,9 +161,9 @@ def _eval(cond: Cond, ctx: Any) -> bool:
                 ctx.variables["item"] = saved
         return not want_any
     if name == "first_delivery":
-        return ctx.variables.get("first_delivery", "") not in ("", "0", "no", "false")
+        return exim_true(ctx.variables.get("first_delivery"))
     if name == "queue_running":
-        return ctx.variables.get("queue_running", "") not in ("", "0", "no", "false")
+        return exim_true(ctx.variables.get("queue_running"))
     args = _args(cond, ctx)
     if name == "eq":
         return args[0] == args[1]

@@ -34,6 +34,7 @@ from pymta.routing import hosts as hostmod
 from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
 from pymta.routing.options import router_options
+from pymta.truth import exim_true
 
 # Outcomes of a DNS query (Exim's DNS_SUCCEED / DNS_NOMATCH / DNS_NODATA / DNS_AGAIN).
 OK, NXDOMAIN, NODATA, AGAIN = "ok", "nxdomain", "nodata", "again"
@@ -285,11 +286,6 @@ def _scan_for_local(found: HostFind, is_local: Callable[[Host], bool]) -> HostFi
     return found
 
 
-def _truthy(value: str | None) -> bool:
-    """Exim's reading of ipv4_only/ipv4_prefer results: "", "0", "no", "false" are false."""
-    return value is not None and value.strip().lower() not in ("", "0", "no", "false")
-
-
 @register("router", "dnslookup")
 class DnslookupRouter(Router):
     """Route remote domains to the hosts their DNS MX (or SRV, or address) records name."""
@@ -308,9 +304,9 @@ class DnslookupRouter(Router):
                 return RouterReply(ACCEPT)
         try:
             srv_service = self._expand_optional("check_srv", ctx)
-            ipv4_only = (_truthy(self._expand_optional("ipv4_only", ctx))
+            ipv4_only = (exim_true(self._expand_optional("ipv4_only", ctx))
                          or bool(support.main_option(self.config, "disable_ipv6", False)))
-            ipv4_prefer = _truthy(self._expand_optional("ipv4_prefer", ctx))
+            ipv4_prefer = exim_true(self._expand_optional("ipv4_prefer", ctx))
         except support.ExpandError as exc:
             return RouterReply(DEFER, f"{self.name} router: {exc}")
 

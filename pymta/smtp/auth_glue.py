@@ -41,6 +41,7 @@ from pymta.smtp.actions import Challenge
 from pymta.smtp.peer import host_in
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
+from pymta.truth import exim_true
 
 #: Longest wait, in seconds, before answering a failed AUTH (see the module docstring).
 AUTH_FAIL_DELAY_MAX = 5
@@ -243,4 +244,4 @@ class AuthGlue:
             value = expand_string(str(auth.opt("server_mail_auth_condition")), self.ctx)
         except ExpandError:
             return False
-        return value.strip().lower() not in ("", "0", "no", "false")
+        return exim_true(value)

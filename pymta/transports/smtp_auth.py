@@ -24,6 +24,7 @@ from pymta.auth.expand_adapter import ContextExpander
 from pymta.auth.expander import ExpansionError
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
+from pymta.truth import exim_true
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _condition_true(auth: Authenticator, ctx: Any) -> bool:
         value = str(expand_string(cond, ctx))
     except ExpandError:                  # Exim: a failed expansion does not use it
         return False
-    return value.strip().lower() not in ("", "0", "no", "false")
+    return exim_true(value)
 
 
 def authenticate(cl: Any, host: Any, authenticators: list[Authenticator], ctx: Any,

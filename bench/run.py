@@ -32,6 +32,7 @@ import os
 import platform
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -69,6 +70,10 @@ class RunResult:
     rate: float = 0.0  # the figure compared between MTAs (see module docstring)
     p50_ms: Optional[float] = None
     p99_ms: Optional[float] = None
+    # CPU per message while the load ran: the load generator's own (getrusage), and the
+    # rest of the machine's busy time (/proc/stat), which is the MTA and the kernel.
+    client_cpu_ms: Optional[float] = None
+    server_cpu_ms: Optional[float] = None
     note: str = ""
 
 
@@ -163,6 +168,23 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def machine_busy_seconds() -> Optional[float]:
+    """CPU seconds the whole machine has been busy since boot (None off Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)       # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU of this script's finished children (the load generator)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_smtpload(s: Settings, port: int, to: str, starttls: bool = False) -> dict:
     """Run the load generator against ``port`` and return its JSON result.
 
@@ -242,9 +264,16 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
             result.note = f"daemon did not start: {' '.join(cmd)}: {tail.strip()}"
             return result
         to = "u1@relay.test" if mode == "relay" else "u1@bench.test"
+        busy0, client0 = machine_busy_seconds(), children_cpu_seconds()
         t0 = time.monotonic()
         load = run_smtpload(s, port, to, starttls=mode == "starttls")
         t_accept = time.monotonic() - t0
+        busy1, client1 = machine_busy_seconds(), children_cpu_seconds()
+        if load.get("ok"):
+            client = client1 - client0
+            result.client_cpu_ms = round(client / load["ok"] * 1000, 1)
+            if busy0 is not None and busy1 is not None:
+                result.server_cpu_ms = round((busy1 - busy0 - client) / load["ok"] * 1000, 1)
         result.accepted = load.get("ok", 0)
         result.errors = load.get("errors", 0)
         result.first_error = load.get("first_error")
@@ -328,6 +357,16 @@ def markdown_table(results: list[RunResult], s: Settings) -> str:
             line += " | " + (f"{p.rate / e.rate:.2f}" if p and e and e.rate else "-")
         lines.append(line + " |")
     lines.append("")
+    # Where the CPU went while the load ran (the generator is one Python process and,
+    # for starttls, usually the bottleneck: its share shows how far apart the rates
+    # can be at all).
+    cpu = [r for r in results if r.server_cpu_ms is not None]
+    if cpu:
+        lines.append("| mode | mta | MTA + kernel CPU ms/msg | load generator CPU ms/msg |")
+        lines.append("|---|---|---|---|")
+        for r in sorted(cpu, key=lambda r: (MODES.index(r.mode), r.mta != "pymta")):
+            lines.append(f"| {r.mode} | {r.mta} | {r.server_cpu_ms} | {r.client_cpu_ms} |")
+        lines.append("")
     lines.append(f"{s.sessions} sessions x {s.per_session} messages x {s.size} bytes; "
                  f"{os.cpu_count()} CPUs; {platform.platform()}; "
                  f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "

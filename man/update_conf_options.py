@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Refresh the generated lists in man/pymta.conf.5 (options with an effect, drivers)
-and the "Not supported yet" list in docs/OPERATIONS.md.
+and the "Not supported yet" list and the table of options accepted with any value in
+docs/OPERATIONS.md.
 
 A main option has an effect unless pymta.config.unsupported refuses it (not
 supported) or ignores it (a documented no-op).
@@ -18,6 +19,8 @@ PAGE = ROOT / "man" / "pymta.conf.5"
 OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
 OBEGIN = "<!-- BEGIN GENERATED UNSUPPORTED LIST -->"
 OEND = "<!-- END GENERATED UNSUPPORTED LIST -->"
+IBEGIN = "<!-- BEGIN GENERATED IGNORED TABLE -->"
+IEND = "<!-- END GENERATED IGNORED TABLE -->"
 BEGIN, END = ".\\\" BEGIN GENERATED OPTION LIST", ".\\\" END GENERATED OPTION LIST"
 DBEGIN, DEND = ".\\\" BEGIN GENERATED DRIVER LIST", ".\\\" END GENERATED DRIVER LIST"
 # Modules that only read driver options or only define tables/variables.
@@ -95,6 +98,23 @@ def operations_list() -> str:
     return "\n".join(out)
 
 
+def ignored_table() -> str:
+    """A Markdown table of the options and ACL controls accepted with any value because
+    they change nothing in pymta, with the reason for each."""
+    sys.path.insert(0, str(ROOT))
+    from pymta.acl.parse import ACL_CONTROLS_IGNORED
+    from pymta.config.unsupported import IGNORED_GENERIC, IGNORED_MAIN, IGNORED_PRIVATE
+    rows = ["| Option | Why it has no effect |", "|---|---|"]
+    rows += [f"| `{n}` | {why} |" for n, why in sorted(IGNORED_MAIN.items())]
+    for kind, table in sorted(IGNORED_GENERIC.items()):
+        rows += [f"| `{n}` ({kind}s) | {why} |" for n, why in sorted(table.items())]
+    for (kind, driver), table in sorted(IGNORED_PRIVATE.items()):
+        rows += [f"| `{n}` ({driver} {kind}) | {why} |" for n, why in sorted(table.items())]
+    rows += [f"| `control = {n}` (ACL) | {why} |"
+             for n, why in sorted(ACL_CONTROLS_IGNORED.items())]
+    return "\n".join(rows)
+
+
 def _replace(text: str, begin: str, end: str, body: str) -> str:
     start, stop = text.index(begin) + len(begin), text.index(end)
     return text[:start] + "\n" + body + "\n" + text[stop:]
@@ -108,7 +128,8 @@ def main() -> int:
     text = _replace(text, DBEGIN, DEND, driver_lists())
     PAGE.write_text(text)
     ops = OPERATIONS.read_text()
-    OPERATIONS.write_text(_replace(ops, OBEGIN, OEND, operations_list()))
+    ops = _replace(ops, OBEGIN, OEND, operations_list())
+    OPERATIONS.write_text(_replace(ops, IBEGIN, IEND, ignored_table()))
     print(f"{len(names)} options listed in {PAGE.relative_to(ROOT)}")
     return 0
 

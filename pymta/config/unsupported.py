@@ -122,7 +122,6 @@ IGNORED_MAIN: dict[str, str] = {
                        "private channel",
     "smtp_connect_backlog": "the listen() backlog: a kernel queue length that changes no "
                             "SMTP behaviour",
-    "tcp_nodelay": "a socket latency tweak that changes no SMTP behaviour",
 }
 
 
@@ -215,7 +214,6 @@ IGNORED_PRIVATE: dict[tuple[str, str], dict[str, str]] = {
     },
     ("transport", "smtp"): {
         "hosts_noproxy_tls": _NO_TLS_PROXY, "hosts_verify_avoid_tls": _NO_CALLOUT_TLS,
-        "tcp_nodelay": IGNORED_MAIN["tcp_nodelay"],
     },
 }
 

@@ -15,6 +15,7 @@ import socket
 import traceback
 from typing import Any, Callable, cast
 
+from pymta.config.values import main_opt
 from pymta.daemon.ipc import Notifier
 from pymta.daemon.stopflag import StopFlag
 from pymta.smtp.session import run_session as smtp_run_session
@@ -66,6 +67,10 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
         sel.register(s, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
     names = {s: _listener_name(s) for s in listeners}
+    # tcp_nodelay (default true): replies go out at once.  Without it a reply written in
+    # two pieces (a TLS handshake's last records, a multi-line EHLO) waits for the
+    # client's delayed ACK, up to 40 ms per exchange on Linux.
+    nodelay = bool(main_opt(config, "tcp_nodelay"))
     parent = os.getppid()
     if parent == 1:
         return 0
@@ -97,6 +102,8 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
             notifier.busy()
             try:
                 conn.setblocking(True)
+                if nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 call(conn, config, names[listener], log, notifier, stop)
             except Exception:
                 # A session crash must never take the receiver (or 250) with it.

@@ -152,8 +152,9 @@ class SmtpClient:
 
     def __init__(self, *, connect_timeout: float = 300, command_timeout: float = 300,
                  data_timeout: float = 300, final_timeout: float = 600,
-                 source_address: tuple[str, int] | None = None):
+                 source_address: tuple[str, int] | None = None, nodelay: bool = True):
         self.connect_timeout = connect_timeout
+        self.nodelay = nodelay                  # the smtp transport's tcp_nodelay
         self.command_timeout = command_timeout
         self.data_timeout = data_timeout
         self.final_timeout = final_timeout
@@ -187,7 +188,8 @@ class SmtpClient:
             if code == _errno.ECONNREFUSED:
                 text = "Connection refused"
             raise SmtpConnectError(text, code) from None
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.nodelay:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = raw
         self.peer = (address, port)
         if tls_on_connect is not None:

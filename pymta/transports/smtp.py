@@ -277,7 +277,8 @@ class SmtpTransport(Transport):
                                       command_timeout=self.opt("command_timeout"),
                                       data_timeout=self.opt("data_timeout"),
                                       final_timeout=self.opt("final_timeout"),
-                                      source_address=source)
+                                      source_address=source,
+                                      nodelay=bool(self.opt("tcp_nodelay")))
 
     # -- connection reuse ----------------------------------------------------------
     # A long-lived delivery worker keeps the connection to a host open after a message

@@ -67,6 +67,10 @@ def fake_session(sock, config, listener, log, notify, stop_event=None):
         if word == "QUIT":
             sock.sendall(b"221 bye\r\n")
             return
+        if word == "NODELAY?":          # what the receiver set on the accepted socket
+            on = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            sock.sendall(f"250 {'on' if on else 'off'}\r\n".encode())
+            continue
         notify(word)
         sock.sendall(f"250 OK id={word}\r\n".encode())
 
@@ -256,6 +260,16 @@ def test_standalone_queue_run_skips_frozen_and_locked(tmp_path):
     queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")), force_frozen=True,
                           deliver=lambda c, m, lg, **kw: calls.append((m, kw)))
     assert calls == [(i, {"forced": True, "manual": True}) for i in ids]
+
+
+def test_accepted_sockets_have_tcp_nodelay(daemon):
+    # tcp_nodelay defaults to true (as in Exim): replies are not held back by Nagle.
+    assert talk(daemon.port, "NODELAY?", "QUIT")[1] == b"250 on\r\n"
+
+
+@pytest.mark.parametrize("daemon", [{"tcp_nodelay": False}], indirect=True)
+def test_tcp_nodelay_false_leaves_nagle_on(daemon):
+    assert talk(daemon.port, "NODELAY?", "QUIT")[1] == b"250 off\r\n"
 
 
 @pytest.mark.parametrize("daemon", [{"smtp_accept_max": 1}], indirect=True)

@@ -34,3 +34,9 @@ def test_operations_unsupported_list_is_current():
     g = _generator()
     ops = (ROOT / "docs" / "OPERATIONS.md").read_text()
     assert _block(ops, g.OBEGIN, g.OEND) == g.operations_list()
+
+
+def test_operations_ignored_table_is_current():
+    g = _generator()
+    ops = (ROOT / "docs" / "OPERATIONS.md").read_text()
+    assert _block(ops, g.IBEGIN, g.IEND) == g.ignored_table()

@@ -341,3 +341,14 @@ def test_remote_close_is_reported(server):
     assert ei.value.message == \
         "Remote host closed connection in response to pipelined RCPT TO:<b@y>"
     cl.close()
+
+
+def test_tcp_nodelay_follows_the_transport_option(server):
+    s = server()
+    for nodelay in (True, False):
+        cl = SmtpClient(connect_timeout=5, command_timeout=5, nodelay=nodelay)
+        assert cl.connect("127.0.0.1", s.port).code == 220
+        raw = cl.sock
+        assert isinstance(raw, socket.socket)
+        assert bool(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+        cl.quit()

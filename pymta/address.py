@@ -47,6 +47,11 @@ class Address:
     basic_errno: int = 0
     more_errno: int = 0
     special_action: str | None = None
+    # What a bounce says about this address when it is not ``message`` (a pipe failure
+    # bounces as "local delivery failed"; the details stay in the log), and the output
+    # a pipe command produced that goes into the bounce (return_output).
+    user_message: str | None = None
+    returned_output: str | None = None
     extra_headers: list[str] = field(default_factory=list)
     remove_headers: list[str] = field(default_factory=list)
     # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the

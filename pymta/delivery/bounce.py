@@ -51,7 +51,7 @@ def _diagnostic(addr: Address) -> str | None:
 
 def failure_text(addr: Address) -> str:
     """The explanation printed under a failed address."""
-    return addr.message or "Unrouteable address"
+    return addr.user_message or addr.message or "Unrouteable address"
 
 
 def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipient: str,
@@ -79,6 +79,14 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
         out.append(f"  {a.address}\n")
         for line in failure_text(a).split("\n"):
             out.append(f"    {line}\n")
+    returned = [a for a in failed if a.returned_output]
+    if returned:
+        out.append("\nThe following text was generated during the delivery attempt"
+                   f"{'s' if len(returned) > 1 else ''}:\n")
+        for a in returned:
+            text = a.returned_output or ""
+            out += [f"\n------ {a.address} ------\n\n", text if text.endswith("\n")
+                    else text + "\n"]
     out += ["\n", f"--{boundary}\n", "Content-type: message/delivery-status\n\n",
             f"Reporting-MTA: dns; {hostname}\n"]
     for a in failed:

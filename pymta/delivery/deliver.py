@@ -543,6 +543,10 @@ class MessageDelivery:
     def _after_transport(self, batch: list[Address]) -> None:
         first_ok = True
         for a in batch:
+            if a.freeze and a.result != "ok":
+                # the transport asked for the message to be frozen (a pipe's
+                # freeze_exec_fail / freeze_signal)
+                self.freeze_reason = a.message
             if a.result == "ok":
                 self._delivered(a, first_ok)
                 first_ok = False
@@ -610,7 +614,7 @@ class MessageDelivery:
 
     def _defer_logged(self, a: Address) -> None:
         self.deferred.append(a)
-        text = Deferral(a.log_name(), a.basic_errno or -1, defer_detail(a),
+        text = Deferral(a.log_name(), a.basic_errno, defer_detail(a),
                         router=str(a.router) if a.router else "",
                         transport=str(a.transport) if a.transport else "").text()
         if is_taint_error(a):

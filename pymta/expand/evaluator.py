@@ -14,7 +14,7 @@ from ..taint import Tainted
 from .context import default_acl_runner
 from .errors import ExpandError, ExpandFail
 from .lists import join_list, list_separator, split_list
-from .parser import Cond, Item, Op, Seq, Var
+from .parser import LETTER_ESCAPES, Cond, Item, Op, Seq, Var
 from .parser import compile_expansion as compile_expansion_cached
 from .variables import get_variable, lookup_variable
 
@@ -764,7 +764,7 @@ def _run_argv(node: Item, ctx: Any) -> list[str]:
     if raw is None:                     # not from the parser: split the expanded text
         return split_command(evaluate(node.args[0], ctx))
     argv = []
-    for n, word in enumerate(_split_raw_command(raw)):
+    for n, word in enumerate(split_raw_command(raw)):
         try:
             value = evaluate(compile_expansion_cached(word), ctx)
         except ExpandFail:
@@ -779,7 +779,7 @@ def _run_argv(node: Item, ctx: Any) -> list[str]:
     return argv
 
 
-_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_ESCAPES = LETTER_ESCAPES
 
 
 def interpret_escape(text: str, i: int) -> tuple[str, int]:
@@ -801,7 +801,7 @@ def interpret_escape(text: str, i: int) -> tuple[str, int]:
     return (chr(v) if v < 0x80 else chr(0xDC00 + v)), j
 
 
-def _split_raw_command(raw: str) -> list[str]:
+def split_raw_command(raw: str) -> list[str]:
     """Exim's split of unexpanded command text: white space separates, even inside
     ``${...}``; ``'...'`` is verbatim; ``"..."`` ends at the next unescaped quote and
     has its backslash escapes interpreted."""

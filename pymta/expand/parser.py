@@ -21,6 +21,8 @@ from typing import Any, Callable
 from .bytesutil import normalise
 from .errors import ExpandError
 
+LETTER_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
 
 def _byte(v: int) -> str:
     # bytes >= 0x80 become surrogate escapes so that runs of them can form UTF-8
@@ -168,12 +170,8 @@ class _Parser:
                         lit.append(s[i + 1:end])
                         i = end + 2
                     continue
-                if c == "n":
-                    lit.append("\n")
-                elif c == "t":
-                    lit.append("\t")
-                elif c == "r":
-                    lit.append("\r")
+                if c in LETTER_ESCAPES:      # \n \t \r \b \f \v (as Exim)
+                    lit.append(LETTER_ESCAPES[c])
                 elif c == "x" and i + 1 < n and s[i + 1] in "0123456789abcdefABCDEF":
                     j = i + 1
                     while j < n and j < i + 3 and s[j] in "0123456789abcdefABCDEF":

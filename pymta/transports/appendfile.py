@@ -20,8 +20,8 @@ from pymta.config.options import parse_int
 from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
-from pymta.osutil import can_switch_ids, switched_ids
 from pymta.osutil import fsync_dir as _fsync_dir
+from pymta.osutil import switched_ids
 from pymta.taint import is_tainted
 from pymta.transports.base import (
     Transport,
@@ -259,40 +259,6 @@ class AppendfileTransport(Transport):
             raise TransportError("mailbox is full (MTA-imposed quota exceeded while "
                                  f"writing to {path})", errno=EximErrno.EXIMQUOTA)
 
-    def _delivery_ids(self, ctx: Any) -> tuple[int, int] | None:
-        """uid/gid from the user/group options, or None when no switch is wanted.
-
-        Switching is only possible as root (or in a daemon worker that kept a saved uid
-        0); otherwise the options are ignored and the delivery runs as the current user
-        (as Exim does when it is not setuid).  With no user here or from the router, a
-        daemon worker delivers as the Exim user it runs as.
-        """
-        user = self.opt("user")
-        if not can_switch_ids():
-            return None
-        if user is None or user == "":
-            # No user here: use the one the router found (check_local_user), if any.
-            a = self._first_address
-            uid = getattr(a, "uid", None) if a is not None else None
-            if uid is None:
-                return None
-            gid = getattr(a, "gid", None)
-            return int(uid), int(gid if gid is not None else uid)
-        import grp
-        import pwd
-        try:
-            u = expand(user, ctx) if isinstance(user, str) else user
-            pw = pwd.getpwuid(int(u)) if str(u).isdigit() else pwd.getpwnam(str(u))
-            gid = pw.pw_gid
-            group = self.opt("group")
-            if group is not None and group != "":
-                g = expand(group, ctx) if isinstance(group, str) else group
-                gid = int(g) if str(g).isdigit() else grp.getgrnam(str(g)).gr_gid
-        except (KeyError, ValueError) as e:
-            raise TransportError(f"unknown user or group for {self.name} transport: {e}",
-                                 errno=EximErrno.BADUGID)
-        return pw.pw_uid, gid
-
     # -- delivery ---------------------------------------------------------------
     def _deliver(self, job: Any) -> None:
         ctx = self.context(job, job.addresses[0] if job.addresses else None)
@@ -301,7 +267,7 @@ class AppendfileTransport(Transport):
         self.check_size_limit(job, ctx, body_size(job.data_path)
                               + sum(len(h.text) for h in job.message.headers))
         self._first_address = job.addresses[0] if job.addresses else None
-        ids = self._delivery_ids(ctx)
+        ids = self.delivery_ids(ctx, self._first_address)
         if ids is not None:
             check_never_users(self.config, ids[0], self.name)
         # Open the spool data file while still privileged; the delivery user may

@@ -7,6 +7,8 @@ called with a :class:`pymta.delivery.job.DeliveryJob` for a batch of addresses. 
 """
 from __future__ import annotations
 
+import grp
+import pwd
 import re
 import time
 from email.utils import formatdate
@@ -19,6 +21,7 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
+from pymta.osutil import can_switch_ids
 from pymta.taint import taint
 
 #: Options every transport accepts; the shared Exim 4.96 table is the one source of
@@ -87,6 +90,37 @@ class Transport:
         if self.instance.options.get(name) is not None:
             return True
         return any(getattr(s, "name", None) == name for s in self.instance.settings)
+
+    def delivery_ids(self, ctx: Any, addr: Any) -> tuple[int, int] | None:
+        """uid/gid from the user/group options, or None when no switch is wanted.
+
+        Switching is only possible as root (or in a daemon worker that kept a saved uid
+        0); otherwise the options are ignored and the delivery runs as the current user
+        (as Exim does when it is not setuid).  With no user here or from the router, a
+        daemon worker delivers as the Exim user it runs as.
+        """
+        user = self.opt("user")
+        if not can_switch_ids():
+            return None
+        if user is None or user == "":
+            # No user here: use the one the router found (check_local_user), if any.
+            uid = getattr(addr, "uid", None) if addr is not None else None
+            if uid is None:
+                return None
+            gid = getattr(addr, "gid", None)
+            return int(uid), int(gid if gid is not None else uid)
+        try:
+            u = expand(user, ctx) if isinstance(user, str) else user
+            pw = pwd.getpwuid(int(u)) if str(u).isdigit() else pwd.getpwnam(str(u))
+            gid = pw.pw_gid
+            group = self.opt("group")
+            if group is not None and group != "":
+                g = expand(group, ctx) if isinstance(group, str) else group
+                gid = int(g) if str(g).isdigit() else grp.getgrnam(str(g)).gr_gid
+        except (KeyError, ValueError) as e:
+            raise TransportError(f"unknown user or group for {self.name} transport: {e}",
+                                 errno=EximErrno.BADUGID)
+        return pw.pw_uid, gid
 
     # -- delivery ------------------------------------------------------------
     def deliver(self, job: Any) -> None:  # pragma: no cover - abstract

@@ -10,6 +10,7 @@ is needed and the output is a plain file the body is copied by the kernel (sendf
 from __future__ import annotations
 
 import os
+import stat
 from contextlib import nullcontext
 from typing import Any, BinaryIO
 
@@ -113,9 +114,11 @@ def _sendfile_target(out: Any) -> int | None:
         return None
     try:
         fd = out.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
     except (AttributeError, OSError, ValueError):
         return None
-    return fd
+    # A pipe (the pipe transport's command) cannot seek, which the copy needs.
+    return fd if regular else None
 
 
 def write_message(out: Any, header: bytes, data_path: str | BinaryIO, *, prefix: bytes = b"",

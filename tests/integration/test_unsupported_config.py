@@ -16,8 +16,10 @@ from tests.support.daemon import PymtaDaemon
 CASES = {
     "main option": ("qualify_domain = test.example\n", "system_filter = /etc/filter\n",
                     "system_filter = ", 'main option "system_filter"'),
-    "pipe transport": ("begin transports\n", "address_pipe:\n  driver = pipe\n",
-                       "address_pipe:", 'transport address_pipe: transport driver "pipe"'),
+    "autoreply transport": ("begin transports\n",
+                            "address_reply:\n  driver = autoreply\n",
+                            "address_reply:",
+                            'transport address_reply: transport driver "autoreply"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),

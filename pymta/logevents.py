@@ -96,9 +96,9 @@ class Delivery:
         if self.host:
             parts.append(self.host)
             parts.extend(session_fields(config, self.session))
-            if self.confirmation:
-                escaped = self.confirmation.replace('"', '\\"')
-                parts.append(f'C="{escaped}"')
+        if self.confirmation:          # smtp, and lmtp's per-recipient reply
+            escaped = self.confirmation.replace('"', '\\"')
+            parts.append(f'C="{escaped}"')
         return " ".join(parts)
 
 

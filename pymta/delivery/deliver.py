@@ -216,8 +216,8 @@ class MessageDelivery:
             routed = []
         local = [a for a in reversed(routed) if self._is_local(a)]
         remote = [a for a in reversed(routed) if not self._is_local(a)]
-        for a in local:
-            self._run_transport([a], ctx)
+        for batch in self._local_batches(local):
+            self._run_transport(batch, ctx)
         for batch in self._remote_batches(remote):
             self._run_transport(batch, ctx)
         self._handle_failures()
@@ -403,6 +403,27 @@ class MessageDelivery:
             return bool(obj.is_local)
         inst = getattr(self.config, "transports", {}).get(a.transport)
         return inst is None or inst.driver != "smtp"
+
+    def _local_batches(self, local: list[Address]) -> list[list[Address]]:
+        """Local addresses, one per delivery unless the transport's batch_max allows more
+        (Exim's local batching): then addresses for the same transport, domain, user,
+        home and errors address share a run, up to batch_max of them, in order."""
+        batches: list[list[Address]] = []
+        open_batch: dict[tuple, list[Address]] = {}
+        for a in local:
+            obj = self._transport_obj(a.transport)
+            limit = int(obj.opt("batch_max") or 1) if obj is not None and \
+                "batch_max" in getattr(obj, "options", {}) else 1
+            if limit <= 1 or a.kind != "address":
+                batches.append([a])
+                continue
+            key = (a.transport, a.domain, a.uid, a.gid, a.home, a.errors_address)
+            batch = open_batch.get(key)
+            if batch is None or len(batch) >= limit:
+                batch = open_batch[key] = []
+                batches.append(batch)
+            batch.append(a)
+        return batches
 
     def _remote_batches(self, remote: list[Address]) -> list[list[Address]]:
         groups: dict[tuple, list[Address]] = {}

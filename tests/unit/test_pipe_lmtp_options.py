@@ -1,4 +1,4 @@
-"""pipe transport, driven directly: command checks, output limits, configuration errors."""
+"""pipe and lmtp transports, driven directly: command checks, output, config errors."""
 from __future__ import annotations
 
 import os
@@ -88,3 +88,22 @@ def test_command_that_does_not_read_its_input_is_judged_by_its_status(tmp_path):
 def test_contradictory_options_are_configuration_errors(options):
     with pytest.raises(ConfigError):
         make(command="/bin/true", **options)
+
+
+@pytest.mark.parametrize("options", [{}, {"socket": "/s", "command": "/bin/cat"}])
+def test_lmtp_needs_exactly_one_of_socket_and_command(options):
+    inst = DriverInstance("transport", "l", "lmtp", options=options)
+    cfg = SimpleNamespace(main=SimpleNamespace(primary_hostname="test.example"))
+    with pytest.raises(ConfigError):
+        get_driver("transport", "lmtp")(inst, cfg)
+
+
+def test_lmtp_socket_that_is_not_there_defers(tmp_path):
+    job = make_job(tmp_path)
+    inst = DriverInstance("transport", "l", "lmtp", options={"socket": f"{tmp_path}/none"})
+    cfg = SimpleNamespace(main=SimpleNamespace(primary_hostname="test.example"))
+    get_driver("transport", "lmtp")(inst, cfg).deliver(job)
+    a = job.addresses[0]
+    assert a.result == "defer"
+    assert a.message == (f"Failed to connect to socket {tmp_path}/none for l transport: "
+                         "No such file or directory")

@@ -123,7 +123,8 @@ _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "
             "-bpc": "bpc", "-bpr": "bp", "-bpra": "bp", "-bpu": "bpu", "-bpru": "bpu",
             "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bv", "-bV": "bV", "-bs": "bs",
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
-            "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg"}
+            "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",
+            "-Mar": "Mar", "-Mmd": "Mmd", "-Mmad": "Mmad", "-Mes": "Mes"}
 
 
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:

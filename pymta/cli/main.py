@@ -24,6 +24,9 @@ usage: pymta [options] [recipients...]
   -bm / -t / -i       read a message on stdin (recipients from the headers with -t)
   -bp / -bpc / -bpu   list / count the queue
   -M / -Mrm / -Mvh / -Mvb / -Mvl / -Mf / -Mt <id>...   deliver, remove, view, freeze, thaw
+  -Mg / -Mmad <id>... give up (bounce) / mark all recipients delivered
+  -Mar / -Mmd <id> <addr>...   add recipients / mark recipients delivered
+  -Mes <id> <addr>    change the envelope sender
   -bt / -bv <addr>    test routing / verify addresses
   -bs                 SMTP on stdin/stdout (local submission)
   -bh ip[.port]       fake SMTP session from ip: test the ACLs, nothing is kept
@@ -216,6 +219,49 @@ def do_freeze(opts: CliOptions) -> int:
     return rc
 
 
+def do_edit(opts: CliOptions) -> int:
+    """-Mar / -Mmd / -Mes <id> <address>...; -Mmad <id>...: edit queued messages."""
+    config = load(opts)
+    from pymta.spool import edit
+    spool, log, user = _spool(config), _logger(config), _user()
+    if opts.action == "Mmad":
+        rc = 0
+        for msgid in opts.args:
+            text, status = edit.mark_delivered(spool, msgid, None, user, log)
+            _write(text + "\n")          # Exim prints an empty line after each
+            rc = rc or status
+        return rc
+    msgid, addresses = opts.args[0], opts.args[1:]
+    if not addresses or (opts.action == "Mes" and len(addresses) != 1):
+        sys.stderr.write(f"pymta: -{opts.action} needs a message id and "
+                         f"{'one address' if opts.action == 'Mes' else 'addresses'}\n")
+        return 1
+    if opts.action == "Mar":
+        text, rc = edit.add_recipients(spool, msgid, addresses, user, log)
+    elif opts.action == "Mmd":
+        text, rc = edit.mark_delivered(spool, msgid, addresses, user, log)
+    else:
+        text, rc = edit.edit_sender(spool, msgid, addresses[0], user, log)
+    _write(text)                        # Exim prints its complaints on stdout too
+    return rc
+
+
+def do_give_up(opts: CliOptions) -> int:
+    """-Mg id...: fail every undelivered recipient untried and bounce them (Exim's
+    "cancelled by <user>")."""
+    config = load(opts)
+    from pymta.delivery import deliver_message
+    log, user = _logger(config), _user()
+    rc = 0
+    for msgid in opts.args:
+        outcome = deliver_message(config, msgid, log, forced=True, manual=True,
+                                  give_up=True, user=user)
+        if getattr(outcome, "status", "") in ("locked", "missing", "corrupt"):
+            sys.stderr.write(f"pymta: message {msgid} is {outcome.status}\n")
+            rc = 1
+    return rc
+
+
 def do_deliver_ids(opts: CliOptions) -> int:
     """-M id...: forced delivery of each message, in this process."""
     config = load(opts)
@@ -368,7 +414,7 @@ def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
 
 #: Actions that write the spool or the logs.  Run by root, they act with exim_user's
 #: effective ids, so that what they create belongs to exim_user (as with Exim).
-_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "q"}
+_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q"}
 
 
 def _as_exim_user(handler: Callable[[CliOptions], int], opts: CliOptions) -> int:
@@ -393,7 +439,8 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
     "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
-    "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids,
+    "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
+    "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
     "bd": do_daemon, "bdf": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
     "z": do_log_line,
@@ -420,7 +467,8 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     if handler is None:
         sys.stderr.write(f"pymta: -{opts.action} is not supported\n")
         return 1
-    if opts.action in ("M", "Mrm", "Mvh", "Mvb", "Mvl", "Mf", "Mt") and not opts.args:
+    if opts.action in ("M", "Mrm", "Mvh", "Mvb", "Mvl", "Mf", "Mt", "Mg", "Mar", "Mmd",
+                       "Mmad", "Mes") and not opts.args:
         sys.stderr.write("pymta: no message ids given after -M option\n")
         return 1
     if (os.geteuid() == 0 and opts.action in _AS_EXIM_USER

@@ -51,7 +51,9 @@ def _diagnostic(addr: Address) -> str | None:
 
 def failure_text(addr: Address) -> str:
     """The explanation printed under a failed address."""
-    return addr.user_message or addr.message or "Unrouteable address"
+    if addr.user_message is not None:
+        return addr.user_message
+    return addr.message or "Unrouteable address"
 
 
 def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipient: str,
@@ -77,7 +79,8 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
             INTRO, "\n"]
     for a in failed:
         out.append(f"  {a.address}\n")
-        for line in failure_text(a).split("\n"):
+        text = failure_text(a)
+        for line in text.split("\n") if text else ():
             out.append(f"    {line}\n")
     returned = [a for a in failed if a.returned_output]
     if returned:

@@ -60,12 +60,14 @@ class DeliveryOutcome:
 
 def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                     manual: bool = False, spool_dir: str | None = None,
-                    deliver_bounces: bool = True) -> DeliveryOutcome:
+                    deliver_bounces: bool = True, give_up: bool = False,
+                    user: str = "") -> DeliveryOutcome:
     """Deliver (or try to) the message ``msgid``; see the module docstring.
 
     ``forced`` ignores retry times (-qf, -M); ``manual`` also delivers frozen messages
     (-M).  Bounces generated here are delivered at once unless ``deliver_bounces`` is
-    false (the caller then gets their ids in ``bounce_ids``).
+    false (the caller then gets their ids in ``bounce_ids``).  ``give_up`` (-Mg, by
+    ``user``) fails every undelivered recipient without trying it and bounces them.
     """
     spool_dir = spool_dir or str(main_option(config, "spool_directory", "."))
     if not os.path.exists(files.header_path(spool_dir, msgid)):
@@ -85,7 +87,9 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
-                              journal=journal)
+                              journal=journal, give_up=give_up)
+        if give_up:
+            log.main(f"cancelled by {user}", msgid)
         try:
             outcome = run.run()
         finally:
@@ -106,8 +110,9 @@ class MessageDelivery:
 
     def __init__(self, config: Any, msg: SpoolMessage, log: Any, spool_dir: str, *,
                  forced: bool = False, manual: bool = False, journal: list[str] | None = None,
-                 retry_db: Any = None, now: float | None = None):
+                 retry_db: Any = None, now: float | None = None, give_up: bool = False):
         self.config = config
+        self.give_up = give_up
         self.msg = msg
         self.log = log
         self.spool_dir = spool_dir
@@ -281,6 +286,12 @@ class MessageDelivery:
             addr = Address(rcpt.address, unique=rcpt.address)
             if rcpt.errors_to:
                 addr.errors_address = rcpt.errors_to
+            if self.give_up:
+                # -Mg: the address fails untried; Exim's bounce lists it with no reason
+                # and the log has no "**" line for it.
+                addr.user_message = ""
+                events.append(("cancel", addr))
+                continue
             if self.timeout_frozen or self.mail_loop:
                 addr.message = MAIL_LOOP if self.mail_loop else \
                     "delivery cancelled by timeout_frozen_after"
@@ -318,6 +329,9 @@ class MessageDelivery:
                 self._log(f"=> :blackhole: <{a.address}> R={a.router}")
             elif status == "fail":
                 self._fail(a, routing=True)
+            elif status == "cancel":
+                a.result = "fail"
+                self.failed.append(a)
             elif status == "wait":
                 self._routing_wait_logged(a)
             else:

@@ -457,7 +457,8 @@ class PipeTransport(Transport):
         set_results(job.addresses, result, message, 0)
         for a in job.addresses:
             # The bounce says only this; the details are in the log (as Exim).
-            a.user_message = "local delivery failed" if not returned else None
+            # (with the output returned, the bounce shows the output instead)
+            a.user_message = "" if returned else "local delivery failed"
             a.returned_output = output if returned else None
             if freeze:
                 a.freeze = True

@@ -178,7 +178,8 @@ def test_return_output_fails_a_zero_exit(pipes):
     lines = deliver(pipes, "retout")
     assert any(line.endswith("** retout@test.example R=r_retout T=retout: return message "
                              "generated") for line in lines), lines
-    assert "------ retout@test.example ------\n\nhello\n" in bounce_texts(pipes)
+    assert ("  retout@test.example\n\nThe following text was generated during the delivery "
+            "attempt:\n\n------ retout@test.example ------\n\nhello\n") in bounce_texts(pipes)
 
 
 def test_tainted_argument_is_refused(pipes):

@@ -137,7 +137,7 @@ class MessageDelivery:
         # every recipient fails (and is bounced) instead of being routed again.
         self.mail_loop = received_count(msg) > int(
             main_option(config, "received_headers_max", 30) or 0)
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, Any]] = set()
         self.interval_max, self.data_expire = retrymod.config_limits(config)
 
     # ------------------------------------------------------------------ plumbing
@@ -319,7 +319,10 @@ class MessageDelivery:
         routed: list[Address] = []
         for status, a in events:
             if status == "accept":
-                key = a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}"
+                # The same address to the same transport is delivered once; an
+                # ``unseen`` router's copy goes to another transport and is kept.
+                key = (a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}",
+                       a.transport)
                 if a.unique in self.msg.nonrecipients or key in self.seen:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
@@ -501,7 +504,7 @@ class MessageDelivery:
         job = DeliveryJob(message=self.msg, spool_dir=self.spool_dir,
                           data_path=files.data_path(self.spool_dir, self.msg.id),
                           addresses=batch, ctx=self._job_context(first, ctx), log=self.log,
-                          config=self.config)
+                          config=self.config, submit=self._submit_generated)
         for a in batch:
             a.result = None
         try:
@@ -516,6 +519,17 @@ class MessageDelivery:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "transport gave no result"
         self._after_transport(batch)
+
+    def _submit_generated(self, data: bytes, recipients: list[str], reference: str) -> str:
+        """Spool a message a transport made (autoreply) with the null sender, R= naming
+        the message it answers."""
+        from pymta.message.receive import Envelope, receive_message
+        env = Envelope(sender="", recipients=recipients, protocol="local",
+                       is_local_submission=True, sender_set_by_caller=True,
+                       bounce_reference=reference)
+        new_id = receive_message(self.config, env, data, self.log)
+        self.outcome.bounce_ids.append(new_id)    # delivered right after, like a bounce
+        return new_id
 
     def _retry_allows(self, batch: list[Address], local: bool) -> bool:
         """Apply retry hints before running a transport; addresses that must wait are

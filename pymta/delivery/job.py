@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pymta.address import Address
 from pymta.expand.context import ExpandContext
 from pymta.spool.model import SpoolMessage
+
+
+class ReplySubmitter(Protocol):
+    """Submits a message the transport generated (autoreply): the null sender, the
+    recipients, the message (LF line endings); returns the new message's id."""
+
+    def __call__(self, data: bytes, recipients: list[str], reference: str) -> str: ...
 
 
 @dataclass
@@ -17,6 +24,8 @@ class DeliveryJob:
     :class:`pymta.log.Logger`; ``config`` the :class:`pymta.config.model.Config`.
     ``log_host_errors``: remote transports also write Exim's per-host main-log lines
     (``H=name [ip] Connection refused``) to ``log``, as Exim 4.96 does (default on).
+    ``submit`` spools a message a transport generates (the delivery layer provides it:
+    transports do not import the receiving code).
     """
 
     message: SpoolMessage
@@ -27,3 +36,4 @@ class DeliveryJob:
     log: Any = None
     config: Any = None
     log_host_errors: bool = True
+    submit: ReplySubmitter | None = None

@@ -1,6 +1,7 @@
 """Transports.  Importing this package registers every transport driver."""
 from pymta.transports import (
     appendfile,  # noqa: F401  (registers "appendfile")
+    autoreply,  # noqa: F401  (registers "autoreply")
     lmtp,  # noqa: F401  (registers "lmtp")
     pipe,  # noqa: F401  (registers "pipe")
     smtp,  # noqa: F401  (registers "smtp")

@@ -443,38 +443,17 @@ def test_rewrite_rules(tmp_path):
     assert e.line == 2 and "rewrite flag" in e.message
 
 
-# What Exim's default configuration names that pymta does not support (line numbers
-# of the stock file), in the order the reader meets them.
-_EXIM_DEFAULT_UNSUPPORTED = [
-    (913, 'transport address_reply: transport driver "autoreply"'),
-]
-
-
-def test_exim_default_configuration_names_what_is_not_supported(tmp_path):
-    """Exim's stock file is refused item by item, each with its line; without those
-    items (and the pipe_transport/reply_transport settings naming them) it loads."""
-    lines = (Path(DATA) / "exim-configure.default").read_text().split("\n")
+def test_exim_default_configuration_loads_whole(tmp_path):
+    """Exim's stock configure file, unchanged, is accepted: every option, driver and ACL
+    item it names is one pymta supports."""
     path = tmp_path / "configure"
-    for line, what in _EXIM_DEFAULT_UNSUPPORTED:
-        path.write_text("\n".join(lines))
-        with pytest.raises(ConfigError) as exc:
-            load_config(str(path))
-        assert (exc.value.line, exc.value.file) == (line, str(path))
-        assert exc.value.message.startswith(what + " is not supported in this version")
-        if line == 913:                 # the whole transport goes
-            lines[line - 1] = lines[line] = ""
-        else:
-            lines[line - 1] = ""
-    for n in (787,):
-        assert "address_reply" in lines[n - 1]
-        lines[n - 1] = ""
-    path.write_text("\n".join(lines))
+    path.write_text((Path(DATA) / "exim-configure.default").read_text())
     c = load_config(str(path))
     assert list(c.acls) == ["acl_check_rcpt", "acl_check_data"]
     assert [r.name for r in c.routers] == ["dnslookup", "system_aliases", "userforward",
                                            "localuser"]
     assert set(c.transports) == {"remote_smtp", "smarthost_smtp", "local_delivery",
-                                 "address_pipe", "address_file"}
+                                 "address_pipe", "address_file", "address_reply"}
     assert c.named_lists["domain"]["local_domains"] == "@"
     assert c.retry_rules[0].rules[1] == ("G", 57600, (3600, 1.5))
 

@@ -148,3 +148,17 @@ def tcp_port(text: str) -> int:
         return socket.getservbyname(text, "tcp")
     except OSError:
         raise ValueError(f'invalid port "{text}"') from None
+
+
+def become_user_in_child(ids: tuple[int, int] | None) -> None:
+    """In a child process about to exec a delivery command: a session (process group)
+    of its own, so that a timeout can kill everything it starts, and the delivery user
+    for real -- real, effective and saved ids, no supplementary groups.  A daemon
+    worker runs with a saved uid 0 for exactly this."""
+    os.setsid()
+    if ids is not None:
+        if os.geteuid() != 0:
+            os.seteuid(0)
+        os.setgroups([])
+        os.setresgid(ids[1], ids[1], ids[1])
+        os.setresuid(ids[0], ids[0], ids[0])

@@ -17,12 +17,14 @@ import subprocess
 import time
 from typing import Any, Protocol
 
+from pymta.config.model import ConfigError
 from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.evaluator import split_raw_command
+from pymta.osutil import become_user_in_child
 from pymta.smtp.client import ReplyParser, SmtpReply
 from pymta.taint import is_tainted
 from pymta.transports.base import Transport, TransportError, check_never_users, set_results
@@ -82,13 +84,7 @@ class CommandChannel:
 
     def __init__(self, argv: list[str], ids: tuple[int, int] | None):
         def child_setup() -> None:
-            os.setsid()
-            if ids is not None:
-                if os.geteuid() != 0:
-                    os.seteuid(0)
-                os.setgroups([])
-                os.setresgid(ids[1], ids[1], ids[1])
-                os.setresuid(ids[0], ids[0], ids[0])
+            become_user_in_child(ids)
             os.chdir("/")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      close_fds=True, preexec_fn=child_setup,
@@ -144,7 +140,6 @@ class LmtpTransport(Transport):
 
     def __init__(self, instance: Any, config: Any):
         super().__init__(instance, config)
-        from pymta.config.model import ConfigError
         if bool(self.opt("socket")) == bool(self.opt("command")):
             raise ConfigError(f"exactly one of socket or command must be set for the "
                               f"{self.name} transport")

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pymta.config.model import ConfigError
 from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
 from pymta.drivers import register
@@ -32,7 +33,7 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.evaluator import split_raw_command
 from pymta.expand.lists import nonempty_items
-from pymta.osutil import can_switch_ids
+from pymta.osutil import become_user_in_child, can_switch_ids
 from pymta.taint import is_tainted
 from pymta.transports.base import (
     Transport,
@@ -83,7 +84,6 @@ class PipeTransport(Transport):
     # -- configuration checks (Exim refuses these combinations at start) ----------
     def __init__(self, instance: Any, config: Any):
         super().__init__(instance, config)
-        from pymta.config.model import ConfigError
         if self.opt("return_output") and self.opt("return_fail_output"):
             raise ConfigError(f"both return_output and return_fail_output set for "
                               f"{self.name} transport")
@@ -277,15 +277,7 @@ class PipeTransport(Transport):
         cwd = home if home and os.path.isdir(home) else "/"
 
         def child_setup() -> None:
-            # Runs in the child before exec: a process group of its own (so a timeout
-            # kills everything it started), the delivery user for real, the umask.
-            os.setsid()
-            if ids is not None:
-                if os.geteuid() != 0:
-                    os.seteuid(0)               # a worker keeps a saved uid 0 for this
-                os.setgroups([])
-                os.setresgid(ids[1], ids[1], ids[1])
-                os.setresuid(ids[0], ids[0], ids[0])
+            become_user_in_child(ids)
             os.umask(umask)
             os.chdir(cwd)
             if not coredump:        # Exim inhibits core dumps during delivery

@@ -1,11 +1,12 @@
 """Routing: the router base class, the drivers, and the routing loop.
 
 Importing this package registers the router drivers (accept, redirect, manualroute,
-dnslookup).
+dnslookup, ipliteral).
 """
 from pymta.routing import (  # noqa: F401  (registration)
                                  accept,
                                  dnslookup,  # noqa: F401  (registration)
+                                 ipliteral,
                                  manualroute,
                                  redirect,
 )

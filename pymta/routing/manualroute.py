@@ -12,9 +12,9 @@ from pymta.routing import hosts as hostmod
 from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
 from pymta.routing.options import router_options
+from pymta.routing.selfhost import self_action
 
 _RULE_WORDS = {"randomize", "no_randomize", "byname", "bydns", "ipv4_only", "ipv4_prefer"}
-SELF_MESSAGE = "remote host address is the local host"
 
 
 def split_route_list(text: str) -> list[list[str]]:
@@ -162,20 +162,7 @@ class ManualrouteRouter(Router):
         return RouterReply(DEFER, message, freeze=(action == "freeze"))
 
     def _self_action(self, addr: Address) -> RouterReply:
-        action = str(self.opt("self") or "freeze").strip()
-        if action == "send":
-            return RouterReply(ACCEPT)
-        if action == "pass":
-            return RouterReply(PASS)
-        if action == "fail":
-            return RouterReply(FAIL, SELF_MESSAGE)
-        if action.startswith("reroute:"):
-            dom = action[len("reroute:"):]
-            if dom.startswith("rewrite:"):
-                dom = dom[len("rewrite:"):]
-            child = Address(f"{addr.local_part}@{dom}", parent=addr)
-            return RouterReply(ACCEPT, children=[child])
-        return RouterReply(DEFER, SELF_MESSAGE, freeze=(action == "freeze"))
+        return self_action(self, addr)
 
 
 def _transport_is_local(config: Any, name: str) -> bool:

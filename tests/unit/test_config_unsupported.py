@@ -42,8 +42,8 @@ UNSUPPORTED = {
     "authenticator": ("begin authenticators\nNTLM:\n  driver = spa\n"
                       "  public_name = NTLM\n", 4,
                       'authenticator NTLM: authenticator driver "spa"'),
-    "router driver": ("begin routers\nlit:\n  driver = ipliteral\n", 4,
-                      'router lit: router driver "ipliteral"'),
+    "router driver": ("begin routers\nlk:\n  driver = iplookup\n", 4,
+                      'router lk: router driver "iplookup"'),
     "ACL ratelimit": (ACL + "  deny ratelimit = 10 / 1h / strict\n  accept\n", 6,
                       'error in ACL: ACL condition "ratelimit"'),
     "ACL spf": (ACL + "  deny spf = fail\n  accept\n", 6, 'error in ACL: ACL condition "spf"'),

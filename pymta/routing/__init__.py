@@ -1,13 +1,14 @@
 """Routing: the router base class, the drivers, and the routing loop.
 
 Importing this package registers the router drivers (accept, redirect, manualroute,
-dnslookup, ipliteral).
+dnslookup, ipliteral, queryprogram).
 """
 from pymta.routing import (  # noqa: F401  (registration)
                                  accept,
                                  dnslookup,  # noqa: F401  (registration)
                                  ipliteral,
                                  manualroute,
+                                 queryprogram,
                                  redirect,
 )
 from pymta.routing.base import Router, RouterReply  # noqa: F401

@@ -16,10 +16,10 @@ from tests.support.daemon import PymtaDaemon
 CASES = {
     "main option": ("qualify_domain = test.example\n", "system_filter = /etc/filter\n",
                     "system_filter = ", 'main option "system_filter"'),
-    "queryprogram router": ("begin routers\n",
-                            "qp:\n  driver = queryprogram\n  command = /bin/true\n",
-                            "qp:",
-                            'router qp: router driver "queryprogram"'),
+    "iplookup router": ("begin routers\n",
+                            "lk:\n  driver = iplookup\n  hosts = 127.0.0.1\n",
+                            "lk:",
+                            'router lk: router driver "iplookup"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),

@@ -36,9 +36,9 @@ UNSUPPORTED = {
                     'main option "system_filter"'),
     "main option with only pymta's value accepted": (
         "chunking_advertise_hosts = *\n", 3, 'main option "chunking_advertise_hosts"'),
-    "queryprogram router": ("begin routers\nqp:\n  driver = queryprogram\n"
-                            "  command = /bin/true\n", 4,
-                            'router qp: router driver "queryprogram"'),
+    "iplookup router": ("begin routers\nlk:\n  driver = iplookup\n"
+                            "  hosts = 127.0.0.1\n", 4,
+                            'router lk: router driver "iplookup"'),
     "authenticator": ("begin authenticators\nNTLM:\n  driver = spa\n"
                       "  public_name = NTLM\n", 4,
                       'authenticator NTLM: authenticator driver "spa"'),
@@ -93,7 +93,7 @@ def test_load_refuses_with_file_and_line(tmp_path, case):
     assert exc.value.message.startswith(f"{start} is not supported in this version of pymta")
 
 
-@pytest.mark.parametrize("case", ["main option", "queryprogram router", "authenticator",
+@pytest.mark.parametrize("case", ["main option", "iplookup router", "authenticator",
                                   "ACL ratelimit", "ACL spf", "ACL regex after a verb",
                                   "log_selector item", "log_file_path syslog"])
 def test_bV_refuses_with_file_and_line(tmp_path, case):
@@ -108,10 +108,10 @@ def test_bV_refuses_with_file_and_line(tmp_path, case):
 @pytest.mark.parametrize("args", [["-bP", "primary_hostname"], ["-bt", "u@test.example"],
                                   ["-be", "x"]])
 def test_every_command_reading_the_configuration_refuses(tmp_path, args):
-    path = _write(tmp_path, UNSUPPORTED["queryprogram router"][0])
+    path = _write(tmp_path, UNSUPPORTED["iplookup router"][0])
     out = run_pymta(args, path)
     assert out.returncode == 1
-    assert f"{path} line 4: router qp: router driver \"queryprogram\" is not " \
+    assert f"{path} line 4: router lk: router driver \"iplookup\" is not " \
            "supported in this version" in out.stderr
 
 
@@ -187,7 +187,7 @@ def test_bV_lists_the_registries(tmp_path):
                   if n not in drivers.all_drivers(kind)]
         assert lines.get(f"{title} not supported in this version", []) == absent
     assert set(lines["Routers"]) >= {"accept", "dnslookup", "manualroute", "redirect"}
-    assert "queryprogram" in lines["Routers not supported in this version"]
+    assert "iplookup" in lines["Routers not supported in this version"]
     assert lines["ACL conditions"] == sorted(acl_parse.ACL_CONDITIONS)
     assert "ratelimit" in lines["ACL items not supported in this version"]
     assert out.stdout.splitlines()[-1] == f"Configuration file is {path}"
@@ -197,14 +197,14 @@ def test_version_text_follows_registry_changes(tmp_path, monkeypatch):
     import pymta
     from pymta import lookups
     monkeypatch.setattr(pymta, "__version__", "9.8.7")
-    monkeypatch.setitem(drivers._REGISTRY, ("router", "queryprogram"), object)
+    monkeypatch.setitem(drivers._REGISTRY, ("router", "iplookup"), object)
     monkeypatch.setitem(drivers._REGISTRY, ("authenticator", "plaintext"), object)
     monkeypatch.setattr(lookups, "QUERY_STYLE", lookups.QUERY_STYLE | {"zz_lookup"})
     text = version_text(None)
     lines = text.splitlines()
     assert lines[0] == "pymta version 9.8.7 (Exim 4.96 compatible)"
     assert "zz_lookup" in next(ln for ln in lines if ln.startswith("Lookups")).split()
-    assert "queryprogram" in next(ln for ln in lines if ln.startswith("Routers:")).split()
+    assert "iplookup" in next(ln for ln in lines if ln.startswith("Routers:")).split()
     assert "plaintext" in next(ln for ln in lines if ln.startswith("Authenticators:")).split()
-    assert not any(ln.startswith("Routers not supported") and "queryprogram" in ln.split()
+    assert not any(ln.startswith("Routers not supported") and "iplookup" in ln.split()
                    for ln in lines)

@@ -107,3 +107,11 @@ def test_lmtp_socket_that_is_not_there_defers(tmp_path):
     assert a.result == "defer"
     assert a.message == (f"Failed to connect to socket {tmp_path}/none for l transport: "
                          "No such file or directory")
+
+
+@pytest.mark.parametrize("options", [{"command": "/bin/true"}, {"command_user": "nobody"}])
+def test_queryprogram_needs_command_and_command_user(options):
+    inst = DriverInstance("router", "q", "queryprogram", options=options)
+    cfg = SimpleNamespace(main=SimpleNamespace(primary_hostname="test.example"))
+    with pytest.raises(ConfigError):
+        get_driver("router", "queryprogram")(inst, cfg)

@@ -1,12 +1,13 @@
 """Routing: the router base class, the drivers, and the routing loop.
 
 Importing this package registers the router drivers (accept, redirect, manualroute,
-dnslookup, ipliteral, queryprogram).
+dnslookup, ipliteral, iplookup, queryprogram).
 """
 from pymta.routing import (  # noqa: F401  (registration)
                                  accept,
                                  dnslookup,  # noqa: F401  (registration)
                                  ipliteral,
+                                 iplookup,
                                  manualroute,
                                  queryprogram,
                                  redirect,

@@ -36,14 +36,12 @@ UNSUPPORTED = {
                     'main option "system_filter"'),
     "main option with only pymta's value accepted": (
         "chunking_advertise_hosts = *\n", 3, 'main option "chunking_advertise_hosts"'),
-    "iplookup router": ("begin routers\nlk:\n  driver = iplookup\n"
-                            "  hosts = 127.0.0.1\n", 4,
-                            'router lk: router driver "iplookup"'),
+    "cyrus_sasl authenticator": ("begin authenticators\nsasl:\n  driver = cyrus_sasl\n"
+                                 "  public_name = PLAIN\n", 4,
+                                 'authenticator sasl: authenticator driver "cyrus_sasl"'),
     "authenticator": ("begin authenticators\nNTLM:\n  driver = spa\n"
                       "  public_name = NTLM\n", 4,
                       'authenticator NTLM: authenticator driver "spa"'),
-    "router driver": ("begin routers\nlk:\n  driver = iplookup\n", 4,
-                      'router lk: router driver "iplookup"'),
     "ACL ratelimit": (ACL + "  deny ratelimit = 10 / 1h / strict\n  accept\n", 6,
                       'error in ACL: ACL condition "ratelimit"'),
     "ACL spf": (ACL + "  deny spf = fail\n  accept\n", 6, 'error in ACL: ACL condition "spf"'),
@@ -93,7 +91,8 @@ def test_load_refuses_with_file_and_line(tmp_path, case):
     assert exc.value.message.startswith(f"{start} is not supported in this version of pymta")
 
 
-@pytest.mark.parametrize("case", ["main option", "iplookup router", "authenticator",
+@pytest.mark.parametrize("case", ["main option", "cyrus_sasl authenticator",
+                                  "authenticator",
                                   "ACL ratelimit", "ACL spf", "ACL regex after a verb",
                                   "log_selector item", "log_file_path syslog"])
 def test_bV_refuses_with_file_and_line(tmp_path, case):
@@ -108,10 +107,10 @@ def test_bV_refuses_with_file_and_line(tmp_path, case):
 @pytest.mark.parametrize("args", [["-bP", "primary_hostname"], ["-bt", "u@test.example"],
                                   ["-be", "x"]])
 def test_every_command_reading_the_configuration_refuses(tmp_path, args):
-    path = _write(tmp_path, UNSUPPORTED["iplookup router"][0])
+    path = _write(tmp_path, UNSUPPORTED["cyrus_sasl authenticator"][0])
     out = run_pymta(args, path)
     assert out.returncode == 1
-    assert f"{path} line 4: router lk: router driver \"iplookup\" is not " \
+    assert f"{path} line 4: authenticator sasl: authenticator driver \"cyrus_sasl\" is not " \
            "supported in this version" in out.stderr
 
 
@@ -187,7 +186,7 @@ def test_bV_lists_the_registries(tmp_path):
                   if n not in drivers.all_drivers(kind)]
         assert lines.get(f"{title} not supported in this version", []) == absent
     assert set(lines["Routers"]) >= {"accept", "dnslookup", "manualroute", "redirect"}
-    assert "iplookup" in lines["Routers not supported in this version"]
+    assert "spa" in lines["Authenticators not supported in this version"]
     assert lines["ACL conditions"] == sorted(acl_parse.ACL_CONDITIONS)
     assert "ratelimit" in lines["ACL items not supported in this version"]
     assert out.stdout.splitlines()[-1] == f"Configuration file is {path}"
@@ -197,14 +196,15 @@ def test_version_text_follows_registry_changes(tmp_path, monkeypatch):
     import pymta
     from pymta import lookups
     monkeypatch.setattr(pymta, "__version__", "9.8.7")
-    monkeypatch.setitem(drivers._REGISTRY, ("router", "iplookup"), object)
+    monkeypatch.setitem(drivers._REGISTRY, ("authenticator", "cyrus_sasl"), object)
     monkeypatch.setitem(drivers._REGISTRY, ("authenticator", "plaintext"), object)
     monkeypatch.setattr(lookups, "QUERY_STYLE", lookups.QUERY_STYLE | {"zz_lookup"})
     text = version_text(None)
     lines = text.splitlines()
     assert lines[0] == "pymta version 9.8.7 (Exim 4.96 compatible)"
     assert "zz_lookup" in next(ln for ln in lines if ln.startswith("Lookups")).split()
-    assert "iplookup" in next(ln for ln in lines if ln.startswith("Routers:")).split()
+    assert "cyrus_sasl" in next(ln for ln in lines
+                                if ln.startswith("Authenticators:")).split()
     assert "plaintext" in next(ln for ln in lines if ln.startswith("Authenticators:")).split()
-    assert not any(ln.startswith("Routers not supported") and "iplookup" in ln.split()
+    assert not any(ln.startswith("Authenticators not supported") and "cyrus_sasl" in ln.split()
                    for ln in lines)

@@ -7,6 +7,7 @@ hints, send bounces, and finally either remove the message ("Completed") or rewr
 """
 from __future__ import annotations
 
+import collections
 import os
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class MessageDelivery:
         self.mail_loop = received_count(msg) > int(
             main_option(config, "received_headers_max", 30) or 0)
         self.seen: set[tuple[str, Any]] = set()
+        self.copies_left: collections.Counter[str] = collections.Counter()
         self.interval_max, self.data_expire = retrymod.config_limits(config)
 
     # ------------------------------------------------------------------ plumbing
@@ -219,6 +221,9 @@ class MessageDelivery:
         # routed last-first, top-level recipients are delivered in their own order).
         if (routed or self.failed) and not self._reserve_journal(routed):
             routed = []
+        # An ``unseen`` router makes several deliveries of one recipient (same unique):
+        # it is finished only when the last of them has succeeded.
+        self.copies_left = collections.Counter(a.unique for a in routed)
         local = [a for a in reversed(routed) if self._is_local(a)]
         remote = [a for a in reversed(routed) if not self._is_local(a)]
         for batch in self._local_batches(local):
@@ -605,7 +610,9 @@ class MessageDelivery:
                 self._transport_deferred(a)
 
     def _delivered(self, a: Address, first: bool) -> None:
-        self._journal(a.unique)
+        self.copies_left[a.unique] -= 1
+        if self.copies_left[a.unique] <= 0:
+            self._journal(a.unique)
         h = a.host_used
         self._log(Delivery(
             name=self._delivered_name(a), router=str(a.router), transport=str(a.transport),

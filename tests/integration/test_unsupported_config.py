@@ -16,10 +16,6 @@ from tests.support.daemon import PymtaDaemon
 CASES = {
     "main option": ("qualify_domain = test.example\n", "system_filter = /etc/filter\n",
                     "system_filter = ", 'main option "system_filter"'),
-    "cyrus_sasl authenticator": ("begin authenticators\n",
-                            "sasl:\n  driver = cyrus_sasl\n  public_name = PLAIN\n",
-                            "sasl:",
-                            'authenticator sasl: authenticator driver "cyrus_sasl"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),

@@ -165,7 +165,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("server_realm"),
     },
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
-    ("transport", "pipe"): {"batch_max": 1, **_reject("batch_id")},
+    ("transport", "pipe"): _reject("batch_id"),
     ("router", "redirect"): {
         "allow_filter": False,
         **_reject("check_group check_owner forbid_smtp_code hide_child_in_errmsg "

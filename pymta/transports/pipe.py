@@ -175,15 +175,17 @@ class PipeTransport(Transport):
         first = job.addresses[0]
         v = ctx.variables if ctx is not None else {}
         top = first.parent if first.kind != "address" and first.parent is not None else first
-        local_part = str(v.get("local_part") or top.local_part)
+        single = len(job.addresses) == 1
+        local_part = str(v.get("local_part") or top.local_part) if single else ""
         env = {
             "LOCAL_PART": local_part, "LOGNAME": local_part, "USER": local_part,
-            "LOCAL_PART_PREFIX": top.prefix or "", "LOCAL_PART_SUFFIX": top.suffix or "",
+            "LOCAL_PART_PREFIX": (top.prefix or "") if single else "",
+            "LOCAL_PART_SUFFIX": (top.suffix or "") if single else "",
             "DOMAIN": str(v.get("domain") or top.domain), "HOME": first.home or "",
             "MESSAGE_ID": job.message.id, "PATH": path, "SHELL": "/bin/sh",
             "QUALIFY_DOMAIN": str(main_option(self.config, "qualify_domain", "")
                                   or main_option(self.config, "primary_hostname", "")),
-            "RECIPIENT": top.address, "SENDER": job.message.sender,
+            "RECIPIENT": top.address if single else "", "SENDER": job.message.sender,
         }
         tz = main_option(self.config, "timezone")
         if tz:
@@ -218,6 +220,11 @@ class PipeTransport(Transport):
     # -- running it -------------------------------------------------------------
     def _deliver(self, job: Any) -> None:
         ctx = self.context(job, job.addresses[0])
+        if len(job.addresses) > 1 and ctx is not None:
+            # A batch (batch_max): no one local part; $pipe_addresses lists them all.
+            for name in ("local_part", "local_part_prefix", "local_part_suffix",
+                         "local_part_data"):
+                ctx.variables[name] = ""
         rp = self.return_path(job)
         self.check_size_limit(job, ctx, body_size(job.data_path)
                               + sum(len(h.text) for h in job.message.headers))

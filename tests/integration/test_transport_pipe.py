@@ -22,6 +22,8 @@ SCRIPTS = {
     "ok.sh": ('#!/bin/sh\nenv > "$OUT/env.out"; cat > "$OUT/msg.out"; '
               'printf "%s|" "$@" > "$OUT/args.out"; echo logged-line; echo second\n'),
     "group.sh": '#!/bin/sh\nsleep 60 &\necho $! > "$OUT/child.pid"\nwait\n',
+    "batch.sh": ('#!/bin/sh\necho run >> "$OUT/batch.runs"; '
+                 'printf "%s," "$@" > "$OUT/batch.args"\n'),
     "forward.sh": '#!/bin/sh\ncat > "$OUT/forward.out"; echo "$1" > "$OUT/forward.arg"\n',
 }
 
@@ -40,13 +42,15 @@ TRANSPORTS = {
     "ignored": 'command = /bin/sh -c "exit 9"\n  ignore_status',
     "frozen": "command = /nonexistent/cmd\n  freeze_exec_fail",
     "bsmtp": 'command = /bin/sh -c "cat > @OUT@/bsmtp.out"\n  use_bsmtp',
+    "batch": 'command = @OUT@/batch.sh $pipe_addresses "[$local_part]"\n  batch_max = 10',
 }
 
 
 def _config(out: Path) -> str:
     names = list(TRANSPORTS)
     routers = "".join(f"r_{n}:\n  driver = accept\n  local_parts = {n}\n  transport = {n}\n"
-                      for n in names)
+                      for n in names if n != "batch")
+    routers += "r_batch:\n  driver = accept\n  local_parts = b1 : b2 : b3\n  transport = batch\n"
     user = "user = nobody" if os.geteuid() == 0 else ""
     transports = "".join(
         f"{n}:\n  driver = pipe\n  {user}\n  {body.replace('@OUT@', str(out))}\n"
@@ -219,3 +223,18 @@ def test_redirected_pipe_runs_unexpanded_with_the_users_message(pipes):
                "T=address_pipe" in line for line in lines), lines
     assert (pipes.out / "forward.arg").read_text() == "first-arg\n"
     assert "\nbody\n" in (pipes.out / "forward.out").read_text()
+
+
+def test_batch_max_runs_the_command_once_for_several_addresses(pipes):
+    before = len(pipes.log().splitlines())
+    pipes.prepare()
+    r = pipes.run("-odi", "-f", SENDER, "b1@test.example", "b2@test.example", "b3@test.example",
+                  input=b"Subject: batch\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    lines = [re.sub(r"^\S+ \S+ \w{6}-\w{6}-\w{2} ", "", ln)
+             for ln in pipes.log().splitlines()[before:]]
+    assert (pipes.out / "batch.runs").read_text() == "run\n"
+    # every address as its own argument; $local_part is empty in a batch
+    assert (pipes.out / "batch.args").read_text() == \
+        "b1@test.example,b2@test.example,b3@test.example,[],"
+    assert sum(ln.startswith(("=> b", "-> b")) for ln in lines) == 3, lines

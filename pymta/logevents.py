@@ -36,6 +36,12 @@ def host_field(host_address: str | None, host_name: str | None, helo_name: str |
     return " ".join(parts)
 
 
+def _address_parts(name: str, router: str, transport: str) -> list[str]:
+    """The start of a delivery, deferral or failure line: the address, R=, T=."""
+    return [name] + ([f"R={router}"] if router else []) + \
+        ([f"T={transport}"] if transport else [])
+
+
 @dataclass(frozen=True)
 class Arrival:
     """A message was accepted (the ``<=`` line)."""
@@ -114,12 +120,8 @@ class Deferral:
     transport: str = ""
 
     def text(self) -> str:
-        parts = [self.name]
-        if self.router:
-            parts.append(f"R={self.router}")
-        if self.transport:
-            parts.append(f"T={self.transport}")
-        return " ".join(parts) + f" defer ({self.errno})" + self.detail
+        return " ".join(_address_parts(self.name, self.router, self.transport)) + \
+            f" defer ({self.errno})" + self.detail
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,7 @@ class Failure:
     host: str = ""                                # "H=name [ip]" when a host said no
 
     def text(self) -> str:
-        parts = [self.name]
-        if self.router:
-            parts.append(f"R={self.router}")
-        if self.transport:
-            parts.append(f"T={self.transport}")
+        parts = _address_parts(self.name, self.router, self.transport)
         if self.host:
             parts.append(self.host)
         return f"{' '.join(parts)}: {self.message}"

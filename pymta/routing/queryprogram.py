@@ -21,13 +21,11 @@ from typing import Any
 from pymta.address import Address, Host
 from pymta.config.model import ConfigError
 from pymta.drivers import register
-from pymta.expand import ExpandError, ExpandFail, expand_string
-from pymta.expand.evaluator import split_raw_command
+from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
 from pymta.osutil import become_user_in_child, can_switch_ids
 from pymta.routing import hosts as hostmod
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
 from pymta.routing.options import router_options
-from pymta.taint import is_tainted
 
 MAX_LINE = 1023
 _KEYED = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
@@ -61,18 +59,10 @@ class QueryprogramRouter(Router):
 
     # -- the command --------------------------------------------------------------
     def _argv(self, ctx: Any) -> list[str]:
-        text = str(self.opt("command"))
-        argv: list[str] = []
-        for word in split_raw_command(text):
-            try:
-                value = expand_string(word, ctx)
-            except (ExpandError, ExpandFail) as e:
-                raise _Refused(f'Expansion of "{word}" from command "{text}" in '
-                               f"{self.name} router failed: {e}") from None
-            if is_tainted(value):
-                raise _Refused(f"Tainted arg {len(argv)} for {self.name} router command: "
-                               f"'{value}'")
-            argv.append(value)
+        try:
+            argv = command_argv(str(self.opt("command")), ctx, f"{self.name} router")
+        except (CommandExpansionFailed, CommandTainted) as e:
+            raise _Refused(str(e)) from None
         if not argv or not argv[0].startswith("/"):
             raise _Refused(f"{self.name} router: command \"{argv[0] if argv else ''}\" "
                            "is not an absolute path")

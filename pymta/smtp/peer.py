@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 from pymta.config.values import main_option
+from pymta.logevents import host_field
 from pymta.match import match_host
 from pymta.taint import taint
 
@@ -89,15 +90,9 @@ class PeerFacts:
         """Exim's host_and_ident: ``H=name (helo) [ip]`` (``U=login`` for -bs)."""
         if self.local_caller is not None:
             return f"U={self.local_caller.login}"
-        name = self.ctx.variables.get("sender_host_name") or ""
-        helo = self.ctx.variables.get("sender_helo_name") or ""
-        parts = []
-        if name:
-            parts.append(name)
-        if helo and helo != name:
-            parts.append(f"({helo})")
-        parts.append(f"[{self.peer_ip}]")
-        return ("H=" if with_h else "") + " ".join(parts)
+        ident = host_field(self.peer_ip, self.ctx.variables.get("sender_host_name") or "",
+                           self.ctx.variables.get("sender_helo_name") or "")
+        return ("H=" if with_h else "") + ident
 
     @property
     def log_prefix(self) -> str:

@@ -23,7 +23,7 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
-from pymta.expand.evaluator import split_raw_command
+from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
 from pymta.osutil import become_user_in_child
 from pymta.smtp.client import ReplyParser, SmtpReply
 from pymta.taint import is_tainted
@@ -185,10 +185,12 @@ class LmtpTransport(Transport):
                 raise TransportError(f"Failed to connect to socket {path} for {self.name} "
                                      f"transport: {e.strerror or e}",
                                      errno=e.errno or EximErrno.UNKNOWNERROR) from None
-        argv = []
-        for word in split_raw_command(str(self.opt("command"))):
-            value = self._expand_word(word, ctx)
-            argv.append(value)
+        try:
+            argv = command_argv(str(self.opt("command")), ctx, f"{self.name} transport")
+        except CommandExpansionFailed as e:
+            raise TransportError(str(e), errno=0) from None
+        except CommandTainted as e:
+            raise TransportError(str(e), "fail") from None
         ids = self.delivery_ids(ctx, job.addresses[0])
         if ids is not None:
             check_never_users(self.config, ids[0], self.name)
@@ -197,17 +199,6 @@ class LmtpTransport(Transport):
         except (OSError, subprocess.SubprocessError) as e:
             raise TransportError(f"Failed to create child process for {self.name} "
                                  f"transport: {getattr(e, 'strerror', None) or e}") from None
-
-    def _expand_word(self, word: str, ctx: Any) -> str:
-        try:
-            value = expand_string(word, ctx)
-        except (ExpandError, ExpandFail) as e:
-            raise TransportError(f'Expansion of "{word}" from command "{self.opt("command")}" '
-                                 f"in {self.name} transport failed: {e}", errno=0)
-        if is_tainted(value):
-            raise TransportError(f"Tainted arg for {self.name} transport command: '{value}'",
-                                 "fail")
-        return value
 
     # -- the exchange -------------------------------------------------------------
     def _transaction(self, job: Any, channel: Channel, rp: str, ctx: Any,

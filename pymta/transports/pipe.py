@@ -31,6 +31,7 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
+from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
 from pymta.expand.evaluator import split_raw_command
 from pymta.expand.lists import nonempty_items
 from pymta.osutil import become_user_in_child, can_switch_ids
@@ -122,19 +123,19 @@ class PipeTransport(Transport):
             argv = ["/bin/sh", "-c", value]
             self._check_untainted(argv)
             return argv
-        argv = []
-        for word in split_raw_command(text):
+        def special(word: str) -> list[str] | None:
+            # the addresses, one argument each (exempt from the taint rule)
             if word == "$pipe_addresses":
-                argv.extend(a.address for a in job.addresses)
-                continue
+                return [str(a.address) for a in job.addresses]
             if word == "$address_pipe" and self.opt("force_command") and address_pipe:
-                argv.extend(split_raw_command(address_pipe))
-                continue
-            value = self._expand(word, text, ctx)
-            if is_tainted(value):
-                raise TransportError(f"Tainted arg {len(argv)} for {self.name} transport "
-                                     f"command: '{value}'", "fail")
-            argv.append(value)
+                return split_raw_command(address_pipe)
+            return None
+        try:
+            argv = command_argv(text, ctx, f"{self.name} transport", special)
+        except CommandExpansionFailed as e:
+            raise TransportError(str(e), "defer", 0) from None
+        except CommandTainted as e:
+            raise TransportError(str(e), "fail") from None
         if not argv or not argv[0]:
             raise TransportError(f"no command specified for {self.name} transport")
         return self._resolve(argv)

@@ -165,6 +165,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("server_realm"),
     },
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
+    ("transport", "lmtp"): _reject("batch_id"),
     ("transport", "pipe"): _reject("batch_id"),
     ("router", "redirect"): {
         "allow_filter": False,

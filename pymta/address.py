@@ -90,6 +90,12 @@ class Address:
     # Why a transport deferred/failed, as an Exim retry-rule error name ("refused",
     # "timeout", "rcpt_4xx", "quota", ...); set by transports when they know it.
     error_kind: str | None = None
+    # From a filter file: the reply a mail/vacation command asked for (a
+    # pymta.filter.ReplySpec, used by the autoreply transport instead of its options);
+    # a pipe command to expand word by word when it runs; a save command's file mode.
+    reply: Any = None
+    expand_pipe: bool = False
+    file_mode: int | None = None
 
     def __post_init__(self) -> None:
         if not self.local_part and not self.domain:

@@ -18,6 +18,7 @@ class EximErrno(IntEnum):
     NOTREGULAR = -4
     BADUGID = -6
     LOCKFAILED = -9
+    BADFORWARD = -17        # an error in a forward or filter file
     SMTPCLOSED = -18        # connection lost
     SMTPFORMAT = -19        # malformed SMTP reply
     NOTABSOLUTE = -21

@@ -97,8 +97,9 @@ class Delivery:
     confirmation: str = ""                        # the server's reply to the data
 
     def line(self, config: Any) -> str:
-        parts = [("=> " if self.first else "-> ") + self.name, f"R={self.router}",
-                 f"T={self.transport}"]
+        # a system filter's file or pipe delivery has no router
+        parts = [("=> " if self.first else "-> ") + self.name] + \
+            ([f"R={self.router}"] if self.router else []) + [f"T={self.transport}"]
         if self.host:
             parts.append(self.host)
             parts.extend(session_fields(config, self.session))

@@ -80,6 +80,9 @@ class CliOptions:
     pid_file: str | None = None
     dont_deliver: bool = False            # -N
     bem_file: str | None = None
+    filter_file: str | None = None        # -bf: a user filter to test
+    system_filter_file: str | None = None  # -bF: a system filter to test
+    filter_address: dict[str, str] = field(default_factory=dict)  # -bfd/-bfl/-bfp/-bfs
     received_protocol: str | None = None  # -oMr / -p
     sender_host_address: str | None = None  # -oMa
     host_check: str | None = None         # -bh IP[.port]
@@ -283,6 +286,14 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
     elif a == "-bem":
         _set_action(opts, "be", a)
         opts.bem_file = cur.value(a)
+    elif a in ("-bf", "-bF"):
+        _set_action(opts, "bf", a)
+        if a == "-bf":
+            opts.filter_file = cur.value(a)
+        else:
+            opts.system_filter_file = cur.value(a)
+    elif a in ("-bfd", "-bfl", "-bfp", "-bfs"):
+        opts.filter_address[a[3]] = cur.value(a)
     elif a == "-bh":
         _set_action(opts, "bh", a)
         opts.host_check = cur.value(a)

@@ -31,6 +31,7 @@ usage: pymta [options] [recipients...]
   -bs                 SMTP on stdin/stdout (local submission)
   -bh ip[.port]       fake SMTP session from ip: test the ACLs, nothing is kept
   -be [strings]       expand strings (-bem file: with a message)
+  -bf / -bF file      test a user / system filter file on a message from stdin
   -bP [names]         show option values;  -bV  version and configuration check
   -C file  -D NAME=value  -f addr  -F name  -od[bifq]  -oX ports  -oP pidfile  -N  -v
 """
@@ -128,6 +129,13 @@ def do_be(opts: CliOptions) -> int:
     # none for expressions given as arguments.
     return int(run_be(config, opts.args, stdin=sys.stdin, stdout=sys.stdout,
                       message_file=opts.bem_file, prompt=not opts.args) or 0)
+
+
+def do_filter_test(opts: CliOptions) -> int:
+    """-bf / -bF: test a filter file against a message on standard input."""
+    config = load(opts)
+    from pymta.cli.filtertest import main_bf
+    return main_bf(opts, config)
 
 
 def do_bt(opts: CliOptions, verify: bool) -> int:
@@ -435,7 +443,7 @@ def _as_exim_user(handler: Callable[[CliOptions], int], opts: CliOptions) -> int
 
 
 _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
-    "bV": do_version, "bP": do_bP, "be": do_be,
+    "bV": do_version, "bP": do_bP, "be": do_be, "bf": do_filter_test,
     "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
     "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,

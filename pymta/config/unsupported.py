@@ -104,9 +104,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         smtp_ratelimit_hosts smtp_ratelimit_mail smtp_ratelimit_rcpt smtp_reserve_hosts
         spamd_address spf_guess spf_smtp_comment_template split_spool_directory
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
-        system_filter system_filter_directory_transport system_filter_file_transport
-        system_filter_group system_filter_pipe_transport system_filter_reply_transport
-        system_filter_user tcp_wrappers_daemon_name timezone unknown_login unknown_username
+        tcp_wrappers_daemon_name timezone unknown_login unknown_username
         uucp_from_pattern uucp_from_sender warn_message_file
     """),
 }
@@ -151,8 +149,6 @@ IGNORED_GENERIC: dict[str, dict[str, str]] = {
     "authenticator": {"debug_print": _DEBUG_PRINT, "server_debug_print": _DEBUG_PRINT},
 }
 
-_NO_FILTERS = ("only tunes Exim/Sieve filter files, which pymta refuses "
-               "(allow_filter is not supported)")
 _NO_TLS_PROXY = ("pymta never hands a TLS session to another process, so there is no "
                  "proxying to avoid")
 _NO_CALLOUT_TLS = "applies to callouts, which never start TLS in pymta"
@@ -168,7 +164,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     ("transport", "lmtp"): _reject("batch_id"),
     ("transport", "pipe"): _reject("batch_id"),
     ("router", "redirect"): {
-        "allow_filter": False,
         **_reject("check_group check_owner forbid_smtp_code hide_child_in_errmsg "
                   "ignore_eacces ignore_enotdir modemask owners owngroups repeat_use "
                   "rewrite syntax_errors_text syntax_errors_to"),
@@ -205,15 +200,6 @@ _SASL_HOST = ("names the Kerberos service principal for GNU SASL's GSSAPI mechan
               "the SCRAM mechanisms pymta's gsasl driver offers do not use it")
 IGNORED_PRIVATE: dict[tuple[str, str], dict[str, str]] = {
     ("authenticator", "gsasl"): {"server_hostname": _SASL_HOST, "server_service": _SASL_HOST},
-    ("router", "redirect"): {
-        **{n: _NO_FILTERS for n in (
-            "allow_freeze filter_prepend_home forbid_exim_filter forbid_filter_dlfunc "
-            "forbid_filter_existstest forbid_filter_logwrite forbid_filter_lookup "
-            "forbid_filter_perl forbid_filter_readfile forbid_filter_readsocket "
-            "forbid_filter_reply forbid_filter_run forbid_sieve_filter reply_transport "
-            "sieve_enotify_mailto_owner sieve_subaddress sieve_useraddress "
-            "sieve_vacation_directory").split()},
-    },
     ("transport", "smtp"): {
         "hosts_noproxy_tls": _NO_TLS_PROXY, "hosts_verify_avoid_tls": _NO_CALLOUT_TLS,
     },

@@ -18,8 +18,11 @@ from pymta.config.values import main_option
 from pymta.delivery import retry as retrymod
 from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_age, send_bounce
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
+from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_address
+from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
 from pymta.hints.retry import RetryDB, host_key
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
@@ -132,6 +135,7 @@ class MessageDelivery:
         self.journal_error: OSError | None = None   # set once a -J write has failed
         self.unjournaled: list[str] = []     # finished, but not yet in -J
         self.freeze_reason: str | None = None
+        self.system_filter_used = False
         self.ignore_errors = False
         self.timeout_frozen = False
         # received_headers_max: more Received: headers than this means a mail loop, and
@@ -202,8 +206,24 @@ class MessageDelivery:
         }
         variables.update(delivery_host_variables(m.variables))
         variables.update(tls_in_variables(m.variables, m.flags))
-        return ExpandContext(self.config, variables, dict(m.acl_vars),
-                             [h.text for h in m.headers if h.flag != "*"])
+        headers = [h.text for h in m.headers if h.flag != "*"]
+        variables.update(self._message_variables(headers))
+        return ExpandContext(self.config, variables, dict(m.acl_vars), headers)
+
+    def _message_variables(self, headers: list[str]) -> dict[str, str]:
+        """$message_size, $message_body, $reply_address, ... (filters use them)."""
+        m = self.msg
+        out = {"reply_address": reply_address(headers), "message_exim_id": m.id,
+               "manually_thawed": "yes" if "manual_thaw" in m.flags else "no"}
+        for name in ("body_linecount", "body_zerocount"):
+            out[name] = str(m.variables.get(name, "0"))
+        try:
+            head, tail, size = files.body_ends(self.spool_dir, m.id, BODY_VISIBLE)
+        except OSError:
+            return out      # the -D file is checked (and reported) when delivering
+        out.update(body_variables(head, tail, size))
+        out["message_size"] = str(m.message_size(size))
+        return out
 
     # ------------------------------------------------------------------ main line
     def run(self) -> DeliveryOutcome:
@@ -215,7 +235,16 @@ class MessageDelivery:
         for unique in self.journal:      # done before a crash: never deliver twice
             msg.nonrecipients.add(unique)
         ctx = self.base_context()
-        routed = self._route_all(ctx)
+        system = run_system_filter(self.config, msg, ctx, self.first_delivery)
+        if system.error is not None:
+            self._log(f"Error in system filter: {system.error}")
+            self.log.panic(f"Error in system filter: {system.error}", msg.id)
+            self.freeze_reason = "error in system filter"
+            return self._finish()
+        originals = self._system_filter_decision(system)
+        if originals is None:
+            return self._finish()
+        routed = self._route_all(ctx, system.generated, originals)
         # Like Exim, each routed address goes to the front of the local or remote list,
         # so deliveries run in the reverse of routing order (and, as recipients are
         # routed last-first, top-level recipients are delivered in their own order).
@@ -279,7 +308,53 @@ class MessageDelivery:
         return False
 
     # ------------------------------------------------------------------ routing
-    def _route_all(self, ctx: ExpandContext) -> list[Address]:
+    def _system_filter_decision(self, system: SystemFilterOutcome) -> bool | None:
+        """Act on the system filter's verdict.  True: deliver the original recipients;
+        False: they are done ("original recipients ignored"); None: nothing more is
+        done in this attempt (frozen or deferred)."""
+        result = system.result
+        if result is None:
+            return True
+        self.system_filter_used = True
+        if result.status in (FREEZE, DEFER):
+            if result.status == FREEZE:
+                self.msg.frozen_at = self.now
+                self._log(f"Frozen by the system filter: {result.message or ''}".rstrip(": "))
+                self.outcome.status = "frozen"
+            else:
+                self._log("Delivery deferred by system filter")
+            for rcpt in self.msg.pending_recipients():      # all stay to be delivered
+                a = Address(rcpt.address, unique=rcpt.address)
+                a.message = result.message
+                self.deferred.append(a)
+            return None
+        if result.status == FAIL:
+            text = result.message or ""
+            logged, _, bounced = text.partition(">>") if text.startswith("<<") else \
+                ("", "", text)
+            self._log(f"cancelled by system filter: {logged[2:] if logged else text}")
+            if not self.msg.sender:     # a bounce is not bounced: it is just dropped
+                for rcpt in self.msg.pending_recipients():
+                    self._journal(rcpt.address)
+                return False
+            for rcpt in self.msg.pending_recipients():
+                a = Address(rcpt.address, unique=rcpt.address)
+                a.message = a.user_message = bounced or "delivery cancelled by system filter"
+                a.result = "fail"
+                self.failed.append(a)
+            return False
+        if result.status == DELIVERED:
+            if system.generated:
+                self._log("original recipients ignored (system filter)")
+            else:
+                self._log("=> discarded (system filter)")
+            for rcpt in self.msg.pending_recipients():
+                self._journal(rcpt.address)
+            return False
+        return True
+
+    def _route_all(self, ctx: ExpandContext, generated: list[Address] | None = None,
+                   originals: bool = True) -> list[Address]:
         """Route every pending recipient; return the routed addresses in routing order.
 
         Exim routes the recipients last-first and breadth first (all recipients, then all
@@ -287,7 +362,20 @@ class MessageDelivery:
         reproduced here by sorting the per-recipient results by generation.
         """
         events: list[tuple[str, Address]] = []
-        for rcpt in reversed(self.msg.pending_recipients()):
+        for a in generated or []:
+            if a.kind != "address":
+                events.append(("accept", a))     # file, pipe, reply: no routing
+                continue
+            try:
+                result = route_address(self.config, a, ctx)
+            except Exception as exc:  # a bug or bad data must leave the address queued
+                self.log.panic(f"routing {a.address} failed unexpectedly: {exc!r}",
+                               self.msg.id)
+                a.message, a.basic_errno = f"routing error: {exc}", -1
+                events.append(("defer", a))
+                continue
+            events.extend(result.sequence)
+        for rcpt in reversed(self.msg.pending_recipients() if originals else []):
             addr = Address(rcpt.address, unique=rcpt.address)
             if rcpt.errors_to:
                 addr.errors_address = rcpt.errors_to
@@ -334,7 +422,8 @@ class MessageDelivery:
                 routed.append(a)
             elif status == "discard":
                 self._journal(a.unique)
-                self._log(f"=> :blackhole: <{a.address}> R={a.router}")
+                # ":blackhole:" in a redirection list; "discarded" by a filter
+                self._log(f"=> {a.message or ':blackhole:'} <{a.address}> R={a.router}")
             elif status == "fail":
                 self._fail(a, routing=True)
             elif status == "cancel":
@@ -485,8 +574,13 @@ class MessageDelivery:
                 lp = lp[:len(lp) - len(a.suffix)]
             extra["local_part"] = taint(lp)
         if a.kind != "address" and a.parent is not None:
+            # a file, pipe or reply delivery is made for the address that generated it
             extra["local_part"] = taint(a.parent.local_part)
             extra["domain"] = taint(a.parent.domain)
+            for name, value in (("local_part_data", a.parent.local_part_data),
+                                ("domain_data", a.parent.domain_data)):
+                if extra.get(name) is None:
+                    extra[name] = value
         c.variables.update({k: v for k, v in extra.items() if v is not None})
         return c
 
@@ -615,7 +709,8 @@ class MessageDelivery:
             self._journal(a.unique)
         h = a.host_used
         self._log(Delivery(
-            name=self._delivered_name(a), router=str(a.router), transport=str(a.transport),
+            name=self._delivered_name(a), router=str(a.router or ""),
+            transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
             session=self._session_facts(a),
             confirmation=a.smtp_confirmation or "").line(self.config))
@@ -760,7 +855,11 @@ class MessageDelivery:
                 msg.nonrecipients.add(r.address)
         if self.freeze_reason is not None:
             msg.frozen_at = self.now
-        if not msg.pending_recipients() and msg.frozen_at is None:
+        # a deferred delivery the system filter set up: the filter runs again next time
+        filter_pending = any(a.top_parent().address == SYSTEM_FILTER and
+                             a.top_parent().parent is None and a is not a.top_parent()
+                             for a in self.deferred)
+        if not msg.pending_recipients() and msg.frozen_at is None and not filter_pending:
             self._log("Completed")
             files.remove_message(self.spool_dir, msg.id)
             self.outcome.status = "completed"

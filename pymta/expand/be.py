@@ -69,34 +69,13 @@ def _logical_lines(lines_in: Iterable[str]) -> Iterable[str]:
 def _message_context(ctx: ExpandContext, path: str) -> None:
     """For ``-bem file``: load the message's headers and body into the context."""
     from ..taint import Tainted
+    from .message_vars import message_file_variables, split_message_file
     with open(path, "rb") as f:
-        raw = f.read().decode("utf-8", "surrogateescape").replace("\r\n", "\n")
-    lines = raw.split("\n")
-    if lines and lines[0].startswith("From "):
-        parts = lines.pop(0).split()
-        if len(parts) > 1:
-            ctx.variables["sender_address"] = Tainted(parts[1])
-    headers: list[str] = []
-    i = 0
-    while i < len(lines) and lines[i] != "":
-        if lines[i][:1] in (" ", "\t") and headers:
-            headers[-1] += lines[i] + "\n"
-        else:
-            headers.append(lines[i] + "\n")
-        i += 1
-    body = "\n".join(lines[i + 1:])
+        sender, headers, body = split_message_file(f.read())
+    if sender is not None:
+        ctx.variables["sender_address"] = Tainted(sender)
     ctx.headers = headers
-    # newlines and binary zeros become spaces (message_body_newlines is false)
-    flat = body.replace("\n", " ").replace("\x00", " ")
-    ctx.variables["message_body"] = Tainted(flat[:500])
-    ctx.variables["message_body_end"] = Tainted(flat[-500:])
-    ctx.variables["body_zerocount"] = str(body.count("\x00"))
-    ctx.variables["message_size"] = str(len(raw))
-    # exim4 -bem counts only the body lines that are not empty (checked with 4.96)
-    body_lines = sum(1 for line in body.split("\n") if line)
-    ctx.variables["message_linecount"] = str(i + 1 + body_lines)
-    ctx.variables["body_linecount"] = str(body_lines)
-    ctx.variables["message_body_size"] = str(len(body.encode("utf-8", "surrogateescape")))
+    ctx.variables.update(message_file_variables(headers, body))
     from ..spool.ids import new_message_id  # -bem gives the message an id, as Exim does
     ctx.variables.setdefault("message_id", new_message_id())
     ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])

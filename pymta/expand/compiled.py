@@ -56,19 +56,33 @@ def _node_fn(node: Any) -> Fn:
     if isinstance(node, Item):
         if node.name == "if":
             return _if_fn(node)
-        if node.name == "lookup" and "$" not in node.extra:
-            return _lookup_fn(node)
-        from .evaluator import _ITEMS
-        fn = _ITEMS.get(node.name)
-        if fn is None:
-            name = node.name
+        from .forbid import MESSAGES, check_allowed
+        if node.name in MESSAGES:
+            inner = _node_fn_plain(node)
+            feature = node.name
 
-            def unsupported(ctx: Any) -> str:     # only an error when reached
-                raise ExpandError(f"\"{name}\" expansion item is not supported")
-            return unsupported
-        return lambda ctx: fn(node, ctx)
+            def guarded(ctx: Any) -> str:
+                check_allowed(feature, ctx)
+                return inner(ctx)
+            return guarded
+        return _node_fn_plain(node)
     from .evaluator import evaluate
     return lambda ctx: evaluate(node, ctx)
+
+
+def _node_fn_plain(node: Item) -> Fn:
+    """The closure for an item, without the forbid check."""
+    if node.name == "lookup" and "$" not in node.extra:
+        return _lookup_fn(node)
+    from .evaluator import _ITEMS
+    fn = _ITEMS.get(node.name)
+    if fn is None:
+        name = node.name
+
+        def unsupported(ctx: Any) -> str:     # only an error when reached
+            raise ExpandError(f"\"{name}\" expansion item is not supported")
+        return unsupported
+    return lambda ctx: fn(node, ctx)
 
 
 def seq_fn(seq: Seq) -> Fn:

@@ -10,6 +10,7 @@ from pymta.truth import exim_true
 from .bytesutil import ascii_lower
 from .errors import ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
+from .forbid import check_allowed
 from .lists import split_list
 from .parser import Cond
 
@@ -204,6 +205,7 @@ def _eval(cond: Cond, ctx: Any) -> bool:
     if name in ("bool", "bool_lax"):
         return _bool(args[0], name == "bool_lax")
     if name == "exists":
+        check_allowed("exists", ctx)
         # Exim 4.96 allows a tainted name here (checked with exim -bem)
         return os.path.exists(args[0])
     if name in ("isip", "isip4", "isip6"):

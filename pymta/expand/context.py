@@ -40,6 +40,7 @@ class ExpandContext:
     ``lookup_cache`` keeps the results of single-key file lookups, as Exim's lookup
     cache does; clear it where Exim tidies its lookups (after each message).
     ``recipients`` lists a non-SMTP message's envelope recipients.
+    ``forbid`` names expansion features that may not be used (filter files).
     ``clock`` tells the time for the items and variables that depend on it (``${prvs}``,
     ``${srs_encode}``, ``$tod_*`` ...); tests pin it with :class:`pymta.clock.FixedClock`.
     """
@@ -55,6 +56,9 @@ class ExpandContext:
     #: the envelope recipients of a message received without SMTP (for the
     #: non-SMTP ACL's ``verify = not_blind``); None where ``$recipients`` is enough
     recipients: list[str] | None = None
+    #: expansion features locked out here (see :mod:`pymta.expand.forbid`): a user's
+    #: filter file under forbid_filter_lookup, forbid_filter_run, ...
+    forbid: frozenset[str] = frozenset()
 
     def child(self, **variables: str) -> "ExpandContext":
         """A copy sharing acl_vars/headers/config with extra variables set."""
@@ -62,4 +66,4 @@ class ExpandContext:
         merged.update(variables)
         return ExpandContext(self.config, merged, self.acl_vars, self.headers,
                              list(self.numbered), self.acl_runner, self.lookup_cache,
-                             self.clock)
+                             self.clock, forbid=self.forbid)

@@ -13,6 +13,8 @@ from typing import Any
 from ..taint import Tainted
 from .context import default_acl_runner
 from .errors import ExpandError, ExpandFail
+from .forbid import MESSAGES as FORBIDDABLE
+from .forbid import check_allowed
 from .lists import join_list, list_separator, split_list
 from .parser import LETTER_ESCAPES, Cond, Item, Op, Seq, Var
 from .parser import compile_expansion as compile_expansion_cached
@@ -79,6 +81,8 @@ def evaluate(node: Any, ctx: Any) -> str:
         result = apply_operator(node.name, arg, ctx)
         return _t(result, isinstance(arg, Tainted))
     if isinstance(node, Item):
+        if node.name in FORBIDDABLE:
+            check_allowed(node.name, ctx)
         fn = _ITEMS.get(node.name)
         if fn is None:
             raise ExpandError(f"\"{node.name}\" expansion item is not supported")

@@ -714,6 +714,8 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
         from . import expand_string
         return expand_string(arg, ctx)
     if name == "stat":
+        from .forbid import check_allowed
+        check_allowed("stat", ctx)
         import os
         import stat
         try:

@@ -1,12 +1,15 @@
-"""The redirect router: aliasing and forwarding (non-filter redirection lists)."""
+"""The redirect router: aliasing, forwarding and users' filter files."""
 from __future__ import annotations
 
 from typing import Any
 
 from pymta.address import Address
+from pymta.config.model import ConfigError
 from pymta.drivers import register
+from pymta.filter import filter_kind
 from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router, RouterReply
+from pymta.routing.filtering import run_user_filter
 from pymta.routing.options import router_options
 from pymta.taint import TaintError, check_untainted
 
@@ -72,9 +75,18 @@ def _bare_address(item: str) -> str:
 
 @register("router", "redirect")
 class RedirectRouter(Router):
-    """Generate new addresses from ``data`` or ``file`` (filters are not supported)."""
+    """Generate new addresses from ``data`` or ``file``: a redirection list, or (with
+    allow_filter) an Exim or Sieve filter."""
 
     options = router_options("redirect")
+
+    def __init__(self, instance: Any, config: Any):
+        super().__init__(instance, config)
+        if self.flag("allow_filter") and not self.flag("check_local_user") and \
+                self.opt("user") is None:
+            # a user's filter runs as that user (logwrite, and the deliveries it makes)
+            raise ConfigError(f"{self.name} router: allow_filter requires check_local_user "
+                              "or user to be set")
 
     def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
         try:
@@ -87,11 +99,15 @@ class RedirectRouter(Router):
             return RouterReply(DEFER, f"{self.name} router: {exc}")
         if text is None or not text.strip():
             return RouterReply(DECLINE)
-        head = text.lstrip()[:20].lower()
-        if head.startswith(("# exim filter", "#exim filter", "# sieve filter", "#sieve filter")) \
-                and self.flag("allow_filter"):
-            # Filter files are not interpreted yet: keep the message rather than guess.
-            return RouterReply(DEFER, f"{self.name} router: filter files are not supported")
+        kind = filter_kind(text) if self.flag("allow_filter") else None
+        if kind is not None:
+            if self.flag(f"forbid_{kind}_filter"):
+                name = "Exim" if kind == "exim" else "Sieve"
+                return RouterReply(DEFER, f"{name} filtering not enabled")
+            if verify:
+                return RouterReply(ACCEPT)  # a filter is not run to verify an address
+            source = "filter file" if self.opt("data") is None else "filter data"
+            return run_user_filter(self, kind, text, addr, ctx, source)
         try:
             items = self._expand_includes(split_redirect_items(text), ctx)
         except (OSError, TaintError, ValueError) as exc:
@@ -173,13 +189,15 @@ class RedirectRouter(Router):
         bare = _bare_address(item)
         has_domain = "@" in bare and not bare.startswith(("|", "/"))
         if item.startswith("|") and not has_domain:
-            return self._special_child(item, "pipe", "pipe_transport", "forbid_pipe", parent, ctx)
+            self._check_allowed("pipe", "forbid_pipe", item)
+            return self.special_child(item, "pipe", "pipe_transport", parent, ctx)
         if item.startswith("/") and not has_domain:
             if item == "/dev/null":
                 return None     # delivery to /dev/null is bypassed entirely
             kind = "directory" if item.endswith("/") else "file"
             topt = "directory_transport" if kind == "directory" else "file_transport"
-            return self._special_child(item, kind, topt, "forbid_file", parent, ctx)
+            self._check_allowed(kind, "forbid_file", item)
+            return self.special_child(item, kind, topt, parent, ctx)
         if bare.startswith("\\"):
             bare = bare[1:]
             if "@" not in bare:
@@ -196,10 +214,14 @@ class RedirectRouter(Router):
             bare = f"{bare}@{dom}"
         return Address(bare, parent=parent)
 
-    def _special_child(self, item: str, kind: str, topt: str, forbid: str,
-                       parent: Address, ctx: Any) -> Address:
-        if self.flag(forbid):
+    def _check_allowed(self, kind: str, forbid: str, item: str) -> None:
+        if self.flag(forbid) or self.flag("one_time"):
             raise ValueError(f"{kind} delivery to {item} is not permitted")
+
+    def special_child(self, item: str, kind: str, topt: str, parent: Address,
+                      ctx: Any) -> Address:
+        """A file, directory, pipe or reply delivery generated for ``parent``, to the
+        transport the ``topt`` option names."""
         tname = self.opt(topt)
         if tname is None:
             raise ValueError(f"no transport specified for {kind} \"{item}\" ({topt} unset "

@@ -434,6 +434,19 @@ def read_body(spool_dir: str, msgid: str) -> bytes:
         return f.read()
 
 
+def body_ends(spool_dir: str, msgid: str, length: int) -> tuple[bytes, bytes, int]:
+    """The first and last ``length`` bytes of the body, and the body's size."""
+    offset = len(msgid) + 3
+    fd = os.open(data_path(spool_dir, msgid), os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size - offset
+        head = os.pread(fd, length, offset)
+        tail = head if size <= length else os.pread(fd, length, offset + size - length)
+    finally:
+        os.close(fd)
+    return head, tail, max(size, 0)
+
+
 def body_size(spool_dir: str, msgid: str) -> int:
     """Size of the body in bytes (the -D file less its id line)."""
     return os.stat(data_path(spool_dir, msgid)).st_size - (len(msgid) + 3)

@@ -166,6 +166,11 @@ class AppendfileTransport(Transport):
                                  f"({what or name} for {self.name} transport) failed: {e}",
                                  errno=EximErrno.EXPANDFAIL)
 
+    def _mode(self, job: Any) -> int:
+        """The mailbox mode: a filter's ``save`` may give its own."""
+        first = job.addresses[0]
+        return first.file_mode if first.file_mode is not None else self.opt("mode")
+
     def _delivery_path(self, ctx: Any) -> tuple[str, bool]:
         """Expanded file or directory name and whether it is a directory delivery.
 
@@ -331,8 +336,8 @@ class AppendfileTransport(Transport):
         raise TransportError(f"failed to lock mailbox {path} (fcntl)",
                              errno=EximErrno.LOCKFAILED)
 
-    def _open_mbox(self, path: str) -> tuple[int, bool]:
-        """Open (or create) the mailbox, enforcing Exim's safety checks."""
+    def _open_mbox(self, path: str, mode: int) -> tuple[int, bool]:
+        """Open (or create) the mailbox with ``mode``, enforcing Exim's safety checks."""
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -343,8 +348,8 @@ class AppendfileTransport(Transport):
                                      errno=_errno.ENOENT)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                             self.opt("mode"))
-                os.fchmod(fd, self.opt("mode"))
+                             mode)
+                os.fchmod(fd, mode)
                 return fd, True
             except FileExistsError:
                 st = os.lstat(path)  # lost a race: fall through to the checks
@@ -369,9 +374,10 @@ class AppendfileTransport(Transport):
             os.close(fd)
             raise TransportError(f"mailbox {path} changed while opening",
                                  errno=EximErrno.UNKNOWNERROR)
-        mode = self.opt("mode")
         extra = stat.S_IMODE(fst.st_mode) & ~mode
-        if extra:
+        if mode != self.opt("mode") and stat.S_IMODE(fst.st_mode) != mode:
+            os.fchmod(fd, mode)         # a filter's "save file mode" sets the mode
+        elif extra:
             # Existing mailbox more permissive than configured: narrow it like Exim.
             os.fchmod(fd, stat.S_IMODE(fst.st_mode) & mode)
         return fd, False
@@ -385,7 +391,7 @@ class AppendfileTransport(Transport):
             _makedirs(parent, self.opt("directory_mode"))
         lock = self._lockfile(path)
         try:
-            fd, _created = self._open_mbox(path)
+            fd, _created = self._open_mbox(path, self._mode(job))
             try:
                 self._fcntl_lock(fd, path)
                 start = os.lseek(fd, 0, os.SEEK_END)

@@ -48,6 +48,8 @@ class AutoreplyTransport(Transport):
 
     options = driver_options("transport", "autoreply")
     is_local = True
+    #: for a reply asked for by a filter: its once/log/file settings (else empty)
+    _settings: dict[str, Any] = {}
 
     def deliver(self, job: Any) -> None:
         try:
@@ -61,7 +63,22 @@ class AutoreplyTransport(Transport):
             set_results(job.addresses, e.result, e.message, e.errno)
 
     # -- options ------------------------------------------------------------------
+    @staticmethod
+    def _filter_settings(spec: Any, home: str | None) -> dict[str, Any]:
+        """once, once_repeat, log, file and return_message from a filter's command;
+        relative file names are in the user's home directory."""
+        def path(name: str | None) -> str | None:
+            if name and not name.startswith("/") and home:
+                return os.path.join(home, name)
+            return name or None
+        return {"once": path(spec.once), "log": path(spec.log), "file": path(spec.file),
+                "once_repeat": spec.once_repeat, "file_expand": spec.file_expand,
+                "return_message": spec.return_message}
+
     def _value(self, name: str, ctx: Any) -> str | None:
+        if self._settings:
+            value = self._settings.get(name)
+            return None if value in (None, "") else str(value)
         text = self.opt(name)
         if text is None or text == "":
             return None
@@ -82,12 +99,22 @@ class AutoreplyTransport(Transport):
 
     # -- the reply ------------------------------------------------------------------
     def _reply(self, job: Any) -> None:
-        ctx = self.context(job, job.addresses[0])
+        addr = job.addresses[0]
+        ctx = self.context(job, addr)
         msg = job.message
         if self._automatic(msg):
             return
-        fields = {n: self._value(n, ctx) for n in ("from", "reply_to", "to", "cc", "bcc",
-                                                   "subject", "headers", "text")}
+        spec = addr.reply
+        if spec is not None:
+            # a filter's mail/vacation command: the message is the filter's, wholly
+            self._settings = self._filter_settings(spec, addr.home)
+            fields = {"from": spec.from_, "reply_to": spec.reply_to, "to": spec.to,
+                      "cc": spec.cc, "bcc": spec.bcc, "subject": spec.subject,
+                      "headers": spec.headers, "text": spec.text}
+        else:
+            self._settings = {}
+            fields = {n: self._value(n, ctx) for n in ("from", "reply_to", "to", "cc",
+                                                       "bcc", "subject", "headers", "text")}
         for name, value in fields.items():
             if name not in ("text", "headers") and value and \
                     re.search(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?![ \t])", value):
@@ -106,8 +133,8 @@ class AutoreplyTransport(Transport):
             return       # nobody to answer (a bounce's empty $sender_address, never_mail)
         once = self._path("once", ctx)
         log_path = self._path("log", ctx)
+        repeat = self._repeat(ctx)
         if once and to:
-            repeat = self._repeat(ctx)
             previous = self._once_lookup(once, to[0])
             if previous is not None and (repeat == 0 or time.time() - previous < repeat):
                 if log_path:
@@ -177,7 +204,7 @@ class AutoreplyTransport(Transport):
             out.append(fields["text"])
         body = "".join(out).encode("utf-8", "surrogateescape")
         body += self._file(ctx)
-        if self.opt("return_message"):
+        if self.opt("return_message") or self._settings.get("return_message"):
             body += ("\n" + _RETURNED + "\n").encode()
             original = self.header_block(job, ctx)
             limit = int(main_option(self.config, "bounce_return_size_limit", 102400) or 0)
@@ -201,7 +228,7 @@ class AutoreplyTransport(Transport):
             raise TransportError(f"Failed to open file {path} when sending message from "
                                  f"{self.name} transport: {e.strerror or e}",
                                  errno=e.errno or EximErrno.UNKNOWNERROR) from None
-        if self.opt("file_expand"):
+        if self._settings.get("file_expand") if self._settings else self.opt("file_expand"):
             try:
                 text = expand_string(content.decode("utf-8", "surrogateescape"), ctx)
             except (ExpandError, ExpandFail) as e:

@@ -106,7 +106,10 @@ class PipeTransport(Transport):
     def _argv(self, job: Any, ctx: Any) -> list[str]:
         first = job.addresses[0]
         address_pipe = first.address[1:].lstrip() if first.kind == "pipe" else None
-        if address_pipe is not None and not self.opt("force_command"):
+        if address_pipe is not None and first.expand_pipe and not self.opt("force_command"):
+            # a filter's pipe command: split, then each argument expanded, as Exim does
+            text: str = address_pipe
+        elif address_pipe is not None and not self.opt("force_command"):
             # A "|command" from a redirection is split but not expanded (a traditional
             # .forward file); the transport's command is not used.
             argv = split_raw_command(address_pipe)
@@ -114,7 +117,8 @@ class PipeTransport(Transport):
                 argv = ["/bin/sh", "-c", address_pipe]
             self._check_untainted(argv)
             return self._resolve(argv)
-        text = self.opt("command")
+        else:
+            text = self.opt("command")
         if not text:
             raise TransportError(f"no command specified for {self.name} transport",
                                  errno=EximErrno.UNKNOWNERROR)

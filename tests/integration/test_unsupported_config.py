@@ -14,8 +14,8 @@ from tests.support.daemon import PymtaDaemon
 
 # (where to insert, text inserted after that line, the line the error names, message start)
 CASES = {
-    "main option": ("qualify_domain = test.example\n", "system_filter = /etc/filter\n",
-                    "system_filter = ", 'main option "system_filter"'),
+    "main option": ("qualify_domain = test.example\n", "percent_hack_domains = *\n",
+                    "percent_hack_domains = ", 'main option "percent_hack_domains"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),

@@ -32,8 +32,8 @@ ACL = "acl_smtp_rcpt = check\nbegin acl\ncheck:\n"
 
 # (configuration body after HEAD, line of the error, start of the message)
 UNSUPPORTED = {
-    "main option": ("system_filter = /etc/pymta/filter\n", 3,
-                    'main option "system_filter"'),
+    "main option": ("percent_hack_domains = *\n", 3,
+                    'main option "percent_hack_domains"'),
     "main option with only pymta's value accepted": (
         "chunking_advertise_hosts = *\n", 3, 'main option "chunking_advertise_hosts"'),
     "cyrus_sasl authenticator": ("begin authenticators\nsasl:\n  driver = cyrus_sasl\n"
@@ -63,8 +63,8 @@ UNSUPPORTED = {
                               "  socks_proxy = 127.0.0.1\n", 6,
                               'transport remote: option "socks_proxy"'),
     "redirect router option": ("begin routers\nfwd:\n  driver = redirect\n"
-                               "  data = a@b\n  allow_filter\n", 7,
-                               'router fwd: option "allow_filter"'),
+                               "  data = a@b\n  owners = root\n", 7,
+                               'router fwd: option "owners"'),
 }
 
 

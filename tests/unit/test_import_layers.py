@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.caller", 3), ("pymta.tls", 3),
+    # filters: run by the redirect router and the delivery code (the system filter)
+    ("pymta.filter", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport
     ("pymta.routing", 4), ("pymta.smtp.client", 4), ("pymta.auth", 4),
     ("pymta.acl", 5), ("pymta.transports", 5), ("pymta.policy", 5),

@@ -26,6 +26,7 @@ class EximErrno(IntEnum):
     CHHEADER_FAIL = -25
     EXPANDFAIL = -27
     UNKNOWNHOST = -32       # host lookup failed
+    BADCREATE = -34         # appendfile: creating the file is not permitted there
     DNSDEFER = -36          # DNS lookup deferred (also DANE's TLSA errors)
     TLSFAILURE = -37        # a TLS session could not be started
     TLSREQUIRED = -38       # mandatory TLS not started (also an MX an MTA-STS policy refuses)

@@ -324,8 +324,9 @@ class Logger:
         """A time-stamped line in spool/msglog/ID (the message's own log)."""
         now = time.time()
         line = _timestamp(now, self.with_zone) + " " + _clean(text) + "\n"
-        directory = os.path.join(spool_dir, "msglog")
-        path = os.path.join(directory, msgid)
+        from pymta.spool.files import msglog_path
+        path = msglog_path(spool_dir, msgid)
+        directory = os.path.dirname(path)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                          LOG_FILE_MODE)

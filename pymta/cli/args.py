@@ -80,6 +80,7 @@ class CliOptions:
     pid_file: str | None = None
     dont_deliver: bool = False            # -N
     bem_file: str | None = None
+    mset_id: str | None = None            # -Mset: a queued message's variables for -be
     filter_file: str | None = None        # -bf: a user filter to test
     system_filter_file: str | None = None  # -bF: a system filter to test
     filter_address: dict[str, str] = field(default_factory=dict)  # -bfd/-bfl/-bfp/-bfs
@@ -124,7 +125,7 @@ _RS_FLAGS = ("f", "ff", "r", "rf", "rff")
 # Actions that take all remaining arguments.
 _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "-bpa": "bp",
             "-bpc": "bpc", "-bpr": "bp", "-bpra": "bp", "-bpu": "bpu", "-bpru": "bpu",
-            "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bv", "-bV": "bV", "-bs": "bs",
+            "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bvs", "-bV": "bV", "-bs": "bs",
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
             "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",
             "-Mar": "Mar", "-Mmd": "Mmd", "-Mmad": "Mmad", "-Mes": "Mes"}
@@ -286,6 +287,8 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
     elif a == "-bem":
         _set_action(opts, "be", a)
         opts.bem_file = cur.value(a)
+    elif a == "-Mset":
+        opts.mset_id = cur.value(a)
     elif a in ("-bf", "-bF"):
         _set_action(opts, "bf", a)
         if a == "-bf":

@@ -122,13 +122,41 @@ def _is_admin(config: Any) -> bool:
     return exim is not None and exim[0] == os.getuid()
 
 
+def _queued_message_context(config: Any, msgid: str) -> Any:
+    """-Mset: the variables of a queued message, as its delivery would see them."""
+    from pymta.delivery.deliver import MessageDelivery
+    from pymta.spool import files
+    spool = _spool(config)
+    msg = files.read_header(spool, msgid)
+    ctx = MessageDelivery(config, msg, None, spool).base_context()
+    pending = [r.address for r in msg.pending_recipients()]
+    ctx.variables["recipients"] = ", ".join(pending)
+    ctx.variables["recipients_count"] = str(len(msg.recipients))
+    return ctx
+
+
 def do_be(opts: CliOptions) -> int:
     config = load(opts)
     from pymta.expand.be import run_be
+    message_ctx = None
+    if opts.mset_id:
+        try:
+            message_ctx = _queued_message_context(config, opts.mset_id)
+        except (OSError, ValueError):
+            sys.stdout.write(f"Failed to load message {opts.mset_id}\n")
+            return 1
     # Like exim -be: a "> " prompt before each result read from standard input,
     # none for expressions given as arguments.
     return int(run_be(config, opts.args, stdin=sys.stdin, stdout=sys.stdout,
-                      message_file=opts.bem_file, prompt=not opts.args) or 0)
+                      message_file=opts.bem_file, prompt=not opts.args,
+                      message_variables=message_ctx) or 0)
+
+
+def _login_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def do_filter_test(opts: CliOptions) -> int:
@@ -138,16 +166,27 @@ def do_filter_test(opts: CliOptions) -> int:
     return main_bf(opts, config)
 
 
-def do_bt(opts: CliOptions, verify: bool) -> int:
-    """-bt / -bv: route (or verify) each address; exit code is the worst result."""
+def do_bt(opts: CliOptions, verify: bool | str) -> int:
+    """-bt / -bv / -bvs: route (or verify, as a recipient or as a sender) each address;
+    exit code is the worst result.  $sender_address is -f's address, else the caller
+    at the qualify domain (empty when verifying senders, as in Exim)."""
     config = load(opts)
+    from pymta.expand.context import ExpandContext
     from pymta.routing.bt import test_address
+    from pymta.routing.support import qualify_domain
     if not opts.args:
         sys.stderr.write("pymta: no addresses given\n")
         return 1
+    if verify == "sender":
+        sender = ""
+    elif opts.sender is not None:
+        sender = opts.sender
+    else:
+        sender = f"{_login_name()}@{qualify_domain(config)}"
     worst = 0
     for addr in opts.args:
-        text, code = test_address(config, addr, verify=verify)
+        ctx = ExpandContext(config, {"sender_address": sender})
+        text, code = test_address(config, addr, ctx, verify=verify)
         _write(text)
         worst = max(worst, int(code))
     return worst
@@ -445,6 +484,7 @@ def _as_exim_user(handler: Callable[[CliOptions], int], opts: CliOptions) -> int
 _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bV": do_version, "bP": do_bP, "be": do_be, "bf": do_filter_test,
     "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
+    "bvs": lambda o: do_bt(o, "sender"),
     "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,

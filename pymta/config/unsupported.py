@@ -60,7 +60,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "preserve_message_logs": False,
     "print_topbitchars": False,
     "queue_fast_ramp": False,
-    "queue_run_in_order": False,
     "rfc1413_hosts": "",                     # no ident (RFC 1413) calls
     "smtp_backlog_monitor": 0,
     "smtp_return_error_details": False,
@@ -73,18 +72,18 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "tls_remember_esmtp": False,
     **_reject("""
         acl_not_smtp_mime acl_not_smtp_start acl_smtp_data_prdr acl_smtp_dkim
-        acl_smtp_mailauth acl_smtp_mime admin_groups auto_thaw av_scanner
-        bi_command bounce_message_file bounce_message_text bounce_return_linesize_limit
+        acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
+        bi_command bounce_return_linesize_limit
         bounce_sender_authentication callout_domain_negative_expire
         callout_domain_positive_expire callout_negative_expire callout_positive_expire
         callout_random_local_part check_rfc2047_length daemon_startup_retries
-        daemon_startup_sleep delay_warning delay_warning_condition deliver_queue_load_max
+        daemon_startup_sleep deliver_queue_load_max
         dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
         dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
         dns_csa_search_limit dns_csa_use_reverse dns_ipv4_lookup dns_retrans
         dns_retry dns_trust_aa dns_use_edns0 dsn_from errors_copy
-        errors_reply_to event_action extra_local_interfaces freeze_tell gecos_name
+        event_action extra_local_interfaces gecos_name
         gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode header_line_maxsize
         header_maxsize helo_lookup_domains hold_domains host_reject_connection
         hosts_connection_nolog ibase_servers keep_malformed
@@ -102,10 +101,10 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         smtp_accept_max_per_connection smtp_accept_max_per_host smtp_accept_queue
         smtp_accept_reserve smtp_etrn_command smtp_etrn_serialize smtp_load_reserve
         smtp_ratelimit_hosts smtp_ratelimit_mail smtp_ratelimit_rcpt smtp_reserve_hosts
-        spamd_address spf_guess spf_smtp_comment_template split_spool_directory
+        spamd_address spf_guess spf_smtp_comment_template
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
         tcp_wrappers_daemon_name timezone unknown_login unknown_username
-        uucp_from_pattern uucp_from_sender warn_message_file
+        uucp_from_pattern uucp_from_sender
     """),
 }
 
@@ -169,14 +168,9 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
                   "rewrite syntax_errors_text syntax_errors_to"),
     },
     ("transport", "appendfile"): {
-        "batch_max": 1, "check_group": False, "create_file": "anywhere",
-        "lock_fcntl_timeout": 0, "lock_flock_timeout": 0, "maildir_use_size_file": False,
-        "mailstore_format": False, "mbx_format": False, "notify_comsat": False,
-        "use_flock_lock": False, "use_mbx_lock": False,
-        **_reject("batch_id file_format mailbox_filecount mailbox_size "
-                  "maildir_quota_directory_regex mailstore_prefix mailstore_suffix "
-                  "mode_fail_narrower quota_directory quota_filecount quota_size_regex "
-                  "quota_warn_message quota_warn_threshold"),
+        "batch_max": 1, "mbx_format": False, "notify_comsat": False,
+        "use_mbx_lock": False,
+        **_reject("batch_id file_format mode_fail_narrower"),
     },
     ("transport", "smtp"): {
         "protocol": ("smtp", "smtps"), "gethostbyname": False,

@@ -8,11 +8,14 @@ message is never pre-locked here in a way that would stop its delivery.
 from __future__ import annotations
 
 import os
+import random
+import time
 import traceback
 from typing import Any, Callable, Iterable
 
-from pymta.daemon.util import spool_directory
+from pymta.daemon.util import main_opt, spool_directory
 from pymta.delivery import deliver_message
+from pymta.delivery.bounce import auto_thaw_due
 from pymta.logevents import QueueRun, write_event
 from pymta.spool.space import check_log, check_spool
 from pymta.spool.tidy import set_aside_corrupt, tidy_spool
@@ -50,8 +53,10 @@ def is_locked(spool_dir: str, msgid: str) -> bool:
     return False
 
 
-def is_frozen(spool_dir: str, msgid: str, log: Any = None) -> bool | None:
-    """True/False, or None when the -H file is gone or unreadable (skip it).
+def is_frozen(spool_dir: str, msgid: str, log: Any = None,
+              config: Any = None) -> bool | None:
+    """True/False, or None when the -H file is gone or unreadable (skip it).  With
+    ``config``, a frozen message whose auto_thaw time has come counts as not frozen.
 
     With ``log``, a -H file with a format error is moved aside (see pymta.spool.tidy)."""
     from pymta.spool.files import SpoolFormatError, read_header
@@ -63,12 +68,16 @@ def is_frozen(spool_dir: str, msgid: str, log: Any = None) -> bool | None:
         return None
     except Exception:
         return None
-    return msg.frozen_at is not None or "frozen" in getattr(msg, "flags", ())
+    frozen = msg.frozen_at is not None or "frozen" in getattr(msg, "flags", ())
+    if frozen and config is not None and auto_thaw_due(config, msg, time.time()):
+        return False
+    return frozen
 
 
 def due_messages(config: Any, *, force_frozen: bool = False,
                  ids: Iterable[str] | None = None, log: Any = None) -> list[str]:
-    """Message ids a queue run should deliver, oldest first (Exim's ids sort by time).
+    """Message ids a queue run should deliver: in arrival order with
+    queue_run_in_order, otherwise in an arbitrary (shuffled) order, as in Exim.
 
     With ``log``, files left behind are tidied first and messages whose -H file is
     corrupt are moved aside (pymta.spool.tidy)."""
@@ -78,9 +87,11 @@ def due_messages(config: Any, *, force_frozen: bool = False,
     if ids is None:
         from pymta.spool.queue import list_queue
         ids = list_queue(spool_dir)
+        if not main_opt(config, "queue_run_in_order"):
+            random.shuffle(ids)
     out = []
     for msgid in ids:
-        frozen = is_frozen(spool_dir, msgid, log)
+        frozen = is_frozen(spool_dir, msgid, log, config)
         if frozen is None or (frozen and not force_frozen):
             continue
         if is_locked(spool_dir, msgid):

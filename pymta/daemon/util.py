@@ -12,7 +12,10 @@ from pymta.osutil import resolve_user  # noqa: F401  (re-exported)
 
 
 def spool_directory(config: Any) -> str:
-    return str(main_opt(config, "spool_directory"))
+    """The spool directory; also sets the layout for new messages
+    (split_spool_directory), which every process learns here."""
+    from pymta.spool.files import configured_spool
+    return configured_spool(config)
 
 
 def make_logger(config: Any) -> Any:

@@ -18,14 +18,45 @@ from pymta.routing import support
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
 
+_FIRST_LINE = "This message was created automatically by mail delivery software.\n"
+_INTRO_OTHER = ("could not be delivered to one or more of its recipients. The following\n"
+                "address(es) failed:\n")
 INTRO = (
-    "This message was created automatically by mail delivery software.\n"
-    "\n"
     "A message that you sent could not be delivered to one or more of its\n"
     "recipients. This is a permanent error. The following address(es) failed:\n"
 )
 
 _REPLY = re.compile(r"(?:^|: )([45]\d\d[ -].*)$", re.S)
+
+
+def read_template(config: Any, option: str, count: int, ctx: Any,
+                  log: Any = None) -> list[str | None]:
+    """The ``count`` items of a bounce_message_file / warn_message_file (separated by
+    lines of four asterisks), each expanded; None for an item that is missing or empty
+    (its default text is used) -- all None when the option is unset or the file cannot
+    be read (which is logged)."""
+    path = main_option(config, option, None)
+    items: list[str | None] = [None] * count
+    if not path:
+        return items
+    try:
+        with open(str(path), encoding="utf-8", errors="surrogateescape") as fh:
+            text = fh.read()
+    except OSError as exc:
+        if log is not None:
+            log.main(f"Failed to open {option} {path}: {exc.strerror}")
+            log.panic(f"Failed to open {option} {path}: {exc.strerror}")
+        return items
+    from pymta.expand import ExpandError, expand_string
+    for i, item in enumerate(re.split(r"(?m)^\*\*\*\*\n", text)[:count]):
+        if not item.strip():
+            continue
+        try:
+            items[i] = expand_string(item, ctx) if ctx is not None else item
+        except ExpandError as exc:
+            if log is not None:
+                log.panic(f"Failed to expand {option} item {i + 1}: {exc}")
+    return items
 
 
 def mailer_daemon(config: Any) -> str:
@@ -77,9 +108,20 @@ def failure_text(addr: Address) -> str:
 
 
 def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipient: str,
-                 body: bytes = b"", now: float | None = None) -> bytes:
-    """The complete bounce message (headers and body, LF line endings)."""
+                 body: bytes = b"", now: float | None = None, ctx: Any = None,
+                 log: Any = None) -> bytes:
+    """The complete bounce message (headers and body, LF line endings).
+
+    bounce_message_file's first three items (expanded in ``ctx`` with
+    $bounce_recipient and $bounce_return_size_limit) replace the Subject:, the opening
+    text and the heading of a pipe's returned output; bounce_message_text is added
+    after the first line of the default text."""
     now = time.time() if now is None else now
+    limit_value = int(main_option(config, "bounce_return_size_limit", 102400))
+    tctx = ctx.child(bounce_recipient=recipient,
+                     bounce_return_size_limit=str(limit_value)) if ctx is not None else None
+    items = read_template(config, "bounce_message_file", 3, tctx, log) \
+        if tctx is not None else [None, None, None]
     hostname = main_option(config, "primary_hostname", "localhost")
     boundary = f"{int(now)}-eximdsn-{random.randint(0, 2**31 - 1)}"
     failed_names = ", ".join(failed_recipient(a) for a in failed)
@@ -87,16 +129,30 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
                       "Auto-Submitted: auto-replied\n",
                       f"From: Mail Delivery System <{mailer_daemon(config)}>\n",
                       f"To: {recipient}\n"]
+    reply_to = main_option(config, "errors_reply_to", None)
+    if reply_to:
+        out.append(f"Reply-To: {reply_to}\n")
     msgid_hdr = _header_value(msg, "Message-ID")
     if msgid_hdr:
         out.append(f"References: {msgid_hdr}\n")
+    to_sender = recipient == msg.sender
+    subject = items[0] if items[0] is not None else (
+        "Subject: Mail delivery failed" + (": returning message to sender" if to_sender
+                                           else "") + "\n")
     out += [f"Content-Type: multipart/report; report-type=delivery-status; boundary={boundary}\n",
             "MIME-Version: 1.0\n",
-            "Subject: Mail delivery failed: returning message to sender\n",
+            subject if subject.endswith("\n") else subject + "\n",
             "\n",
             f"--{boundary}\n",
-            "Content-type: text/plain; charset=us-ascii\n\n",
-            INTRO, "\n"]
+            "Content-type: text/plain; charset=us-ascii\n\n"]
+    if items[1] is not None:
+        out.append(items[1] if items[1].endswith("\n") else items[1] + "\n")
+    else:
+        text = main_option(config, "bounce_message_text", None)
+        out.append(_FIRST_LINE + (f"{text}\n" if text else "\n"))
+        out.append(INTRO if to_sender else
+                   f"A message sent by\n\n  <{msg.sender}>\n\n{_INTRO_OTHER}")
+    out.append("\n")
     for a in failed:
         out.append(f"  {shown_address(a)}\n")
         text = failure_text(a)
@@ -104,8 +160,10 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
             out.append(f"    {line}\n")
     returned = [a for a in failed if a.returned_output]
     if returned:
-        out.append("\nThe following text was generated during the delivery attempt"
-                   f"{'s' if len(returned) > 1 else ''}:\n")
+        heading = items[2] if items[2] is not None else (
+            "The following text was generated during the delivery attempt"
+            f"{'s' if len(returned) > 1 else ''}:\n")
+        out.append("\n" + (heading if heading.endswith("\n") else heading + "\n"))
         for a in returned:
             text = a.returned_output or ""
             shown = shown_address(a).replace("\n    ", "\n       ")
@@ -124,7 +182,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
     out += ["\n", f"--{boundary}\n"]
     return_body = bool(main_option(config, "bounce_return_body", True))
     return_message = bool(main_option(config, "bounce_return_message", True))
-    limit = int(main_option(config, "bounce_return_size_limit", 102400))
+    limit = limit_value
     headers = f"Return-path: <{msg.sender}>\n" + msg.header_text()
     if return_message and return_body:
         out += ["Content-type: message/rfc822\n\n", headers, "\n"]
@@ -150,11 +208,13 @@ def _read_body(spool_dir: str, msgid: str) -> bytes:
 
 
 def send_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipient: str,
-                log: Any, spool_dir: str) -> str:
+                log: Any, spool_dir: str, ctx: Any = None) -> str:
     """Build the bounce for ``failed`` and submit it with the null sender; returns the new
-    message id (the caller delivers it)."""
+    message id (the caller delivers it).  ``ctx``: the message's expansion context (for
+    bounce_message_file)."""
     from pymta.message.receive import Envelope, receive_message
-    data = build_bounce(config, msg, failed, recipient, _read_body(spool_dir, msg.id))
+    data = build_bounce(config, msg, failed, recipient, _read_body(spool_dir, msg.id),
+                        ctx=ctx, log=log)
     # A local submission (Message-ID/Date are added) whose null sender was chosen by
     # us; bounce_reference makes the <= line carry R=<original id>.
     env = Envelope(sender="", recipients=[recipient], protocol="local",
@@ -179,9 +239,17 @@ def bounce_age_limit(config: Any) -> int:
     return int(main_option(config, "ignore_bounce_errors_after", 10 * 7 * 86400))
 
 
+def auto_thaw_due(config: Any, msg: SpoolMessage, now: float) -> bool:
+    """auto_thaw: a frozen message (not a bounce) is tried again this long after it was
+    frozen."""
+    limit = int(main_option(config, "auto_thaw", 0) or 0)
+    return bool(limit and msg.sender and msg.frozen_at is not None
+                and now - msg.frozen_at >= limit)
+
+
 def message_age(msg: SpoolMessage, now: float | None = None) -> int:
     return int((time.time() if now is None else now) - msg.received_time)
 
 
 __all__ = ["build_bounce", "send_bounce", "bounce_recipient", "mailer_daemon",
-           "bounce_age_limit", "message_age"]
+           "bounce_age_limit", "message_age", "auto_thaw_due"]

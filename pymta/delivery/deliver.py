@@ -8,6 +8,7 @@ hints, send bounces, and finally either remove the message ("Completed") or rewr
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,15 @@ from typing import Any
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.delivery import retry as retrymod
-from pymta.delivery.bounce import bounce_age_limit, bounce_recipient, message_age, send_bounce
+from pymta.delivery import warning
+from pymta.delivery.bounce import (
+    auto_thaw_due,
+    bounce_age_limit,
+    bounce_recipient,
+    message_age,
+    send_bounce,
+)
+from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipients
 from pymta.delivery.job import DeliveryJob
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.errnos import EximErrno
@@ -26,6 +35,7 @@ from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
 from pymta.hints.retry import RetryDB, host_key
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
+from pymta.osutil import can_switch_ids, switched_ids
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
 from pymta.spool.files import Journal
@@ -73,7 +83,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
     false (the caller then gets their ids in ``bounce_ids``).  ``give_up`` (-Mg, by
     ``user``) fails every undelivered recipient without trying it and bounces them.
     """
-    spool_dir = spool_dir or str(main_option(config, "spool_directory", "."))
+    configured = files.configured_spool(config)
+    spool_dir = spool_dir or configured
     if not os.path.exists(files.header_path(spool_dir, msgid)):
         return DeliveryOutcome("missing", msgid)
     held = lock.lock_message(spool_dir, msgid)
@@ -135,7 +146,7 @@ class MessageDelivery:
         self.journal_error: OSError | None = None   # set once a -J write has failed
         self.unjournaled: list[str] = []     # finished, but not yet in -J
         self.freeze_reason: str | None = None
-        self.system_filter_used = False
+        self.process_ids = (os.geteuid(), os.getegid())
         self.ignore_errors = False
         self.timeout_frozen = False
         # received_headers_max: more Received: headers than this means a mail loop, and
@@ -299,6 +310,10 @@ class MessageDelivery:
             msg.frozen_at = None
             self._log("Unfrozen by forced delivery")
             return True
+        if auto_thaw_due(self.config, msg, self.now):
+            msg.frozen_at = None
+            self._log("Unfrozen by auto-thaw")
+            return True
         limit = main_option(self.config, "timeout_frozen_after", 0)
         if limit and age >= int(limit):
             self.ignore_errors = msg.sender == ""
@@ -315,12 +330,12 @@ class MessageDelivery:
         result = system.result
         if result is None:
             return True
-        self.system_filter_used = True
         if result.status in (FREEZE, DEFER):
             if result.status == FREEZE:
                 self.msg.frozen_at = self.now
                 self._log(f"Frozen by the system filter: {result.message or ''}".rstrip(": "))
                 self.outcome.status = "frozen"
+                self._freeze_tell(result.message, by_filter=True)
             else:
                 self._log("Delivery deferred by system filter")
             for rcpt in self.msg.pending_recipients():      # all stay to be delivered
@@ -626,7 +641,12 @@ class MessageDelivery:
         env = Envelope(sender="", recipients=recipients, protocol="local",
                        is_local_submission=True, sender_set_by_caller=True,
                        bounce_reference=reference)
-        new_id = receive_message(self.config, env, data, self.log)
+        # a local transport calls this as the delivery user: the spool is written as
+        # the delivery process itself
+        own = self.process_ids
+        switch = own[0] != os.geteuid() and can_switch_ids()
+        with switched_ids(*own) if switch else contextlib.nullcontext():
+            new_id = receive_message(self.config, env, data, self.log)
         self.outcome.bounce_ids.append(new_id)    # delivered right after, like a bounce
         return new_id
 
@@ -829,7 +849,8 @@ class MessageDelivery:
             groups.setdefault(to, []).append(a)
         for to, addrs in groups.items():
             try:
-                bid = send_bounce(self.config, self.msg, addrs, to, self.log, self.spool_dir)
+                bid = send_bounce(self.config, self.msg, addrs, to, self.log, self.spool_dir,
+                                  self.base_context())
             except Exception as exc:
                 self.log.panic(f"failed to create bounce message: {exc!r}", self.msg.id)
                 for a in addrs:
@@ -865,6 +886,8 @@ class MessageDelivery:
             self.outcome.status = "completed"
             return self.outcome
         msg.flags.discard("deliver_firsttime")
+        if msg.frozen_at is None and self.deferred:
+            self._delay_warnings()
         try:
             files.rewrite_header(self.spool_dir, msg)
         except OSError as exc:
@@ -886,6 +909,42 @@ class MessageDelivery:
             self.outcome.status = "frozen"
         return self.outcome
 
+
+    def _freeze_tell(self, reason: str | None, by_filter: bool) -> None:
+        """freeze_tell: tell the administrators (not for a bounce: it could loop)."""
+        to = freeze_tell_recipients(self.config)
+        if not to or not self.msg.sender:
+            return
+        pending = [r.address for r in self.msg.pending_recipients()]
+        data = build_freeze_notice(self.config, self.msg, to, pending, reason, by_filter)
+        try:
+            self._submit_generated(data, to, self.msg.id)
+        except Exception as exc:  # noqa: BLE001 - the freeze itself stands
+            self.log.panic(f"failed to send freeze_tell notice: {exc!r}", self.msg.id)
+
+    def _delay_warnings(self) -> None:
+        """delay_warning: tell the sender (or errors_to) about a message still waiting."""
+        due = warning.warning_due(self.config, self.msg, self.now)
+        if due is None:
+            return
+        delay, count = due
+        ctx = self.base_context()
+        if not warning.condition_allows(self.config, ctx, self.deferred):
+            return
+        groups: dict[str, list[Address]] = {}
+        for a in self.deferred:
+            to = bounce_recipient(a, self.msg)
+            if to:
+                groups.setdefault(to, []).append(a)
+        for to, addrs in groups.items():
+            data = warning.build_warning(self.config, self.msg, addrs, to, delay, ctx,
+                                         self.log, self.now)
+            try:
+                self._submit_generated(data, [to], self.msg.id)   # delivered right after
+            except Exception as exc:  # the warning is tried again next time
+                self.log.panic(f"failed to create delay warning: {exc!r}", self.msg.id)
+                return
+        self.msg.warning_count = count
 
     def _retry_journal(self) -> None:
         """One more try to write what a failed -J write left in memory."""

@@ -34,7 +34,7 @@ from pymta.message.headers import (
 )
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
-from pymta.spool.files import write_spool
+from pymta.spool.files import configured_spool, write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
@@ -366,7 +366,7 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
     """
     if prepared is None:
         prepared = prepare_message(config, envelope, data)
-    spool_dir = str(_option(config, "spool_directory", "/var/spool/pymta"))
+    spool_dir = configured_spool(config)
     spool = prepared.spool
     body = memoryview(prepared.data)[prepared.body_start:]
     write_spool(spool_dir, spool, body)

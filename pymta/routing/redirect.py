@@ -36,7 +36,7 @@ def split_redirect_items(text: str) -> list[str]:
         if low.startswith(":fail:") or low.startswith(":defer:"):
             j = text.find("\n", i)
             j = n if j < 0 else j
-            items.append(text[i:j].strip())
+            items.append(text[i:j].rstrip("\r"))   # the text keeps trailing spaces
             i = j + 1
             continue
         cur: list[str] = []
@@ -121,7 +121,7 @@ class RedirectRouter(Router):
                     if not self.flag(allowed) or (special == ":fail:" and self.flag("forbid_fail")):
                         return RouterReply(
                             DEFER, f'error in redirect data: "{item}" is not permitted')
-                    return RouterReply(status, item[len(special):].strip() or None)
+                    return RouterReply(status, item[len(special):].lstrip() or None)
         if any(i.lower() == ":blackhole:" for i in items):
             if self.flag("forbid_blackhole"):
                 return RouterReply(DEFER, 'error in redirect data: ":blackhole:" is not permitted')

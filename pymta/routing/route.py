@@ -180,6 +180,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
             continue
         if reply.status in (ACCEPT, DISCARD):
             _after_accept(r, addr, actx, reply, index, i)
+        elif reply.status == FAIL:
+            _apply_errors_to(r, addr, actx)     # a :fail: is bounced to errors_to too
         return _decided(addr, r, reply)
     return RouterReply(FAIL, declined or cannot_route or UNROUTEABLE)
 
@@ -194,18 +196,24 @@ def _decided(addr: Address, r: Router, reply: RouterReply) -> RouterReply:
     return reply
 
 
+def _apply_errors_to(r: Router, addr: Address, actx: ExpandContext) -> None:
+    """The router's errors_to: where failures of this address are reported."""
+    if r.opt("errors_to") is None:
+        return
+    try:
+        value = support.expand(r.opt("errors_to"), actx)
+    except support.ExpandError:
+        return
+    if value is not None:
+        # "<>" (or empty) means: ignore delivery errors for this address
+        value = value.strip()
+        addr.errors_address = "" if value in ("", "<>") else value
+
+
 def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterReply,
                   index: dict[str, int], i: int) -> None:
     """Generic post-acceptance options: errors_to, headers_add/remove, redirect_router."""
-    if r.opt("errors_to") is not None:
-        try:
-            value = support.expand(r.opt("errors_to"), actx)
-            if value is not None:
-                # "<>" (or empty) means: ignore delivery errors for this address
-                value = value.strip()
-                addr.errors_address = "" if value in ("", "<>") else value
-        except support.ExpandError:
-            pass
+    _apply_errors_to(r, addr, actx)
     for opt, target in (("headers_add", addr.extra_headers),
                         ("headers_remove", addr.remove_headers)):
         text = r.opt(opt)

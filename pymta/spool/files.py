@@ -1,6 +1,7 @@
 """Reading and writing Exim 4.96 spool files: -H (envelope + headers), -D (body), -J.
 
-Layout (``split_spool_directory`` is not supported: everything is flat in input/)::
+Layout (with ``split_spool_directory`` the files are in ``input/C/`` and ``msglog/C/``,
+C being the sixth character of the id; both layouts are read whatever the setting)::
 
     spool_dir/input/ID-H   envelope, status and headers (see the spec chapter
                            "Format of spool files")
@@ -14,7 +15,7 @@ name and renamed into place after fsync.
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.osutil import reserve_beyond_eof
@@ -53,27 +54,109 @@ _RANK = {name: i for i, name in enumerate(_ORDER)}
 
 
 def input_dir(spool_dir: str) -> str:
+    """The top input directory (with split_spool_directory, its 62 subdirectories hold
+    the messages)."""
     return os.path.join(spool_dir, "input")
+
+
+# split_spool_directory: messages go to input/<c>/ and msglog/<c>/, <c> being the sixth
+# character of the id.  Messages in the other layout (written before the option was
+# changed) are still found, as Exim finds them.
+_split_spool = False
+_split_dirs_seen: dict[str, bool] = {}        # spool -> input/ has subdirectories
+_where: dict[tuple[str, str], bool] = {}      # (spool, id) -> the message is split
+
+
+def configured_spool(config: Any) -> str:
+    """The configuration's spool_directory, with its layout (split_spool_directory)
+    set for this process."""
+    from pymta.config.values import main_option
+    set_split_spool(bool(main_option(config, "split_spool_directory", False)))
+    return str(main_option(config, "spool_directory", "/var/spool/pymta"))
+
+
+def set_split_spool(split: bool) -> None:
+    """Lay new messages out in subdirectories (main option split_spool_directory)."""
+    global _split_spool
+    if split != _split_spool:
+        _where.clear()
+    _split_spool = split
+
+
+def _has_subdirs(spool_dir: str) -> bool:
+    seen = _split_dirs_seen.get(spool_dir)
+    if seen is None:
+        try:
+            seen = any(len(n) == 1 and os.path.isdir(os.path.join(spool_dir, "input", n))
+                       for n in os.listdir(os.path.join(spool_dir, "input")))
+        except OSError:
+            seen = False
+        _split_dirs_seen[spool_dir] = seen
+    return seen
+
+
+def is_split(spool_dir: str, msgid: str) -> bool:
+    """Whether this message's files are (or, for a new one, go) in a subdirectory."""
+    if not _split_spool and not _has_subdirs(spool_dir):
+        return False
+    key = (spool_dir, msgid)
+    found = _where.get(key)
+    if found is not None:
+        return found
+    top = os.path.join(spool_dir, "input")
+    preferred = os.path.join(top, msgid[5], msgid + "-H") if _split_spool else \
+        os.path.join(top, msgid + "-H")
+    other = os.path.join(top, msgid + "-H") if _split_spool else \
+        os.path.join(top, msgid[5], msgid + "-H")
+    if os.path.exists(preferred):
+        found = _split_spool
+    elif os.path.exists(other):
+        found = not _split_spool
+    else:
+        return _split_spool         # a new message: where new ones go (not cached yet)
+    if len(_where) > 10000:
+        _where.clear()
+    _where[key] = found
+    return found
+
+
+def message_input_dir(spool_dir: str, msgid: str) -> str:
+    """The directory holding the message's -H, -D and -J files."""
+    top = os.path.join(spool_dir, "input")
+    return os.path.join(top, msgid[5]) if is_split(spool_dir, msgid) else top
 
 
 def header_path(spool_dir: str, msgid: str) -> str:
     """Path of the -H file."""
-    return os.path.join(spool_dir, "input", msgid + "-H")
+    return os.path.join(message_input_dir(spool_dir, msgid), msgid + "-H")
 
 
 def data_path(spool_dir: str, msgid: str) -> str:
     """Path of the -D file."""
-    return os.path.join(spool_dir, "input", msgid + "-D")
+    return os.path.join(message_input_dir(spool_dir, msgid), msgid + "-D")
 
 
 def journal_path(spool_dir: str, msgid: str) -> str:
     """Path of the -J file."""
-    return os.path.join(spool_dir, "input", msgid + "-J")
+    return os.path.join(message_input_dir(spool_dir, msgid), msgid + "-J")
 
 
 def msglog_path(spool_dir: str, msgid: str) -> str:
     """Path of the per-message log."""
+    if is_split(spool_dir, msgid):
+        return os.path.join(spool_dir, "msglog", msgid[5], msgid)
     return os.path.join(spool_dir, "msglog", msgid)
+
+
+def input_dirs(spool_dir: str) -> list[str]:
+    """input/ and, when there are any, its one-character subdirectories."""
+    top = os.path.join(spool_dir, "input")
+    try:
+        subs = sorted(n for n in os.listdir(top) if len(n) == 1 and
+                      os.path.isdir(os.path.join(top, n)))
+    except OSError:
+        subs = []
+    return [top] + [os.path.join(top, n) for n in subs]
 
 
 def ensure_spool_dirs(spool_dir: str, owner: tuple[int, int] | None = None) -> None:
@@ -190,9 +273,12 @@ def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> 
     The -D file must not exist yet (message ids are unique).  On failure the partial
     files are removed and the exception propagates.
     """
-    idir = input_dir(spool_dir)
+    idir = message_input_dir(spool_dir, msg.id)
     if not os.path.isdir(idir):
         ensure_spool_dirs(spool_dir)
+        if idir != input_dir(spool_dir):
+            os.makedirs(idir, mode=SPOOL_DIR_MODE, exist_ok=True)
+            _split_dirs_seen[spool_dir] = True
     dpath = data_path(spool_dir, msg.id)
     fd = os.open(dpath, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SPOOL_FILE_MODE)
     try:
@@ -216,7 +302,7 @@ def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> 
 
 def _write_header_file(spool_dir: str, msg: SpoolMessage) -> None:
     """Write -H under a temporary name, fsync, rename into place, fsync input/."""
-    idir = input_dir(spool_dir)
+    idir = message_input_dir(spool_dir, msg.id)
     tmp = os.path.join(idir, f"hdr.{msg.id}.{os.getpid()}")
     data = format_header(msg)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, SPOOL_FILE_MODE)
@@ -571,7 +657,7 @@ def remove_message(spool_dir: str, msgid: str) -> None:
     except FileNotFoundError:
         pass
     else:
-        _fsync_dir(input_dir(spool_dir))
+        _fsync_dir(message_input_dir(spool_dir, msgid))
     for p in (data_path(spool_dir, msgid), journal_path(spool_dir, msgid),
               msglog_path(spool_dir, msgid)):
         try:

@@ -11,11 +11,13 @@ from pymta.spool.ids import id_time, id_time_usec, is_message_id
 
 def list_queue(spool_dir: str) -> list[str]:
     """Ids of messages with a -H file, oldest arrival first (id order = arrival order)."""
-    try:
-        names = os.listdir(files.input_dir(spool_dir))
-    except FileNotFoundError:
-        return []
-    ids = [n[:-2] for n in names if n.endswith("-H") and is_message_id(n[:-2])]
+    names: list[str] = []
+    for directory in files.input_dirs(spool_dir):
+        try:
+            names += os.listdir(directory)
+        except FileNotFoundError:
+            continue
+    ids = list({n[:-2] for n in names if n.endswith("-H") and is_message_id(n[:-2])})
     ids.sort(key=lambda i: (id_time(i), id_time_usec(i), i))
     return ids
 

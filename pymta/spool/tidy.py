@@ -161,21 +161,24 @@ def tidy_spool(spool_dir: str, log: Any, now: float | None = None) -> None:
     if now is None:
         now = filesystem_now(files.input_dir(spool_dir)) \
             if os.path.isdir(files.input_dir(spool_dir)) else time.time()
-    try:
-        names = os.listdir(files.input_dir(spool_dir))
-    except FileNotFoundError:
+    if not os.path.isdir(files.input_dir(spool_dir)):
         return
     headers: set[str] = set()
     data: set[str] = set()
     journals: set[str] = set()
-    for name in names:
-        msgid, suffix = name[:-2], name[-2:]
-        if is_message_id(msgid) and suffix in ("-H", "-D", "-J"):
-            {"-H": headers, "-D": data, "-J": journals}[suffix].add(msgid)
-        elif name.startswith("hdr.") and is_message_id(name[4:].split(".", 1)[0]):
-            path = os.path.join(files.input_dir(spool_dir), name)
-            if _old(path, now):
-                _safely(_remove, log, path, "temporary header file", log, None)
+    for directory in files.input_dirs(spool_dir):       # split_spool_directory too
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            msgid, suffix = name[:-2], name[-2:]
+            if is_message_id(msgid) and suffix in ("-H", "-D", "-J"):
+                {"-H": headers, "-D": data, "-J": journals}[suffix].add(msgid)
+            elif name.startswith("hdr.") and is_message_id(name[4:].split(".", 1)[0]):
+                path = os.path.join(directory, name)
+                if _old(path, now):
+                    _safely(_remove, log, path, "temporary header file", log, None)
     for msgid in sorted(data - headers):
         if _old(files.data_path(spool_dir, msgid), now):
             _safely(_orphan_data, log, spool_dir, msgid, log)
@@ -183,15 +186,26 @@ def tidy_spool(spool_dir: str, log: Any, now: float | None = None) -> None:
         path = files.journal_path(spool_dir, msgid)
         if _old(path, now):
             _safely(_remove, log, path, "journal file of a message that is gone", log, msgid)
-    try:
-        logs = os.listdir(os.path.join(spool_dir, "msglog"))
-    except FileNotFoundError:
-        logs = []
-    for msgid in sorted(n for n in logs if is_message_id(n)):
+    logs: list[str] = []
+    top = os.path.join(spool_dir, "msglog")
+    for directory in [top] + [os.path.join(top, n) for n in _subdirs(top)]:
+        try:
+            logs += os.listdir(directory)
+        except FileNotFoundError:
+            continue
+    for msgid in sorted(n for n in set(logs) if is_message_id(n)):
         path = files.msglog_path(spool_dir, msgid)
         if msgid not in headers and msgid not in data and _old(path, now) and not \
                 os.path.exists(files.header_path(spool_dir, msgid)):
             _safely(_remove, log, path, "message log of a message that is gone", log, msgid)
+
+
+def _subdirs(top: str) -> list[str]:
+    try:
+        return [n for n in os.listdir(top) if len(n) == 1 and os.path.isdir(
+            os.path.join(top, n))]
+    except OSError:
+        return []
 
 
 def _safely(fn: Any, log: Any, *args: Any) -> None:

@@ -1,0 +1,112 @@
+"""appendfile: mailstore format, create_file, the owner check, and flock locking, through
+`pymta -odi`.  Log lines and the .env file as Exim 4.96 wrote them for the same
+configuration (exim4 -odi, Debian)."""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from pathlib import Path
+
+from tests.support.daemon import PymtaDaemon
+
+USER = "user = nobody" if os.geteuid() == 0 else ""
+
+CONFIG = f"""
+primary_hostname = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+begin routers
+r:
+  driver = accept
+  local_parts = ms : fl : ch : own
+  router_home_directory = DIR/home
+  transport = t_$local_part_data
+begin transports
+t_ms:
+  driver = appendfile
+  directory = DIR/store
+  mailstore_format
+  mailstore_prefix = PRE $mailstore_basename
+  mailstore_suffix = SUF
+  {USER}
+t_fl:
+  driver = appendfile
+  file = DIR/mbox-fl
+  use_flock_lock
+  use_fcntl_lock = false
+  use_lockfile = false
+  lock_retries = 1
+  lock_interval = 1s
+  {USER}
+t_ch:
+  driver = appendfile
+  file = DIR/outside/mbox
+  create_file = belowhome
+  {USER}
+t_own:
+  driver = appendfile
+  file = DIR/mbox-own
+  {USER}
+begin retry
+* * F,1h,10m
+"""
+
+
+def send(d: PymtaDaemon, user: str) -> str:
+    d.submit_and_deliver("s@test.example", f"{user}@test.example",
+                         "From: s@test.example\nSubject: q\n\nhi\n".encode())
+    msgid = re.findall(r"(\w{6}-\w{6}-\w{2}) <= s@test\.example", d.log())[-1]
+    return [ln.split(f"{msgid} ", 1)[1] for ln in d.log().splitlines()
+            if f" {msgid} " in ln and " <= " not in ln][0]
+
+
+def _daemon(tmp_path: Path) -> PymtaDaemon:
+    d = PymtaDaemon(CONFIG, tmp_path)
+    d.prepare()
+    for sub in ("home", "outside", "store"):
+        (tmp_path / sub).mkdir()
+        if os.geteuid() == 0:
+            os.chown(tmp_path / sub, 65534, 65534)
+    return d
+
+
+def test_mailstore_envelope_and_message_files(tmp_path):
+    d = _daemon(tmp_path)
+    assert send(d, "ms") == "=> ms <ms@test.example> R=r T=t_ms"
+    names = sorted(os.listdir(tmp_path / "store"))
+    assert len(names) == 2 and names[0].endswith(".env") and names[1].endswith(".msg")
+    base = str(tmp_path / "store" / names[0][:-4])
+    assert re.fullmatch(r"\w{6}-\w{6}-\w{2}-\w{6}", names[0][:-4])
+    assert (tmp_path / "store" / names[0]).read_text() == \
+        f"PRE {base}\ns@test.example\nms@test.example\nSUF"
+    assert "Subject: q\n" in (tmp_path / "store" / names[1]).read_text()
+
+
+def test_create_file_belowhome_refuses_a_mailbox_elsewhere(tmp_path):
+    d = _daemon(tmp_path)
+    assert send(d, "ch") == (
+        f"== ch@test.example R=r T=t_ch defer (-34): mailbox {tmp_path}/outside/mbox does "
+        "not exist, but creation outside the home directory is not permitted")
+    assert not (tmp_path / "outside" / "mbox").exists()
+
+
+def test_wrong_owner_and_flock(tmp_path):
+    d = _daemon(tmp_path)
+    if os.geteuid() == 0:
+        (tmp_path / "mbox-own").write_text("")      # owned by root, delivered as nobody
+        os.chmod(tmp_path / "mbox-own", 0o666)
+        assert send(d, "own") == (f"== own@test.example R=r T=t_own defer (-6): mailbox "
+                                  f"{tmp_path}/mbox-own has wrong uid (0 != 65534)")
+    mbox = tmp_path / "mbox-fl"
+    mbox.write_text("")
+    if os.geteuid() == 0:
+        os.chown(mbox, 65534, 65534)
+    fd = os.open(mbox, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert send(d, "fl") == (f"== fl@test.example R=r T=t_fl defer (-9): failed to lock "
+                                 f"mailbox {mbox} (fcntl/flock)")
+    finally:
+        os.close(fd)
+    assert send(d, "fl") == "=> fl <fl@test.example> R=r T=t_fl"

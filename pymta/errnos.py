@@ -40,3 +40,4 @@ class EximErrno(IntEnum):
     RRETRY = -52            # routing / address retry time not reached
     LRETRY = -53            # local delivery retry time not reached
     HRETRY = -54            # no host has reached its retry time
+    TRETRY = -57            # a transport's concurrency limit (max_parallel) reached

@@ -135,7 +135,7 @@ UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
     "transport": {
         "disable_logging": False, "initgroups": False,
         **_reject("current_directory event_action headers_rewrite home_directory "
-                  "max_parallel shadow_condition shadow_transport transport_filter "
+                  "shadow_condition shadow_transport transport_filter "
                   "transport_filter_timeout"),
     },
     "authenticator": {},
@@ -173,19 +173,18 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("batch_id file_format mode_fail_narrower"),
     },
     ("transport", "smtp"): {
-        "protocol": ("smtp", "smtps"), "gethostbyname": False,
+        "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
         "hosts_pipe_connect": "", "hosts_require_alpn": "",
         "hosts_try_chunking": "",
         "hosts_try_fastopen": "", "hosts_try_prdr": "",
         **_reject("""
-            address_retry_include_sender arc_sign authenticate_hosts delay_after_cutoff
+            address_retry_include_sender arc_sign authenticate_hosts
             dkim_canon dkim_domain dkim_hash dkim_identity dkim_private_key dkim_selector
             dkim_sign_headers dkim_strict dkim_timestamps dns_qualify_single
-            dns_search_parents dscp host_name_extract hosts_max_try
-            hosts_max_try_hardlimit keepalive lmtp_ignore_quota
-            retry_include_ip_address serialize_hosts socks_proxy tls_alpn
+            dns_search_parents dscp host_name_extract keepalive
+            socks_proxy tls_alpn
             tls_dh_min_bits utf8_downconvert"""),
     },
 }

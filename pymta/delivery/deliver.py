@@ -29,9 +29,11 @@ from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipi
 from pymta.delivery.job import DeliveryJob
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.errnos import EximErrno
+from pymta.expand import ExpandError, expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_address
 from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
+from pymta.hints.misc import MiscDB
 from pymta.hints.retry import RetryDB, host_key
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
@@ -44,6 +46,7 @@ from pymta.spool.model import SpoolMessage, SpoolRecipient
 from pymta.spool.tidy import set_aside_corrupt
 from pymta.spool.tls import tls_in_variables
 from pymta.taint import taint
+from pymta.truth import exim_true
 
 # Texts for retry-time skips as Exim 4.96 logs them (checked with exim4).
 RETRY_NOT_REACHED = "retry time not reached"
@@ -558,6 +561,21 @@ class MessageDelivery:
             groups.setdefault((a.transport, hosts), []).append(a)
         return list(groups.values())
 
+    def _host_key(self, a: Address, h: Any) -> str:
+        """The retry key of a host: ``T:name:ip[:port]``, or ``T:name`` when the
+        transport's retry_include_ip_address is false."""
+        obj = self._transport_obj(a.transport)
+        if obj is not None and "retry_include_ip_address" in obj.options:
+            value = obj.opt("retry_include_ip_address")
+            if isinstance(value, str):
+                try:
+                    value = exim_true(str(expand_string(value, self.base_context())))
+                except ExpandError:
+                    value = True
+            if value is False:
+                return f"T:{h.name}" + (f":{h.port}" if h.port not in (None, 25) else "")
+        return host_key(h.name, h.address, h.port)
+
     def _address_key(self, a: Address) -> str:
         return f"R:{a.address}:<{self.msg.sender}>"
 
@@ -615,6 +633,39 @@ class MessageDelivery:
         local = self._is_local(first)
         if not self._retry_allows(batch, local):
             return
+        slot = self._parallel_slot(obj, batch, ctx)
+        if slot is False:
+            return
+        try:
+            self._run_job(obj, batch, ctx, local)
+        finally:
+            if slot:
+                MiscDB(self.spool_dir, self.log).release(slot)
+
+    def _parallel_slot(self, obj: Any, batch: list[Address], ctx: ExpandContext) -> Any:
+        """max_parallel: take a slot for this transport (its key), or defer the batch
+        when all are taken (False); None when the transport has no limit."""
+        text = obj.opt("max_parallel")
+        if not text:
+            return None
+        try:
+            limit = int(str(expand_string(str(text), self._job_context(batch[0], ctx))))
+        except (ExpandError, ValueError):
+            limit = 0
+        if limit <= 0:
+            return None
+        key = f"tpt-max-parallel-{obj.name}"
+        if MiscDB(self.spool_dir, self.log).acquire(key, limit):
+            return key
+        for a in batch:
+            a.result, a.basic_errno = "defer", EximErrno.TRETRY
+            a.message = "concurrency limit reached for transport"
+        self._after_transport(batch)
+        return False
+
+    def _run_job(self, obj: Any, batch: list[Address], ctx: ExpandContext,
+                 local: bool) -> None:
+        first = batch[0]
         job = DeliveryJob(message=self.msg, spool_dir=self.spool_dir,
                           data_path=files.data_path(self.spool_dir, self.msg.id),
                           addresses=batch, ctx=self._job_context(first, ctx), log=self.log,
@@ -679,14 +730,21 @@ class MessageDelivery:
         hosts = batch[0].hosts
         if not hosts:
             return True
-        due, all_expired = [], True
+        obj = self._transport_obj(batch[0].transport)
+        due, all_expired, untried = [], True, []
         for h in hosts:
-            rec = self.retry_db.get(host_key(h.name, h.address, h.port))
+            rec = self.retry_db.get(self._host_key(batch[0], h))
             if rec is None or not rec.expired:
                 all_expired = False
             if rec is None or retrymod.is_due(rec, self.now, self.data_expire):
                 due.append(h)
-        if not due and self._message_older_than_cutoff(batch[0].address, None):
+            if rec is not None and rec.last_try < self.msg.received_time:
+                untried.append(h)
+        if not due and all_expired and not self._delay_after_cutoff(obj):
+            # delay_after_cutoff false: hosts not tried since this message arrived get
+            # one try before the address is bounced
+            due = untried
+        elif not due and self._message_older_than_cutoff(batch[0].address, None):
             due = list(hosts)
         if due:
             for a in batch:
@@ -702,6 +760,12 @@ class MessageDelivery:
                 a.message = f"{NO_HOST_DUE} for '{a.domain}'"
                 self._defer_logged(a)
         return False
+
+    @staticmethod
+    def _delay_after_cutoff(obj: Any) -> bool:
+        if obj is None or "delay_after_cutoff" not in obj.options:
+            return True
+        return obj.opt("delay_after_cutoff") is not False
 
     def _address_due(self, a: Address) -> bool:
         rec = self.retry_db.get(self._address_key(a))
@@ -736,7 +800,7 @@ class MessageDelivery:
             confirmation=a.smtp_confirmation or "").line(self.config))
         self.outcome.delivered.append(a.address)
         if h is not None and h.address:
-            self._clear_retry([host_key(h.name, h.address, h.port), self._address_key(a)])
+            self._clear_retry([self._host_key(a, h), self._address_key(a)])
         elif h is None and not self.first_delivery:
             self._clear_retry([self._local_key(a)])
 
@@ -761,6 +825,9 @@ class MessageDelivery:
 
     def _transport_deferred(self, a: Address) -> None:
         h = a.host_used
+        if a.basic_errno == EximErrno.TRETRY:
+            self._defer_logged(a)   # max_parallel: tried again next time, no retry hint
+            return
         if self._is_local(a) or h is None:
             key, subject = self._local_key(a), a.address
         elif a.basic_errno == EximErrno.RCPT4XX:
@@ -768,9 +835,9 @@ class MessageDelivery:
             key, subject = self._address_key(a), a.address
         elif a.basic_errno in (EximErrno.MAIL4XX, EximErrno.DATA4XX):
             # 4xx to MAIL or DATA: specific to this message on this host
-            key, subject = host_key(h.name, h.address, h.port) + f":{self.msg.id}", h.name
+            key, subject = self._host_key(a, h) + f":{self.msg.id}", h.name
         else:
-            key, subject = host_key(h.name, h.address, h.port), h.name
+            key, subject = self._host_key(a, h), h.name
         message = a.message
         timed_out = self._apply_retry(a, key, subject, a.domain)
         # Exim 4.96 logs the deferral first; a retry timeout then fails the address

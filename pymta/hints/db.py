@@ -207,6 +207,11 @@ class HintsDB:
                 self._panic(f"hints database {self.path} unavailable: {exc}")
             return default
 
+    def transaction(self, op: Callable[[lmdb.Environment], T], default: T) -> T:
+        """Run ``op(env)`` (which makes its own transaction); ``default`` when the
+        database cannot be used (damage is reported and the file recreated)."""
+        return self._run(op, default)
+
     def _panic(self, text: str) -> None:
         if self.log is not None:
             self.log.panic(text)

@@ -258,6 +258,14 @@ class SmtpClient:
             self.extensions = parse_ehlo(reply)
         return reply
 
+    def lhlo(self, name: str) -> SmtpReply:
+        """LMTP's greeting (RFC 2033); the reply lists extensions as EHLO's does."""
+        reply = self.command(f"LHLO {name}")
+        if reply.ok():
+            self.esmtp = True
+            self.extensions = parse_ehlo(reply)
+        return reply
+
     def helo(self, name: str) -> SmtpReply:
         reply = self.command(f"HELO {name}")
         if reply.ok():
@@ -311,7 +319,7 @@ class SmtpClient:
 
     def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
                        body_8bit: bool = False, pipelining: bool = True,
-                       auth_param: str = "") -> Transaction:
+                       auth_param: str = "", rcpt_param: str = "") -> Transaction:
         """Send MAIL, the RCPTs and (when useful) DATA.
 
         With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
@@ -325,7 +333,8 @@ class SmtpClient:
             mail += " BODY=8BITMIME"
         if auth_param:
             mail += " " + auth_param
-        rcpts = [f"RCPT TO:<{r}>" for r in recipients]
+        rcpts = [f"RCPT TO:<{r}>" + (f" {rcpt_param}" if rcpt_param else "")
+                 for r in recipients]
         if pipelining and self.has("PIPELINING"):
             blob = "".join(c + "\r\n" for c in [mail, *rcpts, "DATA"])
             self.send(blob.encode("utf-8", "surrogateescape"), mail)

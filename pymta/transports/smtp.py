@@ -23,6 +23,7 @@ from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
+from pymta.hints.misc import MiscDB
 from pymta.match import match_host
 from pymta.osutil import tcp_port
 from pymta.routing.hosts import local_addresses
@@ -65,6 +66,26 @@ def is_local_address(ip: str, config: Any = None) -> bool:
     return addr.is_loopback or addr.is_unspecified or ip in local_addresses(config)
 
 
+class _TryLimits:
+    """hosts_max_try / hosts_max_try_hardlimit (spec 30.5): past the first limit only
+    one address of each higher MX value is still tried, up to the hard limit."""
+
+    def __init__(self, max_try: int, hard: int):
+        self.max_try, self.hard = max_try, hard
+        self.tried = 0
+        self.last_mx = -1
+
+    def may_try(self, host: Host) -> bool:
+        if self.hard and self.tried >= self.hard:
+            return False
+        if self.max_try and self.tried >= self.max_try:
+            if host.mx < 0 or host.mx <= self.last_mx:
+                return False
+        self.tried += 1
+        self.last_mx = max(self.last_mx, host.mx)
+        return True
+
+
 def _parse_host_item(item: str) -> Host:
     """``name``, ``ip``, ``[ip]:port`` or ``name:port`` (after list-colon undoubling)."""
     if item.startswith("["):
@@ -105,7 +126,10 @@ class SmtpTransport(Transport):
     # -- configuration at delivery time --------------------------------------------
     def _port(self, ctx: Any) -> int:
         text = self.opt("port")
-        default = "465" if self.opt("protocol") == "smtps" else "smtp"
+        protocol = self.opt("protocol")
+        default = {"smtps": "465", "lmtp": "lmtp"}.get(protocol, "smtp")
+        if protocol == "lmtp" and text == "smtp" and not self.is_set("port"):
+            text = None         # the default port follows the protocol
         value = expand(text, ctx) if text else default
         try:
             return tcp_port(value)
@@ -203,6 +227,8 @@ class SmtpTransport(Transport):
         fallback: list[Host] = []
         if self.opt("fallback_hosts"):
             fallback = [_parse_host_item(i) for i in split_list(self.opt("fallback_hosts"))]
+        limits = _TryLimits(int(self.opt("hosts_max_try") or 0),
+                            int(self.opt("hosts_max_try_hardlimit") or 0))
         for n, h in enumerate([*hosts, *fallback]):
             if n == len(hosts) and fallback:
                 # Fallback hosts only get what is still deferred after the main list.
@@ -227,13 +253,23 @@ class SmtpTransport(Transport):
                         a.basic_errno = EximErrno.HOST_IS_LOCAL
                         a.message = f"{self.name} transport found host {h.name} to be local"
                     continue
+                if n < len(hosts) and not limits.may_try(host):
+                    continue            # hosts_max_try: left for a later attempt
                 req = security.requirements(host, pending[0].domain, host.port or port)
                 if not req.use_host:
                     # DANE cannot be satisfied / MTA-STS forbids this MX: not contacted.
                     self._log_main(job, f"H={host.name} [{host.address}]: {req.message}")
                     _tls_failed(pending, req.message, req.errno)
                     continue
-                self._deliver_to_host(job, host, pending, helo, header, ctx, req)
+                serial = self._serialize(job, host, pending, ctx)
+                if serial is False:
+                    continue
+                try:
+                    self._deliver_to_host(job, host, pending, helo, header, ctx, req,
+                                          keep_open=serial is None)
+                finally:
+                    if serial:
+                        MiscDB(job.spool_dir, job.log).release(serial)
                 pending = [a for a in pending if a.result == "defer"]
         for a in pending:
             if a.result is None:
@@ -478,6 +514,8 @@ class SmtpTransport(Transport):
                 pass
 
     def _hello(self, cl: Any, host: Host, helo: str, ctx: Any) -> tuple[Any, str]:
+        if self.opt("protocol") == "lmtp":
+            return cl.lhlo(helo), f"LHLO {helo}"
         if self.host_in("hosts_avoid_esmtp", host, ctx):
             return cl.helo(helo), f"HELO {helo}"
         return cl.hello(helo)
@@ -492,10 +530,29 @@ class SmtpTransport(Transport):
         except Exception:  # noqa: BLE001 - logging must not change the outcome
             pass
 
+    def _serialize(self, job: Any, host: Host, addrs: list, ctx: Any) -> Any:
+        """serialize_hosts: one connection at a time to a listed host.  Returns the
+        misc-hints key held (release it after the delivery), None for a host not
+        listed, or False when another process is delivering there (the addresses
+        stay deferred)."""
+        if not self.host_in("serialize_hosts", host, ctx):
+            return None
+        key = f"tpt-serialize-{host.name}:{host.address}:{host.port or 25}"
+        if MiscDB(job.spool_dir, job.log).acquire(key, 1):
+            return key
+        for a in addrs:
+            if a.result is None:
+                a.result, a.basic_errno = "defer", EximErrno.UNKNOWNERROR
+                a.message = (f"host {host.name} [{host.address}] is in use by another "
+                              "delivery (serialize_hosts)")
+        return False
+
     def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
                          header: bytes, ctx: Any = None,
-                         req: HostRequirements | None = None) -> None:
-        """Try one host; every address in ``addrs`` ends with a result."""
+                         req: HostRequirements | None = None,
+                         keep_open: bool = True) -> None:
+        """Try one host; every address in ``addrs`` ends with a result.  With
+        ``keep_open`` false the connection is closed afterwards (serialize_hosts)."""
         for a in addrs:
             a.host_used = host
         key = (host.address, host.port or 25, helo)
@@ -545,8 +602,8 @@ class SmtpTransport(Transport):
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param)
             self._save_session(job, cl)
-            if cl.tls and self.host_in("hosts_nopass_tls", host, ctx):
-                cl.quit()           # no further message down this TLS session
+            if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
+                cl.quit()           # no further message down this session
             else:
                 self._release(key, cl, count + 1)
         except smtp_client.SmtpError as e:
@@ -604,8 +661,11 @@ class SmtpTransport(Transport):
                      auth_param: str = "") -> None:
         for a in chunk:
             a.result = None
+        ignore_quota = self.opt("protocol") == "lmtp" and self.opt("lmtp_ignore_quota") \
+            and cl.has("IGNOREQUOTA")
         t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
-                              body_8bit=body8, pipelining=pipelining, auth_param=auth_param)
+                              body_8bit=body8, pipelining=pipelining, auth_param=auth_param,
+                              rcpt_param="IGNOREQUOTA" if ignore_quota else "")
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).
         pl = ""
@@ -651,7 +711,11 @@ class SmtpTransport(Transport):
                                  headers_only=self.opt("headers_only"))
 
         final, _n = cl.send_data(writer)
-        for a in accepted:
+        lmtp = self.opt("protocol") == "lmtp"
+        for i, a in enumerate(accepted):
+            if lmtp and i:
+                # LMTP: one reply after the data for each accepted recipient
+                final = cl.read_reply("end of data", cl.final_timeout)
             if final.ok():
                 a.result, a.message, a.basic_errno = "ok", None, 0
                 a.smtp_confirmation = final.text

@@ -56,7 +56,7 @@ for raw in sys.stdin.buffer:
 '''
 
 
-def _config(sock: str, dovecot_dir: str, script: Path) -> str:
+def _config(sock: str, dovecot_dir: str, script: Path, port: int) -> str:
     user = "user = nobody" if os.geteuid() == 0 else ""
     return f"""
 primary_hostname = test.example
@@ -71,6 +71,10 @@ to_flaky:
   driver = accept
   local_parts = first : later : second : third
   transport = lmtp_flaky
+to_tcp:
+  driver = accept
+  local_parts = dave : erin : nobody-here
+  transport = lmtp_tcp
 to_dovecot:
   driver = accept
   transport = lmtp_socket
@@ -88,6 +92,12 @@ lmtp_flaky:
   command = {PYTHON} {script}
   batch_max = 10
   {user}
+lmtp_tcp:
+  driver = smtp
+  protocol = lmtp
+  hosts = 127.0.0.1
+  port = {port}
+  allow_localhost
 begin retry
 *  *  F,1d,1h
 """
@@ -100,9 +110,11 @@ def lmtp(tmp_path_factory):
     script.write_text(FLAKY_LMTP)
     script.chmod(0o644)
     os.chmod(base, 0o755)
-    users = ["alice@test.example", "bob@test.example", "carol@test.example"]
-    with private_dovecot_lmtp(users, free_port()) as (dovecot_dir, sock):
-        d = PymtaDaemon(_config(sock, dovecot_dir, script), base / "mta")
+    users = ["alice@test.example", "bob@test.example", "carol@test.example",
+             "dave@test.example", "erin@test.example"]
+    port = free_port()
+    with private_dovecot_lmtp(users, port) as (dovecot_dir, sock):
+        d = PymtaDaemon(_config(sock, dovecot_dir, script, port), base / "mta")
         d.mail = Path(dovecot_dir) / "mail"
         yield d
 
@@ -159,3 +171,22 @@ def test_temporary_rcpt_error_and_a_server_dying_mid_batch(lmtp):
                    and "LMTP connection closed after end of data" in ln
                    for ln in lines), lines
     assert not any("** " in ln for ln in lines), lines
+
+
+def test_lmtp_over_tcp_with_the_smtp_transport(lmtp):
+    """protocol = lmtp on an smtp transport: LHLO, and one reply per recipient after
+    the data, from Dovecot listening on TCP."""
+    lines = deliver(lmtp, "dave@test.example", "erin@test.example",
+                    "nobody-here@test.example")
+    assert any(re.match(r'=> dave@test\.example R=to_tcp T=lmtp_tcp H=127\.0\.0\.1 '
+                        r'\[127\.0\.0\.1\] C="250 2\.0\.0 <dave@test\.example> .* Saved"',
+                        ln) for ln in lines), lines
+    assert any(re.match(r'-> erin@test\.example R=to_tcp T=lmtp_tcp H=127\.0\.0\.1 '
+                        r'\[127\.0\.0\.1\] C="250 2\.0\.0 <erin@test\.example> ', ln)
+               for ln in lines), lines
+    assert any(ln.startswith("** nobody-here@test.example R=to_tcp T=lmtp_tcp H=127.0.0.1 "
+                             "[127.0.0.1]: SMTP error from remote mail server after RCPT "
+                             "TO:<nobody-here@test.example>: 550 ") for ln in lines), lines
+    for user in ("dave", "erin"):
+        (message,) = maildir(lmtp, user)
+        assert "\nSubject: t\n" in message and "with LMTP" in message

@@ -59,6 +59,7 @@ class Arrival:
     local_user: str = ""                          # U= for a local submission
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     message_id: str | None = None                 # the Message-ID header's value
+    queue: str = ""                               # a named queue: Q=
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -78,6 +79,8 @@ class Arrival:
         parts.append(f"P={self.protocol}")
         parts.extend(session_fields(config, self.session))
         parts.append(f"S={self.size}")
+        if self.queue:
+            parts.append(f"Q={self.queue}")
         if self.message_id is not None and log_selected(config, "msg_id"):
             parts.append(f"id={self.message_id}")
         return " ".join(parts)
@@ -95,10 +98,12 @@ class Delivery:
     host: str = ""                                # "H=name [ip]" of a remote delivery
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     confirmation: str = ""                        # the server's reply to the data
+    queue: str = ""                               # the named queue of the message
 
     def line(self, config: Any) -> str:
         # a system filter's file or pipe delivery has no router
         parts = [("=> " if self.first else "-> ") + self.name] + \
+            ([f"Q={self.queue}"] if self.queue else []) + \
             ([f"R={self.router}"] if self.router else []) + [f"T={self.transport}"]
         if self.host:
             parts.append(self.host)
@@ -387,7 +392,9 @@ class QueueRun:
     end: bool = False
     log: str = "main"
     selector: str | None = "queue_run"
+    queue: str = ""                               # a named queue (-qG<name>)
 
     def text(self) -> str:
-        return (f"{'End' if self.end else 'Start'} queue run: pid={self.pid}"
+        named = f"'{self.queue}' " if self.queue else ""
+        return (f"{'End' if self.end else 'Start'} {named}queue run: pid={self.pid}"
                 + (f" {self.flags}" if self.flags else ""))

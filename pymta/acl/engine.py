@@ -71,6 +71,7 @@ class AclResult:
     verify_address: str | None = None
     verify_message: str | None = None
     error: bool = False
+    queue: str | None = None        # the named queue set by a "queue" modifier
 
 
 class AclDefer(Exception):
@@ -177,6 +178,7 @@ class _Runner:
         self.add_headers: list[str] = []
         self.remove_headers: list[str] = []
         self.controls: list[str] = []
+        self.queue: str | None = None
         self.verify_failed: str | None = None
         self.verify_address: str | None = None
         self.verify_message: str | None = None
@@ -199,7 +201,7 @@ class _Runner:
                 error: bool = False) -> AclResult:
         return AclResult(verdict, message, log_message, self.add_headers,
                          self.remove_headers, self.controls, self.verify_failed,
-                         self.verify_address, self.verify_message, error)
+                         self.verify_address, self.verify_message, error, self.queue)
 
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
@@ -333,7 +335,15 @@ class _Runner:
             secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
             sleep = getattr(self.session, "sleep", None) or time.sleep
             sleep(secs)
-        elif base in ("continue", "log_reject_target", "queue", "udpsend"):
+        elif base == "queue":
+            if self.where in ("not_smtp", "data", "mime", "dkim", "prdr"):
+                raise ConfigError(f"cannot use queue condition in "
+                                  f"{'non-SMTP' if self.where == 'not_smtp' else 'DATA'} ACL")
+            name = self._expand_checked(value).strip()
+            if name and (not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", "..")):
+                raise ConfigError(f'invalid queue name "{name}"')
+            self.queue = name
+        elif base in ("continue", "log_reject_target", "udpsend"):
             self._expand_checked(value)
 
     def _expand_checked(self, value: str) -> str:
@@ -377,6 +387,8 @@ class _Runner:
             self.add_headers.extend(res.add_headers)
             self.remove_headers.extend(res.remove_headers)
             self.controls.extend(res.controls)
+            if res.queue is not None:
+                self.queue = res.queue
             if res.verdict == "accept" or res.verdict == "discard":
                 return True
             if res.verdict == "defer":

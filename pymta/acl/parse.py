@@ -20,12 +20,12 @@ ACL_CONDITIONS = frozenset("""
     acl authenticated condition dnslists domains encrypted hosts local_parts recipients
     sender_domains senders verify""".split())
 ACL_MODIFIERS = frozenset("""
-    add_header continue control delay endpass log_message logwrite message remove_header
-    set""".split())
+    add_header continue control delay endpass log_message logwrite message queue
+    remove_header set""".split())
 #: Exim 4.96 conditions and modifiers pymta does not implement.
 ACL_UNSUPPORTED = frozenset("""
     decode dkim_signers dkim_status dmarc_status log_reject_target
-    malware mime_regex queue ratelimit regex seen spam spf spf_guess udpsend""".split())
+    malware mime_regex ratelimit regex seen spam spf spf_guess udpsend""".split())
 #: Every name Exim knows (anything else is "unknown", as in Exim).
 ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
@@ -58,7 +58,7 @@ def check_acl_item(name: str, value: str, file: str | None, line: int | None) ->
     their literal text, since the rest is known only when expanded.
     """
     if name in ACL_UNSUPPORTED:
-        kind = "condition" if name not in ("log_reject_target", "queue", "udpsend") \
+        kind = "condition" if name not in ("log_reject_target", "udpsend") \
             else "modifier"
         raise ConfigError(f'error in ACL: ACL {kind} "{name}" {_NOT_SUPPORTED}', file, line)
     word = value.strip().split("/", 1)[0].strip().lower()

@@ -74,6 +74,10 @@ class CliOptions:
     error_mode: str | None = None         # -oe? / -e? letter
     queue_interval: int | None = None     # -q<time>
     queue_flags: str = ""                 # "", "f", "ff"
+    queue_name: str = ""                  # -qG<name>: a named queue
+    two_phase: bool = False               # -qq
+    initial_only: bool = False            # -qi: only messages never tried
+    local_only: bool = False              # -ql: only local deliveries
     queue_run: bool = False               # -q given at all
     oX: str | None = None
     tls_on_connect: bool = False          # -tls-on-connect: every daemon port starts TLS
@@ -128,10 +132,16 @@ _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "
             "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bvs", "-bV": "bV", "-bs": "bs",
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
             "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",
-            "-Mar": "Mar", "-Mmd": "Mmd", "-Mmad": "Mmad", "-Mes": "Mes"}
+            "-Mar": "Mar", "-Mmd": "Mmd", "-Mmad": "Mmad", "-Mes": "Mes",
+            "-MG": "MG"}
 
 
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:
+    if opts.action == "q" and opts.queue_name and opts.queue_interval is None \
+            and not opts.queue_flags and action != "q":
+        # a plain -qG<name> before another action only names the queue it acts on
+        opts.action, opts.queue_run = action, False
+        return
     if opts.action and opts.action != action:
         # Exim refuses two incompatible actions; combining -bd and -q is fine (handled).
         raise bad_option(opt)
@@ -191,12 +201,22 @@ def _parse_q(opts: CliOptions, cur: _Argv, opt: str) -> None:
     m = re.match(r"^(q?)(i?)(f{0,2})(l?)(.*)$", rest)
     if not m:
         raise bad_option(opt)
-    if m.group(5).startswith("G"):
-        raise bad_argument(f"{opt}: named queues are not supported by pymta")
+    tail = m.group(5)
+    if tail.startswith("G"):
+        # -qG<name>[/<time>]: a named queue
+        name, _, tail = tail[1:].partition("/")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+            raise bad_argument(f"{opt}: bad queue name")
+        opts.queue_name = name
+        if not tail and opts.action not in ("", "q", "bd", "bdf"):
+            return              # -qG<name> with another action: just names the queue
     opts.queue_flags = m.group(3)
+    opts.two_phase = m.group(1) == "q"
+    opts.initial_only = m.group(2) == "i"
+    opts.local_only = m.group(4) == "l"
     opts.queue_run = True
-    if m.group(5):
-        t = parse_time(m.group(5))
+    if tail:
+        t = parse_time(tail)
         if t is None or t == 0:
             raise bad_argument(f"bad time value {opt}: abandoned")
         opts.queue_interval = t

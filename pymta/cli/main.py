@@ -47,7 +47,10 @@ def load(opts: CliOptions) -> Any:
     from pymta.config.model import ConfigError
     path = config_path(opts)
     try:
-        return load_config(path, opts.macros or None)
+        config = load_config(path, opts.macros or None)
+        if opts.queue_name:
+            _name_queue(config, opts)
+        return config
     except ConfigError as exc:
         where = exc.file or path
         line = f" line {exc.line}" if exc.line is not None else ""
@@ -59,6 +62,16 @@ def load(opts: CliOptions) -> Any:
     except OSError as exc:
         sys.stderr.write(f"pymta: error in configuration file {path}: {exc.strerror}\n")
         raise SystemExit(1)
+
+
+def _name_queue(config: Any, opts: CliOptions) -> None:
+    """-qG<name>: the message ids on the command line are in that named queue."""
+    from pymta.spool import files
+    from pymta.spool.ids import is_message_id
+    spool = _spool(config)
+    for arg in opts.args:
+        if is_message_id(arg):
+            files.set_message_queue(spool, arg, opts.queue_name)
 
 
 def _logger(config: Any) -> Any:
@@ -197,9 +210,9 @@ def do_bp(opts: CliOptions) -> int:
     from pymta.spool import queue
     spool = _spool(config)
     if opts.action == "bpc":
-        _write(f"{queue.count_queue(spool)}\n")
+        _write(f"{queue.count_queue(spool, opts.queue_name)}\n")
         return 0
-    text = queue.format_bp(spool, opts.args or None)
+    text = queue.format_bp(spool, opts.args or None, queue=opts.queue_name)
     if opts.action == "bpu":
         text = "".join(line for line in text.splitlines(True)
                        if not line.startswith("        D "))
@@ -346,8 +359,29 @@ def do_queue_run(opts: CliOptions) -> int:
         return 0
     from pymta.daemon.queuerunner import run_queue
     run_queue(config, _logger(config), force=opts.queue_flags == "f",
-              force_frozen=opts.queue_flags == "ff")
+              force_frozen=opts.queue_flags == "ff", queue=opts.queue_name,
+              two_phase=opts.two_phase, initial_only=opts.initial_only,
+              local_only=opts.local_only)
     return 0
+
+
+def do_move_queue(opts: CliOptions) -> int:
+    """-MG <queue> <id>...: move messages to another named queue ("" = the default)."""
+    config = load(opts)
+    from pymta.spool.edit import move_to_queue
+    if not opts.args:
+        sys.stderr.write("pymta: -MG needs a queue name\n")
+        return 1
+    target, ids = opts.args[0], opts.args[1:]
+    log = _logger(config)
+    spool = _spool(config)
+    rc = 0
+    for msgid in ids:
+        text = move_to_queue(spool, msgid, opts.queue_name, target, log)
+        if text:
+            sys.stdout.write(text + "\n")
+            rc = 1
+    return rc
 
 
 def do_daemon(opts: CliOptions) -> int:
@@ -361,6 +395,7 @@ def do_daemon(opts: CliOptions) -> int:
     dopts = DaemonOptions(
         listen=opts.action in ("bd", "bdf"), foreground=opts.action == "bdf" or opts.debug,
         queue_interval=opts.queue_interval, queue_flags=opts.queue_flags, oX=opts.oX,
+        queue_name=opts.queue_name,
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
         queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
         tls_on_connect=opts.tls_on_connect)
@@ -434,8 +469,9 @@ def do_bs(opts: CliOptions) -> int:
 
 
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
+    queue, _, msgid = msgid.rpartition("/")     # "queue/id" in a named queue
     try:
-        deliver(config, msgid, log)
+        deliver(config, msgid, log, queue=queue)
     except Exception:
         import traceback
         try:
@@ -461,7 +497,8 @@ def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
 
 #: Actions that write the spool or the logs.  Run by root, they act with exim_user's
 #: effective ids, so that what they create belongs to exim_user (as with Exim).
-_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q"}
+_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q",
+                 "MG"}
 
 
 def _as_exim_user(handler: Callable[[CliOptions], int], opts: CliOptions) -> int:
@@ -488,7 +525,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
-    "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit,
+    "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit, "MG": do_move_queue,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
     "bd": do_daemon, "bdf": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
     "z": do_log_line,

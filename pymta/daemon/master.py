@@ -68,6 +68,7 @@ class DaemonOptions:
     foreground: bool = False            # -bdf
     queue_interval: int | None = None   # -q30m -> 1800
     queue_flags: str = ""               # "", "f" or "ff"
+    queue_name: str = ""                # -qG<name>/<time>: runs of a named queue
     oX: str | None = None
     pid_file: str | None = None         # -oP
     config_path: str | None = None
@@ -295,12 +296,13 @@ class Master:
         from pymta.daemon.queuerunner import queue_scan_main
         notifier = ipc.Notifier(self.notify_child)
         config, log, flags = self.config, self.log, self.opts.queue_flags
+        queue = self.opts.queue_name
 
         def body() -> int:
             for s in self.listeners:
                 s.close()
             return queue_scan_main(config, log, notifier, force=flags == "f",
-                                   force_frozen=flags == "ff")
+                                   force_frozen=flags == "ff", queue=queue)
         self._fork("queuerunner", body)
 
     # ---- the loop -----------------------------------------------------------------------

@@ -74,8 +74,18 @@ def is_frozen(spool_dir: str, msgid: str, log: Any = None,
     return frozen
 
 
+def _never_tried(spool_dir: str, msgid: str) -> bool:
+    """-qi: a message no delivery attempt has finished with yet."""
+    from pymta.spool.files import read_header
+    try:
+        return "deliver_firsttime" in read_header(spool_dir, msgid).flags
+    except Exception:       # gone or unreadable: the normal checks deal with it
+        return False
+
+
 def due_messages(config: Any, *, force_frozen: bool = False,
-                 ids: Iterable[str] | None = None, log: Any = None) -> list[str]:
+                 ids: Iterable[str] | None = None, log: Any = None, queue: str = "",
+                 initial_only: bool = False) -> list[str]:
     """Message ids a queue run should deliver: in arrival order with
     queue_run_in_order, otherwise in an arbitrary (shuffled) order, as in Exim.
 
@@ -86,9 +96,11 @@ def due_messages(config: Any, *, force_frozen: bool = False,
         tidy_spool(spool_dir, log)
     if ids is None:
         from pymta.spool.queue import list_queue
-        ids = list_queue(spool_dir)
+        ids = list_queue(spool_dir, queue)
         if not main_opt(config, "queue_run_in_order"):
             random.shuffle(ids)
+    if initial_only:
+        ids = [i for i in ids if _never_tried(spool_dir, i)]
     out = []
     for msgid in ids:
         frozen = is_frozen(spool_dir, msgid, log, config)
@@ -103,46 +115,68 @@ def due_messages(config: Any, *, force_frozen: bool = False,
 def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool = False,
               ids: Iterable[str] | None = None,
               deliver: Callable[..., Any] | None = None,
-              select: Callable[[str], bool] | None = None, force_first: bool = False) -> int:
+              select: Callable[[str], bool] | None = None, force_first: bool = False,
+              queue: str = "", two_phase: bool = False, initial_only: bool = False,
+              local_only: bool = False) -> int:
     """One queue run in this process (``pymta -q``); returns the number of messages tried.
 
     ``select`` keeps only the message ids it accepts (``-R`` / ``-S``); ``force_first``
-    forces delivery of the first message tried, as Exim does for those runs."""
+    forces delivery of the first message tried, as Exim does for those runs.  ``queue``
+    is a named queue (-qG<name>); ``initial_only`` (-qi) takes only messages never
+    tried; ``local_only`` (-ql) makes only local deliveries.  ``two_phase`` (-qq): a
+    first pass makes the local deliveries and notes the host each message waits for,
+    and the second delivers the rest host by host, so that messages for one host go
+    down one connection (the smtp transport keeps it open between messages)."""
     deliver = deliver if deliver is not None else deliver_message
     pid = os.getpid()
     flags = "-qff" if force_frozen else "-qf" if force else ""
-    write_event(log, config, QueueRun(pid, flags))
+    write_event(log, config, QueueRun(pid, flags, queue=queue))
     tried = 0
-    for msgid in due_messages(config, force_frozen=force_frozen, ids=ids, log=log):
-        if space_shortage(config, log):
-            break
-        if select is not None and not select(msgid):
-            continue
-        forced = force or (force_first and tried == 0)
-        tried += 1
-        try:
-            if force_frozen:
-                # -qff: frozen messages are tried as though thawed, like Exim.
-                deliver(config, msgid, log, forced=True, manual=True)
-            else:
-                deliver(config, msgid, log, forced=forced)
-        except Exception:
-            log.panic(f"{msgid} delivery crashed: " + traceback.format_exc().replace("\n", "\n  "))
-    write_event(log, config, QueueRun(pid, flags, end=True))
+    order = due_messages(config, force_frozen=force_frozen, ids=ids, log=log, queue=queue,
+                         initial_only=initial_only)
+    phases = [True, False] if two_phase and not local_only else [local_only]
+    for only_local in phases:
+        waiting: dict[str, str] = {}
+        for msgid in order:
+            if space_shortage(config, log):
+                break
+            if select is not None and not select(msgid):
+                continue
+            forced = force or (force_first and tried == 0)
+            tried += 1 if only_local or not two_phase else 0
+            try:
+                if force_frozen:
+                    # -qff: frozen messages are tried as though thawed, like Exim.
+                    outcome = deliver(config, msgid, log, forced=True, manual=True,
+                                      queue=queue, local_only=only_local)
+                else:
+                    outcome = deliver(config, msgid, log, forced=forced, queue=queue,
+                                      local_only=only_local)
+            except Exception:
+                log.panic(f"{msgid} delivery crashed: "
+                          + traceback.format_exc().replace("\n", "\n  "))
+                continue
+            hosts = getattr(outcome, "waiting_hosts", None)
+            if hosts:
+                waiting[msgid] = hosts[0]
+        if two_phase and only_local:
+            # the second pass: what waits for the same host, one after the other
+            order = sorted(waiting, key=lambda m: (waiting[m], order.index(m)))
+    write_event(log, config, QueueRun(pid, flags, end=True, queue=queue))
     return tried
 
 
 def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False,
-                    force_frozen: bool = False) -> int:
-    """Daemon queue-runner child: hand every due id to the master (workers deliver)."""
-    import time
-    for msgid in due_messages(config, force_frozen=force_frozen, log=log):
+                    force_frozen: bool = False, queue: str = "") -> int:
+    """Daemon queue-runner child: hand every due id to the master (workers deliver);
+    a message of a named queue goes as "queue/id"."""
+    for msgid in due_messages(config, force_frozen=force_frozen, log=log, queue=queue):
         if space_shortage(config, log):
             break
         # Blocking sends with back-off so a busy master slows us down rather than losing ids.
         for _ in range(50):
             kind = "Z" if force_frozen else "F" if force else "Q"
-            if notifier.send(kind, msgid):
+            if notifier.send(kind, f"{queue}/{msgid}" if queue else msgid):
                 break
             time.sleep(0.02)
     return 0

@@ -43,22 +43,24 @@ def worker_main(conn: socket.socket, config: Any, log: Any,
             fields = line.decode("ascii", "replace").split()
             if not fields:
                 continue
-            msgid, forced, thaw = fields[0], "forced" in fields[1:], "thaw" in fields[1:]
+            item, forced, thaw = fields[0], "forced" in fields[1:], "thaw" in fields[1:]
+            # "queue/id" for a message in a named queue
+            queue, _, msgid = item.rpartition("/")
             state["busy"] = True
             try:
                 if thaw:
-                    deliver(config, msgid, log, forced=True, manual=True)
+                    deliver(config, msgid, log, forced=True, manual=True, queue=queue)
                 elif forced:
-                    deliver(config, msgid, log, forced=True)
+                    deliver(config, msgid, log, forced=True, queue=queue)
                 else:
-                    deliver(config, msgid, log)
+                    deliver(config, msgid, log, queue=queue)
             except Exception:
                 # The message stays queued; the next queue run retries it.
                 log.panic(f"{msgid} delivery crashed: "
                           + traceback.format_exc().replace("\n", "\n  "))
             finally:
                 state["busy"] = False
-            conn.sendall(f"D {msgid}\n".encode("ascii"))
+            conn.sendall(f"D {item}\n".encode("ascii"))
     except _Exit:
         pass
     except (BrokenPipeError, ConnectionResetError):

@@ -73,21 +73,28 @@ class DeliveryOutcome:
     failed: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     bounce_ids: list[str] = field(default_factory=list)
+    #: the first host of each remote delivery not attempted (local_only: -ql, -qq)
+    waiting_hosts: list[str] = field(default_factory=list)
 
 
 def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                     manual: bool = False, spool_dir: str | None = None,
                     deliver_bounces: bool = True, give_up: bool = False,
-                    user: str = "") -> DeliveryOutcome:
+                    user: str = "", queue: str | None = None,
+                    local_only: bool = False) -> DeliveryOutcome:
     """Deliver (or try to) the message ``msgid``; see the module docstring.
 
     ``forced`` ignores retry times (-qf, -M); ``manual`` also delivers frozen messages
     (-M).  Bounces generated here are delivered at once unless ``deliver_bounces`` is
     false (the caller then gets their ids in ``bounce_ids``).  ``give_up`` (-Mg, by
     ``user``) fails every undelivered recipient without trying it and bounces them.
+    ``queue`` names the named queue the message is in; ``local_only`` (-ql, and the
+    first pass of -qq) makes only local deliveries and leaves remote ones untried.
     """
     configured = files.configured_spool(config)
     spool_dir = spool_dir or configured
+    if queue is not None:
+        files.set_message_queue(spool_dir, msgid, queue)
     if not os.path.exists(files.header_path(spool_dir, msgid)):
         return DeliveryOutcome("missing", msgid)
     held = lock.lock_message(spool_dir, msgid)
@@ -105,7 +112,7 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
-                              journal=journal, give_up=give_up)
+                              journal=journal, give_up=give_up, local_only=local_only)
         if give_up:
             log.main(f"cancelled by {user}", msgid)
         try:
@@ -128,8 +135,11 @@ class MessageDelivery:
 
     def __init__(self, config: Any, msg: SpoolMessage, log: Any, spool_dir: str, *,
                  forced: bool = False, manual: bool = False, journal: list[str] | None = None,
-                 retry_db: Any = None, now: float | None = None, give_up: bool = False):
+                 retry_db: Any = None, now: float | None = None, give_up: bool = False,
+                 local_only: bool = False):
         self.config = config
+        self.local_only = local_only
+        self.queue_name = files.message_queue(spool_dir, msg.id)
         self.give_up = give_up
         self.msg = msg
         self.log = log
@@ -216,6 +226,7 @@ class MessageDelivery:
             "sender_ident": m.variables.get("ident", ""),
             "authenticated_id": m.variables.get("auth_id", ""),
             "message_age": str(message_age(m, self.now)),
+            "queue_name": self.queue_name,
             "first_delivery": "yes" if self.first_delivery else "no",
         }
         variables.update(delivery_host_variables(m.variables))
@@ -272,6 +283,13 @@ class MessageDelivery:
         for batch in self._local_batches(local):
             self._run_transport(batch, ctx)
         for batch in self._remote_batches(remote):
+            if self.local_only:
+                # left for a later run, untried and unlogged; remembered by host so
+                # that a two-phase run (-qq) can send them down one connection
+                self.deferred.extend(batch)
+                if batch[0].hosts:
+                    self.outcome.waiting_hosts.append(batch[0].hosts[0].name)
+                continue
             self._run_transport(batch, ctx)
         self._handle_failures()
         return self._finish()
@@ -797,7 +815,7 @@ class MessageDelivery:
             transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
             session=self._session_facts(a),
-            confirmation=a.smtp_confirmation or "").line(self.config))
+            confirmation=a.smtp_confirmation or "", queue=self.queue_name).line(self.config))
         self.outcome.delivered.append(a.address)
         if h is not None and h.address:
             self._clear_retry([self._host_key(a, h), self._address_key(a)])

@@ -34,7 +34,7 @@ from pymta.message.headers import (
 )
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
-from pymta.spool.files import configured_spool, write_spool
+from pymta.spool.files import configured_spool, set_message_queue, write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
 from pymta.spool.model import SpoolHeader, SpoolMessage, SpoolRecipient
@@ -352,7 +352,7 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             peerdn=env.tls_peerdn or "", sni=env.tls_sni or "",
             resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
             auth_id=env.authenticated_id or ""),
-        message_id=prepared.message_id_header).fields(config)
+        message_id=prepared.message_id_header, queue=env.queue_name).fields(config)
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
@@ -368,6 +368,8 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
         prepared = prepare_message(config, envelope, data)
     spool_dir = configured_spool(config)
     spool = prepared.spool
+    if envelope.queue_name:
+        set_message_queue(spool_dir, spool.id, envelope.queue_name)
     body = memoryview(prepared.data)[prepared.body_start:]
     write_spool(spool_dir, spool, body)
     # The -H file is in place: the message exists.  From here on a failure must not

@@ -47,6 +47,8 @@ class MessageAssembly:
     mail_discard: bool
     controls: set[str]
     message_controls: set[str]
+    connection_queue: str
+    message_queue: str | None
     acl_vars: dict[str, str]
     data_headers_add: list[str]
     data_headers_remove: list[str]
@@ -124,8 +126,11 @@ class MessageAssembly:
         self.messages += 1
         queue = self._queue_only()
         if not queue and self.notify is not None:
+            named = self.message_queue if self.message_queue is not None \
+                else self.connection_queue
             try:
-                self.notify(msgid)
+                # a message in a named queue travels as "queue/id" to the worker
+                self.notify(f"{named}/{msgid}" if named else msgid)
             except Exception:
                 pass   # a lost notification only delays delivery to the next queue run
         self._reset_message()
@@ -156,6 +161,8 @@ class MessageAssembly:
         v = self.ctx.variables
         env = self.envelope
         env.protocol = v.get("received_protocol", "smtp")
+        env.queue_name = self.message_queue if self.message_queue is not None \
+            else self.connection_queue
         env.acl_vars = dict(self.acl_vars)
         env.extra_headers = list(self.data_headers_add)
         env.remove_headers = list(self.data_headers_remove)

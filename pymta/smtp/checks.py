@@ -23,6 +23,8 @@ class AclChecks:
     server: SmtpServer | None
     controls: set[str]
     message_controls: set[str]
+    connection_queue: str = ""              # named queue from a connect/HELO ACL
+    message_queue: str | None = None        # named queue from a MAIL/RCPT ACL
     submission_control: str = "submission"
     notquit_reason: str | None
     quit_seen: bool
@@ -42,6 +44,11 @@ class AclChecks:
         if res.error and res.log_message:
             # Broken ACLs are configuration errors: Exim writes them to the paniclog.
             self.log.panic(f"{self.host_ident()} {res.log_message}")
+        if res.queue is not None:               # the ACL "queue" modifier
+            if where in ("mail", "rcpt", "predata"):
+                self.message_queue = res.queue
+            else:
+                self.connection_queue = res.queue
         for c in res.controls:
             (self.message_controls if where in ("mail", "rcpt", "predata", "data")
              else self.controls).add(c.split("/")[0])

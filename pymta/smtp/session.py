@@ -82,6 +82,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
                  smtp_active_hostname=self.hostname,
                  sender_rcvhost=f"[{self.peer_ip}]", host_address=self.peer_ip)
         self.controls: set[str] = set()
+        self.connection_queue = ""              # a named queue set before MAIL
         self.message_controls: set[str] = set()
         self.mail_discard = False
         # The message being received: created at MAIL, recipients added at RCPT.
@@ -145,6 +146,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
+        self.message_queue = None
         self.submission_control = "submission"
         self.envelope = None
         self.mail_discard = False

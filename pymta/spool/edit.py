@@ -88,3 +88,37 @@ def edit_sender(spool_dir: str, msgid: str, address: str, user: str,
         msg.sender = new
         return [f"sender address changed to <{new}> by {user}"]
     return _edit(spool_dir, msgid, "editing sender", change, log)
+
+
+def move_to_queue(spool_dir: str, msgid: str, source: str, target: str, log: Any) -> str:
+    """-MG: move a message's files from queue ``source`` to queue ``target`` ("" is the
+    default queue) under its lock; returns an error text, or "" when it was moved.
+    The -H file goes last, so the message is never in both queues at once."""
+    files.set_message_queue(spool_dir, msgid, source)
+    if not os.path.exists(files.header_path(spool_dir, msgid)):
+        return f"pymta: message {msgid} is not on the queue"
+    lock = lock_message(spool_dir, msgid)
+    if lock is None:
+        return f"Message {msgid} is locked (another process is handling this message)"
+    with lock:
+        old = {kind: path(spool_dir, msgid) for kind, path in (
+            ("D", files.data_path), ("J", files.journal_path), ("L", files.msglog_path),
+            ("H", files.header_path))}
+        files.set_message_queue(spool_dir, msgid, target)
+        new = {kind: path(spool_dir, msgid) for kind, path in (
+            ("D", files.data_path), ("J", files.journal_path), ("L", files.msglog_path),
+            ("H", files.header_path))}
+        for kind in ("D", "J", "L", "H"):
+            if not os.path.exists(old[kind]):
+                continue
+            os.makedirs(os.path.dirname(new[kind]), mode=files.SPOOL_DIR_MODE,
+                        exist_ok=True)
+            os.rename(old[kind], new[kind])
+        files.fsync_dirs(new["H"], old["H"])
+    log.main(f"moved from {_queue_shown(source)}input, msglog to "
+             f"{_queue_shown(target)}input, msglog", msgid)
+    return ""
+
+
+def _queue_shown(queue: str) -> str:
+    return f"({queue}) " if queue else ""

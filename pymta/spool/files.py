@@ -95,8 +95,43 @@ def _has_subdirs(spool_dir: str) -> bool:
     return seen
 
 
+# Named queues (the ACL "queue" modifier, -qG<name>): a message in queue Q has its
+# files under spool/Q/input and spool/Q/msglog; hints and logs stay in the main spool.
+# Whoever learns a message's queue (reception, -qG listing, a worker told by the
+# daemon) records it here, and every path below follows.
+_queues: dict[tuple[str, str], str] = {}
+
+
+def set_message_queue(spool_dir: str, msgid: str, queue: str) -> None:
+    """Record that ``msgid`` lives in the named queue ``queue`` ("" = the default)."""
+    if queue:
+        if len(_queues) > 10000:
+            _queues.clear()
+        _queues[(spool_dir, msgid)] = queue
+    else:
+        _queues.pop((spool_dir, msgid), None)
+
+
+def message_queue(spool_dir: str, msgid: str) -> str:
+    """The named queue of ``msgid`` ("" for the default queue)."""
+    return _queues.get((spool_dir, msgid), "")
+
+
+def queue_dir(spool_dir: str, queue: str) -> str:
+    """The directory holding a queue's input/ and msglog/."""
+    if queue and ("/" in queue or queue in (".", "..", "input", "msglog", "db", "log")):
+        raise ValueError(f"invalid queue name {queue!r}")
+    return os.path.join(spool_dir, queue) if queue else spool_dir
+
+
+def _base(spool_dir: str, msgid: str) -> str:
+    queue = _queues.get((spool_dir, msgid))
+    return os.path.join(spool_dir, queue) if queue else spool_dir
+
+
 def is_split(spool_dir: str, msgid: str) -> bool:
     """Whether this message's files are (or, for a new one, go) in a subdirectory."""
+    spool_dir = _base(spool_dir, msgid)
     if not _split_spool and not _has_subdirs(spool_dir):
         return False
     key = (spool_dir, msgid)
@@ -122,7 +157,7 @@ def is_split(spool_dir: str, msgid: str) -> bool:
 
 def message_input_dir(spool_dir: str, msgid: str) -> str:
     """The directory holding the message's -H, -D and -J files."""
-    top = os.path.join(spool_dir, "input")
+    top = os.path.join(_base(spool_dir, msgid), "input")
     return os.path.join(top, msgid[5]) if is_split(spool_dir, msgid) else top
 
 
@@ -143,9 +178,10 @@ def journal_path(spool_dir: str, msgid: str) -> str:
 
 def msglog_path(spool_dir: str, msgid: str) -> str:
     """Path of the per-message log."""
+    base = _base(spool_dir, msgid)
     if is_split(spool_dir, msgid):
-        return os.path.join(spool_dir, "msglog", msgid[5], msgid)
-    return os.path.join(spool_dir, "msglog", msgid)
+        return os.path.join(base, "msglog", msgid[5], msgid)
+    return os.path.join(base, "msglog", msgid)
 
 
 def input_dirs(spool_dir: str) -> list[str]:
@@ -278,7 +314,9 @@ def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> 
         ensure_spool_dirs(spool_dir)
         if idir != input_dir(spool_dir):
             os.makedirs(idir, mode=SPOOL_DIR_MODE, exist_ok=True)
-            _split_dirs_seen[spool_dir] = True
+            os.makedirs(os.path.join(_base(spool_dir, msg.id), "msglog"),
+                        mode=SPOOL_DIR_MODE, exist_ok=True)
+            _split_dirs_seen[_base(spool_dir, msg.id)] = True
     dpath = data_path(spool_dir, msg.id)
     fd = os.open(dpath, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SPOOL_FILE_MODE)
     try:
@@ -664,3 +702,9 @@ def remove_message(spool_dir: str, msgid: str) -> None:
             os.unlink(p)
         except FileNotFoundError:
             pass
+
+
+def fsync_dirs(*paths: str) -> None:
+    """fsync the directories holding ``paths`` (after renames between them)."""
+    for directory in dict.fromkeys(os.path.dirname(p) for p in paths):
+        _fsync_dir(directory)

@@ -9,22 +9,25 @@ from pymta.spool import files
 from pymta.spool.ids import id_time, id_time_usec, is_message_id
 
 
-def list_queue(spool_dir: str) -> list[str]:
-    """Ids of messages with a -H file, oldest arrival first (id order = arrival order)."""
+def list_queue(spool_dir: str, queue: str = "") -> list[str]:
+    """Ids of messages with a -H file, oldest arrival first (id order = arrival order);
+    ``queue`` names a named queue (its messages are recorded as being there)."""
     names: list[str] = []
-    for directory in files.input_dirs(spool_dir):
+    for directory in files.input_dirs(files.queue_dir(spool_dir, queue)):
         try:
             names += os.listdir(directory)
         except FileNotFoundError:
             continue
     ids = list({n[:-2] for n in names if n.endswith("-H") and is_message_id(n[:-2])})
+    for msgid in ids:
+        files.set_message_queue(spool_dir, msgid, queue)
     ids.sort(key=lambda i: (id_time(i), id_time_usec(i), i))
     return ids
 
 
-def count_queue(spool_dir: str) -> int:
+def count_queue(spool_dir: str, queue: str = "") -> int:
     """Number of messages on the queue (-bpc)."""
-    return len(list_queue(spool_dir))
+    return len(list_queue(spool_dir, queue))
 
 
 def format_age(seconds: int) -> str:
@@ -53,7 +56,7 @@ def format_size(size: int) -> str:
 
 
 def format_bp(spool_dir: str, ids: Iterable[str] | None = None,
-              now: float | None = None) -> str:
+              now: float | None = None, queue: str = "") -> str:
     """The text ``exim -bp`` prints for the given messages (default: the whole queue).
 
     Messages whose -H vanished meanwhile are skipped; unreadable ones are shown with
@@ -61,7 +64,7 @@ def format_bp(spool_dir: str, ids: Iterable[str] | None = None,
     """
     now = time.time() if now is None else now
     out: list[str] = []
-    for msgid in (list_queue(spool_dir) if ids is None else list(ids)):
+    for msgid in (list_queue(spool_dir, queue) if ids is None else list(ids)):
         try:
             msg = files.read_header(spool_dir, msgid)
             size = msg.message_size(files.body_size(spool_dir, msgid))

@@ -85,3 +85,62 @@ def test_queue_run_order_is_arbitrary_by_default(tmp_path):
         assert sorted(delivered) == queued
     # 12 messages: the chance of arrival order twice by accident is 1 in (12!)^2
     assert any(delivered != queued for queued, delivered in runs)
+
+
+RUN_CONFIG = """
+primary_hostname = test.ex
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+queue_only
+begin routers
+remote:
+  driver = manualroute
+  domains = remote.ex
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = smtp
+local:
+  driver = accept
+  transport = t
+begin transports
+smtp:
+  driver = smtp
+  allow_localhost
+t:
+  driver = appendfile
+  file = DIR/mbox
+"""
+
+
+def test_two_phase_local_only_and_initial_runs(tmp_path):
+    from tests.support.sink import SmtpSink
+    with SmtpSink() as sink:
+        d = PymtaDaemon(RUN_CONFIG.replace("SINK_PORT", str(sink.port)), tmp_path)
+        d.prepare()
+        for rcpt in ("r1@remote.ex", "r2@remote.ex", "l1@test.ex", "r3@remote.ex"):
+            d.run("-odq", "-f", "s@test.ex", rcpt, input=b"Subject: x\n\nb\n")
+        # -ql: the local delivery only; the remote ones wait, untried
+        d.run("-ql")
+        assert (tmp_path / "mbox").exists() and sink.connections == 0
+        assert len(d.queue()) == 3
+        # -qq: the remote ones, one connection for all
+        d.run("-qq")
+        assert sink.wait_for(3, 10)
+        assert sink.connections == 1
+        lines = re.findall(r"=> r\d@remote\.ex R=remote T=smtp H=127\.0\.0\.1 "
+                           r"\[127\.0\.0\.1\](\*?) ", d.log())
+        assert sorted(lines) == ["", "*", "*"]          # later ones reuse the connection
+        assert d.queue() == []
+
+
+def test_initial_only_run(tmp_path):
+    from tests.support.ports import free_port
+    d = PymtaDaemon(RUN_CONFIG.replace("SINK_PORT", str(free_port())), tmp_path)
+    d.prepare()
+    d.run("-odq", "-f", "s@test.ex", "r1@remote.ex", input=b"Subject: x\n\nb\n")
+    d.run("-qf")                        # tried once: refused, deferred
+    assert d.log().count("Connection refused") == 2     # host line and == line
+    d.run("-odq", "-f", "s@test.ex", "l1@test.ex", input=b"Subject: x\n\nb\n")
+    d.run("-qif")
+    assert (tmp_path / "mbox").exists()                 # the new one was delivered
+    assert d.log().count("Connection refused") == 2     # the old one was not tried

@@ -61,7 +61,7 @@ def _ids(listing: str) -> list[str]:
 
 def _listing(text: str) -> str:
     """-bp output without the age column (the two commands run moments apart)."""
-    return re.sub(r"(?m)^ *\d+[smhd] ", "", text)
+    return re.sub(r"(?m)^ *-?\d+[smhd] ", "", text)
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["flat", "split"])

@@ -57,7 +57,8 @@ def test_worker_delivers_ids_and_reports_done():
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     log = os.read(r, 4096).decode()
-    assert log == ("id1:[];boom:[];panic;id2:['forced'];id3:['forced', 'manual'];")
+    assert log == ("id1:['queue'];boom:['queue'];panic;id2:['forced', 'queue'];"
+                   "id3:['forced', 'manual', 'queue'];")
 
 
 def test_stop_flag():

@@ -254,13 +254,15 @@ def test_standalone_queue_run_skips_frozen_and_locked(tmp_path):
     calls = []
     n = queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")),
                               deliver=lambda c, m, lg, **kw: calls.append((m, kw)))
-    assert n == 1 and calls == [(ids[0], {"forced": False})]
+    default = {"queue": "", "local_only": False}
+    assert n == 1 and calls == [(ids[0], {"forced": False, **default})]
     calls.clear()
     held.release()
     queuerunner.run_queue(cfg, FileLog(str(tmp_path / "log")), force_frozen=True,
                           deliver=lambda c, m, lg, **kw: calls.append((m, kw)))
     # the order of a queue run is arbitrary unless queue_run_in_order is set
-    assert sorted(calls) == sorted((i, {"forced": True, "manual": True}) for i in ids)
+    assert sorted(calls, key=str) == sorted(
+        ((i, {"forced": True, "manual": True, **default}) for i in ids), key=str)
 
 
 def test_accepted_sockets_have_tcp_nodelay(daemon):

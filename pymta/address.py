@@ -96,6 +96,12 @@ class Address:
     reply: Any = None
     expand_pipe: bool = False
     file_mode: int | None = None
+    # From the router's generic options: the home and current directory a local
+    # transport runs with (transport_home_directory, transport_current_directory), and
+    # initgroups for the uid it gives.
+    transport_home: str | None = None
+    transport_cwd: str | None = None
+    initgroups: bool = False
 
     def __post_init__(self) -> None:
         if not self.local_part and not self.domain:

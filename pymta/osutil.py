@@ -46,24 +46,25 @@ def can_switch_ids() -> bool:
 
 
 @contextlib.contextmanager
-def switched_ids(uid: int, gid: int) -> Iterator[None]:
-    """Run the body with effective ids ``uid``/``gid`` (and no other groups), then go
-    back to the ids before.  Needs :func:`can_switch_ids`; root is regained for the
-    change and dropped again afterwards."""
-    euid, egid, groups = os.geteuid(), os.getegid(), os.getgroups()
+def switched_ids(uid: int, gid: int, groups: list[int] | None = None) -> Iterator[None]:
+    """Run the body with effective ids ``uid``/``gid`` (and no other groups, or
+    ``groups`` -- initgroups), then go back to the ids before.  Needs
+    :func:`can_switch_ids`; root is regained for the change and dropped again
+    afterwards."""
+    euid, egid, old_groups = os.geteuid(), os.getegid(), os.getgroups()
     if euid != 0:
         os.seteuid(0)
     try:
-        os.setgroups([gid])
+        os.setgroups(groups if groups is not None else [gid])
         os.setegid(gid)
         os.seteuid(uid)
     except BaseException:
-        _restore_ids(euid, egid, groups)
+        _restore_ids(euid, egid, old_groups)
         raise
     try:
         yield
     finally:
-        _restore_ids(euid, egid, groups)
+        _restore_ids(euid, egid, old_groups)
 
 
 def _restore_ids(euid: int, egid: int, groups: list[int]) -> None:
@@ -121,6 +122,15 @@ def interface_addresses() -> frozenset[str]:
     return frozenset(ips)
 
 
+def user_groups(uid: int, gid: int) -> list[int]:
+    """All the groups of the user ``uid`` (what initgroups() would set)."""
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return [gid]
+    return os.getgrouplist(name, gid)
+
+
 def resolve_user(value: Any) -> tuple[int, int] | None:
     """exim_user as a name or number -> (uid, primary gid); None when unset/unknown."""
     if value is None or value == "":
@@ -150,15 +160,16 @@ def tcp_port(text: str) -> int:
         raise ValueError(f'invalid port "{text}"') from None
 
 
-def become_user_in_child(ids: tuple[int, int] | None) -> None:
+def become_user_in_child(ids: tuple[int, int] | None,
+                         groups: list[int] | None = None) -> None:
     """In a child process about to exec a delivery command: a session (process group)
     of its own, so that a timeout can kill everything it starts, and the delivery user
-    for real -- real, effective and saved ids, no supplementary groups.  A daemon
-    worker runs with a saved uid 0 for exactly this."""
+    for real -- real, effective and saved ids, no supplementary groups (or ``groups``:
+    initgroups).  A daemon worker runs with a saved uid 0 for exactly this."""
     os.setsid()
     if ids is not None:
         if os.geteuid() != 0:
             os.seteuid(0)
-        os.setgroups([])
+        os.setgroups(groups or [])
         os.setresgid(ids[1], ids[1], ids[1])
         os.setresuid(ids[0], ids[0], ids[0])

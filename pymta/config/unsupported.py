@@ -127,14 +127,11 @@ IGNORED_MAIN: dict[str, str] = {
 # ---------------------------------------------------------------------------------------
 UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
     "router": {
-        "disable_logging": False, "dsn_lasthop": False, "initgroups": False,
+        "dsn_lasthop": False,
         "dnssec_request_domains": "", "dnssec_require_domains": "",
-        **_reject("translate_ip_address transport_current_directory "
-                  "transport_home_directory"),
     },
     "transport": {
-        "disable_logging": False, "initgroups": False,
-        **_reject("current_directory event_action headers_rewrite home_directory "
+        **_reject("event_action headers_rewrite "
                   "shadow_condition shadow_transport transport_filter "
                   "transport_filter_timeout"),
     },

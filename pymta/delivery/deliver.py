@@ -187,9 +187,21 @@ class MessageDelivery:
             self._retry_db = RetryDB(self.spool_dir, self._retry_db)
         return self._retry_db
 
-    def _log(self, text: str, msglog_text: str | None = None) -> None:
+    def _log(self, text: str, msglog_text: str | None = None,
+             about: Address | None = None) -> None:
+        """A main-log (and message-log) line; none about an address whose router or
+        transport has disable_logging set."""
+        if about is not None and self._logging_disabled(about):
+            return
         self.log.main(text, self.msg.id)
         self._msglog(text if msglog_text is None else msglog_text)
+
+    def _logging_disabled(self, a: Address) -> bool:
+        for obj in (self._router_obj(a.router), self._transport_obj(a.transport)):
+            if obj is not None and "disable_logging" in obj.options and \
+                    obj.opt("disable_logging") is True:
+                return True
+        return False
 
     def _msglog(self, text: str) -> None:
         msglog = getattr(self.log, "msglog", None)
@@ -459,7 +471,8 @@ class MessageDelivery:
             elif status == "discard":
                 self._journal(a.unique)
                 # ":blackhole:" in a redirection list; "discarded" by a filter
-                self._log(f"=> {a.message or ':blackhole:'} <{a.address}> R={a.router}")
+                self._log(f"=> {a.message or ':blackhole:'} <{a.address}> R={a.router}",
+                          about=a)
             elif status == "fail":
                 self._fail(a, routing=True)
             elif status == "cancel":
@@ -503,7 +516,7 @@ class MessageDelivery:
         self.deferred.append(a)
         text = Deferral(a.log_name(), a.basic_errno, f": {a.message}",
                         router=str(a.router) if a.router else "").text()
-        self._log("== " + text, text)
+        self._log("== " + text, text, about=a)
 
     # ------------------------------------------------------------------ retry hints
     def _apply_retry(self, a: Address, key: str, subject: str, alt_domain: str | None) -> bool:
@@ -815,7 +828,8 @@ class MessageDelivery:
             transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
             session=self._session_facts(a),
-            confirmation=a.smtp_confirmation or "", queue=self.queue_name).line(self.config))
+            confirmation=a.smtp_confirmation or "", queue=self.queue_name).line(self.config),
+            about=a)
         self.outcome.delivered.append(a.address)
         if h is not None and h.address:
             self._clear_retry([self._host_key(a, h), self._address_key(a)])
@@ -878,7 +892,7 @@ class MessageDelivery:
             self.log.panic("== " + text, self.msg.id)
             self._msglog(text)
             return
-        self._log("== " + text, text)
+        self._log("== " + text, text, about=a)
 
     # ------------------------------------------------------------------ failures
     def _fail(self, a: Address, routing: bool = False) -> None:
@@ -891,7 +905,7 @@ class MessageDelivery:
             router=str(a.router) if show_router else "",
             transport=str(a.transport) if show_transport else "",
             host=host_field(a) if show_transport and h is not None and h.address
-            and a.message else "").text())
+            and a.message else "").text(), about=a)
         self.failed.append(a)
 
     def _promote_one_time(self) -> set[str]:

@@ -133,6 +133,7 @@ class Router:
             addr.home = pw.pw_dir
             # local transports without a user option run as this user
             addr.uid, addr.gid = pw.pw_uid, pw.pw_gid
+        self._set_user(addr, ctx)
         home = self.opt("router_home_directory")
         if home is not None:
             addr.home = support.expand(home, ctx)
@@ -149,6 +150,27 @@ class Router:
         if condition is not None and not support.condition_true(condition, ctx):
             return "condition"
         return None
+
+    def _set_user(self, addr: Address, ctx: Any) -> None:
+        """The generic user/group options: the ids the router's own work (a filter) and
+        local transports without a user of their own run as."""
+        user = self.opt("user")
+        if user in (None, ""):
+            return
+        value = str(support.expand(str(user), ctx)).strip()
+        try:
+            pw = pwd.getpwuid(int(value)) if value.isdigit() else pwd.getpwnam(value)
+        except KeyError:
+            raise support.ExpandError(f'user "{value}" was not found') from None
+        addr.uid, addr.gid = pw.pw_uid, pw.pw_gid
+        group = self.opt("group")
+        if group not in (None, ""):
+            import grp
+            gvalue = str(support.expand(str(group), ctx)).strip()
+            try:
+                addr.gid = int(gvalue) if gvalue.isdigit() else grp.getgrnam(gvalue).gr_gid
+            except KeyError:
+                raise support.ExpandError(f'group "{gvalue}" was not found') from None
 
     def _strip_affixes(self, addr: Address, ctx: Any) -> bool:
         lp = addr.local_part if self.flag("caseful_local_part") else addr.local_part.lower()

@@ -196,6 +196,26 @@ def _decided(addr: Address, r: Router, reply: RouterReply) -> RouterReply:
     return reply
 
 
+def _translate_ip_addresses(r: Router, addr: Address, actx: ExpandContext) -> None:
+    """translate_ip_address: each host's IP address may be replaced by the expansion
+    (run with $host and $host_address); an empty or failed expansion keeps it."""
+    import ipaddress
+    for h in addr.hosts:
+        if not h.address:
+            continue
+        try:
+            value = support.expand(r.opt("translate_ip_address"),
+                                   actx.child(host=h.name, host_address=h.address))
+        except support.ExpandError:
+            continue
+        value = (value or "").strip()
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            continue
+        h.address = value
+
+
 def _apply_errors_to(r: Router, addr: Address, actx: ExpandContext) -> None:
     """The router's errors_to: where failures of this address are reported."""
     if r.opt("errors_to") is None:
@@ -212,8 +232,19 @@ def _apply_errors_to(r: Router, addr: Address, actx: ExpandContext) -> None:
 
 def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterReply,
                   index: dict[str, int], i: int) -> None:
-    """Generic post-acceptance options: errors_to, headers_add/remove, redirect_router."""
+    """Generic post-acceptance options: errors_to, headers_add/remove, redirect_router,
+    the transport's directories, initgroups and translate_ip_address."""
     _apply_errors_to(r, addr, actx)
+    for option, attr in (("transport_home_directory", "transport_home"),
+                         ("transport_current_directory", "transport_cwd")):
+        if r.opt(option) is not None:
+            try:
+                setattr(addr, attr, support.expand(r.opt(option), actx) or None)
+            except support.ExpandError:
+                pass
+    addr.initgroups = r.flag("initgroups")
+    if r.opt("translate_ip_address") is not None:
+        _translate_ip_addresses(r, addr, actx)
     for opt, target in (("headers_add", addr.extra_headers),
                         ("headers_remove", addr.remove_headers)):
         text = r.opt(opt)

@@ -373,7 +373,8 @@ class AppendfileTransport(Transport):
         self._data = open(job.data_path, "rb")
         try:
             # Effective ids only, so the worker can switch back afterwards.
-            with switched_ids(*ids) if ids is not None else contextlib.nullcontext():
+            groups = self.delivery_groups(ids, self._first_address)
+            with switched_ids(*ids, groups) if ids is not None else contextlib.nullcontext():
                 if is_dir:
                     if self.opt("maildir_format"):
                         self._deliver_maildir(job, ctx, rp, path)

@@ -56,7 +56,8 @@ class AutoreplyTransport(Transport):
             ids = self.delivery_ids(self.context(job, job.addresses[0]), job.addresses[0])
             if ids is not None:
                 check_never_users(self.config, ids[0], self.name)
-            with switched_ids(*ids) if ids is not None else contextlib.nullcontext():
+            groups = self.delivery_groups(ids, job.addresses[0])
+            with switched_ids(*ids, groups) if ids is not None else contextlib.nullcontext():
                 self._reply(job)
             set_results(job.addresses, "ok")
         except TransportError as e:

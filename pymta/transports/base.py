@@ -8,6 +8,7 @@ called with a :class:`pymta.delivery.job.DeliveryJob` for a batch of addresses. 
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import re
 import time
@@ -21,7 +22,7 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
-from pymta.osutil import can_switch_ids
+from pymta.osutil import can_switch_ids, user_groups
 from pymta.taint import taint
 
 #: Options every transport accepts; the shared Exim 4.96 table is the one source of
@@ -90,6 +91,16 @@ class Transport:
         if self.instance.options.get(name) is not None:
             return True
         return any(getattr(s, "name", None) == name for s in self.instance.settings)
+
+    def delivery_groups(self, ids: tuple[int, int] | None, addr: Any) -> list[int] | None:
+        """initgroups (on this transport, or on the router that gave the uid): all the
+        user's groups; None means the delivery gid alone."""
+        if ids is None:
+            return None
+        from_router = self.opt("user") in (None, "")
+        if self.opt("initgroups") or (from_router and getattr(addr, "initgroups", False)):
+            return user_groups(*ids)
+        return None
 
     def delivery_ids(self, ctx: Any, addr: Any) -> tuple[int, int] | None:
         """uid/gid from the user/group options, or None when no switch is wanted.
@@ -161,7 +172,23 @@ class Transport:
             for k in ("local_part", "domain"):
                 if k not in ctx.variables:
                     ctx.variables[k] = taint(getattr(addr, k))
+        home = self.opt("home_directory") if "home_directory" in self.options else None
+        if home:
+            ctx.variables["home"] = expand(home, ctx)
         return ctx
+
+    def working_directories(self, ctx: Any, addr: Any) -> tuple[str | None, str]:
+        """($home, current directory) for a local delivery: the transport's
+        home_directory / current_directory, else the router's transport_* options,
+        else the home found by the router; the current directory defaults to $home,
+        then "/"."""
+        home = ctx.variables.get("home") if ctx is not None else None
+        if not home:
+            home = getattr(addr, "transport_home", None) or getattr(addr, "home", None)
+        cwd = self.opt("current_directory") if "current_directory" in self.options else None
+        cwd = expand(cwd, ctx) if cwd else getattr(addr, "transport_cwd", None)
+        cwd = cwd or home
+        return home, cwd if cwd and os.path.isdir(cwd) else "/"
 
     def return_path(self, job: Any) -> str:
         """The envelope sender for this delivery (Exim's $return_path)."""

@@ -82,9 +82,10 @@ class SocketChannel:
 class CommandChannel:
     """LMTP with a command: its standard input and output."""
 
-    def __init__(self, argv: list[str], ids: tuple[int, int] | None):
+    def __init__(self, argv: list[str], ids: tuple[int, int] | None,
+                 groups: list[int] | None = None):
         def child_setup() -> None:
-            become_user_in_child(ids)
+            become_user_in_child(ids, groups)
             os.chdir("/")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      close_fds=True, preexec_fn=child_setup,
@@ -195,7 +196,7 @@ class LmtpTransport(Transport):
         if ids is not None:
             check_never_users(self.config, ids[0], self.name)
         try:
-            return CommandChannel(argv, ids)
+            return CommandChannel(argv, ids, self.delivery_groups(ids, job.addresses[0]))
         except (OSError, subprocess.SubprocessError) as e:
             raise TransportError(f"Failed to create child process for {self.name} "
                                  f"transport: {getattr(e, 'strerror', None) or e}") from None

@@ -182,11 +182,12 @@ class PipeTransport(Transport):
         top = first.parent if first.kind != "address" and first.parent is not None else first
         single = len(job.addresses) == 1
         local_part = str(v.get("local_part") or top.local_part) if single else ""
+        home = self.working_directories(ctx, first)[0] or ""
         env = {
             "LOCAL_PART": local_part, "LOGNAME": local_part, "USER": local_part,
             "LOCAL_PART_PREFIX": (top.prefix or "") if single else "",
             "LOCAL_PART_SUFFIX": (top.suffix or "") if single else "",
-            "DOMAIN": str(v.get("domain") or top.domain), "HOME": first.home or "",
+            "DOMAIN": str(v.get("domain") or top.domain), "HOME": home,
             "MESSAGE_ID": job.message.id, "PATH": path, "SHELL": "/bin/sh",
             "QUALIFY_DOMAIN": str(main_option(self.config, "qualify_domain", "")
                                   or main_option(self.config, "primary_hostname", "")),
@@ -238,7 +239,7 @@ class PipeTransport(Transport):
         env = self._environment(job, ctx, path)
         ids = self._ids(job, ctx)
         with open(job.data_path, "rb") as data:    # opened while still privileged
-            run = self._run(argv, env, ids, job, ctx, rp, data, job.addresses[0].home)
+            run = self._run(argv, env, ids, job, ctx, rp, data)
         self._outcome(job, argv, run)
 
     def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any):
@@ -282,14 +283,15 @@ class PipeTransport(Transport):
         return write
 
     def _run(self, argv: list[str], env: dict[str, str], ids: tuple[int, int] | None,
-             job: Any, ctx: Any, rp: str, data: Any, home: str | None) -> PipeRun:
+             job: Any, ctx: Any, rp: str, data: Any) -> PipeRun:
         write = self._message_bytes_writer(job, ctx, rp, data)
         umask = int(self.opt("umask"))
         coredump = bool(self.opt("permit_coredump"))
-        cwd = home if home and os.path.isdir(home) else "/"
+        _home, cwd = self.working_directories(ctx, job.addresses[0])
+        groups = self.delivery_groups(ids, job.addresses[0])
 
         def child_setup() -> None:
-            become_user_in_child(ids)
+            become_user_in_child(ids, groups)
             os.umask(umask)
             os.chdir(cwd)
             if not coredump:        # Exim inhibits core dumps during delivery

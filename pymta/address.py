@@ -102,6 +102,8 @@ class Address:
     transport_home: str | None = None
     transport_cwd: str | None = None
     initgroups: bool = False
+    # hide_child_in_errmsg: bounces name "an address generated from <top>" instead
+    hide_in_errmsg: bool = False
 
     def __post_init__(self) -> None:
         if not self.local_part and not self.domain:

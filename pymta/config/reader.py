@@ -487,7 +487,11 @@ class _Reader:
         self.config.retry_rules.append(parse_retry_rule(ll.text, ll.file, ll.line))
 
     def _rewrite(self, ll: LogicalLine) -> None:
-        self.config.rewrite_rules.append(parse_rewrite_rule(ll.text, ll.file, ll.line))
+        # The rule is read (a malformed one gets its own error), but address rewriting
+        # is not implemented: a rule would otherwise be silently ignored.
+        parse_rewrite_rule(ll.text, ll.file, ll.line)
+        raise ConfigError("rewrite rules are not supported in this version of pymta",
+                          ll.file, ll.line)
 
     def _local_scan(self, ll: LogicalLine) -> None:
         raise ConfigError("local_scan options are not supported by pymta", ll.file, ll.line)

@@ -159,11 +159,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
     ("transport", "lmtp"): _reject("batch_id"),
     ("transport", "pipe"): _reject("batch_id"),
-    ("router", "redirect"): {
-        **_reject("check_group check_owner forbid_smtp_code hide_child_in_errmsg "
-                  "ignore_eacces ignore_enotdir modemask owners owngroups repeat_use "
-                  "rewrite syntax_errors_text syntax_errors_to"),
-    },
     ("transport", "appendfile"): {
         "batch_max": 1, "mbx_format": False, "notify_comsat": False,
         "use_mbx_lock": False,
@@ -189,6 +184,9 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
 _SASL_HOST = ("names the Kerberos service principal for GNU SASL's GSSAPI mechanisms; "
               "the SCRAM mechanisms pymta's gsasl driver offers do not use it")
 IGNORED_PRIVATE: dict[tuple[str, str], dict[str, str]] = {
+    ("router", "redirect"): {
+        "rewrite": "there is nothing to rewrite with: pymta refuses rewrite rules (the "
+                   "rewrite section is not supported yet)"},
     ("authenticator", "gsasl"): {"server_hostname": _SASL_HOST, "server_service": _SASL_HOST},
     ("transport", "smtp"): {
         "hosts_noproxy_tls": _NO_TLS_PROXY, "hosts_verify_avoid_tls": _NO_CALLOUT_TLS,

@@ -454,6 +454,7 @@ class MessageDelivery:
             if result.freeze:
                 self.freeze_reason = result.deferred[0].message if result.deferred else None
             events.extend(result.sequence)
+            self._router_notes(result)
             if not result.deferred and not result.failed and not self.first_delivery:
                 self._clear_retry(self._routing_keys(addr))
         events.sort(key=lambda ev: _depth(ev[1]))
@@ -483,6 +484,18 @@ class MessageDelivery:
             else:
                 self._routing_deferred(a)
         return routed
+
+    def _router_notes(self, result: Any) -> None:
+        """Log what the routers noted (skip_syntax_errors) and send their reports
+        (syntax_errors_to), with the null sender, like a bounce."""
+        for text in result.notes:
+            self._log(text)
+        for to, text in result.reports:
+            try:
+                self._submit_generated(text.encode("utf-8", "surrogateescape"), [to],
+                                       self.msg.id)
+            except Exception as exc:  # the routing stands; only the report is lost
+                self.log.panic(f"failed to send syntax error report: {exc!r}", self.msg.id)
 
     def _routing_wait_logged(self, a: Address) -> None:
         self.deferred.append(a)

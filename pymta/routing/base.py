@@ -32,6 +32,10 @@ class RouterReply:
     message: str | None = None
     children: list[Address] = field(default_factory=list)
     freeze: bool = False
+    #: main-log lines for the delivery to write (skip_syntax_errors), and a message to
+    #: send (syntax_errors_to): (recipient, text)
+    notes: list[str] = field(default_factory=list)
+    report: tuple[str, str] | None = None
 
 
 _TRUE = {"true", "yes", "1", ""}

@@ -1,6 +1,10 @@
 """The redirect router: aliasing, forwarding and users' filter files."""
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import re
 from typing import Any
 
 from pymta.address import Address
@@ -73,6 +77,10 @@ def _bare_address(item: str) -> str:
     return item
 
 
+class _FileRefused(Exception):
+    """The redirect file exists but may not be used (mode, owner, group, directory)."""
+
+
 @register("router", "redirect")
 class RedirectRouter(Router):
     """Generate new addresses from ``data`` or ``file``: a redirection list, or (with
@@ -90,9 +98,11 @@ class RedirectRouter(Router):
 
     def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
         try:
-            text = self._get_data(ctx)
+            text = self._get_data(ctx, addr)
         except support.ExpandFail:
             return RouterReply(DECLINE)
+        except _FileRefused as exc:
+            return RouterReply(DEFER, str(exc))
         except OSError as exc:
             return RouterReply(DEFER, f"failed to read redirection file: {exc.strerror}")
         except TaintError as exc:
@@ -121,7 +131,12 @@ class RedirectRouter(Router):
                     if not self.flag(allowed) or (special == ":fail:" and self.flag("forbid_fail")):
                         return RouterReply(
                             DEFER, f'error in redirect data: "{item}" is not permitted')
-                    return RouterReply(status, item[len(special):].lstrip() or None)
+                    text = item[len(special):].lstrip()
+                    if self.flag("forbid_smtp_code"):
+                        # the default codes only: a leading SMTP code is dropped
+                        text = re.sub(r"^[45]\d\d(?:[ -]\d\.\d{1,3}\.\d{1,3})?\s*", "",
+                                      text)
+                    return RouterReply(status, text or None)
         if any(i.lower() == ":blackhole:" for i in items):
             if self.flag("forbid_blackhole"):
                 return RouterReply(DEFER, 'error in redirect data: ":blackhole:" is not permitted')
@@ -130,11 +145,13 @@ class RedirectRouter(Router):
             return RouterReply(DECLINE)
 
         children: list[Address] = []
+        skipped: list[str] = []
         for item in items:
             try:
                 child = self._make_child(item, addr, ctx)
             except ValueError as exc:
                 if self.flag("skip_syntax_errors"):
+                    skipped.append(str(exc))
                     continue
                 return RouterReply(DEFER, f"error in redirect data: {exc}")
             if child is None:
@@ -147,23 +164,93 @@ class RedirectRouter(Router):
                                         domain=addr.domain)
                         break
                     anc = anc.parent
+            if self.flag("hide_child_in_errmsg"):
+                child.hide_in_errmsg = True
             children.append(child)
+        notes = [f"{self.name} router: skipped error: {e}" for e in skipped]
+        report = self._syntax_report(skipped, ctx) if skipped else None
         if not children:
-            return RouterReply(DECLINE)
-        return RouterReply(ACCEPT, children=children)
+            return RouterReply(DECLINE, notes=notes, report=report)
+        return RouterReply(ACCEPT, children=children, notes=notes, report=report)
 
-    def _get_data(self, ctx: Any) -> str | None:
+    def _syntax_report(self, errors: list[str], ctx: Any) -> tuple[str, str] | None:
+        """syntax_errors_to: a message listing the skipped items (after
+        syntax_errors_text)."""
+        to = support.expand(self.opt("syntax_errors_to"), ctx)
+        if not to:
+            return None
+        intro = support.expand(self.opt("syntax_errors_text"), ctx) or ""
+        body = "".join(f"  {e}\n\n" for e in errors)
+        return to.strip(), (
+            "Auto-Submitted: auto-replied\n"
+            f"From: Mail Delivery System <Mailer-Daemon@{support.qualify_domain(self.config)}>\n"
+            f"To: {to.strip()}\nSubject: error(s) in forwarding or filtering\n\n"
+            + (intro.rstrip("\n") + "\n\n" if intro else "")
+            + f"The {self.name} router encountered the following error(s):\n\n{body}"
+            "Other addresses were processed normally.\n")
+
+    def _get_data(self, ctx: Any, addr: Address) -> str | None:
         if self.opt("data") is not None:
             return support.expand(self.opt("data"), ctx)
         if self.opt("file") is not None:
             path = support.expand(self.opt("file"), ctx)
             check_untainted(path, "redirect file")
             try:
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    return fh.read()
+                fh = open(path, encoding="utf-8", errors="replace")
             except FileNotFoundError:
-                return None     # a missing forward file means "decline"
+                # a missing forward file means "decline" -- unless its directory is
+                # missing too (an unmounted home directory, say): then wait
+                if not self.flag("ignore_enotdir") and \
+                        not os.path.isdir(os.path.dirname(path) or "/"):
+                    raise _FileRefused(f"directory for {path} does not exist") from None
+                return None
+            except PermissionError:
+                if self.flag("ignore_eacces"):
+                    return None
+                raise
+            except NotADirectoryError:
+                if self.flag("ignore_enotdir"):
+                    return None
+                raise
+            with fh:
+                self._check_file(path, os.fstat(fh.fileno()), addr)
+                return fh.read()
         return None
+
+    def _check_file(self, path: str, st: os.stat_result, addr: Address) -> None:
+        """modemask, check_owner/owners and check_group/owngroups on a redirect file."""
+        modemask = int(self.opt("modemask") if self.opt("modemask") is not None else 0o022)
+        if st.st_mode & modemask:
+            raise _FileRefused(f"bad mode (0{st.st_mode:o}) for {path}: "
+                               f"{modemask:03o} bit(s) unexpected")
+        local = self.flag("check_local_user")
+        owners = self._ids(self.opt("owners"), pwd.getpwnam, "pw_uid")
+        check_owner = self.flag("check_owner") if self.is_set("check_owner") else \
+            bool(local or self.opt("owners"))
+        if check_owner:
+            allowed = set(owners) | ({addr.uid} if local and addr.uid is not None else set())
+            if st.st_uid not in allowed:
+                raise _FileRefused(f"bad owner for {path}")
+        groups = self._ids(self.opt("owngroups"), grp.getgrnam, "gr_gid")
+        check_group = self.flag("check_group") if self.is_set("check_group") else \
+            bool((local and not modemask & 0o020) or self.opt("owngroups"))
+        if check_group:
+            allowed = set(groups) | ({addr.gid} if local and addr.gid is not None else set())
+            if st.st_gid not in allowed:
+                raise _FileRefused(f"bad group for {path}")
+
+    @staticmethod
+    def _ids(text: Any, lookup: Any, field: str) -> list[int]:
+        out = []
+        for item in support.split_list(str(text)) if text else []:
+            if item.isdigit():
+                out.append(int(item))
+                continue
+            try:
+                out.append(getattr(lookup(item), field))
+            except KeyError:
+                continue
+        return out
 
     def _expand_includes(self, items: list[str], ctx: Any, depth: int = 0) -> list[str]:
         out: list[str] = []
@@ -202,8 +289,11 @@ class RedirectRouter(Router):
             bare = bare[1:]
             if "@" not in bare:
                 bare = f"{bare}@{parent.domain}"
-        if not bare or bare.startswith("@") or bare.endswith("@") or " " in bare.strip('"'):
-            raise ValueError(f'malformed address: {item}')
+        if not bare or bare.startswith("@") or bare.endswith("@"):
+            raise ValueError(f'domain missing or malformed in "{item}"')
+        if " " in bare.strip('"'):
+            raise ValueError('missing or malformed local part (expected word or "<") in '
+                             f'"{item}"')
         if "@" not in bare:
             if self.flag("qualify_preserve_domain"):
                 dom = parent.domain

@@ -43,6 +43,9 @@ class RouteResult:
     deferred: list[Address] = field(default_factory=list)
     discarded: list[Address] = field(default_factory=list)
     freeze: bool = False
+    #: what routers asked to be logged / sent (see RouterReply.notes and .report)
+    notes: list[str] = field(default_factory=list)
+    reports: list[tuple[str, str]] = field(default_factory=list)
     # (status, address) for every final address in the order Exim processes them:
     # breadth first; a redirection's file/pipe items first, then its addresses last-first.
     sequence: list[tuple[str, Address]] = field(default_factory=list)
@@ -104,6 +107,16 @@ def _ancestor_routed_by(addr: Address, router_name: str) -> bool:
     return False
 
 
+def _any_ancestor_routed_by(addr: Address, router_name: str) -> bool:
+    """repeat_use = false: any ancestor at all handled by this router."""
+    anc = addr.parent
+    while anc is not None:
+        if anc.router == router_name:
+            return True
+        anc = anc.parent
+    return False
+
+
 def _inherit(child: Address, parent: Address) -> None:
     child.parent = parent
     if child.address_data is None:
@@ -130,7 +143,9 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
     i = addr.start_router
     while i < len(routers):
         r = routers[i]
-        if _ancestor_routed_by(addr, r.name):
+        if _ancestor_routed_by(addr, r.name) or (
+                not r.flag("repeat_use") and "repeat_use" in r.options
+                and _any_ancestor_routed_by(addr, r.name)):
             i += 1
             continue
         actx = address_context(config, addr, ctx)
@@ -292,6 +307,9 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
         generated: list[Address] = []
         reply = _route_one(config, routers, a, ctx, verify, address_test, generated)
         a.message = reply.message
+        result.notes.extend(reply.notes)
+        if reply.report is not None:
+            result.reports.append(reply.report)
         queue.extend([c for c in generated if c.kind != "address"] +
                      [c for c in generated if c.kind == "address"][::-1])
         if reply.status == ACCEPT and reply.children and verify and len(reply.children) > 1:

@@ -157,12 +157,9 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("server_realm"),
     },
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
-    ("transport", "lmtp"): _reject("batch_id"),
-    ("transport", "pipe"): _reject("batch_id"),
     ("transport", "appendfile"): {
-        "batch_max": 1, "mbx_format": False, "notify_comsat": False,
-        "use_mbx_lock": False,
-        **_reject("batch_id file_format mode_fail_narrower"),
+        "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,
+        **_reject("file_format mode_fail_narrower"),
     },
     ("transport", "smtp"): {
         "gethostbyname": False,

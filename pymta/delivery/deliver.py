@@ -292,7 +292,7 @@ class MessageDelivery:
         self.copies_left = collections.Counter(a.unique for a in routed)
         local = [a for a in reversed(routed) if self._is_local(a)]
         remote = [a for a in reversed(routed) if not self._is_local(a)]
-        for batch in self._local_batches(local):
+        for batch in self._local_batches(local, ctx):
             self._run_transport(batch, ctx)
         for batch in self._remote_batches(remote):
             if self.local_only:
@@ -577,10 +577,12 @@ class MessageDelivery:
         inst = getattr(self.config, "transports", {}).get(a.transport)
         return inst is None or inst.driver != "smtp"
 
-    def _local_batches(self, local: list[Address]) -> list[list[Address]]:
+    def _local_batches(self, local: list[Address],
+                       ctx: ExpandContext | None = None) -> list[list[Address]]:
         """Local addresses, one per delivery unless the transport's batch_max allows more
         (Exim's local batching): then addresses for the same transport, domain, user,
-        home and errors address share a run, up to batch_max of them, in order."""
+        home and errors address -- and the same expanded batch_id -- share a run, up to
+        batch_max of them, in order."""
         batches: list[list[Address]] = []
         open_batch: dict[tuple, list[Address]] = {}
         for a in local:
@@ -590,13 +592,23 @@ class MessageDelivery:
             if limit <= 1 or a.kind != "address":
                 batches.append([a])
                 continue
-            key = (a.transport, a.domain, a.uid, a.gid, a.home, a.errors_address)
+            key = (a.transport, a.domain, a.uid, a.gid, a.home, a.errors_address,
+                   self._batch_id(obj, a, ctx))
             batch = open_batch.get(key)
             if batch is None or len(batch) >= limit:
                 batch = open_batch[key] = []
                 batches.append(batch)
             batch.append(a)
         return batches
+
+    def _batch_id(self, obj: Any, a: Address, ctx: ExpandContext | None) -> str | None:
+        text = obj.opt("batch_id") if "batch_id" in obj.options else None
+        if not text or ctx is None:
+            return None
+        try:
+            return str(expand_string(str(text), self._job_context(a, ctx)))
+        except ExpandError:
+            return None
 
     def _remote_batches(self, remote: list[Address]) -> list[list[Address]]:
         groups: dict[tuple, list[Address]] = {}

@@ -22,6 +22,10 @@ r:
   local_parts = ms : fl : ch : own
   router_home_directory = DIR/home
   transport = t_$local_part_data
+bs:
+  driver = accept
+  local_parts = b1 : b2 : b3
+  transport = t_bsmtp
 begin transports
 t_ms:
   driver = appendfile
@@ -47,6 +51,12 @@ t_ch:
 t_own:
   driver = appendfile
   file = DIR/mbox-own
+  {USER}
+t_bsmtp:
+  driver = appendfile
+  file = DIR/batch.bsmtp
+  use_bsmtp
+  batch_max = 3
   {USER}
 begin retry
 * * F,1h,10m
@@ -110,3 +120,14 @@ def test_wrong_owner_and_flock(tmp_path):
     finally:
         os.close(fd)
     assert send(d, "fl") == "=> fl <fl@test.example> R=r T=t_fl"
+
+
+def test_batched_bsmtp_file(tmp_path):
+    d = _daemon(tmp_path)
+    r = d.run("-odi", "-f", "s@test.example", "b1@test.example", "b2@test.example",
+              "b3@test.example", input=b"Subject: q\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "batch.bsmtp").read_text()
+    assert text.startswith("MAIL FROM:<s@test.example>\nRCPT TO:<b1@test.example>\n"
+                           "RCPT TO:<b2@test.example>\nRCPT TO:<b3@test.example>\nDATA\n")
+    assert text.count("DATA\n") == 1 and text.endswith("\n.\n")

@@ -25,6 +25,7 @@ SCRIPTS = {
     "batch.sh": ('#!/bin/sh\necho run >> "$OUT/batch.runs"; '
                  'printf "%s," "$@" > "$OUT/batch.args"\n'),
     "forward.sh": '#!/bin/sh\ncat > "$OUT/forward.out"; echo "$1" > "$OUT/forward.arg"\n',
+    "batchid.sh": '#!/bin/sh\necho "$*" >> "$OUT/batchid.runs"\n',
 }
 
 TRANSPORTS = {
@@ -43,14 +44,18 @@ TRANSPORTS = {
     "frozen": "command = /nonexistent/cmd\n  freeze_exec_fail",
     "bsmtp": 'command = /bin/sh -c "cat > @OUT@/bsmtp.out"\n  use_bsmtp',
     "batch": 'command = @OUT@/batch.sh $pipe_addresses "[$local_part]"\n  batch_max = 10',
+    "batchid": ('command = @OUT@/batchid.sh $pipe_addresses\n  batch_max = 10\n'
+                '  batch_id = ${if eq{$local_part}{c3}{odd}{even}}'),
 }
 
 
 def _config(out: Path) -> str:
     names = list(TRANSPORTS)
     routers = "".join(f"r_{n}:\n  driver = accept\n  local_parts = {n}\n  transport = {n}\n"
-                      for n in names if n != "batch")
+                      for n in names if n not in ("batch", "batchid"))
     routers += "r_batch:\n  driver = accept\n  local_parts = b1 : b2 : b3\n  transport = batch\n"
+    routers += ("r_batchid:\n  driver = accept\n  local_parts = c1 : c2 : c3\n"
+                "  transport = batchid\n")
     user = "user = nobody" if os.geteuid() == 0 else ""
     transports = "".join(
         f"{n}:\n  driver = pipe\n  {user}\n  {body.replace('@OUT@', str(out))}\n"
@@ -238,3 +243,12 @@ def test_batch_max_runs_the_command_once_for_several_addresses(pipes):
     assert (pipes.out / "batch.args").read_text() == \
         "b1@test.example,b2@test.example,b3@test.example,[],"
     assert sum(ln.startswith(("=> b", "-> b")) for ln in lines) == 3, lines
+
+
+def test_batch_id_splits_batches(pipes):
+    pipes.prepare()
+    r = pipes.run("-odi", "-f", SENDER, "c1@test.example", "c2@test.example",
+                  "c3@test.example", input=b"Subject: batch\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    runs = sorted((pipes.out / "batchid.runs").read_text().splitlines())
+    assert runs == ["c1@test.example c2@test.example", "c3@test.example"]

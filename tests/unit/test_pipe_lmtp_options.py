@@ -115,15 +115,3 @@ def test_queryprogram_needs_command_and_command_user(options):
     cfg = SimpleNamespace(main=SimpleNamespace(primary_hostname="test.example"))
     with pytest.raises(ConfigError):
         get_driver("router", "queryprogram")(inst, cfg)
-
-
-@pytest.mark.parametrize("driver, extra", [("pipe", "command = /bin/cat"),
-                                           ("lmtp", "socket = /tmp/lmtp")])
-def test_batch_id_is_refused_not_ignored(tmp_path, driver, extra):
-    from pymta.config import load_config
-    path = tmp_path / "conf"
-    path.write_text(f"begin transports\nt:\n  driver = {driver}\n  {extra}\n"
-                    "  batch_id = $domain\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(str(path))
-    assert exc.value.line == 5 and '"batch_id" is not supported' in exc.value.message

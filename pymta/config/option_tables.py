@@ -571,6 +571,9 @@ TRANSPORT_DRIVER_TABLES: dict[str, dict[str, tuple]] = {
         'socket': ('expand', None),
         'timeout': ('time', 300),
     },
+    'queuefile': {
+        'directory': ('expand', None),
+    },
     'pipe': {
         'allow_commands': ('list', None),
         'batch_id': ('string', None),

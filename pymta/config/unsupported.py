@@ -73,7 +73,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     **_reject("""
         acl_not_smtp_mime acl_not_smtp_start acl_smtp_data_prdr acl_smtp_dkim
         acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
-        bi_command bounce_return_linesize_limit
+        bi_command
         bounce_sender_authentication callout_domain_negative_expire
         callout_domain_positive_expire callout_negative_expire callout_positive_expire
         callout_random_local_part check_rfc2047_length daemon_startup_retries

@@ -192,8 +192,17 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
     if return_message and return_body:
         out += ["Content-type: message/rfc822\n\n", headers, "\n"]
         text = body.decode("utf-8", "surrogateescape")
-        if limit and len(body) > limit:
-            text = text[:limit]
+        linesize = int(main_option(config, "bounce_return_linesize_limit", 998) or 0)
+        too_long = bool(linesize) and any(len(line) > linesize
+                                          for line in body.split(b"\n"))
+        if (limit and len(body) > limit) or too_long:
+            # bounce_return_linesize_limit: a line too long for SMTP counts as too big
+            keep = min(limit or len(body), len(body))
+            if too_long:
+                first = next(i for i, line in enumerate(text.split("\n"))
+                             if len(line.encode("utf-8", "surrogateescape")) > linesize)
+                keep = min(keep, sum(len(x) + 1 for x in text.split("\n")[:first]))
+            text = text[:keep]
             cut = text.rfind("\n")
             text = (text[:cut + 1] if cut >= 0 else text) + (
                 f"\n------ The body of the message is {len(body)} characters long; only the"

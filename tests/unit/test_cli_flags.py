@@ -192,10 +192,15 @@ def test_periodic_selective_run_and_queue_flags():
     assert parse_args(["-qqiffl"]).queue_flags == "ff"
 
 
-def test_named_queues_are_refused_clearly():
-    with pytest.raises(UsageError) as exc:
-        parse_args(["-qGother"])
-    assert "not supported" in str(exc.value)
+def test_named_queues():
+    o = parse_args(["-qGother"])
+    assert (o.action, o.queue_name, o.queue_interval) == ("q", "other", None)
+    o = parse_args(["-qGother/5m", "-bd"])
+    assert (o.action, o.queue_name, o.queue_interval) == ("bd", "other", 300)
+    o = parse_args(["-qGother", "-bp"])
+    assert (o.action, o.queue_name) == ("bp", "other")
+    with pytest.raises(UsageError):
+        parse_args(["-qG../x"])
 
 
 def test_log_line_option():

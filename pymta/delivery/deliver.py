@@ -35,6 +35,7 @@ from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_addres
 from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
 from pymta.hints.misc import MiscDB
 from pymta.hints.retry import RetryDB, host_key
+from pymta.hints.wait import WaitDB, host_wait_key
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
 from pymta.osutil import can_switch_ids, switched_ids
@@ -75,13 +76,16 @@ class DeliveryOutcome:
     bounce_ids: list[str] = field(default_factory=list)
     #: the first host of each remote delivery not attempted (local_only: -ql, -qq)
     waiting_hosts: list[str] = field(default_factory=list)
+    #: (transport, wait key) of hosts this attempt delivered to and left connected:
+    #: messages waiting for them can follow down the same connection
+    open_hosts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                     manual: bool = False, spool_dir: str | None = None,
                     deliver_bounces: bool = True, give_up: bool = False,
                     user: str = "", queue: str | None = None,
-                    local_only: bool = False) -> DeliveryOutcome:
+                    local_only: bool = False, continued: bool = True) -> DeliveryOutcome:
     """Deliver (or try to) the message ``msgid``; see the module docstring.
 
     ``forced`` ignores retry times (-qf, -M); ``manual`` also delivers frozen messages
@@ -90,6 +94,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
     ``user``) fails every undelivered recipient without trying it and bounces them.
     ``queue`` names the named queue the message is in; ``local_only`` (-ql, and the
     first pass of -qq) makes only local deliveries and leaves remote ones untried.
+    With ``continued`` (the default), messages waiting for a host this delivery
+    reached are delivered next, down the connection the smtp transport keeps open.
     """
     configured = files.configured_spool(config)
     spool_dir = spool_dir or configured
@@ -121,6 +127,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             run.close()
     finally:
         held.release()
+    if continued:
+        deliver_waiting(config, outcome, log, spool_dir)
     if deliver_bounces:
         for bid in outcome.bounce_ids:
             try:
@@ -128,6 +136,27 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             except Exception as exc:  # the bounce stays queued for the next queue run
                 log.panic(f"delivery of bounce {bid} failed: {exc}")
     return outcome
+
+
+CONTINUE_MAX = 100      # waiting messages delivered after one successful delivery
+
+
+def deliver_waiting(config: Any, outcome: DeliveryOutcome, log: Any,
+                    spool_dir: str | None = None) -> int:
+    """Deliver messages recorded in wait-<transport> for the hosts ``outcome`` reached
+    (they go down the same, still open, connection); returns how many were tried."""
+    spool = spool_dir or files.configured_spool(config)
+    tried = 0
+    for transport, key in outcome.open_hosts:
+        for msgid in WaitDB(spool, transport, log).take(key, CONTINUE_MAX):
+            if msgid == outcome.msgid:
+                continue
+            try:
+                deliver_message(config, msgid, log, spool_dir=spool_dir, continued=False)
+            except Exception as exc:  # the message stays queued for the next run
+                log.panic(f"{msgid} continued delivery failed: {exc!r}")
+            tried += 1
+    return tried
 
 
 class MessageDelivery:
@@ -632,6 +661,15 @@ class MessageDelivery:
                 return f"T:{h.name}" + (f":{h.port}" if h.port not in (None, 25) else "")
         return host_key(h.name, h.address, h.port)
 
+    def _wait_for_hosts(self, a: Address, hosts: list[Any]) -> None:
+        """Record in wait-<transport> that this message waits for these hosts."""
+        if not a.transport:
+            return
+        db = WaitDB(self.spool_dir, str(a.transport), self.log)
+        for h in hosts:
+            if h.address:
+                db.add(host_wait_key(h.name, h.address, h.port), self.msg.id)
+
     def _address_key(self, a: Address) -> str:
         return f"R:{a.address}:<{self.msg.sender}>"
 
@@ -814,6 +852,7 @@ class MessageDelivery:
             else:
                 a.basic_errno = EximErrno.HRETRY
                 a.message = f"{NO_HOST_DUE} for '{a.domain}'"
+                self._wait_for_hosts(a, hosts)
                 self._defer_logged(a)
         return False
 
@@ -848,6 +887,10 @@ class MessageDelivery:
         if self.copies_left[a.unique] <= 0:
             self._journal(a.unique)
         h = a.host_used
+        if h is not None and h.address:
+            entry = (str(a.transport), host_wait_key(h.name, h.address, h.port))
+            if entry not in self.outcome.open_hosts:
+                self.outcome.open_hosts.append(entry)
         self._log(Delivery(
             name=self._delivered_name(a), router=str(a.router or ""),
             transport=str(a.transport),
@@ -895,6 +938,7 @@ class MessageDelivery:
             key, subject = self._host_key(a, h) + f":{self.msg.id}", h.name
         else:
             key, subject = self._host_key(a, h), h.name
+        self._wait_for_hosts(a, [h])
         message = a.message
         timed_out = self._apply_retry(a, key, subject, a.domain)
         # Exim 4.96 logs the deferral first; a retry timeout then fails the address

@@ -160,3 +160,24 @@ def test_max_parallel(tmp_path):
     assert len(re.findall(r" => p\d <p\d@test\.example> R=slowpipe T=sleeper", log)) == 1
     assert re.search(r"== p\d@test\.example R=slowpipe T=sleeper defer \(-57\): "
                      r"concurrency limit reached for transport", log), log
+
+
+def test_waiting_messages_follow_down_the_same_connection(tmp_path):
+    """wait-<transport>: messages deferred for a host are delivered, down the open
+    connection, after the next successful delivery to it."""
+    port = free_port()
+    d = _daemon(tmp_path, f"127.0.0.1::{port}")
+    for rcpt in ("w1@remote.example", "w2@remote.example"):
+        _send(d, rcpt)                      # refused: both wait for the host
+    assert d.log().count("== w") == 2
+    d.run("-odq", "-f", "s@test.example", "w3@remote.example",
+          input=b"Subject: t\n\nbody\n")
+    (w3,) = set(d.queue()) - set(re.findall(r"(\w{6}-\w{6}-\w{2}) == w", d.log()))
+    with SmtpSink(port=port) as sink:
+        d.run("-M", w3)         # forced past the host's retry time; the others follow
+        assert sink.wait_for(3, 15), d.log()
+        assert sink.connections == 1
+    lines = re.findall(r"=> (w\d)@remote\.example R=relay T=out H=127\.0\.0\.1 "
+                       r"\[127\.0\.0\.1\](\*?) ", d.log())
+    assert lines[0] == ("w3", "") and sorted(lines[1:]) == [("w1", "*"), ("w2", "*")]
+    assert d.queue() == []

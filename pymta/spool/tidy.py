@@ -89,6 +89,9 @@ def set_aside_corrupt(spool_dir: str, msgid: str, error: Exception | str, log: A
                 return False
         try:
             size = os.stat(files.header_path(spool_dir, msgid)).st_size
+            if _foreign(spool_dir, msgid):
+                _report_foreign(spool_dir, msgid, error, log)
+                return False
             _move_aside(spool_dir, msgid)
         except FileNotFoundError:
             return False
@@ -103,6 +106,42 @@ def set_aside_corrupt(spool_dir: str, msgid: str, error: Exception | str, log: A
     log.panic(f"Format error in spool file {msgid}-H: size={size} ({detail}); "
               f"message files moved to {corrupt_dir(spool_dir)}", msgid)
     return True
+
+
+def _foreign(spool_dir: str, msgid: str) -> bool:
+    """A -H file with Exim's own start (the id line, then "login uid gid") that pymta
+    still cannot read: most likely written by another MTA version with something pymta
+    does not know.  It is left where it is, for that MTA (or an admin) to deal with."""
+    try:
+        with open(files.header_path(spool_dir, msgid), "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    lines = data.split(b"\n", 2)
+    parts = lines[1].split() if len(lines) > 1 else []
+    # a file cut short (a crash, a full disk) does not end with a newline: corrupt
+    return data.endswith(b"\n") and lines[0] == f"{msgid}-H".encode() and \
+        len(parts) == 3 and parts[1].lstrip(b"-").isdigit() and \
+        parts[2].lstrip(b"-").isdigit()
+
+
+def _report_foreign(spool_dir: str, msgid: str, error: Exception | str, log: Any) -> None:
+    """Report an unreadable Exim-format -H once per version of the file (the misc hints
+    database remembers which one was reported)."""
+    from pymta.hints.db import HintsDB
+    try:
+        st = os.stat(files.header_path(spool_dir, msgid))
+    except OSError:
+        return
+    stamp = f"{st.st_mtime_ns}:{st.st_size}".encode()
+    db = HintsDB(spool_dir, "misc", log)
+    key = f"unreadable-{msgid}"
+    if db.get(key) == stamp:
+        return
+    db.put(key, stamp)
+    detail = str(error).removeprefix(f"{msgid}-H: ")
+    log.panic(f"spool file {msgid}-H cannot be read by pymta ({detail}); left untouched "
+              "for the MTA that wrote it", msgid)
 
 
 def _age(path: str, now: float) -> float | None:

@@ -141,3 +141,22 @@ def test_daemon_queue_run_sets_corrupt_message_aside(tmp_path):
         d.wait_for_log(f"Format error in spool file {bad}-H", 5, name="panic")
     finally:
         d.stop()
+
+
+def test_an_exim_format_file_pymta_cannot_read_is_left_untouched(tmp_path):
+    """A complete -H in Exim's format that pymta still cannot parse (written by another
+    MTA, say): reported once in the paniclog, left where it is."""
+    d = _prepared(tmp_path)
+    msgid = _queue_message(d, "bob@test.example")
+    h = d.spool / "input" / f"{msgid}-H"
+    lines = h.read_text().split("\n")
+    lines[2] = "not-a-sender-line"          # the sender line, in a form pymta rejects
+    h.write_text("\n".join(lines))
+    before = h.read_bytes()
+    d.run("-q")
+    d.run("-q")
+    assert h.read_bytes() == before and (d.spool / "input" / f"{msgid}-D").exists()
+    panic = d.log("panic")
+    assert panic.count(f"spool file {msgid}-H cannot be read by pymta") == 1, panic
+    assert "left untouched" in panic
+    assert msgid in d.run("-bp").stdout

@@ -59,6 +59,20 @@ def read_template(config: Any, option: str, count: int, ctx: Any,
     return items
 
 
+def notice_headers(config: Any, msg: SpoolMessage, recipient: str) -> list[str]:
+    """The headers every bounce and warning starts with: Auto-Submitted, From (the
+    Mailer-Daemon), To, Reply-To (errors_reply_to) and References (the message's id)."""
+    out = ["Auto-Submitted: auto-replied\n",
+           f"From: Mail Delivery System <{mailer_daemon(config)}>\n", f"To: {recipient}\n"]
+    reply_to = main_option(config, "errors_reply_to", None)
+    if reply_to:
+        out.append(f"Reply-To: {reply_to}\n")
+    msgid_hdr = _header_value(msg, "Message-ID")
+    if msgid_hdr:
+        out.append(f"References: {msgid_hdr}\n")
+    return out
+
+
 def mailer_daemon(config: Any) -> str:
     return f"Mailer-Daemon@{support.qualify_domain(config)}"
 
@@ -131,15 +145,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
     boundary = f"{int(now)}-eximdsn-{random.randint(0, 2**31 - 1)}"
     failed_names = ", ".join(failed_recipient(a) for a in failed)
     out: list[str] = [f"X-Failed-Recipients: {failed_names}\n",
-                      "Auto-Submitted: auto-replied\n",
-                      f"From: Mail Delivery System <{mailer_daemon(config)}>\n",
-                      f"To: {recipient}\n"]
-    reply_to = main_option(config, "errors_reply_to", None)
-    if reply_to:
-        out.append(f"Reply-To: {reply_to}\n")
-    msgid_hdr = _header_value(msg, "Message-ID")
-    if msgid_hdr:
-        out.append(f"References: {msgid_hdr}\n")
+                      *notice_headers(config, msg, recipient)]
     to_sender = recipient == msg.sender
     subject = items[0] if items[0] is not None else (
         "Subject: Mail delivery failed" + (": returning message to sender" if to_sender

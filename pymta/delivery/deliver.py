@@ -443,15 +443,9 @@ class MessageDelivery:
             if a.kind != "address":
                 events.append(("accept", a))     # file, pipe, reply: no routing
                 continue
-            try:
-                result = route_address(self.config, a, ctx)
-            except Exception as exc:  # a bug or bad data must leave the address queued
-                self.log.panic(f"routing {a.address} failed unexpectedly: {exc!r}",
-                               self.msg.id)
-                a.message, a.basic_errno = f"routing error: {exc}", -1
-                events.append(("defer", a))
-                continue
-            events.extend(result.sequence)
+            result = self._route(a, ctx, events)
+            if result is not None:
+                events.extend(result.sequence)
         for rcpt in reversed(self.msg.pending_recipients() if originals else []):
             addr = Address(rcpt.address, unique=rcpt.address)
             if rcpt.errors_to:
@@ -472,13 +466,8 @@ class MessageDelivery:
                 addr.message = RETRY_NOT_REACHED
                 events.append(("wait", addr))
                 continue
-            try:
-                result = route_address(self.config, addr, ctx)
-            except Exception as exc:  # a bug or bad data must leave the address queued
-                self.log.panic(f"routing {addr.address} failed unexpectedly: {exc!r}",
-                               self.msg.id)
-                addr.message, addr.basic_errno = f"routing error: {exc}", -1
-                events.append(("defer", addr))
+            result = self._route(addr, ctx, events)
+            if result is None:
                 continue
             if result.freeze:
                 self.freeze_reason = result.deferred[0].message if result.deferred else None
@@ -513,6 +502,19 @@ class MessageDelivery:
             else:
                 self._routing_deferred(a)
         return routed
+
+    def _route(self, addr: Address, ctx: ExpandContext,
+               events: list[tuple[str, Address]]) -> Any:
+        """route_address for one address; None (the address deferred, in ``events``)
+        when routing crashed -- a bug or bad data must leave the address queued."""
+        try:
+            return route_address(self.config, addr, ctx)
+        except Exception as exc:
+            self.log.panic(f"routing {addr.address} failed unexpectedly: {exc!r}",
+                           self.msg.id)
+            addr.message, addr.basic_errno = f"routing error: {exc}", -1
+            events.append(("defer", addr))
+            return None
 
     def _router_notes(self, result: Any) -> None:
         """Log what the routers noted (skip_syntax_errors) and send their reports

@@ -19,7 +19,7 @@ from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.spool.model import SpoolMessage
 from pymta.truth import exim_true
 
-from .bounce import mailer_daemon, read_template
+from .bounce import notice_headers, read_template
 
 DEFAULT_CONDITION = (
     "${if or {{ !eq{$h_list-id:$h_list-post:$h_list-subscribe:}{} }"
@@ -101,14 +101,7 @@ def build_warning(config: Any, msg: SpoolMessage, deferred: list[Address], recip
     items = read_template(config, "warn_message_file", 3, tctx, log)
     subject = _header(msg, "subject")
     date = _header(msg, "date")
-    out = ["Auto-Submitted: auto-replied\n",
-           f"From: Mail Delivery System <{mailer_daemon(config)}>\n", f"To: {recipient}\n"]
-    reply_to = main_option(config, "errors_reply_to", None)
-    if reply_to:
-        out.append(f"Reply-To: {reply_to}\n")
-    msgid_hdr = _header(msg, "message-id")
-    if msgid_hdr:
-        out.append(f"References: {msgid_hdr}\n")
+    out = notice_headers(config, msg, recipient)
     out.append("Content-Type: multipart/report; report-type=delivery-status; "
                f"boundary={boundary}\nMIME-Version: 1.0\n")
     out.append(_ending(items[0]) if items[0] is not None else

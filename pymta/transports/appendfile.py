@@ -584,12 +584,8 @@ class AppendfileTransport(Transport):
 
     # plain directory (one file per message) ------------------------------------------
     def _deliver_directory(self, job: Any, ctx: Any, rp: str, path: str) -> None:
-        self._create_directory(path, ctx)
-        q = self._quotas(ctx)
-        used, count = self._usage(ctx, q, path, False)
         tmp = os.path.join(path, f"temp.{os.getpid()}.{self._hostname()}")
-        if q.active:
-            self._enforce(q, job, used, count, os.path.basename(tmp))
+        q, used = self._prepare_directory(job, ctx, path, os.path.basename(tmp))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.opt("mode"))
 
         def final_path(inode: int) -> str:
@@ -605,12 +601,8 @@ class AppendfileTransport(Transport):
 
     # mailstore: an envelope file and a message file ---------------------------------
     def _deliver_mailstore(self, job: Any, ctx: Any, rp: str, path: str) -> None:
-        self._create_directory(path, ctx)
-        q = self._quotas(ctx)
-        used, count = self._usage(ctx, q, path, False)
         base = os.path.join(path, f"{job.message.id}-{base62(os.getpid(), 6)}")
-        if q.active:
-            self._enforce(q, job, used, count, base + ".msg")
+        q, used = self._prepare_directory(job, ctx, path, base + ".msg")
         names = ctx.child(mailstore_basename=base)
         envelope = "".join([
             self._mailstore_text("mailstore_prefix", names),
@@ -636,6 +628,17 @@ class AppendfileTransport(Transport):
             raise
         _fsync_dir(path)
         self._after_delivery(job, ctx, q, used, written)
+
+    def _prepare_directory(self, job: Any, ctx: Any, path: str,
+                           where: str) -> tuple["_Quotas", int]:
+        """A one-file-per-message directory: create it if allowed, check the quotas
+        (``where`` names the file in the refusal); the quotas and the usage so far."""
+        self._create_directory(path, ctx)
+        q = self._quotas(ctx)
+        used, count = self._usage(ctx, q, path, False)
+        if q.active:
+            self._enforce(q, job, used, count, where)
+        return q, used
 
     def _mailstore_text(self, name: str, ctx: Any) -> str:
         """mailstore_prefix ends with a newline; the suffix is written as it is (as

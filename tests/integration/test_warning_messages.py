@@ -12,7 +12,7 @@ CONFIG = """
 primary_hostname = test.example
 spool_directory = SPOOL
 log_file_path = SPOOL/log/%slog
-delay_warning = 1s:4s
+delay_warning = 2s:5s
 EXTRA
 begin routers
 d:
@@ -72,8 +72,8 @@ def test_warnings_as_exim_writes_them_and_their_schedule(tmp_path):
                     tmp_path)
     started = time.monotonic()      # the test's own clock may differ from pymta's
     msgid = _queue_one(d)
-    assert _warnings(d) == []                       # not yet a second old
-    time.sleep(1.2)
+    assert _warnings(d) == []                       # not yet two seconds old
+    time.sleep(max(0.0, started + 2.3 - time.monotonic()))
     d.run("-qf")
     (warning,) = _warnings(d)
     head, _, body = warning.partition("\n\n")
@@ -92,17 +92,18 @@ def test_warnings_as_exim_writes_them_and_their_schedule(tmp_path):
     header = (d.spool / "input" / f"{msgid}-H").read_text().split("\n")
     assert header[3].endswith(" 1")                 # the warning count in -H
     d.run("-qf")
-    assert len(_warnings(d)) == 1                   # the next is due at 4s
-    time.sleep(max(0.0, started + 4.3 - time.monotonic()))
+    assert len(_warnings(d)) == 1                   # the next is due at 5s
+    time.sleep(max(0.0, started + 5.3 - time.monotonic()))
     d.run("-qf")
     assert len(_warnings(d)) == 2
 
 
 def test_no_warning_for_bulk_mail_or_bounces(tmp_path):
     d = PymtaDaemon(CONFIG.replace("EXTRA", ""), tmp_path)
+    started = time.monotonic()
     _queue_one(d, "Precedence: bulk\n")
     _queue_one(d, sender="")
-    time.sleep(1.2)
+    time.sleep(max(0.0, started + 2.3 - time.monotonic()))
     d.run("-qf")
     assert _warnings(d) == []
 
@@ -112,8 +113,9 @@ def test_warn_message_file(tmp_path):
         "Subject: Still waiting: $message_exim_id ($warn_message_delay)\n****\n"
         "Your message to us is late.\n****\nSorry.\n")
     d = PymtaDaemon(CONFIG.replace("EXTRA", "warn_message_file = DIR/warn.txt"), tmp_path)
+    started = time.monotonic()
     msgid = _queue_one(d)
-    time.sleep(1.2)
+    time.sleep(max(0.0, started + 2.3 - time.monotonic()))
     d.run("-qf")
     warning = (tmp_path / "mbox-s").read_text()
     assert f"\nSubject: Still waiting: {msgid} (0 minutes)\n" in warning
@@ -184,7 +186,7 @@ primary_hostname = test.example
 spool_directory = SPOOL
 log_file_path = SPOOL/log/%slog
 freeze_tell = admin@test.example
-auto_thaw = 3s
+auto_thaw = 5s
 system_filter = DIR/sysf
 begin routers
 r:
@@ -213,8 +215,8 @@ def test_freeze_tell_and_auto_thaw_as_exim(tmp_path):
         "The sender is <s@test.example>.\n\n"
         "The following address(es) have yet to be delivered:\n  s@test.example\n")
     d.run("-q")
-    assert "Unfrozen by auto-thaw" not in d.log()       # not frozen for 3s yet
-    time.sleep(max(0.0, started + 3.3 - time.monotonic()))
+    assert "Unfrozen by auto-thaw" not in d.log()       # not frozen for 5s yet
+    time.sleep(max(0.0, started + 5.3 - time.monotonic()))
     d.run("-q")
     lines = [ln.split(f"{msgid} ", 1)[1] for ln in d.log().splitlines() if f" {msgid} " in ln]
     assert lines[-2:] == ["Unfrozen by auto-thaw", "Frozen by the system filter: held"]

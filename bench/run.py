@@ -74,6 +74,10 @@ class RunResult:
     # rest of the machine's busy time (/proc/stat), which is the MTA and the kernel.
     client_cpu_ms: Optional[float] = None
     server_cpu_ms: Optional[float] = None
+    #: relay: delivery lines in the MTA's log, and how many of them went down a
+    #: connection kept open from an earlier message ("*" after the IP address)
+    relayed_logged: Optional[int] = None
+    continued: Optional[int] = None
     note: str = ""
 
 
@@ -308,6 +312,8 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
             result.rate = result.accept_rate
         else:
             result.rate = round(result.completed / result.total_seconds, 1)
+        if mode == "relay":
+            result.relayed_logged, result.continued = count_continued(spool / "log")
         problems = []
         if result.errors:
             problems.append(f"{result.errors} sessions failed ({result.first_error})")
@@ -324,6 +330,16 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
             print(f"  kept {top}", file=sys.stderr)
         else:
             shutil.rmtree(top, ignore_errors=True)
+
+
+def count_continued(log_dir: Path) -> tuple[int, int]:
+    """(=> lines, those down a kept-open connection) in the main log."""
+    try:
+        text = (log_dir / "mainlog").read_text(errors="replace")
+    except OSError:
+        return 0, 0
+    lines = [ln for ln in text.splitlines() if " => " in ln]
+    return len(lines), sum("]* " in ln for ln in lines)
 
 
 def mta_version(mta: str, s: Settings) -> str:
@@ -366,6 +382,13 @@ def markdown_table(results: list[RunResult], s: Settings) -> str:
         lines.append("|---|---|---|---|")
         for r in sorted(cpu, key=lambda r: (MODES.index(r.mode), r.mta != "pymta")):
             lines.append(f"| {r.mode} | {r.mta} | {r.server_cpu_ms} | {r.client_cpu_ms} |")
+        lines.append("")
+    reuse = [r for r in results if r.relayed_logged]
+    if reuse:
+        lines.append("| relay | deliveries logged | down a kept-open connection |")
+        lines.append("|---|---|---|")
+        for r in sorted(reuse, key=lambda r: r.mta != "pymta"):
+            lines.append(f"| {r.mta} | {r.relayed_logged} | {r.continued} |")
         lines.append("")
     lines.append(f"{s.sessions} sessions x {s.per_session} messages x {s.size} bytes; "
                  f"{os.cpu_count()} CPUs; {platform.platform()}; "

@@ -62,9 +62,9 @@ UNSUPPORTED = {
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"
                               "  socks_proxy = 127.0.0.1\n", 6,
                               'transport remote: option "socks_proxy"'),
-    "redirect router option": ("begin routers\nfwd:\n  driver = redirect\n"
-                               "  data = a@b\n  owners = root\n", 7,
-                               'router fwd: option "owners"'),
+    "appendfile transport option": ("begin transports\nbox:\n  driver = appendfile\n"
+                                    "  file = /tmp/x\n  mode_fail_narrower\n", 7,
+                                    'transport box: option "mode_fail_narrower"'),
 }
 
 

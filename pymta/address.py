@@ -104,6 +104,8 @@ class Address:
     initgroups: bool = False
     # hide_child_in_errmsg: bounces name "an address generated from <top>" instead
     hide_in_errmsg: bool = False
+    # shadow_transport: "ST=<name>" (and its error) for the end of the => line
+    shadow_note: str = ""
 
     def __post_init__(self) -> None:
         if not self.local_part and not self.domain:

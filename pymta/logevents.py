@@ -99,6 +99,7 @@ class Delivery:
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     confirmation: str = ""                        # the server's reply to the data
     queue: str = ""                               # the named queue of the message
+    shadow: str = ""                              # "ST=name" (and its error) at the end
 
     def line(self, config: Any) -> str:
         # a system filter's file or pipe delivery has no router
@@ -111,6 +112,8 @@ class Delivery:
         if self.confirmation:          # smtp, and lmtp's per-recipient reply
             escaped = self.confirmation.replace('"', '\\"')
             parts.append(f'C="{escaped}"')
+        if self.shadow:
+            parts.append(self.shadow)
         return " ".join(parts)
 
 

@@ -131,8 +131,7 @@ UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {
-        **_reject("event_action headers_rewrite "
-                  "shadow_condition shadow_transport transport_filter "
+        **_reject("event_action headers_rewrite transport_filter "
                   "transport_filter_timeout"),
     },
     "authenticator": {},

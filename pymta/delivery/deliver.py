@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipi
 from pymta.delivery.job import DeliveryJob
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.errnos import EximErrno
-from pymta.expand import ExpandError, expand_string
+from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_address
 from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
@@ -669,7 +670,7 @@ class MessageDelivery:
             return
         db = WaitDB(self.spool_dir, str(a.transport), self.log)
         for h in hosts:
-            if h.address:
+            if h is not None and h.address:
                 db.add(host_wait_key(h.name, h.address, h.port), self.msg.id)
 
     def _address_key(self, a: Address) -> str:
@@ -779,7 +780,44 @@ class MessageDelivery:
         for a in batch:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "transport gave no result"
+        self._shadow(obj, [a for a in batch if a.result == "ok"], job)
         self._after_transport(batch)
+
+    def _shadow(self, obj: Any, delivered: list[Address], job: DeliveryJob) -> None:
+        """shadow_transport: after a successful local delivery, the same addresses go to
+        the shadow transport too (one level only); its result only adds "ST=name" --
+        with its error in parentheses -- to the delivery line."""
+        name = obj.opt("shadow_transport") if "shadow_transport" in obj.options else None
+        if not name or not delivered or not obj.is_local:
+            return
+        condition = obj.opt("shadow_condition")
+        if condition and job.ctx is not None:
+            try:
+                if not exim_true(str(expand_string(str(condition), job.ctx))):
+                    return
+            except ExpandFail:
+                return
+            except ExpandError as exc:
+                self.log.main(f"shadow_condition of {obj.name} transport failed: {exc}",
+                              self.msg.id)
+                return
+        shadow = self._transport_obj(str(name))
+        if shadow is None or not shadow.is_local:
+            return
+        copies = [copy.copy(a) for a in delivered]
+        for c in copies:
+            c.result, c.message, c.transport = None, None, shadow.name
+        sjob = DeliveryJob(message=self.msg, spool_dir=self.spool_dir,
+                           data_path=job.data_path, addresses=copies, ctx=job.ctx,
+                           log=self.log, config=self.config, submit=self._submit_generated)
+        try:
+            shadow.deliver(sjob)
+        except Exception as exc:  # the shadow never affects the real delivery
+            for c in copies:
+                c.result, c.message = "defer", str(exc)
+        for a, c in zip(delivered, copies):
+            a.shadow_note = f"ST={shadow.name}" + (
+                f" ({c.message or 'failed'})" if c.result != "ok" else "")
 
     def _submit_generated(self, data: bytes, recipients: list[str], reference: str) -> str:
         """Spool a message a transport made (autoreply) with the null sender, R= naming
@@ -898,7 +936,8 @@ class MessageDelivery:
             transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
             session=self._session_facts(a),
-            confirmation=a.smtp_confirmation or "", queue=self.queue_name).line(self.config),
+            confirmation=a.smtp_confirmation or "", queue=self.queue_name,
+            shadow=a.shadow_note).line(self.config),
             about=a)
         self.outcome.delivered.append(a.address)
         if h is not None and h.address:
@@ -940,7 +979,8 @@ class MessageDelivery:
             key, subject = self._host_key(a, h) + f":{self.msg.id}", h.name
         else:
             key, subject = self._host_key(a, h), h.name
-        self._wait_for_hosts(a, [h])
+        if h is not None and not self._is_local(a):
+            self._wait_for_hosts(a, [h])
         message = a.message
         timed_out = self._apply_retry(a, key, subject, a.domain)
         # Exim 4.96 logs the deferral first; a retry timeout then fails the address

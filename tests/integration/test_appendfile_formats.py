@@ -26,6 +26,10 @@ bs:
   driver = accept
   local_parts = b1 : b2 : b3
   transport = t_bsmtp
+sh:
+  driver = accept
+  local_parts = sa : sb : sc
+  transport = ${{if eq{{$local_part_data}}{{sc}}{{t_shadowed2}}{{t_shadowed}}}}
 begin transports
 t_ms:
   driver = appendfile
@@ -51,6 +55,25 @@ t_ch:
 t_own:
   driver = appendfile
   file = DIR/mbox-own
+  {USER}
+t_shadowed:
+  driver = appendfile
+  file = DIR/mbox-$local_part_data
+  shadow_transport = t_shadow
+  shadow_condition = ${{if eq{{$local_part}}{{sb}}{{no}}{{yes}}}}
+  {USER}
+t_shadowed2:
+  driver = appendfile
+  file = DIR/mbox-$local_part_data
+  shadow_transport = t_shadow_fails
+  {USER}
+t_shadow:
+  driver = appendfile
+  file = DIR/shadow-copy
+  {USER}
+t_shadow_fails:
+  driver = appendfile
+  file = DIR/readonly/copy
   {USER}
 t_bsmtp:
   driver = appendfile
@@ -131,3 +154,14 @@ def test_batched_bsmtp_file(tmp_path):
     assert text.startswith("MAIL FROM:<s@test.example>\nRCPT TO:<b1@test.example>\n"
                            "RCPT TO:<b2@test.example>\nRCPT TO:<b3@test.example>\nDATA\n")
     assert text.count("DATA\n") == 1 and text.endswith("\n.\n")
+
+
+def test_shadow_transport(tmp_path):
+    d = _daemon(tmp_path)
+    (tmp_path / "readonly").mkdir(mode=0o555)
+    lines = [send(d, name) for name in ("sa", "sb", "sc")]
+    assert lines[0] == "=> sa <sa@test.example> R=sh T=t_shadowed ST=t_shadow"
+    assert lines[1] == "=> sb <sb@test.example> R=sh T=t_shadowed"      # condition: no
+    assert lines[2].startswith("=> sc <sc@test.example> R=sh T=t_shadowed2 ST=t_shadow_fails (")
+    assert (tmp_path / "shadow-copy").read_text().count("Subject: q") == 1
+    assert all((tmp_path / f"mbox-{n}").exists() for n in ("sa", "sb", "sc"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 
 def notify_pair() -> tuple[socket.socket, socket.socket]:
@@ -42,9 +43,26 @@ class Notifier:
             # Full buffer or master gone: the next queue run finds the message anyway.
             return False
 
+    #: how long a receiver waits, in steps, for room to announce a new message
+    MESSAGE_RETRY = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+
     def message(self, msgid: str) -> None:
-        """Tell the master a message was accepted (the SMTP session's notify callback)."""
-        self.send("M", msgid)
+        """Tell the master a message was accepted (the SMTP session's notify callback).
+
+        Unlike the other notifications this one waits a little for room when the
+        master is behind (under a burst the buffer fills): a dropped one would leave
+        the message to the next queue run, and a daemon may have none."""
+        data = f"M {msgid}".encode("ascii", "replace")
+        for pause in (0.0, *self.MESSAGE_RETRY):
+            if pause:
+                time.sleep(pause)
+            try:
+                self.sock.send(data)
+                return
+            except (BlockingIOError, InterruptedError):
+                continue            # full: the master is draining it
+            except OSError:
+                return              # the master is gone
 
     __call__ = message
 

@@ -27,6 +27,24 @@ def test_full_buffer_loses_notification_without_blocking():
     assert results[0] is True and False in results   # never blocks; later ones dropped
 
 
+def test_new_message_waits_for_room_instead_of_being_dropped():
+    import threading
+    import time
+    master, child = ipc.notify_pair()
+    child.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    n = ipc.Notifier(child)
+    while n.send("Q", "x" * 100):               # fill the buffer
+        pass
+    got: list = []
+    drainer = threading.Thread(target=lambda: (time.sleep(0.05),
+                                               got.extend(ipc.read_notifications(master))))
+    drainer.start()
+    n.message("1abcde-000000-AC")              # waits until the master has read
+    drainer.join()
+    got.extend(ipc.read_notifications(master))
+    assert ("M", "1abcde-000000-AC") in got
+
+
 def test_worker_delivers_ids_and_reports_done():
     from pymta.daemon.worker import worker_main
     master_end, worker_end = ipc.worker_pair()

@@ -16,7 +16,7 @@ from pymta.cli.args import CliOptions
 from pymta.config.values import main_option
 from pymta.expand import ExpandContext
 from pymta.expand.message_vars import message_file_variables, split_message_file
-from pymta.filter import FilterError, filter_kind
+from pymta.filter import FilterError, bare_address, filter_kind
 from pymta.filter.exim_filter import FilterEnvironment, filter_summary, run_exim_filter
 from pymta.routing.redirect import split_redirect_items
 from pymta.spool.ids import new_message_id
@@ -151,8 +151,9 @@ def _list_forward_file(text: str, qualify: str, out: TextIO, err: TextIO) -> Non
         if item.startswith(("|", "/")):
             generated.append(item)
             continue
-        lt, gt = item.rfind("<"), item.rfind(">")
-        bare = item[lt + 1:gt].strip() if 0 <= lt < gt else item.lstrip("\\")
+        bare = bare_address(item)
+        if bare == item:
+            bare = bare.lstrip("\\")
         generated.append(bare if "@" in bare else f"{bare}@{qualify}")
     if not generated:
         out.write("pymta: no addresses generated from forward file\n")

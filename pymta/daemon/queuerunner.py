@@ -143,7 +143,8 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
             if select is not None and not select(msgid):
                 continue
             forced = force or (force_first and tried == 0)
-            tried += 1 if only_local or not two_phase else 0
+            if only_local or not two_phase:
+                tried += 1          # -qq's second pass delivers the same messages again
             try:
                 if force_frozen:
                     # -qff: frozen messages are tried as though thawed, like Exim.
@@ -161,7 +162,8 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
                 waiting[msgid] = hosts[0]
         if two_phase and only_local:
             # the second pass: what waits for the same host, one after the other
-            order = sorted(waiting, key=lambda m: (waiting[m], order.index(m)))
+            position = {m: i for i, m in enumerate(order)}
+            order = sorted(waiting, key=lambda m: (waiting[m], position[m]))
     write_event(log, config, QueueRun(pid, flags, end=True, queue=queue))
     return tried
 

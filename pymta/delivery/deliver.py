@@ -190,6 +190,7 @@ class MessageDelivery:
         self.unjournaled: list[str] = []     # finished, but not yet in -J
         self.freeze_reason: str | None = None
         self.process_ids = (os.geteuid(), os.getegid())
+        self._context: ExpandContext | None = None
         self.ignore_errors = False
         self.timeout_frozen = False
         # received_headers_max: more Received: headers than this means a mail loop, and
@@ -277,6 +278,14 @@ class MessageDelivery:
         variables.update(self._message_variables(headers))
         return ExpandContext(self.config, variables, dict(m.acl_vars), headers)
 
+    def context(self) -> ExpandContext:
+        """The message's expansion context for this attempt, built once (it reads the
+        -D file) and shared by routing, bounces, warnings and retry keys; the system
+        filter's header changes and $sn0-$sn9 live in it."""
+        if self._context is None:
+            self._context = self.base_context()
+        return self._context
+
     def _message_variables(self, headers: list[str]) -> dict[str, str]:
         """$message_size, $message_body, $reply_address, ... (filters use them)."""
         m = self.msg
@@ -301,7 +310,7 @@ class MessageDelivery:
                 return self.outcome
         for unique in self.journal:      # done before a crash: never deliver twice
             msg.nonrecipients.add(unique)
-        ctx = self.base_context()
+        ctx = self.context()
         system = run_system_filter(self.config, msg, ctx, self.first_delivery)
         if system.error is not None:
             self._log(f"Error in system filter: {system.error}")
@@ -657,7 +666,7 @@ class MessageDelivery:
             value = obj.opt("retry_include_ip_address")
             if isinstance(value, str):
                 try:
-                    value = exim_true(str(expand_string(value, self.base_context())))
+                    value = exim_true(str(expand_string(value, self.context())))
                 except ExpandError:
                     value = True
             if value is False:
@@ -1060,7 +1069,7 @@ class MessageDelivery:
         for to, addrs in groups.items():
             try:
                 bid = send_bounce(self.config, self.msg, addrs, to, self.log, self.spool_dir,
-                                  self.base_context())
+                                  self.context())
             except Exception as exc:
                 self.log.panic(f"failed to create bounce message: {exc!r}", self.msg.id)
                 for a in addrs:
@@ -1138,7 +1147,7 @@ class MessageDelivery:
         if due is None:
             return
         delay, count = due
-        ctx = self.base_context()
+        ctx = self.context()
         if not warning.condition_allows(self.config, ctx, self.deferred):
             return
         groups: dict[str, list[Address]] = {}

@@ -7,6 +7,7 @@ caller turns into generated addresses.  Only ``logwrite`` acts at once, as in Ex
 """
 from __future__ import annotations
 
-from .result import FilterAction, FilterError, FilterResult, ReplySpec, filter_kind
+from .result import FilterAction, FilterError, FilterResult, ReplySpec, bare_address, filter_kind
 
-__all__ = ["FilterAction", "FilterError", "FilterResult", "ReplySpec", "filter_kind"]
+__all__ = ["FilterAction", "FilterError", "FilterResult", "ReplySpec", "bare_address",
+           "filter_kind"]

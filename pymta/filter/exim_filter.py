@@ -31,6 +31,7 @@ from .result import (
     FilterError,
     FilterResult,
     ReplySpec,
+    bare_address,
 )
 
 _LIST_HEADERS = ("list-id", "list-help", "list-subscribe", "list-unsubscribe",
@@ -190,14 +191,14 @@ class EximFilter:
 
     def _do_deliver(self, cmd: Command) -> None:
         significant, prefix = self._significance(cmd, True)
-        address = _bare(self._arg(cmd))
+        address = bare_address(self._arg(cmd))
         if not address:
             raise FilterError(f'empty address in "deliver" command near line {cmd.line}')
         if "@" not in address:
             address = f"{address}@{self.env.qualify_domain}"
         errors_to = None
         if "errors_to" in cmd.args:
-            errors_to = _bare(self._expand(cmd.args["errors_to"], "in deliver command"))
+            errors_to = bare_address(self._expand(cmd.args["errors_to"], "in deliver command"))
             if not self.env.system and errors_to.lower() not in \
                     (a.lower() for a in self.env.user_addresses):
                 raise FilterError("errors_to must point to the caller's address")
@@ -260,8 +261,7 @@ class EximFilter:
             subject=values.get("subject"), headers=values.get("extra_headers"),
             text=values.get("text"), file=values.get("file"), file_expand=file_expand,
             return_message="return" in cmd.flags, log=values.get("log"),
-            once=values.get("once"), once_repeat=values.get("once_repeat"),
-            vacation=vacation)
+            once=values.get("once"), once_repeat=values.get("once_repeat"))
         self._action(FilterAction("reply", values.get("to") or "", significant,
                                   cmd.noerror, reply=reply))
 
@@ -467,7 +467,7 @@ class EximFilter:
         if any(word in precedence for word in ("bulk", "list", "junk")):
             return False
         mine = {a.lower() for a in self.env.user_addresses}
-        mine |= {_bare(self._expand(a, "in filter file")).lower() for a in aliases}
+        mine |= {bare_address(self._expand(a, "in filter file")).lower() for a in aliases}
         to = [a.lower() for _n, a in getaddresses(values.get("to", [])) if a]
         if not any(a in mine for a in to):
             return False
@@ -491,15 +491,6 @@ def _show_condition(cond: Condition) -> str:
     if cond.kind == "not":
         return "not " + _show_condition(cond.operands[0])
     return cond.kind + " "
-
-
-def _bare(text: str) -> str:
-    """The address in ``Name <address>`` (or the text itself)."""
-    text = text.strip()
-    lt, gt = text.rfind("<"), text.rfind(">")
-    if 0 <= lt < gt:
-        return text[lt + 1:gt].strip()
-    return text
 
 
 def _octal(text: str | None) -> int | None:

@@ -14,6 +14,14 @@ FREEZE = "freeze"
 _FIRST_LINE = re.compile(r"\A\s*#\s*(exim|sieve)\s+filter", re.IGNORECASE)
 
 
+def bare_address(text: str) -> str:
+    """The address in ``Name <address>`` -- what is between the last angle brackets --
+    or the (stripped) text itself."""
+    text = text.strip()
+    lt, gt = text.rfind("<"), text.rfind(">")
+    return text[lt + 1:gt].strip() if 0 <= lt < gt else text
+
+
 def filter_kind(text: str) -> str | None:
     """"exim" or "sieve" when ``text`` starts with a filter's first line, else None."""
     m = _FIRST_LINE.match(text)
@@ -62,7 +70,6 @@ class ReplySpec:
     log: str | None = None
     once: str | None = None
     once_repeat: str | None = None
-    vacation: bool = False
 
 
 @dataclass
@@ -70,8 +77,9 @@ class FilterAction:
     """One delivery set up by a filter.
 
     ``kind`` is "address", "file", "directory", "pipe" or "reply"; ``target`` is the
-    address, path or command (a pipe command from an Exim filter is expanded word by
-    word when it runs, ``expand_pipe``).  ``significant`` says whether it counts as
+    address, path (for Sieve, the folder name: "inbox" is the user's mailbox) or
+    command (a pipe command from an Exim filter is expanded word by word when it runs,
+    ``expand_pipe``).  ``significant`` says whether it counts as
     delivering the message (``seen``/``unseen``); ``noerror`` makes its failures
     ignored; ``errors_to`` redirects them; ``mode`` is a ``save`` file's mode.
     """
@@ -84,8 +92,6 @@ class FilterAction:
     mode: int | None = None
     reply: ReplySpec | None = None
     expand_pipe: bool = False
-    #: Sieve fileinto/keep: the mailbox name as written ("inbox" is the user's mailbox)
-    folder: str | None = None
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from pymta.expand import ExpandContext
 
-from .result import DELIVERED, FilterAction, FilterError, FilterResult, ReplySpec
+from .result import DELIVERED, FilterAction, FilterError, FilterResult, ReplySpec, bare_address
 
 CAPABILITIES = frozenset({
     "envelope", "fileinto", "copy", "subaddress", "encoded-character", "vacation",
@@ -360,10 +360,10 @@ class SieveRun:
             self.keep = False
         if any(a.kind == "file" and a.target == folder for a in self.result.actions):
             return
-        self.result.actions.append(FilterAction("file", folder, True, folder=folder))
+        self.result.actions.append(FilterAction("file", folder, True))
 
     def _do_redirect(self, cmd: Command) -> None:
-        address = _bare(str(cmd.args[0]))
+        address = bare_address(str(cmd.args[0]))
         if "@" not in address:
             raise _error("unqualified recipient address", cmd.line)
         if not cmd.tags.get("copy"):
@@ -396,7 +396,7 @@ class SieveRun:
             headers = "MIME-Version: 1.0\n" + head.strip("\n")
         reply = ReplySpec(to=sender, from_=cmd.tags.get("from"), subject=str(subject),
                           headers=headers, text=text if text.endswith("\n") else text + "\n",
-                          once=once, once_repeat=f"{days}d", vacation=True)
+                          once=once, once_repeat=f"{days}d")
         self.result.actions.append(FilterAction("reply", sender, False, reply=reply))
 
     def _vacation_wanted(self, cmd: Command) -> bool:
@@ -536,11 +536,6 @@ class SieveRun:
             pattern = re.sub(r"\\\\\\(.)", r"\1", pattern)
             return re.fullmatch(pattern, value, re.S) is not None
         return value == key
-
-
-def _bare(text: str) -> str:
-    lt, gt = text.rfind("<"), text.rfind(">")
-    return text[lt + 1:gt].strip() if 0 <= lt < gt else text.strip()
 
 
 def _decoded(values: Any) -> list[str]:

@@ -48,7 +48,6 @@ def run_user_filter(router: Any, kind: str, text: str, addr: Address, ctx: Any,
     one_time = router.flag("one_time")
     ctx = ctx.child()
     ctx.forbid = forbidden_features(router)
-    msg_flags = ctx.variables
     try:
         if kind == "sieve":
             from pymta.filter.sieve import SieveEnvironment, run_sieve
@@ -69,8 +68,8 @@ def run_user_filter(router: Any, kind: str, text: str, addr: Address, ctx: Any,
             result = run_exim_filter(text, FilterEnvironment(
                 ctx, allowed=allowed,
                 error_message=not ctx.variables.get("sender_address"),
-                first_delivery=msg_flags.get("first_delivery", "yes") == "yes",
-                manually_thawed=msg_flags.get("manually_thawed") == "yes",
+                first_delivery=ctx.variables.get("first_delivery", "yes") == "yes",
+                manually_thawed=ctx.variables.get("manually_thawed") == "yes",
                 user_addresses=user_addresses(addr, ctx),
                 forbid_file=router.flag("forbid_file") or one_time,
                 forbid_pipe=router.flag("forbid_pipe") or one_time,

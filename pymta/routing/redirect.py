@@ -10,7 +10,7 @@ from typing import Any
 from pymta.address import Address
 from pymta.config.model import ConfigError
 from pymta.drivers import register
-from pymta.filter import filter_kind
+from pymta.filter import bare_address, filter_kind
 from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router, RouterReply
 from pymta.routing.filtering import run_user_filter
@@ -67,14 +67,6 @@ def split_redirect_items(text: str) -> list[str]:
         if item:
             items.append(item)
     return items
-
-
-def _bare_address(item: str) -> str:
-    """``Name <addr>`` -> ``addr``; otherwise the item itself."""
-    lt, gt = item.rfind("<"), item.rfind(">")
-    if 0 <= lt < gt and not item.startswith(("|", "/")):
-        return item[lt + 1:gt].strip()
-    return item
 
 
 class _FileRefused(Exception):
@@ -273,7 +265,7 @@ class RedirectRouter(Router):
         return out
 
     def _make_child(self, item: str, parent: Address, ctx: Any) -> Address | None:
-        bare = _bare_address(item)
+        bare = item if item.startswith(("|", "/")) else bare_address(item)
         has_domain = "@" in bare and not bare.startswith(("|", "/"))
         if item.startswith("|") and not has_domain:
             self._check_allowed("pipe", "forbid_pipe", item)

@@ -9,7 +9,9 @@ the caller answers 451 and writes the paniclog.  Failures after it are only repo
 """
 from __future__ import annotations
 
+import functools
 import os
+import pwd
 import re
 import sys
 import time
@@ -68,11 +70,13 @@ class PreparedMessage:
         return [h.text for h in self.spool.headers if h.flag != "*"]
 
 
+@functools.lru_cache(maxsize=16)
 def _login_of(uid: int) -> str:
+    # Cached: a receiver asks for the same few uids for every message, and each
+    # getpwuid() reads nsswitch.conf and the passwd file again.
     try:
-        import pwd
         return pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
+    except KeyError:
         return str(uid)
 
 

@@ -10,6 +10,12 @@ local    end-to-end delivery into a maildir: messages per second from the
          first connection until the last file appears in maildir/new
 relay    end-to-end relay to a local asyncio sink (bench/sink.py): messages
          per second until the sink has counted every message
+antispam queue_only with a realistic anti-spam RCPT ACL (two DNS block lists,
+         a per-recipient ratelimit, verify = recipient): messages accepted per
+         second.  The lists are served by a DNS server on 127.0.0.1:53 that the
+         benchmark starts; each daemon runs in its own mount namespace in which
+         /etc/resolv.conf names it (root and unshare(1) needed; Exim has no option
+         for its resolver's address)
 starttls S5: queue_only, one message per session over STARTTLS (a fresh TLS
          handshake for every message), messages accepted per second; both MTAs
          use the same self-signed RSA 2048 certificate made with openssl(1)
@@ -49,7 +55,14 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 from sink import FastSink  # noqa: E402
 
-MODES = ("accept", "local", "relay", "starttls")
+sys.path.insert(0, str(REPO))
+from tests.support.dns import DnsServer  # noqa: E402
+
+MODES = ("accept", "local", "relay", "antispam", "starttls")
+QUEUE_ONLY_MODES = ("accept", "antispam", "starttls")
+#: The block lists of the antispam mode: 127.0.0.2 is listed, the benchmark client
+#: (127.0.0.1) is not, so every RCPT costs a lookup in each list (cached or not).
+BLOCK_LISTS = ("bl.bench.test", "zen.bench.test")
 SINK_HOST = "127.0.0.2"  # not a listening address of the MTA, so no "host is local" check
 
 
@@ -76,6 +89,7 @@ class RunResult:
     server_cpu_ms: Optional[float] = None
     #: relay: delivery lines in the MTA's log, and how many of them went down a
     #: connection kept open from an earlier message ("*" after the IP address)
+    dns_queries: Optional[int] = None
     relayed_logged: Optional[int] = None
     continued: Optional[int] = None
     note: str = ""
@@ -204,10 +218,25 @@ def run_smtpload(s: Settings, port: int, to: str, starttls: bool = False) -> dic
     return json.loads(lines[-1])
 
 
-def daemon_command(mta: str, s: Settings, conf: Path, port: int) -> list[str]:
-    """The command line that starts ``mta`` as a foreground daemon."""
+def daemon_command(mta: str, s: Settings, conf: Path, port: int,
+                   resolv_conf: Optional[Path] = None) -> list[str]:
+    """The command line that starts ``mta`` as a foreground daemon.
+
+    With ``resolv_conf`` the daemon runs in a private mount namespace where that file is
+    bind-mounted over /etc/resolv.conf, so both MTAs ask the benchmark's DNS server."""
     base = s.pymta_cmd if mta == "pymta" else [s.exim_cmd or "exim4"]
-    return base + ["-C", str(conf), "-bdf", "-oX", str(port)]
+    cmd = base + ["-C", str(conf), "-bdf", "-oX", str(port)]
+    if resolv_conf is None:
+        return cmd
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv_conf)] + cmd
+
+
+def start_block_list_server() -> DnsServer:
+    """The antispam mode's DNS server on 127.0.0.1:53 serving :data:`BLOCK_LISTS`."""
+    zones = {zone: "2.0.0.127 IN A 127.0.0.2\n2.0.0.127 IN TXT \"listed for the benchmark\"\n"
+             for zone in BLOCK_LISTS}
+    return DnsServer(zones, port=53).start()
 
 
 def stop_daemon(proc: subprocess.Popen) -> None:
@@ -240,6 +269,13 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
     sink: Optional[FastSink] = None
     if mode == "relay":
         sink = FastSink(SINK_HOST, 0).start()
+    dns_server = None
+    resolv_conf: Optional[Path] = None
+    if mode == "antispam":
+        dns_server = start_block_list_server()
+        resolv_conf = top / "resolv.conf"
+        resolv_conf.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")
+        os.chmod(resolv_conf, 0o644)
     conf = top / "bench.conf"
     user, group = s.user_for(mta)
     tls_macro = ""
@@ -251,14 +287,15 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         "SPOOL": str(spool), "MAILDIR": str(maildir / "inbox"), "SMTP_PORT": str(port),
         "SINK_HOST": SINK_HOST, "SINK_PORT": str(sink.port if sink else 25),
         "RUN_USER": user, "RUN_GROUP": group,
-        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode in ("accept", "starttls") else "",
+        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes" if mode in QUEUE_ONLY_MODES else "",
+        "ANTISPAM_MACRO": "ANTISPAM = yes" if mode == "antispam" else "",
         "TLS_MACRO": tls_macro,
         "DELIVERY_USER_MACRO": "" if user == "root" else f"DELIVERY_USER = {user}",
     })
     chown_tree(spool, user, group)
     chown_tree(maildir, user, group)
     logf = open(top / "daemon.out", "wb")
-    cmd = daemon_command(mta, s, conf, port)
+    cmd = daemon_command(mta, s, conf, port, resolv_conf)
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=str(REPO),
                             start_new_session=True)
     try:
@@ -286,7 +323,7 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         result.accept_rate = load.get("msgs_per_s") or 0.0
 
         def done() -> int:
-            if mode in ("accept", "starttls"):
+            if mode in QUEUE_ONLY_MODES:
                 return count_files(spool / "input", "-H")
             if mode == "local":
                 return count_files(maildir / "inbox" / "new")
@@ -308,12 +345,14 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         # Use the sink's own clock for the last relay delivery: it is exact.
         end = sink.last_time if (sink and sink.last_time) else last_change
         result.total_seconds = round(max(end - t0, 1e-6), 3)
-        if mode in ("accept", "starttls"):
+        if mode in QUEUE_ONLY_MODES:
             result.rate = result.accept_rate
         else:
             result.rate = round(result.completed / result.total_seconds, 1)
         if mode == "relay":
             result.relayed_logged, result.continued = count_continued(spool / "log")
+        if dns_server is not None:
+            result.dns_queries = len(dns_server.queries)
         problems = []
         if result.errors:
             problems.append(f"{result.errors} sessions failed ({result.first_error})")
@@ -326,6 +365,8 @@ def run_one(mta: str, mode: str, s: Settings) -> RunResult:
         logf.close()
         if sink is not None:
             sink.stop()
+        if dns_server is not None:
+            dns_server.stop()
         if s.keep:
             print(f"  kept {top}", file=sys.stderr)
         else:
@@ -405,7 +446,7 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     p.add_argument("--per-session", type=int, default=100, help="messages per session")
     p.add_argument("--size", type=int, default=4096, help="message size in bytes")
     p.add_argument("--modes", default=",".join(MODES),
-                   help="comma list of accept,local,relay,starttls")
+                   help="comma list of accept,local,relay,antispam,starttls")
     p.add_argument("--mta", default="pymta,exim",
                    help="comma list of pymta,exim (exim is skipped when not installed)")
     p.add_argument("--smtpload", type=Path, default=BENCH_DIR / "smtpload.py",

@@ -63,7 +63,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "rfc1413_hosts": "",                     # no ident (RFC 1413) calls
     "smtp_backlog_monitor": 0,
     "smtp_return_error_details": False,
-    "smtputf8_advertise_hosts": "",
     "spool_wireformat": False,
     "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
     "strict_acl_vars": False,
@@ -173,7 +172,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
             dkim_sign_headers dkim_strict dkim_timestamps dns_qualify_single
             dns_search_parents dscp host_name_extract keepalive
             socks_proxy tls_alpn
-            tls_dh_min_bits utf8_downconvert"""),
+            tls_dh_min_bits"""),
     },
 }
 

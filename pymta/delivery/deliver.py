@@ -290,7 +290,8 @@ class MessageDelivery:
         """$message_size, $message_body, $reply_address, ... (filters use them)."""
         m = self.msg
         out = {"reply_address": reply_address(headers), "message_exim_id": m.id,
-               "manually_thawed": "yes" if "manual_thaw" in m.flags else "no"}
+               "manually_thawed": "yes" if "manual_thaw" in m.flags else "no",
+               "message_smtputf8": "yes" if "smtputf8" in m.flags else "no"}
         for name in ("body_linecount", "body_zerocount"):
             out[name] = str(m.variables.get(name, "0"))
         try:
@@ -967,6 +968,9 @@ class MessageDelivery:
         (lower-cased) local part and, in <>, the original recipient; remote ones the
         full address, plus the original recipient when it was redirected."""
         top = a.top_parent()
+        if a.sent_as:
+            # the smtp transport sent another form (an SMTPUTF8 address downconverted)
+            return f"{a.sent_as} <{top.address}>"
         if a.kind != "address":
             return f"{a.address} <{top.address}>"
         if self._is_local(a):

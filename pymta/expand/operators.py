@@ -8,6 +8,7 @@ import ipaddress
 import re
 from typing import Any, Callable
 
+from ..i18n import label_to_alabel
 from ..spool.ids import BASE62 as _B62
 from ..spool.ids import base62, unbase62
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
@@ -545,9 +546,7 @@ def op_rfc2047d(arg: str) -> str:
 
 def _idna_label(label: str, to_ascii: bool) -> str:
     if to_ascii:
-        if label.isascii():
-            return label
-        return "xn--" + label.encode("punycode").decode("ascii")
+        return label_to_alabel(label)
     if label.lower().startswith("xn--"):
         try:
             return label[4:].encode("ascii").decode("punycode")

@@ -69,6 +69,8 @@ class Envelope:
     extra_headers: list[str] = field(default_factory=list)
     remove_headers: list[str] = field(default_factory=list)   # ACL remove_header names
     body_type: str | None = None           # MAIL BODY= parameter (7BIT/8BITMIME)
+    smtputf8: bool = False                 # MAIL SMTPUTF8 (RFC 6531): -smtputf8 in -H
+    utf8_downconvert: int | None = None    # control = utf8_downconvert (1, 0, -1)
     size_limit: int | None = None          # message_size_limit already expanded by caller
     local_user: str | None = None          # login of the local caller (U= on <= lines)
     originator_login: str | None = None

@@ -290,6 +290,12 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
         flags.add("allow_unqualified_recipient")
     if env.tls_cipher and env.tls_certificate_verified:
         flags.add("tls_certificate_verified")
+    if env.smtputf8:
+        flags.add("smtputf8")
+    if env.utf8_downconvert is not None:
+        # Exim's spool names for control = utf8_downconvert (1 and -1; 0 is no line)
+        flags |= {1: {"utf8_downcvt"}, -1: {"utf8_optdowncvt"}}.get(env.utf8_downconvert,
+                                                                    set())
 
     uid = env.originator_uid if env.originator_uid is not None else os.getuid()
     gid = env.originator_gid if env.originator_gid is not None else os.getgid()

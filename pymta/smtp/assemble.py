@@ -47,6 +47,7 @@ class MessageAssembly:
     mail_discard: bool
     controls: set[str]
     message_controls: set[str]
+    message_utf8_downconvert: int | None
     connection_queue: str
     message_queue: str | None
     acl_vars: dict[str, str]
@@ -170,6 +171,7 @@ class MessageAssembly:
         env.submission_mode = "submission" in self.message_controls
         env.submission_control = getattr(self, "submission_control", "submission")
         env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
+        env.utf8_downconvert = self.message_utf8_downconvert
         env.msgid = self.msgid
         if self.local_caller is None:
             env.host_name = v.get("sender_host_name") or None

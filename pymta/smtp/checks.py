@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
+from pymta.config.model import ConfigError
 from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
@@ -37,6 +38,8 @@ class AclChecks:
         """``${acl{name}{args}}`` from an expansion during this session."""
         return run_acl(self.config, name, "data", ctx or self.ctx, self)
 
+    message_utf8_downconvert: int | None = None   # control = utf8_downconvert[/n]
+
     # ------------------------------------------------------------------ ACL glue
     def _run(self, option: str, where: str) -> Any:
         self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
@@ -54,6 +57,8 @@ class AclChecks:
              else self.controls).add(c.split("/")[0])
             if c.split("/")[0] == "submission":
                 self.submission_control = c
+            elif c.split("/")[0] == "utf8_downconvert":
+                self.message_utf8_downconvert = _downconvert_value(c)
         if "no_pipelining" in self.controls and self.server is not None:
             self.server.pipelining_allowed = False
         if "no_enforce_sync" in self.controls and self.server is not None:
@@ -97,3 +102,13 @@ class AclChecks:
             self._run("acl_smtp_notquit", "notquit")
         except Exception as exc:
             self.log.panic(f"{self.host_ident()} notquit ACL failed: {exc}")
+
+
+def _downconvert_value(control: str) -> int:
+    """``utf8_downconvert`` (1), ``utf8_downconvert/1``, ``/0`` or ``/-1``."""
+    _, slash, value = control.partition("/")
+    value = value.strip() if slash else "1"
+    if value not in ("1", "0", "-1"):
+        raise ConfigError(f'bad value "{value}" for control = utf8_downconvert '
+                          "(1, 0 or -1)")
+    return int(value)

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pymta.i18n import first_non_ascii
 from pymta.smtp.actions import (
     Action,
     Challenge,
@@ -160,11 +161,15 @@ class ParsedPath:
 
 
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
-               qualify_domain: str | None = None) -> ParsedPath:
+               qualify_domain: str | None = None,
+               allow_utf8_domains: bool = True) -> ParsedPath:
     """Parse ``<addr> PARAM=x ...`` (or a bare ``addr``) like Exim's SMTP address parser.
 
     ``role`` ("sender"/"recipient") words the missing-domain error; an unqualified
     ``postmaster`` recipient is qualified with ``qualify_domain`` when one is given.
+    Without ``allow_utf8_domains`` (an SMTPUTF8 transaction, or the main option) a
+    domain stops at its first non-ASCII character, and what follows is refused as
+    trailing junk, as Exim words it.
     """
     arg = arg.strip()
     bracketed = arg.startswith("<")
@@ -223,6 +228,12 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if not remainder.startswith("@"):
         return ParsedPath(None, raw, params, "malformed address")
     domain = remainder[1:]
+    cut = -1 if allow_utf8_domains or domain.startswith("[") else first_non_ascii(domain)
+    if cut >= 0:
+        lead = "<" if bracketed else ""
+        tail = ">" if bracketed else ""
+        return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
+                          f"follow {lead}{local}@{domain[:cut]}")
     if "@" in domain:
         cut = domain.index("@")
         lead = "<" if bracketed else ""
@@ -309,6 +320,7 @@ class SmtpServer:
         self.helo_accept_junk = False
         self.recipients_max_reject = False     # 552 instead of 452 beyond recipients_max
         self.allow_domain_literals = False      # allow_domain_literals
+        self.allow_utf8_domains = False         # allow_utf8_domains
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
 
         self.greeted = False
@@ -318,6 +330,7 @@ class SmtpServer:
         self.pipelining_advertised = False
         self.sender: str | None = None
         self.mail_params: dict[str, str | None] = {}
+        self.smtputf8 = False                  # MAIL had SMTPUTF8 (RFC 6531)
         self.recipients: list[str] = []
         self.rcpt_count = 0
         self.rcpt_response: str | None = None
@@ -510,6 +523,7 @@ class SmtpServer:
     def _reset_transaction(self) -> None:
         self.sender = None
         self.mail_params = {}
+        self.smtputf8 = False
         self.recipients = []
         self.rcpt_count = 0
         self.rcpt_response = None
@@ -655,7 +669,11 @@ class SmtpServer:
         if not arg:
             self._synprot(501, "MAIL must have an address operand")
             return
-        path = parse_path(arg, "sender", self.allow_domain_literals)
+        # SMTPUTF8 decides how the address itself is parsed (UTF-8 domains allowed).
+        utf8 = self.esmtp and "SMTPUTF8" in self._param_names() and \
+            any(p.upper() == "SMTPUTF8" for p in parse_path(arg, "sender").params)
+        path = parse_path(arg, "sender", self.allow_domain_literals,
+                          allow_utf8_domains=utf8 or self.allow_utf8_domains)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         bad_rest: list[str] = []
@@ -665,7 +683,9 @@ class SmtpServer:
                 bad_rest.append(p)
                 continue
             name = m.group(1).upper()
-            if self.esmtp and name == "SIZE":
+            if name == "SMTPUTF8" and (m.group(2) is not None or name in params):
+                bad_rest.append(p)      # it takes no value, and comes once
+            elif self.esmtp and name == "SIZE":
                 params["SIZE"] = m.group(2)
             elif self.esmtp and name == "BODY":
                 val = (m.group(2) or "").upper()
@@ -700,6 +720,7 @@ class SmtpServer:
             return
         self.sender = addr
         self.mail_params = params
+        self.smtputf8 = "SMTPUTF8" in params
         # A new transaction: RCPT failures before this MAIL no longer count.
         self.rcpt_count = 0
         self.rcpt_response = None
@@ -731,7 +752,8 @@ class SmtpServer:
         if not arg:
             self._synprot(501, "RCPT must have an address operand")
             return
-        path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain)
+        path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain,
+                          allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         bad_rest: list[str] = []

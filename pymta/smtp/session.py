@@ -146,6 +146,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
+        self.message_utf8_downconvert = None
         self.message_queue = None
         self.submission_control = "submission"
         self.envelope = None
@@ -173,6 +174,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         v["sender_address_domain"] = taint(dom if at else "")
         if params.get("SIZE"):
             v["message_size"] = taint(params["SIZE"] or "")
+        self._set_smtputf8("SMTPUTF8" in params)
         bad_auth = self.auth_mail_param(params.get("AUTH") if "AUTH" in params else None)
         if bad_auth is not None:
             v["sender_address"] = ""
@@ -188,7 +190,17 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
             return self._reply(res, "mail")
         self._add_headers(res)
         self.envelope = self._new_envelope(address, params)
+        self.envelope.smtputf8 = "SMTPUTF8" in params
         return self._reply(res, "mail") if res.message else None
+
+    def _set_smtputf8(self, on: bool) -> None:
+        """$message_smtputf8, and the "utf8" prefix of $received_protocol (RFC 6531
+        section 3.7.3; Exim writes utf8esmtp, utf8esmtps, utf8local-esmtp ...)."""
+        v = self.ctx.variables
+        v["message_smtputf8"] = "yes" if on else "no"
+        proto = str(v.get("received_protocol", ""))
+        proto = proto[4:] if proto.startswith("utf8") else proto
+        v["received_protocol"] = ("utf8" if on else "") + proto
 
     @property
     def accepted_rcpts(self) -> list[str]:
@@ -409,6 +421,8 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))
     if server.extra_commands.get("STARTTLS"):
         session.tls_wrap = session.tls_wrap_socket
+    if _host_in(config, "smtputf8_advertise_hosts", session, "*"):
+        server.extensions.append("SMTPUTF8")
     session.auth_install(server)
     session._reset_message()
     return server

@@ -24,6 +24,7 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.hints.misc import MiscDB
+from pymta.i18n import address_to_alabel
 from pymta.match import match_host
 from pymta.osutil import tcp_port
 from pymta.routing.hosts import local_addresses
@@ -42,6 +43,10 @@ from pymta.transports.smtp_tls import (
     out_variables,
     record_on_addresses,
 )
+
+#: Why an SMTPUTF8 message that may not be downconverted fails at a server without
+#: SMTPUTF8 (Exim's wording).
+UTF8_NOT_OFFERED = "utf8 support required but not offered for forwarding"
 
 # Transports holding open connections; they say QUIT when the process exits normally.
 _with_connections: "weakref.WeakSet[SmtpTransport]" = weakref.WeakSet()
@@ -209,6 +214,7 @@ class SmtpTransport(Transport):
             hosts = self._hosts(job, ctx)
             port = self._port(ctx)
             helo = expand(self.opt("helo_data"), ctx) or socket.gethostname()
+            utf8_mode = self._utf8_downconvert(job, ctx)
             header = self.header_block(job, ctx)
             self.check_size_limit(job, ctx, len(header) + body_size(job.data_path))
         except TransportError as e:
@@ -266,7 +272,7 @@ class SmtpTransport(Transport):
                     continue
                 try:
                     self._deliver_to_host(job, host, pending, helo, header, ctx, req,
-                                          keep_open=serial is None)
+                                          keep_open=serial is None, utf8_mode=utf8_mode)
                 finally:
                     if serial:
                         MiscDB(job.spool_dir, job.log).release(serial)
@@ -274,6 +280,24 @@ class SmtpTransport(Transport):
         for a in pending:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "no usable hosts"
+
+    def _utf8_downconvert(self, job: Any, ctx: Any) -> int | None:
+        """How an SMTPUTF8 message's envelope goes out (None: not an SMTPUTF8 message).
+
+        1: always in A-label form; -1: in A-label form when the server does not offer
+        SMTPUTF8; 0: never converted, so a server without SMTPUTF8 cannot take it.  The
+        transport's utf8_downconvert, when it expands to something, overrides the ACL's
+        control = utf8_downconvert (kept in the spool as Exim keeps it)."""
+        flags = job.message.flags
+        if "smtputf8" not in flags:
+            return None
+        text = expand(self.opt("utf8_downconvert") or "", ctx).strip()
+        if not text:
+            return 1 if "utf8_downcvt" in flags else -1 if "utf8_optdowncvt" in flags else 0
+        if text not in ("1", "0", "-1"):
+            raise TransportError("defer", f'bad value "{text}" for utf8_downconvert '
+                                 f"in {self.name} transport", EximErrno.EXPANDFAIL)
+        return int(text)
 
     def _security(self, job: Any, ctx: Any) -> OutboundSecurity:
         """DANE and MTA-STS decisions for this delivery (smtp_security)."""
@@ -550,9 +574,10 @@ class SmtpTransport(Transport):
     def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
                          header: bytes, ctx: Any = None,
                          req: HostRequirements | None = None,
-                         keep_open: bool = True) -> None:
+                         keep_open: bool = True, utf8_mode: int | None = None) -> None:
         """Try one host; every address in ``addrs`` ends with a result.  With
-        ``keep_open`` false the connection is closed afterwards (serialize_hosts)."""
+        ``keep_open`` false the connection is closed afterwards (serialize_hosts);
+        ``utf8_mode`` is :meth:`_utf8_downconvert`'s answer."""
         for a in addrs:
             a.host_used = host
         key = (host.address, host.port or 25, helo)
@@ -590,7 +615,19 @@ class SmtpTransport(Transport):
                     header = self.header_block(job, ctx)
                 except Exception:  # noqa: BLE001 - it expanded before; keep that result
                     pass
+            offered = cl.has("SMTPUTF8")
+            if utf8_mode == 0 and not offered:
+                for a in addrs:
+                    a.result, a.message, a.basic_errno = "fail", UTF8_NOT_OFFERED, 0
+                self._log_main(job, f"H={host.name} [{host.address}]: {UTF8_NOT_OFFERED}")
+                self._release(key, cl, count)
+                return
+            # Downconvert when told to, or when the server cannot take UTF-8 (-1).
+            downconvert = utf8_mode == 1 or (utf8_mode == -1 and not offered)
+            utf8 = utf8_mode is not None and not downconvert
             rp = self.return_path(job)
+            if downconvert:
+                rp = address_to_alabel(rp)
             size = self._message_size(job, header) if self.opt("size_addition") >= 0 else None
             body8 = self._is_8bit(job)
             max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
@@ -600,7 +637,7 @@ class SmtpTransport(Transport):
                 if start:
                     cl.rset()
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
-                                  auth_param)
+                                  auth_param, utf8=utf8, downconvert=downconvert)
             self._save_session(job, cl)
             if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
                 cl.quit()           # no further message down this session
@@ -658,14 +695,25 @@ class SmtpTransport(Transport):
 
     def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
                      body8: bool, header: bytes, pipelining: bool = True,
-                     auth_param: str = "") -> None:
+                     auth_param: str = "", *, utf8: bool = False,
+                     downconvert: bool = False) -> None:
+        """One MAIL/RCPT/DATA transaction.  ``utf8`` adds SMTPUTF8 to MAIL;
+        ``downconvert`` sends the recipients in A-label form (logged as sent)."""
+        rcpts = []
         for a in chunk:
             a.result = None
+            rcpt = self._rcpt(a)
+            if downconvert:
+                converted = address_to_alabel(rcpt)
+                a.sent_as = converted if converted != rcpt else ""
+                rcpt = converted
+            rcpts.append(rcpt)
         ignore_quota = self.opt("protocol") == "lmtp" and self.opt("lmtp_ignore_quota") \
             and cl.has("IGNOREQUOTA")
-        t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
+        t = cl.mail_rcpt_data(rp, rcpts, size=size,
                               body_8bit=body8, pipelining=pipelining, auth_param=auth_param,
-                              rcpt_param="IGNOREQUOTA" if ignore_quota else "")
+                              rcpt_param="IGNOREQUOTA" if ignore_quota else "",
+                              smtputf8=utf8)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).
         pl = ""

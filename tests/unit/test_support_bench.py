@@ -44,7 +44,7 @@ def test_render_config_replaces_all_placeholders(tmp_path):
     values = {"SPOOL": "/s", "MAILDIR": "/m/inbox", "SMTP_PORT": "2525",
               "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "u",
               "RUN_GROUP": "g", "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
-              "DELIVERY_USER_MACRO": "", "TLS_MACRO": ""}
+              "DELIVERY_USER_MACRO": "", "TLS_MACRO": "", "ANTISPAM_MACRO": ""}
     run.render_config(BENCH / "bench.conf.in", out, values)
     text = out.read_text()
     assert "SPOOL = /s\n" in text and "SINK_PORT = 2526\n" in text
@@ -58,7 +58,7 @@ def test_render_config_rejects_missing_value(tmp_path):
                           {"SPOOL": "/s", "MAILDIR": "/m", "SMTP_PORT": "1",
                            "SINK_HOST": "h", "RUN_USER": "u", "RUN_GROUP": "g",
                            "QUEUE_ONLY_MACRO": "", "DELIVERY_USER_MACRO": "",
-                           "TLS_MACRO": ""})
+                           "TLS_MACRO": "", "ANTISPAM_MACRO": ""})
 
 
 @pytest.mark.parametrize("delivery_user", ["", "nobody"])
@@ -72,7 +72,7 @@ def test_bench_config_loads_in_pymta(tmp_path, delivery_user):
         "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "root", "RUN_GROUP": "root",
         "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
         "DELIVERY_USER_MACRO": f"DELIVERY_USER = {delivery_user}" if delivery_user else "",
-        "TLS_MACRO": ""})
+        "TLS_MACRO": "", "ANTISPAM_MACRO": ""})
     config = load_config(str(out))
     assert config.main.queue_only is True
     assert config.main.spool_directory == str(tmp_path / "spool")
@@ -113,3 +113,17 @@ def test_daemon_command_uses_exim_flags():
     assert run.daemon_command("exim", s, Path("/c"), 2525) == \
         ["/usr/sbin/exim4", "-C", "/c", "-bdf", "-oX", "2525"]
     assert run.daemon_command("pymta", s, Path("/c"), 1)[:3] == ["python", "-m", "pymta"]
+
+
+def test_antispam_mode_daemon_sees_the_benchmark_resolver(tmp_path):
+    """The antispam mode runs each daemon with the benchmark's resolv.conf bind-mounted
+    over /etc/resolv.conf in a private mount namespace (Exim has no resolver option)."""
+    resolv = tmp_path / "resolv.conf"
+    s = run.Settings(sessions=1, per_session=1, size=10, smtpload=BENCH / "smtpload.py",
+                     timeout=1, keep=False, pymta_cmd=["pymta"], exim_cmd="exim4",
+                     run_user="u", run_group="g")
+    plain = run.daemon_command("exim", s, tmp_path / "c", 25)
+    assert plain == ["exim4", "-C", str(tmp_path / "c"), "-bdf", "-oX", "25"]
+    wrapped = run.daemon_command("exim", s, tmp_path / "c", 25, resolv)
+    assert wrapped[:2] == ["unshare", "--mount"]
+    assert wrapped[-len(plain):] == plain and str(resolv) in wrapped

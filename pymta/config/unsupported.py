@@ -55,7 +55,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "message_logs": True,                    # msglog files are always written
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,
-    "pipelining_connect_advertise_hosts": "",
     "prdr_enable": False,
     "preserve_message_logs": False,
     "print_topbitchars": False,
@@ -163,7 +162,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
-        "hosts_pipe_connect": "", "hosts_require_alpn": "",
+"hosts_require_alpn": "",
         "hosts_try_chunking": "",
         "hosts_try_fastopen": "", "hosts_try_prdr": "",
         **_reject("""

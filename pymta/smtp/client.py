@@ -172,11 +172,14 @@ class SmtpClient:
 
     # -- connection -------------------------------------------------------------
     def connect(self, address: str, port: int = 25,
-                tls_on_connect: TLSWrap | None = None) -> SmtpReply:
+                tls_on_connect: TLSWrap | None = None,
+                early_line: str = "") -> SmtpReply:
         """Connect and return the banner (any code; the caller judges it).
 
         With ``tls_on_connect`` (protocol = smtps) TLS starts before the banner; a
-        failed handshake raises what the wrapper raises."""
+        failed handshake raises what the wrapper raises.  ``early_line`` (an EHLO to a
+        server known to offer PIPECONNECT) is sent before the banner is read; its reply
+        is read with :meth:`early_ehlo_reply`."""
         try:
             raw = socket.create_connection((address, port), self.connect_timeout,
                                            self.source_address)
@@ -200,7 +203,17 @@ class SmtpClient:
                 self.sock = None
                 raise
             self.tls = True
+        if early_line:
+            self.send(early_line.encode("utf-8", "surrogateescape") + b"\r\n", early_line)
         return self.read_reply("initial connection", self.command_timeout)
+
+    def early_ehlo_reply(self, line: str) -> SmtpReply:
+        """The reply to an EHLO sent with :meth:`connect`'s ``early_line``."""
+        reply = self.read_reply(line)
+        if reply.ok():
+            self.esmtp = True
+            self.extensions = parse_ehlo(reply)
+        return reply
 
     def close(self) -> None:
         if self.sock is not None:

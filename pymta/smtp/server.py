@@ -321,6 +321,9 @@ class SmtpServer:
         self.recipients_max_reject = False     # 552 instead of 452 beyond recipients_max
         self.allow_domain_literals = False      # allow_domain_literals
         self.allow_utf8_domains = False         # allow_utf8_domains
+        # pipelining_connect_advertise_hosts matched: PIPECONNECT is offered, input
+        # before the banner is no error, and HELO/EHLO are no synchronisation points.
+        self.pipe_connect = False
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
 
         self.greeted = False
@@ -359,9 +362,15 @@ class SmtpServer:
         self._refusal: str | None = None  # after a TLS failure: every command but QUIT gets 554
 
     # ------------------------------------------------------------------ public API
+    @property
+    def input_waiting(self) -> bool:
+        """Is there received input not processed yet (early pipelined commands)?"""
+        return bool(self._buf)
+
     def greet(self, banner: str) -> bytes:
-        """Send the banner; if input already arrived, that is a synchronisation error."""
-        if self.enforce_sync and self._buf:
+        """Send the banner; if input already arrived, that is a synchronisation error
+        (unless the client may pipeline from the start: PIPECONNECT)."""
+        if self.enforce_sync and self._buf and not self.pipe_connect:
             self._event("sync_error", reason="input sent without waiting for greeting",
                         input=bytes(self._buf[:100]))
             self.closed = True
@@ -624,6 +633,8 @@ class SmtpServer:
         kw.append("8BITMIME")
         if self.pipelining_allowed:
             kw.append("PIPELINING")
+            if self.pipe_connect:
+                kw.append("PIPECONNECT")
         kw.extend(self.extensions)
         kw.append("HELP")
         return kw
@@ -633,7 +644,7 @@ class SmtpServer:
             self._event("helo_invalid", verb=verb, arg=arg)
             self._synprot(501, f"Syntactically invalid {verb} argument(s)")
             return
-        if not self._sync_ok(always=True):
+        if not self.pipe_connect and not self._sync_ok(always=True):
             return
         reply = self.handler.on_helo(verb, arg)
         if reply is not None and reply.code // 100 != 2:

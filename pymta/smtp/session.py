@@ -38,7 +38,7 @@ from pymta.smtp.peer import PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
-from pymta.smtp.socket_loop import Connection, TlsWrap, run_dialogue
+from pymta.smtp.socket_loop import Connection, TlsWrap, perform, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
@@ -346,6 +346,8 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
         pipelining=_host_in(config, "pipelining_advertise_hosts", session, "*"),
         max_nonmail=int(main_option(config, "smtp_accept_max_nonmail", 10) or 0)
         if _host_in(config, "smtp_accept_max_nonmail_hosts", session, "*") else 0)
+    server.pipe_connect = server.pipelining_allowed and \
+        _host_in(config, "pipelining_connect_advertise_hosts", session, "*")
     server.helo_allow_chars = str(main_option(config, "helo_allow_chars", "") or "")
     server.helo_accept_junk = _host_in(config, "helo_accept_junk_hosts", session, None)
     server.recipients_max_reject = bool(main_option(config, "recipients_max_reject", False))
@@ -385,13 +387,16 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         if session.tls_on_connect(local[1]) and \
                 not session.start_tls_on_connect(server, conn.start_tls):
             return
-        # Input already waiting before the greeting is a synchronisation error.
+        # Input already waiting before the greeting is a synchronisation error, or
+        # with PIPECONNECT the client's early commands, answered after the banner.
         def early() -> None:
             if server.enforce_sync and conn.readable(0):
                 data = conn.recv()
                 if data:
                     server.receive(data)
         if not start_session(session, server, conn.send, before_greeting=early):
+            return
+        if server.input_waiting and not perform(conn, server, server.receive(b"")):
             return
         run_dialogue(conn, server, timeout, stop_event)
     finally:

@@ -24,6 +24,7 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.hints.misc import MiscDB
+from pymta.hints.pipe_connect import EhloCache
 from pymta.i18n import address_to_alabel
 from pymta.match import match_host
 from pymta.osutil import tcp_port
@@ -414,12 +415,20 @@ class SmtpTransport(Transport):
                     return None
                 self._tls_up(job, cl, facts[0], resume_key, req, ctx)
             else:
-                banner = cl.connect(host.address, port)
+                early = self._early_ehlo(job, host, port, helo, ctx)
+                banner = cl.connect(host.address, port, early_line=early)
             if not banner.ok():
                 self._host_reply_error(addrs, "initial connection", banner)
                 cl.quit()
                 return None
-            reply, cmd = self._hello(cl, host, helo, ctx)
+            if not smtps and early:
+                reply, cmd = cl.early_ehlo_reply(early), early
+                if reply.kind == "5":
+                    reply, cmd = cl.helo(helo), f"HELO {helo}"
+            else:
+                reply, cmd = self._hello(cl, host, helo, ctx)
+            if not smtps:
+                self._remember_ehlo(job, host, port, helo, cl, reply, ctx)
             if not reply.ok():
                 self._host_reply_error(addrs, cmd, reply)
                 cl.quit()
@@ -536,6 +545,40 @@ class SmtpTransport(Transport):
                 self._sessions(job).save(key, conn)
             except Exception:  # noqa: BLE001 - a hint
                 pass
+
+    def _pipe_connect_host(self, host: Host, ctx: Any) -> bool:
+        return self.opt("protocol") != "lmtp" and \
+            self.host_in("hosts_pipe_connect", host, ctx) and \
+            not self.host_in("hosts_avoid_esmtp", host, ctx)
+
+    def _ehlo_cache(self, job: Any) -> EhloCache:
+        expire = int(main_option(self.config, "retry_data_expire", 7 * 86400))
+        return EhloCache(job.spool_dir, getattr(job, "log", None), expire)
+
+    def _early_ehlo(self, job: Any, host: Host, port: int, helo: str, ctx: Any) -> str:
+        """"EHLO name" to send before the banner (PIPECONNECT), or "": only to hosts in
+        hosts_pipe_connect whose EHLO reply offered PIPECONNECT last time."""
+        if not self._pipe_connect_host(host, ctx):
+            return ""
+        try:
+            cached = self._ehlo_cache(job).get(host.address or "", port, helo)
+        except Exception:  # noqa: BLE001 - a hint: without it, wait for the banner
+            return ""
+        return f"EHLO {helo}" if cached else ""
+
+    def _remember_ehlo(self, job: Any, host: Host, port: int, helo: str, cl: Any,
+                       reply: Any, ctx: Any) -> None:
+        """Keep (or drop) the EHLO reply of a hosts_pipe_connect host for next time."""
+        if not self._pipe_connect_host(host, ctx):
+            return
+        try:
+            cache = self._ehlo_cache(job)
+            if reply.ok() and cl.has("PIPECONNECT"):
+                cache.put(host.address or "", port, helo, list(reply.lines))
+            else:
+                cache.forget(host.address or "", port, helo)
+        except Exception:  # noqa: BLE001 - a hint; the delivery goes on
+            pass
 
     def _hello(self, cl: Any, host: Host, helo: str, ctx: Any) -> tuple[Any, str]:
         if self.opt("protocol") == "lmtp":

@@ -34,12 +34,13 @@ Messages whose DATA was answered with 2xx are recorded as
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 Reply = tuple[int, str]
 
@@ -131,6 +132,8 @@ class SmtpSink:
         auth: Optional[dict[str, str]] = None,
         lmtp: bool = False,
         lmtp_data_replies: Optional[dict[str, Reply]] = None,
+        extensions: Iterable[str] = (),
+        banner_delay: float = 0.0,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -141,6 +144,10 @@ class SmtpSink:
         (e.g. ``(421, "busy")`` to refuse sessions).  ``max_size`` > 0 is
         advertised with SIZE and enforced at MAIL and after DATA.
         ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN.
+        ``extensions`` are further EHLO keywords to advertise (e.g. ``PIPECONNECT``).
+        ``banner_delay`` seconds pass before the banner; whether the client sent
+        anything in that time is recorded in :attr:`early_input` (one entry per
+        session), to see a client's early pipelining (PIPECONNECT).
         """
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}")
@@ -160,6 +167,10 @@ class SmtpSink:
         self.auth = auth
         self.lmtp = lmtp
         self.lmtp_data_replies = {k.lower(): v for k, v in (lmtp_data_replies or {}).items()}
+        self.extensions = list(extensions)
+        self.banner_delay = banner_delay
+        #: per session: did input arrive before the banner was sent?
+        self.early_input: list[bool] = []
         self._requested_port = port
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -324,6 +335,9 @@ class _Session:
 
     def run(self) -> None:
         self.maybe_close("connect")
+        if self.sink.banner_delay:
+            ready, _, _ = select.select([self.conn], [], [], self.sink.banner_delay)
+            self.sink.early_input.append(bool(ready))
         self.reply(*self.sink.banner_reply)
         if self.sink.banner_reply[0] >= 400:
             return
@@ -366,6 +380,7 @@ class _Session:
             ext.append("STARTTLS")
         if self.sink.auth is not None and self.auth_user is None:
             ext.append("AUTH PLAIN LOGIN")
+        ext.extend(self.sink.extensions)
         ext.append("HELP")
         self.reply(250, f"{self.sink.hostname} Hello {self.helo}", ext)
 

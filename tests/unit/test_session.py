@@ -205,13 +205,43 @@ def test_connect_acl_rejects(tmp_path):
     assert 'rejected connection in "connect" ACL: go away' in c.log.text()
 
 
-def test_input_before_banner_is_sync_error(tmp_path):
-    cfg = make_config(tmp_path)
+def test_input_before_banner_is_sync_error_without_pipe_connect(tmp_path):
+    cfg = make_config(tmp_path, extra="pipelining_connect_advertise_hosts =\n")
     c = Client(cfg, early=b"EHLO early\r\n")
     assert c.read_reply() == ["554 SMTP synchronization error"]
     c.close()
     assert "SMTP protocol synchronization error (input sent without waiting for greeting)" \
         in c.log.text()
+
+
+def test_pipe_connect_early_ehlo_and_mail_answered_after_banner(tmp_path):
+    """Exim 4.96's default (pipelining_connect_advertise_hosts = *): PIPECONNECT is
+    offered, and commands sent before the banner are answered after it."""
+    cfg = make_config(tmp_path)
+    c = Client(cfg, early=b"EHLO early\r\nMAIL FROM:<a@example.com>\r\n")
+    assert c.read_reply()[0].startswith("220 ")
+    ehlo = c.read_reply()
+    assert "250-PIPELINING" in ehlo and "250-PIPECONNECT" in ehlo
+    assert ehlo.index("250-PIPECONNECT") == ehlo.index("250-PIPELINING") + 1
+    assert c.read_reply() == ["250 OK"]
+    # HELO/EHLO are no synchronisation points either
+    c.sock.sendall(b"HELO again\r\nMAIL FROM:<b@example.com>\r\n")
+    assert c.read_reply()[0].startswith("250 ")
+    assert c.read_reply() == ["250 OK"]
+    c.cmd(b"QUIT\r\n")
+    c.close()
+    assert "synchronization" not in c.log.text()
+
+
+def test_pipe_connect_off_for_unlisted_hosts(tmp_path):
+    cfg = make_config(tmp_path, extra="pipelining_connect_advertise_hosts = 192.0.2.99\n")
+    c = Client(cfg)
+    c.read_reply()
+    ehlo = c.cmd(b"EHLO client.example\r\n")
+    assert "250-PIPELINING" in ehlo and not any("PIPECONNECT" in ln for ln in ehlo)
+    c.sock.sendall(b"EHLO again\r\nMAIL FROM:<a@example.com>\r\n")
+    assert c.read_reply() == ["554 SMTP synchronization error"]
+    c.close()
 
 
 def test_unexpected_disconnection_logged(tmp_path):

@@ -60,6 +60,7 @@ class Arrival:
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     message_id: str | None = None                 # the Message-ID header's value
     queue: str = ""                               # a named queue: Q=
+    prdr: bool = False                            # PRDR was used
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -78,6 +79,8 @@ class Arrival:
             parts.append(f"U={self.local_user}")
         parts.append(f"P={self.protocol}")
         parts.extend(session_fields(config, self.session))
+        if self.prdr:
+            parts.append("PRDR")
         parts.append(f"S={self.size}")
         if self.queue:
             parts.append(f"Q={self.queue}")

@@ -315,11 +315,15 @@ class _Runner:
             if m:
                 targets = set(m.group(1).split(","))
                 text = m.group(2)
+            # Once the message has an id (DATA and the ACLs around it), Exim's log
+            # lines carry it.
+            msgid = self.ctx.variables.get("message_exim_id") or None \
+                if self.where in ("data", "prdr", "mime", "dkim") else None
             for t in ("main", "reject", "panic"):
                 if t in targets:
                     log = getattr(self.session, "log", None)
                     if log is not None:
-                        getattr(log, t)(text)
+                        getattr(log, t)(text, msgid)
         elif base == "add_header":
             text = self._expand_checked(value)
             if text:

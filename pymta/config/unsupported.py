@@ -55,7 +55,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "message_logs": True,                    # msglog files are always written
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,
-    "prdr_enable": False,
     "preserve_message_logs": False,
     "print_topbitchars": False,
     "queue_fast_ramp": False,
@@ -69,7 +68,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_not_smtp_mime acl_not_smtp_start acl_smtp_data_prdr acl_smtp_dkim
+        acl_not_smtp_mime acl_not_smtp_start acl_smtp_dkim
         acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
         bi_command
         bounce_sender_authentication callout_domain_negative_expire
@@ -164,7 +163,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
 "hosts_require_alpn": "",
         "hosts_try_chunking": "",
-        "hosts_try_fastopen": "", "hosts_try_prdr": "",
+        "hosts_try_fastopen": "",
         **_reject("""
             address_retry_include_sender arc_sign authenticate_hosts
             dkim_canon dkim_domain dkim_hash dkim_identity dkim_private_key dkim_selector

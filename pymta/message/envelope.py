@@ -71,6 +71,7 @@ class Envelope:
     body_type: str | None = None           # MAIL BODY= parameter (7BIT/8BITMIME)
     smtputf8: bool = False                 # MAIL SMTPUTF8 (RFC 6531): -smtputf8 in -H
     utf8_downconvert: int | None = None    # control = utf8_downconvert (1, 0, -1)
+    prdr: bool = False                     # per-recipient replies were given (PRDR)
     size_limit: int | None = None          # message_size_limit already expanded by caller
     local_user: str | None = None          # login of the local caller (U= on <= lines)
     originator_login: str | None = None
@@ -91,6 +92,15 @@ class Envelope:
     received_time: float | None = None
     mail_params: dict[str, str | None] = field(default_factory=dict)
     recipient_params: list[RecipientParams] = field(default_factory=list)
+
+    def retain_recipients(self, keep: list[bool]) -> None:
+        """Drop the recipients whose ``keep`` entry is false (PRDR refusals), with their
+        parameters."""
+        while len(self.recipient_params) < len(self.recipients):
+            self.recipient_params.append(RecipientParams())
+        pairs = [p for p, k in zip(zip(self.recipients, self.recipient_params), keep) if k]
+        self.recipients = [a for a, _ in pairs]
+        self.recipient_params = [rp for _, rp in pairs]
 
     def add_recipient(self, address: str, params: dict[str, str | None] | None = None) -> None:
         """Append a recipient with its RCPT parameters."""

@@ -98,6 +98,56 @@ class MessageAssembly:
             return Reply(552, "Message size exceeds maximum permitted")
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        leading = self._prdr(env, prepared)
+        if leading is None:
+            return self._data_acl_and_spool(env, prepared)
+        if not env.recipients:
+            # Exim 4.96 answers 250 here and keeps nothing; the PRDR draft asks for a
+            # failure when every recipient was refused, and a 250 would be a lie.
+            self._reset_message()
+            return Reply(550, "PRDR - all recipients rejected", leading=tuple(leading))
+        some = len(env.recipients) < len(leading) - 1     # leading starts with the 353
+        reply = self._data_acl_and_spool(env, prepared)
+        if reply.code == 250 and reply.text.startswith("OK id="):
+            reply = Reply(250, f"id={reply.text[6:]} message accepted"
+                          + (" for some recipients" if some else ""))
+        return Reply(reply.code, reply.text, reply.close, leading=tuple(leading))
+
+    def _prdr(self, env: Envelope, prepared: PreparedMessage) -> list[Reply] | None:
+        """PRDR: acl_smtp_data_prdr for each recipient of a message whose MAIL asked for
+        PRDR and that has more than one recipient; the per-recipient replies (after a
+        353), or None.  Refused and deferred recipients leave the envelope."""
+        if "PRDR" not in env.mail_params or len(env.recipients) < 2:
+            return None
+        v = self.ctx.variables
+        replies = [Reply(353, "PRDR content analysis beginning")]
+        keep = []
+        for address in env.recipients:
+            lp, _, dom = address.rpartition("@")
+            v["local_part"], v["domain"] = taint(lp), taint(dom.lower())
+            res = self._run("acl_smtp_data_prdr", "prdr")
+            if res.verdict in ("accept", "discard"):
+                self.log.main(f"PRDR R=<{address}> acceptance", self.msgid)
+                replies.append(Reply(250, f"PRDR R=<{address}> acceptance"))
+                keep.append(True)
+                continue
+            reply = self._reply(res, "data")
+            # a deferred recipient gets 450 (as Exim), not the DATA ACL's 451
+            code = 450 if res.verdict == "defer" else reply.code
+            self.log.main(f"PRDR {address} {reply.text}", self.msgid)
+            replies.append(Reply(code, reply.text))
+            keep.append(False)
+        v["local_part"] = v["domain"] = ""
+        env.retain_recipients(keep)
+        spool = prepared.spool        # built from the envelope's list, in its order
+        spool.recipients = [r for r, k in zip(spool.recipients, keep) if k]
+        v["recipients"] = ", ".join(env.recipients)
+        v["recipients_count"] = str(len(env.recipients))
+        env.prdr = True
+        return replies
+
+    def _data_acl_and_spool(self, env: Envelope, prepared: PreparedMessage) -> Reply:
+        """The DATA ACL, then the spool (or -bh's pretence): the final reply."""
         pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
         res = self._run("acl_smtp_data", "data")
         if res.verdict not in ("accept", "discard"):

@@ -333,7 +333,7 @@ class SmtpClient:
     def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
                        body_8bit: bool = False, pipelining: bool = True,
                        auth_param: str = "", rcpt_param: str = "",
-                       smtputf8: bool = False) -> Transaction:
+                       smtputf8: bool = False, prdr: bool = False) -> Transaction:
         """Send MAIL, the RCPTs and (when useful) DATA.
 
         With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
@@ -347,6 +347,8 @@ class SmtpClient:
             mail += " BODY=8BITMIME"
         if smtputf8:
             mail += " SMTPUTF8"
+        if prdr:
+            mail += " PRDR"
         if auth_param:
             mail += " " + auth_param
         rcpts = [f"RCPT TO:<{r}>" + (f" {rcpt_param}" if rcpt_param else "")

@@ -49,9 +49,11 @@ class Reply:
     code: int
     text: str
     close: bool = False
+    #: replies sent just before this one (PRDR's per-recipient replies after DATA)
+    leading: tuple["Reply", ...] = ()
 
     def render(self) -> bytes:
-        return format_reply(self.code, self.text)
+        return b"".join(r.render() for r in self.leading) + format_reply(self.code, self.text)
 
 
 def format_reply(code: int | str, text: str) -> bytes:
@@ -749,6 +751,8 @@ class SmtpServer:
                 names.add("AUTH")
             elif kw == "SMTPUTF8":
                 names.add("SMTPUTF8")
+            elif kw == "PRDR":
+                names.add("PRDR")
         return names
 
     def _cmd_rcpt(self, arg: str, _was_rcpt: bool) -> None:

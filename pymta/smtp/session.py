@@ -175,6 +175,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         if params.get("SIZE"):
             v["message_size"] = taint(params["SIZE"] or "")
         self._set_smtputf8("SMTPUTF8" in params)
+        v["prdr_requested"] = "yes" if "PRDR" in params else "no"
         bad_auth = self.auth_mail_param(params.get("AUTH") if "AUTH" in params else None)
         if bad_auth is not None:
             v["sender_address"] = ""
@@ -191,7 +192,9 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         self._add_headers(res)
         self.envelope = self._new_envelope(address, params)
         self.envelope.smtputf8 = "SMTPUTF8" in params
-        return self._reply(res, "mail") if res.message else None
+        if res.message:
+            return self._reply(res, "mail")
+        return Reply(250, "OK, PRDR Requested") if "PRDR" in params else None
 
     def _set_smtputf8(self, on: bool) -> None:
         """$message_smtputf8, and the "utf8" prefix of $received_protocol (RFC 6531
@@ -426,6 +429,8 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))
     if server.extra_commands.get("STARTTLS"):
         session.tls_wrap = session.tls_wrap_socket
+    if main_option(config, "prdr_enable", False):
+        server.extensions.append("PRDR")
     if _host_in(config, "smtputf8_advertise_hosts", session, "*"):
         server.extensions.append("SMTPUTF8")
     session.auth_install(server)

@@ -680,7 +680,8 @@ class SmtpTransport(Transport):
                 if start:
                     cl.rset()
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
-                                  auth_param, utf8=utf8, downconvert=downconvert)
+                                  auth_param, utf8=utf8, downconvert=downconvert,
+                                  try_prdr=self.host_in("hosts_try_prdr", host, ctx))
             self._save_session(job, cl)
             if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
                 cl.quit()           # no further message down this session
@@ -739,9 +740,11 @@ class SmtpTransport(Transport):
     def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
                      body8: bool, header: bytes, pipelining: bool = True,
                      auth_param: str = "", *, utf8: bool = False,
-                     downconvert: bool = False) -> None:
+                     downconvert: bool = False, try_prdr: bool = False) -> None:
         """One MAIL/RCPT/DATA transaction.  ``utf8`` adds SMTPUTF8 to MAIL;
-        ``downconvert`` sends the recipients in A-label form (logged as sent)."""
+        ``downconvert`` sends the recipients in A-label form (logged as sent);
+        ``try_prdr`` asks a server that offers PRDR for per-recipient replies."""
+        prdr = try_prdr and len(chunk) > 1 and cl.has("PRDR")
         rcpts = []
         for a in chunk:
             a.result = None
@@ -756,7 +759,7 @@ class SmtpTransport(Transport):
         t = cl.mail_rcpt_data(rp, rcpts, size=size,
                               body_8bit=body8, pipelining=pipelining, auth_param=auth_param,
                               rcpt_param="IGNOREQUOTA" if ignore_quota else "",
-                              smtputf8=utf8)
+                              smtputf8=utf8, prdr=prdr)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).
         pl = ""
@@ -803,15 +806,32 @@ class SmtpTransport(Transport):
 
         final, _n = cl.send_data(writer)
         lmtp = self.opt("protocol") == "lmtp"
+        per_recipient = lmtp
+        if prdr and final.code == 353:
+            # PRDR: a reply for each accepted recipient, then one for the message
+            per_recipient = True
+            final = cl.read_reply("end of data", cl.final_timeout)
+        overall = None
         for i, a in enumerate(accepted):
-            if lmtp and i:
-                # LMTP: one reply after the data for each accepted recipient
+            if per_recipient and i:
+                # LMTP and PRDR: one reply after the data for each accepted recipient
                 final = cl.read_reply("end of data", cl.final_timeout)
+            if prdr and per_recipient and i == len(accepted) - 1:
+                overall = cl.read_reply("end of data", cl.final_timeout)
             if final.ok():
                 a.result, a.message, a.basic_errno = "ok", None, 0
                 a.smtp_confirmation = final.text
             else:
-                a.result = "fail" if final.kind == "5" else "defer"
-                a.message = self._error_text("end of data", final)
-                a.basic_errno = 0 if a.result == "fail" else EximErrno.DATA4XX
-                a.more_errno = final.code
+                self._data_failed(a, final)
+        if overall is not None and not overall.ok():
+            # the message as a whole was refused after the per-recipient replies
+            for a in accepted:
+                if a.result == "ok":
+                    self._data_failed(a, overall)
+
+    def _data_failed(self, a: Any, reply: Any) -> None:
+        """The server refused ``a`` after the message data."""
+        a.result = "fail" if reply.kind == "5" else "defer"
+        a.message = self._error_text("end of data", reply)
+        a.basic_errno = 0 if a.result == "fail" else EximErrno.DATA4XX
+        a.more_errno = reply.code

@@ -19,7 +19,7 @@ from tests.support.wait import wait_until
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cli_bh"
 _ID = re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b")
-_UNOFFERED = {"PIPECONNECT", "CHUNKING", "STARTTLS", "SMTPUTF8"}
+_UNOFFERED = {"CHUNKING", "STARTTLS"}
 # Exim's default Received: text (pymta's names pymta), so that S= in the log is Exim's
 _EXIM_RECEIVED = "received_header_text = " + DEFAULT_RECEIVED_HEADER_TEXT.replace(
     f"(pymta {__version__})", "(Exim $version_number)").replace(
@@ -195,3 +195,20 @@ def test_bs_untrusted_sender_replaced_in_session(tmp_path):
     msg = read_header(str(spool), ids[0])
     assert msg.sender == "joe@test.example"
     assert any("<= joe@test.example U=joe P=local-esmtp" in ln for ln in Log.lines)
+
+
+def test_bh_prdr_matches_exim_transcript(tmp_path):
+    """PRDR (prdr_enable, acl_smtp_data_prdr): the 353, the per-recipient replies, the
+    final "message accepted [for some recipients]", the DATA ACL's verdict after them,
+    and the PRDR log lines, as Exim 4.96 gave them for the same input."""
+    conf, _ = _config(tmp_path, name="prdr.conf", extra=_EXIM_RECEIVED)
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "prdr.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / "prdr.exim.out").read_text())
+
+    def logged(text: str) -> list[str]:
+        # Exim still shows the previous message's id on the next message's RCPT-time
+        # log lines; pymta has no message id before DATA.
+        return [re.sub(r"^LOG: <id> RCPT", "LOG: RCPT", ln) for ln in _log_lines(text)]
+    assert logged(proc.stderr) == logged((DATA / "prdr.exim.log").read_text())

@@ -212,6 +212,19 @@ class Rejection:
         return f"{prefix} {verb} {self.what}" + (f": {self.message}" if self.message else "")
 
 
+@dataclass(frozen=True)
+class MailWithoutHelo:
+    """MAIL before HELO/EHLO (helo_required): ``rejected MAIL from [ip]: no HELO/EHLO
+    given``."""
+
+    host: str                                     # host_and_ident without "H="
+    log: str = "reject"
+    selector: str | None = None
+
+    def text(self) -> str:
+        return f"rejected MAIL from {self.host}: no HELO/EHLO given"
+
+
 def _visible(data: bytes) -> str:
     """Input bytes as Exim shows them in a synchronization error: printable ASCII as is,
     CR and LF as \\r and \\n, anything else as \\xNN."""

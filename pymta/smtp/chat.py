@@ -13,6 +13,7 @@ from pymta.logevents import (
     ExcessRecipients,
     InvalidHelo,
     LostConnection,
+    MailWithoutHelo,
     SessionEvent,
     SizeRejection,
     SyncError,
@@ -55,6 +56,8 @@ class DialogueLog:
         if name == "sync_error":
             return SyncError(info["reason"], self.host_ident(), info.get("input", b""),
                              info.get("command", ""))
+        if name == "mail_no_helo":
+            return MailWithoutHelo(who)
         if name == "helo_invalid":
             return InvalidHelo(info["verb"], who, info.get("arg") or "")
         if name in ("too_many_synprot", "too_many_nonmail", "too_many_unknown"):

@@ -147,6 +147,9 @@ def valid_helo(name: str, allow_chars: str = "") -> bool:
             return False
         return True
     return all(c.isascii() and (c.isalnum() or c in "-.") or c in allow_chars for c in name)
+#: EHLO keywords Exim lists before PIPELINING, in its order.
+_BEFORE_PIPELINING = ("DSN", "ETRN", "VRFY", "EXPN")
+
 _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
 
 
@@ -633,11 +636,15 @@ class SmtpServer:
         else:
             kw.append("SIZE")
         kw.append("8BITMIME")
+        # Exim's order: these come before PIPELINING, the other extensions after it.
+        early = [e for name in _BEFORE_PIPELINING for e in self.extensions
+                 if e.split()[0].upper() == name]
+        kw.extend(early)
         if self.pipelining_allowed:
             kw.append("PIPELINING")
             if self.pipe_connect:
                 kw.append("PIPECONNECT")
-        kw.extend(self.extensions)
+        kw.extend(e for e in self.extensions if e not in early)
         kw.append("HELP")
         return kw
 
@@ -674,6 +681,7 @@ class SmtpServer:
         if not self._sync_ok(always=False):
             return
         if self.helo_required and self.helo_name is None:
+            self._event("mail_no_helo")
             self._synprot(503, "HELO or EHLO required")
             return
         if self.sender is not None:
@@ -891,11 +899,14 @@ class SmtpServer:
         self.closed = True
 
     def _cmd_help(self, arg: str, _was_rcpt: bool) -> None:
-        verbs = ["AUTH"] * ("AUTH" in self._advertised_verbs())
-        verbs += ["STARTTLS"] * ("STARTTLS" in self.extensions)
+        # As Exim: AUTH always; STARTTLS while it is on offer; ETRN/EXPN/VRFY when their
+        # ACLs are set (the session advertises them then).
+        verbs = ["AUTH"] + ["STARTTLS"] * ("STARTTLS" in self.extensions and
+                                           not self.tls_active)
         verbs += ["HELO", "EHLO", "MAIL", "RCPT", "DATA"]
         verbs += ["BDAT"] * ("CHUNKING" in self.extensions)
         verbs += ["NOOP", "QUIT", "RSET", "HELP"]
+        verbs += [v for v in ("ETRN", "EXPN", "VRFY") if v in self._advertised_verbs()]
         self._reply(214, "Commands supported:\n" + " ".join(verbs))
 
     def _cmd_vrfy(self, arg: str, _was_rcpt: bool) -> None:

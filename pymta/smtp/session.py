@@ -279,18 +279,26 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         return path.address, None
 
     def on_vrfy(self, arg: str) -> Reply:
-        self.ctx.variables["smtp_command_argument"] = taint(arg)
+        v = self.ctx.variables
+        v["smtp_command_argument"] = taint(arg)
+        # The ACL sees the address's parts, as for RCPT.
+        addr, _bad = self._command_address(arg)
+        lp, at, dom = (addr or "").rpartition("@")
+        v["local_part"], v["domain"] = taint(lp if at else ""), taint(dom.lower())
         res = self._run("acl_smtp_vrfy", "vrfy")
         if res.verdict != "accept":
+            self._log_reject(f"VRFY {arg}", res, with_sender=False)
             code, text = acl_smtp_reply(res, "vrfy")
-            # An unset or message-less refusal is Exim's "252 Administrative prohibition".
-            return Reply(252 if code == 550 and not res.message else code, text)
+            # Exim answers a refused VRFY with 252 (RFC 5321: cannot VRFY, but will
+            # take the message), with the ACL's message if it has one.
+            return Reply(252 if code // 100 == 5 else code, text)
         return self._routed_reply("VRFY", arg, " is deliverable")
 
     def on_expn(self, arg: str) -> Reply:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
         res = self._run("acl_smtp_expn", "expn")
         if res.verdict != "accept":
+            self._log_reject(f"EXPN {arg}", res, with_sender=False)
             return Reply(*acl_smtp_reply(res, "expn"))
         return self._routed_reply("EXPN", arg, "")
 
@@ -429,6 +437,10 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))
     if server.extra_commands.get("STARTTLS"):
         session.tls_wrap = session.tls_wrap_socket
+    # Exim offers VRFY, EXPN and ETRN in the EHLO reply when their ACLs are set.
+    for verb in ("ETRN", "VRFY", "EXPN"):
+        if main_option(config, f"acl_smtp_{verb.lower()}", None):
+            server.extensions.append(verb)
     if main_option(config, "prdr_enable", False):
         server.extensions.append("PRDR")
     if _host_in(config, "smtputf8_advertise_hosts", session, "*"):

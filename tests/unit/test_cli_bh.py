@@ -44,12 +44,21 @@ def _normal_stdout(text: str) -> list[str]:
                           "ESMTP <version> <date>", line)
         if line.startswith("250-") and line[4:] in _UNOFFERED:
             continue
+        if line.startswith("214 "):
+            line = line.replace(" BDAT", "")      # no CHUNKING in pymta yet
         out.append(_ID.sub("<id>", line))
     return out
 
 
 def _log_lines(stderr: str) -> list[str]:
     return [_ID.sub("<id>", ln) for ln in stderr.splitlines() if ln.startswith("LOG:")]
+
+
+def _rcpt_time_lines(stderr: str) -> list[str]:
+    """:func:`_log_lines`, except that Exim still shows the previous message's id on the
+    next message's MAIL/RCPT-time lines, where pymta has no message id yet."""
+    return [re.sub(r"^LOG: <id> (?=RCPT |H=.* rejected (RCPT|MAIL) )", "LOG: ", ln)
+            for ln in _log_lines(stderr)]
 
 
 def test_bh_matches_exim_transcript(tmp_path):
@@ -206,9 +215,18 @@ def test_bh_prdr_matches_exim_transcript(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert _normal_stdout(proc.stdout) == \
         _normal_stdout((DATA / "prdr.exim.out").read_text())
+    assert _rcpt_time_lines(proc.stderr) == \
+        _rcpt_time_lines((DATA / "prdr.exim.log").read_text())
 
-    def logged(text: str) -> list[str]:
-        # Exim still shows the previous message's id on the next message's RCPT-time
-        # log lines; pymta has no message id before DATA.
-        return [re.sub(r"^LOG: <id> RCPT", "LOG: RCPT", ln) for ln in _log_lines(text)]
-    assert logged(proc.stderr) == logged((DATA / "prdr.exim.log").read_text())
+
+def test_bh_dialog_matches_exim_transcript(tmp_path):
+    """A session through the everyday parts of the SMTP dialogue and the ACLs (HELP,
+    HELO required, VRFY/EXPN ACLs, MAIL/RCPT/predata verdicts and messages, relay
+    control with verify = recipient, drop), replies and log lines as Exim 4.96's."""
+    conf, _ = _config(tmp_path, name="dialog.conf", extra=_EXIM_RECEIVED)
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "dialog.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / "dialog.exim.out").read_text())
+    assert _rcpt_time_lines(proc.stderr) == \
+        _rcpt_time_lines((DATA / "dialog.exim.log").read_text())

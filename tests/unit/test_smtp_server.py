@@ -301,7 +301,7 @@ def test_misc_commands():
     assert lines(s.feed(b"EXPN a\r\n")) == ["550 Administrative prohibition"]
     assert lines(s.feed(b"ETRN x\r\n")) == ["458 Administrative prohibition"]
     assert lines(s.feed(b"HELP\r\n")) == [
-        "214-Commands supported:", "214 HELO EHLO MAIL RCPT DATA NOOP QUIT RSET HELP"]
+        "214-Commands supported:", "214 AUTH HELO EHLO MAIL RCPT DATA NOOP QUIT RSET HELP"]
 
 
 def test_rset_clears_transaction():

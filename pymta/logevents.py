@@ -103,10 +103,12 @@ class Delivery:
     confirmation: str = ""                        # the server's reply to the data
     queue: str = ""                               # the named queue of the message
     shadow: str = ""                              # "ST=name" (and its error) at the end
+    cutthrough: bool = False                      # ">>": delivered while being received
 
     def line(self, config: Any) -> str:
         # a system filter's file or pipe delivery has no router
-        parts = [("=> " if self.first else "-> ") + self.name] + \
+        flag = ">> " if self.cutthrough else "=> " if self.first else "-> "
+        parts = [flag + self.name] + \
             ([f"Q={self.queue}"] if self.queue else []) + \
             ([f"R={self.router}"] if self.router else []) + [f"T={self.transport}"]
         if self.host:

@@ -32,7 +32,7 @@ ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 #: Controls pymta acts on.
 ACL_CONTROLS = frozenset("""
     freeze no_enforce_sync no_pipelining queue queue_only submission
-    suppress_local_fixups utf8_downconvert""".split())
+    suppress_local_fixups utf8_downconvert cutthrough_delivery""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
     "dkim_disable_verify": "pymta never verifies DKIM signatures",
@@ -41,7 +41,7 @@ ACL_CONTROLS_IGNORED = {
 }
 #: Exim controls that pymta does not implement.
 ACL_CONTROLS_UNSUPPORTED = frozenset("""
-    allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
+    allow_auth_unadvertised caseful_local_part caselower_local_part
     debug dmarc_enable_forensic dscp enforce_sync fakedefer fakereject no_callout_flush
     no_delay_flush no_mbox_unspool no_multiline_responses smtp_no_mail_hints
     wellknown""".split())

@@ -7,6 +7,7 @@ to retire after its current session without disturbing it (pool shrink, reload).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import selectors
@@ -18,6 +19,7 @@ from typing import Any, Callable, cast
 from pymta.config.values import main_opt
 from pymta.daemon.ipc import Notifier
 from pymta.daemon.stopflag import StopFlag
+from pymta.delivery.cutthrough import open_cutthrough
 from pymta.smtp.session import run_session as smtp_run_session
 
 PARENT_CHECK_SECONDS = 2.0
@@ -42,7 +44,9 @@ def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
 def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                   notifier: Notifier, run_session: Callable[..., Any] | None = None) -> int:
     """The receiver process body; returns the exit status."""
-    call = _session_caller(run_session if run_session is not None else smtp_run_session)
+    call = _session_caller(run_session if run_session is not None else
+                           functools.partial(smtp_run_session,
+                                             cutthrough_opener=open_cutthrough))
     stop = StopFlag()
     retire = StopFlag()
     wake_r, wake_w = os.pipe()

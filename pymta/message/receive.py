@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from pymta.config.values import expanded_int
 from pymta.config.values import main_option as _option
@@ -367,8 +367,13 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
-                    prepared: PreparedMessage | None = None) -> str:
+                    prepared: PreparedMessage | None = None,
+                    after_spool: Callable[[str], bool] | None = None) -> str:
     """Spool a message durably, log its arrival, and return its id.
+
+    ``after_spool(msgid)`` runs once the message is safely on the spool, before its
+    arrival is logged (a cutthrough delivery); False means the message is gone again
+    and its arrival is not logged.
 
     ``data`` has LF line endings and no dot-stuffing.  Raises MessageTooBig when it
     exceeds message_size_limit; any other exception means nothing was accepted (the
@@ -385,6 +390,12 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
     write_spool(spool_dir, spool, body)
     # The -H file is in place: the message exists.  From here on a failure must not
     # reach the caller, who would refuse the message and get it sent again.
+    if after_spool is not None:
+        try:
+            if not after_spool(spool.id):
+                return spool.id
+        except Exception as exc:
+            report_after_commit(log, spool.id, "its cutthrough delivery", exc)
     try:
         fields = arrival_log_fields(config, envelope, prepared)
     except Exception as exc:

@@ -61,6 +61,9 @@ class MessageAssembly:
     _log_reject: Callable[..., None]
     _add_headers: Callable[[Any], None]
     _reset_message: Callable[[], None]               # SmtpSession
+    cutthrough: Any                                  # CutthroughGlue
+    cutthrough_after_spool: Callable[[str, str], tuple[str, Reply | None]]
+    cutthrough_done: Callable[[str], None]
 
 
     @property
@@ -163,11 +166,38 @@ class MessageAssembly:
                        self.data_headers_remove[pre_remove:])
         if self.host_checking:
             return self._host_check_accept(env, prepared)
+        if self.cutthrough is not None:
+            return self._spool_cutthrough(env, prepared)
         msgid = self._spool(env, prepared)
         # The message is on the spool: whatever fails now, the answer is 250 (a 4xx
         # would make the client send it again and create a duplicate).
         try:
             self._after_spool(msgid)
+        except Exception as exc:
+            report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
+        return Reply(250, f"OK id={msgid}")
+
+    def _spool_cutthrough(self, env: Envelope, prepared: PreparedMessage) -> Reply:
+        """Spool the message, then let the cutthrough connection decide its fate."""
+        outcome: list[tuple[str, Reply | None]] = []
+
+        def send(msgid: str) -> bool:
+            outcome.append(self.cutthrough_after_spool(msgid, env.sender))
+            return outcome[-1][0] != "gone"
+
+        msgid = receive_message(self.config, env, prepared.data, self.log,
+                                prepared=prepared, after_spool=send)
+        what, reply = outcome[0] if outcome else ("queued", None)
+        if what == "gone":
+            self._reset_message()
+            return reply or Reply(451, "Temporary local problem - please try later")
+        try:
+            if what == "delivered":
+                self.messages += 1
+                self.cutthrough_done(msgid)
+                self._reset_message()
+            else:
+                self._after_spool(msgid)
         except Exception as exc:
             report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
         return Reply(250, f"OK id={msgid}")

@@ -34,6 +34,8 @@ from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
+from pymta.smtp.cutthrough_api import CutthroughOpener
+from pymta.smtp.cutthrough_glue import CutthroughGlue
 from pymta.smtp.peer import PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -47,8 +49,8 @@ __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
            "finish_session", "build_server", "lookup_host_name"]
 
 
-class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, AuthGlue,
-                   SmtpHandler):
+class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, DialogueLog, TlsGlue,
+                   AuthGlue, SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
 
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
@@ -143,6 +145,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
 
 
     def _reset_message(self) -> None:
+        self.cutthrough_cancel()
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
@@ -234,6 +237,15 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         if res.verdict not in ("accept", "discard"):
             self._log_reject(f"RCPT <{address}>", res)
             return self._reply(res, "rcpt")
+        if res.verdict == "accept":
+            # only the first RCPT of a message may start a cutthrough, never with PRDR
+            # (each recipient's verdict is then given after the data), as in Exim
+            first = self.server is not None and self.server.rcpt_count == 1 and \
+                "PRDR" not in (self.envelope.mail_params if self.envelope else {})
+            refused = self._cutthrough_rcpt(self.envelope.sender if self.envelope else "",
+                                            address, res.controls, first)
+            if refused is not None:
+                return refused
         self._add_headers(res)
         if res.verdict != "discard":   # a discarded recipient gets 250 but is dropped
             assert self.envelope is not None
@@ -373,7 +385,8 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
 def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
                 notify: Callable[[str], Any] | None = None, stop_event: Any = None,
                 *, peer: tuple[str, int] | None = None,
-                local: tuple[str, int] | None = None) -> None:
+                local: tuple[str, int] | None = None,
+                cutthrough_opener: CutthroughOpener | None = None) -> None:
     """Handle one SMTP connection until QUIT, a drop, a timeout or disconnection.
 
     ``listener_port`` is the listening port (or the (address, port) of the listener);
@@ -390,6 +403,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     elif isinstance(listener_port, int) and not local[1]:
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
+    session.cutthrough_opener = cutthrough_opener
     server = prepare_session(session)
     timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
     conn = Connection(sock, session.tls_wrap)
@@ -477,6 +491,7 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
 def finish_session(session: SmtpSession, server: SmtpServer, stop_event: Any = None) -> None:
     """End of a session: mark the server closed and run the notquit ACL if needed."""
     server.closed = True
+    session.cutthrough_cancel()
     if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
         session.notquit_reason = "signal-exit"
     session.run_notquit()

@@ -193,6 +193,10 @@ class SmtpTransport(Transport):
         return ("8bitmime" in m.flags or "body_8bitmime" in m.flags
                 or m.variables.get("body_8bitmime") in ("8", "1"))
 
+    def rcpt_address(self, a: Any) -> str:
+        """The address RCPT TO names for ``a`` (with its affixes if so configured)."""
+        return self._rcpt(a)
+
     def _rcpt(self, a: Any) -> str:
         lp = a.local_part
         if self.opt("rcpt_include_affixes"):
@@ -281,6 +285,44 @@ class SmtpTransport(Transport):
         for a in pending:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "no usable hosts"
+
+    def connect_for(self, job: Any) -> tuple[Any, Host, Any] | None:
+        """Open a session to the first usable host of ``job``'s first address, as a
+        delivery would (banner, EHLO, STARTTLS, AUTH): (client, host, context), or None
+        when no host could be reached.  For a cutthrough delivery, which then runs the
+        transaction itself while the message is still being received."""
+        addrs = list(job.addresses)
+        try:
+            ctx = self.context(job, addrs[0] if addrs else None)
+            hosts = self._hosts(job, ctx)
+            port = self._port(ctx)
+            helo = expand(self.opt("helo_data"), ctx) or socket.gethostname()
+        except Exception:  # noqa: BLE001 - no cutthrough; the delivery reports it later
+            return None
+        for h in hosts:
+            for host in self._resolve(h, port):
+                try:
+                    cl = self._open_connection(job, host, helo, addrs, ctx)
+                except (smtp_client.SmtpError, OSError):
+                    continue
+                if cl is not None:
+                    for a in addrs:
+                        a.host_used = host
+                    return cl, host, ctx
+                return None         # the host answered and refused: no fallback now
+        return None
+
+    def message_writer(self, job: Any, ctx: Any) -> Any:
+        """``writer(sock) -> bytes written`` that sends ``job``'s message as this
+        transport delivers it (headers as delivered, dot-stuffed, final dot)."""
+        header = self.header_block(job, ctx)
+
+        def writer(sock: socket.socket) -> int:
+            return write_message(sock, header, job.data_path, use_crlf=True,
+                                 dot_stuff=True, end_dot=True,
+                                 body_only=self.opt("body_only"),
+                                 headers_only=self.opt("headers_only"))
+        return writer
 
     def _utf8_downconvert(self, job: Any, ctx: Any) -> int | None:
         """How an SMTPUTF8 message's envelope goes out (None: not an SMTPUTF8 message).

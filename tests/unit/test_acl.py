@@ -230,11 +230,11 @@ def test_expanded_control_naming_an_unsupported_one_defers(tmp_path):
     # known only after expansion, so the load-time check cannot see it: never a no-op
     cfg = config(tmp_path, """\
     a:
-      accept control = ${if eq{1}{1}{cutthrough_delivery}{queue_only}}
+      accept control = ${if eq{1}{1}{dscp}{queue_only}}
     """)
     r, _ = run(cfg, "a")
     assert r.verdict == "defer"
-    assert r.error and "cutthrough_delivery" in r.log_message
+    assert r.error and "dscp" in r.log_message
     assert "not supported" in r.log_message
 
 def test_add_remove_header_logwrite_delay(tmp_path):

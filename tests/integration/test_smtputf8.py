@@ -43,6 +43,16 @@ def _config(main: str = "", transport: str = "", rcpt_acl: str = "") -> str:
     return main + config
 
 
+def _next_hop(tmp_path) -> PymtaDaemon:
+    """A second pymta (offering SMTPUTF8) that queues what it gets for the next hop
+    domains, in their UTF-8 and A-label forms."""
+    return PymtaDaemon("queue_only\n" + BASE_CONFIG.replace(
+        "  accept  domains = remote.example\n",
+        "  accept  domains = remote.example : next.example : bücher.example : "
+        "xn--bcher-kva.example\n"),
+        tmp_path / "next", macros={"SINK_PORT": "1"})
+
+
 def _spool_header(d: PymtaDaemon, msgid: str) -> str:
     return next(d.spool.glob(f"input/**/{msgid}-H")).read_text("utf-8")
 
@@ -147,11 +157,7 @@ def test_utf8_downconvert_0_fails_toward_server_without_smtputf8(pymta_daemon, s
 
 
 def test_relay_to_smtputf8_server_keeps_utf8(pymta_daemon, tmp_path):
-    next_hop = PymtaDaemon("queue_only\n" + BASE_CONFIG.replace(
-        "  accept  domains = remote.example\n",
-        "  accept  domains = remote.example : next.example : bücher.example : "
-        "xn--bcher-kva.example\n"),
-        tmp_path / "next", macros={"SINK_PORT": "1"})
+    next_hop = _next_hop(tmp_path)
     with next_hop:
         d = pymta_daemon(config=_config(), macros={"NEXT_PORT": str(next_hop.port)})
         with d.client() as c:
@@ -166,11 +172,7 @@ def test_relay_to_smtputf8_server_keeps_utf8(pymta_daemon, tmp_path):
 
 
 def test_control_utf8_downconvert_forces_a_labels(pymta_daemon, tmp_path):
-    next_hop = PymtaDaemon("queue_only\n" + BASE_CONFIG.replace(
-        "  accept  domains = remote.example\n",
-        "  accept  domains = remote.example : next.example : bücher.example : "
-        "xn--bcher-kva.example\n"),
-        tmp_path / "next", macros={"SINK_PORT": "1"})
+    next_hop = _next_hop(tmp_path)
     with next_hop:
         config = _config(transport="  utf8_downconvert =\n",
                          rcpt_acl="  warn    control = utf8_downconvert\n",

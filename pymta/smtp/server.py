@@ -32,6 +32,13 @@ from pymta.smtp.actions import (
     StartTls,
     reply_bytes,
 )
+from pymta.smtp.dsn_params import (
+    DsnSyntaxError,
+    mail_dsn_params,
+    rcpt_dsn_params,
+    split_mail_dsn,
+    split_rcpt_dsn,
+)
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -278,7 +285,9 @@ class SmtpServer:
     Parameters mirror Exim main options: ``size_limit`` (message_size_limit, 0 = none),
     ``recipients_max`` (0 = none), ``max_synprot_errors``, ``max_unknown_commands``,
     ``enforce_sync``, ``pipelining`` (whether PIPELINING may be advertised).
-    ``extensions`` lists extra EHLO keywords (STARTTLS, AUTH ..., CHUNKING, DSN, ...).
+    ``extensions`` lists extra EHLO keywords (STARTTLS, AUTH ..., CHUNKING, ...).
+    ``dsn_offered`` (the client matches dsn_advertise_hosts) puts DSN in the EHLO reply,
+    which enables the RFC 3461 parameters (see :mod:`pymta.smtp.dsn_params`).
     """
 
     def __init__(self, hostname: str, handler: SmtpHandler | None = None, *,
@@ -310,6 +319,8 @@ class SmtpServer:
         self.recipients_max_reject = False     # 552 instead of 452 beyond recipients_max
         self.allow_domain_literals = False      # allow_domain_literals
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
+        self.dsn_offered = False                # dsn_advertise_hosts matched the client
+        self.dsn_advertised = False             # ... and this session said EHLO
 
         self.greeted = False
         self.closed = False
@@ -608,6 +619,8 @@ class SmtpServer:
         else:
             kw.append("SIZE")
         kw.append("8BITMIME")
+        if self.dsn_advertised:
+            kw.append("DSN")                    # where Exim puts it
         if self.pipelining_allowed:
             kw.append("PIPELINING")
         kw.extend(self.extensions)
@@ -629,6 +642,7 @@ class SmtpServer:
         self._reset_transaction()
         self.helo_name = arg
         self.esmtp = verb == "EHLO"
+        self.dsn_advertised = self.esmtp and self.dsn_offered
         hello = f"{self.hostname} Hello {arg}" + \
             (f" [{self.host_address}]" if self.host_address else "")
         if reply is not None and reply.text:
@@ -658,6 +672,16 @@ class SmtpServer:
         path = parse_path(arg, "sender", self.allow_domain_literals)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
+        if self.esmtp and addr is not None:
+            try:
+                rest, mail_dsn = split_mail_dsn(rest, self.dsn_advertised,
+                                                {"SIZE", "BODY"} | self._param_names())
+            except DsnSyntaxError as exc:
+                self._synprot(501, str(exc))
+                return
+            params.update(mail_dsn_params(mail_dsn))
+            if mail_dsn.dropped:
+                arg = arg.rsplit(None, mail_dsn.dropped)[0]
         bad_rest: list[str] = []
         for p in rest if path.address is not None else []:
             m = _ESMTP_PARAM_RE.match(p)
@@ -711,9 +735,7 @@ class SmtpServer:
         names = set()
         for e in self.extensions:
             kw = e.split()[0].upper()
-            if kw == "DSN":
-                names |= {"RET", "ENVID", "NOTIFY", "ORCPT"}
-            elif kw == "AUTH":
+            if kw == "AUTH":
                 names.add("AUTH")
             elif kw == "SMTPUTF8":
                 names.add("SMTPUTF8")
@@ -734,18 +756,16 @@ class SmtpServer:
         path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
-        bad_rest: list[str] = []
-        for p in rest if path.address is not None else []:
-            m = _ESMTP_PARAM_RE.match(p)
-            if m is None:
-                bad_rest.append(p)
-                continue
-            name = m.group(1).upper()
-            if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") \
-                    and not bad_rest:
-                params[name] = m.group(2)
-            else:
-                bad_rest.append(p)
+        if self.esmtp and addr is not None:
+            try:
+                rest, rcpt_dsn = split_rcpt_dsn(rest, self.dsn_advertised)
+            except DsnSyntaxError as exc:
+                self._record_rcpt_failure(f"501 {exc}")
+                self._synprot(501, str(exc))
+                return
+            params.update(rcpt_dsn_params(rcpt_dsn))
+        # RCPT has no parameters besides DSN's: whatever is left is not understood.
+        bad_rest: list[str] = list(rest) if addr is not None else []
         if bad_rest:
             msg = f"malformed address: {' '.join(bad_rest)} may not follow {raw} "
             self._record_rcpt_failure(f"501 {arg}: {msg}")

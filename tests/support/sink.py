@@ -131,6 +131,7 @@ class SmtpSink:
         auth: Optional[dict[str, str]] = None,
         lmtp: bool = False,
         lmtp_data_replies: Optional[dict[str, Reply]] = None,
+        dsn: bool = False,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -140,7 +141,9 @@ class SmtpSink:
         reply or None for the default.  ``banner`` overrides the 220 greeting
         (e.g. ``(421, "busy")`` to refuse sessions).  ``max_size`` > 0 is
         advertised with SIZE and enforced at MAIL and after DATA.
-        ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN.
+        ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN;
+        ``dsn`` advertises DSN (RFC 3461; the parameters are taken as they come and
+        can be read in :attr:`commands`).
         """
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}")
@@ -159,6 +162,7 @@ class SmtpSink:
         self.tls_context = tls_context
         self.auth = auth
         self.lmtp = lmtp
+        self.dsn = dsn
         self.lmtp_data_replies = {k.lower(): v for k, v in (lmtp_data_replies or {}).items()}
         self._requested_port = port
         self.port = port
@@ -362,6 +366,8 @@ class _Session:
         self.reset()
         ext = ["PIPELINING", f"SIZE {self.sink.max_size}" if self.sink.max_size else "SIZE",
                "8BITMIME"]
+        if self.sink.dsn:
+            ext.append("DSN")
         if self.sink.tls_context is not None and self.tls is None:
             ext.append("STARTTLS")
         if self.sink.auth is not None and self.auth_user is None:

@@ -126,7 +126,6 @@ IGNORED_MAIN: dict[str, str] = {
 # ---------------------------------------------------------------------------------------
 UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
     "router": {
-        "dsn_lasthop": False,
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {

@@ -30,7 +30,7 @@ from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipi
 from pymta.delivery.job import DeliveryJob
 from pymta.delivery.success_dsn import build_success_report
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
-from pymta.dsn import wants_failure, wants_success
+from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.context import ExpandContext
@@ -502,6 +502,7 @@ class MessageDelivery:
                 if a.unique in self.msg.nonrecipients or key in self.seen:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
+                self._dsn_lasthop(a)
                 routed.append(a)
             elif status == "discard":
                 self._journal(a.unique)
@@ -518,6 +519,13 @@ class MessageDelivery:
             else:
                 self._routing_deferred(a)
         return routed
+
+    def _dsn_lasthop(self, a: Address) -> None:
+        """dsn_lasthop on the router that accepted an original recipient: its DSN
+        requests stop here (a redirect router's children never pass them on)."""
+        router = self._router_obj(a.router)
+        if a.parent is None and router is not None and router.flag("dsn_lasthop"):
+            a.dsn_flags |= DSN_LASTHOP
 
     def _route(self, addr: Address, ctx: ExpandContext,
                events: list[tuple[str, Address]]) -> Any:

@@ -671,7 +671,7 @@ class SmtpTransport(Transport):
         t = cl.mail_rcpt_data(rp, [self._rcpt(a) for a in chunk], size=size,
                               body_8bit=body8, pipelining=pipelining, auth_param=auth_param,
                               rcpt_param="IGNOREQUOTA" if ignore_quota else "",
-                              dsn_param=mail_dsn_param(job.message) if dsn else "",
+                              dsn_param=mail_dsn_param(job.message, chunk) if dsn else "",
                               rcpt_dsn=[rcpt_dsn_param(a) for a in chunk] if dsn else None)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).

@@ -16,8 +16,11 @@ def _word(value: str | None) -> str | None:
     return value
 
 
-def mail_dsn_param(msg: SpoolMessage) -> str:
-    """" RET=... ENVID=..." for MAIL (without the leading space; "" when neither)."""
+def mail_dsn_param(msg: SpoolMessage, addrs: list[Address]) -> str:
+    """"RET=... ENVID=..." for MAIL ("" when neither, or when every address was routed
+    by a dsn_lasthop router)."""
+    if all(a.dsn_request()[0] & DSN_LASTHOP for a in addrs):
+        return ""
     out = []
     number = (msg.variables.get("dsn_ret") or "").strip()
     ret = ret_text(int(number)) if number.isascii() and number.isdigit() else ""

@@ -79,8 +79,12 @@ BODY = "Subject: hello\nMessage-Id: <m1@client.test>\n\nthe body text\n"
 
 
 def _daemon(tmp_path: Path, *, advertise: str = "127.0.0.1", extra: str = "",
-            dsn_port: int = 1, plain_port: int = 1, args: tuple[str, ...] = ()) -> PymtaDaemon:
+            dsn_port: int = 1, plain_port: int = 1, lasthop: bool = False,
+            args: tuple[str, ...] = ()) -> PymtaDaemon:
     text = CONFIG.replace("ADVERTISE", advertise).replace("EXTRA", extra)
+    if lasthop:
+        text = text.replace("  transport = remote_smtp\n", "  transport = remote_smtp\n"
+                            "  dsn_lasthop\n", 1)
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "users").write_text("".join(f"{u}: {u}\n" for u in USERS))
     d = PymtaDaemon(text, tmp_path, macros={"DSN_PORT": str(dsn_port),
@@ -426,3 +430,19 @@ def test_delay_warnings_follow_notify(start, tmp_path):
     # the message nobody wants to hear about was not counted as warned either
     assert (d.spool / "input" / f"{silent}-H").read_text().split("\n")[3].endswith(" 0")
     assert (d.spool / "input" / f"{told}-H").read_text().split("\n")[3].endswith(" 1")
+
+
+def test_dsn_lasthop_keeps_the_requests_here(start, tmp_path):
+    with SmtpSink(dsn=True) as dsn_sink:
+        d = start("d", dsn_port=dsn_sink.port, lasthop=True)
+        msgid = _send(d, "<s@test.example> ENVID=L1", [
+            "<u@dsn.example> NOTIFY=SUCCESS ORCPT=rfc822;u@dsn.example"])
+        assert dsn_sink.wait_for(1), d.diagnostics()
+        d.wait_for_log(rf"{msgid} Completed")
+        cmds = [c for c in dsn_sink.commands if c.startswith(("MAIL", "RCPT"))]
+        assert re.fullmatch(r"MAIL FROM:<s@test\.example> SIZE=\d+", cmds[0]), cmds
+        assert cmds[1:] == ["RCPT TO:<u@dsn.example>"]
+        (report,) = _wait_report(d, "Delivery Status Notification")
+    assert "\n<u@dsn.example> (relayed via non DSN router)\n" in report
+    assert "Final-Recipient: rfc822;u@dsn.example\nStatus: 2.0.0\n" \
+        "Remote-MTA: dns; 127.0.0.1\n" in report

@@ -113,6 +113,17 @@ def original_recipient_lines(addr: Address) -> list[str]:
     return [f"Original-Recipient: {original_recipient(orcpt)}\n"] if orcpt else []
 
 
+def remote_mta_lines(addr: Address) -> list[str]:
+    """Remote-MTA for an address a remote host was tried for, with the host's reply as
+    the Diagnostic-Code when there was one (as Exim writes them)."""
+    h = addr.host_used
+    if h is None or not h.name:
+        return []
+    diag = _diagnostic(addr)
+    return [f"Remote-MTA: dns; {h.name}\n"] + (
+        [f"Diagnostic-Code: smtp; {diag}\n"] if diag is not None else [])
+
+
 def headers_only(msg: SpoolMessage) -> bool:
     """MAIL had RET=HDRS: a report returns the message's headers only."""
     return (msg.variables.get("dsn_ret") or "").strip() == str(RET_HDRS)
@@ -227,10 +238,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
         out += ["\n", *original_recipient_lines(a), "Action: failed\n",
                 f"Final-Recipient: rfc822;{a.top_parent().address}\n",
                 "Status: 5.0.0\n"]
-        diag = _diagnostic(a)
-        if diag is not None and a.host_used is not None:
-            out.append(f"Remote-MTA: dns; {a.host_used.name}\n")
-            out.append(f"Diagnostic-Code: smtp; {diag}\n")
+        out += remote_mta_lines(a)
     out += ["\n", f"--{boundary}\n"]
     return_body = bool(main_option(config, "bounce_return_body", True)) \
         and not headers_only(msg)

@@ -20,7 +20,13 @@ from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.spool.model import SpoolMessage
 from pymta.truth import exim_true
 
-from .bounce import envelope_id_lines, notice_headers, original_recipient_lines, read_template
+from .bounce import (
+    envelope_id_lines,
+    notice_headers,
+    original_recipient_lines,
+    read_template,
+    remote_mta_lines,
+)
 
 DEFAULT_CONDITION = (
     "${if or {{ !eq{$h_list-id:$h_list-post:$h_list-subscribe:}{} }"
@@ -140,7 +146,8 @@ def build_warning(config: Any, msg: SpoolMessage, deferred: list[Address], recip
             f"Reporting-MTA: dns; {host}\n", *envelope_id_lines(msg)]
     for a in deferred:
         out += ["\n", *original_recipient_lines(a), "Action: delayed\n",
-                f"Final-Recipient: rfc822;{a.address}\n", "Status: 4.0.0\n"]
+                f"Final-Recipient: rfc822;{a.address}\n", "Status: 4.0.0\n",
+                *remote_mta_lines(a)]
     out += ["\n", f"--{boundary}\n", "Content-type: text/rfc822-headers\n\n",
             f"Return-path: <{msg.sender}>\n", msg.header_text(), "\n\n",
             f"--{boundary}--\n"]

@@ -446,3 +446,18 @@ def test_dsn_lasthop_keeps_the_requests_here(start, tmp_path):
     assert "\n<u@dsn.example> (relayed via non DSN router)\n" in report
     assert "Final-Recipient: rfc822;u@dsn.example\nStatus: 2.0.0\n" \
         "Remote-MTA: dns; 127.0.0.1\n" in report
+
+
+def test_delay_warning_names_the_remote_host(start):
+    with SmtpSink(mode="rcpt", code=451, text="try later") as sink:
+        d = start("d", plain_port=sink.port, extra="delay_warning = 2s")
+        started = time.monotonic()
+        msgid = _send(d, "<s@test.example>", [
+            "<p@plain.example> NOTIFY=DELAY ORCPT=rfc822;p@plain.example"])
+        d.wait_for_log(rf"{msgid} == p@plain\.example ")
+        time.sleep(max(0.0, started + 2.3 - time.monotonic()))
+        assert d.run("-qf").returncode == 0
+        (warning,) = _wait_report(d, "Warning:")
+    assert "\n\nOriginal-Recipient: rfc822;p@plain.example\nAction: delayed\n" \
+        "Final-Recipient: rfc822;p@plain.example\nStatus: 4.0.0\n" \
+        "Remote-MTA: dns; 127.0.0.1\nDiagnostic-Code: smtp; 451 try later\n" in warning

@@ -77,9 +77,9 @@ def wants_success(flags: int) -> bool:
 def report_text(value: str) -> str | None:
     """An xtext value (ENVID=, or ORCPT='s address part) decoded for a report field, as
     RFC 3461 asks; None when it is not valid xtext or decodes to something that cannot
-    stand in a header field (controls, line breaks)."""
+    stand in a report field (anything but printable ASCII: line breaks, controls, 8-bit)."""
     decoded = xtext_decode(value)
-    if decoded is None or any(ord(c) < 32 or ord(c) == 127 for c in decoded):
+    if decoded is None or any(not 32 <= ord(c) < 127 for c in decoded):
         return None
     return decoded
 

@@ -19,6 +19,7 @@ from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.routing import support
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
+from pymta.xtext import xtext_decode
 
 _FIRST_LINE = "This message was created automatically by mail delivery software.\n"
 _INTRO_OTHER = ("could not be delivered to one or more of its recipients. The following\n"
@@ -97,14 +98,14 @@ def dsn_from(config: Any, ctx: Any = None, log: Any = None) -> str:
 
 def envelope_id_lines(msg: SpoolMessage) -> list[str]:
     """The Original-Envelope-ID field of a report for MAIL's ENVID=, decoded from xtext
-    (RFC 3461); a value that does not decode is named as Exim names it."""
+    (RFC 3461; left encoded when the decoded text is not printable ASCII); a value that
+    is not xtext at all is named as Exim names it."""
     envid = msg.variables.get("dsn_envid")
     if not envid:
         return []
-    decoded = report_text(envid)
-    if decoded is None:
+    if xtext_decode(envid) is None or any(not 32 < ord(c) < 127 for c in envid):
         return ["X-Original-Envelope-ID: error decoding xtext formatted ENVID\n"]
-    return [f"Original-Envelope-ID: {decoded}\n"]
+    return [f"Original-Envelope-ID: {report_text(envid) or envid}\n"]
 
 
 def original_recipient_lines(addr: Address) -> list[str]:

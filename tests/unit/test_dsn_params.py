@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pymta import dsn
+from pymta.delivery.bounce import envelope_id_lines, headers_only
 from pymta.smtp.dsn_params import (
     DsnSyntaxError,
     extract_option,
@@ -14,7 +15,7 @@ from pymta.smtp.dsn_params import (
 )
 from pymta.smtp.server import SmtpServer
 from pymta.spool import files
-from pymta.spool.model import SpoolRecipient
+from pymta.spool.model import SpoolMessage, SpoolRecipient
 from pymta.xtext import xtext_decode, xtext_encode
 from tests.unit.test_smtp_server import Recorder, lines
 
@@ -75,6 +76,8 @@ def test_report_fields_are_decoded_but_never_carry_line_breaks():
     assert dsn.original_recipient("noseparator") == "noseparator"
     assert dsn.report_text("QQ+2Bid") == "QQ+id"
     assert dsn.report_text("a+0Ab") is None and dsn.report_text("a=b") is None
+    assert dsn.report_text("+C3+A9") is None           # 8-bit stays encoded
+    assert dsn.original_recipient("rfc822;+C3+A9@x") == "rfc822;+C3+A9@x"
 
 
 @pytest.mark.parametrize("word, parsed", [
@@ -214,3 +217,21 @@ def test_spool_keeps_an_orcpt_without_notify():
     line = files._format_recipient(r)
     assert line == "o@x.test rfc822;o@x.test 15,0  0,-1#3\n"
     assert files._parse_recipient(files._Reader(b"", "-H"), line.rstrip("\n")) == r
+
+
+@pytest.mark.parametrize("envid, line", [
+    ("QQ+2Bid", "Original-Envelope-ID: QQ+id\n"),
+    ("a+C3+A9", "Original-Envelope-ID: a+C3+A9\n"),          # 8-bit: left encoded
+    ("bad+", "X-Original-Envelope-ID: error decoding xtext formatted ENVID\n"),
+    ("a=b", "X-Original-Envelope-ID: error decoding xtext formatted ENVID\n")])
+def test_envelope_id_field(envid, line):
+    msg = SpoolMessage("1abcde-000001-00", "u", 0, 0, "s@x", 0, variables={"dsn_envid": envid})
+    assert envelope_id_lines(msg) == [line]
+    assert envelope_id_lines(SpoolMessage("1abcde-000001-00", "u", 0, 0, "s@x", 0)) == []
+
+
+def test_headers_only_is_ret_hdrs():
+    msg = SpoolMessage("1abcde-000001-00", "u", 0, 0, "s@x", 0, variables={"dsn_ret": "2"})
+    assert headers_only(msg)
+    msg.variables["dsn_ret"] = "1"
+    assert not headers_only(msg)

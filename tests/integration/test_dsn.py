@@ -408,7 +408,7 @@ def test_dsn_from_that_fails_to_expand_uses_the_default(start, tmp_path):
 # --------------------------------------------------------------------- delays
 
 def test_delay_warnings_follow_notify(start, tmp_path):
-    d = start("d", extra="delay_warning = 2s")
+    d = start("d", extra="delay_warning = 2s:1h")
     started = time.monotonic()
     told = _send(d, "<s@test.example> ENVID=W1", [
         "<slow1@test.example> NOTIFY=NEVER", "<slow2@test.example> NOTIFY=SUCCESS,FAILURE",
@@ -429,7 +429,11 @@ def test_delay_warnings_follow_notify(start, tmp_path):
         "Final-Recipient: rfc822;slow3@test.example\nStatus: 4.0.0\n" in warning
     # the message nobody wants to hear about was not counted as warned either
     assert (d.spool / "input" / f"{silent}-H").read_text().split("\n")[3].endswith(" 0")
-    assert (d.spool / "input" / f"{told}-H").read_text().split("\n")[3].endswith(" 1")
+    header = (d.spool / "input" / f"{told}-H").read_text()
+    assert header.split("\n")[3].endswith(" 1")
+    # the rewritten -H keeps the requests
+    assert "\n-dsn_envid W1\n" in header
+    assert "\nslow3@test.example rfc822;Slow3@test.example 25,16  0,-1#3\n" in header
 
 
 def test_dsn_lasthop_keeps_the_requests_here(start, tmp_path):
@@ -450,7 +454,7 @@ def test_dsn_lasthop_keeps_the_requests_here(start, tmp_path):
 
 def test_delay_warning_names_the_remote_host(start):
     with SmtpSink(mode="rcpt", code=451, text="try later") as sink:
-        d = start("d", plain_port=sink.port, extra="delay_warning = 2s")
+        d = start("d", plain_port=sink.port, extra="delay_warning = 2s:1h")
         started = time.monotonic()
         msgid = _send(d, "<s@test.example>", [
             "<p@plain.example> NOTIFY=DELAY ORCPT=rfc822;p@plain.example"])

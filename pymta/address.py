@@ -1,12 +1,14 @@
 """An address in the middle of routing and delivery (Exim's address_item).
 
 A shared type: routers, transports, the ACL engine and delivery all pass these around, so
-it lives below all of them and imports nothing from pymta.
+it lives below all of them and imports nothing from pymta but the leaf module pymta.dsn.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from pymta.dsn import NOTIFY_SUCCESS
 
 
 @dataclass
@@ -107,6 +109,21 @@ class Address:
     hide_in_errmsg: bool = False
     # shadow_transport: "ST=<name>" (and its error) for the end of the => line
     shadow_note: str = ""
+    # RFC 3461 DSN: a recipient's NOTIFY bits and ORCPT (set on top-level addresses from
+    # the spool; see dsn_request()), and whether the host that took it offered DSN
+    # ("yes"/"no"; "" for local deliveries), which decides on a "relayed" success report.
+    dsn_flags: int = 0
+    dsn_orcpt: str | None = None
+    dsn_aware: str = ""
+
+    def dsn_request(self) -> tuple[int, str | None]:
+        """The NOTIFY bits and ORCPT that apply to this address: its original
+        recipient's.  A generated address does not pass SUCCESS on (as Exim, the
+        report is made for the original recipient instead)."""
+        top = self.top_parent()
+        if top is self:
+            return self.dsn_flags, self.dsn_orcpt
+        return top.dsn_flags & ~NOTIFY_SUCCESS, top.dsn_orcpt
 
     def __post_init__(self) -> None:
         if not self.local_part and not self.domain:

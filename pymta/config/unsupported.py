@@ -45,7 +45,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "deliver_drop_privilege": False,
     "delivery_date_remove": False,           # such headers are kept
     "envelope_to_remove": False, "return_path_remove": False,
-    "dsn_advertise_hosts": "",
     "hosts_proxy": "",
     "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
@@ -79,7 +78,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
         dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
         dns_csa_search_limit dns_csa_use_reverse dns_ipv4_lookup dns_retrans
-        dns_retry dns_trust_aa dns_use_edns0 dsn_from errors_copy
+        dns_retry dns_trust_aa dns_use_edns0 errors_copy
         event_action extra_local_interfaces gecos_name
         gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode header_line_maxsize
         header_maxsize helo_lookup_domains hold_domains host_reject_connection
@@ -124,7 +123,6 @@ IGNORED_MAIN: dict[str, str] = {
 # ---------------------------------------------------------------------------------------
 UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
     "router": {
-        "dsn_lasthop": False,
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {

@@ -14,9 +14,12 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.config.values import main_option
+from pymta.dsn import RET_HDRS, original_recipient, report_text
+from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.routing import support
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
+from pymta.xtext import xtext_decode
 
 _FIRST_LINE = "This message was created automatically by mail delivery software.\n"
 _INTRO_OTHER = ("could not be delivered to one or more of its recipients. The following\n"
@@ -47,7 +50,6 @@ def read_template(config: Any, option: str, count: int, ctx: Any,
             log.main(f"Failed to open {option} {path}: {exc.strerror}")
             log.panic(f"Failed to open {option} {path}: {exc.strerror}")
         return items
-    from pymta.expand import ExpandError, expand_string
     for i, item in enumerate(re.split(r"(?m)^\*\*\*\*\n", text)[:count]):
         if not item.strip():
             continue
@@ -59,11 +61,12 @@ def read_template(config: Any, option: str, count: int, ctx: Any,
     return items
 
 
-def notice_headers(config: Any, msg: SpoolMessage, recipient: str) -> list[str]:
-    """The headers every bounce and warning starts with: Auto-Submitted, From (the
-    Mailer-Daemon), To, Reply-To (errors_reply_to) and References (the message's id)."""
+def notice_headers(config: Any, msg: SpoolMessage, recipient: str, ctx: Any = None,
+                   log: Any = None) -> list[str]:
+    """The headers every bounce and warning starts with: Auto-Submitted, From
+    (dsn_from), To, Reply-To (errors_reply_to) and References (the message's id)."""
     out = ["Auto-Submitted: auto-replied\n",
-           f"From: Mail Delivery System <{mailer_daemon(config)}>\n", f"To: {recipient}\n"]
+           f"From: {dsn_from(config, ctx, log)}\n", f"To: {recipient}\n"]
     reply_to = main_option(config, "errors_reply_to", None)
     if reply_to:
         out.append(f"Reply-To: {reply_to}\n")
@@ -75,6 +78,56 @@ def notice_headers(config: Any, msg: SpoolMessage, recipient: str) -> list[str]:
 
 def mailer_daemon(config: Any) -> str:
     return f"Mailer-Daemon@{support.qualify_domain(config)}"
+
+
+def dsn_from(config: Any, ctx: Any = None, log: Any = None) -> str:
+    """The From: of bounces, warnings and other notices: dsn_from expanded; when the
+    expansion fails the failure goes to the main and panic logs and Exim's default is
+    used."""
+    text = main_option(config, "dsn_from", None)
+    if text:
+        try:
+            return expand_string(str(text), ctx if ctx is not None else ExpandContext(config))
+        except (ExpandError, ExpandFail) as exc:
+            if log is not None:
+                note = f"Failed to expand dsn_from (using default): {exc}"
+                log.main(note)
+                log.panic(note)
+    return f"Mail Delivery System <{mailer_daemon(config)}>"
+
+
+def envelope_id_lines(msg: SpoolMessage) -> list[str]:
+    """The Original-Envelope-ID field of a report for MAIL's ENVID=, decoded from xtext
+    (RFC 3461; left encoded when the decoded text is not printable ASCII); a value that
+    is not xtext at all is named as Exim names it."""
+    envid = msg.variables.get("dsn_envid")
+    if not envid:
+        return []
+    if xtext_decode(envid) is None or any(not 32 < ord(c) < 127 for c in envid):
+        return ["X-Original-Envelope-ID: error decoding xtext formatted ENVID\n"]
+    return [f"Original-Envelope-ID: {report_text(envid) or envid}\n"]
+
+
+def original_recipient_lines(addr: Address) -> list[str]:
+    """The Original-Recipient field for an address whose RCPT had ORCPT=."""
+    _flags, orcpt = addr.dsn_request()
+    return [f"Original-Recipient: {original_recipient(orcpt)}\n"] if orcpt else []
+
+
+def remote_mta_lines(addr: Address) -> list[str]:
+    """Remote-MTA for an address a remote host was tried for, with the host's reply as
+    the Diagnostic-Code when there was one (as Exim writes them)."""
+    h = addr.host_used
+    if h is None or not h.name:
+        return []
+    diag = _diagnostic(addr)
+    return [f"Remote-MTA: dns; {h.name}\n"] + (
+        [f"Diagnostic-Code: smtp; {diag}\n"] if diag is not None else [])
+
+
+def headers_only(msg: SpoolMessage) -> bool:
+    """MAIL had RET=HDRS: a report returns the message's headers only."""
+    return (msg.variables.get("dsn_ret") or "").strip() == str(RET_HDRS)
 
 
 def _header_value(msg: SpoolMessage, name: str) -> str | None:
@@ -145,7 +198,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
     boundary = f"{int(now)}-eximdsn-{random.randint(0, 2**31 - 1)}"
     failed_names = ", ".join(failed_recipient(a) for a in failed)
     out: list[str] = [f"X-Failed-Recipients: {failed_names}\n",
-                      *notice_headers(config, msg, recipient)]
+                      *notice_headers(config, msg, recipient, ctx, log)]
     to_sender = recipient == msg.sender
     subject = items[0] if items[0] is not None else (
         "Subject: Mail delivery failed" + (": returning message to sender" if to_sender
@@ -181,17 +234,15 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
             out += [f"\n------ {shown} ------\n\n", text if text.endswith("\n")
                     else text + "\n"]
     out += ["\n", f"--{boundary}\n", "Content-type: message/delivery-status\n\n",
-            f"Reporting-MTA: dns; {hostname}\n"]
+            f"Reporting-MTA: dns; {hostname}\n", *envelope_id_lines(msg)]
     for a in failed:
-        out += ["\n", "Action: failed\n",
+        out += ["\n", *original_recipient_lines(a), "Action: failed\n",
                 f"Final-Recipient: rfc822;{a.top_parent().address}\n",
                 "Status: 5.0.0\n"]
-        diag = _diagnostic(a)
-        if diag is not None and a.host_used is not None:
-            out.append(f"Remote-MTA: dns; {a.host_used.name}\n")
-            out.append(f"Diagnostic-Code: smtp; {diag}\n")
+        out += remote_mta_lines(a)
     out += ["\n", f"--{boundary}\n"]
-    return_body = bool(main_option(config, "bounce_return_body", True))
+    return_body = bool(main_option(config, "bounce_return_body", True)) \
+        and not headers_only(msg)
     return_message = bool(main_option(config, "bounce_return_message", True))
     limit = limit_value
     headers = f"Return-path: <{msg.sender}>\n" + msg.header_text()
@@ -215,7 +266,7 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
                 f" first\n------ {limit} or so are included here.\n")
         out.append(text)
     elif return_message:
-        out += ["Content-type: text/rfc822-headers\n\n", headers]
+        out += ["Content-type: text/rfc822-headers\n\n", headers, "\n"]
     out += ["\n", f"--{boundary}--\n"]
     return "".join(out).encode("utf-8", "surrogateescape")
 

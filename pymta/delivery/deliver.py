@@ -28,7 +28,9 @@ from pymta.delivery.bounce import (
 )
 from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipients
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.success_dsn import build_success_report
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
+from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.context import ExpandContext
@@ -48,6 +50,7 @@ from pymta.spool.model import SpoolMessage, SpoolRecipient
 from pymta.spool.tidy import set_aside_corrupt
 from pymta.spool.tls import tls_in_variables
 from pymta.taint import taint
+from pymta.transports.smtp_dsn import passed_on
 from pymta.truth import exim_true
 
 # Texts for retry-time skips as Exim 4.96 logs them (checked with exim4).
@@ -182,6 +185,7 @@ class MessageDelivery:
         self.first_delivery = "deliver_firsttime" in msg.flags
         self.outcome = DeliveryOutcome("deferred", msg.id)
         self.failed: list[Address] = []
+        self.success_reported: list[Address] = []   # NOTIFY=SUCCESS, reported from here
         self.deferred: list[Address] = []
         self.done_uniques: list[str] = []
         # -J: room reserved before any transport runs (see spool.files.Journal)
@@ -343,6 +347,7 @@ class MessageDelivery:
                     self.outcome.waiting_hosts.append(batch[0].hosts[0].name)
                 continue
             self._run_transport(batch, ctx)
+        self._success_reports()
         self._handle_failures()
         return self._finish()
 
@@ -458,7 +463,8 @@ class MessageDelivery:
             if result is not None:
                 events.extend(result.sequence)
         for rcpt in reversed(self.msg.pending_recipients() if originals else []):
-            addr = Address(rcpt.address, unique=rcpt.address)
+            addr = Address(rcpt.address, unique=rcpt.address,
+                           dsn_flags=rcpt.dsn_flags, dsn_orcpt=rcpt.orcpt)
             if rcpt.errors_to:
                 addr.errors_address = rcpt.errors_to
             if self.give_up:
@@ -497,6 +503,7 @@ class MessageDelivery:
                 if a.unique in self.msg.nonrecipients or key in self.seen:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
+                self._dsn_lasthop(a)
                 routed.append(a)
             elif status == "discard":
                 self._journal(a.unique)
@@ -513,6 +520,13 @@ class MessageDelivery:
             else:
                 self._routing_deferred(a)
         return routed
+
+    def _dsn_lasthop(self, a: Address) -> None:
+        """dsn_lasthop on the router that accepted an original recipient: its DSN
+        requests stop here (a redirect router's children never pass them on)."""
+        router = self._router_obj(a.router)
+        if a.parent is None and router is not None and router.flag("dsn_lasthop"):
+            a.dsn_flags |= DSN_LASTHOP
 
     def _route(self, addr: Address, ctx: ExpandContext,
                events: list[tuple[str, Address]]) -> Any:
@@ -950,6 +964,10 @@ class MessageDelivery:
             shadow=a.shadow_note).line(self.config),
             about=a)
         self.outcome.delivered.append(a.address)
+        top = a.top_parent()
+        if wants_success(top.dsn_flags) and not passed_on(a) \
+                and all(r.top_parent() is not top for r in self.success_reported):
+            self.success_reported.append(a)
         if h is not None and h.address:
             self._clear_retry([self._host_key(a, h), self._address_key(a)])
         elif h is None and not self.first_delivery:
@@ -1053,6 +1071,18 @@ class MessageDelivery:
         self.deferred = keep
         return promoted
 
+    def _success_reports(self) -> None:
+        """NOTIFY=SUCCESS: one report to the sender for the recipients delivered here or
+        relayed to a host that did not take the request over (best effort, as Exim)."""
+        if not self.success_reported or not self.msg.sender:
+            return
+        data = build_success_report(self.config, self.msg, self.success_reported,
+                                    self.context(), self.log)
+        try:
+            self._submit_generated(data, [self.msg.sender], self.msg.id)
+        except Exception as exc:  # noqa: BLE001 - the deliveries themselves stand
+            self.log.panic(f"failed to create success-dsn message: {exc!r}", self.msg.id)
+
     def _handle_failures(self) -> None:
         """Bounce permanently failed addresses (grouped by bounce recipient), then mark
         them done.  Failures of a bounce are not bounced: the message is frozen, or the
@@ -1061,6 +1091,12 @@ class MessageDelivery:
             return     # no bounce while the spool cannot record it (see _reserve_journal)
         groups: dict[str, list[Address]] = {}
         for a in self.failed:
+            if not wants_failure(a.dsn_request()[0]):
+                # RFC 3461: NOTIFY= was given without FAILURE
+                self._log(f"{a.address}: error ignored: RFC 3461 DSN, failure notify "
+                          "not requested")
+                self._journal(a.unique)
+                continue
             to = bounce_recipient(a, self.msg)
             if to is None:
                 if self.ignore_errors or (a.errors_address == "" and self.msg.sender):
@@ -1139,7 +1175,8 @@ class MessageDelivery:
         if not to or not self.msg.sender:
             return
         pending = [r.address for r in self.msg.pending_recipients()]
-        data = build_freeze_notice(self.config, self.msg, to, pending, reason, by_filter)
+        data = build_freeze_notice(self.config, self.msg, to, pending, reason, by_filter,
+                                   self.log)
         try:
             self._submit_generated(data, to, self.msg.id)
         except Exception as exc:  # noqa: BLE001 - the freeze itself stands
@@ -1152,10 +1189,11 @@ class MessageDelivery:
             return
         delay, count = due
         ctx = self.context()
-        if not warning.condition_allows(self.config, ctx, self.deferred):
+        told = warning.wanted(self.deferred)     # NOTIFY= without DELAY: not these
+        if not told or not warning.condition_allows(self.config, ctx, told):
             return
         groups: dict[str, list[Address]] = {}
-        for a in self.deferred:
+        for a in told:
             to = bounce_recipient(a, self.msg)
             if to:
                 groups.setdefault(to, []).append(a)

@@ -8,7 +8,7 @@ from pymta.config.values import main_option
 from pymta.expand.lists import nonempty_items
 from pymta.spool.model import SpoolMessage
 
-from .bounce import mailer_daemon
+from .bounce import dsn_from
 
 
 def freeze_tell_recipients(config: Any) -> list[str]:
@@ -18,11 +18,12 @@ def freeze_tell_recipients(config: Any) -> list[str]:
 
 
 def build_freeze_notice(config: Any, msg: SpoolMessage, recipients: list[str],
-                        pending: list[str], reason: str | None, by_filter: bool) -> bytes:
+                        pending: list[str], reason: str | None, by_filter: bool,
+                        log: Any = None) -> bytes:
     """The notice: which message, why (a system filter's text), who sent it, and the
     addresses still to be delivered."""
     out = ["Auto-Submitted: auto-replied\n",
-           f"From: Mail Delivery System <{mailer_daemon(config)}>\n",
+           f"From: {dsn_from(config, log=log)}\n",
            f"To: {', '.join(recipients)}\n"]
     for h in msg.headers:
         if h.flag != "*" and h.text.lower().startswith("message-id:"):

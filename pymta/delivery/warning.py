@@ -15,11 +15,18 @@ from typing import Any
 from pymta.address import Address
 from pymta.config.options import parse_time
 from pymta.config.values import main_option
+from pymta.dsn import wants_delay
 from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.spool.model import SpoolMessage
 from pymta.truth import exim_true
 
-from .bounce import notice_headers, read_template
+from .bounce import (
+    envelope_id_lines,
+    notice_headers,
+    original_recipient_lines,
+    read_template,
+    remote_mta_lines,
+)
 
 DEFAULT_CONDITION = (
     "${if or {{ !eq{$h_list-id:$h_list-post:$h_list-subscribe:}{} }"
@@ -76,6 +83,12 @@ def warning_due(config: Any, msg: SpoolMessage, now: float) -> tuple[int, int] |
     return shown, count
 
 
+def wanted(deferred: list[Address]) -> list[Address]:
+    """The deferred addresses whose sender wants to hear of the delay (RFC 3461): no
+    NOTIFY= given, or one with DELAY."""
+    return [a for a in deferred if wants_delay(a.dsn_request()[0])]
+
+
 def condition_allows(config: Any, ctx: ExpandContext, deferred: list[Address]) -> bool:
     """delay_warning_condition, with $domain set when every address shares a domain."""
     domains = {a.domain for a in deferred}
@@ -101,7 +114,7 @@ def build_warning(config: Any, msg: SpoolMessage, deferred: list[Address], recip
     items = read_template(config, "warn_message_file", 3, tctx, log)
     subject = _header(msg, "subject")
     date = _header(msg, "date")
-    out = notice_headers(config, msg, recipient)
+    out = notice_headers(config, msg, recipient, ctx, log)
     out.append("Content-Type: multipart/report; report-type=delivery-status; "
                f"boundary={boundary}\nMIME-Version: 1.0\n")
     out.append(_ending(items[0]) if items[0] is not None else
@@ -130,10 +143,11 @@ def build_warning(config: Any, msg: SpoolMessage, deferred: list[Address], recip
     out.append("\n")
     out.append(_ending(items[2]) if items[2] is not None else _CLOSING)
     out += ["\n", f"--{boundary}\n", "Content-type: message/delivery-status\n\n",
-            f"Reporting-MTA: dns; {host}\n"]
+            f"Reporting-MTA: dns; {host}\n", *envelope_id_lines(msg)]
     for a in deferred:
-        out += ["\n", "Action: delayed\n", f"Final-Recipient: rfc822;{a.address}\n",
-                "Status: 4.0.0\n"]
+        out += ["\n", *original_recipient_lines(a), "Action: delayed\n",
+                f"Final-Recipient: rfc822;{a.address}\n", "Status: 4.0.0\n",
+                *remote_mta_lines(a)]
     out += ["\n", f"--{boundary}\n", "Content-type: text/rfc822-headers\n\n",
             f"Return-path: <{msg.sender}>\n", msg.header_text(), "\n\n",
             f"--{boundary}--\n"]

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pymta.dsn import parse_notify
+
 
 @dataclass
 class RecipientParams:
-    """RCPT parameters of one recipient (RFC 3461 DSN: NOTIFY=, ORCPT=)."""
+    """RCPT parameters of one recipient (RFC 3461 DSN): ``dsn_flags`` are NOTIFY= as
+    Exim's bits (:mod:`pymta.dsn`), ``orcpt`` the ORCPT= value as sent (xtext)."""
 
-    notify: str | None = None
+    dsn_flags: int = 0
     orcpt: str | None = None
 
     @classmethod
     def from_rcpt(cls, params: dict[str, str | None]) -> "RecipientParams":
-        """From the parameters the SMTP server parsed off a RCPT command."""
-        return cls(notify=params.get("NOTIFY"), orcpt=params.get("ORCPT"))
+        """From the parameters the SMTP server parsed off a RCPT command (NOTIFY= in the
+        canonical form the server hands on)."""
+        notify = params.get("NOTIFY")
+        return cls(dsn_flags=parse_notify(notify) or 0 if notify else 0,
+                   orcpt=params.get("ORCPT"))
 
 
 @dataclass
@@ -37,8 +43,8 @@ class Envelope:
     the DATA ACL); ``received_time`` is when reception started (default: now).
 
     ``recipient_params`` runs parallel to ``recipients`` (use :meth:`add_recipient`):
-    each recipient's RCPT parameters (DSN NOTIFY/ORCPT, kept but not yet used);
-    ``mail_params`` are MAIL's (SIZE, BODY, ...).  The TLS and AUTH facts are filled in
+    each recipient's RCPT parameters (DSN NOTIFY/ORCPT, written to the spool);
+    ``mail_params`` are MAIL's (SIZE, BODY, RET, ENVID, ...).  The TLS and AUTH facts are filled in
     by those extensions (certificates as PEM text, as the spool keeps them).
     """
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from pymta.config.values import expanded_int
 from pymta.config.values import main_option as _option
+from pymta.dsn import parse_ret
 from pymta.log import log_selected
 from pymta.logevents import Arrival
 from pymta.logfields import SessionLogFacts
@@ -166,6 +167,32 @@ def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str
     return v
 
 
+def dsn_spool_values(mail_params: dict[str, str | None]) -> dict[str, str]:
+    """The -dsn_envid and -dsn_ret lines for MAIL's ENVID= and RET= (Exim writes both
+    with a single hyphen: they are never expanded)."""
+    out: dict[str, str] = {}
+    envid = mail_params.get("ENVID")
+    if envid:
+        out["dsn_envid"] = str(envid)
+    ret = parse_ret(mail_params.get("RET") or "")
+    if ret:
+        out["dsn_ret"] = str(ret)
+    return out
+
+
+def spool_recipients(env: Envelope) -> list[SpoolRecipient]:
+    """The envelope's recipients with their DSN NOTIFY bits and ORCPT."""
+    out = []
+    for i, address in enumerate(env.recipients):
+        params = env.recipient_params[i] if i < len(env.recipient_params) else None
+        if params is None:
+            out.append(SpoolRecipient(address))
+        else:
+            out.append(SpoolRecipient(address, orcpt=params.orcpt,
+                                      dsn_flags=params.dsn_flags))
+    return out
+
+
 def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
     the SpoolMessage (not yet written).  Raises MessageTooBig."""
@@ -281,6 +308,8 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
             {"peercert": env.tls_peercert, "peerdn": env.tls_peerdn, "sni": env.tls_sni,
              "ourcert": env.tls_ourcert}))
 
+    svars.update(dsn_spool_values(env.mail_params))
+
     flags = {"deliver_firsttime"}
     if local_sender:
         flags.add("local")
@@ -311,7 +340,7 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
         id=msgid, originator_login=login, originator_uid=uid, originator_gid=gid,
         sender=env.sender, received_time=sec, received_time_usec=usec,
         variables=svars, flags=flags, acl_vars=dict(env.acl_vars),
-        recipients=[SpoolRecipient(r) for r in env.recipients], headers=final,
+        recipients=spool_recipients(env), headers=final,
         frozen_at=int(done) if env.frozen else None)
     size = spool.message_size(len(data) - body_start)
     return PreparedMessage(spool, data, body_start, message_id_value, size, base)

@@ -42,32 +42,12 @@ from pymta.smtp.peer import host_in
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 from pymta.truth import exim_true
+from pymta.xtext import xtext_decode
 
 #: Longest wait, in seconds, before answering a failed AUTH (see the module docstring).
 AUTH_FAIL_DELAY_MAX = 5
 
 _MECH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def xtext_decode(text: str) -> str | None:
-    """RFC 3461 xtext as Exim decodes AUTH= values: ``+XX`` is a hex-coded byte; other
-    characters must be printable ASCII other than "=".  None when malformed."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if ord(c) < 33 or ord(c) > 127 or c == "=":
-            return None
-        if c == "+":
-            pair = text[i + 1:i + 3]
-            if len(pair) != 2 or any(ch not in "0123456789abcdefABCDEF" for ch in pair):
-                return None
-            out.append(int(pair, 16))
-            i += 3
-            continue
-        out.append(ord(c))
-        i += 1
-    return out.decode("utf-8", "surrogateescape")
 
 
 class AuthGlue:

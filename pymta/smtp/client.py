@@ -332,9 +332,13 @@ class SmtpClient:
 
     def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
                        body_8bit: bool = False, pipelining: bool = True,
-                       auth_param: str = "", rcpt_param: str = "",
-                       smtputf8: bool = False, prdr: bool = False) -> Transaction:
+                       auth_param: str = "", rcpt_param: str = "", dsn_param: str = "",
+                       rcpt_dsn: list[str] | None = None, smtputf8: bool = False,
+                       prdr: bool = False) -> Transaction:
         """Send MAIL, the RCPTs and (when useful) DATA.
+
+        ``dsn_param`` is added to MAIL (RET=, ENVID=) before ``auth_param``, as Exim
+        orders them; ``rcpt_dsn`` holds each recipient's NOTIFY=/ORCPT= text.
 
         With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
         write and the replies are read afterwards.  Otherwise each command waits for its
@@ -345,14 +349,18 @@ class SmtpClient:
             mail += f" SIZE={size}"
         if body_8bit and self.has("8BITMIME"):
             mail += " BODY=8BITMIME"
-        if smtputf8:
-            mail += " SMTPUTF8"
         if prdr:
             mail += " PRDR"
+        if smtputf8:
+            mail += " SMTPUTF8"
+        if dsn_param:
+            mail += " " + dsn_param
         if auth_param:
             mail += " " + auth_param
-        rcpts = [f"RCPT TO:<{r}>" + (f" {rcpt_param}" if rcpt_param else "")
-                 for r in recipients]
+        extra = rcpt_dsn or [""] * len(recipients)
+        rcpts = [f"RCPT TO:<{r}>" + (f" {d}" if d else "")
+                 + (f" {rcpt_param}" if rcpt_param else "")
+                 for r, d in zip(recipients, extra)]
         if pipelining and self.has("PIPELINING"):
             blob = "".join(c + "\r\n" for c in [mail, *rcpts, "DATA"])
             self.send(blob.encode("utf-8", "surrogateescape"), mail)

@@ -33,6 +33,13 @@ from pymta.smtp.actions import (
     StartTls,
     reply_bytes,
 )
+from pymta.smtp.dsn_params import (
+    DsnSyntaxError,
+    mail_dsn_params,
+    rcpt_dsn_params,
+    split_mail_dsn,
+    split_rcpt_dsn,
+)
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -147,8 +154,8 @@ def valid_helo(name: str, allow_chars: str = "") -> bool:
             return False
         return True
     return all(c.isascii() and (c.isalnum() or c in "-.") or c in allow_chars for c in name)
-#: EHLO keywords Exim lists before PIPELINING, in its order.
-_BEFORE_PIPELINING = ("DSN", "ETRN", "VRFY", "EXPN")
+#: EHLO keywords Exim lists before PIPELINING (after DSN), in its order.
+_BEFORE_PIPELINING = ("ETRN", "VRFY", "EXPN")
 
 _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
 
@@ -294,7 +301,9 @@ class SmtpServer:
     Parameters mirror Exim main options: ``size_limit`` (message_size_limit, 0 = none),
     ``recipients_max`` (0 = none), ``max_synprot_errors``, ``max_unknown_commands``,
     ``enforce_sync``, ``pipelining`` (whether PIPELINING may be advertised).
-    ``extensions`` lists extra EHLO keywords (STARTTLS, AUTH ..., CHUNKING, DSN, ...).
+    ``extensions`` lists extra EHLO keywords (STARTTLS, AUTH ..., CHUNKING, ...).
+    ``dsn_offered`` (the client matches dsn_advertise_hosts) puts DSN in the EHLO reply,
+    which enables the RFC 3461 parameters (see :mod:`pymta.smtp.dsn_params`).
     """
 
     def __init__(self, hostname: str, handler: SmtpHandler | None = None, *,
@@ -330,6 +339,8 @@ class SmtpServer:
         # before the banner is no error, and HELO/EHLO are no synchronisation points.
         self.pipe_connect = False
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
+        self.dsn_offered = False                # dsn_advertise_hosts matched the client
+        self.dsn_advertised = False             # ... and this session said EHLO
 
         self.greeted = False
         self.closed = False
@@ -636,6 +647,8 @@ class SmtpServer:
         else:
             kw.append("SIZE")
         kw.append("8BITMIME")
+        if self.dsn_advertised:
+            kw.append("DSN")                    # where Exim puts it
         # Exim's order: these come before PIPELINING, the other extensions after it.
         early = [e for name in _BEFORE_PIPELINING for e in self.extensions
                  if e.split()[0].upper() == name]
@@ -663,6 +676,7 @@ class SmtpServer:
         self._reset_transaction()
         self.helo_name = arg
         self.esmtp = verb == "EHLO"
+        self.dsn_advertised = self.esmtp and self.dsn_offered
         hello = f"{self.hostname} Hello {arg}" + \
             (f" [{self.host_address}]" if self.host_address else "")
         if reply is not None and reply.text:
@@ -697,6 +711,16 @@ class SmtpServer:
                           allow_utf8_domains=utf8 or self.allow_utf8_domains)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
+        if self.esmtp and addr is not None:
+            try:
+                rest, mail_dsn = split_mail_dsn(rest, self.dsn_advertised,
+                                                {"SIZE", "BODY"} | self._param_names())
+            except DsnSyntaxError as exc:
+                self._synprot(501, str(exc))
+                return
+            params.update(mail_dsn_params(mail_dsn))
+            if mail_dsn.dropped:
+                arg = arg.rsplit(None, mail_dsn.dropped)[0]
         bad_rest: list[str] = []
         for p in rest if path.address is not None else []:
             m = _ESMTP_PARAM_RE.match(p)
@@ -753,9 +777,7 @@ class SmtpServer:
         names = set()
         for e in self.extensions:
             kw = e.split()[0].upper()
-            if kw == "DSN":
-                names |= {"RET", "ENVID", "NOTIFY", "ORCPT"}
-            elif kw == "AUTH":
+            if kw == "AUTH":
                 names.add("AUTH")
             elif kw == "SMTPUTF8":
                 names.add("SMTPUTF8")
@@ -779,18 +801,16 @@ class SmtpServer:
                           allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
-        bad_rest: list[str] = []
-        for p in rest if path.address is not None else []:
-            m = _ESMTP_PARAM_RE.match(p)
-            if m is None:
-                bad_rest.append(p)
-                continue
-            name = m.group(1).upper()
-            if self.esmtp and name in self._param_names() and name in ("NOTIFY", "ORCPT") \
-                    and not bad_rest:
-                params[name] = m.group(2)
-            else:
-                bad_rest.append(p)
+        if self.esmtp and addr is not None:
+            try:
+                rest, rcpt_dsn = split_rcpt_dsn(rest, self.dsn_advertised)
+            except DsnSyntaxError as exc:
+                self._record_rcpt_failure(f"501 {exc}")
+                self._synprot(501, str(exc))
+                return
+            params.update(rcpt_dsn_params(rcpt_dsn))
+        # RCPT has no parameters besides DSN's: whatever is left is not understood.
+        bad_rest: list[str] = list(rest) if addr is not None else []
         if bad_rest:
             msg = f"malformed address: {' '.join(bad_rest)} may not follow {raw} "
             self._record_rcpt_failure(f"501 {arg}: {msg}")

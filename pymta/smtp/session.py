@@ -375,6 +375,7 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.helo_accept_junk = _host_in(config, "helo_accept_junk_hosts", session, None)
     server.recipients_max_reject = bool(main_option(config, "recipients_max_reject", False))
     server.allow_domain_literals = bool(main_option(config, "allow_domain_literals", False))
+    server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)
     return server

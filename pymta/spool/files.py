@@ -47,7 +47,7 @@ _ORDER = [
     "smtputf8", "spool_file_wireformat", "tls_certificate_verified", "tls_cipher",
     "tls_peercert", "tls_peerdn", "tls_sni", "tls_ourcert", "tls_ocsp", "tls_resumption",
     "tls_ver",
-    "utf8_downcvt", "utf8_optdowncvt", "dsn_ret", "dsn_envid", "debug_selector",
+    "utf8_downcvt", "utf8_optdowncvt", "dsn_envid", "dsn_ret", "debug_selector",
     "debuglog_name",
 ]
 _RANK = {name: i for i, name in enumerate(_ORDER)}
@@ -294,13 +294,18 @@ def _write_tree(addrs: list[str], out: list[str]) -> None:
 
 
 def _format_recipient(r: SpoolRecipient) -> str:
-    if r.errors_to is None and r.pno < 0 and r.orcpt is None and not r.dsn_flags:
+    """One recipient line.  Exim 4.96 writes the extended form "address orcpt
+    len,dsn_flags errors_to len,pno#3" (the "#3": both field groups present) for any
+    recipient with NOTIFY bits, an errors address or a parent number.  It writes a
+    recipient with only an ORCPT as a bare address, losing the ORCPT; pymta writes the
+    extended form then too (Exim reads it back the same way) so that failure reports
+    can name the original recipient as RFC 3464 asks."""
+    if r.errors_to is None and r.pno < 0 and not r.orcpt and not r.dsn_flags:
         return f"{r.address}\n"
-    # Exim 4.96 always writes the DSN-extended "#3" form for non-plain recipients
     errors_to = r.errors_to or ""
     orcpt = r.orcpt or ""
-    return (f"{r.address} {errors_to} {len(_enc(errors_to))},{r.pno} "
-            f"{orcpt} {len(_enc(orcpt))},{r.dsn_flags}#3\n")
+    return (f"{r.address} {orcpt} {len(_enc(orcpt))},{r.dsn_flags} "
+            f"{errors_to} {len(_enc(errors_to))},{r.pno}#3\n")
 
 
 def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> None:
@@ -513,26 +518,28 @@ def _parse_recipient(r: _Reader, line: str) -> SpoolRecipient:
         return SpoolRecipient(line)
     bits = int(line[hash_at + 1:])
     rest = line[:hash_at]
+    # Read right to left as Exim does: bit 1 is the last group ("errors_to len,pno"),
+    # bit 2 the group before it ("orcpt len,dsn_flags").
     try:
-        orcpt = None
-        dsn_flags = 0
+        errors_to, pno, orcpt, dsn_flags = None, -1, None, 0
+        if bits & 1:
+            rest, errors_to, pno = _take_len_field(r, rest)
         if bits & 2:
-            rest, olen, dsn_flags = _split_len_field(r, rest)
-            raw = _enc(rest)
-            orcpt = raw[len(raw) - olen:].decode(_ENC, _ERR) if olen else ""
-            rest = raw[:len(raw) - olen].decode(_ENC, _ERR)
-            rest = rest[:-1] if rest.endswith(" ") else rest
-            if not olen:
-                orcpt = None
-        rest, elen, pno = _split_len_field(r, rest)
-        raw = _enc(rest)
-        errors_to = raw[len(raw) - elen:].decode(_ENC, _ERR) if elen else None
-        addr = raw[:len(raw) - elen].decode(_ENC, _ERR)
-        addr = addr[:-1] if addr.endswith(" ") else addr
+            rest, orcpt, dsn_flags = _take_len_field(r, rest)
     except ValueError:
         return SpoolRecipient(line)
-    return SpoolRecipient(addr, errors_to=errors_to, pno=pno, orcpt=orcpt,
+    return SpoolRecipient(rest, errors_to=errors_to, pno=pno, orcpt=orcpt,
                           dsn_flags=dsn_flags)
+
+
+def _take_len_field(r: _Reader, text: str) -> tuple[str, str | None, int]:
+    """Take "<value> <len>,<num>" off the end of ``text``: (what is left before it,
+    the value or None when its length is 0, num)."""
+    head, length, num = _split_len_field(r, text)
+    raw = _enc(head)
+    value = raw[len(raw) - length:].decode(_ENC, _ERR) if length else None
+    head = raw[:len(raw) - length].decode(_ENC, _ERR)
+    return (head[:-1] if head.endswith(" ") else head), value, num
 
 
 def read_header(spool_dir: str, msgid: str) -> SpoolMessage:

@@ -35,6 +35,7 @@ from pymta.tls.session import TLSFacts
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
+from pymta.transports.smtp_dsn import mail_dsn_param, rcpt_dsn_param
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
     HostTLS,
@@ -798,9 +799,15 @@ class SmtpTransport(Transport):
             rcpts.append(rcpt)
         ignore_quota = self.opt("protocol") == "lmtp" and self.opt("lmtp_ignore_quota") \
             and cl.has("IGNOREQUOTA")
+        # RFC 3461: pass the DSN requests on to a server that offers DSN
+        dsn = cl.has("DSN")
+        for a in chunk:
+            a.dsn_aware = "yes" if dsn else "no"
         t = cl.mail_rcpt_data(rp, rcpts, size=size,
                               body_8bit=body8, pipelining=pipelining, auth_param=auth_param,
                               rcpt_param="IGNOREQUOTA" if ignore_quota else "",
+                              dsn_param=mail_dsn_param(job.message, chunk) if dsn else "",
+                              rcpt_dsn=[rcpt_dsn_param(a) for a in chunk] if dsn else None,
                               smtputf8=utf8, prdr=prdr)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).

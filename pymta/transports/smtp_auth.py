@@ -14,7 +14,6 @@ authenticated_sender_force, or the message's own authenticated sender).
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from pymta.auth.expander import ExpansionError
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.truth import exim_true
+from pymta.xtext import xtext_encode
 
 
 @dataclass
@@ -119,18 +119,6 @@ def _try(cl: Any, auth: Authenticator, ctx: Any, where: str,
     return AuthResult(reply=reply, command=command)
 
 
-_XTEXT_PLAIN = re.compile(r"[!-*,-<>-~]")
-
-
-def xtext(text: str) -> str:
-    """RFC 3461 xtext: ``+``, ``=``, controls, space and non-ASCII as ``+HH``."""
-    out = []
-    for byte in text.encode("utf-8", "surrogateescape"):
-        ch = chr(byte)
-        out.append(ch if byte < 128 and _XTEXT_PLAIN.fullmatch(ch) else f"+{byte:02X}")
-    return "".join(out)
-
-
 def mail_auth_parameter(transport: Any, ctx: Any, authenticated: bool,
                         message_variables: Mapping[str, str]) -> str:
     """``AUTH=<sender>`` for MAIL, or "": sent after a successful authentication (or
@@ -151,4 +139,4 @@ def mail_auth_parameter(transport: Any, ctx: Any, authenticated: bool,
             sender = value
     if not sender or not (authenticated or transport.opt("authenticated_sender_force")):
         return ""
-    return f"AUTH={xtext(sender)}"
+    return f"AUTH={xtext_encode(sender)}"

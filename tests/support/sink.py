@@ -134,6 +134,7 @@ class SmtpSink:
         lmtp_data_replies: Optional[dict[str, Reply]] = None,
         extensions: Iterable[str] = (),
         banner_delay: float = 0.0,
+        dsn: bool = False,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -143,7 +144,9 @@ class SmtpSink:
         reply or None for the default.  ``banner`` overrides the 220 greeting
         (e.g. ``(421, "busy")`` to refuse sessions).  ``max_size`` > 0 is
         advertised with SIZE and enforced at MAIL and after DATA.
-        ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN.
+        ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN;
+        ``dsn`` advertises DSN (RFC 3461; the parameters are taken as they come and
+        can be read in :attr:`commands`).
         ``extensions`` are further EHLO keywords to advertise (e.g. ``PIPECONNECT``).
         ``banner_delay`` seconds pass before the banner; whether the client sent
         anything in that time is recorded in :attr:`early_input` (one entry per
@@ -166,6 +169,7 @@ class SmtpSink:
         self.tls_context = tls_context
         self.auth = auth
         self.lmtp = lmtp
+        self.dsn = dsn
         self.lmtp_data_replies = {k.lower(): v for k, v in (lmtp_data_replies or {}).items()}
         self.extensions = list(extensions)
         self.banner_delay = banner_delay
@@ -376,6 +380,8 @@ class _Session:
         self.reset()
         ext = ["PIPELINING", f"SIZE {self.sink.max_size}" if self.sink.max_size else "SIZE",
                "8BITMIME"]
+        if self.sink.dsn:
+            ext.append("DSN")
         if self.sink.tls_context is not None and self.tls is None:
             ext.append("STARTTLS")
         if self.sink.auth is not None and self.auth_user is None:

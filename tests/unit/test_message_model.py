@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from pymta.dsn import NOTIFY_NEVER
 from pymta.message.envelope import Envelope, RecipientParams
 from pymta.message.headers import split_message
 from pymta.message.receive import apply_data_acl, prepare_message
@@ -104,7 +105,7 @@ def test_spool_gets_exactly_the_data_acl_headers_plus_its_changes(tmp_path):
     # Exim counts live headers only: X-Gone no longer counts, X-Data does.
     assert prepared.size == size_before + len("X-Data: yes\n") - len("X-Gone: 1\n")
     assert env.extra_headers == ["X-Rcpt: d", "X-Data: yes"]
-    assert env.recipient_params == [RecipientParams("NEVER", "rfc822;d@e.f")]
+    assert env.recipient_params == [RecipientParams(NOTIFY_NEVER, "rfc822;d@e.f")]
     # The body offset is the parser's: the spool writer writes from there.
     assert data[prepared.body_start:] == b"body\n"
 

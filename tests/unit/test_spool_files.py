@@ -97,9 +97,10 @@ def test_constructed_message_round_trip():
     assert "1210  Subject:".encode() in data
     assert b"\n020T To: \xc3\xbcn\xc3\xafcode <a@b>\n" in data
     assert b"-aclc 9 0\n\n" in data and "-aclm _x 11\nnaïve\nline\n".encode() in data
-    assert b"\ndsn@x.example  0,-1 rfc822;dsn@x.example 20,6#3\n" in data
-    assert b'\n"odd name"@x.example e@x.example 11,0  0,0#3\n' in data
-    assert b"\nchild@x.example  0,1  0,0#3\n" in data
+    # Exim 4.96's order: address, the DSN group, then the errors_to group
+    assert b"\ndsn@x.example rfc822;dsn@x.example 20,6  0,-1#3\n" in data
+    assert b'\n"odd name"@x.example  0,0 e@x.example 11,0#3\n' in data
+    assert b"\nchild@x.example  0,0  0,1#3\n" in data
 
 
 def test_tree_is_written_balanced_and_flags_correct():

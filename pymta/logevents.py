@@ -7,7 +7,7 @@ and AUTH fields), not where the event happens.
 
 - :class:`Arrival`: the ``<=`` line (after the message id and the flag): sender,
   ``R=`` of a bounce, ``H=`` (``:port`` with incoming_port), ``I=`` (incoming_interface),
-  ``U=``, ``P=``, TLS and AUTH fields, ``S=``, ``id=`` (msg_id).
+  ``U=``, ``P=``, TLS and AUTH fields, ``PRX=`` (proxy), ``S=``, ``id=`` (msg_id).
 - :class:`Delivery`: the ``=>`` / ``->`` line: the address as Exim names it, ``R=``,
   ``T=``, ``H=``, TLS and AUTH fields, ``C="..."`` (the remote server's confirmation).
 - :class:`Deferral` and :class:`Failure`: the ``==`` and ``**`` lines of an address.
@@ -60,6 +60,7 @@ class Arrival:
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     message_id: str | None = None                 # the Message-ID header's value
     queue: str = ""                               # a named queue: Q=
+    proxy: str = ""                               # PRX=: the proxy's own address
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -78,6 +79,8 @@ class Arrival:
             parts.append(f"U={self.local_user}")
         parts.append(f"P={self.protocol}")
         parts.extend(session_fields(config, self.session))
+        if self.proxy and log_selected(config, "proxy"):
+            parts.append(f"PRX={self.proxy}")
         parts.append(f"S={self.size}")
         if self.queue:
             parts.append(f"Q={self.queue}")

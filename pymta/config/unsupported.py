@@ -46,7 +46,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "delivery_date_remove": False,           # such headers are kept
     "envelope_to_remove": False, "return_path_remove": False,
     "dsn_advertise_hosts": "",
-    "hosts_proxy": "",
     "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
@@ -92,7 +91,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible
         mysql_servers oracle_servers percent_hack_domains perl_startup
-        pgsql_servers process_log_path prod_requires_admin proxy_protocol_timeout
+        pgsql_servers process_log_path prod_requires_admin
         queue_domains queue_list_requires_admin queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
         remote_max_parallel

@@ -10,9 +10,14 @@ import socket
 from typing import Any
 
 from pymta.config.values import main_option
+from pymta.log import log_selected
 from pymta.logevents import host_field
 from pymta.match import match_host
+from pymta.smtp.proxy_protocol import ProxyError, read_proxy_header
 from pymta.taint import taint
+
+#: Exim's answer to every command but QUIT after the PROXY header could not be read.
+PROXY_FAILED = "Command refused, required Proxy negotiation failed"
 
 
 def lookup_host_name(ip: str) -> str | None:
@@ -59,6 +64,15 @@ def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
     return (peer[0], peer[1]), (local[0], local[1])
 
 
+def _discard_waiting_input(sock: socket.socket) -> None:
+    """Read and drop whatever the client has already sent (without waiting)."""
+    try:
+        while sock.recv(4096, socket.MSG_DONTWAIT):
+            pass
+    except OSError:
+        pass
+
+
 def host_in(config: Any, option: str, session: "PeerFacts", default: str | None) -> bool:
     """Does the client match the host list in ``option``?  (Deferral counts as no.)"""
     text = main_option(config, option, default)
@@ -82,8 +96,48 @@ class PeerFacts:
     log: Any
     ctx: Any
     peer_ip: str
+    peer_port: int
     local_caller: Any
     _helo_checked: str | None
+
+    # ------------------------------------------------------------------ PROXY protocol
+    def read_proxy(self, sock: socket.socket) -> bool:
+        """hosts_proxy: a client that matches must begin with a PROXY header naming the
+        real client, whose address and port then replace the proxy's everywhere
+        ($sender_host_address, H=, Received:).  The proxy's own address becomes
+        $proxy_local_address/_port, the address the client reached on the proxy
+        $proxy_external_address/_port.  Returns False when the header was missing, late
+        or malformed: the session then refuses every command but QUIT (as Exim), with
+        $proxy_session true and $proxy_external_address empty."""
+        if not self.peer_ip or not host_in(self.config, "hosts_proxy", self, None):
+            return True
+        v = self.ctx.variables
+        v["proxy_session"] = "yes"
+        timeout = float(main_option(self.config, "proxy_protocol_timeout", 3) or 0)
+        try:
+            header = read_proxy_header(sock, timeout)
+        except ProxyError:
+            # What is left of a bad header is thrown away, not taken as early SMTP.
+            _discard_waiting_input(sock)
+            return False
+        if header.source is None or header.destination is None:
+            return True               # LOCAL / UNKNOWN: the connection's own addresses
+        v.update(proxy_local_address=self.peer_ip, proxy_local_port=str(self.peer_port),
+                 proxy_external_address=taint(header.destination[0]),
+                 proxy_external_port=str(header.destination[1]))
+        self.peer_ip, self.peer_port = taint(header.source[0]), header.source[1]
+        v.update(sender_host_address=self.peer_ip, host_address=self.peer_ip,
+                 sender_host_port=str(self.peer_port), sender_rcvhost=f"[{self.peer_ip}]")
+        # Exim looks the real client's name up whatever host_lookup says.
+        name = lookup_host_name(self.peer_ip)
+        if name:
+            v["sender_host_name"] = taint(name)
+            v["sender_rcvhost"] = self._rcvhost()
+        else:
+            v["host_lookup_failed"] = "1"
+            if log_selected(self.config, "host_lookup_failed"):
+                self.log.main(f"no host name found for IP address {self.peer_ip}")
+        return True
 
     # ------------------------------------------------------------------ log helpers
     def host_ident(self, with_h: bool = True) -> str:

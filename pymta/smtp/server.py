@@ -344,6 +344,7 @@ class SmtpServer:
         self.tls_active = False
         self.plaintext_discarded = 0     # bytes thrown away at STARTTLS (for logging)
         self._refusal: str | None = None  # after a TLS failure: every command but QUIT gets 554
+        self._refusal_code = 554
 
     # ------------------------------------------------------------------ public API
     def greet(self, banner: str) -> bytes:
@@ -549,7 +550,7 @@ class SmtpServer:
         except UnicodeDecodeError:
             text_arg = None
         if self._refusal is not None and verb != "QUIT":
-            self._reply(554, self._refusal)
+            self._reply(self._refusal_code, self._refusal)
             return
         if verb is None or (verb in ("STARTTLS", "AUTH", "BDAT")
                             and verb not in self.extra_commands):
@@ -951,10 +952,10 @@ class SmtpServer:
         self.closed = True
         return self._actions()
 
-    def refuse_until_quit(self, text: str) -> None:
-        """Answer every later command except QUIT with ``554 text`` (Exim's state after
-        a STARTTLS that cannot succeed)."""
-        self._refusal = text
+    def refuse_until_quit(self, text: str, code: int = 554) -> None:
+        """Answer every later command except QUIT with ``code text`` (Exim's state after
+        a STARTTLS that cannot succeed, or a failed PROXY header)."""
+        self._refusal, self._refusal_code = text, code
 
     def send_reply(self, reply: Reply) -> None:
         """Queue a reply (for handlers in ``extra_commands``)."""

@@ -34,7 +34,7 @@ from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
-from pymta.smtp.peer import PeerFacts, lookup_host_name
+from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
@@ -365,7 +365,10 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     elif isinstance(listener_port, int) and not local[1]:
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
+    proxied = session.read_proxy(sock)      # hosts_proxy: before any TLS or SMTP
     server = prepare_session(session)
+    if not proxied:
+        server.refuse_until_quit(PROXY_FAILED, code=503)
     timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
     conn = Connection(sock, session.tls_wrap)
 
@@ -395,7 +398,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
 def prepare_session(session: SmtpSession) -> SmtpServer:
     """Host lookup (host_lookup option) and the SmtpServer for ``session``."""
     config, log = session.config, session.log
-    if session.peer_ip and _host_in(config, "host_lookup", session, None):
+    looked_up = session.ctx.variables.get("sender_host_name") or \
+        session.ctx.variables.get("host_lookup_failed")      # after a PROXY header
+    if session.peer_ip and not looked_up and _host_in(config, "host_lookup", session, None):
         name = lookup_host_name(session.peer_ip)
         if name:
             session.ctx.variables["sender_host_name"] = taint(name)

@@ -98,7 +98,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
         smtp_accept_max_per_connection smtp_accept_max_per_host smtp_accept_queue
-        smtp_accept_reserve smtp_etrn_command smtp_etrn_serialize smtp_load_reserve
+        smtp_accept_reserve smtp_load_reserve
         smtp_ratelimit_hosts smtp_ratelimit_mail smtp_ratelimit_rcpt smtp_reserve_hosts
         spamd_address spf_guess spf_smtp_comment_template
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp

@@ -17,7 +17,9 @@ from typing import Any, Callable, cast
 
 from pymta.config.values import main_opt
 from pymta.daemon.ipc import Notifier
+from pymta.daemon.queue_select import run_selected
 from pymta.daemon.stopflag import StopFlag
+from pymta.smtp.etrn import set_queue_runner
 from pymta.smtp.session import run_session as smtp_run_session
 
 PARENT_CHECK_SECONDS = 2.0
@@ -39,10 +41,16 @@ def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def etrn_queue_run(config: Any, log: Any, selection: str) -> None:
+    """The queue run of ``ETRN #selection``: ``-R selection``, in the ETRN process."""
+    run_selected(config, log, ("", selection), None)
+
+
 def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                   notifier: Notifier, run_session: Callable[..., Any] | None = None) -> int:
     """The receiver process body; returns the exit status."""
     call = _session_caller(run_session if run_session is not None else smtp_run_session)
+    set_queue_runner(etrn_queue_run)
     stop = StopFlag()
     retire = StopFlag()
     wake_r, wake_w = os.pipe()

@@ -123,9 +123,10 @@ class PeerFacts:
         if header.source is None or header.destination is None:
             return True               # LOCAL / UNKNOWN: the connection's own addresses
         v.update(proxy_local_address=self.peer_ip, proxy_local_port=str(self.peer_port),
-                 proxy_external_address=taint(header.destination[0]),
+                 proxy_external_address=header.destination[0],
                  proxy_external_port=str(header.destination[1]))
-        self.peer_ip, self.peer_port = taint(header.source[0]), header.source[1]
+        # Validated, normalised IP literals: untainted, like the socket's own address.
+        self.peer_ip, self.peer_port = header.source
         v.update(sender_host_address=self.peer_ip, host_address=self.peer_ip,
                  sender_host_port=str(self.peer_port), sender_rcvhost=f"[{self.peer_ip}]")
         # Exim looks the real client's name up whatever host_lookup says.

@@ -103,7 +103,8 @@ class SmtpHandler:
     def on_expn(self, arg: str) -> Reply:
         return Reply(550, "Administrative prohibition")
 
-    def on_etrn(self, arg: str) -> Reply:
+    def on_etrn(self, arg: str) -> Reply | None:
+        """None when the handler already answered (through ``synprot_error``)."""
         return Reply(458, "Administrative prohibition")
 
     def on_quit(self) -> Reply | None:
@@ -875,10 +876,15 @@ class SmtpServer:
     def _cmd_etrn(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=True):
             return
+        if self.sender is not None:
+            self._synprot(503, "ETRN is not permitted inside a transaction")
+            return
         if not arg:
             self._synprot(501, "ETRN must have an argument")
             return
-        self._send(self.handler.on_etrn(arg))
+        reply = self.handler.on_etrn(arg)
+        if reply is not None:
+            self._send(reply)
 
     # ------------------------------------------------------------------ for extensions
     def send_challenge(self, challenge: Challenge) -> None:

@@ -34,6 +34,7 @@ from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
+from pymta.smtp.etrn import EtrnSetupFailed, command_job, etrn_command, queue_run_job, start_etrn
 from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -293,18 +294,43 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
             self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
 
-    def on_etrn(self, arg: str) -> Reply:
+    def on_etrn(self, arg: str) -> Reply | None:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
+        if log_selected(self.config, "etrn"):      # logged before the ACL, as Exim
+            self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
         res = self._run("acl_smtp_etrn", "etrn")
         if res.verdict != "accept":
-            code, text = acl_smtp_reply(res, "etrn")
-            return Reply(458 if code == 550 and not res.message else code, text)
-        if log_selected(self.config, "etrn"):
-            self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
-        # smtp_etrn_command is not supported: only the "#" form is acknowledged.
-        if not arg.startswith("#"):
-            return Reply(501, "argument must begin with #")
-        return Reply(250, "OK")
+            self._log_reject(f"ETRN {arg}", res, with_sender=False)
+            if res.verdict == "defer":
+                return Reply(*acl_smtp_reply(res, "etrn"))
+            # A refused ETRN is 458 (RFC 1985), the ACL's message or not.
+            return Reply(*split_code(res.message, 458)) if res.message else \
+                Reply(458, "Administrative prohibition")
+        if main_option(self.config, "smtp_etrn_command"):
+            try:
+                job = command_job(etrn_command(self.config, self.ctx, arg))
+            except EtrnSetupFailed as exc:
+                self.log.panic(f"failed to set up ETRN command: {exc}")
+                return Reply(458, "Internal failure")
+            selection = arg
+        elif not arg.startswith("#"):
+            assert self.server is not None
+            self.server.synprot_error(501, "argument must begin with #")
+            return None
+        else:
+            selection = arg[1:]
+            job = queue_run_job(self.config, self.log, selection)
+        done = Reply(250, res.message or "OK")
+        if self.host_checking:
+            return done                 # -bh: nothing is run
+        key = f"etrn-{selection}" if main_option(self.config, "smtp_etrn_serialize", True) \
+            else None
+        try:
+            started = start_etrn(self.config, job, key)
+        except OSError as exc:
+            self.log.panic(f"fork of process for ETRN failed: {exc}")
+            return Reply(458, "Unable to fork process")
+        return done if started else Reply(458, f"Already processing {selection}")
 
 
 

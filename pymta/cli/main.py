@@ -449,10 +449,13 @@ def do_bh(opts: CliOptions) -> int:
 def do_bs(opts: CliOptions) -> int:
     """-bs: SMTP from a local caller on stdin/stdout; messages are delivered per -od."""
     config = load(opts)
+    from pymta.daemon.receiver import etrn_queue_run
     from pymta.daemon.util import main_opt
+    from pymta.smtp.etrn import set_queue_runner
     from pymta.smtp.local import LocalCaller, run_stdio_session
     log = _logger(config)
     mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+    set_queue_runner(etrn_queue_run)        # ETRN #x: the same queue run as the daemon's
 
     def notify(msgid: str) -> None:
         if opts.dont_deliver or mode in ("q", "qs"):

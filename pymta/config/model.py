@@ -111,7 +111,6 @@ class Config:
     filename: str
     main: Any                     # pymta.config.main_options.MainOptions
     macros: dict[str, str] = field(default_factory=dict)
-    cmdline_macros: dict[str, str] = field(default_factory=dict)   # -D (for re-running pymta)
     named_lists: dict[str, dict[str, str]] = field(
         default_factory=lambda: {"domain": {}, "host": {}, "address": {}, "localpart": {}})
     acls: dict[str, list[AclStatement]] = field(default_factory=dict)

@@ -318,8 +318,7 @@ class _Reader:
         initial: dict[str, str] = {"_CONFIG_DIR": os.path.dirname(os.path.abspath(path))}
         initial.update(macros or {})
         self.source = LineSource(path, initial, set(macros or {}))
-        self.config = Config(filename=path, main=MainOptions(), macros=self.source.macros,
-                             cmdline_macros=dict(macros or {}))
+        self.config = Config(filename=path, main=MainOptions(), macros=self.source.macros)
         self.section = "main"
         self.current_acl: list[AclStatement] | None = None
         self.current_driver: DriverInstance | None = None

@@ -5,10 +5,9 @@ With ``smtp_etrn_command`` set, that command runs, its words expanded one by one
 tainted and a word that uses it is refused (Exim 4.96 logs "failed to set up ETRN
 command: Tainted arg ..." and answers 458).  Without it, only ``ETRN #string`` is valid
 and starts a queue run like ``pymta -R string``, for the messages with an undelivered
-recipient containing the string.  The daemon registers that queue run
-(:func:`set_queue_runner`): it runs in the detached process itself, with the receiver's
-configuration and privileges, as a delivery worker would; without one, ``pymta -R`` is
-executed.
+recipient containing the string.  The daemon (and ``-bs``) registers that queue run
+(:func:`set_queue_runner`): it runs in the detached process itself, with the session's
+configuration and privileges, as a delivery worker would.
 
 The command runs in a detached process and the client gets its 250 at once.  With
 ``smtp_etrn_serialize`` (the default) that process holds a slot named after the argument
@@ -28,11 +27,6 @@ from pymta.expand.command import CommandExpansionFailed, CommandTainted, command
 from pymta.hints.misc import MiscDB
 from pymta.spool.files import configured_spool
 from pymta.taint import taint
-
-# Runs pymta's command line with the interpreter (and libraries) of this process, so the
-# queue run needs no installed script; exim_path, when set, is used instead.
-_BOOTSTRAP = "import sys; from pymta.cli.main import main; sys.exit(main())"
-
 
 #: (config, log, selection): one queue run for the messages ``-R selection`` selects.
 QueueRunner = Callable[[Any, Any, str], Any]
@@ -63,17 +57,6 @@ def etrn_command(config: Any, ctx: Any, argument: str) -> list[str]:
         ctx.variables["domain"] = saved
 
 
-def queue_run_command(config: Any, selection: str) -> list[str]:
-    """``pymta -R selection`` with this process's configuration file and -D macros."""
-    exim_path = main_option(config, "exim_path", None) \
-        if config.main.is_set("exim_path") else None
-    argv = [str(exim_path)] if exim_path else [sys.executable, "-c", _BOOTSTRAP]
-    argv += ["-C", os.path.abspath(config.filename)]
-    for name, value in getattr(config, "cmdline_macros", {}).items():
-        argv.append(f"-D{name}={value}")
-    return argv + ["-R", selection]
-
-
 def command_job(argv: list[str]) -> Callable[[], Any]:
     """Run ``argv`` (no shell; nothing inherited but /dev/null) and wait for it."""
     def run() -> None:
@@ -86,10 +69,11 @@ def command_job(argv: list[str]) -> Callable[[], Any]:
 
 
 def queue_run_job(config: Any, log: Any, selection: str) -> Callable[[], Any]:
-    """The queue run of ``ETRN #selection``."""
+    """The queue run of ``ETRN #selection``; EtrnSetupFailed when this process has
+    none registered."""
     runner = _queue_runner
     if runner is None:
-        return command_job(queue_run_command(config, selection))
+        raise EtrnSetupFailed("no queue runner in this process")
     return lambda: runner(config, log, selection)
 
 

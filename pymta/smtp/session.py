@@ -306,20 +306,18 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
             # A refused ETRN is 458 (RFC 1985), the ACL's message or not.
             return Reply(*split_code(res.message, 458)) if res.message else \
                 Reply(458, "Administrative prohibition")
-        if main_option(self.config, "smtp_etrn_command"):
-            try:
-                job = command_job(etrn_command(self.config, self.ctx, arg))
-            except EtrnSetupFailed as exc:
-                self.log.panic(f"failed to set up ETRN command: {exc}")
-                return Reply(458, "Internal failure")
-            selection = arg
-        elif not arg.startswith("#"):
+        command = bool(main_option(self.config, "smtp_etrn_command"))
+        if not command and not arg.startswith("#"):
             assert self.server is not None
             self.server.synprot_error(501, "argument must begin with #")
             return None
-        else:
-            selection = arg[1:]
-            job = queue_run_job(self.config, self.log, selection)
+        selection = arg if command else arg[1:]
+        try:
+            job = command_job(etrn_command(self.config, self.ctx, arg)) if command \
+                else queue_run_job(self.config, self.log, selection)
+        except EtrnSetupFailed as exc:
+            self.log.panic(f"failed to set up ETRN command: {exc}")
+            return Reply(458, "Internal failure")
         done = Reply(250, res.message or "OK")
         if self.host_checking:
             return done                 # -bh: nothing is run

@@ -120,3 +120,11 @@ def test_etrn_in_host_checking_runs_nothing(pymta_daemon, tmp_path):
     assert "\n250 OK\r\n" in proc.stdout
     time.sleep(0.5)
     assert (tmp_path / "etrn.out").read_text() == ""
+
+
+def test_etrn_from_local_smtp(pymta_daemon, tmp_path):
+    d = pymta_daemon(args=["-odq"], config=config())
+    assert d.run("-odq", "alice@test.example", input=b"Subject: q\n\nq\n").returncode == 0
+    proc = d.run("-bs", input=b"EHLO x\r\nETRN #alice\r\nQUIT\r\n")
+    assert "\r\n250 OK\r\n" in proc.stdout
+    assert wait_for(lambda: maildir_messages(tmp_path, "alice"))

@@ -380,8 +380,14 @@ class DaemonStarted:
     listeners: tuple[str, ...] = ()               # "[127.0.0.1]:25", ...
     log: str = "main"
     selector: str | None = None
+    inetd_wait: bool = False                      # -bw: started with inetd's socket
+    inetd_wait_timeout: int = 0                   # -bw<time>, seconds
 
     def text(self) -> str:
+        if self.inetd_wait:
+            return (f"pymta {self.version} daemon started: pid={self.pid}, launched with "
+                    "listening socket" + (f", terminating after {self.inetd_wait_timeout} "
+                                          "seconds" if self.inetd_wait_timeout else ""))
         q = (f"-q{self.queue_flags}{format_time(self.queue_interval)}"
              if self.queue_interval else "no queue runs")
         where = ("listening for SMTP on " + " ".join(self.listeners) if self.listeners

@@ -80,6 +80,7 @@ class CliOptions:
     local_only: bool = False              # -ql: only local deliveries
     queue_run: bool = False               # -q given at all
     oX: str | None = None
+    inetd_wait_timeout: int = 0           # -bw<time>: 0 = no timeout
     tls_on_connect: bool = False          # -tls-on-connect: every daemon port starts TLS
     pid_file: str | None = None
     dont_deliver: bool = False            # -N
@@ -320,6 +321,14 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
     elif a == "-bh":
         _set_action(opts, "bh", a)
         opts.host_check = cur.value(a)
+    elif a.startswith("-bw"):
+        # -bw[<time>]: inetd wait mode; the listening socket is standard input.
+        if a[3:]:
+            t = parse_time(a[3:])
+            if not t:
+                raise bad_argument(f"bad time value {a}: abandoned")
+            opts.inetd_wait_timeout = t
+        _set_action(opts, "bw", a)
     elif a in _ACTIONS:
         _set_action(opts, _ACTIONS[a], a)
     elif a in _NO_OPS:

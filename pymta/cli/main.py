@@ -393,7 +393,9 @@ def do_daemon(opts: CliOptions) -> int:
     from pymta.daemon.master import DaemonOptions, start_daemon
     from pymta.daemon.util import main_opt
     dopts = DaemonOptions(
-        listen=opts.action in ("bd", "bdf"), foreground=opts.action == "bdf" or opts.debug,
+        listen=opts.action in ("bd", "bdf", "bw"),
+        foreground=opts.action in ("bdf", "bw") or opts.debug,
+        inetd_wait=opts.action == "bw", inetd_wait_timeout=opts.inetd_wait_timeout,
         queue_interval=opts.queue_interval, queue_flags=opts.queue_flags, oX=opts.oX,
         queue_name=opts.queue_name,
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
@@ -530,7 +532,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
     "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit, "MG": do_move_queue,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
-    "bd": do_daemon, "bdf": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
+    "bd": do_daemon, "bdf": do_daemon, "bw": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
     "z": do_log_line,
 }
 

@@ -91,6 +91,8 @@ class CliOptions:
     filter_address: dict[str, str] = field(default_factory=dict)  # -bfd/-bfl/-bfp/-bfs
     received_protocol: str | None = None  # -oMr / -p
     sender_host_address: str | None = None  # -oMa
+    # -oMaa -oMai -oMas -oMi -oMs -oMt: option name -> value (pymta.smtp.local.HostOverrides)
+    host_overrides: dict[str, str] = field(default_factory=dict)
     host_check: str | None = None         # -bh IP[.port]
     suppress_local_fixups: bool = False   # -G
     log_line: str | None = None           # -z
@@ -270,8 +272,12 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
             raise bad_option(a)
         if a == "-oMa":
             opts.sender_host_address = value
+            if opts.action == "bh":
+                opts.host_check = value     # -bh and -oMa: the last one wins
         elif a == "-oMr":
             opts.received_protocol = value
+        elif a != "-oMm":
+            opts.host_overrides[a] = value
         else:
             if a == "-oMm" and not _MESSAGE_ID_RE.match(value):
                 raise bad_argument("-oMm must be a valid message ID")

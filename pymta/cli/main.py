@@ -445,16 +445,17 @@ def do_bh(opts: CliOptions) -> int:
     """-bh IP[.port]: a fake SMTP session on stdin/stdout; nothing is spooled."""
     config = load(opts)
     from pymta.smtp.local import host_check_main
-    return host_check_main(config, opts.host_check or "")
+    return host_check_main(config, opts.host_check or "", options=opts.host_overrides)
 
 
 def do_bs(opts: CliOptions) -> int:
     """-bs: SMTP from a local caller on stdin/stdout; messages are delivered per -od."""
     config = load(opts)
+    from pymta.caller import caller_is_trusted
     from pymta.daemon.receiver import etrn_queue_run
     from pymta.daemon.util import main_opt
     from pymta.smtp.etrn import set_queue_runner
-    from pymta.smtp.local import LocalCaller, run_stdio_session
+    from pymta.smtp.local import HostOverrides, LocalCaller, run_stdio_session
     log = _logger(config)
     mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
     set_queue_runner(etrn_queue_run)        # ETRN #x: the same queue run as the daemon's
@@ -468,8 +469,17 @@ def do_bs(opts: CliOptions) -> int:
         else:
             _deliver_in_background(deliver_message, config, msgid, log)
 
+    caller = LocalCaller.current(config)
+    overrides = None
+    if caller_is_trusted(config, os.getuid()):    # others' -oM options are ignored (Exim)
+        try:
+            overrides = HostOverrides.from_options(opts.host_overrides,
+                                                   opts.sender_host_address)
+        except ValueError as exc:
+            sys.stderr.write(f"pymta: {exc}\n")
+            return 1
     run_stdio_session(config, log, sys.stdin.buffer, sys.stdout.buffer,
-                      local_caller=LocalCaller.current(config), notify=notify)
+                      local_caller=caller, notify=notify, overrides=overrides)
     return 0
 
 

@@ -145,8 +145,11 @@ class PeerFacts:
         """Exim's host_and_ident: ``H=name (helo) [ip]`` (``U=login`` for -bs)."""
         if self.local_caller is not None:
             return f"U={self.local_caller.login}"
-        ident = host_field(self.peer_ip, self.ctx.variables.get("sender_host_name") or "",
-                           self.ctx.variables.get("sender_helo_name") or "")
+        v = self.ctx.variables
+        ident = host_field(self.peer_ip, v.get("sender_host_name") or "",
+                           v.get("sender_helo_name") or "")
+        if v.get("sender_ident"):              # -oMt (there are no RFC 1413 calls)
+            ident += f" U={v['sender_ident']}"
         return ("H=" if with_h else "") + ident
 
     @property

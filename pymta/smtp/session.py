@@ -140,6 +140,11 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         if self.local_caller is not None:
             # -bs: no client address to show; Exim names the calling user instead.
             return Reply(250, f"{self.hostname} Hello {self.local_caller.login} at {name}")
+        host_name, ident = v.get("sender_host_name") or "", v.get("sender_ident") or ""
+        if host_name or ident:
+            # Exim greets the looked-up (or -oMs) name, and the -oMt ident.
+            who = (f"{ident} at " if ident else "") + (host_name or name)
+            return Reply(250, f"{self.hostname} Hello {who} [{self.peer_ip}]")
         return None
 
 

@@ -483,6 +483,26 @@ def do_bs(opts: CliOptions) -> int:
     return 0
 
 
+def do_bsmtp(opts: CliOptions) -> int:
+    """-bS: batched SMTP on stdin; each accepted message is delivered per -od."""
+    config = load(opts)
+    from pymta.cli.bsmtp import run_batch
+    from pymta.daemon.util import main_opt
+    log = _logger(config)
+    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+
+    def after_accept(msgid: str) -> None:
+        if opts.dont_deliver or mode in ("q", "qs"):
+            return
+        from pymta.delivery import deliver_message
+        if mode in ("i", "f"):
+            _deliver_quietly(deliver_message, config, msgid, log)
+        else:
+            _deliver_in_background(deliver_message, config, msgid, log)
+
+    return run_batch(config, opts, sys.stdin.buffer, sys.stdout, sys.stderr, log, after_accept)
+
+
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
     queue, _, msgid = msgid.rpartition("/")     # "queue/id" in a named queue
     try:
@@ -512,7 +532,7 @@ def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
 
 #: Actions that write the spool or the logs.  Run by root, they act with exim_user's
 #: effective ids, so that what they create belongs to exim_user (as with Exim).
-_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q",
+_AS_EXIM_USER = {"bm", "bs", "bS", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q",
                  "MG"}
 
 
@@ -542,7 +562,8 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
     "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit, "MG": do_move_queue,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
-    "bd": do_daemon, "bdf": do_daemon, "bw": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
+    "bd": do_daemon, "bdf": do_daemon, "bw": do_daemon, "bm": do_submit, "bh": do_bh,
+    "bs": do_bs, "bS": do_bsmtp,
     "z": do_log_line,
 }
 

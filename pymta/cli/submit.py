@@ -98,7 +98,7 @@ def qualify(address: str, domain: str) -> str:
 
 def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:
     """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
-    from pymta.message.receive import Envelope, receive_message
+    from pymta.message.receive import receive_message
     data = read_message(stdin, opts.dot_ends)
     qd, qr = qualify_domains(config)
     arg_addrs = _split_args(opts.args)
@@ -119,6 +119,21 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         recipients = args
     if not recipients:
         return None, "no recipients found in message" if opts.extract else "no recipients given"
+    env = local_envelope(config, opts, opts.sender, recipients)
+    refusal = run_not_smtp_acl(config, env, data, log)
+    if refusal is not None:
+        return None, refusal
+    msgid = receive_message(config, env, data, log)
+    return msgid, ""
+
+
+def local_envelope(config: Any, opts: Any, given_sender: str | None,
+                   recipients: list[str], believe_sender: bool = False) -> Any:
+    """The envelope of a message submitted by the calling user: the sender is the
+    caller's own address unless ``given_sender`` (-f, or MAIL in -bS) comes from a
+    trusted caller (or ``believe_sender``); the protocol is -oMr/-p's or "local"."""
+    from pymta.message.receive import Envelope
+    qd, _qr = qualify_domains(config)
     uid, gid = os.getuid(), os.getgid()
     try:
         login = pwd.getpwuid(uid).pw_name
@@ -127,8 +142,8 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     sender = qualify(login, qd)
     set_by_caller = False
     trusted = caller_is_trusted(config, uid)
-    if opts.sender is not None and trusted:
-        given = opts.sender.strip()
+    if given_sender is not None and (trusted or believe_sender):
+        given = given_sender.strip()
         sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
         set_by_caller = True
     fullname = opts.fullname
@@ -149,11 +164,7 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
         sender_fullname=opts.fullname if set_by_caller else None,
         suppress_local_fixups=opts.suppress_local_fixups and trusted)
-    refusal = run_not_smtp_acl(config, env, data, log)
-    if refusal is not None:
-        return None, refusal
-    msgid = receive_message(config, env, data, log)
-    return msgid, ""
+    return env
 
 
 def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None:

@@ -154,6 +154,10 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
             fullname = ""
     host_address, host_port = (split_leniently(opts.sender_host_address)
                                if opts.sender_host_address else (None, None))
+    # The other -oM options: only a trusted caller may describe a remote origin (Exim).
+    host = dict(getattr(opts, "host_overrides", {}) or {}) if trusted else {}
+    interface, interface_port = split_leniently(host["-oMi"]) if "-oMi" in host \
+        else (None, None)
     env = Envelope(
         sender=sender, recipients=recipients,
         protocol=opts.received_protocol or "local", local_user=login,
@@ -163,7 +167,10 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         host_port=host_port,
         # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
         sender_fullname=opts.fullname if set_by_caller else None,
-        suppress_local_fixups=opts.suppress_local_fixups and trusted)
+        suppress_local_fixups=opts.suppress_local_fixups and trusted,
+        host_name=host.get("-oMs"), ident=host.get("-oMt"), interface_address=interface,
+        interface_port=interface_port, authenticator=host.get("-oMaa"),
+        authenticated_id=host.get("-oMai"))
     return env
 
 

@@ -84,3 +84,24 @@ def test_oMr_sets_the_protocol(pymta_daemon):
         b"MAIL FROM:<a@remote.example>\nRCPT TO:<alice@test.example>\nDATA\nx\n.\n"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     d.wait_for_log(r"<= a@remote\.example U=root P=uucp-batch ")
+
+
+def test_host_options_describe_the_origin(pymta_daemon):
+    d = pymta_daemon(args=["-odq"], config=CONFIG)
+    proc = d.run("-bS", "-odq", "-oMa", "10.9.8.7.1234", "-oMs", "h.example", "-oMt", "idx",
+                 "-oMi", "10.0.0.1.25", "-oMaa", "plainx", "-oMai", "joe", input=(
+                     b"MAIL FROM:<a@remote.example>\nRCPT TO:<alice@test.example>\nDATA\n"
+                     b"x\n.\n"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    d.wait_for_log(r"<= a@remote\.example H=h\.example \[10\.9\.8\.7\] U=idx P=local-bsmtp "
+                   r"A=plainx:joe S=\d+")
+    [msgid] = d.queue()
+    header = (d.spool / "input" / f"{msgid}-H").read_text()
+    for line in ("-host_address [10.9.8.7]:1234", "-host_name h.example",
+                 "-host_auth plainx", "-interface_address [10.0.0.1]:25", "-ident idx",
+                 "-auth_id joe"):
+        assert line + "\n" in header, (line, header)
+    # The same options on a -bm submission.
+    d.run("-odq", "-oMa", "10.9.8.7", "-oMs", "h.example", "-oMt", "idx",
+          "alice@test.example", input=b"Subject: x\n\nx\n")
+    d.wait_for_log(r"<= root@test\.example H=h\.example \[10\.9\.8\.7\] U=idx P=local S=")

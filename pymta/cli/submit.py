@@ -153,7 +153,7 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         except KeyError:
             fullname = ""
     host_address, host_port = (split_leniently(opts.sender_host_address)
-                               if opts.sender_host_address else (None, None))
+                               if opts.sender_host_address and trusted else (None, None))
     # The other -oM options: only a trusted caller may describe a remote origin (Exim).
     host = dict(getattr(opts, "host_overrides", {}) or {}) if trusted else {}
     interface, interface_port = split_leniently(host["-oMi"]) if "-oMi" in host \

@@ -9,7 +9,8 @@ recipient containing the string.  The daemon (and ``-bs``) registers that queue 
 (:func:`set_queue_runner`): it runs in the detached process itself, with the session's
 configuration and privileges, as a delivery worker would.
 
-The command runs in a detached process and the client gets its 250 at once.  With
+The command (or the queue run) is started by a detached process and the client gets
+its 250 at once.  With
 ``smtp_etrn_serialize`` (the default) that process holds a slot named after the argument
 in the ``misc`` hints database while the command runs, so a second identical ETRN is
 answered "458 Already processing" until it has finished.
@@ -77,9 +78,13 @@ def queue_run_job(config: Any, log: Any, selection: str) -> Callable[[], Any]:
     return lambda: runner(config, log, selection)
 
 
-def start_etrn(config: Any, job: Callable[[], Any], serialize_key: str | None) -> bool:
+def start_etrn(config: Any, job: Callable[[], Any], serialize_key: str | None,
+               *, close_sockets: bool = True) -> bool:
     """Run ``job`` in a detached process.  False when ``serialize_key`` is already held
-    by another ETRN process (nothing was started).  OSError when the fork failed."""
+    by another ETRN process (nothing was started).  OSError when the fork failed.
+    ``close_sockets`` (for a command, which may run long): the process keeps none of
+    the connection's or the daemon's sockets; a queue run keeps them (it reports to
+    the daemon through one)."""
     ready_r, ready_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -97,7 +102,7 @@ def start_etrn(config: Any, job: Callable[[], Any], serialize_key: str | None) -
         os.setsid()
         if os.fork() > 0:
             os._exit(0)
-        status = _run_detached(config, job, serialize_key, ready_w)
+        status = _run_detached(config, job, serialize_key, ready_w, close_sockets)
     except BaseException:
         status = 1
     finally:
@@ -105,11 +110,12 @@ def start_etrn(config: Any, job: Callable[[], Any], serialize_key: str | None) -
 
 
 def _run_detached(config: Any, job: Callable[[], Any], key: str | None,
-                  ready_w: int) -> int:
+                  ready_w: int, close_sockets: bool) -> int:
     devnull = os.open(os.devnull, os.O_RDWR)
     for n in (0, 1, 2):
         os.dup2(devnull, n)
-    _close_sockets()
+    if close_sockets:
+        _close_sockets()
     slots = MiscDB(configured_spool(config)) if key is not None else None
     if slots is not None and not slots.acquire(key or "", 1):
         os.write(ready_w, b"0")

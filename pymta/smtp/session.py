@@ -329,7 +329,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         key = f"etrn-{selection}" if main_option(self.config, "smtp_etrn_serialize", True) \
             else None
         try:
-            started = start_etrn(self.config, job, key)
+            started = start_etrn(self.config, job, key, close_sockets=command)
         except OSError as exc:
             self.log.panic(f"fork of process for ETRN failed: {exc}")
             return Reply(458, "Unable to fork process")

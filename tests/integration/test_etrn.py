@@ -46,9 +46,9 @@ def test_etrn_hash_starts_a_queue_run_for_matching_recipients(pymta_daemon, tmp_
         c.ehlo()
         assert c.cmd("ETRN #alice") == (250, "OK")
     assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
-    d.wait_for_log(r"End queue run: pid=\d+")
+    d.wait_for_log(r"=> alice <alice@test.example> R=local_users")
+    assert wait_for(lambda: len(d.queue()) == 1)
     assert maildir_messages(tmp_path, "bob") == []       # not selected
-    assert len(d.queue()) == 1
     assert "ETRN #alice received from (client.test) [127.0.0.1]" in d.log()
 
 

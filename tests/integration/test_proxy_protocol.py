@@ -6,10 +6,12 @@ comes from 127.0.0.1, which is not in hosts_proxy) and writes the header itself.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
+from tests.support.daemon import PymtaDaemon
 from tests.support.smtp import SmtpTestClient
 
 PROXY = "127.0.0.2"
@@ -127,3 +129,23 @@ def test_header_from_a_host_not_in_hosts_proxy_is_a_command(pymta_daemon):
     with ProxiedClient(d.port, V1, source="127.0.0.1") as c:
         assert c.banner()[0] == 554
     assert "PV session=no ext=:0 loc=:0 sha=127.0.0.1:" in d.log()
+
+
+def test_header_comes_before_tls_on_connect(tmp_path):
+    (tmp_path / "users").write_text("alice: alice\n")
+    config = CONFIG.replace("hosts_proxy =", "tls_on_connect_ports = PORT2\nhosts_proxy =")
+    with PymtaDaemon(config, tmp_path, ports=2, macros={"SINK_PORT": "1"}) as d:
+        raw = socket.create_connection(("127.0.0.1", d.ports[1]), timeout=10,
+                                       source_address=(PROXY, 0))
+        raw.sendall(V1)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(raw, server_hostname="mx.test.example") as tls:
+            replies = tls.makefile("rb")
+            assert replies.readline().startswith(b"220 ")
+            tls.sendall(b"HELO client.test\r\n")
+            assert replies.readline() == \
+                b"250 mx.test.example Hello client.test [192.0.2.7]\r\n"
+            tls.sendall(b"QUIT\r\n")
+            assert replies.readline().startswith(b"221 ")

@@ -879,9 +879,7 @@ class SmtpServer:
         if self.sender is not None:
             self._synprot(503, "ETRN is not permitted inside a transaction")
             return
-        if not arg:
-            self._synprot(501, "ETRN must have an argument")
-            return
+        # An empty argument goes to the handler too: Exim logs it and runs the ACL.
         reply = self.handler.on_etrn(arg)
         if reply is not None:
             self._send(reply)

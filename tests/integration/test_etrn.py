@@ -128,3 +128,17 @@ def test_etrn_from_local_smtp(pymta_daemon, tmp_path):
     proc = d.run("-bs", input=b"EHLO x\r\nETRN #alice\r\nQUIT\r\n")
     assert "\r\n250 OK\r\n" in proc.stdout
     assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
+
+
+def test_etrn_without_argument(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=config())
+    with d.client() as c:
+        c.ehlo()
+        assert c.cmd("ETRN") == (501, "argument must begin with #")
+    assert "ETRN  received from (client.test) [127.0.0.1]" in d.log()
+    cmd = script(tmp_path, 0)
+    d2 = pymta_daemon(config=config(f"smtp_etrn_command = {cmd} empty"))
+    with d2.client() as c:
+        c.ehlo()
+        assert c.cmd("ETRN") == (250, "OK")
+    assert wait_for(lambda: "start empty" in (tmp_path / "etrn.out").read_text())

@@ -9,6 +9,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import dns.reversename
+
+from pymta import dns as pymta_dns
 from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import host_field
@@ -22,14 +25,13 @@ PROXY_FAILED = "Command refused, required Proxy negotiation failed"
 
 def lookup_host_name(ip: str) -> str | None:
     """Reverse-resolve ``ip`` (DNS PTR, then the system resolver, like Exim's default
-    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``."""
+    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``
+    (DNS A/AAAA, then the system resolver).  DNS is pymta's resolver (``-bh`` and tests
+    may point it at another server)."""
     names: list[str] = []
     try:
-        import dns.resolver
-        import dns.reversename
-        res = dns.resolver.Resolver()
-        res.lifetime = 5.0
-        answer = res.resolve(dns.reversename.from_address(ip), "PTR")
+        answer = pymta_dns.resolve(dns.reversename.from_address(ip).to_text(), "PTR",
+                                   lifetime=5.0)
         names = [str(r.target).rstrip(".") for r in answer]
     except Exception:
         names = []
@@ -40,13 +42,24 @@ def lookup_host_name(ip: str) -> str | None:
         except (OSError, UnicodeError):
             return None
     for name in names:
-        try:
-            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            continue
-        if ip in {str(i[4][0]).split("%")[0] for i in infos}:
+        if ip in _forward_addresses(name):
             return name.lower()
     return None
+
+
+def _forward_addresses(name: str) -> set[str]:
+    found: set[str] = set()
+    for rtype in ("A", "AAAA"):
+        try:
+            found.update(str(r.address) for r in pymta_dns.resolve(name, rtype, lifetime=5.0))
+        except Exception:
+            pass
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        found.update(str(i[4][0]).split("%")[0] for i in infos)
+    except (OSError, UnicodeError):
+        pass
+    return found
 
 
 def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:

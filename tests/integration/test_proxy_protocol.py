@@ -12,6 +12,7 @@ import time
 
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
 from tests.support.daemon import PymtaDaemon
+from tests.support.dns import DnsServer
 from tests.support.smtp import SmtpTestClient
 
 PROXY = "127.0.0.2"
@@ -149,3 +150,24 @@ def test_header_comes_before_tls_on_connect(tmp_path):
                 b"250 mx.test.example Hello client.test [192.0.2.7]\r\n"
             tls.sendall(b"QUIT\r\n")
             assert replies.readline().startswith(b"221 ")
+
+
+ZONES = {
+    "2.0.192.in-addr.arpa": "7 IN PTR client.proxied.test.\n",
+    "proxied.test": "client IN A 192.0.2.7\n",
+}
+
+
+def test_the_real_client_name_is_looked_up(tmp_path):
+    (tmp_path / "users").write_text("alice: alice\n")
+    with DnsServer(ZONES) as dns_server:
+        env = {"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"}
+        with PymtaDaemon(CONFIG, tmp_path, macros={"SINK_PORT": "1"}, env=env) as d:
+            with ProxiedClient(d.port, V1) as c:
+                assert c.cmd("HELO client.test") == (
+                    250, "mx.test.example Hello client.proxied.test [192.0.2.7]")
+                assert c.send_message("s@remote.example", "alice@test.example",
+                                      b"Subject: x\r\n\r\nx\r\n")[0] == 250
+            d.wait_for_log(r"<= s@remote\.example H=client\.proxied\.test \(client\.test\) "
+                           r"\[192\.0\.2\.7\]:4000 P=esmtp PRX=127\.0\.0\.2 S=")
+            assert any("client.proxied.test" in str(q[0]) for q in dns_server.queries)

@@ -122,7 +122,7 @@ def start_line(pid: int, opts: DaemonOptions, addrs: list[tuple[str, int]]) -> s
 
 def inherited_listener() -> socket.socket:
     """-bw: the listening socket inetd passed as standard input (fd 0), which then
-    becomes /dev/null.  ValueError when fd 0 is not a listening stream socket."""
+    becomes /dev/null.  ValueError when fd 0 is not a listening TCP socket."""
     try:
         sock = socket.socket(fileno=os.dup(0))
     except OSError:
@@ -131,9 +131,10 @@ def inherited_listener() -> socket.socket:
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     except OSError:
         listening = 0
-    if sock.type != socket.SOCK_STREAM or not listening:
+    if sock.type != socket.SOCK_STREAM or not listening or \
+            sock.family not in (socket.AF_INET, socket.AF_INET6):
         sock.close()
-        raise ValueError("-bw: standard input is not a listening socket")
+        raise ValueError("-bw: standard input is not a listening TCP socket")
     sock.setblocking(False)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

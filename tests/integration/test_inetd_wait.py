@@ -79,3 +79,18 @@ def test_bw_needs_a_listening_socket_on_stdin(tmp_path):
     assert proc.returncode == 1
     assert "pymta: -bw: standard input is not a socket" in proc.stderr
     assert d.run("-bw", "-q5m").returncode == 1        # no queue runs with -bw
+
+
+def test_bw_refuses_a_socket_that_does_not_listen(tmp_path):
+    (tmp_path / "users").write_text("")
+    d = PymtaDaemon(BASE_CONFIG, tmp_path, macros={"SINK_PORT": "1"})
+    d.prepare()
+    unbound = socket.socket()
+    try:
+        proc = subprocess.run(PYMTA + ["-C", str(d.config_path)] + macro_args(d.macros)
+                              + ["-bw"], stdin=unbound.fileno(), cwd=str(REPO),
+                              env=pymta_env(), capture_output=True, text=True, timeout=30)
+    finally:
+        unbound.close()
+    assert proc.returncode == 1
+    assert "pymta: -bw: standard input is not a listening TCP socket" in proc.stderr

@@ -120,6 +120,7 @@ class BatchReader:
         env = local_envelope(self.config, self.opts, self.tx.sender, self.tx.recipients,
                              believe_sender=self.believe_sender)
         env.protocol = self.opts.received_protocol or "local-bsmtp"
+        env.authenticated_sender = None      # -oMas: MAIL sets it afresh, as in Exim
         refusal = run_not_smtp_acl(self.config, env, data, self.log)
         if refusal is not None:
             raise BatchError(f"550 {refusal}", self.lines)

@@ -170,7 +170,7 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         suppress_local_fixups=opts.suppress_local_fixups and trusted,
         host_name=host.get("-oMs"), ident=host.get("-oMt"), interface_address=interface,
         interface_port=interface_port, authenticator=host.get("-oMaa"),
-        authenticated_id=host.get("-oMai"))
+        authenticated_id=host.get("-oMai"), authenticated_sender=host.get("-oMas"))
     return env
 
 

@@ -89,7 +89,8 @@ def test_oMr_sets_the_protocol(pymta_daemon):
 def test_host_options_describe_the_origin(pymta_daemon):
     d = pymta_daemon(args=["-odq"], config=CONFIG)
     proc = d.run("-bS", "-odq", "-oMa", "10.9.8.7.1234", "-oMs", "h.example", "-oMt", "idx",
-                 "-oMi", "10.0.0.1.25", "-oMaa", "plainx", "-oMai", "joe", input=(
+                 "-oMi", "10.0.0.1.25", "-oMaa", "plainx", "-oMai", "joe", "-oMas",
+                 "joe@x.example", input=(
                      b"MAIL FROM:<a@remote.example>\nRCPT TO:<alice@test.example>\nDATA\n"
                      b"x\n.\n"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -101,7 +102,12 @@ def test_host_options_describe_the_origin(pymta_daemon):
                  "-host_auth plainx", "-interface_address [10.0.0.1]:25", "-ident idx",
                  "-auth_id joe"):
         assert line + "\n" in header, (line, header)
-    # The same options on a -bm submission.
-    d.run("-odq", "-oMa", "10.9.8.7", "-oMs", "h.example", "-oMt", "idx",
-          "alice@test.example", input=b"Subject: x\n\nx\n")
-    d.wait_for_log(r"<= root@test\.example H=h\.example \[10\.9\.8\.7\] U=idx P=local S=")
+    assert "auth_sender" not in header
+    # The same options on a -bm submission, where -oMas is kept.
+    d.run("-odq", "-oMa", "10.9.8.7", "-oMs", "h.example", "-oMt", "idx", "-oMaa", "p",
+          "-oMai", "joe", "-oMas", "joe@x.example", "alice@test.example",
+          input=b"Subject: x\n\nx\n")
+    [line] = d.wait_for_log(r"<= root@test\.example H=h\.example \[10\.9\.8\.7\] U=idx "
+                            r"P=local A=p:joe S=")
+    bm = line.split()[2]
+    assert "-auth_sender joe@x.example\n" in (d.spool / "input" / f"{bm}-H").read_text()

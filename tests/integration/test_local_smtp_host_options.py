@@ -67,3 +67,12 @@ def test_bs_trusted_without_a_host_address(pymta_daemon):
     assert proc.returncode == 0, proc.stderr
     [line] = d.wait_for_log(r"<= a@remote\.example")
     assert re.search(r" U=root P=local-esmtpa A=plainx:joe S=\d+", line)
+
+
+def test_oMr_does_not_apply_to_bs_and_bh(pymta_daemon):
+    d = pymta_daemon(args=["-odq"], config=CONFIG)
+    proc = d.run("-bs", "-odq", "-oMr", "weird", input=SESSION)
+    assert proc.returncode == 0, proc.stderr
+    d.wait_for_log(r"<= a@remote\.example U=root P=local-esmtp S=")
+    checked = d.run("-bh", "10.1.1.1", "-oMr", "weird", input=SESSION)
+    assert " proto=esmtp" in checked.stderr and "weird" not in checked.stderr

@@ -23,7 +23,7 @@ _CHECK_INTERVAL = 1.0
 # log_selector items (Exim 4.96 names).  Those pymta acts on in both directions:
 LOG_SELECTORS_SUPPORTED = frozenset("""
     etrn host_lookup_failed incoming_interface incoming_port lost_incoming_connection pid
-    queue_run sender_verify_fail size_reject smtp_protocol_error smtp_syntax_error
+    proxy queue_run sender_verify_fail size_reject smtp_protocol_error smtp_syntax_error
     tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
@@ -38,7 +38,7 @@ LOG_SELECTORS_EXIM = frozenset("""
     8bitmime address_rewrite all_parents arguments connection_reject delay_delivery
     deliver_time delivery_size dkim dkim_verbose dnslist_defer dnssec ident_timeout
     millisec msg_id_created outgoing_interface outgoing_port queue_time
-    queue_time_exclusive queue_time_overall pipelining proxy receive_time
+    queue_time_exclusive queue_time_overall pipelining receive_time
     received_recipients received_sender return_path_on_delivery sender_on_delivery
     skip_delivery smtp_connection smtp_incomplete_transaction smtp_mailauth smtp_no_mail
     subject

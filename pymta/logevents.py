@@ -7,7 +7,7 @@ and AUTH fields), not where the event happens.
 
 - :class:`Arrival`: the ``<=`` line (after the message id and the flag): sender,
   ``R=`` of a bounce, ``H=`` (``:port`` with incoming_port), ``I=`` (incoming_interface),
-  ``U=``, ``P=``, TLS and AUTH fields, ``S=``, ``id=`` (msg_id).
+  ``U=``, ``P=``, TLS and AUTH fields, ``PRX=`` (proxy), ``S=``, ``id=`` (msg_id).
 - :class:`Delivery`: the ``=>`` / ``->`` line: the address as Exim names it, ``R=``,
   ``T=``, ``H=``, TLS and AUTH fields, ``C="..."`` (the remote server's confirmation).
 - :class:`Deferral` and :class:`Failure`: the ``==`` and ``**`` lines of an address.
@@ -61,6 +61,7 @@ class Arrival:
     message_id: str | None = None                 # the Message-ID header's value
     queue: str = ""                               # a named queue: Q=
     prdr: bool = False                            # PRDR was used
+    proxy: str = ""                               # PRX=: the proxy's own address
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -81,6 +82,8 @@ class Arrival:
         parts.extend(session_fields(config, self.session))
         if self.prdr:
             parts.append("PRDR")
+        if self.proxy and log_selected(config, "proxy"):
+            parts.append(f"PRX={self.proxy}")
         parts.append(f"S={self.size}")
         if self.queue:
             parts.append(f"Q={self.queue}")
@@ -395,8 +398,14 @@ class DaemonStarted:
     listeners: tuple[str, ...] = ()               # "[127.0.0.1]:25", ...
     log: str = "main"
     selector: str | None = None
+    inetd_wait: bool = False                      # -bw: started with inetd's socket
+    inetd_wait_timeout: int = 0                   # -bw<time>, seconds
 
     def text(self) -> str:
+        if self.inetd_wait:
+            return (f"pymta {self.version} daemon started: pid={self.pid}, launched with "
+                    "listening socket" + (f", terminating after {self.inetd_wait_timeout} "
+                                          "seconds" if self.inetd_wait_timeout else ""))
         q = (f"-q{self.queue_flags}{format_time(self.queue_interval)}"
              if self.queue_interval else "no queue runs")
         where = ("listening for SMTP on " + " ".join(self.listeners) if self.listeners

@@ -80,6 +80,7 @@ class CliOptions:
     local_only: bool = False              # -ql: only local deliveries
     queue_run: bool = False               # -q given at all
     oX: str | None = None
+    inetd_wait_timeout: int = 0           # -bw<time>: 0 = no timeout
     tls_on_connect: bool = False          # -tls-on-connect: every daemon port starts TLS
     pid_file: str | None = None
     dont_deliver: bool = False            # -N
@@ -90,6 +91,8 @@ class CliOptions:
     filter_address: dict[str, str] = field(default_factory=dict)  # -bfd/-bfl/-bfp/-bfs
     received_protocol: str | None = None  # -oMr / -p
     sender_host_address: str | None = None  # -oMa
+    # -oMaa -oMai -oMas -oMi -oMs -oMt: option name -> value (pymta.smtp.local.HostOverrides)
+    host_overrides: dict[str, str] = field(default_factory=dict)
     host_check: str | None = None         # -bh IP[.port]
     suppress_local_fixups: bool = False   # -G
     log_line: str | None = None           # -z
@@ -269,8 +272,12 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
             raise bad_option(a)
         if a == "-oMa":
             opts.sender_host_address = value
+            if opts.action == "bh":
+                opts.host_check = value     # -bh and -oMa: the last one wins
         elif a == "-oMr":
             opts.received_protocol = value
+        elif a != "-oMm":
+            opts.host_overrides[a] = value
         else:
             if a == "-oMm" and not _MESSAGE_ID_RE.match(value):
                 raise bad_argument("-oMm must be a valid message ID")
@@ -320,6 +327,14 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
     elif a == "-bh":
         _set_action(opts, "bh", a)
         opts.host_check = cur.value(a)
+    elif a.startswith("-bw"):
+        # -bw[<time>]: inetd wait mode; the listening socket is standard input.
+        if a[3:]:
+            t = parse_time(a[3:])
+            if not t:
+                raise bad_argument(f"bad time value {a}: abandoned")
+            opts.inetd_wait_timeout = t
+        _set_action(opts, "bw", a)
     elif a in _ACTIONS:
         _set_action(opts, _ACTIONS[a], a)
     elif a in _NO_OPS:

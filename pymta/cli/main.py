@@ -393,7 +393,9 @@ def do_daemon(opts: CliOptions) -> int:
     from pymta.daemon.master import DaemonOptions, start_daemon
     from pymta.daemon.util import main_opt
     dopts = DaemonOptions(
-        listen=opts.action in ("bd", "bdf"), foreground=opts.action == "bdf" or opts.debug,
+        listen=opts.action in ("bd", "bdf", "bw"),
+        foreground=opts.action in ("bdf", "bw") or opts.debug,
+        inetd_wait=opts.action == "bw", inetd_wait_timeout=opts.inetd_wait_timeout,
         queue_interval=opts.queue_interval, queue_flags=opts.queue_flags, oX=opts.oX,
         queue_name=opts.queue_name,
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
@@ -443,16 +445,20 @@ def do_bh(opts: CliOptions) -> int:
     """-bh IP[.port]: a fake SMTP session on stdin/stdout; nothing is spooled."""
     config = load(opts)
     from pymta.smtp.local import host_check_main
-    return host_check_main(config, opts.host_check or "")
+    return host_check_main(config, opts.host_check or "", options=opts.host_overrides)
 
 
 def do_bs(opts: CliOptions) -> int:
     """-bs: SMTP from a local caller on stdin/stdout; messages are delivered per -od."""
     config = load(opts)
+    from pymta.caller import caller_is_trusted
+    from pymta.daemon.receiver import etrn_queue_run
     from pymta.daemon.util import main_opt
-    from pymta.smtp.local import LocalCaller, run_stdio_session
+    from pymta.smtp.etrn import set_queue_runner
+    from pymta.smtp.local import HostOverrides, LocalCaller, run_stdio_session
     log = _logger(config)
     mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+    set_queue_runner(etrn_queue_run)        # ETRN #x: the same queue run as the daemon's
 
     def notify(msgid: str) -> None:
         if opts.dont_deliver or mode in ("q", "qs"):
@@ -463,9 +469,38 @@ def do_bs(opts: CliOptions) -> int:
         else:
             _deliver_in_background(deliver_message, config, msgid, log)
 
+    caller = LocalCaller.current(config)
+    overrides = None
+    if caller_is_trusted(config, os.getuid()):    # others' -oM options are ignored (Exim)
+        try:
+            overrides = HostOverrides.from_options(opts.host_overrides,
+                                                   opts.sender_host_address)
+        except ValueError as exc:
+            sys.stderr.write(f"pymta: {exc}\n")
+            return 1
     run_stdio_session(config, log, sys.stdin.buffer, sys.stdout.buffer,
-                      local_caller=LocalCaller.current(config), notify=notify)
+                      local_caller=caller, notify=notify, overrides=overrides)
     return 0
+
+
+def do_bsmtp(opts: CliOptions) -> int:
+    """-bS: batched SMTP on stdin; each accepted message is delivered per -od."""
+    config = load(opts)
+    from pymta.cli.bsmtp import run_batch
+    from pymta.daemon.util import main_opt
+    log = _logger(config)
+    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+
+    def after_accept(msgid: str) -> None:
+        if opts.dont_deliver or mode in ("q", "qs"):
+            return
+        from pymta.delivery import deliver_message
+        if mode in ("i", "f"):
+            _deliver_quietly(deliver_message, config, msgid, log)
+        else:
+            _deliver_in_background(deliver_message, config, msgid, log)
+
+    return run_batch(config, opts, sys.stdin.buffer, sys.stdout, sys.stderr, log, after_accept)
 
 
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
@@ -497,7 +532,7 @@ def _deliver_in_background(deliver: Callable[..., Any], config: Any, msgid: str,
 
 #: Actions that write the spool or the logs.  Run by root, they act with exim_user's
 #: effective ids, so that what they create belongs to exim_user (as with Exim).
-_AS_EXIM_USER = {"bm", "bs", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q",
+_AS_EXIM_USER = {"bm", "bs", "bS", "M", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd", "Mmad", "Mes", "q",
                  "MG"}
 
 
@@ -527,7 +562,8 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
     "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit, "MG": do_move_queue,
     "q": lambda o: do_daemon(o) if o.queue_interval else do_queue_run(o),
-    "bd": do_daemon, "bdf": do_daemon, "bm": do_submit, "bh": do_bh, "bs": do_bs,
+    "bd": do_daemon, "bdf": do_daemon, "bw": do_daemon, "bm": do_submit, "bh": do_bh,
+    "bs": do_bs, "bS": do_bsmtp,
     "z": do_log_line,
 }
 

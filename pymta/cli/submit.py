@@ -98,7 +98,7 @@ def qualify(address: str, domain: str) -> str:
 
 def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:
     """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
-    from pymta.message.receive import Envelope, receive_message
+    from pymta.message.receive import receive_message
     data = read_message(stdin, opts.dot_ends)
     qd, qr = qualify_domains(config)
     arg_addrs = _split_args(opts.args)
@@ -119,6 +119,21 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         recipients = args
     if not recipients:
         return None, "no recipients found in message" if opts.extract else "no recipients given"
+    env = local_envelope(config, opts, opts.sender, recipients)
+    refusal = run_not_smtp_acl(config, env, data, log)
+    if refusal is not None:
+        return None, refusal
+    msgid = receive_message(config, env, data, log)
+    return msgid, ""
+
+
+def local_envelope(config: Any, opts: Any, given_sender: str | None,
+                   recipients: list[str], believe_sender: bool = False) -> Any:
+    """The envelope of a message submitted by the calling user: the sender is the
+    caller's own address unless ``given_sender`` (-f, or MAIL in -bS) comes from a
+    trusted caller (or ``believe_sender``); the protocol is -oMr/-p's or "local"."""
+    from pymta.message.receive import Envelope
+    qd, _qr = qualify_domains(config)
     uid, gid = os.getuid(), os.getgid()
     try:
         login = pwd.getpwuid(uid).pw_name
@@ -127,8 +142,8 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     sender = qualify(login, qd)
     set_by_caller = False
     trusted = caller_is_trusted(config, uid)
-    if opts.sender is not None and trusted:
-        given = opts.sender.strip()
+    if given_sender is not None and (trusted or believe_sender):
+        given = given_sender.strip()
         sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
         set_by_caller = True
     fullname = opts.fullname
@@ -138,7 +153,11 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         except KeyError:
             fullname = ""
     host_address, host_port = (split_leniently(opts.sender_host_address)
-                               if opts.sender_host_address else (None, None))
+                               if opts.sender_host_address and trusted else (None, None))
+    # The other -oM options: only a trusted caller may describe a remote origin (Exim).
+    host = dict(getattr(opts, "host_overrides", {}) or {}) if trusted else {}
+    interface, interface_port = split_leniently(host["-oMi"]) if "-oMi" in host \
+        else (None, None)
     env = Envelope(
         sender=sender, recipients=recipients,
         protocol=opts.received_protocol or "local", local_user=login,
@@ -148,12 +167,11 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         host_port=host_port,
         # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
         sender_fullname=opts.fullname if set_by_caller else None,
-        suppress_local_fixups=opts.suppress_local_fixups and trusted)
-    refusal = run_not_smtp_acl(config, env, data, log)
-    if refusal is not None:
-        return None, refusal
-    msgid = receive_message(config, env, data, log)
-    return msgid, ""
+        suppress_local_fixups=opts.suppress_local_fixups and trusted,
+        host_name=host.get("-oMs"), ident=host.get("-oMt"), interface_address=interface,
+        interface_port=interface_port, authenticator=host.get("-oMaa"),
+        authenticated_id=host.get("-oMai"), authenticated_sender=host.get("-oMas"))
+    return env
 
 
 def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None:

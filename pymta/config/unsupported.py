@@ -45,7 +45,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "deliver_drop_privilege": False,
     "delivery_date_remove": False,           # such headers are kept
     "envelope_to_remove": False, "return_path_remove": False,
-    "hosts_proxy": "",
     "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
@@ -88,14 +87,14 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible
         mysql_servers oracle_servers percent_hack_domains perl_startup
-        pgsql_servers process_log_path prod_requires_admin proxy_protocol_timeout
+        pgsql_servers process_log_path prod_requires_admin
         queue_domains queue_list_requires_admin queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
         smtp_accept_max_per_connection smtp_accept_max_per_host smtp_accept_queue
-        smtp_accept_reserve smtp_etrn_command smtp_etrn_serialize smtp_load_reserve
+        smtp_accept_reserve smtp_load_reserve
         smtp_ratelimit_hosts smtp_ratelimit_mail smtp_ratelimit_rcpt smtp_reserve_hosts
         spamd_address spf_guess spf_smtp_comment_template
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp

@@ -76,6 +76,8 @@ class DaemonOptions:
     workers: int | None = None          # default: queue_run_max
     queue_only: bool = False            # -odq / queue_only: new messages wait for a queue run
     tls_on_connect: bool = False        # -tls-on-connect
+    inetd_wait: bool = False            # -bw: the listening socket is standard input
+    inetd_wait_timeout: int = 0         # -bw<time>: exit after this long without a connection
 
 
 @dataclass
@@ -102,8 +104,8 @@ def pid_file_path(config: Any, opts: DaemonOptions) -> str | None:
     """-oP wins; with -oX, or queue-runs only, no pid file unless -oP (as Exim)."""
     if opts.pid_file:
         return opts.pid_file
-    if opts.oX or not opts.listen:
-        return None
+    if opts.oX or not opts.listen or opts.inetd_wait:
+        return None                 # -bw: one daemon per inetd socket, none of them "the" one
     path = main_opt(config, "pid_file_path") or ""
     if path:
         return str(path)
@@ -113,7 +115,31 @@ def pid_file_path(config: Any, opts: DaemonOptions) -> str | None:
 def start_line(pid: int, opts: DaemonOptions, addrs: list[tuple[str, int]]) -> str:
     """Exim's "daemon started" log line, with pymta's name and version."""
     return DaemonStarted(pymta.__version__, pid, opts.queue_flags, opts.queue_interval or 0,
-                         tuple(listen.format_listener(a, p) for a, p in addrs)).text()
+                         tuple(listen.format_listener(a, p) for a, p in addrs),
+                         inetd_wait=opts.inetd_wait,
+                         inetd_wait_timeout=opts.inetd_wait_timeout).text()
+
+
+def inherited_listener() -> socket.socket:
+    """-bw: the listening socket inetd passed as standard input (fd 0), which then
+    becomes /dev/null.  ValueError when fd 0 is not a listening TCP socket."""
+    try:
+        sock = socket.socket(fileno=os.dup(0))
+    except OSError:
+        raise ValueError("-bw: standard input is not a socket") from None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if sock.type != socket.SOCK_STREAM or not listening or \
+            sock.family not in (socket.AF_INET, socket.AF_INET6):
+        sock.close()
+        raise ValueError("-bw: standard input is not a listening TCP socket")
+    sock.setblocking(False)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return sock
 
 
 def detach() -> None:
@@ -167,6 +193,7 @@ class Master:
         self._last_retire = 0.0
         self._saturated = False
         self._tickets = self._ticket_rotation()
+        self.last_connection = time.monotonic()     # -bw<time>: idle since
 
     # ---- TLS session tickets --------------------------------------------------------------
 
@@ -364,6 +391,8 @@ class Master:
         sigs, self.signals = self.signals, set()
         if signal.SIGTERM in sigs or signal.SIGINT in sigs:
             self._begin_stop(signal.SIGTERM if signal.SIGTERM in sigs else signal.SIGINT)
+        elif self._inetd_wait_over():
+            self._begin_stop(None)
         elif signal.SIGHUP in sigs and not self.stopping:
             self._reload()
         if self.stopping:
@@ -466,8 +495,10 @@ class Master:
                     self.pending_set.add(value)
             elif kind == "B" and value.isdigit():
                 self.busy_receivers.add(int(value))
+                self.last_connection = time.monotonic()
             elif kind == "I" and value.isdigit():
                 self.busy_receivers.discard(int(value))
+                self.last_connection = time.monotonic()
 
     def _in_flight(self, msgid: str) -> bool:
         return any(c.busy == msgid for c in self.children.values() if c.kind == "worker")
@@ -553,7 +584,7 @@ class Master:
         except Exception as exc:
             self.log.panic(f"pid {pid}: SIGHUP: configuration not reloaded: {exc}")
             return
-        if self.listeners:
+        if self.listeners and not self.opts.inetd_wait:    # -bw: inetd's socket stays
             try:
                 want = daemon_addresses(new, self.opts.oX)
                 have = {_sock_key(s): s for s in self.listeners}
@@ -585,10 +616,16 @@ class Master:
         if self.next_queue_run is not None:
             self.next_queue_run = time.monotonic()
 
-    def _begin_stop(self, sig: int) -> None:
+    def _inetd_wait_over(self) -> bool:
+        """-bw<time>: no connection for that long (and none in progress)."""
+        timeout = self.opts.inetd_wait_timeout if self.opts.inetd_wait else 0
+        return (bool(timeout) and not self.stopping and not self.busy_receivers
+                and time.monotonic() - self.last_connection >= timeout)
+
+    def _begin_stop(self, sig: int | None) -> None:
+        """Stop on a signal, or (``sig`` None) because the -bw wait timed out."""
         if self.stopping:
             return
-        name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
         self.stopping = True
         self._stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
         self._update_saturation()
@@ -599,7 +636,12 @@ class Master:
             self._retire(c, signal.SIGTERM)
         # Logged after the children were told, so the line means "sessions will now
         # get 421" to anyone watching the log.
-        self.log.main(f"pid {os.getpid()}: {name} received: daemon terminating")
+        if sig is None:
+            self.log.main(f"pymta {pymta.__version__} daemon terminating, "
+                          "inetd wait timeout reached.")
+        else:
+            name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+            self.log.main(f"pid {os.getpid()}: {name} received: daemon terminating")
 
     def _stop_progress(self) -> None:
         if self.children and time.monotonic() > self._stop_deadline:
@@ -664,7 +706,13 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
         return 1
     listeners: list[socket.socket] = []
     addrs: list[tuple[str, int]] = []
-    if opts.listen:
+    if opts.inetd_wait:
+        try:
+            listeners = [inherited_listener()]
+        except ValueError as exc:
+            sys.stderr.write(f"pymta: {exc}\n")
+            return 1
+    elif opts.listen:
         try:
             addrs = daemon_addresses(config, opts.oX)
             listeners = listen.bind_listeners(addrs)

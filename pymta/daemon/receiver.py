@@ -13,13 +13,17 @@ import os
 import selectors
 import signal
 import socket
+import time
 import traceback
 from typing import Any, Callable, cast
 
 from pymta.config.values import main_opt
 from pymta.daemon.ipc import Notifier
+from pymta.daemon.queue_select import message_filter, run_selected
+from pymta.daemon.queuerunner import due_messages
 from pymta.daemon.stopflag import StopFlag
 from pymta.delivery.cutthrough import open_cutthrough
+from pymta.smtp.etrn import QueueRunner, set_queue_runner
 from pymta.smtp.session import run_session as smtp_run_session
 
 PARENT_CHECK_SECONDS = 2.0
@@ -41,12 +45,38 @@ def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def etrn_queue_run(config: Any, log: Any, selection: str) -> None:
+    """The queue run of ``ETRN #selection`` outside the daemon (-bs): ``-R selection``,
+    delivered in the ETRN process."""
+    run_selected(config, log, ("", selection), None)
+
+
+def etrn_handoff(notifier: Notifier) -> QueueRunner:
+    """The daemon's queue run for ``ETRN #selection``: the messages ``-R selection``
+    selects go to the master, whose delivery workers deliver them (they keep the
+    privileges local deliveries need; ids already waiting or being delivered are not
+    queued twice).  The first is forced, as in a -R run."""
+    def run(config: Any, log: Any, selection: str) -> None:
+        selected = message_filter(config, ("", selection), None)
+        first = True
+        for msgid in due_messages(config, log=log):
+            if not selected(msgid):
+                continue
+            kind, first = ("F" if first else "Q"), False
+            for _ in range(50):        # a busy master slows us down; ids are not lost
+                if notifier.send(kind, msgid):
+                    break
+                time.sleep(0.02)
+    return run
+
+
 def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                   notifier: Notifier, run_session: Callable[..., Any] | None = None) -> int:
     """The receiver process body; returns the exit status."""
     call = _session_caller(run_session if run_session is not None else
                            functools.partial(smtp_run_session,
                                              cutthrough_opener=open_cutthrough))
+    set_queue_runner(etrn_handoff(notifier))
     stop = StopFlag()
     retire = StopFlag()
     wake_r, wake_w = os.pipe()

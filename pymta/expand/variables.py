@@ -33,7 +33,8 @@ message_headers message_headers_raw message_id message_linecount message_size
 mime_anomaly_level mime_content_description mime_content_size mime_decoded_filename
 mime_is_multipart original_domain original_local_part originator_gid originator_uid
 parent_domain parent_local_part pid pipe_addresses prdr_requested primary_hostname
-proxy_external_address proxy_local_port prvscheck_address qualify_domain
+proxy_external_address proxy_external_port proxy_local_address proxy_local_port
+proxy_session prvscheck_address qualify_domain
 qualify_recipient queue_name queue_size rcpt_count rcpt_defer_count rcpt_fail_count
 received_count received_for received_ip_address received_protocol received_time
 recipient_data recipient_verify_failure recipients recipients_count
@@ -235,13 +236,14 @@ _ZERO_VARS = frozenset("""acl_narg body_linecount body_zerocount inode localhost
     received_count received_time recipients_count runrc tls_in_bits tls_out_bits
     host_port sender_host_port authentication_failed av_failed dkim_key_length
     host_lookup_deferred host_lookup_failed mime_anomaly_level proxy_local_port
+    proxy_external_port
     smtp_count_at_connection_start tls_bits tls_certificate_verified
     tls_in_certificate_verified tls_in_ocsp tls_in_resumption tls_out_certificate_verified
     tls_out_ocsp tls_out_tlsa_usage tls_out_resumption""".split())
 _MINUS_ONE_VARS = frozenset("received_port interface_port sending_port".split())
 # Unset values exim4 -be prints that are neither empty nor 0/-1 (checked with 4.96).
 _OTHER_DEFAULTS = {"sender_helo_dnssec": "no", "sender_host_dnssec": "no",
-                   "spf_result_guessed": "no", "tls_out_dane": "no",
+                   "spf_result_guessed": "no", "proxy_session": "no", "tls_out_dane": "no",
                    "dkim_bodylength": "9999999999999", "local_user_gid": "4294967295",
                    "local_user_uid": "4294967295"}
 _SPACE_VARS = frozenset("spool_space spool_inodes log_space log_inodes".split())

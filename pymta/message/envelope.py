@@ -58,6 +58,7 @@ class Envelope:
     helo_name: str | None = None
     interface_address: str | None = None
     interface_port: int | None = None
+    proxy_local_address: str | None = None  # the PROXY-protocol proxy the client came through
     ident: str | None = None
     authenticated_id: str | None = None
     authenticated_sender: str | None = None

@@ -392,7 +392,7 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
             auth_id=env.authenticated_id or ""),
         message_id=prepared.message_id_header, queue=env.queue_name,
-        prdr=env.prdr).fields(config)
+        prdr=env.prdr, proxy=env.proxy_local_address or "").fields(config)
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,

@@ -258,6 +258,8 @@ class MessageAssembly:
             env.helo_name = v.get("sender_helo_name") or None
             env.interface_address = v.get("interface_address")
             env.interface_port = int(v.get("interface_port") or 0)
+            env.proxy_local_address = v.get("proxy_local_address") or None
+            env.ident = v.get("sender_ident") or None     # -oMt, or -bs with -oMa
             env.authenticated_id = v.get("authenticated_id") or None
             env.authenticator = v.get("sender_host_authenticated") or None
             env.authenticated_sender = v.get("authenticated_sender") or None
@@ -267,6 +269,7 @@ class MessageAssembly:
         else:
             env.helo_name = v.get("sender_helo_name") or None
             env.authenticated_id = v.get("authenticated_id") or None
+            env.authenticator = v.get("sender_host_authenticated") or None     # -oMaa
         return env
 
 

@@ -87,7 +87,7 @@ class AuthGlue:
             # RFC 3207: what was learnt before STARTTLS is forgotten.
             self.auth_reset()
         offered: list[Authenticator] = []
-        if (verb == "EHLO" and self.authenticated_by is None and self.auth_servers
+        if (verb == "EHLO" and not self.is_authenticated() and self.auth_servers
                 and host_in(self.config, "auth_advertise_hosts", self, "*")):  # type: ignore[arg-type]
             offered = advertised(self.auth_servers, ContextExpander(self.ctx),
                                  dict(self.ctx.variables))
@@ -97,8 +97,13 @@ class AuthGlue:
                                  if e.split()[0].upper() != "AUTH"]
             if offered:
                 server.extensions.insert(0, "AUTH " + " ".join(a.public_name for a in offered))
-        if self.authenticated_by is not None:
+        if self.is_authenticated():
             self._set_protocol()
+
+    def is_authenticated(self) -> bool:
+        """By AUTH, or (-bs/-bh) preset with -oMaa."""
+        return self.authenticated_by is not None or \
+            bool(self.ctx.variables.get("sender_host_authenticated"))
 
     def auth_reset(self) -> None:
         """Forget a successful authentication (after STARTTLS)."""
@@ -109,7 +114,7 @@ class AuthGlue:
         v = self.ctx.variables
         local = v.get("received_protocol", "").startswith("local-")
         tls = bool(self.server is not None and self.server.tls_active)
-        proto = "esmtp" + ("s" if tls else "") + ("a" if self.authenticated_by else "")
+        proto = "esmtp" + ("s" if tls else "") + ("a" if self.is_authenticated() else "")
         v["received_protocol"] = ("local-" if local else "") + proto
 
     # ------------------------------------------------------------------ AUTH
@@ -119,7 +124,7 @@ class AuthGlue:
         if not self.auth_offered or server.helo_name is None or not server.esmtp:
             server.synprot_error(503, REPLY_NOT_ADVERTISED[4:])
             return
-        if self.authenticated_by is not None:
+        if self.is_authenticated():
             server.synprot_error(503, REPLY_ALREADY_AUTHENTICATED[4:])
             return
         if server.sender is not None:

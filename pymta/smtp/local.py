@@ -6,6 +6,13 @@ line's replies are written at once, as for a client that waits for every reply, 
 pipelining synchronisation is not checked (Exim does not check it for non-socket input
 either).
 
+The ``-oM`` options (:class:`HostOverrides`) describe the client further: its host name
+(``-oMs``, no lookup then), ident (``-oMt``), our interface (``-oMi``) and an
+authentication that already happened (``-oMaa``, ``-oMai``, ``-oMas``).  Any caller may
+use them with ``-bh``; with ``-bs`` they count only for a trusted caller, for whom
+``-oMa`` turns the session into one from that host (protocol ``esmtp``, not
+``local-esmtp``, as in Exim).  ``-oMr`` does not apply to either.
+
 ``-bh IP[.port]`` runs the real ACLs as if the client were at ``IP`` but never spools:
 log lines are printed to standard error prefixed with ``LOG:``, and an accepted message
 gets ``250 OK id=...`` followed by a warning that the id is not real.  ``-bs`` is a local
@@ -109,22 +116,78 @@ class LocalCaller:
 
 
 
+@dataclass
+class HostOverrides:
+    """The ``-oM`` options of an SMTP session on standard input (see the module text)."""
+
+    host_address: tuple[str, int] | None = None      # -oMa (with -bs)
+    host_name: str | None = None                     # -oMs
+    ident: str | None = None                         # -oMt
+    interface: tuple[str, int] | None = None         # -oMi
+    authenticator: str | None = None                 # -oMaa
+    authenticated_id: str | None = None              # -oMai
+    authenticated_sender: str | None = None          # -oMas
+
+    @classmethod
+    def from_options(cls, options: dict[str, str],
+                     host_address: str | None = None) -> "HostOverrides":
+        """From the command line's -oM values (option name -> value).  ValueError for
+        an -oMa/-oMi value that is not an IP address."""
+        interface = options.get("-oMi")
+        return cls(host_address=parse_host_argument(host_address) if host_address else None,
+                   host_name=options.get("-oMs"), ident=options.get("-oMt"),
+                   interface=parse_host_argument(interface) if interface else None,
+                   authenticator=options.get("-oMaa"),
+                   authenticated_id=options.get("-oMai"),
+                   authenticated_sender=options.get("-oMas"))
+
+    def apply(self, session: SmtpSession) -> None:
+        """Set the session's variables before its host lookup and connect ACL."""
+        v = session.ctx.variables
+        if self.host_name is not None:
+            v["sender_host_name"] = self.host_name       # no lookup then
+            v["sender_rcvhost"] = session._rcvhost()
+        if self.ident is not None:
+            v["sender_ident"] = self.ident
+        if self.interface is not None:
+            addr, port = self.interface
+            v.update(interface_address=addr, received_ip_address=addr,
+                     interface_port=str(port or ""), received_port=str(port or ""))
+        if self.authenticator is not None:
+            v["sender_host_authenticated"] = self.authenticator    # "a" after EHLO
+        if self.authenticated_id is not None:
+            v["authenticated_id"] = self.authenticated_id
+        if self.authenticated_sender is not None:
+            v["authenticated_sender"] = self.authenticated_sender
+
+
 def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, *,
                       host: tuple[str, int] | None = None,
                       local_caller: LocalCaller | None = None,
-                      notify: Callable[[str], Any] | None = None) -> None:
+                      notify: Callable[[str], Any] | None = None,
+                      overrides: HostOverrides | None = None) -> None:
     """One SMTP session on ``stdin``/``stdout`` (binary streams).
 
     ``host`` = (ip, port) makes it a -bh host-checking session (nothing is spooled);
     otherwise ``local_caller`` describes the -bs caller and accepted messages are
-    spooled and passed to ``notify(msgid)``.
+    spooled and passed to ``notify(msgid)``.  ``overrides`` are the -oM options (for
+    -bs, only pass them for a trusted caller); with -bs an ``overrides.host_address``
+    makes the session one from that host.
     """
     checking = host is not None
-    peer = host if host is not None else ("", 0)
-    session = SmtpSession(config, log, peer, ("", 0), None if checking else notify)
+    caller = None if checking else (local_caller or LocalCaller.current(config))
+    remote = host if checking else overrides.host_address if overrides else None
+    peer = remote if remote is not None else ("", 0)
+    interface = overrides.interface if overrides and overrides.interface else ("", 0)
+    session = SmtpSession(config, log, peer, interface, None if checking else notify)
     session.host_checking = checking
-    if not checking:
-        session.set_local_caller(local_caller or LocalCaller.current(config))
+    if caller is not None and remote is None:
+        session.set_local_caller(caller)
+    elif caller is not None:
+        # -bs from a trusted caller as if from a host: its ident is the caller's login.
+        session.ctx.variables["sender_ident"] = caller.login
+    if overrides is not None:
+        overrides.apply(session)
     server = prepare_session(session)
     server.enforce_sync = False
 
@@ -177,14 +240,16 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
 
 
 def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
-                    stdout: BinaryIO | None = None, err: Any = None) -> int:
-    """``pymta -bh IP[.port]``: returns the exit status."""
+                    stdout: BinaryIO | None = None, err: Any = None,
+                    options: dict[str, str] | None = None) -> int:
+    """``pymta -bh IP[.port]``, with the -oM ``options``: returns the exit status."""
     err = err if err is not None else sys.stderr
     try:
         host = parse_host_argument(argument)
+        overrides = HostOverrides.from_options(options or {})
     except ValueError as exc:
         err.write(f"pymta: {exc}\n")
         return 1
     run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
-                      stdout or sys.stdout.buffer, host=host)
+                      stdout or sys.stdout.buffer, host=host, overrides=overrides)
     return 0

@@ -9,22 +9,29 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import dns.reversename
+
+from pymta import dns as pymta_dns
 from pymta.config.values import main_option
+from pymta.log import log_selected
 from pymta.logevents import host_field
 from pymta.match import match_host
+from pymta.smtp.proxy_protocol import ProxyError, read_proxy_header
 from pymta.taint import taint
+
+#: Exim's answer to every command but QUIT after the PROXY header could not be read.
+PROXY_FAILED = "Command refused, required Proxy negotiation failed"
 
 
 def lookup_host_name(ip: str) -> str | None:
     """Reverse-resolve ``ip`` (DNS PTR, then the system resolver, like Exim's default
-    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``."""
+    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``
+    (DNS A/AAAA, then the system resolver).  DNS is pymta's resolver (``-bh`` and tests
+    may point it at another server)."""
     names: list[str] = []
     try:
-        import dns.resolver
-        import dns.reversename
-        res = dns.resolver.Resolver()
-        res.lifetime = 5.0
-        answer = res.resolve(dns.reversename.from_address(ip), "PTR")
+        answer = pymta_dns.resolve(dns.reversename.from_address(ip).to_text(), "PTR",
+                                   lifetime=5.0)
         names = [str(r.target).rstrip(".") for r in answer]
     except Exception:
         names = []
@@ -35,13 +42,24 @@ def lookup_host_name(ip: str) -> str | None:
         except (OSError, UnicodeError):
             return None
     for name in names:
-        try:
-            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            continue
-        if ip in {str(i[4][0]).split("%")[0] for i in infos}:
+        if ip in _forward_addresses(name):
             return name.lower()
     return None
+
+
+def _forward_addresses(name: str) -> set[str]:
+    found: set[str] = set()
+    for rtype in ("A", "AAAA"):
+        try:
+            found.update(str(r.address) for r in pymta_dns.resolve(name, rtype, lifetime=5.0))
+        except Exception:
+            pass
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        found.update(str(i[4][0]).split("%")[0] for i in infos)
+    except (OSError, UnicodeError):
+        pass
+    return found
 
 
 def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -57,6 +75,15 @@ def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
     if not isinstance(local, tuple):
         local = ("127.0.0.1", 0)
     return (peer[0], peer[1]), (local[0], local[1])
+
+
+def _discard_waiting_input(sock: socket.socket) -> None:
+    """Read and drop whatever the client has already sent (without waiting)."""
+    try:
+        while sock.recv(4096, socket.MSG_DONTWAIT):
+            pass
+    except OSError:
+        pass
 
 
 def host_in(config: Any, option: str, session: "PeerFacts", default: str | None) -> bool:
@@ -82,16 +109,60 @@ class PeerFacts:
     log: Any
     ctx: Any
     peer_ip: str
+    peer_port: int
     local_caller: Any
     _helo_checked: str | None
+
+    # ------------------------------------------------------------------ PROXY protocol
+    def read_proxy(self, sock: socket.socket) -> bool:
+        """hosts_proxy: a client that matches must begin with a PROXY header naming the
+        real client, whose address and port then replace the proxy's everywhere
+        ($sender_host_address, H=, Received:).  The proxy's own address becomes
+        $proxy_local_address/_port, the address the client reached on the proxy
+        $proxy_external_address/_port.  Returns False when the header was missing, late
+        or malformed: the session then refuses every command but QUIT (as Exim), with
+        $proxy_session true and $proxy_external_address empty."""
+        if not self.peer_ip or not host_in(self.config, "hosts_proxy", self, None):
+            return True
+        v = self.ctx.variables
+        v["proxy_session"] = "yes"
+        timeout = float(main_option(self.config, "proxy_protocol_timeout", 3) or 0)
+        try:
+            header = read_proxy_header(sock, timeout)
+        except ProxyError:
+            # What is left of a bad header is thrown away, not taken as early SMTP.
+            _discard_waiting_input(sock)
+            return False
+        if header.source is None or header.destination is None:
+            return True               # LOCAL / UNKNOWN: the connection's own addresses
+        v.update(proxy_local_address=self.peer_ip, proxy_local_port=str(self.peer_port),
+                 proxy_external_address=header.destination[0],
+                 proxy_external_port=str(header.destination[1]))
+        # Validated, normalised IP literals: untainted, like the socket's own address.
+        self.peer_ip, self.peer_port = header.source
+        v.update(sender_host_address=self.peer_ip, host_address=self.peer_ip,
+                 sender_host_port=str(self.peer_port), sender_rcvhost=f"[{self.peer_ip}]")
+        # Exim looks the real client's name up whatever host_lookup says.
+        name = lookup_host_name(self.peer_ip)
+        if name:
+            v["sender_host_name"] = taint(name)
+            v["sender_rcvhost"] = self._rcvhost()
+        else:
+            v["host_lookup_failed"] = "1"
+            if log_selected(self.config, "host_lookup_failed"):
+                self.log.main(f"no host name found for IP address {self.peer_ip}")
+        return True
 
     # ------------------------------------------------------------------ log helpers
     def host_ident(self, with_h: bool = True) -> str:
         """Exim's host_and_ident: ``H=name (helo) [ip]`` (``U=login`` for -bs)."""
         if self.local_caller is not None:
             return f"U={self.local_caller.login}"
-        ident = host_field(self.peer_ip, self.ctx.variables.get("sender_host_name") or "",
-                           self.ctx.variables.get("sender_helo_name") or "")
+        v = self.ctx.variables
+        ident = host_field(self.peer_ip, v.get("sender_host_name") or "",
+                           v.get("sender_helo_name") or "")
+        if v.get("sender_ident"):              # -oMt (there are no RFC 1413 calls)
+            ident += f" U={v['sender_ident']}"
         return ("H=" if with_h else "") + ident
 
     @property

@@ -113,7 +113,8 @@ class SmtpHandler:
     def on_expn(self, arg: str) -> Reply:
         return Reply(550, "Administrative prohibition")
 
-    def on_etrn(self, arg: str) -> Reply:
+    def on_etrn(self, arg: str) -> Reply | None:
+        """None when the handler already answered (through ``synprot_error``)."""
         return Reply(458, "Administrative prohibition")
 
     def on_quit(self) -> Reply | None:
@@ -376,6 +377,7 @@ class SmtpServer:
         self.tls_active = False
         self.plaintext_discarded = 0     # bytes thrown away at STARTTLS (for logging)
         self._refusal: str | None = None  # after a TLS failure: every command but QUIT gets 554
+        self._refusal_code = 554
 
     # ------------------------------------------------------------------ public API
     @property
@@ -588,7 +590,7 @@ class SmtpServer:
         except UnicodeDecodeError:
             text_arg = None
         if self._refusal is not None and verb != "QUIT":
-            self._reply(554, self._refusal)
+            self._reply(self._refusal_code, self._refusal)
             return
         if verb is None or (verb in ("STARTTLS", "AUTH", "BDAT")
                             and verb not in self.extra_commands):
@@ -942,10 +944,13 @@ class SmtpServer:
     def _cmd_etrn(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=True):
             return
-        if not arg:
-            self._synprot(501, "ETRN must have an argument")
+        if self.sender is not None:
+            self._synprot(503, "ETRN is not permitted inside a transaction")
             return
-        self._send(self.handler.on_etrn(arg))
+        # An empty argument goes to the handler too: Exim logs it and runs the ACL.
+        reply = self.handler.on_etrn(arg)
+        if reply is not None:
+            self._send(reply)
 
     # ------------------------------------------------------------------ for extensions
     def send_challenge(self, challenge: Challenge) -> None:
@@ -1019,10 +1024,10 @@ class SmtpServer:
         self.closed = True
         return self._actions()
 
-    def refuse_until_quit(self, text: str) -> None:
-        """Answer every later command except QUIT with ``554 text`` (Exim's state after
-        a STARTTLS that cannot succeed)."""
-        self._refusal = text
+    def refuse_until_quit(self, text: str, code: int = 554) -> None:
+        """Answer every later command except QUIT with ``code text`` (Exim's state after
+        a STARTTLS that cannot succeed, or a failed PROXY header)."""
+        self._refusal, self._refusal_code = text, code
 
     def send_reply(self, reply: Reply) -> None:
         """Queue a reply (for handlers in ``extra_commands``)."""

@@ -36,7 +36,8 @@ from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.cutthrough_api import CutthroughOpener
 from pymta.smtp.cutthrough_glue import CutthroughGlue
-from pymta.smtp.peer import PeerFacts, lookup_host_name
+from pymta.smtp.etrn import EtrnSetupFailed, command_job, etrn_command, queue_run_job, start_etrn
+from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
@@ -141,6 +142,11 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         if self.local_caller is not None:
             # -bs: no client address to show; Exim names the calling user instead.
             return Reply(250, f"{self.hostname} Hello {self.local_caller.login} at {name}")
+        host_name, ident = v.get("sender_host_name") or "", v.get("sender_ident") or ""
+        if host_name or ident:
+            # Exim greets the looked-up (or -oMs) name, and the -oMt ident.
+            who = (f"{ident} at " if ident else "") + (host_name or name)
+            return Reply(250, f"{self.hostname} Hello {who} [{self.peer_ip}]")
         return None
 
 
@@ -328,18 +334,41 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
             self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
 
-    def on_etrn(self, arg: str) -> Reply:
+    def on_etrn(self, arg: str) -> Reply | None:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
+        if log_selected(self.config, "etrn"):      # logged before the ACL, as Exim
+            self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
         res = self._run("acl_smtp_etrn", "etrn")
         if res.verdict != "accept":
-            code, text = acl_smtp_reply(res, "etrn")
-            return Reply(458 if code == 550 and not res.message else code, text)
-        if log_selected(self.config, "etrn"):
-            self.log.main(f"ETRN {arg} received from {self.host_ident(with_h=False)}")
-        # smtp_etrn_command is not supported: only the "#" form is acknowledged.
-        if not arg.startswith("#"):
-            return Reply(501, "argument must begin with #")
-        return Reply(250, "OK")
+            self._log_reject(f"ETRN {arg}", res, with_sender=False)
+            if res.verdict == "defer":
+                return Reply(*acl_smtp_reply(res, "etrn"))
+            # A refused ETRN is 458 (RFC 1985), the ACL's message or not.
+            return Reply(*split_code(res.message, 458)) if res.message else \
+                Reply(458, "Administrative prohibition")
+        command = bool(main_option(self.config, "smtp_etrn_command"))
+        if not command and not arg.startswith("#"):
+            assert self.server is not None
+            self.server.synprot_error(501, "argument must begin with #")
+            return None
+        selection = arg if command else arg[1:]
+        try:
+            job = command_job(etrn_command(self.config, self.ctx, arg)) if command \
+                else queue_run_job(self.config, self.log, selection)
+        except EtrnSetupFailed as exc:
+            self.log.panic(f"failed to set up ETRN command: {exc}")
+            return Reply(458, "Internal failure")
+        done = Reply(250, res.message or "OK")
+        if self.host_checking:
+            return done                 # -bh: nothing is run
+        key = f"etrn-{selection}" if main_option(self.config, "smtp_etrn_serialize", True) \
+            else None
+        try:
+            started = start_etrn(self.config, job, key, close_sockets=command)
+        except OSError as exc:
+            self.log.panic(f"fork of process for ETRN failed: {exc}")
+            return Reply(458, "Unable to fork process")
+        return done if started else Reply(458, f"Already processing {selection}")
 
 
 
@@ -405,7 +434,10 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
     session.cutthrough_opener = cutthrough_opener
+    proxied = session.read_proxy(sock)      # hosts_proxy: before any TLS or SMTP
     server = prepare_session(session)
+    if not proxied:
+        server.refuse_until_quit(PROXY_FAILED, code=503)
     timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
     conn = Connection(sock, session.tls_wrap)
 
@@ -438,7 +470,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
 def prepare_session(session: SmtpSession) -> SmtpServer:
     """Host lookup (host_lookup option) and the SmtpServer for ``session``."""
     config, log = session.config, session.log
-    if session.peer_ip and _host_in(config, "host_lookup", session, None):
+    looked_up = session.ctx.variables.get("sender_host_name") or \
+        session.ctx.variables.get("host_lookup_failed")      # after a PROXY header
+    if session.peer_ip and not looked_up and _host_in(config, "host_lookup", session, None):
         name = lookup_host_name(session.peer_ip)
         if name:
             session.ctx.variables["sender_host_name"] = taint(name)

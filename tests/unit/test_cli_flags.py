@@ -76,11 +76,7 @@ IGNORED = [
     (["-oB"], "-oB"), (["-oB5"], "-oB5"), (["-oB", "5"], "-oB 5"),
     (["-or5m"], "-or5m"), (["-or", "5m"], "-or 5m"),
     (["-os5m"], "-os5m"), (["-os", "5m"], "-os 5m"),
-    (["-oMaa", "plain"], "-oMaa plain"), (["-oMai", "id"], "-oMai id"),
-    (["-oMas", "a@b"], "-oMas a@b"), (["-oMi", "10.0.0.2"], "-oMi 10.0.0.2"),
-    (["-oMm", "1xZ1dK-0005M2-25"], "-oMm 1xZ1dK-0005M2-25"), (["-oMs", "h.example"],
-                                                               "-oMs h.example"),
-    (["-oMt", "ident"], "-oMt ident"),
+    (["-oMm", "1xZ1dK-0005M2-25"], "-oMm 1xZ1dK-0005M2-25"),
     (["-Ac"], "-Ac"), (["-Am"], "-Am"), (["-m"], "-m"), (["-om"], "-om"), (["-oo"], "-oo"),
     (["-x"], "-x"), (["-U"], "-U"), (["-Ux"], "-Ux"), (["-n"], "-n"), (["-nx"], "-nx"),
     (["-E"], "-E"), (["-E1xZ1dK-0005M2-25"], "-E1xZ1dK-0005M2-25"), (["-dropcr"], "-dropcr"),
@@ -94,6 +90,19 @@ def test_ignored_flag_is_accepted_and_noted(argv, note):
     o = parse_args(argv + [RCPT])
     assert o.args == [RCPT] and o.action == "bm"
     assert o.ignored == [note]
+
+
+def test_host_options_are_kept_for_the_session():
+    o = parse_args(["-oMaa", "plain", "-oMai", "id", "-oMas", "a@b", "-oMi", "10.0.0.2",
+                    "-oMs", "h.example", "-oMt", "ident", RCPT])
+    assert o.ignored == []
+    assert o.host_overrides == {"-oMaa": "plain", "-oMai": "id", "-oMas": "a@b",
+                                "-oMi": "10.0.0.2", "-oMs": "h.example", "-oMt": "ident"}
+
+
+def test_bh_and_oma_the_last_one_wins():
+    assert parse_args(["-bh", "10.0.0.1", "-oMa", "10.0.0.2"]).host_check == "10.0.0.2"
+    assert parse_args(["-oMa", "10.0.0.2", "-bh", "10.0.0.1"]).host_check == "10.0.0.1"
 
 
 def test_optional_arguments_are_only_taken_when_they_fit():

@@ -8,6 +8,7 @@ import threading
 
 from pymta.config import load_config
 from pymta.smtp import session as session_mod
+from pymta.smtp.etrn import set_queue_runner
 from pymta.smtp.session import run_session
 from tests.support.recording_log import RecordingLog
 
@@ -329,11 +330,15 @@ def test_vrfy_expn_etrn_defaults(tmp_path):
 
 
 def test_vrfy_expn_etrn_when_allowed(tmp_path):
-    replies, c, _ = session_with(
-        tmp_path, [b"EHLO x\r\n", b"VRFY joe@a.example\r\n", b"VRFY joe@c.example\r\n",
-                   b"VRFY joe\r\n", b"VRFY\r\n", b"EXPN joe@a.example\r\n", b"ETRN x.y\r\n",
-                   b"ETRN #x\r\n", b"QUIT\r\n"],
-        extra="acl_smtp_vrfy = accept\nacl_smtp_expn = accept\nacl_smtp_etrn = accept\n")
+    set_queue_runner(lambda config, log, selection: None)    # what the daemon registers
+    try:
+        replies, c, _ = session_with(
+            tmp_path, [b"EHLO x\r\n", b"VRFY joe@a.example\r\n", b"VRFY joe@c.example\r\n",
+                       b"VRFY joe\r\n", b"VRFY\r\n", b"EXPN joe@a.example\r\n",
+                       b"ETRN x.y\r\n", b"ETRN #x\r\n", b"QUIT\r\n"],
+            extra="acl_smtp_vrfy = accept\nacl_smtp_expn = accept\nacl_smtp_etrn = accept\n")
+    finally:
+        set_queue_runner(None)
     assert replies[2:9] == [["250 <joe@a.example> is deliverable"],
                             ["550 <joe@c.example> Unrouteable address"],
                             ["501 joe: recipient address must contain a domain"],

@@ -461,6 +461,19 @@ class SmtpServer:
         self._event("command_timeout")
         return format_reply(421, f"{self.hostname} SMTP command timeout - closing connection")
 
+    def data_deadline_reply(self, seconds: float) -> bytes:
+        """smtp_data_deadline passed while the message was still arriving: the 421 to
+        send before closing (the message is abandoned)."""
+        self.closed = True
+        self._event("data_deadline", seconds=seconds)
+        return format_reply(
+            421, f"{self.hostname} SMTP data deadline passed - closing connection")
+
+    @property
+    def reading_bytes(self) -> bool:
+        """Is a fixed-size read (BDAT) in progress?  Its data has no lines."""
+        return self._want_bytes is not None
+
     def shutdown_reply(self) -> bytes:
         """The daemon is stopping: the 421 to send before closing."""
         self.closed = True
@@ -525,8 +538,9 @@ class SmtpServer:
     # ------------------------------------------------------------------ commands
     def _command(self, raw: bytes) -> None:
         line = raw.rstrip(b"\r\n")
-        if b"\r" in line or b"\n" in line:
-            line = line.replace(b"\r", b"")
+        bare_cr = b"\r" in line
+        if bare_cr:
+            line = line.replace(b"\r", b"")       # never into a log line or a reply
         self.last_command = line.decode("utf-8", "surrogateescape")
         was_rcpt, self._last_was_rcpt = self._last_was_rcpt, False
         if self.handler.should_stop():
@@ -534,6 +548,11 @@ class SmtpServer:
             return
         if b"\0" in line:
             self._synprot(501, "NUL characters are not allowed in SMTP commands")
+            return
+        if bare_cr:
+            # a CR inside a command (a quoted local part, a HELO name, a parameter)
+            # would reach log lines, headers and the next server raw
+            self._synprot(501, "bare CR characters are not allowed in SMTP commands")
             return
         lower = line.lower()
         verb = None
@@ -680,12 +699,12 @@ class SmtpServer:
         if bad_rest:
             # Exim treats anything it does not understand as part of the address.
             following = " ".join(bad_rest)
-            self._reply(501, f"{arg}: malformed address: {following} may not follow {raw} ")
-            self._event("mail_malformed", text=arg)
+            # a syntax error: it counts towards smtp_max_synprot_errors, as in Exim
+            self._synprot(501, f"malformed address: {following} may not follow {raw} ",
+                          data=arg)
             return
         if path.error or addr is None:
-            self._reply(501, f"{arg}: {path.error or 'malformed address'}")
-            self._event("mail_malformed", text=arg)
+            self._synprot(501, path.error or "malformed address", data=arg)
             return
         size = params.get("SIZE")
         if size is not None and self.size_limit:
@@ -817,8 +836,14 @@ class SmtpServer:
         self._buf[:0] = rest
         self._in_data = False
         self._data = bytearray()
-        # Undo dot-stuffing, then CRLF -> LF; body starts with the virtual CRLF.
+        # Undo dot-stuffing, then CRLF -> LF; body starts with the virtual CRLF.  Only
+        # CRLF ends a line (so only CRLF.CRLF ends the data); a bare CR left over is
+        # stored as a line end, as Exim 4.96 does, so nothing relayed later can read
+        # "\r.\r" as the end of the data (SMTP smuggling).  A bare LF is a line end
+        # in the spool's LF format already; either way the relayed line is dot-stuffed.
         body = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")[1:]
+        if b"\r" in body:
+            body = body.replace(b"\r", b"\n")
         size = len(body) + self._data_size
         self._data_size = 0
         if self._data_too_big or (self.size_limit and size > self.size_limit):

@@ -34,6 +34,7 @@ from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
+from pymta.smtp.limits import CommandLimits, connection_refusal, data_deadline
 from pymta.smtp.peer import PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -99,6 +100,10 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         self.local_caller: Any = None
         # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).
         self.tls_wrap: TlsWrap | None = None
+        # the daemon's connections in progress, this one included (0: not the daemon)
+        self.accept_count = 0
+        self.in_daemon = False
+        self.limits: CommandLimits | None = None          # set by prepare_session
         self.auth_init()
 
     def set_local_caller(self, caller: Any) -> None:
@@ -161,6 +166,9 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         self.ctx.lookup_cache.clear()
 
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
+        refused = self.limits.on_mail() if self.limits is not None else None
+        if refused is not None:
+            return refused
         self._reset_message()
         if not check_fs(self.config, self.log, _size_param(self.config, params)):
             return Reply(452, SPACE_SHORTAGE)     # Exim checks before the MAIL ACL
@@ -214,6 +222,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         v["local_part"] = taint(lp)
         v["domain"] = taint(dom.lower())
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
+        if self.limits is not None:
+            self.limits.on_rcpt(self.server.rcpt_count if self.server else 0)
         res = self._run("acl_smtp_rcpt", "rcpt")
         v["local_part"] = v["domain"] = ""
         if res.verdict not in ("accept", "discard"):
@@ -348,13 +358,14 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
 def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
                 notify: Callable[[str], Any] | None = None, stop_event: Any = None,
                 *, peer: tuple[str, int] | None = None,
-                local: tuple[str, int] | None = None) -> None:
+                local: tuple[str, int] | None = None, accept_count: int = 0) -> None:
     """Handle one SMTP connection until QUIT, a drop, a timeout or disconnection.
 
     ``listener_port`` is the listening port (or the (address, port) of the listener);
     ``notify(msgid)`` is called after each accepted message that should be delivered at
     once; ``stop_event.is_set()`` makes the next command get a 421.  ``peer``/``local``
-    override the socket's addresses (for Unix socketpairs in tests).
+    override the socket's addresses (for Unix socketpairs in tests).  ``accept_count``
+    is the number of the daemon's connections in progress, this one included.
     """
     found_peer, found_local = _endpoints(sock)
     peer = peer or found_peer
@@ -365,6 +376,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     elif isinstance(listener_port, int) and not local[1]:
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
+    session.accept_count, session.in_daemon = accept_count, True
     server = prepare_session(session)
     timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
     conn = Connection(sock, session.tls_wrap)
@@ -381,7 +393,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
                     server.receive(data)
         if not start_session(session, server, conn.send, before_greeting=early):
             return
-        run_dialogue(conn, server, timeout, stop_event)
+        run_dialogue(conn, server, timeout, stop_event, data_deadline(config))
     finally:
         finish_session(session, server, stop_event)
         # The caller closes the socket; shutting it down now lets the client see EOF at
@@ -410,6 +422,9 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     if server.extra_commands.get("STARTTLS"):
         session.tls_wrap = session.tls_wrap_socket
     session.auth_install(server)
+    session.limits = CommandLimits(
+        session, lambda option, default: _host_in(config, option, session, default),
+        session.sleep)
     session._reset_message()
     return server
 
@@ -418,6 +433,14 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
                   before_greeting: Callable[[], Any] | None = None) -> bool:
     """Connect ACL and banner.  False when the session is already over."""
     config, log = session.config, session.log
+    refusal = connection_refusal(
+        session, lambda option, default: _host_in(config, option, session, default),
+        session.accept_count, session.in_daemon)
+    if refusal is not None:
+        reply, event = refusal
+        write_event(log, config, event)
+        send(server.reject_connection(reply))
+        return False
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect")

@@ -1,0 +1,297 @@
+"""The SMTP server's limits over real sockets against the daemon, with Exim 4.96's
+replies and log lines (recorded with exim4 -bh in tests/data/smtp_limits/).
+
+Connection counting (smtp_accept_max_per_host, smtp_accept_reserve, smtp_accept_queue)
+is done by the daemon across its receivers; the load average is pinned with the
+test-only PYMTA_TEST_LOAD_AVERAGE, since a test cannot make a shared machine busy."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.smtp_replay import (
+    RawClient,
+    connect_when_free,
+    exim_log,
+    exim_replies,
+    limits_daemon,
+    replay,
+    same_dialogue,
+    wait_for_log,
+)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("max_per_connection", "smtp_accept_max_per_connection = 2"),
+    ("header_maxsize", "header_maxsize = 100"),
+    ("header_line_maxsize", "header_line_maxsize = 50"),
+    ("max_synprot_errors", "smtp_max_synprot_errors = 2"),
+    ("max_unknown_commands", "smtp_max_unknown_commands = 2"),
+    ("max_nonmail", "smtp_accept_max_nonmail = 2"),
+    ("recipients_max_reject", "recipients_max = 2\nrecipients_max_reject = true"),
+    ("helo_allow_chars", "helo_allow_chars = _"),
+    ("host_reject_connection", "host_reject_connection = 127.0.0.1"),
+])
+def test_replies_and_log_lines_are_exims(tmp_path, name, options):
+    d = limits_daemon(tmp_path, options)
+    ours = replay(d.port, name)
+    same_dialogue(ours, exim_replies(name))
+    for line in exim_log(name):
+        assert line in wait_for_log(d, line), (line, d.log())
+    assert d.queue() == []
+
+
+def test_host_reject_connection_goes_to_the_rejectlog_too(tmp_path):
+    d = limits_daemon(tmp_path, "host_reject_connection = 127.0.0.2")
+    with RawClient(d.port, "127.0.0.2") as c:
+        assert c.reply() == "554 SMTP service not available"
+        assert c.closed()
+    with RawClient(d.port) as c:
+        assert c.reply().startswith("220 ")
+    line = "refused connection from [127.0.0.2] (host_reject_connection)"
+    assert line in wait_for_log(d, line, log="reject")
+
+
+def test_max_per_connection_is_expanded(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_accept_max_per_connection = "
+                                "${if eq{$sender_helo_name}{few.test}{1}{0}}")
+    with RawClient(d.port) as c:
+        c.reply()
+        c.cmd("EHLO few.test")
+        assert c.cmd("MAIL FROM:<a@b.c>") == "250 OK"
+        assert c.cmd("RSET") == "250 Reset OK"
+        assert c.cmd("MAIL FROM:<a@b.c>") == "421 too many messages in this connection"
+    with RawClient(d.port) as c:
+        c.reply()
+        c.cmd("EHLO many.test")
+        for _ in range(3):
+            assert c.cmd("MAIL FROM:<a@b.c>") == "250 OK"
+            assert c.cmd("RSET") == "250 Reset OK"
+
+
+def test_accept_max_per_host(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_accept_max = 10\nsmtp_accept_max_per_host = "
+                                "${if eq{$sender_host_address}{127.0.0.1}{1}{2}}")
+    first = connect_when_free(d.port)
+    with RawClient(d.port) as second:
+        assert second.reply() == ("421 Too many concurrent SMTP connections from this IP "
+                                  "address; please try again later.")
+        assert second.closed()
+    line = "Connection from [127.0.0.1] refused: too many connections from that IP address"
+    assert line in wait_for_log(d, line)
+    # another host has its own count (and a limit of 2)
+    others = [RawClient(d.port, "127.0.0.2") for _ in range(2)]
+    assert [o.reply()[:4] for o in others] == ["220 ", "220 "]
+    with RawClient(d.port, "127.0.0.2") as third:
+        assert third.reply().startswith("421 Too many concurrent SMTP connections from this")
+    for o in others:
+        o.close()
+    first.cmd("QUIT")
+    first.close()
+    # the slot is free again once the session is over
+    connect_when_free(d.port).close()
+
+
+def test_accept_reserve_keeps_slots_for_reserve_hosts(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_accept_max = 3\nsmtp_accept_reserve = 2\n"
+                                "smtp_reserve_hosts = 127.0.0.3")
+    first = connect_when_free(d.port, "127.0.0.2")
+    with RawClient(d.port) as c:
+        assert c.reply() == ("421 mx.test.example: Too many concurrent SMTP connections; "
+                             "please try again later")
+        assert c.closed()
+    line = ("temporarily refused connection from [127.0.0.1]: not in reserve list: "
+            "connected=1 max=3 reserve=2")
+    assert line in wait_for_log(d, line)
+    with RawClient(d.port, "127.0.0.3") as reserved:
+        assert reserved.reply().startswith("220 ")
+        assert reserved.cmd("EHLO x.test").startswith("250-")
+    first.close()
+
+
+@pytest.mark.parametrize("load,accepted", [("3.5", False), ("1.5", True)])
+def test_load_reserve_without_reserve_hosts(tmp_path, load, accepted):
+    d = limits_daemon(tmp_path, "smtp_load_reserve = 2",
+                      env={"PYMTA_TEST_LOAD_AVERAGE": load})
+    with RawClient(d.port) as c:
+        reply = c.reply()
+    if accepted:
+        assert reply.startswith("220 ")
+    else:
+        assert reply == "421 Too much load; please try again later"
+        line = "Connection from [127.0.0.1] refused: load average = 3.50"
+        assert line in wait_for_log(d, line)
+
+
+def test_load_reserve_lets_reserve_hosts_in(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_load_reserve = 2\nsmtp_reserve_hosts = 127.0.0.2",
+                      env={"PYMTA_TEST_LOAD_AVERAGE": "2.25"})
+    with RawClient(d.port) as c:
+        assert c.reply() == "421 mx.test.example: Too much load; please try again later"
+    line = ("temporarily refused connection from [127.0.0.1]: not in reserve list and "
+            "load average = 2.25")
+    assert line in wait_for_log(d, line)
+    with RawClient(d.port, "127.0.0.2") as c:
+        assert c.reply().startswith("220 ")
+
+
+DELIVERING = """\
+primary_hostname = mx.test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+acl_smtp_rcpt = acl_rcpt
+OPTIONS
+begin acl
+acl_rcpt:
+  accept
+begin routers
+r:
+  driver = accept
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = DIR/mbox
+  user = EXIMUSER
+"""
+
+
+def _delivering(tmp_path, options: str, env: dict[str, str] | None = None, start=True):
+    import os
+    text = DELIVERING.replace("EXIMUSER", "nobody" if os.geteuid() == 0 else str(os.getuid()))
+    return limits_daemon(tmp_path, options, env=env, config=text, start=start)
+
+
+def _send(c: RawClient, n: int) -> str:
+    assert c.cmd("MAIL FROM:<a@b.c>") == "250 OK"
+    assert c.cmd(f"RCPT TO:<r{n}@b.c>") == "250 Accepted"
+    assert c.cmd("DATA").startswith("354")
+    reply = c.cmd(b"Subject: t\r\n\r\nbody\r\n.")
+    assert reply.startswith("250 OK id=")
+    return reply.split("id=")[1]
+
+
+def test_accept_queue_queues_when_many_are_connected(tmp_path):
+    # 2, not 1: the daemon's start-up probe may still count for a moment
+    d = _delivering(tmp_path, "smtp_accept_queue = 2")
+    with RawClient(d.port) as alone:
+        alone.reply()
+        alone.cmd("EHLO x.test")
+        delivered = _send(alone, 1)
+    assert f"{delivered} Completed" in wait_for_log(d, f"{delivered} Completed")
+    others = [RawClient(d.port, "127.0.0.2") for _ in range(2)]
+    assert all(o.reply().startswith("220 ") for o in others)
+    with RawClient(d.port) as busy:
+        busy.reply()
+        busy.cmd("EHLO x.test")
+        queued = _send(busy, 2)
+        busy.cmd("QUIT")
+    for o in others:
+        o.close()
+    time.sleep(1.5)
+    assert d.queue() == [queued]
+    assert f"{queued} =>" not in d.log()
+
+
+def test_deliver_queue_load_max_abandons_the_queue_run(tmp_path):
+    d = _delivering(tmp_path, "deliver_queue_load_max = 2",
+                    env={"PYMTA_TEST_LOAD_AVERAGE": "2.5"}, start=False)
+    proc = d.run("-odq", "-f", "a@b.c", "r@b.c", input=b"Subject: t\n\nbody\n")
+    assert proc.returncode == 0, proc.stderr
+    [msgid] = d.queue()
+    assert d.run("-q").returncode == 0
+    log = d.log()
+    assert "Start queue run: pid=" in log
+    assert " (load 2.50, max 2.00)" in log and "Abandon queue run: pid=" in log
+    assert d.queue() == [msgid]
+    d.env["PYMTA_TEST_LOAD_AVERAGE"] = "1.75"
+    assert d.run("-q").returncode == 0
+    assert d.queue() == []
+    assert f"{msgid} Completed" in d.log()
+
+
+def test_ratelimit_delays_mail_and_rcpt(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_ratelimit_hosts = 127.0.0.1\n"
+                                "smtp_ratelimit_mail = 1,1s,2,1.5s\n"
+                                "smtp_ratelimit_rcpt = 2,0.8s,1,4m")
+
+    def timed(c: RawClient, line: str) -> float:
+        t = time.monotonic()
+        reply = c.cmd(line)
+        assert reply[0] == "2", reply
+        return time.monotonic() - t
+
+    with RawClient(d.port) as c:
+        c.reply()
+        c.cmd("EHLO x.test")
+        assert timed(c, "MAIL FROM:<a@b.c>") < 0.8
+        assert timed(c, "RCPT TO:<r1@b.c>") < 0.6
+        assert timed(c, "RCPT TO:<r2@b.c>") < 0.6
+        assert timed(c, "RCPT TO:<r3@b.c>") >= 0.8
+        c.cmd("RSET")
+        assert 1.0 <= timed(c, "MAIL FROM:<a@b.c>") < 1.45
+        c.cmd("RSET")
+        assert timed(c, "MAIL FROM:<a@b.c>") >= 1.5     # 2s, but no more than the limit
+    with RawClient(d.port, "127.0.0.2") as c:        # not a rate-limited host
+        c.reply()
+        c.cmd("EHLO x.test")
+        for _ in range(3):
+            assert timed(c, "MAIL FROM:<a@b.c>") < 0.8
+            c.cmd("RSET")
+
+
+def test_a_malformed_ratelimit_is_a_configuration_error(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_ratelimit_mail = 2,0.5s,fast", start=False)
+    proc = d.run("-bV")
+    assert proc.returncode != 0
+    assert "smtp_ratelimit_mail must be four comma-separated values" in proc.stderr
+
+
+def test_receive_timeout_is_per_line_not_per_byte(tmp_path):
+    """A client trickling a command one byte at a time is timed out like a silent one."""
+    d = limits_daemon(tmp_path, "smtp_receive_timeout = 2s")
+    with RawClient(d.port) as c:
+        c.reply()
+        start = time.monotonic()
+        reply = ""
+        for byte in b"NOOP NOOP NOOP NOOP NOOP":
+            try:
+                c.send(bytes([byte]))
+            except OSError:
+                break
+            reply = c.reply(timeout=0.3)
+            if reply:
+                break
+        reply = reply or c.reply()
+        assert reply == "421 mx.test.example SMTP command timeout - closing connection"
+        assert time.monotonic() - start < 4
+    assert "SMTP command timeout on connection from [127.0.0.1]" in wait_for_log(
+        d, "SMTP command timeout")
+
+
+def test_data_deadline_ends_a_slow_data_phase(tmp_path):
+    """smtp_data_deadline (pymta's own): one line every half second keeps
+    smtp_receive_timeout happy, but not the deadline of the whole DATA."""
+    d = limits_daemon(tmp_path, "smtp_receive_timeout = 2s\nsmtp_data_deadline = 3s")
+    with RawClient(d.port) as c:
+        c.reply()
+        c.cmd("EHLO x.test")
+        c.cmd("MAIL FROM:<a@b.c>")
+        c.cmd("RCPT TO:<r@b.c>")
+        assert c.cmd("DATA").startswith("354")
+        start = time.monotonic()
+        reply = ""
+        while time.monotonic() - start < 8 and not reply:
+            try:
+                c.send(b"x-line: slow\r\n")
+            except OSError:
+                break
+            reply = c.reply(timeout=0.5)
+        reply = reply or c.reply()
+        assert reply == "421 mx.test.example SMTP data deadline passed - closing connection"
+        assert 2.8 < time.monotonic() - start < 5
+    line = ("SMTP data deadline (smtp_data_deadline = 3s) passed (message abandoned) on "
+            "connection from (x.test) [127.0.0.1] F=<a@b.c> D=")
+    assert line in wait_for_log(d, line)
+    assert d.queue() == []

@@ -58,9 +58,10 @@ def record(name: str, options: str) -> str:
         Path(tmp, "spool").chmod(0o777)
         conf = Path(tmp, "exim.conf")
         conf.write_text(CONFIG.format(tmp=tmp, options=options))
-        out = subprocess.run(["exim4", "-C", str(conf), "-bh", "1.2.3.4"],
+        run = subprocess.run(["exim4", "-C", str(conf), "-bh", "1.2.3.4"],
                              input=(HERE / f"{name}.in").read_bytes(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout.decode("utf-8", "replace")
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = run.stdout.decode("utf-8", "replace")
     keep = [ln for ln in out.splitlines()
             if ln and not ln.startswith((">>>", "****"))]
     text = "\n".join(keep) + "\n"

@@ -51,7 +51,9 @@ _MECH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 def xtext_decode(text: str) -> str | None:
     """RFC 3461 xtext as Exim decodes AUTH= values: ``+XX`` is a hex-coded byte; other
-    characters must be printable ASCII other than "=".  None when malformed."""
+    characters must be printable ASCII other than "=".  None when malformed, and when a
+    control character is encoded: a CR or LF would reach the spool's -auth_sender line,
+    log lines and headers."""
     out = bytearray()
     i = 0
     while i < len(text):
@@ -62,7 +64,10 @@ def xtext_decode(text: str) -> str | None:
             pair = text[i + 1:i + 3]
             if len(pair) != 2 or any(ch not in "0123456789abcdefABCDEF" for ch in pair):
                 return None
-            out.append(int(pair, 16))
+            byte = int(pair, 16)
+            if byte < 32 or byte == 127:
+                return None
+            out.append(byte)
             i += 3
             continue
         out.append(ord(c))

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Iterable
 
 from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
 from pymta.config.values import main_opt
+from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
 
@@ -100,6 +101,13 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
     from pymta.message.receive import Envelope, receive_message
     data = read_message(stdin, opts.dot_ends)
+    too_long = header_refusal(config, data)
+    if too_long is not None:
+        # as Exim: the message is refused, with the mainlog line Exim writes
+        what = "message header section" if too_long[0] == "long" else "message header line"
+        error = f"excessively long {what} read (more than {too_long[1]} characters)"
+        log.main(f"Error while reading message: {error}")
+        return None, error
     qd, qr = qualify_domains(config)
     arg_addrs = _split_args(opts.args)
     for a in arg_addrs:

@@ -295,3 +295,65 @@ def test_data_deadline_ends_a_slow_data_phase(tmp_path):
             "connection from (x.test) [127.0.0.1] F=<a@b.c> D=")
     assert line in wait_for_log(d, line)
     assert d.queue() == []
+
+
+@pytest.mark.parametrize("option,what", [
+    ("header_maxsize = 100", "excessively long message header section read (more than "
+                             "100 characters)"),
+    ("header_line_maxsize = 50", "excessively long message header line read (more than "
+                                 "50 characters)"),
+])
+def test_header_limits_apply_to_command_line_messages(tmp_path, option, what):
+    d = limits_daemon(tmp_path, option, start=False)
+    message = b"Subject: " + b"a" * 60 + b"\nX-A: " + b"b" * 45 + b"\n\nbody\n"
+    proc = d.run("-odq", "-f", "a@b.c", "r@b.c", input=message)
+    assert proc.returncode == 1
+    assert f"pymta: {what}" in proc.stderr
+    assert f"Error while reading message: {what}" in d.log()
+    assert d.queue() == []
+    fits = d.run("-odq", "-f", "a@b.c", "r@b.c", input=b"Subject: short\n\nbody\n")
+    assert fits.returncode == 0 and len(d.queue()) == 1
+
+
+def test_enforce_sync_over_a_socket(tmp_path):
+    """smtp_enforce_sync (on by default): input before the banner, or pipelined where
+    PIPELINING was not offered, ends the session with Exim's 554 and log line."""
+    d = limits_daemon(tmp_path, "pipelining_advertise_hosts = 127.0.0.2")
+    with RawClient(d.port) as c:
+        c.send(b"EHLO early.test\r\n")
+        assert c.reply() == "554 SMTP synchronization error"
+    with connect_when_free(d.port) as c:
+        assert c.cmd("EHLO x.test").startswith("250-")
+        c.send(b"MAIL FROM:<a@b.c>\r\nRCPT TO:<r@b.c>\r\n")
+        assert c.reply() == "554 SMTP synchronization error"
+        assert c.closed()
+    log = wait_for_log(d, "SMTP protocol synchronization error")
+    assert ("SMTP protocol synchronization error (input sent without waiting for "
+            "greeting): rejected connection from H=[127.0.0.1] input=\"EHLO early.test\\r\\n\""
+            ) in log
+    assert ("SMTP protocol synchronization error (next input sent too soon: pipelining was "
+            "not advertised): rejected \"MAIL FROM:<a@b.c>\" H=(x.test) [127.0.0.1] "
+            "next input=\"RCPT TO:<r@b.c>\\r\\n\"") in log
+    d2 = limits_daemon(tmp_path / "off", "smtp_enforce_sync = false\n"
+                                         "pipelining_advertise_hosts =")
+    with RawClient(d2.port) as c:
+        c.send(b"EHLO early.test\r\nMAIL FROM:<a@b.c>\r\n")
+        assert c.reply().startswith("220 ")
+        assert c.reply().startswith("250-")
+        assert c.reply() == "250 OK"
+
+
+def test_max_nonmail_hosts(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_accept_max_nonmail = 1\n"
+                                "smtp_accept_max_nonmail_hosts = 127.0.0.2")
+    with connect_when_free(d.port) as c:                # not limited
+        c.cmd("EHLO x.test")
+        assert [c.cmd("NOOP") for _ in range(3)] == ["250 OK"] * 3
+    with connect_when_free(d.port, "127.0.0.2") as c:
+        c.cmd("EHLO x.test")
+        assert c.cmd("NOOP") == "250 OK"
+        assert c.cmd("NOOP") == "554 Too many nonmail commands"
+        assert c.closed()
+    line = ('SMTP call from (x.test) [127.0.0.2] dropped: too many nonmail commands '
+            '(last was "NOOP")')
+    assert line in wait_for_log(d, line)

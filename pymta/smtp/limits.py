@@ -110,14 +110,14 @@ def connection_refusal(session: LimitedSession, host_in: HostMatch, accept_count
                                f"reserve={reserve}"))
         reserved = True
     load_reserve = main_option(config, "smtp_load_reserve")
-    if load_reserve is None or reserved:
-        return None
+    if load_reserve is None or reserved or not in_daemon:
+        return None                 # -bh and -bs: Exim does not look at the load either
     load = load_average()
     if load is None or load <= int(load_reserve):
         return None
     if not main_option(config, "smtp_reserve_hosts") and in_daemon:
         # Exim's daemon refuses these itself, before a session starts
-        return (Reply(421, "Too much load; please try again later", close=True),
+        return (Reply(421, "Too much load; please try again later.", close=True),
                 LimitEvent(f"Connection from {who} refused: load average = {_fixed(load)}"))
     if host_in("smtp_reserve_hosts", None):
         return None

@@ -211,3 +211,18 @@ def wait_for_log(d: PymtaDaemon, text: str, timeout: float = 10.0, log: str = "m
         if text in content or time.monotonic() > end:
             return content
         time.sleep(0.05)
+
+
+def exim_daemon(name: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Exim 4.96 daemon's answers in tests/data/smtp_limits/daemon_<name>.exim.out
+    (recorded by record_daemon.py): the replies per client address, in order, and the
+    log lines (the load average left out: it was the machine's at the time)."""
+    replies: dict[str, list[str]] = {}
+    log: list[str] = []
+    for line in (DATA_DIR / f"daemon_{name}.exim.out").read_text().splitlines():
+        if line.startswith("LOG: "):
+            log.append(re.sub(r"load average = [\d.]+$", "load average = ", line[5:]))
+        else:
+            src, _, reply = line.partition(": ")
+            replies.setdefault(src, []).append(reply)
+    return replies, log

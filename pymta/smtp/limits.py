@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from pymta.config.options import parse_time
 from pymta.config.ratelimit import RateLimit
 from pymta.config.values import main_opt, main_option
 from pymta.expand import expand_string
@@ -234,6 +235,22 @@ def header_reply(session: LimitedSession, why: str, limit: int) -> Reply:
     session.log.main(f"overlong message header line received from {who} "
                      f"(more than {limit} characters): message abandoned")
     return Reply(552, "A message header line is too long")
+
+
+# ---------------------------------------------------------------------------------------
+# Timeouts
+# ---------------------------------------------------------------------------------------
+def receive_timeout(config: Any, ctx: ExpandContext, log: Any) -> float:
+    """smtp_receive_timeout in seconds (0: none), expanded first when it starts with
+    "$" (it may depend on $sender_host_address and $sender_host_name)."""
+    value = main_opt(config, "smtp_receive_timeout")
+    if isinstance(value, str):
+        try:
+            return float(parse_time(expand_string(value, ctx)))
+        except Exception as exc:
+            log.panic(f"failed to expand smtp_receive_timeout value {value}: {exc}")
+            return 300.0
+    return float(value or 0)
 
 
 # ---------------------------------------------------------------------------------------

@@ -34,7 +34,12 @@ from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
-from pymta.smtp.limits import CommandLimits, connection_refusal, data_deadline
+from pymta.smtp.limits import (
+    CommandLimits,
+    connection_refusal,
+    data_deadline,
+    receive_timeout,
+)
 from pymta.smtp.peer import PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -378,7 +383,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     session = SmtpSession(config, log, peer, local, notify, stop_event)
     session.accept_count, session.in_daemon = accept_count, True
     server = prepare_session(session)
-    timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
+    timeout = receive_timeout(config, session.ctx, log) or None
     conn = Connection(sock, session.tls_wrap)
 
     try:

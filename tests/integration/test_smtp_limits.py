@@ -354,3 +354,17 @@ def test_max_nonmail_hosts(tmp_path):
     line = ('SMTP call from (x.test) [127.0.0.2] dropped: too many nonmail commands '
             '(last was "NOOP")')
     assert line in wait_for_log(d, line)
+
+
+def test_receive_timeout_may_be_expanded(tmp_path):
+    setting = "${if eq{$sender_host_address}{127.0.0.2}{1s}{5m}}"
+    d = limits_daemon(tmp_path, f"smtp_receive_timeout = {setting}")
+    assert d.run("-bP", "smtp_receive_timeout").stdout.strip() == \
+        f"smtp_receive_timeout = {setting}"
+    with connect_when_free(d.port, "127.0.0.2") as quick, connect_when_free(d.port) as slow:
+        start = time.monotonic()
+        assert quick.reply(timeout=5) == \
+            "421 mx.test.example SMTP command timeout - closing connection"
+        assert time.monotonic() - start < 3
+        assert slow.reply(timeout=1.5) == ""              # still waiting for a command
+        assert slow.cmd("NOOP") == "250 OK"

@@ -13,6 +13,7 @@ Plaintext pipelined after STARTTLS is tested in test_starttls_server.py
 """
 from __future__ import annotations
 
+import ast
 import base64
 import re
 import socket
@@ -49,6 +50,24 @@ def test_smuggling_replies_are_exims(tmp_path):
     d = limits_daemon(tmp_path)
     same_dialogue(replay(d.port, "smuggling"), exim_replies("smuggling"))
     assert len(d.queue()) == 5
+
+
+def test_what_is_spooled_compared_with_exim(tmp_path):
+    """Exim 4.96 stores a bare CR as a line end and a bare LF before a dot as a space
+    (tests/data/smtp_limits/smuggling.exim-spool.txt); pymta stores both as line ends.
+    Neither keeps a CR, and the smuggled commands are data in both."""
+    exim = [ast.literal_eval(line) for line in
+            (DATA_DIR / "smuggling.exim-spool.txt").read_text().splitlines()]
+    d = limits_daemon(tmp_path)
+    replay(d.port, "smuggling")
+    ours = [_spooled_body(d, m) for m in d.queue()]       # ids sort by arrival
+    assert len(ours) == len(exim) == len(FAKE_ENDS)
+    for fake_end, mine, exims in zip(FAKE_ENDS, ours, exim):
+        for body in (mine, exims):
+            assert b"\r" not in body
+            assert b"MAIL FROM:<evil@x.y>\nRCPT TO:<v@y.z>\nDATA\nx\n" in body
+        if b"\n." not in fake_end:              # the bare-CR variants: the very same
+            assert mine == exims
 
 
 @pytest.mark.parametrize("fake_end", FAKE_ENDS, ids=repr)

@@ -3,6 +3,7 @@
 tests/integration/test_smtp_limits.py and test_smtp_attacks.py.
 
     python3 tests/data/smtp_limits/record.py      # needs exim4; writes <name>.exim.out
+                                                  # and smuggling.exim-spool.txt
 
 Each scenario is <name>.in (the client's bytes) with the main options in
 CASES; the output keeps Exim's replies and LOG: lines (its debug lines and the date of
@@ -69,6 +70,24 @@ def record(name: str, options: str) -> str:
     return re.sub(r"\b\w{6}-\w{6}-\w{2}\b", "MSGID", text)
 
 
+def record_spooled(name: str) -> str:
+    """The message bodies Exim spools (-D files, after their first line) for a
+    conversation given on standard input (exim4 -bs -odq), one Python bytes literal
+    per message, in the order received."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Path(tmp, "spool")
+        spool.mkdir()
+        for p in (Path(tmp), spool):
+            p.chmod(0o777)
+        conf = Path(tmp, "exim.conf")
+        conf.write_text(CONFIG.format(tmp=tmp, options="queue_only"))
+        subprocess.run(["exim4", "-C", str(conf), "-odq", "-bs"],
+                       input=(HERE / f"{name}.in").read_bytes(), capture_output=True)
+        files = sorted(spool.rglob("*-D"), key=lambda f: f.name)
+        return "".join(repr(f.read_bytes().split(b"\n", 1)[1]) + "\n" for f in files)
+
+
 if __name__ == "__main__":
     for case, opts in CASES.items():
         (HERE / f"{case}.exim.out").write_text(record(case, opts))
+    (HERE / "smuggling.exim-spool.txt").write_text(record_spooled("smuggling"))

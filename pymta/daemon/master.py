@@ -160,7 +160,7 @@ class Master:
         self.pending_set: set[str] = set()
         self.busy_receivers: set[int] = set()
         # what every receiver is serving, for the per-host and reserve limits
-        self.connections = ConnectionTable(UNLIMITED_RECEIVERS)
+        self.connections = ConnectionTable(max(UNLIMITED_RECEIVERS, self.max_receivers()))
         self.signals: set[int] = set()
         self.stopping = False
         self.next_queue_run = time.monotonic() if opts.queue_interval else None
@@ -281,6 +281,9 @@ class Master:
         slot = self.connections.free_slot({c.slot for c in self.children.values()
                                           if c.slot is not None})
         if slot is None:
+            # smtp_accept_max was raised by a reload beyond the table made at start
+            self.log.panic("daemon: no room for another receiver in the connection table "
+                           f"({self.connections.slots} slots); restart the daemon")
             return
         table = self.connections
         table.release(slot)              # whatever a dead predecessor left there

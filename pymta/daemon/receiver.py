@@ -19,7 +19,7 @@ from pymta.config.values import main_opt
 from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.ipc import Notifier
 from pymta.daemon.stopflag import StopFlag
-from pymta.smtp.limits import daemon_refusal
+from pymta.smtp.limits import counted_limits, daemon_refusal
 from pymta.smtp.session import run_session as smtp_run_session
 
 PARENT_CHECK_SECONDS = 2.0
@@ -80,6 +80,8 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     # two pieces (a TLS handshake's last records, a multi-line EHLO) waits for the
     # client's delayed ACK, up to 40 ms per exchange on Linux.
     nodelay = bool(main_opt(config, "tcp_nodelay"))
+    # counting connections costs a scan of the table: only when a limit needs it
+    counting = connections is not None and counted_limits(config)
     parent = os.getppid()
     if parent == 1:
         return 0
@@ -118,8 +120,9 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                     table, slot = connections
                     address, port = _peer(_peer_addr)
                     table.claim(slot, os.getpid(), address)
-                    accept_count, from_host = table.counts(address)
-                    refusal = daemon_refusal(config, log, address, port, from_host)
+                    if counting:
+                        accept_count, from_host = table.counts(address)
+                        refusal = daemon_refusal(config, log, address, port, from_host)
                 if refusal is not None:
                     _send_quietly(conn, refusal)
                 else:

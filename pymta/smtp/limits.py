@@ -62,6 +62,14 @@ def _fixed(value: int) -> str:
 # ---------------------------------------------------------------------------------------
 # At the connection
 # ---------------------------------------------------------------------------------------
+def counted_limits(config: Any) -> bool:
+    """Is any limit set that needs the daemon's count of connections?"""
+    return bool(main_option(config, "smtp_accept_max_per_host")
+                or int(main_opt(config, "smtp_accept_queue") or 0)
+                or (int(main_opt(config, "smtp_accept_reserve") or 0)
+                    and int(main_opt(config, "smtp_accept_max") or 0)))
+
+
 def daemon_refusal(config: Any, log: Any, address: str, port: int, from_host: int
                    ) -> bytes | None:
     """smtp_accept_max_per_host, checked as soon as a connection is accepted: the reply

@@ -75,6 +75,8 @@ class DialogueLog:
             self._excess_logged = True           # Exim logs the excess once per message
             return ExcessRecipients(self.host_ident(), sender,
                                     bool(self.server and self.server.recipients_max_reject))
+        if name == "mail_without_helo":
+            return LimitEvent(f"rejected MAIL from {who}: no HELO/EHLO given", "reject")
         if name == "data_deadline":
             return LimitEvent(
                 f"SMTP data deadline (smtp_data_deadline = {format_time(int(info['seconds']))})"

@@ -154,7 +154,6 @@ class CommandLimits:
                  sleep: Callable[[float], Any]) -> None:
         self.session = session
         self.sleep = sleep
-        self.mail_commands = 0
         self.mail_rate: RateLimit | None = None
         self.rcpt_rate: RateLimit | None = None
         config = session.config
@@ -175,16 +174,16 @@ class CommandLimits:
             self.session.log.panic(f"failed to expand smtp_accept_max_per_connection: {exc}")
             return 0
 
-    def on_mail(self) -> Reply | None:
-        """A MAIL command: its delay, then the refusal when the connection has had its
+    def on_mail(self, count: int) -> Reply | None:
+        """The ``count``-th MAIL command of the connection (refused ones included, as
+        Exim counts them): its delay, then the refusal when the connection has had its
         share of messages (Exim's 421, with the connection kept open)."""
-        self.mail_commands += 1
         if self.mail_rate is not None:
-            pause = self.mail_rate.pause(self.mail_commands)
+            pause = self.mail_rate.pause(count)
             if pause:
                 self.sleep(pause)
         limit = self._max_per_connection()
-        if limit > 0 and self.mail_commands > limit:
+        if limit > 0 and count > limit:
             s = self.session
             s.log.main(f"rejected MAIL command {s.host_ident()}: too many messages in one "
                        "connection")

@@ -81,6 +81,11 @@ class SmtpHandler:
     def on_helo(self, verb: str, name: str) -> Reply | None:
         return None
 
+    def on_mail_command(self, count: int) -> Reply | None:
+        """The ``count``-th MAIL command of the connection, before its address is read
+        (smtp_accept_max_per_connection, smtp_ratelimit_mail)."""
+        return None
+
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
         return None
 
@@ -326,6 +331,7 @@ class SmtpServer:
         self.synprot_errors = 0
         self.unknown_commands = 0
         self.messages_received = 0
+        self.mail_commands = 0                # every MAIL, refused or not (Exim's count)
         self.last_command = ""
         self.history: list[str] = []          # recognised verbs, for C= in log lines
         self._last_was_rcpt = False
@@ -665,7 +671,9 @@ class SmtpServer:
     def _cmd_mail(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=False):
             return
+        self.mail_commands += 1
         if self.helo_required and self.helo_name is None:
+            self._event("mail_without_helo")
             self._synprot(503, "HELO or EHLO required")
             return
         if self.sender is not None:
@@ -673,6 +681,10 @@ class SmtpServer:
             return
         if not arg:
             self._synprot(501, "MAIL must have an address operand")
+            return
+        limited = self.handler.on_mail_command(self.mail_commands)
+        if limited is not None:
+            self._send(limited)
             return
         path = parse_path(arg, "sender", self.allow_domain_literals)
         addr, raw, rest = path.address, path.raw, path.params

@@ -170,10 +170,10 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         # Exim tidies its lookups after each message: file contents may have changed.
         self.ctx.lookup_cache.clear()
 
+    def on_mail_command(self, count: int) -> Reply | None:
+        return self.limits.on_mail(count) if self.limits is not None else None
+
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
-        refused = self.limits.on_mail() if self.limits is not None else None
-        if refused is not None:
-            return refused
         self._reset_message()
         if not check_fs(self.config, self.log, _size_param(self.config, params)):
             return Reply(452, SPACE_SHORTAGE)     # Exim checks before the MAIL ACL

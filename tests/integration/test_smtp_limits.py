@@ -25,6 +25,7 @@ from tests.support.smtp_replay import (
 
 @pytest.mark.parametrize("name,options", [
     ("max_per_connection", "smtp_accept_max_per_connection = 2"),
+    ("max_per_connection_counts", "smtp_accept_max_per_connection = 2"),
     ("header_maxsize", "header_maxsize = 100"),
     ("header_line_maxsize", "header_line_maxsize = 50"),
     ("max_synprot_errors", "smtp_max_synprot_errors = 2"),

@@ -40,6 +40,7 @@ t:
 CASES = {
     "host_reject_connection": "host_reject_connection = 1.2.3.4",
     "max_per_connection": "smtp_accept_max_per_connection = 2",
+    "max_per_connection_counts": "smtp_accept_max_per_connection = 2",
     "header_maxsize": "header_maxsize = 100",
     "header_line_maxsize": "header_line_maxsize = 50",
     "max_synprot_errors": "smtp_max_synprot_errors = 2",

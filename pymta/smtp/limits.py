@@ -14,6 +14,7 @@ The replies and log lines are Exim's.  The overall deadline for DATA
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -124,7 +125,7 @@ def connection_refusal(session: LimitedSession, host_in: HostMatch, accept_count
     load = load_average()
     if load is None or load <= int(load_reserve):
         return None
-    if not main_option(config, "smtp_reserve_hosts") and in_daemon:
+    if not main_option(config, "smtp_reserve_hosts"):
         # Exim's daemon refuses these itself, before a session starts
         return (Reply(421, "Too much load; please try again later.", close=True),
                 LimitEvent(f"Connection from {who} refused: load average = {_fixed(load)}"))
@@ -201,12 +202,23 @@ class CommandLimits:
 # ---------------------------------------------------------------------------------------
 # After DATA
 # ---------------------------------------------------------------------------------------
+_HEADER_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+
+
 def header_section(data: bytes) -> bytes:
-    """The header lines of a message (LF line endings), without the blank line."""
-    if data.startswith(b"\n"):
-        return b""
+    """The header lines of a message (LF line endings): up to the blank line, or to the
+    first line that is neither a header nor a continuation (the body starts there)."""
     end = data.find(b"\n\n")
-    return data if end < 0 else data[:end + 1]
+    head = data if end < 0 else data[:end + 1]
+    pos = 0
+    while pos < len(head):
+        nl = head.find(b"\n", pos)
+        nl = len(head) if nl < 0 else nl
+        line = head[pos:nl]
+        if not (_HEADER_START.match(line) or (pos and line[:1] in (b" ", b"\t"))):
+            return head[:pos]
+        pos = nl + 1
+    return head
 
 
 def header_refusal(config: Any, data: bytes) -> tuple[str, int] | None:

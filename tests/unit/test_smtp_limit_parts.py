@@ -9,7 +9,7 @@ import pytest
 from pymta.config.model import ConfigError
 from pymta.config.ratelimit import RateLimit
 from pymta.daemon.conntable import ConnectionTable
-from pymta.smtp.limits import header_refusal
+from pymta.smtp.limits import header_refusal, header_section
 
 
 def test_ratelimit_value():
@@ -53,3 +53,10 @@ def test_connection_table_is_shared_with_children():
     table.release(1)
     assert table.counts("192.0.2.1") == (2, 1)
     assert table.free_slot({0, 2}) == 1 and table.free_slot({0, 1, 2, 3}) is None
+
+
+def test_header_section_ends_where_the_body_begins():
+    assert header_section(b"A: 1\n b\nB: 2\n\nbody\n") == b"A: 1\n b\nB: 2\n"
+    assert header_section(b"A: 1\nnot a header line\nB: 2\n") == b"A: 1\n"
+    assert header_section(b"just a body, no header\n" * 10) == b""
+    assert header_section(b"\nbody\n") == b""

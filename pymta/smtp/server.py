@@ -429,16 +429,23 @@ class SmtpServer:
         if self._exchange is not None and not self._skip_long_line and (
                 nl > SMTP_CMD_BUFFER_SIZE or (nl < 0 and len(self._buf) > SMTP_CMD_BUFFER_SIZE)):
             # An over-long response is cut short, as Exim's buffer does (AUTH answers
-            # "501 Invalid base64 data"); the rest is read as the next command.
+            # "501 Invalid base64 data"); unlike Exim, the rest of the line is thrown
+            # away, never read as the next command.
             head = bytes(self._buf[:SMTP_CMD_BUFFER_SIZE])
-            del self._buf[:SMTP_CMD_BUFFER_SIZE]
+            if nl > SMTP_CMD_BUFFER_SIZE:
+                del self._buf[:nl + 1]
+            else:
+                del self._buf[:]
+                self._skip_long_line = True
             return head
         if nl < 0:
             if len(self._buf) > SMTP_CMD_BUFFER_SIZE:
-                # Drop the oversized part; the rest of the line is skipped too.
+                # Drop the oversized part; the rest of the line is skipped too (and
+                # refused once, however long it is).
                 del self._buf[:]
-                self._skip_long_line = True
-                self._synprot(500, "line too long")
+                if not self._skip_long_line:
+                    self._skip_long_line = True
+                    self._synprot(500, "line too long")
             return None
         line = bytes(self._buf[:nl + 1])
         del self._buf[:nl + 1]

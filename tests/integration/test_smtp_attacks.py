@@ -247,6 +247,31 @@ def test_an_over_long_line_is_never_split_into_a_second_command(tmp_path, offset
         assert c.cmd("NOOP") == "250 OK"
 
 
+@pytest.mark.parametrize("pieces", [1, 4])
+def test_an_over_long_auth_response_is_never_split_either(tmp_path, pieces):
+    d = limits_daemon(tmp_path, config=AUTH_CONFIG)
+    line = b"A" * 16384 + b"MAIL FROM:<evil@x.y>\r\n"
+    with connect_when_free(d.port) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("AUTH PLAIN") == "334 "
+        step = len(line) // pieces + 1
+        for i in range(0, len(line), step):
+            c.send(line[i:i + step])
+        assert c.reply() == "501 Invalid base64 data"
+        assert c.cmd("RCPT TO:<v@y.z>") == "503 sender not yet given"
+        token = base64.b64encode(b"\0alice\0secret").decode()
+        assert c.cmd(f"AUTH PLAIN {token}").startswith("235 ")
+
+
+def test_a_very_long_line_is_refused_once(tmp_path):
+    d = limits_daemon(tmp_path)
+    with connect_when_free(d.port) as c:
+        c.cmd("EHLO client.test")
+        c.send(b"NOOP " + b"A" * 200_000 + b"\r\n")
+        assert c.reply() == "500 line too long"
+        assert c.cmd("NOOP") == "250 OK"              # not counted four times over
+
+
 def test_exim_splits_an_over_long_line_pymta_does_not(tmp_path):
     """Exim 4.96 answers the tail of a 16 KiB line as a second command; pymta refuses
     the line once and reads on from the next."""

@@ -31,6 +31,8 @@ from tests.support.smtp_replay import (
 )
 
 FAKE_ENDS = [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"]
+# more that are no end either: a CR or NUL before the CRLF, a space before the dot
+MORE_FAKE_ENDS = [b"\r\n.\r\r\n", b"\r\n.\x00\r\n", b"\r\n .\r\n", b"\r\n..\r\n"]
 SMUGGLED = b"MAIL FROM:<evil@x.y>\r\nRCPT TO:<v@y.z>\r\nDATA\r\nSubject: evil\r\n\r\nx\r\n"
 
 
@@ -70,7 +72,7 @@ def test_what_is_spooled_compared_with_exim(tmp_path):
             assert mine == exims
 
 
-@pytest.mark.parametrize("fake_end", FAKE_ENDS, ids=repr)
+@pytest.mark.parametrize("fake_end", FAKE_ENDS + MORE_FAKE_ENDS, ids=repr)
 def test_only_crlf_dot_crlf_ends_the_data(tmp_path, fake_end):
     d = limits_daemon(tmp_path)
     with connect_when_free(d.port) as c:
@@ -173,15 +175,16 @@ def test_what_is_relayed_is_unambiguous(tmp_path):
         d = limits_daemon(tmp_path, config=RELAY.replace("RECORDER", str(recorder.port)))
         with connect_when_free(d.port) as c:
             c.cmd("EHLO client.test")
-            for fake_end in FAKE_ENDS:
+            for fake_end in FAKE_ENDS + MORE_FAKE_ENDS:
                 c.cmd("MAIL FROM:<a@b.c>")
                 c.cmd("RCPT TO:<d@e.f>")
                 assert c.cmd("DATA").startswith("354")
                 reply = c.cmd(b"Subject: s\r\n\r\nbody" + fake_end + SMUGGLED + b".")
                 assert reply.startswith("250 OK id=")
-        assert len(d.queue()) == 5
+        count = len(FAKE_ENDS + MORE_FAKE_ENDS)
+        assert len(d.queue()) == count
         assert d.run("-qf").returncode == 0
-        assert len(recorder.data) == 5, d.log()
+        assert len(recorder.data) == count, d.log()
     finally:
         recorder.close()
     for raw in recorder.data:

@@ -6,11 +6,13 @@ is done by the daemon across its receivers; the load average is pinned with the
 test-only PYMTA_TEST_LOAD_AVERAGE, since a test cannot make a shared machine busy."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from tests.support.smtp_replay import (
+    DATA_DIR,
     RawClient,
     connect_when_free,
     exim_daemon,
@@ -235,6 +237,29 @@ def test_ratelimit_delays_mail_and_rcpt(tmp_path):
         for _ in range(3):
             assert timed(c, "MAIL FROM:<a@b.c>") < 1.5
             c.cmd("RSET")
+
+
+def test_ratelimit_delays_are_exims(tmp_path):
+    """The same commands as tests/data/smtp_limits/record_ratelimit.py sent to Exim
+    4.96: each reply comes after the delay Exim's did (within 0.4s)."""
+    recorded = [re.match(r"(.*?) (\d+\.\d) (\d{3}) ", line).groups()  # type: ignore
+                for line in (DATA_DIR / "ratelimit.exim.out").read_text().splitlines()]
+    d = limits_daemon(tmp_path, "smtp_ratelimit_hosts = *\n"
+                                "smtp_ratelimit_mail = 1,1s,2,10s\n"
+                                "smtp_ratelimit_rcpt = 1,0.5s,3,10s")
+    commands = ["EHLO client.test"]
+    for i in range(3):
+        commands.append("MAIL FROM:<a@b.c>")
+        if i == 0:
+            commands += [f"RCPT TO:<r{n}@b.c>" for n in range(3)]
+        commands.append("RSET")
+    with connect_when_free(d.port) as c:
+        for command, (verb, took, code) in zip(commands, recorded):
+            start = time.monotonic()
+            reply = c.cmd(command)
+            elapsed = time.monotonic() - start
+            assert command.startswith(verb) and reply.split("\n")[-1][:3] == code
+            assert float(took) - 0.1 <= elapsed <= float(took) + 0.4, (command, elapsed)
 
 
 def test_a_malformed_ratelimit_is_a_configuration_error(tmp_path):

@@ -232,13 +232,13 @@ def header_refusal(config: Any, data: bytes) -> tuple[str, int] | None:
     if total and len(head) > total:
         return "long", total
     if per_line:
-        # a header line with its continuations joined (without its final newline)
+        # a header with its continuations, newlines included (as Exim counts it)
         length = 0
-        for line in head.split(b"\n"):
+        for line in head.split(b"\n")[:-1]:
             if line[:1] in (b" ", b"\t"):
-                length += 1 + len(line)
+                length += len(line) + 1
             else:
-                length = len(line)
+                length = len(line) + 1
             if length > per_line:
                 return "line", per_line
     return None

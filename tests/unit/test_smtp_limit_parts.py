@@ -29,11 +29,16 @@ class _Config:
 
 
 def test_header_limits_count_joined_continuations():
+    """Exim 4.96 counts the newlines too: with header_line_maxsize = 20 it takes
+    "Subject: 1234567890\\n" and refuses "Subject: 1234\\n 56789\\n" (exim4 -bh)."""
+    limit = _Config(header_maxsize=0, header_line_maxsize=20)
+    assert header_refusal(limit, b"Subject: 1234567890\n\nb\n") is None
+    assert header_refusal(limit, b"Subject: 1234\n 56789\n\nb\n") == ("line", 20)
     data = b"Subject: abc\n def\nX: y\n\nbody line that is very long indeed\n"
     assert header_refusal(_Config(header_maxsize=0, header_line_maxsize=0), data) is None
-    assert header_refusal(_Config(header_maxsize=0, header_line_maxsize=17), data) is None
-    assert header_refusal(_Config(header_maxsize=0, header_line_maxsize=16), data) == \
-        ("line", 16)
+    assert header_refusal(_Config(header_maxsize=0, header_line_maxsize=18), data) is None
+    assert header_refusal(_Config(header_maxsize=0, header_line_maxsize=17), data) == \
+        ("line", 17)
     assert header_refusal(_Config(header_maxsize=23, header_line_maxsize=0), data) is None
     assert header_refusal(_Config(header_maxsize=22, header_line_maxsize=0), data) == \
         ("long", 22)

@@ -103,11 +103,18 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     data = read_message(stdin, opts.dot_ends)
     too_long = header_refusal(config, data)
     if too_long is not None:
-        # as Exim: the message is refused, with the mainlog line Exim writes
-        what = "message header section" if too_long[0] == "long" else "message header line"
-        error = f"excessively long {what} read (more than {too_long[1]} characters)"
-        log.main(f"Error while reading message: {error}")
-        return None, error
+        # as Exim: the message is refused, with Exim's mainlog line and error text
+        why, limit = too_long
+        try:
+            who = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            who = str(os.getuid())
+        what = "ridiculously long message header" if why == "long" \
+            else "overlong message header line"
+        log.main(f"{what} received from {who} (more than {limit} characters): "
+                 "message abandoned")
+        return None, (f"message header{'' if why == 'long' else ' line'} longer than "
+                      f"{limit} characters received: message not accepted")
     qd, qr = qualify_domains(config)
     arg_addrs = _split_args(opts.args)
     for a in arg_addrs:

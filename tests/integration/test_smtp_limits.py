@@ -399,3 +399,17 @@ def test_receive_timeout_may_be_expanded(tmp_path):
         assert time.monotonic() - start < 3
         assert slow.reply(timeout=1.5) == ""              # still waiting for a command
         assert slow.cmd("NOOP") == "250 OK"
+
+
+def test_deliver_queue_load_max_stops_the_daemons_queue_runs(tmp_path):
+    d = _delivering(tmp_path, "deliver_queue_load_max = 2", start=False,
+                    env={"PYMTA_TEST_LOAD_AVERAGE": "2.5"})
+    d.args = ["-q1s"]
+    proc = d.run("-odq", "-f", "a@b.c", "r@b.c", input=b"Subject: t\n\nbody\n")
+    assert proc.returncode == 0, proc.stderr
+    [msgid] = d.queue()
+    d.start()
+    assert " (load 2.50, max 2.00)" in wait_for_log(d, " (load 2.50, max 2.00)")
+    time.sleep(1.5)
+    assert d.queue() == [msgid]
+    assert f"{msgid} =>" not in d.log()

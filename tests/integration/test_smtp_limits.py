@@ -413,3 +413,16 @@ def test_deliver_queue_load_max_stops_the_daemons_queue_runs(tmp_path):
     time.sleep(1.5)
     assert d.queue() == [msgid]
     assert f"{msgid} =>" not in d.log()
+
+
+def test_os_overrides_smtp_receive_timeout(tmp_path):
+    d = limits_daemon(tmp_path, "smtp_receive_timeout = 5m", start=False)
+    d.args = ["-os", "1s"]
+    d.start()
+    with connect_when_free(d.port) as c:
+        start = time.monotonic()
+        assert c.reply(timeout=5) == \
+            "421 mx.test.example SMTP command timeout - closing connection"
+        assert time.monotonic() - start < 3
+    assert d.run("-os1s", "-bP", "smtp_receive_timeout").stdout.strip() == \
+        "smtp_receive_timeout = 1s"

@@ -356,8 +356,8 @@ class ExcessRecipients:
     selector: str | None = None
 
     def text(self) -> str:
-        how = "rejected" if self.refused else "temporarily rejected"
-        return f"too many recipients: excess {how}: sender=<{self.sender}> {self.host}"
+        how = "message rejected" if self.refused else "excess temporarily rejected"
+        return f"too many recipients: {how}: sender=<{self.sender}> {self.host}"
 
 
 @dataclass(frozen=True)

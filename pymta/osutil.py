@@ -173,3 +173,23 @@ def become_user_in_child(ids: tuple[int, int] | None,
         os.setgroups(groups or [])
         os.setresgid(ids[1], ids[1], ids[1])
         os.setresuid(ids[0], ids[0], ids[0])
+
+
+#: Test-only: a fixed load average for the whole process (see :func:`load_average`).
+LOAD_AVERAGE_ENV = "PYMTA_TEST_LOAD_AVERAGE"
+
+
+def load_average() -> int | None:
+    """The one-minute load average in thousandths, as Exim's fixed-point options hold it
+    (None where the system cannot tell).
+
+    Test-only: ``PYMTA_TEST_LOAD_AVERAGE`` (a decimal number such as ``3.5``) replaces
+    the kernel's figure, because a test cannot make a shared machine busy or idle on
+    demand; never set it for a real mail server."""
+    fixed = os.environ.get(LOAD_AVERAGE_ENV)
+    if fixed:
+        return int(round(float(fixed) * 1000))
+    try:
+        return int(os.getloadavg()[0] * 1000)
+    except OSError:
+        return None

@@ -13,11 +13,24 @@ import shutil
 import sys
 import tempfile
 
+import pytest
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from tests.support.daemon import RUNNING  # noqa: E402  (needs the path above)
+
 _OWN_BASETEMP: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_daemons():
+    """Stop the daemons a test started and left running (a daemon and its receivers
+    must not outlive the test that made them)."""
+    yield
+    for daemon in list(RUNNING):
+        daemon.stop()
 
 
 def pytest_configure(config):

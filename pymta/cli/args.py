@@ -98,6 +98,7 @@ class CliOptions:
     log_line: str | None = None           # -z
     recipient_select: tuple[str, str] | None = None  # -R / -qR: (flags, string)
     sender_select: tuple[str, str] | None = None     # -S / -qS: (flags, string)
+    smtp_receive_timeout: int | None = None          # -os: overrides the option
     # Options accepted without effect, as given (Exim ignores most of them too).
     ignored: list[str] = field(default_factory=list)
 
@@ -284,9 +285,13 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
             opts.ignored.append(f"{a} {value}")
     elif a.startswith(("-or", "-os")):
         value = cur.value(a, a[3:], f"bad time value {a}: abandoned")
-        if parse_time(value) is None:
+        seconds = parse_time(value)
+        if seconds is None:
             raise bad_argument(f"bad time value {value}: abandoned")
-        opts.ignored.append(a if a[3:] else f"{a} {value}")
+        if a.startswith("-os"):
+            opts.smtp_receive_timeout = seconds
+        else:
+            opts.ignored.append(a if a[3:] else f"{a} {value}")
     elif a.startswith("-oB"):
         # Optional number: attached, or the next argument when it is one.
         if a[3:] and not a[3:].isdigit():

@@ -47,7 +47,7 @@ def load(opts: CliOptions) -> Any:
     from pymta.config.model import ConfigError
     path = config_path(opts)
     try:
-        config = load_config(path, opts.macros or None)
+        config = with_cli_overrides(load_config(path, opts.macros or None), opts)
         if opts.queue_name:
             _name_queue(config, opts)
         return config
@@ -62,6 +62,13 @@ def load(opts: CliOptions) -> Any:
     except OSError as exc:
         sys.stderr.write(f"pymta: error in configuration file {path}: {exc.strerror}\n")
         raise SystemExit(1)
+
+
+def with_cli_overrides(config: Any, opts: CliOptions) -> Any:
+    """Options the command line overrides: -os (smtp_receive_timeout)."""
+    if opts.smtp_receive_timeout is not None:
+        config.main.set("smtp_receive_timeout", opts.smtp_receive_timeout)
+    return config
 
 
 def _name_queue(config: Any, opts: CliOptions) -> None:
@@ -401,7 +408,8 @@ def do_daemon(opts: CliOptions) -> int:
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
         queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
         tls_on_connect=opts.tls_on_connect)
-    return start_daemon(config, dopts, load_config=load_config)
+    return start_daemon(config, dopts, load_config=lambda path, macros: with_cli_overrides(
+        load_config(path, macros), opts))
 
 
 def do_submit(opts: CliOptions) -> int:

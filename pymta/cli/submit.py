@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Iterable
 
 from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
 from pymta.config.values import main_opt
+from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
 
@@ -100,6 +101,20 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
     from pymta.message.receive import receive_message
     data = read_message(stdin, opts.dot_ends)
+    too_long = header_refusal(config, data)
+    if too_long is not None:
+        # as Exim: the message is refused, with Exim's mainlog line and error text
+        why, limit = too_long
+        try:
+            who = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            who = str(os.getuid())
+        what = "ridiculously long message header" if why == "long" \
+            else "overlong message header line"
+        log.main(f"{what} received from {who} (more than {limit} characters): "
+                 "message abandoned")
+        return None, (f"message header{'' if why == 'long' else ' line'} longer than "
+                      f"{limit} characters received: message not accepted")
     qd, qr = qualify_domains(config)
     arg_addrs = _split_args(opts.args)
     for a in arg_addrs:

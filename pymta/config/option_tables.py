@@ -229,6 +229,8 @@ MAIN_TABLE: dict[str, tuple] = {
                     + ' $tod_full'),
     'smtp_check_spool_space': ('bool', True),
     'smtp_connect_backlog': ('int', 20),
+    # pymta's own: the longest a client may take over one DATA (slow senders)
+    'smtp_data_deadline': ('time', 3600),
     'smtp_enforce_sync': ('bool', True),
     'smtp_etrn_command': ('expand', None),
     'smtp_etrn_serialize': ('bool', True),

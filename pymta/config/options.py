@@ -154,6 +154,8 @@ def parse_value(spec: OptionSpec, text: str, file: str | None = None,
                 raise ValueError(f"octal integer expected for {n}")
             return int(s, 8)
         if t == "time":
+            if n == "smtp_receive_timeout" and text.lstrip().startswith("$"):
+                return text.strip()       # Exim expands it for each connection
             try:
                 return parse_time(text)
             except ValueError:
@@ -185,7 +187,7 @@ def format_scalar(spec: OptionSpec, value: Any) -> str:
     if value is None:
         return ""
     if t == "time":
-        return format_time(int(value))
+        return value if isinstance(value, str) else format_time(int(value))
     if t == "mode":
         return "0%o" % value
     if t == "size":

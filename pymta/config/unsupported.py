@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymta.config.model import ConfigError
+from pymta.config.ratelimit import check_ratelimit_option
 
 NOT_SUPPORTED = "is not supported in this version of pymta"
 
@@ -72,15 +73,15 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         bounce_sender_authentication callout_domain_negative_expire
         callout_domain_positive_expire callout_negative_expire callout_positive_expire
         callout_random_local_part check_rfc2047_length daemon_startup_retries
-        daemon_startup_sleep deliver_queue_load_max
+        daemon_startup_sleep
         dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
         dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
         dns_csa_search_limit dns_csa_use_reverse dns_ipv4_lookup dns_retrans
         dns_retry dns_trust_aa dns_use_edns0 errors_copy
         event_action extra_local_interfaces gecos_name
-        gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode header_line_maxsize
-        header_maxsize helo_lookup_domains hold_domains host_reject_connection
+        gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode
+        helo_lookup_domains hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
         ldap_ca_cert_dir ldap_ca_cert_file ldap_cert_file ldap_cert_key ldap_cipher_suite
         ldap_default_servers ldap_require_cert ldap_start_tls ldap_version
@@ -93,9 +94,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
-        smtp_accept_max_per_connection smtp_accept_max_per_host smtp_accept_queue
-        smtp_accept_reserve smtp_load_reserve
-        smtp_ratelimit_hosts smtp_ratelimit_mail smtp_ratelimit_rcpt smtp_reserve_hosts
         spamd_address spf_guess spf_smtp_comment_template
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
         tcp_wrappers_daemon_name timezone unknown_login unknown_username
@@ -219,6 +217,7 @@ def _check(table: dict[str, Any], name: str, value: Any, what: str, file: str | 
 def check_main_option(name: str, value: Any, file: str | None, line: int | None) -> None:
     """Raise ConfigError when the main option ``name`` is known but not supported."""
     _check(UNSUPPORTED_MAIN, name, value, "main option", file, line)
+    check_ratelimit_option(name, value, file, line)
     if name == "log_file_path":
         check_log_file_path(value, file, line)
     elif name == "log_selector":

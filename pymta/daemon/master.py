@@ -21,6 +21,7 @@ from typing import Any, Callable, cast
 
 import pymta
 from pymta.daemon import ipc, listen
+from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.preload import preload_for
 from pymta.daemon.util import (
     PrivilegeError,
@@ -89,6 +90,7 @@ class Child:
     retiring: bool = False
     buf: bytes = b""
     generation: int = 0
+    slot: int | None = None              # receiver: its entry in the ConnectionTable
 
 
 def daemon_addresses(config: Any, oX: str | None) -> list[tuple[str, int]]:
@@ -183,6 +185,8 @@ class Master:
         self.pending: collections.deque[tuple[str, str]] = collections.deque()
         self.pending_set: set[str] = set()
         self.busy_receivers: set[int] = set()
+        # what every receiver is serving, for the per-host and reserve limits
+        self.connections = ConnectionTable(max(UNLIMITED_RECEIVERS, self.max_receivers()))
         self.signals: set[int] = set()
         self.stopping = False
         self.next_queue_run = time.monotonic() if opts.queue_interval else None
@@ -301,11 +305,23 @@ class Master:
         from pymta.daemon.receiver import receiver_main
         notifier = ipc.Notifier(self.notify_child)
         config, log, listeners, rs = self.config, self.log, self.listeners, self.run_session
+        slot = self.connections.free_slot({c.slot for c in self.children.values()
+                                          if c.slot is not None})
+        if slot is None:
+            # smtp_accept_max was raised by a reload beyond the table made at start
+            self.log.panic("daemon: no room for another receiver in the connection table "
+                           f"({self.connections.slots} slots); restart the daemon")
+            return
+        table = self.connections
+        table.release(slot)              # whatever a dead predecessor left there
 
         def body() -> int:
             notifier.pid = os.getpid()
-            return receiver_main(listeners, config, log, notifier, rs)
-        self._fork("receiver", body)
+            return receiver_main(listeners, config, log, notifier, rs,
+                                 connections=(table, slot))
+        child = self._fork("receiver", body)
+        if child is not None:
+            child.slot = slot
 
     def spawn_worker(self) -> None:
         from pymta.daemon.worker import worker_main
@@ -558,6 +574,8 @@ class Master:
             self.busy_receivers.discard(pid)
             if child is None:
                 continue
+            if child.slot is not None:
+                self.connections.release(child.slot)
             self._close_conn(child)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
             if not clean and not child.retiring and not self.stopping:

@@ -17,6 +17,7 @@ from pymta.daemon.util import main_opt, spool_directory
 from pymta.delivery import deliver_message
 from pymta.delivery.bounce import auto_thaw_due
 from pymta.logevents import QueueRun, write_event
+from pymta.osutil import load_average
 from pymta.spool.space import check_log, check_spool
 from pymta.spool.tidy import set_aside_corrupt, tidy_spool
 
@@ -29,6 +30,21 @@ def space_shortage(config: Any, log: Any) -> bool:
     if failure is None:
         return False
     log.main(f"{failure}: queue run paused, messages stay on the queue")
+    return True
+
+
+def load_too_high(config: Any, log: Any, flags: str = "", queue: str = "") -> bool:
+    """deliver_queue_load_max: is the load average over it?  Then the queue run is
+    abandoned (and Exim's line says so); the messages wait for a later run."""
+    limit = main_opt(config, "deliver_queue_load_max")
+    if limit is None:
+        return False
+    load = load_average()
+    if load is None or load <= int(limit):
+        return False
+    named = f"'{queue}' " if queue else ""
+    log.main(f"Abandon {named}queue run: pid={os.getpid()}" + (f" {flags}" if flags else "")
+             + f" (load {load / 1000:.2f}, max {int(limit) / 1000:.2f})")
     return True
 
 
@@ -138,7 +154,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     for only_local in phases:
         waiting: dict[str, str] = {}
         for msgid in order:
-            if space_shortage(config, log):
+            if space_shortage(config, log) or load_too_high(config, log, flags, queue):
                 break
             if select is not None and not select(msgid):
                 continue
@@ -172,8 +188,9 @@ def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False
                     force_frozen: bool = False, queue: str = "") -> int:
     """Daemon queue-runner child: hand every due id to the master (workers deliver);
     a message of a named queue goes as "queue/id"."""
+    flags = "-qff" if force_frozen else "-qf" if force else ""
     for msgid in due_messages(config, force_frozen=force_frozen, log=log, queue=queue):
-        if space_shortage(config, log):
+        if space_shortage(config, log) or load_too_high(config, log, flags, queue):
             break
         # Blocking sends with back-off so a busy master slows us down rather than losing ids.
         for _ in range(50):

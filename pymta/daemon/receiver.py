@@ -18,30 +18,37 @@ import traceback
 from typing import Any, Callable, cast
 
 from pymta.config.values import main_opt
+from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.ipc import Notifier
 from pymta.daemon.queue_select import message_filter, run_selected
 from pymta.daemon.queuerunner import due_messages
 from pymta.daemon.stopflag import StopFlag
 from pymta.delivery.cutthrough import open_cutthrough
 from pymta.smtp.etrn import QueueRunner, set_queue_runner
+from pymta.smtp.limits import counted_limits, daemon_refusal
 from pymta.smtp.session import run_session as smtp_run_session
 
 PARENT_CHECK_SECONDS = 2.0
 
 
 def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
-    """Bind run_session once, passing stop_event only when it accepts one."""
+    """Bind run_session once, passing stop_event and accept_count only when it accepts
+    them."""
     try:
         params = inspect.signature(run_session).parameters
-        takes_stop = "stop_event" in params or any(
-            p.kind is p.VAR_KEYWORD for p in params.values())
+        anything = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        takes_stop = "stop_event" in params or anything
+        takes_count = "accept_count" in params or anything
     except (TypeError, ValueError):
-        takes_stop = False
+        takes_stop = takes_count = False
 
-    def call(conn, config, listener, log, notify, stop):
+    def call(conn, config, listener, log, notify, stop, accept_count=0):
+        kw: dict[str, Any] = {}
         if takes_stop:
-            return run_session(conn, config, listener, log, notify, stop_event=stop)
-        return run_session(conn, config, listener, log, notify)
+            kw["stop_event"] = stop
+        if takes_count:
+            kw["accept_count"] = accept_count
+        return run_session(conn, config, listener, log, notify, **kw)
     return call
 
 
@@ -71,8 +78,10 @@ def etrn_handoff(notifier: Notifier) -> QueueRunner:
 
 
 def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
-                  notifier: Notifier, run_session: Callable[..., Any] | None = None) -> int:
-    """The receiver process body; returns the exit status."""
+                  notifier: Notifier, run_session: Callable[..., Any] | None = None,
+                  connections: tuple[ConnectionTable, int] | None = None) -> int:
+    """The receiver process body; returns the exit status.  ``connections`` is the
+    daemon's table of connections and this receiver's slot in it."""
     call = _session_caller(run_session if run_session is not None else
                            functools.partial(smtp_run_session,
                                              cutthrough_opener=open_cutthrough))
@@ -105,6 +114,8 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     # two pieces (a TLS handshake's last records, a multi-line EHLO) waits for the
     # client's delayed ACK, up to 40 ms per exchange on Linux.
     nodelay = bool(main_opt(config, "tcp_nodelay"))
+    # counting connections costs a scan of the table: only when a limit needs it
+    counting = connections is not None and counted_limits(config)
     parent = os.getppid()
     if parent == 1:
         return 0
@@ -127,7 +138,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                 break
             listener = cast(socket.socket, key.fileobj)     # registered below
             try:
-                conn, _peer = listener.accept()
+                conn, _peer_addr = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 continue   # another receiver won the race
             except OSError as exc:
@@ -138,7 +149,18 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                 conn.setblocking(True)
                 if nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                call(conn, config, names[listener], log, notifier, stop)
+                accept_count, refusal = 0, None
+                if connections is not None:
+                    table, slot = connections
+                    address, port = _peer(_peer_addr)
+                    table.claim(slot, os.getpid(), address)
+                    if counting:
+                        accept_count, from_host = table.counts(address)
+                        refusal = daemon_refusal(config, log, address, port, from_host)
+                if refusal is not None:
+                    _send_quietly(conn, refusal)
+                else:
+                    call(conn, config, names[listener], log, notifier, stop, accept_count)
             except Exception:
                 # A session crash must never take the receiver (or 250) with it.
                 log.panic("SMTP session crashed: " + traceback.format_exc().replace("\n", "\n  "))
@@ -147,6 +169,8 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                     conn.close()
                 except OSError:
                     pass
+                if connections is not None:
+                    connections[0].release(connections[1])
                 notifier.idle()
             break   # re-poll: readiness of other sockets may be stale
     for s in listeners:
@@ -157,3 +181,17 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
 def _listener_name(sock: socket.socket) -> tuple[str, int]:
     addr = sock.getsockname()
     return addr[0], addr[1]
+
+
+def _peer(addr: Any) -> tuple[str, int]:
+    """(address, port) of an accepted connection ("", 0 for a Unix socket)."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return str(addr[0]), int(addr[1])
+    return "", 0
+
+
+def _send_quietly(conn: socket.socket, data: bytes) -> None:
+    try:
+        conn.sendall(data)
+    except OSError:
+        pass

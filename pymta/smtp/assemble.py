@@ -25,6 +25,7 @@ from pymta.message.receive import (
     receive_message,
     report_after_commit,
 )
+from pymta.smtp.limits import header_refusal, header_reply, queue_all_messages
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
@@ -55,6 +56,8 @@ class MessageAssembly:
     data_headers_remove: list[str]
     peer_ip: str
     peer_port: int
+    accept_count: int
+    hostname: str
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
     _reply: Callable[[Any, str], Reply]
@@ -83,6 +86,10 @@ class MessageAssembly:
         v = self.ctx.variables
         v["message_size"] = str(len(data))
         v["message_linecount"] = str(data.count(b"\n"))
+        too_long = header_refusal(self.config, data)
+        if too_long is not None:
+            self._reset_message()
+            return header_reply(self, *too_long)
         if not self.accepted_rcpts and not self.mail_discard:
             # Every recipient was discarded: Exim accepts without running the DATA ACL.
             self._reset_message()
@@ -220,6 +227,8 @@ class MessageAssembly:
         if main_option(self.config, "queue_only", False):
             return True
         if (self.message_controls | self.controls) & {"queue", "queue_only", "freeze"}:
+            return True
+        if queue_all_messages(self.config, self.accept_count):
             return True
         per_conn = main_option(self.config, "smtp_accept_queue_per_connection", 10)
         return bool(per_conn) and self.messages > per_conn

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from pymta.config.options import format_time
 from pymta.logevents import (
     CallDropped,
     CommandError,
@@ -19,6 +20,7 @@ from pymta.logevents import (
     SyncError,
     write_event,
 )
+from pymta.smtp.limits import LimitEvent
 from pymta.smtp.server import SmtpEvent, SmtpServer
 from pymta.spool.ids import new_message_id
 
@@ -38,7 +40,8 @@ class DialogueLog:
     _NOTQUIT = {"sync_error": "synchronization-error", "too_many_synprot": "bad-commands",
                 "too_many_unknown": "bad-commands", "too_many_nonmail": "bad-commands",
                 "command_timeout": "command-timeout",
-                "data_timeout": "data-timeout", "lost": "connection-lost"}
+                "data_timeout": "data-timeout", "data_deadline": "data-timeout",
+                "lost": "connection-lost"}
 
     def on_event(self, event: SmtpEvent) -> None:
         info = event.info
@@ -75,6 +78,11 @@ class DialogueLog:
             self._excess_logged = True           # Exim logs the excess once per message
             return ExcessRecipients(self.host_ident(), sender,
                                     bool(self.server and self.server.recipients_max_reject))
+        if name == "data_deadline":
+            return LimitEvent(
+                f"SMTP data deadline (smtp_data_deadline = {format_time(int(info['seconds']))})"
+                f" passed (message abandoned) on connection from {who} F=<{sender}> "
+                f"D={format_time(int(time.monotonic() - self.started))}")
         if name in ("command_timeout", "data_timeout", "lost"):
             how = "lost_data" if info.get("where") == "reading message data" and name == "lost" \
                 else name

@@ -91,6 +91,11 @@ class SmtpHandler:
     def on_helo(self, verb: str, name: str) -> Reply | None:
         return None
 
+    def on_mail_command(self, count: int) -> Reply | None:
+        """The ``count``-th MAIL command of the connection, before its address is read
+        (smtp_accept_max_per_connection, smtp_ratelimit_mail)."""
+        return None
+
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
         return None
 
@@ -359,6 +364,7 @@ class SmtpServer:
         self.synprot_errors = 0
         self.unknown_commands = 0
         self.messages_received = 0
+        self.mail_commands = 0                # every MAIL, refused or not (Exim's count)
         self.last_command = ""
         self.history: list[str] = []          # recognised verbs, for C= in log lines
         self._last_was_rcpt = False
@@ -463,16 +469,23 @@ class SmtpServer:
         if self._exchange is not None and not self._skip_long_line and (
                 nl > SMTP_CMD_BUFFER_SIZE or (nl < 0 and len(self._buf) > SMTP_CMD_BUFFER_SIZE)):
             # An over-long response is cut short, as Exim's buffer does (AUTH answers
-            # "501 Invalid base64 data"); the rest is read as the next command.
+            # "501 Invalid base64 data"); unlike Exim, the rest of the line is thrown
+            # away, never read as the next command.
             head = bytes(self._buf[:SMTP_CMD_BUFFER_SIZE])
-            del self._buf[:SMTP_CMD_BUFFER_SIZE]
+            if nl > SMTP_CMD_BUFFER_SIZE:
+                del self._buf[:nl + 1]
+            else:
+                del self._buf[:]
+                self._skip_long_line = True
             return head
         if nl < 0:
             if len(self._buf) > SMTP_CMD_BUFFER_SIZE:
-                # Drop the oversized part; the rest of the line is skipped too.
+                # Drop the oversized part; the rest of the line is skipped too (and
+                # refused once, however long it is).
                 del self._buf[:]
-                self._skip_long_line = True
-                self._synprot(500, "line too long")
+                if not self._skip_long_line:
+                    self._skip_long_line = True
+                    self._synprot(500, "line too long")
             return None
         line = bytes(self._buf[:nl + 1])
         del self._buf[:nl + 1]
@@ -500,6 +513,19 @@ class SmtpServer:
                 421, f"{self.hostname} SMTP incoming data timeout - closing connection")
         self._event("command_timeout")
         return format_reply(421, f"{self.hostname} SMTP command timeout - closing connection")
+
+    def data_deadline_reply(self, seconds: float) -> bytes:
+        """smtp_data_deadline passed while the message was still arriving: the 421 to
+        send before closing (the message is abandoned)."""
+        self.closed = True
+        self._event("data_deadline", seconds=seconds)
+        return format_reply(
+            421, f"{self.hostname} SMTP data deadline passed - closing connection")
+
+    @property
+    def reading_bytes(self) -> bool:
+        """Is a fixed-size read (BDAT) in progress?  Its data has no lines."""
+        return self._want_bytes is not None
 
     def shutdown_reply(self) -> bytes:
         """The daemon is stopping: the 421 to send before closing."""
@@ -566,8 +592,9 @@ class SmtpServer:
     # ------------------------------------------------------------------ commands
     def _command(self, raw: bytes) -> None:
         line = raw.rstrip(b"\r\n")
-        if b"\r" in line or b"\n" in line:
-            line = line.replace(b"\r", b"")
+        bare_cr = b"\r" in line
+        if bare_cr:
+            line = line.replace(b"\r", b"")       # never into a log line or a reply
         self.last_command = line.decode("utf-8", "surrogateescape")
         was_rcpt, self._last_was_rcpt = self._last_was_rcpt, False
         if self.handler.should_stop():
@@ -575,6 +602,11 @@ class SmtpServer:
             return
         if b"\0" in line:
             self._synprot(501, "NUL characters are not allowed in SMTP commands")
+            return
+        if bare_cr:
+            # a CR inside a command (a quoted local part, a HELO name, a parameter)
+            # would reach log lines, headers and the next server raw
+            self._synprot(501, "bare CR characters are not allowed in SMTP commands")
             return
         lower = line.lower()
         verb = None
@@ -696,6 +728,7 @@ class SmtpServer:
     def _cmd_mail(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=False):
             return
+        self.mail_commands += 1
         if self.helo_required and self.helo_name is None:
             self._event("mail_no_helo")
             self._synprot(503, "HELO or EHLO required")
@@ -705,6 +738,10 @@ class SmtpServer:
             return
         if not arg:
             self._synprot(501, "MAIL must have an address operand")
+            return
+        limited = self.handler.on_mail_command(self.mail_commands)
+        if limited is not None:
+            self._send(limited)
             return
         # SMTPUTF8 decides how the address itself is parsed (UTF-8 domains allowed).
         utf8 = self.esmtp and "SMTPUTF8" in self._param_names() and \
@@ -747,12 +784,12 @@ class SmtpServer:
         if bad_rest:
             # Exim treats anything it does not understand as part of the address.
             following = " ".join(bad_rest)
-            self._reply(501, f"{arg}: malformed address: {following} may not follow {raw} ")
-            self._event("mail_malformed", text=arg)
+            # a syntax error: it counts towards smtp_max_synprot_errors, as in Exim
+            self._synprot(501, f"malformed address: {following} may not follow {raw} ",
+                          data=arg)
             return
         if path.error or addr is None:
-            self._reply(501, f"{arg}: {path.error or 'malformed address'}")
-            self._event("mail_malformed", text=arg)
+            self._synprot(501, path.error or "malformed address", data=arg)
             return
         size = params.get("SIZE")
         if size is not None and self.size_limit:
@@ -884,8 +921,14 @@ class SmtpServer:
         self._buf[:0] = rest
         self._in_data = False
         self._data = bytearray()
-        # Undo dot-stuffing, then CRLF -> LF; body starts with the virtual CRLF.
+        # Undo dot-stuffing, then CRLF -> LF; body starts with the virtual CRLF.  Only
+        # CRLF ends a line (so only CRLF.CRLF ends the data); a bare CR left over is
+        # stored as a line end, as Exim 4.96 does, so nothing relayed later can read
+        # "\r.\r" as the end of the data (SMTP smuggling).  A bare LF is a line end
+        # in the spool's LF format already; either way the relayed line is dot-stuffed.
         body = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")[1:]
+        if b"\r" in body:
+            body = body.replace(b"\r", b"\n")
         size = len(body) + self._data_size
         self._data_size = 0
         if self._data_too_big or (self.size_limit and size > self.size_limit):

@@ -37,6 +37,12 @@ from pymta.smtp.checks import AclChecks
 from pymta.smtp.cutthrough_api import CutthroughOpener
 from pymta.smtp.cutthrough_glue import CutthroughGlue
 from pymta.smtp.etrn import EtrnSetupFailed, command_job, etrn_command, queue_run_job, start_etrn
+from pymta.smtp.limits import (
+    CommandLimits,
+    connection_refusal,
+    data_deadline,
+    receive_timeout,
+)
 from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -102,6 +108,10 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         self.local_caller: Any = None
         # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).
         self.tls_wrap: TlsWrap | None = None
+        # the daemon's connections in progress, this one included (0: not the daemon)
+        self.accept_count = 0
+        self.in_daemon = False
+        self.limits: CommandLimits | None = None          # set by prepare_session
         self.auth_init()
 
     def set_local_caller(self, caller: Any) -> None:
@@ -169,6 +179,9 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         self.ctx.headers = None
         # Exim tidies its lookups after each message: file contents may have changed.
         self.ctx.lookup_cache.clear()
+
+    def on_mail_command(self, count: int) -> Reply | None:
+        return self.limits.on_mail(count) if self.limits is not None else None
 
     def on_mail(self, address: str, params: dict[str, str | None]) -> Reply | None:
         self._reset_message()
@@ -238,6 +251,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         v["local_part"] = taint(lp)
         v["domain"] = taint(dom.lower())
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
+        if self.limits is not None:
+            self.limits.on_rcpt(self.server.rcpt_count if self.server else 0)
         res = self._run("acl_smtp_rcpt", "rcpt")
         v["local_part"] = v["domain"] = ""
         if res.verdict not in ("accept", "discard"):
@@ -415,14 +430,15 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
 def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
                 notify: Callable[[str], Any] | None = None, stop_event: Any = None,
                 *, peer: tuple[str, int] | None = None,
-                local: tuple[str, int] | None = None,
+                local: tuple[str, int] | None = None, accept_count: int = 0,
                 cutthrough_opener: CutthroughOpener | None = None) -> None:
     """Handle one SMTP connection until QUIT, a drop, a timeout or disconnection.
 
     ``listener_port`` is the listening port (or the (address, port) of the listener);
     ``notify(msgid)`` is called after each accepted message that should be delivered at
     once; ``stop_event.is_set()`` makes the next command get a 421.  ``peer``/``local``
-    override the socket's addresses (for Unix socketpairs in tests).
+    override the socket's addresses (for Unix socketpairs in tests).  ``accept_count``
+    is the number of the daemon's connections in progress, this one included.
     """
     found_peer, found_local = _endpoints(sock)
     peer = peer or found_peer
@@ -434,11 +450,12 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
     session.cutthrough_opener = cutthrough_opener
+    session.accept_count, session.in_daemon = accept_count, True
     proxied = session.read_proxy(sock)      # hosts_proxy: before any TLS or SMTP
     server = prepare_session(session)
     if not proxied:
         server.refuse_until_quit(PROXY_FAILED, code=503)
-    timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
+    timeout = receive_timeout(config, session.ctx, log) or None
     conn = Connection(sock, session.tls_wrap)
 
     try:
@@ -456,7 +473,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
             return
         if server.input_waiting and not perform(conn, server, server.receive(b"")):
             return
-        run_dialogue(conn, server, timeout, stop_event)
+        run_dialogue(conn, server, timeout, stop_event, data_deadline(config))
     finally:
         finish_session(session, server, stop_event)
         # The caller closes the socket; shutting it down now lets the client see EOF at
@@ -495,6 +512,9 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     if _host_in(config, "smtputf8_advertise_hosts", session, "*"):
         server.extensions.append("SMTPUTF8")
     session.auth_install(server)
+    session.limits = CommandLimits(
+        session, lambda option, default: _host_in(config, option, session, default),
+        session.sleep)
     session._reset_message()
     return server
 
@@ -503,6 +523,14 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
                   before_greeting: Callable[[], Any] | None = None) -> bool:
     """Connect ACL and banner.  False when the session is already over."""
     config, log = session.config, session.log
+    refusal = connection_refusal(
+        session, lambda option, default: _host_in(config, option, session, default),
+        session.accept_count, session.in_daemon)
+    if refusal is not None:
+        reply, event = refusal
+        write_event(log, config, event)
+        send(server.reject_connection(reply))
+        return False
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect")

@@ -107,14 +107,30 @@ def perform(conn: Connection, server: SmtpServer, actions: list[Action]) -> bool
 
 
 def run_dialogue(conn: Connection, server: SmtpServer, timeout: float | None,
-                 stop_event: Any = None) -> None:
-    """Feed the client's input to ``server`` until the dialogue ends."""
+                 stop_event: Any = None, data_deadline: float | None = None) -> None:
+    """Feed the client's input to ``server`` until the dialogue ends.
+
+    ``timeout`` (smtp_receive_timeout) is the longest wait for one line: it restarts
+    when a line ends, not with every byte, so a client trickling a byte at a time
+    cannot hold the session.  ``data_deadline`` (smtp_data_deadline) bounds the
+    whole of one DATA, however fast its lines arrive."""
     deadline = time.monotonic() + timeout if timeout else None
+    data_since: float | None = None          # when the current DATA began
     while not server.closed:
+        if server.in_data and data_since is None:
+            data_since = time.monotonic()
+        elif not server.in_data:
+            data_since = None
         # Wake at least once a second so a stopping daemon is noticed while idle.
         wait = 1.0
         if deadline is not None:
             wait = max(0.0, min(wait, deadline - time.monotonic()))
+        if data_since is not None and data_deadline:
+            late = data_since + data_deadline - time.monotonic()
+            if late <= 0:
+                conn.send(server.data_deadline_reply(data_deadline))
+                return
+            wait = min(wait, late)
         if not conn.readable(wait):
             if stop_event is not None and stop_event.is_set() and not server.in_data:
                 conn.send(server.shutdown_reply())
@@ -133,7 +149,7 @@ def run_dialogue(conn: Connection, server: SmtpServer, timeout: float | None,
                 conn.send(f"421 {server.hostname} lost input connection\r\n".encode())
             server.connection_lost()
             return
-        if timeout:
+        if timeout and (b"\n" in data or server.reading_bytes):
             deadline = time.monotonic() + timeout
         if not perform(conn, server, server.receive(data)):
             return

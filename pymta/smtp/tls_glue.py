@@ -23,6 +23,7 @@ import socket
 from typing import Any, Callable
 
 from pymta.config.values import main_option as _main
+from pymta.smtp.limits import receive_timeout
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 from pymta.tls.certinfo import pem_text
@@ -142,7 +143,7 @@ class TlsGlue:
     def tls_wrap_socket(self, sock: socket.socket) -> TlsChannel:
         """The socket loop's TlsWrap: handshake on ``sock``; raise OSError on failure."""
         assert self._server_tls is not None
-        timeout = float(_main(self.config, "smtp_receive_timeout", 300) or 0) or 300.0
+        timeout = receive_timeout(self.config, self.ctx, self.log) or 300.0
         try:
             conn = self._server_tls.connection(
                 sock, self._option_variables(), self._verify_mode(),

@@ -10,7 +10,6 @@ next connection sends EHLO without waiting for the banner.
 from __future__ import annotations
 
 import socket
-import time
 
 from tests.integration.conftest import BASE_CONFIG, wait_for
 from tests.integration.test_daemon_e2e import MESSAGE, send
@@ -53,10 +52,13 @@ def test_server_answers_commands_sent_before_the_banner(pymta_daemon):
 
 
 def test_server_without_pipe_connect_refuses_early_talkers(pymta_daemon):
-    d = pymta_daemon(config="pipelining_connect_advertise_hosts =\n" + BASE_CONFIG)
+    # the connect ACL's delay makes sure the early input is there when it is checked
+    config = BASE_CONFIG.replace("begin acl\n\n", "begin acl\n\nacl_conn:\n"
+                                 "  accept delay = 1s\n\n")
+    d = pymta_daemon(config="pipelining_connect_advertise_hosts =\n"
+                     "acl_smtp_connect = acl_conn\n" + config)
     with socket.create_connection(("127.0.0.1", d.port)) as s:
         s.sendall(b"EHLO early.test\r\n")
-        time.sleep(0.3)
         assert _read_replies(s, 1) == ["554 SMTP synchronization error"]
     d.wait_for_log(r"SMTP protocol synchronization error \(input sent without waiting "
                    r"for greeting\)", 5)

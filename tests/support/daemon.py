@@ -112,10 +112,15 @@ def run_pymta(args: Sequence[str], config: str | os.PathLike, *,
     return out
 
 
+#: Daemons started and not stopped yet (tests/conftest.py stops them after each test).
+RUNNING: "set[PymtaDaemon]" = set()
+
+
 class PymtaDaemon:
     """A pymta daemon in its own temporary directory, for integration tests.
 
-    ``with PymtaDaemon(conf_text, tmp_path) as d: d.client() ...``
+    ``with PymtaDaemon(conf_text, tmp_path) as d: d.client() ...``; a daemon the test
+    leaves running is stopped when the test ends.
     """
 
     def __init__(self, config_text: str, directory: str | os.PathLike, *,
@@ -175,6 +180,7 @@ class PymtaDaemon:
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
                                      env=pymta_env(self.env), cwd=str(REPO),
                                      start_new_session=True)
+        RUNNING.add(self)
         try:
             wait_until(self._banner_ready, self.start_timeout, 0.05)
         except TimeoutError:
@@ -201,6 +207,7 @@ class PymtaDaemon:
         """
         if self.proc is None:
             return None
+        RUNNING.discard(self)
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)

@@ -64,8 +64,15 @@ CRAM = {"cram_ok": ("alice", "secret"), "cram_bad_digest": ("alice", "wrong"),
         "cram_unknown_user": ("bob", "secret")}
 
 
+# Exim's transcripts where pymta differs on purpose (tested on their own below).
+DIFFERENT_ON_PURPOSE = {
+    # Exim reads the rest of an over-long response as a command; pymta drops it
+    "overlong_response": "test_overlong_response_then_next_command",
+}
+
+
 def _transcripts() -> list[Path]:
-    return sorted(DATA.glob("*.txt"))
+    return sorted(p for p in DATA.glob("*.txt") if p.stem not in DIFFERENT_ON_PURPOSE)
 
 
 def _cram(reply: str) -> str:
@@ -168,11 +175,12 @@ def test_cancel_and_bad_base64_count_as_failures(tmp_path) -> None:
 
 def test_overlong_response_then_next_command(tmp_path) -> None:
     """Exim cuts the response at its buffer size (501) and reads the rest of the line as
-    a command (500); the session goes on (checked against exim4 -bh)."""
+    a command (500, checked against exim4 -bh); pymta throws the rest of the line away,
+    so nothing in it can become a command.  The session goes on."""
     c = Client(tmp_path)
     c.send("EHLO client.example")
     assert c.send("AUTH PLAIN") == ["334 "]
-    assert c.send("A" * 20000) == ["501 Invalid base64 data", "500 unrecognized command"]
+    assert c.send("A" * 20000) == ["501 Invalid base64 data"]
     assert c.send(PLAIN_OK) == ["235 Authentication succeeded"]
 
 

@@ -1,0 +1,68 @@
+"""Which client each receiver is serving: a table in memory shared by the daemon's
+processes, for the limits that count connections (smtp_accept_max_per_host,
+smtp_accept_reserve, smtp_accept_queue).
+
+Exim's daemon counts the connections it forks children for; pymta's receivers accept
+connections themselves, so the count is kept here instead.  The master creates the
+table before it forks and gives every receiver its own slot; a receiver writes the
+client address into its slot when it accepts a connection and clears it when the
+session ends; the master clears the slot of a receiver that died.  A receiver claims
+its slot *before* counting, so two connections that arrive at the same moment can
+both be refused at a limit but never both be let in beyond it.
+"""
+from __future__ import annotations
+
+import ipaddress
+import mmap
+import struct
+
+_SLOT = struct.Struct("<i16s")          # pid (0: free), client address (IPv6 form)
+
+
+def _packed(address: str) -> bytes:
+    """The address as 16 bytes; an IPv4 address in its IPv4-mapped IPv6 form, so that
+    "1.2.3.4" and "::ffff:1.2.3.4" are one host."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return b"\xff" * 16                     # not an IP (a Unix socket): one bucket
+    if isinstance(ip, ipaddress.IPv4Address):
+        ip = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip.packed)
+    return ip.packed
+
+
+class ConnectionTable:
+    """``slots`` entries of (receiver pid, client address) in shared anonymous memory."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.mem = mmap.mmap(-1, slots * _SLOT.size)      # MAP_SHARED: seen after fork
+
+    def free_slot(self, taken: set[int]) -> int | None:
+        """The lowest slot number not in ``taken`` (the master's bookkeeping)."""
+        for n in range(self.slots):
+            if n not in taken:
+                return n
+        return None
+
+    def claim(self, slot: int, pid: int, address: str) -> None:
+        """The receiver in ``slot`` now serves ``address``."""
+        off = slot * _SLOT.size
+        # the address first, then the pid that makes the entry count
+        self.mem[off + 4:off + _SLOT.size] = _packed(address)
+        self.mem[off:off + 4] = struct.pack("<i", pid)
+
+    def release(self, slot: int) -> None:
+        """The session in ``slot`` is over (or its receiver died)."""
+        off = slot * _SLOT.size
+        self.mem[off:off + 4] = b"\0\0\0\0"
+
+    def counts(self, address: str) -> tuple[int, int]:
+        """(connections in progress, of which from ``address``), claims included."""
+        want = _packed(address)
+        total = same = 0
+        for pid, addr in _SLOT.iter_unpack(self.mem):
+            if pid:
+                total += 1
+                same += addr == want
+        return total, same

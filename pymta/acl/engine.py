@@ -15,7 +15,7 @@ from typing import Any
 
 from pymta import match, routing
 from pymta.acl import verify as hv
-from pymta.acl.dnslists import check_dnslists
+from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.parse import (
     ACL_CONTROLS,
     ACL_CONTROLS_IGNORED,
@@ -400,8 +400,12 @@ class _Runner:
             return self._verify(_expand_arg(value, self.ctx))
         if name == "dnslists":
             log = getattr(self.session, "log", None)
-            return check_dnslists(_expand_arg(value, self.ctx), self._var("sender_host_address"),
-                                  self.ctx.variables, log.main if log is not None else None)
+            try:
+                return check_dnslists(_expand_arg(value, self.ctx),
+                                      self._var("sender_host_address"), self.ctx.variables,
+                                      log.main if log is not None else None)
+            except DnsListDefer as exc:
+                raise AclDefer(str(exc)) from exc
         if name in ("ratelimit", "spf", "dkim_status", "dkim_signers",
                     "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
                     "decode", "demime", "bmi_optin"):

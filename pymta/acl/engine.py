@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta import match, routing
+from pymta import match
+from pymta.acl import addrverify
 from pymta.acl import verify as hv
 from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.parse import (
@@ -23,7 +24,6 @@ from pymta.acl.parse import (
     parse_acl_text,
 )
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
-from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
@@ -72,6 +72,11 @@ class AclResult:
     verify_message: str | None = None
     error: bool = False
     queue: str | None = None        # the named queue set by a "queue" modifier
+    # A failed sender verify: the text for the "sender verify fail" log line (None: as
+    # verify_message) and the reply's first line (None: "Verification failed for <a>";
+    # "": no details, the no_details option).
+    verify_log: str | None = None
+    verify_head: str | None = None
 
 
 class AclDefer(Exception):
@@ -182,6 +187,8 @@ class _Runner:
         self.verify_failed: str | None = None
         self.verify_address: str | None = None
         self.verify_message: str | None = None
+        self.verify_log: str | None = None
+        self.verify_head: str | None = None
         # Log text set by a failing header/host verify in the current statement.
         self.cond_log: str | None = None
 
@@ -201,7 +208,8 @@ class _Runner:
                 error: bool = False) -> AclResult:
         return AclResult(verdict, message, log_message, self.add_headers,
                          self.remove_headers, self.controls, self.verify_failed,
-                         self.verify_address, self.verify_message, error, self.queue)
+                         self.verify_address, self.verify_message, error, self.queue,
+                         self.verify_log, self.verify_head)
 
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
@@ -459,36 +467,49 @@ class _Runner:
             return self._verify_headers(what, opts)
         if what == "reverse_host_lookup":
             return self._verify_reverse_host(defer_ok)
-        if what not in ("recipient", "sender"):
+        kind, _, given = what.partition("=")
+        if kind not in ("recipient", "sender") or (given and kind != "sender"):
             raise ConfigError(f"unknown verify option \"{arg}\"")
-        if what == "recipient":
+        vopts = addrverify.parse_verify_options(kind, opts)
+        if kind == "recipient":
             address = self._var("local_part") + "@" + self._var("domain") \
                 if self._var("domain") else self._var("local_part")
             if not address or address == "@":
                 address = self._var("recipient")
         else:
-            address = self._var("sender_address")
+            address = arg.split("/", 1)[0].partition("=")[2].strip() if given \
+                else self._var("sender_address")
             if not address:
                 return True   # the null sender always verifies
-        try:
-            rr = routing.route_address(self.config, Address(address), self.ctx, verify=what)
-        except ExpandDefer as exc:
-            rr = None
-            status, message = "defer", str(exc)
-        if rr is not None:
-            status, message = rr.status, getattr(rr, "message", None) or ""
-        if status == "accept":
+        return self._verify_address(kind, address, vopts)
+
+    def _verify_address(self, what: str, address: str,
+                        vopts: addrverify.VerifyOptions) -> bool:
+        """Route (and call out to) ``address``; record a failure for the reply."""
+        verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts)
+        self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
+        if verdict.status == "ok":
             return True
-        if status == "defer":
-            if defer_ok:
+        self.ctx.variables["acl_verify_message"] = verdict.user_text
+        if verdict.status == "defer":
+            callout = verdict.log_text is not None
+            if vopts.defer_ok or (callout and vopts.callout is not None
+                                  and vopts.callout.defer_ok):
                 return True
-            self.ctx.variables["acl_verify_message"] = message or ""
-            raise AclDefer(f"{what} verify defer for <{address}>: {message or ''}".rstrip(": "),
-                           f"Could not complete {what} verify")
+            if not callout:
+                raise AclDefer(f"{what} verify defer for <{address}>: "
+                               f"{verdict.user_text}".rstrip(": "),
+                               f"Could not complete {what} verify")
+            if what == "sender":
+                self._log("warn", f"sender verify defer for <{address}>: {verdict.log_text}")
+                raise AclDefer(verdict.user_text, verdict.user_text)
+            raise AclDefer(str(verdict.log_text), verdict.user_text)
         self.verify_failed = what
         self.verify_address = address
-        self.verify_message = message or "Unrouteable address"
-        self.ctx.variables["acl_verify_message"] = self.verify_message
+        self.verify_message = verdict.user_text
+        self.verify_log, self.verify_head = verdict.log_text, verdict.head
+        if what == "recipient" and verdict.log_text is not None:
+            self.cond_log = verdict.log_text
         return False
 
     # -------------------------------------------------------------- header/host verify
@@ -532,10 +553,12 @@ class _Runner:
             err = hv.check_not_blind(headers, hv.recipients_of(self.ctx, self.session),
                                      "case_insensitive" in opts)
         else:
-            return self._verify_header_sender(hv, headers, "defer_ok" in opts)
+            return self._verify_header_sender(
+                hv, headers, addrverify.parse_verify_options("header_sender", opts))
         return True if err is None else self._verify_failed(err)
 
-    def _verify_header_sender(self, hv: Any, headers: list[str], defer_ok: bool) -> bool:
+    def _verify_header_sender(self, hv: Any, headers: list[str],
+                              vopts: addrverify.VerifyOptions) -> bool:
         deferred: str | None = None
         candidates = hv.header_sender_candidates(headers)
         # Any syntax error fails the check, even after a verifiable address (as Exim).
@@ -549,18 +572,17 @@ class _Runner:
                     continue       # a bare local part from a remote host cannot verify
                 qd = getattr(getattr(self.config, "main", None), "qualify_domain", "")
                 address = f"{address}@{qd}"
-            try:
-                rr = routing.route_address(self.config, Address(address), self.ctx,
-                                   verify="sender")
-                status, message = rr.status, getattr(rr, "message", None)
-            except ExpandDefer as exc:
-                status, message = "defer", str(exc)
-            if status == "accept":
+            verdict = addrverify.verify_address(self.config, self.ctx, "header_sender",
+                                                address, vopts)
+            if verdict.status == "ok":
                 return True
-            if status == "defer" and deferred is None:
-                deferred = f"<{pa.address}>: {message or 'verify deferred'}"
+            if verdict.status == "defer" and deferred is None:
+                if vopts.callout is not None and vopts.callout.defer_ok:
+                    return True
+                detail = verdict.log_text or verdict.user_text or "verify deferred"
+                deferred = f"<{pa.address}>: {detail}"
         if deferred is not None:
-            if defer_ok:
+            if vopts.defer_ok:
                 return True
             self.ctx.variables["acl_verify_message"] = deferred
             raise AclDefer(f"header_sender verify defer for {deferred}",
@@ -624,8 +646,9 @@ def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
         code, text = split_code(result.message, default)
     if verdict != "defer" and result.verify_failed == "sender":
         tail = text if result.message else "Sender verify failed"
-        text = (f"Verification failed for <{result.verify_address}>\n"
-                f"{result.verify_message}\n{tail}")
+        head = result.verify_head if result.verify_head is not None \
+            else f"Verification failed for <{result.verify_address}>"
+        text = f"{head}\n{result.verify_message}\n{tail}" if head else tail
     return code, text
 
 

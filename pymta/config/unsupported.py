@@ -74,9 +74,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         acl_not_smtp_mime acl_not_smtp_start acl_smtp_data_prdr acl_smtp_dkim
         acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
         bi_command
-        bounce_sender_authentication callout_domain_negative_expire
-        callout_domain_positive_expire callout_negative_expire callout_positive_expire
-        callout_random_local_part check_rfc2047_length daemon_startup_retries
+        bounce_sender_authentication check_rfc2047_length daemon_startup_retries
         daemon_startup_sleep deliver_queue_load_max
         dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers

@@ -131,6 +131,7 @@ class SmtpSink:
         auth: Optional[dict[str, str]] = None,
         lmtp: bool = False,
         lmtp_data_replies: Optional[dict[str, Reply]] = None,
+        mail_reply: Optional[Reply] = None,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -141,6 +142,7 @@ class SmtpSink:
         (e.g. ``(421, "busy")`` to refuse sessions).  ``max_size`` > 0 is
         advertised with SIZE and enforced at MAIL and after DATA.
         ``tls_context`` enables STARTTLS; ``auth`` enables AUTH PLAIN/LOGIN.
+        ``mail_reply`` answers every MAIL command (e.g. ``(550, "no bounces")``).
         """
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}")
@@ -160,6 +162,7 @@ class SmtpSink:
         self.auth = auth
         self.lmtp = lmtp
         self.lmtp_data_replies = {k.lower(): v for k, v in (lmtp_data_replies or {}).items()}
+        self.mail_reply = mail_reply
         self._requested_port = port
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -397,6 +400,9 @@ class _Session:
                     and int(val) > self.sink.max_size:
                 self.reply(552, "message size exceeds fixed maximum")
                 return
+        if self.sink.mail_reply is not None and not 200 <= self.sink.mail_reply[0] < 300:
+            self.reply(*self.sink.mail_reply)
+            return
         self.sender = addr
         self.params = params
         self.reply(250, "OK")

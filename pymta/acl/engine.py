@@ -16,6 +16,7 @@ from typing import Any
 from pymta import match
 from pymta.acl import addrverify
 from pymta.acl import verify as hv
+from pymta.acl.csa import check_csa
 from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.parse import (
     ACL_CONTROLS,
@@ -27,6 +28,7 @@ from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
+from pymta.config.values import main_option
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -191,6 +193,8 @@ class _Runner:
         self.verify_head: str | None = None
         # Log text set by a failing header/host verify in the current statement.
         self.cond_log: str | None = None
+        # The default user message a condition set (verify = csa).
+        self.cond_message: str | None = None
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -243,7 +247,7 @@ class _Runner:
         message: str | None = None
         log_message: str | None = None
         after_endpass = False
-        self.cond_log = None
+        self.cond_log = self.cond_message = None
         for item in stmt.items:
             name = item.name.strip()
             negated = name.startswith("!")
@@ -284,7 +288,7 @@ class _Runner:
                 ok = not ok
             if not ok:
                 if verb == "require" or (verb in ("accept", "discard") and after_endpass):
-                    msg = self._expand_text(message)
+                    msg = self._expand_text(message) or self.cond_message
                     lmsg = self._expand_text(log_message)
                     if lmsg is None:
                         lmsg = msg if msg is not None else self.cond_log
@@ -296,6 +300,7 @@ class _Runner:
         if verb in ("accept", "discard"):
             return self._result(verb, msg, lmsg)
         if verb in ("deny", "drop", "defer"):
+            msg = msg or self.cond_message
             if lmsg is None:
                 lmsg = msg if msg is not None else self.cond_log
             return self._result(verb, msg, lmsg)
@@ -460,7 +465,9 @@ class _Runner:
             # TLS with a client certificate that verified (tls_verify_hosts /
             # tls_try_verify_hosts asked for one).
             return self._var("tls_in_certificate_verified") == "1"
-        if what in ("csa", "arc"):
+        if what == "csa":
+            return self._verify_csa(opts[0] if opts else None)
+        if what == "arc":
             # Not implemented: failing loudly (ACL error -> 451) is safer than passing.
             raise ConfigError(f"verify = {what} is not supported yet")
         if what in ("header_syntax", "not_blind", "header_sender", "header_names_ascii"):
@@ -588,6 +595,19 @@ class _Runner:
             raise AclDefer(f"header_sender verify defer for {deferred}",
                            "Could not complete sender verify")
         return self._verify_failed("there is no valid sender in any header line")
+
+    def _verify_csa(self, domain: str | None) -> bool:
+        """``verify = csa[/domain]``; the default domain is the HELO name, or the
+        client's address when there was no HELO."""
+        if domain is None:
+            domain = self._var("sender_helo_name") or self._var("sender_host_address")
+        result = check_csa(domain, self._var("sender_host_address"),
+                           int(main_option(self.config, "dns_csa_search_limit", 5)),
+                           bool(main_option(self.config, "dns_csa_use_reverse", True)))
+        self.ctx.variables["csa_status"] = result.status
+        # Exim sets the texts whatever the result: "deny verify = csa" says why too.
+        self.cond_log = self.cond_message = result.message
+        return result.passed
 
     def _verify_reverse_host(self, defer_ok: bool) -> bool:
         ip = self._var("sender_host_address")

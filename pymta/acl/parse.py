@@ -46,7 +46,7 @@ ACL_CONTROLS_UNSUPPORTED = frozenset("""
     no_delay_flush no_mbox_unspool no_multiline_responses smtp_no_mail_hints
     utf8_downconvert wellknown""".split())
 #: ``verify =`` kinds Exim has and pymta does not.
-VERIFY_UNSUPPORTED = frozenset(("arc", "csa"))
+VERIFY_UNSUPPORTED = frozenset(("arc",))
 
 _NOT_SUPPORTED = "is not supported in this version of pymta"
 

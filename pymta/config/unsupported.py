@@ -79,11 +79,11 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
         dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
-        dns_csa_search_limit dns_csa_use_reverse dns_ipv4_lookup dns_retrans
+        dns_ipv4_lookup dns_retrans
         dns_retry dns_trust_aa dns_use_edns0 dsn_from errors_copy
         event_action extra_local_interfaces gecos_name
         gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode header_line_maxsize
-        header_maxsize helo_lookup_domains hold_domains host_reject_connection
+        header_maxsize hold_domains host_reject_connection
         hosts_connection_nolog ibase_servers keep_malformed
         ldap_ca_cert_dir ldap_ca_cert_file ldap_cert_file ldap_cert_key ldap_cipher_suite
         ldap_default_servers ldap_require_cert ldap_start_tls ldap_version

@@ -9,10 +9,33 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import dns.exception
+import dns.reversename
+
+from pymta import dns as pdns
 from pymta.config.values import main_option
+from pymta.log import log_selected
 from pymta.logevents import host_field
-from pymta.match import match_host
+from pymta.match import match_domain, match_host
 from pymta.taint import taint
+
+
+def forward_addresses(name: str) -> set[str]:
+    """The IP addresses of a host name: DNS A/AAAA records (:mod:`pymta.dns`), else the
+    system's resolver (/etc/hosts)."""
+    found: set[str] = set()
+    for rtype in ("A", "AAAA"):
+        try:
+            found |= {str(r.address) for r in pdns.resolve(name, rtype, lifetime=5.0)}
+        except (dns.exception.DNSException, ValueError):
+            continue
+    if found:
+        return found
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {str(i[4][0]).split("%")[0] for i in infos}
 
 
 def lookup_host_name(ip: str) -> str | None:
@@ -20,13 +43,10 @@ def lookup_host_name(ip: str) -> str | None:
     host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``."""
     names: list[str] = []
     try:
-        import dns.resolver
-        import dns.reversename
-        res = dns.resolver.Resolver()
-        res.lifetime = 5.0
-        answer = res.resolve(dns.reversename.from_address(ip), "PTR")
+        answer = pdns.resolve(dns.reversename.from_address(ip).to_text(), "PTR",
+                              lifetime=5.0)
         names = [str(r.target).rstrip(".") for r in answer]
-    except Exception:
+    except (dns.exception.DNSException, ValueError):
         names = []
     if not names:
         try:
@@ -35,11 +55,7 @@ def lookup_host_name(ip: str) -> str | None:
         except (OSError, UnicodeError):
             return None
     for name in names:
-        try:
-            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            continue
-        if ip in {str(i[4][0]).split("%")[0] for i in infos}:
+        if ip in forward_addresses(name):
             return name.lower()
     return None
 
@@ -98,9 +114,43 @@ class PeerFacts:
     def log_prefix(self) -> str:
         return self.host_ident()
 
+    def lookup_sender_host_name(self) -> str | None:
+        """The client's host name, looked up (forward confirmed) on first need; sets
+        $sender_host_name or $host_lookup_failed (and logs the failure, as Exim)."""
+        v = self.ctx.variables
+        if v.get("sender_host_name"):
+            return str(v["sender_host_name"])
+        if v.get("host_lookup_failed") == "1" or not self.peer_ip \
+                or self.local_caller is not None:
+            return None
+        name = lookup_host_name(self.peer_ip)
+        if name:
+            v["sender_host_name"] = taint(name)
+            v["sender_rcvhost"] = self._rcvhost()
+            return name
+        v["host_lookup_failed"] = "1"
+        if log_selected(self.config, "host_lookup_failed"):
+            self.log.main(f"no host name found for IP address {self.peer_ip}")
+        return None
+
+    def helo_lookup(self, helo: str) -> None:
+        """helo_lookup_domains: a client that greets with one of these names (by default
+        ours, or our address in brackets) has its real name looked up."""
+        text = main_option(self.config, "helo_lookup_domains", "@ : @[]")
+        if not text or not helo or self.local_caller is not None:
+            return
+        try:
+            hit = match_domain(helo, str(text), self.ctx)
+        except Exception as exc:  # noqa: BLE001 - a lookup defer counts as no match
+            self.log.main(f"{self.host_ident()} helo_lookup_domains: check failed: {exc}")
+            return
+        if hit:
+            self.lookup_sender_host_name()
+
     def verify_helo(self) -> bool:
-        """``verify = helo``: the HELO name is the client's IP literal, its looked-up
-        name, or resolves to its address.  Sets $helo_verified; cached per HELO name."""
+        """``verify = helo``: the HELO name is the client's IP literal, its host name
+        (looked up now if need be), or resolves to its address.  Sets $helo_verified;
+        cached per HELO name."""
         v = self.ctx.variables
         if self.local_caller is not None:
             return True       # -bs: no TCP/IP client, so HELO always verifies (as Exim)
@@ -113,14 +163,10 @@ class PeerFacts:
             ok = inner.split(":", 1)[-1] == self.peer_ip if inner.lower().startswith("ipv6:") \
                 else inner == self.peer_ip
         elif helo:
-            name = str(v.get("sender_host_name") or "")
+            name = self.lookup_sender_host_name() or ""
             ok = bool(name) and name.lower() == helo.lower()
             if not ok:
-                try:
-                    infos = socket.getaddrinfo(helo, None, proto=socket.IPPROTO_TCP)
-                    ok = self.peer_ip in {str(i[4][0]).split("%")[0] for i in infos}
-                except (OSError, UnicodeError):
-                    ok = False
+                ok = self.peer_ip in forward_addresses(helo)
         self._helo_checked = helo
         v["helo_verified"] = "1" if ok else ""
         return ok

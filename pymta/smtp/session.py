@@ -119,6 +119,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         v = self.ctx.variables
         old = v.get("sender_helo_name", "")
         v["sender_helo_name"] = taint(name)
+        self.helo_lookup(name)
         if _host_in(self.config, "helo_verify_hosts", self, None) and not self.verify_helo():
             v["sender_helo_name"] = old
             self.log.reject(f"rejected \"{verb} {name}\" from {self.host_ident(with_h=False)}")
@@ -394,16 +395,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
 
 def prepare_session(session: SmtpSession) -> SmtpServer:
     """Host lookup (host_lookup option) and the SmtpServer for ``session``."""
-    config, log = session.config, session.log
+    config = session.config
     if session.peer_ip and _host_in(config, "host_lookup", session, None):
-        name = lookup_host_name(session.peer_ip)
-        if name:
-            session.ctx.variables["sender_host_name"] = taint(name)
-            session.ctx.variables["sender_rcvhost"] = session._rcvhost()
-        else:
-            session.ctx.variables["host_lookup_failed"] = "1"
-            if log_selected(config, "host_lookup_failed"):
-                log.main(f"no host name found for IP address {session.peer_ip}")
+        session.lookup_sender_host_name()
     server = build_server(config, session)
     session.server = server
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))

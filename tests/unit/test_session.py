@@ -7,6 +7,7 @@ import textwrap
 import threading
 
 from pymta.config import load_config
+from pymta.smtp import peer as peer_mod
 from pymta.smtp import session as session_mod
 from pymta.smtp.session import run_session
 from tests.support.recording_log import RecordingLog
@@ -399,7 +400,7 @@ def test_received_protocol_and_envelope(tmp_path, monkeypatch):
 
 
 def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr(session_mod, "lookup_host_name",
+    monkeypatch.setattr(peer_mod, "lookup_host_name",
                         lambda ip: "client.example" if ip == "192.0.2.1" else None)
     replies, c, _ = session_with(
         tmp_path, [b"EHLO other.example\r\n", b"MAIL FROM:<s@x.example>\r\n",
@@ -412,7 +413,7 @@ def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
 def test_host_lookup_not_done_when_unset(tmp_path, monkeypatch):
     def boom(ip):
         raise AssertionError("lookup done")
-    monkeypatch.setattr(session_mod, "lookup_host_name", boom)
+    monkeypatch.setattr(peer_mod, "lookup_host_name", boom)
     replies, c, _ = session_with(tmp_path, [b"QUIT\r\n"])
     assert replies[1] == ["221 test.example closing connection"]
 

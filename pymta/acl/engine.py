@@ -291,7 +291,8 @@ class _Runner:
                     msg = self._expand_text(message) or self.cond_message
                     lmsg = self._expand_text(log_message)
                     if lmsg is None:
-                        lmsg = msg if msg is not None else self.cond_log
+                        # As Exim: a condition's own log text beats the user message.
+                        lmsg = self.cond_log if self.cond_log is not None else msg
                     return self._result("deny", msg, lmsg)
                 return None
         # All conditions true.
@@ -302,7 +303,7 @@ class _Runner:
         if verb in ("deny", "drop", "defer"):
             msg = msg or self.cond_message
             if lmsg is None:
-                lmsg = msg if msg is not None else self.cond_log
+                lmsg = self.cond_log if self.cond_log is not None else msg
             return self._result(verb, msg, lmsg)
         if verb == "warn" and lmsg:
             self._log("warn", f"Warning: {lmsg}")

@@ -121,8 +121,9 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         v["sender_helo_name"] = taint(name)
         self.helo_lookup(name)
         if _host_in(self.config, "helo_verify_hosts", self, None) and not self.verify_helo():
-            v["sender_helo_name"] = old
+            # Exim names the refused HELO in the line: "from (name) [ip]".
             self.log.reject(f"rejected \"{verb} {name}\" from {self.host_ident(with_h=False)}")
+            v["sender_helo_name"] = old
             return Reply(550, f"{verb} argument does not match calling host")
         if _host_in(self.config, "helo_try_verify_hosts", self, None):
             self.verify_helo()

@@ -86,7 +86,8 @@ def test_helo_verify_hosts_rejects_and_try_verify_remembers(tmp_path, dns_server
         assert _try(d, "wrong.test", "HELO")[0] == (
             550, "HELO argument does not match calling host")
         assert _try(d, "client.test")[1] == (250, "OK")
-        d.wait_for_log(r'rejected "EHLO wrong\.test" from client\.test \[127\.0\.0\.1\]',
+        d.wait_for_log(r'rejected "EHLO wrong\.test" from client\.test \(wrong\.test\) '
+                       r'\[127\.0\.0\.1\]',
                        name="reject")
     acl = "  warn logwrite = helo_verified=[$helo_verified]"
     with _daemon(tmp_path / "try", dns_server, acl,

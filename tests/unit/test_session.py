@@ -512,7 +512,8 @@ def test_helo_verify_hosts(tmp_path):
                                  extra="helo_verify_hosts = 192.0.2.0/24\n")
     assert replies[1] == ["550 EHLO argument does not match calling host"]
     assert replies[2][0].startswith("250-")
-    assert 'rejected "EHLO [192.0.2.9]" from [192.0.2.1]' in c.log.text()
+    # As Exim 4.96: the refused name is in the host part of the line.
+    assert 'rejected "EHLO [192.0.2.9]" from ([192.0.2.9]) [192.0.2.1]' in c.log.text()
 
 
 def test_recipients_max_logged_once(tmp_path):

@@ -212,8 +212,9 @@ def _callout_verdict(kind: str, outcome: CalloutOutcome, address: str,
 
 
 def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
-                   opts: VerifyOptions) -> AddressVerdict:
-    """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender")."""
+                   opts: VerifyOptions, skip_callout: bool = False) -> AddressVerdict:
+    """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender");
+    ``skip_callout`` (-bh) stops after routing."""
     role = "recipient" if kind == "recipient" else "sender"
     try:
         rr = routing.route_address(config, Address(address), ctx, verify=role)
@@ -224,7 +225,7 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
         return AddressVerdict("defer", "", message)
     if status != "accept":
         return AddressVerdict("fail", "route", message or "Unrouteable address")
-    if opts.callout is None or rr is None:
+    if opts.callout is None or rr is None or skip_callout:
         return AddressVerdict("ok")
     try:
         target = callout_target(config, rr, ctx)

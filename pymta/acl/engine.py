@@ -491,10 +491,16 @@ class _Runner:
                 return True   # the null sender always verifies
         return self._verify_address(kind, address, vopts)
 
+    def _callouts_skipped(self) -> bool:
+        """-bh tests ACLs without calling out (as Exim; -bhc does the callouts)."""
+        return bool(getattr(self.session, "host_checking", False)) and \
+            not getattr(self.session, "host_checking_callouts", False)
+
     def _verify_address(self, what: str, address: str,
                         vopts: addrverify.VerifyOptions) -> bool:
         """Route (and call out to) ``address``; record a failure for the reply."""
-        verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts)
+        verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
+                                            self._callouts_skipped())
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
         if verdict.status == "ok":
             return True
@@ -581,7 +587,7 @@ class _Runner:
                 qd = getattr(getattr(self.config, "main", None), "qualify_domain", "")
                 address = f"{address}@{qd}"
             verdict = addrverify.verify_address(self.config, self.ctx, "header_sender",
-                                                address, vopts)
+                                                address, vopts, self._callouts_skipped())
             if verdict.status == "ok":
                 return True
             if verdict.status == "defer" and deferred is None:

@@ -91,6 +91,7 @@ class CliOptions:
     received_protocol: str | None = None  # -oMr / -p
     sender_host_address: str | None = None  # -oMa
     host_check: str | None = None         # -bh IP[.port]
+    host_check_callouts: bool = False     # -bhc: -bh that does verification callouts
     suppress_local_fixups: bool = False   # -G
     log_line: str | None = None           # -z
     recipient_select: tuple[str, str] | None = None  # -R / -qR: (flags, string)
@@ -317,9 +318,10 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
             opts.system_filter_file = cur.value(a)
     elif a in ("-bfd", "-bfl", "-bfp", "-bfs"):
         opts.filter_address[a[3]] = cur.value(a)
-    elif a == "-bh":
+    elif a in ("-bh", "-bhc"):
         _set_action(opts, "bh", a)
         opts.host_check = cur.value(a)
+        opts.host_check_callouts = a == "-bhc"
     elif a in _ACTIONS:
         _set_action(opts, _ACTIONS[a], a)
     elif a in _NO_OPS:

@@ -112,17 +112,20 @@ class LocalCaller:
 def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, *,
                       host: tuple[str, int] | None = None,
                       local_caller: LocalCaller | None = None,
-                      notify: Callable[[str], Any] | None = None) -> None:
+                      notify: Callable[[str], Any] | None = None,
+                      callouts: bool = False) -> None:
     """One SMTP session on ``stdin``/``stdout`` (binary streams).
 
     ``host`` = (ip, port) makes it a -bh host-checking session (nothing is spooled);
     otherwise ``local_caller`` describes the -bs caller and accepted messages are
-    spooled and passed to ``notify(msgid)``.
+    spooled and passed to ``notify(msgid)``.  A -bh session skips verification
+    callouts unless ``callouts`` (-bhc).
     """
     checking = host is not None
     peer = host if host is not None else ("", 0)
     session = SmtpSession(config, log, peer, ("", 0), None if checking else notify)
     session.host_checking = checking
+    session.host_checking_callouts = callouts
     if not checking:
         session.set_local_caller(local_caller or LocalCaller.current(config))
     server = prepare_session(session)
@@ -177,8 +180,9 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
 
 
 def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
-                    stdout: BinaryIO | None = None, err: Any = None) -> int:
-    """``pymta -bh IP[.port]``: returns the exit status."""
+                    stdout: BinaryIO | None = None, err: Any = None,
+                    callouts: bool = False) -> int:
+    """``pymta -bh IP[.port]`` (``-bhc``: with ``callouts``): returns the exit status."""
     err = err if err is not None else sys.stderr
     try:
         host = parse_host_argument(argument)
@@ -186,5 +190,5 @@ def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
         err.write(f"pymta: {exc}\n")
         return 1
     run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
-                      stdout or sys.stdout.buffer, host=host)
+                      stdout or sys.stdout.buffer, host=host, callouts=callouts)
     return 0

@@ -95,6 +95,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         self._helo_checked: str | None = None
         # -bh: run the ACLs but never spool (see pymta.smtp.local).
         self.host_checking = False
+        self.host_checking_callouts = False    # -bhc: callouts are made under -bh
         # -bs: the local caller (pymta.smtp.local.LocalCaller); None for TCP sessions.
         self.local_caller: Any = None
         # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).

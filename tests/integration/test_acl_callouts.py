@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import PymtaDaemon
+from tests.support.daemon import PymtaDaemon, run_pymta
 from tests.support.sink import SmtpSink
 from tests.support.smtp import SmtpTestClient, SmtpTestError
 
@@ -169,3 +169,21 @@ EXPECTED_SINK_DIFFERENCES = {
     "mail_550": ["EHLO mx.test.example", "MAIL FROM:<>", "QUIT"],
     "mail_550_rcpt": ["EHLO mx.test.example", "MAIL FROM:<>", "QUIT"],
 }
+
+
+def test_bh_skips_callouts_and_bhc_makes_them(tmp_path):
+    """As Exim: -bh omits callouts (verification stops after routing); -bhc calls."""
+    conf = tmp_path / "pymta.conf"
+    conf.write_text(CONFIG.format(acl="  require verify = recipient/callout\n  accept"))
+    (tmp_path / "spool").mkdir()
+    session = b"EHLO c.test\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bad@remote.example>\r\n" \
+              b"QUIT\r\n"
+    with SmtpSink(rcpt_replies=dict(SINK_REPLIES)) as sink:
+        macros = {"SINK_PORT": str(sink.port), "SPOOL": str(tmp_path / "spool")}
+        proc = run_pymta(["-bh", "192.0.2.1"], conf, macros=macros, input=session)
+        assert "250 Accepted" in proc.stdout.splitlines()
+        assert sink.connections == 0
+        proc = run_pymta(["-bhc", "192.0.2.1"], conf, macros=macros, input=session)
+        assert "550-Callout verification failed:" in proc.stdout.splitlines()
+        assert "550 550 5.1.1 no such user" in proc.stdout.splitlines()
+        assert sink.commands[-2:] == ["RCPT TO:<bad@remote.example>", "QUIT"]

@@ -245,4 +245,8 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     sender = _callout_sender(kind, opts.callout, config, ctx)
     outcome = run_callout(address, sender, opts.callout, target,
                           callout_cache(config, opts.callout), random_part, SYSTEM.time())
+    if outcome.connected is not None:
+        # $callout_address: kept from the last connection (a cache answer leaves it).
+        ctx.variables["callout_address"] = \
+            f"[{outcome.connected.address}]:{outcome.connected.port}"
     return _callout_verdict(role, outcome, address, opts)

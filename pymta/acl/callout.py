@@ -9,7 +9,7 @@ texts Exim gives for each kind of failure.  Callouts never use TLS or AUTH.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from pymta.config.model import ConfigError
@@ -147,7 +147,7 @@ class CalloutOutcome:
     response: str = ""
     log_text: str = ""
     cached: str | None = None
-    details: list[str] = field(default_factory=list)
+    connected: CalloutHost | None = None
 
     def recipient_text(self) -> str:
         """What the client is told when a recipient callout fails."""
@@ -204,6 +204,7 @@ class _Dialogue:
     now: float
     domain_rec: DomainRecord
     write_domain: bool = False
+    connected: CalloutHost | None = None     # the last host a connection was made to
 
     # -- SMTP helpers -----------------------------------------------------------------
     def _where(self, host: CalloutHost) -> str:
@@ -242,6 +243,7 @@ class _Dialogue:
                 banner = cl.connect(host.address, host.port)
             except smtp_client.SmtpError as e:
                 raise _HostFailure(f"{self._where(host)} : {e.message}") from None
+            self.connected = host
             if banner.kind == "5":
                 # As Exim: an ordinary failure, not remembered for the domain.
                 cl.quit()
@@ -349,7 +351,8 @@ def run_callout(address: str, sender: str, opts: CalloutOptions, target: Callout
                 cache: CalloutCache, random_local_part: str,
                 now: float) -> CalloutOutcome:
     """Do (or answer from the cache) one callout for ``address`` using ``sender`` in the
-    MAIL command.  ``now`` is the wall-clock time for cache records."""
+    MAIL command.  ``now`` is the wall-clock time for cache records.  The outcome's
+    ``connected`` is the host last connected to (None when none was)."""
     domain = address.rpartition("@")[2].lower()
     use_cache = not opts.no_cache
     rec = cache.domain(domain, now) if use_cache else None
@@ -391,7 +394,10 @@ def run_callout(address: str, sender: str, opts: CalloutOptions, target: Callout
     if use_cache and dialogue.write_domain:
         cache.put_domain(domain, dialogue.domain_rec)
     if outcome is None:
-        return CalloutOutcome("defer", log_text=last_error)
+        outcome = CalloutOutcome("defer", log_text=last_error)
+    outcome.connected = dialogue.connected
+    if outcome.status == "defer":
+        return outcome
     if use_cache and outcome.failure != "random":
         if outcome.status == "ok":
             cache.put_address(key, ACCEPT, now)

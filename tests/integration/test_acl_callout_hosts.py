@@ -169,3 +169,16 @@ def test_cache_expiry_options(tmp_path):
             (d.spool / "db" / "callout").unlink()
             assert [r[0] for r in _rcpt(d, "good@remote.test")] == [250]
             assert sink.connections == 4
+
+
+def test_callout_address_variable(tmp_path):
+    # Exim 4.96 shows "[127.0.0.1]:<port>", also after an answer from the cache.
+    with SmtpSink() as sink:
+        cfg = BASE.format(main="", callout="5s", router=MANUAL.format(
+            hosts=f"127.0.0.1::{sink.port}")).replace(
+            "  accept\nbegin routers", "  warn logwrite = ca=[$callout_address]\n"
+                                       "  accept\nbegin routers")
+        with PymtaDaemon(cfg, tmp_path, macros={"SINK_PORT": "25"}) as d:
+            assert _rcpt(d, "good@remote.test", "good@remote.test") == [(250, "Accepted")] * 2
+            d.wait_for_log(rf"ca=\[\[127\.0\.0\.1\]:{sink.port}\]$", count=2)
+        assert sink.connections == 1

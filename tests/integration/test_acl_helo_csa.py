@@ -89,13 +89,21 @@ def test_helo_verify_hosts_rejects_and_try_verify_remembers(tmp_path, dns_server
         d.wait_for_log(r'rejected "EHLO wrong\.test" from client\.test \(wrong\.test\) '
                        r'\[127\.0\.0\.1\]',
                        name="reject")
-    acl = "  warn logwrite = helo_verified=[$helo_verified]"
+    # helo_try_verify_hosts: checked at EHLO time (the DNS is asked before MAIL), the
+    # client is not refused, and a later "verify = helo" uses the result.
+    acl = "  deny !verify = helo\n       message = not verified"
     with _daemon(tmp_path / "try", dns_server, acl,
                  "helo_try_verify_hosts = 127.0.0.1") as d:
-        assert _try(d, "wrong.test")[1] == (250, "OK")
+        c = d.client()
+        c.banner()
+        before = len(dns_server.queries)
+        assert c.cmd("EHLO wrong.test")[0] == 250
+        assert ("wrong.test", "A") in dns_server.queries[before:]
+        asked = len(dns_server.queries)
+        assert c.cmd("MAIL FROM:<a@sender.example>") == (550, "not verified")
+        assert ("wrong.test", "A") not in dns_server.queries[asked:]
+        c.quit()
         assert _try(d, "alias.test")[1] == (250, "OK")
-        d.wait_for_log(r"helo_verified=\[\]$")
-        d.wait_for_log(r"helo_verified=\[1\]$")
 
 
 def test_helo_lookup_domains(tmp_path, dns_server):

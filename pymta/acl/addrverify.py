@@ -249,4 +249,9 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
         # $callout_address: kept from the last connection (a cache answer leaves it).
         ctx.variables["callout_address"] = \
             f"[{outcome.connected.address}]:{outcome.connected.port}"
+    if role == "recipient" and outcome.status == "ok":
+        # The remote host vouched for the address: its parts become untainted data.
+        local, _, domain = address.rpartition("@")
+        ctx.variables["local_part_data"] = str.__str__(local)
+        ctx.variables["domain_data"] = str.__str__(domain)
     return _callout_verdict(role, outcome, address, opts)

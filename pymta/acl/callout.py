@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import pymta.smtp.client as smtp_client
 from pymta.config.model import ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.hints.callout import ACCEPT, REJECT, UNKNOWN, CalloutCache, DomainRecord
-from pymta.smtp import client as smtp_client
 
 #: A domain record result: ``MAIL FROM:<>`` was refused (only fails empty-sender callouts).
 REJECT_MFNULL = "reject_mfnull"

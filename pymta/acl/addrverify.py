@@ -33,7 +33,7 @@ from pymta.hints.db import HintsDB
 from pymta.osutil import tcp_port
 from pymta.routing import hosts as hostmod
 
-_UNSUPPORTED = {"success_on_redirect", "quota"}
+_UNSUPPORTED = {"quota"}
 
 
 @dataclass
@@ -42,6 +42,7 @@ class VerifyOptions:
 
     defer_ok: bool = False
     no_details: bool = False
+    success_on_redirect: bool = False
     callout: CalloutOptions | None = None
 
 
@@ -62,6 +63,8 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
             out.defer_ok = True
         elif name == "no_details" and not eq:
             out.no_details = True
+        elif name == "success_on_redirect" and not eq:
+            out.success_on_redirect = True
         elif name == "callout":
             out.callout = parse_callout_options(value if eq else None)
         elif name == "callout_defer_ok" and not eq:       # the old syntax
@@ -160,7 +163,7 @@ def callout_target(config: Any, rr: Any, ctx: ExpandContext) -> CalloutTarget | 
         helo = _expand(helo_text, ctx) if helo_text else \
             str(ctx.variables.get("smtp_active_hostname") or
                 main_option(config, "primary_hostname", ""))
-        return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx))
+        return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx), a.address)
     return None
 
 
@@ -217,7 +220,8 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     ``skip_callout`` (-bh) stops after routing."""
     role = "recipient" if kind == "recipient" else "sender"
     try:
-        rr = routing.route_address(config, Address(address), ctx, verify=role)
+        rr = routing.route_address(config, Address(address), ctx, verify=role,
+                                   success_on_redirect=opts.success_on_redirect)
         status, message = rr.status, getattr(rr, "message", None) or ""
     except ExpandDefer as exc:
         rr, status, message = None, "defer", str(exc)
@@ -243,7 +247,8 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
         except (ExpandFail, ExpandDefer) as exc:
             raise ConfigError(f"failed to expand callout_random_local_part: {exc}") from exc
     sender = _callout_sender(kind, opts.callout, config, ctx)
-    outcome = run_callout(address, sender, opts.callout, target,
+    called = target.address or address
+    outcome = run_callout(called, sender, opts.callout, target,
                           callout_cache(config, opts.callout), random_part, SYSTEM.time())
     if outcome.connected is not None:
         # $callout_address: kept from the last connection (a cache answer leaves it).
@@ -251,7 +256,7 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
             f"[{outcome.connected.address}]:{outcome.connected.port}"
     if role == "recipient" and outcome.status == "ok":
         # The remote host vouched for the address: its parts become untainted data.
-        local, _, domain = address.rpartition("@")
+        local, _, domain = called.rpartition("@")
         ctx.variables["local_part_data"] = str.__str__(local)
         ctx.variables["domain_data"] = str.__str__(domain)
     return _callout_verdict(role, outcome, address, opts)

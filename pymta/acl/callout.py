@@ -124,6 +124,7 @@ class CalloutTarget:
     helo: str
     lmtp: bool = False
     source: Callable[[CalloutHost], tuple[str, int] | None] | None = None
+    address: str = ""         # the routed address (after a redirection to one address)
 
 
 @dataclass

@@ -182,3 +182,20 @@ def test_callout_address_variable(tmp_path):
             assert _rcpt(d, "good@remote.test", "good@remote.test") == [(250, "Accepted")] * 2
             d.wait_for_log(rf"ca=\[\[127\.0\.0\.1\]:{sink.port}\]$", count=2)
         assert sink.connections == 1
+
+
+def test_success_on_redirect(tmp_path):
+    # An alias redirected to one address: by default that address is verified (with a
+    # callout); success_on_redirect stops at the redirection.
+    alias = "alias:\n  driver = redirect\n  local_parts = alias\n  data = bad@remote.test\n"
+    with SmtpSink(rcpt_replies={"bad@remote.test": (550, "unknown user")}) as sink:
+        router = alias + MANUAL.format(hosts=f"127.0.0.1::{sink.port}")
+        for opts, reply in (("callout", (550, "Callout verification failed:\n"
+                                                "550 unknown user")),
+                            ("success_on_redirect/callout", (250, "Accepted"))):
+            cfg = BASE.format(main="", callout="5s", router=router).replace(
+                "verify = recipient/callout=5s", f"verify = recipient/{opts}")
+            with PymtaDaemon(cfg, tmp_path / opts.replace("/", "_"),
+                             macros={"SINK_PORT": "25"}) as d:
+                assert _rcpt(d, "alias@remote.test") == [reply]
+        assert sink.connections == 1

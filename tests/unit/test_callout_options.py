@@ -37,10 +37,10 @@ def test_verify_options():
     assert old.callout is not None and old.callout.defer_ok
     assert old.callout.postmaster_mailfrom == ""
     assert parse_verify_options("recipient", []).callout is None
+    assert parse_verify_options("recipient", ["success_on_redirect"]).success_on_redirect
 
 
 @pytest.mark.parametrize("kind,opts,error", [
-    ("recipient", ["success_on_redirect"], "not supported"),
     ("recipient", ["quota"], "not supported"),
     ("recipient", ["nonsense"], 'unknown option "nonsense"'),
     ("sender", ["callout=use_sender"], "only for verify = recipient"),

@@ -228,7 +228,10 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     if status == "defer":
         return AddressVerdict("defer", "", message)
     if status != "accept":
-        return AddressVerdict("fail", "route", message or "Unrouteable address")
+        text = message or "Unrouteable address"
+        if role == "sender" and opts.no_details:
+            return AddressVerdict("fail", "route", text, "", head="")
+        return AddressVerdict("fail", "route", text)
     if opts.callout is None or rr is None or skip_callout:
         return AddressVerdict("ok")
     try:

@@ -309,6 +309,11 @@ def test_sender_verify_reply(tmp_path):
                                               "Unrouteable address\nSender verify failed")
     assert run(cfg, "a", sender_address="x@a.example")[0].verdict == "accept"
     assert run(cfg, "a", sender_address="")[0].verdict == "accept"
+    # no_details: Exim 4.96 -bh answers (and logs) only "Sender verify failed".
+    cfg = config(tmp_path, "a:\n  require verify = sender/no_details\n  accept\n")
+    r, _ = run(cfg, "a", sender_address="x@nowhere.example")
+    assert acl_smtp_reply(r, "rcpt") == (550, "Sender verify failed")
+    assert r.verify_head == ""
 
 
 def test_verify_defer(tmp_path, monkeypatch):

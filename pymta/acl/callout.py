@@ -213,6 +213,9 @@ class _Dialogue:
 
     def _command(self, cl: smtp_client.SmtpClient, host: CalloutHost,
                  line: str) -> smtp_client.SmtpReply:
+        if "\r" in line or "\n" in line:
+            # Addresses from header lines are remote data: never let them add commands.
+            raise _HostFailure(f"{self._where(host)} : line break in callout command")
         try:
             return cl.command(line)
         except smtp_client.SmtpClosed:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.resolver
-import dns.reversename
 
 from pymta import dns as pdns
 
@@ -54,43 +53,6 @@ def _result(pair: tuple[str, str]) -> CsaResult:
     return CsaResult(*pair)
 
 
-def csa_domain(domain: str, use_reverse: bool) -> tuple[str, int | None] | None:
-    """The name to search and its search-limit override: an IP address (or literal)
-    becomes its reverse-DNS name (None when reverse searching is off)."""
-    text = domain.strip().rstrip(".")
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-        if text.lower().startswith("ipv6:"):
-            text = text[5:]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return text.lower(), None
-    if not use_reverse:
-        return None
-    # In the reverse trees the "top-level domain" is in-addr.arpa / ip6.arpa.
-    return str(dns.reversename.from_address(str(ip))).rstrip("."), 3 if ip.version == 4 else 31
-
-
-def _top(name: str) -> str:
-    for tail in ("in-addr.arpa", "ip6.arpa"):
-        if name.endswith("." + tail):
-            return tail
-    return name.rpartition(".")[2]
-
-
-def _srv(name: str) -> list[tuple[int, int, int, str]] | None:
-    """SRV records of ``_client._smtp.<name>``: [] when none, None on a DNS problem."""
-    try:
-        answer = pdns.resolve(f"_client._smtp.{name}", "SRV")
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return []
-    except dns.exception.DNSException:
-        return None
-    return [(r.priority, r.weight, r.port, str(r.target).rstrip(".").lower())
-            for r in answer]
-
-
 def _addresses(target: str) -> tuple[set[str], bool]:
     """The target's IP addresses, and whether a lookup failed temporarily."""
     found: set[str] = set()
@@ -109,22 +71,13 @@ def _addresses(target: str) -> tuple[set[str], bool]:
 def check_csa(domain: str, client_ip: str, search_limit: int = 5,
               use_reverse: bool = True) -> CsaResult:
     """Is ``client_ip`` authorized to send as ``domain``?"""
-    named = csa_domain(domain, use_reverse) if domain else None
-    if named is None:
-        return _result(UNKNOWN)
-    name, limit = named
-    limit = search_limit if limit is None else min(limit, search_limit)
-    top = _top(name)
-    found_at, records = name, _srv(name)
-    level = 0
-    while records == [] and level < limit:
-        parent = found_at.partition(".")[2]
-        if not parent or parent == top:
-            break              # never a top-level domain
-        found_at, records = parent, _srv(parent)
-        level += 1
-    if records is None:
+    try:
+        found = pdns.csa_search(domain, search_limit, use_reverse)
+    except dns.exception.DNSException:
         return _result(DEFER_SRV)
+    if found is None:
+        return _result(UNKNOWN)
+    name, found_at, records = found
     for priority, weight, port, target in records:
         if priority != 1:
             continue               # not CSA version 1

@@ -459,6 +459,9 @@ class _Runner:
         what, *opts = [p.strip() for p in arg.split("/")]
         what = what.lower()
         defer_ok = "defer_ok" in opts
+        if opts and what in ("helo", "certificate", "header_syntax", "header_names_ascii"):
+            raise ConfigError(f"unexpected '/' found in \"{arg}\" (this verify item has "
+                              "no options)")
         if what == "helo":
             check = getattr(self.session, "verify_helo", None)
             return bool(check()) if callable(check) else True

@@ -344,3 +344,14 @@ def test_verify_certificate_needs_a_verified_client_certificate(tmp_path):
     assert run(cfg, [])[0].verdict == "deny"
     assert run(cfg, [], tls_in_certificate_verified="0")[0].verdict == "deny"
     assert run(cfg, [], tls_in_certificate_verified="1")[0].verdict == "accept"
+
+
+@pytest.mark.parametrize("item", ["header_syntax/foo", "header_names_ascii/x", "helo/x"])
+def test_verify_items_without_options(tmp_path, item):
+    # Exim 4.96: "unexpected '/' found in ... (this verify item has no options)", a
+    # temporary error.
+    cfg = config(tmp_path, f"check:\n  require verify = {item}\n  accept\n")
+    res, _, _ = run(cfg, ["From: a@b.example"])
+    assert res.verdict == "defer" and res.error
+    assert f"unexpected '/' found in \"{item}\" (this verify item has no options)" \
+        in res.log_message

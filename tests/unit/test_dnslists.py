@@ -33,6 +33,7 @@ ZONES = {
     """,
     "broken.example": "",
     "clean.example": "",
+    "silent.example": "",
 }
 SERVFAIL = ["1.2.0.192.broken.example", "ham.example.broken.example"]
 
@@ -45,7 +46,7 @@ begin acl
 
 @pytest.fixture(scope="module")
 def dns_server():
-    with DnsServer(ZONES, servfail=SERVFAIL) as srv:
+    with DnsServer(ZONES, servfail=SERVFAIL, drop=["1.2.0.192.silent.example"]) as srv:
         pdns.set_server("127.0.0.1", srv.port, timeout=1.0)
         try:
             yield srv
@@ -175,3 +176,13 @@ def test_success_in_sublist_overrides_a_failure(tmp_path, dns_server):
     r, _, _ = run(tmp_path, "deny dnslists = +defer_unknown : "
                             "bl.example/<;ham.example;192.0.2.1\naccept\n")
     assert r.verdict == "deny"
+
+
+def test_a_list_that_does_not_answer(tmp_path, dns_server):
+    # No answer at all (the resolver times out): the same as SERVFAIL.
+    r, _, log = run(tmp_path, "deny dnslists = silent.example\naccept\n")
+    assert r.verdict == "accept"
+    assert log.lines[-1] == ("DNS list lookup defer (probably timeout) for "
+                             "1.2.0.192.silent.example: assumed not in list")
+    r, _, _ = run(tmp_path, "deny dnslists = +defer_unknown : silent.example\naccept\n")
+    assert r.verdict == "defer"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -107,20 +108,47 @@ def reverse_ip(ip: str) -> str | None:
     return ".".join(reversed(addr.exploded.replace(":", "")))
 
 
-def dns_resolve(name: str, rtype: str) -> list[str] | None:
-    """Records of ``name`` from :mod:`pymta.dns`: [] when there are none, None on a
-    temporary failure (SERVFAIL, timeout)."""
+def dns_resolve_ttl(name: str, rtype: str) -> tuple[list[str] | None, float]:
+    """Records of ``name`` from :mod:`pymta.dns` and how long they may be kept: [] when
+    there are none (kept :data:`NEGATIVE_TTL`), None on a temporary failure (SERVFAIL,
+    timeout; not kept)."""
     try:
         answer = pdns.resolve(name, rtype)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return []
-    except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.YXDOMAIN):
-        return None
+        return [], NEGATIVE_TTL
     except dns.exception.DNSException:
-        return None
+        return None, 0.0
+    ttl = float(answer.rrset.ttl) if answer.rrset is not None else 0.0
     if rtype == "TXT":
-        return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
-    return [r.to_text() for r in answer]
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in answer], ttl
+    return [r.to_text() for r in answer], ttl
+
+
+def dns_resolve(name: str, rtype: str) -> list[str] | None:
+    """Records of ``name``: [] when there are none, None on a temporary failure."""
+    return dns_resolve_ttl(name, rtype)[0]
+
+
+#: How long a "no such record" answer is kept in a session's cache (as Exim: an hour).
+NEGATIVE_TTL = 3600.0
+
+
+class DnsListCache:
+    """DNS list answers kept for one SMTP session, each for at most its TTL, so that a
+    list consulted for every recipient is asked once (Exim does the same)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, list[str]]] = {}
+
+    def get(self, key: tuple[str, str]) -> list[str] | None:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[str, str], records: list[str], ttl: float) -> None:
+        if ttl > 0:
+            self._entries[key] = (time.monotonic() + ttl, records)
 
 
 class DnsListCheck:
@@ -128,18 +156,28 @@ class DnsListCheck:
 
     def __init__(self, client_ip: str, variables: dict[str, str],
                  log: Callable[[str], object] | None = None,
-                 resolve: Resolver | None = None):
+                 resolve: Resolver | None = None, cache: DnsListCache | None = None):
         self.client_ip = client_ip
         self.variables = variables
         self.log = log
-        self.resolve = resolve or dns_resolve
+        self.resolve = resolve
+        self.session_cache = cache
         self._cache: dict[tuple[str, str], list[str] | None] = {}
 
     def _lookup(self, name: str, rtype: str) -> list[str] | None:
         key = (name.lower(), rtype)
-        if key not in self._cache:
-            self._cache[key] = self.resolve(name, rtype)
-        return self._cache[key]
+        if key in self._cache:
+            return self._cache[key]
+        found = self.session_cache.get(key) if self.session_cache is not None else None
+        if found is None:
+            if self.resolve is not None:
+                found, ttl = self.resolve(name, rtype), 0.0
+            else:
+                found, ttl = dns_resolve_ttl(name, rtype)
+            if found is not None and self.session_cache is not None:
+                self.session_cache.put(key, found, ttl)
+        self._cache[key] = found
+        return found
 
     def _addresses(self, name: str, domain: str) -> list[str] | None:
         """The A records of ``name`` inside 127.0.0.0/8 (others are logged and dropped)."""
@@ -229,6 +267,8 @@ class DnsListCheck:
 
 def check_dnslists(list_text: str, ip: str, variables: dict[str, str],
                    log: Callable[[str], object] | None = None,
-                   resolve: Resolver | None = None) -> bool:
-    """True if any list item matches; sets the $dnslist_* variables for the match."""
-    return DnsListCheck(ip, variables, log, resolve).run(list_text)
+                   resolve: Resolver | None = None,
+                   cache: DnsListCache | None = None) -> bool:
+    """True if any list item matches; sets the $dnslist_* variables for the match.
+    ``cache`` keeps answers across conditions (one per SMTP session)."""
+    return DnsListCheck(ip, variables, log, resolve, cache).run(list_text)

@@ -417,7 +417,8 @@ class _Runner:
             try:
                 return check_dnslists(_expand_arg(value, self.ctx),
                                       self._var("sender_host_address"), self.ctx.variables,
-                                      log.main if log is not None else None)
+                                      log.main if log is not None else None,
+                                      cache=getattr(self.session, "dnslist_cache", None))
             except DnsListDefer as exc:
                 raise AclDefer(str(exc)) from exc
         if name in ("ratelimit", "spf", "dkim_status", "dkim_signers",

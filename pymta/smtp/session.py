@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
+from pymta.acl.dnslists import DnsListCache
 from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
@@ -96,6 +97,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         # -bh: run the ACLs but never spool (see pymta.smtp.local).
         self.host_checking = False
         self.host_checking_callouts = False    # -bhc: callouts are made under -bh
+        # dnslists answers kept for the session (pymta.acl.dnslists).
+        self.dnslist_cache = DnsListCache()
         # -bs: the local caller (pymta.smtp.local.LocalCaller); None for TCP sessions.
         self.local_caller: Any = None
         # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).

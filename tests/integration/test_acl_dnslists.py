@@ -75,6 +75,17 @@ def test_listed_client_is_rejected_with_the_list_details(tmp_path):
                                  "127.0.0.1 is listed at bl.test (127.0.0.2): "
                                  "see http://bl.test/127.0.0.1")
         assert ("1.0.0.127.bl.test", "TXT") in dns_server.queries
+        # Answers are kept for the session: each name was asked once for all RCPTs.
+        for name in ("1.0.0.127.bl.test", "1.0.0.127.clean.test"):
+            assert dns_server.queries.count((name, "A")) == 1, name
+        # A new session asks again.
+        c = d.client()
+        c.banner()
+        c.ehlo("client.test")
+        assert c.cmd("MAIL FROM:<a@sender.example>")[0] == 250
+        assert c.cmd("RCPT TO:<plain@test.example>")[0] == 550
+        c.quit()
+        assert dns_server.queries.count(("1.0.0.127.bl.test", "A")) == 2
 
 
 def test_failing_list_defers_with_defer_unknown_and_counts_with_include_unknown(tmp_path):

@@ -34,6 +34,17 @@ from pymta.osutil import tcp_port
 from pymta.routing import hosts as hostmod
 
 _UNSUPPORTED = {"quota"}
+# ACLs that run before there is a sender or a recipient to verify.
+_NO_SENDER_YET = {"connect", "helo", "auth", "starttls", "etrn", "quit", "notquit"}
+_RECIPIENT_WHERES = {"rcpt", "vrfy", "prdr"}
+
+
+def allowed_in(where: str) -> set[str]:
+    """Which of "sender" and "recipient" an ACL run at ``where`` can verify."""
+    out = set() if where in _NO_SENDER_YET else {"sender"}
+    if where in _RECIPIENT_WHERES:
+        out.add("recipient")
+    return out
 
 
 @dataclass

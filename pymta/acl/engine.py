@@ -482,6 +482,10 @@ class _Runner:
         kind, _, given = what.partition("=")
         if kind not in ("recipient", "sender") or (given and kind != "sender"):
             raise ConfigError(f"unknown verify option \"{arg}\"")
+        if kind not in addrverify.allowed_in(self.where):
+            # As Exim: an ACL error (temporary rejection), not a silent pass or fail.
+            raise ConfigError(f"cannot verify {kind} in ACL for "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)}")
         vopts = addrverify.parse_verify_options(kind, opts)
         if kind == "recipient":
             address = self._var("local_part") + "@" + self._var("domain") \

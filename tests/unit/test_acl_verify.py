@@ -355,3 +355,14 @@ def test_verify_items_without_options(tmp_path, item):
     assert res.verdict == "defer" and res.error
     assert f"unexpected '/' found in \"{item}\" (this verify item has no options)" \
         in res.log_message
+
+
+@pytest.mark.parametrize("kind,where,name", [
+    ("recipient", "mail", "MAIL"), ("recipient", "data", "DATA"),
+    ("sender", "connect", "connection"), ("sender", "helo", "EHLO or HELO")])
+def test_address_verify_where_there_is_no_address(tmp_path, kind, where, name):
+    # Exim 4.96 -bh: "cannot verify recipient in ACL for MAIL", a temporary error.
+    cfg = config(tmp_path, f"check:\n  require verify = {kind}\n  accept\n")
+    res, _, _ = run(cfg, [], where=where)
+    assert res.verdict == "defer" and res.error
+    assert f"cannot verify {kind} in ACL for {name}" in res.log_message

@@ -15,10 +15,14 @@ from typing import Callable
 import pymta.smtp.client as smtp_client
 from pymta.config.model import ConfigError
 from pymta.config.options import OptionSpec, parse_value
-from pymta.hints.callout import ACCEPT, REJECT, UNKNOWN, CalloutCache, DomainRecord
-
-#: A domain record result: ``MAIL FROM:<>`` was refused (only fails empty-sender callouts).
-REJECT_MFNULL = "reject_mfnull"
+from pymta.hints.callout import (
+    ACCEPT,
+    REJECT,
+    REJECT_MFNULL,
+    UNKNOWN,
+    CalloutCache,
+    DomainRecord,
+)
 
 _BOUNCE_TEXT = (
     "The initial connection, or a HELO or MAIL FROM:<> command was\n"

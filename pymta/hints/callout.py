@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pymta.hints.db import HintsDB
 
 ACCEPT, REJECT, UNKNOWN = "accept", "reject", "unknown"
+#: A domain record result: ``MAIL FROM:<>`` was refused (fails only empty-sender callouts).
+REJECT_MFNULL = "reject_mfnull"
 
 
 @dataclass
@@ -83,7 +85,7 @@ class CalloutCache:
                                float(raw["random_stamp"]))  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
             return None
-        negative = rec.result == REJECT or rec.postmaster_result == REJECT
+        negative = rec.result in (REJECT, REJECT_MFNULL) or rec.postmaster_result == REJECT
         life = self.expiry.domain_negative if negative else self.expiry.domain_positive
         if now - rec.time_stamp > life:
             return None

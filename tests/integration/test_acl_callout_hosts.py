@@ -138,6 +138,7 @@ def test_timeouts_and_maxwait(tmp_path):
             assert _rcpt(d, "x@remote.test") == [
                 (451, "Could not complete recipient verify callout")]
             elapsed = time.monotonic() - start
+            # The same line as Exim 4.96 -bhc against a silent host.
             d.wait_for_log(r"temporarily rejected RCPT <x@remote\.test>: Could not complete "
                            r"recipient verify callout: 127\.0\.0\.1 \[127\.0\.0\.1\] : SMTP "
                            r"timeout after initial connection", name="reject")

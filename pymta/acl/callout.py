@@ -188,11 +188,13 @@ class CalloutOutcome:
 
 
 class _HostFailure(Exception):
-    """This host could not give an answer: try the next one (a temporary failure)."""
+    """This host could not give an answer: try the next one (a temporary failure).
+    ``silent``: it stopped answering, so saying QUIT would only wait again."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, silent: bool = False):
         super().__init__(text)
         self.text = text
+        self.silent = silent
 
 
 @dataclass
@@ -224,9 +226,10 @@ class _Dialogue:
             return cl.command(line)
         except smtp_client.SmtpClosed:
             raise _HostFailure(f'{self._where(host)} : response to "{line}" was: '
-                               "connection dropped") from None
+                               "connection dropped", silent=True) from None
         except smtp_client.SmtpError as e:
-            raise _HostFailure(f"{self._where(host)} : {e.message}") from None
+            raise _HostFailure(f"{self._where(host)} : {e.message}",
+                               silent=isinstance(e, smtp_client.SmtpTimeout)) from None
 
     def _error(self, host: CalloutHost, stage: str, reply: smtp_client.SmtpReply) -> str:
         return (f"{self._where(host)} : SMTP error from remote mail server after {stage}: "
@@ -252,34 +255,40 @@ class _Dialogue:
             except smtp_client.SmtpError as e:
                 raise _HostFailure(f"{self._where(host)} : {e.message}") from None
             self.connected = host
-            if banner.kind == "5":
-                # As Exim: an ordinary failure, not remembered for the domain.
-                cl.quit()
-                return CalloutOutcome("fail", "mail", "rcpt", host, "", banner.text,
-                                      self._error(host, "initial connection", banner))
-            if not banner.ok():
-                raise _HostFailure(self._error(host, "initial connection", banner))
-            hello_cmd = f"{'LHLO' if self.target.lmtp else 'EHLO'} {self.target.helo}"
-            reply = self._command(cl, host, hello_cmd)
-            if reply.kind == "5" and not self.target.lmtp:
-                hello_cmd = f"HELO {self.target.helo}"
-                reply = self._command(cl, host, hello_cmd)
-            if reply.kind == "5":
-                return self._setup_failure(host, hello_cmd, reply,
-                                           self._error(host, hello_cmd, reply), REJECT)
-            if not reply.ok():
-                raise _HostFailure(self._error(host, hello_cmd, reply))
-            self.domain_rec.result = ACCEPT
-            self.write_domain = True
             try:
-                outcome = self._transactions(cl, host, postmaster_needed, random_needed)
-            except _HostFailure:
-                cl.quit()
+                outcome = self._session(cl, host, banner, postmaster_needed, random_needed)
+            except _HostFailure as e:
+                if not e.silent:
+                    cl.quit()
                 raise
             cl.quit()
             return outcome
         finally:
             cl.close()
+
+    def _session(self, cl: smtp_client.SmtpClient, host: CalloutHost,
+                 banner: smtp_client.SmtpReply, postmaster_needed: bool,
+                 random_needed: bool) -> CalloutOutcome:
+        """The conversation after the connection: greeting, then the transactions."""
+        if banner.kind == "5":
+            # As Exim: an ordinary failure, not remembered for the domain.
+            return CalloutOutcome("fail", "mail", "rcpt", host, "", banner.text,
+                                  self._error(host, "initial connection", banner))
+        if not banner.ok():
+            raise _HostFailure(self._error(host, "initial connection", banner))
+        hello_cmd = f"{'LHLO' if self.target.lmtp else 'EHLO'} {self.target.helo}"
+        reply = self._command(cl, host, hello_cmd)
+        if reply.kind == "5" and not self.target.lmtp:
+            hello_cmd = f"HELO {self.target.helo}"
+            reply = self._command(cl, host, hello_cmd)
+        if reply.kind == "5":
+            return self._setup_failure(host, hello_cmd, reply,
+                                       self._error(host, hello_cmd, reply), REJECT)
+        if not reply.ok():
+            raise _HostFailure(self._error(host, hello_cmd, reply))
+        self.domain_rec.result = ACCEPT
+        self.write_domain = True
+        return self._transactions(cl, host, postmaster_needed, random_needed)
 
     def _mail(self, cl: smtp_client.SmtpClient, host: CalloutHost,
               sender: str) -> CalloutOutcome | None:

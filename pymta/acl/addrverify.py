@@ -20,6 +20,7 @@ from pymta.acl.callout import (
     parse_callout_options,
     run_callout,
 )
+from pymta.acl.parse import VERIFY_OPTIONS_UNSUPPORTED
 from pymta.address import Address, Host
 from pymta.clock import SYSTEM
 from pymta.config.model import ConfigError
@@ -33,7 +34,6 @@ from pymta.hints.db import HintsDB
 from pymta.osutil import tcp_port
 from pymta.routing import hosts as hostmod
 
-_UNSUPPORTED = {"quota"}
 # ACLs that run before there is a sender or a recipient to verify.
 _NO_SENDER_YET = {"connect", "helo", "auth", "starttls", "etrn", "quit", "notquit"}
 _RECIPIENT_WHERES = {"rcpt", "vrfy", "prdr"}
@@ -82,7 +82,7 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
             callout_defer_ok = True
         elif name == "check_postmaster" and not eq:       # the old syntax
             check_postmaster = True
-        elif name in _UNSUPPORTED:
+        elif name in VERIFY_OPTIONS_UNSUPPORTED:
             raise ConfigError(f'"verify = {kind}/{name}" is not supported in this version '
                               "of pymta")
         elif opt:

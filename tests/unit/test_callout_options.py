@@ -5,6 +5,7 @@ import pytest
 
 from pymta.acl.addrverify import parse_verify_options
 from pymta.acl.callout import parse_callout_options
+from pymta.config import load_config
 from pymta.config.model import ConfigError
 
 
@@ -48,3 +49,24 @@ def test_verify_options():
 def test_refused_verify_options(kind, opts, error):
     with pytest.raises(ConfigError, match=error):
         parse_verify_options(kind, opts)
+
+
+@pytest.mark.parametrize("value,error", [
+    ("recipient/quota", 'verify option "quota" is not supported'),
+    ("recipient/quota=cachepos=1h", 'verify option "quota" is not supported'),
+    ("recipient/callout=10s,hold", '"callout=hold" is not supported'),
+    ("sender/callout=hold", '"callout=hold" is not supported')])
+def test_refused_at_load_time(tmp_path, value, error):
+    path = tmp_path / "configure"
+    path.write_text(f"begin acl\na:\n  require verify = {value}\n  accept\n")
+    with pytest.raises(ConfigError, match=error) as exc:
+        load_config(str(path))
+    assert exc.value.line == 3
+
+
+def test_accepted_at_load_time(tmp_path):
+    path = tmp_path / "configure"
+    path.write_text("begin acl\na:\n  require verify = recipient/callout=10s,holdx_no/"
+                    "defer_ok\n  require verify = sender/callout=${if true{hold}}\n"
+                    "  accept\n")
+    load_config(str(path))      # unknown parameters are found when the ACL runs

@@ -225,6 +225,19 @@ def _callout_verdict(kind: str, outcome: CalloutOutcome, address: str,
                           outcome.log_text, head=outcome.sender_head(address))
 
 
+def _keep_address_data(ctx: ExpandContext, role: str, rr: Any) -> None:
+    """$address_data after verifying a recipient, $sender_address_data after a sender:
+    the last value a router set, even when verification failed (spec 44.26)."""
+    routed = list(getattr(rr, "addresses", [])) + list(getattr(rr, "failed", [])) + \
+        list(getattr(rr, "deferred", []))
+    data = next((a.address_data for a in reversed(routed)
+                 if getattr(a, "address_data", None) is not None), None)
+    if role == "recipient":
+        ctx.variables["address_data"] = data or ""
+    elif data is not None:
+        ctx.variables["sender_address_data"] = data
+
+
 def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
                    opts: VerifyOptions, skip_callout: bool = False) -> AddressVerdict:
     """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender");
@@ -236,6 +249,8 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
         status, message = rr.status, getattr(rr, "message", None) or ""
     except ExpandDefer as exc:
         rr, status, message = None, "defer", str(exc)
+    if rr is not None:
+        _keep_address_data(ctx, role, rr)
     if status == "defer":
         return AddressVerdict("defer", "", message)
     if status != "accept":

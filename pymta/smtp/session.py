@@ -220,6 +220,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         v["local_part"] = taint(lp)
         v["domain"] = taint(dom.lower())
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
+        v["address_data"] = ""          # each recipient's verification sets its own
         res = self._run("acl_smtp_rcpt", "rcpt")
         v["local_part"] = v["domain"] = ""
         if res.verdict not in ("accept", "discard"):

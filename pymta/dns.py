@@ -70,3 +70,65 @@ def resolve(name: str, rtype: str, **kw: Any) -> Any:
     """``resolver.resolve`` on the current resolver, without the search list."""
     kw.setdefault("search", False)
     return get_resolver().resolve(name, rtype, **kw)
+
+
+#: One CSA SRV record: (priority, weight, port, target without the final dot).
+CsaRecord = tuple[int, int, int, str]
+
+
+def csa_query_name(domain: str, use_reverse: bool = True) -> tuple[str, int | None] | None:
+    """The name whose ``_client._smtp`` SRV records hold Client SMTP Authorization for
+    ``domain`` (Exim spec 44.52), with a search-depth cap: an IP address or address
+    literal becomes its reverse-DNS name (None when ``use_reverse`` is false)."""
+    import ipaddress
+
+    import dns.reversename
+    text = domain.strip().rstrip(".")
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+        if text.lower().startswith("ipv6:"):
+            text = text[5:]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return text.lower(), None
+    if not use_reverse:
+        return None
+    # In the reverse trees the "top-level domain" is in-addr.arpa / ip6.arpa.
+    return str(dns.reversename.from_address(str(ip))).rstrip("."), 3 if ip.version == 4 else 31
+
+
+def _csa_top(name: str) -> str:
+    for tail in ("in-addr.arpa", "ip6.arpa"):
+        if name.endswith("." + tail):
+            return tail
+    return name.rpartition(".")[2]
+
+
+def csa_search(domain: str, search_limit: int = 5, use_reverse: bool = True
+               ) -> tuple[str, str, list[CsaRecord]] | None:
+    """Find the CSA SRV records for ``domain``: (name asked for, name where found,
+    records).  Without records for the name itself up to ``search_limit`` parents are
+    tried, never a top-level domain; no records anywhere gives ``[]``.  None when the
+    domain cannot be searched; a temporary DNS failure raises DNSException."""
+    import dns.resolver
+    named = csa_query_name(domain, use_reverse) if domain else None
+    if named is None:
+        return None
+    name, cap = named
+    limit = search_limit if cap is None else min(cap, search_limit)
+    top = _csa_top(name)
+    at = name
+    for level in range(limit + 1):
+        if level:
+            parent = at.partition(".")[2]
+            if not parent or parent == top:
+                break              # never a top-level domain
+            at = parent
+        try:
+            answer = resolve(f"_client._smtp.{at}", "SRV")
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            continue
+        return name, at, [(r.priority, r.weight, r.port, str(r.target).rstrip(".").lower())
+                          for r in answer]
+    return name, name, []

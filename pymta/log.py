@@ -32,7 +32,8 @@ LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_conn
                                      "tls_certificate_verified tls_cipher".split())
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
-    "acl_warn_skipped msg_id rejected_header retry_defer smtp_confirmation".split())
+    "acl_warn_skipped dnslist_defer msg_id rejected_header retry_defer "
+    "smtp_confirmation".split())
 # Every other item Exim knows.
 LOG_SELECTORS_EXIM = frozenset("""
     8bitmime address_rewrite all_parents arguments connection_reject delay_delivery

@@ -22,9 +22,7 @@ def xtext_encode(text: str) -> str:
 
 def xtext_decode(text: str) -> str | None:
     """Decode xtext as Exim does: ``+HH`` is a hex-coded byte; any other character must
-    be printable ASCII other than "=".  None when ``text`` is not valid xtext, and when
-    it encodes a control character: a CR or LF would reach the spool, log lines and
-    headers."""
+    be printable ASCII other than "=".  None when ``text`` is not valid xtext."""
     out = bytearray()
     i = 0
     while i < len(text):
@@ -35,10 +33,7 @@ def xtext_decode(text: str) -> str | None:
             pair = text[i + 1:i + 3]
             if len(pair) != 2 or any(ch not in _HEX for ch in pair):
                 return None
-            byte = int(pair, 16)
-            if byte < 32 or byte == 127:
-                return None
-            out.append(byte)
+            out.append(int(pair, 16))
             i += 3
             continue
         out.append(ord(c))

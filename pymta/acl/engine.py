@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta import match, routing
+from pymta import match
+from pymta.acl import addrverify
 from pymta.acl import verify as hv
-from pymta.acl.dnslists import check_dnslists
+from pymta.acl.csa import check_csa
+from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.parse import (
     ACL_CONTROLS,
     ACL_CONTROLS_IGNORED,
@@ -23,10 +25,10 @@ from pymta.acl.parse import (
     parse_acl_text,
 )
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
-from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
+from pymta.config.values import main_option
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -72,6 +74,11 @@ class AclResult:
     verify_message: str | None = None
     error: bool = False
     queue: str | None = None        # the named queue set by a "queue" modifier
+    # A failed sender verify: the text for the "sender verify fail" log line (None: as
+    # verify_message) and the reply's first line (None: "Verification failed for <a>";
+    # "": no details, the no_details option).
+    verify_log: str | None = None
+    verify_head: str | None = None
 
 
 class AclDefer(Exception):
@@ -182,8 +189,12 @@ class _Runner:
         self.verify_failed: str | None = None
         self.verify_address: str | None = None
         self.verify_message: str | None = None
+        self.verify_log: str | None = None
+        self.verify_head: str | None = None
         # Log text set by a failing header/host verify in the current statement.
         self.cond_log: str | None = None
+        # The default user message a condition set (verify = csa).
+        self.cond_message: str | None = None
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -201,7 +212,8 @@ class _Runner:
                 error: bool = False) -> AclResult:
         return AclResult(verdict, message, log_message, self.add_headers,
                          self.remove_headers, self.controls, self.verify_failed,
-                         self.verify_address, self.verify_message, error, self.queue)
+                         self.verify_address, self.verify_message, error, self.queue,
+                         self.verify_log, self.verify_head)
 
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
@@ -235,7 +247,7 @@ class _Runner:
         message: str | None = None
         log_message: str | None = None
         after_endpass = False
-        self.cond_log = None
+        self.cond_log = self.cond_message = None
         for item in stmt.items:
             name = item.name.strip()
             negated = name.startswith("!")
@@ -276,10 +288,11 @@ class _Runner:
                 ok = not ok
             if not ok:
                 if verb == "require" or (verb in ("accept", "discard") and after_endpass):
-                    msg = self._expand_text(message)
+                    msg = self._expand_text(message) or self.cond_message
                     lmsg = self._expand_text(log_message)
                     if lmsg is None:
-                        lmsg = msg if msg is not None else self.cond_log
+                        # As Exim: a condition's own log text beats the user message.
+                        lmsg = self.cond_log if self.cond_log is not None else msg
                     return self._result("deny", msg, lmsg)
                 return None
         # All conditions true.
@@ -288,8 +301,9 @@ class _Runner:
         if verb in ("accept", "discard"):
             return self._result(verb, msg, lmsg)
         if verb in ("deny", "drop", "defer"):
+            msg = msg or self.cond_message
             if lmsg is None:
-                lmsg = msg if msg is not None else self.cond_log
+                lmsg = self.cond_log if self.cond_log is not None else msg
             return self._result(verb, msg, lmsg)
         if verb == "warn" and lmsg:
             self._log("warn", f"Warning: {lmsg}")
@@ -404,8 +418,13 @@ class _Runner:
             return self._verify(_expand_arg(value, self.ctx))
         if name == "dnslists":
             log = getattr(self.session, "log", None)
-            return check_dnslists(_expand_arg(value, self.ctx), self._var("sender_host_address"),
-                                  self.ctx.variables, log.main if log is not None else None)
+            try:
+                return check_dnslists(_expand_arg(value, self.ctx),
+                                      self._var("sender_host_address"), self.ctx.variables,
+                                      log.main if log is not None else None,
+                                      cache=getattr(self.session, "dnslist_cache", None))
+            except DnsListDefer as exc:
+                raise AclDefer(str(exc)) from exc
         if name in ("ratelimit", "spf", "dkim_status", "dkim_signers",
                     "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
                     "decode", "demime", "bmi_optin"):
@@ -445,6 +464,9 @@ class _Runner:
         what, *opts = [p.strip() for p in arg.split("/")]
         what = what.lower()
         defer_ok = "defer_ok" in opts
+        if opts and what in ("helo", "certificate", "header_syntax", "header_names_ascii"):
+            raise ConfigError(f"unexpected '/' found in \"{arg}\" (this verify item has "
+                              "no options)")
         if what == "helo":
             check = getattr(self.session, "verify_helo", None)
             return bool(check()) if callable(check) else True
@@ -452,43 +474,68 @@ class _Runner:
             # TLS with a client certificate that verified (tls_verify_hosts /
             # tls_try_verify_hosts asked for one).
             return self._var("tls_in_certificate_verified") == "1"
-        if what in ("csa", "arc"):
+        if what == "csa":
+            return self._verify_csa(opts[0] if opts else None)
+        if what == "arc":
             # Not implemented: failing loudly (ACL error -> 451) is safer than passing.
             raise ConfigError(f"verify = {what} is not supported yet")
         if what in ("header_syntax", "not_blind", "header_sender", "header_names_ascii"):
             return self._verify_headers(what, opts)
         if what == "reverse_host_lookup":
             return self._verify_reverse_host(defer_ok)
-        if what not in ("recipient", "sender"):
+        kind, _, given = what.partition("=")
+        if kind not in ("recipient", "sender") or (given and kind != "sender"):
             raise ConfigError(f"unknown verify option \"{arg}\"")
-        if what == "recipient":
+        if kind not in addrverify.allowed_in(self.where):
+            # As Exim: an ACL error (temporary rejection), not a silent pass or fail.
+            raise ConfigError(f"cannot verify {kind} in ACL for "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)}")
+        vopts = addrverify.parse_verify_options(kind, opts)
+        if kind == "recipient":
             address = self._var("local_part") + "@" + self._var("domain") \
                 if self._var("domain") else self._var("local_part")
             if not address or address == "@":
                 address = self._var("recipient")
         else:
-            address = self._var("sender_address")
+            address = arg.split("/", 1)[0].partition("=")[2].strip() if given \
+                else self._var("sender_address")
             if not address:
                 return True   # the null sender always verifies
-        try:
-            rr = routing.route_address(self.config, Address(address), self.ctx, verify=what)
-        except ExpandDefer as exc:
-            rr = None
-            status, message = "defer", str(exc)
-        if rr is not None:
-            status, message = rr.status, getattr(rr, "message", None) or ""
-        if status == "accept":
+        return self._verify_address(kind, address, vopts)
+
+    def _callouts_skipped(self) -> bool:
+        """-bh tests ACLs without calling out (as Exim; -bhc does the callouts)."""
+        return bool(getattr(self.session, "host_checking", False)) and \
+            not getattr(self.session, "host_checking_callouts", False)
+
+    def _verify_address(self, what: str, address: str,
+                        vopts: addrverify.VerifyOptions) -> bool:
+        """Route (and call out to) ``address``; record a failure for the reply."""
+        verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
+                                            self._callouts_skipped())
+        self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
+        if verdict.status == "ok":
             return True
-        if status == "defer":
-            if defer_ok:
+        self.ctx.variables["acl_verify_message"] = verdict.user_text
+        if verdict.status == "defer":
+            callout = verdict.log_text is not None
+            if vopts.defer_ok or (callout and vopts.callout is not None
+                                  and vopts.callout.defer_ok):
                 return True
-            self.ctx.variables["acl_verify_message"] = message or ""
-            raise AclDefer(f"{what} verify defer for <{address}>: {message or ''}".rstrip(": "),
-                           f"Could not complete {what} verify")
+            if not callout:
+                raise AclDefer(f"{what} verify defer for <{address}>: "
+                               f"{verdict.user_text}".rstrip(": "),
+                               f"Could not complete {what} verify")
+            if what == "sender":
+                self._log("warn", f"sender verify defer for <{address}>: {verdict.log_text}")
+                raise AclDefer(verdict.user_text, verdict.user_text)
+            raise AclDefer(str(verdict.log_text), verdict.user_text)
         self.verify_failed = what
         self.verify_address = address
-        self.verify_message = message or "Unrouteable address"
-        self.ctx.variables["acl_verify_message"] = self.verify_message
+        self.verify_message = verdict.user_text
+        self.verify_log, self.verify_head = verdict.log_text, verdict.head
+        if what == "recipient" and verdict.log_text is not None:
+            self.cond_log = verdict.log_text
         return False
 
     # -------------------------------------------------------------- header/host verify
@@ -532,10 +579,12 @@ class _Runner:
             err = hv.check_not_blind(headers, hv.recipients_of(self.ctx, self.session),
                                      "case_insensitive" in opts)
         else:
-            return self._verify_header_sender(hv, headers, "defer_ok" in opts)
+            return self._verify_header_sender(
+                hv, headers, addrverify.parse_verify_options("header_sender", opts))
         return True if err is None else self._verify_failed(err)
 
-    def _verify_header_sender(self, hv: Any, headers: list[str], defer_ok: bool) -> bool:
+    def _verify_header_sender(self, hv: Any, headers: list[str],
+                              vopts: addrverify.VerifyOptions) -> bool:
         deferred: str | None = None
         candidates = hv.header_sender_candidates(headers)
         # Any syntax error fails the check, even after a verifiable address (as Exim).
@@ -549,23 +598,35 @@ class _Runner:
                     continue       # a bare local part from a remote host cannot verify
                 qd = getattr(getattr(self.config, "main", None), "qualify_domain", "")
                 address = f"{address}@{qd}"
-            try:
-                rr = routing.route_address(self.config, Address(address), self.ctx,
-                                   verify="sender")
-                status, message = rr.status, getattr(rr, "message", None)
-            except ExpandDefer as exc:
-                status, message = "defer", str(exc)
-            if status == "accept":
+            verdict = addrverify.verify_address(self.config, self.ctx, "header_sender",
+                                                address, vopts, self._callouts_skipped())
+            if verdict.status == "ok":
                 return True
-            if status == "defer" and deferred is None:
-                deferred = f"<{pa.address}>: {message or 'verify deferred'}"
+            if verdict.status == "defer" and deferred is None:
+                if vopts.callout is not None and vopts.callout.defer_ok:
+                    return True
+                detail = verdict.log_text or verdict.user_text or "verify deferred"
+                deferred = f"<{pa.address}>: {detail}"
         if deferred is not None:
-            if defer_ok:
+            if vopts.defer_ok:
                 return True
             self.ctx.variables["acl_verify_message"] = deferred
             raise AclDefer(f"header_sender verify defer for {deferred}",
                            "Could not complete sender verify")
         return self._verify_failed("there is no valid sender in any header line")
+
+    def _verify_csa(self, domain: str | None) -> bool:
+        """``verify = csa[/domain]``; the default domain is the HELO name, or the
+        client's address when there was no HELO."""
+        if domain is None:
+            domain = self._var("sender_helo_name") or self._var("sender_host_address")
+        result = check_csa(domain, self._var("sender_host_address"),
+                           int(main_option(self.config, "dns_csa_search_limit", 5)),
+                           bool(main_option(self.config, "dns_csa_use_reverse", True)))
+        self.ctx.variables["csa_status"] = result.status
+        # Exim sets the texts whatever the result: "deny verify = csa" says why too.
+        self.cond_log = self.cond_message = result.message
+        return result.passed
 
     def _verify_reverse_host(self, defer_ok: bool) -> bool:
         ip = self._var("sender_host_address")
@@ -624,8 +685,9 @@ def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
         code, text = split_code(result.message, default)
     if verdict != "defer" and result.verify_failed == "sender":
         tail = text if result.message else "Sender verify failed"
-        text = (f"Verification failed for <{result.verify_address}>\n"
-                f"{result.verify_message}\n{tail}")
+        head = result.verify_head if result.verify_head is not None \
+            else f"Verification failed for <{result.verify_address}>"
+        text = f"{head}\n{result.verify_message}\n{tail}" if head else tail
     return code, text
 
 

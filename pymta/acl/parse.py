@@ -46,7 +46,11 @@ ACL_CONTROLS_UNSUPPORTED = frozenset("""
     no_delay_flush no_mbox_unspool no_multiline_responses smtp_no_mail_hints
     wellknown""".split())
 #: ``verify =`` kinds Exim has and pymta does not.
-VERIFY_UNSUPPORTED = frozenset(("arc", "csa"))
+VERIFY_UNSUPPORTED = frozenset(("arc",))
+#: Options of address verification (``verify = recipient/...``) pymta does not have.
+VERIFY_OPTIONS_UNSUPPORTED = frozenset(("quota",))
+#: Parameters of ``callout=`` pymta does not have.
+CALLOUT_UNSUPPORTED = frozenset(("hold",))
 
 _NOT_SUPPORTED = "is not supported in this version of pymta"
 
@@ -68,6 +72,16 @@ def check_acl_item(name: str, value: str, file: str | None, line: int | None) ->
         raise ConfigError(f'error in ACL: control "{word}" {_NOT_SUPPORTED}', file, line)
     if name == "verify" and word in VERIFY_UNSUPPORTED:
         raise ConfigError(f'error in ACL: "verify = {word}" {_NOT_SUPPORTED}', file, line)
+    if name == "verify" and "$" not in value:
+        for part in value.split("/")[1:]:
+            option, _, params = part.strip().lower().partition("=")
+            if option in VERIFY_OPTIONS_UNSUPPORTED:
+                raise ConfigError(f'error in ACL: verify option "{option}" {_NOT_SUPPORTED}',
+                                  file, line)
+            if option == "callout" and CALLOUT_UNSUPPORTED & {
+                    p.strip() for p in params.split(",")}:
+                raise ConfigError(f'error in ACL: "callout=hold" {_NOT_SUPPORTED}',
+                                  file, line)
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:

@@ -94,6 +94,7 @@ class CliOptions:
     # -oMaa -oMai -oMas -oMi -oMs -oMt: option name -> value (pymta.smtp.local.HostOverrides)
     host_overrides: dict[str, str] = field(default_factory=dict)
     host_check: str | None = None         # -bh IP[.port]
+    host_check_callouts: bool = False     # -bhc: -bh that does verification callouts
     suppress_local_fixups: bool = False   # -G
     log_line: str | None = None           # -z
     recipient_select: tuple[str, str] | None = None  # -R / -qR: (flags, string)
@@ -329,9 +330,10 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
             opts.system_filter_file = cur.value(a)
     elif a in ("-bfd", "-bfl", "-bfp", "-bfs"):
         opts.filter_address[a[3]] = cur.value(a)
-    elif a == "-bh":
+    elif a in ("-bh", "-bhc"):
         _set_action(opts, "bh", a)
         opts.host_check = cur.value(a)
+        opts.host_check_callouts = a == "-bhc"
     elif a.startswith("-bw"):
         # -bw[<time>]: inetd wait mode; the listening socket is standard input.
         if a[3:]:

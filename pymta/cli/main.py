@@ -30,6 +30,7 @@ usage: pymta [options] [recipients...]
   -bt / -bv <addr>    test routing / verify addresses
   -bs                 SMTP on stdin/stdout (local submission)
   -bh ip[.port]       fake SMTP session from ip: test the ACLs, nothing is kept
+  -bhc ip[.port]      the same, doing address verification callouts
   -be [strings]       expand strings (-bem file: with a message)
   -bf / -bF file      test a user / system filter file on a message from stdin
   -bP [names]         show option values;  -bV  version and configuration check
@@ -453,7 +454,8 @@ def do_bh(opts: CliOptions) -> int:
     """-bh IP[.port]: a fake SMTP session on stdin/stdout; nothing is spooled."""
     config = load(opts)
     from pymta.smtp.local import host_check_main
-    return host_check_main(config, opts.host_check or "", options=opts.host_overrides)
+    return host_check_main(config, opts.host_check or "", options=opts.host_overrides,
+                           callouts=opts.host_check_callouts)
 
 
 def do_bs(opts: CliOptions) -> int:

@@ -70,18 +70,13 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         acl_not_smtp_mime acl_not_smtp_start acl_smtp_dkim
         acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
         bi_command
-        bounce_sender_authentication callout_domain_negative_expire
-        callout_domain_positive_expire callout_negative_expire callout_positive_expire
-        callout_random_local_part check_rfc2047_length daemon_startup_retries
-        daemon_startup_sleep
-        dkim_verify_hashes dkim_verify_keytypes
+        bounce_sender_authentication check_rfc2047_length daemon_startup_retries
+        daemon_startup_sleep dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
         dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
-        dns_csa_search_limit dns_csa_use_reverse dns_ipv4_lookup dns_retrans
-        dns_retry dns_trust_aa dns_use_edns0 errors_copy
-        event_action extra_local_interfaces gecos_name
-        gecos_pattern gnutls_allow_auto_pkcs11 gnutls_compat_mode
-        helo_lookup_domains hold_domains
+        dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
+        event_action extra_local_interfaces gecos_name gecos_pattern
+        gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
         ldap_ca_cert_dir ldap_ca_cert_file ldap_cert_file ldap_cert_key ldap_cipher_suite
         ldap_default_servers ldap_require_cert ldap_start_tls ldap_version

@@ -4,7 +4,8 @@ Query syntax: ``[>S[,F|;]] [modifier,]... [type=]key[:key...]`` where ``S`` sepa
 records (default newline), ``,F`` separates fields of multi-field records (``;``: join
 TXT strings with nothing), modifiers are ``defer_strict|defer_lax|defer_never``,
 ``dnssec_strict|dnssec_lax|dnssec_never``, ``retrans_TIME`` and ``retry_N``.
-Types: a, a+, aaaa, cname, mx, mxh, ns, zns, ptr, soa, spf, srv, tlsa, txt (default).
+Types: a, a+, aaaa, cname, csa, mx, mxh, ns, zns, ptr, soa, spf, srv, tlsa, txt (default).
+``csa`` gives Client SMTP Authorization records as "Y|N|X|? target" (spec 44.52).
 Queries go through :func:`pymta.dns.get_resolver`, so tests can use a local server.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from ..expand.errors import ExpandDefer, ExpandError
 from ..expand.lists import split_list
 
-TYPES = ("a", "a+", "aaaa", "cname", "mx", "mxh", "ns", "zns", "ptr", "soa", "spf",
+TYPES = ("a", "a+", "aaaa", "cname", "csa", "mx", "mxh", "ns", "zns", "ptr", "soa", "spf",
          "srv", "tlsa", "txt")
 
 
@@ -86,8 +87,41 @@ def _format(rtype: str, r: Any, fsep: str | None) -> str:
     return r.to_text()
 
 
+def _csa(key: str, ctx: Any) -> list[str] | None:
+    """CSA records of ``key`` (with the parent search of dns_csa_search_limit): the
+    authorization code (Y yes, N no, X explicit authorization required, ? unknown)
+    and the target."""
+    import dns.exception
+
+    from .. import dns as pdns
+    from ..config.values import main_option
+    config = getattr(ctx, "config", None)
+    try:
+        found = pdns.csa_search(key, int(main_option(config, "dns_csa_search_limit", 5)),
+                                bool(main_option(config, "dns_csa_use_reverse", True)))
+    except dns.exception.DNSException as e:
+        raise _TempFail(str(e)) from None
+    if found is None:
+        return None
+    name, found_at, records = found
+    out = []
+    for priority, weight, port, target in records:
+        if priority != 1:
+            continue                 # CSA version 1 only
+        if found_at != name:
+            code = "X" if port & 1 else "?"
+        elif weight > 3:
+            continue                 # not a valid CSA record
+        else:
+            code = {0: "N", 1: "N", 2: "Y", 3: "?"}[weight]
+        out.append(f"{code} {target}")
+    return out or None
+
+
 def _lookup_key(rtype: str, key: str, fsep: str | None, dnssec: str, ctx: Any) -> list[str] | None:
     """Records of one key: a list (possibly empty is never returned) or None."""
+    if rtype == "csa":
+        return _csa(key, ctx)
     if rtype == "a+":
         out: list[str] = []
         temp = None

@@ -30,10 +30,15 @@ def header_name(text: str) -> str:
 
 
 def is_header_start(line: bytes) -> bool:
-    """True if ``line`` (no newline) begins a header: printing name chars then ':'."""
+    """True if ``line`` (no newline) begins a header: name chars then ':'.
+
+    As in Exim 4.96, a name character is a printing ASCII character or any byte above
+    127 (so that ``verify = header_names_ascii`` can see such names); controls, space
+    and DEL end the header block.
+    """
     i = 0
     n = len(line)
-    while i < n and 33 <= line[i] <= 126 and line[i] != 58:
+    while i < n and (33 <= line[i] <= 126 or line[i] >= 128) and line[i] != 58:
         i += 1
     if i == 0:
         return False

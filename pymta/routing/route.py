@@ -281,10 +281,12 @@ def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterRe
 
 
 def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | None = None,
-                  verify: Any = False, *, address_test: bool = False) -> RouteResult:
+                  verify: Any = False, *, address_test: bool = False,
+                  success_on_redirect: bool = False) -> RouteResult:
     """Route ``addr`` and all addresses generated from it.
 
-    ``verify`` is False for delivery, True/"recipient" or "sender" for verification.
+    ``verify`` is False for delivery, True/"recipient" or "sender" for verification;
+    ``success_on_redirect`` (a verify option) stops verification at any redirection.
     """
     if isinstance(addr, str):
         addr = Address(addr)
@@ -312,7 +314,8 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
             result.reports.append(reply.report)
         queue.extend([c for c in generated if c.kind != "address"] +
                      [c for c in generated if c.kind == "address"][::-1])
-        if reply.status == ACCEPT and reply.children and verify and len(reply.children) > 1:
+        if reply.status == ACCEPT and reply.children and verify and \
+                (len(reply.children) > 1 or success_on_redirect):
             # verification stops at a redirection to several addresses: it has succeeded
             result.addresses.append(a)
             result.sequence.append((ACCEPT, a))

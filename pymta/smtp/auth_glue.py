@@ -204,7 +204,9 @@ class AuthGlue:
         if value is None or value == "<>":
             return None
         decoded = xtext_decode(value)
-        if decoded is None:
+        # An encoded control character (a CR or LF) would reach the spool's
+        # -auth_sender line, log lines and headers: refused like malformed xtext.
+        if decoded is None or any(ord(c) < 32 or ord(c) == 127 for c in decoded):
             assert self.server is not None
             return Reply(501, "invalid data for AUTH")
         auth = self.authenticated_by

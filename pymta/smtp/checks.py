@@ -74,9 +74,12 @@ class AclChecks:
     def _log_reject(self, what: str, res: Any, with_sender: bool = True,
                     msgid: str | None = None) -> None:
         """``H=... F=<s> rejected RCPT <r>: msg`` style lines (mainlog + rejectlog)."""
-        if res.verify_failed == "sender" and log_selected(self.config, "sender_verify_fail"):
-            self.log.main(f"{self.host_ident()} sender verify fail for <{res.verify_address}>: "
-                          f"{res.verify_message}")
+        if res.verify_failed == "sender" and res.verify_head != "" \
+                and log_selected(self.config, "sender_verify_fail"):
+            # verify_log "" (a cached callout result): Exim names only the address.
+            detail = res.verify_message if res.verify_log is None else res.verify_log
+            self.log.main(f"{self.host_ident()} sender verify fail for <{res.verify_address}>"
+                          + (f": {detail}" if detail else ""))
         msg = res.log_message
         if msg is None and res.verify_failed == "sender":
             msg = res.message or "Sender verify failed"

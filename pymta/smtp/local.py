@@ -165,7 +165,8 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
                       host: tuple[str, int] | None = None,
                       local_caller: LocalCaller | None = None,
                       notify: Callable[[str], Any] | None = None,
-                      overrides: HostOverrides | None = None) -> None:
+                      overrides: HostOverrides | None = None,
+                      callouts: bool = False) -> None:
     """One SMTP session on ``stdin``/``stdout`` (binary streams).
 
     ``host`` = (ip, port) makes it a -bh host-checking session (nothing is spooled);
@@ -173,6 +174,7 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
     spooled and passed to ``notify(msgid)``.  ``overrides`` are the -oM options (for
     -bs, only pass them for a trusted caller); with -bs an ``overrides.host_address``
     makes the session one from that host.
+    A -bh session skips verification callouts unless ``callouts`` (-bhc).
     """
     checking = host is not None
     caller = None if checking else (local_caller or LocalCaller.current(config))
@@ -181,6 +183,7 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
     interface = overrides.interface if overrides and overrides.interface else ("", 0)
     session = SmtpSession(config, log, peer, interface, None if checking else notify)
     session.host_checking = checking
+    session.host_checking_callouts = callouts
     if caller is not None and remote is None:
         session.set_local_caller(caller)
     elif caller is not None:
@@ -241,8 +244,9 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
 
 def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None, err: Any = None,
-                    options: dict[str, str] | None = None) -> int:
-    """``pymta -bh IP[.port]``, with the -oM ``options``: returns the exit status."""
+                    options: dict[str, str] | None = None, callouts: bool = False) -> int:
+    """``pymta -bh IP[.port]``, with the -oM ``options`` (``-bhc``: with ``callouts``):
+    returns the exit status."""
     err = err if err is not None else sys.stderr
     try:
         host = parse_host_argument(argument)
@@ -251,5 +255,6 @@ def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
         err.write(f"pymta: {exc}\n")
         return 1
     run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
-                      stdout or sys.stdout.buffer, host=host, overrides=overrides)
+                      stdout or sys.stdout.buffer, host=host, overrides=overrides,
+                      callouts=callouts)
     return 0

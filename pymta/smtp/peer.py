@@ -9,18 +9,37 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import dns.exception
 import dns.reversename
 
-from pymta import dns as pymta_dns
+from pymta import dns as pdns
 from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import host_field
-from pymta.match import match_host
+from pymta.match import match_domain, match_host
 from pymta.smtp.proxy_protocol import ProxyError, read_proxy_header
 from pymta.taint import taint
 
 #: Exim's answer to every command but QUIT after the PROXY header could not be read.
 PROXY_FAILED = "Command refused, required Proxy negotiation failed"
+
+
+def forward_addresses(name: str) -> set[str]:
+    """The IP addresses of a host name: DNS A/AAAA records (:mod:`pymta.dns`), else the
+    system's resolver (/etc/hosts)."""
+    found: set[str] = set()
+    for rtype in ("A", "AAAA"):
+        try:
+            found |= {str(r.address) for r in pdns.resolve(name, rtype, lifetime=5.0)}
+        except (dns.exception.DNSException, ValueError):
+            continue
+    if found:
+        return found
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {str(i[4][0]).split("%")[0] for i in infos}
 
 
 def lookup_host_name(ip: str) -> str | None:
@@ -30,10 +49,10 @@ def lookup_host_name(ip: str) -> str | None:
     may point it at another server)."""
     names: list[str] = []
     try:
-        answer = pymta_dns.resolve(dns.reversename.from_address(ip).to_text(), "PTR",
-                                   lifetime=5.0)
+        answer = pdns.resolve(dns.reversename.from_address(ip).to_text(), "PTR",
+                              lifetime=5.0)
         names = [str(r.target).rstrip(".") for r in answer]
-    except Exception:
+    except (dns.exception.DNSException, ValueError):
         names = []
     if not names:
         try:
@@ -42,24 +61,9 @@ def lookup_host_name(ip: str) -> str | None:
         except (OSError, UnicodeError):
             return None
     for name in names:
-        if ip in _forward_addresses(name):
+        if ip in forward_addresses(name):
             return name.lower()
     return None
-
-
-def _forward_addresses(name: str) -> set[str]:
-    found: set[str] = set()
-    for rtype in ("A", "AAAA"):
-        try:
-            found.update(str(r.address) for r in pymta_dns.resolve(name, rtype, lifetime=5.0))
-        except Exception:
-            pass
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-        found.update(str(i[4][0]).split("%")[0] for i in infos)
-    except (OSError, UnicodeError):
-        pass
-    return found
 
 
 def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -169,9 +173,43 @@ class PeerFacts:
     def log_prefix(self) -> str:
         return self.host_ident()
 
+    def lookup_sender_host_name(self) -> str | None:
+        """The client's host name, looked up (forward confirmed) on first need; sets
+        $sender_host_name or $host_lookup_failed (and logs the failure, as Exim)."""
+        v = self.ctx.variables
+        if v.get("sender_host_name"):
+            return str(v["sender_host_name"])
+        if v.get("host_lookup_failed") == "1" or not self.peer_ip \
+                or self.local_caller is not None:
+            return None
+        name = lookup_host_name(self.peer_ip)
+        if name:
+            v["sender_host_name"] = taint(name)
+            v["sender_rcvhost"] = self._rcvhost()
+            return name
+        v["host_lookup_failed"] = "1"
+        if log_selected(self.config, "host_lookup_failed"):
+            self.log.main(f"no host name found for IP address {self.peer_ip}")
+        return None
+
+    def helo_lookup(self, helo: str) -> None:
+        """helo_lookup_domains: a client that greets with one of these names (by default
+        ours, or our address in brackets) has its real name looked up."""
+        text = main_option(self.config, "helo_lookup_domains", "@ : @[]")
+        if not text or not helo or self.local_caller is not None:
+            return
+        try:
+            hit = match_domain(helo, str(text), self.ctx)
+        except Exception as exc:  # noqa: BLE001 - a lookup defer counts as no match
+            self.log.main(f"{self.host_ident()} helo_lookup_domains: check failed: {exc}")
+            return
+        if hit:
+            self.lookup_sender_host_name()
+
     def verify_helo(self) -> bool:
-        """``verify = helo``: the HELO name is the client's IP literal, its looked-up
-        name, or resolves to its address.  Sets $helo_verified; cached per HELO name."""
+        """``verify = helo``: the HELO name is the client's IP literal, its host name
+        (looked up now if need be), or resolves to its address.  Sets $helo_verified;
+        cached per HELO name."""
         v = self.ctx.variables
         if self.local_caller is not None:
             return True       # -bs: no TCP/IP client, so HELO always verifies (as Exim)
@@ -184,14 +222,10 @@ class PeerFacts:
             ok = inner.split(":", 1)[-1] == self.peer_ip if inner.lower().startswith("ipv6:") \
                 else inner == self.peer_ip
         elif helo:
-            name = str(v.get("sender_host_name") or "")
+            name = self.lookup_sender_host_name() or ""
             ok = bool(name) and name.lower() == helo.lower()
             if not ok:
-                try:
-                    infos = socket.getaddrinfo(helo, None, proto=socket.IPPROTO_TCP)
-                    ok = self.peer_ip in {str(i[4][0]).split("%")[0] for i in infos}
-                except (OSError, UnicodeError):
-                    ok = False
+                ok = self.peer_ip in forward_addresses(helo)
         self._helo_checked = helo
         v["helo_verified"] = "1" if ok else ""
         return ok

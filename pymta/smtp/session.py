@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
+from pymta.acl.dnslists import DnsListCache
 from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
@@ -104,6 +105,9 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         self._helo_checked: str | None = None
         # -bh: run the ACLs but never spool (see pymta.smtp.local).
         self.host_checking = False
+        self.host_checking_callouts = False    # -bhc: callouts are made under -bh
+        # dnslists answers kept for the session (pymta.acl.dnslists).
+        self.dnslist_cache = DnsListCache()
         # -bs: the local caller (pymta.smtp.local.LocalCaller); None for TCP sessions.
         self.local_caller: Any = None
         # Server-side TLS for StartTls actions (pymta.tls sets it; None: no TLS).
@@ -132,9 +136,11 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         v = self.ctx.variables
         old = v.get("sender_helo_name", "")
         v["sender_helo_name"] = taint(name)
+        self.helo_lookup(name)
         if _host_in(self.config, "helo_verify_hosts", self, None) and not self.verify_helo():
-            v["sender_helo_name"] = old
+            # Exim names the refused HELO in the line: "from (name) [ip]".
             self.log.reject(f"rejected \"{verb} {name}\" from {self.host_ident(with_h=False)}")
+            v["sender_helo_name"] = old
             return Reply(550, f"{verb} argument does not match calling host")
         if _host_in(self.config, "helo_try_verify_hosts", self, None):
             self.verify_helo()
@@ -253,6 +259,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
         if self.limits is not None:
             self.limits.on_rcpt(self.server.rcpt_count if self.server else 0)
+        v["address_data"] = ""          # each recipient's verification sets its own
         res = self._run("acl_smtp_rcpt", "rcpt")
         v["local_part"] = v["domain"] = ""
         if res.verdict not in ("accept", "discard"):
@@ -486,18 +493,9 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
 
 def prepare_session(session: SmtpSession) -> SmtpServer:
     """Host lookup (host_lookup option) and the SmtpServer for ``session``."""
-    config, log = session.config, session.log
-    looked_up = session.ctx.variables.get("sender_host_name") or \
-        session.ctx.variables.get("host_lookup_failed")      # after a PROXY header
-    if session.peer_ip and not looked_up and _host_in(config, "host_lookup", session, None):
-        name = lookup_host_name(session.peer_ip)
-        if name:
-            session.ctx.variables["sender_host_name"] = taint(name)
-            session.ctx.variables["sender_rcvhost"] = session._rcvhost()
-        else:
-            session.ctx.variables["host_lookup_failed"] = "1"
-            if log_selected(config, "host_lookup_failed"):
-                log.main(f"no host name found for IP address {session.peer_ip}")
+    config = session.config
+    if session.peer_ip and _host_in(config, "host_lookup", session, None):
+        session.lookup_sender_host_name()
     server = build_server(config, session)
     session.server = server
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))

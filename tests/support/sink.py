@@ -135,6 +135,7 @@ class SmtpSink:
         extensions: Iterable[str] = (),
         banner_delay: float = 0.0,
         dsn: bool = False,
+        mail_reply: Optional[Reply] = None,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -151,6 +152,7 @@ class SmtpSink:
         ``banner_delay`` seconds pass before the banner; whether the client sent
         anything in that time is recorded in :attr:`early_input` (one entry per
         session), to see a client's early pipelining (PIPECONNECT).
+        ``mail_reply`` answers every MAIL command (e.g. ``(550, "no bounces")``).
         """
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}")
@@ -175,6 +177,7 @@ class SmtpSink:
         self.banner_delay = banner_delay
         #: per session: did input arrive before the banner was sent?
         self.early_input: list[bool] = []
+        self.mail_reply = mail_reply
         self._requested_port = port
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -418,6 +421,9 @@ class _Session:
                     and int(val) > self.sink.max_size:
                 self.reply(552, "message size exceeds fixed maximum")
                 return
+        if self.sink.mail_reply is not None and not 200 <= self.sink.mail_reply[0] < 300:
+            self.reply(*self.sink.mail_reply)
+            return
         self.sender = addr
         self.params = params
         self.reply(250, "OK")

@@ -98,12 +98,12 @@ def test_bh_unsupported_verify_is_temporary_error(tmp_path):
     conf, _ = _config(tmp_path, extra="acl_smtp_mail = acl_mail\n")
     text = conf.read_text().replace("begin acl\n",
                                     "begin acl\nacl_mail:\n"
-                                    "  deny !verify = ${if eq{1}{1}{csa}}\n  accept\n")
+                                    "  deny !verify = ${if eq{1}{1}{arc}}\n  accept\n")
     conf.write_text(text)
     proc = run_pymta(["-bh", "1.2.3.4"], conf, input=b"HELO x.y\r\nMAIL FROM:<a@b.c>\r\n"
                      b"QUIT\r\n")
     assert "451 Temporary local problem - please try later" in proc.stdout
-    assert "verify = csa is not supported yet" in proc.stderr
+    assert "verify = arc is not supported yet" in proc.stderr
 
 
 def test_bh_argument_errors(tmp_path):

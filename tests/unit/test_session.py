@@ -7,6 +7,7 @@ import textwrap
 import threading
 
 from pymta.config import load_config
+from pymta.smtp import peer as peer_mod
 from pymta.smtp import session as session_mod
 from pymta.smtp.etrn import set_queue_runner
 from pymta.smtp.session import run_session
@@ -434,7 +435,7 @@ def test_received_protocol_and_envelope(tmp_path, monkeypatch):
 
 
 def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr(session_mod, "lookup_host_name",
+    monkeypatch.setattr(peer_mod, "lookup_host_name",
                         lambda ip: "client.example" if ip == "192.0.2.1" else None)
     replies, c, _ = session_with(
         tmp_path, [b"EHLO other.example\r\n", b"MAIL FROM:<s@x.example>\r\n",
@@ -447,7 +448,7 @@ def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
 def test_host_lookup_not_done_when_unset(tmp_path, monkeypatch):
     def boom(ip):
         raise AssertionError("lookup done")
-    monkeypatch.setattr(session_mod, "lookup_host_name", boom)
+    monkeypatch.setattr(peer_mod, "lookup_host_name", boom)
     replies, c, _ = session_with(tmp_path, [b"QUIT\r\n"])
     assert replies[1] == ["221 test.example closing connection"]
 
@@ -546,7 +547,8 @@ def test_helo_verify_hosts(tmp_path):
                                  extra="helo_verify_hosts = 192.0.2.0/24\n")
     assert replies[1] == ["550 EHLO argument does not match calling host"]
     assert replies[2][0].startswith("250-")
-    assert 'rejected "EHLO [192.0.2.9]" from [192.0.2.1]' in c.log.text()
+    # As Exim 4.96: the refused name is in the host part of the line.
+    assert 'rejected "EHLO [192.0.2.9]" from ([192.0.2.9]) [192.0.2.1]' in c.log.text()
 
 
 def test_recipients_max_logged_once(tmp_path):

@@ -22,14 +22,23 @@ from pymta.acl.parse import (
     ACL_CONTROLS_UNSUPPORTED,
     parse_acl_text,
 )
+from pymta.acl.ratelimit import (
+    RateFacts,
+    RatelimitCache,
+    RatelimitError,
+    check_ratelimit,
+    parse_ratelimit,
+)
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
+from pymta.config.values import main_option
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
+from pymta.hints.ratelimit import RatelimitDB
 from pymta.taint import taint
 
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
@@ -184,6 +193,7 @@ class _Runner:
         self.verify_message: str | None = None
         # Log text set by a failing header/host verify in the current statement.
         self.cond_log: str | None = None
+        self.ratelimit_cache: RatelimitCache | None = None
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -272,6 +282,9 @@ class _Runner:
                                     self._expand_text(log_message) or str(exc))
             except _Drop as d:
                 return self._result("drop", d.result.message, d.result.log_message)
+            except RatelimitError as exc:
+                # Bad arguments are an ACL error (451), even in a warn statement.
+                return self._result("defer", None, str(exc))
             if negated:
                 ok = not ok
             if not ok:
@@ -402,7 +415,9 @@ class _Runner:
             log = getattr(self.session, "log", None)
             return check_dnslists(_expand_arg(value, self.ctx), self._var("sender_host_address"),
                                   self.ctx.variables, log.main if log is not None else None)
-        if name in ("ratelimit", "spf", "dkim_status", "dkim_signers",
+        if name == "ratelimit":
+            return self._ratelimit(_expand_arg(value, self.ctx))
+        if name in ("spf", "dkim_status", "dkim_signers",
                     "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
                     "decode", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
@@ -410,6 +425,26 @@ class _Runner:
             return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
+
+    def _ratelimit(self, arg: str) -> bool:
+        v = self.ctx.variables
+        facts = RateFacts(self.where, self._var("sender_host_address"),
+                          _int(v.get("message_size"), -1), _int(v.get("recipients_count"), 0),
+                          self._var("local_part"), self._var("domain"))
+        spec = parse_ratelimit(arg, facts)
+        cache = getattr(self.session, "ratelimit_cache", None)
+        if cache is None:
+            # No session (a non-SMTP message): remember rates for this ACL run only.
+            if self.ratelimit_cache is None:
+                self.ratelimit_cache = RatelimitCache()
+            cache = self.ratelimit_cache
+        spool = str(main_option(self.config, "spool_directory", "") or "")
+        db = RatelimitDB(spool, getattr(self.session, "log", None))
+        rate = check_ratelimit(spec, db, cache, self.where, self.ctx.clock.time())
+        v["sender_rate"] = f"{rate:.1f}"
+        v["sender_rate_limit"] = spec.limit_text
+        v["sender_rate_period"] = spec.period_text
+        return rate >= spec.limit
 
     def _match(self, name: str, arg: str) -> bool:
         try:
@@ -585,6 +620,13 @@ class _Runner:
         self.ctx.variables["host_lookup_failed"] = "1"
         self._log("main", f"no host name found for IP address {ip}")
         return self._verify_failed(f"host lookup failed for reverse lookup check ({reason})")
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(str(text))
+    except (TypeError, ValueError):
+        return default
 
 
 def _call(func: Any, *args: Any) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
+from pymta.acl.ratelimit import RatelimitCache
 from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
@@ -26,6 +27,7 @@ class AclChecks:
     connection_queue: str = ""              # named queue from a connect/HELO ACL
     message_queue: str | None = None        # named queue from a MAIL/RCPT ACL
     submission_control: str = "submission"
+    ratelimit_cache: RatelimitCache
     notquit_reason: str | None
     quit_seen: bool
     data_headers_add: list[str]
@@ -39,6 +41,7 @@ class AclChecks:
 
     # ------------------------------------------------------------------ ACL glue
     def _run(self, option: str, where: str) -> Any:
+        self.ratelimit_cache.new_command()      # one ACL run per SMTP command
         self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
         res = run_acl(self.config, main_option(self.config, option), where, self.ctx, self)
         if res.error and res.log_message:

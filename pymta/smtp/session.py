@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
+from pymta.acl.ratelimit import RatelimitCache
 from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
@@ -82,6 +83,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
                  smtp_active_hostname=self.hostname,
                  sender_rcvhost=f"[{self.peer_ip}]", host_address=self.peer_ip)
         self.controls: set[str] = set()
+        # ratelimit results already computed in this connection/message/command
+        self.ratelimit_cache = RatelimitCache()
         self.connection_queue = ""              # a named queue set before MAIL
         self.message_controls: set[str] = set()
         self.mail_discard = False
@@ -146,6 +149,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
+        self.ratelimit_cache.new_message()
         self.message_queue = None
         self.submission_control = "submission"
         self.envelope = None

@@ -29,6 +29,7 @@ from pymta.acl.ratelimit import (
     check_ratelimit,
     parse_ratelimit,
 )
+from pymta.acl.seen import SeenError, check_seen, parse_seen
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
@@ -39,6 +40,7 @@ from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.hints.ratelimit import RatelimitDB
+from pymta.hints.seen import SeenDB
 from pymta.taint import taint
 
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
@@ -282,7 +284,7 @@ class _Runner:
                                     self._expand_text(log_message) or str(exc))
             except _Drop as d:
                 return self._result("drop", d.result.message, d.result.log_message)
-            except RatelimitError as exc:
+            except (RatelimitError, SeenError) as exc:
                 # Bad arguments are an ACL error (451), even in a warn statement.
                 return self._result("defer", None, str(exc))
             if negated:
@@ -417,14 +419,21 @@ class _Runner:
                                   self.ctx.variables, log.main if log is not None else None)
         if name == "ratelimit":
             return self._ratelimit(_expand_arg(value, self.ctx))
+        if name == "seen":
+            spec = parse_seen(_expand_arg(value, self.ctx), self._var("sender_host_address"))
+            return check_seen(spec, SeenDB(self._spool(), getattr(self.session, "log", None)),
+                              self.ctx.clock.time())
         if name in ("spf", "dkim_status", "dkim_signers",
-                    "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
+                    "dmarc_status", "csa", "malware", "spam", "regex", "mime_regex",
                     "decode", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
+
+    def _spool(self) -> str:
+        return str(main_option(self.config, "spool_directory", "") or "")
 
     def _ratelimit(self, arg: str) -> bool:
         v = self.ctx.variables
@@ -438,8 +447,7 @@ class _Runner:
             if self.ratelimit_cache is None:
                 self.ratelimit_cache = RatelimitCache()
             cache = self.ratelimit_cache
-        spool = str(main_option(self.config, "spool_directory", "") or "")
-        db = RatelimitDB(spool, getattr(self.session, "log", None))
+        db = RatelimitDB(self._spool(), getattr(self.session, "log", None))
         rate = check_ratelimit(spec, db, cache, self.where, self.ctx.clock.time())
         v["sender_rate"] = f"{rate:.1f}"
         v["sender_rate_limit"] = spec.limit_text

@@ -15,6 +15,7 @@ from typing import Any
 
 from pymta import match, routing
 from pymta.acl import verify as hv
+from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
 from pymta.acl.dnslists import check_dnslists
 from pymta.acl.parse import (
     ACL_CONTROLS,
@@ -284,7 +285,7 @@ class _Runner:
                                     self._expand_text(log_message) or str(exc))
             except _Drop as d:
                 return self._result("drop", d.result.message, d.result.log_message)
-            except (RatelimitError, SeenError) as exc:
+            except (RatelimitError, SeenError, ContentError) as exc:
                 # Bad arguments are an ACL error (451), even in a warn statement.
                 return self._result("defer", None, str(exc))
             if negated:
@@ -423,9 +424,14 @@ class _Runner:
             spec = parse_seen(_expand_arg(value, self.ctx), self._var("sender_host_address"))
             return check_seen(spec, SeenDB(self._spool(), getattr(self.session, "log", None)),
                               self.ctx.clock.time())
+        if name in ("regex", "mime_regex", "decode"):
+            check = {"regex": check_regex, "mime_regex": check_mime_regex,
+                     "decode": check_decode}[name]
+            return check(_expand_arg(value, self.ctx),
+                         getattr(self.session, "content_scan", None), self.where,
+                         self.ctx.variables)
         if name in ("spf", "dkim_status", "dkim_signers",
-                    "dmarc_status", "csa", "malware", "spam", "regex", "mime_regex",
-                    "decode", "demime", "bmi_optin"):
+                    "dmarc_status", "csa", "malware", "spam", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False

@@ -17,15 +17,15 @@ VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 
 #: Conditions and modifiers pymta acts on.
 ACL_CONDITIONS = frozenset("""
-    acl authenticated condition dnslists domains encrypted hosts local_parts ratelimit
-    recipients seen sender_domains senders verify""".split())
+    acl authenticated condition decode dnslists domains encrypted hosts local_parts
+    mime_regex ratelimit recipients regex seen sender_domains senders verify""".split())
 ACL_MODIFIERS = frozenset("""
     add_header continue control delay endpass log_message logwrite message queue
     remove_header set""".split())
 #: Exim 4.96 conditions and modifiers pymta does not implement.
 ACL_UNSUPPORTED = frozenset("""
-    decode dkim_signers dkim_status dmarc_status log_reject_target
-    malware mime_regex regex spam spf spf_guess udpsend""".split())
+    dkim_signers dkim_status dmarc_status log_reject_target
+    malware spam spf spf_guess udpsend""".split())
 #: Every name Exim knows (anything else is "unknown", as in Exim).
 ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 

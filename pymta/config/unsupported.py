@@ -71,8 +71,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_not_smtp_mime acl_not_smtp_start acl_smtp_data_prdr acl_smtp_dkim
-        acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
+        acl_smtp_data_prdr acl_smtp_dkim
+        acl_smtp_mailauth admin_groups av_scanner
         bi_command
         bounce_sender_authentication callout_domain_negative_expire
         callout_domain_positive_expire callout_negative_expire callout_positive_expire

@@ -13,6 +13,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
+from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.config.values import main_option
 from pymta.logevents import Rejection, write_event
 from pymta.message.envelope import Envelope
@@ -54,6 +55,7 @@ class MessageAssembly:
     data_headers_remove: list[str]
     peer_ip: str
     peer_port: int
+    content_scan: ContentScan | None = None          # the message the ACLs may scan
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
     _reply: Callable[[Any, str], Reply]
@@ -98,7 +100,19 @@ class MessageAssembly:
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
         pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
-        res = self._run("acl_smtp_data", "data")
+        # What regex, mime_regex and decode scan; its decoded files go afterwards.
+        self.content_scan = ContentScan(
+            list(self.ctx.headers), prepared.data[prepared.body_start:], self.msgid or "",
+            str(main_option(self.config, "spool_directory", "")))
+        try:
+            mime = self._run_mime_acl(self.content_scan)
+            if mime is not None and mime.verdict != "discard":
+                self._log_reject("during MIME ACL checks", mime, msgid=self.msgid)
+                return self._reply(mime, "data")
+            res = mime or self._run("acl_smtp_data", "data")
+        finally:
+            self.content_scan.cleanup()
+            self.content_scan = None
         if res.verdict not in ("accept", "discard"):
             self._log_reject("after DATA", res, msgid=self.msgid)
             return self._reply(res, "data")
@@ -120,6 +134,20 @@ class MessageAssembly:
         except Exception as exc:
             report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
         return Reply(250, f"OK id={msgid}")
+
+    def _run_mime_acl(self, scan: ContentScan) -> Any:
+        """acl_smtp_mime once per MIME part; the first result that is not "accept"
+        (None when there is no MIME ACL or every part was accepted)."""
+        if not main_option(self.config, "acl_smtp_mime"):
+            self.ctx.variables["mime_part_count"] = "-1"
+            return None
+
+        def run_part() -> Any:
+            res = self._run("acl_smtp_mime", "mime")
+            if res.verdict == "accept":
+                self._add_headers(res)
+            return res
+        return run_mime_acl(scan, self.ctx.variables, run_part)
 
     def _after_spool(self, msgid: str) -> None:
         """Count the message, ask for its immediate delivery, and reset for the next."""

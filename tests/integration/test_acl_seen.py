@@ -46,7 +46,7 @@ def test_greylisting(pymta_daemon):
     assert first == [(451, "greylisted, try again")] * 2
     d.wait_for_log(r"temporarily rejected RCPT <alice@test\.example>: greylisted",
                    name="reject")
-    while True:                    # the record is in whole seconds: 1 to 2 s to wait
+    while True:     # whole seconds: passes once the clock's second has moved on
         with d.client() as c:
             c.banner()
             c.ehlo()
@@ -59,7 +59,6 @@ def test_greylisting(pymta_daemon):
             break
         assert code == 451 and time.monotonic() - start < 5
         time.sleep(0.3)
-    assert time.monotonic() - start >= 0.9
     db = SeenDB(str(d.spool))
     assert db.get("127.0.0.1_alice@test.example") is not None
 

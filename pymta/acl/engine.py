@@ -16,6 +16,7 @@ from typing import Any
 from pymta import match, routing
 from pymta.acl import verify as hv
 from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
+from pymta.acl.controls import check_control_place
 from pymta.acl.dnslists import check_dnslists
 from pymta.acl.parse import (
     ACL_CONTROLS,
@@ -374,6 +375,13 @@ class _Runner:
             raise ConfigError(f'control "{name}" is not supported in this version of pymta')
         if name not in KNOWN_CONTROLS:
             raise ConfigError(f"unknown control \"{value}\" in ACL modifier")
+        check_control_place(name, self.where)
+        if name in ("caseful_local_part", "caselower_local_part"):
+            # for the rest of this ACL; $local_part starts lower-cased (as Exim's)
+            original = getattr(self.session, "rcpt_local_part", None)
+            if original is not None:
+                self.ctx.variables["local_part"] = taint(
+                    original if name == "caseful_local_part" else original.lower())
         self.controls.append(value.strip())
 
     # -------------------------------------------------------------- conditions
@@ -507,8 +515,12 @@ class _Runner:
         if what not in ("recipient", "sender"):
             raise ConfigError(f"unknown verify option \"{arg}\"")
         if what == "recipient":
-            address = self._var("local_part") + "@" + self._var("domain") \
-                if self._var("domain") else self._var("local_part")
+            local_part = self._var("local_part")
+            original = getattr(self.session, "rcpt_local_part", None)
+            if original and original.lower() == local_part.lower():
+                local_part = original        # routers see the case the client used
+            address = local_part + "@" + self._var("domain") \
+                if self._var("domain") else local_part
             if not address or address == "@":
                 address = self._var("recipient")
         else:
@@ -658,8 +670,12 @@ _DEFAULT_TEXT = {"deny": "Administrative prohibition", "drop": "Administrative p
                  "defer": "Temporary local problem - please try later"}
 
 
-def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
-    """The SMTP code and text (may be multi-line) Exim sends for an ACL result."""
+def acl_smtp_reply(result: AclResult, where: str,
+                   multiline: bool = True) -> tuple[int, str]:
+    """The SMTP code and text (may be multi-line) Exim sends for an ACL result.
+
+    ``multiline=False`` (control = no_multiline_responses) keeps only the last line of
+    a sender verify failure and the first line of a message."""
     verdict = result.verdict
     if verdict in ("accept", "discard"):
         default = 250
@@ -677,7 +693,9 @@ def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
     if verdict != "defer" and result.verify_failed == "sender":
         tail = text if result.message else "Sender verify failed"
         text = (f"Verification failed for <{result.verify_address}>\n"
-                f"{result.verify_message}\n{tail}")
+                f"{result.verify_message}\n{tail}") if multiline else tail
+    if not multiline:
+        text = text.split("\n", 1)[0]
     return code, text
 
 

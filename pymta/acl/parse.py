@@ -31,20 +31,22 @@ ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
 #: Controls pymta acts on.
 ACL_CONTROLS = frozenset("""
-    freeze no_enforce_sync no_pipelining queue queue_only submission
-    suppress_local_fixups""".split())
+    allow_auth_unadvertised caseful_local_part caselower_local_part enforce_sync
+    fakedefer fakereject freeze no_enforce_sync no_mbox_unspool no_multiline_responses
+    no_pipelining queue queue_only submission suppress_local_fixups""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
     "dkim_disable_verify": "pymta never verifies DKIM signatures",
     "dmarc_disable_verify": "pymta never checks DMARC",
     "spf_disable_verify": "pymta never checks SPF by itself",
+    "no_callout_flush": "pymta makes no callouts",
+    "no_delay_flush": "pymta never sends pending replies before an ACL delay",
 }
 #: Exim controls that pymta does not implement.
+#: (Exim 4.96 has no "wellknown" or "smtp_no_mail_hints" control: those are unknown.
+#: "debug" stays refused: pymta writes no Exim debug output.)
 ACL_CONTROLS_UNSUPPORTED = frozenset("""
-    allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
-    debug dmarc_enable_forensic dscp enforce_sync fakedefer fakereject no_callout_flush
-    no_delay_flush no_mbox_unspool no_multiline_responses smtp_no_mail_hints
-    utf8_downconvert wellknown""".split())
+    cutthrough_delivery debug dmarc_enable_forensic dscp utf8_downconvert""".split())
 #: ``verify =`` kinds Exim has and pymta does not.
 VERIFY_UNSUPPORTED = frozenset(("arc", "csa"))
 

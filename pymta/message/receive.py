@@ -385,7 +385,7 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
         report_after_commit(log, spool.id, "building its log line", exc)
     if log is not None:
         try:
-            log.main("<= " + fields, spool.id)
+            log.main(f"{envelope.arrival_mark} " + fields, spool.id)
         except Exception as exc:
             report_after_commit(log, spool.id, "writing the mainlog", exc)
         try:

@@ -56,6 +56,7 @@ class MessageAssembly:
     peer_ip: str
     peer_port: int
     content_scan: ContentScan | None = None          # the message the ACLs may scan
+    fake_reply: tuple[int, str] | None
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
     _reply: Callable[[Any, str], Reply]
@@ -111,7 +112,8 @@ class MessageAssembly:
                 return self._reply(mime, "data")
             res = mime or self._run("acl_smtp_data", "data")
         finally:
-            self.content_scan.cleanup()
+            if "no_mbox_unspool" not in self.message_controls:
+                self.content_scan.cleanup()
             self.content_scan = None
         if res.verdict not in ("accept", "discard"):
             self._log_reject("after DATA", res, msgid=self.msgid)
@@ -122,10 +124,14 @@ class MessageAssembly:
             return Reply(250, "OK")
         env.frozen = "freeze" in self.message_controls
         env.acl_vars = dict(self.acl_vars)
+        fake = self.fake_reply
+        if fake is not None and fake[0] == 550:
+            env.arrival_mark = "(="          # Exim's mark for a fakereject arrival
         apply_data_acl(prepared, env, self.data_headers_add[pre_add:],
                        self.data_headers_remove[pre_remove:])
         if self.host_checking:
-            return self._host_check_accept(env, prepared)
+            reply = self._host_check_accept(env, prepared)
+            return Reply(*fake) if fake is not None else reply
         msgid = self._spool(env, prepared)
         # The message is on the spool: whatever fails now, the answer is 250 (a 4xx
         # would make the client send it again and create a duplicate).
@@ -133,6 +139,8 @@ class MessageAssembly:
             self._after_spool(msgid)
         except Exception as exc:
             report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
+        if fake is not None:
+            return Reply(*fake)       # kept and delivered all the same (fakereject)
         return Reply(250, f"OK id={msgid}")
 
     def _run_mime_acl(self, scan: ContentScan) -> Any:
@@ -173,7 +181,8 @@ class MessageAssembly:
 
     def _host_check_accept(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """-bh: log the arrival line that would be written, but keep nothing."""
-        self.log.main("<= " + arrival_log_fields(self.config, env, prepared), self.msgid)
+        self.log.main(f"{env.arrival_mark} " + arrival_log_fields(self.config, env, prepared),
+                      self.msgid)
         msgid = self.msgid
         self._reset_message()
         return Reply(250, f"OK id={msgid}")

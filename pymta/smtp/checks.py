@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
+from pymta.acl.controls import CONNECTION_CONTROLS, fake_reply
 from pymta.acl.ratelimit import RatelimitCache
 from pymta.config.values import main_option
 from pymta.log import log_selected
@@ -28,6 +29,7 @@ class AclChecks:
     message_queue: str | None = None        # named queue from a MAIL/RCPT ACL
     submission_control: str = "submission"
     ratelimit_cache: RatelimitCache
+    fake_reply: tuple[int, str] | None = None   # control = fakereject / fakedefer
     notquit_reason: str | None
     quit_seen: bool
     data_headers_add: list[str]
@@ -53,18 +55,22 @@ class AclChecks:
             else:
                 self.connection_queue = res.queue
         for c in res.controls:
-            (self.message_controls if where in ("mail", "rcpt", "predata", "data")
-             else self.controls).add(c.split("/")[0])
-            if c.split("/")[0] == "submission":
+            name = c.split("/")[0]
+            (self.controls if name in CONNECTION_CONTROLS or where not in
+             ("mail", "rcpt", "predata", "mime", "data") else self.message_controls).add(name)
+            if name == "submission":
                 self.submission_control = c
+            elif name in ("enforce_sync", "no_enforce_sync") and self.server is not None:
+                self.server.enforce_sync = name == "enforce_sync"      # the last one wins
+            elif fake_reply(c) is not None:
+                self.fake_reply = fake_reply(c)
         if "no_pipelining" in self.controls and self.server is not None:
             self.server.pipelining_allowed = False
-        if "no_enforce_sync" in self.controls and self.server is not None:
-            self.server.enforce_sync = False
         return res
 
     def _reply(self, res: Any, where: str) -> Reply:
-        code, text = acl_smtp_reply(res, where)
+        code, text = acl_smtp_reply(res, where,
+                                    multiline="no_multiline_responses" not in self.controls)
         if res.verdict == "drop":
             self.notquit_reason = "acl-drop"
         return Reply(code, text, close=res.verdict == "drop")

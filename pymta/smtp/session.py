@@ -87,6 +87,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         self.ratelimit_cache = RatelimitCache()
         self.connection_queue = ""              # a named queue set before MAIL
         self.message_controls: set[str] = set()
+        self.rcpt_local_part: str | None = None     # as the client wrote it (RCPT ACL)
         self.mail_discard = False
         # The message being received: created at MAIL, recipients added at RCPT.
         self.envelope: Envelope | None = None
@@ -149,6 +150,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
+        self.fake_reply = None
         self.ratelimit_cache.new_message()
         self.message_queue = None
         self.submission_control = "submission"
@@ -215,10 +217,13 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
     def on_rcpt(self, address: str, params: dict[str, str | None]) -> Reply | None:
         v = self.ctx.variables
         lp, _, dom = address.rpartition("@")
-        v["local_part"] = taint(lp)
+        # $local_part is lower-cased for the ACL (control = caseful_local_part restores it)
+        self.rcpt_local_part = taint(lp)
+        v["local_part"] = taint(lp.lower())
         v["domain"] = taint(dom.lower())
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
         res = self._run("acl_smtp_rcpt", "rcpt")
+        self.rcpt_local_part = None
         v["local_part"] = v["domain"] = ""
         if res.verdict not in ("accept", "discard"):
             self._log_reject(f"RCPT <{address}>", res)
@@ -424,7 +429,8 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
     config, log = session.config, session.log
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
-        code, text = acl_smtp_reply(res, "connect")
+        code, text = acl_smtp_reply(res, "connect",
+                                    "no_multiline_responses" not in session.controls)
         write_event(log, config, Rejection(session.host_ident(), 'connection in "connect" ACL',
                                            res.log_message or res.message))
         send(server.reject_connection(Reply(code, text)))

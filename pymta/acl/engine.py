@@ -18,6 +18,8 @@ from pymta.acl import verify as hv
 from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
 from pymta.acl.controls import check_control_place
 from pymta.acl.dnslists import check_dnslists
+from pymta.acl.headers import checked_added_header
+from pymta.acl.logtargets import parse_targets, write_to
 from pymta.acl.parse import (
     ACL_CONTROLS,
     ACL_CONTROLS_IGNORED,
@@ -32,6 +34,7 @@ from pymta.acl.ratelimit import (
     parse_ratelimit,
 )
 from pymta.acl.seen import SeenError, check_seen, parse_seen
+from pymta.acl.udpsend import UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
@@ -41,9 +44,13 @@ from pymta.config.values import main_option
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
+from pymta.expand.lists import split_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
 from pymta.taint import taint
+
+# ACLs run while a message is being received (logwrite lines carry its id there).
+_MESSAGE_WHERES = frozenset(("data", "mime", "notsmtp", "notsmtp_mime", "dkim", "prdr"))
 
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
 _DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
@@ -85,6 +92,8 @@ class AclResult:
     verify_message: str | None = None
     error: bool = False
     queue: str | None = None        # the named queue set by a "queue" modifier
+    #: the logs a rejection goes to (log_reject_target); None: main and reject
+    log_reject_target: tuple[str, ...] | None = None
 
 
 class AclDefer(Exception):
@@ -198,6 +207,7 @@ class _Runner:
         # Log text set by a failing header/host verify in the current statement.
         self.cond_log: str | None = None
         self.ratelimit_cache: RatelimitCache | None = None
+        self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -215,7 +225,8 @@ class _Runner:
                 error: bool = False) -> AclResult:
         return AclResult(verdict, message, log_message, self.add_headers,
                          self.remove_headers, self.controls, self.verify_failed,
-                         self.verify_address, self.verify_message, error, self.queue)
+                         self.verify_address, self.verify_message, error, self.queue,
+                         self.log_reject_target)
 
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
@@ -268,6 +279,8 @@ class _Runner:
                         self._modifier(name, item.value)
                     except AclDefer as exc:
                         return self._result("defer", None, str(exc))
+                    except UdpsendError as exc:
+                        return self._result("defer", None, str(exc))
                 continue
             if base not in _CONDITIONS:
                 raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
@@ -286,7 +299,7 @@ class _Runner:
                                     self._expand_text(log_message) or str(exc))
             except _Drop as d:
                 return self._result("drop", d.result.message, d.result.log_message)
-            except (RatelimitError, SeenError, ContentError) as exc:
+            except (RatelimitError, SeenError, ContentError, UdpsendError) as exc:
                 # Bad arguments are an ACL error (451), even in a warn statement.
                 return self._result("defer", None, str(exc))
             if negated:
@@ -327,25 +340,38 @@ class _Runner:
             self.ctx.acl_vars[var] = self._expand_checked(val)
         elif base == "logwrite":
             text = self._expand_checked(value)
-            targets = {"main"}
-            m = re.match(r"^:([a-z,]+):\s*(.*)$", text, re.S)
+            targets: tuple[str, ...] = ("main",)
+            m = re.match(r"^:([^:]*):\s*(.*)$", text, re.S)
             if m:
-                targets = set(m.group(1).split(","))
+                targets = parse_targets(m.group(1), "logwrite")
                 text = m.group(2)
-            for t in ("main", "reject", "panic"):
-                if t in targets:
-                    log = getattr(self.session, "log", None)
-                    if log is not None:
-                        getattr(log, t)(text)
+            # lines written while a message is being received carry its id (as Exim's)
+            # (and a rejectlog entry the message's headers)
+            during_message = self.where in _MESSAGE_WHERES
+            msgid = self._var("message_exim_id") if during_message else ""
+            extra = {"headers": self.ctx.headers or []} \
+                if during_message and "reject" in targets else {}
+            write_to(getattr(self.session, "log", None), targets, text, msgid or None,
+                     **extra)
+        elif base == "log_reject_target":
+            self.log_reject_target = parse_targets(self._expand_checked(value),
+                                                   "log_reject_target")
+        elif base == "udpsend":
+            ident = getattr(self.session, "host_ident", None)
+            during = f" (during SMTP connection from {ident(with_h=False)})" \
+                if callable(ident) else ""
+            log = getattr(self.session, "log", None)
+            udpsend(self._expand_checked(value), log.main if log is not None else None,
+                    during)
         elif base == "add_header":
-            text = self._expand_checked(value)
-            if text:
-                for line in text.split("\n"):
-                    if line.strip():
-                        self.add_headers.append(line if ":" in line else f"X-ACL-Warn: {line}")
+            text = self._expand_checked(value).strip("\n")
+            # a newline not followed by white space starts another header line
+            for line in re.split(r"\n(?![ \t])", text) if text else []:
+                if line.strip():
+                    self.add_headers.append(checked_added_header(line))
         elif base == "remove_header":
             text = self._expand_checked(value)
-            self.remove_headers.extend(h.strip() for h in re.split(r"[:]", text) if h.strip())
+            self.remove_headers.extend(h for h in split_list(text) if h)
         elif base == "control":
             self._control(self._expand_checked(value))
         elif base == "delay":
@@ -360,7 +386,7 @@ class _Runner:
             if name and (not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", "..")):
                 raise ConfigError(f'invalid queue name "{name}"')
             self.queue = name
-        elif base in ("continue", "log_reject_target", "udpsend"):
+        elif base == "continue":
             self._expand_checked(value)
 
     def _expand_checked(self, value: str) -> str:

@@ -20,12 +20,11 @@ ACL_CONDITIONS = frozenset("""
     acl authenticated condition decode dnslists domains encrypted hosts local_parts
     mime_regex ratelimit recipients regex seen sender_domains senders verify""".split())
 ACL_MODIFIERS = frozenset("""
-    add_header continue control delay endpass log_message logwrite message queue
-    remove_header set""".split())
+    add_header continue control delay endpass log_message log_reject_target logwrite
+    message queue remove_header set udpsend""".split())
 #: Exim 4.96 conditions and modifiers pymta does not implement.
 ACL_UNSUPPORTED = frozenset("""
-    dkim_signers dkim_status dmarc_status log_reject_target
-    malware spam spf spf_guess udpsend""".split())
+    dkim_signers dkim_status dmarc_status malware spam spf spf_guess""".split())
 #: Every name Exim knows (anything else is "unknown", as in Exim).
 ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
@@ -60,9 +59,8 @@ def check_acl_item(name: str, value: str, file: str | None, line: int | None) ->
     their literal text, since the rest is known only when expanded.
     """
     if name in ACL_UNSUPPORTED:
-        kind = "condition" if name not in ("log_reject_target", "udpsend") \
-            else "modifier"
-        raise ConfigError(f'error in ACL: ACL {kind} "{name}" {_NOT_SUPPORTED}', file, line)
+        raise ConfigError(f'error in ACL: ACL condition "{name}" {_NOT_SUPPORTED}', file,
+                          line)
     word = value.strip().split("/", 1)[0].strip().lower()
     if "$" in word:
         return

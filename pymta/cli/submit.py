@@ -193,8 +193,9 @@ def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None
         return None
     text = result.message or ("temporarily rejected" if result.verdict == "defer"
                               else "rejected")
-    log.reject(f"F=<{env.sender}> rejected by non-SMTP ACL: "
-               f"{result.log_message or text}")
+    from pymta.acl.logtargets import write_to
+    write_to(log, result.log_reject_target or ("main", "reject"),
+             f"F=<{env.sender}> rejected by non-SMTP ACL: {result.log_message or text}")
     return text
 
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
 from pymta.acl.controls import CONNECTION_CONTROLS, fake_reply
+from pymta.acl.logtargets import TargetedLog
 from pymta.acl.ratelimit import RatelimitCache
 from pymta.config.values import main_option
 from pymta.log import log_selected
@@ -89,9 +90,14 @@ class AclChecks:
         if msg is None and res.verdict == "defer" and res.message:
             msg = res.message
         sender = self.server.sender if with_sender and self.server is not None else None
-        write_event(self.log, self.config,
+        write_event(self.reject_log(res), self.config,
                     Rejection(self.host_ident(), what, msg, sender, res.verdict == "defer"),
                     msgid)
+
+    def reject_log(self, res: Any) -> Any:
+        """The log for a rejection line: the logs log_reject_target named, if it did."""
+        targets = getattr(res, "log_reject_target", None)
+        return self.log if targets is None else TargetedLog(self.log, targets)
 
     def _add_headers(self, res: Any) -> None:
         self.data_headers_add.extend(res.add_headers)

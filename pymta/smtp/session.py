@@ -431,8 +431,9 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect",
                                     "no_multiline_responses" not in session.controls)
-        write_event(log, config, Rejection(session.host_ident(), 'connection in "connect" ACL',
-                                           res.log_message or res.message))
+        write_event(session.reject_log(res), config,
+                    Rejection(session.host_ident(), 'connection in "connect" ACL',
+                              res.log_message or res.message))
         send(server.reject_connection(Reply(code, text)))
         return False
     try:

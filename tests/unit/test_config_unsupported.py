@@ -49,8 +49,6 @@ UNSUPPORTED = {
                                  7, 'error in ACL: ACL condition "malware"'),
     "ACL negated dkim_status": (ACL + "  deny !dkim_status = pass\n", 6,
                                 'error in ACL: ACL condition "dkim_status"'),
-    "ACL modifier": (ACL + "  deny log_reject_target = main\n", 6,
-                     'error in ACL: ACL modifier "log_reject_target"'),
     "ACL control": (ACL + "  accept control = debug/opts=+all\n", 6,
                     'error in ACL: control "debug"'),
     "log_selector item": ("log_selector = +smtp_syntax_error +subject\n", 3,

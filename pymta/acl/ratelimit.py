@@ -207,7 +207,9 @@ def smoothed_rate(record: RateRecord | None, now: float, period: float,
         interval = 1e-9              # same instant, or the clock went back
     i_over_p = interval / period
     a = math.exp(-i_over_p)
-    rate = (1 - a) * count / i_over_p + a * record.rate
+    # 1 - a, computed without cancellation: for events microseconds apart (concurrent
+    # clients) 1 - exp(-x) in floating point loses most of its digits
+    rate = -math.expm1(-i_over_p) * count / i_over_p + a * record.rate
     return max(rate, count)
 
 

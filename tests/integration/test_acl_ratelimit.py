@@ -5,6 +5,7 @@ $sender_rate* in messages, and a -bh transcript compared with Exim 4.96's.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 from pymta.hints.ratelimit import RatelimitDB
@@ -170,3 +171,29 @@ def test_bh_session_matches_exim(tmp_path):
         return [_ID.sub("LOG: ", ln) for ln in text.splitlines()
                 if ln.startswith("LOG:") and " <= " not in ln]
     assert lines(proc.stderr) == lines((DATA / "session.exim.log").read_text())
+
+
+def test_concurrent_connections_lose_no_update(pymta_daemon):
+    """Twenty connections at once, served by several receiver processes, each counted
+    once: the read-update-write of a rate is one LMDB write transaction."""
+    config = _config(connect="acl_count").replace(
+        "begin acl\n\n", "begin acl\n\nacl_count:\n"
+        "  warn ratelimit = 1000 / 1d / per_conn / strict / together\n  accept\n\n")
+    d = pymta_daemon(config=config)
+    barrier = threading.Barrier(20)
+    codes: list[int] = []
+
+    def connect() -> None:
+        barrier.wait()
+        with SmtpTestClient(d.port, source="127.0.0.2") as c:
+            codes.append(c.banner()[0])
+            c.quit()
+    threads = [threading.Thread(target=connect) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert codes == [220] * 20
+    rec = RatelimitDB(str(d.spool)).get("1d/per_conn/together")
+    probes = 1      # the fixture's readiness probe (from 127.0.0.1) is counted too
+    assert rec is not None and 20 + probes - 0.01 < rec.rate <= 20 + probes

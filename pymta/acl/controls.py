@@ -6,7 +6,6 @@ The session applies them (pymta.smtp.checks); the engine only checks the place.
 from __future__ import annotations
 
 from pymta.acl.verify import WHERE_NAMES
-from pymta.config.model import ConfigError
 
 _NOT_SMTP = frozenset(("notsmtp", "notsmtp_mime", "notsmtp_start"))
 _MESSAGE = frozenset(("mail", "rcpt", "predata", "mime", "data"))
@@ -33,6 +32,10 @@ FAKE_TEXT = ("Your message has been rejected but is being kept for evaluation.\n
              "recipient(s).")
 
 
+class ControlPlaceError(Exception):
+    """A control used in an ACL where it cannot apply (an ACL error: 451)."""
+
+
 def check_control_place(name: str, where: str) -> None:
     """ACL error (as Exim's) for a control used in an ACL where it means nothing."""
     if name not in CONTROL_WHERES:
@@ -41,7 +44,7 @@ def check_control_place(name: str, where: str) -> None:
     if where in _NOT_SMTP if allowed is None else where not in allowed:
         place = {"notsmtp_start": "non-SMTP-start", "notsmtp_mime": "non-SMTP-MIME"}.get(
             where, WHERE_NAMES.get(where, where))
-        raise ConfigError(f'cannot use "control={name}" in {place} ACL')
+        raise ControlPlaceError(f'cannot use "control={name}" in {place} ACL')
 
 
 def fake_reply(control: str) -> tuple[int, str] | None:

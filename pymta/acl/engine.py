@@ -16,7 +16,7 @@ from typing import Any
 from pymta import match, routing
 from pymta.acl import verify as hv
 from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
-from pymta.acl.controls import check_control_place
+from pymta.acl.controls import ControlPlaceError, check_control_place
 from pymta.acl.dnslists import check_dnslists
 from pymta.acl.headers import checked_added_header
 from pymta.acl.logtargets import parse_targets, write_to
@@ -279,7 +279,8 @@ class _Runner:
                         self._modifier(name, item.value)
                     except AclDefer as exc:
                         return self._result("defer", None, str(exc))
-                    except UdpsendError as exc:
+                    except (UdpsendError, ControlPlaceError) as exc:
+                        # Exim's texts, logged as the rejection's reason
                         return self._result("defer", None, str(exc))
                 continue
             if base not in _CONDITIONS:

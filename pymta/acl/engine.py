@@ -34,7 +34,7 @@ from pymta.acl.ratelimit import (
     parse_ratelimit,
 )
 from pymta.acl.seen import SeenError, check_seen, parse_seen
-from pymta.acl.udpsend import UdpsendError, udpsend
+from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.address import Address
 from pymta.config.model import AclStatement, ConfigError
@@ -282,6 +282,12 @@ class _Runner:
                     except (UdpsendError, ControlPlaceError) as exc:
                         # Exim's texts, logged as the rejection's reason
                         return self._result("defer", None, str(exc))
+                    except UdpsendDefer as exc:
+                        if verb == "warn":
+                            self._log("warn", 'Warning: ACL "warn" statement skipped: '
+                                      f"condition test deferred: {exc}")
+                            return None
+                        return self._result("defer", None, str(exc))
                 continue
             if base not in _CONDITIONS:
                 raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
@@ -344,7 +350,7 @@ class _Runner:
             targets: tuple[str, ...] = ("main",)
             m = re.match(r"^:([^:]*):\s*(.*)$", text, re.S)
             if m:
-                targets = parse_targets(m.group(1), "logwrite")
+                targets = parse_targets(m.group(1), "logwrite", self._unknown_log)
                 text = m.group(2)
             # lines written while a message is being received carry its id (as Exim's)
             # (and a rejectlog entry the message's headers)
@@ -356,7 +362,7 @@ class _Runner:
                      **extra)
         elif base == "log_reject_target":
             self.log_reject_target = parse_targets(self._expand_checked(value),
-                                                   "log_reject_target")
+                                                   "log_reject_target", self._unknown_log)
         elif base == "udpsend":
             ident = getattr(self.session, "host_ident", None)
             during = f" (during SMTP connection from {ident(with_h=False)})" \
@@ -389,6 +395,12 @@ class _Runner:
             self.queue = name
         elif base == "continue":
             self._expand_checked(value)
+
+    def _unknown_log(self, text: str) -> None:
+        """A log name Exim does not know: the paniclog says so and the ACL goes on."""
+        log = getattr(self.session, "log", None)
+        if log is not None:
+            log.panic(f"{text} in {hv.WHERE_NAMES.get(self.where, self.where)} ACL")
 
     def _expand_checked(self, value: str) -> str:
         try:

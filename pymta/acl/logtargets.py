@@ -8,19 +8,24 @@ line once, get it once.  :class:`TargetedLog` is a log whose ``reject`` goes whe
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pymta.config.model import ConfigError
 
 LOG_NAMES = ("main", "reject", "panic")
 
 
-def parse_targets(text: str, what: str) -> tuple[str, ...]:
-    """The log names of a colon (logwrite: comma) separated list; ACL error for others."""
+def parse_targets(text: str, what: str,
+                  unknown: Callable[[str], None] | None = None) -> tuple[str, ...]:
+    """The log names of a colon (logwrite: comma) separated list.  Another name is
+    passed to ``unknown`` with Exim's text and left out (as Exim does), or is an ACL
+    error when there is no ``unknown``."""
     names = [n.strip() for n in text.replace(",", ":").split(":") if n.strip()]
     for name in names:
         if name not in LOG_NAMES:
-            raise ConfigError(f'unknown log name "{name}" in "{what}"')
+            if unknown is None:
+                raise ConfigError(f'unknown log name "{name}" in "{what}"')
+            unknown(f'unknown log name "{name}" in "{what}"')
     return tuple(n for n in LOG_NAMES if n in names)
 
 

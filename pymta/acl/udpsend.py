@@ -23,6 +23,11 @@ class UdpsendError(Exception):
     """udpsend could not be done (an ACL error: 451)."""
 
 
+class UdpsendDefer(Exception):
+    """The destination host could not be looked up (a temporary failure: the statement
+    defers, or a warn statement is skipped)."""
+
+
 def _next_item(text: str, i: int, sep: str) -> tuple[str, int | None]:
     """The list item starting at ``i`` and the index after its separator (None: the
     item ran to the end of the text)."""
@@ -44,9 +49,9 @@ def _next_item(text: str, i: int, sep: str) -> tuple[str, int | None]:
 def parse_udpsend(value: str) -> tuple[str, int, bytes]:
     """(host, port, payload) from the expanded modifier value."""
     sep, text = list_separator(value, ":")
-    host, pos = _next_item(text, 0, sep)
-    if not host:
+    if not text.strip(_WS):
         raise UdpsendError('missing destination host in "udpsend" modifier')
+    host, pos = _next_item(text, 0, sep)     # an empty name fails in the DNS, as Exim's
     if pos is None:
         raise UdpsendError('missing destination port in "udpsend" modifier')
     port_text, pos = _next_item(text, pos, sep)
@@ -63,6 +68,8 @@ def _addresses(host: str) -> list[str]:
         return [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:
         pass
+    if not host:
+        return []
     found: list[str] = []
     for rtype in ("A", "AAAA"):
         try:
@@ -81,9 +88,9 @@ def udpsend(value: str, log_main: Callable[[str], None] | None = None,
     host, port, payload = parse_udpsend(value)
     addresses = _addresses(host)
     if not addresses:
-        if log_main is not None:
+        if log_main is not None and host:
             log_main(f"no IP address found for host {host}{during}")
-        raise UdpsendError('DNS lookup failed in "udpsend" modifier')
+        raise UdpsendDefer('DNS lookup failed in "udpsend" modifier')
     address = addresses[0]
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from pymta.acl.headers import checked_added_header, insert_position
 from pymta.acl.logtargets import parse_targets
-from pymta.acl.udpsend import UdpsendError, parse_udpsend
+from pymta.acl.udpsend import UdpsendDefer, UdpsendError, parse_udpsend, udpsend
 from pymta.config.model import ConfigError
 
 
@@ -25,12 +25,18 @@ def test_parse_udpsend(value, expected):
 @pytest.mark.parametrize("value,message", [
     ("127.0.0.1", 'missing destination port in "udpsend" modifier'),
     ("127.0.0.1 : abc : x", 'bad destination port in "udpsend" modifier'),
-    (" : 9 : x", 'missing destination host in "udpsend" modifier'),
+    ("", 'missing destination host in "udpsend" modifier'),
 ])
 def test_udpsend_errors(value, message):
     with pytest.raises(UdpsendError) as exc:
         parse_udpsend(value)
     assert str(exc.value) == message
+
+
+def test_an_empty_host_name_fails_in_the_dns():
+    assert parse_udpsend(" : 9 : x") == ("", 9, b" x")
+    with pytest.raises(UdpsendDefer, match='DNS lookup failed in "udpsend" modifier'):
+        udpsend(" : 9 : x")
 
 
 def test_added_header_lines():

@@ -3,8 +3,11 @@
 :func:`run_acl` finds the ACL (a name in the ``begin acl`` section, an inline text or a file
 name, after expansion) and runs its statements against an
 :class:`~pymta.expand.context.ExpandContext`.  The ``session`` argument, when given, supplies
-``log`` (a :class:`pymta.log.Logger`), ``log_prefix`` (``H=... F=<...>`` for log lines) and
-``sleep`` (for ``delay``); all optional.
+``log`` (a :class:`pymta.log.Logger`), ``log_prefix`` (``H=... F=<...>`` for log lines),
+``sleep`` (for ``delay``), ``host_ident`` (udpsend's log line), ``ratelimit_cache`` (a
+:class:`~pymta.acl.ratelimit.RatelimitCache` kept for the connection), ``content_scan``
+(the :class:`~pymta.acl.content.ContentScan` of the message being checked) and
+``rcpt_local_part`` (the RCPT local part as the client wrote it); all optional.
 """
 from __future__ import annotations
 

@@ -386,6 +386,9 @@ class _Runner:
             self._control(self._expand_checked(value))
         elif base == "delay":
             secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
+            flush = getattr(self.session, "flush_output", None)
+            if callable(flush) and not self._control_set("no_delay_flush"):
+                flush()      # pipelined replies first, so the client does not time out
             sleep = getattr(self.session, "sleep", None) or time.sleep
             sleep(secs)
         elif base == "queue":
@@ -398,6 +401,13 @@ class _Runner:
             self.queue = name
         elif base == "continue":
             self._expand_checked(value)
+
+    def _control_set(self, name: str) -> bool:
+        """Whether this ACL, or an earlier one of the session, obeyed control ``name``."""
+        if any(c.split("/")[0].strip() == name for c in self.controls):
+            return True
+        return any(name in getattr(self.session, attr, ())
+                   for attr in ("controls", "message_controls"))
 
     def _unknown_log(self, text: str) -> None:
         """A log name Exim does not know: the paniclog says so and the ACL goes on."""

@@ -31,7 +31,8 @@ ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 #: Controls pymta acts on.
 ACL_CONTROLS = frozenset("""
     allow_auth_unadvertised caseful_local_part caselower_local_part enforce_sync
-    fakedefer fakereject freeze no_enforce_sync no_mbox_unspool no_multiline_responses
+    fakedefer fakereject freeze no_delay_flush no_enforce_sync no_mbox_unspool
+    no_multiline_responses
     no_pipelining queue queue_only submission suppress_local_fixups""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
@@ -39,7 +40,6 @@ ACL_CONTROLS_IGNORED = {
     "dmarc_disable_verify": "pymta never checks DMARC",
     "spf_disable_verify": "pymta never checks SPF by itself",
     "no_callout_flush": "pymta makes no callouts",
-    "no_delay_flush": "pymta never sends pending replies before an ACL delay",
 }
 #: Exim controls that pymta does not implement.
 #: (Exim 4.96 has no "wellknown" or "smtp_no_mail_hints" control: those are unknown.

@@ -88,6 +88,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
         self.connection_queue = ""              # a named queue set before MAIL
         self.message_controls: set[str] = set()
         self.rcpt_local_part: str | None = None     # as the client wrote it (RCPT ACL)
+        # sends the replies gathered so far (before an ACL delay); None under -bh/-bs
+        self.flush_output: Callable[[], None] | None = None
         self.mail_discard = False
         # The message being received: created at MAIL, recipients added at RCPT.
         self.envelope: Envelope | None = None
@@ -377,6 +379,12 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     server = prepare_session(session)
     timeout = float(main_option(config, "smtp_receive_timeout", 300) or 0) or None
     conn = Connection(sock, session.tls_wrap)
+
+    def flush_output() -> None:
+        pending = server.take_output()
+        if pending:
+            conn.send(pending)
+    session.flush_output = flush_output
 
     try:
         if session.tls_on_connect(local[1]) and \

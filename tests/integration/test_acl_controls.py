@@ -4,6 +4,7 @@ and the ACLs each may be used in; a -bh transcript compared with Exim 4.96's."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
@@ -43,12 +44,15 @@ acl_conn:
           control = enforce_sync
           control = no_multiline_responses
           control = allow_auth_unadvertised
+          control = no_delay_flush
   accept
 
 acl_rcpt:
   warn    logwrite = RCPT lp=$local_part
   warn    control = caseful_local_part
           logwrite = RCPT caseful=$local_part
+  accept  local_parts = slow
+          delay = 2s
   deny    local_parts = multi
           message = first line\nsecond line
   require verify = sender
@@ -203,3 +207,20 @@ def test_control_in_the_wrong_acl_is_an_acl_error(pymta_daemon):
         assert c.cmd("EHLO wrong.place")[0] == 451
         c.quit()
     d.wait_for_log(r'cannot use "control=fakereject" in EHLO or HELO ACL', name="reject")
+
+
+def test_delay_sends_pipelined_replies_first_unless_no_delay_flush(pymta_daemon):
+    d = pymta_daemon(config=_config())
+    waited = {}
+    for source in ("127.0.0.1", "127.0.0.2"):        # 127.0.0.2: no_delay_flush
+        with SmtpTestClient(d.port, source=source) as c:
+            c.banner()
+            c.ehlo()
+            start = time.monotonic()
+            c.send_raw(b"MAIL FROM:<bob@test.example>\r\nRCPT TO:<slow@test.example>\r\n")
+            assert c.read_reply()[0] == 250
+            waited[source] = time.monotonic() - start
+            assert c.read_reply()[0] == 250
+            c.quit()
+    assert waited["127.0.0.1"] < 1.5           # the MAIL reply came before the delay
+    assert waited["127.0.0.2"] >= 1.9          # ... or only after it

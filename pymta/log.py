@@ -312,6 +312,22 @@ class Logger:
                 extra[-1] += "\n"
         self._write("reject", line + "".join(extra), now)
 
+    def to_logs(self, targets: Iterable[str], text: str, msgid: str | None = None,
+                headers: Iterable[Any] | None = None) -> None:
+        """The same line in each of the named logs ("main", "reject", "panic"), as the
+        ACL modifiers logwrite and log_reject_target ask (no log: nothing written)."""
+        wanted = set(targets)
+        now = time.time()
+        line = self.format_line(text, msgid, now)
+        if "main" in wanted:
+            self._write("main", line, now)
+        if "reject" in wanted and self.write_rejectlog:
+            extra = "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
+                            .rstrip("\n") + "\n" for h in headers or ())
+            self._write("reject", line + extra, now)
+        if "panic" in wanted:
+            self._write("panic", line, now)
+
     def panic(self, text: str, msgid: str | None = None) -> None:
         """A serious error: to paniclog and mainlog."""
         now = time.time()

@@ -3,8 +3,11 @@
 :func:`run_acl` finds the ACL (a name in the ``begin acl`` section, an inline text or a file
 name, after expansion) and runs its statements against an
 :class:`~pymta.expand.context.ExpandContext`.  The ``session`` argument, when given, supplies
-``log`` (a :class:`pymta.log.Logger`), ``log_prefix`` (``H=... F=<...>`` for log lines) and
-``sleep`` (for ``delay``); all optional.
+``log`` (a :class:`pymta.log.Logger`), ``log_prefix`` (``H=... F=<...>`` for log lines),
+``sleep`` (for ``delay``), ``host_ident`` (udpsend's log line), ``ratelimit_cache`` (a
+:class:`~pymta.acl.ratelimit.RatelimitCache` kept for the connection), ``content_scan``
+(the :class:`~pymta.acl.content.ContentScan` of the message being checked) and
+``rcpt_local_part`` (the RCPT local part as the client wrote it); all optional.
 """
 from __future__ import annotations
 
@@ -16,14 +19,27 @@ from typing import Any
 from pymta import match
 from pymta.acl import addrverify
 from pymta.acl import verify as hv
+from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
+from pymta.acl.controls import ControlPlaceError, check_control_place
 from pymta.acl.csa import check_csa
 from pymta.acl.dnslists import DnsListDefer, check_dnslists
+from pymta.acl.headers import checked_added_header
+from pymta.acl.logtargets import parse_targets, write_to
 from pymta.acl.parse import (
     ACL_CONTROLS,
     ACL_CONTROLS_IGNORED,
     ACL_CONTROLS_UNSUPPORTED,
     parse_acl_text,
 )
+from pymta.acl.ratelimit import (
+    RateFacts,
+    RatelimitCache,
+    RatelimitError,
+    check_ratelimit,
+    parse_ratelimit,
+)
+from pymta.acl.seen import SeenError, check_seen, parse_seen
+from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
@@ -32,7 +48,13 @@ from pymta.config.values import main_option
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
+from pymta.expand.lists import split_list
+from pymta.hints.ratelimit import RatelimitDB
+from pymta.hints.seen import SeenDB
 from pymta.taint import taint
+
+# ACLs run while a message is being received (logwrite lines carry its id there).
+_MESSAGE_WHERES = frozenset(("data", "mime", "notsmtp", "notsmtp_mime", "dkim", "prdr"))
 
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
 _DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
@@ -79,6 +101,8 @@ class AclResult:
     # "": no details, the no_details option).
     verify_log: str | None = None
     verify_head: str | None = None
+    #: the logs a rejection goes to (log_reject_target); None: main and reject
+    log_reject_target: tuple[str, ...] | None = None
 
 
 class AclDefer(Exception):
@@ -195,6 +219,8 @@ class _Runner:
         self.cond_log: str | None = None
         # The default user message a condition set (verify = csa).
         self.cond_message: str | None = None
+        self.ratelimit_cache: RatelimitCache | None = None
+        self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -213,7 +239,7 @@ class _Runner:
         return AclResult(verdict, message, log_message, self.add_headers,
                          self.remove_headers, self.controls, self.verify_failed,
                          self.verify_address, self.verify_message, error, self.queue,
-                         self.verify_log, self.verify_head)
+                         self.verify_log, self.verify_head, self.log_reject_target)
 
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
@@ -266,6 +292,15 @@ class _Runner:
                         self._modifier(name, item.value)
                     except AclDefer as exc:
                         return self._result("defer", None, str(exc))
+                    except (UdpsendError, ControlPlaceError) as exc:
+                        # Exim's texts, logged as the rejection's reason
+                        return self._result("defer", None, str(exc))
+                    except UdpsendDefer as exc:
+                        if verb == "warn":
+                            self._log("warn", 'Warning: ACL "warn" statement skipped: '
+                                      f"condition test deferred: {exc}")
+                            return None
+                        return self._result("defer", None, str(exc))
                 continue
             if base not in _CONDITIONS:
                 raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
@@ -284,6 +319,9 @@ class _Runner:
                                     self._expand_text(log_message) or str(exc))
             except _Drop as d:
                 return self._result("drop", d.result.message, d.result.log_message)
+            except (RatelimitError, SeenError, ContentError, UdpsendError) as exc:
+                # Bad arguments are an ACL error (451), even in a warn statement.
+                return self._result("defer", None, str(exc))
             if negated:
                 ok = not ok
             if not ok:
@@ -324,33 +362,45 @@ class _Runner:
             self.ctx.acl_vars[var] = self._expand_checked(val)
         elif base == "logwrite":
             text = self._expand_checked(value)
-            targets = {"main"}
-            m = re.match(r"^:([a-z,]+):\s*(.*)$", text, re.S)
+            targets: tuple[str, ...] = ("main",)
+            m = re.match(r"^:([^:]*):\s*(.*)$", text, re.S)
             if m:
-                targets = set(m.group(1).split(","))
+                targets = parse_targets(m.group(1), "logwrite", self._unknown_log)
                 text = m.group(2)
-            # Once the message has an id (DATA and the ACLs around it), Exim's log
-            # lines carry it.
-            msgid = self.ctx.variables.get("message_exim_id") or None \
-                if self.where in ("data", "prdr", "mime", "dkim") else None
-            for t in ("main", "reject", "panic"):
-                if t in targets:
-                    log = getattr(self.session, "log", None)
-                    if log is not None:
-                        getattr(log, t)(text, msgid)
+            # lines written while a message is being received carry its id (as Exim's)
+            # (and a rejectlog entry the message's headers)
+            during_message = self.where in _MESSAGE_WHERES
+            msgid = self._var("message_exim_id") if during_message else ""
+            extra = {"headers": self.ctx.headers or []} \
+                if during_message and "reject" in targets else {}
+            write_to(getattr(self.session, "log", None), targets, text, msgid or None,
+                     **extra)
+        elif base == "log_reject_target":
+            self.log_reject_target = parse_targets(self._expand_checked(value),
+                                                   "log_reject_target", self._unknown_log)
+        elif base == "udpsend":
+            ident = getattr(self.session, "host_ident", None)
+            during = f" (during SMTP connection from {ident(with_h=False)})" \
+                if callable(ident) else ""
+            log = getattr(self.session, "log", None)
+            udpsend(self._expand_checked(value), log.main if log is not None else None,
+                    during)
         elif base == "add_header":
-            text = self._expand_checked(value)
-            if text:
-                for line in text.split("\n"):
-                    if line.strip():
-                        self.add_headers.append(line if ":" in line else f"X-ACL-Warn: {line}")
+            text = self._expand_checked(value).strip("\n")
+            # a newline not followed by white space starts another header line
+            for line in re.split(r"\n(?![ \t])", text) if text else []:
+                if line.strip():
+                    self.add_headers.append(checked_added_header(line))
         elif base == "remove_header":
             text = self._expand_checked(value)
-            self.remove_headers.extend(h.strip() for h in re.split(r"[:]", text) if h.strip())
+            self.remove_headers.extend(h for h in split_list(text) if h)
         elif base == "control":
             self._control(self._expand_checked(value))
         elif base == "delay":
             secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
+            flush = getattr(self.session, "flush_output", None)
+            if callable(flush) and not self._control_set("no_delay_flush"):
+                flush()      # pipelined replies first, so the client does not time out
             sleep = getattr(self.session, "sleep", None) or time.sleep
             sleep(secs)
         elif base == "queue":
@@ -361,8 +411,21 @@ class _Runner:
             if name and (not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", "..")):
                 raise ConfigError(f'invalid queue name "{name}"')
             self.queue = name
-        elif base in ("continue", "log_reject_target", "udpsend"):
+        elif base == "continue":
             self._expand_checked(value)
+
+    def _control_set(self, name: str) -> bool:
+        """Whether this ACL, or an earlier one of the session, obeyed control ``name``."""
+        if any(c.split("/")[0].strip() == name for c in self.controls):
+            return True
+        return any(name in getattr(self.session, attr, ())
+                   for attr in ("controls", "message_controls"))
+
+    def _unknown_log(self, text: str) -> None:
+        """A log name Exim does not know: the paniclog says so and the ACL goes on."""
+        log = getattr(self.session, "log", None)
+        if log is not None:
+            log.panic(f"{text} in {hv.WHERE_NAMES.get(self.where, self.where)} ACL")
 
     def _expand_checked(self, value: str) -> str:
         try:
@@ -376,6 +439,13 @@ class _Runner:
             raise ConfigError(f'control "{name}" is not supported in this version of pymta')
         if name not in KNOWN_CONTROLS:
             raise ConfigError(f"unknown control \"{value}\" in ACL modifier")
+        check_control_place(name, self.where)
+        if name in ("caseful_local_part", "caselower_local_part"):
+            # for the rest of this ACL; $local_part starts lower-cased (as Exim's)
+            original = getattr(self.session, "rcpt_local_part", None)
+            if original is not None:
+                self.ctx.variables["local_part"] = taint(
+                    original if name == "caseful_local_part" else original.lower())
         self.controls.append(value.strip())
 
     # -------------------------------------------------------------- conditions
@@ -425,14 +495,47 @@ class _Runner:
                                       cache=getattr(self.session, "dnslist_cache", None))
             except DnsListDefer as exc:
                 raise AclDefer(str(exc)) from exc
-        if name in ("ratelimit", "spf", "dkim_status", "dkim_signers",
-                    "dmarc_status", "seen", "csa", "malware", "spam", "regex", "mime_regex",
-                    "decode", "demime", "bmi_optin"):
+        if name == "ratelimit":
+            return self._ratelimit(_expand_arg(value, self.ctx))
+        if name == "seen":
+            spec = parse_seen(_expand_arg(value, self.ctx), self._var("sender_host_address"))
+            return check_seen(spec, SeenDB(self._spool(), getattr(self.session, "log", None)),
+                              self.ctx.clock.time())
+        if name in ("regex", "mime_regex", "decode"):
+            check = {"regex": check_regex, "mime_regex": check_mime_regex,
+                     "decode": check_decode}[name]
+            return check(_expand_arg(value, self.ctx),
+                         getattr(self.session, "content_scan", None), self.where,
+                         self.ctx.variables)
+        if name in ("spf", "dkim_status", "dkim_signers",
+                    "dmarc_status", "csa", "malware", "spam", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
+
+    def _spool(self) -> str:
+        return str(main_option(self.config, "spool_directory", "") or "")
+
+    def _ratelimit(self, arg: str) -> bool:
+        v = self.ctx.variables
+        facts = RateFacts(self.where, self._var("sender_host_address"),
+                          _int(v.get("message_size"), -1), _int(v.get("recipients_count"), 0),
+                          self._var("local_part"), self._var("domain"))
+        spec = parse_ratelimit(arg, facts)
+        cache = getattr(self.session, "ratelimit_cache", None)
+        if cache is None:
+            # No session (a non-SMTP message): remember rates for this ACL run only.
+            if self.ratelimit_cache is None:
+                self.ratelimit_cache = RatelimitCache()
+            cache = self.ratelimit_cache
+        db = RatelimitDB(self._spool(), getattr(self.session, "log", None))
+        rate = check_ratelimit(spec, db, cache, self.where, self.ctx.clock.time())
+        v["sender_rate"] = f"{rate:.1f}"
+        v["sender_rate_limit"] = spec.limit_text
+        v["sender_rate_period"] = spec.period_text
+        return rate >= spec.limit
 
     def _match(self, name: str, arg: str) -> bool:
         try:
@@ -492,8 +595,12 @@ class _Runner:
                               f"{hv.WHERE_NAMES.get(self.where, self.where)}")
         vopts = addrverify.parse_verify_options(kind, opts)
         if kind == "recipient":
-            address = self._var("local_part") + "@" + self._var("domain") \
-                if self._var("domain") else self._var("local_part")
+            local_part = self._var("local_part")
+            original = getattr(self.session, "rcpt_local_part", None)
+            if original and original.lower() == local_part.lower():
+                local_part = original        # routers see the case the client used
+            address = local_part + "@" + self._var("domain") \
+                if self._var("domain") else local_part
             if not address or address == "@":
                 address = self._var("recipient")
         else:
@@ -652,6 +759,13 @@ class _Runner:
         return self._verify_failed(f"host lookup failed for reverse lookup check ({reason})")
 
 
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(str(text))
+    except (TypeError, ValueError):
+        return default
+
+
 def _call(func: Any, *args: Any) -> bool:
     """Call a pymta.match function on an already expanded list."""
     return bool(func(*args, expand=False))
@@ -667,8 +781,12 @@ _DEFAULT_TEXT = {"deny": "Administrative prohibition", "drop": "Administrative p
                  "defer": "Temporary local problem - please try later"}
 
 
-def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
-    """The SMTP code and text (may be multi-line) Exim sends for an ACL result."""
+def acl_smtp_reply(result: AclResult, where: str,
+                   multiline: bool = True) -> tuple[int, str]:
+    """The SMTP code and text (may be multi-line) Exim sends for an ACL result.
+
+    ``multiline=False`` (control = no_multiline_responses) keeps only the last line of
+    a sender verify failure and the first line of a message."""
     verdict = result.verdict
     if verdict in ("accept", "discard"):
         default = 250
@@ -687,7 +805,9 @@ def acl_smtp_reply(result: AclResult, where: str) -> tuple[int, str]:
         tail = text if result.message else "Sender verify failed"
         head = result.verify_head if result.verify_head is not None \
             else f"Verification failed for <{result.verify_address}>"
-        text = f"{head}\n{result.verify_message}\n{tail}" if head else tail
+        text = f"{head}\n{result.verify_message}\n{tail}" if head and multiline else tail
+    if not multiline:
+        text = text.split("\n", 1)[0]
     return code, text
 
 

@@ -190,25 +190,33 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
 
 
 def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None:
-    """Run ``acl_not_smtp`` for a command-line message, as Exim does before spooling.
+    """Run the non-SMTP ACLs (acl_not_smtp_start, acl_not_smtp_mime, acl_not_smtp)
+    for a command-line message, as Exim does before spooling.
 
-    Returns None to go on (headers the ACL added are put on the envelope), or the text
+    Returns None to go on (headers the ACLs added are put on the envelope), or the text
     of the refusal: deny, defer and drop refuse the message, which is then not spooled.
     A discard empties the recipient list, so nothing is delivered.
     """
-    name = main_opt(config, "acl_not_smtp")
-    if not name:
+    if not any(main_opt(config, o) for o in ("acl_not_smtp", "acl_not_smtp_mime",
+                                              "acl_not_smtp_start")):
         return None
-    from pymta.acl import run_acl
+    from pymta.acl.content import ContentScan
+    from pymta.acl.notsmtp import run_not_smtp_acls
     from pymta.expand.context import ExpandContext
     from pymta.message.headers import split_message
-    headers = [h.text for h in split_message(data).headers]
+    from pymta.spool.ids import new_message_id
+    parsed = split_message(data)
+    headers = [h.text for h in parsed.headers]
+    env.msgid = env.msgid or new_message_id()      # names the files decode= writes
     ctx = ExpandContext(config=config, acl_vars=env.acl_vars, headers=headers, variables={
         "sender_address": env.sender, "recipients": ", ".join(env.recipients),
         "recipients_count": str(len(env.recipients)), "received_protocol": env.protocol,
-        "message_size": str(len(data)), "authenticated_id": env.local_user or ""})
+        "message_size": str(len(data)), "authenticated_id": env.local_user or "",
+        "message_id": env.msgid, "message_exim_id": env.msgid})
     ctx.recipients = list(env.recipients)
-    result = run_acl(config, str(name), "notsmtp", ctx)
+    scan = ContentScan(headers, data[parsed.body_start:], env.msgid,
+                       str(main_opt(config, "spool_directory") or ""))
+    result = run_not_smtp_acls(config, ctx, scan, log)
     if result.verdict == "accept":
         env.extra_headers.extend(result.add_headers)
         env.remove_headers.extend(result.remove_headers)
@@ -218,8 +226,9 @@ def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None
         return None
     text = result.message or ("temporarily rejected" if result.verdict == "defer"
                               else "rejected")
-    log.reject(f"F=<{env.sender}> rejected by non-SMTP ACL: "
-               f"{result.log_message or text}")
+    from pymta.acl.logtargets import write_to
+    write_to(log, result.log_reject_target or ("main", "reject"),
+             f"F=<{env.sender}> rejected by non-SMTP ACL: {result.log_message or text}")
     return text
 
 

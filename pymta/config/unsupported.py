@@ -67,8 +67,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_not_smtp_mime acl_not_smtp_start acl_smtp_dkim
-        acl_smtp_mailauth acl_smtp_mime admin_groups av_scanner
+        acl_smtp_dkim
+        acl_smtp_mailauth admin_groups av_scanner
         bi_command
         bounce_sender_authentication check_rfc2047_length daemon_startup_retries
         daemon_startup_sleep dkim_verify_hashes dkim_verify_keytypes

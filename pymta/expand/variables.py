@@ -30,8 +30,10 @@ local_scan_data local_user_gid local_user_uid localhost_number log_inodes log_sp
 lookup_dnssec_authenticated mailstore_basename malware_name max_received_linelength
 message_age message_body message_body_end message_body_size message_exim_id
 message_headers message_headers_raw message_id message_linecount message_size
-mime_anomaly_level mime_content_description mime_content_size mime_decoded_filename
-mime_is_multipart original_domain original_local_part originator_gid originator_uid
+mime_anomaly_level mime_anomaly_text mime_boundary mime_charset mime_content_description
+mime_content_disposition mime_content_id mime_content_size mime_content_transfer_encoding
+mime_content_type mime_decoded_filename mime_filename mime_is_coverletter mime_is_multipart
+mime_is_rfc822 mime_part_count original_domain original_local_part originator_gid originator_uid
 parent_domain parent_local_part pid pipe_addresses prdr_requested primary_hostname
 proxy_external_address proxy_external_port proxy_local_address proxy_local_port
 proxy_session prvscheck_address qualify_domain
@@ -232,7 +234,8 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
 # Numeric variables that read as 0 (or -1) when nothing has set them, as in Exim -be.
 _ZERO_VARS = frozenset("""acl_narg body_linecount body_zerocount inode localhost_number
     max_received_linelength message_age message_body_size message_linecount message_size
-    mime_content_size mime_is_multipart rcpt_count rcpt_defer_count rcpt_fail_count
+    mime_content_size mime_is_coverletter mime_is_multipart mime_is_rfc822 rcpt_count
+    rcpt_defer_count rcpt_fail_count
     received_count received_time recipients_count runrc tls_in_bits tls_out_bits
     host_port sender_host_port authentication_failed av_failed dkim_key_length
     host_lookup_deferred host_lookup_failed mime_anomaly_level proxy_local_port
@@ -240,7 +243,8 @@ _ZERO_VARS = frozenset("""acl_narg body_linecount body_zerocount inode localhost
     smtp_count_at_connection_start tls_bits tls_certificate_verified
     tls_in_certificate_verified tls_in_ocsp tls_in_resumption tls_out_certificate_verified
     tls_out_ocsp tls_out_tlsa_usage tls_out_resumption""".split())
-_MINUS_ONE_VARS = frozenset("received_port interface_port sending_port".split())
+_MINUS_ONE_VARS = frozenset(
+    "received_port interface_port sending_port mime_part_count".split())
 # Unset values exim4 -be prints that are neither empty nor 0/-1 (checked with 4.96).
 _OTHER_DEFAULTS = {"sender_helo_dnssec": "no", "sender_host_dnssec": "no",
                    "spf_result_guessed": "no", "proxy_session": "no", "tls_out_dane": "no",

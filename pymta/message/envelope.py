@@ -96,6 +96,7 @@ class Envelope:
     bounce_reference: str | None = None    # R=<id> for locally generated bounces
     frozen: bool = False
     msgid: str | None = None
+    arrival_mark: str = "<="              # "(=" for a fakereject arrival
     received_time: float | None = None
     mail_params: dict[str, str | None] = field(default_factory=dict)
     recipient_params: list[RecipientParams] = field(default_factory=list)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pymta.acl.headers import insert_position, split_placement
 from pymta.config.values import expanded_int
 from pymta.config.values import main_option as _option
 from pymta.dsn import parse_ret
@@ -349,16 +350,26 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
 def _acl_header_changes(headers: list[SpoolHeader], base: int, add: list[str],
                         remove: list[str]) -> None:
     """ACL remove_header marks matching headers among the first ``base`` (those the
-    message brought, Received: and fixups) deleted; add_header texts go at the end."""
+    message brought, Received: and fixups) deleted; add_header texts go where their
+    placement prefix says (the end by default), an identical line only once."""
     if remove:
         doomed = {n.strip().rstrip(":").lower() for n in remove}
         for i, h in enumerate(headers[:base]):
             if header_name(h.text).lower() in doomed:
                 headers[i] = SpoolHeader("*", h.text)
-    for text in add:
+    seen: set[str] = set()
+    for line in add:
+        placement, text = split_placement(line)
         if not text.endswith("\n"):
             text += "\n"
-        headers.append(SpoolHeader(header_flag(header_name(text)), text))
+        if text in seen:
+            continue
+        seen.add(text)
+        live = [i for i, h in enumerate(headers) if h.flag != "*"]   # deleted ones aside
+        at = insert_position([headers[i] for i in live], placement,
+                             lambda h: header_name(h.text))
+        index = live[at] if at < len(live) else len(headers)
+        headers.insert(index, SpoolHeader(header_flag(header_name(text)), text))
 
 
 def apply_data_acl(prepared: PreparedMessage, envelope: Envelope, add: list[str],
@@ -432,7 +443,7 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
         report_after_commit(log, spool.id, "building its log line", exc)
     if log is not None:
         try:
-            log.main("<= " + fields, spool.id)
+            log.main(f"{envelope.arrival_mark} " + fields, spool.id)
         except Exception as exc:
             report_after_commit(log, spool.id, "writing the mainlog", exc)
         try:

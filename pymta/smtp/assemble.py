@@ -13,6 +13,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
+from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.config.values import main_option
 from pymta.logevents import Rejection, write_event
 from pymta.message.envelope import Envelope
@@ -58,6 +59,8 @@ class MessageAssembly:
     peer_port: int
     accept_count: int
     hostname: str
+    content_scan: ContentScan | None = None          # the message the ACLs may scan
+    fake_reply: tuple[int, str] | None
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
     _reply: Callable[[Any, str], Reply]
@@ -159,7 +162,20 @@ class MessageAssembly:
     def _data_acl_and_spool(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """The DATA ACL, then the spool (or -bh's pretence): the final reply."""
         pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
-        res = self._run("acl_smtp_data", "data")
+        # What regex, mime_regex and decode scan; its decoded files go afterwards.
+        self.content_scan = ContentScan(
+            list(self.ctx.headers), prepared.data[prepared.body_start:], self.msgid or "",
+            str(main_option(self.config, "spool_directory", "")))
+        try:
+            mime = self._run_mime_acl(self.content_scan)
+            if mime is not None and mime.verdict != "discard":
+                self._log_reject("during MIME ACL checks", mime, msgid=self.msgid)
+                return self._reply(mime, "data")
+            res = mime or self._run("acl_smtp_data", "data")
+        finally:
+            if "no_mbox_unspool" not in self.message_controls:
+                self.content_scan.cleanup()
+            self.content_scan = None
         if res.verdict not in ("accept", "discard"):
             self._log_reject("after DATA", res, msgid=self.msgid)
             return self._reply(res, "data")
@@ -169,10 +185,14 @@ class MessageAssembly:
             return Reply(250, "OK")
         env.frozen = "freeze" in self.message_controls
         env.acl_vars = dict(self.acl_vars)
+        fake = self.fake_reply
+        if fake is not None and fake[0] == 550:
+            env.arrival_mark = "(="          # Exim's mark for a fakereject arrival
         apply_data_acl(prepared, env, self.data_headers_add[pre_add:],
                        self.data_headers_remove[pre_remove:])
         if self.host_checking:
-            return self._host_check_accept(env, prepared)
+            reply = self._host_check_accept(env, prepared)
+            return Reply(*fake) if fake is not None else reply
         if self.cutthrough is not None:
             return self._spool_cutthrough(env, prepared)
         msgid = self._spool(env, prepared)
@@ -182,6 +202,8 @@ class MessageAssembly:
             self._after_spool(msgid)
         except Exception as exc:
             report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
+        if fake is not None:
+            return Reply(*fake)       # kept and delivered all the same (fakereject)
         return Reply(250, f"OK id={msgid}")
 
     def _spool_cutthrough(self, env: Envelope, prepared: PreparedMessage) -> Reply:
@@ -209,6 +231,20 @@ class MessageAssembly:
             report_after_commit(self.log, msgid, "the SMTP session's follow-up", exc)
         return Reply(250, f"OK id={msgid}")
 
+    def _run_mime_acl(self, scan: ContentScan) -> Any:
+        """acl_smtp_mime once per MIME part; the first result that is not "accept"
+        (None when there is no MIME ACL or every part was accepted)."""
+        if not main_option(self.config, "acl_smtp_mime"):
+            self.ctx.variables["mime_part_count"] = "-1"
+            return None
+
+        def run_part() -> Any:
+            res = self._run("acl_smtp_mime", "mime")
+            if res.verdict == "accept":
+                self._add_headers(res)
+            return res
+        return run_mime_acl(scan, self.ctx.variables, run_part)
+
     def _after_spool(self, msgid: str) -> None:
         """Count the message, ask for its immediate delivery, and reset for the next."""
         self.messages += 1
@@ -235,7 +271,8 @@ class MessageAssembly:
 
     def _host_check_accept(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """-bh: log the arrival line that would be written, but keep nothing."""
-        self.log.main("<= " + arrival_log_fields(self.config, env, prepared), self.msgid)
+        self.log.main(f"{env.arrival_mark} " + arrival_log_fields(self.config, env, prepared),
+                      self.msgid)
         msgid = self.msgid
         self._reset_message()
         return Reply(250, f"OK id={msgid}")

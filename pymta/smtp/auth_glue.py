@@ -58,6 +58,7 @@ class AuthGlue:
     ctx: Any
     server: SmtpServer | None
     sleep: Callable[[float], Any]
+    controls: set[str]                               # SmtpSession
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
     _log_reject: Callable[..., None]
@@ -121,7 +122,11 @@ class AuthGlue:
     def _cmd_auth(self, server: SmtpServer, arg: str) -> None:
         v = self.ctx.variables
         v["authentication_failed"] = "1"
-        if not self.auth_offered or server.helo_name is None or not server.esmtp:
+        # control = allow_auth_unadvertised: AUTH even when not offered (after HELO, or
+        # no EHLO at all), with any configured mechanism
+        unadvertised = "allow_auth_unadvertised" in self.controls
+        if not unadvertised and (not self.auth_offered or server.helo_name is None
+                                 or not server.esmtp):
             server.synprot_error(503, REPLY_NOT_ADVERTISED[4:])
             return
         if self.is_authenticated():
@@ -147,7 +152,8 @@ class AuthGlue:
             server.synprot_error(501, "invalid character in authentication mechanism name")
             return
         wanted = name.upper()
-        auth = next((a for a in self.auth_offered if a.public_name == wanted), None)
+        usable = self.auth_servers if unadvertised else self.auth_offered
+        auth = next((a for a in usable if a.public_name == wanted), None)
         if auth is None:
             server.synprot_error(504, reply_unsupported_mechanism(name)[4:])
             return

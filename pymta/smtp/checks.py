@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
+from pymta.acl.controls import CONNECTION_CONTROLS, fake_reply
+from pymta.acl.logtargets import TargetedLog
+from pymta.acl.ratelimit import RatelimitCache
 from pymta.config.model import ConfigError
 from pymta.config.values import main_option
 from pymta.log import log_selected
@@ -27,6 +30,8 @@ class AclChecks:
     connection_queue: str = ""              # named queue from a connect/HELO ACL
     message_queue: str | None = None        # named queue from a MAIL/RCPT ACL
     submission_control: str = "submission"
+    ratelimit_cache: RatelimitCache
+    fake_reply: tuple[int, str] | None = None   # control = fakereject / fakedefer
     notquit_reason: str | None
     quit_seen: bool
     data_headers_add: list[str]
@@ -42,6 +47,7 @@ class AclChecks:
 
     # ------------------------------------------------------------------ ACL glue
     def _run(self, option: str, where: str) -> Any:
+        self.ratelimit_cache.new_command()      # one ACL run per SMTP command
         self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
         res = run_acl(self.config, main_option(self.config, option), where, self.ctx, self)
         if res.error and res.log_message:
@@ -53,20 +59,24 @@ class AclChecks:
             else:
                 self.connection_queue = res.queue
         for c in res.controls:
-            (self.message_controls if where in ("mail", "rcpt", "predata", "data")
-             else self.controls).add(c.split("/")[0])
-            if c.split("/")[0] == "submission":
+            name = c.split("/")[0]
+            (self.controls if name in CONNECTION_CONTROLS or where not in
+             ("mail", "rcpt", "predata", "mime", "data") else self.message_controls).add(name)
+            if name == "submission":
                 self.submission_control = c
             elif c.split("/")[0] == "utf8_downconvert":
                 self.message_utf8_downconvert = _downconvert_value(c)
+            elif name in ("enforce_sync", "no_enforce_sync") and self.server is not None:
+                self.server.enforce_sync = name == "enforce_sync"      # the last one wins
+            elif fake_reply(c) is not None:
+                self.fake_reply = fake_reply(c)
         if "no_pipelining" in self.controls and self.server is not None:
             self.server.pipelining_allowed = False
-        if "no_enforce_sync" in self.controls and self.server is not None:
-            self.server.enforce_sync = False
         return res
 
     def _reply(self, res: Any, where: str) -> Reply:
-        code, text = acl_smtp_reply(res, where)
+        code, text = acl_smtp_reply(res, where,
+                                    multiline="no_multiline_responses" not in self.controls)
         if res.verdict == "drop":
             self.notquit_reason = "acl-drop"
         return Reply(code, text, close=res.verdict == "drop")
@@ -88,9 +98,14 @@ class AclChecks:
         if msg is None and res.verdict == "defer" and res.message:
             msg = res.message
         sender = self.server.sender if with_sender and self.server is not None else None
-        write_event(self.log, self.config,
+        write_event(self.reject_log(res), self.config,
                     Rejection(self.host_ident(), what, msg, sender, res.verdict == "defer"),
                     msgid)
+
+    def reject_log(self, res: Any) -> Any:
+        """The log for a rejection line: the logs log_reject_target named, if it did."""
+        targets = getattr(res, "log_reject_target", None)
+        return self.log if targets is None else TargetedLog(self.log, targets)
 
     def _add_headers(self, res: Any) -> None:
         self.data_headers_add.extend(res.add_headers)

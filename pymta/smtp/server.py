@@ -402,6 +402,13 @@ class SmtpServer:
         self.greeted = True
         return format_reply(220, banner)
 
+    def take_output(self) -> bytes:
+        """The replies gathered so far in this round, handed over to be sent at once
+        (before an ACL delay, as Exim flushes); the rest follow as usual."""
+        out = b"".join(self._out)
+        self._out = []
+        return out
+
     def reject_connection(self, reply: Reply) -> bytes:
         """The connect ACL refused: send its reply and close."""
         self.closed = True

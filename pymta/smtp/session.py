@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
 from pymta.acl.dnslists import DnsListCache
+from pymta.acl.ratelimit import RatelimitCache
 from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
 from pymta.expand import expand_string
@@ -92,8 +93,13 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
                  smtp_active_hostname=self.hostname,
                  sender_rcvhost=f"[{self.peer_ip}]", host_address=self.peer_ip)
         self.controls: set[str] = set()
+        # ratelimit results already computed in this connection/message/command
+        self.ratelimit_cache = RatelimitCache()
         self.connection_queue = ""              # a named queue set before MAIL
         self.message_controls: set[str] = set()
+        self.rcpt_local_part: str | None = None     # as the client wrote it (RCPT ACL)
+        # sends the replies gathered so far (before an ACL delay); None under -bh/-bs
+        self.flush_output: Callable[[], None] | None = None
         self.mail_discard = False
         # The message being received: created at MAIL, recipients added at RCPT.
         self.envelope: Envelope | None = None
@@ -172,6 +178,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
             del self.acl_vars[k]
         self.message_controls = set()
         self.message_utf8_downconvert = None
+        self.fake_reply = None
+        self.ratelimit_cache.new_message()
         self.message_queue = None
         self.submission_control = "submission"
         self.envelope = None
@@ -254,13 +262,16 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
     def on_rcpt(self, address: str, params: dict[str, str | None]) -> Reply | None:
         v = self.ctx.variables
         lp, _, dom = address.rpartition("@")
-        v["local_part"] = taint(lp)
+        # $local_part is lower-cased for the ACL (control = caseful_local_part restores it)
+        self.rcpt_local_part = taint(lp)
+        v["local_part"] = taint(lp.lower())
         v["domain"] = taint(dom.lower())
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
         if self.limits is not None:
             self.limits.on_rcpt(self.server.rcpt_count if self.server else 0)
         v["address_data"] = ""          # each recipient's verification sets its own
         res = self._run("acl_smtp_rcpt", "rcpt")
+        self.rcpt_local_part = None
         v["local_part"] = v["domain"] = ""
         if res.verdict not in ("accept", "discard"):
             self._log_reject(f"RCPT <{address}>", res)
@@ -465,6 +476,12 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     timeout = receive_timeout(config, session.ctx, log) or None
     conn = Connection(sock, session.tls_wrap)
 
+    def flush_output() -> None:
+        pending = server.take_output()
+        if pending:
+            conn.send(pending)
+    session.flush_output = flush_output
+
     try:
         if session.tls_on_connect(local[1]) and \
                 not session.start_tls_on_connect(server, conn.start_tls):
@@ -531,9 +548,11 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
         return False
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
-        code, text = acl_smtp_reply(res, "connect")
-        write_event(log, config, Rejection(session.host_ident(), 'connection in "connect" ACL',
-                                           res.log_message or res.message))
+        code, text = acl_smtp_reply(res, "connect",
+                                    "no_multiline_responses" not in session.controls)
+        write_event(session.reject_log(res), config,
+                    Rejection(session.host_ident(), 'connection in "connect" ACL',
+                              res.log_message or res.message))
         send(server.reject_connection(Reply(code, text)))
         return False
     try:

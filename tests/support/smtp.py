@@ -26,12 +26,15 @@ class SmtpTestClient:
     that needs it.  Usable as a context manager (sends QUIT, then closes).
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
-        """Connect at once; raises OSError when nobody listens."""
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0,
+                 source: Optional[str] = None) -> None:
+        """Connect at once (from address ``source`` if given, e.g. 127.0.0.2);
+        raises OSError when nobody listens."""
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                            source_address=(source, 0) if source else None)
         self.rfile = self.sock.makefile("rb")
         self._banner: Optional[tuple[int, str]] = None
         self.ehlo_reply: Optional[tuple[int, str]] = None

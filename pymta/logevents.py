@@ -60,6 +60,7 @@ class Arrival:
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     message_id: str | None = None                 # the Message-ID header's value
     queue: str = ""                               # a named queue: Q=
+    chunking: bool = False                        # K: the data came by BDAT
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -77,6 +78,8 @@ class Arrival:
         elif self.local_user:
             parts.append(f"U={self.local_user}")
         parts.append(f"P={self.protocol}")
+        if self.chunking:
+            parts.append("K")           # Exim writes it whatever log_selector says
         parts.extend(session_fields(config, self.session))
         parts.append(f"S={self.size}")
         if self.queue:

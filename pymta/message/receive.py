@@ -356,7 +356,8 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             peerdn=env.tls_peerdn or "", sni=env.tls_sni or "",
             resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
             auth_id=env.authenticated_id or ""),
-        message_id=prepared.message_id_header, queue=env.queue_name).fields(config)
+        message_id=prepared.message_id_header, queue=env.queue_name,
+        chunking=env.chunking).fields(config)
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,

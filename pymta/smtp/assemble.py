@@ -171,6 +171,7 @@ class MessageAssembly:
         env.submission_control = getattr(self, "submission_control", "submission")
         env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
         env.msgid = self.msgid
+        env.chunking = self.server.message_chunked
         if self.local_caller is None:
             env.host_name = v.get("sender_host_name") or None
             env.helo_name = v.get("sender_helo_name") or None

@@ -148,6 +148,16 @@ _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
 
 
 @dataclass
+class _FixedRead:
+    """A fixed-size read in progress (:meth:`SmtpServer.read_bytes`)."""
+
+    wanted: int
+    done: Callable[[bytes], None]
+    piece: Callable[[bytes], None] | None
+    got: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
 class ParsedPath:
     """An envelope path from MAIL/RCPT/VRFY: ``address`` (source route removed, None on
     a syntax error), ``raw`` (the text it came from), the ESMTP ``params`` after it and
@@ -338,8 +348,16 @@ class SmtpServer:
         self._data_too_big = False
         self._skip_long_line = False
         self._exchange: Challenge | None = None        # AUTH-style exchange in progress
-        # BDAT-style fixed-size read: [bytes still wanted, callback, bytes so far]
-        self._want_bytes: tuple[int, Callable[[bytes], None], bytearray] | None = None
+        # BDAT-style fixed-size read: bytes still wanted, the callback at the end, and
+        # either the bytes so far or (streaming) the callback each piece goes to.
+        self._want_bytes: _FixedRead | None = None
+        # Called whenever the transaction is reset (RSET, HELO/EHLO, TLS, end of data):
+        # extensions with their own message state (BDAT) forget it there.
+        self.reset_hooks: list[Callable[[], None]] = []
+        # Consulted before a recognised command runs: True means it was answered
+        # (BDAT refuses most commands in the middle of a chunked message).
+        self.command_gate: Callable[[str], bool] | None = None
+        self.message_chunked = False      # the message in progress came by BDAT
         self._tls_pending = False        # StartTls asked for; input is discarded until done
         self.tls_active = False
         self.plaintext_discarded = 0     # bytes thrown away at STARTTLS (for logging)
@@ -411,7 +429,7 @@ class SmtpServer:
         elif self._tls_pending:
             actions.append(StartTls())
         elif self._want_bytes is not None:
-            actions.append(ReadBytes(self._want_bytes[0]))
+            actions.append(ReadBytes(self._want_bytes.wanted))
         else:
             actions.append(ReadLine(SMTP_CMD_BUFFER_SIZE))
         return actions
@@ -447,14 +465,14 @@ class SmtpServer:
     def connection_lost(self) -> None:
         """The client went away (EOF): log as Exim does."""
         if not self.closed:
-            where = "reading message data" if self._in_data else "reading SMTP command"
+            where = "reading message data" if self.in_data else "reading SMTP command"
             self._event("lost", where=where)
             self.closed = True
 
     def timeout_reply(self) -> bytes:
         """smtp_receive_timeout expired: the 421 to send before closing."""
         self.closed = True
-        if self._in_data:
+        if self.in_data:
             self._event("data_timeout")
             return format_reply(
                 421, f"{self.hostname} SMTP incoming data timeout - closing connection")
@@ -468,7 +486,8 @@ class SmtpServer:
 
     @property
     def in_data(self) -> bool:
-        return self._in_data
+        """Is message data being read (after DATA, or a BDAT chunk)?"""
+        return self._in_data or self._want_bytes is not None
 
     # ------------------------------------------------------------------ helpers
     def _event(self, name: str, **info: Any) -> None:
@@ -508,6 +527,9 @@ class SmtpServer:
         return False
 
     def _reset_transaction(self) -> None:
+        self.message_chunked = False
+        for hook in self.reset_hooks:
+            hook()
         self.sender = None
         self.mail_params = {}
         self.recipients = []
@@ -560,6 +582,8 @@ class SmtpServer:
             return
         if text_arg is None:
             self._synprot(501, "non-UTF-8 bytes in command")
+            return
+        if self.command_gate is not None and self.command_gate(verb):
             return
         extra = self.extra_commands.get(verb)
         if extra is not None:
@@ -777,13 +801,7 @@ class SmtpServer:
             self._synprot(501, "unexpected argument data")
             return
         if not self.recipients and not self.discard_message:
-            if self.rcpt_response is not None and self.rcpt_response_same:
-                self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
-                                 f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
-            if self.pipelining_advertised and was_rcpt:
-                self._reply(503, "Valid RCPT command must precede DATA")
-            else:
-                self._synprot(503, "valid RCPT command must precede DATA")
+            self.no_valid_recipients("DATA", was_rcpt)
             return
         if not self._sync_ok(always=True):
             return
@@ -796,6 +814,17 @@ class SmtpServer:
         self._data = bytearray(b"\r\n")   # virtual CRLF: the DATA line's own ending
         self._data_scan = 0
         self._data_too_big = False
+
+    def no_valid_recipients(self, verb: str, after_rcpt: bool) -> None:
+        """DATA or BDAT without an accepted recipient: Exim's 503, with the error all
+        the RCPTs got when it was the same for each."""
+        if self.rcpt_response is not None and self.rcpt_response_same:
+            self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
+                             f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
+        if self.pipelining_advertised and after_rcpt:
+            self._reply(503, f"Valid RCPT command must precede {verb}")
+        else:
+            self._synprot(503, f"valid RCPT command must precede {verb}")
 
     def _process_data(self) -> bool:
         """Move buffered input into the message; True when the terminator was found."""
@@ -821,8 +850,16 @@ class SmtpServer:
         body = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")[1:]
         size = len(body) + self._data_size
         self._data_size = 0
-        if self._data_too_big or (self.size_limit and size > self.size_limit):
-            self._data_too_big = False
+        too_big, self._data_too_big = self._data_too_big, False
+        self.end_of_data(body, size, too_big)
+        return True
+
+    def end_of_data(self, body: bytes, size: int, too_big: bool = False) -> None:
+        """The whole message is in (DATA's terminator, or BDAT LAST): refuse it when it
+        is over message_size_limit, else hand it to the handler; then the transaction
+        is over.  ``body`` has LF line endings; ``size`` counts what was received (more
+        than ``body`` when the excess was not kept)."""
+        if too_big or (self.size_limit and size > self.size_limit):
             self._event("too_big", size=size, max=self.size_limit)
             self._reply(552, "Message size exceeds maximum permitted")
         else:
@@ -831,7 +868,6 @@ class SmtpServer:
             self._send(reply)
         self._reset_transaction()
         self._free_rset = self._free_helo = True     # a new message is expected
-        return True
 
     def _cmd_rset(self, arg: str, _was_rcpt: bool) -> None:
         if arg:
@@ -903,25 +939,35 @@ class SmtpServer:
         else:
             raise TypeError(f"exchange step returned {result!r}")
 
-    def read_bytes(self, count: int, done: Callable[[bytes], None]) -> None:
+    def read_bytes(self, count: int, done: Callable[[bytes], None],
+                   piece: Callable[[bytes], None] | None = None) -> None:
         """Take the next ``count`` bytes of input as data (BDAT), not as commands, and
-        call ``done(data)`` with them; ``done`` answers through :meth:`send_reply`."""
-        self._want_bytes = (count, done, bytearray())
+        call ``done(data)`` with them; ``done`` answers through :meth:`send_reply`.
+
+        With ``piece`` the bytes are not collected: each part is passed to
+        ``piece(part)`` as it arrives and ``done`` gets b"" (a chunk is never held
+        whole)."""
+        self._want_bytes = _FixedRead(count, done, piece)
         if count == 0:
             self._process_bytes()
 
     def _process_bytes(self) -> bool:
         """Move buffered input into a fixed-size read; True when it is complete."""
-        assert self._want_bytes is not None
-        wanted, done, got = self._want_bytes
-        take = min(wanted, len(self._buf))
-        got += self._buf[:take]
-        del self._buf[:take]
-        if take < wanted:
-            self._want_bytes = (wanted - take, done, got)
+        want = self._want_bytes
+        assert want is not None
+        take = min(want.wanted, len(self._buf))
+        if take:
+            part = bytes(self._buf[:take])
+            del self._buf[:take]
+            want.wanted -= take
+            if want.piece is not None:
+                want.piece(part)
+            else:
+                want.got += part
+        if want.wanted:
             return False
         self._want_bytes = None
-        done(bytes(got))
+        want.done(bytes(want.got))
         return True
 
     def start_tls(self) -> None:

@@ -32,6 +32,7 @@ from pymta.message.envelope import Envelope
 from pymta.routing import route_address
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
+from pymta.smtp.bdat import BdatReceiver
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.peer import PeerFacts, lookup_host_name
@@ -410,6 +411,10 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     if server.extra_commands.get("STARTTLS"):
         session.tls_wrap = session.tls_wrap_socket
     session.auth_install(server)
+    # BDAT is always recognised (Exim answers it with 503 when not advertised).
+    chunking = BdatReceiver(server)
+    if _host_in(config, "chunking_advertise_hosts", session, "*"):
+        chunking.advertise()
     session._reset_message()
     return server
 

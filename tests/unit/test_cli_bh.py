@@ -19,7 +19,7 @@ from tests.support.wait import wait_until
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cli_bh"
 _ID = re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b")
-_UNOFFERED = {"PIPECONNECT", "CHUNKING", "STARTTLS", "SMTPUTF8"}
+_UNOFFERED = {"PIPECONNECT", "STARTTLS", "SMTPUTF8"}
 # Exim's default Received: text (pymta's names pymta), so that S= in the log is Exim's
 _EXIM_RECEIVED = "received_header_text = " + DEFAULT_RECEIVED_HEADER_TEXT.replace(
     f"(pymta {__version__})", "(Exim $version_number)").replace(

@@ -62,6 +62,7 @@ class Address:
     # an earlier message (Exim marks such deliveries with "*" after the IP address).
     continued_connection: bool = False
     smtp_confirmation: str | None = None
+    chunking_used: bool = False         # the smtp transport sent it with BDAT (K)
     # Set by the smtp transport for X=, CV=, DN= and A= on the delivery line: the
     # outgoing TLS session ($tls_out_cipher, ..._certificate_verified, ..._peerdn; empty
     # cipher: no TLS) and the client authenticator that succeeded (its name and the

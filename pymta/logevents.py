@@ -103,6 +103,7 @@ class Delivery:
     confirmation: str = ""                        # the server's reply to the data
     queue: str = ""                               # the named queue of the message
     shadow: str = ""                              # "ST=name" (and its error) at the end
+    chunking: bool = False                        # K: sent with BDAT
 
     def line(self, config: Any) -> str:
         # a system filter's file or pipe delivery has no router
@@ -112,6 +113,8 @@ class Delivery:
         if self.host:
             parts.append(self.host)
             parts.extend(session_fields(config, self.session))
+            if self.chunking:
+                parts.append("K")
         if self.confirmation:          # smtp, and lmtp's per-recipient reply
             escaped = self.confirmation.replace('"', '\\"')
             parts.append(f'C="{escaped}"')

@@ -164,7 +164,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
         "hosts_pipe_connect": "", "hosts_require_alpn": "",
-        "hosts_try_chunking": "",
         "hosts_try_fastopen": "", "hosts_try_prdr": "",
         **_reject("""
             address_retry_include_sender arc_sign authenticate_hosts

@@ -9,7 +9,9 @@ exactly as after DATA's terminator (size check, DATA ACL, spooling, reply).
 Behaviour follows Exim 4.96 where Exim is sane, and is stricter where it is not:
 
 - replies: ``250 <n> byte chunk received`` for each chunk but the last; the last gets
-  the reply to the message; the predata ACL is not run for BDAT;
+  the reply to the message, which when it accepts starts with Exim's
+  ``250- <n> byte chunk, total <m>`` line (m: the message's size with CRLF line
+  endings); the predata ACL is not run for BDAT;
 - ``503 BDAT command used when CHUNKING not advertised`` (HELO, or a host outside
   chunking_advertise_hosts); ``503 valid RCPT command must precede BDAT`` (with the
   "All RCPT commands were rejected" lines when they apply) and the chunk is read and
@@ -192,7 +194,10 @@ class BdatReceiver:
         if last:
             data = body.finish()
             self.body = None
-            srv.end_of_data(data, body.size, body.too_big)
+            # Exim's first line of an accepting reply: the message size on the wire.
+            total = len(data) + data.count(b"\n")
+            srv.end_of_data(data, body.size, body.too_big,
+                            note=f" {size} byte chunk, total {total}")
         elif body.too_big:
             # Exim answers at the end of the chunk that went over the limit.
             self.body = None

@@ -317,6 +317,18 @@ class SmtpClient:
     def has(self, extension: str) -> bool:
         return extension.upper() in self.extensions
 
+    def mail_command(self, sender: str, *, size: int | None = None, body_8bit: bool = False,
+                     auth_param: str = "") -> str:
+        """The MAIL command line (no CRLF) with the parameters the server offers."""
+        mail = f"MAIL FROM:<{sender}>"
+        if size is not None and self.has("SIZE"):
+            mail += f" SIZE={size}"
+        if body_8bit and self.has("8BITMIME"):
+            mail += " BODY=8BITMIME"
+        if auth_param:
+            mail += " " + auth_param
+        return mail
+
     def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
                        body_8bit: bool = False, pipelining: bool = True,
                        auth_param: str = "", rcpt_param: str = "") -> Transaction:
@@ -326,13 +338,7 @@ class SmtpClient:
         write and the replies are read afterwards.  Otherwise each command waits for its
         reply; DATA is sent only when some recipient was accepted.
         """
-        mail = f"MAIL FROM:<{sender}>"
-        if size is not None and self.has("SIZE"):
-            mail += f" SIZE={size}"
-        if body_8bit and self.has("8BITMIME"):
-            mail += " BODY=8BITMIME"
-        if auth_param:
-            mail += " " + auth_param
+        mail = self.mail_command(sender, size=size, body_8bit=body_8bit, auth_param=auth_param)
         rcpts = [f"RCPT TO:<{r}>" + (f" {rcpt_param}" if rcpt_param else "")
                  for r in recipients]
         if pipelining and self.has("PIPELINING"):

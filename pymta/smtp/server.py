@@ -854,17 +854,21 @@ class SmtpServer:
         self.end_of_data(body, size, too_big)
         return True
 
-    def end_of_data(self, body: bytes, size: int, too_big: bool = False) -> None:
+    def end_of_data(self, body: bytes, size: int, too_big: bool = False,
+                    note: str | None = None) -> None:
         """The whole message is in (DATA's terminator, or BDAT LAST): refuse it when it
         is over message_size_limit, else hand it to the handler; then the transaction
         is over.  ``body`` has LF line endings; ``size`` counts what was received (more
-        than ``body`` when the excess was not kept)."""
+        than ``body`` when the excess was not kept).  ``note`` is a first reply line
+        put before an accepting reply (BDAT's "n byte chunk, total m")."""
         if too_big or (self.size_limit and size > self.size_limit):
             self._event("too_big", size=size, max=self.size_limit)
             self._reply(552, "Message size exceeds maximum permitted")
         else:
             reply = self.handler.on_message(body)
             self.messages_received += 1
+            if note is not None and reply.code // 100 == 2:
+                reply = Reply(reply.code, f"{note}\n{reply.text}", reply.close)
             self._send(reply)
         self._reset_transaction()
         self._free_rset = self._free_helo = True     # a new message is expected

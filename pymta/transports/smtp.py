@@ -28,6 +28,7 @@ from pymta.match import match_host
 from pymta.osutil import tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
+from pymta.smtp.bdat_client import mail_rcpt_bdat
 from pymta.tls.outbound import HostRequirements
 from pymta.tls.session import TLSFacts
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
@@ -198,6 +199,7 @@ class SmtpTransport(Transport):
         addrs = list(job.addresses)
         for a in addrs:
             a.result, a.message, a.basic_errno = None, None, 0
+            a.chunking_used = False
         try:
             ctx = self.context(job, addrs[0] if addrs else None)
             limit = int(self.opt("message_linelength_limit") or 0)
@@ -595,10 +597,17 @@ class SmtpTransport(Transport):
             body8 = self._is_8bit(job)
             max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
             pipelining = not self.host_in("hosts_avoid_pipelining", host, ctx)
+            # BDAT instead of DATA when the server offers CHUNKING (never for LMTP).
+            chunking = self.opt("protocol") != "lmtp" and cl.has("CHUNKING") \
+                and self.host_in("hosts_try_chunking", host, ctx)
             for start in range(0, len(addrs), max_rcpt):
                 chunk = addrs[start:start + max_rcpt]
                 if start:
                     cl.rset()
+                if chunking:
+                    self._bdat_transaction(cl, job, chunk, rp, size, body8, header,
+                                           pipelining, auth_param)
+                    continue
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param)
             self._save_session(job, cl)
@@ -655,6 +664,53 @@ class SmtpTransport(Transport):
         for a in addrs:
             a.result, a.message = "defer", self._error_text(stage, reply)
             a.basic_errno, a.more_errno = 0, reply.code
+
+    def _bdat_transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
+                          body8: bool, header: bytes, pipelining: bool,
+                          auth_param: str) -> None:
+        """One transaction with BDAT (CHUNKING): the replies decide each address."""
+        for a in chunk:
+            a.result = None
+        mail = cl.mail_command(rp, size=size, body_8bit=body8, auth_param=auth_param)
+        rcpts = [f"RCPT TO:<{self._rcpt(a)}>" for a in chunk]
+        body_only, headers_only = self.opt("body_only"), self.opt("headers_only")
+        header_len = 0 if body_only else len(header.replace(b"\n", b"\r\n"))
+
+        def write(sink: Any) -> None:
+            write_message(sink, header, job.data_path, use_crlf=True, body_only=body_only,
+                          headers_only=headers_only)
+
+        t = mail_rcpt_bdat(cl, mail, rcpts, write, header_len, pipelining)
+        if not t.mail.ok():
+            res = "fail" if t.mail.kind == "5" else "defer"
+            for a in chunk:
+                a.result = res
+                a.message = self._error_text(t.mail_command, t.mail)
+                a.basic_errno = 0 if res == "fail" else EximErrno.MAIL4XX
+                a.more_errno = t.mail.code
+            return
+        accepted = []
+        for a, r, cmd in zip(chunk, t.rcpts, t.rcpt_commands):
+            if r.ok():
+                accepted.append(a)
+                continue
+            a.result = "fail" if r.kind == "5" else "defer"
+            a.message = self._error_text(cmd, r)
+            a.basic_errno = 0 if a.result == "fail" else EximErrno.RCPT4XX
+            a.more_errno = r.code
+        final = t.final
+        if final is None:
+            return
+        for a in accepted:
+            a.chunking_used = True
+            if final.ok():
+                a.result, a.message, a.basic_errno = "ok", None, 0
+                a.smtp_confirmation = final.text
+            else:
+                a.result = "fail" if final.kind == "5" else "defer"
+                a.message = self._error_text(t.stage, final)
+                a.basic_errno = 0 if a.result == "fail" else EximErrno.DATA4XX
+                a.more_errno = final.code
 
     def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
                      body8: bool, header: bytes, pipelining: bool = True,

@@ -59,7 +59,8 @@ def test_ehlo_advertises_chunking_and_help_lists_bdat():
 def test_chunks_are_data_byte_exact_without_dot_unstuffing():
     server, h = _server()
     out = server.feed(TX + b"BDAT 5\r\nab\r\n.BDAT 11 LAST\r\n.\r\nQUIT\r\n\r\nNOOP\r\n")
-    assert out == OK_TX + b"250 5 byte chunk received\r\n250 OK id=1\r\n250 OK\r\n"
+    assert out == OK_TX + b"250 5 byte chunk received\r\n" \
+        b"250- 11 byte chunk, total 16\r\n250 OK id=1\r\n250 OK\r\n"
     # ".\r\n" and "QUIT\r\n" inside a chunk are data, CRLF became LF, dots are kept.
     assert h.messages == [b"ab\n..\nQUIT\n\n"]
     assert h.predata == 0                     # Exim runs no predata ACL for BDAT
@@ -81,14 +82,15 @@ def test_a_chunk_arriving_a_byte_at_a_time():
     for left, byte in zip((3, 2, 1), b"x\r\n"):
         assert server.receive(bytes([byte])) == [ReadBytes(left)]
     actions = server.receive(b"yNOOP\r\n")
-    assert actions == [SendReply(b"250 OK id=1\r\n250 OK\r\n"), ReadLine(16384)]
+    assert actions == [SendReply(b"250- 4 byte chunk, total 6\r\n250 OK id=1\r\n250 OK\r\n"),
+                       ReadLine(16384)]
     assert h.messages == [b"x\ny\n"]
 
 
 def test_bdat_0_last_makes_an_empty_message_and_bdat_0_is_a_chunk():
     server, h = _server()
     assert server.feed(TX + b"BDAT 0\r\nBDAT 0 LAST\r\n") == \
-        OK_TX + b"250 0 byte chunk received\r\n250 OK id=1\r\n"
+        OK_TX + b"250 0 byte chunk received\r\n250- 0 byte chunk, total 2\r\n250 OK id=1\r\n"
     assert h.messages == [b"\n"]
 
 
@@ -179,7 +181,7 @@ def test_between_chunks_noop_is_allowed_other_commands_drop_the_message():
     assert h.rsets == 1
     # RSET clears the state.
     out = server.feed(b"RSET\r\n" + TX + b"BDAT 1 LAST\r\nz")
-    assert out == (b"250 Reset OK\r\n" + OK_TX + b"250 OK id=1\r\n")
+    assert out == (b"250 Reset OK\r\n" + OK_TX + b"250- 1 byte chunk, total 3\r\n250 OK id=1\r\n")
     assert h.messages == [b"z\n"]
 
 
@@ -230,8 +232,9 @@ def test_a_chunk_over_the_limit_is_not_kept_in_memory():
 def test_pipelined_bdat_after_rcpt_in_one_packet():
     server, h = _server()
     out = server.feed(TX + b"BDAT 3\r\nabcBDAT 3 LAST\r\ndef" + TX + b"BDAT 2 LAST\r\nghQUIT\r\n")
-    assert out == OK_TX + b"250 3 byte chunk received\r\n250 OK id=1\r\n" + OK_TX + \
-        b"250 OK id=2\r\n221 mx.test closing connection\r\n"
+    assert out == OK_TX + b"250 3 byte chunk received\r\n" \
+        b"250- 3 byte chunk, total 8\r\n250 OK id=1\r\n" + OK_TX + \
+        b"250- 2 byte chunk, total 4\r\n250 OK id=2\r\n221 mx.test closing connection\r\n"
     assert h.messages == [b"abcdef\n", b"gh\n"]
 
 

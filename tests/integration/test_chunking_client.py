@@ -14,7 +14,8 @@ from tests.support.exim import EximDaemon, exim_or_skip
 from tests.support.sink import SmtpSink
 
 CONFIG = BASE_CONFIG.replace("  allow_localhost\n", "  allow_localhost\n"
-                             ".ifdef TRY_CHUNKING\n  hosts_try_chunking = TRY_CHUNKING\n.endif\n")
+                             ".ifdef TRY_CHUNKING\n  hosts_try_chunking = TRY_CHUNKING\n.endif\n"
+                             ".ifdef AVOID_PIPELINING\n  hosts_avoid_pipelining = *\n.endif\n")
 WIRE_BODY = b"Hello Alice.\r\n.leading dot\r\n\r\nbye\r\n"
 
 
@@ -99,6 +100,20 @@ def test_all_recipients_refused_the_pipelined_chunk_is_skipped(pymta_daemon, sin
         assert any(c.startswith("BDAT") and c.endswith(" LAST") for c in sink.commands)
         assert not any(c.startswith("DATA") for c in sink.commands)
         assert sink.messages == []
+
+
+def test_without_pipelining_no_chunk_is_sent_before_a_recipient_is_accepted(pymta_daemon,
+                                                                             sink_port):
+    refused = {"nobody@remote.example": (550, "no such user")}
+    with SmtpSink(port=sink_port, chunking=True, rcpt_replies=refused) as sink:
+        d = pymta_daemon(config=CONFIG, macros={"AVOID_PIPELINING": "1"})
+        assert send(d, "a@outside.example", ["nobody@remote.example"], MESSAGE)[0] == 250
+        d.wait_for_log(r"\*\* nobody@remote\.example .* after RCPT TO:", 15)
+        assert not any(c.startswith("BDAT") for c in sink.commands)
+        assert send(d, "a@outside.example", ["user@remote.example"], MESSAGE)[0] == 250
+        assert sink.wait_for(1, 15), d.diagnostics()
+        assert len(sink.messages[0].bdat_chunks) == 1
+        assert " K " in _delivered_line(d)
 
 
 def test_pymta_to_pymta_with_bdat(pymta_daemon, tmp_path):

@@ -14,8 +14,9 @@ Behaviour follows Exim 4.96 where Exim is sane, and is stricter where it is not:
   endings); the predata ACL is not run for BDAT;
 - ``503 BDAT command used when CHUNKING not advertised`` (HELO, or a host outside
   chunking_advertise_hosts); ``503 valid RCPT command must precede BDAT`` (with the
-  "All RCPT commands were rejected" lines when they apply) and the chunk is read and
-  thrown away, so its bytes are never taken for commands;
+  "All RCPT commands were rejected" lines when they apply); a refused BDAT whose size
+  can be read always has its chunk read and thrown away, so chunk bytes are never
+  taken for commands (Exim 4.96 reads them as commands after the first of these);
 - the size is ``1*DIGIT`` (leading zeros allowed); anything else is
   ``501 missing size for BDAT command`` (Exim's sscanf took "+5", and "-1" or a value
   over 2**32 wrapped round, which desynchronised the session); a valid size followed
@@ -24,8 +25,8 @@ Behaviour follows Exim 4.96 where Exim is sane, and is stricter where it is not:
   it has been read, and the transaction is over;
 - between chunks only BDAT, NOOP, RSET and QUIT are allowed; any other command gets
   ``503 only BDAT permissible after non-LAST BDAT``, the message is dropped, and until
-  RSET every command but QUIT gets ``503 only RSET accepted now`` (Exim 4.96 crashes on
-  RSET there; pymta resets).
+  RSET every command but QUIT gets ``503 only RSET accepted now`` (a BDAT's chunk is
+  skipped); Exim 4.96 crashes on RSET there, pymta resets.
 
 The data is converted as it streams in: CRLF becomes LF (also when a chunk ends
 between CR and LF), a lone CR or LF is kept, and a message that does not end with a
@@ -143,11 +144,13 @@ class BdatReceiver:
             self.server.reset_transaction()
             self.server.handler.on_rset()
 
-    def _gate(self, verb: str) -> bool:
+    def _gate(self, verb: str, arg: str) -> bool:
         """Refuse commands that cannot come between chunks (True: answered)."""
         srv = self.server
         if self.need_rset and verb not in ("RSET", "QUIT"):
-            srv.synprot_error(503, "only RSET accepted now")
+            # A BDAT's chunk is still read (Exim takes it for commands, which could
+            # then run from inside message data).
+            self._refuse(arg if verb == "BDAT" else "", 503, "only RSET accepted now")
             return True
         if self.body is not None and verb not in ("BDAT", "NOOP", "RSET", "QUIT"):
             self._abandon()
@@ -157,9 +160,17 @@ class BdatReceiver:
         return False
 
     # ------------------------------------------------------------------ BDAT
+    def _refuse(self, arg: str, code: int, text: str) -> None:
+        """A refused BDAT: skip its chunk when its size is known, then reply."""
+        size = parse_bdat(arg)[0]
+        if size is None:
+            self.server.synprot_error(code, text)
+        else:
+            self._skip(size, lambda: self.server.synprot_error(code, text))
+
     def _bdat(self, srv: SmtpServer, arg: str) -> None:
         if not (srv.esmtp and srv.helo_name is not None and "CHUNKING" in srv.extensions):
-            srv.synprot_error(503, "BDAT command used when CHUNKING not advertised")
+            self._refuse(arg, 503, "BDAT command used when CHUNKING not advertised")
             return
         size, last, valid = parse_bdat(arg)
         if size is None:

@@ -356,7 +356,7 @@ class SmtpServer:
         self.reset_hooks: list[Callable[[], None]] = []
         # Consulted before a recognised command runs: True means it was answered
         # (BDAT refuses most commands in the middle of a chunked message).
-        self.command_gate: Callable[[str], bool] | None = None
+        self.command_gate: Callable[[str, str], bool] | None = None
         self.message_chunked = False      # the message in progress came by BDAT
         self._tls_pending = False        # StartTls asked for; input is discarded until done
         self.tls_active = False
@@ -583,7 +583,7 @@ class SmtpServer:
         if text_arg is None:
             self._synprot(501, "non-UTF-8 bytes in command")
             return
-        if self.command_gate is not None and self.command_gate(verb):
+        if self.command_gate is not None and self.command_gate(verb, text_arg):
             return
         extra = self.extra_commands.get(verb)
         if extra is not None:

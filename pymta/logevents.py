@@ -78,9 +78,9 @@ class Arrival:
         elif self.local_user:
             parts.append(f"U={self.local_user}")
         parts.append(f"P={self.protocol}")
-        if self.chunking:
-            parts.append("K")           # Exim writes it whatever log_selector says
         parts.extend(session_fields(config, self.session))
+        if self.chunking:
+            parts.append("K")           # after X=/CV=/A=, whatever log_selector says
         parts.append(f"S={self.size}")
         if self.queue:
             parts.append(f"Q={self.queue}")

@@ -128,7 +128,7 @@ def test_pymta_to_pymta_with_bdat(pymta_daemon, tmp_path):
         d = pymta_daemon(config=CONFIG, macros={"SINK_PORT": str(receiver.port)})
         assert send(d, "a@outside.example", ["alice@remote.example"], MESSAGE)[0] == 250
         [line] = receiver.wait_for_log(r"<= a@outside\.example ", 15)
-        assert re.search(r" P=esmtps? K ", line), line
+        assert re.search(r" P=esmtps? (X=\S+ CV=\w+ )?K S=", line), line
         sent = d.wait_for_log(r"=> alice@remote\.example ", 15)[0]
         assert re.search(r' K C="250- \d+ byte chunk, total \d+\\n250 OK id=\S+"$', sent), sent
         files = wait_for(lambda: list((inner / "maildir" / "alice" / "new").glob("*")), 15)

@@ -122,5 +122,6 @@ def test_chunking_advertise_hosts_can_withhold_chunking(pymta_daemon):
     with d.client() as c:
         c.banner()
         assert "CHUNKING" not in c.ehlo()[1]
-        c.send_raw(TX + b"BDAT 3 LAST\r\n")
-        assert _replies(c, 3)[2] == (503, "BDAT command used when CHUNKING not advertised")
+        c.send_raw(TX + b"BDAT 3 LAST\r\nabcNOOP\r\n")
+        assert _replies(c, 4)[2:] == [(503, "BDAT command used when CHUNKING not advertised"),
+                                      (250, "OK")]

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from pymta.config.values import main_option
 from pymta.logevents import Rejection, write_event
+from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.message.receive import (
     MessageTooBig,
@@ -65,7 +66,7 @@ class MessageAssembly:
     @property
     def accepted_rcpts(self) -> list[str]:          # SmtpSession
         raise NotImplementedError
-    def on_message(self, data: bytes) -> Reply:
+    def on_message(self, data: bytes | FileBody) -> Reply:
         try:
             return self._message(data)
         except Exception:
@@ -75,10 +76,11 @@ class MessageAssembly:
                            + traceback.format_exc().replace("\n", "\n  "))
             return Reply(451, "Temporary local problem - please try later")
 
-    def _message(self, data: bytes) -> Reply:
+    def _message(self, data: bytes | FileBody) -> Reply:
         v = self.ctx.variables
         v["message_size"] = str(len(data))
-        v["message_linecount"] = str(data.count(b"\n"))
+        v["message_linecount"] = str(data.count(b"\n") if isinstance(data, bytes)
+                                     else data.newlines)
         if not self.accepted_rcpts and not self.mail_discard:
             # Every recipient was discarded: Exim accepts without running the DATA ACL.
             self._reset_message()

@@ -30,12 +30,15 @@ Behaviour follows Exim 4.96 where Exim is sane, and is stricter where it is not:
 
 The data is converted as it streams in: CRLF becomes LF (also when a chunk ends
 between CR and LF), a lone CR or LF is kept, and a message that does not end with a
-line ending gets one.  Beyond message_size_limit nothing more is kept, only counted.
+line ending gets one.  It goes into the store the session gives (a file in the spool
+directory, :class:`~pymta.message.body.FileBody`), so a message is never held whole in
+memory; beyond message_size_limit nothing more is kept, only counted.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+from pymta.message.body import FileBody
 from pymta.smtp.server import Reply, SmtpServer
 
 # More significant digits than this cannot be a real chunk (10**18 bytes); int() of a
@@ -69,14 +72,18 @@ def parse_bdat(arg: str) -> tuple[int | None, bool, bool]:
 class ChunkedBody:
     """The message being received in chunks, converted to LF line endings as it arrives.
 
-    ``limit`` > 0: once more than that has arrived nothing more is kept (the message
-    will be refused), so memory stays bounded by message_size_limit."""
+    With ``store`` (a file, from the session) the message streams into it and is never
+    held in memory; without, it is collected in memory.  ``limit`` > 0: once more than
+    that has arrived nothing more is kept (the message will be refused)."""
 
-    def __init__(self, limit: int = 0) -> None:
+    def __init__(self, limit: int = 0, store: FileBody | None = None) -> None:
         self.limit = limit
-        self.data = bytearray()
+        self.store = store
+        self.data = bytearray()        # the message, when there is no store
         self.size = 0                  # bytes of the converted message, kept or not
+        self.newlines = 0
         self._cr = False               # the previous piece ended with CR
+        self._last = b""               # the last byte kept
         self.too_big = False
 
     def feed(self, piece: bytes) -> None:
@@ -89,36 +96,51 @@ class ChunkedBody:
             # CR LF may be split between two pieces (or two chunks): decide later.
             piece = piece[:-1]
             self._cr = True
-        text = piece.replace(b"\r\n", b"\n")
+        self._keep(piece.replace(b"\r\n", b"\n"))
+
+    def _keep(self, text: bytes) -> None:
+        if not text:
+            return
         self.size += len(text)
+        self.newlines += text.count(b"\n")
         if self.too_big:
             return
         if self.limit and self.size > self.limit:
             self.too_big = True
-            self.data = bytearray()
+            self.discard()
             return
-        self.data += text
+        self._last = text[-1:]
+        if self.store is not None:
+            self.store.write(text)
+        else:
+            self.data += text
 
-    def finish(self) -> bytes:
-        """The whole message: a CR left at the very end is data; a message that does
-        not end with a line ending gets one (as Exim does)."""
+    def discard(self) -> None:
+        """Nothing more is kept (too big, or the message was dropped)."""
+        self.data = bytearray()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def finish(self) -> bytes | FileBody:
+        """The whole message (the store when there is one): a CR left at the very end
+        is data; a message that does not end with a line ending gets one (as Exim
+        does)."""
         if self._cr:
             self._cr = False
-            self.size += 1
-            if not self.too_big:
-                self.data += b"\r"
-        if not self.data.endswith(b"\n"):
-            self.size += 1
-            if not self.too_big:
-                self.data += b"\n"
-        return bytes(self.data)
+            self._keep(b"\r")
+        if self._last != b"\n":
+            self._keep(b"\n")
+        return self.store if self.store is not None else bytes(self.data)
 
 
 class BdatReceiver:
     """The BDAT command and the chunked-message state of one server."""
 
-    def __init__(self, server: SmtpServer) -> None:
+    def __init__(self, server: SmtpServer,
+                 store: Callable[[], FileBody] | None = None) -> None:
         self.server = server
+        self.store = store                       # makes a file for each message
         self.body: ChunkedBody | None = None     # a chunked message is in progress
         self.need_rset = False
         server.extra_commands["BDAT"] = self._bdat
@@ -135,6 +157,8 @@ class BdatReceiver:
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
+        if self.body is not None:
+            self.body.discard()
         self.body = None
         self.need_rset = False
 
@@ -185,7 +209,8 @@ class BdatReceiver:
             if not srv.recipients and not srv.discard_message:
                 self._skip(size, self._no_recipients)
                 return
-            self.body = ChunkedBody(srv.size_limit)
+            self.body = ChunkedBody(srv.size_limit,
+                                    self.store() if self.store is not None else None)
             srv.message_chunked = True
         body = self.body
         srv.read_bytes(size, lambda _: self._chunk_done(body, size, last), body.feed)
@@ -205,10 +230,13 @@ class BdatReceiver:
         if last:
             data = body.finish()
             self.body = None
-            # Exim's first line of an accepting reply: the message size on the wire.
-            total = len(data) + data.count(b"\n")
+            # Exim's first line of an accepting reply: the message size on the wire
+            # (LF line ends become CRLF).
+            total = body.size + body.newlines
             srv.end_of_data(data, body.size, body.too_big,
                             note=f" {size} byte chunk, total {total}")
+            if isinstance(data, FileBody):
+                data.close()            # copied to the spool (or refused) by now
         elif body.too_big:
             # Exim answers at the end of the chunk that went over the limit.
             self.body = None

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pymta.message.body import FileBody
 from pymta.smtp.actions import (
     Action,
     Challenge,
@@ -90,8 +91,9 @@ class SmtpHandler:
     def on_predata(self) -> Reply | None:
         return None
 
-    def on_message(self, data: bytes) -> Reply:
-        """The message body (LF line endings, dot-stuffing undone). Must return the reply."""
+    def on_message(self, data: bytes | FileBody) -> Reply:
+        """The message (LF line endings, dot-stuffing undone; a BDAT message may be in a
+        :class:`~pymta.message.body.FileBody`). Must return the reply."""
         return Reply(250, "OK")
 
     def on_rset(self) -> None:
@@ -854,7 +856,7 @@ class SmtpServer:
         self.end_of_data(body, size, too_big)
         return True
 
-    def end_of_data(self, body: bytes, size: int, too_big: bool = False,
+    def end_of_data(self, body: bytes | FileBody, size: int, too_big: bool = False,
                     note: str | None = None) -> None:
         """The whole message is in (DATA's terminator, or BDAT LAST): refuse it when it
         is over message_size_limit, else hand it to the handler; then the transaction

@@ -17,6 +17,7 @@ concerns live in their own modules and are mixed in:
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
+from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.routing import route_address
 from pymta.smtp.assemble import MessageAssembly
@@ -41,6 +43,7 @@ from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
 from pymta.smtp.socket_loop import Connection, TlsWrap, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
+from pymta.spool.files import configured_spool
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
 
@@ -240,6 +243,18 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, DialogueLog, TlsGlue, A
     def on_rset(self) -> None:
         self._reset_message()
 
+    def bdat_store(self) -> FileBody:
+        """Where a BDAT message streams to: an unnamed file in the spool directory
+        (anywhere temporary for -bh, which may have no spool)."""
+        if not self.host_checking:
+            spool = configured_spool(self.config)
+            if os.path.isdir(spool):
+                try:
+                    return FileBody(spool)
+                except OSError:
+                    pass            # -bs by a user who cannot write there
+        return FileBody()
+
     def on_quit(self) -> Reply | None:
         self.quit_seen = True
         res = self._run("acl_smtp_quit", "quit")
@@ -412,7 +427,7 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
         session.tls_wrap = session.tls_wrap_socket
     session.auth_install(server)
     # BDAT is always recognised (Exim answers it with 503 when not advertised).
-    chunking = BdatReceiver(server)
+    chunking = BdatReceiver(server, session.bdat_store)
     if _host_in(config, "chunking_advertise_hosts", session, "*"):
         chunking.advertise()
     session._reset_message()

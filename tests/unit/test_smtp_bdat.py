@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pymta.message.body import FileBody
 from pymta.smtp.actions import ReadBytes, ReadLine, SendReply
 from pymta.smtp.bdat import BdatReceiver, ChunkedBody, parse_bdat
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer
@@ -243,3 +244,37 @@ def test_timeout_and_lost_connection_in_a_chunk_count_as_in_data():
     server.feed(TX + b"BDAT 10\r\nabc")
     assert server.in_data
     assert b"SMTP incoming data timeout" in server.timeout_reply()
+
+
+class FileHandler(Handler):
+    """Reads the message back from its file, as the spool writer would."""
+
+    def on_message(self, data) -> Reply:
+        assert isinstance(data, FileBody)
+        data.file.seek(0)
+        self.messages.append(data.file.read())
+        return Reply(250, "OK id=f")
+
+
+def test_with_a_store_the_message_streams_to_a_file_not_memory(tmp_path):
+    handler = FileHandler()
+    server = SmtpServer("mx.test", handler)
+    stores: list[FileBody] = []
+
+    def store() -> FileBody:
+        stores.append(FileBody(str(tmp_path)))
+        return stores[-1]
+    chunking = BdatReceiver(server, store)
+    chunking.advertise()
+    server.greet("mx.test ESMTP")
+    server.feed(b"EHLO x\r\n")
+    server.feed(TX + b"BDAT 3\r\nab\r")
+    assert chunking.body is not None and chunking.body.data == bytearray()
+    assert stores[0].size == 2                # the CR waits for what follows
+    out = server.feed(b"BDAT 100000 LAST\r\n" + b"\n" + b"x" * 99_999)
+    assert out.endswith(b"250- 100000 byte chunk, total 100005\r\n250 OK id=f\r\n")
+    assert handler.messages == [b"ab\n" + b"x" * 99_999 + b"\n"]     # CR|LF joined
+    assert stores[0].file.closed                # closed once spooled
+    # A dropped message closes its file too.
+    server.feed(TX + b"BDAT 2\r\nabRSET\r\n")
+    assert len(stores) == 2 and stores[1].file.closed

@@ -13,9 +13,15 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pymta.config import load_config
+from pymta.message import body as body_module
+from pymta.message.body import FileBody
+from pymta.message.envelope import Envelope
 from pymta.message.headers import split_message
+from pymta.message.receive import prepare_message
 from pymta.smtp.bdat import BdatReceiver, parse_bdat
 from pymta.smtp.server import SMTP_CMD_BUFFER_SIZE, Reply, SmtpHandler, SmtpServer, parse_path
+from pymta.spool.files import data_path, write_spool
 
 FAST = settings(max_examples=120, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -215,3 +221,51 @@ def test_bdat_over_the_size_limit_stays_in_step(sizes, limit, cuts):
     assert out.endswith(b"250 OK\r\n") and not server.in_data
     total = sum(sizes) + 1                       # the line end Exim adds
     assert (handler.messages == []) == (total > limit or b"552" in out)
+
+
+_MESSAGE_PIECES = [b"Subject: x\n", b"To: a@b.c\n", b" folded\n", b"\n", b"body", b"\0",
+                   b"\r", b"line\n", b"not a header\n", b"x" * 70, b"X-Long: " + b"y" * 300]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_MESSAGE_PIECES), max_size=30).map(b"".join),
+       st.lists(st.integers(1, 400), max_size=5), st.integers(1, 100))
+def test_a_message_streamed_to_a_file_spools_exactly_as_bytes(tmp_path_factory, data, writes,
+                                                              block):
+    """The BDAT path (message in a FileBody) and the DATA path (bytes) make the same
+    spool image and the same -D file."""
+    tmp = tmp_path_factory.mktemp("fb")
+    (tmp / "conf").write_text(f"spool_directory = {tmp}/spool\nprimary_hostname = mx.test\n")
+    cfg = load_config(str(tmp / "conf"))
+    body = FileBody(str(tmp))
+    rest = data
+    for n in writes:                       # written in pieces, as chunks arrive
+        body.write(rest[:n])
+        rest = rest[n:]
+    body.write(rest)
+    msgid = "1abcde-000001-00"
+    body_module._BLOCK, saved = block, body_module._BLOCK     # small reads: block edges
+    try:
+        images = _spool_images(cfg, tmp, data, body, msgid)
+    finally:
+        body_module._BLOCK = saved
+    assert images[0] == images[1]
+
+
+def _spool_images(cfg, tmp, data, body, msgid):
+    images = []
+    for source, spool_dir in ((data, str(tmp / "s1")), (body, str(tmp / "s2"))):
+        env = Envelope(sender="a@b.c", recipients=["u@d.e"], host_address="10.0.0.1",
+                       host_port=1, helo_name="x.y", msgid=msgid, received_time=1.0e9)
+        prepared = prepare_message(cfg, env, source)
+        spool = prepared.spool
+        spool.variables.pop("received_time_complete", None)
+        on_disk = (body, prepared.body_start) if source is body else \
+            memoryview(data)[prepared.body_start:]
+        write_spool(spool_dir, spool, on_disk)
+        with open(data_path(spool_dir, msgid), "rb") as f:
+            d_file = f.read().split(b"\n", 1)[1]
+        images.append(([h.text for h in spool.headers], spool.variables, prepared.size,
+                       prepared.body_start, d_file))
+    return images

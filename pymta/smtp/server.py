@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from pymta.message.body import FileBody
@@ -870,7 +870,7 @@ class SmtpServer:
             reply = self.handler.on_message(body)
             self.messages_received += 1
             if note is not None and reply.code // 100 == 2:
-                reply = Reply(reply.code, f"{note}\n{reply.text}", reply.close)
+                reply = replace(reply, text=f"{note}\n{reply.text}")
             self._send(reply)
         self._reset_transaction()
         self._free_rset = self._free_helo = True     # a new message is expected

@@ -195,3 +195,16 @@ def test_bs_untrusted_sender_replaced_in_session(tmp_path):
     msg = read_header(str(spool), ids[0])
     assert msg.sender == "joe@test.example"
     assert any("<= joe@test.example U=joe P=local-esmtp" in ln for ln in Log.lines)
+
+
+def test_bh_bdat_matches_exim_transcript(tmp_path):
+    """A CHUNKING dialogue (recorded with exim4 -bh and the same configuration): chunks
+    with a NOOP between them, dots kept, DATA and BDAT after the message, BDAT 0 LAST,
+    the DATA ACL refusing chunked messages, K on the <= line."""
+    conf, spool = _config(tmp_path, extra=_EXIM_RECEIVED)
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "bdat.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / "bdat.exim.out").read_text())
+    assert _log_lines(proc.stderr) == _log_lines((DATA / "bdat.exim.log").read_text())
+    assert not list(spool.glob("input/*-H"))

@@ -65,6 +65,7 @@ class Address:
     continued_connection: bool = False
     smtp_confirmation: str | None = None
     sent_as: str = ""                   # the envelope form sent, when not ``address``
+    chunking_used: bool = False         # the smtp transport sent it with BDAT (K)
     # Set by the smtp transport for X=, CV=, DN= and A= on the delivery line: the
     # outgoing TLS session ($tls_out_cipher, ..._certificate_verified, ..._peerdn; empty
     # cipher: no TLS) and the client authenticator that succeeded (its name and the

@@ -62,6 +62,7 @@ class Arrival:
     queue: str = ""                               # a named queue: Q=
     prdr: bool = False                            # PRDR was used
     proxy: str = ""                               # PRX=: the proxy's own address
+    chunking: bool = False                        # K: the data came by BDAT
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -84,6 +85,8 @@ class Arrival:
             parts.append("PRDR")
         if self.proxy and log_selected(config, "proxy"):
             parts.append(f"PRX={self.proxy}")
+        if self.chunking:
+            parts.append("K")           # after X=/CV=/A=, whatever log_selector says
         parts.append(f"S={self.size}")
         if self.queue:
             parts.append(f"Q={self.queue}")
@@ -107,6 +110,7 @@ class Delivery:
     queue: str = ""                               # the named queue of the message
     shadow: str = ""                              # "ST=name" (and its error) at the end
     cutthrough: bool = False                      # ">>": delivered while being received
+    chunking: bool = False                        # K: sent with BDAT
 
     def line(self, config: Any) -> str:
         # a system filter's file or pipe delivery has no router
@@ -117,6 +121,8 @@ class Delivery:
         if self.host:
             parts.append(self.host)
             parts.extend(session_fields(config, self.session))
+            if self.chunking:
+                parts.append("K")
         if self.confirmation:          # smtp, and lmtp's per-recipient reply
             escaped = self.confirmation.replace('"', '\\"')
             parts.append(f'C="{escaped}"')

@@ -51,14 +51,23 @@ class ContentError(Exception):
 
 @dataclass
 class ContentScan:
-    """The message being scanned: header lines, body, message id, spool directory."""
+    """The message being scanned: header lines, body, message id, spool directory.
+
+    ``body`` may be a callable that reads the body: a message received with BDAT is in
+    a file, and is read only when an ACL scans it."""
 
     headers: list[str]
-    body: bytes
+    source: bytes | Callable[[], bytes]
     message_id: str
     spool_dir: str
     part: MimePart | None = None
     decode_sequence: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def body(self) -> bytes:
+        if callable(self.source):
+            self.source = self.source()
+        return self.source
 
     @property
     def scan_dir(self) -> str:

@@ -7,7 +7,7 @@ ignored.  This module is the one place that says what is *known to Exim but not 
 * main options and driver options pymta never reads (:data:`UNSUPPORTED_MAIN`,
   :data:`UNSUPPORTED_GENERIC`, :data:`UNSUPPORTED_PRIVATE`).  Some of them are accepted
   when set to the one value that describes what pymta does anyway (for example
-  ``chunking_advertise_hosts =``: pymta never offers CHUNKING); that value is given in the table;
+  ``prdr_enable = false``: pymta never offers PRDR); that value is given in the table;
 * options that are truly no-ops in pymta's design, accepted with any value; each has the
   reason in :data:`IGNORED_MAIN`, :data:`IGNORED_GENERIC` and :data:`IGNORED_PRIVATE`;
 * Exim drivers that are not built in: every driver of the option tables that has no
@@ -41,7 +41,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     # Features pymta does not have: accepted only when they say "off".
     "accept_8bitmime": True,                 # 8BITMIME is always advertised
     "allow_utf8_domains": False,
-    "chunking_advertise_hosts": "",
     "commandline_checks_require_admin": False,
     "deliver_drop_privilege": False,
     "delivery_date_remove": False,           # such headers are kept
@@ -152,7 +151,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
 "hosts_require_alpn": "",
-        "hosts_try_chunking": "",
         "hosts_try_fastopen": "",
         **_reject("""
             address_retry_include_sender arc_sign authenticate_hosts

@@ -961,7 +961,7 @@ class MessageDelivery:
             first=first, host=host_field(a) if h is not None else "",
             session=self._session_facts(a),
             confirmation=a.smtp_confirmation or "", queue=self.queue_name,
-            shadow=a.shadow_note).line(self.config),
+            shadow=a.shadow_note, chunking=a.chunking_used).line(self.config),
             about=a)
         self.outcome.delivered.append(a.address)
         top = a.top_parent()

@@ -51,6 +51,7 @@ class Envelope:
     sender: str
     recipients: list[str]
     protocol: str = "smtp"                 # smtp esmtp esmtpa esmtps esmtpsa local ...
+    chunking: bool = False                 # the data came in BDAT chunks (K in the log)
     queue_name: str = ""                   # a named queue (the ACL "queue" modifier)
     host_address: str | None = None
     host_port: int | None = None

@@ -27,6 +27,7 @@ from pymta.logevents import Arrival
 from pymta.logfields import SessionLogFacts
 
 # Envelope is defined in pymta.message.envelope; these names are kept importable here.
+from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (
     ParsedMessage,
@@ -60,7 +61,7 @@ class PreparedMessage:
     """The spool image of a message before it is written (see :func:`prepare_message`)."""
 
     spool: SpoolMessage
-    data: bytes
+    data: bytes | FileBody                 # the message; a FileBody stays on disk
     body_start: int
     message_id_header: str | None          # Message-ID value for id= (None if created)
     size: int
@@ -194,9 +195,11 @@ def spool_recipients(env: Envelope) -> list[SpoolRecipient]:
     return out
 
 
-def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMessage:
+def prepare_message(config: Any, envelope: Envelope,
+                    data: bytes | FileBody) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
-    the SpoolMessage (not yet written).  Raises MessageTooBig."""
+    the SpoolMessage (not yet written).  Raises MessageTooBig.  ``data`` may be a
+    :class:`FileBody`: only its header block is read into memory."""
     env = envelope
     limit = env.size_limit
     if limit is None:
@@ -207,7 +210,17 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
     now = time.time()
     started = env.received_time if env.received_time is not None else now
     msgid = env.msgid or new_message_id()
-    parsed: ParsedMessage = split_message(data)
+    parsed: ParsedMessage
+    if isinstance(data, FileBody):
+        _head, parsed = data.header_block()
+        newlines, zeros, longest = data.scan(parsed.body_start)
+        ends_open = not data.endswith_newline()
+    else:
+        parsed = split_message(data)
+        newlines = data.count(b"\n", parsed.body_start)
+        zeros = data.count(b"\0", parsed.body_start)
+        longest = max_line_length(data)
+        ends_open = not data.endswith(b"\n")
     headers = parsed.headers
     body_start = parsed.body_start
 
@@ -284,14 +297,13 @@ def prepare_message(config: Any, envelope: Envelope, data: bytes) -> PreparedMes
         ident = variables["sender_ident"]
         svars["ident"] = Tainted(ident) if env.host_address else ident
     svars["received_protocol"] = env.protocol
-    linecount = data.count(b"\n", body_start)
-    if len(data) > body_start and not data.endswith(b"\n"):
+    linecount = newlines
+    if len(data) > body_start and ends_open:
         linecount += 1
     svars["body_linecount"] = str(linecount)
-    zeros = data.count(b"\0", body_start)
     if zeros:
         svars["body_zerocount"] = str(zeros)
-    svars["max_received_linelength"] = str(max_line_length(data))
+    svars["max_received_linelength"] = str(longest)
     auth_id = env.authenticated_id
     auth_sender = env.authenticated_sender
     local_sender = env.is_local_submission and not env.sender_set_by_caller
@@ -403,10 +415,11 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
             auth_id=env.authenticated_id or ""),
         message_id=prepared.message_id_header, queue=env.queue_name,
-        prdr=env.prdr, proxy=env.proxy_local_address or "").fields(config)
+        prdr=env.prdr, proxy=env.proxy_local_address or "",
+        chunking=env.chunking).fields(config)
 
 
-def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
+def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log: Any,
                     prepared: PreparedMessage | None = None,
                     after_spool: Callable[[str], bool] | None = None) -> str:
     """Spool a message durably, log its arrival, and return its id.
@@ -426,7 +439,9 @@ def receive_message(config: Any, envelope: Envelope, data: bytes, log: Any,
     spool = prepared.spool
     if envelope.queue_name:
         set_message_queue(spool_dir, spool.id, envelope.queue_name)
-    body = memoryview(prepared.data)[prepared.body_start:]
+    data = prepared.data
+    body = (data, prepared.body_start) if isinstance(data, FileBody) \
+        else memoryview(data)[prepared.body_start:]
     write_spool(spool_dir, spool, body)
     # The -H file is in place: the message exists.  From here on a failure must not
     # reach the caller, who would refuse the message and get it sent again.

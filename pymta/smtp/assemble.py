@@ -16,6 +16,7 @@ from typing import Any, Callable
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.config.values import main_option
 from pymta.logevents import Rejection, write_event
+from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.message.receive import (
     MessageTooBig,
@@ -75,7 +76,7 @@ class MessageAssembly:
     @property
     def accepted_rcpts(self) -> list[str]:          # SmtpSession
         raise NotImplementedError
-    def on_message(self, data: bytes) -> Reply:
+    def on_message(self, data: bytes | FileBody) -> Reply:
         try:
             return self._message(data)
         except Exception:
@@ -85,10 +86,11 @@ class MessageAssembly:
                            + traceback.format_exc().replace("\n", "\n  "))
             return Reply(451, "Temporary local problem - please try later")
 
-    def _message(self, data: bytes) -> Reply:
+    def _message(self, data: bytes | FileBody) -> Reply:
         v = self.ctx.variables
         v["message_size"] = str(len(data))
-        v["message_linecount"] = str(data.count(b"\n"))
+        v["message_linecount"] = str(data.count(b"\n") if isinstance(data, bytes)
+                                     else data.newlines)
         too_long = header_refusal(self.config, data)
         if too_long is not None:
             self._reset_message()
@@ -163,8 +165,11 @@ class MessageAssembly:
         """The DATA ACL, then the spool (or -bh's pretence): the final reply."""
         pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
         # What regex, mime_regex and decode scan; its decoded files go afterwards.
+        data, start = prepared.data, prepared.body_start
         self.content_scan = ContentScan(
-            list(self.ctx.headers), prepared.data[prepared.body_start:], self.msgid or "",
+            list(self.ctx.headers),
+            data[start:] if isinstance(data, bytes) else (lambda: data.read_from(start)),
+            self.msgid or "",
             str(main_option(self.config, "spool_directory", "")))
         try:
             mime = self._run_mime_acl(self.content_scan)
@@ -299,6 +304,7 @@ class MessageAssembly:
         env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
         env.utf8_downconvert = self.message_utf8_downconvert
         env.msgid = self.msgid
+        env.chunking = self.server.message_chunked
         if self.local_caller is None:
             env.host_name = v.get("sender_host_name") or None
             env.helo_name = v.get("sender_helo_name") or None

@@ -330,20 +330,11 @@ class SmtpClient:
     def has(self, extension: str) -> bool:
         return extension.upper() in self.extensions
 
-    def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
-                       body_8bit: bool = False, pipelining: bool = True,
-                       auth_param: str = "", rcpt_param: str = "", dsn_param: str = "",
-                       rcpt_dsn: list[str] | None = None, smtputf8: bool = False,
-                       prdr: bool = False) -> Transaction:
-        """Send MAIL, the RCPTs and (when useful) DATA.
-
-        ``dsn_param`` is added to MAIL (RET=, ENVID=) before ``auth_param``, as Exim
-        orders them; ``rcpt_dsn`` holds each recipient's NOTIFY=/ORCPT= text.
-
-        With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
-        write and the replies are read afterwards.  Otherwise each command waits for its
-        reply; DATA is sent only when some recipient was accepted.
-        """
+    def mail_command(self, sender: str, *, size: int | None = None, body_8bit: bool = False,
+                     auth_param: str = "", dsn_param: str = "", smtputf8: bool = False,
+                     prdr: bool = False) -> str:
+        """The MAIL command line (no CRLF) with the parameters the server offers, in
+        Exim's order: SIZE, BODY, PRDR, SMTPUTF8, the DSN RET=/ENVID=, AUTH=."""
         mail = f"MAIL FROM:<{sender}>"
         if size is not None and self.has("SIZE"):
             mail += f" SIZE={size}"
@@ -357,10 +348,39 @@ class SmtpClient:
             mail += " " + dsn_param
         if auth_param:
             mail += " " + auth_param
+        return mail
+
+    @staticmethod
+    def rcpt_commands(recipients: list[str], rcpt_param: str = "",
+                      rcpt_dsn: list[str] | None = None) -> list[str]:
+        """The RCPT command lines, each with its DSN NOTIFY=/ORCPT= text (``rcpt_dsn``)
+        and ``rcpt_param``."""
         extra = rcpt_dsn or [""] * len(recipients)
-        rcpts = [f"RCPT TO:<{r}>" + (f" {d}" if d else "")
-                 + (f" {rcpt_param}" if rcpt_param else "")
-                 for r, d in zip(recipients, extra)]
+        return [f"RCPT TO:<{r}>" + (f" {d}" if d else "")
+                + (f" {rcpt_param}" if rcpt_param else "")
+                for r, d in zip(recipients, extra)]
+
+    def mail_rcpt_data(self, sender: str, recipients: list[str], *, size: int | None = None,
+                       body_8bit: bool = False, pipelining: bool = True,
+                       auth_param: str = "", rcpt_param: str = "", dsn_param: str = "",
+                       rcpt_dsn: list[str] | None = None, smtputf8: bool = False,
+                       prdr: bool = False) -> Transaction:
+        """Send MAIL, the RCPTs and (when useful) DATA (see :meth:`transaction`); the
+        command lines are made by :meth:`mail_command` and :meth:`rcpt_commands`."""
+        mail = self.mail_command(sender, size=size, body_8bit=body_8bit,
+                                 auth_param=auth_param, dsn_param=dsn_param,
+                                 smtputf8=smtputf8, prdr=prdr)
+        return self.transaction(mail, self.rcpt_commands(recipients, rcpt_param, rcpt_dsn),
+                                pipelining=pipelining)
+
+    def transaction(self, mail: str, rcpts: list[str], *,
+                    pipelining: bool = True) -> Transaction:
+        """Send the MAIL line, the RCPT lines and (when useful) DATA.
+
+        With PIPELINING advertised (and ``pipelining`` allowed) everything goes in one
+        write and the replies are read afterwards.  Otherwise each command waits for its
+        reply; DATA is sent only when some recipient was accepted.
+        """
         if pipelining and self.has("PIPELINING"):
             blob = "".join(c + "\r\n" for c in [mail, *rcpts, "DATA"])
             self.send(blob.encode("utf-8", "surrogateescape"), mail)

@@ -24,6 +24,7 @@ from pymta.config.values import main_opt, main_option
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
+from pymta.message.body import FileBody
 from pymta.osutil import load_average
 from pymta.smtp.server import Reply
 
@@ -221,14 +222,15 @@ def header_section(data: bytes) -> bytes:
     return head
 
 
-def header_refusal(config: Any, data: bytes) -> tuple[str, int] | None:
+def header_refusal(config: Any, data: bytes | FileBody) -> tuple[str, int] | None:
     """header_maxsize and header_line_maxsize: None, or the reason ("long" for the whole
-    header section, "line" for one header) and the limit that was passed."""
+    header section, "line" for one header) and the limit that was passed.  A message
+    received with BDAT is in a file: only its header block is read."""
     total = int(main_opt(config, "header_maxsize") or 0)
     per_line = int(main_opt(config, "header_line_maxsize") or 0)
     if not total and not per_line:
         return None
-    head = header_section(data)
+    head = header_section(data if isinstance(data, bytes) else data.header_block()[0])
     if total and len(head) > total:
         return "long", total
     if per_line:

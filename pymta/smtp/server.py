@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from pymta.i18n import first_non_ascii
+from pymta.message.body import FileBody
 from pymta.smtp.actions import (
     Action,
     Challenge,
@@ -105,8 +106,9 @@ class SmtpHandler:
     def on_predata(self) -> Reply | None:
         return None
 
-    def on_message(self, data: bytes) -> Reply:
-        """The message body (LF line endings, dot-stuffing undone). Must return the reply."""
+    def on_message(self, data: bytes | FileBody) -> Reply:
+        """The message (LF line endings, dot-stuffing undone; a BDAT message may be in a
+        :class:`~pymta.message.body.FileBody`). Must return the reply."""
         return Reply(250, "OK")
 
     def on_rset(self) -> None:
@@ -164,6 +166,16 @@ def valid_helo(name: str, allow_chars: str = "") -> bool:
 _BEFORE_PIPELINING = ("ETRN", "VRFY", "EXPN")
 
 _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
+
+
+@dataclass
+class _FixedRead:
+    """A fixed-size read in progress (:meth:`SmtpServer.read_bytes`)."""
+
+    wanted: int
+    done: Callable[[bytes], None]
+    piece: Callable[[bytes], None] | None
+    got: bytearray = field(default_factory=bytearray)
 
 
 @dataclass
@@ -377,8 +389,16 @@ class SmtpServer:
         self._data_too_big = False
         self._skip_long_line = False
         self._exchange: Challenge | None = None        # AUTH-style exchange in progress
-        # BDAT-style fixed-size read: [bytes still wanted, callback, bytes so far]
-        self._want_bytes: tuple[int, Callable[[bytes], None], bytearray] | None = None
+        # BDAT-style fixed-size read: bytes still wanted, the callback at the end, and
+        # either the bytes so far or (streaming) the callback each piece goes to.
+        self._want_bytes: _FixedRead | None = None
+        # Called whenever the transaction is reset (RSET, HELO/EHLO, TLS, end of data):
+        # extensions with their own message state (BDAT) forget it there.
+        self.reset_hooks: list[Callable[[], None]] = []
+        # Consulted before a recognised command runs: True means it was answered
+        # (BDAT refuses most commands in the middle of a chunked message).
+        self.command_gate: Callable[[str, str], bool] | None = None
+        self.message_chunked = False      # the message in progress came by BDAT
         self._tls_pending = False        # StartTls asked for; input is discarded until done
         self.tls_active = False
         self.plaintext_discarded = 0     # bytes thrown away at STARTTLS (for logging)
@@ -464,7 +484,7 @@ class SmtpServer:
         elif self._tls_pending:
             actions.append(StartTls())
         elif self._want_bytes is not None:
-            actions.append(ReadBytes(self._want_bytes[0]))
+            actions.append(ReadBytes(self._want_bytes.wanted))
         else:
             actions.append(ReadLine(SMTP_CMD_BUFFER_SIZE))
         return actions
@@ -507,14 +527,14 @@ class SmtpServer:
     def connection_lost(self) -> None:
         """The client went away (EOF): log as Exim does."""
         if not self.closed:
-            where = "reading message data" if self._in_data else "reading SMTP command"
+            where = "reading message data" if self.in_data else "reading SMTP command"
             self._event("lost", where=where)
             self.closed = True
 
     def timeout_reply(self) -> bytes:
         """smtp_receive_timeout expired: the 421 to send before closing."""
         self.closed = True
-        if self._in_data:
+        if self.in_data:
             self._event("data_timeout")
             return format_reply(
                 421, f"{self.hostname} SMTP incoming data timeout - closing connection")
@@ -541,7 +561,8 @@ class SmtpServer:
 
     @property
     def in_data(self) -> bool:
-        return self._in_data
+        """Is message data being read (after DATA, or a BDAT chunk)?"""
+        return self._in_data or self._want_bytes is not None
 
     # ------------------------------------------------------------------ helpers
     def _event(self, name: str, **info: Any) -> None:
@@ -581,6 +602,9 @@ class SmtpServer:
         return False
 
     def _reset_transaction(self) -> None:
+        self.message_chunked = False
+        for hook in self.reset_hooks:
+            hook()
         self.sender = None
         self.mail_params = {}
         self.smtputf8 = False
@@ -640,6 +664,8 @@ class SmtpServer:
             return
         if text_arg is None:
             self._synprot(501, "non-UTF-8 bytes in command")
+            return
+        if self.command_gate is not None and self.command_gate(verb, text_arg):
             return
         extra = self.extra_commands.get(verb)
         if extra is not None:
@@ -888,13 +914,7 @@ class SmtpServer:
             self._synprot(501, "unexpected argument data")
             return
         if not self.recipients and not self.discard_message:
-            if self.rcpt_response is not None and self.rcpt_response_same:
-                self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
-                                 f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
-            if self.pipelining_advertised and was_rcpt:
-                self._reply(503, "Valid RCPT command must precede DATA")
-            else:
-                self._synprot(503, "valid RCPT command must precede DATA")
+            self.no_valid_recipients("DATA", was_rcpt)
             return
         if not self._sync_ok(always=True):
             return
@@ -907,6 +927,17 @@ class SmtpServer:
         self._data = bytearray(b"\r\n")   # virtual CRLF: the DATA line's own ending
         self._data_scan = 0
         self._data_too_big = False
+
+    def no_valid_recipients(self, verb: str, after_rcpt: bool) -> None:
+        """DATA or BDAT without an accepted recipient: Exim's 503, with the error all
+        the RCPTs got when it was the same for each."""
+        if self.rcpt_response is not None and self.rcpt_response_same:
+            self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
+                             f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
+        if self.pipelining_advertised and after_rcpt:
+            self._reply(503, f"Valid RCPT command must precede {verb}")
+        else:
+            self._synprot(503, f"valid RCPT command must precede {verb}")
 
     def _process_data(self) -> bool:
         """Move buffered input into the message; True when the terminator was found."""
@@ -938,17 +969,28 @@ class SmtpServer:
             body = body.replace(b"\r", b"\n")
         size = len(body) + self._data_size
         self._data_size = 0
-        if self._data_too_big or (self.size_limit and size > self.size_limit):
-            self._data_too_big = False
+        too_big, self._data_too_big = self._data_too_big, False
+        self.end_of_data(body, size, too_big)
+        return True
+
+    def end_of_data(self, body: bytes | FileBody, size: int, too_big: bool = False,
+                    note: str | None = None) -> None:
+        """The whole message is in (DATA's terminator, or BDAT LAST): refuse it when it
+        is over message_size_limit, else hand it to the handler; then the transaction
+        is over.  ``body`` has LF line endings; ``size`` counts what was received (more
+        than ``body`` when the excess was not kept).  ``note`` is a first reply line
+        put before an accepting reply (BDAT's "n byte chunk, total m")."""
+        if too_big or (self.size_limit and size > self.size_limit):
             self._event("too_big", size=size, max=self.size_limit)
             self._reply(552, "Message size exceeds maximum permitted")
         else:
             reply = self.handler.on_message(body)
             self.messages_received += 1
+            if note is not None and reply.code // 100 == 2:
+                reply = replace(reply, text=f"{note}\n{reply.text}")
             self._send(reply)
         self._reset_transaction()
         self._free_rset = self._free_helo = True     # a new message is expected
-        return True
 
     def _cmd_rset(self, arg: str, _was_rcpt: bool) -> None:
         if arg:
@@ -1026,25 +1068,35 @@ class SmtpServer:
         else:
             raise TypeError(f"exchange step returned {result!r}")
 
-    def read_bytes(self, count: int, done: Callable[[bytes], None]) -> None:
+    def read_bytes(self, count: int, done: Callable[[bytes], None],
+                   piece: Callable[[bytes], None] | None = None) -> None:
         """Take the next ``count`` bytes of input as data (BDAT), not as commands, and
-        call ``done(data)`` with them; ``done`` answers through :meth:`send_reply`."""
-        self._want_bytes = (count, done, bytearray())
+        call ``done(data)`` with them; ``done`` answers through :meth:`send_reply`.
+
+        With ``piece`` the bytes are not collected: each part is passed to
+        ``piece(part)`` as it arrives and ``done`` gets b"" (a chunk is never held
+        whole)."""
+        self._want_bytes = _FixedRead(count, done, piece)
         if count == 0:
             self._process_bytes()
 
     def _process_bytes(self) -> bool:
         """Move buffered input into a fixed-size read; True when it is complete."""
-        assert self._want_bytes is not None
-        wanted, done, got = self._want_bytes
-        take = min(wanted, len(self._buf))
-        got += self._buf[:take]
-        del self._buf[:take]
-        if take < wanted:
-            self._want_bytes = (wanted - take, done, got)
+        want = self._want_bytes
+        assert want is not None
+        take = min(want.wanted, len(self._buf))
+        if take:
+            part = bytes(self._buf[:take])
+            del self._buf[:take]
+            want.wanted -= take
+            if want.piece is not None:
+                want.piece(part)
+            else:
+                want.got += part
+        if want.wanted:
             return False
         self._want_bytes = None
-        done(bytes(got))
+        want.done(bytes(want.got))
         return True
 
     def start_tls(self) -> None:

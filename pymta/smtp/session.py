@@ -17,6 +17,7 @@ concerns live in their own modules and are mixed in:
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any, Callable
@@ -30,10 +31,12 @@ from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
+from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.routing import route_address
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
+from pymta.smtp.bdat import BdatReceiver
 from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.cutthrough_api import CutthroughOpener
@@ -51,6 +54,7 @@ from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
 from pymta.smtp.socket_loop import Connection, TlsWrap, perform, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
+from pymta.spool.files import configured_spool
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
 
@@ -305,6 +309,18 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
     def on_rset(self) -> None:
         self._reset_message()
 
+    def bdat_store(self) -> FileBody:
+        """Where a BDAT message streams to: an unnamed file in the spool directory
+        (anywhere temporary for -bh, which may have no spool)."""
+        if not self.host_checking:
+            spool = configured_spool(self.config)
+            if os.path.isdir(spool):
+                try:
+                    return FileBody(spool)
+                except OSError:
+                    pass            # -bs by a user who cannot write there
+        return FileBody()
+
     def on_quit(self) -> Reply | None:
         self.quit_seen = True
         res = self._run("acl_smtp_quit", "quit")
@@ -530,6 +546,10 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
     session.limits = CommandLimits(
         session, lambda option, default: _host_in(config, option, session, default),
         session.sleep)
+    # BDAT is always recognised (Exim answers it with 503 when not advertised).
+    chunking = BdatReceiver(server, session.bdat_store)
+    if _host_in(config, "chunking_advertise_hosts", session, "*"):
+        chunking.advertise()
     session._reset_message()
     return server
 

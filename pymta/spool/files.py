@@ -15,7 +15,7 @@ name and renamed into place after fsync.
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from pymta.osutil import fsync_dir as _fsync_dir
 from pymta.osutil import reserve_beyond_eof
@@ -27,6 +27,12 @@ SPOOL_DIR_MODE = 0o750
 SPOOL_FILE_MODE = 0o640
 _ENC = "utf-8"
 _ERR = "surrogateescape"      # spool files are bytes; keep undecodable bytes round-trippable
+
+
+class BodyFile(Protocol):
+    """A message kept in a file (pymta.message.body.FileBody) that can copy itself."""
+
+    def copy_to(self, fd: int, start: int) -> None: ...
 
 
 class SpoolFormatError(Exception):
@@ -308,8 +314,12 @@ def _format_recipient(r: SpoolRecipient) -> str:
             f"{errors_to} {len(_enc(errors_to))},{r.pno}#3\n")
 
 
-def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> None:
+def write_spool(spool_dir: str, msg: SpoolMessage,
+                body: bytes | memoryview | tuple[BodyFile, int]) -> None:
     """Durably spool a new message: -D (fsync), then -H via temp name, rename, dir fsync.
+
+    ``body`` is the body's bytes, or (a file holding the message, offset of the body)
+    to be copied from there (a BDAT message is never read into memory whole).
 
     The -D file must not exist yet (message ids are unique).  On failure the partial
     files are removed and the exception propagates.
@@ -329,7 +339,11 @@ def write_spool(spool_dir: str, msg: SpoolMessage, body: bytes | memoryview) -> 
         # spool tidy never takes this -D for an orphan, whatever the clock says.
         try_write_lock(fd, msg.id)
         try:
-            _write_all(fd, [_enc(f"{msg.id}-D\n"), body])
+            if isinstance(body, tuple):
+                _write_all(fd, [_enc(f"{msg.id}-D\n")])
+                body[0].copy_to(fd, body[1])
+            else:
+                _write_all(fd, [_enc(f"{msg.id}-D\n"), body])
             os.fdatasync(fd)      # data + size; enough for a new file
             _write_header_file(spool_dir, msg)
         finally:

@@ -30,6 +30,7 @@ from pymta.match import match_host
 from pymta.osutil import tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
+from pymta.smtp.bdat_client import mail_rcpt_bdat
 from pymta.tls.outbound import HostRequirements
 from pymta.tls.session import TLSFacts
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
@@ -209,6 +210,7 @@ class SmtpTransport(Transport):
         addrs = list(job.addresses)
         for a in addrs:
             a.result, a.message, a.basic_errno = None, None, 0
+            a.chunking_used = False
         try:
             ctx = self.context(job, addrs[0] if addrs else None)
             limit = int(self.opt("message_linelength_limit") or 0)
@@ -718,13 +720,25 @@ class SmtpTransport(Transport):
             body8 = self._is_8bit(job)
             max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
             pipelining = not self.host_in("hosts_avoid_pipelining", host, ctx)
+            # BDAT instead of DATA when the server offers CHUNKING (never for LMTP).
+            chunking = self.opt("protocol") != "lmtp" and cl.has("CHUNKING") \
+                and self.host_in("hosts_try_chunking", host, ctx)
+            try_prdr = self.host_in("hosts_try_prdr", host, ctx)
             for start in range(0, len(addrs), max_rcpt):
                 chunk = addrs[start:start + max_rcpt]
                 if start:
                     cl.rset()
+                # PRDR's per-recipient verdicts come after DATA: with several
+                # recipients for a PRDR server, DATA is used even where BDAT could be.
+                prdr = try_prdr and len(chunk) > 1 and cl.has("PRDR")
+                if chunking and not prdr:
+                    self._bdat_transaction(cl, job, chunk, rp, size, body8, header,
+                                           pipelining, auth_param, utf8=utf8,
+                                           downconvert=downconvert)
+                    continue
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param, utf8=utf8, downconvert=downconvert,
-                                  try_prdr=self.host_in("hosts_try_prdr", host, ctx))
+                                  try_prdr=try_prdr)
             self._save_session(job, cl)
             if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
                 cl.quit()           # no further message down this session
@@ -780,17 +794,18 @@ class SmtpTransport(Transport):
             a.result, a.message = "defer", self._error_text(stage, reply)
             a.basic_errno, a.more_errno = 0, reply.code
 
-    def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
-                     body8: bool, header: bytes, pipelining: bool = True,
-                     auth_param: str = "", *, utf8: bool = False,
-                     downconvert: bool = False, try_prdr: bool = False) -> None:
-        """One MAIL/RCPT/DATA transaction.  ``utf8`` adds SMTPUTF8 to MAIL;
-        ``downconvert`` sends the recipients in A-label form (logged as sent);
-        ``try_prdr`` asks a server that offers PRDR for per-recipient replies."""
-        prdr = try_prdr and len(chunk) > 1 and cl.has("PRDR")
+    def _envelope_commands(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
+                           body8: bool, auth_param: str, *, utf8: bool = False,
+                           downconvert: bool = False,
+                           prdr: bool = False) -> tuple[str, list[str]]:
+        """MAIL and the RCPTs for ``chunk`` (DATA and BDAT alike): SMTPUTF8 or A-label
+        addresses, the DSN requests for a server that offers DSN (RFC 3461), LMTP's
+        IGNOREQUOTA.  Clears each address's result."""
         rcpts = []
+        dsn = cl.has("DSN")
         for a in chunk:
             a.result = None
+            a.dsn_aware = "yes" if dsn else "no"
             rcpt = self._rcpt(a)
             if downconvert:
                 converted = address_to_alabel(rcpt)
@@ -799,16 +814,72 @@ class SmtpTransport(Transport):
             rcpts.append(rcpt)
         ignore_quota = self.opt("protocol") == "lmtp" and self.opt("lmtp_ignore_quota") \
             and cl.has("IGNOREQUOTA")
-        # RFC 3461: pass the DSN requests on to a server that offers DSN
-        dsn = cl.has("DSN")
-        for a in chunk:
-            a.dsn_aware = "yes" if dsn else "no"
-        t = cl.mail_rcpt_data(rp, rcpts, size=size,
-                              body_8bit=body8, pipelining=pipelining, auth_param=auth_param,
-                              rcpt_param="IGNOREQUOTA" if ignore_quota else "",
-                              dsn_param=mail_dsn_param(job.message, chunk) if dsn else "",
-                              rcpt_dsn=[rcpt_dsn_param(a) for a in chunk] if dsn else None,
-                              smtputf8=utf8, prdr=prdr)
+        mail = cl.mail_command(rp, size=size, body_8bit=body8, auth_param=auth_param,
+                               dsn_param=mail_dsn_param(job.message, chunk) if dsn else "",
+                               smtputf8=utf8, prdr=prdr)
+        return mail, cl.rcpt_commands(rcpts, "IGNOREQUOTA" if ignore_quota else "",
+                                      [rcpt_dsn_param(a) for a in chunk] if dsn else None)
+
+    def _bdat_transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
+                          body8: bool, header: bytes, pipelining: bool,
+                          auth_param: str, *, utf8: bool = False,
+                          downconvert: bool = False) -> None:
+        """One transaction with BDAT (CHUNKING): the replies decide each address.  The
+        envelope carries what a DATA transaction's does (no PRDR: its replies are
+        DATA's)."""
+        mail, rcpts = self._envelope_commands(cl, job, chunk, rp, size, body8, auth_param,
+                                              utf8=utf8, downconvert=downconvert)
+        body_only, headers_only = self.opt("body_only"), self.opt("headers_only")
+        header_len = 0 if body_only else len(header.replace(b"\n", b"\r\n"))
+
+        def write(sink: Any) -> None:
+            write_message(sink, header, job.data_path, use_crlf=True, body_only=body_only,
+                          headers_only=headers_only)
+
+        t = mail_rcpt_bdat(cl, mail, rcpts, write, header_len, pipelining)
+        if not t.mail.ok():
+            res = "fail" if t.mail.kind == "5" else "defer"
+            for a in chunk:
+                a.result = res
+                a.message = self._error_text(t.mail_command, t.mail)
+                a.basic_errno = 0 if res == "fail" else EximErrno.MAIL4XX
+                a.more_errno = t.mail.code
+            return
+        accepted = []
+        for a, r, cmd in zip(chunk, t.rcpts, t.rcpt_commands):
+            if r.ok():
+                accepted.append(a)
+                continue
+            a.result = "fail" if r.kind == "5" else "defer"
+            a.message = self._error_text(cmd, r)
+            a.basic_errno = 0 if a.result == "fail" else EximErrno.RCPT4XX
+            a.more_errno = r.code
+        final = t.final
+        if final is None:
+            return
+        for a in accepted:
+            a.chunking_used = True
+            if final.ok():
+                a.result, a.message, a.basic_errno = "ok", None, 0
+                a.smtp_confirmation = final.text
+            else:
+                a.result = "fail" if final.kind == "5" else "defer"
+                a.message = self._error_text(t.stage, final)
+                a.basic_errno = 0 if a.result == "fail" else EximErrno.DATA4XX
+                a.more_errno = final.code
+
+    def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
+                     body8: bool, header: bytes, pipelining: bool = True,
+                     auth_param: str = "", *, utf8: bool = False,
+                     downconvert: bool = False, try_prdr: bool = False) -> None:
+        """One MAIL/RCPT/DATA transaction.  ``utf8`` adds SMTPUTF8 to MAIL;
+        ``downconvert`` sends the recipients in A-label form (logged as sent);
+        ``try_prdr`` asks a server that offers PRDR for per-recipient replies."""
+        prdr = try_prdr and len(chunk) > 1 and cl.has("PRDR")
+        mail, rcpt_lines = self._envelope_commands(cl, job, chunk, rp, size, body8,
+                                                   auth_param, utf8=utf8,
+                                                   downconvert=downconvert, prdr=prdr)
+        t = cl.transaction(mail, rcpt_lines, pipelining=pipelining)
         # Exim 4.96 names the command without a "pipelined" prefix even when it was
         # pipelined (checked against exim4 as an oracle).
         pl = ""

@@ -17,6 +17,12 @@ dot-unstuffing, RSET, NOOP, VRFY and QUIT.  Its behaviour is chosen with
     ``"connect"`` (before the banner), ``"ehlo"``, ``"mail"``, ``"rcpt"``,
     ``"data"`` (on the DATA command) or ``"dot"`` (after the message body).
 
+With ``chunking=True`` it also offers CHUNKING (RFC 3030): ``BDAT <n> [LAST]`` chunks
+are read byte for byte and the LAST one ends the message (``data`` mode and
+``close_at="dot"`` apply there); ``bdat_reply`` answers every other chunk instead of
+``250 <n> byte chunk received``.  :attr:`ReceivedMessage.bdat_chunks` lists the chunk
+sizes of a message that came that way.
+
 With ``lmtp=True`` it speaks LMTP (RFC 2033): LHLO instead of EHLO/HELO, and
 one reply per accepted recipient after the data (``lmtp_data_replies`` maps a
 recipient to its reply there; the others get 250, or ``code``/``text`` in
@@ -67,6 +73,8 @@ class ReceivedMessage:
     tls: Optional[str] = None
     #: the user name that authenticated with AUTH, else None
     auth_user: Optional[str] = None
+    #: the sizes of the BDAT chunks the message came in (empty: it came by DATA)
+    bdat_chunks: list[int] = field(default_factory=list)
 
     @property
     def lf_data(self) -> bytes:
@@ -136,6 +144,8 @@ class SmtpSink:
         banner_delay: float = 0.0,
         dsn: bool = False,
         mail_reply: Optional[Reply] = None,
+        chunking: bool = False,
+        bdat_reply: Optional[Reply] = None,
     ) -> None:
         """Create the sink (it does not listen until :meth:`start`).
 
@@ -178,6 +188,8 @@ class SmtpSink:
         #: per session: did input arrive before the banner was sent?
         self.early_input: list[bool] = []
         self.mail_reply = mail_reply
+        self.chunking = chunking
+        self.bdat_reply = bdat_reply
         self._requested_port = port
         self.port = port
         self.messages: list[ReceivedMessage] = []
@@ -324,6 +336,7 @@ class _Session:
         self.sender: Optional[str] = None
         self.params: list[str] = []
         self.rcpts: list[str] = []
+        self.chunks: list[bytes] = []
 
     def reply(self, code: int, text: str, extra: Optional[list[str]] = None) -> None:
         lines = [text] + list(extra or [])
@@ -390,6 +403,8 @@ class _Session:
         if self.sink.auth is not None and self.auth_user is None:
             ext.append("AUTH PLAIN LOGIN")
         ext.extend(self.sink.extensions)
+        if self.sink.chunking:
+            ext.append("CHUNKING")
         ext.append("HELP")
         self.reply(250, f"{self.sink.hostname} Hello {self.helo}", ext)
 
@@ -491,6 +506,42 @@ class _Session:
         self.reply(*reply)
         return None
 
+    def do_BDAT(self, arg: str) -> Optional[bool]:
+        words = arg.split()
+        if not self.sink.chunking or not words or not words[0].isdigit():
+            self.reply(501 if self.sink.chunking else 500, "bad BDAT")
+            return None
+        size = int(words[0])
+        last = len(words) > 1 and words[1].upper() == "LAST"
+        data = self.rfile.read(size)
+        if len(data) < size:
+            return False
+        if self.sender is None or not self.rcpts:
+            self.reply(503, "valid RCPT command must precede BDAT")
+            return None
+        self.chunks.append(data)
+        if not last:
+            if self.sink.bdat_reply is not None:
+                self.reset()
+                self.reply(*self.sink.bdat_reply)
+            else:
+                self.reply(250, f"{size} byte chunk received")
+            return None
+        self.maybe_close("dot")
+        sizes = [len(c) for c in self.chunks]
+        message = b"".join(self.chunks)
+        if self.sink.max_size and len(message) > self.sink.max_size:
+            reply: Reply = (552, "message size exceeds fixed maximum")
+        elif self.sink.mode == "data":
+            reply = (self.sink.code, self.sink.text)
+        else:
+            reply = (250, "OK id=sink")
+        if 200 <= reply[0] < 300:
+            self._record(message, list(self.rcpts), sizes)
+        self.reset()
+        self.reply(*reply)
+        return None
+
     def _lmtp_replies(self, data: bytes) -> None:
         """LMTP: one reply per accepted recipient; record those answered 2xx."""
         replies = []
@@ -507,12 +558,13 @@ class _Session:
         for _rcpt, reply in replies:
             self.reply(*reply)
 
-    def _record(self, data: bytes, recipients: list[str]) -> None:
+    def _record(self, data: bytes, recipients: list[str],
+                bdat_chunks: Optional[list[int]] = None) -> None:
         assert self.sender is not None
         self.sink._record_message(ReceivedMessage(
             sender=self.sender, recipients=recipients, data=data,
             helo=self.helo, peer=self.peer, mail_params=list(self.params),
-            tls=self.tls, auth_user=self.auth_user))
+            tls=self.tls, auth_user=self.auth_user, bdat_chunks=bdat_chunks or []))
 
     def do_STARTTLS(self, arg: str) -> None:
         if self.sink.tls_context is None or self.tls is not None:

@@ -35,7 +35,7 @@ UNSUPPORTED = {
     "main option": ("percent_hack_domains = *\n", 3,
                     'main option "percent_hack_domains"'),
     "main option with only pymta's value accepted": (
-        "chunking_advertise_hosts = *\n", 3, 'main option "chunking_advertise_hosts"'),
+        "mua_wrapper = true\n", 3, 'main option "mua_wrapper"'),
     "cyrus_sasl authenticator": ("begin authenticators\nsasl:\n  driver = cyrus_sasl\n"
                                  "  public_name = PLAIN\n", 4,
                                  'authenticator sasl: authenticator driver "cyrus_sasl"'),
@@ -113,7 +113,8 @@ def test_every_command_reading_the_configuration_refuses(tmp_path, args):
 
 
 @pytest.mark.parametrize("body", [
-    "chunking_advertise_hosts =\n",          # what pymta does: no CHUNKING
+    "prdr_enable = false\n",                 # what pymta does: no PRDR
+    "chunking_advertise_hosts = 127.0.0.1\n",
     "accept_8bitmime\n",
     "rfc1413_hosts =\n",
     "lookup_open_max = 5\n",                 # a true no-op (documented reason)

@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, int]] = [
     # filters: run by the redirect router and the delivery code (the system filter)
     ("pymta.filter", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport
-    ("pymta.routing", 4), ("pymta.smtp.client", 4), ("pymta.auth", 4),
+    ("pymta.routing", 4), ("pymta.smtp.client", 4), ("pymta.smtp.bdat_client", 4),
+    ("pymta.auth", 4),
     ("pymta.acl", 5), ("pymta.transports", 5), ("pymta.policy", 5),
     ("pymta.message", 6),
     ("pymta.smtp", 7), ("pymta.delivery", 8),

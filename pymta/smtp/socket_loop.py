@@ -113,13 +113,16 @@ def run_dialogue(conn: Connection, server: SmtpServer, timeout: float | None,
     ``timeout`` (smtp_receive_timeout) is the longest wait for one line: it restarts
     when a line ends, not with every byte, so a client trickling a byte at a time
     cannot hold the session.  ``data_deadline`` (smtp_data_deadline) bounds the
-    whole of one DATA, however fast its lines arrive."""
+    whole of one message's data (DATA, or all the BDAT chunks of one message), however
+    fast its lines arrive."""
     deadline = time.monotonic() + timeout if timeout else None
     data_since: float | None = None          # when the current DATA began
     while not server.closed:
-        if server.in_data and data_since is None:
+        # a BDAT message is "in data" from its first chunk to its last
+        receiving = server.in_data or server.message_chunked
+        if receiving and data_since is None:
             data_since = time.monotonic()
-        elif not server.in_data:
+        elif not receiving:
             data_since = None
         # Wake at least once a second so a stopping daemon is noticed while idle.
         wait = 1.0

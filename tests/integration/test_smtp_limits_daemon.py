@@ -321,6 +321,28 @@ def test_data_deadline_ends_a_slow_data_phase(tmp_path):
     assert d.queue() == []
 
 
+def test_data_deadline_covers_all_the_bdat_chunks_of_a_message(tmp_path):
+    """The deadline runs from a message's first BDAT chunk to its last, so a client
+    cannot stretch one message over many small chunks."""
+    d = limits_daemon(tmp_path, "smtp_receive_timeout = 2s\nsmtp_data_deadline = 3s")
+    with RawClient(d.port) as c:
+        c.reply()
+        c.cmd("EHLO x.test")
+        c.cmd("MAIL FROM:<a@b.c>")
+        c.cmd("RCPT TO:<r@b.c>")
+        start = time.monotonic()
+        reply = ""
+        while time.monotonic() - start < 8 and not reply.startswith("421"):
+            try:
+                c.send(b"BDAT 14\r\nx-line: slow\r\n")
+            except OSError:
+                break
+            reply = c.reply(timeout=0.5) or ""
+        assert reply == "421 mx.test.example SMTP data deadline passed - closing connection"
+        assert 2.8 < time.monotonic() - start < 5
+    assert d.queue() == []
+
+
 @pytest.mark.parametrize("option,error,logged", [
     ("header_maxsize = 100",
      "message header longer than 100 characters received: message not accepted",

@@ -820,6 +820,30 @@ class SmtpTransport(Transport):
         return mail, cl.rcpt_commands(rcpts, "IGNOREQUOTA" if ignore_quota else "",
                                       [rcpt_dsn_param(a) for a in chunk] if dsn else None)
 
+    def _envelope_results(self, chunk: list, t: Any) -> list | None:
+        """Results from the replies to MAIL and the RCPTs (DATA and BDAT alike): the
+        accepted addresses, or None when MAIL failed (every address then has its
+        result).  Exim names the commands without a "pipelined" prefix even when they
+        were pipelined."""
+        if not t.mail.ok():
+            res = "fail" if t.mail.kind == "5" else "defer"
+            for a in chunk:
+                a.result = res
+                a.message = self._error_text(t.mail_command, t.mail)
+                a.basic_errno = 0 if res == "fail" else EximErrno.MAIL4XX
+                a.more_errno = t.mail.code
+            return None
+        accepted = []
+        for a, r, cmd in zip(chunk, t.rcpts, t.rcpt_commands):
+            if r.ok():
+                accepted.append(a)
+                continue
+            a.result = "fail" if r.kind == "5" else "defer"
+            a.message = self._error_text(cmd, r)
+            a.basic_errno = 0 if a.result == "fail" else EximErrno.RCPT4XX
+            a.more_errno = r.code
+        return accepted
+
     def _bdat_transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
                           body8: bool, header: bytes, pipelining: bool,
                           auth_param: str, *, utf8: bool = False,
@@ -837,23 +861,9 @@ class SmtpTransport(Transport):
                           headers_only=headers_only)
 
         t = mail_rcpt_bdat(cl, mail, rcpts, write, header_len, pipelining)
-        if not t.mail.ok():
-            res = "fail" if t.mail.kind == "5" else "defer"
-            for a in chunk:
-                a.result = res
-                a.message = self._error_text(t.mail_command, t.mail)
-                a.basic_errno = 0 if res == "fail" else EximErrno.MAIL4XX
-                a.more_errno = t.mail.code
+        accepted = self._envelope_results(chunk, t)
+        if accepted is None:
             return
-        accepted = []
-        for a, r, cmd in zip(chunk, t.rcpts, t.rcpt_commands):
-            if r.ok():
-                accepted.append(a)
-                continue
-            a.result = "fail" if r.kind == "5" else "defer"
-            a.message = self._error_text(cmd, r)
-            a.basic_errno = 0 if a.result == "fail" else EximErrno.RCPT4XX
-            a.more_errno = r.code
         final = t.final
         if final is None:
             return
@@ -880,35 +890,18 @@ class SmtpTransport(Transport):
                                                    auth_param, utf8=utf8,
                                                    downconvert=downconvert, prdr=prdr)
         t = cl.transaction(mail, rcpt_lines, pipelining=pipelining)
-        # Exim 4.96 names the command without a "pipelined" prefix even when it was
-        # pipelined (checked against exim4 as an oracle).
-        pl = ""
-        if not t.mail.ok():
-            res = "fail" if t.mail.kind == "5" else "defer"
-            for a in chunk:
-                a.result = res
-                a.message = self._error_text(pl + t.mail_command, t.mail)
-                a.basic_errno = 0 if res == "fail" else EximErrno.MAIL4XX
-                a.more_errno = t.mail.code
+        accepted = self._envelope_results(chunk, t)
+        if accepted is None:
             if t.data is not None and t.data.code == 354:
                 cl.send_data(lambda s: (s.sendall(b".\r\n"), 3)[1])
             return
-        accepted = []
-        for a, r, cmd in zip(chunk, t.rcpts, t.rcpt_commands):
-            if r.ok():
-                accepted.append(a)
-                continue
-            a.result = "fail" if r.kind == "5" else "defer"
-            a.message = self._error_text(pl + cmd, r)
-            a.basic_errno = 0 if a.result == "fail" else EximErrno.RCPT4XX
-            a.more_errno = r.code
         if t.data is None:
             return
         if t.data.code != 354:
             res = "fail" if t.data.kind == "5" else "defer"
             for a in accepted:
                 a.result = res
-                a.message = self._error_text(pl + "DATA", t.data)
+                a.message = self._error_text("DATA", t.data)
                 a.basic_errno = 0 if res == "fail" else EximErrno.DATA4XX
                 a.more_errno = t.data.code
             return

@@ -463,21 +463,11 @@ def do_bs(opts: CliOptions) -> int:
     config = load(opts)
     from pymta.caller import caller_is_trusted
     from pymta.daemon.receiver import etrn_queue_run
-    from pymta.daemon.util import main_opt
     from pymta.smtp.etrn import set_queue_runner
     from pymta.smtp.local import HostOverrides, LocalCaller, run_stdio_session
     log = _logger(config)
-    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
     set_queue_runner(etrn_queue_run)        # ETRN #x: the same queue run as the daemon's
-
-    def notify(msgid: str) -> None:
-        if opts.dont_deliver or mode in ("q", "qs"):
-            return
-        from pymta.delivery import deliver_message
-        if mode in ("i", "f"):
-            _deliver_quietly(deliver_message, config, msgid, log)
-        else:
-            _deliver_in_background(deliver_message, config, msgid, log)
+    notify = _delivery_per_od(opts, config, log)
 
     caller = LocalCaller.current(config)
     overrides = None
@@ -497,20 +487,26 @@ def do_bsmtp(opts: CliOptions) -> int:
     """-bS: batched SMTP on stdin; each accepted message is delivered per -od."""
     config = load(opts)
     from pymta.cli.bsmtp import run_batch
-    from pymta.daemon.util import main_opt
     log = _logger(config)
+    return run_batch(config, opts, sys.stdin.buffer, sys.stdout, sys.stderr, log,
+                     _delivery_per_od(opts, config, log))
+
+
+def _delivery_per_od(opts: CliOptions, config: Any, log: Any) -> Callable[[str], None]:
+    """What -bs and -bS do with each accepted message: deliver it as -od says (in the
+    foreground, in the background, or not at all: queue_only, -odq, -N)."""
+    from pymta.daemon.util import main_opt
+    from pymta.delivery import deliver_message
     mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
 
     def after_accept(msgid: str) -> None:
         if opts.dont_deliver or mode in ("q", "qs"):
             return
-        from pymta.delivery import deliver_message
         if mode in ("i", "f"):
             _deliver_quietly(deliver_message, config, msgid, log)
         else:
             _deliver_in_background(deliver_message, config, msgid, log)
-
-    return run_batch(config, opts, sys.stdin.buffer, sys.stdout, sys.stderr, log, after_accept)
+    return after_accept
 
 
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:

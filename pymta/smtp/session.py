@@ -62,6 +62,10 @@ __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
            "finish_session", "build_server", "lookup_host_name"]
 
 
+#: MAIL parameters that keep a message from being delivered by cutthrough.
+_CUTTHROUGH_EXCLUDED = frozenset(("PRDR", "SMTPUTF8", "RET", "ENVID"))
+
+
 class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, DialogueLog, TlsGlue,
                    AuthGlue, SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
@@ -281,10 +285,14 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
             self._log_reject(f"RCPT <{address}>", res)
             return self._reply(res, "rcpt")
         if res.verdict == "accept":
-            # only the first RCPT of a message may start a cutthrough, never with PRDR
-            # (each recipient's verdict is then given after the data), as in Exim
+            # Only the first RCPT of a message may start a cutthrough, never with PRDR
+            # (each recipient's verdict is then given after the data), as in Exim.  A
+            # message with SMTPUTF8 or DSN requests takes the normal way: the
+            # cutthrough connection's MAIL and RCPT carry no parameters.
+            mail_params = self.envelope.mail_params if self.envelope else {}
             first = self.server is not None and self.server.rcpt_count == 1 and \
-                "PRDR" not in (self.envelope.mail_params if self.envelope else {})
+                not _CUTTHROUGH_EXCLUDED.intersection(mail_params) and \
+                not ({"NOTIFY", "ORCPT"} & set(params))
             refused = self._cutthrough_rcpt(self.envelope.sender if self.envelope else "",
                                             address, res.controls, first)
             if refused is not None:

@@ -115,3 +115,17 @@ def test_data_deferred_with_defer_pass(pymta_daemon, sink_port):
         d.wait_for_log(r"tmp-reject from cutthrough after DATA", 5)
         assert not d.queue()
         assert "<=" not in d.log()
+
+
+def test_smtputf8_and_dsn_messages_take_the_normal_way(pymta_daemon, sink_port):
+    """The cutthrough connection's MAIL/RCPT carry no SMTPUTF8 or DSN parameters, so
+    such messages are queued and delivered the normal way (which passes them on)."""
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=_config())
+        with d.client() as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<jöe@outside.example> SMTPUTF8")[0] == 250
+            assert c.cmd("RCPT TO:<good@remote.example>")[0] == 250
+            assert c.data(MESSAGE)[0] == 250
+        assert not sink.messages and len(d.queue()) == 1
+        assert ">>" not in d.log()

@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
@@ -22,6 +23,12 @@ if _ROOT not in sys.path:
 from tests.support.daemon import RUNNING  # noqa: E402  (needs the path above)
 
 _OWN_BASETEMP: list[str] = []
+
+# Property tests draw the same examples on every run, so a result does not depend on the
+# day; HYPOTHESIS_PROFILE=explore draws new ones (to hunt for counterexamples).
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(autouse=True)

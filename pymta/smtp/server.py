@@ -259,6 +259,13 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         return ParsedPath(None, raw, params, "malformed address")
     domain = remainder[1:]
     cut = -1 if allow_utf8_domains or domain.startswith("[") else first_non_ascii(domain)
+    # Exim's domain ends at an angle bracket: what follows is trailing junk, or, with
+    # nothing before it, no domain at all ("0@>", "a@<b").
+    angle = min((i for i in (domain.find("<"), domain.find(">")) if i >= 0), default=-1)
+    if angle == 0 and not domain.startswith("["):
+        return ParsedPath(None, raw, params, "domain missing or malformed")
+    if angle > 0 and not domain.startswith("[") and (cut < 0 or angle < cut):
+        cut = angle
     if cut >= 0:
         lead = "<" if bracketed else ""
         tail = ">" if bracketed else ""

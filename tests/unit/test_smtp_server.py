@@ -533,3 +533,14 @@ def test_unexpected_arguments():
     assert lines(s.feed(b"DATA x\r\n")) == ["501 unexpected argument data"]
     assert lines(s.feed(b"QUIT x\r\n")) == ["501 unexpected argument data"]
     assert not s.closed
+
+
+def test_angle_brackets_end_the_domain_as_in_exim():
+    """Found by the Hypothesis property of parse_path ("0@>" parsed to an address that
+    did not parse again); exim4 -bh gave these replies."""
+    s, _ = make()
+    ehlo(s)
+    assert lines(s.feed(b"MAIL FROM:0@>\r\n")) == ["501 0@>: domain missing or malformed"]
+    assert lines(s.feed(b"MAIL FROM:a@b>c\r\n")) == [
+        "501 a@b>c: malformed address: >c may not follow a@b"]
+    assert lines(s.feed(b"MAIL FROM:a@<b\r\n")) == ["501 a@<b: domain missing or malformed"]

@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import errno
 import functools
+import ipaddress
 import os
 import pwd
 import socket
@@ -193,3 +194,18 @@ def load_average() -> int | None:
         return int(os.getloadavg()[0] * 1000)
     except OSError:
         return None
+
+
+def interface_for(items: list[str], peer: str) -> tuple[str, int] | None:
+    """The smtp transport's ``interface``: the first listed IP address of ``peer``'s
+    family, as (address, 0) to bind to; None when the list has none (items that are not
+    addresses are skipped)."""
+    want6 = ":" in peer
+    for item in items:
+        try:
+            ip = ipaddress.ip_address(item)
+        except ValueError:
+            continue
+        if (ip.version == 6) == want6:
+            return (str(ip), 0)
+    return None

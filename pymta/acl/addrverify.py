@@ -7,7 +7,6 @@ returns an :class:`AddressVerdict` with the texts Exim uses for the reply and th
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.expand.lists import split_list
 from pymta.hints.callout import CacheExpiry, CalloutCache
 from pymta.hints.db import HintsDB
-from pymta.osutil import tcp_port
+from pymta.osutil import interface_for, tcp_port
 from pymta.routing import hosts as hostmod
 
 # ACLs that run before there is a sender or a recipient to verify.
@@ -134,15 +133,7 @@ def _source(transport: Any, ctx: ExpandContext) -> Any:
     items = split_list(_expand(text, ctx))
 
     def pick(host: CalloutHost) -> tuple[str, int] | None:
-        want6 = ":" in host.address
-        for item in items:
-            try:
-                ip = ipaddress.ip_address(item)
-            except ValueError:
-                continue
-            if (ip.version == 6) == want6:
-                return (str(ip), 0)
-        return None
+        return interface_for(items, host.address)
     return pick
 
 

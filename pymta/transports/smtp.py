@@ -27,7 +27,7 @@ from pymta.hints.misc import MiscDB
 from pymta.hints.pipe_connect import EhloCache
 from pymta.i18n import address_to_alabel
 from pymta.match import match_host
-from pymta.osutil import tcp_port
+from pymta.osutil import interface_for, tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
 from pymta.smtp.bdat_client import mail_rcpt_bdat
@@ -368,15 +368,7 @@ class SmtpTransport(Transport):
         text = self.opt("interface")
         if not text:
             return None
-        want6 = ":" in (host.address or "")
-        for item in split_list(expand(text, ctx)):
-            try:
-                ip = ipaddress.ip_address(item)
-            except ValueError:
-                continue
-            if (ip.version == 6) == want6:
-                return (str(ip), 0)
-        return None
+        return interface_for(split_list(expand(text, ctx)), host.address or "")
 
     def _client(self, source: tuple[str, int] | None = None) -> Any:
         return smtp_client.SmtpClient(connect_timeout=self.opt("connect_timeout"),

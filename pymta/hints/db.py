@@ -66,23 +66,24 @@ def data_file_damage(path: str) -> str | None:
     Only truncation is judged here (LMDB would map the missing pages and die of
     SIGBUS reading them); bad magic and the like are left to lmdb.open.
     """
+    # The meta pages are read before the size is taken: a writer in another process
+    # writes its data pages before the meta page that counts them, so a size taken
+    # after the metas is short of them only if the file really is truncated (taken
+    # before, it could miss a commit whose meta was then read).
     try:
         with open(path, "rb") as f:
+            head = f.read(152)
+            if len(head) < 152 or _META.unpack_from(head, 16) != (_META_MAGIC, 1):
+                return None
+            (psize,) = _META_PSIZE.unpack_from(head, 40)
+            if psize < 152 or psize > 65536 or psize & (psize - 1):
+                return None
+            metas = [os.pread(f.fileno(), 152, 0), os.pread(f.fileno(), 152, psize)]
             size = os.fstat(f.fileno()).st_size
-            head = f.read(8192)
     except FileNotFoundError:
-        return None
-    if size == 0 or len(head) < 152 or _META.unpack_from(head, 16) != (_META_MAGIC, 1):
-        return None
-    (psize,) = _META_PSIZE.unpack_from(head, 40)
-    if psize < 152 or psize > 65536 or psize & (psize - 1):
         return None
     if size < 2 * psize:
         return f"truncated to {size} bytes"
-    with open(path, "rb") as f:
-        f.seek(psize)
-        second = f.read(152)
-    metas = [head[:152], second]
     best = max((m for m in metas if len(m) == 152
                 and _META.unpack_from(m, 16) == (_META_MAGIC, 1)),
                key=lambda m: _META_LAST.unpack_from(m, 136)[1], default=None)

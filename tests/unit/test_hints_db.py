@@ -19,7 +19,8 @@ def test_put_get_delete_items(tmp_path):
     db.close()
 
 
-def child(fn) -> int:
+def child_started(fn) -> int:
+    """Run ``fn`` in a forked child; its pid (exit status 0 if ``fn`` returned)."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -27,7 +28,11 @@ def child(fn) -> int:
             os._exit(0)
         except BaseException:
             os._exit(1)
-    return os.waitpid(pid, 0)[1]
+    return pid
+
+
+def child(fn) -> int:
+    return os.waitpid(child_started(fn), 0)[1]
 
 
 def test_processes_see_each_others_writes(tmp_path):
@@ -98,3 +103,32 @@ def test_truncated_file_is_recreated_not_sigbus(tmp_path):
         d.put("k", b"v")
         assert d.get("k") == b"v"
     assert child(in_child) == 0
+
+
+def test_growing_file_is_not_taken_for_truncated(tmp_path):
+    """A file that another process is growing is never judged truncated.  Taking the
+    size before reading the meta pages let a commit in between make a fresh receiver
+    throw the whole database away (lost ratelimit updates under concurrent
+    connections); several checkers compete for the CPU so that they get preempted."""
+    import time
+
+    from pymta.hints.db import data_file_damage
+    path = str(tmp_path / "db" / "ratelimit")
+    HintsDB(str(tmp_path), "ratelimit").put("seed", b"x")
+    writer = os.fork()
+    if writer == 0:           # each commit adds pages, then a meta page counting them
+        try:
+            db = HintsDB(str(tmp_path), "ratelimit")
+            for i in range(1500):
+                db.put(f"k{i}", b"v" * 300)
+        finally:
+            os._exit(0)
+
+    def check_while_growing():
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert data_file_damage(path) is None
+    checkers = [child_started(check_while_growing) for _ in range(4)]
+    statuses = [os.waitpid(pid, 0)[1] for pid in checkers]
+    os.waitpid(writer, 0)
+    assert statuses == [0] * 4

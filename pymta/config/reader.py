@@ -36,6 +36,7 @@ from pymta.config.unsupported import (
     check_main_option,
     unsupported_driver_error,
 )
+from pymta.config.values import main_opt, main_option
 
 SECTIONS = ("acl", "authenticators", "routers", "transports", "retry", "rewrite", "local_scan")
 ACL_VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
@@ -676,5 +677,15 @@ def load_config(path: str, macros: dict[str, str] | None = None) -> Config:
     if not os.path.exists(path):
         raise ConfigError(f"configuration file {path} not found")
     config = _Reader(path, macros).read()
+    _check_main_consistency(config)
     _finish_drivers(config)
     return config
+
+
+def _check_main_consistency(config: Config) -> None:
+    """Main options that only make sense together (Exim refuses these at -bV too)."""
+    if not int(main_opt(config, "smtp_accept_max") or 0) and (
+            main_option(config, "smtp_accept_max_per_host")
+            or int(main_opt(config, "smtp_accept_queue") or 0)):
+        raise ConfigError("smtp_accept_max must be set if smtp_accept_queue or "
+                          "smtp_accept_max_per_host is set", config.filename)

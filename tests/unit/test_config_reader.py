@@ -54,6 +54,16 @@ def test_main_options_typed(tmp_path):
     assert m.is_set("smtp_accept_max") and not m.is_set("smtp_accept_queue")
 
 
+@pytest.mark.parametrize("option", ["smtp_accept_max_per_host = 2", "smtp_accept_queue = 5"])
+def test_counted_limits_need_smtp_accept_max(tmp_path, option):
+    """As in Exim, a per-host or queueing limit with no overall limit is refused (the
+    daemon counts connections only under smtp_accept_max)."""
+    e = error(tmp_path, f"smtp_accept_max = 0\n{option}\n")
+    assert e.message == ("smtp_accept_max must be set if smtp_accept_queue or "
+                         "smtp_accept_max_per_host is set")
+    assert load(tmp_path, f"{option}\n").main.smtp_accept_max == 20   # the default
+
+
 def test_continuation_lines(tmp_path):
     c = load(tmp_path, """
         trusted_users = uucp:\\

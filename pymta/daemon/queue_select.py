@@ -51,10 +51,12 @@ def message_filter(config: Any, recipient: Selection | None,
 
 def run_selected(config: Any, log: Any, recipient: Selection | None,
                  sender: Selection | None, *, queue_flags: str = "",
-                 deliver: Callable[..., Any] | None = None) -> int:
-    """One queue run over the selected messages; returns how many were tried."""
+                 deliver: Callable[..., Any] | None = None, queue: str = "") -> int:
+    """One queue run over the selected messages of ``queue`` (named, or "" for the
+    default queue); returns how many were tried."""
     flags = "".join(sel[0] for sel in (recipient, sender) if sel)
     force_frozen = queue_flags == "ff" or "ff" in flags
     force = force_frozen or queue_flags == "f" or "f" in flags
     return run_queue(config, log, force=force, force_frozen=force_frozen, deliver=deliver,
-                     select=message_filter(config, recipient, sender), force_first=True)
+                     select=message_filter(config, recipient, sender), force_first=True,
+                     queue=queue)

@@ -52,10 +52,10 @@ def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def etrn_queue_run(config: Any, log: Any, selection: str) -> None:
-    """The queue run of ``ETRN #selection`` outside the daemon (-bs): ``-R selection``,
-    delivered in the ETRN process."""
-    run_selected(config, log, ("", selection), None)
+def etrn_queue_run(config: Any, log: Any, selection: str, queue: str = "") -> None:
+    """The queue run of ``ETRN #selection`` outside the daemon (-bs): ``-R selection``
+    over ``queue``, delivered in the ETRN process."""
+    run_selected(config, log, ("", selection), None, queue=queue)
 
 
 def etrn_handoff(notifier: Notifier) -> QueueRunner:
@@ -63,15 +63,16 @@ def etrn_handoff(notifier: Notifier) -> QueueRunner:
     selects go to the master, whose delivery workers deliver them (they keep the
     privileges local deliveries need; ids already waiting or being delivered are not
     queued twice).  The first is forced, as in a -R run."""
-    def run(config: Any, log: Any, selection: str) -> None:
+    def run(config: Any, log: Any, selection: str, queue: str = "") -> None:
         selected = message_filter(config, ("", selection), None)
         first = True
-        for msgid in due_messages(config, log=log):
+        for msgid in due_messages(config, log=log, queue=queue):
             if not selected(msgid):
                 continue
             kind, first = ("F" if first else "Q"), False
+            item = f"{queue}/{msgid}" if queue else msgid     # as the workers take it
             for _ in range(50):        # a busy master slows us down; ids are not lost
-                if notifier.send(kind, msgid):
+                if notifier.send(kind, item):
                     break
                 time.sleep(0.02)
     return run

@@ -5,7 +5,8 @@ With ``smtp_etrn_command`` set, that command runs, its words expanded one by one
 tainted and a word that uses it is refused (Exim 4.96 logs "failed to set up ETRN
 command: Tainted arg ..." and answers 458).  Without it, only ``ETRN #string`` is valid
 and starts a queue run like ``pymta -R string``, for the messages with an undelivered
-recipient containing the string.  The daemon (and ``-bs``) registers that queue run
+recipient containing the string (in the named queue the ETRN ACL set with ``queue =``,
+if any).  The daemon (and ``-bs``) registers that queue run
 (:func:`set_queue_runner`): it runs in the detached process itself, with the session's
 configuration and privileges, as a delivery worker would.
 
@@ -29,8 +30,9 @@ from pymta.hints.misc import MiscDB
 from pymta.spool.files import configured_spool
 from pymta.taint import taint
 
-#: (config, log, selection): one queue run for the messages ``-R selection`` selects.
-QueueRunner = Callable[[Any, Any, str], Any]
+#: (config, log, selection, queue): one queue run for the messages ``-R selection``
+#: selects in the named queue ("" = the default queue).
+QueueRunner = Callable[[Any, Any, str, str], Any]
 _queue_runner: QueueRunner | None = None
 
 
@@ -69,13 +71,15 @@ def command_job(argv: list[str]) -> Callable[[], Any]:
     return run
 
 
-def queue_run_job(config: Any, log: Any, selection: str) -> Callable[[], Any]:
-    """The queue run of ``ETRN #selection``; EtrnSetupFailed when this process has
-    none registered."""
+def queue_run_job(config: Any, log: Any, selection: str, queue: str = ""
+                  ) -> Callable[[], Any]:
+    """The queue run of ``ETRN #selection`` over ``queue`` (the named queue the ETRN
+    ACL set, as Exim's ``-MCG``); EtrnSetupFailed when this process has none
+    registered."""
     runner = _queue_runner
     if runner is None:
         raise EtrnSetupFailed("no queue runner in this process")
-    return lambda: runner(config, log, selection)
+    return lambda: runner(config, log, selection, queue)
 
 
 def start_etrn(config: Any, job: Callable[[], Any], serialize_key: str | None,

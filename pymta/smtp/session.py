@@ -411,7 +411,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         selection = arg if command else arg[1:]
         try:
             job = command_job(etrn_command(self.config, self.ctx, arg)) if command \
-                else queue_run_job(self.config, self.log, selection)
+                else queue_run_job(self.config, self.log, selection, res.queue or "")
         except EtrnSetupFailed as exc:
             self.log.panic(f"failed to set up ETRN command: {exc}")
             return Reply(458, "Internal failure")

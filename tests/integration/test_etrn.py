@@ -142,3 +142,27 @@ def test_etrn_without_argument(pymta_daemon, tmp_path):
         c.ehlo()
         assert c.cmd("ETRN") == (250, "OK")
     assert wait_for(lambda: "start empty" in (tmp_path / "etrn.out").read_text())
+
+
+def test_etrn_runs_the_named_queue_its_acl_sets(pymta_daemon, tmp_path):
+    """As Exim passes -MCG <queue> to its -R run: the queue run an ETRN starts covers
+    the named queue the ETRN ACL set with "queue =", else the default queue."""
+    held = config().replace(
+        "acl_check_rcpt:\n", "acl_check_rcpt:\n  warn    queue = held\n").replace(
+        "acl_etrn:\n", "acl_etrn:\n  accept  condition = ${if eq{$smtp_command_argument}"
+        "{#alice}}\n          queue = held\n")
+    d = pymta_daemon(args=["-odq"], config=held)
+    with d.client() as c:
+        c.ehlo()
+        for user in ("alice", "bob"):
+            assert c.send_message("s@remote.example", f"{user}@test.example",
+                                  b"Subject: a\r\n\r\na\r\n")[0] == 250
+    assert d.queue() == [] and len(os.listdir(d.spool / "held" / "input")) == 4
+    with d.client() as c:
+        c.ehlo()
+        assert c.cmd("ETRN #bob") == (250, "OK")      # its run covers the default queue
+        assert c.cmd("ETRN #alice") == (250, "OK")
+    d.wait_for_log(r"=> alice <alice@test.example> Q=held R=local_users")
+    assert maildir_messages(tmp_path, "alice")
+    assert len(os.listdir(d.spool / "held" / "input")) == 2      # bob's -H and -D
+    assert maildir_messages(tmp_path, "bob") == []

@@ -224,16 +224,18 @@ class Rejection:
 
 
 @dataclass(frozen=True)
-class MailWithoutHelo:
-    """MAIL before HELO/EHLO (helo_required): ``rejected MAIL from [ip]: no HELO/EHLO
-    given``."""
+class CommandRefused:
+    """A command refused by the protocol rules, not by an ACL: MAIL before HELO/EHLO
+    (``rejected MAIL from [ip]: no HELO/EHLO given``), XCLIENT out of place."""
 
     host: str                                     # host_and_ident without "H="
+    command: str = "MAIL"
+    reason: str = "no HELO/EHLO given"
     log: str = "reject"
     selector: str | None = None
 
     def text(self) -> str:
-        return f"rejected MAIL from {self.host}: no HELO/EHLO given"
+        return f"rejected {self.command} from {self.host}: {self.reason}"
 
 
 def _visible(data: bytes) -> str:

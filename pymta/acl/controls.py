@@ -20,6 +20,7 @@ CONTROL_WHERES: dict[str, frozenset[str] | None] = {
     "enforce_sync": None,
     "no_enforce_sync": None,
     "no_multiline_responses": None,
+    "wellknown": frozenset(("wellknown",)),
 }
 
 #: Controls whose effect lasts the rest of the connection, whichever ACL sets them.

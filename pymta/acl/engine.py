@@ -41,6 +41,7 @@ from pymta.acl.ratelimit import (
 from pymta.acl.seen import SeenError, check_seen, parse_seen
 from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
+from pymta.acl.wellknown import WellknownFailed, wellknown_response
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
@@ -103,6 +104,8 @@ class AclResult:
     verify_head: str | None = None
     #: the logs a rejection goes to (log_reject_target); None: main and reject
     log_reject_target: tuple[str, ...] | None = None
+    #: the reply text control = wellknown made (WELLKNOWN ACL)
+    wellknown: str | None = None
 
 
 class AclDefer(Exception):
@@ -221,6 +224,7 @@ class _Runner:
         self.cond_message: str | None = None
         self.ratelimit_cache: RatelimitCache | None = None
         self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
+        self.wellknown: str | None = None
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -239,7 +243,8 @@ class _Runner:
         return AclResult(verdict, message, log_message, self.add_headers,
                          self.remove_headers, self.controls, self.verify_failed,
                          self.verify_address, self.verify_message, error, self.queue,
-                         self.verify_log, self.verify_head, self.log_reject_target)
+                         self.verify_log, self.verify_head, self.log_reject_target,
+                         self.wellknown)
 
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
@@ -292,6 +297,14 @@ class _Runner:
                         self._modifier(name, item.value)
                     except AclDefer as exc:
                         return self._result("defer", None, str(exc))
+                    except WellknownFailed as exc:
+                        # as a false condition would (Exim: the control fails)
+                        self.cond_log = str(exc)
+                        if verb == "require" or (verb in ("accept", "discard")
+                                                 and after_endpass):
+                            return self._result("deny", self._expand_text(message),
+                                                self._expand_text(log_message) or str(exc))
+                        return None
                     except (UdpsendError, ControlPlaceError) as exc:
                         # Exim's texts, logged as the rejection's reason
                         return self._result("defer", None, str(exc))
@@ -446,6 +459,10 @@ class _Runner:
             if original is not None:
                 self.ctx.variables["local_part"] = taint(
                     original if name == "caseful_local_part" else original.lower())
+        if name == "wellknown":
+            if self._control_set("no_multiline_responses"):
+                raise WellknownFailed("wellknown: multi-line responses are disabled")
+            self.wellknown = wellknown_response(value.partition("/")[2].strip())
         self.controls.append(value.strip())
 
     # -------------------------------------------------------------- conditions

@@ -33,7 +33,7 @@ ACL_CONTROLS = frozenset("""
     allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
     enforce_sync fakedefer fakereject freeze no_delay_flush no_enforce_sync no_mbox_unspool
     no_multiline_responses no_pipelining queue queue_only submission suppress_local_fixups
-    utf8_downconvert""".split())
+    utf8_downconvert wellknown""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
     "dkim_disable_verify": "pymta never verifies DKIM signatures",
@@ -42,8 +42,7 @@ ACL_CONTROLS_IGNORED = {
     "no_callout_flush": "pymta makes no callouts",
 }
 #: Exim controls that pymta does not implement.
-#: (Exim 4.96 has no "wellknown" or "smtp_no_mail_hints" control: those are unknown.
-#: "debug" stays refused: pymta writes no Exim debug output.)
+#: ("debug" stays refused: pymta writes no Exim debug output.)
 ACL_CONTROLS_UNSUPPORTED = frozenset("""
     debug dmarc_enable_forensic dscp""".split())
 #: ``verify =`` kinds Exim has and pymta does not.

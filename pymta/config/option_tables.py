@@ -31,6 +31,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'acl_smtp_rcpt': ('expand', None),
     'acl_smtp_starttls': ('expand', None),
     'acl_smtp_vrfy': ('expand', None),
+    'acl_smtp_wellknown': ('expand', None),
     'add_environment': ('list', None),
     'admin_groups': ('list', None),
     'allow_domain_literals': ('bool', False),
@@ -121,6 +122,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'host_reject_connection': ('list', None),
     'hosts_connection_nolog': ('list', None),
     'hosts_proxy': ('list', None),
+    'hosts_xclient': ('list', None),
     'hosts_require_alpn': ('list', None),
     'hosts_require_helo': ('list', '*'),
     'hosts_treat_as_local': ('list', None),
@@ -295,6 +297,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'uucp_from_pattern': ('string', '^From\\s+(\\S+)\\s+(?:[a-zA-Z]{3},?\\s+)?(?:[a-zA-Z]{3}\\s+\\d?\\d|\\d?\\d\\s+[a-zA-Z]{3}\\s+\\d\\d(?:\\d\\d)?)\\s+\\d\\d?:\\d\\d?'),
     'uucp_from_sender': ('expand', '$1'),
     'warn_message_file': ('expand', None),
+    'wellknown_advertise_hosts': ('list', None),
     'write_rejectlog': ('bool', True),
 }
 

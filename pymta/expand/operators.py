@@ -11,6 +11,7 @@ from typing import Any, Callable
 from ..i18n import label_to_alabel
 from ..spool.ids import BASE62 as _B62
 from ..spool.ids import base62, unbase62
+from ..xtext import xtext_decode
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
 from .lists import split_list
@@ -612,6 +613,14 @@ def _listnamed_text(value: str, table: dict, depth: int) -> str:
     return " : ".join(out)
 
 
+def op_xtextd(arg: str) -> str:
+    """``${xtextd:}`` (Exim 4.98): decode RFC 3461 xtext, as a WELLKNOWN key comes."""
+    decoded = xtext_decode(arg)
+    if decoded is None:
+        raise ExpandError(f'"{arg}" is not valid xtext (in "xtextd" operator)')
+    return decoded
+
+
 # -- dispatcher -----------------------------------------------------------------------
 
 _SIMPLE: dict[str, Callable[[str], str]] = {
@@ -645,6 +654,7 @@ _SIMPLE: dict[str, Callable[[str], str]] = {
     "listcount": lambda a: str(len(split_list(a))),
     "hexquote": lambda a: "".join(chr(b) if 33 <= b < 127 else "\\x%02x" % b
                                   for b in to_bytes(a)),
+    "xtextd": op_xtextd,
     "utf8_domain_to_alabel": lambda a: _idna(a, True),
     "utf8_domain_from_alabel": lambda a: _idna(a, False),
     "utf8_localpart_to_alabel": lambda a: _idna_label(a, True),

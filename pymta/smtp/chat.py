@@ -11,10 +11,10 @@ from pymta.config.options import format_time
 from pymta.logevents import (
     CallDropped,
     CommandError,
+    CommandRefused,
     ExcessRecipients,
     InvalidHelo,
     LostConnection,
-    MailWithoutHelo,
     SessionEvent,
     SizeRejection,
     SyncError,
@@ -60,7 +60,9 @@ class DialogueLog:
             return SyncError(info["reason"], self.host_ident(), info.get("input", b""),
                              info.get("command", ""))
         if name == "mail_no_helo":
-            return MailWithoutHelo(who)
+            return CommandRefused(who)
+        if name == "xclient_refused":
+            return CommandRefused(who, "XCLIENT", info["reason"])
         if name == "helo_invalid":
             return InvalidHelo(info["verb"], who, info.get("arg") or "")
         if name in ("too_many_synprot", "too_many_nonmail", "too_many_unknown"):

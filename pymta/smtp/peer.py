@@ -18,6 +18,7 @@ from pymta.log import log_selected
 from pymta.logevents import host_field
 from pymta.match import match_domain, match_host
 from pymta.smtp.proxy_protocol import ProxyError, read_proxy_header
+from pymta.smtp.xclient import XclientCommand
 from pymta.taint import taint
 
 #: Exim's answer to every command but QUIT after the PROXY header could not be read.
@@ -142,10 +143,7 @@ class PeerFacts:
         v.update(proxy_local_address=self.peer_ip, proxy_local_port=str(self.peer_port),
                  proxy_external_address=header.destination[0],
                  proxy_external_port=str(header.destination[1]))
-        # Validated, normalised IP literals: untainted, like the socket's own address.
-        self.peer_ip, self.peer_port = header.source
-        v.update(sender_host_address=self.peer_ip, host_address=self.peer_ip,
-                 sender_host_port=str(self.peer_port), sender_rcvhost=f"[{self.peer_ip}]")
+        self._become_client(*header.source)
         # Exim looks the real client's name up whatever host_lookup says.
         name = lookup_host_name(self.peer_ip)
         if name:
@@ -156,6 +154,45 @@ class PeerFacts:
             if log_selected(self.config, "host_lookup_failed"):
                 self.log.main(f"no host name found for IP address {self.peer_ip}")
         return True
+
+    def _become_client(self, ip: str, port: int) -> None:
+        """The proxied client replaces the proxy as the session's client.  ``ip`` is a
+        validated, normalised IP literal: untainted, like the socket's own address."""
+        self.peer_ip, self.peer_port = ip, port
+        v = self.ctx.variables
+        v.update(sender_host_address=ip, host_address=ip, sender_host_port=str(port),
+                 sender_rcvhost=f"[{ip}]")
+        for name in ("sender_host_name", "host_lookup_failed"):
+            v.pop(name, None)
+
+    # ------------------------------------------------------------------ XCLIENT
+    def apply_xclient(self, command: XclientCommand) -> None:
+        """A successful XCLIENT (see :mod:`pymta.smtp.xclient`): its client becomes the
+        session's client; the proxy's address is kept in $proxy_local_address/_port and
+        the address the client reached in $proxy_external_address/_port."""
+        v = self.ctx.variables
+        if v.get("proxy_session") != "yes":
+            v.update(proxy_session="yes", proxy_local_address=self.peer_ip,
+                     proxy_local_port=str(self.peer_port))
+        if command.given("ADDR") or command.given("PORT"):
+            self._become_client(command.get("ADDR") or self.peer_ip,
+                                int(command.get("PORT") or self.peer_port))
+        if command.given("NAME"):
+            name = command.get("NAME")
+            if name:
+                v["sender_host_name"] = taint(name.lower())
+            else:
+                v.pop("sender_host_name", None)
+        if v.get("sender_host_name"):
+            v["sender_rcvhost"] = self._rcvhost()
+        if command.given("LOGIN"):
+            login = command.get("LOGIN")
+            v.update(authenticated_id=taint(login or ""),
+                     sender_host_authenticated="xclient" if login else "")
+        for attr, var in (("DESTADDR", "proxy_external_address"),
+                          ("DESTPORT", "proxy_external_port")):
+            if command.given(attr):
+                v[var] = command.get(attr) or ""
 
     # ------------------------------------------------------------------ log helpers
     def host_ident(self, with_h: bool = True) -> str:

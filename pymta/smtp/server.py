@@ -128,6 +128,15 @@ class SmtpHandler:
         """QUIT: may return a 221 reply with other text (the QUIT ACL's message)."""
         return None
 
+    def on_wellknown(self, arg: str) -> Reply:
+        """WELLKNOWN <key>: the reply (acl_smtp_wellknown decides)."""
+        return Reply(554, "not permitted")
+
+    def on_xclient(self, arg: str) -> Reply | None:
+        """XCLIENT (offered, after HELO/EHLO, outside a transaction): 220 when the
+        client was replaced; None when the handler already answered (``synprot_error``)."""
+        return Reply(550, "XCLIENT command used when not advertised")
+
     def should_stop(self) -> bool:
         """True when the daemon is shutting down: the next command gets 421."""
         return False
@@ -143,6 +152,7 @@ _COMMANDS = [
     (b"data", "DATA"), (b"rset", "RSET"), (b"noop", "NOOP"), (b"quit", "QUIT"),
     (b"help", "HELP"), (b"vrfy", "VRFY"), (b"expn", "EXPN"), (b"etrn", "ETRN"),
     (b"starttls", "STARTTLS"), (b"auth", "AUTH"), (b"bdat", "BDAT"),
+    (b"wellknown", "WELLKNOWN"), (b"xclient", "XCLIENT"),
 ]
 
 def valid_helo(name: str, allow_chars: str = "") -> bool:
@@ -683,7 +693,8 @@ class SmtpServer:
     def _nonmail_exceeded(self, verb: str) -> bool:
         """smtp_accept_max_nonmail: everything but MAIL/RCPT/DATA/BDAT/QUIT counts, except
         one RSET and one HELO/EHLO while a new message is expected."""
-        if not self.max_nonmail or verb in ("MAIL", "RCPT", "DATA", "BDAT", "QUIT"):
+        if not self.max_nonmail or verb in ("MAIL", "RCPT", "DATA", "BDAT", "QUIT",
+                                            "XCLIENT"):
             return False
         if verb == "RSET" and self._free_rset:
             self._free_rset = False
@@ -1050,6 +1061,34 @@ class SmtpServer:
         reply = self.handler.on_etrn(arg)
         if reply is not None:
             self._send(reply)
+
+    def _cmd_wellknown(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=True):
+            return
+        self._send(self.handler.on_wellknown(arg))
+
+    def _cmd_xclient(self, arg: str, _was_rcpt: bool) -> None:
+        if not self._sync_ok(always=True):
+            return
+        if "XCLIENT" not in self._advertised_verbs():
+            self._synprot(501, "XCLIENT command used when not advertised")
+            return
+        if self.helo_name is None or self.sender is not None:
+            # Exim answers these without counting a protocol error; the handler logs.
+            self._event("xclient_refused", reason="no HELO/EHLO given"
+                        if self.helo_name is None else "mail transaction in progress")
+            self._reply(503, "no HELO/EHLO given" if self.helo_name is None
+                        else "mail transaction in progress")
+            return
+        reply = self.handler.on_xclient(arg)
+        if reply is None:
+            return
+        if reply.code == 220:
+            # A new client: it must say HELO/EHLO again before anything else.
+            self._reset_transaction()
+            self.helo_name = None
+            self.esmtp = self.dsn_advertised = self.pipelining_advertised = False
+        self._send(reply)
 
     # ------------------------------------------------------------------ for extensions
     def send_challenge(self, challenge: Challenge) -> None:

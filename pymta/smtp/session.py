@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
@@ -54,6 +55,8 @@ from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
 from pymta.smtp.socket_loop import Connection, TlsWrap, perform, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
+from pymta.smtp.xclient import EHLO_KEYWORD as XCLIENT_KEYWORD
+from pymta.smtp.xclient import XclientSyntaxError, parse_xclient
 from pymta.spool.files import configured_spool
 from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
@@ -119,6 +122,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         self._helo_checked: str | None = None
         # -bh: run the ACLs but never spool (see pymta.smtp.local).
         self.host_checking = False
+        self.xclient_done = False              # an XCLIENT succeeded (a proxied session)
         self.host_checking_callouts = False    # -bhc: callouts are made under -bh
         # dnslists answers kept for the session (pymta.acl.dnslists).
         self.dnslist_cache = DnsListCache()
@@ -391,6 +395,37 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
             self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
 
+    def on_wellknown(self, arg: str) -> Reply:
+        """WELLKNOWN <key>: offered to wellknown_advertise_hosts when acl_smtp_wellknown
+        is set; the ACL's ``control = wellknown/<file>`` gives the reply (Exim 4.98)."""
+        if not (main_option(self.config, "acl_smtp_wellknown", None)
+                and _host_in(self.config, "wellknown_advertise_hosts", self, None)):
+            self.log.reject(f'rejected "WELLKNOWN {arg}" from {self.host_ident(with_h=False)}')
+            return Reply(554, "not permitted")
+        self.ctx.variables["smtp_command_argument"] = taint(arg)
+        res = self._run("acl_smtp_wellknown", "wellknown")
+        if res.verdict == "accept" and res.wellknown is None:
+            # accepted without saying what to send: an ACL error, as in Exim
+            res = replace(res, verdict="defer", error=True, message=None,
+                          log_message="no control = wellknown in an accepting ACL")
+        if res.verdict != "accept":
+            self._log_reject(f"WELLKNOWN {arg}", res, with_sender=False)
+            return Reply(*acl_smtp_reply(res, "wellknown"))
+        return Reply(250, res.wellknown or "")
+
+    def on_xclient(self, arg: str) -> Reply | None:
+        """XCLIENT from a hosts_xclient proxy (see :mod:`pymta.smtp.xclient`)."""
+        assert self.server is not None
+        try:
+            command = parse_xclient(arg, first=not self.xclient_done)
+        except XclientSyntaxError as exc:
+            self.server.synprot_error(501, str(exc))
+            return None
+        self.apply_xclient(command)
+        self.xclient_done = True
+        self.server.host_address = self.peer_ip
+        return Reply(220, "XCLIENT success")
+
     def on_etrn(self, arg: str) -> Reply | None:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
         if log_selected(self.config, "etrn"):      # logged before the ACL, as Exim
@@ -550,6 +585,11 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
         server.extensions.append("PRDR")
     if _host_in(config, "smtputf8_advertise_hosts", session, "*"):
         server.extensions.append("SMTPUTF8")
+    if main_option(config, "acl_smtp_wellknown", None) and \
+            _host_in(config, "wellknown_advertise_hosts", session, None):
+        server.extensions.append("WELLKNOWN")
+    if _host_in(config, "hosts_xclient", session, None):
+        server.extensions.append(XCLIENT_KEYWORD)
     session.auth_install(server)
     session.limits = CommandLimits(
         session, lambda option, default: _host_in(config, option, session, default),

@@ -25,7 +25,7 @@ CONTROL_WHERES: dict[str, frozenset[str] | None] = {
 
 #: Controls whose effect lasts the rest of the connection, whichever ACL sets them.
 CONNECTION_CONTROLS = frozenset(("allow_auth_unadvertised", "enforce_sync",
-                                 "no_delay_flush", "no_enforce_sync",
+                                 "no_callout_flush", "no_delay_flush", "no_enforce_sync",
                                  "no_multiline_responses"))
 
 #: fakereject's (and fakedefer's) text when the control gives none (Exim 4.96's lines).

@@ -411,9 +411,7 @@ class _Runner:
             self._control(self._expand_checked(value))
         elif base == "delay":
             secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
-            flush = getattr(self.session, "flush_output", None)
-            if callable(flush) and not self._control_set("no_delay_flush"):
-                flush()      # pipelined replies first, so the client does not time out
+            self._flush_unless("no_delay_flush")
             sleep = getattr(self.session, "sleep", None) or time.sleep
             sleep(secs)
         elif base == "queue":
@@ -426,6 +424,13 @@ class _Runner:
             self.queue = name
         elif base == "continue":
             self._expand_checked(value)
+
+    def _flush_unless(self, control: str) -> None:
+        """Send the pipelined replies now (before a delay or a callout, so the client
+        does not time out waiting), unless ``control`` was obeyed."""
+        flush = getattr(self.session, "flush_output", None)
+        if callable(flush) and not self._control_set(control):
+            flush()
 
     def _control_set(self, name: str) -> bool:
         """Whether this ACL, or an earlier one of the session, obeyed control ``name``."""
@@ -635,6 +640,8 @@ class _Runner:
     def _verify_address(self, what: str, address: str,
                         vopts: addrverify.VerifyOptions) -> bool:
         """Route (and call out to) ``address``; record a failure for the reply."""
+        if vopts.callout is not None and not self._callouts_skipped():
+            self._flush_unless("no_callout_flush")
         verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
                                             self._callouts_skipped())
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure

@@ -31,15 +31,14 @@ ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 #: Controls pymta acts on.
 ACL_CONTROLS = frozenset("""
     allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
-    enforce_sync fakedefer fakereject freeze no_delay_flush no_enforce_sync no_mbox_unspool
-    no_multiline_responses no_pipelining queue queue_only submission suppress_local_fixups
-    utf8_downconvert wellknown""".split())
+    enforce_sync fakedefer fakereject freeze no_callout_flush no_delay_flush no_enforce_sync
+    no_mbox_unspool no_multiline_responses no_pipelining queue queue_only submission
+    suppress_local_fixups utf8_downconvert wellknown""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
     "dkim_disable_verify": "pymta never verifies DKIM signatures",
     "dmarc_disable_verify": "pymta never checks DMARC",
     "spf_disable_verify": "pymta never checks SPF by itself",
-    "no_callout_flush": "pymta makes no callouts",
 }
 #: Exim controls that pymta does not implement.
 #: ("debug" stays refused: pymta writes no Exim debug output.)

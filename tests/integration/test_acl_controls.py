@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
 from tests.support.daemon import run_pymta
+from tests.support.sink import SmtpSink
 from tests.support.smtp import SmtpTestClient
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "controls"
@@ -226,4 +227,31 @@ def test_delay_sends_pipelined_replies_first_unless_no_delay_flush(pymta_daemon)
             assert c.read_reply()[0] == 250
             c.quit()
     assert waited["127.0.0.1"] < 1.5           # the MAIL reply came before the delay
+    assert waited["127.0.0.2"] >= 1.9          # ... or only after it
+
+
+def test_callout_sends_pipelined_replies_first_unless_no_callout_flush(pymta_daemon):
+    """Exim flushes the pipelined replies before it calls out, so a client does not
+    time out waiting for its MAIL reply; control = no_callout_flush stops that."""
+    config = BASE_CONFIG.replace("acl_smtp_rcpt = acl_check_rcpt", (
+        "acl_smtp_rcpt = acl_check_rcpt\nacl_smtp_connect = acl_conn")).replace(
+        "begin acl\n", "begin acl\n\nacl_conn:\n  accept  hosts = 127.0.0.2\n"
+        "          control = no_callout_flush\n  accept\n\n").replace(
+        "  accept  domains = remote.example\n",
+        "  accept  domains = remote.example\n          verify = recipient/callout=10s,no_cache\n")
+    with SmtpSink(banner_delay=2.0) as sink:          # a slow callout target
+        d = pymta_daemon(config=config, macros={"SINK_PORT": str(sink.port)})
+        waited = {}
+        for source in ("127.0.0.1", "127.0.0.2"):        # 127.0.0.2: no_callout_flush
+            with SmtpTestClient(d.port, source=source) as c:
+                c.banner()
+                c.ehlo()
+                start = time.monotonic()
+                c.send_raw(b"MAIL FROM:<bob@test.example>\r\n"
+                           b"RCPT TO:<someone@remote.example>\r\n")
+                assert c.read_reply()[0] == 250
+                waited[source] = time.monotonic() - start
+                assert c.read_reply()[0] == 250
+                c.quit()
+    assert waited["127.0.0.1"] < 1.5           # the MAIL reply came before the callout
     assert waited["127.0.0.2"] >= 1.9          # ... or only after it

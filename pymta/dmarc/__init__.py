@@ -1,0 +1,1 @@
+"""DMARC (RFC 7489): policy records, organizational domains, evaluation, history."""

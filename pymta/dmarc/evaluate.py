@@ -12,6 +12,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
+import dns.exception
+import dns.resolver
+
+from pymta import dns as pdns
 from pymta.dmarc.record import BadRecord, DmarcRecord, parse_record
 from pymta.dmarc.suffixes import SuffixList
 
@@ -85,6 +89,18 @@ class DmarcResult:
 
 
 TxtLookup = Callable[[str], list[str]]     # TXT strings at a name; DnsTempError
+
+
+def txt_records(name: str) -> list[str]:
+    """The TXT records at ``name`` through pymta's resolver (none for NXDOMAIN or no
+    data); DnsTempError when the DNS cannot answer now."""
+    try:
+        answer = pdns.resolve(name, "TXT", lifetime=5.0)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except dns.exception.DNSException as exc:
+        raise DnsTempError(str(exc)) from None
+    return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
 def aligned(identifier: str, from_domain: str, strict: bool, suffixes: SuffixList) -> bool:

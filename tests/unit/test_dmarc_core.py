@@ -2,10 +2,12 @@
 choice and the history file lines (the TXT answers come from a dict)."""
 import pytest
 
-from pymta.dmarc.evaluate import DkimOutcome, DnsTempError, SpfOutcome, evaluate
+from pymta import dns as pdns
+from pymta.dmarc.evaluate import DkimOutcome, DnsTempError, SpfOutcome, evaluate, txt_records
 from pymta.dmarc.history import history_entry
 from pymta.dmarc.record import BadRecord, parse_record
 from pymta.dmarc.suffixes import SuffixList
+from tests.support.dns import DnsServer
 
 PSL = SuffixList("// comment\ncom\nuk\nco.uk\n*.ck\n!www.ck\n")
 
@@ -89,3 +91,21 @@ def test_history_entry_lines():
         "dkim example.com s1 7", "pdomain example.com", "policy 16", "rua -", "pct 100",
         "adkim 0", f"aspf {ord('s')}", f"p {ord('r')}", f"sp {ord('q')}",
         "align_dkim 5", "align_spf 5", "action 0"]
+
+
+def test_policy_records_from_a_real_dns_server():
+    zones = {"example.test": '_dmarc IN TXT "v=DMARC1; p=rej" "ect"\n'
+                             'www IN A 192.0.2.1\n'}
+    with DnsServer(zones, servfail=["_dmarc.broken.example.test"]) as srv:
+        pdns.set_server("127.0.0.1", srv.port)
+        try:
+            assert txt_records("_dmarc.example.test") == ["v=DMARC1; p=reject"]
+            assert txt_records("_dmarc.www.example.test") == []          # NXDOMAIN
+            assert txt_records("www.example.test") == []                 # no TXT
+            with pytest.raises(DnsTempError):
+                txt_records("_dmarc.broken.example.test")
+            r = evaluate("www.example.test", None, [], txt_records,
+                         SuffixList("test\n"))
+            assert (r.status, r.used_domain) == ("reject", "example.test")
+        finally:
+            pdns.set_server(None)

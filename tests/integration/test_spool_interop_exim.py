@@ -174,7 +174,9 @@ def test_exim_dsn_fields_are_read_by_pymta(tmp_path):
     assert '\n<u@test.example> (relayed via non "Remote SMTP" router)\n' in report
     assert "Original-Envelope-ID: QQ+id\n\nOriginal-Recipient: rfc822;U+x@test.example\n" \
         "Action: delivered\nFinal-Recipient: rfc822;u@test.example\n" in report
-    assert "v@test.example" not in report and "w@test.example" not in report
+    # (as whole addresses: a Message-ID such as <E1xZS28-0004FZ-1v@test.example> ends
+    # in the same letters)
+    assert not re.search(r"(?<![\w.+-])[vw]@test\.example", report)
     assert d.queue() == []
 
 
@@ -203,4 +205,6 @@ def test_pymta_dsn_fields_are_read_by_exim(tmp_path):
     assert '\n<u@test.example> (relayed via non "Remote SMTP" router)\n' in report
     assert "Original-Envelope-ID: QQ+2Bid\n\nOriginal-Recipient: rfc822;U+2Bx@test.example\n" \
         "Action: delivered\nFinal-Recipient: rfc822;u@test.example\n" in report
-    assert "v@test.example" not in report and "w@test.example" not in report
+    # (as whole addresses: a Message-ID such as <E1xZS28-0004FZ-1v@test.example> ends
+    # in the same letters)
+    assert not re.search(r"(?<![\w.+-])[vw]@test\.example", report)

@@ -31,12 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
 
+from pymta.config.dkim_macros import DKIM_SIGN_HEADERS
+
 #: Exim's default dkim_sign_headers (its _DKIM_SIGN_HEADERS macro): RFC 4871's list.
-DEFAULT_SIGN_HEADERS = (
-    "From:Sender:Reply-To:Subject:Date:Message-ID:To:Cc:MIME-Version:Content-Type:"
-    "Content-Transfer-Encoding:Content-ID:Content-Description:Resent-Date:Resent-From:"
-    "Resent-Sender:Resent-To:Resent-Cc:Resent-Message-ID:In-Reply-To:References:List-Id:"
-    "List-Help:List-Unsubscribe:List-Subscribe:List-Post:List-Owner:List-Archive")
+DEFAULT_SIGN_HEADERS = DKIM_SIGN_HEADERS
 
 #: The hash methods dkim_hash accepts.
 HASHES: dict[str, Callable[[], "hashlib._Hash"]] = {

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from tests.integration.conftest import BASE_CONFIG, wait_for
 from tests.integration.test_daemon_e2e import send
+from tests.support.daemon import run_pymta
 from tests.support.dns import DnsServer
 from tests.support.sink import SmtpSink
 
@@ -247,6 +248,23 @@ def test_oversigned_headers(pymta_daemon, sink, keys, dns_server, tmp_path):
     assert not dkimpy_verifies(got.replace(b"X-Tag: one", b"X-Tag: 1"), dns_server)
 
 
+def test_oversign_macro(pymta_daemon, sink, keys, dns_server, tmp_path):
+    d, got = relay(pymta_daemon, sink, f"""
+        dkim_domain = test.example
+        dkim_selector = ed
+        dkim_private_key = {tmp_path}/ed.key
+        dkim_sign_headers = _DKIM_OVERSIGN_HEADERS
+        """)
+    assert got is not None, d.diagnostics()
+    h = signature_fields(got)[0][b"h"].split(b":")
+    # the five present fields, then each of the 28 names once more
+    assert h[:5] == [b"Date", b"Message-ID", b"Subject", b"To", b"From"]
+    assert h[5:7] == [b"From", b"Sender"] and len(h) == 33
+    assert dkimpy_verifies(got, dns_server)
+    assert not dkimpy_verifies(b"From: another@example.net\n" + got, dns_server)
+    assert not dkimpy_verifies(b"Reply-To: another@example.net\n" + got, dns_server)
+
+
 def test_hash_choices(pymta_daemon, sink, keys, dns_server, tmp_path):
     d, got = relay(pymta_daemon, sink, f"""
         dkim_domain = test.example
@@ -361,3 +379,19 @@ def test_bad_hash_or_canon(pymta_daemon, sink, keys, tmp_path):
         """)
     assert got is not None and b"DKIM-Signature" not in got, d.diagnostics()
     d.wait_for_log(r'DKIM: signing failed: d=test\.example s=rsa: unknown hash "md5"', 5)
+
+
+@pytest.mark.parametrize("driver", ["appendfile\n  file = /tmp/x", "lmtp\n  socket = /tmp/s",
+                                    "pipe\n  command = /bin/cat",
+                                    "autoreply\n  to = x@y.example"])
+def test_only_the_smtp_transport_signs(tmp_path, driver):
+    # exim4 4.96 refuses dkim_* options on every other transport.
+    conf = tmp_path / "other.conf"
+    conf.write_text(f"spool_directory = {tmp_path}/spool\nbegin transports\n"
+                    f"t:\n  driver = {driver}\n  dkim_domain = test.example\n")
+    r = run_pymta(["-bV"], conf)
+    assert r.returncode != 0
+    assert 'line 6: option "dkim_domain" unknown' in r.stderr
+    conf.write_text(f"spool_directory = {tmp_path}/spool\nbegin transports\n"
+                    f"t:\n  driver = smtp\n  dkim_domain = test.example\n")
+    assert run_pymta(["-bV"], conf).returncode == 0

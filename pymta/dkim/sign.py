@@ -23,6 +23,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import dkim
@@ -157,12 +158,13 @@ class BodyHasher:
 # ---------------------------------------------------------------------------------------
 # Header
 # ---------------------------------------------------------------------------------------
-def parse_sign_headers(text: str) -> list[str]:
+@lru_cache(maxsize=64)
+def parse_sign_headers(text: str) -> tuple[str, ...]:
     """dkim_sign_headers after expansion: a colon list of names, each optionally with
     Exim's "=" (every instance present) or "+" (every instance, plus one more so
     that none can be added) prefix."""
     items = [i.strip() for i in text.split(":")]
-    out = [i for i in items if i]
+    out = tuple(i for i in items if i)
     for i in out:
         name = i[1:] if i[:1] in "=+" else i
         if not name or not re.fullmatch(r"[\x21-\x39\x3b-\x7e]+", name):
@@ -170,7 +172,8 @@ def parse_sign_headers(text: str) -> list[str]:
     return out
 
 
-def signed_header_names(headers: list[tuple[bytes, bytes]], sign_list: list[str]) -> list[str]:
+def signed_header_names(headers: list[tuple[bytes, bytes]],
+                        sign_list: tuple[str, ...] | list[str]) -> list[str]:
     """The h= list as Exim 4.96 builds it.
 
     The header fields are walked from the last to the first; a field is signed when its
@@ -233,7 +236,7 @@ def signature_field(header_block: bytes, body_hash: bytes, req: SignatureRequest
         headers, _ = dkim.rfc822_parse(header_block)
     except dkim.MessageFormatError as e:
         raise DkimSignError(f"header not signable: {_first_line(e)}") from None
-    names = signed_header_names([(h[0], h[1]) for h in headers], list(req.sign_headers))
+    names = signed_header_names([(h[0], h[1]) for h in headers], req.sign_headers)
     tags = [("v", "1"), ("a", f"{req.key.kind}-{req.hash_name}"), ("q", "dns/txt"),
             ("c", f"{req.canon}/{req.canon}"), ("d", req.domain), ("s", req.selector),
             ("h", ":".join(names)), ("bh", base64.b64encode(body_hash).decode())]

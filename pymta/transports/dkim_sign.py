@@ -173,8 +173,8 @@ class DkimSigning:
             BodyHasher(canon, hash_name)
         except DkimSignError as e:
             raise _Failure(f"d={domain} s={selector}: {e}", domain, selector) from None
-        return SignatureRequest(domain, selector, key, canon, hash_name, tuple(names),
-                                identity, stamps)
+        return SignatureRequest(domain, selector, key, canon, hash_name, names, identity,
+                                stamps)
 
     def _timestamps(self, domain: str, selector: str) -> tuple[int, int] | None:
         text = self._expand("dkim_timestamps", domain, selector).strip()

@@ -135,6 +135,8 @@ class DkimSigning:
         requests = []
         for raw_domain in domains:
             domain = raw_domain.lower()
+            if is_tainted(raw_domain):
+                domain = taint(domain)
             with self._vars(dkim_domain=domain):
                 try:
                     selectors = self._list("dkim_selector", domain)

@@ -395,3 +395,52 @@ def test_only_the_smtp_transport_signs(tmp_path, driver):
     conf.write_text(f"spool_directory = {tmp_path}/spool\nbegin transports\n"
                     f"t:\n  driver = smtp\n  dkim_domain = test.example\n")
     assert run_pymta(["-bV"], conf).returncode == 0
+
+
+def test_signed_message_over_bdat_with_headers_add(pymta_daemon, sink_port, keys,
+                                                   dns_server, tmp_path):
+    """The signature covers what goes out: headers_add lines included, and the sizes
+    BDAT announces count the signature."""
+    with SmtpSink(port=sink_port, chunking=True) as sink:
+        d, got = relay(pymta_daemon, sink, f"""
+            dkim_domain = test.example
+            dkim_selector = rsa
+            dkim_private_key = {tmp_path}/rsa.key
+            dkim_sign_headers = From : X-Added
+            headers_add = X-Added: by the transport
+            """)
+        assert got is not None, d.diagnostics()
+        assert sink.messages[0].bdat_chunks, "not sent with BDAT"
+    assert b"\nX-Added: by the transport\n" in got
+    assert signature_fields(got)[0][b"h"] == b"X-Added:From"
+    assert dkimpy_verifies(got, dns_server)
+    assert not dkimpy_verifies(got.replace(b"by the transport", b"by someone else"),
+                               dns_server)
+
+
+def test_key_file_named_from_message_data_is_refused(pymta_daemon, sink, keys, dns_server,
+                                                     tmp_path):
+    (tmp_path / "keys").mkdir()
+    shutil.copy(tmp_path / "rsa.key", tmp_path / "keys" / "test.example")
+    d, got = relay(pymta_daemon, sink, f"""
+        dkim_domain = ${{domain:$h_from:}}
+        dkim_selector = rsa
+        dkim_private_key = {tmp_path}/keys/$dkim_domain
+        """)
+    assert got is not None and b"DKIM-Signature" not in got, d.diagnostics()
+    d.wait_for_log(r"DKIM: signing failed: d=test\.example s=rsa: Tainted filename "
+                   rf"'{re.escape(str(tmp_path))}/keys/test\.example' for dkim_private_key "
+                   r"not permitted", 5)
+
+
+def test_key_file_found_with_dsearch(pymta_daemon, sink, keys, dns_server, tmp_path):
+    (tmp_path / "keys").mkdir()
+    shutil.copy(tmp_path / "rsa.key", tmp_path / "keys" / "test.example")
+    d, got = relay(pymta_daemon, sink, f"""
+        dkim_domain = ${{lookup{{${{domain:$h_from:}}}}dsearch{{{tmp_path}/keys}}}}
+        dkim_selector = rsa
+        dkim_private_key = {tmp_path}/keys/$dkim_domain
+        """)
+    assert got is not None, d.diagnostics()
+    assert signature_fields(got)[0][b"d"] == b"test.example"
+    assert dkimpy_verifies(got, dns_server)

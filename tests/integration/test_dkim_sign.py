@@ -444,3 +444,23 @@ def test_key_file_found_with_dsearch(pymta_daemon, sink, keys, dns_server, tmp_p
     assert got is not None, d.diagnostics()
     assert signature_fields(got)[0][b"d"] == b"test.example"
     assert dkimpy_verifies(got, dns_server)
+
+
+def test_no_cutthrough_for_a_signing_transport(pymta_daemon, sink, keys, dns_server,
+                                               tmp_path):
+    # As in Exim: the signature needs the whole message before the header goes out.
+    config = signing_config(f"""
+        dkim_domain = test.example
+        dkim_selector = rsa
+        dkim_private_key = {tmp_path}/rsa.key
+        """)
+    config = config.replace("  accept  domains = remote.example\n",
+                            "  accept  domains = remote.example\n"
+                            "          control = cutthrough_delivery\n")
+    assert "cutthrough_delivery" in config
+    d = pymta_daemon(config=config)
+    assert send(d, "sender@test.example", ["user@remote.example"], MESSAGE)[0] == 250
+    d.wait_for_log(r"=> user@remote\.example R=remote T=remote_smtp", 15)
+    assert ">>" not in d.log()
+    assert sink.wait_for(1, 5)
+    assert dkimpy_verifies(sink.messages[0].data.replace(b"\r\n", b"\n"), dns_server)

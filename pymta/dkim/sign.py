@@ -65,10 +65,13 @@ class SigningKey:
     def sign(self, digest: bytes, hash_name: str) -> bytes:
         """The signature over ``digest`` (the header hash) as DKIM defines it: RSASSA
         PKCS#1 v1.5 of the digest for RSA, pure Ed25519 of the digest (RFC 8463)."""
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(digest, padding.PKCS1v15(),
-                                 utils.Prehashed(_CRYPTO_HASHES[hash_name]))
-        return self.key.sign(digest)
+        try:
+            if isinstance(self.key, rsa.RSAPrivateKey):
+                return self.key.sign(digest, padding.PKCS1v15(),
+                                     utils.Prehashed(_CRYPTO_HASHES[hash_name]))
+            return self.key.sign(digest)
+        except ValueError as e:     # e.g. an RSA key too short for the digest
+            raise DkimSignError(f"cannot sign: {_first_line(e)}") from None
 
 
 def load_private_key(pem: bytes) -> SigningKey:

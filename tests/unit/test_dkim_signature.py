@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
+import subprocess
 
 import dkim
 import dkim.crypto
@@ -181,6 +183,16 @@ def test_sha1_and_sha512(monkeypatch):
 def test_ed25519_only_with_sha256():
     with pytest.raises(DkimSignError, match="Ed25519"):
         sign(selector="ed", key=load_private_key(pem(ED_KEY)), hash_name="sha512")
+
+
+def test_key_too_short_for_the_digest():
+    # cryptography makes no RSA key under 1024 bits; openssl still does.
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    short = subprocess.run(["openssl", "genrsa", "512"], capture_output=True,
+                           check=True).stdout
+    with pytest.raises(DkimSignError, match="cannot sign"):
+        sign(key=load_private_key(short), hash_name="sha512")
 
 
 def test_garbage_key():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pymta.acl.parse import ACL_ITEMS, check_acl_item
+from pymta.config.dkim_macros import DKIM_MACROS
 from pymta.config.model import (
     AclStatement,
     Config,
@@ -317,6 +318,7 @@ class _Reader:
         from pymta.config.main_options import MainOptions
         self.path = path
         initial: dict[str, str] = {"_CONFIG_DIR": os.path.dirname(os.path.abspath(path))}
+        initial.update(DKIM_MACROS)
         initial.update(macros or {})
         self.source = LineSource(path, initial, set(macros or {}))
         self.config = Config(filename=path, main=MainOptions(), macros=self.source.macros)

@@ -154,8 +154,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "hosts_try_fastopen": "",
         **_reject("""
             address_retry_include_sender arc_sign authenticate_hosts
-            dkim_canon dkim_domain dkim_hash dkim_identity dkim_private_key dkim_selector
-            dkim_sign_headers dkim_strict dkim_timestamps dns_qualify_single
+            dns_qualify_single
             dns_search_parents dscp host_name_extract keepalive
             socks_proxy tls_alpn
             tls_dh_min_bits"""),

@@ -22,6 +22,7 @@ body_zerocount bounce_recipient bounce_return_size_limit caller_gid caller_uid
 callout_address compile_date compile_number config_dir config_file csa_status
 dkim_copiedheaders dkim_cur_signer dkim_headernames dkim_selector dkim_signers
 dkim_verify_reason dkim_verify_status dnslist_domain domain
+dkim_domain
 domain_data exim_gid exim_path exim_uid exim_version headers_added home host
 host_address host_data host_lookup_deferred host_lookup_failed host_port initial_cwd
 inode interface_address item ldap_dn load_average local_part local_part_data

@@ -35,6 +35,7 @@ from pymta.tls.outbound import HostRequirements
 from pymta.tls.session import TLSFacts
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
+from pymta.transports.dkim_sign import DkimSigning, signing_configured
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_dsn import mail_dsn_param, rcpt_dsn_param
 from pymta.transports.smtp_security import OutboundSecurity
@@ -223,7 +224,8 @@ class SmtpTransport(Transport):
             port = self._port(ctx)
             helo = expand(self.opt("helo_data"), ctx) or socket.gethostname()
             utf8_mode = self._utf8_downconvert(job, ctx)
-            header = self.header_block(job, ctx)
+            dkim = DkimSigning(self, job, ctx)
+            header = dkim.apply(self.header_block(job, ctx))
             self.check_size_limit(job, ctx, len(header) + body_size(job.data_path))
         except TransportError as e:
             set_results(addrs, e.result, e.message, e.errno)
@@ -280,7 +282,8 @@ class SmtpTransport(Transport):
                     continue
                 try:
                     self._deliver_to_host(job, host, pending, helo, header, ctx, req,
-                                          keep_open=serial is None, utf8_mode=utf8_mode)
+                                          keep_open=serial is None, utf8_mode=utf8_mode,
+                                          dkim=dkim)
                 finally:
                     if serial:
                         MiscDB(job.spool_dir, job.log).release(serial)
@@ -293,7 +296,11 @@ class SmtpTransport(Transport):
         """Open a session to the first usable host of ``job``'s first address, as a
         delivery would (banner, EHLO, STARTTLS, AUTH): (client, host, context), or None
         when no host could be reached.  For a cutthrough delivery, which then runs the
-        transaction itself while the message is still being received."""
+        transaction itself while the message is still being received.  Not with DKIM
+        signing, which needs the whole message before it sends the header (as in
+        Exim)."""
+        if signing_configured(self):
+            return None
         addrs = list(job.addresses)
         try:
             ctx = self.context(job, addrs[0] if addrs else None)
@@ -654,10 +661,12 @@ class SmtpTransport(Transport):
     def _deliver_to_host(self, job: Any, host: Host, addrs: list, helo: str,
                          header: bytes, ctx: Any = None,
                          req: HostRequirements | None = None,
-                         keep_open: bool = True, utf8_mode: int | None = None) -> None:
+                         keep_open: bool = True, utf8_mode: int | None = None,
+                         dkim: DkimSigning | None = None) -> None:
         """Try one host; every address in ``addrs`` ends with a result.  With
         ``keep_open`` false the connection is closed afterwards (serialize_hosts);
-        ``utf8_mode`` is :meth:`_utf8_downconvert`'s answer."""
+        ``utf8_mode`` is :meth:`_utf8_downconvert`'s answer; ``dkim`` signs the
+        header block when it has to be built again here."""
         for a in addrs:
             a.host_used = host
         key = (host.address, host.port or 25, helo)
@@ -692,9 +701,16 @@ class SmtpTransport(Transport):
                 # headers_add may name $tls_out_*: Exim expands it while writing the
                 # message, after the session has started.
                 try:
-                    header = self.header_block(job, ctx)
+                    rebuilt = self.header_block(job, ctx)
                 except Exception:  # noqa: BLE001 - it expanded before; keep that result
-                    pass
+                    rebuilt = None
+                if rebuilt is not None:
+                    try:
+                        header = dkim.apply(rebuilt) if dkim is not None else rebuilt
+                    except TransportError as e:
+                        _tls_failed(addrs, e.message, e.errno)
+                        self._release(key, cl, count)
+                        return
             offered = cl.has("SMTPUTF8")
             if utf8_mode == 0 and not offered:
                 for a in addrs:

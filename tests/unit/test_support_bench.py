@@ -44,7 +44,8 @@ def test_render_config_replaces_all_placeholders(tmp_path):
     values = {"SPOOL": "/s", "MAILDIR": "/m/inbox", "SMTP_PORT": "2525",
               "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "u",
               "RUN_GROUP": "g", "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
-              "DELIVERY_USER_MACRO": "", "TLS_MACRO": "", "ANTISPAM_MACRO": ""}
+              "DELIVERY_USER_MACRO": "", "TLS_MACRO": "", "ANTISPAM_MACRO": "",
+              "DKIM_MACRO": ""}
     run.render_config(BENCH / "bench.conf.in", out, values)
     text = out.read_text()
     assert "SPOOL = /s\n" in text and "SINK_PORT = 2526\n" in text
@@ -58,7 +59,7 @@ def test_render_config_rejects_missing_value(tmp_path):
                           {"SPOOL": "/s", "MAILDIR": "/m", "SMTP_PORT": "1",
                            "SINK_HOST": "h", "RUN_USER": "u", "RUN_GROUP": "g",
                            "QUEUE_ONLY_MACRO": "", "DELIVERY_USER_MACRO": "",
-                           "TLS_MACRO": "", "ANTISPAM_MACRO": ""})
+                           "TLS_MACRO": "", "ANTISPAM_MACRO": "", "DKIM_MACRO": ""})
 
 
 @pytest.mark.parametrize("delivery_user", ["", "nobody"])
@@ -72,7 +73,7 @@ def test_bench_config_loads_in_pymta(tmp_path, delivery_user):
         "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "root", "RUN_GROUP": "root",
         "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
         "DELIVERY_USER_MACRO": f"DELIVERY_USER = {delivery_user}" if delivery_user else "",
-        "TLS_MACRO": "", "ANTISPAM_MACRO": ""})
+        "TLS_MACRO": "", "ANTISPAM_MACRO": "", "DKIM_MACRO": ""})
     config = load_config(str(out))
     assert config.main.queue_only is True
     assert config.main.spool_directory == str(tmp_path / "spool")
@@ -80,6 +81,30 @@ def test_bench_config_loads_in_pymta(tmp_path, delivery_user):
     user = config.transports["local_maildir"].options.get("user")
     expected = pwd.getpwnam(delivery_user).pw_uid if delivery_user else None
     assert (user if user not in ("", None) else None) == expected
+
+
+def test_relay_dkim_mode_signs_in_the_smtp_transport(tmp_path):
+    from pymta.config import load_config
+    out = tmp_path / "bench.conf"
+    key = run.make_dkim_key(tmp_path)
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    run.render_config(BENCH / "bench.conf.in", out, {
+        "SPOOL": str(tmp_path / "spool"), "MAILDIR": str(tmp_path / "md"), "SMTP_PORT": "2525",
+        "SINK_HOST": "127.0.0.2", "SINK_PORT": "2526", "RUN_USER": "root", "RUN_GROUP": "root",
+        "QUEUE_ONLY_MACRO": "", "DELIVERY_USER_MACRO": "", "TLS_MACRO": "",
+        "ANTISPAM_MACRO": "", "DKIM_MACRO": f"DKIM_KEY = {key}"})
+    options = load_config(str(out)).transports["remote_smtp"].options
+    assert options["dkim_private_key"] == str(key)
+    assert options["dkim_domain"] == "bench.test"
+
+
+def test_markdown_table_gives_the_signing_cost():
+    s = run.Settings(sessions=2, per_session=3, size=100, smtpload=Path("x"), timeout=1,
+                     keep=False, pymta_cmd=["p"], exim_cmd="e", run_user="u", run_group="g")
+    results = [run.RunResult("pymta", "relay", 6, rate=100.0),
+               run.RunResult("pymta", "relay_dkim", 6, rate=80.0)]
+    assert ("pymta: relay_dkim/relay = 0.80 (signing costs 20% of relay throughput)"
+            in run.markdown_table(results, s).splitlines())
 
 
 def test_count_files_by_suffix(tmp_path):

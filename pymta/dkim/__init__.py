@@ -1,0 +1,1 @@
+"""DomainKeys Identified Mail (RFC 6376, RFC 8463): signing (:mod:`pymta.dkim.sign`)."""

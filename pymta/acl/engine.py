@@ -46,6 +46,7 @@ from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
 from pymta.config.values import main_option
+from pymta.dmarc.check import DmarcCheck, run_check, status_in_list
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -225,6 +226,7 @@ class _Runner:
         self.ratelimit_cache: RatelimitCache | None = None
         self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
         self.wellknown: str | None = None
+        self.dmarc_check: DmarcCheck | None = None    # without a session (non-SMTP)
 
     # -------------------------------------------------------------- helpers
     def _log(self, kind: str, text: str) -> None:
@@ -529,13 +531,31 @@ class _Runner:
             return check(_expand_arg(value, self.ctx),
                          getattr(self.session, "content_scan", None), self.where,
                          self.ctx.variables)
+        if name == "dmarc_status":
+            return self._dmarc_status(_expand_arg(value, self.ctx))
         if name in ("spf", "dkim_status", "dkim_signers",
-                    "dmarc_status", "csa", "malware", "spam", "demime", "bmi_optin"):
+                    "csa", "malware", "spam", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
+
+    def _dmarc_status(self, arg: str) -> bool:
+        """dmarc_status (DATA ACL): the message's DMARC check, run on first use."""
+        if self.where not in ("data", "notsmtp"):
+            raise ConfigError("cannot test dmarc_status condition in "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+        check = getattr(self.session, "dmarc_check", None)
+        if check is None:
+            check = self.dmarc_check = self.dmarc_check or DmarcCheck()
+        check.disabled = check.disabled or self._control_set("dmarc_disable_verify")
+        check.forensic = check.forensic or self._control_set("dmarc_enable_forensic")
+        facts = self.session if hasattr(self.session, "spf_outcome") else None
+        status = run_check(self.config, self.ctx, check, facts,
+                           getattr(self.session, "log", None),
+                           getattr(self.session, "send_dmarc_report", None))
+        return status_in_list(status, split_list(arg))
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")

@@ -72,7 +72,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         bounce_sender_authentication check_rfc2047_length daemon_startup_retries
         daemon_startup_sleep dkim_verify_hashes dkim_verify_keytypes
         dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
-        dmarc_forensic_sender dmarc_history_file dmarc_tld_file dns_cname_loops
+        dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
         event_action extra_local_interfaces gecos_name gecos_pattern
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains

@@ -15,8 +15,8 @@ from typing import Any
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.dsn import RET_HDRS, original_recipient, report_text
-from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
-from pymta.routing import support
+from pymta.expand import ExpandError, expand_string
+from pymta.message.notices import dsn_from, mailer_daemon
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
 from pymta.xtext import xtext_decode
@@ -74,26 +74,6 @@ def notice_headers(config: Any, msg: SpoolMessage, recipient: str, ctx: Any = No
     if msgid_hdr:
         out.append(f"References: {msgid_hdr}\n")
     return out
-
-
-def mailer_daemon(config: Any) -> str:
-    return f"Mailer-Daemon@{support.qualify_domain(config)}"
-
-
-def dsn_from(config: Any, ctx: Any = None, log: Any = None) -> str:
-    """The From: of bounces, warnings and other notices: dsn_from expanded; when the
-    expansion fails the failure goes to the main and panic logs and Exim's default is
-    used."""
-    text = main_option(config, "dsn_from", None)
-    if text:
-        try:
-            return expand_string(str(text), ctx if ctx is not None else ExpandContext(config))
-        except (ExpandError, ExpandFail) as exc:
-            if log is not None:
-                note = f"Failed to expand dsn_from (using default): {exc}"
-                log.main(note)
-                log.panic(note)
-    return f"Mail Delivery System <{mailer_daemon(config)}>"
 
 
 def envelope_id_lines(msg: SpoolMessage) -> list[str]:

@@ -6,9 +6,8 @@ from typing import Any
 
 from pymta.config.values import main_option
 from pymta.expand.lists import nonempty_items
+from pymta.message.notices import dsn_from
 from pymta.spool.model import SpoolMessage
-
-from .bounce import dsn_from
 
 
 def freeze_tell_recipients(config: Any) -> list[str]:

@@ -13,9 +13,10 @@ from typing import Any
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.dsn import DSN_LASTHOP
+from pymta.message.notices import dsn_from
 from pymta.spool.model import SpoolMessage
 
-from .bounce import dsn_from, envelope_id_lines, original_recipient_lines
+from .bounce import envelope_id_lines, original_recipient_lines
 
 
 def relay_note(a: Address) -> str:

@@ -49,6 +49,7 @@ from pymta.smtp.limits import (
     data_deadline,
     receive_timeout,
 )
+from pymta.smtp.mailauth_glue import MailAuthGlue
 from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -70,7 +71,7 @@ _CUTTHROUGH_EXCLUDED = frozenset(("PRDR", "SMTPUTF8", "RET", "ENVID"))
 
 
 class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, DialogueLog, TlsGlue,
-                   AuthGlue, SmtpHandler):
+                   AuthGlue, MailAuthGlue, SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
 
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
@@ -199,6 +200,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         self._excess_logged = False
         self.data_headers_add: list[str] = []
         self.data_headers_remove: list[str] = []
+        self.dmarc_reset()
         v = self.ctx.variables
         v.update(sender_address="", authenticated_sender="", local_part="", domain="",
                  recipients="", recipients_count="0", rcpt_count="0", message_size="-1")

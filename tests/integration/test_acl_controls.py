@@ -213,19 +213,25 @@ def test_control_in_the_wrong_acl_is_an_acl_error(pymta_daemon):
     d.wait_for_log(r'cannot use "control=fakereject" in EHLO or HELO ACL', name="reject")
 
 
-def test_delay_sends_pipelined_replies_first_unless_no_delay_flush(pymta_daemon):
-    d = pymta_daemon(config=_config())
+def _mail_reply_waits(d, rcpt: str) -> dict[str, float]:
+    """Seconds until the reply to a pipelined MAIL, per client address, when the RCPT
+    sent with it makes the ACL wait (127.0.0.2 has a no_*_flush control)."""
     waited = {}
-    for source in ("127.0.0.1", "127.0.0.2"):        # 127.0.0.2: no_delay_flush
+    for source in ("127.0.0.1", "127.0.0.2"):
         with SmtpTestClient(d.port, source=source) as c:
             c.banner()
             c.ehlo()
             start = time.monotonic()
-            c.send_raw(b"MAIL FROM:<bob@test.example>\r\nRCPT TO:<slow@test.example>\r\n")
+            c.send_raw(f"MAIL FROM:<bob@test.example>\r\nRCPT TO:<{rcpt}>\r\n".encode())
             assert c.read_reply()[0] == 250
             waited[source] = time.monotonic() - start
             assert c.read_reply()[0] == 250
             c.quit()
+    return waited
+
+
+def test_delay_sends_pipelined_replies_first_unless_no_delay_flush(pymta_daemon):
+    waited = _mail_reply_waits(pymta_daemon(config=_config()), "slow@test.example")
     assert waited["127.0.0.1"] < 1.5           # the MAIL reply came before the delay
     assert waited["127.0.0.2"] >= 1.9          # ... or only after it
 
@@ -241,17 +247,6 @@ def test_callout_sends_pipelined_replies_first_unless_no_callout_flush(pymta_dae
         "  accept  domains = remote.example\n          verify = recipient/callout=10s,no_cache\n")
     with SmtpSink(banner_delay=2.0) as sink:          # a slow callout target
         d = pymta_daemon(config=config, macros={"SINK_PORT": str(sink.port)})
-        waited = {}
-        for source in ("127.0.0.1", "127.0.0.2"):        # 127.0.0.2: no_callout_flush
-            with SmtpTestClient(d.port, source=source) as c:
-                c.banner()
-                c.ehlo()
-                start = time.monotonic()
-                c.send_raw(b"MAIL FROM:<bob@test.example>\r\n"
-                           b"RCPT TO:<someone@remote.example>\r\n")
-                assert c.read_reply()[0] == 250
-                waited[source] = time.monotonic() - start
-                assert c.read_reply()[0] == 250
-                c.quit()
+        waited = _mail_reply_waits(d, "someone@remote.example")
     assert waited["127.0.0.1"] < 1.5           # the MAIL reply came before the callout
     assert waited["127.0.0.2"] >= 1.9          # ... or only after it

@@ -30,6 +30,7 @@ ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
 #: Controls pymta acts on.
 ACL_CONTROLS = frozenset("""
+    debug
     allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
     enforce_sync fakedefer fakereject freeze no_delay_flush no_enforce_sync no_mbox_unspool
     no_multiline_responses no_pipelining queue queue_only submission suppress_local_fixups
@@ -42,10 +43,9 @@ ACL_CONTROLS_IGNORED = {
     "no_callout_flush": "pymta makes no callouts",
 }
 #: Exim controls that pymta does not implement.
-#: (Exim 4.96 has no "wellknown" or "smtp_no_mail_hints" control: those are unknown.
-#: "debug" stays refused: pymta writes no Exim debug output.)
+#: (Exim 4.96 has no "wellknown" or "smtp_no_mail_hints" control: those are unknown.)
 ACL_CONTROLS_UNSUPPORTED = frozenset("""
-    debug dmarc_enable_forensic dscp""".split())
+    dmarc_enable_forensic dscp""".split())
 #: ``verify =`` kinds Exim has and pymta does not.
 VERIFY_UNSUPPORTED = frozenset(("arc",))
 #: Options of address verification (``verify = recipient/...``) pymta does not have.

@@ -17,6 +17,7 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.config.values import main_option
+from pymta.debuglog import debug
 from pymta.delivery import retry as retrymod
 from pymta.delivery import warning
 from pymta.delivery.bounce import (
@@ -125,10 +126,16 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                               journal=journal, give_up=give_up, local_only=local_only)
         if give_up:
             log.main(f"cancelled by {user}", msgid)
+        traced = debug.resume_from_spool(msg.variables.get("debug_selector"),
+                                         msg.variables.get("debuglog_name"))
+        if debug.deliver:
+            debug.printf(f"delivering message {msgid}")
         try:
             outcome = run.run()
         finally:
             run.close()
+            if traced:
+                debug.end_control()
     finally:
         held.release()
     if continued:
@@ -793,6 +800,9 @@ class MessageDelivery:
                           config=self.config, submit=self._submit_generated)
         for a in batch:
             a.result = None
+        if debug.transport:
+            debug.printf(f"{first.transport} transport entered for "
+                         + ", ".join(a.address for a in batch))
         try:
             obj.deliver(job)
         except Exception as exc:  # a transport bug must not lose the message
@@ -804,6 +814,9 @@ class MessageDelivery:
         for a in batch:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "transport gave no result"
+            if debug.transport:
+                debug.printf(f"{first.transport} transport returned {a.result.upper()} for "
+                             f"{a.address}" + (f": {a.message}" if a.message else ""))
         self._shadow(obj, [a for a in batch if a.result == "ok"], job)
         self._after_transport(batch)
 

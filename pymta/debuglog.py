@@ -95,17 +95,24 @@ class RingBuffer:
 
 
 class _Sink:
-    """Where lines go: a file descriptor, and the path when it is a debug log file."""
+    """Where lines go: a file descriptor, and the path when it is a debug log file
+    (or a text stream without a descriptor, such as a test's captured stderr)."""
 
-    def __init__(self, fd: int, path: str | None, close: bool) -> None:
+    def __init__(self, fd: int, path: str | None, close: bool,
+                 stream: TextIO | None = None) -> None:
         self.fd = fd
         self.path = path
         self.close_fd = close
+        self.stream = stream
 
     def write(self, data: bytes) -> None:
         try:
-            os.write(self.fd, data)
-        except OSError:
+            if self.stream is not None:
+                self.stream.write(data.decode("utf-8", "surrogateescape"))
+                self.stream.flush()
+            else:
+                os.write(self.fd, data)
+        except (OSError, ValueError):
             pass          # a full disk must not stop mail handling for a trace
 
     def close(self) -> None:
@@ -190,8 +197,11 @@ class DebugTrace:
     def start_stderr(self, bits: int, stream: TextIO | None = None) -> None:
         """``-d``: lines to standard error."""
         self.stop()
-        fd = (stream or sys.stderr).fileno()
-        self._sink = _Sink(fd, None, close=False)
+        stream = stream or sys.stderr
+        try:
+            self._sink = _Sink(stream.fileno(), None, close=False)
+        except (OSError, ValueError, AttributeError):
+            self._sink = _Sink(-1, None, close=False, stream=stream)
         self._set_bits(bits)
 
     def force_pid(self) -> None:

@@ -480,8 +480,9 @@ class _Runner:
         if name not in KNOWN_CONTROLS:
             raise ConfigError(f"unknown control \"{value}\" in ACL modifier")
         check_control_place(name, self.where)
-        if name == "debug":
-            # at once, so the rest of this ACL is traced too
+        if name == "debug" and not getattr(self.session, "host_checking", False):
+            # at once, so the rest of this ACL is traced too (-bh writes no file, as
+            # Exim's does not)
             apply_debug_control(value.strip(), self._debuglog_path, self._panic)
         if name in ("caseful_local_part", "caselower_local_part"):
             # for the rest of this ACL; $local_part starts lower-cased (as Exim's)

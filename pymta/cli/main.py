@@ -582,8 +582,17 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{exc.line()}\n")
         return 1
-    if opts.debug and opts.debug_selector:
-        debug.start_stderr(opts.debug_selector)
+    if not (opts.debug and opts.debug_selector):
+        return _run_action(opts)
+    debug.start_stderr(opts.debug_selector)
+    try:
+        return _run_action(opts)
+    finally:
+        debug.reset()
+
+
+def _run_action(opts: CliOptions) -> int:
+    """What the parsed command line asks for."""
     if opts.debug:
         # Exim ignores these silently; its debug output shows the whole command line.
         for opt in opts.ignored:

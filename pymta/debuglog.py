@@ -180,7 +180,8 @@ class DebugTrace:
         self.selector = bits
         self.any = bool(bits & ~(SELECTOR_BITS["v"] | SELECTOR_BITS["noutf8"]))
         for name, bit in SELECTOR_BITS.items():
-            setattr(self, name, self.any and bool(bits & bit))
+            # "v" (-v) counts on its own: it writes debug_print texts, nothing else
+            setattr(self, name, bool(bits & bit) and (self.any or name == "v"))
         self._pid = bool(bits & SELECTOR_BITS["pid"])
         self._stamp = bool(bits & SELECTOR_BITS["timestamp"])
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pymta
 from pymta.cli.args import CliOptions, UsageError, parse_args
-from pymta.debuglog import debug
+from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
@@ -582,9 +582,12 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{exc.line()}\n")
         return 1
-    if not (opts.debug and opts.debug_selector):
+    # -v (which -d implies) alone writes only the drivers' debug_print texts
+    bits = (opts.debug_selector if opts.debug else 0) | \
+        (SELECTOR_BITS["v"] if opts.verbose else 0)
+    if not bits:
         return _run_action(opts)
-    debug.start_stderr(opts.debug_selector)
+    debug.start_stderr(bits)
     try:
         return _run_action(opts)
     finally:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymta import debugprint
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.debuglog import debug
@@ -803,6 +804,11 @@ class MessageDelivery:
         if debug.transport:
             debug.printf(f"{first.transport} transport entered for "
                          + ", ".join(a.address for a in batch))
+        text = obj.opt("debug_print")
+        if text is not None and job.ctx is not None and debugprint.wanted():
+            debugprint.debug_print(str(text), job.ctx.child(
+                transport_name=obj.name, router_name=first.router or ""),
+                f"{obj.name} transport")
         try:
             obj.deliver(job)
         except Exception as exc:  # a transport bug must not lose the message

@@ -206,3 +206,52 @@ def test_daemon_dd_leaves_its_children_untraced(pymta_daemon):
         assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
         c.quit()
     assert "ACL" not in _daemon_output(d)
+
+
+DEBUG_PRINT = """\
+spool_directory = DIR/spool
+primary_hostname = test.example
+begin routers
+r1:
+  driver = accept
+  local_parts = ! nobody
+  debug_print = R: lp=$local_part rn=$router_name
+  transport = t1
+begin transports
+t1:
+  driver = appendfile
+  file = DIR/mbox
+  debug_print = T: tn=$transport_name rn=$router_name
+"""
+
+
+def _debug_print_conf(tmp_path):
+    conf = tmp_path / "pymta.conf"
+    conf.write_text(DEBUG_PRINT.replace("DIR", str(tmp_path)))
+    return conf
+
+
+def test_router_debug_print_in_address_testing_mode(tmp_path):
+    conf = _debug_print_conf(tmp_path)
+    proc = run_pymta(["-bt", "x@test.example"], conf)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "R: lp=x rn=r1\n"
+    assert "router = r1, transport = t1" in proc.stdout
+    # written after the local_parts check: a router skipped by it prints nothing
+    assert run_pymta(["-bt", "nobody@test.example"], conf).stderr.count("R:") == 0
+
+
+def test_debug_print_goes_to_the_debug_output_with_v_or_d(tmp_path):
+    conf = _debug_print_conf(tmp_path)
+    msg = "Subject: x\n\nbody\n"
+    quiet = run_pymta(["-odi", "x@test.example"], conf, input=msg)
+    assert quiet.returncode == 0 and "R:" not in quiet.stderr and "T:" not in quiet.stderr
+    verbose = run_pymta(["-v", "-odi", "x@test.example"], conf, input=msg)
+    assert verbose.returncode == 0, verbose.stderr
+    assert "R: lp=x rn=r1\n" in verbose.stderr
+    assert "T: tn=t1 rn=r1\n" in verbose.stderr
+    traced = run_pymta(["-d-all+transport", "-odi", "x@test.example"], conf, input=msg)
+    lines = traced.stderr.splitlines()
+    assert "T: tn=t1 rn=r1" in lines
+    assert "t1 transport returned OK for x@test.example" in lines
+    assert (tmp_path / "mbox").read_text().count("Subject: x") == 3

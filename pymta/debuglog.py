@@ -23,6 +23,8 @@ import sys
 import time
 from typing import TextIO
 
+from pymta.osutil import give_to_dir_owner
+
 #: Exim's debug selector names and their bits (``v`` is bit 0, set by ``-v``).
 SELECTOR_BITS: dict[str, int] = {
     name: 1 << bit for bit, name in enumerate("""
@@ -215,6 +217,7 @@ class DebugTrace:
         """Lines to ``path`` (appended; created with mode 0640).  The tracing in force
         before (``-d``) comes back with :meth:`end_control`."""
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        give_to_dir_owner(path)     # root (pymta -M) must not keep exim_user out of it
         if self._saved is None:
             self._saved = (self.selector, self._sink)
         elif self._sink is not None:

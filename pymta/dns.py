@@ -82,7 +82,7 @@ def _traced_resolve(name: str, rtype: str, kw: dict[str, Any]) -> Any:
     try:
         answer = get_resolver().resolve(name, rtype, **kw)
     except Exception as exc:
-        debug.printf(f"DNS lookup of {name} ({rtype}) failed: {type(exc).__name__}")
+        debug.printf(f"DNS lookup of {name} ({rtype}) failed: {exc}")
         raise
     records = [r.to_text() for r in answer] if answer is not None else []
     debug.printf(f"DNS lookup of {name} ({rtype}) succeeded: " + " ".join(records))

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta import debugprint
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.debuglog import debug
@@ -34,7 +33,7 @@ from pymta.delivery.success_dsn import build_success_report
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
 from pymta.errnos import EximErrno
-from pymta.expand import ExpandError, ExpandFail, expand_string
+from pymta.expand import ExpandError, ExpandFail, debugprint, expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_address
 from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE

@@ -10,8 +10,8 @@ import pwd
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymta import debugprint
 from pymta.address import Address
+from pymta.expand import debugprint
 from pymta.routing import support
 from pymta.routing.options import GENERIC_ROUTER_OPTIONS
 from pymta.taint import taint

@@ -255,3 +255,17 @@ def test_debug_print_goes_to_the_debug_output_with_v_or_d(tmp_path):
     assert "T: tn=t1 rn=r1" in lines
     assert "t1 transport returned OK for x@test.example" in lines
     assert (tmp_path / "mbox").read_text().count("Subject: x") == 3
+
+
+def test_d_lookup_traces_each_lookup_and_its_result(tmp_path):
+    conf = tmp_path / "pymta.conf"
+    conf.write_text(f"spool_directory = {tmp_path}/spool\n")
+    (tmp_path / "aliases").write_text("alice: a@example.com\n")
+    aliases = tmp_path / "aliases"
+    proc = run_pymta(["-d-all+lookup", "-be",
+                      f"${{lookup{{alice}}lsearch{{{aliases}}}}} "
+                      f"${{lookup{{bob}}lsearch{{{aliases}}}{{y}}{{n}}}}"], conf)
+    assert proc.stdout == "a@example.com n\n", proc.stderr
+    assert proc.stderr.splitlines() == [
+        f'lsearch lookup: file="{aliases}" key="alice"', "lookup yielded: a@example.com",
+        f'lsearch lookup: file="{aliases}" key="bob"', "lookup failed"]

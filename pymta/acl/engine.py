@@ -229,6 +229,7 @@ class _Runner:
         self.ratelimit_cache: RatelimitCache | None = None
         self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
         self.name = ""           # the ACL's name (or text), for the debug output (+acl)
+        self.all_true = False    # the current statement's conditions all held
 
     # -------------------------------------------------------------- helpers
     @property
@@ -286,9 +287,9 @@ class _Runner:
                 return self._result("defer", None, f"{where}{stmt.verb} statement: "
                                     f"{getattr(exc, 'message', None) or exc}", error=True)
             if debug.acl:
-                debug.printf(f"{stmt.verb}: condition test "
-                             f"{'failed' if outcome is None else 'succeeded'} in ACL "
-                             f'"{self.label}"')
+                state = "succeeded" if self.all_true else "deferred" \
+                    if outcome is not None and outcome.verdict == "defer" else "failed"
+                debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
             if outcome is not None:
                 return outcome
         # The implicit deny at the end of every ACL.
@@ -300,6 +301,7 @@ class _Runner:
         log_message: str | None = None
         after_endpass = False
         self.cond_log = self.cond_message = None
+        self.all_true = False
         for item in stmt.items:
             name = item.name.strip()
             negated = name.startswith("!")
@@ -307,7 +309,8 @@ class _Runner:
                 name = name[1:].strip()
             base = name.split()[0] if name else ""
             if debug.acl:
-                debug.printf(f"check {item.name} = {item.value}")
+                debug.printf(f"check {item.name} = {item.value}" if item.name != "set"
+                             else f"check set {item.value}")
             if base in _MODIFIERS and not negated:
                 if base == "message":
                     message = item.value
@@ -364,6 +367,7 @@ class _Runner:
                     return self._result("deny", msg, lmsg)
                 return None
         # All conditions true.
+        self.all_true = True
         msg = self._expand_text(message)
         lmsg = self._expand_text(log_message)
         if verb in ("accept", "discard"):

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
+from pymta.acl import run_acl
 from pymta.acl.debugcontrol import apply_debug_control, parse_debug_control, tag_problem
+from pymta.config import load_config
 from pymta.config.model import ConfigError
 from pymta.debuglog import (
     D_DEFAULT,
@@ -17,6 +19,7 @@ from pymta.debuglog import (
     debug,
     parse_selector,
 )
+from pymta.expand.context import ExpandContext
 from pymta.taint import Tainted
 
 
@@ -164,3 +167,55 @@ def test_apply_control_starts_triggers_and_kills(tmp_path):
     assert not debug.any and not (tmp_path / "debuglog.t").exists()
     apply_debug_control(Tainted("debug/tag=.x y"), lambda: base, panics.append)
     assert not debug.any and panics and "tainted debug tag" in panics[0]
+
+
+ACL_CONFIG = """\
+primary_hostname = test.example
+begin acl
+check:
+  warn    condition = yes
+          set acl_m_x = 1
+  require condition = ${if eq{$local_part}{alice}}
+  deny    !condition = ${if eq{$acl_m_x}{1}}
+  accept
+"""
+
+
+def _acl_trace(tmp_path, local_part: str) -> tuple[str, list[str]]:
+    conf = tmp_path / "configure"
+    conf.write_text(ACL_CONFIG)
+    cfg = load_config(str(conf))
+    out = tmp_path / f"trace.{local_part}"
+    debug.start_file(str(out), parse_selector("-all+acl"))
+    result = run_acl(cfg, "check", "rcpt", ExpandContext(cfg, {"local_part": local_part}))
+    debug.reset()
+    return result.verdict, out.read_text().splitlines()
+
+
+def test_acl_trace_names_statements_conditions_and_verdicts(tmp_path):
+    verdict, lines = _acl_trace(tmp_path, "alice")
+    assert verdict == "accept"
+    conf = tmp_path / "configure"
+    assert lines == [
+        'using ACL "check"',
+        f'processing "warn" ({conf} 4)',
+        "check condition = yes",
+        "  condition test succeeded",
+        "check set acl_m_x = 1",
+        'warn: condition test succeeded in ACL "check"',
+        f'processing "require" ({conf} 6)',
+        "check condition = ${if eq{$local_part}{alice}}",
+        "  condition test succeeded",
+        'require: condition test succeeded in ACL "check"',
+        f'processing "deny" ({conf} 7)',
+        "check !condition = ${if eq{$acl_m_x}{1}}",
+        "  !condition test failed",
+        'deny: condition test failed in ACL "check"',
+        f'processing "accept" ({conf} 8)',
+        'accept: condition test succeeded in ACL "check"',
+        'end of ACL "check": ACCEPT',
+    ]
+    verdict, lines = _acl_trace(tmp_path, "bob")
+    assert verdict == "deny"
+    assert lines[-2:] == ['require: condition test failed in ACL "check"',
+                          'end of ACL "check": DENY']

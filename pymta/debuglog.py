@@ -216,7 +216,13 @@ class DebugTrace:
                    from_control: bool = True) -> None:
         """Lines to ``path`` (appended; created with mode 0640).  The tracing in force
         before (``-d``) comes back with :meth:`end_control`."""
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o640)
+        except FileNotFoundError:
+            # the log directory is made on first use, as for the other logs
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            fd = os.open(path, flags, 0o640)
         give_to_dir_owner(path)     # root (pymta -M) must not keep exim_user out of it
         if self._saved is None:
             self._saved = (self.selector, self._sink)

@@ -269,3 +269,19 @@ def test_d_lookup_traces_each_lookup_and_its_result(tmp_path):
     assert proc.stderr.splitlines() == [
         f'lsearch lookup: file="{aliases}" key="alice"', "lookup yielded: a@example.com",
         f'lsearch lookup: file="{aliases}" key="bob"', "lookup failed"]
+
+
+def test_not_smtp_acl_control_traces_submission_and_delivery(tmp_path):
+    conf = tmp_path / "pymta.conf"
+    conf.write_text(DEBUG_PRINT.replace("DIR", str(tmp_path)).replace(
+        "begin routers", "acl_not_smtp = ns\nbegin acl\nns:\n"
+        "  accept control = debug/tag=.ns/opts=-all+acl+route+transport\nbegin routers"))
+    proc = run_pymta(["-odi", "x@test.example"], conf, input="Subject: x\n\nbody\n")
+    assert proc.returncode == 0, proc.stderr
+    # the log directory did not exist yet: it is made for the debug log
+    lines = (tmp_path / "spool" / "log" / "debuglog.ns").read_text().splitlines()
+    assert lines[:2] == ['accept: condition test succeeded in ACL "ns"',
+                         'end of ACL "ns": ACCEPT']
+    assert "R: lp=x rn=r1" in lines and "T: tn=t1 rn=r1" in lines
+    assert "t1 transport returned OK for x@test.example" in lines
+    assert proc.stderr == ""

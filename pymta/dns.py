@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pymta.debuglog import debug
+
 ENV_VAR = "PYMTA_DNS_SERVER"
 
 _override: Any = None          # a resolver set by set_resolver()/set_server()
@@ -69,7 +71,22 @@ def get_resolver() -> Any:
 def resolve(name: str, rtype: str, **kw: Any) -> Any:
     """``resolver.resolve`` on the current resolver, without the search list."""
     kw.setdefault("search", False)
+    if debug.dns:
+        return _traced_resolve(name, rtype, kw)
     return get_resolver().resolve(name, rtype, **kw)
+
+
+def _traced_resolve(name: str, rtype: str, kw: dict[str, Any]) -> Any:
+    """resolve() with +dns tracing: the question, then the answers or the failure."""
+    debug.printf(f"DNS lookup of {name} ({rtype})")
+    try:
+        answer = get_resolver().resolve(name, rtype, **kw)
+    except Exception as exc:
+        debug.printf(f"DNS lookup of {name} ({rtype}) failed: {exc}")
+        raise
+    records = [r.to_text() for r in answer] if answer is not None else []
+    debug.printf(f"DNS lookup of {name} ({rtype}) succeeded: " + " ".join(records))
+    return answer
 
 
 #: One CSA SRV record: (priority, weight, port, target without the final dot).

@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterable
 
 from pymta.config.model import ConfigError
+from pymta.debuglog import debug
 from pymta.osutil import give_to_dir_owner
 
 LOG_FILE_MODE = 0o640
@@ -269,6 +270,10 @@ class Logger:
         return " ".join(parts) + "\n"
 
     def _write(self, which: str, data: str, now: float) -> None:
+        if debug.any and which != "reject":
+            debug.log_line(which, data)      # as Exim's debug output shows log lines
+            if which == "panic":
+                debug.paniclog_written()     # control = debug/.../trigger=paniclog
         raw = data.encode("utf-8", "surrogateescape")
         try:
             self._file(which, now).write(raw)

@@ -24,6 +24,7 @@ from pymta.address import Address, Host
 from pymta.clock import SYSTEM
 from pymta.config.model import ConfigError
 from pymta.config.values import main_option
+from pymta.debuglog import debug
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -233,6 +234,18 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
                    opts: VerifyOptions, skip_callout: bool = False) -> AddressVerdict:
     """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender");
     ``skip_callout`` (-bh) stops after routing."""
+    if not debug.verify:
+        return _verify_address(config, ctx, kind, address, opts, skip_callout)
+    debug.printf(f"Verifying {address} as {kind}")
+    verdict = _verify_address(config, ctx, kind, address, opts, skip_callout)
+    debug.printf(f"----------- end verify {address}: {verdict.status.upper()}"
+                 + (f" ({verdict.log_text or verdict.user_text})"
+                    if verdict.status != "ok" else "") + " ------------")
+    return verdict
+
+
+def _verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
+                    opts: VerifyOptions, skip_callout: bool) -> AddressVerdict:
     role = "recipient" if kind == "recipient" else "sender"
     try:
         rr = routing.route_address(config, Address(address), ctx, verify=role,
@@ -268,8 +281,13 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
             raise ConfigError(f"failed to expand callout_random_local_part: {exc}") from exc
     sender = _callout_sender(kind, opts.callout, config, ctx)
     called = target.address or address
+    if debug.verify:
+        debug.printf(f"callout for {called} (MAIL FROM:<{sender}>)")
     outcome = run_callout(called, sender, opts.callout, target,
                           callout_cache(config, opts.callout), random_part, SYSTEM.time())
+    if debug.verify:
+        where = f" via {outcome.connected.address}" if outcome.connected else " (cached)"
+        debug.printf(f"callout for {called}{where}: {outcome.status.upper()}")
     if outcome.connected is not None:
         # $callout_address: kept from the last connection (a cache answer leaves it).
         ctx.variables["callout_address"] = \

@@ -22,6 +22,7 @@ from pymta.acl import verify as hv
 from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
 from pymta.acl.controls import ControlPlaceError, check_control_place
 from pymta.acl.csa import check_csa
+from pymta.acl.debugcontrol import apply_debug_control
 from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.headers import checked_added_header
 from pymta.acl.logtargets import parse_targets, write_to
@@ -46,6 +47,7 @@ from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
 from pymta.config.values import main_option
+from pymta.debuglog import debug
 from pymta.dmarc.check import DmarcCheck, run_check, status_in_list
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
@@ -53,6 +55,7 @@ from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.expand.lists import split_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
+from pymta.log import Logger
 from pymta.taint import taint
 
 # ACLs run while a message is being received (logwrite lines carry its id there).
@@ -199,7 +202,11 @@ def run_acl(config: ConfigView, name_or_text: str | None, where: str, ctx: Expan
         statements = find_acl(config, name)
     except ConfigError as exc:
         return AclResult("defer", log_message=f"error in ACL: {exc}", error=True)
-    return _Runner(config, where, ctx, session, depth).run(statements)
+    runner = _Runner(config, where, ctx, session, depth)
+    runner.name = name
+    if debug.acl:
+        debug.printf(f'using ACL "{runner.label}"')
+    return runner.run(statements)
 
 
 class _Runner:
@@ -227,8 +234,15 @@ class _Runner:
         self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
         self.wellknown: str | None = None
         self.dmarc_check: DmarcCheck | None = None    # without a session (non-SMTP)
+        self.name = ""           # the ACL's name (or text), for the debug output (+acl)
+        self.all_true = False    # the current statement's conditions all held
 
     # -------------------------------------------------------------- helpers
+    @property
+    def label(self) -> str:
+        """The ACL's name as the debug output shows it."""
+        return self.name.strip() if len(self.name.split()) == 1 else "inline ACL"
+
     def _log(self, kind: str, text: str) -> None:
         log = getattr(self.session, "log", None)
         if log is None:
@@ -260,7 +274,16 @@ class _Runner:
 
     # -------------------------------------------------------------- statements
     def run(self, statements: list[AclStatement]) -> AclResult:
+        result = self._run(statements)
+        if debug.acl:
+            debug.printf(f'end of ACL "{self.label}": {result.verdict.upper()}')
+        return result
+
+    def _run(self, statements: list[AclStatement]) -> AclResult:
         for stmt in statements:
+            if debug.acl:
+                debug.printf(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
+                             f'{stmt.line or 0})')
             try:
                 outcome = self._statement(stmt)
             except ConfigError as exc:
@@ -270,6 +293,10 @@ class _Runner:
                 where = f"{stmt.file} line {stmt.line}: " if stmt.file else ""
                 return self._result("defer", None, f"{where}{stmt.verb} statement: "
                                     f"{getattr(exc, 'message', None) or exc}", error=True)
+            if debug.acl:
+                state = "succeeded" if self.all_true else "deferred" \
+                    if outcome is not None and outcome.verdict == "defer" else "failed"
+                debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
             if outcome is not None:
                 return outcome
         # The implicit deny at the end of every ACL.
@@ -281,12 +308,16 @@ class _Runner:
         log_message: str | None = None
         after_endpass = False
         self.cond_log = self.cond_message = None
+        self.all_true = False
         for item in stmt.items:
             name = item.name.strip()
             negated = name.startswith("!")
             if negated:
                 name = name[1:].strip()
             base = name.split()[0] if name else ""
+            if debug.acl:
+                debug.printf(f"check {item.name} = {item.value}" if item.name != "set"
+                             else f"check set {item.value}")
             if base in _MODIFIERS and not negated:
                 if base == "message":
                     message = item.value
@@ -339,6 +370,8 @@ class _Runner:
                 return self._result("defer", None, str(exc))
             if negated:
                 ok = not ok
+            if debug.acl:
+                debug.printf(f"  {item.name} test {'succeeded' if ok else 'failed'}")
             if not ok:
                 if verb == "require" or (verb in ("accept", "discard") and after_endpass):
                     msg = self._expand_text(message) or self.cond_message
@@ -349,6 +382,7 @@ class _Runner:
                     return self._result("deny", msg, lmsg)
                 return None
         # All conditions true.
+        self.all_true = True
         msg = self._expand_text(message)
         lmsg = self._expand_text(log_message)
         if verb in ("accept", "discard"):
@@ -447,6 +481,16 @@ class _Runner:
         if log is not None:
             log.panic(f"{text} in {hv.WHERE_NAMES.get(self.where, self.where)} ACL")
 
+    def _debuglog_path(self) -> str:
+        """log_file_path with "debug" for %s: where control = debug writes."""
+        log = getattr(self.session, "log", None)
+        return (log if isinstance(log, Logger) else Logger(self.config)).path_for("debug")
+
+    def _panic(self, text: str) -> None:
+        log = getattr(self.session, "log", None)
+        if log is not None:
+            log.panic(text)
+
     def _expand_checked(self, value: str) -> str:
         try:
             return _expand_arg(value, self.ctx)
@@ -460,6 +504,10 @@ class _Runner:
         if name not in KNOWN_CONTROLS:
             raise ConfigError(f"unknown control \"{value}\" in ACL modifier")
         check_control_place(name, self.where)
+        if name == "debug" and not getattr(self.session, "host_checking", False):
+            # at once, so the rest of this ACL is traced too (-bh writes no file, as
+            # Exim's does not)
+            apply_debug_control(value.strip(), self._debuglog_path, self._panic)
         if name in ("caseful_local_part", "caselower_local_part"):
             # for the rest of this ACL; $local_part starts lower-cased (as Exim's)
             original = getattr(self.session, "rcpt_local_part", None)

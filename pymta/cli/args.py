@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pymta.debuglog import SelectorError, parse_selector
+
 
 class UsageError(Exception):
     """A command line Exim would refuse.
@@ -65,6 +67,8 @@ class CliOptions:
     config_path: str | None = None
     macros: dict[str, str] = field(default_factory=dict)
     debug: bool = False
+    debug_selector: int = 0               # Exim's bits (pymta.debuglog) from -d
+    debug_daemon_only: bool = False       # -dd: not in the daemon's children
     verbose: bool = False
     sender: str | None = None             # -f / -r
     fullname: str | None = None           # -F
@@ -120,12 +124,6 @@ _IGNORED_WITH_ARG: dict[str, str | None] = {
 # -oM<x> options: separate argument only.
 _OM_OPTIONS = {"-oMa", "-oMaa", "-oMai", "-oMas", "-oMi", "-oMm", "-oMr", "-oMs", "-oMt"}
 
-_DEBUG_SELECTORS = {
-    "acl", "all", "auth", "deliver", "dns", "dnsbl", "exec", "expand", "filter",
-    "hints_lookup", "host_lookup", "ident", "interface", "lists", "load", "local_scan",
-    "lookup", "memory", "noutf8", "pid", "process_info", "queue_run", "receive", "resolver",
-    "retry", "rewrite", "route", "timestamp", "tls", "transport", "uid", "verify"}
-
 _MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$")
 
 # -R / -S flag words: r = regular expression, f / ff = force (and frozen).
@@ -176,15 +174,13 @@ class _Argv:
 
 def _parse_debug(opts: CliOptions, opt: str) -> None:
     """-d / -dd followed by +name / -name selectors (-d implies -v, as in Exim)."""
-    rest = opt[3:] if opt.startswith("-dd") else opt[2:]
-    for sign, name in re.findall(r"([+-])([a-z_]*)", rest):
-        if name not in _DEBUG_SELECTORS:
-            raise bad_argument(f"unknown debug_selector setting: {sign}{name}")
-    leftover = re.sub(r"[+-][a-z_]*", "", rest)
-    if leftover:
-        start = rest.index(leftover[0])
-        raise bad_argument("malformed debug_selector setting: + or - expected but found "
-                           f'"{rest[start:]}"')
+    daemon_only = opt.startswith("-dd")
+    rest = opt[3:] if daemon_only else opt[2:]
+    try:
+        opts.debug_selector = parse_selector(rest)
+    except SelectorError as exc:
+        raise bad_argument(str(exc)) from None
+    opts.debug_daemon_only = daemon_only
     opts.debug = opts.verbose = True
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pymta
 from pymta.cli.args import CliOptions, UsageError, parse_args
+from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
@@ -408,7 +409,8 @@ def do_daemon(opts: CliOptions) -> int:
         queue_name=opts.queue_name,
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
         queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
-        tls_on_connect=opts.tls_on_connect)
+        tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
+    debug.force_pid()        # several processes write to one standard error
     return start_daemon(config, dopts, load_config=lambda path, macros: with_cli_overrides(
         load_config(path, macros), opts))
 
@@ -580,6 +582,20 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{exc.line()}\n")
         return 1
+    # -v (which -d implies) alone writes only the drivers' debug_print texts
+    bits = (opts.debug_selector if opts.debug else 0) | \
+        (SELECTOR_BITS["v"] if opts.verbose else 0)
+    if not bits:
+        return _run_action(opts)
+    debug.start_stderr(bits)
+    try:
+        return _run_action(opts)
+    finally:
+        debug.reset()
+
+
+def _run_action(opts: CliOptions) -> int:
+    """What the parsed command line asks for."""
     if opts.debug:
         # Exim ignores these silently; its debug output shows the whole command line.
         for opt in opts.ignored:

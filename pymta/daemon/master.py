@@ -34,6 +34,7 @@ from pymta.daemon.util import (
     root_exim_ids,
     spool_directory,
 )
+from pymta.debuglog import debug
 from pymta.logevents import DaemonStarted
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
@@ -79,6 +80,7 @@ class DaemonOptions:
     tls_on_connect: bool = False        # -tls-on-connect
     inetd_wait: bool = False            # -bw: the listening socket is standard input
     inetd_wait_timeout: int = 0         # -bw<time>: exit after this long without a connection
+    debug_children: bool = True         # False for -dd: only the master writes -d output
 
 
 @dataclass
@@ -286,6 +288,8 @@ class Master:
     def _in_child(self, keep: socket.socket | None) -> None:
         """Undo master-only state in a freshly forked child."""
         _die_with_parent()
+        if not self.opts.debug_children:
+            debug.stop()
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGCHLD,
                     signal.SIGUSR1):

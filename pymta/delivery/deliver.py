@@ -17,6 +17,7 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.config.values import main_option
+from pymta.debuglog import debug
 from pymta.delivery import retry as retrymod
 from pymta.delivery import warning
 from pymta.delivery.bounce import (
@@ -32,7 +33,7 @@ from pymta.delivery.success_dsn import build_success_report
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
 from pymta.errnos import EximErrno
-from pymta.expand import ExpandError, ExpandFail, expand_string
+from pymta.expand import ExpandError, ExpandFail, debugprint, expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_address
 from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
@@ -125,10 +126,16 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                               journal=journal, give_up=give_up, local_only=local_only)
         if give_up:
             log.main(f"cancelled by {user}", msgid)
+        traced = debug.resume_from_spool(msg.variables.get("debug_selector"),
+                                         msg.variables.get("debuglog_name"))
+        if debug.deliver:
+            debug.printf(f"delivering message {msgid}")
         try:
             outcome = run.run()
         finally:
             run.close()
+            if traced:
+                debug.end_control()
     finally:
         held.release()
     if continued:
@@ -793,6 +800,14 @@ class MessageDelivery:
                           config=self.config, submit=self._submit_generated)
         for a in batch:
             a.result = None
+        if debug.transport:
+            debug.printf(f"{first.transport} transport entered for "
+                         + ", ".join(a.address for a in batch))
+        text = obj.opt("debug_print")
+        if text is not None and job.ctx is not None and debugprint.wanted():
+            debugprint.debug_print(str(text), job.ctx.child(
+                transport_name=obj.name, router_name=first.router or ""),
+                f"{obj.name} transport")
         try:
             obj.deliver(job)
         except Exception as exc:  # a transport bug must not lose the message
@@ -804,6 +819,9 @@ class MessageDelivery:
         for a in batch:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "transport gave no result"
+            if debug.transport:
+                debug.printf(f"{first.transport} transport returned {a.result.upper()} for "
+                             f"{a.address}" + (f": {a.message}" if a.message else ""))
         self._shadow(obj, [a for a in batch if a.result == "ok"], job)
         self._after_transport(batch)
 

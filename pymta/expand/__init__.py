@@ -6,6 +6,7 @@ Public API: :func:`expand_string`, :func:`eval_condition`, :func:`compile_expans
 """
 from __future__ import annotations
 
+from pymta.debuglog import debug
 from pymta.truth import exim_true
 
 from .context import ExpandContext
@@ -23,12 +24,32 @@ def expand_string(text: str, ctx: ExpandContext) -> str:
     """Expand ``text`` in ``ctx``.  Plain text without ``$`` or ``\\`` is returned as is."""
     if "$" not in text and "\\" not in text:
         return text
+    if debug.expand:
+        return _traced(text, ctx)
     try:
         return evaluate(compile_expansion(text), ctx)
     except ExpandError:
         raise
     except RecursionError:
         raise ExpandError("expansion nested too deeply") from None
+
+
+def _traced(text: str, ctx: ExpandContext) -> str:
+    """expand_string with +expand tracing: the string in, the result or failure out."""
+    debug.printf(f"considering: {text}")
+    try:
+        result = evaluate(compile_expansion(text), ctx)
+    except ExpandFail as exc:
+        debug.printf(f"failed to expand: {text}\n   error message: {exc}\n"
+                     "   failure was forced")
+        raise
+    except (ExpandError, ExpandDefer) as exc:
+        debug.printf(f"failed to expand: {text}\n   error message: {exc}")
+        raise
+    except RecursionError:
+        raise ExpandError("expansion nested too deeply") from None
+    debug.printf(f"  expanding: {text}\n     result: {result}")
+    return result
 
 
 def expand_bool_condition(value: str) -> bool:

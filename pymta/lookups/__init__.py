@@ -10,6 +10,8 @@ import os
 import re
 from typing import Any
 
+from pymta.debuglog import debug
+
 from ..expand.errors import ExpandDefer, ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
@@ -158,6 +160,20 @@ def do_lookup(type: str, filename_or_query: str, key: str | None, ctx: Any,
 
 
 def _run(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None:
+    if not debug.lookup:
+        return _lookup(spec, target, key, ctx)
+    what = f'query="{target}"' if key is None else f'file="{target}" key="{key}"'
+    debug.printf(f"{spec.name} lookup: {what}")
+    try:
+        value = _lookup(spec, target, key, ctx)
+    except Exception as exc:
+        debug.printf(f"lookup deferred or failed: {exc}")
+        raise
+    debug.printf("lookup failed" if value is None else f"lookup yielded: {value}")
+    return value
+
+
+def _lookup(spec: LookupSpec, target: str, key: str | None, ctx: Any) -> str | None:
     if spec.name in QUERY_STYLE:
         if key is not None:
             raise ExpandError(f"a single key was given for lookup type \"{spec.name}\", "

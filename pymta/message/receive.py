@@ -21,6 +21,7 @@ from typing import Any, Callable
 from pymta.acl.headers import insert_position, split_placement
 from pymta.config.values import expanded_int
 from pymta.config.values import main_option as _option
+from pymta.debuglog import debug
 from pymta.dsn import parse_ret
 from pymta.log import log_selected
 from pymta.logevents import Arrival
@@ -442,7 +443,14 @@ def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log
     data = prepared.data
     body = (data, prepared.body_start) if isinstance(data, FileBody) \
         else memoryview(data)[prepared.body_start:]
+    if debug.from_control and debug.file_path:
+        # "maintained across spool residency": the delivery goes on tracing to the file
+        spool.variables["debug_selector"] = f"0x{debug.selector:x}"
+        spool.variables["debuglog_name"] = debug.file_path
     write_spool(spool_dir, spool, body)
+    if debug.receive:
+        debug.printf(f"Data file written for message {spool.id}\n"
+                     f"Size of message = {prepared.size}")
     # The -H file is in place: the message exists.  From here on a failure must not
     # reach the caller, who would refuse the message and get it sent again.
     if after_spool is not None:

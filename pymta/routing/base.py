@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymta.address import Address
+from pymta.expand import debugprint
 from pymta.routing import support
 from pymta.routing.options import GENERIC_ROUTER_OPTIONS
 from pymta.taint import taint
@@ -137,6 +138,11 @@ class Router:
             addr.home = pw.pw_dir
             # local transports without a user option run as this user
             addr.uid, addr.gid = pw.pw_uid, pw.pw_gid
+        text = self.opt("debug_print")
+        if text is not None and debugprint.wanted(address_test):
+            # after domains, local_parts and check_local_user, before the rest (Exim's place)
+            debugprint.debug_print(str(text), ctx.child(router_name=self.name),
+                                   f"{self.name} router", address_test=address_test)
         self._set_user(addr, ctx)
         home = self.opt("router_home_directory")
         if home is not None:

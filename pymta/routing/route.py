@@ -7,6 +7,7 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.config.protocols import ConfigView
+from pymta.debuglog import debug
 from pymta.expand.context import ExpandContext
 from pymta.routing import support
 from pymta.routing.base import (
@@ -141,6 +142,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
     cannot_route = None
     declined = None     # a declining router's own reason wins over cannot_route_message
     i = addr.start_router
+    if debug.route:
+        debug.printf(f"routing {addr.address}{' (verifying)' if verify else ''}")
     while i < len(routers):
         r = routers[i]
         if _ancestor_routed_by(addr, r.name) or (
@@ -148,6 +151,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
                 and _any_ancestor_routed_by(addr, r.name)):
             i += 1
             continue
+        if debug.route:
+            debug.printf(f"--------> {r.name} router <--------")
         actx = address_context(config, addr, ctx)
         # Exim uses the message of the last router the address was offered to, even
         # one whose preconditions then fail.
@@ -163,6 +168,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         except support.ExpandError as exc:
             return _decided(addr, r, RouterReply(DEFER, f"{r.name} router: {exc}"))
         if skip is not None:
+            if debug.route:
+                debug.printf(f"{r.name} router skipped: {skip}")
             i += 1
             continue
         try:
@@ -176,6 +183,9 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
             reply = RouterReply(DEFER, str(exc))
         except support.ExpandError as exc:
             reply = RouterReply(DEFER, f"{r.name} router: {exc}")
+        if debug.route:
+            debug.printf(f"{r.name} router returned {reply.status.upper()}"
+                         + (f": {reply.message}" if reply.message else ""))
         if reply.status == PASS:
             target = r.opt("pass_router")
             i = index.get(target, i + 1) if target else i + 1

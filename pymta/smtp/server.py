@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from pymta.debuglog import debug
 from pymta.i18n import first_non_ascii
 from pymta.message.body import FileBody
 from pymta.smtp.actions import (
@@ -644,6 +645,8 @@ class SmtpServer:
         if bare_cr:
             line = line.replace(b"\r", b"")       # never into a log line or a reply
         self.last_command = line.decode("utf-8", "surrogateescape")
+        if debug.receive:
+            debug.printf("SMTP<< " + _without_secret(self.last_command))
         was_rcpt, self._last_was_rcpt = self._last_was_rcpt, False
         if self.handler.should_stop():
             self._out.append(self.shutdown_reply())
@@ -1188,3 +1191,11 @@ class SmtpServer:
     def reset_transaction(self) -> None:
         """Forget sender and recipients (after STARTTLS, for example)."""
         self._reset_transaction()
+
+
+def _without_secret(command: str) -> str:
+    """A command for the debug output: an AUTH initial response is not shown."""
+    words = command.split()
+    if len(words) > 2 and words[0].upper() == "AUTH":
+        return f"{words[0]} {words[1]} ****"
+    return command

@@ -28,6 +28,7 @@ from pymta.acl.dnslists import DnsListCache
 from pymta.acl.ratelimit import RatelimitCache
 from pymta.address import Address
 from pymta.config.values import expanded_int, main_option
+from pymta.debuglog import debug
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
@@ -561,6 +562,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         run_dialogue(conn, server, timeout, stop_event, data_deadline(config))
     finally:
         finish_session(session, server, stop_event)
+        debug.end_control()        # control = debug lasts for this connection only
         # The caller closes the socket; shutting it down now lets the client see EOF at
         # once even if the caller keeps the descriptor a little longer.
         try:

@@ -14,6 +14,7 @@ import socket
 import time
 from typing import Any, Callable, Protocol
 
+from pymta.debuglog import debug
 from pymta.smtp.actions import Action, Close, SendReply, StartTls
 from pymta.smtp.server import SmtpServer
 
@@ -50,6 +51,9 @@ class Connection:
         """Write ``data``; False when the client has gone."""
         if not data:
             return True
+        if debug.receive:
+            debug.printf("SMTP>> " + data.decode("utf-8", "replace").rstrip("\r\n")
+                         .replace("\r\n", "\nSMTP>> "))
         try:
             self.sock.sendall(data)
             return True

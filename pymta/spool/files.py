@@ -45,7 +45,8 @@ class SpoolFormatError(Exception):
 _ORDER = [
     "received_time_usec", "received_time_complete", "helo_name", "host_address",
     "host_name", "host_auth", "host_auth_pubname", "interface_address", "active_hostname",
-    "ident", "received_protocol", "@acl", "body_linecount", "body_zerocount",
+    "ident", "received_protocol", "@acl", "debug_selector", "debuglog_name",
+    "body_linecount", "body_zerocount",
     "max_received_linelength", "host_lookup_deferred", "host_lookup_failed", "auth_id",
     "auth_sender", "allow_unqualified_recipient", "allow_unqualified_sender",
     "deliver_firsttime", "N", "@frozen", "manual_thaw", "local", "localerror",
@@ -53,8 +54,7 @@ _ORDER = [
     "smtputf8", "spool_file_wireformat", "tls_certificate_verified", "tls_cipher",
     "tls_peercert", "tls_peerdn", "tls_sni", "tls_ourcert", "tls_ocsp", "tls_resumption",
     "tls_ver",
-    "utf8_downcvt", "utf8_optdowncvt", "dsn_envid", "dsn_ret", "debug_selector",
-    "debuglog_name",
+    "utf8_downcvt", "utf8_optdowncvt", "dsn_envid", "dsn_ret",
 ]
 _RANK = {name: i for i, name in enumerate(_ORDER)}
 

@@ -1,0 +1,1 @@
+"""DKIM (RFC 6376): verification of incoming signatures (``verify*`` modules)."""

@@ -507,7 +507,9 @@ class _Runner:
             return check(_expand_arg(value, self.ctx),
                          getattr(self.session, "content_scan", None), self.where,
                          self.ctx.variables)
-        if name in ("spf", "dkim_status", "dkim_signers",
+        if name in ("dkim_signers", "dkim_status"):
+            return self._dkim_condition(name, _expand_arg(value, self.ctx))
+        if name in ("spf",
                     "dmarc_status", "csa", "malware", "spam", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
@@ -517,6 +519,23 @@ class _Runner:
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")
+
+    def _dkim_condition(self, name: str, arg: str) -> bool:
+        """``dkim_signers``: $dkim_cur_signer in a domain/address list; ``dkim_status``:
+        $dkim_verify_status in a list of status words.  Only in the DKIM ACL (elsewhere
+        an ACL error, as in Exim)."""
+        if self.where != "dkim":
+            raise ConfigError(f"cannot test {name} condition in "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+        if name == "dkim_status":
+            return _call(match.match_localpart, self._var("dkim_verify_status"), arg, self.ctx)
+        signer = self._var("dkim_cur_signer")
+        try:
+            if "@" in signer:
+                return _call(match.match_address, signer, arg, self.ctx)
+            return _call(match.match_domain, signer, arg, self.ctx)
+        except ExpandDefer as exc:
+            raise AclDefer(str(exc)) from exc
 
     def _ratelimit(self, arg: str) -> bool:
         v = self.ctx.variables

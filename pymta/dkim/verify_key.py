@@ -29,8 +29,6 @@ MAX_RECORD = 8192
 #: RSA keys beyond these bounds are refused as unusable: they would only cost CPU time.
 MAX_RSA_BITS = 16384
 MAX_RSA_EXPONENT_BITS = 64
-#: How long one key lookup may take (seconds).
-DNS_TIMEOUT = 10.0
 
 
 class KeyProblem(enum.Enum):
@@ -77,11 +75,11 @@ class TemporaryDnsError(Exception):
 def txt_lookup(name: str) -> bytes | None:
     """The first TXT record of ``name`` through :mod:`pymta.dns` (None: no record)."""
     try:
-        answer = pymta_dns.resolve(name, "TXT", lifetime=DNS_TIMEOUT)
+        answer = pymta_dns.resolve(name, "TXT")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return None
     except (dns.exception.DNSException, OSError) as exc:
-        raise TemporaryDnsError(str(exc) or type(exc).__name__) from exc
+        raise TemporaryDnsError(str(exc) or repr(exc)) from exc
     for rdata in answer:
         return b"".join(rdata.strings)
     return None

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.caller", 3), ("pymta.tls", 3),
+    ("pymta.dkim", 3),
     # filters: run by the redirect router and the delivery code (the system filter)
     ("pymta.filter", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport

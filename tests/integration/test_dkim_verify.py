@@ -1,15 +1,14 @@
 """DKIM verification on input, end to end: a pymta daemon receives messages signed by
-dkimpy, by OpenDKIM (opendkim-testmsg) and by a real Exim 4.96 (dkim_sign in its smtp
-transport), with the public keys (generated here) in TXT records of the loopback DNS
-server.  The DKIM ACL, the $dkim_* variables, the log lines and the refusals are
-Exim's (the texts were recorded from an exim4 daemon verifying the same kinds of
-signature)."""
+dkimpy, by OpenDKIM (the opendkim filter, over the milter protocol) and by a real Exim
+4.96 (dkim_sign in its smtp transport), with the public keys (generated here) in TXT
+records of the loopback DNS server.  The DKIM ACL, the $dkim_* variables, the log
+lines and the refusals are Exim's (the texts were recorded from an exim4 daemon
+verifying the same kinds of signature)."""
 from __future__ import annotations
 
 import base64
 import os
 import re
-import shutil
 import smtplib
 import subprocess
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from tests.support.daemon import PymtaDaemon
 from tests.support.dns import DnsServer
 from tests.support.exim import EximDaemon, exim_or_skip
+from tests.support.milter import OPENDKIM, OpenDkimSigner
 from tests.support.wait import wait_until
 
 CONFIG = """\
@@ -274,22 +274,20 @@ def test_dkim_acl_refuses_and_disable_verify_skips(world, keys):
 
 def test_opendkim_signature_passes(world, keys, tmp_path):
     d, _ = world
-    tool = shutil.which("opendkim-testmsg")
-    if tool is None:
-        pytest.skip("opendkim-testmsg is not installed (Debian package opendkim-tools)")
-    key = tmp_path / "rsa.pem"
-    key.write_bytes(keys.rsa_pem)
-    done = subprocess.run([tool, "-d", "example.org", "-s", "rsa", "-k", str(key)],
-                          input=MSG.replace(b"\r\n", b"\n"), capture_output=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    signed = done.stdout
+    if not os.path.exists(OPENDKIM):
+        pytest.skip("opendkim is not installed (Debian package opendkim)")
+    with OpenDkimSigner(tmp_path / "opendkim", "example.org", "rsa", keys.rsa_pem) as f:
+        signed = f.sign(MSG, "alice@example.org", "bob@test.example")
     assert signed.startswith(b"DKIM-Signature:"), signed
     lines = _accepted(d, _send(d, signed))
-    assert any(re.fullmatch(r"DKIM: d=example\.org s=rsa c=relaxed/simple a=rsa-sha256 "
+    assert any(re.fullmatch(r"DKIM: d=example\.org s=rsa c=relaxed/relaxed a=rsa-sha256 "
                             r"b=2048 t=\d+ \[verification succeeded\]", x)
                for x in lines), lines
     lines = _accepted(d, _send(d, signed.replace(b"Subject: hello", b"Subject: Hello")))
     assert any(x.startswith("DKIMACL cur=example.org status=fail reason=signature_incorrect")
+               for x in lines), lines
+    lines = _accepted(d, _send(d, signed.replace(b"line two", b"line 2")))
+    assert any(x.startswith("DKIMACL cur=example.org status=fail reason=bodyhash_mismatch")
                for x in lines), lines
 
 

@@ -56,6 +56,9 @@ from pymta.taint import taint
 # ACLs run while a message is being received (logwrite lines carry its id there).
 _MESSAGE_WHERES = frozenset(("data", "mime", "notsmtp", "notsmtp_mime", "dkim", "prdr"))
 
+# Variables other than ACL variables that "set" may change.
+_SETTABLE_DKIM = frozenset(("dkim_verify_status", "dkim_verify_reason"))
+
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
 _DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
 
@@ -356,6 +359,10 @@ class _Runner:
             if not var:
                 var, _, val = value.partition("=")
                 var, val = var.strip(), val.strip()
+            if var in _SETTABLE_DKIM:
+                # a DKIM policy may overrule the verifier's verdict (spec 58.3)
+                self.ctx.variables[var] = self._expand_checked(val)
+                return
             if not re.match(r"^acl_[cm][0-9_][A-Za-z0-9_]*$", var):
                 raise ConfigError(f"invalid variable name after \"set\" in ACL modifier "
                                   f"\"set {var}\"")

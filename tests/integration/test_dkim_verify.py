@@ -49,6 +49,10 @@ acl_dkim:
                      l=$dkim_bodylength x=$dkim_expires h=$dkim_headernames \\
                      kt=$dkim_key_testing ks=$dkim_key_srvtype kn=$dkim_key_notes \\
                      klen=$dkim_key_length
+  warn    sender_domains = override.example
+          dkim_status = pass
+          set dkim_verify_status = fail
+          set dkim_verify_reason = policy says no
   deny    sender_domains = strict.example
           dkim_signers = example.org
           dkim_status = fail : invalid
@@ -270,6 +274,16 @@ def test_dkim_acl_refuses_and_disable_verify_skips(world, keys):
     assert not any(x.startswith(("DKIM", "DKIMACL")) for x in lines), lines
     assert "DATAACL status= signers=" in lines
     assert len(dns_server.queries) == asked
+
+
+def test_dkim_acl_may_overrule_the_verdict(world, keys):
+    d, _ = world
+    lines = _accepted(d, _send(d, _sign(keys, "ed"), sender="a@override.example"))
+    assert any(re.fullmatch(r"DKIM: d=example\.org s=ed c=relaxed/relaxed a=ed25519-sha256 "
+                            r"b=512 i=@example\.org t=\d+ \[fail - policy says no\]", x)
+               for x in lines), lines
+    assert "DATAACL status=fail:fail:none signers=example.org:@example.org" in lines
+    assert not any(" DKIM=" in x for x in lines if x.startswith("<= "))
 
 
 def test_opendkim_signature_passes(world, keys, tmp_path):

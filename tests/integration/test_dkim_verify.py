@@ -286,6 +286,19 @@ def test_dkim_acl_may_overrule_the_verdict(world, keys):
     assert not any(" DKIM=" in x for x in lines if x.startswith("<= "))
 
 
+def test_command_line_submissions_are_not_verified(world, keys):
+    """As in Exim, only SMTP input is verified: no key lookup, no DKIM ACL, no DKIM=."""
+    d, dns_server = world
+    asked = len(dns_server.queries)
+    done = d.run("-odq", "-f", "a@example.org", "bob@test.example",
+                 input=_sign(keys, "rsa").replace(b"\r\n", b"\n"))
+    assert done.returncode == 0, done.stderr
+    line = d.wait_for_log(r" <= a@example\.org U=")[0]
+    lines = _lines(d, line.split()[2])
+    assert not any(x.startswith(("DKIM", "DKIMACL")) for x in lines), lines
+    assert " DKIM=" not in line and len(dns_server.queries) == asked
+
+
 def test_opendkim_signature_passes(world, keys, tmp_path):
     d, _ = world
     if not os.path.exists(OPENDKIM):
@@ -363,3 +376,4 @@ def test_exim_signatures_rsa_and_ed25519_pass(world, keys, tmp_path):
     assert any(re.fullmatch(r"DKIM: d=example\.org s=rsa c=relaxed/relaxed a=rsa-sha256 "
                             r"b=2048 \[verification succeeded\]", x) for x in verbose), verbose
     assert " DKIM=example.org " in line
+    assert " K S=" in line          # it came by BDAT: the body was verified from its file

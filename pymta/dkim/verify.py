@@ -175,7 +175,8 @@ def parse_header_block(head: bytes) -> list[tuple[bytes, bytes]]:
 
 def _parse_signature(position: int, header: tuple[bytes, bytes]) -> Signature | None:
     """A Signature for a DKIM-Signature header, or None when it does not even name a
-    domain, selector and known algorithm (Exim ignores those)."""
+    known algorithm (Exim ignores those).  One without a domain or selector is kept,
+    as invalid (Exim lists it, with its identity, and logs "<UNSET>")."""
     try:
         tags = parse_tag_value(header[1])
     except (InvalidTagValueList, ValueError, IndexError):
@@ -187,7 +188,7 @@ def _parse_signature(position: int, header: tuple[bytes, bytes]) -> Signature | 
     domain = _nows(text.get("d", "")).lower()
     selector = _nows(text.get("s", ""))
     algo = _nows(text.get("a", "")).lower()
-    if not domain or not selector or algo not in ALGORITHMS:
+    if algo not in ALGORITHMS:
         return None
     keytype, hash_name = ALGORITHMS[algo]
     sig = Signature(position, header, domain, selector, algo, keytype, hash_name,
@@ -196,6 +197,8 @@ def _parse_signature(position: int, header: tuple[bytes, bytes]) -> Signature | 
     sig.headernames = [h for h in _nows(text.get("h", "")).split(":") if h]
     if _nows(text.get("v", "")) != "1":
         sig.set("invalid", Detail.VERSION)
+    elif not domain or not selector:
+        sig.set("invalid", Detail.SIGNATURE_SYNTAX)
     try:
         _read_tags(sig, text)
     except ValueError:
@@ -225,11 +228,7 @@ def _read_tags(sig: Signature, text: dict[str, str]) -> None:
         raise ValueError("b=, bh= or h=")
     if "q" in text and not _nows(text["q"]).lower().startswith("dns/txt"):
         raise ValueError("q=")
-    identity = sig.identity.lower()
-    if identity:
-        at = identity.rpartition("@")[2]
-        if "@" not in identity or not (at == sig.domain or at.endswith("." + sig.domain)):
-            raise ValueError("i= outside d=")
+    # As Exim, an i= outside d= is not refused here: the signature is verified.
 
 
 def _verify_one(sig: Signature, headers: list[tuple[bytes, bytes]], body_hash: bytes,

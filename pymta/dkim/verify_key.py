@@ -24,8 +24,9 @@ from dkim.util import InvalidTagValueList, parse_tag_value
 from pymta import dns as pymta_dns
 
 #: A TXT record longer than this is refused ("overlong public key record"): an RSA key
-#: of 8192 bits takes about 1.4 KB, so this leaves room for any honest record.
-MAX_RECORD = 8192
+#: of 16384 bits takes under 3 KB, so this leaves room for any honest record (Exim 4.96
+#: takes a 9 KB record).
+MAX_RECORD = 16384
 #: RSA keys beyond these bounds are refused as unusable: they would only cost CPU time.
 MAX_RSA_BITS = 16384
 MAX_RSA_EXPONENT_BITS = 64

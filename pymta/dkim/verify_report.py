@@ -23,6 +23,8 @@ _FAIL = {Detail.BODY: "body hash mismatch (body probably modified in transit)",
          Detail.MESSAGE: "signature did not verify (headers probably modified in transit)",
          Detail.KEYSIZE: "signature invalid (key too short)"}
 
+_UNSET = "<UNSET>"
+
 #: The per-signature variables and their values when no signature is current.
 EMPTY_VARIABLES = {
     "dkim_verify_status": "none", "dkim_verify_reason": "", "dkim_domain": "",
@@ -65,7 +67,8 @@ def signers(sigs: list[Signature]) -> list[str]:
     """$dkim_signers: each signature's domain, and its identity when it has one."""
     out: list[str] = []
     for sig in sigs:
-        out.append(sig.domain)
+        if sig.domain:
+            out.append(sig.domain)
         if sig.identity:
             out.append(sig.identity)
     return out
@@ -80,14 +83,14 @@ def matches(sig: Signature, signer: str) -> bool:
 
 def key_failure_line(sig: Signature) -> str:
     """The main-log line for a key record that could not be used."""
-    return f"DKIM: d={sig.domain} s={sig.selector} [failed key import]"
+    return f"DKIM: d={sig.domain or _UNSET} s={sig.selector or _UNSET} [failed key import]"
 
 
 def signature_line(sig: Signature, status: str | None = None,
                    why: str | None = None) -> str:
     """The dkim_verbose line of a signature; ``status``/``why`` are the values an ACL
     set for $dkim_verify_status/_reason, shown when they differ from the verdict."""
-    parts = [f"DKIM: d={sig.domain} s={sig.selector}",
+    parts = [f"DKIM: d={sig.domain or _UNSET} s={sig.selector or _UNSET}",
              f"c={sig.canon_headers}/{sig.canon_body} a={sig.algo}",
              f"b={len(sig.signature) * 8}"]
     if sig.identity:

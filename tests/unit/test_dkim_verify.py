@@ -53,7 +53,7 @@ def _records(keys) -> dict[str, bytes | None | Exception]:
         "der": b"v=DKIM1; p=" + base64.b64encode(b"\x30\x03\x02\x01\x05"),
         "sha1only": f"v=DKIM1; h=sha1; p={keys['pub']}".encode(),
         "srv": f"v=DKIM1; s=tlsrpt; p={keys['pub']}".encode(),
-        "huge": b"v=DKIM1; p=" + b"A" * 9000,
+        "huge": b"v=DKIM1; p=" + b"A" * 17000,
         "missing": None,
         "sf": TemporaryDnsError("SERVFAIL"),
     }
@@ -177,8 +177,18 @@ def test_malformed_signatures(keys):
     assert signature_line(sig).endswith("[invalid - signature tag missing or invalid]")
     [sig], _, _ = _verify(keys, signed.replace(b"v=1;", b"v=2;", 1))
     assert signature_line(sig).endswith("[invalid - unsupported DKIM version]")
-    # no domain, or junk instead of a tag list: not a signature at all
-    assert _verify(keys, b"DKIM-Signature: v=1; a=rsa-sha256; s=x; b=AA==\r\n" + MSG)[0] == []
+    # no domain: listed by its identity, invalid, "<UNSET>" in the log (as Exim)
+    [sig], asked, _ = _verify(keys, signed.replace(b"d=example.org;", b"", 1))
+    assert (sig.status, signers([sig]), asked) == ("invalid", ["@example.org"], [])
+    assert signature_line(sig).startswith("DKIM: d=<UNSET> s=good ")
+    # an i= outside d= is verified all the same (Exim does not refuse it)
+    outside = _sign(keys, "good", identity=b"x@example.org").replace(
+        b"i=x@example.org", b"i=x@other.net", 1)
+    [sig], _, _ = _verify(keys, outside)
+    assert (sig.status, reason(sig), signers([sig])) == \
+        ("fail", "signature_incorrect", ["example.org", "x@other.net"])
+    # an unknown algorithm, or junk instead of a tag list: not a signature at all
+    assert _verify(keys, signed.replace(b"a=rsa-sha256", b"a=rsa-md5", 1))[0] == []
     assert _verify(keys, b"DKIM-Signature: \x00\xff;;==\r\n" + MSG)[0] == []
 
 

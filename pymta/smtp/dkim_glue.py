@@ -31,6 +31,8 @@ from pymta.message.receive import PreparedMessage
 from pymta.smtp.server import Reply
 from pymta.taint import taint
 
+_BLOCK = 1 << 16
+
 #: Variables that describe the message's signatures as a whole.
 _MESSAGE_VARIABLES = ("dkim_signers", "dkim_cur_signer")
 
@@ -61,7 +63,10 @@ def message_parts(prepared: PreparedMessage) -> tuple[bytes, Iterator[bytes]]:
     if isinstance(data, FileBody):
         head, _ = data.header_block()
         return head[:start], data.blocks(start)
-    return bytes(data[:start]), iter((bytes(data[start:]),))
+    view = memoryview(data)
+    # in blocks, so a large message is not copied whole
+    return bytes(view[:start]), (bytes(view[i:i + _BLOCK])
+                                 for i in range(start, len(view), _BLOCK))
 
 
 class DkimVerification:

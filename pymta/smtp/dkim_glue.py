@@ -94,10 +94,15 @@ class DkimVerification:
         v["dkim_verify_status"] = ""
         if "dkim_disable_verify" in self.message_controls | self.controls:
             return None
-        head, body = message_parts(prepared)
-        sigs = verify_message(head, body, verify_options(self.config),
-                              key_failed=lambda s: self.log.main(key_failure_line(s),
-                                                                 self.msgid))
+        try:
+            head, body = message_parts(prepared)
+            sigs = verify_message(head, body, verify_options(self.config),
+                                  key_failed=lambda s: self.log.main(key_failure_line(s),
+                                                                     self.msgid))
+        except Exception as exc:
+            # A fault in verifying must not cost the message: it goes on unverified.
+            self.log.panic(f"DKIM verification failed: {exc!r}", self.msgid)
+            sigs = []
         v["dkim_signers"] = taint(":".join(signers(sigs)))
         acl = main_option(self.config, "acl_smtp_dkim")
         items = self._dkim_signer_items() if acl else []

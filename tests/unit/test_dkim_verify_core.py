@@ -216,5 +216,24 @@ def test_body_hasher_matches_dkimpy(pieces, split):
         assert h.digest() == hashlib.sha256(canon.canonicalize_body(crlf)).digest(), name
 
 
+_TAG = st.sampled_from([b"v", b"a", b"b", b"bh", b"c", b"d", b"h", b"i", b"l", b"q", b"s",
+                        b"t", b"x", b"z", b"\xff", b""])
+_VALUE = st.one_of(st.sampled_from([b"1", b"rsa-sha256", b"ed25519-sha256", b"rsa-sha1",
+                                    b"relaxed/simple", b"example.org", b"from:to",
+                                    b"AAAA", b"==", b"99999999999999999999", b"-1",
+                                    b"good", b"ed", b"sf", b"huge", b"@", b""]),
+                   st.binary(max_size=12))
+
+
+@given(st.lists(st.tuples(_TAG, _VALUE), max_size=12))
+def test_any_signature_header_gives_a_status_never_an_exception(keys, tags):
+    header = b"; ".join(t + b"=" + v for t, v in tags).replace(b"\r", b"").replace(b"\n", b"")
+    sigs, _, _ = _verify(keys, b"DKIM-Signature: " + header + b"\r\n" + MSG)
+    for sig in sigs:
+        assert sig.status in ("pass", "fail", "invalid", "none")
+        assert signature_line(sig).startswith("DKIM: d=")
+        signature_variables(sig)
+
+
 def test_detail_key_import_flags():
     assert Detail.PUBKEY_UNAVAILABLE.key_import and not Detail.BODY.key_import

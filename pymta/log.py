@@ -26,11 +26,14 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     etrn host_lookup_failed incoming_interface incoming_port lost_incoming_connection pid
     proxy queue_run sender_verify_fail size_reject smtp_protocol_error smtp_syntax_error
     tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
+    dkim
+    dkim_verbose
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
                                      "queue_run sender_verify_fail size_reject "
-                                     "tls_certificate_verified tls_cipher".split())
+                                     "tls_certificate_verified tls_cipher".split()
+                                     + ["dkim"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
     "acl_warn_skipped dnslist_defer msg_id rejected_header retry_defer "

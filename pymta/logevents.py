@@ -63,6 +63,7 @@ class Arrival:
     prdr: bool = False                            # PRDR was used
     proxy: str = ""                               # PRX=: the proxy's own address
     chunking: bool = False                        # K: the data came by BDAT
+    dkim: str = ""                                # a domain whose DKIM signature passed
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -88,6 +89,8 @@ class Arrival:
         if self.chunking:
             parts.append("K")           # after X=/CV=/A=, whatever log_selector says
         parts.append(f"S={self.size}")
+        if self.dkim and log_selected(config, "dkim"):
+            parts.append(f"DKIM={self.dkim}")
         if self.queue:
             parts.append(f"Q={self.queue}")
         if self.message_id is not None and log_selected(config, "msg_id"):

@@ -61,6 +61,9 @@ from pymta.taint import taint
 # ACLs run while a message is being received (logwrite lines carry its id there).
 _MESSAGE_WHERES = frozenset(("data", "mime", "notsmtp", "notsmtp_mime", "dkim", "prdr"))
 
+# Variables other than ACL variables that "set" may change.
+_SETTABLE_DKIM = frozenset(("dkim_verify_status", "dkim_verify_reason"))
+
 # ACL options that default to "deny" when unset (spec 44.14); the others accept.
 _DENY_WHEN_UNSET = {"rcpt", "vrfy", "expn", "etrn"}
 
@@ -405,6 +408,10 @@ class _Runner:
             if not var:
                 var, _, val = value.partition("=")
                 var, val = var.strip(), val.strip()
+            if var in _SETTABLE_DKIM:
+                # a DKIM policy may overrule the verifier's verdict (spec 58.3)
+                self.ctx.variables[var] = self._expand_checked(val)
+                return
             if not re.match(r"^acl_[cm][0-9_][A-Za-z0-9_]*$", var):
                 raise ConfigError(f"invalid variable name after \"set\" in ACL modifier "
                                   f"\"set {var}\"")
@@ -581,8 +588,9 @@ class _Runner:
                          self.ctx.variables)
         if name == "dmarc_status":
             return self._dmarc_status(_expand_arg(value, self.ctx))
-        if name in ("spf", "dkim_status", "dkim_signers",
-                    "csa", "malware", "spam", "demime", "bmi_optin"):
+        if name in ("dkim_signers", "dkim_status"):
+            return self._dkim_condition(name, _expand_arg(value, self.ctx))
+        if name in ("spf", "csa", "malware", "spam", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
@@ -607,6 +615,23 @@ class _Runner:
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")
+
+    def _dkim_condition(self, name: str, arg: str) -> bool:
+        """``dkim_signers``: $dkim_cur_signer in a domain/address list; ``dkim_status``:
+        $dkim_verify_status in a list of status words.  Only in the DKIM ACL (elsewhere
+        an ACL error, as in Exim)."""
+        if self.where != "dkim":
+            raise ConfigError(f"cannot test {name} condition in "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+        if name == "dkim_status":
+            return _call(match.match_localpart, self._var("dkim_verify_status"), arg, self.ctx)
+        signer = self._var("dkim_cur_signer")
+        try:
+            if "@" in signer:
+                return _call(match.match_address, signer, arg, self.ctx)
+            return _call(match.match_domain, signer, arg, self.ctx)
+        except ExpandDefer as exc:
+            raise AclDefer(str(exc)) from exc
 
     def _ratelimit(self, arg: str) -> bool:
         v = self.ctx.variables

@@ -17,14 +17,15 @@ VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 
 #: Conditions and modifiers pymta acts on.
 ACL_CONDITIONS = frozenset("""
-    acl authenticated condition decode dmarc_status dnslists domains encrypted hosts
-    local_parts mime_regex ratelimit recipients regex seen sender_domains senders verify""".split())
+    acl authenticated condition decode dkim_signers dkim_status dmarc_status dnslists
+    domains encrypted hosts local_parts mime_regex ratelimit recipients regex seen
+    sender_domains senders verify""".split())
 ACL_MODIFIERS = frozenset("""
     add_header continue control delay endpass log_message log_reject_target logwrite
     message queue remove_header set udpsend""".split())
 #: Exim 4.96 conditions and modifiers pymta does not implement.
 ACL_UNSUPPORTED = frozenset("""
-    dkim_signers dkim_status malware spam spf spf_guess""".split())
+    malware spam spf spf_guess""".split())
 #: Every name Exim knows (anything else is "unknown", as in Exim).
 ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
@@ -34,11 +35,10 @@ ACL_CONTROLS = frozenset("""
     allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
     enforce_sync fakedefer fakereject freeze no_callout_flush no_delay_flush no_enforce_sync
     no_mbox_unspool no_multiline_responses no_pipelining queue queue_only submission
-    dmarc_disable_verify dmarc_enable_forensic
+    dkim_disable_verify dmarc_disable_verify dmarc_enable_forensic
     suppress_local_fixups utf8_downconvert wellknown""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
-    "dkim_disable_verify": "pymta never verifies DKIM signatures",
     "spf_disable_verify": "pymta never checks SPF by itself",
 }
 #: Exim controls that pymta does not implement.

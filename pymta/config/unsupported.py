@@ -66,12 +66,10 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_smtp_dkim
         acl_smtp_mailauth admin_groups av_scanner
         bi_command
         bounce_sender_authentication check_rfc2047_length daemon_startup_retries
-        daemon_startup_sleep dkim_verify_hashes dkim_verify_keytypes
-        dkim_verify_min_keysizes dkim_verify_minimal dkim_verify_signers
+        daemon_startup_sleep
         dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
         event_action extra_local_interfaces gecos_name gecos_pattern

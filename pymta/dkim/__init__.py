@@ -1,1 +1,2 @@
-"""DomainKeys Identified Mail (RFC 6376, RFC 8463): signing (:mod:`pymta.dkim.sign`)."""
+"""DomainKeys Identified Mail (RFC 6376, RFC 8463): signing (:mod:`pymta.dkim.sign`) and
+verification of incoming signatures (the ``verify*`` modules)."""

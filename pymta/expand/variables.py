@@ -22,7 +22,8 @@ body_zerocount bounce_recipient bounce_return_size_limit caller_gid caller_uid
 callout_address compile_date compile_number config_dir config_file csa_status
 dkim_copiedheaders dkim_cur_signer dkim_headernames dkim_selector dkim_signers
 dkim_verify_reason dkim_verify_status dnslist_domain domain
-dkim_domain
+dkim_domain dkim_identity dkim_canon_headers dkim_created dkim_expires dkim_key_testing
+dkim_key_nosubdomains dkim_key_srvtype dkim_key_granularity dkim_key_notes
 domain_data exim_gid exim_path exim_uid exim_version headers_added home host
 host_address host_data host_lookup_deferred host_lookup_failed host_port initial_cwd
 inode interface_address item ldap_dn load_average local_part local_part_data
@@ -241,6 +242,7 @@ _ZERO_VARS = frozenset("""acl_narg body_linecount body_zerocount inode localhost
     host_port sender_host_port authentication_failed av_failed dkim_key_length
     host_lookup_deferred host_lookup_failed mime_anomaly_level proxy_local_port
     proxy_external_port
+    dkim_created dkim_key_testing dkim_key_nosubdomains
     smtp_count_at_connection_start tls_bits tls_certificate_verified
     tls_in_certificate_verified tls_in_ocsp tls_in_resumption tls_out_certificate_verified
     tls_out_ocsp tls_out_tlsa_usage tls_out_resumption""".split())
@@ -250,7 +252,9 @@ _MINUS_ONE_VARS = frozenset(
 _OTHER_DEFAULTS = {"sender_helo_dnssec": "no", "sender_host_dnssec": "no",
                    "spf_result_guessed": "no", "proxy_session": "no", "tls_out_dane": "no",
                    "dkim_bodylength": "9999999999999", "local_user_gid": "4294967295",
-                   "local_user_uid": "4294967295"}
+                   "local_user_uid": "4294967295",
+                   "dkim_expires": "9999999999999",
+                   "dkim_key_srvtype": "*", "dkim_key_granularity": "*"}
 _SPACE_VARS = frozenset("spool_space spool_inodes log_space log_inodes".split())
 
 

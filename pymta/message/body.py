@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Iterator
 
 from pymta.message.headers import ParsedMessage, split_message
 
@@ -56,6 +57,10 @@ class FileBody:
                 break
             offset += len(block)
             yield block
+
+    def blocks(self, start: int = 0) -> Iterator[bytes]:
+        """The message from ``start`` to the end, a block at a time."""
+        return self._blocks(start)
 
     def read_from(self, start: int) -> bytes:
         """The message from ``start`` to the end (for content scanning, which needs it)."""

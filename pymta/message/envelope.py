@@ -98,6 +98,7 @@ class Envelope:
     frozen: bool = False
     msgid: str | None = None
     arrival_mark: str = "<="              # "(=" for a fakereject arrival
+    dkim_domain: str | None = None         # first passing DKIM signer (DKIM= on "<=")
     received_time: float | None = None
     mail_params: dict[str, str | None] = field(default_factory=dict)
     recipient_params: list[RecipientParams] = field(default_factory=list)

@@ -417,7 +417,7 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             auth_id=env.authenticated_id or ""),
         message_id=prepared.message_id_header, queue=env.queue_name,
         prdr=env.prdr, proxy=env.proxy_local_address or "",
-        chunking=env.chunking).fields(config)
+        chunking=env.chunking, dkim=env.dkim_domain or "").fields(config)
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log: Any,

@@ -71,6 +71,7 @@ class MessageAssembly:
     cutthrough: Any                                  # CutthroughGlue
     cutthrough_after_spool: Callable[[str, str], tuple[str, Reply | None]]
     cutthrough_done: Callable[[str], None]
+    dkim_verify: Callable[[Envelope, PreparedMessage], Reply | None]     # DkimVerification
 
 
     @property
@@ -113,6 +114,10 @@ class MessageAssembly:
             return Reply(552, "Message size exceeds maximum permitted")
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        refused = self.dkim_verify(env, prepared)        # before the MIME ACL, as Exim
+        if refused is not None:
+            self._reset_message()
+            return refused
         leading = self._prdr(env, prepared)
         if leading is None:
             return self._data_acl_and_spool(env, prepared)

@@ -61,7 +61,8 @@ class AclChecks:
         for c in res.controls:
             name = c.split("/")[0]
             (self.controls if name in CONNECTION_CONTROLS or where not in
-             ("mail", "rcpt", "predata", "mime", "data") else self.message_controls).add(name)
+             ("mail", "rcpt", "predata", "mime", "data", "dkim")
+             else self.message_controls).add(name)
             if name == "submission":
                 self.submission_control = c
             elif c.split("/")[0] == "utf8_downconvert":

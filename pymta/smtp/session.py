@@ -9,6 +9,7 @@ concerns live in their own modules and are mixed in:
 - :mod:`pymta.smtp.chat`: logging the protocol incidents the server reports;
 - :mod:`pymta.smtp.tls_glue`: STARTTLS and the TLS facts of the connection;
 - :mod:`pymta.smtp.auth_glue`: SMTP AUTH (advertising, the exchange, AUTH= on MAIL);
+- :mod:`pymta.smtp.dkim_glue`: DKIM verification and the DKIM ACL after the data;
 - :mod:`pymta.smtp.socket_loop`: the socket, timeouts and the server's actions.
 
 :func:`run_session` puts them together for one accepted socket; its pieces
@@ -43,6 +44,7 @@ from pymta.smtp.chat import DialogueLog
 from pymta.smtp.checks import AclChecks
 from pymta.smtp.cutthrough_api import CutthroughOpener
 from pymta.smtp.cutthrough_glue import CutthroughGlue
+from pymta.smtp.dkim_glue import DkimVerification
 from pymta.smtp.etrn import EtrnSetupFailed, command_job, etrn_command, queue_run_job, start_etrn
 from pymta.smtp.limits import (
     CommandLimits,
@@ -72,7 +74,7 @@ _CUTTHROUGH_EXCLUDED = frozenset(("PRDR", "SMTPUTF8", "RET", "ENVID"))
 
 
 class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, DialogueLog, TlsGlue,
-                   AuthGlue, MailAuthGlue, SmtpHandler):
+                   AuthGlue, MailAuthGlue, DkimVerification, SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
 
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.dkim", 2),
     ("pymta.dmarc", 3),
     ("pymta.caller", 3), ("pymta.tls", 3),
+    ("pymta.dkim", 3),
     # filters: run by the redirect router and the delivery code (the system filter)
     ("pymta.filter", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport

@@ -92,6 +92,7 @@ class DkimVerification:
             v[name] = ""
         v.update(EMPTY_VARIABLES)
         v["dkim_verify_status"] = ""
+        self.dkim_signatures: list[Any] = []        # for DMARC
         if "dkim_disable_verify" in self.message_controls | self.controls:
             return None
         try:
@@ -103,6 +104,7 @@ class DkimVerification:
             # A fault in verifying must not cost the message: it goes on unverified.
             self.log.panic(f"DKIM verification failed: {exc!r}", self.msgid)
             sigs = []
+        self.dkim_signatures = sigs
         v["dkim_signers"] = taint(":".join(signers(sigs)))
         acl = main_option(self.config, "acl_smtp_dkim")
         items = self._dkim_signer_items() if acl else []

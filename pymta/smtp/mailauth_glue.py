@@ -7,7 +7,7 @@ from typing import Any
 
 from pymta.config.values import main_option
 from pymta.dmarc.check import DmarcCheck, set_variables
-from pymta.dmarc.evaluate import DmarcResult
+from pymta.dmarc.evaluate import DkimOutcome, DmarcResult, SpfOutcome
 from pymta.dmarc.forensic import build_report
 from pymta.expand import expand_string
 from pymta.expand.operators import op_addresses
@@ -26,7 +26,16 @@ class MailAuthGlue:
 
     def dmarc_reset(self) -> None:
         self.dmarc_check = DmarcCheck()
+        self.dkim_signatures: list[Any] = []
         set_variables(self.ctx.variables, self.dmarc_check)
+
+    # MailAuthFacts, for the DMARC check
+    def spf_outcome(self) -> SpfOutcome | None:
+        return None
+
+    def dkim_outcomes(self) -> list[DkimOutcome]:
+        return [DkimOutcome(s.domain or "", s.selector or "", s.status)
+                for s in self.dkim_signatures]
 
     def send_dmarc_report(self, result: DmarcResult) -> None:
         """Submit the forensic report of a failed check (dmarc_enable_forensic)."""

@@ -3,6 +3,12 @@ served by the loopback DNS server, the $dmarc_* variables, dmarc_history_file an
 forensic reports (control = dmarc_enable_forensic)."""
 from __future__ import annotations
 
+import base64
+
+import dkim
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
 from tests.support.daemon import PymtaDaemon
 from tests.support.dns import DnsServer
@@ -97,3 +103,35 @@ def test_forensic_report_goes_to_ruf(tmp_path):
         assert wait_for(lambda: d.log().count("DM status=quarantine") == 2)
         assert d.log().count("<= dmarc@test.example") == 1
     assert len(maildir_messages(tmp_path, "alice")) == 1
+
+
+def test_aligned_dkim_signature_passes(tmp_path):
+    """A valid DKIM signature of the From: domain (or, relaxed, of its organizational
+    domain) makes the check pass; one of another domain does not."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    seed = base64.b64encode(key.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw,
+                                              ser.NoEncryption()))
+    public = base64.b64encode(key.public_key().public_bytes(
+        ser.Encoding.Raw, ser.PublicFormat.Raw)).decode()
+    zones = dict(ZONES)
+    zones["reject.example"] += f'sel._domainkey IN TXT "v=DKIM1; k=ed25519; p={public}"\n'
+    zones["other.example"] = f'sel._domainkey IN TXT "v=DKIM1; k=ed25519; p={public}"\n'
+
+    def signed(from_header: str, domain: str) -> bytes:
+        message = f"From: {from_header}\r\nSubject: x\r\n\r\nhi\r\n".encode()
+        signature = dkim.sign(message, b"sel", domain.encode(), seed,
+                              signature_algorithm=b"ed25519-sha256",
+                              include_headers=[b"from", b"subject"])
+        return signature + message
+
+    with DnsServer(zones) as dns, daemon(tmp_path, dns) as d:
+        for from_header, domain, code in (("a@reject.example", "reject.example", 250),
+                                          ("a@news.reject.example", "reject.example", 250),
+                                          ("a@reject.example", "other.example", 550)):
+            with d.client() as c:
+                c.ehlo()
+                assert c.send_message("s@x.example", "bob@test.example",
+                                      signed(from_header, domain))[0] == code, domain
+    history = (tmp_path / "dmarc.history").read_text()
+    assert "dkim reject.example sel 0\n" in history and "align_dkim 4\n" in history
+    assert "dkim other.example sel 0\n" in history

@@ -25,6 +25,7 @@ from pymta.acl.csa import check_csa
 from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.headers import checked_added_header
 from pymta.acl.logtargets import parse_targets, write_to
+from pymta.acl.malware import check_malware
 from pymta.acl.parse import (
     ACL_CONTROLS,
     ACL_CONTROLS_IGNORED,
@@ -38,7 +39,9 @@ from pymta.acl.ratelimit import (
     check_ratelimit,
     parse_ratelimit,
 )
+from pymta.acl.scanconn import ScanDefer
 from pymta.acl.seen import SeenError, check_seen, parse_seen
+from pymta.acl.spam import check_spam
 from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.config.model import AclStatement, ConfigError
@@ -312,8 +315,9 @@ class _Runner:
                 negated = False
             except AclDefer as exc:
                 if verb == "warn":
+                    reason = f": {exc}" if str(exc) else ""
                     self._log("main", f"ACL \"warn\" statement skipped: condition test "
-                              f"deferred: {exc}")
+                              f"deferred{reason}")
                     return None
                 return self._result("defer", self._expand_text(message) or exc.user_message,
                                     self._expand_text(log_message) or str(exc))
@@ -507,13 +511,41 @@ class _Runner:
             return check(_expand_arg(value, self.ctx),
                          getattr(self.session, "content_scan", None), self.where,
                          self.ctx.variables)
+        if name in ("spam", "malware"):
+            return self._scanner(name, _expand_arg(value, self.ctx))
         if name in ("spf", "dkim_status", "dkim_signers",
-                    "dmarc_status", "csa", "malware", "spam", "demime", "bmi_optin"):
+                    "dmarc_status", "csa", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
+
+    def _scanner(self, name: str, arg: str) -> bool:
+        """spam or malware: ask the scanner about the message (pymta/acl/spam.py,
+        malware.py).  A scanner problem defers; the reason is already logged, so the
+        rejection line has none (as Exim's)."""
+        log = getattr(self.session, "log", None)
+        msgid = self._var("message_exim_id") or None
+
+        def write(text: str) -> None:
+            if log is not None:
+                log.main(text, msgid)
+
+        def expand(text: str) -> str:
+            return str(expand_string(text, self.ctx))
+
+        scan = getattr(self.session, "content_scan", None)
+        try:
+            if name == "spam":
+                return check_spam(arg, scan, self.where, self.ctx.variables,
+                                  str(main_option(self.config, "spamd_address", "") or ""),
+                                  expand, write)
+            return check_malware(arg, scan, self.where, self.ctx.variables,
+                                 str(main_option(self.config, "av_scanner", "") or ""),
+                                 expand, write)
+        except ScanDefer as exc:
+            raise AclDefer("") from exc
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")

@@ -67,7 +67,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "tls_remember_esmtp": False,
     **_reject("""
         acl_smtp_dkim
-        acl_smtp_mailauth admin_groups av_scanner
+        acl_smtp_mailauth admin_groups
         bi_command
         bounce_sender_authentication check_rfc2047_length daemon_startup_retries
         daemon_startup_sleep dkim_verify_hashes dkim_verify_keytypes
@@ -88,7 +88,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
-        spamd_address spf_guess spf_smtp_comment_template
+        spf_guess spf_smtp_comment_template
         syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
         tcp_wrappers_daemon_name timezone unknown_login unknown_username
         uucp_from_pattern uucp_from_sender

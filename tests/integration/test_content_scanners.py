@@ -1,0 +1,311 @@
+"""The spam and malware ACL conditions against the real scanners: SpamAssassin's spamd
+(GTUBE) and ClamAV's clamd (EICAR, with a signature database the test writes), each over
+TCP and over a Unix socket; the cmdline and sock scanner types; a scanner that is down,
+one that never answers and one that answers nonsense (the other daemon's protocol);
+per-message caching; the spam variables at delivery time.
+
+Each scanner is started once for this module on an ephemeral port and a private Unix
+socket (tests/support/scanners.py); a scanner that cannot start makes its tests skip.
+"""
+from __future__ import annotations
+
+import base64
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
+from tests.support.ports import free_port
+from tests.support.scanners import (
+    EICAR,
+    EICAR_NAME,
+    GTUBE,
+    SilentScanner,
+    start_clamd,
+    start_spamd,
+)
+
+
+@pytest.fixture(scope="module")
+def spamd():
+    scanner = start_spamd()
+    yield scanner
+    scanner.stop()
+
+
+@pytest.fixture(scope="module")
+def clamd():
+    scanner = start_clamd()
+    yield scanner
+    scanner.stop()
+
+
+@pytest.fixture
+def silent():
+    with SilentScanner() as scanner:
+        yield scanner
+
+
+def _config(main: str, data_acl: str, transport_extra: str = "") -> str:
+    conf = BASE_CONFIG.replace(
+        "acl_smtp_rcpt = acl_check_rcpt\n",
+        "acl_smtp_rcpt = acl_check_rcpt\nacl_smtp_data = acl_data\n" + main + "\n")
+    conf = conf.replace("begin acl\n", "begin acl\n\nacl_data:\n" + data_acl + "\n")
+    if transport_extra:
+        conf = conf.replace("  maildir_format\n", "  maildir_format\n" + transport_extra)
+    return conf
+
+
+def _message(body: bytes, subject: str = "test") -> bytes:
+    return (f"From: a@remote.example\r\nTo: alice@test.example\r\nSubject: {subject}\r\n"
+            f"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@remote>\r\n"
+            "\r\n").encode() + body + b"\r\n"
+
+
+def _attachment(content: bytes) -> bytes:
+    return (b"From: a@remote.example\r\nTo: alice@test.example\r\nSubject: files\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            b"--XX\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+            b"--XX\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename=\"t.com\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n"
+            + base64.b64encode(content) + b"\r\n--XX--\r\n")
+
+
+def _send(d, data: bytes) -> tuple[int, str]:
+    with d.client(timeout=30) as c:
+        reply = c.send_message("a@remote.example", "alice@test.example", data)
+        c.quit()
+    return reply
+
+
+def _count(path: Path, pattern: str) -> int:
+    return len(re.findall(pattern, path.read_text(errors="replace")))
+
+
+# ------------------------------------------------------------------------------ spam
+SPAM_ACL = """\
+  warn    spam = nobody:true
+          add_header = X-Spam-Score: $spam_score ($spam_bar) $spam_score_int $spam_action
+  deny    spam = nobody
+          message = spam: $spam_score points
+          log_message = spam $spam_score_int via $callout_address
+  accept
+"""
+
+
+def test_spam_over_tcp_gtube_and_clean(pymta_daemon, tmp_path, spamd):
+    """GTUBE is refused with spamd's score; a clean message is delivered with the
+    score header; the two spam conditions of one message scan once (spamd's log); the
+    spooled $spam_score is there at delivery time."""
+    d = pymta_daemon(config=_config(
+        f"spamd_address = 127.0.0.1 {spamd.port}", SPAM_ACL,
+        "  headers_add = X-Delivery-Spam: $spam_score $spam_score_int $spam_bar\n"))
+    spamd_log = Path(spamd.directory, "spamd.log")
+    before = _count(spamd_log, r"spamd: (identified spam|clean message)")
+    code, text = _send(d, _message(GTUBE, "gtube"))
+    assert code == 550 and re.fullmatch(r"spam: 10\d\d\.\d points", text), (code, text)
+    d.wait_for_log(rf"rejected after DATA: spam 10\d\d\d via \[127\.0\.0\.1\]:{spamd.port}",
+                   name="reject")
+    assert wait_for(lambda: _count(spamd_log, r"spamd: identified spam") > 0)
+    assert _send(d, _message(b"Hello Alice, the minutes of today's meeting follow.",
+                             "minutes"))[0] == 250
+    msgs = wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    assert len(msgs) == 1
+    head = msgs[0].split(b"\n\n", 1)[0].decode()
+    m = re.search(r"X-Spam-Score: (-?\d+\.\d) \((\S+)\) (-?\d+) (.*)", head)
+    assert m, head
+    score = float(m.group(1))
+    assert score < 5 and m.group(4) == "no action"
+    assert m.group(2) == ("/" if abs(int(score)) == 0 else
+                          ("+" if score > 0 else "-") * abs(int(score)))
+    # what was spooled with the message is what the transport sees
+    assert f"X-Delivery-Spam: {m.group(1)} {m.group(3)} {m.group(2)}" in head
+    # two messages, two conditions each: spamd was asked twice
+    wait_for(lambda: _count(spamd_log, r"spamd: (identified spam|clean message)")
+             >= before + 2)
+    time.sleep(0.5)
+    assert _count(spamd_log, r"spamd: (identified spam|clean message)") == before + 2
+
+
+def test_spam_over_unix_socket_after_a_dead_server(pymta_daemon, spamd):
+    """Servers are tried by priority: the dead one first (logged), then the Unix
+    socket; $spam_bar is at most 51 characters, $spam_action "reject"."""
+    dead = free_port()
+    acl = """\
+  warn    spam = nobody:true
+          logwrite = S=$spam_score I=$spam_score_int B=$spam_bar A=$spam_action C=$callout_address
+  accept
+"""
+    d = pymta_daemon(config=_config(
+        f"spamd_address = 127.0.0.1 {dead} pri=9 : {spamd.path}", acl))
+    assert _send(d, _message(GTUBE, "gtube"))[0] == 250
+    d.wait_for_log(r"spam acl condition: spamd: failed to connect to any address for "
+                   r"127\.0\.0\.1: Connection refused")
+    line = d.wait_for_log(r"S=\d+\.\d I=\d+ B=\S+ A=reject C=" + re.escape(spamd.path))
+    text = line if isinstance(line, str) else "\n".join(line)
+    bar = re.search(r"B=(\S+)", text).group(1)
+    assert bar == "+" * 51
+
+
+def test_spam_scanner_down_defers_unless_defer_ok(pymta_daemon, tmp_path):
+    dead = free_port()
+    acl = """\
+  deny    spam = nobody/defer_ok
+          message = spam
+  deny    condition = ${if eq{$h_subject:}{strict}}
+          spam = nobody
+  accept
+"""
+    d = pymta_daemon(config=_config(f"spamd_address = 127.0.0.1 {dead}", acl))
+    assert _send(d, _message(GTUBE, "lenient"))[0] == 250
+    assert _send(d, _message(GTUBE, "strict")) == (
+        451, "Temporary local problem - please try later")
+    d.wait_for_log(r"spam acl condition: all spamd servers failed")
+    d.wait_for_log(r"F=<a@remote\.example> temporarily rejected after DATA$")
+    assert len(wait_for(lambda: maildir_messages(tmp_path, "alice"))) == 1
+
+
+def test_spam_timeout_and_malformed_answer(pymta_daemon, silent, clamd):
+    """A spamd that never answers: the condition defers after tmo; one that answers
+    in another protocol (clamd's port): a clear log line and a defer."""
+    acl = "  deny spam = nobody\n  accept\n"
+    d = pymta_daemon(config=_config(f"spamd_address = 127.0.0.1 {silent.port} tmo=2s",
+                                    acl))
+    start = time.monotonic()
+    assert _send(d, _message(b"hello"))[0] == 451
+    assert 1.5 < time.monotonic() - start < 20
+    d.wait_for_log(rf"spam acl condition: error reading from spamd \[127\.0\.0\.1\]:"
+                   rf"{silent.port}, socket: Connection timed out")
+    d.stop()
+    d = pymta_daemon(config=_config(f"spamd_address = 127.0.0.1 {clamd.port}", acl))
+    assert _send(d, _message(b"hello"))[0] == 451
+    d.wait_for_log(rf"spam acl condition: cannot parse spamd \[127\.0\.0\.1\]:"
+                   rf"{clamd.port} output")
+
+
+def test_spam_rspamd_variant_refused(pymta_daemon, spamd):
+    acl = "  deny spam = nobody\n  accept\n"
+    d = pymta_daemon(config=_config(
+        f"spamd_address = 127.0.0.1 {spamd.port} variant=rspamd", acl))
+    assert _send(d, _message(b"hello"))[0] == 451
+    d.wait_for_log(r"spam acl condition: spamd_address: variant=rspamd is not supported")
+
+
+# --------------------------------------------------------------------------- malware
+MALWARE_ACL = """\
+  warn    malware = *
+          logwrite = first check: $malware_name
+  deny    malware = *
+          message = malware found: $malware_name
+  accept
+"""
+
+
+@pytest.mark.parametrize("mode", ["tcp", "unix"])
+def test_malware_clamd(pymta_daemon, tmp_path, clamd, mode):
+    """EICAR in an attachment is found (zINSTREAM over TCP, SCAN over the Unix
+    socket), once per message (clamd's log); a clean message passes."""
+    where = f"127.0.0.1 {clamd.port}" if mode == "tcp" else clamd.path
+    d = pymta_daemon(config=_config(f"av_scanner = clamd:{where}", MALWARE_ACL))
+    clamd_log = Path(clamd.directory, "clamd.log")
+    before = _count(clamd_log, "FOUND")
+    assert _send(d, _attachment(EICAR)) == (550, f"malware found: {EICAR_NAME}")
+    d.wait_for_log(rf"first check: {re.escape(EICAR_NAME)}")
+    assert wait_for(lambda: _count(clamd_log, "FOUND") > before)
+    time.sleep(0.5)
+    assert _count(clamd_log, "FOUND") == before + 1       # asked once for both checks
+    if mode == "unix":
+        assert re.search(r"/scan/[^/]+/[^/]+\.eml: Pymta-Test-EICAR", clamd_log.read_text())
+    assert _send(d, _attachment(b"just a harmless file\n"))[0] == 250
+    assert len(wait_for(lambda: maildir_messages(tmp_path, "alice"))) == 1
+    assert not list((tmp_path / "spool" / "scan").glob("*/*.eml"))   # removed afterwards
+
+
+def test_malware_regex_and_false(pymta_daemon, tmp_path, clamd):
+    """"false" never scans; an expression must match the name found."""
+    acl = """\
+  deny    malware = false
+          message = never
+  deny    malware = \\N^Other\\N
+          message = other
+  warn    malware = \\N^Pymta-Test\\N
+          add_header = X-Malware: $malware_name
+  accept
+"""
+    d = pymta_daemon(config=_config(f"av_scanner = clamd:127.0.0.1 {clamd.port}", acl))
+    assert _send(d, _attachment(EICAR))[0] == 250
+    msgs = wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    assert f"X-Malware: {EICAR_NAME}\n".encode() in msgs[0]
+
+
+def test_malware_down_timeout_and_malformed(pymta_daemon, tmp_path, silent, spamd):
+    dead = free_port()
+    acl = """\
+  deny    condition = ${if eq{$h_subject:}{lenient}}
+          malware = */defer_ok/tmo=2s
+          message = lenient
+  deny    condition = ${if eq{$h_subject:}{strict}}
+          malware = */tmo=2s
+  accept
+"""
+    d = pymta_daemon(config=_config(f"av_scanner = clamd:127.0.0.1 {dead}", acl))
+    assert _send(d, _message(EICAR, "lenient"))[0] == 250
+    assert _send(d, _message(EICAR, "strict"))[0] == 451
+    d.wait_for_log(rf"malware acl condition: clamd: connection to 127\.0\.0\.1, port "
+                   rf"{dead} failed \(Connection refused\)")
+    d.stop()
+    d = pymta_daemon(config=_config(f"av_scanner = clamd:{silent.path}", acl))
+    start = time.monotonic()
+    assert _send(d, _message(EICAR, "strict"))[0] == 451
+    assert 1.5 < time.monotonic() - start < 20
+    start = time.monotonic()
+    assert _send(d, _message(EICAR, "lenient"))[0] == 250
+    assert 1.5 < time.monotonic() - start < 20
+    d.wait_for_log(rf"malware acl condition: clamd {re.escape(silent.path)} : unable to "
+                   r"read from socket \(Connection timed out\)")
+    d.stop()
+    # spamd's port answers clamd's request in its own protocol
+    d = pymta_daemon(config=_config(f"av_scanner = clamd:127.0.0.1 {spamd.port}", acl))
+    assert _send(d, _message(EICAR, "strict"))[0] == 451
+    d.wait_for_log(r"malware acl condition: clamd \[127\.0\.0\.1\]:\d+ : unparseable "
+                   r"response from ClamAV: \{SPAMD/1\.\d 76 Bad header line")
+
+
+def test_malware_cmdline_and_sock(pymta_daemon, clamd):
+    """cmdline runs clamscan on the scan directory (with the MIME ACL's decoded parts
+    in it); sock sends clamd a SCAN line of our own."""
+    db = Path(clamd.directory, "db")
+    acl = "  deny malware = *\n       message = found $malware_name\n  accept\n"
+    main = (f"av_scanner = cmdline:clamscan --no-summary -d {db} -r %s:FOUND:"
+            r"(Pymta-\S+) FOUND" "\n"
+            "acl_smtp_mime = acl_mime\n")
+    conf = _config(main, acl).replace(
+        "begin acl\n", "begin acl\n\nacl_mime:\n  accept decode = default\n")
+    d = pymta_daemon(config=conf)
+    assert _send(d, _attachment(EICAR)) == (550, f"found {EICAR_NAME}")
+    assert _send(d, _attachment(b"harmless\n"))[0] == 250
+    d.stop()
+    sock = ("av_scanner = ${if eq{a}{a}{sock:" + clamd.path
+            + ":SCAN %s\\n:FOUND:([^ ]+) FOUND}}")
+    d = pymta_daemon(config=_config(sock, acl))
+    assert _send(d, _attachment(EICAR)) == (550, f"found {EICAR_NAME}")
+    assert _send(d, _attachment(b"harmless\n"))[0] == 250
+
+
+def test_scanners_refused_where_exim_refuses_them(pymta_daemon, clamd):
+    """Not in the MIME ACL (Exim 4.96 refuses them there too); sophie is refused."""
+    conf = _config(f"av_scanner = clamd:{clamd.path}\nacl_smtp_mime = acl_mime",
+                   "  accept\n").replace(
+        "begin acl\n", "begin acl\n\nacl_mime:\n  deny malware = *\n  accept\n")
+    d = pymta_daemon(config=conf)
+    assert _send(d, _attachment(EICAR))[0] == 451
+    d.wait_for_log(r"temporarily rejected during MIME ACL checks: cannot test malware "
+                   r"condition in MIME ACL")
+    d.stop()
+    d = pymta_daemon(config=_config("av_scanner = sophie:/var/run/sophie",
+                                    "  deny malware = *\n  accept\n"))
+    assert _send(d, _attachment(EICAR))[0] == 451
+    d.wait_for_log(r'malware acl condition: scanner type "sophie" is not supported')

@@ -10,13 +10,19 @@ socket (tests/support/scanners.py); a scanner that cannot start makes its tests 
 from __future__ import annotations
 
 import base64
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
+from tests.support.daemon import run_pymta
+from tests.support.exim import EXIM, exim_or_skip
 from tests.support.ports import free_port
 from tests.support.scanners import (
     EICAR,
@@ -309,3 +315,55 @@ def test_scanners_refused_where_exim_refuses_them(pymta_daemon, clamd):
                                     "  deny malware = *\n  accept\n"))
     assert _send(d, _attachment(EICAR))[0] == 451
     d.wait_for_log(r'malware acl condition: scanner type "sophie" is not supported')
+
+
+# ------------------------------------------------------------------ Exim as the oracle
+ORACLE_ACL = """\
+acl_smtp_rcpt = accept
+acl_smtp_data = dacl
+begin acl
+dacl:
+  warn  spam = nobody:true
+        logwrite = S=[$spam_score] I=[$spam_score_int] B=[$spam_bar] A=[$spam_action]
+        logwrite = R=[${escape:$spam_report}]
+  accept
+"""
+
+
+def test_spam_variables_match_exim(spamd):
+    """The same message through `-bh` of Exim 4.96 and of pymta, scored by the same
+    spamd: the same $spam_score, $spam_score_int, $spam_bar, $spam_action and
+    $spam_report (the report's rule lines compared as a set: spamd does not keep
+    their order)."""
+    exim_or_skip()
+    session = ("HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
+               "From: a@b.example\r\nSubject: hi\r\nMessage-ID: <x@b.example>\r\n\r\n"
+               + GTUBE.decode() + "\r\n.\r\nQUIT\r\n").encode()
+    results = []
+    base = Path(tempfile.mkdtemp(prefix="pymta-oracle-"))    # reachable for Debian-exim
+    os.chmod(base, 0o755)
+    for name in ("exim", "pymta"):
+        spool = base / name
+        spool.mkdir()
+        os.chmod(spool, 0o777)
+        conf = base / f"{name}.conf"
+        head = (f"spool_directory = {spool}\nprimary_hostname = test.example\n"
+                f"spamd_address = 127.0.0.1 {spamd.port}\n")
+        if name == "exim":
+            head = "keep_environment =\nexim_user = Debian-exim\n" + head
+        conf.write_text(head + ORACLE_ACL)
+        if name == "exim":
+            proc = subprocess.run([EXIM, "-C", str(conf), "-bh", "1.2.3.4"], input=session,
+                                  capture_output=True, timeout=120)
+        else:
+            proc = run_pymta(["-bh", "1.2.3.4"], conf, input=session)
+        err = proc.stderr.decode() if isinstance(proc.stderr, bytes) else proc.stderr
+        lines = [re.sub(r"^LOG: \S+ ", "", ln) for ln in err.splitlines()
+                 if re.match(r"LOG: \S+ [SR]=\[", ln)]
+        assert len(lines) == 2, err
+        summary, report = lines
+        body = report[3:-1].split("\\n")
+        results.append((summary, body[:12], sorted(body[12:])))
+    shutil.rmtree(base, ignore_errors=True)
+    assert results[0] == results[1]
+    assert results[0][0].startswith("S=[10") and results[0][0].endswith("A=[reject]")

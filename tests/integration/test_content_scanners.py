@@ -294,6 +294,13 @@ def test_malware_cmdline_and_sock(pymta_daemon, clamd):
     assert _send(d, _attachment(EICAR)) == (550, f"found {EICAR_NAME}")
     assert _send(d, _attachment(b"harmless\n"))[0] == 250
     d.stop()
+    # the decoded part is in the directory the command is given
+    d = pymta_daemon(config=conf.replace(
+        f"clamscan --no-summary -d {db} -r %s:FOUND:(Pymta-\\S+) FOUND",
+        r"ls %s:-0000\d:(\S+-0000\d)"))
+    code, text = _send(d, _attachment(b"harmless\n"))
+    assert code == 550 and re.fullmatch(r"found \S+-0000\d", text), (code, text)
+    d.stop()
     sock = ("av_scanner = ${if eq{a}{a}{sock:" + clamd.path
             + ":SCAN %s\\n:FOUND:([^ ]+) FOUND}}")
     d = pymta_daemon(config=_config(sock, acl))
@@ -367,3 +374,28 @@ def test_spam_variables_match_exim(spamd):
     shutil.rmtree(base, ignore_errors=True)
     assert results[0] == results[1]
     assert results[0][0].startswith("S=[10") and results[0][0].endswith("A=[reject]")
+
+
+def test_malware_and_spam_in_the_non_smtp_acl(pymta_daemon, clamd, spamd):
+    """Messages from the command line are scanned by acl_not_smtp."""
+    conf = _config(f"av_scanner = clamd:{clamd.path}\nspamd_address = {spamd.path}\n"
+                   "acl_not_smtp = acl_ns", "  accept\n").replace(
+        "begin acl\n", "begin acl\n\nacl_ns:\n"
+        "  deny malware = *\n       message = malware $malware_name\n"
+        "  deny spam = nobody\n       message = spam $spam_score\n  accept\n")
+    # (spam = nobody:true for a clean message: its score is spooled)
+    conf = conf.replace("  deny spam = nobody\n",
+                        "  warn spam = nobody:true\n  deny spam = nobody\n")
+    d = pymta_daemon(config=conf)
+    bad = d.run("-odq", "alice@test.example", input=_attachment(EICAR).replace(b"\r\n", b"\n"))
+    assert bad.returncode != 0 and f"malware {EICAR_NAME}" in bad.stderr, bad.stderr
+    spam = d.run("-odq", "alice@test.example", input=_message(GTUBE).replace(b"\r\n", b"\n"))
+    assert spam.returncode != 0 and re.search(r"spam 10\d\d\.\d", spam.stderr), spam.stderr
+    good = d.run("-odq", "alice@test.example",
+                 input=_message(b"Hello Alice, the minutes follow.").replace(b"\r\n", b"\n"))
+    assert good.returncode == 0, good.stderr
+    [msgid] = d.queue()
+    header = (d.spool / "input" / f"{msgid}-H").read_text()
+    assert re.search(r"^-spam_score -?\d+\.\d$", header, re.M), header
+    assert re.search(r"^-spam_score_int -?\d+$", header, re.M)
+    assert not list((d.spool / "scan").glob("*"))

@@ -533,7 +533,7 @@ class _Runner:
                 log.main(text, msgid)
 
         def expand(text: str) -> str:
-            return str(expand_string(text, self.ctx))
+            return expand_string(text, self.ctx)
 
         scan = getattr(self.session, "content_scan", None)
         try:

@@ -148,6 +148,8 @@ def parse_spamd_address(text: str) -> list[SpamdServer]:
 # ---------------------------------------------------------------------------------------
 # av_scanner
 # ---------------------------------------------------------------------------------------
+#: The scanner types pymta can ask (``pymta -bV`` lists them as Exim does).
+SUPPORTED_SCANNERS = ("clamd", "cmdline", "sock")
 #: Scanner types of Exim 4.96 that pymta has no client for (sophie is long gone; the
 #: others speak closed protocols there is nothing to test against).
 UNSUPPORTED_SCANNERS = frozenset(

@@ -21,6 +21,7 @@ from pymta.acl.scanconfig import ScanConfigError, parse_spamd_address
 from pymta.acl.scanconn import ScanDefer
 from pymta.acl.spamd import ConnectFailed, query, server_order, spam_variables
 from pymta.expand.lists import split_list
+from pymta.taint import is_tainted
 
 #: Where spam and malware may be used (Exim 4.96 refuses them in the MIME ACL).
 SCAN_WHERES = frozenset(("data", "prdr", "dkim", "notsmtp"))
@@ -107,6 +108,8 @@ def _scan(scan: ContentScan, user: str, override: bool, variables: dict[str, str
         except Exception as exc:
             raise ScanDefer(f"spamd_address starts with $, but expansion failed: "
                             f"{exc}") from exc
+        if is_tainted(address):     # it names sockets and hosts
+            raise ScanDefer(f'spamd_address: tainted value refused: "{address}"')
     cached = scan.results.get("spam")
     if isinstance(cached, SpamResult) and cached.address == address \
             and cached.user == user:

@@ -399,3 +399,42 @@ def test_malware_and_spam_in_the_non_smtp_acl(pymta_daemon, clamd, spamd):
     assert re.search(r"^-spam_score -?\d+\.\d$", header, re.M), header
     assert re.search(r"^-spam_score_int -?\d+$", header, re.M)
     assert not list((d.spool / "scan").glob("*"))
+
+
+def test_spam_cache_with_expanded_spamd_address(pymta_daemon, spamd):
+    """An expanded spamd_address that gives the same servers keeps the cache (Exim
+    4.96 asked spamd once for this ACL too); another user is a new scan."""
+    acl = """\
+  warn  spam = nobody:true
+  warn  spam = nobody:true
+        logwrite = second: $spam_score
+  warn  spam = other:true
+  accept
+"""
+    d = pymta_daemon(config=_config(
+        "spamd_address = ${if eq{a}{a}{127.0.0.1 " + str(spamd.port) + "}}", acl))
+    spamd_log = Path(spamd.directory, "spamd.log")
+    pattern = r"spamd: (identified spam|clean message) .* for (nobody|other):"
+    before = _count(spamd_log, pattern)
+    assert _send(d, _message(GTUBE, "gtube"))[0] == 250
+    d.wait_for_log(r"second: 10\d\d\.\d")
+    wait_for(lambda: _count(spamd_log, pattern) >= before + 2)
+    time.sleep(0.5)
+    text = spamd_log.read_text(errors="replace")
+    assert _count(spamd_log, pattern) == before + 2, text[-3000:]
+    assert "for other:" in text
+
+
+def test_tainted_scanner_settings_are_refused(pymta_daemon, tmp_path):
+    """A scanner named by the message (here its Subject:) is never run or asked."""
+    marker = tmp_path / "ran"
+    d = pymta_daemon(config=_config(
+        "av_scanner = ${if eq{a}{a}{cmdline:$h_subject::x:(x)}}\n"
+        "spamd_address = ${if eq{a}{a}{$h_x-spamd:}}",
+        "  deny malware = *\n  accept\n").replace(
+        "  deny malware = *\n", "  deny malware = *\n  deny spam = nobody\n"))
+    assert _send(d, _message(b"hello", f"touch {marker}")) == (
+        451, "Temporary local problem - please try later")
+    d.wait_for_log(r'malware acl condition: av_scanner: tainted value refused: '
+                   rf'"cmdline:touch {re.escape(str(marker))}:x:\(x\)"')
+    assert not marker.exists()

@@ -5,6 +5,9 @@ Exim 4.96 logged for the same scores)."""
 from __future__ import annotations
 
 import random
+import socket
+import threading
+import time
 
 import pytest
 
@@ -19,7 +22,15 @@ from pymta.acl.scanconfig import (
     parse_spamd_address,
 )
 from pymta.acl.scanconn import ScanDefer
-from pymta.acl.spamd import SpamdAnswer, parse_answer, server_order, spam_variables
+from pymta.acl.spamd import (
+    SpamdAnswer,
+    _connect,
+    parse_answer,
+    server_order,
+    spam_variables,
+)
+from pymta.config.show import version_text
+from tests.support.ports import free_port
 
 
 def test_spamd_address_servers_and_options():
@@ -132,3 +143,55 @@ def test_clamd_answers():
         _clamd_verdict("/x: Access denied. ERROR", "a")
     with pytest.raises(ScanDefer, match="unparseable response from ClamAV"):
         _clamd_verdict("stream: maybe", "a")
+
+
+def test_bV_lists_the_scanner_types():
+    lines = version_text(None).splitlines()
+    assert "Malware: clamd cmdline sock" in lines
+    assert ("Malware not supported in this version: avast aveserver drweb f-prot6d "
+            "f-protd fsecure kavdaemon mksd sophie") in lines
+
+
+def _listen_later(delay: float) -> tuple[int, threading.Thread, list[socket.socket]]:
+    """A port nothing listens on yet; a thread starts listening there after ``delay``."""
+    port = free_port()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        time.sleep(delay)
+        server = socket.create_server(("127.0.0.1", port))
+        held.append(server)
+        conn, _ = server.accept()
+        held.append(conn)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return port, thread, held
+
+
+def test_spamd_retry_connects_once_more_after_the_delay():
+    port, thread, held = _listen_later(0.5)
+    [server] = parse_spamd_address(f"127.0.0.1 {port} retry=2s")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+    sock, address = _connect(server, time.monotonic() + 10, sleep)
+    thread.join(5)
+    sock.close()
+    for s in held:
+        s.close()
+    assert sleeps == [2.0] and address == f"[127.0.0.1]:{port}"
+    # without retry= the first refusal is final
+    port, thread, held = _listen_later(0.5)
+    [server] = parse_spamd_address(f"127.0.0.1 {port}")
+    with pytest.raises(ScanDefer, match="Connection refused"):
+        _connect(server, time.monotonic() + 10, sleep)
+    end = time.monotonic() + 5
+    while not held and time.monotonic() < end:  # it listens now: let it finish
+        time.sleep(0.05)
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    thread.join(5)
+    for s in held:
+        s.close()

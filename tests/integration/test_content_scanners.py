@@ -438,3 +438,31 @@ def test_tainted_scanner_settings_are_refused(pymta_daemon, tmp_path):
     d.wait_for_log(r'malware acl condition: av_scanner: tainted value refused: '
                    rf'"cmdline:touch {re.escape(str(marker))}:x:\(x\)"')
     assert not marker.exists()
+
+
+def test_a_big_bdat_message_is_scanned_from_its_file(pymta_daemon, tmp_path, clamd, spamd):
+    """A message sent with BDAT waits in a file; the scanners' .eml is copied from it
+    (kept here with no_mbox_unspool to look at): 6 MB of text and the EICAR
+    attachment, streamed to clamd over TCP."""
+    acl = """\
+  warn    control = no_mbox_unspool
+  deny    malware = *
+          message = found $malware_name
+  accept
+"""
+    d = pymta_daemon(config=_config(f"av_scanner = clamd:127.0.0.1 {clamd.port}", acl))
+    filler = (b"x" * 76 + b"\r\n") * 80000
+    msg = _attachment(EICAR).replace(b"see attached\r\n", b"see attached\r\n" + filler)
+    with d.client(timeout=60) as c:
+        c.banner()
+        assert c.ehlo()[0] == 250
+        c.send_raw(b"MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@test.example>\r\n"
+                   + b"BDAT %d LAST\r\n" % len(msg) + msg)
+        replies = [c.read_reply() for _ in range(3)]
+    assert replies[2] == (550, f"found {EICAR_NAME}"), replies
+    [eml] = list((tmp_path / "spool" / "scan").glob("*/*.eml"))
+    data = eml.read_bytes()
+    assert data.startswith(b"From MAILER-DAEMON ")
+    assert b"\nX-Envelope-From: <a@remote.example>\nX-Envelope-To: alice@test.example\n" \
+        in data
+    assert data.endswith(msg.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n"))

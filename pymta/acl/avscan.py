@@ -52,8 +52,8 @@ def _clamd_connect(server: ClamdServer, deadline: float,
     if ep.path:
         raise ScanDefer(f"clamd {ep.path} : unable to connect to UNIX socket "
                         f"({ep.path}): {reason}")
-    log(f"malware acl condition: clamd: connection to {ep.host}, port {ep.ports[0]} "
-        f"failed ({reason})")
+    log(f"malware acl condition: clamd [{ep.host}]:{ep.ports[0]} : failed to connect to "
+        f"any address for {ep.host}: {reason}")
     return None
 
 
@@ -77,7 +77,7 @@ def scan_clamd(spec: ClamdSpec, mbox: str, deadline: float, log: ScanLog,
                 _instream(sock, mbox, deadline)
                 answer = _read(sock, deadline, b"\0", "clamd", address)
         return _clamd_verdict(answer, address)
-    raise ScanDefer("clamd: all servers failed")
+    raise ScanDefer("clamd  : all servers failed")     # (Exim's text, no address)
 
 
 def _instream(sock: socket.socket, mbox: str, deadline: float) -> None:

@@ -232,10 +232,13 @@ class _Runner:
             return
         prefix = getattr(self.session, "log_prefix", "")
         line = f"{prefix} {text}".strip() if kind == "warn" else text
+        # lines written while a message is being received carry its id (as Exim's)
+        msgid = self._var("message_exim_id") or None \
+            if self.where in _MESSAGE_WHERES else None
         if kind == "reject":
-            log.reject(line)
+            log.reject(line, msgid)
         else:
-            log.main(line)
+            log.main(line, msgid)
 
     def _result(self, verdict: str, message: str | None, log_message: str | None,
                 error: bool = False) -> AclResult:
@@ -316,8 +319,8 @@ class _Runner:
             except AclDefer as exc:
                 if verb == "warn":
                     reason = f": {exc}" if str(exc) else ""
-                    self._log("main", f"ACL \"warn\" statement skipped: condition test "
-                              f"deferred{reason}")
+                    self._log("warn", f"Warning: ACL \"warn\" statement skipped: "
+                              f"condition test deferred{reason}")
                     return None
                 return self._result("defer", self._expand_text(message) or exc.user_message,
                                     self._expand_text(log_message) or str(exc))

@@ -118,9 +118,14 @@ class MessageAssembly:
         try:
             return self._after_data(env, prepared)
         finally:
-            if "no_mbox_unspool" not in self.message_controls:
-                self.content_scan.cleanup()
-            self.content_scan = None
+            self._content_scan_done()       # (PRDR refused every recipient)
+
+    def _content_scan_done(self) -> None:
+        """Remove the scan directory (unless control = no_mbox_unspool): after the DATA
+        ACL, before the message is spooled and the message's controls are reset."""
+        scan, self.content_scan = self.content_scan, None
+        if scan is not None and "no_mbox_unspool" not in self.message_controls:
+            scan.cleanup()
 
     def _content_scan(self, prepared: PreparedMessage) -> ContentScan:
         """What regex, mime_regex, decode, spam and malware scan (in the PRDR, MIME and
@@ -191,11 +196,14 @@ class MessageAssembly:
         """The DATA ACL, then the spool (or -bh's pretence): the final reply."""
         pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
         assert self.content_scan is not None
-        mime = self._run_mime_acl(self.content_scan)
-        if mime is not None and mime.verdict != "discard":
-            self._log_reject("during MIME ACL checks", mime, msgid=self.msgid)
-            return self._reply(mime, "data")
-        res = mime or self._run("acl_smtp_data", "data")
+        try:
+            mime = self._run_mime_acl(self.content_scan)
+            if mime is not None and mime.verdict != "discard":
+                self._log_reject("during MIME ACL checks", mime, msgid=self.msgid)
+                return self._reply(mime, "data")
+            res = mime or self._run("acl_smtp_data", "data")
+        finally:
+            self._content_scan_done()
         if res.verdict not in ("accept", "discard"):
             self._log_reject("after DATA", res, msgid=self.msgid)
             return self._reply(res, "data")

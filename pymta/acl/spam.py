@@ -21,7 +21,7 @@ from pymta.acl.scanconfig import ScanConfigError, parse_spamd_address
 from pymta.acl.scanconn import ScanDefer
 from pymta.acl.spamd import ConnectFailed, query, server_order, spam_variables
 from pymta.expand.lists import split_list
-from pymta.taint import is_tainted
+from pymta.taint import is_tainted, taint
 
 #: Where spam and malware may be used (Exim 4.96 refuses them in the MIME ACL).
 SCAN_WHERES = frozenset(("data", "prdr", "dkim", "notsmtp"))
@@ -134,6 +134,8 @@ def _scan(scan: ContentScan, user: str, override: bool, variables: dict[str, str
             log(f"spam acl condition: {exc}")
             continue
         values = spam_variables(answer)
+        # spamd's report quotes the message (its "Content preview"): data, not config
+        values["spam_report"] = taint(values["spam_report"])
         matched = answer.score >= answer.threshold
         variables.update(values)
         scan.results["spam"] = SpamResult(address, user, matched, values)

@@ -158,8 +158,12 @@ def scan_sock(spec: SockSpec, mbox: str, deadline: float, connected: Connected) 
     try:
         sock, address = connect(spec.endpoint, deadline)
     except ScanDefer as exc:
-        where = spec.endpoint.path or f"{spec.endpoint.host} {spec.endpoint.ports[0]}"
-        raise ScanDefer(f"sock {where} : unable to connect ({exc})") from exc
+        ep = spec.endpoint
+        if ep.path:
+            raise ScanDefer(f"sock {ep.path} : unable to connect to UNIX socket "
+                            f"({ep.path}): {exc}") from exc
+        raise ScanDefer(f"sock [{ep.host}]:{ep.ports[0]} : failed to connect to any "
+                        f"address for {ep.host}: {exc}") from exc
     connected(address)
     with sock:
         send_all(sock, spec.request.replace("%s", mbox).encode("utf-8",

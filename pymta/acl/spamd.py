@@ -1,12 +1,11 @@
-"""SpamAssassin's spamd: the ``spamd_address`` list and the protocol (spec 45.2, 45.3).
+"""SpamAssassin's spamd: choosing among the servers of ``spamd_address`` (parsed in
+:mod:`pymta.acl.scanconfig`) and the protocol (spec 45.2, 45.3).
 
-``spamd_address`` is a list (colon-separated by default) of servers; each is itself a
-white-space separated list: a Unix socket path, or a host and a port (or a dash-separated
-range, tried in order), followed by options: ``pri=`` (higher first), ``weight=`` (the
-bias of the random choice among servers of one priority), ``time=<start>-<end>`` (only
-between these times of day), ``retry=`` (one more connection attempt after this long)
-and ``tmo=`` (the limit for the whole exchange, two minutes by default).
-``variant=rspamd`` (Rspamd's protocol) is refused: pymta speaks only spamd's.
+Servers are tried by priority (``pri=``, higher first), randomly within a priority with
+the bias of ``weight=``, leaving out those outside their ``time=`` window; a server
+that refuses the connection is tried once more after ``retry=``; ``tmo=`` limits the
+whole exchange.  ``variant=rspamd`` (Rspamd's protocol) is refused: pymta speaks only
+spamd's.
 
 The exchange is a ``REPORT SPAMC/1.2`` request with the user name and the .eml file;
 spamd answers with the score, the threshold and its report.
@@ -72,7 +71,7 @@ def connect_failure(server: SpamdServer, reason: str) -> str:
     """The log text for a server that could not be reached."""
     ep = server.endpoint
     if ep.path:
-        return f"spamd: unable to connect to UNIX socket {ep.path} ({reason})"
+        return f"spamd: unable to connect to UNIX socket ({ep.path}): {reason}"
     return f"spamd: failed to connect to any address for {ep.host}: {reason}"
 
 

@@ -489,12 +489,18 @@ def _bh_logs(base: Path, name: str, config: str, session: bytes) -> list[str]:
             if ln.startswith("LOG:") and " <= " not in ln]
 
 
-def test_scanner_failures_log_as_exim():
+@pytest.mark.parametrize("where", ["tcp", "unix"])
+def test_scanner_failures_log_as_exim(where):
     """Both scanners down, in warn and deny statements: the same log lines and the
     same 451 as Exim 4.96."""
     exim_or_skip()
-    config = (f"spamd_address = 127.0.0.1 {free_port()}\n"
-              f"av_scanner = clamd:127.0.0.1 {free_port()}\n"
+    if where == "tcp":
+        scanners = (f"spamd_address = 127.0.0.1 {free_port()}\n"
+                    f"av_scanner = clamd:127.0.0.1 {free_port()}\n")
+    else:
+        scanners = ("spamd_address = /nonexistent/spamd.sock\n"
+                    "av_scanner = sock:/nonexistent/av.sock:%s:x:(x)\n")
+    config = (scanners +
               "acl_smtp_rcpt = accept\nacl_smtp_data = dacl\nbegin acl\ndacl:\n"
               "  warn spam = nobody\n  warn malware = *\n  deny spam = nobody\n  accept\n")
     session = (b"HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
@@ -505,5 +511,5 @@ def test_scanner_failures_log_as_exim():
         exim, pymta = (_bh_logs(base, name, config, session) for name in ("exim", "pymta"))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    assert len(exim) == 9 and exim[-1].endswith("temporarily rejected after DATA")
+    assert len(exim) >= 8 and exim[-1].endswith("temporarily rejected after DATA")
     assert pymta == exim

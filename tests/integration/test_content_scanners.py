@@ -513,3 +513,35 @@ def test_scanner_failures_log_as_exim(where):
         shutil.rmtree(base, ignore_errors=True)
     assert len(exim) >= 8 and exim[-1].endswith("temporarily rejected after DATA")
     assert pymta == exim
+
+
+def test_spam_per_recipient_in_the_prdr_acl(pymta_daemon, spamd):
+    """With PRDR, acl_smtp_data_prdr can scan for each recipient as the spamd user;
+    each user is a scan of its own."""
+    prdr = """\
+acl_prdr:
+  deny    spam = $local_part
+          message = spam for $local_part ($spam_score)
+  accept
+"""
+    conf = ("prdr_enable = true\nacl_smtp_data_prdr = acl_prdr\n"
+            + _config(f"spamd_address = {spamd.path}", "  accept\n")
+            .replace("begin acl\n", "begin acl\n\n" + prdr))
+    d = pymta_daemon(config=conf)
+    spamd_log = Path(spamd.directory, "spamd.log")
+    with d.client(timeout=30) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@remote.example> PRDR")[0] == 250
+        for r in ("alice@test.example", "bob@test.example"):
+            assert c.cmd(f"RCPT TO:<{r}>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(_message(GTUBE) + b".\r\n")
+        replies = [c.read_reply() for _ in range(4)]
+    assert replies[0] == (353, "PRDR content analysis beginning")
+    assert [code for code, _ in replies[1:3]] == [550, 550]
+    assert re.fullmatch(r"spam for alice \(10\d\d\.\d\)", replies[1][1]), replies
+    assert re.fullmatch(r"spam for bob \(10\d\d\.\d\)", replies[2][1]), replies
+    assert replies[3][0] == 550
+    assert wait_for(lambda: re.search(r"identified spam .* for bob:",
+                                      spamd_log.read_text(errors="replace")))
+    assert re.search(r"identified spam .* for alice:", spamd_log.read_text(errors="replace"))

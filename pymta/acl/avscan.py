@@ -135,7 +135,10 @@ def scan_cmdline(spec: CmdlineSpec, mbox: str, deadline: float) -> str | None:
     try:
         out, _ = proc.communicate(timeout=remaining(deadline))
     except (subprocess.TimeoutExpired, ScanDefer):
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)     # the scanner and its children
+        except ProcessLookupError:
+            pass
         proc.communicate()
         raise ScanDefer("cmdline : scanner timed out") from None
     text = out[:ANSWER_LIMIT * 8].decode("utf-8", "replace")

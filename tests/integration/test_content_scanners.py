@@ -545,3 +545,14 @@ acl_prdr:
     assert wait_for(lambda: re.search(r"identified spam .* for bob:",
                                       spamd_log.read_text(errors="replace")))
     assert re.search(r"identified spam .* for alice:", spamd_log.read_text(errors="replace"))
+
+
+def test_cmdline_scanner_timeout(pymta_daemon):
+    """A scanner command that does not finish in time is killed and the condition
+    defers."""
+    d = pymta_daemon(config=_config("av_scanner = cmdline:sleep 30; echo %s:FOUND:(x)",
+                                    "  deny malware = */tmo=2s\n  accept\n"))
+    start = time.monotonic()
+    assert _send(d, _message(b"hello"))[0] == 451
+    assert 1.5 < time.monotonic() - start < 20
+    d.wait_for_log(r"malware acl condition: cmdline : scanner timed out")

@@ -88,7 +88,7 @@ def start_spamd() -> Scanner:
                                        if os.path.exists("/usr/sbin/spamd") else None)
     pres = glob.glob("/etc/spamassassin/*.pre")
     if binary is None or not pres or not os.path.isdir("/usr/share/spamassassin"):
-        pytest.skip("spamd is not installed (Debian package spamassassin)")
+        pytest.skip("spamd is not installed (Debian packages spamassassin and spamd)")
     directory = _directory("pymta-spamd-")
     site = Path(directory, "site")
     site.mkdir()

@@ -543,7 +543,7 @@ class _Runner:
             if name == "spam":
                 return check_spam(arg, scan, self.where, self.ctx.variables,
                                   str(main_option(self.config, "spamd_address", "") or ""),
-                                  expand, write)
+                                  expand, write, self.ctx.clock.time())
             return check_malware(arg, scan, self.where, self.ctx.variables,
                                  str(main_option(self.config, "av_scanner", "") or ""),
                                  expand, write)

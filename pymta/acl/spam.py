@@ -79,8 +79,10 @@ def split_options(arg: str, name: str) -> tuple[str, bool, list[str]]:
 
 
 def check_spam(arg: str, scan: ContentScan | None, where: str, variables: dict[str, str],
-               spamd_address: str, expand: Callable[[str], str], log: ScanLog) -> bool:
-    """The spam condition with its (already expanded) argument ``arg``."""
+               spamd_address: str, expand: Callable[[str], str], log: ScanLog,
+               now: float | None = None) -> bool:
+    """The spam condition with its (already expanded) argument ``arg``; ``now`` (the
+    context's clock) decides which servers' ``time=`` windows are open."""
     scan = need_scan(scan, where, "spam")
     first, defer_ok, rest = split_options(arg, "spam")
     if rest:
@@ -91,7 +93,8 @@ def check_spam(arg: str, scan: ContentScan | None, where: str, variables: dict[s
     if not user or user == "0" or user.lower() == "false":
         return False
     try:
-        return _scan(scan, user, override, variables, spamd_address, expand, log)
+        return _scan(scan, user, override, variables, spamd_address, expand, log,
+                     time.time() if now is None else now)
     except ScanDefer as exc:
         log(f"spam acl condition: {exc}")
         if defer_ok:
@@ -100,7 +103,8 @@ def check_spam(arg: str, scan: ContentScan | None, where: str, variables: dict[s
 
 
 def _scan(scan: ContentScan, user: str, override: bool, variables: dict[str, str],
-          spamd_address: str, expand: Callable[[str], str], log: ScanLog) -> bool:
+          spamd_address: str, expand: Callable[[str], str], log: ScanLog,
+          now: float) -> bool:
     address = spamd_address
     if address.startswith("$"):
         try:
@@ -125,8 +129,8 @@ def _scan(scan: ContentScan, user: str, override: bool, variables: dict[str, str
     def connected(where: str) -> None:
         variables["callout_address"] = where
 
-    now = time.localtime()
-    second = now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
+    local = time.localtime(now)
+    second = local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec
     for server in server_order(servers, second, random.Random()):
         try:
             answer = query(server, user, mbox, connected)

@@ -558,3 +558,17 @@ def test_cmdline_scanner_timeout(pymta_daemon):
     assert _send(d, _message(b"hello"))[0] == 451
     assert 1.5 < time.monotonic() - start < 20
     d.wait_for_log(r"malware acl condition: cmdline : scanner timed out")
+
+
+def test_spamd_server_outside_its_time_window_is_not_used(pymta_daemon, spamd):
+    """A server whose time= window is closed (a second twelve hours from now) is not
+    tried, whatever its priority."""
+    local = time.localtime(time.time() + 12 * 3600)
+    at = f"{local.tm_hour}.{local.tm_min}.{local.tm_sec}"
+    dead = free_port()
+    acl = "  warn spam = nobody:true\n       logwrite = used $callout_address\n  accept\n"
+    d = pymta_daemon(config=_config(
+        f"spamd_address = 127.0.0.1 {dead} pri=9 time={at}-{at} : {spamd.path}", acl))
+    assert _send(d, _message(b"hello"))[0] == 250
+    d.wait_for_log(rf"used {re.escape(spamd.path)}")
+    assert "failed to connect" not in d.log()

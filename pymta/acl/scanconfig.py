@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from pymta.config.options import parse_time
+from pymta.config.unsupported import UNSUPPORTED_AV_SCANNERS
 from pymta.expand.evaluator import compile_regex
 from pymta.expand.lists import split_list
 
@@ -150,10 +151,8 @@ def parse_spamd_address(text: str) -> list[SpamdServer]:
 # ---------------------------------------------------------------------------------------
 #: The scanner types pymta can ask (``pymta -bV`` lists them as Exim does).
 SUPPORTED_SCANNERS = ("clamd", "cmdline", "sock")
-#: Scanner types of Exim 4.96 that pymta has no client for (sophie is long gone; the
-#: others speak closed protocols there is nothing to test against).
-UNSUPPORTED_SCANNERS = frozenset(
-    "avast aveserver drweb f-protd f-prot6d fsecure kavdaemon mksd sophie".split())
+#: Scanner types of Exim 4.96 that pymta has no client for.
+UNSUPPORTED_SCANNERS = UNSUPPORTED_AV_SCANNERS
 
 
 @dataclass(frozen=True)

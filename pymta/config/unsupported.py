@@ -207,10 +207,31 @@ def _check(table: dict[str, Any], name: str, value: Any, what: str, file: str | 
                           "is accepted: that is what pymta does)", file, line)
 
 
+#: av_scanner types of Exim 4.96 that pymta has no client for (sophie is long gone;
+#: the others speak closed protocols there is nothing to test against).
+UNSUPPORTED_AV_SCANNERS = frozenset(
+    "avast aveserver drweb f-protd f-prot6d fsecure kavdaemon mksd sophie".split())
+
+
+def check_scanner_option(name: str, value: Any, file: str | None, line: int | None) -> None:
+    """An av_scanner type or a spamd_address variant pymta cannot use is refused when
+    it is written literally (an expanded value is checked when the condition runs)."""
+    text = str(value or "")
+    if text.startswith("$"):
+        return
+    if name == "av_scanner" and text:
+        kind = text.lstrip("<").split(":", 1)[0].strip().lower()
+        if kind in UNSUPPORTED_AV_SCANNERS:
+            raise ConfigError(f'av_scanner type "{kind}" {NOT_SUPPORTED}', file, line)
+    elif name == "spamd_address" and "variant=rspamd" in text.lower():
+        raise ConfigError(f'"variant=rspamd" in spamd_address {NOT_SUPPORTED}', file, line)
+
+
 def check_main_option(name: str, value: Any, file: str | None, line: int | None) -> None:
     """Raise ConfigError when the main option ``name`` is known but not supported."""
     _check(UNSUPPORTED_MAIN, name, value, "main option", file, line)
     check_ratelimit_option(name, value, file, line)
+    check_scanner_option(name, value, file, line)
     if name == "log_file_path":
         check_log_file_path(value, file, line)
     elif name == "log_selector":

@@ -193,10 +193,19 @@ def test_spam_timeout_and_malformed_answer(pymta_daemon, silent, clamd):
                    rf"{clamd.port} output")
 
 
-def test_spam_rspamd_variant_refused(pymta_daemon, spamd):
+def test_spam_rspamd_variant_refused(pymta_daemon, tmp_path, spamd):
+    """Written in the configuration, variant=rspamd stops it from loading; from an
+    expansion, it makes the condition defer."""
     acl = "  deny spam = nobody\n  accept\n"
+    conf = tmp_path / "rspamd.conf"
+    conf.write_text(_config(f"spamd_address = 127.0.0.1 {spamd.port} variant=rspamd", acl)
+                    .replace("SPOOL", str(tmp_path / "spool")).replace("DIR", str(tmp_path)))
+    out = run_pymta(["-bV"], conf)
+    assert out.returncode == 1 and re.search(
+        r'line \d+: "variant=rspamd" in spamd_address is not supported', out.stderr), out
     d = pymta_daemon(config=_config(
-        f"spamd_address = 127.0.0.1 {spamd.port} variant=rspamd", acl))
+        "spamd_address = ${if eq{a}{a}{127.0.0.1 " + str(spamd.port) + " variant=rspamd}}",
+        acl))
     assert _send(d, _message(b"hello"))[0] == 451
     d.wait_for_log(r"spam acl condition: spamd_address: variant=rspamd is not supported")
 
@@ -312,7 +321,7 @@ def test_malware_cmdline_and_sock(pymta_daemon, clamd):
     assert _send(d, _attachment(b"harmless\n"))[0] == 250
 
 
-def test_scanners_refused_where_exim_refuses_them(pymta_daemon, clamd):
+def test_scanners_refused_where_exim_refuses_them(pymta_daemon, tmp_path, clamd):
     """Not in the MIME ACL (Exim 4.96 refuses them there too); sophie is refused."""
     conf = _config(f"av_scanner = clamd:{clamd.path}\nacl_smtp_mime = acl_mime",
                    "  accept\n").replace(
@@ -322,8 +331,22 @@ def test_scanners_refused_where_exim_refuses_them(pymta_daemon, clamd):
     d.wait_for_log(r"temporarily rejected during MIME ACL checks: cannot test malware "
                    r"condition in MIME ACL")
     d.stop()
-    d = pymta_daemon(config=_config("av_scanner = sophie:/var/run/sophie",
+    d.stop()
+    # sophie: refused when the configuration is read, or when an expansion names it
+    conf = tmp_path / "sophie.conf"
+    conf.write_text(_config("av_scanner = sophie:/var/run/sophie",
+                            "  deny malware = *\n  accept\n")
+                    .replace("SPOOL", str(tmp_path / "spool")).replace("DIR", str(tmp_path)))
+    out = run_pymta(["-bV"], conf)
+    assert out.returncode == 1 and re.search(
+        r'line \d+: av_scanner type "sophie" is not supported', out.stderr), out
+    d = pymta_daemon(config=_config("av_scanner = ${if eq{a}{a}{sophie:/var/run/sophie}}",
                                     "  deny malware = *\n  accept\n"))
+    assert _send(d, _attachment(EICAR))[0] == 451
+    d.wait_for_log(r'malware acl condition: scanner type "sophie" is not supported')
+    # the default av_scanner is sophie too
+    d.stop()
+    d = pymta_daemon(config=_config("", "  deny malware = *\n  accept\n"))
     assert _send(d, _attachment(EICAR))[0] == 451
     d.wait_for_log(r'malware acl condition: scanner type "sophie" is not supported')
 

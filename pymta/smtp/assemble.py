@@ -11,7 +11,7 @@ Then immediate delivery is requested.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
@@ -134,13 +134,19 @@ class MessageAssembly:
         for name in SCAN_VARIABLES:
             self.ctx.variables.pop(name, None)      # a new message: nothing scanned yet
         data, start = prepared.data, prepared.body_start
-        return ContentScan(
-            list(self.ctx.headers or []),
-            data[start:] if isinstance(data, bytes) else (lambda: data.read_from(start)),
-            self.msgid or "",
-            str(main_option(self.config, "spool_directory", "")),
-            write_body=None if isinstance(data, bytes)
-            else (lambda out: data.write_to(out, start)))
+
+        def source() -> bytes:
+            # the body is copied out only if regex or the MIME ACL asks for it
+            return data[start:] if isinstance(data, bytes) else data.read_from(start)
+
+        def write_body(out: BinaryIO) -> None:
+            if isinstance(data, bytes):
+                out.write(memoryview(data)[start:])
+            else:
+                data.write_to(out, start)
+        return ContentScan(list(self.ctx.headers or []), source, self.msgid or "",
+                           str(main_option(self.config, "spool_directory", "")),
+                           write_body=write_body)
 
     def _after_data(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """The PRDR and DATA ACLs, then the spool."""

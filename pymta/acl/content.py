@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, TypeVar
+from typing import BinaryIO, Callable, Iterable, TypeVar
 
 from pymta.acl.mime import (
     PART_VARIABLES,
@@ -54,7 +54,11 @@ class ContentScan:
     """The message being scanned: header lines, body, message id, spool directory.
 
     ``body`` may be a callable that reads the body: a message received with BDAT is in
-    a file, and is read only when an ACL scans it."""
+    a file, and is read only when an ACL scans it.  ``write_body``, when given, copies
+    the body to a file a block at a time (the spam and malware scanners' .eml file is
+    then written without the body in memory).  ``mbox`` is that file and its size once
+    written; ``results`` holds what the spam and malware conditions cache for the
+    message."""
 
     headers: list[str]
     source: bytes | Callable[[], bytes]
@@ -62,6 +66,9 @@ class ContentScan:
     spool_dir: str
     part: MimePart | None = None
     decode_sequence: list[int] = field(default_factory=lambda: [0])
+    write_body: Callable[[BinaryIO], None] | None = None
+    mbox: tuple[str, int] | None = None
+    results: dict[str, object] = field(default_factory=dict)
 
     @property
     def body(self) -> bytes:

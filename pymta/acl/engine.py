@@ -26,6 +26,7 @@ from pymta.acl.debugcontrol import apply_debug_control
 from pymta.acl.dnslists import DnsListDefer, check_dnslists
 from pymta.acl.headers import checked_added_header
 from pymta.acl.logtargets import parse_targets, write_to
+from pymta.acl.malware import check_malware
 from pymta.acl.parse import (
     ACL_CONTROLS,
     ACL_CONTROLS_IGNORED,
@@ -39,7 +40,9 @@ from pymta.acl.ratelimit import (
     check_ratelimit,
     parse_ratelimit,
 )
+from pymta.acl.scanconn import ScanDefer
 from pymta.acl.seen import SeenError, check_seen, parse_seen
+from pymta.acl.spam import check_spam
 from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.acl.wellknown import WellknownFailed, wellknown_response
@@ -252,10 +255,13 @@ class _Runner:
             return
         prefix = getattr(self.session, "log_prefix", "")
         line = f"{prefix} {text}".strip() if kind == "warn" else text
+        # lines written while a message is being received carry its id (as Exim's)
+        msgid = self._var("message_exim_id") or None \
+            if self.where in _MESSAGE_WHERES else None
         if kind == "reject":
-            log.reject(line)
+            log.reject(line, msgid)
         else:
-            log.main(line)
+            log.main(line, msgid)
 
     def _result(self, verdict: str, message: str | None, log_message: str | None,
                 error: bool = False) -> AclResult:
@@ -361,8 +367,9 @@ class _Runner:
                 negated = False
             except AclDefer as exc:
                 if verb == "warn":
-                    self._log("main", f"ACL \"warn\" statement skipped: condition test "
-                              f"deferred: {exc}")
+                    reason = f": {exc}" if str(exc) else ""
+                    self._log("warn", f"Warning: ACL \"warn\" statement skipped: "
+                              f"condition test deferred{reason}")
                     return None
                 return self._result("defer", self._expand_text(message) or exc.user_message,
                                     self._expand_text(log_message) or str(exc))
@@ -590,7 +597,9 @@ class _Runner:
             return self._dmarc_status(_expand_arg(value, self.ctx))
         if name in ("dkim_signers", "dkim_status"):
             return self._dkim_condition(name, _expand_arg(value, self.ctx))
-        if name in ("spf", "csa", "malware", "spam", "demime", "bmi_optin"):
+        if name in ("spam", "malware"):
+            return self._scanner(name, _expand_arg(value, self.ctx))
+        if name in ("spf", "csa", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
@@ -612,6 +621,32 @@ class _Runner:
                            getattr(self.session, "log", None),
                            getattr(self.session, "send_dmarc_report", None))
         return status_in_list(status, split_list(arg))
+
+    def _scanner(self, name: str, arg: str) -> bool:
+        """spam or malware: ask the scanner about the message (pymta/acl/spam.py,
+        malware.py).  A scanner problem defers; the reason is already logged, so the
+        rejection line has none (as Exim's)."""
+        log = getattr(self.session, "log", None)
+        msgid = self._var("message_exim_id") or None
+
+        def write(text: str) -> None:
+            if log is not None:
+                log.main(text, msgid)
+
+        def expand(text: str) -> str:
+            return expand_string(text, self.ctx)
+
+        scan = getattr(self.session, "content_scan", None)
+        try:
+            if name == "spam":
+                return check_spam(arg, scan, self.where, self.ctx.variables,
+                                  str(main_option(self.config, "spamd_address", "") or ""),
+                                  expand, write, self.ctx.clock.time())
+            return check_malware(arg, scan, self.where, self.ctx.variables,
+                                 str(main_option(self.config, "av_scanner", "") or ""),
+                                 expand, write)
+        except ScanDefer as exc:
+            raise AclDefer("") from exc
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")

@@ -18,14 +18,14 @@ VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 #: Conditions and modifiers pymta acts on.
 ACL_CONDITIONS = frozenset("""
     acl authenticated condition decode dkim_signers dkim_status dmarc_status dnslists
-    domains encrypted hosts local_parts mime_regex ratelimit recipients regex seen
-    sender_domains senders verify""".split())
+    domains encrypted hosts local_parts malware mime_regex ratelimit recipients regex
+    seen sender_domains senders spam verify""".split())
 ACL_MODIFIERS = frozenset("""
     add_header continue control delay endpass log_message log_reject_target logwrite
     message queue remove_header set udpsend""".split())
 #: Exim 4.96 conditions and modifiers pymta does not implement.
 ACL_UNSUPPORTED = frozenset("""
-    malware spam spf spf_guess""".split())
+    spf spf_guess""".split())
 #: Every name Exim knows (anything else is "unknown", as in Exim).
 ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 

@@ -202,6 +202,7 @@ def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None
         return None
     from pymta.acl.content import ContentScan
     from pymta.acl.notsmtp import run_not_smtp_acls
+    from pymta.acl.spam import spool_spam_variables
     from pymta.expand.context import ExpandContext
     from pymta.message.headers import split_message
     from pymta.spool.ids import new_message_id
@@ -217,6 +218,7 @@ def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None
     scan = ContentScan(headers, data[parsed.body_start:], env.msgid,
                        str(main_opt(config, "spool_directory") or ""))
     result = run_not_smtp_acls(config, ctx, scan, log)
+    spool_spam_variables(ctx.variables, env.spam_vars)
     if result.verdict == "accept":
         env.extra_headers.extend(result.add_headers)
         env.remove_headers.extend(result.remove_headers)

@@ -150,6 +150,7 @@ def version_text(config: Config | None) -> str:
     """
     from pymta import drivers
     from pymta.acl import parse as acl
+    from pymta.acl import scanconfig
     from pymta.config import option_tables
     lines = [f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} compatible)",
              "Support for: " + " ".join(_support_words()),
@@ -162,6 +163,9 @@ def version_text(config: Config | None) -> str:
         absent = [n for n in option_tables.driver_names(kind) if n not in built]
         if absent:
             missing.append(f"{title} not supported in this version: " + " ".join(absent))
+    lines.append("Malware: " + " ".join(scanconfig.SUPPORTED_SCANNERS))
+    missing.append("Malware not supported in this version: "
+                   + " ".join(sorted(scanconfig.UNSUPPORTED_SCANNERS)))
     lines += ["ACL conditions: " + " ".join(sorted(acl.ACL_CONDITIONS)),
               "ACL modifiers: " + " ".join(sorted(acl.ACL_MODIFIERS)),
               "ACL controls: " + " ".join(sorted(acl.ACL_CONTROLS)),

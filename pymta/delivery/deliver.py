@@ -284,6 +284,9 @@ class MessageDelivery:
             "first_delivery": "yes" if self.first_delivery else "no",
         }
         variables.update(delivery_host_variables(m.variables))
+        # what the spam condition found, saved with the message (not $spam_report)
+        variables.update({name: m.variables[name] for name in
+                          ("spam_bar", "spam_score", "spam_score_int") if name in m.variables})
         variables.update(tls_in_variables(m.variables, m.flags))
         headers = [h.text for h in m.headers if h.flag != "*"]
         variables.update(self._message_variables(headers))

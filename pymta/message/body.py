@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from pymta.message.headers import ParsedMessage, split_message
 
@@ -65,6 +65,12 @@ class FileBody:
     def read_from(self, start: int) -> bytes:
         """The message from ``start`` to the end (for content scanning, which needs it)."""
         return b"".join(self._blocks(start))
+
+    def write_to(self, out: BinaryIO, start: int) -> None:
+        """Copy the message from ``start`` to the end into ``out``, a block at a time
+        (the content scanners' file: a big message is never in memory whole)."""
+        for block in self._blocks(start):
+            out.write(block)
 
     def header_block(self) -> tuple[bytes, ParsedMessage]:
         """The start of the message up to and including where the body starts (the

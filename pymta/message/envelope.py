@@ -74,6 +74,7 @@ class Envelope:
     tls_ourcert: str | None = None         # PEM of the certificate we presented
     tls_resumption: int = 0                # $tls_in_resumption bits
     acl_vars: dict[str, str] = field(default_factory=dict)
+    spam_vars: dict[str, str] = field(default_factory=dict)   # -spam_* lines of -H
     extra_headers: list[str] = field(default_factory=list)
     remove_headers: list[str] = field(default_factory=list)   # ACL remove_header names
     body_type: str | None = None           # MAIL BODY= parameter (7BIT/8BITMIME)

@@ -305,6 +305,7 @@ def prepare_message(config: Any, envelope: Envelope,
     if zeros:
         svars["body_zerocount"] = str(zeros)
     svars["max_received_linelength"] = str(longest)
+    svars.update(env.spam_vars)          # what a non-SMTP ACL's spam condition found
     auth_id = env.authenticated_id
     auth_sender = env.authenticated_sender
     local_sender = env.is_local_submission and not env.sender_set_by_caller

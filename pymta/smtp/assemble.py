@@ -11,9 +11,10 @@ Then immediate delivery is requested.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from pymta.acl.content import ContentScan, run_mime_acl
+from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
@@ -114,6 +115,42 @@ class MessageAssembly:
             return Reply(552, "Message size exceeds maximum permitted")
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        self.content_scan = self._content_scan(prepared)
+        try:
+            return self._after_data(env, prepared)
+        finally:
+            self._content_scan_done()       # (PRDR refused every recipient)
+
+    def _content_scan_done(self) -> None:
+        """Remove the scan directory (unless control = no_mbox_unspool): after the DATA
+        ACL, before the message is spooled and the message's controls are reset."""
+        scan, self.content_scan = self.content_scan, None
+        if scan is not None and "no_mbox_unspool" not in self.message_controls:
+            scan.cleanup()
+
+    def _content_scan(self, prepared: PreparedMessage) -> ContentScan:
+        """What regex, mime_regex, decode, spam and malware scan (in the PRDR, MIME and
+        DATA ACLs); its files go when the DATA ACL is over.  The scanners' .eml file is
+        copied from the received data, a block at a time when it is in a file."""
+        for name in SCAN_VARIABLES:
+            self.ctx.variables.pop(name, None)      # a new message: nothing scanned yet
+        data, start = prepared.data, prepared.body_start
+
+        def source() -> bytes:
+            # the body is copied out only if regex or the MIME ACL asks for it
+            return data[start:] if isinstance(data, bytes) else data.read_from(start)
+
+        def write_body(out: BinaryIO) -> None:
+            if isinstance(data, bytes):
+                out.write(memoryview(data)[start:])
+            else:
+                data.write_to(out, start)
+        return ContentScan(list(self.ctx.headers or []), source, self.msgid or "",
+                           str(main_option(self.config, "spool_directory", "")),
+                           write_body=write_body)
+
+    def _after_data(self, env: Envelope, prepared: PreparedMessage) -> Reply:
+        """The DKIM, PRDR and DATA ACLs, then the spool."""
         refused = self.dkim_verify(env, prepared)        # before the MIME ACL, as Exim
         if refused is not None:
             self._reset_message()
@@ -169,13 +206,7 @@ class MessageAssembly:
     def _data_acl_and_spool(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """The DATA ACL, then the spool (or -bh's pretence): the final reply."""
         pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
-        # What regex, mime_regex and decode scan; its decoded files go afterwards.
-        data, start = prepared.data, prepared.body_start
-        self.content_scan = ContentScan(
-            list(self.ctx.headers),
-            data[start:] if isinstance(data, bytes) else (lambda: data.read_from(start)),
-            self.msgid or "",
-            str(main_option(self.config, "spool_directory", "")))
+        assert self.content_scan is not None
         try:
             mime = self._run_mime_acl(self.content_scan)
             if mime is not None and mime.verdict != "discard":
@@ -183,9 +214,7 @@ class MessageAssembly:
                 return self._reply(mime, "data")
             res = mime or self._run("acl_smtp_data", "data")
         finally:
-            if "no_mbox_unspool" not in self.message_controls:
-                self.content_scan.cleanup()
-            self.content_scan = None
+            self._content_scan_done()
         if res.verdict not in ("accept", "discard"):
             self._log_reject("after DATA", res, msgid=self.msgid)
             return self._reply(res, "data")
@@ -200,6 +229,7 @@ class MessageAssembly:
             env.arrival_mark = "(="          # Exim's mark for a fakereject arrival
         apply_data_acl(prepared, env, self.data_headers_add[pre_add:],
                        self.data_headers_remove[pre_remove:])
+        spool_spam_variables(self.ctx.variables, prepared.spool.variables)
         if self.host_checking:
             reply = self._host_check_accept(env, prepared)
             return Reply(*fake) if fake is not None else reply

@@ -19,12 +19,8 @@ CASES = {
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
-    "ACL spam": ("acl_check_rcpt:\n", "  deny spam = nobody\n",
-                 "  deny spam", 'error in ACL: ACL condition "spam"'),
     "ACL spf": ("acl_check_rcpt:\n", "  deny spf = fail\n", "  deny spf",
                 'error in ACL: ACL condition "spf"'),
-    "ACL malware": ("acl_check_rcpt:\n", "  deny malware = *\n", "  deny malware",
-                    'error in ACL: ACL condition "malware"'),
     "log_selector item": ("qualify_domain = test.example\n", "log_selector = +subject\n",
                           "log_selector", 'log_selector item "+subject"'),
     "log_file_path syslog": ("log_file_path = SPOOL/log/%slog\n", "", "log_file_path",

@@ -57,6 +57,8 @@ ALLOWED = {
     ("pymta.config.show", "pymta.acl.parse"),
     ("pymta.config.show", "pymta.acl"),
     ("pymta.config.show", "pymta.lookups"),
+    # -bV lists the malware scanner types ("Malware:" as Exim's).
+    ("pymta.config.show", "pymta.acl.scanconfig"),
     # log_file_path is expanded (Exim does the same at start-up).
     ("pymta.config.unsupported", "pymta.log"),
     # ${certextract}: tls.certinfo is a leaf (cryptography only) that tls shares.

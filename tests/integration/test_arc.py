@@ -1,0 +1,188 @@
+"""ARC (issue 11; Exim 4.96's experimental ARC support): ``verify = arc`` in the DATA ACL
+of a running daemon, and the smtp transport's ``arc_sign``.
+
+Keys are made here; their public halves are TXT records of the loopback DNS server.
+Chains to verify are made with dkimpy's ``arc_sign`` in this process; the ARC sets
+pymta's transport adds are checked with dkimpy's ``arc_verify``.  Debian's exim4 is
+built without ARC, so the expectations come from Exim's documentation.
+"""
+from __future__ import annotations
+
+import base64
+import re
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.daemon import PymtaDaemon
+from tests.support.dns import DnsServer
+
+MESSAGE = (b"From: sender@origin.example\r\nTo: user@test.example\r\n"
+           b"Subject: a forwarded message\r\nMessage-ID: <arc1@origin.example>\r\n"
+           b"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n"
+           b"Hello.  Some   spaces \t here.\r\n..leading dot\r\n\r\n")
+
+VERIFY_CONFIG = """\
+primary_hostname = mx.test.example
+qualify_domain = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+acl_smtp_rcpt = acl_rcpt
+acl_smtp_data = acl_data
+begin acl
+acl_rcpt:
+  accept
+acl_data:
+{acl}
+  accept
+"""
+
+ARC_VARS = ("ARC state=[$arc_state] reason=[$arc_state_reason] domains=[$arc_domains] "
+            "oldest=[$arc_oldest_pass]")
+LOG_ARC = "  warn logwrite = " + ARC_VARS
+
+
+def deny_unless(states: str) -> str:
+    """A DATA ACL that refuses a message whose ARC state is not in ``states`` ("":
+    verify = arc's default) and logs the $arc_* variables either way."""
+    cond = f"arc/{states}" if states else "arc"
+    return (f"  deny !verify = {cond}\n       logwrite = {ARC_VARS}\n"
+            f"       message = ARC $arc_state\n{LOG_ARC}")
+
+
+def _txt(text: str) -> str:
+    return " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def pem(rsa_key) -> bytes:
+    return rsa_key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption())
+
+
+@pytest.fixture(scope="module")
+def dns_server(rsa_key):
+    pub = base64.b64encode(rsa_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    zone = f"sel._domainkey IN TXT {_txt('v=DKIM1; k=rsa; p=' + pub)}\n"
+    zones = {"forwarder.example": zone, "list.example": zone, "test.example": zone}
+    with DnsServer(zones, servfail=["sel._domainkey.broken.example"]) as server:
+        yield server
+
+
+def _dns_txt(server: DnsServer):
+    def lookup(name: bytes, timeout: float = 5) -> bytes | None:
+        try:
+            answer = server.resolver().resolve(name.decode(), "TXT")
+        except Exception:  # noqa: BLE001 - no record
+            return None
+        return b"".join(b"".join(r.strings) for r in answer)
+    return lookup
+
+
+def add_arc_set(message: bytes, pem: bytes, domain: str, results: str) -> bytes:
+    """``message`` with an Authentication-Results field for ``domain`` and the next ARC
+    set dkimpy makes for it in front."""
+    message = f"Authentication-Results: {domain}; {results}\r\n".encode() + message
+    fields = dkim.arc_sign(message, b"sel", domain.encode(), pem, domain.encode())
+    assert fields, "dkimpy made no ARC set"
+    return b"".join(fields) + message
+
+
+def _verify_daemon(tmp_path, dns_server, acl: str) -> PymtaDaemon:
+    return PymtaDaemon(VERIFY_CONFIG.format(acl=acl), tmp_path, args=["-odq"],
+                       env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})
+
+
+def _send(d: PymtaDaemon, message: bytes) -> tuple[int, str]:
+    c = d.client()
+    c.banner()
+    reply = c.send_message("sender@origin.example", "user@test.example", message)
+    c.quit()
+    return reply
+
+
+def _arc_log(d: PymtaDaemon) -> str:
+    return d.wait_for_log(r"ARC state=")[-1].split("ARC ", 1)[1]
+
+
+DENY_FAIL = deny_unless("")
+
+
+def test_verify_arc_pass(tmp_path, dns_server, pem):
+    one = add_arc_set(MESSAGE, pem, "forwarder.example", "spf=pass smtp.mailfrom=origin.example")
+    two = add_arc_set(one, pem, "list.example", "arc=pass")
+    # dkimpy agrees the chain is good before pymta sees it
+    assert dkim.arc_verify(two, dnsfunc=_dns_txt(dns_server))[0] == dkim.CV_Pass
+    acl = "  warn !verify = arc/pass\n       logwrite = not pass\n" + LOG_ARC
+    with _verify_daemon(tmp_path, dns_server, acl) as d:
+        assert _send(d, one)[0] == 250
+        assert _arc_log(d) == ("state=[pass] reason=[] domains=[forwarder.example] "
+                               "oldest=[1]")
+        assert _send(d, two)[0] == 250
+        d.wait_for_log(r"ARC state=.*list", name="main")
+        assert _arc_log(d) == ("state=[pass] reason=[] "
+                               "domains=[forwarder.example:list.example] oldest=[1]")
+        assert "not pass" not in d.log()
+        assert len(d.queue()) == 2
+
+
+def test_verify_arc_none(tmp_path, dns_server):
+    # Without a chain the state is "none": the default list (none:pass) accepts it,
+    # "arc/pass" does not.
+    with _verify_daemon(tmp_path, dns_server, deny_unless("pass")) as d:
+        assert _send(d, MESSAGE) == (550, "ARC none")
+        assert _arc_log(d) == "state=[none] reason=[] domains=[] oldest=[0]"
+    with _verify_daemon(tmp_path / "default", dns_server, DENY_FAIL) as d:
+        assert _send(d, MESSAGE)[0] == 250
+        assert _arc_log(d) == "state=[none] reason=[] domains=[] oldest=[0]"
+
+
+@pytest.mark.parametrize("change,reason,oldest", [
+    # the body changed after the last signer
+    (lambda m: m.replace(b"Some   spaces", b"Some   places"), "AMS body hash miscompare", 0),
+    # a signed header changed
+    (lambda m: m.replace(b"Subject: a forwarded", b"Subject: A forwarded"),
+     "AMS sig nonverify", 0),
+    # the newest seal is gone
+    (lambda m: re.sub(rb"^ARC-Seal: i=2;.*?\r\n(?=\S)", b"", m, count=1,
+                      flags=re.S | re.M), "i=2 (missing header)", 0),
+    # the first set is gone: instances do not start at 1
+    (lambda m: re.sub(rb"^ARC-[A-Za-z-]+: i=1;.*?\r\n(?=\S)", b"", m,
+                      flags=re.S | re.M), "(sequence; expected i=1)", 0),
+])
+def test_verify_arc_fail(tmp_path, dns_server, pem, change, reason, oldest):
+    one = add_arc_set(MESSAGE, pem, "forwarder.example", "spf=pass smtp.mailfrom=origin.example")
+    two = add_arc_set(one, pem, "list.example", "arc=pass")
+    bad = change(two)
+    assert bad != two
+    with _verify_daemon(tmp_path, dns_server, DENY_FAIL) as d:
+        assert _send(d, bad) == (550, "ARC fail")
+        got = _arc_log(d)
+        assert got.startswith(f"state=[fail] reason=[{reason}] "), got
+        assert got.endswith(f"oldest=[{oldest}]"), got
+        assert d.queue() == []
+
+
+def test_verify_arc_dns_failure_and_broken_seal(tmp_path, dns_server, pem):
+    broken = add_arc_set(MESSAGE, pem, "broken.example", "spf=pass")
+    one = add_arc_set(MESSAGE, pem, "forwarder.example", "spf=pass")
+    # the seal's signature no longer matches (a tag was added), the AMS still does
+    reseal = one.replace(b"ARC-Seal: i=1;", b"ARC-Seal: i=1; n=1;", 1)
+    assert reseal != one
+    with _verify_daemon(tmp_path, dns_server, DENY_FAIL) as d:
+        assert _send(d, broken) == (550, "ARC fail")
+        assert _arc_log(d) == ("state=[fail] reason=[pubkey problem] "
+                               "domains=[broken.example] oldest=[0]")
+        assert _send(d, reseal) == (550, "ARC fail")
+        d.wait_for_log(r"ARC state=.*seal")
+        assert _arc_log(d) == ("state=[fail] reason=[seal sigverify error] "
+                               "domains=[forwarder.example] oldest=[1]")

@@ -9,6 +9,7 @@ built without ARC, so the expectations come from Exim's documentation.
 from __future__ import annotations
 
 import base64
+import os
 import re
 
 import dkim
@@ -16,8 +17,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pymta.arc.verify import evaluate
+from tests.integration.conftest import BASE_CONFIG
 from tests.support.daemon import PymtaDaemon
 from tests.support.dns import DnsServer
+from tests.support.ports import free_port
+from tests.support.sink import SmtpSink
 
 MESSAGE = (b"From: sender@origin.example\r\nTo: user@test.example\r\n"
            b"Subject: a forwarded message\r\nMessage-ID: <arc1@origin.example>\r\n"
@@ -73,7 +78,7 @@ def dns_server(rsa_key):
     pub = base64.b64encode(rsa_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
     zone = f"sel._domainkey IN TXT {_txt('v=DKIM1; k=rsa; p=' + pub)}\n"
-    zones = {"forwarder.example": zone, "list.example": zone, "test.example": zone}
+    zones = {"forwarder.example": zone, "list.example": zone, "relay.example": zone}
     with DnsServer(zones, servfail=["sel._domainkey.broken.example"]) as server:
         yield server
 
@@ -186,3 +191,132 @@ def test_verify_arc_dns_failure_and_broken_seal(tmp_path, dns_server, pem):
         d.wait_for_log(r"ARC state=.*seal")
         assert _arc_log(d) == ("state=[fail] reason=[seal sigverify error] "
                                "domains=[forwarder.example] oldest=[1]")
+
+
+# ---------------------------------------------------------------- arc_sign
+def _sign_config(transport_options: str) -> str:
+    """BASE_CONFIG relaying to the sink, with a DATA ACL that evaluates the chain and
+    adds the Authentication-Results field of ADMD relay.example, and these options
+    on the smtp transport."""
+    config = BASE_CONFIG.replace("log_file_path = SPOOL/log/%slog\n",
+                                 "log_file_path = SPOOL/log/%slog\n"
+                                 "acl_smtp_data = acl_check_data\n")
+    config = config.replace("begin acl\n", "begin acl\n\nacl_check_data:\n"
+                            "  warn  verify = arc/none:pass:fail\n"
+                            "  warn  add_header = :at_start:Authentication-Results: "
+                            "relay.example; arc=$arc_state\n"
+                            "  accept\n")
+    lines = "".join(f"  {line.strip()}\n" for line in transport_options.strip().splitlines())
+    config = config.replace("  allow_localhost\n", "  allow_localhost\n" + lines, 1)
+    assert lines in config and "acl_check_data:" in config
+    return config
+
+
+@pytest.fixture
+def key_file(tmp_path, pem):
+    path = tmp_path / "arc.key"
+    path.write_bytes(pem)
+    os.chmod(path, 0o644)   # the delivery may run as another user
+    return path
+
+
+def _relay(tmp_path, dns_server, options: str, message: bytes) -> tuple[PymtaDaemon, bytes | None]:
+    """Relay ``message`` through a daemon signing with ``options``; the daemon and what
+    the sink got (CRLF line ends), or None."""
+    port = free_port()
+    with SmtpSink(port=port) as sink:
+        d = PymtaDaemon(_sign_config(options), tmp_path, macros={"SINK_PORT": str(port)},
+                        env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})
+        with d:
+            c = d.client()
+            c.banner()
+            assert c.send_message("sender@origin.example", "user@remote.example",
+                                  message)[0] == 250
+            c.quit()
+            d.wait_for_log(r"(=>|==|\*\*) user@remote\.example", 15)
+            got = sink.messages[0].data if sink.wait_for(1, 2) else None
+    return d, got
+
+
+def _heads(message: bytes) -> list[bytes]:
+    head = message.split(b"\r\n\r\n", 1)[0]
+    return [line.split(b":")[0] for line in head.split(b"\r\n")
+            if not line.startswith((b" ", b"\t"))]
+
+
+def _tags(message: bytes, name: bytes) -> dict[bytes, bytes]:
+    d = dkim.DKIM(message)
+    value = [v for n, v in d.headers if n.lower() == name.lower()][0]
+    return {k: re.sub(rb"\s+", b"", v) for k, v in dkim.util.parse_tag_value(value).items()}
+
+
+def test_arc_sign_instance_1_with_dkim(tmp_path, dns_server, key_file):
+    d, got = _relay(tmp_path, dns_server, f"""
+        arc_sign = relay.example : sel : {key_file} : timestamps,expire=+3600
+        dkim_domain = relay.example
+        dkim_selector = sel
+        dkim_private_key = {key_file}
+        """, MESSAGE)
+    assert got is not None, d.diagnostics()
+    # The ARC set first, then the DKIM signature (which the AMS covers), then the
+    # header as received (the ACL put its Authentication-Results at the start).
+    assert _heads(got)[:6] == [b"ARC-Seal", b"ARC-Message-Signature",
+                               b"ARC-Authentication-Results", b"DKIM-Signature",
+                               b"Authentication-Results", b"Received"]
+    cv, results, reason = dkim.arc_verify(got, dnsfunc=_dns_txt(dns_server))
+    assert (cv, reason) == (dkim.CV_Pass, "success"), results
+    assert dkim.verify(got, dnsfunc=_dns_txt(dns_server))
+    seal, ams = _tags(got, b"ARC-Seal"), _tags(got, b"ARC-Message-Signature")
+    assert (seal[b"i"], seal[b"cv"], seal[b"d"], seal[b"s"]) == (
+        b"1", b"none", b"relay.example", b"sel")
+    assert b"t" in seal and b"x" not in seal
+    assert int(ams[b"x"]) == int(ams[b"t"]) + 3600
+    assert ams[b"h"].split(b":")[-1] == b"DKIM-Signature"    # bottom-up: it is on top
+    aar = re.search(rb"ARC-Authentication-Results: (.*?)\r\n(?=\S)", got, re.S).group(1)
+    assert re.sub(rb"\s+", b" ", aar) == b"i=1; relay.example; arc=none"
+    # A changed body no longer verifies.
+    bad = got.replace(b"Some   spaces", b"Some   places")
+    assert dkim.arc_verify(bad, dnsfunc=_dns_txt(dns_server))[0] == dkim.CV_Fail
+    assert "ARC" not in d.log()
+
+
+def test_arc_sign_instance_2(tmp_path, dns_server, pem, key_file):
+    one = add_arc_set(MESSAGE, pem, "forwarder.example", "spf=pass smtp.mailfrom=origin.example")
+    d, got = _relay(tmp_path, dns_server, f"arc_sign = relay.example : sel : {key_file}", one)
+    assert got is not None, d.diagnostics()
+    cv, results, reason = dkim.arc_verify(got, dnsfunc=_dns_txt(dns_server))
+    assert (cv, reason) == (dkim.CV_Pass, "success"), results
+    assert [r["instance"] for r in results] == [2, 1]
+    seal = _tags(got, b"ARC-Seal")
+    assert (seal[b"i"], seal[b"cv"], seal[b"d"]) == (b"2", b"pass", b"relay.example")
+    assert b"t" not in seal and b"x" not in _tags(got, b"ARC-Message-Signature")
+    # pymta's own verify agrees
+    assert evaluate(got, _dns_txt(dns_server)).state == "pass"
+
+
+@pytest.mark.parametrize("spec,log", [
+    # no Authentication-Results for this ADMD: logged, sent without ARC
+    ("other.example : sel : KEY", "ARC: no Authentication-Results header for signing"),
+    ("relay.example : : KEY", "ARC: bad signing-specification (selector)"),
+    ("relay.example : sel : /nonexistent/key", "ARC: unable to open file for reading"),
+    # empty expansion and forced failure: not signing, nothing logged
+    ("${if eq{1}{2}{x}}", None),
+    ("${if eq{1}{2}{x}fail}", None),
+])
+def test_arc_sign_not_signed(tmp_path, dns_server, key_file, spec, log):
+    d, got = _relay(tmp_path, dns_server, "arc_sign = " + spec.replace("KEY", str(key_file)),
+                    MESSAGE)
+    assert got is not None, d.diagnostics()
+    assert b"ARC-" not in got
+    if log is None:
+        assert "ARC" not in d.log()
+    else:
+        assert log in d.log()
+
+
+def test_arc_sign_expansion_failure_defers(tmp_path, dns_server):
+    d, got = _relay(tmp_path, dns_server,
+                    "arc_sign = ${lookup{x}lsearch{/nonexistent/arc}}", MESSAGE)
+    assert got is None
+    line = d.wait_for_log(r"== user@remote\.example")[0]
+    assert "failed to expand arc_sign" in line, line

@@ -23,6 +23,7 @@ import dns.exception
 import dns.resolver
 
 from pymta import dns as pdns
+from pymta.expand.extra_items import AUTHRES_ARC
 from pymta.taint import taint
 
 #: What ``verify = arc`` accepts when no list follows it (as Exim).
@@ -207,12 +208,33 @@ def _first_line(e: BaseException) -> str:
 
 
 def set_variables(variables: dict[str, Any], result: ArcResult) -> None:
-    """$arc_state, $arc_state_reason, $arc_domains and $arc_oldest_pass."""
+    """$arc_state, $arc_state_reason, $arc_domains and $arc_oldest_pass, and the ARC
+    part of ${authresults}."""
     # The domains and reasons are text of the message: tainted.
     variables.update(arc_state=result.state, arc_state_reason=taint(result.reason),
                      arc_domains=taint(":".join(d.replace(":", "::")
                                                 for d in result.domains)),
                      arc_oldest_pass=str(result.oldest_pass))
+    variables[AUTHRES_ARC] = authres(result, str(variables.get("sender_host_address") or ""))
+
+
+def authres(result: ArcResult, remote_ip: str) -> str:
+    """The ARC part of ${authresults} (after the authserv-id), in Exim's form:
+    ``arc=<state>``, then for a chain whose form was good the newest instance, the
+    reason of a failure, the newest AMS selector, the oldest passing instance and
+    the client's address."""
+    out = f";\n\tarc={result.state}"
+    if result.received_instance:
+        out += f" (i={result.received_instance})"
+        if result.reason:
+            out += f"({result.reason})"
+        out += (f" header.s={result.received_selector}"
+                f" arc.oldest-pass={result.oldest_pass}")
+        if remote_ip:
+            out += f" smtp.remote-ip={remote_ip}"
+    elif result.reason:
+        out += f" ({result.reason})"
+    return taint(out)       # the selector and the reason are text of the message
 
 
 def accepted(result: ArcResult, spec: str | None) -> bool:

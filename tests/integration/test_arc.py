@@ -196,15 +196,15 @@ def test_verify_arc_dns_failure_and_broken_seal(tmp_path, dns_server, pem):
 # ---------------------------------------------------------------- arc_sign
 def _sign_config(transport_options: str) -> str:
     """BASE_CONFIG relaying to the sink, with a DATA ACL that evaluates the chain and
-    adds the Authentication-Results field of ADMD relay.example, and these options
+    adds the Authentication-Results field of ADMD relay.example (as Exim's
+    documentation shows, with ${authresults}), and these options
     on the smtp transport."""
     config = BASE_CONFIG.replace("log_file_path = SPOOL/log/%slog\n",
                                  "log_file_path = SPOOL/log/%slog\n"
                                  "acl_smtp_data = acl_check_data\n")
     config = config.replace("begin acl\n", "begin acl\n\nacl_check_data:\n"
                             "  warn  verify = arc/none:pass:fail\n"
-                            "  warn  add_header = :at_start:Authentication-Results: "
-                            "relay.example; arc=$arc_state\n"
+                            "  warn  add_header = :at_start:${authresults{relay.example}}\n"
                             "  accept\n")
     lines = "".join(f"  {line.strip()}\n" for line in transport_options.strip().splitlines())
     config = config.replace("  allow_localhost\n", "  allow_localhost\n" + lines, 1)
@@ -290,6 +290,10 @@ def test_arc_sign_instance_2(tmp_path, dns_server, pem, key_file):
     seal = _tags(got, b"ARC-Seal")
     assert (seal[b"i"], seal[b"cv"], seal[b"d"]) == (b"2", b"pass", b"relay.example")
     assert b"t" not in seal and b"x" not in _tags(got, b"ARC-Message-Signature")
+    # The ARC result of "verify = arc" came through ${authresults} into the AAR.
+    aar = re.search(rb"ARC-Authentication-Results: i=2;(.*?)\r\n(?=\S)", got, re.S).group(1)
+    assert re.sub(rb"\s+", b" ", aar) == (b" relay.example; arc=pass (i=1) header.s=sel "
+                                          b"arc.oldest-pass=1 smtp.remote-ip=127.0.0.1")
     # pymta's own verify agrees
     assert evaluate(got, _dns_txt(dns_server)).state == "pass"
 

@@ -12,7 +12,8 @@ from pymta.arc.sign import (
     find_ar,
     parse_spec,
 )
-from pymta.arc.verify import ArcResult, accepted, evaluate, set_variables
+from pymta.arc.verify import ArcResult, accepted, authres, evaluate, set_variables
+from pymta.expand.extra_items import AUTHRES_ARC
 
 
 def test_parse_spec():
@@ -87,8 +88,25 @@ def test_malformed_chains_fail_without_exceptions(message, reason):
 def test_variables_and_accepted():
     v: dict[str, str] = {}
     set_variables(v, ArcResult("fail", "seal cv state", ["a.example", "", "b.example"], 1))
+    del v[AUTHRES_ARC]
     assert v == {"arc_state": "fail", "arc_state_reason": "seal cv state",
                  "arc_domains": "a.example::b.example", "arc_oldest_pass": "1"}
     assert accepted(ArcResult("none"), None) and accepted(ArcResult("pass"), None)
     assert not accepted(ArcResult("fail"), None)
     assert accepted(ArcResult("fail"), "fail") and not accepted(ArcResult("none"), "pass")
+
+
+def test_authres_part():
+    # Exim's form: a chain whose form was good names its newest instance and AMS
+    # selector; a failure's reason follows in a comment.
+    good = ArcResult("pass", "", ["a.example"], 1, 1, "sel")
+    assert authres(good, "192.0.2.1") == (";\n\tarc=pass (i=1) header.s=sel "
+                                           "arc.oldest-pass=1 smtp.remote-ip=192.0.2.1")
+    bad = ArcResult("fail", "AMS sig nonverify", ["a.example", "b.example"], 0, 2, "s2")
+    assert authres(bad, "") == (";\n\tarc=fail (i=2)(AMS sig nonverify) header.s=s2 "
+                                 "arc.oldest-pass=0")
+    assert authres(ArcResult("fail", "i=1 (cv)"), "") == ";\n\tarc=fail (i=1 (cv))"
+    assert authres(ArcResult("none"), "192.0.2.1") == ";\n\tarc=none"
+    v = {"sender_host_address": "192.0.2.1"}
+    set_variables(v, good)
+    assert v[AUTHRES_ARC] == authres(good, "192.0.2.1")

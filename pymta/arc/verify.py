@@ -218,6 +218,12 @@ def set_variables(variables: dict[str, Any], result: ArcResult) -> None:
     variables[AUTHRES_ARC] = authres(result, str(variables.get("sender_host_address") or ""))
 
 
+def clear_variables(variables: dict[str, Any]) -> None:
+    """A new message in the session: no ARC state yet (as Exim's reset)."""
+    variables.update(arc_state="", arc_state_reason="", arc_domains="", arc_oldest_pass="0")
+    variables.pop(AUTHRES_ARC, None)
+
+
 def authres(result: ArcResult, remote_ip: str) -> str:
     """The ARC part of ${authresults} (after the authserv-id), in Exim's form:
     ``arc=<state>``, then for a chain whose form was good the newest instance, the

@@ -127,15 +127,21 @@ def test_verify_arc_pass(tmp_path, dns_server, pem):
     two = add_arc_set(one, pem, "list.example", "arc=pass")
     # dkimpy agrees the chain is good before pymta sees it
     assert dkim.arc_verify(two, dnsfunc=_dns_txt(dns_server))[0] == dkim.CV_Pass
-    acl = "  warn !verify = arc/pass\n       logwrite = not pass\n" + LOG_ARC
+    acl = ("  warn logwrite = before verify [$arc_state]\n"
+           "  warn !verify = arc/pass\n       logwrite = not pass\n" + LOG_ARC)
     with _verify_daemon(tmp_path, dns_server, acl) as d:
-        assert _send(d, one)[0] == 250
+        c = d.client()
+        c.banner()
+        assert c.send_message("sender@origin.example", "user@test.example", one)[0] == 250
         assert _arc_log(d) == ("state=[pass] reason=[] domains=[forwarder.example] "
                                "oldest=[1]")
-        assert _send(d, two)[0] == 250
+        # The next message of the session starts without an ARC state.
+        assert c.send_message("sender@origin.example", "user@test.example", two)[0] == 250
+        c.quit()
         d.wait_for_log(r"ARC state=.*list", name="main")
         assert _arc_log(d) == ("state=[pass] reason=[] "
                                "domains=[forwarder.example:list.example] oldest=[1]")
+        assert d.log().count("before verify []") == 2
         assert "not pass" not in d.log()
         assert len(d.queue()) == 2
 

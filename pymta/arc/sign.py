@@ -31,6 +31,8 @@ from dkim.canonicalization import CanonicalizationPolicy, Relaxed
 from pymta.dkim.sign import DEFAULT_SIGN_HEADERS, SigningKey, signed_header_names
 from pymta.expand.lists import split_list
 
+#: RFC 8617 5.1.1.1: at most 50 ARC sets.
+MAX_INSTANCE = 50
 #: x= when "expire" has no value (or "+" with none): a month from now.
 DEFAULT_EXPIRE_DELTA = 30 * 24 * 60 * 60
 
@@ -144,6 +146,9 @@ def arc_set(header_block: bytes, body_hash: bytes, spec: ArcSpec, key: SigningKe
         raise ArcSignError("no Authentication-Results header for signing")
     chain = _chain(pairs)
     instance = max(chain, default=0) + 1
+    if instance > MAX_INSTANCE:
+        raise ArcSignError(f"the chain already has {instance - 1} sets (at most "
+                           f"{MAX_INSTANCE})")
     cv = chain_status(results)
     stamp = [("t", str(now))] if spec.timestamps else []
     expire = expiry(spec, now)

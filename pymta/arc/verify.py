@@ -28,6 +28,9 @@ from pymta.taint import taint
 
 #: What ``verify = arc`` accepts when no list follows it (as Exim).
 DEFAULT_ACCEPT = ("none", "pass")
+#: RFC 8617 5.1.1.1: a chain has at most 50 sets (also bounds the work a forged i=
+#: can cause).
+MAX_INSTANCE = 50
 
 _ARC_NAMES = {b"arc-authentication-results": "aar", b"arc-message-signature": "ams",
               b"arc-seal": "as"}
@@ -132,6 +135,8 @@ def _evaluate(message: bytes, dnsfunc: DnsFunc, logger: logging.Logger,
             return ArcResult("fail", "collecting headers: ARC header without instance")
         return ArcResult("none")
     top = max(sets)
+    if top > MAX_INSTANCE:
+        return ArcResult("fail", f"i={top} (more than {MAX_INSTANCE} sets)")
     result = ArcResult("fail", domains=_domains(sets, top))
     # 2. the form of every set, newest first
     for inst in range(top, 0, -1):

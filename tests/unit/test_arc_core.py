@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pymta.arc.sign import (
     DEFAULT_EXPIRE_DELTA,
     ArcSignError,
+    arc_set,
     chain_status,
     expiry,
     find_ar,
     parse_spec,
 )
 from pymta.arc.verify import ArcResult, accepted, authres, evaluate, set_variables
+from pymta.dkim.sign import SigningKey
 from pymta.expand.extra_items import AUTHRES_ARC
 
 
@@ -74,6 +77,9 @@ def test_find_ar_takes_the_first_for_the_identity():
      b"ARC-Message-Signature: i=1; nonsense\r\nARC-Authentication-Results: i=1; x\r\n"
      b"From: a\r\n\r\nb\r\n", None),
     (b"\xff\xfe not a header\r\n\r\n", None),
+    # a forged instance number far beyond the limit costs nothing
+    (b"ARC-Seal: i=999999999; cv=pass; d=x\r\nFrom: a\r\n\r\nb\r\n",
+     "i=999999999 (more than 50 sets)"),
 ])
 def test_malformed_chains_fail_without_exceptions(message, reason):
     def no_dns(name, timeout=5):
@@ -110,3 +116,16 @@ def test_authres_part():
     v = {"sender_host_address": "192.0.2.1"}
     set_variables(v, good)
     assert v[AUTHRES_ARC] == authres(good, "192.0.2.1")
+
+
+def test_arc_set_refuses_past_the_limit_and_without_results():
+    key = SigningKey("rsa", rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    spec = parse_spec("example.org : sel : /k")
+    head = (b"ARC-Seal: i=50; cv=pass; d=x\nAuthentication-Results: example.org; arc=pass\n"
+            b"From: a@b.example\n\n")
+    with pytest.raises(ArcSignError, match="already has 50 sets"):
+        arc_set(head, b"\0" * 32, spec, key, 0)
+    with pytest.raises(ArcSignError, match="no Authentication-Results header"):
+        arc_set(b"From: a@b.example\n\n", b"\0" * 32, spec, key, 0)
+    out = arc_set(head.replace(b"i=50", b"i=3"), b"\0" * 32, spec, key, 0)
+    assert out.startswith(b"ARC-Seal: i=4; cv=pass; a=rsa-sha256; d=example.org; s=sel;")

@@ -330,3 +330,22 @@ def test_arc_sign_expansion_failure_defers(tmp_path, dns_server):
     assert got is None
     line = d.wait_for_log(r"== user@remote\.example")[0]
     assert "failed to expand arc_sign" in line, line
+
+
+def test_arc_sign_transport_is_not_used_for_cutthrough(pymta_daemon, sink_port):
+    # Any arc_sign value, even one that expands to nothing, turns cutthrough off (as
+    # in Exim): the message is queued, nothing reaches the sink before the 250.
+    config = BASE_CONFIG.replace(
+        "acl_check_rcpt:\n", "acl_check_rcpt:\n  accept  domains = remote.example\n"
+        "          control = cutthrough_delivery\n")
+    config = config.replace("  allow_localhost\n",
+                            "  allow_localhost\n  arc_sign = ${if eq{1}{2}{x}}\n", 1)
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config="queue_only\n" + config)
+        c = d.client()
+        c.banner()
+        assert c.send_message("a@outside.example", "user@remote.example", MESSAGE)[0] == 250
+        c.quit()
+        assert sink.messages == []
+        assert len(d.queue()) == 1
+        assert ">>" not in d.log()

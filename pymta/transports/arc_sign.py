@@ -14,7 +14,7 @@ goes out without an ARC set.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from pymta.arc.sign import ArcSignError, arc_set, parse_spec
 from pymta.clock import now
@@ -28,10 +28,16 @@ from pymta.transports.base import TransportError, expand
 ARC_BODY = ("relaxed", "sha256")
 
 
+class TransportOptions(Protocol):
+    """The part of a transport ARC signing needs."""
+
+    def opt(self, name: str) -> Any: ...
+
+
 class ArcSigning:
     """The ARC set of one delivery by one transport."""
 
-    def __init__(self, transport: Any, ctx: Any,
+    def __init__(self, transport: TransportOptions, ctx: Any,
                  load_key: Callable[[str, str], SigningKey], log: Callable[[str], None]):
         self.transport = transport
         self.ctx = ctx

@@ -46,6 +46,7 @@ from pymta.acl.spam import check_spam
 from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.acl.wellknown import WellknownFailed, wellknown_response
+from pymta.arc import verify as arc_verify
 from pymta.config.model import AclStatement, ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
@@ -730,8 +731,7 @@ class _Runner:
         if what == "csa":
             return self._verify_csa(opts[0] if opts else None)
         if what == "arc":
-            # Not implemented: failing loudly (ACL error -> 451) is safer than passing.
-            raise ConfigError(f"verify = {what} is not supported yet")
+            return self._verify_arc(opts[0] if opts else None)
         if what in ("header_syntax", "not_blind", "header_sender", "header_names_ascii"):
             return self._verify_headers(what, opts)
         if what == "reverse_host_lookup":
@@ -873,6 +873,17 @@ class _Runner:
             raise AclDefer(f"header_sender verify defer for {deferred}",
                            "Could not complete sender verify")
         return self._verify_failed("there is no valid sender in any header line")
+
+    def _verify_arc(self, accept: str | None) -> bool:
+        """``verify = arc[/states]``: evaluate the message's ARC chain (DATA ACL only),
+        set the $arc_* variables, succeed when the state is listed (none:pass)."""
+        scan = getattr(self.session, "content_scan", None)
+        if self.where != "data" or scan is None:
+            raise ConfigError("cannot verify arc in ACL for "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)}")
+        result = arc_verify.evaluate(arc_verify.message_bytes(scan.headers, scan.body))
+        arc_verify.set_variables(self.ctx.variables, result)
+        return arc_verify.accepted(result, accept)
 
     def _verify_csa(self, domain: str | None) -> bool:
         """``verify = csa[/domain]``; the default domain is the HELO name, or the

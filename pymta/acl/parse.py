@@ -45,7 +45,7 @@ ACL_CONTROLS_IGNORED = {
 ACL_CONTROLS_UNSUPPORTED = frozenset("""
     dscp""".split())
 #: ``verify =`` kinds Exim has and pymta does not.
-VERIFY_UNSUPPORTED = frozenset(("arc",))
+VERIFY_UNSUPPORTED: frozenset[str] = frozenset()
 #: Options of address verification (``verify = recipient/...``) pymta does not have.
 VERIFY_OPTIONS_UNSUPPORTED = frozenset(("quota",))
 #: Parameters of ``callout=`` pymta does not have.

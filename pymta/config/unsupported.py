@@ -151,7 +151,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
 "hosts_require_alpn": "",
         "hosts_try_fastopen": "",
         **_reject("""
-            address_retry_include_sender arc_sign authenticate_hosts
+            address_retry_include_sender authenticate_hosts
             dns_qualify_single
             dns_search_parents dscp host_name_extract keepalive
             socks_proxy tls_alpn

@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 from ..clock import day_number
+from ..taint import is_tainted, taint
 from ..tls.certinfo import certextract, load_pem_text
 from ..tls.errors import TLSConfigError
 from .bytesutil import from_bytes, to_bytes
@@ -232,15 +233,25 @@ def cond_inbound_srs(local_part: str, secret: str, ctx: Any) -> bool:
     return True
 
 
+#: Where ``verify = arc`` leaves its part of ${authresults} (pymta.arc.verify writes
+#: it; the colon keeps it out of reach of ``$name``).
+AUTHRES_ARC = "authres:arc"
+
+
 def item_authresults(node: Any, ctx: Any) -> str:
     """``${authresults{authserv-id}}``: the start of an Authentication-Results: header.
 
-    Only the header name and the server id are produced; the per-method results
-    (spf, dkim, iprev, auth) that Exim appends when a message carries them are not.
+    The header name and the server id, then the ARC result once ``verify = arc`` has
+    run for the message.  The other per-method results (spf, dkim, iprev, auth) that
+    Exim appends when a message carries them are not produced.
     """
     if not node.args:
         raise ExpandError("missing '{' after \"authresults\"")
-    return "Authentication-Results: " + evaluate(node.args[0], ctx)
+    text = "Authentication-Results: " + evaluate(node.args[0], ctx)
+    arc = ctx.variables.get(AUTHRES_ARC)
+    if arc:
+        text = taint(text + arc) if is_tainted(arc) else text + arc
+    return text
 
 
 def item_certextract(node: Any, ctx: Any) -> str:

@@ -14,6 +14,7 @@ PYMTA_VERSION = "4.96"          # what $version_number reports: Exim's, for conf
 COMPILE_NUMBER = "1"
 
 KNOWN_VARIABLES = frozenset('''
+arc_domains arc_oldest_pass arc_state arc_state_reason
 dnslist_matched dnslist_text dnslist_value dkim_key_length dkim_algo dkim_bodylength dkim_canon_body
 srs_recipient prvscheck_address prvscheck_keynum prvscheck_result runrc
 acl_narg acl_verify_message address_data address_file address_pipe authenticated_fail_id

@@ -28,6 +28,7 @@ from pymta.acl import acl_smtp_reply, split_code
 from pymta.acl.dnslists import DnsListCache
 from pymta.acl.ratelimit import RatelimitCache
 from pymta.address import Address
+from pymta.arc.verify import clear_variables as arc_clear_variables
 from pymta.config.values import expanded_int, main_option
 from pymta.debuglog import debug
 from pymta.expand import expand_string
@@ -207,6 +208,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
         v = self.ctx.variables
         v.update(sender_address="", authenticated_sender="", local_part="", domain="",
                  recipients="", recipients_count="0", rcpt_count="0", message_size="-1")
+        arc_clear_variables(v)
         self.ctx.headers = None
         # Exim tidies its lookups after each message: file contents may have changed.
         self.ctx.lookup_cache.clear()

@@ -38,6 +38,7 @@ from pymta.dkim.sign import (
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail
 from pymta.taint import is_tainted, taint
+from pymta.transports.arc_sign import ARC_BODY, ArcSigning
 from pymta.transports.base import TransportError, expand, split_list
 from pymta.transports.content import CHUNK, body_offset
 
@@ -73,9 +74,10 @@ class _Failure(Exception):
 
 
 def signing_configured(transport: TransportOptions) -> bool:
-    """Whether the transport has signing options (cutthrough is then not used: the
-    signature needs the whole message first)."""
-    return bool(transport.opt("dkim_domain")) and bool(transport.opt("dkim_private_key"))
+    """Whether the transport has signing options, DKIM or ARC (cutthrough is then not
+    used: the signature needs the whole message first)."""
+    return (bool(transport.opt("dkim_domain")) and bool(transport.opt("dkim_private_key"))
+            or bool(transport.opt("arc_sign")))
 
 
 class DkimSigning:
@@ -87,6 +89,7 @@ class DkimSigning:
         self.ctx = ctx
         self._body_hashes: dict[tuple[str, str], bytes] = {}
         self._last: tuple[bytes, bytes] | None = None
+        self._arc = ArcSigning(transport, ctx, read_private_key, self._log)
 
     # -- the transport's entry point ---------------------------------------------
     def apply(self, header: bytes) -> bytes:
@@ -106,6 +109,8 @@ class DkimSigning:
                 raise TransportError(f"{STRICT_DEFER}: {f.reason}", "defer",
                                      EximErrno.UNKNOWNERROR) from None
             fields = b""
+        # The ARC set goes above the DKIM signatures, which it covers (as Exim).
+        fields = self._arc_set(fields + header) + fields
         out = fields + header
         self._last = (header, out)
         return out
@@ -125,6 +130,17 @@ class DkimSigning:
                 raise _Failure(f"d={r.domain} s={r.selector}: {e}", r.domain,
                                r.selector) from None
         return b"".join(out)
+
+    def _arc_set(self, header: bytes) -> bytes:
+        try:
+            return self._arc.fields(header, self._arc_body_hash)
+        except _Failure as f:
+            self._log(f"ARC: {f.reason}")
+            return b""
+
+    def _arc_body_hash(self) -> bytes:
+        self._hash_bodies({ARC_BODY})
+        return self._body_hashes[ARC_BODY]
 
     def _requests(self) -> list[SignatureRequest]:
         """One request per domain and selector that is to be signed for."""
@@ -192,29 +208,7 @@ class DkimSigning:
         return t, t + offset
 
     def _key(self, text: str) -> SigningKey:
-        """dkim_private_key's value: the key itself, or a file holding it when it
-        starts with a slash."""
-        if text.startswith("/"):
-            if is_tainted(text):
-                raise DkimSignError(f"Tainted filename '{text}' for dkim_private_key "
-                                    "not permitted")
-            try:
-                with open(text, "rb") as f:
-                    pem = f.read()
-            except OSError as e:
-                raise DkimSignError(f"unable to open file for reading: {text}: "
-                                    f"{e.strerror or e}") from None
-        else:
-            pem = text.encode("utf-8", "surrogateescape")
-        key = _KEYS.get(pem)
-        if key is None:
-            key = load_private_key(pem)
-            _KEYS[pem] = key
-            if len(_KEYS) > _KEYS_MAX:
-                _KEYS.popitem(last=False)
-        else:
-            _KEYS.move_to_end(pem)
-        return key
+        return read_private_key(text, "dkim_private_key")
 
     def _hash_bodies(self, wanted: set[tuple[str, str]]) -> None:
         """One pass over the -D file for every body hash not yet computed."""
@@ -287,6 +281,32 @@ class DkimSigning:
             log.main(text, self.job.message.id)
         except Exception:  # noqa: BLE001 - logging must not change the outcome
             pass
+
+
+def read_private_key(text: str, option: str) -> SigningKey:
+    """A private key option's value (dkim_private_key, arc_sign's privkey): the key
+    itself, or a file holding it when it starts with a slash."""
+    if text.startswith("/"):
+        if is_tainted(text):
+            raise DkimSignError(f"Tainted filename '{text}' for {option} "
+                                "not permitted")
+        try:
+            with open(text, "rb") as f:
+                pem = f.read()
+        except OSError as e:
+            raise DkimSignError(f"unable to open file for reading: {text}: "
+                                f"{e.strerror or e}") from None
+    else:
+        pem = text.encode("utf-8", "surrogateescape")
+    key = _KEYS.get(pem)
+    if key is None:
+        key = load_private_key(pem)
+        _KEYS[pem] = key
+        if len(_KEYS) > _KEYS_MAX:
+            _KEYS.popitem(last=False)
+    else:
+        _KEYS.move_to_end(pem)
+    return key
 
 
 def _body_chunks(data: str | BinaryIO) -> Iterator[bytes]:

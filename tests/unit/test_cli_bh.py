@@ -92,7 +92,7 @@ def test_bh_banner_port_and_eof(tmp_path):
     assert "rejected connection in \"connect\" ACL" in proc.stderr
 
 
-def test_bh_unsupported_verify_is_temporary_error(tmp_path):
+def test_bh_verify_arc_outside_data_is_temporary_error(tmp_path):
     conf, _ = _config(tmp_path, extra="acl_smtp_mail = acl_mail\n")
     text = conf.read_text().replace("begin acl\n",
                                     "begin acl\nacl_mail:\n"
@@ -101,7 +101,7 @@ def test_bh_unsupported_verify_is_temporary_error(tmp_path):
     proc = run_pymta(["-bh", "1.2.3.4"], conf, input=b"HELO x.y\r\nMAIL FROM:<a@b.c>\r\n"
                      b"QUIT\r\n")
     assert "451 Temporary local problem - please try later" in proc.stdout
-    assert "verify = arc is not supported yet" in proc.stderr
+    assert "cannot verify arc in ACL for MAIL" in proc.stderr
 
 
 def test_bh_argument_errors(tmp_path):

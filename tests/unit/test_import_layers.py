@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.dkim", 2),
     ("pymta.dmarc", 3),
+    ("pymta.arc", 3),
     ("pymta.caller", 3), ("pymta.tls", 3),
     ("pymta.dkim", 3),
     # filters: run by the redirect router and the delivery code (the system filter)

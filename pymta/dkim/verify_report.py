@@ -116,3 +116,40 @@ def _verdict(sig: Signature) -> str:
     if sig.status == "fail":
         return f"[verification failed - {_FAIL.get(sig.detail, 'unspecified reason')}]"
     return "[not verified]"
+
+
+#: The Authentication-Results comment for each detail of an invalid or failed signature.
+_AUTHRES_INVALID = {Detail.PUBKEY_UNAVAILABLE: "tmperror (pubkey unavailable)",
+                    Detail.PUBKEY_OVERLONG: "permerror (overlong public key record)",
+                    Detail.PUBKEY_DNS_SYNTAX: "neutral (public key record import problem)",
+                    Detail.PUBKEY_DER_SYNTAX: "neutral (public key record import problem)",
+                    Detail.SIGNATURE_SYNTAX: "neutral (signature tag missing or invalid)",
+                    Detail.VERSION: "neutral (unsupported DKIM version)"}
+_AUTHRES_FAIL = {Detail.BODY: "fail (body hash mismatch; body probably modified in transit)",
+                 Detail.MESSAGE: "fail (signature did not verify; headers probably "
+                                 "modified in transit)"}
+
+
+def authres(sigs: list[Signature]) -> str:
+    """The ``dkim=`` parts of ${authresults} (Exim's wording), one per signature."""
+    out = []
+    for sig in sigs:
+        if sig.status == "pass":
+            verdict = "pass"
+        elif sig.status == "none":
+            verdict = "none"
+        elif sig.status == "invalid":
+            verdict = _AUTHRES_INVALID.get(sig.detail, "permerror (unspecified problem)")
+        elif sig.detail is Detail.KEYSIZE:
+            verdict = f"fail (public key too short: {sig.key_bits} bits)"
+        else:
+            verdict = _AUTHRES_FAIL.get(sig.detail, "fail (unspecified reason)")
+        if verdict not in ("pass", "none"):
+            verdict += "\n\t\t"
+        part = f";\n\tdkim={verdict}"
+        for tag, value in (("header.d", sig.domain), ("header.i", sig.identity),
+                           ("header.s", sig.selector)):
+            if value:
+                part += f" {tag}={value}"
+        out.append(part + f" header.a={sig.algo or sig.keytype + '-' + sig.hash_name}")
+    return "".join(out)

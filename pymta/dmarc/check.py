@@ -19,6 +19,7 @@ from pymta.dmarc.evaluate import DkimOutcome, DmarcResult, SpfOutcome, evaluate,
 from pymta.dmarc.history import append_history, history_entry
 from pymta.dmarc.suffixes import load_suffix_list
 from pymta.expand import expand_string
+from pymta.expand.extra_items import AUTHRES_DMARC
 from pymta.expand.lists import split_list
 from pymta.expand.operators import op_addresses
 
@@ -74,6 +75,7 @@ def set_variables(variables: dict[str, Any], check: DmarcCheck) -> None:
     """$dmarc_status and friends from the check (its defaults before it ran)."""
     r = check.result
     if r is None:
+        variables.pop(AUTHRES_DMARC, None)
         variables.update(dmarc_status=check.default_status(), dmarc_status_text="",
                          dmarc_used_domain="", dmarc_domain_policy="")
     else:
@@ -108,6 +110,8 @@ def run_check(config: Any, ctx: Any, check: DmarcCheck, facts: MailAuthFacts | N
                             facts.dkim_outcomes() if facts is not None else [],
                             txt_records, suffixes)
     set_variables(v, check)
+    v[AUTHRES_DMARC] = f";\n\tdmarc={check.result.pass_fail}" + (
+        f" header.from={check.result.header_from}" if check.result.header_from else "")
     if check.result.record is not None:
         _write_history(config, ctx, check.result, log)
         if check.forensic and forensic is not None and check.result.pass_fail == "fail":

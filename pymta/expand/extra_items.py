@@ -233,25 +233,62 @@ def cond_inbound_srs(local_part: str, secret: str, ctx: Any) -> bool:
     return True
 
 
-#: Where ``verify = arc`` leaves its part of ${authresults} (pymta.arc.verify writes
-#: it; the colon keeps it out of reach of ``$name``).
+#: Where the checks of a message leave their parts of ${authresults}, in the order
+#: they are shown (the colon keeps these names out of reach of ``$name``): the SPF
+#: and DMARC conditions, DKIM verification, ``verify = arc``, and a successful AUTH.
+AUTHRES_SPF = "authres:spf"
+AUTHRES_DKIM = "authres:dkim"
+AUTHRES_DMARC = "authres:dmarc"
 AUTHRES_ARC = "authres:arc"
+AUTHRES_AUTH = "authres:auth"
+_AUTHRES_CHECKS = (AUTHRES_SPF, AUTHRES_DKIM, AUTHRES_DMARC, AUTHRES_ARC)
+
+
+def _authres_auth(v: dict[str, Any]) -> str:
+    """The auth part: the mechanism (the authenticator's public name, which the AUTH
+    glue leaves in AUTHRES_AUTH) and the id."""
+    mechanism = v.get(AUTHRES_AUTH) or v.get("sender_host_authenticated") or ""
+    ident = v.get("authenticated_id") or ""
+    part = f";\n\tauth=pass ({mechanism}"
+    if mechanism.lower() == "tls":
+        part += f") x509.auth={ident}" if ident else ") reason=x509.auth"
+    else:
+        part += f") smtp.auth={ident}" if ident else ", no id saved)"
+    sender = v.get("authenticated_sender")
+    return part + (f" smtp.mailfrom={sender}" if sender else "")
+
+
+def _authres_iprev(v: dict[str, Any]) -> str:
+    """The iprev part: how the client's host name lookup went (nothing if none was
+    tried)."""
+    if v.get("sender_host_name"):
+        part = f";\n\tiprev=pass ({v['sender_host_name']})"
+    elif v.get("host_lookup_deferred") == "1":
+        part = ";\n\tiprev=temperror"
+    elif v.get("host_lookup_failed") == "1":
+        part = ";\n\tiprev=fail"
+    else:
+        return ""
+    address = v.get("sender_host_address")
+    return part + (f" smtp.remote-ip={address}" if address else "")
 
 
 def item_authresults(node: Any, ctx: Any) -> str:
     """``${authresults{authserv-id}}``: the start of an Authentication-Results: header.
 
-    The header name and the server id, then the ARC result once ``verify = arc`` has
-    run for the message.  The other per-method results (spf, dkim, iprev, auth) that
-    Exim appends when a message carries them are not produced.
+    The header name and the server id, then as Exim 4.96: iprev (the host name
+    lookup), auth (SMTP AUTH), and the results of the checks the message has had:
+    spf, dkim, dmarc, arc.  Nothing but the id when there is nothing to say.
     """
     if not node.args:
         raise ExpandError("missing '{' after \"authresults\"")
-    text = "Authentication-Results: " + evaluate(node.args[0], ctx)
-    arc = ctx.variables.get(AUTHRES_ARC)
-    if arc:
-        text = taint(text + arc) if is_tainted(arc) else text + arc
-    return text
+    v = ctx.variables
+    parts = ["Authentication-Results: " + evaluate(node.args[0], ctx), _authres_iprev(v)]
+    if v.get("sender_host_authenticated"):
+        parts.append(_authres_auth(v))
+    parts += [v.get(key) or "" for key in _AUTHRES_CHECKS]
+    text = "".join(parts)
+    return taint(text) if any(is_tainted(p) for p in parts) else text
 
 
 def item_certextract(node: Any, ctx: Any) -> str:

@@ -37,6 +37,7 @@ from pymta.auth.results import (
 )
 from pymta.auth.results import Challenge as AuthChallenge
 from pymta.expand import ExpandError, expand_string
+from pymta.expand.extra_items import AUTHRES_AUTH
 from pymta.smtp.actions import Challenge
 from pymta.smtp.peer import host_in
 from pymta.smtp.server import Reply, SmtpServer
@@ -189,6 +190,7 @@ class AuthGlue:
             self.auth_tls = bool(self.server is not None and self.server.tls_active)
             v.update(authenticated_id=taint(result.set_id or ""),
                      sender_host_authenticated=auth.name, authentication_failed="")
+            v[AUTHRES_AUTH] = auth.public_name          # for ${authresults}
             self._set_protocol()
             return Reply(235, result.text)
         self.auth_failures += 1

@@ -21,8 +21,10 @@ from pymta.dkim.verify_report import (
     signature_variables,
     signers,
 )
+from pymta.dkim.verify_report import authres as dkim_authres
 from pymta.expand import expand_string
 from pymta.expand.errors import ExpandFail
+from pymta.expand.extra_items import AUTHRES_DKIM
 from pymta.expand.lists import split_list
 from pymta.log import log_selected
 from pymta.message.body import FileBody
@@ -93,6 +95,7 @@ class DkimVerification:
         v.update(EMPTY_VARIABLES)
         v["dkim_verify_status"] = ""
         self.dkim_signatures: list[Any] = []        # for DMARC
+        v.pop(AUTHRES_DKIM, None)
         if "dkim_disable_verify" in self.message_controls | self.controls:
             return None
         try:
@@ -105,6 +108,7 @@ class DkimVerification:
             self.log.panic(f"DKIM verification failed: {exc!r}", self.msgid)
             sigs = []
         self.dkim_signatures = sigs
+        v[AUTHRES_DKIM] = taint(dkim_authres(sigs))
         v["dkim_signers"] = taint(":".join(signers(sigs)))
         acl = main_option(self.config, "acl_smtp_dkim")
         items = self._dkim_signer_items() if acl else []

@@ -10,6 +10,7 @@ from pymta.dmarc.check import DmarcCheck, set_variables
 from pymta.dmarc.evaluate import DkimOutcome, DmarcResult, SpfOutcome
 from pymta.dmarc.forensic import build_report
 from pymta.expand import expand_string
+from pymta.expand.extra_items import AUTHRES_DKIM
 from pymta.expand.operators import op_addresses
 from pymta.message.envelope import Envelope
 from pymta.message.notices import dsn_from
@@ -27,6 +28,7 @@ class MailAuthGlue:
     def dmarc_reset(self) -> None:
         self.dmarc_check = DmarcCheck()
         self.dkim_signatures: list[Any] = []
+        self.ctx.variables.pop(AUTHRES_DKIM, None)
         set_variables(self.ctx.variables, self.dmarc_check)
 
     # MailAuthFacts, for the DMARC check

@@ -42,6 +42,7 @@ acl_data:
   warn    dmarc_status = !accept
           logwrite = DM status=$dmarc_status text=$dmarc_status_text \\
                      used=$dmarc_used_domain policy=$dmarc_domain_policy
+  warn    add_header = :at_start:${authresults{mx.test.example}}
   accept
 
 """).replace("acl_check_rcpt:\n", "acl_check_rcpt:\n  accept  senders = *@*\n"
@@ -132,6 +133,12 @@ def test_aligned_dkim_signature_passes(tmp_path):
                 c.ehlo()
                 assert c.send_message("s@x.example", "bob@test.example",
                                       signed(from_header, domain))[0] == code, domain
+        assert wait_for(lambda: len(maildir_messages(tmp_path, "bob")) == 2)
+        first = maildir_messages(tmp_path, "bob")[0]
+    assert first.startswith(
+        b"Authentication-Results: mx.test.example;\n\tdkim=pass header.d=reject.example "
+        b"header.i=@reject.example header.s=sel header.a=ed25519-sha256;"
+        b"\n\tdmarc=pass header.from=reject.example\n")
     history = (tmp_path / "dmarc.history").read_text()
     assert "dkim reject.example sel 0\n" in history and "align_dkim 4\n" in history
     assert "dkim other.example sel 0\n" in history

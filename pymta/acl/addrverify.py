@@ -20,6 +20,7 @@ from pymta.acl.callout import (
     run_callout,
 )
 from pymta.acl.parse import VERIFY_OPTIONS_UNSUPPORTED
+from pymta.acl.quotaverify import QuotaOptions, parse_quota_options, verify_quota
 from pymta.address import Address, Host
 from pymta.clock import SYSTEM
 from pymta.config.model import ConfigError
@@ -54,6 +55,7 @@ class VerifyOptions:
     no_details: bool = False
     success_on_redirect: bool = False
     callout: CalloutOptions | None = None
+    quota: QuotaOptions | None = None
 
 
 def split_verify(arg: str) -> list[str]:
@@ -77,6 +79,8 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
             out.success_on_redirect = True
         elif name == "callout":
             out.callout = parse_callout_options(value if eq else None)
+        elif name == "quota" and kind == "recipient":
+            out.quota = parse_quota_options(value if eq else None)
         elif name == "callout_defer_ok" and not eq:       # the old syntax
             callout_defer_ok = True
         elif name == "check_postmaster" and not eq:       # the old syntax
@@ -114,6 +118,7 @@ class AddressVerdict:
     user_text: str = ""
     log_text: str | None = None
     head: str | None = None
+    plain_reply: bool = False     # the client gets the ACL's text, not user_text
 
 
 def _expand(text: str, ctx: ExpandContext) -> str:
@@ -234,6 +239,11 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender");
     ``skip_callout`` (-bh) stops after routing."""
     role = "recipient" if kind == "recipient" else "sender"
+    if opts.quota is not None and role == "recipient":
+        qv = verify_quota(config, ctx, address, opts.quota)
+        if qv.status == "defer":
+            return AddressVerdict("defer", "", qv.text)
+        return AddressVerdict(qv.status, qv.failure, qv.text, qv.text, plain_reply=True)
     try:
         rr = routing.route_address(config, Address(address), ctx, verify=role,
                                    success_on_redirect=opts.success_on_redirect)

@@ -637,6 +637,10 @@ class _Runner:
                 self._log("warn", f"sender verify defer for <{address}>: {verdict.log_text}")
                 raise AclDefer(verdict.user_text, verdict.user_text)
             raise AclDefer(str(verdict.log_text), verdict.user_text)
+        if verdict.plain_reply:
+            # verify = recipient/quota: Exim gives the client no verify text.
+            self.cond_log = verdict.log_text
+            return False
         self.verify_failed = what
         self.verify_address = address
         self.verify_message = verdict.user_text

@@ -49,7 +49,7 @@ ACL_CONTROLS_UNSUPPORTED = frozenset("""
 #: ``verify =`` kinds Exim has and pymta does not.
 VERIFY_UNSUPPORTED = frozenset(("arc",))
 #: Options of address verification (``verify = recipient/...``) pymta does not have.
-VERIFY_OPTIONS_UNSUPPORTED = frozenset(("quota",))
+VERIFY_OPTIONS_UNSUPPORTED: frozenset[str] = frozenset()
 #: Parameters of ``callout=`` pymta does not have.
 CALLOUT_UNSUPPORTED = frozenset(("hold",))
 

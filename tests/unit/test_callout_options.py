@@ -41,8 +41,22 @@ def test_verify_options():
     assert parse_verify_options("recipient", ["success_on_redirect"]).success_on_redirect
 
 
+def test_quota_options():
+    assert parse_verify_options("recipient", []).quota is None
+    q = parse_verify_options("recipient", ["quota"]).quota
+    assert q is not None and (q.cachepos, q.cacheneg) == (300, 3600)
+    q = parse_verify_options("recipient", ["quota=cachepos=1h,cacheneg=1d"]).quota
+    assert q is not None and (q.cachepos, q.cacheneg) == (3600, 86400)
+    q = parse_verify_options("recipient", ["quota=cachepos=0s"]).quota
+    assert q is not None and (q.cachepos, q.cacheneg) == (0, 3600)
+    q = parse_verify_options("recipient", ["quota=no_cache"]).quota
+    assert q is not None and (q.cachepos, q.cacheneg) == (0, 0)
+
+
 @pytest.mark.parametrize("kind,opts,error", [
-    ("recipient", ["quota"], "not supported"),
+    ("sender", ["quota"], 'unknown option "quota"'),
+    ("recipient", ["quota=cachepos=xyz"], "bad time value"),
+    ("recipient", ["quota=bogus"], 'bad parameter "bogus"'),
     ("recipient", ["nonsense"], 'unknown option "nonsense"'),
     ("sender", ["callout=use_sender"], "only for verify = recipient"),
     ("recipient", ["callout=mailfrom=a@b.example"], "only for verify = header_sender")])
@@ -52,8 +66,6 @@ def test_refused_verify_options(kind, opts, error):
 
 
 @pytest.mark.parametrize("value,error", [
-    ("recipient/quota", 'verify option "quota" is not supported'),
-    ("recipient/quota=cachepos=1h", 'verify option "quota" is not supported'),
     ("recipient/callout=10s,hold", '"callout=hold" is not supported'),
     ("sender/callout=hold", '"callout=hold" is not supported')])
 def test_refused_at_load_time(tmp_path, value, error):

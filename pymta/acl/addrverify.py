@@ -19,6 +19,7 @@ from pymta.acl.callout import (
     parse_callout_options,
     run_callout,
 )
+from pymta.acl.callout_hold import CalloutHoldSlot
 from pymta.acl.parse import VERIFY_OPTIONS_UNSUPPORTED
 from pymta.acl.quotaverify import QuotaOptions, parse_quota_options, verify_quota
 from pymta.address import Address, Host
@@ -99,6 +100,8 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
         if kind != "recipient" and (out.callout.use_sender or out.callout.use_postmaster):
             raise ConfigError("callout options use_sender and use_postmaster are only for "
                               "verify = recipient")
+        if kind != "recipient" and out.callout.hold:
+            raise ConfigError("callout option hold is only for verify = recipient")
     return out
 
 
@@ -235,9 +238,11 @@ def _keep_address_data(ctx: ExpandContext, role: str, rr: Any) -> None:
 
 
 def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
-                   opts: VerifyOptions, skip_callout: bool = False) -> AddressVerdict:
+                   opts: VerifyOptions, skip_callout: bool = False,
+                   hold_slot: CalloutHoldSlot | None = None) -> AddressVerdict:
     """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender");
-    ``skip_callout`` (-bh) stops after routing."""
+    ``skip_callout`` (-bh) stops after routing; ``hold_slot`` is the session's place
+    for a connection kept by ``callout=hold``."""
     role = "recipient" if kind == "recipient" else "sender"
     if opts.quota is not None and role == "recipient":
         qv = verify_quota(config, ctx, address, opts.quota)
@@ -279,7 +284,8 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     sender = _callout_sender(kind, opts.callout, config, ctx)
     called = target.address or address
     outcome = run_callout(called, sender, opts.callout, target,
-                          callout_cache(config, opts.callout), random_part, SYSTEM.time())
+                          callout_cache(config, opts.callout), random_part, SYSTEM.time(),
+                          hold_slot if role == "recipient" else None)
     if outcome.connected is not None:
         # $callout_address: kept from the last connection (a cache answer leaves it).
         ctx.variables["callout_address"] = \

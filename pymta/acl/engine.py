@@ -619,7 +619,8 @@ class _Runner:
                         vopts: addrverify.VerifyOptions) -> bool:
         """Route (and call out to) ``address``; record a failure for the reply."""
         verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
-                                            self._callouts_skipped())
+                                            self._callouts_skipped(),
+                                            getattr(self.session, "callout_hold", None))
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
         if verdict.status == "ok":
             return True

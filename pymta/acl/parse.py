@@ -51,7 +51,7 @@ VERIFY_UNSUPPORTED = frozenset(("arc",))
 #: Options of address verification (``verify = recipient/...``) pymta does not have.
 VERIFY_OPTIONS_UNSUPPORTED: frozenset[str] = frozenset()
 #: Parameters of ``callout=`` pymta does not have.
-CALLOUT_UNSUPPORTED = frozenset(("hold",))
+CALLOUT_UNSUPPORTED: frozenset[str] = frozenset()
 
 _NOT_SUPPORTED = "is not supported in this version of pymta"
 

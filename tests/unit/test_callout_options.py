@@ -21,10 +21,16 @@ def test_callout_parameters():
         == "pm@x.example"
     assert parse_callout_options("mailfrom=a@b.example").mailfrom == "a@b.example"
     assert parse_callout_options("use_postmaster").use_postmaster
+    held = parse_callout_options("use_sender,hold")
+    assert held.hold and held.holds
+    # hold keeps a connection only where a delivery could use it
+    assert not parse_callout_options("hold").holds
+    assert not parse_callout_options("use_sender,hold,random").holds
+    assert not parse_callout_options("use_sender,hold,postmaster").holds
 
 
 @pytest.mark.parametrize("text,error", [
-    ("hold", "not supported"), ("bogus", 'bad parameter "bogus"'),
+    ("bogus", 'bad parameter "bogus"'),
     ("connect=xyz", "bad time value")])
 def test_bad_callout_parameters(text, error):
     with pytest.raises(ConfigError, match=error):
@@ -59,6 +65,7 @@ def test_quota_options():
     ("recipient", ["quota=bogus"], 'bad parameter "bogus"'),
     ("recipient", ["nonsense"], 'unknown option "nonsense"'),
     ("sender", ["callout=use_sender"], "only for verify = recipient"),
+    ("sender", ["callout=hold"], "hold is only for verify = recipient"),
     ("recipient", ["callout=mailfrom=a@b.example"], "only for verify = header_sender")])
 def test_refused_verify_options(kind, opts, error):
     with pytest.raises(ConfigError, match=error):
@@ -66,8 +73,7 @@ def test_refused_verify_options(kind, opts, error):
 
 
 @pytest.mark.parametrize("value,error", [
-    ("recipient/callout=10s,hold", '"callout=hold" is not supported'),
-    ("sender/callout=hold", '"callout=hold" is not supported')])
+    ("arc", '"verify = arc" is not supported')])
 def test_refused_at_load_time(tmp_path, value, error):
     path = tmp_path / "configure"
     path.write_text(f"begin acl\na:\n  require verify = {value}\n  accept\n")

@@ -20,6 +20,7 @@ class CalloutHoldGlue:
     log: Any
     ctx: Any
     envelope: Any
+    server: Any
     host_checking: bool
     hold_deliverer: HoldDeliverer | None = None
     _callout_hold: CalloutHoldSlot | None = None
@@ -50,5 +51,9 @@ class CalloutHoldGlue:
             return False
         held = slot.take()
         assert held is not None
+        if getattr(self.server, "rcpt_count", 0) != len(held.recipients):
+            # As Exim: a message with a refused (or uncalled) RCPT is not sent on it.
+            held.close()
+            return False
         return self.hold_deliverer(self.config, self.log, configured_spool(self.config),
                                    self.ctx, msgid, held)

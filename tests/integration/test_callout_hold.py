@@ -3,7 +3,8 @@ sink, compared with what Exim 4.96 did in the same scenarios
 (tests/data/callout/exim-4.96-hold.txt): the recipient callouts of a message share one
 connection, an immediate delivery sends DATA on that open transaction, and a connection
 not used for delivery is closed with QUIT (pymta at the end of the message; Exim at the
-next MAIL or the end of the session).
+next MAIL or the end of the session).  The test sink plays the remote host and counts
+connections.
 """
 from __future__ import annotations
 
@@ -145,6 +146,27 @@ def test_rset_and_refused_recipient(tmp_path: Path) -> None:
                                         "RCPT TO:<b@remote.example>", "DATA"]
         d.wait_for_log(r'F=<s@sender.example> rejected RCPT <bad@remote.example>: '
                        r'response to "RCPT TO:<bad@remote.example>" was: 550 no such user')
+
+
+def test_refused_first_recipient(tmp_path: Path) -> None:
+    """As Exim: after a refused RCPT the message is not sent on the held connection,
+    even when all its recipients are on it."""
+    with _sink() as sink, _daemon(tmp_path, sink) as d, SmtpTestClient(d.port) as c:
+        c.banner()
+        c.ehlo()
+        assert c.cmd(MAIL)[0] == 250
+        assert c.cmd("RCPT TO:<bad@remote.example>")[0] == 550
+        assert c.cmd("RCPT TO:<a@remote.example>")[0] == 250
+        assert c.data(BODY)[0] == 250
+        assert sink.wait_for(1)
+        assert _quit_seen(sink, 2)
+        assert sink.connections == 3
+        assert sink.commands[:8] == [
+            "EHLO test.example", MAIL, "RCPT TO:<bad@remote.example>", "QUIT",
+            "EHLO test.example", MAIL, "RCPT TO:<a@remote.example>", "QUIT"]
+        d.wait_for_log(r"rejected RCPT <bad@remote.example>: 127.0.0.1 \[127.0.0.1\] : "
+                       r"SMTP error from remote mail server after RCPT "
+                       r"TO:<bad@remote.example>: 550 no such user")
 
 
 def test_without_hold_each_callout_connects(tmp_path: Path) -> None:

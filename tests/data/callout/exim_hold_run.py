@@ -108,3 +108,5 @@ scenario("RSET", False, [MAIL, "RCPT TO:<a@remote.example>", "RSET", "SINK?"])
 scenario("a refused recipient between two accepted ones", False,
          [MAIL, "RCPT TO:<a@remote.example>", "RCPT TO:<bad@remote.example>",
           "RCPT TO:<b@remote.example>", "DATA"])
+scenario("a refused first recipient", False,
+         [MAIL, "RCPT TO:<bad@remote.example>", "RCPT TO:<a@remote.example>", "DATA"])

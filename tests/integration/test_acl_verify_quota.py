@@ -60,6 +60,7 @@ t_maildir:
   driver = appendfile
   directory = DIR/maildir
   maildir_format
+  maildir_use_size_file
   quota = 10K
   quota_filecount = 2
   {USER}
@@ -139,6 +140,8 @@ def test_maildir_file_count(tmp_path: Path) -> None:
         (tmp_path / "maildir" / "cur" / "2.msg").write_bytes(b"x" * 100)
         assert _rcpt(d, "md@test.example") == (550, "Administrative prohibition")
         d.wait_for_log(r"rejected RCPT <md@test.example>: Over quota")
+        # Only counted: the check writes no maildirsize file (a delivery would).
+        assert not (tmp_path / "maildir" / "maildirsize").exists()
 
 
 def test_cached_answers_and_expiry(tmp_path: Path) -> None:

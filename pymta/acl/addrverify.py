@@ -19,7 +19,9 @@ from pymta.acl.callout import (
     parse_callout_options,
     run_callout,
 )
+from pymta.acl.callout_hold import CalloutHoldSlot
 from pymta.acl.parse import VERIFY_OPTIONS_UNSUPPORTED
+from pymta.acl.quotaverify import QuotaOptions, parse_quota_options, verify_quota
 from pymta.address import Address, Host
 from pymta.clock import SYSTEM
 from pymta.config.model import ConfigError
@@ -55,6 +57,7 @@ class VerifyOptions:
     no_details: bool = False
     success_on_redirect: bool = False
     callout: CalloutOptions | None = None
+    quota: QuotaOptions | None = None
 
 
 def split_verify(arg: str) -> list[str]:
@@ -78,6 +81,8 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
             out.success_on_redirect = True
         elif name == "callout":
             out.callout = parse_callout_options(value if eq else None)
+        elif name == "quota" and kind == "recipient":
+            out.quota = parse_quota_options(value if eq else None)
         elif name == "callout_defer_ok" and not eq:       # the old syntax
             callout_defer_ok = True
         elif name == "check_postmaster" and not eq:       # the old syntax
@@ -96,6 +101,8 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
         if kind != "recipient" and (out.callout.use_sender or out.callout.use_postmaster):
             raise ConfigError("callout options use_sender and use_postmaster are only for "
                               "verify = recipient")
+        if kind != "recipient" and out.callout.hold:
+            raise ConfigError("callout option hold is only for verify = recipient")
     return out
 
 
@@ -115,6 +122,7 @@ class AddressVerdict:
     user_text: str = ""
     log_text: str | None = None
     head: str | None = None
+    plain_reply: bool = False     # the client gets the ACL's text, not user_text
 
 
 def _expand(text: str, ctx: ExpandContext) -> str:
@@ -231,13 +239,15 @@ def _keep_address_data(ctx: ExpandContext, role: str, rr: Any) -> None:
 
 
 def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
-                   opts: VerifyOptions, skip_callout: bool = False) -> AddressVerdict:
+                   opts: VerifyOptions, skip_callout: bool = False,
+                   hold_slot: CalloutHoldSlot | None = None) -> AddressVerdict:
     """Verify ``address`` as a ``kind`` ("sender", "recipient", "header_sender");
-    ``skip_callout`` (-bh) stops after routing."""
+    ``skip_callout`` (-bh) stops after routing; ``hold_slot`` is the session's place
+    for a connection kept by ``callout=hold``."""
     if not debug.verify:
-        return _verify_address(config, ctx, kind, address, opts, skip_callout)
+        return _verify_address(config, ctx, kind, address, opts, skip_callout, hold_slot)
     debug.printf(f"Verifying {address} as {kind}")
-    verdict = _verify_address(config, ctx, kind, address, opts, skip_callout)
+    verdict = _verify_address(config, ctx, kind, address, opts, skip_callout, hold_slot)
     debug.printf(f"----------- end verify {address}: {verdict.status.upper()}"
                  + (f" ({verdict.log_text or verdict.user_text})"
                     if verdict.status != "ok" else "") + " ------------")
@@ -245,8 +255,14 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
 
 
 def _verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
-                    opts: VerifyOptions, skip_callout: bool) -> AddressVerdict:
+                    opts: VerifyOptions, skip_callout: bool,
+                    hold_slot: CalloutHoldSlot | None) -> AddressVerdict:
     role = "recipient" if kind == "recipient" else "sender"
+    if opts.quota is not None and role == "recipient":
+        qv = verify_quota(config, ctx, address, opts.quota)
+        if qv.status == "defer":
+            return AddressVerdict("defer", "", qv.text)
+        return AddressVerdict(qv.status, qv.failure, qv.text, qv.text, plain_reply=True)
     try:
         rr = routing.route_address(config, Address(address), ctx, verify=role,
                                    success_on_redirect=opts.success_on_redirect)
@@ -284,7 +300,8 @@ def _verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     if debug.verify:
         debug.printf(f"callout for {called} (MAIL FROM:<{sender}>)")
     outcome = run_callout(called, sender, opts.callout, target,
-                          callout_cache(config, opts.callout), random_part, SYSTEM.time())
+                          callout_cache(config, opts.callout), random_part, SYSTEM.time(),
+                          hold_slot if role == "recipient" else None)
     if debug.verify:
         where = f" via {outcome.connected.address}" if outcome.connected else " (cached)"
         debug.printf(f"callout for {called}{where}: {outcome.status.upper()}")

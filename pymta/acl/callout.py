@@ -4,7 +4,9 @@ they would accept it, with ``MAIL FROM`` / ``RCPT TO`` and no message.
 :func:`parse_callout_options` reads the ``callout=...`` parameters of a ``verify``
 condition; :func:`run_callout` performs one callout, consulting and updating the callout
 cache (:mod:`pymta.hints.callout`), and returns a :class:`CalloutOutcome` carrying the
-texts Exim gives for each kind of failure.  Callouts never use TLS or AUTH.
+texts Exim gives for each kind of failure.  Callouts never use TLS or AUTH.  With
+``hold`` a successful recipient callout's connection stays open
+(:mod:`pymta.acl.callout_hold`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pymta.smtp.client as smtp_client
+from pymta.acl.callout_hold import CalloutHoldSlot, HeldCallout, HeldHost
 from pymta.config.model import ConfigError
 from pymta.config.options import OptionSpec, parse_value
 from pymta.hints.callout import (
@@ -54,6 +57,14 @@ class CalloutOptions:
     maxwait: float | None = None
     use_sender: bool = False
     use_postmaster: bool = False
+    hold: bool = False
+
+    @property
+    def holds(self) -> bool:
+        """Whether a successful callout keeps its connection (hold only pays off, and
+        a delivery can only use it, when the real sender was sent and nothing else)."""
+        return self.hold and self.use_sender and not self.random and \
+            not self.use_postmaster and self.postmaster_mailfrom is None
 
     @property
     def total_wait(self) -> float:
@@ -102,8 +113,7 @@ def parse_callout_options(text: str | None) -> CalloutOptions:
         elif name == "maxwait" and eq:
             opts.maxwait = _time(value, "callout maxwait")
         elif name == "hold" and not eq:
-            raise ConfigError('"callout=hold" (keeping the connection for delivery) is not '
-                              "supported in this version of pymta")
+            opts.hold = True
         else:
             raise ConfigError(f'bad parameter "{item}" in callout option in ACL verify '
                               "condition")
@@ -212,6 +222,8 @@ class _Dialogue:
     domain_rec: DomainRecord
     write_domain: bool = False
     connected: CalloutHost | None = None     # the last host a connection was made to
+    hold_slot: CalloutHoldSlot | None = None  # callout=hold: where a success is kept
+    starttls: bool = False                    # the host's EHLO reply offered STARTTLS
 
     # -- SMTP helpers -----------------------------------------------------------------
     def _where(self, host: CalloutHost) -> str:
@@ -245,6 +257,7 @@ class _Dialogue:
     def with_host(self, host: CalloutHost, postmaster_needed: bool,
                   random_needed: bool) -> CalloutOutcome:
         """Call one host.  Raises _HostFailure for a temporary problem."""
+        kept = False
         cl = smtp_client.SmtpClient(
             connect_timeout=self.opts.connect or self.opts.timeout,
             command_timeout=self.opts.timeout,
@@ -261,10 +274,17 @@ class _Dialogue:
                 if not e.silent:
                     cl.quit()
                 raise
+            if outcome.status == "ok" and self.hold_slot is not None:
+                self.hold_slot.keep(HeldCallout(
+                    cl, HeldHost(host.name, host.address, host.port), self.sender,
+                    self.target.helo, [self.address], self.starttls))
+                kept = True             # open for the next recipient or the delivery
+                return outcome
             cl.quit()
             return outcome
         finally:
-            cl.close()
+            if not kept:
+                cl.close()
 
     def _session(self, cl: smtp_client.SmtpClient, host: CalloutHost,
                  banner: smtp_client.SmtpReply, postmaster_needed: bool,
@@ -288,6 +308,8 @@ class _Dialogue:
             raise _HostFailure(self._error(host, hello_cmd, reply))
         self.domain_rec.result = ACCEPT
         self.write_domain = True
+        self.starttls = any(line[4:].strip().upper().split(" ")[0] == "STARTTLS"
+                            for line in reply.lines[1:])
         return self._transactions(cl, host, postmaster_needed, random_needed)
 
     def _mail(self, cl: smtp_client.SmtpClient, host: CalloutHost,
@@ -364,12 +386,48 @@ def _one_line(reply: smtp_client.SmtpReply) -> str:
     return "\\n".join(reply.lines)
 
 
+def _held_rcpt(slot: CalloutHoldSlot, address: str, sender: str,
+               target: CalloutTarget) -> CalloutOutcome | None:
+    """callout=hold: RCPT on the connection held for this message, when it goes to one
+    of ``target``'s hosts with the same sender and greeting.  None: make a new callout
+    (the held connection, if any, is given up)."""
+    held = slot.held
+    if held is None:
+        return None
+    same = held.sender == sender and held.helo == target.helo and any(
+        h.address == held.host.address and h.port == held.host.port for h in target.hosts)
+    line = f"RCPT TO:<{address}>"
+    if not same or "\r" in line or "\n" in line:
+        slot.release()
+        return None
+    host = CalloutHost(held.host.name, held.host.address, held.host.port)
+    try:
+        reply = held.client.command(line)
+    except smtp_client.SmtpError:
+        slot.take()
+        held.client.close()
+        return None
+    if reply.ok():
+        held.recipients.append(address)
+        return CalloutOutcome("ok", connected=host)
+    # As Exim: a refusal ends the held connection; the next recipient opens a new one.
+    slot.release()
+    log_text = f'response to "{line}" was: {_one_line(reply)}'
+    if reply.kind == "5":
+        return CalloutOutcome("fail", "recipient", "rcpt", host, line, reply.text, log_text,
+                              connected=host)
+    return CalloutOutcome("defer", log_text=f"{host.name} [{host.address}] : {log_text}",
+                          connected=host)
+
+
 def run_callout(address: str, sender: str, opts: CalloutOptions, target: CalloutTarget,
                 cache: CalloutCache, random_local_part: str,
-                now: float) -> CalloutOutcome:
+                now: float, hold_slot: CalloutHoldSlot | None = None) -> CalloutOutcome:
     """Do (or answer from the cache) one callout for ``address`` using ``sender`` in the
     MAIL command.  ``now`` is the wall-clock time for cache records.  The outcome's
-    ``connected`` is the host last connected to (None when none was)."""
+    ``connected`` is the host last connected to (None when none was).  With
+    ``callout=hold``, ``hold_slot`` is the session's held connection: used when it
+    fits, and where a successful callout's connection is left open."""
     domain = address.rpartition("@")[2].lower()
     use_cache = not opts.no_cache
     rec = cache.domain(domain, now) if use_cache else None
@@ -394,8 +452,15 @@ def run_callout(address: str, sender: str, opts: CalloutOptions, target: Callout
             return CalloutOutcome("fail", "recipient", "rcpt", cached=CACHED_ADDRESS_FAILURE)
         if known == ACCEPT and not postmaster_needed:
             return CalloutOutcome("ok")
+    holding = hold_slot if hold_slot is not None and opts.holds and not target.lmtp \
+        else None
+    if holding is not None:
+        held = _held_rcpt(holding, address, sender, target)
+        if held is not None:
+            _cache_address(cache, key, held, now, use_cache)
+            return held
     dialogue = _Dialogue(address, domain, sender, opts, target, cache, random_local_part,
-                         now, rec or DomainRecord(now))
+                         now, rec or DomainRecord(now), hold_slot=holding)
     dialogue.domain_rec.time_stamp = now
     deadline = time.monotonic() + opts.total_wait
     last_error = "no hosts to call"
@@ -413,14 +478,18 @@ def run_callout(address: str, sender: str, opts: CalloutOptions, target: Callout
     if outcome is None:
         outcome = CalloutOutcome("defer", log_text=last_error)
     outcome.connected = dialogue.connected
-    if outcome.status == "defer":
-        return outcome
-    if use_cache and outcome.failure != "random":
-        if outcome.status == "ok":
-            cache.put_address(key, ACCEPT, now)
-        elif outcome.failure == "recipient":
-            cache.put_address(key, REJECT, now)
+    _cache_address(cache, key, outcome, now, use_cache)
     return outcome
+
+
+def _cache_address(cache: CalloutCache, key: str, outcome: CalloutOutcome, now: float,
+                   use_cache: bool) -> None:
+    if not use_cache or outcome.status == "defer" or outcome.failure == "random":
+        return
+    if outcome.status == "ok":
+        cache.put_address(key, ACCEPT, now)
+    elif outcome.failure == "recipient":
+        cache.put_address(key, REJECT, now)
 
 
 __all__ = ["CalloutOptions", "CalloutTarget", "CalloutHost", "CalloutOutcome",

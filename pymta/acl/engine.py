@@ -771,7 +771,8 @@ class _Runner:
         if vopts.callout is not None and not self._callouts_skipped():
             self._flush_unless("no_callout_flush")
         verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
-                                            self._callouts_skipped())
+                                            self._callouts_skipped(),
+                                            getattr(self.session, "callout_hold", None))
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
         if verdict.status == "ok":
             return True
@@ -789,6 +790,10 @@ class _Runner:
                 self._log("warn", f"sender verify defer for <{address}>: {verdict.log_text}")
                 raise AclDefer(verdict.user_text, verdict.user_text)
             raise AclDefer(str(verdict.log_text), verdict.user_text)
+        if verdict.plain_reply:
+            # verify = recipient/quota: Exim gives the client no verify text.
+            self.cond_log = verdict.log_text
+            return False
         self.verify_failed = what
         self.verify_address = address
         self.verify_message = verdict.user_text

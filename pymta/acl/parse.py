@@ -47,9 +47,9 @@ ACL_CONTROLS_UNSUPPORTED = frozenset("""
 #: ``verify =`` kinds Exim has and pymta does not.
 VERIFY_UNSUPPORTED: frozenset[str] = frozenset()
 #: Options of address verification (``verify = recipient/...``) pymta does not have.
-VERIFY_OPTIONS_UNSUPPORTED = frozenset(("quota",))
+VERIFY_OPTIONS_UNSUPPORTED: frozenset[str] = frozenset()
 #: Parameters of ``callout=`` pymta does not have.
-CALLOUT_UNSUPPORTED = frozenset(("hold",))
+CALLOUT_UNSUPPORTED: frozenset[str] = frozenset()
 
 _NOT_SUPPORTED = "is not supported in this version of pymta"
 

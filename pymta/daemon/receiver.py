@@ -23,6 +23,7 @@ from pymta.daemon.ipc import Notifier
 from pymta.daemon.queue_select import message_filter, run_selected
 from pymta.daemon.queuerunner import due_messages
 from pymta.daemon.stopflag import StopFlag
+from pymta.delivery.callout_hold import deliver_held
 from pymta.delivery.cutthrough import open_cutthrough
 from pymta.smtp.etrn import QueueRunner, set_queue_runner
 from pymta.smtp.limits import counted_limits, daemon_refusal
@@ -85,7 +86,8 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     daemon's table of connections and this receiver's slot in it."""
     call = _session_caller(run_session if run_session is not None else
                            functools.partial(smtp_run_session,
-                                             cutthrough_opener=open_cutthrough))
+                                             cutthrough_opener=open_cutthrough,
+                                             hold_deliverer=deliver_held))
     set_queue_runner(etrn_handoff(notifier))
     stop = StopFlag()
     retire = StopFlag()

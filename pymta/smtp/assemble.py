@@ -73,6 +73,7 @@ class MessageAssembly:
     cutthrough_after_spool: Callable[[str, str], tuple[str, Reply | None]]
     cutthrough_done: Callable[[str], None]
     dkim_verify: Callable[[Envelope, PreparedMessage], Reply | None]     # DkimVerification
+    hold_deliver: Callable[[str], bool]
 
 
     @property
@@ -289,6 +290,9 @@ class MessageAssembly:
         """Count the message, ask for its immediate delivery, and reset for the next."""
         self.messages += 1
         queue = self._queue_only()
+        if not queue and self.hold_deliver(msgid):
+            self._reset_message()         # delivered on the callout=hold connection
+            return
         if not queue and self.notify is not None:
             named = self.message_queue if self.message_queue is not None \
                 else self.connection_queue

@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, split_code
+from pymta.acl.callout_hold import HoldDeliverer
 from pymta.acl.dnslists import DnsListCache
 from pymta.acl.ratelimit import RatelimitCache
 from pymta.address import Address
@@ -47,6 +48,7 @@ from pymta.smtp.cutthrough_api import CutthroughOpener
 from pymta.smtp.cutthrough_glue import CutthroughGlue
 from pymta.smtp.dkim_glue import DkimVerification
 from pymta.smtp.etrn import EtrnSetupFailed, command_job, etrn_command, queue_run_job, start_etrn
+from pymta.smtp.hold_glue import CalloutHoldGlue
 from pymta.smtp.limits import (
     CommandLimits,
     connection_refusal,
@@ -74,8 +76,9 @@ __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
 _CUTTHROUGH_EXCLUDED = frozenset(("PRDR", "SMTPUTF8", "RET", "ENVID"))
 
 
-class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, DialogueLog, TlsGlue,
-                   AuthGlue, MailAuthGlue, DkimVerification, SmtpHandler):
+class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, CalloutHoldGlue,
+                   DialogueLog, TlsGlue, AuthGlue, MailAuthGlue, DkimVerification,
+                   SmtpHandler):
     """The policy side of one connection (ACLs, spooling, logging)."""
 
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
@@ -191,6 +194,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Dialogu
 
     def _reset_message(self) -> None:
         self.cutthrough_cancel()
+        self.hold_release()
         for k in [k for k in self.acl_vars if k.startswith("acl_m")]:
             del self.acl_vars[k]
         self.message_controls = set()
@@ -515,7 +519,8 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
                 notify: Callable[[str], Any] | None = None, stop_event: Any = None,
                 *, peer: tuple[str, int] | None = None,
                 local: tuple[str, int] | None = None, accept_count: int = 0,
-                cutthrough_opener: CutthroughOpener | None = None) -> None:
+                cutthrough_opener: CutthroughOpener | None = None,
+                hold_deliverer: HoldDeliverer | None = None) -> None:
     """Handle one SMTP connection until QUIT, a drop, a timeout or disconnection.
 
     ``listener_port`` is the listening port (or the (address, port) of the listener);
@@ -534,6 +539,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
     session.cutthrough_opener = cutthrough_opener
+    session.hold_deliverer = hold_deliverer
     session.accept_count, session.in_daemon = accept_count, True
     proxied = session.read_proxy(sock)      # hosts_proxy: before any TLS or SMTP
     server = prepare_session(session)
@@ -648,6 +654,7 @@ def finish_session(session: SmtpSession, server: SmtpServer, stop_event: Any = N
     """End of a session: mark the server closed and run the notquit ACL if needed."""
     server.closed = True
     session.cutthrough_cancel()
+    session.hold_release()
     if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
         session.notquit_reason = "signal-exit"
     session.run_notquit()

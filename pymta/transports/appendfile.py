@@ -271,21 +271,54 @@ class AppendfileTransport(Transport):
         return (body_size(self._data or job.data_path)
                 + sum(len(h.text) for h in job.message.headers))
 
+    def _exceeded(self, q: "_Quotas", used: int, count: int, size: int) -> str | None:
+        """"quota" or "filecount" when one more message of ``size`` bytes would go over
+        that limit, else None."""
+        if q.size.value and not q.size.no_check:
+            if used + (size if self.opt("quota_is_inclusive") else 0) > q.size.value:
+                return "quota"
+        if q.filecount.value and not q.filecount.no_check and count + 1 > q.filecount.value:
+            return "filecount"
+        return None
+
     def _enforce(self, q: "_Quotas", job: Any, used: int, count: int, where: str) -> None:
         """Refuse the delivery when it would exceed the quota or the file count."""
-        if q.size.value and not q.size.no_check:
-            total = used + (self._message_size(job) if self.opt("quota_is_inclusive") else 0)
-            if total > q.size.value:
-                raise TransportError("mailbox is full (MTA-imposed quota exceeded while "
-                                     f"writing to {where})", errno=EximErrno.EXIMQUOTA)
-        if q.filecount.value and not q.filecount.no_check and count + 1 > q.filecount.value:
-            raise TransportError("mailbox is full (MTA-imposed filecount quota exceeded "
-                                 f"while writing to {where})", errno=EximErrno.EXIMQUOTA)
+        size = self._message_size(job) if q.size.value and \
+            self.opt("quota_is_inclusive") else 0
+        kind = self._exceeded(q, used, count, size)
+        if kind is not None:
+            what = "quota" if kind == "quota" else "filecount quota"
+            raise TransportError(f"mailbox is full (MTA-imposed {what} exceeded while "
+                                 f"writing to {where})", errno=EximErrno.EXIMQUOTA)
 
-    def _usage(self, ctx: Any, q: "_Quotas", path: str, maildir: bool) -> tuple[int, int]:
+    def quota_exceeded(self, ctx: Any, message_size: int) -> bool:
+        """For ``verify = recipient/quota``: would a message of ``message_size`` bytes
+        (0 when unknown) take the mailbox of the address in ``ctx`` over its quota or
+        file count?  Nothing is created or written.  Other problems (a bad path, an
+        unreadable mailbox) raise TransportError or OSError, as a delivery would."""
+        path, is_dir = self._delivery_path(ctx)
+        q = self._quotas(ctx)
+        if not (q.size.value or q.filecount.value):
+            return False
+        if is_dir:
+            used, count = self._usage(ctx, q, path, bool(self.opt("maildir_format")),
+                                      record=False)
+        else:
+            try:
+                used, count = os.stat(path).st_size, 0
+            except FileNotFoundError:
+                used, count = 0, 0
+            if self.opt("mailbox_size"):
+                used, _count = self._usage(ctx, q, path, False, record=False)
+        return self._exceeded(q, used, count, message_size) is not None
+
+    def _usage(self, ctx: Any, q: "_Quotas", path: str, maildir: bool,
+               record: bool = True) -> tuple[int, int]:
         """The mailbox's size and file count: mailbox_size/mailbox_filecount when set,
-        else the maildirsize file (maildir_use_size_file), else the directory tree."""
-        self._size_file_dir = None
+        else the maildirsize file (maildir_use_size_file), else the directory tree.
+        ``record=False`` counts without rewriting a stale maildirsize."""
+        if record:
+            self._size_file_dir = None
         given_size = self._expand_opt("mailbox_size", ctx)
         given_count = self._expand_opt("mailbox_filecount", ctx)
         if not (q.active or self.opt("maildir_use_size_file") or given_size):
@@ -299,11 +332,14 @@ class AppendfileTransport(Transport):
         if maildir and self.opt("maildir_use_size_file"):
             dir_regex = re.compile(self.opt("maildir_quota_directory_regex"))
             totals = quota.read_maildirsize(qdir, q.size.value, q.filecount.value)
+            if totals is None and not record:
+                totals = quota.tree_usage(qdir, size_regex, dir_regex)
             if totals is None:      # missing, stale or corrupt: count the mailbox again
                 totals = quota.recalculate_maildirsize(qdir, q.size.value,
                                                        q.filecount.value, dir_regex,
                                                        size_regex, self.opt("mode"))
-            self._size_file_dir = qdir
+            if record:
+                self._size_file_dir = qdir
             used, count = totals
         else:
             used, count = quota.tree_usage(qdir, size_regex)

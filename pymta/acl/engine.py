@@ -53,6 +53,7 @@ from pymta.config.protocols import ConfigView
 from pymta.config.values import main_option
 from pymta.debuglog import debug
 from pymta.dmarc.check import DmarcCheck, run_check, status_in_list
+from pymta.dscp import dscp_byte
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -529,6 +530,13 @@ class _Runner:
             if original is not None:
                 self.ctx.variables["local_part"] = taint(
                     original if name == "caseful_local_part" else original.lower())
+        if name == "dscp":
+            byte = dscp_byte(value.partition("/")[2])
+            if byte is None:
+                raise ConfigError(f'unrecognised DSCP value in "control={value.strip()}"')
+            setter = getattr(self.session, "set_dscp", None)
+            if callable(setter):
+                setter(byte)      # no socket (-bs, -bh): nothing to mark, as Exim
         if name == "wellknown":
             if self._control_set("no_multiline_responses"):
                 raise WellknownFailed("wellknown: multi-line responses are disabled")

@@ -31,7 +31,7 @@ ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
 #: Controls pymta acts on.
 ACL_CONTROLS = frozenset("""
-    debug
+    debug dscp
     allow_auth_unadvertised caseful_local_part caselower_local_part cutthrough_delivery
     enforce_sync fakedefer fakereject freeze no_callout_flush no_delay_flush no_enforce_sync
     no_mbox_unspool no_multiline_responses no_pipelining queue queue_only submission
@@ -42,8 +42,7 @@ ACL_CONTROLS_IGNORED = {
     "spf_disable_verify": "pymta never checks SPF by itself",
 }
 #: Exim controls that pymta does not implement.
-ACL_CONTROLS_UNSUPPORTED = frozenset("""
-    dscp""".split())
+ACL_CONTROLS_UNSUPPORTED: frozenset[str] = frozenset()
 #: ``verify =`` kinds Exim has and pymta does not.
 VERIFY_UNSUPPORTED: frozenset[str] = frozenset()
 #: Options of address verification (``verify = recipient/...``) pymta does not have.

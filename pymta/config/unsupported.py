@@ -153,7 +153,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("""
             address_retry_include_sender authenticate_hosts
             dns_qualify_single
-            dns_search_parents dscp host_name_extract keepalive
+            dns_search_parents host_name_extract keepalive
             socks_proxy tls_alpn
             tls_dh_min_bits"""),
     },

@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from pymta.dscp import set_dscp
 from pymta.errnos import EximErrno
 
 
@@ -152,9 +153,11 @@ class SmtpClient:
 
     def __init__(self, *, connect_timeout: float = 300, command_timeout: float = 300,
                  data_timeout: float = 300, final_timeout: float = 600,
-                 source_address: tuple[str, int] | None = None, nodelay: bool = True):
+                 source_address: tuple[str, int] | None = None, nodelay: bool = True,
+                 dscp: int | None = None):
         self.connect_timeout = connect_timeout
         self.nodelay = nodelay                  # the smtp transport's tcp_nodelay
+        self.dscp = dscp                        # ... and its dscp (the TOS byte)
         self.command_timeout = command_timeout
         self.data_timeout = data_timeout
         self.final_timeout = final_timeout
@@ -193,6 +196,8 @@ class SmtpClient:
             raise SmtpConnectError(text, code) from None
         if self.nodelay:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.dscp is not None:
+            set_dscp(raw, self.dscp)
         self.sock = raw
         self.peer = (address, port)
         if tls_on_connect is not None:

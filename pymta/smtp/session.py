@@ -32,6 +32,7 @@ from pymta.address import Address
 from pymta.arc.verify import clear_variables as arc_clear_variables
 from pymta.config.values import expanded_int, main_option
 from pymta.debuglog import debug
+from pymta.dscp import set_dscp
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
@@ -131,6 +132,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         # -bh: run the ACLs but never spool (see pymta.smtp.local).
         self.host_checking = False
         self.xclient_done = False              # an XCLIENT succeeded (a proxied session)
+        self.client_socket: socket.socket | None = None     # (control = dscp)
         self.host_checking_callouts = False    # -bhc: callouts are made under -bh
         # dnslists answers kept for the session (pymta.acl.dnslists).
         self.dnslist_cache = DnsListCache()
@@ -406,6 +408,11 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
             self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
 
+    def set_dscp(self, byte: int) -> None:
+        """control = dscp: mark the packets of the client's connection."""
+        if self.client_socket is not None:
+            set_dscp(self.client_socket, byte)
+
     def on_wellknown(self, arg: str) -> Reply:
         """WELLKNOWN <key>: offered to wellknown_advertise_hosts when acl_smtp_wellknown
         is set; the ACL's ``control = wellknown/<file>`` gives the reply (Exim 4.98)."""
@@ -538,6 +545,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     elif isinstance(listener_port, int) and not local[1]:
         local = (local[0], listener_port)
     session = SmtpSession(config, log, peer, local, notify, stop_event)
+    session.client_socket = sock
     session.cutthrough_opener = cutthrough_opener
     session.hold_deliverer = hold_deliverer
     session.accept_count, session.in_daemon = accept_count, True

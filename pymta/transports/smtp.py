@@ -22,7 +22,9 @@ from pymta.auth.expander import ExpansionError
 from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
 from pymta.drivers import register
+from pymta.dscp import dscp_byte
 from pymta.errnos import EximErrno
+from pymta.expand.errors import ExpandDefer, ExpandError, ExpandFail
 from pymta.hints.misc import MiscDB
 from pymta.hints.pipe_connect import EhloCache
 from pymta.i18n import address_to_alabel
@@ -377,13 +379,25 @@ class SmtpTransport(Transport):
             return None
         return interface_for(split_list(expand(text, ctx)), host.address or "")
 
-    def _client(self, source: tuple[str, int] | None = None) -> Any:
+    def _client(self, source: tuple[str, int] | None = None, ctx: Any = None) -> Any:
         return smtp_client.SmtpClient(connect_timeout=self.opt("connect_timeout"),
                                       command_timeout=self.opt("command_timeout"),
                                       data_timeout=self.opt("data_timeout"),
                                       final_timeout=self.opt("final_timeout"),
                                       source_address=source,
-                                      nodelay=bool(self.opt("tcp_nodelay")))
+                                      nodelay=bool(self.opt("tcp_nodelay")),
+                                      dscp=self._dscp(ctx) if ctx is not None else None)
+
+    def _dscp(self, ctx: Any) -> int | None:
+        """The dscp option (expanded): the TOS byte, or None (unset, empty or not a
+        value Exim knows: then nothing is marked, as in Exim)."""
+        raw = self.opt("dscp")
+        if not raw:
+            return None
+        try:
+            return dscp_byte(expand(str(raw), ctx))
+        except (ExpandError, ExpandFail, ExpandDefer):
+            return None                 # unmarked, as Exim when the value is unusable
 
     # -- connection reuse ----------------------------------------------------------
     # A long-lived delivery worker keeps the connection to a host open after a message
@@ -449,7 +463,7 @@ class SmtpTransport(Transport):
         port = host.port or (465 if smtps else 25)
         while True:
             _set_tls_out(ctx, None)
-            cl = self._client(self._source_address(host, ctx))
+            cl = self._client(self._source_address(host, ctx), ctx)
             if smtps:
                 wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
                 try:

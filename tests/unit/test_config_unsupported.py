@@ -49,8 +49,6 @@ UNSUPPORTED = {
                              7, 'error in ACL: ACL condition "spf"'),
     "ACL negated spf_guess": (ACL + "  deny !spf_guess = pass\n", 6,
                               'error in ACL: ACL condition "spf_guess"'),
-    "ACL control": (ACL + "  accept control = dscp/ef\n", 6,
-                    'error in ACL: control "dscp"'),
     "log_selector item": ("log_selector = +smtp_syntax_error +subject\n", 3,
                           'log_selector item "+subject"'),
     "log_selector default pymta cannot turn off": ("log_selector = -retry_defer\n", 3,

@@ -43,6 +43,7 @@ from pymta.acl.ratelimit import (
 from pymta.acl.scanconn import ScanDefer
 from pymta.acl.seen import SeenError, check_seen, parse_seen
 from pymta.acl.spam import check_spam
+from pymta.acl.spf import SpfState, authres_spf, run_spf
 from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
 from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.acl.wellknown import WellknownFailed, wellknown_response
@@ -52,12 +53,13 @@ from pymta.config.options import OptionSpec, parse_value
 from pymta.config.protocols import ConfigView
 from pymta.config.values import main_option
 from pymta.debuglog import debug
-from pymta.dmarc.check import DmarcCheck, run_check, status_in_list
+from pymta.dmarc.check import DmarcCheck, run_check
 from pymta.dscp import dscp_byte
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
-from pymta.expand.lists import split_list
+from pymta.expand.extra_items import AUTHRES_SPF
+from pymta.expand.lists import split_list, word_in_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
 from pymta.log import Logger
@@ -78,7 +80,8 @@ KNOWN_CONTROLS = ACL_CONTROLS | set(ACL_CONTROLS_IGNORED)
 
 _CONDITIONS = {"acl", "authenticated", "condition", "domains", "local_parts", "hosts",
                "senders", "recipients", "verify", "dnslists", "ratelimit", "sender_domains",
-               "encrypted", "seen", "spf", "dkim_status", "dkim_signers", "dmarc_status",
+               "encrypted", "seen", "spf", "spf_guess", "dkim_status", "dkim_signers",
+               "dmarc_status",
                "csa", "decode", "demime", "malware", "mime_regex", "regex", "spam",
                "bmi_optin", "add_header_unused", "udpsend"}
 _MODIFIERS = {"message", "log_message", "logwrite", "add_header", "remove_header", "set",
@@ -242,6 +245,7 @@ class _Runner:
         self.log_reject_target: tuple[str, ...] | None = None    # None: main and reject
         self.wellknown: str | None = None
         self.dmarc_check: DmarcCheck | None = None    # without a session (non-SMTP)
+        self.spf_state: SpfState | None = None        # likewise
         self.name = ""           # the ACL's name (or text), for the debug output (+acl)
         self.all_true = False    # the current statement's conditions all held
 
@@ -608,7 +612,9 @@ class _Runner:
             return self._dkim_condition(name, _expand_arg(value, self.ctx))
         if name in ("spam", "malware"):
             return self._scanner(name, _expand_arg(value, self.ctx))
-        if name in ("spf", "csa", "demime", "bmi_optin"):
+        if name in ("spf", "spf_guess"):
+            return self._spf(name, _expand_arg(value, self.ctx))
+        if name in ("csa", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
             _expand_arg(value, self.ctx)
             return False
@@ -629,7 +635,29 @@ class _Runner:
         status = run_check(self.config, self.ctx, check, facts,
                            getattr(self.session, "log", None),
                            getattr(self.session, "send_dmarc_report", None))
-        return status_in_list(status, split_list(arg))
+        return word_in_list(status, split_list(arg))
+
+    def _spf(self, name: str, arg: str) -> bool:
+        """spf / spf_guess (at or after MAIL): the message's SPF check, made once per
+        kind; its result in the list."""
+        if self.where in ("connect", "helo", "auth", "starttls", "etrn", "expn", "vrfy",
+                          "quit", "notquit", "wellknown"):
+            raise ConfigError(f"cannot test {name} condition in "
+                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+        state = getattr(self.session, "spf_state", None)
+        if state is None:
+            state = self.spf_state = self.spf_state or SpfState()
+        result = run_spf(
+            "guess" if name == "spf_guess" else "spf", state, self.ctx.variables,
+            str(main_option(self.config, "primary_hostname", "") or ""),
+            str(main_option(self.config, "spf_guess", "") or ""),
+            lambda: expand_string(str(main_option(
+                self.config, "spf_smtp_comment_template", "") or ""), self.ctx))
+        last = state.last
+        if last is not None:
+            self.ctx.variables[AUTHRES_SPF] = authres_spf(
+                last, self._var("sender_address_domain"), self._var("sender_helo_name"))
+        return word_in_list(result, split_list(arg))
 
     def _scanner(self, name: str, arg: str) -> bool:
         """spam or malware: ask the scanner about the message (pymta/acl/spam.py,

@@ -19,13 +19,12 @@ VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 ACL_CONDITIONS = frozenset("""
     acl authenticated condition decode dkim_signers dkim_status dmarc_status dnslists
     domains encrypted hosts local_parts malware mime_regex ratelimit recipients regex
-    seen sender_domains senders spam verify""".split())
+    seen sender_domains senders spam spf spf_guess verify""".split())
 ACL_MODIFIERS = frozenset("""
     add_header continue control delay endpass log_message log_reject_target logwrite
     message queue remove_header set udpsend""".split())
 #: Exim 4.96 conditions and modifiers pymta does not implement.
-ACL_UNSUPPORTED = frozenset("""
-    spf spf_guess""".split())
+ACL_UNSUPPORTED: frozenset[str] = frozenset()
 #: Every name Exim knows (anything else is "unknown", as in Exim).
 ACL_ITEMS = ACL_CONDITIONS | ACL_MODIFIERS | ACL_UNSUPPORTED
 
@@ -39,7 +38,7 @@ ACL_CONTROLS = frozenset("""
     suppress_local_fixups utf8_downconvert wellknown""".split())
 #: Controls accepted although they change nothing, with the reason.
 ACL_CONTROLS_IGNORED = {
-    "spf_disable_verify": "pymta never checks SPF by itself",
+    "spf_disable_verify": "pymta checks SPF only where an spf condition asks",
 }
 #: Exim controls that pymta does not implement.
 ACL_CONTROLS_UNSUPPORTED: frozenset[str] = frozenset()

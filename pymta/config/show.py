@@ -168,9 +168,10 @@ def version_text(config: Config | None) -> str:
                    + " ".join(sorted(scanconfig.UNSUPPORTED_SCANNERS)))
     lines += ["ACL conditions: " + " ".join(sorted(acl.ACL_CONDITIONS)),
               "ACL modifiers: " + " ".join(sorted(acl.ACL_MODIFIERS)),
-              "ACL controls: " + " ".join(sorted(acl.ACL_CONTROLS)),
-              "ACL items not supported in this version: "
-              + " ".join(sorted(acl.ACL_UNSUPPORTED))]
+              "ACL controls: " + " ".join(sorted(acl.ACL_CONTROLS))]
+    if acl.ACL_UNSUPPORTED:
+        lines.append("ACL items not supported in this version: "
+                     + " ".join(sorted(acl.ACL_UNSUPPORTED)))
     lines += missing
     if config is not None:
         lines.append(f"Configuration file is {os.path.abspath(config.filename)}")

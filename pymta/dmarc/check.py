@@ -59,18 +59,6 @@ def from_domain(headers: Iterable[str]) -> str | None:
     return addresses[0].rpartition("@")[2].lower() or None
 
 
-def status_in_list(status: str, items: Iterable[str]) -> bool:
-    """The condition's list, left to right: ``word`` matches the status, ``!word``
-    any other status."""
-    for item in items:
-        item = item.strip()
-        negated = item.startswith("!")
-        word = item[1:].strip() if negated else item
-        if (word == status) != negated:
-            return True
-    return False
-
-
 def set_variables(variables: dict[str, Any], check: DmarcCheck) -> None:
     """$dmarc_status and friends from the check (its defaults before it ran)."""
     r = check.result

@@ -3,6 +3,7 @@ separator, a doubled separator stands for one literal separator character."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 _WS = " \t\n\r\f\v"
 
@@ -68,3 +69,15 @@ def _split(text: str, default: str) -> list[str]:
 def join_list(items: list[str], sep: str = ":") -> str:
     """Join items into a list string, doubling separators inside items."""
     return sep.join(item.replace(sep, sep + sep) for item in items)
+
+
+def word_in_list(word: str, items: Iterable[str]) -> bool:
+    """A result list of the spf, dmarc_status ... conditions, read left to right:
+    ``w`` matches ``word`` itself, ``!w`` any other word."""
+    for item in items:
+        item = item.strip()
+        negated = item.startswith("!")
+        listed = item[1:].strip() if negated else item
+        if (listed == word) != negated:
+            return True
+    return False

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pymta.acl.spf import SpfState
 from pymta.config.values import main_option
 from pymta.dmarc.check import DmarcCheck, set_variables
 from pymta.dmarc.evaluate import DkimOutcome, DmarcResult, SpfOutcome
 from pymta.dmarc.forensic import build_report
 from pymta.expand import expand_string
-from pymta.expand.extra_items import AUTHRES_DKIM
+from pymta.expand.extra_items import AUTHRES_DKIM, AUTHRES_SPF
 from pymta.expand.operators import op_addresses
 from pymta.message.envelope import Envelope
 from pymta.message.notices import dsn_from
@@ -27,13 +28,17 @@ class MailAuthGlue:
 
     def dmarc_reset(self) -> None:
         self.dmarc_check = DmarcCheck()
+        self.spf_state = SpfState()
         self.dkim_signatures: list[Any] = []
-        self.ctx.variables.pop(AUTHRES_DKIM, None)
+        for key in (AUTHRES_DKIM, AUTHRES_SPF):
+            self.ctx.variables.pop(key, None)
         set_variables(self.ctx.variables, self.dmarc_check)
 
     # MailAuthFacts, for the DMARC check
     def spf_outcome(self) -> SpfOutcome | None:
-        return None
+        """The message's SPF check (the spf condition's, else spf_guess's), if any."""
+        check = self.spf_state.checks.get("spf") or self.spf_state.checks.get("guess")
+        return None if check is None else SpfOutcome(check.result, check.domain)
 
     def dkim_outcomes(self) -> list[DkimOutcome]:
         return [DkimOutcome(s.domain or "", s.selector or "", s.status)

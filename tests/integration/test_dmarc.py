@@ -18,6 +18,9 @@ ZONES = {
                       'ruf=mailto:alice@test.example"\n',
     "none.example": '_dmarc IN TXT "v=DMARC1; p=none"\n',
     "plain.example": "www IN A 192.0.2.1\n",
+    "spfok.example": '_dmarc IN TXT "v=DMARC1; p=reject; aspf=s"\n'
+                     '@ IN TXT "v=spf1 ip4:127.0.0.1 -all"\n'
+                     'bounces IN TXT "v=spf1 ip4:127.0.0.1 -all"\n',
 }
 
 
@@ -33,6 +36,7 @@ dmarc_forensic_sender = DMARC reports <dmarc@test.example>""").replace(
 
 acl_data:
   warn    logwrite = DM before=$dmarc_status
+  warn    spf = pass:fail:softfail:neutral:none:permerror:temperror
   warn    senders = forensic@*
           control = dmarc_enable_forensic
   warn    senders = off@*
@@ -84,7 +88,7 @@ def test_dmarc_status_with_policy_records(tmp_path):
     history = (tmp_path / "dmarc.history").read_text()
     # one block per message whose domain has a record (reject, quarantine, none)
     assert history.count("\njob ") + history.startswith("job ") == 3
-    assert "\nfrom reject.example\nmfrom reject.example\npdomain reject.example\n" \
+    assert "\nfrom reject.example\nmfrom reject.example\nspf 6\npdomain reject.example\n" \
         "policy 16\nrua -\npct 100\nadkim 0\naspf 0\np 114\nsp 113\n" \
         "align_dkim 5\nalign_spf 5\naction 0\n" in history
 
@@ -136,9 +140,21 @@ def test_aligned_dkim_signature_passes(tmp_path):
         assert wait_for(lambda: len(maildir_messages(tmp_path, "bob")) == 2)
         first = maildir_messages(tmp_path, "bob")[0]
     assert first.startswith(
-        b"Authentication-Results: mx.test.example;\n\tdkim=pass header.d=reject.example "
+        b"Authentication-Results: mx.test.example;\n\tspf=temperror smtp.mailfrom=x.example;"
+        b"\n\tdkim=pass header.d=reject.example "
         b"header.i=@reject.example header.s=sel header.a=ed25519-sha256;"
         b"\n\tdmarc=pass header.from=reject.example\n")
     history = (tmp_path / "dmarc.history").read_text()
     assert "dkim reject.example sel 0\n" in history and "align_dkim 4\n" in history
     assert "dkim other.example sel 0\n" in history
+
+
+def test_aligned_spf_pass_passes(tmp_path):
+    """An SPF pass for the From: domain passes; with aspf=s a pass for a subdomain of
+    it (another MAIL FROM domain) is not aligned."""
+    with DnsServer(ZONES) as dns, daemon(tmp_path, dns) as d:
+        assert send(d, "s@spfok.example", "a@spfok.example")[0] == 250
+        assert send(d, "s@bounces.spfok.example", "a@spfok.example")[0] == 550
+        assert send(d, "s@other.example", "a@spfok.example")[0] == 550
+    history = (tmp_path / "dmarc.history").read_text()
+    assert "\nspf 0\n" in history and "align_spf 4\n" in history

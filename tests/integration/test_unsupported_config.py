@@ -19,8 +19,8 @@ CASES = {
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
-    "ACL spf": ("acl_check_rcpt:\n", "  deny spf = fail\n", "  deny spf",
-                'error in ACL: ACL condition "spf"'),
+    "transport option": ("  driver = smtp\n", "  socks_proxy = 127.0.0.1\n",
+                         "  socks_proxy", 'transport remote_smtp: option "socks_proxy"'),
     "log_selector item": ("qualify_domain = test.example\n", "log_selector = +subject\n",
                           "log_selector", 'log_selector item "+subject"'),
     "log_file_path syslog": ("log_file_path = SPOOL/log/%slog\n", "", "log_file_path",

@@ -226,16 +226,15 @@ def test_controls_recorded_and_unknown_control_is_error(tmp_path):
 
 
 
-def test_expanded_control_naming_an_unsupported_one_defers(tmp_path):
+def test_expanded_control_naming_an_unknown_one_defers(tmp_path):
     # known only after expansion, so the load-time check cannot see it: never a no-op
     cfg = config(tmp_path, """\
     a:
-      accept control = ${if eq{1}{1}{dscp}{queue_only}}
+      accept control = ${if eq{1}{1}{no_such_control}{queue_only}}
     """)
     r, _ = run(cfg, "a")
     assert r.verdict == "defer"
-    assert r.error and "dscp" in r.log_message
-    assert "not supported" in r.log_message
+    assert r.error and 'unknown control "no_such_control"' in r.log_message
 
 def test_add_remove_header_logwrite_delay(tmp_path):
     cfg = config(tmp_path, """\

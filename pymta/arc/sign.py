@@ -28,7 +28,13 @@ from dataclasses import dataclass
 import dkim
 from dkim.canonicalization import CanonicalizationPolicy, Relaxed
 
-from pymta.dkim.sign import DEFAULT_SIGN_HEADERS, SigningKey, signed_header_names
+from pymta.dkim.sign import (
+    DEFAULT_SIGN_HEADERS,
+    SigningKey,
+    fold_b,
+    fold_tags,
+    signed_header_names,
+)
 from pymta.expand.lists import split_list
 
 #: RFC 8617 5.1.1.1: at most 50 ARC sets.
@@ -40,7 +46,6 @@ _ID = re.compile(r"[A-Za-z0-9.-]+")
 _INSTANCE = re.compile(rb"(?:^|[\s;])i\s*=\s*(\d+)\s*(?:;|$)", re.IGNORECASE)
 _ARC_FIELDS = (b"arc-authentication-results", b"arc-message-signature", b"arc-seal")
 _AMS_NAMES = ["=DKIM-Signature"] + ["=" + n for n in DEFAULT_SIGN_HEADERS.split(":")]
-_LINE_WIDTH = 78
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 
 
@@ -162,16 +167,16 @@ def arc_set(header_block: bytes, body_hash: bytes, spec: ArcSpec, key: SigningKe
     if expire is not None:
         tags.append(("x", str(expire)))
     tags += [("bh", base64.b64encode(body_hash).decode()), ("h", ":".join(names))]
-    ams_unsigned = _fold("ARC-Message-Signature", tags)
+    ams_unsigned = fold_tags(tags, "ARC-Message-Signature") + "b="
     hasher = hashlib.sha256()
     dkim.hash_headers(hasher, _RELAXED, _RELAXED.canonicalize_headers(pairs),
                       [n.lower().encode() for n in names],
                       (b"ARC-Message-Signature", _value(ams_unsigned)), {})
     ams = _signed(ams_unsigned, key.sign(hasher.digest(), "sha256"))
 
-    seal_unsigned = _fold("ARC-Seal", [
+    seal_unsigned = fold_tags([
         ("i", str(instance)), ("cv", cv), ("a", "rsa-sha256"), ("d", spec.identity),
-        ("s", spec.selector), *stamp])
+        ("s", spec.selector), *stamp], "ARC-Seal") + "b="
     covered: list[tuple[bytes, bytes]] = []
     if cv != "fail":
         for i in sorted(chain):
@@ -209,35 +214,6 @@ def _value(unsigned: str) -> bytes:
     return (unsigned.split(":", 1)[1]).encode().replace(b"\n", b"\r\n")
 
 
-def _fold(name: str, tags: list[tuple[str, str]]) -> str:
-    """``Name: tag=value; ...`` folded before a tag that would pass the line width,
-    then "b=" on a line of its own (its value follows)."""
-    out = name + ":"
-    col = len(out)
-    for tag, val in tags:
-        item = f"{tag}={val};"
-        if col + 1 + len(item) > _LINE_WIDTH and col > 1:
-            out, col = out + "\n\t", 1
-        else:
-            out, col = out + " ", col + 1
-        if tag == "h" and len(item) > _LINE_WIDTH - col:
-            first, *rest = item.split(":")
-            out, col = out + first, col + len(first)
-            for part in rest:
-                piece = ":" + part
-                if col + len(piece) > _LINE_WIDTH:
-                    out, col = out + "\n\t", 1
-                out, col = out + piece, col + len(piece)
-            continue
-        out, col = out + item, col + len(item)
-    return out + "\n\tb="
-
-
 def _signed(unsigned: str, signature: bytes) -> bytes:
     b64 = base64.b64encode(signature).decode()
-    lines = [b64[:_LINE_WIDTH - 3]]
-    rest = b64[_LINE_WIDTH - 3:]
-    while rest:
-        lines.append(rest[:_LINE_WIDTH - 1])
-        rest = rest[_LINE_WIDTH - 1:]
-    return (unsigned + "\n\t".join(lines) + "\n").encode()
+    return (unsigned + fold_b(b64, 3) + "\n").encode()

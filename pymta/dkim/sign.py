@@ -247,22 +247,22 @@ def signature_field(header_block: bytes, body_hash: bytes, req: SignatureRequest
         tags.append(("i", req.identity))
     if req.timestamps:
         tags += [("t", str(req.timestamps[0])), ("x", str(req.timestamps[1]))]
-    unsigned = _fold(tags) + "b="
+    unsigned = fold_tags(tags) + "b="
     hasher = HASHES[req.hash_name]()
     # Hashed as sent with an empty b= value: the ";" after it stays.
     value = (unsigned[len("DKIM-Signature:"):] + ";").encode().replace(b"\n", b"\r\n")
     dkim.hash_headers(hasher, policy, policy.canonicalize_headers(headers),
                       [n.lower().encode() for n in names], (b"DKIM-Signature", value), {})
     signature = base64.b64encode(req.key.sign(hasher.digest(), req.hash_name)).decode()
-    return (unsigned + _fold_b(signature, len(unsigned) - unsigned.rfind("\n") - 1)
+    return (unsigned + fold_b(signature, len(unsigned) - unsigned.rfind("\n") - 1)
             + ";\n").encode()
 
 
-def _fold(tags: list[tuple[str, str]]) -> str:
-    """``DKIM-Signature: tag=value; ...`` folded with LF-TAB before a tag that would
-    pass the line width; a long h= list breaks before a colon.  Ends ready for "b="
-    on a line of its own, as Exim writes it."""
-    out = "DKIM-Signature:"
+def fold_tags(tags: list[tuple[str, str]], name: str = "DKIM-Signature") -> str:
+    """``Name: tag=value; ...`` (DKIM-Signature, or an ARC field) folded with LF-TAB
+    before a tag that would pass the line width; a long h= list breaks before a
+    colon.  Ends ready for "b=" on a line of its own, as Exim writes it."""
+    out = name + ":"
     col = len(out)
     for name, val in tags:
         item = f"{name}={val};"
@@ -284,7 +284,7 @@ def _fold(tags: list[tuple[str, str]]) -> str:
     return out + "\n\t"
 
 
-def _fold_b(signature: str, col: int) -> str:
+def fold_b(signature: str, col: int) -> str:
     """The b= value broken into lines that fit (folding white space inside b= is
     ignored by verifiers)."""
     room = _LINE_WIDTH - col

@@ -167,11 +167,44 @@ def do_be(opts: CliOptions) -> int:
         except (OSError, ValueError):
             sys.stdout.write(f"Failed to load message {opts.mset_id}\n")
             return 1
+    try:
+        host_vars = _be_host_variables(opts, config)
+    except ValueError as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
     # Like exim -be: a "> " prompt before each result read from standard input,
     # none for expressions given as arguments.
     return int(run_be(config, opts.args, stdin=sys.stdin, stdout=sys.stdout,
                       message_file=opts.bem_file, prompt=not opts.args,
-                      message_variables=message_ctx) or 0)
+                      message_variables=message_ctx, variables=host_vars) or 0)
+
+
+def _be_host_variables(opts: CliOptions, config: Any) -> dict[str, str]:
+    """-be with -oMa, -oMs, -oMt, -oMi, -oMaa, -oMai, -oMas, -oMr: the variables they
+    set, as in Exim (for a trusted caller only, as everywhere)."""
+    from pymta.caller import caller_is_trusted
+    from pymta.smtp.local import parse_host_argument
+    om = opts.host_overrides
+    if not (om or opts.received_protocol or opts.sender_host_address) \
+            or not caller_is_trusted(config, os.getuid()):
+        return {}
+    out: dict[str, str] = {}
+    if opts.sender_host_address:
+        addr, port = parse_host_argument(opts.sender_host_address)
+        out.update(sender_host_address=addr, host_address=addr,
+                   sender_host_port=str(port or ""))
+    if "-oMi" in om:
+        addr, port = parse_host_argument(om["-oMi"])
+        out.update(interface_address=addr, received_ip_address=addr,
+                   interface_port=str(port or ""), received_port=str(port or ""))
+    for option, name in (("-oMs", "sender_host_name"), ("-oMt", "sender_ident"),
+                         ("-oMaa", "sender_host_authenticated"),
+                         ("-oMai", "authenticated_id"), ("-oMas", "authenticated_sender")):
+        if option in om:
+            out[name] = om[option]
+    if opts.received_protocol:
+        out["received_protocol"] = opts.received_protocol
+    return out
 
 
 def _login_name() -> str:

@@ -98,7 +98,8 @@ def _main_option(ctx: ExpandContext, name: str) -> str | None:
 def run_be(config: Any, lines_in: Iterable[str] | None = None, out: TextIO | None = None,
            *, stdin: TextIO | None = None, stdout: TextIO | None = None,
            message_file: str | None = None, prompt: bool = False,
-           message_variables: ExpandContext | None = None) -> int:
+           message_variables: ExpandContext | None = None,
+           variables: dict[str, str] | None = None) -> int:
     """Run expansion test mode and return the exit status (0).
 
     ``lines_in`` is either a file-like object of input lines (continued with a trailing
@@ -108,10 +109,13 @@ def run_be(config: Any, lines_in: Iterable[str] | None = None, out: TextIO | Non
     ``prompt``: write Exim's ``> `` prompt before each result and at the end (what
     ``exim -be`` prints when it reads standard input).  ``message_variables``: the
     context of a queued message (``-Mset``), used instead of the caller's.
+    ``variables``: more variables to set (the -oM options).
     """
     import sys
     out = out or stdout or sys.stdout
     ctx = message_variables if message_variables is not None else be_context(config)
+    if variables:
+        ctx.variables.update(variables)
     if message_file:
         try:
             _message_context(ctx, message_file)

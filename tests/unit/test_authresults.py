@@ -1,4 +1,6 @@
 """${authresults}: the parts Exim 4.96 writes (iprev, auth, then the checks' parts)."""
+import os
+
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.extra_items import AUTHRES_ARC, AUTHRES_AUTH, AUTHRES_DKIM, AUTHRES_DMARC
@@ -38,3 +40,19 @@ def test_checks_follow_in_order():
                           AUTHRES_DKIM: ";\n\tdkim=pass header.d=a.example"})
     assert text == ("Authentication-Results: mx.test;\n\tdkim=pass header.d=a.example;"
                     "\n\tdmarc=pass;\n\tarc=none")
+
+
+def test_be_takes_the_host_from_oM_options(tmp_path):
+    """pymta -be -oMa -oMs sets the client's variables, as exim4 -be does; the output
+    is exim4's for the same command line."""
+    import pwd
+
+    from tests.support.daemon import run_pymta
+    conf = tmp_path / "configure"
+    me = pwd.getpwuid(os.getuid()).pw_name          # -oM options need a trusted caller
+    conf.write_text(f"spool_directory = {tmp_path}/spool\ntrusted_users = {me}\n")
+    proc = run_pymta(["-be", "-oMa", "192.0.2.1.25", "-oMs", "host.example", "-oMt", "joe",
+                      "[$sender_host_address][$sender_host_port][$sender_ident]"
+                      "${authresults{mx.test}}"], conf)
+    assert proc.stdout == ("[192.0.2.1][25][joe]Authentication-Results: mx.test;\n"
+                           "\tiprev=pass (host.example) smtp.remote-ip=192.0.2.1\n")

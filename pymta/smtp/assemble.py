@@ -156,16 +156,24 @@ class MessageAssembly:
         if refused is not None:
             self._reset_message()
             return refused
+        # The MIME ACL, then PRDR's per-recipient ACL, then the DATA ACL (Exim's order)
+        assert self.content_scan is not None
+        mark = (len(self.data_headers_add), len(self.data_headers_remove))
+        mime = self._run_mime_acl(self.content_scan)
+        if mime is not None and mime.verdict != "discard":
+            self._content_scan_done()
+            self._log_reject("during MIME ACL checks", mime, msgid=self.msgid)
+            return self._reply(mime, "data")
         leading = self._prdr(env, prepared)
         if leading is None:
-            return self._data_acl_and_spool(env, prepared)
+            return self._data_acl_and_spool(env, prepared, mime, mark)
         if not env.recipients:
             # Exim 4.96 answers 250 here and keeps nothing; the PRDR draft asks for a
             # failure when every recipient was refused, and a 250 would be a lie.
             self._reset_message()
             return Reply(550, "PRDR - all recipients rejected", leading=tuple(leading))
         some = len(env.recipients) < len(leading) - 1     # leading starts with the 353
-        reply = self._data_acl_and_spool(env, prepared)
+        reply = self._data_acl_and_spool(env, prepared, mime, mark)
         if reply.code == 250 and reply.text.startswith("OK id="):
             reply = Reply(250, f"id={reply.text[6:]} message accepted"
                           + (" for some recipients" if some else ""))
@@ -204,15 +212,13 @@ class MessageAssembly:
         env.prdr = True
         return replies
 
-    def _data_acl_and_spool(self, env: Envelope, prepared: PreparedMessage) -> Reply:
-        """The DATA ACL, then the spool (or -bh's pretence): the final reply."""
-        pre_add, pre_remove = len(self.data_headers_add), len(self.data_headers_remove)
-        assert self.content_scan is not None
+    def _data_acl_and_spool(self, env: Envelope, prepared: PreparedMessage,
+                            mime: Any, mark: tuple[int, int]) -> Reply:
+        """The DATA ACL (unless the MIME ACL discarded the message: ``mime``), then the
+        spool (or -bh's pretence): the final reply.  ``mark``: how many header changes
+        there were before the MIME ACL (the later ones go into the message here)."""
+        pre_add, pre_remove = mark
         try:
-            mime = self._run_mime_acl(self.content_scan)
-            if mime is not None and mime.verdict != "discard":
-                self._log_reject("during MIME ACL checks", mime, msgid=self.msgid)
-                return self._reply(mime, "data")
             res = mime or self._run("acl_smtp_data", "data")
         finally:
             self._content_scan_done()

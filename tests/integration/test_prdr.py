@@ -96,3 +96,28 @@ def test_client_uses_prdr_and_handles_each_recipient(pymta_daemon, tmp_path):
         # "later" waits for a retry (the bounce for "bad" is another message)
         original = d.wait_for_log(r"<= a@outside\.example ", 5)[0].split()[2]
         assert original in d.queue()
+
+
+def test_mime_acl_runs_before_the_prdr_acl(pymta_daemon):
+    """Exim's order after the data: DKIM, MIME, the per-recipient PRDR ACL, DATA; a
+    MIME ACL refusal ends the message before any per-recipient reply."""
+    config = _receiver_config().replace(
+        "acl_smtp_data_prdr = acl_prdr\n",
+        "acl_smtp_data_prdr = acl_prdr\nacl_smtp_mime = acl_mime\n").replace(
+        "acl_prdr:\n", "acl_mime:\n  deny  condition = ${if eq{$h_subject:}{refuse}}\n"
+        "        message = mime says no\n  accept logwrite = MIME part $mime_part_count\n\n"
+        "acl_prdr:\n  warn  logwrite = PRDR ACL for $local_part\n")
+    d = pymta_daemon(config=config)
+    for subject, code in (("fine", 250), ("refuse", 550)):
+        with d.client() as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<a@outside.example> PRDR")[0] == 250
+            for r in ("good@remote.example", "other@remote.example"):
+                assert c.cmd(f"RCPT TO:<{r}>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send_raw(b"Subject: " + subject.encode() + b"\r\nMIME-Version: 1.0\r\n"
+                       b"Content-Type: text/plain\r\n\r\nhi\r\n.\r\n")
+            assert c.read_reply()[0] == (353 if code == 250 else 550)
+    log = d.log()
+    assert log.index("MIME part") < log.index("PRDR ACL for good")
+    assert log.count("PRDR ACL for good") == 1      # not run for the refused message

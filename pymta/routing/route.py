@@ -154,6 +154,7 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         if debug.route:
             debug.printf(f"--------> {r.name} router <--------")
         actx = address_context(config, addr, ctx)
+        actx.variables["router_name"] = r.name      # $router_name while it runs
         # Exim uses the message of the last router the address was offered to, even
         # one whose preconditions then fail.
         if r.opt("cannot_route_message") is not None:

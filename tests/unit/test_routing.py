@@ -593,3 +593,22 @@ def test_router_options_come_from_the_config_tables():
     from pymta.drivers import get_driver
     for name in ("accept", "redirect", "manualroute"):
         assert get_driver("router", name).options == driver_options("router", name)
+
+
+def test_router_name_is_set_while_the_router_runs(tmp_path):
+    """$router_name names the router being tried (exim4 -bt routes this to "second")."""
+    config = conf(tmp_path, """
+first:
+  driver = accept
+  condition = ${if eq{$router_name}{nope}}
+  transport = local_delivery
+second:
+  driver = accept
+  condition = ${if eq{$router_name}{second}}
+  address_data = via $router_name
+  transport = local_delivery
+""")
+    rr = route_address(config, Address("user@local.example"), ctx(config))
+    assert rr.status == "accept"
+    [addr] = rr.addresses
+    assert (addr.router, addr.address_data) == ("second", "via second")

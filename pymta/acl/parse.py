@@ -37,9 +37,7 @@ ACL_CONTROLS = frozenset("""
     dkim_disable_verify dmarc_disable_verify dmarc_enable_forensic
     suppress_local_fixups utf8_downconvert wellknown""".split())
 #: Controls accepted although they change nothing, with the reason.
-ACL_CONTROLS_IGNORED = {
-    "spf_disable_verify": "pymta checks SPF only where an spf condition asks",
-}
+ACL_CONTROLS_IGNORED: dict[str, str] = {}
 #: Exim controls that pymta does not implement.
 ACL_CONTROLS_UNSUPPORTED: frozenset[str] = frozenset()
 #: ``verify =`` kinds Exim has and pymta does not.

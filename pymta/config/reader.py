@@ -111,6 +111,7 @@ class LineSource:
         # Stack of [active, any_branch_taken, parent_active] for the .ifdef family.
         stack: list[list[bool]] = []
         active = True
+        continued = False       # the line before ended with a backslash: no macro here
         for num, raw in enumerate(raw_lines, 1):
             text = raw.rstrip("\r")
             stripped = text.strip()
@@ -122,7 +123,12 @@ class LineSource:
             if not active:
                 continue
             m = _MACRO_DEF.match(stripped)
-            if m and self.allow_macros and stripped[0].isupper():
+            starts_macro = m is not None and not continued
+            if not stripped:
+                continued = False
+            elif not (continued and stripped.startswith("#")):
+                continued = stripped.endswith("\\")
+            if m and starts_macro and self.allow_macros and stripped[0].isupper():
                 # Substitute only in the value, so "MAC == MAC and more" accumulates.
                 value, _ = self.substitute(m.group(3))
                 text = f"{m.group(1)} {m.group(2)} {value}"

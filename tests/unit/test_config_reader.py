@@ -76,6 +76,23 @@ def test_continuation_lines(tmp_path):
     assert c.main.primary_hostname == "ab"
 
 
+def test_continued_line_is_not_a_macro_definition(tmp_path):
+    """A continuation that looks like "NAME=value" stays text (exim4 -bh logs
+    "A=1 B=2 C=<3>" for this ACL); a macro definition may itself be continued."""
+    c = load(tmp_path, """
+        MAC = one \\
+              two
+        acl_smtp_connect = a
+        begin acl
+        a:
+          warn logwrite = A=1 B=2 \\
+                 C=<3> MAC
+          accept
+        """)
+    [item] = c.acls["a"][0].items
+    assert item.value == "A=1 B=2 C=<3> one two"
+
+
 def test_quoted_strings(tmp_path):
     c = load(tmp_path, r"""
         smtp_banner = "hello\tthere\n\x41\101 \"q\" \\"

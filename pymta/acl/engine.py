@@ -621,11 +621,15 @@ class _Runner:
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
         return self._match(name, _expand_arg(value, self.ctx))
 
+    def _misplaced(self, name: str) -> ConfigError:
+        """Exim's ACL error for a condition tested in an ACL where it cannot apply."""
+        return ConfigError(f"cannot test {name} condition in "
+                           f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+
     def _dmarc_status(self, arg: str) -> bool:
         """dmarc_status (DATA ACL): the message's DMARC check, run on first use."""
         if self.where not in ("data", "notsmtp"):
-            raise ConfigError("cannot test dmarc_status condition in "
-                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+            raise self._misplaced("dmarc_status")
         check = getattr(self.session, "dmarc_check", None)
         if check is None:
             check = self.dmarc_check = self.dmarc_check or DmarcCheck()
@@ -642,8 +646,7 @@ class _Runner:
         kind; its result in the list."""
         if self.where in ("connect", "helo", "auth", "starttls", "etrn", "expn", "vrfy",
                           "quit", "notquit", "wellknown"):
-            raise ConfigError(f"cannot test {name} condition in "
-                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+            raise self._misplaced(name)
         state = getattr(self.session, "spf_state", None)
         if state is None:
             state = self.spf_state = self.spf_state or SpfState()
@@ -693,8 +696,7 @@ class _Runner:
         $dkim_verify_status in a list of status words.  Only in the DKIM ACL (elsewhere
         an ACL error, as in Exim)."""
         if self.where != "dkim":
-            raise ConfigError(f"cannot test {name} condition in "
-                              f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
+            raise self._misplaced(name)
         if name == "dkim_status":
             return _call(match.match_localpart, self._var("dkim_verify_status"), arg, self.ctx)
         signer = self._var("dkim_cur_signer")

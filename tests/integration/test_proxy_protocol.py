@@ -132,7 +132,9 @@ def test_header_from_a_host_not_in_hosts_proxy_is_a_command(pymta_daemon):
         assert c.banner()[0] == 220
         assert c.read_reply()[0] == 500
     # Without PIPECONNECT it is input before the greeting: a synchronisation error.
-    d2 = pymta_daemon(config="pipelining_connect_advertise_hosts =\n" + CONFIG)
+    # The connect ACL's delay makes sure the early input is there when it is checked.
+    d2 = pymta_daemon(config="pipelining_connect_advertise_hosts =\n"
+                      + CONFIG.replace("  accept\n", "  accept delay = 1s\n", 1))
     with ProxiedClient(d2.port, V1, source="127.0.0.1") as c:
         assert c.banner()[0] == 554
     assert "PV session=no ext=:0 loc=:0 sha=127.0.0.1:" in d.log()

@@ -9,6 +9,8 @@ configuration, old ones retire after their current job) and stops cleanly on SIG
 from __future__ import annotations
 
 import collections
+import ctypes
+import gc
 import os
 import selectors
 import signal
@@ -152,13 +154,23 @@ def detach() -> None:
         os._exit(0)
 
 
+def _libc() -> Any:
+    """The C library's handle, opened once in the master (a child opening it would
+    allocate, and so copy pages, in every process)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
 def _die_with_parent() -> None:
     """Ask Linux to send SIGTERM when the master dies (a SIGKILLed master must not leave
     receivers listening); receivers also poll getppid() as a portable backstop."""
     try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)     # PR_SET_PDEATHSIG
+        _LIBC.prctl(1, signal.SIGTERM, 0, 0, 0)     # PR_SET_PDEATHSIG
     except Exception:
         pass
 
@@ -246,9 +258,11 @@ class Master:
         # installed its own handlers would otherwise hit the master's handler and be lost.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _MASTER_SIGNALS)
         master_pid = os.getpid()
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError as exc:
+            gc.unfreeze()
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self.log.panic(f"daemon: fork of {kind} failed: {exc}")
             return None
@@ -275,6 +289,7 @@ class Master:
                     pass
             finally:
                 os._exit(status)
+        gc.unfreeze()          # the master's own cycles stay collectable
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         if child_end is not None:
             child_end.close()

@@ -65,6 +65,8 @@ def _codes(names) -> str:
 
 
 def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return " or ".join(_shown(v) for v in value)
     if value is False:
         return "`false`"
     if value is True:

@@ -47,6 +47,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "envelope_to_remove": False, "return_path_remove": False,
     "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
+    "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
     "local_sender_retain": False,
     "move_frozen_messages": False,
@@ -75,8 +76,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         event_action extra_local_interfaces gecos_name gecos_pattern
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
-        ldap_ca_cert_dir ldap_ca_cert_file ldap_cert_file ldap_cert_key ldap_cipher_suite
-        ldap_default_servers ldap_require_cert ldap_start_tls ldap_version
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible
         mysql_servers oracle_servers percent_hack_domains perl_startup

@@ -220,4 +220,9 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         verdict, message = call_acl(cond.args, ctx)
         ctx.variables["value"] = message
         return verdict == "accept"
+    if name == "ldapauth":
+        from ..config.values import main_opt
+        from ..lookups.ldap import ldap_auth
+        config = getattr(ctx, "config", None)
+        return ldap_auth(args[0], lambda option: main_opt(config, option))
     raise ExpandError(f"condition \"{name}\" is not supported")

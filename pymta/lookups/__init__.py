@@ -16,7 +16,8 @@ from ..expand.errors import ExpandDefer, ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
                         "lmdb", "cdb", "json", "spf", "dbm", "dbmnz", "dbmjz"})
-QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite"})
+QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite",
+                         "ldap", "ldapdn", "ldapm"})
 
 
 class LookupSpec:
@@ -303,6 +304,12 @@ def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | Non
         return _passwd(query)
     if spec.name == "sqlite":
         return _sqlite(spec, query, ctx)
+    if spec.name in ("ldap", "ldapdn", "ldapm"):
+        from ..config.values import main_opt
+        from .ldap import ldap_lookup
+        config = getattr(ctx, "config", None)
+        return ldap_lookup(spec.name, query, lambda name: main_opt(config, name),
+                           ctx.variables)
     raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
 
 

@@ -136,7 +136,9 @@ _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
             "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",
             "-Mar": "Mar", "-Mmd": "Mmd", "-Mmad": "Mmad", "-Mes": "Mes",
-            "-MG": "MG"}
+            "-MG": "MG",
+            "-brt": "brt",
+            "-brw": "brw"}
 
 
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:

@@ -58,6 +58,15 @@ def _main_option(config: Config, name: str, admin: bool) -> str | None:
     return format_value(main.specs[name], main.get(name), hidden=hidden)
 
 
+def _named_list_line(config: Config, name: str) -> str | None:
+    """``-bP +name``: the named list of any kind called ``name``."""
+    for word, kind in _LIST_WORDS.items():
+        lists = config.named_lists.get(kind, {})
+        if name in lists:
+            return f"{word} {name} = {printable(lists[name])}"
+    return None
+
+
 def show_options_result(config: Config, names: list[str],
                         admin: bool = False) -> tuple[str, bool]:
     """Like :func:`show_options` but also return False if some name was not known
@@ -99,6 +108,14 @@ def show_options_result(config: Config, names: list[str],
             else:
                 out.append(f"macro {arg} not found")
                 ok = False
+        elif name.startswith("+") and len(name) > 1:
+            found_list = _named_list_line(config, name[1:])
+            if found_list is None:
+                out.append("no address, domain, host, or local part list called "
+                           f'"{name[1:]}" exists')
+                ok = False
+            else:
+                out.append(found_list)
         elif name in _LIST_WORDS:
             kind = _LIST_WORDS[name]
             lists = config.named_lists.get(kind, {})

@@ -119,8 +119,8 @@ def record_time(name: str, key: str, value: bytes) -> float | None:
         return None if stamp is None else float(stamp)
     if kind == "callout":
         fields = callout.decode_record(value)
-        stamp = None if fields is None else fields.get("time_stamp")
-        return float(stamp) if isinstance(stamp, (int, float)) else None
+        written = None if fields is None else fields.get("time_stamp")
+        return float(written) if isinstance(written, (int, float)) else None
     if kind == "wait":
         return wait.ids_time(wait.decode_ids(value))
     if kind == "misc":

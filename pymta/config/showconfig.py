@@ -26,32 +26,26 @@ def config_text(path: str, macros: dict[str, str] | None = None,
     out = [f"# Exim Configuration ({pymta.EXIM_COMPAT_VERSION})", f'# 1 "{path}"']
     section = "main"
     for ll in source:
-        text = ll.text
+        text = " ".join(ll.text.split())      # exim -bP config collapses white space
         m = re.match(r"begin\s+(\S+)\s*$", text)
         if m:
             section = m.group(1)
             source.allow_macros = section not in _NO_MACROS
-            out += ["", f"begin {section}", ""]
+            out += ["", f"begin {section}"] + ([] if section in _NO_MACROS else [""])
             continue
-        md = _MACRO_DEF.match(text)
+        md = _MACRO_DEF.match(ll.text)
         if md and text[0].isupper() and section not in _NO_MACROS:
             source.define(md.group(1), md.group(2), md.group(3), ll.file, ll.line)
-            out.append(f"{md.group(1)} {md.group(2)} {md.group(3).strip()}")
+            out.append(f"{md.group(1)} {md.group(2)} {' '.join(md.group(3).split())}")
             continue
         if not admin and text.startswith("hide "):
-            name = re.split(r"\s*=", text[5:].strip(), maxsplit=1)[0]
+            name = re.split(r"\s*=", text[5:], maxsplit=1)[0]
             text = f"hide {name} = <value not displayable>"
         if section in _NAMED:
-            named = re.match(r"^[A-Za-z0-9_]+:\s*$", text) or \
-                (section == "acl" and re.match(r"^[A-Za-z0-9_]+:", text))
-            if named and section == "acl":
-                # an ACL name may share its line with the first statement
-                head, _, rest = text.partition(":")
-                out.append(f"  {head}:")
-                if rest.strip():
-                    out.append(f"    {rest.strip()}")
-                continue
-            out.append(f"  {text}" if named else f"    {text}")
+            # an instance or ACL name alone on its line, then its settings
+            out.append(f"  {text}" if text.endswith(":") else f"    {text}")
+        elif section in _NO_MACROS:
+            out.append(f"  {text}")
         else:
             out.append(text)
     return "\n".join(out) + "\n"

@@ -17,11 +17,16 @@ from pathlib import Path
 import pytest
 
 from pymta.admin.common import print_time
+from pymta.hints.callout import CacheExpiry, CalloutCache, DomainRecord
+from pymta.hints.db import HintsDB
+from pymta.hints.misc import MiscDB
+from pymta.hints.pipe_connect import EhloCache
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.retry import RetryDB
 from pymta.hints.seen import SeenDB
 from pymta.hints.wait import WaitDB
 from pymta.spool import files
+from pymta.tls.mtasts import CachedPolicy, Policy, PolicyCache
 from tests.integration.conftest import BASE_CONFIG
 from tests.support.daemon import PymtaDaemon, pymta_env
 
@@ -281,3 +286,41 @@ def test_checkaccess_accepts_and_rejects(traffic):
     bad = tool("pymta-checkaccess", "300.1.1.1", "alice@test.example")
     assert bad.returncode == 1
     assert bad.stdout.startswith('** Invalid IP address "300.1.1.1"\nUsage: ')
+
+
+def test_dumpdb_and_tidydb_callout_misc_tls_mtasts(tmp_path):
+    """The databases the daemon above does not fill, written through the same pymta.hints
+    and pymta.tls code the daemon uses."""
+    spool = str(tmp_path)
+    now = int(time.time())
+    cache = CalloutCache(HintsDB(spool, "callout"), CacheExpiry())
+    cache.put_domain("mx.example", DomainRecord(now, "accept", "reject", now - 60))
+    cache.put_address(cache.address_key("u@mx.example", "s@client.example"), "accept", now)
+    out = tool("pymta-dumpdb", spool, "callout").stdout
+    assert out == (f"{print_time(now)} A:u@mx.example/<s@client.example> callout=accept\n"
+                   f"{print_time(now)} D:mx.example callout=accept postmaster=reject "
+                   f"({print_time(now - 60)}) random=unknown\n")
+
+    assert MiscDB(spool).acquire("serialize-host:192.0.2.1", 1)
+    EhloCache(spool).put("192.0.2.1", 25, "me.example", ["250-hi", "250 PIPECONNECT"])
+    misc = tool("pymta-dumpdb", spool, "misc").stdout.splitlines()
+    assert [ln.split(" ", 2)[2] for ln in misc] == [
+        "pipe-connect:192.0.2.1:25:me.example", f"serialize-host:192.0.2.1:{os.getpid()}"]
+    assert all(re.fullmatch(rf"{STAMP} \S+", ln) for ln in misc)
+
+    HintsDB(spool, "tls").put("t:[192.0.2.1]:25:mx.example", b"SESSION")
+    assert tool("pymta-dumpdb", spool, "tls").stdout == \
+        "  t:[192.0.2.1]:25:mx.example SESSION\n"
+
+    PolicyCache(spool).put("mx.example", CachedPolicy(
+        Policy("enforce", ("mx.example",), 86400, "id1"), now, now + 86400))
+    assert tool("pymta-dumpdb", spool, "mtasts").stdout == \
+        f"{print_time(now)} mx.example mode=enforce max_age=86400 id=id1 mx=mx.example\n"
+
+    # 40 days on, everything dated is too old; the TLS session has no date and stays
+    for name, keys in (("callout", ["A:u@mx.example/<s@client.example>", "D:mx.example"]),
+                       ("mtasts", ["mx.example"])):
+        proc = tool("pymta-tidydb", spool, name, env=later(40))
+        assert proc.stdout.splitlines()[1:] == \
+            [f"deleted {k} (too old)" for k in keys] + ["Tidying complete"]
+    assert tool("pymta-tidydb", spool, "tls", env=later(40)).stdout.count("deleted") == 0

@@ -136,7 +136,10 @@ def do_bP(opts: CliOptions) -> int:
         _write(config_text(config_path(opts), opts.macros or None, _is_admin(config)))
         return 0
     from pymta.config import show
-    text, ok = show.show_options_result(config, opts.args, _is_admin(config))
+    from pymta.expand.evaluator import environment
+    text, ok = show.show_options_result(config, opts.args, _is_admin(config),
+                                        no_names=opts.no_names,
+                                        environ=environment(config))
     _write(text)
     return 0 if ok else 1
 

@@ -76,6 +76,11 @@ CASES = [
     ["-bP", "macro", "_CONFIG_DIR_NOT_THERE"],
     ["-bP", "macro", "MACRO_ONE"],
     ["-bP", "smtp_banner"],
+    ["-bP", "-n", "qualify_domain", "accept_8bitmime"],
+    ["-bP", "-n", "+relays"],
+    ["-bP", "-n", "macro", "MACRO_ONE"],
+    ["-bP", "configure_file"],
+    ["-bP", "environment"],
 ]
 
 

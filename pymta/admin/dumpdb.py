@@ -13,9 +13,10 @@ from pymta.hints import inventory
 
 def dump(spool: str, name: str, utc: bool, keys_only: bool) -> int:
     """Write the database to stdout; the exit status."""
-    if not inventory.exists(spool, name):
+    problem = inventory.open_problem(spool, name)
+    if problem is not None:
         sys.stdout.write(f"** Failed to open DBM file {inventory.db_path(spool, name)} "
-                         "for reading:\n   No such file or directory\n")
+                         f"for reading:\n   {problem}\n")
         return 1
     status = 0
     out = sys.stdout.buffer

@@ -153,9 +153,10 @@ def command(utc: bool, args: tuple[str, ...]) -> None:
         sys.stdout.write(hints_usage("fixdb", USAGE_FLAGS))
         raise SystemExit(1)
     spool, name = args
-    if not inventory.exists(spool, name):
+    problem = inventory.open_problem(spool, name)
+    if problem is not None:
         sys.stdout.write(f"** Failed to open DBM file {inventory.db_path(spool, name)} "
-                         "for writing:\n   No such file or directory\n")
+                         f"for writing:\n   {problem}\n")
         raise SystemExit(1)
     Fixer(spool, name, utc, sys.stdout).run(sys.stdin)
 

@@ -14,7 +14,7 @@ import json
 import os
 
 from pymta.hints import callout, misc, pipe_connect, wait
-from pymta.hints.db import HintsDB
+from pymta.hints.db import HintsDB, is_lmdb_file
 from pymta.hints.ratelimit import RateRecord
 from pymta.hints.retry import RetryRecord
 from pymta.hints.seen import SeenDB
@@ -40,6 +40,20 @@ def db_path(spool_dir: str, name: str) -> str:
 def exists(spool_dir: str, name: str) -> bool:
     """True if the database has been created."""
     return os.path.isfile(db_path(spool_dir, name))
+
+
+def open_problem(spool_dir: str, name: str) -> str | None:
+    """Why database ``name`` cannot be opened for the admin tools (it does not exist,
+    or it is not an LMDB file -- which opening would replace), or None."""
+    path = db_path(spool_dir, name)
+    try:
+        if not os.path.isfile(path):
+            return "No such file or directory"
+        if not is_lmdb_file(path):
+            return "not an LMDB file (not a pymta hints database)"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def database_names(spool_dir: str) -> list[str]:

@@ -324,3 +324,20 @@ def test_dumpdb_and_tidydb_callout_misc_tls_mtasts(tmp_path):
         assert proc.stdout.splitlines()[1:] == \
             [f"deleted {k} (too old)" for k in keys] + ["Tidying complete"]
     assert tool("pymta-tidydb", spool, "tls", env=later(40)).stdout.count("deleted") == 0
+
+
+def test_tools_leave_a_foreign_file_alone(tmp_path):
+    """An Exim (Berkeley DB) hints file where pymta keeps its own is reported, never
+    replaced: opening it as LMDB would throw it away as damaged."""
+    (tmp_path / "db").mkdir()
+    foreign = tmp_path / "db" / "retry"
+    content = b"\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00a\x15\x06\x00" * 256
+    foreign.write_bytes(content)
+    for name, mode in (("pymta-dumpdb", "reading"), ("pymta-tidydb", "writing"),
+                       ("pymta-fixdb", "writing")):
+        proc = tool(name, str(tmp_path), "retry", input="")
+        assert proc.returncode == 1
+        assert proc.stdout == (f"** Failed to open DBM file {foreign} for {mode}:\n"
+                               "   not an LMDB file (not a pymta hints database)\n")
+    assert foreign.read_bytes() == content
+    assert not (tmp_path / "db" / "retry-lock").exists()

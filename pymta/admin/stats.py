@@ -10,8 +10,9 @@ domains by count and by volume, the delivery errors and the rejections by reason
 
 Counting follows eximstats: a delivery is one ``=>`` line (the ``->`` lines of further
 addresses in the same delivery count as addresses, not deliveries), its volume is the
-message's size from ``S=`` on the delivery line or else on the ``<=`` line, and a
-delivery with no ``H=`` host is to the host "local".
+message's size from ``S=`` on its ``<=`` line (on the delivery line only when the
+arrival is not in the logs read), and a message received or delivered without an
+``H=`` host is from or to the host "local".
 """
 from __future__ import annotations
 
@@ -124,11 +125,12 @@ def parse(lines: Iterable[str], stats: Stats | None = None) -> Stats:
             st.received_bytes += size
             st.sizes[msgid] = size
             st.received_ids.add(msgid)
-            host = _host_name(body)
-            if host is not None:
-                _tally(st.sending_hosts, host, size)
+            # a message submitted locally comes from the host "local", as in eximstats
+            _tally(st.sending_hosts, _host_name(body) or "local", size)
         elif flag == "=>":
-            size = int(size_m.group(1)) if size_m else st.sizes.get(msgid, 0)
+            # the message's size as received, as eximstats counts; S= on the delivery
+            # line only when the arrival is not in these logs
+            size = st.sizes.get(msgid, int(size_m.group(1)) if size_m else 0)
             st.delivered += 1
             st.delivered_addresses += 1
             st.delivered_bytes += size

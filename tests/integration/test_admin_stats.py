@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -70,18 +71,34 @@ def test_stats_counts_the_traffic(mainlog, tmp_path):
     assert any(re.fullmatch(r"  Delivered +\d+ +3 +3 +1", ln) for ln in lines), lines
 
 
-def test_eximstats_reads_the_same_log(mainlog):
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "admin" / "mainlog-sample"
+
+
+def _eximstats_totals(text: str) -> dict[str, tuple[int, ...]]:
+    """The numbers of eximstats's grand total rows."""
+    rows = {}
+    for name in ("Received", "Delivered", "Rejects"):
+        m = re.search(rf"^  {name} +([\d %.]+)$", text, re.M)
+        assert m, text
+        rows[name] = tuple(int(float(x)) for x in m.group(1).replace("%", "").split())
+    return rows
+
+
+@pytest.mark.parametrize("which", ["daemon", "sample"])
+def test_eximstats_reads_the_same_log(mainlog, which):
     eximstats = shutil.which("eximstats", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if eximstats is None:
         pytest.skip("eximstats (Debian package exim4-base) is not installed")
-    theirs = subprocess.run([eximstats, "-h0", str(mainlog)], capture_output=True,
-                            text=True, timeout=60).stdout
-    ours = json.loads(tool("pymta-stats", "--json", str(mainlog)).stdout)
-    received = re.search(r"^  Received +(\d+) +(\d+)", theirs, re.M)
-    delivered = re.search(r"^  Delivered +(\d+) +(\d+)", theirs, re.M)
-    assert received and delivered, theirs
-    assert (int(received.group(1)), int(received.group(2))) == \
-        (ours["received"]["bytes"], ours["received"]["messages"])
-    assert (int(delivered.group(1)), int(delivered.group(2))) == \
-        (ours["delivered"]["bytes"], ours["delivered"]["messages"])
-    assert re.search(r"^  local_maildir +(\d+) +3$", theirs, re.M), theirs
+    log = mainlog if which == "daemon" else SAMPLE
+    theirs = subprocess.run([eximstats, "-h0", str(log)], capture_output=True, text=True,
+                            timeout=60).stdout
+    ours = json.loads(tool("pymta-stats", "--json", str(log)).stdout)
+    rows = _eximstats_totals(theirs)
+    rec, dlv = ours["received"], ours["delivered"]
+    # Received: volume, messages, hosts, delayed, delayed %, failed, failed %
+    assert rows["Received"][:3] == (rec["bytes"], rec["messages"], rec["hosts"])
+    assert (rows["Received"][3], rows["Received"][5]) == (rec["delayed"], rec["failed"])
+    assert rows["Delivered"] == (dlv["bytes"], dlv["messages"], dlv["addresses"],
+                                 dlv["hosts"])
+    for name, t in ours["transports"].items():
+        assert re.search(rf"^  {name} +{t['bytes']} +{t['messages']}$", theirs, re.M), theirs

@@ -61,4 +61,9 @@ def main(argv: list[str] | None = None) -> None:
                 "QUIT\r\n")
     proc = subprocess.run(pymta_command() + ["-bh", host] + rest, input=dialogue,
                           capture_output=True, text=True, errors="replace")
-    sys.stdout.write(verdict(rcpt_reply(proc.stdout)))
+    reply = rcpt_reply(proc.stdout)
+    if reply is None and proc.returncode != 0:
+        # pymta could not run the session (a configuration error, say): say why
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(1)
+    sys.stdout.write(verdict(reply))

@@ -23,14 +23,18 @@ _MSGID = re.compile(r"^\w{6}-\w{6}-\w{2}$")
 _TEXT_HOST = re.compile(r"host\s(\S+)\s\[([^]]+)\]")
 
 
-def _pymta(conf_args: list[str], *args: str) -> str:
-    proc = subprocess.run(pymta_command() + conf_args + list(args), capture_output=True,
+def _pymta(conf_args: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(pymta_command() + conf_args + list(args), capture_output=True,
                           text=True, errors="replace")
-    return proc.stdout
 
 
 def _option(conf_args: list[str], name: str) -> str:
-    text = _pymta(conf_args, "-bP", name)
+    proc = _pymta(conf_args, "-bP", name)
+    if proc.returncode != 0:
+        # the configuration cannot be read: nothing else can be done
+        sys.stderr.write(proc.stderr or proc.stdout)
+        raise SystemExit(1)
+    text = proc.stdout
     return text.split("=", 1)[1].strip() if "=" in text else ""
 
 
@@ -99,7 +103,7 @@ def command(config: str | None, macros: tuple[str, ...], subject: str | None) ->
     m = re.match(r"^([^@]*)@([^@]*)$", subject)
     address = f"{m.group(1)}@{m.group(2).lower()}" if m else f"User@{subject.lower()}"
     targets: list[str] = []
-    for line in _pymta(conf_args, "-v", "-bt", address).splitlines():
+    for line in _pymta(conf_args, "-v", "-bt", address).stdout.splitlines():
         hm = _HOST_LINE.match(line)
         if hm:
             targets.append(f"{hm.group(1)}:{hm.group(2)}")

@@ -341,3 +341,12 @@ def test_tools_leave_a_foreign_file_alone(tmp_path):
                                "   not an LMDB file (not a pymta hints database)\n")
     assert foreign.read_bytes() == content
     assert not (tmp_path / "db" / "retry-lock").exists()
+
+
+def test_next_and_checkaccess_report_a_broken_configuration(tmp_path):
+    missing = str(tmp_path / "missing.conf")
+    for proc in (tool("pymta-next", "-C", missing, "x@remote.example"),
+                 tool("pymta-checkaccess", "127.0.0.1", "x@remote.example", "-C", missing)):
+        assert proc.returncode == 1
+        assert proc.stdout == ""
+        assert f"error in configuration file {missing}" in proc.stderr

@@ -18,6 +18,7 @@ import pytest
 
 from pymta.admin.common import print_time
 from pymta.hints.callout import CacheExpiry, CalloutCache, DomainRecord
+from pymta.hints.callout import decode_record as callout_fields
 from pymta.hints.db import HintsDB
 from pymta.hints.misc import MiscDB
 from pymta.hints.pipe_connect import EhloCache
@@ -28,7 +29,10 @@ from pymta.hints.wait import WaitDB
 from pymta.spool import files
 from pymta.tls.mtasts import CachedPolicy, Policy, PolicyCache
 from tests.integration.conftest import BASE_CONFIG
+from tests.integration.test_acl_callouts import CONFIG as CALLOUT_CONFIG
 from tests.support.daemon import PymtaDaemon, pymta_env
+from tests.support.sink import SmtpSink
+from tests.support.smtp import SmtpTestClient
 
 BIN = Path(sys.executable).parent
 
@@ -69,7 +73,6 @@ def traffic(tmp_path_factory, request):
     """A daemon that delivered one message locally, deferred one to a closed port and
     refused a relay attempt."""
     from tests.support.ports import free_port
-    from tests.support.smtp import SmtpTestClient
     directory = tmp_path_factory.mktemp("admin")
     (directory / "users").write_text("alice: alice\nbob: bob\n")
     closed = free_port()
@@ -350,3 +353,32 @@ def test_next_and_checkaccess_report_a_broken_configuration(tmp_path):
         assert proc.returncode == 1
         assert proc.stdout == ""
         assert f"error in configuration file {missing}" in proc.stderr
+
+
+def test_dumpdb_callout_records_a_daemon_made(tmp_path):
+    """Callouts to the test sink fill the callout cache; pymta-dumpdb shows the domain
+    record (with the postmaster check) and one record per address."""
+    acl = "  require verify = recipient/callout=postmaster\n  accept"
+    with SmtpSink(rcpt_replies={"bad@remote.example": (550, "no such user")}) as sink:
+        with PymtaDaemon(CALLOUT_CONFIG.format(acl=acl), tmp_path,
+                         macros={"SINK_PORT": str(sink.port)}) as d:
+            with SmtpTestClient(d.port) as c:
+                c.ehlo()
+                assert c.cmd("MAIL FROM:<s@client.example>")[0] == 250
+                assert c.cmd("RCPT TO:<good@remote.example>")[0] == 250
+                assert c.cmd("RCPT TO:<bad@remote.example>")[0] == 550
+                c.quit()
+            spool = str(d.spool)
+    records = dict(HintsDB(spool, "callout").items())
+    assert sorted(records) == ["A:bad@remote.example", "A:good@remote.example",
+                               "D:remote.example"]
+    fields = {k: callout_fields(v) for k, v in records.items()}
+    out = tool("pymta-dumpdb", spool, "callout").stdout
+
+    def t(key: str, field: str = "time_stamp") -> str:
+        return print_time(float(fields[key][field]))
+    assert out == (
+        f"{t('A:bad@remote.example')} A:bad@remote.example callout=reject\n"
+        f"{t('A:good@remote.example')} A:good@remote.example callout=accept\n"
+        f"{t('D:remote.example')} D:remote.example callout=accept postmaster=accept "
+        f"({t('D:remote.example', 'postmaster_stamp')}) random=unknown\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from pymta.hints import callout, misc, pipe_connect, wait
 from pymta.hints.db import HintsDB, is_lmdb_file
@@ -65,9 +66,18 @@ def database_names(spool_dir: str) -> list[str]:
     return sorted(n for n in names if db_type(n) is not None and exists(spool_dir, n))
 
 
+class _StderrLog:
+    """Where an admin tool's HintsDB reports damaged or unusable hints: the terminal
+    (the daemon's HintsDB writes the paniclog)."""
+
+    def panic(self, text: str, *_args: object) -> None:
+        sys.stderr.write(f"** {text}\n")
+
+
 def open_db(spool_dir: str, name: str) -> HintsDB:
-    """The database ``name`` (its file is opened on first use)."""
-    return HintsDB(spool_dir, name)
+    """The database ``name`` (its file is opened on first use); problems with it are
+    reported on standard error."""
+    return HintsDB(spool_dir, name, log=_StderrLog())
 
 
 def records(spool_dir: str, name: str) -> list[tuple[str, bytes]]:

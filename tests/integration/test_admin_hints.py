@@ -28,7 +28,7 @@ from pymta.hints.seen import SeenDB
 from pymta.hints.wait import WaitDB
 from pymta.spool import files
 from pymta.tls.mtasts import CachedPolicy, Policy, PolicyCache
-from tests.integration.conftest import BASE_CONFIG
+from tests.integration.conftest import BASE_CONFIG, wait_for
 from tests.integration.test_acl_callouts import CONFIG as CALLOUT_CONFIG
 from tests.support.daemon import PymtaDaemon, pymta_env
 from tests.support.sink import SmtpSink
@@ -88,6 +88,10 @@ def traffic(tmp_path_factory, request):
         c.quit()
     d.wait_for_log(r" == x@remote\.example .*Connection refused")
     d.wait_for_log(r" => alice <alice@test\.example> ")
+    # the worker may write its hints just after the log line
+    key = f"127.0.0.1:127.0.0.1:{closed}"
+    assert wait_for(lambda: RetryDB(str(d.spool)).get(retry_key(closed)) is not None
+                    and HintsDB(str(d.spool), "wait-remote_smtp").get(key) is not None)
     return d, closed
 
 

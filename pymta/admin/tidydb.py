@@ -33,27 +33,30 @@ def on_spool(spool: str, msgid: str) -> bool:
 
 
 def tidy(spool: str, name: str, oldest: float, out: list[str]) -> None:
-    """Tidy one database, appending exim_tidydb's comments to ``out``."""
+    """Tidy one database, appending exim_tidydb's comments to ``out``.  Each change
+    is made only if the record has not changed since it was read (a running daemon
+    may be updating it)."""
     kind = inventory.db_type(name)
+
+    def change(key: str, value: bytes, new: bytes | None, comment: str) -> None:
+        if inventory.replace_if_unchanged(spool, name, key, value, new):
+            out.append(comment)
+
     for key, value in inventory.records(spool, name):
         stamp = inventory.record_time(name, key, value)
         if stamp is not None and stamp < oldest:
-            inventory.delete(spool, name, key)
-            out.append(f"deleted {key} (too old)")
+            change(key, value, None, f"deleted {key} (too old)")
         elif kind == "wait":
             ids = wait.decode_ids(value)
             kept = [i for i in ids if is_message_id(i) and on_spool(spool, i)]
             if not kept:
-                inventory.delete(spool, name, key)
-                out.append(f"deleted {key} (empty)")
+                change(key, value, None, f"deleted {key} (empty)")
             elif kept != ids:
-                inventory.put(spool, name, key, wait.encode_ids(kept))
-                out.append(f"updated {key}")
+                change(key, value, wait.encode_ids(kept), f"updated {key}")
         elif kind == "retry":
             last = key.rsplit(":", 1)[-1]
             if is_message_id(last) and not on_spool(spool, last):
-                inventory.delete(spool, name, key)
-                out.append(f"deleted {key} (no message)")
+                change(key, value, None, f"deleted {key} (no message)")
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})

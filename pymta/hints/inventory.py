@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+import lmdb
+
 from pymta.hints import callout, misc, pipe_connect, wait
 from pymta.hints.db import HintsDB, is_lmdb_file
 from pymta.hints.ratelimit import RateRecord
@@ -109,6 +111,29 @@ def put(spool_dir: str, name: str, key: str, value: bytes) -> None:
     """Store one record (used to rewrite a record the admin changed)."""
     with open_db(spool_dir, name) as db:
         db.put(key, value)
+
+
+def replace_if_unchanged(spool_dir: str, name: str, key: str, old: bytes,
+                         new: bytes | None) -> bool:
+    """Store ``new`` under ``key`` (None: delete the record) if it still holds ``old``,
+    in one write transaction; False when a process changed it meanwhile.  Tidying
+    a database a daemon is using must not undo what the daemon just wrote."""
+    if not exists(spool_dir, name):
+        return False
+    raw = key.encode("utf-8", "surrogateescape")
+
+    def op(env: lmdb.Environment) -> bool:
+        with env.begin(write=True) as txn:
+            current = txn.get(raw)
+            if current is None or bytes(current) != old:
+                return False
+            if new is None:
+                txn.delete(raw)
+            else:
+                txn.put(raw, new)
+            return True
+    with open_db(spool_dir, name) as db:
+        return db.transaction(op, False)
 
 
 # ------------------------------------------------------------------ record times

@@ -49,6 +49,11 @@ def retry_test(config: object, args: list[str], sender: str | None) -> tuple[str
     if not args:
         return "-brt needs a domain or address argument\n", 1
     subject, alt, error = args[0], None, None
+    warning = ""
+    if "@" not in subject and "." not in subject:
+        warning = (f'Warning: "{subject}" contains no \'@\' and no \'.\' characters. '
+                   "It is being \ntreated as a one-component domain, not as a local "
+                   "part.\n\n")
     for extra in args[1:3]:
         if "." in extra and alt is None:
             alt = extra
@@ -58,8 +63,8 @@ def retry_test(config: object, args: list[str], sender: str | None) -> tuple[str
             return f'unknown or malformed retry error "{extra}"\n', 1
     rule = find_retry_rule(config, subject, error, sender=sender, alt_domain=alt)
     if rule is None:
-        return "No retry information found\n", 0
-    return rule_line(rule) + "\n", 0
+        return warning + "No retry information found\n", 0
+    return warning + rule_line(rule) + "\n", 0
 
 
 def rewrite_test(config: object, args: list[str]) -> tuple[str, int]:

@@ -63,6 +63,7 @@ CASES = [
     ["-brt", "zz.example", "host.e.example", "timeout"],
     ["-brt", "someone@f.example"],
     ["-brt", "f.example"],
+    ["-brt", "localhost"],
     ["-brt", "b.example", "nonsense"],
     ["-brt"],
     ["-brw", "user@Test.Example"],

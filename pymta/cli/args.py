@@ -99,6 +99,7 @@ class CliOptions:
     host_overrides: dict[str, str] = field(default_factory=dict)
     host_check: str | None = None         # -bh IP[.port]
     host_check_callouts: bool = False     # -bhc: -bh that does verification callouts
+    no_names: bool = False                # -n: -bP shows values without option names
     suppress_local_fixups: bool = False   # -G
     log_line: str | None = None           # -z
     recipient_select: tuple[str, str] | None = None  # -R / -qR: (flags, string)
@@ -136,7 +137,9 @@ _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
             "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",
             "-Mar": "Mar", "-Mmd": "Mmd", "-Mmad": "Mmad", "-Mes": "Mes",
-            "-MG": "MG"}
+            "-MG": "MG",
+            "-brt": "brt",
+            "-brw": "brw"}
 
 
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:
@@ -397,6 +400,7 @@ def _parse_one(opts: CliOptions, cur: _Argv, a: str) -> None:
     elif key in _IGNORED_WITH_ARG:
         opts.ignored.append(a if a[2:] else f"{a} {cur.value(a, '', _IGNORED_WITH_ARG[a])}")
     elif key in ("-U", "-n", "-E"):
+        opts.no_names = opts.no_names or a == "-n"      # used by -bP only
         opts.ignored.append(a)          # Exim ignores anything after these letters
     elif a == "-tls-on-connect":
         opts.tls_on_connect = True

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import pymta
 from pymta.cli.args import CliOptions, UsageError, parse_args
+from pymta.cli.retrytest import retry_test, rewrite_test
+from pymta.config.showconfig import config_text
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.spool.space import INSUFFICIENT, check_fs
 
@@ -35,6 +37,7 @@ usage: pymta [options] [recipients...]
   -be [strings]       expand strings (-bem file: with a message)
   -bf / -bF file      test a user / system filter file on a message from stdin
   -bP [names]         show option values;  -bV  version and configuration check
+  -brt addr [error]   which retry rule applies;  -brw addr  rewriting test
   -C file  -D NAME=value  -f addr  -F name  -od[bifq]  -oX ports  -oP pidfile  -N  -v
 """
 
@@ -129,10 +132,30 @@ def do_version(opts: CliOptions) -> int:
 def do_bP(opts: CliOptions) -> int:
     """-bP: option values; exit 1 when a name is unknown (as Exim)."""
     config = load(opts)
+    if opts.args == ["config"]:
+        _write(config_text(config_path(opts), opts.macros or None, _is_admin(config)))
+        return 0
     from pymta.config import show
-    text, ok = show.show_options_result(config, opts.args, _is_admin(config))
+    from pymta.expand.evaluator import environment
+    text, ok = show.show_options_result(config, opts.args, _is_admin(config),
+                                        no_names=opts.no_names,
+                                        environ=environment(config))
     _write(text)
     return 0 if ok else 1
+
+
+def do_brt(opts: CliOptions) -> int:
+    """-brt: which retry rule applies to an address or domain (and error)."""
+    text, code = retry_test(load(opts), opts.args, opts.sender)
+    (sys.stdout if code == 0 else sys.stderr).write(text)
+    return code
+
+
+def do_brw(opts: CliOptions) -> int:
+    """-brw: how an address would be rewritten."""
+    text, code = rewrite_test(load(opts), opts.args)
+    (sys.stdout if code == 0 else sys.stderr).write(text)
+    return code
 
 
 def _is_admin(config: Any) -> bool:
@@ -606,6 +629,8 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bd": do_daemon, "bdf": do_daemon, "bw": do_daemon, "bm": do_submit, "bh": do_bh,
     "bs": do_bs, "bS": do_bsmtp,
     "z": do_log_line,
+    "brt": do_brt,
+    "brw": do_brw,
 }
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Mapping
 
 import pymta
 from pymta.config.model import Config, DriverInstance
@@ -58,13 +59,33 @@ def _main_option(config: Config, name: str, admin: bool) -> str | None:
     return format_value(main.specs[name], main.get(name), hidden=hidden)
 
 
-def show_options_result(config: Config, names: list[str],
-                        admin: bool = False) -> tuple[str, bool]:
+def _named_list_line(config: Config, name: str) -> str | None:
+    """``-bP +name``: the named list of any kind called ``name``."""
+    for word, kind in _LIST_WORDS.items():
+        lists = config.named_lists.get(kind, {})
+        if name in lists:
+            return f"{word} {name} = {printable(lists[name])}"
+    return None
+
+
+def _value_only(line: str) -> str:
+    """``-n``: ``name = value`` without the name (booleans keep theirs, as in Exim)."""
+    name, eq, value = line.partition(" =")
+    return value.removeprefix(" ") if eq else line
+
+
+def show_options_result(config: Config, names: list[str], admin: bool = False,
+                        no_names: bool = False,
+                        environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
     """Like :func:`show_options` but also return False if some name was not known
-    (``pymta -bP`` then exits with status 1, as Exim does)."""
+    (``pymta -bP`` then exits with status 1, as Exim does).  ``no_names`` is ``-n``:
+    values without their names; ``environ`` is what ``environment`` lists (the
+    environment expansions see)."""
     main = config.main
     if not names:
-        lines = (str(_main_option(config, n, admin)) for n in sorted(main.specs))
+        lines = [str(_main_option(config, n, admin)) for n in sorted(main.specs)]
+        if no_names:
+            lines = [_value_only(line) for line in lines]
         return "\n".join(lines) + "\n", True
     out: list[str] = []
     ok = True
@@ -73,8 +94,12 @@ def show_options_result(config: Config, names: list[str],
         name = names[i]
         arg = names[i + 1] if i + 1 < len(names) else None
         i += 1
-        if name == "config_file":
+        if name in ("config_file", "configure_file"):
             out.append(config.filename)
+        elif name == "environment":
+            out.extend(k if no_names else f"{k}={v}" for k, v in (environ or {}).items())
+        elif name == "macro_list":
+            out.extend(config.macros)
         elif name in ("router_list", "transport_list", "authenticator_list"):
             out.extend(inst.name for inst in _instances(config, name[:-5]))
         elif name in ("routers", "transports", "authenticators"):
@@ -91,14 +116,22 @@ def show_options_result(config: Config, names: list[str],
             else:
                 out.append(show_driver(found[0], admin))
         elif name == "macros":
-            out.extend(f"{k}={v}" for k, v in sorted(config.macros.items()))
+            out.extend(v if no_names else f"{k}={v}" for k, v in sorted(config.macros.items()))
         elif name == "macro" and arg is not None:
             i += 1
             if arg in config.macros:
-                out.append(f"{arg}={config.macros[arg]}")
+                out.append(config.macros[arg] if no_names else f"{arg}={config.macros[arg]}")
             else:
                 out.append(f"macro {arg} not found")
                 ok = False
+        elif name.startswith("+") and len(name) > 1:
+            found_list = _named_list_line(config, name[1:])
+            if found_list is None:
+                out.append("no address, domain, host, or local part list called "
+                           f'"{name[1:]}" exists')
+                ok = False
+            else:
+                out.append(_value_only(found_list) if no_names else found_list)
         elif name in _LIST_WORDS:
             kind = _LIST_WORDS[name]
             lists = config.named_lists.get(kind, {})
@@ -113,8 +146,8 @@ def show_options_result(config: Config, names: list[str],
                 out.append(f"{name} is not a known option")
                 ok = False
             else:
-                out.append(line)
-    return "\n".join(out) + "\n", ok
+                out.append(_value_only(line) if no_names else line)
+    return ("\n".join(out) + "\n" if out else ""), ok
 
 
 def show_options(config: Config, names: list[str], admin: bool = False) -> str:

@@ -676,6 +676,11 @@ def _environment(ctx: Any) -> dict[str, str]:
     return env
 
 
+def environment(config: Any) -> dict[str, str]:
+    """The environment variables expansions see (``-bP environment`` lists them)."""
+    return _environment(type("_Ctx", (), {"config": config})())
+
+
 def _item_env(node: Item, ctx: Any) -> str:
     args = [evaluate(a, ctx) for a in node.args[:1]]
     if not args:

@@ -48,6 +48,15 @@ class CacheExpiry:
     domain_negative: float = 3 * 3600.0
 
 
+def decode_record(data: bytes) -> dict[str, object] | None:
+    """A record's fields (domain records have ``postmaster_result``); None if damaged."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 class CalloutCache:
     """Read and write callout records; ``None`` for the database disables the cache."""
 
@@ -59,13 +68,7 @@ class CalloutCache:
         if self.db is None:
             return None
         data = self.db.get(key)
-        if data is None:
-            return None
-        try:
-            value = json.loads(data)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        return None if data is None else decode_record(data)
 
     def _put(self, key: str, value: dict[str, object]) -> None:
         if self.db is not None:

@@ -96,6 +96,15 @@ def data_file_damage(path: str) -> str | None:
     return None
 
 
+def is_lmdb_file(path: str) -> bool:
+    """True if ``path`` is an LMDB data file (or empty, which LMDB initialises), so
+    opening it will not throw away a file of some other kind (an Exim Berkeley DB
+    hints file, say)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return not head or (len(head) == 24 and _META.unpack_from(head, 16)[0] == _META_MAGIC)
+
+
 def _remove_files(path: str) -> None:
     for p in (path, path + "-lock"):
         try:

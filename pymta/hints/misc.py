@@ -27,6 +27,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def slot_time(value: bytes) -> float | None:
+    """The start time a serialization slot record holds (None: not such a record)."""
+    return struct.unpack("<d", value)[0] if len(value) == 8 else None
+
+
 class MiscDB:
     """Serialization slots in ``spool/db/misc``."""
 

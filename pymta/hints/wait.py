@@ -11,12 +11,29 @@ from __future__ import annotations
 from typing import Any
 
 from pymta.hints.db import HintsDB
+from pymta.spool.ids import id_time, is_message_id
 
 MAX_WAITING = 500           # ids kept per host (the oldest go first)
 
 
 def host_wait_key(name: str, address: str | None, port: int | None) -> str:
     return f"{name}:{address or name}" + (f":{port}" if port not in (None, 25) else "")
+
+
+def decode_ids(value: bytes) -> list[str]:
+    """The message ids a record holds, oldest first."""
+    return value.decode("ascii", "replace").split()
+
+
+def encode_ids(ids: list[str]) -> bytes:
+    return " ".join(ids).encode()
+
+
+def ids_time(ids: list[str]) -> float | None:
+    """When a record was last written: the arrival time of its newest message (the
+    record keeps no time of its own; an id is added when its message is deferred)."""
+    times = [id_time(i) for i in ids if is_message_id(i)]
+    return float(max(times)) if times else None
 
 
 class WaitDB:

@@ -173,6 +173,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'perl_taintmode': ('bool', False),
     'pgsql_servers': ('list', None),
     'pid_file_path': ('string', ''),
+    'redis_servers': ('string', None),
     'pipelining_advertise_hosts': ('list', '*'),
     'pipelining_connect_advertise_hosts': ('list', '*'),
     'prdr_enable': ('bool', False),

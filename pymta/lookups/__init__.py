@@ -16,7 +16,9 @@ from ..expand.errors import ExpandDefer, ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
                         "lmdb", "cdb", "json", "spf", "dbm", "dbmnz", "dbmjz"})
-QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite"})
+QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite",
+                         "redis",
+                         })
 
 
 class LookupSpec:
@@ -303,7 +305,17 @@ def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | Non
         return _passwd(query)
     if spec.name == "sqlite":
         return _sqlite(spec, query, ctx)
+    if spec.name == "redis":
+        return _redis(spec, query, ctx)
     raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
+
+
+def _redis(spec: LookupSpec, query: str, ctx: Any) -> str | None:
+    # redis-py is imported only when a configuration uses the lookup
+    from .redis import redis_lookup
+    main = getattr(getattr(ctx, "config", None), "main", None)
+    servers = getattr(main, "redis_servers", None) if main is not None else None
+    return redis_lookup(query, spec.opts.get("servers"), servers)
 
 
 def do_lookup_spec(spec_text: str, filename_or_query: str, key: str | None,

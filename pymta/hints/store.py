@@ -82,12 +82,15 @@ def settings_from(main: Any) -> SharedSettings | None:
     server = str(getattr(main, "hints_redis_server", None) or "").strip()
     names = [n.strip() for n in str(getattr(main, "hints_redis_databases", None)
                                      or "").split(":") if n.strip()]
+    where = getattr(main, "locations", {}).get("hints_redis_databases", (None, None))
     for name in names:
         if name not in SHAREABLE:
             raise ConfigError(f"hints_redis_databases: \"{name}\" cannot be kept in Redis "
-                              f"(only {', '.join(SHAREABLE)}; the others are per node)")
+                              f"(only {', '.join(SHAREABLE)}; the others are per node)",
+                              *where)
     if names and not server:
-        raise ConfigError("hints_redis_databases is set but hints_redis_server is not")
+        raise ConfigError("hints_redis_databases is set but hints_redis_server is not",
+                          *where)
     if not server or not names:
         return None
     interval = getattr(main, "hints_redis_retry_interval", None)

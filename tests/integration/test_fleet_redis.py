@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from pymta.hints.db import HintsDB
-from tests.support.daemon import PymtaDaemon
+from tests.support.daemon import PymtaDaemon, run_pymta
 from tests.support.redisserver import RedisServer, redis_server  # noqa: F401
 from tests.support.smtp import SmtpTestClient
 
@@ -132,3 +132,17 @@ def test_node_falls_back_to_local_hints_and_logs_outage_once(tmp_path):
     finally:
         d.stop()
         server.stop()
+
+
+def test_only_shareable_databases_may_be_named(tmp_path):
+    conf = tmp_path / "pymta.conf"
+    conf.write_text("hints_redis_server = 127.0.0.1:6379//\n"
+                    "hints_redis_databases = ratelimit : retry\n")
+    out = run_pymta(["-bV"], conf)
+    assert out.returncode == 1
+    assert (f"error in configuration file {conf} line 2: hints_redis_databases: \"retry\" "
+            "cannot be kept in Redis (only ratelimit, seen, callout, tls; the others are per "
+            "node)") in out.stderr
+    conf.write_text("hints_redis_databases = seen\n")
+    out = run_pymta(["-bV"], conf)
+    assert out.returncode == 1 and "hints_redis_server is not" in out.stderr

@@ -60,8 +60,9 @@ class RedisServer:
 def parse_server(item: str) -> RedisServer:
     """Parse ``host[:port]/[dbnumber]/[password]`` (ExpandDefer when malformed, as
     Exim defers a lookup whose server data is incomplete)."""
-    host, sep1, rest = item.partition("/")
-    dbnum, sep2, password = rest.partition("/")
+    # split from the right, as Exim does: a socket path has slashes of its own
+    rest, sep2, password = item.rpartition("/")
+    host, sep1, dbnum = rest.rpartition("/")
     if not sep1 or not sep2:
         raise ExpandDefer(f"incomplete Redis server data: {item}")
     socket = None

@@ -127,3 +127,13 @@ def test_router_data_from_redis(conf, redis_server):  # noqa: F811
     # no alias (nil): the redirect router declines and the next one routes
     out = run_pymta(["-bt", "bob@test.example"], conf[0], macros=conf[1])
     assert out.returncode == 0 and "router = users" in out.stdout
+
+
+def test_unix_socket_server(conf, tmp_path):
+    server = RedisServer(str(tmp_path), unix_socket=True).start()
+    try:
+        sock = f"({server.socket})//"
+        assert be(conf, f"${{lookup redis,servers={sock}{{set rk4 via-socket}}}}") == (0, "OK")
+        assert be(conf, f"${{lookup redis,servers={sock}{{get rk4}}}}") == (0, "via-socket")
+    finally:
+        server.stop()

@@ -23,9 +23,11 @@ from tests.support.ports import free_port
 class RedisServer:
     """One redis-server process; ``start()`` and ``stop()`` may be repeated."""
 
-    def __init__(self, directory: str, port: int | None = None):
+    def __init__(self, directory: str, port: int | None = None, unix_socket: bool = False):
         self.directory = directory
         self.port = port or free_port()
+        #: with ``unix_socket``, the server also listens on ``<directory>/redis.sock``
+        self.socket = f"{directory}/redis.sock" if unix_socket else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -40,7 +42,8 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory,
              "--save", "", "--appendonly", "no", "--logfile", f"{self.directory}/redis.log",
-             "--daemonize", "no"],
+             "--daemonize", "no"]
+            + (["--unixsocket", self.socket, "--unixsocketperm", "700"] if self.socket else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -16,9 +16,16 @@ from pymta.hints.ratelimit import RatelimitDB, RateRecord
 from pymta.hints.redisstore import MARKER, RedisHints, RedisHintsDB
 from pymta.hints.seen import SeenDB
 from pymta.hints.store import SharedSettings, open_hints, settings_from, use_shared
+from pymta.tls.client import ClientTLS, ClientTLSOptions
+from pymta.tls.expander import no_expansion
+from pymta.tls.server import ServerTLS, ServerTLSOptions
+from pymta.tls.session import session_facts
+from pymta.transports.smtp_tls import SESSION_LIFETIME, SessionStore
+from tests.support import certs
 from tests.support.ports import free_port
 from tests.support.recording_log import RecordingLog
 from tests.support.redisserver import RedisServer, redis_server  # noqa: F401
+from tests.support.tlspair import handshake
 
 
 def _shared(address: str, log: RecordingLog | None = None,
@@ -152,3 +159,29 @@ def test_retry_interval_keeps_a_process_off_redis(tmp_path, redis_server):  # no
     db.put("k", b"v")                  # within the interval: local, Redis not tried
     assert redis_server.command("EXISTS", "pymta:hints:seen:k") == b":0\r\n"
     assert HintsDB(str(tmp_path), "seen").get("k") == b"v"
+
+
+def test_tls_session_saved_on_one_node_resumes_on_another(tmp_path, redis_server):  # noqa: F811
+    redis_server.command("FLUSHALL")
+    use_shared(frozenset({"tls"}), _shared(redis_server.address))
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ca = certs.make_ca(pki)
+    mx = certs.make_cert(pki, "mx.example.test", ca)
+    server = ServerTLS(ServerTLSOptions(certificate=mx.cert, privatekey=mx.key,
+                                        verify_certificates=ca.cert), no_expansion)
+    client = ClientTLS(ClientTLSOptions(verify_certificates=ca.cert), no_expansion)
+    key = "remote_smtp:[192.0.2.1]:25:mx.example.test"
+    node_a = SessionStore(str(tmp_path / "a"), "remote_smtp")
+    node_b = SessionStore(str(tmp_path / "b"), "remote_smtp")
+    first = handshake(lambda s: server.connection(s, resumption=True),
+                      lambda s: client.connection(s, "mx.example.test"))
+    assert first.ok and not session_facts(first.client).resumed
+    node_a.save(key, first.client)
+    session = node_b.load(key, client.context_for())
+    assert session is not None
+    second = handshake(lambda s: server.connection(s, resumption=True),
+                       lambda s: client.connection(s, "mx.example.test", session=session))
+    assert second.ok and session_facts(second.client).resumed
+    ttl = int(redis_server.command("TTL", f"pymta:hints:tls:{key}")[1:])
+    assert SESSION_LIFETIME - 5 < ttl <= SESSION_LIFETIME

@@ -14,7 +14,6 @@ in ``<spool>/db/`` and logs; the one that finds Redis back removes it and logs a
 """
 from __future__ import annotations
 
-import errno
 import math
 import os
 import time
@@ -24,7 +23,7 @@ import redis
 
 from pymta.config.model import ConfigError
 from pymta.expand.errors import ExpandDefer
-from pymta.hints.db import HintsDB
+from pymta.hints.db import DB_DIR_MODE, HintsDB
 from pymta.hints.store import HintsStore, MainLog, SharedSettings
 from pymta.lookups.redis import RedisServer, parse_server
 
@@ -86,15 +85,12 @@ class RedisHints:
         self._client = None
         marker = os.path.join(spool_dir, "db", MARKER)
         try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            os.makedirs(os.path.dirname(marker), mode=DB_DIR_MODE, exist_ok=True)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
         except FileExistsError:
-            return
-        except OSError as err:
-            if err.errno != errno.ENOENT:
-                return
-            fd = -1                     # no db/ directory yet: log all the same
-        if fd >= 0:
-            os.close(fd)
+            return                      # another process of this node logged it
+        except OSError:
+            pass                        # cannot mark: log all the same
         self._checked_marker = True
         if self.log is not None:
             self.log.main(f"hints Redis server {self.text} unavailable ({exc}): using "

@@ -20,6 +20,8 @@ import time
 from typing import Any, Callable, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pymta.config.model import ConfigError
 from pymta.expand.errors import ExpandDefer
@@ -34,6 +36,10 @@ MARKER = ".redis-unavailable"
 CONNECT_TIMEOUT = 1.0          # hints must not hold up an SMTP reply for long
 COMMAND_TIMEOUT = 2.0
 MAX_WATCH_RETRIES = 100
+# redis-py retries a failed connection ten times with growing pauses by default: a
+# client would wait seconds for its reply while Redis is down.  One attempt, then the
+# local hints.
+NO_RETRIES = Retry(NoBackoff(), 0)
 
 
 class RedisHints:
@@ -74,7 +80,8 @@ class RedisHints:
             self._client = redis.Redis(
                 host=s.host or "localhost", port=s.port, unix_socket_path=s.socket,
                 db=s.database or 0, password=s.password, protocol=2,
-                socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=COMMAND_TIMEOUT)
+                socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=COMMAND_TIMEOUT,
+                retry=NO_RETRIES)
             self._pid = os.getpid()
         return self._client
 

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pymta.debuglog import debug
 
@@ -34,6 +36,8 @@ DEFAULT_PORT = 6379
 MAX_ARGS = 32                 # Exim passes at most 32 words of a query to Redis
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
+# one attempt per server, as Exim makes (redis-py would retry ten times with pauses)
+NO_RETRIES = Retry(NoBackoff(), 0)
 
 _WHITE = " \t\n\v\f\r"
 
@@ -91,12 +95,12 @@ def connect(server: RedisServer) -> redis.Redis:
         client = redis.Redis(unix_socket_path=server.socket, db=server.database or 0,
                              password=server.password, protocol=2,
                              socket_connect_timeout=CONNECT_TIMEOUT,
-                             socket_timeout=COMMAND_TIMEOUT)
+                             socket_timeout=COMMAND_TIMEOUT, retry=NO_RETRIES)
     else:
         client = redis.Redis(host=server.host, port=server.port, db=server.database or 0,
                              password=server.password, protocol=2,
                              socket_connect_timeout=CONNECT_TIMEOUT,
-                             socket_timeout=COMMAND_TIMEOUT)
+                             socket_timeout=COMMAND_TIMEOUT, retry=NO_RETRIES)
     # redis-py turns some replies into Python values (SET -> True, HGETALL -> dict);
     # the lookup formats the raw reply the way Exim does, so no conversion
     client.response_callbacks.clear()

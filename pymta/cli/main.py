@@ -48,7 +48,7 @@ def config_path(opts: CliOptions) -> str:
 def choose_hints_backends(config: Any) -> Any:
     """Keep the hints databases where the configuration says (LMDB, or Redis for the
     ones a fleet shares); returns ``config``."""
-    configure_hints(config, Logger(config))
+    configure_hints(config, lambda: Logger(config))
     return config
 
 

@@ -55,7 +55,6 @@ class RedisHints:
         self._pid = 0
         self._client: redis.Redis | None = None
         self._retry_at = 0.0         # monotonic time before which Redis is not tried
-        self._checked_marker = False
 
     @classmethod
     def from_settings(cls, settings: SharedSettings, log: MainLog | None) -> "RedisHints":
@@ -98,17 +97,15 @@ class RedisHints:
             return                      # another process of this node logged it
         except OSError:
             pass                        # cannot mark: log all the same
-        self._checked_marker = True
         if self.log is not None:
             self.log.main(f"hints Redis server {self.text} unavailable ({exc}): using "
                           "this node's local hints databases until it is back")
 
     def answered(self, spool_dir: str) -> None:
-        """Redis answered: if the node had noted an outage, it is over."""
-        if not self._retry_at and self._checked_marker:
-            return
+        """Redis answered: if the node had noted an outage, it is over (whichever of
+        the node's processes gets here first says so: one unlink() that usually finds
+        nothing, cheap beside the round trip to Redis)."""
         self._retry_at = 0.0
-        self._checked_marker = True
         try:
             os.unlink(os.path.join(spool_dir, "db", MARKER))
         except OSError:

@@ -109,9 +109,10 @@ def use_shared(names: frozenset[str], opener: Opener | None) -> None:
         _SHARED.update({name: opener for name in names})
 
 
-def configure(config: Any, log: MainLog | None) -> None:
+def configure(config: Any, make_log: Callable[[], MainLog | None]) -> None:
     """Choose this process's backends from the loaded configuration (at start-up and
-    on reload); ConfigError when the hints_redis_* options are wrong."""
+    on reload); ConfigError when the hints_redis_* options are wrong.  ``make_log``
+    gives the log for outage lines (called only when hints are shared)."""
     settings = settings_from(getattr(config, "main", None))
     if settings is None:
         use_shared(frozenset(), None)
@@ -119,7 +120,7 @@ def configure(config: Any, log: MainLog | None) -> None:
     # redis-py takes a tenth of a second to import: only configurations that share
     # hints pay for it
     from pymta.hints.redisstore import RedisHints
-    use_shared(settings.databases, RedisHints.from_settings(settings, log))
+    use_shared(settings.databases, RedisHints.from_settings(settings, make_log()))
 
 
 def open_hints(spool_dir: str, name: str, log: Any = None) -> HintsStore:

@@ -32,7 +32,7 @@ from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.expand.lists import split_list
 from pymta.hints.callout import CacheExpiry, CalloutCache
-from pymta.hints.db import HintsDB
+from pymta.hints.store import open_hints
 from pymta.osutil import interface_for, tcp_port
 from pymta.routing import hosts as hostmod
 
@@ -193,7 +193,7 @@ def callout_cache(config: Any, opts: CalloutOptions) -> CalloutCache:
         float(main_option(config, "callout_domain_positive_expire", 7 * 86400)),
         float(main_option(config, "callout_domain_negative_expire", 3 * 3600)))
     spool = main_option(config, "spool_directory", None)
-    db = HintsDB(str(spool), "callout") if spool and not opts.no_cache else None
+    db = open_hints(str(spool), "callout") if spool and not opts.no_cache else None
     return CalloutCache(db, expiry)
 
 

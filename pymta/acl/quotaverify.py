@@ -22,7 +22,7 @@ from pymta.config.values import main_option
 from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandDefer
 from pymta.hints.callout import ACCEPT, REJECT, CacheExpiry, CalloutCache
-from pymta.hints.db import HintsDB
+from pymta.hints.store import open_hints
 from pymta.taint import taint
 
 OVER_QUOTA = "Over quota"
@@ -90,7 +90,7 @@ def _cache(config: Any, opts: QuotaOptions) -> CalloutCache | None:
     spool = main_option(config, "spool_directory", None)
     if not spool:
         return None
-    return CalloutCache(HintsDB(str(spool), "callout"),
+    return CalloutCache(open_hints(str(spool), "callout"),
                         CacheExpiry(positive=opts.cachepos, negative=opts.cacheneg))
 
 

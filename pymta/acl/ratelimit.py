@@ -236,6 +236,11 @@ def measure(spec: RatelimitSpec, record: RateRecord | None,
     return rate, None
 
 
+#: A shared (Redis) record expires this many periods after its last update: by then the
+#: stored rate has decayed by e**-30, so a new record gives the same result.
+RECORD_LIFETIME_PERIODS = 30
+
+
 def _events_cap(limit: float) -> int:
     return int(min(MAX_EVENTS, max(16.0, EVENTS_PER_LIMIT * limit)))
 
@@ -280,7 +285,7 @@ def check_ratelimit(spec: RatelimitSpec, db: RatelimitDB, cache: RatelimitCache,
         rate, _ = measure(spec, db.get(spec.key), now)
     else:
         rate = db.update(spec.key, lambda rec: measure(spec, rec, now),
-                         measure(spec, None, now)[0])
+                         measure(spec, None, now)[0], RECORD_LIFETIME_PERIODS * spec.period)
     if anchor is not None:
         anchor[spec.key] = rate
     return rate

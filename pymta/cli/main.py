@@ -16,6 +16,8 @@ from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.cli.retrytest import retry_test, rewrite_test
 from pymta.config.showconfig import config_text
 from pymta.debuglog import SELECTOR_BITS, debug
+from pymta.hints.store import configure as configure_hints
+from pymta.log import Logger
 from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
@@ -46,6 +48,13 @@ def config_path(opts: CliOptions) -> str:
     return opts.config_path or os.environ.get("PYMTA_CONFIG") or DEFAULT_CONFIG
 
 
+def choose_hints_backends(config: Any) -> Any:
+    """Keep the hints databases where the configuration says (LMDB, or Redis for the
+    ones a fleet shares); returns ``config``."""
+    configure_hints(config, lambda: Logger(config))
+    return config
+
+
 def load(opts: CliOptions) -> Any:
     """Load the configuration; on error print Exim-style and exit 1."""
     from pymta.config import load_config
@@ -53,6 +62,7 @@ def load(opts: CliOptions) -> Any:
     path = config_path(opts)
     try:
         config = with_cli_overrides(load_config(path, opts.macros or None), opts)
+        choose_hints_backends(config)
         if opts.queue_name:
             _name_queue(config, opts)
         return config
@@ -467,8 +477,8 @@ def do_daemon(opts: CliOptions) -> int:
         queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
         tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
     debug.force_pid()        # several processes write to one standard error
-    return start_daemon(config, dopts, load_config=lambda path, macros: with_cli_overrides(
-        load_config(path, macros), opts))
+    return start_daemon(config, dopts, load_config=lambda path, macros: choose_hints_backends(
+        with_cli_overrides(load_config(path, macros), opts)))
 
 
 def do_submit(opts: CliOptions) -> int:

@@ -117,6 +117,10 @@ MAIN_TABLE: dict[str, tuple] = {
     'helo_try_verify_hosts': ('list', None),
     'helo_verify_hosts': ('list', None),
     'hold_domains': ('list', None),
+    # pymta extension: hints databases a fleet shares in Redis (pymta/hints/store.py)
+    'hints_redis_databases': ('list', None),
+    'hints_redis_retry_interval': ('time', 30),
+    'hints_redis_server': ('string', None),
     'host_lookup': ('list', None),
     'host_lookup_order': ('list', 'bydns:byaddr'),
     'host_reject_connection': ('list', None),
@@ -173,6 +177,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'perl_taintmode': ('bool', False),
     'pgsql_servers': ('list', None),
     'pid_file_path': ('string', ''),
+    'redis_servers': ('string', None),
     'pipelining_advertise_hosts': ('list', '*'),
     'pipelining_connect_advertise_hosts': ('list', '*'),
     'prdr_enable': ('bool', False),

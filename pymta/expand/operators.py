@@ -354,12 +354,18 @@ def op_quote_local_part(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_REDIS_SPECIAL = re.compile(r"([ \t\n\v\f\r\\])")
+
+
 def op_quote_lookup(kind: str, arg: str) -> str:
     if kind in ("lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch", "dbm",
                 "cdb", "lmdb", "json", "dnsdb", "passwd"):
         return arg              # single-key lookups need no quoting
     if kind in ("sqlite", "mysql", "pgsql"):
         return arg.replace("'", "''") if kind == "sqlite" else arg.replace("'", "\\'")
+    if kind == "redis":
+        # the redis lookup splits its query at white space; a backslash protects
+        return _REDIS_SPECIAL.sub(r"\\\1", arg)
     if kind == "ldap":
         return _url_quote(re.sub(r"([*()\\\x00])", lambda m: "\\%02X" % ord(m.group(1)), arg))
     if kind == "ldap_dn":

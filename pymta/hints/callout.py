@@ -12,14 +12,15 @@ Two kinds of record, as in Exim:
 Values are compact JSON.  Expiry is decided when a record is read, from the main options
 ``callout_positive_expire``, ``callout_negative_expire``,
 ``callout_domain_positive_expire`` and ``callout_domain_negative_expire``; an expired or
-damaged record counts as absent.
+damaged record counts as absent.  In a shared (Redis) database a record also expires on
+its own once the longest of those times has passed.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 
-from pymta.hints.db import HintsDB
+from pymta.hints.store import HintsStore
 
 ACCEPT, REJECT, UNKNOWN = "accept", "reject", "unknown"
 #: A domain record result: ``MAIL FROM:<>`` was refused (fails only empty-sender callouts).
@@ -60,7 +61,7 @@ def decode_record(data: bytes) -> dict[str, object] | None:
 class CalloutCache:
     """Read and write callout records; ``None`` for the database disables the cache."""
 
-    def __init__(self, db: HintsDB | None, expiry: CacheExpiry):
+    def __init__(self, db: HintsStore | None, expiry: CacheExpiry):
         self.db = db
         self.expiry = expiry
 
@@ -70,9 +71,9 @@ class CalloutCache:
         data = self.db.get(key)
         return None if data is None else decode_record(data)
 
-    def _put(self, key: str, value: dict[str, object]) -> None:
+    def _put(self, key: str, value: dict[str, object], ttl: float) -> None:
         if self.db is not None:
-            self.db.put(key, json.dumps(value, separators=(",", ":")).encode())
+            self.db.put(key, json.dumps(value, separators=(",", ":")).encode(), ttl)
 
     # -- domain records ---------------------------------------------------------------
     def domain(self, domain: str, now: float) -> DomainRecord | None:
@@ -101,7 +102,9 @@ class CalloutCache:
         return rec
 
     def put_domain(self, domain: str, rec: DomainRecord) -> None:
-        self._put(f"D:{domain.lower()}", asdict(rec))
+        # the postmaster and random results live as long as the positive domain time
+        ttl = max(self.expiry.domain_positive, self.expiry.domain_negative)
+        self._put(f"D:{domain.lower()}", asdict(rec), ttl)
 
     # -- address records --------------------------------------------------------------
     @staticmethod
@@ -121,4 +124,5 @@ class CalloutCache:
         return str(result) if now - stamp <= life else None
 
     def put_address(self, key: str, result: str, now: float) -> None:
-        self._put(key, {"result": result, "time_stamp": now})
+        ttl = self.expiry.positive if result == ACCEPT else self.expiry.negative
+        self._put(key, {"result": result, "time_stamp": now}, ttl)

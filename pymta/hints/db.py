@@ -234,8 +234,9 @@ class HintsDB:
                 return txn.get(key.encode("utf-8", "surrogateescape"))
         return self._run(op, None)
 
-    def put(self, key: str, value: bytes) -> None:
-        """Store ``value`` under ``key`` (one short write transaction)."""
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` (one short write transaction).  ``ttl`` is
+        for stores that expire records; LMDB files are tidied instead."""
         def op(env: lmdb.Environment) -> None:
             with env.begin(write=True) as txn:
                 txn.put(key.encode("utf-8", "surrogateescape"), bytes(value))
@@ -247,6 +248,22 @@ class HintsDB:
             with env.begin(write=True) as txn:
                 return bool(txn.delete(key.encode("utf-8", "surrogateescape")))
         return self._run(op, False)
+
+    def update(self, key: str, change: Callable[[bytes | None], tuple[T, bytes | None]],
+               default: T, ttl: float | None = None) -> T:
+        """Read ``key``, call ``change(value)`` and store the value it returns (None:
+        leave the record), in one write transaction, so that concurrent processes never
+        lose each other's updates; ``default`` when the database cannot be used."""
+        raw = key.encode("utf-8", "surrogateescape")
+
+        def op(env: lmdb.Environment) -> T:
+            with env.begin(write=True) as txn:
+                data = txn.get(raw)
+                result, new = change(None if data is None else bytes(data))
+                if new is not None:
+                    txn.put(raw, new)
+                return result
+        return self._run(op, default)
 
     def items(self) -> list[tuple[str, bytes]]:
         """All (key, value) pairs in key order (a snapshot)."""

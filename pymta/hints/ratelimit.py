@@ -4,8 +4,9 @@ Keys are Exim's: ``<period>/<per_*>/[unique/]<key>`` (``1h/per_mail/192.0.2.1``)
 record holds the time of the last update, the smoothed rate and, for keys measured with
 ``unique=``, the start of the current event set ("epoch") and the set itself, kept as
 8-byte hashes of the event values.  The arithmetic lives in :mod:`pymta.acl.ratelimit`;
-this module only stores records, reading and writing one key in one LMDB write
-transaction so that concurrent receivers never lose each other's updates.
+this module only stores records, reading and writing one key atomically (one LMDB write
+transaction, or a watched Redis transaction when the database is shared) so that
+concurrent receivers, on one node or several, never lose each other's updates.
 """
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import lmdb
-
-from pymta.hints.db import HintsDB
+from pymta.hints.store import open_hints
 
 _HEAD = struct.Struct("<ddd")         # time of last update, rate, epoch (0: no set)
 HASH_SIZE = 8
@@ -52,27 +51,24 @@ class RatelimitDB:
     """Typed access to ``spool/db/ratelimit``."""
 
     def __init__(self, spool_dir: str, log: Any = None):
-        self.db = HintsDB(spool_dir, "ratelimit", log)
+        self.db = open_hints(spool_dir, "ratelimit", log)
 
     def get(self, key: str) -> RateRecord | None:
         data = self.db.get(key)
         return None if data is None else RateRecord.decode(data)
 
-    def update(self, key: str, compute: Update, default: Any) -> Any:
-        """Read ``key``, call ``compute(record)`` and store what it returns, all in one
-        write transaction; ``default`` is ``compute(None)``'s result computed by the
-        caller for when the database cannot be used at all."""
-        raw = key.encode("utf-8", "surrogateescape")
-
-        def op(env: lmdb.Environment) -> Any:
-            with env.begin(write=True) as txn:
-                data = txn.get(raw)
-                record = None if data is None else RateRecord.decode(bytes(data))
-                result, new = compute(record)
-                if new is not None:
-                    txn.put(raw, new.encode())
-                return result
-        return self.db.transaction(op, default)
+    def update(self, key: str, compute: Update, default: Any,
+               ttl: float | None = None) -> Any:
+        """Read ``key``, call ``compute(record)`` and store what it returns, atomically;
+        ``default`` is ``compute(None)``'s result computed by the caller for when the
+        database cannot be used at all.  ``ttl``: how long the record matters (a store
+        that expires records drops it then; ``compute`` may be called more than once
+        when another node wrote the key meanwhile, so it must not have side effects)."""
+        def change(data: bytes | None) -> tuple[Any, bytes | None]:
+            record = None if data is None else RateRecord.decode(data)
+            result, new = compute(record)
+            return result, None if new is None else new.encode()
+        return self.db.update(key, change, default, ttl)
 
     def items(self) -> list[tuple[str, RateRecord]]:
         out = []

@@ -17,7 +17,9 @@ from ..expand.errors import ExpandDefer, ExpandError
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
                         "lmdb", "cdb", "json", "spf", "dbm", "dbmnz", "dbmjz"})
 QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite",
-                         "ldap", "ldapdn", "ldapm"})
+                         "ldap", "ldapdn", "ldapm",
+                         "redis",
+                         })
 
 
 class LookupSpec:
@@ -310,7 +312,17 @@ def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | Non
         config = getattr(ctx, "config", None)
         return ldap_lookup(spec.name, query, lambda name: main_opt(config, name),
                            ctx.variables)
+    if spec.name == "redis":
+        return _redis(spec, query, ctx)
     raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
+
+
+def _redis(spec: LookupSpec, query: str, ctx: Any) -> str | None:
+    # redis-py is imported only when a configuration uses the lookup
+    from .redis import redis_lookup
+    main = getattr(getattr(ctx, "config", None), "main", None)
+    servers = getattr(main, "redis_servers", None) if main is not None else None
+    return redis_lookup(query, spec.opts.get("servers"), servers)
 
 
 def do_lookup_spec(spec_text: str, filename_or_query: str, key: str | None,

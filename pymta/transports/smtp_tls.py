@@ -26,7 +26,7 @@ from OpenSSL import SSL
 from pymta.address import Host
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
-from pymta.hints.db import HintsDB
+from pymta.hints.store import open_hints
 from pymta.tls.client import (
     ClientTLS,
     ClientTLSOptions,
@@ -202,12 +202,17 @@ class OutgoingTLS:
         return self._library(ctx).context_for(policy.variables)
 
 
+#: How long a stored client session is kept in a shared (Redis) tls database: servers
+#: rarely honour a resumption after a day (TLS 1.3 caps tickets at seven).
+SESSION_LIFETIME = 86400
+
+
 class SessionStore:
     """Client TLS sessions kept in the ``tls`` hints database for tls_resumption_hosts,
     keyed by transport, host address, port and SNI, so any delivery process can resume."""
 
     def __init__(self, spool_dir: str, transport: str, log: Any = None) -> None:
-        self.db = HintsDB(spool_dir, "tls", log)
+        self.db = open_hints(spool_dir, "tls", log)
         self.transport = transport
 
     def key(self, host: Host, port: int, sni: str) -> str:
@@ -226,7 +231,7 @@ class SessionStore:
     def save(self, key: str, conn: SSL.Connection) -> None:
         session = conn.get_session()
         if session is not None:
-            self.db.put(key, session_to_bytes(session))
+            self.db.put(key, session_to_bytes(session), SESSION_LIFETIME)
 
 
 def out_variables(facts: TLSFacts | None) -> dict[str, str]:

@@ -65,7 +65,7 @@ def _logrotate_conf(tmp_path: Path, logdir: Path, user: str, group: str) -> Path
     conf = tmp_path / "logrotate.conf"
     conf.write_text((ETC / "logrotate.d" / "pymta").read_text()
                     .replace("/var/log/pymta", str(logdir))
-                    .replace("pymta adm", f"{user} {group}"))
+                    .replace("pymta pymta", f"{user} {group}"))
     return conf
 
 

@@ -164,3 +164,27 @@ def test_type_notify_ready_after_listening(tmp_path):
                 sock.recv(1024)
     finally:
         sock.close()
+
+
+def test_cron_file_runs_the_queue_every_15_minutes(tmp_path):
+    """The cron line is well formed (five time fields, a user, a command), and its
+    command, "pymta -q", makes one queue run that delivers a queued message and exits."""
+    lines = [ln for ln in (ETC / "cron.d" / "pymta").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#") and "=" not in ln.split()[0]]
+    [entry] = lines
+    fields = entry.split(None, 6)
+    assert fields[:6] == ["*/15", "*", "*", "*", "*", "root"]
+    assert fields[6] == "[ -x /usr/local/bin/pymta ] && /usr/local/bin/pymta -q"
+    config = ("spool_directory = SPOOL\nlog_file_path = SPOOL/log/%slog\n"
+              "begin routers\nlocal:\n  driver = accept\n  transport = file\n"
+              "begin transports\nfile:\n  driver = appendfile\n  file = DIR/mbox\n"
+              "  user = nobody\n")
+    d = PymtaDaemon(config, tmp_path)
+    d.prepare()
+    queued = d.run("-odq", "alice@localhost", input=b"Subject: hi\n\nqueued\n")
+    assert queued.returncode == 0, queued.stderr
+    assert len(d.queue()) == 1
+    run = d.run("-q")                  # what cron starts
+    assert run.returncode == 0, run.stderr
+    assert d.queue() == []
+    assert "queued" in (tmp_path / "mbox").read_text()

@@ -22,7 +22,9 @@ log_file_path = SPOOL/log/%slog
 domainlist local_domains = test.example
 acl_smtp_rcpt = check_rcpt
 acl_smtp_connect = check_connect
-auth_advertise_hosts = *
+# no AUTH on the second port: a client that tries it there is logged
+auth_advertise_hosts = ${if eq{$received_port}{PORT2}{}{*}}
+log_selector = +smtp_protocol_error
 # early input is a synchronisation error only where PIPECONNECT is not offered
 pipelining_connect_advertise_hosts =
 
@@ -38,6 +40,7 @@ check_rcpt:
           message = $sender_host_address is listed at $dnslist_domain
   deny    domains = ! +local_domains : ! remote.example
           message = relay not permitted
+  require verify = sender
   require verify = recipient
   accept
 
@@ -80,24 +83,35 @@ PLAIN_WRONG = "AGFsaWNlAHdyb25n"          # \0alice\0wrong
 
 def _traffic(d: PymtaDaemon) -> None:
     """Two delivered messages, one deferred, two relay denials, one unknown user, one
-    client on a block list, two AUTH failures, one client that does not wait for the
-    banner."""
+    client on a block list, one forged sender, two AUTH failures, one AUTH where it was
+    not offered, one client that does not wait for the banner."""
     for rcpt in ("alice@test.example", "bob@test.example", "carol@remote.example"):
         with d.client() as c:
             c.banner()
             c.ehlo("client.example")
-            code, _ = c.send_message("sender@elsewhere.example", [rcpt],
+            code, _ = c.send_message("sender@remote.example", [rcpt],
                                      b"Subject: hi\r\n\r\nhello\r\n")
             assert code == 250
             c.quit()
     with d.client() as c:
         c.banner()
         c.ehlo("client.example")
-        assert c.cmd("MAIL FROM:<spammer@elsewhere.example>")[0] == 250
+        assert c.cmd("MAIL FROM:<spammer@remote.example>")[0] == 250
         assert c.cmd("RCPT TO:<victim@relay.example>")[0] == 550
         assert c.cmd("RCPT TO:<victim2@relay.example>")[0] == 550
         assert c.cmd("RCPT TO:<nobody@test.example>")[0] == 550
         assert c.cmd("RCPT TO:<listed@test.example>")[0] == 550
+        c.quit()
+    with d.client() as c:
+        c.banner()
+        c.ehlo("client.example")
+        assert c.cmd("MAIL FROM:<forger@nowhere.example>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 550
+        c.quit()
+    with d.client(port=d.ports[1]) as c:
+        c.banner()
+        c.ehlo("client.example")
+        assert c.cmd("AUTH PLAIN " + PLAIN_WRONG)[0] == 503
         c.quit()
     for _ in range(2):
         with d.client() as c:
@@ -156,13 +170,14 @@ def test_eximstats_counts_the_traffic(logs):
     # volume, messages, hosts, delayed (count, %), failed (count, %)
     assert _row(report, "Received")[1:] == ["3", "1", "1", "33.3%", "0", "0.0%"]
     assert _row(report, "Delivered")[1:] == ["2", "2", "1"]
-    # the four RCPT rejections, the impatient client and the host error line of the
+    # the five RCPT rejections, the impatient client and the host error line of the
     # deferral ("H=127.0.0.1 [127.0.0.1] Connection refused", which eximstats takes
     # for a rejection in Exim's logs too)
-    assert _row(report, "Rejects") == ["6", "1"]
+    assert _row(report, "Rejects") == ["7", "1"]
     reasons = report.split("Top 50 mail rejection reasons by message count")[1]
     assert re.search(r"^ +2 +Rejected RCPT: relay not permitted$", reasons, re.M), reasons
     assert re.search(r"^ +1 +Rejected RCPT: Unrouteable address$", reasons, re.M), reasons
+    assert re.search(r"^ +1 +Rejected RCPT: Sender verify failed$", reasons, re.M), reasons
     assert re.search(r"^ +1 +Listed at dnsbl\.example$", reasons, re.M), reasons
     assert re.search(r"^ +1 +SMTP protocol synchronization error$", reasons, re.M), reasons
     assert re.search(r"^  local_file +\d+ +2$", report, re.M), report
@@ -171,12 +186,13 @@ def test_eximstats_counts_the_traffic(logs):
 def test_fail2ban_exim_filter_matches_the_attacks(logs):
     if shutil.which("fail2ban-regex") is None:
         pytest.skip("fail2ban-regex is not installed (Debian package fail2ban)")
-    # two AUTH failures, three RCPT rejections (two relay, one unknown user), the
-    # synchronization error; deliveries and the block-list rejection are not its business.
-    # All six went to the rejectlog too, as in Exim.
-    for log in ("mainlog", "rejectlog"):
+    # two AUTH failures, four RCPT rejections (two relay, one unknown user, one forged
+    # sender) and the sender verification line, the synchronization error, the AUTH
+    # where it was not offered; deliveries and the block-list rejection are not its
+    # business.  All but the last went to the rejectlog too, as in Exim.
+    for log, count in (("mainlog", 9), ("rejectlog", 8)):
         matched, out = _fail2ban(logs / log, "exim")
-        assert matched == 6, out
+        assert matched == count, out
 
 
 def test_fail2ban_exim_spam_filter_matches_the_block_list_rejection(logs):

@@ -9,6 +9,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import REPO, PymtaDaemon
+from tests.support.daemon import REPO, PymtaDaemon, pymta_env
 
 ETC = REPO / "etc"
 CONFIG = """\
@@ -188,3 +189,56 @@ def test_cron_file_runs_the_queue_every_15_minutes(tmp_path):
     assert run.returncode == 0, run.stderr
     assert d.queue() == []
     assert "queued" in (tmp_path / "mbox").read_text()
+
+
+def _unit_command(key: str, options: str) -> list[str]:
+    """The unit's ``key=`` command line with /etc/default/pymta's settings, OPTIONS
+    replaced by ``options``, as systemd expands it (${VAR} in a word, $VAR as words)."""
+    unit = (ETC / "systemd" / "pymta.service").read_text()
+    [line] = [ln for ln in unit.splitlines() if ln.startswith(key + "=")]
+    settings = dict(re.findall(r"^([A-Z]+)=(.*)$", (ETC / "default" / "pymta").read_text(),
+                               re.M))
+    settings["OPTIONS"] = options
+    words: list[str] = []
+    for word in line.split("=", 1)[1].split():
+        if word.startswith("$") and not word.startswith("${"):
+            words += settings[word[1:]].split()
+        else:
+            words.append(re.sub(r"\$\{(\w+)\}", lambda m: settings[m.group(1)], word))
+    return words
+
+
+def test_the_units_command_lines_run(tmp_path):
+    """ExecStartPre's check and ExecStart's daemon, as systemd runs them: the daemon says
+    READY=1 to NOTIFY_SOCKET, takes a connection, and stops cleanly on SIGTERM."""
+    d = PymtaDaemon(CONFIG, tmp_path)
+    d.prepare()
+    (d.spool / "log").mkdir(parents=True)
+    options = f"-C {d.config_path} -DSPOOL={d.spool} -oX {d.port}"
+    command = [sys.executable, "-c", "import sys; from pymta.cli.main import main; "
+               "sys.exit(main())"]
+    check = _unit_command("ExecStartPre", options)
+    assert check[0] == "/usr/local/bin/pymta"
+    out = subprocess.run(command + check[1:], capture_output=True, text=True, timeout=60,
+                         env=pymta_env())
+    assert out.returncode == 0 and "pymta version" in out.stdout, out.stderr
+    start = _unit_command("ExecStart", options)
+    assert start[1:3] == ["-bdf", "-q30m"]
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(30)
+        proc = subprocess.Popen(command + start[1:], env=pymta_env({"NOTIFY_SOCKET": path}),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            assert sock.recv(100).decode() == f"READY=1\nMAINPID={proc.pid}"
+            with socket.create_connection(("127.0.0.1", d.port), timeout=10) as c:
+                assert c.recv(100).startswith(b"220 ")
+            proc.send_signal(signal.SIGTERM)        # KillMode=mixed: the master only
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert "daemon started" in d.log() and "-q30m" in d.log()

@@ -4,8 +4,9 @@ Every line is ``YYYY-MM-DD HH:MM:SS [id ]text`` in local time (``log_timezone`` 
 zone offset, ``log_selector = +pid`` adds ``[pid]``).  Files are opened with O_APPEND and
 each entry is one write(), so concurrent processes interleave whole lines.  A file that
 was renamed away (log rotation) is noticed by a stat() at most once a second and
-reopened.  ``syslog`` in ``log_file_path`` and the ``log_selector`` items pymta does not
-implement are configuration errors (:func:`check_log_selector`).
+reopened.  ``syslog`` in ``log_file_path`` sends the same lines to syslog as well or
+instead (:mod:`pymta.syslogger`).  The ``log_selector`` items pymta does not implement
+are configuration errors (:func:`check_log_selector`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 from pymta.config.model import ConfigError
 from pymta.debuglog import debug
 from pymta.osutil import give_to_dir_owner
+from pymta.syslogger import SyslogWriter
 
 LOG_FILE_MODE = 0o640
 _CHECK_INTERVAL = 1.0
@@ -135,9 +137,32 @@ def panic_path_from(template: str) -> str:
     return out
 
 
+def split_log_file_path(text: str) -> tuple[str | None, bool]:
+    """The file template and whether syslog is used, from an (expanded) log_file_path.
+
+    Items are colon-separated (never another separator), at most two: ``syslog``, a path
+    with ``%s``, or empty for the default path.  Only ``syslog`` gives no file template
+    (None); an unset option gives ("", False), the default path.
+    """
+    template: str | None = None
+    syslog = False
+    for item in text.split(":"):
+        item = item.strip()
+        if item == "syslog":
+            syslog = True
+        elif template is None:
+            template = item
+    if template is None and not syslog:
+        template = ""
+    return template, syslog
+
+
 def log_directories(config: Any) -> list[str]:
-    """The directories the main, reject and panic logs of ``config`` go to."""
+    """The directories the main, reject and panic logs of ``config`` go to (none when
+    it logs to syslog only)."""
     logger = Logger(config)
+    if not logger.to_files:
+        return []
     dirs: list[str] = []
     for which in ("main", "reject", "panic"):
         d = os.path.dirname(logger.path_for(which))
@@ -147,8 +172,11 @@ def log_directories(config: Any) -> list[str]:
 
 
 def log_files(config: Any) -> list[str]:
-    """The current main, reject and panic log files of ``config``."""
+    """The current main, reject and panic log files of ``config`` (none when it logs to
+    syslog only)."""
     logger = Logger(config)
+    if not logger.to_files:
+        return []
     return [logger.path_for(which) for which in ("main", "reject", "panic")]
 
 
@@ -206,14 +234,25 @@ class Logger:
     """Writes Exim's logs for one process; construct with the loaded ``Config``.
 
     ``log_file_path`` (expanded if it contains ``$``) chooses the files; unset or an
-    empty item means ``<spool_directory>/log/%slog``.
+    empty item means ``<spool_directory>/log/%slog``; a ``syslog`` item sends the lines to
+    syslog too (alone: to syslog only), with the ``syslog_*`` main options.
     """
 
     def __init__(self, config: Any):
         self.config = config
         main = getattr(config, "main", None)
         self.spool_dir = str(getattr(main, "spool_directory", "") or "/var/spool/pymta")
+        self.to_syslog = False
+        self.to_files = True
         self.template = self._choose_path(getattr(main, "log_file_path", None))
+        self.syslog: SyslogWriter | None = None
+        if self.to_syslog:
+            self.syslog = SyslogWriter(
+                str(getattr(main, "syslog_facility", None) or "mail"),
+                str(getattr(main, "syslog_processname", None) or "exim"))
+        self.syslog_duplication = bool(getattr(main, "syslog_duplication", True))
+        self.syslog_timestamp = bool(getattr(main, "syslog_timestamp", True))
+        self.syslog_pid = bool(getattr(main, "syslog_pid", True))
         self.with_zone = bool(getattr(main, "log_timezone", False))
         self.write_rejectlog = bool(getattr(main, "write_rejectlog", True))
         self.log_pid = log_selected(config, "pid")
@@ -232,12 +271,11 @@ class Logger:
                 text = str(expand_string(text, ExpandContext(config=self.config)))
             except Exception:       # a log path must never stop us from logging
                 return default
-        for item in text.split(":"):
-            item = item.strip()
-            if item == "syslog":
-                continue
-            return item or default
-        return default           # only syslog: we still keep files
+        template, self.to_syslog = split_log_file_path(text)
+        if template is None:           # syslog only: no files (path_for still answers)
+            self.to_files = False
+            return default
+        return template or default
 
     def path_for(self, which: str, now: float | None = None) -> str:
         """The file name for "main", "reject" or "panic" at time ``now``."""
@@ -272,11 +310,29 @@ class Logger:
         parts.append(_clean(text))
         return " ".join(parts) + "\n"
 
-    def _write(self, which: str, data: str, now: float) -> None:
+    def _syslog_text(self, data: str) -> str:
+        """``data`` as syslog gets it: without pymta's time stamp (syslog_timestamp =
+        false) or its ``[pid]`` field (syslog_pid = false)."""
+        if self.syslog_timestamp and (self.syslog_pid or not self.log_pid):
+            return data
+        fields = 3 if self.with_zone else 2        # date, time[, zone]
+        head = data.split(" ", fields)
+        stamp, rest = " ".join(head[:fields]), (head[fields] if len(head) > fields else "")
+        if not self.syslog_pid and self.log_pid and rest.startswith("["):
+            rest = rest.split("] ", 1)[1] if "] " in rest else rest
+        return stamp + " " + rest if self.syslog_timestamp else rest
+
+    def _write(self, which: str, data: str, now: float, syslog: bool = True) -> None:
+        """Write ``data`` to log ``which``'s file and (``syslog``) to syslog.  Callers
+        pass ``syslog=False`` for the copy syslog_duplication = false suppresses."""
         if debug.any and which != "reject":
             debug.log_line(which, data)      # as Exim's debug output shows log lines
             if which == "panic":
                 debug.paniclog_written()     # control = debug/.../trigger=paniclog
+        if self.syslog is not None and syslog:
+            self.syslog.send(which, self._syslog_text(data), now)
+        if not self.to_files:
+            return
         raw = data.encode("utf-8", "surrogateescape")
         try:
             self._file(which, now).write(raw)
@@ -305,7 +361,8 @@ class Logger:
         """
         now = time.time()
         line = self.format_line(text, msgid, now)
-        self._write("main", line, now)
+        self._write("main", line, now, syslog=self.syslog_duplication
+                    or not self.write_rejectlog)
         if not self.write_rejectlog:
             return
         extra = []
@@ -327,8 +384,11 @@ class Logger:
         wanted = set(targets)
         now = time.time()
         line = self.format_line(text, msgid, now)
+        # syslog_duplication = false: one syslog copy, the reject or panic one
+        single = not self.syslog_duplication and (
+            "panic" in wanted or ("reject" in wanted and self.write_rejectlog))
         if "main" in wanted:
-            self._write("main", line, now)
+            self._write("main", line, now, syslog=not single)
         if "reject" in wanted and self.write_rejectlog:
             extra = "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
                             .rstrip("\n") + "\n" for h in headers or ())
@@ -343,7 +403,7 @@ class Logger:
         try:
             self._write("panic", line, now)
         finally:
-            self._write("main", line, now)
+            self._write("main", line, now, syslog=self.syslog_duplication)
 
     def msglog(self, spool_dir: str, msgid: str, text: str) -> None:
         """A time-stamped line in spool/msglog/ID (the message's own log)."""
@@ -365,7 +425,10 @@ class Logger:
             os.close(fd)
 
     def close(self) -> None:
-        """Close all open log files (they reopen on the next write)."""
+        """Close all open log files and the syslog socket (they reopen on the next
+        write)."""
         for f in self._files.values():
             f.close()
         self._files.clear()
+        if self.syslog is not None:
+            self.syslog.close()

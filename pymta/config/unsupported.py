@@ -23,6 +23,7 @@ from typing import Any
 
 from pymta.config.model import ConfigError
 from pymta.config.ratelimit import check_ratelimit_option
+from pymta.syslogger import MAX_PROCESSNAME, check_facility
 
 NOT_SUPPORTED = "is not supported in this version of pymta"
 
@@ -86,7 +87,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
         spf_guess spf_smtp_comment_template
-        syslog_duplication syslog_facility syslog_pid syslog_processname syslog_timestamp
         tcp_wrappers_daemon_name timezone unknown_login unknown_username
         uucp_from_pattern uucp_from_sender
     """),
@@ -230,19 +230,35 @@ def check_main_option(name: str, value: Any, file: str | None, line: int | None)
     check_scanner_option(name, value, file, line)
     if name == "log_file_path":
         check_log_file_path(value, file, line)
+    elif name in ("syslog_facility", "syslog_processname"):
+        check_syslog_option(name, value, file, line)
     elif name == "log_selector":
         from pymta.log import check_log_selector
         check_log_selector(str(value or ""), file, line)
 
 
 def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
-    """``syslog`` in log_file_path is an error: pymta writes log files only."""
+    """log_file_path is a colon-separated list of at most two items (``syslog``, a path
+    with %s, or empty): pymta refuses more rather than use the first as Exim does."""
     text = str(value or "")
     if "$" in text:
         return                    # checked when it is expanded
-    if any(item.strip() == "syslog" for item in text.split(":")):
-        raise ConfigError(f'"syslog" in log_file_path {NOT_SUPPORTED} '
-                          "(pymta writes log files only)", file, line)
+    items = text.split(":")
+    if len(items) > 2:
+        raise ConfigError(f'log_file_path "{text}" has more than two items (at most a path '
+                          'and "syslog")', file, line)
+
+
+def check_syslog_option(name: str, value: Any, file: str | None, line: int | None) -> None:
+    """syslog_facility must name a facility; syslog_processname is at most 32 long."""
+    text = str(value or "")
+    if name == "syslog_facility":
+        problem = check_facility(text) if value is not None else None
+        if problem:
+            raise ConfigError(problem, file, line)
+    elif len(text) > MAX_PROCESSNAME:
+        raise ConfigError(f'syslog_processname "{text}" is longer than {MAX_PROCESSNAME} '
+                          "characters", file, line)
 
 
 def check_driver_option(kind: str, driver: str, owner: str, name: str, value: Any,

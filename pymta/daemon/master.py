@@ -25,6 +25,7 @@ import pymta
 from pymta.daemon import ipc, listen
 from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.preload import preload_for
+from pymta.daemon.sdnotify import sd_notify
 from pymta.daemon.util import (
     PrivilegeError,
     drop_privileges,
@@ -774,6 +775,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             write_pid_file(pid_path)
         except OSError as exc:
             sys.stderr.write(f"pymta: failed to write pid file {pid_path}: {exc}\n")
+    sd_notify(f"READY=1\nMAINPID={os.getpid()}")     # Type=notify: listening now
     # Preload what children need before giving up root: exim_user may not be able to read
     # the Python installation, and no child should import per connection or delivery.
     for mod in PRELOAD_MODULES:

@@ -89,8 +89,9 @@ class AclChecks:
                 and log_selected(self.config, "sender_verify_fail"):
             # verify_log "" (a cached callout result): Exim names only the address.
             detail = res.verify_message if res.verify_log is None else res.verify_log
-            self.log.main(f"{self.host_ident()} sender verify fail for <{res.verify_address}>"
-                          + (f": {detail}" if detail else ""))
+            # mainlog and rejectlog, as Exim writes it (fail2ban may read either)
+            self.log.reject(f"{self.host_ident()} sender verify fail for "
+                            f"<{res.verify_address}>" + (f": {detail}" if detail else ""))
         msg = res.log_message
         if msg is None and res.verify_failed == "sender":
             msg = res.message or "Sender verify failed"

@@ -23,19 +23,14 @@ CASES = {
                          "  socks_proxy", 'transport remote_smtp: option "socks_proxy"'),
     "log_selector item": ("qualify_domain = test.example\n", "log_selector = +subject\n",
                           "log_selector", 'log_selector item "+subject"'),
-    "log_file_path syslog": ("log_file_path = SPOOL/log/%slog\n", "", "log_file_path",
-                             '"syslog" in log_file_path'),
 }
 
 
 def _config(case: str) -> tuple[str, int, str]:
     after, insert, marker, start = CASES[case]
     text = BASE_CONFIG
-    if case == "log_file_path syslog":
-        text = text.replace(after, "log_file_path = syslog : SPOOL/log/%slog\n")
-    else:
-        assert after in text
-        text = text.replace(after, after + insert, 1)
+    assert after in text
+    text = text.replace(after, after + insert, 1)
     line = next(n for n, ln in enumerate(text.split("\n"), 1) if ln.startswith(marker))
     return text, line, start
 

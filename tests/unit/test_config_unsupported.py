@@ -46,8 +46,6 @@ UNSUPPORTED = {
                           'log_selector item "+subject"'),
     "log_selector default pymta cannot turn off": ("log_selector = -retry_defer\n", 3,
                                                    'log_selector item "-retry_defer"'),
-    "log_file_path syslog": ("log_file_path = syslog : /var/log/pymta/%slog\n", 3,
-                             '"syslog" in log_file_path'),
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"
                               "  socks_proxy = 127.0.0.1\n", 6,
                               'transport remote: option "socks_proxy"'),
@@ -83,7 +81,7 @@ def test_load_refuses_with_file_and_line(tmp_path, case):
 @pytest.mark.parametrize("case", ["main option", "cyrus_sasl authenticator",
                                   "authenticator",
                                   "smtp transport option",
-                                  "log_selector item", "log_file_path syslog"])
+                                  "log_selector item"])
 def test_bV_refuses_with_file_and_line(tmp_path, case):
     body, line, start = UNSUPPORTED[case]
     path = _write(tmp_path, body)

@@ -40,6 +40,14 @@ from pymta.transports.content import body_size, write_message
 from pymta.transports.dkim_sign import DkimSigning, signing_configured
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_dsn import mail_dsn_param, rcpt_dsn_param
+from pymta.transports.smtp_events import (
+    banner_event,
+    connection_events,
+    ehlo_event,
+    host_defer_event,
+    message_defer_event,
+    rcpt_defer_events,
+)
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
     HostTLS,
@@ -293,6 +301,7 @@ class SmtpTransport(Transport):
         for a in pending:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "no usable hosts"
+        message_defer_event(self, job, addrs, ctx)
 
     def connect_for(self, job: Any) -> tuple[Any, Host, Any] | None:
         """Open a session to the first usable host of ``job``'s first address, as a
@@ -464,6 +473,7 @@ class SmtpTransport(Transport):
         while True:
             _set_tls_out(ctx, None)
             cl = self._client(self._source_address(host, ctx), ctx)
+            connection_events(self, job, cl, host, ctx)
             if smtps:
                 wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
                 try:
@@ -479,12 +489,14 @@ class SmtpTransport(Transport):
                 self._host_reply_error(addrs, "initial connection", banner)
                 cl.quit()
                 return None
+            banner_event(self, job, cl, host, banner, ctx)
             if not smtps and early:
                 reply, cmd = cl.early_ehlo_reply(early), early
                 if reply.kind == "5":
                     reply, cmd = cl.helo(helo), f"HELO {helo}"
             else:
                 reply, cmd = self._hello(cl, host, helo, ctx)
+            ehlo_event(self, job, host, reply, cmd, ctx)
             if not smtps:
                 self._remember_ehlo(job, host, port, helo, cl, reply, ctx)
             if not reply.ok():
@@ -510,6 +522,7 @@ class SmtpTransport(Transport):
                 if reply.code == 220:
                     self._tls_up(job, cl, facts[0], resume_key, req, ctx)
                     reply, cmd = self._hello(cl, host, helo, ctx)
+                    ehlo_event(self, job, host, reply, cmd, ctx)
                     if not reply.ok():
                         self._host_reply_error(addrs, cmd, reply)
                         cl.quit()
@@ -696,6 +709,7 @@ class SmtpTransport(Transport):
             if cl is None:
                 cl = self._open_connection(job, host, helo, addrs, ctx, req)
                 if cl is None:
+                    host_defer_event(self, job, host, addrs, ctx)
                     return
             setup = False
             record_on_addresses(addrs, cl.facts.get("tls"))
@@ -761,6 +775,7 @@ class SmtpTransport(Transport):
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param, utf8=utf8, downconvert=downconvert,
                                   try_prdr=try_prdr)
+            rcpt_defer_events(self, job, host, addrs, ctx)
             self._save_session(job, cl)
             if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
                 cl.quit()           # no further message down this session
@@ -779,6 +794,7 @@ class SmtpTransport(Transport):
                         a.error_kind = kind
             if cl is not None:
                 cl.close()
+            host_defer_event(self, job, host, addrs, ctx)
         except OSError as e:
             for a in addrs:
                 if a.result in (None, "defer"):
@@ -786,6 +802,7 @@ class SmtpTransport(Transport):
                     a.basic_errno = e.errno or EximErrno.UNKNOWNERROR
             if cl is not None:
                 cl.close()
+            host_defer_event(self, job, host, addrs, ctx)
 
     @staticmethod
     def _log_host_error(job: Any, host: Host, e: Any) -> None:
@@ -796,7 +813,7 @@ class SmtpTransport(Transport):
             return
         where = f"H={host.name} [{host.address}]"
         if isinstance(e, smtp_client.SmtpConnectError):
-            text = f"{where} {e.message}"
+            text = f"{where} {getattr(e, 'log_text', e.message)}"
         elif isinstance(e, smtp_client.SmtpTimeout):
             text = f"{where}: {e.message}: Connection timed out"
         else:

@@ -1,0 +1,101 @@
+"""The events the smtp transport raises (its ``event_action``), in Exim 4.96's order.
+
+Per connection: ``tcp:connect`` before connecting (a non-empty result refuses the
+connection: the host is deferred with errno -58), ``smtp:connect`` after the banner (a
+non-empty result closes the connection and defers the host), ``smtp:ehlo`` after each
+EHLO/LHLO reply, ``tcp:close`` when the connection is closed.  Per recipient:
+``msg:rcpt:host:defer`` then ``msg:rcpt:defer`` for a 4xx reply to RCPT.  Per host
+error: ``msg:host:defer``.  Once per transport run: ``msg:defer`` when addresses were
+deferred by something other than their own RCPT reply.  The delivery code raises the
+per-recipient outcome events (``msg:delivery``, ``msg:fail:delivery``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pymta.address import Address, Host
+from pymta.errnos import EximErrno
+from pymta.events import TransportLike, rcpt_defer_errno, transport_event
+from pymta.expand.context import ExpandContext
+from pymta.smtp import client as smtp_client
+
+
+class EventRefusal(smtp_client.SmtpConnectError):
+    """A tcp:connect event action refused the connection: the host line says so, the
+    addresses are deferred with errno -58 and no text (as in Exim)."""
+
+    log_text = "Event requests alternate response"
+
+
+def _raise(tpt: TransportLike, job: Any, name: str, ctx: ExpandContext | None, *,
+           host: Host | None = None, addr: Address | None = None, data: str = "",
+           errno: int = 0) -> str:
+    if addr is None and ctx is not None and len(job.addresses) > 1:
+        # as in Exim, $local_part is unset while a transport handles several addresses
+        ctx = ctx.child(local_part="")
+    return transport_event(tpt, name, ctx, host=host, addr=addr, data=data, errno=errno,
+                           log=getattr(job, "log", None), msgid=job.message.id)
+
+
+def connection_events(tpt: TransportLike, job: Any, cl: smtp_client.SmtpClient, host: Host,
+                      ctx: ExpandContext | None) -> None:
+    """tcp:connect before ``cl`` connects (raises :class:`EventRefusal` when the action
+    refuses it); arranges tcp:close for when the connection is closed."""
+    if _raise(tpt, job, "tcp:connect", ctx, host=host):
+        raise EventRefusal("", EximErrno.EVENT)
+
+    def closed() -> None:
+        _raise(tpt, job, "tcp:close", ctx, host=host)
+
+    cl.on_close = closed
+
+
+def banner_event(tpt: TransportLike, job: Any, cl: smtp_client.SmtpClient, host: Host,
+                 banner: smtp_client.SmtpReply, ctx: ExpandContext | None) -> None:
+    """smtp:connect with the banner; a non-empty result closes the connection and
+    raises the host error that defers it."""
+    result = _raise(tpt, job, "smtp:connect", ctx, host=host, data=banner.text)
+    if result:
+        cl.close()
+        raise smtp_client.SmtpError(
+            f"deferred by smtp:connect event expansion: {result}", EximErrno.EXPANDFAIL)
+
+
+def ehlo_event(tpt: TransportLike, job: Any, host: Host, reply: smtp_client.SmtpReply,
+               command: str, ctx: ExpandContext | None) -> None:
+    """smtp:ehlo with the whole reply to a successful EHLO (or LHLO)."""
+    if reply.ok() and command[:4].upper() in ("EHLO", "LHLO"):
+        _raise(tpt, job, "smtp:ehlo", ctx, host=host, data=reply.text)
+
+
+def host_defer_event(tpt: TransportLike, job: Any, host: Host, addrs: list[Address],
+                     ctx: ExpandContext | None) -> None:
+    """msg:host:defer after a host error that deferred the addresses."""
+    deferred = [a for a in addrs if a.result == "defer"]
+    if deferred:
+        a = deferred[0]
+        _raise(tpt, job, "msg:host:defer", ctx, host=host, addr=a, data=a.message or "",
+               errno=a.basic_errno)
+
+
+def rcpt_defer_events(tpt: TransportLike, job: Any, host: Host, addrs: list[Address],
+                      ctx: ExpandContext | None) -> None:
+    """msg:rcpt:host:defer and msg:rcpt:defer for each recipient a 4xx to RCPT
+    deferred at ``host``."""
+    for a in addrs:
+        if a.result == "defer" and a.basic_errno == EximErrno.RCPT4XX:
+            errno = rcpt_defer_errno(a.more_errno, host)
+            for name in ("msg:rcpt:host:defer", "msg:rcpt:defer"):
+                _raise(tpt, job, name, ctx, host=host, addr=a, data=a.message or "",
+                       errno=errno)
+
+
+def message_defer_event(tpt: TransportLike, job: Any, addrs: list[Address],
+                        ctx: ExpandContext | None) -> None:
+    """msg:defer once for the run, about the first address deferred by something other
+    than its own RCPT reply."""
+    for a in addrs:
+        if a.result == "defer" and a.basic_errno != EximErrno.RCPT4XX:
+            _raise(tpt, job, "msg:defer", ctx, host=a.host_used, addr=a,
+                   data=a.message or "", errno=a.basic_errno)
+            return

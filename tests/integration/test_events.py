@@ -1,0 +1,176 @@
+"""Exim's events (issue 12): the main and transport event_action options.
+
+The real daemon delivers to the test sink (or to a closed port) while an event ACL
+writes every event it sees to the main log.  The expected sequences -- event names in
+order, $event_data, $event_defer_errno, $local_part and $router_name -- were recorded
+from Exim 4.96 in the same scenarios (tests/data/events/record_exim.py writes
+tests/data/events/exim_4.96.json).
+
+One configured difference: the smtp transport here has ``connection_max_messages = 1``.
+pymta's long-lived delivery workers keep a connection open for the next message, so
+without it tcp:close comes when the idle connection is closed later, whereas Exim's
+delivery process closes it before it logs the deliveries.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tests.integration.conftest import wait_for
+from tests.integration.test_daemon_e2e import send
+from tests.support.sink import SmtpSink
+
+EXPECTED_FILE = Path(__file__).parents[1] / "data" / "events" / "exim_4.96.json"
+
+EVENT_LINE = ("EV name=$event_name data=[$event_data] errno=[$event_defer_errno] "
+              "lp=[$local_part] rn=[$router_name]")
+
+_EVENT_RX = re.compile(r" EV name=(\S+) data=\[(.*)\] errno=\[(-?\d*)\] "
+                       r"lp=\[([^\]]*)\] rn=\[([^\]]*)\]$")
+
+
+def parse_events(log: str, msgid: str) -> list[list[str]]:
+    """[name, data, errno, local_part, router_name] of each event line about
+    ``msgid`` in a main log, in order."""
+    events = []
+    for line in log.splitlines():
+        if f" {msgid} EV name=" not in line:
+            continue
+        m = _EVENT_RX.search(line)
+        assert m is not None, line
+        events.append(list(m.groups()))
+    return events
+
+
+def _sink(**kw: Any) -> Callable[[int], SmtpSink]:
+    return lambda port: SmtpSink(port=port, **kw)
+
+
+#: name -> sender, recipients, the sink (None: nothing listens) and text appended to
+#: the smtp transport's event_action
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "smtp_accept": {"sender": "sender@remote.example", "recipients": ["good@remote.example"],
+                    "sink": _sink()},
+    "smtp_rcpt": {"sender": "sender@remote.example",
+                  "recipients": ["good@remote.example", "bad@remote.example",
+                                 "later@remote.example"],
+                  "sink": _sink(rcpt_replies={"bad@remote.example": (550, "no such user"),
+                                              "later@remote.example": (451, "try later")})},
+    "host_closed": {"sender": "sender@remote.example", "recipients": ["good@remote.example"],
+                    "sink": None},
+    "data_4xx": {"sender": "sender@remote.example", "recipients": ["good@remote.example"],
+                 "sink": _sink(mode="data", code=451, text="data later")},
+    "tcp_connect_refused": {"sender": "sender@remote.example",
+                            "recipients": ["good@remote.example"], "sink": _sink(),
+                            "transport_extra": "${if eq{$event_name}{tcp:connect}{no}}"},
+    "smtp_connect_refused": {"sender": "sender@remote.example",
+                             "recipients": ["good@remote.example"], "sink": _sink(),
+                             "transport_extra": "${if eq{$event_name}{smtp:connect}"
+                                                "{not this one}}"},
+    "local": {"sender": "sender@remote.example", "recipients": ["alice@test.example"],
+              "sink": None},
+    "fail_internal": {"sender": "sender@remote.example",
+                      "recipients": ["someone@nowhere.example"], "sink": None},
+}
+
+CONFIG = """\
+primary_hostname = mx.test.example
+qualify_domain = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+domainlist local_domains = test.example
+acl_smtp_rcpt = acl_check_rcpt
+event_action = ${acl{ev}}
+
+begin acl
+
+ev:
+  warn logwrite = EVENT_LINE
+  accept
+
+acl_check_rcpt:
+  accept
+
+begin routers
+
+nowhere:
+  driver = redirect
+  domains = nowhere.example
+  allow_fail
+  data = :fail: no such place
+
+remote:
+  driver = manualroute
+  domains = remote.example
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = remote_smtp
+
+local_users:
+  driver = accept
+  domains = +local_domains
+  local_parts = lsearch;DIR/users
+  transport = local_maildir
+
+begin transports
+
+remote_smtp:
+  driver = smtp
+  allow_localhost
+  connection_max_messages = 1
+  event_action = ${acl{ev}}TRANSPORT_EXTRA
+
+local_maildir:
+  driver = appendfile
+  directory = DIR/maildir/${local_part_data}
+  maildir_format
+  create_directory
+  event_action = ${acl{ev}}
+
+begin retry
+
+*  *  F,1h,1s
+""".replace("EVENT_LINE", EVENT_LINE)
+
+
+def _comparable(events: list[list[str]]) -> list[list[str]]:
+    """What must agree with Exim: everything, except the values Exim leaves over from
+    an earlier event -- $event_defer_errno of tcp:close, and the address variables of
+    the message-level msg:complete."""
+    out = []
+    for name, data, errno, lp, rn in events:
+        if name == "tcp:close":
+            errno = "*"
+        if name == "msg:complete":
+            lp = rn = "*"
+        out.append([name, data, errno, lp, rn])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_events_in_exim_order(name, pymta_daemon, sink_port):
+    scenario = SCENARIOS[name]
+    expected = json.loads(EXPECTED_FILE.read_text())[name]
+    config = CONFIG.replace("TRANSPORT_EXTRA", scenario.get("transport_extra", ""))
+    sink = scenario["sink"](sink_port) if scenario["sink"] else None
+    if sink is not None:
+        sink.start()
+    try:
+        d = pymta_daemon(config=config)
+        code, text = send(d, scenario["sender"], scenario["recipients"],
+                          b"Subject: events\r\n\r\nbody\r\n")
+        assert code == 250, text
+        msgid = re.search(r"id=(\S+)", text).group(1)
+        assert wait_for(lambda: len(parse_events(d.log(), msgid)) >= len(expected), 20), \
+            (parse_events(d.log(), msgid), d.diagnostics())
+        time.sleep(0.5)                 # nothing more may follow
+        got = parse_events(d.log(), msgid)
+    finally:
+        if sink is not None:
+            sink.stop()
+    assert _comparable(got) == _comparable(expected)

@@ -25,6 +25,8 @@ from pymta.config.values import main_option
 from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.context import ExpandContext
 from pymta.taint import taint
+from pymta.tls.certevent import CertHook
+from pymta.tls.certinfo import pem_text
 
 #: Events that fire in the main (reception / message-level) context.
 MAIN_EVENTS = ("msg:complete", "msg:fail:internal", "tls:fail:connect", "tls:cert")
@@ -102,6 +104,24 @@ def main_event(config: Any, name: str, ctx: ExpandContext | None, *, data: str =
                         router_name=str(addr.router or ""))
     return raise_event(str(action), name, ctx, data=data, errno=errno, log=log,
                        msgid=msgid)
+
+
+def server_cert_hook(config: Any, ctx: ExpandContext, log: EventLog) -> CertHook | None:
+    """The tls:cert event of an SMTP server verifying a client's certificate (main
+    event_action): $event_data is the chain depth, $tls_in_peercert the certificate
+    at that depth; a refusal is logged and ends the handshake."""
+    if not main_option(config, "event_action", None):
+        return None
+
+    def hook(cert: Any, depth: int) -> str:
+        result = main_event(config, "tls:cert",
+                            ctx.child(tls_in_peercert=taint(pem_text(cert))),
+                            data=str(depth), log=log)
+        if result:
+            log.main(f"SSL verify denied by event-action: depth={depth}: {result}")
+        return result
+
+    return hook
 
 
 class TransportLike(Protocol):

@@ -42,11 +42,13 @@ from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_dsn import mail_dsn_param, rcpt_dsn_param
 from pymta.transports.smtp_events import (
     banner_event,
+    cert_hook,
     connection_events,
     ehlo_event,
     host_defer_event,
     message_defer_event,
     rcpt_defer_events,
+    tls_fallback_event,
 )
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
@@ -514,6 +516,7 @@ class SmtpTransport(Transport):
                         _tls_failed(addrs, e.message, e.errno)
                         return None
                     # As Exim: the connection is in an unknown state; a new one in clear.
+                    tls_fallback_event(self, job, host, addrs, e.message, e.errno, ctx)
                     self._log_main(job, f"{e.message}: delivering unencrypted to "
                                         f"H={host.name} [{host.address}] "
                                         "(not in hosts_require_tls)")
@@ -575,7 +578,8 @@ class SmtpTransport(Transport):
         tls_resumption_hosts), the list its facts arrive in, and the session's key."""
         stored, resume_key = self._stored_session(job, host, port, policy, ctx)
         wrap, facts = self._tls().wrapper(host, policy, ctx, float(self.opt("command_timeout")),
-                                          session=stored)
+                                          session=stored,
+                                          on_cert=cert_hook(self, job, host, ctx))
         return wrap, facts, resume_key
 
     def _tls_up(self, job: Any, cl: Any, facts: TLSFacts, resume_key: str,

@@ -3,11 +3,13 @@
 Per connection: ``tcp:connect`` before connecting (a non-empty result refuses the
 connection: the host is deferred with errno -58), ``smtp:connect`` after the banner (a
 non-empty result closes the connection and defers the host), ``smtp:ehlo`` after each
-EHLO/LHLO reply, ``tcp:close`` when the connection is closed.  Per recipient:
-``msg:rcpt:host:defer`` then ``msg:rcpt:defer`` for a 4xx reply to RCPT.  Per host
-error: ``msg:host:defer``.  Once per transport run: ``msg:defer`` when addresses were
-deferred by something other than their own RCPT reply.  The delivery code raises the
-per-recipient outcome events (``msg:delivery``, ``msg:fail:delivery``).
+EHLO/LHLO reply, ``tls:cert`` for each certificate of the server's chain that is
+verified (a non-empty result refuses the verification, which ends the handshake),
+``tcp:close`` when the connection is closed.  Per recipient: ``msg:rcpt:host:defer``
+then ``msg:rcpt:defer`` for a 4xx reply to RCPT.  Per host error (a failed TLS
+handshake included): ``msg:host:defer``.  Once per transport run: ``msg:defer`` when
+addresses were deferred by something other than their own RCPT reply.  The delivery
+code raises the per-recipient outcome events (``msg:delivery``, ``msg:fail:delivery``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from pymta.errnos import EximErrno
 from pymta.events import TransportLike, rcpt_defer_errno, transport_event
 from pymta.expand.context import ExpandContext
 from pymta.smtp import client as smtp_client
+from pymta.tls.certevent import CertHook
+from pymta.tls.certinfo import pem_text
 
 
 class EventRefusal(smtp_client.SmtpConnectError):
@@ -99,3 +103,31 @@ def message_defer_event(tpt: TransportLike, job: Any, addrs: list[Address],
             _raise(tpt, job, "msg:defer", ctx, host=a.host_used, addr=a,
                    data=a.message or "", errno=a.basic_errno)
             return
+
+
+def cert_hook(tpt: TransportLike, job: Any, host: Host, ctx: ExpandContext | None
+              ) -> CertHook | None:
+    """The tls:cert event for the handshake with ``host``: $event_data is the chain
+    depth and $tls_out_peercert the certificate at that depth; a refusal is logged."""
+    if ctx is None:
+        return None
+
+    def hook(cert: Any, depth: int) -> str:
+        result = _raise(tpt, job, "tls:cert", ctx.child(tls_out_peercert=pem_text(cert)),
+                        host=host, data=str(depth))
+        if result:
+            log = getattr(job, "log", None)
+            if log is not None:
+                log.main(f"SSL verify denied by event-action: depth={depth}: {result}",
+                         job.message.id)
+        return result
+
+    return hook
+
+
+def tls_fallback_event(tpt: TransportLike, job: Any, host: Host, addrs: list[Address],
+                       message: str, errno: int, ctx: ExpandContext | None) -> None:
+    """msg:host:defer for a failed TLS handshake after which the delivery goes on in
+    clear (not in hosts_require_tls)."""
+    _raise(tpt, job, "msg:host:defer", ctx, host=host, addr=addrs[0] if addrs else None,
+           data=message, errno=errno)

@@ -81,11 +81,10 @@ def raise_event(action: str | None, name: str, ctx: ExpandContext | None, *,
     except ExpandError as exc:
         if log is not None:
             text = f"failed to expand event_action {name} in {where}: {exc.message}"
-            for write in (log.main, log.panic):
-                try:
-                    write(text, msgid)
-                except OSError:
-                    pass
+            try:
+                log.panic(text, msgid)      # the panic log and the main log
+            except OSError:
+                pass
         return ""
     finally:
         _active = False

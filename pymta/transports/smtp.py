@@ -44,6 +44,8 @@ from pymta.transports.smtp_events import (
     banner_event,
     cert_hook,
     connection_events,
+    dane_tls_failed_event,
+    dane_unusable_event,
     ehlo_event,
     host_defer_event,
     message_defer_event,
@@ -288,6 +290,8 @@ class SmtpTransport(Transport):
                     # DANE cannot be satisfied / MTA-STS forbids this MX: not contacted.
                     self._log_main(job, f"H={host.name} [{host.address}]: {req.message}")
                     _tls_failed(pending, req.message, req.errno)
+                    dane_unusable_event(self, job, host, req,
+                                        self.host_in("hosts_require_dane", host, ctx), ctx)
                     continue
                 serial = self._serialize(job, host, pending, ctx)
                 if serial is False:
@@ -481,6 +485,7 @@ class SmtpTransport(Transport):
                 try:
                     banner = cl.connect(host.address, port, tls_on_connect=wrap)
                 except TLSSetupError as e:
+                    dane_tls_failed_event(self, job, host, req, ctx)
                     _tls_failed(addrs, e.message, e.errno)
                     return None
                 self._tls_up(job, cl, facts[0], resume_key, req, ctx)
@@ -512,6 +517,7 @@ class SmtpTransport(Transport):
                     reply = cl.starttls(wrap)
                 except TLSSetupError as e:
                     cl.close()
+                    dane_tls_failed_event(self, job, host, req, ctx)
                     if policy.require or not policy.tryclear:
                         _tls_failed(addrs, e.message, e.errno)
                         return None

@@ -8,8 +8,11 @@ verified (a non-empty result refuses the verification, which ends the handshake)
 ``tcp:close`` when the connection is closed.  Per recipient: ``msg:rcpt:host:defer``
 then ``msg:rcpt:defer`` for a 4xx reply to RCPT.  Per host error (a failed TLS
 handshake included): ``msg:host:defer``.  Once per transport run: ``msg:defer`` when
-addresses were deferred by something other than their own RCPT reply.  The delivery
-code raises the per-recipient outcome events (``msg:delivery``, ``msg:fail:delivery``).
+addresses were deferred by something other than their own RCPT reply.  Per DANE
+failure: ``dane:fail`` with an RFC 8460 result type (``dane-required`` or
+``dnssec-invalid`` when the TLSA records cannot be used, ``validation-failure`` when
+the TLS session with a DANE host failed).  The delivery code raises the per-recipient
+outcome events (``msg:delivery``, ``msg:fail:delivery``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from pymta.expand.context import ExpandContext
 from pymta.smtp import client as smtp_client
 from pymta.tls.certevent import CertHook
 from pymta.tls.certinfo import pem_text
+from pymta.tls.dane import Outcome
+from pymta.tls.outbound import HostRequirements
 
 
 class EventRefusal(smtp_client.SmtpConnectError):
@@ -131,3 +136,20 @@ def tls_fallback_event(tpt: TransportLike, job: Any, host: Host, addrs: list[Add
     clear (not in hosts_require_tls)."""
     _raise(tpt, job, "msg:host:defer", ctx, host=host, addr=addrs[0] if addrs else None,
            data=message, errno=errno)
+
+
+def dane_unusable_event(tpt: TransportLike, job: Any, host: Host, req: HostRequirements,
+                        required: bool, ctx: ExpandContext | None) -> None:
+    """dane:fail for a host not contacted because DANE could not be set up for it:
+    "dane-required" under hosts_require_dane, else "dnssec-invalid"."""
+    if req.errno_kind == "dane":
+        _raise(tpt, job, "dane:fail", ctx, host=host,
+               data="dane-required" if required else "dnssec-invalid")
+
+
+def dane_tls_failed_event(tpt: TransportLike, job: Any, host: Host,
+                          req: HostRequirements | None, ctx: ExpandContext | None) -> None:
+    """dane:fail "validation-failure": the TLS session with a DANE host failed (the
+    chain matched no TLSA record, or the handshake itself)."""
+    if req is not None and req.dane is not None and req.dane.outcome is Outcome.DANE:
+        _raise(tpt, job, "dane:fail", ctx, host=host, data="validation-failure")

@@ -78,9 +78,10 @@ def raise_event(action: str | None, name: str, ctx: ExpandContext | None, *,
         return expand_string(action, ectx)
     except ExpandFail:
         return ""
-    except ExpandError as exc:
+    except Exception as exc:  # noqa: BLE001 - an event never breaks what raised it
         if log is not None:
-            text = f"failed to expand event_action {name} in {where}: {exc.message}"
+            why = exc.message if isinstance(exc, ExpandError) else repr(exc)
+            text = f"failed to expand event_action {name} in {where}: {why}"
             try:
                 log.panic(text, msgid)      # the panic log and the main log
             except OSError:

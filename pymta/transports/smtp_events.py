@@ -20,7 +20,7 @@ from typing import Any
 
 from pymta.address import Address, Host
 from pymta.errnos import EximErrno
-from pymta.events import TransportLike, rcpt_defer_errno, transport_event
+from pymta.events import TransportLike, rcpt_defer_errno, transport_action, transport_event
 from pymta.expand.context import ExpandContext
 from pymta.smtp import client as smtp_client
 from pymta.tls.certevent import CertHook
@@ -39,6 +39,8 @@ class EventRefusal(smtp_client.SmtpConnectError):
 def _raise(tpt: TransportLike, job: Any, name: str, ctx: ExpandContext | None, *,
            host: Host | None = None, addr: Address | None = None, data: str = "",
            errno: int = 0) -> str:
+    if transport_action(tpt) is None:
+        return ""
     if addr is None and ctx is not None and len(job.addresses) > 1:
         # as in Exim, $local_part is unset while a transport handles several addresses
         ctx = ctx.child(local_part="")
@@ -114,7 +116,7 @@ def cert_hook(tpt: TransportLike, job: Any, host: Host, ctx: ExpandContext | Non
               ) -> CertHook | None:
     """The tls:cert event for the handshake with ``host``: $event_data is the chain
     depth and $tls_out_peercert the certificate at that depth; a refusal is logged."""
-    if ctx is None:
+    if ctx is None or transport_action(tpt) is None:
         return None
 
     def hook(cert: Any, depth: int) -> str:

@@ -1,6 +1,6 @@
 """pymta.events: how an event action is expanded (the variables it sees, what its
 result means, how a failure is reported).  The events themselves are raised by the real
-daemon in tests/integration/test_events.py and test_events_tls.py."""
+daemon in tests/integration/test_events.py, test_events_tls.py and test_events_dane.py."""
 from __future__ import annotations
 
 from pymta.address import Address, Host

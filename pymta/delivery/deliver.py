@@ -1271,9 +1271,11 @@ def defer_detail(a: Address) -> str:
         elif message.startswith(errtext + ": "):
             message = message[len(errtext) + 2:]
     h = a.host_used
-    if h is not None and h.address and message:
+    # Exim names no host for an expansion failure (an smtp:connect event's refusal)
+    if h is not None and h.address and message and a.basic_errno != EximErrno.EXPANDFAIL:
         out += " " + host_field(a)
-    if message or not out:
+    # a connection an event action refused (errno -58) has no text at all in Exim
+    if message or not (out or a.basic_errno == EximErrno.EVENT):
         out += f": {message}"
     return out
 

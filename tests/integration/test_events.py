@@ -174,3 +174,33 @@ def test_events_in_exim_order(name, pymta_daemon, sink_port):
         if sink is not None:
             sink.stop()
     assert _comparable(got) == _comparable(expected)
+
+
+# The log lines Exim 4.96 writes when an event action refuses a connection (exim4).
+REFUSAL_LINES = {
+    "tcp_connect_refused": [
+        r"H=127\.0\.0\.1 \[127\.0\.0\.1\] Event requests alternate response$",
+        r"== good@remote\.example R=remote T=remote_smtp defer \(-58\)$"],
+    "smtp_connect_refused": [
+        r"H=127\.0\.0\.1 \[127\.0\.0\.1\]: deferred by smtp:connect event expansion: "
+        r"not this one$",
+        r"== good@remote\.example R=remote T=remote_smtp defer \(-27\): deferred by "
+        r"smtp:connect event expansion: not this one$"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSAL_LINES))
+def test_refusing_event_results_are_logged_as_exim_does(name, pymta_daemon, sink_port):
+    scenario = SCENARIOS[name]
+    with scenario["sink"](sink_port) as sink:
+        d = pymta_daemon(config=CONFIG.replace("TRANSPORT_EXTRA",
+                                               scenario["transport_extra"]))
+        code, text = send(d, scenario["sender"], scenario["recipients"],
+                          b"Subject: events\r\n\r\nbody\r\n")
+        assert code == 250, text
+        msgid = re.search(r"id=(\S+)", text).group(1)
+        for pattern in REFUSAL_LINES[name]:
+            d.wait_for_log(rf"{msgid} {pattern}", 20)
+        commands = list(sink.commands)
+    # tcp:connect: nothing reached the sink; smtp:connect: no EHLO after the banner
+    assert commands == [] and (name != "tcp_connect_refused" or sink.connections == 0)

@@ -63,11 +63,11 @@ def connection_events(tpt: TransportLike, job: Any, cl: smtp_client.SmtpClient, 
 
 def banner_event(tpt: TransportLike, job: Any, cl: smtp_client.SmtpClient, host: Host,
                  banner: smtp_client.SmtpReply, ctx: ExpandContext | None) -> None:
-    """smtp:connect with the banner; a non-empty result closes the connection and
+    """smtp:connect with the banner; a non-empty result ends the session (QUIT) and
     raises the host error that defers it."""
     result = _raise(tpt, job, "smtp:connect", ctx, host=host, data=banner.text)
     if result:
-        cl.close()
+        cl.quit()                   # Exim says QUIT before it closes
         raise smtp_client.SmtpError(
             f"deferred by smtp:connect event expansion: {result}", EximErrno.EXPANDFAIL)
 

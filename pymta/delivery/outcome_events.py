@@ -3,9 +3,10 @@
 ``msg:delivery`` (after the ``=>`` line) and ``msg:fail:delivery`` (before the ``**``
 line) use the event_action of the transport that handled the address; an address that
 failed without a transport (routing) raises ``msg:fail:internal`` with the main
-event_action, and ``msg:complete`` (after ``Completed``) uses the main one too.  As in
-Exim 4.96, ``$event_data`` is the remote reply for remote (smtp, lmtp) and autoreply
-transports and empty for the other local ones.
+event_action, and ``msg:complete`` (after ``Completed``) uses the main one too.  A
+cutthrough delivery raises ``msg:delivery`` after its ``>>`` line, and no
+``msg:complete``, as in Exim.  As in Exim 4.96, ``$event_data`` is the remote reply
+for remote (smtp, lmtp) and autoreply transports and empty for the other local ones.
 """
 from __future__ import annotations
 
@@ -58,3 +59,15 @@ def complete(config: Any, ctx: ContextFactory, log: EventLog, msgid: str) -> Non
     """msg:complete: the message is done with and about to leave the spool."""
     if main_option(config, "event_action", None):
         main_event(config, "msg:complete", ctx(), log=log, msgid=msgid)
+
+
+def cutthrough_delivered(transport: Any, a: Address, ctx: ExpandContext, log: EventLog,
+                         msgid: str, confirmation: str) -> None:
+    """msg:delivery for ``a``, delivered by cutthrough while the message was received
+    (after its ``>>`` line); ``ctx`` is the connection's context."""
+    if transport_action(transport) is None:
+        return
+    c = ctx.child(message_exim_id=msgid, message_id=msgid)
+    c.acl_runner = None         # ${acl} as in a delivery: logwrite lines carry the id
+    transport_event(transport, "msg:delivery", c, host=a.host_used, addr=a,
+                    data=confirmation, log=log, msgid=msgid)

@@ -211,3 +211,30 @@ def test_refusing_event_results_are_logged_as_exim_does(name, pymta_daemon, sink
         assert commands == [] and sink.connections == 0
     else:
         assert commands == ["QUIT"]
+
+
+def test_cutthrough_delivery_events(pymta_daemon, sink_port):
+    """As exim4 with control = cutthrough_delivery: the connection events come while
+    the RCPT ACL runs (no message id yet), msg:delivery after the ">>" line, then the
+    arrival and "Completed" with neither msg:complete nor tcp:close."""
+    config = CONFIG.replace("acl_check_rcpt:\n  accept\n",
+                            "acl_check_rcpt:\n  accept control = cutthrough_delivery\n")
+    assert "cutthrough_delivery" in config
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=config.replace("TRANSPORT_EXTRA", ""))
+        code, text = send(d, "sender@remote.example", ["good@remote.example"],
+                          b"Subject: events\r\n\r\nbody\r\n")
+        assert code == 250, text
+        assert len(sink.messages) == 1
+        msgid = re.search(r"id=(\S+)", text).group(1)
+        d.wait_for_log(rf"{msgid} Completed$")
+        time.sleep(0.5)
+        lines = [ln.split(" ", 2)[2] for ln in d.log().splitlines()
+                 if " EV name=" in ln or f"{msgid} " in ln]
+    assert [re.sub(r"^(\S+ )?(EV name=\S+|>>|<=|Completed).*", r"\1\2", ln)
+            for ln in lines] == [
+        "EV name=tcp:connect", "EV name=smtp:connect", "EV name=smtp:ehlo",
+        f"{msgid} >>", f"{msgid} EV name=msg:delivery", f"{msgid} <=",
+        f"{msgid} Completed"]
+    delivery = [ln for ln in lines if "EV name=msg:delivery" in ln][0]
+    assert "data=[250 OK id=sink] errno=[0] lp=[good] rn=[remote]" in delivery

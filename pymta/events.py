@@ -17,9 +17,8 @@ so an action cannot loop on itself.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from pymta.acl.engine import run_acl
 from pymta.address import Address, Host
 from pymta.config.values import main_option
 from pymta.expand import ExpandError, ExpandFail, expand_string
@@ -45,6 +44,16 @@ class EventLog(Protocol):
 
 _active = False          # an event action is being expanded (no nested events)
 
+#: ``runner(name, ctx, session)`` runs an ACL for ``${acl}`` with a stand-in session;
+#: the ACL engine registers it when imported (it sits above this module).
+_session_acl_runner: Callable[[str, ExpandContext, Any], Any] | None = None
+
+
+def set_session_acl_runner(runner: Callable[[str, ExpandContext, Any], Any]) -> None:
+    """Register how ``${acl}`` in an event action runs outside an SMTP session."""
+    global _session_acl_runner
+    _session_acl_runner = runner
+
 
 class _EventSession:
     """What an ACL run by ``${acl}`` in an event action sees of its caller outside an
@@ -57,9 +66,10 @@ class _EventSession:
 def _with_acl_log(ctx: ExpandContext, log: EventLog | None) -> None:
     """Outside an SMTP session, let ``${acl}`` write its logwrite lines to ``log``
     (with the message id, as Exim does during a delivery)."""
-    if ctx.acl_runner is None and log is not None:
+    runner = _session_acl_runner
+    if ctx.acl_runner is None and log is not None and runner is not None:
         session = _EventSession(log)
-        ctx.acl_runner = lambda name, args, c: run_acl(c.config, name, "data", c, session)
+        ctx.acl_runner = lambda name, args, c: runner(name, c, session)
 
 
 def raise_event(action: str | None, name: str, ctx: ExpandContext | None, *,
@@ -168,3 +178,38 @@ def rcpt_defer_errno(reply_code: int, host: Host | None) -> int:
     "A" in the first for a host found by MX or by address."""
     return ((reply_code % 100) << 8) | ord("M" if host is not None and host.mx >= 0
                                            else "A")
+
+
+class ConnectionEvents:
+    """The connection events of ``transport`` (tcp:connect, smtp:connect, smtp:ehlo,
+    tcp:close) for a connection made outside a delivery: an address verification
+    callout.  ``connect`` and ``banner`` return the action's answer (non-empty:
+    refused)."""
+
+    def __init__(self, transport: TransportLike, ctx: ExpandContext,
+                 log: EventLog | None = None):
+        self.transport, self.ctx, self.log = transport, ctx, log
+
+    def _raise(self, name: str, host: Host, data: str = "") -> str:
+        return transport_event(self.transport, name, self.ctx, host=host, data=data,
+                               log=self.log)
+
+    def connect(self, host: Host) -> str:
+        return self._raise("tcp:connect", host)
+
+    def banner(self, host: Host, text: str) -> str:
+        return self._raise("smtp:connect", host, text)
+
+    def ehlo(self, host: Host, text: str) -> None:
+        self._raise("smtp:ehlo", host, text)
+
+    def close(self, host: Host) -> None:
+        self._raise("tcp:close", host)
+
+
+def connection_events(transport: TransportLike | None, ctx: ExpandContext,
+                      log: EventLog | None = None) -> ConnectionEvents | None:
+    """ConnectionEvents for ``transport``, or None when it has no event_action."""
+    if transport is None or transport_action(transport) is None:
+        return None
+    return ConnectionEvents(transport, ctx, log)

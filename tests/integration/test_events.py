@@ -238,3 +238,47 @@ def test_cutthrough_delivery_events(pymta_daemon, sink_port):
         f"{msgid} Completed"]
     delivery = [ln for ln in lines if "EV name=msg:delivery" in ln][0]
     assert "data=[250 OK id=sink] errno=[0] lp=[good] rn=[remote]" in delivery
+
+
+CALLOUT_REFUSALS = {
+    "": None,
+    "${if eq{$event_name}{tcp:connect}{nope}}": "Unknown error -58",
+    "${if eq{$event_name}{smtp:connect}{nope}}":
+        "deferred by smtp:connect event expansion: nope",
+}
+
+
+@pytest.mark.parametrize("extra", sorted(CALLOUT_REFUSALS))
+def test_callout_connection_events(extra, pymta_daemon, sink_port):
+    """As exim4: a recipient verification callout raises the transport's connection
+    events (tcp:connect, smtp:connect, smtp:ehlo, tcp:close); a refusal by tcp:connect
+    or smtp:connect makes the callout incomplete (451), with Exim's texts."""
+    config = "queue_only\n" + CONFIG.replace(
+        "acl_check_rcpt:\n  accept\n",
+        "acl_check_rcpt:\n  accept verify = recipient/callout=10s\n")
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=config.replace("TRANSPORT_EXTRA", extra))
+        with d.client() as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<sender@remote.example>")[0] == 250
+            reply = c.cmd("RCPT TO:<good@remote.example>")
+            c.cmd("QUIT")
+        why = CALLOUT_REFUSALS[extra]
+        if why is None:
+            assert reply[0] == 250, reply
+            d.wait_for_log(r" EV name=tcp:close ")
+        else:
+            assert reply == (451, "Could not complete recipient verify callout"), reply
+            d.wait_for_log(r"temporarily rejected RCPT <good@remote\.example>: Could not "
+                           r"complete recipient verify callout: 127\.0\.0\.1 "
+                           rf"\[127\.0\.0\.1\] : {re.escape(why)}$")
+        time.sleep(0.3)
+        names = re.findall(r" EV name=(\S+) ", d.log())
+        commands = list(sink.commands)
+    expected = {None: ["tcp:connect", "smtp:connect", "smtp:ehlo", "tcp:close"],
+                "Unknown error -58": ["tcp:connect"],
+                "deferred by smtp:connect event expansion: nope":
+                    ["tcp:connect", "smtp:connect", "tcp:close"]}[why]
+    assert names == expected
+    if why is not None:
+        assert commands == ([] if "-58" in why else ["QUIT"])

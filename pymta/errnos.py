@@ -41,3 +41,4 @@ class EximErrno(IntEnum):
     LRETRY = -53            # local delivery retry time not reached
     HRETRY = -54            # no host has reached its retry time
     TRETRY = -57            # a transport's concurrency limit (max_parallel) reached
+    EVENT = -58             # a tcp:connect event action refused the connection

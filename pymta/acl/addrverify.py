@@ -27,6 +27,7 @@ from pymta.clock import SYSTEM
 from pymta.config.model import ConfigError
 from pymta.config.values import main_option
 from pymta.debuglog import debug
+from pymta.events import connection_events
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -174,7 +175,8 @@ def callout_target(config: Any, rr: Any, ctx: ExpandContext) -> CalloutTarget | 
         helo = _expand(helo_text, ctx) if helo_text else \
             str(ctx.variables.get("smtp_active_hostname") or
                 main_option(config, "primary_hostname", ""))
-        return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx), a.address)
+        return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx), a.address,
+                             events=connection_events(transport, ctx))
     return None
 
 

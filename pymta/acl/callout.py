@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pymta.smtp.client as smtp_client
+from pymta.acl import callout_events
 from pymta.acl.callout_hold import CalloutHoldSlot, HeldCallout, HeldHost
 from pymta.config.model import ConfigError
 from pymta.config.options import OptionSpec, parse_value
+from pymta.events import ConnectionEvents
 from pymta.hints.callout import (
     ACCEPT,
     REJECT,
@@ -139,6 +141,7 @@ class CalloutTarget:
     lmtp: bool = False
     source: Callable[[CalloutHost], tuple[str, int] | None] | None = None
     address: str = ""         # the routed address (after a redirection to one address)
+    events: ConnectionEvents | None = None    # the transport's event_action
 
 
 @dataclass
@@ -263,6 +266,10 @@ class _Dialogue:
             command_timeout=self.opts.timeout,
             source_address=self.target.source(host) if self.target.source else None)
         try:
+            refused = callout_events.connect_refusal(self.target.events, host.name,
+                                                     host.address, host.port, cl)
+            if refused:
+                raise _HostFailure(refused)
             try:
                 banner = cl.connect(host.address, host.port)
             except smtp_client.SmtpError as e:
@@ -296,6 +303,10 @@ class _Dialogue:
                                   self._error(host, "initial connection", banner))
         if not banner.ok():
             raise _HostFailure(self._error(host, "initial connection", banner))
+        refused = callout_events.banner_refusal(self.target.events, host.name, host.address,
+                                                host.port, banner)
+        if refused:
+            raise _HostFailure(refused)
         hello_cmd = f"{'LHLO' if self.target.lmtp else 'EHLO'} {self.target.helo}"
         reply = self._command(cl, host, hello_cmd)
         if reply.kind == "5" and not self.target.lmtp:
@@ -306,6 +317,8 @@ class _Dialogue:
                                        self._error(host, hello_cmd, reply), REJECT)
         if not reply.ok():
             raise _HostFailure(self._error(host, hello_cmd, reply))
+        callout_events.ehlo(self.target.events, host.name, host.address, host.port,
+                            hello_cmd, reply)
         self.domain_rec.result = ACCEPT
         self.write_domain = True
         self.starttls = any(line[4:].strip().upper().split(" ")[0] == "STARTTLS"

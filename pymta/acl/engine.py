@@ -55,6 +55,7 @@ from pymta.config.values import main_option
 from pymta.debuglog import debug
 from pymta.dmarc.check import DmarcCheck, run_check
 from pymta.dscp import dscp_byte
+from pymta.events import set_session_acl_runner
 from pymta.expand import eval_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
@@ -1023,3 +1024,4 @@ def _default_runner(name: str, args: list[str], ctx: ExpandContext) -> AclResult
 
 
 set_default_acl_runner(_default_runner)
+set_session_acl_runner(lambda name, ctx, session: run_acl(ctx.config, name, "data", ctx, session))

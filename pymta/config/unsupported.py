@@ -74,7 +74,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         daemon_startup_sleep
         dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
-        event_action extra_local_interfaces gecos_name gecos_pattern
+        extra_local_interfaces gecos_name gecos_pattern
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
         local_from_check local_from_prefix local_from_suffix local_scan_path
@@ -114,7 +114,7 @@ UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {
-        **_reject("event_action headers_rewrite transport_filter "
+        **_reject("headers_rewrite transport_filter "
                   "transport_filter_timeout"),
     },
     "authenticator": {},

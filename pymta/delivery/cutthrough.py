@@ -26,6 +26,7 @@ from typing import Any
 from pymta.address import Address, Host
 from pymta.delivery.deliver import host_field
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.outcome_events import cutthrough_delivered
 from pymta.logevents import Delivery
 from pymta.routing import route_address
 from pymta.smtp import client as smtp_client
@@ -126,6 +127,7 @@ class SmtpCutthrough:
                             transport=self.transport.name, host=host_field(a),
                             confirmation=confirmation, cutthrough=True).line(self.config)
             self.log.main(line, msgid)
+            cutthrough_delivered(self.transport, a, self.tctx, self.log, msgid, confirmation)
 
     @property
     def recipients(self) -> list[str]:
@@ -162,6 +164,7 @@ def open_cutthrough(config: Any, log: Any, spool_dir: str, ctx: Any, sender: str
     if opened is None:
         return None, 0
     client, host, tctx = opened
+    client.on_close = None          # Exim raises no tcp:close for a cutthrough connection
     cut = SmtpCutthrough(config, log, spool_dir, route, client, host, tctx, job)
     try:
         mail = client.command(f"MAIL FROM:<{route.transport.return_path(job)}>")

@@ -18,8 +18,8 @@ from typing import Any
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.debuglog import debug
+from pymta.delivery import outcome_events, warning
 from pymta.delivery import retry as retrymod
-from pymta.delivery import warning
 from pymta.delivery.bounce import (
     auto_thaw_due,
     bounce_age_limit,
@@ -984,6 +984,9 @@ class MessageDelivery:
             confirmation=a.smtp_confirmation or "", queue=self.queue_name,
             shadow=a.shadow_note, chunking=a.chunking_used).line(self.config),
             about=a)
+        outcome_events.delivered(self._transport_obj(a.transport), a,
+                                 lambda: self._job_context(a, self.context()), self.log,
+                                 self.msg.id)
         self.outcome.delivered.append(a.address)
         top = a.top_parent()
         if wants_success(top.dsn_flags) and not passed_on(a) \
@@ -1063,6 +1066,10 @@ class MessageDelivery:
         show_router = a.router and not (routing and a.message == "Unrouteable address")
         show_transport = a.transport and not routing
         h = a.host_used
+        outcome_events.failed(self.config,
+                              None if routing else self._transport_obj(a.transport), a,
+                              lambda: self._job_context(a, self.context()), self.log,
+                              self.msg.id)
         self._log("** " + Failure(
             a.log_name(), a.message or "Unrouteable address",
             router=str(a.router) if show_router else "",
@@ -1162,6 +1169,7 @@ class MessageDelivery:
                              for a in self.deferred)
         if not msg.pending_recipients() and msg.frozen_at is None and not filter_pending:
             self._log("Completed")
+            outcome_events.complete(self.config, self.context, self.log, msg.id)
             files.remove_message(self.spool_dir, msg.id)
             self.outcome.status = "completed"
             return self.outcome
@@ -1263,9 +1271,11 @@ def defer_detail(a: Address) -> str:
         elif message.startswith(errtext + ": "):
             message = message[len(errtext) + 2:]
     h = a.host_used
-    if h is not None and h.address and message:
+    # Exim names no host for an expansion failure (an smtp:connect event's refusal)
+    if h is not None and h.address and message and a.basic_errno != EximErrno.EXPANDFAIL:
         out += " " + host_field(a)
-    if message or not out:
+    # a connection an event action refused (errno -58) has no text at all in Exim
+    if message or not (out or a.basic_errno == EximErrno.EVENT):
         out += f": {message}"
     return out
 

@@ -172,6 +172,8 @@ class SmtpClient:
         self.peer: tuple[str, int] | None = None
         self._parser = ReplyParser()
         self._pending: list[SmtpReply] = []
+        #: called once when a connected socket is closed (the tcp:close event)
+        self.on_close: Callable[[], None] | None = None
 
     # -- connection -------------------------------------------------------------
     def connect(self, address: str, port: int = 25,
@@ -226,6 +228,9 @@ class SmtpClient:
                 self.sock.close()
             finally:
                 self.sock = None
+                hook, self.on_close = self.on_close, None
+                if hook is not None:
+                    hook()
 
     # -- low level --------------------------------------------------------------
     def send(self, data: bytes, stage: str, timeout: float | None = None) -> None:

@@ -23,6 +23,7 @@ import socket
 from typing import Any, Callable
 
 from pymta.config.values import main_option as _main
+from pymta.events import main_event, server_cert_hook
 from pymta.smtp.limits import receive_timeout
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
@@ -147,9 +148,12 @@ class TlsGlue:
         try:
             conn = self._server_tls.connection(
                 sock, self._option_variables(), self._verify_mode(),
-                resumption=self._host_in("tls_resumption_hosts", None))
+                resumption=self._host_in("tls_resumption_hosts", None),
+                on_cert=server_cert_hook(self.config, self.ctx, self.log))
             channel = accept(conn, sock, timeout)
         except (HandshakeError, TLSConfigError) as exc:
+            main_event(self.config, "tls:fail:connect", self.ctx,
+                       data=f"(SSL_accept): {exc}", log=self.log)
             self.log.main(f"TLS error on connection from {self.host_ident(with_h=False)} "
                           f"(SSL_accept): {exc}")
             raise OSError(str(exc)) from None

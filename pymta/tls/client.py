@@ -28,6 +28,7 @@ from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 
+from .certevent import CertHook, refused_by_event
 from .errors import TLSConfigError
 from .expander import Expander, expand_option
 from .hostcheck import hostname_matches
@@ -73,6 +74,7 @@ class _ClientSettings:
     check_hostname: bool
     ocsp: OCSPMode
     trust: tuple[x509.Certificate, ...]
+    on_cert: CertHook | None = None           # the tls:cert event
 
 
 class ClientTLS:
@@ -143,14 +145,17 @@ class ClientTLS:
                    verify: VerifyMode = VerifyMode.NONE, check_hostname: bool = True,
                    ocsp: OCSPMode = OCSPMode.NONE,
                    session: SSL.Session | None = None,
-                   sni: str | None = None, ciphers: str | None = None) -> SSL.Connection:
+                   sni: str | None = None, ciphers: str | None = None,
+                   on_cert: CertHook | None = None) -> SSL.Connection:
         """A client connection to ``host`` on ``sock`` (None: memory BIOs), ready to handshake.
         ``sni`` overrides tls_sni (DANE sends the host name); ``ciphers`` (unexpanded)
-        replaces tls_require_ciphers unless it expands to nothing."""
+        replaces tls_require_ciphers unless it expands to nothing; ``on_cert`` raises
+        the tls:cert event for each chain element verified."""
         ctx, trust = self._context(variables, ciphers)
         conn = SSL.Connection(ctx, sock)
         state = state_of(conn)
-        state.extra["client"] = _ClientSettings(host, verify, check_hostname, ocsp, trust)
+        state.extra["client"] = _ClientSettings(host, verify, check_hostname, ocsp, trust,
+                                                on_cert)
         if sni is None:
             sni = expand_option(self.expand, self.options.sni, variables)
         if sni:
@@ -171,6 +176,8 @@ def _verify_callback(conn: SSL.Connection, cert, errno: int, depth: int, ok: int
     state = state_of(conn)
     settings: _ClientSettings = state.extra["client"]
     state.peer_presented = True
+    if refused_by_event(conn, settings.on_cert, cert, depth):
+        return False
     if ok and depth == 0 and settings.check_hostname:
         ok = hostname_matches(cert.to_cryptography(), settings.host)
     if not ok:

@@ -30,10 +30,11 @@ from enum import Enum
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from ..expand import ExpandError
 from ..expand.lists import nonempty_items
+from .certevent import CertHook, refused_by_event
 from .errors import TLSConfigError
 from .expander import Expander, expand_option
 from .options import (
@@ -250,11 +251,13 @@ class ServerTLS:
             conn.set_context(ctx)
 
     @staticmethod
-    def _verify_callback(required: bool):
-        def callback(conn: SSL.Connection, cert: object, errno: int, depth: int,
+    def _verify_callback(required: bool, on_cert: CertHook | None = None):
+        def callback(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
                      ok: int) -> bool:
             state = state_of(conn)
             state.peer_presented = True
+            if refused_by_event(conn, on_cert, cert, depth):
+                return False
             if not ok:
                 state.verify_failed = True
             # tls_try_verify_hosts: carry on and let the ACLs see CV=no.
@@ -266,8 +269,10 @@ class ServerTLS:
     def connection(self, sock: socket.socket | None,
                    variables: Mapping[str, str] = {},
                    verify: VerifyMode = VerifyMode.NONE,
-                   resumption: bool = False) -> SSL.Connection:
-        """A server-side connection on ``sock`` (None: memory BIOs), ready to handshake."""
+                   resumption: bool = False,
+                   on_cert: CertHook | None = None) -> SSL.Connection:
+        """A server-side connection on ``sock`` (None: memory BIOs), ready to handshake;
+        ``on_cert`` raises the tls:cert event for each chain element verified."""
         conn = SSL.Connection(self.context_for(variables), sock)
         # The SNI callback re-expands with the same variables plus $tls_in_sni.
         state_of(conn).extra["variables"] = dict(variables)
@@ -276,8 +281,8 @@ class ServerTLS:
         state_of(conn).verify_requested = verify is not VerifyMode.NONE
         if verify is VerifyMode.REQUIRED:
             conn.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
-                            self._verify_callback(True))
+                            self._verify_callback(True, on_cert))
         elif verify is VerifyMode.TRY:
-            conn.set_verify(SSL.VERIFY_PEER, self._verify_callback(False))
+            conn.set_verify(SSL.VERIFY_PEER, self._verify_callback(False, on_cert))
         conn.set_accept_state()
         return conn

@@ -40,6 +40,18 @@ from pymta.transports.content import body_size, write_message
 from pymta.transports.dkim_sign import DkimSigning, signing_configured
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_dsn import mail_dsn_param, rcpt_dsn_param
+from pymta.transports.smtp_events import (
+    banner_event,
+    cert_hook,
+    connection_events,
+    dane_tls_failed_event,
+    dane_unusable_event,
+    ehlo_event,
+    host_defer_event,
+    message_defer_event,
+    rcpt_defer_events,
+    tls_fallback_event,
+)
 from pymta.transports.smtp_security import OutboundSecurity
 from pymta.transports.smtp_tls import (
     HostTLS,
@@ -278,6 +290,8 @@ class SmtpTransport(Transport):
                     # DANE cannot be satisfied / MTA-STS forbids this MX: not contacted.
                     self._log_main(job, f"H={host.name} [{host.address}]: {req.message}")
                     _tls_failed(pending, req.message, req.errno)
+                    dane_unusable_event(self, job, host, req,
+                                        self.host_in("hosts_require_dane", host, ctx), ctx)
                     continue
                 serial = self._serialize(job, host, pending, ctx)
                 if serial is False:
@@ -293,6 +307,7 @@ class SmtpTransport(Transport):
         for a in pending:
             if a.result is None:
                 a.result, a.message = "defer", a.message or "no usable hosts"
+        message_defer_event(self, job, addrs, ctx)
 
     def connect_for(self, job: Any) -> tuple[Any, Host, Any] | None:
         """Open a session to the first usable host of ``job``'s first address, as a
@@ -464,11 +479,13 @@ class SmtpTransport(Transport):
         while True:
             _set_tls_out(ctx, None)
             cl = self._client(self._source_address(host, ctx), ctx)
+            connection_events(self, job, cl, host, ctx)
             if smtps:
                 wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
                 try:
                     banner = cl.connect(host.address, port, tls_on_connect=wrap)
                 except TLSSetupError as e:
+                    dane_tls_failed_event(self, job, host, req, ctx)
                     _tls_failed(addrs, e.message, e.errno)
                     return None
                 self._tls_up(job, cl, facts[0], resume_key, req, ctx)
@@ -479,12 +496,14 @@ class SmtpTransport(Transport):
                 self._host_reply_error(addrs, "initial connection", banner)
                 cl.quit()
                 return None
+            banner_event(self, job, cl, host, banner, ctx)
             if not smtps and early:
                 reply, cmd = cl.early_ehlo_reply(early), early
                 if reply.kind == "5":
                     reply, cmd = cl.helo(helo), f"HELO {helo}"
             else:
                 reply, cmd = self._hello(cl, host, helo, ctx)
+            ehlo_event(self, job, host, reply, cmd, ctx)
             if not smtps:
                 self._remember_ehlo(job, host, port, helo, cl, reply, ctx)
             if not reply.ok():
@@ -498,10 +517,12 @@ class SmtpTransport(Transport):
                     reply = cl.starttls(wrap)
                 except TLSSetupError as e:
                     cl.close()
+                    dane_tls_failed_event(self, job, host, req, ctx)
                     if policy.require or not policy.tryclear:
                         _tls_failed(addrs, e.message, e.errno)
                         return None
                     # As Exim: the connection is in an unknown state; a new one in clear.
+                    tls_fallback_event(self, job, host, addrs, e.message, e.errno, ctx)
                     self._log_main(job, f"{e.message}: delivering unencrypted to "
                                         f"H={host.name} [{host.address}] "
                                         "(not in hosts_require_tls)")
@@ -510,6 +531,7 @@ class SmtpTransport(Transport):
                 if reply.code == 220:
                     self._tls_up(job, cl, facts[0], resume_key, req, ctx)
                     reply, cmd = self._hello(cl, host, helo, ctx)
+                    ehlo_event(self, job, host, reply, cmd, ctx)
                     if not reply.ok():
                         self._host_reply_error(addrs, cmd, reply)
                         cl.quit()
@@ -562,7 +584,8 @@ class SmtpTransport(Transport):
         tls_resumption_hosts), the list its facts arrive in, and the session's key."""
         stored, resume_key = self._stored_session(job, host, port, policy, ctx)
         wrap, facts = self._tls().wrapper(host, policy, ctx, float(self.opt("command_timeout")),
-                                          session=stored)
+                                          session=stored,
+                                          on_cert=cert_hook(self, job, host, ctx))
         return wrap, facts, resume_key
 
     def _tls_up(self, job: Any, cl: Any, facts: TLSFacts, resume_key: str,
@@ -696,6 +719,7 @@ class SmtpTransport(Transport):
             if cl is None:
                 cl = self._open_connection(job, host, helo, addrs, ctx, req)
                 if cl is None:
+                    host_defer_event(self, job, host, addrs, ctx)
                     return
             setup = False
             record_on_addresses(addrs, cl.facts.get("tls"))
@@ -761,6 +785,7 @@ class SmtpTransport(Transport):
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param, utf8=utf8, downconvert=downconvert,
                                   try_prdr=try_prdr)
+            rcpt_defer_events(self, job, host, addrs, ctx)
             self._save_session(job, cl)
             if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
                 cl.quit()           # no further message down this session
@@ -779,6 +804,7 @@ class SmtpTransport(Transport):
                         a.error_kind = kind
             if cl is not None:
                 cl.close()
+            host_defer_event(self, job, host, addrs, ctx)
         except OSError as e:
             for a in addrs:
                 if a.result in (None, "defer"):
@@ -786,6 +812,7 @@ class SmtpTransport(Transport):
                     a.basic_errno = e.errno or EximErrno.UNKNOWNERROR
             if cl is not None:
                 cl.close()
+            host_defer_event(self, job, host, addrs, ctx)
 
     @staticmethod
     def _log_host_error(job: Any, host: Host, e: Any) -> None:
@@ -796,7 +823,7 @@ class SmtpTransport(Transport):
             return
         where = f"H={host.name} [{host.address}]"
         if isinstance(e, smtp_client.SmtpConnectError):
-            text = f"{where} {e.message}"
+            text = f"{where} {getattr(e, 'log_text', e.message)}"
         elif isinstance(e, smtp_client.SmtpTimeout):
             text = f"{where}: {e.message}: Connection timed out"
         else:

@@ -27,6 +27,7 @@ from pymta.address import Host
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.hints.store import open_hints
+from pymta.tls.certevent import CertHook
 from pymta.tls.client import (
     ClientTLS,
     ClientTLSOptions,
@@ -149,11 +150,12 @@ class OutgoingTLS:
 
     # -- the handshake ----------------------------------------------------------------
     def wrapper(self, host: Host, policy: HostTLS, ctx: Any, timeout: float,
-                session: SSL.Session | None = None,
+                session: SSL.Session | None = None, on_cert: CertHook | None = None,
                 ) -> tuple[Callable[[socket.socket], TLSClientSocket], list[TLSFacts]]:
         """A TLS wrap for the SMTP client, and a list that receives the session facts
         once the handshake succeeds.  Handshake failures raise :class:`TLSSetupError`
-        with Exim's "TLS session: (SSL_connect): ..." text."""
+        with Exim's "TLS session: (SSL_connect): ..." text.  ``on_cert`` is the
+        tls:cert event."""
         verify = policy.verify
         if verify is not VerifyMode.NONE and not self._verify_certificates(policy, ctx):
             verify = VerifyMode.NONE            # nothing to verify against
@@ -168,7 +170,8 @@ class OutgoingTLS:
                                           check_hostname=policy.check_hostname,
                                           ocsp=policy.ocsp, session=session,
                                           sni=req.sni if req is not None else None,
-                                          ciphers=self._dane_ciphers(req))
+                                          ciphers=self._dane_ciphers(req),
+                                          on_cert=on_cert)
             except TLSConfigError as e:
                 raise TLSSetupError(f"TLS session: {e}") from None
             except Exception as e:  # noqa: BLE001 - expansion errors in TLS options

@@ -130,8 +130,9 @@ _MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$")
 _RS_FLAGS = ("f", "ff", "r", "rf", "rff")
 
 # Actions that take all remaining arguments.
-_ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "-bpa": "bp",
-            "-bpc": "bpc", "-bpr": "bp", "-bpra": "bp", "-bpu": "bpu", "-bpru": "bpu",
+_ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "-bpa": "bpa",
+            "-bpc": "bpc", "-bpr": "bp", "-bpra": "bpa", "-bpu": "bpu", "-bpru": "bpu",
+            "-bpi": "bpi",
             "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bvs", "-bV": "bV", "-bs": "bs",
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
             "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable
 
 import pymta
+from pymta import proctitle
 from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.spool.space import INSUFFICIENT, check_fs
@@ -254,7 +255,12 @@ def do_bp(opts: CliOptions) -> int:
     if opts.action == "bpc":
         _write(f"{queue.count_queue(spool, opts.queue_name)}\n")
         return 0
-    text = queue.format_bp(spool, opts.args or None, queue=opts.queue_name)
+    if opts.action == "bpi":         # message ids only (Exim 4.97's -bpi)
+        _write("".join(f"{i}\n" for i in queue.existing_ids(spool, opts.args or None,
+                                                             opts.queue_name)))
+        return 0
+    text = queue.format_bp(spool, opts.args or None, queue=opts.queue_name,
+                           generated=opts.action == "bpa")
     if opts.action == "bpu":
         text = "".join(line for line in text.splitlines(True)
                        if not line.startswith("        D "))
@@ -371,6 +377,7 @@ def do_deliver_ids(opts: CliOptions) -> int:
     log = _logger(config)
     rc = 0
     for msgid in opts.args:
+        proctitle.delivering(msgid)
         try:
             outcome = deliver_message(config, msgid, log, forced=True, manual=True)
         except Exception as exc:
@@ -489,6 +496,7 @@ def do_bh(opts: CliOptions) -> int:
     """-bh IP[.port]: a fake SMTP session on stdin/stdout; nothing is spooled."""
     config = load(opts)
     from pymta.smtp.local import host_check_main
+    proctitle.host_check(opts.host_check or "")
     return host_check_main(config, opts.host_check or "", options=opts.host_overrides,
                            callouts=opts.host_check_callouts)
 
@@ -505,6 +513,7 @@ def do_bs(opts: CliOptions) -> int:
     notify = _delivery_per_od(opts, config, log)
 
     caller = LocalCaller.current(config)
+    proctitle.local_smtp(_user())
     overrides = None
     if caller_is_trusted(config, os.getuid()):    # others' -oM options are ignored (Exim)
         try:
@@ -598,7 +607,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bV": do_version, "bP": do_bP, "be": do_be, "bf": do_filter_test,
     "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
     "bvs": lambda o: do_bt(o, "sender"),
-    "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
+    "bp": do_bp, "bpc": do_bp, "bpu": do_bp, "bpa": do_bp, "bpi": do_bp,
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
     "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit, "MG": do_move_queue,

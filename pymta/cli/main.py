@@ -13,31 +13,14 @@ from typing import Any, Callable
 
 import pymta
 from pymta import proctitle
+from pymta.cli import usage
 from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
 
-USAGE = """\
-usage: pymta [options] [recipients...]
-  -bd / -bdf          start the daemon (detached / in the foreground)
-  -q[f[f]][<time>]    one queue run, or queue runs every <time> (with -bd or alone)
-  -bm / -t / -i       read a message on stdin (recipients from the headers with -t)
-  -bp / -bpc / -bpu   list / count the queue
-  -M / -Mrm / -Mvh / -Mvb / -Mvl / -Mf / -Mt <id>...   deliver, remove, view, freeze, thaw
-  -Mg / -Mmad <id>... give up (bounce) / mark all recipients delivered
-  -Mar / -Mmd <id> <addr>...   add recipients / mark recipients delivered
-  -Mes <id> <addr>    change the envelope sender
-  -bt / -bv <addr>    test routing / verify addresses
-  -bs                 SMTP on stdin/stdout (local submission)
-  -bh ip[.port]       fake SMTP session from ip: test the ACLs, nothing is kept
-  -bhc ip[.port]      the same, doing address verification callouts
-  -be [strings]       expand strings (-bem file: with a message)
-  -bf / -bF file      test a user / system filter file on a message from stdin
-  -bP [names]         show option values;  -bV  version and configuration check
-  -C file  -D NAME=value  -f addr  -F name  -od[bifq]  -oX ports  -oP pidfile  -N  -v
-"""
+USAGE = usage.PYMTA
 
 
 def config_path(opts: CliOptions) -> str:
@@ -624,6 +607,9 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{exc.line()}\n")
         return 1
+    if opts.action == "help" and sendmail:
+        _write(usage.SENDMAIL)
+        return 0
     # -v (which -d implies) alone writes only the drivers' debug_print texts
     bits = (opts.debug_selector if opts.debug else 0) | \
         (SELECTOR_BITS["v"] if opts.verbose else 0)
@@ -669,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         name = os.path.basename(sys.argv[0])
         argv = sys.argv[1:]
         if name == "mailq":
-            argv = ["-bp"] + argv
+            return mailq_main(argv)
         elif name == "runq":
             argv = ["-q"] + argv
         elif name == "sendmail":
@@ -696,6 +682,9 @@ def sendmail_main(argv: list[str] | None = None) -> int:
 def mailq_main(argv: list[str] | None = None) -> int:
     """``mailq``: ``pymta -bp``."""
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("--help", "-help") for a in argv):
+        _write(usage.MAILQ)
+        return 0
     return main(["-bp"] + list(argv))
 
 

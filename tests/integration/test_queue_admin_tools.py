@@ -262,3 +262,25 @@ def test_what_lists_the_daemon_and_a_receiver_mid_transaction(tmp_path):
         # back in the pool, idle
         wait_until(lambda: f"{rpid:5d} receiver: waiting for an SMTP connection"
                    in tool("pymta-what").stdout.splitlines(), 10, 0.1)
+
+
+@pytest.mark.parametrize("command, usage, options", [
+    ("pymta", "usage: pymta [options] [recipients...]",
+     ["-bd", "-q[q][i][f[f]][l][<time>]", "-bp", "-bpc", "-bpi", "-bpu", "-M id...",
+      "-Mrm id...", "-Mf", "-bt", "-bh", "-be", "-bP", "-bV", "-t", "-f addr", "-od[bifq]",
+      "-C file"]),
+    ("sendmail", "usage: sendmail [options] [recipients...]",
+     ["-t", "-i", "-f addr", "-F name", "-od[bifq]", "-bs", "-C file", "pymta --help"]),
+    ("mailq", "usage: mailq [options] [message-ids]", ["-C file", "-qG<name>", "-bpc"]),
+    ("pymta-qgrep", "Usage: pymta-qgrep", ["-f REGEX", "-r REGEX", "-z", "-x", "-c", "-i",
+                                           "-b", "-R", "-a", "-G QUEUE", "-C FILE"]),
+    ("pymta-qsumm", "Usage: pymta-qsumm", ["-a", "-c", "-s", "-b", "-f"]),
+    ("pymta-what", "Usage: pymta-what", ["--help"]),
+])
+def test_help_summaries(command, usage, options, tmp_path):
+    # no configuration is read for --help (none exists here)
+    out = tool(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(usage)
+    for option in options:
+        assert re.search(rf"(^|\s){re.escape(option)}(\s|$|,|;|\))", out.stdout, re.M), option

@@ -74,6 +74,11 @@ def delivering(msgid: str, where: str = "") -> None:
     set_title(f"{where}delivering {msgid}")
 
 
+def delivering_to_host(msgid: str, name: str, address: str | None) -> None:
+    """The smtp transport trying one host for a message."""
+    set_title(f"delivering {msgid} to {name or address} [{address or ''}]")
+
+
 def queue_run(flags: str = "", queue: str = "") -> None:
     """A queue runner (the daemon's scan, or ``pymta -q``); ``flags`` such as ``-qf``."""
     named = f" '{queue}'" if queue else ""

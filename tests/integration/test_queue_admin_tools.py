@@ -15,6 +15,7 @@ import pytest
 
 import pymta
 from tests.support.daemon import PymtaDaemon, pymta_env
+from tests.support.sink import SmtpSink
 from tests.support.wait import wait_until
 
 BIN = Path(sys.executable).parent
@@ -284,3 +285,45 @@ def test_help_summaries(command, usage, options, tmp_path):
     assert out.stdout.startswith(usage)
     for option in options:
         assert re.search(rf"(^|\s){re.escape(option)}(\s|$|,|;|\))", out.stdout, re.M), option
+
+
+RELAY_CONFIG = """
+primary_hostname = test.ex
+acl_smtp_rcpt = accept
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+begin routers
+remote:
+  driver = manualroute
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = smtp
+begin transports
+smtp:
+  driver = smtp
+  allow_localhost
+"""
+
+
+def test_what_shows_a_worker_delivering_to_a_host(tmp_path):
+    with SmtpSink(banner_delay=4) as sink:
+        with PymtaDaemon(RELAY_CONFIG.replace("SINK_PORT", str(sink.port)), tmp_path) as d:
+            assert d.proc is not None
+            with d.client() as c:
+                c.banner()
+                c.ehlo()
+                assert c.send_message("a@test.ex", "b@remote.example",
+                                      b"Subject: x\n\nb\n")[0] == 250
+                c.quit()
+            [msgid] = d.queue()
+            want = f"delivering {msgid} to 127.0.0.1 [127.0.0.1]"
+
+            def worker() -> list[str]:
+                return [line for line in tool("pymta-what").stdout.splitlines()
+                        if line.endswith(want)]
+            wait_until(lambda: worker(), 10, 0.1)
+            wpid = int(worker()[0].split()[0])
+            assert psutil.Process(wpid).ppid() == d.proc.pid
+            assert sink.wait_for(1, 20)
+            wait_until(lambda: f"{wpid:5d} delivery worker: waiting for a message"
+                       in tool("pymta-what").stdout.splitlines(), 10, 0.1)

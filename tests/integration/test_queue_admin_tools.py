@@ -3,6 +3,7 @@ exiqsumm and exiwhat), run as installed commands on a real spool and a real daem
 the -bp family of listing options.  Formats as Exim 4.96's tools print them."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -356,3 +357,39 @@ def test_what_shows_bs_and_bh_sessions(tmp_path):
         for p in procs:
             p.kill()
             p.wait()
+
+
+SLOW_CONFIG = """
+primary_hostname = test.ex
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+queue_only
+begin routers
+r:
+  driver = accept
+  transport = slow
+begin transports
+slow:
+  driver = pipe
+  command = /bin/sleep 3
+  USER
+"""
+
+
+def test_what_shows_a_queue_run(tmp_path):
+    # as root the pipe needs a user to run as; otherwise it runs as the caller
+    conf = SLOW_CONFIG.replace("USER", "user = nobody" if os.geteuid() == 0 else "")
+    d = PymtaDaemon(literal(conf, tmp_path), tmp_path)
+    d.prepare()
+    msgid = submit(d, "a@test.ex", "b@test.ex")
+    run = subprocess.Popen([str(BIN / "pymta"), "-C", str(d.config_path), "-q"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=pymta_env())
+    try:
+        line = f"{run.pid:5d} running queue: delivering {msgid}"
+        wait_until(lambda: line in tool("pymta-what").stdout.splitlines(), 10, 0.1)
+        assert run.wait(30) == 0
+    finally:
+        run.kill()
+        run.wait()
+    assert d.queue() == []

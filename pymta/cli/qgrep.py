@@ -49,8 +49,12 @@ def read_queue(spool: str, queue: str, everyone: bool, now: float) -> Iterator[Q
         try:
             msg = files.read_header(spool, msgid)
             size = msg.message_size(files.body_size(spool, msgid))
-        except (OSError, files.SpoolFormatError):
-            continue           # gone meanwhile, or unreadable (-bp marks it; no match)
+        except FileNotFoundError:
+            continue           # delivered or removed meanwhile
+        except (OSError, files.SpoolFormatError) as exc:
+            # -bp marks it "*** spool read error ***"; it cannot match anything here
+            sys.stderr.write(f"pymta-qgrep: {msgid}: spool read error: {exc}\n")
+            continue
         done = set(msg.nonrecipients) | set(files.read_journal(spool, msgid))
         rcpts = [("D " if r.address in done else "") + r.address for r in msg.recipients
                  if everyone or r.address not in done]

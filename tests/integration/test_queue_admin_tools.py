@@ -393,3 +393,14 @@ def test_what_shows_a_queue_run(tmp_path):
         run.kill()
         run.wait()
     assert d.queue() == []
+
+
+def test_qgrep_reports_an_unreadable_message(spool):
+    d, ids = spool
+    bad = "1xZVAA-000009-AA"
+    (d.spool / "input" / f"{bad}-H").write_text("not a spool file\n")
+    (d.spool / "input" / f"{bad}-D").write_text(f"{bad}-D\nbody\n")
+    assert "*** spool read error ***" in d.run("-bp").stdout
+    out = tool("pymta-qgrep", "-C", str(d.config_path), "-c")
+    assert out.stdout == "4 matches out of 4 messages\n"
+    assert f"pymta-qgrep: {bad}: spool read error" in out.stderr

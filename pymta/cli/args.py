@@ -140,11 +140,20 @@ _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "
             "-MG": "MG"}
 
 
+# The -bp family's actions.
+_LISTINGS = {"bp", "bpa", "bpc", "bpi", "bpu"}
+
+
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:
     if opts.action == "q" and opts.queue_name and opts.queue_interval is None \
             and not opts.queue_flags and action != "q":
         # a plain -qG<name> before another action only names the queue it acts on
         opts.action, opts.queue_run = action, False
+        return
+    if opts.action in _LISTINGS and action in _LISTINGS:
+        # Several -bp variants (mailq -bpu): as Exim, the last listing style wins, and
+        # -bpc combined with a listing does not turn it into a count.
+        opts.action = opts.action if action == "bpc" else action
         return
     if opts.action and opts.action != action:
         # Exim refuses two incompatible actions; combining -bd and -q is fine (handled).

@@ -411,3 +411,14 @@ def test_qgrep_reports_an_unreadable_message(spool):
     out = tool("pymta-qgrep", "-C", str(d.config_path), "-c")
     assert out.stdout == "4 matches out of 4 messages\n"
     assert f"pymta-qgrep: {bad}: spool read error" in out.stderr
+
+
+def test_qgrep_in_a_named_queue(spool):
+    d, ids = spool
+    assert d.run("-MG", "slow", ids["big"]).returncode == 0
+    conf = str(d.config_path)
+    assert tool("pymta-qgrep", "-C", conf, "-G", "slow", "-r", "@", "-i").stdout == \
+        ids["big"] + "\n"
+    assert tool("pymta-qgrep", "-C", conf, "-c").stdout == "3 matches out of 3 messages\n"
+    missing = tool("pymta-qgrep", "-C", str(d.dir / "nonexistent.conf"), "-c")
+    assert missing.returncode == 1 and "nonexistent.conf" in missing.stderr

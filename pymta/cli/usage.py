@@ -47,6 +47,7 @@ Testing:
   -be [strings]     expand strings;  -bem file  with a message
   -bf / -bF file    test a user / system filter on a message from standard input
   -bP [names]       show option values;  -bV  version and configuration check
+  -brt addr [error] which retry rule applies;  -brw addr  rewriting test
 
 """ + _COMMON
 

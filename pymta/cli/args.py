@@ -131,8 +131,9 @@ _MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$")
 _RS_FLAGS = ("f", "ff", "r", "rf", "rff")
 
 # Actions that take all remaining arguments.
-_ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "-bpa": "bp",
-            "-bpc": "bpc", "-bpr": "bp", "-bpra": "bp", "-bpu": "bpu", "-bpru": "bpu",
+_ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "-bpa": "bpa",
+            "-bpc": "bpc", "-bpr": "bp", "-bpra": "bpa", "-bpu": "bpu", "-bpru": "bpu",
+            "-bpi": "bpi",
             "-bP": "bP", "-bt": "bt", "-bv": "bv", "-bvs": "bvs", "-bV": "bV", "-bs": "bs",
             "-bS": "bS", "-bi": "bi", "-bnq": "bm", "-M": "M", "-Mc": "M", "-Mrm": "Mrm",
             "-Mvh": "Mvh", "-Mvb": "Mvb", "-Mvl": "Mvl", "-Mf": "Mf", "-Mt": "Mt", "-Mg": "Mg",
@@ -142,11 +143,20 @@ _ACTIONS = {"-bd": "bd", "-bdf": "bdf", "-be": "be", "-bm": "bm", "-bp": "bp", "
             "-brw": "brw"}
 
 
+# The -bp family's actions.
+_LISTINGS = {"bp", "bpa", "bpc", "bpi", "bpu"}
+
+
 def _set_action(opts: CliOptions, action: str, opt: str) -> None:
     if opts.action == "q" and opts.queue_name and opts.queue_interval is None \
             and not opts.queue_flags and action != "q":
         # a plain -qG<name> before another action only names the queue it acts on
         opts.action, opts.queue_run = action, False
+        return
+    if opts.action in _LISTINGS and action in _LISTINGS:
+        # Several -bp variants (mailq -bpu): as Exim, the last listing style wins, and
+        # -bpc combined with a listing does not turn it into a count.
+        opts.action = opts.action if action == "bpc" else action
         return
     if opts.action and opts.action != action:
         # Exim refuses two incompatible actions; combining -bd and -q is fine (handled).

@@ -12,6 +12,8 @@ import sys
 from typing import Any, Callable
 
 import pymta
+from pymta import proctitle
+from pymta.cli import usage
 from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.cli.retrytest import retry_test, rewrite_test
 from pymta.config.showconfig import config_text
@@ -22,26 +24,7 @@ from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
 
-USAGE = """\
-usage: pymta [options] [recipients...]
-  -bd / -bdf          start the daemon (detached / in the foreground)
-  -q[f[f]][<time>]    one queue run, or queue runs every <time> (with -bd or alone)
-  -bm / -t / -i       read a message on stdin (recipients from the headers with -t)
-  -bp / -bpc / -bpu   list / count the queue
-  -M / -Mrm / -Mvh / -Mvb / -Mvl / -Mf / -Mt <id>...   deliver, remove, view, freeze, thaw
-  -Mg / -Mmad <id>... give up (bounce) / mark all recipients delivered
-  -Mar / -Mmd <id> <addr>...   add recipients / mark recipients delivered
-  -Mes <id> <addr>    change the envelope sender
-  -bt / -bv <addr>    test routing / verify addresses
-  -bs                 SMTP on stdin/stdout (local submission)
-  -bh ip[.port]       fake SMTP session from ip: test the ACLs, nothing is kept
-  -bhc ip[.port]      the same, doing address verification callouts
-  -be [strings]       expand strings (-bem file: with a message)
-  -bf / -bF file      test a user / system filter file on a message from stdin
-  -bP [names]         show option values;  -bV  version and configuration check
-  -brt addr [error]   which retry rule applies;  -brw addr  rewriting test
-  -C file  -D NAME=value  -f addr  -F name  -od[bifq]  -oX ports  -oP pidfile  -N  -v
-"""
+USAGE = usage.PYMTA
 
 
 def config_path(opts: CliOptions) -> str:
@@ -287,7 +270,12 @@ def do_bp(opts: CliOptions) -> int:
     if opts.action == "bpc":
         _write(f"{queue.count_queue(spool, opts.queue_name)}\n")
         return 0
-    text = queue.format_bp(spool, opts.args or None, queue=opts.queue_name)
+    if opts.action == "bpi":         # message ids only (Exim 4.97's -bpi)
+        _write("".join(f"{i}\n" for i in queue.existing_ids(spool, opts.args or None,
+                                                             opts.queue_name)))
+        return 0
+    text = queue.format_bp(spool, opts.args or None, queue=opts.queue_name,
+                           generated=opts.action == "bpa")
     if opts.action == "bpu":
         text = "".join(line for line in text.splitlines(True)
                        if not line.startswith("        D "))
@@ -404,6 +392,7 @@ def do_deliver_ids(opts: CliOptions) -> int:
     log = _logger(config)
     rc = 0
     for msgid in opts.args:
+        proctitle.delivering(msgid)
         try:
             outcome = deliver_message(config, msgid, log, forced=True, manual=True)
         except Exception as exc:
@@ -522,6 +511,7 @@ def do_bh(opts: CliOptions) -> int:
     """-bh IP[.port]: a fake SMTP session on stdin/stdout; nothing is spooled."""
     config = load(opts)
     from pymta.smtp.local import host_check_main
+    proctitle.host_check(opts.host_check or "")
     return host_check_main(config, opts.host_check or "", options=opts.host_overrides,
                            callouts=opts.host_check_callouts)
 
@@ -538,6 +528,7 @@ def do_bs(opts: CliOptions) -> int:
     notify = _delivery_per_od(opts, config, log)
 
     caller = LocalCaller.current(config)
+    proctitle.local_smtp(_user())
     overrides = None
     if caller_is_trusted(config, os.getuid()):    # others' -oM options are ignored (Exim)
         try:
@@ -631,7 +622,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bV": do_version, "bP": do_bP, "be": do_be, "bf": do_filter_test,
     "bt": lambda o: do_bt(o, False), "bv": lambda o: do_bt(o, True),
     "bvs": lambda o: do_bt(o, "sender"),
-    "bp": do_bp, "bpc": do_bp, "bpu": do_bp,
+    "bp": do_bp, "bpc": do_bp, "bpu": do_bp, "bpa": do_bp, "bpi": do_bp,
     "Mvh": do_view, "Mvb": do_view, "Mvl": do_view, "Mrm": do_remove,
     "Mf": do_freeze, "Mt": do_freeze, "M": do_deliver_ids, "Mg": do_give_up,
     "Mar": do_edit, "Mmd": do_edit, "Mmad": do_edit, "Mes": do_edit, "MG": do_move_queue,
@@ -650,6 +641,9 @@ def run(argv: list[str], *, sendmail: bool = False) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{exc.line()}\n")
         return 1
+    if opts.action == "help" and sendmail:
+        _write(usage.SENDMAIL)
+        return 0
     # -v (which -d implies) alone writes only the drivers' debug_print texts
     bits = (opts.debug_selector if opts.debug else 0) | \
         (SELECTOR_BITS["v"] if opts.verbose else 0)
@@ -695,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         name = os.path.basename(sys.argv[0])
         argv = sys.argv[1:]
         if name == "mailq":
-            argv = ["-bp"] + argv
+            return mailq_main(argv)
         elif name == "runq":
             argv = ["-q"] + argv
         elif name == "sendmail":
@@ -722,6 +716,9 @@ def sendmail_main(argv: list[str] | None = None) -> int:
 def mailq_main(argv: list[str] | None = None) -> int:
     """``mailq``: ``pymta -bp``."""
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("--help", "-help") for a in argv):
+        _write(usage.MAILQ)
+        return 0
     return main(["-bp"] + list(argv))
 
 

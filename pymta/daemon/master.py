@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, cast
 
 import pymta
+from pymta import proctitle
 from pymta.daemon import ipc, listen
 from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.preload import preload_for
@@ -784,6 +785,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     drop_privileges(config, keep_root=True)
     log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))
+    proctitle.daemon(pymta.__version__, opts.queue_flags, opts.queue_interval, addrs)
     if tls_warning:
         log.main(tls_warning)
     tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind

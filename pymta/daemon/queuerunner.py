@@ -13,6 +13,7 @@ import time
 import traceback
 from typing import Any, Callable, Iterable
 
+from pymta import proctitle
 from pymta.daemon.util import main_opt, spool_directory
 from pymta.delivery import deliver_message
 from pymta.delivery.bounce import auto_thaw_due
@@ -147,6 +148,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     pid = os.getpid()
     flags = "-qff" if force_frozen else "-qf" if force else ""
     write_event(log, config, QueueRun(pid, flags, queue=queue))
+    proctitle.queue_run(flags, queue)
     tried = 0
     order = due_messages(config, force_frozen=force_frozen, ids=ids, log=log, queue=queue,
                          initial_only=initial_only)
@@ -161,6 +163,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
             forced = force or (force_first and tried == 0)
             if only_local or not two_phase:
                 tried += 1          # -qq's second pass delivers the same messages again
+            proctitle.delivering(msgid, "running queue: ")
             try:
                 if force_frozen:
                     # -qff: frozen messages are tried as though thawed, like Exim.
@@ -189,6 +192,7 @@ def queue_scan_main(config: Any, log: Any, notifier: Any, *, force: bool = False
     """Daemon queue-runner child: hand every due id to the master (workers deliver);
     a message of a named queue goes as "queue/id"."""
     flags = "-qff" if force_frozen else "-qf" if force else ""
+    proctitle.queue_run(flags, queue)
     for msgid in due_messages(config, force_frozen=force_frozen, log=log, queue=queue):
         if space_shortage(config, log) or load_too_high(config, log, flags, queue):
             break

@@ -17,6 +17,7 @@ import time
 import traceback
 from typing import Any, Callable, cast
 
+from pymta import proctitle
 from pymta.config.values import main_opt
 from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.ipc import Notifier
@@ -122,6 +123,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     parent = os.getppid()
     if parent == 1:
         return 0
+    proctitle.receiver_idle()
 
     while not retire.is_set():
         try:
@@ -148,6 +150,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                 log.panic(f"accept() failed: {exc}")
                 continue
             notifier.busy()
+            proctitle.handling_connection(f"[{_peer(_peer_addr)[0]}]")
             try:
                 conn.setblocking(True)
                 if nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
@@ -175,6 +178,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                 if connections is not None:
                     connections[0].release(connections[1])
                 notifier.idle()
+                proctitle.receiver_idle()
             break   # re-poll: readiness of other sockets may be stale
     for s in listeners:
         s.close()

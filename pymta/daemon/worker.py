@@ -10,6 +10,7 @@ import socket
 import traceback
 from typing import Any, Callable
 
+from pymta import proctitle
 from pymta.delivery import deliver_message
 
 
@@ -32,6 +33,7 @@ def worker_main(conn: socket.socket, config: Any, log: Any,
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     buf = b""
+    proctitle.worker_idle()
     try:
         while not state["stop"]:
             while b"\n" not in buf:
@@ -47,6 +49,7 @@ def worker_main(conn: socket.socket, config: Any, log: Any,
             # "queue/id" for a message in a named queue
             queue, _, msgid = item.rpartition("/")
             state["busy"] = True
+            proctitle.delivering(msgid)
             try:
                 if thaw:
                     deliver(config, msgid, log, forced=True, manual=True, queue=queue)
@@ -60,6 +63,7 @@ def worker_main(conn: socket.socket, config: Any, log: Any,
                           + traceback.format_exc().replace("\n", "\n  "))
             finally:
                 state["busy"] = False
+                proctitle.worker_idle()
             conn.sendall(f"D {item}\n".encode("ascii"))
     except _Exit:
         pass

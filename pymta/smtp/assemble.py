@@ -13,6 +13,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, BinaryIO, Callable
 
+from pymta import proctitle
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
@@ -60,6 +61,7 @@ class MessageAssembly:
     peer_ip: str
     peer_port: int
     accept_count: int
+    in_daemon: bool
     hostname: str
     content_scan: ContentScan | None = None          # the message the ACLs may scan
     fake_reply: tuple[int, str] | None
@@ -295,6 +297,8 @@ class MessageAssembly:
     def _after_spool(self, msgid: str) -> None:
         """Count the message, ask for its immediate delivery, and reset for the next."""
         self.messages += 1
+        if self.in_daemon:
+            proctitle.message_received(msgid, self.host_ident(with_h=False))
         queue = self._queue_only()
         if not queue and self.hold_deliver(msgid):
             self._reset_message()         # delivered on the callout=hold connection

@@ -24,6 +24,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
+from pymta import proctitle
 from pymta.acl import acl_smtp_reply, split_code
 from pymta.acl.callout_hold import HoldDeliverer
 from pymta.acl.dnslists import DnsListCache
@@ -183,6 +184,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
             v["sender_rcvhost"] = self._rcvhost()
         self.auth_after_helo(verb)
         self._reset_message()
+        if self.in_daemon:
+            proctitle.handling_connection(self.host_ident(with_h=False), bool(self.tls_facts))
         if self.local_caller is not None:
             # -bs: no client address to show; Exim names the calling user instead.
             return Reply(250, f"{self.hostname} Hello {self.local_caller.login} at {name}")

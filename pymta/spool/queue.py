@@ -25,6 +25,15 @@ def list_queue(spool_dir: str, queue: str = "") -> list[str]:
     return ids
 
 
+def existing_ids(spool_dir: str, ids: Iterable[str] | None = None,
+                 queue: str = "") -> list[str]:
+    """-bpi: the ids of the messages on the queue (or those of ``ids`` that are)."""
+    if ids is None:
+        return list_queue(spool_dir, queue)
+    return [i for i in ids if is_message_id(i)
+            and os.path.exists(files.header_path(spool_dir, i))]
+
+
 def count_queue(spool_dir: str, queue: str = "") -> int:
     """Number of messages on the queue (-bpc)."""
     return len(list_queue(spool_dir, queue))
@@ -56,8 +65,10 @@ def format_size(size: int) -> str:
 
 
 def format_bp(spool_dir: str, ids: Iterable[str] | None = None,
-              now: float | None = None, queue: str = "") -> str:
-    """The text ``exim -bp`` prints for the given messages (default: the whole queue).
+              now: float | None = None, queue: str = "", generated: bool = False) -> str:
+    """The text ``exim -bp`` prints for the given messages (default: the whole queue);
+    ``generated`` (-bpa) adds the delivered addresses that routing generated from the
+    recipients (aliases, forwards), marked ``+D`` and sorted, as Exim does.
 
     Messages whose -H vanished meanwhile are skipped; unreadable ones are shown with
     Exim's "*** spool read error" marker.
@@ -82,6 +93,9 @@ def format_bp(spool_dir: str, ids: Iterable[str] | None = None,
         done = set(msg.nonrecipients) | set(files.read_journal(spool_dir, msgid))
         for r in msg.recipients:
             out.append(f"        {'D' if r.address in done else ' '} {r.address}\n")
+        if generated:
+            originals = {r.address for r in msg.recipients}
+            out += [f"       +D {a}\n" for a in sorted(done - originals)]
         out.append("\n")
     return "".join(out)
 

@@ -16,6 +16,7 @@ import time
 import weakref
 from typing import Any
 
+from pymta import proctitle
 from pymta.address import Host
 from pymta.auth.configured import client_authenticators
 from pymta.auth.expander import ExpansionError
@@ -712,6 +713,7 @@ class SmtpTransport(Transport):
         cl, count = reused if reused else (None, 0)
         for a in addrs:
             a.continued_connection = cl is not None
+        proctitle.delivering_to_host(job.message.id, host.name, host.address)
         # Exim 4.96 writes its per-host log line for host errors, except for timeouts
         # once the message transaction has started (those only reach the address lines).
         setup = cl is None

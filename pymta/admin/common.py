@@ -7,6 +7,8 @@ import shutil
 import sys
 import time
 
+from pymta.hints import inventory
+
 #: The order and names of exim_dumpdb's usage line.
 DB_LIST = "retry | misc | wait-<transport-name> | callout | ratelimit | tls | seen | mtasts"
 
@@ -22,6 +24,16 @@ def hints_usage(tool: str, flags: str) -> str:
     """The usage text exim_dumpdb/exim_tidydb/exim_fixdb print (on stdout, status 1)."""
     return (f"Usage: pymta-{tool}{flags}  <spool-directory> <database-name>\n"
             f"  <database-name> = {DB_LIST}\n")
+
+
+def writable_db_or_exit(spool: str, name: str) -> None:
+    """Exit with exim_tidydb/exim_fixdb's message when the database cannot be opened
+    for writing."""
+    problem = inventory.open_problem(spool, name)
+    if problem is not None:
+        sys.stdout.write(f"** Failed to open DBM file {inventory.db_path(spool, name)} "
+                         f"for writing:\n   {problem}\n")
+        raise SystemExit(1)
 
 
 def pymta_command() -> list[str]:

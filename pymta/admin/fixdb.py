@@ -16,7 +16,7 @@ from typing import TextIO
 
 import click
 
-from pymta.admin.common import hints_usage, print_time
+from pymta.admin.common import hints_usage, print_time, writable_db_or_exit
 from pymta.admin.formats import Corrupted, record_text
 from pymta.hints import inventory, wait
 from pymta.hints.retry import RetryRecord
@@ -153,11 +153,7 @@ def command(utc: bool, args: tuple[str, ...]) -> None:
         sys.stdout.write(hints_usage("fixdb", USAGE_FLAGS))
         raise SystemExit(1)
     spool, name = args
-    problem = inventory.open_problem(spool, name)
-    if problem is not None:
-        sys.stdout.write(f"** Failed to open DBM file {inventory.db_path(spool, name)} "
-                         f"for writing:\n   {problem}\n")
-        raise SystemExit(1)
+    writable_db_or_exit(spool, name)
     Fixer(spool, name, utc, sys.stdout).run(sys.stdin)
 
 

@@ -17,7 +17,7 @@ import time
 
 import click
 
-from pymta.admin.common import hints_usage
+from pymta.admin.common import hints_usage, writable_db_or_exit
 from pymta.cli.args import parse_time
 from pymta.hints import inventory, wait
 from pymta.spool import files
@@ -70,11 +70,7 @@ def command(age: str | None, force: bool, args: tuple[str, ...]) -> None:
         sys.stdout.write(hints_usage("tidydb", USAGE_FLAGS))
         raise SystemExit(1)
     spool, name = args
-    problem = inventory.open_problem(spool, name)
-    if problem is not None:
-        sys.stdout.write(f"** Failed to open DBM file {inventory.db_path(spool, name)} "
-                         f"for writing:\n   {problem}\n")
-        raise SystemExit(1)
+    writable_db_or_exit(spool, name)
     print(f"Tidying Exim hints database {inventory.db_path(spool, name)}")
     out: list[str] = []
     tidy(spool, name, time.time() - seconds, out)

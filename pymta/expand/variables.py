@@ -271,12 +271,18 @@ def _compile_date() -> str:
 
 def _space(name: str, ctx: Any) -> str:
     """Free space (KiB) or inodes on the spool or log file system."""
-    where = lookup_variable("spool_directory", ctx) or "/"
+    spool = lookup_variable("spool_directory", ctx) or "/"
+    where = spool
     if name.startswith("log_"):
+        # the first log_file_path item that is not "syslog", as in Exim; -1 when the
+        # logs go to syslog only; an empty item is the spool's log directory
         main = getattr(getattr(ctx, "config", None), "main", None)
         lfp = str(getattr(main, "log_file_path", "") or "") if main is not None else ""
-        first = lfp.split(":")[0].strip()
-        where = os.path.dirname(first) if first.startswith("/") else where
+        items = [it.strip() for it in (lfp or ":").split(":")]
+        files = [it for it in items if it != "syslog"]
+        if not files:
+            return "-1"
+        where = os.path.dirname(files[0]) if files[0] else os.path.join(spool, "log")
     while where and not os.path.exists(where):
         where = os.path.dirname(where)
     try:

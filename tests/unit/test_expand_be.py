@@ -139,3 +139,18 @@ def test_bem_basic_headers_decode_without_charset_translation(tmp_path):
     assert _bem(tmp_path, msg, "$bh_subject:") == "caf\udce9 and é"
     assert _bem(tmp_path, msg, "$h_subject:") == "café and é"
     assert _bem(tmp_path, "Subject: =?utf-8?q?a?= =?utf-8?q?b?=\n\nx\n", "$bh_subject:") == "ab"
+
+
+def test_log_space_is_measured_where_the_log_files_go(tmp_path):
+    """The first log_file_path item that is not syslog; syslog only gives -1 (Exim's
+    receive_statvfs)."""
+    def space(lfp: str) -> str:
+        main = types.SimpleNamespace(log_file_path=lfp, spool_directory=str(tmp_path))
+        out = io.StringIO()
+        run_be(Config(filename="x", main=main, macros={}), io.StringIO("$log_space $log_inodes\n"),
+               out)
+        return out.getvalue().strip()
+    assert space("syslog") == "-1 -1"
+    for lfp in (f"syslog : {tmp_path}/%slog", f"{tmp_path}/%slog", ""):
+        kib, inodes = space(lfp).split()
+        assert int(kib) > 0 and int(inodes) != -1, lfp

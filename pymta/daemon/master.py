@@ -36,6 +36,14 @@ from pymta.daemon.util import (
 )
 from pymta.debuglog import debug
 from pymta.logevents import DaemonStarted
+from pymta.metrics import counters as metrics_counters
+from pymta.metrics.endpoint import (
+    MetricsAddressError,
+    MetricsEndpoint,
+    bind_metrics,
+    open_endpoint,
+    parse_metrics_listen,
+)
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
@@ -171,8 +179,10 @@ class Master:
                  load_config: Callable[..., Any] | None = None,
                  run_session: Callable[..., Any] | None = None,
                  deliver: Callable[..., Any] | None = None,
-                 log_factory: Callable[[Any], Any] | None = None):
+                 log_factory: Callable[[Any], Any] | None = None,
+                 metrics: MetricsEndpoint | None = None):
         self.config = config
+        self.metrics = metrics              # metrics_listen: pymta/metrics/
         self.log = log
         self.listeners = listeners
         self.opts = opts
@@ -301,6 +311,8 @@ class Master:
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         self.notify_master.close()
+        if self.metrics is not None:
+            self.metrics.close_in_child()
         for c in self.children.values():
             if c.conn is not None and c.conn is not keep:
                 c.conn.close()
@@ -367,6 +379,8 @@ class Master:
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.notify_master, selectors.EVENT_READ, "notify")
+        if self.metrics is not None:
+            self.metrics.start(self.sel, self._process_counts, lambda: set(self.children))
         while True:
             try:
                 self._step()
@@ -402,9 +416,13 @@ class Master:
                 self._handle_notifications()
             elif key.data == "listener":
                 self._refuse_connection(cast(socket.socket, key.fileobj))
+            elif isinstance(key.data, MetricsEndpoint):
+                key.data.ready(key.fileobj)
             else:
                 self._handle_worker(key.data)
         self._reap()
+        if self.metrics is not None:
+            self.metrics.tick()
         if not self.stopping:
             self._rotate_ticket_keys()
         self._update_saturation()
@@ -469,6 +487,7 @@ class Master:
         finally:
             conn.close()
         self.log.main(f"Connection from [{peer[0]}] refused: too many connections")
+        metrics_counters.connection("refused")
 
     def _maintain_pools(self) -> None:
         if not self._crash_pause_over():
@@ -580,6 +599,8 @@ class Master:
                 continue
             if child.slot is not None:
                 self.connections.release(child.slot)
+            if self.metrics is not None:
+                self.metrics.process_ended(pid)
             self._close_conn(child)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
             if not clean and not child.retiring and not self.stopping:
@@ -624,6 +645,7 @@ class Master:
                     self.listeners = [have[k] for k in want_keys if k in have] + fresh
             except (OSError, ValueError) as exc:
                 self.log.panic(f"pid {pid}: SIGHUP: keeping old listening sockets: {exc}")
+        self._reload_metrics(new)
         self.config = new
         if self.log_factory is not None:
             self.log = self.log_factory(new)
@@ -637,6 +659,22 @@ class Master:
         self._tickets = self._ticket_rotation()
         if self.next_queue_run is not None:
             self.next_queue_run = time.monotonic()
+
+    def _process_counts(self) -> dict[str, int]:
+        return dict(collections.Counter(c.kind for c in self.children.values()))
+
+    def _reload_metrics(self, new: Any) -> None:
+        try:
+            address = parse_metrics_listen(str(main_opt(new, "metrics_listen") or ""))
+        except MetricsAddressError as exc:
+            self.log.panic(f"SIGHUP: {exc}: metrics endpoint unchanged")
+            return
+        if self.metrics is not None:
+            self.metrics.rebind(address, self.log)
+        elif address is not None:
+            # Counting has to start before the children are forked.
+            self.log.main("metrics_listen is set: the metrics endpoint starts at the next "
+                          "daemon restart (a reload cannot start it)")
 
     def _inetd_wait_over(self) -> bool:
         """-bw<time>: no connection for that long (and none in progress)."""
@@ -726,6 +764,15 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     except TLSConfigError as exc:
         sys.stderr.write(f"pymta: {exc}\n")
         return 1
+    try:
+        metrics_address = parse_metrics_listen(str(main_opt(config, "metrics_listen") or ""))
+        metrics_sock = bind_metrics(metrics_address) if metrics_address else None
+    except MetricsAddressError as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"pymta: metrics_listen: {exc}: daemon abandoned\n")
+        return 1
     listeners: list[socket.socket] = []
     addrs: list[tuple[str, int]] = []
     if opts.inetd_wait:
@@ -770,6 +817,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     if tls_warning:
         log.main(tls_warning)
     tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind
+    metrics = open_endpoint(metrics_sock, spool_directory(config)) if metrics_sock else None
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
-                    log_factory=make_logger)
+                    log_factory=make_logger, metrics=metrics)
     return master.run()

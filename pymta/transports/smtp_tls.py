@@ -27,6 +27,7 @@ from pymta.address import Host
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.hints.db import HintsDB
+from pymta.metrics import counters as metrics
 from pymta.tls.client import (
     ClientTLS,
     ClientTLSOptions,
@@ -186,6 +187,7 @@ class OutgoingTLS:
                                         f"failed: {verdict.reason}", EximErrno.TLSREQUIRED)
                 found = dataclasses.replace(found, dane=True)
             facts.append(found)
+            metrics.tls_session("outbound", found.version)
             return stream
 
         return wrap, facts

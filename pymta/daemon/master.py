@@ -312,7 +312,7 @@ class Master:
             os.close(fd)
         self.notify_master.close()
         if self.metrics is not None:
-            self.metrics.close_in_child()
+            self.metrics.in_child(getattr(self.config, "transports", {}))
         for c in self.children.values():
             if c.conn is not None and c.conn is not keep:
                 c.conn.close()

@@ -15,12 +15,13 @@ import selectors
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from pymta.metrics import counters
 from pymta.metrics.multiproc import Folder, enable, metrics_directory
 from pymta.metrics.queue import DaemonCollector
 
@@ -87,7 +88,7 @@ class MetricsEndpoint:
 
     ``start(selector, processes)`` registers it in the master's loop; the master calls
     ``ready(fileobj)`` for its selector events, ``process_ended(pid)`` for every child
-    it reaps, ``tick()`` once per loop turn and ``close_in_child()`` after a fork."""
+    it reaps, ``tick()`` once per loop turn and ``in_child(transports)`` after a fork."""
 
     def __init__(self, sock: socket.socket, directory: str, spool_dir: str):
         self.sock: socket.socket | None = sock
@@ -135,12 +136,14 @@ class MetricsEndpoint:
             self.sock.close()
             self.sock = None
 
-    def close_in_child(self) -> None:
-        """A forked child keeps none of the endpoint's sockets."""
+    def in_child(self, transports: Iterable[str]) -> None:
+        """In a forked child: keep none of the endpoint's sockets; open the child's
+        count files (see counters.start_process)."""
         if self.sock is not None:
             self.sock.close()
         for conn in self.scrapes:
             conn.close()
+        counters.start_process(transports)
 
     def process_ended(self, pid: int) -> None:
         self.folder.fold(pid)

@@ -2,6 +2,7 @@
 real SMTP, a real scrape over HTTP, and Debian's promtool checking the text."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -97,6 +98,10 @@ def test_metrics_count_receptions_deliveries_rejections_and_the_queue(tmp_path):
         assert sample(before, "pymta_queue_messages") == 0
         assert sample(before, "pymta_processes", kind="receiver") >= 1
         assert sample(before, "pymta_processes", kind="worker") >= 1
+        # every child starts the series it may touch at zero
+        assert sample(before, "pymta_deliveries_total", transport="remote_smtp",
+                      result="failed") == 0
+        assert sample(before, "pymta_smtp_connections_total", result="refused") == 0
 
         assert smtp(d, "user@sink.example") == 250
         assert sink.wait_for(1, 20), d.diagnostics()
@@ -138,6 +143,11 @@ def test_metrics_count_receptions_deliveries_rejections_and_the_queue(tmp_path):
         assert sample(again, "pymta_messages_received_total", protocol="esmtp") == 2
         assert sample(again, "pymta_deliveries_total", transport="remote_smtp",
                       result="delivered") == 1
+        assert sample(again, "pymta_acl_rejections_total", acl="acl_smtp_rcpt",
+                      reply="5xx") == 1
+        # the ended children's files were folded into the master's
+        files = os.listdir(d.spool / "metrics" / str(d.proc.pid))
+        assert "counter_folded.db" in files and "histogram_folded.db" in files
 
         # Anything but GET /metrics
         with pytest.raises(urllib.error.HTTPError) as e:

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -13,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from tests.support.certs import make_ca, make_cert
 from tests.support.daemon import PymtaDaemon
 from tests.support.ports import free_port
 from tests.support.sink import SmtpSink
@@ -169,3 +171,49 @@ def test_metrics_listen_must_be_loopback(tmp_path):
     with pytest.raises(RuntimeError) as e:
         d.start()
     assert "metrics_listen: 192.0.2.1 is not a loopback address" in str(e.value)
+
+
+TLS_CONFIG = CONFIG.replace("acl_smtp_rcpt = check_rcpt\n", """acl_smtp_rcpt = check_rcpt
+tls_certificate = DIR/mx.test.example.pem
+tls_privatekey = DIR/mx.test.example.key
+smtp_accept_max_per_host = 1
+""")
+
+
+def test_metrics_count_tls_versions_and_refused_connections(tmp_path):
+    certs = make_cert(tmp_path, "mx.test.example", make_ca(tmp_path))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs.cert, certs.key)
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2      # a version of its own
+    metrics_port, sink_port = free_port(), free_port()
+    with SmtpSink(port=sink_port, tls_context=server_ctx) as sink, PymtaDaemon(
+            TLS_CONFIG, tmp_path, macros={"METRICS_PORT": str(metrics_port),
+                                          "SINK_PORT": str(sink_port),
+                                          "CLOSED_PORT": "1"}) as d:
+        before = scrape(metrics_port)
+        c = d.client()
+        c.banner()
+        c.ehlo("client.example")
+        assert c.starttls()[0] == 220
+        c.ehlo("client.example")
+        assert c.cmd("MAIL FROM:<a@client.example>")[0] == 250
+        assert c.cmd("RCPT TO:<user@sink.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(MESSAGE + b".\r\n")
+        assert c.read_reply()[0] == 250
+        # a second connection from the same address while this one is open: refused
+        second = d.client()
+        assert second.banner()[0] == 421
+        c.cmd("QUIT")
+        assert sink.wait_for(1, 20), d.diagnostics()
+
+        def counted() -> str | None:
+            t = scrape(metrics_port)
+            return t if sample(t, "pymta_tls_sessions_total", direction="outbound",
+                               version="TLS1.2") == 1 else None
+        text = wait_until(counted, 10, 0.2)
+        assert sample(text, "pymta_tls_sessions_total", direction="inbound",
+                      version="TLS1.3") == 1
+        assert sample(text, "pymta_messages_received_total", protocol="esmtps") == 1
+        assert sample(text, "pymta_smtp_connections_total", result="refused") == \
+            sample(before, "pymta_smtp_connections_total", result="refused") + 1

@@ -817,7 +817,14 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     if tls_warning:
         log.main(tls_warning)
     tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind
-    metrics = open_endpoint(metrics_sock, spool_directory(config)) if metrics_sock else None
+    metrics = None
+    if metrics_sock is not None:
+        try:
+            metrics = open_endpoint(metrics_sock, spool_directory(config))
+        except OSError as exc:
+            # Mail goes on without metrics; the paniclog says why.
+            log.panic(f"metrics_listen: cannot keep counts in the spool: {exc}: no metrics")
+            metrics_sock.close()
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
                     log_factory=make_logger, metrics=metrics)
     return master.run()

@@ -190,9 +190,9 @@ def test_metrics_count_tls_versions_and_refused_connections(tmp_path):
             TLS_CONFIG, tmp_path, macros={"METRICS_PORT": str(metrics_port),
                                           "SINK_PORT": str(sink_port),
                                           "CLOSED_PORT": "1"}) as d:
+        # the harness's banner probe may still hold the one connection allowed
+        c = wait_until(lambda: _admitted(d), 10, 0.2)
         before = scrape(metrics_port)
-        c = d.client()
-        c.banner()
         c.ehlo("client.example")
         assert c.starttls()[0] == 220
         c.ehlo("client.example")
@@ -217,3 +217,38 @@ def test_metrics_count_tls_versions_and_refused_connections(tmp_path):
         assert sample(text, "pymta_messages_received_total", protocol="esmtps") == 1
         assert sample(text, "pymta_smtp_connections_total", result="refused") == \
             sample(before, "pymta_smtp_connections_total", result="refused") + 1
+
+
+def _admitted(d: PymtaDaemon):
+    c = d.client()
+    if c.banner()[0] == 220:
+        return c
+    c.close()
+    return None
+
+
+def test_reload_moves_the_endpoint_and_keeps_the_counts(tmp_path):
+    first, second, sink_port = free_port(), free_port(), free_port()
+    with SmtpSink(port=sink_port) as sink, PymtaDaemon(
+            CONFIG, tmp_path, macros={"METRICS_PORT": str(first),
+                                      "SINK_PORT": str(sink_port),
+                                      "CLOSED_PORT": "1"}) as d:
+        assert smtp(d, "user@sink.example") == 250
+        assert sink.wait_for(1, 20), d.diagnostics()
+        d.config_path.write_text(CONFIG.replace("METRICS_PORT", str(second)))
+        d.signal(signal.SIGHUP)
+        text = wait_until(lambda: _try_scrape(second), 10, 0.2)
+        assert sample(text, "pymta_messages_received_total", protocol="esmtp") == 1
+        with pytest.raises(OSError):
+            scrape(first)
+        # metrics_listen emptied: no endpoint any more
+        d.config_path.write_text(CONFIG.replace("127.0.0.1:METRICS_PORT", ""))
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: _try_scrape(second) is None, 10, 0.2)
+
+
+def _try_scrape(port: int) -> str | None:
+    try:
+        return scrape(port)
+    except OSError:             # refused, or reset while the socket was being closed
+        return None

@@ -40,9 +40,9 @@ from pymta.metrics import counters as metrics_counters
 from pymta.metrics.endpoint import (
     MetricsAddressError,
     MetricsEndpoint,
-    bind_metrics,
+    metrics_socket,
     open_endpoint,
-    parse_metrics_listen,
+    reload_metrics,
 )
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
@@ -645,7 +645,7 @@ class Master:
                     self.listeners = [have[k] for k in want_keys if k in have] + fresh
             except (OSError, ValueError) as exc:
                 self.log.panic(f"pid {pid}: SIGHUP: keeping old listening sockets: {exc}")
-        self._reload_metrics(new)
+        reload_metrics(self.metrics, new, self.log)
         self.config = new
         if self.log_factory is not None:
             self.log = self.log_factory(new)
@@ -662,19 +662,6 @@ class Master:
 
     def _process_counts(self) -> dict[str, int]:
         return dict(collections.Counter(c.kind for c in self.children.values()))
-
-    def _reload_metrics(self, new: Any) -> None:
-        try:
-            address = parse_metrics_listen(str(main_opt(new, "metrics_listen") or ""))
-        except MetricsAddressError as exc:
-            self.log.panic(f"SIGHUP: {exc}: metrics endpoint unchanged")
-            return
-        if self.metrics is not None:
-            self.metrics.rebind(address, self.log)
-        elif address is not None:
-            # Counting has to start before the children are forked.
-            self.log.main("metrics_listen is set: the metrics endpoint starts at the next "
-                          "daemon restart (a reload cannot start it)")
 
     def _inetd_wait_over(self) -> bool:
         """-bw<time>: no connection for that long (and none in progress)."""
@@ -765,8 +752,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
         sys.stderr.write(f"pymta: {exc}\n")
         return 1
     try:
-        metrics_address = parse_metrics_listen(str(main_opt(config, "metrics_listen") or ""))
-        metrics_sock = bind_metrics(metrics_address) if metrics_address else None
+        metrics_sock = metrics_socket(config)
     except MetricsAddressError as exc:
         sys.stderr.write(f"pymta: {exc}\n")
         return 1

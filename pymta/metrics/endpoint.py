@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from pymta.config.values import main_opt
 from pymta.metrics import counters
 from pymta.metrics.multiproc import Folder, enable, metrics_directory
 from pymta.metrics.queue import DaemonCollector
@@ -66,6 +67,28 @@ def bind_metrics(address: tuple[str, int]) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def metrics_socket(config: Any) -> socket.socket | None:
+    """The listening socket metrics_listen asks for, or None.  Raises
+    MetricsAddressError for a bad value and OSError when it cannot be bound."""
+    address = parse_metrics_listen(str(main_opt(config, "metrics_listen") or ""))
+    return bind_metrics(address) if address is not None else None
+
+
+def reload_metrics(endpoint: "MetricsEndpoint | None", config: Any, log: Any) -> None:
+    """SIGHUP: follow a changed metrics_listen where that can be done in place."""
+    try:
+        address = parse_metrics_listen(str(main_opt(config, "metrics_listen") or ""))
+    except MetricsAddressError as exc:
+        log.panic(f"SIGHUP: {exc}: metrics endpoint unchanged")
+        return
+    if endpoint is not None:
+        endpoint.rebind(address, log)
+    elif address is not None:
+        # Counting has to start before the children are forked.
+        log.main("metrics_listen is set: the metrics endpoint starts at the next "
+                 "daemon restart (a reload cannot start it)")
 
 
 def open_endpoint(sock: socket.socket, spool_dir: str) -> "MetricsEndpoint":

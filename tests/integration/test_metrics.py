@@ -252,3 +252,15 @@ def _try_scrape(port: int) -> str | None:
         return scrape(port)
     except OSError:             # refused, or reset while the socket was being closed
         return None
+
+
+def test_reload_cannot_start_counting_and_says_so(tmp_path):
+    port = free_port()
+    off = CONFIG.replace("127.0.0.1:METRICS_PORT", "")
+    with PymtaDaemon(off, tmp_path, macros={"SINK_PORT": "1", "CLOSED_PORT": "2"}) as d:
+        assert not (d.spool / "metrics").exists()        # nothing counted, no files
+        d.config_path.write_text(CONFIG.replace("METRICS_PORT", str(port)))
+        d.signal(signal.SIGHUP)
+        d.wait_for_log(r"metrics_listen is set: the metrics endpoint starts at the next "
+                       r"daemon restart", 10)
+        assert _try_scrape(port) is None

@@ -240,8 +240,12 @@ class MetricsEndpoint:
             return _http(405, "Method Not Allowed", b"only GET\n", ("Allow: GET, HEAD",))
         if target != "/metrics":
             return _http(404, "Not Found", b"try /metrics\n")
-        self.folder.fold_orphans(self.live_pids() | {os.getpid()})
-        body = generate_latest(self.registry)
+        try:
+            self.folder.fold_orphans(self.live_pids() | {os.getpid()})
+            body = generate_latest(self.registry)
+        except Exception as exc:
+            # The master must not fail with a scrape (an unreadable count file, ...).
+            return _http(500, "Internal Server Error", f"metrics: {exc}\n".encode())
         response = _http(200, "OK", body, (f"Content-Type: {CONTENT_TYPE_LATEST}",))
         return response[:len(response) - len(body)] if method == "HEAD" else response
 

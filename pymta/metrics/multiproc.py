@@ -16,6 +16,7 @@ import glob
 import os
 import re
 import shutil
+import struct
 
 from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict
@@ -89,6 +90,11 @@ class Folder:
             try:
                 entries = list(MmapedDict.read_all_values_from_file(path))
             except FileNotFoundError:
+                continue
+            except (RuntimeError, ValueError, struct.error):
+                # Torn by a process killed mid-write: its counts are lost, and the file
+                # is put aside (out of the collector's *.db) so every scrape does not fail.
+                os.replace(path, path + ".damaged")
                 continue
             target = self._target(kind)
             for key, value, _timestamp, _pos in entries:

@@ -118,3 +118,17 @@ def test_endpoint_answers(endpoint):
     assert endpoint.response(b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 404")
     assert endpoint.response(b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 405")
     assert endpoint.response(b"\r\n\r\n").startswith(b"HTTP/1.0 400")
+
+
+def test_a_torn_file_is_put_aside_not_fatal(tmp_path):
+    k = _key("x_total")
+    _write(str(tmp_path / "counter_201.db"), {k: 1.0})
+    path = tmp_path / "counter_202.db"
+    _write(str(path), {k: 1.0})
+    data = bytearray(path.read_bytes())
+    data[8:12] = (10_000).to_bytes(4, "little")        # a key length past the end
+    path.write_bytes(bytes(data))
+    folder = Folder(str(tmp_path))
+    folder.fold(202)
+    folder.fold(201)
+    assert set(os.listdir(tmp_path)) == {"counter_folded.db", "counter_202.db.damaged"}

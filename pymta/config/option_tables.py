@@ -164,6 +164,8 @@ MAIN_TABLE: dict[str, tuple] = {
     'message_id_header_text': ('expand', None),
     'message_logs': ('bool', True),
     'message_size_limit': ('expand', '50M'),
+    # pymta's own: the daemon's Prometheus endpoint, "127.0.0.1:9325" ("" = none)
+    'metrics_listen': ('string', ''),
     'move_frozen_messages': ('bool', False),
     'mua_wrapper': ('bool', False),
     'mysql_servers': ('list', None),

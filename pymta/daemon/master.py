@@ -40,6 +40,14 @@ from pymta.daemon.util import (
 )
 from pymta.debuglog import debug
 from pymta.logevents import DaemonStarted
+from pymta.metrics import counters as metrics_counters
+from pymta.metrics.endpoint import (
+    MetricsAddressError,
+    MetricsEndpoint,
+    metrics_socket,
+    open_endpoint,
+    reload_metrics,
+)
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
@@ -185,8 +193,10 @@ class Master:
                  load_config: Callable[..., Any] | None = None,
                  run_session: Callable[..., Any] | None = None,
                  deliver: Callable[..., Any] | None = None,
-                 log_factory: Callable[[Any], Any] | None = None):
+                 log_factory: Callable[[Any], Any] | None = None,
+                 metrics: MetricsEndpoint | None = None):
         self.config = config
+        self.metrics = metrics              # metrics_listen: pymta/metrics/
         self.log = log
         self.listeners = listeners
         self.opts = opts
@@ -318,6 +328,8 @@ class Master:
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         self.notify_master.close()
+        if self.metrics is not None:
+            self.metrics.in_child(getattr(self.config, "transports", {}))
         for c in self.children.values():
             if c.conn is not None and c.conn is not keep:
                 c.conn.close()
@@ -384,6 +396,8 @@ class Master:
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.notify_master, selectors.EVENT_READ, "notify")
+        if self.metrics is not None:
+            self.metrics.start(self.sel, self._process_counts, lambda: set(self.children))
         while True:
             try:
                 self._step()
@@ -419,9 +433,13 @@ class Master:
                 self._handle_notifications()
             elif key.data == "listener":
                 self._refuse_connection(cast(socket.socket, key.fileobj))
+            elif isinstance(key.data, MetricsEndpoint):
+                key.data.ready(key.fileobj)
             else:
                 self._handle_worker(key.data)
         self._reap()
+        if self.metrics is not None:
+            self.metrics.tick()
         if not self.stopping:
             self._rotate_ticket_keys()
         self._update_saturation()
@@ -486,6 +504,7 @@ class Master:
         finally:
             conn.close()
         self.log.main(f"Connection from [{peer[0]}] refused: too many connections")
+        metrics_counters.connection("refused")
 
     def _maintain_pools(self) -> None:
         if not self._crash_pause_over():
@@ -597,6 +616,8 @@ class Master:
                 continue
             if child.slot is not None:
                 self.connections.release(child.slot)
+            if self.metrics is not None:
+                self.metrics.process_ended(pid)
             self._close_conn(child)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
             if not clean and not child.retiring and not self.stopping:
@@ -641,6 +662,7 @@ class Master:
                     self.listeners = [have[k] for k in want_keys if k in have] + fresh
             except (OSError, ValueError) as exc:
                 self.log.panic(f"pid {pid}: SIGHUP: keeping old listening sockets: {exc}")
+        reload_metrics(self.metrics, new, self.log)
         self.config = new
         if self.log_factory is not None:
             self.log = self.log_factory(new)
@@ -654,6 +676,9 @@ class Master:
         self._tickets = self._ticket_rotation()
         if self.next_queue_run is not None:
             self.next_queue_run = time.monotonic()
+
+    def _process_counts(self) -> dict[str, int]:
+        return dict(collections.Counter(c.kind for c in self.children.values()))
 
     def _inetd_wait_over(self) -> bool:
         """-bw<time>: no connection for that long (and none in progress)."""
@@ -743,6 +768,14 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     except TLSConfigError as exc:
         sys.stderr.write(f"pymta: {exc}\n")
         return 1
+    try:
+        metrics_sock = metrics_socket(config)
+    except MetricsAddressError as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"pymta: metrics_listen: {exc}: daemon abandoned\n")
+        return 1
     listeners: list[socket.socket] = []
     addrs: list[tuple[str, int]] = []
     if opts.inetd_wait:
@@ -789,6 +822,14 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     if tls_warning:
         log.main(tls_warning)
     tidy_spool(spool_directory(config), log)    # what processes killed earlier left behind
+    metrics = None
+    if metrics_sock is not None:
+        try:
+            metrics = open_endpoint(metrics_sock, spool_directory(config))
+        except OSError as exc:
+            # Mail goes on without metrics; the paniclog says why.
+            log.panic(f"metrics_listen: cannot keep counts in the spool: {exc}: no metrics")
+            metrics_sock.close()
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
-                    log_factory=make_logger)
+                    log_factory=make_logger, metrics=metrics)
     return master.run()

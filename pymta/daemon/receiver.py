@@ -26,6 +26,7 @@ from pymta.daemon.queuerunner import due_messages
 from pymta.daemon.stopflag import StopFlag
 from pymta.delivery.callout_hold import deliver_held
 from pymta.delivery.cutthrough import open_cutthrough
+from pymta.metrics import counters as metrics
 from pymta.smtp.etrn import QueueRunner, set_queue_runner
 from pymta.smtp.limits import counted_limits, daemon_refusal
 from pymta.smtp.session import run_session as smtp_run_session
@@ -165,6 +166,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                         refusal = daemon_refusal(config, log, address, port, from_host)
                 if refusal is not None:
                     _send_quietly(conn, refusal)
+                    metrics.connection("refused")
                 else:
                     call(conn, config, names[listener], log, notifier, stop, accept_count)
             except Exception:

@@ -42,6 +42,7 @@ from pymta.hints.retry import RetryDB, host_key
 from pymta.hints.wait import WaitDB, host_wait_key
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
+from pymta.metrics import counters as metrics
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.routing import address_context, route_address
 from pymta.spool import files, lock
@@ -593,6 +594,7 @@ class MessageDelivery:
             self._fail(a, routing=True)
             return
         self.deferred.append(a)
+        metrics.deferred("")
         text = Deferral(a.log_name(), a.basic_errno, f": {a.message}",
                         router=str(a.router) if a.router else "").text()
         self._log("== " + text, text, about=a)
@@ -987,6 +989,8 @@ class MessageDelivery:
         outcome_events.delivered(self._transport_obj(a.transport), a,
                                  lambda: self._job_context(a, self.context()), self.log,
                                  self.msg.id)
+        metrics.delivered(str(a.transport), time.time() - self.msg.received_time
+                          - self.msg.received_time_usec / 1e6)
         self.outcome.delivered.append(a.address)
         top = a.top_parent()
         if wants_success(top.dsn_flags) and not passed_on(a) \
@@ -1046,10 +1050,12 @@ class MessageDelivery:
             self.deferred.remove(a)
             a.result, a.message = "fail", RETRY_TIMEOUT
             self._log(f"** {a.log_name()}: {RETRY_TIMEOUT}")
+            metrics.failed(str(a.transport) if a.transport else "")
             self.failed.append(a)
 
     def _defer_logged(self, a: Address) -> None:
         self.deferred.append(a)
+        metrics.deferred(str(a.transport) if a.transport else "")
         text = Deferral(a.log_name(), a.basic_errno, defer_detail(a),
                         router=str(a.router) if a.router else "",
                         transport=str(a.transport) if a.transport else "").text()
@@ -1076,6 +1082,7 @@ class MessageDelivery:
             transport=str(a.transport) if show_transport else "",
             host=host_field(a) if show_transport and h is not None and h.address
             and a.message else "").text(), about=a)
+        metrics.failed(str(a.transport) if show_transport else "")
         self.failed.append(a)
 
     def _promote_one_time(self) -> set[str]:

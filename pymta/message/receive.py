@@ -40,6 +40,7 @@ from pymta.message.headers import (
 )
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
+from pymta.metrics import counters as metrics
 from pymta.spool.files import configured_spool, set_message_queue, write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
@@ -465,6 +466,7 @@ def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log
     except Exception as exc:
         fields = f"{envelope.sender or '<>'} S={prepared.size}"
         report_after_commit(log, spool.id, "building its log line", exc)
+    metrics.received(envelope.protocol)
     if log is not None:
         try:
             log.main(f"{envelope.arrival_mark} " + fields, spool.id)

@@ -14,6 +14,7 @@ from pymta.config.model import ConfigError
 from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
+from pymta.metrics import counters as metrics
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 
@@ -53,6 +54,9 @@ class AclChecks:
         if res.error and res.log_message:
             # Broken ACLs are configuration errors: Exim writes them to the paniclog.
             self.log.panic(f"{self.host_ident()} {res.log_message}")
+        if metrics.enabled() and res.verdict in ("deny", "defer", "drop") \
+                and where != "notquit":
+            metrics.acl_rejection(option, acl_smtp_reply(res, where)[0])
         if res.queue is not None:               # the ACL "queue" modifier
             if where in ("mail", "rcpt", "predata"):
                 self.message_queue = res.queue

@@ -40,6 +40,7 @@ from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
+from pymta.metrics import counters as metrics
 from pymta.routing import route_address
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
@@ -638,7 +639,9 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
         reply, event = refusal
         write_event(log, config, event)
         send(server.reject_connection(reply))
+        metrics.connection("refused")
         return False
+    metrics.connection("accepted")
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect",

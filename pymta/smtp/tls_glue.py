@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from pymta.config.values import main_option as _main
 from pymta.events import main_event, server_cert_hook
+from pymta.metrics import counters as metrics
 from pymta.smtp.limits import receive_timeout
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
@@ -163,6 +164,7 @@ class TlsGlue:
     def tls_started(self, facts: TLSFacts) -> None:
         """TLS is up: record its facts; the client must say HELO/EHLO again."""
         self.tls_facts = facts
+        metrics.tls_session("inbound", facts.version)
         v = self.ctx.variables
         v.update(tls_variables(facts, "in"))
         v["tls_in_sni"] = taint(facts.sni)

@@ -28,6 +28,7 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.hints.store import open_hints
 from pymta.tls.certevent import CertHook
+from pymta.metrics import counters as metrics
 from pymta.tls.client import (
     ClientTLS,
     ClientTLSOptions,
@@ -189,6 +190,7 @@ class OutgoingTLS:
                                         f"failed: {verdict.reason}", EximErrno.TLSREQUIRED)
                 found = dataclasses.replace(found, dane=True)
             facts.append(found)
+            metrics.tls_session("outbound", found.version)
             return stream
 
         return wrap, facts

@@ -40,6 +40,10 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.message", 6),
     ("pymta.smtp", 7), ("pymta.delivery", 8),
     ("pymta.daemon", 9), ("pymta.cli", 10),
+    # metrics: the counting calls are a leaf every layer may call; the endpoint and the
+    # queue gauges read the spool and are used by the daemon only
+    ("pymta.metrics.queue", 3), ("pymta.metrics.endpoint", 3),
+    ("pymta.metrics", 0),
     ("pymta", 0),               # pymta/__init__.py (the version)
 ]
 

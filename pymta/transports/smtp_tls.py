@@ -27,8 +27,8 @@ from pymta.address import Host
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.hints.store import open_hints
-from pymta.tls.certevent import CertHook
 from pymta.metrics import counters as metrics
+from pymta.tls.certevent import CertHook
 from pymta.tls.client import (
     ClientTLS,
     ClientTLSOptions,

@@ -359,7 +359,7 @@ def _drop(conn: ldap3.Connection) -> None:
 
 
 def _why(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return str(exc).splitlines()[0] if str(exc) else repr(exc)
 
 
 _ERROR_TEXT = {49: "Invalid credentials", 50: "Insufficient access", 32: "No such object",

@@ -40,6 +40,13 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.message", 6),
     ("pymta.smtp", 7), ("pymta.delivery", 8),
     ("pymta.daemon", 9), ("pymta.cli", 10),
+    # the admin tools (pymta-dumpdb, ...): commands, like the CLI
+    ("pymta.admin", 10),
+    # event_action: expands with the TLS certificate helpers; raised by ACLs, transports,
+    # the SMTP server and delivery
+    ("pymta.events", 3),
+    # process titles read one option; set by the daemon's processes and the transports
+    ("pymta.proctitle", 1),
     # metrics: the counting calls are a leaf every layer may call; the endpoint and the
     # queue gauges read the spool and are used by the daemon only
     ("pymta.metrics.queue", 3), ("pymta.metrics.endpoint", 3),
@@ -71,6 +78,9 @@ ALLOWED = {
     ("pymta.expand.extra_items", "pymta.tls.errors"),
     # "from pymta.smtp import client" names the package, whose __init__ is a docstring.
     ("pymta.transports.smtp", "pymta.smtp"),
+    ("pymta.transports.smtp_events", "pymta.smtp"),
+    # pymta-tidydb reads -t's time with the command line's own parser.
+    ("pymta.admin.tidydb", "pymta.cli.args"),
 }
 
 

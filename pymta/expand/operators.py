@@ -356,10 +356,13 @@ def op_quote_local_part(arg: str) -> str:
 
 def op_quote_lookup(kind: str, arg: str) -> str:
     if kind in ("lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch", "dbm",
-                "cdb", "lmdb", "json", "dnsdb", "passwd"):
+                "cdb", "lmdb", "json", "dnsdb", "passwd",
+                "readsock"):
         return arg              # single-key lookups need no quoting
-    if kind in ("sqlite", "mysql", "pgsql"):
-        return arg.replace("'", "''") if kind == "sqlite" else arg.replace("'", "\\'")
+    if kind == "sqlite":
+        return arg.replace("'", "''")
+    if kind in ("mysql", "pgsql"):
+        return op_quote_sql(kind, arg)
     if kind == "ldap":
         return _url_quote(re.sub(r"([*()\\\x00])", lambda m: "\\%02X" % ord(m.group(1)), arg))
     if kind == "ldap_dn":
@@ -370,6 +373,18 @@ def op_quote_lookup(kind: str, arg: str) -> str:
             t = t[:-1] + "\\ "
         return _url_quote(t)
     raise ExpandError(f"unknown lookup type \"{kind}\"")
+
+
+_SQL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b",
+                '"': '\\"', "\\": "\\\\"}
+
+
+def op_quote_sql(kind: str, arg: str) -> str:
+    """``${quote_mysql:}`` / ``${quote_pgsql:}``: control characters as C escapes,
+    quotes and backslash escaped; a single quote is ``\\'`` for MySQL and doubled for
+    PostgreSQL (as Exim 4.96 writes them)."""
+    quote = "\\'" if kind == "mysql" else "''"
+    return "".join(quote if c == "'" else _SQL_ESCAPES.get(c, c) for c in arg)
 
 
 _URL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -16,7 +16,7 @@ from ..expand.errors import ExpandDefer, ExpandError
 
 SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch",
                         "lmdb", "cdb", "json", "spf", "dbm", "dbmnz", "dbmjz"})
-QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite"})
+QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite", "mysql", "pgsql", "readsock"})
 
 
 class LookupSpec:
@@ -303,6 +303,15 @@ def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | Non
         return _passwd(query)
     if spec.name == "sqlite":
         return _sqlite(spec, query, ctx)
+    if spec.name == "mysql":
+        from .mysql import mysql_lookup  # PyMySQL is loaded only when used
+        return mysql_lookup(query, spec.opts, ctx)
+    if spec.name == "pgsql":
+        from .pgsql import pgsql_lookup  # libpq is loaded only when used
+        return pgsql_lookup(query, spec.opts, ctx)
+    if spec.name == "readsock":
+        from .readsock import readsock_lookup
+        return readsock_lookup(query, spec.opts)
     raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
 
 

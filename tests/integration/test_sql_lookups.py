@@ -276,25 +276,40 @@ def _doc_block(lang: str) -> str:
     return m.group(1)
 
 
-def _virtual_daemon(mariadb, tmp_path, servers: str) -> PymtaDaemon:  # noqa: F811
+def _virtual_daemon(server, tmp_path, servers: str) -> PymtaDaemon:
+    """The daemon running docs/virtual-domains.md's configuration on ``server``'s
+    tables; for PostgreSQL the same with pgsql lookups and E'' strings."""
+    pg = isinstance(server, Postgres)
     for table in ("domains", "users", "aliases"):
-        mariadb.sql(f"DROP TABLE IF EXISTS {table}")
-    mariadb.sql(*[s for s in _doc_block("sql").split(";") if s.strip()])
-    mariadb.sql("INSERT INTO domains VALUES ('example.org'), ('example.net')",
-                "INSERT INTO users VALUES ('alice', 'example.org'), ('bob', 'example.net'),"
-                " ('o''brien', 'example.org')",
-                "INSERT INTO aliases VALUES ('team', 'example.org', 'alice@example.org'),"
-                " ('team', 'example.org', 'bob@example.net')")
+        server.sql(f"DROP TABLE IF EXISTS {table}")
+    server.sql(*[s for s in _doc_block("sql").split(";") if s.strip()])
+    if pg:
+        server.sql("GRANT ALL ON domains, users, aliases TO exim")
+    server.sql("INSERT INTO domains VALUES ('example.org'), ('example.net')",
+               "INSERT INTO users VALUES ('alice', 'example.org'), ('bob', 'example.net'),"
+               " ('o''brien', 'example.org')",
+               "INSERT INTO aliases VALUES ('team', 'example.org', 'alice@example.org'),"
+               " ('team', 'example.org', 'bob@example.net')")
     conf = ("log_file_path = SPOOL/log/%slog\nspool_directory = SPOOL\n"
             "primary_hostname = mx.test.example\n" + _doc_block("exim"))
     conf = conf.replace("SQL_SERVER/mail/exim/secret", servers)
+    if pg:
+        conf = (conf.replace("mysql_servers", "pgsql_servers").replace("mysql;", "pgsql;")
+                .replace("lookup mysql", "lookup pgsql")
+                .replace("'${quote_mysql:", "E'${quote_pgsql:"))
+        assert "mysql" not in conf
     return PymtaDaemon(conf, tmp_path, macros={"MAIL_STORE": str(tmp_path / "mail")},
                        args=["-odi"])
 
 
-def test_virtual_domains_deliver(mariadb, tmp_path):  # noqa: F811
-    servers = f"127.0.0.1::{mariadb.port}/mail/exim/secret"
-    with _virtual_daemon(mariadb, tmp_path, servers) as d:
+@pytest.mark.parametrize("kind", ["mysql", "pgsql"])
+def test_virtual_domains_deliver(kind, mariadb, postgres, tmp_path):  # noqa: F811
+    server = mariadb if kind == "mysql" else postgres
+    # the first server in the list is down: the lookups fail over to the second
+    down = free_port()
+    servers = (f"127.0.0.1::{down}/mail/exim/secret : "
+               f"127.0.0.1::{server.port}/mail/exim/secret")
+    with _virtual_daemon(server, tmp_path, servers) as d:
         with d.client() as c:
             c.ehlo()
             assert c.cmd("MAIL FROM:<sender@remote.example>")[0] == 250

@@ -56,12 +56,13 @@ def split_servers_prefix(query: str, label: str) -> tuple[str | None, str]:
 
 
 def resolve_servers(listed: str | None, main_list: str | None, label: str,
-                    option: str) -> list[str]:
+                    option: str, listed_tainted: bool = False) -> list[str]:
     """Full server specifications for a query, in the order to try them.
 
     ``listed`` comes from the query (``servers=``); without it the main option is
     used.  An item of ``listed`` without a slash is the host part of an item of the
-    main option, which supplies database, user and password.
+    main option, which supplies database, user and password.  A full specification
+    taken from tainted text (``listed_tainted``) is refused.
     """
     if listed is None:
         if main_list is None:
@@ -74,7 +75,7 @@ def resolve_servers(listed: str | None, main_list: str | None, label: str,
             if not found:
                 raise ServerListError(f"{label} server \"{item}\" not found in {option}")
             item = found[0]
-        if is_tainted(item):
+        elif listed_tainted or is_tainted(item):
             raise ServerListError(f"{label} server \"{item}\" is tainted")
         out.append(item)
     return out
@@ -156,9 +157,12 @@ def sql_lookup(query: str, opts: dict[str, str], ctx: object, label: str, option
     whole = query
     try:
         listed, query = split_servers_prefix(query, label)
+        # the older form takes the servers out of the query: tainted if the query is
+        from_query = listed is not None and is_tainted(whole)
         if listed is None:
             listed = opts.get("servers")
-        servers = resolve_servers(listed, main_server_list(ctx, option), label, option)
+        servers = resolve_servers(listed, main_server_list(ctx, option), label, option,
+                                  from_query)
         reason = "no servers"
         for server in servers:
             try:

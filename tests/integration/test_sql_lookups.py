@@ -15,6 +15,7 @@ import pytest
 from pymta.expand import ExpandDefer
 from pymta.expand.operators import apply_operator
 from pymta.lookups import do_lookup
+from pymta.taint import Tainted
 from tests.support.daemon import PymtaDaemon, run_pymta
 from tests.support.ports import free_port
 from tests.support.sqlservers import Postgres, mariadb, postgres  # noqa: F401 (fixtures)
@@ -340,3 +341,16 @@ def test_virtual_domains_database_down_defers_rcpt(mariadb, tmp_path):  # noqa: 
             assert c.cmd("MAIL FROM:<sender@remote.example>")[0] == 250
             code, _ = c.cmd("RCPT TO:<alice@example.org>")
             assert code // 100 == 4
+
+
+def test_servers_in_a_tainted_query_are_refused(mariadb):  # noqa: F811
+    # the older "servers=...;" form in a query built from message data: Exim 4.96
+    # defers ("MySQL server ... is tainted"); a server named by its host part comes
+    # from the configuration and is fine
+    full = f"127.0.0.1::{mariadb.port}/mail/exim/secret"
+    ctx = _Ctx(full)
+    with pytest.raises(ExpandDefer, match=r'MySQL server ".*" is tainted'):
+        do_lookup("mysql", Tainted(f"servers={full}; SELECT 1"), None, ctx)
+    assert do_lookup("mysql", f"servers={full}; SELECT 1", None, ctx) == "1"
+    assert do_lookup("mysql", Tainted(f"servers=127.0.0.1::{mariadb.port}; SELECT 2"),
+                     None, ctx) == "2"

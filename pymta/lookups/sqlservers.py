@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from ..expand.errors import ExpandDefer
 from ..expand.lists import split_list
-from ..taint import is_tainted
+from ..taint import is_quoted, is_tainted
 
 
 class QueryRejected(Exception):
@@ -147,6 +147,19 @@ class ConnectionCache:
         return entry[1]
 
 
+def warn_unquoted(query: str, ctx: object) -> None:
+    """Log a tainted query whose tainted data did not come through a quote operator
+    (Exim 4.96 writes this warning to the main and panic logs and runs the query)."""
+    if not is_tainted(query) or is_quoted(query):
+        return
+    log = getattr(ctx, "log", None)
+    if log is None:
+        return
+    where = getattr(ctx, "where", "")
+    place = f" ({where})" if where else ""
+    log.panic(f"tainted search query is not properly quoted{place}: {query}")
+
+
 def sql_lookup(query: str, opts: dict[str, str], ctx: object, label: str, option: str,
                perform: Callable[[str, str], str | None]) -> str | None:
     """Run ``perform(query, server)`` on the query's servers until one answers.
@@ -155,6 +168,7 @@ def sql_lookup(query: str, opts: dict[str, str], ctx: object, label: str, option
     with the last reason.  QueryRejected and ServerListError defer at once.
     """
     whole = query
+    warn_unquoted(query, ctx)
     try:
         listed, query = split_servers_prefix(query, label)
         # the older form takes the servers out of the query: tainted if the query is

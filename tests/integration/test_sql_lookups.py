@@ -330,6 +330,8 @@ def test_virtual_domains_deliver(kind, mariadb, postgres, tmp_path):  # noqa: F8
         wait_until(delivered, 20)
     assert b"body" in (mail / "example.org" / "alice").read_bytes()
     assert b"Envelope-to: team@example.org" in (mail / "example.net" / "bob").read_bytes()
+    # every tainted value went through the quote operator: no warning
+    assert "not properly quoted" not in d.log("main")
 
 
 def test_virtual_domains_database_down_defers_rcpt(mariadb, tmp_path):  # noqa: F811
@@ -354,3 +356,41 @@ def test_servers_in_a_tainted_query_are_refused(mariadb):  # noqa: F811
     assert do_lookup("mysql", f"servers={full}; SELECT 1", None, ctx) == "1"
     assert do_lookup("mysql", Tainted(f"servers=127.0.0.1::{mariadb.port}; SELECT 2"),
                      None, ctx) == "2"
+
+
+SEL = "SELECT login FROM people WHERE login = "
+LP, QM, QP = "'$local_part'", "'${quote_mysql:$local_part}'", "'${quote_pgsql:$local_part}'"
+UNQUOTED = [("A", "mysql", SEL + LP), ("B", "mysql", SEL + QM),
+            ("D", "mysql", f"{SEL}{QM} OR login = {LP}"),
+            ("E", "mysql", f"{SEL}{LP} OR login = {QM}"),
+            ("F", "pgsql", SEL + "'${lc:${quote_pgsql:$local_part}}'"),
+            ("G", "pgsql", SEL + LP), ("H", "pgsql", SEL + QP)]
+UNQUOTED_ACL = "acl_smtp_rcpt = r\nbegin acl\nr:\n" + "".join(
+    f"  warn logwrite = {n} ${{lookup {kind}{{{q}}}{{found $value}}{{nf}}}}\n"
+    for n, kind, q in UNQUOTED) + "  accept\n"
+
+
+def test_unquoted_tainted_query_is_logged(mariadb, postgres, tmp_path):  # noqa: F811
+    # Exim 4.96 runs the query but logs (main and panic log) when tainted data in it
+    # did not come through a quote operator; a string is "quoted" when the last
+    # tainted piece appended to it was (exim4 -bh printed these LOG: lines)
+    _fill(mariadb, "people")
+    _fill(postgres, "people")
+    conf = _servers_conf(tmp_path, mysql=f"127.0.0.1::{mariadb.port}/mail/exim/secret",
+                         pgsql=f"127.0.0.1::{postgres.port}/mail/exim/secret")
+    conf.write_text(conf.read_text() + UNQUOTED_ACL)
+    session = b"HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<kr@x.example>\r\nQUIT\r\n"
+    out = run_pymta(["-bh", "192.0.2.1"], conf, input=session)
+    logs = [line[5:] for line in out.stdout.splitlines() + out.stderr.splitlines()
+            if line.startswith("LOG: ") and not line.startswith("LOG: TLS")]
+    text = conf.read_text().splitlines()
+    line = {n: text.index(next(t for t in text if f"logwrite = {n} " in t)) + 1
+            for n, _, _ in UNQUOTED}
+    warn = "tainted search query is not properly quoted (ACL warn, %s %d): %s"
+    assert logs == [
+        warn % (conf, line["A"], "SELECT login FROM people WHERE login = 'kr'"),
+        "A found kr", "B found kr",
+        warn % (conf, line["D"], "SELECT login FROM people WHERE login = 'kr' OR login = 'kr'"),
+        "D found kr", "E found kr", "F found kr",
+        warn % (conf, line["G"], "SELECT login FROM people WHERE login = 'kr'"),
+        "G found kr", "H found kr"]

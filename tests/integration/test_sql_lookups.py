@@ -129,6 +129,11 @@ def test_no_servers_defined_defers(tmp_path):
     conf = _servers_conf(tmp_path)
     out = run_pymta(["-be", "${lookup mysql{SELECT 1}}"], conf)
     assert "no MySQL servers defined (mysql_servers option)" in out.stdout + out.stderr
+    # pymta reads no MySQL option files: an option group is refused, not ignored
+    out = run_pymta(["-be", "${lookup mysql,servers=localhost[grp]/d/u/p{SELECT 1}}"], conf)
+    assert "gave DEFER" in out.stdout and "not supported" in out.stdout
+    out = run_pymta(["-be", "${lookup mysql,servers=a/b{SELECT 1}}"], conf)
+    assert "incomplete MySQL server data: a" in out.stdout
 
 
 # -- server lists ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .expand.lists import split_list
 _LOOKUP_RE = re.compile(r"^(?:partial\d*(?:-|\([^)]*\)))?"
                         r"(lsearch|wildlsearch|nwildlsearch|iplsearch|dsearch|lmdb|json|"
                         r"dnsdb|cdb|dbm|dbmnz|dbmjz|sqlite|mysql|pgsql|ldap|ldapdn|ldapm|"
-                        r"nis|nis0|nisplus|passwd|redis|testdb|spf)(?:\*@?)?(?:,[^;]*)?;")
+                        r"nis|nis0|nisplus|passwd|redis|testdb|spf|readsock)(?:\*@?)?(?:,[^;]*)?;")
 _NET_RE = re.compile(r"^net(\d*)-(.+)$")
 _MAX_DEPTH = 20
 

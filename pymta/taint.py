@@ -14,6 +14,22 @@ class Tainted(str):
     __slots__ = ()
 
 
+class Quoted(Tainted):
+    """Tainted data that came out of a ``${quote_<lookup>:...}`` operator (or was made
+    from such a value), as Exim 4.96 marks the memory of quoted strings.
+
+    A concatenation is quoted when its last tainted part is (Exim 4.96 moves the
+    growing string into the memory of each tainted piece appended to it).  A
+    query-style lookup logs a warning for a tainted query that is not quoted.
+    """
+
+    __slots__ = ()
+
+
+def is_quoted(value: object) -> bool:
+    return isinstance(value, Quoted)
+
+
 class TaintError(Exception):
     """A tainted value was about to be used where Exim forbids it."""
 

@@ -300,6 +300,11 @@ class _Runner:
             if debug.acl:
                 debug.printf(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
                              f'{stmt.line or 0})')
+            saved_where = self.ctx.where
+            if self.ctx.log is None:        # for warnings written while expanding
+                self.ctx.log = getattr(self.session, "log", None)
+            if stmt.file:
+                self.ctx.where = f"ACL {stmt.verb}, {stmt.file} {stmt.line or 0}"
             try:
                 outcome = self._statement(stmt)
             except ConfigError as exc:
@@ -309,6 +314,8 @@ class _Runner:
                 where = f"{stmt.file} line {stmt.line}: " if stmt.file else ""
                 return self._result("defer", None, f"{where}{stmt.verb} statement: "
                                     f"{getattr(exc, 'message', None) or exc}", error=True)
+            finally:
+                self.ctx.where = saved_where
             if debug.acl:
                 state = "succeeded" if self.all_true else "deferred" \
                     if outcome is not None and outcome.verdict == "defer" else "failed"

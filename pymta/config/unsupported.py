@@ -79,8 +79,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         hosts_connection_nolog ibase_servers keep_malformed
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible
-        mysql_servers oracle_servers percent_hack_domains perl_startup
-        pgsql_servers process_log_path prod_requires_admin
+        oracle_servers percent_hack_domains perl_startup
+        process_log_path prod_requires_admin
         queue_domains queue_list_requires_admin queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
         remote_max_parallel

@@ -291,7 +291,8 @@ class MessageDelivery:
         variables.update(tls_in_variables(m.variables, m.flags))
         headers = [h.text for h in m.headers if h.flag != "*"]
         variables.update(self._message_variables(headers))
-        return ExpandContext(self.config, variables, dict(m.acl_vars), headers)
+        return ExpandContext(self.config, variables, dict(m.acl_vars), headers,
+                             log=self.log)
 
     def context(self) -> ExpandContext:
         """The message's expansion context for this attempt, built once (it reads the

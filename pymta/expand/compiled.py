@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..taint import Tainted
+from ..taint import Quoted, Tainted
 from .errors import ExpandError, ExpandFail
 from .parser import Cond, Item, Op, Seq, Var
 
@@ -46,11 +46,16 @@ def _node_fn(node: Any) -> Fn:
         arg = seq_fn(node.arg)
         name = node.name
 
+        quoter = name.startswith("quote_")
+
         def op(ctx: Any) -> str:
             a = arg(ctx)
             r = apply_operator(name, a, ctx)
-            if isinstance(a, Tainted) and not isinstance(r, Tainted):
-                return Tainted(r)
+            if isinstance(a, Tainted):
+                if quoter or isinstance(a, Quoted):
+                    return r if isinstance(r, Quoted) else Quoted(r)
+                if not isinstance(r, Tainted):
+                    return Tainted(r)
             return r
         return op
     if isinstance(node, Item):
@@ -109,7 +114,7 @@ def seq_fn(seq: Seq) -> Fn:
 
     def concat(ctx: Any) -> str:
         out = []
-        tainted = False
+        tainted = quoted = False
         for keep, f in fns:
             if f.__class__ is str:
                 out.append(f)
@@ -117,13 +122,14 @@ def seq_fn(seq: Seq) -> Fn:
             v = f(ctx)
             if isinstance(v, Tainted):
                 tainted = True
+                quoted = isinstance(v, Quoted)      # the last tainted part decides
             if not keep and "\x00" in v:
                 v = _cut(v)
             out.append(v)
         r = "".join(out)
         if "\x00" in r:
             r = r[:r.index("\x00")]
-        return Tainted(r) if tainted else r
+        return (Quoted(r) if quoted else Tainted(r)) if tainted else r
     return concat
 
 

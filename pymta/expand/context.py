@@ -59,6 +59,13 @@ class ExpandContext:
     #: expansion features locked out here (see :mod:`pymta.expand.forbid`): a user's
     #: filter file under forbid_filter_lookup, forbid_filter_run, ...
     forbid: frozenset[str] = frozenset()
+    #: where warnings found while expanding go (a pymta.log.Logger or the session's
+    #: log: ``.panic(text)``); None writes none.  SQL lookups log a tainted query that
+    #: was not quoted, as Exim 4.96 does
+    log: Any = None
+    #: the configuration statement being expanded, for such warnings
+    #: ("ACL warn, /etc/pymta.conf 10"); "" when not known
+    where: str = ""
 
     def child(self, **variables: str) -> "ExpandContext":
         """A copy sharing acl_vars/headers/config with extra variables set."""
@@ -66,4 +73,5 @@ class ExpandContext:
         merged.update(variables)
         return ExpandContext(self.config, merged, self.acl_vars, self.headers,
                              list(self.numbered), self.acl_runner, self.lookup_cache,
-                             self.clock, forbid=self.forbid)
+                             self.clock, forbid=self.forbid, log=self.log,
+                             where=self.where)

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from ..taint import Tainted
+from ..taint import Quoted, Tainted
 from .context import default_acl_runner
 from .errors import ExpandError, ExpandFail
 from .forbid import MESSAGES as FORBIDDABLE
@@ -58,7 +58,7 @@ def evaluate(node: Any, ctx: Any) -> str:
             v = p if isinstance(p, str) else evaluate(p, ctx)
             return _cstr(v) if "\x00" in v else v
         out = []
-        tainted = False
+        tainted = quoted = False
         for p in parts:
             if isinstance(p, str):
                 v = p
@@ -66,19 +66,23 @@ def evaluate(node: Any, ctx: Any) -> str:
                 v = evaluate(p, ctx)
                 if isinstance(v, Tainted):
                     tainted = True
+                    quoted = isinstance(v, Quoted)      # the last tainted part decides
                 if type(p) is not Item and "\x00" in v:
                     v = _cstr(v)
             out.append(v)
         r = "".join(out)
         if "\x00" in r:
             r = r[:r.index("\x00")]
-        return _t(r, tainted)
+        return Quoted(r) if quoted else _t(r, tainted)
     if isinstance(node, Var):
         return get_variable(node.name, ctx)
     if isinstance(node, Op):
         from .operators import apply_operator
         arg = evaluate(node.arg, ctx)
         result = apply_operator(node.name, arg, ctx)
+        if isinstance(arg, Tainted) and (node.name.startswith("quote_")
+                                         or isinstance(arg, Quoted)):
+            return result if isinstance(result, Quoted) else Quoted(result)
         return _t(result, isinstance(arg, Tainted))
     if isinstance(node, Item):
         if node.name in FORBIDDABLE:

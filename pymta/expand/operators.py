@@ -359,10 +359,13 @@ _REDIS_SPECIAL = re.compile(r"([ \t\n\v\f\r\\])")
 
 def op_quote_lookup(kind: str, arg: str) -> str:
     if kind in ("lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "dsearch", "dbm",
-                "cdb", "lmdb", "json", "dnsdb", "passwd"):
+                "cdb", "lmdb", "json", "dnsdb", "passwd",
+                "readsock"):
         return arg              # single-key lookups need no quoting
-    if kind in ("sqlite", "mysql", "pgsql"):
-        return arg.replace("'", "''") if kind == "sqlite" else arg.replace("'", "\\'")
+    if kind == "sqlite":
+        return arg.replace("'", "''")
+    if kind in ("mysql", "pgsql"):
+        return op_quote_sql(kind, arg)
     if kind == "redis":
         # the redis lookup splits its query at white space; a backslash protects
         return _REDIS_SPECIAL.sub(r"\\\1", arg)
@@ -376,6 +379,18 @@ def op_quote_lookup(kind: str, arg: str) -> str:
             t = t[:-1] + "\\ "
         return _url_quote(t)
     raise ExpandError(f"unknown lookup type \"{kind}\"")
+
+
+_SQL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b",
+                '"': '\\"', "\\": "\\\\"}
+
+
+def op_quote_sql(kind: str, arg: str) -> str:
+    """``${quote_mysql:}`` / ``${quote_pgsql:}``: control characters as C escapes,
+    quotes and backslash escaped; a single quote is ``\\'`` for MySQL and doubled for
+    PostgreSQL (as Exim 4.96 writes them)."""
+    quote = "\\'" if kind == "mysql" else "''"
+    return "".join(quote if c == "'" else _SQL_ESCAPES.get(c, c) for c in arg)
 
 
 _URL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -19,6 +19,7 @@ SINGLE_KEY = frozenset({"lsearch", "wildlsearch", "nwildlsearch", "iplsearch", "
 QUERY_STYLE = frozenset({"dnsdb", "passwd", "sqlite",
                          "ldap", "ldapdn", "ldapm",
                          "redis",
+                         "mysql", "pgsql", "readsock",
                          })
 
 
@@ -314,6 +315,15 @@ def _query(spec: LookupSpec, query: str, key: str | None, ctx: Any) -> str | Non
                            ctx.variables)
     if spec.name == "redis":
         return _redis(spec, query, ctx)
+    if spec.name == "mysql":
+        from .mysql import mysql_lookup  # PyMySQL is loaded only when used
+        return mysql_lookup(query, spec.opts, ctx)
+    if spec.name == "pgsql":
+        from .pgsql import pgsql_lookup  # libpq is loaded only when used
+        return pgsql_lookup(query, spec.opts, ctx)
+    if spec.name == "readsock":
+        from .readsock import readsock_lookup
+        return readsock_lookup(query, spec.opts)
     raise ExpandError(f"lookup type \"{spec.name}\" is not supported")
 
 

@@ -30,12 +30,25 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
     dkim
     dkim_verbose
+    8bitmime
+    pipelining
+    receive_time
+    received_recipients
+    received_sender
+    subject
+    msg_id_created
+    ident_timeout
+    connection_reject
+    smtp_connection
+    smtp_incomplete_transaction
+    smtp_no_mail
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
                                      "queue_run sender_verify_fail size_reject "
                                      "tls_certificate_verified tls_cipher".split()
-                                     + ["dkim"])
+                                     + ["dkim"]
+                                     + ["connection_reject"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
     "acl_warn_skipped dnslist_defer msg_id rejected_header retry_defer "

@@ -419,7 +419,41 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             auth_id=env.authenticated_id or ""),
         message_id=prepared.message_id_header, queue=env.queue_name,
         prdr=env.prdr, proxy=env.proxy_local_address or "",
-        chunking=env.chunking, dkim=env.dkim_domain or "").fields(config)
+        chunking=env.chunking, dkim=env.dkim_domain or "",
+        pipelining=env.pipelining_field, body_type=env.body_type,
+        receive_seconds=_receive_seconds(env),
+        message_id_created=_created_message_id(prepared),
+        subject=_live_header(prepared, "subject"),
+        original_sender=env.sender or "", recipients=tuple(env.recipients)).fields(config)
+
+
+def _receive_seconds(env: Envelope) -> float:
+    """How long the reception took: from DATA (or the first BDAT) for SMTP, from the
+    start of reading for a local message."""
+    if env.reception_started is not None:
+        return time.monotonic() - env.reception_started
+    if env.received_time is not None:
+        return time.time() - env.received_time
+    return 0.0
+
+
+def _live_header(prepared: PreparedMessage, name: str) -> str | None:
+    """The full text of the first live header called ``name`` in the spool image."""
+    for h in prepared.spool.headers:
+        if h.flag != "*" and header_name(h.text).lower() == name:
+            return h.text
+    return None
+
+
+def _created_message_id(prepared: PreparedMessage) -> str:
+    """The Message-ID (without <>) pymta added to a message that had none, else ""."""
+    if prepared.message_id_header is not None:
+        return ""
+    text = _live_header(prepared, "message-id") or _live_header(prepared, "resent-message-id")
+    if text is None:
+        return ""
+    value = text.split(":", 1)[1].strip()
+    return value[1:-1] if value.startswith("<") and value.endswith(">") else value
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log: Any,

@@ -17,6 +17,7 @@ from pymta import proctitle
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
+from pymta.logarrival import pipelining_field
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
@@ -354,6 +355,10 @@ class MessageAssembly:
         env.utf8_downconvert = self.message_utf8_downconvert
         env.msgid = self.msgid
         env.chunking = self.server.message_chunked
+        env.reception_started = self.server.data_started
+        env.pipelining_field = pipelining_field(
+            self.server.pipelining_advertised, self.server.pipelining_used,
+            self.server.pipe_connect, self.server.pipe_connect_used)
         if self.local_caller is None:
             env.host_name = v.get("sender_host_name") or None
             env.helo_name = v.get("sender_helo_name") or None

@@ -20,6 +20,7 @@ from pymta.logevents import (
     SyncError,
     write_event,
 )
+from pymta.smtp.connection_log import transaction_abandoned
 from pymta.smtp.limits import LimitEvent
 from pymta.smtp.server import SmtpEvent, SmtpServer
 from pymta.spool.ids import new_message_id
@@ -47,6 +48,9 @@ class DialogueLog:
         info = event.info
         if event.name in self._NOTQUIT:
             self.notquit_reason = self._NOTQUIT[event.name]
+        if event.name == "lost" and info.get("where") != "reading message data" \
+                and self.server is not None:
+            transaction_abandoned(self, self.server, "connection lost")
         incident = self._incident(event.name, info)
         if incident is not None:
             write_event(self.log, self.config, incident,

@@ -1,0 +1,184 @@
+"""SMTP sessions whose reception log lines pymta and Exim 4.96 must write alike.
+
+:func:`run_sessions` plays the same dialogues against either daemon (pymta's
+PymtaDaemon or tests.support.exim.EximDaemon, configured by :func:`config`), and
+:func:`shapes` turns a mainlog into the lines under test with what differs from run to
+run masked: time stamps, message ids, sizes (Exim's Received: header is not pymta's)
+and the counted seconds.  ``python -m tests.support.logsel`` records Exim's shapes into
+tests/data/logsel/reception.log (needs root and exim4).
+"""
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from tests.support.smtp import SmtpTestClient
+
+EXPECTED = Path(__file__).resolve().parent.parent / "data" / "logsel" / "reception.log"
+
+#: The reception items under test (millisec and the port/interface fields stay off:
+#: they are other items).
+SELECTOR = ("+8bitmime +pipelining +receive_time +received_recipients +received_sender "
+            "+subject +smtp_connection +smtp_no_mail +smtp_incomplete_transaction")
+
+_CONFIG = """\
+primary_hostname = mx.test.example
+qualify_domain = test.example
+spool_directory = {spool}
+log_file_path = {spool}/log/%slog
+domainlist local_domains = test.example
+log_selector = {selector}
+acl_smtp_connect = acl_conn
+acl_smtp_rcpt = acl_rcpt
+acl_smtp_data = acl_data
+
+begin acl
+
+acl_conn:
+  deny    hosts = 127.0.0.2
+  accept
+
+acl_rcpt:
+  accept  domains = +local_domains
+          local_parts = alice : bob
+  deny    message = relay not permitted
+
+acl_data:
+  deny    condition = ${{if def:h_X-Reject:}}
+          message = data refused
+  accept
+
+begin routers
+
+all:
+  driver = accept
+  transport = sink
+
+begin transports
+
+sink:
+  driver = appendfile
+  file = {dir}/mbox
+{user}"""
+
+
+def config(spool: str, directory: str, selector: str = SELECTOR, user: str = "") -> str:
+    """The configuration both daemons run (``user``: the appendfile's user line)."""
+    return _CONFIG.format(spool=spool, dir=directory, selector=selector, user=user)
+
+
+SUBJECT = 'Subject: hello "w" \\ caf\u00e9 =?utf-8?q?d=C3=A9j=C3=A0?=\n\tfolded'
+
+
+def run_sessions(port: int, wait_log: Callable[[str, int], None]) -> None:
+    """The dialogues, one at a time; ``wait_log(regex, count)`` waits until the mainlog
+    has ``count`` lines matching (so each session's lines are written before the
+    next session starts)."""
+    # 1: one command at a time, BODY=8BITMIME, two recipients, a decorated Subject:
+    with SmtpTestClient(port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@outside.example> BODY=8BITMIME")[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+        assert c.cmd("RCPT TO:<bob@test.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        body = (SUBJECT.replace("\n", "\r\n") + "\r\nMessage-ID: <m1@outside.example>\r\n"
+                "\r\nbody\r\n.\r\n")
+        c.send_raw(body.encode())
+        assert c.read_reply()[0] == 250
+    wait_log(r"no MAIL|closed by QUIT", 1)
+    # 2: MAIL, RCPT and DATA pipelined, BODY=7BIT, no Subject:
+    with SmtpTestClient(port) as c:
+        c.ehlo()
+        c.send_raw(b"MAIL FROM:<> BODY=7BIT\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n")
+        assert [c.read_reply()[0] for _ in range(3)] == [250, 250, 354]
+        c.send_raw(b"Message-ID: <m2@outside.example>\r\n\r\nbody\r\n.\r\n")
+        assert c.read_reply()[0] == 250
+    wait_log(r"closed by QUIT", 2)
+    # 3: no MAIL at all
+    with SmtpTestClient(port) as c:
+        c.ehlo()
+        assert c.cmd("NOOP")[0] == 250
+    wait_log(r"no MAIL in", 1)
+    # 4: a transaction abandoned by QUIT, one recipient refused
+    with SmtpTestClient(port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<b@outside.example>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+        assert c.cmd("RCPT TO:<x@elsewhere.example>")[0] == 550
+    wait_log(r"incomplete transaction \(QUIT\)", 1)
+    # 5: ... by RSET (the sender only: no recipient accepted)
+    with SmtpTestClient(port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<c@outside.example>")[0] == 250
+        assert c.cmd("RSET")[0] == 250
+    wait_log(r"incomplete transaction \(RSET\)", 1)
+    wait_log(r"closed by QUIT", 5)
+    # 6: refused by the connect ACL
+    with SmtpTestClient(port, source="127.0.0.2") as c:
+        assert c.banner()[0] == 550
+        c.close()
+    wait_log(r"rejected connection", 1)
+    # 7: a transaction lost with the connection
+    c = SmtpTestClient(port)
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<d@outside.example>")[0] == 250
+    assert c.cmd("RCPT TO:<bob@test.example>")[0] == 250
+    c.close()
+    wait_log(r"incomplete transaction \(connection lost\)", 1)
+    time.sleep(0.5)
+
+
+#: The lines under test, and what is masked in them.
+_WANTED = re.compile(r" <= |SMTP connection from|no MAIL in|incomplete transaction|"
+                     r"rejected connection")
+_MASKS = [
+    (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})? (\[\d+\] )?"), ""),
+    (re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b"), "MSGID"),
+    (re.compile(r" S=\d+"), " S=SIZE"),
+    (re.compile(r" (RT|D)=\d+s"), r" \1=SECONDS"),
+    (re.compile(r"\(TCP/IP connection count = \d+\)"), "(TCP/IP connection count = N)"),
+]
+
+
+def shapes(mainlog: str, after: int = 0) -> list[str]:
+    """The masked lines under test from ``mainlog[after:]``."""
+    out = []
+    for line in mainlog[after:].splitlines():
+        if not _WANTED.search(line):
+            continue
+        for rx, repl in _MASKS:
+            line = rx.sub(repl, line)
+        out.append(line)
+    return out
+
+
+def record() -> None:
+    """Run the sessions against Exim 4.96 and write EXPECTED."""
+    from tests.support.exim import EximDaemon
+    with tempfile.TemporaryDirectory() as tmp:
+        d = EximDaemon(config("@SPOOL@", "@DIR@", user="  user = Debian-exim\n"), tmp)
+        with d:
+            wait_for_lines(d.log, r"no MAIL in", 1)       # the readiness probe's session
+            start = len(d.log())
+            run_sessions(d.port, lambda rx, n: wait_for_lines(lambda: d.log()[start:], rx, n))
+            EXPECTED.write_text("\n".join(shapes(d.log(), start)) + "\n")
+    print(EXPECTED.read_text(), end="")
+
+
+def wait_for_lines(text: Callable[[], str], regex: str, count: int,
+                   timeout: float = 10.0) -> None:
+    """Wait until ``count`` lines of ``text()`` match ``regex``."""
+    rx = re.compile(regex)
+    end = time.monotonic() + timeout
+    while sum(1 for ln in text().splitlines() if rx.search(ln)) < count:
+        if time.monotonic() > end:
+            raise AssertionError(f"no {count} lines matching {regex!r}:\n{text()}")
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    sys.exit(record())

@@ -391,7 +391,8 @@ class Logger:
         self._write("reject", line + "".join(extra), now)
 
     def to_logs(self, targets: Iterable[str], text: str, msgid: str | None = None,
-                headers: Iterable[Any] | None = None) -> None:
+                headers: Iterable[Any] | None = None,
+                envelope: Iterable[str] | None = None) -> None:
         """The same line in each of the named logs ("main", "reject", "panic"), as the
         ACL modifiers logwrite and log_reject_target ask (no log: nothing written)."""
         wanted = set(targets)
@@ -403,8 +404,9 @@ class Logger:
         if "main" in wanted:
             self._write("main", line, now, syslog=not single)
         if "reject" in wanted and self.write_rejectlog:
-            extra = "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
-                            .rstrip("\n") + "\n" for h in headers or ())
+            extra = "".join(e.rstrip("\n") + "\n" for e in envelope or ()) + \
+                "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
+                        .rstrip("\n") + "\n" for h in headers or ())
             self._write("reject", line + extra, now)
         if "panic" in wanted:
             self._write("panic", line, now)

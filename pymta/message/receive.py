@@ -362,6 +362,14 @@ def prepare_message(config: Any, envelope: Envelope,
     return PreparedMessage(spool, data, body_start, message_id_value, size, base)
 
 
+def headers_after_removal(headers: list[SpoolHeader], remove: list[str]) -> list[SpoolHeader]:
+    """A copy of ``headers`` with those an ACL's remove_header names marked deleted
+    (for the rejectlog of a message that is refused, whose spool image never changes)."""
+    copy = list(headers)
+    _acl_header_changes(copy, len(copy), [], remove)
+    return copy
+
+
 def _acl_header_changes(headers: list[SpoolHeader], base: int, add: list[str],
                         remove: list[str]) -> None:
     """ACL remove_header marks matching headers among the first ``base`` (those the

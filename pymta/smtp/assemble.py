@@ -31,6 +31,7 @@ from pymta.message.receive import (
     report_after_commit,
 )
 from pymta.smtp.limits import header_refusal, header_reply, queue_all_messages
+from pymta.smtp.reject_details import RejectDetails, reject_details
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
@@ -65,6 +66,7 @@ class MessageAssembly:
     in_daemon: bool
     hostname: str
     content_scan: ContentScan | None = None          # the message the ACLs may scan
+    reject_details: RejectDetails | None = None      # AclChecks (the rejectlog)
     fake_reply: tuple[int, str] | None
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
@@ -120,9 +122,11 @@ class MessageAssembly:
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
         self.content_scan = self._content_scan(prepared)
+        self.reject_details = reject_details(env, prepared)
         try:
             return self._after_data(env, prepared)
         finally:
+            self.reject_details = None
             self._content_scan_done()       # (PRDR refused every recipient)
 
     def _content_scan_done(self) -> None:

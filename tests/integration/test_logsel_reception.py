@@ -13,7 +13,10 @@ from tests.support.daemon import PymtaDaemon
 from tests.support.exim import EximDaemon, exim_or_skip
 from tests.support.logsel import (
     EXPECTED,
+    EXPECTED_REJECT,
     config,
+    reject_entry,
+    run_data_rejection,
     run_sessions,
     shapes,
     wait_for_lines,
@@ -51,7 +54,11 @@ def test_the_recording_is_what_exim_writes(tmp_path):
     d = EximDaemon(config("@SPOOL@", "@DIR@", user="  user = Debian-exim\n"), tmp_path)
     with d:
         got = _play(d.log, d.port)
+        run_data_rejection(d.port)
+        wait_for_lines(lambda: d.log("reject"), r"rejected after DATA", 1)
+        entry = reject_entry(d.log("reject"))
     assert got == EXPECTED.read_text().splitlines()
+    assert entry == EXPECTED_REJECT.read_text().splitlines()
 
 
 def test_items_off_by_default_write_nothing(tmp_path):
@@ -114,3 +121,19 @@ def test_msg_id_created_on_local_submission(tmp_path):
     msgid = line.split()[2]
     assert re.search(r" P=local S=\d+ id\*=E" + re.escape(msgid) + r"@mx\.test\.example$",
                      line), line
+
+
+def test_rejectlog_entry_after_data_has_exims_envelope_and_headers(tmp_path):
+    d = _pymta(tmp_path)
+    try:
+        run_data_rejection(d.port)
+        wait_for_lines(lambda: d.log("reject"), r"rejected after DATA", 1)
+    finally:
+        d.stop()
+    got = reject_entry(d.log("reject"))
+    want = EXPECTED_REJECT.read_text().splitlines()
+    for g, w in zip(got, want):
+        assert g == w, f"\npymta: {g!r}\nexim:  {w!r}\nall:\n" + "\n".join(got)
+    assert got == want
+    # the mainlog has the one line
+    assert "Envelope-from" not in d.log()

@@ -18,7 +18,9 @@ from typing import Callable
 
 from tests.support.smtp import SmtpTestClient
 
-EXPECTED = Path(__file__).resolve().parent.parent / "data" / "logsel" / "reception.log"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "logsel"
+EXPECTED = DATA_DIR / "reception.log"
+EXPECTED_REJECT = DATA_DIR / "rejectlog.log"
 
 #: The reception items under test (millisec and the port/interface fields stay off:
 #: they are other items).
@@ -48,6 +50,7 @@ acl_rcpt:
   deny    message = relay not permitted
 
 acl_data:
+  warn    remove_header = X-Drop
   deny    condition = ${{if def:h_X-Reject:}}
           message = data refused
   accept
@@ -132,6 +135,45 @@ def run_sessions(port: int, wait_log: Callable[[str, int], None]) -> None:
     time.sleep(0.5)
 
 
+def run_data_rejection(port: int) -> None:
+    """A message refused by the DATA ACL: two recipients, headers of each flag kind and
+    one that the ACL removed before refusing."""
+    with SmtpTestClient(port) as c:
+        assert c.cmd("HELO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+        assert c.cmd("RCPT TO:<bob@test.example>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(b"Subject: r\r\nX-Drop: d\r\nX-Reject: yes\r\n"
+                   b"Reply-To: q@outside.example\r\nSender: s@outside.example\r\n"
+                   b"Cc: c@outside.example\r\nBcc: b@outside.example\r\n"
+                   b"To: t@outside.example,\r\n u@outside.example\r\n"
+                   b"From: f@outside.example\r\nMessage-ID: <r@outside.example>\r\n"
+                   b"Date: Fri, 4 Dec 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n")
+        assert c.read_reply()[0] == 550
+
+
+_REJECT_MASKS = [
+    (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})? (\[\d+\] )?"), ""),
+    (re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b"), "MSGID"),
+    # the Received: header names the MTA, its host name and the time
+    (re.compile(r"\((Exim|pymta) [^)]*\)"), "(MTA)"),
+    (re.compile(r"^\t\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$"), "\tDATE"),
+]
+
+
+def reject_entry(rejectlog: str) -> list[str]:
+    """The masked lines of the rejectlog entry of the refused message."""
+    lines = rejectlog.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "rejected after DATA" in ln)
+    out = []
+    for line in lines[start:]:
+        for rx, repl in _REJECT_MASKS:
+            line = rx.sub(repl, line)
+        out.append(line)
+    return out
+
+
 #: The lines under test, and what is masked in them.
 _WANTED = re.compile(r" <= |SMTP connection from|no MAIL in|incomplete transaction|"
                      r"rejected connection")
@@ -166,7 +208,10 @@ def record() -> None:
             start = len(d.log())
             run_sessions(d.port, lambda rx, n: wait_for_lines(lambda: d.log()[start:], rx, n))
             EXPECTED.write_text("\n".join(shapes(d.log(), start)) + "\n")
-    print(EXPECTED.read_text(), end="")
+            run_data_rejection(d.port)
+            wait_for_lines(lambda: d.log("reject"), r"rejected after DATA", 1)
+            EXPECTED_REJECT.write_text("\n".join(reject_entry(d.log("reject"))) + "\n")
+    print(EXPECTED.read_text() + EXPECTED_REJECT.read_text(), end="")
 
 
 def wait_for_lines(text: Callable[[], str], regex: str, count: int,

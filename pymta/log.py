@@ -42,6 +42,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     smtp_connection
     smtp_incomplete_transaction
     smtp_no_mail
+    smtp_mailauth
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "

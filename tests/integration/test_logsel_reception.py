@@ -13,10 +13,13 @@ from tests.support.daemon import PymtaDaemon
 from tests.support.exim import EximDaemon, exim_or_skip
 from tests.support.logsel import (
     EXPECTED,
+    EXPECTED_MAILAUTH,
     EXPECTED_REJECT,
     config,
+    mailauth_shapes,
     reject_entry,
     run_data_rejection,
+    run_mailauth,
     run_sessions,
     shapes,
     wait_for_lines,
@@ -57,6 +60,10 @@ def test_the_recording_is_what_exim_writes(tmp_path):
         run_data_rejection(d.port)
         wait_for_lines(lambda: d.log("reject"), r"rejected after DATA", 1)
         entry = reject_entry(d.log("reject"))
+        start = len(d.log())
+        run_mailauth(d.port, lambda rx, n: wait_for_lines(lambda: d.log()[start:], rx, n))
+        mailauth = mailauth_shapes(d.log(), start)
+    assert mailauth == EXPECTED_MAILAUTH.read_text().splitlines()
     assert got == EXPECTED.read_text().splitlines()
     assert entry == EXPECTED_REJECT.read_text().splitlines()
 
@@ -137,3 +144,15 @@ def test_rejectlog_entry_after_data_has_exims_envelope_and_headers(tmp_path):
     assert got == want
     # the mainlog has the one line
     assert "Envelope-from" not in d.log()
+
+
+def test_smtp_mailauth_adds_the_auth_sender_to_a(tmp_path):
+    d = _pymta(tmp_path)
+    try:
+        wait_for_lines(d.log, r"no MAIL in", 1)
+        start = len(d.log())
+        run_mailauth(d.port, lambda rx, n: wait_for_lines(lambda: d.log()[start:], rx, n))
+        got = mailauth_shapes(d.log(), start)
+    finally:
+        d.stop()
+    assert got == EXPECTED_MAILAUTH.read_text().splitlines()

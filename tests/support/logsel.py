@@ -9,6 +9,7 @@ tests/data/logsel/reception.log (needs root and exim4).
 """
 from __future__ import annotations
 
+import base64
 import re
 import sys
 import tempfile
@@ -21,11 +22,13 @@ from tests.support.smtp import SmtpTestClient
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "logsel"
 EXPECTED = DATA_DIR / "reception.log"
 EXPECTED_REJECT = DATA_DIR / "rejectlog.log"
+EXPECTED_MAILAUTH = DATA_DIR / "mailauth.log"
 
 #: The reception items under test (millisec and the port/interface fields stay off:
 #: they are other items).
 SELECTOR = ("+8bitmime +pipelining +receive_time +received_recipients +received_sender "
-            "+subject +smtp_connection +smtp_no_mail +smtp_incomplete_transaction")
+            "+subject +smtp_connection +smtp_no_mail +smtp_incomplete_transaction "
+            "+smtp_mailauth")
 
 _CONFIG = """\
 primary_hostname = mx.test.example
@@ -66,7 +69,16 @@ begin transports
 sink:
   driver = appendfile
   file = {dir}/mbox
-{user}"""
+{user}
+begin authenticators
+
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${{if eq{{$auth3}}{{pw}}}}
+  server_set_id = $auth2
+"""
 
 
 def config(spool: str, directory: str, selector: str = SELECTOR, user: str = "") -> str:
@@ -133,6 +145,35 @@ def run_sessions(port: int, wait_log: Callable[[str, int], None]) -> None:
     c.close()
     wait_log(r"incomplete transaction \(connection lost\)", 1)
     time.sleep(0.5)
+
+
+def run_mailauth(port: int, wait_log: Callable[[str, int], None]) -> None:
+    """MAIL with AUTH=: after authentication (a sender, and <>), and without it."""
+    plain = "AUTH PLAIN " + base64.b64encode(b"\0user\0pw").decode()
+    for mail, authenticate in (("MAIL FROM:<a@outside.example> AUTH=<x@outside.example>",
+                                True),
+                               ("MAIL FROM:<a@outside.example> AUTH=<>", True),
+                               ("MAIL FROM:<a@outside.example> AUTH=bare@outside.example",
+                                True),
+                               ("MAIL FROM:<a@outside.example> AUTH=<x@outside.example>",
+                                False)):
+        with SmtpTestClient(port) as c:
+            c.ehlo()
+            if authenticate:
+                assert c.cmd(plain)[0] == 235
+            assert c.cmd(mail)[0] == 250
+            assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+            assert c.data(b"Subject: s\r\n\r\nb\r\n")[0] == 250
+    with SmtpTestClient(port) as c:
+        c.ehlo()
+        assert c.cmd(plain)[0] == 235
+    wait_log(r"no MAIL in .* A=", 1)
+
+
+def mailauth_shapes(mainlog: str, after: int = 0) -> list[str]:
+    """The masked arrival, "ignoring AUTH=" and "no MAIL" lines."""
+    return [ln for ln in shapes(mainlog, after) if " <= " in ln or "no MAIL" in ln] + \
+        [ln.split(" ", 2)[2] for ln in mainlog[after:].splitlines() if "ignoring AUTH" in ln]
 
 
 def run_data_rejection(port: int) -> None:
@@ -211,7 +252,11 @@ def record() -> None:
             run_data_rejection(d.port)
             wait_for_lines(lambda: d.log("reject"), r"rejected after DATA", 1)
             EXPECTED_REJECT.write_text("\n".join(reject_entry(d.log("reject"))) + "\n")
-    print(EXPECTED.read_text() + EXPECTED_REJECT.read_text(), end="")
+            start = len(d.log())
+            run_mailauth(d.port, lambda rx, n: wait_for_lines(lambda: d.log()[start:], rx, n))
+            EXPECTED_MAILAUTH.write_text("\n".join(mailauth_shapes(d.log(), start)) + "\n")
+    print(EXPECTED.read_text() + EXPECTED_REJECT.read_text() + EXPECTED_MAILAUTH.read_text(),
+          end="")
 
 
 def wait_for_lines(text: Callable[[], str], regex: str, count: int,

@@ -43,6 +43,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     smtp_incomplete_transaction
     smtp_no_mail
     smtp_mailauth
+    arguments
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "

@@ -156,3 +156,26 @@ def test_smtp_mailauth_adds_the_auth_sender_to_a(tmp_path):
     finally:
         d.stop()
     assert got == EXPECTED_MAILAUTH.read_text().splitlines()
+
+
+def test_arguments_line_as_exim_writes_it(tmp_path):
+    # Exim 4.96: 'cwd=/dir 10 args: exim4 -C /conf -odq -f s@b.test ""a b"@x.test"
+    # c\d@x.test "t<TAB>x@x.test" \303\251@x.test'; none for -bt (a test mode)
+    d = PymtaDaemon(config("SPOOL", "DIR", selector="+arguments"), tmp_path)
+    d.prepare()
+    (d.spool / "log").mkdir(parents=True, exist_ok=True)
+    args = ["-odq", "-f", "s@outside.example", '"a b"@test.example', "c\\d@test.example",
+            "t\tx@test.example", "\u00e9@test.example"]
+    proc = d.run(*args, input=b"Subject: x\n\nbody\n")
+    assert proc.returncode == 0, proc.stderr
+    assert d.run("-bt", "alice@test.example").returncode in (0, 2)
+    lines = [ln for ln in d.log().splitlines() if " args: " in ln]
+    assert len(lines) == 1, d.log()
+    m = re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d cwd=(\S+) (\d+) args: (.*)", lines[0])
+    assert m, lines[0]
+    count = int(m.group(2))
+    shown = m.group(3)
+    assert shown.endswith(' -odq -f s@outside.example ""a b"@test.example" c\\d@test.example '
+                          '"t\tx@test.example" \\303\\251@test.example'), shown
+    # the program name, -C conf, the macros, then the arguments above
+    assert count == len(shown.split(" ")) - 1      # "a b" is one argument

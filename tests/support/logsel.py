@@ -45,6 +45,9 @@ begin acl
 
 acl_conn:
   deny    hosts = 127.0.0.2
+  # time for a PIPECONNECT client's early EHLO to arrive before the banner
+  accept  hosts = 127.0.0.3
+          delay = 1s
   accept
 
 acl_rcpt:
@@ -144,6 +147,19 @@ def run_sessions(port: int, wait_log: Callable[[str, int], None]) -> None:
     assert c.cmd("RCPT TO:<bob@test.example>")[0] == 250
     c.close()
     wait_log(r"incomplete transaction \(connection lost\)", 1)
+    # 8: PIPECONNECT (EHLO before the banner, which the connect ACL delays), then
+    # MAIL, RCPT and one BDAT LAST at once
+    c = SmtpTestClient(port, source="127.0.0.3")
+    chunk = b"Subject: chunked\r\n\r\nbody\r\n"
+    c.send_raw(b"EHLO client.test\r\n")
+    c.banner()
+    c.read_reply()
+    c.send_raw(b"MAIL FROM:<e@outside.example>\r\nRCPT TO:<bob@test.example>\r\n"
+               + b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+    assert [c.read_reply()[0] for _ in range(3)] == [250, 250, 250]
+    c.quit()
+    c.close()
+    wait_log(r"closed by QUIT", 6)
     time.sleep(0.5)
 
 

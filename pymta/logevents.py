@@ -531,5 +531,5 @@ class NoMail:
         parts.extend(self.session_fields)
         if self.commands:
             shown = ",".join(self.commands[-20:])
-            parts.append("C=" + ("...," if len(self.commands) > 20 else "") + shown)
+            parts.append("C=" + ("..." if len(self.commands) > 20 else "") + shown)
         return " ".join(parts)

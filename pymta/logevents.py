@@ -533,3 +533,18 @@ class NoMail:
             shown = ",".join(self.commands[-20:])
             parts.append("C=" + ("..." if len(self.commands) > 20 else "") + shown)
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ConnectionLost:
+    """The client went away between transactions: not the unexpected disconnection of
+    lost_incoming_connection (that needs a MAIL transaction in progress) but Exim's
+    smtp_connection line."""
+
+    who: str
+    duration: str                                  # already formatted (logarrival.duration)
+    log: str = "main"
+    selector: str | None = "smtp_connection"
+
+    def text(self) -> str:
+        return f"SMTP connection from {self.who} lost D={self.duration}"

@@ -12,6 +12,7 @@ from pymta.logevents import (
     CallDropped,
     CommandError,
     CommandRefused,
+    ConnectionLost,
     ExcessRecipients,
     InvalidHelo,
     LostConnection,
@@ -20,6 +21,8 @@ from pymta.logevents import (
     SyncError,
     write_event,
 )
+from pymta.log import log_selected
+from pymta.logarrival import duration
 from pymta.smtp.connection_log import transaction_abandoned
 from pymta.smtp.limits import LimitEvent
 from pymta.smtp.server import SmtpEvent, SmtpServer
@@ -89,6 +92,11 @@ class DialogueLog:
                 f"SMTP data deadline (smtp_data_deadline = {format_time(int(info['seconds']))})"
                 f" passed (message abandoned) on connection from {who} F=<{sender}> "
                 f"D={format_time(int(time.monotonic() - self.started))}")
+        if name == "lost" and info.get("where") != "reading message data" \
+                and (self.server is None or self.server.sender is None):
+            # Exim: an EOF between transactions is no unexpected disconnection
+            return ConnectionLost(who, duration(time.monotonic() - self.started,
+                                                log_selected(self.config, "millisec")))
         if name in ("command_timeout", "data_timeout", "lost"):
             how = "lost_data" if info.get("where") == "reading message data" and name == "lost" \
                 else name

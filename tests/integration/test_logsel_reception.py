@@ -82,13 +82,17 @@ def test_items_off_by_default_write_nothing(tmp_path):
     assert not [ln for ln in lines if "SMTP connection" in ln or "no MAIL" in ln
                 or "incomplete" in ln]
     assert lines.count('H=[127.0.0.2] rejected connection in "connect" ACL') == 1
+    # lost_incoming_connection: only the session that lost its MAIL transaction
+    assert [ln for ln in lines if "unexpected disconnection" in ln] == [
+        "unexpected disconnection while reading SMTP command from (client.test) [127.0.0.1] "
+        "D=SECONDS"]
     assert 'rejected connection in "connect" ACL' in d.log("reject")
 
 
 def _default_lines(d: PymtaDaemon) -> list[str]:
     # without smtp_no_mail there is no line to wait for: wait for the ACL line instead
     def wait(rx: str, n: int) -> None:
-        if re.search(r"no MAIL|closed by QUIT|incomplete", rx):
+        if re.search(r"no MAIL|closed by QUIT|incomplete|lost D=", rx):
             return
         wait_for_lines(d.log, rx, n)
     start = len(d.log())

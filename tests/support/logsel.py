@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -160,6 +161,13 @@ def run_sessions(port: int, wait_log: Callable[[str, int], None]) -> None:
     c.quit()
     c.close()
     wait_log(r"closed by QUIT", 6)
+    # 9: the client goes away between transactions (no unexpected disconnection)
+    c = SmtpTestClient(port)
+    c.ehlo()
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.read_reply()[0] == 421
+    c.close()
+    wait_log(r"\) \[127\.0\.0\.1\] lost D=", 1)
     time.sleep(0.5)
 
 
@@ -233,7 +241,7 @@ def reject_entry(rejectlog: str) -> list[str]:
 
 #: The lines under test, and what is masked in them.
 _WANTED = re.compile(r" <= |SMTP connection from|no MAIL in|incomplete transaction|"
-                     r"rejected connection")
+                     r"rejected connection|unexpected disconnection")
 _MASKS = [
     (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})? (\[\d+\] )?"), ""),
     (re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b"), "MSGID"),

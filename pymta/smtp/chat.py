@@ -8,6 +8,8 @@ import time
 from typing import Any, Callable
 
 from pymta.config.options import format_time
+from pymta.log import log_selected
+from pymta.logarrival import duration
 from pymta.logevents import (
     CallDropped,
     CommandError,
@@ -21,8 +23,6 @@ from pymta.logevents import (
     SyncError,
     write_event,
 )
-from pymta.log import log_selected
-from pymta.logarrival import duration
 from pymta.smtp.connection_log import transaction_abandoned
 from pymta.smtp.limits import LimitEvent
 from pymta.smtp.server import SmtpEvent, SmtpServer

@@ -7,6 +7,8 @@ can run here, the recording itself is checked against a live Exim.
 """
 from __future__ import annotations
 
+import os
+import pwd
 import re
 
 from tests.support.daemon import PymtaDaemon
@@ -184,3 +186,18 @@ def test_arguments_line_as_exim_writes_it(tmp_path):
                           '"t\tx@test.example" \\303\\251@test.example'), shown
     # the program name, -C conf, the macros, then the arguments above
     assert count == len(shown.split(" ")) - 1      # "a b" is one argument
+
+
+def test_bs_session_lines_name_the_calling_user(tmp_path):
+    # Exim 4.96 under -bs: "SMTP connection from root", "... closed by QUIT",
+    # "no MAIL in SMTP connection from root D=0s C=EHLO,NOOP,QUIT"
+    d = PymtaDaemon(config("SPOOL", "DIR"), tmp_path)
+    d.prepare()
+    (d.spool / "log").mkdir(parents=True, exist_ok=True)
+    proc = d.run("-bs", input=b"EHLO x\r\nNOOP\r\nQUIT\r\n")
+    assert proc.returncode == 0, proc.stderr
+    login = pwd.getpwuid(os.getuid()).pw_name
+    assert shapes(d.log()) == [f"SMTP connection from {login}",
+                               f"SMTP connection from {login} closed by QUIT",
+                               f"no MAIL in SMTP connection from {login} D=SECONDS "
+                               "C=EHLO,NOOP,QUIT"]

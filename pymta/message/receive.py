@@ -433,7 +433,9 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
         receive_seconds=_receive_seconds(env),
         message_id_created=_created_message_id(prepared),
         subject=_live_header(prepared, "subject"),
-        original_sender=env.sender or "", recipients=tuple(env.recipients)).fields(config)
+        original_sender=env.sender or "",
+        recipients=tuple(env.recipients if env.received_recipients is None
+                         else env.received_recipients)).fields(config)
 
 
 def _receive_seconds(env: Envelope) -> float:

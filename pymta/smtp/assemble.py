@@ -211,6 +211,7 @@ class MessageAssembly:
             replies.append(Reply(code, reply.text))
             keep.append(False)
         v["local_part"] = v["domain"] = ""
+        env.received_recipients = list(env.recipients)    # Exim logs them all
         env.retain_recipients(keep)
         spool = prepared.spool        # built from the envelope's list, in its order
         spool.recipients = [r for r, k in zip(spool.recipients, keep) if k]

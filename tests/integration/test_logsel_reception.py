@@ -201,3 +201,34 @@ def test_bs_session_lines_name_the_calling_user(tmp_path):
                                f"SMTP connection from {login} closed by QUIT",
                                f"no MAIL in SMTP connection from {login} D=SECONDS "
                                "C=EHLO,NOOP,QUIT"]
+
+
+def test_prdr_refusals_stay_in_the_for_list_and_out_of_the_rejectlog(tmp_path):
+    # Exim 4.96: "PRDR bob@test.example no bob" in the mainlog, nothing in the
+    # rejectlog, and the arrival line still lists every recipient received:
+    # "<= a@outside.example H=(client.test) [127.0.0.1] P=esmtp L.- PRDR S=198 M8S=0
+    # RT=0s T="p" from <a@outside.example> for alice@test.example bob@test.example"
+    text = config("SPOOL", "DIR").replace(
+        "acl_smtp_data = acl_data",
+        "acl_smtp_data = acl_data\nprdr_enable = true\nacl_smtp_data_prdr = acl_prdr").replace(
+        "acl_data:", "acl_prdr:\n  deny    local_parts = bob\n          message = no bob\n"
+                     "  accept\n\nacl_data:", 1)
+    d = PymtaDaemon(text, tmp_path).start()
+    try:
+        with SmtpTestClient(d.port) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<a@outside.example> PRDR")[0] == 250
+            assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+            assert c.cmd("RCPT TO:<bob@test.example>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send_raw(b"Subject: p\r\n\r\nbody\r\n.\r\n")
+            assert [c.read_reply()[0] for _ in range(4)] == [353, 250, 550, 250]
+        wait_for_lines(d.log, r" <= a@outside", 1)
+    finally:
+        d.stop()
+    arrival = [ln for ln in shapes(d.log()) if " <= " in ln]
+    assert arrival == ['MSGID <= a@outside.example H=(client.test) [127.0.0.1] P=esmtp L.- PRDR '
+                       'S=SIZE M8S=0 RT=SECONDS T="p" from <a@outside.example> '
+                       'for alice@test.example bob@test.example'], d.log()
+    assert "PRDR bob@test.example no bob" in d.log()
+    assert "bob" not in d.log("reject")

@@ -30,12 +30,27 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     tls_certificate_verified tls_cipher tls_peerdn tls_resumption tls_sni
     dkim
     dkim_verbose
+    8bitmime
+    pipelining
+    receive_time
+    received_recipients
+    received_sender
+    subject
+    msg_id_created
+    ident_timeout
+    connection_reject
+    smtp_connection
+    smtp_incomplete_transaction
+    smtp_no_mail
+    smtp_mailauth
+    arguments
 """.split())
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
                                      "queue_run sender_verify_fail size_reject "
                                      "tls_certificate_verified tls_cipher".split()
-                                     + ["dkim"])
+                                     + ["dkim"]
+                                     + ["connection_reject"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
     "acl_warn_skipped dnslist_defer msg_id rejected_header retry_defer "
@@ -378,7 +393,8 @@ class Logger:
         self._write("reject", line + "".join(extra), now)
 
     def to_logs(self, targets: Iterable[str], text: str, msgid: str | None = None,
-                headers: Iterable[Any] | None = None) -> None:
+                headers: Iterable[Any] | None = None,
+                envelope: Iterable[str] | None = None) -> None:
         """The same line in each of the named logs ("main", "reject", "panic"), as the
         ACL modifiers logwrite and log_reject_target ask (no log: nothing written)."""
         wanted = set(targets)
@@ -390,8 +406,9 @@ class Logger:
         if "main" in wanted:
             self._write("main", line, now, syslog=not single)
         if "reject" in wanted and self.write_rejectlog:
-            extra = "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
-                            .rstrip("\n") + "\n" for h in headers or ())
+            extra = "".join(e.rstrip("\n") + "\n" for e in envelope or ()) + \
+                "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
+                        .rstrip("\n") + "\n" for h in headers or ())
             self._write("reject", line + extra, now)
         if "panic" in wanted:
             self._write("panic", line, now)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from pymta.config.options import format_time
 from pymta.log import log_selected
+from pymta.logarrival import duration, subject_field
 from pymta.logfields import SessionLogFacts, session_fields
 
 
@@ -64,6 +65,13 @@ class Arrival:
     proxy: str = ""                               # PRX=: the proxy's own address
     chunking: bool = False                        # K: the data came by BDAT
     dkim: str = ""                                # a domain whose DKIM signature passed
+    pipelining: str = ""                          # L, L-, L., L*, L.- (logarrival)
+    body_type: str | None = None                  # MAIL BODY=: M8S=
+    receive_seconds: float | None = None          # RT=
+    message_id_created: str = ""                  # a Message-ID pymta added: id*=
+    subject: str | None = None                    # the Subject: header's full text: T=
+    original_sender: str | None = None            # "from <...>" (received_sender)
+    recipients: tuple[str, ...] = ()              # "for ..." (received_recipients)
 
     def fields(self, config: Any) -> str:
         """What follows ``<=`` on the line."""
@@ -81,6 +89,8 @@ class Arrival:
         elif self.local_user:
             parts.append(f"U={self.local_user}")
         parts.append(f"P={self.protocol}")
+        if self.pipelining and log_selected(config, "pipelining"):
+            parts.append(self.pipelining)
         parts.extend(session_fields(config, self.session))
         if self.prdr:
             parts.append("PRDR")
@@ -89,12 +99,27 @@ class Arrival:
         if self.chunking:
             parts.append("K")           # after X=/CV=/A=, whatever log_selector says
         parts.append(f"S={self.size}")
+        if log_selected(config, "8bitmime"):
+            body = (self.body_type or "").upper()
+            parts.append("M8S=" + ("8" if body == "8BITMIME" else "7" if body == "7BIT"
+                                   else "0"))
         if self.dkim and log_selected(config, "dkim"):
             parts.append(f"DKIM={self.dkim}")
         if self.queue:
             parts.append(f"Q={self.queue}")
+        if self.receive_seconds is not None and log_selected(config, "receive_time"):
+            parts.append("RT=" + duration(self.receive_seconds,
+                                          log_selected(config, "millisec")))
         if self.message_id is not None and log_selected(config, "msg_id"):
             parts.append(f"id={self.message_id}")
+        elif self.message_id_created and log_selected(config, "msg_id_created"):
+            parts.append(f"id*={self.message_id_created}")
+        if self.subject is not None and log_selected(config, "subject"):
+            parts.append(subject_field(self.subject))
+        if self.original_sender is not None and log_selected(config, "received_sender"):
+            parts.append(f"from <{self.original_sender}>")
+        if self.recipients and log_selected(config, "received_recipients"):
+            parts.append("for " + " ".join(self.recipients))
         return " ".join(parts)
 
 
@@ -439,3 +464,87 @@ class QueueRun:
         named = f"'{self.queue}' " if self.queue else ""
         return (f"{'End' if self.end else 'Start'} {named}queue run: pid={self.pid}"
                 + (f" {self.flags}" if self.flags else ""))
+
+
+# --- Connection lines (log_selector smtp_connection, smtp_no_mail,
+# smtp_incomplete_transaction) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionOpened:
+    """An SMTP connection began: the daemon's count of connections in progress, this one
+    included (None for -bs, whose line names the calling user)."""
+
+    who: str                                       # host_and_ident without "H=", or login
+    count: int | None = None
+    log: str = "main"
+    selector: str | None = "smtp_connection"
+
+    def text(self) -> str:
+        count = f" (TCP/IP connection count = {self.count})" if self.count is not None else ""
+        return f"SMTP connection from {self.who}{count}"
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """The client ended the session with QUIT."""
+
+    who: str
+    log: str = "main"
+    selector: str | None = "smtp_connection"
+
+    def text(self) -> str:
+        return f"SMTP connection from {self.who} closed by QUIT"
+
+
+@dataclass(frozen=True)
+class IncompleteTransaction:
+    """A transaction with an accepted MAIL was abandoned (``why``: "QUIT", "RSET",
+    "connection lost", ...): its sender and the recipients accepted so far."""
+
+    host: str                                      # host_and_ident: "H=(helo) [ip]"
+    why: str
+    sender: str
+    recipients: tuple[str, ...] = ()
+    log: str = "main"
+    selector: str | None = "smtp_incomplete_transaction"
+
+    def text(self) -> str:
+        rcpts = (" for " + " ".join(self.recipients)) if self.recipients else ""
+        return f"{self.host} incomplete transaction ({self.why}) from <{self.sender}>{rcpts}"
+
+
+@dataclass(frozen=True)
+class NoMail:
+    """An accepted session ended without a MAIL command: its length (D=), the TLS and
+    AUTH fields of the session, and (C=) the commands, the last 20 at most."""
+
+    who: str
+    duration: str                                  # already formatted (logarrival.duration)
+    session_fields: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    log: str = "main"
+    selector: str | None = "smtp_no_mail"
+
+    def text(self) -> str:
+        parts = [f"no MAIL in SMTP connection from {self.who} D={self.duration}"]
+        parts.extend(self.session_fields)
+        if self.commands:
+            shown = ",".join(self.commands[-20:])
+            parts.append("C=" + ("..." if len(self.commands) > 20 else "") + shown)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ConnectionLost:
+    """The client went away between transactions: not the unexpected disconnection of
+    lost_incoming_connection (that needs a MAIL transaction in progress) but Exim's
+    smtp_connection line."""
+
+    who: str
+    duration: str                                  # already formatted (logarrival.duration)
+    log: str = "main"
+    selector: str | None = "smtp_connection"
+
+    def text(self) -> str:
+        return f"SMTP connection from {self.who} lost D={self.duration}"

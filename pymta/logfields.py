@@ -6,7 +6,8 @@ render it with :func:`session_fields`, so the fields have one format and one set
 log_selector rules: ``X=`` (tls_cipher; ``*`` appended for a resumed session with
 tls_resumption), ``CV=yes|no|dane`` (tls_certificate_verified), ``DN="..."``
 (tls_peerdn), ``SNI=`` (tls_sni, arrivals only), then ``A=name[:id]`` (always, when the
-session was authenticated).
+session was authenticated; with smtp_mailauth the value of MAIL's accepted AUTH= follows
+after a colon, as the client wrote it).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class SessionLogFacts:
     resumed: bool = False
     authenticator: str = ""
     auth_id: str = ""
+    mail_auth: str = ""                # MAIL's accepted AUTH= sender (smtp_mailauth)
 
 
 def session_fields(config: Any, facts: SessionLogFacts) -> list[str]:
@@ -45,5 +47,7 @@ def session_fields(config: Any, facts: SessionLogFacts) -> list[str]:
         if facts.sni and log_selected(config, "tls_sni"):
             out.append(f"SNI={facts.sni}")
     if facts.authenticator:
-        out.append(f"A={facts.authenticator}" + (f":{facts.auth_id}" if facts.auth_id else ""))
+        out.append(f"A={facts.authenticator}" + (f":{facts.auth_id}" if facts.auth_id else "")
+                   + (f":{facts.mail_auth}" if facts.mail_auth
+                      and log_selected(config, "smtp_mailauth") else ""))
     return out

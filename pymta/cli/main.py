@@ -15,6 +15,7 @@ import pymta
 from pymta import proctitle
 from pymta.cli import usage
 from pymta.cli.args import CliOptions, UsageError, parse_args
+from pymta.cli.arguments_log import log_arguments
 from pymta.cli.retrytest import retry_test, rewrite_test
 from pymta.config.showconfig import config_text
 from pymta.debuglog import SELECTOR_BITS, debug
@@ -38,8 +39,25 @@ def choose_hints_backends(config: Any) -> Any:
     return config
 
 
+# The configuration each command line loaded (the +arguments check loads it before the
+# action does; one parse per process).
+_LOADED: dict[int, tuple[CliOptions, Any]] = {}
+# The command line as called (program name first), for log_selector +arguments.
+_COMMAND_LINE: list[str] = []
+
+
 def load(opts: CliOptions) -> Any:
     """Load the configuration; on error print Exim-style and exit 1."""
+    hit = _LOADED.get(id(opts))
+    if hit is not None and hit[0] is opts:
+        return hit[1]
+    config = _load(opts)
+    _LOADED.clear()
+    _LOADED[id(opts)] = (opts, config)
+    return config
+
+
+def _load(opts: CliOptions) -> Any:
     from pymta.config import load_config
     from pymta.config.model import ConfigError
     path = config_path(opts)
@@ -636,6 +654,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
 
 
 def run(argv: list[str], *, sendmail: bool = False) -> int:
+    _COMMAND_LINE[:] = [sys.argv[0] if sys.argv else "pymta"] + list(argv)
     try:
         opts = parse_args(argv, sendmail=sendmail)
     except UsageError as exc:
@@ -676,6 +695,7 @@ def _run_action(opts: CliOptions) -> int:
                        "Mmad", "Mes") and not opts.args:
         sys.stderr.write("pymta: no message ids given after -M option\n")
         return 1
+    log_arguments(opts.action, _COMMAND_LINE, lambda: load(opts))
     if (os.geteuid() == 0 and opts.action in _AS_EXIM_USER
             and not (opts.action == "q" and opts.queue_interval)):
         return _as_exim_user(handler, opts)

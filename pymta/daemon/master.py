@@ -39,6 +39,7 @@ from pymta.daemon.util import (
     spool_directory,
 )
 from pymta.debuglog import debug
+from pymta.log import log_selected
 from pymta.logevents import DaemonStarted
 from pymta.metrics import counters as metrics_counters
 from pymta.metrics.endpoint import (
@@ -503,7 +504,8 @@ class Master:
             pass
         finally:
             conn.close()
-        self.log.main(f"Connection from [{peer[0]}] refused: too many connections")
+        if log_selected(self.config, "connection_reject"):
+            self.log.main(f"Connection from [{peer[0]}] refused: too many connections")
         metrics_counters.connection("refused")
 
     def _maintain_pools(self) -> None:

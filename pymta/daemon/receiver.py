@@ -26,6 +26,7 @@ from pymta.daemon.queuerunner import due_messages
 from pymta.daemon.stopflag import StopFlag
 from pymta.delivery.callout_hold import deliver_held
 from pymta.delivery.cutthrough import open_cutthrough
+from pymta.log import log_selected
 from pymta.metrics import counters as metrics
 from pymta.smtp.etrn import QueueRunner, set_queue_runner
 from pymta.smtp.limits import counted_limits, daemon_refusal
@@ -119,8 +120,10 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     # two pieces (a TLS handshake's last records, a multi-line EHLO) waits for the
     # client's delayed ACK, up to 40 ms per exchange on Linux.
     nodelay = bool(main_opt(config, "tcp_nodelay"))
-    # counting connections costs a scan of the table: only when a limit needs it
-    counting = connections is not None and counted_limits(config)
+    # counting connections costs a scan of the table: only when a limit or the
+    # "SMTP connection from" line (log_selector +smtp_connection) needs it
+    counting = connections is not None and (counted_limits(config)
+                                            or log_selected(config, "smtp_connection"))
     parent = os.getppid()
     if parent == 1:
         return 0

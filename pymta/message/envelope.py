@@ -101,6 +101,10 @@ class Envelope:
     arrival_mark: str = "<="              # "(=" for a fakereject arrival
     dkim_domain: str | None = None         # first passing DKIM signer (DKIM= on "<=")
     received_time: float | None = None
+    reception_started: float | None = None  # time.monotonic() at DATA/first BDAT: RT=
+    pipelining_field: str = ""             # L/L-/L./L*... of the "<=" line (logarrival)
+    # the recipients as received, before PRDR refused some ("for ..." on the "<=" line)
+    received_recipients: list[str] | None = None
     mail_params: dict[str, str | None] = field(default_factory=dict)
     recipient_params: list[RecipientParams] = field(default_factory=list)
 

@@ -362,6 +362,14 @@ def prepare_message(config: Any, envelope: Envelope,
     return PreparedMessage(spool, data, body_start, message_id_value, size, base)
 
 
+def headers_after_removal(headers: list[SpoolHeader], remove: list[str]) -> list[SpoolHeader]:
+    """A copy of ``headers`` with those an ACL's remove_header names marked deleted
+    (for the rejectlog of a message that is refused, whose spool image never changes)."""
+    copy = list(headers)
+    _acl_header_changes(copy, len(copy), [], remove)
+    return copy
+
+
 def _acl_header_changes(headers: list[SpoolHeader], base: int, add: list[str],
                         remove: list[str]) -> None:
     """ACL remove_header marks matching headers among the first ``base`` (those the
@@ -416,10 +424,47 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
             cipher=env.tls_cipher or "", certificate_verified=env.tls_certificate_verified,
             peerdn=env.tls_peerdn or "", sni=env.tls_sni or "",
             resumed=bool(env.tls_resumption & 16), authenticator=env.authenticator or "",
-            auth_id=env.authenticated_id or ""),
+            auth_id=env.authenticated_id or "",
+            mail_auth=env.authenticated_sender or ""),
         message_id=prepared.message_id_header, queue=env.queue_name,
         prdr=env.prdr, proxy=env.proxy_local_address or "",
-        chunking=env.chunking, dkim=env.dkim_domain or "").fields(config)
+        chunking=env.chunking, dkim=env.dkim_domain or "",
+        pipelining=env.pipelining_field, body_type=env.body_type,
+        receive_seconds=_receive_seconds(env),
+        message_id_created=_created_message_id(prepared),
+        subject=_live_header(prepared, "subject"),
+        original_sender=env.sender or "",
+        recipients=tuple(env.recipients if env.received_recipients is None
+                         else env.received_recipients)).fields(config)
+
+
+def _receive_seconds(env: Envelope) -> float:
+    """How long the reception took: from DATA (or the first BDAT) for SMTP, from the
+    start of reading for a local message."""
+    if env.reception_started is not None:
+        return time.monotonic() - env.reception_started
+    if env.received_time is not None:
+        return time.time() - env.received_time
+    return 0.0
+
+
+def _live_header(prepared: PreparedMessage, name: str) -> str | None:
+    """The full text of the first live header called ``name`` in the spool image."""
+    for h in prepared.spool.headers:
+        if h.flag != "*" and header_name(h.text).lower() == name:
+            return h.text
+    return None
+
+
+def _created_message_id(prepared: PreparedMessage) -> str:
+    """The Message-ID (without <>) pymta added to a message that had none, else ""."""
+    if prepared.message_id_header is not None:
+        return ""
+    text = _live_header(prepared, "message-id") or _live_header(prepared, "resent-message-id")
+    if text is None:
+        return ""
+    value = text.split(":", 1)[1].strip()
+    return value[1:-1] if value.startswith("<") and value.endswith(">") else value
 
 
 def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log: Any,

@@ -17,6 +17,7 @@ from pymta import proctitle
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
+from pymta.logarrival import pipelining_field
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
@@ -30,6 +31,7 @@ from pymta.message.receive import (
     report_after_commit,
 )
 from pymta.smtp.limits import header_refusal, header_reply, queue_all_messages
+from pymta.smtp.reject_details import RejectDetails, reject_details
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
 from pymta.taint import taint
@@ -64,6 +66,7 @@ class MessageAssembly:
     in_daemon: bool
     hostname: str
     content_scan: ContentScan | None = None          # the message the ACLs may scan
+    reject_details: RejectDetails | None = None      # AclChecks (the rejectlog)
     fake_reply: tuple[int, str] | None
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
@@ -119,9 +122,11 @@ class MessageAssembly:
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
         self.content_scan = self._content_scan(prepared)
+        self.reject_details = reject_details(env, prepared)
         try:
             return self._after_data(env, prepared)
         finally:
+            self.reject_details = None
             self._content_scan_done()       # (PRDR refused every recipient)
 
     def _content_scan_done(self) -> None:
@@ -206,6 +211,7 @@ class MessageAssembly:
             replies.append(Reply(code, reply.text))
             keep.append(False)
         v["local_part"] = v["domain"] = ""
+        env.received_recipients = list(env.recipients)    # Exim logs them all
         env.retain_recipients(keep)
         spool = prepared.spool        # built from the envelope's list, in its order
         spool.recipients = [r for r, k in zip(spool.recipients, keep) if k]
@@ -354,6 +360,10 @@ class MessageAssembly:
         env.utf8_downconvert = self.message_utf8_downconvert
         env.msgid = self.msgid
         env.chunking = self.server.message_chunked
+        env.reception_started = self.server.data_started
+        env.pipelining_field = pipelining_field(
+            self.server.pipelining_advertised, self.server.pipelining_used,
+            self.server.pipe_connect, self.server.pipe_connect_used)
         if self.local_caller is None:
             env.host_name = v.get("sender_host_name") or None
             env.helo_name = v.get("sender_helo_name") or None

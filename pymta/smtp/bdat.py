@@ -36,6 +36,7 @@ memory; beyond message_size_limit nothing more is kept, only counted.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from pymta.message.body import FileBody
@@ -212,6 +213,7 @@ class BdatReceiver:
             self.body = ChunkedBody(srv.size_limit,
                                     self.store() if self.store is not None else None)
             srv.message_chunked = True
+            srv.data_started = time.monotonic()
         body = self.body
         srv.read_bytes(size, lambda _: self._chunk_done(body, size, last), body.feed)
 

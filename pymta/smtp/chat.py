@@ -8,10 +8,13 @@ import time
 from typing import Any, Callable
 
 from pymta.config.options import format_time
+from pymta.log import log_selected
+from pymta.logarrival import duration
 from pymta.logevents import (
     CallDropped,
     CommandError,
     CommandRefused,
+    ConnectionLost,
     ExcessRecipients,
     InvalidHelo,
     LostConnection,
@@ -20,6 +23,7 @@ from pymta.logevents import (
     SyncError,
     write_event,
 )
+from pymta.smtp.connection_log import transaction_abandoned
 from pymta.smtp.limits import LimitEvent
 from pymta.smtp.server import SmtpEvent, SmtpServer
 from pymta.spool.ids import new_message_id
@@ -47,6 +51,9 @@ class DialogueLog:
         info = event.info
         if event.name in self._NOTQUIT:
             self.notquit_reason = self._NOTQUIT[event.name]
+        if event.name == "lost" and info.get("where") != "reading message data" \
+                and self.server is not None:
+            transaction_abandoned(self, self.server, "connection lost")
         incident = self._incident(event.name, info)
         if incident is not None:
             write_event(self.log, self.config, incident,
@@ -85,6 +92,11 @@ class DialogueLog:
                 f"SMTP data deadline (smtp_data_deadline = {format_time(int(info['seconds']))})"
                 f" passed (message abandoned) on connection from {who} F=<{sender}> "
                 f"D={format_time(int(time.monotonic() - self.started))}")
+        if name == "lost" and info.get("where") != "reading message data" \
+                and (self.server is None or self.server.sender is None):
+            # Exim: an EOF between transactions is no unexpected disconnection
+            return ConnectionLost(who, duration(time.monotonic() - self.started,
+                                                log_selected(self.config, "millisec")))
         if name in ("command_timeout", "data_timeout", "lost"):
             how = "lost_data" if info.get("where") == "reading message data" and name == "lost" \
                 else name

@@ -15,6 +15,7 @@ from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
 from pymta.metrics import counters as metrics
+from pymta.smtp.reject_details import RejectDetails
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.taint import taint
 
@@ -37,6 +38,9 @@ class AclChecks:
     quit_seen: bool
     data_headers_add: list[str]
     data_headers_remove: list[str]
+    host_checking: bool
+    # the message being received, once its data is read (for the rejectlog)
+    reject_details: RejectDetails | None = None
 
     host_ident: Callable[..., str]           # PeerFacts
 
@@ -104,9 +108,15 @@ class AclChecks:
         if msg is None and res.verdict == "defer" and res.message:
             msg = res.message
         sender = self.server.sender if with_sender and self.server is not None else None
-        write_event(self.reject_log(res), self.config,
-                    Rejection(self.host_ident(), what, msg, sender, res.verdict == "defer"),
-                    msgid)
+        event = Rejection(self.host_ident(), what, msg, sender, res.verdict == "defer")
+        details = self.reject_details
+        if msgid and details is not None and not self.host_checking:
+            # refused after the data: the rejectlog entry has the envelope and headers
+            details = details.with_removed(list(getattr(res, "remove_headers", []) or []))
+            self.reject_log(res).reject(event.text(), msgid, headers=details.headers,
+                                        envelope=details.envelope)
+            return
+        write_event(self.reject_log(res), self.config, event, msgid)
 
     def reject_log(self, res: Any) -> Any:
         """The log for a rejection line: the logs log_reject_target named, if it did."""

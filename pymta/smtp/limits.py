@@ -91,7 +91,9 @@ def daemon_refusal(config: Any, log: Any, address: str, port: int, from_host: in
     if limit <= 0 or from_host <= limit:
         return None
     who = f"[{address}]" + (f":{port}" if log_selected(config, "incoming_port") else "")
-    log.main(f"Connection from {who} refused: too many connections from that IP address")
+    if log_selected(config, "connection_reject"):
+        log.main(f"Connection from {who} refused: too many connections from that IP "
+                 "address")
     return (b"421 Too many concurrent SMTP connections from this IP address; "
             b"please try again later.\r\n")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -383,6 +384,11 @@ class SmtpServer:
         self.helo_name: str | None = None
         self.esmtp = False
         self.pipelining_advertised = False
+        # A reply was held back because the next command was already there (the client
+        # pipelined), and the client spoke before the banner (PIPECONNECT): the L field.
+        self.pipelining_used = False
+        self.pipe_connect_used = False
+        self.data_started: float | None = None     # time.monotonic() at DATA/first BDAT
         self.sender: str | None = None
         self.mail_params: dict[str, str | None] = {}
         self.smtputf8 = False                  # MAIL had SMTPUTF8 (RFC 6531)
@@ -437,6 +443,7 @@ class SmtpServer:
                         input=bytes(self._buf[:100]))
             self.closed = True
             return format_reply(554, "SMTP synchronization error")
+        self.pipe_connect_used = self.pipe_connect and bool(self._buf)
         self.greeted = True
         return format_reply(220, banner)
 
@@ -486,6 +493,8 @@ class SmtpServer:
                 break
             if not line:
                 continue
+            if self._out:
+                self.pipelining_used = True
             if self._exchange is not None:
                 self._exchange_line(line)
             else:
@@ -621,6 +630,8 @@ class SmtpServer:
 
     def _reset_transaction(self) -> None:
         self.message_chunked = False
+        self.pipelining_used = False
+        self.data_started = None
         for hook in self.reset_hooks:
             hook()
         self.sender = None
@@ -939,6 +950,7 @@ class SmtpServer:
             return
         if not self._sync_ok(always=True):
             return
+        self.data_started = time.monotonic()
         reply = self.handler.on_predata()
         if reply is not None and reply.code // 100 not in (2, 3):
             self._send(reply)
@@ -1017,8 +1029,8 @@ class SmtpServer:
         if arg:
             self._synprot(501, "unexpected argument data")
             return
+        self.handler.on_rset()          # (it logs an abandoned transaction)
         self._reset_transaction()
-        self.handler.on_rset()
         self._reply(250, "Reset OK")
 
     def _cmd_noop(self, arg: str, _was_rcpt: bool) -> None:

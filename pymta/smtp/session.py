@@ -42,6 +42,7 @@ from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.metrics import counters as metrics
 from pymta.routing import route_address
+from pymta.smtp import connection_log
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
 from pymta.smtp.bdat import BdatReceiver
@@ -336,6 +337,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
 
 
     def on_rset(self) -> None:
+        if self.server is not None:
+            connection_log.transaction_abandoned(self, self.server, "RSET")
         self._reset_message()
 
     def bdat_store(self) -> FileBody:
@@ -352,6 +355,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
 
     def on_quit(self) -> Reply | None:
         self.quit_seen = True
+        if self.server is not None:
+            connection_log.closed_by_quit(self, self.server)
         res = self._run("acl_smtp_quit", "quit")
         if res.verdict == "accept" and res.message:
             return Reply(221, split_code(res.message, 221)[1])
@@ -632,12 +637,17 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
                   before_greeting: Callable[[], Any] | None = None) -> bool:
     """Connect ACL and banner.  False when the session is already over."""
     config, log = session.config, session.log
+    connection_log.connection_opened(session)
     refusal = connection_refusal(
         session, lambda option, default: _host_in(config, option, session, default),
         session.accept_count, session.in_daemon)
     if refusal is not None:
         reply, event = refusal
-        write_event(log, config, event)
+        if log_selected(config, "connection_reject"):
+            write_event(log, config, event)
+        elif event.log == "reject":
+            # as Exim: without connection_reject the rejectlog copy is still written
+            log.to_logs(["reject"], event.text())
         send(server.reject_connection(reply))
         metrics.connection("refused")
         return False
@@ -646,9 +656,12 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect",
                                     "no_multiline_responses" not in session.controls)
-        write_event(session.reject_log(res), config,
-                    Rejection(session.host_ident(), 'connection in "connect" ACL',
-                              res.log_message or res.message))
+        refused = Rejection(session.host_ident(), 'connection in "connect" ACL',
+                            res.log_message or res.message)
+        if log_selected(config, "connection_reject"):
+            write_event(session.reject_log(res), config, refused)
+        else:
+            log.main(refused.text())     # as Exim: the mainlog line only
         send(server.reject_connection(Reply(code, text)))
         return False
     try:
@@ -672,3 +685,4 @@ def finish_session(session: SmtpSession, server: SmtpServer, stop_event: Any = N
     if stop_event is not None and stop_event.is_set() and not session.notquit_reason:
         session.notquit_reason = "signal-exit"
     session.run_notquit()
+    connection_log.no_mail(session, server)

@@ -454,3 +454,17 @@ def test_os_overrides_smtp_receive_timeout(tmp_path):
         assert time.monotonic() - start < 3
     assert d.run("-os1s", "-bP", "smtp_receive_timeout").stdout.strip() == \
         "smtp_receive_timeout = 1s"
+
+
+def test_per_host_refusal_is_not_logged_without_connection_reject(tmp_path):
+    # Exim 4.96 with log_selector = -connection_reject writes no "refused: too many
+    # connections" line (the refusal itself is the same)
+    d = limits_daemon(tmp_path, "smtp_accept_max = 10\nsmtp_accept_max_per_host = 1\n"
+                                "log_selector = -connection_reject")
+    first = connect_when_free(d.port)
+    with RawClient(d.port) as second:
+        assert second.reply().startswith("421 Too many concurrent SMTP connections from this")
+        assert second.closed()
+    first.cmd("QUIT")
+    first.close()
+    assert "refused" not in d.log()

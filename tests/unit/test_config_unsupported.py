@@ -42,8 +42,8 @@ UNSUPPORTED = {
     "authenticator": ("begin authenticators\nNTLM:\n  driver = spa\n"
                       "  public_name = NTLM\n", 4,
                       'authenticator NTLM: authenticator driver "spa"'),
-    "log_selector item": ("log_selector = +smtp_syntax_error +subject\n", 3,
-                          'log_selector item "+subject"'),
+    "log_selector item": ("log_selector = +smtp_syntax_error +dnssec\n", 3,
+                          'log_selector item "+dnssec"'),
     "log_selector default pymta cannot turn off": ("log_selector = -retry_defer\n", 3,
                                                    'log_selector item "-retry_defer"'),
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"

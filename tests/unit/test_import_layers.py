@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.errnos", 0), ("pymta.address", 0), ("pymta.drivers", 0),
     ("pymta.config", 1),
     ("pymta.log", 2), ("pymta.logfields", 2), ("pymta.logevents", 2), ("pymta.expand", 2),
+    ("pymta.logarrival", 2),
     ("pymta.match", 2),
     ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),

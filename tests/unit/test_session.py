@@ -251,6 +251,7 @@ def test_unexpected_disconnection_logged(tmp_path):
     c = Client(cfg)
     c.read_reply()
     c.cmd(b"EHLO client.example\r\n")
+    c.cmd(b"MAIL FROM:<>\r\n")          # Exim: only with a transaction in progress
     c.sock.shutdown(socket.SHUT_WR)
     assert c.read_reply() == ["421 test.example lost input connection"]
     c.close()

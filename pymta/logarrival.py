@@ -1,0 +1,91 @@
+"""Fields of the ``<=`` line that need more than a tag and a value.
+
+- ``T=`` (log_selector +subject): Exim decodes the MIME encoded-words of the Subject:
+  header (to UTF-8), then shows the result as a quoted string: ``"`` and ``\\`` get a
+  backslash, the usual control characters but tab their C escapes, and every other byte outside
+  printable ASCII an octal escape (pymta refuses print_topbitchars, so top-bit bytes are
+  always escaped).
+- ``RT=`` (receive_time) and the other durations: whole seconds as Exim prints a time
+  (``1m5s``), or with millisec below five seconds ``0.204s``.
+- ``L`` (pipelining): ``L`` when the client pipelined, ``L-`` when PIPELINING was offered
+  but not used; with PIPECONNECT offered a ``.`` (not used) or ``*`` (used) follows the L.
+"""
+from __future__ import annotations
+
+import base64
+import quopri
+import re
+
+from pymta.config.options import format_time
+
+# A tab stays as it is (as Exim shows a folded Subject:).
+_C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\b": "\\b", "\v": "\\v",
+              "\f": "\\f", '"': '\\"', "\\": "\\\\"}
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+# White space between two encoded-words is not part of the text (RFC 2047 6.2).
+_BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[QqBb]\?)")
+
+
+def _decode_word(match: re.Match[str]) -> str:
+    charset, encoding, text = match.group(1).split("*")[0], match.group(2), match.group(3)
+    try:
+        if encoding in "Bb":
+            raw = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            raw = quopri.decodestring(text.replace("_", " ").encode("ascii"), header=True)
+        return raw.decode(charset)
+    except (ValueError, LookupError, UnicodeError):
+        return match.group(0)          # a malformed word is left as it is
+
+
+def decode_words(text: str) -> str:
+    """``text`` with its RFC 2047 encoded-words decoded (malformed ones left as they
+    are); everything else, folding included, is kept."""
+    if "=?" not in text:
+        return text
+    return _ENCODED_WORD.sub(_decode_word, _BETWEEN_WORDS.sub("", text))
+
+
+def quoted_printing(text: str) -> str:
+    """``text`` as the inside of a quoted log field: printable ASCII as is, the rest
+    escaped byte by byte."""
+    out = []
+    for ch in text:
+        if ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif " " <= ch <= "~" or ch == "\t":
+            out.append(ch)
+        else:
+            for b in ch.encode("utf-8", "surrogateescape"):
+                out.append(f"\\{b:03o}")
+    return "".join(out)
+
+
+def subject_field(header_text: str) -> str:
+    """``T="..."`` for a Subject: header's full text (name, colon, value, newline)."""
+    value = header_text.split(":", 1)[1] if ":" in header_text else ""
+    value = value.lstrip(" \t")
+    if value.endswith("\n"):
+        value = value[:-1]
+    return f'T="{quoted_printing(decode_words(value))}"'
+
+
+def duration(seconds: float, millisec: bool) -> str:
+    """A duration as Exim logs it (RT=, D=): ``0.204s`` with millisec below five
+    seconds, else whole seconds in Exim's time format."""
+    seconds = max(seconds, 0.0)
+    if millisec and seconds < 5:
+        ms = int(seconds * 1000)
+        return f"{ms // 1000}.{ms % 1000:03d}s"
+    return format_time(int(seconds))
+
+
+def pipelining_field(advertised: bool, used: bool, connect_offered: bool,
+                     connect_used: bool) -> str:
+    """The L field of an arrival ("" when PIPELINING was not offered)."""
+    if not advertised:
+        return ""
+    mark = "*" if connect_used else "." if connect_offered else ""
+    return "L" + mark + ("" if used else "-")

@@ -76,7 +76,8 @@ class DialogueLog:
             history = tuple(self.server.history) if self.server else ()
             return CallDropped(who, name.rsplit("_", 1)[1], info.get("command", ""), history)
         if name == "synprot_error":
-            return CommandError(info.get("command", ""), self.host_ident(), info.get("text", ""),
+            return CommandError(info.get("command", ""), self.host_ident(),
+                                info.get("error", info.get("text", "")),
                                 protocol=info.get("code") == 503)
         if name in ("too_big", "mail_too_big"):
             return SizeRejection(self.host_ident(),

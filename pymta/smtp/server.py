@@ -607,7 +607,9 @@ class SmtpServer:
         """A syntax or protocol error: counts towards smtp_max_synprot_errors."""
         self.synprot_errors += 1
         msg = f"{data}: {text}" if data is not None else text
-        self._event("synprot_error", code=code, text=msg, command=self.last_command)
+        # the log line has the error without the argument the reply starts with (Exim)
+        self._event("synprot_error", code=code, text=msg, error=text,
+                    command=self.last_command)
         if self.max_synprot_errors and self.synprot_errors > self.max_synprot_errors:
             self._out.append(format_reply(code, msg + "\nToo many syntax or protocol errors"))
             self._event("too_many_synprot", command=self.last_command)

@@ -25,6 +25,7 @@ LAZY_MODULES = (
     "email.mime.text", "email.mime.multipart", "email.mime.base", "email.iterators",
     "encodings.idna", "encodings.punycode", "encodings.ascii", "encodings.latin_1",
     "encodings.utf_8", "encodings.utf_16", "stringprep", "unicodedata",
+    "encodings.raw_unicode_escape",     # email.header.decode_header (RFC 2047 words)
     "traceback", "linecache", "tokenize", "ssl", "hmac", "hashlib", "secrets",
     "ipaddress", "uuid", "random", "calendar", "locale", "selectors", "grp", "pwd",
 )

@@ -45,6 +45,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     msg_id
     smtp_confirmation
     address_rewrite
+    retry_defer
 """.split())
 # address_rewrite: pymta has no rewrite section, so there is never a rewrite to log;
 # the item is accepted (on or off, it changes nothing).
@@ -55,10 +56,11 @@ LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_conn
                                      + ["dkim"]
                                      + ["outgoing_interface"]
                                      + ["msg_id"]
-                                     + ["smtp_confirmation"])
+                                     + ["smtp_confirmation"]
+                                     + ["retry_defer"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
-    "acl_warn_skipped dnslist_defer rejected_header retry_defer".split())
+    "acl_warn_skipped dnslist_defer rejected_header".split())
 # Every other item Exim knows.
 LOG_SELECTORS_EXIM = frozenset("""
     8bitmime address_rewrite all_parents arguments connection_reject delay_delivery

@@ -59,6 +59,9 @@ from pymta.truth import exim_true
 # Texts for retry-time skips as Exim 4.96 logs them (checked with exim4).
 RETRY_NOT_REACHED = "retry time not reached"
 LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
+# Exim's ERRNO_RETRY_BASE: deferrals with an errno at or below it (retry times not
+# reached, a transport's max_parallel, ...) are the ones log_selector's retry_defer covers.
+RETRY_BASE = -51
 NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
@@ -239,6 +242,17 @@ class MessageDelivery:
             return
         self.log.main(text, self.msg.id)
         self._msglog(text if msglog_text is None else msglog_text)
+
+    def _retry_defer_logged(self, text: str, about: Address | None = None) -> None:
+        """A deferral for a retry time not reached (or another errno at or below
+        RETRY_BASE), as Exim 4.96 logs it: in the main log unless log_selector has
+        -retry_defer, in the message log only on the first delivery attempt."""
+        if about is not None and self._logging_disabled(about):
+            return
+        if log_selected(self.config, "retry_defer"):
+            self.log.main("== " + text, self.msg.id)
+        if self.first_delivery:
+            self._msglog(text)
 
     def _logging_disabled(self, a: Address) -> bool:
         for obj in (self._router_obj(a.router), self._transport_obj(a.transport)):
@@ -568,7 +582,8 @@ class MessageDelivery:
 
     def _routing_wait_logged(self, a: Address) -> None:
         self.deferred.append(a)
-        self._log(f"== {a.log_name()} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
+        self._retry_defer_logged(
+            f"{a.log_name()} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
 
     def _routing_keys(self, addr: Address) -> list[str]:
         return [f"R:{addr.domain}", f"R:{addr.address}"]
@@ -1081,6 +1096,9 @@ class MessageDelivery:
         text = Deferral(a.log_name(), a.basic_errno, defer_detail(a),
                         router=str(a.router) if a.router else "",
                         transport=str(a.transport) if a.transport else "").text()
+        if a.basic_errno <= RETRY_BASE:
+            self._retry_defer_logged(text, a)
+            return
         if is_taint_error(a):
             # Exim 4.96 also writes tainted-path deferrals to the paniclog
             self.log.panic("== " + text, self.msg.id)

@@ -1,0 +1,51 @@
+"""log_selector items on by default that can be turned off (issue 12):
+``-retry_defer`` drops the main-log line of a deferral for a retry time not reached,
+``-rejected_header`` the envelope and header lines after a rejectlog entry."""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_log_delivery import CONFIG, SENDER
+from tests.support.daemon import PymtaDaemon
+from tests.support.ports import free_port
+
+MESSAGE = b"Subject: t\r\nMessage-ID: <m1@origin.example>\r\n\r\nhello\r\n"
+
+
+def _send(d: PymtaDaemon, rcpt: str) -> int:
+    with d.client() as c:
+        c.ehlo("client.example")
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
+        assert c.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+        return c.data(MESSAGE)[0]
+
+
+@pytest.mark.parametrize("selector, logged", [("", True), ("-retry_defer", False),
+                                              ("-all +retry_defer", True)])
+def test_retry_defer(tmp_path, selector, logged):
+    """A host that refused: the next queue run finds its retry time not reached
+    ("defer (-54)"); that line is in the main log unless -retry_defer (as Exim 4.96
+    writes it, checked with exim4), never in the message log after the first try."""
+    (tmp_path / "aliases").write_text("")
+    (tmp_path / "users").write_text("")
+    d = PymtaDaemon(CONFIG.replace("SELECTOR", selector), tmp_path,
+                    macros={"SINK_PORT": str(free_port())}).start()
+    try:
+        assert _send(d, "x@remote.example") == 250
+        first = d.wait_for_log(r" == x@remote\.example R=remote T=out defer \(111\): ", 20)
+        msgid = first[0].split()[2]
+        d.run("-q")
+        # as in Exim, the message log has no retry-time line after the first attempt
+        msglog = (d.spool / "msglog" / msgid).read_text()
+        assert "defer (111): Connection refused" in msglog, msglog
+        assert "retry time not reached" not in msglog, msglog
+        lines = [ln for ln in d.log().splitlines() if "defer (-54)" in ln]
+        if logged:
+            assert lines and lines[0].endswith(
+                f"{msgid} == x@remote.example R=remote T=out defer (-54): retry time not "
+                "reached for any host for 'remote.example'"), d.log()
+        else:
+            assert not lines, d.log()
+            assert " defer (111): " in d.log()     # other deferrals stay
+    finally:
+        d.stop()

@@ -46,6 +46,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     smtp_confirmation
     address_rewrite
     retry_defer
+    rejected_header
 """.split())
 # address_rewrite: pymta has no rewrite section, so there is never a rewrite to log;
 # the item is accepted (on or off, it changes nothing).
@@ -57,10 +58,11 @@ LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_conn
                                      + ["outgoing_interface"]
                                      + ["msg_id"]
                                      + ["smtp_confirmation"]
-                                     + ["retry_defer"])
+                                     + ["retry_defer"]
+                                     + ["rejected_header"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS = frozenset(
-    "acl_warn_skipped dnslist_defer rejected_header".split())
+    "acl_warn_skipped dnslist_defer".split())
 # Every other item Exim knows.
 LOG_SELECTORS_EXIM = frozenset("""
     8bitmime address_rewrite all_parents arguments connection_reject delay_delivery
@@ -293,6 +295,8 @@ class Logger:
         self.write_rejectlog = bool(getattr(main, "write_rejectlog", True))
         self.log_pid = log_selected(config, "pid")
         self.millisec = log_selected(config, "millisec")
+        # -rejected_header: a rejectlog entry without the envelope and header lines
+        self.rejected_header = log_selected(config, "rejected_header")
         self._files: dict[str, _LogFile] = {}
 
     # ------------------------------------------------------------------ paths
@@ -402,6 +406,8 @@ class Logger:
                     or not self.write_rejectlog)
         if not self.write_rejectlog:
             return
+        if not self.rejected_header:
+            envelope = headers = None
         extra = []
         for e in envelope or ():
             extra.append(e.rstrip("\n") + "\n")
@@ -426,6 +432,8 @@ class Logger:
             "panic" in wanted or ("reject" in wanted and self.write_rejectlog))
         if "main" in wanted:
             self._write("main", line, now, syslog=not single)
+        if not self.rejected_header:
+            headers = None
         if "reject" in wanted and self.write_rejectlog:
             extra = "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
                             .rstrip("\n") + "\n" for h in headers or ())

@@ -49,3 +49,35 @@ def test_retry_defer(tmp_path, selector, logged):
             assert " defer (111): " in d.log()     # other deferrals stay
     finally:
         d.stop()
+
+
+
+LOGWRITE_DATA = ("acl_smtp_data = data_acl\n",
+                 "begin acl\n\ndata_acl:\n  warn logwrite = :reject: noted\n  accept\n")
+
+
+@pytest.mark.parametrize("selector, with_header", [("", True), ("-rejected_header", False),
+                                                   ("-all +rejected_header", True)])
+def test_rejected_header(tmp_path, selector, with_header):
+    """A rejectlog entry written while a message's header is known (here by
+    ``logwrite = :reject:`` in the DATA ACL) has the header lines after it; with
+    -rejected_header it is the line alone, as exim4 writes it."""
+    (tmp_path / "aliases").write_text("")
+    (tmp_path / "users").write_text("")
+    config = CONFIG.replace("SELECTOR", selector) \
+        .replace("acl_smtp_rcpt = accept_all\n",
+                 "acl_smtp_rcpt = accept_all\n" + LOGWRITE_DATA[0]) \
+        .replace("begin acl\n", LOGWRITE_DATA[1])
+    d = PymtaDaemon(config, tmp_path, macros={"SINK_PORT": str(free_port())}).start()
+    try:
+        assert _send(d, "x@remote.example") == 250
+        d.wait_for_log(r" noted$", 10, name="reject")
+        lines = d.log("reject").splitlines()
+        assert lines[0].endswith(" noted"), lines
+        if with_header:
+            assert any(line.endswith("Subject: t") for line in lines[1:]), lines
+            assert any("Message-ID: <m1@origin.example>" in line for line in lines[1:])
+        else:
+            assert lines[1:] == [], lines
+    finally:
+        d.stop()

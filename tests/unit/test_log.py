@@ -87,6 +87,19 @@ def test_reject_and_panic_copies(tmp_path):
     assert panic == [main[1]]
 
 
+def test_minus_rejected_header(tmp_path):
+    """-rejected_header: the rejectlog entry without envelope and header lines, from
+    reject() and to_logs() alike."""
+    lg = make_logger(tmp_path, log_selector="-rejected_header")
+    lg.reject("rejected RCPT <x@y>: no", None, headers=["Subject: s\n"],
+              envelope=["Envelope-from: <a@b>"])
+    lg.to_logs(["reject"], "noted", "1xUsgF-0001Z2-1I", headers=["Subject: s\n"])
+    reject = read(tmp_path / "spool" / "log" / "rejectlog").splitlines()
+    assert len(reject) == 2, reject
+    assert reject[0].endswith(" rejected RCPT <x@y>: no")
+    assert reject[1].endswith(" 1xUsgF-0001Z2-1I noted")
+
+
 def test_write_rejectlog_false(tmp_path):
     lg = make_logger(tmp_path, write_rejectlog=False)
     lg.reject("rejected")

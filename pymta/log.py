@@ -47,8 +47,10 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     address_rewrite
     retry_defer
     rejected_header
+    acl_warn_skipped
+    dnslist_defer
 """.split())
-# address_rewrite: pymta has no rewrite section, so there is never a rewrite to log;
+# address_rewrite (above): pymta has no rewrite section, so there is never a rewrite to log;
 # the item is accepted (on or off, it changes nothing).
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
@@ -59,10 +61,11 @@ LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_conn
                                      + ["msg_id"]
                                      + ["smtp_confirmation"]
                                      + ["retry_defer"]
-                                     + ["rejected_header"])
+                                     + ["rejected_header"]
+                                     + ["acl_warn_skipped"]
+                                     + ["dnslist_defer"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
-LOG_SELECTORS_ALWAYS = frozenset(
-    "acl_warn_skipped dnslist_defer".split())
+LOG_SELECTORS_ALWAYS: frozenset[str] = frozenset()
 # Every other item Exim knows.
 LOG_SELECTORS_EXIM = frozenset("""
     8bitmime address_rewrite all_parents arguments connection_reject delay_delivery

@@ -7,6 +7,7 @@ import pytest
 
 from tests.integration.test_log_delivery import CONFIG, SENDER
 from tests.support.daemon import PymtaDaemon
+from tests.support.dns import DnsServer
 from tests.support.ports import free_port
 
 MESSAGE = b"Subject: t\r\nMessage-ID: <m1@origin.example>\r\n\r\nhello\r\n"
@@ -81,3 +82,51 @@ def test_rejected_header(tmp_path, selector, with_header):
             assert lines[1:] == [], lines
     finally:
         d.stop()
+
+
+DNSLIST_CONFIG = """\
+primary_hostname = mx.test.example
+qualify_domain = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+acl_smtp_mail = acl_mail
+log_selector = SELECTOR
+
+begin acl
+
+acl_mail:
+  warn    dnslists = +defer_unknown : broken.test
+  accept
+"""
+
+
+@pytest.mark.parametrize("selector, dnslist_line, warn_line", [
+    ("", True, True), ("-dnslist_defer", False, True), ("-acl_warn_skipped", True, False),
+    ("-all", False, False), ("-all +dnslist_defer +acl_warn_skipped", True, True)])
+def test_dnslist_defer_and_acl_warn_skipped(tmp_path, selector, dnslist_line, warn_line):
+    """A DNS list that fails (SERVFAIL from the loopback DNS server) in a warn
+    statement: "DNS list lookup defer" is written under dnslist_defer, "ACL "warn"
+    statement skipped" under acl_warn_skipped, both on by default."""
+    with DnsServer({"broken.test": ""}, servfail=["1.0.0.127.broken.test"]) as dns:
+        d = PymtaDaemon(DNSLIST_CONFIG.replace("SELECTOR", selector), tmp_path,
+                        env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns.port}"}).start()
+        try:
+            with d.client() as c:
+                c.ehlo("client.example")
+                assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
+                assert c.cmd("QUIT")[0] == 221
+            assert ("1.0.0.127.broken.test", "A") in dns.queries
+            # both lines are written before the reply to MAIL
+            log = d.log()
+            defer = ("DNS list lookup defer (probably timeout) for 1.0.0.127.broken.test: "
+                     "returned DEFER")
+            own = [ln for ln in log.splitlines()
+                   if ln.endswith(defer) and "Warning: ACL" not in ln]
+            assert bool(own) == dnslist_line, log
+            warn = [ln for ln in log.splitlines()
+                    if 'Warning: ACL "warn" statement skipped' in ln]
+            assert bool(warn) == warn_line, log
+            if warn_line:
+                assert warn[0].endswith(f"condition test deferred: {defer}"), warn
+        finally:
+            d.stop()

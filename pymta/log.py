@@ -49,6 +49,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     rejected_header
     acl_warn_skipped
     dnslist_defer
+    skip_delivery
 """.split())
 # address_rewrite (above): pymta has no rewrite section, so there is never a rewrite to log;
 # the item is accepted (on or off, it changes nothing).
@@ -63,7 +64,8 @@ LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_conn
                                      + ["retry_defer"]
                                      + ["rejected_header"]
                                      + ["acl_warn_skipped"]
-                                     + ["dnslist_defer"])
+                                     + ["dnslist_defer"]
+                                     + ["skip_delivery"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS: frozenset[str] = frozenset()
 # Every other item Exim knows.

@@ -115,7 +115,7 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
         return DeliveryOutcome("missing", msgid)
     held = lock.lock_message(spool_dir, msgid)
     if held is None:
-        if manual:
+        if manual and log_selected(config, "skip_delivery"):
             log.main("Spool file is locked (another process is handling this message)", msgid)
         return DeliveryOutcome("locked", msgid)
     try:

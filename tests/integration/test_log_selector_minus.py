@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pymta.spool import lock
 from tests.integration.test_log_delivery import CONFIG, SENDER
 from tests.support.daemon import PymtaDaemon
 from tests.support.dns import DnsServer
@@ -130,3 +131,40 @@ def test_dnslist_defer_and_acl_warn_skipped(tmp_path, selector, dnslist_line, wa
                 assert warn[0].endswith(f"condition test deferred: {defer}"), warn
         finally:
             d.stop()
+
+
+@pytest.mark.parametrize("selector, logged", [("", True), ("-skip_delivery", False)])
+def test_skip_delivery(tmp_path, selector, logged):
+    """A queue run passes over a frozen message ("Message is frozen", as exim4 writes
+    it between its queue-run lines) and one another process is delivering ("Spool
+    file is locked ..."); -skip_delivery leaves both lines out."""
+    (tmp_path / "aliases").write_text("")
+    (tmp_path / "users").write_text("")
+    config = CONFIG.replace("SELECTOR", selector).replace("log_selector", "queue_only\n"
+                                                                         "log_selector")
+    d = PymtaDaemon(config, tmp_path, macros={"SINK_PORT": str(free_port())}).start()
+    try:
+        assert _send(d, "x@remote.example") == 250
+        msgid = d.wait_for_log(r" <= sender@origin\.example ")[0].split()[2]
+        assert d.run("-Mf", msgid).returncode == 0
+        d.run("-q")
+        held = lock.lock_message(str(d.spool), msgid)
+        assert held is not None
+        try:
+            d.run("-qff")
+        finally:
+            held.release()
+        lines = [ln.split(" ", 2)[2] for ln in d.log().splitlines()]
+        runs = [i for i, ln in enumerate(lines) if ln.startswith("Start queue run")]
+        assert len(runs) == 2, d.log()
+        frozen = f"{msgid} Message is frozen"
+        locked = f"{msgid} Spool file is locked (another process is handling this message)"
+        if logged:
+            assert lines[runs[0] + 1] == frozen, d.log()
+            assert lines[runs[1] + 1] == locked, d.log()
+        else:
+            assert frozen not in lines and locked not in lines, d.log()
+            assert lines[runs[0] + 1].startswith("End queue run"), d.log()
+        assert d.queue(), "the message is still there"
+    finally:
+        d.stop()

@@ -47,7 +47,7 @@ DELIVERY_ITEMS = ("all_parents", "deliver_time", "delivery_size", "millisec",
                   "outgoing_port", "queue_time", "queue_time_exclusive",
                   "queue_time_overall", "return_path_on_delivery", "sender_on_delivery",
                   "address_rewrite")
-DEFAULT_ON = ("outgoing_interface", "msg_id", "smtp_confirmation", "retry_defer",
+DEFAULT_ON = ("outgoing_interface", "msg_id", "smtp_confirmation", "retry_defer", "skip_delivery",
               "rejected_header", "acl_warn_skipped", "dnslist_defer")
 
 

@@ -50,6 +50,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     acl_warn_skipped
     dnslist_defer
     skip_delivery
+    delay_delivery
 """.split())
 # address_rewrite (above): pymta has no rewrite section, so there is never a rewrite to log;
 # the item is accepted (on or off, it changes nothing).
@@ -65,7 +66,8 @@ LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_conn
                                      + ["rejected_header"]
                                      + ["acl_warn_skipped"]
                                      + ["dnslist_defer"]
-                                     + ["skip_delivery"])
+                                     + ["skip_delivery"]
+                                     + ["delay_delivery"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
 LOG_SELECTORS_ALWAYS: frozenset[str] = frozenset()
 # Every other item Exim knows.

@@ -10,6 +10,7 @@ from tests.integration.test_log_delivery import CONFIG, SENDER
 from tests.support.daemon import PymtaDaemon
 from tests.support.dns import DnsServer
 from tests.support.ports import free_port
+from tests.support.sink import SmtpSink
 
 MESSAGE = b"Subject: t\r\nMessage-ID: <m1@origin.example>\r\n\r\nhello\r\n"
 
@@ -166,5 +167,61 @@ def test_skip_delivery(tmp_path, selector, logged):
             assert frozen not in lines and locked not in lines, d.log()
             assert lines[runs[0] + 1].startswith("End queue run"), d.log()
         assert d.queue(), "the message is still there"
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize("selector, logged", [("", True), ("-delay_delivery", False)])
+def test_delay_delivery_per_connection(tmp_path, selector, logged):
+    """smtp_accept_queue_per_connection = 1: the second and third messages of a
+    connection are only queued, each with exim4's line after its arrival line."""
+    (tmp_path / "aliases").write_text("")
+    (tmp_path / "users").write_text("")
+    with SmtpSink() as sink:
+        config = CONFIG.replace("SELECTOR", selector).replace(
+            "log_selector", "smtp_accept_queue_per_connection = 1\nlog_selector")
+        d = PymtaDaemon(config, tmp_path, macros={"SINK_PORT": str(sink.port)}).start()
+        try:
+            with d.client() as c:
+                c.ehlo("client.example")
+                for _ in range(3):
+                    assert c.send_message(SENDER, ["x@remote.example"], MESSAGE)[0] == 250
+            assert sink.wait_for(1, 15)
+            d.wait_for_log(r" Completed$", 10)
+            lines = [ln.split(" ", 2)[2] for ln in d.log().splitlines()]
+            arrivals = [i for i, ln in enumerate(lines) if " <= " in ln]
+            assert len(arrivals) == 3, lines
+            why = "no immediate delivery: more than 1 messages received in one connection"
+            delayed = [ln for ln in lines if ln.endswith(why)]
+            if logged:
+                assert len(delayed) == 2, lines
+                for i in arrivals[1:]:
+                    assert lines[i + 1] == lines[i].split()[0] + " " + why, lines
+            else:
+                assert not delayed, lines
+            assert len(d.queue()) == 2                             # two messages wait
+            assert len(sink.messages) == 1
+        finally:
+            d.stop()
+
+
+def test_delay_delivery_too_many_connections(tmp_path):
+    """smtp_accept_queue = 1 with a second connection open: the message is queued
+    with "no immediate delivery: too many connections (2, max 1)" (exim4's words)."""
+    (tmp_path / "aliases").write_text("")
+    (tmp_path / "users").write_text("")
+    config = CONFIG.replace("SELECTOR", "").replace(
+        "log_selector", "smtp_accept_queue = 1\nsmtp_accept_max = 10\nlog_selector")
+    d = PymtaDaemon(config, tmp_path, macros={"SINK_PORT": str(free_port())}).start()
+    try:
+        with d.client() as idle:
+            idle.ehlo("idle.example")
+            with d.client() as c:
+                c.ehlo("client.example")
+                assert c.send_message(SENDER, ["x@remote.example"], MESSAGE)[0] == 250
+        line = d.wait_for_log(r" no immediate delivery: ", 10)[0]
+        assert line.endswith(" no immediate delivery: too many connections (2, max 1)")
+        assert d.queue()
+        assert " == x@remote.example" not in d.log()          # not tried
     finally:
         d.stop()

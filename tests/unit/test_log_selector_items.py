@@ -48,6 +48,7 @@ DELIVERY_ITEMS = ("all_parents", "deliver_time", "delivery_size", "millisec",
                   "queue_time_overall", "return_path_on_delivery", "sender_on_delivery",
                   "address_rewrite")
 DEFAULT_ON = ("outgoing_interface", "msg_id", "smtp_confirmation", "retry_defer", "skip_delivery",
+              "delay_delivery",
               "rejected_header", "acl_warn_skipped", "dnslist_defer")
 
 

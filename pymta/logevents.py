@@ -200,19 +200,47 @@ class Deferral:
 
 @dataclass(frozen=True)
 class Failure:
-    """An address failed for good (the ``**`` line, after the flag)."""
+    """An address failed for good (the ``**`` line, after the flag).
+
+    With ``config`` the log_selector fields are added in Exim 4.96's order: ``F=``
+    (sender_on_delivery), ``P=`` (return_path_on_delivery, when a transport ran), R=,
+    T=, the host with ``:port`` (outgoing_port) and ``I=``, the message, then ``DT=``
+    (deliver_time, also for an address that failed in routing)."""
 
     name: str
     message: str
     router: str = ""
     transport: str = ""
     host: str = ""                                # "H=name [ip]" when a host said no
+    sender: str = ""
+    return_path: str | None = None
+    host_port: int | None = None
+    interface: tuple[str, int] | None = None
+    deliver_time: float = 0.0
 
-    def text(self) -> str:
-        parts = _address_parts(self.name, self.router, self.transport)
+    def text(self, config: Any = None) -> str:
+        parts = [self.name]
+        if config is not None and log_selected(config, "sender_on_delivery"):
+            parts.append(f"F=<{self.sender}>")
+        if self.return_path is not None and config is not None and \
+                log_selected(config, "return_path_on_delivery"):
+            parts.append(f"P=<{self.return_path}>")
+        parts += _address_parts("", self.router, self.transport)[1:]
         if self.host:
             parts.append(self.host)
-        return f"{' '.join(parts)}: {self.message}"
+            if config is not None:
+                if self.host_port and log_selected(config, "outgoing_port") and \
+                        parts[-1].endswith("]"):
+                    parts[-1] += f":{self.host_port}"
+                if self.interface and log_selected(config, "incoming_interface") and \
+                        log_selected(config, "outgoing_interface"):
+                    parts.append(f"I=[{self.interface[0]}]" + (
+                        f":{self.interface[1]}" if log_selected(config, "outgoing_port")
+                        else ""))
+        text = f"{' '.join(parts)}: {self.message}"
+        if config is not None and log_selected(config, "deliver_time"):
+            text += " DT=" + log_duration(config, self.deliver_time)
+        return text
 
 
 # --- SMTP session lines ---------------------------------------------------------------

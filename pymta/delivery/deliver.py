@@ -1116,12 +1116,18 @@ class MessageDelivery:
                               None if routing else self._transport_obj(a.transport), a,
                               lambda: self._job_context(a, self.context()), self.log,
                               self.msg.id)
+        host = host_field(a) if show_transport and h is not None and h.address \
+            and a.message else ""
         self._log("** " + Failure(
             a.log_name(), a.message or "Unrouteable address",
             router=str(a.router) if show_router else "",
             transport=str(a.transport) if show_transport else "",
-            host=host_field(a) if show_transport and h is not None and h.address
-            and a.message else "").text(), about=a)
+            host=host, sender=self.msg.sender,
+            return_path=a.return_path if show_transport else None,
+            host_port=h.port if host and h is not None else None,
+            interface=a.sending_interface if host else None,
+            deliver_time=(a.delivery_time or 0.0) if show_transport else 0.0,
+            ).text(self.config), about=a)
         metrics.failed(str(a.transport) if show_transport else "")
         self.failed.append(a)
 

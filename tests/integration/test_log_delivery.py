@@ -91,6 +91,17 @@ SELECTORS = {
 }
 
 
+# name -> log_selector for a delivery that fails: the sink refuses every RCPT, and
+# nobody@test.example cannot be routed; recorded as tests/data/logdlv/<name>.txt.
+FAILURES = {
+    "failures": ("+sender_on_delivery +return_path_on_delivery +outgoing_port "
+                 "+incoming_interface +all_parents +delivery_size +queue_time "
+                 "+deliver_time"),
+    "failures_millisec": "+deliver_time +millisec +sender_on_delivery",
+}
+FAILING_RECIPIENTS = ["x@remote.example", "nobody@test.example"]
+
+
 def _expected(name: str) -> list[str]:
     lines = (DATA / f"{name}.txt").read_text().splitlines()
     if name == "all":
@@ -100,8 +111,11 @@ def _expected(name: str) -> list[str]:
     return lines
 
 
-def _deliver(tmp_path: Path, selector: str) -> tuple[PymtaDaemon, SmtpSink]:
-    sink = SmtpSink().start()
+def _deliver(tmp_path: Path, selector: str, failing: bool = False
+             ) -> tuple[PymtaDaemon, SmtpSink]:
+    sink = (SmtpSink(mode="rcpt", code=550, text="no such user") if failing
+            else SmtpSink()).start()
+    recipients = FAILING_RECIPIENTS if failing else RECIPIENTS
     (tmp_path / "mail").mkdir(parents=True)
     (tmp_path / "mail").chmod(0o777)
     (tmp_path / "aliases").write_text(ALIASES)
@@ -113,10 +127,12 @@ def _deliver(tmp_path: Path, selector: str) -> tuple[PymtaDaemon, SmtpSink]:
         with d.client() as c:
             c.ehlo("client.example")
             assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
-            for r in RECIPIENTS:
+            for r in recipients:
                 assert c.cmd(f"RCPT TO:<{r}>")[0] == 250
             assert c.data(MESSAGE)[0] == 250
         d.wait_for_log(r" Completed", 20)
+        if failing:       # the bounce fails too and is frozen
+            d.wait_for_log(r" Frozen \(delivery error message\)", 20)
     except BaseException:
         sink.stop()
         d.stop()
@@ -129,6 +145,18 @@ def test_delivery_lines_have_exims_shape(tmp_path, name):
     d, sink = _deliver(tmp_path, SELECTORS[name])
     try:
         assert delivery_shapes(d.log()) == _expected(name), d.log()
+    finally:
+        d.stop()
+        sink.stop()
+
+
+@pytest.mark.parametrize("name", list(FAILURES))
+def test_failure_lines_have_exims_shape(tmp_path, name):
+    """The ``**`` lines: F=, P= (only when a transport ran), the host with its port and
+    I=, the message, then DT= (also after a routing failure)."""
+    d, sink = _deliver(tmp_path, FAILURES[name], failing=True)
+    try:
+        assert delivery_shapes(d.log(), first_only=True) == _expected(name), d.log()
     finally:
         d.stop()
         sink.stop()

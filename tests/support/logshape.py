@@ -30,11 +30,15 @@ def shape(line: str) -> str:
     return _WHOLE.sub(r" \1=Ns", line)
 
 
-def delivery_shapes(log: str) -> list[str]:
-    """The shapes of the ``=>``, ``->`` and ``Completed`` lines of a main log."""
+def delivery_shapes(log: str, first_only: bool = False) -> list[str]:
+    """The shapes of the ``=>``, ``->``, ``**`` and ``Completed`` lines of a main log
+    (``first_only``: of the first message that arrived, not of its bounce)."""
+    first = re.search(r" (\S+) <= ", log)
     out = []
     for line in log.splitlines():
+        if first_only and first and f" {first.group(1)} " not in line:
+            continue
         s = shape(line)
-        if re.search(r"MSGID (=>|->|Completed)", s):
+        if re.search(r"MSGID (=>|->|\*\*|Completed)", s):
             out.append(s)
     return out

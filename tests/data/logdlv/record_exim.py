@@ -3,7 +3,8 @@
 Run as root with exim4 installed: ``python -m tests.data.logdlv.record_exim`` from the
 repository.  For each selector in tests/integration/test_log_delivery.py it starts a
 real exim4 daemon with the same configuration pymta is tested with, sends the same
-message and writes the masked =>, -> and Completed lines to ``<name>.txt`` here.
+message and writes the masked =>, -> and Completed lines (** too, for FAILURES) to
+``<name>.txt`` here.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 from tests.integration.test_log_delivery import (
     ALIASES,
     CONFIG,
+    FAILING_RECIPIENTS,
+    FAILURES,
     MESSAGE,
     RECIPIENTS,
     SELECTORS,
@@ -28,8 +31,9 @@ from tests.support.sink import SmtpSink
 HERE = Path(__file__).parent
 
 
-def record(name: str, selector: str) -> None:
-    with SmtpSink() as sink, tempfile.TemporaryDirectory(prefix="logdlv-") as tmp:
+def record(name: str, selector: str, failing: bool = False) -> None:
+    sink = SmtpSink(mode="rcpt", code=550, text="no such user") if failing else SmtpSink()
+    with sink, tempfile.TemporaryDirectory(prefix="logdlv-") as tmp:
         d = Path(tmp)
         (d / "mail").mkdir()
         (d / "mail").chmod(0o777)
@@ -44,11 +48,12 @@ def record(name: str, selector: str) -> None:
         try:
             with smtplib.SMTP("127.0.0.1", ex.port) as s:
                 s.ehlo("client.example")
-                s.sendmail(SENDER, RECIPIENTS, MESSAGE)
+                s.sendmail(SENDER, FAILING_RECIPIENTS if failing else RECIPIENTS, MESSAGE)
             deadline = time.monotonic() + 15
-            while "Completed" not in ex.log() and time.monotonic() < deadline:
+            done = "Frozen" if failing else "Completed"
+            while done not in ex.log() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            shapes = delivery_shapes(ex.log())
+            shapes = delivery_shapes(ex.log(), first_only=failing)
         finally:
             ex.stop()
     (HERE / f"{name}.txt").write_text("".join(s + "\n" for s in shapes))
@@ -58,3 +63,5 @@ def record(name: str, selector: str) -> None:
 if __name__ == "__main__":
     for name, selector in SELECTORS.items():
         record(name, selector)
+    for name, selector in FAILURES.items():
+        record(name, selector, failing=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_callout_hold import CONFIG as HOLD_CONFIG
 from tests.support.daemon import PymtaDaemon
 from tests.support.logshape import delivery_shapes
 from tests.support.sink import SmtpSink
@@ -201,3 +202,35 @@ def test_minus_msg_id_drops_the_arrival_field(tmp_path):
     finally:
         d2.stop()
         sink2.stop()
+
+
+def test_callout_hold_delivery_line(tmp_path):
+    """A message delivered down the connection its callout held
+    (``verify = recipient/callout=hold``) gets the same fields as any other =>
+    line."""
+    selector = ("+delivery_size +sender_on_delivery +return_path_on_delivery "
+                "+outgoing_port +incoming_interface +queue_time +deliver_time "
+                "+queue_time_overall +millisec")
+    with SmtpSink() as sink:
+        config = HOLD_CONFIG.replace("QUEUE_ONLY\n", f"log_selector = {selector}\n")
+        d = PymtaDaemon(config, tmp_path, macros={
+            "SINK_PORT": str(sink.port), "HOLD": "use_sender,hold,no_cache"})
+        try:
+            d.start()
+            with d.client() as c:
+                c.ehlo("client.example")
+                assert c.cmd("MAIL FROM:<s@sender.example>")[0] == 250
+                assert c.cmd("RCPT TO:<a@remote.example>")[0] == 250
+                assert c.data(MESSAGE)[0] == 250
+            d.wait_for_log(r" Completed", 20)
+            assert sink.connections == 1          # the held connection delivered it
+            shapes = delivery_shapes(d.log())
+            assert shapes == [
+                "TIME.mmm MSGID => a@remote.example F=<s@sender.example> "
+                "P=<s@sender.example> R=r1 T=t S=N H=127.0.0.1 [127.0.0.1]:PORT "
+                'I=[127.0.0.1]:PORT C="250 OK id=sink" QT=N.NNNs DT=N.NNNs',
+                "TIME.mmm MSGID Completed QT=N.NNNs"], d.log()
+            size = re.search(r" => .* S=(\d+) ", d.log())
+            assert size and int(size.group(1)) == len(sink.messages[0].data) + 3
+        finally:
+            d.stop()

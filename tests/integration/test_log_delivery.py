@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_callout_hold import CONFIG as HOLD_CONFIG
+from tests.integration.test_cutthrough import _config as cutthrough_config
 from tests.support.daemon import PymtaDaemon
-from tests.support.logshape import delivery_shapes
+from tests.support.logshape import delivery_shapes, shape
 from tests.support.sink import SmtpSink
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "logdlv"
@@ -234,3 +235,24 @@ def test_callout_hold_delivery_line(tmp_path):
             assert size and int(size.group(1)) == len(sink.messages[0].data) + 3
         finally:
             d.stop()
+
+
+def test_cutthrough_delivery_line(pymta_daemon, sink_port):
+    """A cutthrough delivery's ``>>`` line has the same delivery fields as a => line."""
+    selector = ("+delivery_size +sender_on_delivery +return_path_on_delivery "
+                "+outgoing_port +incoming_interface +queue_time +deliver_time +millisec")
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=f"log_selector = {selector}\n" + cutthrough_config())
+        with d.client() as c:
+            c.ehlo("client.example")
+            assert c.cmd("MAIL FROM:<a@outside.example>")[0] == 250
+            assert c.cmd("RCPT TO:<good@remote.example>")[0] == 250
+            assert c.data(MESSAGE)[0] == 250
+        assert len(sink.messages) == 1
+        line = d.wait_for_log(r" >> ", 10)[0]
+        assert shape(line) == (
+            "TIME.mmm MSGID >> good@remote.example F=<a@outside.example> "
+            "P=<a@outside.example> R=remote T=remote_smtp S=N H=127.0.0.1 "
+            '[127.0.0.1]:PORT I=[127.0.0.1]:PORT C="250 OK id=sink" QT=N.NNNs DT=N.NNNs')
+        size = re.search(r" S=(\d+) ", line)
+        assert size and int(size.group(1)) == len(sink.messages[0].data) + 3

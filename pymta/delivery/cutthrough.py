@@ -135,7 +135,7 @@ class SmtpCutthrough:
             line = Delivery(name=a.address, router=str(a.router or ""),
                             transport=self.transport.name, host=host_field(a),
                             confirmation=confirmation, cutthrough=True,
-                            sender=msg.sender, return_path=a.return_path,
+                            sender=msg.sender,    # no P= on a >> line (as exim4)
                             size=self.written, host_port=self.host.port,
                             interface=self.local,
                             queue_time=time.time() - msg.received_time

@@ -86,11 +86,12 @@ def operations_list() -> str:
         kind, sep, names = line.partition(":")
         if sep and "not supported" in kind:
             out.append(f"* {kind}: {_codes(names.split())}.")
+    always = (f"{_codes('+' + n for n in LOG_SELECTORS_ALWAYS)} are accepted because "
+              "pymta always logs them (their `-` form is an error); "
+              if LOG_SELECTORS_ALWAYS else "")
     out.append(f"* `log_selector`: the items pymta acts on are "
                f"{_codes(LOG_SELECTORS_SUPPORTED)} (and `+all`/`-all`); "
-               f"{_codes('+' + n for n in LOG_SELECTORS_ALWAYS)} are accepted because "
-               "pymta always logs them (their `-` form is an error); every other item "
-               "is an error.")
+               f"{always}every other item is an error.")
     refused = [n for n, v in UNSUPPORTED_MAIN.items() if v is REJECT]
     fixed = sorted((n, v) for n, v in UNSUPPORTED_MAIN.items() if v is not REJECT)
     out.append(f"* Main options not supported: {_codes(refused)}.")

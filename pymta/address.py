@@ -66,6 +66,14 @@ class Address:
     smtp_confirmation: str | None = None
     sent_as: str = ""                   # the envelope form sent, when not ``address``
     chunking_used: bool = False         # the smtp transport sent it with BDAT (K)
+    # For log_selector's delivery items: the bytes the transport wrote (S=, as Exim's
+    # transport_count: an smtp delivery counts CRLFs, dot-stuffing and the final dot),
+    # the local address and port of the smtp connection (I=), and the seconds the
+    # transport took (DT=).
+    delivered_size: int | None = None
+    sending_interface: tuple[str, int] | None = None
+    delivery_time: float | None = None
+    return_path: str | None = None      # the envelope sender the transport used (P=)
     # Set by the smtp transport for X=, CV=, DN= and A= on the delivery line: the
     # outgoing TLS session ($tls_out_cipher, ..._certificate_verified, ..._peerdn; empty
     # cipher: no TLS) and the client authenticator that succeeded (its name and the

@@ -15,6 +15,7 @@ import time
 from typing import Any, Iterable
 
 from pymta.config.model import ConfigError
+from pymta.config.options import format_time
 from pymta.debuglog import debug
 from pymta.osutil import give_to_dir_owner
 from pymta.syslogger import SyslogWriter
@@ -44,17 +45,46 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     smtp_no_mail
     smtp_mailauth
     arguments
+    all_parents
+    deliver_time
+    delivery_size
+    millisec
+    outgoing_interface
+    outgoing_port
+    queue_time
+    queue_time_exclusive
+    queue_time_overall
+    return_path_on_delivery
+    sender_on_delivery
+    msg_id
+    smtp_confirmation
+    address_rewrite
+    retry_defer
+    rejected_header
+    acl_warn_skipped
+    dnslist_defer
+    skip_delivery
+    delay_delivery
 """.split())
+# address_rewrite (above): pymta has no rewrite section, so there is never a rewrite to log;
+# the item is accepted (on or off, it changes nothing).
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
                                      "queue_run sender_verify_fail size_reject "
                                      "tls_certificate_verified tls_cipher".split()
                                      + ["dkim"]
-                                     + ["connection_reject"])
+                                     + ["connection_reject"]
+                                     + ["outgoing_interface"]
+                                     + ["msg_id"]
+                                     + ["smtp_confirmation"]
+                                     + ["retry_defer"]
+                                     + ["rejected_header"]
+                                     + ["acl_warn_skipped"]
+                                     + ["dnslist_defer"]
+                                     + ["skip_delivery"]
+                                     + ["delay_delivery"])
 # Exim defaults that pymta always logs: "+name" is accepted, "-name" is not supported.
-LOG_SELECTORS_ALWAYS = frozenset(
-    "acl_warn_skipped dnslist_defer msg_id rejected_header retry_defer "
-    "smtp_confirmation".split())
+LOG_SELECTORS_ALWAYS: frozenset[str] = frozenset()
 # Every other item Exim knows.
 LOG_SELECTORS_EXIM = frozenset("""
     8bitmime address_rewrite all_parents arguments connection_reject delay_delivery
@@ -115,9 +145,24 @@ def log_selected(config: Any, name: str) -> bool:
     return name in selected_items(str(getattr(main, "log_selector", "") or ""))
 
 
-def _timestamp(now: float, with_zone: bool) -> str:
-    tm = time.localtime(now)
+def log_duration(config: Any, seconds: float) -> str:
+    """A time on a log line (QT=, DT=, RT=, D=): whole seconds in Exim's ``1m2s`` form;
+    with log_selector +millisec a time under five seconds has milliseconds
+    (``0.304s``), as Exim 4.96 writes it."""
+    if seconds < 0:
+        seconds = 0.0
+    if seconds >= 5 or not log_selected(config, "millisec"):
+        return format_time(int(seconds))
+    ms = int(seconds * 1000)
+    return f"{ms // 1000}.{ms % 1000:03d}s"
+
+
+def _timestamp(now: float, with_zone: bool, millisec: bool = False) -> str:
+    msec = int(now * 1000)      # one truncation, so the seconds and ".mmm" agree
+    tm = time.localtime(msec // 1000)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", tm)
+    if millisec:       # log_selector +millisec: ".mmm" after the seconds
+        stamp += f".{msec % 1000:03d}"
     if with_zone:
         stamp += " " + time.strftime("%z", tm)
     return stamp
@@ -271,6 +316,9 @@ class Logger:
         self.with_zone = bool(getattr(main, "log_timezone", False))
         self.write_rejectlog = bool(getattr(main, "write_rejectlog", True))
         self.log_pid = log_selected(config, "pid")
+        self.millisec = log_selected(config, "millisec")
+        # -rejected_header: a rejectlog entry without the envelope and header lines
+        self.rejected_header = log_selected(config, "rejected_header")
         self._files: dict[str, _LogFile] = {}
 
     # ------------------------------------------------------------------ paths
@@ -317,7 +365,7 @@ class Logger:
                     now: float | None = None) -> str:
         """One log line (with newline) as it would be written."""
         now = time.time() if now is None else now
-        parts = [_timestamp(now, self.with_zone)]
+        parts = [_timestamp(now, self.with_zone, self.millisec)]
         if self.log_pid:
             parts.append(f"[{os.getpid()}]")
         if msgid:
@@ -380,6 +428,8 @@ class Logger:
                     or not self.write_rejectlog)
         if not self.write_rejectlog:
             return
+        if not self.rejected_header:
+            envelope = headers = None
         extra = []
         for e in envelope or ():
             extra.append(e.rstrip("\n") + "\n")
@@ -405,6 +455,8 @@ class Logger:
             "panic" in wanted or ("reject" in wanted and self.write_rejectlog))
         if "main" in wanted:
             self._write("main", line, now, syslog=not single)
+        if not self.rejected_header:
+            headers = None
         if "reject" in wanted and self.write_rejectlog:
             extra = "".join(e.rstrip("\n") + "\n" for e in envelope or ()) + \
                 "".join((f"{h.flag} {h.text}" if hasattr(h, "flag") else f"  {h}")
@@ -425,7 +477,7 @@ class Logger:
     def msglog(self, spool_dir: str, msgid: str, text: str) -> None:
         """A time-stamped line in spool/msglog/ID (the message's own log)."""
         now = time.time()
-        line = _timestamp(now, self.with_zone) + " " + _clean(text) + "\n"
+        line = _timestamp(now, self.with_zone, self.millisec) + " " + _clean(text) + "\n"
         from pymta.spool.files import msglog_path
         path = msglog_path(spool_dir, msgid)
         directory = os.path.dirname(path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pymta.config.options import format_time
-from pymta.log import log_selected
+from pymta.log import log_duration, log_selected
 from pymta.logarrival import duration, subject_field
 from pymta.logfields import SessionLogFacts, session_fields
 
@@ -126,7 +126,14 @@ class Arrival:
 @dataclass(frozen=True)
 class Delivery:
     """An address was delivered (the ``=>`` line; ``->`` for a further address of the
-    same delivery)."""
+    same delivery).
+
+    Fields in Exim 4.96's order: the address (``(parent, ...)`` before the original
+    ``<top>`` with all_parents), ``F=`` (sender_on_delivery), ``P=``
+    (return_path_on_delivery), ``Q=``, ``R=``, ``T=``, ``S=`` (delivery_size), the host
+    with ``:port`` (outgoing_port), ``I=`` (incoming_interface and outgoing_interface),
+    TLS and AUTH, ``K``, ``C=`` (smtp_confirmation), ``ST=``, ``QT=`` (queue_time) and
+    ``DT=`` (deliver_time)."""
 
     name: str                                     # the address as the line names it
     router: str
@@ -139,24 +146,65 @@ class Delivery:
     shadow: str = ""                              # "ST=name" (and its error) at the end
     cutthrough: bool = False                      # ">>": delivered while being received
     chunking: bool = False                        # K: sent with BDAT
+    original: str = ""                            # the top address, shown in <>
+    parents: tuple[str, ...] = ()                 # between the two, nearest first
+    sender: str = ""                              # the message's sender (F=)
+    return_path: str | None = None                # the envelope sender sent (P=)
+    size: int | None = None                       # bytes the transport wrote (S=)
+    host_port: int | None = None
+    interface: tuple[str, int] | None = None      # the local end of the connection
+    queue_time: float | None = None               # seconds (QT=)
+    deliver_time: float | None = None             # seconds (DT=)
 
     def line(self, config: Any) -> str:
         # a system filter's file or pipe delivery has no router
         flag = ">> " if self.cutthrough else "=> " if self.first else "-> "
-        parts = [flag + self.name] + \
-            ([f"Q={self.queue}"] if self.queue else []) + \
+        head = flag + self.name
+        if self.parents and log_selected(config, "all_parents"):
+            head += " (" + ", ".join(self.parents) + ")"
+        if self.original:
+            head += f" <{self.original}>"
+        parts = [head]
+        if log_selected(config, "sender_on_delivery"):
+            parts.append(f"F=<{self.sender}>")
+        if self.return_path is not None and log_selected(config, "return_path_on_delivery"):
+            parts.append(f"P=<{self.return_path}>")
+        parts += ([f"Q={self.queue}"] if self.queue else []) + \
             ([f"R={self.router}"] if self.router else []) + [f"T={self.transport}"]
+        if self.size is not None and log_selected(config, "delivery_size"):
+            parts.append(f"S={self.size}")
         if self.host:
-            parts.append(self.host)
+            parts.append(self._host(config))
+            if self.interface and log_selected(config, "incoming_interface") and \
+                    log_selected(config, "outgoing_interface"):
+                parts.append(f"I=[{self.interface[0]}]" + (
+                    f":{self.interface[1]}" if log_selected(config, "outgoing_port")
+                    else ""))
             parts.extend(session_fields(config, self.session))
             if self.chunking:
                 parts.append("K")
-        if self.confirmation:          # smtp, and lmtp's per-recipient reply
+        # smtp, and lmtp's per-recipient reply
+        if self.confirmation and log_selected(config, "smtp_confirmation"):
             escaped = self.confirmation.replace('"', '\\"')
             parts.append(f'C="{escaped}"')
         if self.shadow:
             parts.append(self.shadow)
+        if self.queue_time is not None and log_selected(config, "queue_time"):
+            parts.append("QT=" + log_duration(config, self.queue_time))
+        if self.deliver_time is not None and log_selected(config, "deliver_time"):
+            parts.append("DT=" + log_duration(config, self.deliver_time))
         return " ".join(parts)
+
+    def _host(self, config: Any) -> str:
+        """``H=name [ip]``, with ``:port`` after the bracket (outgoing_port) and before
+        the ``*`` of a connection kept open from an earlier message."""
+        host = self.host
+        if self.host_port and log_selected(config, "outgoing_port"):
+            star = "*" if host.endswith("]*") else ""
+            bare = host[:-1] if star else host
+            if bare.endswith("]"):
+                host = f"{bare}:{self.host_port}{star}"
+        return host
 
 
 @dataclass(frozen=True)
@@ -177,19 +225,47 @@ class Deferral:
 
 @dataclass(frozen=True)
 class Failure:
-    """An address failed for good (the ``**`` line, after the flag)."""
+    """An address failed for good (the ``**`` line, after the flag).
+
+    With ``config`` the log_selector fields are added in Exim 4.96's order: ``F=``
+    (sender_on_delivery), ``P=`` (return_path_on_delivery, when a transport ran), R=,
+    T=, the host with ``:port`` (outgoing_port) and ``I=``, the message, then ``DT=``
+    (deliver_time, also for an address that failed in routing)."""
 
     name: str
     message: str
     router: str = ""
     transport: str = ""
     host: str = ""                                # "H=name [ip]" when a host said no
+    sender: str = ""
+    return_path: str | None = None
+    host_port: int | None = None
+    interface: tuple[str, int] | None = None
+    deliver_time: float = 0.0
 
-    def text(self) -> str:
-        parts = _address_parts(self.name, self.router, self.transport)
+    def text(self, config: Any = None) -> str:
+        parts = [self.name]
+        if config is not None and log_selected(config, "sender_on_delivery"):
+            parts.append(f"F=<{self.sender}>")
+        if self.return_path is not None and config is not None and \
+                log_selected(config, "return_path_on_delivery"):
+            parts.append(f"P=<{self.return_path}>")
+        parts += _address_parts("", self.router, self.transport)[1:]
         if self.host:
             parts.append(self.host)
-        return f"{' '.join(parts)}: {self.message}"
+            if config is not None:
+                if self.host_port and log_selected(config, "outgoing_port") and \
+                        parts[-1].endswith("]"):
+                    parts[-1] += f":{self.host_port}"
+                if self.interface and log_selected(config, "incoming_interface") and \
+                        log_selected(config, "outgoing_interface"):
+                    parts.append(f"I=[{self.interface[0]}]" + (
+                        f":{self.interface[1]}" if log_selected(config, "outgoing_port")
+                        else ""))
+        text = f"{' '.join(parts)}: {self.message}"
+        if config is not None and log_selected(config, "deliver_time"):
+            text += " DT=" + log_duration(config, self.deliver_time)
+        return text
 
 
 # --- SMTP session lines ---------------------------------------------------------------

@@ -156,8 +156,10 @@ class DnsListCheck:
 
     def __init__(self, client_ip: str, variables: dict[str, str],
                  log: Callable[[str], object] | None = None,
-                 resolve: Resolver | None = None, cache: DnsListCache | None = None):
+                 resolve: Resolver | None = None, cache: DnsListCache | None = None,
+                 log_defer: bool = True):
         self.client_ip = client_ip
+        self.log_defer = log_defer
         self.variables = variables
         self.log = log
         self.resolve = resolve
@@ -247,7 +249,7 @@ class DnsListCheck:
         verdict = {INCLUDE: "assumed in list", EXCLUDE: "assumed not in list",
                    DEFER: "returned DEFER"}[unknown]
         text = f"DNS list lookup defer (probably timeout) for {deferred}: {verdict}"
-        if self.log is not None:
+        if self.log is not None and self.log_defer:       # log_selector dnslist_defer
             self.log(text)
         if unknown == DEFER:
             raise DnsListDefer(text)
@@ -268,7 +270,9 @@ class DnsListCheck:
 def check_dnslists(list_text: str, ip: str, variables: dict[str, str],
                    log: Callable[[str], object] | None = None,
                    resolve: Resolver | None = None,
-                   cache: DnsListCache | None = None) -> bool:
+                   cache: DnsListCache | None = None, log_defer: bool = True) -> bool:
     """True if any list item matches; sets the $dnslist_* variables for the match.
-    ``cache`` keeps answers across conditions (one per SMTP session)."""
-    return DnsListCheck(ip, variables, log, resolve, cache).run(list_text)
+    ``cache`` keeps answers across conditions (one per SMTP session); ``log_defer``
+    false (log_selector -dnslist_defer) leaves out the line about a lookup that
+    deferred."""
+    return DnsListCheck(ip, variables, log, resolve, cache, log_defer).run(list_text)

@@ -63,7 +63,7 @@ from pymta.expand.extra_items import AUTHRES_SPF
 from pymta.expand.lists import split_list, word_in_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
-from pymta.log import Logger
+from pymta.log import Logger, log_selected
 from pymta.taint import taint
 
 # ACLs run while a message is being received (logwrite lines carry its id there).
@@ -270,6 +270,12 @@ class _Runner:
         else:
             log.main(line, msgid)
 
+    def _warn_skipped(self, reason: str) -> None:
+        """A warn statement whose condition deferred (log_selector acl_warn_skipped)."""
+        if log_selected(self.config, "acl_warn_skipped"):
+            self._log("warn", 'Warning: ACL "warn" statement skipped: '
+                      f"condition test deferred{reason}")
+
     def _result(self, verdict: str, message: str | None, log_message: str | None,
                 error: bool = False) -> AclResult:
         return AclResult(verdict, message, log_message, self.add_headers,
@@ -366,8 +372,7 @@ class _Runner:
                         return self._result("defer", None, str(exc))
                     except UdpsendDefer as exc:
                         if verb == "warn":
-                            self._log("warn", 'Warning: ACL "warn" statement skipped: '
-                                      f"condition test deferred: {exc}")
+                            self._warn_skipped(f": {exc}")
                             return None
                         return self._result("defer", None, str(exc))
                 continue
@@ -381,9 +386,7 @@ class _Runner:
                 negated = False
             except AclDefer as exc:
                 if verb == "warn":
-                    reason = f": {exc}" if str(exc) else ""
-                    self._log("warn", f"Warning: ACL \"warn\" statement skipped: "
-                              f"condition test deferred{reason}")
+                    self._warn_skipped(f": {exc}" if str(exc) else "")
                     return None
                 return self._result("defer", self._expand_text(message) or exc.user_message,
                                     self._expand_text(log_message) or str(exc))
@@ -599,7 +602,8 @@ class _Runner:
                 return check_dnslists(_expand_arg(value, self.ctx),
                                       self._var("sender_host_address"), self.ctx.variables,
                                       log.main if log is not None else None,
-                                      cache=getattr(self.session, "dnslist_cache", None))
+                                      cache=getattr(self.session, "dnslist_cache", None),
+                                      log_defer=log_selected(self.config, "dnslist_defer"))
             except DnsListDefer as exc:
                 raise AclDefer(str(exc)) from exc
         if name == "ratelimit":

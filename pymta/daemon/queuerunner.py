@@ -17,6 +17,7 @@ from pymta import proctitle
 from pymta.daemon.util import main_opt, spool_directory
 from pymta.delivery import deliver_message
 from pymta.delivery.bounce import auto_thaw_due
+from pymta.log import log_selected
 from pymta.logevents import QueueRun, write_event
 from pymta.osutil import load_average
 from pymta.spool.space import check_log, check_spool
@@ -100,14 +101,27 @@ def _never_tried(spool_dir: str, msgid: str) -> bool:
         return False
 
 
+LOCKED = "Spool file is locked (another process is handling this message)"
+FROZEN = "Message is frozen"
+
+
+def skipped(config: Any, log: Any, msgid: str, why: str) -> None:
+    """A queue run passes over a message (log_selector skip_delivery, on by default)."""
+    if log is not None and log_selected(config, "skip_delivery"):
+        log.main(why, msgid)
+
+
 def due_messages(config: Any, *, force_frozen: bool = False,
                  ids: Iterable[str] | None = None, log: Any = None, queue: str = "",
-                 initial_only: bool = False) -> list[str]:
+                 initial_only: bool = False,
+                 select: Callable[[str], bool] | None = None) -> list[str]:
     """Message ids a queue run should deliver: in arrival order with
     queue_run_in_order, otherwise in an arbitrary (shuffled) order, as in Exim.
 
     With ``log``, files left behind are tidied first and messages whose -H file is
-    corrupt are moved aside (pymta.spool.tidy)."""
+    corrupt are moved aside (pymta.spool.tidy); a frozen or locked message the run
+    passes over gets Exim's line ("Message is frozen", "Spool file is locked ...").
+    ``select`` (-R, -S, ETRN) keeps only the ids it accepts, before those lines."""
     spool_dir = spool_directory(config)
     if log is not None:
         tidy_spool(spool_dir, log)
@@ -120,10 +134,16 @@ def due_messages(config: Any, *, force_frozen: bool = False,
         ids = [i for i in ids if _never_tried(spool_dir, i)]
     out = []
     for msgid in ids:
+        if select is not None and not select(msgid):
+            continue
         frozen = is_frozen(spool_dir, msgid, log, config)
-        if frozen is None or (frozen and not force_frozen):
+        if frozen is None:
+            continue
+        if frozen and not force_frozen:
+            skipped(config, log, msgid, FROZEN)
             continue
         if is_locked(spool_dir, msgid):
+            skipped(config, log, msgid, LOCKED)
             continue
         out.append(msgid)
     return out
@@ -151,7 +171,7 @@ def run_queue(config: Any, log: Any, *, force: bool = False, force_frozen: bool 
     proctitle.queue_run(flags, queue)
     tried = 0
     order = due_messages(config, force_frozen=force_frozen, ids=ids, log=log, queue=queue,
-                         initial_only=initial_only)
+                         initial_only=initial_only, select=select)
     phases = [True, False] if two_phase and not local_only else [local_only]
     for only_local in phases:
         waiting: dict[str, str] = {}

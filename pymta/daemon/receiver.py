@@ -70,9 +70,7 @@ def etrn_handoff(notifier: Notifier) -> QueueRunner:
     def run(config: Any, log: Any, selection: str, queue: str = "") -> None:
         selected = message_filter(config, ("", selection), None)
         first = True
-        for msgid in due_messages(config, log=log, queue=queue):
-            if not selected(msgid):
-                continue
+        for msgid in due_messages(config, log=log, queue=queue, select=selected):
             kind, first = ("F" if first else "Q"), False
             item = f"{queue}/{msgid}" if queue else msgid     # as the workers take it
             for _ in range(50):        # a busy master slows us down; ids are not lost

@@ -12,13 +12,15 @@ message takes the normal way.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pymta.acl.callout_hold import HeldCallout
 from pymta.address import Host
 from pymta.delivery.cutthrough import _route
-from pymta.delivery.deliver import host_field
+from pymta.delivery.deliver import completed_line, host_field
 from pymta.delivery.job import DeliveryJob
+from pymta.log import log_selected
 from pymta.logevents import Delivery
 from pymta.smtp import client as smtp_client
 from pymta.spool import files
@@ -87,19 +89,28 @@ def _deliver(config: Any, log: Any, spool_dir: str, ctx: Any, msgid: str,
         for a in addresses:
             a.host_used = host
         writer = transport.message_writer(job, transport.context(job, addresses[0]))
+        started = time.monotonic()
         try:
             reply = held.client.command("DATA")
             if reply.code != 354:
                 return False
-            final, _n = held.client.send_data(writer)
+            final, written = held.client.send_data(writer)
         except (smtp_client.SmtpError, OSError):
             return False
         if not final.ok():
             return False
+        elapsed = time.monotonic() - started
+        received = message.received_time + message.received_time_usec / 1e6
+        complete = message.variables.get("received_time_complete")
+        since = float(complete) if complete and log_selected(
+            config, "queue_time_exclusive") else received
         for i, a in enumerate(addresses):
             log.main(Delivery(name=a.address, router=str(a.router or ""),
                               transport=transport.name, first=i == 0, host=host_field(a),
-                              confirmation=final.text).line(config), msgid)
-        log.main("Completed", msgid)
+                              confirmation=final.text, sender=message.sender,
+                              return_path=held.sender, size=written, host_port=host.port,
+                              interface=held.client.local, queue_time=time.time() - since,
+                              deliver_time=elapsed).line(config), msgid)
+        log.main(completed_line(config, time.time() - received), msgid)
         files.remove_message(spool_dir, msgid)
         return True

@@ -20,6 +20,7 @@ The session sees this module only through :class:`pymta.smtp.cutthrough_api.Cutt
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,10 @@ class SmtpCutthrough:
         self.transport = route.transport
         self.routes = [route]
         self.client, self.host, self.tctx, self.job = client, host, tctx, job
+        # for the >> line: what the data phase wrote, its local address, its time
+        self.written: int | None = None
+        self.local: tuple[str, int] | None = None
+        self.elapsed: float | None = None
 
     # -- recipients -------------------------------------------------------------
     def rcpt(self, address: str, ctx: Any) -> int:
@@ -97,10 +102,13 @@ class SmtpCutthrough:
             job.message = files.read_header(self.spool_dir, msgid)
             job.data_path = files.data_path(self.spool_dir, msgid)
             writer = self.transport.message_writer(job, self.tctx)
+            started = time.monotonic()
             reply = self.client.command("DATA")
             if reply.code != 354:
                 return self._result(reply)
-            final, _n = self.client.send_data(writer)
+            self.local = self.client.local
+            final, self.written = self.client.send_data(writer)
+            self.elapsed = time.monotonic() - started
         except (smtp_client.SmtpError, OSError) as exc:
             self.close()
             return CutthroughResult(451, str(getattr(exc, "message", exc)), "")
@@ -123,9 +131,16 @@ class SmtpCutthrough:
         """The ``>>`` lines (before the arrival line, as Exim writes them)."""
         for route in reversed(self.routes):
             a = route.address
+            msg = self.job.message
             line = Delivery(name=a.address, router=str(a.router or ""),
                             transport=self.transport.name, host=host_field(a),
-                            confirmation=confirmation, cutthrough=True).line(self.config)
+                            confirmation=confirmation, cutthrough=True,
+                            sender=msg.sender,    # no P= on a >> line (as exim4)
+                            size=self.written, host_port=self.host.port,
+                            interface=self.local,
+                            queue_time=time.time() - msg.received_time
+                            - msg.received_time_usec / 1e6,
+                            deliver_time=self.elapsed).line(self.config)
             self.log.main(line, msgid)
             cutthrough_delivered(self.transport, a, self.tctx, self.log, msgid, confirmation)
 

@@ -40,6 +40,7 @@ from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
 from pymta.hints.misc import MiscDB
 from pymta.hints.retry import RetryDB, host_key
 from pymta.hints.wait import WaitDB, host_wait_key
+from pymta.log import log_duration, log_selected
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
 from pymta.metrics import counters as metrics
@@ -58,6 +59,9 @@ from pymta.truth import exim_true
 # Texts for retry-time skips as Exim 4.96 logs them (checked with exim4).
 RETRY_NOT_REACHED = "retry time not reached"
 LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
+# Exim's ERRNO_RETRY_BASE: deferrals with an errno at or below it (retry times not
+# reached, a transport's max_parallel, ...) are the ones log_selector's retry_defer covers.
+RETRY_BASE = -51
 NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
@@ -111,7 +115,7 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
         return DeliveryOutcome("missing", msgid)
     held = lock.lock_message(spool_dir, msgid)
     if held is None:
-        if manual:
+        if manual and log_selected(config, "skip_delivery"):
             log.main("Spool file is locked (another process is handling this message)", msgid)
         return DeliveryOutcome("locked", msgid)
     try:
@@ -238,6 +242,17 @@ class MessageDelivery:
             return
         self.log.main(text, self.msg.id)
         self._msglog(text if msglog_text is None else msglog_text)
+
+    def _retry_defer_logged(self, text: str, about: Address | None = None) -> None:
+        """A deferral for a retry time not reached (or another errno at or below
+        RETRY_BASE), as Exim 4.96 logs it: in the main log unless log_selector has
+        -retry_defer, in the message log only on the first delivery attempt."""
+        if about is not None and self._logging_disabled(about):
+            return
+        if log_selected(self.config, "retry_defer"):
+            self.log.main("== " + text, self.msg.id)
+        if self.first_delivery:
+            self._msglog(text)
 
     def _logging_disabled(self, a: Address) -> bool:
         for obj in (self._router_obj(a.router), self._transport_obj(a.transport)):
@@ -567,7 +582,8 @@ class MessageDelivery:
 
     def _routing_wait_logged(self, a: Address) -> None:
         self.deferred.append(a)
-        self._log(f"== {a.log_name()} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
+        self._retry_defer_logged(
+            f"{a.log_name()} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
 
     def _routing_keys(self, addr: Address) -> list[str]:
         return [f"R:{addr.domain}", f"R:{addr.address}"]
@@ -814,6 +830,7 @@ class MessageDelivery:
             debugprint.debug_print(str(text), job.ctx.child(
                 transport_name=obj.name, router_name=first.router or ""),
                 f"{obj.name} transport")
+        started = time.monotonic()
         try:
             obj.deliver(job)
         except Exception as exc:  # a transport bug must not lose the message
@@ -822,7 +839,9 @@ class MessageDelivery:
             for a in batch:
                 if a.result is None:
                     a.result, a.message, a.basic_errno = "defer", str(exc), -1
+        elapsed = time.monotonic() - started
         for a in batch:
+            a.delivery_time = elapsed            # DT=: the whole transport run
             if a.result is None:
                 a.result, a.message = "defer", a.message or "transport gave no result"
             if debug.transport:
@@ -979,13 +998,18 @@ class MessageDelivery:
             entry = (str(a.transport), host_wait_key(h.name, h.address, h.port))
             if entry not in self.outcome.open_hosts:
                 self.outcome.open_hosts.append(entry)
+        name, original = self._delivered_name(a)
         self._log(Delivery(
-            name=self._delivered_name(a), router=str(a.router or ""),
-            transport=str(a.transport),
+            name=name, original=original, parents=intermediate_parents(a),
+            router=str(a.router or ""), transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
             session=self._session_facts(a),
             confirmation=a.smtp_confirmation or "", queue=self.queue_name,
-            shadow=a.shadow_note, chunking=a.chunking_used).line(self.config),
+            shadow=a.shadow_note, chunking=a.chunking_used,
+            sender=self.msg.sender, return_path=a.return_path, size=a.delivered_size,
+            host_port=h.port if h is not None else None, interface=a.sending_interface,
+            queue_time=self._queue_time(log_selected(self.config, "queue_time_exclusive")),
+            deliver_time=a.delivery_time).line(self.config),
             about=a)
         outcome_events.delivered(self._transport_obj(a.transport), a,
                                  lambda: self._job_context(a, self.context()), self.log,
@@ -1010,19 +1034,31 @@ class MessageDelivery:
             dane=a.tls_dane, peerdn=a.tls_peerdn, resumed=a.tls_resumed,
             authenticator=a.authenticator, auth_id=a.auth_id)
 
-    def _delivered_name(self, a: Address) -> str:
-        """How a successful delivery names the address: local deliveries show the
-        (lower-cased) local part and, in <>, the original recipient; remote ones the
-        full address, plus the original recipient when it was redirected."""
+    def _delivered_name(self, a: Address) -> tuple[str, str]:
+        """How a successful delivery names the address, and the original recipient
+        shown after it in <> ("" for none): local deliveries show the (lower-cased)
+        local part and always the original; remote ones the full address, and the
+        original when it was redirected."""
         top = a.top_parent()
         if a.sent_as:
             # the smtp transport sent another form (an SMTPUTF8 address downconverted)
-            return f"{a.sent_as} <{top.address}>"
+            return a.sent_as, top.address
         if a.kind != "address":
-            return f"{a.address} <{top.address}>"
+            return a.address, top.address
         if self._is_local(a):
-            return f"{a.local_part.lower()} <{top.address}>"
-        return a.log_name()
+            return a.local_part.lower(), top.address
+        return a.address, (top.address if a.parent is not None else "")
+
+    def _queue_time(self, exclusive: bool = False) -> float:
+        """Seconds since the message's reception began (QT=), or since it ended
+        (``exclusive``: log_selector +queue_time_exclusive)."""
+        start = self.msg.received_time + self.msg.received_time_usec / 1e6
+        if exclusive:
+            try:
+                start = float(self.msg.variables.get("received_time_complete", start))
+            except ValueError:
+                pass
+        return time.time() - start
 
     def _transport_deferred(self, a: Address) -> None:
         h = a.host_used
@@ -1060,6 +1096,9 @@ class MessageDelivery:
         text = Deferral(a.log_name(), a.basic_errno, defer_detail(a),
                         router=str(a.router) if a.router else "",
                         transport=str(a.transport) if a.transport else "").text()
+        if a.basic_errno <= RETRY_BASE:
+            self._retry_defer_logged(text, a)
+            return
         if is_taint_error(a):
             # Exim 4.96 also writes tainted-path deferrals to the paniclog
             self.log.panic("== " + text, self.msg.id)
@@ -1077,12 +1116,18 @@ class MessageDelivery:
                               None if routing else self._transport_obj(a.transport), a,
                               lambda: self._job_context(a, self.context()), self.log,
                               self.msg.id)
+        host = host_field(a) if show_transport and h is not None and h.address \
+            and a.message else ""
         self._log("** " + Failure(
             a.log_name(), a.message or "Unrouteable address",
             router=str(a.router) if show_router else "",
             transport=str(a.transport) if show_transport else "",
-            host=host_field(a) if show_transport and h is not None and h.address
-            and a.message else "").text(), about=a)
+            host=host, sender=self.msg.sender,
+            return_path=a.return_path if show_transport else None,
+            host_port=h.port if host and h is not None else None,
+            interface=a.sending_interface if host else None,
+            deliver_time=(a.delivery_time or 0.0) if show_transport else 0.0,
+            ).text(self.config), about=a)
         metrics.failed(str(a.transport) if show_transport else "")
         self.failed.append(a)
 
@@ -1176,7 +1221,7 @@ class MessageDelivery:
                              a.top_parent().parent is None and a is not a.top_parent()
                              for a in self.deferred)
         if not msg.pending_recipients() and msg.frozen_at is None and not filter_pending:
-            self._log("Completed")
+            self._log(completed_line(self.config, self._queue_time()))
             outcome_events.complete(self.config, self.context, self.log, msg.id)
             files.remove_message(self.spool_dir, msg.id)
             self.outcome.status = "completed"
@@ -1263,6 +1308,24 @@ def host_field(a: Address) -> str:
     if not h.address:
         return f"H={h.name}"
     return f"H={h.name} [{h.address}]" + ("*" if a.continued_connection else "")
+
+
+def intermediate_parents(a: Address) -> tuple[str, ...]:
+    """The addresses between ``a`` and its original recipient, nearest first (what
+    log_selector +all_parents adds to a delivery line)."""
+    out = []
+    p = a.parent
+    while p is not None and p.parent is not None:
+        out.append(p.address)
+        p = p.parent
+    return tuple(out)
+
+
+def completed_line(config: Any, queue_time: float) -> str:
+    """``Completed``, with ``QT=`` for log_selector +queue_time_overall."""
+    if log_selected(config, "queue_time_overall"):
+        return f"Completed QT={log_duration(config, queue_time)}"
+    return "Completed"
 
 
 def defer_detail(a: Address) -> str:

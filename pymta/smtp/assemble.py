@@ -17,6 +17,7 @@ from pymta import proctitle
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
+from pymta.log import log_selected
 from pymta.logarrival import pipelining_field
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
@@ -30,7 +31,7 @@ from pymta.message.receive import (
     receive_message,
     report_after_commit,
 )
-from pymta.smtp.limits import header_refusal, header_reply, queue_all_messages
+from pymta.smtp.limits import header_refusal, header_reply, no_immediate_delivery
 from pymta.smtp.reject_details import RejectDetails, reject_details
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
@@ -305,7 +306,7 @@ class MessageAssembly:
         self.messages += 1
         if self.in_daemon:
             proctitle.message_received(msgid, self.host_ident(with_h=False))
-        queue = self._queue_only()
+        queue = self._queue_only(msgid)
         if not queue and self.hold_deliver(msgid):
             self._reset_message()         # delivered on the callout=hold connection
             return
@@ -319,15 +320,15 @@ class MessageAssembly:
                 pass   # a lost notification only delays delivery to the next queue run
         self._reset_message()
 
-    def _queue_only(self) -> bool:
+    def _queue_only(self, msgid: str) -> bool:
         if main_option(self.config, "queue_only", False):
             return True
         if (self.message_controls | self.controls) & {"queue", "queue_only", "freeze"}:
             return True
-        if queue_all_messages(self.config, self.accept_count):
-            return True
-        per_conn = main_option(self.config, "smtp_accept_queue_per_connection", 10)
-        return bool(per_conn) and self.messages > per_conn
+        why = no_immediate_delivery(self.config, self.accept_count, self.messages)
+        if why is not None and log_selected(self.config, "delay_delivery"):
+            self.log.main(f"no immediate delivery: {why}", msgid)
+        return why is not None
 
     def _host_check_accept(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """-bh: log the arrival line that would be written, but keep nothing."""

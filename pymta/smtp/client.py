@@ -170,6 +170,7 @@ class SmtpClient:
         self.extensions: dict[str, str] = {}
         self.esmtp = False
         self.peer: tuple[str, int] | None = None
+        self.local: tuple[str, int] | None = None
         self._parser = ReplyParser()
         self._pending: list[SmtpReply] = []
         #: called once when a connected socket is closed (the tcp:close event)
@@ -202,6 +203,8 @@ class SmtpClient:
             set_dscp(raw, self.dscp)
         self.sock = raw
         self.peer = (address, port)
+        local_ip, local_port = raw.getsockname()[:2]    # $sending_ip_address, $sending_port
+        self.local = (str(local_ip), int(local_port))
         if tls_on_connect is not None:
             try:
                 self.sock = tls_on_connect(raw)

@@ -147,6 +147,20 @@ def queue_all_messages(config: Any, accept_count: int) -> bool:
     return limit > 0 and accept_count > limit
 
 
+def no_immediate_delivery(config: Any, accept_count: int, messages: int) -> str | None:
+    """Why a message just received is left on the queue for the daemon's load
+    limits (smtp_accept_queue, smtp_accept_queue_per_connection), in the words of
+    Exim's "no immediate delivery: ..." line (log_selector delay_delivery); None when
+    it may be delivered at once.  ``messages`` counts this one."""
+    if queue_all_messages(config, accept_count):
+        limit = int(main_opt(config, "smtp_accept_queue") or 0)
+        return f"too many connections ({accept_count}, max {limit})"
+    per_conn = int(main_option(config, "smtp_accept_queue_per_connection", 10) or 0)
+    if per_conn and messages > per_conn:
+        return f"more than {per_conn} messages received in one connection"
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # Per command
 # ---------------------------------------------------------------------------------------

@@ -243,11 +243,14 @@ class AppendfileTransport(Transport):
             env = f"MAIL FROM:<{rp}>{nl}" + "".join(
                 f"RCPT TO:<{a.address}>{nl}" for a in job.addresses) + f"DATA{nl}"
             prefix += env.encode("utf-8", "surrogateescape")
-        return write_message(f, header, self._data or job.data_path, prefix=prefix,
-                             suffix=suffix, use_crlf=self.opt("use_crlf"),
-                             check_string=check, escape_string=escape,
-                             body_only=self.opt("body_only"),
-                             headers_only=self.opt("headers_only"), end_dot=bsmtp)
+        written = write_message(f, header, self._data or job.data_path, prefix=prefix,
+                                suffix=suffix, use_crlf=self.opt("use_crlf"),
+                                check_string=check, escape_string=escape,
+                                body_only=self.opt("body_only"),
+                                headers_only=self.opt("headers_only"), end_dot=bsmtp)
+        for a in job.addresses:
+            a.delivered_size = written           # S= on the delivery line
+        return written
 
     # -- quotas -------------------------------------------------------------------
     def _limit(self, name: str, ctx: Any) -> quota.Limit:

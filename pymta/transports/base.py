@@ -206,6 +206,8 @@ class Transport:
                     raise TransportError(
                         f'Failed to expand return path "{self.opt("return_path")}" '
                         f"in {self.name} transport: {e}", errno=EximErrno.EXPANDFAIL)
+        for a in job.addresses:
+            a.return_path = rp                   # P= on the delivery line
         return rp
 
     def _expand_items(self, text: str | None, ctx: Any, sep: str) -> list[str]:

@@ -269,8 +269,8 @@ class LmtpTransport(Transport):
         header = self.header_block(job, ctx, rp)
         try:
             with open(job.data_path, "rb") as body:
-                write_message(_Writer(channel), header, body, use_crlf=True, dot_stuff=True,
-                              end_dot=True)
+                written = write_message(_Writer(channel), header, body, use_crlf=True,
+                                        dot_stuff=True, end_dot=True)
         except OSError as e:
             raise TransportError(f"LMTP error while sending the message: {e.strerror or e}",
                                  errno=e.errno or EximErrno.UNKNOWNERROR) from None
@@ -279,6 +279,7 @@ class LmtpTransport(Transport):
             if r.code // 100 == 2:
                 set_results([a], "ok")
                 a.smtp_confirmation = r.text
+                a.delivered_size = written
             else:
                 err = refused(r, "end of data")
                 set_results([a], err.result, err.message, err.errno)

@@ -272,7 +272,8 @@ class PipeTransport(Transport):
         header = self.header_block(job, ctx, rp)
 
         def write(out: Any) -> None:
-            write_message(out, header, data, prefix=prefix, suffix=suffix, use_crlf=crlf,
+            written = write_message(
+                          out, header, data, prefix=prefix, suffix=suffix, use_crlf=crlf,
                           dot_stuff=bsmtp, end_dot=bsmtp,
                           check_string=check.encode() if check and escape is not None
                           else None,
@@ -280,6 +281,8 @@ class PipeTransport(Transport):
                           else None,
                           body_only=self.opt("body_only"),
                           headers_only=self.opt("headers_only"))
+            for a in job.addresses:
+                a.delivered_size = written       # S= on the delivery line
         return write
 
     def _run(self, argv: list[str], env: dict[str, str], ids: tuple[int, int] | None,

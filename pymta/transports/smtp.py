@@ -713,6 +713,7 @@ class SmtpTransport(Transport):
         cl, count = reused if reused else (None, 0)
         for a in addrs:
             a.continued_connection = cl is not None
+            a.sending_interface = cl.local if cl is not None else None
         proctitle.delivering_to_host(job.message.id, host.name, host.address)
         # Exim 4.96 writes its per-host log line for host errors, except for timeouts
         # once the message transaction has started (those only reach the address lines).
@@ -724,6 +725,8 @@ class SmtpTransport(Transport):
                     host_defer_event(self, job, host, addrs, ctx)
                     return
             setup = False
+            for a in addrs:
+                a.sending_interface = cl.local
             record_on_addresses(addrs, cl.facts.get("tls"))
             _set_tls_out(ctx, cl.facts.get("tls"))
             authenticated = cl.facts.get("auth")
@@ -907,9 +910,11 @@ class SmtpTransport(Transport):
         body_only, headers_only = self.opt("body_only"), self.opt("headers_only")
         header_len = 0 if body_only else len(header.replace(b"\n", b"\r\n"))
 
+        sent = [0]
+
         def write(sink: Any) -> None:
-            write_message(sink, header, job.data_path, use_crlf=True, body_only=body_only,
-                          headers_only=headers_only)
+            sent[0] = write_message(sink, header, job.data_path, use_crlf=True,
+                                    body_only=body_only, headers_only=headers_only)
 
         t = mail_rcpt_bdat(cl, mail, rcpts, write, header_len, pipelining)
         accepted = self._envelope_results(chunk, t)
@@ -923,6 +928,7 @@ class SmtpTransport(Transport):
             if final.ok():
                 a.result, a.message, a.basic_errno = "ok", None, 0
                 a.smtp_confirmation = final.text
+                a.delivered_size = sent[0]
             else:
                 a.result = "fail" if final.kind == "5" else "defer"
                 a.message = self._error_text(t.stage, final)
@@ -968,7 +974,7 @@ class SmtpTransport(Transport):
                                  body_only=self.opt("body_only"),
                                  headers_only=self.opt("headers_only"))
 
-        final, _n = cl.send_data(writer)
+        final, written = cl.send_data(writer)
         lmtp = self.opt("protocol") == "lmtp"
         per_recipient = lmtp
         if prdr and final.code == 353:
@@ -985,6 +991,7 @@ class SmtpTransport(Transport):
             if final.ok():
                 a.result, a.message, a.basic_errno = "ok", None, 0
                 a.smtp_confirmation = final.text
+                a.delivered_size = written
             else:
                 self._data_failed(a, final)
         if overall is not None and not overall.ok():

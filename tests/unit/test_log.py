@@ -42,6 +42,22 @@ def test_timestamp_is_local_time(tmp_path, monkeypatch):
     assert re.fullmatch(STAMP + r" [+-]\d{4} x\n", lgz.format_line("x", None, t))
 
 
+def test_millisec_selector(tmp_path):
+    """+millisec: ".mmm" after the seconds, before the zone (Exim's
+    "2026-12-04 16:14:44.243"), in the main log and the message log alike."""
+    t = 1795296691.4
+    lg = make_logger(tmp_path, log_selector="+millisec")
+    assert lg.format_line("x", None, t) == time.strftime(
+        "%Y-%m-%d %H:%M:%S", time.localtime(t)) + ".400 x\n"
+    lgz = make_logger(tmp_path, log_selector="+millisec", log_timezone=True)
+    assert re.fullmatch(STAMP + r"\.400 [+-]\d{4} x\n", lgz.format_line("x", None, t))
+    assert make_logger(tmp_path, log_selector="+millisec -millisec").format_line(
+        "x", None, t).endswith(":" + time.strftime("%S", time.localtime(t)) + " x\n")
+    lg.msglog(str(tmp_path / "spool"), "1xUsgF-0001Z2-1I", "y")
+    text = read(tmp_path / "spool" / "msglog" / "1xUsgF-0001Z2-1I")
+    assert re.fullmatch(STAMP + r"\.\d{3} y\n", text)
+
+
 def test_pid_selector(tmp_path):
     lg = make_logger(tmp_path, log_selector="+pid")
     assert re.fullmatch(STAMP + rf" \[{os.getpid()}\] ID x\n", lg.format_line("x", "ID"))
@@ -69,6 +85,19 @@ def test_reject_and_panic_copies(tmp_path):
     assert reject[0] == main[0]
     assert reject[1:] == ["Envelope-from: <a@b>", "F From: a", "  Subject: s"]
     assert panic == [main[1]]
+
+
+def test_minus_rejected_header(tmp_path):
+    """-rejected_header: the rejectlog entry without envelope and header lines, from
+    reject() and to_logs() alike."""
+    lg = make_logger(tmp_path, log_selector="-rejected_header")
+    lg.reject("rejected RCPT <x@y>: no", None, headers=["Subject: s\n"],
+              envelope=["Envelope-from: <a@b>"])
+    lg.to_logs(["reject"], "noted", "1xUsgF-0001Z2-1I", headers=["Subject: s\n"])
+    reject = read(tmp_path / "spool" / "log" / "rejectlog").splitlines()
+    assert len(reject) == 2, reject
+    assert reject[0].endswith(" rejected RCPT <x@y>: no")
+    assert reject[1].endswith(" 1xUsgF-0001Z2-1I noted")
 
 
 def test_write_rejectlog_false(tmp_path):

@@ -145,16 +145,20 @@ def log_selected(config: Any, name: str) -> bool:
     return name in selected_items(str(getattr(main, "log_selector", "") or ""))
 
 
-def log_duration(config: Any, seconds: float) -> str:
+def duration(seconds: float, millisec: bool) -> str:
     """A time on a log line (QT=, DT=, RT=, D=): whole seconds in Exim's ``1m2s`` form;
-    with log_selector +millisec a time under five seconds has milliseconds
-    (``0.304s``), as Exim 4.96 writes it."""
-    if seconds < 0:
-        seconds = 0.0
-    if seconds >= 5 or not log_selected(config, "millisec"):
+    with ``millisec`` (log_selector +millisec) a time under five seconds has
+    milliseconds (``0.304s``), as Exim 4.96 writes it."""
+    seconds = max(seconds, 0.0)
+    if seconds >= 5 or not millisec:
         return format_time(int(seconds))
     ms = int(seconds * 1000)
     return f"{ms // 1000}.{ms % 1000:03d}s"
+
+
+def log_duration(config: Any, seconds: float) -> str:
+    """:func:`duration` as ``config``'s log_selector asks for it."""
+    return duration(seconds, log_selected(config, "millisec"))
 
 
 def _timestamp(now: float, with_zone: bool, millisec: bool = False) -> str:

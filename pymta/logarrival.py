@@ -16,8 +16,6 @@ import base64
 import quopri
 import re
 
-from pymta.config.options import format_time
-
 # A tab stays as it is (as Exim shows a folded Subject:).
 _C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\b": "\\b", "\v": "\\v",
               "\f": "\\f", '"': '\\"', "\\": "\\\\"}
@@ -70,16 +68,6 @@ def subject_field(header_text: str) -> str:
     if value.endswith("\n"):
         value = value[:-1]
     return f'T="{quoted_printing(decode_words(value))}"'
-
-
-def duration(seconds: float, millisec: bool) -> str:
-    """A duration as Exim logs it (RT=, D=): ``0.204s`` with millisec below five
-    seconds, else whole seconds in Exim's time format."""
-    seconds = max(seconds, 0.0)
-    if millisec and seconds < 5:
-        ms = int(seconds * 1000)
-        return f"{ms // 1000}.{ms % 1000:03d}s"
-    return format_time(int(seconds))
 
 
 def pipelining_field(advertised: bool, used: bool, connect_offered: bool,

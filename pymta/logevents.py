@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pymta.config.options import format_time
-from pymta.log import log_duration, log_selected
-from pymta.logarrival import duration, subject_field
+from pymta.log import duration, log_duration, log_selected
+from pymta.logarrival import subject_field
 from pymta.logfields import SessionLogFacts, session_fields
 
 
@@ -596,7 +596,7 @@ class NoMail:
     AUTH fields of the session, and (C=) the commands, the last 20 at most."""
 
     who: str
-    duration: str                                  # already formatted (logarrival.duration)
+    duration: str                                  # already formatted (log.duration)
     session_fields: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
     log: str = "main"
@@ -618,7 +618,7 @@ class ConnectionLost:
     smtp_connection line."""
 
     who: str
-    duration: str                                  # already formatted (logarrival.duration)
+    duration: str                                  # already formatted (log.duration)
     log: str = "main"
     selector: str | None = "smtp_connection"
 

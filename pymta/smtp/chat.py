@@ -8,8 +8,7 @@ import time
 from typing import Any, Callable
 
 from pymta.config.options import format_time
-from pymta.log import log_selected
-from pymta.logarrival import duration
+from pymta.log import duration, log_selected
 from pymta.logevents import (
     CallDropped,
     CommandError,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from pymta.log import log_selected
-from pymta.logarrival import duration
+from pymta.log import duration, log_selected
 from pymta.logevents import (
     ConnectionClosed,
     ConnectionOpened,

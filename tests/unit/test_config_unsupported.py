@@ -44,8 +44,6 @@ UNSUPPORTED = {
                       'authenticator NTLM: authenticator driver "spa"'),
     "log_selector item": ("log_selector = +smtp_syntax_error +dnssec\n", 3,
                           'log_selector item "+dnssec"'),
-    "log_selector default pymta cannot turn off": ("log_selector = -retry_defer\n", 3,
-                                                   'log_selector item "-retry_defer"'),
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"
                               "  socks_proxy = 127.0.0.1\n", 6,
                               'transport remote: option "socks_proxy"'),

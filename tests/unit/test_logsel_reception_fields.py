@@ -4,7 +4,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from pymta.cli.arguments_log import arguments_line
-from pymta.logarrival import decode_words, duration, pipelining_field, subject_field
+from pymta.log import duration
+from pymta.logarrival import decode_words, pipelining_field, subject_field
 from pymta.logevents import Arrival, IncompleteTransaction, NoMail
 
 
@@ -51,7 +52,7 @@ def test_arrival_fields_in_exims_order_and_only_when_selected():
                 recipients=("r@y", "s@y"), message_id_created="E1@h")
     assert a.fields(_config("")) == "a@x H=(c.test) [1.2.3.4] P=esmtp S=10"
     assert a.fields(_config("+all")) == (
-        'a@x H=(c.test) [1.2.3.4] P=esmtp L- S=10 M8S=8 RT=0s id*=E1@h T="s" '
+        'a@x H=(c.test) [1.2.3.4] P=esmtp L- S=10 M8S=8 RT=0.000s id*=E1@h T="s" '
         "from <a@x> for r@y s@y")
 
 

@@ -9,6 +9,7 @@ it waits for a child.
 """
 from __future__ import annotations
 
+import glob
 import ipaddress
 import os
 import selectors
@@ -28,6 +29,23 @@ from pymta.metrics.queue import DaemonCollector
 
 REQUEST_LIMIT = 8192            # bytes of request head we read before giving up
 REQUEST_SECONDS = 5.0           # a scrape connection's whole life
+
+
+class _CountFiles(MultiProcessCollector):
+    """prometheus_client's collector over the processes' count files, leaving out a
+    file a child has only just created: it is empty until the child sizes it, and
+    reading it would fail the whole scrape (seen in CI while children were forked)."""
+
+    def collect(self) -> Any:
+        files = [f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)]
+        return self.merge(files, accumulate=True)
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) >= 8     # the header that says how much is used
+    except OSError:
+        return False
 
 
 class MetricsAddressError(ValueError):
@@ -128,7 +146,7 @@ class MetricsEndpoint:
               live_pids: Callable[[], set[int]]) -> None:
         self.sel = sel
         self.live_pids = live_pids
-        MultiProcessCollector(self.registry, path=self.directory)
+        _CountFiles(self.registry, path=self.directory)
         self.registry.register(DaemonCollector(self.spool_dir, processes))
         if self.sock is not None:
             sel.register(self.sock, selectors.EVENT_READ, self)

@@ -19,7 +19,7 @@ def _send(c: Client) -> list[str]:
 def test_failure_in_session_follow_up_still_answers_250(tmp_path, monkeypatch):
     cfg = make_config(tmp_path)
 
-    def broken(self):
+    def broken(self, *args):
         raise RuntimeError("queue_only check broke")
     # The step the session runs right after the message was spooled.
     monkeypatch.setattr(session_mod.SmtpSession, "_queue_only", broken)

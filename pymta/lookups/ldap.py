@@ -15,9 +15,10 @@ work is ldap3's (a pure-Python LDAP v3 client); TLS comes from the ldap_* main o
 """
 from __future__ import annotations
 
-import os
+import functools
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from ldap3.core import exceptions as ldap_exc
 
 from ..debuglog import debug
 from ..expand.errors import ExpandDefer, ExpandError
+from .conncache import ConnectionCache
 
 LDAP_PORT = 389
 LDAPS_PORT = 636
@@ -254,36 +256,25 @@ def tls_settings(main: MainOptions) -> TlsSettings:
                        ciphers=main("ldap_cipher_suite") or None)
 
 
-_cache: dict[tuple, ldap3.Connection] = {}
-_cache_pid = 0
+_cache = ConnectionCache()
+
+
+def _key(server: Server, q: LdapQuery) -> tuple:
+    return (server.scheme, server.host, server.port, server.path, q.user, q.password)
 
 
 def _cached(key: tuple) -> ldap3.Connection | None:
-    global _cache_pid
-    if _cache_pid != os.getpid():      # a forked child never shares its parent's sockets
-        _cache.clear()
-        _cache_pid = os.getpid()
     conn = _cache.get(key)
-    if conn is not None and conn.closed:
-        _cache.pop(key, None)
+    if isinstance(conn, ldap3.Connection) and conn.closed:
+        _cache.drop(key)
         return None
-    return conn
-
-
-def close_connections() -> None:
-    """Unbind every cached connection (end of a process's work, tests)."""
-    for conn in list(_cache.values()):
-        try:
-            conn.unbind()
-        except Exception:
-            pass
-    _cache.clear()
+    return conn if isinstance(conn, ldap3.Connection) else None
 
 
 def _connect(server: Server, q: LdapQuery, tls: TlsSettings, *,
              cache: bool = True) -> ldap3.Connection:
     """A bound connection to ``server`` (from the cache when one is open)."""
-    key = (server.scheme, server.host, server.port, server.path, q.user, q.password)
+    key = _key(server, q)
     conn = _cached(key) if cache else None
     if conn is not None:
         return conn
@@ -332,7 +323,7 @@ def _connect(server: Server, q: LdapQuery, tls: TlsSettings, *,
         raise BindRefused(f"failed to bind the LDAP connection to server {server.name} - "
                           f"LDAP error {code}: {_error_text(code, text)}")
     if cache:
-        _cache[key] = conn
+        _cache.put(key, conn)
     return conn
 
 
@@ -342,13 +333,6 @@ class BindRefused(LookupDefer):
 
 class ConnectionLost(LookupDefer):
     """A connection broke during a search (a kept connection the server has closed)."""
-
-
-def _forget(conn: ldap3.Connection) -> None:
-    for key, kept in list(_cache.items()):
-        if kept is conn:
-            del _cache[key]
-    _drop(conn)
 
 
 def _drop(conn: ldap3.Connection) -> None:
@@ -419,7 +403,8 @@ def format_entry(attributes: list[tuple[str, list[str]]], single: bool) -> tuple
     return "".join(parts), found
 
 
-def _search(conn: ldap3.Connection, q: LdapQuery, kind: str) -> tuple[str | None, str]:
+def _search(conn: ldap3.Connection, q: LdapQuery, kind: str,
+            forget: Callable[[], object]) -> tuple[str | None, str]:
     """Run the search; returns (data or None when nothing was found, last DN)."""
     attributes = q.attributes or [ldap3.ALL_ATTRIBUTES]
     try:
@@ -430,7 +415,8 @@ def _search(conn: ldap3.Connection, q: LdapQuery, kind: str) -> tuple[str | None
         raise LookupDefer("ldap_search failed: -7, Bad search filter", False) from None
     except (ldap_exc.LDAPSocketOpenError, ldap_exc.LDAPSocketReceiveError,
             ldap_exc.LDAPSocketSendError, ldap_exc.LDAPSessionTerminatedByServerError) as exc:
-        _forget(conn)
+        forget()
+        _drop(conn)
         raise ConnectionLost(f"LDAP search failed - {_why(exc)}") from None
     except ldap_exc.LDAPException as exc:
         raise LookupDefer(f"ldap_search failed: {_why(exc)}", False) from None
@@ -478,10 +464,11 @@ def ldap_lookup(kind: str, query: str, main: MainOptions,
     last: LookupDefer | None = None
     for server in _servers_for(q, main):
         try:
+            forget = functools.partial(_cache.drop, _key(server, q))
             try:
-                data, dn = _search(_connect(server, q, tls), q, kind)
+                data, dn = _search(_connect(server, q, tls), q, kind, forget)
             except ConnectionLost:     # once more on a new connection
-                data, dn = _search(_connect(server, q, tls), q, kind)
+                data, dn = _search(_connect(server, q, tls), q, kind, forget)
         except LookupDefer as exc:
             last = exc
             if exc.next_server:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pymysql
 from pymysql.constants import CR
 
+from .conncache import ConnectionCache
 from .sqlservers import (
-    ConnectionCache,
     QueryRejected,
     ServerListError,
     ServerUnusable,

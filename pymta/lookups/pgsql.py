@@ -13,8 +13,8 @@ from psycopg import pq
 from psycopg.conninfo import make_conninfo
 from psycopg.pq.abc import PGconn, PGresult
 
+from .conncache import ConnectionCache
 from .sqlservers import (
-    ConnectionCache,
     QueryRejected,
     ServerUnusable,
     format_row,

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 
 from ..expand.errors import ExpandDefer
@@ -109,42 +108,6 @@ def quote_field(name: str, value: str | None) -> str:
 def format_row(names: list[str], row: Iterable[str | None]) -> str:
     """A row of several columns as ``name=value`` pairs."""
     return "".join(quote_field(n, v) for n, v in zip(names, row))
-
-
-class ConnectionCache:
-    """Open connections of this process, keyed by server specification.
-
-    A forked child finds the parent's entries marked with the parent's pid and opens
-    its own connections; it keeps the parent's objects referenced (never closes them)
-    so that no logout message goes out on the socket the parent still uses.
-    """
-
-    def __init__(self) -> None:
-        self._conns: dict[str, tuple[int, object]] = {}
-        self._inherited: list[object] = []
-
-    def get(self, key: str) -> object | None:
-        entry = self._conns.get(key)
-        if entry is None:
-            return None
-        pid, conn = entry
-        if pid != os.getpid():
-            self._inherited.append(conn)
-            del self._conns[key]
-            return None
-        return conn
-
-    def put(self, key: str, conn: object) -> None:
-        self._conns[key] = (os.getpid(), conn)
-
-    def drop(self, key: str) -> object | None:
-        entry = self._conns.pop(key, None)
-        if entry is None:
-            return None
-        if entry[0] != os.getpid():
-            self._inherited.append(entry[1])
-            return None
-        return entry[1]
 
 
 def warn_unquoted(query: str, ctx: object) -> None:

@@ -1,5 +1,5 @@
 """The per-process connection cache of the lookups that talk to a server (mysql, pgsql,
-ldap): one open connection per server, never shared with a forked child."""
+ldap, redis): one open connection per server, never shared with a forked child."""
 from __future__ import annotations
 
 import os

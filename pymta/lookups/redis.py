@@ -19,7 +19,6 @@ child after fork: a socket shared by two processes would mix their replies.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import redis
@@ -31,6 +30,7 @@ from pymta.debuglog import debug
 from ..expand.errors import ExpandDefer, ExpandError
 from ..expand.lists import split_list
 from ..taint import is_tainted
+from .conncache import ConnectionCache
 
 DEFAULT_PORT = 6379
 MAX_ARGS = 32                 # Exim passes at most 32 words of a query to Redis
@@ -107,29 +107,22 @@ def connect(server: RedisServer) -> redis.Redis:
     return client
 
 
-class ConnectionCache:
-    """This process's open connections, by server; emptied in a forked child."""
-
-    def __init__(self) -> None:
-        self._pid = os.getpid()
-        self._clients: dict[RedisServer, redis.Redis] = {}
-
-    def get(self, server: RedisServer) -> redis.Redis:
-        if self._pid != os.getpid():
-            # inherited sockets belong to the parent: forget them without closing
-            self._clients = {}
-            self._pid = os.getpid()
-        client = self._clients.get(server)
-        if client is None:
-            client = self._clients[server] = connect(server)
-        elif debug.lookup:
+def _client(server: RedisServer) -> redis.Redis:
+    """This process's connection to ``server``, opened on first use."""
+    client = _CONNECTIONS.get(server)
+    if isinstance(client, redis.Redis):
+        if debug.lookup:
             debug.printf(f"REDIS using cached connection for {server.ident}")
         return client
+    client = connect(server)
+    _CONNECTIONS.put(server, client)
+    return client
 
-    def drop(self, server: RedisServer) -> None:
-        client = self._clients.pop(server, None)
-        if client is not None:
-            client.close()
+
+def _drop(server: RedisServer) -> None:
+    client = _CONNECTIONS.drop(server)
+    if isinstance(client, redis.Redis):
+        client.close()
 
 
 _CONNECTIONS = ConnectionCache()
@@ -202,7 +195,7 @@ class _TryNext(Exception):
 
 def _perform(server: RedisServer, words: list[str]) -> str | None:
     try:
-        client = _CONNECTIONS.get(server)
+        client = _client(server)
         reply = client.execute_command(*words) if words else None
     except redis.ResponseError as exc:
         message = str(exc)
@@ -211,7 +204,7 @@ def _perform(server: RedisServer, words: list[str]) -> str | None:
         raise ExpandDefer(f"REDIS: lookup result failed: {message}") from None
     except redis.RedisError as exc:
         # unreachable, timed out, refused AUTH or SELECT: the connection is useless
-        _CONNECTIONS.drop(server)
+        _drop(server)
         raise _TryNext(f"REDIS: query failed on {server.ident}: {exc}") from None
     value = format_reply(reply)
     if debug.lookup:

@@ -86,7 +86,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
-        spf_guess spf_smtp_comment_template
         tcp_wrappers_daemon_name timezone unknown_login unknown_username
         uucp_from_pattern uucp_from_sender
     """),

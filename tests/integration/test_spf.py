@@ -145,3 +145,26 @@ def test_received_spf_and_authresults_in_the_message(tmp_path):
         "Authentication-Results: mx.test.example;\n\tspf=pass smtp.mailfrom=pass.example\n"
         f"Received-SPF: pass ({H}: domain of pass.example designates {IP} as permitted "
         f"sender) client-ip={IP}; envelope-from=s@pass.example; helo=helo.example;\n")
+
+
+def test_configured_guess_record_and_comment_template(tmp_path):
+    """spf_guess and spf_smtp_comment_template set in the configuration are used (the
+    template's SPF macros expanded: %_ a space, %{S} the sender URL-encoded, %{s} as is,
+    %{I} the client)."""
+    config = CONFIG.replace("begin acl\n", "spf_guess = v=spf1 -all\n"
+                            "spf_smtp_comment_template = See%_https://spf.test/why?s=%{S}"
+                            "&raw=%{s}&ip=%{I}\n\nbegin acl\n").replace(
+        "spf_guess = pass", "spf_guess = fail")
+    (tmp_path / "users").write_text("alice: alice\nbob: bob\n")
+    with DnsServer(ZONES) as dns, PymtaDaemon(
+            config, tmp_path, macros={"SINK_PORT": "1"},
+            env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns.port}"}) as d:
+        with d.client() as c:
+            c.ehlo("helo.example")
+            assert c.cmd("MAIL FROM:<s@fail.example>") == (
+                550, f"{IP} may not send for fail.example: See "
+                     f"https://spf.test/why?s=s%40fail.example&raw=s@fail.example&ip={IP} : "
+                     "Reason: mechanism")
+            assert c.cmd("MAIL FROM:<s@guess.example>")[0] == 250
+        # the configured guess record refuses everyone, so the guess fails this time
+        d.wait_for_log(r"GUESS s@guess\.example result=fail guessed=yes")

@@ -46,6 +46,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,7 @@ class RunResult:
     relayed_logged: Optional[int] = None
     continued: Optional[int] = None
     note: str = ""
+    round: int = 1  # with --rounds: which round of the run this result belongs to
 
 
 @dataclass
@@ -448,8 +450,10 @@ def markdown_table(results: list[RunResult], s: Settings) -> str:
     if cpu:
         lines.append("| mode | mta | MTA + kernel CPU ms/msg | load generator CPU ms/msg |")
         lines.append("|---|---|---|---|")
-        for r in sorted(cpu, key=lambda r: (MODES.index(r.mode), r.mta != "pymta")):
-            lines.append(f"| {r.mode} | {r.mta} | {r.server_cpu_ms} | {r.client_cpu_ms} |")
+        for r in sorted(cpu, key=lambda r: (MODES.index(r.mode), r.mta != "pymta", r.round)):
+            mta = r.mta if r.round == 1 and len({c.round for c in cpu}) == 1 \
+                else f"{r.mta} (round {r.round})"
+            lines.append(f"| {r.mode} | {mta} | {r.server_cpu_ms} | {r.client_cpu_ms} |")
         lines.append("")
     reuse = [r for r in results if r.relayed_logged]
     if reuse:
@@ -458,11 +462,35 @@ def markdown_table(results: list[RunResult], s: Settings) -> str:
         for r in sorted(reuse, key=lambda r: r.mta != "pymta"):
             lines.append(f"| {r.mta} | {r.relayed_logged} | {r.continued} |")
         lines.append("")
+    lines.extend(rounds_table(results))
     lines.append(f"{s.sessions} sessions x {s.per_session} messages x {s.size} bytes; "
                  f"{os.cpu_count()} CPUs; {platform.platform()}; "
                  f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
                  "* = incomplete run, see JSON.")
     return "\n".join(lines)
+
+
+def rounds_table(results: list[RunResult]) -> list[str]:
+    """With more than one round: every round's pymta/exim ratio per mode and their
+    median (the tables above show the last round)."""
+    rounds = sorted({r.round for r in results})
+    if len(rounds) < 2:
+        return []
+    by = {(r.mta, r.mode, r.round): r for r in results}
+    lines = ["| mode | round | pymta msg/s | exim msg/s | pymta/exim |", "|---|---|---|---|---|"]
+    medians = []
+    for mode in MODES:
+        ratios = []
+        for n in rounds:
+            p, e = by.get(("pymta", mode, n)), by.get(("exim", mode, n))
+            if not (p and e and e.rate):
+                continue
+            ratios.append(p.rate / e.rate)
+            lines.append(f"| {mode} | {n} | {p.rate:.1f} | {e.rate:.1f} | {ratios[-1]:.2f} |")
+        if ratios:
+            medians.append(f"{mode}: median pymta/exim {statistics.median(ratios):.2f} over "
+                           f"{len(ratios)} rounds (min {min(ratios):.2f}, max {max(ratios):.2f})")
+    return lines + [""] + medians + [""]
 
 
 def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Settings]:
@@ -491,6 +519,9 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
                    help="exim_user/delivery user for pymta only (default: the same as "
                         "Exim's)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for delivery")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every mode this many times, alternating which MTA goes first, "
+                        "and report each round's ratio and the median")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
                    help="directory for the JSON results")
@@ -533,13 +564,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not s.smtpload.is_file():
         sys.exit(f"load generator not found: {s.smtpload}")
     results: list[RunResult] = []
-    for mode in modes:
-        for mta in mtas:
-            print(f"{mta:6} {mode:7} ...", end=" ", file=sys.stderr, flush=True)
-            r = run_one(mta, mode, s)
-            results.append(r)
-            print(f"{r.rate:.1f} msg/s ({r.completed}/{r.messages} done, {r.errors} errors)"
-                  + (f" [{r.note}]" if r.note else ""), file=sys.stderr, flush=True)
+    for n in range(1, a.rounds + 1):
+        # alternate which MTA goes first, so a drift in the machine's speed during the
+        # run does not always favour the same one
+        order = mtas if n % 2 else mtas[::-1]
+        for mode in modes:
+            for mta in order:
+                print(f"{mta:6} {mode:7} ...", end=" ", file=sys.stderr, flush=True)
+                r = run_one(mta, mode, s)
+                r.round = n
+                results.append(r)
+                print(f"{r.rate:.1f} msg/s ({r.completed}/{r.messages} done, "
+                      f"{r.errors} errors)" + (f" [{r.note}]" if r.note else ""),
+                      file=sys.stderr, flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = a.out / f"bench-{stamp}.json"

@@ -10,6 +10,7 @@ list (``DNS=``, ``MAIL=``, ``URI=``) newline-separated by default.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable
 
 from cryptography import x509
@@ -171,8 +172,10 @@ def certextract(field: str, cert: x509.Certificate,
     return getter()
 
 
+@functools.lru_cache(maxsize=16)
 def pem_text(cert: x509.Certificate) -> str:
-    """The certificate as PEM text (how the spool and $tls_in_peercert keep it)."""
+    """The certificate as PEM text (how the spool and $tls_in_peercert keep it).
+    Cached: a server writes its own certificate into every TLS message's spool file."""
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 

@@ -16,6 +16,7 @@ from enum import IntEnum
 
 from cryptography import x509
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _openssl_ffi
 from OpenSSL._util import lib as _openssl_lib  # for SSL_session_reused (no public API)
 
 from .certinfo import distinguished_name
@@ -99,7 +100,7 @@ def session_facts(conn: SSL.Connection) -> TLSFacts:
     """
     state = state_of(conn)
     peer = conn.get_peer_certificate(as_cryptography=True)
-    ours = conn.get_certificate(as_cryptography=True)
+    ours = _our_certificate(conn)
     verified = state.verify_requested and peer is not None and not state.verify_failed
     alpn = conn.get_alpn_proto_negotiated() or b""
     return TLSFacts(
@@ -112,6 +113,30 @@ def session_facts(conn: SSL.Connection) -> TLSFacts:
         ocsp=state.ocsp,
         resumed=_session_reused(conn),
         alpn=alpn.decode("ascii", "replace"))
+
+
+#: Our certificates as cryptography objects, by the address of OpenSSL's X509; the
+#: pyOpenSSL wrapper kept with each holds a reference, so no address is reused while
+#: it is here.  A receiver presents the same one or two certificates session after
+#: session, and converting one cost as much as the rest of the session's facts.
+_OUR_CERTIFICATES: dict[int, tuple[object, x509.Certificate]] = {}
+_OUR_CERTIFICATES_MAX = 32
+
+
+def _our_certificate(conn: SSL.Connection) -> x509.Certificate | None:
+    """The certificate we presented on ``conn`` (None when none)."""
+    cert = conn.get_certificate()
+    if cert is None:
+        return None
+    address = int(_openssl_ffi.cast("uintptr_t", cert._x509))
+    known = _OUR_CERTIFICATES.get(address)
+    if known is not None:
+        return known[1]
+    if len(_OUR_CERTIFICATES) >= _OUR_CERTIFICATES_MAX:   # contexts were rebuilt
+        _OUR_CERTIFICATES.clear()
+    converted = cert.to_cryptography()
+    _OUR_CERTIFICATES[address] = (cert, converted)
+    return converted
 
 
 def _session_reused(conn: SSL.Connection) -> bool:

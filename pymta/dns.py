@@ -9,6 +9,9 @@ processes (daemon integration tests) use the environment variable
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pymta.debuglog import debug
@@ -17,6 +20,60 @@ ENV_VAR = "PYMTA_DNS_SERVER"
 
 _override: Any = None          # a resolver set by set_resolver()/set_server()
 _env_cache: tuple[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ResolverTuning:
+    """What the main options dns_retrans, dns_retry and dns_use_edns0 change in every
+    resolver of the process; 0 (retrans, retry) and -1 (use_edns0) leave the
+    resolver's own setting (resolv.conf's, for the system resolver)."""
+
+    retrans: float = 0.0       # seconds to wait for one answer before asking again
+    retry: int = 0             # how many times to ask again
+    use_edns0: int = -1        # 1: send EDNS0, 0: never, -1: as configured
+
+
+_tuning = ResolverTuning()
+#: dns_ipv4_lookup as a predicate on a host name (None: unset); built by the caller of
+#: :func:`configure`, which can expand a domain list (this module is below that layer).
+_ipv4_only: Callable[[str], bool] | None = None
+
+
+def configure(tuning: ResolverTuning, ipv4_only: Callable[[str], bool] | None = None) -> None:
+    """Apply the configuration's resolver options to this process's resolvers."""
+    global _tuning, _ipv4_only, _env_cache
+    _ipv4_only = ipv4_only
+    if tuning == _tuning:
+        return
+    _tuning = tuning
+    # Resolvers tuned under the old settings are rebuilt, so a value set back to its
+    # default returns to the resolver's own.
+    _env_cache = None
+    import dns.resolver
+    dns.resolver.reset_default_resolver()
+
+
+def ipv4_lookup_only(name: str) -> bool:
+    """dns_ipv4_lookup: look up only A records (no AAAA) for host ``name``."""
+    return _ipv4_only is not None and _ipv4_only(name)
+
+
+def _tuned(res: Any) -> Any:
+    """``res`` with :data:`_tuning` applied (once per resolver object)."""
+    t = _tuning
+    if getattr(res, "_pymta_tuning", None) is t:
+        return res
+    if t.retrans > 0:
+        res.timeout = t.retrans
+    if t.retrans > 0 or t.retry > 0:
+        # dnspython asks again until the lifetime is used up
+        res.lifetime = res.timeout * (t.retry + 1)
+    if t.use_edns0 == 0:
+        res.use_edns(False)
+    elif t.use_edns0 > 0 and res.edns < 0:
+        res.use_edns(0, res.ednsflags, 1232)
+    res._pymta_tuning = t
+    return res
 
 
 def _parse_server(text: str) -> tuple[str, int]:
@@ -57,15 +114,37 @@ def get_resolver() -> Any:
     """The resolver to use now: override, then ``$PYMTA_DNS_SERVER``, then the system's."""
     global _env_cache
     if _override is not None:
-        return _override
+        return _tuned(_override)
     env = os.environ.get(ENV_VAR)
     if env:
         if _env_cache is None or _env_cache[0] != env:
             ip, port = _parse_server(env)
             _env_cache = (env, make_resolver(ip, port))
-        return _env_cache[1]
+        return _tuned(_env_cache[1])
     import dns.resolver
-    return dns.resolver.get_default_resolver()
+    return _tuned(dns.resolver.get_default_resolver())
+
+
+def host_addresses(name: str) -> set[str]:
+    """The IP addresses of host ``name``: its DNS A and AAAA records (only A under
+    dns_ipv4_lookup), else what the system's resolver says (/etc/hosts); empty when
+    nothing is found or the lookup fails."""
+    import dns.exception
+    v4_only = ipv4_lookup_only(name)
+    found: set[str] = set()
+    for rtype in ("A",) if v4_only else ("A", "AAAA"):
+        try:
+            found |= {str(r.address) for r in resolve(name, rtype)}
+        except (dns.exception.DNSException, ValueError):
+            continue
+    if found:
+        return found
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_INET if v4_only else socket.AF_UNSPEC,
+                                   proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {str(i[4][0]).split("%")[0] for i in infos}
 
 
 def resolve(name: str, rtype: str, **kw: Any) -> Any:

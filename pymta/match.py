@@ -223,19 +223,7 @@ def _mx_match(domain: str, item: str, ctx: Any) -> bool:
 
 def _host_ips(name: str) -> set[str]:
     from . import dns as pdns
-    found: set[str] = set()
-    for rtype in ("A", "AAAA"):     # the DNS first, as Exim does for MX targets
-        try:
-            found.update(r.address for r in pdns.resolve(name, rtype))
-        except Exception:
-            pass
-    if found:
-        return found
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return set()
-    return {str(i[4][0]).split("%")[0] for i in infos}
+    return pdns.host_addresses(name)
 
 
 def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,

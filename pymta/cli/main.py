@@ -18,9 +18,14 @@ from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.cli.arguments_log import log_arguments
 from pymta.cli.retrytest import retry_test, rewrite_test
 from pymta.config.showconfig import config_text
+from pymta.config.values import main_opt
 from pymta.debuglog import SELECTOR_BITS, debug
+from pymta.dns import ResolverTuning
+from pymta.dns import configure as configure_dns
+from pymta.expand.context import ExpandContext
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger
+from pymta.match import match_domain
 from pymta.spool.space import INSUFFICIENT, check_fs
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
@@ -32,11 +37,24 @@ def config_path(opts: CliOptions) -> str:
     return opts.config_path or os.environ.get("PYMTA_CONFIG") or DEFAULT_CONFIG
 
 
-def choose_hints_backends(config: Any) -> Any:
-    """Keep the hints databases where the configuration says (LMDB, or Redis for the
-    ones a fleet shares); returns ``config``."""
+def apply_process_options(config: Any) -> Any:
+    """Make the process-wide settings a configuration names: where the hints databases
+    are (LMDB, or Redis for the ones a fleet shares) and how the DNS resolver behaves
+    (dns_retrans, dns_retry, dns_use_edns0, dns_ipv4_lookup); returns ``config``."""
     configure_hints(config, lambda: Logger(config))
+    configure_dns(ResolverTuning(
+        retrans=float(main_opt(config, "dns_retrans") or 0),
+        retry=int(main_opt(config, "dns_retry") or 0),
+        use_edns0=int(main_opt(config, "dns_use_edns0", -1))), _ipv4_lookup(config))
     return config
+
+
+def _ipv4_lookup(config: Any) -> Callable[[str], bool] | None:
+    """dns_ipv4_lookup as a predicate on host names (None when unset)."""
+    domains = main_opt(config, "dns_ipv4_lookup")
+    if not domains:
+        return None
+    return lambda name: match_domain(name.lower(), str(domains), ExpandContext(config))
 
 
 # The configuration each command line loaded (the +arguments check loads it before the
@@ -63,7 +81,7 @@ def _load(opts: CliOptions) -> Any:
     path = config_path(opts)
     try:
         config = with_cli_overrides(load_config(path, opts.macros or None), opts)
-        choose_hints_backends(config)
+        apply_process_options(config)
         if opts.queue_name:
             _name_queue(config, opts)
         return config
@@ -484,7 +502,7 @@ def do_daemon(opts: CliOptions) -> int:
         queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
         tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
     debug.force_pid()        # several processes write to one standard error
-    return start_daemon(config, dopts, load_config=lambda path, macros: choose_hints_backends(
+    return start_daemon(config, dopts, load_config=lambda path, macros: apply_process_options(
         with_cli_overrides(load_config(path, macros), opts)))
 
 

@@ -73,7 +73,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         bounce_sender_authentication check_rfc2047_length daemon_startup_retries
         daemon_startup_sleep
         dns_cname_loops
-        dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
+        dns_trust_aa errors_copy
         extra_local_interfaces gecos_name gecos_pattern
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymta import dns as pdns
 from pymta.address import Address, Host
 from pymta.drivers import register
 from pymta.match import match_host
@@ -86,7 +87,6 @@ def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | Non
     import dns.exception
     import dns.resolver
 
-    from pymta import dns as pdns
     try:
         ans = pdns.resolve(name, rtype)
     except dns.resolver.NXDOMAIN:
@@ -162,6 +162,7 @@ def host_addresses(name: str, *, ipv4_only: bool = False, ipv4_prefer: bool = Fa
     ``ipv4_prefer``; only A with ``ipv4_only``.  Addresses of one family are in random
     order, as Exim sorts them; the canonical name is the target of any CNAME chain (Exim
     names hosts by it)."""
+    ipv4_only = ipv4_only or pdns.ipv4_lookup_only(name)     # dns_ipv4_lookup
     rtypes = ["A"] if ipv4_only else (["A", "AAAA"] if ipv4_prefer else ["AAAA", "A"])
     addrs: list[str] = []
     canonical = name

@@ -7,6 +7,7 @@ import re
 import socket
 from typing import Any
 
+from pymta import dns as pdns
 from pymta.address import Host
 from pymta.expand.context import ExpandContext
 from pymta.osutil import interface_addresses
@@ -77,6 +78,7 @@ def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
     """IP addresses of ``name``; raises HostNotFound / HostLookupDefer."""
     if is_ip(name):
         return [name]
+    ipv4_only = ipv4_only or pdns.ipv4_lookup_only(name)     # dns_ipv4_lookup
     if method == "bydns":
         return _resolve_dns(name, ipv4_only, ipv4_prefer)
     family = socket.AF_INET if ipv4_only else socket.AF_UNSPEC
@@ -100,7 +102,6 @@ def _resolve_dns(name: str, ipv4_only: bool, ipv4_prefer: bool) -> list[str]:
     import dns.exception
     import dns.resolver
 
-    from pymta import dns as pdns
     addrs: list[str] = []
     rtypes = ["A"] if ipv4_only else (["A", "AAAA"] if ipv4_prefer else ["AAAA", "A"])
     nx = 0
@@ -123,7 +124,6 @@ def resolve_mx(name: str) -> list[tuple[str, int]]:
     import dns.exception
     import dns.resolver
 
-    from pymta import dns as pdns
     try:
         ans = pdns.resolve(name, "MX")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:

@@ -26,21 +26,8 @@ PROXY_FAILED = "Command refused, required Proxy negotiation failed"
 
 
 def forward_addresses(name: str) -> set[str]:
-    """The IP addresses of a host name: DNS A/AAAA records (:mod:`pymta.dns`), else the
-    system's resolver (/etc/hosts)."""
-    found: set[str] = set()
-    for rtype in ("A", "AAAA"):
-        try:
-            found |= {str(r.address) for r in pdns.resolve(name, rtype, lifetime=5.0)}
-        except (dns.exception.DNSException, ValueError):
-            continue
-    if found:
-        return found
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return set()
-    return {str(i[4][0]).split("%")[0] for i in infos}
+    """The IP addresses of a host name (:func:`pymta.dns.host_addresses`)."""
+    return pdns.host_addresses(name)
 
 
 def lookup_host_name(ip: str) -> str | None:

@@ -68,6 +68,7 @@ class DnsServer:
         self.secure = set() if isinstance(secure, bool) else {
             dns.name.from_text(n.rstrip(".") + ".") for n in secure}
         self.queries: list[tuple[str, str]] = []
+        self.edns_versions: list[int] = []     # per query: its EDNS version, -1 for none
         self._lock = threading.Lock()
         self._requested_port = port
         self.port = port
@@ -99,6 +100,7 @@ class DnsServer:
         with self._lock:
             self.queries.append((q.name.to_text(omit_final_dot=True),
                                  dns.rdatatype.to_text(q.rdtype)))
+            self.edns_versions.append(query.edns)
         if q.name in self.drop:
             return None
         if q.name in self.servfail:

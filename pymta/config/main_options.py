@@ -38,6 +38,7 @@ class MainOptions:
         if name not in self._specs:
             raise KeyError(name)
         self._values[name] = value
+        self._forget_cached()
         if hide:
             self.hidden.add(name)
 
@@ -61,13 +62,24 @@ class MainOptions:
         specs = object.__getattribute__(self, "_specs")
         if name not in specs:
             raise AttributeError(f'main option "{name}" unknown')
-        return self.get(name)
+        value = self.get(name)
+        # Kept in the instance dict, so the next read is a plain attribute hit: a
+        # session reads main options about a hundred times.
+        self.__dict__[name] = value
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self._specs:
             self._values[name] = value
+            self._forget_cached()
         else:
             object.__setattr__(self, name, value)
+
+    def _forget_cached(self) -> None:
+        """Drop the values :meth:`__getattr__` kept (a setting changes them, and the
+        derived defaults of others)."""
+        for name in [n for n in self.__dict__ if n in self._specs]:
+            del self.__dict__[name]
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """(name, value) for every main option, in name order."""

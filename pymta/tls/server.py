@@ -132,10 +132,25 @@ class ServerTLS:
         self.alpn = [a.encode() for a in nonempty_items(options.alpn)] if options.alpn else []
         self._contexts: dict[_Expanded, SSL.Context] = {}
         self._staples: dict[bytes, bytes] = {}
+        # Options without "$" or "\\" expand to themselves whatever the session: then
+        # they are expanded once, not twice in every STARTTLS.
+        texts = (options.certificate, options.privatekey, options.ocsp_file,
+                 options.require_ciphers, options.dhparam, options.eccurve,
+                 options.verify_certificates, options.crl)
+        self._constant = all(t is None or ("$" not in t and "\\" not in t) for t in texts)
+        self._constant_values: _Expanded | None = None
 
     # -- building -----------------------------------------------------------
 
     def _expand(self, variables: Mapping[str, str]) -> _Expanded:
+        if self._constant_values is not None:
+            return self._constant_values
+        values = self._expand_options(variables)
+        if self._constant:
+            self._constant_values = values
+        return values
+
+    def _expand_options(self, variables: Mapping[str, str]) -> _Expanded:
         o = self.options
 
         def ex(text: str | None) -> str | None:

@@ -1,0 +1,80 @@
+"""The master's warm-up before forking receivers (pymta.daemon.warmup): a real SMTP
+session through the session code over a socket pair, under a configuration of its own,
+that leaves nothing behind."""
+from __future__ import annotations
+
+import os
+
+from pymta.config import load_config
+from pymta.daemon.warmup import compile_expansions, expansion_strings, warm_session
+from pymta.expand.parser import compile_expansion
+
+# Every hook that could be seen outside the process: if the warm-up ran the operator's
+# ACLs they would refuse the connection, log, or keep ratelimit counts in the spool.
+CONFIG = """\
+primary_hostname = mx.warmtest.example
+spool_directory = {spool}
+log_file_path = {spool}/log/%slog
+acl_smtp_connect = acl_connect
+acl_smtp_rcpt = acl_rcpt
+acl_smtp_data = acl_data
+host_lookup = *
+message_size_limit = ${{if eq{{1}}{{1}}{{10M}}{{20M}}}}
+
+begin acl
+
+acl_connect:
+  warn    logwrite = CONNECT from $sender_host_address
+  warn    ratelimit = 0 / 1h / strict / per_conn
+  deny    message = no connections here
+
+acl_rcpt:
+  deny    condition = ${{if eq{{$local_part}}{{warmtest-unique-rcpt}}{{yes}}{{no}}}}
+
+acl_data:
+  deny    message = no data here
+"""
+
+
+def load(tmp_path):
+    spool = tmp_path / "spool"
+    path = tmp_path / "pymta.conf"
+    path.write_text(CONFIG.format(spool=spool))
+    return load_config(str(path)), spool
+
+
+def test_warm_session_runs_a_whole_transaction_past_the_operators_acls(tmp_path):
+    config, spool = load(tmp_path)
+    codes = warm_session(config)
+    # banner, EHLO, MAIL, RCPT, DATA, end of data, RSET, NOOP, QUIT: the connect ACL that
+    # denies everything was not used, nor the DATA ACL
+    assert codes == [b"220", b"250", b"250", b"250", b"354", b"250", b"250", b"250", b"221"]
+
+
+def test_warm_session_leaves_nothing_behind(tmp_path):
+    config, spool = load(tmp_path)
+    spool.mkdir()
+    before = sorted(os.walk(tmp_path))
+    warm_session(config)
+    # no log file, no spool file, no hints database (the ratelimit of the connect ACL)
+    assert sorted(os.walk(tmp_path)) == before
+
+
+def test_compile_expansions_parses_the_configurations_strings(tmp_path):
+    config, _ = load(tmp_path)
+    texts = set(expansion_strings(config))
+    rcpt = "${if eq{$local_part}{warmtest-unique-rcpt}{yes}{no}}"
+    assert rcpt in texts
+    assert "CONNECT from $sender_host_address" in texts
+    assert "${if eq{1}{1}{10M}{20M}}" in texts       # a main option
+    compile_expansions(config)
+    # the cached tree comes back with its closures made: nothing is left for a child
+    hits = compile_expansion.cache_info().hits
+    assert compile_expansion(rcpt).fn is not None
+    assert compile_expansion.cache_info().hits == hits + 1
+
+
+def test_compile_expansions_ignores_a_broken_string(tmp_path):
+    config, _ = load(tmp_path)
+    config.acls["acl_rcpt"][0].items[0].value = "${if eq{broken"
+    compile_expansions(config)       # the error is reported where the string is used

@@ -161,8 +161,12 @@ def _expandable(value: object) -> Iterator[str]:
 
 def compile_expansions(config: Config) -> None:
     """Parse every expansion string of ``config`` into the shared tree cache, and make
-    each tree's closures, without evaluating anything."""
-    for text in expansion_strings(config):
+    each tree's closures, without evaluating anything.  Never raises."""
+    try:
+        texts = list(expansion_strings(config))
+    except AttributeError:
+        return          # not a whole Config (the master also runs with stand-ins)
+    for text in texts:
         try:
             tree = compile_expansion(text)
             if tree.fn is None:

@@ -4,6 +4,7 @@ that leaves nothing behind."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 from pymta.config import load_config
 from pymta.daemon.warmup import compile_expansions, expansion_strings, warm_session
@@ -78,3 +79,7 @@ def test_compile_expansions_ignores_a_broken_string(tmp_path):
     config, _ = load(tmp_path)
     config.acls["acl_rcpt"][0].items[0].value = "${if eq{broken"
     compile_expansions(config)       # the error is reported where the string is used
+
+
+def test_compile_expansions_of_a_partial_configuration_does_nothing():
+    compile_expansions(SimpleNamespace(main=SimpleNamespace()))     # no error

@@ -12,18 +12,21 @@ it is shared by all of them.  The master therefore:
 * parses every expansion string of the configuration (a pure parse into the cached
   trees; nothing is evaluated).
 
-The session must not be seen anywhere.  It runs as ``-bh`` does (a message is never
-spooled) under a configuration of its own made of the option defaults: none of the
-operator's ACLs, host lists, lookups or expansion strings run, so there is no DNS
-query, hints database, ratelimit count, callout or command; its log lines are formatted
-and dropped; it happens before metric counting is set up and before the daemon's
-process title is set.  It is skipped under ``-d`` (its debug output would look like a
-real connection).  A failure of it only costs the memory it would have saved.
+The session must not be seen anywhere.  It runs under a configuration of its own made
+of the option defaults whose spool directory (and so its logs) is a temporary directory,
+removed afterwards: the message is written and fsynced there as any message is, and
+never delivered (nobody is told of it).  None of the operator's ACLs, host lists,
+lookups or expansion strings run, so there is no DNS query, hints database, ratelimit
+count, callout or command.  It happens before metric counting is set up and before the
+daemon's process title is set.  It is skipped under ``-d`` (its debug output would look
+like a real connection).  A failure of it only costs the memory it would have saved.
 """
 from __future__ import annotations
 
 import gc
+import os
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -36,6 +39,7 @@ from pymta.expand.errors import ExpandError
 from pymta.expand.parser import compile_expansion
 from pymta.log import Logger
 from pymta.smtp.session import run_session
+from pymta.tls.serverconf import forget_server_tls
 
 #: Name of the warm-up configuration's one ACL (its own ACL table: no clash possible).
 WARMUP_ACL = "warmup_rcpt"
@@ -67,23 +71,15 @@ _DIALOGUE = (b"EHLO warmup.invalid\r\n",
              b"QUIT\r\n")
 
 
-class SilentLog(Logger):
-    """A logger that formats every line as usual and writes none of them."""
-
-    def _write(self, which: str, data: str, now: float, syslog: bool = True) -> None:
-        pass
-
-    def msglog(self, spool_dir: str, msgid: str, text: str) -> None:
-        pass
-
-
-def warmup_config(config: Config) -> Config:
+def warmup_config(config: Config, spool: str) -> Config:
     """The configuration the warm-up session runs under: option defaults (of the same
-    option table as ``config``), no STARTTLS, no spool space check, and an RCPT ACL of
-    pure conditions that accepts."""
+    option table as ``config``) with ``spool`` as spool directory and logs in it, no
+    STARTTLS, and an RCPT ACL of pure conditions that accepts."""
     main = MainOptions(config.main.specs)
-    main.set("tls_advertise_hosts", "")           # no certificate work
-    main.set("smtp_check_spool_space", False)     # the spool need not exist yet
+    main.set("spool_directory", spool)
+    main.set("primary_hostname", "warmup.invalid")    # not the default's getfqdn() lookup
+    main.set("log_file_path", os.path.join(spool, "log", "%slog"))
+    main.set("tls_advertise_hosts", "")           # STARTTLS not offered
     main.set("rfc1413_hosts", "")                 # never an ident query
     main.set("smtp_receive_timeout", int(_TIMEOUT))
     main.set("acl_smtp_rcpt", WARMUP_ACL)
@@ -119,9 +115,14 @@ def _client(sock: socket.socket, codes: list[bytes]) -> None:
 
 
 def warm_session(config: Config) -> list[bytes]:
-    """One SMTP session of the master with itself under :func:`warmup_config`; the
-    reply codes the client saw, one per reply."""
-    warm = warmup_config(config)
+    """One SMTP session of the master with itself under :func:`warmup_config`, in a
+    temporary spool removed afterwards; the reply codes the client saw, one per reply."""
+    with tempfile.TemporaryDirectory(prefix="pymta-warmup-") as spool:
+        return _session(warmup_config(config, spool))
+
+
+def _session(warm: Config) -> list[bytes]:
+    log = Logger(warm)
     codes: list[bytes] = []
     server_end, client_end = socket.socketpair()
     client = threading.Thread(target=_client, args=(client_end, codes), name="warm-up",
@@ -129,11 +130,12 @@ def warm_session(config: Config) -> list[bytes]:
     client.start()
     try:
         server_end.settimeout(_TIMEOUT)
-        run_session(server_end, warm, _LOCAL[1], SilentLog(warm), peer=_PEER, local=_LOCAL,
-                    host_checking=True)
+        run_session(server_end, warm, _LOCAL[1], log, peer=_PEER, local=_LOCAL)
     finally:
         server_end.close()
         client.join(_TIMEOUT)
+        log.close()
+        forget_server_tls(warm)      # the session built its TLS (unused): not kept
     return codes
 
 

@@ -536,8 +536,7 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
                 *, peer: tuple[str, int] | None = None,
                 local: tuple[str, int] | None = None, accept_count: int = 0,
                 cutthrough_opener: CutthroughOpener | None = None,
-                hold_deliverer: HoldDeliverer | None = None,
-                host_checking: bool = False) -> None:
+                hold_deliverer: HoldDeliverer | None = None) -> None:
     """Handle one SMTP connection until QUIT, a drop, a timeout or disconnection.
 
     ``listener_port`` is the listening port (or the (address, port) of the listener);
@@ -545,7 +544,6 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     once; ``stop_event.is_set()`` makes the next command get a 421.  ``peer``/``local``
     override the socket's addresses (for Unix socketpairs in tests).  ``accept_count``
     is the number of the daemon's connections in progress, this one included.
-    ``host_checking`` runs it as -bh does (no message is spooled): the daemon's warm-up.
     """
     found_peer, found_local = _endpoints(sock)
     peer = peer or found_peer
@@ -560,7 +558,6 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
     session.cutthrough_opener = cutthrough_opener
     session.hold_deliverer = hold_deliverer
     session.accept_count, session.in_daemon = accept_count, True
-    session.host_checking = host_checking
     proxied = session.read_proxy(sock)      # hosts_proxy: before any TLS or SMTP
     server = prepare_session(session)
     if not proxied:

@@ -1,9 +1,10 @@
 """The master's warm-up before forking receivers (pymta.daemon.warmup): a real SMTP
-session through the session code over a socket pair, under a configuration of its own,
-that leaves nothing behind."""
+session through the session code over a socket pair, under a configuration of its own
+with a temporary spool, that leaves nothing behind."""
 from __future__ import annotations
 
 import os
+import tempfile
 from types import SimpleNamespace
 
 from pymta.config import load_config
@@ -52,12 +53,16 @@ def test_warm_session_runs_a_whole_transaction_past_the_operators_acls(tmp_path)
     assert codes == [b"220", b"250", b"250", b"250", b"354", b"250", b"250", b"250", b"221"]
 
 
-def test_warm_session_leaves_nothing_behind(tmp_path):
+def test_warm_session_leaves_nothing_behind(tmp_path, monkeypatch):
     config, spool = load(tmp_path)
     spool.mkdir()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))   # where its spool is made
     before = sorted(os.walk(tmp_path))
-    warm_session(config)
-    # no log file, no spool file, no hints database (the ratelimit of the connect ACL)
+    assert warm_session(config)[5] == b"250"      # the message was spooled ...
+    # ... in a temporary spool that is gone; nothing in the configured spool: no log
+    # file, no message, no hints database (the ratelimit of the connect ACL)
     assert sorted(os.walk(tmp_path)) == before
 
 

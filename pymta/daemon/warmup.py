@@ -43,8 +43,14 @@ from pymta.tls.serverconf import forget_server_tls
 
 #: Name of the warm-up configuration's one ACL (its own ACL table: no clash possible).
 WARMUP_ACL = "warmup_rcpt"
-#: Only pure conditions: a domain wildcard and an IP address (no host name lookup).
-_WARMUP_ACL_TEXT = "accept domains = *\n  hosts = 127.0.0.1"
+#: Only pure conditions: named and plain lists of domains, local parts, senders and IP
+#: addresses (no host name lookup, no lookup of any kind).
+_WARMUP_ACL_TEXT = ("accept domains = +warmup_domains\n"
+                    "  local_parts = postmaster : warmup\n"
+                    "  senders = *@warmup.invalid\n"
+                    "  hosts = 127.0.0.1 : ::1")
+_WARMUP_LISTS = {"domain": {"warmup_domains": "warmup.invalid : *.warmup.invalid"},
+                 "host": {}, "address": {}, "localpart": {}}
 #: Longest wait for one line of the warm-up dialogue, either side.
 _TIMEOUT = 5.0
 _PEER = ("127.0.0.1", 1025)
@@ -84,6 +90,7 @@ def warmup_config(config: Config, spool: str) -> Config:
     main.set("smtp_receive_timeout", int(_TIMEOUT))
     main.set("acl_smtp_rcpt", WARMUP_ACL)
     return Config(filename="warm-up", main=main,
+                  named_lists={kind: dict(lists) for kind, lists in _WARMUP_LISTS.items()},
                   acls={WARMUP_ACL: parse_acl_text(_WARMUP_ACL_TEXT, file="warm-up")})
 
 

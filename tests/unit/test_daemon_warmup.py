@@ -3,12 +3,14 @@ session through the session code over a socket pair, under a configuration of it
 with a temporary spool, that leaves nothing behind."""
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from types import SimpleNamespace
 
 from pymta.config import load_config
-from pymta.daemon.warmup import compile_expansions, expansion_strings, warm_session
+from pymta.config.model import Config
+from pymta.daemon.warmup import compile_expansions, expansion_strings, warm_session, warm_up
 from pymta.expand.parser import compile_expansion
 
 # Every hook that could be seen outside the process: if the warm-up ran the operator's
@@ -88,3 +90,12 @@ def test_compile_expansions_ignores_a_broken_string(tmp_path):
 
 def test_compile_expansions_of_a_partial_configuration_does_nothing():
     compile_expansions(SimpleNamespace(main=SimpleNamespace()))     # no error
+
+
+def test_warm_up_keeps_nothing_of_its_configuration(tmp_path):
+    config, _ = load(tmp_path)
+    warm_up(config)
+    # its TLS was built for the session and cached by configuration: dropped again, so
+    # the master does not carry the warm-up's configuration into every child
+    assert not [o for o in gc.get_objects()
+                if isinstance(o, Config) and o.filename == "warm-up"]

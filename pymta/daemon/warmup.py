@@ -67,7 +67,7 @@ _MESSAGE = (b"From: Warm Up <warmup@warmup.invalid>\r\n"
             b"warm-up\r\n"
             b"..dot-stuffed line\r\n"
             b".\r\n")
-_DIALOGUE = (b"EHLO warmup.invalid\r\n",
+_DIALOGUE = (b"EHLO client.warmup.invalid\r\n",
              b"MAIL FROM:<warmup@warmup.invalid> SIZE=300 BODY=7BIT\r\n",
              b"RCPT TO:<postmaster@warmup.invalid>\r\n",
              b"DATA\r\n",
@@ -87,6 +87,7 @@ def warmup_config(config: Config, spool: str) -> Config:
     main.set("log_file_path", os.path.join(spool, "log", "%slog"))
     main.set("tls_advertise_hosts", "")           # STARTTLS not offered
     main.set("rfc1413_hosts", "")                 # never an ident query
+    main.set("helo_lookup_domains", "")           # never the client's name from DNS
     main.set("smtp_receive_timeout", int(_TIMEOUT))
     main.set("acl_smtp_rcpt", WARMUP_ACL)
     return Config(filename="warm-up", main=main,

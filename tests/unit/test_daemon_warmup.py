@@ -12,6 +12,7 @@ from pymta.config import load_config
 from pymta.config.model import Config
 from pymta.daemon.warmup import compile_expansions, expansion_strings, warm_session, warm_up
 from pymta.expand.parser import compile_expansion
+from tests.support.dns import DnsServer
 
 # Every hook that could be seen outside the process: if the warm-up ran the operator's
 # ACLs they would refuse the connection, log, or keep ratelimit counts in the spool.
@@ -99,3 +100,13 @@ def test_warm_up_keeps_nothing_of_its_configuration(tmp_path):
     # the master does not carry the warm-up's configuration into every child
     assert not [o for o in gc.get_objects()
                 if isinstance(o, Config) and o.filename == "warm-up"]
+
+
+def test_warm_session_asks_no_dns_query(tmp_path, monkeypatch):
+    config, _ = load(tmp_path)
+    with DnsServer({}) as dns_server:          # records every query it receives
+        monkeypatch.setenv("PYMTA_DNS_SERVER", f"127.0.0.1:{dns_server.port}")
+        assert warm_session(config)[-1] == b"221"
+        # not even for the HELO name or the client's address (helo_lookup_domains,
+        # host_lookup)
+        assert dns_server.queries == []

@@ -38,6 +38,7 @@ from pymta.daemon.util import (
     root_exim_ids,
     spool_directory,
 )
+from pymta.daemon.warmup import compile_expansions, warm_up
 from pymta.debuglog import debug
 from pymta.log import log_selected
 from pymta.logevents import DaemonStarted
@@ -665,6 +666,7 @@ class Master:
             except (OSError, ValueError) as exc:
                 self.log.panic(f"pid {pid}: SIGHUP: keeping old listening sockets: {exc}")
         reload_metrics(self.metrics, new, self.log)
+        compile_expansions(new)        # shared by the children forked from now on
         self.config = new
         if self.log_factory is not None:
             self.log = self.log_factory(new)
@@ -818,6 +820,9 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
         __import__(mod)
     preload_for(ids)
     drop_privileges(config, keep_root=True)
+    # Before metric counting starts and the process title is set: the receivers' code
+    # paths taken once here are shared by every receiver instead of copied into each.
+    warm_up(config)
     log = make_logger(config)
     log.main(start_line(os.getpid(), opts, addrs))
     proctitle.daemon(pymta.__version__, opts.queue_flags, opts.queue_interval, addrs)

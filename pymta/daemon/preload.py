@@ -31,6 +31,10 @@ LAZY_MODULES = (
 )
 #: Packages imported whole: they load submodules on first use (dns.rdtypes.IN.MX ...).
 LAZY_PACKAGES = ("dns",)
+#: pymta's command-line tools with entry points of their own (pymta-dumpdb, pymta-qgrep
+#: ...): no process that switches to exim_user runs them, and they bring click (1 MB of
+#: the daemon master's heap, shared by every child).
+NOT_PRELOADED = ("pymta.admin", "pymta.cli.what", "pymta.cli.qgrep", "pymta.cli.qsumm")
 
 _IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import[ \t]+([^#\n(]*)"
                         r"|import[ \t]+([^#\n]+))", re.M)
@@ -50,6 +54,10 @@ def _try_import(name: str) -> None:
         pass
 
 
+def _wanted(name: str) -> bool:
+    return not any(name == n or name.startswith(n + ".") for n in NOT_PRELOADED)
+
+
 def _walk(package: str) -> None:
     try:
         pkg = importlib.import_module(package)
@@ -57,7 +65,8 @@ def _walk(package: str) -> None:
         return
     for info in pkgutil.walk_packages(getattr(pkg, "__path__", []), package + ".",
                                       onerror=lambda name: None):
-        _try_import(info.name)
+        if _wanted(info.name):
+            _try_import(info.name)
 
 
 def _named_in_source(path: str) -> set[str]:

@@ -97,6 +97,13 @@ def _session_caller(run_session: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+#: The daemon's own session function, bound once when the master imports this module
+#: (inspect.signature touches much code and allocates: not again in every receiver).
+_SMTP_SESSION = _session_caller(functools.partial(smtp_run_session,
+                                                  cutthrough_opener=open_cutthrough,
+                                                  hold_deliverer=deliver_held))
+
+
 def etrn_queue_run(config: Any, log: Any, selection: str, queue: str = "") -> None:
     """The queue run of ``ETRN #selection`` outside the daemon (-bs): ``-R selection``
     over ``queue``, delivered in the ETRN process."""
@@ -126,10 +133,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                   connections: tuple[ConnectionTable, int] | None = None) -> int:
     """The receiver process body; returns the exit status.  ``connections`` is the
     daemon's table of connections and this receiver's slot in it."""
-    call = _session_caller(run_session if run_session is not None else
-                           functools.partial(smtp_run_session,
-                                             cutthrough_opener=open_cutthrough,
-                                             hold_deliverer=deliver_held))
+    call = _session_caller(run_session) if run_session is not None else _SMTP_SESSION
     set_queue_runner(etrn_handoff(notifier))
     stop = StopFlag()
     retire = StopFlag()

@@ -82,6 +82,12 @@ def server_tls(config: Any) -> ServerTLS:
     return tls
 
 
+def forget_server_tls(config: Any) -> None:
+    """Drop the cached :class:`ServerTLS` of ``config``, a configuration no longer used
+    (the daemon's warm-up session)."""
+    _CACHE.pop(id(config), None)
+
+
 def _static(text: str | None) -> bool:
     return text is None or "$" not in text
 

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from pymta.cli.args import CliOptions
 from pymta.config.values import main_option
 from pymta.expand import ExpandContext
-from pymta.expand.message_vars import message_file_variables, split_message_file
+from pymta.expand.message_vars import body_visible, message_file_variables, split_message_file
 from pymta.filter import FilterError, bare_address, filter_kind
 from pymta.filter.exim_filter import FilterEnvironment, filter_summary, run_exim_filter
 from pymta.routing.redirect import split_redirect_items
@@ -83,7 +83,8 @@ def run_filter_test(config: Any, opts: CliOptions, stdin: TextIO, out: TextIO,
         "local_part": local_part, "domain": domain, "local_part_prefix": prefix,
         "local_part_suffix": suffix, "original_local_part": local_part,
         "original_domain": domain, "message_id": msgid, "message_exim_id": msgid,
-        "home": _home(caller), **message_file_variables(headers, body)}
+        "home": _home(caller),
+        **message_file_variables(headers, body, body_visible(config)[0])}
     ctx = ExpandContext(config, variables, headers=headers)
     mine = [f"{local_part}@{domain}", f"{prefix}{local_part}{suffix}@{domain}"]
     for path, system, text in texts:

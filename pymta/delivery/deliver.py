@@ -35,7 +35,7 @@ from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, debugprint, expand_string
 from pymta.expand.context import ExpandContext
-from pymta.expand.message_vars import BODY_VISIBLE, body_variables, reply_address
+from pymta.expand.message_vars import body_variables, body_visible, reply_address
 from pymta.filter.result import DEFER, DELIVERED, FAIL, FREEZE
 from pymta.hints.misc import MiscDB
 from pymta.hints.retry import RetryDB, host_key
@@ -325,11 +325,12 @@ class MessageDelivery:
                "message_smtputf8": "yes" if "smtputf8" in m.flags else "no"}
         for name in ("body_linecount", "body_zerocount"):
             out[name] = str(m.variables.get(name, "0"))
+        visible, newlines = body_visible(self.config)
         try:
-            head, tail, size = files.body_ends(self.spool_dir, m.id, BODY_VISIBLE)
+            head, tail, size = files.body_ends(self.spool_dir, m.id, visible)
         except OSError:
             return out      # the -D file is checked (and reported) when delivering
-        out.update(body_variables(head, tail, size))
+        out.update(body_variables(head, tail, size, visible, newlines))
         out["message_size"] = str(m.message_size(size))
         return out
 

@@ -69,13 +69,13 @@ def _logical_lines(lines_in: Iterable[str]) -> Iterable[str]:
 def _message_context(ctx: ExpandContext, path: str) -> None:
     """For ``-bem file``: load the message's headers and body into the context."""
     from ..taint import Tainted
-    from .message_vars import message_file_variables, split_message_file
+    from .message_vars import body_visible, message_file_variables, split_message_file
     with open(path, "rb") as f:
         sender, headers, body = split_message_file(f.read())
     if sender is not None:
         ctx.variables["sender_address"] = Tainted(sender)
     ctx.headers = headers
-    ctx.variables.update(message_file_variables(headers, body))
+    ctx.variables.update(message_file_variables(headers, body, body_visible(ctx.config)[0]))
     from ..spool.ids import new_message_id  # -bem gives the message an id, as Exim does
     ctx.variables.setdefault("message_id", new_message_id())
     ctx.variables.setdefault("message_exim_id", ctx.variables["message_id"])

@@ -3,20 +3,35 @@ message's header lines and body, for -bem, filter testing (-bf) and delivery."""
 from __future__ import annotations
 
 from email.utils import getaddresses
+from typing import Any
 
 from ..taint import Tainted
 
 BODY_VISIBLE = 500      # message_body_visible's default
 
 
-def body_variables(head: bytes, tail: bytes, body_size: int) -> dict[str, str]:
-    """$message_body / $message_body_end (newlines and NULs as spaces, as with
-    message_body_newlines false) from the first and last bytes of the body."""
+def body_visible(config: Any) -> tuple[int, bool]:
+    """(message_body_visible, message_body_newlines) of ``config``."""
+    main = getattr(config, "main", None)
+    visible = getattr(main, "message_body_visible", BODY_VISIBLE) if main is not None \
+        else BODY_VISIBLE
+    newlines = bool(getattr(main, "message_body_newlines", False)) if main is not None \
+        else False
+    return max(0, int(visible if visible is not None else BODY_VISIBLE)), newlines
+
+
+def body_variables(head: bytes, tail: bytes, body_size: int, visible: int = BODY_VISIBLE,
+                   keep_newlines: bool = False) -> dict[str, str]:
+    """$message_body / $message_body_end from the first and last bytes of the body: at
+    most ``visible`` bytes each, NULs as spaces, and newlines as spaces too unless
+    ``keep_newlines`` (message_body_newlines)."""
     def flat(data: bytes) -> str:
         text = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
-        return text.replace("\n", " ").replace("\x00", " ")
-    return {"message_body": Tainted(flat(head[:BODY_VISIBLE])),
-            "message_body_end": Tainted(flat(tail[-BODY_VISIBLE:])),
+        if not keep_newlines:
+            text = text.replace("\n", " ")
+        return text.replace("\x00", " ")
+    return {"message_body": Tainted(flat(head[:visible])),
+            "message_body_end": Tainted(flat(tail[-visible:] if visible else b"")),
             "message_body_size": str(body_size)}
 
 
@@ -60,10 +75,13 @@ def split_message_file(raw: bytes) -> tuple[str | None, list[str], str]:
     return sender, headers, "\n".join(lines[i + 1:])
 
 
-def message_file_variables(headers: list[str], body: str) -> dict[str, str]:
-    """Every message variable for a message read from a file (-bem, -bf)."""
+def message_file_variables(headers: list[str], body: str,
+                           visible: int = BODY_VISIBLE) -> dict[str, str]:
+    """Every message variable for a message read from a file (-bem, -bf).  Newlines in
+    $message_body are spaces here whatever message_body_newlines says (as exim4 -bem
+    shows them)."""
     raw_body = body.encode("utf-8", "surrogateescape")
-    variables = body_variables(raw_body, raw_body, len(raw_body))
+    variables = body_variables(raw_body, raw_body, len(raw_body), visible)
     variables["body_zerocount"] = str(body.count("\x00"))
     size = sum(len(h.encode("utf-8", "surrogateescape")) for h in headers) + 1 + len(raw_body)
     variables["message_size"] = str(size)

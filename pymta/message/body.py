@@ -105,6 +105,15 @@ class FileBody:
             line = len(pieces[-1])
         return newlines, zeros, max(longest, line)
 
+    def ends(self, start: int, length: int) -> tuple[bytes, bytes]:
+        """The first and the last ``length`` bytes from ``start`` to the end."""
+        self.file.flush()
+        fd = self.file.fileno()
+        head = os.pread(fd, length, start)
+        if self.size - start <= length:
+            return head, head
+        return head, os.pread(fd, length, self.size - length)
+
     def copy_to(self, fd: int, start: int) -> None:
         """Append the message from ``start`` to the end to the file ``fd``."""
         self.file.flush()

@@ -17,6 +17,7 @@ from pymta import proctitle
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
+from pymta.expand.message_vars import body_variables, body_visible
 from pymta.log import log_selected
 from pymta.logarrival import pipelining_field
 from pymta.logevents import Rejection, write_event
@@ -122,6 +123,7 @@ class MessageAssembly:
             return Reply(552, "Message size exceeds maximum permitted")
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        v.update(_body_variables(self.config, prepared))
         self.content_scan = self._content_scan(prepared)
         self.reject_details = reject_details(env, prepared)
         try:
@@ -398,3 +400,15 @@ def _envelope_tls(env: Envelope, facts: TLSFacts, variables: dict[str, Any]) -> 
     env.tls_peercert = variables.get("tls_in_peercert") or None
     env.tls_ourcert = variables.get("tls_in_ourcert") or None
     env.tls_resumption = 1 | (16 if facts.resumed else 0)
+
+
+def _body_variables(config: Any, prepared: PreparedMessage) -> dict[str, str]:
+    """$message_body, $message_body_end and $message_body_size for the DATA ACL (as
+    Exim sets them there from the data file)."""
+    visible, newlines = body_visible(config)
+    data, start = prepared.data, prepared.body_start
+    if isinstance(data, FileBody):
+        head, tail = data.ends(start, visible)
+    else:
+        head, tail = data[start:start + visible], data[max(start, len(data) - visible):]
+    return body_variables(head, tail, max(0, len(data) - start), visible, newlines)

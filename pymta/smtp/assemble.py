@@ -362,6 +362,8 @@ class MessageAssembly:
         env.suppress_local_fixups = "suppress_local_fixups" in self.message_controls
         env.utf8_downconvert = self.message_utf8_downconvert
         env.msgid = self.msgid
+        env.allow_unqualified_sender = self.server.unqualified_sender is not None
+        env.allow_unqualified_recipient = self.server.unqualified_recipient is not None
         env.chunking = self.server.message_chunked
         env.reception_started = self.server.data_started
         env.pipelining_field = pipelining_field(

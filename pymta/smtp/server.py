@@ -202,13 +202,19 @@ class ParsedPath:
     error: str | None = None
 
 
+#: The end of the error for a bare local part where a whole address is needed.
+MISSING_DOMAIN = "address must contain a domain"
+
+
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
                qualify_domain: str | None = None,
-               allow_utf8_domains: bool = True) -> ParsedPath:
+               allow_utf8_domains: bool = True, qualify_bare: str | None = None) -> ParsedPath:
     """Parse ``<addr> PARAM=x ...`` (or a bare ``addr``) like Exim's SMTP address parser.
 
     ``role`` ("sender"/"recipient") words the missing-domain error; an unqualified
-    ``postmaster`` recipient is qualified with ``qualify_domain`` when one is given.
+    ``postmaster`` recipient is qualified with ``qualify_domain`` when one is given, and
+    any bare local part with ``qualify_bare`` (a client in sender_unqualified_hosts or
+    recipient_unqualified_hosts).
     Without ``allow_utf8_domains`` (an SMTPUTF8 transaction, or the main option) a
     domain stops at its first non-ASCII character, and what follows is refused as
     trailing junk, as Exim words it.
@@ -264,9 +270,11 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if not remainder:
         if too_long:
             return _too_long(local, raw, params)
+        if qualify_bare and local:
+            return ParsedPath(f"{local}@{qualify_bare}", raw, params)
         if role == "recipient" and local.lower() == "postmaster" and qualify_domain:
             return ParsedPath(f"{local}@{qualify_domain}", raw, params)
-        return ParsedPath(None, raw, params, f"{role} address must contain a domain")
+        return ParsedPath(None, raw, params, f"{role} {MISSING_DOMAIN}")
     if not remainder.startswith("@"):
         return ParsedPath(None, raw, params, "malformed address")
     domain = remainder[1:]
@@ -371,6 +379,10 @@ class SmtpServer:
         self.helo_accept_junk = False
         self.recipients_max_reject = False     # 552 instead of 452 beyond recipients_max
         self.allow_domain_literals = False      # allow_domain_literals
+        # the domains bare local parts get from a client in sender_unqualified_hosts /
+        # recipient_unqualified_hosts (None: the client must send whole addresses)
+        self.unqualified_sender: str | None = None
+        self.unqualified_recipient: str | None = None
         self.allow_utf8_domains = False         # allow_utf8_domains
         # pipelining_connect_advertise_hosts matched: PIPECONNECT is offered, input
         # before the banner is no error, and HELO/EHLO are no synchronisation points.
@@ -603,6 +615,15 @@ class SmtpServer:
         if reply.close:
             self.closed = True
 
+    def _address_error(self, error: str, arg: str) -> None:
+        """501 for a MAIL or RCPT address that cannot be used.  A bare local part
+        ("must contain a domain") is refused without counting as a syntax error, as
+        Exim does; every other address error counts towards smtp_max_synprot_errors."""
+        if error.endswith(MISSING_DOMAIN):
+            self._reply(501, f"{arg}: {error}")
+        else:
+            self._synprot(501, error, data=arg)
+
     def _synprot(self, code: int, text: str, data: str | None = None) -> None:
         """A syntax or protocol error: counts towards smtp_max_synprot_errors."""
         self.synprot_errors += 1
@@ -814,7 +835,8 @@ class SmtpServer:
         utf8 = self.esmtp and "SMTPUTF8" in self._param_names() and \
             any(p.upper() == "SMTPUTF8" for p in parse_path(arg, "sender").params)
         path = parse_path(arg, "sender", self.allow_domain_literals,
-                          allow_utf8_domains=utf8 or self.allow_utf8_domains)
+                          allow_utf8_domains=utf8 or self.allow_utf8_domains,
+                          qualify_bare=self.unqualified_sender)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         if self.esmtp and addr is not None:
@@ -856,7 +878,7 @@ class SmtpServer:
                           data=arg)
             return
         if path.error or addr is None:
-            self._synprot(501, path.error or "malformed address", data=arg)
+            self._address_error(path.error or "malformed address", arg)
             return
         size = params.get("SIZE")
         if size is not None and self.size_limit:
@@ -904,7 +926,8 @@ class SmtpServer:
             self._synprot(501, "RCPT must have an address operand")
             return
         path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain,
-                          allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains)
+                          allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains,
+                          qualify_bare=self.unqualified_recipient)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         if self.esmtp and addr is not None:
@@ -925,7 +948,7 @@ class SmtpServer:
         if path.error or addr is None or addr == "":
             err = path.error or "missing or malformed local part"
             self._record_rcpt_failure(f"501 {arg}: {err}")
-            self._synprot(501, err, data=arg)
+            self._address_error(err, arg)
             return
         if self.recipients_max and self.rcpt_count > self.recipients_max:
             self._record_rcpt_failure("too many recipients")
@@ -971,6 +994,9 @@ class SmtpServer:
                              f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
         if self.pipelining_advertised and after_rcpt:
             self._reply(503, f"Valid RCPT command must precede {verb}")
+        elif self.rcpt_response is not None:
+            # RCPTs were tried and refused: not a protocol error of the client's (Exim)
+            self._reply(503, f"valid RCPT command must precede {verb}")
         else:
             self._synprot(503, f"valid RCPT command must precede {verb}")
 

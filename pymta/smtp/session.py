@@ -526,6 +526,11 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)
+    if _host_in(config, "sender_unqualified_hosts", session, None):
+        server.unqualified_sender = str(main_option(config, "qualify_domain", None)
+                                        or session.hostname)
+    if _host_in(config, "recipient_unqualified_hosts", session, None):
+        server.unqualified_recipient = server.qualify_domain
     return server
 
 

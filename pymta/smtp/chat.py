@@ -36,6 +36,7 @@ class DialogueLog:
     server: SmtpServer | None
     started: float
     notquit_reason: str | None
+    connection_nolog: bool
     _excess_logged: bool
 
     host_ident: Callable[..., str]           # PeerFacts
@@ -95,6 +96,8 @@ class DialogueLog:
         if name == "lost" and info.get("where") != "reading message data" \
                 and (self.server is None or self.server.sender is None):
             # Exim: an EOF between transactions is no unexpected disconnection
+            if self.connection_nolog:
+                return None
             return ConnectionLost(who, duration(time.monotonic() - self.started,
                                                 log_selected(self.config, "millisec")))
         if name in ("command_timeout", "data_timeout", "lost"):

@@ -1,8 +1,9 @@
 """The session lines of Exim's mainlog that are about the connection rather than a
 message: ``SMTP connection from ...`` at the start and at QUIT (log_selector
-smtp_connection), ``incomplete transaction`` when a MAIL transaction is abandoned
-(smtp_incomplete_transaction) and ``no MAIL in SMTP connection`` at the end of a session
-that never sent MAIL (smtp_no_mail).  The lines themselves are :mod:`pymta.logevents`
+smtp_connection; never for a client in hosts_connection_nolog), ``incomplete
+transaction`` when a MAIL transaction is abandoned (smtp_incomplete_transaction) and
+``no MAIL in SMTP connection`` at the end of a session that never sent MAIL
+(smtp_no_mail).  The lines themselves are :mod:`pymta.logevents`
 events; this module knows where their facts are in a session.
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ class LoggedSession(HostSession, Protocol):
 
     started: float
     in_daemon: bool
+    connection_nolog: bool
     accept_count: int
     local_caller: Any
     tls_facts: TLSFacts | None
@@ -53,6 +55,8 @@ def _who(session: LoggedSession) -> str:
 def connection_opened(session: LoggedSession) -> None:
     """``SMTP connection from [ip] (TCP/IP connection count = n)`` (``from login`` for
     -bs), written before any check of the connection."""
+    if session.connection_nolog:
+        return
     count = session.accept_count if session.in_daemon else None
     write_event(session.log, session.config, ConnectionOpened(_who(session), count))
 
@@ -60,7 +64,8 @@ def connection_opened(session: LoggedSession) -> None:
 def closed_by_quit(session: LoggedSession, server: SmtpServer) -> None:
     """At QUIT: an abandoned transaction, then ``... closed by QUIT``."""
     transaction_abandoned(session, server, "QUIT")
-    write_event(session.log, session.config, ConnectionClosed(_who(session)))
+    if not session.connection_nolog:
+        write_event(session.log, session.config, ConnectionClosed(_who(session)))
 
 
 def transaction_abandoned(session: HostSession, server: SmtpServer, why: str) -> None:

@@ -146,6 +146,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         # the daemon's connections in progress, this one included (0: not the daemon)
         self.accept_count = 0
         self.in_daemon = False
+        # hosts_connection_nolog: no "SMTP connection from" lines for this client
+        self.connection_nolog = False
         self.limits: CommandLimits | None = None          # set by prepare_session
         self.auth_init()
 
@@ -642,6 +644,7 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
                   before_greeting: Callable[[], Any] | None = None) -> bool:
     """Connect ACL and banner.  False when the session is already over."""
     config, log = session.config, session.log
+    session.connection_nolog = _host_in(config, "hosts_connection_nolog", session, None)
     connection_log.connection_opened(session)
     refusal = connection_refusal(
         session, lambda option, default: _host_in(config, option, session, default),

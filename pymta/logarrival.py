@@ -12,38 +12,11 @@
 """
 from __future__ import annotations
 
-import base64
-import quopri
-import re
+from pymta import rfc2047
 
 # A tab stays as it is (as Exim shows a folded Subject:).
 _C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\b": "\\b", "\v": "\\v",
               "\f": "\\f", '"': '\\"', "\\": "\\\\"}
-
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
-# White space between two encoded-words is not part of the text (RFC 2047 6.2).
-_BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[QqBb]\?)")
-
-
-def _decode_word(match: re.Match[str]) -> str:
-    charset, encoding, text = match.group(1).split("*")[0], match.group(2), match.group(3)
-    try:
-        if encoding in "Bb":
-            raw = base64.b64decode(text + "=" * (-len(text) % 4))
-        else:
-            raw = quopri.decodestring(text.replace("_", " ").encode("ascii"), header=True)
-        return raw.decode(charset)
-    except (ValueError, LookupError, UnicodeError):
-        return match.group(0)          # a malformed word is left as it is
-
-
-def decode_words(text: str) -> str:
-    """``text`` with its RFC 2047 encoded-words decoded (malformed ones left as they
-    are); everything else, folding included, is kept."""
-    if "=?" not in text:
-        return text
-    return _ENCODED_WORD.sub(_decode_word, _BETWEEN_WORDS.sub("", text))
 
 
 def quoted_printing(text: str) -> str:
@@ -61,13 +34,14 @@ def quoted_printing(text: str) -> str:
     return "".join(out)
 
 
-def subject_field(header_text: str) -> str:
-    """``T="..."`` for a Subject: header's full text (name, colon, value, newline)."""
+def subject_field(header_text: str, check_length: bool = True) -> str:
+    """``T="..."`` for a Subject: header's full text (name, colon, value, newline);
+    ``check_length`` is check_rfc2047_length."""
     value = header_text.split(":", 1)[1] if ":" in header_text else ""
     value = value.lstrip(" \t")
     if value.endswith("\n"):
         value = value[:-1]
-    return f'T="{quoted_printing(decode_words(value))}"'
+    return f'T="{quoted_printing(rfc2047.decode_or_keep(value, check_length))}"'
 
 
 def pipelining_field(advertised: bool, used: bool, connect_offered: bool,

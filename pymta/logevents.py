@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pymta import rfc2047
 from pymta.config.options import format_time
 from pymta.log import duration, log_duration, log_selected
 from pymta.logarrival import subject_field
@@ -115,7 +116,7 @@ class Arrival:
         elif self.message_id_created and log_selected(config, "msg_id_created"):
             parts.append(f"id*={self.message_id_created}")
         if self.subject is not None and log_selected(config, "subject"):
-            parts.append(subject_field(self.subject))
+            parts.append(subject_field(self.subject, rfc2047.check_length_of(config)))
         if self.original_sender is not None and log_selected(config, "received_sender"):
             parts.append(f"from <{self.original_sender}>")
         if self.recipients and log_selected(config, "received_recipients"):

@@ -69,6 +69,7 @@ class ContentScan:
     write_body: Callable[[BinaryIO], None] | None = None
     mbox: tuple[str, int] | None = None
     results: dict[str, object] = field(default_factory=dict)
+    check_rfc2047_length: bool = True        # for encoded MIME file names
 
     @property
     def body(self) -> bytes:
@@ -200,7 +201,7 @@ def run_mime_acl(scan: ContentScan, variables: dict[str, str],
     try:
         if not has_content_type(scan.headers):
             return None
-        for part in mime_parts(scan.headers, scan.body):
+        for part in mime_parts(scan.headers, scan.body, scan.check_rfc2047_length):
             if not part.is_rfc822:
                 last = part.number
             scan.part = part

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.header
 import os
 import quopri
 import re
@@ -24,6 +23,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Iterator
 
+from pymta import rfc2047
 from pymta.taint import taint
 
 #: How deep multiparts and attached messages are followed.
@@ -127,15 +127,6 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _rfc2047(value: str) -> str:
-    if "=?" not in value:
-        return value
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return value
-
-
 def _params(text: str) -> dict[str, str]:
     """Parameters of a MIME header (RFC 2231 continuations and encodings decoded)."""
     plain: dict[str, str] = {}
@@ -183,7 +174,7 @@ def _main_value(value: str) -> str:
 
 
 def _part(number: int, headers: list[str], raw: bytes, is_rfc822: bool,
-          cover: bool) -> MimePart:
+          cover: bool, check_length: bool) -> MimePart:
     part = MimePart(number, raw=raw, is_rfc822=is_rfc822, is_coverletter=cover)
     found = _header_map(headers)
     ctype = found.get("content-type")
@@ -193,13 +184,13 @@ def _part(number: int, headers: list[str], raw: bytes, is_rfc822: bool,
         part.charset = params.get("charset", "")
         part.boundary = params.get("boundary", "")
         if "name" in params:
-            part.filename = _rfc2047(params["name"])
+            part.filename = rfc2047.decode_or_keep(params["name"], check_length)
     disposition = found.get("content-disposition")
     if disposition is not None:
         part.disposition = _main_value(disposition)
         params = _params(disposition)
         if "filename" in params:
-            part.filename = _rfc2047(params["filename"])
+            part.filename = rfc2047.decode_or_keep(params["filename"], check_length)
     part.transfer_encoding = _main_value(found.get("content-transfer-encoding", ""))
     part.content_id = _main_value(found.get("content-id", ""))
     part.description = _main_value(found.get("content-description", ""))
@@ -260,14 +251,16 @@ class _Counter:
         return self.n
 
 
-def mime_parts(headers: list[str], body: bytes) -> Iterator[MimePart]:
-    """Every MIME part of a message, in order (see the module docstring)."""
-    yield from _walk(headers, body, False, True, _Counter(), 0)
+def mime_parts(headers: list[str], body: bytes,
+               check_length: bool = True) -> Iterator[MimePart]:
+    """Every MIME part of a message, in order (see the module docstring);
+    ``check_length`` is check_rfc2047_length, for encoded file names."""
+    yield from _walk(headers, body, False, True, _Counter(), 0, check_length)
 
 
 def _walk(headers: list[str], body: bytes, is_rfc822: bool, cover: bool,
-          counter: _Counter, depth: int) -> Iterator[MimePart]:
-    part = _part(counter.next(), headers, body, is_rfc822, cover)
+          counter: _Counter, depth: int, check_length: bool) -> Iterator[MimePart]:
+    part = _part(counter.next(), headers, body, is_rfc822, cover, check_length)
     yield part
     if depth >= MAX_DEPTH:
         return
@@ -277,11 +270,12 @@ def _walk(headers: list[str], body: bytes, is_rfc822: bool, cover: bool,
             sub_headers, sub_body = split_entity(sub)
             sub_cover = cover and (keep_cover or i == 0)
             yield from _walk(sub_headers, sub_body, is_rfc822, sub_cover, counter,
-                             depth + 1)
+                             depth + 1, check_length)
     elif part.content_type == "message/rfc822":
         inner = decoded_content(part)
         inner_headers, inner_body = split_entity(inner)
-        yield from _walk(inner_headers, inner_body, True, True, _Counter(), depth + 1)
+        yield from _walk(inner_headers, inner_body, True, True, _Counter(), depth + 1,
+                         check_length)
 
 
 def decoded_content(part: MimePart) -> bytes:

@@ -14,8 +14,10 @@ import re
 import sys
 from typing import Any, BinaryIO, Iterable
 
+from pymta import rfc2047
 from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
 from pymta.config.values import main_opt
+from pymta.osutil import login_and_name
 from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
@@ -163,10 +165,7 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         set_by_caller = True
     fullname = opts.fullname
     if fullname is None:
-        try:
-            fullname = pwd.getpwuid(uid).pw_gecos.split(",", 1)[0]
-        except KeyError:
-            fullname = ""
+        fullname = login_and_name(uid)[1]
     host_address, host_port = (split_leniently(opts.sender_host_address)
                                if opts.sender_host_address and trusted else (None, None))
     # The other -oM options: only a trusted caller may describe a remote origin (Exim).
@@ -216,7 +215,8 @@ def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None
         "message_id": env.msgid, "message_exim_id": env.msgid})
     ctx.recipients = list(env.recipients)
     scan = ContentScan(headers, data[parsed.body_start:], env.msgid,
-                       str(main_opt(config, "spool_directory") or ""))
+                       str(main_opt(config, "spool_directory") or ""),
+                       check_rfc2047_length=rfc2047.check_length_of(config))
     result = run_not_smtp_acls(config, ctx, scan, log)
     spool_spam_variables(ctx.variables, env.spam_vars)
     if result.verdict == "accept":

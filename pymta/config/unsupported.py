@@ -70,7 +70,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     **_reject("""
         acl_smtp_mailauth admin_groups
         bi_command
-        bounce_sender_authentication check_rfc2047_length daemon_startup_retries
+        bounce_sender_authentication daemon_startup_retries
         daemon_startup_sleep
         dns_cname_loops
         dns_trust_aa errors_copy

@@ -7,9 +7,11 @@ Configuration macros are replaced in the input lines first, as Exim does.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 from typing import Any, Iterable, TextIO
 
+from ..osutil import login_and_name
 from . import expand_string
 from .context import ExpandContext
 from .errors import ExpandError
@@ -84,6 +86,11 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
     host = _main_option(ctx, "primary_hostname") or "localhost"
     if "message-id" not in names and ctx.variables.get("message_id"):
         headers.append(f"Message-Id: <E{ctx.variables['message_id']}@{host}>\n")
+    if "from" not in names:
+        # the calling user, as for a message submitted on the command line
+        login, name = login_and_name(os.getuid())
+        address = f"{login}@{_main_option(ctx, 'qualify_domain') or host}"
+        headers.append(f"From: {name} <{address}>\n" if name else f"From: {address}\n")
     if "date" not in names:
         from email.utils import formatdate
         headers.append(f"Date: {formatdate(localtime=True)}\n")

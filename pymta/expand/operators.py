@@ -8,6 +8,7 @@ import ipaddress
 import re
 from typing import Any, Callable
 
+from .. import rfc2047
 from ..i18n import label_to_alabel
 from ..spool.ids import BASE62 as _B62
 from ..spool.ids import base62, unbase62
@@ -548,22 +549,14 @@ def op_rfc2047(arg: str, ctx: Any) -> str:
     return f"=?{charset}?Q?{''.join(enc)}?="
 
 
-def op_rfc2047d(arg: str) -> str:
-    from email.header import decode_header
+def op_rfc2047d(arg: str, ctx: Any) -> str:
+    """${rfc2047d:}: encoded-words decoded to UTF-8; an unknown charset fails the
+    expansion with the conversion error, as Exim's does."""
     try:
-        parts = decode_header(arg)
-    except Exception:           # malformed encoded-words are left as they are
-        return arg
-    out = []
-    for data, cs in parts:
-        if isinstance(data, str):
-            out.append(data)
-            continue
-        try:
-            out.append(data.decode(cs or "ascii"))
-        except (LookupError, UnicodeDecodeError):
-            out.append(from_bytes(data))
-    return "".join(out)
+        return rfc2047.decode(arg, rfc2047.check_length_of(getattr(ctx, "config", None)))
+    except rfc2047.CharsetError as exc:
+        raise ExpandError(f'iconv_open("UTF-8", "{exc.charset}") failed: Invalid argument '
+                          "(maybe unsupported conversion)") from None
 
 
 def _idna_label(label: str, to_ascii: bool) -> str:
@@ -665,7 +658,6 @@ _SIMPLE: dict[str, Callable[[str], str]] = {
     "escape8bit": op_escape8bit,
     "from_utf8": op_from_utf8,
     "utf8clean": op_utf8clean,
-    "rfc2047d": op_rfc2047d,
     "reverse_ip": op_reverse_ip,
     "ipv6norm": lambda a: op_ipv6norm(a, False),
     "ipv6denorm": lambda a: op_ipv6norm(a, True),
@@ -689,7 +681,8 @@ _NUMBERED = {"length": (1, 1), "l": (1, 1), "substr": (1, 2), "s": (1, 2),
 
 
 _OTHER_OPS = frozenset({"eval", "eval10", "time_eval", "mask", "mask_n", "address", "domain",
-                        "local_part", "rfc2047", "listnamed", "listnamed_d", "listnamed_h",
+                        "local_part", "rfc2047", "rfc2047d", "listnamed", "listnamed_d",
+                        "listnamed_h",
                         "listnamed_a", "listnamed_l", "expand", "stat", "randint"})
 
 
@@ -736,6 +729,8 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
         return dom if name == "domain" else lp
     if name == "rfc2047":
         return op_rfc2047(arg, ctx)
+    if name == "rfc2047d":
+        return op_rfc2047d(arg, ctx)
     if name == "listnamed" or name.startswith("listnamed_"):
         kind = {"d": "domain", "h": "host", "a": "address", "l": "localpart"}.get(
             name[10:]) if name != "listnamed" else None

@@ -3,10 +3,10 @@ main configuration options and computed values (time of day, pid, ...)."""
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any
 
+from .. import rfc2047
 from ..taint import Tainted
 from .errors import ExpandError
 
@@ -170,7 +170,7 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
     if name in ("message_headers", "message_headers_raw") and ctx.headers:
         text = "".join(ctx.headers)
         text = text[:-1] if text.endswith("\n") else text
-        return Tainted(text if name.endswith("_raw") else _decode_2047(text))
+        return Tainted(text if name.endswith("_raw") else _decode_2047(text, ctx))
     if name.startswith("tod_"):
         v = _tod(name, ctx.clock.time())
         if v is not None:
@@ -307,47 +307,16 @@ _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender",
                               "resent-reply-to", "resent-sender"})
 
 
-def _decode_2047(text: str) -> str:
-    if "=?" not in text:
-        return text
-    from .operators import op_rfc2047d
-    # decode runs of encoded words in place; other text (folding too) stays as it is
-    return _ENCODED_RUN.sub(lambda m: op_rfc2047d(m.group(0)), text)
+def _decode_2047(text: str, ctx: Any) -> str:
+    """``$h_``: encoded-words decoded to text; the header as it is when one of their
+    charsets cannot be converted (as Exim leaves it)."""
+    return rfc2047.decode_or_keep(text, rfc2047.check_length_of(ctx.config))
 
 
-def _decode_2047_raw(text: str) -> str:
-    """``$bh_``: decode encoded words to their bytes, without charset translation."""
-    if "=?" not in text:
-        return text
-    import base64
-    import binascii
-    import quopri
-
+def _decode_2047_raw(text: str, ctx: Any) -> str:
+    """``$bh_``: encoded-words decoded to their bytes, without charset translation."""
     from .bytesutil import from_bytes
-
-    def word(m: re.Match) -> str:
-        try:
-            _cs, enc, data = m.group(0)[2:-2].split("?", 2)
-            if enc in "bB":
-                raw = base64.b64decode(data + "=" * (-len(data) % 4))
-            else:
-                raw = quopri.decodestring(data.replace("_", " ").encode("ascii"),
-                                          header=True)
-        except (ValueError, binascii.Error, UnicodeEncodeError):
-            return m.group(0)
-        return from_bytes(raw)
-
-    return _ENCODED_RUN.sub(lambda m: _join_words(m.group(0), word), text)
-
-
-def _join_words(run: str, word) -> str:
-    # white space between adjacent encoded words is dropped (RFC 2047 section 6.2)
-    return "".join(word(m) for m in _ENCODED_1.finditer(run))
-
-
-_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
-_ENCODED_1 = re.compile(_ENCODED_WORD)
-_ENCODED_RUN = re.compile(f"{_ENCODED_WORD}(?:\\s+{_ENCODED_WORD})*")
+    return rfc2047.decode(text, rfc2047.check_length_of(ctx.config), from_bytes=from_bytes)
 
 
 def header_value(name: str, ctx: Any) -> str | None:
@@ -371,6 +340,6 @@ def header_value(name: str, ctx: Any) -> str | None:
     else:
         decode = _decode_2047_raw if prefix in ("bh", "bheader") else _decode_2047
         vals = [v.strip() for v in raws]
-        vals = [decode(v) for v in vals if v]
+        vals = [decode(v, ctx) for v in vals if v]
         out = (",\n" if hname in _ADDRESS_HEADERS else "\n").join(vals)
     return Tainted(out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, BinaryIO, Callable
 
-from pymta import proctitle
+from pymta import proctitle, rfc2047
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
 from pymta.config.values import main_option
@@ -158,7 +158,8 @@ class MessageAssembly:
                 data.write_to(out, start)
         return ContentScan(list(self.ctx.headers or []), source, self.msgid or "",
                            str(main_option(self.config, "spool_directory", "")),
-                           write_body=write_body)
+                           write_body=write_body,
+                           check_rfc2047_length=rfc2047.check_length_of(self.config))
 
     def _after_data(self, env: Envelope, prepared: PreparedMessage) -> Reply:
         """The DKIM, PRDR and DATA ACLs, then the spool."""

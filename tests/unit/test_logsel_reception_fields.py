@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from pymta.cli.arguments_log import arguments_line
 from pymta.log import duration
-from pymta.logarrival import decode_words, pipelining_field, subject_field
+from pymta.logarrival import pipelining_field, subject_field
 from pymta.logevents import Arrival, IncompleteTransaction, NoMail
 
 
@@ -31,8 +31,9 @@ def test_incomplete_transaction_without_recipients_names_the_sender_only():
 def test_subject_field_escapes_as_exim():
     assert subject_field('Subject: a "b" \\ \u00e9\n\tc\n') == \
         'T="a \\"b\\" \\\\ \\303\\251\\n\tc"'
-    assert decode_words("=?utf-8?q?a_b?= =?utf-8?b?w6k=?= x") == "a b\u00e9 x"
-    assert decode_words("=?nosuch?q?x?=") == "=?nosuch?q?x?="
+    assert subject_field("Subject: =?utf-8?q?a_b?= =?utf-8?b?w6k=?= x\n") == \
+        'T="a b\\303\\251 x"'
+    assert subject_field("Subject: =?nosuch?q?x?=\n") == 'T="=?nosuch?q?x?="'
 
 
 def test_durations_and_the_pipelining_field():

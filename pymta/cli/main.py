@@ -16,7 +16,8 @@ from pymta import proctitle
 from pymta.cli import usage
 from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.cli.arguments_log import log_arguments
-from pymta.cli.retrytest import retry_test, rewrite_test
+from pymta.cli.retrytest import retry_test
+from pymta.cli.rewritetest import rewrite_test
 from pymta.config.showconfig import config_text
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.hints.store import configure as configure_hints
@@ -164,7 +165,8 @@ def do_brt(opts: CliOptions) -> int:
 
 def do_brw(opts: CliOptions) -> int:
     """-brw: how an address would be rewritten."""
-    text, code = rewrite_test(load(opts), opts.args)
+    config = load(opts)
+    text, code = rewrite_test(config, opts.args, Logger(config))
     (sys.stdout if code == 0 else sys.stderr).write(text)
     return code
 

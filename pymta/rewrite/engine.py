@@ -26,6 +26,7 @@ from pymta.expand.errors import ExpandError, ExpandFail
 from pymta.lookups import parse_lookup_type
 from pymta.rewrite.addrparse import working_address
 from pymta.rewrite.rules import WHERE_NAMES, Rule, Where
+from pymta.taint import is_tainted, taint
 
 # A rule with R is re-applied to its own result at most this many times.
 MAX_REPEATS = 10
@@ -56,12 +57,17 @@ class Outcome:
         return self.whole if self.whole is not None else self.address
 
 
+def _like(source: str, part: str) -> str:
+    """``part`` of ``source``, tainted when the source is (slicing loses the mark)."""
+    return taint(part) if is_tainted(source) else part
+
+
 def split_address(address: str) -> tuple[str, str]:
     """(local part, domain) at the last "@"; the domain is "" when there is none."""
     at = address.rfind("@")
     if at < 0:
         return address, ""
-    return address[:at], address[at + 1:]
+    return _like(address, address[:at]), _like(address, address[at + 1:])
 
 
 @dataclass
@@ -122,7 +128,7 @@ class Rewriter:
                 return None
             if m is None:
                 return None
-            return [address] + [g or "" for g in m.groups()]
+            return [address] + [_like(address, g or "") for g in m.groups()]
         if "@" in pattern and not pattern.startswith("@@") \
                 and not _LOOKUP_ITEM.match(pattern) and not pattern.startswith("+"):
             ilocal, _, idomain = pattern.partition("@")
@@ -130,13 +136,13 @@ class Rewriter:
             if ilocal.startswith("*"):
                 if not local.endswith(ilocal[1:]):
                     return None
-                numbered.append(local[:len(local) - len(ilocal) + 1])
+                numbered.append(_like(address, local[:len(local) - len(ilocal) + 1]))
             elif local != ilocal:
                 return None
             wild = self._domain(domain, idomain, ctx)
             if wild is None:
                 return None
-            return numbered + wild
+            return numbered + [_like(address, w) for w in wild]
         try:
             ok = match.match_address(address, pattern, ctx, expand=False)
         except ExpandError as exc:
@@ -257,7 +263,7 @@ class Rewriter:
                 continue
             if rule.replacement == "*":
                 return current
-            ctx.numbered = [current] + [g or "" for g in m.groups()]
+            ctx.numbered = [current] + [_like(current, g or "") for g in m.groups()]
             try:
                 new = expand_string(rule.replacement, ctx)
             except ExpandFail:

@@ -36,9 +36,13 @@ def qualify_recipient(config: Any) -> str:
 def main_rewriter(config: Any, log: RewriteLog | None = None,
                   variables: dict[str, str] | None = None,
                   msgid: str | None = None) -> Rewriter | None:
-    """A Rewriter over the rewrite section, or None when it has no rules."""
+    """A Rewriter over the rewrite section, or None when it has no rules.
+
+    ``variables`` is used by reference (an SMTP session's variables change as the
+    session goes on)."""
     rules = main_rules(config)
     if not rules:
         return None
     return Rewriter(rules, config, log, log_selected(config, "address_rewrite"),
-                    qualify_recipient(config), dict(variables or {}), msgid)
+                    qualify_recipient(config),
+                    variables if variables is not None else {}, msgid)

@@ -376,6 +376,8 @@ class SmtpServer:
         # before the banner is no error, and HELO/EHLO are no synchronisation points.
         self.pipe_connect = False
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
+        # rewrite rules with the S flag: (command data, is MAIL) -> data to use instead
+        self.smtp_rewrite: Callable[[str, bool], str] | None = None
         self.dsn_offered = False                # dsn_advertise_hosts matched the client
         self.dsn_advertised = False             # ... and this session said EHLO
 
@@ -810,6 +812,7 @@ class SmtpServer:
         if limited is not None:
             self._send(limited)
             return
+        arg = self._rewrite_path(arg, True)
         # SMTPUTF8 decides how the address itself is parsed (UTF-8 domains allowed).
         utf8 = self.esmtp and "SMTPUTF8" in self._param_names() and \
             any(p.upper() == "SMTPUTF8" for p in parse_path(arg, "sender").params)
@@ -891,6 +894,23 @@ class SmtpServer:
                 names.add("PRDR")
         return names
 
+    def _rewrite_path(self, arg: str, mail: bool) -> str:
+        """Apply the SMTP-time (S) rewrite rules to the path of MAIL or RCPT, before
+        any syntax check: the rules see the path with its angle brackets, and the
+        ESMTP parameters after it are kept."""
+        if self.smtp_rewrite is None:
+            return arg
+        arg = arg.strip()
+        if arg.startswith("<"):
+            end = arg.find(">")
+            if end < 0:
+                return arg
+            path, rest = arg[:end + 1], arg[end + 1:]
+        else:
+            path, sep, rest = arg.partition(" ")
+            rest = sep + rest
+        return self.smtp_rewrite(path, mail) + rest
+
     def _cmd_rcpt(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=False):
             return
@@ -903,6 +923,7 @@ class SmtpServer:
         if not arg:
             self._synprot(501, "RCPT must have an address operand")
             return
+        arg = self._rewrite_path(arg, False)
         path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain,
                           allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains)
         addr, raw, rest = path.address, path.raw, path.params

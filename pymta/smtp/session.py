@@ -41,6 +41,7 @@ from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.metrics import counters as metrics
+from pymta.rewrite.setup import main_rewriter
 from pymta.routing import route_address
 from pymta.smtp import connection_log
 from pymta.smtp.assemble import MessageAssembly
@@ -526,6 +527,10 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)
+    rewriter = main_rewriter(config, session.log, session.ctx.variables)
+    if rewriter is not None and rewriter.has_smtp_rules:
+        # Exim 4.96 names MAIL's data "smtp recipient" too in its log line
+        server.smtp_rewrite = lambda data, _mail: rewriter.smtp(taint(data), sender=False)
     return server
 
 

@@ -1,0 +1,133 @@
+"""The rewrite section at reception, end to end: the real daemon over SMTP and the
+command line, the delivered maildir messages, the spool and the main log (what Exim
+4.96 writes for the same rules: the old header kept as deleted "*", the new one after
+it, X-rewrote-* records of the old envelope, '"a" from env-to rewritten as "b" by
+rule N' lines under log_selector = +address_rewrite)."""
+from __future__ import annotations
+
+from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
+
+RULES = r"""
+begin rewrite
+
+root@*  *
+*@old.example  $1@test.example
+\N^<legacy!(.*)>$\N  <$1@test.example>  S
+bob@*  "Bob Builder <bob@test.example>"  wf
+*@*.sub.test.example  $1@test.example  F
+"""
+
+# old.example is accepted at RCPT (its addresses become test.example ones once the
+# header is in); ordinary rules do not change what the RCPT ACL sees.
+CONFIG = BASE_CONFIG.replace("  accept  domains = remote.example\n",
+                             "  accept  domains = remote.example : old.example\n") + RULES
+
+
+def _start(pymta_daemon, logged=True):
+    macros = {"EXTRA_MAIN": "log_selector = +address_rewrite"} if logged else {}
+    return pymta_daemon(config=CONFIG, macros=macros)
+
+
+def _pair(old: str, new: str, flag: str) -> str:
+    """A rewritten header in -H: the old text deleted, then the new one."""
+    return f"{len(old):03d}* {old}{len(new):03d}{flag} {new}"
+
+
+def _headers(message: bytes) -> list[str]:
+    head = message.split(b"\n\n", 1)[0].decode()
+    return head.replace("\n ", " ").replace("\n\t", " ").split("\n")
+
+
+def test_smtp_message_is_rewritten_in_envelope_and_headers(pymta_daemon, tmp_path):
+    d = _start(pymta_daemon)
+    body = ("From: Carol <carol@old.example>\r\n"
+            "To: alice@old.example, bob@remote.example (Bob)\r\n"
+            "Cc: Someone <someone@elsewhere.example>\r\n"
+            "Subject: rewrite me\r\n\r\nbody\r\n")
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<carol@old.example> SIZE=100")[0] == 250
+        assert c.cmd("RCPT TO:<alice@old.example>")[0] == 250
+        # S: rewritten before any check, so <legacy!bob> is bob@test.example
+        assert c.cmd("RCPT TO:<legacy!bob>")[0] == 250
+        assert c.data(body.encode())[0] == 250
+        c.quit()
+    alice = wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    bob = wait_for(lambda: maildir_messages(tmp_path, "bob"))
+    assert alice and bob and alice == bob
+    headers = _headers(alice[0])
+    assert "From: Carol <carol@test.example>" in headers
+    assert "To: alice@test.example, bob@remote.example (Bob)" in headers
+    assert "Cc: Someone <someone@elsewhere.example>" in headers
+    # the replaced headers and the X-rewrote records stay in the spool only
+    assert not any("old.example" in h for h in headers), headers
+    d.wait_for_log(r" <= carol@test.example ")
+    log = d.log()
+    assert '"<legacy!bob>" from smtp recipient rewritten as "<bob@test.example>" by rule 3' \
+        in log
+    for line in ('"alice@old.example" from env-to rewritten as "alice@test.example" by rule 2',
+                 '"carol@old.example" from env-from rewritten as "carol@test.example" by rule 2',
+                 '"carol@old.example" from from: rewritten as "carol@test.example" by rule 2',
+                 '"alice@old.example" from to: rewritten as "alice@test.example" by rule 2'):
+        assert f" {line}\n" in log, line
+    # the id of the message prefixes the reception-time lines
+    [arrival] = [ln for ln in log.splitlines() if " <= " in ln]
+    msgid = arrival.split()[2]
+    assert f"{msgid} \"alice@old.example\" from env-to" in log
+
+
+def test_local_message_spool_marks_old_headers_and_envelope(pymta_daemon):
+    d = _start(pymta_daemon)
+    message = ("From: bob@anywhere.example\n"
+               "To: Alice <alice@old.example>,\n  root@old.example\n"
+               "Subject: local\n\nbody\n")
+    proc = d.run("-odq", "-f", "sender@x.sub.test.example", "-t", input=message)
+    assert proc.returncode == 0, proc.stderr
+    [msgid] = d.queue()
+    spool = (d.spool / "input" / f"{msgid}-H").read_text()
+    header_part = spool.split("\n\n", 1)[1]
+    assert "<sender@test.example>\n" in spool          # F: the envelope sender
+    assert "\nalice@test.example\n" in spool           # -t recipients, rewritten
+    assert "\nroot@old.example\n" in spool             # "*": never rewritten
+    # the old header deleted ("*") and the new one after it with the same type letter
+    assert _pair("From: bob@anywhere.example\n",
+                 "From: Bob Builder <bob@test.example>\n", "F") in header_part
+    assert _pair("To: Alice <alice@old.example>,\n  root@old.example\n",
+                 "To: Alice <alice@test.example>,\n  root@old.example\n", "T") in header_part
+    assert "* X-rewrote-original-recipient: alice@old.example\n" in header_part
+    assert "* X-rewrote-sender: sender@x.sub.test.example\n" in header_part
+    log = d.log()
+    assert (f'{msgid} "sender@x.sub.test.example" from env-from rewritten as '
+            '"sender@test.example" by rule 5') in log
+    assert f'{msgid} "bob@anywhere.example" from from: rewritten as ' \
+        '"Bob Builder <bob@test.example>" by rule 4' in log
+
+
+def test_rewrites_are_not_logged_without_the_selector(pymta_daemon, tmp_path):
+    d = _start(pymta_daemon, logged=False)
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.send_message("carol@old.example", ["alice@old.example"],
+                              "From: carol@old.example\r\n\r\nbody\r\n")[0] == 250
+        c.quit()
+    assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    d.wait_for_log(r" <= carol@test.example ")
+    assert "rewritten" not in d.log()
+
+
+def test_brw_with_the_daemons_configuration(pymta_daemon):
+    d = _start(pymta_daemon)
+    proc = d.run("-brw", "Bob <bob@old.example>")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "  sender: Bob <bob@test.example>",
+        "    from: Bob Builder <bob@test.example>",
+        "      to: Bob <bob@test.example>",
+        "      cc: Bob <bob@test.example>",
+        "     bcc: Bob <bob@test.example>",
+        "reply-to: Bob <bob@test.example>",
+        "env-from: bob@test.example",
+        "  env-to: bob@test.example",
+    ]

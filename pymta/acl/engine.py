@@ -64,6 +64,8 @@ from pymta.expand.lists import split_list, word_in_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
 from pymta.log import Logger, log_selected
+from pymta.rewrite import Where
+from pymta.rewrite.setup import main_rewriter
 from pymta.taint import taint
 
 # ACLs run while a message is being received (logwrite lines carry its id there).
@@ -808,7 +810,16 @@ class _Runner:
                 else self._var("sender_address")
             if not address:
                 return True   # the null sender always verifies
-        return self._verify_address(kind, address, vopts)
+        return self._verify_address(kind, self._rewritten(kind, address), vopts)
+
+    def _rewritten(self, kind: str, address: str) -> str:
+        """The address the rewrite section makes of an envelope address: verification
+        routes that one (the variables keep the address as given)."""
+        rewriter = main_rewriter(self.config, None, self.ctx.variables)
+        if rewriter is None:
+            return address
+        where = Where.ENV_TO if kind == "recipient" else Where.ENV_FROM
+        return rewriter.address(address, where).address
 
     def _callouts_skipped(self) -> bool:
         """-bh tests ACLs without calling out (as Exim; -bhc does the callouts)."""

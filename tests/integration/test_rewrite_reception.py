@@ -17,10 +17,29 @@ bob@*  "Bob Builder <bob@test.example>"  wf
 *@*.sub.test.example  $1@test.example  F
 """
 
-# old.example is accepted at RCPT (its addresses become test.example ones once the
-# header is in); ordinary rules do not change what the RCPT ACL sees.
-CONFIG = BASE_CONFIG.replace("  accept  domains = remote.example\n",
-                             "  accept  domains = remote.example : old.example\n") + RULES
+# old.example is accepted at RCPT when it verifies: verification routes the rewritten
+# address (alice@test.example), though the RCPT ACL's variables keep what was given.
+ALIASES = """\
+aliases:
+  driver = redirect
+  domains = +local_domains
+  local_parts = list
+  data = alice@old.example
+
+raw_aliases:
+  driver = redirect
+  domains = +local_domains
+  local_parts = rawlist
+  data = alice@old.example
+  no_rewrite
+
+"""
+
+CONFIG = BASE_CONFIG.replace(
+    "  accept  domains = remote.example\n",
+    "  accept  domains = old.example\n          verify = recipient\n"
+    "  accept  domains = remote.example\n").replace(
+    "local_users:\n", ALIASES + "local_users:\n") + RULES
 
 
 def _start(pymta_daemon, logged=True):
@@ -131,3 +150,26 @@ def test_brw_with_the_daemons_configuration(pymta_daemon):
         "env-from: bob@test.example",
         "  env-to: bob@test.example",
     ]
+
+
+def test_recipient_verification_routes_the_rewritten_address(pymta_daemon):
+    d = _start(pymta_daemon)
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<carol@elsewhere.example>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@old.example>")[0] == 250
+        # nobody@test.example has no mailbox: refused, as nobody@old.example is
+        assert c.cmd("RCPT TO:<nobody@old.example>")[0] == 550
+        c.quit()
+
+
+def test_redirect_children_are_rewritten_unless_no_rewrite(pymta_daemon):
+    d = _start(pymta_daemon)
+    routed = d.run("-bt", "list@test.example")
+    assert routed.returncode == 0, routed.stdout + routed.stderr
+    assert "alice@test.example" in routed.stdout
+    assert "router = local_users" in routed.stdout
+    raw = d.run("-bt", "rawlist@test.example")
+    assert raw.returncode == 2
+    assert "alice@old.example" in raw.stdout

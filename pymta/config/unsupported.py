@@ -113,7 +113,7 @@ UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {
-        **_reject("headers_rewrite transport_filter "
+        **_reject("transport_filter "
                   "transport_filter_timeout"),
     },
     "authenticator": {},

@@ -46,3 +46,4 @@ def main_rewriter(config: Any, log: RewriteLog | None = None,
     return Rewriter(rules, config, log, log_selected(config, "address_rewrite"),
                     qualify_recipient(config),
                     variables if variables is not None else {}, msgid)
+

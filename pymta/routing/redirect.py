@@ -296,12 +296,12 @@ class RedirectRouter(Router):
             else:
                 dom = support.qualify_recipient(self.config)
             bare = f"{bare}@{dom}"
-        return Address(self._rewrite(bare, ctx), parent=parent)
+        return Address(self.rewrite_child(bare, ctx), parent=parent)
 
-    def _rewrite(self, address: str, ctx: Any) -> str:
-        """A generated address goes through the rewrite section as an envelope
-        recipient at once, unless ``no_rewrite`` is set (the spec's "When does
-        rewriting happen?")."""
+    def rewrite_child(self, address: str, ctx: Any) -> str:
+        """A generated address (from the data or a user's filter) goes through the
+        rewrite section as an envelope recipient at once, unless ``no_rewrite`` is
+        set (the spec's "When does rewriting happen?")."""
         if not self.flag("rewrite"):
             return address
         log = getattr(ctx, "log", None)

@@ -5,7 +5,13 @@ it, X-rewrote-* records of the old envelope, '"a" from env-to rewritten as "b" b
 rule N' lines under log_selector = +address_rewrite)."""
 from __future__ import annotations
 
+import getpass
+import os
+
 from tests.integration.conftest import BASE_CONFIG, maildir_messages, wait_for
+
+# a filter runs as a user: the test's own, or nobody when the tests run as root
+FILTER_USER = "nobody" if os.geteuid() == 0 else getpass.getuser()
 
 RULES = r"""
 begin rewrite
@@ -26,6 +32,14 @@ aliases:
   local_parts = list
   data = alice@old.example
 
+filtered:
+  driver = redirect
+  domains = +local_domains
+  local_parts = filtered
+  allow_filter
+  user = FILTER_USER
+  data = #Exim filter\\ndeliver alice@old.example
+
 raw_aliases:
   driver = redirect
   domains = +local_domains
@@ -39,7 +53,7 @@ CONFIG = BASE_CONFIG.replace(
     "  accept  domains = remote.example\n",
     "  accept  domains = old.example\n          verify = recipient\n"
     "  accept  domains = remote.example\n").replace(
-    "local_users:\n", ALIASES + "local_users:\n") + RULES
+    "local_users:\n", ALIASES.replace("FILTER_USER", FILTER_USER) + "local_users:\n") + RULES
 
 
 def _start(pymta_daemon, logged=True):
@@ -173,3 +187,15 @@ def test_redirect_children_are_rewritten_unless_no_rewrite(pymta_daemon):
     raw = d.run("-bt", "rawlist@test.example")
     assert raw.returncode == 2
     assert "alice@old.example" in raw.stdout
+
+
+def test_filter_deliveries_are_rewritten(pymta_daemon, tmp_path):
+    d = _start(pymta_daemon)
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.send_message("carol@elsewhere.example", ["filtered@test.example"],
+                              "Subject: via a filter\r\n\r\nbody\r\n")[0] == 250
+        c.quit()
+    assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    d.wait_for_log(r"=> alice <filtered@test.example> R=local_users")

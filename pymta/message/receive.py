@@ -41,9 +41,9 @@ from pymta.message.headers import (
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
 from pymta.metrics import counters as metrics
-from pymta.rewrite import rewrite_headers
+from pymta.rewrite import qualify_domains, rewrite_headers
 from pymta.rewrite.reception import CollectedLog, rewrite_envelope
-from pymta.rewrite.setup import main_rewriter
+from pymta.rewrite.setup import main_rewriter, qualify_recipient
 from pymta.spool.files import configured_spool, set_message_queue, write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
@@ -127,6 +127,11 @@ def _quote_phrase(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+", name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _qualify_domain(config: Any) -> str:
+    """qualify_domain (by default the primary host name)."""
+    return str(_option(config, "qualify_domain", "") or _primary_hostname(config))
 
 
 def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str]:
@@ -241,7 +246,15 @@ def prepare_message(config: Any, envelope: Envelope,
         rewritten = rewrite_envelope(rewriter, env.sender, list(env.recipients))
         env.sender, env.recipients = rewritten.sender, rewritten.recipients
         rewrite_marks = rewritten.marks
-        headers = rewrite_headers(rewriter, headers)
+    # Unqualified header addresses are qualified (then rewritten) when the sender may
+    # use unqualified addresses: local messages, hosts in *_unqualified_hosts.
+    header_qualify = qualify_domains(
+        _qualify_domain(config) if env.is_local_submission or env.allow_unqualified_sender
+        else None,
+        qualify_recipient(config)
+        if env.is_local_submission or env.allow_unqualified_recipient else None)
+    if rewriter is not None or header_qualify:
+        headers = rewrite_headers(rewriter, headers, qualify=header_qualify)
 
     variables = reception_variables(config, env, msgid)
     received = build_received(config, variables, env.acl_vars, when=started)

@@ -114,6 +114,7 @@ def test_local_message_spool_marks_old_headers_and_envelope(pymta_daemon):
     d = _start(pymta_daemon)
     message = ("From: bob@anywhere.example\n"
                "To: Alice <alice@old.example>,\n  root@old.example\n"
+               "Cc: carol, bob\n"
                "Subject: local\n\nbody\n")
     proc = d.run("-odq", "-f", "sender@x.sub.test.example", "-t", input=message)
     assert proc.returncode == 0, proc.stderr
@@ -128,6 +129,12 @@ def test_local_message_spool_marks_old_headers_and_envelope(pymta_daemon):
                  "From: Bob Builder <bob@test.example>\n", "F") in header_part
     assert _pair("To: Alice <alice@old.example>,\n  root@old.example\n",
                  "To: Alice <alice@test.example>,\n  root@old.example\n", "T") in header_part
+    # a local message's unqualified header addresses are qualified, then rewritten
+    assert _pair("Cc: carol, bob\n",
+                 "Cc: carol@test.example, Bob Builder <bob@test.example>\n", "C") \
+        not in header_part             # the w rule has the f flag only
+    assert _pair("Cc: carol, bob\n", "Cc: carol@test.example, bob@test.example\n", "C") \
+        in header_part
     assert "* X-rewrote-original-recipient: alice@old.example\n" in header_part
     assert "* X-rewrote-sender: sender@x.sub.test.example\n" in header_part
     log = d.log()

@@ -90,6 +90,7 @@ class Envelope:
     sender_fullname: str | None = None     # -F with -f: the phrase of a constructed From:
     is_local_submission: bool = False
     sender_set_by_caller: bool = False
+    sender_rewritten: bool = False         # verify = sender already applied the rewrite rules
     submission_mode: bool = False          # control = submission: local fixups for SMTP
     submission_control: str = "submission"  # with its options (/domain=, /name=, ...)
     suppress_local_fixups: bool = False

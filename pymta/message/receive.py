@@ -243,7 +243,8 @@ def prepare_message(config: Any, envelope: Envelope,
                              reception_variables(config, env, msgid), msgid)
     rewrite_marks: list[SpoolHeader] = []
     if rewriter is not None:
-        rewritten = rewrite_envelope(rewriter, env.sender, list(env.recipients))
+        rewritten = rewrite_envelope(rewriter, env.sender, list(env.recipients),
+                                     rewrite_sender=not env.sender_rewritten)
         env.sender, env.recipients = rewritten.sender, rewritten.recipients
         rewrite_marks = rewritten.marks
     # Unqualified header addresses are qualified (then rewritten) when the sender may

@@ -38,10 +38,11 @@ class EnvelopeRewrite:
     marks: list[SpoolHeader]
 
 
-def rewrite_envelope(rewriter: Rewriter, sender: str,
-                     recipients: list[str]) -> EnvelopeRewrite:
+def rewrite_envelope(rewriter: Rewriter, sender: str, recipients: list[str],
+                     rewrite_sender: bool = True) -> EnvelopeRewrite:
     """Rewrite the recipients (env-to) and then the sender (env-from), in the order
-    Exim 4.96 logs them; the null sender is never rewritten."""
+    Exim 4.96 logs them; the null sender is never rewritten, nor one that sender
+    verification rewrote already (``rewrite_sender`` False)."""
     marks: list[SpoolHeader] = []
     new_recipients: list[str] = []
     for rcpt in recipients:
@@ -50,7 +51,7 @@ def rewrite_envelope(rewriter: Rewriter, sender: str,
             marks.append(SpoolHeader("*", f"X-rewrote-original-recipient: {rcpt}\n"))
         new_recipients.append(new)
     new_sender = sender
-    if sender:
+    if sender and rewrite_sender:
         new_sender = rewriter.address(sender, Where.ENV_FROM).address
         if new_sender != sender:
             marks.append(SpoolHeader("*", f"X-rewrote-sender: {sender}\n"))

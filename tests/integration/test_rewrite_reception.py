@@ -206,3 +206,31 @@ def test_filter_deliveries_are_rewritten(pymta_daemon, tmp_path):
         c.quit()
     assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
     d.wait_for_log(r"=> alice <filtered@test.example> R=local_users")
+
+
+SENDER_VERIFY = CONFIG.replace(
+    "acl_smtp_rcpt = acl_check_rcpt\n",
+    "acl_smtp_rcpt = acl_check_rcpt\nacl_smtp_mail = acl_check_mail\n").replace(
+    "begin acl\n",
+    "begin acl\n\nacl_check_mail:\n  accept  verify = sender\n"
+    "          logwrite = MAIL ACL sender $sender_address\n\n")
+
+
+def test_a_verified_sender_stays_rewritten(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=SENDER_VERIFY,
+                     macros={"EXTRA_MAIN": "log_selector = +address_rewrite"})
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        # bob@test.example verifies (bob has a mailbox); bob@old.example would not
+        assert c.send_message("bob@old.example", ["alice@test.example"],
+                              "Subject: verified\r\n\r\nbody\r\n")[0] == 250
+        c.quit()
+    assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    [arrival] = d.wait_for_log(r" <= bob@test.example ")
+    msgid = arrival.split()[2]
+    log = d.log()
+    # rewritten (and logged) once, at verification, without a message id
+    assert log.count('"bob@old.example" from env-from rewritten as "bob@test.example"') == 1
+    assert "MAIL ACL sender bob@test.example\n" in log
+    assert f'{msgid} "bob@old.example"' not in log

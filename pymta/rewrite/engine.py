@@ -23,6 +23,7 @@ from pymta import match
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandError, ExpandFail
+from pymta.expand.operators import op_rfc2047
 from pymta.lookups import parse_lookup_type
 from pymta.rewrite.addrparse import working_address
 from pymta.rewrite.rules import WHERE_NAMES, Rule, Where
@@ -60,6 +61,18 @@ class Outcome:
 def _like(source: str, part: str) -> str:
     """``part`` of ``source``, tainted when the source is (slicing loses the mark)."""
     return taint(part) if is_tainted(source) else part
+
+
+def _encoded_phrase(text: str, ctx: ExpandContext) -> str:
+    """A ``w`` replacement whose phrase (the text before "<") has characters outside
+    printable ASCII gets it RFC 2047 encoded in headers_charset, as Exim does."""
+    lt = text.find("<")
+    if lt <= 0:
+        return text
+    phrase = text[:lt].rstrip()
+    if all(32 <= ord(c) <= 126 or c == "\t" for c in phrase):
+        return text
+    return op_rfc2047(phrase, ctx) + text[len(phrase):]
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -210,7 +223,7 @@ class Rewriter:
                     return Outcome(address)
                 whole = None
                 if rule.whole:
-                    whole = new
+                    whole = _encoded_phrase(new, ctx)
                     extracted, error = working_address(new)
                     if extracted is None:
                         self._panic(f"Rewrite of {current} yielded unparseable address: "

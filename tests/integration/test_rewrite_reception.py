@@ -234,3 +234,22 @@ def test_a_verified_sender_stays_rewritten(pymta_daemon, tmp_path):
     assert log.count('"bob@old.example" from env-from rewritten as "bob@test.example"') == 1
     assert "MAIL ACL sender bob@test.example\n" in log
     assert f'{msgid} "bob@old.example"' not in log
+
+
+def test_system_filter_deliveries_are_rewritten(pymta_daemon, tmp_path):
+    (tmp_path / "system.filter").write_text("# Exim filter\ndeliver alice@old.example\n")
+    config = CONFIG.replace("spool_directory = SPOOL\n",
+                            "spool_directory = SPOOL\nsystem_filter = DIR/system.filter\n")
+    d = pymta_daemon(config=config, macros={"EXTRA_MAIN": "log_selector = +address_rewrite"})
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.send_message("carol@elsewhere.example", ["bob@test.example"],
+                              "Subject: system filter\r\n\r\nbody\r\n")[0] == 250
+        c.quit()
+    assert wait_for(lambda: maildir_messages(tmp_path, "alice"))
+    [arrival] = d.wait_for_log(r" <= carol@elsewhere.example ")
+    msgid = arrival.split()[2]
+    d.wait_for_log(rf'{msgid} "alice@old.example" from env-to rewritten as '
+                   r'"alice@test.example" by rule 2')
+    assert maildir_messages(tmp_path, "bob") == []      # a significant delivery

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pymta import match
+from pymta.debuglog import debug
 from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandError, ExpandFail
@@ -106,7 +107,8 @@ class Rewriter:
             self.log.panic(text, self.msgid)
 
     def _rewritten(self, old: str, where_name: str, new: str, rule: Rule) -> None:
-        if self.log_rewrites and self.log is not None:
+        # -d+rewrite writes the line too, whatever log_selector says (as Exim)
+        if (self.log_rewrites or debug.rewrite) and self.log is not None:
             self.log.main(f'"{old}" from {where_name} rewritten as "{new}" '
                           f"by rule {rule.number}", self.msgid)
 

@@ -43,7 +43,7 @@ from pymta.message.submission import apply_sender_rules, created_from, parse_sub
 from pymta.metrics import counters as metrics
 from pymta.rewrite import qualify_domains, rewrite_headers
 from pymta.rewrite.reception import CollectedLog, rewrite_envelope
-from pymta.rewrite.setup import main_rewriter, qualify_recipient
+from pymta.rewrite.setup import main_rewriter, main_rules, qualify_recipient
 from pymta.spool.files import configured_spool, set_message_queue, write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
@@ -240,7 +240,8 @@ def prepare_message(config: Any, envelope: Envelope,
     # message (before Received: is built, which names the rewritten sender).
     rewrite_log = CollectedLog()
     rewriter = main_rewriter(config, rewrite_log,
-                             reception_variables(config, env, msgid), msgid)
+                             reception_variables(config, env, msgid), msgid) \
+        if main_rules(config) else None
     rewrite_marks: list[SpoolHeader] = []
     if rewriter is not None:
         rewritten = rewrite_envelope(rewriter, env.sender, list(env.recipients),

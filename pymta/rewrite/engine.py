@@ -154,12 +154,21 @@ class Rewriter:
                 numbered.append(_like(address, local[:len(local) - len(ilocal) + 1]))
             elif local != ilocal:
                 return None
-            wild = self._domain(domain, idomain, ctx)
+            try:
+                wild = self._domain(domain, idomain, ctx)
+            except ExpandFail:
+                return None
+            except ExpandError as exc:          # a lookup deferred or went wrong
+                self._panic(f'failed to expand "{rule.pattern}" while checking a list: '
+                            f"{exc}")
+                return None
             if wild is None:
                 return None
             return numbered + [_like(address, w) for w in wild]
         try:
             ok = match.match_address(address, pattern, ctx, expand=False)
+        except ExpandFail:
+            return None
         except ExpandError as exc:
             self._panic(f'failed to expand "{rule.pattern}" while checking a list: {exc}')
             return None

@@ -9,17 +9,17 @@ from pymta.log import log_selected
 from pymta.rewrite.engine import RewriteLog, Rewriter
 from pymta.rewrite.rules import Rule, compile_rules
 
-# Compiled once per loaded configuration (a reload brings a new Config object).
-_compiled: dict[int, tuple[Any, tuple[Rule, ...]]] = {}
+# Compiled once per loaded configuration: a process has one at a time (a reload
+# brings a new Config object, which replaces the entry).
+_compiled: list[tuple[Any, tuple[Rule, ...]]] = []
 
 
 def main_rules(config: Any) -> tuple[Rule, ...]:
     """The configuration's rewrite section, compiled."""
-    cached = _compiled.get(id(config))
-    if cached is not None and cached[0] is config:
-        return cached[1]
+    if _compiled and _compiled[0][0] is config:
+        return _compiled[0][1]
     rules = compile_rules(list(getattr(config, "rewrite_rules", None) or []))
-    _compiled[id(config)] = (config, rules)
+    _compiled[:] = [(config, rules)]
     return rules
 
 

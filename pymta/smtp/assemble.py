@@ -122,6 +122,13 @@ class MessageAssembly:
             return Reply(552, "Message size exceeds maximum permitted")
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
+        if env.sender != v.get("sender_address"):
+            # the rewrite section changed the sender: the DATA ACL sees the new one
+            lp, at, dom = env.sender.rpartition("@")
+            v["sender_address"] = taint(env.sender)
+            v["sender_address_local_part"] = taint(lp if at else env.sender)
+            v["sender_address_domain"] = taint(dom if at else "")
+        v["recipients"] = taint(", ".join(env.recipients))     # rewritten ones too
         self.content_scan = self._content_scan(prepared)
         self.reject_details = reject_details(env, prepared)
         try:

@@ -253,3 +253,25 @@ def test_system_filter_deliveries_are_rewritten(pymta_daemon, tmp_path):
     d.wait_for_log(rf'{msgid} "alice@old.example" from env-to rewritten as '
                    r'"alice@test.example" by rule 2')
     assert maildir_messages(tmp_path, "bob") == []      # a significant delivery
+
+
+DATA_ACL = CONFIG.replace(
+    "acl_smtp_rcpt = acl_check_rcpt\n",
+    "acl_smtp_rcpt = acl_check_rcpt\nacl_smtp_data = acl_check_data\n").replace(
+    "begin acl\n",
+    "begin acl\n\nacl_check_data:\n  accept  logwrite = DATA ACL $sender_address "
+    "[$recipients] $h_From:\n\n")
+
+
+def test_the_data_acl_sees_the_rewritten_envelope_and_headers(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=DATA_ACL)
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.send_message("carol@old.example", ["alice@old.example", "bob@test.example"],
+                              "From: carol@old.example\r\n\r\nbody\r\n")[0] == 250
+        c.quit()
+    [line] = d.wait_for_log(r"DATA ACL ")
+    assert line.endswith(
+        "DATA ACL carol@test.example [alice@test.example, bob@test.example] "
+        "carol@test.example")

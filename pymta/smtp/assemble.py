@@ -120,6 +120,10 @@ class MessageAssembly:
                         self.msgid if self.host_checking else None)
             self._reset_message()
             return Reply(552, "Message size exceeds maximum permitted")
+        # What rewriting logged belongs before the DATA ACL's lines (as Exim logs it)
+        for kind, text in prepared.rewrite_log:
+            (self.log.panic if kind == "panic" else self.log.main)(text, self.msgid)
+        prepared.rewrite_log = []
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
         if env.sender != v.get("sender_address"):

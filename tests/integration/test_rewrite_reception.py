@@ -264,7 +264,8 @@ DATA_ACL = CONFIG.replace(
 
 
 def test_the_data_acl_sees_the_rewritten_envelope_and_headers(pymta_daemon, tmp_path):
-    d = pymta_daemon(config=DATA_ACL)
+    d = pymta_daemon(config=DATA_ACL,
+                     macros={"EXTRA_MAIN": "log_selector = +address_rewrite"})
     with d.client() as c:
         c.banner()
         c.ehlo()
@@ -275,3 +276,8 @@ def test_the_data_acl_sees_the_rewritten_envelope_and_headers(pymta_daemon, tmp_
     assert line.endswith(
         "DATA ACL carol@test.example [alice@test.example, bob@test.example] "
         "carol@test.example")
+    # the rewrites are logged when the header is in, before the DATA ACL runs (the
+    # first is RCPT's verify = recipient, without a message id)
+    lines = d.log().splitlines()
+    rewritten = [i for i, ln in enumerate(lines) if " rewritten as " in ln]
+    assert len(rewritten) == 4 and max(rewritten) < lines.index(line)

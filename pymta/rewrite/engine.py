@@ -316,3 +316,19 @@ class Rewriter:
     def has_other_rules(self) -> bool:
         """Whether any rule applies to envelope or header addresses."""
         return any(r.where & Where.ALL for r in self.rules)
+
+
+def rewrite_command_path(rewriter: Rewriter, arg: str) -> str:
+    """The argument of MAIL FROM: or RCPT TO: with the S rules applied to its path
+    (angle brackets included); the ESMTP parameters after it are kept.  Exim names
+    both commands "smtp recipient" in its log line."""
+    arg = arg.strip()
+    if arg.startswith("<"):
+        end = arg.find(">")
+        if end < 0:
+            return arg
+        path, rest = arg[:end + 1], arg[end + 1:]
+    else:
+        path, sep, rest = arg.partition(" ")
+        rest = sep + rest
+    return rewriter.smtp(taint(path), sender=False) + rest

@@ -376,7 +376,7 @@ class SmtpServer:
         # before the banner is no error, and HELO/EHLO are no synchronisation points.
         self.pipe_connect = False
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
-        # rewrite rules with the S flag: (command data, is MAIL) -> data to use instead
+        # rewrite rules with the S flag: (command argument, is MAIL) -> argument to use
         self.smtp_rewrite: Callable[[str, bool], str] | None = None
         self.dsn_offered = False                # dsn_advertise_hosts matched the client
         self.dsn_advertised = False             # ... and this session said EHLO
@@ -895,21 +895,9 @@ class SmtpServer:
         return names
 
     def _rewrite_path(self, arg: str, mail: bool) -> str:
-        """Apply the SMTP-time (S) rewrite rules to the path of MAIL or RCPT, before
-        any syntax check: the rules see the path with its angle brackets, and the
-        ESMTP parameters after it are kept."""
-        if self.smtp_rewrite is None:
-            return arg
-        arg = arg.strip()
-        if arg.startswith("<"):
-            end = arg.find(">")
-            if end < 0:
-                return arg
-            path, rest = arg[:end + 1], arg[end + 1:]
-        else:
-            path, sep, rest = arg.partition(" ")
-            rest = sep + rest
-        return self.smtp_rewrite(path, mail) + rest
+        """Apply the SMTP-time (S) rewrite rules to the argument of MAIL or RCPT,
+        before any syntax check."""
+        return arg if self.smtp_rewrite is None else self.smtp_rewrite(arg, mail)
 
     def _cmd_rcpt(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=False):

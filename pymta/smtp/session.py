@@ -41,6 +41,7 @@ from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.metrics import counters as metrics
+from pymta.rewrite.engine import rewrite_command_path
 from pymta.rewrite.setup import main_rewriter
 from pymta.routing import route_address
 from pymta.smtp import connection_log
@@ -540,8 +541,7 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
                                 or main_option(config, "qualify_domain", None) or session.hostname)
     rewriter = main_rewriter(config, session.log, session.ctx.variables)
     if rewriter is not None and rewriter.has_smtp_rules:
-        # Exim 4.96 names MAIL's data "smtp recipient" too in its log line
-        server.smtp_rewrite = lambda data, _mail: rewriter.smtp(taint(data), sender=False)
+        server.smtp_rewrite = lambda arg, _mail: rewrite_command_path(rewriter, arg)
     return server
 
 

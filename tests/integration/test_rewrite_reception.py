@@ -281,3 +281,16 @@ def test_the_data_acl_sees_the_rewritten_envelope_and_headers(pymta_daemon, tmp_
     lines = d.log().splitlines()
     rewritten = [i for i, ln in enumerate(lines) if " rewritten as " in ln]
     assert len(rewritten) == 4 and max(rewritten) < lines.index(line)
+
+
+def test_batched_smtp_gets_the_smtp_time_rules(pymta_daemon, tmp_path):
+    d = _start(pymta_daemon)
+    batch = ("MAIL FROM:<carol@elsewhere.example>\nRCPT TO:<legacy!alice>\nDATA\n"
+             "Subject: batched\n\nbody\n.\nQUIT\n")
+    proc = d.run("-odq", "-bS", input=batch)
+    assert proc.returncode == 0, proc.stderr
+    [msgid] = d.queue()
+    spool = (d.spool / "input" / f"{msgid}-H").read_text()
+    assert "\n1\nalice@test.example\n" in spool
+    assert '"<legacy!alice>" from smtp recipient rewritten as "<alice@test.example>" ' \
+        "by rule 3" in d.log()

@@ -41,7 +41,7 @@ from pymta.message.headers import (
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
 from pymta.metrics import counters as metrics
-from pymta.rewrite import qualify_domains, rewrite_headers
+from pymta.rewrite import RewriteLog, Where, qualify_domains, rewrite_headers
 from pymta.rewrite.reception import CollectedLog, rewrite_envelope
 from pymta.rewrite.setup import main_rewriter, main_rules, qualify_recipient
 from pymta.spool.files import configured_spool, set_message_queue, write_spool
@@ -207,6 +207,36 @@ def spool_recipients(env: Envelope) -> list[SpoolRecipient]:
     return out
 
 
+def _header_qualify(config: Any, env: Envelope) -> dict[Where, str]:
+    """Unqualified header addresses are qualified (then rewritten) when the sender may
+    use unqualified addresses: local messages, hosts in *_unqualified_hosts."""
+    return qualify_domains(
+        _qualify_domain(config) if env.is_local_submission or env.allow_unqualified_sender
+        else None,
+        qualify_recipient(config)
+        if env.is_local_submission or env.allow_unqualified_recipient else None)
+
+
+def rewritten_view(config: Any, env: Envelope, headers: list[SpoolHeader],
+                   log: RewriteLog | None = None) -> tuple[str, list[str], list[str]]:
+    """The sender, recipients and live header texts as reception's rewriting and
+    qualification will make them, without changing ``env``: what an ACL that runs
+    before the message is prepared (acl_not_smtp) sees.  The rewrites are logged to
+    ``log`` here (with env.msgid), and not again when the message is prepared."""
+    rewriter = main_rewriter(config, log, reception_variables(config, env, env.msgid or ""),
+                             env.msgid)
+    env.rewrites_logged = log is not None
+    sender, recipients = env.sender, list(env.recipients)
+    if rewriter is not None:
+        rewritten = rewrite_envelope(rewriter, sender, recipients,
+                                     rewrite_sender=not env.sender_rewritten)
+        sender, recipients = rewritten.sender, rewritten.recipients
+    qualify = _header_qualify(config, env)
+    if rewriter is not None or qualify:
+        headers = rewrite_headers(rewriter, headers, qualify=qualify)
+    return sender, recipients, [h.text for h in headers if h.flag != "*"]
+
+
 def prepare_message(config: Any, envelope: Envelope,
                     data: bytes | FileBody) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
@@ -242,19 +272,15 @@ def prepare_message(config: Any, envelope: Envelope,
     rewriter = main_rewriter(config, rewrite_log,
                              reception_variables(config, env, msgid), msgid) \
         if main_rules(config) else None
+    if rewriter is not None and env.rewrites_logged:
+        rewriter.log_rewrites = False       # rewritten_view logged them already
     rewrite_marks: list[SpoolHeader] = []
     if rewriter is not None:
         rewritten = rewrite_envelope(rewriter, env.sender, list(env.recipients),
                                      rewrite_sender=not env.sender_rewritten)
         env.sender, env.recipients = rewritten.sender, rewritten.recipients
         rewrite_marks = rewritten.marks
-    # Unqualified header addresses are qualified (then rewritten) when the sender may
-    # use unqualified addresses: local messages, hosts in *_unqualified_hosts.
-    header_qualify = qualify_domains(
-        _qualify_domain(config) if env.is_local_submission or env.allow_unqualified_sender
-        else None,
-        qualify_recipient(config)
-        if env.is_local_submission or env.allow_unqualified_recipient else None)
+    header_qualify = _header_qualify(config, env)
     if rewriter is not None or header_qualify:
         headers = rewrite_headers(rewriter, headers, qualify=header_qualify)
 

@@ -294,3 +294,28 @@ def test_batched_smtp_gets_the_smtp_time_rules(pymta_daemon, tmp_path):
     assert "\n1\nalice@test.example\n" in spool
     assert '"<legacy!alice>" from smtp recipient rewritten as "<alice@test.example>" ' \
         "by rule 3" in d.log()
+
+
+NOT_SMTP_ACL = CONFIG.replace(
+    "acl_smtp_rcpt = acl_check_rcpt\n",
+    "acl_smtp_rcpt = acl_check_rcpt\nacl_not_smtp = acl_check_local\n").replace(
+    "begin acl\n",
+    "begin acl\n\nacl_check_local:\n  accept  logwrite = LOCAL ACL $sender_address "
+    "[$recipients] $h_From: / $h_To:\n\n")
+
+
+def test_the_non_smtp_acl_sees_the_rewritten_message(pymta_daemon):
+    d = pymta_daemon(config=NOT_SMTP_ACL,
+                     macros={"EXTRA_MAIN": "log_selector = +address_rewrite"})
+    proc = d.run("-odq", "-f", "carol@old.example", "-t",
+                 input="From: carol@old.example\nTo: alice@old.example, bob\n\nbody\n")
+    assert proc.returncode == 0, proc.stderr
+    [msgid] = d.queue()
+    lines = d.log().splitlines()
+    [acl] = [ln for ln in lines if "LOCAL ACL" in ln]
+    assert acl.endswith(f"{msgid} LOCAL ACL carol@test.example "
+                        "[alice@test.example, bob@test.example] carol@test.example / "
+                        "alice@test.example, bob@test.example")
+    # logged once, before the ACL's line (Exim's order)
+    rewritten = [i for i, ln in enumerate(lines) if " rewritten as " in ln]
+    assert len(rewritten) == 4 and max(rewritten) < lines.index(acl)

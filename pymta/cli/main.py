@@ -275,12 +275,24 @@ def do_bt(opts: CliOptions, verify: bool | str) -> int:
     else:
         sender = f"{_login_name()}@{qualify_domain(config)}"
     worst = 0
+    # -bt shows log lines on standard error, as Exim does in address-test mode
+    log = Logger(config) if verify else StderrLog()
     for addr in opts.args:
         ctx = ExpandContext(config, {"sender_address": sender})
-        text, code = test_address(config, addr, ctx, verify=verify)
+        text, code = test_address(config, addr, ctx, verify=verify, log=log)
         _write(text)
         worst = max(worst, int(code))
     return worst
+
+
+class StderrLog:
+    """Where -bt's log lines go: standard error, in Exim's "LOG:" form."""
+
+    def main(self, text: str, msgid: str | None = None) -> None:
+        sys.stderr.write(f"LOG: address_rewrite MAIN\n  {text}\n")
+
+    def panic(self, text: str, msgid: str | None = None) -> None:
+        sys.stderr.write(f"LOG: MAIN PANIC\n  {text}\n")
 
 
 def do_bp(opts: CliOptions) -> int:

@@ -319,3 +319,22 @@ def test_the_non_smtp_acl_sees_the_rewritten_message(pymta_daemon):
     # logged once, before the ACL's line (Exim's order)
     rewritten = [i for i, ln in enumerate(lines) if " rewritten as " in ln]
     assert len(rewritten) == 4 and max(rewritten) < lines.index(acl)
+
+
+def test_bt_and_bv_rewrite_the_address_first(pymta_daemon):
+    d = _start(pymta_daemon)
+    bt = d.run("-bt", "alice@old.example")
+    assert bt.returncode == 0, bt.stdout + bt.stderr
+    assert bt.stdout.startswith("Address rewritten as: alice@test.example\n"
+                                "alice@test.example\n")
+    # -bt shows the log line on standard error, in Exim's "LOG:" form
+    assert 'LOG: address_rewrite MAIN\n  "alice@old.example" from env-to rewritten as ' \
+        '"alice@test.example" by rule 2\n' in bt.stderr
+    bv = d.run("-bv", "alice@old.example")
+    assert bv.stdout == "Address rewritten as: alice@test.example\n" \
+        "alice@test.example verified\n"
+    # -bvs rewrites as a sender: the F rule applies, not the recipient rules' T
+    bvs = d.run("-bvs", "x@y.sub.test.example")
+    assert bvs.stdout.startswith("Address rewritten as: x@test.example\n")
+    bv = d.run("-bv", "x@y.sub.test.example")
+    assert "Address rewritten" not in bv.stdout

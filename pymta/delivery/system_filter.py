@@ -22,6 +22,7 @@ from pymta.rewrite import Where
 from pymta.rewrite.setup import main_rewriter
 from pymta.routing import support
 from pymta.spool.model import SpoolHeader, SpoolMessage
+from pymta.taint import taint
 
 #: the pseudo-address the system filter's deliveries descend from (as in Exim's log)
 SYSTEM_FILTER = "system-filter"
@@ -110,7 +111,7 @@ def _generated(config: Any, result: FilterResult, ctx: ExpandContext,
     for action in result.actions:
         if action.kind == "address":
             target = action.target if rewriter is None \
-                else rewriter.address(action.target, Where.ENV_TO).address
+                else rewriter.address(taint(action.target), Where.ENV_TO).address
             child = Address(target, parent=parent)
             child.errors_address = action.errors_to
         else:

@@ -13,6 +13,7 @@ from pymta.rewrite.addrparse import address_items
 from pymta.rewrite.engine import Outcome, Rewriter
 from pymta.rewrite.rules import Where, header_where
 from pymta.spool.model import SpoolHeader
+from pymta.taint import taint
 
 # Unqualified addresses in these headers take qualify_domain; in the others
 # (To:, Cc:, Bcc:) qualify_recipient.
@@ -42,8 +43,9 @@ def rewrite_header_text(rewriter: Rewriter | None, text: str, mask: Where = Wher
             if not domain:
                 continue        # unqualified addresses are left as they are
             address = f"{address}@{domain}"
-        outcome = rewriter.address(address, where) if rewriter is not None and rules \
-            else Outcome(address)
+        # message data: tainted, so $1, $local_part... cannot become a file name
+        outcome = rewriter.address(taint(address), where) \
+            if rewriter is not None and rules else Outcome(address)
         if outcome.address == item.address and outcome.whole is None:
             continue
         if outcome.whole is not None:

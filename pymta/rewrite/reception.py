@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pymta.rewrite.engine import Rewriter
 from pymta.rewrite.rules import Where
 from pymta.spool.model import SpoolHeader
+from pymta.taint import taint
 
 
 @dataclass
@@ -46,13 +47,13 @@ def rewrite_envelope(rewriter: Rewriter, sender: str, recipients: list[str],
     marks: list[SpoolHeader] = []
     new_recipients: list[str] = []
     for rcpt in recipients:
-        new = rewriter.address(rcpt, Where.ENV_TO).address
+        new = rewriter.address(taint(rcpt), Where.ENV_TO).address
         if new != rcpt:
             marks.append(SpoolHeader("*", f"X-rewrote-original-recipient: {rcpt}\n"))
         new_recipients.append(new)
     new_sender = sender
     if sender and rewrite_sender:
-        new_sender = rewriter.address(sender, Where.ENV_FROM).address
+        new_sender = rewriter.address(taint(sender), Where.ENV_FROM).address
         if new_sender != sender:
             marks.append(SpoolHeader("*", f"X-rewrote-sender: {sender}\n"))
     return EnvelopeRewrite(new_sender, new_recipients, marks)

@@ -17,7 +17,7 @@ from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router, RouterReply
 from pymta.routing.filtering import run_user_filter
 from pymta.routing.options import router_options
-from pymta.taint import TaintError, check_untainted
+from pymta.taint import TaintError, check_untainted, taint
 
 
 def split_redirect_items(text: str) -> list[str]:
@@ -309,7 +309,7 @@ class RedirectRouter(Router):
                                  dict(getattr(ctx, "variables", {}) or {}))
         if rewriter is None:
             return address
-        return rewriter.address(address, Where.ENV_TO).address
+        return rewriter.address(taint(address), Where.ENV_TO).address
 
     def _check_allowed(self, kind: str, forbid: str, item: str) -> None:
         if self.flag(forbid) or self.flag("one_time"):

@@ -64,3 +64,27 @@ def test_repeat_quit_and_qualify_flags():
     assert rw.address("a@x.example", Where.TO).address == "b@x.example"
     rw = _rewriter(("a@*", "local", "Q"))
     assert rw.address("a@x.example", Where.TO).address == "local@rcpt.example"
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.panics: list[str] = []
+
+    def main(self, text: str, msgid: str | None = None) -> None:
+        pass
+
+    def panic(self, text: str, msgid: str | None = None) -> None:
+        self.panics.append(text)
+
+
+def test_message_addresses_are_tainted_data(tmp_path):
+    # the domain of a header address may not name the file a lookup reads
+    (tmp_path / "x.example").write_text("a: b\n")
+    log = _Log()
+    rules = compile_rules([RewriteRule(
+        "*@*", "${lookup{$1}lsearch{" + str(tmp_path) + "/$2}{$value}fail}@y.example", "")])
+    rw = Rewriter(rules, None, log=log)
+    assert rewrite_header_text(rw, "From: a@x.example\n") is None
+    assert log.panics and "Tainted" in log.panics[0]
+    # the same rule with the address given by the configuration itself is fine
+    assert rw.address("a@x.example", Where.FROM).address == "b@y.example"

@@ -254,8 +254,8 @@ class Rewriter:
                                 rule)
                 result = Outcome(new, whole)
                 changes += 1
-                if rule.repeat and changes < MAX_REPEATS:
-                    continue
+                if rule.repeat and changes <= MAX_REPEATS:
+                    continue            # the rule once, then up to ten repeats
                 if rule.quit:
                     return result
                 break

@@ -26,7 +26,7 @@ from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandError, ExpandFail
 from pymta.expand.operators import op_rfc2047
 from pymta.lookups import parse_lookup_type
-from pymta.rewrite.addrparse import working_address
+from pymta.rewrite.addrparse import address_items, working_address
 from pymta.rewrite.rules import WHERE_NAMES, Rule, Where
 from pymta.taint import is_tainted, taint
 
@@ -74,6 +74,15 @@ def _encoded_phrase(text: str, ctx: ExpandContext) -> str:
     if all(32 <= ord(c) <= 126 or c == "\t" for c in phrase):
         return text
     return op_rfc2047(phrase, ctx) + text[len(phrase):]
+
+
+def _qualified_in(whole: str, qualified: str) -> str:
+    """A whole (w) replacement with its working address replaced by ``qualified``."""
+    items = address_items(whole)
+    if len(items) != 1:
+        return qualified
+    item = items[0]
+    return whole[:item.addr_start] + qualified + whole[item.addr_end:]
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -245,7 +254,7 @@ class Rewriter:
                     if rule.qualify and self.qualify_recipient:
                         new = f"{new}@{self.qualify_recipient}"
                         if whole is not None:
-                            whole = None
+                            whole = _qualified_in(whole, new)
                     else:
                         self._panic(f'Rewrite of {current} yielded unqualified address '
                                     f'"{new}"')

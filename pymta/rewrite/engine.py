@@ -238,7 +238,7 @@ class Rewriter:
                         return result
                     break
                 except ExpandError as exc:
-                    self._panic(f'Expansion of "{rule.replacement}" failed while rewriting: '
+                    self._panic(f"Expansion of {rule.replacement} failed while rewriting: "
                                 f"{exc}")
                     return Outcome(address)
                 whole = None
@@ -304,7 +304,7 @@ class Rewriter:
                     return current
                 continue
             except ExpandError as exc:
-                self._panic(f'Expansion of "{rule.replacement}" failed while rewriting: '
+                self._panic(f"Expansion of {rule.replacement} failed while rewriting: "
                             f"{exc}")
                 return data
             if "@" not in new and new != "<>":

@@ -83,3 +83,11 @@ def test_address_rewrite_log_lines(tmp_path):
     log = _Log()
     rewrite_test(config, ["s1!x"], log)
     assert log.lines == ['"s1!x" from smtp sender rewritten as "x@old.example" by rule 1']
+
+
+def test_brw_logs_an_abandoned_rewrite_as_exim(tmp_path):
+    log = _Log()
+    rewrite_test(_config(tmp_path, "flags"), ["err@d.example"], log)
+    assert log.lines[0] == (
+        "panic: Expansion of ${if eq{a}{b}{x}{${substr{x}{y}}}}@x.example failed while "
+        'rewriting: "x" is not a number (in "substr" expansion)')

@@ -66,8 +66,8 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     skip_delivery
     delay_delivery
 """.split())
-# address_rewrite (above): pymta has no rewrite section, so there is never a rewrite to log;
-# the item is accepted (on or off, it changes nothing).
+# address_rewrite (above): each rewrite by the rewrite section is logged
+# ('"old" from env-to rewritten as "new" by rule 1'; pymta/rewrite/engine.py).
 # Items Exim 4.96 turns on by default, among those pymta acts on.
 LOG_SELECTORS_DEFAULT_ON = frozenset("etrn host_lookup_failed lost_incoming_connection "
                                      "queue_run sender_verify_fail size_reject "

@@ -48,6 +48,10 @@ def _regex(pattern: str, caseless: bool) -> re.Pattern:
         raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
 
 
+# The compiled-pattern cache, for the rewrite engine's regular-expression patterns.
+compiled_regex = _regex
+
+
 def _read_list_file(path: str, kind: str) -> list[str]:
     """A file named in a list: one item per line, # comments, no expansion."""
     try:

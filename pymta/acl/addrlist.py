@@ -275,3 +275,12 @@ def parse_address_list(value: str) -> list[ParsedAddress]:
             pa.raw = f"{label.strip()} {pa.raw}"
         out.append(pa)
     return out
+
+
+def parse_one_address(text: str) -> ParsedAddress:
+    """One RFC 2822 address (phrase, brackets and comments allowed), as Exim's
+    address extraction sees it: a second address after a comma is an error."""
+    pa = _parse_element(text.strip())
+    if pa.error:
+        pa.error = pa.error.replace("\\n", "")
+    return pa

@@ -64,6 +64,8 @@ from pymta.expand.lists import split_list, word_in_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
 from pymta.log import Logger, log_selected
+from pymta.rewrite import Where
+from pymta.rewrite.setup import main_rewriter
 from pymta.taint import taint
 
 # ACLs run while a message is being received (logwrite lines carry its id there).
@@ -808,7 +810,34 @@ class _Runner:
                 else self._var("sender_address")
             if not address:
                 return True   # the null sender always verifies
-        return self._verify_address(kind, address, vopts)
+        rewritten = self._rewritten(kind, address)
+        if kind == "sender" and not given and rewritten != address:
+            self._keep_rewritten_sender(rewritten)
+        return self._verify_address(kind, rewritten, vopts)
+
+    def _rewritten(self, kind: str, address: str) -> str:
+        """The address the rewrite section makes of an envelope address: verification
+        routes that one (a recipient's variables keep the address as given)."""
+        log = getattr(self.session, "log", None)
+        rewriter = main_rewriter(self.config, log if hasattr(log, "main") else None,
+                                 self.ctx.variables)
+        if rewriter is None:
+            return address
+        where = Where.ENV_TO if kind == "recipient" else Where.ENV_FROM
+        return rewriter.address(address, where).address
+
+    def _keep_rewritten_sender(self, sender: str) -> None:
+        """A verified sender stays rewritten: $sender_address from now on, and the
+        message's envelope (the session is told, so reception does not rewrite it
+        again)."""
+        v = self.ctx.variables
+        lp, at, dom = sender.rpartition("@")
+        v["sender_address"] = taint(sender)
+        v["sender_address_local_part"] = taint(lp if at else sender)
+        v["sender_address_domain"] = taint(dom if at else "")
+        keep = getattr(self.session, "keep_rewritten_sender", None)
+        if keep is not None:
+            keep(taint(sender))
 
     def _callouts_skipped(self) -> bool:
         """-bh tests ACLs without calling out (as Exim; -bhc does the callouts)."""

@@ -22,6 +22,8 @@ from pymta.caller import caller_is_trusted, qualify_domains
 from pymta.cli.submit import local_envelope, qualify, run_not_smtp_acl
 from pymta.config.values import main_opt
 from pymta.message.receive import receive_message
+from pymta.rewrite.engine import rewrite_command_path
+from pymta.rewrite.setup import main_rewriter
 from pymta.smtp.server import parse_path
 
 _NOOPS = ("VRFY", "EXPN", "ETRN", "HELP", "NOOP")
@@ -56,6 +58,10 @@ class BatchReader:
         self.qualify_sender, self.qualify_recipient = qualify_domains(config)
         self.believe_sender = bool(main_opt(config, "untrusted_set_sender")) \
             or caller_is_trusted(config, os.getuid())
+        # rewrite rules with the S flag apply to batched MAIL and RCPT too
+        rewriter = main_rewriter(config, log)
+        self.rewriter = rewriter if rewriter is not None and rewriter.has_smtp_rules \
+            else None
 
     def _readline(self) -> bytes | None:
         raw = self.stdin.readline()
@@ -92,6 +98,8 @@ class BatchReader:
         if self.tx.sender is not None:
             raise BatchError("503 Sender already given", self.lines, line)
         self.tx = _Transaction(started=self.lines - 1)
+        if self.rewriter is not None:
+            arg = rewrite_command_path(self.rewriter, arg)
         address, error = _address(arg, "sender")
         if error:
             raise BatchError(f"501 {error}", self.lines, line)
@@ -100,6 +108,8 @@ class BatchReader:
     def _rcpt(self, line: str, arg: str) -> None:
         if self.tx.sender is None:
             raise BatchError("503 No sender yet given", self.lines, line)
+        if self.rewriter is not None:
+            arg = rewrite_command_path(self.rewriter, arg)
         address, error = _address(arg, "recipient")
         if error or not address:
             raise BatchError(f"501 {error or 'empty recipient address'}", self.lines, line)

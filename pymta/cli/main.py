@@ -16,7 +16,8 @@ from pymta import proctitle
 from pymta.cli import usage
 from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.cli.arguments_log import log_arguments
-from pymta.cli.retrytest import retry_test, rewrite_test
+from pymta.cli.retrytest import retry_test
+from pymta.cli.rewritetest import rewrite_test
 from pymta.config.showconfig import config_text
 from pymta.config.values import main_opt
 from pymta.debuglog import SELECTOR_BITS, debug
@@ -182,7 +183,8 @@ def do_brt(opts: CliOptions) -> int:
 
 def do_brw(opts: CliOptions) -> int:
     """-brw: how an address would be rewritten."""
-    text, code = rewrite_test(load(opts), opts.args)
+    config = load(opts)
+    text, code = rewrite_test(config, opts.args, Logger(config))
     (sys.stdout if code == 0 else sys.stderr).write(text)
     return code
 
@@ -291,12 +293,24 @@ def do_bt(opts: CliOptions, verify: bool | str) -> int:
     else:
         sender = f"{_login_name()}@{qualify_domain(config)}"
     worst = 0
+    # -bt shows log lines on standard error, as Exim does in address-test mode
+    log = Logger(config) if verify else StderrLog()
     for addr in opts.args:
         ctx = ExpandContext(config, {"sender_address": sender})
-        text, code = test_address(config, addr, ctx, verify=verify)
+        text, code = test_address(config, addr, ctx, verify=verify, log=log)
         _write(text)
         worst = max(worst, int(code))
     return worst
+
+
+class StderrLog:
+    """Where -bt's log lines go: standard error, in Exim's "LOG:" form."""
+
+    def main(self, text: str, msgid: str | None = None) -> None:
+        sys.stderr.write(f"LOG: address_rewrite MAIN\n  {text}\n")
+
+    def panic(self, text: str, msgid: str | None = None) -> None:
+        sys.stderr.write(f"LOG: MAIN PANIC\n  {text}\n")
 
 
 def do_bp(opts: CliOptions) -> int:

@@ -65,13 +65,3 @@ def retry_test(config: object, args: list[str], sender: str | None) -> tuple[str
     if rule is None:
         return warning + "No retry information found\n", 0
     return warning + rule_line(rule) + "\n", 0
-
-
-def rewrite_test(config: object, args: list[str]) -> tuple[str, int]:
-    """``-brw <address>``: pymta has no rewrite section (a configuration with one is
-    refused), so there are never rules to apply -- exim -brw's answer then."""
-    if not args:
-        return "-brw needs an address argument\n", 1
-    if getattr(config, "rewrite_rules", None):
-        return "rewrite rules are not supported\n", 1
-    return "No rewrite rules are defined\n", 0

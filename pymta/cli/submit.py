@@ -204,16 +204,18 @@ def run_not_smtp_acl(config: Any, env: Any, data: bytes, log: Any) -> str | None
     from pymta.acl.spam import spool_spam_variables
     from pymta.expand.context import ExpandContext
     from pymta.message.headers import split_message
+    from pymta.message.receive import rewritten_view
     from pymta.spool.ids import new_message_id
     parsed = split_message(data)
-    headers = [h.text for h in parsed.headers]
     env.msgid = env.msgid or new_message_id()      # names the files decode= writes
+    # the ACLs see the message as rewritten (Exim rewrites as soon as the header is in)
+    sender, recipients, headers = rewritten_view(config, env, parsed.headers, log)
     ctx = ExpandContext(config=config, acl_vars=env.acl_vars, headers=headers, variables={
-        "sender_address": env.sender, "recipients": ", ".join(env.recipients),
-        "recipients_count": str(len(env.recipients)), "received_protocol": env.protocol,
+        "sender_address": sender, "recipients": ", ".join(recipients),
+        "recipients_count": str(len(recipients)), "received_protocol": env.protocol,
         "message_size": str(len(data)), "authenticated_id": env.local_user or "",
         "message_id": env.msgid, "message_exim_id": env.msgid})
-    ctx.recipients = list(env.recipients)
+    ctx.recipients = list(recipients)
     scan = ContentScan(headers, data[parsed.body_start:], env.msgid,
                        str(main_opt(config, "spool_directory") or ""),
                        check_rfc2047_length=rfc2047.check_length_of(config))

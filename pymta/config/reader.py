@@ -496,11 +496,7 @@ class _Reader:
         self.config.retry_rules.append(parse_retry_rule(ll.text, ll.file, ll.line))
 
     def _rewrite(self, ll: LogicalLine) -> None:
-        # The rule is read (a malformed one gets its own error), but address rewriting
-        # is not implemented: a rule would otherwise be silently ignored.
-        parse_rewrite_rule(ll.text, ll.file, ll.line)
-        raise ConfigError("rewrite rules are not supported in this version of pymta",
-                          ll.file, ll.line)
+        self.config.rewrite_rules.append(parse_rewrite_rule(ll.text, ll.file, ll.line))
 
     def _local_scan(self, ll: LogicalLine) -> None:
         raise ConfigError("local_scan options are not supported by pymta", ll.file, ll.line)
@@ -594,9 +590,14 @@ def parse_rewrite_rule(text: str, file: str, line: int) -> RewriteRule:
     if len(fields) < 2:
         raise ConfigError("rewrite rule needs a pattern and a replacement", file, line)
     flags = "".join(fields[2:])
-    bad = set(flags) - _REWRITE_FLAGS
-    if bad:
-        raise ConfigError(f'unknown rewrite flag character "{sorted(bad)[0]}"', file, line)
+    for ch in flags:
+        if ch not in _REWRITE_FLAGS:
+            raise ConfigError(f"unknown rewrite flag character '{ch}' (could be missing "
+                              "quotes round replacement item)", file, line)
+    if "S" in flags and not fields[0].removeprefix("\\N").startswith("^"):
+        # SMTP-time rules match the raw MAIL/RCPT data: only a regex can do that
+        raise ConfigError("rewrite rule has the S flag but is not a regular expression",
+                          file, line)
     return RewriteRule(fields[0], fields[1], flags, file, line)
 
 

@@ -113,7 +113,7 @@ UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {
-        **_reject("headers_rewrite transport_filter "
+        **_reject("transport_filter "
                   "transport_filter_timeout"),
     },
     "authenticator": {},
@@ -160,9 +160,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
 _SASL_HOST = ("names the Kerberos service principal for GNU SASL's GSSAPI mechanisms; "
               "the SCRAM mechanisms pymta's gsasl driver offers do not use it")
 IGNORED_PRIVATE: dict[tuple[str, str], dict[str, str]] = {
-    ("router", "redirect"): {
-        "rewrite": "there is nothing to rewrite with: pymta refuses rewrite rules (the "
-                   "rewrite section is not supported yet)"},
     ("authenticator", "gsasl"): {"server_hostname": _SASL_HOST, "server_service": _SASL_HOST},
     ("transport", "smtp"): {
         "hosts_noproxy_tls": _NO_TLS_PROXY, "hosts_verify_avoid_tls": _NO_CALLOUT_TLS,

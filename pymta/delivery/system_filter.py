@@ -18,8 +18,11 @@ from pymta.filter import FilterError, FilterResult
 from pymta.filter.exim_filter import FilterEnvironment, run_exim_filter
 from pymta.message.headers import header_flag
 from pymta.osutil import resolve_user
+from pymta.rewrite import Where
+from pymta.rewrite.setup import main_rewriter
 from pymta.routing import support
 from pymta.spool.model import SpoolHeader, SpoolMessage
+from pymta.taint import taint
 
 #: the pseudo-address the system filter's deliveries descend from (as in Exim's log)
 SYSTEM_FILTER = "system-filter"
@@ -81,7 +84,7 @@ def run_system_filter(config: Any, msg: SpoolMessage, ctx: ExpandContext,
     for i, value in enumerate(result.user_vars):
         ctx.variables[f"sn{i}"] = str(value)
     try:
-        generated = _generated(config, result, ctx, ids)
+        generated = _generated(config, result, ctx, ids, msg.id)
     except ValueError as exc:
         return SystemFilterOutcome(result, error=str(exc))
     return SystemFilterOutcome(result, generated)
@@ -99,12 +102,17 @@ def _apply_headers(msg: SpoolMessage, result: FilterResult) -> None:
 
 
 def _generated(config: Any, result: FilterResult, ctx: ExpandContext,
-               ids: tuple[int, int] | None) -> list[Address]:
+               ids: tuple[int, int] | None, msgid: str) -> list[Address]:
     parent = Address(SYSTEM_FILTER, local_part=SYSTEM_FILTER, domain="")
+    # addresses the filter generates go through the rewrite section as recipients
+    log = ctx.log if hasattr(ctx.log, "main") else None
+    rewriter = main_rewriter(config, log, dict(ctx.variables), msgid)
     out = []
     for action in result.actions:
         if action.kind == "address":
-            child = Address(action.target, parent=parent)
+            target = action.target if rewriter is None \
+                else rewriter.address(taint(action.target), Where.ENV_TO).address
+            child = Address(target, parent=parent)
             child.errors_address = action.errors_to
         else:
             option = _TRANSPORT_OPTIONS[action.kind]

@@ -179,7 +179,10 @@ _PCRE_FIXES = ((re.compile(r"\(\?<(?=[A-Za-z_])"), "(?P<"),
                (re.compile(r"\(\?'([A-Za-z_]\w*)'"), r"(?P<\1>"),
                (re.compile(r"\\k<([A-Za-z_]\w*)>"), r"(?P=\1)"),
                (re.compile(r"\\h"), r"[ \\t]"),
-               (re.compile(r"\\z"), r"\\Z"))
+               (re.compile(r"\\z"), r"\\Z"),
+               # "^(?i)..." (the spec's caseless rewrite pattern): PCRE allows flags
+               # after the anchor, Python wants global flags first
+               (re.compile(r"^\^\(\?([imsx]+)\)"), r"(?\1)^"))
 
 
 def _scope_flag_off(pattern: str) -> str:

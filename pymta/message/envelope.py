@@ -90,6 +90,8 @@ class Envelope:
     sender_fullname: str | None = None     # -F with -f: the phrase of a constructed From:
     is_local_submission: bool = False
     sender_set_by_caller: bool = False
+    sender_rewritten: bool = False         # verify = sender already applied the rewrite rules
+    rewrites_logged: bool = False          # the non-SMTP ACL's view logged the rewrites
     submission_mode: bool = False          # control = submission: local fixups for SMTP
     submission_control: str = "submission"  # with its options (/domain=, /name=, ...)
     suppress_local_fixups: bool = False

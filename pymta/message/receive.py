@@ -15,7 +15,7 @@ import pwd
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pymta.acl.headers import insert_position, split_placement
@@ -41,6 +41,9 @@ from pymta.message.headers import (
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
 from pymta.metrics import counters as metrics
+from pymta.rewrite import RewriteLog, Where, qualify_domains, rewrite_headers
+from pymta.rewrite.reception import CollectedLog, rewrite_envelope
+from pymta.rewrite.setup import main_rewriter, main_rules, qualify_recipient
 from pymta.spool.files import configured_spool, set_message_queue, write_spool
 from pymta.spool.hostaddr import format_address_port
 from pymta.spool.ids import new_message_id
@@ -68,6 +71,8 @@ class PreparedMessage:
     message_id_header: str | None          # Message-ID value for id= (None if created)
     size: int
     base_headers: int = 0                  # headers before the ACL-added ones
+    # what rewriting logged, ("main"|"panic", text), written once the id is logged
+    rewrite_log: list[tuple[str, str]] = field(default_factory=list)
 
     def visible_headers(self) -> list[str]:
         """Header texts as ACLs see them ($h_, $message_headers): the live headers of
@@ -122,6 +127,11 @@ def _quote_phrase(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+", name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _qualify_domain(config: Any) -> str:
+    """qualify_domain (by default the primary host name)."""
+    return str(_option(config, "qualify_domain", "") or _primary_hostname(config))
 
 
 def reception_variables(config: Any, env: Envelope, msgid: str) -> dict[str, str]:
@@ -197,6 +207,36 @@ def spool_recipients(env: Envelope) -> list[SpoolRecipient]:
     return out
 
 
+def _header_qualify(config: Any, env: Envelope) -> dict[Where, str]:
+    """Unqualified header addresses are qualified (then rewritten) when the sender may
+    use unqualified addresses: local messages, hosts in *_unqualified_hosts."""
+    return qualify_domains(
+        _qualify_domain(config) if env.is_local_submission or env.allow_unqualified_sender
+        else None,
+        qualify_recipient(config)
+        if env.is_local_submission or env.allow_unqualified_recipient else None)
+
+
+def rewritten_view(config: Any, env: Envelope, headers: list[SpoolHeader],
+                   log: RewriteLog | None = None) -> tuple[str, list[str], list[str]]:
+    """The sender, recipients and live header texts as reception's rewriting and
+    qualification will make them, without changing ``env``: what an ACL that runs
+    before the message is prepared (acl_not_smtp) sees.  The rewrites are logged to
+    ``log`` here (with env.msgid), and not again when the message is prepared."""
+    rewriter = main_rewriter(config, log, reception_variables(config, env, env.msgid or ""),
+                             env.msgid)
+    env.rewrites_logged = log is not None
+    sender, recipients = env.sender, list(env.recipients)
+    if rewriter is not None:
+        rewritten = rewrite_envelope(rewriter, sender, recipients,
+                                     rewrite_sender=not env.sender_rewritten)
+        sender, recipients = rewritten.sender, rewritten.recipients
+    qualify = _header_qualify(config, env)
+    if rewriter is not None or qualify:
+        headers = rewrite_headers(rewriter, headers, qualify=qualify)
+    return sender, recipients, [h.text for h in headers if h.flag != "*"]
+
+
 def prepare_message(config: Any, envelope: Envelope,
                     data: bytes | FileBody) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
@@ -225,6 +265,24 @@ def prepare_message(config: Any, envelope: Envelope,
         ends_open = not data.endswith(b"\n")
     headers = parsed.headers
     body_start = parsed.body_start
+
+    # The rewrite section: the envelope for good, then the headers that came with the
+    # message (before Received: is built, which names the rewritten sender).
+    rewrite_log = CollectedLog()
+    rewriter = main_rewriter(config, rewrite_log,
+                             reception_variables(config, env, msgid), msgid) \
+        if main_rules(config) else None
+    if rewriter is not None and env.rewrites_logged:
+        rewriter.log_rewrites = False       # rewritten_view logged them already
+    rewrite_marks: list[SpoolHeader] = []
+    if rewriter is not None:
+        rewritten = rewrite_envelope(rewriter, env.sender, list(env.recipients),
+                                     rewrite_sender=not env.sender_rewritten)
+        env.sender, env.recipients = rewritten.sender, rewritten.recipients
+        rewrite_marks = rewritten.marks
+    header_qualify = _header_qualify(config, env)
+    if rewriter is not None or header_qualify:
+        headers = rewrite_headers(rewriter, headers, qualify=header_qualify)
 
     variables = reception_variables(config, env, msgid)
     received = build_received(config, variables, env.acl_vars, when=started)
@@ -268,7 +326,14 @@ def prepare_message(config: Any, envelope: Envelope,
             elif env.authenticated_id:
                 from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
             if from_hdr:
-                final.append(SpoolHeader("F", from_hdr))
+                created = [SpoolHeader("F", from_hdr)]
+                # a created From: is rewritten like one that came with the message
+                final.extend(created if rewriter is None
+                             else rewrite_headers(rewriter, created))
+        # the old envelope addresses follow the created Message-Id and From:, before
+        # Date: (where Exim 4.96 has them)
+        final.extend(rewrite_marks)
+        rewrite_marks = []
         if find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
         if env.submission_mode and not env.is_local_submission:
@@ -279,6 +344,7 @@ def prepare_message(config: Any, envelope: Envelope,
                 rebuilt = build_received(config, variables, env.acl_vars, when=started)
                 if received is not None and rebuilt is not None:
                     final[0] = SpoolHeader("P", rebuilt)    # envelope-from: the new one
+    final.extend(rewrite_marks)
     base = len(final)
     _acl_header_changes(final, base, env.extra_headers, env.remove_headers)
 
@@ -359,7 +425,8 @@ def prepare_message(config: Any, envelope: Envelope,
         recipients=spool_recipients(env), headers=final,
         frozen_at=int(done) if env.frozen else None)
     size = spool.message_size(len(data) - body_start)
-    return PreparedMessage(spool, data, body_start, message_id_value, size, base)
+    return PreparedMessage(spool, data, body_start, message_id_value, size, base,
+                           rewrite_log.entries)
 
 
 def headers_after_removal(headers: list[SpoolHeader], remove: list[str]) -> list[SpoolHeader]:
@@ -513,6 +580,11 @@ def receive_message(config: Any, envelope: Envelope, data: bytes | FileBody, log
         report_after_commit(log, spool.id, "building its log line", exc)
     metrics.received(envelope.protocol)
     if log is not None:
+        for kind, text in prepared.rewrite_log:
+            try:
+                (log.panic if kind == "panic" else log.main)(text, spool.id)
+            except Exception as exc:
+                report_after_commit(log, spool.id, "writing the mainlog", exc)
         try:
             log.main(f"{envelope.arrival_mark} " + fields, spool.id)
         except Exception as exc:

@@ -5,6 +5,8 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.expand.context import ExpandContext
+from pymta.rewrite import RewriteLog, Where
+from pymta.rewrite.setup import main_rewriter
 from pymta.routing.hosts import format_hosts_bt
 from pymta.routing.manualroute import _transport_is_local as is_local
 from pymta.routing.route import route_address
@@ -56,9 +58,11 @@ def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int
 
 
 def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
-                 verify: Any = False) -> tuple[str, int]:
+                 verify: Any = False, log: RewriteLog | None = None) -> tuple[str, int]:
     """Route ``address`` as ``exim -bt`` does (``exim -bv`` when ``verify`` is true, or
-    "sender" for ``-bvs``); return (output text, exit code).
+    "sender" for ``-bvs``); return (output text, exit code).  The rewrite section is
+    applied first (as a recipient, or as a sender for ``-bvs``), rewrites going to
+    ``log``.
 
     Exit code 0 when everything routed, 1 when something deferred, 2 when something failed.
     """
@@ -67,12 +71,21 @@ def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
         ctx.variables.setdefault("sender_address", "")
     if "@" not in address:
         address = f"{address}@{qualify_recipient(config)}"
+    prefix = ""
+    rewriter = main_rewriter(config, log, ctx.variables)
+    if rewriter is not None:
+        where = Where.ENV_FROM if verify == "sender" else Where.ENV_TO
+        rewritten = rewriter.address(address, where).address
+        if rewritten != address:
+            prefix, address = f"Address rewritten as: {rewritten}\n", rewritten
     addr = Address(address)
     if verify:
         result = route_address(config, addr, ctx, verify=verify)
-        return format_verify_result(address, result)
-    result = route_address(config, addr, ctx, verify=False, address_test=True)
-    return format_test_result(config, address, result)
+        text, code = format_verify_result(address, result)
+    else:
+        result = route_address(config, addr, ctx, verify=False, address_test=True)
+        text, code = format_test_result(config, address, result)
+    return prefix + text, code
 
 
 def format_verify_result(address: str, result: Any) -> tuple[str, int]:

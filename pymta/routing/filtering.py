@@ -117,7 +117,7 @@ def _reply(router: Any, result: FilterResult, addr: Address, ctx: Any) -> Router
 
 def _child(router: Any, action: FilterAction, parent: Address, ctx: Any) -> Address:
     if action.kind == "address":
-        child = Address(action.target, parent=parent)
+        child = Address(router.rewrite_child(action.target, ctx), parent=parent)
         if action.errors_to:
             child.errors_address = action.errors_to
     elif action.kind == "reply":

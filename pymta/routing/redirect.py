@@ -11,11 +11,13 @@ from pymta.address import Address
 from pymta.config.model import ConfigError
 from pymta.drivers import register
 from pymta.filter import bare_address, filter_kind
+from pymta.rewrite import Where
+from pymta.rewrite.setup import main_rewriter
 from pymta.routing import support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, DISCARD, FAIL, Router, RouterReply
 from pymta.routing.filtering import run_user_filter
 from pymta.routing.options import router_options
-from pymta.taint import TaintError, check_untainted
+from pymta.taint import TaintError, check_untainted, taint
 
 
 def split_redirect_items(text: str) -> list[str]:
@@ -294,7 +296,20 @@ class RedirectRouter(Router):
             else:
                 dom = support.qualify_recipient(self.config)
             bare = f"{bare}@{dom}"
-        return Address(bare, parent=parent)
+        return Address(self.rewrite_child(bare, ctx), parent=parent)
+
+    def rewrite_child(self, address: str, ctx: Any) -> str:
+        """A generated address (from the data or a user's filter) goes through the
+        rewrite section as an envelope recipient at once, unless ``no_rewrite`` is
+        set (the spec's "When does rewriting happen?")."""
+        if not self.flag("rewrite"):
+            return address
+        log = getattr(ctx, "log", None)
+        rewriter = main_rewriter(self.config, log if hasattr(log, "main") else None,
+                                 dict(getattr(ctx, "variables", {}) or {}))
+        if rewriter is None:
+            return address
+        return rewriter.address(taint(address), Where.ENV_TO).address
 
     def _check_allowed(self, kind: str, forbid: str, item: str) -> None:
         if self.flag(forbid) or self.flag("one_time"):

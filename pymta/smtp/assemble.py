@@ -121,9 +121,20 @@ class MessageAssembly:
                         self.msgid if self.host_checking else None)
             self._reset_message()
             return Reply(552, "Message size exceeds maximum permitted")
+        # What rewriting logged belongs before the DATA ACL's lines (as Exim logs it)
+        for kind, text in prepared.rewrite_log:
+            (self.log.panic if kind == "panic" else self.log.main)(text, self.msgid)
+        prepared.rewrite_log = []
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
         v.update(_body_variables(self.config, prepared))
+        if env.sender != v.get("sender_address"):
+            # the rewrite section changed the sender: the DATA ACL sees the new one
+            lp, at, dom = env.sender.rpartition("@")
+            v["sender_address"] = taint(env.sender)
+            v["sender_address_local_part"] = taint(lp if at else env.sender)
+            v["sender_address_domain"] = taint(dom if at else "")
+        v["recipients"] = taint(", ".join(env.recipients))     # rewritten ones too
         self.content_scan = self._content_scan(prepared)
         self.reject_details = reject_details(env, prepared)
         try:

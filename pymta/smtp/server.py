@@ -388,6 +388,8 @@ class SmtpServer:
         # before the banner is no error, and HELO/EHLO are no synchronisation points.
         self.pipe_connect = False
         self.qualify_domain: str | None = hostname   # for RCPT TO:<postmaster>
+        # rewrite rules with the S flag: (command argument, is MAIL) -> argument to use
+        self.smtp_rewrite: Callable[[str, bool], str] | None = None
         self.dsn_offered = False                # dsn_advertise_hosts matched the client
         self.dsn_advertised = False             # ... and this session said EHLO
 
@@ -831,6 +833,7 @@ class SmtpServer:
         if limited is not None:
             self._send(limited)
             return
+        arg = self._rewrite_path(arg, True)
         # SMTPUTF8 decides how the address itself is parsed (UTF-8 domains allowed).
         utf8 = self.esmtp and "SMTPUTF8" in self._param_names() and \
             any(p.upper() == "SMTPUTF8" for p in parse_path(arg, "sender").params)
@@ -913,6 +916,11 @@ class SmtpServer:
                 names.add("PRDR")
         return names
 
+    def _rewrite_path(self, arg: str, mail: bool) -> str:
+        """Apply the SMTP-time (S) rewrite rules to the argument of MAIL or RCPT,
+        before any syntax check."""
+        return arg if self.smtp_rewrite is None else self.smtp_rewrite(arg, mail)
+
     def _cmd_rcpt(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=False):
             return
@@ -925,6 +933,7 @@ class SmtpServer:
         if not arg:
             self._synprot(501, "RCPT must have an address operand")
             return
+        arg = self._rewrite_path(arg, False)
         path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain,
                           allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains,
                           qualify_bare=self.unqualified_recipient)

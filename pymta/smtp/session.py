@@ -41,6 +41,8 @@ from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.metrics import counters as metrics
+from pymta.rewrite.engine import rewrite_command_path
+from pymta.rewrite.setup import main_rewriter
 from pymta.routing import route_address
 from pymta.smtp import connection_log
 from pymta.smtp.assemble import MessageAssembly
@@ -213,6 +215,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         self.message_queue = None
         self.submission_control = "submission"
         self.envelope = None
+        self.rewritten_sender: str | None = None
         self.mail_discard = False
         self._excess_logged = False
         self.data_headers_add: list[str] = []
@@ -260,6 +263,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         self._add_headers(res)
         self.envelope = self._new_envelope(address, params)
         self.envelope.smtputf8 = "SMTPUTF8" in params
+        if self.rewritten_sender is not None:      # verify = sender rewrote it
+            self.keep_rewritten_sender(self.rewritten_sender)
         if res.message:
             return self._reply(res, "mail")
         return Reply(250, "OK, PRDR Requested") if "PRDR" in params else None
@@ -277,6 +282,14 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
     def accepted_rcpts(self) -> list[str]:
         """The recipients accepted so far for the current message."""
         return self.envelope.recipients if self.envelope is not None else []
+
+    def keep_rewritten_sender(self, sender: str) -> None:
+        """Sender verification rewrote the sender: the message keeps the rewritten
+        address, and reception does not rewrite it again (as Exim)."""
+        self.rewritten_sender = sender
+        if self.envelope is not None:
+            self.envelope.sender = sender
+            self.envelope.sender_rewritten = True
 
     def _new_envelope(self, sender: str, params: dict[str, str | None]) -> Envelope:
         """The envelope of a message whose MAIL was just accepted: sender, MAIL
@@ -533,6 +546,9 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
                                         or session.hostname)
     if _host_in(config, "recipient_unqualified_hosts", session, None):
         server.unqualified_recipient = server.qualify_domain
+    rewriter = main_rewriter(config, session.log, session.ctx.variables)
+    if rewriter is not None and rewriter.has_smtp_rules:
+        server.smtp_rewrite = lambda arg, _mail: rewrite_command_path(rewriter, arg)
     return server
 
 

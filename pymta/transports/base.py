@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import time
+from dataclasses import replace
 from email.utils import formatdate
 from typing import Any
 
@@ -22,7 +23,10 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
+from pymta.log import log_selected
 from pymta.osutil import can_switch_ids, user_groups
+from pymta.rewrite import rewrite_header_text
+from pymta.rewrite.transport import transport_rewriter
 from pymta.taint import taint
 
 #: Options every transport accepts; the shared Exim 4.96 table is the one source of
@@ -77,6 +81,8 @@ class Transport:
         self.instance = instance
         self.config = config
         self.name: str = instance.name
+        # headers_rewrite: rules read (and checked) when the configuration is loaded
+        self.headers_rewriter = transport_rewriter(config, instance)
 
     def opt(self, name: str) -> Any:
         """The configured value of an option, or its default."""
@@ -251,12 +257,22 @@ class Transport:
         for a in job.addresses[:1]:
             remove.extend(a.remove_headers)
         remove.extend(self._expand_items(self.opt("headers_remove"), ctx, ":"))
+        rewriter = None
+        if self.headers_rewriter is not None:
+            rewriter = replace(self.headers_rewriter, log=job.log, msgid=job.message.id,
+                               log_rewrites=log_selected(self.config, "address_rewrite"),
+                               variables=dict(getattr(ctx, "variables", {}) or {}))
         for h in job.message.headers:
             if h.flag == "*":
                 continue
             if remove and _header_name_matches(h.text, remove):
                 continue
-            parts.append(h.text if h.text.endswith("\n") else h.text + "\n")
+            text = h.text
+            if rewriter is not None:
+                # the received headers and those ACLs or the system filter added; not
+                # the routers' and this transport's headers_add (appended below)
+                text = rewrite_header_text(rewriter, text) or text
+            parts.append(text if text.endswith("\n") else text + "\n")
         added: list[str] = []
         for a in job.addresses[:1]:
             added.extend(a.extra_headers)

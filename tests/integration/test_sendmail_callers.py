@@ -98,7 +98,8 @@ def test_debian_cron(site):
     msg, raw = delivered(site, "root")
     assert msg["Return-path"] == "<root@test.example>"
     assert msg["Envelope-to"] == "root@test.example"
-    assert msg["From"] == "root (Cron Daemon)"          # the caller's own From: is kept
+    # the caller's own From: is kept, its unqualified address qualified (as Exim does)
+    assert msg["From"] == "root@test.example (Cron Daemon)"
     # -i: the lone dot is data; -B8BITMIME: the 8-bit body arrives unchanged
     assert raw.endswith(b"\n\n" + CRON_BODY)
     log = (site / "spool" / "log" / "mainlog").read_text()

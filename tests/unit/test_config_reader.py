@@ -454,17 +454,23 @@ def test_retry_errors(tmp_path, rule, message):
     assert (e.line, e.message) == (2, message)
 
 
-def test_rewrite_rules_are_parsed_and_refused(tmp_path):
+def test_rewrite_rules_are_parsed(tmp_path):
     from pymta.config.reader import parse_rewrite_rule
     r = parse_rewrite_rule("*@*.hitch.fict.example  $1@hitch.fict.example  Ffrs", "f", 1)
     assert (r.pattern, r.replacement, r.flags) == (
         "*@*.hitch.fict.example", "$1@hitch.fict.example", "Ffrs")
     assert parse_rewrite_rule('"*@a b"  "x y"  E', "f", 1).replacement == "x y"
     e = error(tmp_path, "begin rewrite\n*@x  y@z  Fz\n")
-    assert e.line == 2 and "rewrite flag" in e.message
-    # address rewriting is not implemented: a valid rule is refused, not ignored
-    e = error(tmp_path, "begin rewrite\n# a comment\na@b  c@d  tcq\n")
-    assert e.line == 3 and "not supported" in e.message
+    assert e.line == 2 and e.message == (
+        "unknown rewrite flag character 'z' (could be missing quotes round replacement item)")
+    # Exim's wording for an S rule whose pattern cannot match raw MAIL/RCPT data
+    e = error(tmp_path, "begin rewrite\n# a comment\n*@x  y@z  S\n")
+    assert e.line == 3 and "has the S flag but is not a regular expression" in e.message
+    path = tmp_path / "ok.conf"
+    path.write_text("begin rewrite\n# a comment\na@b  c@d  tcq\n\\N^<a>$\\N  <b@c>  S\n")
+    rules = load_config(str(path)).rewrite_rules
+    assert [(r.pattern, r.flags, r.line) for r in rules] == [
+        ("a@b", "tcq", 3), ("\\N^<a>$\\N", "S", 4)]
 
 
 def test_exim_default_configuration_loads_whole(tmp_path):

@@ -34,6 +34,9 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.dkim", 3),
     # filters: run by the redirect router and the delivery code (the system filter)
     ("pymta.filter", 3),
+    # address rewriting: rules expanded and matched like address lists; used at
+    # reception (message, smtp) and by -brw
+    ("pymta.rewrite", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport
     ("pymta.routing", 4), ("pymta.smtp.client", 4), ("pymta.smtp.bdat_client", 4),
     ("pymta.auth", 4),

@@ -125,26 +125,64 @@ def get_resolver() -> Any:
     return _tuned(dns.resolver.get_default_resolver())
 
 
-def host_addresses(name: str) -> set[str]:
+class TemporaryDnsError(Exception):
+    """A host's addresses could not be had for now (a time-out or a server failure)."""
+
+
+def host_addresses(name: str, report_deferral: bool = False) -> set[str]:
     """The IP addresses of host ``name``: its DNS A and AAAA records (only A under
     dns_ipv4_lookup), else what the system's resolver says (/etc/hosts); empty when
-    nothing is found or the lookup fails."""
+    nothing is found or the lookup fails.  With ``report_deferral`` a lookup that found
+    nothing because of a temporary failure raises :class:`TemporaryDnsError`."""
     import dns.exception
+    import dns.resolver
     v4_only = ipv4_lookup_only(name)
     found: set[str] = set()
+    temporary = False
     for rtype in ("A",) if v4_only else ("A", "AAAA"):
         try:
             found |= {str(r.address) for r in resolve(name, rtype)}
-        except (dns.exception.DNSException, ValueError):
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, ValueError):
             continue
+        except dns.exception.DNSException:
+            temporary = True
     if found:
         return found
     try:
         infos = socket.getaddrinfo(name, None, socket.AF_INET if v4_only else socket.AF_UNSPEC,
                                    proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        if report_deferral and (temporary or exc.errno == socket.EAI_AGAIN):
+            raise TemporaryDnsError(name) from None
+        return set()
     except (OSError, UnicodeError):
         return set()
     return {str(i[4][0]).split("%")[0] for i in infos}
+
+
+def lookup_host_name(ip: str) -> str | None:
+    """Reverse-resolve ``ip`` (DNS PTR, then the system resolver, like Exim's default
+    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``
+    (DNS A/AAAA, then the system resolver).  DNS is pymta's resolver (``-bh`` and tests
+    may point it at another server)."""
+    import dns.exception
+    import dns.reversename
+    names: list[str] = []
+    try:
+        answer = resolve(dns.reversename.from_address(ip).to_text(), "PTR")
+        names = [str(r.target).rstrip(".") for r in answer]
+    except (dns.exception.DNSException, ValueError):
+        names = []
+    if not names:
+        try:
+            host, aliases, _ = socket.gethostbyaddr(ip)
+            names = [host] + list(aliases)
+        except (OSError, UnicodeError):
+            return None
+    for name in names:
+        if ip in host_addresses(name):
+            return name.lower()
+    return None
 
 
 def resolve(name: str, rtype: str, **kw: Any) -> Any:

@@ -65,6 +65,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     dnslist_defer
     skip_delivery
     delay_delivery
+    unknown_in_list
 """.split())
 # address_rewrite (above): each rewrite by the rewrite section is logged
 # ('"old" from env-to rewritten as "new" by rule 1'; pymta/rewrite/engine.py).
@@ -94,7 +95,6 @@ LOG_SELECTORS_EXIM = frozenset("""
     received_recipients received_sender return_path_on_delivery sender_on_delivery
     skip_delivery smtp_connection smtp_incomplete_transaction smtp_mailauth smtp_no_mail
     subject
-    unknown_in_list
 """.split()) | LOG_SELECTORS_SUPPORTED | LOG_SELECTORS_ALWAYS
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from functools import lru_cache
 from typing import Any, Callable
 
 from .expand.errors import ExpandDefer, ExpandError, ExpandFail
 from .expand.lists import split_list
+from .log import log_selected
 
 _LOOKUP_RE = re.compile(r"^(?:partial\d*(?:-|\([^)]*\)))?"
                         r"(lsearch|wildlsearch|nwildlsearch|iplsearch|dsearch|lmdb|json|"
@@ -27,6 +27,25 @@ _LOOKUP_RE = re.compile(r"^(?:partial\d*(?:-|\([^)]*\)))?"
                         r"nis|nis0|nisplus|passwd|redis|testdb|spf|readsock)(?:\*@?)?(?:,[^;]*)?;")
 _NET_RE = re.compile(r"^net(\d*)-(.+)$")
 _MAX_DEPTH = 20
+
+
+class HostInfoMissing(Exception):
+    """A host-list item needs an address or a host name that cannot be had: ``kind``
+    is "unknown" (it does not exist) or "defer" (a temporary DNS failure); ``reason``
+    is Exim's wording ("failed to find IP address for NAME")."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+#: Host-list items that say what a missing address or name means for the items after
+#: them (spec 10.15 and 10.17): match the list, or skip the item.
+_HOST_LIST_MODES = {"+include_unknown": ("unknown", "include"),
+                    "+ignore_unknown": ("unknown", "ignore"),
+                    "+include_defer": ("defer", "include"),
+                    "+ignore_defer": ("defer", "ignore")}
 
 
 def _expand_list(list_text: str, ctx: Any, expand: bool) -> str | None:
@@ -89,12 +108,20 @@ def _lookup(item: str, key: str, ctx: Any, allow_partial: bool = True) -> str | 
 
 def _run_list(subject_items: list[str], kind: str, ctx: Any,
               test: Callable[[str, Any], tuple[bool, str | None]],
-              named_kind: str, depth: int = 0) -> tuple[bool | None, str | None]:
-    """Scan items; return (True/False for a decided match, or None for no match, value)."""
+              named_kind: str, depth: int = 0,
+              modes: dict[str, str] | None = None) -> tuple[bool | None, str | None]:
+    """Scan items; return (True/False for a decided match, or None for no match, value).
+
+    ``modes`` (host lists) holds what +include_unknown and friends set so far; a
+    :class:`HostInfoMissing` from ``test`` is then matched, skipped or passed on."""
     if depth > _MAX_DEPTH:
         raise ExpandError("too many nested named lists")
     last_negated = False
     for raw in subject_items:
+        if modes is not None and depth == 0 and raw in _HOST_LIST_MODES:
+            what, how = _HOST_LIST_MODES[raw]
+            modes[what] = how
+            continue
         item = raw
         negate = False
         while item.startswith("!"):
@@ -104,7 +131,8 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
         if item.startswith("+") and item != "+caseful" and item[1:] and \
                 re.fullmatch(r"[A-Za-z0-9_.-]+", item[1:]):
             sub = _named_list(item[1:], named_kind, ctx)
-            res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1)
+            res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1,
+                                   modes)
             if res is True:
                 return (not negate), value
             if res is False:
@@ -116,16 +144,25 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
             continue
         if item.startswith("/"):
             res, value = _run_list(_read_list_file(item, kind), kind, ctx, test, named_kind,
-                                   depth + 1)
+                                   depth + 1, modes)
             if res is not None:
                 return (res != negate), value
             continue
         m = _LOOKUP_LIKE_RE.match(item)
         if m and not _LOOKUP_RE.match(item[len(m.group(1) or ""):]):
             raise ExpandError(f"unknown lookup type \"{m.group(2)}\"")
-        ok, value = test(item, ctx)
+        try:
+            ok, item_value = test(item, ctx)
+        except HostInfoMissing as missing:
+            mode = (modes or {}).get(missing.kind)
+            if mode == "ignore":
+                continue
+            if mode == "include":
+                _log_unknown(ctx, f"{missing.reason}: accepted by +include_{missing.kind}")
+                return True, None
+            raise
         if ok:
-            return (not negate), value
+            return (not negate), item_value
     return (True if last_negated else None), None
 
 
@@ -419,30 +456,71 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
         if parse_lookup_type(item.partition(";")[0]).name in QUERY_STYLE:
             value = _lookup(item, "", ctx)
             return value is not None, value
-        name = hostname if hostname is not None else _reverse(ip_text)
-        if not name:
-            return False, None
-        value = _lookup(item, name, ctx)
+        value = _lookup(item, hostname or _client_name(ip_text, ctx), ctx)
         return value is not None, value
     if item.startswith(("^", "*")):
-        name = hostname if hostname is not None else _reverse(ip_text)
-        if not name:
-            return False, None
-        return _domain_item(name, item, ctx)
+        return _domain_item(hostname or _client_name(ip_text, ctx), item, ctx)
     # plain host name (or @): compare by forward lookup of its addresses
     name = _primary_hostname(ctx) if item == "@" else item
     if ip is None:
         return False, None
-    return str(ip) in _host_ips(name), item
+    return str(ip) in _item_addresses(name, ctx), item
 
 
-def _reverse(ip_text: str) -> str:
-    if not ip_text:
-        return ""
+def _client_name(ip_text: str, ctx: Any) -> str:
+    """The client's host name for an item that needs one, looked up (forward
+    confirmed) now if it is not known; HostInfoMissing when it has none."""
+    from . import dns as pdns
+    variables = getattr(ctx, "variables", {})
+    reason = f"failed to find host name for {ip_text}"
+    if variables.get("host_lookup_failed") == "1":
+        raise HostInfoMissing("unknown", reason)
+    name = pdns.lookup_host_name(ip_text)
+    if not name:
+        variables["host_lookup_failed"] = "1"
+        _log(ctx, f"no host name found for IP address {ip_text}")
+        raise HostInfoMissing("unknown", reason)
+    variables["sender_host_name"] = name
+    return name
+
+
+def _item_addresses(name: str, ctx: Any) -> set[str]:
+    """The addresses of a host named in a host list; HostInfoMissing when it has none
+    or they cannot be had now."""
+    from . import dns as pdns
     try:
-        return socket.gethostbyaddr(ip_text)[0]
-    except (OSError, UnicodeError):
+        found = pdns.host_addresses(name, report_deferral=True)
+    except pdns.TemporaryDnsError:
+        raise HostInfoMissing("defer", f"DNS lookup of {name} deferred") from None
+    if not found:
+        client = _client_ident(ctx)
+        _log(ctx, f"no IP address found for host {name}"
+             + (f" (during SMTP connection from {client})" if client else ""))
+        raise HostInfoMissing("unknown", f"failed to find IP address for {name}")
+    return found
+
+
+def _client_ident(ctx: Any) -> str:
+    """The SMTP client as Exim names it in these lines ("" outside a session)."""
+    variables = getattr(ctx, "variables", {})
+    ip = variables.get("sender_host_address")
+    if not ip:
         return ""
+    name, helo = variables.get("sender_host_name") or "", variables.get("sender_helo_name")
+    return ((f"{name} " if name else "")
+            + (f"({helo}) " if helo and helo != name else "") + f"[{ip}]")
+
+
+def _log(ctx: Any, text: str) -> None:
+    log = getattr(ctx, "log", None)
+    if log is not None and hasattr(log, "main"):
+        log.main(text)
+
+
+def _log_unknown(ctx: Any, text: str) -> None:
+    """A line of log_selector +unknown_in_list."""
+    if log_selected(getattr(ctx, "config", None), "unknown_in_list"):
+        _log(ctx, text)
 
 
 def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
@@ -463,7 +541,14 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
         if ip_only and matched and not (_NET_RE.match(item) or _LOOKUP_RE.match(item)):
             value = ""          # match_ip: $value is lookup data only (as Exim 4.96)
         return matched, value
-    result, value = _run_list(split_list(text), "host", ctx, item_fn, "host")
+    try:
+        result, value = _run_list(split_list(text), "host", ctx, item_fn, "host", modes={})
+    except HostInfoMissing as missing:
+        if missing.kind == "defer":
+            raise ExpandDefer(missing.reason) from None
+        # Exim: a name or address that cannot be found fails the whole list
+        _log_unknown(ctx, f"list matching forced to fail: {missing.reason}")
+        return False
     if result and value is not None and data_var:
         ctx.variables[data_var] = value
     return _finish(result)

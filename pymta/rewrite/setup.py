@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import weakref
 from typing import Any
 
 from pymta.log import log_selected
@@ -10,16 +11,20 @@ from pymta.rewrite.engine import RewriteLog, Rewriter
 from pymta.rewrite.rules import Rule, compile_rules
 
 # Compiled once per loaded configuration: a process has one at a time (a reload
-# brings a new Config object, which replaces the entry).
-_compiled: list[tuple[Any, tuple[Rule, ...]]] = []
+# brings a new Config object, which replaces the entry).  The configuration is held
+# weakly, so a configuration used once (the daemon's warm-up) is not kept alive here.
+_compiled: list[tuple[weakref.ref, tuple[Rule, ...]]] = []
 
 
 def main_rules(config: Any) -> tuple[Rule, ...]:
     """The configuration's rewrite section, compiled."""
-    if _compiled and _compiled[0][0] is config:
+    if _compiled and _compiled[0][0]() is config:
         return _compiled[0][1]
     rules = compile_rules(list(getattr(config, "rewrite_rules", None) or []))
-    _compiled[:] = [(config, rules)]
+    try:
+        _compiled[:] = [(weakref.ref(config), rules)]
+    except TypeError:           # a stand-in that cannot be referenced weakly: no cache
+        _compiled.clear()
     return rules
 
 

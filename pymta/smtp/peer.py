@@ -9,9 +9,6 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import dns.exception
-import dns.reversename
-
 from pymta import dns as pdns
 from pymta.config.values import main_option
 from pymta.log import log_selected
@@ -31,27 +28,8 @@ def forward_addresses(name: str) -> set[str]:
 
 
 def lookup_host_name(ip: str) -> str | None:
-    """Reverse-resolve ``ip`` (DNS PTR, then the system resolver, like Exim's default
-    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``
-    (DNS A/AAAA, then the system resolver).  DNS is pymta's resolver (``-bh`` and tests
-    may point it at another server)."""
-    names: list[str] = []
-    try:
-        answer = pdns.resolve(dns.reversename.from_address(ip).to_text(), "PTR",
-                              lifetime=5.0)
-        names = [str(r.target).rstrip(".") for r in answer]
-    except (dns.exception.DNSException, ValueError):
-        names = []
-    if not names:
-        try:
-            host, aliases, _ = socket.gethostbyaddr(ip)
-            names = [host] + list(aliases)
-        except (OSError, UnicodeError):
-            return None
-    for name in names:
-        if ip in forward_addresses(name):
-            return name.lower()
-    return None
+    """The client's forward-confirmed host name (:func:`pymta.dns.lookup_host_name`)."""
+    return pdns.lookup_host_name(ip)
 
 
 def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:

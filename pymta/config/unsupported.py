@@ -68,7 +68,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_smtp_mailauth admin_groups
+        acl_smtp_mailauth
         bi_command
         bounce_sender_authentication check_rfc2047_length daemon_startup_retries
         daemon_startup_sleep
@@ -80,8 +80,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible
         oracle_servers percent_hack_domains perl_startup
-        process_log_path prod_requires_admin
-        queue_domains queue_list_requires_admin queue_only_file queue_only_load
+        process_log_path
+        queue_domains queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout

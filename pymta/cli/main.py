@@ -24,6 +24,7 @@ from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger
 from pymta.spool.space import INSUFFICIENT, check_fs
+from pymta.timezone import apply_timezone
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
 
@@ -65,6 +66,7 @@ def _load(opts: CliOptions) -> Any:
     path = config_path(opts)
     try:
         config = with_cli_overrides(load_config(path, opts.macros or None), opts)
+        apply_timezone(config)
         choose_hints_backends(config)
         if opts.queue_name:
             _name_queue(config, opts)
@@ -86,6 +88,12 @@ def with_cli_overrides(config: Any, opts: CliOptions) -> Any:
     """Options the command line overrides: -os (smtp_receive_timeout)."""
     if opts.smtp_receive_timeout is not None:
         config.main.set("smtp_receive_timeout", opts.smtp_receive_timeout)
+    return config
+
+
+def _with_timezone(config: Any) -> Any:
+    """A reloaded configuration's timezone takes effect at once (returns ``config``)."""
+    apply_timezone(config)
     return config
 
 
@@ -515,7 +523,7 @@ def do_daemon(opts: CliOptions) -> int:
         tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
     debug.force_pid()        # several processes write to one standard error
     return start_daemon(config, dopts, load_config=lambda path, macros: choose_hints_backends(
-        with_cli_overrides(load_config(path, macros), opts)))
+        _with_timezone(with_cli_overrides(load_config(path, macros), opts))))
 
 
 def do_submit(opts: CliOptions) -> int:

@@ -23,6 +23,7 @@ from pymta.config.values import main_opt
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger
+from pymta.originator import UnknownCallerError, caller_originator
 from pymta.spool.space import INSUFFICIENT, check_fs
 from pymta.timezone import apply_timezone
 
@@ -734,6 +735,11 @@ def _run_action(opts: CliOptions) -> int:
         sys.stderr.write("pymta: no message ids given after -M option\n")
         return 1
     log_arguments(opts.action, _COMMAND_LINE, lambda: load(opts))
+    try:
+        caller_originator(load(opts))     # Exim gives up on a caller it cannot name
+    except UnknownCallerError as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
     refusal = _admin_refusal(opts)
     if refusal is not None:
         sys.stderr.write(refusal)

@@ -74,7 +74,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         daemon_startup_sleep
         dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
-        extra_local_interfaces gecos_name gecos_pattern
+        extra_local_interfaces
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
         local_from_check local_from_prefix local_from_suffix local_scan_path
@@ -86,7 +86,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
-        tcp_wrappers_daemon_name unknown_login unknown_username
+        tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender
     """),
 }

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import pwd
 import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from pymta.caller import caller_is_trusted, qualify_domains
 from pymta.config.values import main_option
+from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
 from pymta.spool.hostaddr import parse_address_port
@@ -91,11 +91,8 @@ class LocalCaller:
     def current(cls, config: Any) -> "LocalCaller":
         """The calling user; trust follows the -f rules (root, exim_user, trusted_users)."""
         uid, gid = os.getuid(), os.getgid()
-        try:
-            pw = pwd.getpwuid(uid)
-            login, name = pw.pw_name, pw.pw_gecos.split(",", 1)[0]
-        except KeyError:
-            login, name = str(uid), ""
+        originator = caller_originator(config, uid, gid)
+        login, name = originator.login, originator.name
         untrusted_ok = bool(main_option(config, "untrusted_set_sender"))
         return cls(login, uid, gid, name, qualify_domains(config)[0],
                    caller_is_trusted(config, uid) or untrusted_ok)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import site
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.asuser import run_pymta_as
 from tests.support.daemon import PYMTA, REPO, pymta_env
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "admin_users"
@@ -48,30 +46,6 @@ def _exim_cases() -> list[tuple[str, list[str], int, str]]:
     return cases
 
 
-def _world_runnable(path: str) -> bool:
-    real = Path(path).resolve()
-    return (real.exists() and bool(real.stat().st_mode & 0o001)
-            and all(p.stat().st_mode & 0o001 for p in real.parents))
-
-
-def _interpreter() -> tuple[str, str]:
-    """A Python of this version that nobody may run (a pyenv build under /root is not),
-    and the PYTHONPATH that finds this checkout and its installed dependencies."""
-    path = os.pathsep.join([str(REPO), *site.getsitepackages()])
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    for candidate in (sys.executable, shutil.which(version) or "", f"/usr/bin/{version}"):
-        if candidate and _world_runnable(candidate):
-            return candidate, path
-    pytest.skip(f"no {version} that nobody may run")
-
-
-def _as_nobody() -> None:
-    pw = pwd.getpwnam("nobody")
-    os.setgroups([])
-    os.setgid(pw.pw_gid)
-    os.setuid(pw.pw_uid)
-
-
 def _setup(tmp_path: Path, extra: str) -> Path:
     """A configuration and spool nobody can read (but not write) under tmp_path."""
     spool = tmp_path / "spool"
@@ -86,11 +60,8 @@ def _setup(tmp_path: Path, extra: str) -> Path:
 
 
 def _run_as_nobody(conf: Path, args: list[str]) -> subprocess.CompletedProcess:
-    python, path = _interpreter()
-    cmd = [python, "-c", "import sys; from pymta.cli.main import main; sys.exit(main())"]
-    return subprocess.run(cmd + ["-C", str(conf)] + args, capture_output=True, text=True,
-                          env=pymta_env({"PYTHONPATH": path}), cwd=str(REPO),
-                          preexec_fn=_as_nobody, stdin=subprocess.DEVNULL, timeout=30)
+    pw = pwd.getpwnam("nobody")
+    return run_pymta_as(pw.pw_uid, pw.pw_gid, conf, args)
 
 
 @pytest.mark.parametrize("case,args,rc,err", [c for c in _exim_cases() if c[0] == "default"])

@@ -172,7 +172,7 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         protocol=opts.received_protocol or "local", local_user=login,
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,
-        sender_set_by_caller=set_by_caller, host_address=host_address,
+        sender_set_by_caller=set_by_caller, trusted_caller=trusted, host_address=host_address,
         host_port=host_port,
         # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
         sender_fullname=opts.fullname if set_by_caller else None,

@@ -77,7 +77,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         extra_local_interfaces
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
-        local_from_check local_from_prefix local_from_suffix local_scan_path
+        local_scan_path
         local_scan_timeout max_username_length message_body_visible
         oracle_servers percent_hack_domains perl_startup
         process_log_path

@@ -90,6 +90,7 @@ class Envelope:
     sender_fullname: str | None = None     # -F with -f: the phrase of a constructed From:
     is_local_submission: bool = False
     sender_set_by_caller: bool = False
+    trusted_caller: bool = False           # a local caller Exim trusts (no Sender: rules)
     submission_mode: bool = False          # control = submission: local fixups for SMTP
     submission_control: str = "submission"  # with its options (/domain=, /name=, ...)
     suppress_local_fixups: bool = False

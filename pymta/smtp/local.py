@@ -85,7 +85,8 @@ class LocalCaller:
     gid: int
     name: str
     qualify_domain: str
-    trusted: bool = False
+    trusted: bool = False               # may set the envelope sender (MAIL FROM)
+    trusted_caller: bool = False        # root, exim_user, trusted_users/groups
 
     @classmethod
     def current(cls, config: Any) -> "LocalCaller":
@@ -94,8 +95,9 @@ class LocalCaller:
         originator = caller_originator(config, uid, gid)
         login, name = originator.login, originator.name
         untrusted_ok = bool(main_option(config, "untrusted_set_sender"))
+        trusted = caller_is_trusted(config, uid)
         return cls(login, uid, gid, name, qualify_domains(config)[0],
-                   caller_is_trusted(config, uid) or untrusted_ok)
+                   trusted or untrusted_ok, trusted)
 
     def envelope_sender(self, given: str) -> str:
         """The MAIL address for a trusted caller (qualified), else the caller's own."""
@@ -108,7 +110,7 @@ class LocalCaller:
         return {"local_user": self.login, "originator_login": self.login,
                 "originator_uid": self.uid, "originator_gid": self.gid,
                 "originator_name": self.name, "is_local_submission": True,
-                "sender_set_by_caller": self.trusted}
+                "sender_set_by_caller": self.trusted, "trusted_caller": self.trusted_caller}
 
 
 

@@ -86,3 +86,74 @@ def test_gecos_name_from_the_pattern(tmp_path):
     assert out.returncode == 0, out.stderr
     gecos = pw.pw_gecos.replace("&", "Nobody")
     assert _from_line(spool) == f'From: "<{gecos[1:]} {gecos[:1]}>" <nobody@test.example>'
+
+
+def _local_from_cases() -> list[tuple[str, str, str, str]]:
+    rows = []
+    for line in (DATA / "exim4-local-from.txt").read_text().splitlines():
+        if not line.startswith("#"):
+            extra, name, given, after = line.split("\t")
+            rows.append((extra if extra != "-" else "", name, given, after))
+    return rows
+
+
+def _live_headers(spool: Path) -> str:
+    """The header lines of the queued message (not those marked deleted, not Received:)
+    in Exim's $message_headers form, Message-Id and Date values masked."""
+    [path] = list(spool.glob("input/**/*-H"))
+    lines = []
+    for m in re.finditer(r"^\d{3}(.) ((?:.*\n)(?:[ \t].*\n)*)", path.read_text(), re.M):
+        if m.group(1) in ("*", "P"):
+            continue
+        text = m.group(2).rstrip("\n")
+        text = re.sub(r"^Message-Id: <[^>]*>", "Message-Id: <ID>", text)
+        lines.append(re.sub(r"^Date: .*", "Date: DATE", text))
+    return "\\n".join(lines)
+
+
+@pytest.mark.parametrize("extra,name,given,after", _local_from_cases())
+def test_untrusted_sender_header_rules_as_exim(tmp_path, extra, name, given, after):
+    pw = pwd.getpwnam("nobody")
+    login, full = pw.pw_name, pw.pw_gecos.replace("&", pw.pw_name.capitalize())
+    conf, spool = _setup(tmp_path, extra)
+    args = ["-odq", "-t"] + (["-F", name] if name != "-" else [])
+    message = (given.replace("UCLOGIN", login.upper()).replace("LOGIN", login)
+               .replace("\\n", "\n"))
+    out = run_pymta_as(pw.pw_uid, pw.pw_gid, conf, args, input=message)
+    assert out.returncode == 0, out.stderr
+    expected = (after.replace("UCLOGIN", login.upper()).replace("LOGIN", login)
+                .replace("NAME", full))
+    assert _live_headers(spool) == expected
+
+
+def test_old_sender_line_is_kept_marked_deleted(tmp_path):
+    pw = pwd.getpwnam("nobody")
+    conf, spool = _setup(tmp_path, "")
+    out = run_pymta_as(pw.pw_uid, pw.pw_gid, conf, ["-odq", "-t"],
+                       input="To: a@test.example\nFrom: x@else.example\n"
+                             "Sender: fake@x.example\n\nb\n")
+    assert out.returncode == 0, out.stderr
+    [path] = list(spool.glob("input/**/*-H"))
+    assert re.search(r"^\d{3}\* Sender: fake@x\.example$", path.read_text(), re.M)
+
+
+def test_trusted_caller_keeps_sender_and_from(tmp_path):
+    conf, spool = _setup(tmp_path, "")
+    out = run_pymta_as(0, 0, conf, ["-odq", "-t"],
+                       input="To: a@test.example\nFrom: other@else.example\n"
+                             "Sender: fake@x.example\nSubject: t\n\nb\n")
+    assert out.returncode == 0, out.stderr
+    assert _live_headers(spool) == ("To: a@test.example\\nFrom: other@else.example\\n"
+                                    "Sender: fake@x.example\\nSubject: t\\n"
+                                    "Message-Id: <ID>\\nDate: DATE")
+
+
+def test_local_smtp_untrusted_gets_sender_header(tmp_path):
+    pw = pwd.getpwnam("nobody")
+    conf, spool = _setup(tmp_path, "acl_smtp_rcpt = accept")
+    session = ("HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<a@test.example>\r\nDATA\r\n"
+               "From: other@else.example\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n")
+    out = run_pymta_as(pw.pw_uid, pw.pw_gid, conf, ["-odq", "-bs"], input=session)
+    assert out.returncode == 0, out.stderr
+    assert "\n250 OK id=" in out.stdout, out.stdout
+    assert f"Sender: {pw.pw_gecos} <{pw.pw_name}@test.example>" in _live_headers(spool)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pymta
 from pymta import proctitle
+from pymta.adminuser import AdminGroupError, caller_is_admin
 from pymta.cli import usage
 from pymta.cli.args import CliOptions, UsageError, parse_args
 from pymta.cli.arguments_log import log_arguments
@@ -27,7 +28,9 @@ from pymta.expand.context import ExpandContext
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger
 from pymta.match import match_domain
+from pymta.originator import UnknownCallerError, caller_originator
 from pymta.spool.space import INSUFFICIENT, check_fs
+from pymta.timezone import apply_timezone
 
 DEFAULT_CONFIG = "/etc/pymta/pymta.conf"
 
@@ -82,6 +85,7 @@ def _load(opts: CliOptions) -> Any:
     path = config_path(opts)
     try:
         config = with_cli_overrides(load_config(path, opts.macros or None), opts)
+        apply_timezone(config)
         apply_process_options(config)
         if opts.queue_name:
             _name_queue(config, opts)
@@ -103,6 +107,12 @@ def with_cli_overrides(config: Any, opts: CliOptions) -> Any:
     """Options the command line overrides: -os (smtp_receive_timeout)."""
     if opts.smtp_receive_timeout is not None:
         config.main.set("smtp_receive_timeout", opts.smtp_receive_timeout)
+    return config
+
+
+def _with_timezone(config: Any) -> Any:
+    """A reloaded configuration's timezone takes effect at once (returns ``config``)."""
+    apply_timezone(config)
     return config
 
 
@@ -190,12 +200,40 @@ def do_brw(opts: CliOptions) -> int:
 
 
 def _is_admin(config: Any) -> bool:
-    """Root and the Exim user see hidden option values."""
-    from pymta.daemon.util import main_opt, resolve_user
-    if os.getuid() == 0:
-        return True
-    exim = resolve_user(main_opt(config, "exim_user"))
-    return exim is not None and exim[0] == os.getuid()
+    """Root, the Exim user and members of the Exim group or admin_groups (pymta.adminuser)."""
+    try:
+        return caller_is_admin(config)
+    except AdminGroupError as exc:
+        where = getattr(config, "filename", None) or "the configuration"
+        sys.stderr.write(f"pymta: error in configuration file {where}: admin_groups: {exc}\n")
+        raise SystemExit(1)
+
+
+# Actions only an admin user may take, with Exim's wording (its -M/-Mc message is
+# capitalised, the others are not): queue listing unless queue_list_requires_admin is
+# false, prodding deliveries (-M, -q, -R, -S, -MG) unless prod_requires_admin is false,
+# and -Mg always.
+_QUEUE_LIST = frozenset({"bp", "bpc", "bpu", "bpa", "bpi"})
+_PROD = frozenset({"q", "MG"})
+
+
+def _admin_refusal(opts: CliOptions) -> str | None:
+    """Exim's complaint when a non-admin caller asks for an admin action, else None."""
+    action = opts.action
+    if action in _QUEUE_LIST:
+        option, text = "queue_list_requires_admin", "pymta: permission denied\n"
+    elif action in _PROD:
+        option, text = "prod_requires_admin", "pymta: permission denied\n"
+    elif action == "M":
+        option, text = "prod_requires_admin", "pymta: Permission denied\n"
+    elif action == "Mg":
+        option, text = "", "pymta: permission denied\n"
+    else:
+        return None
+    config = load(opts)
+    if option and not main_opt(config, option):
+        return None
+    return None if _is_admin(config) else text
 
 
 def _queued_message_context(config: Any, msgid: str) -> Any:
@@ -517,7 +555,7 @@ def do_daemon(opts: CliOptions) -> int:
         tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
     debug.force_pid()        # several processes write to one standard error
     return start_daemon(config, dopts, load_config=lambda path, macros: apply_process_options(
-        with_cli_overrides(load_config(path, macros), opts)))
+        _with_timezone(with_cli_overrides(load_config(path, macros), opts))))
 
 
 def do_submit(opts: CliOptions) -> int:
@@ -728,6 +766,15 @@ def _run_action(opts: CliOptions) -> int:
         sys.stderr.write("pymta: no message ids given after -M option\n")
         return 1
     log_arguments(opts.action, _COMMAND_LINE, lambda: load(opts))
+    try:
+        caller_originator(load(opts))     # Exim gives up on a caller it cannot name
+    except UnknownCallerError as exc:
+        sys.stderr.write(f"pymta: {exc}\n")
+        return 1
+    refusal = _admin_refusal(opts)
+    if refusal is not None:
+        sys.stderr.write(refusal)
+        return 1
     if (os.geteuid() == 0 and opts.action in _AS_EXIM_USER
             and not (opts.action == "q" and opts.queue_interval)):
         return _as_exim_user(handler, opts)

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Iterable
 from pymta import rfc2047
 from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
 from pymta.config.values import main_opt
-from pymta.osutil import login_and_name
+from pymta.originator import caller_originator
 from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
@@ -152,10 +152,8 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
     from pymta.message.receive import Envelope
     qd, _qr = qualify_domains(config)
     uid, gid = os.getuid(), os.getgid()
-    try:
-        login = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        login = str(uid)
+    originator = caller_originator(config, uid, gid)
+    login = originator.login
     sender = qualify(login, qd)
     set_by_caller = False
     trusted = caller_is_trusted(config, uid)
@@ -163,9 +161,7 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         given = given_sender.strip()
         sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
         set_by_caller = True
-    fullname = opts.fullname
-    if fullname is None:
-        fullname = login_and_name(uid)[1]
+    fullname = opts.fullname if opts.fullname is not None else originator.name
     host_address, host_port = (split_leniently(opts.sender_host_address)
                                if opts.sender_host_address and trusted else (None, None))
     # The other -oM options: only a trusted caller may describe a remote origin (Exim).
@@ -177,7 +173,7 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
         protocol=opts.received_protocol or "local", local_user=login,
         originator_login=login, originator_uid=uid, originator_gid=gid,
         originator_name=fullname, is_local_submission=True,
-        sender_set_by_caller=set_by_caller, host_address=host_address,
+        sender_set_by_caller=set_by_caller, trusted_caller=trusted, host_address=host_address,
         host_port=host_port,
         # Exim: a sender given with -f gets the -F name (never the gecos one) in From:
         sender_fullname=opts.fullname if set_by_caller else None,

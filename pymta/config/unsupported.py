@@ -68,25 +68,25 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_smtp_mailauth admin_groups
+        acl_smtp_mailauth
         bi_command
         bounce_sender_authentication daemon_startup_retries
         daemon_startup_sleep
         dns_cname_loops
         dns_trust_aa errors_copy
-        extra_local_interfaces gecos_name gecos_pattern
+        extra_local_interfaces
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         ibase_servers keep_malformed
-        local_from_check local_from_prefix local_from_suffix local_scan_path
+        local_scan_path
         local_scan_timeout max_username_length
         oracle_servers percent_hack_domains perl_startup
-        process_log_path prod_requires_admin
-        queue_domains queue_list_requires_admin queue_only_file queue_only_load
+        process_log_path
+        queue_domains queue_only_file queue_only_load
         queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
-        tcp_wrappers_daemon_name timezone unknown_login unknown_username
+        tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender
     """),
 }

@@ -92,6 +92,7 @@ class Envelope:
     sender_set_by_caller: bool = False
     sender_rewritten: bool = False         # verify = sender already applied the rewrite rules
     rewrites_logged: bool = False          # the non-SMTP ACL's view logged the rewrites
+    trusted_caller: bool = False           # a local caller Exim trusts (no Sender: rules)
     submission_mode: bool = False          # control = submission: local fixups for SMTP
     submission_control: str = "submission"  # with its options (/domain=, /name=, ...)
     suppress_local_fixups: bool = False

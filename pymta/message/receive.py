@@ -38,6 +38,7 @@ from pymta.message.headers import (
     max_line_length,
     split_message,
 )
+from pymta.message.localfrom import apply_local_sender_rules
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
 from pymta.metrics import counters as metrics
@@ -330,6 +331,16 @@ def prepare_message(config: Any, envelope: Envelope,
                 # a created From: is rewritten like one that came with the message
                 final.extend(created if rewriter is None
                              else rewrite_headers(rewriter, created))
+        login = env.originator_login or env.local_user
+        if (env.is_local_submission and not env.trusted_caller and login
+                and not env.sender_set_by_caller):
+            addr = f"{login}@{qualify}"
+            name = env.originator_name
+            apply_local_sender_rules(
+                final, login, qualify,
+                f"Sender: {_quote_phrase(name)} <{addr}>\n" if name else f"Sender: {addr}\n",
+                bool(_option(config, "local_from_check", True)),
+                _option(config, "local_from_prefix"), _option(config, "local_from_suffix"))
         # the old envelope addresses follow the created Message-Id and From:, before
         # Date: (where Exim 4.96 has them)
         final.extend(rewrite_marks)
@@ -337,7 +348,9 @@ def prepare_message(config: Any, envelope: Envelope,
         if find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
         if env.submission_mode and not env.is_local_submission:
-            return_path = apply_sender_rules(final, env.authenticated_id, submission, qualify)
+            return_path = apply_sender_rules(final, env.authenticated_id, submission, qualify,
+                                             _option(config, "local_from_prefix"),
+                                             _option(config, "local_from_suffix"))
             if return_path is not None:
                 env.sender = return_path
                 variables["sender_address"] = return_path

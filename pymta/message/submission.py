@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import getaddresses
 
+from pymta.expand.lists import split_list
+from pymta.message.localfrom import strip_affix_prefix, strip_affix_suffix
 from pymta.spool.model import SpoolHeader
 
 
@@ -54,14 +56,27 @@ def _with_name(address: str, name: str | None) -> str:
     return f"{name} <{address}>" if name else address
 
 
-def _from_addresses(headers: list[SpoolHeader]) -> list[str]:
+def _from_addresses(headers: list[SpoolHeader], prefix: str | None = None,
+                    suffix: str | None = None) -> list[str]:
+    """The From: addresses, lower-cased, their local parts without the affixes
+    local_from_prefix / local_from_suffix permit."""
     texts = [h.text.split(":", 1)[1] for h in headers
              if h.flag != "*" and h.text.split(":", 1)[0].strip().lower() == "from"]
-    return [addr.lower() for _name, addr in getaddresses(texts) if addr]
+    out = []
+    for _name, addr in getaddresses(texts):
+        if addr:
+            lp, at, domain = addr.rpartition("@")
+            if at:
+                lp = strip_affix_suffix(strip_affix_prefix(lp, split_list(prefix or "")),
+                                        split_list(suffix or ""))
+                addr = f"{lp}@{domain}"
+            out.append(addr.lower())
+    return out
 
 
 def apply_sender_rules(headers: list[SpoolHeader], authenticated_id: str | None,
-                       opts: SubmissionOptions, qualify: str) -> str | None:
+                       opts: SubmissionOptions, qualify: str, prefix: str | None = None,
+                       suffix: str | None = None) -> str | None:
     """Remove Sender: lines and add one when From: does not name the authenticated
     user (``headers`` is changed in place).  Returns the new return path, or None to
     keep the envelope sender."""
@@ -73,7 +88,7 @@ def apply_sender_rules(headers: list[SpoolHeader], authenticated_id: str | None,
     if not authenticated_id:
         return None
     address = submission_address(authenticated_id, opts, qualify)
-    if address.lower() in _from_addresses(headers):
+    if address.lower() in _from_addresses(headers, prefix, suffix):
         return None
     headers.append(SpoolHeader("S", f"Sender: {_with_name(address, opts.name)}\n"))
     return address

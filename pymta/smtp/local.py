@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, Callable
 
 from pymta.caller import caller_is_trusted, qualify_domains
 from pymta.config.values import main_option
-from pymta.osutil import login_and_name
+from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
 from pymta.spool.hostaddr import parse_address_port
@@ -85,16 +85,19 @@ class LocalCaller:
     gid: int
     name: str
     qualify_domain: str
-    trusted: bool = False
+    trusted: bool = False               # may set the envelope sender (MAIL FROM)
+    trusted_caller: bool = False        # root, exim_user, trusted_users/groups
 
     @classmethod
     def current(cls, config: Any) -> "LocalCaller":
         """The calling user; trust follows the -f rules (root, exim_user, trusted_users)."""
         uid, gid = os.getuid(), os.getgid()
-        login, name = login_and_name(uid)
+        originator = caller_originator(config, uid, gid)
+        login, name = originator.login, originator.name
         untrusted_ok = bool(main_option(config, "untrusted_set_sender"))
+        trusted = caller_is_trusted(config, uid)
         return cls(login, uid, gid, name, qualify_domains(config)[0],
-                   caller_is_trusted(config, uid) or untrusted_ok)
+                   trusted or untrusted_ok, trusted)
 
     def envelope_sender(self, given: str) -> str:
         """The MAIL address for a trusted caller (qualified), else the caller's own."""
@@ -107,7 +110,7 @@ class LocalCaller:
         return {"local_user": self.login, "originator_login": self.login,
                 "originator_uid": self.uid, "originator_gid": self.gid,
                 "originator_name": self.name, "is_local_submission": True,
-                "sender_set_by_caller": self.trusted}
+                "sender_set_by_caller": self.trusted, "trusted_caller": self.trusted_caller}
 
 
 

@@ -203,3 +203,26 @@ def test_submission_mode_fixes_up_sender_date_and_message_id(tmp_path, certs):
     assert re.search(r"\n\d{3}I Message-Id: <", first) and "Date: " in first
     assert "(envelope-from <alice@test.example>)" in first
     assert "Sender:" not in second and " <= alice@test.example " in lines[1]
+
+
+def test_submission_mode_ignores_local_from_affixes(tmp_path, certs):
+    """local_from_prefix/local_from_suffix also apply to submission mode's From: check
+    (the Exim manual's "The Sender: header line"): alice+lists@ is alice, bob+x@ is not."""
+    text = CONFIG.replace("@AUTHENTICATORS@", PASSWORDS)
+    text = text[:text.index("acl_check_rcpt:")] + SUBMISSION_ACL + \
+        text[text.index("begin authenticators"):]
+    text = "local_from_suffix = +*\n" + text
+    ctx = ssl.create_default_context(cafile=certs.cert)
+    with PymtaDaemon(text, tmp_path) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=20) as s:
+            s.starttls(context=ctx)
+            s.login("alice", "secret")
+            s.sendmail("alice@test.example", ["friend@elsewhere.example"],
+                       b"From: <alice+lists@test.example>\r\nSubject: a\r\n\r\nbody\r\n")
+            s.sendmail("alice@test.example", ["friend@elsewhere.example"],
+                       b"From: <bob+x@test.example>\r\nSubject: b\r\n\r\nbody\r\n")
+        lines = d.wait_for_log(r" <= \S+ H=", count=2)
+        first = (d.spool / "input" / f"{lines[0].split()[2]}-H").read_text()
+        second = (d.spool / "input" / f"{lines[1].split()[2]}-H").read_text()
+    assert "Sender:" not in first, first
+    assert re.search(r"\n\d{3}S Sender: Alice Example <alice@test\.example>\n", second), second

@@ -128,9 +128,10 @@ def test_local_message_with_sender_from_caller(tmp_path):
 
 
 def test_existing_headers_are_kept_and_message_id_domain(tmp_path):
+    # a trusted caller: an untrusted one would get a Sender: line (From: is not u's)
     env = Envelope(sender="a@b.example", recipients=["x@y.example"], protocol="local",
                    is_local_submission=True, originator_login="u", originator_uid=1,
-                   originator_gid=1)
+                   originator_gid=1, trusted_caller=True)
     data = b"From: me <me@x>\nDate: whenever\nMessage-ID: <k@x>\n\nb\n"
     log = Log()
     mid = receive_message(config(tmp_path), env, data, log)

@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.dmarc", 3),
     ("pymta.arc", 3),
     ("pymta.caller", 3), ("pymta.tls", 3),
+    ("pymta.adminuser", 3), ("pymta.originator", 3), ("pymta.timezone", 3),
     ("pymta.dkim", 3),
     # filters: run by the redirect router and the delivery code (the system filter)
     ("pymta.filter", 3),

@@ -81,8 +81,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_scan_timeout max_username_length message_body_visible
         oracle_servers percent_hack_domains perl_startup
         process_log_path prod_requires_admin
-        queue_domains queue_list_requires_admin queue_only_file queue_only_load
-        queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
+        queue_domains queue_list_requires_admin
+        queue_smtp_domains receive_timeout
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
         slow_lookup_log smtp_accept_keepalive
@@ -229,6 +229,8 @@ def check_main_option(name: str, value: Any, file: str | None, line: int | None)
     check_scanner_option(name, value, file, line)
     if name == "log_file_path":
         check_log_file_path(value, file, line)
+    elif name == "queue_only_file":
+        check_queue_only_file(value, file, line)
     elif name in ("syslog_facility", "syslog_processname"):
         check_syslog_option(name, value, file, line)
     elif name == "log_selector":
@@ -246,6 +248,19 @@ def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
     if len(items) > 2:
         raise ConfigError(f'log_file_path "{text}" has more than two items (at most a path '
                           'and "syslog")', file, line)
+
+
+def check_queue_only_file(value: Any, file: str | None, line: int | None) -> None:
+    """queue_only_file: each item an absolute path.  The "smtp" prefix (Exim sets
+    queue_smtp_domains to "*" while that file exists) is refused: pymta has no
+    queue_smtp_domains yet."""
+    text = str(value or "")
+    for path in (p.strip() for p in text.split(":")):
+        if path.startswith("smtp"):
+            raise ConfigError(f'"smtp" in queue_only_file {NOT_SUPPORTED}', file, line)
+        if path and not path.startswith("/"):
+            raise ConfigError(f'queue_only_file item "{path}" is not an absolute path',
+                              file, line)
 
 
 def check_syslog_option(name: str, value: Any, file: str | None, line: int | None) -> None:

@@ -70,8 +70,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     **_reject("""
         acl_smtp_mailauth admin_groups
         bi_command
-        bounce_sender_authentication check_rfc2047_length daemon_startup_retries
-        daemon_startup_sleep
+        bounce_sender_authentication check_rfc2047_length
         dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
         extra_local_interfaces gecos_name gecos_pattern

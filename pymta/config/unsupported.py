@@ -84,7 +84,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         queue_smtp_domains receive_timeout
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
-        slow_lookup_log smtp_accept_keepalive
+        slow_lookup_log
         tcp_wrappers_daemon_name timezone unknown_login unknown_username
         uucp_from_pattern uucp_from_sender
     """),

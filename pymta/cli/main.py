@@ -82,10 +82,13 @@ def _load(opts: CliOptions) -> Any:
 
 
 def with_cli_overrides(config: Any, opts: CliOptions) -> Any:
-    """Options the command line overrides: -os (smtp_receive_timeout), -od
+    """Options the command line overrides: -os (smtp_receive_timeout), -or
+    (receive_timeout), -od
     (queue_only, as queue_only_override allows)."""
     if opts.smtp_receive_timeout is not None:
         config.main.set("smtp_receive_timeout", opts.smtp_receive_timeout)
+    if opts.receive_timeout is not None:
+        config.main.set("receive_timeout", opts.receive_timeout)
     apply_delivery_mode(config, opts.delivery_mode)
     return config
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pymta.config.model import ConfigError
 from pymta.config.ratelimit import check_ratelimit_option
+from pymta.localips import parse_extra_local
 from pymta.syslogger import MAX_PROCESSNAME, check_facility
 
 NOT_SUPPORTED = "is not supported in this version of pymta"
@@ -73,7 +74,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         bounce_sender_authentication check_rfc2047_length
         dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
-        extra_local_interfaces gecos_name gecos_pattern
+        gecos_name gecos_pattern
         gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
         hosts_connection_nolog ibase_servers keep_malformed
         local_from_check local_from_prefix local_from_suffix local_scan_path
@@ -230,6 +231,11 @@ def check_main_option(name: str, value: Any, file: str | None, line: int | None)
         check_log_file_path(value, file, line)
     elif name == "queue_only_file":
         check_queue_only_file(value, file, line)
+    elif name == "extra_local_interfaces":
+        try:
+            parse_extra_local(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file, line) from None
     elif name in ("syslog_facility", "syslog_processname"):
         check_syslog_option(name, value, file, line)
     elif name == "log_selector":

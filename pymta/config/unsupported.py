@@ -75,7 +75,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         dns_cname_loops
         dns_ipv4_lookup dns_retrans dns_retry dns_trust_aa dns_use_edns0 errors_copy
         gecos_name gecos_pattern
-        gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
+        gnutls_allow_auto_pkcs11 gnutls_compat_mode
         hosts_connection_nolog ibase_servers keep_malformed
         local_from_check local_from_prefix local_from_suffix local_scan_path
         local_scan_timeout max_username_length message_body_visible

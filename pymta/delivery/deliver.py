@@ -13,7 +13,7 @@ import copy
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pymta.address import Address
 from pymta.config.values import main_option
@@ -43,9 +43,11 @@ from pymta.hints.wait import WaitDB, host_wait_key
 from pymta.log import log_duration, log_selected
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
+from pymta.match import match_domain
 from pymta.metrics import counters as metrics
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.routing import address_context, route_address
+from pymta.routing.route import HELD
 from pymta.spool import files, lock
 from pymta.spool.files import Journal
 from pymta.spool.hostaddr import delivery_host_variables
@@ -544,6 +546,8 @@ class MessageDelivery:
                 self.failed.append(a)
             elif status == "wait":
                 self._routing_wait_logged(a)
+            elif status == HELD:
+                self._held_logged(a)
             else:
                 self._routing_deferred(a)
         return routed
@@ -560,13 +564,34 @@ class MessageDelivery:
         """route_address for one address; None (the address deferred, in ``events``)
         when routing crashed -- a bug or bad data must leave the address queued."""
         try:
-            return route_address(self.config, addr, ctx)
+            return route_address(self.config, addr, ctx, held=self._held_check())
         except Exception as exc:
             self.log.panic(f"routing {addr.address} failed unexpectedly: {exc!r}",
                            self.msg.id)
             addr.message, addr.basic_errno = f"routing error: {exc}", -1
             events.append(("defer", addr))
             return None
+
+    def _held_check(self) -> Callable[[Address], bool] | None:
+        """hold_domains: which addresses are not routed in this attempt.  A forced
+        delivery (-M, -qf) ignores it, as Exim does."""
+        hold = main_option(self.config, "hold_domains")
+        if self.forced or not hold:
+            return None
+        ctx = self.context()
+
+        def held(a: Address) -> bool:
+            ctx.variables["domain"] = a.domain
+            return match_domain(a.domain, str(hold), ctx, data_var="")
+        return held
+
+    def _held_logged(self, a: Address) -> None:
+        """An address deferred by hold_domains: no retry hint (the destination is not at
+        fault), logged every time the message is looked at."""
+        self.deferred.append(a)
+        metrics.deferred("")
+        text = Deferral(a.log_name(), a.basic_errno, f": {a.message}").text()
+        self._log("== " + text, text, about=a)
 
     def _router_notes(self, result: Any) -> None:
         """Log what the routers noted (skip_syntax_errors) and send their reports

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pymta.address import Address
 from pymta.config.protocols import ConfigView
@@ -291,13 +291,22 @@ def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterRe
         child.start_router = start
 
 
+#: The status, errno and message of an address in hold_domains (Exim's words).
+HELD = "held"
+HELD_ERRNO = -23
+HELD_MESSAGE = "domain is held"
+
+
 def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | None = None,
                   verify: Any = False, *, address_test: bool = False,
-                  success_on_redirect: bool = False) -> RouteResult:
+                  success_on_redirect: bool = False,
+                  held: Callable[[Address], bool] | None = None) -> RouteResult:
     """Route ``addr`` and all addresses generated from it.
 
     ``verify`` is False for delivery, True/"recipient" or "sender" for verification;
     ``success_on_redirect`` (a verify option) stops verification at any redirection.
+    An address for which ``held`` (hold_domains, in a delivery) says yes is not routed:
+    it is deferred with the status "held".
     """
     if isinstance(addr, str):
         addr = Address(addr)
@@ -316,6 +325,11 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
             a.message = "too many generated addresses (redirection loop?)"
             result.deferred.append(a)
             result.sequence.append((DEFER, a))
+            continue
+        if held is not None and held(a):
+            a.basic_errno, a.message = HELD_ERRNO, HELD_MESSAGE
+            result.deferred.append(a)
+            result.sequence.append((HELD, a))
             continue
         generated: list[Address] = []
         reply = _route_one(config, routers, a, ctx, verify, address_test, generated)

@@ -618,9 +618,10 @@ def _queued_by_policy(config: Any, load: LoadQueueing, log: Any, msgid: str) -> 
 
 
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
+    """The delivery started for a message just received (so queue_domains applies)."""
     queue, _, msgid = msgid.rpartition("/")     # "queue/id" in a named queue
     try:
-        deliver(config, msgid, log, queue=queue)
+        deliver(config, msgid, log, queue=queue, at_reception=True)
     except Exception:
         import traceback
         try:

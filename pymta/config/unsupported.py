@@ -81,7 +81,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_scan_timeout max_username_length message_body_visible
         oracle_servers percent_hack_domains perl_startup
         process_log_path prod_requires_admin
-        queue_domains queue_list_requires_admin
+        queue_list_requires_admin
         queue_smtp_domains
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout

@@ -62,7 +62,7 @@ RETIRE_INTERVAL = 1.0           # seconds between retirements of surplus idle re
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30
 CRASH_PAUSE_SECONDS = 0.5       # after a child crash, respawn no sooner than this
-_WORKER_FLAGS = {"M": "", "Q": "", "F": " forced", "Z": " forced thaw"}
+_WORKER_FLAGS = {"M": " reception", "Q": "", "F": " forced", "Z": " forced thaw"}
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1}
 
 

@@ -47,7 +47,7 @@ from pymta.match import match_domain
 from pymta.metrics import counters as metrics
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.routing import address_context, route_address
-from pymta.routing.route import HELD
+from pymta.routing.route import HELD, QUEUE_DOMAIN
 from pymta.spool import files, lock
 from pymta.spool.files import Journal
 from pymta.spool.hostaddr import delivery_host_variables
@@ -97,7 +97,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                     manual: bool = False, spool_dir: str | None = None,
                     deliver_bounces: bool = True, give_up: bool = False,
                     user: str = "", queue: str | None = None,
-                    local_only: bool = False, continued: bool = True) -> DeliveryOutcome:
+                    local_only: bool = False, continued: bool = True,
+                    at_reception: bool = False) -> DeliveryOutcome:
     """Deliver (or try to) the message ``msgid``; see the module docstring.
 
     ``forced`` ignores retry times (-qf, -M); ``manual`` also delivers frozen messages
@@ -106,6 +107,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
     ``user``) fails every undelivered recipient without trying it and bounces them.
     ``queue`` names the named queue the message is in; ``local_only`` (-ql, and the
     first pass of -qq) makes only local deliveries and leaves remote ones untried.
+    ``at_reception`` marks the delivery started when the message arrived, which leaves
+    addresses in queue_domains for a queue run.
     With ``continued`` (the default), messages waiting for a host this delivery
     reached are delivered next, down the connection the smtp transport keeps open.
     """
@@ -130,7 +133,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
-                              journal=journal, give_up=give_up, local_only=local_only)
+                              journal=journal, give_up=give_up, local_only=local_only,
+                              at_reception=at_reception)
         if give_up:
             log.main(f"cancelled by {user}", msgid)
         traced = debug.resume_from_spool(msg.variables.get("debug_selector"),
@@ -183,9 +187,10 @@ class MessageDelivery:
     def __init__(self, config: Any, msg: SpoolMessage, log: Any, spool_dir: str, *,
                  forced: bool = False, manual: bool = False, journal: list[str] | None = None,
                  retry_db: Any = None, now: float | None = None, give_up: bool = False,
-                 local_only: bool = False):
+                 local_only: bool = False, at_reception: bool = False):
         self.config = config
         self.local_only = local_only
+        self.at_reception = at_reception      # queue_domains applies
         self.queue_name = files.message_queue(spool_dir, msg.id)
         self.give_up = give_up
         self.msg = msg
@@ -546,8 +551,13 @@ class MessageDelivery:
                 self.failed.append(a)
             elif status == "wait":
                 self._routing_wait_logged(a)
-            elif status == HELD:
+            elif status == HELD[0]:
                 self._held_logged(a)
+            elif status == QUEUE_DOMAIN[0]:
+                # left for a queue run; no retry hint
+                self.deferred.append(a)
+                text = f"{a.log_name()} routing defer ({a.basic_errno}): {a.message}"
+                self._log("== " + text, text, about=a)
             else:
                 self._routing_deferred(a)
         return routed
@@ -572,17 +582,23 @@ class MessageDelivery:
             events.append(("defer", addr))
             return None
 
-    def _held_check(self) -> Callable[[Address], bool] | None:
-        """hold_domains: which addresses are not routed in this attempt.  A forced
-        delivery (-M, -qf) ignores it, as Exim does."""
+    def _held_check(self) -> Callable[[Address], tuple[str, int, str] | None] | None:
+        """hold_domains and, for the delivery started at reception, queue_domains: which
+        addresses are not routed in this attempt.  A forced delivery (-M, -qf) ignores
+        both, as Exim does."""
         hold = main_option(self.config, "hold_domains")
-        if self.forced or not hold:
+        queue = main_option(self.config, "queue_domains") if self.at_reception else None
+        if self.forced or not (hold or queue):
             return None
         ctx = self.context()
 
-        def held(a: Address) -> bool:
+        def held(a: Address) -> tuple[str, int, str] | None:
             ctx.variables["domain"] = a.domain
-            return match_domain(a.domain, str(hold), ctx, data_var="")
+            if hold and match_domain(a.domain, str(hold), ctx, data_var=""):
+                return HELD
+            if queue and match_domain(a.domain, str(queue), ctx, data_var=""):
+                return QUEUE_DOMAIN
+            return None
         return held
 
     def _held_logged(self, a: Address) -> None:

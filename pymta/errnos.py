@@ -23,6 +23,7 @@ class EximErrno(IntEnum):
     SMTPFORMAT = -19        # malformed SMTP reply
     NOTABSOLUTE = -21
     EXIMQUOTA = -22         # appendfile quota exceeded
+    HELD = -23              # the domain is in hold_domains
     CHHEADER_FAIL = -25
     EXPANDFAIL = -27
     UNKNOWNHOST = -32       # host lookup failed

@@ -192,9 +192,15 @@ def _primary_hostname(ctx: Any) -> str:
     return lookup_variable("primary_hostname", ctx) or ""
 
 
-def _local_ips() -> frozenset[str]:
+def _local_ips(ctx: Any = None) -> frozenset[str]:
+    """This host's addresses for @[] and @mx_*: its interfaces and
+    extra_local_interfaces."""
+    from .config.values import main_option
+    from .localips import parse_extra_local
     from .osutil import interface_addresses
-    return interface_addresses()
+    config = getattr(ctx, "config", None)
+    extra = main_option(config, "extra_local_interfaces") if config is not None else None
+    return interface_addresses() | parse_extra_local(extra)
 
 
 # -- domain lists ----------------------------------------------------------------
@@ -210,7 +216,7 @@ def _domain_item(domain: str, item: str, ctx: Any, local_part_mode: bool = False
                 lit = domain[1:-1]
                 if lit.lower().startswith("ipv6:"):
                     lit = lit[5:]
-                return lit in _local_ips(), "@[]"
+                return lit in _local_ips(ctx), "@[]"
             return False, None
         if item.startswith("@mx_"):
             return _mx_match(domain, item, ctx), item
@@ -242,7 +248,7 @@ def _mx_match(domain: str, item: str, ctx: Any) -> bool:
         answers = pdns.resolve(domain, "MX")
     except Exception:           # no MX or no DNS: the item does not match
         return False
-    local = _local_ips()
+    local = _local_ips(ctx)
     ph = _primary_hostname(ctx).lower()
     prefs = sorted(answers, key=lambda r: r.preference)
     if not prefs:
@@ -433,7 +439,7 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
         if net is not None:
             return (net.version == ip.version and ip in net), item
     if item == "@[]":
-        return ip is not None and str(ip) in _local_ips(), item
+        return ip is not None and str(ip) in _local_ips(ctx), item
     m = _NET_RE.match(item)
     if ip_only and not m and _LOOKUP_RE.match(item):
         m = _NET_RE.match("net-" + item)      # match_ip: lookups are keyed by address

@@ -105,6 +105,7 @@ class CliOptions:
     recipient_select: tuple[str, str] | None = None  # -R / -qR: (flags, string)
     sender_select: tuple[str, str] | None = None     # -S / -qS: (flags, string)
     smtp_receive_timeout: int | None = None          # -os: overrides the option
+    receive_timeout: int | None = None               # -or: overrides the option
     # Options accepted without effect, as given (Exim ignores most of them too).
     ignored: list[str] = field(default_factory=list)
 
@@ -301,7 +302,7 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
         if a.startswith("-os"):
             opts.smtp_receive_timeout = seconds
         else:
-            opts.ignored.append(a if a[3:] else f"{a} {value}")
+            opts.receive_timeout = seconds
     elif a.startswith("-oB"):
         # Optional number: attached, or the next argument when it is one.
         if a[3:] and not a[3:].isdigit():

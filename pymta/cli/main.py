@@ -26,8 +26,9 @@ from pymta.dns import ResolverTuning
 from pymta.dns import configure as configure_dns
 from pymta.expand.context import ExpandContext
 from pymta.hints.store import configure as configure_hints
-from pymta.log import Logger
+from pymta.log import Logger, log_selected
 from pymta.match import match_domain
+from pymta.message.queue_policy import LoadQueueing, apply_delivery_mode, queue_only_file_exists
 from pymta.originator import UnknownCallerError, caller_originator
 from pymta.spool.space import INSUFFICIENT, check_fs
 from pymta.timezone import apply_timezone
@@ -104,9 +105,14 @@ def _load(opts: CliOptions) -> Any:
 
 
 def with_cli_overrides(config: Any, opts: CliOptions) -> Any:
-    """Options the command line overrides: -os (smtp_receive_timeout)."""
+    """Options the command line overrides: -os (smtp_receive_timeout), -or
+    (receive_timeout), -od
+    (queue_only, as queue_only_override allows)."""
     if opts.smtp_receive_timeout is not None:
         config.main.set("smtp_receive_timeout", opts.smtp_receive_timeout)
+    if opts.receive_timeout is not None:
+        config.main.set("receive_timeout", opts.receive_timeout)
+    apply_delivery_mode(config, opts.delivery_mode)
     return config
 
 
@@ -551,7 +557,7 @@ def do_daemon(opts: CliOptions) -> int:
         queue_interval=opts.queue_interval, queue_flags=opts.queue_flags, oX=opts.oX,
         queue_name=opts.queue_name,
         pid_file=opts.pid_file, config_path=config_path(opts), macros=dict(opts.macros),
-        queue_only=opts.delivery_mode in ("q", "qs") or bool(main_opt(config, "queue_only")),
+        queue_only=bool(main_opt(config, "queue_only")),     # -od applied by load()
         tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
     debug.force_pid()        # several processes write to one standard error
     return start_daemon(config, dopts, load_config=lambda path, macros: apply_process_options(
@@ -562,7 +568,6 @@ def do_submit(opts: CliOptions) -> int:
     """-bm / -t / sendmail: spool a message from stdin, then deliver per -od."""
     config = load(opts)
     from pymta.cli.submit import submit
-    from pymta.daemon.util import main_opt
     log = _logger(config)
     if not check_fs(config, log):
         # as Exim: checked at start-up, before the message is read
@@ -574,8 +579,9 @@ def do_submit(opts: CliOptions) -> int:
         return 1
     if opts.verbose:
         sys.stderr.write(f"Message {msgid} accepted\n")
-    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
-    if opts.dont_deliver or mode in ("q", "qs"):
+    mode = _delivery_mode(opts, config)
+    if opts.dont_deliver or mode in ("q", "qs") or _queued_by_policy(config, LoadQueueing(
+            config), log, msgid):
         return 0
     from pymta.delivery import deliver_message
     if mode in ("i", "f"):
@@ -636,18 +642,22 @@ def do_bsmtp(opts: CliOptions) -> int:
     from pymta.cli.bsmtp import run_batch
     log = _logger(config)
     return run_batch(config, opts, sys.stdin.buffer, sys.stdout, sys.stderr, log,
-                     _delivery_per_od(opts, config, log))
+                     _delivery_per_od(opts, config, log, policy=True))
 
 
-def _delivery_per_od(opts: CliOptions, config: Any, log: Any) -> Callable[[str], None]:
+def _delivery_per_od(opts: CliOptions, config: Any, log: Any,
+                     policy: bool = False) -> Callable[[str], None]:
     """What -bs and -bS do with each accepted message: deliver it as -od says (in the
-    foreground, in the background, or not at all: queue_only, -odq, -N)."""
-    from pymta.daemon.util import main_opt
+    foreground, in the background, or not at all: queue_only, -odq, -N).  With
+    ``policy`` (-bS) queue_only_file and queue_only_load are checked here; an SMTP
+    session (-bs) checks them itself before it calls this."""
     from pymta.delivery import deliver_message
-    mode = opts.delivery_mode or ("q" if main_opt(config, "queue_only") else "b")
+    mode = _delivery_mode(opts, config)
+    load = LoadQueueing(config)         # latched for the whole -bs / -bS input
 
     def after_accept(msgid: str) -> None:
-        if opts.dont_deliver or mode in ("q", "qs"):
+        if opts.dont_deliver or mode in ("q", "qs") or (
+                policy and _queued_by_policy(config, load, log, msgid)):
             return
         if mode in ("i", "f"):
             _deliver_quietly(deliver_message, config, msgid, log)
@@ -656,10 +666,32 @@ def _delivery_per_od(opts: CliOptions, config: Any, log: Any) -> Callable[[str],
     return after_accept
 
 
+def _delivery_mode(opts: CliOptions, config: Any) -> str:
+    """-od's mode, or "q" when queue_only is in effect (load() has let -od override it
+    as far as queue_only_override allows)."""
+    from pymta.daemon.util import main_opt
+    if main_opt(config, "queue_only"):
+        return "q"
+    mode = opts.delivery_mode or "b"
+    return "b" if mode in ("q", "qs") else mode
+
+
+def _queued_by_policy(config: Any, load: LoadQueueing, log: Any, msgid: str) -> bool:
+    """queue_only_file (which -od does not override: Exim 4.96 looks at the file after
+    the command line) and queue_only_load, checked for each message received."""
+    if queue_only_file_exists(config):
+        return True
+    why = load.reason()
+    if why is not None and log_selected(config, "delay_delivery"):
+        log.main(f"no immediate delivery: {why}", msgid.rpartition("/")[2])
+    return why is not None
+
+
 def _deliver_quietly(deliver: Callable[..., Any], config: Any, msgid: str, log: Any) -> None:
+    """The delivery started for a message just received (so queue_domains applies)."""
     queue, _, msgid = msgid.rpartition("/")     # "queue/id" in a named queue
     try:
-        deliver(config, msgid, log, queue=queue)
+        deliver(config, msgid, log, queue=queue, at_reception=True)
     except Exception:
         import traceback
         try:

@@ -16,11 +16,13 @@ from typing import Any, BinaryIO, Iterable
 
 from pymta import rfc2047
 from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
+from pymta.cli.receive_timeout import ABANDONED, LOGGED, ReceiveTimeout, deadline, receive_timeout
 from pymta.config.values import main_opt
 from pymta.originator import caller_originator
 from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
+from pymta.spool.ids import new_message_id
 
 
 def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
@@ -102,7 +104,12 @@ def qualify(address: str, domain: str) -> str:
 def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:
     """Read, build the envelope and spool the message.  Returns (msgid, error text)."""
     from pymta.message.receive import receive_message
-    data = read_message(stdin, opts.dot_ends)
+    try:
+        with deadline(receive_timeout(config)):
+            data = read_message(stdin, opts.dot_ends)
+    except ReceiveTimeout:
+        log.main(LOGGED, new_message_id())
+        return None, ABANDONED
     too_long = header_refusal(config, data)
     if too_long is not None:
         # as Exim: the message is refused, with Exim's mainlog line and error text

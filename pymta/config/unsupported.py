@@ -23,6 +23,7 @@ from typing import Any
 
 from pymta.config.model import ConfigError
 from pymta.config.ratelimit import check_ratelimit_option
+from pymta.localips import parse_extra_local
 from pymta.syslogger import MAX_PROCESSNAME, check_facility
 
 NOT_SUPPORTED = "is not supported in this version of pymta"
@@ -70,22 +71,19 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     **_reject("""
         acl_smtp_mailauth
         bi_command
-        bounce_sender_authentication daemon_startup_retries
-        daemon_startup_sleep
+        bounce_sender_authentication
         dns_cname_loops
         dns_trust_aa errors_copy
-        extra_local_interfaces
-        gnutls_allow_auto_pkcs11 gnutls_compat_mode hold_domains
+        gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed
         local_scan_path
         local_scan_timeout max_username_length
         oracle_servers percent_hack_domains perl_startup
         process_log_path
-        queue_domains queue_only_file queue_only_load
-        queue_only_load_latch queue_only_override queue_smtp_domains receive_timeout
+        queue_smtp_domains
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
-        slow_lookup_log smtp_accept_keepalive
+        slow_lookup_log
         tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender
     """),
@@ -226,6 +224,13 @@ def check_main_option(name: str, value: Any, file: str | None, line: int | None)
     check_scanner_option(name, value, file, line)
     if name == "log_file_path":
         check_log_file_path(value, file, line)
+    elif name == "queue_only_file":
+        check_queue_only_file(value, file, line)
+    elif name == "extra_local_interfaces":
+        try:
+            parse_extra_local(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file, line) from None
     elif name in ("syslog_facility", "syslog_processname"):
         check_syslog_option(name, value, file, line)
     elif name == "log_selector":
@@ -243,6 +248,19 @@ def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
     if len(items) > 2:
         raise ConfigError(f'log_file_path "{text}" has more than two items (at most a path '
                           'and "syslog")', file, line)
+
+
+def check_queue_only_file(value: Any, file: str | None, line: int | None) -> None:
+    """queue_only_file: each item an absolute path.  The "smtp" prefix (Exim sets
+    queue_smtp_domains to "*" while that file exists) is refused: pymta has no
+    queue_smtp_domains yet."""
+    text = str(value or "")
+    for path in (p.strip() for p in text.split(":")):
+        if path.startswith("smtp"):
+            raise ConfigError(f'"smtp" in queue_only_file {NOT_SUPPORTED}', file, line)
+        if path and not path.startswith("/"):
+            raise ConfigError(f'queue_only_file item "{path}" is not an absolute path',
+                              file, line)
 
 
 def check_syslog_option(name: str, value: Any, file: str | None, line: int | None) -> None:

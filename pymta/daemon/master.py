@@ -27,9 +27,11 @@ from pymta.daemon import ipc, listen
 from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.preload import preload_for
 from pymta.daemon.sdnotify import sd_notify
+from pymta.daemon.startup_bind import bind_with_retries
 from pymta.daemon.util import (
     PrivilegeError,
     drop_privileges,
+    exim_effective,
     fork_detached,
     main_opt,
     make_logger,
@@ -61,7 +63,7 @@ RETIRE_INTERVAL = 1.0           # seconds between retirements of surplus idle re
 UNLIMITED_RECEIVERS = 256       # smtp_accept_max = 0 means "no limit"; keep a sane cap
 STOP_GRACE_SECONDS = 30
 CRASH_PAUSE_SECONDS = 0.5       # after a child crash, respawn no sooner than this
-_WORKER_FLAGS = {"M": "", "Q": "", "F": " forced", "Z": " forced thaw"}
+_WORKER_FLAGS = {"M": " reception", "Q": "", "F": " forced", "Z": " forced thaw"}
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1}
 
 
@@ -791,7 +793,10 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     elif opts.listen:
         try:
             addrs = daemon_addresses(config, opts.oX)
-            listeners = listen.bind_listeners(addrs)
+            listeners = bind_with_retries(
+                addrs, int(main_opt(config, "daemon_startup_retries") or 0),
+                int(main_opt(config, "daemon_startup_sleep") or 0),
+                lambda text: _log_as_exim_user(config, ids, text))
         except ValueError as exc:
             sys.stderr.write(f"pymta: {exc}\n")
             return 1
@@ -840,3 +845,13 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
                     log_factory=make_logger, metrics=metrics)
     return master.run()
+
+
+def _log_as_exim_user(config: Any, ids: Any, text: str) -> None:
+    """A main-log line written before privileges are dropped (the start-up bind
+    retries); the log files it may create belong to exim_user."""
+    try:
+        with exim_effective(ids):
+            make_logger(config).main(text)
+    except Exception:
+        sys.stderr.write(f"pymta: {text}\n")

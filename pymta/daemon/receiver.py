@@ -22,6 +22,7 @@ from pymta import proctitle
 from pymta.config.values import main_opt
 from pymta.daemon.conntable import ConnectionTable
 from pymta.daemon.ipc import Notifier
+from pymta.daemon.keepalive import accept_keepalive, set_keepalive
 from pymta.daemon.queue_select import message_filter, run_selected
 from pymta.daemon.queuerunner import due_messages
 from pymta.daemon.stopflag import StopFlag
@@ -160,6 +161,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     # two pieces (a TLS handshake's last records, a multi-line EHLO) waits for the
     # client's delayed ACK, up to 40 ms per exchange on Linux.
     nodelay = bool(main_opt(config, "tcp_nodelay"))
+    keepalive = accept_keepalive(config)
     # counting connections costs a scan of the table: only when a limit or the
     # "SMTP connection from" line (log_selector +smtp_connection) needs it
     counting = connections is not None and (counted_limits(config)
@@ -198,6 +200,7 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                 conn.setblocking(True)
                 if nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                set_keepalive(conn, keepalive)
                 accept_count, refusal = 0, None
                 if connections is not None:
                     table, slot = connections

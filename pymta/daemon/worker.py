@@ -55,6 +55,8 @@ def worker_main(conn: socket.socket, config: Any, log: Any,
                     deliver(config, msgid, log, forced=True, manual=True, queue=queue)
                 elif forced:
                     deliver(config, msgid, log, forced=True, queue=queue)
+                elif "reception" in fields[1:]:     # just received: queue_domains applies
+                    deliver(config, msgid, log, queue=queue, at_reception=True)
                 else:
                     deliver(config, msgid, log, queue=queue)
             except Exception:

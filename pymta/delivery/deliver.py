@@ -13,7 +13,7 @@ import copy
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pymta.address import Address
 from pymta.config.values import main_option
@@ -43,9 +43,11 @@ from pymta.hints.wait import WaitDB, host_wait_key
 from pymta.log import log_duration, log_selected
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
+from pymta.match import match_domain
 from pymta.metrics import counters as metrics
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.routing import address_context, route_address
+from pymta.routing.route import HELD, QUEUE_DOMAIN
 from pymta.spool import files, lock
 from pymta.spool.files import Journal
 from pymta.spool.hostaddr import delivery_host_variables
@@ -95,7 +97,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
                     manual: bool = False, spool_dir: str | None = None,
                     deliver_bounces: bool = True, give_up: bool = False,
                     user: str = "", queue: str | None = None,
-                    local_only: bool = False, continued: bool = True) -> DeliveryOutcome:
+                    local_only: bool = False, continued: bool = True,
+                    at_reception: bool = False) -> DeliveryOutcome:
     """Deliver (or try to) the message ``msgid``; see the module docstring.
 
     ``forced`` ignores retry times (-qf, -M); ``manual`` also delivers frozen messages
@@ -104,6 +107,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
     ``user``) fails every undelivered recipient without trying it and bounces them.
     ``queue`` names the named queue the message is in; ``local_only`` (-ql, and the
     first pass of -qq) makes only local deliveries and leaves remote ones untried.
+    ``at_reception`` marks the delivery started when the message arrived, which leaves
+    addresses in queue_domains for a queue run.
     With ``continued`` (the default), messages waiting for a host this delivery
     reached are delivered next, down the connection the smtp transport keeps open.
     """
@@ -128,7 +133,8 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
             return DeliveryOutcome("corrupt", msgid)
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
-                              journal=journal, give_up=give_up, local_only=local_only)
+                              journal=journal, give_up=give_up, local_only=local_only,
+                              at_reception=at_reception)
         if give_up:
             log.main(f"cancelled by {user}", msgid)
         traced = debug.resume_from_spool(msg.variables.get("debug_selector"),
@@ -181,9 +187,10 @@ class MessageDelivery:
     def __init__(self, config: Any, msg: SpoolMessage, log: Any, spool_dir: str, *,
                  forced: bool = False, manual: bool = False, journal: list[str] | None = None,
                  retry_db: Any = None, now: float | None = None, give_up: bool = False,
-                 local_only: bool = False):
+                 local_only: bool = False, at_reception: bool = False):
         self.config = config
         self.local_only = local_only
+        self.at_reception = at_reception      # queue_domains applies
         self.queue_name = files.message_queue(spool_dir, msg.id)
         self.give_up = give_up
         self.msg = msg
@@ -545,6 +552,13 @@ class MessageDelivery:
                 self.failed.append(a)
             elif status == "wait":
                 self._routing_wait_logged(a)
+            elif status == HELD[0]:
+                self._held_logged(a)
+            elif status == QUEUE_DOMAIN[0]:
+                # left for a queue run; no retry hint
+                self.deferred.append(a)
+                text = f"{a.log_name()} routing defer ({a.basic_errno}): {a.message}"
+                self._log("== " + text, text, about=a)
             else:
                 self._routing_deferred(a)
         return routed
@@ -561,13 +575,40 @@ class MessageDelivery:
         """route_address for one address; None (the address deferred, in ``events``)
         when routing crashed -- a bug or bad data must leave the address queued."""
         try:
-            return route_address(self.config, addr, ctx)
+            return route_address(self.config, addr, ctx, held=self._held_check())
         except Exception as exc:
             self.log.panic(f"routing {addr.address} failed unexpectedly: {exc!r}",
                            self.msg.id)
             addr.message, addr.basic_errno = f"routing error: {exc}", -1
             events.append(("defer", addr))
             return None
+
+    def _held_check(self) -> Callable[[Address], tuple[str, int, str] | None] | None:
+        """hold_domains and, for the delivery started at reception, queue_domains: which
+        addresses are not routed in this attempt.  A forced delivery (-M, -qf) ignores
+        both, as Exim does."""
+        hold = main_option(self.config, "hold_domains")
+        queue = main_option(self.config, "queue_domains") if self.at_reception else None
+        if self.forced or not (hold or queue):
+            return None
+        ctx = self.context()
+
+        def held(a: Address) -> tuple[str, int, str] | None:
+            ctx.variables["domain"] = a.domain
+            if hold and match_domain(a.domain, str(hold), ctx, data_var=""):
+                return HELD
+            if queue and match_domain(a.domain, str(queue), ctx, data_var=""):
+                return QUEUE_DOMAIN
+            return None
+        return held
+
+    def _held_logged(self, a: Address) -> None:
+        """An address deferred by hold_domains: no retry hint (the destination is not at
+        fault), logged every time the message is looked at."""
+        self.deferred.append(a)
+        metrics.deferred("")
+        text = Deferral(a.log_name(), a.basic_errno, f": {a.message}").text()
+        self._log("== " + text, text, about=a)
 
     def _router_notes(self, result: Any) -> None:
         """Log what the routers noted (skip_syntax_errors) and send their reports

@@ -10,6 +10,7 @@ from typing import Any
 from pymta import dns as pdns
 from pymta.address import Host
 from pymta.expand.context import ExpandContext
+from pymta.localips import parse_extra_local
 from pymta.osutil import interface_addresses
 from pymta.routing import support
 
@@ -139,15 +140,20 @@ _LOCAL_IPS: set[str] | None = None
 
 
 def local_addresses(config: Any = None) -> set[str]:
-    """The IP addresses of this host's interfaces (plus hosts_treat_as_local items that are
-    literal IPs), used for the router's ``self`` handling."""
+    """The IP addresses of this host's interfaces, extra_local_interfaces and the
+    hosts_treat_as_local items that are literal IPs, used for the router's ``self``
+    handling."""
     global _LOCAL_IPS
     if _LOCAL_IPS is None:
         _LOCAL_IPS = set(interface_addresses())
-    extra = support.main_option(config, "hosts_treat_as_local") if config else None
+    if config is None:
+        return _LOCAL_IPS
+    ours = _LOCAL_IPS | parse_extra_local(support.main_option(config,
+                                                              "extra_local_interfaces"))
+    extra = support.main_option(config, "hosts_treat_as_local")
     if extra:
-        return _LOCAL_IPS | {i for i in support.split_list(str(extra)) if is_ip(i)}
-    return _LOCAL_IPS
+        return ours | {i for i in support.split_list(str(extra)) if is_ip(i)}
+    return ours
 
 
 def host_is_local(host: Host, config: Any = None) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pymta.address import Address
 from pymta.config.protocols import ConfigView
@@ -291,13 +291,23 @@ def _after_accept(r: Router, addr: Address, actx: ExpandContext, reply: RouterRe
         child.start_router = start
 
 
+#: What an address in hold_domains or queue_domains gets instead of routing (Exim's
+#: errno and words): the status in RouteResult.sequence, errno, message.
+HELD = ("held", -23, "domain is held")
+QUEUE_DOMAIN = ("queue_domain", -56, "domain is in queue_domains")
+
+
 def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | None = None,
                   verify: Any = False, *, address_test: bool = False,
-                  success_on_redirect: bool = False) -> RouteResult:
+                  success_on_redirect: bool = False,
+                  held: Callable[[Address], tuple[str, int, str] | None] | None = None
+                  ) -> RouteResult:
     """Route ``addr`` and all addresses generated from it.
 
     ``verify`` is False for delivery, True/"recipient" or "sender" for verification;
     ``success_on_redirect`` (a verify option) stops verification at any redirection.
+    An address for which ``held`` (hold_domains and queue_domains, in a delivery) gives
+    (status, errno, message) is not routed: it is deferred with that status.
     """
     if isinstance(addr, str):
         addr = Address(addr)
@@ -316,6 +326,12 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
             a.message = "too many generated addresses (redirection loop?)"
             result.deferred.append(a)
             result.sequence.append((DEFER, a))
+            continue
+        stop = held(a) if held is not None else None
+        if stop is not None:
+            status, a.basic_errno, a.message = stop
+            result.deferred.append(a)
+            result.sequence.append((status, a))
             continue
         generated: list[Address] = []
         reply = _route_one(config, routers, a, ctx, verify, address_test, generated)

@@ -23,6 +23,7 @@ from pymta.logarrival import pipelining_field
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
+from pymta.message.queue_policy import LoadQueueing, queue_only_file_exists
 from pymta.message.receive import (
     MessageTooBig,
     PreparedMessage,
@@ -59,6 +60,7 @@ class MessageAssembly:
     message_utf8_downconvert: int | None
     connection_queue: str
     message_queue: str | None
+    load_queueing: LoadQueueing
     acl_vars: dict[str, str]
     data_headers_add: list[str]
     data_headers_remove: list[str]
@@ -339,7 +341,10 @@ class MessageAssembly:
             return True
         if (self.message_controls | self.controls) & {"queue", "queue_only", "freeze"}:
             return True
-        why = no_immediate_delivery(self.config, self.accept_count, self.messages)
+        if queue_only_file_exists(self.config):
+            return True
+        why = self.load_queueing.reason() or \
+            no_immediate_delivery(self.config, self.accept_count, self.messages)
         if why is not None and log_selected(self.config, "delay_delivery"):
             self.log.main(f"no immediate delivery: {why}", msgid)
         return why is not None

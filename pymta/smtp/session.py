@@ -40,6 +40,7 @@ from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
+from pymta.message.queue_policy import LoadQueueing
 from pymta.metrics import counters as metrics
 from pymta.rewrite.engine import rewrite_command_path
 from pymta.rewrite.setup import main_rewriter
@@ -129,6 +130,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         # The message being received: created at MAIL, recipients added at RCPT.
         self.envelope: Envelope | None = None
         self.messages = 0
+        self.load_queueing = LoadQueueing(config)   # queue_only_load, latched per connection
         self.server: SmtpServer | None = None
         self.msgid: str | None = None
         self.quit_seen = False

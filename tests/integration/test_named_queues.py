@@ -30,6 +30,9 @@ local:
   file = DIR/mbox-$local_part_data
 """
 
+# _smtp passes -odi, which overrides queue_only unless queue_only_override is false
+QUEUED = "queue_only\nqueue_only_override = false"
+
 
 def _smtp(d: PymtaDaemon, rcpt: str) -> str:
     d.prepare()
@@ -53,7 +56,7 @@ def test_named_queue_delivered_at_once(tmp_path):
 
 
 def test_queue_runs_listing_and_moving(tmp_path):
-    d = PymtaDaemon(CONFIG.replace("QUEUE_ONLY", "queue_only"), tmp_path)
+    d = PymtaDaemon(CONFIG.replace("QUEUE_ONLY", QUEUED), tmp_path)
     in_foo = _smtp(d, "a@test.example")
     in_default = _smtp(d, "b@test.example")
     assert (d.spool / "foo" / "input" / f"{in_foo}-H").exists()
@@ -84,7 +87,7 @@ def test_queue_runs_listing_and_moving(tmp_path):
 
 def test_exim_lists_pymta_named_queue(tmp_path):
     exim_or_skip()
-    d = PymtaDaemon(CONFIG.replace("QUEUE_ONLY", "queue_only"), tmp_path)
+    d = PymtaDaemon(CONFIG.replace("QUEUE_ONLY", QUEUED), tmp_path)
     msgid = _smtp(d, "a@test.example")
     conf = tmp_path / "exim.conf"
     conf.write_text(f"spool_directory = {d.spool}\nexim_user = {d.exim_user or 'root'}\n"

@@ -79,7 +79,6 @@ IGNORED = [
     (["-Lmytag"], "-Lmytag"), (["-L", "mytag"], "-L mytag"),
     (["-oA/etc/aliases"], "-oA/etc/aliases"), (["-oA", "/etc/aliases"], "-oA /etc/aliases"),
     (["-oB"], "-oB"), (["-oB5"], "-oB5"), (["-oB", "5"], "-oB 5"),
-    (["-or5m"], "-or5m"), (["-or", "5m"], "-or 5m"),
     (["-oMm", "1xZ1dK-0005M2-25"], "-oMm 1xZ1dK-0005M2-25"),
     (["-Ac"], "-Ac"), (["-Am"], "-Am"), (["-m"], "-m"), (["-om"], "-om"), (["-oo"], "-oo"),
     (["-x"], "-x"), (["-U"], "-U"), (["-Ux"], "-Ux"), (["-n"], "-n"), (["-nx"], "-nx"),
@@ -87,6 +86,12 @@ IGNORED = [
     (["-odqs"], "-odqs"), (["-pd"], "-pd"), (["-ps"], "-ps"), (["-oY"], "-oY"),
     (["-zhello"], "-zhello"),
 ]
+
+
+@pytest.mark.parametrize("argv", [["-or5m"], ["-or", "5m"]])
+def test_or_sets_receive_timeout(argv):
+    o = parse_args(argv + [RCPT])
+    assert o.receive_timeout == 300 and o.ignored == []
 
 
 @pytest.mark.parametrize("argv", [["-os5m"], ["-os", "5m"]])

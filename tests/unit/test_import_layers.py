@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.config", 1),
     ("pymta.log", 2), ("pymta.logfields", 2), ("pymta.logevents", 2), ("pymta.expand", 2),
     ("pymta.logarrival", 2),
-    ("pymta.match", 2),
+    ("pymta.match", 2), ("pymta.localips", 2),
     ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.dkim", 2),
@@ -78,6 +78,8 @@ ALLOWED = {
     ("pymta.config.show", "pymta.acl.scanconfig"),
     # log_file_path is expanded (Exim does the same at start-up).
     ("pymta.config.unsupported", "pymta.log"),
+    # extra_local_interfaces is checked with the parser its users share.
+    ("pymta.config.unsupported", "pymta.localips"),
     # ${certextract}: tls.certinfo is a leaf (cryptography only) that tls shares.
     ("pymta.expand.extra_items", "pymta.tls.certinfo"),
     ("pymta.expand.extra_items", "pymta.tls.errors"),

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from .expand.errors import ExpandDefer, ExpandError, ExpandFail
 from .expand.lists import split_list
 from .log import log_selected
+from .logevents import host_field
 
 _LOOKUP_RE = re.compile(r"^(?:partial\d*(?:-|\([^)]*\)))?"
                         r"(lsearch|wildlsearch|nwildlsearch|iplsearch|dsearch|lmdb|json|"
@@ -512,9 +513,7 @@ def _client_ident(ctx: Any) -> str:
     ip = variables.get("sender_host_address")
     if not ip:
         return ""
-    name, helo = variables.get("sender_host_name") or "", variables.get("sender_helo_name")
-    return ((f"{name} " if name else "")
-            + (f"({helo}) " if helo and helo != name else "") + f"[{ip}]")
+    return host_field(ip, variables.get("sender_host_name"), variables.get("sender_helo_name"))
 
 
 def _log(ctx: Any, text: str) -> None:

@@ -209,13 +209,3 @@ def interface_for(items: list[str], peer: str) -> tuple[str, int] | None:
         if (ip.version == 6) == want6:
             return (str(ip), 0)
     return None
-
-
-def login_and_name(uid: int) -> tuple[str, str]:
-    """The login of user ``uid`` and the full name from its passwd entry's gecos field
-    (up to the first comma); the number and "" for a uid without an entry."""
-    try:
-        pw = pwd.getpwuid(uid)
-    except KeyError:
-        return str(uid), ""
-    return pw.pw_name, pw.pw_gecos.split(",", 1)[0]

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any, Iterable, TextIO
 
-from ..osutil import login_and_name
+from ..originator import UnknownCallerError, caller_originator
 from . import expand_string
 from .context import ExpandContext
 from .errors import ExpandError
@@ -88,7 +88,11 @@ def _message_context(ctx: ExpandContext, path: str) -> None:
         headers.append(f"Message-Id: <E{ctx.variables['message_id']}@{host}>\n")
     if "from" not in names:
         # the calling user, as for a message submitted on the command line
-        login, name = login_and_name(os.getuid())
+        try:
+            caller = caller_originator(ctx.config)
+            login, name = caller.login, caller.name
+        except UnknownCallerError:
+            login, name = str(os.getuid()), ""
         address = f"{login}@{_main_option(ctx, 'qualify_domain') or host}"
         headers.append(f"From: {name} <{address}>\n" if name else f"From: {address}\n")
     if "date" not in names:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import io
-import os
 import types
 
 from pymta.config.model import Config
 from pymta.expand.be import run_be
-from pymta.osutil import login_and_name
+from pymta.originator import caller_originator
 
 
 def config():
@@ -112,7 +111,8 @@ def test_bem_message_headers_get_message_id_and_date(tmp_path):
     msg.write_text("Message-Id: <x@y>\nDate: then\n\nbody\n")
     run_be(config(), io.StringIO("$message_headers_raw\n"), out, message_file=str(msg))
     # and From: for the calling user when there is none (as exim4 -bem: "root <root@...>")
-    login, name = login_and_name(os.getuid())
+    caller = caller_originator(config())
+    login, name = caller.login, caller.name
     assert out.getvalue() == ("Message-Id: <x@y>\nDate: then\n"
                               f"From: {name} <{login}@corp.test>\n")
 

@@ -25,13 +25,15 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.log", 2), ("pymta.logfields", 2), ("pymta.logevents", 2), ("pymta.expand", 2),
     ("pymta.logarrival", 2),
     ("pymta.match", 2), ("pymta.localips", 2),
+    # the caller as local submission and -bem name it (gecos rules); expand uses it
+    ("pymta.originator", 2),
     ("pymta.lookups", 2),
     ("pymta.spool", 2), ("pymta.hints", 2),
     ("pymta.dkim", 2),
     ("pymta.dmarc", 3),
     ("pymta.arc", 3),
     ("pymta.caller", 3), ("pymta.tls", 3),
-    ("pymta.adminuser", 3), ("pymta.originator", 3), ("pymta.timezone", 3),
+    ("pymta.adminuser", 3), ("pymta.timezone", 3),
     ("pymta.dkim", 3),
     # filters: run by the redirect router and the delivery code (the system filter)
     ("pymta.filter", 3),

@@ -78,7 +78,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         ibase_servers keep_malformed
         local_scan_path
         local_scan_timeout max_username_length
-        oracle_servers percent_hack_domains perl_startup
+        oracle_servers perl_startup
         process_log_path
         queue_smtp_domains
         remote_max_parallel

@@ -21,6 +21,7 @@ from pymta.routing.base import (
     RouterReply,
     to_bool,
 )
+from pymta.routing.percent import percent_hack
 from pymta.taint import taint
 
 UNROUTEABLE = "Unrouteable address"
@@ -326,6 +327,12 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
             a.message = "too many generated addresses (redirection loop?)"
             result.deferred.append(a)
             result.sequence.append((DEFER, a))
+            continue
+        hacked = percent_hack(a.local_part, a.domain, config,
+                              ctx if ctx is not None else ExpandContext(config))
+        if hacked is not None:
+            # percent_hack_domains: the address is routed as the original's child
+            queue.insert(0, Address(hacked, parent=a))
             continue
         stop = held(a) if held is not None else None
         if stop is not None:

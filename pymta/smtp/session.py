@@ -45,6 +45,7 @@ from pymta.metrics import counters as metrics
 from pymta.rewrite.engine import rewrite_command_path
 from pymta.rewrite.setup import main_rewriter
 from pymta.routing import route_address
+from pymta.routing.percent import percent_hack
 from pymta.smtp import connection_log
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
@@ -309,6 +310,10 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
     def on_rcpt(self, address: str, params: dict[str, str | None]) -> Reply | None:
         v = self.ctx.variables
         lp, _, dom = address.rpartition("@")
+        # percent_hack_domains: the ACL sees the address the local part stands for
+        hacked = percent_hack(lp, dom, self.config, self.ctx)
+        if hacked is not None:
+            lp, _, dom = hacked.rpartition("@")
         # $local_part is lower-cased for the ACL (control = caseful_local_part restores it)
         self.rcpt_local_part = taint(lp)
         v["local_part"] = taint(lp.lower())

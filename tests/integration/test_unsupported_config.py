@@ -14,8 +14,8 @@ from tests.support.daemon import PymtaDaemon
 
 # (where to insert, text inserted after that line, the line the error names, message start)
 CASES = {
-    "main option": ("qualify_domain = test.example\n", "percent_hack_domains = *\n",
-                    "percent_hack_domains = ", 'main option "percent_hack_domains"'),
+    "main option": ("qualify_domain = test.example\n", "slow_lookup_log = 100\n",
+                    "slow_lookup_log = ", 'main option "slow_lookup_log"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),

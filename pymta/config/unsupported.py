@@ -73,7 +73,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         bi_command
         bounce_sender_authentication
         dns_cname_loops
-        dns_trust_aa errors_copy
+        dns_trust_aa
         gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed
         local_scan_path

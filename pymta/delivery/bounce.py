@@ -14,6 +14,7 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.config.values import main_option
+from pymta.delivery.errors_copy import errors_copy_addresses
 from pymta.dsn import RET_HDRS, original_recipient, report_text
 from pymta.expand import ExpandError, expand_string
 from pymta.message.notices import dsn_from, mailer_daemon
@@ -268,7 +269,10 @@ def send_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipient
                         ctx=ctx, log=log)
     # A local submission (Message-ID/Date are added) whose null sender was chosen by
     # us; bounce_reference makes the <= line carry R=<original id>.
-    env = Envelope(sender="", recipients=[recipient], protocol="local",
+    # errors_copy: blind copies, in the envelope only
+    recipients = [recipient] + [a for a in errors_copy_addresses(config, recipient)
+                                if a != recipient]
+    env = Envelope(sender="", recipients=recipients, protocol="local",
                    is_local_submission=True, sender_set_by_caller=True,
                    bounce_reference=msg.id)
     return receive_message(config, env, data, log)

@@ -274,6 +274,23 @@ def _host_ips(name: str) -> set[str]:
     return pdns.host_addresses(name)
 
 
+#: Items whose result for a domain depends on more than the domain and the configuration:
+#: expansions, lookups, files, DNS (@mx_*), named lists, regular expressions (they set
+#: $0...), caseful matching.
+_UNFIXED_DOMAIN_ITEM = re.compile(r"[$;\\]|^[/+^]|^@mx_")
+
+
+def fixed_domain_list(list_text: str) -> bool:
+    """Whether the domain list ``list_text`` gives the same answer for a domain every time
+    (with one configuration), so that a caller may remember its misses."""
+    if "$" in list_text or list_text.lstrip().startswith("<"):
+        return False
+    for item in split_list(list_text):
+        if _UNFIXED_DOMAIN_ITEM.search(item.lstrip("!").lstrip()):
+            return False
+    return True
+
+
 def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,
                  data_var: str = "domain_data") -> bool:
     """Is ``domain`` in the domain list?  Sets ``$domain_data`` on a match."""

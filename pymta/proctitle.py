@@ -24,11 +24,16 @@ MARKER = "pymta: "
 MAX_LENGTH = 200
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_last_title: str | None = None
 
 
 def set_title(text: str) -> None:
     """Set this process's title to the marker and ``text`` (made printable: a HELO name
     or an address from the network must not put control characters in ``ps``)."""
+    global _last_title
+    if text == _last_title:
+        return                  # a session's EHLOs repeat it; setting it is a syscall
+    _last_title = text
     setproctitle(MARKER + _UNPRINTABLE.sub("?", text)[:MAX_LENGTH])
 
 

@@ -92,7 +92,8 @@ class ContentScan:
 
     def cleanup(self) -> None:
         """Remove the files decoded for this message (the scan directory)."""
-        shutil.rmtree(self.scan_dir, ignore_errors=True)
+        if os.path.isdir(self.scan_dir):      # most messages never had one
+            shutil.rmtree(self.scan_dir, ignore_errors=True)
 
 
 def _where_name(where: str) -> str:

@@ -71,6 +71,14 @@ def message_parts(prepared: PreparedMessage) -> tuple[bytes, Iterator[bytes]]:
                                  for i in range(start, len(view), _BLOCK))
 
 
+def _has_signature_header(prepared: PreparedMessage) -> bool:
+    """Whether the message has a DKIM-Signature header at all (most have none; without
+    one there is nothing to parse and no body to hash)."""
+    return any(h.text[:14].lower() == "dkim-signature"
+               and h.text[14:].lstrip(" \t").startswith(":")
+               for h in prepared.spool.headers)
+
+
 class DkimVerification:
     """Mixin for :class:`~pymta.smtp.session.SmtpSession`: DKIM after the data."""
 
@@ -98,11 +106,13 @@ class DkimVerification:
         v.pop(AUTHRES_DKIM, None)
         if "dkim_disable_verify" in self.message_controls | self.controls:
             return None
+        sigs = []
         try:
-            head, body = message_parts(prepared)
-            sigs = verify_message(head, body, verify_options(self.config),
-                                  key_failed=lambda s: self.log.main(key_failure_line(s),
-                                                                     self.msgid))
+            if _has_signature_header(prepared):
+                head, body = message_parts(prepared)
+                sigs = verify_message(head, body, verify_options(self.config),
+                                      key_failed=lambda s: self.log.main(
+                                          key_failure_line(s), self.msgid))
         except Exception as exc:
             # A fault in verifying must not cost the message: it goes on unverified.
             self.log.panic(f"DKIM verification failed: {exc!r}", self.msgid)

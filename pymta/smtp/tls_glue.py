@@ -177,6 +177,7 @@ class TlsGlue:
         v["received_protocol"] = "smtps"
         if self.server is not None and "STARTTLS" in self.server.extensions:
             self.server.extensions.remove("STARTTLS")
-        self._reset_message()
+        if not self._tls_by_starttls:
+            self._reset_message()    # STARTTLS reset it just before the handshake
 
 

@@ -10,7 +10,6 @@ format of Exim 4.96 built with OpenSSL (``X=TLS1.3:TLS_AES_256_GCM_SHA384:256``)
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -89,7 +88,8 @@ class TLSFacts:
 
 def exim_version(openssl_version: str) -> str:
     """OpenSSL's protocol name ("TLSv1.3") as Exim shows it ("TLS1.3")."""
-    return re.sub(r"^TLSv", "TLS", openssl_version)
+    return "TLS" + openssl_version[4:] if openssl_version.startswith("TLSv") \
+        else openssl_version
 
 
 def session_facts(conn: SSL.Connection) -> TLSFacts:

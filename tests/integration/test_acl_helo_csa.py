@@ -115,6 +115,13 @@ def test_helo_lookup_domains(tmp_path, dns_server):
         lines = d.wait_for_log(r"rejected MAIL", name="reject", count=2)
         assert "H=client.test (mx.test.example) [127.0.0.1] rejected MAIL" in lines[0]
         assert "H=(other.example) [127.0.0.1] rejected MAIL" in lines[1]
+        # A receiver remembers names that are not in the list, never those that are.
+        for _ in range(3):
+            _try(d, "other.example")
+        _try(d, "mx.test.example")
+        lines = d.wait_for_log(r"rejected MAIL", name="reject", count=6)
+        assert "H=(other.example) [127.0.0.1] rejected MAIL" in lines[4]
+        assert "H=client.test (mx.test.example) [127.0.0.1] rejected MAIL" in lines[5]
     with _daemon(tmp_path / "none", dns_server, acl, "helo_lookup_domains =") as d:
         _try(d, "mx.test.example")
         lines = d.wait_for_log(r"rejected MAIL", name="reject")

@@ -2,12 +2,14 @@
 ACL, as Exim), "set dkim_verify_status/_reason", and the dkim_verify_* options."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from pymta.acl import run_acl
 from pymta.config import load_config
 from pymta.expand.context import ExpandContext
-from pymta.smtp.dkim_glue import verify_options
+from pymta.smtp.dkim_glue import _has_signature_header, verify_options
 
 BASE = """\
 primary_hostname = test.example
@@ -79,3 +81,17 @@ def test_verify_options(tmp_path):
                                     "dkim_verify_minimal = true\n"))
     assert (custom.hashes, custom.keytypes) == (("sha1", "sha256"), ("rsa",))
     assert (custom.min_bits("rsa"), custom.minimal) == (2048, True)
+
+
+@pytest.mark.parametrize("headers,has", [
+    (["Subject: x\n", "From: a@b.example\n"], False),
+    (["Subject: x\n", "DKIM-Signature: v=1; a=rsa-sha256\n"], True),
+    (["dkim-signature:v=1\n"], True),
+    (["DKIM-Signature \t: v=1\n"], True),                  # space before the colon
+    (["DKIM-Signatures: v=1\n", "X-DKIM-Signature: v=1\n"], False),
+])
+def test_signature_header_seen(headers, has):
+    """Verification is skipped only for a message without any DKIM-Signature header."""
+    prepared = SimpleNamespace(spool=SimpleNamespace(
+        headers=[SimpleNamespace(flag=" ", text=t) for t in headers]))
+    assert _has_signature_header(prepared) is has

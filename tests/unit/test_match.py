@@ -9,7 +9,13 @@ import pytest
 
 from pymta.config.model import Config
 from pymta.expand import ExpandContext, ExpandError
-from pymta.match import match_address, match_domain, match_host, match_localpart
+from pymta.match import (
+    fixed_domain_list,
+    match_address,
+    match_domain,
+    match_host,
+    match_localpart,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "expand"
 
@@ -171,3 +177,19 @@ def test_match_ip_value_is_lookup_data_only(ctx, tmp_path):
     assert expand_string("${if match_ip{10.1.2.3}{10.0.0.0/8}{[$value]}{n}}", ctx) == "[]"
     assert expand_string("${if match_ip{10.1.2.3}{iplsearch;%s}{[$value]}{n}}" % f,
                          ctx) == "[ten]"
+
+
+@pytest.mark.parametrize("text,fixed", [
+    ("@ : @[]", True),
+    ("a.example : *.b.example : !c.example", True),
+    ("$primary_hostname", False),
+    ("^mx\\d+\\.example$", False),          # sets $0...
+    ("+local_domains", False),               # a named list may expand variables
+    ("lsearch;/etc/domains", False),
+    ("/etc/domains", False),
+    ("@mx_any", False),
+    ("<; a.example ; b.example", False),
+])
+def test_fixed_domain_list(text, fixed):
+    """Lists whose answer for a domain cannot change while the configuration stands."""
+    assert fixed_domain_list(text) is fixed

@@ -141,6 +141,7 @@ class Delivery:
     transport: str
     first: bool = True
     host: str = ""                                # "H=name [ip]" of a remote delivery
+    host_dnssec: bool = False                     # DS (dnssec): found by secure lookups
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     confirmation: str = ""                        # the server's reply to the data
     queue: str = ""                               # the named queue of the message
@@ -198,8 +199,11 @@ class Delivery:
 
     def _host(self, config: Any) -> str:
         """``H=name [ip]``, with ``:port`` after the bracket (outgoing_port) and before
-        the ``*`` of a connection kept open from an earlier message."""
+        the ``*`` of a connection kept open from an earlier message; `` DS`` between the
+        name and the bracket when the host was found by DNSSEC-authenticated lookups."""
         host = self.host
+        if self.host_dnssec and log_selected(config, "dnssec") and " [" in host:
+            host = host.replace(" [", " DS [", 1)
         if self.host_port and log_selected(config, "outgoing_port"):
             star = "*" if host.endswith("]*") else ""
             bare = host[:-1] if star else host

@@ -89,3 +89,36 @@ def resolve(name: str, rtype: str, requested: bool) -> tuple[Any, bool]:
 def response_authenticated(response: dns.message.Message | None, requested: bool) -> bool:
     """The DNSSEC status of a negative answer (NXDOMAIN/NoAnswer carry the response)."""
     return response is not None and requested and is_authenticated(response)
+
+
+def _forward_confirms(name: str, ip: str) -> tuple[bool, bool]:
+    """(does ``name`` have address ``ip`` in the DNS, were those answers authenticated)."""
+    import dns.exception
+    rtypes = ("A",) if pdns.ipv4_lookup_only(name) else ("A", "AAAA")
+    for rtype in rtypes:
+        try:
+            answer, secure = resolve(name, rtype, True)
+        except (dns.exception.DNSException, ValueError):
+            continue
+        if ip in {str(r.address) for r in answer}:
+            return True, secure
+    return False, False
+
+
+def lookup_host_name(ip: str) -> tuple[str | None, bool]:
+    """:func:`pymta.dns.lookup_host_name` with DNSSEC asked for: the forward-confirmed
+    name of ``ip`` and whether both the PTR and the forward (A/AAAA) answers were
+    authenticated -- Exim's $sender_host_dnssec, the DS of the ``<=`` line."""
+    import dns.exception
+    import dns.reversename
+    try:
+        answer, ptr_secure = resolve(dns.reversename.from_address(ip).to_text(), "PTR", True)
+        names = [str(r.target).rstrip(".").lower() for r in answer]
+    except (dns.exception.DNSException, ValueError):
+        names, ptr_secure = [], False
+    for name in names:
+        confirmed, forward_secure = _forward_confirms(name, ip)
+        if confirmed:
+            return name, ptr_secure and forward_secure
+    # not confirmed by the DNS alone: the system resolver's way (/etc/hosts), unsecured
+    return pdns.lookup_host_name(ip), False

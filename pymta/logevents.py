@@ -54,6 +54,7 @@ class Arrival:
     bounce_reference: str = ""                    # R=: the message a bounce is about
     host_address: str = ""                        # empty for local submissions
     host_name: str = ""
+    host_dnssec: bool = False                     # DS (dnssec): the name came by DNSSEC
     helo_name: str = ""
     host_port: int | None = None
     interface: tuple[str, int] | None = None      # the address and port it came in on
@@ -79,6 +80,8 @@ class Arrival:
         parts = [self.sender or "<>"]
         if not self.sender and self.bounce_reference:
             parts.append(f"R={self.bounce_reference}")
+        if self.host_address and self.host_dnssec and log_selected(config, "dnssec"):
+            parts.append("DS")
         if self.host_address:
             parts.append("H=" + host_field(self.host_address, self.host_name, self.helo_name,
                                            self.host_port,

@@ -183,7 +183,7 @@ class SmtpTransport(Transport):
         """Hosts with an address each (a name may have several)."""
         port = host.port or default_port
         if host.address:
-            return [Host(host.name, host.address, port, host.mx)]
+            return [Host(host.name, host.address, port, host.mx, dnssec=host.dnssec)]
         try:
             infos = socket.getaddrinfo(host.name, port, type=socket.SOCK_STREAM)
         except socket.gaierror:

@@ -53,11 +53,6 @@ def configure(tuning: ResolverTuning, ipv4_only: Callable[[str], bool] | None = 
     dns.resolver.reset_default_resolver()
 
 
-def edns0_disabled() -> bool:
-    """dns_use_edns0 = 0: no query may carry EDNS0 (so no DNSSEC DO bit either)."""
-    return _tuning.use_edns0 == 0
-
-
 def ipv4_lookup_only(name: str) -> bool:
     """dns_ipv4_lookup: look up only A records (no AAAA) for host ``name``."""
     return _ipv4_only is not None and _ipv4_only(name)

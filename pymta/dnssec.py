@@ -63,13 +63,13 @@ def is_authenticated(response: dns.message.Message) -> bool:
 
 def _requesting(res: Any) -> Any:
     """A copy of ``res`` that asks for DNSSEC: AD in the query (RFC 6840 5.7) and EDNS0
-    with DO unless dns_dnssec_ok or dns_use_edns0 is 0; no cache, as a cached answer may
-    lack AD.  A stand-in that is not a dnspython resolver is used as it is."""
+    with DO unless dns_dnssec_ok is 0 (whatever dns_use_edns0 says, as in Exim); no
+    cache, as a cached answer may lack AD.  A stand-in that is not a dnspython resolver is used as it is."""
     if not isinstance(res, dns.resolver.Resolver):
         return res
     res = copy.copy(res)
     res.cache = None
-    if _dnssec_ok != 0 and not pdns.edns0_disabled():
+    if _dnssec_ok != 0:
         res.use_edns(0, dns.flags.DO, max(res.payload or 0, 1232))
     res.flags = (res.flags or dns.flags.RD) | dns.flags.AD | dns.flags.RD
     return res

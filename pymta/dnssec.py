@@ -64,7 +64,8 @@ def is_authenticated(response: dns.message.Message) -> bool:
 def _requesting(res: Any) -> Any:
     """A copy of ``res`` that asks for DNSSEC: AD in the query (RFC 6840 5.7) and EDNS0
     with DO unless dns_dnssec_ok is 0 (whatever dns_use_edns0 says, as in Exim); no
-    cache, as a cached answer may lack AD.  A stand-in that is not a dnspython resolver is used as it is."""
+    cache, as a cached answer may lack AD.  A stand-in that is not a dnspython resolver
+    is used as it is."""
     if not isinstance(res, dns.resolver.Resolver):
         return res
     res = copy.copy(res)

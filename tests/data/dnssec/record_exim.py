@@ -46,10 +46,9 @@ acl_rcpt:
   accept logwrite = sender_host_dnssec=$sender_host_dnssec
 begin routers
 dnslookup:
-  driver = dnslookup
+  driver = DRIVER
   domains = ! oracle.test
   transport = remote_smtp
-  self = send
   ROUTER
   no_more
 begin transports
@@ -58,13 +57,16 @@ remote_smtp:
   port = PORT
   allow_localhost
   hosts_try_dane =
+  SMTPOPTS
 begin retry
 *  *  F,1h,1s
 """
 SMTP = (b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@oracle.test>\r\nDATA\r\n"
         b"Subject: t\r\n\r\nbody\r\n.\r\nQUIT\r\n")
-#: case name: (DNS answers secure?, main options, router options, how exim4 runs)
-CASES = {
+#: case name: (DNS answers secure?, main options, router options, how exim4 runs[,
+#: transport options: then the router is an accept router and the transport names
+#: its hosts])
+CASES: dict[str, tuple] = {
     "deliver_secure": (True, "dns_dnssec_ok = 1", "", "deliver"),
     "deliver_insecure": (False, "dns_dnssec_ok = 1", "", "deliver"),
     "deliver_secure_dnssec_ok_unset": (True, "", "", "deliver"),
@@ -81,6 +83,19 @@ CASES = {
     "receive_insecure": (False, "dns_dnssec_ok = 1", "", "receive"),
     "receive_secure_dnssec_ok_unset": (True, "", "", "receive"),
     "receive_secure_dnssec_ok_0": (True, "dns_dnssec_ok = 0", "", "receive"),
+    "transport_hosts_secure": (True, "dns_dnssec_ok = 1", "", "deliver",
+                               "hosts = mx.secure.test"),
+    "transport_hosts_insecure": (False, "dns_dnssec_ok = 1", "", "deliver",
+                                 "hosts = mx.secure.test"),
+    "transport_hosts_secure_request_none": (True, "dns_dnssec_ok = 1", "", "deliver",
+                                            "hosts = mx.secure.test\n"
+                                            "  dnssec_request_domains ="),
+    "transport_hosts_require_insecure": (False, "dns_dnssec_ok = 1", "", "deliver",
+                                         "hosts = mx.secure.test\n"
+                                         "  dnssec_require_domains = *"),
+    "transport_hosts_require_secure": (True, "dns_dnssec_ok = 1", "", "deliver",
+                                       "hosts = mx.secure.test\n"
+                                       "  dnssec_require_domains = *"),
 }
 
 
@@ -95,13 +110,16 @@ def clean(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(name: str, secure: bool, main: str, router: str, how: str) -> str:
+def run(name: str, secure: bool, main: str, router: str, how: str,
+        transport: str | None = None) -> str:
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK + "/spool")
     os.makedirs(WORK + "/log")
     with DnsServer(ZONES, port=53, secure=secure), SmtpSink() as sink:
         conf = (CONF.replace("WORK", WORK).replace("PORT", str(sink.port))
-                .replace("ROUTER", router).replace("MAIN", main))
+                .replace("ROUTER", router if transport else router + "\n  self = send")
+                .replace("DRIVER", "accept" if transport else "dnslookup")
+                .replace("SMTPOPTS", transport or "").replace("MAIN", main))
         with open(WORK + "/conf", "w") as f:
             f.write(conf)
         with open(WORK + "/resolv.conf", "w") as f:
@@ -131,8 +149,8 @@ def run(name: str, secure: bool, main: str, router: str, how: str) -> str:
 
 
 def main() -> None:
-    for name, (secure, main_opts, router, how) in CASES.items():
-        out = run(name, secure, main_opts, router, how)
+    for name, case in CASES.items():
+        out = run(name, *case)
         with open(os.path.join(HERE, name + ".txt"), "w") as f:
             f.write(out)
         print(f"== {name}\n{out}")

@@ -143,7 +143,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     ("transport", "smtp"): {
         "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
-        "dnssec_request_domains": "", "dnssec_require_domains": "",
 "hosts_require_alpn": "",
         "hosts_try_fastopen": "",
         **_reject("""

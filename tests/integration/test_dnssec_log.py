@@ -52,6 +52,7 @@ remote_smtp:
   driver = smtp
   port = SINK_PORT
   allow_localhost
+TRANSPORT
 
 begin retry
 
@@ -79,10 +80,17 @@ def _expected(case: str) -> dict[str, str]:
     return lines
 
 
-def _run(tmp_path, secure: bool, main: str = "dns_dnssec_ok = 1", router: str = ""):
-    """Send one message to u@secure.test; the daemon's main log lines after it settled."""
+def _run(tmp_path, secure: bool, main: str = "dns_dnssec_ok = 1", router: str = "",
+         transport: str | None = None):
+    """Send one message to u@secure.test; the daemon's main log lines after it settled.
+    With ``transport`` (its options) the router is an accept router and the transport
+    names the host itself."""
     with DnsServer(ZONES, secure=secure) as dns_server, SmtpSink() as sink:
         config = CONFIG.replace("MAIN", main).replace("ROUTER", router)
+        if transport is not None:
+            config = config.replace("  driver = dnslookup\n", "  driver = accept\n") \
+                .replace("  self = send\n", "").replace("TRANSPORT", transport)
+        config = config.replace("TRANSPORT", "")
         d = PymtaDaemon(config, tmp_path, macros={"SINK_PORT": str(sink.port)},
                         env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})
         with d:
@@ -154,3 +162,28 @@ def test_require_defers_an_insecure_mx(tmp_path):
                           router="  dnssec_require_domains = *")
     _compare_delivery(_line(lines, "=>"), _expected("require_secure")["=>"])
     assert wait_for(lambda: len(sink.messages) == 1, 5)
+
+
+# ------------------------------------------------------------------ the transport's hosts
+def test_transport_hosts_found_by_secure_lookup_log_ds(tmp_path):
+    lines, sink, d = _run(tmp_path, secure=True, transport="  hosts = mx.secure.test")
+    _compare_delivery(_line(lines, "=>"), _expected("transport_hosts_secure")["=>"])
+    lines, sink, d = _run(tmp_path / "plain", secure=False,
+                          transport="  hosts = mx.secure.test")
+    _compare_delivery(_line(lines, "=>"), _expected("transport_hosts_insecure")["=>"])
+
+
+def test_transport_empty_request_list_logs_no_ds(tmp_path):
+    lines, sink, d = _run(tmp_path, secure=True, transport="  hosts = mx.secure.test\n"
+                          "  dnssec_request_domains =")
+    _compare_delivery(_line(lines, "=>"),
+                      _expected("transport_hosts_secure_request_none")["=>"])
+
+
+def test_transport_require_defers_an_insecure_address_lookup(tmp_path):
+    require = "  hosts = mx.secure.test\n  dnssec_require_domains = *"
+    lines, sink, d = _run(tmp_path, secure=False, transport=require)
+    assert _line(lines, "==") == _expected("transport_hosts_require_insecure")["=="]
+    assert not sink.messages
+    lines, sink, d = _run(tmp_path / "secure", secure=True, transport=require)
+    _compare_delivery(_line(lines, "=>"), _expected("transport_hosts_require_secure")["=>"])

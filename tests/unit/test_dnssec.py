@@ -19,6 +19,7 @@ from pymta import dnssec
 from pymta.address import Address
 from pymta.config import load_config
 from pymta.expand.context import ExpandContext
+from pymta.logevents import Arrival, Delivery
 from pymta.routing import bt, route_address
 from pymta.routing import dnslookup as dl
 from tests.support.dns import DnsServer
@@ -162,3 +163,21 @@ def test_require_bt_output_matches_exim(server, tmp_path):
 def test_insecure_address_lookup_of_a_required_mx_host_defers(server):
     policy = dl.DnssecPolicy(require=lambda d: True)
     assert dl.find_hosts_bydns("half.test", policy=policy).status == dl.FIND_SECURITY
+
+
+# ------------------------------------------------------------------ log lines
+def test_ds_is_written_only_under_log_selector_dnssec(tmp_path):
+    plain = _conf(tmp_path)
+    (tmp_path / "sel").mkdir()
+    selected = _conf(tmp_path / "sel", main="log_selector = +dnssec\n")
+    arrival = Arrival(sender="a@b.c", protocol="esmtp", size=10, host_address="192.0.2.1",
+                      host_name="client.secure.test", host_dnssec=True, helo_name="x")
+    assert arrival.fields(selected).startswith(
+        "a@b.c DS H=client.secure.test (x) [192.0.2.1] P=esmtp")
+    assert arrival.fields(plain).startswith("a@b.c H=client.secure.test (x) [192.0.2.1]")
+    delivery = Delivery(name="u@secure.test", router="dnslookup", transport="remote_smtp",
+                        host="H=mx.secure.test [127.0.0.1]", host_dnssec=True)
+    assert delivery.line(selected) == \
+        "=> u@secure.test R=dnslookup T=remote_smtp H=mx.secure.test DS [127.0.0.1]"
+    assert delivery.line(plain) == \
+        "=> u@secure.test R=dnslookup T=remote_smtp H=mx.secure.test [127.0.0.1]"

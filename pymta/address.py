@@ -17,6 +17,7 @@ class Host:
     address: str | None = None
     port: int | None = None
     mx: int = -1
+    dnssec: bool = False        # its MX/SRV and address lookups were DNSSEC-authenticated
 
 
 @dataclass

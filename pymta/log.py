@@ -66,6 +66,7 @@ LOG_SELECTORS_SUPPORTED = frozenset("""
     skip_delivery
     delay_delivery
     unknown_in_list
+    dnssec
 """.split())
 # address_rewrite (above): each rewrite by the rewrite section is logged
 # ('"old" from env-to rewritten as "new" by rule 1'; pymta/rewrite/engine.py).

@@ -54,6 +54,7 @@ class Arrival:
     bounce_reference: str = ""                    # R=: the message a bounce is about
     host_address: str = ""                        # empty for local submissions
     host_name: str = ""
+    host_dnssec: bool = False                     # DS (dnssec): the name came by DNSSEC
     helo_name: str = ""
     host_port: int | None = None
     interface: tuple[str, int] | None = None      # the address and port it came in on
@@ -79,6 +80,8 @@ class Arrival:
         parts = [self.sender or "<>"]
         if not self.sender and self.bounce_reference:
             parts.append(f"R={self.bounce_reference}")
+        if self.host_address and self.host_dnssec and log_selected(config, "dnssec"):
+            parts.append("DS")
         if self.host_address:
             parts.append("H=" + host_field(self.host_address, self.host_name, self.helo_name,
                                            self.host_port,
@@ -141,6 +144,7 @@ class Delivery:
     transport: str
     first: bool = True
     host: str = ""                                # "H=name [ip]" of a remote delivery
+    host_dnssec: bool = False                     # DS (dnssec): found by secure lookups
     session: SessionLogFacts = field(default_factory=SessionLogFacts)
     confirmation: str = ""                        # the server's reply to the data
     queue: str = ""                               # the named queue of the message
@@ -198,8 +202,11 @@ class Delivery:
 
     def _host(self, config: Any) -> str:
         """``H=name [ip]``, with ``:port`` after the bracket (outgoing_port) and before
-        the ``*`` of a connection kept open from an earlier message."""
+        the ``*`` of a connection kept open from an earlier message; `` DS`` between the
+        name and the bracket when the host was found by DNSSEC-authenticated lookups."""
         host = self.host
+        if self.host_dnssec and log_selected(config, "dnssec") and " [" in host:
+            host = host.replace(" [", " DS [", 1)
         if self.host_port and log_selected(config, "outgoing_port"):
             star = "*" if host.endswith("]*") else ""
             bare = host[:-1] if star else host

@@ -17,6 +17,7 @@ import re
 from functools import lru_cache
 from typing import Any, Callable
 
+from . import dnssec
 from .expand.errors import ExpandDefer, ExpandError, ExpandFail
 from .expand.lists import split_list
 from .log import log_selected
@@ -494,12 +495,12 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
 def _client_name(ip_text: str, ctx: Any) -> str:
     """The client's host name for an item that needs one, looked up (forward
     confirmed) now if it is not known; HostInfoMissing when it has none."""
-    from . import dns as pdns
     variables = getattr(ctx, "variables", {})
     reason = f"failed to find host name for {ip_text}"
     if variables.get("host_lookup_failed") == "1":
         raise HostInfoMissing("unknown", reason)
-    name = pdns.lookup_host_name(ip_text)
+    name, secure = dnssec.lookup_host_name(ip_text)
+    variables["sender_host_dnssec"] = "yes" if name and secure else "no"
     if not name:
         variables["host_lookup_failed"] = "1"
         _log(ctx, f"no host name found for IP address {ip_text}")

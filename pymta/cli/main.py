@@ -24,6 +24,7 @@ from pymta.config.values import main_opt
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.dns import ResolverTuning
 from pymta.dns import configure as configure_dns
+from pymta.dnssec import configure as configure_dnssec
 from pymta.expand.context import ExpandContext
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger, log_selected
@@ -45,13 +46,23 @@ def config_path(opts: CliOptions) -> str:
 def apply_process_options(config: Any) -> Any:
     """Make the process-wide settings a configuration names: where the hints databases
     are (LMDB, or Redis for the ones a fleet shares) and how the DNS resolver behaves
-    (dns_retrans, dns_retry, dns_use_edns0, dns_ipv4_lookup); returns ``config``."""
+    (dns_retrans, dns_retry, dns_use_edns0, dns_ipv4_lookup, dns_dnssec_ok,
+    dns_trust_aa); returns ``config``."""
     configure_hints(config, lambda: Logger(config))
     configure_dns(ResolverTuning(
         retrans=float(main_opt(config, "dns_retrans") or 0),
         retry=int(main_opt(config, "dns_retry") or 0),
         use_edns0=int(main_opt(config, "dns_use_edns0", -1))), _ipv4_lookup(config))
+    configure_dnssec(int(main_opt(config, "dns_dnssec_ok", -1)), _trust_aa(config))
     return config
+
+
+def _trust_aa(config: Any) -> Callable[[str], bool] | None:
+    """dns_trust_aa as a predicate on zone names (None when unset)."""
+    domains = main_opt(config, "dns_trust_aa")
+    if not domains:
+        return None
+    return lambda name: match_domain(name.lower(), str(domains), ExpandContext(config))
 
 
 def _ipv4_lookup(config: Any) -> Callable[[str], bool] | None:

@@ -1045,6 +1045,7 @@ class MessageDelivery:
             name=name, original=original, parents=intermediate_parents(a),
             router=str(a.router or ""), transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
+            host_dnssec=h is not None and h.dnssec,
             session=self._session_facts(a),
             confirmation=a.smtp_confirmation or "", queue=self.queue_name,
             shadow=a.shadow_note, chunking=a.chunking_used,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .. import dnssec as dnssec_status
 from ..expand.errors import ExpandDefer, ExpandError
 from ..expand.lists import split_list
 
@@ -46,7 +47,8 @@ def _query(name: str, qtype: str, dnssec: str, ctx: Any) -> Any:
         raise _TempFail(str(e)) from None
     except dns.exception.DNSException as e:
         raise ExpandError(f"dnsdb lookup of {name} failed: {e}") from None
-    authentic = bool(answer.response.flags & dns.flags.AD)
+    # AD, or AA from a zone in dns_trust_aa
+    authentic = dnssec_status.is_authenticated(answer.response)
     if ctx is not None and getattr(ctx, "variables", None) is not None:
         ctx.variables["lookup_dnssec_authenticated"] = (
             "" if dnssec == "never" else "yes" if authentic else "no")

@@ -56,6 +56,7 @@ class Envelope:
     host_address: str | None = None
     host_port: int | None = None
     host_name: str | None = None
+    host_dnssec: bool = False           # $sender_host_dnssec: the name came by DNSSEC
     helo_name: str | None = None
     interface_address: str | None = None
     interface_port: int | None = None

@@ -497,7 +497,8 @@ def arrival_log_fields(config: Any, env: Envelope, prepared: PreparedMessage) ->
     return Arrival(
         sender=env.sender or "", protocol=env.protocol, size=prepared.size,
         bounce_reference=env.bounce_reference or "", host_address=env.host_address or "",
-        host_name=env.host_name or "", helo_name=env.helo_name or "",
+        host_name=env.host_name or "", host_dnssec=env.host_dnssec,
+        helo_name=env.helo_name or "",
         host_port=env.host_port, interface=interface, ident=env.ident or "",
         local_user=local_user or "",
         session=SessionLogFacts(

@@ -14,7 +14,12 @@ Behaviour follows the chapter "The dnslookup router" of the Exim 4.96 specificat
   preference; a local host among the most preferred is handled by the ``self`` option;
 * DNS temporary errors defer (or pass with ``pass_on_timeout``; ``mx_fail_domains`` and
   ``srv_fail_domains`` turn them into "no records"); a domain that does not exist
-  declines (deferred instead when it is in ``fail_defer_domains``).
+  declines (deferred instead when it is in ``fail_defer_domains``);
+* lookups for names in ``dnssec_request_domains`` (default ``*``) or
+  ``dnssec_require_domains`` ask for DNSSEC (:mod:`pymta.dnssec`); a host whose MX/SRV
+  and address lookups were all authenticated is marked ``dnssec`` (the ``DS`` of the
+  delivery log line); an answer for a name in ``dnssec_require_domains`` that is not
+  authenticated defers the address ("host lookup done insecurely").
 
 Every DNS query goes through :mod:`pymta.dns`.
 """
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymta import dns as pdns
+from pymta import dnssec
 from pymta.address import Address, Host
 from pymta.drivers import register
 from pymta.match import match_host
@@ -40,8 +46,11 @@ from pymta.truth import exim_true
 # Outcomes of a DNS query (Exim's DNS_SUCCEED / DNS_NOMATCH / DNS_NODATA / DNS_AGAIN).
 OK, NXDOMAIN, NODATA, AGAIN = "ok", "nxdomain", "nodata", "again"
 
-# Outcomes of finding the hosts for one domain.
+# Outcomes of finding the hosts for one domain (FIND_SECURITY: Exim's
+# HOST_FIND_SECURITY, an answer dnssec_require_domains wanted authenticated was not).
 FOUND, FOUND_LOCAL, FAILED, FIND_AGAIN = "found", "found_local", "failed", "again"
+FIND_SECURITY = "security"
+INSECURE = "insecure"       # a DNS answer that dnssec_require_domains rejects
 
 MSG_AGAIN = "host lookup did not complete"
 MSG_NO_SERVICE = "an MX or SRV record indicated no SMTP service"
@@ -50,6 +59,7 @@ MSG_MX_TO_IP = " or (invalidly) to IP addresses"
 MSG_FAIL_DEFER = "missing MX, or all MXs point to missing A records, and defer requested"
 MSG_SELF_MX = "lowest numbered MX record points to local host"
 MSG_SELF_HOST = "remote host address is the local host"
+MSG_INSECURE = "host lookup done insecurely"
 
 _pattern_cache: dict[str, re.Pattern | None] = {}
 
@@ -75,20 +85,36 @@ class DnsAnswer:
     status: str
     records: list = field(default_factory=list)
     canonical: str | None = None
+    authenticated: bool = False      # DNSSEC: the resolver vouched for the answer
 
 
-def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | None = None
-              ) -> DnsAnswer:
-    """Ask the DNS (through :func:`pymta.dns.resolve`) for ``rtype`` records of ``name``.
+@dataclass(frozen=True)
+class DnssecPolicy:
+    """Which names' lookups ask for DNSSEC (dnssec_request_domains, and those in
+    dnssec_require_domains) and which must come back authenticated."""
+
+    request: Callable[[str], bool] = lambda name: False
+    require: Callable[[str], bool] = lambda name: False
+
+
+NO_DNSSEC = DnssecPolicy()
+
+
+def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | None = None,
+              policy: DnssecPolicy = NO_DNSSEC) -> DnsAnswer:
+    """Ask the DNS (through :func:`pymta.dnssec.resolve`) for ``rtype`` records of
+    ``name``.
 
     Timeouts, SERVFAIL and refusals are AGAIN, unless ``again_nonexist(name)`` says the
-    name is in ``dns_again_means_nonexist``: then they count as NXDOMAIN.
+    name is in ``dns_again_means_nonexist``: then they count as NXDOMAIN.  Records that
+    ``policy`` requires to be authenticated and are not give INSECURE.
     """
     import dns.exception
     import dns.resolver
 
+    require = policy.require(name)
     try:
-        ans = pdns.resolve(name, rtype)
+        ans, authenticated = dnssec.resolve(name, rtype, require or policy.request(name))
     except dns.resolver.NXDOMAIN:
         return DnsAnswer(NXDOMAIN)
     except dns.resolver.NoAnswer:
@@ -97,8 +123,10 @@ def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | Non
         if again_nonexist is not None and again_nonexist(name):
             return DnsAnswer(NXDOMAIN)
         return DnsAnswer(AGAIN)
+    if require and not authenticated:
+        return DnsAnswer(INSECURE)
     canonical = ans.canonical_name.to_text(omit_final_dot=True) if ans.canonical_name else None
-    return DnsAnswer(OK, list(ans), canonical)
+    return DnsAnswer(OK, list(ans), canonical, authenticated)
 
 
 @dataclass
@@ -121,6 +149,9 @@ class HostFind:
     mx_to_ip: bool = False
     local_removed: bool = False
     ignored: bool = False
+    #: DNSSEC status of the lookups, for $lookup_dnssec_authenticated: "" when none asked
+    #: for DNSSEC, "yes" when all that did were authenticated, else "no"
+    dnssec: str = ""
 
 
 def _shuffle_by_preference(items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
@@ -156,19 +187,34 @@ def _srv_order(records: list) -> list:
 
 
 def host_addresses(name: str, *, ipv4_only: bool = False, ipv4_prefer: bool = False,
-                   again_nonexist: Callable[[str], bool] | None = None
-                   ) -> tuple[str, list[str], str]:
+                   again_nonexist: Callable[[str], bool] | None = None,
+                   policy: DnssecPolicy = NO_DNSSEC) -> tuple[str, list[str], str]:
     """(status, addresses, canonical name) of ``name``: AAAA before A unless
     ``ipv4_prefer``; only A with ``ipv4_only``.  Addresses of one family are in random
     order, as Exim sorts them; the canonical name is the target of any CNAME chain (Exim
-    names hosts by it)."""
+    names hosts by it).  :func:`host_addresses_dnssec` also gives the DNSSEC status."""
+    status, addrs, canonical, _ = host_addresses_dnssec(
+        name, ipv4_only=ipv4_only, ipv4_prefer=ipv4_prefer, again_nonexist=again_nonexist,
+        policy=policy)
+    return status, addrs, canonical
+
+
+def host_addresses_dnssec(name: str, *, ipv4_only: bool = False, ipv4_prefer: bool = False,
+                          again_nonexist: Callable[[str], bool] | None = None,
+                          policy: DnssecPolicy = NO_DNSSEC
+                          ) -> tuple[str, list[str], str, bool]:
+    """:func:`host_addresses` and whether every answer with addresses was
+    DNSSEC-authenticated; INSECURE when one that ``policy`` requires was not."""
     ipv4_only = ipv4_only or pdns.ipv4_lookup_only(name)     # dns_ipv4_lookup
     rtypes = ["A"] if ipv4_only else (["A", "AAAA"] if ipv4_prefer else ["AAAA", "A"])
     addrs: list[str] = []
     canonical = name
     again = False
+    secure = True
     for rtype in rtypes:
-        ans = dns_query(name, rtype, again_nonexist)
+        ans = dns_query(name, rtype, again_nonexist, policy)
+        if ans.status == INSECURE:
+            return INSECURE, [], name, False
         if ans.status == AGAIN:
             again = True
         elif ans.status == OK:
@@ -176,11 +222,12 @@ def host_addresses(name: str, *, ipv4_only: bool = False, ipv4_prefer: bool = Fa
             random.shuffle(found)
             addrs.extend(found)
             canonical = ans.canonical or name
+            secure = secure and ans.authenticated
         elif ans.status == NXDOMAIN:
             break               # no other family can exist either
     if addrs:
-        return OK, addrs, canonical
-    return (AGAIN if again else NXDOMAIN), [], name
+        return OK, addrs, canonical, secure
+    return (AGAIN if again else NXDOMAIN), [], name, False
 
 
 def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
@@ -190,19 +237,26 @@ def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
                      again_nonexist: Callable[[str], bool] | None = None,
                      ignore: Callable[[Host], bool] = lambda h: False,
                      is_local: Callable[[Host], bool] = lambda h: False,
-                     allow_mx_to_ip: bool = False) -> HostFind:
+                     allow_mx_to_ip: bool = False,
+                     policy: DnssecPolicy = NO_DNSSEC) -> HostFind:
     """Find the hosts that take mail for ``domain``: SRV (when ``srv_service`` is given),
     then MX, then the domain's own address records.
 
     The callables decide list memberships (``srv_fail_domains``, ``mx_fail_domains``,
     ``dns_again_means_nonexist``, ``ignore_target_hosts``, the local host) so that this
-    function needs no configuration.
+    function needs no configuration; nor does ``policy`` (the DNSSEC options).
     """
     fqdn = domain
     targets: list[tuple[int, str, int | None]] = []   # (preference, name, port)
     via_mx = False
+    # DNSSEC status of the SRV/MX answer that named the hosts
+    requested = policy.request(domain) or policy.require(domain)
+    mx_secure = False
     if srv_service:
-        ans = dns_query(f"_{srv_service}._tcp.{domain}", "SRV", again_nonexist)
+        ans = dns_query(f"_{srv_service}._tcp.{domain}", "SRV", again_nonexist, policy)
+        if ans.status == INSECURE:
+            return HostFind(FIND_SECURITY, fqdn=fqdn)
+        mx_secure = ans.authenticated
         if ans.status == AGAIN and not srv_fail(domain):
             return HostFind(FIND_AGAIN, fqdn=fqdn)
         if ans.status == OK:
@@ -213,7 +267,10 @@ def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
                 targets.append((r.priority, r.target.to_text(omit_final_dot=True), r.port))
             via_mx = bool(targets)
     if not via_mx:
-        ans = dns_query(domain, "MX", again_nonexist)
+        ans = dns_query(domain, "MX", again_nonexist, policy)
+        if ans.status == INSECURE:
+            return HostFind(FIND_SECURITY, fqdn=fqdn)
+        mx_secure = ans.authenticated
         if ans.status == AGAIN and not mx_fail(domain):
             return HostFind(FIND_AGAIN, fqdn=fqdn)
         if ans.status == NXDOMAIN:
@@ -228,36 +285,42 @@ def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
             via_mx = bool(targets)
     if not via_mx:
         # no MX (or SRV): the domain itself is the host (an "implicit MX")
-        status, addrs, canonical = host_addresses(
+        status, addrs, canonical, secure = host_addresses_dnssec(
             domain, ipv4_only=ipv4_only, ipv4_prefer=ipv4_prefer,
-            again_nonexist=again_nonexist)
+            again_nonexist=again_nonexist, policy=policy)
+        if status == INSECURE:
+            return HostFind(FIND_SECURITY, fqdn=fqdn)
         if status == AGAIN:
             return HostFind(FIND_AGAIN, fqdn=fqdn)
         if status != OK:
             return HostFind(FAILED, fqdn=fqdn)
-        found = [Host(canonical, ip) for ip in addrs]
+        found = [Host(canonical, ip, dnssec=secure) for ip in addrs]
         kept = [h for h in found if not ignore(h)]
         if not kept:
             return HostFind(FAILED, fqdn=fqdn, ignored=True)
-        return _scan_for_local(HostFind(FOUND, kept, fqdn), is_local)
+        return _scan_for_local(HostFind(FOUND, kept, fqdn, dnssec=_status(requested, kept)),
+                               is_local)
 
     hosts: list[Host] = []
     again = mx_to_ip = ignored = False
     for pref, name, port in targets:
+        secure = False
         if hostmod.is_ip(name):
             if not allow_mx_to_ip:
                 mx_to_ip = True
                 continue
             addrs = [name]
         else:
-            status, addrs, name = host_addresses(
+            status, addrs, name, secure = host_addresses_dnssec(
                 name, ipv4_only=ipv4_only, ipv4_prefer=ipv4_prefer,
-                again_nonexist=again_nonexist)
+                again_nonexist=again_nonexist, policy=policy)
+            if status == INSECURE:
+                return HostFind(FIND_SECURITY, fqdn=fqdn)
             if status == AGAIN:
                 again = True
                 continue
         for ip in addrs:
-            h = Host(name, ip, port, pref)
+            h = Host(name, ip, port, pref, dnssec=mx_secure and secure)
             if ignore(h):
                 ignored = True
             else:
@@ -267,7 +330,15 @@ def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
             return HostFind(FIND_AGAIN, fqdn=fqdn, via_mx=True)
         return HostFind(FAILED, fqdn=fqdn, via_mx=True, mx_seen=True,
                         mx_to_ip=mx_to_ip, ignored=ignored)
-    return _scan_for_local(HostFind(FOUND, hosts, fqdn, via_mx=True), is_local)
+    return _scan_for_local(HostFind(FOUND, hosts, fqdn, via_mx=True,
+                                    dnssec=_status(requested, hosts)), is_local)
+
+
+def _status(requested: bool, hosts: list[Host]) -> str:
+    """$lookup_dnssec_authenticated after finding ``hosts``."""
+    if not requested:
+        return ""
+    return "yes" if all(h.dnssec for h in hosts) else "no"
 
 
 def _scan_for_local(found: HostFind, is_local: Callable[[Host], bool]) -> HostFind:
@@ -328,6 +399,8 @@ class DnslookupRouter(Router):
                     and self._in_list("mx_domains", result.fqdn, ctx):
                 result = HostFind(FAILED, fqdn=result.fqdn)     # an MX is required
                 continue
+            if result.status == FIND_SECURITY:
+                return RouterReply(DEFER, MSG_INSECURE)
             if result.status == FIND_AGAIN:
                 if self.flag("pass_on_timeout"):
                     return RouterReply(PASS)
@@ -352,6 +425,7 @@ class DnslookupRouter(Router):
 
         addr.hosts = result.hosts
         addr.transport = transport
+        ctx.variables["lookup_dnssec_authenticated"] = result.dnssec
         if result.status == FOUND_LOCAL:
             reply = self._self_action(addr, result.hosts[0])
             if reply is not None:
@@ -401,7 +475,10 @@ class DnslookupRouter(Router):
             if again_list else None,
             ignore=self._ignore_fn(ctx),
             is_local=lambda h: hostmod.is_local_host(h, config, ctx),
-            allow_mx_to_ip=bool(support.main_option(config, "allow_mx_to_ip", False)))
+            allow_mx_to_ip=bool(support.main_option(config, "allow_mx_to_ip", False)),
+            policy=DnssecPolicy(
+                request=lambda d: self._in_list("dnssec_request_domains", d, ctx),
+                require=lambda d: self._in_list("dnssec_require_domains", d, ctx)))
 
     def _ignore_fn(self, ctx: Any) -> Callable[[Host], bool]:
         """A test for ``ignore_target_hosts`` (expanded once per routing)."""

@@ -388,6 +388,7 @@ class MessageAssembly:
             self.server.pipe_connect, self.server.pipe_connect_used)
         if self.local_caller is None:
             env.host_name = v.get("sender_host_name") or None
+            env.host_dnssec = v.get("sender_host_dnssec") == "yes"
             env.helo_name = v.get("sender_helo_name") or None
             env.interface_address = v.get("interface_address")
             env.interface_port = int(v.get("interface_port") or 0)

@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 from pymta import dns as pdns
+from pymta import dnssec
 from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import host_field
@@ -30,6 +31,12 @@ def forward_addresses(name: str) -> set[str]:
 def lookup_host_name(ip: str) -> str | None:
     """The client's forward-confirmed host name (:func:`pymta.dns.lookup_host_name`)."""
     return pdns.lookup_host_name(ip)
+
+
+def lookup_host_name_dnssec(ip: str) -> tuple[str | None, bool]:
+    """The client's forward-confirmed host name and whether its PTR and address answers
+    were DNSSEC-authenticated (:func:`pymta.dnssec.lookup_host_name`)."""
+    return dnssec.lookup_host_name(ip)
 
 
 def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -115,7 +122,8 @@ class PeerFacts:
                  proxy_external_port=str(header.destination[1]))
         self._become_client(*header.source)
         # Exim looks the real client's name up whatever host_lookup says.
-        name = lookup_host_name(self.peer_ip)
+        name, secure = lookup_host_name_dnssec(self.peer_ip)
+        v["sender_host_dnssec"] = "yes" if name and secure else "no"
         if name:
             v["sender_host_name"] = taint(name)
             v["sender_rcvhost"] = self._rcvhost()
@@ -132,7 +140,7 @@ class PeerFacts:
         v = self.ctx.variables
         v.update(sender_host_address=ip, host_address=ip, sender_host_port=str(port),
                  sender_rcvhost=f"[{ip}]")
-        for name in ("sender_host_name", "host_lookup_failed"):
+        for name in ("sender_host_name", "host_lookup_failed", "sender_host_dnssec"):
             v.pop(name, None)
 
     # ------------------------------------------------------------------ XCLIENT
@@ -189,7 +197,8 @@ class PeerFacts:
         if v.get("host_lookup_failed") == "1" or not self.peer_ip \
                 or self.local_caller is not None:
             return None
-        name = lookup_host_name(self.peer_ip)
+        name, secure = lookup_host_name_dnssec(self.peer_ip)
+        v["sender_host_dnssec"] = "yes" if name and secure else "no"
         if name:
             v["sender_host_name"] = taint(name)
             v["sender_rcvhost"] = self._rcvhost()

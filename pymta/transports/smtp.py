@@ -29,13 +29,14 @@ from pymta.expand.errors import ExpandDefer, ExpandError, ExpandFail
 from pymta.hints.misc import MiscDB
 from pymta.hints.pipe_connect import EhloCache
 from pymta.i18n import address_to_alabel
-from pymta.match import match_host
+from pymta.match import match_domain, match_host
 from pymta.osutil import interface_for, tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
 from pymta.smtp.bdat_client import mail_rcpt_bdat
 from pymta.tls.outbound import HostRequirements
 from pymta.tls.session import TLSFacts
+from pymta.transports import smtp_dnssec
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
 from pymta.transports.dkim_sign import DkimSigning, signing_configured
@@ -179,11 +180,19 @@ class SmtpTransport(Transport):
             raise TransportError(f"{self.name} transport called with no hosts set")
         return from_router
 
-    def _resolve(self, host: Host, default_port: int) -> list[Host]:
-        """Hosts with an address each (a name may have several)."""
+    def _resolve(self, host: Host, default_port: int, ctx: Any = None) -> list[Host]:
+        """Hosts with an address each (a name may have several).  A name this transport
+        looks up itself goes to the DNS asking for DNSSEC as dnssec_request_domains /
+        dnssec_require_domains say (raising smtp_dnssec.InsecureHostLookup), else to the
+        system resolver."""
         port = host.port or default_port
         if host.address:
-            return [Host(host.name, host.address, port, host.mx)]
+            return [Host(host.name, host.address, port, host.mx, dnssec=host.dnssec)]
+        if ctx is not None:
+            found = smtp_dnssec.lookup(host, port, smtp_dnssec.policy(
+                lambda option, name: self._domain_in(option, name, ctx)))
+            if found:
+                return found
         try:
             infos = socket.getaddrinfo(host.name, port, type=socket.SOCK_STREAM)
         except socket.gaierror:
@@ -266,7 +275,13 @@ class SmtpTransport(Transport):
                 pending = [a for a in pending if a.result in (None, "defer")]
                 if not pending:
                     break
-            resolved = self._resolve(h, port)
+            try:
+                resolved = self._resolve(h, port, ctx)
+            except smtp_dnssec.InsecureHostLookup as exc:
+                for a in pending:
+                    a.result, a.basic_errno = "defer", EximErrno.UNKNOWNHOST
+                    a.message = str(exc)
+                continue
             if not resolved:
                 for a in pending:
                     a.result, a.basic_errno = "defer", EximErrno.UNKNOWNHOST
@@ -328,7 +343,11 @@ class SmtpTransport(Transport):
         except Exception:  # noqa: BLE001 - no cutthrough; the delivery reports it later
             return None
         for h in hosts:
-            for host in self._resolve(h, port):
+            try:
+                resolved = self._resolve(h, port, ctx)
+            except smtp_dnssec.InsecureHostLookup:
+                continue
+            for host in resolved:
                 try:
                     cl = self._open_connection(job, host, helo, addrs, ctx)
                 except (smtp_client.SmtpError, OSError):
@@ -377,6 +396,16 @@ class SmtpTransport(Transport):
             spool_dir=job.spool_dir,
             dnssec_ok=int(main_option(self.config, "dns_dnssec_ok", -1) or -1),
             log=getattr(job, "log", None))
+
+    def _domain_in(self, option: str, name: str, ctx: Any) -> bool:
+        """Whether host ``name`` matches the domain list in ``option`` (unset: no)."""
+        text = self.opt(option)
+        if not text:
+            return False
+        try:
+            return match_domain(name.lower(), text, ctx)
+        except Exception:  # noqa: BLE001 - a lookup defer: behave as not listed
+            return False
 
     def host_in(self, option: str, host: Host, ctx: Any) -> bool:
         """Whether ``host`` matches the host list in ``option`` (unset: no)."""

@@ -21,8 +21,6 @@ CASES = {
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
     "transport option": ("  driver = smtp\n", "  socks_proxy = 127.0.0.1\n",
                          "  socks_proxy", 'transport remote_smtp: option "socks_proxy"'),
-    "log_selector item": ("qualify_domain = test.example\n", "log_selector = +dnssec\n",
-                          "log_selector", 'log_selector item "+dnssec"'),
 }
 
 

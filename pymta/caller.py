@@ -13,7 +13,9 @@ import socket
 from typing import Any
 
 from pymta.config.values import main_opt
+from pymta.expand.context import ExpandContext
 from pymta.expand.lists import split_list
+from pymta.match import match_address
 from pymta.osutil import resolve_user
 
 
@@ -57,3 +59,21 @@ def caller_is_trusted(config: Any, uid: int | None = None) -> bool:
         if g in mine:
             return True
     return False
+
+
+def untrusted_may_set_sender(config: Any, address: str, login: str) -> bool:
+    """Whether a caller who is not trusted may make ``address`` (qualified; "" for
+    ``<>``) the envelope sender of a local message (-f, or MAIL with -bs/-bS): the empty
+    sender always, another one when it is in the address list untrusted_set_sender,
+    which is expanded with $sender_ident holding the caller's login."""
+    if not address:
+        return True
+    text = main_opt(config, "untrusted_set_sender")
+    if not text:
+        return False
+    ctx = ExpandContext(config=config)
+    ctx.variables["sender_ident"] = login
+    try:
+        return match_address(address, str(text), ctx)
+    except Exception:            # noqa: BLE001 - a list that cannot be checked allows nothing
+        return False

@@ -4,8 +4,8 @@ Not a dialogue: MAIL, RCPT and DATA (with dot-stuffed data ending in a lone ".")
 and no reply is written while all goes well.  HELO, EHLO and RSET start afresh; VRFY,
 EXPN, ETRN, HELP and NOOP do nothing; QUIT ends the batch.  Each message is a local
 submission: only the non-SMTP ACL runs, unqualified addresses are qualified, and the MAIL
-sender counts only for a trusted caller (or with ``untrusted_set_sender``); the protocol
-is ``local-bsmtp`` unless ``-oMr`` names another.
+sender counts only for a trusted caller (or when it is empty or ``untrusted_set_sender``
+allows it); the protocol is ``local-bsmtp`` unless ``-oMr`` names another.
 
 The first error ends the batch, as in Exim: a short report goes to standard output (the
 reply, "Transaction started in line N", "Error detected in line M" and the command at
@@ -14,13 +14,11 @@ accepted before the error, 2 when none were (0: no error).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, TextIO
 
-from pymta.caller import caller_is_trusted, qualify_domains
+from pymta.caller import qualify_domains
 from pymta.cli.submit import local_envelope, qualify, run_not_smtp_acl
-from pymta.config.values import main_opt
 from pymta.message.receive import receive_message
 from pymta.rewrite.engine import rewrite_command_path
 from pymta.rewrite.setup import main_rewriter
@@ -56,8 +54,6 @@ class BatchReader:
         self.accepted: list[str] = []
         self.tx = _Transaction()
         self.qualify_sender, self.qualify_recipient = qualify_domains(config)
-        self.believe_sender = bool(main_opt(config, "untrusted_set_sender")) \
-            or caller_is_trusted(config, os.getuid())
         # rewrite rules with the S flag apply to batched MAIL and RCPT too
         rewriter = main_rewriter(config, log)
         self.rewriter = rewriter if rewriter is not None and rewriter.has_smtp_rules \
@@ -127,8 +123,7 @@ class BatchReader:
                 break
             body.append((raw[1:] if raw.startswith(b".") else raw) + b"\n")
         data = b"".join(body)
-        env = local_envelope(self.config, self.opts, self.tx.sender, self.tx.recipients,
-                             believe_sender=self.believe_sender)
+        env = local_envelope(self.config, self.opts, self.tx.sender, self.tx.recipients)
         env.protocol = self.opts.received_protocol or "local-bsmtp"
         env.authenticated_sender = None      # -oMas: MAIL sets it afresh, as in Exim
         refusal = run_not_smtp_acl(self.config, env, data, self.log)

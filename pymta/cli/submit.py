@@ -15,7 +15,11 @@ import sys
 from typing import Any, BinaryIO, Iterable
 
 from pymta import rfc2047
-from pymta.caller import caller_is_trusted, qualify_domains  # noqa: F401  (re-exported)
+from pymta.caller import (  # noqa: F401  (re-exported)
+    caller_is_trusted,
+    qualify_domains,
+    untrusted_may_set_sender,
+)
 from pymta.cli.receive_timeout import ABANDONED, LOGGED, ReceiveTimeout, deadline, receive_timeout
 from pymta.config.values import main_opt
 from pymta.originator import caller_originator
@@ -152,10 +156,11 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
 
 
 def local_envelope(config: Any, opts: Any, given_sender: str | None,
-                   recipients: list[str], believe_sender: bool = False) -> Any:
+                   recipients: list[str]) -> Any:
     """The envelope of a message submitted by the calling user: the sender is the
     caller's own address unless ``given_sender`` (-f, or MAIL in -bS) comes from a
-    trusted caller (or ``believe_sender``); the protocol is -oMr/-p's or "local"."""
+    trusted caller, is empty, or is allowed by untrusted_set_sender; the protocol is
+    -oMr/-p's or "local"."""
     from pymta.message.receive import Envelope
     qd, _qr = qualify_domains(config)
     uid, gid = os.getuid(), os.getgid()
@@ -164,10 +169,13 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
     sender = qualify(login, qd)
     set_by_caller = False
     trusted = caller_is_trusted(config, uid)
-    if given_sender is not None and (trusted or believe_sender):
+    if given_sender is not None:
         given = given_sender.strip()
-        sender = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
-        set_by_caller = True
+        candidate = "" if given in ("<>", "") else qualify(given.strip("<>"), qd)
+        if trusted or untrusted_may_set_sender(config, candidate, login):
+            # Only a trusted caller's sender changes the headers' rules: an untrusted
+            # one still gets Sender: and a From: made from the login (Exim 48.16).
+            sender, set_by_caller = candidate, trusted
     fullname = opts.fullname if opts.fullname is not None else originator.name
     host_address, host_port = (split_leniently(opts.sender_host_address)
                                if opts.sender_host_address and trusted else (None, None))

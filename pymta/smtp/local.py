@@ -27,8 +27,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
-from pymta.caller import caller_is_trusted, qualify_domains
-from pymta.config.values import main_option
+from pymta.caller import caller_is_trusted, qualify_domains, untrusted_may_set_sender
 from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
@@ -78,41 +77,46 @@ def parse_host_argument(text: str) -> tuple[str, int]:
 
 @dataclass
 class LocalCaller:
-    """Who ran ``pymta -bs``: the sender of its messages unless ``trusted``."""
+    """Who ran ``pymta -bs``: the sender of its messages unless ``trusted`` (or the
+    address is one untrusted_set_sender allows, or the empty sender)."""
 
     login: str
     uid: int
     gid: int
     name: str
     qualify_domain: str
-    trusted: bool = False               # may set the envelope sender (MAIL FROM)
-    trusted_caller: bool = False        # root, exim_user, trusted_users/groups
+    trusted: bool = False               # root, exim_user, trusted_users/groups
+    config: Any = None                  # for untrusted_set_sender
+    sender_set: bool = False            # the last MAIL's address was taken
+
+    @property
+    def trusted_caller(self) -> bool:
+        return self.trusted
 
     @classmethod
     def current(cls, config: Any) -> "LocalCaller":
         """The calling user; trust follows the -f rules (root, exim_user, trusted_users)."""
         uid, gid = os.getuid(), os.getgid()
         originator = caller_originator(config, uid, gid)
-        login, name = originator.login, originator.name
-        untrusted_ok = bool(main_option(config, "untrusted_set_sender"))
-        trusted = caller_is_trusted(config, uid)
-        return cls(login, uid, gid, name, qualify_domains(config)[0],
-                   trusted or untrusted_ok, trusted)
+        return cls(originator.login, uid, gid, originator.name, qualify_domains(config)[0],
+                   caller_is_trusted(config, uid), config)
 
     def envelope_sender(self, given: str) -> str:
-        """The MAIL address for a trusted caller (qualified), else the caller's own."""
-        if self.trusted:
-            return given if not given or "@" in given else f"{given}@{self.qualify_domain}"
-        return f"{self.login}@{self.qualify_domain}"
+        """The envelope sender for MAIL ``given``: the address (qualified) when the
+        caller may set it, else the caller's own."""
+        qualified = given if not given or "@" in given else f"{given}@{self.qualify_domain}"
+        self.sender_set = self.trusted or untrusted_may_set_sender(self.config, qualified,
+                                                                   self.login)
+        return qualified if self.sender_set else f"{self.login}@{self.qualify_domain}"
 
     def envelope_fields(self) -> dict[str, Any]:
         """Envelope values that make the message a local submission."""
         return {"local_user": self.login, "originator_login": self.login,
                 "originator_uid": self.uid, "originator_gid": self.gid,
                 "originator_name": self.name, "is_local_submission": True,
-                "sender_set_by_caller": self.trusted, "trusted_caller": self.trusted_caller}
-
-
+                # as for -f: an untrusted caller's sender leaves the header rules alone
+                "sender_set_by_caller": self.sender_set and self.trusted,
+                "trusted_caller": self.trusted}
 
 
 @dataclass

@@ -157,3 +157,34 @@ def test_local_smtp_untrusted_gets_sender_header(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "\n250 OK id=" in out.stdout, out.stdout
     assert f"Sender: {pw.pw_gecos} <{pw.pw_name}@test.example>" in _live_headers(spool)
+
+
+def _envelope_sender(spool: Path) -> str:
+    [header] = list(spool.glob("input/**/*-H"))
+    return header.read_text().splitlines()[2]        # "<sender>", after the id and owner
+
+
+@pytest.mark.parametrize("extra,given,kept", [
+    ("", "boss@elsewhere.example", False),
+    ("", "<>", True),                                       # always allowed
+    ("untrusted_set_sender = ^$sender_ident-", "LOGIN-news@elsewhere.example", True),
+    ("untrusted_set_sender = ^$sender_ident-", "boss-news@elsewhere.example", False),
+    ("untrusted_set_sender = *@lists.example", "LOGIN", False),
+    ("untrusted_set_sender = *@test.example", "alias", True),       # qualified first
+    ("untrusted_set_sender = *", "boss@elsewhere.example", True),
+])
+def test_untrusted_caller_sets_the_sender_as_untrusted_set_sender_allows(
+        tmp_path, extra, given, kept):
+    """-f from a caller who is not trusted: the empty sender, and addresses in
+    untrusted_set_sender (expanded with $sender_ident = the caller's login), are
+    taken; any other is replaced by the caller's own address."""
+    pw = pwd.getpwnam("nobody")
+    conf, spool = _setup(tmp_path, extra)
+    given = given.replace("LOGIN", pw.pw_name)
+    out = run_pymta_as(pw.pw_uid, pw.pw_gid, conf, ["-odq", "-f", given, "a@test.example"],
+                       input="Subject: s\n\nb\n")
+    assert out.returncode == 0, out.stderr
+    expected = ("<>" if given == "<>" else
+                f"<{given if '@' in given else given + '@test.example'}>") if kept \
+        else f"<{pw.pw_name}@test.example>"
+    assert _envelope_sender(spool) == expected

@@ -162,11 +162,22 @@ def test_bs_data_acl_applies(tmp_path):
     assert "bcc recipient detected" in (spool / "rejectlog").read_text()
 
 
-def test_local_caller_sender_rules():
+def test_local_caller_sender_rules(tmp_path):
+    from pymta.config import load_config
     from pymta.smtp.local import LocalCaller
     untrusted = LocalCaller("joe", 1000, 1000, "Joe", "test.example", trusted=False)
     assert untrusted.envelope_sender("boss@elsewhere.example") == "joe@test.example"
     assert untrusted.envelope_fields()["sender_set_by_caller"] is False
+    assert untrusted.envelope_sender("") == ""        # <> is always allowed
+    assert untrusted.envelope_fields()["sender_set_by_caller"] is False   # Sender: rules
+    conf = tmp_path / "uss.conf"
+    conf.write_text("untrusted_set_sender = ^$sender_ident- : list@test.example\n")
+    allowed = LocalCaller("joe", 1000, 1000, "Joe", "test.example", trusted=False,
+                          config=load_config(str(conf)))
+    assert allowed.envelope_sender("joe-news@elsewhere.example") == \
+        "joe-news@elsewhere.example"
+    assert allowed.envelope_sender("list") == "list@test.example"
+    assert allowed.envelope_sender("ann-news@elsewhere.example") == "joe@test.example"
     trusted = LocalCaller("root", 0, 0, "", "test.example", trusted=True)
     assert trusted.envelope_sender("boss@elsewhere.example") == "boss@elsewhere.example"
     assert trusted.envelope_sender("bare") == "bare@test.example"

@@ -82,7 +82,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         process_log_path
         queue_smtp_domains
         remote_max_parallel
-        remote_sort_domains rfc1413_query_timeout
+        rfc1413_query_timeout
         slow_lookup_log
         tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender

@@ -29,6 +29,7 @@ from pymta.delivery.bounce import (
 )
 from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipients
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.remote_order import sort_remote_domains
 from pymta.delivery.success_dsn import build_success_report
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
@@ -371,6 +372,8 @@ class MessageDelivery:
         self.copies_left = collections.Counter(a.unique for a in routed)
         local = [a for a in reversed(routed) if self._is_local(a)]
         remote = [a for a in reversed(routed) if not self._is_local(a)]
+        remote = sort_remote_domains(remote, main_option(self.config, "remote_sort_domains"),
+                                     ctx.child())
         for batch in self._local_batches(local, ctx):
             self._run_transport(batch, ctx)
         for batch in self._remote_batches(remote):

@@ -81,7 +81,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         oracle_servers perl_startup
         process_log_path
         queue_smtp_domains
-        remote_max_parallel
         rfc1413_query_timeout
         slow_lookup_log
         tcp_wrappers_daemon_name

@@ -12,6 +12,7 @@ primary_hostname = test.example
 qualify_domain = test.example
 spool_directory = SPOOL
 log_file_path = SPOOL/log/%slog
+remote_max_parallel = 1
 SORT
 begin routers
 remote:

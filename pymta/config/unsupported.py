@@ -80,7 +80,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_scan_timeout max_username_length
         oracle_servers perl_startup
         process_log_path
-        queue_smtp_domains
         rfc1413_query_timeout
         slow_lookup_log
         tcp_wrappers_daemon_name
@@ -251,8 +250,8 @@ def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
 
 def check_queue_only_file(value: Any, file: str | None, line: int | None) -> None:
     """queue_only_file: each item an absolute path.  The "smtp" prefix (Exim sets
-    queue_smtp_domains to "*" while that file exists) is refused: pymta has no
-    queue_smtp_domains yet."""
+    queue_smtp_domains to "*" while that file exists) is refused: pymta does not
+    look for such a file yet."""
     text = str(value or "")
     for path in (p.strip() for p in text.split(":")):
         if path.startswith("smtp"):

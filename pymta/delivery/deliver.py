@@ -66,6 +66,8 @@ LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
 # Exim's ERRNO_RETRY_BASE: deferrals with an errno at or below it (retry times not
 # reached, a transport's max_parallel, ...) are the ones log_selector's retry_defer covers.
 RETRY_BASE = -51
+#: Exim 4.96's text for a remote delivery left for the queue run by queue_smtp_domains
+QUEUE_SMTP = "first-pass only routing due to -odqs, queue_smtp_domains or control=queue"
 NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
@@ -386,7 +388,7 @@ class MessageDelivery:
                 if batch[0].hosts:
                     self.outcome.waiting_hosts.append(batch[0].hosts[0].name)
         else:
-            self._run_remote(remote_batches, ctx)
+            self._run_remote(self._queue_smtp(remote_batches, ctx), ctx)
         self._success_reports()
         self._handle_failures()
         return self._finish()
@@ -847,6 +849,29 @@ class MessageDelivery:
         if slot is False:
             return None
         return obj, local, slot
+
+    def _queue_smtp(self, batches: list[list[Address]],
+                    ctx: ExpandContext) -> list[list[Address]]:
+        """queue_smtp_domains, in the delivery started at reception: a batch whose first
+        address is in these domains is left for the queue run -- with every other
+        address in it, whatever its domain, as Exim 4.96 does -- and is recorded as
+        waiting for its hosts.  Returns the batches to deliver now."""
+        text = main_option(self.config, "queue_smtp_domains")
+        if not text or not self.at_reception or self.forced:
+            return batches
+        check = ctx.child()
+        now: list[list[Address]] = []
+        for batch in batches:
+            first = batch[0]
+            check.variables["domain"] = first.domain
+            if not match_domain(first.domain, str(text), check, data_var=""):
+                now.append(batch)
+                continue
+            for a in batch:
+                a.result, a.basic_errno, a.message = "defer", -1, QUEUE_SMTP
+                self._wait_for_hosts(a, a.hosts)
+                self._defer_logged(a)
+        return now
 
     def _release_slot(self, slot: Any) -> None:
         if slot:

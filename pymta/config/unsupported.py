@@ -145,9 +145,9 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
 "hosts_require_alpn": "",
         "hosts_try_fastopen": "",
         **_reject("""
-            address_retry_include_sender authenticate_hosts
+            authenticate_hosts
             dns_qualify_single
-            dns_search_parents host_name_extract keepalive
+            dns_search_parents host_name_extract
             socks_proxy tls_alpn
             tls_dh_min_bits"""),
     },

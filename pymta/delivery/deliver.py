@@ -776,6 +776,12 @@ class MessageDelivery:
                 db.add(host_wait_key(h.name, h.address, h.port), self.msg.id)
 
     def _address_key(self, a: Address) -> str:
+        """The retry key of a recipient that got a 4xx to RCPT: with the sender, or
+        without it when the transport's address_retry_include_sender is false."""
+        obj = self._transport_obj(a.transport)
+        if obj is not None and "address_retry_include_sender" in obj.options and \
+                obj.opt("address_retry_include_sender") is False:
+            return f"R:{a.address}"
         return f"R:{a.address}:<{self.msg.sender}>"
 
     def _local_key(self, a: Address) -> str:

@@ -133,7 +133,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "server_channelbinding": False, "client_channelbinding": False,
         **_reject("server_realm"),
     },
-    ("router", "dnslookup"): _reject("qualify_single search_parents"),
     ("transport", "appendfile"): {
         "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,
         **_reject("file_format mode_fail_narrower"),

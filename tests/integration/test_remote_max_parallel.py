@@ -13,6 +13,7 @@ from tests.support.daemon import PymtaDaemon
 from tests.support.sink import SmtpSink
 
 CONFIG = """\
+acl_smtp_rcpt = accept
 primary_hostname = test.example
 qualify_domain = test.example
 spool_directory = SPOOL
@@ -34,7 +35,7 @@ N = 3
 DELAY = 2.0
 
 
-def _rcpt_span(tmp_path, parallel: str) -> float:
+def _rcpt_span(tmp_path, parallel: str, daemon: bool = False) -> float:
     with contextlib.ExitStack() as stack:
         seen: list[float] = []
 
@@ -47,8 +48,17 @@ def _rcpt_span(tmp_path, parallel: str) -> float:
         d = PymtaDaemon(CONFIG, tmp_path, macros={"ROUTES": routes, "PARALLEL": parallel})
         d.prepare()
         rcpts = [f"u@d{i}.example" for i in range(N)]
-        r = d.run("-odi", "-f", "s@test.example", *rcpts, input=b"Subject: p\n\nbody\n")
-        assert r.returncode == 0, r.stderr
+        if daemon:
+            # the delivery a daemon's worker starts for a message received over SMTP
+            d.start()
+            with d.client() as c:
+                c.send_message("s@test.example", rcpts, b"Subject: p\r\n\r\nbody\r\n")
+            d.wait_for_log("Completed", timeout=N * DELAY + 20)
+            d.stop()
+        else:
+            r = d.run("-odi", "-f", "s@test.example", *rcpts,
+                      input=b"Subject: p\n\nbody\n")
+            assert r.returncode == 0, r.stderr
         assert sorted(m.recipients[0] for s in sinks for m in s.messages) == rcpts, \
             d.diagnostics()
         assert d.queue() == []
@@ -71,3 +81,8 @@ def test_one_at_a_time_takes_n_delays(tmp_path):
 def test_default_two_at_a_time(tmp_path):
     elapsed = _rcpt_span(tmp_path, "")
     assert DELAY <= elapsed < (N - 1) * DELAY, elapsed
+
+
+def test_parallel_in_the_daemon(tmp_path):
+    elapsed = _rcpt_span(tmp_path, f"remote_max_parallel = {N}", daemon=True)
+    assert elapsed < DELAY / 2, elapsed

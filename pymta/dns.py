@@ -4,7 +4,8 @@ Everything in pymta that asks the DNS should call :func:`get_resolver` (or
 :func:`resolve`).  By default that is dnspython's system resolver (``/etc/resolv.conf``).
 Tests point it at a local server with :func:`set_server` / :func:`set_resolver`; other
 processes (daemon integration tests) use the environment variable
-``PYMTA_DNS_SERVER=ip:port`` (``[ipv6]:port`` or a bare ``ip`` for port 53).
+``PYMTA_DNS_SERVER=ip:port`` (``[ipv6]:port`` or a bare ``ip`` for port 53), with
+``PYMTA_DNS_SEARCH`` (space-separated domains) as its resolver's search list.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 from pymta.debuglog import debug
 
 ENV_VAR = "PYMTA_DNS_SERVER"
+SEARCH_ENV_VAR = "PYMTA_DNS_SEARCH"
 
 _override: Any = None          # a resolver set by set_resolver()/set_server()
 _env_cache: tuple[str, Any] | None = None
@@ -110,6 +112,12 @@ def set_server(ip: str | None, port: int = 53, timeout: float = 2.0) -> None:
     set_resolver(None if ip is None else make_resolver(ip, port, timeout))
 
 
+def dns_name(text: str) -> Any:
+    """``text`` as an absolute dnspython name."""
+    import dns.name
+    return dns.name.from_text(text)
+
+
 def get_resolver() -> Any:
     """The resolver to use now: override, then ``$PYMTA_DNS_SERVER``, then the system's."""
     global _env_cache
@@ -117,9 +125,12 @@ def get_resolver() -> Any:
         return _tuned(_override)
     env = os.environ.get(ENV_VAR)
     if env:
-        if _env_cache is None or _env_cache[0] != env:
+        search = os.environ.get(SEARCH_ENV_VAR, "")
+        if _env_cache is None or _env_cache[0] != env + "\0" + search:
             ip, port = _parse_server(env)
-            _env_cache = (env, make_resolver(ip, port))
+            res = make_resolver(ip, port)
+            res.search = [dns_name(d) for d in search.split()]
+            _env_cache = (env + "\0" + search, res)
         return _tuned(_env_cache[1])
     import dns.resolver
     return _tuned(dns.resolver.get_default_resolver())

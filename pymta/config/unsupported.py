@@ -79,9 +79,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_scan_timeout max_username_length
         oracle_servers perl_startup
         process_log_path
-        queue_smtp_domains
-        remote_max_parallel
-        remote_sort_domains rfc1413_query_timeout
+        rfc1413_query_timeout
         slow_lookup_log
         tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender
@@ -132,7 +130,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "server_channelbinding": False, "client_channelbinding": False,
         **_reject("server_realm"),
     },
-    ("router", "dnslookup"): _reject("qualify_single search_parents"),
     # only the dnslookup router asks for DNSSEC so far; these look hosts up without it
     ("router", "manualroute"): {"dnssec_request_domains": "", "dnssec_require_domains": ""},
     ("router", "queryprogram"): {"dnssec_request_domains": "", "dnssec_require_domains": ""},
@@ -146,9 +143,9 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
 "hosts_require_alpn": "",
         "hosts_try_fastopen": "",
         **_reject("""
-            address_retry_include_sender authenticate_hosts
+            authenticate_hosts
             dns_qualify_single
-            dns_search_parents host_name_extract keepalive
+            dns_search_parents host_name_extract
             socks_proxy tls_alpn
             tls_dh_min_bits"""),
     },
@@ -251,8 +248,8 @@ def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
 
 def check_queue_only_file(value: Any, file: str | None, line: int | None) -> None:
     """queue_only_file: each item an absolute path.  The "smtp" prefix (Exim sets
-    queue_smtp_domains to "*" while that file exists) is refused: pymta has no
-    queue_smtp_domains yet."""
+    queue_smtp_domains to "*" while that file exists) is refused: pymta does not
+    look for such a file yet."""
     text = str(value or "")
     for path in (p.strip() for p in text.split(":")):
         if path.startswith("smtp"):

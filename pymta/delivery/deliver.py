@@ -13,7 +13,7 @@ import copy
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from pymta.address import Address
 from pymta.config.values import main_option
@@ -29,6 +29,8 @@ from pymta.delivery.bounce import (
 )
 from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipients
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.parallel import run_parallel
+from pymta.delivery.remote_order import sort_remote_domains
 from pymta.delivery.success_dsn import build_success_report
 from pymta.delivery.system_filter import SYSTEM_FILTER, SystemFilterOutcome, run_system_filter
 from pymta.dsn import DSN_LASTHOP, wants_failure, wants_success
@@ -64,6 +66,8 @@ LOCAL_RETRY_NOT_REACHED = "Retry time not yet reached"
 # Exim's ERRNO_RETRY_BASE: deferrals with an errno at or below it (retry times not
 # reached, a transport's max_parallel, ...) are the ones log_selector's retry_defer covers.
 RETRY_BASE = -51
+#: Exim 4.96's text for a remote delivery left for the queue run by queue_smtp_domains
+QUEUE_SMTP = "first-pass only routing due to -odqs, queue_smtp_domains or control=queue"
 NO_HOST_DUE = "retry time not reached for any host"
 NO_HOST_DUE_EXPIRED = "retry time not reached for any host after a long failure period"
 RETRY_TIMEOUT = "retry timeout exceeded"
@@ -371,17 +375,20 @@ class MessageDelivery:
         self.copies_left = collections.Counter(a.unique for a in routed)
         local = [a for a in reversed(routed) if self._is_local(a)]
         remote = [a for a in reversed(routed) if not self._is_local(a)]
+        remote = sort_remote_domains(remote, main_option(self.config, "remote_sort_domains"),
+                                     ctx.child())
         for batch in self._local_batches(local, ctx):
             self._run_transport(batch, ctx)
-        for batch in self._remote_batches(remote):
-            if self.local_only:
+        remote_batches = self._remote_batches(remote)
+        if self.local_only:
+            for batch in remote_batches:
                 # left for a later run, untried and unlogged; remembered by host so
                 # that a two-phase run (-qq) can send them down one connection
                 self.deferred.extend(batch)
                 if batch[0].hosts:
                     self.outcome.waiting_hosts.append(batch[0].hosts[0].name)
-                continue
-            self._run_transport(batch, ctx)
+        else:
+            self._run_remote(self._queue_smtp(remote_batches, ctx), ctx)
         self._success_reports()
         self._handle_failures()
         return self._finish()
@@ -769,6 +776,12 @@ class MessageDelivery:
                 db.add(host_wait_key(h.name, h.address, h.port), self.msg.id)
 
     def _address_key(self, a: Address) -> str:
+        """The retry key of a recipient that got a 4xx to RCPT: with the sender, or
+        without it when the transport's address_retry_include_sender is false."""
+        obj = self._transport_obj(a.transport)
+        if obj is not None and "address_retry_include_sender" in obj.options and \
+                obj.opt("address_retry_include_sender") is False:
+            return f"R:{a.address}"
         return f"R:{a.address}:<{self.msg.sender}>"
 
     def _local_key(self, a: Address) -> str:
@@ -810,9 +823,22 @@ class MessageDelivery:
         return c
 
     def _run_transport(self, batch: list[Address], ctx: ExpandContext) -> None:
+        ready = self._ready(batch, ctx)
+        if ready is None:
+            return
+        obj, local, slot = ready
+        try:
+            self._run_job(obj, batch, ctx, local)
+        finally:
+            self._release_slot(slot)
+
+    def _ready(self, batch: list[Address],
+               ctx: ExpandContext) -> tuple[Any, bool, Any] | None:
+        """Whether the transport may run for ``batch`` now: (transport, is local,
+        max_parallel slot), or None when the batch was deferred or failed instead."""
         if self.journal_error is not None:
             self._hold_for_spool(batch)
-            return
+            return None
         first = batch[0]
         obj = self._transport_obj(first.transport)
         if obj is None:
@@ -821,18 +847,79 @@ class MessageDelivery:
             for a in batch:
                 a.result, a.message, a.basic_errno = "defer", why, -1
             self._after_transport(batch)
-            return
+            return None
         local = self._is_local(first)
         if not self._retry_allows(batch, local):
-            return
+            return None
         slot = self._parallel_slot(obj, batch, ctx)
         if slot is False:
-            return
+            return None
+        return obj, local, slot
+
+    def _queue_smtp(self, batches: list[list[Address]],
+                    ctx: ExpandContext) -> list[list[Address]]:
+        """queue_smtp_domains, in the delivery started at reception: a batch whose first
+        address is in these domains is left for the queue run -- with every other
+        address in it, whatever its domain, as Exim 4.96 does -- and is recorded as
+        waiting for its hosts.  Returns the batches to deliver now."""
+        text = main_option(self.config, "queue_smtp_domains")
+        if not text or not self.at_reception or self.forced:
+            return batches
+        check = ctx.child()
+        now: list[list[Address]] = []
+        for batch in batches:
+            first = batch[0]
+            check.variables["domain"] = first.domain
+            if not match_domain(first.domain, str(text), check, data_var=""):
+                now.append(batch)
+                continue
+            for a in batch:
+                a.result, a.basic_errno, a.message = "defer", -1, QUEUE_SMTP
+                self._wait_for_hosts(a, a.hosts)
+                self._defer_logged(a)
+        return now
+
+    def _release_slot(self, slot: Any) -> None:
+        if slot:
+            MiscDB(self.spool_dir, self.log).release(slot)
+
+    def _run_remote(self, batches: list[list[Address]], ctx: ExpandContext) -> None:
+        """The remote deliveries: one by one, or up to remote_max_parallel of them at
+        once in child processes (see pymta.delivery.parallel)."""
         try:
-            self._run_job(obj, batch, ctx, local)
-        finally:
-            if slot:
-                MiscDB(self.spool_dir, self.log).release(slot)
+            limit = int(main_option(self.config, "remote_max_parallel", 2) or 0)
+        except (TypeError, ValueError):
+            limit = 1
+        if limit < 2 or len(batches) < 2:
+            for batch in batches:
+                self._run_transport(batch, ctx)
+            return
+
+        def ready() -> Iterator[tuple[tuple[Any, Any, DeliveryJob], list[Address]]]:
+            for batch in batches:
+                prepared = self._ready(batch, ctx)
+                if prepared is not None:
+                    obj, _local, slot = prepared
+                    yield (obj, slot, self._make_job(obj, batch, ctx)), batch
+
+        def work(task: tuple[Any, Any, DeliveryJob], batch: list[Address]) -> None:
+            obj, _slot, job = task
+            self._invoke(obj, batch, job)
+            if hasattr(obj, "close_connections"):
+                obj.close_connections()     # the child's connections end with it
+
+        def done(task: tuple[Any, Any, DeliveryJob], batch: list[Address],
+                 error: str | None) -> None:
+            obj, slot, job = task
+            self._release_slot(slot)
+            if error is not None:
+                self.log.panic(f"{obj.name} transport: {error}", self.msg.id)
+                for a in batch:
+                    a.result, a.message, a.basic_errno = "defer", error, -1
+            self._shadow(obj, [a for a in batch if a.result == "ok"], job)
+            self._after_transport(batch)
+
+        run_parallel(ready(), limit, work, done)
 
     def _parallel_slot(self, obj: Any, batch: list[Address], ctx: ExpandContext) -> Any:
         """max_parallel: take a slot for this transport (its key), or defer the batch
@@ -857,11 +944,20 @@ class MessageDelivery:
 
     def _run_job(self, obj: Any, batch: list[Address], ctx: ExpandContext,
                  local: bool) -> None:
+        job = self._make_job(obj, batch, ctx)
+        self._invoke(obj, batch, job)
+        self._shadow(obj, [a for a in batch if a.result == "ok"], job)
+        self._after_transport(batch)
+
+    def _make_job(self, obj: Any, batch: list[Address], ctx: ExpandContext) -> DeliveryJob:
+        return DeliveryJob(message=self.msg, spool_dir=self.spool_dir,
+                           data_path=files.data_path(self.spool_dir, self.msg.id),
+                           addresses=batch, ctx=self._job_context(batch[0], ctx),
+                           log=self.log, config=self.config, submit=self._submit_generated)
+
+    def _invoke(self, obj: Any, batch: list[Address], job: DeliveryJob) -> None:
+        """Run the transport for ``batch``; every address ends with a result."""
         first = batch[0]
-        job = DeliveryJob(message=self.msg, spool_dir=self.spool_dir,
-                          data_path=files.data_path(self.spool_dir, self.msg.id),
-                          addresses=batch, ctx=self._job_context(first, ctx), log=self.log,
-                          config=self.config, submit=self._submit_generated)
         for a in batch:
             a.result = None
         if debug.transport:
@@ -889,8 +985,6 @@ class MessageDelivery:
             if debug.transport:
                 debug.printf(f"{first.transport} transport returned {a.result.upper()} for "
                              f"{a.address}" + (f": {a.message}" if a.message else ""))
-        self._shadow(obj, [a for a in batch if a.result == "ok"], job)
-        self._after_transport(batch)
 
     def _shadow(self, obj: Any, delivered: list[Address], job: DeliveryJob) -> None:
         """shadow_transport: after a successful local delivery, the same addresses go to

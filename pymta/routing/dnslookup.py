@@ -35,6 +35,7 @@ from typing import Any
 from pymta import dns as pdns
 from pymta import dnssec
 from pymta.address import Address, Host
+from pymta.dns_search import names_to_try
 from pymta.drivers import register
 from pymta.match import match_host
 from pymta.routing import hosts as hostmod
@@ -382,7 +383,9 @@ class DnslookupRouter(Router):
         except support.ExpandError as exc:
             return RouterReply(DEFER, f"{self.name} router: {exc}")
 
-        names = [addr.domain]
+        # the resolver's own widening (qualify_single, search_parents), then widen_domains
+        names = names_to_try(addr.domain, self.opt("qualify_single") is not False,
+                             bool(self.opt("search_parents")))
         widen = self.opt("widen_domains")
         if widen and (verify != "sender" or not self.flag("rewrite_headers")
                       or addr.parent is not None):

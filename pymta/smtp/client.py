@@ -154,8 +154,9 @@ class SmtpClient:
     def __init__(self, *, connect_timeout: float = 300, command_timeout: float = 300,
                  data_timeout: float = 300, final_timeout: float = 600,
                  source_address: tuple[str, int] | None = None, nodelay: bool = True,
-                 dscp: int | None = None):
+                 dscp: int | None = None, keepalive: bool = False):
         self.connect_timeout = connect_timeout
+        self.keepalive = keepalive              # the smtp transport's keepalive
         self.nodelay = nodelay                  # the smtp transport's tcp_nodelay
         self.dscp = dscp                        # ... and its dscp (the TOS byte)
         self.command_timeout = command_timeout
@@ -201,6 +202,10 @@ class SmtpClient:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.dscp is not None:
             set_dscp(raw, self.dscp)
+        if self.keepalive:
+            # TCP keepalive probes: a far end that vanished is noticed even while we
+            # only wait for its reply
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.sock = raw
         self.peer = (address, port)
         local_ip, local_port = raw.getsockname()[:2]    # $sending_ip_address, $sending_port

@@ -431,6 +431,7 @@ class SmtpTransport(Transport):
                                       final_timeout=self.opt("final_timeout"),
                                       source_address=source,
                                       nodelay=bool(self.opt("tcp_nodelay")),
+                                      keepalive=self.opt("keepalive") is not False,
                                       dscp=self._dscp(ctx) if ctx is not None else None)
 
     def _dscp(self, ctx: Any) -> int | None:

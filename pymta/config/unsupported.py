@@ -69,7 +69,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_smtp_mailauth
         bi_command
         bounce_sender_authentication
         dns_cname_loops

@@ -4,15 +4,20 @@
 - acl_smtp_mailauth: the ACL run for AUTH= on MAIL, with $authenticated_sender set and
   $sender_address not yet; its deny ignores the value, its defer answers 451, drop and
   discard are errors; then server_mail_auth_condition.
+- bounce_sender_authentication: bounces and delay warnings are spooled with it as their
+  authenticated sender (tainted, as Exim's -H), and the smtp transport sends it as AUTH=
+  to a server it has logged in to (a real Exim 4.96 receiving).
 """
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.daemon import PymtaDaemon
+from tests.support.exim import EximDaemon, exim_or_skip
 from tests.support.wait import wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "misc_opts"
@@ -91,3 +96,138 @@ def test_acl_smtp_mailauth_sender_reaches_the_spool(pymta_daemon):
     [msgid] = d.queue()
     header = (d.spool / "input" / f"{msgid}-H").read_text()
     assert "-auth_sender good@b.example\n" in header
+
+
+def _bounce_conf(option: bool) -> str:
+    text = (DATA / "bounce_sender_authentication.conf").read_text()
+    return text if option else text.replace("bounce_sender_authentication", "# ")
+
+
+@pytest.mark.parametrize("option", [True, False])
+def test_bounce_is_spooled_with_the_authenticated_sender(tmp_path, option):
+    d = PymtaDaemon(_bounce_conf(option), tmp_path)
+    d.submit_and_deliver("sender@elsewhere.example", "nobody@bounce.example",
+                         b"Subject: x\n\nbody\n")
+    [bounce] = d.queue()                 # undeliverable, so frozen like Exim's
+    header = (d.spool / "input" / f"{bounce}-H").read_text().splitlines()
+    exim = (DATA / "bounce_sender_authentication.exim-H").read_text().splitlines()
+    [exim_line] = [x for x in exim if "auth_sender" in x]
+    assert (exim_line in header) is option, header
+    assert not any("auth_sender" in x for x in header) or option
+
+
+EXIM_RECEIVER = """\
+primary_hostname = receiver.test
+spool_directory = @SPOOL@
+log_file_path = @SPOOL@/log/%slog
+auth_advertise_hosts = *
+acl_smtp_rcpt = acl_rcpt
+
+begin acl
+acl_rcpt:
+  accept  logwrite = from=<$sender_address> auth_sender=<$authenticated_sender> \\
+                     id=<$authenticated_id>
+
+begin routers
+all:
+  driver = accept
+  transport = mbox
+
+begin transports
+mbox:
+  driver = appendfile
+  file = @DIR@/mbox
+  user = Debian-exim
+
+begin authenticators
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and {{eq{$auth2}{relay}}{eq{$auth3}{s3cret}}}}
+  server_set_id = $auth2
+"""
+
+RELAY = """\
+smarthost:
+  driver = manualroute
+  route_list = * 127.0.0.1::{port}
+  self = send
+  transport = remote_smtp
+
+begin transports
+remote_smtp:
+  driver = smtp
+  allow_localhost
+  hosts_avoid_tls = *
+{auth_option}
+
+begin authenticators
+client_plain:
+  driver = plaintext
+  public_name = PLAIN
+  client_send = ^relay^s3cret
+"""
+
+
+@pytest.mark.parametrize("login", [True, False])
+def test_bounce_sender_authentication_goes_on_mail(tmp_path, login):
+    """The bounce reaches a real Exim with AUTH=<the option's value> on MAIL, but only
+    over a session that logged in (without a login there is no AUTH=)."""
+    exim_or_skip()
+    (tmp_path / "exim").mkdir()
+    exim = EximDaemon(EXIM_RECEIVER, tmp_path / "exim").start()
+    try:
+        conf = _bounce_conf(True) + RELAY.format(
+            port=exim.port, auth_option="  hosts_require_auth = *" if login else "")
+        d = PymtaDaemon(conf, tmp_path / "pymta")
+        d.submit_and_deliver("sender@elsewhere.example", "nobody@bounce.example",
+                             b"Subject: x\n\nbody\n")
+        assert wait_until(lambda: "from=<>" in exim.log(), timeout=15), \
+            d.log() + exim.log()
+        # Exim keeps the white space of the continuation line: collapse it
+        line = " ".join(next(x for x in exim.log().splitlines() if "from=<>" in x).split())
+        if login:
+            assert line.endswith("auth_sender=<mailer-daemon@mx.test.example> id=<relay>")
+        else:
+            assert line.endswith("auth_sender=<> id=<>"), line
+        assert d.queue() == []
+    finally:
+        exim.stop()
+
+
+WARNING_CONF = """\
+primary_hostname = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+delay_warning = 2s:1h
+bounce_sender_authentication = mailer-daemon@test.example
+begin routers
+d:
+  driver = redirect
+  local_parts = slow
+  data = :defer: not now
+  allow_defer
+r:
+  driver = accept
+  local_parts = s
+  transport = local
+begin transports
+local:
+  driver = appendfile
+  file = DIR/mbox
+  headers_add = X-Auth-Sender: <$authenticated_sender>
+begin retry
+* * F,1h,1s
+"""
+
+
+def test_delay_warning_carries_bounce_sender_authentication(tmp_path):
+    d = PymtaDaemon(WARNING_CONF, tmp_path)
+    started = time.monotonic()
+    d.submit_and_deliver("s@test.example", "slow@test.example", b"Subject: hello\n\nbody\n")
+    time.sleep(max(0.0, started + 2.3 - time.monotonic()))
+    d.run("-qf")
+    mbox = (tmp_path / "mbox").read_text()
+    assert "Subject: Warning: message" in mbox, d.log()
+    assert "X-Auth-Sender: <mailer-daemon@test.example>" in mbox

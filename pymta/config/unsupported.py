@@ -81,7 +81,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         queue_smtp_domains
         remote_max_parallel
         remote_sort_domains rfc1413_query_timeout
-        slow_lookup_log
         tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender
     """),

@@ -7,6 +7,7 @@
 - bounce_sender_authentication: bounces and delay warnings are spooled with it as their
   authenticated sender (tainted, as Exim's -H), and the smtp transport sends it as AUTH=
   to a server it has logged in to (a real Exim 4.96 receiving).
+- slow_lookup_log: a slow host lookup is logged as Exim logs it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import PymtaDaemon
+from tests.support.dns import DnsServer
 from tests.support.exim import EximDaemon, exim_or_skip
 from tests.support.wait import wait_until
 
@@ -231,3 +233,28 @@ def test_delay_warning_carries_bounce_sender_authentication(tmp_path):
     mbox = (tmp_path / "mbox").read_text()
     assert "Subject: Warning: message" in mbox, d.log()
     assert "X-Auth-Sender: <mailer-daemon@test.example>" in mbox
+
+
+def test_slow_lookup_log_as_exim(tmp_path):
+    """A routing lookup slower than slow_lookup_log ms is logged in Exim's words
+    (tests/data/misc_opts/slow_lookup_log.txt); the quick ones are not."""
+    exim = [x for x in (DATA / "slow_lookup_log.txt").read_text().splitlines()
+            if x.startswith("Long ")]
+    assert len(exim) == 1
+    pattern = re.escape(exim[0].rsplit(": ", 1)[0]) + r": (\d+) msec"
+    zones = {"slow.example": "fast IN A 192.0.2.1\nsleepy IN MX 10 fast\n"}
+    with DnsServer(zones, slow={"sleepy.slow.example": 0.3}) as srv:
+        d = PymtaDaemon((DATA / "slow_lookup_log.conf").read_text(), tmp_path,
+                        env={"PYMTA_DNS_SERVER": f"127.0.0.1:{srv.port}"}).start()
+        try:
+            with d.client() as c:
+                c.banner()
+                c.ehlo("client.example")
+                assert c.cmd("MAIL FROM:<a@b.example>")[0] == 250
+                assert c.cmd("RCPT TO:<user@sleepy.slow.example>")[0] == 250
+                c.quit()
+            [line] = d.wait_for_log(pattern)
+            assert 300 <= int(re.search(pattern, line).group(1)) < 5000
+            assert "Long A lookup" not in d.log() and "Long AAAA" not in d.log()
+        finally:
+            d.stop()

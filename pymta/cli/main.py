@@ -24,6 +24,7 @@ from pymta.config.values import main_opt
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.dns import ResolverTuning
 from pymta.dns import configure as configure_dns
+from pymta.dns_cname import configure_cname_loops
 from pymta.dns_timing import configure_slow_lookup_log
 from pymta.expand.context import ExpandContext
 from pymta.hints.store import configure as configure_hints
@@ -46,8 +47,8 @@ def config_path(opts: CliOptions) -> str:
 def apply_process_options(config: Any) -> Any:
     """Make the process-wide settings a configuration names: where the hints databases
     are (LMDB, or Redis for the ones a fleet shares) and how the DNS resolver behaves
-    (dns_retrans, dns_retry, dns_use_edns0, dns_ipv4_lookup, slow_lookup_log); returns
-    ``config``."""
+    (dns_retrans, dns_retry, dns_use_edns0, dns_ipv4_lookup, slow_lookup_log,
+    dns_cname_loops); returns ``config``."""
     configure_hints(config, lambda: Logger(config))
     configure_dns(ResolverTuning(
         retrans=float(main_opt(config, "dns_retrans") or 0),
@@ -55,6 +56,8 @@ def apply_process_options(config: Any) -> Any:
         use_edns0=int(main_opt(config, "dns_use_edns0", -1))), _ipv4_lookup(config))
     configure_slow_lookup_log(int(main_opt(config, "slow_lookup_log") or 0),
                               lambda text: Logger(config).main(text))
+    configure_cname_loops(int(main_opt(config, "dns_cname_loops", 1)),
+                          lambda text: Logger(config).main(text))
     return config
 
 

@@ -70,7 +70,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "tls_remember_esmtp": False,
     **_reject("""
         bi_command
-        dns_cname_loops
         dns_trust_aa
         gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed

@@ -29,7 +29,7 @@ from typing import Any
 
 from pymta import dns as pdns
 from pymta.address import Address, Host
-from pymta.dns_timing import resolve_host_records
+from pymta.dns_cname import resolve_host
 from pymta.drivers import register
 from pymta.match import match_host
 from pymta.routing import hosts as hostmod
@@ -89,7 +89,7 @@ def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | Non
     import dns.resolver
 
     try:
-        ans = resolve_host_records(name, rtype)
+        ans = resolve_host(name, rtype)
     except dns.resolver.NXDOMAIN:
         return DnsAnswer(NXDOMAIN)
     except dns.resolver.NoAnswer:

@@ -8,6 +8,7 @@
   authenticated sender (tainted, as Exim's -H), and the smtp transport sends it as AUTH=
   to a server it has logged in to (a real Exim 4.96 receiving).
 - slow_lookup_log: a slow host lookup is logged as Exim logs it.
+- dns_cname_loops: CNAMEs a resolver did not follow are followed that many times.
 """
 from __future__ import annotations
 
@@ -258,3 +259,24 @@ def test_slow_lookup_log_as_exim(tmp_path):
             assert "Long A lookup" not in d.log() and "Long AAAA" not in d.log()
         finally:
             d.stop()
+
+
+@pytest.mark.parametrize("loops", ["default", "0", "2"])
+def test_dns_cname_loops_as_exim(tmp_path, loops):
+    """-bt through a resolver that does not follow CNAMEs: the same routing results
+    and "CNAME loop" log lines as Exim's (tests/data/misc_opts/cname_loops_<n>.txt)."""
+    exim = (DATA / f"cname_loops_{loops}.txt").read_text().splitlines()
+    exim_log = [x for x in exim if x.startswith("CNAME loop")]
+    exim_out = [x for x in exim if x not in exim_log]
+    conf = (DATA / "cname_loops.conf").read_text()
+    if loops != "default":
+        conf = f"dns_cname_loops = {loops}\n" + conf
+    zones = {"cname.example": "one IN CNAME target\ntwo IN CNAME one\n"
+                              "target IN MX 10 mailhost\nmailhost IN A 192.0.2.1\n"}
+    with DnsServer(zones, follow_cname=False) as srv:
+        d = PymtaDaemon(conf, tmp_path, env={"PYMTA_DNS_SERVER": f"127.0.0.1:{srv.port}"})
+        d.prepare()
+        out = d.run("-bt", "user@one.cname.example", "user@two.cname.example")
+    lines = [x.strip() for x in out.stdout.splitlines() if x.strip()]
+    assert lines == exim_out, out.stdout + out.stderr
+    assert [x for x in _log_lines(d) if x.startswith("CNAME loop")] == exim_log

@@ -14,7 +14,9 @@
 
 Names listed in ``servfail`` get SERVFAIL; names in ``drop`` get no answer at
 all (the client times out), to exercise "lookup deferred" paths.
-``slow`` maps names to a delay in seconds before their answer (slow_lookup_log).  Queries
+``slow`` maps names to a delay in seconds before their answer (slow_lookup_log).
+``follow_cname=False`` answers with the first CNAME only, as a resolver that does not
+follow CNAME chains (dns_cname_loops).  Queries
 outside every zone are REFUSED.  Both UDP and TCP are served on the same port.
 Each received query is recorded in :attr:`DnsServer.queries` as (name, type).
 
@@ -54,7 +56,7 @@ class DnsServer:
     def __init__(self, zones: dict[str, str], *, port: int = 0,
                  servfail: Iterable[str] = (), drop: Iterable[str] = (),
                  secure: Iterable[str] | bool = (),
-                 slow: dict[str, float] | None = None) -> None:
+                 slow: dict[str, float] | None = None, follow_cname: bool = True) -> None:
         """``zones`` maps an origin to zone text in master-file format (names relative
         to the origin unless they end with a dot; an SOA is added when missing)."""
         self.zones: dict[dns.name.Name, dns.zone.Zone] = {}
@@ -68,6 +70,7 @@ class DnsServer:
         self.servfail = {dns.name.from_text(n) for n in servfail}
         self.drop = {dns.name.from_text(n) for n in drop}
         self.slow = {dns.name.from_text(n): t for n, t in (slow or {}).items()}
+        self.follow_cname = follow_cname
         self.secure_all = secure is True
         self.secure = set() if isinstance(secure, bool) else {
             dns.name.from_text(n.rstrip(".") + ".") for n in secure}
@@ -137,6 +140,8 @@ class DnsServer:
             if cname is not None and q.rdtype != dns.rdatatype.CNAME and name not in seen:
                 seen.add(name)
                 response.answer.append(dns.rrset.from_rdata_list(name, cname.ttl, list(cname)))
+                if not self.follow_cname:
+                    break
                 name = cname[0].target
                 continue
             self._add_soa(response, zone)  # NODATA

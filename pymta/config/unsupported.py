@@ -74,7 +74,7 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed
         local_scan_path
-        local_scan_timeout max_username_length
+        local_scan_timeout
         oracle_servers perl_startup
         process_log_path
         queue_smtp_domains

@@ -9,9 +9,11 @@
   to a server it has logged in to (a real Exim 4.96 receiving).
 - slow_lookup_log: a slow host lookup is logged as Exim logs it.
 - dns_cname_loops: CNAMEs a resolver did not follow are followed that many times.
+- max_username_length: longer user names are unknown users.
 """
 from __future__ import annotations
 
+import pwd
 import re
 import time
 from pathlib import Path
@@ -280,3 +282,35 @@ def test_dns_cname_loops_as_exim(tmp_path, loops):
     lines = [x.strip() for x in out.stdout.splitlines() if x.strip()]
     assert lines == exim_out, out.stdout + out.stderr
     assert [x for x in _log_lines(d) if x.startswith("CNAME loop")] == exim_log
+
+
+def _long_user() -> str:
+    """A system user whose lowercase name is over 8 characters (the recording used
+    "messagebus")."""
+    names = sorted(p.pw_name for p in pwd.getpwall()
+                   if len(p.pw_name) > 8 and p.pw_name == p.pw_name.lower())
+    if not names:
+        pytest.skip("no system user with a name over 8 characters")
+    return "messagebus" if "messagebus" in names else names[0]
+
+
+@pytest.mark.parametrize("limit", ["8", "0"])
+def test_max_username_length_as_exim(pymta_daemon, limit):
+    """check_local_user and the passwd lookup do not find a user whose name is longer
+    than max_username_length (tests/data/misc_opts/max_username_length_<n>.txt)."""
+    user = _long_user()
+    exim = (DATA / f"max_username_length_{limit}.txt").read_text().splitlines()
+    replies = [x for x in exim if x[:3].isdigit() and x[3] == " "]
+    rcpt_replies = replies[2:4]                     # after EHLO's and MAIL's
+    conf = (DATA / "max_username_length.conf").read_text().replace(
+        "max_username_length = 8", f"max_username_length = {limit}")
+    d = pymta_daemon(config=conf)
+    with d.client() as c:
+        c.banner()
+        c.ehlo("c.example")
+        assert c.cmd("MAIL FROM:<a@b.example>")[0] == 250
+        got = [c.cmd(f"RCPT TO:<{user}@test.example>"), c.cmd("RCPT TO:<nobody@test.example>")]
+        c.quit()
+    assert [f"{code} {text}" for code, text in got] == rcpt_replies
+    out = d.run("-be", f"${{lookup passwd{{{user}}}{{found}}{{not found}}}}")
+    assert out.stdout.strip() == exim[-1]

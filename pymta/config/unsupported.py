@@ -47,7 +47,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "deliver_drop_privilege": False,
     "delivery_date_remove": False,           # such headers are kept
     "envelope_to_remove": False, "return_path_remove": False,
-    "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import pwd
 import re
+import socket
+import ssl
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.certs import make_ca, make_cert
 from tests.support.daemon import PymtaDaemon
 from tests.support.dns import DnsServer
 from tests.support.exim import EximDaemon, exim_or_skip
@@ -314,3 +317,52 @@ def test_max_username_length_as_exim(pymta_daemon, limit):
     assert [f"{code} {text}" for code, text in got] == rcpt_replies
     out = d.run("-be", f"${{lookup passwd{{{user}}}{{found}}{{not found}}}}")
     assert out.stdout.strip() == exim[-1]
+
+
+ALPN_SERVER = """\
+primary_hostname = mx.test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+tls_certificate = DIR/mx.test.example.pem
+tls_privatekey = DIR/mx.test.example.key
+hosts_require_alpn = *
+acl_smtp_rcpt = accept
+"""
+
+
+def _starttls_with_alpn(port: int, alpn: list[str] | None) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO c.example\r\n")
+        while f.readline()[3:4] != b" ":
+            pass
+        s.sendall(b"STARTTLS\r\n")
+        f.readline()
+        c = ssl.create_default_context()
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+        if alpn:
+            c.set_alpn_protocols(alpn)
+        try:
+            t = c.wrap_socket(s)
+            t.sendall(b"EHLO c.example\r\n")
+            reply = t.recv(100).split(b"\r\n")[0].decode()
+            if not reply:
+                return "failed (closed)"
+            return f"ok alpn={t.selected_alpn_protocol()} ehlo={reply!r}"
+        except (ssl.SSLError, OSError) as exc:
+            return f"failed ({type(exc).__name__})"
+
+
+def test_hosts_require_alpn_server_as_exim(pymta_daemon, tmp_path):
+    """A client that negotiates no ALPN is refused after the handshake with Exim's log
+    line; one that offers "smtp" goes on (tests/data/misc_opts/alpn_server.txt)."""
+    make_cert(tmp_path, "mx.test.example", make_ca(tmp_path))
+    exim = (DATA / "alpn_server.txt").read_text().splitlines()
+    d = pymta_daemon(config=ALPN_SERVER)
+    assert _starttls_with_alpn(d.port, None).startswith("failed")
+    ok = _starttls_with_alpn(d.port, ["smtp"])
+    assert f"client: offer=['smtp'] {ok}" in exim
+    refused = next(x for x in exim if "ALPN required" in x)
+    d.wait_for_log(re.escape(refused))

@@ -139,13 +139,12 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
         "dnssec_request_domains": "", "dnssec_require_domains": "",
-"hosts_require_alpn": "",
         "hosts_try_fastopen": "",
         **_reject("""
             address_retry_include_sender authenticate_hosts
             dns_qualify_single
             dns_search_parents host_name_extract keepalive
-            socks_proxy tls_alpn
+            socks_proxy
             tls_dh_min_bits"""),
     },
 }

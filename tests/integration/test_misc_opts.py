@@ -366,3 +366,68 @@ def test_hosts_require_alpn_server_as_exim(pymta_daemon, tmp_path):
     assert f"client: offer=['smtp'] {ok}" in exim
     refused = next(x for x in exim if "ALPN required" in x)
     d.wait_for_log(re.escape(refused))
+
+
+ALPN_TLS_SERVER = """\
+primary_hostname = mx.test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+tls_certificate = DIR/mx.test.example.pem
+tls_privatekey = DIR/mx.test.example.key
+acl_smtp_rcpt = accept
+queue_only
+"""
+
+ALPN_CLIENT = """\
+primary_hostname = client.test
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+begin routers
+r:
+  driver = manualroute
+  route_list = * 127.0.0.1::{port}
+  self = send
+  transport = t
+begin transports
+t:
+  driver = smtp
+  allow_localhost
+  tls_alpn = smtp
+{require}begin retry
+* * F,1h,10m
+"""
+
+
+@pytest.mark.parametrize("server_alpn", ["default", "none"])
+@pytest.mark.parametrize("require", [False, True])
+def test_smtp_transport_tls_alpn_as_exim(tmp_path, server_alpn, require):
+    """tls_alpn and hosts_require_alpn of the smtp transport: TLS without an agreed
+    ALPN fails where it is required, and the message goes in clear with Exim's log line
+    (tests/data/misc_opts/alpn_client.txt)."""
+    exim = (DATA / "alpn_client.txt").read_text().split("== ")
+    [block] = [b for b in exim if b.startswith(
+        f"server alpn {server_alpn}, hosts_require_alpn {require}\n")]
+    expected = block.splitlines()[1:]
+    sdir, cdir = tmp_path / "server", tmp_path / "client"
+    sdir.mkdir()
+    make_cert(sdir, "mx.test.example", make_ca(sdir))
+    server = PymtaDaemon(ALPN_TLS_SERVER + ("tls_alpn =\n" if server_alpn == "none" else ""),
+                         sdir).start()
+    try:
+        client = PymtaDaemon(ALPN_CLIENT.format(
+            port=server.port, require="  hosts_require_alpn = *\n" if require else ""), cdir)
+        client.submit_and_deliver("s@client.test", "u@remote.example", b"Subject: x\n\nb\n")
+        got = [_STAMP.sub("", x) for x in client.log().splitlines()]
+        got = [x.split(" ", 1)[1] for x in got if not x.split(" ", 1)[1].startswith(
+            ("<=", "Completed"))]
+        assert len(got) == len(expected), got
+        for mine, theirs in zip(got, expected):
+            if theirs.startswith("=>"):
+                # the cipher names are GnuTLS's in Exim's line: compare the shape
+                assert mine.startswith("=> u@remote.example R=r T=t H=127.0.0.1 [127.0.0.1]")
+                assert (" X=TLS1.3:" in mine) == (" X=TLS1.3:" in theirs), mine
+            else:
+                assert mine == theirs
+        assert len(server.queue()) == 1
+    finally:
+        server.stop()

@@ -38,7 +38,8 @@ from pymta.osutil import interface_for, tcp_port
 from pymta.routing import hosts as hostmod
 
 # ACLs that run before there is a sender or a recipient to verify.
-_NO_SENDER_YET = {"connect", "helo", "auth", "starttls", "etrn", "quit", "notquit"}
+_NO_SENDER_YET = {"connect", "helo", "auth", "starttls", "etrn", "quit", "notquit",
+                  "mailauth"}
 _RECIPIENT_WHERES = {"rcpt", "vrfy", "prdr"}
 
 

@@ -26,7 +26,8 @@ WHERE_NAMES = {"rcpt": "RCPT", "mail": "MAIL", "predata": "PREDATA", "mime": "MI
                "dkim": "DKIM", "data": "DATA", "prdr": "PRDR", "notsmtp": "non-SMTP",
                "auth": "AUTH", "connect": "connection", "etrn": "ETRN", "expn": "EXPN",
                "helo": "EHLO or HELO", "notquit": "NOTQUIT", "quit": "QUIT",
-               "starttls": "STARTTLS", "vrfy": "VRFY", "wellknown": "WELLKNOWN"}
+               "starttls": "STARTTLS", "vrfy": "VRFY", "wellknown": "WELLKNOWN",
+               "mailauth": "MAILAUTH"}
 # ACLs that run after the message (and so have headers to check).
 MESSAGE_WHERES = {"data", "notsmtp", "mime", "dkim", "prdr"}
 

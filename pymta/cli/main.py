@@ -24,8 +24,11 @@ from pymta.config.values import main_opt
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.dns import ResolverTuning
 from pymta.dns import configure as configure_dns
+from pymta.dns_cname import configure_cname_loops
+from pymta.dns_timing import configure_slow_lookup_log
 from pymta.dnssec import configure as configure_dnssec
 from pymta.expand.context import ExpandContext
+from pymta.finduser import configure_max_username_length
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger, log_selected
 from pymta.match import match_domain
@@ -47,13 +50,19 @@ def apply_process_options(config: Any) -> Any:
     """Make the process-wide settings a configuration names: where the hints databases
     are (LMDB, or Redis for the ones a fleet shares) and how the DNS resolver behaves
     (dns_retrans, dns_retry, dns_use_edns0, dns_ipv4_lookup, dns_dnssec_ok,
-    dns_trust_aa); returns ``config``."""
+    dns_trust_aa, slow_lookup_log, dns_cname_loops) and max_username_length; returns
+    ``config``."""
     configure_hints(config, lambda: Logger(config))
     configure_dns(ResolverTuning(
         retrans=float(main_opt(config, "dns_retrans") or 0),
         retry=int(main_opt(config, "dns_retry") or 0),
         use_edns0=int(main_opt(config, "dns_use_edns0", -1))), _ipv4_lookup(config))
     configure_dnssec(int(main_opt(config, "dns_dnssec_ok", -1)), _trust_aa(config))
+    configure_slow_lookup_log(int(main_opt(config, "slow_lookup_log") or 0),
+                              lambda text: Logger(config).main(text))
+    configure_cname_loops(int(main_opt(config, "dns_cname_loops", 1)),
+                          lambda text: Logger(config).main(text))
+    configure_max_username_length(int(main_opt(config, "max_username_length") or 0))
     return config
 
 

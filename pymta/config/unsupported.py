@@ -47,7 +47,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "deliver_drop_privilege": False,
     "delivery_date_remove": False,           # such headers are kept
     "envelope_to_remove": False, "return_path_remove": False,
-    "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
@@ -69,18 +68,14 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
-        acl_smtp_mailauth
         bi_command
-        bounce_sender_authentication
-        dns_cname_loops
         gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed
         local_scan_path
-        local_scan_timeout max_username_length
+        local_scan_timeout
         oracle_servers perl_startup
         process_log_path
         rfc1413_query_timeout
-        slow_lookup_log
         tcp_wrappers_daemon_name
         uucp_from_pattern uucp_from_sender
     """),
@@ -140,13 +135,12 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     ("transport", "smtp"): {
         "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
-"hosts_require_alpn": "",
         "hosts_try_fastopen": "",
         **_reject("""
             authenticate_hosts
             dns_qualify_single
             dns_search_parents host_name_extract
-            socks_proxy tls_alpn
+            socks_proxy
             tls_dh_min_bits"""),
     },
 }

@@ -20,6 +20,7 @@ from pymta.expand import ExpandError, expand_string
 from pymta.message.notices import dsn_from, mailer_daemon
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
+from pymta.taint import taint
 from pymta.xtext import xtext_decode
 
 _FIRST_LINE = "This message was created automatically by mail delivery software.\n"
@@ -274,8 +275,18 @@ def send_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipient
                                 if a != recipient]
     env = Envelope(sender="", recipients=recipients, protocol="local",
                    is_local_submission=True, sender_set_by_caller=True,
-                   bounce_reference=msg.id)
+                   bounce_reference=msg.id,
+                   authenticated_sender=bounce_sender_authentication(config))
     return receive_message(config, env, data, log)
+
+
+def bounce_sender_authentication(config: Any) -> str | None:
+    """The authenticated sender of bounces and delay warnings (main option
+    bounce_sender_authentication): the smtp transport sends it as MAIL's AUTH= when it
+    has authenticated to the server.  Exim hands it to the child that spools the
+    bounce as -oMas, so the -H file marks it tainted ("--auth_sender"); so does pymta."""
+    value = str(main_option(config, "bounce_sender_authentication", "") or "")
+    return taint(value) if value else None
 
 
 def bounce_recipient(addr: Address, msg: SpoolMessage) -> str | None:
@@ -306,5 +317,6 @@ def message_age(msg: SpoolMessage, now: float | None = None) -> int:
     return int((time.time() if now is None else now) - msg.received_time)
 
 
-__all__ = ["build_bounce", "send_bounce", "bounce_recipient", "mailer_daemon",
+__all__ = ["build_bounce", "send_bounce", "bounce_sender_authentication",
+           "bounce_recipient", "mailer_daemon",
            "bounce_age_limit", "message_age", "auto_thaw_due"]

@@ -24,6 +24,7 @@ from pymta.delivery.bounce import (
     auto_thaw_due,
     bounce_age_limit,
     bounce_recipient,
+    bounce_sender_authentication,
     message_age,
     send_bounce,
 )
@@ -306,6 +307,7 @@ class MessageDelivery:
             "sender_helo_name": taint(m.variables.get("helo_name", "")),
             "sender_ident": m.variables.get("ident", ""),
             "authenticated_id": m.variables.get("auth_id", ""),
+            "authenticated_sender": m.variables.get("auth_sender", ""),
             "message_age": str(message_age(m, self.now)),
             "queue_name": self.queue_name,
             "first_delivery": "yes" if self.first_delivery else "no",
@@ -1022,13 +1024,15 @@ class MessageDelivery:
             a.shadow_note = f"ST={shadow.name}" + (
                 f" ({c.message or 'failed'})" if c.result != "ok" else "")
 
-    def _submit_generated(self, data: bytes, recipients: list[str], reference: str) -> str:
+    def _submit_generated(self, data: bytes, recipients: list[str], reference: str,
+                          auth_sender: str | None = None) -> str:
         """Spool a message a transport made (autoreply) with the null sender, R= naming
-        the message it answers."""
+        the message it answers; ``auth_sender`` its authenticated sender (delay
+        warnings: bounce_sender_authentication)."""
         from pymta.message.receive import Envelope, receive_message
         env = Envelope(sender="", recipients=recipients, protocol="local",
                        is_local_submission=True, sender_set_by_caller=True,
-                       bounce_reference=reference)
+                       bounce_reference=reference, authenticated_sender=auth_sender)
         # a local transport calls this as the delivery user: the spool is written as
         # the delivery process itself
         own = self.process_ids
@@ -1420,7 +1424,8 @@ class MessageDelivery:
             data = warning.build_warning(self.config, self.msg, addrs, to, delay, ctx,
                                          self.log, self.now)
             try:
-                self._submit_generated(data, [to], self.msg.id)   # delivered right after
+                self._submit_generated(data, [to], self.msg.id,   # delivered right after
+                                       bounce_sender_authentication(self.config))
             except Exception as exc:  # the warning is tried again next time
                 self.log.panic(f"failed to create delay warning: {exc!r}", self.msg.id)
                 return

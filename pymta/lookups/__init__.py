@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from pymta.debuglog import debug
+from pymta.finduser import getpwnam
 
 from ..expand.errors import ExpandDefer, ExpandError
 
@@ -240,9 +241,8 @@ def _json(path: str, key: str) -> str | None:
 
 
 def _passwd(query: str) -> str | None:
-    import pwd
     try:
-        pw = pwd.getpwnam(query.strip())
+        pw = getpwnam(query.strip())
     except KeyError:
         return None
     return f"*:{pw.pw_uid}:{pw.pw_gid}:{pw.pw_gecos}:{pw.pw_dir}:{pw.pw_shell}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from pymta.address import Address
 from pymta.expand import debugprint
+from pymta.finduser import getpwnam
 from pymta.routing import support
 from pymta.routing.options import GENERIC_ROUTER_OPTIONS
 from pymta.taint import taint
@@ -127,7 +128,7 @@ class Router:
             addr.local_part_data = ctx.variables["local_part_data"]
         if self.flag("check_local_user"):
             try:
-                pw = pwd.getpwnam(str(lp))
+                pw = getpwnam(str(lp))
             except KeyError:
                 return "check_local_user"
             ctx.variables["home"] = pw.pw_dir
@@ -169,7 +170,7 @@ class Router:
             return
         value = str(support.expand(str(user), ctx)).strip()
         try:
-            pw = pwd.getpwuid(int(value)) if value.isdigit() else pwd.getpwnam(value)
+            pw = pwd.getpwuid(int(value)) if value.isdigit() else getpwnam(value)
         except KeyError:
             raise support.ExpandError(f'user "{value}" was not found') from None
         addr.uid, addr.gid = pw.pw_uid, pw.pw_gid

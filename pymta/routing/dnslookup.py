@@ -35,6 +35,7 @@ from typing import Any
 from pymta import dns as pdns
 from pymta import dnssec
 from pymta.address import Address, Host
+from pymta.dns_cname import resolve_host
 from pymta.dns_search import names_to_try
 from pymta.drivers import register
 from pymta.match import match_host
@@ -115,7 +116,9 @@ def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | Non
 
     require = policy.require(name)
     try:
-        ans, authenticated = dnssec.resolve(name, rtype, require or policy.request(name))
+        requested = require or policy.request(name)
+        ans, authenticated = resolve_host(
+            name, rtype, lambda n, t: dnssec.resolve(n, t, requested))
     except dns.resolver.NXDOMAIN:
         return DnsAnswer(NXDOMAIN)
     except dns.resolver.NoAnswer:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pymta import dns as pdns
 from pymta.address import Host
+from pymta.dns_cname import resolve_host
 from pymta.expand.context import ExpandContext
 from pymta.localips import parse_extra_local
 from pymta.osutil import interface_addresses
@@ -108,7 +109,7 @@ def _resolve_dns(name: str, ipv4_only: bool, ipv4_prefer: bool) -> list[str]:
     nx = 0
     for rtype in rtypes:
         try:
-            ans = pdns.resolve(name, rtype)
+            ans = resolve_host(name, rtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             nx += 1
             continue
@@ -126,7 +127,7 @@ def resolve_mx(name: str) -> list[tuple[str, int]]:
     import dns.resolver
 
     try:
-        ans = pdns.resolve(name, "MX")
+        ans = resolve_host(name, "MX")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
         raise HostNotFound(name) from exc
     except dns.exception.DNSException as exc:

@@ -22,6 +22,7 @@ from pymta.address import Address, Host
 from pymta.config.model import ConfigError
 from pymta.drivers import register
 from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
+from pymta.finduser import getpwnam
 from pymta.osutil import become_user_in_child, can_switch_ids
 from pymta.routing import hosts as hostmod
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
@@ -72,7 +73,7 @@ class QueryprogramRouter(Router):
         if not can_switch_ids():
             return None          # as Exim: without root the command runs as we are
         user = str(self.opt("command_user"))
-        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        pw = pwd.getpwuid(int(user)) if user.isdigit() else getpwnam(user)
         gid = pw.pw_gid
         group = self.opt("command_group")
         if group is not None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import grp
 import os
-import pwd
 import re
 from typing import Any
 
@@ -11,6 +10,7 @@ from pymta.address import Address
 from pymta.config.model import ConfigError
 from pymta.drivers import register
 from pymta.filter import bare_address, filter_kind
+from pymta.finduser import getpwnam
 from pymta.rewrite import Where
 from pymta.rewrite.setup import main_rewriter
 from pymta.routing import support
@@ -218,7 +218,7 @@ class RedirectRouter(Router):
             raise _FileRefused(f"bad mode (0{st.st_mode:o}) for {path}: "
                                f"{modemask:03o} bit(s) unexpected")
         local = self.flag("check_local_user")
-        owners = self._ids(self.opt("owners"), pwd.getpwnam, "pw_uid")
+        owners = self._ids(self.opt("owners"), getpwnam, "pw_uid")
         check_owner = self.flag("check_owner") if self.is_set("check_owner") else \
             bool(local or self.opt("owners"))
         if check_owner:

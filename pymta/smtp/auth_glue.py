@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from pymta.acl import acl_smtp_reply, split_code
+from pymta.acl import AclResult, acl_smtp_reply, split_code
 from pymta.auth.base import Authenticator, ServerExchange, advertised
 from pymta.auth.configured import server_authenticators
 from pymta.auth.expand_adapter import ContextExpander
@@ -36,6 +36,7 @@ from pymta.auth.results import (
     reply_unsupported_mechanism,
 )
 from pymta.auth.results import Challenge as AuthChallenge
+from pymta.config.values import main_option
 from pymta.expand import ExpandError, expand_string
 from pymta.expand.extra_items import AUTHRES_AUTH
 from pymta.smtp.actions import Challenge
@@ -63,6 +64,7 @@ class AuthGlue:
     host_ident: Callable[..., str]                   # PeerFacts
     _run: Callable[[str, str], Any]                  # AclChecks
     _log_reject: Callable[..., None]
+    _reply: Callable[[Any, str], Reply]
 
     def auth_init(self) -> None:
         """Per-connection AUTH state (called by the session's constructor)."""
@@ -204,9 +206,12 @@ class AuthGlue:
 
     # ------------------------------------------------------------------ MAIL AUTH=
     def auth_mail_param(self, value: str | None) -> Reply | None:
-        """AUTH= on MAIL (RFC 4954 5): $authenticated_sender, honoured only from an
-        authenticated client (and when server_mail_auth_condition allows); "<>" and
-        anything ignored leave it empty.  A 501 reply for malformed xtext."""
+        """AUTH= on MAIL (RFC 4954 5, spec 33.2): $authenticated_sender.  Without
+        acl_smtp_mailauth it is honoured only from an authenticated client; with it, the
+        ACL decides (it sees the value in $authenticated_sender, and no $sender_address
+        yet).  Then server_mail_auth_condition of the client's authenticator, if set.
+        "<>" and anything ignored leave it empty.  A 501 reply for malformed xtext; the
+        ACL's defer (or error) is a 4xx reply to MAIL."""
         v = self.ctx.variables
         v["authenticated_sender"] = ""
         if value is None or value == "<>":
@@ -219,9 +224,24 @@ class AuthGlue:
             return Reply(501, "invalid data for AUTH")
         auth = self.authenticated_by
         ignore: str | None = None
-        if auth is None:
+        if main_option(self.config, "acl_smtp_mailauth"):
+            v["authenticated_sender"] = taint(decoded)
+            res = self._run("acl_smtp_mailauth", "mailauth")
+            if res.verdict in ("discard", "drop"):
+                # Exim's rule: this ACL may only accept, deny or defer.
+                self.log.panic(f'"{res.verdict}" verb not allowed in MAILAUTH ACL')
+                res = AclResult("defer", error=True)
+            if res.verdict == "defer":
+                v["authenticated_sender"] = ""
+                self._log_reject(f"MAILAUTH {_mail_args_to_auth(self.server)}", res,
+                                 with_sender=False)
+                return self._reply(res, "mailauth")
+            if res.verdict != "accept":
+                ignore = "rejected by ACL"
+        elif auth is None:
             ignore = "client not authenticated"
-        elif auth.opt("server_mail_auth_condition") is not None:
+        if ignore is None and auth is not None \
+                and auth.opt("server_mail_auth_condition") is not None:
             v["authenticated_sender"] = taint(decoded)
             if not self._mail_auth_condition(auth):
                 ignore = "server_mail_auth_condition failed"
@@ -240,3 +260,16 @@ class AuthGlue:
         except ExpandError:
             return False
         return exim_true(value)
+
+
+def _mail_args_to_auth(server: SmtpServer | None) -> str:
+    """What Exim's MAILAUTH rejection line shows: MAIL's argument after "FROM:", up to
+    the end of the AUTH= parameter (Exim has cut the parameters after it already)."""
+    line = server.last_command if server is not None else ""
+    head, colon, rest = line.partition(":")
+    text = rest.strip() if colon else line
+    words = text.split(" ")
+    for i, word in enumerate(words):
+        if i and word[:5].upper() == "AUTH=":
+            return " ".join(words[:i + 1])
+    return text

@@ -242,6 +242,11 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         v = self.ctx.variables
         if self.local_caller is not None:
             address = self.local_caller.envelope_sender(address)
+        # AUTH= first, as Exim: acl_smtp_mailauth runs before $sender_address is set.
+        v["sender_address"] = ""
+        bad_auth = self.auth_mail_param(params.get("AUTH") if "AUTH" in params else None)
+        if bad_auth is not None:
+            return bad_auth
         v["sender_address"] = taint(address)
         lp, at, dom = address.rpartition("@")
         v["sender_address_local_part"] = taint(lp if at else address)
@@ -250,10 +255,6 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
             v["message_size"] = taint(params["SIZE"] or "")
         self._set_smtputf8("SMTPUTF8" in params)
         v["prdr_requested"] = "yes" if "PRDR" in params else "no"
-        bad_auth = self.auth_mail_param(params.get("AUTH") if "AUTH" in params else None)
-        if bad_auth is not None:
-            v["sender_address"] = ""
-            return bad_auth
         res = self._run("acl_smtp_mail", "mail")
         if res.verdict == "discard":
             self.mail_discard = True

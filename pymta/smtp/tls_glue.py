@@ -158,7 +158,14 @@ class TlsGlue:
             self.log.main(f"TLS error on connection from {self.host_ident(with_h=False)} "
                           f"(SSL_accept): {exc}")
             raise OSError(str(exc)) from None
-        self.tls_started(session_facts(conn))
+        facts = session_facts(conn)
+        if not facts.alpn and self._host_in("hosts_require_alpn", None):
+            # Exim: the handshake is done, but without an agreed application protocol
+            # the session is given up (pymta closes it without the TLS alert Exim sends).
+            self.log.main(f"TLS error on connection from {self.host_ident(with_h=False)} "
+                          "(handshake): ALPN required but not negotiated")
+            raise OSError("ALPN required but not negotiated")
+        self.tls_started(facts)
         return channel
 
     def tls_started(self, facts: TLSFacts) -> None:

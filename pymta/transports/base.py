@@ -23,6 +23,7 @@ from pymta.errnos import EximErrno
 from pymta.expand import ExpandFail, expand_string
 from pymta.expand import lists as _lists
 from pymta.expand.lists import nonempty_items as split_list
+from pymta.finduser import getpwnam
 from pymta.log import log_selected
 from pymta.osutil import can_switch_ids, user_groups
 from pymta.rewrite import rewrite_header_text
@@ -128,7 +129,7 @@ class Transport:
             return int(uid), int(gid if gid is not None else uid)
         try:
             u = expand(user, ctx) if isinstance(user, str) else user
-            pw = pwd.getpwuid(int(u)) if str(u).isdigit() else pwd.getpwnam(str(u))
+            pw = pwd.getpwuid(int(u)) if str(u).isdigit() else getpwnam(str(u))
             gid = pw.pw_gid
             group = self.opt("group")
             if group is not None and group != "":

@@ -66,6 +66,7 @@ class HostTLS:
     resume: bool = False
     variables: dict[str, str] = field(default_factory=dict)
     ocsp: OCSPMode = OCSPMode.NONE
+    require_alpn: bool = False              # hosts_require_alpn: no ALPN, no TLS
     # DANE / MTA-STS demands on this host (None: the transport's options alone)
     security: HostRequirements | None = None
 
@@ -107,7 +108,7 @@ class OutgoingTLS:
             certificate=opt("tls_certificate"), privatekey=opt("tls_privatekey"),
             verify_certificates=opt("tls_verify_certificates"),
             crl=opt("tls_crl"), require_ciphers=opt("tls_require_ciphers"),
-            sni=opt("tls_sni")), self._current)
+            sni=opt("tls_sni"), alpn=opt("tls_alpn")), self._current)
 
     # -- options ---------------------------------------------------------------------
     def _in(self, option: str, host: Host, ctx: Any) -> bool:
@@ -134,7 +135,8 @@ class OutgoingTLS:
                        check_hostname=self._in("tls_verify_cert_hostnames", host, ctx),
                        tryclear=bool(self.t.opt("tls_tempfail_tryclear")),
                        resume=self._in("tls_resumption_hosts", host, ctx),
-                       variables=variables)
+                       variables=variables,
+                       require_alpn=self._in("hosts_require_alpn", host, ctx))
 
     def _library(self, ctx: Any) -> ClientTLS:
         self._current.ctx = ctx
@@ -182,6 +184,11 @@ class OutgoingTLS:
             except TLSHandshakeError as e:
                 raise TLSSetupError(f"TLS session: (SSL_connect): {e}") from None
             found = session_facts(conn)
+            if policy.require_alpn and not found.alpn:
+                # Exim's words; like any failed TLS, tried in clear unless TLS is required
+                stream.close()
+                raise TLSSetupError("TLS session: (handshake): ALPN required but not "
+                                    "negotiated")
             if req is not None and req.verify == "dane":
                 verdict = req.check_peer(conn.get_peer_cert_chain(as_cryptography=True) or [])
                 if not verdict.ok:

@@ -13,7 +13,10 @@
         dns_server.port                              # for other processes
 
 Names listed in ``servfail`` get SERVFAIL; names in ``drop`` get no answer at
-all (the client times out), to exercise "lookup deferred" paths.  Queries
+all (the client times out), to exercise "lookup deferred" paths.
+``slow`` maps names to a delay in seconds before their answer (slow_lookup_log).
+``follow_cname=False`` answers with the first CNAME only, as a resolver that does not
+follow CNAME chains (dns_cname_loops).  Queries
 outside every zone are REFUSED.  Both UDP and TCP are served on the same port.
 Each received query is recorded in :attr:`DnsServer.queries` as (name, type).
 
@@ -31,6 +34,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from typing import Iterable, Iterator, Optional
 
 import dns.flags
@@ -51,7 +55,8 @@ class DnsServer:
 
     def __init__(self, zones: dict[str, str], *, port: int = 0,
                  servfail: Iterable[str] = (), drop: Iterable[str] = (),
-                 secure: Iterable[str] | bool = ()) -> None:
+                 secure: Iterable[str] | bool = (),
+                 slow: dict[str, float] | None = None, follow_cname: bool = True) -> None:
         """``zones`` maps an origin to zone text in master-file format (names relative
         to the origin unless they end with a dot; an SOA is added when missing)."""
         self.zones: dict[dns.name.Name, dns.zone.Zone] = {}
@@ -64,6 +69,8 @@ class DnsServer:
             self.zones[zone.origin] = zone
         self.servfail = {dns.name.from_text(n) for n in servfail}
         self.drop = {dns.name.from_text(n) for n in drop}
+        self.slow = {dns.name.from_text(n): t for n, t in (slow or {}).items()}
+        self.follow_cname = follow_cname
         self.secure_all = secure is True
         self.secure = set() if isinstance(secure, bool) else {
             dns.name.from_text(n.rstrip(".") + ".") for n in secure}
@@ -103,6 +110,8 @@ class DnsServer:
             self.edns_versions.append(query.edns)
         if q.name in self.drop:
             return None
+        if q.name in self.slow:
+            time.sleep(self.slow[q.name])
         if q.name in self.servfail:
             response.set_rcode(dns.rcode.SERVFAIL)
             return response.to_wire()
@@ -131,6 +140,8 @@ class DnsServer:
             if cname is not None and q.rdtype != dns.rdatatype.CNAME and name not in seen:
                 seen.add(name)
                 response.answer.append(dns.rrset.from_rdata_list(name, cname.ttl, list(cname)))
+                if not self.follow_cname:
+                    break
                 name = cname[0].target
                 continue
             self._add_soa(response, zone)  # NODATA

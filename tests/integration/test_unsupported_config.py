@@ -14,8 +14,8 @@ from tests.support.daemon import PymtaDaemon
 
 # (where to insert, text inserted after that line, the line the error names, message start)
 CASES = {
-    "main option": ("qualify_domain = test.example\n", "remote_max_parallel = 2\n",
-                    "remote_max_parallel = ", 'main option "remote_max_parallel"'),
+    "main option": ("qualify_domain = test.example\n", "keep_malformed = 1d\n",
+                    "keep_malformed = ", 'main option "keep_malformed"'),
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),

@@ -32,8 +32,8 @@ ACL = "acl_smtp_rcpt = check\nbegin acl\ncheck:\n"
 
 # (configuration body after HEAD, line of the error, start of the message)
 UNSUPPORTED = {
-    "main option": ("remote_max_parallel = 2\n", 3,
-                    'main option "remote_max_parallel"'),
+    "main option": ("keep_malformed = 1d\n", 3,
+                    'main option "keep_malformed"'),
     "main option with only pymta's value accepted": (
         "mua_wrapper = true\n", 3, 'main option "mua_wrapper"'),
     "cyrus_sasl authenticator": ("begin authenticators\nsasl:\n  driver = cyrus_sasl\n"

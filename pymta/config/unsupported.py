@@ -111,8 +111,6 @@ UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
         "dnssec_request_domains": "", "dnssec_require_domains": "",
     },
     "transport": {
-        **_reject("transport_filter "
-                  "transport_filter_timeout"),
     },
     "authenticator": {},
 }
@@ -136,6 +134,11 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("server_realm"),
     },
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
+    # transport_filter works on appendfile and smtp; not yet on these
+    ("transport", "autoreply"): _reject("transport_filter"),
+    ("transport", "lmtp"): _reject("transport_filter"),
+    ("transport", "pipe"): _reject("transport_filter"),
+    ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {
         "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,
         **_reject("file_format mode_fail_narrower"),

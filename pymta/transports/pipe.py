@@ -34,14 +34,16 @@ from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
 from pymta.expand.evaluator import split_raw_command
 from pymta.expand.lists import nonempty_items
-from pymta.osutil import become_user_in_child, can_switch_ids
+from pymta.osutil import can_switch_ids
 from pymta.taint import is_tainted
+from pymta.transports import command
 from pymta.transports.base import (
     Transport,
     TransportError,
     check_never_users,
     set_results,
 )
+from pymta.transports.command import pipe_addresses
 from pymta.transports.content import body_size, write_message
 
 #: What sysexits.h codes mean, for the log line of a failed command (64..78).
@@ -127,13 +129,13 @@ class PipeTransport(Transport):
             argv = ["/bin/sh", "-c", value]
             self._check_untainted(argv)
             return argv
+        addresses = pipe_addresses(job)
+
         def special(word: str) -> list[str] | None:
             # the addresses, one argument each (exempt from the taint rule)
-            if word == "$pipe_addresses":
-                return [str(a.address) for a in job.addresses]
             if word == "$address_pipe" and self.opt("force_command") and address_pipe:
                 return split_raw_command(address_pipe)
-            return None
+            return addresses(word)
         try:
             argv = command_argv(text, ctx, f"{self.name} transport", special)
         except CommandExpansionFailed as e:
@@ -294,7 +296,6 @@ class PipeTransport(Transport):
         groups = self.delivery_groups(ids, job.addresses[0])
 
         def child_setup() -> None:
-            become_user_in_child(ids, groups)
             os.umask(umask)
             os.chdir(cwd)
             if not coredump:        # Exim inhibits core dumps during delivery
@@ -302,10 +303,7 @@ class PipeTransport(Transport):
 
         run = PipeRun()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=env, close_fds=True,
-                                    preexec_fn=child_setup, executable=self._which(argv[0],
-                                                                                   env))
+            proc = command.start(argv, env, ids, groups, child_setup)
         except (OSError, subprocess.SubprocessError) as e:
             run.exec_error = str(getattr(e, "strerror", None) or e)
             run.status = EXEC_FAILED
@@ -324,7 +322,7 @@ class PipeTransport(Transport):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 run.timed_out = True
-                self._kill_group(proc)
+                command.kill_group(proc)
                 break
             try:
                 proc.wait(timeout=remaining if remaining is not None else None)
@@ -341,29 +339,8 @@ class PipeTransport(Transport):
         return run
 
     @staticmethod
-    def _which(name: str, env: dict[str, str]) -> str | None:
-        """The executable for a command name without a slash, sought in $PATH (the
-        path option), as execvp would; None lets exec report it missing."""
-        if "/" in name:
-            return name
-        for d in env.get("PATH", "").split(":"):
-            candidate = os.path.join(d or ".", name)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-        return None
-
-    @staticmethod
     def _feed(write: Any, stdin: Any, run: PipeRun) -> None:
-        try:
-            write(stdin)
-        except BrokenPipeError:
-            pass        # the command stopped reading: its exit status decides (Exim)
-        except (OSError, ValueError) as e:
-            run.write_error = str(getattr(e, "strerror", None) or e)
-        try:
-            stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
+        run.write_error = command.feed_stdin(write, stdin)
 
     def _read_output(self, proc: subprocess.Popen, run: PipeRun, limit: int) -> None:
         out = proc.stdout
@@ -377,21 +354,11 @@ class PipeTransport(Transport):
             if limit and size + len(chunk) > limit:
                 chunks.append(chunk[:max(0, limit - size)])
                 run.output_overflow = True
-                self._kill_group(proc)
+                command.kill_group(proc)
                 break
             chunks.append(chunk)
             size += len(chunk)
         run.output = b"".join(chunks)
-
-    @staticmethod
-    def _kill_group(proc: subprocess.Popen) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
 
     # -- the outcome -------------------------------------------------------------
     def _outcome(self, job: Any, argv: list[str], run: PipeRun) -> None:

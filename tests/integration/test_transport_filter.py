@@ -1,0 +1,250 @@
+"""transport_filter and transport_filter_timeout, end to end with the real daemon.
+
+The message as the transport would write it goes through the command and its output is
+what is delivered: into a maildir (appendfile) and over SMTP to a sink, where the output
+still goes out with CRLF line ends, dot-stuffed, and with SIZE= computed from the spooled
+message.  A failing, hanging or unstartable filter defers (the message stays queued), a
+tainted argument fails the address; the log wording is Exim 4.96's
+(tests/data/transport_filter/exim4_mainlog.txt, from exim4 with the same kind of
+configuration)."""
+from __future__ import annotations
+
+import re
+import time
+
+from tests.integration.conftest import maildir_messages, wait_for
+from tests.integration.test_daemon_e2e import send
+from tests.support.daemon import run_pymta
+from tests.support.sink import SmtpSink
+
+CONFIG = """\
+primary_hostname = mx.test.example
+qualify_domain = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+log_selector = +delivery_size
+domainlist local_domains = test.example
+acl_smtp_rcpt = acl_check_rcpt
+received_header_text = Received: from $sender_helo_name by $primary_hostname id $message_exim_id
+
+begin acl
+
+acl_check_rcpt:
+  accept  domains = +local_domains : remote.example
+  deny
+
+begin routers
+
+remote_fail:
+  driver = manualroute
+  domains = remote.example
+  local_parts = fail
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = remote_fail
+
+remote_hang:
+  driver = manualroute
+  domains = remote.example
+  local_parts = hang
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = remote_hang
+
+remote:
+  driver = manualroute
+  domains = remote.example
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = remote_smtp
+
+local:
+  driver = accept
+  domains = +local_domains
+  transport = t_${local_part}
+
+begin transports
+
+remote_smtp:
+  driver = smtp
+  allow_localhost
+  transport_filter = /bin/sed -e s/^last/.last/ -e s/body/$host_address/
+
+remote_fail:
+  driver = smtp
+  allow_localhost
+  transport_filter = /bin/false
+
+remote_hang:
+  driver = smtp
+  allow_localhost
+  transport_filter = /bin/sleep 30
+  transport_filter_timeout = 1s
+
+t_upper:
+  driver = appendfile
+  directory = DIR/maildir/upper
+  maildir_format
+  create_directory
+  transport_filter = /usr/bin/tr a-z A-Z
+
+t_failing:
+  driver = appendfile
+  directory = DIR/maildir/failing
+  maildir_format
+  create_directory
+  transport_filter = /bin/false
+
+t_hanging:
+  driver = appendfile
+  directory = DIR/maildir/hanging
+  maildir_format
+  create_directory
+  transport_filter = /bin/sleep 30
+  transport_filter_timeout = 1s
+
+t_relative:
+  driver = appendfile
+  directory = DIR/maildir/relative
+  maildir_format
+  create_directory
+  transport_filter = no-such-filter-command
+
+t_tainted:
+  driver = appendfile
+  directory = DIR/maildir/tainted
+  maildir_format
+  create_directory
+  transport_filter = /bin/echo $local_part
+
+begin retry
+
+*  *  F,1h,10m
+"""
+
+BODY = b"some body text\r\n..leading dot\r\nlast line\r\n"
+
+
+def _message(to: str) -> bytes:
+    return (f"From: s@outside.example\r\nTo: {to}\r\nSubject: hello\r\n\r\n".encode()
+            + BODY)
+
+
+def _submit(d, to: str) -> str:
+    code, text = send(d, "s@outside.example", [to], _message(to))
+    assert code == 250, text
+    return re.search(r"id=(\S+)", text).group(1)
+
+
+def test_appendfile_delivers_the_filters_output(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    msgid = _submit(d, "upper@test.example")
+    [message] = wait_for(lambda: maildir_messages(tmp_path, "upper"))
+    assert message.endswith(b"\n\nSOME BODY TEXT\n.LEADING DOT\nLAST LINE\n")
+    assert b"\nSUBJECT: HELLO\n" in message
+    assert f"ID {msgid.upper()}".encode() in message       # the Received: line too
+    line = d.wait_for_log(rf"{msgid} => upper <upper@test\.example> R=local T=t_upper")
+    assert line
+    assert f"S={len(message)}" in line[0]      # the size written is the filter's output
+    wait_for(lambda: not d.queue())
+    assert not d.queue()
+
+
+def test_failing_filter_defers_and_the_message_stays(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    msgid = _submit(d, "failing@test.example")
+    [line] = d.wait_for_log(rf"{msgid} == failing@test\.example", 15)
+    assert re.search(r"R=local T=t_failing defer \(-24\): transport filter process "
+                     r"failed \(1\) while writing to tmp/\d+\.M\d+P\d+\.mx\.test\.example$",
+                     line), line
+    assert d.queue() == [msgid]
+    assert not maildir_messages(tmp_path, "failing")
+    # the half-written file is not left in the maildir's tmp either
+    assert not list((tmp_path / "maildir" / "failing" / "tmp").iterdir())
+
+
+def test_unstartable_filter_defers(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    msgid = _submit(d, "relative@test.example")
+    [line] = d.wait_for_log(rf"{msgid} == relative@test\.example", 15)
+    assert re.search(r"defer \(-24\): transport filter process failed \(127\) while "
+                     r"writing to tmp/\S+: unable to execute command$", line), line
+    assert d.queue() == [msgid]
+
+
+def test_hanging_filter_is_killed_at_the_timeout(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    started = time.monotonic()
+    msgid = _submit(d, "hanging@test.example")
+    [line] = d.wait_for_log(rf"{msgid} == hanging@test\.example", 20)
+    elapsed = time.monotonic() - started
+    assert re.search(r"T=t_hanging defer \(110\): Connection timed out: error while "
+                     r"writing to tmp/\S+$", line), line
+    assert elapsed < 15           # 1s timeout, not the filter's 30s sleep
+    assert d.queue() == [msgid]
+    assert not maildir_messages(tmp_path, "hanging")
+
+
+def test_tainted_argument_is_refused(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    msgid = _submit(d, "tainted@test.example")
+    [line] = d.wait_for_log(rf"{msgid} \*\* tainted@test\.example", 15)
+    assert line.endswith("R=local T=t_tainted: Tainted arg 1 for transport filter "
+                         "command: 'tainted'"), line
+    assert not maildir_messages(tmp_path, "tainted")
+
+
+def test_smtp_sends_the_filters_output_crlf_dot_stuffed(pymta_daemon, sink_port):
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=CONFIG)
+        msgid = _submit(d, "user@remote.example")
+        assert sink.wait_for(1, 15), d.diagnostics()
+        msg = sink.messages[0]
+        # $host_address expanded, the new leading dot stuffed on the wire (the sink
+        # unstuffs it), CRLF throughout
+        assert msg.data.endswith(b"\r\n\r\nsome 127.0.0.1 text\r\n.leading dot\r\n"
+                                 b".last line\r\n"), msg.data
+        assert b"\n" not in msg.data.replace(b"\r\n", b"")
+        # SIZE= is the spooled message's size (Exim cannot know the filter's): the
+        # message's bytes plus a CR for each line plus size_addition (1024)
+        [size] = [p for p in msg.mail_params if p.startswith("SIZE=")]
+        spooled = int(re.search(r" S=(\d+)", d.wait_for_log(rf"{msgid} <= ")[0]).group(1))
+        assert spooled < int(size[5:]) - 1024 < spooled + 20
+        assert d.wait_for_log(rf"{msgid} => user@remote\.example R=remote T=remote_smtp "
+                              r"S=\d+ H=127\.0\.0\.1 \[127\.0\.0\.1\]", 15)
+
+
+def test_smtp_failing_filter_defers_without_sending(pymta_daemon, sink_port):
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=CONFIG)
+        msgid = _submit(d, "fail@remote.example")
+        [line] = d.wait_for_log(rf"{msgid} == fail@remote\.example", 15)
+        assert line.endswith("R=remote_fail T=remote_fail defer (-24) H=127.0.0.1 "
+                             "[127.0.0.1]: transport filter process failed (1)"), line
+        assert d.queue() == [msgid]
+        assert not sink.messages
+
+
+def test_smtp_hanging_filter_times_out(pymta_daemon, sink_port):
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=CONFIG)
+        msgid = _submit(d, "hang@remote.example")
+        [line] = d.wait_for_log(rf"{msgid} == hang@remote\.example", 20)
+        assert line.endswith("R=remote_hang T=remote_hang defer (110): Connection timed "
+                             "out H=127.0.0.1 [127.0.0.1]: SMTP timeout after sending "
+                             "data block"), line
+        assert d.queue() == [msgid]
+        assert not sink.messages
+
+
+def test_refused_where_not_implemented(tmp_path):
+    bad = CONFIG.replace("t_upper:\n  driver = appendfile\n",
+                         "t_pipe:\n  driver = pipe\n  command = /bin/cat\n"
+                         "  transport_filter = /bin/cat\n\nt_upper:\n"
+                         "  driver = appendfile\n")
+    (tmp_path / "bad.conf").write_text(bad)
+    proc = run_pymta(["-bV"], tmp_path / "bad.conf",
+                     macros={"SPOOL": str(tmp_path / "spool"), "DIR": str(tmp_path),
+                             "SINK_PORT": "25"})
+    assert proc.returncode != 0
+    assert 'option "transport_filter" is not supported' in proc.stderr + proc.stdout

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from pymta.expand.command import CommandExpansionFailed, CommandTainted
+from pymta.osutil import can_switch_ids
 from pymta.transports import command
 from pymta.transports.base import TransportError
 
@@ -138,6 +139,10 @@ def transport_filter(transport: Any, job: Any, ctx: Any, ids: tuple[int, int] | 
                                             "for transport filter command"), "fail") from None
     if not argv or not argv[0]:
         return None
+    if ids is None and can_switch_ids():
+        # A worker keeps a saved uid 0: the filter must not inherit it (or a real uid
+        # 0), so it gets the current effective ids as its real, effective and saved.
+        ids = (os.geteuid(), os.getegid())
     # Exim starts the filter with its own environment (what keep_environment left).
     return TransportFilter(argv, dict(os.environ), ids, groups,
                            float(transport.opt("transport_filter_timeout") or 0))

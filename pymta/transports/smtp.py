@@ -351,12 +351,12 @@ class SmtpTransport(Transport):
 
     def _filter(self, job: Any, host: Host, ctx: Any) -> TransportFilter | None:
         """transport_filter for delivery to ``host`` ($host and $host_address set); it
-        runs as this process does (the Exim user for remote deliveries)."""
+        runs as the transport's user, by default the Exim user."""
         if not self.opt("transport_filter"):
             return None
         hctx = ctx.child(host=host.name or host.address or "",
                          host_address=host.address or "") if ctx is not None else None
-        return transport_filter(self, job, hctx, None)
+        return transport_filter(self, job, hctx, self.delivery_ids(hctx, job.addresses[0]))
 
     def message_writer(self, job: Any, ctx: Any) -> Any:
         """``writer(sock) -> bytes written`` that sends ``job``'s message as this

@@ -9,8 +9,12 @@ tainted argument fails the address; the log wording is Exim 4.96's
 configuration)."""
 from __future__ import annotations
 
+import os
+import pwd
 import re
 import time
+
+import pytest
 
 from tests.integration.conftest import maildir_messages, wait_for
 from tests.integration.test_daemon_e2e import send
@@ -51,6 +55,14 @@ remote_hang:
   self = send
   transport = remote_hang
 
+remote_id:
+  driver = manualroute
+  domains = remote.example
+  local_parts = id
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = remote_id
+
 remote:
   driver = manualroute
   domains = remote.example
@@ -70,6 +82,11 @@ remote_smtp:
   allow_localhost
   transport_filter = /bin/sed -e s/^last/.last/ -e s/body/$host_address/
 
+remote_id:
+  driver = smtp
+  allow_localhost
+  transport_filter = /usr/bin/id
+
 remote_fail:
   driver = smtp
   allow_localhost
@@ -87,6 +104,13 @@ t_upper:
   maildir_format
   create_directory
   transport_filter = /usr/bin/tr a-z A-Z
+
+t_pa:
+  driver = appendfile
+  directory = DIR/maildir/pa
+  maildir_format
+  create_directory
+  transport_filter = /bin/echo "two words" $pipe_addresses
 
 t_failing:
   driver = appendfile
@@ -148,6 +172,29 @@ def test_appendfile_delivers_the_filters_output(pymta_daemon, tmp_path):
     assert f"S={len(message)}" in line[0]      # the size written is the filter's output
     wait_for(lambda: not d.queue())
     assert not d.queue()
+
+
+def test_pipe_addresses_and_quoted_arguments(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    _submit(d, "pa@test.example")
+    [message] = wait_for(lambda: maildir_messages(tmp_path, "pa"))
+    # the filter's output replaces the whole message; the address is exempt from the
+    # taint rule as one argument of its own
+    assert message == b"two words pa@test.example\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the daemon then runs as "
+                    "the Exim user with a saved uid 0")
+def test_smtp_filter_runs_as_the_exim_user_only(pymta_daemon, sink_port):
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=CONFIG)
+        _submit(d, "id@remote.example")
+        assert sink.wait_for(1, 15), d.diagnostics()
+        out = sink.messages[0].data.decode()
+        uid = pwd.getpwnam(d.exim_user).pw_uid
+        # id(1) names an effective uid only when it differs from the real one
+        assert out.startswith(f"uid={uid}("), out
+        assert "euid=" not in out and "(root)" not in out, out
 
 
 def test_failing_filter_defers_and_the_message_stays(pymta_daemon, tmp_path):

@@ -13,6 +13,7 @@ import os
 import pwd
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,22 @@ t_pa:
   create_directory
   transport_filter = /bin/echo "two words" $pipe_addresses
 
+t_lmtp:
+  driver = lmtp
+  command = LMTPD DIR/lmtp-upper
+  transport_filter = /usr/bin/tr a-z A-Z
+
+t_lmtpfail:
+  driver = lmtp
+  command = LMTPD DIR/lmtp-fail
+  transport_filter = /bin/false
+
+t_lmtphang:
+  driver = lmtp
+  command = LMTPD DIR/lmtp-hang
+  transport_filter = /bin/sleep 30
+  transport_filter_timeout = 1s
+
 t_failing:
   driver = appendfile
   directory = DIR/maildir/failing
@@ -146,6 +163,7 @@ begin retry
 *  *  F,1h,10m
 """
 
+LMTPD = str(Path(__file__).parents[1] / "data" / "transport_filter" / "lmtpd.py")
 BODY = b"some body text\r\n..leading dot\r\nlast line\r\n"
 
 
@@ -282,6 +300,31 @@ def test_smtp_hanging_filter_times_out(pymta_daemon, sink_port):
                              "data block"), line
         assert d.queue() == [msgid]
         assert not sink.messages
+
+
+def test_lmtp_sends_the_filters_output(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG, macros={"LMTPD": LMTPD})
+    msgid = _submit(d, "lmtp@test.example")
+    assert d.wait_for_log(rf"{msgid} => lmtp <lmtp@test\.example> R=local T=t_lmtp "
+                          r'.*C="250 delivered"', 15)
+    data = (tmp_path / "lmtp-upper").read_bytes()
+    assert data.endswith(b"\r\n\r\nSOME BODY TEXT\r\n.LEADING DOT\r\nLAST LINE\r\n")
+
+
+def test_lmtp_failing_and_hanging_filters_defer(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG, macros={"LMTPD": LMTPD})
+    failing = _submit(d, "lmtpfail@test.example")
+    hanging = _submit(d, "lmtphang@test.example")
+    [line] = d.wait_for_log(rf"{failing} == lmtpfail@test\.example", 15)
+    assert line.endswith("R=local T=t_lmtpfail defer (-24): transport filter process "
+                         "failed (1)"), line
+    [line] = d.wait_for_log(rf"{hanging} == lmtphang@test\.example", 20)
+    assert line.endswith("R=local T=t_lmtphang defer (-1): LMTP timeout after sending "
+                         "data block"), line
+    assert d.queue() == sorted([failing, hanging])
+    # the server saw no end of data, so stored nothing
+    assert not (tmp_path / "lmtp-fail").exists()
+    assert not (tmp_path / "lmtp-hang").exists()
 
 
 def test_refused_where_not_implemented(tmp_path):

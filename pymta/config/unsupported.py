@@ -134,9 +134,8 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("server_realm"),
     },
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
-    # transport_filter works on appendfile, lmtp and smtp; not yet on these
+    # transport_filter works on appendfile, lmtp, pipe and smtp; not yet on these
     ("transport", "autoreply"): _reject("transport_filter"),
-    ("transport", "pipe"): _reject("transport_filter"),
     ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {
         "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,

@@ -45,6 +45,7 @@ from pymta.transports.base import (
 )
 from pymta.transports.command import pipe_addresses
 from pymta.transports.content import body_size, write_message
+from pymta.transports.filter import TransportFilter, TransportFilterFailed, transport_filter
 
 #: What sysexits.h codes mean, for the log line of a failed command (64..78).
 SYSEXITS = {64: "usage error", 65: "data format error", 66: "cannot open input",
@@ -68,6 +69,7 @@ class PipeRun:
     output: bytes = b""
     output_overflow: bool = False
     write_error: str | None = None          # writing the message failed (not EPIPE)
+    filter_failure: TransportFilterFailed | None = None     # transport_filter failed
 
 
 def _signal_name(signum: int) -> str:
@@ -244,7 +246,8 @@ class PipeTransport(Transport):
             run = self._run(argv, env, ids, job, ctx, rp, data)
         self._outcome(job, argv, run)
 
-    def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any):
+    def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any,
+                              tf: TransportFilter | None = None):
         bsmtp = bool(self.opt("use_bsmtp"))
         crlf = bool(self.opt("use_crlf"))
         prefix = suffix = b""
@@ -282,18 +285,19 @@ class PipeTransport(Transport):
                           escape_string=escape.encode() if check and escape is not None
                           else None,
                           body_only=self.opt("body_only"),
-                          headers_only=self.opt("headers_only"))
+                          headers_only=self.opt("headers_only"), transport_filter=tf)
             for a in job.addresses:
                 a.delivered_size = written       # S= on the delivery line
         return write
 
     def _run(self, argv: list[str], env: dict[str, str], ids: tuple[int, int] | None,
              job: Any, ctx: Any, rp: str, data: Any) -> PipeRun:
-        write = self._message_bytes_writer(job, ctx, rp, data)
+        groups = self.delivery_groups(ids, job.addresses[0])
+        tf = transport_filter(self, job, ctx, ids, groups)
+        write = self._message_bytes_writer(job, ctx, rp, data, tf)
         umask = int(self.opt("umask"))
         coredump = bool(self.opt("permit_coredump"))
         _home, cwd = self.working_directories(ctx, job.addresses[0])
-        groups = self.delivery_groups(ids, job.addresses[0])
 
         def child_setup() -> None:
             os.umask(umask)
@@ -340,7 +344,13 @@ class PipeTransport(Transport):
 
     @staticmethod
     def _feed(write: Any, stdin: Any, run: PipeRun) -> None:
-        run.write_error = command.feed_stdin(write, stdin)
+        def write_filtered(out: Any) -> None:
+            try:
+                write(out)
+            except TransportFilterFailed as e:
+                # the command's stdin is closed all the same; the outcome is the filter's
+                run.filter_failure = e
+        run.write_error = command.feed_stdin(write_filtered, stdin)
 
     def _read_output(self, proc: subprocess.Popen, run: PipeRun, limit: int) -> None:
         out = proc.stdout
@@ -372,6 +382,16 @@ class PipeTransport(Transport):
         if run.timed_out:
             result = "defer" if self.opt("timeout_defer") else "fail"
             set_results(addrs, result, "pipe delivery process timed out", 0)
+            return
+        if run.filter_failure is not None and not run.timed_out:
+            failure = run.filter_failure
+            if failure.timed_out:
+                # as a timeout of the command itself (Exim 4.96's wording)
+                set_results(addrs, "defer" if self.opt("timeout_defer") else "fail",
+                            "transport filter timeout while writing to pipe", 0)
+            else:
+                text = failure.text()
+                set_results(addrs, "defer", text[0].upper() + text[1:], failure.errno)
             return
         if run.write_error is not None and not run.timed_out:
             set_results(addrs, "defer", f"error writing the message to the {self.name} "

@@ -129,6 +129,33 @@ t_lmtphang:
   transport_filter = /bin/sleep 30
   transport_filter_timeout = 1s
 
+t_pupper:
+  driver = pipe
+  user = nobody
+  command = /bin/sh -c 'cat > DIR/pipe-upper'
+  transport_filter = /usr/bin/tr a-z A-Z
+
+t_pfail:
+  driver = pipe
+  user = nobody
+  command = /bin/sh -c 'cat > DIR/pipe-fail'
+  transport_filter = /bin/false
+
+t_phang:
+  driver = pipe
+  user = nobody
+  command = /bin/sh -c 'cat > DIR/pipe-hang'
+  transport_filter = /bin/sleep 30
+  transport_filter_timeout = 1s
+
+t_phangdefer:
+  driver = pipe
+  user = nobody
+  command = /bin/sh -c 'cat > DIR/pipe-hang'
+  transport_filter = /bin/sleep 30
+  transport_filter_timeout = 1s
+  timeout_defer
+
 t_failing:
   driver = appendfile
   directory = DIR/maildir/failing
@@ -327,9 +354,40 @@ def test_lmtp_failing_and_hanging_filters_defer(pymta_daemon, tmp_path):
     assert not (tmp_path / "lmtp-hang").exists()
 
 
+def test_pipe_gets_the_filters_output_after_its_prefix(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    msgid = _submit(d, "pupper@test.example")
+    assert d.wait_for_log(rf"{msgid} => pupper <pupper@test\.example> R=local T=t_pupper",
+                          15)
+    data = (tmp_path / "pipe-upper").read_bytes()
+    # message_prefix (the "From " line) is written around the filter, not through it
+    assert data.startswith(b"From s@outside.example "), data
+    assert b"\nRECEIVED: FROM " in data
+    assert data.endswith(b"\n\nSOME BODY TEXT\n.LEADING DOT\nLAST LINE\n\n")
+
+
+def test_pipe_filter_failure_and_timeout(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    failing = _submit(d, "pfail@test.example")
+    hanging = _submit(d, "phang@test.example")
+    deferring = _submit(d, "phangdefer@test.example")
+    [line] = d.wait_for_log(rf"{failing} == pfail@test\.example", 15)
+    # the command's own success does not matter: the filter failed (Exim's capital T)
+    assert line.endswith("R=local T=t_pfail defer (-24): Transport filter process "
+                         "failed (1)"), line
+    # a filter timeout is a timeout of the command: a hard error, unless timeout_defer
+    [line] = d.wait_for_log(rf"{hanging} \*\* phang@test\.example", 20)
+    assert line.endswith("R=local T=t_phang: transport filter timeout while writing to "
+                         "pipe"), line
+    [line] = d.wait_for_log(rf"{deferring} == phangdefer@test\.example", 20)
+    assert line.endswith("R=local T=t_phangdefer defer (0): transport filter timeout "
+                         "while writing to pipe"), line
+    assert failing in d.queue() and deferring in d.queue()
+
+
 def test_refused_where_not_implemented(tmp_path):
     bad = CONFIG.replace("t_upper:\n  driver = appendfile\n",
-                         "t_pipe:\n  driver = pipe\n  command = /bin/cat\n"
+                         "t_auto:\n  driver = autoreply\n  to = a@b.example\n"
                          "  transport_filter = /bin/cat\n\nt_upper:\n"
                          "  driver = appendfile\n")
     (tmp_path / "bad.conf").write_text(bad)

@@ -134,8 +134,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("server_realm"),
     },
     ("router", "dnslookup"): _reject("qualify_single search_parents"),
-    # transport_filter works on appendfile, lmtp, pipe and smtp; not yet on these
-    ("transport", "autoreply"): _reject("transport_filter"),
+    # queuefile copies the spool files as they are: there is no message to filter
     ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {
         "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,

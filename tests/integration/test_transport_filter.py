@@ -156,6 +156,28 @@ t_phangdefer:
   transport_filter_timeout = 1s
   timeout_defer
 
+t_box:
+  driver = appendfile
+  directory = DIR/maildir/box
+  maildir_format
+  create_directory
+
+t_auto:
+  driver = autoreply
+  to = box@test.example
+  subject = auto
+  text = the reply text
+  return_message
+  transport_filter = /usr/bin/tr a-z A-Z
+
+t_autofail:
+  driver = autoreply
+  to = box@test.example
+  subject = auto fail
+  text = the reply text
+  return_message
+  transport_filter = /bin/false
+
 t_failing:
   driver = appendfile
   directory = DIR/maildir/failing
@@ -385,9 +407,37 @@ def test_pipe_filter_failure_and_timeout(pymta_daemon, tmp_path):
     assert failing in d.queue() and deferring in d.queue()
 
 
+def test_autoreply_filters_the_returned_copy_only(pymta_daemon, tmp_path):
+    d = pymta_daemon(config=CONFIG)
+    _submit(d, "auto@test.example")
+    [reply] = wait_for(lambda: maildir_messages(tmp_path, "box"))
+    head, _, body = reply.partition(b"\n\n")
+    assert b"\nSubject: auto\n" in head
+    text, _, copy = body.partition(b"------ This is a copy of the message, including all "
+                                   b"the headers.")
+    assert text.startswith(b"the reply text\n")
+    copy = copy.split(b"\n\n", 1)[1]       # after the separator line
+    assert copy.startswith(b"RECEIVED: FROM CLIENT.TEST ")
+    assert b"\nSUBJECT: HELLO\n" in copy
+    assert copy.endswith(b"\n\nSOME BODY TEXT\n.LEADING DOT\nLAST LINE\n")
+
+
+def test_autoreply_with_a_failing_filter_sends_an_empty_copy(pymta_daemon, tmp_path):
+    # exim4 does the same (tests/data/transport_filter/exim4_autoreply_box.txt)
+    d = pymta_daemon(config=CONFIG)
+    msgid = _submit(d, "autofail@test.example")
+    [reply] = wait_for(lambda: maildir_messages(tmp_path, "box"))
+    # nothing after the separator line (pymta's own wording of that line differs
+    # slightly from exim4's, which is another matter)
+    assert re.search(rb"\n\nthe reply text\n+------ This is a copy of the message, "
+                     rb"including all the headers\.[ -]*\n\n$", reply), reply
+    assert d.wait_for_log(rf"{msgid} => autofail <autofail@test\.example> R=local "
+                          r"T=t_autofail")
+
+
 def test_refused_where_not_implemented(tmp_path):
     bad = CONFIG.replace("t_upper:\n  driver = appendfile\n",
-                         "t_auto:\n  driver = autoreply\n  to = a@b.example\n"
+                         "t_q:\n  driver = queuefile\n  directory = DIR/q\n"
                          "  transport_filter = /bin/cat\n\nt_upper:\n"
                          "  driver = appendfile\n")
     (tmp_path / "bad.conf").write_text(bad)

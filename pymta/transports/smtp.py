@@ -723,6 +723,14 @@ class SmtpTransport(Transport):
         ``keep_open`` false the connection is closed afterwards (serialize_hosts);
         ``utf8_mode`` is :meth:`_utf8_downconvert`'s answer; ``dkim`` signs the
         header block when it has to be built again here."""
+        try:
+            tf = self._filter(job, host, ctx)
+        except TransportError as e:
+            # before any connection, and logged without a host (as Exim does)
+            set_results(addrs, e.result, e.message, e.errno)
+            for a in addrs:
+                a.host_used = None
+            return
         for a in addrs:
             a.host_used = host
         key = (host.address, host.port or 25, helo)
@@ -772,12 +780,6 @@ class SmtpTransport(Transport):
                         _tls_failed(addrs, e.message, e.errno)
                         self._release(key, cl, count)
                         return
-            try:
-                tf = self._filter(job, host, ctx)
-            except TransportError as e:
-                set_results(addrs, e.result, e.message, e.errno)
-                self._release(key, cl, count)
-                return
             offered = cl.has("SMTPUTF8")
             if utf8_mode == 0 and not offered:
                 for a in addrs:

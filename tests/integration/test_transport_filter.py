@@ -64,6 +64,14 @@ remote_id:
   self = send
   transport = remote_id
 
+remote_badexp:
+  driver = manualroute
+  domains = remote.example
+  local_parts = badexp : taint
+  route_list = * 127.0.0.1::SINK_PORT
+  self = send
+  transport = remote_${local_part_data}
+
 remote:
   driver = manualroute
   domains = remote.example
@@ -87,6 +95,16 @@ remote_id:
   driver = smtp
   allow_localhost
   transport_filter = /usr/bin/id
+
+remote_badexp:
+  driver = smtp
+  allow_localhost
+  transport_filter = '/bin/cat${if eq{$host_address}{10.9.9.9}{}fail}'
+
+remote_taint:
+  driver = smtp
+  allow_localhost
+  transport_filter = /bin/echo $local_part
 
 remote_fail:
   driver = smtp
@@ -337,6 +355,22 @@ def test_smtp_failing_filter_defers_without_sending(pymta_daemon, sink_port):
                              "[127.0.0.1]: transport filter process failed (1)"), line
         assert d.queue() == [msgid]
         assert not sink.messages
+
+
+def test_smtp_command_problems_are_logged_without_a_host(pymta_daemon, sink_port):
+    with SmtpSink(port=sink_port) as sink:
+        d = pymta_daemon(config=CONFIG)
+        badexp = _submit(d, "badexp@remote.example")
+        taint = _submit(d, "taint@remote.example")
+        [line] = d.wait_for_log(rf"{badexp} == badexp@remote\.example", 15)
+        assert re.search(r"T=remote_badexp defer \(0\): Expansion of \"/bin/cat\$\{if .*\" "
+                         r"from command .* in remote_badexp transport filter failed "
+                         r"\(forced\)$", line), line
+        [line] = d.wait_for_log(rf"{taint} \*\* taint@remote\.example", 15)
+        assert line.endswith("R=remote_badexp T=remote_taint: Tainted arg 1 for transport "
+                             "filter command: 'taint'"), line
+        assert badexp in d.queue()
+        assert not sink.messages and not sink.commands
 
 
 def test_smtp_hanging_filter_times_out(pymta_daemon, sink_port):

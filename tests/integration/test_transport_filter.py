@@ -346,6 +346,18 @@ def test_smtp_sends_the_filters_output_crlf_dot_stuffed(pymta_daemon, sink_port)
                               r"S=\d+ H=127\.0\.0\.1 \[127\.0\.0\.1\]", 15)
 
 
+def test_smtp_with_a_filter_uses_data_not_bdat(pymta_daemon, sink_port):
+    # BDAT needs each chunk's size in advance, which a filter's output does not give
+    with SmtpSink(port=sink_port, chunking=True) as sink:
+        d = pymta_daemon(config=CONFIG)
+        _submit(d, "user@remote.example")
+        assert sink.wait_for(1, 15), d.diagnostics()
+        assert sink.messages[0].bdat_chunks == []
+        assert "DATA" in sink.commands
+        assert not [c for c in sink.commands if c.startswith("BDAT")]
+        assert sink.messages[0].data.endswith(b"\r\n.last line\r\n")
+
+
 def test_smtp_failing_filter_defers_without_sending(pymta_daemon, sink_port):
     with SmtpSink(port=sink_port) as sink:
         d = pymta_daemon(config=CONFIG)

@@ -15,6 +15,9 @@ from typing import Any, Callable
 from pymta.expand.command import command_argv
 from pymta.osutil import become_user_in_child
 
+#: The status of a child that could not execute its command (Exim's convention).
+EXEC_FAILED = 127
+
 
 def pipe_addresses(job: Any) -> Callable[[str], list[str] | None]:
     """The ``special`` word hook for :func:`command_argv`: ``$pipe_addresses`` stands

@@ -21,15 +21,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from pymta.errnos import EximErrno
 from pymta.expand.command import CommandExpansionFailed, CommandTainted
 from pymta.osutil import can_switch_ids
 from pymta.transports import command
 from pymta.transports.base import TransportError
+from pymta.transports.command import EXEC_FAILED
 
-#: Exim's ERRNO_FILTER_FAIL: the filter process ended with a non-zero status.
-ERRNO_FILTER_FAIL = -24
-#: The status of a child that could not execute its command (Exim's convention).
-EXEC_FAILED = 127
 CHUNK = 1 << 16
 
 
@@ -45,7 +43,7 @@ class TransportFilterFailed(Exception):
     @property
     def errno(self) -> int:
         """Address.basic_errno for the deferral (ETIMEDOUT or Exim's -24)."""
-        return _errno.ETIMEDOUT if self.timed_out else ERRNO_FILTER_FAIL
+        return _errno.ETIMEDOUT if self.timed_out else EximErrno.FILTER_FAIL
 
     def text(self, where: str = "") -> str:
         """Exim's wording; ``where`` (" while writing to FILE") goes in the middle."""

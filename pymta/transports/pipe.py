@@ -43,7 +43,7 @@ from pymta.transports.base import (
     check_never_users,
     set_results,
 )
-from pymta.transports.command import pipe_addresses
+from pymta.transports.command import EXEC_FAILED, pipe_addresses
 from pymta.transports.content import body_size, write_message
 from pymta.transports.filter import TransportFilter, TransportFilterFailed, transport_filter
 
@@ -54,7 +54,6 @@ SYSEXITS = {64: "usage error", 65: "data format error", 66: "cannot open input",
             72: "critical OS file missing", 73: "can't create output file",
             74: "input/output error", 75: "temporary error", 76: "remote protocol error",
             77: "permission denied", 78: "configuration error"}
-EXEC_FAILED = 127
 
 
 @dataclass

@@ -24,6 +24,7 @@ class EximErrno(IntEnum):
     NOTABSOLUTE = -21
     EXIMQUOTA = -22         # appendfile quota exceeded
     HELD = -23              # the domain is in hold_domains
+    FILTER_FAIL = -24       # a transport filter exited with a non-zero status
     CHHEADER_FAIL = -25
     EXPANDFAIL = -27
     UNKNOWNHOST = -32       # host lookup failed

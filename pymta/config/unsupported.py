@@ -100,10 +100,7 @@ IGNORED_MAIN: dict[str, str] = {
 # ---------------------------------------------------------------------------------------
 UNSUPPORTED_GENERIC: dict[str, dict[str, Any]] = {
     "router": {},
-    "transport": {
-        **_reject("transport_filter "
-                  "transport_filter_timeout"),
-    },
+    "transport": {},
     "authenticator": {},
 }
 
@@ -128,6 +125,8 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     # only the dnslookup router asks for DNSSEC so far; these look hosts up without it
     ("router", "manualroute"): {"dnssec_request_domains": "", "dnssec_require_domains": ""},
     ("router", "queryprogram"): {"dnssec_request_domains": "", "dnssec_require_domains": ""},
+    # queuefile copies the spool files as they are: there is no message to filter
+    ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {
         "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,
         **_reject("file_format mode_fail_narrower"),

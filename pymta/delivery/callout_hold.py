@@ -29,7 +29,9 @@ from pymta.spool.lock import lock_message
 #: smtp transport options a callout's plain, unauthenticated connection cannot honour.
 _NEEDS_A_DELIVERY_CONNECTION = ("hosts_require_tls", "hosts_require_auth", "hosts_try_auth",
                                 "hosts_require_dane", "hosts_require_ocsp",
-                                "tls_on_connect_ports")
+                                "tls_on_connect_ports",
+                                # the message data is written by the filter
+                                "transport_filter")
 
 
 def _usable(held: HeldCallout, config: Any, ctx: Any, recipients: list[str]) -> list[Any]:

@@ -56,6 +56,8 @@ def _route(config: Any, ctx: Any, address: str) -> _Route | None:
     transport = getattr(inst, "obj", None)
     if not isinstance(transport, SmtpTransport) or transport.opt("protocol") == "lmtp":
         return None
+    if transport.opt("transport_filter"):
+        return None         # Exim cancels cutthrough for a transport filter too
     return _Route(a, transport)
 
 

@@ -36,6 +36,7 @@ from pymta.transports.base import (
     set_results,
 )
 from pymta.transports.content import body_size, write_message
+from pymta.transports.filter import TransportFilter, TransportFilterFailed, transport_filter
 
 # Exim's defaults for the options that depend on the kind of delivery; the mbox ones are
 # also the option table's defaults.
@@ -111,6 +112,7 @@ class AppendfileTransport(Transport):
     options = driver_options("transport", "appendfile")
     is_local = True
     _data: Any = None          # the open -D file during a delivery
+    _filter: TransportFilter | None = None    # transport_filter, during a delivery
     _size_file_dir: str | None = None   # the maildirsize directory of this delivery
     _ctx: Any = None           # the expansion context of the delivery in progress
     _first_address: Any = None
@@ -232,7 +234,8 @@ class AppendfileTransport(Transport):
             return None, None
         return check.encode(), escape.encode()
 
-    def _write(self, f: Any, job: Any, ctx: Any, rp: str, mbox: bool) -> int:
+    def _write(self, f: Any, job: Any, ctx: Any, rp: str, mbox: bool, where: str) -> int:
+        """Write the message to ``f`` (the file ``where``, for error messages)."""
         prefix, suffix = self._prefix_suffix(ctx, rp, mbox)
         check, escape = self._check_escape(mbox)
         header = self.header_block(job, ctx, rp)
@@ -243,11 +246,17 @@ class AppendfileTransport(Transport):
             env = f"MAIL FROM:<{rp}>{nl}" + "".join(
                 f"RCPT TO:<{a.address}>{nl}" for a in job.addresses) + f"DATA{nl}"
             prefix += env.encode("utf-8", "surrogateescape")
-        written = write_message(f, header, self._data or job.data_path, prefix=prefix,
-                                suffix=suffix, use_crlf=self.opt("use_crlf"),
-                                check_string=check, escape_string=escape,
-                                body_only=self.opt("body_only"),
-                                headers_only=self.opt("headers_only"), end_dot=bsmtp)
+        try:
+            written = write_message(f, header, self._data or job.data_path,
+                                    prefix=prefix, suffix=suffix,
+                                    use_crlf=self.opt("use_crlf"),
+                                    check_string=check, escape_string=escape,
+                                    body_only=self.opt("body_only"),
+                                    headers_only=self.opt("headers_only"), end_dot=bsmtp,
+                                    transport_filter=self._filter)
+        except TransportFilterFailed as e:
+            raise TransportError(e.text(f" while writing to {where}"), "defer",
+                                 e.errno) from None
         for a in job.addresses:
             a.delivered_size = written           # S= on the delivery line
         return written
@@ -413,6 +422,7 @@ class AppendfileTransport(Transport):
         try:
             # Effective ids only, so the worker can switch back afterwards.
             groups = self.delivery_groups(ids, self._first_address)
+            self._filter = transport_filter(self, job, ctx, ids, groups)
             with switched_ids(*ids, groups) if ids is not None else contextlib.nullcontext():
                 if is_dir:
                     if self.opt("maildir_format"):
@@ -426,6 +436,7 @@ class AppendfileTransport(Transport):
         finally:
             self._data.close()
             self._data = None
+            self._filter = None
         set_results(job.addresses, "ok")
 
     # mbox ----------------------------------------------------------------------
@@ -558,7 +569,7 @@ class AppendfileTransport(Transport):
                 self._enforce(q, job, used, 0, path)
                 try:
                     with os.fdopen(os.dup(fd), "wb", buffering=1 << 16) as f:
-                        written = self._write(f, job, ctx, rp, mbox=True)
+                        written = self._write(f, job, ctx, rp, mbox=True, where=path)
                         f.flush()
                         os.fsync(f.fileno())
                 except BaseException:
@@ -729,7 +740,11 @@ class AppendfileTransport(Transport):
             os.fchmod(fd, self.opt("mode"))
             inode = os.fstat(fd).st_ino
             with os.fdopen(fd, "wb", buffering=1 << 16) as f:
-                written = self._write(f, job, ctx, rp, mbox=False)
+                # a maildir's file is named as Exim does, from inside the maildir
+                parent = os.path.dirname(tmp)
+                where = (os.path.join("tmp", os.path.basename(tmp))
+                         if os.path.basename(parent) == "tmp" else tmp)
+                written = self._write(f, job, ctx, rp, mbox=False, where=where)
                 f.flush()
                 os.fsync(f.fileno())
             os.rename(tmp, final_path(inode))

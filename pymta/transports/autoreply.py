@@ -37,6 +37,7 @@ from pymta.osutil import switched_ids
 from pymta.spool.files import read_body
 from pymta.taint import is_tainted
 from pymta.transports.base import Transport, TransportError, check_never_users, set_results
+from pymta.transports.filter import TransportFilterFailed, transport_filter
 
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
 _RETURNED = "------ This is a copy of the message, including all the headers. ------\n"
@@ -213,8 +214,24 @@ class AutoreplyTransport(Transport):
             if limit and len(content) > limit:
                 content = content[:limit]
                 content = content[:content.rfind(b"\n") + 1]
-            body += original + content
+            body += self._filtered(job, ctx, original + content)
         return body
+
+    def _filtered(self, job: Any, ctx: Any, copy: bytes) -> bytes:
+        """The copy of the message through transport_filter, when there is one.  As in
+        Exim, a filter that fails leaves what it wrote (perhaps nothing) as the copy;
+        the reply is sent all the same."""
+        ids = self.delivery_ids(ctx, job.addresses[0])
+        tf = transport_filter(self, job, ctx, ids, self.delivery_groups(ids, job.addresses[0]))
+        if tf is None:
+            return copy
+        out: list[bytes] = []
+        try:
+            for chunk in tf.output(lambda stdin: stdin.write(copy)):
+                out.append(chunk)
+        except TransportFilterFailed:
+            pass
+        return b"".join(out)
 
     def _file(self, ctx: Any) -> bytes:
         path = self._path("file", ctx)

@@ -12,9 +12,16 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import nullcontext
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 CHUNK = 1 << 16
+
+
+class OutputFilter(Protocol):
+    """A transport filter (:class:`pymta.transports.filter.TransportFilter`): ``feed``
+    writes the message to the command, whose output is yielded."""
+
+    def output(self, feed: Callable[[Any], Any]) -> Iterator[bytes]: ...
 
 
 def body_offset(data: str | BinaryIO) -> int:
@@ -125,7 +132,8 @@ def write_message(out: Any, header: bytes, data_path: str | BinaryIO, *, prefix:
                   suffix: bytes = b"", use_crlf: bool = False, dot_stuff: bool = False,
                   check_string: bytes | None = None, escape_string: bytes | None = None,
                   body_only: bool = False, headers_only: bool = False,
-                  end_dot: bool = False) -> int:
+                  end_dot: bool = False,
+                  transport_filter: OutputFilter | None = None) -> int:
     """Write one message to ``out`` and return the number of bytes written.
 
     ``header`` is the complete header block (LF endings, ending with the blank line).
@@ -135,11 +143,32 @@ def write_message(out: Any, header: bytes, data_path: str | BinaryIO, *, prefix:
     ``end_dot`` adds the SMTP terminating ``.`` line (and a newline before it when the
     body does not end with one) before the suffix.  Prefix and suffix are written as
     given.
+
+    With a ``transport_filter`` the header block and body (LF line ends, nothing
+    converted) go to the filter command and its output takes their place: the line-end,
+    dot-stuffing and check/escape conversions and ``end_dot`` apply to that output.
     """
     if dot_stuff:
         check_string, escape_string = b".", b".."
     sink = _Sink(out)
     sink.write(prefix)
+    if transport_filter is not None:
+        def feed(stdin: Any) -> None:
+            write_message(stdin, header, data_path, body_only=body_only,
+                          headers_only=headers_only)
+        filt = _LineFilter(check_string, escape_string, use_crlf)
+        empty = True
+        for chunk in transport_filter.output(feed):
+            empty = empty and not chunk
+            sink.write(filt.feed(chunk))
+        sink.write(filt.flush())
+        if end_dot:
+            # SMTP needs a final newline; a filter's output may lack one (Exim adds it).
+            if not empty and filt.last_byte != b"\n":
+                sink.write(b"\r\n" if use_crlf else b"\n")
+            sink.write(b".\r\n" if use_crlf else b".\n")
+        sink.write(suffix)
+        return sink.count
     if not body_only:
         sink.write(header.replace(b"\n", b"\r\n") if use_crlf else header)
     if not headers_only:

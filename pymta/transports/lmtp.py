@@ -29,6 +29,7 @@ from pymta.smtp.client import ReplyParser, SmtpReply
 from pymta.taint import is_tainted
 from pymta.transports.base import Transport, TransportError, check_never_users, set_results
 from pymta.transports.content import write_message
+from pymta.transports.filter import TransportFilter, TransportFilterFailed, transport_filter
 
 
 class LmtpTimeout(Exception):
@@ -148,19 +149,33 @@ class LmtpTransport(Transport):
     def deliver(self, job: Any) -> None:
         pending = list(job.addresses)
         channel: Channel | None = None
+        mid_data = False
         try:
             ctx = self.context(job, job.addresses[0])
             rp = self.return_path(job)
+            ids = self.delivery_ids(ctx, job.addresses[0])
+            if ids is not None:
+                check_never_users(self.config, ids[0], self.name)
+            tf = transport_filter(self, job, ctx, ids,
+                                  self.delivery_groups(ids, job.addresses[0]))
             channel = self._open(job, ctx)
-            self._transaction(job, channel, rp, ctx, pending)
+            self._transaction(job, channel, rp, ctx, pending, tf)
+        except TransportFilterFailed as e:
+            # Dropped in the middle of the data (no final dot): the server discards it.
+            mid_data = True
+            message = ("LMTP timeout after sending data block" if e.timed_out
+                       else e.text())
+            set_results(pending, "defer", message,
+                        EximErrno.UNKNOWNERROR if e.timed_out else e.errno)
         except TransportError as e:
             set_results(pending, e.result, e.message, e.errno)
         finally:
             if channel is not None:
-                try:
-                    channel.send(b"QUIT\r\n")
-                except OSError:
-                    pass
+                if not mid_data:
+                    try:
+                        channel.send(b"QUIT\r\n")
+                    except OSError:
+                        pass
                 channel.close()
 
     # -- connection -------------------------------------------------------------
@@ -203,7 +218,7 @@ class LmtpTransport(Transport):
 
     # -- the exchange -------------------------------------------------------------
     def _transaction(self, job: Any, channel: Channel, rp: str, ctx: Any,
-                     pending: list[Any]) -> None:
+                     pending: list[Any], tf: TransportFilter | None = None) -> None:
         timeout = float(self.opt("timeout") or 300)
         parser = ReplyParser()
         queued: list[SmtpReply] = []
@@ -270,7 +285,7 @@ class LmtpTransport(Transport):
         try:
             with open(job.data_path, "rb") as body:
                 written = write_message(_Writer(channel), header, body, use_crlf=True,
-                                        dot_stuff=True, end_dot=True)
+                                        dot_stuff=True, end_dot=True, transport_filter=tf)
         except OSError as e:
             raise TransportError(f"LMTP error while sending the message: {e.strerror or e}",
                                  errno=e.errno or EximErrno.UNKNOWNERROR) from None

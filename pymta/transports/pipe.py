@@ -34,15 +34,18 @@ from pymta.expand import ExpandError, ExpandFail, expand_string
 from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
 from pymta.expand.evaluator import split_raw_command
 from pymta.expand.lists import nonempty_items
-from pymta.osutil import become_user_in_child, can_switch_ids
+from pymta.osutil import can_switch_ids
 from pymta.taint import is_tainted
+from pymta.transports import command
 from pymta.transports.base import (
     Transport,
     TransportError,
     check_never_users,
     set_results,
 )
+from pymta.transports.command import EXEC_FAILED, pipe_addresses
 from pymta.transports.content import body_size, write_message
+from pymta.transports.filter import TransportFilter, TransportFilterFailed, transport_filter
 
 #: What sysexits.h codes mean, for the log line of a failed command (64..78).
 SYSEXITS = {64: "usage error", 65: "data format error", 66: "cannot open input",
@@ -51,7 +54,6 @@ SYSEXITS = {64: "usage error", 65: "data format error", 66: "cannot open input",
             72: "critical OS file missing", 73: "can't create output file",
             74: "input/output error", 75: "temporary error", 76: "remote protocol error",
             77: "permission denied", 78: "configuration error"}
-EXEC_FAILED = 127
 
 
 @dataclass
@@ -66,6 +68,7 @@ class PipeRun:
     output: bytes = b""
     output_overflow: bool = False
     write_error: str | None = None          # writing the message failed (not EPIPE)
+    filter_failure: TransportFilterFailed | None = None     # transport_filter failed
 
 
 def _signal_name(signum: int) -> str:
@@ -127,13 +130,13 @@ class PipeTransport(Transport):
             argv = ["/bin/sh", "-c", value]
             self._check_untainted(argv)
             return argv
+        addresses = pipe_addresses(job)
+
         def special(word: str) -> list[str] | None:
             # the addresses, one argument each (exempt from the taint rule)
-            if word == "$pipe_addresses":
-                return [str(a.address) for a in job.addresses]
             if word == "$address_pipe" and self.opt("force_command") and address_pipe:
                 return split_raw_command(address_pipe)
-            return None
+            return addresses(word)
         try:
             argv = command_argv(text, ctx, f"{self.name} transport", special)
         except CommandExpansionFailed as e:
@@ -242,7 +245,8 @@ class PipeTransport(Transport):
             run = self._run(argv, env, ids, job, ctx, rp, data)
         self._outcome(job, argv, run)
 
-    def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any):
+    def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any,
+                              tf: TransportFilter | None = None):
         bsmtp = bool(self.opt("use_bsmtp"))
         crlf = bool(self.opt("use_crlf"))
         prefix = suffix = b""
@@ -280,21 +284,21 @@ class PipeTransport(Transport):
                           escape_string=escape.encode() if check and escape is not None
                           else None,
                           body_only=self.opt("body_only"),
-                          headers_only=self.opt("headers_only"))
+                          headers_only=self.opt("headers_only"), transport_filter=tf)
             for a in job.addresses:
                 a.delivered_size = written       # S= on the delivery line
         return write
 
     def _run(self, argv: list[str], env: dict[str, str], ids: tuple[int, int] | None,
              job: Any, ctx: Any, rp: str, data: Any) -> PipeRun:
-        write = self._message_bytes_writer(job, ctx, rp, data)
+        groups = self.delivery_groups(ids, job.addresses[0])
+        tf = transport_filter(self, job, ctx, ids, groups)
+        write = self._message_bytes_writer(job, ctx, rp, data, tf)
         umask = int(self.opt("umask"))
         coredump = bool(self.opt("permit_coredump"))
         _home, cwd = self.working_directories(ctx, job.addresses[0])
-        groups = self.delivery_groups(ids, job.addresses[0])
 
         def child_setup() -> None:
-            become_user_in_child(ids, groups)
             os.umask(umask)
             os.chdir(cwd)
             if not coredump:        # Exim inhibits core dumps during delivery
@@ -302,10 +306,7 @@ class PipeTransport(Transport):
 
         run = PipeRun()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=env, close_fds=True,
-                                    preexec_fn=child_setup, executable=self._which(argv[0],
-                                                                                   env))
+            proc = command.start(argv, env, ids, groups, child_setup)
         except (OSError, subprocess.SubprocessError) as e:
             run.exec_error = str(getattr(e, "strerror", None) or e)
             run.status = EXEC_FAILED
@@ -324,7 +325,7 @@ class PipeTransport(Transport):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 run.timed_out = True
-                self._kill_group(proc)
+                command.kill_group(proc)
                 break
             try:
                 proc.wait(timeout=remaining if remaining is not None else None)
@@ -341,29 +342,14 @@ class PipeTransport(Transport):
         return run
 
     @staticmethod
-    def _which(name: str, env: dict[str, str]) -> str | None:
-        """The executable for a command name without a slash, sought in $PATH (the
-        path option), as execvp would; None lets exec report it missing."""
-        if "/" in name:
-            return name
-        for d in env.get("PATH", "").split(":"):
-            candidate = os.path.join(d or ".", name)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-        return None
-
-    @staticmethod
     def _feed(write: Any, stdin: Any, run: PipeRun) -> None:
-        try:
-            write(stdin)
-        except BrokenPipeError:
-            pass        # the command stopped reading: its exit status decides (Exim)
-        except (OSError, ValueError) as e:
-            run.write_error = str(getattr(e, "strerror", None) or e)
-        try:
-            stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
+        def write_filtered(out: Any) -> None:
+            try:
+                write(out)
+            except TransportFilterFailed as e:
+                # the command's stdin is closed all the same; the outcome is the filter's
+                run.filter_failure = e
+        run.write_error = command.feed_stdin(write_filtered, stdin)
 
     def _read_output(self, proc: subprocess.Popen, run: PipeRun, limit: int) -> None:
         out = proc.stdout
@@ -377,21 +363,11 @@ class PipeTransport(Transport):
             if limit and size + len(chunk) > limit:
                 chunks.append(chunk[:max(0, limit - size)])
                 run.output_overflow = True
-                self._kill_group(proc)
+                command.kill_group(proc)
                 break
             chunks.append(chunk)
             size += len(chunk)
         run.output = b"".join(chunks)
-
-    @staticmethod
-    def _kill_group(proc: subprocess.Popen) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
 
     # -- the outcome -------------------------------------------------------------
     def _outcome(self, job: Any, argv: list[str], run: PipeRun) -> None:
@@ -405,6 +381,16 @@ class PipeTransport(Transport):
         if run.timed_out:
             result = "defer" if self.opt("timeout_defer") else "fail"
             set_results(addrs, result, "pipe delivery process timed out", 0)
+            return
+        if run.filter_failure is not None and not run.timed_out:
+            failure = run.filter_failure
+            if failure.timed_out:
+                # as a timeout of the command itself (Exim 4.96's wording)
+                set_results(addrs, "defer" if self.opt("timeout_defer") else "fail",
+                            "transport filter timeout while writing to pipe", 0)
+            else:
+                text = failure.text()
+                set_results(addrs, "defer", text[0].upper() + text[1:], failure.errno)
             return
         if run.write_error is not None and not run.timed_out:
             set_results(addrs, "defer", f"error writing the message to the {self.name} "

@@ -20,6 +20,7 @@ from pymta import proctitle
 from pymta.address import Host
 from pymta.auth.configured import client_authenticators
 from pymta.auth.expander import ExpansionError
+from pymta.config.model import ConfigError
 from pymta.config.option_tables import driver_options
 from pymta.config.values import main_option
 from pymta.drivers import register
@@ -40,6 +41,7 @@ from pymta.transports import smtp_dnssec
 from pymta.transports.base import Transport, TransportError, expand, set_results, split_list
 from pymta.transports.content import body_size, write_message
 from pymta.transports.dkim_sign import DkimSigning, signing_configured
+from pymta.transports.filter import TransportFilter, TransportFilterFailed, transport_filter
 from pymta.transports.smtp_auth import authenticate, mail_auth_parameter
 from pymta.transports.smtp_dsn import mail_dsn_param, rcpt_dsn_param
 from pymta.transports.smtp_events import (
@@ -147,6 +149,13 @@ class SmtpTransport(Transport):
 
     options = driver_options("transport", "smtp")
     is_local = False
+
+    def __init__(self, instance: Any, config: Any):
+        super().__init__(instance, config)
+        if self.opt("transport_filter") and signing_configured(self):
+            # Exim signs the filter's output; pymta signs the header block before it.
+            raise ConfigError(f"transport_filter together with DKIM or ARC signing in "
+                              f"the {self.name} transport is not supported")
 
     # -- configuration at delivery time --------------------------------------------
     def _port(self, ctx: Any) -> int:
@@ -358,6 +367,15 @@ class SmtpTransport(Transport):
                     return cl, host, ctx
                 return None         # the host answered and refused: no fallback now
         return None
+
+    def _filter(self, job: Any, host: Host, ctx: Any) -> TransportFilter | None:
+        """transport_filter for delivery to ``host`` ($host and $host_address set); it
+        runs as the transport's user, by default the Exim user."""
+        if not self.opt("transport_filter"):
+            return None
+        hctx = ctx.child(host=host.name or host.address or "",
+                         host_address=host.address or "") if ctx is not None else None
+        return transport_filter(self, job, hctx, self.delivery_ids(hctx, job.addresses[0]))
 
     def message_writer(self, job: Any, ctx: Any) -> Any:
         """``writer(sock) -> bytes written`` that sends ``job``'s message as this
@@ -735,6 +753,14 @@ class SmtpTransport(Transport):
         ``keep_open`` false the connection is closed afterwards (serialize_hosts);
         ``utf8_mode`` is :meth:`_utf8_downconvert`'s answer; ``dkim`` signs the
         header block when it has to be built again here."""
+        try:
+            tf = self._filter(job, host, ctx)
+        except TransportError as e:
+            # before any connection, and logged without a host (as Exim does)
+            set_results(addrs, e.result, e.message, e.errno)
+            for a in addrs:
+                a.host_used = None
+            return
         for a in addrs:
             a.host_used = host
         key = (host.address, host.port or 25, helo)
@@ -802,8 +828,9 @@ class SmtpTransport(Transport):
             max_rcpt = int(self.opt("max_rcpt") or 0) or len(addrs)
             pipelining = not self.host_in("hosts_avoid_pipelining", host, ctx)
             # BDAT instead of DATA when the server offers CHUNKING (never for LMTP).
+            # A filter's output has no size known in advance: no BDAT then (as Exim).
             chunking = self.opt("protocol") != "lmtp" and cl.has("CHUNKING") \
-                and self.host_in("hosts_try_chunking", host, ctx)
+                and self.host_in("hosts_try_chunking", host, ctx) and tf is None
             try_prdr = self.host_in("hosts_try_prdr", host, ctx)
             for start in range(0, len(addrs), max_rcpt):
                 chunk = addrs[start:start + max_rcpt]
@@ -819,7 +846,7 @@ class SmtpTransport(Transport):
                     continue
                 self._transaction(cl, job, chunk, rp, size, body8, header, pipelining,
                                   auth_param, utf8=utf8, downconvert=downconvert,
-                                  try_prdr=try_prdr)
+                                  try_prdr=try_prdr, transport_filter=tf)
             rcpt_defer_events(self, job, host, addrs, ctx)
             self._save_session(job, cl)
             if (cl.tls and self.host_in("hosts_nopass_tls", host, ctx)) or not keep_open:
@@ -848,6 +875,17 @@ class SmtpTransport(Transport):
             if cl is not None:
                 cl.close()
             host_defer_event(self, job, host, addrs, ctx)
+        except TransportFilterFailed as e:
+            # The message is half sent: the connection is dropped without the final
+            # dot, so the server discards it; the message stays queued (Exim's text).
+            message = "SMTP timeout after sending data block" if e.timed_out else e.text()
+            for a in addrs:
+                if a.result in (None, "defer"):
+                    a.result, a.message, a.basic_errno = "defer", message, e.errno
+                    if e.timed_out and hasattr(a, "error_kind"):
+                        a.error_kind = "timeout"
+            if cl is not None:
+                cl.close()
 
     @staticmethod
     def _log_host_error(job: Any, host: Host, e: Any) -> None:
@@ -968,10 +1006,12 @@ class SmtpTransport(Transport):
     def _transaction(self, cl: Any, job: Any, chunk: list, rp: str, size: int | None,
                      body8: bool, header: bytes, pipelining: bool = True,
                      auth_param: str = "", *, utf8: bool = False,
-                     downconvert: bool = False, try_prdr: bool = False) -> None:
+                     downconvert: bool = False, try_prdr: bool = False,
+                     transport_filter: TransportFilter | None = None) -> None:
         """One MAIL/RCPT/DATA transaction.  ``utf8`` adds SMTPUTF8 to MAIL;
         ``downconvert`` sends the recipients in A-label form (logged as sent);
-        ``try_prdr`` asks a server that offers PRDR for per-recipient replies."""
+        ``try_prdr`` asks a server that offers PRDR for per-recipient replies;
+        the message goes through ``transport_filter`` when there is one."""
         prdr = try_prdr and len(chunk) > 1 and cl.has("PRDR")
         mail, rcpt_lines = self._envelope_commands(cl, job, chunk, rp, size, body8,
                                                    auth_param, utf8=utf8,
@@ -1002,7 +1042,8 @@ class SmtpTransport(Transport):
             return write_message(sock, header, job.data_path, use_crlf=True,
                                  dot_stuff=True, end_dot=True,
                                  body_only=self.opt("body_only"),
-                                 headers_only=self.opt("headers_only"))
+                                 headers_only=self.opt("headers_only"),
+                                 transport_filter=transport_filter)
 
         final, written = cl.send_data(writer)
         lmtp = self.opt("protocol") == "lmtp"

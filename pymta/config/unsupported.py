@@ -45,8 +45,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "allow_utf8_domains": False,
     "commandline_checks_require_admin": False,
     "deliver_drop_privilege": False,
-    "delivery_date_remove": False,           # such headers are kept
-    "envelope_to_remove": False, "return_path_remove": False,
     "hosts_require_alpn": "",
     "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Re-record Exim 4.96's behaviour for the recv_opts tests (tests/*/test_recv_opts*.py).
+# Run as root from anywhere: sh tests/data/recv_opts/record.sh
+# Needs exim4 (Debian package).  Writes the *.txt files next to this script.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d)
+chmod 777 "$T"
+mkdir -p "$T/spool" "$T/log"
+chmod 777 "$T/spool" "$T/log"
+cat > "$T/conf" <<CONF
+keep_environment =
+exim_user = Debian-exim
+spool_directory = $T/spool
+log_file_path = $T/log/%slog
+primary_hostname = test.example
+acl_smtp_rcpt = accept
+.ifdef O1
+O1
+.endif
+.ifdef O2
+O2
+.endif
+.ifdef O3
+O3
+.endif
+begin routers
+r:
+  driver = redirect
+  data = :blackhole:
+CONF
+
+# -D arguments for up to three main option settings separated by ";".
+defs() {
+    n=0
+    echo "$1" | tr ';' '\n' | while IFS= read -r o; do
+        [ -n "$o" ] || continue
+        n=$((n + 1))
+        printf '%s\n' "-DO$n=$o"
+    done
+}
+
+# SMTP replies of a -bh session (the banner's date removed).
+bh() {  # bh OUTFILE OPTS INPUT
+    printf "$3" | (IFS='
+'; exim4 -C "$T/conf" $(defs "$2") -bh 1.2.3.4 2>/dev/null) \
+        | grep '^[0-9][0-9][0-9][ -]' | sed '1s/ESMTP Exim 4.96 .*/ESMTP/' > "$HERE/$1"
+}
+
+# The -H header lines (flag and name only) of a message received by -bs -odq.
+headers() {  # headers OUTFILE OPTS
+    rm -rf "$T/spool/input"
+    printf 'HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nDelivery-date: x\r\nEnvelope-to: y\r\nReturn-path: <z>\r\nSubject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n' \
+        | (IFS='
+'; exim4 -C "$T/conf" $(defs "$2") -odq -bs >/dev/null 2>&1)
+    sed -n 's/^[0-9][0-9][0-9]\(.\) \([A-Za-z-]*\):.*/\1 \2/p' "$T"/spool/input/*-H \
+        | grep -v ' Received$\| Message-Id$\| From$\| Date$' > "$HERE/$1"
+}
+
+headers transit_default.txt ""
+headers transit_off.txt "delivery_date_remove = false;envelope_to_remove = false;return_path_remove = false"
+
+rm -rf "$T"

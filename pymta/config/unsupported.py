@@ -46,7 +46,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "commandline_checks_require_admin": False,
     "deliver_drop_privilege": False,
     "hosts_require_alpn": "",
-    "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
     "local_sender_retain": False,

@@ -543,6 +543,8 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
         _host_in(config, "pipelining_connect_advertise_hosts", session, "*")
     server.helo_allow_chars = str(main_option(config, "helo_allow_chars", "") or "")
     server.helo_accept_junk = _host_in(config, "helo_accept_junk_hosts", session, None)
+    # MAIL before HELO/EHLO is refused only for these hosts (Exim's default: all)
+    server.helo_required = _host_in(config, "hosts_require_helo", session, "*")
     server.recipients_max_reject = bool(main_option(config, "recipients_max_reject", False))
     server.allow_domain_literals = bool(main_option(config, "allow_domain_literals", False))
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)

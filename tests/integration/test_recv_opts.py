@@ -49,3 +49,44 @@ def test_transit_headers_removed_on_reception(pymta_daemon, setting, recorded):
         c.quit()
     expected = (DATA / recorded).read_text().splitlines()
     assert _header_flags(d.spool / "input" / f"{msgid}-H") == expected
+
+
+def _transcript(d, commands: list[str]) -> list[str]:
+    """The replies to ``commands`` in record.sh's form (banner cut to "220 NAME ESMTP")."""
+    lines: list[str] = []
+    with d.client() as c:
+        code, text = c.banner()
+        lines.append(f"{code} {text.split(' ESMTP')[0]} ESMTP")
+        for command in commands:
+            code, text = c.cmd(command)
+            parts = text.split("\n")
+            lines += [f"{code}-{p}" for p in parts[:-1]] + [f"{code} {parts[-1]}"]
+    return lines
+
+
+HELO_INPUT = ["MAIL FROM:<a@b.example>", "RCPT TO:<alice@test.example>", "HELO x",
+              "MAIL FROM:<a@b.example>", "QUIT"]
+
+
+@pytest.mark.parametrize("hosts,recorded", [
+    ("127.0.0.1", "helo_required_match.txt"),
+    ("127.0.0.2", "helo_required_other.txt"),
+])
+def test_hosts_require_helo(pymta_daemon, hosts, recorded):
+    d = pymta_daemon(config=with_main(f"hosts_require_helo = {hosts}"))
+    expected = (DATA / recorded).read_text().splitlines()
+    assert _transcript(d, HELO_INPUT) == expected
+
+
+def test_message_without_helo_from_host_outside_hosts_require_helo(pymta_daemon):
+    d = pymta_daemon(config=with_main("queue_only\nhosts_require_helo = 127.0.0.2"))
+    with d.client() as c:
+        c.banner()
+        assert c.cmd("MAIL FROM:<a@b.example>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+        code, text = c.data(b"Subject: no helo\r\n\r\nbody\r\n")
+        assert code == 250, text
+        msgid = text.split("=", 1)[1]
+        c.quit()
+    assert d.queue() == [msgid]
+    assert "H=[127.0.0.1]" in d.wait_for_log(f"{msgid} <= a@b.example")[0]

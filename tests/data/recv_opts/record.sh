@@ -13,7 +13,7 @@ keep_environment =
 exim_user = Debian-exim
 spool_directory = $T/spool
 log_file_path = $T/log/%slog
-primary_hostname = test.example
+primary_hostname = mx.test.example
 acl_smtp_rcpt = accept
 .ifdef O1
 O1
@@ -43,7 +43,7 @@ defs() {
 # SMTP replies of a -bh session (the banner's date removed).
 bh() {  # bh OUTFILE OPTS INPUT
     printf "$3" | (IFS='
-'; exim4 -C "$T/conf" $(defs "$2") -bh 1.2.3.4 2>/dev/null) \
+'; exim4 -C "$T/conf" $(defs "$2") -bh 127.0.0.1 2>/dev/null) \
         | grep '^[0-9][0-9][0-9][ -]' | sed '1s/ESMTP Exim 4.96 .*/ESMTP/' > "$HERE/$1"
 }
 
@@ -59,5 +59,9 @@ headers() {  # headers OUTFILE OPTS
 
 headers transit_default.txt ""
 headers transit_off.txt "delivery_date_remove = false;envelope_to_remove = false;return_path_remove = false"
+
+HELO_INPUT='MAIL FROM:<a@b.example>\r\nRCPT TO:<alice@test.example>\r\nHELO x\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n'
+bh helo_required_match.txt "hosts_require_helo = 127.0.0.1" "$HELO_INPUT"
+bh helo_required_other.txt "hosts_require_helo = 127.0.0.2" "$HELO_INPUT"
 
 rm -rf "$T"

@@ -164,8 +164,10 @@ def _domain_ok(domain: str) -> bool:
                for label in domain.split("."))
 
 
-def parse_addr_spec(spec: str, end_newline: bool = True) -> tuple[str | None, str | None, bool]:
-    """Check ``local-part[@domain]``: (address, error, qualified)."""
+def parse_addr_spec(spec: str, end_newline: bool = True, *,
+                    strip_trailing_dot: bool = False) -> tuple[str | None, str | None, bool]:
+    """Check ``local-part[@domain]``: (address, error, qualified).  With
+    ``strip_trailing_dot`` (the main option) a dot ending the domain is dropped."""
     s = spec.strip()
     # An obsolete source route "@a,@b:" is skipped.
     if s.startswith("@") and ":" in s:
@@ -215,6 +217,9 @@ def parse_addr_spec(spec: str, end_newline: bool = True) -> tuple[str | None, st
             i = _skip_space(s, w[1])
             if i < len(s) and s[i] == ".":
                 i += 1
+                if strip_trailing_dot and _skip_space(s, i) >= len(s):
+                    i = len(s)
+                    break
                 continue
             break
         domain = ".".join(labels)
@@ -241,17 +246,26 @@ def _top_level_lt(text: str) -> tuple[int, bool]:
     return -1, at
 
 
-def _parse_element(raw: str) -> ParsedAddress:
+def _parse_element(raw: str, strip: AddressStrip) -> ParsedAddress:
     text = _strip_comments(raw).strip()
     lt, at_first = _top_level_lt(text)
     if lt >= 0 and not at_first:
         if text[:lt].count('"') % 2:
             return ParsedAddress(raw, None, "unmatched doublequote in local part")
+        extra = 0
+        while strip.excess_angle_brackets and text[lt + 1 + extra:lt + 2 + extra] == "<":
+            extra += 1          # redundant pairs of <> round the address
         gt = text.find(">", lt)
-        inner = text[lt + 1:gt if gt >= 0 else len(text)]
+        inner = text[lt + 1 + extra:gt if gt >= 0 else len(text)]
         if not inner.strip():
             return ParsedAddress(raw, None, "missing or malformed local part")
-        address, error, qualified = parse_addr_spec(inner, end_newline=False)
+        address, error, qualified = parse_addr_spec(
+            inner, end_newline=False, strip_trailing_dot=strip.trailing_dot)
+        if error is None and gt >= 0 and extra:
+            if text[gt + 1:gt + 1 + extra] == ">" * extra:
+                gt += extra
+            elif not text[gt + 1:].strip():
+                gt = -1
         if error is None and gt < 0:
             error = "'>' missing at end of address"
         if error is None and text[gt + 1:].strip():
@@ -259,18 +273,30 @@ def _parse_element(raw: str) -> ParsedAddress:
             error = (f"malformed address: {rest}\\n may not follow "
                      f"{text[:len(text) - len(rest)]}")
         return ParsedAddress(raw, None if error else address, error, qualified)
-    address, error, qualified = parse_addr_spec(text)
+    address, error, qualified = parse_addr_spec(text, strip_trailing_dot=strip.trailing_dot)
     return ParsedAddress(raw, address, error, qualified)
 
 
-def parse_address_list(value: str) -> list[ParsedAddress]:
+@dataclass(frozen=True)
+class AddressStrip:
+    """The main options strip_excess_angle_brackets and strip_trailing_dot, as they
+    apply to addresses in header lines."""
+
+    excess_angle_brackets: bool = False
+    trailing_dot: bool = False
+
+
+NO_STRIP = AddressStrip()
+
+
+def parse_address_list(value: str, strip: AddressStrip = NO_STRIP) -> list[ParsedAddress]:
     """Every non-empty element of an RFC 2822 address-list header value."""
     text = value.replace("\r", "").replace("\n", " ")
     out: list[ParsedAddress] = []
     for label, element in _split_elements(text):
         if not _strip_comments(element).strip():
             continue     # empty elements and empty groups are allowed
-        pa = _parse_element(element.strip())
+        pa = _parse_element(element.strip(), strip)
         if label:
             pa.raw = f"{label.strip()} {pa.raw}"
         out.append(pa)
@@ -280,7 +306,7 @@ def parse_address_list(value: str) -> list[ParsedAddress]:
 def parse_one_address(text: str) -> ParsedAddress:
     """One RFC 2822 address (phrase, brackets and comments allowed), as Exim's
     address extraction sees it: a second address after a comma is an error."""
-    pa = _parse_element(text.strip())
+    pa = _parse_element(text.strip(), NO_STRIP)
     if pa.error:
         pa.error = pa.error.replace("\\n", "")
     return pa

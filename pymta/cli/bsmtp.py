@@ -100,7 +100,7 @@ class BatchReader:
         self.tx = _Transaction(started=self.lines - 1)
         if self.rewriter is not None:
             arg = rewrite_command_path(self.rewriter, arg)
-        address, error = _address(arg, "sender")
+        address, error = _address(arg, "sender", self.config)
         if error:
             raise BatchError(f"501 {error}", self.lines, line)
         self.tx.sender = qualify(address, self.qualify_sender)
@@ -110,7 +110,7 @@ class BatchReader:
             raise BatchError("503 No sender yet given", self.lines, line)
         if self.rewriter is not None:
             arg = rewrite_command_path(self.rewriter, arg)
-        address, error = _address(arg, "recipient")
+        address, error = _address(arg, "recipient", self.config)
         if error or not address:
             raise BatchError(f"501 {error or 'empty recipient address'}", self.lines, line)
         self.tx.recipients.append(qualify(address, self.qualify_recipient))
@@ -140,10 +140,13 @@ class BatchReader:
         self.after_accept(msgid)
 
 
-def _address(arg: str, role: str) -> tuple[str, str | None]:
+def _address(arg: str, role: str, config: Any) -> tuple[str, str | None]:
     """(address, error) of a MAIL/RCPT argument; an unqualified address is no error
     here (it is qualified, as Exim does for batched input)."""
-    path = parse_path(arg.strip(), role)
+    path = parse_path(arg.strip(), role,
+                      strip_excess_angle_brackets=bool(
+                          main_opt(config, "strip_excess_angle_brackets")),
+                      strip_trailing_dot=bool(main_opt(config, "strip_trailing_dot")))
     if path.error and path.error.endswith("must contain a domain"):
         return path.raw.strip().strip("<>").strip(), None
     return path.address or "", path.error

@@ -62,8 +62,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "spool_wireformat": False,
     "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
     "strict_acl_vars": False,
-    "strip_excess_angle_brackets": False,
-    "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
         acl_smtp_mailauth

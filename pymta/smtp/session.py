@@ -547,6 +547,9 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.helo_required = _host_in(config, "hosts_require_helo", session, "*")
     server.recipients_max_reject = bool(main_option(config, "recipients_max_reject", False))
     server.allow_domain_literals = bool(main_option(config, "allow_domain_literals", False))
+    server.strip_excess_angle_brackets = bool(
+        main_option(config, "strip_excess_angle_brackets", False))
+    server.strip_trailing_dot = bool(main_option(config, "strip_trailing_dot", False))
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)

@@ -90,3 +90,46 @@ def test_message_without_helo_from_host_outside_hosts_require_helo(pymta_daemon)
         c.quit()
     assert d.queue() == [msgid]
     assert "H=[127.0.0.1]" in d.wait_for_log(f"{msgid} <= a@b.example")[0]
+
+
+ANGLE_INPUT = ["HELO x", "MAIL FROM:<<a@b.example>>", "MAIL FROM:<a@b.example>",
+               "RCPT TO:<<<alice@test.example>>>", "RCPT TO:<<alice@test.example>",
+               "RCPT TO:<<alice@test.example>>>", "RCPT TO:<<alice@test.example> >",
+               "RCPT TO:<alice@test.example>>", "RSET", "MAIL FROM:<<>>", "QUIT"]
+DOT_INPUT = ["HELO x", "MAIL FROM:<a@b.example.>", "MAIL FROM:<a@b.example>",
+             "RCPT TO:<alice@test.example.>", "RCPT TO:<alice@test.example..>",
+             "RCPT TO:<alice@[127.0.0.1].>", "RCPT TO:<alice@.>",
+             "RCPT TO:alice@test.example.", "QUIT"]
+NO_SYNPROT_LIMIT = "smtp_max_synprot_errors = 1000\n"
+
+
+@pytest.mark.parametrize("setting,commands,recorded", [
+    ("", ANGLE_INPUT, "angle_default.txt"),
+    ("strip_excess_angle_brackets = true", ANGLE_INPUT, "angle_strip.txt"),
+    ("", DOT_INPUT, "dot_default.txt"),
+    ("strip_trailing_dot = true", DOT_INPUT, "dot_strip.txt"),
+])
+def test_address_stripping_options(pymta_daemon, setting, commands, recorded):
+    d = pymta_daemon(config=with_main(NO_SYNPROT_LIMIT + setting))
+    expected = (DATA / recorded).read_text().splitlines()
+    assert _transcript(d, commands) == expected
+
+
+@pytest.mark.parametrize("setting,sender,recipient", [
+    ("strip_excess_angle_brackets = true", "<<<a@b.example>>>", "<<alice@test.example>>"),
+    ("strip_trailing_dot = true", "<a@b.example.>", "<alice@test.example.>"),
+])
+def test_stripped_addresses_are_what_is_queued(pymta_daemon, setting, sender, recipient):
+    d = pymta_daemon(config=with_main("queue_only\n" + setting))
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.cmd(f"MAIL FROM:{sender}")[0] == 250
+        assert c.cmd(f"RCPT TO:{recipient}")[0] == 250
+        code, text = c.data(b"Subject: stripped\r\n\r\nbody\r\n")
+        assert code == 250, text
+        msgid = text.split("=", 1)[1]
+        c.quit()
+    h_file = (d.spool / "input" / f"{msgid}-H").read_text()
+    assert "\n<a@b.example>\n" in h_file
+    assert "\nalice@test.example\n" in h_file

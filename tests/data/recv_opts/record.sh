@@ -15,6 +15,7 @@ spool_directory = $T/spool
 log_file_path = $T/log/%slog
 primary_hostname = mx.test.example
 acl_smtp_rcpt = accept
+acl_smtp_data = check_data
 .ifdef O1
 O1
 .endif
@@ -24,6 +25,10 @@ O2
 .ifdef O3
 O3
 .endif
+begin acl
+check_data:
+  deny !verify = header_syntax
+  accept
 begin routers
 r:
   driver = redirect
@@ -63,5 +68,26 @@ headers transit_off.txt "delivery_date_remove = false;envelope_to_remove = false
 HELO_INPUT='MAIL FROM:<a@b.example>\r\nRCPT TO:<alice@test.example>\r\nHELO x\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n'
 bh helo_required_match.txt "hosts_require_helo = 127.0.0.1" "$HELO_INPUT"
 bh helo_required_other.txt "hosts_require_helo = 127.0.0.2" "$HELO_INPUT"
+
+ANGLE_INPUT='HELO x\r\nMAIL FROM:<<a@b.example>>\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<<<alice@test.example>>>\r\nRCPT TO:<<alice@test.example>\r\nRCPT TO:<<alice@test.example>>>\r\nRCPT TO:<<alice@test.example> >\r\nRCPT TO:<alice@test.example>>\r\nRSET\r\nMAIL FROM:<<>>\r\nQUIT\r\n'
+bh angle_default.txt "smtp_max_synprot_errors = 1000" "$ANGLE_INPUT"
+bh angle_strip.txt "strip_excess_angle_brackets = true;smtp_max_synprot_errors = 1000" "$ANGLE_INPUT"
+DOT_INPUT='HELO x\r\nMAIL FROM:<a@b.example.>\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@test.example.>\r\nRCPT TO:<alice@test.example..>\r\nRCPT TO:<alice@[127.0.0.1].>\r\nRCPT TO:<alice@.>\r\nRCPT TO:alice@test.example.\r\nQUIT\r\n'
+bh dot_default.txt "smtp_max_synprot_errors = 1000" "$DOT_INPUT"
+bh dot_strip.txt "strip_trailing_dot = true;smtp_max_synprot_errors = 1000" "$DOT_INPUT"
+
+# verify = header_syntax on To: lines: "option|header|final DATA reply" per line.
+: > "$HERE/header_syntax.txt"
+for opt in "" "strip_trailing_dot = true" "strip_excess_angle_brackets = true"; do
+    for hdr in "To: <alice@test.example.>" "To: alice@test.example." \
+               "To: <<alice@test.example>>" "To: x <<alice@test.example>>" \
+               "To: <<alice@test.example>"; do
+        reply=$(printf "HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n$hdr\r\n\r\nb\r\n.\r\nQUIT\r\n" \
+            | (IFS='
+'; exim4 -C "$T/conf" $(defs "$opt") -bh 127.0.0.1 2>/dev/null) \
+            | grep '^[0-9][0-9][0-9] ' | sed -n 6p | sed 's/ id=.*//' | tr -d '\r')
+        echo "$opt|$hdr|$reply" >> "$HERE/header_syntax.txt"
+    done
+done
 
 rm -rf "$T"

@@ -50,10 +50,8 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
     "local_sender_retain": False,
     "move_frozen_messages": False,
-    "message_logs": True,                    # msglog files are always written
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,
-    "preserve_message_logs": False,
     "print_topbitchars": False,
     "queue_fast_ramp": False,
     "rfc1413_hosts": "",                     # no ident (RFC 1413) calls

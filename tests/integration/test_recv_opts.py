@@ -133,3 +133,36 @@ def test_stripped_addresses_are_what_is_queued(pymta_daemon, setting, sender, re
     h_file = (d.spool / "input" / f"{msgid}-H").read_text()
     assert "\n<a@b.example>\n" in h_file
     assert "\nalice@test.example\n" in h_file
+
+
+def _msglog_files(spool: Path, msgid: str) -> list[str]:
+    return sorted(str(p.relative_to(spool)).replace(msgid, "ID")
+                  for pattern in ("msglog/**/*", "msglog.OLD/**/*")
+                  for p in spool.glob(pattern) if p.is_file())
+
+
+@pytest.mark.parametrize("setting,recorded", [
+    ("", "msglog_default.txt"),
+    ("message_logs = false", "msglog_off.txt"),
+    ("preserve_message_logs = true", "msglog_preserve.txt"),
+])
+def test_message_logs_options(pymta_daemon, setting, recorded):
+    d = pymta_daemon(config=with_main("queue_only\n" + setting))
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@b.example>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+        code, text = c.data(b"Subject: s\r\n\r\nbody\r\n")
+        assert code == 250, text
+        msgid = text.split("=", 1)[1]
+        c.quit()
+    seen = ["after reception:", *_msglog_files(d.spool, msgid)]
+    proc = d.run("-M", msgid)
+    assert proc.returncode == 0, proc.stderr
+    assert d.queue() == []
+    seen += ["after delivery:", *_msglog_files(d.spool, msgid)]
+    assert seen == (DATA / recorded).read_text().splitlines()
+    if setting.startswith("preserve"):
+        kept = (d.spool / "msglog.OLD" / msgid).read_text()
+        assert "Received from" in kept and "=> alice" in kept

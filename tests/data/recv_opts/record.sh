@@ -90,4 +90,23 @@ for opt in "" "strip_trailing_dot = true" "strip_excess_angle_brackets = true"; 
     done
 done
 
+# Which msglog files exist after reception (-odq) and after the delivery (-M).
+msglogs() {  # msglogs OUTFILE OPTS
+    rm -rf "$T/spool/input" "$T/spool/msglog" "$T/spool/msglog.OLD"
+    printf 'HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSubject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n' \
+        | (IFS='
+'; exim4 -C "$T/conf" $(defs "$2") -odq -bs >/dev/null 2>&1)
+    id=$(ls "$T/spool/input" | sed -n 's/-H$//p')
+    { echo "after reception:"
+      (cd "$T/spool" && find msglog* -type f 2>/dev/null | sed "s/$id/ID/" | sort)
+      (IFS='
+'; exim4 -C "$T/conf" $(defs "$2") -M "$id" >/dev/null 2>&1)
+      echo "after delivery:"
+      (cd "$T/spool" && find msglog* -type f 2>/dev/null | sed "s/$id/ID/" | sort)
+    } > "$HERE/$1"
+}
+msglogs msglog_default.txt ""
+msglogs msglog_off.txt "message_logs = false"
+msglogs msglog_preserve.txt "preserve_message_logs = true"
+
 rm -rf "$T"

@@ -48,7 +48,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "hosts_require_alpn": "",
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
-    "local_sender_retain": False,
     "move_frozen_messages": False,
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,

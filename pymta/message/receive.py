@@ -342,7 +342,8 @@ def prepare_message(config: Any, envelope: Envelope,
                 final, login, qualify,
                 f"Sender: {_quote_phrase(name)} <{addr}>\n" if name else f"Sender: {addr}\n",
                 bool(_option(config, "local_from_check", True)),
-                _option(config, "local_from_prefix"), _option(config, "local_from_suffix"))
+                _option(config, "local_from_prefix"), _option(config, "local_from_suffix"),
+                retain=bool(_option(config, "local_sender_retain", False)))
         # the old envelope addresses follow the created Message-Id and From:, before
         # Date: (where Exim 4.96 has them)
         final.extend(rewrite_marks)

@@ -109,4 +109,21 @@ msglogs msglog_default.txt ""
 msglogs msglog_off.txt "message_logs = false"
 msglogs msglog_preserve.txt "preserve_message_logs = true"
 
+# local_sender_retain: $message_headers of a message from the untrusted user nobody
+# (exim4 -bf, which needs no spool), "option|headers" per line, Message-Id/Date masked;
+# then the error for local_sender_retain with local_from_check left true.
+chmod 644 "$T/conf"
+printf '# Exim filter\ntestprint "$message_headers"\n' > "$T/filter"
+chmod 644 "$T/filter"
+: > "$HERE/sender_retain.txt"
+for opt in "local_from_check = false" "local_from_check = false;local_sender_retain = true"; do
+    hdrs=$(printf 'To: a@test.example\nFrom: x@else.example\nSender: fake@x.example\nSubject: s\n\nb\n' \
+        | su -s /bin/sh nobody -c "exim4 -C $T/conf $(defs "$opt" | sed "s/.*/'&'/" | tr '\n' ' ') -bf $T/filter" 2>&1 \
+        | sed -n 's/^Testprint: //p' \
+        | sed 's/Message-Id: <[^>]*>/Message-Id: <ID>/; s/Date: [^\\]*$/Date: DATE/')
+    printf "%s|%s\n" "$opt" "$hdrs" >> "$HERE/sender_retain.txt"
+done
+exim4 -C "$T/conf" -DO1="local_sender_retain = true" -bV 2>&1 \
+    | sed -n 's/^[0-9-]* [0-9:]* //p' | head -1 > "$HERE/sender_retain_error.txt"
+
 rm -rf "$T"

@@ -136,11 +136,13 @@ def _take_word(s: str, i: int) -> tuple[str, int] | None:
     return s[i:j], j
 
 
-def _take_label(s: str, i: int) -> tuple[str, int] | None:
-    """A domain label (letters, digits, hyphens, non-ASCII) at ``s[i]`` after spaces."""
+def _take_label(s: str, i: int, utf8: bool = True) -> tuple[str, int] | None:
+    """A domain label (letters, digits, hyphens; non-ASCII when ``utf8``) at ``s[i]``
+    after spaces."""
     i = _skip_space(s, i)
     j = i
-    while j < len(s) and (s[j].isalnum() or s[j] == "-" or ord(s[j]) > 127):
+    while j < len(s) and ((s[j].isascii() and (s[j].isalnum() or s[j] == "-"))
+                          or (utf8 and ord(s[j]) > 127)):
         j += 1
     return (s[i:j], j) if j > i else None
 
@@ -164,10 +166,11 @@ def _domain_ok(domain: str) -> bool:
                for label in domain.split("."))
 
 
-def parse_addr_spec(spec: str, end_newline: bool = True, *,
-                    strip_trailing_dot: bool = False) -> tuple[str | None, str | None, bool]:
+def parse_addr_spec(spec: str, end_newline: bool = True, *, strip_trailing_dot: bool = False,
+                    utf8_domains: bool = True) -> tuple[str | None, str | None, bool]:
     """Check ``local-part[@domain]``: (address, error, qualified).  With
-    ``strip_trailing_dot`` (the main option) a dot ending the domain is dropped."""
+    ``strip_trailing_dot`` (the main option) a dot ending the domain is dropped; without
+    ``utf8_domains`` a domain stops at its first non-ASCII character."""
     s = spec.strip()
     # An obsolete source route "@a,@b:" is skipped.
     if s.startswith("@") and ":" in s:
@@ -210,7 +213,7 @@ def parse_addr_spec(spec: str, end_newline: bool = True, *,
     else:
         labels: list[str] = []
         while True:
-            w = _take_label(s, i)
+            w = _take_label(s, i, utf8_domains)
             if w is None:
                 return None, "domain missing or malformed", True
             labels.append(w[0])
@@ -246,7 +249,7 @@ def _top_level_lt(text: str) -> tuple[int, bool]:
     return -1, at
 
 
-def _parse_element(raw: str, strip: AddressStrip) -> ParsedAddress:
+def _parse_element(raw: str, strip: AddressSyntax) -> ParsedAddress:
     text = _strip_comments(raw).strip()
     lt, at_first = _top_level_lt(text)
     if lt >= 0 and not at_first:
@@ -260,7 +263,8 @@ def _parse_element(raw: str, strip: AddressStrip) -> ParsedAddress:
         if not inner.strip():
             return ParsedAddress(raw, None, "missing or malformed local part")
         address, error, qualified = parse_addr_spec(
-            inner, end_newline=False, strip_trailing_dot=strip.trailing_dot)
+            inner, end_newline=False, strip_trailing_dot=strip.trailing_dot,
+            utf8_domains=strip.utf8_domains)
         if error is None and gt >= 0 and extra:
             if text[gt + 1:gt + 1 + extra] == ">" * extra:
                 gt += extra
@@ -273,23 +277,26 @@ def _parse_element(raw: str, strip: AddressStrip) -> ParsedAddress:
             error = (f"malformed address: {rest}\\n may not follow "
                      f"{text[:len(text) - len(rest)]}")
         return ParsedAddress(raw, None if error else address, error, qualified)
-    address, error, qualified = parse_addr_spec(text, strip_trailing_dot=strip.trailing_dot)
+    address, error, qualified = parse_addr_spec(text, strip_trailing_dot=strip.trailing_dot,
+                                                utf8_domains=strip.utf8_domains)
     return ParsedAddress(raw, address, error, qualified)
 
 
 @dataclass(frozen=True)
-class AddressStrip:
-    """The main options strip_excess_angle_brackets and strip_trailing_dot, as they
-    apply to addresses in header lines."""
+class AddressSyntax:
+    """The main options strip_excess_angle_brackets, strip_trailing_dot and
+    allow_utf8_domains (or an SMTPUTF8 message), as they apply to addresses in header
+    lines.  ``utf8_domains`` defaults to true for callers that take any domain."""
 
     excess_angle_brackets: bool = False
     trailing_dot: bool = False
+    utf8_domains: bool = True
 
 
-NO_STRIP = AddressStrip()
+NO_STRIP = AddressSyntax()
 
 
-def parse_address_list(value: str, strip: AddressStrip = NO_STRIP) -> list[ParsedAddress]:
+def parse_address_list(value: str, strip: AddressSyntax = NO_STRIP) -> list[ParsedAddress]:
     """Every non-empty element of an RFC 2822 address-list header value."""
     text = value.replace("\r", "").replace("\n", " ")
     out: list[ParsedAddress] = []

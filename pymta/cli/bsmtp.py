@@ -146,7 +146,8 @@ def _address(arg: str, role: str, config: Any) -> tuple[str, str | None]:
     path = parse_path(arg.strip(), role,
                       strip_excess_angle_brackets=bool(
                           main_opt(config, "strip_excess_angle_brackets")),
-                      strip_trailing_dot=bool(main_opt(config, "strip_trailing_dot")))
+                      strip_trailing_dot=bool(main_opt(config, "strip_trailing_dot")),
+                      allow_utf8_domains=bool(main_opt(config, "allow_utf8_domains")))
     if path.error and path.error.endswith("must contain a domain"):
         return path.raw.strip().strip("<>").strip(), None
     return path.address or "", path.error

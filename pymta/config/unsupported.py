@@ -42,7 +42,6 @@ def _reject(names: str) -> dict[str, Any]:
 UNSUPPORTED_MAIN: dict[str, Any] = {
     # Features pymta does not have: accepted only when they say "off".
     "accept_8bitmime": True,                 # 8BITMIME is always advertised
-    "allow_utf8_domains": False,
     "commandline_checks_require_admin": False,
     "deliver_drop_privilege": False,
     "hosts_require_alpn": "",

@@ -550,6 +550,7 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.strip_excess_angle_brackets = bool(
         main_option(config, "strip_excess_angle_brackets", False))
     server.strip_trailing_dot = bool(main_option(config, "strip_trailing_dot", False))
+    server.allow_utf8_domains = bool(main_option(config, "allow_utf8_domains", False))
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)

@@ -100,6 +100,8 @@ DOT_INPUT = ["HELO x", "MAIL FROM:<a@b.example.>", "MAIL FROM:<a@b.example>",
              "RCPT TO:<alice@test.example.>", "RCPT TO:<alice@test.example..>",
              "RCPT TO:<alice@[127.0.0.1].>", "RCPT TO:<alice@.>",
              "RCPT TO:alice@test.example.", "QUIT"]
+UTF8_INPUT = ["HELO x", "MAIL FROM:<a@b\u00e9.example>", "MAIL FROM:<a@b.example>",
+              "RCPT TO:<alice@t\u00e9st.example>", "QUIT"]
 NO_SYNPROT_LIMIT = "smtp_max_synprot_errors = 1000\n"
 
 
@@ -108,9 +110,15 @@ NO_SYNPROT_LIMIT = "smtp_max_synprot_errors = 1000\n"
     ("strip_excess_angle_brackets = true", ANGLE_INPUT, "angle_strip.txt"),
     ("", DOT_INPUT, "dot_default.txt"),
     ("strip_trailing_dot = true", DOT_INPUT, "dot_strip.txt"),
+    ("", UTF8_INPUT, "utf8_default.txt"),
+    ("allow_utf8_domains = true", UTF8_INPUT, "utf8_allow.txt"),
 ])
 def test_address_stripping_options(pymta_daemon, setting, commands, recorded):
-    d = pymta_daemon(config=with_main(NO_SYNPROT_LIMIT + setting))
+    config = with_main(NO_SYNPROT_LIMIT + setting)
+    if commands is UTF8_INPUT:      # exim4's recording accepted any domain
+        config = config.replace("local_domains = test.example",
+                                "local_domains = test.example : t\u00e9st.example")
+    d = pymta_daemon(config=config)
     expected = (DATA / recorded).read_text().splitlines()
     assert _transcript(d, commands) == expected
 
@@ -166,3 +174,26 @@ def test_message_logs_options(pymta_daemon, setting, recorded):
     if setting.startswith("preserve"):
         kept = (d.spool / "msglog.OLD" / msgid).read_text()
         assert "Received from" in kept and "=> alice" in kept
+
+
+@pytest.mark.parametrize("setting,smtputf8,code", [
+    ("", False, 550),
+    ("allow_utf8_domains = true", False, 250),
+    ("", True, 250),                # an SMTPUTF8 message may have UTF-8 domains anyway
+])
+def test_header_syntax_utf8_domain(pymta_daemon, setting, smtputf8, code):
+    acl = "acl_smtp_data = check_data\n" + setting
+    config = with_main(acl).replace(
+        "begin acl\n", "begin acl\n\ncheck_data:\n  deny !verify = header_syntax\n"
+                       "  accept\n", 1)
+    d = pymta_daemon(config=config)
+    with d.client() as c:
+        c.banner()
+        c.ehlo()
+        mail = "MAIL FROM:<a@b.example>" + (" SMTPUTF8" if smtputf8 else "")
+        assert c.cmd(mail)[0] == 250
+        assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+        got, text = c.data("From: a@b.example\r\nTo: c@d\u00e9.example\r\n\r\nb\r\n"
+                           .encode("utf-8"))
+        assert got == code, text
+        c.quit()

@@ -76,12 +76,17 @@ DOT_INPUT='HELO x\r\nMAIL FROM:<a@b.example.>\r\nMAIL FROM:<a@b.example>\r\nRCPT
 bh dot_default.txt "smtp_max_synprot_errors = 1000" "$DOT_INPUT"
 bh dot_strip.txt "strip_trailing_dot = true;smtp_max_synprot_errors = 1000" "$DOT_INPUT"
 
+UTF8_INPUT='HELO x\r\nMAIL FROM:<a@b\303\251.example>\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@t\303\251st.example>\r\nQUIT\r\n'
+bh utf8_default.txt "" "$UTF8_INPUT"
+bh utf8_allow.txt "allow_utf8_domains = true" "$UTF8_INPUT"
+
 # verify = header_syntax on To: lines: "option|header|final DATA reply" per line.
 : > "$HERE/header_syntax.txt"
-for opt in "" "strip_trailing_dot = true" "strip_excess_angle_brackets = true"; do
+for opt in "" "strip_trailing_dot = true" "strip_excess_angle_brackets = true" \
+           "allow_utf8_domains = true"; do
     for hdr in "To: <alice@test.example.>" "To: alice@test.example." \
                "To: <<alice@test.example>>" "To: x <<alice@test.example>>" \
-               "To: <<alice@test.example>"; do
+               "To: <<alice@test.example>" "To: c@d\303\251.example"; do
         reply=$(printf "HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n$hdr\r\n\r\nb\r\n.\r\nQUIT\r\n" \
             | (IFS='
 '; exim4 -C "$T/conf" $(defs "$opt") -bh 127.0.0.1 2>/dev/null) \

@@ -320,6 +320,8 @@ class Logger:
         self.syslog_pid = bool(getattr(main, "syslog_pid", True))
         self.with_zone = bool(getattr(main, "log_timezone", False))
         self.write_rejectlog = bool(getattr(main, "write_rejectlog", True))
+        # message_logs = false: no spool/msglog files at all
+        self.message_logs = bool(getattr(main, "message_logs", True))
         self.log_pid = log_selected(config, "pid")
         self.millisec = log_selected(config, "millisec")
         # -rejected_header: a rejectlog entry without the envelope and header lines
@@ -480,7 +482,10 @@ class Logger:
             self._write("main", line, now, syslog=self.syslog_duplication)
 
     def msglog(self, spool_dir: str, msgid: str, text: str) -> None:
-        """A time-stamped line in spool/msglog/ID (the message's own log)."""
+        """A time-stamped line in spool/msglog/ID (the message's own log); nothing when
+        message_logs is false."""
+        if not self.message_logs:
+            return
         now = time.time()
         line = _timestamp(now, self.with_zone, self.millisec) + " " + _clean(text) + "\n"
         from pymta.spool.files import msglog_path

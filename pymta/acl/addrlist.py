@@ -136,11 +136,13 @@ def _take_word(s: str, i: int) -> tuple[str, int] | None:
     return s[i:j], j
 
 
-def _take_label(s: str, i: int) -> tuple[str, int] | None:
-    """A domain label (letters, digits, hyphens, non-ASCII) at ``s[i]`` after spaces."""
+def _take_label(s: str, i: int, utf8: bool = True) -> tuple[str, int] | None:
+    """A domain label (letters, digits, hyphens; non-ASCII when ``utf8``) at ``s[i]``
+    after spaces."""
     i = _skip_space(s, i)
     j = i
-    while j < len(s) and (s[j].isalnum() or s[j] == "-" or ord(s[j]) > 127):
+    while j < len(s) and ((s[j].isascii() and (s[j].isalnum() or s[j] == "-"))
+                          or (utf8 and ord(s[j]) > 127)):
         j += 1
     return (s[i:j], j) if j > i else None
 
@@ -164,8 +166,11 @@ def _domain_ok(domain: str) -> bool:
                for label in domain.split("."))
 
 
-def parse_addr_spec(spec: str, end_newline: bool = True) -> tuple[str | None, str | None, bool]:
-    """Check ``local-part[@domain]``: (address, error, qualified)."""
+def parse_addr_spec(spec: str, end_newline: bool = True, *, strip_trailing_dot: bool = False,
+                    utf8_domains: bool = True) -> tuple[str | None, str | None, bool]:
+    """Check ``local-part[@domain]``: (address, error, qualified).  With
+    ``strip_trailing_dot`` (the main option) a dot ending the domain is dropped; without
+    ``utf8_domains`` a domain stops at its first non-ASCII character."""
     s = spec.strip()
     # An obsolete source route "@a,@b:" is skipped.
     if s.startswith("@") and ":" in s:
@@ -208,13 +213,16 @@ def parse_addr_spec(spec: str, end_newline: bool = True) -> tuple[str | None, st
     else:
         labels: list[str] = []
         while True:
-            w = _take_label(s, i)
+            w = _take_label(s, i, utf8_domains)
             if w is None:
                 return None, "domain missing or malformed", True
             labels.append(w[0])
             i = _skip_space(s, w[1])
             if i < len(s) and s[i] == ".":
                 i += 1
+                if strip_trailing_dot and _skip_space(s, i) >= len(s):
+                    i = len(s)
+                    break
                 continue
             break
         domain = ".".join(labels)
@@ -241,17 +249,27 @@ def _top_level_lt(text: str) -> tuple[int, bool]:
     return -1, at
 
 
-def _parse_element(raw: str) -> ParsedAddress:
+def _parse_element(raw: str, strip: AddressSyntax) -> ParsedAddress:
     text = _strip_comments(raw).strip()
     lt, at_first = _top_level_lt(text)
     if lt >= 0 and not at_first:
         if text[:lt].count('"') % 2:
             return ParsedAddress(raw, None, "unmatched doublequote in local part")
+        extra = 0
+        while strip.excess_angle_brackets and text[lt + 1 + extra:lt + 2 + extra] == "<":
+            extra += 1          # redundant pairs of <> round the address
         gt = text.find(">", lt)
-        inner = text[lt + 1:gt if gt >= 0 else len(text)]
+        inner = text[lt + 1 + extra:gt if gt >= 0 else len(text)]
         if not inner.strip():
             return ParsedAddress(raw, None, "missing or malformed local part")
-        address, error, qualified = parse_addr_spec(inner, end_newline=False)
+        address, error, qualified = parse_addr_spec(
+            inner, end_newline=False, strip_trailing_dot=strip.trailing_dot,
+            utf8_domains=strip.utf8_domains)
+        if error is None and gt >= 0 and extra:
+            if text[gt + 1:gt + 1 + extra] == ">" * extra:
+                gt += extra
+            elif not text[gt + 1:].strip():
+                gt = -1
         if error is None and gt < 0:
             error = "'>' missing at end of address"
         if error is None and text[gt + 1:].strip():
@@ -259,18 +277,33 @@ def _parse_element(raw: str) -> ParsedAddress:
             error = (f"malformed address: {rest}\\n may not follow "
                      f"{text[:len(text) - len(rest)]}")
         return ParsedAddress(raw, None if error else address, error, qualified)
-    address, error, qualified = parse_addr_spec(text)
+    address, error, qualified = parse_addr_spec(text, strip_trailing_dot=strip.trailing_dot,
+                                                utf8_domains=strip.utf8_domains)
     return ParsedAddress(raw, address, error, qualified)
 
 
-def parse_address_list(value: str) -> list[ParsedAddress]:
+@dataclass(frozen=True)
+class AddressSyntax:
+    """The main options strip_excess_angle_brackets, strip_trailing_dot and
+    allow_utf8_domains (or an SMTPUTF8 message), as they apply to addresses in header
+    lines.  ``utf8_domains`` defaults to true for callers that take any domain."""
+
+    excess_angle_brackets: bool = False
+    trailing_dot: bool = False
+    utf8_domains: bool = True
+
+
+NO_STRIP = AddressSyntax()
+
+
+def parse_address_list(value: str, strip: AddressSyntax = NO_STRIP) -> list[ParsedAddress]:
     """Every non-empty element of an RFC 2822 address-list header value."""
     text = value.replace("\r", "").replace("\n", " ")
     out: list[ParsedAddress] = []
     for label, element in _split_elements(text):
         if not _strip_comments(element).strip():
             continue     # empty elements and empty groups are allowed
-        pa = _parse_element(element.strip())
+        pa = _parse_element(element.strip(), strip)
         if label:
             pa.raw = f"{label.strip()} {pa.raw}"
         out.append(pa)
@@ -280,7 +313,7 @@ def parse_address_list(value: str) -> list[ParsedAddress]:
 def parse_one_address(text: str) -> ParsedAddress:
     """One RFC 2822 address (phrase, brackets and comments allowed), as Exim's
     address extraction sees it: a second address after a comma is an error."""
-    pa = _parse_element(text.strip())
+    pa = _parse_element(text.strip(), NO_STRIP)
     if pa.error:
         pa.error = pa.error.replace("\\n", "")
     return pa

@@ -19,6 +19,7 @@ from typing import Any
 from pymta import match
 from pymta.acl import addrverify
 from pymta.acl import verify as hv
+from pymta.acl.addrlist import AddressSyntax
 from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
 from pymta.acl.controls import ControlPlaceError, check_control_place
 from pymta.acl.csa import check_csa
@@ -910,7 +911,12 @@ class _Runner:
                               f"{hv.WHERE_NAMES.get(self.where, self.where)}")
         headers = self.ctx.headers or []
         if what == "header_syntax":
-            err = hv.check_header_syntax(headers, self._unqualified_ok)
+            strip = AddressSyntax(
+                bool(main_option(self.config, "strip_excess_angle_brackets", False)),
+                bool(main_option(self.config, "strip_trailing_dot", False)),
+                bool(main_option(self.config, "allow_utf8_domains", False))
+                or self._var("message_smtputf8") == "yes")
+            err = hv.check_header_syntax(headers, self._unqualified_ok, strip)
         elif what == "header_names_ascii":
             err = hv.check_header_names_ascii(headers)
         elif what == "not_blind":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from pymta.acl.addrlist import ParsedAddress, parse_address_list
+from pymta.acl.addrlist import NO_STRIP, AddressSyntax, ParsedAddress, parse_address_list
 
 # Header lines that hold address lists, and which "unqualified" host option covers them.
 SENDER_HEADERS = ("sender", "from", "reply-to", "resent-sender", "resent-from",
@@ -48,7 +48,8 @@ def _headers(headers: Iterable[str] | None, wanted: tuple[str, ...]) -> list[tup
 
 
 def check_header_syntax(headers: Iterable[str] | None,
-                        unqualified_ok: Callable[[str], bool]) -> str | None:
+                        unqualified_ok: Callable[[str], bool],
+                        strip: AddressSyntax = NO_STRIP) -> str | None:
     """``verify = header_syntax``: every address header must parse.
 
     ``unqualified_ok(kind)`` says whether unqualified addresses are allowed for ``kind``
@@ -56,7 +57,7 @@ def check_header_syntax(headers: Iterable[str] | None,
     """
     for name, value in _headers(headers, SENDER_HEADERS + RECIPIENT_HEADERS):
         kind = "sender" if name.lower() in SENDER_HEADERS else "recipient"
-        for pa in parse_address_list(value):
+        for pa in parse_address_list(value, strip):
             error = pa.error
             if error is None and not pa.qualified and pa.address and not unqualified_ok(kind):
                 error = "unqualified address not permitted"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, TextIO
 
 from pymta.caller import qualify_domains
+from pymta.config.values import main_opt
 from pymta.cli.submit import local_envelope, qualify, run_not_smtp_acl
 from pymta.message.receive import receive_message
 from pymta.rewrite.engine import rewrite_command_path
@@ -96,7 +97,7 @@ class BatchReader:
         self.tx = _Transaction(started=self.lines - 1)
         if self.rewriter is not None:
             arg = rewrite_command_path(self.rewriter, arg)
-        address, error = _address(arg, "sender")
+        address, error = _address(arg, "sender", self.config)
         if error:
             raise BatchError(f"501 {error}", self.lines, line)
         self.tx.sender = qualify(address, self.qualify_sender)
@@ -106,7 +107,7 @@ class BatchReader:
             raise BatchError("503 No sender yet given", self.lines, line)
         if self.rewriter is not None:
             arg = rewrite_command_path(self.rewriter, arg)
-        address, error = _address(arg, "recipient")
+        address, error = _address(arg, "recipient", self.config)
         if error or not address:
             raise BatchError(f"501 {error or 'empty recipient address'}", self.lines, line)
         self.tx.recipients.append(qualify(address, self.qualify_recipient))
@@ -135,10 +136,14 @@ class BatchReader:
         self.after_accept(msgid)
 
 
-def _address(arg: str, role: str) -> tuple[str, str | None]:
+def _address(arg: str, role: str, config: Any) -> tuple[str, str | None]:
     """(address, error) of a MAIL/RCPT argument; an unqualified address is no error
     here (it is qualified, as Exim does for batched input)."""
-    path = parse_path(arg.strip(), role)
+    path = parse_path(arg.strip(), role,
+                      strip_excess_angle_brackets=bool(
+                          main_opt(config, "strip_excess_angle_brackets")),
+                      strip_trailing_dot=bool(main_opt(config, "strip_trailing_dot")),
+                      allow_utf8_domains=bool(main_opt(config, "allow_utf8_domains")))
     if path.error and path.error.endswith("must contain a domain"):
         return path.raw.strip().strip("<>").strip(), None
     return path.address or "", path.error

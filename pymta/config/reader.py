@@ -698,3 +698,6 @@ def _check_main_consistency(config: Config) -> None:
             or int(main_opt(config, "smtp_accept_queue") or 0)):
         raise ConfigError("smtp_accept_max must be set if smtp_accept_queue or "
                           "smtp_accept_max_per_host is set", config.filename)
+    if main_opt(config, "local_sender_retain") and main_opt(config, "local_from_check"):
+        raise ConfigError("both local_from_check and local_sender_retain are set; this "
+                          "combination is not allowed", config.filename)

@@ -42,20 +42,13 @@ def _reject(names: str) -> dict[str, Any]:
 UNSUPPORTED_MAIN: dict[str, Any] = {
     # Features pymta does not have: accepted only when they say "off".
     "accept_8bitmime": True,                 # 8BITMIME is always advertised
-    "allow_utf8_domains": False,
     "commandline_checks_require_admin": False,
     "deliver_drop_privilege": False,
-    "delivery_date_remove": False,           # such headers are kept
-    "envelope_to_remove": False, "return_path_remove": False,
-    "hosts_require_helo": "*",               # HELO/EHLO is always required
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,
-    "local_sender_retain": False,
     "move_frozen_messages": False,
-    "message_logs": True,                    # msglog files are always written
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,
-    "preserve_message_logs": False,
     "print_topbitchars": False,
     "queue_fast_ramp": False,
     "rfc1413_hosts": "",                     # no ident (RFC 1413) calls
@@ -64,8 +57,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "spool_wireformat": False,
     "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
     "strict_acl_vars": False,
-    "strip_excess_angle_brackets": False,
-    "strip_trailing_dot": False,
     "tls_remember_esmtp": False,
     **_reject("""
         bi_command

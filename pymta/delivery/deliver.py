@@ -1364,6 +1364,8 @@ class MessageDelivery:
         if not msg.pending_recipients() and msg.frozen_at is None and not filter_pending:
             self._log(completed_line(self.config, self._queue_time()))
             outcome_events.complete(self.config, self.context, self.log, msg.id)
+            if main_option(self.config, "preserve_message_logs", False):
+                files.preserve_msglog(self.spool_dir, msg.id)
             files.remove_message(self.spool_dir, msg.id)
             self.outcome.status = "completed"
             return self.outcome

@@ -62,11 +62,12 @@ def from_names_caller(headers: list[SpoolHeader], expected: str, qualify: str,
 
 def apply_local_sender_rules(headers: list[SpoolHeader], login: str, qualify: str,
                              sender_line: str, check: bool, prefix: str | None,
-                             suffix: str | None) -> None:
-    """Mark the Sender: lines deleted and, when ``check`` and From: does not name
-    login@qualify, append ``sender_line`` (``headers`` is changed in place)."""
+                             suffix: str | None, retain: bool = False) -> None:
+    """Mark the Sender: lines deleted (unless ``retain``, local_sender_retain) and, when
+    ``check`` and From: does not name login@qualify, append ``sender_line`` (``headers``
+    is changed in place)."""
     for i, h in enumerate(headers):
-        if h.flag != "*" and _name(h) == "sender":
+        if not retain and h.flag != "*" and _name(h) == "sender":
             headers[i] = SpoolHeader("*", h.text)
     if check and not from_names_caller(headers, f"{login}@{qualify}", qualify, prefix,
                                        suffix):

@@ -41,6 +41,7 @@ from pymta.message.headers import (
 from pymta.message.localfrom import apply_local_sender_rules
 from pymta.message.received import build_received, sender_rcvhost, tod_full
 from pymta.message.submission import apply_sender_rules, created_from, parse_submission
+from pymta.message.transit_headers import mark_transit_headers, removed_transit_names
 from pymta.metrics import counters as metrics
 from pymta.rewrite import RewriteLog, Where, qualify_domains, rewrite_headers
 from pymta.rewrite.reception import CollectedLog, rewrite_envelope
@@ -264,7 +265,8 @@ def prepare_message(config: Any, envelope: Envelope,
         zeros = data.count(b"\0", parsed.body_start)
         longest = max_line_length(data)
         ends_open = not data.endswith(b"\n")
-    headers = parsed.headers
+    # Delivery-date:, Envelope-to:, Return-path: are marked deleted as they are read
+    headers = mark_transit_headers(parsed.headers, removed_transit_names(config))
     body_start = parsed.body_start
 
     # The rewrite section: the envelope for good, then the headers that came with the
@@ -340,7 +342,8 @@ def prepare_message(config: Any, envelope: Envelope,
                 final, login, qualify,
                 f"Sender: {_quote_phrase(name)} <{addr}>\n" if name else f"Sender: {addr}\n",
                 bool(_option(config, "local_from_check", True)),
-                _option(config, "local_from_prefix"), _option(config, "local_from_suffix"))
+                _option(config, "local_from_prefix"), _option(config, "local_from_suffix"),
+                retain=bool(_option(config, "local_sender_retain", False)))
         # the old envelope addresses follow the created Message-Id and From:, before
         # Date: (where Exim 4.96 has them)
         final.extend(rewrite_marks)

@@ -208,7 +208,9 @@ MISSING_DOMAIN = "address must contain a domain"
 
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
                qualify_domain: str | None = None,
-               allow_utf8_domains: bool = True, qualify_bare: str | None = None) -> ParsedPath:
+               allow_utf8_domains: bool = True, qualify_bare: str | None = None,
+               strip_excess_angle_brackets: bool = False,
+               strip_trailing_dot: bool = False) -> ParsedPath:
     """Parse ``<addr> PARAM=x ...`` (or a bare ``addr``) like Exim's SMTP address parser.
 
     ``role`` ("sender"/"recipient") words the missing-domain error; an unqualified
@@ -218,11 +220,20 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     Without ``allow_utf8_domains`` (an SMTPUTF8 transaction, or the main option) a
     domain stops at its first non-ASCII character, and what follows is refused as
     trailing junk, as Exim words it.
+    ``strip_excess_angle_brackets`` and ``strip_trailing_dot`` are the main options:
+    ``<<a@b>>`` is read as ``<a@b>``, ``a@b.`` as ``a@b``.
     """
     arg = arg.strip()
     bracketed = arg.startswith("<")
+    extra = 0
     if bracketed:
-        end, quoted, i = -1, False, 1
+        # Exim reads a second "<" as the start of the local part (an error), unless
+        # strip_excess_angle_brackets allows redundant pairs round the address.
+        while arg[1 + extra:2 + extra] == "<":
+            if not strip_excess_angle_brackets:
+                return ParsedPath(None, arg, [], "missing or malformed local part")
+            extra += 1
+        end, quoted, i = -1, False, 1 + extra
         while i < len(arg):
             c = arg[i]
             if c == "\\" and quoted:
@@ -236,7 +247,16 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             i += 1
         if end < 0:
             return ParsedPath(None, arg, [], "'>' missing at end of address")
-        inner, raw, rest = arg[1:end], arg[:end + 1], arg[end + 1:]
+        close, opened = end + 1, 1 + extra
+        while extra and arg[close:close + 1] == ">":
+            close, extra = close + 1, extra - 1
+        if extra and close >= len(arg):
+            return ParsedPath(None, arg, [], "'>' missing at end of address")
+        inner, raw, rest = arg[opened:end], arg[:close], arg[close:]
+        if rest and (extra or not rest[0].isspace()):
+            # what follows the address without a space is junk, not parameters
+            return ParsedPath(None, arg, [],
+                              f"malformed address: {rest} may not follow {raw}")
     else:
         inner, _, rest = arg.partition(" ")
         raw = inner
@@ -278,6 +298,8 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if not remainder.startswith("@"):
         return ParsedPath(None, raw, params, "malformed address")
     domain = remainder[1:]
+    if strip_trailing_dot and domain.endswith(".") and not domain.endswith(".."):
+        domain = domain[:-1]
     cut = -1 if allow_utf8_domains or domain.startswith("[") else first_non_ascii(domain)
     # Exim's domain ends at an angle bracket: what follows is trailing junk, or, with
     # nothing before it, no domain at all ("0@>", "a@<b").
@@ -384,6 +406,8 @@ class SmtpServer:
         self.unqualified_sender: str | None = None
         self.unqualified_recipient: str | None = None
         self.allow_utf8_domains = False         # allow_utf8_domains
+        self.strip_excess_angle_brackets = False  # main options of the same names
+        self.strip_trailing_dot = False
         # pipelining_connect_advertise_hosts matched: PIPECONNECT is offered, input
         # before the banner is no error, and HELO/EHLO are no synchronisation points.
         self.pipe_connect = False
@@ -815,6 +839,12 @@ class SmtpServer:
     def _cmd_ehlo(self, arg: str, was_rcpt: bool) -> None:
         self._cmd_helo(arg, was_rcpt, "EHLO")
 
+    def _parse_path(self, arg: str, role: str, **kw: Any) -> ParsedPath:
+        """parse_path with this server's strip_excess_angle_brackets and
+        strip_trailing_dot."""
+        return parse_path(arg, role, strip_excess_angle_brackets=self.strip_excess_angle_brackets,
+                          strip_trailing_dot=self.strip_trailing_dot, **kw)
+
     def _cmd_mail(self, arg: str, _was_rcpt: bool) -> None:
         if not self._sync_ok(always=False):
             return
@@ -836,10 +866,11 @@ class SmtpServer:
         arg = self._rewrite_path(arg, True)
         # SMTPUTF8 decides how the address itself is parsed (UTF-8 domains allowed).
         utf8 = self.esmtp and "SMTPUTF8" in self._param_names() and \
-            any(p.upper() == "SMTPUTF8" for p in parse_path(arg, "sender").params)
-        path = parse_path(arg, "sender", self.allow_domain_literals,
-                          allow_utf8_domains=utf8 or self.allow_utf8_domains,
-                          qualify_bare=self.unqualified_sender)
+            any(p.upper() == "SMTPUTF8"
+                for p in self._parse_path(arg, "sender").params)
+        path = self._parse_path(arg, "sender", allow_domain_literals=self.allow_domain_literals,
+                                allow_utf8_domains=utf8 or self.allow_utf8_domains,
+                                qualify_bare=self.unqualified_sender)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         if self.esmtp and addr is not None:
@@ -934,9 +965,10 @@ class SmtpServer:
             self._synprot(501, "RCPT must have an address operand")
             return
         arg = self._rewrite_path(arg, False)
-        path = parse_path(arg, "recipient", self.allow_domain_literals, self.qualify_domain,
-                          allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains,
-                          qualify_bare=self.unqualified_recipient)
+        path = self._parse_path(arg, "recipient", allow_domain_literals=self.allow_domain_literals,
+                                qualify_domain=self.qualify_domain,
+                                allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains,
+                                qualify_bare=self.unqualified_recipient)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
         if self.esmtp and addr is not None:

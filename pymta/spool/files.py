@@ -708,6 +708,17 @@ def remove_journal(spool_dir: str, msgid: str) -> None:
 
 # ---------------------------------------------------------------------------- removal
 
+def preserve_msglog(spool_dir: str, msgid: str) -> None:
+    """preserve_message_logs: move a completed message's msglog to msglog.OLD/ID (beside
+    msglog/, not split) instead of deleting it; tidying msglog.OLD is the operator's job."""
+    old_dir = os.path.join(_base(spool_dir, msgid), "msglog.OLD")
+    try:
+        os.makedirs(old_dir, mode=0o750, exist_ok=True)
+        os.rename(msglog_path(spool_dir, msgid), os.path.join(old_dir, msgid))
+    except FileNotFoundError:
+        pass
+
+
 def remove_message(spool_dir: str, msgid: str) -> None:
     """Remove a message: -H first (so it stops existing), then -D, -J and the msglog."""
     hp = header_path(spool_dir, msgid)

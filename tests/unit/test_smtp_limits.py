@@ -54,6 +54,7 @@ def test_mail_and_rcpt_refuse_a_600_character_path():
     assert lines(s.feed(b"MAIL FROM:<s@x.example>\r\n")) == ["250 OK"]
     assert lines(s.feed(f"RCPT TO:{addr}\r\n".encode())) == [_long_reply(addr, addr)]
     assert h.rcpts == []
-    # Trailing junk is reported before the length, as Exim does.
+    # Trailing junk is reported before the length, as Exim does (with no space after
+    # the address: none came before the junk).
     assert lines(s.feed(f"RCPT TO:<{addr}>x\r\n".encode())) == [
-        f"501 <{addr}>x: malformed address: x may not follow <{addr}> "]
+        f"501 <{addr}>x: malformed address: x may not follow <{addr}>"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, TextIO
 
 from pymta.caller import qualify_domains
-from pymta.config.values import main_opt
 from pymta.cli.submit import local_envelope, qualify, run_not_smtp_acl
+from pymta.config.values import main_opt
 from pymta.message.receive import receive_message
 from pymta.rewrite.engine import rewrite_command_path
 from pymta.rewrite.setup import main_rewriter

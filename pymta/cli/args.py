@@ -74,7 +74,8 @@ class CliOptions:
     fullname: str | None = None           # -F
     extract: bool = False                 # -t
     dot_ends: bool = True                 # cleared by -i / -oi / -oitrue
-    delivery_mode: str | None = None      # "b" "i" "f" "q" "qs" from -od?
+    delivery_mode: str | None = None      # "b" "i" "f" "q" from -od?
+    queue_smtp: bool = False              # -odqs: smtp deliveries wait for a queue run
     error_mode: str | None = None         # -oe? / -e? letter
     queue_interval: int | None = None     # -q<time>
     queue_flags: str = ""                 # "", "f", "ff"
@@ -267,7 +268,7 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
     if a in ("-odb", "-odi", "-odf", "-odq"):
         opts.delivery_mode = a[3:]
     elif a == "-odqs":
-        opts.ignored.append(a)      # no queue_smtp_domains split: delivery as usual
+        opts.queue_smtp = True
     elif re.match(r"^-oe[emepqw]$", a):
         opts.error_mode = a[3]
     elif a in ("-oi", "-oitrue"):

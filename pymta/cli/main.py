@@ -126,13 +126,18 @@ def _load(opts: CliOptions) -> Any:
 
 def with_cli_overrides(config: Any, opts: CliOptions) -> Any:
     """Options the command line overrides: -os (smtp_receive_timeout), -or
-    (receive_timeout), -od
-    (queue_only, as queue_only_override allows)."""
+    (receive_timeout), -od (queue_only, as queue_only_override allows), -odqs
+    (queue_smtp_domains)."""
     if opts.smtp_receive_timeout is not None:
         config.main.set("smtp_receive_timeout", opts.smtp_receive_timeout)
     if opts.receive_timeout is not None:
         config.main.set("receive_timeout", opts.receive_timeout)
-    apply_delivery_mode(config, opts.delivery_mode)
+    # -odqs starts a delivery like -odb (unless -odi/-odf say how), so it overrides
+    # queue_only as they do; that delivery then treats every domain as one of
+    # queue_smtp_domains (for the daemon's messages too, with -bd)
+    apply_delivery_mode(config, opts.delivery_mode or ("b" if opts.queue_smtp else None))
+    if opts.queue_smtp:
+        config.main.set("queue_smtp_domains", "*")
     return config
 
 
@@ -600,7 +605,7 @@ def do_submit(opts: CliOptions) -> int:
     if opts.verbose:
         sys.stderr.write(f"Message {msgid} accepted\n")
     mode = _delivery_mode(opts, config)
-    if opts.dont_deliver or mode in ("q", "qs") or _queued_by_policy(config, LoadQueueing(
+    if opts.dont_deliver or mode == "q" or _queued_by_policy(config, LoadQueueing(
             config), log, msgid):
         return 0
     from pymta.delivery import deliver_message
@@ -676,7 +681,7 @@ def _delivery_per_od(opts: CliOptions, config: Any, log: Any,
     load = LoadQueueing(config)         # latched for the whole -bs / -bS input
 
     def after_accept(msgid: str) -> None:
-        if opts.dont_deliver or mode in ("q", "qs") or (
+        if opts.dont_deliver or mode == "q" or (
                 policy and _queued_by_policy(config, load, log, msgid)):
             return
         if mode in ("i", "f"):
@@ -693,7 +698,7 @@ def _delivery_mode(opts: CliOptions, config: Any) -> str:
     if main_opt(config, "queue_only"):
         return "q"
     mode = opts.delivery_mode or "b"
-    return "b" if mode in ("q", "qs") else mode
+    return "b" if mode == "q" else mode
 
 
 def _queued_by_policy(config: Any, load: LoadQueueing, log: Any, msgid: str) -> bool:

@@ -31,12 +31,12 @@ def queue_only_file_exists(config: Any) -> bool:
 
 
 def apply_delivery_mode(config: Any, mode: str | None) -> None:
-    """-odb/-odi/-odf/-odq(s) on the command line: they replace queue_only unless
-    queue_only_override is false, when only -odq and -odqs still take effect (Exim's
-    rule: queueing can always be asked for, never be refused by the command line)."""
+    """-odb/-odi/-odf/-odq on the command line: they replace queue_only unless
+    queue_only_override is false, when only -odq still takes effect (Exim's rule:
+    queueing can always be asked for, never be refused by the command line)."""
     if mode is None:
         return
-    wants_queue = mode in ("q", "qs")
+    wants_queue = mode == "q"
     if wants_queue or main_option(config, "queue_only_override", True):
         config.main.set("queue_only", wants_queue)
 

@@ -99,3 +99,25 @@ def test_forced_delivery_ignores_it(tmp_path):
         [msgid] = d.queue()
         assert d.run("-M", msgid).returncode == 0
         assert d.queue() == [] and len(sink1.messages) == 1
+
+
+def test_odqs_leaves_every_smtp_delivery_for_the_queue_run(tmp_path):
+    """-odqs: the delivery started for the message routes it and makes the local
+    deliveries; all its smtp deliveries wait for a queue run, whatever their domain."""
+    with SmtpSink() as sink1, SmtpSink() as sink2:
+        d = PymtaDaemon(CONFIG.replace("queue_smtp_domains = q.example\n", ""), tmp_path,
+                        macros={"PORT1": str(sink1.port), "PORT2": str(sink2.port)})
+        d.prepare()
+        os.chmod(tmp_path, 0o777)
+        r = d.run("-odqs", "-odi", "-f", "a@test.example", "v@other.example",
+                  "w@other2.example", "l@test.example", input=b"Subject: q\n\nbody\n")
+        assert r.returncode == 0, r.stderr
+        assert "-odqs" not in r.stderr            # not among the ignored options
+        got = lines(d)
+        assert f"== v@other.example R=remote T=remote_smtp {WHY}" in got
+        assert f"== w@other2.example R=remote2 T=remote_smtp {WHY}" in got
+        assert any(x.startswith("=> l <l@test.example> R=local T=box") for x in got), got
+        assert sink1.messages == [] and sink2.messages == []
+        assert d.run("-q").returncode == 0
+        assert d.queue() == []
+        assert len(sink1.messages) == 1 and len(sink2.messages) == 1

@@ -231,13 +231,10 @@ def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:
 
 
 def check_queue_only_file(value: Any, file: str | None, line: int | None) -> None:
-    """queue_only_file: each item an absolute path.  The "smtp" prefix (Exim sets
-    queue_smtp_domains to "*" while that file exists) is refused: pymta does not
-    look for such a file yet."""
+    """queue_only_file: each item an absolute path, optionally after "smtp"."""
     text = str(value or "")
     for path in (p.strip() for p in text.split(":")):
-        if path.startswith("smtp"):
-            raise ConfigError(f'"smtp" in queue_only_file {NOT_SUPPORTED}', file, line)
+        path = path.removeprefix("smtp")
         if path and not path.startswith("/"):
             raise ConfigError(f'queue_only_file item "{path}" is not an absolute path',
                               file, line)

@@ -47,6 +47,7 @@ from pymta.log import log_duration, log_selected
 from pymta.logevents import Deferral, Delivery, Failure
 from pymta.logfields import SessionLogFacts
 from pymta.match import match_domain
+from pymta.message.queue_policy import queue_only_file_exists
 from pymta.metrics import counters as metrics
 from pymta.osutil import can_switch_ids, switched_ids
 from pymta.routing import address_context, route_address
@@ -864,8 +865,12 @@ class MessageDelivery:
         address is in these domains is left for the queue run -- with every other
         address in it, whatever its domain, as Exim 4.96 does -- and is recorded as
         waiting for its hosts.  Returns the batches to deliver now."""
-        text = main_option(self.config, "queue_smtp_domains")
-        if not text or not self.at_reception or self.forced:
+        if not self.at_reception or self.forced:
+            return batches
+        # an existing "smtp/path" of queue_only_file stands for queue_smtp_domains = *
+        text = "*" if queue_only_file_exists(self.config, smtp=True) \
+            else main_option(self.config, "queue_smtp_domains")
+        if not text:
             return batches
         check = ctx.child()
         now: list[list[Address]] = []

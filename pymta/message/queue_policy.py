@@ -19,15 +19,19 @@ def _fixed(value: int) -> str:
     return f"{value / 1000:.2f}"
 
 
-def queue_only_files(text: str | None) -> list[str]:
-    """The paths of queue_only_file (a colon-separated list of absolute paths)."""
-    return [p.strip() for p in str(text or "").split(":") if p.strip()]
+def queue_only_files(text: str | None, smtp: bool = False) -> list[str]:
+    """The paths of queue_only_file (a colon-separated list of absolute paths) that
+    set queue_only, or with ``smtp`` those written "smtp/path" (queue_smtp_domains)."""
+    items = [p.strip() for p in str(text or "").split(":") if p.strip()]
+    return [p[4:] for p in items if p.startswith("smtp")] if smtp \
+        else [p for p in items if not p.startswith("smtp")]
 
 
-def queue_only_file_exists(config: Any) -> bool:
-    """Does one of the queue_only_file paths exist (looked at for each message)?"""
+def queue_only_file_exists(config: Any, smtp: bool = False) -> bool:
+    """Does one of the queue_only_file paths exist (looked at for each message)?  With
+    ``smtp``: one of those prefixed "smtp", which make queue_smtp_domains "*"."""
     return any(os.path.exists(p)
-               for p in queue_only_files(main_option(config, "queue_only_file")))
+               for p in queue_only_files(main_option(config, "queue_only_file"), smtp))
 
 
 def apply_delivery_mode(config: Any, mode: str | None) -> None:

@@ -121,3 +121,27 @@ def test_odqs_leaves_every_smtp_delivery_for_the_queue_run(tmp_path):
         assert d.run("-q").returncode == 0
         assert d.queue() == []
         assert len(sink1.messages) == 1 and len(sink2.messages) == 1
+
+
+def test_queue_only_file_smtp_path_acts_while_the_file_exists(tmp_path):
+    """queue_only_file = smtp/path: while the file exists every smtp delivery waits for
+    the queue run (queue_smtp_domains = *); without it messages go at once."""
+    flag = tmp_path / "hold-smtp"
+    with SmtpSink() as sink1, SmtpSink() as sink2:
+        conf = CONFIG.replace("queue_smtp_domains = q.example\n",
+                              f"queue_only_file = smtp{flag}\n")
+        d = PymtaDaemon(conf, tmp_path, macros={"PORT1": str(sink1.port),
+                                                "PORT2": str(sink2.port)})
+        d.prepare()
+        os.chmod(tmp_path, 0o777)
+        flag.write_text("")
+        _submit(d, "v@other.example", "l@test.example")
+        assert f"== v@other.example R=remote T=remote_smtp {WHY}" in lines(d)
+        assert any(x.startswith("=> l <l@test.example> R=local T=box") for x in lines(d))
+        assert sink1.messages == [] and len(d.queue()) == 1
+        flag.unlink()
+        _submit(d, "w@other.example")
+        # delivered at once, and the waiting message follows it down the connection
+        assert sorted(m.recipients[0] for m in sink1.messages) == \
+            ["v@other.example", "w@other.example"]
+        assert d.queue() == []

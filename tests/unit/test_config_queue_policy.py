@@ -56,8 +56,19 @@ def test_queue_only_file_is_looked_at_each_time(tmp_path):
     assert queue_only_file_exists(c)
 
 
+def test_queue_only_file_smtp_paths_are_told_apart(tmp_path):
+    """An "smtp"-prefixed path stands for queue_smtp_domains = *, not queue_only."""
+    flag = tmp_path / "flag"
+    c = config(tmp_path, f"queue_only_file = smtp{flag}")
+    flag.write_text("")
+    assert not queue_only_file_exists(c)
+    assert queue_only_file_exists(c, smtp=True)
+    flag.unlink()
+    assert not queue_only_file_exists(c, smtp=True)
+
+
 @pytest.mark.parametrize("value,message", [
-    ("smtp/var/run/queue", '"smtp" in queue_only_file is not supported'),
+    ("smtprelative/file", 'queue_only_file item "relative/file" is not an absolute path'),
     ("/a : relative/file", 'queue_only_file item "relative/file" is not an absolute path'),
 ])
 def test_queue_only_file_refusals(tmp_path, value, message):

@@ -138,6 +138,13 @@ class AclDefer(Exception):
         self.user_message = user_message
 
 
+class AclExpansionError(AclDefer):
+    """A condition's expansion failed: Exim's "failed to expand ACL string" error, a
+    temporary rejection with the default 451 text whatever the statement's message
+    says, and no paniclog entry (it is about the input, not the configuration)."""
+
+
+
 class _ForcedTrue(Exception):
     """An argument expansion was forced to fail: the condition counts as true."""
 
@@ -388,6 +395,8 @@ class _Runner:
                 ok = True
                 negated = False
             except AclDefer as exc:
+                if isinstance(exc, AclExpansionError):     # even in warn, as Exim
+                    return self._result("defer", None, str(exc))
                 if verb == "warn":
                     self._warn_skipped(f": {exc}" if str(exc) else "")
                     return None
@@ -574,7 +583,9 @@ class _Runner:
             except ExpandDefer as exc:
                 raise AclDefer(str(exc)) from exc
             except Exception as exc:
-                raise ConfigError(f"condition expansion failed: {exc}") from exc
+                text = getattr(exc, "message", None) or exc
+                raise AclExpansionError(f'failed to expand ACL string "{value}": {text}') \
+                    from exc
         if name == "acl":
             arg = _expand_arg(value, self.ctx)
             parts = arg.split()

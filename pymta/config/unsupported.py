@@ -56,7 +56,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "smtp_return_error_details": False,
     "spool_wireformat": False,
     "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
-    "strict_acl_vars": False,
     "tls_remember_esmtp": False,
     **_reject("""
         bi_command

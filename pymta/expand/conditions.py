@@ -106,10 +106,11 @@ def _args(cond: Cond, ctx: Any) -> list[str]:
 def _eval(cond: Cond, ctx: Any) -> bool:
     name = cond.name
     if name == "def":
-        from .variables import lookup_variable
+        from .variables import lookup_variable, unknown_note
         v = None if cond.extra.isdigit() else lookup_variable(cond.extra, ctx)
         if v is None:
-            raise ExpandError(f"unknown variable \"{cond.extra}\" after \"def:\"")
+            raise ExpandError(f"unknown variable \"{cond.extra}\" after \"def:\""
+                              f"{unknown_note(cond.extra, ctx)}")
         return v != ""
     if name in ("and", "or"):
         want = name == "or"

@@ -18,7 +18,7 @@ from .forbid import check_allowed
 from .lists import join_list, list_separator, split_list
 from .parser import LETTER_ESCAPES, Cond, Item, Op, Seq, Var
 from .parser import compile_expansion as compile_expansion_cached
-from .variables import get_variable, lookup_variable
+from .variables import get_variable, lookup_variable, unknown_note
 
 
 def _t(value: str, tainted: bool) -> str:
@@ -109,7 +109,8 @@ def check_skipped(node: Any, ctx: Any) -> None:
                 check_skipped(p, ctx)
     elif isinstance(node, Var):
         if lookup_variable(node.name, ctx) is None:
-            raise ExpandError(f"unknown variable name \"{node.name}\"")
+            raise ExpandError(f"unknown variable name \"{node.name}\""
+                              f"{unknown_note(node.name, ctx)}")
     elif isinstance(node, Op):
         check_skipped(node.arg, ctx)
     elif isinstance(node, Item):
@@ -124,7 +125,8 @@ def check_skipped(node: Any, ctx: Any) -> None:
             _bool("".join(node.args[0].parts), node.name == "bool_lax")
         if node.name == "def" and (node.extra.isdigit() or
                                    lookup_variable(node.extra, ctx) is None):
-            raise ExpandError(f"unknown variable \"{node.extra}\" after \"def:\"")
+            raise ExpandError(f"unknown variable \"{node.extra}\" after \"def:\""
+                              f"{unknown_note(node.extra, ctx)}")
         for a in node.args:
             check_skipped(a, ctx)
 

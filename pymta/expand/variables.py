@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from .. import rfc2047
+from ..config.values import main_option
 from ..taint import Tainted
 from .errors import ExpandError
 
@@ -157,7 +158,8 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
         if name in ctx.acl_vars:
             return ctx.acl_vars[name]
         if name.startswith(("acl_c", "acl_m")):
-            return ""           # unset ACL variables are empty, not unknown
+            # unset ACL variables are empty, or unknown with strict_acl_vars
+            return None if _strict_acl_vars(ctx) else ""
         if name.startswith("acl_arg"):
             return ""
     if name.startswith("r_"):
@@ -298,8 +300,20 @@ def get_variable(name: str, ctx: Any) -> str:
     """Like :func:`lookup_variable` but raise Exim's error for an unknown name."""
     v = lookup_variable(name, ctx)
     if v is None:
-        raise ExpandError(f"unknown variable name \"{name}\"")
+        raise ExpandError(f"unknown variable name \"{name}\"{unknown_note(name, ctx)}")
     return v
+
+
+def _strict_acl_vars(ctx: Any) -> bool:
+    return bool(main_option(getattr(ctx, "config", None), "strict_acl_vars", False))
+
+
+def unknown_note(name: str, ctx: Any) -> str:
+    """What Exim adds to "unknown variable" errors for an ACL variable that is unknown
+    only because it is unset and strict_acl_vars is true."""
+    if name.startswith(("acl_c", "acl_m")) and _strict_acl_vars(ctx):
+        return " (strict_acl_vars is set)"
+    return ""
 
 
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender",

@@ -246,6 +246,9 @@ def _is_admin(config: Any) -> bool:
 # and -Mg always.
 _QUEUE_LIST = frozenset({"bp", "bpc", "bpu", "bpa", "bpi"})
 _PROD = frozenset({"q", "MG"})
+#: The testing flags commandline_checks_require_admin keeps to admin users (-be and
+#: -bem, -bf/-bF, -bh/-bhc, -brt, -brw, -bt, -bv, -bvs), as exim4 4.96 does.
+_CHECKS = frozenset({"be", "bf", "bh", "brt", "brw", "bt", "bv", "bvs"})
 
 
 def _admin_refusal(opts: CliOptions) -> str | None:
@@ -259,6 +262,9 @@ def _admin_refusal(opts: CliOptions) -> str | None:
         option, text = "prod_requires_admin", "pymta: Permission denied\n"
     elif action == "Mg":
         option, text = "", "pymta: permission denied\n"
+    elif action in _CHECKS:
+        option = "commandline_checks_require_admin"
+        text = "pymta: those command-line flags are set to require admin\n"
     else:
         return None
     config = load(opts)

@@ -42,7 +42,6 @@ def _reject(names: str) -> dict[str, Any]:
 UNSUPPORTED_MAIN: dict[str, Any] = {
     # Features pymta does not have: accepted only when they say "off".
     "accept_8bitmime": True,                 # 8BITMIME is always advertised
-    "commandline_checks_require_admin": False,
     "deliver_drop_privilege": False,
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
     "ignore_fromline_hosts": "", "ignore_fromline_local": False,

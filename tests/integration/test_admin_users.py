@@ -119,3 +119,16 @@ def test_root_is_admin(tmp_path):
     out = subprocess.run(PYMTA + ["-C", str(conf), "-bpc"], capture_output=True, text=True,
                          env=pymta_env(), cwd=str(REPO), timeout=30)
     assert (out.returncode, out.stdout, out.stderr) == (0, "0\n", "")
+
+
+@pytest.mark.parametrize("case,args,rc,err", [c for c in _exim_cases() if c[0] == "checks"])
+def test_testing_flags_need_admin_with_commandline_checks_require_admin(
+        tmp_path, case, args, rc, err):
+    out = _run_as_nobody(_setup(tmp_path, "commandline_checks_require_admin"), args)
+    assert (out.returncode, out.stderr) == (rc, err + "\n")
+    assert out.stdout == ""
+
+
+def test_testing_flags_open_to_all_by_default(tmp_path):
+    out = _run_as_nobody(_setup(tmp_path, ""), ["-be", "x$primary_hostname"])
+    assert (out.returncode, out.stdout) == (0, "xmx.test.example\n"), out.stderr

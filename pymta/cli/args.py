@@ -76,6 +76,7 @@ class CliOptions:
     dot_ends: bool = True                 # cleared by -i / -oi / -oitrue
     delivery_mode: str | None = None      # "b" "i" "f" "q" from -od?
     queue_smtp: bool = False              # -odqs: smtp deliveries wait for a queue run
+    alias_file: str | None = None         # -oA: the argument -bi gives bi_command
     error_mode: str | None = None         # -oe? / -e? letter
     queue_interval: int | None = None     # -q<time>
     queue_flags: str = ""                 # "", "f", "ff"
@@ -314,7 +315,7 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
             a = f"{a} {nxt}"
         opts.ignored.append(a)
     elif a.startswith("-oA"):
-        opts.ignored.append(a if a[3:] else f"{a} {cur.value(a, '', _IGNORED_WITH_ARG[a])}")
+        opts.alias_file = a[3:] or cur.value(a, '', _IGNORED_WITH_ARG[a])
     else:
         raise bad_option(a)
 

@@ -622,6 +622,23 @@ def do_submit(opts: CliOptions) -> int:
     return 0
 
 
+def do_bi(opts: CliOptions) -> int:
+    """-bi (sendmail's "rebuild the aliases"): run bi_command, with -oA's value as its
+    one argument, under the caller's own ids; nothing when bi_command is unset."""
+    command = main_opt(load(opts), "bi_command")
+    if not command:
+        return 0
+    argv = [str(command)] + ([opts.alias_file] if opts.alias_file else [])
+    sys.stdout.flush()
+    try:
+        os.setgid(os.getgid())       # the real ids: nothing of a privileged start is kept
+        os.setuid(os.getuid())
+        os.execv(argv[0], argv)      # no shell and no PATH search, as Exim
+    except OSError as exc:
+        sys.stderr.write(f"pymta: exec '{argv[0]}' failed: {exc.strerror}\n")
+    return 1
+
+
 def do_log_line(opts: CliOptions) -> int:
     """-z text: write the text to the main log (an operator's note)."""
     config = load(opts)
@@ -781,6 +798,7 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
     "bd": do_daemon, "bdf": do_daemon, "bw": do_daemon, "bm": do_submit, "bh": do_bh,
     "bs": do_bs, "bS": do_bsmtp,
     "z": do_log_line,
+    "bi": do_bi,
     "brt": do_brt,
     "brw": do_brw,
 }

@@ -57,7 +57,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
     "tls_remember_esmtp": False,
     **_reject("""
-        bi_command
         gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed
         local_scan_path

@@ -77,7 +77,6 @@ IGNORED = [
     (["-Oa=b"], "-Oa=b"), (["-O", "a=b"], "-O a=b"),
     (["-X/tmp/x"], "-X/tmp/x"), (["-X", "/tmp/x"], "-X /tmp/x"),
     (["-Lmytag"], "-Lmytag"), (["-L", "mytag"], "-L mytag"),
-    (["-oA/etc/aliases"], "-oA/etc/aliases"), (["-oA", "/etc/aliases"], "-oA /etc/aliases"),
     (["-oB"], "-oB"), (["-oB5"], "-oB5"), (["-oB", "5"], "-oB 5"),
     (["-oMm", "1xZ1dK-0005M2-25"], "-oMm 1xZ1dK-0005M2-25"),
     (["-Ac"], "-Ac"), (["-Am"], "-Am"), (["-m"], "-m"), (["-om"], "-om"), (["-oo"], "-oo"),
@@ -230,3 +229,9 @@ def test_named_queues():
 def test_log_line_option():
     o = parse_args(["-z", "operator note"])
     assert o.action == "z" and o.log_line == "operator note"
+
+
+@pytest.mark.parametrize("argv", [["-oA/etc/aliases"], ["-oA", "/etc/aliases"]])
+def test_oA_is_the_argument_of_bi_command(argv):
+    o = parse_args(["-bi"] + argv)
+    assert (o.action, o.alias_file, o.ignored) == ("bi", "/etc/aliases", [])

@@ -22,6 +22,7 @@ from pymta.caller import (  # noqa: F401  (re-exported)
 )
 from pymta.cli.receive_timeout import ABANDONED, LOGGED, ReceiveTimeout, deadline, receive_timeout
 from pymta.config.values import main_opt
+from pymta.message.uucp_from import take_from_line
 from pymta.originator import caller_originator
 from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
@@ -114,6 +115,8 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     except ReceiveTimeout:
         log.main(LOGGED, new_message_id())
         return None, ABANDONED
+    data, from_line_sender = take_from_line(config, data, log,
+                                            want_sender=opts.sender is None)
     too_long = header_refusal(config, data)
     if too_long is not None:
         # as Exim: the message is refused, with Exim's mainlog line and error text
@@ -147,7 +150,10 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
         recipients = args
     if not recipients:
         return None, "no recipients found in message" if opts.extract else "no recipients given"
-    env = local_envelope(config, opts, opts.sender, recipients)
+    # -f wins over a "From " line's sender; either is taken as the caller may set it
+    env = local_envelope(config, opts,
+                         opts.sender if opts.sender is not None else from_line_sender,
+                         recipients)
     refusal = run_not_smtp_acl(config, env, data, log)
     if refusal is not None:
         return None, refusal

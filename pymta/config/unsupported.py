@@ -65,7 +65,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         process_log_path
         rfc1413_query_timeout
         tcp_wrappers_daemon_name
-        uucp_from_pattern uucp_from_sender
     """),
 }
 

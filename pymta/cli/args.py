@@ -122,7 +122,7 @@ _NO_OPS = {"-Ac", "-Am", "-m", "-om", "-oo", "-x", "-dropcr", "-pd", "-ps", "-oY
 # generic "unknown, malformed, or incomplete option").
 _IGNORED_WITH_ARG: dict[str, str | None] = {
     "-O": "string expected after -O", "-X": "string expected after -X",
-    "-oA": "string expected after -oA", "-L": None,
+    "-L": None,
 }
 
 # -oM<x> options: separate argument only.
@@ -315,7 +315,7 @@ def _parse_o(opts: CliOptions, cur: _Argv, a: str) -> None:
             a = f"{a} {nxt}"
         opts.ignored.append(a)
     elif a.startswith("-oA"):
-        opts.alias_file = a[3:] or cur.value(a, '', _IGNORED_WITH_ARG[a])
+        opts.alias_file = a[3:] or cur.value(a, '', "string expected after -oA")
     else:
         raise bad_option(a)
 

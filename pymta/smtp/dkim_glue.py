@@ -29,6 +29,7 @@ from pymta.expand.lists import split_list
 from pymta.log import log_selected
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
+from pymta.message.headers import header_name
 from pymta.message.receive import PreparedMessage
 from pymta.smtp.server import Reply
 from pymta.taint import taint
@@ -74,8 +75,7 @@ def message_parts(prepared: PreparedMessage) -> tuple[bytes, Iterator[bytes]]:
 def _has_signature_header(prepared: PreparedMessage) -> bool:
     """Whether the message has a DKIM-Signature header at all (most have none; without
     one there is nothing to parse and no body to hash)."""
-    return any(h.text[:14].lower() == "dkim-signature"
-               and h.text[14:].lstrip(" \t").startswith(":")
+    return any(header_name(h.text).lower() == "dkim-signature"
                for h in prepared.spool.headers)
 
 

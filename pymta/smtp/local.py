@@ -89,10 +89,6 @@ class LocalCaller:
     config: Any = None                  # for untrusted_set_sender
     sender_set: bool = False            # the last MAIL's address was taken
 
-    @property
-    def trusted_caller(self) -> bool:
-        return self.trusted
-
     @classmethod
     def current(cls, config: Any) -> "LocalCaller":
         """The calling user; trust follows the -f rules (root, exim_user, trusted_users)."""

@@ -42,6 +42,7 @@ from pymta.daemon.util import (
 )
 from pymta.daemon.warmup import compile_expansions, warm_up
 from pymta.debuglog import debug
+from pymta.hints.store import is_shared, open_hints
 from pymta.log import log_selected
 from pymta.logevents import DaemonStarted
 from pymta.metrics import counters as metrics_counters
@@ -55,7 +56,7 @@ from pymta.metrics.endpoint import (
 from pymta.spool.tidy import tidy_spool
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.serverconf import check_server_tls, force_tls_on_connect, server_tls
-from pymta.tls.tickets import TicketKeyRotation
+from pymta.tls.tickets import SharedTicketKeys, TicketKeyRotation
 
 MIN_SPARE_RECEIVERS = 5
 MAX_SPARE_RECEIVERS = 10
@@ -239,7 +240,11 @@ class Master:
             tls = server_tls(self.config)
         except TLSConfigError:
             return None                 # logged at start: no STARTTLS at all
-        return TicketKeyRotation(tls, time.monotonic(),
+        shared = None
+        if is_shared("tls"):            # a fleet's nodes resume each other's sessions
+            shared = SharedTicketKeys(open_hints(spool_directory(self.config), "tls",
+                                                 self.log))
+        return TicketKeyRotation(tls, time.monotonic(), shared=shared,
                                  on_error=lambda e: self.log.panic(f"TLS: {e}"))
 
     def _rotate_ticket_keys(self) -> None:

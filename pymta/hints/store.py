@@ -109,6 +109,11 @@ def use_shared(names: frozenset[str], opener: Opener | None) -> None:
         _SHARED.update({name: opener for name in names})
 
 
+def is_shared(name: str) -> bool:
+    """Is the database ``name`` kept in the fleet's shared store in this process?"""
+    return name in _SHARED
+
+
 def configure(config: Any, make_log: Callable[[], MainLog | None]) -> None:
     """Choose this process's backends from the loaded configuration (at start-up and
     on reload); ConfigError when the hints_redis_* options are wrong.  ``make_log``

@@ -17,7 +17,8 @@ static options build one context), and wraps sockets in connections that
   than one name, is refused, as Exim does),
 - issue session tickets only when resumption is allowed for the peer
   (tls_resumption_hosts); ticket keys belong to the first context and so are
-  shared by processes forked after :meth:`ServerTLS.prepare` (see :mod:`.tickets`).
+  shared by processes forked after :meth:`ServerTLS.prepare` (see :mod:`.tickets`),
+  or are given by the fleet (:meth:`ServerTLS.use_ticket_keys`).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from .options import (
     parse_openssl_options,
 )
 from .session import OCSPStatus, state_of
+from .ticketkeys import TicketKeysUnavailable, set_ticket_keys
 
 # Session id context: OpenSSL refuses to resume a session whose peer was
 # verified unless this is set.
@@ -131,6 +133,8 @@ class ServerTLS:
         self.ssl_options = parse_openssl_options(options.openssl_options)
         self.alpn = [a.encode() for a in nonempty_items(options.alpn)] if options.alpn else []
         self._contexts: dict[_Expanded, SSL.Context] = {}
+        # Session-ticket keys shared by a fleet (None: each context's own random keys).
+        self.ticket_keys: bytes | None = None
         self._staples: dict[bytes, bytes] = {}
         # Options without "$" or "\\" expand to themselves whatever the session: then
         # they are expanded once, not twice in every STARTTLS.
@@ -189,6 +193,13 @@ class ServerTLS:
         """
         self._contexts.clear()
 
+    def use_ticket_keys(self, keys: bytes | None) -> None:
+        """Encrypt tickets with ``keys`` (80 bytes, see :mod:`.ticketkeys`) in every
+        context built from now on; None: each new context makes its own."""
+        if keys != self.ticket_keys:
+            self.ticket_keys = keys
+            self._contexts.clear()
+
     def _build(self, v: _Expanded) -> SSL.Context:
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
         ctx.set_options(self.ssl_options & ~SSL.OP_NO_TICKET)
@@ -197,6 +208,11 @@ class ServerTLS:
         # Stateless tickets only: a server-side cache would not be shared between the
         # processes that handle connections.
         ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        if self.ticket_keys is not None:
+            try:
+                set_ticket_keys(ctx, self.ticket_keys)
+            except TicketKeysUnavailable as exc:
+                raise TLSConfigError(f"session-ticket keys: {exc}") from None
         for cert, key in zip(v.certificates, v.privatekeys):
             try:
                 ctx.use_certificate_chain_file(cert)

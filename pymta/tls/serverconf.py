@@ -11,14 +11,17 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from ..config.model import ConfigError
 from ..config.values import main_option
 from ..expand import ExpandContext, ExpandError
 from ..expand.lists import nonempty_items
+from ..hints.store import settings_from
 from ..osutil import tcp_port
 from .errors import TLSConfigError
 from .expander import ContextExpander
 from .selfsigned import ensure_selfsigned
 from .server import ServerTLS, ServerTLSOptions
+from .ticketkeys import ticket_keys_settable
 
 # Per configuration object (a reload makes a new one); inherited by forked processes.
 _CACHE: dict[int, tuple[Any, ServerTLS]] = {}
@@ -92,6 +95,23 @@ def _static(text: str | None) -> bool:
     return text is None or "$" not in text
 
 
+def _check_shared_ticket_keys(config: Any) -> None:
+    """A fleet sharing ``tls`` hints with resumption on shares its ticket keys, which
+    needs an OpenSSL that takes keys from outside (see :mod:`.ticketkeys`)."""
+    if not _opt(config, "tls_resumption_hosts"):
+        return
+    try:
+        settings = settings_from(getattr(config, "main", None))
+    except ConfigError:
+        return                       # reported where the hints options are checked
+    if settings is None or "tls" not in settings.databases:
+        return
+    why = ticket_keys_settable()
+    if why is not None:
+        raise TLSConfigError("hints_redis_databases: tls: the servers' session-ticket "
+                             f"keys cannot be shared with this OpenSSL: {why}")
+
+
 def check_server_tls(config: Any, *, daemon: bool = False) -> str | None:
     """Build the contexts of ``config`` now (master, ``-bV``).
 
@@ -109,6 +129,7 @@ def check_server_tls(config: Any, *, daemon: bool = False) -> str | None:
         on_connect_ports(config)
     except ValueError as exc:
         raise TLSConfigError(f"tls_on_connect_ports: {exc}") from None
+    _check_shared_ticket_keys(config)
     if not _opt(config, "tls_certificate"):
         if not daemon:
             return None

@@ -4,11 +4,17 @@ mail on its local hints while Redis is down, logging the outage once.
 """
 from __future__ import annotations
 
+import os
 import re
+import socket
+import ssl
 import time
 from pathlib import Path
 
+import pytest
+
 from pymta.hints.db import HintsDB
+from tests.support.certs import make_ca, make_cert
 from tests.support.daemon import PymtaDaemon, run_pymta
 from tests.support.redisserver import RedisServer, redis_server  # noqa: F401
 from tests.support.smtp import SmtpTestClient
@@ -149,3 +155,64 @@ def test_only_shareable_databases_may_be_named(tmp_path):
     conf.write_text("hints_redis_databases = seen\n")
     out = run_pymta(["-bV"], conf)
     assert out.returncode == 1 and "hints_redis_server is not" in out.stderr
+
+
+TLS_CONF = CONF.replace("hints_redis_databases = ratelimit : seen", """\
+hints_redis_databases = ratelimit : seen@SHARE_TLS@
+tls_certificate = CERT
+tls_privatekey = KEY
+tls_resumption_hosts = 127.0.0.1
+log_selector = +tls_resumption""")
+
+
+def _starttls_session(port: int, ctx: ssl.SSLContext,
+                      session: ssl.SSLSession | None) -> tuple[ssl.SSLSession, bool]:
+    """EHLO, STARTTLS offering ``session``, EHLO, QUIT: the session to keep and whether
+    the server resumed the one offered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        f = raw.makefile("rb")
+
+        def reply(stream) -> bytes:
+            while True:
+                line = stream.readline()
+                if line[3:4] != b"-":
+                    return line
+        reply(f)
+        raw.sendall(b"EHLO client.example\r\n")
+        reply(f)
+        raw.sendall(b"STARTTLS\r\n")
+        assert reply(f).startswith(b"220")
+        with ctx.wrap_socket(raw, server_hostname="mx.test.example", session=session) as tls:
+            g = tls.makefile("rb")
+            tls.sendall(b"EHLO client.example\r\n")
+            assert reply(g).startswith(b"250")
+            tls.sendall(b"QUIT\r\n")
+            assert reply(g).startswith(b"221")     # TLS 1.3 tickets have arrived by now
+            return tls.session, tls.session_reused
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_nodes_sharing_tls_hints_resume_each_others_sessions(tmp_path, redis_server,  # noqa: F811
+                                                             share):
+    redis_server.command("FLUSHALL")
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    cert = make_cert(pki, "mx.test.example", make_ca(pki))
+    os.chmod(cert.key, 0o644)          # the daemons run as exim_user
+    conf = TLS_CONF.replace("@SHARE_TLS@", " : tls" if share else "")
+    nodes = [PymtaDaemon(conf.replace("NODE", name), tmp_path / name, args=["-odq"],
+                         macros={"REDIS": redis_server.address, "CERT": cert.cert,
+                                 "KEY": cert.key}).start() for name in ("a", "b")]
+    ctx = ssl.create_default_context(cafile=cert.ca)
+    try:
+        session, reused = _starttls_session(nodes[0].port, ctx, None)
+        assert not reused
+        # node A's own next receiver resumes it either way (keys made before the fork)
+        assert _starttls_session(nodes[0].port, ctx, session)[1]
+        # node B only when the fleet shares its ticket keys
+        assert _starttls_session(nodes[1].port, ctx, session)[1] is share
+        keys = redis_server.command("EXISTS", "pymta:hints:tls:server-ticket-keys")
+        assert keys.strip() == (b":1" if share else b":0")
+    finally:
+        for d in nodes:
+            d.stop()

@@ -73,6 +73,7 @@ class Address:
     # transport took (DT=).
     delivered_size: int | None = None
     sending_interface: tuple[str, int] | None = None
+    sending_proxy: tuple[str, int] | None = None          # socks_proxy used: PRX=
     delivery_time: float | None = None
     return_path: str | None = None      # the envelope sender the transport used (P=)
     # Set by the smtp transport for X=, CV=, DN= and A= on the delivery line: the

@@ -135,7 +135,8 @@ class Delivery:
     Fields in Exim 4.96's order: the address (``(parent, ...)`` before the original
     ``<top>`` with all_parents), ``F=`` (sender_on_delivery), ``P=``
     (return_path_on_delivery), ``Q=``, ``R=``, ``T=``, ``S=`` (delivery_size), the host
-    with ``:port`` (outgoing_port), ``I=`` (incoming_interface and outgoing_interface),
+    with ``:port`` (outgoing_port), ``PRX=`` (proxy: the SOCKS proxy, with its port under
+    outgoing_port), ``I=`` (incoming_interface and outgoing_interface),
     TLS and AUTH, ``K``, ``C=`` (smtp_confirmation), ``ST=``, ``QT=`` (queue_time) and
     ``DT=`` (deliver_time)."""
 
@@ -158,6 +159,7 @@ class Delivery:
     size: int | None = None                       # bytes the transport wrote (S=)
     host_port: int | None = None
     interface: tuple[str, int] | None = None      # the local end of the connection
+    proxy: tuple[str, int] | None = None          # the SOCKS proxy used (PRX=)
     queue_time: float | None = None               # seconds (QT=)
     deliver_time: float | None = None             # seconds (DT=)
 
@@ -180,6 +182,9 @@ class Delivery:
             parts.append(f"S={self.size}")
         if self.host:
             parts.append(self._host(config))
+            if self.proxy and log_selected(config, "proxy"):
+                parts.append(f"PRX=[{self.proxy[0]}]" + (
+                    f":{self.proxy[1]}" if log_selected(config, "outgoing_port") else ""))
             if self.interface and log_selected(config, "incoming_interface") and \
                     log_selected(config, "outgoing_interface"):
                 parts.append(f"I=[{self.interface[0]}]" + (

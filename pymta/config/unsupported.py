@@ -126,7 +126,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
             authenticate_hosts
             dns_qualify_single
             dns_search_parents host_name_extract
-            socks_proxy
             tls_dh_min_bits"""),
     },
 }

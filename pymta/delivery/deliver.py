@@ -1154,6 +1154,7 @@ class MessageDelivery:
             shadow=a.shadow_note, chunking=a.chunking_used,
             sender=self.msg.sender, return_path=a.return_path, size=a.delivered_size,
             host_port=h.port if h is not None else None, interface=a.sending_interface,
+            proxy=a.sending_proxy if h is not None else None,
             queue_time=self._queue_time(log_selected(self.config, "queue_time_exclusive")),
             deliver_time=a.delivery_time).line(self.config),
             about=a)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import errno as _errno
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from pymta.dscp import set_dscp
 from pymta.errnos import EximErrno
+from pymta.smtp.socks import SocksProxy, socks_connect
 
 
 class Stream(Protocol):
@@ -154,8 +156,14 @@ class SmtpClient:
     def __init__(self, *, connect_timeout: float = 300, command_timeout: float = 300,
                  data_timeout: float = 300, final_timeout: float = 600,
                  source_address: tuple[str, int] | None = None, nodelay: bool = True,
-                 dscp: int | None = None, keepalive: bool = False):
+                 dscp: int | None = None, keepalive: bool = False,
+                 socks: Sequence[SocksProxy] = (),
+                 on_socks_failure: Callable[[str], None] | None = None):
         self.connect_timeout = connect_timeout
+        self.socks = socks                      # socks_proxy: connect through these
+        self.on_socks_failure = on_socks_failure
+        #: the SOCKS proxy the connection went through (address, port), for PRX=
+        self.proxy: tuple[str, int] | None = None
         self.keepalive = keepalive              # the smtp transport's keepalive
         self.nodelay = nodelay                  # the smtp transport's tcp_nodelay
         self.dscp = dscp                        # ... and its dscp (the TOS byte)
@@ -188,8 +196,13 @@ class SmtpClient:
         server known to offer PIPECONNECT) is sent before the banner is read; its reply
         is read with :meth:`early_ehlo_reply`."""
         try:
-            raw = socket.create_connection((address, port), self.connect_timeout,
-                                           self.source_address)
+            if self.socks:
+                raw, proxy = socks_connect(self.socks, address, port, self.connect_timeout,
+                                           self.source_address, self.on_socks_failure)
+                self.proxy = (proxy.address, proxy.port)
+            else:
+                raw = socket.create_connection((address, port), self.connect_timeout,
+                                               self.source_address)
         except socket.timeout:
             raise SmtpConnectError("Connection timed out", _errno.ETIMEDOUT) from None
         except OSError as e:

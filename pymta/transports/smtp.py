@@ -35,6 +35,7 @@ from pymta.osutil import interface_for, tcp_port
 from pymta.routing.hosts import local_addresses
 from pymta.smtp import client as smtp_client
 from pymta.smtp.bdat_client import mail_rcpt_bdat
+from pymta.smtp.socks import SocksProxy, parse_socks_proxies
 from pymta.tls.outbound import HostRequirements
 from pymta.tls.session import TLSFacts
 from pymta.transports import smtp_dnssec
@@ -255,6 +256,7 @@ class SmtpTransport(Transport):
                 return
             hosts = self._hosts(job, ctx)
             port = self._port(ctx)
+            self._socks_proxies(ctx)        # a bad socks_proxy defers before any host
             helo = expand(self.opt("helo_data"), ctx) or socket.gethostname()
             utf8_mode = self._utf8_downconvert(job, ctx)
             dkim = DkimSigning(self, job, ctx)
@@ -403,8 +405,8 @@ class SmtpTransport(Transport):
         if not text:
             return 1 if "utf8_downcvt" in flags else -1 if "utf8_optdowncvt" in flags else 0
         if text not in ("1", "0", "-1"):
-            raise TransportError("defer", f'bad value "{text}" for utf8_downconvert '
-                                 f"in {self.name} transport", EximErrno.EXPANDFAIL)
+            raise TransportError(f'bad value "{text}" for utf8_downconvert '
+                                 f"in {self.name} transport", "defer", EximErrno.EXPANDFAIL)
         return int(text)
 
     def _security(self, job: Any, ctx: Any) -> OutboundSecurity:
@@ -442,8 +444,11 @@ class SmtpTransport(Transport):
             return None
         return interface_for(split_list(expand(text, ctx)), host.address or "")
 
-    def _client(self, source: tuple[str, int] | None = None, ctx: Any = None) -> Any:
+    def _client(self, source: tuple[str, int] | None = None, ctx: Any = None,
+                job: Any = None) -> Any:
         return smtp_client.SmtpClient(connect_timeout=self.opt("connect_timeout"),
+                                      socks=self._socks_proxies(ctx),
+                                      on_socks_failure=lambda text: self._log_main(job, text),
                                       command_timeout=self.opt("command_timeout"),
                                       data_timeout=self.opt("data_timeout"),
                                       final_timeout=self.opt("final_timeout"),
@@ -451,6 +456,20 @@ class SmtpTransport(Transport):
                                       nodelay=bool(self.opt("tcp_nodelay")),
                                       keepalive=self.opt("keepalive") is not False,
                                       dscp=self._dscp(ctx) if ctx is not None else None)
+
+    def _socks_proxies(self, ctx: Any) -> list[SocksProxy]:
+        """socks_proxy, expanded: the SOCKS5 proxies to connect through (none: direct)."""
+        text = self.opt("socks_proxy")
+        if not text:
+            return []
+        try:
+            return parse_socks_proxies(expand(text, ctx))
+        except ExpandError as e:
+            raise TransportError(f"failed to expand socks_proxy in {self.name} "
+                                 f"transport: {e}", "defer", EximErrno.EXPANDFAIL) from None
+        except ValueError as e:
+            raise TransportError(f"{e} in {self.name} transport", "defer",
+                                 EximErrno.EXPANDFAIL) from None
 
     def _dscp(self, ctx: Any) -> int | None:
         """The dscp option (expanded): the TOS byte, or None (unset, empty or not a
@@ -527,7 +546,7 @@ class SmtpTransport(Transport):
         port = host.port or (465 if smtps else 25)
         while True:
             _set_tls_out(ctx, None)
-            cl = self._client(self._source_address(host, ctx), ctx)
+            cl = self._client(self._source_address(host, ctx), ctx, job)
             connection_events(self, job, cl, host, ctx)
             if smtps:
                 wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
@@ -770,6 +789,7 @@ class SmtpTransport(Transport):
         for a in addrs:
             a.continued_connection = cl is not None
             a.sending_interface = cl.local if cl is not None else None
+            a.sending_proxy = cl.proxy if cl is not None else None
         proctitle.delivering_to_host(job.message.id, host.name, host.address)
         # Exim 4.96 writes its per-host log line for host errors, except for timeouts
         # once the message transaction has started (those only reach the address lines).
@@ -783,6 +803,7 @@ class SmtpTransport(Transport):
             setup = False
             for a in addrs:
                 a.sending_interface = cl.local
+                a.sending_proxy = cl.proxy
             record_on_addresses(addrs, cl.facts.get("tls"))
             _set_tls_out(ctx, cl.facts.get("tls"))
             authenticated = cl.facts.get("auth")

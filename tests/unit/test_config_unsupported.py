@@ -43,8 +43,8 @@ UNSUPPORTED = {
                       "  public_name = NTLM\n", 4,
                       'authenticator NTLM: authenticator driver "spa"'),
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"
-                              "  socks_proxy = 127.0.0.1\n", 6,
-                              'transport remote: option "socks_proxy"'),
+                              "  tls_dh_min_bits = 2048\n", 6,
+                              'transport remote: option "tls_dh_min_bits"'),
     "appendfile transport option": ("begin transports\nbox:\n  driver = appendfile\n"
                                     "  file = /tmp/x\n  mode_fail_narrower\n", 7,
                                     'transport box: option "mode_fail_narrower"'),

@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.rewrite", 3),
     # auth: the drivers' exchanges, used by the SMTP server and the smtp transport
     ("pymta.routing", 4), ("pymta.smtp.client", 4), ("pymta.smtp.bdat_client", 4),
+    ("pymta.smtp.socks", 4),
     ("pymta.auth", 4),
     ("pymta.acl", 5), ("pymta.transports", 5), ("pymta.policy", 5),
     ("pymta.message", 6),

@@ -36,6 +36,7 @@ from pymta.hints.callout import CacheExpiry, CalloutCache
 from pymta.hints.store import open_hints
 from pymta.osutil import interface_for, tcp_port
 from pymta.routing import hosts as hostmod
+from pymta.smtp.socks import parse_socks_proxies
 
 # ACLs that run before there is a sender or a recipient to verify.
 _NO_SENDER_YET = {"connect", "helo", "auth", "starttls", "etrn", "quit", "notquit",
@@ -176,8 +177,10 @@ def callout_target(config: Any, rr: Any, ctx: ExpandContext) -> CalloutTarget | 
         helo = _expand(helo_text, ctx) if helo_text else \
             str(ctx.variables.get("smtp_active_hostname") or
                 main_option(config, "primary_hostname", ""))
+        socks_text = transport.opt("socks_proxy") if transport is not None else None
+        socks = parse_socks_proxies(_expand(socks_text, ctx)) if socks_text else []
         return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx), a.address,
-                             events=connection_events(transport, ctx))
+                             events=connection_events(transport, ctx), socks=socks)
     return None
 
 

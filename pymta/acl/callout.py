@@ -11,7 +11,7 @@ texts Exim gives for each kind of failure.  Callouts never use TLS or AUTH.  Wit
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pymta.smtp.client as smtp_client
@@ -28,6 +28,7 @@ from pymta.hints.callout import (
     CalloutCache,
     DomainRecord,
 )
+from pymta.smtp.socks import SocksProxy
 
 _BOUNCE_TEXT = (
     "The initial connection, or a HELO or MAIL FROM:<> command was\n"
@@ -142,6 +143,7 @@ class CalloutTarget:
     source: Callable[[CalloutHost], tuple[str, int] | None] | None = None
     address: str = ""         # the routed address (after a redirection to one address)
     events: ConnectionEvents | None = None    # the transport's event_action
+    socks: list[SocksProxy] = field(default_factory=list)   # the transport's socks_proxy
 
 
 @dataclass
@@ -264,7 +266,8 @@ class _Dialogue:
         cl = smtp_client.SmtpClient(
             connect_timeout=self.opts.connect or self.opts.timeout,
             command_timeout=self.opts.timeout,
-            source_address=self.target.source(host) if self.target.source else None)
+            source_address=self.target.source(host) if self.target.source else None,
+            socks=self.target.socks)
         try:
             refused = callout_events.connect_refusal(self.target.events, host.name,
                                                      host.address, host.port, cl)

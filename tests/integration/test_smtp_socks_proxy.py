@@ -133,3 +133,30 @@ def test_user_name_authentication(tmp_path, socks_user):
         _deliver(tmp_path / "right", sink, f"{LISTEN} port={proxy.port} auth=name "
                                            f"name={socks_user} pass=s3cret-pw")
         assert len(sink.messages) == 1
+
+
+CALLOUT_CONFIG = CONFIG.replace("begin routers", """\
+acl_smtp_rcpt = check_rcpt
+begin acl
+check_rcpt:
+  require verify = recipient/callout=10s
+  accept
+begin routers""")
+
+
+def test_callouts_go_through_the_transports_proxy(tmp_path):
+    with Danted(tmp_path) as proxy, SmtpSink() as sink:
+        d = PymtaDaemon(CALLOUT_CONFIG, tmp_path,
+                        macros={"SINK_PORT": str(sink.port),
+                                "PROXIES": f"{LISTEN} port={proxy.port}"},
+                        args=["-odq"]).start()
+        try:
+            with d.client() as c:
+                c.ehlo()
+                assert c.cmd("MAIL FROM:<a@client.example>")[0] == 250
+                assert c.cmd("RCPT TO:<u@remote.example>")[0] == 250
+        finally:
+            d.stop()
+        # the callout's connection is the proxy's, from its external address
+        assert re.search(rf"{re.escape(EXTERNAL)}\.\d+ 127\.0\.0\.1\.{sink.port}",
+                         proxy.log()), proxy.log()

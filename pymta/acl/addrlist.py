@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pymta.rfc5322 import address_list_items, strip_comments
+
 # Characters that cannot appear in an atom (RFC 2822 "specials" plus space).
 _SPECIALS = set('()<>@,;:\\".[]')
 
@@ -23,93 +25,12 @@ class ParsedAddress:
     qualified: bool = True
 
 
-def _strip_comments(text: str) -> str:
-    """Remove (comments), keeping quoted strings and domain literals intact."""
-    out: list[str] = []
-    depth = 0
-    i = 0
-    quote = False
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            if depth == 0:
-                out.append(text[i:i + 2])
-            i += 2
-            continue
-        if quote:
-            out.append(c)
-            if c == '"':
-                quote = False
-        elif depth:
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-        elif c == "(":
-            depth = 1
-            out.append(" ")
-        elif c == '"':
-            quote = True
-            out.append(c)
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
 def _split_elements(text: str) -> list[tuple[str, str]]:
-    """Top-level comma/semicolon separated elements as (group label, text): a group
-    label ``name:`` is not part of the address but Exim shows it in error messages."""
-    elements: list[tuple[str, str]] = []
-    cur: list[str] = []
-    label = ""
-    in_group = False
-    quote = angle = bracket = False
-    depth = 0
-    seen_addr_char = False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            cur.append(text[i:i + 2])
-            i += 2
-            continue
-        if quote:
-            quote = c != '"'
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(c, 0)
-        elif bracket:
-            bracket = c != "]"
-        elif c == '"':
-            quote = True
-        elif c == "(":
-            depth = 1
-        elif c == "[":
-            bracket = True
-        elif c == "<":
-            angle = True
-            seen_addr_char = True
-        elif c == ">":
-            angle = False
-        elif c == "@":
-            seen_addr_char = True
-        elif not angle and (c == "," or (c == ";" and in_group)):
-            elements.append((label, "".join(cur)))
-            cur, seen_addr_char, label = [], False, ""
-            in_group = in_group and c == ","
-            i += 1
-            continue
-        elif not angle and c == ":" and not seen_addr_char:
-            # "group-name:" starts a group: its label is not an address.
-            label = "".join(cur) + ":"
-            in_group = True
-            cur, seen_addr_char = [], False
-            i += 1
-            continue
-        cur.append(c)
-        i += 1
-    elements.append((label, "".join(cur)))
-    return elements
+    """Top-level comma-separated elements (a semicolon ends one only when it closes a
+    group) as (group label, text): a group label ``name:`` is not part of the address
+    but Exim shows it in error messages."""
+    return [(text[item.label_start:item.start], text[item.start:item.end])
+            for item in address_list_items(text, semicolon_ends_item=False)]
 
 
 def _take_word(s: str, i: int) -> tuple[str, int] | None:
@@ -250,7 +171,7 @@ def _top_level_lt(text: str) -> tuple[int, bool]:
 
 
 def _parse_element(raw: str, strip: AddressSyntax) -> ParsedAddress:
-    text = _strip_comments(raw).strip()
+    text = strip_comments(raw).strip()
     lt, at_first = _top_level_lt(text)
     if lt >= 0 and not at_first:
         if text[:lt].count('"') % 2:
@@ -301,7 +222,7 @@ def parse_address_list(value: str, strip: AddressSyntax = NO_STRIP) -> list[Pars
     text = value.replace("\r", "").replace("\n", " ")
     out: list[ParsedAddress] = []
     for label, element in _split_elements(text):
-        if not _strip_comments(element).strip():
+        if not strip_comments(element).strip():
             continue     # empty elements and empty groups are allowed
         pa = _parse_element(element.strip(), strip)
         if label:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pymta.expand.operators import parse_address
+from pymta.rfc5322 import address_list_items, strip_comments
 
 
 @dataclass(frozen=True)
@@ -24,75 +25,6 @@ class AddressItem:
     addr_start: int
     addr_end: int
     address: str
-
-
-def _split_items(value: str) -> list[tuple[int, int]]:
-    """(start, end) of each top-level item, split at commas (and group syntax)."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    depth = 0
-    quote = angle = bracket = False
-    seen_addr = False
-    i = 0
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if c == "\\" and i + 1 < n:
-            i += 2
-            continue
-        if quote:
-            quote = c != '"'
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(c, 0)
-        elif bracket:
-            bracket = c != "]"
-        elif c == '"':
-            quote = True
-        elif c == "(":
-            depth = 1
-        elif c == "[":
-            bracket = True
-        elif c == "<":
-            angle = True
-            seen_addr = True
-        elif c == ">":
-            angle = False
-        elif c == "@":
-            seen_addr = True
-        elif not angle and c in ",;":
-            spans.append((start, i))
-            start, seen_addr = i + 1, False
-        elif not angle and c == ":" and not seen_addr:
-            start = i + 1                    # "group-name:" is not an address
-        i += 1
-    spans.append((start, n))
-    return spans
-
-
-def _strip_comments(text: str) -> str:
-    out: list[str] = []
-    depth = 0
-    quote = False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            if not depth:
-                out.append(text[i:i + 2])
-            i += 2
-            continue
-        if quote:
-            out.append(c)
-            quote = c != '"'
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(c, 0)
-        elif c == "(":
-            depth = 1
-        else:
-            out.append(c)
-            quote = c == '"'
-        i += 1
-    return "".join(out)
 
 
 def _trim(value: str, start: int, end: int) -> tuple[int, int]:
@@ -126,8 +58,8 @@ def _angle(value: str, start: int, end: int) -> tuple[int, int] | None:
 def address_items(value: str) -> list[AddressItem]:
     """The address items of a header value (the text after the colon)."""
     items: list[AddressItem] = []
-    for s, e in _split_items(value):
-        start, end = _trim(value, s, e)
+    for item in address_list_items(value):
+        start, end = _trim(value, item.start, item.end)
         if start >= end:
             continue
         inner = _angle(value, start, end)
@@ -141,7 +73,7 @@ def address_items(value: str) -> list[AddressItem]:
                 if opened < 0:
                     break
                 a_start, a_end = _trim(value, a_start, opened)
-        address = "".join(_strip_comments(value[a_start:a_end]).split())
+        address = "".join(strip_comments(value[a_start:a_end]).split())
         if inner is not None and ":" in address:      # an obsolete source route
             address = address.rsplit(":", 1)[1]
         if address:

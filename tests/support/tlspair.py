@@ -61,3 +61,16 @@ def handshake(make_server: Callable[[socket.socket], SSL.Connection],
     a.close()
     b.close()
     return Pair(server, client, errors.get("server"), errors.get("client"))
+
+
+def client_factory(ctx: SSL.Context, session: SSL.Session | None = None
+                   ) -> Callable[[socket.socket], SSL.Connection]:
+    """A client-side ``make_client`` for :func:`handshake` with ``ctx``, offering
+    ``session`` for resumption when given."""
+    def make(sock: socket.socket) -> SSL.Connection:
+        conn = SSL.Connection(ctx, sock)
+        if session is not None:
+            conn.set_session(session)
+        conn.set_connect_state()
+        return conn
+    return make

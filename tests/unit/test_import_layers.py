@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: list[tuple[str, int]] = [
     ("pymta.clock", 0), ("pymta.osutil", 0), ("pymta.taint", 0), ("pymta.dns", 0),
     ("pymta.errnos", 0), ("pymta.address", 0), ("pymta.drivers", 0),
+    ("pymta.rfc5322", 0),
     ("pymta.config", 1),
     ("pymta.log", 2), ("pymta.logfields", 2), ("pymta.logevents", 2), ("pymta.expand", 2),
     ("pymta.logarrival", 2),

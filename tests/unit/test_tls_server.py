@@ -24,7 +24,7 @@ from pymta.tls.server import ServerTLS, ServerTLSOptions, VerifyMode
 from pymta.tls.session import OCSPStatus, session_facts, state_of
 from pymta.tls.tickets import TicketKeyRotation
 from tests.support import certs
-from tests.support.tlspair import handshake
+from tests.support.tlspair import client_factory, handshake
 
 
 @pytest.fixture(scope="module")
@@ -288,13 +288,7 @@ def test_resumption_across_two_connections(pki, version):
     ctx.set_max_proto_version(version)
 
     def client(session=None):
-        def make(sock):
-            conn = SSL.Connection(ctx, sock)
-            if session is not None:
-                conn.set_session(session)
-            conn.set_connect_state()
-            return conn
-        return make
+        return client_factory(ctx, session)
 
     first = handshake(lambda s: tls.connection(s, resumption=True), client())
     assert first.ok and not session_facts(first.server).resumed

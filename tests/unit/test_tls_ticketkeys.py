@@ -18,7 +18,7 @@ from pymta.tls.ticketkeys import (
 )
 from pymta.tls.tickets import SHARED_POLL, SharedTicketKeys, TicketKeyRotation
 from tests.support import certs
-from tests.support.tlspair import handshake
+from tests.support.tlspair import client_factory, handshake
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +38,10 @@ def _resumes(first: ServerTLS, second: ServerTLS, version: int) -> bool:
     """Does a session ticket that ``first`` issued resume a session with ``second``?"""
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_max_proto_version(version)
-
-    def client(session=None):
-        def make(sock):
-            conn = SSL.Connection(ctx, sock)
-            if session is not None:
-                conn.set_session(session)
-            conn.set_connect_state()
-            return conn
-        return make
-
-    issued = handshake(lambda s: first.connection(s, resumption=True), client())
+    issued = handshake(lambda s: first.connection(s, resumption=True), client_factory(ctx))
     assert issued.ok and not session_facts(issued.server).resumed
     again = handshake(lambda s: second.connection(s, resumption=True),
-                      client(issued.client.get_session()))
+                      client_factory(ctx, issued.client.get_session()))
     assert again.ok
     return session_facts(again.server).resumed and session_facts(again.client).resumed
 

@@ -19,6 +19,7 @@ from pymta.truth import exim_true
 from .expander import (
     Expander,
     ExpansionError,
+    ExpansionForcedFail,
     auth_variables,
     check_condition,
     expand_set_id,
@@ -199,6 +200,18 @@ class ClientError(Exception):
     def __init__(self, message: str, forced: bool = False):
         super().__init__(message)
         self.forced = forced
+
+
+def client_expand(expander: Expander, text: str, variables: Mapping[str, str],
+                  what: str) -> str:
+    """Expand a client option's ``text``; a failure is a :class:`ClientError` saying
+    "expansion of <what> failed" (``forced`` for a forced failure)."""
+    try:
+        return expander(text, variables)
+    except ExpansionForcedFail as e:
+        raise ClientError(str(e), forced=True) from None
+    except ExpansionError as e:
+        raise ClientError(f"expansion of {what} failed: {e}") from None
 
 
 class ClientExchange:

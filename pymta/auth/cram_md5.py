@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping
 
 from .base import (
     Authenticator,
-    ClientError,
     ClientExchange,
     Done,
     Failed,
     MechStep,
     ServerExchange,
     authenticator_options,
+    client_expand,
 )
 from .expander import Expander, ExpansionError, ExpansionForcedFail, auth_variables
 from .registry import register
@@ -102,12 +102,7 @@ class CramMd5Authenticator(Authenticator):
         variables = dict(variables or {})
 
         def expand(text: str) -> str:
-            try:
-                return expander(text, variables)
-            except ExpansionForcedFail as e:
-                raise ClientError(str(e), forced=True) from None
-            except ExpansionError as e:
-                raise ClientError(f"expansion of \"{text}\" failed: {e}") from None
+            return client_expand(expander, text, variables, f'"{text}"')
 
         name = expand(self.opt("client_name") or "$primary_hostname")
         return CramMd5ClientExchange(name, expand(self.opt("client_secret")))

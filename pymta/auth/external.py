@@ -14,13 +14,13 @@ from collections.abc import Mapping
 
 from .base import (
     Authenticator,
-    ClientError,
     ClientExchange,
     Done,
     Failed,
     MechStep,
     ServerExchange,
     authenticator_options,
+    client_expand,
 )
 from .expander import Expander, ExpansionError, ExpansionForcedFail
 from .registry import register
@@ -65,12 +65,8 @@ class ExternalAuthenticator(Authenticator):
 
     def client_exchange(self, expander: Expander,
                         variables: Mapping[str, str] | None = None) -> ExternalClientExchange:
-        try:
-            identity = expander(self.opt("client_send") or "", dict(variables or {}))
-        except ExpansionForcedFail as e:
-            raise ClientError(str(e), forced=True) from None
-        except ExpansionError as e:
-            raise ClientError(f"expansion of client_send failed: {e}") from None
+        identity = client_expand(expander, self.opt("client_send") or "",
+                                 dict(variables or {}), "client_send")
         return ExternalClientExchange(identity)
 
 

@@ -19,15 +19,15 @@ from pymta.expand.lists import split_list
 
 from .base import (
     Authenticator,
-    ClientError,
     ClientExchange,
     Done,
     Failed,
     MechStep,
     ServerExchange,
     authenticator_options,
+    client_expand,
 )
-from .expander import Expander, ExpansionError, ExpansionForcedFail, auth_variables
+from .expander import Expander, ExpansionError, auth_variables
 from .registry import register
 from .results import DEFER, Challenge, bytes_to_var
 
@@ -120,13 +120,9 @@ class PlaintextClientExchange(ClientExchange):
         self.sent = 0
 
     def _item(self, index: int) -> str:
-        try:
-            value = self.expander(self.items[index],
-                                  {**self.variables, **auth_variables(self.prompts[:3])})
-        except ExpansionForcedFail as e:
-            raise ClientError(str(e), forced=True) from None
-        except ExpansionError as e:
-            raise ClientError(f"expansion of \"{self.items[index]}\" failed: {e}") from None
+        value = client_expand(self.expander, self.items[index],
+                              {**self.variables, **auth_variables(self.prompts[:3])},
+                              f'"{self.items[index]}"')
         data = circumflex_to_nul(value).encode("utf-8", "surrogateescape")
         return base64.b64encode(data).decode("ascii") or "="
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 from .base import (
     Authenticator,
-    ClientError,
     ClientExchange,
     Done,
     Failed,
     MechStep,
     ServerExchange,
     authenticator_options,
+    client_expand,
 )
 from .expander import Expander, ExpansionError, ExpansionForcedFail
 from .registry import register
@@ -300,14 +300,7 @@ class GsaslAuthenticator(Authenticator):
 
         def expand(name: str) -> str:
             text = self.opt(name)
-            if text is None:
-                return ""
-            try:
-                return expander(text, variables)
-            except ExpansionForcedFail as e:
-                raise ClientError(str(e), forced=True) from None
-            except ExpansionError as e:
-                raise ClientError(f"expansion of {name} failed: {e}") from None
+            return "" if text is None else client_expand(expander, text, variables, name)
 
         return ScramClientExchange(ScramClient(self.opts["server_mech"],
                                                expand("client_username"),

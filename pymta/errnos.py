@@ -17,6 +17,7 @@ class EximErrno(IntEnum):
     UNKNOWNERROR = -1
     NOTREGULAR = -4
     BADUGID = -6
+    BADMODE = -7            # appendfile: a mailbox narrower than its mode option
     LOCKFAILED = -9
     BADFORWARD = -17        # an error in a forward or filter file
     SMTPCLOSED = -18        # connection lost

@@ -16,6 +16,7 @@ from pymta.acl.callout import (
     CalloutOptions,
     CalloutOutcome,
     CalloutTarget,
+    CalloutTimeError,
     parse_callout_options,
     run_callout,
 )
@@ -83,7 +84,12 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
         elif name == "success_on_redirect" and not eq:
             out.success_on_redirect = True
         elif name == "callout":
-            out.callout = parse_callout_options(value if eq else None)
+            try:
+                out.callout = parse_callout_options(value if eq else None)
+            except CalloutTimeError:
+                condition = "/".join([kind, *opts])
+                raise CalloutTimeError(f'bad time value in ACL condition "verify '
+                                       f'{condition}"') from None
         elif name == "quota" and kind == "recipient":
             out.quota = parse_quota_options(value if eq else None)
         elif name == "callout_defer_ok" and not eq:       # the old syntax

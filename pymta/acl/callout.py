@@ -75,11 +75,17 @@ class CalloutOptions:
         return self.maxwait if self.maxwait is not None else 4 * self.timeout
 
 
+class CalloutTimeError(ConfigError):
+    """A callout time without its unit or otherwise unreadable: like Exim, a temporary
+    rejection whose logged reason names the whole verify condition, not an error in
+    the configuration."""
+
+
 def _time(text: str, what: str) -> float:
     try:
         return float(parse_value(OptionSpec(what, "time", 0), text.strip()))
     except (ValueError, ConfigError):
-        raise ConfigError(f'bad time value in ACL condition "verify {what}"') from None
+        raise CalloutTimeError(f'bad time value in ACL condition "verify {what}"') from None
 
 
 def parse_callout_options(text: str | None) -> CalloutOptions:

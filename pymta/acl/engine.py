@@ -20,6 +20,7 @@ from pymta import match
 from pymta.acl import addrverify
 from pymta.acl import verify as hv
 from pymta.acl.addrlist import AddressSyntax
+from pymta.acl.callout import CalloutTimeError
 from pymta.acl.content import ContentError, check_decode, check_mime_regex, check_regex
 from pymta.acl.controls import ControlPlaceError, check_control_place
 from pymta.acl.csa import check_csa
@@ -323,6 +324,8 @@ class _Runner:
                 self.ctx.where = f"ACL {stmt.verb}, {stmt.file} {stmt.line or 0}"
             try:
                 outcome = self._statement(stmt)
+            except CalloutTimeError as exc:
+                return self._result("defer", None, str(exc))
             except ConfigError as exc:
                 return self._result("defer", None, f"ACL error: {exc}", error=True)
             except Exception as exc:
@@ -489,7 +492,12 @@ class _Runner:
         elif base == "control":
             self._control(self._expand_checked(value))
         elif base == "delay":
-            secs = parse_value(OptionSpec("delay", "time", 0), self._expand_checked(value))
+            text = self._expand_checked(value)
+            try:
+                secs = parse_value(OptionSpec("delay", "time", 0), text)
+            except (ValueError, ConfigError):
+                raise AclDefer(f'syntax error in argument for "delay" modifier: '
+                               f'"{text.strip()}" is not a time value') from None
             self._flush_unless("no_delay_flush")
             sleep = getattr(self.session, "sleep", None) or time.sleep
             sleep(secs)

@@ -156,6 +156,9 @@ def parse_value(spec: OptionSpec, text: str, file: str | None = None,
         if t == "time":
             if n == "smtp_receive_timeout" and text.lstrip().startswith("$"):
                 return text.strip()       # Exim expands it for each connection
+            # a configuration's times need their units: Exim refuses "30" (or "0")
+            if text.strip().isdigit():
+                raise ValueError(f"invalid time value for {n}")
             try:
                 return parse_time(text)
             except ValueError:

@@ -116,7 +116,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {
         "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,
-        **_reject("file_format mode_fail_narrower"),
+        **_reject("file_format"),
     },
     ("transport", "smtp"): {
         "gethostbyname": False,

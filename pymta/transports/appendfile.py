@@ -540,12 +540,18 @@ class AppendfileTransport(Transport):
             os.close(fd)
             raise TransportError(f"mailbox {path} changed while opening",
                                  errno=EximErrno.UNKNOWNERROR)
-        extra = stat.S_IMODE(fst.st_mode) & ~mode
-        if mode != self.opt("mode") and stat.S_IMODE(fst.st_mode) != mode:
+        have = stat.S_IMODE(fst.st_mode)
+        if mode != self.opt("mode") and have != mode:
             os.fchmod(fd, mode)         # a filter's "save file mode" sets the mode
-        elif extra:
-            # Existing mailbox more permissive than configured: narrow it like Exim.
-            os.fchmod(fd, stat.S_IMODE(fst.st_mode) & mode)
+        elif mode & ~have:
+            # Narrower than configured (missing a bit, whatever else it has): Exim
+            # defers, or with mode_fail_narrower false delivers with the mode as it is.
+            if self.opt("mode_fail_narrower") is not False:
+                os.close(fd)
+                raise TransportError(f"mailbox {path} has the wrong mode {have:o} "
+                                     f"({mode:o} expected)", errno=EximErrno.BADMODE)
+        elif have != mode:
+            os.fchmod(fd, mode)         # more permissive than configured: narrowed
         return fd, False
 
     def _deliver_mbox(self, job: Any, ctx: Any, rp: str, path: str) -> None:

@@ -72,6 +72,7 @@ def test_uid_gid():
     ("int", "12x", "extra characters follow integer value for opt"),
     ("int", "abc", "integer expected for opt"),
     ("time", "5q", "invalid time value for opt"),
+    ("time", "30", "invalid time value for opt"),
     ("bool", "maybe", '"maybe" is not a valid value for the "opt" option'),
     ("mode", "0999", "octal integer expected for opt"),
     ("fixed", "x.5", "fixed-point number expected for opt"),

@@ -118,6 +118,9 @@ def test_missing_file_is_clear_error(tmp_path):
     ("primary_hostname = x\nfoo = 1\n", 2, 'main option "foo" unknown'),
     ("smtp_accept_max = 12x\n", 1, "extra characters follow integer value for smtp_accept_max"),
     ("retry_interval_max = 5q\n", 1, "invalid time value for retry_interval_max"),
+    # a time needs its unit, even 0 (as exim4 4.96 says)
+    ("smtp_receive_timeout = 30\n", 1, "invalid time value for smtp_receive_timeout"),
+    ("auto_thaw = 0\n", 1, "invalid time value for auto_thaw"),
     ("\n\nno_smtp_accept_max\n", 3, "negation prefix applied to a non-boolean option"),
     ("accept_8bitmime = maybe\n", 1,
      '"maybe" is not a valid value for the "accept_8bitmime" option'),

@@ -46,8 +46,8 @@ UNSUPPORTED = {
                               "  tls_dh_min_bits = 2048\n", 6,
                               'transport remote: option "tls_dh_min_bits"'),
     "appendfile transport option": ("begin transports\nbox:\n  driver = appendfile\n"
-                                    "  file = /tmp/x\n  mode_fail_narrower\n", 7,
-                                    'transport box: option "mode_fail_narrower"'),
+                                    "  file = /tmp/x\n  file_format = x\n", 7,
+                                    'transport box: option "file_format"'),
 }
 
 

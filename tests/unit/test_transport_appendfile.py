@@ -170,6 +170,26 @@ def test_existing_wider_mode_is_narrowed(tmp_path):
     assert stat.S_IMODE(box.stat().st_mode) == 0o600
 
 
+@pytest.mark.parametrize("have", [0o600, 0o640, 0o604])
+def test_narrower_mode_defers_unless_mode_fail_narrower_is_false(tmp_path, have):
+    # as exim4 4.96 does (mode = 0660): a mailbox lacking any bit of the mode defers
+    # with errno -7, even when it also has a bit the mode lacks (0604)
+    box = tmp_path / "box"
+    box.write_bytes(b"")
+    os.chmod(box, have)
+    job = make_job(tmp_path)
+    make_transport(file=str(box), mode=0o660).deliver(job)
+    a = job.addresses[0]
+    assert (a.result, a.basic_errno) == ("defer", EximErrno.BADMODE)
+    assert a.message == f"mailbox {box} has the wrong mode {have:o} (660 expected)"
+    assert box.read_bytes() == b"" and stat.S_IMODE(box.stat().st_mode) == have
+    # mode_fail_narrower = false: delivered, the mode left as it was
+    job = make_job(tmp_path)
+    make_transport(file=str(box), mode=0o660, mode_fail_narrower=False).deliver(job)
+    assert job.addresses[0].result == "ok" and box.read_bytes().startswith(b"From ")
+    assert stat.S_IMODE(box.stat().st_mode) == have
+
+
 def test_no_create_directory_defers(tmp_path):
     t = make_transport(file=f"{tmp_path}/missing/box", create_directory=False)
     job = make_job(tmp_path)

@@ -125,8 +125,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         **_reject("""
             authenticate_hosts
             dns_qualify_single
-            dns_search_parents host_name_extract
-            tls_dh_min_bits"""),
+            dns_search_parents host_name_extract"""),
     },
 }
 

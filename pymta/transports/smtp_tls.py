@@ -37,8 +37,10 @@ from pymta.tls.client import (
     session_to_bytes,
 )
 from pymta.tls.clientsock import TLSClientSocket, TLSHandshakeError, handshake
+from pymta.tls.dhcheck import peer_dh_bits
 from pymta.tls.errors import TLSConfigError
 from pymta.tls.expander import ContextExpander
+from pymta.tls.hidden import HiddenFunctionUnavailable
 from pymta.tls.outbound import HostRequirements
 from pymta.tls.server import VerifyMode
 from pymta.tls.session import TLSFacts, session_facts, tls_variables
@@ -189,6 +191,10 @@ class OutgoingTLS:
                 stream.close()
                 raise TLSSetupError("TLS session: (handshake): ALPN required but not "
                                     "negotiated")
+            too_short = self._dh_too_short(conn)
+            if too_short:
+                stream.close()
+                raise TLSSetupError(f"TLS session: (SSL_connect): {too_short}")
             if req is not None and req.verify == "dane":
                 verdict = req.check_peer(conn.get_peer_cert_chain(as_cryptography=True) or [])
                 if not verdict.ok:
@@ -201,6 +207,21 @@ class OutgoingTLS:
             return stream
 
         return wrap, facts
+
+    def _dh_too_short(self, conn: SSL.Connection) -> str:
+        """Why the server's DH prime is shorter than tls_dh_min_bits ("" when it is
+        not, or the exchange was not finite-field DH)."""
+        minimum = int(self.t.opt("tls_dh_min_bits") or 0)
+        if minimum <= 0:
+            return ""
+        try:
+            bits = peer_dh_bits(conn)
+        except HiddenFunctionUnavailable as exc:
+            return f"cannot check tls_dh_min_bits: {exc}"
+        if bits is None or bits >= minimum:
+            return ""
+        return (f"the Diffie-Hellman prime sent by the server is not acceptable (not long "
+                f"enough): {bits} bits, tls_dh_min_bits is {minimum}")
 
     def _dane_ciphers(self, req: HostRequirements | None) -> str | None:
         """dane_require_tls_ciphers for a DANE connection (None: tls_require_ciphers)."""

@@ -157,7 +157,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         actx = address_context(config, addr, ctx)
         actx.variables["router_name"] = r.name      # $router_name while it runs
         # Exim uses the message of the last router the address was offered to, even
-        # one whose preconditions then fail.
+        # one whose preconditions then fail; when that router has none, the default.
+        cannot_route = None
         if r.opt("cannot_route_message") is not None:
             try:
                 cannot_route = support.expand(r.opt("cannot_route_message"), actx)

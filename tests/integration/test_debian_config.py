@@ -73,3 +73,20 @@ def test_template_macros_accepted_as_exim4_accepts_them(tmp_path):
             differ.append(f"{macro}: exim4 {'accepts' if exim_ok else 'refuses'}, "
                           f"pymta {'accepts' if pymta_ok else 'refuses: ' + why}")
     assert differ == []
+
+
+@pytest.mark.parametrize("kind, split, local", [("internet", "false", "mail_spool"),
+                                                ("smarthost", "true", "maildir_home")])
+def test_bt_routes_as_exim4_routes(tmp_path, kind, split, local):
+    exim = shutil.which("exim4")
+    if exim is None:
+        pytest.skip("exim4 is not installed: nothing to compare with")
+    conf = _generate(tmp_path, kind, split, local)
+    conf.chmod(0o644)
+    # aliases to root, root's own mail, a system user, an unknown user, a prefix
+    addresses = ["root", "postmaster", "daemon", "nosuchuser@localhost", "real-root"]
+    for address in addresses:
+        want = subprocess.run([exim, "-C", str(conf), "-bt", address], capture_output=True,
+                              text=True, timeout=30)
+        got = run_pymta(["-bt", address], conf)
+        assert (got.stdout, got.returncode) == (want.stdout, want.returncode), address

@@ -490,6 +490,25 @@ r3:
     assert (text, rc) == ("y@b.example is undeliverable: M3 y\n", 2)
 
 
+def test_last_router_offered_without_cannot_route_message_gives_the_default(tmp_path):
+    """As exim4 -bt with Debian's configuration: local_user has "Unknown user", but the
+    last router (mail4root, local_parts = root) is offered the address too, has none,
+    so the message is Exim's default."""
+    c = conf(tmp_path, """
+local_user:
+  driver = accept
+  local_parts = nobody-here
+  cannot_route_message = Unknown user
+  transport = local_delivery
+mail4root:
+  driver = accept
+  local_parts = root
+  transport = local_delivery
+""")
+    text, rc = bt.test_address(c, "y@b.example")
+    assert (text, rc) == ("y@b.example is undeliverable: Unrouteable address\n", 2)
+
+
 def test_manualroute_ignore_target_hosts(tmp_path):
     c = conf(tmp_path, """
 mr:

@@ -28,6 +28,7 @@ from pymta.dns_cname import configure_cname_loops
 from pymta.dns_timing import configure_slow_lookup_log
 from pymta.dnssec import configure as configure_dnssec
 from pymta.expand.context import ExpandContext
+from pymta.features import builtin_macros, support_words
 from pymta.finduser import configure_max_username_length
 from pymta.hints.store import configure as configure_hints
 from pymta.log import Logger, log_selected
@@ -105,7 +106,8 @@ def _load(opts: CliOptions) -> Any:
     from pymta.config.model import ConfigError
     path = config_path(opts)
     try:
-        config = with_cli_overrides(load_config(path, opts.macros or None), opts)
+        config = with_cli_overrides(load_config(path, opts.macros or None, builtin_macros()),
+                                    opts)
         apply_timezone(config)
         apply_process_options(config)
         if opts.queue_name:
@@ -195,7 +197,7 @@ def do_version(opts: CliOptions) -> int:
         sys.stderr.write(f"pymta: error in configuration file {config_path(opts)}: {exc}\n")
         return 1
     from pymta.config.show import version_text
-    text = version_text(config)
+    text = version_text(config, support_words())
     _write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -592,7 +594,8 @@ def do_daemon(opts: CliOptions) -> int:
         tls_on_connect=opts.tls_on_connect, debug_children=not opts.debug_daemon_only)
     debug.force_pid()        # several processes write to one standard error
     return start_daemon(config, dopts, load_config=lambda path, macros: apply_process_options(
-        _with_timezone(with_cli_overrides(load_config(path, macros), opts))))
+        _with_timezone(with_cli_overrides(load_config(path, macros, builtin_macros()),
+                                          opts))))
 
 
 def do_submit(opts: CliOptions) -> int:

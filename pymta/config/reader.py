@@ -320,10 +320,12 @@ def set_option(specs: dict[str, OptionSpec], text: str, file: str, line: int,
 class _Reader:
     """State while reading one configuration file."""
 
-    def __init__(self, path: str, macros: dict[str, str] | None):
+    def __init__(self, path: str, macros: dict[str, str] | None,
+                 builtin: dict[str, str] | None = None):
         from pymta.config.main_options import MainOptions
         self.path = path
-        initial: dict[str, str] = {"_CONFIG_DIR": os.path.dirname(os.path.abspath(path))}
+        initial: dict[str, str] = dict(builtin or {})
+        initial["_CONFIG_DIR"] = os.path.dirname(os.path.abspath(path))
         initial.update(DKIM_MACROS)
         initial.update(macros or {})
         self.source = LineSource(path, initial, set(macros or {}))
@@ -677,15 +679,18 @@ def _finish_drivers(config: Config) -> None:
             raise
 
 
-def load_config(path: str, macros: dict[str, str] | None = None) -> Config:
+def load_config(path: str, macros: dict[str, str] | None = None,
+                builtin: dict[str, str] | None = None) -> Config:
     """Read the configuration file at ``path`` and return the :class:`Config`.
 
     ``macros`` are definitions from the command line (``-D``): they take precedence over
-    definitions in the file.  Raises :class:`ConfigError` (with file and line) on errors.
+    definitions in the file.  ``builtin`` are the builtin macros (``_HAVE_*``,
+    ``_OPT_*`` ..., see :mod:`pymta.features`) defined before the file is read.
+    Raises :class:`ConfigError` (with file and line) on errors.
     """
     if not os.path.exists(path):
         raise ConfigError(f"configuration file {path} not found")
-    config = _Reader(path, macros).read()
+    config = _Reader(path, macros, builtin).read()
     _check_main_consistency(config)
     _finish_drivers(config)
     return config

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from typing import Mapping
 
 import pymta
@@ -168,12 +167,7 @@ def _lookup_types() -> list[str]:
     return sorted(SINGLE_KEY | QUERY_STYLE)
 
 
-def _support_words() -> list[str]:
-    """Exim's optional build features that pymta has."""
-    return ["IPv6"] if socket.has_ipv6 else []
-
-
-def version_text(config: Config | None) -> str:
+def version_text(config: Config | None, support: list[str] | None = None) -> str:
     """The text of ``pymta -bV``, laid out like ``exim -bV``.
 
     Every list comes from the registries: drivers registered in :mod:`pymta.drivers`,
@@ -186,7 +180,7 @@ def version_text(config: Config | None) -> str:
     from pymta.acl import scanconfig
     from pymta.config import option_tables
     lines = [f"pymta version {pymta.__version__} (Exim {pymta.EXIM_COMPAT_VERSION} compatible)",
-             "Support for: " + " ".join(_support_words()),
+             "Support for: " + " ".join(support or []),
              "Lookups (built-in): " + " ".join(_lookup_types())]
     missing = []
     for kind, title in (("authenticator", "Authenticators"), ("router", "Routers"),

@@ -13,6 +13,7 @@ import pytest
 
 from pymta.config.model import ConfigError
 from pymta.config.reader import load_config
+from pymta.features import builtin_macros
 from tests.support.daemon import run_pymta
 
 UPDATE = shutil.which("update-exim4.conf")
@@ -65,7 +66,7 @@ def test_template_macros_accepted_as_exim4_accepts_them(tmp_path):
         exim_ok = subprocess.run([exim, "-C", str(conf), f"-D{macro}=1", "-bV"],
                                  capture_output=True, timeout=30).returncode == 0
         try:
-            load_config(str(conf), {macro: "1"})
+            load_config(str(conf), {macro: "1"}, builtin_macros())
             pymta_ok, why = True, ""
         except ConfigError as exc:
             pymta_ok, why = False, str(exc)
@@ -90,3 +91,28 @@ def test_bt_routes_as_exim4_routes(tmp_path, kind, split, local):
                               text=True, timeout=30)
         got = run_pymta(["-bt", address], conf)
         assert (got.stdout, got.returncode) == (want.stdout, want.returncode), address
+
+
+def test_bh_session_answers_as_exim4_answers(tmp_path):
+    """An SMTP session against Debian's configuration (-bh): every reply but the
+    banner (which names the program) and the message id is exim4's."""
+    exim = shutil.which("exim4")
+    if exim is None:
+        pytest.skip("exim4 is not installed: nothing to compare with")
+    conf = _generate(tmp_path, "internet", "false", "mail_spool")
+    conf.chmod(0o644)
+    session = ("EHLO client.example\r\nMAIL FROM:<a@remote.example>\r\n"
+               "RCPT TO:<root@localhost>\r\nRCPT TO:<user@elsewhere.example>\r\n"
+               "RCPT TO:<nosuch@localhost>\r\nRCPT TO:<postmaster@localhost>\r\n"
+               "DATA\r\nSubject: t\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+
+    def replies(text: str) -> list[str]:
+        lines = [line for line in text.splitlines()
+                 if re.match(r"\d{3}[ -]", line) and not line.startswith("220")]
+        return [re.sub(r"id=\S+", "id=ID", line) for line in lines]
+
+    for host in ("192.0.2.9", "198.51.100.7"):       # in dc_relay_nets, and not
+        want = subprocess.run([exim, "-C", str(conf), "-bh", host], input=session,
+                              capture_output=True, text=True, timeout=60)
+        got = run_pymta(["-bh", host], conf, input=session)
+        assert replies(got.stdout) == replies(want.stdout), host

@@ -49,6 +49,8 @@ LAYERS: list[tuple[str, int]] = [
     ("pymta.message", 6),
     ("pymta.smtp", 7), ("pymta.delivery", 8),
     ("pymta.daemon", 9), ("pymta.cli", 10),
+    # what this build can do (-bV, builtin macros): reads every table
+    ("pymta.features", 9),
     # the admin tools (pymta-dumpdb, ...): commands, like the CLI
     ("pymta.admin", 10),
     # event_action: expands with the TLS certificate helpers; raised by ACLs, transports,

@@ -51,8 +51,9 @@ def driver_lists() -> str:
     """Roff tagged paragraphs with the driver kinds and names that ``-bV`` reports."""
     sys.path.insert(0, str(ROOT))
     from pymta.config.show import version_text
+    from pymta.features import support_words
     out = []
-    for line in version_text(None).splitlines():
+    for line in version_text(None, support_words()).splitlines():
         kind, sep, names = line.partition(":")
         if not sep or kind.startswith("Configuration"):
             continue

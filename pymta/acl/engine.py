@@ -869,9 +869,18 @@ class _Runner:
         """Route (and call out to) ``address``; record a failure for the reply."""
         if vopts.callout is not None and not self._callouts_skipped():
             self._flush_unless("no_callout_flush")
-        verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
-                                            self._callouts_skipped(),
-                                            getattr(self.session, "callout_hold", None))
+        # Exim reuses a sender's verification within a message, and tells its details
+        # once; a callout is made (or its cache consulted) again, with details each time
+        reuse = what == "sender" and vopts.callout is None
+        cache = getattr(self.session, "sender_verify_cache", None) if reuse else None
+        key = (address, repr(vopts))
+        verdict = cache.get(key) if cache is not None else None
+        if verdict is None:
+            verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
+                                                self._callouts_skipped(),
+                                                getattr(self.session, "callout_hold", None))
+            if cache is not None and verdict.status != "defer":
+                cache[key] = verdict
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
         if verdict.status == "ok":
             return True
@@ -897,6 +906,8 @@ class _Runner:
         self.verify_address = address
         self.verify_message = verdict.user_text
         self.verify_log, self.verify_head = verdict.log_text, verdict.head
+        if reuse and getattr(self.session, "sender_verify_reported", False):
+            self.verify_head = ""       # told once: now only "Sender verify failed"
         if what == "recipient" and verdict.log_text is not None:
             self.cond_log = verdict.log_text
         return False

@@ -86,6 +86,8 @@ class AclChecks:
     def _reply(self, res: Any, where: str) -> Reply:
         code, text = acl_smtp_reply(res, where,
                                     multiline="no_multiline_responses" not in self.controls)
+        if res.verify_failed == "sender" and res.verdict not in ("accept", "discard", "defer"):
+            self.sender_verify_reported = True      # see _Runner._verify_address (acl)
         if res.verdict == "drop":
             self.notquit_reason = "acl-drop"
         return Reply(code, text, close=res.verdict == "drop")

@@ -223,6 +223,11 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         self._excess_logged = False
         self.data_headers_add: list[str] = []
         self.data_headers_remove: list[str] = []
+        # verify = sender: each sender is verified once per message (Exim's
+        # sender_verified_list), and a failure's details go to the client and the log
+        # only the first time
+        self.sender_verify_cache: dict[tuple[str, str], Any] = {}
+        self.sender_verify_reported = False
         self.dmarc_reset()
         v = self.ctx.variables
         v.update(sender_address="", authenticated_sender="", local_part="", domain="",

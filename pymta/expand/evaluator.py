@@ -16,9 +16,9 @@ from .errors import ExpandError, ExpandFail
 from .forbid import MESSAGES as FORBIDDABLE
 from .forbid import check_allowed
 from .lists import join_list, list_separator, split_list
-from .parser import LETTER_ESCAPES, Cond, Item, Op, Seq, Var
+from .parser import ARG_COUNTS, LETTER_ESCAPES, Cond, Item, Op, Seq, Var, not_enough, too_many
 from .parser import compile_expansion as compile_expansion_cached
-from .variables import get_variable, lookup_variable, unknown_note
+from .variables import get_variable, lookup_variable, unknown_note, unknown_variable
 
 
 def _t(value: str, tainted: bool) -> str:
@@ -75,7 +75,7 @@ def evaluate(node: Any, ctx: Any) -> str:
             r = r[:r.index("\x00")]
         return Quoted(r) if quoted else _t(r, tainted)
     if isinstance(node, Var):
-        return get_variable(node.name, ctx)
+        return get_variable(node.name, ctx, node.braced)
     if isinstance(node, Op):
         from .operators import apply_operator
         arg = evaluate(node.arg, ctx)
@@ -109,8 +109,7 @@ def check_skipped(node: Any, ctx: Any) -> None:
                 check_skipped(p, ctx)
     elif isinstance(node, Var):
         if lookup_variable(node.name, ctx) is None:
-            raise ExpandError(f"unknown variable name \"{node.name}\""
-                              f"{unknown_note(node.name, ctx)}")
+            raise ExpandError(unknown_variable(node.name, ctx, node.braced))
     elif isinstance(node, Op):
         check_skipped(node.arg, ctx)
     elif isinstance(node, Item):
@@ -231,6 +230,9 @@ def get_int(text: str, what: str = "") -> int:
     s = text.strip()
     m = re.fullmatch(r"([-+]?\d+)([kKmMgG]?)", s)
     if not m:
+        # text that starts like a number but goes on is "invalid", as in Exim
+        if re.match(r"[-+]?\d", s):
+            raise ExpandError(f"invalid integer \"{text}\"")
         raise ExpandError(f"integer expected but \"{text}\" found")
     v = int(m.group(1))
     suf = m.group(2).lower()
@@ -250,7 +252,7 @@ def _nonneg_arg(text: str, item: str) -> int:
     if not s:
         raise ExpandError(f"first argument of \"{item}\" must not be empty")
     if not re.fullmatch(r"-?\d+", s):
-        raise ExpandError(f"\"{text}\" is not a number (in \"{item}\" expansion)")
+        raise ExpandError(f"first argument of \"{item}\" must be numeric")
     return int(s)
 
 
@@ -441,7 +443,7 @@ def _item_extract(node: Item, ctx: Any) -> str:
 
 def _item_listextract(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
-        raise ExpandError("missing 2nd string in {} after \"listextract\"")
+        raise ExpandError(f"missing '{{' for arg {len(node.args) + 1} of listextract")
     idx = _nonneg_arg(evaluate(node.args[0], ctx), "listextract")
     data = evaluate(node.args[1], ctx)
     items = split_list(data)
@@ -474,7 +476,13 @@ def _item_filter(node: Item, ctx: Any) -> str:
     with _Scoped(ctx, item=None):
         for it in items:
             ctx.variables["item"] = it
-            if eval_cond(node.args[1], ctx):
+            try:
+                kept = eval_cond(node.args[1], ctx)
+            except ExpandFail:
+                raise
+            except ExpandError as e:
+                raise type(e)(f"{e.message} inside \"filter\" condition") from None
+            if kept:
                 out.append(it)
     return _t(join_list(out, sep), isinstance(data, Tainted))
 
@@ -563,12 +571,13 @@ def _item_numeric_string(node: Item, ctx: Any) -> str:
     from .operators import apply_operator
     args = [evaluate(a, ctx) for a in node.args]
     if len(args) < 2:
-        raise ExpandError(f"missing string in {{}} after \"{node.name}\"")
+        raise ExpandError(not_enough(node.name))
     nums, subject = args[:-1], args[-1]
     nums = [n if n else "0" for n in nums]      # an empty number is 0, as in Exim
     for n in nums:
         if not re.fullmatch(r"\s*-?\d+\s*", n):
-            raise ExpandError(f"\"{n}\" is not a number (in \"{node.name}\" expansion)")
+            kind = "a positive" if node.name == "length" else "a"
+            raise ExpandError(f"\"{n}\" is not {kind} number (in \"{node.name}\" expansion)")
         if node.name != "substr" and n.strip().startswith("-"):
             raise ExpandError(f"\"{n}\" is not a positive number (in \"{node.name}\" "
                               "expansion)")
@@ -579,6 +588,8 @@ def _item_numeric_string(node: Item, ctx: Any) -> str:
 
 def _expand_args(node: Item, ctx: Any, count: int) -> list[str]:
     if len(node.args) < count:
+        if node.name in ARG_COUNTS:
+            raise ExpandError(not_enough(node.name))
         raise ExpandError(f"missing {('1st','2nd','3rd','4th')[len(node.args)]} string in {{}} "
                           f"after \"{node.name}\"")
     return [evaluate(a, ctx) for a in node.args[:count]]
@@ -641,9 +652,9 @@ def call_acl(node_args: list, ctx: Any) -> tuple[str, str]:
     """
     args = [evaluate(a, ctx) for a in node_args]
     if not args:
-        raise ExpandError("missing ACL name")
+        raise ExpandError(not_enough("acl"))
     if len(args) > 10:
-        raise ExpandError("too many arguments for ACL (max 9)")
+        raise ExpandError(too_many("acl"))
     name = args[0]
     runner = ctx.acl_runner or default_acl_runner()
     if runner is None:
@@ -704,7 +715,7 @@ def _item_readfile(node: Item, ctx: Any) -> str:
     from ..taint import TaintError, check_untainted
     args = [evaluate(a, ctx) for a in node.args]
     if not args:
-        raise ExpandError("missing file name for readfile")
+        raise ExpandError(not_enough("readfile"))
     try:
         check_untainted(args[0], "readfile")
     except TaintError as e:

@@ -16,8 +16,20 @@ from .errors import ExpandError, ExpandFail
 from .forbid import MESSAGES as FORBIDDABLE
 from .forbid import check_allowed
 from .lists import join_list, list_separator, split_list
-from .parser import ARG_COUNTS, LETTER_ESCAPES, Cond, Item, Op, Seq, Var, not_enough, too_many
+from .parser import (
+    ALL_CONDITIONS,
+    ARG_COUNTS,
+    LETTER_ESCAPES,
+    Cond,
+    Item,
+    Op,
+    Seq,
+    Var,
+    not_enough,
+    too_many,
+)
 from .parser import compile_expansion as compile_expansion_cached
+from .regex_errors import pcre_error_text
 from .variables import get_variable, lookup_variable, unknown_note, unknown_variable
 
 
@@ -217,11 +229,15 @@ def pcre_to_python(pattern: str) -> str:
 def compile_regex(pattern: str, flags: int = 0) -> re.Pattern:
     """Compile a PCRE-style pattern with Python's ``re`` (cached)."""
     import warnings
+    translated = pcre_to_python(pattern)
     try:
         with warnings.catch_warnings():     # "possible nested set": valid in PCRE
             warnings.simplefilter("ignore", FutureWarning)
-            return re.compile(pcre_to_python(pattern), flags)
-    except (re.error, OverflowError, RecursionError) as e:
+            return re.compile(translated, flags)
+    except re.error as e:
+        raise ExpandError(f"regular expression error in \"{pattern}\": "
+                          f"{pcre_error_text(e, pattern, translated)}") from None
+    except (OverflowError, RecursionError) as e:
         raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
 
 
@@ -389,7 +405,7 @@ def _item_extract(node: Item, ctx: Any) -> str:
             raise ExpandError("first argument of \"extract\" must be greater than zero")
         # the text must be exactly an array (positional) or an object (keyed)
         opener, closer, what = ("[", "]", "array") if positional else ("{", "}", "object")
-        if not data.startswith(opener):
+        if not data.startswith(opener) and not (opener == "{" and data.lstrip().startswith("{")):
             raise ExpandError(f"missing '{opener}' wrapping {what} for extract json")
         if not data.endswith(closer):
             raise ExpandError(f"missing '{closer}' wrapping {what} for extract json")
@@ -543,7 +559,10 @@ def _item_sort(node: Item, ctx: Any) -> str:
     data, sep, items = _list_loop(node, ctx)
     cmp = evaluate(node.args[1], ctx).strip()
     if cmp not in _SORT_CMPS:
-        raise ExpandError(f"bad comparator \"{cmp}\" in sort")
+        # Exim's text for a condition that does not order; for any other word it
+        # gives an empty message, where pymta names the word
+        raise ExpandError("comparator not handled for sort" if cmp in ALL_CONDITIONS
+                          else f"bad comparator \"{cmp}\" in sort")
     keyed = []
     with _Scoped(ctx, item=None):
         for it in items:

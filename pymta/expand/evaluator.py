@@ -25,6 +25,7 @@ from .parser import (
     Op,
     Seq,
     Var,
+    missing_arg,
     not_enough,
     too_many,
 )
@@ -459,7 +460,7 @@ def _item_extract(node: Item, ctx: Any) -> str:
 
 def _item_listextract(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
-        raise ExpandError(f"missing '{{' for arg {len(node.args) + 1} of listextract")
+        raise ExpandError(missing_arg("listextract", len(node.args)) or "")
     idx = _nonneg_arg(evaluate(node.args[0], ctx), "listextract")
     data = evaluate(node.args[1], ctx)
     items = split_list(data)
@@ -505,7 +506,7 @@ def _item_filter(node: Item, ctx: Any) -> str:
 
 def _item_map(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
-        raise ExpandError("missing 2nd string in {} after \"map\"")
+        raise ExpandError(missing_arg("map", len(node.args)) or "")
     data, sep, items = _list_loop(node, ctx)
     out = []
     tainted = isinstance(data, Tainted)
@@ -535,8 +536,7 @@ def _join_map(items: list[str], sep: str) -> str:
 
 def _item_reduce(node: Item, ctx: Any) -> str:
     if len(node.args) < 3:
-        raise ExpandError(f"missing {'2nd' if len(node.args) < 2 else '3rd'} string in {{}} "
-                          "after \"reduce\"")
+        raise ExpandError(missing_arg("reduce", len(node.args)) or "")
     data, sep, items = _list_loop(node, ctx)
     value = evaluate(node.args[1], ctx)
     with _Scoped(ctx, item=None, value=None):
@@ -555,7 +555,7 @@ def _item_sort(node: Item, ctx: Any) -> str:
 
     from .conditions import compare
     if len(node.args) < 3:
-        raise ExpandError("missing argument in \"sort\"")
+        raise ExpandError(missing_arg("sort", len(node.args)) or "missing argument in \"sort\"")
     data, sep, items = _list_loop(node, ctx)
     cmp = evaluate(node.args[1], ctx).strip()
     if cmp not in _SORT_CMPS:
@@ -890,7 +890,7 @@ def _item_run(node: Item, ctx: Any) -> str:
     """${run{command}{yes}{no}}: no shell; stdout+stderr become $value (which persists)."""
     import subprocess
     if not node.args:
-        raise ExpandError("missing command for run")
+        raise ExpandError(missing_arg("run", 0) or "")
     argv = _run_argv(node, ctx)
     if not argv:
         raise ExpandError("empty command for ${run}")

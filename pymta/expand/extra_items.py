@@ -15,7 +15,7 @@ from ..tls.errors import TLSConfigError
 from .bytesutil import from_bytes, to_bytes
 from .errors import ExpandError, ExpandFail
 from .evaluator import _Scoped, _yes_no, evaluate
-from .parser import Item, not_enough
+from .parser import Item, missing_arg, not_enough
 
 
 def _prvs_day(today: int, offset: int = 7) -> str:
@@ -302,7 +302,7 @@ def item_certextract(node: Any, ctx: Any) -> str:
     """``${certextract{field}{$tls_in_peercert}{yes}{no}}``: a field of a certificate
     ($value in yes/no; the field itself without them)."""
     if len(node.args) < 2:
-        raise ExpandError("missing argument for \"certextract\"")
+        raise ExpandError(missing_arg("certextract", len(node.args)) or "")
     field = evaluate(node.args[0], ctx)
     text = evaluate(node.args[1], ctx)
     cert = load_pem_text(str(text)) if text else None

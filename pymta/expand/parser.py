@@ -157,6 +157,27 @@ ARG_COUNTS: dict[str, tuple[int, int | None]] = {
 _YESNO_ITEMS = frozenset({"env", "run", "listextract", "certextract"})
 
 
+# Items whose missing arguments Exim names: the name of each argument in turn.
+_ARG_NAMES: dict[str, tuple[str, ...]] = {
+    "map": ("first", "last"), "reduce": ("first", "second", "last"),
+    "sort": ("list", "comparator"), "filter": ("first", "last"), "run": ("command",),
+    "certextract": ("field", "cert variable"),
+}
+
+
+def missing_arg(name: str, given: int) -> str | None:
+    """Exim's error for an item whose argument number ``given + 1`` is missing, for the
+    items that word it so (None for the others)."""
+    names = _ARG_NAMES.get(name)
+    if names is not None:
+        if given >= len(names):
+            return None             # e.g. sort's third: Exim's message is empty
+        return f"missing '{{' for {names[given]} arg of {name}"
+    if name in ("extract", "listextract"):
+        return f"missing '{{' for arg {given + 1} of {name}"
+    return None
+
+
 def not_enough(name: str) -> str:
     """Exim's error for an item given fewer brace arguments than it needs."""
     return f"Not enough arguments for '{name}' (min is {ARG_COUNTS[name][0]})"
@@ -370,6 +391,27 @@ class _Parser:
         raise ExpandError(f"missing }} at end of \"{name}\"" if i >= self.n else
                           f"syntax error in \"{name}\" item - unexpected text")
 
+    def close_extract(self, i: int, args: list, starts: list[int], fields: bool) -> int:
+        """The closing brace of ${extract}; Exim's errors when it is missing.  A field
+        number (not a key) takes a separator argument more before the yes/no strings."""
+        s = self.s
+        i = self.ws(i)
+        if i < self.n and s[i] == "}":
+            return i + 1
+        first = args[0].parts
+        numeric = fields and len(first) == 1 and isinstance(first[0], str) and \
+            first[0].strip().lstrip("-").isdigit()
+        base = 3 if numeric else 2
+        if len(args) < base:
+            raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
+        more = len(args) - base
+        if more == 0:
+            raise ExpandError(yes_not_braced(s[i:]))
+        if more == 1:
+            raise ExpandError(fail_expected("extract"))
+        rest = starts[base + 2] if len(args) > base + 2 else i
+        raise ExpandError(not_closed(s[rest:]))
+
     def close_generic(self, i: int, name: str, args: list, starts: list[int]) -> int:
         """The closing brace of an item read with :meth:`args`; when it is missing, the
         error Exim gives for that item's shape (yes/no strings or a counted list)."""
@@ -378,6 +420,16 @@ class _Parser:
         if i < self.n and s[i] == "}":
             return i + 1
         base = _YESNO_MIN.get(name)
+        if name in _YESNO_ITEMS and base is not None and len(args) < base:
+            text = missing_arg(name, len(args))
+            if text is not None:
+                raise ExpandError(text)
+        if name in _ARG_NAMES and len(args) < len(_ARG_NAMES[name]) + 1:
+            text = missing_arg(name, len(args))
+            if text is not None:
+                raise ExpandError(text)
+        if name in ("map", "reduce") and len(args) >= len(_ARG_NAMES[name]):
+            raise ExpandError(f"missing }} at end of \"{name}\"")
         if name in _YESNO_ITEMS and base is not None and len(args) >= base:
             more = len(args) - base
             if more == 0:
@@ -391,6 +443,13 @@ class _Parser:
             least, most = counts
             if len(args) < least:
                 raise ExpandError(not_enough(name))
+            if name == "readsocket":
+                raise ExpandError("missing '}' closing readsocket")
+            if name == "prvscheck":     # what follows an address that is not prvs-signed
+                if len(args) == 1:
+                    raise ExpandError(not_enough(name))
+                if len(args) > 3 or (i < self.n and s[i] == "{"):
+                    raise ExpandError("Too many arguments for 'prvscheck' (max is 2)")
             if most is not None and len(args) >= most and i < self.n and s[i] == "{":
                 raise ExpandError(too_many(name))
             raise ExpandError(f"missing '}}' after '{name}'")
@@ -412,21 +471,27 @@ class _Parser:
                 extra = w
                 i = j
             args, i = self.args(i, name, 5)
+            starts = self.starts
             if len(args) < 2:
-                raise ExpandError(f"missing {_ORD[len(args)]} string in {{}} after \"extract\"")
+                raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
             node = Item(name, args, extra=extra)
             i = self.ws(i)
             if s.startswith("fail", i):
                 node.fail = True
                 i += 4
-            return node, self.close(i, name)
+            return node, self.close_extract(i, args, starts, extra is None)
         if name == "filter":
             args, i = self.args(i, name, 1)
             if not args:
-                raise ExpandError("missing '{' after \"filter\"")
+                raise ExpandError("missing '{' for first arg of filter")
             i = self.ws(i)
+            if i >= self.n or s[i] != "{":
+                raise ExpandError("missing '{' for last arg of filter")
             cond, i = self.braced_cond(i, "filter\" item")
-            return Item(name, [args[0], cond]), self.close(i, name)
+            i = self.ws(i)
+            if i >= self.n or s[i] != "}":
+                raise ExpandError("missing } at end of \"filter\"")
+            return Item(name, [args[0], cond]), i + 1
         extra = None
         if name == "run" and i < self.n and s[i] == ",":
             j = i + 1

@@ -101,6 +101,17 @@ def test_failure_texts_match_exim(be_env):  # noqa: F811 - the imported fixture
     ("${lookup{root}}", "Failed: missing lookup type"),
     ("${length:x}", "Failed: Not enough arguments for 'length' (min is 2)"),
     ("${listnamed_l:nosuch}", 'Failed: "nosuch" is not a localpart named list'),
+    ("${map{1}x}", "Failed: missing '{' for last arg of map"),
+    ("${reduce{1}{2}{3}x}", 'Failed: missing } at end of "reduce"'),
+    ("${sort{1}x}", "Failed: missing '{' for comparator arg of sort"),
+    ("${extract{1}{2}x}", "Failed: missing '{' for arg 3 of extract"),
+    ("${extract{1}{2}{3}{4}x}", 'Failed: syntax error in "extract" item - "fail" expected'),
+    ("${filter{a}x}", "Failed: missing '{' for last arg of filter"),
+    ("${filter{a}{eq{a}{a}}x}", 'Failed: missing } at end of "filter"'),
+    ("${prvscheck{1}x}", "Failed: Not enough arguments for 'prvscheck' (min is 1)"),
+    ("${readsocket{1}{2}{3}{4}{5}{6}{7}{8}{9}{10}{11}{12}}",
+     "Failed: missing '}' closing readsocket"),
+    ("${run}", "Failed: missing '{' for command arg of run"),
 ])
 def test_more_shapes(be_env, expr, want):  # noqa: F811 - the imported fixture
     d, config = be_env

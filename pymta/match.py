@@ -93,19 +93,26 @@ def _read_list_file(path: str, kind: str) -> list[str]:
     return out
 
 
-def _lookup(item: str, key: str, ctx: Any, allow_partial: bool = True) -> str | None:
-    """Run an in-list lookup item ``type;file-or-query`` with ``key``."""
+def _lookup(item: str, key: str, ctx: Any, allow_partial: bool = True,
+            list_item: str | None = None) -> str | None:
+    """Run an in-list lookup item ``type;file-or-query`` with ``key`` (``list_item``: the
+    list's item as written, when it is not ``item``)."""
     from .lookups import QUERY_STYLE, do_lookup_spec, parse_lookup_type
     spec_text, _, target = item.partition(";")
     target = target.strip()
     spec = parse_lookup_type(spec_text)
     if not allow_partial:
         spec_text = re.sub(r"^partial\d*(?:-|\([^)]*\))", "", spec_text)
-    if spec.name in QUERY_STYLE:
-        return do_lookup_spec(spec_text, target, None, ctx)
-    if key == "":
-        return None
-    return do_lookup_spec(spec_text, target, key, ctx)
+    try:
+        if spec.name in QUERY_STYLE:
+            return do_lookup_spec(spec_text, target, None, ctx)
+        if key == "":
+            return None
+        return do_lookup_spec(spec_text, target, key, ctx)
+    except ExpandDefer as e:
+        # which list item deferred: ${if match_*} words its error with it
+        e.list_item = list_item or item
+        raise
 
 
 def _run_list(subject_items: list[str], kind: str, ctx: Any,
@@ -472,7 +479,7 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
             key = f"{net.network_address}/{bits}"
             if ip.version == 6:
                 key = key.replace(":", ".")
-        value = _lookup(m.group(2), key, ctx)
+        value = _lookup(m.group(2), key, ctx, list_item=item)
         return value is not None, value
     if ip_only:
         return False, None      # match_ip: names never match

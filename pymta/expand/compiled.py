@@ -26,13 +26,13 @@ def _cut(v: str) -> str:
     return Tainted(v[:i]) if isinstance(v, Tainted) else v[:i]
 
 
-def _var_fn(name: str) -> Fn:
+def _var_fn(name: str, braced: bool) -> Fn:
     from .variables import get_variable
 
     def var(ctx: Any) -> str:
         v = ctx.variables.get(name)
         if v is None:
-            v = get_variable(name, ctx)
+            v = get_variable(name, ctx, braced)
         return v
     return var
 
@@ -40,7 +40,7 @@ def _var_fn(name: str) -> Fn:
 def _node_fn(node: Any) -> Fn:
     """A closure for one part of a sequence (a Var, Op or Item)."""
     if isinstance(node, Var):
-        return _var_fn(node.name)
+        return _var_fn(node.name, node.braced)
     if isinstance(node, Op):
         from .operators import apply_operator
         arg = seq_fn(node.arg)

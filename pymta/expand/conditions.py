@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from typing import Any
 
 from pymta.truth import exim_true
 
 from .bytesutil import ascii_lower
-from .errors import ExpandError, ExpandFail
+from .errors import ExpandDefer, ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
 from .forbid import check_allowed
 from .lists import split_list
@@ -99,6 +100,29 @@ def eval_cond(cond: Cond, ctx: Any) -> bool:
     return (not r) if cond.negate else r
 
 
+_DEFER_PREFIX = re.compile(r'^lookup of ".*?" gave DEFER: ', re.DOTALL)
+
+
+def _list_match(name: str, args: list[str], ctx: Any) -> bool:
+    """match_domain, match_local_part, match_address and match_ip."""
+    from .. import match as list_match
+    # the matched item (or lookup data) becomes $value, as in Exim 4.96
+    if name == "match_domain":
+        return list_match.match_domain(args[0], args[1], ctx, expand=False, data_var="value")
+    if name == "match_local_part":
+        return list_match.match_localpart(args[0], args[1], ctx, expand=False,
+                                 data_var="value")
+    if name == "match_address":
+        return list_match.match_address(args[0], args[1], ctx, expand=False, data_var="value")
+    subject = args[0].strip()
+    if subject:
+        try:
+            ipaddress.ip_address(subject)
+        except ValueError:
+            raise ExpandError(f"\"{subject}\" is not an IP address") from None
+    return list_match.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")
+
+
 def _args(cond: Cond, ctx: Any) -> list[str]:
     return [evaluate(a, ctx) for a in cond.args]
 
@@ -187,22 +211,15 @@ def _eval(cond: Cond, ctx: Any) -> bool:
             return any(needle == ascii_lower(it) for it in items)
         return needle in items
     if name in ("match_domain", "match_local_part", "match_address", "match_ip"):
-        from .. import match as list_match
-        # the matched item (or lookup data) becomes $value, as in Exim 4.96
-        if name == "match_domain":
-            return list_match.match_domain(args[0], args[1], ctx, expand=False, data_var="value")
-        if name == "match_local_part":
-            return list_match.match_localpart(args[0], args[1], ctx, expand=False,
-                                     data_var="value")
-        if name == "match_address":
-            return list_match.match_address(args[0], args[1], ctx, expand=False, data_var="value")
-        subject = args[0].strip()
-        if subject:
-            try:
-                ipaddress.ip_address(subject)
-            except ValueError:
-                raise ExpandError(f"\"{subject}\" is not an IP address") from None
-        return list_match.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")
+        try:
+            return _list_match(name, args, ctx)
+        except ExpandDefer as e:
+            if e.list_item is None:
+                raise
+            # Exim's wording: the list item, then the lookup's own reason
+            reason = _DEFER_PREFIX.sub("", e.message, count=1)
+            raise ExpandDefer(f"unable to complete match against \"{e.list_item}\": "
+                              f"{reason}") from None
     if name in ("bool", "bool_lax"):
         return _bool(args[0], name == "bool_lax")
     if name == "exists":

@@ -15,4 +15,9 @@ class ExpandFail(ExpandError):
 
 
 class ExpandDefer(ExpandError):
-    """A lookup could not be completed now (temporary error); the caller should defer."""
+    """A lookup could not be completed now (temporary error); the caller should defer.
+
+    ``list_item``: when the lookup was an item of a list being matched, that item.
+    """
+
+    list_item: str | None = None

@@ -16,9 +16,22 @@ from .errors import ExpandError, ExpandFail
 from .forbid import MESSAGES as FORBIDDABLE
 from .forbid import check_allowed
 from .lists import join_list, list_separator, split_list
-from .parser import LETTER_ESCAPES, Cond, Item, Op, Seq, Var
+from .parser import (
+    ALL_CONDITIONS,
+    ARG_COUNTS,
+    LETTER_ESCAPES,
+    Cond,
+    Item,
+    Op,
+    Seq,
+    Var,
+    missing_arg,
+    not_enough,
+    too_many,
+)
 from .parser import compile_expansion as compile_expansion_cached
-from .variables import get_variable, lookup_variable, unknown_note
+from .regex_errors import pcre_error_text
+from .variables import get_variable, lookup_variable, unknown_note, unknown_variable
 
 
 def _t(value: str, tainted: bool) -> str:
@@ -75,7 +88,7 @@ def evaluate(node: Any, ctx: Any) -> str:
             r = r[:r.index("\x00")]
         return Quoted(r) if quoted else _t(r, tainted)
     if isinstance(node, Var):
-        return get_variable(node.name, ctx)
+        return get_variable(node.name, ctx, node.braced)
     if isinstance(node, Op):
         from .operators import apply_operator
         arg = evaluate(node.arg, ctx)
@@ -109,8 +122,7 @@ def check_skipped(node: Any, ctx: Any) -> None:
                 check_skipped(p, ctx)
     elif isinstance(node, Var):
         if lookup_variable(node.name, ctx) is None:
-            raise ExpandError(f"unknown variable name \"{node.name}\""
-                              f"{unknown_note(node.name, ctx)}")
+            raise ExpandError(unknown_variable(node.name, ctx, node.braced))
     elif isinstance(node, Op):
         check_skipped(node.arg, ctx)
     elif isinstance(node, Item):
@@ -218,11 +230,15 @@ def pcre_to_python(pattern: str) -> str:
 def compile_regex(pattern: str, flags: int = 0) -> re.Pattern:
     """Compile a PCRE-style pattern with Python's ``re`` (cached)."""
     import warnings
+    translated = pcre_to_python(pattern)
     try:
         with warnings.catch_warnings():     # "possible nested set": valid in PCRE
             warnings.simplefilter("ignore", FutureWarning)
-            return re.compile(pcre_to_python(pattern), flags)
-    except (re.error, OverflowError, RecursionError) as e:
+            return re.compile(translated, flags)
+    except re.error as e:
+        raise ExpandError(f"regular expression error in \"{pattern}\": "
+                          f"{pcre_error_text(e, pattern, translated)}") from None
+    except (OverflowError, RecursionError) as e:
         raise ExpandError(f"regular expression error in \"{pattern}\": {e}") from None
 
 
@@ -231,6 +247,9 @@ def get_int(text: str, what: str = "") -> int:
     s = text.strip()
     m = re.fullmatch(r"([-+]?\d+)([kKmMgG]?)", s)
     if not m:
+        # text that starts like a number but goes on is "invalid", as in Exim
+        if re.match(r"[-+]?\d", s):
+            raise ExpandError(f"invalid integer \"{text}\"")
         raise ExpandError(f"integer expected but \"{text}\" found")
     v = int(m.group(1))
     suf = m.group(2).lower()
@@ -250,7 +269,7 @@ def _nonneg_arg(text: str, item: str) -> int:
     if not s:
         raise ExpandError(f"first argument of \"{item}\" must not be empty")
     if not re.fullmatch(r"-?\d+", s):
-        raise ExpandError(f"\"{text}\" is not a number (in \"{item}\" expansion)")
+        raise ExpandError(f"first argument of \"{item}\" must be numeric")
     return int(s)
 
 
@@ -387,7 +406,7 @@ def _item_extract(node: Item, ctx: Any) -> str:
             raise ExpandError("first argument of \"extract\" must be greater than zero")
         # the text must be exactly an array (positional) or an object (keyed)
         opener, closer, what = ("[", "]", "array") if positional else ("{", "}", "object")
-        if not data.startswith(opener):
+        if not data.startswith(opener) and not (opener == "{" and data.lstrip().startswith("{")):
             raise ExpandError(f"missing '{opener}' wrapping {what} for extract json")
         if not data.endswith(closer):
             raise ExpandError(f"missing '{closer}' wrapping {what} for extract json")
@@ -441,7 +460,7 @@ def _item_extract(node: Item, ctx: Any) -> str:
 
 def _item_listextract(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
-        raise ExpandError("missing 2nd string in {} after \"listextract\"")
+        raise ExpandError(missing_arg("listextract", len(node.args)) or "")
     idx = _nonneg_arg(evaluate(node.args[0], ctx), "listextract")
     data = evaluate(node.args[1], ctx)
     items = split_list(data)
@@ -474,14 +493,20 @@ def _item_filter(node: Item, ctx: Any) -> str:
     with _Scoped(ctx, item=None):
         for it in items:
             ctx.variables["item"] = it
-            if eval_cond(node.args[1], ctx):
+            try:
+                kept = eval_cond(node.args[1], ctx)
+            except ExpandFail:
+                raise
+            except ExpandError as e:
+                raise type(e)(f"{e.message} inside \"filter\" condition") from None
+            if kept:
                 out.append(it)
     return _t(join_list(out, sep), isinstance(data, Tainted))
 
 
 def _item_map(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
-        raise ExpandError("missing 2nd string in {} after \"map\"")
+        raise ExpandError(missing_arg("map", len(node.args)) or "")
     data, sep, items = _list_loop(node, ctx)
     out = []
     tainted = isinstance(data, Tainted)
@@ -511,8 +536,7 @@ def _join_map(items: list[str], sep: str) -> str:
 
 def _item_reduce(node: Item, ctx: Any) -> str:
     if len(node.args) < 3:
-        raise ExpandError(f"missing {'2nd' if len(node.args) < 2 else '3rd'} string in {{}} "
-                          "after \"reduce\"")
+        raise ExpandError(missing_arg("reduce", len(node.args)) or "")
     data, sep, items = _list_loop(node, ctx)
     value = evaluate(node.args[1], ctx)
     with _Scoped(ctx, item=None, value=None):
@@ -531,11 +555,14 @@ def _item_sort(node: Item, ctx: Any) -> str:
 
     from .conditions import compare
     if len(node.args) < 3:
-        raise ExpandError("missing argument in \"sort\"")
+        raise ExpandError(missing_arg("sort", len(node.args)) or "missing argument in \"sort\"")
     data, sep, items = _list_loop(node, ctx)
     cmp = evaluate(node.args[1], ctx).strip()
     if cmp not in _SORT_CMPS:
-        raise ExpandError(f"bad comparator \"{cmp}\" in sort")
+        # Exim's text for a condition that does not order; for any other word it
+        # gives an empty message, where pymta names the word
+        raise ExpandError("comparator not handled for sort" if cmp in ALL_CONDITIONS
+                          else f"bad comparator \"{cmp}\" in sort")
     keyed = []
     with _Scoped(ctx, item=None):
         for it in items:
@@ -563,12 +590,13 @@ def _item_numeric_string(node: Item, ctx: Any) -> str:
     from .operators import apply_operator
     args = [evaluate(a, ctx) for a in node.args]
     if len(args) < 2:
-        raise ExpandError(f"missing string in {{}} after \"{node.name}\"")
+        raise ExpandError(not_enough(node.name))
     nums, subject = args[:-1], args[-1]
     nums = [n if n else "0" for n in nums]      # an empty number is 0, as in Exim
     for n in nums:
         if not re.fullmatch(r"\s*-?\d+\s*", n):
-            raise ExpandError(f"\"{n}\" is not a number (in \"{node.name}\" expansion)")
+            kind = "a positive" if node.name == "length" else "a"
+            raise ExpandError(f"\"{n}\" is not {kind} number (in \"{node.name}\" expansion)")
         if node.name != "substr" and n.strip().startswith("-"):
             raise ExpandError(f"\"{n}\" is not a positive number (in \"{node.name}\" "
                               "expansion)")
@@ -579,6 +607,8 @@ def _item_numeric_string(node: Item, ctx: Any) -> str:
 
 def _expand_args(node: Item, ctx: Any, count: int) -> list[str]:
     if len(node.args) < count:
+        if node.name in ARG_COUNTS:
+            raise ExpandError(not_enough(node.name))
         raise ExpandError(f"missing {('1st','2nd','3rd','4th')[len(node.args)]} string in {{}} "
                           f"after \"{node.name}\"")
     return [evaluate(a, ctx) for a in node.args[:count]]
@@ -641,9 +671,9 @@ def call_acl(node_args: list, ctx: Any) -> tuple[str, str]:
     """
     args = [evaluate(a, ctx) for a in node_args]
     if not args:
-        raise ExpandError("missing ACL name")
+        raise ExpandError(not_enough("acl"))
     if len(args) > 10:
-        raise ExpandError("too many arguments for ACL (max 9)")
+        raise ExpandError(too_many("acl"))
     name = args[0]
     runner = ctx.acl_runner or default_acl_runner()
     if runner is None:
@@ -704,7 +734,7 @@ def _item_readfile(node: Item, ctx: Any) -> str:
     from ..taint import TaintError, check_untainted
     args = [evaluate(a, ctx) for a in node.args]
     if not args:
-        raise ExpandError("missing file name for readfile")
+        raise ExpandError(not_enough("readfile"))
     try:
         check_untainted(args[0], "readfile")
     except TaintError as e:
@@ -860,7 +890,7 @@ def _item_run(node: Item, ctx: Any) -> str:
     """${run{command}{yes}{no}}: no shell; stdout+stderr become $value (which persists)."""
     import subprocess
     if not node.args:
-        raise ExpandError("missing command for run")
+        raise ExpandError(missing_arg("run", 0) or "")
     argv = _run_argv(node, ctx)
     if not argv:
         raise ExpandError("empty command for ${run}")

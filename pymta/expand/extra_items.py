@@ -15,7 +15,7 @@ from ..tls.errors import TLSConfigError
 from .bytesutil import from_bytes, to_bytes
 from .errors import ExpandError, ExpandFail
 from .evaluator import _Scoped, _yes_no, evaluate
-from .parser import Item
+from .parser import Item, missing_arg, not_enough
 
 
 def _prvs_day(today: int, offset: int = 7) -> str:
@@ -31,13 +31,13 @@ def _prvs_hash(address: str, secret: str, key: str, day: str) -> str:
 def item_prvs(node: Any, ctx: Any) -> str:
     """``${prvs{address}{secret}{keynumber}}``: a BATV-signed address."""
     if len(node.args) < 2:
-        raise ExpandError("missing argument for \"prvs\"")
+        raise ExpandError(not_enough("prvs"))
     address = evaluate(node.args[0], ctx)
     secret = evaluate(node.args[1], ctx)
     key = evaluate(node.args[2], ctx).strip() if len(node.args) > 2 else "0"
     key = key or "0"
     if not re.fullmatch(r"\d", key):
-        raise ExpandError("prvs key number must be a single digit")
+        raise ExpandError("prvs third argument must be a single digit")
     if "@" not in address:
         raise ExpandError("prvs first argument must be a qualified email address")
     day = _prvs_day(day_number(ctx.clock))
@@ -51,11 +51,12 @@ _PRVS_RE = re.compile(r"^prvs=(\d)(\d{3})([A-Fa-f0-9]{6})=(.+)@([^@]+)$", re.IGN
 def item_prvscheck(node: Any, ctx: Any) -> str:
     """``${prvscheck{address}{secret}{string}}``; sets $prvscheck_result."""
     if len(node.args) < 2:
-        raise ExpandError("missing argument for \"prvscheck\"")
-    if len(node.args) > 3 or node.fail:
-        raise ExpandError("Too many arguments for 'prvscheck' (max is 2)")
+        raise ExpandError(not_enough("prvscheck"))
     address = evaluate(node.args[0], ctx)
     m = _PRVS_RE.match(address)
+    if len(node.args) > 3 or node.fail:
+        # Exim counts what follows a prvs address's secret, else the two it skips
+        raise ExpandError(f"Too many arguments for 'prvscheck' (max is {1 if m else 2})")
     if not m:
         return ""
     key, day, sig, local, domain = m.groups()
@@ -75,7 +76,7 @@ def item_prvscheck(node: Any, ctx: Any) -> str:
 def item_readsocket(node: Any, ctx: Any) -> str:
     """``${readsocket{name}{request}{options}{eol}{fail}}`` over a Unix or TCP socket."""
     if len(node.args) < 2:
-        raise ExpandError("missing argument for \"readsocket\"")
+        raise ExpandError(not_enough("readsocket"))
     name = evaluate(node.args[0], ctx)
     request = evaluate(node.args[1], ctx)
     timeout = 5.0
@@ -125,11 +126,12 @@ def item_readsocket(node: Any, ctx: Any) -> str:
                     break
                 chunks.append(data)
     except (OSError, ValueError) as e:
+        why = (e.strerror if isinstance(e, OSError) else None) or e     # as strerror() words it
         if len(node.args) > 4:
             return evaluate(node.args[4], ctx)
         if node.fail:
-            raise ExpandFail(f"failed to connect to socket {name}: {e}") from None
-        raise ExpandError(f"failed to connect to socket {name}: {e}") from None
+            raise ExpandFail(f"failed to connect to socket {name}: {why}") from None
+        raise ExpandError(f"failed to connect to socket {name}: {why}") from None
     text = from_bytes(b"".join(chunks))
     if eol is not None:
         text = text.replace("\n", eol)
@@ -164,12 +166,12 @@ def item_imapfolder(node: Any, ctx: Any) -> str:
     are encoded like non-ASCII characters.
     """
     if not node.args:
-        raise ExpandError("missing argument for \"imapfolder\"")
+        raise ExpandError(not_enough("imapfolder"))
     name = evaluate(node.args[0], ctx)
     sep = evaluate(node.args[1], ctx) if len(node.args) > 1 else "/"
     specials = evaluate(node.args[2], ctx) if len(node.args) > 2 else ""
     if len(sep) != 1:
-        raise ExpandError("imapfolder separator must be a single character")
+        raise ExpandError(f"IMAP folder separator must be one character, found \"{sep}\"")
     # as Exim 4.96: the one of "." and "/" that is not the separator may not appear
     if sep != "." and "." in name and "." not in specials:
         raise ExpandError("imapfolder: illegal character '.'")
@@ -199,12 +201,17 @@ def _srs_hash(secret: str, address: str) -> str:
 def item_srs_encode(node: Any, ctx: Any) -> str:
     """``${srs_encode{secret}{return path}{original domain}}`` -> SRS0=HHHH=TT=dom=lp@orig."""
     if len(node.args) < 3:
-        raise ExpandError("missing argument for \"srs_encode\"")
+        raise ExpandError(not_enough("srs_encode"))
     secret, path, orig = (evaluate(a, ctx) for a in node.args[:3])
     if not path:
         return ""
     local, at, domain = path.rpartition("@")
     if not at:
+        # Exim's texts for a blank path and for "<>" (its address parser's words)
+        if not path.strip():
+            raise ExpandError("empty address")
+        if path.strip().startswith("<"):
+            raise ExpandError("missing or malformed local part")
         raise ExpandError(f"bad address \"{path}\" for srs_encode")
     stamp = _srs_timestamp(day_number(ctx.clock))
     return f"SRS0={_srs_hash(secret, path)}={stamp}={domain}={local}@{orig}"
@@ -281,7 +288,7 @@ def item_authresults(node: Any, ctx: Any) -> str:
     spf, dkim, dmarc, arc.  Nothing but the id when there is nothing to say.
     """
     if not node.args:
-        raise ExpandError("missing '{' after \"authresults\"")
+        raise ExpandError(not_enough("authresults"))
     v = ctx.variables
     parts = ["Authentication-Results: " + evaluate(node.args[0], ctx), _authres_iprev(v)]
     if v.get("sender_host_authenticated"):
@@ -295,7 +302,7 @@ def item_certextract(node: Any, ctx: Any) -> str:
     """``${certextract{field}{$tls_in_peercert}{yes}{no}}``: a field of a certificate
     ($value in yes/no; the field itself without them)."""
     if len(node.args) < 2:
-        raise ExpandError("missing argument for \"certextract\"")
+        raise ExpandError(missing_arg("certextract", len(node.args)) or "")
     field = evaluate(node.args[0], ctx)
     text = evaluate(node.args[1], ctx)
     cert = load_pem_text(str(text)) if text else None

@@ -46,11 +46,11 @@ class _Eval:
                 j += 1
             digits = s[i:j]
             if not self.dec and len(digits) > 1 and digits[0] == "0":
-                try:
-                    v = int(digits, 8)
-                except ValueError:
-                    self.i = j
-                    self.fail("bad octal number")
+                # strtoll stops at the first non-octal digit: "08" reads as 0, then "8"
+                j = i + 1
+                while j < len(s) and s[j] in "01234567":
+                    j += 1
+                v = int(s[i:j], 8)
             else:
                 v = int(digits)
         v = min(v, (1 << 63) - 1)       # strtoll saturates
@@ -91,7 +91,7 @@ class _Eval:
                 v = _wrap(v * r)       # C wraps silently here
             else:
                 if r == 0:
-                    self.fail("divide by zero")
+                    self.fail("divide by zero" if c == "/" else "modulo by zero")
                 q = abs(v) // abs(r)
                 q = q if (v >= 0) == (r >= 0) else -q
                 v = _wrap(q) if c == "/" else _wrap(v - q * r)

@@ -16,6 +16,7 @@ from ..xtext import xtext_decode
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
 from .lists import split_list
+from .parser import ARG_COUNTS, not_enough
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 # Exim's table has "t" and "s" the other way round; ${hash} must give Exim's results
@@ -120,7 +121,9 @@ def op_mask(arg: str, normalised: bool) -> str:
         raise ExpandError(f"\"{arg}\" is not an IP address")
     digits = bits.strip().lstrip("+")
     n = int(digits) if digits not in ("", "-") else 0
-    if n < 0 or n > ip.max_prefixlen:
+    if n < 0:
+        raise ExpandError(f"\"{arg}\" is not an IP address")
+    if n > ip.max_prefixlen:
         raise ExpandError(f"mask value too big in \"{arg}\"")
     bits = str(n)
     net = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
@@ -587,12 +590,12 @@ def _digest(name: str, bits: int | None, arg: str) -> str:
     if name == "sha2":
         b = bits or 256
         if b not in (256, 384, 512):
-            raise ExpandError(f"sha2 hash size {b} not supported")
+            raise ExpandError("unrecognised sha2 variant")
         return hashlib.new(f"sha{b}", data).hexdigest().upper()
     if name == "sha3":
         b = bits or 256
         if b not in (224, 256, 384, 512):
-            raise ExpandError(f"sha3 hash size {b} not supported")
+            raise ExpandError("unrecognised sha3 variant")
         return hashlib.new(f"sha3_{b}", data).hexdigest().upper()
     raise ExpandError(f"unknown hash {name}")
 
@@ -607,7 +610,12 @@ def op_listnamed(arg: str, kind: str | None, ctx: Any) -> str:
         table = lists.get(k) or {}
         if name in table:
             return _listnamed_text(table[name], table, 0)
-    raise ExpandError(f"\"{name}\" is not a named list")
+    raise ExpandError(f"\"{name}\" is not a {_LIST_KINDS.get(kind or '', '')}named list")
+
+
+# how Exim names the kind of list in ${listnamed_X} errors
+_LIST_KINDS = {"domain": "domain ", "host": "host ", "address": "address ",
+               "localpart": "localpart "}
 
 
 def _listnamed_text(value: str, table: dict, depth: int) -> str:
@@ -695,8 +703,10 @@ def operator_error(name: str) -> str | None:
         return None
     base, _, suffix = name.partition("_")
     if base in _NUMBERED:
-        for part in suffix.split("_") if suffix else []:
-            if not re.fullmatch(r"-?\d+" if base in ("substr", "s") else r"\d+", part):
+        for k, part in enumerate(suffix.split("_") if suffix else []):
+            # only substr's start may be negative (its length may not)
+            if not re.fullmatch(r"-?\d+" if base in ("substr", "s") and k == 0 else r"\d+",
+                                part):
                 return f"non-digit after underscore in \"{name}\""
         return None
     return f"unknown expansion operator \"{name}\""
@@ -766,9 +776,9 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
     base, _, suffix = name.partition("_")
     if base in _NUMBERED:
         nums: list[int] = []
-        for part in suffix.split("_") if suffix else []:
+        for k, part in enumerate(suffix.split("_") if suffix else []):
             if not re.fullmatch(r"-?\d+" if allow_negative or base in ("substr", "s")
-                                else r"\d+", part):
+                                and k == 0 else r"\d+", part):
                 raise ExpandError(f"non-digit after underscore in \"{name}\"")
             nums.append(int(part))
         if len(nums) > 1 and nums[1] < 0 or (base not in ("substr", "s") and nums
@@ -776,6 +786,10 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
             raise ExpandError(f"\"{min(nums)}\" is not a positive number (in "
                               f"\"{base}\" expansion)")
         lo, hi = _NUMBERED[base]
+        if not nums and lo:
+            # the long names read as items without their {arguments}
+            raise ExpandError(not_enough(base) if base in ARG_COUNTS
+                              else f"missing values after {name}")
         if not lo <= len(nums) <= hi:
             raise ExpandError(f"missing or extra numeric argument in \"{name}\"")
         if base in ("length", "l"):

@@ -52,10 +52,12 @@ class Seq:
 class Var:
     """A variable reference."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "braced")
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, braced: bool = False):
         self.name = name
+        # ${name} (braced) and $name word Exim's "unknown variable" error differently
+        self.braced = braced
 
     def __repr__(self) -> str:
         return f"Var({self.name!r})"
@@ -138,6 +140,70 @@ _YESNO_MIN = {"listextract": 2, "env": 1, "run": 1, "readsocket": 2, "certextrac
 
 _ORD = "1st 2nd 3rd 4th 5th 6th".split()
 
+# What Exim appends to an error in a condition nested in and/or/forall/forany.
+_INSIDE = {**{c: f" inside \"{c}{{...}}\" condition" for c in COND_AND_OR},
+           **{c: f" inside \"{c}\" condition" for c in COND_FOR}}
+
+# Items whose brace arguments Exim counts: (fewest, most or None); too few or too many
+# get its "Not enough/Too many arguments" errors.
+ARG_COUNTS: dict[str, tuple[int, int | None]] = {
+    "acl": (1, 10), "authresults": (1, 1), "dlfunc": (2, 10), "hash": (2, 3),
+    "hmac": (3, 3), "imapfolder": (1, 3), "length": (2, 2), "listquote": (2, 2),
+    "nhash": (2, 3), "perl": (1, 9), "prvs": (2, 3), "readfile": (1, 2), "sg": (3, 3),
+    "srs_encode": (3, 3), "substr": (2, 3), "tr": (3, 3), "readsocket": (2, None),
+    "prvscheck": (1, None),
+}
+# Generic items whose surplus arguments are {yes}{no} strings (after _YESNO_MIN ones).
+_YESNO_ITEMS = frozenset({"env", "run", "listextract", "certextract"})
+
+
+# Items whose missing arguments Exim names: the name of each argument in turn.
+_ARG_NAMES: dict[str, tuple[str, ...]] = {
+    "map": ("first", "last"), "reduce": ("first", "second", "last"),
+    "sort": ("list", "comparator"), "filter": ("first", "last"), "run": ("command",),
+    "certextract": ("field", "cert variable"),
+}
+
+
+def missing_arg(name: str, given: int) -> str | None:
+    """Exim's error for an item whose argument number ``given + 1`` is missing, for the
+    items that word it so (None for the others)."""
+    names = _ARG_NAMES.get(name)
+    if names is not None:
+        if given >= len(names):
+            return None             # e.g. sort's third: Exim's message is empty
+        return f"missing '{{' for {names[given]} arg of {name}"
+    if name in ("extract", "listextract"):
+        return f"missing '{{' for arg {given + 1} of {name}"
+    return None
+
+
+def not_enough(name: str) -> str:
+    """Exim's error for an item given fewer brace arguments than it needs."""
+    return f"Not enough arguments for '{name}' (min is {ARG_COUNTS[name][0]})"
+
+
+def too_many(name: str) -> str:
+    """Exim's error for an item given more brace arguments than it takes."""
+    return f"Too many arguments for '{name}' (max is {ARG_COUNTS[name][1]})"
+
+
+def yes_not_braced(rest: str) -> str:
+    """Exim's error when what follows an item's arguments is not a {yes} string."""
+    return ("curly-bracket problem in conditional yes/no parsing: 'yes' part did not "
+            f"start with '{{'\n remaining string is '{rest}'")
+
+
+def fail_expected(name: str) -> str:
+    """Exim's error when a {yes} string is followed by neither {no}, fail nor }."""
+    return f"syntax error in \"{name}\" item - \"fail\" expected"
+
+
+def not_closed(rest: str) -> str:
+    """Exim's error when the {yes}{no} strings are not followed by the closing }."""
+    return ("curly-bracket problem in conditional yes/no parsing: did not close with '}'"
+            f"\n remaining string is '{rest}'")
+
 
 class _Parser:
     def __init__(self, text: str):
@@ -211,7 +277,7 @@ class _Parser:
         """Parse ``{...}`` starting at ``s[i] == '{'``; return position after ``}``."""
         seq, i = self.seq(i + 1, True)
         if i >= self.n:
-            raise ExpandError(f"missing }} at end of string in {what}")
+            raise ExpandError("missing } at end of string")
         return seq, i + 1
 
     def ws(self, i: int) -> int:
@@ -266,7 +332,7 @@ class _Parser:
             more, j = self.name(j + 1)
             name = name + "-" + more
         if j < n and s[j] == "}" and name not in ALL_ITEMS:
-            return Var(name), j + 1
+            return Var(name, braced=True), j + 1
         if j < n and s[j] == ":" and name not in SPECIAL_ITEMS:
             from .operators import operator_error
             err = operator_error(name)
@@ -274,51 +340,120 @@ class _Parser:
                 raise ExpandError(err)
             arg, k = self.seq(j + 1, True)
             if k >= n:
-                raise ExpandError(f"missing }} at end of string in \"{name}\"")
+                raise ExpandError("missing } at end of string")
             return Op(name, arg), k + 1
         if name in ALL_ITEMS:
             return self.item(name, j)
-        if j < n and s[j] in _WS + "{":
-            raise ExpandError(f"unknown expansion item \"{name}\"")
-        raise ExpandError(f"missing }} after \"{name}\"" if j < n
-                          else "missing } at end of string")
+        raise ExpandError(f"\"${{{name}\" is not a known operator (or a }} is missing in a "
+                          "variable reference)")
 
     # -- items ---------------------------------------------------------------
     def args(self, i: int, name: str, maxn: int = 9) -> tuple[list, int]:
         out: list = []
         i = self.ws(i)
+        self.starts: list[int] = []        # where each argument began (for error texts)
         while i < self.n and self.s[i] == "{" and len(out) < maxn:
+            self.starts.append(i)
             seq, i = self.brace_seq(i, f"\"{name}\"")
             out.append(seq)
             i = self.ws(i)
         return out, i
 
     def yes_no(self, i: int, name: str, item: Item, allow_bare_fail: bool = False) -> int:
-        s = self.s
+        s, n = self.s, self.n
         i = self.ws(i)
-        if i < self.n and s[i] == "{":
+        if i < n and s[i] == "{":
             item.yes, i = self.brace_seq(i, f"\"{name}\"")
             i = self.ws(i)
-            if i < self.n and s[i] == "{":
+            if i < n and s[i] == "{":
                 item.no, i = self.brace_seq(i, f"\"{name}\"")
                 i = self.ws(i)
             elif s.startswith("fail", i):
                 item.fail = True
                 i = self.ws(i + 4)
+            elif i >= n or s[i] != "}":
+                raise ExpandError(fail_expected(name))
         elif s.startswith("fail", i) and allow_bare_fail:
             item.fail = True
             i = self.ws(i + 4)
-        return self.close(i, name)
+        elif i >= n or s[i] != "}":
+            raise ExpandError(yes_not_braced(s[i:]))
+        if i < n and s[i] == "}":
+            return i + 1
+        raise ExpandError(not_closed(s[i:]))
 
     def close(self, i: int, name: str) -> int:
         i = self.ws(i)
         if i < self.n and self.s[i] == "}":
             return i + 1
         if i < self.n and self.s.startswith("fail", i):
-            raise ExpandError("curly-bracket problem in conditional yes/no parsing: "
-                              "'yes' part did not start with '{'")
+            raise ExpandError(yes_not_braced(self.s[i:]))
         raise ExpandError(f"missing }} at end of \"{name}\"" if i >= self.n else
                           f"syntax error in \"{name}\" item - unexpected text")
+
+    def close_extract(self, i: int, args: list, starts: list[int], fields: bool) -> int:
+        """The closing brace of ${extract}; Exim's errors when it is missing.  A field
+        number (not a key) takes a separator argument more before the yes/no strings."""
+        s = self.s
+        i = self.ws(i)
+        if i < self.n and s[i] == "}":
+            return i + 1
+        first = args[0].parts
+        numeric = fields and len(first) == 1 and isinstance(first[0], str) and \
+            first[0].strip().lstrip("-").isdigit()
+        base = 3 if numeric else 2
+        if len(args) < base:
+            raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
+        more = len(args) - base
+        if more == 0:
+            raise ExpandError(yes_not_braced(s[i:]))
+        if more == 1:
+            raise ExpandError(fail_expected("extract"))
+        rest = starts[base + 2] if len(args) > base + 2 else i
+        raise ExpandError(not_closed(s[rest:]))
+
+    def close_generic(self, i: int, name: str, args: list, starts: list[int]) -> int:
+        """The closing brace of an item read with :meth:`args`; when it is missing, the
+        error Exim gives for that item's shape (yes/no strings or a counted list)."""
+        s = self.s
+        i = self.ws(i)
+        if i < self.n and s[i] == "}":
+            return i + 1
+        base = _YESNO_MIN.get(name)
+        if name in _YESNO_ITEMS and base is not None and len(args) < base:
+            text = missing_arg(name, len(args))
+            if text is not None:
+                raise ExpandError(text)
+        if name in _ARG_NAMES and len(args) < len(_ARG_NAMES[name]) + 1:
+            text = missing_arg(name, len(args))
+            if text is not None:
+                raise ExpandError(text)
+        if name in ("map", "reduce") and len(args) >= len(_ARG_NAMES[name]):
+            raise ExpandError(f"missing }} at end of \"{name}\"")
+        if name in _YESNO_ITEMS and base is not None and len(args) >= base:
+            more = len(args) - base
+            if more == 0:
+                raise ExpandError(yes_not_braced(s[i:]))
+            if more == 1:
+                raise ExpandError(fail_expected(name))
+            rest = starts[base + 2] if len(args) > base + 2 else i
+            raise ExpandError(not_closed(s[rest:]))
+        counts = ARG_COUNTS.get(name)
+        if counts is not None:
+            least, most = counts
+            if len(args) < least:
+                raise ExpandError(not_enough(name))
+            if name == "readsocket":
+                raise ExpandError("missing '}' closing readsocket")
+            if name == "prvscheck":     # what follows an address that is not prvs-signed
+                if len(args) == 1:
+                    raise ExpandError(not_enough(name))
+                if len(args) > 3 or (i < self.n and s[i] == "{"):
+                    raise ExpandError("Too many arguments for 'prvscheck' (max is 2)")
+            if most is not None and len(args) >= most and i < self.n and s[i] == "{":
+                raise ExpandError(too_many(name))
+            raise ExpandError(f"missing '}}' after '{name}'")
+        return self.close(i, name)
 
     def item(self, name: str, i: int):
         s = self.s
@@ -336,21 +471,27 @@ class _Parser:
                 extra = w
                 i = j
             args, i = self.args(i, name, 5)
+            starts = self.starts
             if len(args) < 2:
-                raise ExpandError(f"missing {_ORD[len(args)]} string in {{}} after \"extract\"")
+                raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
             node = Item(name, args, extra=extra)
             i = self.ws(i)
             if s.startswith("fail", i):
                 node.fail = True
                 i += 4
-            return node, self.close(i, name)
+            return node, self.close_extract(i, args, starts, extra is None)
         if name == "filter":
             args, i = self.args(i, name, 1)
             if not args:
-                raise ExpandError("missing '{' after \"filter\"")
+                raise ExpandError("missing '{' for first arg of filter")
             i = self.ws(i)
+            if i >= self.n or s[i] != "{":
+                raise ExpandError("missing '{' for last arg of filter")
             cond, i = self.braced_cond(i, "filter\" item")
-            return Item(name, [args[0], cond]), self.close(i, name)
+            i = self.ws(i)
+            if i >= self.n or s[i] != "}":
+                raise ExpandError("missing } at end of \"filter\"")
+            return Item(name, [args[0], cond]), i + 1
         extra = None
         if name == "run" and i < self.n and s[i] == ",":
             j = i + 1
@@ -361,7 +502,9 @@ class _Parser:
                 raise ExpandError(f"bad option '{extra}' for run")
             i = j
         start = self.ws(i)
-        args, i = self.args(i, name)
+        most = ARG_COUNTS.get(name, (0, None))[1]
+        args, i = self.args(i, name, most or 9)
+        starts = self.starts
         if name == "run" and extra is None and args:
             # without preexpand Exim splits the raw text before expanding each argument
             end = self.ws(start)
@@ -371,11 +514,10 @@ class _Parser:
         i = self.ws(i)
         if s.startswith("fail", i):
             if len(args) <= _YESNO_MIN.get(name, 0):
-                raise ExpandError("curly-bracket problem in conditional yes/no parsing: "
-                                  "'yes' part did not start with '{'")
+                raise ExpandError(yes_not_braced(s[i:]))
             node.fail = True
             i = i + 4
-        return node, self.close(i, name)
+        return node, self.close_generic(i, name, args, starts)
 
     def lookup(self, i: int):
         s, n = self.s, self.n
@@ -385,11 +527,13 @@ class _Parser:
             key, i = self.brace_seq(i, "\"lookup\"")
             i = self.ws(i)
         j = i
-        while j < n and s[j] not in "{}" and s[j] not in _WS:
+        while j < n and s[j] != "{" and s[j] not in _WS:
             j += 1
         ltype = s[i:j]
-        if not ltype:
+        if not ltype or ltype.startswith("}"):
             raise ExpandError("missing lookup type")
+        if "}" in ltype:            # Exim reads the type up to { or white space
+            raise ExpandError(f"unknown lookup type \"{ltype}\"")
         i = self.ws(j)
         if i >= n or s[i] != "{":
             raise ExpandError("missing '{' for lookup file-or-query arg")
@@ -402,7 +546,16 @@ class _Parser:
         i = self.ws(i)
         if i >= self.n or self.s[i] != "{":
             raise ExpandError(f"missing {{ for condition in \"{where}")
-        cond, i = self.cond(i + 1, where)
+        suffix = _INSIDE.get(where)
+        if suffix is None:
+            cond, i = self.cond(i + 1, where)
+        else:
+            try:
+                cond, i = self.cond(i + 1, where)
+            except RecursionError:
+                raise
+            except ExpandError as e:
+                raise ExpandError(f"{e.message}{suffix}") from None
         i = self.ws(i)
         if i >= self.n or self.s[i] != "}":
             raise ExpandError(f"missing }} after condition in \"{where}")
@@ -423,7 +576,7 @@ class _Parser:
         else:
             name, j = self.name(i)
         if name not in ALL_CONDITIONS:
-            if where == "if":
+            if where == "if" or where in _INSIDE:
                 raise ExpandError(f"unknown condition \"{name}\"" if name else
                                   "condition name expected, but found \"" + s[i:i + 16] + "\"")
             inside = where if where.endswith("item") else where + "\" condition"
@@ -437,7 +590,7 @@ class _Parser:
                 var, k = self.header_var(i + 1)
                 vname = var.name
             elif not vname:
-                raise ExpandError("variable name expected after \"def:\"")
+                raise ExpandError("variable name omitted after \"def:\"")
             return Cond(name, [], negate, vname), k
         if name in COND_NOARG:
             return Cond(name, [], negate), i
@@ -480,11 +633,13 @@ class _Parser:
             if len(args) == 1 and i < n and s[i] == "{":
                 raw, i = self.seq(i + 1, True, raw=True)
                 if i >= n:
-                    raise ExpandError(f"missing }} at end of string in \"{name}\"")
+                    raise ExpandError("missing } at end of string")
                 args.append(raw)
                 i += 1
         else:
             args, i = self.args(i, name, want)
+        if not args and (i >= n or s[i] != "{"):
+            raise ExpandError(f"missing {{ after \"{name}\"")
         if len(args) < want and name not in COND_ACL:
             raise ExpandError(f"missing {_ORD[len(args)]} string in {{}} after \"{name}\"")
         return Cond(name, args, negate), i

@@ -296,12 +296,20 @@ def _space(name: str, ctx: Any) -> str:
     return str(st.f_bavail * st.f_frsize // 1024)
 
 
-def get_variable(name: str, ctx: Any) -> str:
-    """Like :func:`lookup_variable` but raise Exim's error for an unknown name."""
+def get_variable(name: str, ctx: Any, braced: bool = False) -> str:
+    """Like :func:`lookup_variable` but raise Exim's error for an unknown name
+    (``braced``: it was written ``${name}``, which Exim words differently)."""
     v = lookup_variable(name, ctx)
     if v is None:
-        raise ExpandError(f"unknown variable name \"{name}\"{unknown_note(name, ctx)}")
+        raise ExpandError(unknown_variable(name, ctx, braced))
     return v
+
+
+def unknown_variable(name: str, ctx: Any, braced: bool = False) -> str:
+    """Exim's text for an unknown variable, ``$name`` or ``${name}``."""
+    if braced:
+        return f"unknown variable in \"${{{name}}}\"{unknown_note(name, ctx)}"
+    return f"unknown variable name \"{name}\"{unknown_note(name, ctx)}"
 
 
 def _strict_acl_vars(ctx: Any) -> bool:
@@ -309,9 +317,15 @@ def _strict_acl_vars(ctx: Any) -> bool:
 
 
 def unknown_note(name: str, ctx: Any) -> str:
-    """What Exim adds to "unknown variable" errors for an ACL variable that is unknown
-    only because it is unset and strict_acl_vars is true."""
-    if name.startswith(("acl_c", "acl_m")) and _strict_acl_vars(ctx):
+    """What Exim adds to "unknown variable" errors for a name starting ``acl_``: why it
+    is not an ACL variable, or that it is one left unset under strict_acl_vars."""
+    if not name.startswith("acl_"):
+        return ""
+    if name[4:5] not in ("c", "m"):
+        return " (user-defined ACL variables must start acl_c or acl_m)"
+    if name[5:6].isalpha():
+        return " (6th character of a user-defined ACL variable must be a digit or underscore)"
+    if _strict_acl_vars(ctx):
         return " (strict_acl_vars is set)"
     return ""
 

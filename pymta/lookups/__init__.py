@@ -104,7 +104,13 @@ def _dsearch(directory: str, key: str, opts: dict[str, str]) -> str | None:
         st = os.lstat(path)
     except OSError:
         if not os.path.isdir(directory):
-            raise ExpandError(f"{directory} is not a directory") from None
+            try:
+                os.listdir(directory)
+                why = "Not a directory"
+            except OSError as e:
+                why = e.strerror or str(e)
+            raise ExpandError(f"failed to open {directory} for directory search: {why}") \
+                from None
         return None
     import stat
     flt = opts.get("filter")
@@ -270,7 +276,7 @@ def _sqlite(spec: LookupSpec, query: str, ctx: Any) -> str | None:
             raise ExpandError("tainted query for sqlite lookup with file name in it")
         path, _, query = q.partition(" ")
     if not os.path.isabs(path):
-        raise ExpandError(f"absolute file name expected for \"sqlite\" lookup: {path}")
+        raise ExpandError("absolute file name expected for \"sqlite\" lookup")
     try:
         # read-write and created when missing, as Exim's sqlite3_open(); statements
         # such as INSERT (greylisting) take effect at once (autocommit)

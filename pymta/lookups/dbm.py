@@ -35,7 +35,7 @@ def read_bdb_hash(path: str) -> dict[bytes, bytes]:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise ExpandError(f"failed to open {path} as a dbm file: {e.strerror}") from None
+        raise ExpandError(f"failed to open {path} as a db (v4.1+) file: {e.strerror}") from None
     if len(raw) < 512:
         raise ExpandError(f"{path} is not a Berkeley DB hash file")
     for end in "<>":
@@ -103,7 +103,7 @@ def _table(path: str) -> dict[bytes, bytes]:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise ExpandError(f"failed to open {path} as a dbm file: {e.strerror}") from None
+        raise ExpandError(f"failed to open {path} as a db (v4.1+) file: {e.strerror}") from None
     stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
     hit = _cache.get(path)
     if hit is not None and hit[0] == stamp:

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-from ..expand.errors import ExpandError
+from ..expand.errors import ExpandDefer, ExpandError, ExpandFail
 
 _BARE_KEY = re.compile(r"[^\s:]*")
 _cache: dict[str, tuple[tuple[float, int], list[tuple[str, bool, str, str]]]] = {}
@@ -108,7 +108,13 @@ def wildlsearch(path: str, key: str, opts: dict[str, str], ctx: Any,
         pattern = entry[0]
         if expand_keys and ("$" in pattern or "\\" in pattern):
             from ..expand import expand_string
-            pattern = expand_string(pattern, ctx)
+            try:
+                pattern = expand_string(pattern, ctx)
+            except (ExpandDefer, ExpandFail):
+                raise
+            except ExpandError as e:
+                # Exim defers the lookup (and gives no reason); pymta says why
+                raise ExpandDefer(f"lookup of \"{key}\" gave DEFER: {e.message}") from None
         if pattern.startswith("^"):
             try:
                 if re.search(pattern, key, re.IGNORECASE):
@@ -131,7 +137,6 @@ def iplsearch(path: str, key: str, opts: dict[str, str]) -> str | None:
         if key == "*":
             ip = None
         else:
-            from ..expand.errors import ExpandDefer
             raise ExpandDefer(f"lookup of \"{key}\" gave DEFER: \"{key}\" is not a valid "
                               "iplsearch key (an IP address, with optional CIDR mask, is "
                               "wanted): in a host list, use net-iplsearch as the search "

@@ -15,6 +15,7 @@ from ..tls.errors import TLSConfigError
 from .bytesutil import from_bytes, to_bytes
 from .errors import ExpandError, ExpandFail
 from .evaluator import _Scoped, _yes_no, evaluate
+from .operators import parse_address
 from .parser import Item, missing_arg, not_enough
 
 
@@ -205,14 +206,23 @@ def item_srs_encode(node: Any, ctx: Any) -> str:
     secret, path, orig = (evaluate(a, ctx) for a in node.args[:3])
     if not path:
         return ""
-    local, at, domain = path.rpartition("@")
-    if not at:
-        # Exim's texts for a blank path and for "<>" (its address parser's words)
-        if not path.strip():
-            raise ExpandError("empty address")
-        if path.strip().startswith("<"):
+    # The address is parsed as Exim parses one (brackets, phrase and comments go; no
+    # domain is allowed); the signature covers the text as given, as in exim4 4.96.
+    if not path.strip():
+        raise ExpandError("empty address")
+    bare = parse_address(path)
+    if not bare:
+        local, at, domain = path.strip().rpartition("@")
+        if bare == "" or path.strip().startswith("<"):
             raise ExpandError("missing or malformed local part")
+        if at and not local:
+            raise ExpandError("no local part")
+        if at and not domain:
+            raise ExpandError("domain missing or malformed")
         raise ExpandError(f"bad address \"{path}\" for srs_encode")
+    local, at, domain = bare.rpartition("@")
+    if not at:
+        local, domain = bare, ""
     stamp = _srs_timestamp(day_number(ctx.clock))
     return f"SRS0={_srs_hash(secret, path)}={stamp}={domain}={local}@{orig}"
 

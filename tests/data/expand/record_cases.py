@@ -585,6 +585,11 @@ EXPRESSIONS = [
     '${readsocket{inet:127.0.0.1:x}{x}{1s}{}{fb}}', '${readsocket{inet::1}{x}{1s}{}{fb}}',
     '${readsocket{relative}{x}{1s}{}{fb}}', '${readsocket{}{x}{1s}{}{fb}}',
     '${readsocket{@DIR@/nosock}}', '${env{}{y}{n}}', '${env{X Y}{y}{n}}', '${acl{}{a}}',
+    # srs_encode parses its address as Exim does (2026-12-05)
+    '${srs_encode{secret}{<a@b.example>}{x.example}}',
+    '${srs_encode{secret}{Name <a@b.example>}{x.example}}',
+    '${srs_encode{secret}{a}{x.example}}', '${srs_encode{secret}{@b}{x.example}}',
+    '${srs_encode{secret}{a@}{x.example}}',
 ]
 
 

@@ -476,7 +476,11 @@ class _Parser:
                 raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
             node = Item(name, args, extra=extra)
             i = self.ws(i)
-            if s.startswith("fail", i):
+            first = args[0].parts
+            numeric = extra is None and len(first) == 1 and isinstance(first[0], str) \
+                and first[0].strip().lstrip("-").isdigit()
+            # a bare fail stands for the {no} string: only after a {yes} string
+            if s.startswith("fail", i) and len(args) > (3 if numeric else 2):
                 node.fail = True
                 i += 4
             return node, self.close_extract(i, args, starts, extra is None)
@@ -512,8 +516,8 @@ class _Parser:
             extra = ("split", s[end + 1:j - 1])
         node = Item(name, args, extra=extra)
         i = self.ws(i)
-        if s.startswith("fail", i):
-            if len(args) <= _YESNO_MIN.get(name, 0):
+        if s.startswith("fail", i) and name in _YESNO_MIN:   # others: no {yes}{no} parts
+            if len(args) <= _YESNO_MIN[name]:
                 raise ExpandError(yes_not_braced(s[i:]))
             node.fail = True
             i = i + 4

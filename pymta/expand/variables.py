@@ -158,6 +158,8 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
         if name in ctx.acl_vars:
             return ctx.acl_vars[name]
         if name.startswith(("acl_c", "acl_m")):
+            if name[5:6].isalpha():
+                return None     # acl_cx is no ACL variable name: unknown, as in Exim
             # unset ACL variables are empty, or unknown with strict_acl_vars
             return None if _strict_acl_vars(ctx) else ""
         if name.startswith("acl_arg"):

@@ -590,6 +590,9 @@ EXPRESSIONS = [
     '${srs_encode{secret}{Name <a@b.example>}{x.example}}',
     '${srs_encode{secret}{a}{x.example}}', '${srs_encode{secret}{@b}{x.example}}',
     '${srs_encode{secret}{a@}{x.example}}',
+    # bare "fail" only after a {yes} string; acl_ names (2026-12-05)
+    '$acl_cx', '${extract{a}{a=1}fail}', '${extract{2}{:}{a:b}fail}', '${map{a}{b}fail}',
+    '${env{NOPE_X}{y}fail}',
 ]
 
 

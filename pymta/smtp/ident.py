@@ -26,6 +26,8 @@ IDENT_PORT = 113
 PORT_ENV = "PYMTA_TEST_IDENT_PORT"
 # RFC 1413 caps a reply at 1000 characters; anything longer is not an answer.
 MAX_REPLY = 1000
+_C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\v": "\\v",
+              "\f": "\\f"}
 
 
 @dataclass(frozen=True)
@@ -43,15 +45,14 @@ def ident_port() -> int:
 
 
 def printable(text: str) -> str:
-    """Non-printing characters escaped the way Exim shows network strings in logs."""
+    """Non-printing characters escaped as Exim shows network strings (C escapes, else
+    three octal digits); ``text`` holds one character per byte of the answer."""
     out = []
     for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif 32 <= ord(ch) < 127:
+        if " " <= ch <= "~":
             out.append(ch)
         else:
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+            out.append(_C_ESCAPES.get(ch) or "\\%03o" % (ord(ch) & 0xFF))
     return "".join(out)
 
 

@@ -201,7 +201,8 @@ class PeerFacts:
         v = self.ctx.variables
         ident = host_field(self.peer_ip, v.get("sender_host_name") or "",
                            v.get("sender_helo_name") or "")
-        if v.get("sender_ident"):              # an RFC 1413 answer, or -oMt
+        if v.get("sender_ident") and with_h:   # an RFC 1413 answer, or -oMt
+            # as Exim: U= only in lines with H= ("SMTP connection from" has none)
             ident += f" U={v['sender_ident']}"
         return ("H=" if with_h else "") + ident
 

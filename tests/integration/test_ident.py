@@ -36,11 +36,14 @@ rfc1413_hosts = IDENT_HOSTS
 rfc1413_query_timeout = IDENT_TIMEOUT
 log_selector = +ident_timeout
 acl_smtp_connect = acl_connect
-acl_smtp_rcpt = accept
+acl_smtp_rcpt = acl_rcpt
 
 begin acl
 acl_connect:
   accept logwrite = connect ident=${if def:sender_ident{$sender_ident}{none}}
+
+acl_rcpt:
+  accept domains = test.example
 
 begin routers
 blackhole:
@@ -83,8 +86,11 @@ def oidentd(tmp_path):
     log.close()
 
 
-def _daemon(tmp_path, ident_port: int, hosts: str = "*", timeout: str = "2s"):
-    d = PymtaDaemon(CONFIG, tmp_path / "pymta",
+def _daemon(tmp_path, ident_port: int, hosts: str = "*", timeout: str = "2s",
+            extra: str = ""):
+    config = CONFIG.replace("log_selector = +ident_timeout\n", extra + "\n") if extra \
+        else CONFIG
+    d = PymtaDaemon(config, tmp_path / "pymta",
                     macros={"IDENT_HOSTS": hosts, "IDENT_TIMEOUT": timeout},
                     env={"PYMTA_TEST_IDENT_PORT": str(ident_port)})
     return d.start()
@@ -137,6 +143,23 @@ def test_ident_answer_becomes_sender_ident(tmp_path, oidentd):
     assert f"\n--ident {user}\n" in header
     assert f"Received: from [127.0.0.1] (helo=client.test ident={user})\n" in header
     assert "Successful lookup" in oidentd_log.read_text()
+
+
+def test_ident_in_reject_lines_but_not_connection_lines(tmp_path, oidentd):
+    """As Exim: U= follows H= (a rejected RCPT), the "SMTP connection from" lines,
+    which have no H=, leave it out."""
+    port, _ = oidentd
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    d = _daemon(tmp_path, port, extra="log_selector = +ident_timeout +smtp_connection")
+    with d.client() as c:
+        c.banner()
+        c.ehlo("client.test")
+        assert c.cmd("MAIL FROM:<s@remote.example>")[0] == 250
+        assert c.cmd("RCPT TO:<nobody@elsewhere.example>")[0] == 550
+        c.quit()
+    d.wait_for_log(rf"H=\(client.test\) \[127.0.0.1\] U={user} F=<s@remote.example> "
+                   r"rejected RCPT <nobody@elsewhere.example>")
+    d.wait_for_log(r"SMTP connection from \(client.test\) \[127.0.0.1\] closed by QUIT$")
 
 
 def test_ident_server_that_never_answers_costs_only_the_timeout(tmp_path):

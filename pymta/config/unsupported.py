@@ -50,7 +50,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "perl_at_start": False, "perl_taintmode": False,
     "print_topbitchars": False,
     "queue_fast_ramp": False,
-    "rfc1413_hosts": "",                     # no ident (RFC 1413) calls
     "smtp_backlog_monitor": 0,
     "smtp_return_error_details": False,
     "spool_wireformat": False,
@@ -63,7 +62,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
         local_scan_timeout
         oracle_servers perl_startup
         process_log_path
-        rfc1413_query_timeout
         tcp_wrappers_daemon_name
     """),
 }

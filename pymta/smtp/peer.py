@@ -15,6 +15,7 @@ from pymta.config.values import main_option
 from pymta.log import log_selected
 from pymta.logevents import host_field
 from pymta.match import fixed_domain_list, match_domain, match_host
+from pymta.smtp.ident import query_ident
 from pymta.smtp.proxy_protocol import ProxyError, read_proxy_header
 from pymta.smtp.xclient import XclientCommand
 from pymta.taint import taint
@@ -143,6 +144,26 @@ class PeerFacts:
         for name in ("sender_host_name", "host_lookup_failed", "sender_host_dnssec"):
             v.pop(name, None)
 
+    # ------------------------------------------------------------------ RFC 1413
+    def ident_call(self) -> None:
+        """rfc1413_hosts / rfc1413_query_timeout: ask the client's ident server who
+        owns the connection; the answer (tainted) becomes $sender_ident.  Only for real
+        TCP clients, and not for PROXY-protocol sessions (the socket's far end is the
+        proxy, not the client)."""
+        v = self.ctx.variables
+        timeout = float(main_option(self.config, "rfc1413_query_timeout", 0) or 0)
+        if timeout <= 0 or self.local_caller is not None or not self.peer_ip \
+                or v.get("proxy_session") == "yes" \
+                or not host_in(self.config, "rfc1413_hosts", self, "@[]"):
+            return
+        local = (str(v.get("interface_address") or ""), int(v.get("interface_port") or 0))
+        result = query_ident(local, (self.peer_ip, self.peer_port), timeout)
+        if result.connect_timed_out and log_selected(self.config, "ident_timeout"):
+            self.log.main(f"ident connection to {self.peer_ip} timed out")
+        if result.user:
+            v["sender_ident"] = result.user
+            v["sender_rcvhost"] = self._rcvhost()
+
     # ------------------------------------------------------------------ XCLIENT
     def apply_xclient(self, command: XclientCommand) -> None:
         """A successful XCLIENT (see :mod:`pymta.smtp.xclient`): its client becomes the
@@ -180,7 +201,8 @@ class PeerFacts:
         v = self.ctx.variables
         ident = host_field(self.peer_ip, v.get("sender_host_name") or "",
                            v.get("sender_helo_name") or "")
-        if v.get("sender_ident"):              # -oMt (there are no RFC 1413 calls)
+        if v.get("sender_ident") and with_h:   # an RFC 1413 answer, or -oMt
+            # as Exim: U= only in lines with H= ("SMTP connection from" has none)
             ident += f" U={v['sender_ident']}"
         return ("H=" if with_h else "") + ident
 
@@ -260,7 +282,11 @@ class PeerFacts:
         """$sender_rcvhost as Exim builds it for the Received: header."""
         v = self.ctx.variables
         name, helo = v.get("sender_host_name") or "", v.get("sender_helo_name") or ""
+        ident = v.get("sender_ident") or ""
         if name:
             extra = f" helo={helo}" if helo and helo.lower() != name.lower() else ""
+            extra += f" ident={ident}" if ident else ""
             return taint(f"{name} ([{self.peer_ip}]{extra})")
-        return taint(f"[{self.peer_ip}]" + (f" (helo={helo})" if helo else ""))
+        extra = " ".join(x for x in (f"helo={helo}" if helo else "",
+                                     f"ident={ident}" if ident else "") if x)
+        return taint(f"[{self.peer_ip}]" + (f" ({extra})" if extra else ""))

@@ -695,6 +695,8 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
         metrics.connection("refused")
         return False
     metrics.connection("accepted")
+    if session.client_socket is not None:
+        session.ident_call()            # before the connect ACL: $sender_ident is known
     res = session._run("acl_smtp_connect", "connect")
     if res.verdict != "accept":
         code, text = acl_smtp_reply(res, "connect",

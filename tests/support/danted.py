@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.procs import stop_process
 
 LISTEN = "127.0.0.2"
 EXTERNAL = "127.0.0.3"
@@ -73,13 +74,7 @@ class Danted:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> "Danted":

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.procs import stop_process
 from tests.support.wait import wait_until
 
 OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
@@ -60,13 +61,7 @@ class OpenDkimSigner:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def output(self) -> str:
         try:

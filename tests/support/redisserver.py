@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.procs import stop_process
 
 
 class RedisServer:
@@ -73,13 +74,7 @@ class RedisServer:
             return s.recv(65536)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 

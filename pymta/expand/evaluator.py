@@ -406,6 +406,8 @@ def _item_extract(node: Item, ctx: Any) -> str:
             raise ExpandError("first argument of \"extract\" must be greater than zero")
         # the text must be exactly an array (positional) or an object (keyed)
         opener, closer, what = ("[", "]", "array") if positional else ("{", "}", "object")
+        if positional:
+            data = data.strip()         # exim4 takes white space around an array
         if not data.startswith(opener) and not (opener == "{" and data.lstrip().startswith("{")):
             raise ExpandError(f"missing '{opener}' wrapping {what} for extract json")
         if not data.endswith(closer):

@@ -593,6 +593,7 @@ EXPRESSIONS = [
     # bare "fail" only after a {yes} string; acl_ names (2026-12-05)
     '$acl_cx', '${extract{a}{a=1}fail}', '${extract{2}{:}{a:b}fail}', '${map{a}{b}fail}',
     '${env{NOPE_X}{y}fail}',
+    '${extract json{1}{ [1]}}', '${extract json{1}{[1] }}', '${extract json{2}{ [1, 2 ] }}',
 ]
 
 

@@ -171,7 +171,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'mysql_servers': ('list', None),
     'never_users': ('list', None),
     'notifier_socket': ('string', '$spool_directory/exim_daemon_notify'),
-    'openssl_options': ('string', '+no_sslv2'),
+    'openssl_options': ('string', '+no_sslv2 +no_sslv3 +single_dh_use +no_ticket +no_renegotiation'),
     'oracle_servers': ('string', None),
     'percent_hack_domains': ('list', None),
     'perl_at_start': ('bool', False),

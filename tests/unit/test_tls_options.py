@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from OpenSSL import SSL
 
+from pymta.config.reader import load_config
 from pymta.expand import ExpandContext
 from pymta.taint import is_tainted
 from pymta.tls import TLSConfigError
@@ -18,12 +19,22 @@ from pymta.tls.options import (
     apply_verify_certificates,
     parse_openssl_options,
 )
+from pymta.tls.serverconf import server_options
 
 
 def test_default_openssl_options():
     flags = parse_openssl_options(None)
     assert flags & SSL.OP_NO_TICKET and flags & SSL.OP_NO_RENEGOTIATION
     assert flags & SSL.OP_NO_SSLv3
+
+
+def test_unset_openssl_options_in_a_configuration_is_exims_default(tmp_path):
+    # The table's default is what the server reads when the option is unset: it was
+    # "+no_sslv2" alone, which left renegotiation allowed.
+    conf = tmp_path / "conf"
+    conf.write_text("primary_hostname = x.example\ntls_certificate = /nonexistent.pem\n")
+    options = server_options(load_config(str(conf))).openssl_options
+    assert parse_openssl_options(options) == parse_openssl_options(None)
 
 
 def test_openssl_options_add_and_subtract_in_order():

@@ -19,8 +19,9 @@ CASES = {
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
-    "transport option": ("  driver = smtp\n", "  socks_proxy = 127.0.0.1\n",
-                         "  socks_proxy", 'transport remote_smtp: option "socks_proxy"'),
+    "transport option": ("  driver = smtp\n", "  host_name_extract = x\n",
+                         "  host_name_extract",
+                         'transport remote_smtp: option "host_name_extract"'),
 }
 
 

@@ -17,28 +17,11 @@ import pytest
 from tests.support.daemon import PymtaDaemon
 from tests.support.danted import EXTERNAL, LISTEN, Danted
 from tests.support.ports import free_port
+from tests.support.relayconf import relay_config
 from tests.support.sink import SmtpSink
 
-CONFIG = """\
-primary_hostname = test.example
-qualify_domain = test.example
-spool_directory = SPOOL
-log_file_path = SPOOL/log/%slog
-log_selector = +proxy +outgoing_port
-begin routers
-remote:
-  driver = manualroute
-  route_list = * 127.0.0.1::SINK_PORT
-  self = send
-  transport = remote_smtp
-begin transports
-remote_smtp:
-  driver = smtp
-  allow_localhost
-  socks_proxy = PROXIES
-begin retry
-* * F,1h,10m
-"""
+CONFIG = relay_config("  socks_proxy = PROXIES",
+                      main="log_selector = +proxy +outgoing_port")
 
 
 def _deliver(tmp_path, sink: SmtpSink, proxies: str) -> PymtaDaemon:

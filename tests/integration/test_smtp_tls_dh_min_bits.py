@@ -17,28 +17,10 @@ import pytest
 from pymta.tls.dhprimes import named_dh_pem
 from tests.support import certs
 from tests.support.daemon import PymtaDaemon
+from tests.support.relayconf import relay_config
 from tests.support.sink import SmtpSink
 
-CONFIG = """\
-primary_hostname = test.example
-qualify_domain = test.example
-spool_directory = SPOOL
-log_file_path = SPOOL/log/%slog
-begin routers
-remote:
-  driver = manualroute
-  route_list = * 127.0.0.1::SINK_PORT
-  self = send
-  transport = remote_smtp
-begin transports
-remote_smtp:
-  driver = smtp
-  allow_localhost
-  hosts_require_tls = *
-  tls_dh_min_bits = MIN_BITS
-begin retry
-* * F,1h,10m
-"""
+CONFIG = relay_config("  hosts_require_tls = *\n  tls_dh_min_bits = MIN_BITS")
 
 
 def _dhe_only_server(tmp_path) -> ssl.SSLContext:

@@ -15,27 +15,10 @@ import pytest
 
 from pymta.hints.retry import RetryDB
 from tests.support.daemon import PymtaDaemon
+from tests.support.relayconf import relay_config
 from tests.support.sink import SmtpSink
 
-CONFIG = """\
-primary_hostname = test.example
-qualify_domain = test.example
-spool_directory = SPOOL
-log_file_path = SPOOL/log/%slog
-begin routers
-remote:
-  driver = manualroute
-  route_list = * 127.0.0.1::SINK_PORT
-  self = send
-  transport = remote_smtp
-begin transports
-remote_smtp:
-  driver = smtp
-  allow_localhost
-  OPTION
-begin retry
-* * F,1h,10m
-"""
+CONFIG = relay_config("  OPTION")
 
 PROC_TCP = Path("/proc/net/tcp")
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, cast
 import pymta
 from pymta import proctitle
 from pymta.daemon import ipc, listen
-from pymta.daemon.conntable import ConnectionTable
+from pymta.daemon.conntable import TELL_ALWAYS, TELL_IDLE, ConnectionTable
 from pymta.daemon.preload import preload_for
 from pymta.daemon.sdnotify import sd_notify
 from pymta.daemon.startup_bind import bind_with_retries
@@ -215,8 +215,8 @@ class Master:
         # (message id, worker flags): "" or " forced" (-qf) or " forced thaw" (-qff)
         self.pending: collections.deque[tuple[str, str]] = collections.deque()
         self.pending_set: set[str] = set()
-        self.busy_receivers: set[int] = set()
-        # what every receiver is serving, for the per-host and reserve limits
+        # what every receiver is serving, for the per-host and reserve limits, and which
+        # receivers are busy (see conntable: they tell the master only when it matters)
         self.connections = ConnectionTable(max(UNLIMITED_RECEIVERS, self.max_receivers()))
         self.signals: set[int] = set()
         self.stopping = False
@@ -251,11 +251,22 @@ class Master:
         """Receivers forked from now on get the new keys; idle ones are replaced."""
         if self._tickets is None or not self._tickets.rotate_if_due(time.monotonic()):
             return
+        busy = self.busy_receivers
         for c in list(self.children.values()):
-            if c.kind == "receiver" and c.pid not in self.busy_receivers and not c.retiring:
+            if c.kind == "receiver" and c.pid not in busy and not c.retiring:
                 self._retire(c, signal.SIGUSR1)
 
     # ---- limits -------------------------------------------------------------------------
+
+    @property
+    def busy_receivers(self) -> set[int]:
+        """The receivers serving a connection now (from the connection table)."""
+        return self.connections.busy_pids()
+
+    def _publish_pool(self) -> None:
+        """Tell the receivers what the master wants to hear of (see conntable)."""
+        tell = TELL_ALWAYS if self.opts.inetd_wait else TELL_IDLE if self._saturated else 0
+        self.connections.publish(len(self._of_kind("receiver")), MIN_SPARE_RECEIVERS, tell)
 
     def max_receivers(self) -> int:
         n = int(main_opt(self.config, "smtp_accept_max") or 0)
@@ -429,7 +440,10 @@ class Master:
     def _step(self) -> None:
         if not self.stopping:
             self._maintain_pools()
-        timeout = 1.0
+        # While saturated the master answers connections itself: look at the table
+        # often, so an idle receiver gets the next one (its notice may have crossed
+        # the flag that asks for it).
+        timeout = 0.05 if self._saturated else 1.0
         if self.next_queue_run is not None and not self.stopping:
             timeout = max(0.0, min(timeout, self.next_queue_run - time.monotonic()))
         for key, _ in self.sel.select(timeout):
@@ -474,12 +488,15 @@ class Master:
         """At smtp_accept_max with every receiver busy, the master answers new
         connections itself with Exim's 421 instead of leaving them in the backlog."""
         receivers = self._of_kind("receiver")
+        busy = self.busy_receivers
         full = (bool(self.listeners) and not self.stopping
                 and len(receivers) >= self.max_receivers()
-                and all(c.pid in self.busy_receivers for c in receivers))
+                and all(c.pid in busy for c in receivers))
         if full == self._saturated:
+            self._publish_pool()
             return
         self._saturated = full
+        self._publish_pool()
         for s in self.listeners:
             try:
                 if full:
@@ -525,12 +542,14 @@ class Master:
         if not self.listeners:
             return
         receivers = self._of_kind("receiver")
-        idle = [c for c in receivers if c.pid not in self.busy_receivers]
+        busy = self.busy_receivers
+        idle = [c for c in receivers if c.pid not in busy]
         room = self.max_receivers() - len(receivers)
         want = min(MIN_SPARE_RECEIVERS - len(idle), room)
         if want > 0:
             for _ in range(want):
                 self.spawn_receiver()
+            self._publish_pool()
         elif len(idle) > MAX_SPARE_RECEIVERS:
             # One at a time, at most once a second (as Apache's prefork does): under
             # bursty load the idle count swings, and retiring the surplus at once only
@@ -559,11 +578,7 @@ class Master:
                 if value not in self.pending_set and not self._in_flight(value):
                     self.pending.append((value, _WORKER_FLAGS[kind]))
                     self.pending_set.add(value)
-            elif kind == "B" and value.isdigit():
-                self.busy_receivers.add(int(value))
-                self.last_connection = time.monotonic()
-            elif kind == "I" and value.isdigit():
-                self.busy_receivers.discard(int(value))
+            elif kind in ("B", "I"):       # the table says who; this says "look now"
                 self.last_connection = time.monotonic()
 
     def _in_flight(self, msgid: str) -> bool:
@@ -621,7 +636,6 @@ class Master:
             if pid == 0:
                 return
             child = self.children.pop(pid, None)
-            self.busy_receivers.discard(pid)
             if child is None:
                 continue
             if child.slot is not None:
@@ -683,7 +697,6 @@ class Master:
                 self._retire(c, signal.SIGUSR1)
             elif c.kind == "worker":
                 self._retire(c, signal.SIGTERM)
-        self.busy_receivers.clear()
         self._tickets = self._ticket_rotation()
         if self.next_queue_run is not None:
             self.next_queue_run = time.monotonic()

@@ -194,7 +194,6 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
             except OSError as exc:
                 log.panic(f"accept() failed: {exc}")
                 continue
-            notifier.busy()
             proctitle.handling_connection(f"[{_peer(_peer_addr)[0]}]")
             try:
                 conn.setblocking(True)
@@ -202,10 +201,14 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 set_keepalive(conn, keepalive)
                 accept_count, refusal = 0, None
-                if connections is not None:
+                if connections is None:
+                    notifier.busy()
+                else:
                     table, slot = connections
                     address, port = _peer(_peer_addr)
                     table.claim(slot, os.getpid(), address)
+                    if table.tell_busy():        # the pool runs short: the master forks
+                        notifier.busy()
                     if counting:
                         accept_count, from_host = table.counts(address)
                         refusal = daemon_refusal(config, log, address, port, from_host)
@@ -222,9 +225,12 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                     conn.close()
                 except OSError:
                     pass
-                if connections is not None:
+                if connections is None:
+                    notifier.idle()
+                else:
                     connections[0].release(connections[1])
-                notifier.idle()
+                    if connections[0].tell_idle():
+                        notifier.idle()
                 proctitle.receiver_idle()
             break   # re-poll: readiness of other sockets may be stale
     waiter.close()

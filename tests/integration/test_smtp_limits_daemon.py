@@ -114,6 +114,29 @@ def test_accept_reserve_keeps_slots_for_reserve_hosts(tmp_path):
     first.close()
 
 
+def test_accept_max_saturation_ends_when_a_session_does(tmp_path):
+    """With every receiver busy at smtp_accept_max the master answers new connections
+    with 421 itself; when a session ends, the next connection gets a receiver again
+    at once (the receiver tells the master through the connection table)."""
+    d = limits_daemon(tmp_path, "smtp_accept_max = 2")
+    first = connect_when_free(d.port)
+    second = connect_when_free(d.port)
+    deadline = time.monotonic() + 10
+    while True:          # the master notices the saturation at its next look
+        with RawClient(d.port) as third:
+            reply = third.reply()
+        if reply.startswith("421 ") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert reply.startswith("421 ") and "Too many concurrent SMTP connections" in reply
+    assert first.cmd("QUIT").startswith("221 ")
+    first.close()
+    time.sleep(0.3)      # well under the master's 1 s look when nobody tells it
+    with RawClient(d.port) as fourth:
+        assert fourth.reply().startswith("220 ")
+    second.close()
+
+
 @pytest.mark.parametrize("load,accepted", [("3.5", False), ("1.5", True)])
 def test_load_reserve_without_reserve_hosts(tmp_path, load, accepted):
     d = limits_daemon(tmp_path, "smtp_load_reserve = 2",

@@ -8,7 +8,7 @@ import pytest
 
 from pymta.config.model import ConfigError
 from pymta.config.ratelimit import RateLimit
-from pymta.daemon.conntable import ConnectionTable
+from pymta.daemon.conntable import TELL_ALWAYS, TELL_IDLE, ConnectionTable
 from pymta.smtp.limits import header_refusal, header_section
 
 
@@ -58,6 +58,28 @@ def test_connection_table_is_shared_with_children():
     table.release(1)
     assert table.counts("192.0.2.1") == (2, 1)
     assert table.free_slot({0, 2}) == 1 and table.free_slot({0, 1, 2, 3}) is None
+
+
+def test_receivers_tell_the_master_only_what_it_asked_for():
+    """The table replaces a notice to the master per session start and end: a receiver
+    speaks up only when its claim leaves fewer idle receivers than the spare count,
+    and at the end only while the master asks (saturation, -bw)."""
+    table = ConnectionTable(8)
+    assert table.tell_busy() and table.tell_idle()      # before the master publishes
+    table.publish(4, 2, 0)                              # 4 receivers, keep 2 idle
+    table.claim(0, 101, "192.0.2.1")
+    assert not table.tell_busy()                        # 3 idle
+    table.claim(1, 102, "192.0.2.2")
+    assert not table.tell_busy()                        # 2 idle: still enough
+    table.claim(2, 103, "192.0.2.3")
+    assert table.tell_busy()                            # 1 idle: fork more
+    assert table.busy_pids() == {101, 102, 103}
+    assert not table.tell_idle()
+    table.publish(4, 2, TELL_IDLE)                      # saturated: wants the ends
+    table.release(2)
+    assert table.tell_idle() and table.busy_pids() == {101, 102}
+    table.publish(4, 2, TELL_ALWAYS)                    # -bw: every start and end
+    assert table.tell_busy() and table.tell_idle()
 
 
 def test_header_section_ends_where_the_body_begins():

@@ -556,6 +556,9 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     p.add_argument("--rounds", type=int, default=1,
                    help="run every mode this many times, alternating which MTA goes first, "
                         "and report each round's ratio and the median")
+    p.add_argument("--receiver-threads", type=int, default=None,
+                   help="pymta only: smtp_receiver_threads (sessions per receiver process); "
+                        "Exim never sees it (it is passed as the macro RECEIVER_THREADS)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
                    help="directory for the JSON results")
@@ -574,6 +577,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Se
     group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
     pymta_cmd = a.pymta.split() if a.pymta else [
         sys.executable, "-c", "import sys; from pymta.cli.main import main; sys.exit(main())"]
+    if a.receiver_threads:
+        pymta_cmd = pymta_cmd + [f"-DRECEIVER_THREADS={a.receiver_threads}"]
     s = Settings(sessions=a.sessions, per_session=a.per_session, size=a.size,
                  smtpload=a.smtpload, timeout=a.timeout, keep=a.keep, pymta_cmd=pymta_cmd,
                  exim_cmd=a.exim, run_user=user, run_group=group)

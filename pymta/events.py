@@ -17,6 +17,7 @@ so an action cannot loop on itself.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Protocol
 
 from pymta.address import Address, Host
@@ -42,7 +43,8 @@ class EventLog(Protocol):
     def panic(self, text: str, msgid: str | None = None) -> None: ...
 
 
-_active = False          # an event action is being expanded (no nested events)
+#: ``busy``: an event action is being expanded in this thread (no nested events)
+_active = threading.local()
 
 #: ``runner(name, ctx, session)`` runs an ACL for ``${acl}`` with a stand-in session;
 #: the ACL engine registers it when imported (it sits above this module).
@@ -78,12 +80,11 @@ def raise_event(action: str | None, name: str, ctx: ExpandContext | None, *,
     """Expand ``action`` for the event ``name``; return the expansion ("" when the
     option is unset, the expansion failed or was forced to fail).  ``where`` names the
     transport (or "main") in the failure log line."""
-    global _active
-    if not action or ctx is None or _active:
+    if not action or ctx is None or getattr(_active, "busy", False):
         return ""
     ectx = ctx.child(event_name=name, event_data=data, event_defer_errno=str(errno))
     _with_acl_log(ectx, log)
-    _active = True
+    _active.busy = True
     try:
         return expand_string(action, ectx)
     except ExpandFail:
@@ -98,7 +99,7 @@ def raise_event(action: str | None, name: str, ctx: ExpandContext | None, *,
                 pass
         return ""
     finally:
-        _active = False
+        _active.busy = False
 
 
 def main_event(config: Any, name: str, ctx: ExpandContext | None, *, data: str = "",

@@ -32,6 +32,8 @@ def address_to_alabel(address: str) -> str:
 
 def first_non_ascii(text: str) -> int:
     """The index of the first non-ASCII character of ``text``, or -1."""
+    if text.isascii():
+        return -1
     for i, c in enumerate(text):
         if ord(c) > 127:
             return i

@@ -13,6 +13,7 @@ microseconds, cheap at that rate.
 from __future__ import annotations
 
 import re
+import threading
 
 from setproctitle import getproctitle, setproctitle
 
@@ -54,19 +55,36 @@ def daemon(version: str, queue_flags: str, queue_interval: int | None,
     set_title(f"daemon({version}): {q}, {where}")
 
 
+#: A receiver with session threads (smtp_receiver_threads): each thread's session, by
+#: thread; the title shows them all.
+_sessions: dict[int, str] = {}
+_sessions_lock = threading.Lock()
+_IDLE = "receiver: waiting for an SMTP connection"
+
+
+def _session_title(text: str | None) -> None:
+    """Set (None: clear) the calling thread's session in a receiver's title."""
+    with _sessions_lock:
+        if text is None:
+            _sessions.pop(threading.get_ident(), None)
+        else:
+            _sessions[threading.get_ident()] = text
+        set_title("; ".join(_sessions.values()) if _sessions else _IDLE)
+
+
 def receiver_idle() -> None:
     """A preforked receiver between connections."""
-    set_title("receiver: waiting for an SMTP connection")
+    _session_title(None)
 
 
 def handling_connection(ident: str, tls: bool = False) -> None:
     """A receiver in a session; ``ident`` is Exim's host_and_ident: ``(helo) [ip]``."""
-    set_title(f"handling incoming {'TLS ' if tls else ''}connection from {ident}")
+    _session_title(f"handling incoming {'TLS ' if tls else ''}connection from {ident}")
 
 
 def message_received(msgid: str, ident: str) -> None:
     """A message was accepted in the current session (it continues)."""
-    set_title(f"handling incoming connection from {ident}: received {msgid}")
+    _session_title(f"handling incoming connection from {ident}: received {msgid}")
 
 
 def worker_idle() -> None:

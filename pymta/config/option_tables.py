@@ -249,6 +249,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'smtp_ratelimit_hosts': ('list', None),
     'smtp_ratelimit_mail': ('string', None),
     'smtp_ratelimit_rcpt': ('string', None),
+    'smtp_receiver_threads': ('int', 1),
     'smtp_receive_timeout': ('time', 300),
     'smtp_reserve_hosts': ('list', None),
     'smtp_return_error_details': ('bool', False),

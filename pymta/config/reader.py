@@ -703,6 +703,10 @@ def _check_main_consistency(config: Config) -> None:
             or int(main_opt(config, "smtp_accept_queue") or 0)):
         raise ConfigError("smtp_accept_max must be set if smtp_accept_queue or "
                           "smtp_accept_max_per_host is set", config.filename)
+    threads = int(main_opt(config, "smtp_receiver_threads") or 0)
+    if not 1 <= threads <= 64:
+        raise ConfigError(f"smtp_receiver_threads must be between 1 and 64 (it is {threads})",
+                          config.filename)
     if main_opt(config, "local_sender_retain") and main_opt(config, "local_from_check"):
         raise ConfigError("both local_from_check and local_sender_retain are set; this "
                           "combination is not allowed", config.filename)

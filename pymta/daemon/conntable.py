@@ -58,10 +58,13 @@ class ConnectionTable:
 
     def free_slot(self, taken: set[int]) -> int | None:
         """The lowest slot number not in ``taken`` (the master's bookkeeping)."""
-        for n in range(self.slots):
-            if n not in taken:
-                return n
-        return None
+        found = self.free_slots(taken, 1)
+        return found[0] if found else None
+
+    def free_slots(self, taken: set[int], wanted: int) -> list[int]:
+        """The ``wanted`` lowest slot numbers not in ``taken`` ([] if there are fewer)."""
+        free = [n for n in range(self.slots) if n not in taken][:wanted]
+        return free if len(free) == wanted else []
 
     def claim(self, slot: int, pid: int, address: str) -> None:
         """The receiver in ``slot`` now serves ``address``."""
@@ -89,11 +92,20 @@ class ConnectionTable:
         """The receivers serving a connection now."""
         return {pid for pid, _ in _SLOT.iter_unpack(self.view) if pid}
 
+    def busy_counts(self) -> dict[int, int]:
+        """How many connections each receiver serves now (by pid; none: absent)."""
+        counts: dict[int, int] = {}
+        for pid, _ in _SLOT.iter_unpack(self.view):
+            if pid:
+                counts[pid] = counts.get(pid, 0) + 1
+        return counts
+
     # -- the pool's state, published by the master ---------------------------------------
 
     def publish(self, receivers: int, spare: int, tell: int) -> None:
-        """The master's view: ``receivers`` live receivers, of which it keeps ``spare``
-        idle, and which session ends or starts it wants to hear of (TELL_*)."""
+        """The master's view: ``receivers`` session slots of live receivers, of which
+        it keeps ``spare`` idle, and which session ends or starts it wants to hear of
+        (TELL_*)."""
         _HEADER.pack_into(self.mem, 0, receivers, spare, tell)
 
     def tell_busy(self) -> bool:

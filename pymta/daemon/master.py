@@ -109,7 +109,13 @@ class Child:
     retiring: bool = False
     buf: bytes = b""
     generation: int = 0
-    slot: int | None = None              # receiver: its entry in the ConnectionTable
+    #: receiver: its entries in the ConnectionTable, one per session it serves at a time
+    slots: list[int] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> int:
+        """Sessions this receiver serves at a time."""
+        return max(1, len(self.slots))
 
 
 def daemon_addresses(config: Any, oX: str | None) -> list[tuple[str, int]]:
@@ -217,7 +223,7 @@ class Master:
         self.pending_set: set[str] = set()
         # what every receiver is serving, for the per-host and reserve limits, and which
         # receivers are busy (see conntable: they tell the master only when it matters)
-        self.connections = ConnectionTable(max(UNLIMITED_RECEIVERS, self.max_receivers()))
+        self.connections = ConnectionTable(max(UNLIMITED_RECEIVERS, self.max_sessions()))
         self.signals: set[int] = set()
         self.stopping = False
         self.next_queue_run = time.monotonic() if opts.queue_interval else None
@@ -253,24 +259,34 @@ class Master:
             return
         busy = self.busy_receivers
         for c in list(self.children.values()):
-            if c.kind == "receiver" and c.pid not in busy and not c.retiring:
+            if c.kind == "receiver" and not busy.get(c.pid) and not c.retiring:
                 self._retire(c, signal.SIGUSR1)
 
     # ---- limits -------------------------------------------------------------------------
 
     @property
-    def busy_receivers(self) -> set[int]:
-        """The receivers serving a connection now (from the connection table)."""
-        return self.connections.busy_pids()
+    def busy_receivers(self) -> dict[int, int]:
+        """The receivers serving connections now, with how many each (from the
+        connection table)."""
+        return self.connections.busy_counts()
 
     def _publish_pool(self) -> None:
         """Tell the receivers what the master wants to hear of (see conntable)."""
         tell = TELL_ALWAYS if self.opts.inetd_wait else TELL_IDLE if self._saturated else 0
-        self.connections.publish(len(self._of_kind("receiver")), MIN_SPARE_RECEIVERS, tell)
+        slots = sum(c.capacity for c in self._of_kind("receiver"))
+        self.connections.publish(slots, MIN_SPARE_RECEIVERS, tell)
 
-    def max_receivers(self) -> int:
+    def max_sessions(self) -> int:
+        """SMTP sessions served at once at most: smtp_accept_max, or a sane cap."""
         n = int(main_opt(self.config, "smtp_accept_max") or 0)
         return n if n > 0 else UNLIMITED_RECEIVERS
+
+    def receiver_threads(self) -> int:
+        """Sessions one receiver serves at once (smtp_receiver_threads)."""
+        return max(1, int(main_opt(self.config, "smtp_receiver_threads") or 1))
+
+    def _idle_slots(self, receivers: list[Child], busy: dict[int, int]) -> int:
+        return sum(max(0, c.capacity - busy.get(c.pid, 0)) for c in receivers)
 
     def worker_count(self) -> int:
         if self.opts.workers:
@@ -354,27 +370,32 @@ class Master:
             if c.conn is not None and c.conn is not keep:
                 c.conn.close()
 
-    def spawn_receiver(self) -> None:
+    def spawn_receiver(self, sessions: int = 1) -> bool:
+        """Fork a receiver serving up to ``sessions`` connections at once (one thread
+        each when more than one); False if it could not be."""
         from pymta.daemon.receiver import receiver_main
         notifier = ipc.Notifier(self.notify_child)
         config, log, listeners, rs = self.config, self.log, self.listeners, self.run_session
-        slot = self.connections.free_slot({c.slot for c in self.children.values()
-                                          if c.slot is not None})
-        if slot is None:
+        slots = self.connections.free_slots(
+            {s for c in self.children.values() for s in c.slots}, sessions)
+        if not slots:
             # smtp_accept_max was raised by a reload beyond the table made at start
             self.log.panic("daemon: no room for another receiver in the connection table "
                            f"({self.connections.slots} slots); restart the daemon")
-            return
+            return False
         table = self.connections
-        table.release(slot)              # whatever a dead predecessor left there
+        for slot in slots:
+            table.release(slot)          # whatever a dead predecessor left there
 
         def body() -> int:
             notifier.pid = os.getpid()
             return receiver_main(listeners, config, log, notifier, rs,
-                                 connections=(table, slot))
+                                 connections=(table, slots if len(slots) > 1 else slots[0]))
         child = self._fork("receiver", body)
-        if child is not None:
-            child.slot = slot
+        if child is None:
+            return False
+        child.slots = slots
+        return True
 
     def spawn_worker(self) -> None:
         from pymta.daemon.worker import worker_main
@@ -488,10 +509,9 @@ class Master:
         """At smtp_accept_max with every receiver busy, the master answers new
         connections itself with Exim's 421 instead of leaving them in the backlog."""
         receivers = self._of_kind("receiver")
-        busy = self.busy_receivers
         full = (bool(self.listeners) and not self.stopping
-                and len(receivers) >= self.max_receivers()
-                and all(c.pid in busy for c in receivers))
+                and sum(c.capacity for c in receivers) >= self.max_sessions()
+                and self._idle_slots(receivers, self.busy_receivers) == 0)
         if full == self._saturated:
             self._publish_pool()
             return
@@ -541,23 +561,30 @@ class Master:
             self.spawn_worker()
         if not self.listeners:
             return
+        # Counted in session slots: a receiver with smtp_receiver_threads has several.
         receivers = self._of_kind("receiver")
         busy = self.busy_receivers
-        idle = [c for c in receivers if c.pid not in busy]
-        room = self.max_receivers() - len(receivers)
-        want = min(MIN_SPARE_RECEIVERS - len(idle), room)
+        idle = self._idle_slots(receivers, busy)
+        room = self.max_sessions() - sum(c.capacity for c in receivers)
+        want = min(MIN_SPARE_RECEIVERS - idle, room)
         if want > 0:
-            for _ in range(want):
-                self.spawn_receiver()
+            threads = self.receiver_threads()
+            while want > 0 and room > 0:
+                n = min(threads, room)
+                if not self.spawn_receiver(n):
+                    break
+                want, room = want - n, room - n
             self._publish_pool()
-        elif len(idle) > MAX_SPARE_RECEIVERS:
+        elif idle > MAX_SPARE_RECEIVERS:
             # One at a time, at most once a second (as Apache's prefork does): under
             # bursty load the idle count swings, and retiring the surplus at once only
             # to fork it again a moment later costs more than the load itself.
+            quiet = [c for c in receivers if not busy.get(c.pid)
+                     and idle - c.capacity >= MIN_SPARE_RECEIVERS]
             now = time.monotonic()
-            if now - self._last_retire >= RETIRE_INTERVAL:
+            if quiet and now - self._last_retire >= RETIRE_INTERVAL:
                 self._last_retire = now
-                self._retire(idle[-1], signal.SIGUSR1)
+                self._retire(quiet[-1], signal.SIGUSR1)
 
     def _crash_pause_over(self) -> bool:
         # After a crash, wait a moment before respawning so a crash loop cannot spin.
@@ -638,8 +665,8 @@ class Master:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
-            if child.slot is not None:
-                self.connections.release(child.slot)
+            for slot in child.slots:
+                self.connections.release(slot)
             if self.metrics is not None:
                 self.metrics.process_ended(pid)
             self._close_conn(child)

@@ -14,6 +14,7 @@ import select
 import selectors
 import signal
 import socket
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -131,9 +132,12 @@ def etrn_handoff(notifier: Notifier) -> QueueRunner:
 
 def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                   notifier: Notifier, run_session: Callable[..., Any] | None = None,
-                  connections: tuple[ConnectionTable, int] | None = None) -> int:
+                  connections: tuple[ConnectionTable, int | list[int]] | None = None) -> int:
     """The receiver process body; returns the exit status.  ``connections`` is the
-    daemon's table of connections and this receiver's slot in it."""
+    daemon's table of connections and this receiver's slots in it: one per session it
+    serves at a time.  With several slots (smtp_receiver_threads) each has a thread of
+    its own that accepts and serves connections; signals reach the main thread, which
+    only waits for them."""
     call = _session_caller(run_session) if run_session is not None else _SMTP_SESSION
     set_queue_runner(etrn_handoff(notifier))
     stop = StopFlag()
@@ -155,88 +159,132 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
-    waiter = AcceptWait(listeners, wake_r)
-    names = {s: _listener_name(s) for s in listeners}
-    # tcp_nodelay (default true): replies go out at once.  Without it a reply written in
-    # two pieces (a TLS handshake's last records, a multi-line EHLO) waits for the
-    # client's delayed ACK, up to 40 ms per exchange on Linux.
-    nodelay = bool(main_opt(config, "tcp_nodelay"))
-    keepalive = accept_keepalive(config)
-    # counting connections costs a scan of the table: only when a limit or the
-    # "SMTP connection from" line (log_selector +smtp_connection) needs it
-    counting = connections is not None and (counted_limits(config)
-                                            or log_selected(config, "smtp_connection"))
+    table: ConnectionTable | None = None
+    slots: list[int | None] = [None]
+    if connections is not None:
+        table, given = connections
+        slots = list(given) if isinstance(given, list) else [given]
     parent = os.getppid()
     if parent == 1:
         return 0
+    loop = _AcceptLoop(listeners, config, log, notifier, call, stop, retire, wake_r,
+                       parent, table)
     proctitle.receiver_idle()
-
-    while not retire.is_set():
-        try:
-            ready = waiter.wait(PARENT_CHECK_SECONDS)
-        except InterruptedError:
-            continue
-        if not ready and os.getppid() != parent:
-            break      # the master is gone: stop listening on its sockets
-        for listener in ready:
-            if listener is None:                  # the wake-up pipe
-                try:
-                    os.read(wake_r, 512)
-                except OSError:
-                    pass
-                continue
-            if retire.is_set():
-                break
-            try:
-                conn, _peer_addr = listener.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                continue   # another receiver won the race
-            except OSError as exc:
-                log.panic(f"accept() failed: {exc}")
-                continue
-            proctitle.handling_connection(f"[{_peer(_peer_addr)[0]}]")
-            try:
-                conn.setblocking(True)
-                if nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                set_keepalive(conn, keepalive)
-                accept_count, refusal = 0, None
-                if connections is None:
-                    notifier.busy()
-                else:
-                    table, slot = connections
-                    address, port = _peer(_peer_addr)
-                    table.claim(slot, os.getpid(), address)
-                    if table.tell_busy():        # the pool runs short: the master forks
-                        notifier.busy()
-                    if counting:
-                        accept_count, from_host = table.counts(address)
-                        refusal = daemon_refusal(config, log, address, port, from_host)
-                if refusal is not None:
-                    _send_quietly(conn, refusal)
-                    metrics.connection("refused")
-                else:
-                    call(conn, config, names[listener], log, notifier, stop, accept_count)
-            except Exception:
-                # A session crash must never take the receiver (or 250) with it.
-                log.panic("SMTP session crashed: " + traceback.format_exc().replace("\n", "\n  "))
-            finally:
-                try:
-                    conn.close()
-                except OSError:
-                    pass
-                if connections is None:
-                    notifier.idle()
-                else:
-                    connections[0].release(connections[1])
-                    if connections[0].tell_idle():
-                        notifier.idle()
-                proctitle.receiver_idle()
-            break   # re-poll: readiness of other sockets may be stale
-    waiter.close()
-    for s in listeners:
-        s.close()
+    if len(slots) == 1:
+        loop.run(slots[0])
+    else:
+        threads = [threading.Thread(target=loop.run, args=(slot,), daemon=True,
+                                    name=f"session-{slot}") for slot in slots]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(PARENT_CHECK_SECONDS)
+                if os.getppid() != parent:
+                    retire.set()
+    for sock in listeners:
+        sock.close()
     return 0
+
+
+class _AcceptLoop:
+    """Accept connections and serve them, one at a time, until told to retire; a
+    receiver runs one of these per session slot (in a thread of its own when it has
+    several)."""
+
+    def __init__(self, listeners: list[socket.socket], config: Any, log: Any,
+                 notifier: Notifier, call: Callable[..., Any], stop: StopFlag,
+                 retire: StopFlag, wake_r: int, parent: int,
+                 table: ConnectionTable | None) -> None:
+        self.listeners, self.config, self.log = listeners, config, log
+        self.notifier, self.call, self.stop, self.retire = notifier, call, stop, retire
+        self.wake_r, self.parent, self.table = wake_r, parent, table
+        self.names = {s: _listener_name(s) for s in listeners}
+        # tcp_nodelay (default true): replies go out at once.  Without it a reply
+        # written in two pieces (a TLS handshake's last records, a multi-line EHLO)
+        # waits for the client's delayed ACK, up to 40 ms per exchange on Linux.
+        self.nodelay = bool(main_opt(config, "tcp_nodelay"))
+        self.keepalive = accept_keepalive(config)
+        # counting connections costs a scan of the table: only when a limit or the
+        # "SMTP connection from" line (log_selector +smtp_connection) needs it
+        self.counting = table is not None and (counted_limits(config)
+                                               or log_selected(config, "smtp_connection"))
+
+    def run(self, slot: int | None) -> None:
+        waiter = AcceptWait(self.listeners, self.wake_r)
+        try:
+            while not self.retire.is_set():
+                try:
+                    ready = waiter.wait(PARENT_CHECK_SECONDS)
+                except InterruptedError:
+                    continue
+                if not ready and os.getppid() != self.parent:
+                    break      # the master is gone: stop listening on its sockets
+                for listener in ready:
+                    if listener is None:                  # the wake-up pipe
+                        try:
+                            os.read(self.wake_r, 512)
+                        except OSError:
+                            pass
+                        continue
+                    if self.retire.is_set():
+                        break
+                    try:
+                        conn, peer_addr = listener.accept()
+                    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                        continue   # another receiver won the race
+                    except OSError as exc:
+                        self.log.panic(f"accept() failed: {exc}")
+                        continue
+                    self.serve(conn, peer_addr, listener, slot)
+                    break   # re-poll: readiness of other sockets may be stale
+        finally:
+            waiter.close()
+
+    def serve(self, conn: socket.socket, peer_addr: Any, listener: socket.socket,
+              slot: int | None) -> None:
+        """One accepted connection, from the limits to the end of its session."""
+        table, notifier = self.table, self.notifier
+        proctitle.handling_connection(f"[{_peer(peer_addr)[0]}]")
+        try:
+            conn.setblocking(True)
+            if self.nodelay and conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            set_keepalive(conn, self.keepalive)
+            accept_count, refusal = 0, None
+            if table is None or slot is None:
+                notifier.busy()
+            else:
+                address, port = _peer(peer_addr)
+                table.claim(slot, os.getpid(), address)
+                if table.tell_busy():        # the pool runs short: the master forks
+                    notifier.busy()
+                if self.counting:
+                    accept_count, from_host = table.counts(address)
+                    refusal = daemon_refusal(self.config, self.log, address, port,
+                                             from_host)
+            if refusal is not None:
+                _send_quietly(conn, refusal)
+                metrics.connection("refused")
+            else:
+                self.call(conn, self.config, self.names[listener], self.log, notifier,
+                          self.stop, accept_count)
+        except Exception:
+            # A session crash must never take the receiver (or 250) with it.
+            self.log.panic("SMTP session crashed: "
+                           + traceback.format_exc().replace("\n", "\n  "))
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            if table is None or slot is None:
+                notifier.idle()
+            else:
+                table.release(slot)
+                if table.tell_idle():
+                    notifier.idle()
+            proctitle.receiver_idle()
 
 
 def _listener_name(sock: socket.socket) -> tuple[str, int]:

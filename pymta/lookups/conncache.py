@@ -1,8 +1,11 @@
 """The per-process connection cache of the lookups that talk to a server (mysql, pgsql,
-ldap, redis): one open connection per server, never shared with a forked child."""
+ldap, redis): one open connection per server, never shared with a forked child, nor
+between the session threads of one receiver (smtp_receiver_threads): a client
+connection carries one conversation at a time."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Hashable
 
 
@@ -15,8 +18,16 @@ class ConnectionCache:
     """
 
     def __init__(self) -> None:
-        self._conns: dict[Hashable, tuple[int, object]] = {}
+        self._local = threading.local()
         self._inherited: list[object] = []
+
+    @property
+    def _conns(self) -> dict[Hashable, tuple[int, object]]:
+        """This thread's connections (a forked child's thread finds its parent's)."""
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        return conns
 
     def get(self, key: Hashable) -> object | None:
         entry = self._conns.get(key)

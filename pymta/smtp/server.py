@@ -68,7 +68,9 @@ class Reply:
 
 def format_reply(code: int | str, text: str) -> bytes:
     """Format a possibly multi-line reply as ``code-line`` ... ``code line``."""
-    lines = text.split("\n") if text else [""]
+    if "\n" not in text:           # one line: most replies
+        return f"{code} {text}\r\n".encode("utf-8", "surrogateescape")
+    lines = text.split("\n")
     out = []
     for i, line in enumerate(lines):
         sep = " " if i == len(lines) - 1 else "-"
@@ -156,6 +158,24 @@ _COMMANDS = [
     (b"starttls", "STARTTLS"), (b"auth", "AUTH"), (b"bdat", "BDAT"),
     (b"wellknown", "WELLKNOWN"), (b"xclient", "XCLIENT"),
 ]
+#: The same by their first four letters (each is unique), for one dictionary lookup.
+_COMMANDS_BY_HEAD = {key[:4]: (key, name) for key, name in _COMMANDS}
+
+
+def _verb(line: bytes) -> tuple[str | None, bytes]:
+    """The command's name and what follows its keyword; (None, b"") if unknown.  A
+    keyword must be followed by a space, a tab or the end of the line ("MAIL FROM:" and
+    "RCPT TO:" by anything)."""
+    found = _COMMANDS_BY_HEAD.get(line[:4].lower())
+    if found is None:
+        return None, b""
+    key, name = found
+    if line[:len(key)].lower() != key:
+        return None, b""
+    rest = line[len(key):]
+    if key.endswith(b":") or not rest or rest[:1] in (b" ", b"\t"):
+        return name, rest
+    return None, b""
 
 def valid_helo(name: str, allow_chars: str = "") -> bool:
     """Exim's HELO syntax check: letters, digits, "-" and "." (plus helo_allow_chars), or
@@ -173,7 +193,15 @@ def valid_helo(name: str, allow_chars: str = "") -> bool:
         except ValueError:
             return False
         return True
-    return all(c.isascii() and (c.isalnum() or c in "-.") or c in allow_chars for c in name)
+    if _HELO_NAME_RE.fullmatch(name):
+        return True
+    return bool(allow_chars) and all(c.isascii() and (c.isalnum() or c in "-.")
+                                     or c in allow_chars for c in name)
+
+
+_HELO_NAME_RE = re.compile(r"[A-Za-z0-9.-]+")
+#: A control character (C0 or DEL): never in an envelope address.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: EHLO keywords Exim lists before PIPELINING (after DSN), in its order.
 _BEFORE_PIPELINING = ("ETRN", "VRFY", "EXPN")
 
@@ -234,6 +262,8 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
                 return ParsedPath(None, arg, [], "missing or malformed local part")
             extra += 1
         end, quoted, i = -1, False, 1 + extra
+        if '"' not in arg:          # no quoting: the first ">" closes (the usual case)
+            end, i = arg.find(">", i), len(arg)
         while i < len(arg):
             c = arg[i]
             if c == "\\" and quoted:
@@ -262,7 +292,7 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         raw = inner
     params = rest.split()
     too_long = address_too_long(inner)
-    if any(ord(c) < 32 or ord(c) == 127 for c in inner):
+    if _CONTROL_RE.search(inner):
         return ParsedPath(None, raw, params, "malformed address")
     if inner.startswith("@"):
         # A source route (@a,@b:user@domain) is obsolete: Exim drops it.
@@ -719,15 +749,7 @@ class SmtpServer:
             # would reach log lines, headers and the next server raw
             self._synprot(501, "bare CR characters are not allowed in SMTP commands")
             return
-        lower = line.lower()
-        verb = None
-        arg = b""
-        for key, name in _COMMANDS:
-            if lower.startswith(key):
-                rest = line[len(key):]
-                if key.endswith(b":") or not rest or rest[:1] in (b" ", b"\t"):
-                    verb, arg = name, rest
-                    break
+        verb, arg = _verb(line)
         try:
             text_arg = arg.decode("utf-8").strip()
         except UnicodeDecodeError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import threading
 import time
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -50,8 +51,18 @@ def _wait_tick_end() -> None:
         time.sleep(((_last_tick + 1) * _TICK_NS - time.time_ns()) / 1e9 + 0.0001)
 
 
+#: Session threads of one receiver (smtp_receiver_threads) share the pid: one id per
+#: tick between them too.
+_ID_LOCK = threading.Lock()
+
+
 def new_message_id(now_ns: int | None = None) -> str:
     """A new message id, unique on this host (see the module docstring)."""
+    with _ID_LOCK:
+        return _new_message_id(now_ns)
+
+
+def _new_message_id(now_ns: int | None) -> str:
     global _last_tick, _last_pid, _atexit_done
     pid = os.getpid()
     tick = (now_ns if now_ns is not None else time.time_ns()) // _TICK_NS

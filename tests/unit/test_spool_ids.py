@@ -57,3 +57,22 @@ def test_unique_across_processes():
         assert os.waitpid(pid, 0)[1] == 0
     got = data.decode().split()
     assert len(got) == 100 and len(set(got)) == 100
+
+
+def test_threads_of_one_process_never_share_an_id():
+    """Session threads of one receiver (smtp_receiver_threads) have one pid: the tick
+    rule must hold between them too."""
+    import threading
+
+    from pymta.spool.ids import new_message_id
+    got: list[str] = []
+
+    def make() -> None:
+        for _ in range(30):
+            got.append(new_message_id())
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 120 and len(set(got)) == 120

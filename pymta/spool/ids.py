@@ -5,7 +5,8 @@ sub-second part of the arrival time in units of 1/200 s (what Exim 4.96 writes w
 ``localhost_number`` is unset).  Two ids made by one process in the same 5 ms tick
 would collide, so :func:`new_message_id` waits for the tick to move on in that case,
 and a process that made an id waits for its tick to end before exiting, so a re-used
-pid cannot repeat it either.
+pid cannot repeat it either.  A session thread of a receiver uses its thread id in
+place of the pid (see :func:`new_message_id`).
 """
 from __future__ import annotations
 
@@ -43,39 +44,52 @@ def unbase62(text: str) -> int:
     return value
 
 
+def _wait_until_after(tick: int) -> None:
+    """Sleep until the clock has left ``tick`` (at most 5 ms)."""
+    while time.time_ns() // _TICK_NS <= tick:
+        time.sleep(((tick + 1) * _TICK_NS - time.time_ns()) / 1e9 + 0.0001)
+
+
 def _wait_tick_end() -> None:
-    """Sleep until the clock has left the tick of our last id (at most 5 ms)."""
-    if _last_pid != os.getpid():
-        return
-    while time.time_ns() // _TICK_NS <= _last_tick:
-        time.sleep(((_last_tick + 1) * _TICK_NS - time.time_ns()) / 1e9 + 0.0001)
+    """Sleep until the clock has left the tick of this process's latest id."""
+    if _last_pid == os.getpid():
+        _wait_until_after(_last_tick)
 
 
-#: Session threads of one receiver (smtp_receiver_threads) share the pid: one id per
-#: tick between them too.
-_ID_LOCK = threading.Lock()
+#: The tick and thread id of the last id made by each thread but the main one.
+_mine = threading.local()
+_latest_lock = threading.Lock()
 
 
 def new_message_id(now_ns: int | None = None) -> str:
-    """A new message id, unique on this host (see the module docstring)."""
-    with _ID_LOCK:
-        return _new_message_id(now_ns)
+    """A new message id, unique on this host (see the module docstring).
 
-
-def _new_message_id(now_ns: int | None) -> str:
+    The session threads of a receiver (smtp_receiver_threads) share its pid, so an id
+    made in a thread other than the process's main one carries the thread's own id
+    (Linux gives threads ids from the same space as processes), and the tick rule
+    holds for it: no thread waits for another."""
     global _last_tick, _last_pid, _atexit_done
     pid = os.getpid()
+    task = threading.get_native_id()
     tick = (now_ns if now_ns is not None else time.time_ns()) // _TICK_NS
-    if pid == _last_pid and tick <= _last_tick:
-        _wait_tick_end()
+    if task == pid:
+        last = _last_tick if _last_pid == pid else -1
+    else:
+        last = getattr(_mine, "tick", -1) if getattr(_mine, "task", None) == task else -1
+    if tick <= last:
+        _wait_until_after(last)
         tick = time.time_ns() // _TICK_NS
-    _last_tick, _last_pid = tick, pid
-    if not _atexit_done:
-        # after fork the child inherits the registration; _wait_tick_end checks the pid
-        atexit.register(_wait_tick_end)
-        _atexit_done = True
+    if task != pid:
+        _mine.tick, _mine.task = tick, task
+    with _latest_lock:          # the process's exit waits for its latest tick
+        if _last_pid != pid or tick > _last_tick or task == pid:
+            _last_tick, _last_pid = max(tick, _last_tick if _last_pid == pid else -1), pid
+        if not _atexit_done:
+            # after fork the child inherits the registration; _wait_tick_end checks the pid
+            atexit.register(_wait_tick_end)
+            _atexit_done = True
     seconds, frac = divmod(tick, ID_RESOLUTION)
-    return f"{base62(seconds, 6)}-{base62(pid, 6)}-{base62(frac, 2)}"
+    return f"{base62(seconds, 6)}-{base62(task, 6)}-{base62(frac, 2)}"
 
 
 def is_message_id(text: str) -> bool:

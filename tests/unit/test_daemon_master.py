@@ -435,3 +435,44 @@ def test_surplus_idle_receivers_retire_one_per_second(tmp_path, monkeypatch):
     assert len(retired) == 2
     for s in socks:
         s.close()
+
+
+def test_threaded_receivers_are_counted_in_session_slots(tmp_path, monkeypatch):
+    """smtp_receiver_threads = 4: the pool keeps 5 idle session slots, so two receivers
+    of 4; with 7 of their 8 sessions busy a third is forked; the limit counts sessions
+    (smtp_accept_max = 10: the third receiver gets the 2 slots left)."""
+    from pymta.daemon import master as master_mod
+    socks = listen.bind_listeners([("127.0.0.1", 0)])
+    m = Master(config(tmp_path, smtp_accept_max=10, smtp_receiver_threads=4),
+               FileLog(str(tmp_path / "log")), socks,
+               DaemonOptions(listen=True, foreground=True))
+    monkeypatch.setattr(m, "worker_count", lambda: 0)
+    forked: list[int] = []
+    next_pid = [2000]
+
+    def spawn(sessions: int = 1) -> bool:
+        slots = m.connections.free_slots({s for c in m.children.values() for s in c.slots},
+                                         sessions)
+        pid, next_pid[0] = next_pid[0], next_pid[0] + 1
+        m.children[pid] = master_mod.Child(pid, "receiver", slots=slots)
+        forked.append(sessions)
+        return True
+    monkeypatch.setattr(m, "spawn_receiver", spawn)
+    m._maintain_pools()
+    assert forked == [4, 4]
+    first, second = list(m.children.values())
+    for slot in first.slots:
+        m.connections.claim(slot, first.pid, "192.0.2.1")
+    for slot in second.slots[:3]:
+        m.connections.claim(slot, second.pid, "192.0.2.2")
+    m._maintain_pools()
+    assert forked == [4, 4, 2]              # 10 sessions: the limit
+    m._update_saturation()
+    assert not m._saturated                 # 3 slots still idle
+    for c in list(m.children.values())[1:]:
+        for slot in c.slots:
+            m.connections.claim(slot, c.pid, "192.0.2.3")
+    m._update_saturation()
+    assert m._saturated
+    for s in socks:
+        s.close()

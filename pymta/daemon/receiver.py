@@ -146,12 +146,23 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
 
+    def wake_all() -> None:
+        # The byte the signal wrote to the pipe may have been seen before these flags
+        # were set; this one is seen after, and nobody drains it once retiring (every
+        # session thread's wait must see it).
+        try:
+            os.write(wake_w, b"\0")
+        except OSError:
+            pass
+
     def on_term(signum, frame):
         stop.set()
         retire.set()
+        wake_all()
 
     def on_usr1(signum, frame):
         retire.set()
+        wake_all()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, on_usr1)
@@ -222,6 +233,8 @@ class _AcceptLoop:
                     break      # the master is gone: stop listening on its sockets
                 for listener in ready:
                     if listener is None:                  # the wake-up pipe
+                        if self.retire.is_set():
+                            break
                         try:
                             os.read(self.wake_r, 512)
                         except OSError:

@@ -707,6 +707,16 @@ def _check_main_consistency(config: Config) -> None:
     if not 1 <= threads <= 64:
         raise ConfigError(f"smtp_receiver_threads must be between 1 and 64 (it is {threads})",
                           config.filename)
+    if threads > 1:
+        # Debug output is the process's: with several sessions in one receiver, a
+        # session's debug file would collect its neighbours' sessions too.
+        for statements in config.acls.values():
+            for statement in statements:
+                for item in statement.items:
+                    if item.name == "control" and item.value.strip().startswith("debug"):
+                        raise ConfigError("control = debug is not supported with "
+                                          "smtp_receiver_threads greater than 1",
+                                          item.file, item.line)
     if main_opt(config, "local_sender_retain") and main_opt(config, "local_from_check"):
         raise ConfigError("both local_from_check and local_sender_retain are set; this "
                           "combination is not allowed", config.filename)

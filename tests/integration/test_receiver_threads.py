@@ -114,3 +114,15 @@ def test_bad_thread_counts_are_refused(tmp_path):
         r = run_pymta(["-bV"], conf)
         assert r.returncode != 0
         assert "smtp_receiver_threads must be between 1 and 64" in r.stdout + r.stderr
+
+
+def test_control_debug_needs_one_session_per_process(tmp_path):
+    """A session's debug file would collect the other sessions of its process."""
+    conf = tmp_path / "debug.conf"
+    conf.write_text(CONFIG.replace("SPOOL", str(tmp_path)).replace(
+        "OPTIONS", "smtp_receiver_threads = 2").replace(
+        "acl_rcpt:\n  accept", "acl_rcpt:\n  accept control = debug"))
+    r = run_pymta(["-bV"], conf)
+    assert r.returncode != 0
+    assert "debug.conf line 9: control = debug is not supported with " \
+           "smtp_receiver_threads greater than 1" in r.stdout + r.stderr

@@ -188,11 +188,17 @@ def receiver_main(listeners: list[socket.socket], config: Any, log: Any,
                                     name=f"session-{slot}") for slot in slots]
         for t in threads:
             t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(PARENT_CHECK_SECONDS)
-                if os.getppid() != parent:
-                    retire.set()
+        while alive := [t for t in threads if t.is_alive()]:
+            if len(alive) < len(threads) and not retire.is_set():
+                # a session thread died of an error: retire, and the master replaces
+                # this receiver with a whole one
+                log.panic("SMTP receiver: a session thread ended unexpectedly; retiring")
+                retire.set()
+                wake_all()
+            alive[0].join(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                retire.set()
+                wake_all()
     for sock in listeners:
         sock.close()
     return 0

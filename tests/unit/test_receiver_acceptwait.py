@@ -69,3 +69,55 @@ def test_one_connection_wakes_one_idle_waiter_not_all():
         os.waitpid(pid, 0)
     lst.close()
     assert 1 <= woken <= 2
+
+
+def test_a_receiver_whose_session_thread_dies_retires(tmp_path):
+    """smtp_receiver_threads: a session thread that dies of an error (outside a
+    session, which has its own guard) makes the whole receiver retire, so the master
+    replaces it instead of counting slots nobody serves."""
+    from types import SimpleNamespace
+
+    from pymta.daemon import receiver
+    from pymta.daemon.conntable import ConnectionTable
+    from pymta.daemon.ipc import Notifier, notify_pair
+
+    lst = _listener()
+    master_end, child_end = notify_pair()
+    panics = tmp_path / "panic"
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            def broken_run(self, slot):
+                if slot == 1:
+                    raise RuntimeError("broken")
+                original(self, slot)
+            original = receiver._AcceptLoop.run
+            receiver._AcceptLoop.run = broken_run       # type: ignore[method-assign]
+
+            class Log:
+                def panic(self, text, msgid=None):
+                    with open(panics, "a") as f:
+                        f.write(text + "\n")
+                main = reject = panic
+            config = SimpleNamespace(main=SimpleNamespace(tcp_nodelay=True))
+            status = receiver.receiver_main([lst], config, Log(), Notifier(child_end),
+                                            lambda *a, **k: None,
+                                            connections=(ConnectionTable(4), [0, 1, 2]))
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the receiver did not retire")
+    assert status == 0
+    assert "a session thread ended unexpectedly; retiring" in panics.read_text()
+    lst.close()
+    master_end.close()
+    child_end.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from typing import Any, Callable, Iterator, TypeVar
 
 import lmdb
@@ -146,9 +147,19 @@ def _open_env(path: str) -> tuple[lmdb.Environment, tuple[int, int, int]]:
     return env, (st.st_dev, st.st_ino, st.st_size)
 
 
+#: Session threads of one receiver (smtp_receiver_threads) share the environments:
+#: one of them opens (or reopens) an environment while the others wait.
+_ENVS_LOCK = threading.RLock()
+
+
 def get_env(path: str) -> lmdb.Environment:
     """This process's environment for ``path``, (re)opened after fork, deletion or
     truncation (an LMDB file never shrinks; a shorter one is checked again)."""
+    with _ENVS_LOCK:
+        return _get_env(path)
+
+
+def _get_env(path: str) -> lmdb.Environment:
     pid = os.getpid()
     entry = _ENVS.get(path)
     if entry is not None:
@@ -174,7 +185,8 @@ def get_env(path: str) -> lmdb.Environment:
 
 def close_env(path: str) -> None:
     """Close this process's environment for ``path`` (reopened on next use)."""
-    entry = _ENVS.pop(path, None)
+    with _ENVS_LOCK:
+        entry = _ENVS.pop(path, None)
     if entry is not None:
         entry[1].close()         # also right for an inherited one (see get_env)
 

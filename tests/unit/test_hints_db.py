@@ -132,3 +132,31 @@ def test_growing_file_is_not_taken_for_truncated(tmp_path):
     statuses = [os.waitpid(pid, 0)[1] for pid in checkers]
     os.waitpid(writer, 0)
     assert statuses == [0] * 4
+
+
+def test_session_threads_share_one_environment(tmp_path):
+    """smtp_receiver_threads: threads opening a hints file at the same moment get the
+    one environment (py-lmdb refuses a second open of the same files), and their
+    read-modify-write updates are not lost."""
+    import threading
+
+    from pymta.hints.db import get_env
+    log = RecordingLog()
+    start = threading.Barrier(8)
+    envs: list[object] = []
+
+    def work() -> None:
+        db = HintsDB(str(tmp_path), "ratelimit", log)
+        start.wait(5)
+        envs.append(db.env())
+        for _ in range(25):
+            db.update("count", lambda old: (None, str(int(old or b"0") + 1).encode()), None)
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(map(id, envs))) == 1 and envs[0] is get_env(str(tmp_path / "db" /
+                                                                     "ratelimit"))
+    assert HintsDB(str(tmp_path), "ratelimit").get("count") == b"200"
+    assert log.text() == ""

@@ -88,10 +88,6 @@ class ConnectionTable:
                 same += addr == want
         return total, same
 
-    def busy_pids(self) -> set[int]:
-        """The receivers serving a connection now."""
-        return {pid for pid, _ in _SLOT.iter_unpack(self.view) if pid}
-
     def busy_counts(self) -> dict[int, int]:
         """How many connections each receiver serves now (by pid; none: absent)."""
         counts: dict[int, int] = {}

@@ -390,7 +390,7 @@ class Master:
         def body() -> int:
             notifier.pid = os.getpid()
             return receiver_main(listeners, config, log, notifier, rs,
-                                 connections=(table, slots if len(slots) > 1 else slots[0]))
+                                 connections=(table, slots))
         child = self._fork("receiver", body)
         if child is None:
             return False
@@ -512,11 +512,10 @@ class Master:
         full = (bool(self.listeners) and not self.stopping
                 and sum(c.capacity for c in receivers) >= self.max_sessions()
                 and self._idle_slots(receivers, self.busy_receivers) == 0)
-        if full == self._saturated:
-            self._publish_pool()
-            return
-        self._saturated = full
+        changed, self._saturated = full != self._saturated, full
         self._publish_pool()
+        if not changed:
+            return
         for s in self.listeners:
             try:
                 if full:

@@ -73,11 +73,11 @@ def test_receivers_tell_the_master_only_what_it_asked_for():
     assert not table.tell_busy()                        # 2 idle: still enough
     table.claim(2, 103, "192.0.2.3")
     assert table.tell_busy()                            # 1 idle: fork more
-    assert table.busy_pids() == {101, 102, 103}
+    assert set(table.busy_counts()) == {101, 102, 103}
     assert not table.tell_idle()
     table.publish(4, 2, TELL_IDLE)                      # saturated: wants the ends
     table.release(2)
-    assert table.tell_idle() and table.busy_pids() == {101, 102}
+    assert table.tell_idle() and table.busy_counts() == {101: 1, 102: 1}
     table.publish(4, 2, TELL_ALWAYS)                    # -bw: every start and end
     assert table.tell_busy() and table.tell_idle()
 

@@ -121,9 +121,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "multi_domain": True,                # one connection serves several domains
         "hosts_try_fastopen": "",
         **_reject("""
-            authenticate_hosts
-            dns_qualify_single
-            dns_search_parents host_name_extract"""),
+            authenticate_hosts"""),
     },
 }
 

@@ -200,7 +200,9 @@ class SmtpTransport(Transport):
             return [Host(host.name, host.address, port, host.mx, dnssec=host.dnssec)]
         if ctx is not None:
             found = smtp_dnssec.lookup(host, port, smtp_dnssec.policy(
-                lambda option, name: self._domain_in(option, name, ctx)))
+                lambda option, name: self._domain_in(option, name, ctx)),
+                qualify_single=self.opt("dns_qualify_single") is not False,
+                search_parents=bool(self.opt("dns_search_parents")))
             if found:
                 return found
         try:
@@ -580,7 +582,8 @@ class SmtpTransport(Transport):
                 return None
             offered = cl.has("STARTTLS")
             if try_tls and offered and not cl.tls:
-                wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx)
+                wrap, facts, resume_key = self._tls_wrapper(job, host, port, policy, ctx,
+                                                            ehlo=reply)
                 try:
                     reply = cl.starttls(wrap)
                 except TLSSetupError as e:
@@ -646,11 +649,11 @@ class SmtpTransport(Transport):
             cl.facts["auth"] = res
         return True
 
-    def _tls_wrapper(self, job: Any, host: Host, port: int, policy: HostTLS, ctx: Any
-                     ) -> tuple[Any, list, str]:
+    def _tls_wrapper(self, job: Any, host: Host, port: int, policy: HostTLS, ctx: Any,
+                     ehlo: smtp_client.SmtpReply | None = None) -> tuple[Any, list, str]:
         """The TLS wrap for this host (offering a stored session under
         tls_resumption_hosts), the list its facts arrive in, and the session's key."""
-        stored, resume_key = self._stored_session(job, host, port, policy, ctx)
+        stored, resume_key = self._stored_session(job, host, port, policy, ctx, ehlo)
         wrap, facts = self._tls().wrapper(host, policy, ctx, float(self.opt("command_timeout")),
                                           session=stored,
                                           on_cert=cert_hook(self, job, host, ctx))
@@ -672,18 +675,31 @@ class SmtpTransport(Transport):
     def _sessions(self, job: Any) -> SessionStore:
         return SessionStore(job.spool_dir, self.name, getattr(job, "log", None))
 
-    def _stored_session(self, job: Any, host: Host, port: int, policy: HostTLS, ctx: Any
-                        ) -> tuple[Any, str]:
+    def _stored_session(self, job: Any, host: Host, port: int, policy: HostTLS, ctx: Any,
+                        ehlo: smtp_client.SmtpReply | None = None) -> tuple[Any, str]:
         """tls_resumption_hosts: the session stored for ``host`` (or None) and its key."""
         if not policy.resume:
             return None, ""
         store = self._sessions(job)
         sni = (policy.security.sni if policy.security is not None else None) or ""
-        key = store.key(host, port, sni)
+        key = store.key(host, port, sni, self._server_name(policy, ehlo, ctx))
         try:
             return store.load(key, self._tls().context_for(policy, ctx)), key
         except Exception:  # noqa: BLE001 - a hint, never a reason not to deliver
             return None, key
+
+    def _server_name(self, policy: HostTLS, ehlo: smtp_client.SmtpReply | None,
+                     ctx: Any) -> str:
+        """host_name_extract: the name of the server behind a load balancer, taken from
+        its EHLO reply ($item) so that a stored session is offered to that server only.
+        There is no EHLO before TLS on an smtps connection, so nothing then."""
+        text = self.opt("host_name_extract")
+        if not text or ehlo is None or ctx is None:
+            return ""
+        try:
+            return str(expand(text, ctx.child(**policy.variables, item=ehlo.text)))
+        except ExpandFail:
+            return ""
 
     def _save_session(self, job: Any, cl: Any) -> None:
         """Keep the (possibly renewed) session of a TLS connection for next time."""

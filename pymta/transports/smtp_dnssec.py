@@ -9,12 +9,18 @@ line).  A name in ``dnssec_require_domains`` whose answer was not authenticated 
 used: the addresses defer with Exim's "lookup of IP address for NAME was insecure".
 When the DNS has no addresses for the name the caller asks the system resolver as
 before (/etc/hosts), unsecured.
+
+The resolver's widening applies as dns_qualify_single (default true) and
+dns_search_parents (default false) say, as Exim sets RES_DEFNAMES and RES_DNSRCH for
+these lookups (:mod:`pymta.dns_search`); the host is then named by the name that was
+found, as Exim names it by the fully qualified name.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from pymta.address import Host
+from pymta.dns_search import names_to_try
 from pymta.routing import dnslookup as dl
 
 
@@ -31,12 +37,14 @@ def policy(in_list: Callable[[str, str], bool]) -> dl.DnssecPolicy:
                            require=lambda d: in_list("dnssec_require_domains", d))
 
 
-def lookup(host: Host, port: int, dnssec: dl.DnssecPolicy) -> list[Host] | None:
+def lookup(host: Host, port: int, dnssec: dl.DnssecPolicy, qualify_single: bool = True,
+           search_parents: bool = False) -> list[Host] | None:
     """``host`` (which has no address yet) with each of its DNS addresses, or None when
-    the DNS found none."""
-    status, addrs, _, secure = dl.host_addresses_dnssec(host.name, policy=dnssec)
-    if status == dl.INSECURE:
-        raise InsecureHostLookup(host.name)
-    if status != dl.OK:
-        return None
-    return [Host(host.name, ip, port, host.mx, dnssec=secure) for ip in addrs]
+    the DNS found none under any of the names the resolver's widening gives."""
+    for name in names_to_try(host.name, qualify_single, search_parents):
+        status, addrs, _, secure = dl.host_addresses_dnssec(name, policy=dnssec)
+        if status == dl.INSECURE:
+            raise InsecureHostLookup(name)
+        if status == dl.OK and addrs:
+            return [Host(name, ip, port, host.mx, dnssec=secure) for ip in addrs]
+    return None

@@ -242,14 +242,16 @@ SESSION_LIFETIME = 86400
 
 class SessionStore:
     """Client TLS sessions kept in the ``tls`` hints database for tls_resumption_hosts,
-    keyed by transport, host address, port and SNI, so any delivery process can resume."""
+    keyed by transport, host address, port, SNI and the server name host_name_extract
+    found, so any delivery process can resume."""
 
     def __init__(self, spool_dir: str, transport: str, log: Any = None) -> None:
         self.db = open_hints(spool_dir, "tls", log)
         self.transport = transport
 
-    def key(self, host: Host, port: int, sni: str) -> str:
-        return f"{self.transport}:[{host.address}]:{port}:{sni}"
+    def key(self, host: Host, port: int, sni: str, server_name: str = "") -> str:
+        key = f"{self.transport}:[{host.address}]:{port}:{sni}"
+        return f"{key}:{server_name}" if server_name else key
 
     def load(self, key: str, context: SSL.Context) -> SSL.Session | None:
         data = self.db.get(key)

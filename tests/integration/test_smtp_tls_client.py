@@ -242,3 +242,40 @@ def test_session_is_resumed_from_the_tls_hints_database(tmp_path, pki, exim):
     assert re.search(rf" {X_FIELD} CV=yes ", lines[0]), lines
     assert re.search(rf" {X_FIELD}\* CV=yes ", lines[1]), lines
     assert (first.spool / "db" / "tls").exists()
+
+
+def _stored_session_keys(d: PymtaDaemon) -> list[str]:
+    from pymta.hints.store import open_hints
+    return list(open_hints(str(d.spool), "tls").keys())
+
+
+RESUMPTION_LOG = "log_selector = +tls_resumption"
+EXTRACT = "  host_name_extract = ${if match{$item}{\\N^250-([\\w.]+)\\s\\N}{$1}}\n"
+
+
+def test_host_name_extract_names_the_server_in_the_session_key(tmp_path, pki, exim):
+    """host_name_extract: the server name taken from the EHLO reply ($item) is part of the
+    stored session's key, and the next delivery to the same server resumes."""
+    e = exim(extra="tls_resumption_hosts = *")
+    transport = (f"  tls_verify_certificates = {ca(pki)}\n  tls_resumption_hosts = *\n"
+                 + EXTRACT)
+    first = deliver(tmp_path, e, transport, main=RESUMPTION_LOG)
+    keys = _stored_session_keys(first)
+    assert len(keys) == 1 and keys[0].endswith(":exim.test"), keys
+    second = deliver(tmp_path, e, transport, main=RESUMPTION_LOG)
+    lines = re.findall(r"=> user@remote\.example .*", second.log())
+    assert re.search(rf" {X_FIELD}\* CV=yes ", lines[1]), lines
+
+
+def test_host_name_extract_that_differs_means_no_resumption(tmp_path, pki, exim):
+    """A session stored under one extracted name is not offered when the EHLO reply
+    yields another (here the message id makes every extraction differ)."""
+    e = exim(extra="tls_resumption_hosts = *")
+    transport = (f"  tls_verify_certificates = {ca(pki)}\n  tls_resumption_hosts = *\n"
+                 + EXTRACT.replace("{$1}", "{$1-$message_exim_id}"))
+    deliver(tmp_path, e, transport, main=RESUMPTION_LOG)
+    second = deliver(tmp_path, e, transport, main=RESUMPTION_LOG)
+    lines = re.findall(r"=> user@remote\.example .*", second.log())
+    assert len(lines) == 2, second.log()
+    assert re.search(rf" {X_FIELD} CV=yes ", lines[1]), lines
+    assert len(_stored_session_keys(second)) == 2

@@ -19,9 +19,9 @@ CASES = {
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
-    "transport option": ("  driver = smtp\n", "  host_name_extract = x\n",
-                         "  host_name_extract",
-                         'transport remote_smtp: option "host_name_extract"'),
+    "transport option": ("  driver = smtp\n", "  authenticate_hosts = *\n",
+                         "  authenticate_hosts",
+                         'transport remote_smtp: option "authenticate_hosts"'),
 }
 
 

@@ -107,9 +107,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "server_channelbinding": False, "client_channelbinding": False,
         **_reject("server_realm"),
     },
-    # only the dnslookup router asks for DNSSEC so far; these look hosts up without it
-    ("router", "manualroute"): {"dnssec_request_domains": "", "dnssec_require_domains": ""},
-    ("router", "queryprogram"): {"dnssec_request_domains": "", "dnssec_require_domains": ""},
     # queuefile copies the spool files as they are: there is no message to filter
     ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {

@@ -9,7 +9,6 @@ from typing import Any
 
 from pymta import dns as pdns
 from pymta.address import Host
-from pymta.dns_cname import resolve_host
 from pymta.expand.context import ExpandContext
 from pymta.localips import parse_extra_local
 from pymta.osutil import interface_addresses
@@ -75,14 +74,12 @@ def parse_host_list(text: str, randomize: bool = False) -> list[tuple[str, int |
     return out
 
 
-def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
-                 ipv4_prefer: bool = False) -> list[str]:
-    """IP addresses of ``name``; raises HostNotFound / HostLookupDefer."""
+def resolve_name(name: str, ipv4_only: bool = False, ipv4_prefer: bool = False) -> list[str]:
+    """IP addresses of ``name`` from the system resolver (byname); raises HostNotFound /
+    HostLookupDefer.  DNS lookups (bydns, MX) are :mod:`pymta.routing.listed_hosts`'s."""
     if is_ip(name):
         return [name]
     ipv4_only = ipv4_only or pdns.ipv4_lookup_only(name)     # dns_ipv4_lookup
-    if method == "bydns":
-        return _resolve_dns(name, ipv4_only, ipv4_prefer)
     family = socket.AF_INET if ipv4_only else socket.AF_UNSPEC
     try:
         infos = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM)
@@ -98,43 +95,6 @@ def resolve_name(name: str, method: str = "byname", ipv4_only: bool = False,
     if ipv4_prefer:
         addrs.sort(key=lambda a: ":" in a)
     return addrs
-
-
-def _resolve_dns(name: str, ipv4_only: bool, ipv4_prefer: bool) -> list[str]:
-    import dns.exception
-    import dns.resolver
-
-    addrs: list[str] = []
-    rtypes = ["A"] if ipv4_only else (["A", "AAAA"] if ipv4_prefer else ["AAAA", "A"])
-    nx = 0
-    for rtype in rtypes:
-        try:
-            ans = resolve_host(name, rtype)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            nx += 1
-            continue
-        except dns.exception.DNSException as exc:
-            raise HostLookupDefer(str(exc)) from exc
-        addrs.extend(r.to_text() for r in ans)
-    if not addrs:
-        raise HostNotFound(name)
-    return addrs
-
-
-def resolve_mx(name: str) -> list[tuple[str, int]]:
-    """(host name, preference) pairs for ``name``'s MX records, best first."""
-    import dns.exception
-    import dns.resolver
-
-    try:
-        ans = resolve_host(name, "MX")
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
-        raise HostNotFound(name) from exc
-    except dns.exception.DNSException as exc:
-        raise HostLookupDefer(str(exc)) from exc
-    recs = sorted(((r.exchange.to_text().rstrip("."), r.preference) for r in ans),
-                  key=lambda x: x[1])
-    return recs
 
 
 _LOCAL_IPS: set[str] | None = None

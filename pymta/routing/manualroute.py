@@ -9,8 +9,9 @@ from pymta.drivers import register
 from pymta.expand.context import ExpandContext
 from pymta.match import match_host
 from pymta.routing import hosts as hostmod
-from pymta.routing import support
+from pymta.routing import listed_hosts, support
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
+from pymta.routing.dnslookup import DnssecPolicy
 from pymta.routing.options import router_options
 from pymta.routing.selfhost import self_action
 
@@ -77,7 +78,7 @@ class ManualrouteRouter(Router):
             return RouterReply(ACCEPT)
         method = "bydns" if "bydns" in words else "byname"
         return self._lookup_hosts(addr, items, method, "ipv4_only" in words,
-                                  "ipv4_prefer" in words)
+                                  "ipv4_prefer" in words, listed_hosts.router_policy(self, ctx))
 
     def _find_rule(self, addr: Address, ctx: Any) -> tuple[str, list[str]] | None:
         if self.opt("route_data") is not None:
@@ -101,20 +102,15 @@ class ManualrouteRouter(Router):
         return None
 
     def _lookup_hosts(self, addr: Address, items: list, method: str, v4only: bool,
-                      v4prefer: bool) -> RouterReply:
+                      v4prefer: bool, dnssec: DnssecPolicy) -> RouterReply:
         hosts: list[Host] = []
         failed_action = str(self.opt("host_find_failed") or "freeze")
         ignored = 0
         for name, port, is_mx in items:
             try:
-                if is_mx:
-                    found = []
-                    for mxname, pref in hostmod.resolve_mx(name):
-                        for ip in hostmod.resolve_name(mxname, method, v4only, v4prefer):
-                            found.append(Host(mxname, ip, port, pref))
-                else:
-                    found = [Host(name, ip, port)
-                             for ip in hostmod.resolve_name(name, method, v4only, v4prefer)]
+                found = listed_hosts.find(name, port, is_mx, method, dnssec, v4only, v4prefer)
+            except listed_hosts.InsecureHostLookup as exc:
+                return RouterReply(DEFER, str(exc))
             except hostmod.HostLookupDefer:
                 if self.flag("pass_on_timeout"):
                     return RouterReply(PASS)

@@ -25,7 +25,9 @@ from pymta.expand.command import CommandExpansionFailed, CommandTainted, command
 from pymta.finduser import getpwnam
 from pymta.osutil import become_user_in_child, can_switch_ids
 from pymta.routing import hosts as hostmod
+from pymta.routing import listed_hosts
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
+from pymta.routing.dnslookup import DnssecPolicy
 from pymta.routing.options import router_options
 
 MAX_LINE = 1023
@@ -146,7 +148,10 @@ class QueryprogramRouter(Router):
         if keyed.get("hosts"):
             method = "bydns" if keyed.get("lookup", "").lower() == "bydns" else "byname"
             try:
-                addr.hosts = self._hosts(keyed["hosts"], method)
+                addr.hosts = self._hosts(keyed["hosts"], method,
+                                         listed_hosts.router_policy(self, ctx))
+            except listed_hosts.InsecureHostLookup as e:
+                return RouterReply(DEFER, str(e))
             except hostmod.HostLookupDefer as e:
                 return RouterReply(DEFER, str(e) or "host lookup did not complete")
             except (hostmod.HostNotFound, ValueError) as e:
@@ -154,15 +159,10 @@ class QueryprogramRouter(Router):
         return RouterReply(ACCEPT)
 
     @staticmethod
-    def _hosts(text: str, method: str) -> list[Host]:
+    def _hosts(text: str, method: str, dnssec: DnssecPolicy) -> list[Host]:
         hosts: list[Host] = []
         for name, port, is_mx in hostmod.parse_host_list(text):
-            if is_mx:
-                for mxname, pref in hostmod.resolve_mx(name):
-                    hosts += [Host(mxname, ip, port, pref)
-                              for ip in hostmod.resolve_name(mxname, method)]
-            else:
-                hosts += [Host(name, ip, port) for ip in hostmod.resolve_name(name, method)]
+            hosts += listed_hosts.find(name, port, is_mx, method, dnssec)
         return hosts
 
 

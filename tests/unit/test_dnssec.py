@@ -181,3 +181,79 @@ def test_ds_is_written_only_under_log_selector_dnssec(tmp_path):
         "=> u@secure.test R=dnslookup T=remote_smtp H=mx.secure.test DS [127.0.0.1]"
     assert delivery.line(plain) == \
         "=> u@secure.test R=dnslookup T=remote_smtp H=mx.secure.test [127.0.0.1]"
+
+
+# ------------------------------------------------ manualroute and queryprogram routers
+def _listing_conf(tmp_path, router: str):
+    p = tmp_path / "configure"
+    p.write_text("primary_hostname = test.example\nbegin routers\n" + router
+                 + "  transport = remote_smtp\n  self = send\n  no_more\n"
+                 "begin transports\nremote_smtp:\n  driver = smtp\n")
+    return load_config(str(p))
+
+
+def _manualroute(tmp_path, route: str, options: str = ""):
+    return _listing_conf(tmp_path, "mr:\n  driver = manualroute\n"
+                                   f"  route_list = * {route}\n" + options)
+
+
+@pytest.mark.parametrize("route", ["mx.secure.test bydns", "secure.test/MX",
+                                   "secure.test/MX bydns"])
+def test_manualroute_marks_hosts_found_by_secure_lookups(server, tmp_path, route):
+    r, _ = _route(_manualroute(tmp_path, route), "u@any.example")
+    assert r.status == "accept", r.message
+    [a] = r.addresses
+    assert [(h.name, h.address, h.dnssec) for h in a.hosts] == \
+        [("mx.secure.test", "127.0.0.1", True)]
+
+
+@pytest.mark.parametrize("route", ["mx.plain.test bydns", "plain.test/MX",
+                                   "half.test/MX bydns"])
+def test_manualroute_host_from_insecure_answers_is_not_secure(server, tmp_path, route):
+    r, _ = _route(_manualroute(tmp_path, route), "u@any.example")
+    [a] = r.addresses
+    assert [h.dnssec for h in a.hosts] == [False]
+
+
+def test_manualroute_empty_request_list_asks_nothing(server, tmp_path):
+    r, _ = _route(_manualroute(tmp_path, "mx.secure.test bydns",
+                               "  dnssec_request_domains =\n"), "u@any.example")
+    assert not r.addresses[0].hosts[0].dnssec
+
+
+@pytest.mark.parametrize("route,name", [("mx.plain.test bydns", "mx.plain.test"),
+                                        ("plain.test/MX", "plain.test"),
+                                        ("half.test/MX bydns", "half.test")])
+def test_manualroute_require_defers_an_insecure_answer(server, tmp_path, route, name):
+    config = _manualroute(tmp_path, route, "  dnssec_require_domains = *\n")
+    r, _ = _route(config, "u@any.example")
+    assert r.status == "defer"
+    assert r.message == f"host lookup for {name} done insecurely"
+    r, _ = _route(_manualroute(tmp_path, "mx.secure.test bydns",
+                               "  dnssec_require_domains = *\n"), "u@any.example")
+    assert r.status == "accept" and r.addresses[0].hosts[0].dnssec
+
+
+def test_manualroute_byname_is_not_a_dns_lookup(server, tmp_path):
+    # byname goes to the system resolver, which knows nothing of DNSSEC (nor of this
+    # loopback server): a name only in the test zones is not found
+    config = _manualroute(tmp_path, "mx.secure.test byname", "  host_find_failed = defer\n")
+    r, _ = _route(config, "u@any.example")
+    assert r.status == "defer"
+    assert not any(q[0] == "mx.secure.test" for q in server.queries)
+
+
+def test_queryprogram_hosts_follow_the_routers_dnssec_options(server, tmp_path):
+    answer = "ACCEPT hosts=mx.plain.test:mx.secure.test lookup=bydns"
+    router = ("qp:\n  driver = queryprogram\n"
+              f"  command = /bin/echo {answer}\n  command_user = nobody\n")
+    r, _ = _route(_listing_conf(tmp_path, router), "u@any.example")
+    assert r.status == "accept", r.message
+    assert [(h.name, h.dnssec) for h in r.addresses[0].hosts] == \
+        [("mx.plain.test", False), ("mx.secure.test", True)]
+    (tmp_path / "req").mkdir()
+    r, _ = _route(_listing_conf(tmp_path / "req",
+                                router + "  dnssec_require_domains = *.plain.test\n"),
+                  "u@any.example")
+    assert r.status == "defer"
+    assert r.message == "host lookup for mx.plain.test done insecurely"

@@ -28,6 +28,7 @@ from pymta.smtp.limits import header_refusal
 from pymta.smtp.server import address_too_long, too_long_message
 from pymta.spool.hostaddr import split_leniently
 from pymta.spool.ids import new_message_id
+from pymta.taint import taint
 
 
 def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
@@ -185,10 +186,14 @@ def local_envelope(config: Any, opts: Any, given_sender: str | None,
     fullname = opts.fullname if opts.fullname is not None else originator.name
     host_address, host_port = (split_leniently(opts.sender_host_address)
                                if opts.sender_host_address and trusted else (None, None))
+    if host_address:
+        host_address = taint(host_address)       # the caller's word (-oMa)
     # The other -oM options: only a trusted caller may describe a remote origin (Exim).
     host = dict(getattr(opts, "host_overrides", {}) or {}) if trusted else {}
     interface, interface_port = split_leniently(host["-oMi"]) if "-oMi" in host \
         else (None, None)
+    if interface:
+        interface = taint(interface)
     env = Envelope(
         sender=sender, recipients=recipients,
         protocol=opts.received_protocol or "local", local_user=login,

@@ -239,6 +239,11 @@ def rewritten_view(config: Any, env: Envelope, headers: list[SpoolHeader],
     return sender, recipients, [h.text for h in headers if h.flag != "*"]
 
 
+
+def _keep_taint(source: str, text: str) -> str:
+    """``text`` made from ``source``, tainted when ``source`` was."""
+    return Tainted(text) if isinstance(source, Tainted) else text
+
 def prepare_message(config: Any, envelope: Envelope,
                     data: bytes | FileBody) -> PreparedMessage:
     """Check the size, parse the headers, add Received: and the local fixups, and build
@@ -368,14 +373,18 @@ def prepare_message(config: Any, envelope: Envelope,
     svars: dict[str, str] = {}
     if env.helo_name:
         svars["helo_name"] = Tainted(env.helo_name) if env.host_address else env.helo_name
+    # The client's and our own address come from the kernel, not from what the client
+    # sent: untainted, as Exim writes them, unless a caller gave them (-oMa, -oMi).
     if env.host_address:
-        svars["host_address"] = Tainted(format_address_port(env.host_address, env.host_port))
+        svars["host_address"] = _keep_taint(
+            env.host_address, format_address_port(env.host_address, env.host_port))
     if env.host_name:
         svars["host_name"] = Tainted(env.host_name)
     if env.authenticator:
         svars["host_auth"] = env.authenticator
     if env.interface_address:
-        svars["interface_address"] = Tainted(
+        svars["interface_address"] = _keep_taint(
+            env.interface_address,
             format_address_port(env.interface_address, env.interface_port))
     if variables.get("sender_ident"):
         ident = variables["sender_ident"]

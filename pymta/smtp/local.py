@@ -32,6 +32,7 @@ from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
 from pymta.spool.hostaddr import parse_address_port
+from pymta.taint import taint
 
 HOST_CHECK_BANNER = ("\n**** SMTP testing session as if from host {ip}\n"
                      "**** but without any ident (RFC 1413) callback.\n"
@@ -133,9 +134,9 @@ class HostOverrides:
         """From the command line's -oM values (option name -> value).  ValueError for
         an -oMa/-oMi value that is not an IP address."""
         interface = options.get("-oMi")
-        return cls(host_address=parse_host_argument(host_address) if host_address else None,
+        return cls(host_address=_tainted_host(host_address) if host_address else None,
                    host_name=options.get("-oMs"), ident=options.get("-oMt"),
-                   interface=parse_host_argument(interface) if interface else None,
+                   interface=_tainted_host(interface) if interface else None,
                    authenticator=options.get("-oMaa"),
                    authenticated_id=options.get("-oMai"),
                    authenticated_sender=options.get("-oMas"))
@@ -158,6 +159,12 @@ class HostOverrides:
             v["authenticated_id"] = self.authenticated_id
         if self.authenticated_sender is not None:
             v["authenticated_sender"] = self.authenticated_sender
+
+
+def _tainted_host(text: str) -> tuple[str, int]:
+    """An -oMa/-oMi address: the caller's word, so tainted (as Exim marks it in -H)."""
+    addr, port = parse_host_argument(text)
+    return taint(addr), port
 
 
 def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, *,

@@ -138,9 +138,12 @@ def test_ident_answer_becomes_sender_ident(tmp_path, oidentd):
     [line] = d.wait_for_log(rf"{msgid} <= s@remote.example")
     assert f" H=(client.test) [127.0.0.1] U={user} P=esmtp " in line
     header = _header_file(d, msgid)
-    # Exim 4.96 writes "-ident"; pymta marks the network-supplied value tainted ("--"),
-    # as it does for the other remote-host fields of the -H file.
+    # Exim 4.96 writes "-ident"; pymta marks the value the client's ident server sent
+    # tainted ("--"), as it does the HELO name and the host name.
     assert f"\n--ident {user}\n" in header
+    # the addresses are the kernel's, untainted, as in Exim's recording
+    assert "\n-host_address [127.0.0.1]:" in header
+    assert "\n-interface_address [127.0.0.1]:" in header
     assert f"Received: from [127.0.0.1] (helo=client.test ident={user})\n" in header
     assert "Successful lookup" in oidentd_log.read_text()
 

@@ -8,7 +8,7 @@ from pymta import __version__
 from pymta.message.receive import Envelope, MessageTooBig, receive_message
 from pymta.message.received import DEFAULT_RECEIVED_HEADER_TEXT
 from pymta.spool import files
-from pymta.taint import is_tainted
+from pymta.taint import is_tainted, taint
 
 
 class Log:
@@ -68,7 +68,9 @@ def normalise(h: bytes, mid: str) -> str:
 def test_smtp_message_spooled_like_exim(tmp_path):
     log = Log()
     data = b"Subject: smtp\nMessage-ID: <abc@remote>\n\nhello\n"
-    mid = receive_message(exim_config(tmp_path), smtp_envelope(), data, log)
+    # the recording's addresses were given with -oMa/-oMi: the caller's word, tainted
+    env = smtp_envelope(host_address=taint("192.0.2.1"), interface_address=taint("192.0.2.2"))
+    mid = receive_message(exim_config(tmp_path), env, data, log)
     h = open(files.header_path(str(tmp_path), mid), "rb").read()
     # Exim 4.96's -H for the same input (tests/data/spool), ids/times normalised; Exim
     # wrote "-ident" untainted only because that test session was a local -bs
@@ -92,6 +94,18 @@ def test_smtp_message_spooled_like_exim(tmp_path):
                                       "id=abc@remote")]
     m = files.read_header(str(tmp_path), mid)
     assert is_tainted(m.variables["host_address"])
+
+
+def test_addresses_of_a_real_connection_are_not_tainted(tmp_path):
+    # Exim 4.96 writes "-host_address" and "-interface_address" for a connection its
+    # daemon accepted (tests/data/ident/exim-answered.H); the HELO name stays tainted
+    mid = receive_message(exim_config(tmp_path), smtp_envelope(), b"Subject: s\n\nx\n", Log())
+    h = open(files.header_path(str(tmp_path), mid), "rb").read().decode()
+    assert "\n--helo_name client.example\n-host_address [192.0.2.1]:4567\n" in h
+    assert "\n-interface_address [192.0.2.2]:25\n" in h
+    m = files.read_header(str(tmp_path), mid)
+    assert not is_tainted(m.variables["host_address"])
+    assert is_tainted(m.variables["helo_name"])
 
 
 def test_local_message_gets_fixups(tmp_path):

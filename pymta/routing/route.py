@@ -140,7 +140,7 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
     if generated is None:
         generated = []
     index = {r.name: i for i, r in enumerate(routers)}
-    cannot_route = None
+    last_offered: tuple[Router, ExpandContext] | None = None
     declined = None     # a declining router's own reason wins over cannot_route_message
     i = addr.start_router
     if debug.route:
@@ -158,12 +158,7 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         actx.variables["router_name"] = r.name      # $router_name while it runs
         # Exim uses the message of the last router the address was offered to, even
         # one whose preconditions then fail; when that router has none, the default.
-        cannot_route = None
-        if r.opt("cannot_route_message") is not None:
-            try:
-                cannot_route = support.expand(r.opt("cannot_route_message"), actx)
-            except support.ExpandError:
-                pass
+        last_offered = (r, actx)
         try:
             skip = r.check_preconditions(addr, actx, verify, address_test)
         except support.ExpandDefer as exc:
@@ -202,8 +197,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
                 generated.extend(reply.children)
             declined = reply.message or declined
             if not r.flag("more"):
-                return _decided(addr, r, RouterReply(FAIL, declined or cannot_route
-                                                     or UNROUTEABLE))
+                return _decided(addr, r, RouterReply(
+                    FAIL, declined or _cannot_route(last_offered) or UNROUTEABLE))
             i += 1
             continue
         if reply.status in (ACCEPT, DISCARD):
@@ -211,7 +206,27 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         elif reply.status == FAIL:
             _apply_errors_to(r, addr, actx)     # a :fail: is bounced to errors_to too
         return _decided(addr, r, reply)
-    return RouterReply(FAIL, declined or cannot_route or UNROUTEABLE)
+    return RouterReply(FAIL, declined or _cannot_route(last_offered) or UNROUTEABLE)
+
+
+def _cannot_route(last_offered: tuple[Router, ExpandContext] | None) -> str | None:
+    """cannot_route_message of the last router the address was offered to, expanded now
+    that routing has failed; a failed expansion (not a forced one) goes to the main and
+    panic logs, as in Exim, and the default message is used."""
+    if last_offered is None:
+        return None
+    r, actx = last_offered
+    text = r.opt("cannot_route_message")
+    if text is None:
+        return None
+    try:
+        return support.expand(text, actx)
+    except support.ExpandFail:
+        return None
+    except support.ExpandError as exc:
+        if actx.log is not None:
+            actx.log.panic(f"failed to expand cannot_route_message in {r.name} router: {exc}")
+        return None
 
 
 def _decided(addr: Address, r: Router, reply: RouterReply) -> RouterReply:

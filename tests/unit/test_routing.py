@@ -509,6 +509,41 @@ mail4root:
     assert (text, rc) == ("y@b.example is undeliverable: Unrouteable address\n", 2)
 
 
+class _PanicLog:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def panic(self, text: str, msgid: str | None = None) -> None:
+        self.lines.append(text)
+
+
+@pytest.mark.parametrize("message,logged", [
+    ("${lookup{x}lsearch{/nonexistent/file}}", True),     # an error: logged, as Exim
+    ("${if eq{1}{2}{x}fail}", False),                     # forced failure: silent
+])
+def test_cannot_route_message_that_fails_to_expand(tmp_path, message, logged):
+    c = conf(tmp_path, f"""
+r1:
+  driver = accept
+  domains = a.example
+  cannot_route_message = {message}
+  transport = local_delivery
+""")
+    log = _PanicLog()
+    res = route_address(c, Address("y@b.example"),
+                        ExpandContext(c, {"sender_address": "s@remote.example"}, log=log))
+    assert (res.status, res.message) == ("fail", "Unrouteable address")
+    if logged:
+        [line] = log.lines
+        assert line.startswith("failed to expand cannot_route_message in r1 router: ")
+    else:
+        assert log.lines == []
+    # routing that succeeds never expands it
+    assert route_address(c, Address("y@a.example"),
+                         ExpandContext(c, log=log)).status == "accept"
+    assert len(log.lines) == (1 if logged else 0)
+
+
 def test_manualroute_ignore_target_hosts(tmp_path):
     c = conf(tmp_path, """
 mr:

@@ -225,12 +225,37 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+#: Exim's lists of users and of groups (its uidlist/gidlist options): -bP shows the
+#: names joined by bare colons, and nothing after "=" when unset.
+UID_LISTS = frozenset({"never_users", "trusted_users"})
+GID_LISTS = frozenset({"admin_groups", "trusted_groups"})
+
+
+def _id_list(value: Any, groups: bool) -> str:
+    """A user or group list as -bP shows it: each numeric id by its name."""
+    names = []
+    for item in str(value).split(":"):
+        item = item.strip()
+        if item.isdigit():
+            try:
+                item = grp.getgrgid(int(item)).gr_name if groups \
+                    else pwd.getpwuid(int(item)).pw_name
+            except KeyError:
+                pass
+        if item:
+            names.append(item)
+    return ":".join(names)
+
+
 def format_value(spec: OptionSpec, value: Any, hidden: bool = False) -> str:
     """One ``-bP`` output line: ``name``/``no_name`` for booleans, else ``name = value``."""
     if hidden:
         return f"{spec.name} = <value not displayable>"
     if spec.type == "bool":
         return spec.name if value else f"no_{spec.name}"
+    if spec.name in UID_LISTS or spec.name in GID_LISTS:
+        shown = _id_list(value, spec.name in GID_LISTS) if value else ""
+        return f"{spec.name} = {shown}" if shown else f"{spec.name} ="
     if spec.type == "fixed" and value is None:
         return f"{spec.name} ="          # Exim prints no trailing space here
     return f"{spec.name} = {format_scalar(spec, value)}"

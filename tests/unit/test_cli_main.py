@@ -93,3 +93,14 @@ def test_no_recipients_is_an_error(conf, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Subject: x\n\nb\n")))
     assert main(["-C", conf, "-t"]) == 1
     assert "no recipients" in capsys.readouterr().err
+
+
+def test_bP_user_and_group_lists_as_exim_shows_them(tmp_path, capsys):
+    # exim4 -bP (4.96) on the same file: names joined by bare colons, ids by their
+    # names, and nothing after "=" for an unset list
+    path = tmp_path / "ids.conf"
+    path.write_text("trusted_users = 0 : mail\ntrusted_groups = adm\nnever_users = root : daemon\n")
+    names = ["trusted_users", "trusted_groups", "never_users", "admin_groups"]
+    assert main(["-C", str(path), "-bP", *names]) == 0
+    assert capsys.readouterr().out == ("trusted_users = root:mail\ntrusted_groups = adm\n"
+                                       "never_users = root:daemon\nadmin_groups =\n")

@@ -261,7 +261,7 @@ MAIN_TABLE: dict[str, tuple] = {
     'spool_directory': ('string', '/var/spool/pymta'),
     'spool_wireformat': ('bool', False),
     'sqlite_dbfile': ('expand', None),
-    'sqlite_lock_timeout': ('time', 5),
+    'sqlite_lock_timeout': ('int', 5),      # seconds; an integer in Exim 4.96 (1m is 1048576)
     'strict_acl_vars': ('bool', False),
     'strip_excess_angle_brackets': ('bool', False),
     'strip_trailing_dot': ('bool', False),

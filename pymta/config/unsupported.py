@@ -53,7 +53,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "smtp_backlog_monitor": 0,
     "smtp_return_error_details": False,
     "spool_wireformat": False,
-    "sqlite_lock_timeout": 5,                # fixed 5s busy timeout
     "tls_remember_esmtp": False,
     **_reject("""
         gnutls_allow_auto_pkcs11 gnutls_compat_mode

@@ -266,8 +266,8 @@ def _sqlite(spec: LookupSpec, query: str, ctx: Any) -> str | None:
 
     from ..taint import is_tainted
     path = spec.opts.get("file")
+    main = getattr(getattr(ctx, "config", None), "main", None)
     if path is None:
-        main = getattr(getattr(ctx, "config", None), "main", None)
         path = getattr(main, "sqlite_dbfile", None) if main is not None else None
         path = path or None
     if path is None:                # deprecated form: file name first in the query
@@ -280,7 +280,10 @@ def _sqlite(spec: LookupSpec, query: str, ctx: Any) -> str | None:
     try:
         # read-write and created when missing, as Exim's sqlite3_open(); statements
         # such as INSERT (greylisting) take effect at once (autocommit)
-        con = sqlite3.connect(path, timeout=5, isolation_level=None)
+        # sqlite_lock_timeout: how long a locked database is waited for (seconds)
+        wait = getattr(main, "sqlite_lock_timeout", None) if main is not None else None
+        con = sqlite3.connect(path, timeout=float(5 if wait is None else wait),
+                              isolation_level=None)
     except sqlite3.Error as e:
         raise ExpandError(f"sqlite: cannot open {path}: {e}") from None
     try:

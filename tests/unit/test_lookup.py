@@ -186,3 +186,29 @@ def test_sqlite_writes_take_effect_and_missing_file_is_created(tmp_path):
                          ExpandContext(variables={"db": str(db)})) == "1"
     with pytest.raises(ExpandError, match="sqlite"):
         expand_string("${lookup sqlite,file=$db{select * from nosuch}}", c)
+
+
+@pytest.mark.parametrize("wait", [0, 1])
+def test_sqlite_lock_timeout_is_how_long_a_locked_database_is_waited_for(tmp_path, wait):
+    """A database another connection holds an exclusive lock on: the lookup waits
+    sqlite_lock_timeout seconds, then defers."""
+    import sqlite3
+    import time
+
+    from pymta.config import load_config
+    from pymta.expand.errors import ExpandDefer
+    db = tmp_path / "locked.db"
+    conf = tmp_path / "configure"
+    conf.write_text(f"sqlite_lock_timeout = {wait}\n")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("create table t (k text)")
+    holder.execute("begin exclusive")
+    try:
+        c = ExpandContext(load_config(str(conf)), {"db": str(db)})
+        started = time.monotonic()
+        with pytest.raises(ExpandDefer, match="locked"):
+            expand_string("${lookup sqlite,file=$db{select count(*) from t}}", c)
+        waited = time.monotonic() - started
+        assert wait <= waited < wait + 0.9
+    finally:
+        holder.close()

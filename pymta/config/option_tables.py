@@ -462,7 +462,6 @@ ROUTER_DRIVER_TABLES: dict[str, dict[str, tuple]] = {
         'filter_prepend_home': ('bool', True),
         'forbid_blackhole': ('bool', False),
         'forbid_exim_filter': ('bool', False),
-        'forbid_fail': ('bool', False),
         'forbid_file': ('bool', False),
         'forbid_filter_dlfunc': ('bool', False),
         'forbid_filter_existstest': ('bool', False),

@@ -227,8 +227,8 @@ def printable(text: str) -> str:
 
 #: Exim's lists of users and of groups (its uidlist/gidlist options): -bP shows the
 #: names joined by bare colons, and nothing after "=" when unset.
-UID_LISTS = frozenset({"never_users", "trusted_users"})
-GID_LISTS = frozenset({"admin_groups", "trusted_groups"})
+UID_LISTS = frozenset({"never_users", "trusted_users", "owners"})
+GID_LISTS = frozenset({"admin_groups", "trusted_groups", "owngroups"})
 
 
 def _id_list(value: Any, groups: bool) -> str:

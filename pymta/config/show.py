@@ -36,6 +36,11 @@ def _driver_specs(inst: DriverInstance) -> tuple[dict[str, OptionSpec], set[str]
     return specs, set(generic)
 
 
+#: "verify" and "fail_verify" set both of their _sender/_recipient halves; like Exim,
+#: -bP shows only the halves.
+_ROUTER_SHORTHANDS = frozenset({"verify", "fail_verify"})
+
+
 def show_driver(inst: DriverInstance, admin: bool = False) -> str:
     """All options of one driver instance, generic ones first, each group sorted."""
     specs, generic = _driver_specs(inst)
@@ -44,6 +49,8 @@ def show_driver(inst: DriverInstance, admin: bool = False) -> str:
     order = sorted(n for n in specs if n in generic or n == "driver") + \
         sorted(n for n in specs if n not in generic and n != "driver")
     for name in order:
+        if inst.kind == "router" and name in _ROUTER_SHORTHANDS:
+            continue
         value = inst.driver if name == "driver" else inst.options.get(name, specs[name].default)
         hidden = not admin and name in inst.hidden
         lines.append(format_value(specs[name], value, hidden=hidden))

@@ -1183,8 +1183,9 @@ class MessageDelivery:
 
     def _delivered_name(self, a: Address) -> tuple[str, str]:
         """How a successful delivery names the address, and the original recipient
-        shown after it in <> ("" for none): local deliveries show the (lower-cased)
-        local part and always the original; remote ones the full address, and the
+        shown after it in <> ("" for none): a delivery by a local transport from a
+        router with log_as_local (the accept router's default) shows the (lower-cased)
+        local part and always the original; others the full address, and the
         original when it was redirected."""
         top = a.top_parent()
         if a.sent_as:
@@ -1192,7 +1193,8 @@ class MessageDelivery:
             return a.sent_as, top.address
         if a.kind != "address":
             return a.address, top.address
-        if self._is_local(a):
+        router = self._router_obj(a.router)
+        if self._is_local(a) and router is not None and router.flag("log_as_local"):
             return a.local_part.lower(), top.address
         return a.address, (top.address if a.parent is not None else "")
 

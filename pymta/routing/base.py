@@ -64,11 +64,14 @@ class Router:
         self.instance = instance
         self.config = config
         self.name: str = instance.name
-        # Exim's defaults for these follow check_local_user; storing the effective
-        # value makes -bP show what Exim shows.
-        for name in ("retry_use_local_part", "log_as_local"):
+        # Exim's defaults for these depend on other settings; storing the effective
+        # value makes -bP show what Exim shows.  retry_use_local_part follows
+        # check_local_user; log_as_local is true for the accept router only.
+        defaults = {"retry_use_local_part": self.flag("check_local_user"),
+                    "log_as_local": instance.driver == "accept"}
+        for name, value in defaults.items():
             if name in self.options and not self.is_set(name):
-                instance.options[name] = self.flag("check_local_user")
+                instance.options[name] = value
 
     # -- option access -------------------------------------------------------------
     def is_set(self, name: str) -> bool:

@@ -89,6 +89,17 @@ class RedirectRouter(Router):
             # a user's filter runs as that user (logwrite, and the deliveries it makes)
             raise ConfigError(f"{self.name} router: allow_filter requires check_local_user "
                               "or user to be set")
+        # check_owner and check_group default from other options (Exim computes them
+        # when it reads the configuration; -bP shows the result)
+        local = self.flag("check_local_user")
+        if not self.is_set("check_owner"):
+            instance.options["check_owner"] = bool(local or self.opt("owners"))
+        if not self.is_set("check_group"):
+            instance.options["check_group"] = bool(
+                (local and not self._modemask() & 0o020) or self.opt("owngroups"))
+
+    def _modemask(self) -> int:
+        return int(self.opt("modemask") if self.opt("modemask") is not None else 0o022)
 
     def route(self, addr: Address, ctx: Any, verify: Any = False) -> RouterReply:
         try:
@@ -122,7 +133,7 @@ class RedirectRouter(Router):
                                          (":fail:", "allow_fail", FAIL)):
             for item in items:
                 if item.lower().startswith(special):
-                    if not self.flag(allowed) or (special == ":fail:" and self.flag("forbid_fail")):
+                    if not self.flag(allowed):
                         return RouterReply(
                             DEFER, f'error in redirect data: "{item}" is not permitted')
                     text = item[len(special):].lstrip()
@@ -213,22 +224,18 @@ class RedirectRouter(Router):
 
     def _check_file(self, path: str, st: os.stat_result, addr: Address) -> None:
         """modemask, check_owner/owners and check_group/owngroups on a redirect file."""
-        modemask = int(self.opt("modemask") if self.opt("modemask") is not None else 0o022)
+        modemask = self._modemask()
         if st.st_mode & modemask:
             raise _FileRefused(f"bad mode (0{st.st_mode:o}) for {path}: "
                                f"{modemask:03o} bit(s) unexpected")
         local = self.flag("check_local_user")
         owners = self._ids(self.opt("owners"), getpwnam, "pw_uid")
-        check_owner = self.flag("check_owner") if self.is_set("check_owner") else \
-            bool(local or self.opt("owners"))
-        if check_owner:
+        if self.flag("check_owner"):
             allowed = set(owners) | ({addr.uid} if local and addr.uid is not None else set())
             if st.st_uid not in allowed:
                 raise _FileRefused(f"bad owner for {path}")
         groups = self._ids(self.opt("owngroups"), grp.getgrnam, "gr_gid")
-        check_group = self.flag("check_group") if self.is_set("check_group") else \
-            bool((local and not modemask & 0o020) or self.opt("owngroups"))
-        if check_group:
+        if self.flag("check_group"):
             allowed = set(groups) | ({addr.gid} if local and addr.gid is not None else set())
             if st.st_gid not in allowed:
                 raise _FileRefused(f"bad group for {path}")

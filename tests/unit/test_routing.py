@@ -623,8 +623,10 @@ users:
     assert (a.uid, a.gid) == (None, None)
 
 
-def test_retry_use_local_part_and_log_as_local_follow_check_local_user(tmp_path):
-    """Exim 4.96's -bP shows both as set for a router with check_local_user."""
+def test_retry_use_local_part_follows_check_local_user_log_as_local_the_driver(tmp_path):
+    """As exim4 -bP (4.96) shows them: retry_use_local_part is set by check_local_user;
+    log_as_local is set for the accept router, whatever check_local_user says, and for
+    no other driver."""
     c = conf(tmp_path, """
 users:
   driver = accept
@@ -634,12 +636,19 @@ remote:
   driver = accept
   retry_use_local_part
   transport = smtp
+mr:
+  driver = manualroute
+  check_local_user
+  route_list = * 127.0.0.1
+  transport = local_delivery
 """)
-    users, remote = c.routers
+    users, remote, mr = c.routers
     assert users.options["retry_use_local_part"] is True
     assert users.options["log_as_local"] is True
     assert remote.options["retry_use_local_part"] is True
-    assert remote.options["log_as_local"] is False
+    assert remote.options["log_as_local"] is True
+    assert mr.options["retry_use_local_part"] is True
+    assert mr.options["log_as_local"] is False
 
 
 def test_router_options_come_from_the_config_tables():

@@ -26,6 +26,11 @@ DEFER = "defer"
 DISCARD = "discard"     # :blackhole: - accepted, nothing to deliver
 
 
+#: Router preconditions whose setting makes retry_use_local_part default to true.
+_LOCAL_PART_PRECONDITIONS = ("local_parts", "condition", "local_part_prefix",
+                             "local_part_suffix", "senders", "require_files")
+
+
 @dataclass
 class RouterReply:
     """A driver's answer: status, error text, and any generated child addresses."""
@@ -65,9 +70,11 @@ class Router:
         self.config = config
         self.name: str = instance.name
         # Exim's defaults for these depend on other settings; storing the effective
-        # value makes -bP show what Exim shows.  retry_use_local_part follows
-        # check_local_user; log_as_local is true for the accept router only.
-        defaults = {"retry_use_local_part": self.flag("check_local_user"),
+        # value makes -bP show what Exim shows.  retry_use_local_part is set by
+        # check_local_user and by any precondition that looks at more than the domain
+        # (as exim4 -bP shows); log_as_local is true for the accept router only.
+        defaults = {"retry_use_local_part": self.flag("check_local_user") or any(
+                        self.is_set(name) for name in _LOCAL_PART_PRECONDITIONS),
                     "log_as_local": instance.driver == "accept"}
         for name, value in defaults.items():
             if name in self.options and not self.is_set(name):
@@ -97,9 +104,7 @@ class Router:
         return self.flag("verify")
 
     def retry_use_local_part(self) -> bool:
-        if self.is_set("retry_use_local_part"):
-            return self.flag("retry_use_local_part")
-        return self.flag("check_local_user")
+        return self.flag("retry_use_local_part")
 
     # -- preconditions -------------------------------------------------------------
     def check_preconditions(self, addr: Address, ctx: Any, verify: Any = False,

@@ -122,11 +122,14 @@ class AppendfileTransport(Transport):
         self._stored_defaults: set[str] = set()
         # Like Exim, store the effective defaults of the format-dependent options so
         # that -bP shows them: none for directory deliveries, "." / ".." for batch SMTP.
-        if self.opt("use_bsmtp") or (self.opt("directory") and not self.opt("file")):
+        # A maildir or mailstore transport delivers into a directory even when the
+        # directory comes from a router (address_directory).
+        directory = bool(self.opt("directory") and not self.opt("file")) or \
+            bool(self.opt("maildir_format")) or bool(self.opt("mailstore_format"))
+        if self.opt("use_bsmtp") or directory:
             for name in FORMAT_DEFAULTS["mbox"]:
                 if not self.explicitly_set(name):
-                    instance.options[name] = self.format_option(
-                        name, directory=bool(self.opt("directory")))
+                    instance.options[name] = self.format_option(name, directory=directory)
                     self._stored_defaults.add(name)
 
     def explicitly_set(self, name: str) -> bool:

@@ -111,3 +111,15 @@ def test_version_text(config, monkeypatch):
     assert any(ln.startswith("Authenticators:") for ln in lines)
     assert any(ln.startswith("Lookups") for ln in lines)
     assert lines[-1] == f"Configuration file is {config.filename}"
+
+
+def test_maildir_transport_without_directory_shows_no_prefix_or_suffix(tmp_path):
+    # Debian's address_directory transport (maildir_format, the directory comes from
+    # the router): exim4 -bP shows message_prefix and message_suffix empty
+    from pymta.config import load_config
+    from pymta.config.show import show_options
+    path = tmp_path / "configure"
+    path.write_text("begin transports\naddress_directory:\n  driver = appendfile\n"
+                    "  maildir_format\n")
+    out = show_options(load_config(str(path)), ["transport", "address_directory"])
+    assert "\nmessage_prefix = \n" in out and "\nmessage_suffix = \n" in out

@@ -675,3 +675,29 @@ second:
     assert rr.status == "accept"
     [addr] = rr.addresses
     assert (addr.router, addr.address_data) == ("second", "via second")
+
+
+@pytest.mark.parametrize("precondition,key", [
+    ("", "R:u@local.example"),                      # check_local_user below
+    ("  local_parts = u\n", "R:u@local.example"),
+    ("  condition = yes\n", "R:u@local.example"),
+    ("  senders = s@remote.example\n", "R:u@local.example"),
+    ("  domains = local.example\n", "R:local.example"),
+    ("  local_parts = u\n  no_retry_use_local_part\n", "R:local.example"),
+])
+def test_retry_use_local_part_default_follows_local_part_preconditions(tmp_path,
+                                                                        precondition, key):
+    """As exim4 -bP (4.96) shows: a router whose preconditions look at more than the
+    domain (local_parts, condition, affixes, senders, require_files, check_local_user)
+    keys its routing deferrals by the whole address."""
+    check = "  check_local_user\n" if not precondition else ""
+    c = conf(tmp_path, f"""
+r:
+  driver = redirect
+  allow_defer
+  data = :defer: later
+{precondition}{check}""")
+    user = "root" if check else "u"
+    res = route_address(c, Address(f"{user}@local.example"), ctx(c))
+    assert res.status == "defer"
+    assert res.deferred[0].retry_key == key.replace("u@", f"{user}@")

@@ -172,6 +172,9 @@ class DebugTrace:
     def __init__(self) -> None:
         self._sink: _Sink | None = None
         self._buffer: RingBuffer | None = None
+        self._prefix = ""
+        #: spaces after the prefixes: one per nested ACL (Exim's debug_printf_indent)
+        self.indent = 0
         self.trigger_paniclog = False
         self.from_control = False
         self._saved: tuple[int, _Sink | None] | None = None
@@ -197,9 +200,10 @@ class DebugTrace:
         return self._sink.path if self._sink is not None else None
 
     # ---------------------------------------------------------------- starting
-    def start_stderr(self, bits: int, stream: TextIO | None = None) -> None:
-        """``-d``: lines to standard error."""
+    def start_stderr(self, bits: int, stream: TextIO | None = None, prefix: str = "") -> None:
+        """``-d``: lines to standard error (``prefix`` before each: -bh's ">>> ")."""
         self.stop()
+        self._prefix = prefix
         stream = stream or sys.stderr
         try:
             self._sink = _Sink(stream.fileno(), None, close=False)
@@ -270,6 +274,7 @@ class DebugTrace:
         """No more output; ``kill`` also removes the debug log file."""
         sink, self._sink = self._sink, None
         self._buffer = None
+        self._prefix = ""
         self.trigger_paniclog = False
         if sink is not None:
             sink.close()
@@ -303,11 +308,12 @@ class DebugTrace:
         """Write ``text`` (one or more lines) with the pid/timestamp prefixes."""
         if self._sink is None:
             return
-        prefix = ""
+        prefix = self._prefix
         if self._stamp:
-            prefix = time.strftime("%H:%M:%S ")
+            prefix += time.strftime("%H:%M:%S ")
         if self._pid:
             prefix += f"{os.getpid():5d} "
+        prefix += " " * self.indent
         lines = text.rstrip("\n").split("\n")
         data = "".join(f"{prefix}{line}\n" for line in lines).encode(
             "utf-8", "surrogateescape")

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from . import dnssec
+from .debuglog import debug
 from .expand.errors import ExpandDefer, ExpandError, ExpandFail
 from .expand.lists import split_list
 from .log import log_selected
@@ -118,11 +119,86 @@ def _lookup(item: str, key: str, ctx: Any, allow_partial: bool = True,
 def _run_list(subject_items: list[str], kind: str, ctx: Any,
               test: Callable[[str, Any], tuple[bool, str | None]],
               named_kind: str, depth: int = 0,
-              modes: dict[str, str] | None = None) -> tuple[bool | None, str | None]:
+              modes: dict[str, str] | None = None,
+              shown: tuple[str, str, str] | None = None) -> tuple[bool | None, str | None]:
     """Scan items; return (True/False for a decided match, or None for no match, value).
 
     ``modes`` (host lists) holds what +include_unknown and friends set so far; a
-    :class:`HostInfoMissing` from ``test`` is then matched, skipped or passed on."""
+    :class:`HostInfoMissing` from ``test`` is then matched, skipped or passed on.
+    ``shown`` = (subject, the list as shown, cache key) for the +lists debug line of this
+    list (Exim's 'SUBJECT in "LIST"? yes (matched "ITEM")', or the option's name
+    instead of the quoted list); the key (the subject's value)
+    lets fixed named lists remember their answer (:data:`_NAMED_CACHE`)."""
+    matched: list[tuple[str, bool]] = []
+    res, value = _scan_list(subject_items, kind, ctx, test, named_kind, depth, modes,
+                            shown[0] if shown else "", shown[2] if shown else "", matched)
+    if debug.lists and shown is not None:
+        subject, text, _ = shown
+        if matched:
+            item, cached = matched[0]
+            answer = f'(matched "{item}"{" - cached" if cached else ""})'
+        else:
+            answer = "(end of list)"
+        debug.printf(f'{subject} in {text}? {"yes" if res else "no"} {answer}')
+    return res, value
+
+
+#: The last answer of each fixed named list: a domain list without expansion, lookup,
+#: file, regular expression or @mx_ item, or a host list of addresses and networks, whose
+#: answer depends on the domain or the client's address alone.  By (list kind, name):
+#: (configuration, subject, answer, value).  Exim remembers such answers too (domain
+#: lists per recipient, host lists per process) and says "cached" in its +lists output
+#: when a remembered match decides; +local_domains is asked several times per recipient.
+_NAMED_CACHE: dict[tuple[str, str], tuple[Any, str, bool | None, str | None]] = {}
+
+
+def _named_sublist(name: str, named_kind: str, kind: str, ctx: Any,
+                   test: Callable[[str, Any], tuple[bool, str | None]], depth: int,
+                   modes: dict[str, str] | None, subject: str, cache_key: str
+                   ) -> tuple[bool | None, str | None, bool]:
+    """The answer of the named list ``+name`` for the subject, and whether it came from
+    :data:`_NAMED_CACHE`."""
+    sub = _named_list(name, named_kind, ctx)
+    key = (named_kind, name)
+    cacheable = bool(cache_key) and (
+        fixed_domain_list(sub) if named_kind == "domain"
+        else named_kind == "host" and _fixed_host_list(sub))
+    if cacheable:
+        hit = _NAMED_CACHE.get(key)
+        if hit is not None and hit[0] is ctx.config and hit[1] == cache_key:
+            return hit[2], hit[3], True
+    res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1,
+                           modes, shown=(subject, f'"{sub}"', cache_key) if subject else None)
+    if cacheable:
+        _NAMED_CACHE[key] = (ctx.config, cache_key, res, value)
+    return res, value, False
+
+
+_FIXED_HOST_ITEM = re.compile(r"[0-9A-Fa-f:.]+(/\d+)?|\*|@\[\]|")
+
+
+def _fixed_host_list(list_text: str) -> bool:
+    """A host list of addresses and networks only (no names, lookups or expansions):
+    its answer depends on the client's address alone."""
+    if "$" in list_text or list_text.lstrip().startswith("<"):
+        return False
+    return all(_FIXED_HOST_ITEM.fullmatch(item.lstrip("!").strip())
+               for item in split_list(list_text))
+
+
+def forget_domain_answers() -> None:
+    """Drop the remembered named domain list answers: Exim keeps them per address, so
+    a new recipient starts afresh."""
+    for key in [k for k in _NAMED_CACHE if k[0] == "domain"]:
+        _NAMED_CACHE.pop(key, None)
+
+
+def _scan_list(subject_items: list[str], kind: str, ctx: Any,
+               test: Callable[[str, Any], tuple[bool, str | None]],
+               named_kind: str, depth: int, modes: dict[str, str] | None,
+               subject: str, cache_key: str, matched: list[tuple[str, bool]]
+               ) -> tuple[bool | None, str | None]:
+    """:func:`_run_list`'s scan; the raw item that decided goes into ``matched``."""
     if depth > _MAX_DEPTH:
         raise ExpandError("too many nested named lists")
     last_negated = False
@@ -139,13 +215,14 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
         last_negated = negate
         if item.startswith("+") and item != "+caseful" and item[1:] and \
                 re.fullmatch(r"[A-Za-z0-9_.-]+", item[1:]):
-            sub = _named_list(item[1:], named_kind, ctx)
-            res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1,
-                                   modes)
+            res, value, cached = _named_sublist(item[1:], named_kind, kind, ctx, test,
+                                                depth, modes, subject, cache_key)
             if res is True:
+                matched.append((raw, cached))
                 return (not negate), value
             if res is False:
                 # the sublist actively excluded the subject
+                matched.append((raw, cached))
                 return negate, None
             continue
         if item == "+caseful":
@@ -155,6 +232,7 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
             res, value = _run_list(_read_list_file(item, kind), kind, ctx, test, named_kind,
                                    depth + 1, modes)
             if res is not None:
+                matched.append((raw, False))
                 return (res != negate), value
             continue
         m = _LOOKUP_LIKE_RE.match(item)
@@ -168,9 +246,11 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
                 continue
             if mode == "include":
                 _log_unknown(ctx, f"{missing.reason}: accepted by +include_{missing.kind}")
+                matched.append((raw, False))
                 return True, None
             raise
         if ok:
+            matched.append((raw, False))
             return (not negate), item_value
     return (True if last_negated else None), None
 
@@ -300,13 +380,15 @@ def fixed_domain_list(list_text: str) -> bool:
 
 
 def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,
-                 data_var: str = "domain_data") -> bool:
-    """Is ``domain`` in the domain list?  Sets ``$domain_data`` on a match."""
+                 data_var: str = "domain_data", option: str = "") -> bool:
+    """Is ``domain`` in the domain list?  Sets ``$domain_data`` on a match.  ``option``
+    names the main option the list comes from, for the +lists debug line."""
     text = _expand_list(list_text, ctx, expand)
     if text is None:
         return False
     result, value = _run_list(split_list(text), "domain", ctx,
-                              lambda item, c: _domain_item(domain, item, c), "domain")
+                              lambda item, c: _domain_item(domain, item, c), "domain",
+                              shown=(domain, option or f'"{text}"', domain))
     if result and value is not None and data_var:
         ctx.variables[data_var] = value
     return _finish(result)
@@ -331,7 +413,8 @@ def match_localpart(local_part: str, list_text: str, ctx: Any, expand: bool = Tr
         cl = not caseful and "_caseful" not in c.variables
         return _domain_item(local_part, item, c, local_part_mode=True, caseless=cl)
     try:
-        result, value = _run_list(split_list(text), "localpart", ctx, test, "localpart")
+        result, value = _run_list(split_list(text), "localpart", ctx, test, "localpart",
+                                  shown=(local_part, f'"{text}"', ""))
     finally:
         ctx.variables.pop("_caseful", None)
     if result and value is not None and data_var:
@@ -415,7 +498,7 @@ def match_address(address: str, list_text: str, ctx: Any, expand: bool = True,
     try:
         result, value = _run_list(split_list(text), "address", ctx,
                                   lambda item, c: _address_item(address, item, c),
-                                  "address")
+                                  "address", shown=(address, f'"{text}"', ""))
     finally:
         ctx.variables.pop("_caseful", None)
     if result and value is not None and data_var:
@@ -572,7 +655,8 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
             value = ""          # match_ip: $value is lookup data only (as Exim 4.96)
         return matched, value
     try:
-        result, value = _run_list(split_list(text), "host", ctx, item_fn, "host", modes={})
+        result, value = _run_list(split_list(text), "host", ctx, item_fn, "host", modes={},
+                                  shown=("host", f'"{text}"', f"{ip_text}|{hostname or ''}"))
     except HostInfoMissing as missing:
         if missing.kind == "defer":
             raise ExpandDefer(missing.reason) from None

@@ -58,7 +58,7 @@ from pymta.debuglog import debug
 from pymta.dmarc.check import DmarcCheck, run_check
 from pymta.dscp import dscp_byte
 from pymta.events import set_session_acl_runner
-from pymta.expand import eval_condition, expand_string
+from pymta.expand import eval_condition, expand_bool_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.expand.extra_items import AUTHRES_SPF
@@ -227,9 +227,17 @@ def run_acl(config: ConfigView, name_or_text: str | None, where: str, ctx: Expan
         return AclResult("defer", log_message=f"error in ACL: {exc}", error=True)
     runner = _Runner(config, where, ctx, session, depth)
     runner.name = name
-    if debug.acl:
-        debug.printf(f'using ACL "{runner.label}"')
-    return runner.run(statements)
+    if depth == 0:
+        match.forget_domain_answers()   # named domain lists are remembered per recipient
+    if not debug.any:
+        return runner.run(statements)
+    saved_indent, debug.indent = debug.indent, depth
+    try:
+        if debug.acl:
+            runner._trace(f'using ACL "{runner.label}"')
+        return runner.run(statements)
+    finally:
+        debug.indent = saved_indent
 
 
 class _Runner:
@@ -259,6 +267,8 @@ class _Runner:
         self.dmarc_check: DmarcCheck | None = None    # without a session (non-SMTP)
         self.spf_state: SpfState | None = None        # likewise
         self.name = ""           # the ACL's name (or text), for the debug output (+acl)
+        self.ended_by = ""       # "implicit DENY" / "not OK": how +acl names the end
+        self.check_width = 0     # width of the +acl "check NAME " text, to align under
         self.all_true = False    # the current statement's conditions all held
 
     # -------------------------------------------------------------- helpers
@@ -305,18 +315,25 @@ class _Runner:
         except Exception:
             return text
 
+    @staticmethod
+    def _trace(text: str) -> None:
+        """A +acl debug line (indented by :func:`run_acl` while an ACL runs another)."""
+        debug.printf(text)
+
     # -------------------------------------------------------------- statements
     def run(self, statements: list[AclStatement]) -> AclResult:
+        self.ended_by = ""
         result = self._run(statements)
         if debug.acl:
-            debug.printf(f'end of ACL "{self.label}": {result.verdict.upper()}')
+            verdict = self.ended_by or result.verdict.upper()
+            self._trace(f'end of ACL "{self.label}": {verdict}')
         return result
 
     def _run(self, statements: list[AclStatement]) -> AclResult:
         for stmt in statements:
             if debug.acl:
-                debug.printf(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
-                             f'{stmt.line or 0})')
+                self._trace(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
+                            f'{stmt.end_line or stmt.line or 0})')
             saved_where = self.ctx.where
             if self.ctx.log is None:        # for warnings written while expanding
                 self.ctx.log = getattr(self.session, "log", None)
@@ -338,10 +355,13 @@ class _Runner:
             if debug.acl:
                 state = "succeeded" if self.all_true else "deferred" \
                     if outcome is not None and outcome.verdict == "defer" else "failed"
-                debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
+                self._trace(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
             if outcome is not None:
+                if stmt.verb == "require" and outcome.verdict == "deny":
+                    self.ended_by = "not OK"
                 return outcome
         # The implicit deny at the end of every ACL.
+        self.ended_by = "implicit DENY"
         return self._result("deny", None, None)
 
     def _statement(self, stmt: AclStatement) -> AclResult | None:
@@ -358,8 +378,11 @@ class _Runner:
                 name = name[1:].strip()
             base = name.split()[0] if name else ""
             if debug.acl:
-                debug.printf(f"check {item.name} = {item.value}" if item.name != "set"
-                             else f"check set {item.value}")
+                if base == "message" and not negated:
+                    self._trace(f"  message: {item.value}")
+                else:
+                    self._trace(f"check {item.name} = {item.value}" if item.name != "set"
+                                else f"check set {item.value}")
             if base in _MODIFIERS and not negated:
                 if base == "message":
                     message = item.value
@@ -392,6 +415,7 @@ class _Runner:
             if base not in _CONDITIONS:
                 raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
                                   item.file or stmt.file, item.line or stmt.line)
+            self.check_width = len(f"check {'!' if negated else ''}{base} ")
             try:
                 ok = self._condition(base, item.value)
             except _ForcedTrue:
@@ -412,8 +436,6 @@ class _Runner:
                 return self._result("defer", None, str(exc))
             if negated:
                 ok = not ok
-            if debug.acl:
-                debug.printf(f"  {item.name} test {'succeeded' if ok else 'failed'}")
             if not ok:
                 if verb == "require" or (verb in ("accept", "discard") and after_endpass):
                     msg = self._expand_text(message) or self.cond_message
@@ -585,6 +607,11 @@ class _Runner:
     def _condition(self, name: str, value: str) -> bool:
         if name == "condition":
             try:
+                if debug.acl:
+                    # Exim shows the expanded value under the "check condition" line
+                    expanded = expand_string(value, self.ctx)
+                    self._trace(" " * self.check_width + f"= {expanded}")
+                    return expand_bool_condition(expanded)
                 return bool(eval_condition(value, self.ctx))
             except ExpandFail as exc:
                 raise _ForcedTrue() from exc

@@ -73,6 +73,9 @@ class AclStatement:
     items: list[OptionSetting] = field(default_factory=list)   # name = value, in file order
     file: str = ""
     line: int = 0
+    #: the last physical line of the verb's logical line (where Exim's +acl trace says
+    #: the statement is); 0 when it is ``line``
+    end_line: int = 0
 
 
 @dataclass

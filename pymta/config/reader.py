@@ -55,6 +55,7 @@ class LogicalLine:
     text: str
     file: str
     line: int
+    last_line: int = 0      # the last physical line of a continued line (else 0)
 
 
 class LineSource:
@@ -208,6 +209,7 @@ class LineSource:
                     pending = None
                     continue
                 pending.text += stripped
+                pending.last_line = num
             else:
                 if not stripped or stripped.startswith("#"):
                     continue
@@ -399,7 +401,7 @@ class _Reader:
             raise ConfigError(f'ACL name expected before "{text}"', ll.file, ll.line)
         first = re.split(r"[\s=]", text, 1)[0]
         if first in ACL_VERBS:
-            stmt = AclStatement(first, [], ll.file, ll.line)
+            stmt = AclStatement(first, [], ll.file, ll.line, ll.last_line)
             self.current_acl.append(stmt)
             rest = text[len(first):].strip()
             if rest:

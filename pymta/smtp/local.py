@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from pymta.caller import caller_is_trusted, qualify_domains, untrusted_may_set_sender
+from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
@@ -248,6 +249,10 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
         finish_session(session, server)
 
 
+#: What -bh comments on when no -d is given: the ACLs and the lists they match.
+HOST_CHECK_SELECTOR = SELECTOR_BITS["acl"] | SELECTOR_BITS["lists"]
+
+
 def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None, err: Any = None,
                     options: dict[str, str] | None = None, callouts: bool = False) -> int:
@@ -260,7 +265,16 @@ def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
     except ValueError as exc:
         err.write(f"pymta: {exc}\n")
         return 1
-    run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
-                      stdout or sys.stdout.buffer, host=host, overrides=overrides,
-                      callouts=callouts)
+    # Like Exim, say what the ACLs do (">>> " lines on standard error), unless -d
+    # already chose what to trace.
+    comments = not debug.any
+    if comments:
+        debug.start_stderr(HOST_CHECK_SELECTOR, err, prefix=">>> ")
+    try:
+        run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
+                          stdout or sys.stdout.buffer, host=host, overrides=overrides,
+                          callouts=callouts)
+    finally:
+        if comments:
+            debug.stop()
     return 0

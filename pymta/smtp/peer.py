@@ -241,7 +241,7 @@ class PeerFacts:
         if key in _HELO_LOOKUP_MISSES:
             return
         try:
-            hit = match_domain(helo, text, self.ctx)
+            hit = match_domain(helo, text, self.ctx, option="helo_lookup_domains")
         except Exception as exc:  # noqa: BLE001 - a lookup defer counts as no match
             self.log.main(f"{self.host_ident()} helo_lookup_domains: check failed: {exc}")
             return

@@ -67,6 +67,10 @@ class TlsGlue:
         self.ctx.variables.update(tls_variables(None, "in"))
         if self.local_caller is not None:
             return                     # -bs: standard input cannot carry TLS
+        if not str(_main(self.config, "tls_advertise_hosts", "*") or "").strip():
+            # offered to nobody: no certificate is needed, and STARTTLS gets Exim's 503
+            server.extra_commands["STARTTLS"] = self._starttls
+            return
         try:
             self._server_tls = server_tls(self.config)
         except TLSConfigError as exc:

@@ -252,3 +252,29 @@ def test_bh_bdat_matches_exim_transcript(tmp_path):
         _normal_stdout((DATA / "bdat.exim.out").read_text())
     assert _log_lines(proc.stderr) == _log_lines((DATA / "bdat.exim.log").read_text())
     assert not list(spool.glob("input/*-H"))
+
+
+def test_bh_comments_on_acls_and_lists_as_exim(tmp_path):
+    """Without -d, -bh says what the ACLs do on standard error (">>> " lines): each ACL
+    and statement (at the line Exim names), each condition, each list match (named lists
+    first, a remembered answer "cached"), a nested ACL indented, how the ACL ended.
+    tests/data/cli_bh/comments.exim.err is Exim 4.96's output for the same file and
+    input; its lines about main options pymta does not trace (host in OPTION?) are
+    left out of the comparison."""
+    conf, _ = _config(tmp_path, name="comments.conf")
+    proc = run_pymta(["-bh", "192.0.2.1"], conf, input=(DATA / "comments.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    exim = [ln for ln in (DATA / "comments.exim.err").read_text().splitlines()
+            if not re.match(r">>> host in [a-z0-9_]+\?", ln)]
+    ours = [ln.replace(str(conf), "CONF") for ln in proc.stderr.splitlines()]
+    assert ours == exim
+
+
+def test_bh_with_d_traces_as_d_says(tmp_path):
+    """-d chooses the trace: no ">>> " comments then."""
+    conf, _ = _config(tmp_path, name="comments.conf")
+    proc = run_pymta(["-d-all+acl", "-bh", "192.0.2.1"], conf,
+                     input=(DATA / "comments.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert 'using ACL "acl_rcpt"' in proc.stderr
+    assert ">>> " not in proc.stderr

@@ -57,12 +57,21 @@ def show_driver(inst: DriverInstance, admin: bool = False) -> str:
     return "\n".join(lines)
 
 
+#: Files whose place follows the spool directory when the option is unset: -bP shows
+#: where they are, as Exim shows its compiled-in paths (exicyclog-style scripts ask).
+_SPOOL_PATH_DEFAULTS = {"log_file_path": ("log", "%slog"),
+                        "pid_file_path": ("pymta-daemon.pid",)}
+
+
 def _main_option(config: Config, name: str, admin: bool) -> str | None:
     main = config.main
     if name not in main.specs:
         return None
     hidden = not admin and main.is_hidden(name)
-    return format_value(main.specs[name], main.get(name), hidden=hidden)
+    value = main.get(name)
+    if name in _SPOOL_PATH_DEFAULTS and not value:
+        value = os.path.join(str(main.get("spool_directory")), *_SPOOL_PATH_DEFAULTS[name])
+    return format_value(main.specs[name], value, hidden=hidden)
 
 
 def _named_list_line(config: Config, name: str) -> str | None:

@@ -104,3 +104,15 @@ def test_bP_user_and_group_lists_as_exim_shows_them(tmp_path, capsys):
     assert main(["-C", str(path), "-bP", *names]) == 0
     assert capsys.readouterr().out == ("trusted_users = root:mail\ntrusted_groups = adm\n"
                                        "never_users = root:daemon\nadmin_groups =\n")
+
+
+def test_bP_shows_where_logs_and_pid_file_are_when_unset(tmp_path, capsys):
+    # as exim4 -bP shows its compiled-in paths (exicyclog asks for log_file_path)
+    path = tmp_path / "paths.conf"
+    path.write_text(f"spool_directory = {tmp_path}/spool\n")
+    assert main(["-C", str(path), "-bP", "log_file_path", "pid_file_path"]) == 0
+    assert capsys.readouterr().out == (f"log_file_path = {tmp_path}/spool/log/%slog\n"
+                                       f"pid_file_path = {tmp_path}/spool/pymta-daemon.pid\n")
+    path.write_text(f"spool_directory = {tmp_path}/spool\nlog_file_path = syslog\n")
+    assert main(["-C", str(path), "-bP", "log_file_path"]) == 0
+    assert capsys.readouterr().out == "log_file_path = syslog\n"

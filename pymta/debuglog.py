@@ -175,6 +175,9 @@ class DebugTrace:
         self._prefix = ""
         #: spaces after the prefixes: one per nested ACL (Exim's debug_printf_indent)
         self.indent = 0
+        #: -bh's comments: only what Exim writes in host-checking mode (its HDEBUG
+        #: lines), not everything its -d would
+        self.host_checking = False
         self.trigger_paniclog = False
         self.from_control = False
         self._saved: tuple[int, _Sink | None] | None = None
@@ -275,6 +278,7 @@ class DebugTrace:
         sink, self._sink = self._sink, None
         self._buffer = None
         self._prefix = ""
+        self.host_checking = False
         self.trigger_paniclog = False
         if sink is not None:
             sink.close()

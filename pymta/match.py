@@ -58,6 +58,9 @@ def _expand_list(list_text: str, ctx: Any, expand: bool) -> str | None:
     try:
         return expand_string(list_text, ctx)
     except ExpandFail:
+        if debug.lists:
+            debug.printf(f'expansion of "{list_text}" forced failure: '
+                         "assume not in this list")
         return None
 
 
@@ -638,11 +641,12 @@ def _log_unknown(ctx: Any, text: str) -> None:
 
 def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
                expand: bool = True, ip_only: bool = False,
-               data_var: str = "host_data") -> bool:
+               data_var: str = "host_data", option: str = "") -> bool:
     """Is the host (``ip``, optional known ``hostname``) in the host list?
 
     ``ip`` None or "" means no remote host (matches an empty item).  With ``ip_only``
     (the ``match_ip`` condition) items must be IP addresses, networks or net- lookups.
+    ``option`` names the main option the list comes from, for the +lists debug line.
     """
     text = _expand_list(list_text, ctx, expand)
     if text is None:
@@ -656,7 +660,8 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
         return matched, value
     try:
         result, value = _run_list(split_list(text), "host", ctx, item_fn, "host", modes={},
-                                  shown=("host", f'"{text}"', f"{ip_text}|{hostname or ''}"))
+                                  shown=(ip_text if ip_only else "host", option or f'"{text}"',
+                                         f"{ip_text}|{hostname or ''}"))
     except HostInfoMissing as missing:
         if missing.kind == "defer":
             raise ExpandDefer(missing.reason) from None

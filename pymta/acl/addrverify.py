@@ -258,11 +258,12 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
     for a connection kept by ``callout=hold``."""
     if not debug.verify:
         return _verify_address(config, ctx, kind, address, opts, skip_callout, hold_slot)
-    debug.printf(f"Verifying {address} as {kind}")
     verdict = _verify_address(config, ctx, kind, address, opts, skip_callout, hold_slot)
-    debug.printf(f"----------- end verify {address}: {verdict.status.upper()}"
-                 + (f" ({verdict.log_text or verdict.user_text})"
-                    if verdict.status != "ok" else "") + " ------------")
+    if not debug.host_checking:
+        debug.printf(f"verify {kind} {address}: {verdict.status.upper()}"
+                     + (f" ({verdict.log_text or verdict.user_text})"
+                        if verdict.status != "ok" else ""))
+    debug.printf("----------- end verify ------------")
     return verdict
 
 

@@ -269,6 +269,7 @@ class _Runner:
         self.name = ""           # the ACL's name (or text), for the debug output (+acl)
         self.ended_by = ""       # "implicit DENY" / "not OK": how +acl names the end
         self.check_width = 0     # width of the +acl "check NAME " text, to align under
+        self.check_name = ""     # the condition being checked, as +acl shows it
         self.all_true = False    # the current statement's conditions all held
 
     # -------------------------------------------------------------- helpers
@@ -377,7 +378,7 @@ class _Runner:
             if negated:
                 name = name[1:].strip()
             base = name.split()[0] if name else ""
-            if debug.acl:
+            if debug.acl and base != "condition":     # condition: after its expansion
                 if base == "message" and not negated:
                     self._trace(f"  message: {item.value}")
                 else:
@@ -415,7 +416,8 @@ class _Runner:
             if base not in _CONDITIONS:
                 raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
                                   item.file or stmt.file, item.line or stmt.line)
-            self.check_width = len(f"check {'!' if negated else ''}{base} ")
+            self.check_name = f"{'!' if negated else ''}{base}"
+            self.check_width = len(f"check {self.check_name} ")
             try:
                 ok = self._condition(base, item.value)
             except _ForcedTrue:
@@ -608,8 +610,10 @@ class _Runner:
         if name == "condition":
             try:
                 if debug.acl:
-                    # Exim shows the expanded value under the "check condition" line
+                    # Exim expands first, then shows the text and its value under it
                     expanded = expand_string(value, self.ctx)
+                    self._trace(f"{'check ' + self.check_name:<{self.check_width - 1}} "
+                                f"= {value}")
                     self._trace(" " * self.check_width + f"= {expanded}")
                     return expand_bool_condition(expanded)
                 return bool(eval_condition(value, self.ctx))

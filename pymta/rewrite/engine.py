@@ -155,25 +155,12 @@ class Rewriter:
             return [address] + [_like(address, g or "") for g in m.groups()]
         if "@" in pattern and not pattern.startswith("@@") \
                 and not _LOOKUP_ITEM.match(pattern) and not pattern.startswith("+"):
-            ilocal, _, idomain = pattern.partition("@")
-            numbered = [address]
-            if ilocal.startswith("*"):
-                if not local.endswith(ilocal[1:]):
-                    return None
-                numbered.append(_like(address, local[:len(local) - len(ilocal) + 1]))
-            elif local != ilocal:
-                return None
-            try:
-                wild = self._domain(domain, idomain, ctx)
-            except ExpandFail:
-                return None
-            except ExpandError as exc:          # a lookup deferred or went wrong
-                self._panic(f'failed to expand "{rule.pattern}" while checking a list: '
-                            f"{exc}")
-                return None
-            if wild is None:
-                return None
-            return numbered + [_like(address, w) for w in wild]
+            found = self._local_at_domain(pattern, address, local, domain, rule, ctx)
+            if debug.lists:
+                answer = f'yes (matched "{pattern}")' if found is not None \
+                    else "no (end of list)"
+                debug.printf(f'{address} in "{pattern}"? {answer}')
+            return found
         try:
             ok = match.match_address(address, pattern, ctx, expand=False)
         except ExpandFail:
@@ -184,6 +171,29 @@ class Rewriter:
         if not ok:
             return None
         return [address] + list(ctx.numbered[1:])
+
+    def _local_at_domain(self, pattern: str, address: str, local: str, domain: str,
+                         rule: Rule, ctx: ExpandContext) -> list[str] | None:
+        """A LOCAL@DOMAIN pattern (local part literal or *suffix, any domain item)."""
+        ilocal, _, idomain = pattern.partition("@")
+        numbered = [address]
+        if ilocal.startswith("*"):
+            if not local.endswith(ilocal[1:]):
+                return None
+            numbered.append(_like(address, local[:len(local) - len(ilocal) + 1]))
+        elif local != ilocal:
+            return None
+        try:
+            wild = self._domain(domain, idomain, ctx)
+        except ExpandFail:
+            return None
+        except ExpandError as exc:          # a lookup deferred or went wrong
+            self._panic(f'failed to expand "{rule.pattern}" while checking a list: '
+                        f"{exc}")
+            return None
+        if wild is None:
+            return None
+        return numbered + [_like(address, w) for w in wild]
 
     def _domain(self, domain: str, item: str, ctx: ExpandContext) -> list[str] | None:
         """Match the domain half of a local@domain pattern: None for no match, else the

@@ -5,6 +5,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pymta import match
 from pymta.address import Address
 from pymta.config.protocols import ConfigView
 from pymta.debuglog import debug
@@ -143,8 +144,10 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
     last_offered: tuple[Router, ExpandContext] | None = None
     declined = None     # a declining router's own reason wins over cannot_route_message
     i = addr.start_router
+    if addr.parent is not None:
+        match.forget_domain_answers()       # Exim remembers them per address
     if debug.route:
-        debug.printf(f"routing {addr.address}{' (verifying)' if verify else ''}")
+        debug.printf(">" * 35 + f"\nrouting {addr.address}")
     while i < len(routers):
         r = routers[i]
         if _ancestor_routed_by(addr, r.name) or (
@@ -152,7 +155,7 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
                 and _any_ancestor_routed_by(addr, r.name)):
             i += 1
             continue
-        if debug.route:
+        if debug.route and not debug.host_checking:
             debug.printf(f"--------> {r.name} router <--------")
         actx = address_context(config, addr, ctx)
         actx.variables["router_name"] = r.name      # $router_name while it runs
@@ -166,7 +169,7 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         except support.ExpandError as exc:
             return _decided(addr, r, RouterReply(DEFER, f"{r.name} router: {exc}"))
         if skip is not None:
-            if debug.route:
+            if debug.route and not debug.host_checking:
                 debug.printf(f"{r.name} router skipped: {skip}")
             i += 1
             continue
@@ -174,6 +177,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
             if r.opt("address_data") is not None:
                 addr.address_data = support.expand(r.opt("address_data"), actx)
                 actx.variables["address_data"] = addr.address_data
+            if debug.route:
+                debug.printf(f"calling {r.name} router")
             reply = r.route(addr, actx, verify)
         except support.ExpandFail:
             reply = RouterReply(DECLINE)
@@ -182,8 +187,7 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         except support.ExpandError as exc:
             reply = RouterReply(DEFER, f"{r.name} router: {exc}")
         if debug.route:
-            debug.printf(f"{r.name} router returned {reply.status.upper()}"
-                         + (f": {reply.message}" if reply.message else ""))
+            _trace_reply(r, addr, reply)
         if reply.status == PASS:
             target = r.opt("pass_router")
             i = index.get(target, i + 1) if target else i + 1
@@ -206,7 +210,24 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
         elif reply.status == FAIL:
             _apply_errors_to(r, addr, actx)     # a :fail: is bounced to errors_to too
         return _decided(addr, r, reply)
+    if debug.route:
+        debug.printf("no more routers")
     return RouterReply(FAIL, declined or _cannot_route(last_offered) or UNROUTEABLE)
+
+
+def _trace_reply(r: Router, addr: Address, reply: RouterReply) -> None:
+    """+route: a router's answer in Exim's words."""
+    if reply.status == DECLINE:
+        debug.printf(f"{r.name} router declined for {addr.address}")
+    elif reply.status == PASS:
+        debug.printf(f"{r.name} router passed for {addr.address}")
+    elif reply.status == FAIL:
+        debug.printf(f"{r.name} router forced address failure")
+    elif reply.status == DEFER:
+        debug.printf(f"{r.name} router: defer for {addr.address}\n"
+                     f"  message: {reply.message or ''}")
+    else:
+        debug.printf(f"routed by {r.name} router" + (" (unseen)" if r.flag("unseen") else ""))
 
 
 def _cannot_route(last_offered: tuple[Router, ExpandContext] | None) -> str | None:

@@ -34,6 +34,7 @@ from pymta.message.receive import (
     report_after_commit,
 )
 from pymta.smtp.limits import header_refusal, header_reply, no_immediate_delivery
+from pymta.smtp.option_trace import AT_DATA, trace_host_options
 from pymta.smtp.reject_details import RejectDetails, reject_details
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
@@ -113,6 +114,7 @@ class MessageAssembly:
             return Reply(250, "OK")
         self.msgid = new_message_id()
         v["message_exim_id"] = v["message_id"] = self.msgid or ""
+        trace_host_options(self, AT_DATA)
         env = self._envelope()
         try:
             prepared = prepare_message(self.config, env, data)

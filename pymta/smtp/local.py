@@ -249,8 +249,10 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
         finish_session(session, server)
 
 
-#: What -bh comments on when no -d is given: the ACLs and the lists they match.
-HOST_CHECK_SELECTOR = SELECTOR_BITS["acl"] | SELECTOR_BITS["lists"]
+#: What -bh comments on when no -d is given: the ACLs, the lists they match, and the
+#: routing done to verify addresses.
+HOST_CHECK_SELECTOR = (SELECTOR_BITS["acl"] | SELECTOR_BITS["lists"] | SELECTOR_BITS["route"]
+                       | SELECTOR_BITS["verify"] | SELECTOR_BITS["host_lookup"])
 
 
 def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
@@ -270,6 +272,7 @@ def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,
     comments = not debug.any
     if comments:
         debug.start_stderr(HOST_CHECK_SELECTOR, err, prefix=">>> ")
+        debug.host_checking = True
     try:
         run_stdio_session(config, HostCheckLog(err), stdin or sys.stdin.buffer,
                           stdout or sys.stdout.buffer, host=host, overrides=overrides,

@@ -12,6 +12,7 @@ from typing import Any
 from pymta import dns as pdns
 from pymta import dnssec
 from pymta.config.values import main_option
+from pymta.debuglog import debug
 from pymta.log import log_selected
 from pymta.logevents import host_field
 from pymta.match import fixed_domain_list, match_domain, match_host
@@ -219,12 +220,20 @@ class PeerFacts:
         if v.get("host_lookup_failed") == "1" or not self.peer_ip \
                 or self.local_caller is not None:
             return None
+        if debug.host_lookup:
+            debug.printf(f"looking up host name for {self.peer_ip}")
         name, secure = lookup_host_name_dnssec(self.peer_ip)
         v["sender_host_dnssec"] = "yes" if name and secure else "no"
         if name:
             v["sender_host_name"] = taint(name)
             v["sender_rcvhost"] = self._rcvhost()
+            if debug.host_lookup:
+                debug.printf(f'IP address lookup yielded "{name}"')
             return name
+        if debug.host_lookup:
+            # the DNS had no answer; the system's resolver (/etc/hosts) had none either
+            debug.printf("IP address lookup using gethostbyaddr()\n"
+                         "IP address lookup failed: h_errno=1")
         v["host_lookup_failed"] = "1"
         if log_selected(self.config, "host_lookup_failed"):
             self.log.main(f"no host name found for IP address {self.peer_ip}")

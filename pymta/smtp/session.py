@@ -64,6 +64,7 @@ from pymta.smtp.limits import (
     receive_timeout,
 )
 from pymta.smtp.mailauth_glue import MailAuthGlue
+from pymta.smtp.option_trace import AFTER_LOOKUP, AT_EHLO, BEFORE_LOOKUP, trace_host_options
 from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -175,6 +176,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         old = v.get("sender_helo_name", "")
         v["sender_helo_name"] = taint(name)
         self.helo_lookup(name)
+        if verb == "EHLO":
+            trace_host_options(self, AT_EHLO)
         if _host_in(self.config, "helo_verify_hosts", self, None) and not self.verify_helo():
             # Exim names the refused HELO in the line: "from (name) [ip]".
             self.log.reject(f"rejected \"{verb} {name}\" from {self.host_ident(with_h=False)}")
@@ -643,8 +646,10 @@ def run_session(sock: socket.socket, config: Any, listener_port: Any, log: Any,
 def prepare_session(session: SmtpSession) -> SmtpServer:
     """Host lookup (host_lookup option) and the SmtpServer for ``session``."""
     config = session.config
+    trace_host_options(session, BEFORE_LOOKUP)
     if session.peer_ip and _host_in(config, "host_lookup", session, None):
         session.lookup_sender_host_name()
+    trace_host_options(session, AFTER_LOOKUP)
     server = build_server(config, session)
     session.server = server
     session.install_tls(server, lambda option, default: _host_in(config, option, session, default))

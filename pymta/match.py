@@ -192,8 +192,9 @@ def _fixed_host_list(list_text: str) -> bool:
 def forget_domain_answers() -> None:
     """Drop the remembered named domain list answers: Exim keeps them per address, so
     a new recipient starts afresh."""
-    for key in [k for k in _NAMED_CACHE if k[0] == "domain"]:
-        _NAMED_CACHE.pop(key, None)
+    for key in list(_NAMED_CACHE):      # one call: safe while session threads add
+        if key[0] == "domain":
+            _NAMED_CACHE.pop(key, None)
 
 
 def _scan_list(subject_items: list[str], kind: str, ctx: Any,

@@ -193,3 +193,28 @@ def test_match_ip_value_is_lookup_data_only(ctx, tmp_path):
 def test_fixed_domain_list(text, fixed):
     """Lists whose answer for a domain cannot change while the configuration stands."""
     assert fixed_domain_list(text) is fixed
+
+
+def test_remembered_named_list_answers_follow_the_subject_and_the_list(tmp_path):
+    """Fixed named lists remember their last answer (as Exim's named-list cache): the
+    answer for another domain or client address is worked out again, and a list with
+    a lookup is never remembered (its file may change)."""
+    from pymta.match import forget_domain_answers
+    domains = tmp_path / "domains"
+    domains.write_text("looked.up.test\n")
+    main = types.SimpleNamespace(primary_hostname="mx.test", qualify_domain="test")
+    lists = {"domain": {"fixed": "a.test : b.test", "looked": f"lsearch;{domains}"},
+             "host": {"nets": "10.0.0.0/8 : 192.0.2.7"}}
+    c = ExpandContext(config=Config(filename="x", main=main, named_lists=lists))
+    forget_domain_answers()
+    assert match_domain("a.test", "+fixed", c)
+    assert not match_domain("c.test", "+fixed", c)
+    assert match_domain("b.test", "+fixed", c)
+    assert match_domain("c.test", "! +fixed", c)
+    assert match_domain("looked.up.test", "+looked", c)
+    domains.write_text("other.test\n")
+    assert not match_domain("looked.up.test", "+looked", c)
+    assert match_host("10.1.2.3", None, "+nets", c)
+    assert not match_host("192.0.2.8", None, "+nets", c)
+    assert match_host("192.0.2.7", None, "+nets", c)
+    assert match_host("10.9.9.9", None, "+nets", c)

@@ -71,7 +71,22 @@ def _main_option(config: Config, name: str, admin: bool) -> str | None:
     value = main.get(name)
     if name in _SPOOL_PATH_DEFAULTS and not value:
         value = os.path.join(str(main.get("spool_directory")), *_SPOOL_PATH_DEFAULTS[name])
+    if name == "exim_group" and not value:
+        value = _primary_group(main.get("exim_user"))
     return format_value(main.specs[name], value, hidden=hidden)
+
+
+def _primary_group(user: object) -> str | None:
+    """The group pymta runs as when exim_group is unset: exim_user's own."""
+    import grp
+    import pwd
+    if user is None or user == "":
+        return None
+    try:
+        pw = pwd.getpwuid(int(str(user))) if str(user).isdigit() else pwd.getpwnam(str(user))
+        return grp.getgrgid(pw.pw_gid).gr_name
+    except (KeyError, ValueError):
+        return None
 
 
 def _named_list_line(config: Config, name: str) -> str | None:

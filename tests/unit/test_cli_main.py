@@ -116,3 +116,13 @@ def test_bP_shows_where_logs_and_pid_file_are_when_unset(tmp_path, capsys):
     path.write_text(f"spool_directory = {tmp_path}/spool\nlog_file_path = syslog\n")
     assert main(["-C", str(path), "-bP", "log_file_path"]) == 0
     assert capsys.readouterr().out == "log_file_path = syslog\n"
+
+
+def test_bP_exim_group_unset_is_exim_users_own_group(tmp_path, capsys):
+    import grp
+    import pwd
+    user = pwd.getpwnam("nobody")
+    path = tmp_path / "ids.conf"
+    path.write_text("exim_user = nobody\n")
+    assert main(["-C", str(path), "-bP", "exim_group"]) == 0
+    assert capsys.readouterr().out == f"exim_group = {grp.getgrgid(user.pw_gid).gr_name}\n"

@@ -171,31 +171,6 @@ def host_addresses(name: str, report_deferral: bool = False) -> set[str]:
     return {str(i[4][0]).split("%")[0] for i in infos}
 
 
-def lookup_host_name(ip: str) -> str | None:
-    """Reverse-resolve ``ip`` (DNS PTR, then the system resolver, like Exim's default
-    host_lookup_order bydns:byaddr) and keep the name only if it resolves back to ``ip``
-    (DNS A/AAAA, then the system resolver).  DNS is pymta's resolver (``-bh`` and tests
-    may point it at another server)."""
-    import dns.exception
-    import dns.reversename
-    names: list[str] = []
-    try:
-        answer = resolve(dns.reversename.from_address(ip).to_text(), "PTR")
-        names = [str(r.target).rstrip(".") for r in answer]
-    except (dns.exception.DNSException, ValueError):
-        names = []
-    if not names:
-        try:
-            host, aliases, _ = socket.gethostbyaddr(ip)
-            names = [host] + list(aliases)
-        except (OSError, UnicodeError):
-            return None
-    for name in names:
-        if ip in host_addresses(name):
-            return name.lower()
-    return None
-
-
 def resolve(name: str, rtype: str, **kw: Any) -> Any:
     """``resolver.resolve`` on the current resolver, without the search list."""
     kw.setdefault("search", False)

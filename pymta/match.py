@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import weakref
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -149,10 +150,12 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
 #: The last answer of each fixed named list: a domain list without expansion, lookup,
 #: file, regular expression or @mx_ item, or a host list of addresses and networks, whose
 #: answer depends on the domain or the client's address alone.  By (list kind, name):
-#: (configuration, subject, answer, value).  Exim remembers such answers too (domain
-#: lists per recipient, host lists per process) and says "cached" in its +lists output
-#: when a remembered match decides; +local_domains is asked several times per recipient.
-_NAMED_CACHE: dict[tuple[str, str], tuple[Any, str, bool | None, str | None]] = {}
+#: (weak reference to the configuration, subject, answer, value).  Exim remembers such
+#: answers too (domain lists per recipient, host lists per process) and says "cached" in
+#: its +lists output when a remembered match decides; +local_domains is asked several
+#: times per recipient.
+_NAMED_CACHE: dict[tuple[str, str],
+                   tuple[Callable[[], Any], str, bool | None, str | None]] = {}
 
 
 def _named_sublist(name: str, named_kind: str, kind: str, ctx: Any,
@@ -168,12 +171,15 @@ def _named_sublist(name: str, named_kind: str, kind: str, ctx: Any,
         else named_kind == "host" and _fixed_host_list(sub))
     if cacheable:
         hit = _NAMED_CACHE.get(key)
-        if hit is not None and hit[0] is ctx.config and hit[1] == cache_key:
+        if hit is not None and hit[0]() is ctx.config and hit[1] == cache_key:
             return hit[2], hit[3], True
     res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1,
                            modes, shown=(subject, f'"{sub}"', cache_key) if subject else None)
     if cacheable:
-        _NAMED_CACHE[key] = (ctx.config, cache_key, res, value)
+        try:
+            _NAMED_CACHE[key] = (weakref.ref(ctx.config), cache_key, res, value)
+        except TypeError:           # a stand-in configuration that cannot be referred to
+            pass
     return res, value, False
 
 

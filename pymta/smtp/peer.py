@@ -30,17 +30,6 @@ def forward_addresses(name: str) -> set[str]:
     return pdns.host_addresses(name)
 
 
-def lookup_host_name(ip: str) -> str | None:
-    """The client's forward-confirmed host name (:func:`pymta.dns.lookup_host_name`)."""
-    return pdns.lookup_host_name(ip)
-
-
-def lookup_host_name_dnssec(ip: str) -> tuple[str | None, bool]:
-    """The client's forward-confirmed host name and whether its PTR and address answers
-    were DNSSEC-authenticated (:func:`pymta.dnssec.lookup_host_name`)."""
-    return dnssec.lookup_host_name(ip)
-
-
 def endpoints(sock: socket.socket) -> tuple[tuple[str, int], tuple[str, int]]:
     """(peer, local) address pairs of a connected socket (loopback stand-ins for
     socketpairs)."""
@@ -124,7 +113,7 @@ class PeerFacts:
                  proxy_external_port=str(header.destination[1]))
         self._become_client(*header.source)
         # Exim looks the real client's name up whatever host_lookup says.
-        name, secure = lookup_host_name_dnssec(self.peer_ip)
+        name, secure, had_name = dnssec.lookup_host_name_found(self.peer_ip)
         v["sender_host_dnssec"] = "yes" if name and secure else "no"
         if name:
             v["sender_host_name"] = taint(name)
@@ -222,20 +211,14 @@ class PeerFacts:
             return None
         if debug.host_lookup:
             debug.printf(f"looking up host name for {self.peer_ip}")
-        name, secure = lookup_host_name_dnssec(self.peer_ip)
+        name, secure, had_name = dnssec.lookup_host_name_found(self.peer_ip)
         v["sender_host_dnssec"] = "yes" if name and secure else "no"
         if name:
             v["sender_host_name"] = taint(name)
             v["sender_rcvhost"] = self._rcvhost()
-            if debug.host_lookup:
-                debug.printf(f'IP address lookup yielded "{name}"')
             return name
-        if debug.host_lookup:
-            # the DNS had no answer; the system's resolver (/etc/hosts) had none either
-            debug.printf("IP address lookup using gethostbyaddr()\n"
-                         "IP address lookup failed: h_errno=1")
         v["host_lookup_failed"] = "1"
-        if log_selected(self.config, "host_lookup_failed"):
+        if not had_name and log_selected(self.config, "host_lookup_failed"):
             self.log.main(f"no host name found for IP address {self.peer_ip}")
         return None
 

@@ -65,7 +65,7 @@ from pymta.smtp.limits import (
 )
 from pymta.smtp.mailauth_glue import MailAuthGlue
 from pymta.smtp.option_trace import AFTER_LOOKUP, AT_EHLO, BEFORE_LOOKUP, trace_host_options
-from pymta.smtp.peer import PROXY_FAILED, PeerFacts, lookup_host_name
+from pymta.smtp.peer import PROXY_FAILED, PeerFacts
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
 from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
@@ -78,7 +78,7 @@ from pymta.spool.space import SPACE_SHORTAGE, check_fs
 from pymta.taint import taint
 
 __all__ = ["SmtpSession", "run_session", "prepare_session", "start_session",
-           "finish_session", "build_server", "lookup_host_name"]
+           "finish_session", "build_server"]
 
 
 #: MAIL parameters that keep a message from being delivered by cutthrough.

@@ -436,8 +436,9 @@ def test_received_protocol_and_envelope(tmp_path, monkeypatch):
 
 
 def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr(peer_mod, "lookup_host_name_dnssec",
-                        lambda ip: ("client.example" if ip == "192.0.2.1" else None, False))
+    monkeypatch.setattr(peer_mod.dnssec, "lookup_host_name_found",
+                        lambda ip: ("client.example" if ip == "192.0.2.1" else None, False,
+                                    True))
     replies, c, _ = session_with(
         tmp_path, [b"EHLO other.example\r\n", b"MAIL FROM:<s@x.example>\r\n",
                    b"RCPT TO:<q@bad.example>\r\n", b"QUIT\r\n"],
@@ -449,7 +450,7 @@ def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
 def test_host_lookup_not_done_when_unset(tmp_path, monkeypatch):
     def boom(ip):
         raise AssertionError("lookup done")
-    monkeypatch.setattr(peer_mod, "lookup_host_name_dnssec", boom)
+    monkeypatch.setattr(peer_mod.dnssec, "lookup_host_name_found", boom)
     replies, c, _ = session_with(tmp_path, [b"QUIT\r\n"])
     assert replies[1] == ["221 test.example closing connection"]
 

@@ -124,20 +124,22 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
               test: Callable[[str, Any], tuple[bool, str | None]],
               named_kind: str, depth: int = 0,
               modes: dict[str, str] | None = None,
-              shown: tuple[str, str, str] | None = None) -> tuple[bool | None, str | None]:
+              shown: tuple[str, str, str, str] | None = None
+              ) -> tuple[bool | None, str | None]:
     """Scan items; return (True/False for a decided match, or None for no match, value).
 
     ``modes`` (host lists) holds what +include_unknown and friends set so far; a
     :class:`HostInfoMissing` from ``test`` is then matched, skipped or passed on.
-    ``shown`` = (subject, the list as shown, cache key) for the +lists debug line of this
-    list (Exim's 'SUBJECT in "LIST"? yes (matched "ITEM")', or the option's name
-    instead of the quoted list); the key (the subject's value)
+    ``shown`` = (subject, list text, cache key, option name) for the +lists debug line
+    of this list (Exim's 'SUBJECT in "LIST"? yes (matched "ITEM")', with the option's
+    name instead of the quoted list when there is one); the key (the subject's value)
     lets fixed named lists remember their answer (:data:`_NAMED_CACHE`)."""
     matched: list[tuple[str, bool]] = []
     res, value = _scan_list(subject_items, kind, ctx, test, named_kind, depth, modes,
                             shown[0] if shown else "", shown[2] if shown else "", matched)
     if debug.lists and shown is not None:
-        subject, text, _ = shown
+        subject, list_text, _, option = shown
+        text = option or f'"{list_text}"'
         if matched:
             item, cached = matched[0]
             answer = f'(matched "{item}"{" - cached" if cached else ""})'
@@ -174,7 +176,7 @@ def _named_sublist(name: str, named_kind: str, kind: str, ctx: Any,
         if hit is not None and hit[0]() is ctx.config and hit[1] == cache_key:
             return hit[2], hit[3], True
     res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1,
-                           modes, shown=(subject, f'"{sub}"', cache_key) if subject else None)
+                           modes, shown=(subject, sub, cache_key, "") if subject else None)
     if cacheable:
         try:
             _NAMED_CACHE[key] = (weakref.ref(ctx.config), cache_key, res, value)
@@ -398,7 +400,7 @@ def match_domain(domain: str, list_text: str, ctx: Any, expand: bool = True,
         return False
     result, value = _run_list(split_list(text), "domain", ctx,
                               lambda item, c: _domain_item(domain, item, c), "domain",
-                              shown=(domain, option or f'"{text}"', domain))
+                              shown=(domain, text, domain, option))
     if result and value is not None and data_var:
         ctx.variables[data_var] = value
     return _finish(result)
@@ -424,7 +426,7 @@ def match_localpart(local_part: str, list_text: str, ctx: Any, expand: bool = Tr
         return _domain_item(local_part, item, c, local_part_mode=True, caseless=cl)
     try:
         result, value = _run_list(split_list(text), "localpart", ctx, test, "localpart",
-                                  shown=(local_part, f'"{text}"', ""))
+                                  shown=(local_part, text, "", ""))
     finally:
         ctx.variables.pop("_caseful", None)
     if result and value is not None and data_var:
@@ -508,7 +510,7 @@ def match_address(address: str, list_text: str, ctx: Any, expand: bool = True,
     try:
         result, value = _run_list(split_list(text), "address", ctx,
                                   lambda item, c: _address_item(address, item, c),
-                                  "address", shown=(address, f'"{text}"', ""))
+                                  "address", shown=(address, text, "", ""))
     finally:
         ctx.variables.pop("_caseful", None)
     if result and value is not None and data_var:
@@ -667,8 +669,8 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
         return matched, value
     try:
         result, value = _run_list(split_list(text), "host", ctx, item_fn, "host", modes={},
-                                  shown=(ip_text if ip_only else "host", option or f'"{text}"',
-                                         f"{ip_text}|{hostname or ''}"))
+                                  shown=(ip_text if ip_only else "host", text,
+                                         f"{ip_text}|{hostname or ''}", option))
     except HostInfoMissing as missing:
         if missing.kind == "defer":
             raise ExpandDefer(missing.reason) from None

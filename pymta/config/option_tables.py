@@ -622,7 +622,6 @@ TRANSPORT_DRIVER_TABLES: dict[str, dict[str, tuple]] = {
         'address_retry_include_sender': ('bool', True),
         'allow_localhost': ('bool', False),
         'arc_sign': ('expand', None),
-        'authenticate_hosts': ('list', None),
         'authenticated_sender': ('expand', None),
         'authenticated_sender_force': ('bool', False),
         'command_timeout': ('time', 300),

@@ -116,8 +116,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
         "gethostbyname": False,
         "multi_domain": True,                # one connection serves several domains
         "hosts_try_fastopen": "",
-        **_reject("""
-            authenticate_hosts"""),
     },
 }
 

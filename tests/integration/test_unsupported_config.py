@@ -19,9 +19,9 @@ CASES = {
     "authenticator": ("*  *  F,1h,1s\n", "begin authenticators\nNTLM:\n"
                       "  driver = spa\n  public_name = NTLM\n",
                       "NTLM:", 'authenticator NTLM: authenticator driver "spa"'),
-    "transport option": ("  driver = smtp\n", "  authenticate_hosts = *\n",
-                         "  authenticate_hosts",
-                         'transport remote_smtp: option "authenticate_hosts"'),
+    "transport option": ("  driver = smtp\n", "  hosts_try_fastopen = *\n",
+                         "  hosts_try_fastopen",
+                         'transport remote_smtp: option "hosts_try_fastopen"'),
 }
 
 

@@ -43,8 +43,8 @@ UNSUPPORTED = {
                       "  public_name = NTLM\n", 4,
                       'authenticator NTLM: authenticator driver "spa"'),
     "smtp transport option": ("begin transports\nremote:\n  driver = smtp\n"
-                              "  authenticate_hosts = *\n", 6,
-                              'transport remote: option "authenticate_hosts"'),
+                              "  hosts_try_fastopen = *\n", 6,
+                              'transport remote: option "hosts_try_fastopen"'),
     "appendfile transport option": ("begin transports\nbox:\n  driver = appendfile\n"
                                     "  file = /tmp/x\n  file_format = x\n", 7,
                                     'transport box: option "file_format"'),

@@ -506,7 +506,7 @@ def do_give_up(opts: CliOptions) -> int:
     for msgid in opts.args:
         outcome = deliver_message(config, msgid, log, forced=True, manual=True,
                                   give_up=True, user=user)
-        if getattr(outcome, "status", "") in ("locked", "missing", "corrupt"):
+        if getattr(outcome, "status", "") in ("locked", "missing", "corrupt", "unreadable"):
             sys.stderr.write(f"pymta: message {msgid} is {outcome.status}\n")
             rc = 1
     return rc
@@ -537,6 +537,10 @@ def do_deliver_ids(opts: CliOptions) -> int:
         elif status == "corrupt":
             sys.stderr.write(f"pymta: spool file {msgid}-H is corrupt; the message was "
                              "moved aside (see the paniclog)\n")
+            rc = 1
+        elif status == "unreadable":
+            sys.stderr.write(f"pymta: spool file {msgid}-H cannot be read by pymta; the "
+                             "message was left where it is (see the paniclog)\n")
             rc = 1
     return rc
 

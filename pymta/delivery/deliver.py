@@ -83,7 +83,8 @@ class DeliveryOutcome:
 
     ``status``: "completed" (spool removed), "deferred" (something left), "locked"
     (another process holds the message), "frozen" (skipped or newly frozen), "missing",
-    or "corrupt" (the -H file has a format error: moved aside, see pymta.spool.tidy).
+    "corrupt" (the -H file has a format error: moved aside, see pymta.spool.tidy), or
+    "unreadable" (a -H file in Exim's format that pymta cannot read: left where it is).
     """
 
     status: str
@@ -135,8 +136,9 @@ def deliver_message(config: Any, msgid: str, log: Any, *, forced: bool = False,
         except FileNotFoundError:
             return DeliveryOutcome("missing", msgid)
         except files.SpoolFormatError as exc:
-            set_aside_corrupt(spool_dir, msgid, exc, log, held=held)
-            return DeliveryOutcome("corrupt", msgid)
+            if set_aside_corrupt(spool_dir, msgid, exc, log, held=held):
+                return DeliveryOutcome("corrupt", msgid)
+            return DeliveryOutcome("unreadable", msgid)    # left for the MTA that wrote it
         journal = files.read_journal(spool_dir, msgid)
         run = MessageDelivery(config, msg, log, spool_dir, forced=forced, manual=manual,
                               journal=journal, give_up=give_up, local_only=local_only,

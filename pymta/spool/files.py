@@ -467,6 +467,11 @@ def parse_header(data: bytes, msgid: str | None = None, name: str = "-H") -> Spo
                 msg.variables[name] = Tainted(value) if tainted else value
         except ValueError as e:
             raise r.fail(f"bad -{name} line: {e}") from None
+    if "spool_file_wireformat" in msg.flags:
+        # Exim's spool_wireformat: the -D lines end in CRLF (no dot-stuffing); pymta
+        # would deliver them as they are, so the message is left for Exim (reported)
+        raise r.fail("the data file is in wire format (written with spool_wireformat), "
+                     "which pymta does not read")
 
     _read_tree(r, msg.nonrecipients)
 

@@ -7,6 +7,7 @@ and name each in the paniclog; files younger than ORPHAN_AGE are left alone.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from pymta.spool.tidy import ORPHAN_AGE, filesystem_now
@@ -159,4 +160,31 @@ def test_an_exim_format_file_pymta_cannot_read_is_left_untouched(tmp_path):
     panic = d.log("panic")
     assert panic.count(f"spool file {msgid}-H cannot be read by pymta") == 1, panic
     assert "left untouched" in panic
+    assert msgid in d.run("-bp").stdout
+
+
+def test_a_wire_format_message_from_exim_is_left_for_exim(tmp_path):
+    """Exim's spool_wireformat (tests/data/spool_wireformat): the -D lines end in CRLF.
+    pymta would deliver them so, so it leaves the message alone: -M says so, a queue
+    run reports it once in the paniclog and leaves the files as they were, -bp lists
+    it."""
+    d = _prepared(tmp_path)
+    data = Path(__file__).resolve().parents[1] / "data" / "spool_wireformat"
+    msgid = "1xZon7-0005or-0z"
+    own = _queue_message(d, "bob@test.example")    # pymta's own file: its owner
+    owner = os.stat(d.spool / "input" / f"{own}-D")
+    for suffix in ("-H", "-D"):
+        copy = d.spool / "input" / f"{msgid}{suffix}"
+        shutil.copy(data / f"{msgid}{suffix}", copy)
+        os.chmod(copy, 0o640)
+        os.chown(copy, owner.st_uid, owner.st_gid)
+    before = (d.spool / "input" / f"{msgid}-D").read_bytes()
+    proc = d.run("-M", msgid)
+    assert proc.returncode == 1
+    assert "cannot be read by pymta; the message was left where it is" in proc.stderr
+    d.run("-q")
+    assert (d.spool / "input" / f"{msgid}-D").read_bytes() == before
+    panic = d.log("panic")
+    assert panic.count(f"spool file {msgid}-H cannot be read by pymta") == 1, panic
+    assert "wire format (written with spool_wireformat)" in panic
     assert msgid in d.run("-bp").stdout

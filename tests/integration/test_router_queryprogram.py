@@ -88,7 +88,9 @@ def test_data_reaches_address_data_and_a_slow_command_freezes(tmp_path):
     r = d.run("-be", "x")        # the configuration loads
     assert r.returncode == 0
     d.submit_and_deliver("s@test.example", "plain@test.example", b"Subject: q\n\nhi\n")
-    assert "=> plain <plain@test.example> R=q_plain T=t1" in d.log()
+    # exim4 4.96 logs the whole address here: log_as_local is the accept router's
+    # default only (checked with exim4 -odi and a queryprogram router)
+    assert "=> plain@test.example R=q_plain T=t1" in d.log()
     d.submit_and_deliver("s@test.example", "slow@test.example", b"Subject: q\n\nhi\n")
     log = d.log()
     assert "== slow@test.example R=q_slow defer (-1): command timed out in q_slow router" \

@@ -111,10 +111,11 @@ def _forward_confirms(name: str, ip: str) -> tuple[bool, bool]:
             if debug.host_lookup:
                 debug.printf(f"checking addresses for {name}\n  {ip} OK")
             return True, secure
-    if debug.host_lookup:
+    if debug.host_lookup and found:
         debug.printf(f"checking addresses for {name}\n" + "".join(f"  {a}\n" for a in found)
-                     + f"no IP address for {name} matched {ip}" if found
-                     else f"no IP addresses found for {name}")
+                     + f"no IP address for {name} matched {ip}")
+    elif debug.host_lookup:
+        debug.printf(f"no IP addresses found for {name}")
     return False, False
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from pymta.config.model import ConfigError
 from pymta.config.options import format_time
+from pymta.config.values import default_log_file_path
 from pymta.debuglog import debug
 from pymta.osutil import give_to_dir_owner
 from pymta.syslogger import SyslogWriter
@@ -330,7 +331,7 @@ class Logger:
 
     # ------------------------------------------------------------------ paths
     def _choose_path(self, setting: Any) -> str:
-        default = os.path.join(self.spool_dir, "log", "%slog")
+        default = default_log_file_path(self.spool_dir)
         if not setting:
             return default
         text = str(setting)

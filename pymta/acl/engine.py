@@ -58,7 +58,7 @@ from pymta.debuglog import debug
 from pymta.dmarc.check import DmarcCheck, run_check
 from pymta.dscp import dscp_byte
 from pymta.events import set_session_acl_runner
-from pymta.expand import eval_condition, expand_bool_condition, expand_string
+from pymta.expand import expand_bool_condition, expand_string
 from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.expand.extra_items import AUTHRES_SPF
@@ -234,7 +234,7 @@ def run_acl(config: ConfigView, name_or_text: str | None, where: str, ctx: Expan
     saved_indent, debug.indent = debug.indent, depth
     try:
         if debug.acl:
-            runner._trace(f'using ACL "{runner.label}"')
+            debug.printf(f'using ACL "{runner.label}"')
         return runner.run(statements)
     finally:
         debug.indent = saved_indent
@@ -268,7 +268,6 @@ class _Runner:
         self.spf_state: SpfState | None = None        # likewise
         self.name = ""           # the ACL's name (or text), for the debug output (+acl)
         self.ended_by = ""       # "implicit DENY" / "not OK": how +acl names the end
-        self.check_width = 0     # width of the +acl "check NAME " text, to align under
         self.check_name = ""     # the condition being checked, as +acl shows it
         self.all_true = False    # the current statement's conditions all held
 
@@ -316,25 +315,20 @@ class _Runner:
         except Exception:
             return text
 
-    @staticmethod
-    def _trace(text: str) -> None:
-        """A +acl debug line (indented by :func:`run_acl` while an ACL runs another)."""
-        debug.printf(text)
-
     # -------------------------------------------------------------- statements
     def run(self, statements: list[AclStatement]) -> AclResult:
         self.ended_by = ""
         result = self._run(statements)
         if debug.acl:
             verdict = self.ended_by or result.verdict.upper()
-            self._trace(f'end of ACL "{self.label}": {verdict}')
+            debug.printf(f'end of ACL "{self.label}": {verdict}')
         return result
 
     def _run(self, statements: list[AclStatement]) -> AclResult:
         for stmt in statements:
             if debug.acl:
-                self._trace(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
-                            f'{stmt.end_line or stmt.line or 0})')
+                debug.printf(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
+                             f'{stmt.end_line or stmt.line or 0})')
             saved_where = self.ctx.where
             if self.ctx.log is None:        # for warnings written while expanding
                 self.ctx.log = getattr(self.session, "log", None)
@@ -356,7 +350,7 @@ class _Runner:
             if debug.acl:
                 state = "succeeded" if self.all_true else "deferred" \
                     if outcome is not None and outcome.verdict == "defer" else "failed"
-                self._trace(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
+                debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
             if outcome is not None:
                 if stmt.verb == "require" and outcome.verdict == "deny":
                     self.ended_by = "not OK"
@@ -380,10 +374,10 @@ class _Runner:
             base = name.split()[0] if name else ""
             if debug.acl and base != "condition":     # condition: after its expansion
                 if base == "message" and not negated:
-                    self._trace(f"  message: {item.value}")
+                    debug.printf(f"  message: {item.value}")
                 else:
-                    self._trace(f"check {item.name} = {item.value}" if item.name != "set"
-                                else f"check set {item.value}")
+                    debug.printf(f"check {item.name} = {item.value}" if item.name != "set"
+                                 else f"check set {item.value}")
             if base in _MODIFIERS and not negated:
                 if base == "message":
                     message = item.value
@@ -417,7 +411,6 @@ class _Runner:
                 raise ConfigError(f"unknown ACL condition/modifier \"{item.name}\"",
                                   item.file or stmt.file, item.line or stmt.line)
             self.check_name = f"{'!' if negated else ''}{base}"
-            self.check_width = len(f"check {self.check_name} ")
             try:
                 ok = self._condition(base, item.value)
             except _ForcedTrue:
@@ -609,14 +602,12 @@ class _Runner:
     def _condition(self, name: str, value: str) -> bool:
         if name == "condition":
             try:
+                expanded = expand_string(value, self.ctx)
                 if debug.acl:
                     # Exim expands first, then shows the text and its value under it
-                    expanded = expand_string(value, self.ctx)
-                    self._trace(f"{'check ' + self.check_name:<{self.check_width - 1}} "
-                                f"= {value}")
-                    self._trace(" " * self.check_width + f"= {expanded}")
-                    return expand_bool_condition(expanded)
-                return bool(eval_condition(value, self.ctx))
+                    lead = f"check {self.check_name} "
+                    debug.printf(f"{lead}= {value}\n{' ' * len(lead)}= {expanded}")
+                return expand_bool_condition(expanded)
             except ExpandFail as exc:
                 raise _ForcedTrue() from exc
             except ExpandDefer as exc:

@@ -7,6 +7,8 @@ from typing import Mapping
 import pymta
 from pymta.config.model import Config, DriverInstance
 from pymta.config.options import OptionSpec, format_value, printable
+from pymta.config.values import default_log_file_path, default_pid_file_path
+from pymta.osutil import resolve_user
 
 _KINDS = {"router": "routers", "transport": "transports", "authenticator": "authenticators"}
 _LIST_WORDS = {"domainlist": "domain", "hostlist": "host", "addresslist": "address",
@@ -59,8 +61,8 @@ def show_driver(inst: DriverInstance, admin: bool = False) -> str:
 
 #: Files whose place follows the spool directory when the option is unset: -bP shows
 #: where they are, as Exim shows its compiled-in paths (exicyclog-style scripts ask).
-_SPOOL_PATH_DEFAULTS = {"log_file_path": ("log", "%slog"),
-                        "pid_file_path": ("pymta-daemon.pid",)}
+_SPOOL_PATH_DEFAULTS = {"log_file_path": default_log_file_path,
+                        "pid_file_path": default_pid_file_path}
 
 
 def _main_option(config: Config, name: str, admin: bool) -> str | None:
@@ -70,7 +72,7 @@ def _main_option(config: Config, name: str, admin: bool) -> str | None:
     hidden = not admin and main.is_hidden(name)
     value = main.get(name)
     if name in _SPOOL_PATH_DEFAULTS and not value:
-        value = os.path.join(str(main.get("spool_directory")), *_SPOOL_PATH_DEFAULTS[name])
+        value = _SPOOL_PATH_DEFAULTS[name](str(main.get("spool_directory")))
     if name == "exim_group" and not value:
         value = _primary_group(main.get("exim_user"))
     return format_value(main.specs[name], value, hidden=hidden)
@@ -79,13 +81,12 @@ def _main_option(config: Config, name: str, admin: bool) -> str | None:
 def _primary_group(user: object) -> str | None:
     """The group pymta runs as when exim_group is unset: exim_user's own."""
     import grp
-    import pwd
-    if user is None or user == "":
+    ids = resolve_user(user)
+    if ids is None:
         return None
     try:
-        pw = pwd.getpwuid(int(str(user))) if str(user).isdigit() else pwd.getpwnam(str(user))
-        return grp.getgrgid(pw.pw_gid).gr_name
-    except (KeyError, ValueError):
+        return grp.getgrgid(ids[1]).gr_name
+    except KeyError:
         return None
 
 

@@ -6,11 +6,22 @@ the configuration keeps their source text; these helpers expand and convert them
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 from pymta.config.model import ConfigError
 from pymta.config.option_tables import MAIN_TABLE
 from pymta.config.options import OptionSpec, parse_value
+
+
+def default_log_file_path(spool: str) -> str:
+    """Where the logs go when log_file_path is unset: ``<spool>/log/%slog``."""
+    return os.path.join(spool, "log", "%slog")
+
+
+def default_pid_file_path(spool: str) -> str:
+    """The daemon's pid file when pid_file_path is unset."""
+    return os.path.join(spool, "pymta-daemon.pid")
 
 
 def main_option(config: Any, name: str, default: Any = None) -> Any:

@@ -23,6 +23,7 @@ from typing import Any, Callable, cast
 
 import pymta
 from pymta import proctitle
+from pymta.config.values import default_pid_file_path
 from pymta.daemon import ipc, listen
 from pymta.daemon.conntable import TELL_ALWAYS, TELL_IDLE, ConnectionTable
 from pymta.daemon.preload import preload_for
@@ -136,7 +137,7 @@ def pid_file_path(config: Any, opts: DaemonOptions) -> str | None:
     path = main_opt(config, "pid_file_path") or ""
     if path:
         return str(path)
-    return os.path.join(spool_directory(config), "pymta-daemon.pid")
+    return default_pid_file_path(spool_directory(config))
 
 
 def start_line(pid: int, opts: DaemonOptions, addrs: list[tuple[str, int]]) -> str:

@@ -24,7 +24,6 @@ like a real connection).  A failure of it only costs the memory it would have sa
 from __future__ import annotations
 
 import gc
-import os
 import socket
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from collections.abc import Iterator
 from pymta.acl.parse import parse_acl_text
 from pymta.config.main_options import MainOptions
 from pymta.config.model import Config
+from pymta.config.values import default_log_file_path
 from pymta.debuglog import debug
 from pymta.expand.compiled import seq_fn
 from pymta.expand.errors import ExpandError
@@ -84,7 +84,7 @@ def warmup_config(config: Config, spool: str) -> Config:
     main = MainOptions(config.main.specs)
     main.set("spool_directory", spool)
     main.set("primary_hostname", "warmup.invalid")    # not the default's getfqdn() lookup
-    main.set("log_file_path", os.path.join(spool, "log", "%slog"))
+    main.set("log_file_path", default_log_file_path(spool))
     main.set("tls_advertise_hosts", "")           # STARTTLS not offered
     main.set("rfc1413_hosts", "")                 # never an ident query
     main.set("helo_lookup_domains", "")           # never the client's name from DNS

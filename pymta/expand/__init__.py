@@ -26,20 +26,20 @@ def expand_string(text: str, ctx: ExpandContext) -> str:
         return text
     if debug.expand:
         return _traced(text, ctx)
-    if debug.any:
-        # what is traced while expanding (a list matched by a condition) is one level
-        # in, as in Exim's output
-        debug.indent += 1
-        try:
-            return evaluate(compile_expansion(text), ctx)
-        except RecursionError:
-            raise ExpandError("expansion nested too deeply") from None
-        finally:
-            debug.indent -= 1
+    if not debug.any:
+        return _evaluate(text, ctx)
+    # what is traced while expanding (a list matched by a condition) is one level in,
+    # as in Exim's output
+    debug.indent += 1
+    try:
+        return _evaluate(text, ctx)
+    finally:
+        debug.indent -= 1
+
+
+def _evaluate(text: str, ctx: ExpandContext) -> str:
     try:
         return evaluate(compile_expansion(text), ctx)
-    except ExpandError:
-        raise
     except RecursionError:
         raise ExpandError("expansion nested too deeply") from None
 

@@ -239,10 +239,10 @@ def rewritten_view(config: Any, env: Envelope, headers: list[SpoolHeader],
     return sender, recipients, [h.text for h in headers if h.flag != "*"]
 
 
-
 def _keep_taint(source: str, text: str) -> str:
     """``text`` made from ``source``, tainted when ``source`` was."""
     return Tainted(text) if isinstance(source, Tainted) else text
+
 
 def prepare_message(config: Any, envelope: Envelope,
                     data: bytes | FileBody) -> PreparedMessage:

@@ -103,9 +103,6 @@ class Router:
             return self.flag(which)
         return self.flag("verify")
 
-    def retry_use_local_part(self) -> bool:
-        return self.flag("retry_use_local_part")
-
     # -- preconditions -------------------------------------------------------------
     def check_preconditions(self, addr: Address, ctx: Any, verify: Any = False,
                             address_test: bool = False) -> str | None:

@@ -253,7 +253,7 @@ def _cannot_route(last_offered: tuple[Router, ExpandContext] | None) -> str | No
 def _decided(addr: Address, r: Router, reply: RouterReply) -> RouterReply:
     addr.router = r.name
     if reply.status == DEFER:
-        key = addr.address if r.retry_use_local_part() else addr.domain
+        key = addr.address if r.flag("retry_use_local_part") else addr.domain
         addr.retry_key = f"R:{key}"
     if reply.freeze:
         addr.freeze = True

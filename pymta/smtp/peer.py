@@ -113,7 +113,7 @@ class PeerFacts:
                  proxy_external_port=str(header.destination[1]))
         self._become_client(*header.source)
         # Exim looks the real client's name up whatever host_lookup says.
-        name, secure, had_name = dnssec.lookup_host_name_found(self.peer_ip)
+        name, secure = dnssec.lookup_host_name(self.peer_ip)
         v["sender_host_dnssec"] = "yes" if name and secure else "no"
         if name:
             v["sender_host_name"] = taint(name)

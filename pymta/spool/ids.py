@@ -46,8 +46,10 @@ def unbase62(text: str) -> int:
 
 def _wait_until_after(tick: int) -> None:
     """Sleep until the clock has left ``tick`` (at most 5 ms)."""
-    while time.time_ns() // _TICK_NS <= tick:
-        time.sleep(((tick + 1) * _TICK_NS - time.time_ns()) / 1e9 + 0.0001)
+    end_ns = (tick + 1) * _TICK_NS
+    while (now := time.time_ns()) < end_ns:
+        # the clock is read once per turn: it may pass end_ns between two readings
+        time.sleep((end_ns - now) / 1e9 + 0.0001)
 
 
 def _wait_tick_end() -> None:

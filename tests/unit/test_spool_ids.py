@@ -76,3 +76,15 @@ def test_threads_of_one_process_never_share_an_id():
     for t in threads:
         t.join()
     assert len(got) == 120 and len(set(got)) == 120
+
+
+def test_wait_survives_the_tick_ending_between_two_clock_readings(monkeypatch):
+    # the clock reads inside the tick, then past it, on the next reading: the wait
+    # must not compute a negative sleep from the second reading, 1 ms later (CI once hit this)
+    tick = 1795296695_328560_000 // ids._TICK_NS
+    readings = iter([(tick + 1) * ids._TICK_NS - 1, (tick + 1) * ids._TICK_NS + 1_000_000])
+    slept: list[float] = []
+    monkeypatch.setattr(ids.time, "time_ns", lambda: next(readings, (tick + 2) * ids._TICK_NS))
+    monkeypatch.setattr(ids.time, "sleep", lambda s: slept.append(s) or None)
+    ids._wait_until_after(tick)
+    assert all(s >= 0 for s in slept) and len(slept) == 1

@@ -328,7 +328,7 @@ class _Runner:
         for stmt in statements:
             if debug.acl:
                 debug.printf(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
-                             f'{stmt.end_line or stmt.line or 0})')
+                             f'{stmt.line})')
             saved_where = self.ctx.where
             if self.ctx.log is None:        # for warnings written while expanding
                 self.ctx.log = getattr(self.session, "log", None)

@@ -72,10 +72,8 @@ class AclStatement:
     verb: str                     # accept deny defer discard drop require warn
     items: list[OptionSetting] = field(default_factory=list)   # name = value, in file order
     file: str = ""
+    #: the last physical line of the verb's logical line (as Exim names it)
     line: int = 0
-    #: the last physical line of the verb's logical line (where Exim's +acl trace says
-    #: the statement is); 0 when it is ``line``
-    end_line: int = 0
 
 
 @dataclass

@@ -54,8 +54,8 @@ class LogicalLine:
 
     text: str
     file: str
+    #: the last physical line of a continued line, the line Exim's messages name
     line: int
-    last_line: int = 0      # the last physical line of a continued line (else 0)
 
 
 class LineSource:
@@ -209,7 +209,7 @@ class LineSource:
                     pending = None
                     continue
                 pending.text += stripped
-                pending.last_line = num
+                pending.line = num
             else:
                 if not stripped or stripped.startswith("#"):
                     continue
@@ -401,7 +401,7 @@ class _Reader:
             raise ConfigError(f'ACL name expected before "{text}"', ll.file, ll.line)
         first = re.split(r"[\s=]", text, 1)[0]
         if first in ACL_VERBS:
-            stmt = AclStatement(first, [], ll.file, ll.line, ll.last_line)
+            stmt = AclStatement(first, [], ll.file, ll.line)
             self.current_acl.append(stmt)
             rest = text[len(first):].strip()
             if rest:

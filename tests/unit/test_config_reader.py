@@ -129,6 +129,9 @@ def test_missing_file_is_clear_error(tmp_path):
      '"smtp_accept_max" option set for the second time'),
     ("begin foo\n", 1, '"foo" is not a known configuration section name'),
     ('qualify_domain = "abc\n', 1, "missing closing quote"),
+    # a continued line is named by its last physical line, as exim4 4.96 names it
+    ("primary_hostname = x\nsmtp_accept_max = \\\n  1 \\\n  abc\n", 4,
+     "extra characters follow integer value for smtp_accept_max"),
 ])
 def test_main_errors(tmp_path, text, line, message):
     e = error(tmp_path, text)

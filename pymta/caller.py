@@ -27,6 +27,13 @@ def qualify_domains(config: Any) -> tuple[str, str]:
     return str(qd), str(qr)
 
 
+def qualify(address: str, domain: str) -> str:
+    """Add ``@domain`` to an unqualified address (the empty sender stays empty)."""
+    if not address or "@" in address:
+        return address
+    return f"{address}@{domain}"
+
+
 def caller_is_trusted(config: Any, uid: int | None = None) -> bool:
     """Exim's trusted callers, who may set the envelope sender with -f: root, the
     exim_user, and members of trusted_users or trusted_groups (primary or supplementary

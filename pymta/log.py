@@ -174,7 +174,7 @@ def _timestamp(now: float, with_zone: bool, millisec: bool = False) -> str:
     return stamp
 
 
-def _clean(text: str) -> str:
+def one_line(text: str) -> str:
     """No raw line breaks inside one log line (they would forge log entries)."""
     if "\n" in text or "\r" in text:
         text = text.replace("\r", "\\r").replace("\n", "\\n")
@@ -378,7 +378,7 @@ class Logger:
             parts.append(f"[{os.getpid()}]")
         if msgid:
             parts.append(msgid)
-        parts.append(_clean(text))
+        parts.append(one_line(text))
         return " ".join(parts) + "\n"
 
     def _syslog_text(self, data: str) -> str:
@@ -488,7 +488,7 @@ class Logger:
         if not self.message_logs:
             return
         now = time.time()
-        line = _timestamp(now, self.with_zone, self.millisec) + " " + _clean(text) + "\n"
+        line = _timestamp(now, self.with_zone, self.millisec) + " " + one_line(text) + "\n"
         from pymta.spool.files import msglog_path
         path = msglog_path(spool_dir, msgid)
         directory = os.path.dirname(path)

@@ -270,6 +270,7 @@ class _Runner:
         self.ended_by = ""       # "implicit DENY" / "not OK": how +acl names the end
         self.check_name = ""     # the condition being checked, as +acl shows it
         self.all_true = False    # the current statement's conditions all held
+        self.warning: str | None = None     # a warn statement's log text, to write
 
     # -------------------------------------------------------------- helpers
     @property
@@ -351,6 +352,9 @@ class _Runner:
                 state = "succeeded" if self.all_true else "deferred" \
                     if outcome is not None and outcome.verdict == "defer" else "failed"
                 debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
+            if self.warning is not None:
+                self._log("warn", f"Warning: {self.warning}")
+                self.warning = None
             if outcome is not None:
                 if stmt.verb == "require" and outcome.verdict == "deny":
                     self.ended_by = "not OK"
@@ -375,6 +379,8 @@ class _Runner:
             if debug.acl and base != "condition":     # condition: after its expansion
                 if base == "message" and not negated:
                     debug.printf(f"  message: {item.value}")
+                elif base == "log_message" and not negated:
+                    debug.printf(f"l_message: {item.value}")      # Exim's words
                 else:
                     debug.printf(f"check {item.name} = {item.value}" if item.name != "set"
                                  else f"check set {item.value}")
@@ -452,7 +458,7 @@ class _Runner:
                 lmsg = self.cond_log if self.cond_log is not None else msg
             return self._result(verb, msg, lmsg)
         if verb == "warn" and lmsg:
-            self._log("warn", f"Warning: {lmsg}")
+            self.warning = lmsg         # written once the statement's trace line is out
         return None
 
     # -------------------------------------------------------------- modifiers

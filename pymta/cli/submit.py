@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Iterable
 from pymta import rfc2047
 from pymta.caller import (  # noqa: F401  (re-exported)
     caller_is_trusted,
+    qualify,
     qualify_domains,
     untrusted_may_set_sender,
 )
@@ -98,13 +99,6 @@ def extract_recipients(data: bytes, exclude: Iterable[str] = (),
     else:
         recipients += [e for e in exclude if e not in recipients]
     return recipients, b"".join(kept) + rest
-
-
-def qualify(address: str, domain: str) -> str:
-    """Add ``@domain`` to an unqualified address (the empty sender stays empty)."""
-    if not address or "@" in address:
-        return address
-    return f"{address}@{domain}"
 
 
 def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | None, str]:

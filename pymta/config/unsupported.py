@@ -41,10 +41,8 @@ def _reject(names: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 UNSUPPORTED_MAIN: dict[str, Any] = {
     # Features pymta does not have: accepted only when they say "off".
-    "accept_8bitmime": True,                 # 8BITMIME is always advertised
     "deliver_drop_privilege": False,
     "ldap_version": (-1, 3),                 # ldap3 speaks LDAP version 3 only
-    "ignore_fromline_hosts": "", "ignore_fromline_local": False,
     "move_frozen_messages": False,
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,

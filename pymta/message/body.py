@@ -29,6 +29,7 @@ class FileBody:
         self.size = 0
         self.newlines = 0
         self.last_byte = b""
+        self._base = 0          # bytes at the start of the file that are not the message
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -47,12 +48,20 @@ class FileBody:
     def close(self) -> None:
         self.file.close()
 
-    def _blocks(self, start: int = 0):
+    def drop_head(self, length: int) -> None:
+        """Take the first ``length`` bytes (whole lines) off the message."""
+        dropped = b"".join(self._blocks(0, length))
+        self._base += length
+        self.size -= length
+        self.newlines -= dropped.count(b"\n")
+
+    def _blocks(self, start: int = 0, length: int | None = None):
         self.file.flush()
         fd = self.file.fileno()
-        offset = start
-        while offset < self.size:
-            block = os.pread(fd, min(_BLOCK, self.size - offset), offset)
+        offset = self._base + start
+        end = self._base + (self.size if length is None else min(self.size, start + length))
+        while offset < end:
+            block = os.pread(fd, min(_BLOCK, end - offset), offset)
             if not block:
                 break
             offset += len(block)
@@ -109,16 +118,16 @@ class FileBody:
         """The first and the last ``length`` bytes from ``start`` to the end."""
         self.file.flush()
         fd = self.file.fileno()
-        head = os.pread(fd, length, start)
+        head = os.pread(fd, min(length, self.size - start), self._base + start)
         if self.size - start <= length:
             return head, head
-        return head, os.pread(fd, length, self.size - length)
+        return head, os.pread(fd, length, self._base + self.size - length)
 
     def copy_to(self, fd: int, start: int) -> None:
         """Append the message from ``start`` to the end to the file ``fd``."""
         self.file.flush()
         src = self.file.fileno()
-        offset, left = start, self.size - start
+        offset, left = self._base + start, self.size - start
         while left > 0:
             try:
                 n = os.sendfile(fd, src, offset, left)

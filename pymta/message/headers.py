@@ -59,6 +59,15 @@ class ParsedMessage:
     headers: list[SpoolHeader]
     body_start: int
     header_bytes: int            # size of the header block as received (without blank line)
+    #: bytes of whitespace-only lines that ended a header and were dropped (as Exim does)
+    dropped: int = 0
+    size: int = 0                # of the data parsed
+
+    @property
+    def blank_line_missing(self) -> bool:
+        """The body began at a line that is not a header, with no blank line before it
+        (Exim counts the blank line it implies in $message_linecount)."""
+        return self.body_start == self.header_bytes and self.body_start < self.size
 
 
 def split_message(data: bytes) -> ParsedMessage:
@@ -67,8 +76,14 @@ def split_message(data: bytes) -> ParsedMessage:
     pos = 0
     n = len(data)
     current: list[bytes] = []
+    dropped = 0
 
     def flush() -> None:
+        nonlocal dropped
+        # Continuation lines of nothing but white space at the end of a header are
+        # dropped, as Exim drops them (one in the middle of a header stays)
+        while len(current) > 1 and not current[-1].strip():
+            dropped += len(current.pop())
         if current:
             raw = b"".join(current)
             text = raw.decode("utf-8", "surrogateescape")
@@ -82,7 +97,7 @@ def split_message(data: bytes) -> ParsedMessage:
         content = line[:-1] if line.endswith(b"\n") else line
         if not content:                       # empty line: end of headers, dropped
             flush()
-            return ParsedMessage(headers, nxt, pos)
+            return ParsedMessage(headers, nxt, pos, dropped, n)
         if content[0] in (32, 9) and current:
             current.append(line if line.endswith(b"\n") else line + b"\n")
         elif is_header_start(content):
@@ -90,10 +105,10 @@ def split_message(data: bytes) -> ParsedMessage:
             current.append(line if line.endswith(b"\n") else line + b"\n")
         else:                                  # not a header: the body starts here
             flush()
-            return ParsedMessage(headers, pos, pos)
+            return ParsedMessage(headers, pos, pos, dropped, n)
         pos = nxt
     flush()
-    return ParsedMessage(headers, n, n)
+    return ParsedMessage(headers, n, n, dropped, n)
 
 
 def body_stats(data: bytes | memoryview, start: int = 0) -> tuple[int, int]:

@@ -75,6 +75,7 @@ class PreparedMessage:
     base_headers: int = 0                  # headers before the ACL-added ones
     # what rewriting logged, ("main"|"panic", text), written once the id is logged
     rewrite_log: list[tuple[str, str]] = field(default_factory=list)
+    parsed: ParsedMessage | None = None    # how the data's header block was read
 
     def visible_headers(self) -> list[str]:
         """Header texts as ACLs see them ($h_, $message_headers): the live headers of
@@ -451,7 +452,7 @@ def prepare_message(config: Any, envelope: Envelope,
         frozen_at=int(done) if env.frozen else None)
     size = spool.message_size(len(data) - body_start)
     return PreparedMessage(spool, data, body_start, message_id_value, size, base,
-                           rewrite_log.entries)
+                           rewrite_log.entries, parsed)
 
 
 def headers_after_removal(headers: list[SpoolHeader], remove: list[str]) -> list[SpoolHeader]:

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Callable
 from pymta import proctitle, rfc2047
 from pymta.acl.content import ContentScan, run_mime_acl
 from pymta.acl.spam import SCAN_VARIABLES, spool_spam_variables
+from pymta.caller import qualify, qualify_domains, untrusted_may_set_sender
 from pymta.config.values import main_option
 from pymta.expand.message_vars import body_variables, body_visible
 from pymta.log import log_selected
@@ -33,8 +34,9 @@ from pymta.message.receive import (
     receive_message,
     report_after_commit,
 )
+from pymta.message.uucp_from import take_from_line
 from pymta.smtp.limits import header_refusal, header_reply, no_immediate_delivery
-from pymta.smtp.option_trace import AT_DATA, trace_host_options
+from pymta.smtp.option_trace import checked_host_option
 from pymta.smtp.reject_details import RejectDetails, reject_details
 from pymta.smtp.server import Reply, SmtpServer
 from pymta.spool.ids import new_message_id
@@ -114,7 +116,7 @@ class MessageAssembly:
             return Reply(250, "OK")
         self.msgid = new_message_id()
         v["message_exim_id"] = v["message_id"] = self.msgid or ""
-        trace_host_options(self, AT_DATA)
+        data = self._ignore_from_line(data)
         env = self._envelope()
         try:
             prepared = prepare_message(self.config, env, data)
@@ -129,6 +131,13 @@ class MessageAssembly:
         for kind, text in prepared.rewrite_log:
             (self.log.panic if kind == "panic" else self.log.main)(text, self.msgid)
         prepared.rewrite_log = []
+        parsed = prepared.parsed
+        if parsed is not None and (parsed.dropped or parsed.blank_line_missing):
+            # as Exim counts: not the dropped white-space lines' bytes, but a blank line
+            # that the body's start implies
+            v["message_size"] = str(int(v["message_size"]) - parsed.dropped)
+            v["message_linecount"] = str(int(v["message_linecount"])
+                                         + parsed.blank_line_missing)
         # The one header list: what the DATA ACL sees is what the spool gets.
         self.ctx.headers = [taint(h) for h in prepared.visible_headers()]
         v.update(_body_variables(self.config, prepared))
@@ -146,6 +155,52 @@ class MessageAssembly:
         finally:
             self.reject_details = None
             self._content_scan_done()       # (PRDR refused every recipient)
+
+    def _ignore_from_line(self, data: bytes | FileBody) -> bytes | FileBody:
+        """The message without a UUCP "From " line that a client in ignore_fromline_hosts
+        (a local -bs caller with ignore_fromline_local) sent before the headers; the
+        sender uucp_from_sender makes of the line replaces the envelope sender as a
+        trusted caller's -f would (an untrusted -bs caller's only where
+        untrusted_set_sender allows it).  Other data is left as it is: a "From " line
+        then starts the body, as in Exim."""
+        if self.peer_ip:
+            allowed = checked_host_option(self, "ignore_fromline_hosts")
+        else:
+            allowed = bool(main_option(self.config, "ignore_fromline_local", False))
+        start = data[:5] if isinstance(data, bytes) else data.ends(0, 5)[0]
+        if not allowed or start != b"From ":
+            return data
+        size = len(data)
+        data, given = take_from_line(self.config, data, self.log)
+        if len(data) == size:
+            return data                     # the line did not match uucp_from_pattern
+        # $message_size and $message_linecount still count the line, as in Exim
+        if self.peer_ip:
+            checked_host_option(self, "ignore_fromline_hosts")   # again, as Exim does
+        if given is None:
+            return data
+        sender = qualify(given.strip().strip("<>"), qualify_domains(self.config)[0])
+        caller = self.local_caller
+        trusted = caller is None or caller.trusted
+        if not trusted and not untrusted_may_set_sender(self.config, sender, caller.login):
+            return data
+        assert self.envelope is not None
+        env = self.envelope
+        env.sender = sender
+        if self.server is not None:
+            self.server.sender = sender
+        lp, at, dom = sender.rpartition("@")
+        v = self.ctx.variables
+        v["sender_address"] = taint(sender)
+        v["sender_address_local_part"] = taint(lp if at else sender)
+        v["sender_address_domain"] = taint(dom if at else "")
+        if trusted:
+            # as for a trusted caller's -f: no authenticated sender, no Sender: header
+            v.pop("authenticated_sender", None)
+            env.authenticated_sender = None
+            env.originator_name = ""
+            env.sender_set_by_caller = True
+        return data
 
     def _content_scan_done(self) -> None:
         """Remove the scan directory (unless control = no_mbox_unspool): after the DATA

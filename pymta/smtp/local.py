@@ -27,8 +27,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
-from pymta.caller import caller_is_trusted, qualify_domains, untrusted_may_set_sender
+from pymta.caller import caller_is_trusted, qualify, qualify_domains, untrusted_may_set_sender
 from pymta.debuglog import SELECTOR_BITS, debug
+from pymta.log import one_line
 from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
@@ -48,7 +49,7 @@ class HostCheckLog:
         self.out = out
 
     def _write(self, text: str, msgid: str | None) -> None:
-        self.out.write(f"LOG: {msgid + ' ' if msgid else ''}{text}\n")
+        self.out.write(f"LOG: {msgid + ' ' if msgid else ''}{one_line(text)}\n")
         self.out.flush()
 
     def main(self, text: str, msgid: str | None = None, **_: Any) -> None:
@@ -102,7 +103,7 @@ class LocalCaller:
     def envelope_sender(self, given: str) -> str:
         """The envelope sender for MAIL ``given``: the address (qualified) when the
         caller may set it, else the caller's own."""
-        qualified = given if not given or "@" in given else f"{given}@{self.qualify_domain}"
+        qualified = qualify(given, self.qualify_domain)
         self.sender_set = self.trusted or untrusted_may_set_sender(self.config, qualified,
                                                                    self.login)
         return qualified if self.sender_set else f"{self.login}@{self.qualify_domain}"

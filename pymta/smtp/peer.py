@@ -7,7 +7,7 @@ and ``$sender_rcvhost``, and host-list matching of the client against main optio
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 from pymta import dns as pdns
 from pymta import dnssec
@@ -59,7 +59,17 @@ _HELO_LOOKUP_MISSES: dict[tuple[int, str, str], Any] = {}
 _HELO_LOOKUP_MISSES_MAX = 1024
 
 
-def host_in(config: Any, option: str, session: "PeerFacts", default: str | None) -> bool:
+class Client(Protocol):
+    """What :func:`host_in` needs of a session."""
+
+    peer_ip: str
+    ctx: Any
+    log: Any
+
+    def host_ident(self) -> str: ...
+
+
+def host_in(config: Any, option: str, session: Client, default: str | None) -> bool:
     """Does the client match the host list in ``option``?  (Deferral counts as no.)"""
     text = main_option(config, option, default)
     if not text:

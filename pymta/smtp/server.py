@@ -445,6 +445,9 @@ class SmtpServer:
         # rewrite rules with the S flag: (command argument, is MAIL) -> argument to use
         self.smtp_rewrite: Callable[[str, bool], str] | None = None
         self.dsn_offered = False                # dsn_advertise_hosts matched the client
+        # accept_8bitmime: advertise 8BITMIME and read BODY=; without it, as in Exim,
+        # a BODY= parameter of any value is taken off MAIL and ignored
+        self.accept_8bitmime = True
         self.dsn_advertised = False             # ... and this session said EHLO
 
         self.greeted = False
@@ -816,7 +819,8 @@ class SmtpServer:
             kw.append(f"SIZE {self.size_limit}")
         else:
             kw.append("SIZE")
-        kw.append("8BITMIME")
+        if self.accept_8bitmime:
+            kw.append("8BITMIME")
         if self.dsn_advertised:
             kw.append("DSN")                    # where Exim puts it
         # Exim's order: these come before PIPELINING, the other extensions after it.
@@ -912,10 +916,15 @@ class SmtpServer:
                 bad_rest.append(p)
                 continue
             name = m.group(1).upper()
+            if name == "SMTPUTF8" and self.esmtp and name not in self._param_names():
+                self._synprot(501, "SMTPUTF8 used when not advertised")
+                return
             if name == "SMTPUTF8" and (m.group(2) is not None or name in params):
                 bad_rest.append(p)      # it takes no value, and comes once
             elif self.esmtp and name == "SIZE":
                 params["SIZE"] = m.group(2)
+            elif self.esmtp and name == "BODY" and not self.accept_8bitmime:
+                continue
             elif self.esmtp and name == "BODY":
                 val = (m.group(2) or "").upper()
                 if val not in ("7BIT", "8BITMIME"):

@@ -561,6 +561,7 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.strip_trailing_dot = bool(main_option(config, "strip_trailing_dot", False))
     server.allow_utf8_domains = bool(main_option(config, "allow_utf8_domains", False))
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
+    server.accept_8bitmime = bool(main_option(config, "accept_8bitmime", True))
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)
     if _host_in(config, "sender_unqualified_hosts", session, None):
@@ -661,7 +662,8 @@ def prepare_session(session: SmtpSession) -> SmtpServer:
             server.extensions.append(verb)
     if main_option(config, "prdr_enable", False):
         server.extensions.append("PRDR")
-    if _host_in(config, "smtputf8_advertise_hosts", session, "*"):
+    # SMTPUTF8 needs 8BITMIME (RFC 6531): Exim does not offer it without
+    if server.accept_8bitmime and _host_in(config, "smtputf8_advertise_hosts", session, "*"):
         server.extensions.append("SMTPUTF8")
     if main_option(config, "acl_smtp_wellknown", None) and \
             _host_in(config, "wellknown_advertise_hosts", session, None):

@@ -300,3 +300,45 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
     # the Received: header names pymta, two bytes longer than Exim's
     assert ours[-1] == exim[-1].replace("S=227", "S=229")
     assert ours[:-1] == exim[:-1]
+
+
+def test_bh_fromline_and_8bitmime_off_match_exim_transcript(tmp_path):
+    """ignore_fromline_hosts: a UUCP "From " line before the headers is taken off and
+    its sender (uucp_from_sender, qualified) replaces the envelope sender; a "From "
+    line that does not match uucp_from_pattern starts the body.  Also what Exim does
+    with the header block: white-space-only lines that end a header are dropped
+    ($message_size leaves them out), a body with no blank line before it counts one
+    in $message_linecount, a folded header logs its newline as "\\n".  With
+    accept_8bitmime = false neither 8BITMIME nor SMTPUTF8 is offered, BODY= is
+    ignored whatever its value, SMTPUTF8 is refused as not advertised.  Replies, log
+    lines and -bh comments as Exim 4.96 gave them (tests/data/cli_bh/fromline.*)."""
+    text = (DATA / "fromline.conf").read_text().split("\n", 1)[1]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    conf = tmp_path / "fromline.conf"
+    # Exim's Received: text in place of line 1, so that lines and S= are Exim's
+    conf.write_text(_EXIM_RECEIVED + text.replace("SPOOL", str(spool)))
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "fromline.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / "fromline.exim.out").read_text())
+    ours = [_ID.sub("<id>", ln.replace(str(conf), "CONF")) for ln in proc.stderr.splitlines()]
+    exim = [_ID.sub("<id>", ln) for ln in (DATA / "fromline.exim.err").read_text().splitlines()]
+    assert ours == exim
+
+
+def test_bs_from_line_with_ignore_fromline_local(tmp_path):
+    """-bs: a "From " line before the headers is taken (its sender used, the caller
+    being trusted here) only with ignore_fromline_local."""
+    session = (b"EHLO x.y\r\nMAIL FROM:<s@test.example>\r\nRCPT TO:<u@test.example>\r\n"
+               b"DATA\r\nFrom uucp@far.example Sat Dec  5 10:00:00 2026\r\n"
+               b"To: u@test.example\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    for extra, sender in (("ignore_fromline_local = true\n", "uucp@far.example"),
+                          ("", "s@test.example")):
+        conf, spool = _config(tmp_path, name="prdr.conf", extra=extra)
+        proc = run_pymta(["-odq", "-bs"], conf, input=session)
+        msgid = re.search(r"^250 OK id=(\S+)\r$", proc.stdout, re.M).group(1)
+        header = (spool / "input" / f"{msgid}-H").read_text()
+        assert f"\n<{sender}>\n" in header
+        data = (spool / "input" / f"{msgid}-D").read_text()
+        assert ("From uucp" in data) == (not extra)

@@ -150,3 +150,45 @@ def test_split_message_is_the_one_header_parser():
     parsed = split_message(b"A: 1\nB:2\n\nbody\n")
     assert [h.text for h in parsed.headers] == ["A: 1\n", "B:2\n"]
     assert parsed.body_start == len(b"A: 1\nB:2\n\n")
+
+
+def test_white_space_lines_that_end_a_header_are_dropped():
+    """As exim4 4.96 spools them (checked with -bm): a continuation line of nothing but
+    white space is dropped when it ends a header, kept inside one."""
+    parsed = split_message(b"Subject: x\n \t \nTo: z\n\nbody\n")
+    assert [h.text for h in parsed.headers] == ["Subject: x\n", "To: z\n"]
+    assert parsed.dropped == 4 and not parsed.blank_line_missing
+    parsed = split_message(b"Subject: x\n \n  y\n \n\nbody\n")
+    assert [h.text for h in parsed.headers] == ["Subject: x\n \n  y\n"]
+    assert parsed.dropped == 2
+    parsed = split_message(b"Subject: x\n\t\nhello\n")
+    assert [h.text for h in parsed.headers] == ["Subject: x\n"]
+    assert parsed.body_start == len(b"Subject: x\n\t\n") and parsed.blank_line_missing
+    # a white-space line with no header before it is the body
+    parsed = split_message(b" \nhello\n")
+    assert parsed.headers == [] and parsed.body_start == 0 and parsed.blank_line_missing
+    assert not split_message(b"Subject: x\n").blank_line_missing
+
+
+def test_file_body_loses_its_from_line_in_place(tmp_path):
+    from pymta.config import load_config
+    from pymta.message.body import FileBody
+    from pymta.message.uucp_from import take_from_line
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"spool_directory = {tmp_path}\nqualify_domain = q.example\n")
+    config = load_config(str(conf))
+    body = FileBody(str(tmp_path))
+    data = b"From a@b.example Sat Dec  5 10:00:00 2026\nSubject: s\n\nbody\n"
+    body.write(data[:10])
+    body.write(data[10:])
+    same, sender = take_from_line(config, body, None)
+    assert same is body and sender == "a@b.example"
+    assert body.read_from(0) == b"Subject: s\n\nbody\n"
+    assert len(body) == len(b"Subject: s\n\nbody\n") and body.newlines == 3
+    assert body.ends(0, 7) == (b"Subject", b"\n\nbody\n")
+    head, parsed = body.header_block()
+    assert [h.text for h in parsed.headers] == ["Subject: s\n"]
+    out = tmp_path / "copy"
+    with open(out, "wb") as f:
+        body.copy_to(f.fileno(), parsed.body_start)
+    assert out.read_bytes() == b"body\n"

@@ -51,7 +51,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "smtp_backlog_monitor": 0,
     "smtp_return_error_details": False,
     "spool_wireformat": False,
-    "tls_remember_esmtp": False,
     **_reject("""
         gnutls_allow_auto_pkcs11 gnutls_compat_mode
         ibase_servers keep_malformed

@@ -448,6 +448,7 @@ class SmtpServer:
         # accept_8bitmime: advertise 8BITMIME and read BODY=; without it, as in Exim,
         # a BODY= parameter of any value is taken off MAIL and ignored
         self.accept_8bitmime = True
+        self.tls_remember_esmtp = False         # tls_remember_esmtp (see tls_started)
         self.dsn_advertised = False             # ... and this session said EHLO
 
         self.greeted = False
@@ -1271,12 +1272,17 @@ class SmtpServer:
 
     def tls_started(self) -> list[Action]:
         """The handshake succeeded: the SMTP state starts afresh (RFC 3207 4.2: the
-        client must say EHLO again) and the server waits for a command."""
+        client must say EHLO again) and the server waits for a command.  With
+        tls_remember_esmtp the EHLO state is kept (for clients that never send the
+        second EHLO), though not the name it gave, as in Exim."""
         self._tls_pending = False
         self.tls_active = True
-        self.helo_name = None
-        self.esmtp = False
-        self.pipelining_advertised = False
+        if self.tls_remember_esmtp and self.esmtp:
+            self.helo_name = ""
+        else:
+            self.helo_name = None
+            self.esmtp = False
+            self.pipelining_advertised = False
         self._reset_transaction()
         self._free_rset = self._free_helo = True
         return self._actions()

@@ -562,6 +562,7 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
     server.allow_utf8_domains = bool(main_option(config, "allow_utf8_domains", False))
     server.dsn_offered = _host_in(config, "dsn_advertise_hosts", session, None)
     server.accept_8bitmime = bool(main_option(config, "accept_8bitmime", True))
+    server.tls_remember_esmtp = bool(main_option(config, "tls_remember_esmtp", False))
     server.qualify_domain = str(main_option(config, "qualify_recipient", None)
                                 or main_option(config, "qualify_domain", None) or session.hostname)
     if _host_in(config, "sender_unqualified_hosts", session, None):

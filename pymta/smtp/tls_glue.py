@@ -185,7 +185,9 @@ class TlsGlue:
         if facts.our_cert is not None:
             v["tls_in_ourcert"] = pem_text(facts.our_cert)
         v["sender_helo_name"] = ""
-        v["received_protocol"] = "smtps"
+        remembered = self.server is not None and self.server.tls_remember_esmtp and \
+            self.server.esmtp and self._tls_by_starttls
+        v["received_protocol"] = "esmtps" if remembered else "smtps"
         if self.server is not None and "STARTTLS" in self.server.extensions:
             self.server.extensions.remove("STARTTLS")
         if not self._tls_by_starttls:

@@ -175,6 +175,23 @@ def test_session_starts_afresh_after_tls(daemon):
         assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
 
 
+def test_tls_remember_esmtp_keeps_the_ehlo_state(tmp_path, certs):
+    """tls_remember_esmtp: a client that never says EHLO again after STARTTLS may go
+    on; the message is esmtps, without the HELO name (as exim4 4.96 logs it)."""
+    with PymtaDaemon(CONFIG, tmp_path, macros={"EXTRA_MAIN": "tls_remember_esmtp"}) as d:
+        with d.client() as c:
+            c.ehlo()
+            assert c.starttls()[0] == 220
+            assert c.cmd("MAIL FROM:<a@remote.example> BODY=8BITMIME")[0] == 250
+            assert c.cmd("RCPT TO:<alice@test.example>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            code, text = c.cmd("Subject: remembered\r\n\r\nbody\r\n.")
+            assert code == 250
+        [line] = d.wait_for_log(r" <= a@remote\.example ")
+        assert re.search(r" H=\[127\.0\.0\.1\]:\d+ P=esmtps X=", line) or \
+            re.search(r" H=\[127\.0\.0\.1\] P=esmtps X=", line), line
+
+
 def test_second_starttls_after_new_ehlo_is_refused(daemon):
     with daemon.client() as c:
         c.ehlo()

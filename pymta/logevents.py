@@ -337,7 +337,9 @@ class Rejection:
     def text(self) -> str:
         prefix = self.host + (f" F=<{self.sender}>" if self.sender is not None else "")
         verb = "temporarily rejected" if self.temporary else "rejected"
-        return f"{prefix} {verb} {self.what}" + (f": {self.message}" if self.message else "")
+        # a message of several lines is logged by its first, as Exim logs it
+        message = self.message.split("\n", 1)[0] if self.message else ""
+        return f"{prefix} {verb} {self.what}" + (f": {message}" if message else "")
 
 
 @dataclass(frozen=True)

@@ -477,7 +477,11 @@ def _address_item(address: str, item: str, ctx: Any) -> tuple[bool, str | None]:
         return False, None
     if idomain.startswith("+"):
         return match_domain(domain, idomain, ctx, expand=False, data_var=""), item
-    return _domain_item(domain, idomain, ctx)[0], item
+    # the domain part is matched as a domain list of one item (and traced as one)
+    matched, _ = _run_list([idomain], "domain", ctx,
+                           lambda it, c: _domain_item(domain, it, c), "domain",
+                           shown=(domain, idomain, "", ""))
+    return bool(matched), item
 
 
 def _at_at(local: str, domain: str, lookup_item: str, ctx: Any) -> tuple[bool, str | None]:

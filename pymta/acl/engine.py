@@ -42,6 +42,7 @@ from pymta.acl.ratelimit import (
     check_ratelimit,
     parse_ratelimit,
 )
+from pymta.acl.reply_text import split_user_message
 from pymta.acl.scanconn import ScanDefer
 from pymta.acl.seen import SeenError, check_seen, parse_seen
 from pymta.acl.spam import check_spam
@@ -170,6 +171,21 @@ def split_code(message: str, default_code: int) -> tuple[int, str]:
     if m and m.group(1)[0] == str(default_code)[0]:
         return int(m.group(1)), m.group(2)
     return default_code, message
+
+
+def smtp_reply_text(message: str, default_code: int) -> tuple[int, str]:
+    """An ACL's user message as its SMTP reply: broken into lines where Exim breaks it
+    (the code it starts with counted), the code taken off, and an extended code after
+    it (``550 5.7.1 ...``) repeated on every line, as Exim sends it."""
+    code, text = split_code(split_user_message(message), default_code)
+    if code != default_code or message[:3] == str(default_code):
+        m = _EXTENDED_CODE.match(text)
+        if m and "\n" in text:
+            text = text.replace("\n", "\n" + m.group(0))
+    return code, text
+
+
+_EXTENDED_CODE = re.compile(r"\d\.\d{1,3}\.\d{1,3} ")
 
 
 def find_acl(config: ConfigView, name_or_text: str) -> list[AclStatement]:
@@ -1097,13 +1113,15 @@ def acl_smtp_reply(result: AclResult, where: str,
     """The SMTP code and text (may be multi-line) Exim sends for an ACL result.
 
     ``multiline=False`` (control = no_multiline_responses) keeps only the last line of
-    a sender verify failure and the first line of a message."""
+    a sender verify failure and the first line of a message.  A long message is broken
+    into lines as Exim breaks it (:func:`split_user_message`)."""
     verdict = result.verdict
     if verdict in ("accept", "discard"):
         default = 250
         text = {"mail": "OK", "rcpt": "Accepted", "predata": "OK", "data": "OK"}.get(where, "OK")
         if result.message:
-            return split_code(result.message, default)
+            code, text = smtp_reply_text(result.message, default)
+            return code, text.split("\n", 1)[0] if not multiline else text
         return default, text
     default = 451 if verdict == "defer" else 550
     text = _DEFAULT_TEXT[verdict]
@@ -1111,7 +1129,9 @@ def acl_smtp_reply(result: AclResult, where: str,
         text = result.verify_message or "Unrouteable address"
     code = default
     if result.message:
-        code, text = split_code(result.message, default)
+        code, text = smtp_reply_text(result.message, default)
+    else:
+        text = split_user_message(text)
     if verdict != "defer" and result.verify_failed == "sender":
         tail = text if result.message else "Sender verify failed"
         head = result.verify_head if result.verify_head is not None \

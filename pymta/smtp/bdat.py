@@ -151,10 +151,7 @@ class BdatReceiver:
     def advertise(self) -> None:
         """Offer CHUNKING in EHLO replies (chunking_advertise_hosts matched)."""
         if "CHUNKING" not in self.server.extensions:
-            # Exim lists it after AUTH and before STARTTLS.
-            ext = self.server.extensions
-            at = ext.index("STARTTLS") if "STARTTLS" in ext else len(ext)
-            ext.insert(at, "CHUNKING")
+            self.server.extensions.append("CHUNKING")     # (the EHLO reply orders them)
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:

@@ -204,6 +204,14 @@ _HELO_NAME_RE = re.compile(r"[A-Za-z0-9.-]+")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: EHLO keywords Exim lists before PIPELINING (after DSN), in its order.
 _BEFORE_PIPELINING = ("ETRN", "VRFY", "EXPN")
+#: ... and after PIPELINING; keywords Exim 4.96 does not have come last
+_AFTER_PIPELINING = ("AUTH", "CHUNKING", "STARTTLS", "PRDR", "SMTPUTF8")
+
+
+def _after_pipelining_rank(keyword: str) -> int:
+    name = keyword.split()[0].upper()
+    return _AFTER_PIPELINING.index(name) if name in _AFTER_PIPELINING \
+        else len(_AFTER_PIPELINING)
 
 _ESMTP_PARAM_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)(?:=(\S*))?$")
 
@@ -424,6 +432,9 @@ class SmtpServer:
         # handler(server, argument) replying through send_reply()/synprot_error().
         self.extra_commands: dict[str, Callable[["SmtpServer", str], None]] = {}
         self.max_nonmail = max_nonmail          # smtp_accept_max_nonmail (0 = no check)
+        # smtp_accept_max_nonmail_hosts, asked (as Exim asks) at the first command
+        # that counts; None: every client is counted
+        self.nonmail_hosts: Callable[[], bool] | None = None
         self.nonmail_count = 0
         self._free_rset = self._free_helo = True
         # helo_allow_chars / helo_accept_junk_hosts (the session decides the host match).
@@ -476,6 +487,11 @@ class SmtpServer:
         self.last_command = ""
         self.history: list[str] = []          # recognised verbs, for C= in log lines
         self._last_was_rcpt = False
+        # the previous command was a MAIL that failed, or a RCPT answered "sender not yet
+        # given" after one: such RCPTs are not counted as protocol errors when PIPELINING
+        # was offered (the client may have sent them with the MAIL), as in Exim
+        self._mail_refused = False
+        self._after_refused_mail = False
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._in_data = False
@@ -742,6 +758,7 @@ class SmtpServer:
         if debug.receive:
             debug.printf("SMTP<< " + _without_secret(self.last_command))
         was_rcpt, self._last_was_rcpt = self._last_was_rcpt, False
+        self._after_refused_mail, self._mail_refused = self._mail_refused, False
         if self.handler.should_stop():
             self._out.append(self.shutdown_reply())
             return
@@ -778,6 +795,8 @@ class SmtpServer:
             extra(self, text_arg)
         else:
             getattr(self, "_cmd_" + verb.lower())(text_arg, was_rcpt)
+        if verb == "MAIL" and self.sender is None:
+            self._mail_refused = True
 
     def _nonmail_exceeded(self, verb: str) -> bool:
         """smtp_accept_max_nonmail: everything but MAIL/RCPT/DATA/BDAT/QUIT counts, except
@@ -791,6 +810,11 @@ class SmtpServer:
         if verb in ("HELO", "EHLO") and self._free_helo:
             self._free_helo = False
             return False
+        if self.nonmail_hosts is not None:
+            counted, self.nonmail_hosts = self.nonmail_hosts(), None
+            if not counted:
+                self.max_nonmail = 0
+                return False
         self.nonmail_count += 1
         if self.nonmail_count <= self.max_nonmail:
             return False
@@ -832,7 +856,8 @@ class SmtpServer:
             kw.append("PIPELINING")
             if self.pipe_connect:
                 kw.append("PIPECONNECT")
-        kw.extend(e for e in self.extensions if e not in early)
+        kw.extend(sorted((e for e in self.extensions if e not in early),
+                         key=_after_pipelining_rank))
         kw.append("HELP")
         return kw
 
@@ -988,7 +1013,12 @@ class SmtpServer:
         if not self._sync_ok(always=False):
             return
         if self.sender is None:
-            self._synprot(503, "sender not yet given")
+            if self._after_refused_mail and self.pipelining_advertised:
+                self._reply(503, "sender not yet given")
+                self._mail_refused = True       # and so for the RCPTs after this one
+                self._last_was_rcpt = True      # a DATA next is not counted either
+            else:
+                self._synprot(503, "sender not yet given")
             self._record_rcpt_failure("503 sender not yet given")
             return
         self._last_was_rcpt = True

@@ -64,7 +64,13 @@ from pymta.smtp.limits import (
     receive_timeout,
 )
 from pymta.smtp.mailauth_glue import MailAuthGlue
-from pymta.smtp.option_trace import AFTER_LOOKUP, AT_EHLO, BEFORE_LOOKUP, trace_host_options
+from pymta.smtp.option_trace import (
+    AFTER_LOOKUP,
+    AT_EHLO,
+    BEFORE_LOOKUP,
+    checked_host_option,
+    trace_host_options,
+)
 from pymta.smtp.peer import PROXY_FAILED, PeerFacts
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
@@ -546,8 +552,8 @@ def build_server(config: Any, session: SmtpSession) -> SmtpServer:
         max_unknown_commands=int(main_option(config, "smtp_max_unknown_commands", 3) or 0),
         enforce_sync=bool(main_option(config, "smtp_enforce_sync", True)),
         pipelining=_host_in(config, "pipelining_advertise_hosts", session, "*"),
-        max_nonmail=int(main_option(config, "smtp_accept_max_nonmail", 10) or 0)
-        if _host_in(config, "smtp_accept_max_nonmail_hosts", session, "*") else 0)
+        max_nonmail=int(main_option(config, "smtp_accept_max_nonmail", 10) or 0))
+    server.nonmail_hosts = lambda: checked_host_option(session, "smtp_accept_max_nonmail_hosts")
     server.pipe_connect = server.pipelining_allowed and \
         _host_in(config, "pipelining_connect_advertise_hosts", session, "*")
     server.helo_allow_chars = str(main_option(config, "helo_allow_chars", "") or "")

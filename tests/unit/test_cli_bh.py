@@ -342,3 +342,24 @@ def test_bs_from_line_with_ignore_fromline_local(tmp_path):
         assert f"\n<{sender}>\n" in header
         data = (spool / "input" / f"{msgid}-D").read_text()
         assert ("From uucp" in data) == (not extra)
+
+
+def test_bh_long_messages_and_refused_mail_match_exim_transcript(tmp_path):
+    """Long ACL messages broken into reply lines where Exim breaks them (an extended
+    code repeated on each line, the log keeping the first line of a message that has
+    several), RCPTs after a refused MAIL not counted as protocol errors when
+    PIPELINING was offered, the EHLO keywords in Exim's order, an address list's
+    domain part traced as a domain list, smtp_accept_max_nonmail_hosts asked at the
+    first command that counts: tests/data/cli_bh/replies.* as Exim 4.96 gave them."""
+    text = (DATA / "replies.conf").read_text().split("\n", 2)[2]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    conf = tmp_path / "replies.conf"
+    conf.write_text("# line 1\n# line 2\n" + text.replace("SPOOL", str(spool)))
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "replies.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / "replies.exim.out").read_text())
+    ours = [_ID.sub("<id>", ln.replace(str(conf), "CONF")) for ln in proc.stderr.splitlines()]
+    exim = [_ID.sub("<id>", ln) for ln in (DATA / "replies.exim.err").read_text().splitlines()]
+    assert ours == exim

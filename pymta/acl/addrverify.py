@@ -263,7 +263,8 @@ def verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
         debug.printf(f"verify {kind} {address}: {verdict.status.upper()}"
                      + (f" ({verdict.log_text or verdict.user_text})"
                         if verdict.status != "ok" else ""))
-    debug.printf("----------- end verify ------------")
+    if kind != "header_sender":         # (Exim draws no line after a header's address)
+        debug.printf("----------- end verify ------------")
     return verdict
 
 

@@ -1004,7 +1004,14 @@ class _Runner:
         else:
             return self._verify_header_sender(
                 hv, headers, addrverify.parse_verify_options("header_sender", opts))
-        return True if err is None else self._verify_failed(err)
+        return True if err is None else self._header_verify_failed(err)
+
+    def _header_verify_failed(self, text: str, detail: str | None = None) -> bool:
+        """A header check failed: ``text`` is logged; with smtp_return_error_details the
+        client is told it too (and ``detail``), as Exim tells it."""
+        if main_option(self.config, "smtp_return_error_details", False):
+            self.cond_message = f"Rejected after DATA: {detail or text}"
+        return self._verify_failed(text)
 
     def _verify_header_sender(self, hv: Any, headers: list[str],
                               vopts: addrverify.VerifyOptions) -> bool:
@@ -1013,8 +1020,14 @@ class _Runner:
         # Any syntax error fails the check, even after a verifiable address (as Exim).
         for name, pa in candidates:
             if pa.error is not None or not pa.address:
-                return self._verify_failed(hv.header_sender_syntax_error(name, pa))
+                if debug.verify:
+                    debug.printf(f"verifying {name}: header address {pa.raw}")
+                return self._header_verify_failed(hv.header_sender_syntax_error(name, pa))
+        refused: str | None = None          # the last address that did not verify
         for name, pa in candidates:
+            if debug.verify:
+                debug.printf(f"verifying {name}: header address {pa.raw}")
+            match.forget_domain_answers()         # Exim remembers them per address
             address = pa.address
             if not pa.qualified:
                 if not self._unqualified_ok("sender"):
@@ -1025,6 +1038,9 @@ class _Runner:
                                                 address, vopts, self._callouts_skipped())
             if verdict.status == "ok":
                 return True
+            if verdict.status == "fail":
+                refused = (f'could not verify "{name}:" header address\n{pa.address}: '
+                           f'{verdict.user_text or verdict.log_text or "Unrouteable address"}')
             if verdict.status == "defer" and deferred is None:
                 if vopts.callout is not None and vopts.callout.defer_ok:
                     return True
@@ -1036,7 +1052,8 @@ class _Runner:
             self.ctx.variables["acl_verify_message"] = deferred
             raise AclDefer(f"header_sender verify defer for {deferred}",
                            "Could not complete sender verify")
-        return self._verify_failed("there is no valid sender in any header line")
+        return self._header_verify_failed("there is no valid sender in any header line",
+                                          refused)
 
     def _verify_arc(self, accept: str | None) -> bool:
         """``verify = arc[/states]``: evaluate the message's ARC chain (DATA ACL only),

@@ -18,8 +18,9 @@ RECIPIENT_HEADERS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
 NOT_BLIND_HEADERS = ("to", "cc", "resent-to", "resent-cc")
 # The headers header_sender takes candidate senders from (Exim also looks at the
 # Resent- forms).
-HEADER_SENDER_HEADERS = ("sender", "reply-to", "from", "resent-sender", "resent-reply-to",
-                         "resent-from")
+#: verify = header_sender looks at these, a group at a time (all Sender: lines, then
+#: Reply-To:, then From:), each group in message order, as exim4 4.96 does
+HEADER_SENDER_GROUPS = (("sender", "resent-sender"), ("reply-to",), ("from", "resent-from"))
 
 # Exim's names for ACLs in error messages.
 WHERE_NAMES = {"rcpt": "RCPT", "mail": "MAIL", "predata": "PREDATA", "mime": "MIME",
@@ -101,10 +102,12 @@ def check_not_blind(headers: Iterable[str] | None, recipients: Iterable[str],
 def header_sender_candidates(headers: Iterable[str] | None
                              ) -> list[tuple[str, ParsedAddress]]:
     """(header name, address) for each address of Sender:, Reply-To: and From: (and
-    their Resent- forms), in message order; syntax errors are included (``error``)."""
+    Resent-Sender:, Resent-From:) in the order of :data:`HEADER_SENDER_GROUPS`; syntax
+    errors are included (``error``)."""
     out: list[tuple[str, ParsedAddress]] = []
-    for name, value in _headers(headers, HEADER_SENDER_HEADERS):
-        out.extend((name, pa) for pa in parse_address_list(value))
+    for group in HEADER_SENDER_GROUPS:
+        for name, value in _headers(headers, group):
+            out.extend((name, pa) for pa in parse_address_list(value))
     return out
 
 

@@ -49,7 +49,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "print_topbitchars": False,
     "queue_fast_ramp": False,
     "smtp_backlog_monitor": 0,
-    "smtp_return_error_details": False,
     "spool_wireformat": False,
     **_reject("""
         gnutls_allow_auto_pkcs11 gnutls_compat_mode

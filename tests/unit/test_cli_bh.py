@@ -302,6 +302,27 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
     assert ours[:-1] == exim[:-1]
 
 
+
+def _matches_exim_transcript(tmp_path, name: str) -> None:
+    """pymta -bh on tests/data/cli_bh/NAME.conf and NAME.in gives Exim 4.96's replies
+    (NAME.exim.out) and standard error (NAME.exim.err: log lines and ">>>" comments).
+    Lines 1 and 2 of the configuration held keep_environment and exim_user when Exim
+    recorded it; here line 1 gets Exim's Received: text, so that lines and S= agree."""
+    text = (DATA / f"{name}.conf").read_text().split("\n", 1)[1]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    conf = tmp_path / f"{name}.conf"
+    conf.write_text(_EXIM_RECEIVED + text.replace("SPOOL", str(spool)))
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / f"{name}.in").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _normal_stdout(proc.stdout) == \
+        _normal_stdout((DATA / f"{name}.exim.out").read_text())
+    ours = [_ID.sub("<id>", ln.replace(str(conf), "CONF")) for ln in proc.stderr.splitlines()]
+    exim = [_ID.sub("<id>", ln)
+            for ln in (DATA / f"{name}.exim.err").read_text().splitlines()]
+    assert ours == exim
+
+
 def test_bh_fromline_and_8bitmime_off_match_exim_transcript(tmp_path):
     """ignore_fromline_hosts: a UUCP "From " line before the headers is taken off and
     its sender (uucp_from_sender, qualified) replaces the envelope sender; a "From "
@@ -310,21 +331,26 @@ def test_bh_fromline_and_8bitmime_off_match_exim_transcript(tmp_path):
     ($message_size leaves them out), a body with no blank line before it counts one
     in $message_linecount, a folded header logs its newline as "\\n".  With
     accept_8bitmime = false neither 8BITMIME nor SMTPUTF8 is offered, BODY= is
-    ignored whatever its value, SMTPUTF8 is refused as not advertised.  Replies, log
-    lines and -bh comments as Exim 4.96 gave them (tests/data/cli_bh/fromline.*)."""
-    text = (DATA / "fromline.conf").read_text().split("\n", 1)[1]
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    conf = tmp_path / "fromline.conf"
-    # Exim's Received: text in place of line 1, so that lines and S= are Exim's
-    conf.write_text(_EXIM_RECEIVED + text.replace("SPOOL", str(spool)))
-    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "fromline.in").read_bytes())
-    assert proc.returncode == 0, proc.stderr
-    assert _normal_stdout(proc.stdout) == \
-        _normal_stdout((DATA / "fromline.exim.out").read_text())
-    ours = [_ID.sub("<id>", ln.replace(str(conf), "CONF")) for ln in proc.stderr.splitlines()]
-    exim = [_ID.sub("<id>", ln) for ln in (DATA / "fromline.exim.err").read_text().splitlines()]
-    assert ours == exim
+    ignored whatever its value, SMTPUTF8 is refused as not advertised."""
+    _matches_exim_transcript(tmp_path, "fromline")
+
+
+def test_bh_long_messages_and_refused_mail_match_exim_transcript(tmp_path):
+    """Long ACL messages broken into reply lines where Exim breaks them (an extended
+    code repeated on each line, the log keeping the first line of a message that has
+    several), RCPTs after a refused MAIL not counted as protocol errors when
+    PIPELINING was offered, the EHLO keywords in Exim's order, an address list's
+    domain part traced as a domain list, smtp_accept_max_nonmail_hosts asked at the
+    first command that counts."""
+    _matches_exim_transcript(tmp_path, "replies")
+
+
+def test_bh_smtp_return_error_details_match_exim_transcript(tmp_path):
+    """smtp_return_error_details: the header checks tell the client why ("Rejected
+    after DATA: ...", for header_sender the address that did not verify), unless the
+    ACL gives its own message; header_sender tries Sender:, then Reply-To:, then From:
+    lines ("verifying From: header address ..." in the comments)."""
+    _matches_exim_transcript(tmp_path, "details")
 
 
 def test_bs_from_line_with_ignore_fromline_local(tmp_path):
@@ -342,24 +368,3 @@ def test_bs_from_line_with_ignore_fromline_local(tmp_path):
         assert f"\n<{sender}>\n" in header
         data = (spool / "input" / f"{msgid}-D").read_text()
         assert ("From uucp" in data) == (not extra)
-
-
-def test_bh_long_messages_and_refused_mail_match_exim_transcript(tmp_path):
-    """Long ACL messages broken into reply lines where Exim breaks them (an extended
-    code repeated on each line, the log keeping the first line of a message that has
-    several), RCPTs after a refused MAIL not counted as protocol errors when
-    PIPELINING was offered, the EHLO keywords in Exim's order, an address list's
-    domain part traced as a domain list, smtp_accept_max_nonmail_hosts asked at the
-    first command that counts: tests/data/cli_bh/replies.* as Exim 4.96 gave them."""
-    text = (DATA / "replies.conf").read_text().split("\n", 2)[2]
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    conf = tmp_path / "replies.conf"
-    conf.write_text("# line 1\n# line 2\n" + text.replace("SPOOL", str(spool)))
-    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / "replies.in").read_bytes())
-    assert proc.returncode == 0, proc.stderr
-    assert _normal_stdout(proc.stdout) == \
-        _normal_stdout((DATA / "replies.exim.out").read_text())
-    ours = [_ID.sub("<id>", ln.replace(str(conf), "CONF")) for ln in proc.stderr.splitlines()]
-    exim = [_ID.sub("<id>", ln) for ln in (DATA / "replies.exim.err").read_text().splitlines()]
-    assert ours == exim

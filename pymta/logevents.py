@@ -373,6 +373,26 @@ def _visible(data: bytes) -> str:
     return "".join(out)
 
 
+_SHOWN_ESCAPES = {"\n": "\\n", "\r": "\\r", "\b": "\\b", "\v": "\\v", "\f": "\\f"}
+
+
+def client_text(text: str) -> str:
+    """What a client sent, as Exim writes it into a log line: printable ASCII and tabs
+    as they are, C escapes for the other control characters that have one, anything
+    else (8-bit text too) as three octal digits a byte."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if " " <= ch <= "~" or ch == "\t":
+            out.append(ch)
+        elif ch in _SHOWN_ESCAPES:
+            out.append(_SHOWN_ESCAPES[ch])
+        else:
+            out.extend(f"\\{b:03o}" for b in ch.encode("utf-8", "surrogateescape"))
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class SyncError:
     """The client sent before it was asked to (pipelining not offered or broken)."""
@@ -404,7 +424,7 @@ class InvalidHelo:
 
     def text(self) -> str:
         return (f"rejected {self.verb} from {self.who}: syntactically invalid argument(s): "
-                + (self.argument or "(no argument given)"))
+                + (client_text(self.argument) or "(no argument given)"))
 
 
 @dataclass(frozen=True)
@@ -427,10 +447,13 @@ class CallDropped:
         head = f"SMTP call from {self.who} dropped: "
         if self.why == "synprot":
             return head + (f"too many syntax or protocol errors (last command was "
-                           f"\"{self.last_command}\",  C={','.join(self.history)})")
+                           f"\"{client_text(self.last_command)}\",  "
+                           f"C={','.join(self.history)})")
         if self.why == "nonmail":
-            return head + f"too many nonmail commands (last was \"{self.last_command}\")"
-        return head + f"too many unrecognized commands (last was \"{self.last_command}\")"
+            return head + ("too many nonmail commands (last was "
+                           f"\"{client_text(self.last_command)}\")")
+        return head + ("too many unrecognized commands (last was "
+                       f"\"{client_text(self.last_command)}\")")
 
 
 @dataclass(frozen=True)
@@ -449,7 +472,7 @@ class CommandError:
 
     def text(self) -> str:
         kind = "protocol" if self.protocol else "syntax"
-        return f"SMTP {kind} error in \"{self.command}\" {self.host} {self.reply}"
+        return f"SMTP {kind} error in \"{client_text(self.command)}\" {self.host} {self.reply}"
 
 
 @dataclass(frozen=True)

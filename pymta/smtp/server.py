@@ -903,7 +903,7 @@ class SmtpServer:
         self.mail_commands += 1
         if self.helo_required and self.helo_name is None:
             self._event("mail_no_helo")
-            self._synprot(503, "HELO or EHLO required")
+            self._reply(503, "HELO or EHLO required")    # not counted, as in Exim
             return
         if self.sender is not None:
             self._synprot(503, "sender already given")

@@ -368,3 +368,9 @@ def test_bs_from_line_with_ignore_fromline_local(tmp_path):
         assert f"\n<{sender}>\n" in header
         data = (spool / "input" / f"{msgid}-D").read_text()
         assert ("From uucp" in data) == (not extra)
+
+
+def test_bh_client_text_in_log_lines_matches_exim_transcript(tmp_path):
+    """What a client sent, in the protocol-error and dropped-call lines: tabs kept,
+    control and 8-bit characters escaped as Exim escapes them."""
+    _matches_exim_transcript(tmp_path, "printing")

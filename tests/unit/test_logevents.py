@@ -122,3 +122,13 @@ def test_daemon_started():
         "pymta 0.1.0 daemon started: pid=42, -q30m, listening for SMTP on [127.0.0.1]:25")
     assert DaemonStarted("0.1.0", 42).text() == (
         "pymta 0.1.0 daemon started: pid=42, no queue runs, not listening for SMTP")
+
+
+def test_client_text_is_escaped_as_exim_escapes_it():
+    from pymta.logevents import client_text
+    assert client_text("plain text\twith a tab") == "plain text\twith a tab"
+    assert client_text("h\u00e9lo\x01\x7f\x0b\n") == "h\\303\\251lo\\001\\177\\v\\n"
+    assert client_text("c\udcff") == "c\\377"          # a byte that was not UTF-8
+    # exim4 4.96: rejected EHLO from [1.2.3.4]: syntactically invalid argument(s): h\303\251lo
+    assert InvalidHelo("EHLO", "[1.2.3.4]", "h\u00e9lo").text() == \
+        "rejected EHLO from [1.2.3.4]: syntactically invalid argument(s): h\\303\\251lo"

@@ -184,6 +184,31 @@ def test_mail_sequence_and_syntax_errors():
     assert lines(s.feed(b"MAIL FROM:<a@b.c>\r\n")) == ["503 sender already given"]
 
 
+def test_mail_before_helo_is_not_a_counted_protocol_error():
+    # exim4 4.96 answers any number of them and still takes the EHLO after
+    s, _ = make()
+    for _ in range(5):
+        assert lines(s.feed(b"MAIL FROM:<a@b.c>\r\n")) == ["503 HELO or EHLO required"]
+    assert not s.closed
+    ehlo(s)
+    assert lines(s.feed(b"MAIL FROM:<a@b.c>\r\n")) == ["250 OK"]
+
+
+def test_rcpts_after_a_refused_mail_are_not_counted_when_pipelining():
+    s, h = make()
+    ehlo(s)
+    s.feed(b"MAIL FROM:<a@b.c> FOO=bar\r\n")          # refused: 501
+    for _ in range(5):
+        assert lines(s.feed(b"RCPT TO:<x@y.z>\r\n")) == ["503 sender not yet given"]
+    assert not s.closed
+    assert lines(s.feed(b"NOOP\r\n")) == ["250 OK"]
+    # counted again after NOOP: with the MAIL's 501, the third is one too many
+    s.feed(b"RCPT TO:<x@y.z>\r\nRCPT TO:<x@y.z>\r\n")
+    assert not s.closed
+    s.feed(b"RCPT TO:<x@y.z>\r\n")
+    assert s.closed
+
+
 def test_mail_unknown_parameter_is_malformed_address_like_exim():
     s, _ = make()
     ehlo(s)

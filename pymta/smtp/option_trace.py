@@ -55,7 +55,7 @@ def checked_host_option(session: Any, name: str) -> bool:
     """Does the client match the host list in the main option ``name``?  Written as
     Exim's +lists line says it; a deferred match counts as no (and is logged)."""
     value = main_option(session.config, name, None)
-    if value is None or value == "":
+    if value is None:
         if debug.lists and session.peer_ip:
             debug.printf(f"host in {name}? no (option unset)")
         return False

@@ -284,7 +284,7 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
                 break
             i += 1
         if end < 0:
-            return ParsedPath(None, arg, [], "'>' missing at end of address")
+            return ParsedPath(None, arg, [], _unclosed_error(arg[1 + extra:]))
         close, opened = end + 1, 1 + extra
         while extra and arg[close:close + 1] == ">":
             close, extra = close + 1, extra - 1
@@ -325,6 +325,12 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     else:
         local, at, dom = inner.partition("@")
         remainder = at + dom
+        local, dom = local.strip(" \t"), dom.lstrip(" \t")
+        remainder = at + dom
+        if any(c in local for c in " \t"):
+            # words of a local part are joined by dots, never by white space
+            return ParsedPath(None, raw, params,
+                              f'"@" or "." expected after "{local.split()[0]}"')
     if not remainder:
         if too_long:
             return _too_long(local, raw, params)
@@ -346,6 +352,8 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         return ParsedPath(None, raw, params, "domain missing or malformed")
     if angle > 0 and not domain.startswith("[") and (cut < 0 or angle < cut):
         cut = angle
+    if cut >= 0 and (cut == 0 or domain[cut - 1] == ".") and not domain.startswith("["):
+        return ParsedPath(None, raw, params, "domain missing or malformed")   # no label
     if cut >= 0:
         lead = "<" if bracketed else ""
         tail = ">" if bracketed else ""
@@ -369,12 +377,55 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             ipaddress.ip_address(lit)
         except ValueError:
             return ParsedPath(None, raw, params, "domain missing or malformed")
-    elif not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain \
-            or " " in domain:
-        return ParsedPath(None, raw, params, "domain missing or malformed")
+    else:
+        domain_end = _domain_end(domain, allow_utf8_domains)
+        if domain_end is None:
+            return ParsedPath(None, raw, params, "domain missing or malformed")
+        if domain_end < len(domain):
+            lead = "<" if bracketed else ""
+            tail = ">" if bracketed else ""
+            return ParsedPath(None, raw, params, f"malformed address: {domain[domain_end:]}"
+                              f"{tail} may not follow {lead}{local}@{domain[:domain_end]}")
+        domain = domain.rstrip(" \t")
     if too_long:
         return _too_long(f"{local}@{domain}", raw, params)
     return ParsedPath(f"{local}@{domain}", raw, params)
+
+
+def _domain_end(domain: str, utf8: bool) -> int | None:
+    """Where a domain ends, read as Exim reads one: labels of letters, digits and
+    hyphens (8-bit characters too with ``utf8``), each starting with a letter or digit,
+    joined by dots; white space after it belongs to it.  None when a label is missing
+    or starts wrongly ("domain missing or malformed"); what follows the end is junk."""
+    i, n = 0, len(domain)
+    while True:
+        if i >= n or not _label_char(domain[i], utf8) or domain[i] == "-":
+            return None
+        while i < n and _label_char(domain[i], utf8):
+            i += 1
+        if i < n and domain[i] == ".":
+            i += 1
+            continue
+        while i < n and domain[i] in " \t":
+            i += 1
+        return i
+
+
+def _label_char(c: str, utf8: bool) -> bool:
+    return c.isascii() and (c.isalnum() or c == "-") or (utf8 and not c.isascii())
+
+
+def _unclosed_error(text: str) -> str:
+    """Exim's complaint about ``<...`` with no closing bracket: about the address
+    when it is incomplete, else about the bracket."""
+    if text.startswith('"') and not re.match(r'"(?:[^"\\]|\\.)*"', text):
+        return "unmatched doublequote in local part"
+    local, at, domain = text.partition("@")
+    if not at and local and not local.startswith('"'):
+        return f'"@" or "." expected after "{local.split()[0] if local.split() else local}"'
+    if at and not domain.strip():
+        return "domain missing or malformed"
+    return "'>' missing at end of address"
 
 
 def address_too_long(text: str) -> bool:

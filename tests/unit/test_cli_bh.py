@@ -374,3 +374,10 @@ def test_bh_client_text_in_log_lines_matches_exim_transcript(tmp_path):
     """What a client sent, in the protocol-error and dropped-call lines: tabs kept,
     control and 8-bit characters escaped as Exim escapes them."""
     _matches_exim_transcript(tmp_path, "printing")
+
+
+def test_bh_addresses_are_read_as_exim_reads_them(tmp_path):
+    """MAIL and RCPT addresses: which are refused and in what words (white space in a
+    local part, labels of a domain, a domain that ends early, an unclosed bracket or
+    quote, 8-bit domains without SMTPUTF8), as Exim 4.96 answered the same session."""
+    _matches_exim_transcript(tmp_path, "addresses")

@@ -569,3 +569,9 @@ def test_angle_brackets_end_the_domain_as_in_exim():
     assert lines(s.feed(b"MAIL FROM:a@b>c\r\n")) == [
         "501 a@b>c: malformed address: >c may not follow a@b"]
     assert lines(s.feed(b"MAIL FROM:a@<b\r\n")) == ["501 a@<b: domain missing or malformed"]
+
+
+def test_white_space_round_an_address_is_not_part_of_it():
+    from pymta.smtp.server import parse_path
+    for text in ("<a@b.example >", "< a @ b.example>", "<a@ b.example>"):
+        assert parse_path(text, "sender").address == "a@b.example"

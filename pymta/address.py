@@ -11,6 +11,39 @@ from typing import Any
 from pymta.dsn import NOTIFY_SUCCESS
 
 
+def dequote_local_part(local_part: str) -> str:
+    """A local part as routers and ACLs see it ($local_part): without the double quotes
+    of a quoted local part, a backslash inside them standing for the character after
+    it (``"a b"`` is ``a b``), as Exim splits an address."""
+    if '"' not in local_part:
+        return local_part
+    out, quoted, i = [], False, 0
+    while i < len(local_part):
+        c = local_part[i]
+        if c == '"':
+            quoted = not quoted
+        elif c == "\\" and quoted and i + 1 < len(local_part):
+            i += 1
+            out.append(local_part[i])
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_ATOM_SPECIALS = set('()<>@,;:\\".[] \t')
+
+
+def quote_local_part(local_part: str) -> str:
+    """A dequoted local part made fit for an address again: quoted (with backslashes
+    before quotes and backslashes) when it is not a dot-atom."""
+    words = local_part.split(".")
+    if local_part and all(w and not any(c in _ATOM_SPECIALS or c < " " for c in w)
+                          for w in words):
+        return local_part
+    return '"' + local_part.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @dataclass
 class Host:
     name: str
@@ -140,7 +173,7 @@ class Address:
         if not self.local_part and not self.domain:
             lp, at, dom = self.address.rpartition("@")
             if at:
-                self.local_part, self.domain = lp, dom.lower()
+                self.local_part, self.domain = dequote_local_part(lp), dom.lower()
             else:
                 self.local_part = self.address
         if not self.unique:

@@ -111,7 +111,7 @@ class Router:
         address variables in ``ctx`` are updated as a side effect."""
         if not self._strip_affixes(addr, ctx):
             return "affix"
-        if verify:
+        if verify and verify != "expn":
             kind = "verify_sender" if verify == "sender" else "verify_recipient"
             if not self.verify_flag(kind):
                 return "verify"
@@ -119,6 +119,8 @@ class Router:
             return "address_test"
         if self.flag("verify_only") and not verify:
             return "verify_only"
+        if verify == "expn" and not self.flag("expn"):
+            return "expn"
         domains = self.opt("domains")
         if domains is not None and not support.match_domain(addr.domain, domains, ctx):
             return "domains"

@@ -34,7 +34,7 @@ from typing import Any
 
 from pymta import dns as pdns
 from pymta import dnssec
-from pymta.address import Address, Host
+from pymta.address import Address, Host, quote_local_part
 from pymta.dns_cname import resolve_host
 from pymta.dns_search import names_to_try
 from pymta.drivers import register
@@ -426,7 +426,8 @@ class DnslookupRouter(Router):
         if result.fqdn.lower() != addr.domain.lower():
             # widened: the address is routed again with the full domain (Exim keeps a
             # domain that is a CNAME as it is)
-            child = Address(f"{addr.local_part}@{result.fqdn.lower()}", parent=addr)
+            child = Address(f"{quote_local_part(addr.local_part)}@{result.fqdn.lower()}",
+                            parent=addr)
             return RouterReply(ACCEPT, children=[child])
 
         addr.hosts = result.hosts
@@ -515,6 +516,6 @@ class DnslookupRouter(Router):
             if dom.startswith("rewrite:"):
                 dom = dom[len("rewrite:"):].strip()
             addr.hosts, addr.transport = [], None
-            child = Address(f"{addr.local_part}@{dom}", parent=addr)
+            child = Address(f"{quote_local_part(addr.local_part)}@{dom}", parent=addr)
             return RouterReply(ACCEPT, children=[child])
         return RouterReply(DEFER, message, freeze=(action != "defer"))

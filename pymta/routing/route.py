@@ -451,6 +451,18 @@ def _apply_fail_verify(routers: list[Router], result: RouteResult, verify: Any) 
     result.addresses = keep
 
 
+def expand_once(config: ConfigView, addr: Address,
+                ctx: ExpandContext | None = None) -> RouterReply:
+    """SMTP EXPN: route ``addr`` alone, as a verification that skips the routers whose
+    ``expn`` is false; a redirection's reply has the addresses it generated (they are
+    not routed themselves: one level, as in Exim)."""
+    generated: list[Address] = []
+    reply = _route_one(config, get_routers(config), addr, ctx, "expn", False, generated)
+    if reply.status == ACCEPT and generated and not reply.children:
+        reply.children = generated
+    return reply
+
+
 def route_addresses(config: ConfigView, addrs: list[Address], ctx: ExpandContext | None = None,
                     verify: Any = False) -> RouteResult:
     """Route several addresses; the lists of the individual results are concatenated."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymta.address import Address
+from pymta.address import Address, quote_local_part
 from pymta.routing.base import ACCEPT, DEFER, FAIL, PASS, RouterReply
 
 SELF_MESSAGE = "remote host address is the local host"
@@ -25,6 +25,6 @@ def self_action(router: Any, addr: Address) -> RouterReply:
         dom = action[len("reroute:"):]
         if dom.startswith("rewrite:"):
             dom = dom[len("rewrite:"):]
-        child = Address(f"{addr.local_part}@{dom}", parent=addr)
+        child = Address(f"{quote_local_part(addr.local_part)}@{dom}", parent=addr)
         return RouterReply(ACCEPT, children=[child])
     return RouterReply(DEFER, SELF_MESSAGE, freeze=(action == "freeze"))

@@ -392,6 +392,37 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     return ParsedPath(f"{local}@{domain}", raw, params)
 
 
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def parse_command_address(arg: str) -> tuple[str | None, str | None]:
+    """The address a VRFY names, read as Exim reads it (it may follow a phrase, as in
+    ``Name <a@b>``); or the error text of its 501 reply."""
+    if not arg:
+        return None, "empty address"
+    text = arg[arg.index("<"):] if "<" in arg and not arg.startswith('"') else arg
+    if not text.startswith("<"):
+        local = _QUOTED.sub('""', text).partition("@")[0]
+        if any(c in local.strip() for c in " \t"):
+            return None, 'missing or malformed local part (expected word or "<")'
+        quoted = _QUOTED.match(text)
+        start = quoted.end() if quoted else 0
+        space = next((i for i in range(start, len(text)) if text[i] in " \t"), -1)
+        if space >= 0:
+            # what follows white space after the address is junk (no parameters here)
+            head, junk = text[:space], text[space:].strip()
+            path = parse_path(f"<{head}>", "recipient")
+            if path.error:
+                return None, path.error
+            return None, f"malformed address: {junk} may not follow {text[:space]} "
+    # (a quoted local part is read whole only inside angle brackets)
+    path = parse_path(f"<{text}>" if text.startswith('"') else text, "recipient")
+    if path.error or not path.address:
+        error = path.error or "malformed address"
+        return None, f"{arg}: {error}" if error.endswith(MISSING_DOMAIN) else error
+    return path.address, None
+
+
 def _domain_end(domain: str, utf8: bool) -> int | None:
     """Where a domain ends, read as Exim reads one: labels of letters, digits and
     hyphens (8-bit characters too with ``utf8``), each starting with a letter or digit,

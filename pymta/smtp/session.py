@@ -29,8 +29,9 @@ from pymta.acl import acl_smtp_reply, split_code
 from pymta.acl.callout_hold import HoldDeliverer
 from pymta.acl.dnslists import DnsListCache
 from pymta.acl.ratelimit import RatelimitCache
-from pymta.address import Address
+from pymta.address import Address, dequote_local_part
 from pymta.arc.verify import clear_variables as arc_clear_variables
+from pymta.caller import qualify_domains
 from pymta.config.values import expanded_int, main_option
 from pymta.debuglog import debug
 from pymta.dscp import set_dscp
@@ -46,6 +47,7 @@ from pymta.rewrite.engine import rewrite_command_path
 from pymta.rewrite.setup import main_rewriter
 from pymta.routing import route_address
 from pymta.routing.percent import percent_hack
+from pymta.routing.route import expand_once
 from pymta.smtp import connection_log
 from pymta.smtp.assemble import MessageAssembly
 from pymta.smtp.auth_glue import AuthGlue
@@ -74,7 +76,13 @@ from pymta.smtp.option_trace import (
 from pymta.smtp.peer import PROXY_FAILED, PeerFacts
 from pymta.smtp.peer import endpoints as _endpoints
 from pymta.smtp.peer import host_in as _host_in
-from pymta.smtp.server import Reply, SmtpHandler, SmtpServer, parse_path, size_param
+from pymta.smtp.server import (
+    Reply,
+    SmtpHandler,
+    SmtpServer,
+    parse_command_address,
+    size_param,
+)
 from pymta.smtp.socket_loop import Connection, TlsWrap, perform, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
 from pymta.smtp.xclient import EHLO_KEYWORD as XCLIENT_KEYWORD
@@ -329,6 +337,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         hacked = percent_hack(lp, dom, self.config, self.ctx)
         if hacked is not None:
             lp, _, dom = hacked.rpartition("@")
+        lp = dequote_local_part(lp)
         # $local_part is lower-cased for the ACL (control = caseful_local_part restores it)
         self.rcpt_local_part = taint(lp)
         v["local_part"] = taint(lp.lower())
@@ -408,21 +417,20 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         return rr.status, getattr(rr, "message", None)
 
     def _command_address(self, arg: str) -> tuple[str | None, Reply | None]:
-        """The address argument of VRFY/EXPN, or the 501 reply for a bad one."""
-        if not arg:
-            return None, Reply(501, "empty address")
-        path = parse_path(arg, "recipient")
-        if path.error or not path.address:
-            return None, Reply(501, f"{arg}: {path.error or 'malformed address'}")
-        return path.address, None
+        """The address argument of VRFY, or the 501 reply for a bad one."""
+        address, error = parse_command_address(arg)
+        return address, (Reply(501, error) if error is not None else None)
 
     def on_vrfy(self, arg: str) -> Reply:
         v = self.ctx.variables
         v["smtp_command_argument"] = taint(arg)
-        # The ACL sees the address's parts, as for RCPT.
-        addr, _bad = self._command_address(arg)
+        # As Exim: the address is read first; the ACL sees its parts, as for RCPT.
+        addr, bad = self._command_address(arg)
+        if bad is not None:
+            return bad
         lp, at, dom = (addr or "").rpartition("@")
-        v["local_part"], v["domain"] = taint(lp if at else ""), taint(dom.lower())
+        v["local_part"] = taint(dequote_local_part(lp) if at else "")
+        v["domain"] = taint(dom.lower())
         res = self._run("acl_smtp_vrfy", "vrfy")
         if res.verdict != "accept":
             self._log_reject(f"VRFY {arg}", res, with_sender=False)
@@ -438,7 +446,24 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         if res.verdict != "accept":
             self._log_reject(f"EXPN {arg}", res, with_sender=False)
             return Reply(*acl_smtp_reply(res, "expn"))
-        return self._routed_reply("EXPN", arg, "")
+        return self._expansion_reply(arg)
+
+    def _expansion_reply(self, arg: str) -> Reply:
+        """EXPN after its ACL accepted: the argument as it is (qualified when it has no
+        domain) routed one level, as Exim answers it; a failure's text is not given."""
+        address = arg if "@" in arg else f"{arg}@{qualify_domains(self.config)[1]}"
+        try:
+            reply = expand_once(self.config, Address(taint(address)), self.ctx)
+        except Exception as exc:        # an address that cannot even be looked at
+            self.log.main(f"EXPN {arg}: {exc}")
+            return Reply(553, f"{address} cannot be resolved at this time")
+        if reply.status in ("fail", "decline"):
+            return Reply(553, f"{address} is undeliverable")
+        if reply.status not in ("accept", "discard"):
+            return Reply(553, f"{address} cannot be resolved at this time")
+        shown = [f"<{c.address}>" if c.kind == "address" else c.address
+                 for c in reply.children] or [f"<{address}>"]
+        return Reply(250, "\n".join(shown))
 
     def _routed_reply(self, verb: str, arg: str, ok_suffix: str) -> Reply:
         """VRFY/EXPN after their ACL accepted: route the address and say what happened."""
@@ -451,7 +476,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         if status == "defer":
             return Reply(451, f"<{addr}> {message or 'Could not verify address'}")
         if verb == "VRFY":      # failed VRFYs are logged; EXPN failures are not
-            self.log.main(f"VRFY failed for {addr} {self.host_ident()}")
+            self.log.main(f"VRFY failed for {arg} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")
 
     def set_dscp(self, byte: int) -> None:

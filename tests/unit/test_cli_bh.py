@@ -381,3 +381,11 @@ def test_bh_addresses_are_read_as_exim_reads_them(tmp_path):
     local part, labels of a domain, a domain that ends early, an unclosed bracket or
     quote, 8-bit domains without SMTPUTF8), as Exim 4.96 answered the same session."""
     _matches_exim_transcript(tmp_path, "addresses")
+
+
+def test_bh_vrfy_and_expn_match_exim_transcript(tmp_path):
+    """VRFY reads its address before the ACL runs (and says what is wrong with it as
+    Exim does), logs a failure with the address as given; EXPN qualifies a bare local
+    part, expands one level, skips routers with expn = false, and answers 553 for what
+    it cannot expand.  $local_part of a quoted local part is without the quotes."""
+    _matches_exim_transcript(tmp_path, "vrfy_expn")

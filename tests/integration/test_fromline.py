@@ -16,15 +16,20 @@ def _delivered(tmp_path, count):
                              else None))
 
 
+def _send_by_data(c) -> None:
+    """EHLO, then a message that starts with the From line, by DATA."""
+    c.banner()
+    assert c.ehlo()[0] == 250
+    c.send_raw(TX + b"DATA\r\n")
+    assert [c.read_reply()[0] for _ in range(3)] == [250, 250, 354]
+    c.send_raw(FROM_LINE + MESSAGE + b".\r\n")
+    assert c.read_reply()[0] == 250
+
+
 def test_from_line_sets_the_sender_for_listed_hosts_only(pymta_daemon, tmp_path):
     d = pymta_daemon(macros={"EXTRA_MAIN": "ignore_fromline_hosts = 127.0.0.1"})
     with d.client() as c:
-        c.banner()
-        assert c.ehlo()[0] == 250
-        c.send_raw(TX + b"DATA\r\n")
-        assert [c.read_reply()[0] for _ in range(3)] == [250, 250, 354]
-        c.send_raw(FROM_LINE + MESSAGE + b".\r\n")
-        assert c.read_reply()[0] == 250
+        _send_by_data(c)
         whole = FROM_LINE + MESSAGE
         c.send_raw(TX + b"BDAT %d LAST\r\n" % len(whole) + whole)
         assert [c.read_reply()[0] for _ in range(3)] == [250, 250, 250]
@@ -39,12 +44,7 @@ def test_from_line_sets_the_sender_for_listed_hosts_only(pymta_daemon, tmp_path)
 def test_from_line_of_other_hosts_starts_the_body(pymta_daemon, tmp_path):
     d = pymta_daemon(macros={"EXTRA_MAIN": "ignore_fromline_hosts = 192.0.2.1"})
     with d.client() as c:
-        c.banner()
-        assert c.ehlo()[0] == 250
-        c.send_raw(TX + b"DATA\r\n")
-        assert [c.read_reply()[0] for _ in range(3)] == [250, 250, 354]
-        c.send_raw(FROM_LINE + MESSAGE + b".\r\n")
-        assert c.read_reply()[0] == 250
+        _send_by_data(c)
         c.quit()
     d.wait_for_log(r"<= bob@test\.example H=")
     [msg] = _delivered(tmp_path, 1)

@@ -105,7 +105,7 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     # queuefile copies the spool files as they are: there is no message to filter
     ("transport", "queuefile"): _reject("transport_filter"),
     ("transport", "appendfile"): {
-        "mbx_format": False, "notify_comsat": False, "use_mbx_lock": False,
+        "mbx_format": False, "use_mbx_lock": False,
         **_reject("file_format"),
     },
     ("transport", "smtp"): {

@@ -589,6 +589,8 @@ class AppendfileTransport(Transport):
                 os.close(fd)  # also releases the fcntl lock
             self._size_file_dir = None
             self._after_delivery(job, ctx, q, used, written)
+            if self.opt("notify_comsat"):
+                notify_comsat(job.addresses[0].local_part, start)
         finally:
             if lock:
                 try:
@@ -767,3 +769,19 @@ class AppendfileTransport(Transport):
 
     def _hostname(self) -> str:
         return main_option(self.config, "primary_hostname") or socket.gethostname()
+
+
+def notify_comsat(local_part: str, offset: int) -> None:
+    """notify_comsat: tell the local comsat (biff) daemon that a message for
+    ``local_part`` begins at ``offset`` of its mailbox, in the datagram Exim sends
+    ("user@offset", a newline and a NUL).  Nobody listening is no error."""
+    try:
+        port = socket.getservbyname("biff", "udp")
+    except OSError:
+        port = 512
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(f"{local_part}@{offset}\n\0".encode("utf-8", "surrogateescape"),
+                        ("127.0.0.1", port))
+    except OSError:
+        pass

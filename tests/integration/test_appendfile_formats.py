@@ -6,7 +6,10 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import socket
 from pathlib import Path
+
+import pytest
 
 from tests.support.daemon import PymtaDaemon
 
@@ -19,7 +22,7 @@ log_file_path = SPOOL/log/%slog
 begin routers
 r:
   driver = accept
-  local_parts = ms : fl : ch : own
+  local_parts = ms : fl : ch : own : biff
   router_home_directory = DIR/home
   transport = t_$local_part_data
 bs:
@@ -55,6 +58,11 @@ t_ch:
 t_own:
   driver = appendfile
   file = DIR/mbox-own
+  {USER}
+t_biff:
+  driver = appendfile
+  file = DIR/mbox-biff
+  notify_comsat
   {USER}
 t_shadowed:
   driver = appendfile
@@ -165,3 +173,33 @@ def test_shadow_transport(tmp_path):
     assert lines[2].startswith("=> sc <sc@test.example> R=sh T=t_shadowed2 ST=t_shadow_fails (")
     assert (tmp_path / "shadow-copy").read_text().count("Subject: q") == 1
     assert all((tmp_path / f"mbox-{n}").exists() for n in ("sa", "sb", "sc"))
+
+
+def test_notify_comsat_tells_biff_where_each_message_starts(tmp_path):
+    """The datagram exim4 4.96 sent for the same deliveries: "user@offset", a newline
+    and a NUL, to the biff port on 127.0.0.1, one per message."""
+    port = socket.getservbyname("biff", "udp") if _has_service("biff") else 512
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError as exc:
+        listener.close()
+        pytest.skip(f"cannot listen on the biff port {port} (udp): {exc}")
+    with listener:
+        listener.settimeout(10)
+        d = _daemon(tmp_path)
+        assert send(d, "biff") == "=> biff <biff@test.example> R=r T=t_biff"
+        first = listener.recv(100)
+        size = (tmp_path / "mbox-biff").stat().st_size
+        assert send(d, "biff") == "=> biff <biff@test.example> R=r T=t_biff"
+        second = listener.recv(100)
+    assert first == b"biff@0\n\0"
+    assert second == f"biff@{size}\n\0".encode()
+
+
+def _has_service(name: str) -> bool:
+    try:
+        socket.getservbyname(name, "udp")
+        return True
+    except OSError:
+        return False

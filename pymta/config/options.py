@@ -28,8 +28,9 @@ from typing import Any
 
 from pymta.config.model import ConfigError
 
-OPTION_TYPES = ("bool", "int", "size", "kint", "mode", "time", "fixed", "string", "expand",
-                "list", "uid", "gid")
+#: "ebool" is Exim's "boolean*": true/false, or an expansion made where it is used
+OPTION_TYPES = ("bool", "ebool", "int", "size", "kint", "mode", "time", "fixed", "string",
+                "expand", "list", "uid", "gid")
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,9 @@ def parse_value(spec: OptionSpec, text: str, file: str | None = None,
     t = spec.type
     n = spec.name
     try:
-        if t == "bool":
+        if t == "ebool" and "$" in text:
+            return text.strip()         # an expanded boolean, expanded where it is used
+        if t in ("bool", "ebool"):
             try:
                 return _parse_bool(text)
             except ValueError:
@@ -251,7 +254,7 @@ def format_value(spec: OptionSpec, value: Any, hidden: bool = False) -> str:
     """One ``-bP`` output line: ``name``/``no_name`` for booleans, else ``name = value``."""
     if hidden:
         return f"{spec.name} = <value not displayable>"
-    if spec.type == "bool":
+    if spec.type == "bool" or (spec.type == "ebool" and not isinstance(value, str)):
         return spec.name if value else f"no_{spec.name}"
     if spec.name in UID_LISTS or spec.name in GID_LISTS:
         shown = _id_list(value, spec.name in GID_LISTS) if value else ""

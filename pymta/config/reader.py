@@ -296,9 +296,9 @@ def set_option(specs: dict[str, OptionSpec], text: str, file: str, line: int,
                 break
     if spec is None:
         raise ConfigError(f'{unknown} "{name}" unknown', file, line)
-    if negated and spec.type != "bool":
+    if negated and spec.type not in ("bool", "ebool"):
         raise ConfigError("negation prefix applied to a non-boolean option", file, line)
-    if spec.type == "bool":
+    if spec.type in ("bool", "ebool"):
         if value is None:
             return spec.name, not negated, hide
         if negated:

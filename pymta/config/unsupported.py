@@ -110,7 +110,6 @@ UNSUPPORTED_PRIVATE: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("transport", "smtp"): {
         "gethostbyname": False,
-        "multi_domain": True,                # one connection serves several domains
         "hosts_try_fastopen": "",
     },
 }

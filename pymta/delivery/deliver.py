@@ -750,11 +750,30 @@ class MessageDelivery:
             return None
 
     def _remote_batches(self, remote: list[Address]) -> list[list[Address]]:
+        """Remote addresses delivered together: same transport, same hosts, and the
+        same domain when the transport's multi_domain is false for the address."""
         groups: dict[tuple, list[Address]] = {}
         for a in remote:
             hosts = tuple((h.name, h.address, h.port) for h in a.hosts)
-            groups.setdefault((a.transport, hosts), []).append(a)
+            domain = None if self._multi_domain(a) else a.domain
+            groups.setdefault((a.transport, hosts, domain), []).append(a)
         return list(groups.values())
+
+    def _multi_domain(self, a: Address) -> bool:
+        """The smtp transport's multi_domain, expanded for this address."""
+        obj = self._transport_obj(a.transport)
+        if obj is None or "multi_domain" not in obj.options:
+            return True
+        value = obj.opt("multi_domain")
+        if isinstance(value, str):
+            try:
+                value = exim_true(str(expand_string(
+                    value, self._job_context(a, self.context()))))
+            except ExpandError as exc:
+                self.log.main(f"failed to expand multi_domain for {a.address}: {exc}",
+                              self.msg.id)
+                value = True
+        return value is not False
 
     def _host_key(self, a: Address, h: Any) -> str:
         """The retry key of a host: ``T:name:ip[:port]``, or ``T:name`` when the

@@ -39,6 +39,7 @@ class RouterReply:
     message: str | None = None
     children: list[Address] = field(default_factory=list)
     freeze: bool = False
+    unseen: bool = False        # the router's unseen, expanded when it accepted
     #: main-log lines for the delivery to write (skip_syntax_errors), and a message to
     #: send (syntax_errors_to): (recipient, text)
     notes: list[str] = field(default_factory=list)

@@ -24,6 +24,7 @@ from pymta.routing.base import (
 )
 from pymta.routing.percent import percent_hack
 from pymta.taint import taint
+from pymta.truth import exim_true
 
 UNROUTEABLE = "Unrouteable address"
 _MAX_GENERATIONS = 100   # guards against redirection loops that escape the ancestor check
@@ -180,6 +181,8 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
             if debug.route:
                 debug.printf(f"calling {r.name} router")
             reply = r.route(addr, actx, verify)
+            if reply.status == ACCEPT:
+                reply.unseen = _expanded_flag(r, "unseen", actx)
         except support.ExpandFail:
             reply = RouterReply(DECLINE)
         except support.ExpandDefer as exc:
@@ -200,7 +203,15 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
                     _inherit(child, addr)
                 generated.extend(reply.children)
             declined = reply.message or declined
-            if not r.flag("more"):
+            try:
+                more = _expanded_flag(r, "more", actx)
+            except support.ExpandFail:
+                more = True
+            except support.ExpandDefer as exc:
+                return _decided(addr, r, RouterReply(DEFER, str(exc)))
+            except support.ExpandError as exc:
+                return _decided(addr, r, RouterReply(DEFER, f"{r.name} router: {exc}"))
+            if not more:
                 return _decided(addr, r, RouterReply(
                     FAIL, declined or _cannot_route(last_offered) or UNROUTEABLE))
             i += 1
@@ -215,6 +226,22 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
     return RouterReply(FAIL, declined or _cannot_route(last_offered) or UNROUTEABLE)
 
 
+def _expanded_flag(r: Router, name: str, actx: ExpandContext) -> bool:
+    """A router's boolean that may be an expansion (more, unseen), for this address."""
+    value = r.opt(name)
+    if isinstance(value, str) and "$" in value:
+        text = str(support.expand(value, actx)).strip()
+        if text.lower() not in _BOOLEAN_WORDS:
+            raise support.ExpandDefer(f'"{text}" is not a valid value for the "{name}" '
+                                      f"option in the {r.name} router")
+        return exim_true(text)
+    return to_bool(value)
+
+
+#: what an expanded boolean may come to, as Exim reads one
+_BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no"})
+
+
 def _trace_reply(r: Router, addr: Address, reply: RouterReply) -> None:
     """+route: a router's answer in Exim's words."""
     if reply.status == DECLINE:
@@ -227,7 +254,7 @@ def _trace_reply(r: Router, addr: Address, reply: RouterReply) -> None:
         debug.printf(f"{r.name} router: defer for {addr.address}\n"
                      f"  message: {reply.message or ''}")
     else:
-        debug.printf(f"routed by {r.name} router" + (" (unseen)" if r.flag("unseen") else ""))
+        debug.printf(f"routed by {r.name} router" + (" (unseen)" if reply.unseen else ""))
 
 
 def _cannot_route(last_offered: tuple[Router, ExpandContext] | None) -> str | None:
@@ -394,12 +421,12 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
             specials = [c for c in reply.children if c.kind != "address"]
             normal = [c for c in reply.children if c.kind == "address"]
             queue.extend(specials + normal[::-1])
-            if to_bool(_router(routers, a).opt("unseen")):
+            if reply.unseen:
                 _requeue_unseen(a, routers, queue)
         elif reply.status == ACCEPT:
             result.addresses.append(a)
             result.sequence.append((ACCEPT, a))
-            if to_bool(_router(routers, a).opt("unseen")):
+            if reply.unseen:
                 _requeue_unseen(a, routers, queue)
         elif reply.status == DISCARD:
             result.discarded.append(a)

@@ -101,8 +101,9 @@ def test_refusal_message_and_errors(tmp_path):
     with DnsServer(ZONES, servfail=["temp.example"]) as dns, daemon(tmp_path, dns) as d:
         with d.client() as c:
             c.ehlo("helo.example")
+            # longer than 75 characters: broken into reply lines where Exim breaks it
             assert c.cmd("MAIL FROM:<s@fail.example>") == (
-                550, f"{IP} may not send for fail.example: Please see "
+                550, f"{IP} may not send for fail.example:\nPlease see "
                      "http://www.open-spf.org/Why : Reason: mechanism")
             # a record with an unknown mechanism, two records, a DNS failure: the RFC's
             # permerror / temperror (libspf2 makes these "(invalid)")
@@ -162,8 +163,8 @@ def test_configured_guess_record_and_comment_template(tmp_path):
         with d.client() as c:
             c.ehlo("helo.example")
             assert c.cmd("MAIL FROM:<s@fail.example>") == (
-                550, f"{IP} may not send for fail.example: See "
-                     f"https://spf.test/why?s=s%40fail.example&raw=s@fail.example&ip={IP} : "
+                550, f"{IP} may not send for fail.example:\nSee "
+                     f"https://spf.test/why?s=s%40fail.example&raw=s@fail.example&ip={IP}\n: "
                      "Reason: mechanism")
             assert c.cmd("MAIL FROM:<s@guess.example>")[0] == 250
         # the configured guess record refuses everyone, so the guess fails this time

@@ -4,32 +4,16 @@ transaction per domain; the option is expanded for each address."""
 from __future__ import annotations
 
 from tests.support.daemon import PymtaDaemon
+from tests.support.relayconf import relay_config
 from tests.support.sink import SmtpSink
 
-CONFIG = """\
-primary_hostname = test.example
-qualify_domain = test.example
-spool_directory = SPOOL
-log_file_path = SPOOL/log/%slog
-begin routers
-remote:
-  driver = manualroute
-  route_list = * 127.0.0.1::SINK_PORT
-  self = send
-  transport = remote_smtp
-begin transports
-remote_smtp:
-  driver = smtp
-  allow_localhost
-  MULTI
-"""
 RCPTS = ["a@one.example", "b@one.example", "c@two.example"]
 
 
 def _transactions(tmp_path, multi: str) -> list[list[str]]:
     with SmtpSink() as sink:
-        d = PymtaDaemon(CONFIG, tmp_path, macros={"SINK_PORT": str(sink.port),
-                                                 "MULTI": multi})
+        d = PymtaDaemon(relay_config(f"  {multi}"), tmp_path,
+                        macros={"SINK_PORT": str(sink.port)})
         d.prepare()
         (d.spool / "log").mkdir(parents=True, exist_ok=True)
         r = d.run("-odi", "-f", "s@test.example", *RCPTS, input=b"Subject: m\n\nbody\n")

@@ -489,8 +489,10 @@ class SizeRejection:
 
     def text(self) -> str:
         if self.at_mail:
+            # (Exim's ">=": a SIZE= it could not hold was cut to its largest int)
+            at_least = ">" if self.size >= 2**31 - 1 else ""
             return (f"rejected MAIL FROM:<{self.sender}> {self.host}: message too big: "
-                    f"size={self.size} max={self.limit}")
+                    f"size{at_least}={self.size} max={self.limit}")
         return (f"rejected from <{self.sender}> {self.host}: message too big: "
                 f"read={self.size} max={self.limit}")
 

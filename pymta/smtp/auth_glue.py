@@ -214,7 +214,7 @@ class AuthGlue:
         ACL's defer (or error) is a 4xx reply to MAIL."""
         v = self.ctx.variables
         v["authenticated_sender"] = ""
-        if value is None or value == "<>":
+        if not value or value == "<>":      # Exim ignores an empty AUTH= silently
             return None
         decoded = xtext_decode(value)
         # An encoded control character (a CR or LF) would reach the spool's

@@ -242,6 +242,10 @@ class ParsedPath:
 MISSING_DOMAIN = "address must contain a domain"
 
 
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_PHRASE_WITHOUT_ANGLE = 'missing or malformed local part (expected word or "<")'
+
+
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
                qualify_domain: str | None = None,
                allow_utf8_domains: bool = True, qualify_bare: str | None = None,
@@ -296,17 +300,29 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             return ParsedPath(None, arg, [],
                               f"malformed address: {rest} may not follow {raw}")
     else:
-        inner, _, rest = arg.partition(" ")
+        # A bare address ends at white space outside quotes; white space in its local
+        # part means a phrase, which Exim wants followed by "<".
+        leading_quote = _QUOTED.match(arg)
+        space = next((i for i in range(leading_quote.end() if leading_quote else 0, len(arg))
+                      if arg[i] in " \t"), len(arg))
+        local = _QUOTED.sub('""', arg).partition("@")[0]
+        if any(c in local.strip() for c in " \t"):
+            return ParsedPath(None, arg, [], _PHRASE_WITHOUT_ANGLE)
+        inner, rest = arg[:space], arg[space:]
         raw = inner
     params = rest.split()
     too_long = address_too_long(inner)
     if _CONTROL_RE.search(inner):
         return ParsedPath(None, raw, params, "malformed address")
+    route = ""
     if inner.startswith("@"):
-        # A source route (@a,@b:user@domain) is obsolete: Exim drops it.
-        if ":" not in inner:
-            return ParsedPath(None, raw, params, "malformed address")
-        inner = inner.split(":", 1)[1]
+        # A source route (@a,@b:user@domain) is obsolete: Exim checks it and drops it.
+        route, route_error = _source_route(inner, allow_domain_literals, allow_utf8_domains)
+        if route_error is not None:
+            return ParsedPath(None, raw, params, route_error)
+        inner = inner[len(route):].lstrip(" \t")
+        if not inner:
+            return ParsedPath(None, raw, params, "missing or malformed local part")
     if inner == "":
         return ParsedPath("", raw, params)
     if inner.startswith('"'):
@@ -332,6 +348,8 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             return ParsedPath(None, raw, params,
                               f'"@" or "." expected after "{local.split()[0]}"')
     if not remainder:
+        if route:
+            return ParsedPath(None, raw, params, "domain missing in source-routed address")
         if too_long:
             return _too_long(local, raw, params)
         if qualify_bare and local:
@@ -355,13 +373,13 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if cut >= 0 and (cut == 0 or domain[cut - 1] == ".") and not domain.startswith("["):
         return ParsedPath(None, raw, params, "domain missing or malformed")   # no label
     if cut >= 0:
-        lead = "<" if bracketed else ""
+        lead = f"<{route}" if bracketed else route
         tail = ">" if bracketed else ""
         return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
                           f"follow {lead}{local}@{domain[:cut]}")
     if "@" in domain:
         cut = domain.index("@")
-        lead = "<" if bracketed else ""
+        lead = f"<{route}" if bracketed else route
         tail = ">" if bracketed else ""
         return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
                           f"follow {lead}{local}@{domain[:cut]}")
@@ -382,7 +400,7 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         if domain_end is None:
             return ParsedPath(None, raw, params, "domain missing or malformed")
         if domain_end < len(domain):
-            lead = "<" if bracketed else ""
+            lead = f"<{route}" if bracketed else route
             tail = ">" if bracketed else ""
             return ParsedPath(None, raw, params, f"malformed address: {domain[domain_end:]}"
                               f"{tail} may not follow {lead}{local}@{domain[:domain_end]}")
@@ -392,7 +410,6 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     return ParsedPath(f"{local}@{domain}", raw, params)
 
 
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def parse_command_address(arg: str) -> tuple[str | None, str | None]:
@@ -404,7 +421,7 @@ def parse_command_address(arg: str) -> tuple[str | None, str | None]:
     if not text.startswith("<"):
         local = _QUOTED.sub('""', text).partition("@")[0]
         if any(c in local.strip() for c in " \t"):
-            return None, 'missing or malformed local part (expected word or "<")'
+            return None, _PHRASE_WITHOUT_ANGLE
         quoted = _QUOTED.match(text)
         start = quoted.end() if quoted else 0
         space = next((i for i in range(start, len(text)) if text[i] in " \t"), -1)
@@ -442,6 +459,41 @@ def _domain_end(domain: str, utf8: bool) -> int | None:
         return i
 
 
+def _source_route(inner: str, allow_domain_literals: bool,
+                  utf8: bool) -> tuple[str, str | None]:
+    """The obsolete source route at the start of ``inner`` (``@a,@b:``, colon included),
+    checked as Exim checks it; or the error text of a malformed one."""
+    i, n, listed = 0, len(inner), False
+    while True:
+        i += 1                                   # past the "@"
+        while i < n and inner[i] in " \t":
+            i += 1
+        if inner[i:i + 1] == "[":
+            if not allow_domain_literals:
+                return "", "domain literals not allowed"
+            close = inner.find("]", i)
+            if close < 0:                        # (its address is not checked)
+                return "", "malformed domain literal"
+            i = close + 1
+            while i < n and inner[i] in " \t":
+                i += 1
+        else:
+            end = _domain_end(inner[i:], utf8)
+            if end is None:
+                return "", "domain missing or malformed"
+            i += end                             # white space after it included
+        if inner[i:i + 1] == ":":
+            return inner[:i + 1], None
+        if inner[i:i + 1] != ",":
+            return "", "colon expected after route list" if listed else "no local part"
+        listed = True
+        i += 1
+        while i < n and inner[i] in " \t":
+            i += 1
+        if inner[i:i + 1] != "@":
+            return "", "colon expected after route list"
+
+
 def _label_char(c: str, utf8: bool) -> bool:
     return c.isascii() and (c.isalnum() or c == "-") or (utf8 and not c.isascii())
 
@@ -476,11 +528,27 @@ def _too_long(address: str, raw: str, params: list[str]) -> ParsedPath:
 
 
 
+#: The largest SIZE= Exim keeps (its int); bigger or negative values become this.
+SIZE_PARAM_MAX = 2**31 - 1
+_SIZE_VALUE = re.compile(r"([+-]?)([0-9]+)")
+
+
 def size_param(params: dict[str, str | None]) -> int:
-    """The byte count of MAIL's SIZE= parameter; 0 when absent or not plain ASCII digits
-    (int() alone would take "\u0662", "1_000" or " 12")."""
-    size = params.get("SIZE") or ""
-    return int(size) if size.isascii() and size.isdigit() else 0
+    """The byte count of MAIL's SIZE= parameter, read as Exim reads it (an unsigned
+    number, so "-1" is huge; anything over SIZE_PARAM_MAX is SIZE_PARAM_MAX); 0 when
+    absent or not a number (int() alone would take "\u0662", "1_000" or " 12")."""
+    return size_value(params.get("SIZE") or "") or 0
+
+
+def size_value(text: str) -> int | None:
+    """SIZE='s ``text`` as a number (see size_param), or None when it is not one."""
+    m = _SIZE_VALUE.fullmatch(text)
+    if m is None:
+        return None
+    n = int(m.group(2))
+    if m.group(1) == "-" and n:
+        return SIZE_PARAM_MAX
+    return min(n, SIZE_PARAM_MAX)
 
 class SmtpServer:
     """One SMTP dialogue from the server side.
@@ -1074,13 +1142,13 @@ class SmtpServer:
         self._send(reply or Reply(250, "OK"))
 
     def _param_names(self) -> set[str]:
-        # Extensions like DSN/SMTPUTF8/AUTH add MAIL parameters when advertised.
-        names = set()
+        # Extensions like DSN/SMTPUTF8/PRDR add MAIL parameters when advertised; AUTH=
+        # is read whether AUTH was offered or not, as Exim reads it (and ignored unless
+        # the client authenticated or acl_smtp_mailauth takes it).
+        names = {"AUTH"}
         for e in self.extensions:
             kw = e.split()[0].upper()
-            if kw == "AUTH":
-                names.add("AUTH")
-            elif kw == "SMTPUTF8":
+            if kw == "SMTPUTF8":
                 names.add("SMTPUTF8")
             elif kw == "PRDR":
                 names.add("PRDR")

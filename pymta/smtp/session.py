@@ -82,6 +82,7 @@ from pymta.smtp.server import (
     SmtpServer,
     parse_command_address,
     size_param,
+    size_value,
 )
 from pymta.smtp.socket_loop import Connection, TlsWrap, perform, run_dialogue
 from pymta.smtp.tls_glue import TlsGlue
@@ -266,15 +267,16 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
             address = self.local_caller.envelope_sender(address)
         # AUTH= first, as Exim: acl_smtp_mailauth runs before $sender_address is set.
         v["sender_address"] = ""
-        bad_auth = self.auth_mail_param(params.get("AUTH") if "AUTH" in params else None)
+        bad_auth = self.auth_mail_param(_auth_param(params))
         if bad_auth is not None:
             return bad_auth
         v["sender_address"] = taint(address)
         lp, at, dom = address.rpartition("@")
         v["sender_address_local_part"] = taint(lp if at else address)
         v["sender_address_domain"] = taint(dom if at else "")
-        if params.get("SIZE"):
-            v["message_size"] = taint(params["SIZE"] or "")
+        size = size_value(params.get("SIZE") or "")
+        if size is not None:
+            v["message_size"] = str(size)
         self._set_smtputf8("SMTPUTF8" in params)
         v["prdr_requested"] = "yes" if "PRDR" in params else "no"
         res = self._run("acl_smtp_mail", "mail")
@@ -553,6 +555,14 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
 
 
 
+
+
+def _auth_param(params: dict[str, str | None]) -> str | None:
+    """MAIL's AUTH= value as Exim takes it: a bare "AUTH" counts as "AUTH=AUTH"."""
+    if "AUTH" not in params:
+        return None
+    value = params["AUTH"]
+    return "AUTH" if value is None else value
 
 
 def _size_param(config: Any, params: dict[str, str | None]) -> int:

@@ -389,3 +389,13 @@ def test_bh_vrfy_and_expn_match_exim_transcript(tmp_path):
     part, expands one level, skips routers with expn = false, and answers 553 for what
     it cannot expand.  $local_part of a quoted local part is without the quotes."""
     _matches_exim_transcript(tmp_path, "vrfy_expn")
+
+
+def test_bh_mail_parameters_and_source_routes_match_exim_transcript(tmp_path):
+    """MAIL's AUTH= is read whether AUTH was offered or not (ignored, and logged, from
+    a client that did not authenticate; bad xtext refused); SIZE= is read as an
+    unsigned number capped at 2147483647 (so "-1" is too big, logged "size>="), and
+    $message_size is -1 when it is not a number; an obsolete source route is checked
+    label by label before it is dropped; a bare address whose local part has white
+    space in it is a phrase without "<"."""
+    _matches_exim_transcript(tmp_path, "mailparams")

@@ -424,7 +424,7 @@ def test_timeout_and_lost():
     ("<a@b@c>", "recipient", None, "malformed address: @c> may not follow <a@b"),
     ("<a@b..c>", "recipient", None, "domain missing or malformed"),
     ("<a@>", "recipient", None, "domain missing or malformed"),
-    ("<@a.b>", "recipient", None, "malformed address"),
+    ("<@a.b>", "recipient", None, "no local part"),
 ])
 def test_parse_path_like_exim(arg, role, address, error):
     p = parse_path(arg, role, qualify_domain="test.example")

@@ -127,6 +127,8 @@ class AclResult:
     log_reject_target: tuple[str, ...] | None = None
     #: the reply text control = wellknown made (WELLKNOWN ACL)
     wellknown: str | None = None
+    #: an ``error`` that goes to the paniclog (a broken ACL, not bad arguments)
+    paniclog: bool = True
 
 
 class AclDefer(Exception):
@@ -140,10 +142,26 @@ class AclDefer(Exception):
         self.user_message = user_message
 
 
-class AclExpansionError(AclDefer):
-    """A condition's expansion failed: Exim's "failed to expand ACL string" error, a
-    temporary rejection with the default 451 text whatever the statement's message
-    says, and no paniclog entry (it is about the input, not the configuration)."""
+class AclError(Exception):
+    """A condition or modifier could not be evaluated at all (bad arguments, a failed
+    expansion): Exim's ACL error.  The ACL stops at once with a temporary rejection
+    (the default 451 text, even from a warn statement); the trace says "condition test
+    error" and has no "end of ACL" line."""
+
+
+class AclExpansionError(AclError):
+    """A condition's expansion failed: Exim's "failed to expand ACL string" error (no
+    paniclog entry: it is about the input, not the configuration)."""
+
+
+#: Conditions and modifiers whose argument Exim expands before it traces them, so
+#: that the -bh trace shows the expanded value under the text when they differ (the
+#: lists, acl, message and log_message are expanded later, by what uses them).
+_EXPANDED_FIRST = frozenset({
+    "add_header", "condition", "continue", "control", "decode", "delay", "dkim_signers",
+    "dkim_status", "dmarc_status", "dnslists", "logwrite", "log_reject_target",
+    "malware", "mime_regex", "queue", "ratelimit", "regex", "remove_header", "seen",
+    "set", "spam", "spf", "spf_guess", "udpsend", "verify"})
 
 
 
@@ -240,7 +258,9 @@ def run_acl(config: ConfigView, name_or_text: str | None, where: str, ctx: Expan
     try:
         statements = find_acl(config, name)
     except ConfigError as exc:
-        return AclResult("defer", log_message=f"error in ACL: {exc}", error=True)
+        # (an inline ACL of an acl condition: Exim's text alone)
+        text = exc.message if depth and exc.file == "inline ACL" else f"error in ACL: {exc}"
+        return AclResult("defer", log_message=text, error=True)
     runner = _Runner(config, where, ctx, session, depth)
     runner.name = name
     if depth == 0:
@@ -286,6 +306,7 @@ class _Runner:
         self.ended_by = ""       # "implicit DENY" / "not OK": how +acl names the end
         self.check_name = ""     # the condition being checked, as +acl shows it
         self.all_true = False    # the current statement's conditions all held
+        self._arg_lead = 0       # where the "= value" line goes under a "check" line
         self.warning: str | None = None     # a warn statement's log text, to write
 
     # -------------------------------------------------------------- helpers
@@ -322,6 +343,13 @@ class _Runner:
                          self.verify_log, self.verify_head, self.log_reject_target,
                          self.wellknown)
 
+    def _error(self, text: str) -> AclResult:
+        """Exim's ACL error for bad arguments: a 451, logged as the rejection's reason
+        only (no paniclog line, as Exim writes none)."""
+        result = self._result("defer", None, text, error=True)
+        result.paniclog = False
+        return result
+
     def _expand_text(self, text: str | None) -> str | None:
         if text is None:
             return None
@@ -336,7 +364,7 @@ class _Runner:
     def run(self, statements: list[AclStatement]) -> AclResult:
         self.ended_by = ""
         result = self._run(statements)
-        if debug.acl:
+        if debug.acl and not result.error:      # (Exim stops without one after an error)
             verdict = self.ended_by or result.verdict.upper()
             debug.printf(f'end of ACL "{self.label}": {verdict}')
         return result
@@ -356,6 +384,7 @@ class _Runner:
             except CalloutTimeError as exc:
                 return self._result("defer", None, str(exc))
             except ConfigError as exc:
+                self._trace_error(stmt.verb)
                 return self._result("defer", None, f"ACL error: {exc}", error=True)
             except Exception as exc:
                 # Expansion errors (and bugs) fail temporarily, as in Exim: never accept.
@@ -365,7 +394,8 @@ class _Runner:
             finally:
                 self.ctx.where = saved_where
             if debug.acl:
-                state = "succeeded" if self.all_true else "deferred" \
+                state = "error" if outcome is not None and outcome.error else \
+                    "succeeded" if self.all_true else "deferred" \
                     if outcome is not None and outcome.verdict == "defer" else "failed"
                 debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
             if self.warning is not None:
@@ -392,14 +422,18 @@ class _Runner:
             if negated:
                 name = name[1:].strip()
             base = name.split()[0] if name else ""
+            self._arg_lead = 0
             if debug.acl and base != "condition":     # condition: after its expansion
                 if base == "message" and not negated:
                     debug.printf(f"  message: {item.value}")
                 elif base == "log_message" and not negated:
                     debug.printf(f"l_message: {item.value}")      # Exim's words
                 else:
-                    debug.printf(f"check {item.name} = {item.value}" if item.name != "set"
-                                 else f"check set {item.value}")
+                    line = f"check {item.name} = {item.value}" if item.name != "set" \
+                        else f"check set {item.value}"
+                    debug.printf(line)
+                    if base in _EXPANDED_FIRST:
+                        self._arg_lead = line.index("= ")
             if base in _MODIFIERS and not negated:
                 if base == "message":
                     message = item.value
@@ -410,6 +444,8 @@ class _Runner:
                 else:
                     try:
                         self._modifier(name, item.value)
+                    except AclError as exc:
+                        return self._error(str(exc))
                     except AclDefer as exc:
                         return self._result("defer", None, str(exc))
                     except WellknownFailed as exc:
@@ -422,7 +458,7 @@ class _Runner:
                         return None
                     except (UdpsendError, ControlPlaceError) as exc:
                         # Exim's texts, logged as the rejection's reason
-                        return self._result("defer", None, str(exc))
+                        return self._error(str(exc))
                     except UdpsendDefer as exc:
                         if verb == "warn":
                             self._warn_skipped(f": {exc}")
@@ -438,9 +474,9 @@ class _Runner:
             except _ForcedTrue:
                 ok = True
                 negated = False
+            except AclError as exc:                        # even in warn, as Exim
+                return self._error(str(exc))
             except AclDefer as exc:
-                if isinstance(exc, AclExpansionError):     # even in warn, as Exim
-                    return self._result("defer", None, str(exc))
                 if verb == "warn":
                     self._warn_skipped(f": {exc}" if str(exc) else "")
                     return None
@@ -450,7 +486,7 @@ class _Runner:
                 return self._result("drop", d.result.message, d.result.log_message)
             except (RatelimitError, SeenError, ContentError, UdpsendError) as exc:
                 # Bad arguments are an ACL error (451), even in a warn statement.
-                return self._result("defer", None, str(exc))
+                return self._error(str(exc))
             if negated:
                 ok = not ok
             if not ok:
@@ -495,7 +531,7 @@ class _Runner:
                                   f"\"set {var}\"")
             self.ctx.acl_vars[var] = self._expand_checked(val)
         elif base == "logwrite":
-            text = self._expand_checked(value)
+            text = self._expand_checked(value).lstrip()
             targets: tuple[str, ...] = ("main",)
             m = re.match(r"^:([^:]*):\s*(.*)$", text, re.S)
             if m:
@@ -535,7 +571,7 @@ class _Runner:
             try:
                 secs = parse_value(OptionSpec("delay", "time", 0), text)
             except (ValueError, ConfigError):
-                raise AclDefer(f'syntax error in argument for "delay" modifier: '
+                raise AclError(f'syntax error in argument for "delay" modifier: '
                                f'"{text.strip()}" is not a time value') from None
             self._flush_unless("no_delay_flush")
             sleep = getattr(self.session, "sleep", None) or time.sleep
@@ -583,9 +619,22 @@ class _Runner:
 
     def _expand_checked(self, value: str) -> str:
         try:
-            return _expand_arg(value, self.ctx)
+            return self._arg(value)
         except _ForcedTrue:
             return ""
+
+    def _arg(self, value: str) -> str:
+        """A condition's or modifier's argument expanded, and traced under its "check"
+        line as Exim traces it (only text with "$" or a backslash is expanded)."""
+        lead, self._arg_lead = self._arg_lead, 0
+        expanded = _expand_arg(value, self.ctx)
+        if lead and debug.acl and ("$" in value or "\\" in value):
+            debug.printf(f"{' ' * lead}= {expanded}")
+        return expanded
+
+    def _trace_error(self, verb: str) -> None:
+        if debug.acl:
+            debug.printf(f'{verb}: condition test error in ACL "{self.label}"')
 
     def _control(self, value: str) -> None:
         name = value.split("/")[0].strip()
@@ -639,7 +688,7 @@ class _Runner:
                 raise AclExpansionError(f'failed to expand ACL string "{value}": {text}') \
                     from exc
         if name == "acl":
-            arg = _expand_arg(value, self.ctx)
+            arg = self._arg(value)
             parts = arg.split()
             if not parts:
                 return False
@@ -656,16 +705,18 @@ class _Runner:
             if res.verdict == "accept" or res.verdict == "discard":
                 return True
             if res.verdict == "defer":
+                if res.error:
+                    raise AclError(res.log_message or "nested ACL error")
                 raise AclDefer(res.message or res.log_message or "nested ACL deferred")
             if res.verdict == "drop":
                 raise _Drop(res)
             return False
         if name == "verify":
-            return self._verify(_expand_arg(value, self.ctx))
+            return self._verify(self._arg(value))
         if name == "dnslists":
             log = getattr(self.session, "log", None)
             try:
-                return check_dnslists(_expand_arg(value, self.ctx),
+                return check_dnslists(self._arg(value),
                                       self._var("sender_host_address"), self.ctx.variables,
                                       log.main if log is not None else None,
                                       cache=getattr(self.session, "dnslist_cache", None),
@@ -673,35 +724,35 @@ class _Runner:
             except DnsListDefer as exc:
                 raise AclDefer(str(exc)) from exc
         if name == "ratelimit":
-            return self._ratelimit(_expand_arg(value, self.ctx))
+            return self._ratelimit(self._arg(value))
         if name == "seen":
-            spec = parse_seen(_expand_arg(value, self.ctx), self._var("sender_host_address"))
+            spec = parse_seen(self._arg(value), self._var("sender_host_address"))
             return check_seen(spec, SeenDB(self._spool(), getattr(self.session, "log", None)),
                               self.ctx.clock.time())
         if name in ("regex", "mime_regex", "decode"):
             check = {"regex": check_regex, "mime_regex": check_mime_regex,
                      "decode": check_decode}[name]
-            return check(_expand_arg(value, self.ctx),
+            return check(self._arg(value),
                          getattr(self.session, "content_scan", None), self.where,
                          self.ctx.variables)
         if name == "dmarc_status":
-            return self._dmarc_status(_expand_arg(value, self.ctx))
+            return self._dmarc_status(self._arg(value))
         if name in ("dkim_signers", "dkim_status"):
-            return self._dkim_condition(name, _expand_arg(value, self.ctx))
+            return self._dkim_condition(name, self._arg(value))
         if name in ("spam", "malware"):
-            return self._scanner(name, _expand_arg(value, self.ctx))
+            return self._scanner(name, self._arg(value))
         if name in ("spf", "spf_guess"):
-            return self._spf(name, _expand_arg(value, self.ctx))
+            return self._spf(name, self._arg(value))
         if name in ("csa", "demime", "bmi_optin"):
             # Not implemented yet: the condition never matches.
-            _expand_arg(value, self.ctx)
+            self._arg(value)
             return False
         # Expanded here (not by the matcher) so a forced failure ignores the condition.
-        return self._match(name, _expand_arg(value, self.ctx))
+        return self._match(name, self._arg(value))
 
-    def _misplaced(self, name: str) -> ConfigError:
+    def _misplaced(self, name: str) -> AclError:
         """Exim's ACL error for a condition tested in an ACL where it cannot apply."""
-        return ConfigError(f"cannot test {name} condition in "
+        return AclError(f"cannot test {name} condition in "
                            f"{hv.WHERE_NAMES.get(self.where, self.where)} ACL")
 
     def _dmarc_status(self, arg: str) -> bool:
@@ -857,7 +908,7 @@ class _Runner:
             raise ConfigError(f"unknown verify option \"{arg}\"")
         if kind not in addrverify.allowed_in(self.where):
             # As Exim: an ACL error (temporary rejection), not a silent pass or fail.
-            raise ConfigError(f"cannot verify {kind} in ACL for "
+            raise AclError(f"cannot verify {kind} in ACL for "
                               f"{hv.WHERE_NAMES.get(self.where, self.where)}")
         vopts = addrverify.parse_verify_options(kind, opts)
         if kind == "recipient":
@@ -981,7 +1032,7 @@ class _Runner:
 
     def _verify_headers(self, what: str, opts: list[str]) -> bool:
         if self.where not in hv.MESSAGE_WHERES:
-            raise ConfigError(f"cannot verify {what} in ACL for "
+            raise AclError(f"cannot verify {what} in ACL for "
                               f"{hv.WHERE_NAMES.get(self.where, self.where)}")
         headers = self.ctx.headers or []
         if what == "header_syntax":
@@ -1060,7 +1111,7 @@ class _Runner:
         set the $arc_* variables, succeed when the state is listed (none:pass)."""
         scan = getattr(self.session, "content_scan", None)
         if self.where != "data" or scan is None:
-            raise ConfigError("cannot verify arc in ACL for "
+            raise AclError("cannot verify arc in ACL for "
                               f"{hv.WHERE_NAMES.get(self.where, self.where)}")
         result = arc_verify.evaluate(arc_verify.message_bytes(scan.headers, scan.body))
         arc_verify.set_variables(self.ctx.variables, result)

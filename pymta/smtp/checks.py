@@ -55,7 +55,7 @@ class AclChecks:
         self.ratelimit_cache.new_command()      # one ACL run per SMTP command
         self.ctx.variables["smtp_command"] = taint(self.server.last_command) if self.server else ""
         res = run_acl(self.config, main_option(self.config, option), where, self.ctx, self)
-        if res.error and res.log_message:
+        if res.error and res.paniclog and res.log_message:
             # Broken ACLs are configuration errors: Exim writes them to the paniclog.
             self.log.panic(f"{self.host_ident()} {res.log_message}")
         if metrics.enabled() and res.verdict in ("deny", "defer", "drop") \

@@ -399,3 +399,13 @@ def test_bh_mail_parameters_and_source_routes_match_exim_transcript(tmp_path):
     label by label before it is dropped; a bare address whose local part has white
     space in it is a phrase without "<"."""
     _matches_exim_transcript(tmp_path, "mailparams")
+
+
+def test_bh_acl_trace_and_errors_match_exim_transcript(tmp_path):
+    """The -bh trace shows a condition's or modifier's expanded argument under its
+    "check" line when the text had something to expand (not for lists and acl, which
+    expand it later); an ACL error (bad arguments, a failed expansion, a control or
+    verify where it cannot be used, an unknown verb in an inline ACL) is "condition
+    test error" with no "end of ACL" line, a 451 even from warn, and no paniclog
+    line; logwrite drops leading white space."""
+    _matches_exim_transcript(tmp_path, "acltrace")

@@ -3,8 +3,8 @@
 - ``T=`` (log_selector +subject): Exim decodes the MIME encoded-words of the Subject:
   header (to UTF-8), then shows the result as a quoted string: ``"`` and ``\\`` get a
   backslash, the usual control characters but tab their C escapes, and every other byte outside
-  printable ASCII an octal escape (pymta refuses print_topbitchars, so top-bit bytes are
-  always escaped).
+  printable ASCII an octal escape (top-bit bytes are kept as they are with
+  print_topbitchars).
 - ``RT=`` (receive_time) and the other durations: whole seconds as Exim prints a time
   (``1m5s``), or with millisec below five seconds ``0.204s``.
 - ``L`` (pipelining): ``L`` when the client pipelined, ``L-`` when PIPELINING was offered
@@ -13,25 +13,14 @@
 from __future__ import annotations
 
 from pymta import rfc2047
+from pymta.printing import string_printing
+
 
 # A tab stays as it is (as Exim shows a folded Subject:).
-_C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\b": "\\b", "\v": "\\v",
-              "\f": "\\f", '"': '\\"', "\\": "\\\\"}
-
-
 def quoted_printing(text: str) -> str:
-    """``text`` as the inside of a quoted log field: printable ASCII as is, the rest
-    escaped byte by byte."""
-    out = []
-    for ch in text:
-        if ch in _C_ESCAPES:
-            out.append(_C_ESCAPES[ch])
-        elif " " <= ch <= "~" or ch == "\t":
-            out.append(ch)
-        else:
-            for b in ch.encode("utf-8", "surrogateescape"):
-                out.append(f"\\{b:03o}")
-    return "".join(out)
+    """``text`` as the inside of a quoted log field: non-printing characters escaped
+    (see pymta.printing), and the quote and backslash too."""
+    return string_printing(text, escaped='"\\')
 
 
 def subject_field(header_text: str, check_length: bool = True) -> str:

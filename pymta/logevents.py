@@ -22,6 +22,7 @@ from pymta.config.options import format_time
 from pymta.log import duration, log_duration, log_selected
 from pymta.logarrival import subject_field
 from pymta.logfields import SessionLogFacts, session_fields
+from pymta.printing import string_printing
 
 
 def host_field(host_address: str | None, host_name: str | None, helo_name: str | None,
@@ -373,24 +374,9 @@ def _visible(data: bytes) -> str:
     return "".join(out)
 
 
-_SHOWN_ESCAPES = {"\n": "\\n", "\r": "\\r", "\b": "\\b", "\v": "\\v", "\f": "\\f"}
-
-
 def client_text(text: str) -> str:
-    """What a client sent, as Exim writes it into a log line: printable ASCII and tabs
-    as they are, C escapes for the other control characters that have one, anything
-    else (8-bit text too) as three octal digits a byte."""
-    if text.isascii() and text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if " " <= ch <= "~" or ch == "\t":
-            out.append(ch)
-        elif ch in _SHOWN_ESCAPES:
-            out.append(_SHOWN_ESCAPES[ch])
-        else:
-            out.extend(f"\\{b:03o}" for b in ch.encode("utf-8", "surrogateescape"))
-    return "".join(out)
+    """What a client sent, as Exim writes it into a log line (see pymta.printing)."""
+    return string_printing(text)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """RFC 2047 encoded-words in header lines (``=?charset?Q?caf=C3=A9?=``), decoded as Exim
-decodes them for ``$h_``, ``$bh_``, ``${rfc2047d:}``, ``$mime_filename`` and the T= field.
+decodes them for ``$h_``, ``$bh_``, ``${rfc2047d:}``, ``$mime_filename`` and the T= field,
+and made as Exim makes them (:func:`encode`).
 
 * Only the encoded-words change; every other character, white space and folding
   included, stays as it is.  White space that only separates two encoded-words is
@@ -108,3 +109,39 @@ def check_length_of(config: object) -> bool:
     main = getattr(config, "main", None)
     value = getattr(main, "check_rfc2047_length", True) if main is not None else True
     return value is not False
+
+
+# Q-encoded as well as the bytes outside printable ASCII (space becomes "_").
+_Q_SPECIALS = frozenset(b'?=()<>@,;:\\".[]_')
+# A word is closed once its text (after the first word, the "=?charset?Q?" too) is
+# longer than this, though not after an odd number of encoded bytes in a row (Exim's
+# way of keeping the two bytes of a character together; a longer sequence may still
+# be split, as in Exim).
+_Q_WORD_TEXT = 67
+
+
+def encode(text: str, charset: str, fold: bool = False) -> str:
+    """``text`` (its UTF-8 bytes, labelled ``charset``) as Q encoded-words, the way
+    Exim's ${rfc2047:} and created headers have them: unchanged when nothing but
+    spaces would need encoding; else words of about 70 characters, separated by a
+    space (``fold``: by a newline and a space)."""
+    head = f"=?{charset}?Q?"
+    out = [head]
+    count, coded, second_byte = 0, False, False
+    for b in text.encode("utf-8", "surrogateescape"):
+        if count > _Q_WORD_TEXT and not second_byte:
+            out.append("?=\n " if fold else "?= ")
+            out.append(head)
+            count = len(head)
+        if b < 33 or b > 126 or b in _Q_SPECIALS:
+            piece = "_" if b == 32 else "=%02X" % b
+            coded = coded or b != 32
+            second_byte = not second_byte
+        else:
+            piece, second_byte = chr(b), False
+        out.append(piece)
+        count += len(piece)
+    if not coded:
+        return text
+    out.append("?=")
+    return "".join(out)

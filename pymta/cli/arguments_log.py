@@ -12,19 +12,15 @@ import os
 from typing import Any, Callable, Sequence
 
 from pymta.log import Logger, log_selected
+from pymta.printing import string_printing
 
 #: The actions that do not write the line (Exim's testing modes).
 QUIET_ACTIONS = frozenset("bt bv bvs bP bh be bf brt brw z version help".split())
 
 
 def _shown(arg: str) -> str:
-    out = []
-    for ch in arg:
-        if " " <= ch <= "~" or ch == "\t":
-            out.append(ch)
-        else:
-            out.extend(f"\\{b:03o}" for b in ch.encode("utf-8", "surrogateescape"))
-    text = "".join(out)
+    # octal escapes only (no C escapes), and quotes round an argument with white space
+    text = string_printing(arg, c_escapes=False)
     return f'"{text}"' if (" " in arg or "\t" in arg) else text
 
 

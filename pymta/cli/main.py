@@ -35,6 +35,7 @@ from pymta.log import Logger, log_selected
 from pymta.match import match_domain
 from pymta.message.queue_policy import LoadQueueing, apply_delivery_mode, queue_only_file_exists
 from pymta.originator import UnknownCallerError, caller_originator
+from pymta.printing import configure_printing
 from pymta.spool.space import INSUFFICIENT, check_fs
 from pymta.timezone import apply_timezone
 
@@ -64,6 +65,7 @@ def apply_process_options(config: Any) -> Any:
     configure_cname_loops(int(main_opt(config, "dns_cname_loops", 1)),
                           lambda text: Logger(config).main(text))
     configure_max_username_length(int(main_opt(config, "max_username_length") or 0))
+    configure_printing(bool(main_opt(config, "print_topbitchars")))
     return config
 
 

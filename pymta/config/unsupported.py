@@ -46,7 +46,6 @@ UNSUPPORTED_MAIN: dict[str, Any] = {
     "move_frozen_messages": False,
     "mua_wrapper": False,
     "perl_at_start": False, "perl_taintmode": False,
-    "print_topbitchars": False,
     "queue_fast_ramp": False,
     "smtp_backlog_monitor": 0,
     "spool_wireformat": False,

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from .. import rfc2047
 from ..i18n import label_to_alabel
+from ..printing import string_printing
 from ..spool.ids import BASE62 as _B62
 from ..spool.ids import base62, unbase62
 from ..xtext import xtext_decode
@@ -410,17 +411,7 @@ def op_rxquote(arg: str) -> str:
 
 
 def op_escape(arg: str) -> str:
-    out = []
-    for b in to_bytes(arg):
-        if 32 <= b < 127 or b == 9:
-            out.append(chr(b))
-        elif b == 10:
-            out.append("\\n")
-        elif b == 13:
-            out.append("\\r")
-        else:
-            out.append("\\%03o" % b)
-    return "".join(out)
+    return string_printing(arg)
 
 
 def op_escape8bit(arg: str) -> str:
@@ -534,22 +525,9 @@ def op_utf8clean(arg: str) -> str:
 
 
 def op_rfc2047(arg: str, ctx: Any) -> str:
-    data = to_bytes(arg)
-    if all(32 <= b < 127 for b in data) and "=?" not in arg:
-        return arg
-    charset = "UTF-8"
     main = getattr(getattr(ctx, "config", None), "main", None)
-    if main is not None:
-        charset = getattr(main, "headers_charset", None) or charset
-    enc = []
-    for b in data:
-        if b == 32:
-            enc.append("_")
-        elif 33 <= b < 127 and chr(b) not in "?=_()\"@,;:<>[]\\.":
-            enc.append(chr(b))
-        else:
-            enc.append("=%02X" % b)
-    return f"=?{charset}?Q?{''.join(enc)}?="
+    charset = (getattr(main, "headers_charset", None) if main is not None else None)
+    return rfc2047.encode(arg, charset or "UTF-8")
 
 
 def op_rfc2047d(arg: str, ctx: Any) -> str:

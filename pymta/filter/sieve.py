@@ -19,6 +19,7 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses
 from typing import Any, TextIO
 
+from pymta import rfc2047
 from pymta.expand import ExpandContext
 
 from .result import DELIVERED, FilterAction, FilterError, FilterResult, ReplySpec, bare_address
@@ -394,7 +395,12 @@ class SieveRun:
         if cmd.tags.get("mime"):
             head, _, text = reason.partition("\n\n")
             headers = "MIME-Version: 1.0\n" + head.strip("\n")
-        reply = ReplySpec(to=sender, from_=cmd.tags.get("from"), subject=str(subject),
+        # Sieve text is UTF-8: a Subject: with more than printable ASCII gets it as
+        # encoded-words (never raw 8-bit text in a header)
+        subject = str(subject)
+        if not (subject.isascii() and subject.isprintable()):
+            subject = rfc2047.encode(subject, "utf-8", fold=True)
+        reply = ReplySpec(to=sender, from_=cmd.tags.get("from"), subject=subject,
                           headers=headers, text=text if text.endswith("\n") else text + "\n",
                           once=once, once_repeat=f"{days}d")
         self.result.actions.append(FilterAction("reply", sender, False, reply=reply))

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pymta import rfc2047
 from pymta.acl.headers import insert_position, split_placement
 from pymta.config.values import expanded_int
 from pymta.config.values import main_option as _option
@@ -126,9 +127,14 @@ def _message_id_header(config: Any, msgid: str, resent: bool,
     return f"{name}: <E{msgid}{extra}@{domain}>\n"
 
 
-def _quote_phrase(name: str) -> str:
+def _quote_phrase(name: str, config: Any) -> str:
+    """The user's full name as the phrase of a created From: or Sender: line: quoted
+    if need be, RFC 2047 encoded in headers_charset when it has characters outside
+    printable ASCII (as Exim does, whatever print_topbitchars says)."""
     if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+", name):
         return name
+    if not (name.isascii() and name.isprintable()):
+        return rfc2047.encode(name, str(_option(config, "headers_charset", "") or "UTF-8"))
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -324,11 +330,11 @@ def prepare_message(config: Any, envelope: Envelope,
             if env.is_local_submission and login and not env.sender_set_by_caller:
                 addr = f"{login}@{qualify}"
                 name = env.originator_name
-                from_hdr = f"From: {_quote_phrase(name)} <{addr}>\n" if name else \
+                from_hdr = f"From: {_quote_phrase(name, config)} <{addr}>\n" if name else \
                     f"From: {addr}\n"
             elif env.sender:
                 name = env.sender_fullname
-                from_hdr = f"From: {_quote_phrase(name)} <{env.sender}>\n" if name else \
+                from_hdr = f"From: {_quote_phrase(name, config)} <{env.sender}>\n" if name else \
                     f"From: {env.sender}\n"
             elif env.submission_mode:
                 from_hdr = created_from(env.authenticated_id, submission, qualify)
@@ -346,7 +352,8 @@ def prepare_message(config: Any, envelope: Envelope,
             name = env.originator_name
             apply_local_sender_rules(
                 final, login, qualify,
-                f"Sender: {_quote_phrase(name)} <{addr}>\n" if name else f"Sender: {addr}\n",
+                f"Sender: {_quote_phrase(name, config)} <{addr}>\n" if name
+                else f"Sender: {addr}\n",
                 bool(_option(config, "local_from_check", True)),
                 _option(config, "local_from_prefix"), _option(config, "local_from_suffix"),
                 retain=bool(_option(config, "local_sender_retain", False)))

@@ -20,16 +20,13 @@ import socket
 import time
 from dataclasses import dataclass
 
+from pymta.printing import string_printing
 from pymta.taint import taint
 
 IDENT_PORT = 113
 PORT_ENV = "PYMTA_TEST_IDENT_PORT"
 # RFC 1413 caps a reply at 1000 characters; anything longer is not an answer.
 MAX_REPLY = 1000
-_C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\v": "\\v",
-              "\f": "\\f"}
-
-
 @dataclass(frozen=True)
 class IdentResult:
     """The outcome of one ident call: ``user`` or None, and whether connecting timed out
@@ -45,15 +42,9 @@ def ident_port() -> int:
 
 
 def printable(text: str) -> str:
-    """Non-printing characters escaped as Exim shows network strings (C escapes, else
-    three octal digits); ``text`` holds one character per byte of the answer."""
-    out = []
-    for ch in text:
-        if " " <= ch <= "~":
-            out.append(ch)
-        else:
-            out.append(_C_ESCAPES.get(ch) or "\\%03o" % (ord(ch) & 0xFF))
-    return "".join(out)
+    """Non-printing characters escaped as Exim shows network strings (a tab too);
+    ``text`` holds one character per byte of the answer."""
+    return string_printing(text, tab=False, encoding="latin-1")
 
 
 def parse_reply(line: str, client_port: int, server_port: int) -> str | None:

@@ -32,14 +32,20 @@ from pymta.config.values import main_option
 from pymta.drivers import register
 from pymta.errnos import EximErrno
 from pymta.expand import ExpandError, ExpandFail, expand_string
+from pymta.expand.bytesutil import to_bytes
 from pymta.match import match_address
 from pymta.osutil import switched_ids
+from pymta.printing import topbit_printing
 from pymta.spool.files import read_body
 from pymta.taint import is_tainted
 from pymta.transports.base import Transport, TransportError, check_never_users, set_results
 from pymta.transports.filter import TransportFilterFailed, transport_filter
 
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
+# Not allowed in the reply's header fields: control characters but tab, a newline
+# that does not start a continuation line, and (without print_topbitchars) 8-bit text.
+_NON_PRINTING_TOPBIT_OK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?![ \t])")
+_NON_PRINTING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\U0010ffff]|\n(?![ \t])")
 _RETURNED = "------ This is a copy of the message, including all the headers. ------\n"
 
 
@@ -118,10 +124,8 @@ class AutoreplyTransport(Transport):
             fields = {n: self._value(n, ctx) for n in ("from", "reply_to", "to", "cc",
                                                        "bcc", "subject", "headers", "text")}
         for name, value in fields.items():
-            if name not in ("text", "headers") and value and \
-                    re.search(r"[\x00-\x08\x0b-\x1f\x7f]|\n(?![ \t])", value):
-                raise TransportError(f"Expansion of {name} in {self.name} transport "
-                                     "contains non-printing character", "defer")
+            if name not in ("text", "headers") and value:
+                self._check_printing(name, value)
         never = self.opt("never_mail")
 
         def wanted(text: str | None) -> list[str]:
@@ -153,6 +157,18 @@ class AutoreplyTransport(Transport):
             if fields["headers"]:
                 lines.append(f"  {fields['headers']}\n")
             self._log(log_path, "".join(lines))
+
+    def _check_printing(self, name: str, value: str) -> None:
+        """A header field of the reply may hold printing characters only (top-bit
+        ones with print_topbitchars), and newlines only where a continuation line
+        follows; else the delivery fails, in Exim's words."""
+        bad = (_NON_PRINTING_TOPBIT_OK if topbit_printing() else _NON_PRINTING).search(value)
+        if bad is None:
+            return
+        raw = self.opt(name) if not self._settings else value
+        code = to_bytes(bad.group(0)[0])[0]
+        raise TransportError(f'Expansion of "{raw}" in {self.name} transport contains '
+                             f"non-printing character {code}", "fail")
 
     @staticmethod
     def _automatic(msg: Any) -> bool:

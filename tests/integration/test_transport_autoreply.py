@@ -110,3 +110,22 @@ def test_once_file_with_a_size_limit_forgets_the_oldest(tmp_path):
     assert len(replies(d)) == 4
     send(d, "p0@test.example", "Subject: s", to="small@test.example")
     assert len(replies(d)) == 5
+
+
+def test_eight_bit_header_fields_need_print_topbitchars(tmp_path):
+    """As exim4 4.96: 8-bit text in a header field of the reply fails the delivery
+    (its message names the option's text and the first byte that is not printing),
+    unless print_topbitchars makes top-bit bytes printing; a control character
+    fails it either way."""
+    d = PymtaDaemon(CONFIG, tmp_path)
+    send(d, "someone@test.example", "Subject: caf\u00e9")
+    assert [r for r in replies(d) if "\nSubject: Away" in r] == []     # a bounce only
+    assert ('** vac@test.example R=vac T=vacation: Expansion of "Away: $h_subject:" in '
+            'vacation transport contains non-printing character 195') in d.log()
+    d = PymtaDaemon("print_topbitchars = true\n" + CONFIG, tmp_path / "topbit")
+    send(d, "someone@test.example", "Subject: caf\u00e9")
+    (reply,) = replies(d)
+    assert "\nSubject: Away: caf\u00e9\n" in reply
+    send(d, "other@test.example", "Subject: a\x01b")
+    assert len([r for r in replies(d) if "\nSubject: Away" in r]) == 1
+    assert "contains non-printing character 1\n" in d.log()

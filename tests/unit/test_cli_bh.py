@@ -409,3 +409,9 @@ def test_bh_acl_trace_and_errors_match_exim_transcript(tmp_path):
     test error" with no "end of ACL" line, a 451 even from warn, and no paniclog
     line; logwrite drops leading white space."""
     _matches_exim_transcript(tmp_path, "acltrace")
+
+
+def test_bh_client_text_with_print_topbitchars_matches_exim_transcript(tmp_path):
+    """print_topbitchars: top-bit bytes in what a client sent are logged as they are;
+    control characters are still escaped."""
+    _matches_exim_transcript(tmp_path, "printing_topbit")

@@ -90,6 +90,9 @@ class Address:
     returned_output: str | None = None
     extra_headers: list[str] = field(default_factory=list)
     remove_headers: list[str] = field(default_factory=list)
+    # How many unseen routers made a copy of this address (-bt shows each copy as a
+    # parent of the same name, as Exim does).
+    unseen_level: int = 0
     # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the
     # log) and the remote's final reply (for C= / bounce text).
     result: str | None = None

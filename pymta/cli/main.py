@@ -374,9 +374,11 @@ def do_bt(opts: CliOptions, verify: bool | str) -> int:
     worst = 0
     # -bt shows log lines on standard error, as Exim does in address-test mode
     log = Logger(config) if verify else StderrLog()
+    delivered: set[tuple[str, str]] = set()      # -bt marks a repeated delivery
     for addr in opts.args:
         ctx = ExpandContext(config, {"sender_address": sender})
-        text, code = test_address(config, addr, ctx, verify=verify, log=log)
+        text, code = test_address(config, addr, ctx, verify=verify, log=log,
+                                  delivered=delivered)
         _write(text)
         worst = max(worst, int(code))
     return worst

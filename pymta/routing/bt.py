@@ -14,20 +14,31 @@ from pymta.routing.support import qualify_recipient
 
 
 def _ancestor_lines(addr: Address) -> list[str]:
-    lines = []
+    # Exim routes an address an unseen router takes as two copies whose parent is the
+    # original: each such copy shows as a parent of the same name.
+    lines = [f"    <-- {addr.address}"] * addr.unseen_level
     anc = addr.parent
     while anc is not None:
-        lines.append(f"    <-- {anc.address}")
+        lines += [f"    <-- {anc.address}"] * (1 + anc.unseen_level)
         anc = anc.parent
     return lines
+
+
+#: What -bt has shown as delivered so far in this run: (address, router) pairs.
+Delivered = set[tuple[str, str]]
 
 
 def _transport_is_local(config: Any, addr: Address) -> bool:
     return addr.transport is not None and is_local(config, addr.transport)
 
 
-def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int]:
-    """Render a :class:`RouteResult` the way ``exim -bt`` prints it."""
+def format_test_result(config: Any, address: str, result: Any,
+                       delivered: Delivered | None = None) -> tuple[str, int]:
+    """Render a :class:`RouteResult` the way ``exim -bt`` prints it.  An address shown
+    before in this run (``delivered``, kept across the run's addresses) is marked as a
+    duplicate that would not be delivered."""
+    if delivered is None:
+        delivered = set()
     lines: list[str] = []
     for a in result.failed:
         lines.append(f"{a.address} is undeliverable: {a.message}")
@@ -39,9 +50,9 @@ def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int
         lines.append(f"mail to {a.address} is discarded")
         lines += _ancestor_lines(a)
     # Exim lists file/pipe deliveries first, then the other local deliveries, then the
-    # remote ones, each group in routing order.
+    # remote ones, the last routed first in each group of addresses.
     special = [a for a in result.addresses if a.kind != "address"]
-    normal = [a for a in result.addresses if a.kind == "address"]
+    normal = [a for a in result.addresses if a.kind == "address"][::-1]
     local = [a for a in normal if not a.hosts or _transport_is_local(config, a)]
     remote = [a for a in normal if a not in local]
     for a in special:
@@ -49,7 +60,10 @@ def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int
         lines.append(f"{parent} -> {a.address}")
         lines.append(f"  transport = {a.transport or 'unset'}")
     for a in local + remote:
-        lines.append(a.address)
+        key = (a.address, str(a.router))
+        lines.append(f"{a.address}   [duplicate, would not be delivered]"
+                     if key in delivered else a.address)
+        delivered.add(key)
         lines += _ancestor_lines(a)
         lines.append(f"  router = {a.router}, transport = {a.transport or 'unset'}")
         lines += format_hosts_bt(a.hosts) if not _transport_is_local(config, a) else []
@@ -58,7 +72,8 @@ def format_test_result(config: Any, address: str, result: Any) -> tuple[str, int
 
 
 def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
-                 verify: Any = False, log: RewriteLog | None = None) -> tuple[str, int]:
+                 verify: Any = False, log: RewriteLog | None = None,
+                 delivered: Delivered | None = None) -> tuple[str, int]:
     """Route ``address`` as ``exim -bt`` does (``exim -bv`` when ``verify`` is true, or
     "sender" for ``-bvs``); return (output text, exit code).  The rewrite section is
     applied first (as a recipient, or as a sender for ``-bvs``), rewrites going to
@@ -84,7 +99,7 @@ def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
         text, code = format_verify_result(address, result)
     else:
         result = route_address(config, addr, ctx, verify=False, address_test=True)
-        text, code = format_test_result(config, address, result)
+        text, code = format_test_result(config, address, result, delivered)
     return prefix + text, code
 
 
@@ -101,8 +116,9 @@ def format_verify_result(address: str, result: Any) -> tuple[str, int]:
 def test_addresses(config: Any, addresses: list[str], verify: Any = False) -> tuple[str, int]:
     """Several addresses, one after the other; the exit code is the worst one."""
     out, worst = [], 0
+    delivered: Delivered = set()
     for a in addresses:
-        text, code = test_address(config, a, verify=verify)
+        text, code = test_address(config, a, verify=verify, delivered=delivered)
         out.append(text)
         worst = max(worst, code)
     return "".join(out), worst

@@ -410,24 +410,21 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
         result.notes.extend(reply.notes)
         if reply.report is not None:
             result.reports.append(reply.report)
-        queue.extend([c for c in generated if c.kind != "address"] +
-                     [c for c in generated if c.kind == "address"][::-1])
+        _queue_children(queue, generated, address_test)
         if reply.status == ACCEPT and reply.children and verify and \
                 (len(reply.children) > 1 or success_on_redirect):
             # verification stops at a redirection to several addresses: it has succeeded
             result.addresses.append(a)
             result.sequence.append((ACCEPT, a))
         elif reply.status == ACCEPT and reply.children:
-            specials = [c for c in reply.children if c.kind != "address"]
-            normal = [c for c in reply.children if c.kind == "address"]
-            queue.extend(specials + normal[::-1])
+            _queue_children(queue, reply.children, address_test)
             if reply.unseen:
-                _requeue_unseen(a, routers, queue)
+                _requeue_unseen(a, routers, queue, address_test)
         elif reply.status == ACCEPT:
             result.addresses.append(a)
             result.sequence.append((ACCEPT, a))
             if reply.unseen:
-                _requeue_unseen(a, routers, queue)
+                _requeue_unseen(a, routers, queue, address_test)
         elif reply.status == DISCARD:
             result.discarded.append(a)
             result.sequence.append((DISCARD, a))
@@ -452,16 +449,34 @@ def _router(routers: list[Router], addr: Address) -> Router:
     return next(r for r in routers if r.name == addr.router)
 
 
-def _requeue_unseen(a: Address, routers: list[Router], queue: list[Address]) -> None:
-    """``unseen``: the address also continues with the next router, as a copy."""
+def _queue_children(queue: list[Address], children: list[Address], address_test: bool) -> None:
+    """Queue what a router generated: file and pipe deliveries first, then the addresses
+    (last first).  For -bt (``address_test``) in Exim's order: the generated addresses
+    are routed next, in the order they were generated, before the rest of the queue."""
+    specials = [c for c in children if c.kind != "address"]
+    normal = [c for c in children if c.kind == "address"]
+    if address_test:
+        queue[0:0] = specials + normal
+    else:
+        queue.extend(specials + normal[::-1])
+
+
+def _requeue_unseen(a: Address, routers: list[Router], queue: list[Address],
+                    address_test: bool = False) -> None:
+    """``unseen``: the address also continues with the next router, as a copy (for -bt
+    routed next, as Exim does).  Both copies count one more unseen level."""
     idx = next(i for i, r in enumerate(routers) if r.name == a.router)
+    a.unseen_level += 1
     dup = copy.copy(a)
     dup.hosts = []
     dup.extra_headers, dup.remove_headers = list(a.extra_headers), list(a.remove_headers)
     dup.transport = None
     dup.start_router = idx + 1
     dup.router = None
-    queue.append(dup)
+    if address_test:
+        queue.insert(0, dup)
+    else:
+        queue.append(dup)
 
 
 def _apply_fail_verify(routers: list[Router], result: RouteResult, verify: Any) -> None:

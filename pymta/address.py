@@ -93,6 +93,8 @@ class Address:
     # How many unseen routers made a copy of this address (-bt shows each copy as a
     # parent of the same name, as Exim does).
     unseen_level: int = 0
+    # The last router deferred it for bad data it was given (Exim's router ERROR).
+    router_error: bool = False
     # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the
     # log) and the remote's final reply (for C= / bounce text).
     result: str | None = None

@@ -263,13 +263,14 @@ def run_acl(config: ConfigView, name_or_text: str | None, where: str, ctx: Expan
         return AclResult("defer", log_message=text, error=True)
     runner = _Runner(config, where, ctx, session, depth)
     runner.name = name
+    runner.inline = bool(statements) and statements[0].file == "inline ACL"
     if depth == 0:
         match.forget_domain_answers()   # named domain lists are remembered per recipient
     if not debug.any:
         return runner.run(statements)
     saved_indent, debug.indent = debug.indent, depth
     try:
-        if debug.acl:
+        if debug.acl and not runner.inline:
             debug.printf(f'using ACL "{runner.label}"')
         return runner.run(statements)
     finally:
@@ -303,6 +304,8 @@ class _Runner:
         self.dmarc_check: DmarcCheck | None = None    # without a session (non-SMTP)
         self.spf_state: SpfState | None = None        # likewise
         self.name = ""           # the ACL's name (or text), for the debug output (+acl)
+        self.inline = False      # the text of an option rather than a named ACL
+        self.stopped = False     # ended by an error or a deferral (no "end of ACL" line)
         self.ended_by = ""       # "implicit DENY" / "not OK": how +acl names the end
         self.check_name = ""     # the condition being checked, as +acl shows it
         self.all_true = False    # the current statement's conditions all held
@@ -314,6 +317,25 @@ class _Runner:
     def label(self) -> str:
         """The ACL's name as the debug output shows it."""
         return self.name.strip() if len(self.name.split()) == 1 else "inline ACL"
+
+    @property
+    def shown(self) -> str:
+        """The ACL as the trace names it: ``ACL "name"``, or ``inline ACL`` for the text
+        of an option (a single word too, when no ACL has that name)."""
+        return "inline ACL" if self.inline else f'ACL "{self.label}"'
+
+    def _where(self, stmt: AclStatement) -> str:
+        """A statement's place in the trace; an inline ACL's is the configuration file's
+        last line, as Exim's (it parses the text after reading the file)."""
+        if stmt.file != "inline ACL":
+            return f"{stmt.file or 'inline'} {stmt.line}"
+        path = str(getattr(self.config, "filename", "") or "")
+        try:
+            with open(path, "rb") as fh:
+                lines = fh.read().count(b"\n")
+            return f"{path} {lines}"
+        except OSError:
+            return f"inline {stmt.line}"
 
     def _log(self, kind: str, text: str) -> None:
         log = getattr(self.session, "log", None)
@@ -363,17 +385,17 @@ class _Runner:
     # -------------------------------------------------------------- statements
     def run(self, statements: list[AclStatement]) -> AclResult:
         self.ended_by = ""
+        self.stopped = False
         result = self._run(statements)
-        if debug.acl and not result.error:      # (Exim stops without one after an error)
+        if debug.acl and not self.stopped:      # (none after an error or a deferral)
             verdict = self.ended_by or result.verdict.upper()
-            debug.printf(f'end of ACL "{self.label}": {verdict}')
+            debug.printf(f'end of {self.shown}: {verdict}')
         return result
 
     def _run(self, statements: list[AclStatement]) -> AclResult:
         for stmt in statements:
             if debug.acl:
-                debug.printf(f'processing "{stmt.verb}" ({stmt.file or "inline"} '
-                             f'{stmt.line})')
+                debug.printf(f'processing "{stmt.verb}" ({self._where(stmt)})')
             saved_where = self.ctx.where
             if self.ctx.log is None:        # for warnings written while expanding
                 self.ctx.log = getattr(self.session, "log", None)
@@ -385,19 +407,23 @@ class _Runner:
                 return self._result("defer", None, str(exc))
             except ConfigError as exc:
                 self._trace_error(stmt.verb)
+                self.stopped = True
                 return self._result("defer", None, f"ACL error: {exc}", error=True)
             except Exception as exc:
                 # Expansion errors (and bugs) fail temporarily, as in Exim: never accept.
+                self._trace_error(stmt.verb)
+                self.stopped = True
                 where = f"{stmt.file} line {stmt.line}: " if stmt.file else ""
                 return self._result("defer", None, f"{where}{stmt.verb} statement: "
                                     f"{getattr(exc, 'message', None) or exc}", error=True)
             finally:
                 self.ctx.where = saved_where
+            state = "error" if outcome is not None and outcome.error else \
+                "succeeded" if self.all_true else "deferred" \
+                if outcome is not None and outcome.verdict == "defer" else "failed"
+            self.stopped = state in ("error", "deferred")
             if debug.acl:
-                state = "error" if outcome is not None and outcome.error else \
-                    "succeeded" if self.all_true else "deferred" \
-                    if outcome is not None and outcome.verdict == "defer" else "failed"
-                debug.printf(f'{stmt.verb}: condition test {state} in ACL "{self.label}"')
+                debug.printf(f'{stmt.verb}: condition test {state} in {self.shown}')
             if self.warning is not None:
                 self._log("warn", f"Warning: {self.warning}")
                 self.warning = None
@@ -634,7 +660,7 @@ class _Runner:
 
     def _trace_error(self, verb: str) -> None:
         if debug.acl:
-            debug.printf(f'{verb}: condition test error in ACL "{self.label}"')
+            debug.printf(f'{verb}: condition test error in {self.shown}')
 
     def _control(self, value: str) -> None:
         name = value.split("/")[0].strip()
@@ -974,12 +1000,15 @@ class _Runner:
             verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
                                                 self._callouts_skipped(),
                                                 getattr(self.session, "callout_hold", None))
-            if cache is not None and verdict.status != "defer":
+            if cache is not None and verdict.status not in ("defer", "error"):
                 cache[key] = verdict
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
         if verdict.status == "ok":
             return True
         self.ctx.variables["acl_verify_message"] = verdict.user_text
+        if verdict.status == "error":
+            # a router's bad data: deferred, the router's text logged, the default 451
+            raise AclDefer(verdict.user_text)
         if verdict.status == "defer":
             callout = verdict.log_text is not None
             if vopts.defer_ok or (callout and vopts.callout is not None

@@ -44,6 +44,10 @@ class RouterReply:
     #: send (syntax_errors_to): (recipient, text)
     notes: list[str] = field(default_factory=list)
     report: tuple[str, str] | None = None
+    #: a deferral the router could not help (bad redirection data: Exim's ERROR)
+    error: bool = False
+    #: a deferral's text meant for the sender (":defer: text")
+    user_message: str | None = None
 
 
 _TRUE = {"true", "yes", "1", ""}

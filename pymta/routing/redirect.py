@@ -126,7 +126,7 @@ class RedirectRouter(Router):
         try:
             items = self._expand_includes(split_redirect_items(text), ctx)
         except (OSError, TaintError, ValueError) as exc:
-            return RouterReply(DEFER, f"error in redirect data: {exc}")
+            return RouterReply(DEFER, f"error in redirect data: {exc}", error=True)
 
         # :defer: and :fail: apply to the whole list; :blackhole: discards it.
         for special, allowed, status in ((":defer:", "allow_defer", DEFER),
@@ -135,16 +135,19 @@ class RedirectRouter(Router):
                 if item.lower().startswith(special):
                     if not self.flag(allowed):
                         return RouterReply(
-                            DEFER, f'error in redirect data: "{item}" is not permitted')
+                            DEFER, f'error in redirect data: "{item}" is not permitted',
+                            error=True)
                     text = item[len(special):].lstrip()
                     if self.flag("forbid_smtp_code"):
                         # the default codes only: a leading SMTP code is dropped
                         text = re.sub(r"^[45]\d\d(?:[ -]\d\.\d{1,3}\.\d{1,3})?\s*", "",
                                       text)
-                    return RouterReply(status, text or None)
+                    return RouterReply(status, text or None,
+                                       user_message=text or None if status == DEFER else None)
         if any(i.lower() == ":blackhole:" for i in items):
             if self.flag("forbid_blackhole"):
-                return RouterReply(DEFER, 'error in redirect data: ":blackhole:" is not permitted')
+                return RouterReply(DEFER, 'error in redirect data: ":blackhole:" is not '
+                                   "permitted", error=True)
             return RouterReply(DISCARD)
         if any(i.lower() == ":unknown:" for i in items):
             return RouterReply(DECLINE)
@@ -158,7 +161,7 @@ class RedirectRouter(Router):
                 if self.flag("skip_syntax_errors"):
                     skipped.append(str(exc))
                     continue
-                return RouterReply(DEFER, f"error in redirect data: {exc}")
+                return RouterReply(DEFER, f"error in redirect data: {exc}", error=True)
             if child is None:
                 continue
             if self.flag("check_ancestor") and child.kind == "address":
@@ -292,6 +295,8 @@ class RedirectRouter(Router):
                 bare = f"{bare}@{parent.domain}"
         if not bare or bare.startswith("@") or bare.endswith("@"):
             raise ValueError(f'domain missing or malformed in "{item}"')
+        if bare.startswith('"') and not re.match(r'"(?:[^"\\]|\\.)*"', bare):
+            raise ValueError(f'unmatched doublequote in local part in "{item}"')
         if " " in bare.strip('"'):
             raise ValueError('missing or malformed local part (expected word or "<") in '
                              f'"{item}"')

@@ -407,6 +407,10 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
         generated: list[Address] = []
         reply = _route_one(config, routers, a, ctx, verify, address_test, generated)
         a.message = reply.message
+        if reply.status == DEFER:
+            a.router_error = reply.error
+            if reply.user_message is not None:
+                a.user_message = reply.user_message
         result.notes.extend(reply.notes)
         if reply.report is not None:
             result.reports.append(reply.report)

@@ -414,8 +414,12 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         """Route ``address`` in verify mode: (status, message)."""
         try:
             rr = route_address(self.config, Address(address), self.ctx, verify=True)
-        except Exception as exc:
-            return "defer", str(exc)
+        except Exception:
+            return "defer", None
+        if rr.status == "defer":
+            # only a text meant for the sender (":defer: text") is given
+            deferred = next(iter(rr.deferred), None)
+            return "defer", deferred.user_message if deferred is not None else None
         return rr.status, getattr(rr, "message", None)
 
     def _command_address(self, arg: str) -> tuple[str | None, Reply | None]:
@@ -476,7 +480,8 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         if status == "accept":
             return Reply(250, f"<{addr}>{ok_suffix}")
         if status == "defer":
-            return Reply(451, f"<{addr}> {message or 'Could not verify address'}")
+            return Reply(451, f"<{addr}> {message}" if message
+                         else f"Cannot resolve <{addr}> at this time")
         if verb == "VRFY":      # failed VRFYs are logged; EXPN failures are not
             self.log.main(f"VRFY failed for {arg} {self.host_ident()}")
         return Reply(550, f"<{addr}> {message or 'Unrouteable address'}")

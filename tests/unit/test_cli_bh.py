@@ -415,3 +415,11 @@ def test_bh_client_text_with_print_topbitchars_matches_exim_transcript(tmp_path)
     """print_topbitchars: top-bit bytes in what a client sent are logged as they are;
     control characters are still escaped."""
     _matches_exim_transcript(tmp_path, "printing_topbit")
+
+
+def test_bh_redirection_errors_match_exim_transcript(tmp_path):
+    """A redirection with bad data (a :fail: or :defer: not allowed, a forbidden
+    :blackhole:, an unclosed quote) is an error: VRFY cannot resolve the address,
+    verify = recipient is an ACL error (451, the router's text in the log); an
+    allowed ":defer: text" gives the client its text, for VRFY and for RCPT."""
+    _matches_exim_transcript(tmp_path, "redirect_errors")

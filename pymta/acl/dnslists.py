@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import dns.exception
+import dns.rdatatype
 import dns.resolver
 
 from pymta import dns as pdns
+from pymta.debuglog import debug
 from pymta.expand.lists import split_list
 from pymta.taint import taint
 
@@ -114,14 +116,25 @@ def dns_resolve_ttl(name: str, rtype: str) -> tuple[list[str] | None, float]:
     timeout; not kept)."""
     try:
         answer = pdns.resolve(name, rtype)
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return [], NEGATIVE_TTL
+    except dns.resolver.NXDOMAIN as exc:
+        return [], _negative_ttl(next(iter(exc.responses().values()), None))
+    except dns.resolver.NoAnswer as exc:
+        return [], _negative_ttl(exc.response())
     except dns.exception.DNSException:
         return None, 0.0
     ttl = float(answer.rrset.ttl) if answer.rrset is not None else 0.0
     if rtype == "TXT":
         return [b"".join(r.strings).decode("utf-8", "replace") for r in answer], ttl
     return [r.to_text() for r in answer], ttl
+
+
+def _negative_ttl(response: object) -> float:
+    """How long "no such record" may be kept: the zone's SOA says (RFC 2308: the
+    smaller of its TTL and its minimum field), else NEGATIVE_TTL."""
+    for rrset in getattr(response, "authority", None) or []:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return float(min(rrset.ttl, rrset[0].minimum))
+    return NEGATIVE_TTL
 
 
 def dns_resolve(name: str, rtype: str) -> list[str] | None:
@@ -138,15 +151,16 @@ class DnsListCache:
     list consulted for every recipient is asked once (Exim does the same)."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], tuple[float, list[str]]] = {}
+        self._entries: dict[tuple[str, str], tuple[float, list[str] | None]] = {}
 
-    def get(self, key: tuple[str, str]) -> list[str] | None:
+    def get(self, key: tuple[str, str]) -> tuple[bool, list[str] | None]:
+        """(whether an answer is kept, the answer: None for a lookup that deferred)."""
         hit = self._entries.get(key)
         if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
+            return False, None
+        return True, hit[1]
 
-    def put(self, key: tuple[str, str], records: list[str], ttl: float) -> None:
+    def put(self, key: tuple[str, str], records: list[str] | None, ttl: float) -> None:
         if ttl > 0:
             self._entries[key] = (time.monotonic() + ttl, records)
 
@@ -157,8 +171,10 @@ class DnsListCheck:
     def __init__(self, client_ip: str, variables: dict[str, str],
                  log: Callable[[str], object] | None = None,
                  resolve: Resolver | None = None, cache: DnsListCache | None = None,
-                 log_defer: bool = True):
+                 log_defer: bool = True,
+                 again_nonexist: Callable[[str], bool] | None = None):
         self.client_ip = client_ip
+        self.again_nonexist = again_nonexist
         self.log_defer = log_defer
         self.variables = variables
         self.log = log
@@ -168,15 +184,32 @@ class DnsListCheck:
 
     def _lookup(self, name: str, rtype: str) -> list[str] | None:
         key = (name.lower(), rtype)
+        trace = debug.dnsbl and rtype == "A"
         if key in self._cache:
+            if trace:
+                debug.printf("dnslists: using result of previous lookup")
             return self._cache[key]
-        found = self.session_cache.get(key) if self.session_cache is not None else None
-        if found is None:
+        kept, found = self.session_cache.get(key) if self.session_cache is not None \
+            else (False, None)
+        if kept:
+            if trace:
+                debug.printf("dnslists: using result of previous lookup")
+        else:
+            if trace:
+                debug.printf(f"new DNS lookup for {name}")
             if self.resolve is not None:
                 found, ttl = self.resolve(name, rtype), 0.0
             else:
                 found, ttl = dns_resolve_ttl(name, rtype)
-            if found is not None and self.session_cache is not None:
+            if found is None:
+                # a temporary failure counts as "no such name" for dns_again_means_nonexist;
+                # else it is kept like one (Exim asks once per session)
+                if self.again_nonexist is not None and self.again_nonexist(name):
+                    found = []
+                ttl = NEGATIVE_TTL
+            if self.session_cache is not None and ttl > 0:
+                if trace:
+                    debug.printf(f"dnslists: wrote cache entry, ttl={int(ttl)}")
                 self.session_cache.put(key, found, ttl)
         self._cache[key] = found
         return found
@@ -205,6 +238,8 @@ class DnsListCheck:
         for item in split_list(list_text):
             if not item:
                 continue
+            if debug.dnsbl:
+                debug.printf(f"dnslists check: {item}")
             if item.startswith("+"):
                 if item not in _UNKNOWN:
                     raise DnsListDefer(f"unknown dnslists option \"{item}\"")
@@ -234,7 +269,18 @@ class DnsListCheck:
             if found is None:
                 deferred = deferred or name
                 continue
-            if not found or (restriction is not None and not restriction.matches(found)):
+            if not found:
+                if debug.dnsbl:
+                    debug.printf(f"DNS lookup for {name} failed")
+                    debug.printf(f"=> that means {key} is not listed at {domain}")
+                continue
+            if debug.dnsbl:
+                debug.printf(f"DNS lookup for {name} succeeded (yielding {', '.join(found)})")
+            if restriction is not None and not restriction.matches(found):
+                if debug.dnsbl:
+                    debug.printf("=> but we are not accepting this block class because")
+                    debug.printf(f"=> there was {'an exclude' if restriction.negated else 'no'}"
+                                 f" match for {m.group('op').lstrip('!')}{m.group('values')}")
                 continue
             if txt_domain != domain:
                 # The merged-list form: confirm in, and take the details from, txtdomain.
@@ -242,6 +288,8 @@ class DnsListCheck:
                 found = self._addresses(name, txt_domain)
                 if not found:
                     continue
+            if debug.dnsbl:
+                debug.printf(f"=> that means {key} is listed at {domain}")
             self._set(txt_domain, key, found, name)
             return True
         if deferred is None:
@@ -254,6 +302,8 @@ class DnsListCheck:
         if unknown == DEFER:
             raise DnsListDefer(text)
         if unknown == INCLUDE:
+            if debug.dnsbl:
+                debug.printf(f"=> that means {keys[0] if keys else ''} is listed at {domain}")
             self._set(txt_domain, keys[0] if keys else "", [], None)
             return True
         return False
@@ -270,9 +320,11 @@ class DnsListCheck:
 def check_dnslists(list_text: str, ip: str, variables: dict[str, str],
                    log: Callable[[str], object] | None = None,
                    resolve: Resolver | None = None,
-                   cache: DnsListCache | None = None, log_defer: bool = True) -> bool:
+                   cache: DnsListCache | None = None, log_defer: bool = True,
+                   again_nonexist: Callable[[str], bool] | None = None) -> bool:
     """True if any list item matches; sets the $dnslist_* variables for the match.
     ``cache`` keeps answers across conditions (one per SMTP session); ``log_defer``
     false (log_selector -dnslist_defer) leaves out the line about a lookup that
     deferred."""
-    return DnsListCheck(ip, variables, log, resolve, cache, log_defer).run(list_text)
+    return DnsListCheck(ip, variables, log, resolve, cache, log_defer,
+                        again_nonexist).run(list_text)

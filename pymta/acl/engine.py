@@ -425,7 +425,12 @@ class _Runner:
             if debug.acl:
                 debug.printf(f'{stmt.verb}: condition test {state} in {self.shown}')
             if self.warning is not None:
-                self._log("warn", f"Warning: {self.warning}")
+                # the same warning is logged once per message, as Exim does
+                logged = getattr(self.session, "logged_warnings", None)
+                if not isinstance(logged, set) or self.warning not in logged:
+                    self._log("warn", f"Warning: {self.warning}")
+                    if isinstance(logged, set):
+                        logged.add(self.warning)
                 self.warning = None
             if outcome is not None:
                 if stmt.verb == "require" and outcome.verdict == "deny":
@@ -746,7 +751,8 @@ class _Runner:
                                       self._var("sender_host_address"), self.ctx.variables,
                                       log.main if log is not None else None,
                                       cache=getattr(self.session, "dnslist_cache", None),
-                                      log_defer=log_selected(self.config, "dnslist_defer"))
+                                      log_defer=log_selected(self.config, "dnslist_defer"),
+                                      again_nonexist=self._again_means_nonexist)
             except DnsListDefer as exc:
                 raise AclDefer(str(exc)) from exc
         if name == "ratelimit":
@@ -842,6 +848,16 @@ class _Runner:
                                  expand, write)
         except ScanDefer as exc:
             raise AclDefer("") from exc
+
+    def _again_means_nonexist(self, name: str) -> bool:
+        """dns_again_means_nonexist: a DNS name whose temporary failure means "no such
+        name" (traced as Exim traces it when the option is unset)."""
+        domains = main_option(self.config, "dns_again_means_nonexist")
+        if not domains:
+            if debug.lists:
+                debug.printf(f"{name} in dns_again_means_nonexist? no (option unset)")
+            return False
+        return _call(match.match_domain, name.lower(), str(domains), self.ctx)
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")

@@ -253,7 +253,8 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
 #: What -bh comments on when no -d is given: the ACLs, the lists they match, and the
 #: routing done to verify addresses.
 HOST_CHECK_SELECTOR = (SELECTOR_BITS["acl"] | SELECTOR_BITS["lists"] | SELECTOR_BITS["route"]
-                       | SELECTOR_BITS["verify"] | SELECTOR_BITS["host_lookup"])
+                       | SELECTOR_BITS["verify"] | SELECTOR_BITS["host_lookup"]
+                       | SELECTOR_BITS["dnsbl"])
 
 
 def host_check_main(config: Any, argument: str, stdin: BinaryIO | None = None,

@@ -232,6 +232,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         self.message_controls = set()
         self.message_utf8_downconvert = None
         self.fake_reply = None
+        self.logged_warnings: set[str] = set()   # warn log_messages, each logged once
         self.ratelimit_cache.new_message()
         self.message_queue = None
         self.submission_control = "submission"

@@ -15,6 +15,7 @@ from pymta.cli.args import parse_args
 from pymta.message.received import DEFAULT_RECEIVED_HEADER_TEXT
 from pymta.smtp.local import parse_host_argument
 from tests.support.daemon import run_pymta
+from tests.support.dns import DnsServer
 from tests.support.wait import wait_until
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "cli_bh"
@@ -303,7 +304,7 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
 
 
 
-def _matches_exim_transcript(tmp_path, name: str) -> None:
+def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = None) -> None:
     """pymta -bh on tests/data/cli_bh/NAME.conf and NAME.in gives Exim 4.96's replies
     (NAME.exim.out) and standard error (NAME.exim.err: log lines and ">>>" comments).
     Lines 1 and 2 of the configuration held keep_environment and exim_user when Exim
@@ -313,7 +314,8 @@ def _matches_exim_transcript(tmp_path, name: str) -> None:
     spool.mkdir()
     conf = tmp_path / f"{name}.conf"
     conf.write_text(_EXIM_RECEIVED + text.replace("SPOOL", str(spool)))
-    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / f"{name}.in").read_bytes())
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / f"{name}.in").read_bytes(),
+                     env=env)
     assert proc.returncode == 0, proc.stderr
     assert _normal_stdout(proc.stdout) == \
         _normal_stdout((DATA / f"{name}.exim.out").read_text())
@@ -423,3 +425,29 @@ def test_bh_redirection_errors_match_exim_transcript(tmp_path):
     verify = recipient is an ACL error (451, the router's text in the log); an
     allowed ":defer: text" gives the client its text, for VRFY and for RCPT."""
     _matches_exim_transcript(tmp_path, "redirect_errors")
+
+
+#: The zones behind tests/data/cli_bh/dnslists.* (Exim asked the same server, on port
+#: 53 through a resolv.conf mounted over /etc/resolv.conf; 4.3.2.1.broken.test got
+#: SERVFAIL).
+DNSLIST_ZONES = {
+    "bl.test": """
+        4.3.2.1   IN A   127.0.0.2
+        4.3.2.1   IN TXT "see http://bl.test/1.2.3.4"
+    """,
+    "dbl.test": """
+        spam.example IN A 127.0.1.2
+    """,
+    "clean.test": "",
+    "broken.test": "",
+}
+
+
+def test_bh_dnslists_trace_matches_exim_transcript(tmp_path):
+    """The dnslists trace: each item checked, new lookups and cached answers (a
+    deferral is kept too, with dns_again_means_nonexist asked), the negative answer
+    kept for the zone's SOA minimum, a restriction that excludes the answer, what
+    the answer means; an identical warn log_message is logged once per message."""
+    with DnsServer(DNSLIST_ZONES, servfail=["4.3.2.1.broken.test"]) as dns_server:
+        _matches_exim_transcript(tmp_path, "dnslists",
+                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from pymta.acl.verify import WHERE_NAMES
+from pymta.debuglog import debug
 from pymta.hints.ratelimit import RatelimitDB, RateRecord
 
 #: The unique= event set is thrown away (a new epoch starts) beyond this many events
@@ -214,25 +215,44 @@ def smoothed_rate(record: RateRecord | None, now: float, period: float,
 
 
 def measure(spec: RatelimitSpec, record: RateRecord | None,
-            now: float) -> tuple[float, RateRecord | None]:
-    """The client's rate now, and the record to store (None: leave the database)."""
+            now: float, trace: bool = False) -> tuple[float, RateRecord | None]:
+    """The client's rate now, and the record to store (None: leave the database).
+    ``trace``: say what happens, in the words of Exim's debug output (which calls
+    pymta's exact set of recent events its Bloom filter)."""
     count = spec.count
     events: set[bytes] = set()
     epoch = 0.0
-    if spec.unique is not None and not spec.readonly:
+    unique = spec.unique is not None and not spec.readonly
+    if trace:
+        debug.printf("ratelimit found key in database" if record is not None else
+                     "ratelimit creating new Bloom filter" if unique else
+                     "ratelimit creating new rate data block")
+    if unique:
+        assert spec.unique is not None
         if record is not None and record.epoch and now - record.epoch <= spec.period \
                 and len(record.events) < _events_cap(spec.limit):
             events, epoch = set(record.events), record.epoch
         else:
             epoch = now               # a new (or too old, or over-full) event set
         fingerprint = event_hash(spec.unique)
-        if fingerprint in events:
+        seen = fingerprint in events
+        if seen:
             count = 0.0               # seen this period: not a new event
         events.add(fingerprint)
+        if trace:
+            debug.printf(f"ratelimit checking uniqueness of {spec.unique}")
+            debug.printf(f"ratelimit event {'found in' if seen else 'added to'} Bloom filter")
+    if trace and record is None:
+        debug.printf("ratelimit initializing new key's rate data")
     rate = smoothed_rate(record, now, spec.period, count)
     over = rate >= spec.limit
     if spec.mode == "strict" or (spec.mode == "leaky" and not over):
+        if trace:
+            debug.printf("ratelimit db updated")
         return rate, RateRecord(now, rate, epoch, events)
+    if trace:
+        debug.printf("ratelimit db not updated: " + ("readonly mode" if spec.readonly
+                                                    else "over the limit, but leaky"))
     return rate, None
 
 
@@ -278,14 +298,21 @@ def check_ratelimit(spec: RatelimitSpec, db: RatelimitDB, cache: RatelimitCache,
                     where: str, now: float) -> float:
     """The client's rate for ``spec`` (from the cache or the database, updated as the
     mode says); the condition is true when it is at least ``spec.limit``."""
+    trace = debug.acl
+    if trace:
+        debug.printf(f"ratelimit condition count={spec.count:.0f} {spec.limit:.1f}/{spec.key}")
     anchor = None if spec.readonly else cache.anchor(spec, where)
     if anchor is not None and spec.key in anchor:
+        if trace:
+            debug.printf(f"ratelimit found pre-computed rate {anchor[spec.key]:.1f}")
         return anchor[spec.key]
     if spec.readonly:
-        rate, _ = measure(spec, db.get(spec.key), now)
+        rate, _ = measure(spec, db.get(spec.key), now, trace)
     else:
-        rate = db.update(spec.key, lambda rec: measure(spec, rec, now),
+        rate = db.update(spec.key, lambda rec: measure(spec, rec, now, trace),
                          measure(spec, None, now)[0], RECORD_LIFETIME_PERIODS * spec.period)
     if anchor is not None:
         anchor[spec.key] = rate
+    if trace:
+        debug.printf(f"ratelimit computed rate {rate:.1f}")
     return rate

@@ -451,3 +451,11 @@ def test_bh_dnslists_trace_matches_exim_transcript(tmp_path):
     with DnsServer(DNSLIST_ZONES, servfail=["4.3.2.1.broken.test"]) as dns_server:
         _matches_exim_transcript(tmp_path, "dnslists",
                                  env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})
+
+
+def test_bh_ratelimit_trace_matches_exim_transcript(tmp_path):
+    """The ratelimit trace: the condition's count and key, a new key or one found in
+    the database, the unique= event set, readonly and noupdate, a leaky limit that is
+    over (not stored), a rate computed before in the same message, and the rates
+    themselves (the commands come within a second, so each event counts whole)."""
+    _matches_exim_transcript(tmp_path, "ratelimit")

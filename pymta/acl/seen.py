@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pymta.debuglog import debug
 from pymta.hints.seen import SeenDB
 
 DEFAULT_REFRESH = 10 * 86400
@@ -92,5 +93,15 @@ def check_seen(spec: SeenSpec, db: SeenDB, now: float) -> bool:
     """Test (and record) ``spec`` in the ``seen`` database at time ``now``."""
     seconds = int(now)
     if spec.mode == "readonly":
+        if debug.acl:
+            debug.printf("seen db not written (readonly)")
         return decide(spec, db.get(spec.key), seconds)[0]
-    return db.update(spec.key, lambda stamp: decide(spec, stamp, seconds), False)
+    return db.update(spec.key, lambda stamp: _traced(decide(spec, stamp, seconds), stamp),
+                     False)
+
+
+def _traced(decision: tuple[bool, int | None], stamp: int | None) -> tuple[bool, int | None]:
+    """``decision`` as it is, said in Exim's words when something is written."""
+    if debug.acl and decision[1] is not None:
+        debug.printf(f"seen db written ({'create' if stamp is None else 'update'})")
+    return decision

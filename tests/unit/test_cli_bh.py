@@ -459,3 +459,9 @@ def test_bh_ratelimit_trace_matches_exim_transcript(tmp_path):
     over (not stored), a rate computed before in the same message, and the rates
     themselves (the commands come within a second, so each event counts whole)."""
     _matches_exim_transcript(tmp_path, "ratelimit")
+
+
+def test_bh_seen_trace_matches_exim_transcript(tmp_path):
+    """The seen trace: readonly tests write nothing, a new key is created, a key
+    found is updated (or left alone within its refresh time)."""
+    _matches_exim_transcript(tmp_path, "seen")

@@ -522,7 +522,8 @@ class _Runner:
                 ok = not ok
             if not ok:
                 if verb == "require" or (verb in ("accept", "discard") and after_endpass):
-                    msg = self._expand_text(message) or self.cond_message
+                    msg = self._code_checked(self._expand_text(message) or self.cond_message,
+                                             550)
                     lmsg = self._expand_text(log_message)
                     if lmsg is None:
                         # As Exim: a condition's own log text beats the user message.
@@ -536,7 +537,7 @@ class _Runner:
         if verb in ("accept", "discard"):
             return self._result(verb, msg, lmsg)
         if verb in ("deny", "drop", "defer"):
-            msg = msg or self.cond_message
+            msg = self._code_checked(msg or self.cond_message, 451 if verb == "defer" else 550)
             if lmsg is None:
                 lmsg = self.cond_log if self.cond_log is not None else msg
             return self._result(verb, msg, lmsg)
@@ -642,6 +643,16 @@ class _Runner:
         """log_file_path with "debug" for %s: where control = debug writes."""
         log = getattr(self.session, "log", None)
         return (log if isinstance(log, Logger) else Logger(self.config)).path_for("debug")
+
+    def _code_checked(self, message: str | None, default: int) -> str | None:
+        """A user message whose SMTP code does not start with the default's digit gets
+        the default code instead, and a paniclog line, as Exim does."""
+        m = re.match(r"[2-5]\d\d(?=\s|$)", message or "")
+        if message is None or m is None or m.group(0)[0] == str(default)[0]:
+            return message
+        self._panic(f"configured error code starts with incorrect digit (expected "
+                    f'{str(default)[0]}) in "{message}"')
+        return f"{default}{message[3:]}"
 
     def _panic(self, text: str) -> None:
         log = getattr(self.session, "log", None)
@@ -1012,6 +1023,8 @@ class _Runner:
         cache = getattr(self.session, "sender_verify_cache", None) if reuse else None
         key = (address, repr(vopts))
         verdict = cache.get(key) if cache is not None else None
+        if verdict is not None and debug.verify:
+            debug.printf(f"using cached {what} verify result")
         if verdict is None:
             verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
                                                 self._callouts_skipped(),
@@ -1228,14 +1241,24 @@ def acl_smtp_reply(result: AclResult, where: str,
     ``multiline=False`` (control = no_multiline_responses) keeps only the last line of
     a sender verify failure and the first line of a message.  A long message is broken
     into lines as Exim breaks it (:func:`split_user_message`)."""
+    code, text, _ = acl_smtp_reply_parts(result, where, multiline)
+    return code, text
+
+
+def acl_smtp_reply_parts(result: AclResult, where: str,
+                         multiline: bool = True) -> tuple[int, str, str]:
+    """:func:`acl_smtp_reply`, and the ACL's own part of the text: without the lines
+    about a failed sender verification that come first (DATA's "All RCPT commands
+    were rejected" repeats only that part)."""
     verdict = result.verdict
     if verdict in ("accept", "discard"):
         default = 250
         text = {"mail": "OK", "rcpt": "Accepted", "predata": "OK", "data": "OK"}.get(where, "OK")
         if result.message:
             code, text = smtp_reply_text(result.message, default)
-            return code, text.split("\n", 1)[0] if not multiline else text
-        return default, text
+            text = text.split("\n", 1)[0] if not multiline else text
+            return code, text, text
+        return default, text, text
     default = 451 if verdict == "defer" else 550
     text = _DEFAULT_TEXT[verdict]
     if verdict != "defer" and result.verify_failed == "recipient":
@@ -1245,14 +1268,16 @@ def acl_smtp_reply(result: AclResult, where: str,
         code, text = smtp_reply_text(result.message, default)
     else:
         text = split_user_message(text)
+    own = text
     if verdict != "defer" and result.verify_failed == "sender":
-        tail = text if result.message else "Sender verify failed"
+        own = tail = text if result.message else "Sender verify failed"
         head = result.verify_head if result.verify_head is not None \
             else f"Verification failed for <{result.verify_address}>"
         text = f"{head}\n{result.verify_message}\n{tail}" if head and multiline else tail
     if not multiline:
         text = text.split("\n", 1)[0]
-    return code, text
+        own = own.split("\n", 1)[0]
+    return code, text, own
 
 
 def _default_runner(name: str, args: list[str], ctx: ExpandContext) -> AclResult:

@@ -102,6 +102,18 @@ class DnssecPolicy:
 NO_DNSSEC = DnssecPolicy()
 
 
+def _asked_once(test: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``test`` answering each name once (a domain's lookups ask as one, as Exim's do,
+    so the list is matched, and traced, once)."""
+    answers: dict[str, bool] = {}
+
+    def once(name: str) -> bool:
+        if name not in answers:
+            answers[name] = test(name)
+        return answers[name]
+    return once
+
+
 def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | None = None,
               policy: DnssecPolicy = NO_DNSSEC) -> DnsAnswer:
     """Ask the DNS (through :func:`pymta.dnssec.resolve`) for ``rtype`` records of
@@ -251,6 +263,9 @@ def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
     function needs no configuration; nor does ``policy`` (the DNSSEC options).
     """
     fqdn = domain
+    if policy is not NO_DNSSEC:
+        policy = DnssecPolicy(request=_asked_once(policy.request),
+                              require=_asked_once(policy.require))
     targets: list[tuple[int, str, int | None]] = []   # (preference, name, port)
     via_mx = False
     # DNSSEC status of the SRV/MX answer that named the hosts

@@ -212,6 +212,9 @@ def _route_one(config: ConfigView, routers: list[Router], addr: Address, ctx: Ex
             except support.ExpandError as exc:
                 return _decided(addr, r, RouterReply(DEFER, f"{r.name} router: {exc}"))
             if not more:
+                if debug.route:
+                    debug.printf('"more" is false: skipping remaining routers')
+                    debug.printf("no more routers")
                 return _decided(addr, r, RouterReply(
                     FAIL, declined or _cannot_route(last_offered) or UNROUTEABLE))
             i += 1

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from pymta.acl import acl_smtp_reply, run_acl
 from pymta.acl.controls import CONNECTION_CONTROLS, fake_reply
+from pymta.acl.engine import acl_smtp_reply_parts
 from pymta.acl.logtargets import TargetedLog
 from pymta.acl.ratelimit import RatelimitCache
 from pymta.config.model import ConfigError
@@ -84,13 +85,13 @@ class AclChecks:
         return res
 
     def _reply(self, res: Any, where: str) -> Reply:
-        code, text = acl_smtp_reply(res, where,
-                                    multiline="no_multiline_responses" not in self.controls)
+        code, text, own = acl_smtp_reply_parts(
+            res, where, multiline="no_multiline_responses" not in self.controls)
         if res.verify_failed == "sender" and res.verdict not in ("accept", "discard", "defer"):
             self.sender_verify_reported = True      # see _Runner._verify_address (acl)
         if res.verdict == "drop":
             self.notquit_reason = "acl-drop"
-        return Reply(code, text, close=res.verdict == "drop")
+        return Reply(code, text, close=res.verdict == "drop", own_text=own)
 
     def _log_reject(self, what: str, res: Any, with_sender: bool = True,
                     msgid: str | None = None) -> None:

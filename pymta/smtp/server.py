@@ -61,6 +61,9 @@ class Reply:
     close: bool = False
     #: replies sent just before this one (PRDR's per-recipient replies after DATA)
     leading: tuple["Reply", ...] = ()
+    #: an ACL's own words in ``text`` (None: all of it), without the sender-verify lines
+    #: before them: what DATA's "All RCPT commands were rejected" repeats
+    own_text: str | None = None
 
     def render(self) -> bytes:
         return b"".join(r.render() for r in self.leading) + format_reply(self.code, self.text)
@@ -982,6 +985,9 @@ class SmtpServer:
     def _unknown(self) -> None:
         self.unknown_commands += 1
         if self.max_unknown_commands and self.unknown_commands > self.max_unknown_commands:
+            # the last one is logged as a syntax error too (not counted), as Exim does
+            self._event("synprot_error", code=500, text="unrecognized command",
+                        error="unrecognized command", command=self.last_command)
             self._event("too_many_unknown", command=self.last_command)
             self._out.append(format_reply(500, "Too many unrecognized commands"))
             self.closed = True
@@ -1213,7 +1219,8 @@ class SmtpServer:
             return
         reply = self.handler.on_rcpt(addr, params)
         if reply is not None and reply.code // 100 != 2:
-            self._record_rcpt_failure(reply.text)
+            self._record_rcpt_failure(reply.text if reply.own_text is None
+                                      else reply.own_text)
             self._send(reply)
             return
         self.recipients.append(addr)
@@ -1243,8 +1250,9 @@ class SmtpServer:
         """DATA or BDAT without an accepted recipient: Exim's 503, with the error all
         the RCPTs got when it was the same for each."""
         if self.rcpt_response is not None and self.rcpt_response_same:
-            self._out.append(f"503-All RCPT commands were rejected with this error:\r\n"
-                             f"503-{self.rcpt_response}\r\n".encode("utf-8", "surrogateescape"))
+            lines = "".join(f"503-{line}\r\n" for line in self.rcpt_response.split("\n"))
+            self._out.append(("503-All RCPT commands were rejected with this error:\r\n"
+                              + lines).encode("utf-8", "surrogateescape"))
         if self.pipelining_advertised and after_rcpt:
             self._reply(503, f"Valid RCPT command must precede {verb}")
         elif self.rcpt_response is not None:

@@ -304,7 +304,8 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
 
 
 
-def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = None) -> None:
+def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = None,
+                             host: str = "1.2.3.4") -> None:
     """pymta -bh on tests/data/cli_bh/NAME.conf and NAME.in gives Exim 4.96's replies
     (NAME.exim.out) and standard error (NAME.exim.err: log lines and ">>>" comments).
     Lines 1 and 2 of the configuration held keep_environment and exim_user when Exim
@@ -314,8 +315,7 @@ def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = N
     spool.mkdir()
     conf = tmp_path / f"{name}.conf"
     conf.write_text(_EXIM_RECEIVED + text.replace("SPOOL", str(spool)))
-    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=(DATA / f"{name}.in").read_bytes(),
-                     env=env)
+    proc = run_pymta(["-bh", host], conf, input=(DATA / f"{name}.in").read_bytes(), env=env)
     assert proc.returncode == 0, proc.stderr
     assert _normal_stdout(proc.stdout) == \
         _normal_stdout((DATA / f"{name}.exim.out").read_text())
@@ -465,3 +465,15 @@ def test_bh_seen_trace_matches_exim_transcript(tmp_path):
     """The seen trace: readonly tests write nothing, a new key is created, a key
     found is updated (or left alone within its refresh time)."""
     _matches_exim_transcript(tmp_path, "seen")
+
+
+def test_bh_debian_default_configuration_matches_exim_transcript(tmp_path):
+    """A session against Debian's default configuration: a sender that does not
+    verify (its domain has no MX or address records), so every RCPT is refused the
+    same way and DATA's 503 repeats the reason; the trace of the routers ("more" is
+    false), a sender verification reused, and the unknown commands that end the
+    session (the last one logged as a syntax error too)."""
+    with DnsServer({"example.org": "", "2.0.192.in-addr.arpa": ""}) as dns_server:
+        _matches_exim_transcript(tmp_path, "debian",
+                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
+                                 host="192.0.2.10")

@@ -149,15 +149,16 @@ def _run_list(subject_items: list[str], kind: str, ctx: Any,
     return res, value
 
 
-#: The last answer of each fixed named list: a domain list without expansion, lookup,
-#: file, regular expression or @mx_ item, or a host list of addresses and networks, whose
-#: answer depends on the domain or the client's address alone.  By (list kind, name):
-#: (weak reference to the configuration, subject, answer, value).  Exim remembers such
-#: answers too (domain lists per recipient, host lists per process) and says "cached" in
-#: its +lists output when a remembered match decides; +local_domains is asked several
-#: times per recipient.
-_NAMED_CACHE: dict[tuple[str, str],
-                   tuple[Callable[[], Any], str, bool | None, str | None]] = {}
+#: The answers of named lists without "$" in them or in their sublists (Exim's rule: the
+#: list is the same each time, spec 10.8), by (list kind, name, subject): (weak
+#: reference to the configuration, answer, value).  Exim remembers such answers too
+#: (domain lists per recipient, host lists per connection) and says "cached" in its
+#: +lists output when a remembered match decides; +local_domains is asked several times
+#: per recipient.  A domain list with a lookup, file, regular expression or @mx_ item
+#: is not remembered (a delivery process routes for a long time: its file may change).
+_NAMED_CACHE_MAX = 4096
+_NAMED_CACHE: dict[tuple[str, str, str],
+                   tuple[Callable[[], Any], bool | None, str | None]] = {}
 
 
 def _named_sublist(name: str, named_kind: str, kind: str, ctx: Any,
@@ -166,35 +167,51 @@ def _named_sublist(name: str, named_kind: str, kind: str, ctx: Any,
                    ) -> tuple[bool | None, str | None, bool]:
     """The answer of the named list ``+name`` for the subject, and whether it came from
     :data:`_NAMED_CACHE`."""
-    sub = _named_list(name, named_kind, ctx)
-    key = (named_kind, name)
-    cacheable = bool(cache_key) and (
-        fixed_domain_list(sub) if named_kind == "domain"
-        else named_kind == "host" and _fixed_host_list(sub))
+    key = (named_kind, name, cache_key)
+    cacheable = bool(cache_key) and named_kind in ("domain", "host") \
+        and _unexpanded(name, named_kind, ctx)
     if cacheable:
         hit = _NAMED_CACHE.get(key)
-        if hit is not None and hit[0]() is ctx.config and hit[1] == cache_key:
-            return hit[2], hit[3], True
+        if hit is not None and hit[0]() is ctx.config:
+            return hit[1], hit[2], True
+    sub = _named_list(name, named_kind, ctx)
+    if cacheable and named_kind == "domain" and not fixed_domain_list(sub) \
+            and name not in ((getattr(ctx.config, "cached_lists", None) or {})
+                             .get("domain") or ()):
+        cacheable = False
     res, value = _run_list(split_list(sub), kind, ctx, test, named_kind, depth + 1,
                            modes, shown=(subject, sub, cache_key, "") if subject else None)
     if cacheable:
         try:
-            _NAMED_CACHE[key] = (weakref.ref(ctx.config), cache_key, res, value)
+            if len(_NAMED_CACHE) >= _NAMED_CACHE_MAX:
+                _NAMED_CACHE.clear()
+            _NAMED_CACHE[key] = (weakref.ref(ctx.config), res, value)
         except TypeError:           # a stand-in configuration that cannot be referred to
             pass
     return res, value, False
 
 
-_FIXED_HOST_ITEM = re.compile(r"[0-9A-Fa-f:.]+(/\d+)?|\*|@\[\]|")
-
-
-def _fixed_host_list(list_text: str) -> bool:
-    """A host list of addresses and networks only (no names, lookups or expansions):
-    its answer depends on the client's address alone."""
-    if "$" in list_text or list_text.lstrip().startswith("<"):
+def _unexpanded(name: str, kind: str, ctx: Any, depth: int = 0) -> bool:
+    """Whether the named list ``+name`` and the named lists it refers to have no "$"
+    in them as written (or are declared ``domainlist_cache`` and the like)."""
+    table = (getattr(ctx.config, "named_lists", None) or {}).get(kind) or {}
+    text = table.get(name)
+    if text is None or depth > _MAX_DEPTH:
         return False
-    return all(_FIXED_HOST_ITEM.fullmatch(item.lstrip("!").strip())
-               for item in split_list(list_text))
+    if name in ((getattr(ctx.config, "cached_lists", None) or {}).get(kind) or ()):
+        return True
+    if "$" in text:
+        return False
+    return all(_unexpanded(item.lstrip("!").strip()[1:], kind, ctx, depth + 1)
+               for item in split_list(text) if item.lstrip("!").strip().startswith("+"))
+
+
+def forget_host_answers() -> None:
+    """Drop the remembered named host list answers: a new connection starts afresh (a
+    receiver serves many; a list's file or DNS answers may have changed meanwhile)."""
+    for key in list(_NAMED_CACHE):
+        if key[0] == "host":
+            _NAMED_CACHE.pop(key, None)
 
 
 def forget_domain_answers() -> None:
@@ -654,12 +671,14 @@ def _log_unknown(ctx: Any, text: str) -> None:
 
 def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
                expand: bool = True, ip_only: bool = False,
-               data_var: str = "host_data", option: str = "") -> bool:
+               data_var: str = "host_data", option: str = "",
+               shown_as: str | None = None) -> bool:
     """Is the host (``ip``, optional known ``hostname``) in the host list?
 
     ``ip`` None or "" means no remote host (matches an empty item).  With ``ip_only``
     (the ``match_ip`` condition) items must be IP addresses, networks or net- lookups.
-    ``option`` names the main option the list comes from, for the +lists debug line.
+    ``option`` names the main option the list comes from, for the +lists debug line,
+    which calls the host "host" (the address itself with ``ip_only`` or ``shown_as``).
     """
     text = _expand_list(list_text, ctx, expand)
     if text is None:
@@ -673,7 +692,7 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
         return matched, value
     try:
         result, value = _run_list(split_list(text), "host", ctx, item_fn, "host", modes={},
-                                  shown=(ip_text if ip_only else "host", text,
+                                  shown=(shown_as or (ip_text if ip_only else "host"), text,
                                          f"{ip_text}|{hostname or ''}", option))
     except HostInfoMissing as missing:
         if missing.kind == "defer":

@@ -114,6 +114,8 @@ class Config:
     macros: dict[str, str] = field(default_factory=dict)
     named_lists: dict[str, dict[str, str]] = field(
         default_factory=lambda: {"domain": {}, "host": {}, "address": {}, "localpart": {}})
+    #: named lists declared "domainlist_cache" and the like, by kind
+    cached_lists: dict[str, set[str]] = field(default_factory=dict)
     acls: dict[str, list[AclStatement]] = field(default_factory=dict)
     routers: list[DriverInstance] = field(default_factory=list)
     transports: dict[str, DriverInstance] = field(default_factory=dict)

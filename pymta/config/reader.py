@@ -43,6 +43,9 @@ SECTIONS = ("acl", "authenticators", "routers", "transports", "retry", "rewrite"
 ACL_VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 _LIST_KINDS = {"domainlist": "domain", "hostlist": "host", "addresslist": "address",
                "localpartlist": "localpart"}
+# "domainlist_cache" and the like: the list's answers are remembered even though it
+# has expansions (spec 10.8)
+_LIST_KINDS.update({f"{word}_cache": kind for word, kind in list(_LIST_KINDS.items())})
 _MACRO_DEF = re.compile(r"([A-Z_][A-Za-z0-9_]*)\s*(==?)(.*)$", re.S)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*$")
 _MAX_INCLUDE_DEPTH = 32
@@ -367,7 +370,8 @@ class _Reader:
                 words[1].split(None, 1)[0] in _LIST_KINDS:
             words = words[1].split(None, 1)
         if words and words[0] in _LIST_KINDS:
-            self._named_list(_LIST_KINDS[words[0]], words[1] if len(words) > 1 else "", ll)
+            self._named_list(_LIST_KINDS[words[0]], words[1] if len(words) > 1 else "", ll,
+                             cached=words[0].endswith("_cache"))
             return
         main = self.config.main
         name, value, hide = set_option(main.specs, ll.text, ll.file, ll.line, "main option")
@@ -377,7 +381,7 @@ class _Reader:
         main.set(name, value, hide)
         main.locations[name] = (ll.file, ll.line)
 
-    def _named_list(self, kind: str, rest: str, ll: LogicalLine) -> None:
+    def _named_list(self, kind: str, rest: str, ll: LogicalLine, cached: bool = False) -> None:
         m = re.match(r"([A-Za-z0-9_]+)\s*=\s*(.*)$", rest, re.S)
         if not m:
             raise ConfigError(f"malformed {kind}list definition", ll.file, ll.line)
@@ -386,6 +390,8 @@ class _Reader:
         if name in lists:
             raise ConfigError(f'there are two {kind} lists called "{name}"', ll.file, ll.line)
         lists[name] = dequote(m.group(2).strip(), ll.file, ll.line)
+        if cached:
+            self.config.cached_lists.setdefault(kind, set()).add(name)
 
     # ACLs ----------------------------------------------------------------------------
     def _acl(self, ll: LogicalLine) -> None:

@@ -102,18 +102,6 @@ class DnssecPolicy:
 NO_DNSSEC = DnssecPolicy()
 
 
-def _asked_once(test: Callable[[str], bool]) -> Callable[[str], bool]:
-    """``test`` answering each name once (a domain's lookups ask as one, as Exim's do,
-    so the list is matched, and traced, once)."""
-    answers: dict[str, bool] = {}
-
-    def once(name: str) -> bool:
-        if name not in answers:
-            answers[name] = test(name)
-        return answers[name]
-    return once
-
-
 def dns_query(name: str, rtype: str, again_nonexist: Callable[[str], bool] | None = None,
               policy: DnssecPolicy = NO_DNSSEC) -> DnsAnswer:
     """Ask the DNS (through :func:`pymta.dnssec.resolve`) for ``rtype`` records of
@@ -264,8 +252,10 @@ def find_hosts_bydns(domain: str, *, srv_service: str | None = None,
     """
     fqdn = domain
     if policy is not NO_DNSSEC:
-        policy = DnssecPolicy(request=_asked_once(policy.request),
-                              require=_asked_once(policy.require))
+        # the domain's answer stands for every lookup this search makes (its MX hosts'
+        # addresses too), as in Exim: the lists are matched once
+        request, require = policy.request(domain), policy.require(domain)
+        policy = DnssecPolicy(request=lambda name: request, require=lambda name: require)
     targets: list[tuple[int, str, int | None]] = []   # (preference, name, port)
     via_mx = False
     # DNSSEC status of the SRV/MX answer that named the hosts
@@ -512,7 +502,7 @@ class DnslookupRouter(Router):
             return lambda h: False
         mctx = ctx.child()
         return lambda h: match_host(h.address, None, expanded, mctx, expand=False,
-                                    data_var="")
+                                    data_var="", shown_as=h.address)
 
     def _self_action(self, addr: Address, host: Host) -> RouterReply | None:
         """The ``self`` option when a most preferred host is this host; None = carry on

@@ -236,8 +236,9 @@ class PeerFacts:
         """helo_lookup_domains: a client that greets with one of these names (by default
         ours, or our address in brackets) has its real name looked up."""
         text = main_option(self.config, "helo_lookup_domains", "@ : @[]")
-        if not text or not helo or self.local_caller is not None:
-            return
+        if not text or not helo or self.local_caller is not None \
+                or self.ctx.variables.get("sender_host_name"):
+            return              # (a client whose name is known already is not asked)
         text = str(text)
         key = (id(self.config), text, helo.lower())
         if key in _HELO_LOOKUP_MISSES:

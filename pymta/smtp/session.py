@@ -39,6 +39,7 @@ from pymta.expand import expand_string
 from pymta.expand.context import ExpandContext
 from pymta.log import log_selected
 from pymta.logevents import Rejection, write_event
+from pymta.match import forget_host_answers
 from pymta.message.body import FileBody
 from pymta.message.envelope import Envelope
 from pymta.message.queue_policy import LoadQueueing
@@ -108,6 +109,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
     def __init__(self, config: Any, log: Any, peer: tuple[str, int], local: tuple[str, int],
                  notify: Callable[[str], Any] | None = None, stop_event: Any = None,
                  sleep: Callable[[float], Any] | None = None) -> None:
+        forget_host_answers()           # named host lists are remembered per connection
         self.config = config
         self.log = log
         self.notify = notify

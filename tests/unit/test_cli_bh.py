@@ -477,3 +477,25 @@ def test_bh_debian_default_configuration_matches_exim_transcript(tmp_path):
         _matches_exim_transcript(tmp_path, "debian",
                                  env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
                                  host="192.0.2.10")
+
+
+#: The zones behind tests/data/cli_bh/debian_relay.*: the sender's domain has an MX,
+#: the client's address a name that points back to it.
+DEBIAN_RELAY_ZONES = {
+    "example.org": "@ IN MX 10 mx\nmx IN A 192.0.2.25\n",
+    "2.0.192.in-addr.arpa": "10 IN PTR client.example.org.\n",
+    "client.example.org": "@ IN A 192.0.2.10\n",
+}
+
+
+def test_bh_debian_relay_session_matches_exim_transcript(tmp_path):
+    """Debian's default configuration with a client whose name is known and a sender
+    that verifies: a recipient accepted, one refused as a relay, one unknown, then a
+    message; named lists remembered per recipient (not disturbed by the sender's
+    verification) and per connection, ignore_target_hosts matched against each MX
+    host's address, the HELO name not matched against helo_lookup_domains once the
+    client's name is known."""
+    with DnsServer(DEBIAN_RELAY_ZONES) as dns_server:
+        _matches_exim_transcript(tmp_path, "debian_relay",
+                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
+                                 host="192.0.2.10")

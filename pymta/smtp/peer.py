@@ -268,15 +268,32 @@ class PeerFacts:
         if self._helo_checked == helo:
             return v.get("helo_verified") == "1"
         ok = False
+        trace = debug.receive or debug.host_checking
+        if trace and helo:
+            debug.printf(f'verifying EHLO/HELO argument "{helo}"')
         if helo.startswith("[") and helo.endswith("]"):
             inner = helo[1:-1]
             ok = inner.split(":", 1)[-1] == self.peer_ip if inner.lower().startswith("ipv6:") \
                 else inner == self.peer_ip
+            if ok and trace:
+                debug.printf("matched host address")
         elif helo:
             name = self.lookup_sender_host_name() or ""
             ok = bool(name) and name.lower() == helo.lower()
+            if ok and trace:
+                debug.printf("matched host name")
             if not ok:
+                if trace:
+                    debug.printf(f"getting IP address for {helo}")
+                if debug.lists:
+                    # Exim's forward lookup asks for DNSSEC for any name ("*") and
+                    # requires it for none (""), and traces both matches
+                    debug.printf(f'{helo} in ""? no (end of list)')
+                    debug.printf(f'{helo} in "*"? yes (matched "*")')
                 ok = self.peer_ip in forward_addresses(helo)
+                if ok and trace:
+                    debug.printf(f"IP address for {helo} matches calling address")
+                    debug.printf("Forward DNS security status: unverified")
         self._helo_checked = helo
         v["helo_verified"] = "1" if ok else ""
         return ok

@@ -499,3 +499,20 @@ def test_bh_debian_relay_session_matches_exim_transcript(tmp_path):
         _matches_exim_transcript(tmp_path, "debian_relay",
                                  env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
                                  host="192.0.2.10")
+
+
+#: The zones behind tests/data/cli_bh/helo_verify.*.
+HELO_ZONES = {
+    "example.org": "client IN A 192.0.2.10\nalias IN A 192.0.2.10\n",
+    "2.0.192.in-addr.arpa": "10 IN PTR client.example.org.\n",
+}
+
+
+def test_bh_helo_verification_trace_matches_exim_transcript(tmp_path):
+    """verify = helo traced as exim4 traces it: the client's host name, an address
+    literal, a forward lookup of the HELO name that finds the client's address (with
+    the DNSSEC lists Exim matches for it), and one that does not."""
+    with DnsServer(HELO_ZONES) as dns_server:
+        _matches_exim_transcript(tmp_path, "helo_verify",
+                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
+                                 host="192.0.2.10")

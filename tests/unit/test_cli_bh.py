@@ -325,6 +325,17 @@ def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = N
     assert ours == exim
 
 
+def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
+                                      host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
+                                      ) -> None:
+    """:func:`_matches_exim_transcript` with ``zones`` served by a DNS server on a
+    loopback port (exim4 asked the same zones when it recorded NAME)."""
+    with DnsServer(zones, servfail=servfail) as dns_server:
+        _matches_exim_transcript(tmp_path, name,
+                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
+                                 host=host)
+
+
 def test_bh_fromline_and_8bitmime_off_match_exim_transcript(tmp_path):
     """ignore_fromline_hosts: a UUCP "From " line before the headers is taken off and
     its sender (uucp_from_sender, qualified) replaces the envelope sender; a "From "
@@ -448,9 +459,8 @@ def test_bh_dnslists_trace_matches_exim_transcript(tmp_path):
     deferral is kept too, with dns_again_means_nonexist asked), the negative answer
     kept for the zone's SOA minimum, a restriction that excludes the answer, what
     the answer means; an identical warn log_message is logged once per message."""
-    with DnsServer(DNSLIST_ZONES, servfail=["4.3.2.1.broken.test"]) as dns_server:
-        _matches_exim_transcript(tmp_path, "dnslists",
-                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})
+    _matches_exim_transcript_with_dns(tmp_path, "dnslists", DNSLIST_ZONES,
+                                      servfail=("4.3.2.1.broken.test",))
 
 
 def test_bh_ratelimit_trace_matches_exim_transcript(tmp_path):
@@ -473,10 +483,8 @@ def test_bh_debian_default_configuration_matches_exim_transcript(tmp_path):
     same way and DATA's 503 repeats the reason; the trace of the routers ("more" is
     false), a sender verification reused, and the unknown commands that end the
     session (the last one logged as a syntax error too)."""
-    with DnsServer({"example.org": "", "2.0.192.in-addr.arpa": ""}) as dns_server:
-        _matches_exim_transcript(tmp_path, "debian",
-                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
-                                 host="192.0.2.10")
+    _matches_exim_transcript_with_dns(
+        tmp_path, "debian", {"example.org": "", "2.0.192.in-addr.arpa": ""}, "192.0.2.10")
 
 
 #: The zones behind tests/data/cli_bh/debian_relay.*: the sender's domain has an MX,
@@ -495,10 +503,8 @@ def test_bh_debian_relay_session_matches_exim_transcript(tmp_path):
     verification) and per connection, ignore_target_hosts matched against each MX
     host's address, the HELO name not matched against helo_lookup_domains once the
     client's name is known."""
-    with DnsServer(DEBIAN_RELAY_ZONES) as dns_server:
-        _matches_exim_transcript(tmp_path, "debian_relay",
-                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
-                                 host="192.0.2.10")
+    _matches_exim_transcript_with_dns(tmp_path, "debian_relay", DEBIAN_RELAY_ZONES,
+                                      "192.0.2.10")
 
 
 #: The zones behind tests/data/cli_bh/helo_verify.*.
@@ -512,7 +518,4 @@ def test_bh_helo_verification_trace_matches_exim_transcript(tmp_path):
     """verify = helo traced as exim4 traces it: the client's host name, an address
     literal, a forward lookup of the HELO name that finds the client's address (with
     the DNSSEC lists Exim matches for it), and one that does not."""
-    with DnsServer(HELO_ZONES) as dns_server:
-        _matches_exim_transcript(tmp_path, "helo_verify",
-                                 env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"},
-                                 host="192.0.2.10")
+    _matches_exim_transcript_with_dns(tmp_path, "helo_verify", HELO_ZONES, "192.0.2.10")

@@ -37,8 +37,8 @@ MESSAGE = (b"From: a@bench.test\r\nTo: u1@bench.test\r\nSubject: profile\r\n\r\n
            + b"x" * 70 + b"\r\n") * 1 + b"body\r\n" * 50
 
 
-def client(port: int, sessions: int, starttls: bool) -> None:
-    """The client process: ``sessions`` sessions of one message each."""
+def client(port: int, sessions: int, starttls: bool, messages: int = 1) -> None:
+    """The client process: ``sessions`` sessions of ``messages`` messages each."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -63,12 +63,13 @@ def client(port: int, sessions: int, starttls: bool) -> None:
             f = s.makefile("rb")
             s.sendall(b"EHLO client.bench.test\r\n")
             reply(f)
-        for cmd in (b"MAIL FROM:<a@bench.test>\r\n", b"RCPT TO:<u1@bench.test>\r\n",
-                    b"DATA\r\n"):
-            s.sendall(cmd)
+        for _ in range(messages):
+            for cmd in (b"MAIL FROM:<a@bench.test>\r\n", b"RCPT TO:<u1@bench.test>\r\n",
+                        b"DATA\r\n"):
+                s.sendall(cmd)
+                reply(f)
+            s.sendall(MESSAGE + b".\r\n")
             reply(f)
-        s.sendall(MESSAGE + b".\r\n")
-        reply(f)
         s.sendall(b"QUIT\r\n")
         reply(f)
         f.close()
@@ -79,6 +80,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=300)
     ap.add_argument("--plain", action="store_true", help="no STARTTLS (accept mode)")
+    ap.add_argument("--messages", type=int, default=1,
+                    help="messages per session (the accept benchmark sends 100)")
+    ap.add_argument("--antispam", action="store_true",
+                    help="the anti-spam RCPT ACL of the antispam mode")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--sort", default="tottime")
     ap.add_argument("--no-profile", action="store_true",
@@ -101,7 +106,8 @@ def main() -> None:
     render_config(BENCH_DIR / "bench.conf.in", conf, {
         "SPOOL": str(spool), "MAILDIR": str(top / "maildir"), "SMTP_PORT": str(port),
         "SINK_HOST": "127.0.0.1", "SINK_PORT": "25", "RUN_USER": user, "RUN_GROUP": user,
-        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes", "ANTISPAM_MACRO": "", "DKIM_MACRO": "",
+        "QUEUE_ONLY_MACRO": "QUEUE_ONLY = yes",
+        "ANTISPAM_MACRO": "ANTISPAM = yes" if args.antispam else "", "DKIM_MACRO": "",
         "TLS_MACRO": tls_macro, "DELIVERY_USER_MACRO": ""})
     config = load_config(str(conf))
     log = Logger(config)
@@ -110,7 +116,7 @@ def main() -> None:
     if pid == 0:
         lsock.close()
         try:
-            client(port, args.sessions + warm, not args.plain)
+            client(port, args.sessions + warm, not args.plain, args.messages)
         finally:
             os._exit(0)
 

@@ -67,6 +67,7 @@ from pymta.expand.lists import split_list, word_in_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
 from pymta.log import Logger, log_selected
+from pymta.printing import string_printing
 from pymta.rewrite import Where
 from pymta.rewrite.setup import main_rewriter
 from pymta.taint import taint
@@ -428,7 +429,7 @@ class _Runner:
                 # the same warning is logged once per message, as Exim does
                 logged = getattr(self.session, "logged_warnings", None)
                 if not isinstance(logged, set) or self.warning not in logged:
-                    self._log("warn", f"Warning: {self.warning}")
+                    self._log("warn", f"Warning: {string_printing(self.warning)}")
                     if isinstance(logged, set):
                         logged.add(self.warning)
                 self.warning = None
@@ -575,8 +576,8 @@ class _Runner:
             msgid = self._var("message_exim_id") if during_message else ""
             extra = {"headers": self.ctx.headers or []} \
                 if during_message and "reject" in targets else {}
-            write_to(getattr(self.session, "log", None), targets, text, msgid or None,
-                     **extra)
+            write_to(getattr(self.session, "log", None), targets, string_printing(text),
+                     msgid or None, **extra)
         elif base == "log_reject_target":
             self.log_reject_target = parse_targets(self._expand_checked(value),
                                                    "log_reject_target", self._unknown_log)

@@ -6,6 +6,7 @@ configuration error, message not accepted), 2 for -bt/-bv when some address fail
 """
 from __future__ import annotations
 
+import io
 import os
 import pwd
 import sys
@@ -815,7 +816,17 @@ _DISPATCH: dict[str, Callable[[CliOptions], int]] = {
 }
 
 
+def _byte_clean_stdio() -> None:
+    """Text that came as 8-bit bytes which are not UTF-8 (an address from an SMTP
+    command, a header) holds them as surrogate escapes: write them back as the same
+    bytes, as Exim would, rather than as Python's backslash escapes or an error."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
+
+
 def run(argv: list[str], *, sendmail: bool = False) -> int:
+    _byte_clean_stdio()
     _COMMAND_LINE[:] = [sys.argv[0] if sys.argv else "pymta"] + list(argv)
     try:
         opts = parse_args(argv, sendmail=sendmail)

@@ -59,7 +59,7 @@ class MiscDB:
         count and the new record are one write transaction (no two processes both get
         the last slot)."""
         me = os.getpid()
-        prefix = f"{key}:".encode()
+        prefix = f"{key}:".encode("utf-8", "surrogateescape")
 
         def op(env: Any) -> bool:
             now = time.time()

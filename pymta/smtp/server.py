@@ -924,10 +924,9 @@ class SmtpServer:
             self._synprot(501, "bare CR characters are not allowed in SMTP commands")
             return
         verb, arg = _verb(line)
-        try:
-            text_arg = arg.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            text_arg = None
+        # 8-bit bytes that are not UTF-8 are kept as they came (Exim is 8-bit clean in
+        # commands): surrogate escapes carry them to the spool and the next server
+        text_arg = arg.decode("utf-8", "surrogateescape").strip()
         if self._refusal is not None and verb != "QUIT":
             self._reply(self._refusal_code, self._refusal)
             return
@@ -937,9 +936,6 @@ class SmtpServer:
             return
         self.history.append(verb)
         if self._nonmail_exceeded(verb):
-            return
-        if text_arg is None:
-            self._synprot(501, "non-UTF-8 bytes in command")
             return
         if self.command_gate is not None and self.command_gate(verb, text_arg):
             return

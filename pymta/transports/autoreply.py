@@ -305,7 +305,7 @@ class AutoreplyTransport(Transport):
         env = self._once_db(path)
         try:
             with env.begin() as txn:
-                raw = txn.get(address.encode())
+                raw = txn.get(address.encode("utf-8", "surrogateescape"))
         finally:
             env.close()
         return struct.unpack("<d", raw)[0] if raw and len(raw) == 8 else None
@@ -319,19 +319,19 @@ class AutoreplyTransport(Transport):
             while lines and sum(len(x) for x in lines) > size:
                 lines.pop(0)            # the oldest go first when the file is full
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self._mode())
-            with os.fdopen(fd, "w") as f:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
                 f.write("".join(lines))
             return
         env = self._once_db(path)
         try:
             with env.begin(write=True) as txn:
-                txn.put(address.encode(), struct.pack("<d", time.time()))
+                txn.put(address.encode("utf-8", "surrogateescape"), struct.pack("<d", time.time()))
         finally:
             env.close()
 
     def _once_file(self, path: str) -> list[tuple[float, str]]:
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
                 out = []
                 for line in f:
                     when, _, addr = line.strip().partition(" ")

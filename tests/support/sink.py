@@ -365,7 +365,7 @@ class _Session:
             raw = self.readline()
             if raw is None:
                 return
-            line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")   # 8-bit kept
             self.sink._record_command(line)
             verb, _, arg = line.partition(" ")
             verb = verb.upper()

@@ -350,7 +350,9 @@ def test_nul_and_non_utf8_and_long_lines():
     ehlo(s)
     assert lines(s.feed(b"NO\x00OP\r\n")) == ["501 NUL characters are not allowed in SMTP commands"]
     assert lines(s.feed(b"N\xc3\xa9OP\r\n")) == ["500 unrecognized command"]
-    assert lines(s.feed(b"MAIL FROM:<\xff@b.c>\r\n"))[0].startswith("501")
+    # 8-bit bytes that are not UTF-8 are taken as they come, as Exim takes them
+    assert lines(s.feed(b"MAIL FROM:<\xff@b.c>\r\n")) == ["250 OK"]
+    assert lines(s.feed(b"RSET\r\n")) == ["250 Reset OK"]
     assert lines(s.feed(b"NOOP " + b"a" * 20000 + b"\r\n")) == ["500 line too long"]
     assert lines(s.feed(b"NOOP\r\n")) == ["250 OK"]
 

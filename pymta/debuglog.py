@@ -308,8 +308,9 @@ class DebugTrace:
             self._set_bits(saved[0])
 
     # ---------------------------------------------------------------- writing
-    def printf(self, text: str) -> None:
-        """Write ``text`` (one or more lines) with the pid/timestamp prefixes."""
+    def printf(self, text: str, *, indented: bool = True) -> None:
+        """Write ``text`` (one or more lines) with the pid/timestamp prefixes, and the
+        nesting indent unless ``indented`` is false (Exim's plain debug_printf)."""
         if self._sink is None:
             return
         prefix = self._prefix
@@ -317,7 +318,8 @@ class DebugTrace:
             prefix += time.strftime("%H:%M:%S ")
         if self._pid:
             prefix += f"{os.getpid():5d} "
-        prefix += " " * self.indent
+        if indented:
+            prefix += " " * self.indent
         lines = text.rstrip("\n").split("\n")
         data = "".join(f"{prefix}{line}\n" for line in lines).encode(
             "utf-8", "surrogateescape")

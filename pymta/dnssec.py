@@ -18,7 +18,6 @@ Exim 4.96 does through glibc with "options trust-ad" (recorded in tests/data/dns
 from __future__ import annotations
 
 import copy
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,6 @@ import dns.rdatatype
 import dns.resolver
 
 from pymta import dns as pdns
-from pymta.debuglog import debug
 
 _dnssec_ok = -1
 #: dns_trust_aa as a predicate on a zone name (None: unset); built by the caller, which
@@ -92,72 +90,3 @@ def resolve(name: str, rtype: str, requested: bool) -> tuple[Any, bool]:
 def response_authenticated(response: dns.message.Message | None, requested: bool) -> bool:
     """The DNSSEC status of a negative answer (NXDOMAIN/NoAnswer carry the response)."""
     return response is not None and requested and is_authenticated(response)
-
-
-def _forward_confirms(name: str, ip: str) -> tuple[bool, bool]:
-    """(does ``name`` have address ``ip`` in the DNS, were those answers authenticated).
-    Only the DNS is asked, as Exim does (/etc/hosts does not confirm a name)."""
-    import dns.exception
-    rtypes = ("A",) if pdns.ipv4_lookup_only(name) else ("A", "AAAA")
-    found: list[str] = []
-    for rtype in rtypes:
-        try:
-            answer, secure = resolve(name, rtype, True)
-        except (dns.exception.DNSException, ValueError):
-            continue
-        addresses = [str(r.address) for r in answer]
-        found += addresses
-        if ip in addresses:
-            if debug.host_lookup:
-                debug.printf(f"checking addresses for {name}\n  {ip} OK")
-            return True, secure
-    if debug.host_lookup and found:
-        debug.printf(f"checking addresses for {name}\n" + "".join(f"  {a}\n" for a in found)
-                     + f"no IP address for {name} matched {ip}")
-    elif debug.host_lookup:
-        debug.printf(f"no IP addresses found for {name}")
-    return False, False
-
-
-def lookup_host_name(ip: str) -> tuple[str | None, bool]:
-    """The client's host name as Exim finds it (host_lookup_order bydns:byaddr): the
-    DNS PTR names, else the system resolver's (/etc/hosts); the first that resolves
-    back to ``ip`` in the DNS (A/AAAA) is kept.  Also whether both the PTR and the
-    forward answers were DNSSEC-authenticated -- Exim's $sender_host_dnssec, the DS of
-    the ``<=`` line."""
-    name, secure, _ = lookup_host_name_found(ip)
-    return name, secure
-
-
-def lookup_host_name_found(ip: str) -> tuple[str | None, bool, bool]:
-    """:func:`lookup_host_name`, and whether the address had a name at all (when it
-    had, but none was confirmed, Exim does not log "no host name found")."""
-    import dns.exception
-    import dns.reversename
-    try:
-        answer, ptr_secure = resolve(dns.reversename.from_address(ip).to_text(), "PTR", True)
-        names = [str(r.target).rstrip(".").lower() for r in answer]
-    except (dns.exception.DNSException, ValueError):
-        names, ptr_secure = [], False
-    if not names:
-        # Exim's host_lookup_order bydns:byaddr: the system's resolver (/etc/hosts) when
-        # the DNS has no PTR; the name it gives is still confirmed in the DNS only
-        ptr_secure = False
-        if debug.host_lookup:
-            debug.printf("IP address lookup using gethostbyaddr()")
-        try:
-            host, aliases, _ = socket.gethostbyaddr(ip)
-            names = [n.lower() for n in [host, *aliases]]
-        except (OSError, UnicodeError):
-            if debug.host_lookup:
-                debug.printf("IP address lookup failed: h_errno=1")
-            return None, False, False
-    if debug.host_lookup:
-        debug.printf(f'IP address lookup yielded "{names[0]}"')
-    for name in names:
-        confirmed, forward_secure = _forward_confirms(name, ip)
-        if confirmed:
-            return name, ptr_secure and forward_secure, True
-    if debug.host_lookup:
-        debug.printf(f"{ip} does not match any IP address for {names[0]}")
-    return None, False, True

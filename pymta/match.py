@@ -18,10 +18,16 @@ import weakref
 from functools import lru_cache
 from typing import Any, Callable
 
-from . import dnssec
 from .debuglog import debug
 from .expand.errors import ExpandDefer, ExpandError, ExpandFail
 from .expand.lists import split_list
+from .hostname import (
+    HostLookupDeferred,
+    HostName,
+    client_host_name,
+    forget_temporary_errors,
+    parse_lookup_order,
+)
 from .log import log_selected
 from .logevents import host_field
 
@@ -212,6 +218,7 @@ def forget_host_answers() -> None:
     for key in list(_NAMED_CACHE):
         if key[0] == "host":
             _NAMED_CACHE.pop(key, None)
+    forget_temporary_errors()       # and names that gave a temporary DNS error
 
 
 def forget_domain_answers() -> None:
@@ -604,10 +611,10 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
         if parse_lookup_type(item.partition(";")[0]).name in QUERY_STYLE:
             value = _lookup(item, "", ctx)
             return value is not None, value
-        value = _lookup(item, hostname or _client_name(ip_text, ctx), ctx)
+        value = _lookup(item, hostname or _client_name(ip_text, ctx, item), ctx)
         return value is not None, value
     if item.startswith(("^", "*")):
-        return _domain_item(hostname or _client_name(ip_text, ctx), item, ctx)
+        return _domain_item(hostname or _client_name(ip_text, ctx, item), item, ctx)
     # plain host name (or @): compare by forward lookup of its addresses
     name = _primary_hostname(ctx) if item == "@" else item
     if ip is None:
@@ -615,21 +622,56 @@ def _host_item(ip, ip_text: str, hostname: str | None, item: str, ctx: Any,
     return str(ip) in _item_addresses(name, ctx), item
 
 
-def _client_name(ip_text: str, ctx: Any) -> str:
+def _client_name(ip_text: str, ctx: Any, item: str) -> str:
     """The client's host name for an item that needs one, looked up (forward
-    confirmed) now if it is not known; HostInfoMissing when it has none."""
+    confirmed) now if it is not known; HostInfoMissing when it has none or the lookup
+    deferred (as in Exim, the item then does not match)."""
+    if debug.host_lookup:
+        debug.printf(f"sender host name required, to match against {item}")
     variables = getattr(ctx, "variables", {})
     reason = f"failed to find host name for {ip_text}"
     if variables.get("host_lookup_failed") == "1":
         raise HostInfoMissing("unknown", reason)
-    name, secure = dnssec.lookup_host_name(ip_text)
-    variables["sender_host_dnssec"] = "yes" if name and secure else "no"
+    try:
+        name = lookup_client_name(ctx, ip_text).name
+    except HostLookupDeferred:
+        name = None
     if not name:
-        variables["host_lookup_failed"] = "1"
-        _log(ctx, f"no host name found for IP address {ip_text}")
         raise HostInfoMissing("unknown", reason)
-    variables["sender_host_name"] = name
     return name
+
+
+def _main_option(config: Any, name: str) -> Any:
+    from .config.values import main_option
+    return main_option(config, name)
+
+
+def again_means_nonexist(ctx: Any) -> Callable[[str], bool]:
+    """dns_again_means_nonexist as a test of a DNS name whose lookup failed for now
+    (traced as Exim traces it when the option is unset)."""
+    def test(name: str) -> bool:
+        domains = _main_option(getattr(ctx, "config", None), "dns_again_means_nonexist")
+        if not domains:
+            if debug.lists:
+                debug.printf(f"{name} in dns_again_means_nonexist? no (option unset)")
+            return False
+        return match_domain(name.lower(), str(domains), ctx)
+    return test
+
+
+def lookup_client_name(ctx: Any, ip: str,
+                       log: Callable[[str], None] | None = None) -> HostName:
+    """The client's host name looked up now as ``ctx``'s configuration says
+    (host_lookup_order, dns_again_means_nonexist), its outcome recorded in
+    ``ctx.variables`` (see :func:`pymta.hostname.client_host_name`); raises
+    HostLookupDeferred.  ``log`` writes a main log line (default: ``ctx.log``'s)."""
+    config = getattr(ctx, "config", None)
+    order = parse_lookup_order(str(_main_option(config, "host_lookup_order")
+                                   or "bydns:byaddr"))
+    return client_host_name(
+        ctx.variables, ip, order=order, again_nonexist=again_means_nonexist(ctx),
+        log_no_name=(log or (lambda text: _log(ctx, text)))
+        if log_selected(config, "host_lookup_failed") else None)
 
 
 def _item_addresses(name: str, ctx: Any) -> set[str]:
@@ -698,6 +740,10 @@ def match_host(ip: str | None, hostname: str | None, list_text: str, ctx: Any,
         if missing.kind == "defer":
             raise ExpandDefer(missing.reason) from None
         # Exim: a name or address that cannot be found fails the whole list
+        if debug.lists:
+            shown_list = option or f'"{text}"'
+            debug.printf(f'{shown_as or (ip_text if ip_only else "host")} in {shown_list}?'
+                         f" no ({missing.reason})")
         _log_unknown(ctx, f"list matching forced to fail: {missing.reason}")
         return False
     if result and value is not None and data_var:

@@ -48,7 +48,6 @@ from pymta.acl.seen import SeenError, check_seen, parse_seen
 from pymta.acl.spam import check_spam
 from pymta.acl.spf import SpfState, authres_spf, run_spf
 from pymta.acl.udpsend import UdpsendDefer, UdpsendError, udpsend
-from pymta.acl.verify import NO_HOST_NAME, reverse_host_lookup
 from pymta.acl.wellknown import WellknownFailed, wellknown_response
 from pymta.arc import verify as arc_verify
 from pymta.config.model import AclStatement, ConfigError
@@ -66,6 +65,7 @@ from pymta.expand.extra_items import AUTHRES_SPF
 from pymta.expand.lists import split_list, word_in_list
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
+from pymta.hostname import NO_HOST_NAME, HostLookupDeferred
 from pymta.log import Logger, log_selected
 from pymta.printing import string_printing
 from pymta.rewrite import Where
@@ -311,7 +311,10 @@ class _Runner:
         self.check_name = ""     # the condition being checked, as +acl shows it
         self.all_true = False    # the current statement's conditions all held
         self._arg_lead = 0       # where the "= value" line goes under a "check" line
+        self._pending_check: str | None = None      # that "check" line, until expanded
         self.warning: str | None = None     # a warn statement's log text, to write
+        #: why a warn statement's condition deferred, logged after its trace line
+        self.warn_deferred: str | None = None
 
     # -------------------------------------------------------------- helpers
     @property
@@ -423,8 +426,13 @@ class _Runner:
                 "succeeded" if self.all_true else "deferred" \
                 if outcome is not None and outcome.verdict == "defer" else "failed"
             self.stopped = state in ("error", "deferred")
+            if self.warn_deferred is not None:
+                state = "deferred"          # and the ACL goes on (a warn statement)
             if debug.acl:
                 debug.printf(f'{stmt.verb}: condition test {state} in {self.shown}')
+            if self.warn_deferred is not None:
+                self._warn_skipped(self.warn_deferred)
+                self.warn_deferred = None
             if self.warning is not None:
                 # the same warning is logged once per message, as Exim does
                 logged = getattr(self.session, "logged_warnings", None)
@@ -463,9 +471,13 @@ class _Runner:
                 else:
                     line = f"check {item.name} = {item.value}" if item.name != "set" \
                         else f"check set {item.value}"
-                    debug.printf(line)
                     if base in _EXPANDED_FIRST:
+                        # written once the argument is expanded (what the expansion
+                        # traces comes first, as in Exim), or not at all if it fails
                         self._arg_lead = line.index("= ")
+                        self._pending_check = line
+                    else:
+                        debug.printf(line)
             if base in _MODIFIERS and not negated:
                 if base == "message":
                     message = item.value
@@ -476,6 +488,7 @@ class _Runner:
                 else:
                     try:
                         self._modifier(name, item.value)
+                        self._flush_check()
                     except AclError as exc:
                         return self._error(str(exc))
                     except AclDefer as exc:
@@ -503,6 +516,7 @@ class _Runner:
             self.check_name = f"{'!' if negated else ''}{base}"
             try:
                 ok = self._condition(base, item.value)
+                self._flush_check()
             except _ForcedTrue:
                 ok = True
                 negated = False
@@ -510,7 +524,7 @@ class _Runner:
                 return self._error(str(exc))
             except AclDefer as exc:
                 if verb == "warn":
-                    self._warn_skipped(f": {exc}" if str(exc) else "")
+                    self.warn_deferred = f": {exc}" if str(exc) else ""
                     return None
                 return self._result("defer", self._expand_text(message) or exc.user_message,
                                     self._expand_text(log_message) or str(exc))
@@ -670,10 +684,21 @@ class _Runner:
         """A condition's or modifier's argument expanded, and traced under its "check"
         line as Exim traces it (only text with "$" or a backslash is expanded)."""
         lead, self._arg_lead = self._arg_lead, 0
-        expanded = _expand_arg(value, self.ctx)
+        try:
+            expanded = _expand_arg(value, self.ctx)
+        except BaseException:
+            self._pending_check = None
+            raise
+        self._flush_check()
         if lead and debug.acl and ("$" in value or "\\" in value):
             debug.printf(f"{' ' * lead}= {expanded}")
         return expanded
+
+    def _flush_check(self) -> None:
+        """Write the "check" line of the item being run if it is still to be written."""
+        if self._pending_check is not None:
+            debug.printf(self._pending_check)
+            self._pending_check = None
 
     def _trace_error(self, verb: str) -> None:
         if debug.acl:
@@ -863,13 +888,8 @@ class _Runner:
 
     def _again_means_nonexist(self, name: str) -> bool:
         """dns_again_means_nonexist: a DNS name whose temporary failure means "no such
-        name" (traced as Exim traces it when the option is unset)."""
-        domains = main_option(self.config, "dns_again_means_nonexist")
-        if not domains:
-            if debug.lists:
-                debug.printf(f"{name} in dns_again_means_nonexist? no (option unset)")
-            return False
-        return _call(match.match_domain, name.lower(), str(domains), self.ctx)
+        name"."""
+        return match.again_means_nonexist(self.ctx)(name)
 
     def _spool(self) -> str:
         return str(main_option(self.config, "spool_directory", "") or "")
@@ -1199,18 +1219,18 @@ class _Runner:
             # The connection's own lookup already failed: Exim does not ask again.
             return self._verify_failed(f"host lookup failed for reverse lookup check "
                                        f"({NO_HOST_NAME})")
-        status, name, reason = reverse_host_lookup(ip)
-        if status == "ok" and name:
-            self.ctx.variables["sender_host_name"] = taint(name)
-            self.ctx.variables.pop("host_lookup_failed", None)
-            return True
-        if status == "defer":
+        if debug.acl:
+            debug.printf("looking up host name to force name/address consistency check")
+        try:
+            found = match.lookup_client_name(self.ctx, ip)
+        except HostLookupDeferred:
             if defer_ok:
                 return True
-            raise AclDefer(f"host lookup deferred for reverse lookup check ({reason})")
-        self.ctx.variables["host_lookup_failed"] = "1"
-        self._log("main", f"no host name found for IP address {ip}")
-        return self._verify_failed(f"host lookup failed for reverse lookup check ({reason})")
+            raise AclDefer("host lookup deferred for reverse lookup check") from None
+        if found.name:
+            return True
+        return self._verify_failed(f"host lookup failed for reverse lookup check "
+                                   f"({found.reason})")
 
 
 def _int(text: str | None, default: int) -> int:

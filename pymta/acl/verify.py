@@ -117,55 +117,6 @@ def header_sender_syntax_error(name: str, pa: ParsedAddress) -> str:
             f"{pa.error} in \"{pa.raw.strip()}\"")
 
 
-NO_HOST_NAME = "failed to find host name from IP address"
-
-
-def reverse_host_lookup(ip: str) -> tuple[str, str | None, str | None]:
-    """Forward-confirmed reverse DNS for ``ip`` with :mod:`pymta.dns`.
-
-    Returns ("ok", name, None), ("fail", None, reason) or ("defer", None, reason): PTR
-    names are tried in turn and the first whose A/AAAA records include ``ip`` wins.
-    """
-    import dns.exception
-    import dns.resolver
-    import dns.reversename
-
-    from pymta import dns as pdns
-    try:
-        answer = pdns.resolve(str(dns.reversename.from_address(ip)), "PTR")
-        names = [str(r.target).rstrip(".") for r in answer]
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return "fail", None, NO_HOST_NAME
-    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-        return "defer", None, f"DNS error: {exc}"
-    except (ValueError, dns.exception.DNSException) as exc:
-        return "fail", None, f"{NO_HOST_NAME} ({exc})"
-    deferred = False
-    want = _normal_ip(ip)
-    for name in names:
-        for rtype in ("A", "AAAA"):
-            try:
-                ips = {_normal_ip(r.address) for r in pdns.resolve(name, rtype)}
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-                continue
-            except dns.exception.DNSException:
-                deferred = True
-                continue
-            if want in ips:
-                return "ok", name.lower(), None
-    if deferred:
-        return "defer", None, "DNS error while verifying host name"
-    return "fail", None, NO_HOST_NAME
-
-
-def _normal_ip(ip: str) -> str:
-    import ipaddress
-    try:
-        return str(ipaddress.ip_address(ip.split("%")[0]))
-    except ValueError:
-        return ip
-
-
 def recipients_of(ctx: Any, session: Any) -> list[str]:
     """The envelope recipients the DATA/non-SMTP ACL is deciding on."""
     rcpts = getattr(session, "accepted_rcpts", None)

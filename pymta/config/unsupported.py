@@ -194,6 +194,12 @@ def check_main_option(name: str, value: Any, file: str | None, line: int | None)
     elif name == "log_selector":
         from pymta.log import check_log_selector
         check_log_selector(str(value or ""), file, line)
+    elif name == "host_lookup_order":
+        from pymta.hostname import parse_lookup_order
+        try:
+            parse_lookup_order(str(value or ""))
+        except ValueError as exc:
+            raise ConfigError(str(exc), file, line) from None
 
 
 def check_log_file_path(value: Any, file: str | None, line: int | None) -> None:

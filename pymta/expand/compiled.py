@@ -28,6 +28,8 @@ def _cut(v: str) -> str:
 
 def _var_fn(name: str, braced: bool) -> Fn:
     from .variables import get_variable
+    if name == "sender_host_name":          # looked up when first used
+        return lambda ctx: get_variable(name, ctx, braced)
 
     def var(ctx: Any) -> str:
         v = ctx.variables.get(name)

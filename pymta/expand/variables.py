@@ -149,11 +149,29 @@ def _config_value(config: Any, name: str) -> str | None:
     return str(value)
 
 
+def _sender_host_name(ctx: Any) -> str:
+    """$sender_host_name, looked up now when the client's name has not been looked up
+    yet (as Exim does when the variable is used); empty when there is none or the lookup
+    failed or deferred."""
+    v = ctx.variables
+    ip = v.get("sender_host_address")
+    if not ip or v.get("host_lookup_failed") == "1" or v.get("sender_host_name"):
+        return v.get("sender_host_name") or ""
+    from pymta.hostname import HostLookupDeferred
+    from pymta.match import lookup_client_name
+    try:
+        return lookup_client_name(ctx, str(ip)).name or ""
+    except HostLookupDeferred:
+        return ""
+
+
 def lookup_variable(name: str, ctx: Any) -> str | None:
     """Return the value of ``$name`` or None when the variable does not exist."""
     v = ctx.variables.get(name)
-    if v is not None:
+    if v is not None and (v or name != "sender_host_name"):
         return v
+    if name == "sender_host_name":
+        return _sender_host_name(ctx)
     if name.startswith("acl_"):
         if name in ctx.acl_vars:
             return ctx.acl_vars[name]

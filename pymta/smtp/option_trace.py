@@ -21,7 +21,9 @@ BEFORE_LOOKUP = ("hosts_connection_nolog", "host_lookup")
 #: Checked when the session is set up, after the lookup.
 AFTER_LOOKUP = ("host_reject_connection", "sender_unqualified_hosts",
                 "recipient_unqualified_hosts", "helo_verify_hosts", "helo_try_verify_hosts",
-                "helo_accept_junk_hosts", "hosts_proxy", "pipelining_connect_advertise_hosts")
+                "helo_accept_junk_hosts", "hosts_proxy")
+#: Checked once the connect ACL has accepted the connection.
+AFTER_CONNECT = ("pipelining_connect_advertise_hosts",)
 #: Checked for every EHLO, building the reply's extensions (auth_advertise_hosts only
 #: when there are authenticators).
 AT_EHLO = ("dsn_advertise_hosts", "pipelining_advertise_hosts", "auth_advertise_hosts",

@@ -10,9 +10,10 @@ import socket
 from typing import Any, Protocol
 
 from pymta import dns as pdns
-from pymta import dnssec
+from pymta import match
 from pymta.config.values import main_option
 from pymta.debuglog import debug
+from pymta.hostname import HostLookupDeferred, rcvhost
 from pymta.log import log_selected
 from pymta.logevents import host_field
 from pymta.match import fixed_domain_list, match_domain, match_host
@@ -123,15 +124,7 @@ class PeerFacts:
                  proxy_external_port=str(header.destination[1]))
         self._become_client(*header.source)
         # Exim looks the real client's name up whatever host_lookup says.
-        name, secure = dnssec.lookup_host_name(self.peer_ip)
-        v["sender_host_dnssec"] = "yes" if name and secure else "no"
-        if name:
-            v["sender_host_name"] = taint(name)
-            v["sender_rcvhost"] = self._rcvhost()
-        else:
-            v["host_lookup_failed"] = "1"
-            if log_selected(self.config, "host_lookup_failed"):
-                self.log.main(f"no host name found for IP address {self.peer_ip}")
+        self._lookup_host_name()
         return True
 
     def _become_client(self, ip: str, port: int) -> None:
@@ -141,7 +134,8 @@ class PeerFacts:
         v = self.ctx.variables
         v.update(sender_host_address=ip, host_address=ip, sender_host_port=str(port),
                  sender_rcvhost=f"[{ip}]")
-        for name in ("sender_host_name", "host_lookup_failed", "sender_host_dnssec"):
+        for name in ("sender_host_name", "host_lookup_failed", "host_lookup_deferred",
+                     "sender_host_dnssec"):
             v.pop(name, None)
 
     # ------------------------------------------------------------------ RFC 1413
@@ -219,18 +213,16 @@ class PeerFacts:
         if v.get("host_lookup_failed") == "1" or not self.peer_ip \
                 or self.local_caller is not None:
             return None
-        if debug.host_lookup:
-            debug.printf(f"looking up host name for {self.peer_ip}")
-        name, secure, had_name = dnssec.lookup_host_name_found(self.peer_ip)
-        v["sender_host_dnssec"] = "yes" if name and secure else "no"
-        if name:
-            v["sender_host_name"] = taint(name)
-            v["sender_rcvhost"] = self._rcvhost()
-            return name
-        v["host_lookup_failed"] = "1"
-        if not had_name and log_selected(self.config, "host_lookup_failed"):
-            self.log.main(f"no host name found for IP address {self.peer_ip}")
-        return None
+        return self._lookup_host_name()
+
+    def _lookup_host_name(self) -> str | None:
+        """Ask now (a deferral leaves $host_lookup_deferred set and no name: a later
+        need asks again, as Exim does)."""
+        try:
+            name = match.lookup_client_name(self.ctx, self.peer_ip, self.log.main).name
+        except HostLookupDeferred:
+            return None
+        return name
 
     def helo_lookup(self, helo: str) -> None:
         """helo_lookup_domains: a client that greets with one of these names (by default
@@ -300,13 +292,4 @@ class PeerFacts:
 
     def _rcvhost(self) -> str:
         """$sender_rcvhost as Exim builds it for the Received: header."""
-        v = self.ctx.variables
-        name, helo = v.get("sender_host_name") or "", v.get("sender_helo_name") or ""
-        ident = v.get("sender_ident") or ""
-        if name:
-            extra = f" helo={helo}" if helo and helo.lower() != name.lower() else ""
-            extra += f" ident={ident}" if ident else ""
-            return taint(f"{name} ([{self.peer_ip}]{extra})")
-        extra = " ".join(x for x in (f"helo={helo}" if helo else "",
-                                     f"ident={ident}" if ident else "") if x)
-        return taint(f"[{self.peer_ip}]" + (f" ({extra})" if extra else ""))
+        return rcvhost(self.ctx.variables, self.peer_ip)

@@ -68,6 +68,7 @@ from pymta.smtp.limits import (
 )
 from pymta.smtp.mailauth_glue import MailAuthGlue
 from pymta.smtp.option_trace import (
+    AFTER_CONNECT,
     AFTER_LOOKUP,
     AT_EHLO,
     BEFORE_LOOKUP,
@@ -766,6 +767,7 @@ def start_session(session: SmtpSession, server: SmtpServer, send: Callable[[byte
             log.main(refused.text())     # as Exim: the mainlog line only
         send(server.reject_connection(Reply(code, text)))
         return False
+    trace_host_options(session, AFTER_CONNECT)
     try:
         banner = expand_string(str(main_option(config, "smtp_banner", "") or session.hostname),
                          session.ctx)

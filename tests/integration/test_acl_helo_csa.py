@@ -178,14 +178,15 @@ def test_reverse_host_lookup(tmp_path, dns_server):
     with _daemon(tmp_path, dns_server, acl) as d:
         assert _try(d, "x.example")[1] == (250, "OK")
         d.wait_for_log(r"name=client\.test$")
-    with DnsServer({"test": ZONES["test"], "127.in-addr.arpa": ""}) as no_ptr:
+    # No PTR: the system resolver's name (/etc/hosts: localhost) has no address in the
+    # DNS.  Exim 4.96 -bh with the same zones writes the same line.
+    with DnsServer({"test": ZONES["test"], "127.in-addr.arpa": "", "localhost": ""}
+                   ) as no_ptr:
         with _daemon(tmp_path / "noptr", no_ptr, acl) as d:
             assert _try(d, "x.example")[1] == (550, "Administrative prohibition")
-            # Exim 4.96 -bh writes the same two lines.
             d.wait_for_log(r"rejected MAIL <a@sender\.example>: host lookup failed for "
-                           r"reverse lookup check \(failed to find host name from IP "
-                           r"address\)$", name="reject")
-            d.wait_for_log(r"no host name found for IP address 127\.0\.0\.1$")
+                           r"reverse lookup check \(127\.0\.0\.1 does not match any IP "
+                           r"address for localhost\)$", name="reject")
     with DnsServer(ZONES, servfail=["1.0.0.127.in-addr.arpa"]) as failing:
         with _daemon(tmp_path / "defer", failing, acl) as d:
             assert _try(d, "x.example")[1][0] == 451

@@ -255,6 +255,20 @@ class DnsServer:
             dns.resolver.default_resolver = old
 
 
+    @contextlib.contextmanager
+    def as_pymta_server(self, timeout: float = 1.0) -> Iterator["DnsServer"]:
+        """Make this server the one pymta's DNS lookups ask (in this process) for a
+        while; then back to the system's, with the DNSSEC settings reset."""
+        from pymta import dns as pdns
+        from pymta import dnssec
+        pdns.set_server("127.0.0.1", self.port, timeout=timeout)
+        try:
+            yield self
+        finally:
+            pdns.set_resolver(None)
+            dnssec.configure()
+
+
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:

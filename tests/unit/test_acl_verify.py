@@ -13,6 +13,7 @@ from pymta.acl.addrlist import parse_address_list
 from pymta.acl.verify import check_header_names_ascii, check_header_syntax, check_not_blind
 from pymta.config import load_config
 from pymta.expand.context import ExpandContext
+from pymta.hostname import forget_temporary_errors
 from tests.support.dns import DnsServer
 from tests.support.recording_log import RecordingLog
 
@@ -208,12 +209,14 @@ ZONES = {
 
 @pytest.fixture
 def dns_server():
-    with DnsServer(ZONES) as server:
+    forget_temporary_errors()
+    with DnsServer(ZONES, servfail=("13.2.0.192.in-addr.arpa",)) as server:
         pdns.set_server("127.0.0.1", server.port, timeout=1.0)
         try:
             yield server
         finally:
             pdns.set_server(None)
+            forget_temporary_errors()
 
 
 RHL = "check:\n  deny !verify = reverse_host_lookup{opt}\n  accept\n"
@@ -227,22 +230,29 @@ def test_reverse_host_lookup_confirmed(tmp_path, dns_server):
 
 
 def test_reverse_host_lookup_forward_mismatch_and_missing(tmp_path, dns_server):
-    cfg = config(tmp_path, RHL.format(opt=""))
-    for ip in ("192.0.2.11", "192.0.2.12"):
+    """Exim's reasons: the name that did not resolve back, or no name at all (only
+    then the "no host name found" line).  bydns alone: the system resolver is not asked
+    for 192.0.2.12."""
+    cfg = config(tmp_path, RHL.format(opt=""), main="host_lookup_order = bydns")
+    for ip, reason in (("192.0.2.11", "192.0.2.11 does not match any IP address for "
+                        "liar.test"),
+                       ("192.0.2.12", "failed to find host name from IP address")):
         res, ctx, sess = run(cfg, [], where="rcpt", ip=ip)
         assert res.verdict == "deny"
-        assert res.log_message == ("host lookup failed for reverse lookup check (failed to "
-                                   "find host name from IP address)")
-        assert ("main", f"no host name found for IP address {ip}") in sess.log.lines
+        assert res.log_message == f"host lookup failed for reverse lookup check ({reason})"
+        assert (("main", f"no host name found for IP address {ip}") in sess.log.lines) == \
+            (ip == "192.0.2.12")
         assert not ctx.variables["sender_host_name"]
 
 
 def test_reverse_host_lookup_defer(tmp_path, dns_server):
-    # 198.51.100.x is outside the server's zones: REFUSED -> a temporary DNS error.
+    # the server fails for 13's PTR: a temporary DNS error (REFUSED would not be one)
     cfg = config(tmp_path, RHL.format(opt=""))
-    assert run(cfg, [], where="rcpt", ip="198.51.100.1")[0].verdict == "defer"
+    res = run(cfg, [], where="rcpt", ip="192.0.2.13")[0]
+    assert (res.verdict, res.log_message) == \
+        ("defer", "host lookup deferred for reverse lookup check")
     cfg = config(tmp_path, RHL.format(opt="/defer_ok"))
-    assert run(cfg, [], where="rcpt", ip="198.51.100.1")[0].verdict == "accept"
+    assert run(cfg, [], where="rcpt", ip="192.0.2.13")[0].verdict == "accept"
 
 
 def test_reverse_host_lookup_local_message_passes(tmp_path):

@@ -285,13 +285,14 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
     client's host-name lookup, the main options' host lists and the rewriting rules
     tried when the data arrives: tests/data/cli_bh/verify.exim.err is Exim 4.96's for
     the same configuration and session.  The client's address has no name (the DNS is
-    a loopback server with no zones)."""
+    a loopback server whose reverse zone is empty: no PTR, so the system resolver is
+    asked; a server that knew no zone would refuse, a temporary error)."""
     from tests.support.dns import DnsServer
     aliases = tmp_path / "aliases"
     aliases.write_text((DATA / "verify.aliases").read_text())
     conf = tmp_path / "verify.conf"
     conf.write_text((DATA / "verify.conf").read_text().replace("ALIASES", str(aliases)))
-    with DnsServer({}) as dns_server:
+    with DnsServer({"2.0.192.in-addr.arpa": ""}) as dns_server:
         proc = run_pymta(["-bh", "192.0.2.1"], conf,
                          input=(DATA / "verify.in").read_bytes(),
                          env={"PYMTA_DNS_SERVER": f"127.0.0.1:{dns_server.port}"})
@@ -519,3 +520,25 @@ def test_bh_helo_verification_trace_matches_exim_transcript(tmp_path):
     literal, a forward lookup of the HELO name that finds the client's address (with
     the DNSSEC lists Exim matches for it), and one that does not."""
     _matches_exim_transcript_with_dns(tmp_path, "helo_verify", HELO_ZONES, "192.0.2.10")
+
+
+HOST_LOOKUP_ZONES = {
+    "example.org": "client IN A 192.0.2.10\nbroken IN A 192.0.2.11\n",
+    "2.0.192.in-addr.arpa": "10 IN PTR client.example.org.\n11 IN PTR broken.example.org.\n",
+}
+
+
+def test_bh_host_name_lookup_with_ptr_servfail_matches_exim_transcript(tmp_path):
+    """A PTR lookup that meets a temporary DNS error: $host_lookup_deferred is 1 and no
+    name is known (it is asked again at each need, as Exim does), a host list's name
+    item does not match, verify = reverse_host_lookup defers."""
+    _matches_exim_transcript_with_dns(tmp_path, "host_lookup_defer", HOST_LOOKUP_ZONES,
+                                      "192.0.2.12", servfail=("12.2.0.192.in-addr.arpa",))
+
+
+def test_bh_host_name_lookup_with_forward_servfail_matches_exim_transcript(tmp_path):
+    """The PTR answers but the forward lookup of the name it gives meets a temporary
+    error: the lookup defers as a whole ("temporary error for host name lookup")."""
+    _matches_exim_transcript_with_dns(tmp_path, "host_lookup_defer_forward",
+                                      HOST_LOOKUP_ZONES, "192.0.2.11",
+                                      servfail=("broken.example.org",))

@@ -14,7 +14,6 @@ import dns.message
 import dns.rrset
 import pytest
 
-from pymta import dns as pdns
 from pymta import dnssec
 from pymta.address import Address
 from pymta.config import load_config
@@ -37,13 +36,8 @@ ZONES = {"secure.test": ZONE, "plain.test": ZONE, "half.test": """
 
 @pytest.fixture()
 def server():
-    with DnsServer(ZONES, secure=["secure.test"]) as srv:
-        pdns.set_server("127.0.0.1", srv.port, timeout=1.0)
-        try:
-            yield srv
-        finally:
-            pdns.set_resolver(None)
-            dnssec.configure()
+    with DnsServer(ZONES, secure=["secure.test"]) as srv, srv.as_pymta_server():
+        yield srv
 
 
 def test_requested_lookup_of_secure_zone_is_authenticated(server):
@@ -257,29 +251,3 @@ def test_queryprogram_hosts_follow_the_routers_dnssec_options(server, tmp_path):
                   "u@any.example")
     assert r.status == "defer"
     assert r.message == "host lookup for mx.plain.test done insecurely"
-
-
-# ------------------------------------------------------------------ the client's name
-NAME_ZONES = {
-    "names.test": "client IN A 127.0.0.1\nother IN A 192.0.2.9\n",
-    "0.0.127.in-addr.arpa": "1 IN PTR client.names.test.\n",
-    "2.0.192.in-addr.arpa": "9 IN PTR localhost.\n10 IN PTR nowhere.names.test.\n",
-}
-
-
-def test_client_name_is_confirmed_in_the_dns_only():
-    """As Exim: a PTR name counts only when the DNS gives the address back; the system's
-    /etc/hosts ("localhost") never confirms one.  An address with no PTR at all gets
-    its name from the system resolver (here none)."""
-    with DnsServer(NAME_ZONES) as srv:
-        pdns.set_server("127.0.0.1", srv.port, timeout=1.0)
-        try:
-            assert dnssec.lookup_host_name_found("127.0.0.1") == \
-                ("client.names.test", False, True)
-            # PTR names localhost, which only /etc/hosts knows (as 127.0.0.1 anyway)
-            assert dnssec.lookup_host_name_found("192.0.2.9") == (None, False, True)
-            assert dnssec.lookup_host_name_found("192.0.2.10") == (None, False, True)
-            assert dnssec.lookup_host_name_found("192.0.2.77") == (None, False, False)
-        finally:
-            pdns.set_resolver(None)
-            dnssec.configure()

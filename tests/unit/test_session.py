@@ -6,8 +6,8 @@ import socket
 import textwrap
 import threading
 
+import pymta.hostname as hostname_mod
 from pymta.config import load_config
-from pymta.smtp import peer as peer_mod
 from pymta.smtp import session as session_mod
 from pymta.smtp.etrn import set_queue_runner
 from pymta.smtp.session import run_session
@@ -436,9 +436,9 @@ def test_received_protocol_and_envelope(tmp_path, monkeypatch):
 
 
 def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
-    monkeypatch.setattr(peer_mod.dnssec, "lookup_host_name_found",
-                        lambda ip: ("client.example" if ip == "192.0.2.1" else None, False,
-                                    True))
+    monkeypatch.setattr(hostname_mod, "find_host_name",
+                        lambda ip, order, again: hostname_mod.HostName(
+                            "client.example" if ip == "192.0.2.1" else None, False, True))
     replies, c, _ = session_with(
         tmp_path, [b"EHLO other.example\r\n", b"MAIL FROM:<s@x.example>\r\n",
                    b"RCPT TO:<q@bad.example>\r\n", b"QUIT\r\n"],
@@ -448,9 +448,9 @@ def test_host_lookup_sets_name_in_logs(tmp_path, monkeypatch):
 
 
 def test_host_lookup_not_done_when_unset(tmp_path, monkeypatch):
-    def boom(ip):
+    def boom(ip, order, again):
         raise AssertionError("lookup done")
-    monkeypatch.setattr(peer_mod.dnssec, "lookup_host_name_found", boom)
+    monkeypatch.setattr(hostname_mod, "find_host_name", boom)
     replies, c, _ = session_with(tmp_path, [b"QUIT\r\n"])
     assert replies[1] == ["221 test.example closing connection"]
 

@@ -338,10 +338,8 @@ def _domain_item(domain: str, item: str, ctx: Any, local_part_mode: bool = False
             return domain.lower() == ph.lower(), ph
         if item == "@[]":
             if domain.startswith("[") and domain.endswith("]"):
-                lit = domain[1:-1]
-                if lit.lower().startswith("ipv6:"):
-                    lit = lit[5:]
-                return lit in _local_ips(ctx), "@[]"
+                # the address as written: Exim does not take "IPv6:" off here
+                return domain[1:-1] in _local_ips(ctx), "@[]"
             return False, None
         if item.startswith("@mx_"):
             return _mx_match(domain, item, ctx), item

@@ -185,11 +185,9 @@ class DnsListCheck:
     def _lookup(self, name: str, rtype: str) -> list[str] | None:
         key = (name.lower(), rtype)
         trace = debug.dnsbl and rtype == "A"
-        if key in self._cache:
-            if trace:
-                debug.printf("dnslists: using result of previous lookup")
-            return self._cache[key]
-        kept, found = self.session_cache.get(key) if self.session_cache is not None \
+        # asked before in this condition, or kept for the session
+        kept, found = (True, self._cache[key]) if key in self._cache \
+            else self.session_cache.get(key) if self.session_cache is not None \
             else (False, None)
         if kept:
             if trace:

@@ -249,6 +249,19 @@ _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _PHRASE_WITHOUT_ANGLE = 'missing or malformed local part (expected word or "<")'
 
 
+def _split_bare(text: str) -> tuple[str, str] | None:
+    """A bare (unbracketed) address and what follows it: it ends at white space outside
+    a leading quoted part.  None when there is white space in its local part: a phrase,
+    which Exim wants followed by "<"."""
+    local = _QUOTED.sub('""', text).partition("@")[0]
+    if any(c in local.strip() for c in " \t"):
+        return None
+    quoted = _QUOTED.match(text)
+    space = next((i for i in range(quoted.end() if quoted else 0, len(text))
+                  if text[i] in " \t"), len(text))
+    return text[:space], text[space:]
+
+
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
                qualify_domain: str | None = None,
                allow_utf8_domains: bool = True, qualify_bare: str | None = None,
@@ -303,15 +316,10 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             return ParsedPath(None, arg, [],
                               f"malformed address: {rest} may not follow {raw}")
     else:
-        # A bare address ends at white space outside quotes; white space in its local
-        # part means a phrase, which Exim wants followed by "<".
-        leading_quote = _QUOTED.match(arg)
-        space = next((i for i in range(leading_quote.end() if leading_quote else 0, len(arg))
-                      if arg[i] in " \t"), len(arg))
-        local = _QUOTED.sub('""', arg).partition("@")[0]
-        if any(c in local.strip() for c in " \t"):
+        split = _split_bare(arg)
+        if split is None:
             return ParsedPath(None, arg, [], _PHRASE_WITHOUT_ANGLE)
-        inner, rest = arg[:space], arg[space:]
+        inner, rest = split
         raw = inner
     params = rest.split()
     too_long = address_too_long(inner)
@@ -422,19 +430,16 @@ def parse_command_address(arg: str) -> tuple[str | None, str | None]:
         return None, "empty address"
     text = arg[arg.index("<"):] if "<" in arg and not arg.startswith('"') else arg
     if not text.startswith("<"):
-        local = _QUOTED.sub('""', text).partition("@")[0]
-        if any(c in local.strip() for c in " \t"):
+        split = _split_bare(text)
+        if split is None:
             return None, _PHRASE_WITHOUT_ANGLE
-        quoted = _QUOTED.match(text)
-        start = quoted.end() if quoted else 0
-        space = next((i for i in range(start, len(text)) if text[i] in " \t"), -1)
-        if space >= 0:
+        head, junk = split
+        if junk:
             # what follows white space after the address is junk (no parameters here)
-            head, junk = text[:space], text[space:].strip()
             path = parse_path(f"<{head}>", "recipient")
             if path.error:
                 return None, path.error
-            return None, f"malformed address: {junk} may not follow {text[:space]} "
+            return None, f"malformed address: {junk.strip()} may not follow {head} "
     # (a quoted local part is read whole only inside angle brackets)
     path = parse_path(f"<{text}>" if text.startswith('"') else text, "recipient")
     if path.error or not path.address:

@@ -16,6 +16,7 @@ from pymta.match import (
     match_host,
     match_localpart,
 )
+from pymta.osutil import interface_addresses
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "expand"
 
@@ -86,6 +87,11 @@ def test_unknown_named_list_is_an_error(ctx):
 def test_ip_literal_at_brackets(ctx):
     assert match_domain("[127.0.0.1]", "@[]", ctx)
     assert not match_domain("[192.0.2.99]", "@[]", ctx)
+    # the literal as written (exim4 -be: [::1] matches, [IPv6:::1] does not), so
+    # "HELO [IPv6:::1]" is not in helo_lookup_domains' default
+    if "::1" in interface_addresses():
+        assert match_domain("[::1]", "@[]", ctx)
+    assert not match_domain("[IPv6:::1]", "@[]", ctx)
 
 
 @pytest.mark.parametrize("lp,lst,expected", [

@@ -249,6 +249,29 @@ _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _PHRASE_WITHOUT_ANGLE = 'missing or malformed local part (expected word or "<")'
 
 
+def _leading_phrase(text: str) -> str:
+    """The phrase in front of ``<address>`` (words or quoted strings, and the white
+    space after them), or "" when there is none.  Read in one pass: a client's text
+    must never cost more than its length."""
+    if "<" not in text or text.startswith("<"):
+        return ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            m = _QUOTED.match(text, i)
+            if m is None:
+                return ""
+            i = m.end()
+            continue
+        if c == "<":
+            return text[:i]
+        if c in "@>":
+            return ""           # an address, not a phrase
+        i += 1
+    return ""
+
+
 def _split_bare(text: str) -> tuple[str, str] | None:
     """A bare (unbracketed) address and what follows it: it ends at white space outside
     a leading quoted part.  None when there is white space in its local part: a phrase,
@@ -280,20 +303,23 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     ``<<a@b>>`` is read as ``<a@b>``, ``a@b.`` as ``a@b``.
     """
     arg = arg.strip()
-    bracketed = arg.startswith("<")
+    # a phrase before "<" is passed over, as in Exim ("Name <a@b>", "Name <>")
+    phrase = _leading_phrase(arg)
+    body = arg[len(phrase):]
+    bracketed = body.startswith("<")
     extra = 0
     if bracketed:
         # Exim reads a second "<" as the start of the local part (an error), unless
         # strip_excess_angle_brackets allows redundant pairs round the address.
-        while arg[1 + extra:2 + extra] == "<":
+        while body[1 + extra:2 + extra] == "<":
             if not strip_excess_angle_brackets:
                 return ParsedPath(None, arg, [], "missing or malformed local part")
             extra += 1
         end, quoted, i = -1, False, 1 + extra
-        if '"' not in arg:          # no quoting: the first ">" closes (the usual case)
-            end, i = arg.find(">", i), len(arg)
-        while i < len(arg):
-            c = arg[i]
+        if '"' not in body:          # no quoting: the first ">" closes (the usual case)
+            end, i = body.find(">", i), len(body)
+        while i < len(body):
+            c = body[i]
             if c == "\\" and quoted:
                 i += 2
                 continue
@@ -304,13 +330,18 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
                 break
             i += 1
         if end < 0:
-            return ParsedPath(None, arg, [], _unclosed_error(arg[1 + extra:]))
+            return ParsedPath(None, arg, [], _unclosed_error(body[1 + extra:]))
         close, opened = end + 1, 1 + extra
-        while extra and arg[close:close + 1] == ">":
+        while extra and body[close:close + 1] == ">":
             close, extra = close + 1, extra - 1
-        if extra and close >= len(arg):
+        if extra and close >= len(body):
             return ParsedPath(None, arg, [], "'>' missing at end of address")
-        inner, raw, rest = arg[opened:end], arg[:close], arg[close:]
+        inner, raw, rest = body[opened:end], phrase + body[:close], body[close:]
+        masked = _QUOTED.sub('""', inner) if '"' in inner else inner
+        nested = masked.split("<", 1)[0]
+        if "<" in masked and "@" not in nested and nested.split():
+            # a phrase inside the brackets: Exim read its first word as a local part
+            return ParsedPath(None, arg, [], f'"@" or "." expected after "{nested.split()[0]}"')
         if rest and (extra or not rest[0].isspace()):
             # what follows the address without a space is junk, not parameters
             return ParsedPath(None, arg, [],
@@ -384,13 +415,13 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if cut >= 0 and (cut == 0 or domain[cut - 1] == ".") and not domain.startswith("["):
         return ParsedPath(None, raw, params, "domain missing or malformed")   # no label
     if cut >= 0:
-        lead = f"<{route}" if bracketed else route
+        lead = f"{phrase}<{route}" if bracketed else route
         tail = ">" if bracketed else ""
         return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
                           f"follow {lead}{local}@{domain[:cut]}")
     if "@" in domain:
         cut = domain.index("@")
-        lead = f"<{route}" if bracketed else route
+        lead = f"{phrase}<{route}" if bracketed else route
         tail = ">" if bracketed else ""
         return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
                           f"follow {lead}{local}@{domain[:cut]}")
@@ -411,7 +442,7 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         if domain_end is None:
             return ParsedPath(None, raw, params, "domain missing or malformed")
         if domain_end < len(domain):
-            lead = f"<{route}" if bracketed else route
+            lead = f"{phrase}<{route}" if bracketed else route
             tail = ">" if bracketed else ""
             return ParsedPath(None, raw, params, f"malformed address: {domain[domain_end:]}"
                               f"{tail} may not follow {lead}{local}@{domain[:domain_end]}")

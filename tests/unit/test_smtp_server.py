@@ -577,3 +577,37 @@ def test_white_space_round_an_address_is_not_part_of_it():
     from pymta.smtp.server import parse_path
     for text in ("<a@b.example >", "< a @ b.example>", "<a@ b.example>"):
         assert parse_path(text, "sender").address == "a@b.example"
+
+
+def test_phrase_before_the_address_is_passed_over():
+    """As exim4 -bh answers: "MAIL FROM:Name <a@b>" (and "Name <>", a quoted phrase,
+    parameters after) is the address in brackets; a phrase inside the brackets is a
+    local part without its "@"."""
+    s, h = make()
+    ehlo(s)
+    assert lines(s.feed(b'MAIL FROM:"John Doe" <a@b.example> SIZE=10\r\n')) == ["250 OK"]
+    assert s.sender == "a@b.example"
+    assert lines(s.feed(b"RCPT TO:John <c@d.example>\r\n"))[0].startswith("250")
+    assert lines(s.feed(b"RSET\r\n")) == ["250 Reset OK"]
+    assert lines(s.feed(b"MAIL FROM:Name <>\r\n")) == ["250 OK"]
+    assert s.sender == ""
+    assert lines(s.feed(b"RSET\r\n")) == ["250 Reset OK"]
+    assert lines(s.feed(b"MAIL FROM:<Name <a@b.example>>\r\n")) == [
+        '501 <Name <a@b.example>>: "@" or "." expected after "Name"']
+    assert lines(s.feed(b"MAIL FROM:Name <a@b.example>junk\r\n")) == [
+        "501 Name <a@b.example>junk: malformed address: junk may not follow "
+        "Name <a@b.example>"]
+
+
+def test_phrase_reading_is_linear():
+    """A long command with no "<" or with many words costs no more than its length
+    (a backtracking pattern took minutes on a 600-character address)."""
+    import time
+    s, h = make()
+    ehlo(s)
+    start = time.process_time()
+    for arg in (b"a" * 900 + b"@x.example", b"a " * 450 + b"<b@x.example>",
+                b"a" * 900 + b" <"):
+        s.feed(b"MAIL FROM:" + arg + b"\r\n")
+        s.feed(b"RSET\r\n")
+    assert time.process_time() - start < 1.0

@@ -22,9 +22,8 @@ def _text(raw: bytes) -> str:
 def test_latin1_addresses_are_relayed_logged_and_bounced_byte_for_byte(tmp_path):
     refused = {_text(REFUSED): (550, "no such user")}
     with SmtpSink(rcpt_replies=refused) as sink:
-        d = PymtaDaemon(relay_config("", main="acl_smtp_rcpt = accept"), tmp_path,
-                        macros={"SINK_PORT": str(sink.port)})
-        with d.start():
+        with PymtaDaemon(relay_config("", main="acl_smtp_rcpt = accept"), tmp_path,
+                         macros={"SINK_PORT": str(sink.port)}) as d:
             c = SmtpTestClient(d.ports[0])
             c.banner()
             c.ehlo()

@@ -232,6 +232,8 @@ class PymtaDaemon:
         self.proc.send_signal(signum)
 
     def __enter__(self) -> "PymtaDaemon":
+        if self.proc is not None and self.proc.poll() is None:
+            return self         # "with d.start():": not a second daemon (it would leak)
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pymta import match
 from pymta.acl import addrverify
@@ -487,8 +487,7 @@ class _Runner:
                     after_endpass = True
                 else:
                     try:
-                        self._modifier(name, item.value)
-                        self._flush_check()
+                        self._checked(self._modifier, name, item.value)
                     except AclError as exc:
                         return self._error(str(exc))
                     except AclDefer as exc:
@@ -515,8 +514,7 @@ class _Runner:
                                   item.file or stmt.file, item.line or stmt.line)
             self.check_name = f"{'!' if negated else ''}{base}"
             try:
-                ok = self._condition(base, item.value)
-                self._flush_check()
+                ok = self._checked(self._condition, base, item.value)
             except _ForcedTrue:
                 ok = True
                 negated = False
@@ -693,6 +691,15 @@ class _Runner:
         if lead and debug.acl and ("$" in value or "\\" in value):
             debug.printf(f"{' ' * lead}= {expanded}")
         return expanded
+
+    def _checked(self, run: Callable[[str, str], Any], name: str, value: str) -> Any:
+        """Run one condition or modifier; its "check" line is written by the time it
+        returns or raises (unless its argument failed to expand: none then, as Exim),
+        so a later item can never write it out of place."""
+        try:
+            return run(name, value)
+        finally:
+            self._flush_check()
 
     def _flush_check(self) -> None:
         """Write the "check" line of the item being run if it is still to be written."""

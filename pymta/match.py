@@ -30,6 +30,7 @@ from .hostname import (
 )
 from .log import log_selected
 from .logevents import host_field
+from .taint import captures, is_tainted, taint
 
 _LOOKUP_RE = re.compile(r"^(?:partial\d*(?:-|\([^)]*\)))?"
                         r"(lsearch|wildlsearch|nwildlsearch|iplsearch|dsearch|lmdb|json|"
@@ -347,7 +348,7 @@ def _domain_item(domain: str, item: str, ctx: Any, local_part_mode: bool = False
         m = _regex(item, caseless).search(domain)
         if m:
             # Exim 4.96 leaves $0 as the whole subject here (checked against exim -be)
-            ctx.numbered = [domain] + [g or "" for g in m.groups()]
+            ctx.numbered = captures(m, domain, whole=domain)
             return True, item
         return False, None
     if item.startswith("*"):
@@ -355,6 +356,8 @@ def _domain_item(domain: str, item: str, ctx: Any, local_part_mode: bool = False
         d, s = (domain.lower(), suffix.lower()) if caseless else (domain, suffix)
         if d.endswith(s):
             ctx.numbered = [domain, domain[:len(domain) - len(suffix)]]
+            if is_tainted(domain):
+                ctx.numbered = [taint(n) for n in ctx.numbered]
             return True, item
         return False, None
     if _LOOKUP_RE.match(item):
@@ -434,7 +437,8 @@ def match_localpart(local_part: str, list_text: str, ctx: Any, expand: bool = Tr
     """Is ``local_part`` in the local-part list?  Sets ``$local_part_data`` on a match.
 
     Matching is caseless unless ``caseful`` (or ``caseless=False``, as a router with
-    ``caseful_local_part`` passes) or a ``+caseful`` item is seen.
+    ``caseful_local_part`` passes) or a ``+caseful`` item is seen.  Pass the local part
+    in the case it was written in: +caseful needs it, and the trace shows it.
     """
     if caseless is not None:
         caseful = not caseless
@@ -443,9 +447,16 @@ def match_localpart(local_part: str, list_text: str, ctx: Any, expand: bool = Tr
         return False
     ctx.variables.pop("_caseful", None)
 
+    lowered = local_part.lower()
+    if is_tainted(local_part):
+        lowered = taint(lowered)        # what a regex captures from it stays tainted
+
     def test(item: str, c: Any):
+        # as Exim: a caseless match sees the local part in lower case, and a
+        # "+caseful" item brings back the case it was written in for those after it
         cl = not caseful and "_caseful" not in c.variables
-        return _domain_item(local_part, item, c, local_part_mode=True, caseless=cl)
+        return _domain_item(lowered if cl else local_part, item, c, local_part_mode=True,
+                            caseless=cl)
     try:
         result, value = _run_list(split_list(text), "localpart", ctx, test, "localpart",
                                   shown=(local_part, text, "", ""))
@@ -467,9 +478,11 @@ def _address_item(address: str, item: str, ctx: Any) -> tuple[bool, str | None]:
     if item.startswith("^"):
         subject = address if caseful else local.lower() + ("@" + domain.lower() if at >= 0
                                                            else "")
+        if is_tainted(address):
+            subject = taint(subject)
         m = _regex(item, not caseful).search(subject)
         if m:
-            ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+            ctx.numbered = captures(m, subject)
             return True, item
         return False, None
     if _LOOKUP_RE.match(item):

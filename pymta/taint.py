@@ -7,6 +7,8 @@ Tainted strings may never be used as file names or commands (see :func:`check_un
 """
 from __future__ import annotations
 
+import re
+
 
 class Tainted(str):
     """A string that came from an untrusted source."""
@@ -32,6 +34,14 @@ def is_quoted(value: object) -> bool:
 
 class TaintError(Exception):
     """A tainted value was about to be used where Exim forbids it."""
+
+
+def captures(m: re.Match[str], subject: str, whole: str | None = None) -> list[str]:
+    """$0, $1 ... of a regular expression's match ``m`` on ``subject`` (``whole`` for $0
+    instead of the matched text): tainted when the subject is, as Exim copies them out
+    of it, so a captured piece of a client's address is never a safe file name."""
+    parts = [m.group(0) if whole is None else whole] + [g or "" for g in m.groups()]
+    return [Tainted(p) for p in parts] if isinstance(subject, Tainted) else parts
 
 
 def taint(value: str) -> str:

@@ -943,7 +943,11 @@ class _Runner:
             if name == "sender_domains":
                 return _call(match.match_domain, self._var("sender_address_domain"), arg, self.ctx)
             if name == "local_parts":
-                return _call(match.match_localpart, self._var("local_part"), arg, self.ctx)
+                # matched in the case the client wrote it (for +caseful), as in Exim
+                lp = self._var("local_part")
+                cased = str(self.ctx.variables.get("_cc_local_part") or "")
+                return _call(match.match_localpart, cased if cased.lower() == lp.lower()
+                             else lp, arg, self.ctx)
             if name == "hosts":
                 return _call(match.match_host, self._var("sender_host_address"),
                              self._var("sender_host_name"), arg, self.ctx)

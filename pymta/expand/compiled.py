@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..taint import Quoted, Tainted
+from ..taint import Quoted, Tainted, captures
 from .errors import ExpandError, ExpandFail
 from .parser import Cond, Item, Op, Seq, Var
 
@@ -270,7 +270,7 @@ def _cond_fn(cond: Cond) -> CondFn:
                 m = compile_regex(b(ctx)).search(subject)
                 if m is None:
                     return False
-                ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+                ctx.numbered = captures(m, subject)
                 return True
             return match
         compare = c.compare

@@ -6,6 +6,7 @@ import os
 import re
 from typing import Any
 
+from pymta.taint import captures
 from pymta.truth import exim_true
 
 from .bytesutil import ascii_lower
@@ -201,7 +202,7 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         m = compile_regex(args[1]).search(args[0])
         if m is None:
             return False
-        ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+        ctx.numbered = captures(m, args[0])
         return True
     if name in ("inlist", "inlisti"):
         needle = args[0]

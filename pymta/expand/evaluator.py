@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from ..taint import Quoted, Tainted
+from ..taint import Quoted, Tainted, captures
 from .context import default_acl_runner
 from .errors import ExpandError, ExpandFail
 from .forbid import MESSAGES as FORBIDDABLE
@@ -628,7 +628,7 @@ def _item_sg(node: Item, ctx: Any) -> str:
     def sub(m: re.Match) -> str:
         if tree is None:
             return repl
-        ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+        ctx.numbered = captures(m, subject)
         return evaluate(tree, ctx)
     try:
         result = rx.sub(sub, subject)

@@ -19,6 +19,7 @@ from pymta.expand.context import ExpandContext
 from pymta.expand.errors import ExpandError, ExpandFail
 from pymta.match import compiled_regex
 from pymta.message.body import FileBody
+from pymta.taint import captures, taint
 
 #: how much of a message in a file is read to find its first line
 _HEAD = 16384
@@ -62,7 +63,7 @@ def take_from_line(config: Any, data: bytes | FileBody, log: Any,
         return rest, None
     template = str(main_opt(config, "uucp_from_sender") or "")
     ctx = ExpandContext(config=config)
-    ctx.numbered = [line] + [g or "" for g in match.groups()]
+    ctx.numbered = captures(match, taint(line), whole=line)     # from the message
     try:
         sender = expand_string(template, ctx)
     except (ExpandError, ExpandFail) as exc:

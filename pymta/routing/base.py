@@ -15,7 +15,7 @@ from pymta.expand import debugprint
 from pymta.finduser import getpwnam
 from pymta.routing import support
 from pymta.routing.options import GENERIC_ROUTER_OPTIONS
-from pymta.taint import taint
+from pymta.taint import is_tainted, taint
 
 # What a router can answer for one address (section "Running an individual router").
 ACCEPT = "accept"
@@ -134,7 +134,8 @@ class Router:
         local_parts = self.opt("local_parts")
         lp = ctx.variables.get("local_part", addr.local_part)
         if local_parts is not None and not support.match_localpart(
-                lp, local_parts, ctx, caseless=not self.flag("caseful_local_part")):
+                self._caseful_local_part(addr, ctx), local_parts, ctx,
+                caseless=not self.flag("caseful_local_part")):
             return "local_parts"
         if "local_part_data" in ctx.variables:
             addr.local_part_data = ctx.variables["local_part_data"]
@@ -194,6 +195,18 @@ class Router:
                 addr.gid = int(gvalue) if gvalue.isdigit() else grp.getgrnam(gvalue).gr_gid
             except KeyError:
                 raise support.ExpandError(f'group "{gvalue}" was not found') from None
+
+    @staticmethod
+    def _caseful_local_part(addr: Address, ctx: Any) -> str:
+        """The local part without its affixes in the case it was written in (what
+        local_parts matches, caselessly unless told otherwise, as Exim does); $local_part
+        when that is not the address's own (changed on the way)."""
+        lp = str(ctx.variables.get("local_part", addr.local_part))
+        whole = str(addr.local_part)
+        cased = whole[len(addr.prefix):len(whole) - len(addr.suffix)]
+        if cased.lower() != lp.lower():
+            return lp
+        return taint(cased) if is_tainted(lp) or is_tainted(addr.local_part) else cased
 
     def _strip_affixes(self, addr: Address, ctx: Any) -> bool:
         lp = addr.local_part if self.flag("caseful_local_part") else addr.local_part.lower()

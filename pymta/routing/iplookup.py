@@ -22,6 +22,7 @@ from pymta.expand.lists import nonempty_items
 from pymta.routing import hosts as hostmod
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, PASS, Router, RouterReply
 from pymta.routing.options import router_options
+from pymta.taint import captures, taint
 
 DEFAULT_QUERY = "$local_part@$domain $local_part@$domain"
 
@@ -103,7 +104,7 @@ class IplookupRouter(Router):
             m = re.search(str(pattern), answer)
             if m is None:
                 return RouterReply(DECLINE)
-            numbered = [m.group(0)] + [g or "" for g in m.groups()]
+            numbered = captures(m, taint(answer))      # a remote server's answer
         elif defaulted:
             words = answer.split()
             if len(words) < 2 or words[1].lower() != f"{addr.local_part}@{addr.domain}".lower():

@@ -50,6 +50,7 @@ SMTP_CMD_BUFFER_SIZE = 16384
 # (measured inside the <>, source route included) and shows its first 64 characters.
 ADDRESS_MAXLENGTH = 256
 _ADDRESS_SHOWN = 64
+_JUNK_SHOWN = 32            # of what follows an address, Exim's errors show this much
 
 
 @dataclass
@@ -247,6 +248,7 @@ MISSING_DOMAIN = "address must contain a domain"
 
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _PHRASE_WITHOUT_ANGLE = 'missing or malformed local part (expected word or "<")'
+_UNMATCHED_QUOTE = "unmatched doublequote in local part"
 
 
 def _leading_phrase(text: str) -> str:
@@ -270,6 +272,26 @@ def _leading_phrase(text: str) -> str:
             return ""           # an address, not a phrase
         i += 1
     return ""
+
+
+def _unmatched_quote(text: str) -> str | None:
+    """Exim's complaint about a quoted word that never closes in the words before an
+    address (``"Joe <j@x>``), or None: in the first word it is a bad local part, after
+    it a bad phrase word."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            m = _QUOTED.match(text, i)
+            if m is None:
+                in_phrase = any(ch in " \t" for ch in text[:i])
+                return _UNMATCHED_QUOTE + (' (expected word or "<")' if in_phrase else "")
+            i = m.end()
+            continue
+        if c in "<@":
+            return None
+        i += 1
+    return None
 
 
 def _split_bare(text: str) -> tuple[str, str] | None:
@@ -303,6 +325,8 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     ``<<a@b>>`` is read as ``<a@b>``, ``a@b.`` as ``a@b``.
     """
     arg = arg.strip()
+    if arg.startswith("("):
+        arg = skip_comments(arg)
     # a phrase before "<" is passed over, as in Exim ("Name <a@b>", "Name <>")
     phrase = _leading_phrase(arg)
     body = arg[len(phrase):]
@@ -342,17 +366,17 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
         if "<" in masked and "@" not in nested and nested.split():
             # a phrase inside the brackets: Exim read its first word as a local part
             return ParsedPath(None, arg, [], f'"@" or "." expected after "{nested.split()[0]}"')
-        if rest and (extra or not rest[0].isspace()):
+        if rest and (extra or not (rest[0].isspace() or rest[0] == "(")):
             # what follows the address without a space is junk, not parameters
             return ParsedPath(None, arg, [],
                               f"malformed address: {rest} may not follow {raw}")
     else:
         split = _split_bare(arg)
         if split is None:
-            return ParsedPath(None, arg, [], _PHRASE_WITHOUT_ANGLE)
+            return ParsedPath(None, arg, [], _unmatched_quote(arg) or _PHRASE_WITHOUT_ANGLE)
         inner, rest = split
         raw = inner
-    params = rest.split()
+    params = (skip_comments(rest) if "(" in rest else rest).split()
     too_long = address_too_long(inner)
     if _CONTROL_RE.search(inner):
         return ParsedPath(None, raw, params, "malformed address")
@@ -378,7 +402,7 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
                 break
             j += 1
         if k < 0:
-            return ParsedPath(None, raw, params, "malformed address")
+            return ParsedPath(None, raw, params, _UNMATCHED_QUOTE)
         local, remainder = inner[:k + 1], inner[k + 1:]
     else:
         local, at, dom = inner.partition("@")
@@ -454,29 +478,49 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
 
 
 
-def parse_command_address(arg: str) -> tuple[str | None, str | None]:
-    """The address a VRFY names, read as Exim reads it (it may follow a phrase, as in
-    ``Name <a@b>``); or the error text of its 501 reply."""
-    if not arg:
+def parse_command_address(arg: str, **options: Any) -> tuple[str | None, str | None]:
+    """The address a VRFY names, read as Exim reads it: :func:`parse_path`'s reading (a
+    phrase may come first, as in ``Name <a@b>``; ``options`` are its keyword options),
+    but what follows the address is junk, not parameters; or the error text of its 501
+    reply."""
+    text = arg.strip(" \t")
+    if not text:
         return None, "empty address"
-    text = arg[arg.index("<"):] if "<" in arg and not arg.startswith('"') else arg
-    if not text.startswith("<"):
-        split = _split_bare(text)
-        if split is None:
-            return None, _PHRASE_WITHOUT_ANGLE
-        head, junk = split
-        if junk:
-            # what follows white space after the address is junk (no parameters here)
-            path = parse_path(f"<{head}>", "recipient")
-            if path.error:
-                return None, path.error
-            return None, f"malformed address: {junk.strip()} may not follow {head} "
-    # (a quoted local part is read whole only inside angle brackets)
-    path = parse_path(f"<{text}>" if text.startswith('"') else text, "recipient")
-    if path.error or not path.address:
-        error = path.error or "malformed address"
+    address = skip_comments(text)          # (a comment before it has no say)
+    path = parse_path(address, "recipient", **options)
+    if path.error is not None:
+        error = path.error
         return None, f"{arg}: {error}" if error.endswith(MISSING_DOMAIN) else error
+    if path.params:
+        junk = skip_comments(address[len(path.raw):])
+        return None, (f"malformed address: {junk[:_JUNK_SHOWN]} may not follow "
+                      f"{text[:len(text) - len(junk)]}")
+    if not path.address:
+        return None, "missing or malformed local part"     # "<>" names nobody
     return path.address, None
+
+
+def skip_comments(text: str) -> str:
+    """``text`` from its first character that is neither white space nor inside an
+    RFC 822 comment (``(...)``, nested, ``\\`` quoting); an unclosed comment runs to
+    the end.  Exim's address parser passes over them (``<a@b> (home)``)."""
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] != "(":
+            return text[i:]
+        level = 1
+        i += 1
+        while i < n and level:
+            c = text[i]
+            if c == "(":
+                level += 1
+            elif c == ")":
+                level -= 1
+            elif c == "\\" and i + 1 < n:
+                i += 1
+            i += 1
 
 
 def _domain_end(domain: str, utf8: bool) -> int | None:
@@ -541,7 +585,7 @@ def _unclosed_error(text: str) -> str:
     """Exim's complaint about ``<...`` with no closing bracket: about the address
     when it is incomplete, else about the bracket."""
     if text.startswith('"') and not re.match(r'"(?:[^"\\]|\\.)*"', text):
-        return "unmatched doublequote in local part"
+        return _UNMATCHED_QUOTE
     local, at, domain = text.partition("@")
     if not at and local and not local.startswith('"'):
         return f'"@" or "." expected after "{local.split()[0] if local.split() else local}"'
@@ -1113,6 +1157,7 @@ class SmtpServer:
                                 qualify_bare=self.unqualified_sender)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
+        dropped = 0          # words an empty RET=/ENVID= cut off the end
         if self.esmtp and addr is not None:
             try:
                 rest, mail_dsn = split_mail_dsn(rest, self.dsn_advertised,
@@ -1121,10 +1166,12 @@ class SmtpServer:
                 self._synprot(501, str(exc))
                 return
             params.update(mail_dsn_params(mail_dsn))
-            if mail_dsn.dropped:
-                arg = arg.rsplit(None, mail_dsn.dropped)[0]
+            dropped = mail_dsn.dropped
+            if dropped:
+                arg = arg.rsplit(None, dropped)[0]
         bad_rest: list[str] = []
-        for p in rest if path.address is not None else []:
+        words = rest if path.address is not None else []
+        for p in words:
             m = _ESMTP_PARAM_RE.match(p)
             if m is None:
                 bad_rest.append(p)
@@ -1150,8 +1197,14 @@ class SmtpServer:
             else:
                 bad_rest.append(p)
         if bad_rest:
-            # Exim treats anything it does not understand as part of the address.
-            following = " ".join(bad_rest)
+            # Exim takes parameters off the end and stops at one it does not
+            # understand: that word and all before it are junk after the address.
+            last_bad = max(i for i, word in enumerate(words) if word in bad_rest)
+            following = " ".join(words[:last_bad + 1])[:_JUNK_SHOWN]
+            # the parameters after it were taken off (a DSN one at the end too)
+            after = len(path.params) - dropped - last_bad - 1
+            if after > 0:
+                arg = arg.rsplit(None, after)[0]
             # a syntax error: it counts towards smtp_max_synprot_errors, as in Exim
             self._synprot(501, f"malformed address: {following} may not follow {raw} ",
                           data=arg)
@@ -1232,7 +1285,7 @@ class SmtpServer:
         # RCPT has no parameters besides DSN's: whatever is left is not understood.
         bad_rest: list[str] = list(rest) if addr is not None else []
         if bad_rest:
-            msg = f"malformed address: {' '.join(bad_rest)} may not follow {raw} "
+            msg = f"malformed address: {' '.join(bad_rest)[:_JUNK_SHOWN]} may not follow {raw} "
             self._record_rcpt_failure(f"501 {arg}: {msg}")
             self._synprot(501, msg, data=arg)
             return

@@ -347,6 +347,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         # $local_part is lower-cased for the ACL (control = caseful_local_part restores it)
         self.rcpt_local_part = taint(lp)
         v["local_part"] = taint(lp.lower())
+        v["_cc_local_part"] = self.rcpt_local_part      # for local_parts (+caseful)
         v["domain"] = taint(dom.lower())
         v["rcpt_count"] = str(self.server.rcpt_count if self.server else 0)
         if self.limits is not None:
@@ -355,6 +356,7 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         res = self._run("acl_smtp_rcpt", "rcpt")
         self.rcpt_local_part = None
         v["local_part"] = v["domain"] = ""
+        v.pop("_cc_local_part", None)
         if res.verdict not in ("accept", "discard"):
             self._log_reject(f"RCPT <{address}>", res)
             return self._reply(res, "rcpt")
@@ -428,7 +430,15 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
 
     def _command_address(self, arg: str) -> tuple[str | None, Reply | None]:
         """The address argument of VRFY, or the 501 reply for a bad one."""
-        address, error = parse_command_address(arg)
+        server = self.server
+        options: dict[str, Any] = {} if server is None else {
+            "allow_domain_literals": server.allow_domain_literals,
+            "qualify_domain": server.qualify_domain,        # postmaster, as for RCPT
+            "qualify_bare": server.unqualified_recipient,
+            "allow_utf8_domains": server.allow_utf8_domains,
+            "strip_excess_angle_brackets": server.strip_excess_angle_brackets,
+            "strip_trailing_dot": server.strip_trailing_dot}
+        address, error = parse_command_address(arg, **options)
         return address, (Reply(501, error) if error is not None else None)
 
     def on_vrfy(self, arg: str) -> Reply:

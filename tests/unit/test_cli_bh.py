@@ -542,3 +542,13 @@ def test_bh_host_name_lookup_with_forward_servfail_matches_exim_transcript(tmp_p
     _matches_exim_transcript_with_dns(tmp_path, "host_lookup_defer_forward",
                                       HOST_LOOKUP_ZONES, "192.0.2.11",
                                       servfail=("broken.example.org",))
+
+
+def test_bh_vrfy_addresses_and_comments_match_exim_transcript(tmp_path):
+    """VRFY reads its address as MAIL and RCPT do (a phrase, quoted or not, before
+    <address>), but what follows it is junk ("malformed address: X may not follow Y",
+    at most 32 characters of X), "<>" names nobody, postmaster is qualified; comments
+    in parentheses before and after an address are passed over; a quoted word that
+    never closes is "unmatched doublequote"; MAIL's reply quotes the command without
+    the parameters taken off its end."""
+    _matches_exim_transcript(tmp_path, "vrfy_phrases")

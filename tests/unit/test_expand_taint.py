@@ -98,3 +98,26 @@ def test_bem_headers_are_tainted_and_refused_as_file_names(tmp_path):
     assert lines[1].startswith("Failed:") and "tainted" in lines[1]
     assert lines[2].startswith("Failed: Tainted")
     assert lines[3] == "/etc/hostname"
+
+
+@pytest.mark.parametrize("text", [
+    "${if match{$v}{^(.*)\\$}{$1}}",                       # the match condition
+    "${sg{$v}{^(.*)\\$}{\\$1}}",                            # sg's replacement
+    "${if match_local_part{$v}{^(.*)\\$}{$1}}",             # a local-part list's regex
+    "${if match_address{$v@x.example}{^(.*)@}{$1}}",       # an address list's regex
+    "${if match_domain{$v.example}{^(.*)\\.example\\$}{$1}}",
+])
+def test_regex_captures_of_tainted_data_are_tainted(tmp_path, text):
+    """$0, $1 ... copied out of a tainted subject are tainted (Exim: "Tainted filename for
+    search" when one names a lookup file), so a piece of a client's address can never
+    name a file."""
+    f = tmp_path / "john"
+    f.write_text("k: v\n")
+    ctx = ExpandContext(variables={"v": Tainted("john")})
+    captured = expand_string(text, ctx)
+    assert captured == "john" and is_tainted(captured)
+    with pytest.raises(ExpandError, match="Tainted .* not permitted"):
+        expand_string("${lookup{k}lsearch{%s/%s}}" % (tmp_path, text), ctx)
+    # untainted data gives untainted captures, as before
+    clean = ExpandContext(variables={"v": "john"})
+    assert expand_string("${lookup{k}lsearch{%s/%s}}" % (tmp_path, text), clean) == "v"

@@ -17,6 +17,7 @@ from pymta.match import (
     match_localpart,
 )
 from pymta.osutil import interface_addresses
+from pymta.taint import Tainted, is_tainted
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "expand"
 
@@ -98,10 +99,20 @@ def test_ip_literal_at_brackets(ctx):
     ("postmaster", "+specials", True), ("Abuse", "+specials", True),
     ("bob", "+specials", False), ("bob-list", "*-list", True),
     ("Bob", "+caseful : bob", False), ("bob", "+caseful : bob", True),
+    # caseless before +caseful, in the case written after it (exim4 -bh)
+    ("Bob", "^b : +caseful : nobody", True), ("Bob", "+caseful : ^b", False),
+    ("Bob", "alice : +caseful : Bob", True), ("bob", "alice : +caseful : Bob", False),
     ("root", "lsearch;$dir/aliases.lsearch", True),
 ])
 def test_localpart_lists(ctx, lp, lst, expected):
     assert match_localpart(lp, lst, ctx) is expected
+
+
+def test_localpart_regex_sees_lower_case_and_keeps_taint(ctx):
+    """A caseless match sees the local part in lower case ($1 too), and what a regular
+    expression captures from a tainted local part is tainted."""
+    assert match_localpart(Tainted("John"), "^(j.*)\\$", ctx)
+    assert ctx.numbered[1] == "john" and is_tainted(ctx.numbered[1])
 
 
 def test_localpart_lookup_sets_local_part_data(ctx):

@@ -19,6 +19,7 @@ from typing import Iterator, TextIO
 from pymta.expand import ExpandContext, ExpandError, ExpandFail, expand_string
 from pymta.expand.evaluator import compile_regex
 from pymta.osutil import can_switch_ids, switched_ids
+from pymta.taint import captures
 
 from .exim_parse import Command, Condition, IfCommand, Node, parse_filter
 from .result import (
@@ -428,7 +429,7 @@ class EximFilter:
             except ExpandError as exc:
                 raise FilterError(str(exc)) from None
             if m:
-                self.ctx.numbered = [m.group(0)] + [g or "" for g in m.groups()]
+                self.ctx.numbered = captures(m, left)
             return m is not None
         if not cond.case_sensitive:
             left, right = left.lower(), right.lower()

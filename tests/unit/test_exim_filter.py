@@ -222,3 +222,19 @@ def test_mail_in_a_bounce_does_nothing_and_actions_are_collected():
     assert [(a.kind, a.target, a.significant, a.mode) for a in result.actions] == [
         ("address", "a@b", False, None), ("file", "/tmp/box", True, 0o640)]
     assert result.status == DELIVERED
+
+
+def test_matches_captures_of_message_data_are_tainted():
+    """$1 after "matches" against a header is tainted, as the header is (Exim copies it
+    out of the subject), so a filter cannot take a file name from a message."""
+    from pymta.taint import Tainted, is_tainted
+    env = _env()
+    env.ctx.headers = ["From: x@y\n", "Subject: ../../etc/x\n"]
+    env.ctx.variables["local_part"] = Tainted("me")
+    result = run_exim_filter(
+        '# Exim filter\nif $h_subject: matches "^(.*)\\\\$" then save /tmp/$1 endif\n', env)
+    target = result.actions[0].target
+    assert target.endswith("etc/x") and is_tainted(target)
+    result = run_exim_filter(
+        '# Exim filter\nif "plain" matches "^(.*)\\\\$" then save /tmp/$1 endif\n', env)
+    assert not is_tainted(result.actions[0].target)

@@ -44,16 +44,17 @@ def _node_fn(node: Any) -> Fn:
     if isinstance(node, Var):
         return _var_fn(node.name, node.braced)
     if isinstance(node, Op):
-        from .operators import apply_operator
+        from .operators import apply_operator, fresh_result
         arg = seq_fn(node.arg)
         name = node.name
 
         quoter = name.startswith("quote_")
+        fresh = fresh_result(name)
 
         def op(ctx: Any) -> str:
             a = arg(ctx)
             r = apply_operator(name, a, ctx)
-            if isinstance(a, Tainted):
+            if isinstance(a, Tainted) and not fresh:
                 if quoter or isinstance(a, Quoted):
                     return r if isinstance(r, Quoted) else Quoted(r)
                 if not isinstance(r, Tainted):

@@ -90,9 +90,11 @@ def evaluate(node: Any, ctx: Any) -> str:
     if isinstance(node, Var):
         return get_variable(node.name, ctx, node.braced)
     if isinstance(node, Op):
-        from .operators import apply_operator
+        from .operators import apply_operator, fresh_result
         arg = evaluate(node.arg, ctx)
         result = apply_operator(node.name, arg, ctx)
+        if fresh_result(node.name):
+            return str.__str__(result)
         if isinstance(arg, Tainted) and (node.name.startswith("quote_")
                                          or isinstance(arg, Quoted)):
             return result if isinstance(result, Quoted) else Quoted(result)

@@ -690,6 +690,20 @@ def operator_error(name: str) -> str | None:
     return f"unknown expansion operator \"{name}\""
 
 
+#: Operators whose result is made afresh (a digest, a count, a number) rather than copied
+#: out of their argument: it is untainted whatever the argument was, as in Exim 4.96
+#: (exim4 -bem), so ``/var/mail/${md5:$local_part}`` is a usable file name.
+_FRESH_RESULT = frozenset({"md5", "sha1", "sha256", "sha2", "sha3", "nhash", "nh", "strlen",
+                           "listcount", "eval", "eval10", "time_eval", "time_interval",
+                           "base32d", "base62d", "randint"})
+
+
+def fresh_result(name: str) -> bool:
+    """Is the result of operator ``name`` (``_n`` suffixes allowed) untainted whatever
+    its argument?"""
+    return name in _FRESH_RESULT or name.split("_", 1)[0] in _FRESH_RESULT
+
+
 def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) -> str:
     """Apply ``${name:arg}``; ``name`` may carry ``_n`` suffixes.  Raises ExpandError."""
     fn = _SIMPLE.get(name)

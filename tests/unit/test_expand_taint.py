@@ -121,3 +121,21 @@ def test_regex_captures_of_tainted_data_are_tainted(tmp_path, text):
     # untainted data gives untainted captures, as before
     clean = ExpandContext(variables={"v": "john"})
     assert expand_string("${lookup{k}lsearch{%s/%s}}" % (tmp_path, text), clean) == "v"
+
+
+@pytest.mark.parametrize("text,tainted", [
+    # exim4 -bem: a digest, a count or a number is made afresh, untainted ...
+    ("${md5:$v}", False), ("${sha1:$v}", False), ("${sha256:$v}", False),
+    ("${sha2_512:$v}", False), ("${sha3:$v}", False), ("${nhash_5:$v}", False),
+    ("${strlen:$v}", False), ("${listcount:$v}", False), ("${eval:$n+1}", False),
+    ("${time_interval:$n}", False), ("${base62d:$n}", False),
+    ("${substr_0_2:${md5:$v}}", False),
+    # ... what is copied out of the argument stays tainted
+    ("${hash_3:$v}", True), ("${length_3:$v}", True), ("${lc:$v}", True),
+    ("${base64:$v}", True), ("${quote:$v}", True),
+])
+def test_operator_results_made_afresh_are_untainted(text, tainted):
+    """As in Exim 4.96, /var/mail/${md5:$local_part} is a usable file name."""
+    ctx = ExpandContext(variables={"v": Tainted("john"), "n": Tainted("12")})
+    assert is_tainted(expand_string(text, ctx)) is tainted
+    assert is_tainted(x("/var/mail/%s" % text, v=Tainted("john"), n=Tainted("12"))) is tainted

@@ -108,8 +108,9 @@ def _transport_context(config: Any, a: Address, ctx: ExpandContext) -> ExpandCon
     c = routing.address_context(config, a, ctx)
     for name, value in (("local_part_data", a.local_part_data),
                         ("domain_data", a.domain_data), ("address_data", a.address_data),
-                        ("home", a.home), ("local_part_prefix", a.prefix),
-                        ("local_part_suffix", a.suffix)):
+                        ("home", a.home),
+                        ("local_part_prefix", taint(a.prefix) if a.prefix else ""),
+                        ("local_part_suffix", taint(a.suffix) if a.suffix else "")):
         if value is not None:
             c.variables[name] = value
     local_part = a.local_part

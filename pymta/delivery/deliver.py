@@ -569,7 +569,7 @@ class MessageDelivery:
             elif status == QUEUE_DOMAIN[0]:
                 # left for a queue run; no retry hint
                 self.deferred.append(a)
-                text = f"{a.log_name()} routing defer ({a.basic_errno}): {a.message}"
+                text = f"{self._log_address(a)} routing defer ({a.basic_errno}): {a.message}"
                 self._log("== " + text, text, about=a)
             else:
                 self._routing_deferred(a)
@@ -619,7 +619,7 @@ class MessageDelivery:
         fault), logged every time the message is looked at."""
         self.deferred.append(a)
         metrics.deferred("")
-        text = Deferral(a.log_name(), a.basic_errno, f": {a.message}").text()
+        text = Deferral(self._log_address(a), a.basic_errno, f": {a.message}").text()
         self._log("== " + text, text, about=a)
 
     def _router_notes(self, result: Any) -> None:
@@ -637,7 +637,7 @@ class MessageDelivery:
     def _routing_wait_logged(self, a: Address) -> None:
         self.deferred.append(a)
         self._retry_defer_logged(
-            f"{a.log_name()} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
+            f"{self._log_address(a)} routing defer ({EximErrno.RRETRY}): {RETRY_NOT_REACHED}")
 
     def _routing_keys(self, addr: Address) -> list[str]:
         return [f"R:{addr.domain}", f"R:{addr.address}"]
@@ -666,7 +666,7 @@ class MessageDelivery:
             return
         self.deferred.append(a)
         metrics.deferred("")
-        text = Deferral(a.log_name(), a.basic_errno, f": {a.message}",
+        text = Deferral(self._log_address(a), a.basic_errno, f": {a.message}",
                         router=str(a.router) if a.router else "").text()
         self._log("== " + text, text, about=a)
 
@@ -818,7 +818,9 @@ class MessageDelivery:
         extra = {
             "local_part_data": a.local_part_data, "domain_data": a.domain_data,
             "address_data": a.address_data, "home": a.home,
-            "local_part_prefix": a.prefix, "local_part_suffix": a.suffix,
+            # affixes are pieces of the client's address: tainted, as in Exim
+            "local_part_prefix": taint(a.prefix) if a.prefix else "",
+            "local_part_suffix": taint(a.suffix) if a.suffix else "",
         }
         if a.kind == "pipe":
             extra["address_pipe"] = a.address
@@ -1202,6 +1204,36 @@ class MessageDelivery:
             dane=a.tls_dane, peerdn=a.tls_peerdn, resumed=a.tls_resumed,
             authenticator=a.authenticator, auth_id=a.auth_id)
 
+    def _log_address(self, a: Address) -> str:
+        """The address as a delivery, deferral or failure line names it (Exim's
+        string_log_address): the local part without its affixes (with them when the smtp
+        transport sent them: rcpt_include_affixes), lower-cased unless the router has
+        caseful_local_part, at the domain; then the original recipient in <> unless it
+        is the same address (a difference of case in the local part counts)."""
+        if a.kind != "address" or not a.domain:
+            return a.log_name()
+        shown = f"{self._logged_local_part(a)}@{a.domain}"
+        top = a.top_parent().address
+        local, top_local = shown.rpartition("@")[0], top.rpartition("@")[0]
+        if shown.lower() == top.lower() and local == top_local and (
+                a.parent is None or a.parent is a.top_parent()
+                or not log_selected(self.config, "all_parents")):
+            return shown
+        return f"{shown} <{top}>"
+
+    def _logged_local_part(self, a: Address) -> str:
+        whole = str(a.local_part)
+        lp = whole[len(a.prefix):len(whole) - len(a.suffix)]
+        router = self._router_obj(a.router)
+        if router is None or not router.flag("caseful_local_part"):
+            lp = lp.lower()
+        inst = getattr(self.config, "transports", {}).get(a.transport) if a.transport \
+            else None
+        if inst is not None and inst.driver == "smtp" and \
+                inst.obj.opt("rcpt_include_affixes"):
+            lp = f"{a.prefix}{lp}{a.suffix}"
+        return lp
+
     def _delivered_name(self, a: Address) -> tuple[str, str]:
         """How a successful delivery names the address, and the original recipient
         shown after it in <> ("" for none): a delivery by a local transport from a
@@ -1216,8 +1248,9 @@ class MessageDelivery:
             return a.address, top.address
         router = self._router_obj(a.router)
         if self._is_local(a) and router is not None and router.flag("log_as_local"):
-            return a.local_part.lower(), top.address
-        return a.address, (top.address if a.parent is not None else "")
+            return self._logged_local_part(a), top.address
+        shown, _, original = self._log_address(a).partition(" <")
+        return shown, original[:-1]
 
     def _queue_time(self, exclusive: bool = False) -> float:
         """Seconds since the message's reception began (QT=), or since it ended
@@ -1232,8 +1265,11 @@ class MessageDelivery:
 
     def _transport_deferred(self, a: Address) -> None:
         h = a.host_used
-        if a.basic_errno == EximErrno.TRETRY:
-            self._defer_logged(a)   # max_parallel: tried again next time, no retry hint
+        if a.basic_errno == EximErrno.TRETRY or is_taint_error(a):
+            # max_parallel: tried again next time; a tainted file name or command is
+            # the configuration's fault: no retry hint, so never a retry timeout and a
+            # bounce, as in Exim (the message waits for the configuration to be fixed)
+            self._defer_logged(a)
             return
         if self._is_local(a) or h is None:
             key, subject = self._local_key(a), a.address
@@ -1263,7 +1299,7 @@ class MessageDelivery:
     def _defer_logged(self, a: Address) -> None:
         self.deferred.append(a)
         metrics.deferred(str(a.transport) if a.transport else "")
-        text = Deferral(a.log_name(), a.basic_errno, defer_detail(a),
+        text = Deferral(self._log_address(a), a.basic_errno, defer_detail(a),
                         router=str(a.router) if a.router else "",
                         transport=str(a.transport) if a.transport else "").text()
         if a.basic_errno <= RETRY_BASE:
@@ -1289,7 +1325,7 @@ class MessageDelivery:
         host = host_field(a) if show_transport and h is not None and h.address \
             and a.message else ""
         self._log("** " + Failure(
-            a.log_name(), a.message or "Unrouteable address",
+            self._log_address(a), a.message or "Unrouteable address",
             router=str(a.router) if show_router else "",
             transport=str(a.transport) if show_transport else "",
             host=host, sender=self.msg.sender,

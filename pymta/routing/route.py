@@ -9,6 +9,7 @@ from pymta import match
 from pymta.address import Address
 from pymta.config.protocols import ConfigView
 from pymta.debuglog import debug
+from pymta.errnos import EximErrno
 from pymta.expand.context import ExpandContext
 from pymta.routing import support
 from pymta.routing.base import (
@@ -412,6 +413,8 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
         a.message = reply.message
         if reply.status == DEFER:
             a.router_error = reply.error
+            if reply.error:             # bad redirection data: Exim's ERRNO_BADREDIRECT
+                a.basic_errno = EximErrno.BADFORWARD
             if reply.user_message is not None:
                 a.user_message = reply.user_message
         result.notes.extend(reply.notes)

@@ -309,6 +309,8 @@ d:
     res = route_address(c, Address("x@local.example"), ctx(c))
     assert res.status == "defer"
     assert res.message == 'error in redirect data: ":fail: go away" is not permitted'
+    # Exim's ERRNO_BADREDIRECT, as its "== ... defer (-17)" line shows
+    assert res.deferred[0].basic_errno == -17
 
 
 def test_redirect_pipe_without_transport_defers(tmp_path):

@@ -191,6 +191,17 @@ class Address:
             addr = addr.parent
         return addr
 
+    def rcpt_address(self, include_affixes: bool = False) -> str:
+        """The address an SMTP, LMTP or BSMTP envelope names (RCPT TO, a callout): as
+        it came, case kept, less the affixes a router took off its local part unless
+        ``include_affixes`` (the transport's rcpt_include_affixes), as Exim does."""
+        address = str(self.address)
+        at = address.rfind("@")
+        if include_affixes or not (self.prefix or self.suffix) or at < 0:
+            return address
+        local = address[:at]
+        return local[len(self.prefix):len(local) - len(self.suffix)] + address[at:]
+
     def log_name(self) -> str:
         """The address as Exim writes it after ``=>``: with ``<parent>`` when generated."""
         if self.parent is None:

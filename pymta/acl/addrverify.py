@@ -185,7 +185,9 @@ def callout_target(config: Any, rr: Any, ctx: ExpandContext) -> CalloutTarget | 
                 main_option(config, "primary_hostname", ""))
         socks_text = transport.opt("socks_proxy") if transport is not None else None
         socks = parse_socks_proxies(_expand(socks_text, ctx)) if socks_text else []
-        return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx), a.address,
+        include_affixes = bool(transport.opt("rcpt_include_affixes")) if transport else False
+        return CalloutTarget(called, helo.strip(), lmtp, _source(transport, ctx),
+                             a.rcpt_address(include_affixes),
                              events=connection_events(transport, ctx), socks=socks)
     return None
 

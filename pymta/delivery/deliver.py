@@ -1229,8 +1229,9 @@ class MessageDelivery:
             lp = lp.lower()
         inst = getattr(self.config, "transports", {}).get(a.transport) if a.transport \
             else None
-        if inst is not None and inst.driver == "smtp" and \
-                inst.obj.opt("rcpt_include_affixes"):
+        # as Exim: with the affixes when the transport put them in an envelope
+        if inst is not None and inst.obj.opt("rcpt_include_affixes") and (
+                inst.driver in ("smtp", "lmtp") or inst.obj.opt("use_bsmtp")):
             lp = f"{a.prefix}{lp}{a.suffix}"
         return lp
 

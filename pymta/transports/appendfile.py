@@ -247,7 +247,8 @@ class AppendfileTransport(Transport):
             # Batch SMTP: the envelope as SMTP commands, then the dot-stuffed message.
             nl = "\r\n" if self.opt("use_crlf") else "\n"
             env = f"MAIL FROM:<{rp}>{nl}" + "".join(
-                f"RCPT TO:<{a.address}>{nl}" for a in job.addresses) + f"DATA{nl}"
+                f"RCPT TO:<{a.rcpt_address(bool(self.opt('rcpt_include_affixes')))}>{nl}"
+                for a in job.addresses) + f"DATA{nl}"
             prefix += env.encode("utf-8", "surrogateescape")
         try:
             written = write_message(f, header, self._data or job.data_path,

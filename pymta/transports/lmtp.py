@@ -262,12 +262,13 @@ class LmtpTransport(Transport):
         extensions = {ln[4:].split()[0].upper() for ln in lhlo.lines[1:] if len(ln) > 4}
         ignore_quota = " IGNOREQUOTA" if self.opt("ignore_quota") and \
             "IGNOREQUOTA" in extensions else ""
+        affixes = bool(self.opt("rcpt_include_affixes"))
         mail = command(f"MAIL FROM:<{rp}>")
         if mail.code // 100 != 2:
             raise refused(mail, f"MAIL FROM:<{rp}>")
         accepted = []
         for a in list(pending):
-            line = f"RCPT TO:<{a.address}>{ignore_quota}"
+            line = f"RCPT TO:<{a.rcpt_address(affixes)}>{ignore_quota}"
             r = command(line)
             if r.code // 100 == 2:
                 accepted.append(a)

@@ -269,7 +269,8 @@ class PipeTransport(Transport):
         else:
             nl = "\r\n" if crlf else "\n"
             prefix = (f"MAIL FROM:<{rp}>{nl}" + "".join(
-                f"RCPT TO:<{a.address}>{nl}" for a in job.addresses) + f"DATA{nl}"
+                f"RCPT TO:<{a.rcpt_address(bool(self.opt('rcpt_include_affixes')))}>{nl}"
+                for a in job.addresses) + f"DATA{nl}"
             ).encode("utf-8", "surrogateescape")
         check = None if bsmtp else (self.opt("check_string") or None)
         escape = self.opt("escape_string")

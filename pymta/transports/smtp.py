@@ -237,14 +237,7 @@ class SmtpTransport(Transport):
         return self._rcpt(a)
 
     def _rcpt(self, a: Any) -> str:
-        # As Exim: the address as it came (case kept), less the affixes the router
-        # took off it unless rcpt_include_affixes
-        address = str(a.address)
-        at = address.rfind("@")
-        if self.opt("rcpt_include_affixes") or not (a.prefix or a.suffix) or at < 0:
-            return address
-        local = address[:at]
-        return local[len(a.prefix):len(local) - len(a.suffix)] + address[at:]
+        return str(a.rcpt_address(bool(self.opt("rcpt_include_affixes"))))
 
     # -- delivery --------------------------------------------------------------
     def deliver(self, job: Any) -> None:

@@ -47,6 +47,13 @@ out:
   local_part_suffix = -*
   local_part_suffix_optional
 
+batch:
+  driver = accept
+  domains = batch.example
+  local_part_suffix = -*
+  local_part_suffix_optional
+  transport = bsmtp
+
 local:
   driver = accept
   domains = +local_domains
@@ -65,6 +72,12 @@ INCLUDE_AFFIXES
 box:
   driver = appendfile
   file = DIR/mail/BOX_NAME
+
+bsmtp:
+  driver = appendfile
+  file = DIR/mail/bsmtp
+  use_bsmtp
+INCLUDE_AFFIXES
 """
 # (no retry section: Exim then treats a temporary error as permanent)
 
@@ -116,6 +129,18 @@ def test_rcpt_include_affixes_sends_them_once(tmp_path):
     assert rcpts == ["RCPT TO:<John-ext@relay.example>"]
     assert _delivery_lines(lines) == [
         "=> john-ext@relay.example <John-ext@relay.example> R=out T=out"]
+
+
+@pytest.mark.parametrize("include,rcpt,logged", [
+    (False, "RCPT TO:<John@Batch.Example>", "=> john <John-ext@Batch.Example>"),
+    (True, "RCPT TO:<John-ext@Batch.Example>", "=> john-ext <John-ext@Batch.Example>"),
+])
+def test_batch_smtp_envelope(tmp_path, include, rcpt, logged):
+    """use_bsmtp writes the RCPT as the smtp transport sends it (exim4 the same)."""
+    _, lines, _ = _run(tmp_path, ["John-ext@Batch.Example"], include_affixes=include)
+    batch = (tmp_path / "mail" / "bsmtp").read_text()
+    assert [ln for ln in batch.splitlines() if ln.startswith("RCPT")] == [rcpt]
+    assert _delivery_lines(lines) == [f"{logged} R=batch T=bsmtp"]
 
 
 @pytest.mark.parametrize("box_name", ["$local_part_suffix", "x${local_part_suffix}"])

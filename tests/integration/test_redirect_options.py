@@ -107,8 +107,11 @@ def test_smtp_code_and_syntax_errors(d, tmp_path):
         "Message-Id: ") or "Your forward file has errors:\n" in report
     assert ("Your forward file has errors:\n\nThe fwd router encountered the following "
             "error(s):\n\n  missing or malformed local part") in report
-    # hide_child_in_errmsg: the bounce for nosuch@ does not name it
-    assert "\n  an address generated from u4@test.example\n" in mbox
+    # hide_child_in_errmsg: the bounce for nosuch@ does not name it, nor says why, and
+    # it is left out of X-Failed-Recipients (exim4 4.96 writes the same)
+    assert ("\n  an undisclosed address\n    (generated from u4@test.example)\n\n"
+            in mbox)
+    assert "nosuch" not in mbox.split("Subject: Mail delivery failed", 1)[0]
 
 
 def test_repeat_use(d, tmp_path):

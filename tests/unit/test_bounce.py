@@ -43,7 +43,8 @@ def test_structure_of_a_bounce():
     assert msg["From"] == "Mail Delivery System <Mailer-Daemon@q.example>"
     assert msg["To"] == "alice@src.example"
     assert msg["Auto-Submitted"] == "auto-replied"
-    assert msg["X-Failed-Recipients"] == "nobody@nowhere.example, bob@remote.example"
+    # as Exim: the latest failure first, one address per line
+    assert msg["X-Failed-Recipients"] == "bob@remote.example,\n  nobody@nowhere.example"
     assert msg["References"] == "<E1xUsgZ-0001rW-2U@mta.example>"
     assert msg.get_content_type() == "multipart/report"
     assert msg.get_param("report-type") == "delivery-status"
@@ -51,7 +52,14 @@ def test_structure_of_a_bounce():
     assert text.get_content_type() == "text/plain"
     body = text.get_payload()
     assert "permanent error" in body
-    assert "  nobody@nowhere.example\n    Unrouteable address\n" in body
+    # the host tried, and a long error broken after its colon (exim4 4.96)
+    assert body.endswith(
+        "failed:\n\n"
+        "  bob@remote.example\n"
+        "    host mx.remote.example [198.51.100.5]\n"
+        "    SMTP error from remote mail server after RCPT TO:<bob@remote.example>:\n"
+        "    550 5.1.1 no such user\n"
+        "  nobody@nowhere.example\n    Unrouteable address\n")
     assert status.get_content_type() == "message/delivery-status"
     groups = status.get_payload()
     assert groups[0]["Reporting-MTA"] == "dns; mta.example"
@@ -101,3 +109,14 @@ def test_a_line_too_long_counts_as_too_big():
     text = build_bounce(cfg(bounce_return_linesize_limit=2000), original(),
                         failed_addresses(), "alice@src.example", body).decode()
     assert "x" * 1200 in text and "The body of the message is" not in text
+
+
+def test_bounce_comes_from_exim_user():
+    """Exim gives up root before it sends a bounce: U=<exim_user> on its <= line and
+    "Received: from <exim_user>" (exim4 4.96 on Debian: Debian-exim)."""
+    import pwd
+
+    from pymta.delivery.bounce import mta_identity
+    nobody = pwd.getpwnam("nobody")
+    assert mta_identity(cfg(exim_user="nobody")) == (nobody.pw_uid, nobody.pw_gid, "nobody")
+    assert mta_identity(cfg())[2] == pwd.getpwuid(__import__("os").geteuid()).pw_name

@@ -251,47 +251,44 @@ _PHRASE_WITHOUT_ANGLE = 'missing or malformed local part (expected word or "<")'
 _UNMATCHED_QUOTE = "unmatched doublequote in local part"
 
 
-def _leading_phrase(text: str) -> str:
-    """The phrase in front of ``<address>`` (words or quoted strings, and the white
-    space after them), or "" when there is none.  Read in one pass: a client's text
-    must never cost more than its length."""
-    if "<" not in text or text.startswith("<"):
-        return ""
+def _scan_words(text: str) -> tuple[int, str]:
+    """Read the words (and quoted strings) at the start of ``text`` in one pass, as far as
+    the first "<", "@" or ">" outside quotes: where it stopped and on what ("" at the end,
+    '"' at a quoted string that never closes).  A client's text must never cost more
+    than its length."""
     i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c == '"':
             m = _QUOTED.match(text, i)
             if m is None:
-                return ""
+                return i, '"'
             i = m.end()
             continue
-        if c == "<":
-            return text[:i]
-        if c in "@>":
-            return ""           # an address, not a phrase
+        if c in "<@>":
+            return i, c
         i += 1
-    return ""
+    return n, ""
+
+
+def _leading_phrase(text: str) -> str:
+    """The phrase in front of ``<address>`` (words or quoted strings, and the white
+    space after them), or "" when there is none (an address, not a phrase)."""
+    if "<" not in text or text.startswith("<"):
+        return ""
+    stop, on = _scan_words(text)
+    return text[:stop] if on == "<" else ""
 
 
 def _unmatched_quote(text: str) -> str | None:
     """Exim's complaint about a quoted word that never closes in the words before an
     address (``"Joe <j@x>``), or None: in the first word it is a bad local part, after
     it a bad phrase word."""
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            m = _QUOTED.match(text, i)
-            if m is None:
-                in_phrase = any(ch in " \t" for ch in text[:i])
-                return _UNMATCHED_QUOTE + (' (expected word or "<")' if in_phrase else "")
-            i = m.end()
-            continue
-        if c in "<@":
-            return None
-        i += 1
-    return None
+    stop, on = _scan_words(text)
+    if on != '"':
+        return None
+    in_phrase = any(ch in " \t" for ch in text[:stop])
+    return _UNMATCHED_QUOTE + (' (expected word or "<")' if in_phrase else "")
 
 
 def _split_bare(text: str) -> tuple[str, str] | None:

@@ -26,6 +26,7 @@ from pymta.delivery.bounce import (
     bounce_recipient,
     bounce_sender_authentication,
     message_age,
+    mta_identity,
     send_bounce,
 )
 from pymta.delivery.freeze_notice import build_freeze_notice, freeze_tell_recipients
@@ -1053,14 +1054,18 @@ class MessageDelivery:
                 f" ({c.message or 'failed'})" if c.result != "ok" else "")
 
     def _submit_generated(self, data: bytes, recipients: list[str], reference: str,
-                          auth_sender: str | None = None) -> str:
+                          auth_sender: str | None = None, from_mta: bool = False) -> str:
         """Spool a message a transport made (autoreply) with the null sender, R= naming
         the message it answers; ``auth_sender`` its authenticated sender (delay
-        warnings: bounce_sender_authentication)."""
+        warnings: bounce_sender_authentication).  ``from_mta``: a notice the delivery
+        process sends once the deliveries are done, which Exim does as exim_user (U=
+        and the Received: line name it), as for a bounce."""
         from pymta.message.receive import Envelope, receive_message
+        uid, gid, login = mta_identity(self.config) if from_mta else (None, None, None)
         env = Envelope(sender="", recipients=recipients, protocol="local",
                        is_local_submission=True, sender_set_by_caller=True,
-                       bounce_reference=reference, authenticated_sender=auth_sender)
+                       bounce_reference=reference, authenticated_sender=auth_sender,
+                       originator_uid=uid, originator_gid=gid, originator_login=login)
         # a local transport calls this as the delivery user: the spool is written as
         # the delivery process itself
         own = self.process_ids
@@ -1367,7 +1372,7 @@ class MessageDelivery:
         data = build_success_report(self.config, self.msg, self.success_reported,
                                     self.context(), self.log)
         try:
-            self._submit_generated(data, [self.msg.sender], self.msg.id)
+            self._submit_generated(data, [self.msg.sender], self.msg.id, from_mta=True)
         except Exception as exc:  # noqa: BLE001 - the deliveries themselves stand
             self.log.panic(f"failed to create success-dsn message: {exc!r}", self.msg.id)
 
@@ -1469,7 +1474,7 @@ class MessageDelivery:
         data = build_freeze_notice(self.config, self.msg, to, pending, reason, by_filter,
                                    self.log)
         try:
-            self._submit_generated(data, to, self.msg.id)
+            self._submit_generated(data, to, self.msg.id, from_mta=True)
         except Exception as exc:  # noqa: BLE001 - the freeze itself stands
             self.log.panic(f"failed to send freeze_tell notice: {exc!r}", self.msg.id)
 
@@ -1493,7 +1498,8 @@ class MessageDelivery:
                                          self.log, self.now)
             try:
                 self._submit_generated(data, [to], self.msg.id,   # delivered right after
-                                       bounce_sender_authentication(self.config))
+                                       bounce_sender_authentication(self.config),
+                                       from_mta=True)
             except Exception as exc:  # the warning is tried again next time
                 self.log.panic(f"failed to create delay warning: {exc!r}", self.msg.id)
                 return

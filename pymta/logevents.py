@@ -168,7 +168,7 @@ class Delivery:
         # a system filter's file or pipe delivery has no router
         flag = ">> " if self.cutthrough else "=> " if self.first else "-> "
         head = flag + self.name
-        if self.parents and log_selected(config, "all_parents"):
+        if self.parents:        # the caller chose them (all_parents, or a pipe/file)
             head += " (" + ", ".join(self.parents) + ")"
         if self.original:
             head += f" <{self.original}>"

@@ -1173,7 +1173,7 @@ class MessageDelivery:
                 self.outcome.open_hosts.append(entry)
         name, original = self._delivered_name(a)
         self._log(Delivery(
-            name=name, original=original, parents=intermediate_parents(a),
+            name=name, original=original, parents=self._logged_parents(a),
             router=str(a.router or ""), transport=str(a.transport),
             first=first, host=host_field(a) if h is not None else "",
             host_dnssec=h is not None and h.dnssec,
@@ -1209,22 +1209,43 @@ class MessageDelivery:
             dane=a.tls_dane, peerdn=a.tls_peerdn, resumed=a.tls_resumed,
             authenticator=a.authenticator, auth_id=a.auth_id)
 
+    def _logged_parents(self, a: Address) -> tuple[str, ...]:
+        """The addresses between ``a`` and its original recipient that its log lines
+        show in parentheses: all of them with log_selector +all_parents, else the
+        nearest one for a pipe, file or autoreply (Exim's rule)."""
+        parents = intermediate_parents(a)
+        if log_selected(self.config, "all_parents"):
+            return parents
+        return parents[:1] if a.kind != "address" else ()
+
     def _log_address(self, a: Address) -> str:
-        """The address as a delivery, deferral or failure line names it (Exim's
-        string_log_address): the local part without its affixes (with them when the smtp
-        transport sent them: rcpt_include_affixes), lower-cased unless the router has
-        caseful_local_part, at the domain; then the original recipient in <> unless it
-        is the same address (a difference of case in the local part counts)."""
-        if a.kind != "address" or not a.domain:
-            return a.log_name()
-        shown = f"{self._logged_local_part(a)}@{a.domain}"
+        """The address as a deferral or failure line names it (Exim's
+        string_log_address): see :meth:`_log_name_parts`, joined."""
+        shown, parents, original = self._log_name_parts(a)
+        return shown + (f" ({', '.join(parents)})" if parents else "") + \
+            (f" <{original}>" if original else "")
+
+    def _log_name_parts(self, a: Address) -> tuple[str, tuple[str, ...], str]:
+        """How log lines name ``a``: the address shown, the parents shown in
+        parentheses, and the original recipient shown in <> ("" for none).  The address
+        is the local part without its affixes (with them when the transport put them in
+        an envelope: rcpt_include_affixes), lower-cased unless the router has
+        caseful_local_part, at the domain; the original is shown unless it is the same
+        address (a difference of case in the local part counts); a pipe, file or
+        autoreply shows what it is, and always its original."""
+        parents = self._logged_parents(a)
         top = a.top_parent().address
+        if a.kind != "address":
+            return a.address, parents, top if a.parent else ""
+        if not a.domain:
+            return a.address, parents, top if a.parent else ""
+        shown = f"{self._logged_local_part(a)}@{a.domain}"
         local, top_local = shown.rpartition("@")[0], top.rpartition("@")[0]
         if shown.lower() == top.lower() and local == top_local and (
                 a.parent is None or a.parent is a.top_parent()
                 or not log_selected(self.config, "all_parents")):
-            return shown
-        return f"{shown} <{top}>"
+            return shown, parents, ""
+        return shown, parents, top
 
     def _logged_local_part(self, a: Address) -> str:
         whole = str(a.local_part)
@@ -1255,8 +1276,8 @@ class MessageDelivery:
         router = self._router_obj(a.router)
         if self._is_local(a) and router is not None and router.flag("log_as_local"):
             return self._logged_local_part(a), top.address
-        shown, _, original = self._log_address(a).partition(" <")
-        return shown, original[:-1]
+        shown, _, original = self._log_name_parts(a)
+        return shown, original
 
     def _queue_time(self, exclusive: bool = False) -> float:
         """Seconds since the message's reception began (QT=), or since it ended

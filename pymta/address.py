@@ -191,6 +191,12 @@ class Address:
             addr = addr.parent
         return addr
 
+    def unaffixed_local_part(self) -> str:
+        """The local part in the case it was written in, less the affixes a router took
+        off it."""
+        whole = str(self.local_part)
+        return whole[len(self.prefix):len(whole) - len(self.suffix)]
+
     def rcpt_address(self, include_affixes: bool = False) -> str:
         """The address an SMTP, LMTP or BSMTP envelope names (RCPT TO, a callout): as
         it came, case kept, less the affixes a router took off its local part unless

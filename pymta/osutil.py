@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import errno
 import functools
+import grp
 import ipaddress
 import os
 import pwd
@@ -142,6 +143,19 @@ def resolve_user(value: Any) -> tuple[int, int] | None:
     except KeyError:
         return None
     return pw.pw_uid, pw.pw_gid
+
+
+def resolve_group(value: Any) -> int | None:
+    """exim_group (or any group option) as a name or number -> gid; None when
+    unset/unknown."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(str(value)).gr_gid
+    except KeyError:
+        return None
 
 
 # Well-known names, so that a machine without /etc/services still understands them.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from pymta.config.values import main_opt, main_option  # noqa: F401  (main_opt re-exported)
-from pymta.osutil import resolve_user  # noqa: F401  (re-exported)
+from pymta.osutil import resolve_group, resolve_user  # noqa: F401  (re-exported)
 
 
 def spool_directory(config: Any) -> str:
@@ -22,20 +22,6 @@ def make_logger(config: Any) -> Any:
     """The Exim-format logger (mainlog/rejectlog/paniclog) for ``config``."""
     from pymta.log import Logger
     return Logger(config)
-
-
-def resolve_group(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    import grp
-    if isinstance(value, int):
-        return value
-    if str(value).isdigit():
-        return int(value)
-    try:
-        return grp.getgrnam(str(value)).gr_gid
-    except KeyError:
-        return None
 
 
 class PrivilegeError(Exception):

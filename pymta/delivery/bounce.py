@@ -19,7 +19,7 @@ from pymta.delivery.errors_copy import errors_copy_addresses
 from pymta.dsn import RET_HDRS, original_recipient, report_text
 from pymta.expand import ExpandError, expand_string
 from pymta.message.notices import dsn_from, mailer_daemon
-from pymta.osutil import resolve_user
+from pymta.osutil import resolve_group, resolve_user
 from pymta.spool.files import read_body
 from pymta.spool.model import SpoolMessage
 from pymta.taint import taint
@@ -150,10 +150,12 @@ def shown_address(addr: Address) -> str:
 
 def hidden(addr: Address) -> bool:
     """Generated under a router with hide_child_in_errmsg: bounces do not name it."""
+    if addr.parent is None:
+        return False
     a: Address | None = addr
     while a is not None:
         if a.hide_in_errmsg:
-            return addr.parent is not None
+            return True
         a = a.parent
     return False
 
@@ -172,6 +174,18 @@ def failed_recipients_headers(failed: list[Address]) -> list[str]:
     names = [failed_recipient(a) for a in failed if not hidden(a)]
     return ["X-Failed-Recipients: " + ",\n  ".join(names[i:i + 50]) + "\n"
             for i in range(0, len(names), 50)]
+
+
+def address_block(addr: Address, shown: str, text: str | None, prefix: str = "") -> str:
+    """One address in a bounce or delay warning, as Exim lists it: ``shown``, the host
+    tried, then ``text`` (the error, after ``prefix``) laid out by :func:`error_lines`."""
+    out = f"  {shown}"
+    h = addr.host_used
+    if h is not None:
+        out += f"\n    host {h.name} [{h.address}]"
+    if text:
+        out += error_lines(text, prefix)
+    return out + "\n"
 
 
 def error_lines(text: str, prefix: str = "") -> str:
@@ -244,14 +258,9 @@ def build_bounce(config: Any, msg: SpoolMessage, failed: list[Address], recipien
                    f"A message sent by\n\n  <{msg.sender}>\n\n{_INTRO_OTHER}")
     out.append("\n")
     for a in latest_first:
-        out.append(f"  {shown_address(a)}")
-        h = a.host_used
-        if h is not None and not hidden(a):
-            out.append(f"\n    host {h.name} [{h.address}]")
-        text = failure_text(a)
-        if text and not hidden(a):
-            out.append(error_lines(text))
-        out.append("\n")
+        # a hidden address is named "an undisclosed address", with no host or reason
+        out.append(f"  {shown_address(a)}\n" if hidden(a) else
+                   address_block(a, shown_address(a), failure_text(a)))
     returned = [a for a in failed if a.returned_output]
     if returned:
         heading = items[2] if items[2] is not None else (
@@ -334,16 +343,11 @@ def mta_identity(config: Any) -> tuple[int, int, str]:
     """Who a bounce comes from: exim_user and exim_group (Exim gives up root before it
     sends one, so its <= line says U=Debian-exim and its Received: "from Debian-exim"),
     else this process's own user."""
-    import grp
     import pwd
     ids = resolve_user(main_option(config, "exim_user", None))
     uid, gid = ids if ids is not None else (os.geteuid(), os.getegid())
-    group = main_option(config, "exim_group", None)
-    if ids is not None and group not in (None, ""):
-        try:
-            gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
-        except KeyError:
-            pass
+    group = resolve_group(main_option(config, "exim_group", None)) if ids else None
+    gid = group if group is not None else gid
     try:
         login = pwd.getpwuid(uid).pw_name
     except KeyError:

@@ -1248,8 +1248,7 @@ class MessageDelivery:
         return shown, parents, top
 
     def _logged_local_part(self, a: Address) -> str:
-        whole = str(a.local_part)
-        lp = whole[len(a.prefix):len(whole) - len(a.suffix)]
+        lp = a.unaffixed_local_part()
         router = self._router_obj(a.router)
         if router is None or not router.flag("caseful_local_part"):
             lp = lp.lower()

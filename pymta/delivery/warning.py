@@ -21,8 +21,8 @@ from pymta.spool.model import SpoolMessage
 from pymta.truth import exim_true
 
 from .bounce import (
+    address_block,
     envelope_id_lines,
-    error_lines,
     notice_headers,
     original_recipient_lines,
     read_template,
@@ -139,14 +139,7 @@ def build_warning(config: Any, msg: SpoolMessage, deferred: list[Address], recip
                            "are:\n") + "\n")
     # as Exim: the latest deferral first (its chain grows at the front), in both parts
     deferred = deferred[::-1]
-    for a in deferred:
-        out.append(f"  {a.address}")
-        h = a.host_used
-        if h is not None:
-            out.append(f"\n    host {h.name} [{h.address}]")
-        if a.message:
-            out.append(error_lines(a.message, "Delay reason: "))
-        out.append("\n")
+    out += [address_block(a, a.address, a.message, "Delay reason: ") for a in deferred]
     out.append("\n")
     out.append(_ending(items[2]) if items[2] is not None else _CLOSING)
     out += ["\n", f"--{boundary}\n", "Content-type: message/delivery-status\n\n",

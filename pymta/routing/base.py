@@ -202,8 +202,7 @@ class Router:
         local_parts matches, caselessly unless told otherwise, as Exim does); $local_part
         when that is not the address's own (changed on the way)."""
         lp = str(ctx.variables.get("local_part", addr.local_part))
-        whole = str(addr.local_part)
-        cased = whole[len(addr.prefix):len(whole) - len(addr.suffix)]
+        cased = addr.unaffixed_local_part()
         if cased.lower() != lp.lower():
             return lp
         return taint(cased) if is_tainted(lp) or is_tainted(addr.local_part) else cased

@@ -246,10 +246,7 @@ class AppendfileTransport(Transport):
         if bsmtp:
             # Batch SMTP: the envelope as SMTP commands, then the dot-stuffed message.
             nl = "\r\n" if self.opt("use_crlf") else "\n"
-            env = f"MAIL FROM:<{rp}>{nl}" + "".join(
-                f"RCPT TO:<{a.rcpt_address(bool(self.opt('rcpt_include_affixes')))}>{nl}"
-                for a in job.addresses) + f"DATA{nl}"
-            prefix += env.encode("utf-8", "surrogateescape")
+            prefix += self.bsmtp_envelope(job, rp, nl)
         try:
             written = write_message(f, header, self._data or job.data_path,
                                     prefix=prefix, suffix=suffix,

@@ -231,6 +231,14 @@ class Transport:
                 out.append(v)
         return out
 
+    def bsmtp_envelope(self, job: Any, return_path: str, nl: str) -> bytes:
+        """use_bsmtp (appendfile, pipe): the envelope as batch SMTP commands, the
+        recipients as an SMTP envelope names them (rcpt_include_affixes)."""
+        affixes = bool(self.opt("rcpt_include_affixes"))
+        return (f"MAIL FROM:<{return_path}>{nl}"
+                + "".join(f"RCPT TO:<{a.rcpt_address(affixes)}>{nl}" for a in job.addresses)
+                + f"DATA{nl}").encode("utf-8", "surrogateescape")
+
     def header_block(self, job: Any, ctx: Any, return_path: str | None = None) -> bytes:
         """The header section as delivered, ending with the blank line (LF endings).
 

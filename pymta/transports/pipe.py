@@ -268,10 +268,7 @@ class PipeTransport(Transport):
                         suffix = value.encode("utf-8", "surrogateescape")
         else:
             nl = "\r\n" if crlf else "\n"
-            prefix = (f"MAIL FROM:<{rp}>{nl}" + "".join(
-                f"RCPT TO:<{a.rcpt_address(bool(self.opt('rcpt_include_affixes')))}>{nl}"
-                for a in job.addresses) + f"DATA{nl}"
-            ).encode("utf-8", "surrogateescape")
+            prefix = self.bsmtp_envelope(job, rp, nl)
         check = None if bsmtp else (self.opt("check_string") or None)
         escape = self.opt("escape_string")
         header = self.header_block(job, ctx, rp)

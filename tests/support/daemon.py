@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+import psutil
+
 from tests.support.ports import free_port
 from tests.support.smtp import SmtpTestClient
 from tests.support.wait import wait_until
@@ -186,7 +188,29 @@ class PymtaDaemon:
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"pymta daemon did not start:\n{self.diagnostics()}") from None
+        # The probe's session holds a connection slot until its receiver is idle again;
+        # a test that counts connections (smtp_accept_queue, smtp_accept_max) must not
+        # see it.
+        try:
+            wait_until(lambda: not self._sessions_open(), self.start_timeout, 0.02)
+        except TimeoutError:
+            pass
         return self
+
+    def _sessions_open(self) -> bool:
+        """Whether any of the daemon's processes is in an SMTP session (its title)."""
+        assert self.proc is not None
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return False
+        for child in children:
+            try:
+                if "handling incoming" in " ".join(child.cmdline()):
+                    return True
+            except psutil.Error:
+                continue
+        return False
 
     def _banner_ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -196,6 +220,8 @@ class PymtaDaemon:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                 ok = s.recv(512).startswith(b"220")
                 s.sendall(b"QUIT\r\n")
+                while s.recv(512):          # until the receiver has closed
+                    pass
                 return ok
         except OSError:
             return False

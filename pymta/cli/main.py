@@ -691,8 +691,11 @@ def do_bs(opts: CliOptions) -> int:
         except ValueError as exc:
             sys.stderr.write(f"pymta: {exc}\n")
             return 1
+    from pymta.delivery.callout_hold import deliver_held
+    from pymta.delivery.cutthrough import open_cutthrough
     run_stdio_session(config, log, sys.stdin.buffer, sys.stdout.buffer,
-                      local_caller=caller, notify=notify, overrides=overrides)
+                      local_caller=caller, notify=notify, overrides=overrides,
+                      cutthrough_opener=open_cutthrough, hold_deliverer=deliver_held)
     return 0
 
 

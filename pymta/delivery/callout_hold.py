@@ -20,6 +20,7 @@ from pymta.address import Host
 from pymta.delivery.cutthrough import _route
 from pymta.delivery.deliver import completed_line, host_field
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.lognames import log_name_parts
 from pymta.log import log_selected
 from pymta.logevents import Delivery
 from pymta.smtp import client as smtp_client
@@ -107,7 +108,9 @@ def _deliver(config: Any, log: Any, spool_dir: str, ctx: Any, msgid: str,
         since = float(complete) if complete and log_selected(
             config, "queue_time_exclusive") else received
         for i, a in enumerate(addresses):
-            log.main(Delivery(name=a.address, router=str(a.router or ""),
+            name, parents, original = log_name_parts(config, a)
+            log.main(Delivery(name=name, parents=parents, original=original,
+                              router=str(a.router or ""),
                               transport=transport.name, first=i == 0, host=host_field(a),
                               confirmation=final.text, sender=message.sender,
                               return_path=held.sender, size=written, host_port=host.port,

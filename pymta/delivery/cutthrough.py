@@ -27,6 +27,7 @@ from typing import Any
 from pymta.address import Address, Host
 from pymta.delivery.deliver import host_field
 from pymta.delivery.job import DeliveryJob
+from pymta.delivery.lognames import log_name_parts
 from pymta.delivery.outcome_events import cutthrough_delivered
 from pymta.logevents import Delivery
 from pymta.routing import route_address
@@ -134,7 +135,9 @@ class SmtpCutthrough:
         for route in reversed(self.routes):
             a = route.address
             msg = self.job.message
-            line = Delivery(name=a.address, router=str(a.router or ""),
+            name, parents, original = log_name_parts(self.config, a)
+            line = Delivery(name=name, parents=parents, original=original,
+                            router=str(a.router or ""),
                             transport=self.transport.name, host=host_field(a),
                             confirmation=confirmation, cutthrough=True,
                             sender=msg.sender,    # no P= on a >> line (as exim4)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 from pymta.address import Address
 from pymta.config.values import main_option
 from pymta.debuglog import debug
-from pymta.delivery import outcome_events, warning
+from pymta.delivery import lognames, outcome_events, warning
 from pymta.delivery import retry as retrymod
 from pymta.delivery.bounce import (
     auto_thaw_due,
@@ -1210,55 +1210,13 @@ class MessageDelivery:
             authenticator=a.authenticator, auth_id=a.auth_id)
 
     def _logged_parents(self, a: Address) -> tuple[str, ...]:
-        """The addresses between ``a`` and its original recipient that its log lines
-        show in parentheses: all of them with log_selector +all_parents, else the
-        nearest one for a pipe, file or autoreply (Exim's rule)."""
-        parents = intermediate_parents(a)
-        if log_selected(self.config, "all_parents"):
-            return parents
-        return parents[:1] if a.kind != "address" else ()
+        return lognames.logged_parents(self.config, a)
 
     def _log_address(self, a: Address) -> str:
-        """The address as a deferral or failure line names it (Exim's
-        string_log_address): see :meth:`_log_name_parts`, joined."""
-        shown, parents, original = self._log_name_parts(a)
-        return shown + (f" ({', '.join(parents)})" if parents else "") + \
-            (f" <{original}>" if original else "")
-
-    def _log_name_parts(self, a: Address) -> tuple[str, tuple[str, ...], str]:
-        """How log lines name ``a``: the address shown, the parents shown in
-        parentheses, and the original recipient shown in <> ("" for none).  The address
-        is the local part without its affixes (with them when the transport put them in
-        an envelope: rcpt_include_affixes), lower-cased unless the router has
-        caseful_local_part, at the domain; the original is shown unless it is the same
-        address (a difference of case in the local part counts); a pipe, file or
-        autoreply shows what it is, and always its original."""
-        parents = self._logged_parents(a)
-        top = a.top_parent().address
-        if a.kind != "address":
-            return a.address, parents, top if a.parent else ""
-        if not a.domain:
-            return a.address, parents, top if a.parent else ""
-        shown = f"{self._logged_local_part(a)}@{a.domain}"
-        local, top_local = shown.rpartition("@")[0], top.rpartition("@")[0]
-        if shown.lower() == top.lower() and local == top_local and (
-                a.parent is None or a.parent is a.top_parent()
-                or not log_selected(self.config, "all_parents")):
-            return shown, parents, ""
-        return shown, parents, top
+        return lognames.log_address(self.config, a)
 
     def _logged_local_part(self, a: Address) -> str:
-        lp = a.unaffixed_local_part()
-        router = self._router_obj(a.router)
-        if router is None or not router.flag("caseful_local_part"):
-            lp = lp.lower()
-        inst = getattr(self.config, "transports", {}).get(a.transport) if a.transport \
-            else None
-        # as Exim: with the affixes when the transport put them in an envelope
-        if inst is not None and inst.obj.opt("rcpt_include_affixes") and (
-                inst.driver in ("smtp", "lmtp") or inst.obj.opt("use_bsmtp")):
-            lp = f"{a.prefix}{lp}{a.suffix}"
-        return lp
+        return lognames.logged_local_part(self.config, a)
 
     def _delivered_name(self, a: Address) -> tuple[str, str]:
         """How a successful delivery names the address, and the original recipient
@@ -1275,7 +1233,7 @@ class MessageDelivery:
         router = self._router_obj(a.router)
         if self._is_local(a) and router is not None and router.flag("log_as_local"):
             return self._logged_local_part(a), top.address
-        shown, _, original = self._log_name_parts(a)
+        shown, _, original = lognames.log_name_parts(self.config, a)
         return shown, original
 
     def _queue_time(self, exclusive: bool = False) -> float:
@@ -1544,17 +1502,6 @@ def host_field(a: Address) -> str:
     if not h.address:
         return f"H={h.name}"
     return f"H={h.name} [{h.address}]" + ("*" if a.continued_connection else "")
-
-
-def intermediate_parents(a: Address) -> tuple[str, ...]:
-    """The addresses between ``a`` and its original recipient, nearest first (what
-    log_selector +all_parents adds to a delivery line)."""
-    out = []
-    p = a.parent
-    while p is not None and p.parent is not None:
-        out.append(p.address)
-        p = p.parent
-    return tuple(out)
 
 
 def completed_line(config: Any, queue_time: float) -> str:

@@ -27,11 +27,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
+from pymta.acl.callout_hold import HoldDeliverer
 from pymta.caller import caller_is_trusted, qualify, qualify_domains, untrusted_may_set_sender
 from pymta.debuglog import SELECTOR_BITS, debug
 from pymta.log import one_line
 from pymta.originator import caller_originator
 from pymta.smtp.actions import Close, ReadBytes, SendReply, StartTls
+from pymta.smtp.cutthrough_api import CutthroughOpener
 from pymta.smtp.session import SmtpSession, finish_session, prepare_session, start_session
 from pymta.spool.hostaddr import parse_address_port
 from pymta.taint import taint
@@ -174,7 +176,9 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
                       local_caller: LocalCaller | None = None,
                       notify: Callable[[str], Any] | None = None,
                       overrides: HostOverrides | None = None,
-                      callouts: bool = False) -> None:
+                      callouts: bool = False,
+                      cutthrough_opener: CutthroughOpener | None = None,
+                      hold_deliverer: HoldDeliverer | None = None) -> None:
     """One SMTP session on ``stdin``/``stdout`` (binary streams).
 
     ``host`` = (ip, port) makes it a -bh host-checking session (nothing is spooled);
@@ -183,6 +187,9 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
     -bs, only pass them for a trusted caller); with -bs an ``overrides.host_address``
     makes the session one from that host.
     A -bh session skips verification callouts unless ``callouts`` (-bhc).
+    ``cutthrough_opener`` and ``hold_deliverer`` let a -bs session deliver by cutthrough
+    and deliver down a held callout connection, as the daemon's sessions do (and Exim's
+    -bs).
     """
     checking = host is not None
     caller = None if checking else (local_caller or LocalCaller.current(config))
@@ -192,6 +199,9 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
     session = SmtpSession(config, log, peer, interface, None if checking else notify)
     session.host_checking = checking
     session.host_checking_callouts = callouts
+    if not checking:
+        session.cutthrough_opener = cutthrough_opener
+        session.hold_deliverer = hold_deliverer
     if caller is not None and remote is None:
         session.set_local_caller(caller)
     elif caller is not None:

@@ -95,6 +95,9 @@ class Address:
     unseen_level: int = 0
     # The last router deferred it for bad data it was given (Exim's router ERROR).
     router_error: bool = False
+    # It failed because its retry time ran out (or no retry rule matched): in a bounce
+    # message, such a failure is dropped ("error ignored"), not frozen.
+    retry_timedout: bool = False
     # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the
     # log) and the remote's final reply (for C= / bounce text).
     result: str | None = None

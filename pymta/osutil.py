@@ -10,6 +10,7 @@ import grp
 import ipaddress
 import os
 import pwd
+import signal
 import socket
 from typing import Any, Iterator
 
@@ -188,6 +189,28 @@ def become_user_in_child(ids: tuple[int, int] | None,
         os.setgroups(groups or [])
         os.setresgid(ids[1], ids[1], ids[1])
         os.setresuid(ids[0], ids[0], ids[0])
+
+
+def kill_process_group(pid: int) -> None:
+    """SIGKILL the process group a command leads (become_user_in_child made it one), and
+    so whatever it started.  A command running as another user can be killed only as
+    root: a process running as the Exim user with a saved uid 0 takes root back for it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        return
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        if os.geteuid() == 0 or 0 not in os.getresuid():
+            return
+    euid = os.geteuid()
+    try:
+        os.seteuid(0)
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.seteuid(euid)
 
 
 #: Test-only: a fixed load average for the whole process (see :func:`load_average`).

@@ -119,7 +119,7 @@ def parse_verify_options(kind: str, opts: list[str]) -> VerifyOptions:
 class AddressVerdict:
     """The outcome of verifying one address.
 
-    ``status`` is "ok", "fail", "defer" or "error" (a router's bad data); ``failure`` the word for
+    ``status`` is "ok", "fail" or "defer"; ``failure`` the word for
     ``$sender_verify_failure`` / ``$recipient_verify_failure``; ``user_text`` what the
     client is told (for a sender: the lines after ``head``); ``log_text`` the detail for
     the log (None: the same as ``user_text``); ``head`` the first line of a sender
@@ -132,6 +132,8 @@ class AddressVerdict:
     log_text: str | None = None
     head: str | None = None
     plain_reply: bool = False     # the client gets the ACL's text, not user_text
+    #: (text, address) of routers' ``self = freeze``, for the log (RouteResult.self_frozen)
+    self_frozen: tuple[tuple[str, str], ...] = ()
 
 
 def _expand(text: str, ctx: ExpandContext) -> str:
@@ -289,13 +291,12 @@ def _verify_address(config: Any, ctx: ExpandContext, kind: str, address: str,
         _keep_address_data(ctx, role, rr)
     if status == "defer":
         deferred = next(iter(getattr(rr, "deferred", None) or []), None)
-        if deferred is not None and deferred.router_error:
-            return AddressVerdict("error", "", message)     # Exim: an ACL error
-        if deferred is not None and deferred.user_message:
+        if deferred is not None and deferred.user_message and not deferred.router_error:
             # a redirection's ":defer: text": the client and the log get the text
             return AddressVerdict("defer", "", deferred.user_message,
                                   deferred.user_message)
-        return AddressVerdict("defer", "", message)
+        return AddressVerdict("defer", "", message,
+                              self_frozen=tuple(getattr(rr, "self_frozen", ())))
     if status != "accept":
         text = message or "Unrouteable address"
         if role == "sender" and opts.no_details:

@@ -63,6 +63,7 @@ from pymta.expand.context import ExpandContext, set_default_acl_runner
 from pymta.expand.errors import ExpandDefer, ExpandFail
 from pymta.expand.extra_items import AUTHRES_SPF
 from pymta.expand.lists import split_list, word_in_list
+from pymta.expand.variables import lookup_variable
 from pymta.hints.ratelimit import RatelimitDB
 from pymta.hints.seen import SeenDB
 from pymta.hostname import NO_HOST_NAME, HostLookupDeferred
@@ -1061,24 +1062,29 @@ class _Runner:
             verdict = addrverify.verify_address(self.config, self.ctx, what, address, vopts,
                                                 self._callouts_skipped(),
                                                 getattr(self.session, "callout_hold", None))
-            if cache is not None and verdict.status not in ("defer", "error"):
+            if cache is not None:
                 cache[key] = verdict
+            self._log_self_frozen(verdict)
         self.ctx.variables[f"{what}_verify_failure"] = verdict.failure
         if verdict.status == "ok":
             return True
         self.ctx.variables["acl_verify_message"] = verdict.user_text
-        if verdict.status == "error":
-            # a router's bad data: deferred, the router's text logged, the default 451
-            raise AclDefer(verdict.user_text)
         if verdict.status == "defer":
             callout = verdict.log_text is not None
             if vopts.defer_ok or (callout and vopts.callout is not None
                                   and vopts.callout.defer_ok):
+                if debug.acl:
+                    debug.printf("verify defer overridden by "
+                                 + ("defer_ok" if vopts.defer_ok else "callout_defer_ok"))
                 return True
             if not callout:
-                raise AclDefer(f"{what} verify defer for <{address}>: "
-                               f"{verdict.user_text}".rstrip(": "),
-                               f"Could not complete {what} verify")
+                # As Exim: the router's text is the recipient's reason; a sender's is
+                # logged on a line of its own when the command is refused; the client
+                # gets the default 451 either way.
+                if what == "recipient":
+                    raise AclDefer(verdict.user_text)
+                self._sender_verify_failed(address, verdict, reuse)
+                raise AclDefer("Could not complete sender verify")
             if what == "sender":
                 self._log("warn", f"sender verify defer for <{address}>: {verdict.log_text}")
                 raise AclDefer(verdict.user_text, verdict.user_text)
@@ -1087,15 +1093,35 @@ class _Runner:
             # verify = recipient/quota: Exim gives the client no verify text.
             self.cond_log = verdict.log_text
             return False
-        self.verify_failed = what
+        if what == "sender":
+            self._sender_verify_failed(address, verdict, reuse)
+        else:
+            self.verify_failed = what
+            self.verify_address = address
+            self.verify_message = verdict.user_text
+            self.verify_log, self.verify_head = verdict.log_text, verdict.head
+        if what == "recipient" and verdict.log_text is not None:
+            self.cond_log = verdict.log_text
+        return False
+
+    def _log_self_frozen(self, verdict: addrverify.AddressVerdict) -> None:
+        """The line Exim writes when a router's ``self = freeze`` stops a verification."""
+        fullhost = lookup_variable("sender_fullhost", self.ctx)
+        for text, address in verdict.self_frozen:
+            where = f"verifying <{address}> from host {fullhost}" if fullhost \
+                else f"routing <{address}>"
+            self._log("main", f"{text} (while {where})")
+
+    def _sender_verify_failed(self, address: str, verdict: addrverify.AddressVerdict,
+                              reuse: bool) -> None:
+        """Remember a sender verification that failed or deferred, for the reply and the
+        "sender verify fail/defer for" log line written when the command is refused."""
+        self.verify_failed = "sender"
         self.verify_address = address
         self.verify_message = verdict.user_text
         self.verify_log, self.verify_head = verdict.log_text, verdict.head
         if reuse and getattr(self.session, "sender_verify_reported", False):
             self.verify_head = ""       # told once: now only "Sender verify failed"
-        if what == "recipient" and verdict.log_text is not None:
-            self.cond_log = verdict.log_text
-        return False
 
     # -------------------------------------------------------------- header/host verify
     def _verify_failed(self, text: str) -> bool:

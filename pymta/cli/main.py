@@ -374,11 +374,12 @@ def do_bt(opts: CliOptions, verify: bool | str) -> int:
         sender = f"{_login_name()}@{qualify_domain(config)}"
     worst = 0
     # -bt shows log lines on standard error, as Exim does in address-test mode
-    log = Logger(config) if verify else StderrLog()
+    log = Logger(config) if verify else StderrLog("address_rewrite")
+    notes = Logger(config) if verify else StderrLog()
     delivered: set[tuple[str, str]] = set()      # -bt marks a repeated delivery
     for addr in opts.args:
         ctx = ExpandContext(config, {"sender_address": sender})
-        text, code = test_address(config, addr, ctx, verify=verify, log=log,
+        text, code = test_address(config, addr, ctx, verify=verify, log=log, notes=notes,
                                   delivered=delivered)
         _write(text)
         worst = max(worst, int(code))
@@ -386,10 +387,14 @@ def do_bt(opts: CliOptions, verify: bool | str) -> int:
 
 
 class StderrLog:
-    """Where -bt's log lines go: standard error, in Exim's "LOG:" form."""
+    """Where -bt's log lines go: standard error, in Exim's "LOG:" form, with the name
+    of the log_selector item that asked for them (rewrites: "address_rewrite")."""
+
+    def __init__(self, selector: str = "") -> None:
+        self.prefix = f"LOG: {selector} MAIN" if selector else "LOG: MAIN"
 
     def main(self, text: str, msgid: str | None = None) -> None:
-        sys.stderr.write(f"LOG: address_rewrite MAIN\n  {text}\n")
+        sys.stderr.write(f"{self.prefix}\n  {text}\n")
 
     def panic(self, text: str, msgid: str | None = None) -> None:
         sys.stderr.write(f"LOG: MAIN PANIC\n  {text}\n")

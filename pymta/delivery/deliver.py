@@ -220,7 +220,9 @@ class MessageDelivery:
         self.journal_file = Journal(spool_dir, msg.id)
         self.journal_error: OSError | None = None   # set once a -J write has failed
         self.unjournaled: list[str] = []     # finished, but not yet in -J
-        self.freeze_reason: str | None = None
+        #: set when this delivery freezes the message: what the "Frozen" line adds
+        #: (Exim's frozen_info: "" for a router's or transport's freeze)
+        self.frozen_info: str | None = None
         self.process_ids = (os.geteuid(), os.getegid())
         self._context: ExpandContext | None = None
         self.ignore_errors = False
@@ -365,8 +367,7 @@ class MessageDelivery:
         if system.error is not None:
             self._log(f"Error in system filter: {system.error}")
             self.log.panic(f"Error in system filter: {system.error}", msg.id)
-            self.freeze_reason = "error in system filter"
-            return self._finish()
+            return self._finish()           # as Exim: not frozen, tried again next time
         originals = self._system_filter_decision(system)
         if originals is None:
             return self._finish()
@@ -535,7 +536,7 @@ class MessageDelivery:
             if result is None:
                 continue
             if result.freeze:
-                self.freeze_reason = result.deferred[0].message if result.deferred else None
+                self.frozen_info = ""
             events.extend(result.sequence)
             self._router_notes(result)
             if not result.deferred and not result.failed and not self.first_delivery:
@@ -626,6 +627,8 @@ class MessageDelivery:
     def _router_notes(self, result: Any) -> None:
         """Log what the routers noted (skip_syntax_errors) and send their reports
         (syntax_errors_to), with the null sender, like a bounce."""
+        for text, _address in result.self_frozen:
+            self._log(text)
         for text in result.notes:
             self._log(text)
         for to, text in result.reports:
@@ -662,14 +665,16 @@ class MessageDelivery:
             a.basic_errno = -1
         key = a.retry_key or f"R:{a.domain}"
         subject = key[2:]
-        if self._apply_retry(a, key, subject, a.domain):
-            self._fail(a, routing=True)
-            return
+        message = a.message
+        timed_out = self._apply_retry(a, key, subject, a.domain)
+        a.message = message
         self.deferred.append(a)
         metrics.deferred("")
         text = Deferral(self._log_address(a), a.basic_errno, f": {a.message}",
                         router=str(a.router) if a.router else "").text()
         self._log("== " + text, text, about=a)
+        if timed_out:
+            self._retry_timed_out(a)
 
     # ------------------------------------------------------------------ retry hints
     def _apply_retry(self, a: Address, key: str, subject: str, alt_domain: str | None) -> bool:
@@ -1153,7 +1158,7 @@ class MessageDelivery:
             if a.freeze and a.result != "ok":
                 # the transport asked for the message to be frozen (a pipe's
                 # freeze_exec_fail / freeze_signal)
-                self.freeze_reason = a.message
+                self.frozen_info = ""
             if a.result == "ok":
                 self._delivered(a, first_ok)
                 first_ok = False
@@ -1274,11 +1279,16 @@ class MessageDelivery:
         a.message = message
         self._defer_logged(a)
         if timed_out:
-            self.deferred.remove(a)
-            a.result, a.message = "fail", RETRY_TIMEOUT
-            self._log(f"** {a.log_name()}: {RETRY_TIMEOUT}")
-            metrics.failed(str(a.transport) if a.transport else "")
-            self.failed.append(a)
+            self._retry_timed_out(a)
+
+    def _retry_timed_out(self, a: Address) -> None:
+        """A deferred address whose retry time is over (or that no retry rule covers)
+        fails, on a line of its own after the deferral's, as in Exim 4.96."""
+        self.deferred.remove(a)
+        a.result, a.message, a.retry_timedout = "fail", RETRY_TIMEOUT, True
+        self._log(f"** {a.log_name()}: {RETRY_TIMEOUT}")
+        metrics.failed(str(a.transport) if a.transport else "")
+        self.failed.append(a)
 
     def _defer_logged(self, a: Address) -> None:
         self.deferred.append(a)
@@ -1370,11 +1380,16 @@ class MessageDelivery:
                 continue
             to = bounce_recipient(a, self.msg)
             if to is None:
-                if self.ignore_errors or (a.errors_address == "" and self.msg.sender):
+                # a bounce's failure is dropped when its retry time ran out (Exim)
+                if self.ignore_errors or (a.errors_address == "" and self.msg.sender) \
+                        or (a.retry_timedout and not self.msg.sender):
                     self._log(f"{a.address}: error ignored")
                     self._journal(a.unique)
                 else:
-                    self.freeze_reason = "delivery error message"
+                    self.frozen_info = (" (message created with -f <>)"
+                                        if "local" in self.msg.flags
+                                        and "localerror" not in self.msg.flags
+                                        else " (delivery error message)")
                 continue
             groups.setdefault(to, []).append(a)
         for to, addrs in groups.items():
@@ -1404,7 +1419,7 @@ class MessageDelivery:
         for r in msg.pending_recipients():
             if r.address not in pending_tops:
                 msg.nonrecipients.add(r.address)
-        if self.freeze_reason is not None:
+        if self.frozen_info is not None:
             msg.frozen_at = self.now
         # a deferred delivery the system filter set up: the filter runs again next time
         filter_pending = any(a.top_parent().address == SYSTEM_FILTER and
@@ -1437,8 +1452,10 @@ class MessageDelivery:
         if self.unjournaled:
             self.log.panic("finished addresses missing from -J recorded in -H: "
                            + ", ".join(self.unjournaled), msg.id)
-        if self.freeze_reason is not None:
-            self._log(f"Frozen ({self.freeze_reason})")
+        if self.frozen_info is not None:
+            if "localerror" not in msg.flags:
+                self._freeze_tell(self.frozen_info, by_filter=False)
+            self._log(f"Frozen{self.frozen_info}")
             self.outcome.status = "frozen"
         return self.outcome
 
@@ -1446,7 +1463,7 @@ class MessageDelivery:
     def _freeze_tell(self, reason: str | None, by_filter: bool) -> None:
         """freeze_tell: tell the administrators (not for a bounce: it could loop)."""
         to = freeze_tell_recipients(self.config)
-        if not to or not self.msg.sender:
+        if not to or "localerror" in self.msg.flags:
             return
         pending = [r.address for r in self.msg.pending_recipients()]
         data = build_freeze_notice(self.config, self.msg, to, pending, reason, by_filter,

@@ -34,8 +34,7 @@ def build_freeze_notice(config: Any, msg: SpoolMessage, recipients: list[str],
         if reason:
             out.append(f"{reason}.\n")
     else:
-        out.append(f"Message {msg.id} has been frozen"
-                   + (f" ({reason})" if reason else "") + ".\n")
+        out.append(f"Message {msg.id} has been frozen{reason or ''}.\n")
     out.append(f"The sender is <{msg.sender}>.\n\n"
                "The following address(es) have yet to be delivered:\n")
     out += [f"  {a}\n" for a in pending]

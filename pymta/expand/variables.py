@@ -165,6 +165,23 @@ def _sender_host_name(ctx: Any) -> str:
         return ""
 
 
+def _sender_fullhost(ctx: Any) -> str:
+    """$sender_fullhost: the client as the log's H= names it, "name (helo) [ip]" (with
+    ":port" under log_selector incoming_port); empty for a local message."""
+    from pymta.log import log_selected
+    from pymta.logevents import host_field
+    v = ctx.variables
+    ip = v.get("sender_host_address")
+    if not ip:
+        return ""
+    port = v.get("sender_host_port")
+    text = host_field(str(ip), v.get("sender_host_name") or "", v.get("sender_helo_name") or "",
+                      int(port) if str(port or "").isdigit() else None,
+                      ctx.config is not None and log_selected(ctx.config, "incoming_port"))
+    return Tainted(text) if any(isinstance(v.get(n), Tainted) for n in
+                                ("sender_host_name", "sender_helo_name")) else text
+
+
 def lookup_variable(name: str, ctx: Any) -> str | None:
     """Return the value of ``$name`` or None when the variable does not exist."""
     v = ctx.variables.get(name)
@@ -252,6 +269,8 @@ def lookup_variable(name: str, ctx: Any) -> str | None:
             return Tainted(part) if isinstance(sender, Tainted) else part
     if name == "compile_date":
         return _compile_date()
+    if name == "sender_fullhost":
+        return _sender_fullhost(ctx)
     if name in KNOWN_VARIABLES:
         return ""
     return None

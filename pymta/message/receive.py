@@ -428,6 +428,8 @@ def prepare_message(config: Any, envelope: Envelope,
     flags = {"deliver_firsttime"}
     if local_sender:
         flags.add("local")
+    if env.bounce_reference:
+        flags.add("localerror")         # made by the MTA (Exim's -E): no freeze_tell
     if env.is_local_submission or env.allow_unqualified_sender:
         flags.add("allow_unqualified_sender")
     if env.is_local_submission or env.allow_unqualified_recipient:

@@ -48,6 +48,8 @@ class RouterReply:
     error: bool = False
     #: a deferral's text meant for the sender (":defer: text")
     user_message: str | None = None
+    #: ``self = freeze``: "<why>: <domain>", for the log line Exim writes then
+    self_frozen: str | None = None
 
 
 _TRUE = {"true", "yes", "1", ""}

@@ -73,11 +73,12 @@ def format_test_result(config: Any, address: str, result: Any,
 
 def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
                  verify: Any = False, log: RewriteLog | None = None,
-                 delivered: Delivered | None = None) -> tuple[str, int]:
+                 delivered: Delivered | None = None,
+                 notes: RewriteLog | None = None) -> tuple[str, int]:
     """Route ``address`` as ``exim -bt`` does (``exim -bv`` when ``verify`` is true, or
     "sender" for ``-bvs``); return (output text, exit code).  The rewrite section is
     applied first (as a recipient, or as a sender for ``-bvs``), rewrites going to
-    ``log``.
+    ``log``; a router's ``self = freeze`` is reported to ``notes``, as Exim logs it.
 
     Exit code 0 when everything routed, 1 when something deferred, 2 when something failed.
     """
@@ -100,6 +101,9 @@ def test_address(config: Any, address: str, ctx: ExpandContext | None = None,
     else:
         result = route_address(config, addr, ctx, verify=False, address_test=True)
         text, code = format_test_result(config, address, result, delivered)
+    if notes is not None:
+        for note, frozen in result.self_frozen:
+            notes.main(f"{note} (while routing <{frozen}>)")
     return prefix + text, code
 
 

@@ -41,8 +41,9 @@ from pymta.drivers import register
 from pymta.match import match_host
 from pymta.routing import hosts as hostmod
 from pymta.routing import support
-from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
+from pymta.routing.base import ACCEPT, DECLINE, DEFER, PASS, Router, RouterReply
 from pymta.routing.options import router_options
+from pymta.routing.selfhost import self_action
 from pymta.truth import exim_true
 
 # Outcomes of a DNS query (Exim's DNS_SUCCEED / DNS_NOMATCH / DNS_NODATA / DNS_AGAIN).
@@ -59,8 +60,6 @@ MSG_NO_SERVICE = "an MX or SRV record indicated no SMTP service"
 MSG_MX_MISSING = "all relevant MX records point to non-existent hosts"
 MSG_MX_TO_IP = " or (invalidly) to IP addresses"
 MSG_FAIL_DEFER = "missing MX, or all MXs point to missing A records, and defer requested"
-MSG_SELF_MX = "lowest numbered MX record points to local host"
-MSG_SELF_HOST = "remote host address is the local host"
 MSG_INSECURE = "host lookup done insecurely"
 
 _pattern_cache: dict[str, re.Pattern | None] = {}
@@ -439,7 +438,7 @@ class DnslookupRouter(Router):
         addr.transport = transport
         ctx.variables["lookup_dnssec_authenticated"] = result.dnssec
         if result.status == FOUND_LOCAL:
-            reply = self._self_action(addr, result.hosts[0])
+            reply = self_action(self, addr, result.hosts[0])
             if reply is not None:
                 return reply
         elif self.flag("check_secondary_mx") and not result.local_removed:
@@ -503,24 +502,3 @@ class DnslookupRouter(Router):
         mctx = ctx.child()
         return lambda h: match_host(h.address, None, expanded, mctx, expand=False,
                                     data_var="", shown_as=h.address)
-
-    def _self_action(self, addr: Address, host: Host) -> RouterReply | None:
-        """The ``self`` option when a most preferred host is this host; None = carry on
-        (``self = send``)."""
-        message = MSG_SELF_MX if host.mx >= 0 else MSG_SELF_HOST
-        action = str(self.opt("self") or "freeze").strip()
-        if action == "send":
-            return None
-        if action == "pass":
-            addr.hosts, addr.transport = [], None
-            return RouterReply(PASS)
-        if action == "fail":
-            return RouterReply(FAIL, message)
-        if action.startswith("reroute:"):
-            dom = action[len("reroute:"):].strip()
-            if dom.startswith("rewrite:"):
-                dom = dom[len("rewrite:"):].strip()
-            addr.hosts, addr.transport = [], None
-            child = Address(f"{quote_local_part(addr.local_part)}@{dom}", parent=addr)
-            return RouterReply(ACCEPT, children=[child])
-        return RouterReply(DEFER, message, freeze=(action != "defer"))

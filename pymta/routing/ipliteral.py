@@ -48,5 +48,5 @@ class IpliteralRouter(Router):
         addr.hosts = [host]
         addr.transport = self.transport_name(ctx)
         if hostmod.host_is_local(host, self.config):
-            return self_action(self, addr)
+            return self_action(self, addr, host) or RouterReply(ACCEPT)
         return RouterReply(ACCEPT)

@@ -135,7 +135,7 @@ class ManualrouteRouter(Router):
                     hosts = hosts[:i]
                     break
                 addr.hosts = hosts
-                return self._self_action(addr)
+                return self_action(self, addr, h) or RouterReply(ACCEPT)
         addr.hosts = hosts
         return RouterReply(ACCEPT)
 
@@ -156,9 +156,6 @@ class ManualrouteRouter(Router):
         if action == "fail":
             return RouterReply(FAIL, message)
         return RouterReply(DEFER, message, freeze=(action == "freeze"))
-
-    def _self_action(self, addr: Address) -> RouterReply:
-        return self_action(self, addr)
 
 
 def _transport_is_local(config: Any, name: str) -> bool:

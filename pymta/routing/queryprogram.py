@@ -14,7 +14,6 @@ import grp
 import os
 import pwd
 import re
-import signal
 import subprocess
 from typing import Any
 
@@ -23,7 +22,7 @@ from pymta.config.model import ConfigError
 from pymta.drivers import register
 from pymta.expand.command import CommandExpansionFailed, CommandTainted, command_argv
 from pymta.finduser import getpwnam
-from pymta.osutil import become_user_in_child, can_switch_ids
+from pymta.osutil import become_user_in_child, can_switch_ids, kill_process_group
 from pymta.routing import hosts as hostmod
 from pymta.routing import listed_hosts
 from pymta.routing.base import ACCEPT, DECLINE, DEFER, FAIL, PASS, Router, RouterReply
@@ -53,9 +52,6 @@ class QueryprogramRouter(Router):
         except _Refused as e:
             return RouterReply(DEFER, str(e))
         line, problem = self._run(argv)
-        if problem == "timeout":
-            return RouterReply(DEFER, f"command timed out in {self.name} router",
-                               freeze=True)
         if problem:
             return RouterReply(DEFER, problem)
         return self._interpret(addr, line, ctx)
@@ -84,7 +80,7 @@ class QueryprogramRouter(Router):
         return pw.pw_uid, gid
 
     def _run(self, argv: list[str]) -> tuple[str, str | None]:
-        """The command's first output line, or a reason it gave none ("timeout")."""
+        """The command's first output line, or why it gave none (Exim's words)."""
         try:
             ids = self._ids()
         except (KeyError, ValueError) as e:
@@ -105,16 +101,19 @@ class QueryprogramRouter(Router):
         try:
             out, _ = proc.communicate(timeout=timeout or None)
         except subprocess.TimeoutExpired:
+            kill_process_group(proc.pid)
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-            proc.communicate()
-            return "", "timeout"
-        if proc.returncode != 0:
-            return "", (f"command returned non-zero code {proc.returncode} in "
-                        f"{self.name} router")
-        text = out.decode("utf-8", "replace")
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass                # unkillable (another user's): not waited for
+            return "", f"{self.name} router: command timed out"
+        if proc.returncode > 0:
+            return "", f"{self.name} router: command returned non-zero code {proc.returncode}"
+        if proc.returncode < 0:
+            return "", f"{self.name} router: command killed by signal {-proc.returncode}"
+        text = out.decode("utf-8", "replace").strip()
+        if not text:
+            return "", f"{self.name} router: command failed to return data"
         return text.split("\n", 1)[0][:MAX_LINE].strip(), None
 
     # -- its answer ------------------------------------------------------------------

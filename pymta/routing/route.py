@@ -51,6 +51,10 @@ class RouteResult:
     #: what routers asked to be logged / sent (see RouterReply.notes and .report)
     notes: list[str] = field(default_factory=list)
     reports: list[tuple[str, str]] = field(default_factory=list)
+    #: (text, address) for each address a router froze for ``self``: Exim logs the text,
+    #: adding "(while verifying <address> from host ...)" or "(while routing <address>)"
+    #: outside a delivery
+    self_frozen: list[tuple[str, str]] = field(default_factory=list)
     # (status, address) for every final address in the order Exim processes them:
     # breadth first; a redirection's file/pipe items first, then its addresses last-first.
     sequence: list[tuple[str, Address]] = field(default_factory=list)
@@ -418,6 +422,8 @@ def route_address(config: ConfigView, addr: Address | str, ctx: ExpandContext | 
             if reply.user_message is not None:
                 a.user_message = reply.user_message
         result.notes.extend(reply.notes)
+        if reply.self_frozen is not None:
+            result.self_frozen.append((reply.self_frozen, a.address))
         if reply.report is not None:
             result.reports.append(reply.report)
         _queue_children(queue, generated, address_test)
@@ -527,6 +533,9 @@ def route_addresses(config: ConfigView, addrs: list[Address], ctx: ExpandContext
         total.discarded += r.discarded
         total.freeze = total.freeze or r.freeze
         total.sequence += r.sequence
+        total.notes += r.notes
+        total.reports += r.reports
+        total.self_frozen += r.self_frozen
     if total.failed:
         total.status, total.message = FAIL, total.failed[0].message
     elif total.deferred:

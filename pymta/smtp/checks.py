@@ -87,7 +87,7 @@ class AclChecks:
     def _reply(self, res: Any, where: str) -> Reply:
         code, text, own = acl_smtp_reply_parts(
             res, where, multiline="no_multiline_responses" not in self.controls)
-        if res.verify_failed == "sender" and res.verdict not in ("accept", "discard", "defer"):
+        if res.verify_failed == "sender" and res.verdict not in ("accept", "discard"):
             self.sender_verify_reported = True      # see _Runner._verify_address (acl)
         if res.verdict == "drop":
             self.notquit_reason = "acl-drop"
@@ -96,12 +96,14 @@ class AclChecks:
     def _log_reject(self, what: str, res: Any, with_sender: bool = True,
                     msgid: str | None = None) -> None:
         """``H=... F=<s> rejected RCPT <r>: msg`` style lines (mainlog + rejectlog)."""
+        deferred = res.verdict == "defer"
         if res.verify_failed == "sender" and res.verify_head != "" \
-                and log_selected(self.config, "sender_verify_fail"):
+                and (deferred or log_selected(self.config, "sender_verify_fail")):
             # verify_log "" (a cached callout result): Exim names only the address.
             detail = res.verify_message if res.verify_log is None else res.verify_log
             # mainlog and rejectlog, as Exim writes it (fail2ban may read either)
-            self.log.reject(f"{self.host_ident()} sender verify fail for "
+            self.log.reject(f"{self.host_ident()} sender verify "
+                            f"{'defer' if deferred else 'fail'} for "
                             f"<{res.verify_address}>" + (f": {detail}" if detail else ""))
         msg = res.log_message
         if msg is None and res.verify_failed == "sender":

@@ -8,12 +8,11 @@ standard input from a thread while its output is read.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from typing import Any, Callable
 
 from pymta.expand.command import command_argv
-from pymta.osutil import become_user_in_child
+from pymta.osutil import become_user_in_child, kill_process_group
 
 #: The status of a child that could not execute its command (Exim's convention).
 EXEC_FAILED = 127
@@ -50,13 +49,7 @@ def which(name: str, env: dict[str, str]) -> str | None:
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the command's whole process group (it may have started others)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
+    kill_process_group(proc.pid)
 
 
 def feed_stdin(write: Callable[[Any], Any], stdin: Any) -> str | None:

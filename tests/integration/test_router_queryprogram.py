@@ -83,7 +83,7 @@ def test_every_answer_as_exim_reports_it(tmp_path):
         assert (r.returncode, r.stdout) == (status, output), local_part
 
 
-def test_data_reaches_address_data_and_a_slow_command_freezes(tmp_path):
+def test_data_reaches_address_data_and_a_slow_command_defers(tmp_path):
     d = _daemon(tmp_path)
     r = d.run("-be", "x")        # the configuration loads
     assert r.returncode == 0
@@ -93,6 +93,7 @@ def test_data_reaches_address_data_and_a_slow_command_freezes(tmp_path):
     assert "=> plain@test.example R=q_plain T=t1" in d.log()
     d.submit_and_deliver("s@test.example", "slow@test.example", b"Subject: q\n\nhi\n")
     log = d.log()
-    assert "== slow@test.example R=q_slow defer (-1): command timed out in q_slow router" \
+    # as exim4 4.96: deferred, not frozen
+    assert "== slow@test.example R=q_slow defer (-1): q_slow router: command timed out" \
         in log, log
-    assert "Frozen (command timed out in q_slow router)" in log
+    assert "Frozen" not in log

@@ -552,3 +552,13 @@ def test_bh_vrfy_addresses_and_comments_match_exim_transcript(tmp_path):
     never closes is "unmatched doublequote"; MAIL's reply quotes the command without
     the parameters taken off its end."""
     _matches_exim_transcript(tmp_path, "vrfy_phrases")
+
+
+def test_bh_verify_defers_match_exim_transcript(tmp_path):
+    """Sender and recipient verification that routing defers (no callout): the
+    recipient's rejection is logged with the router's text, a sender's with "Could not
+    complete sender verify" after a line of its own ("sender verify defer for"), told
+    once per message (the result is reused, "using cached sender verify result"); the
+    client gets Exim's default 451 either way; defer_ok accepts, saying so in the
+    trace; a warn statement logs that it was skipped."""
+    _matches_exim_transcript(tmp_path, "verify_defer")

@@ -135,6 +135,9 @@ class Address:
     freeze: bool = False
     start_router: int = 0
     retry_key: str | None = None
+    # It failed because its retry period ran out (Exim's af_retry_timedout): a bounce
+    # message's address failing so is discarded ("error ignored"), not frozen.
+    retry_timedout: bool = False
     # The user/group a local transport runs as when its own ``user`` is unset: set from
     # the passwd entry found by check_local_user (Exim's uid/gid "set by router").
     uid: int | None = None

@@ -679,6 +679,7 @@ class MessageDelivery:
         rule = retrymod.find_retry_rule(self.config, subject, error, self.msg.sender,
                                         alt_domain=alt_domain)
         if rule is None:
+            a.retry_timedout = True
             return True     # no retry rule: temporary errors are permanent
         old = self.retry_db.get(key)
         rec = retrymod.compute_next(rule, old, self.now, basic_errno=a.basic_errno,
@@ -688,6 +689,7 @@ class MessageDelivery:
         if rec.expired or message_age(self.msg, self.now) > retrymod.final_cutoff(rule):
             if old is not None or not rule.rules or rec.expired:
                 a.message = f"{a.message}: {RETRY_TIMEOUT}" if a.message else RETRY_TIMEOUT
+                a.retry_timedout = True
                 return True
         return False
 
@@ -1370,7 +1372,10 @@ class MessageDelivery:
                 continue
             to = bounce_recipient(a, self.msg)
             if to is None:
-                if self.ignore_errors or (a.errors_address == "" and self.msg.sender):
+                # a bounce's address whose retries ran out is discarded, not frozen
+                # (Exim freezes a bounce only for a permanent failure)
+                if self.ignore_errors or a.retry_timedout or (
+                        a.errors_address == "" and self.msg.sender):
                     self._log(f"{a.address}: error ignored")
                     self._journal(a.unique)
                 else:

@@ -1,0 +1,59 @@
+"""What happens to locally delivered messages and their bounces when local deliveries
+go wrong, compared with Exim 4.96 (Debian's exim4, run with -odi on the same
+configuration and message; its log lines are quoted in each test)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from tests.support.daemon import PymtaDaemon
+
+SENDER = "s@test.example"
+
+CONFIG = """\
+primary_hostname = test.example
+qualify_domain = test.example
+spool_directory = SPOOL
+log_file_path = SPOOL/log/%slog
+begin routers
+r:
+  driver = accept
+  local_parts = u : s
+  transport = t
+begin transports
+t:
+  driver = pipe
+  {user}
+  {transport}
+"""
+
+
+def _mta(tmp_path: Path, transport: str) -> PymtaDaemon:
+    user = "user = nobody" if os.geteuid() == 0 else ""
+    d = PymtaDaemon(CONFIG.format(user=user, transport=transport), tmp_path / "mta")
+    d.prepare()
+    return d
+
+
+def _log(d: PymtaDaemon) -> list[str]:
+    """The main log without timestamps and message ids."""
+    return [re.sub(r"^\w{6}-\w{6}-\w{2} ", "", line.split(" ", 2)[2])
+            for line in d.log().splitlines()]
+
+
+def test_a_bounce_whose_delivery_times_out_is_discarded_not_frozen(tmp_path):
+    """With no retry rules a pipe's temporary failure times out at once.  The bounce
+    to the sender defers the same way; Exim 4.96 then discards it:
+        == s@test.example R=r T=t defer (0): Child process of t transport returned 75 ...
+        ** s@test.example: retry timeout exceeded
+        s@test.example: error ignored
+        Completed
+    (it freezes a bounce only for a permanent failure)."""
+    d = _mta(tmp_path, 'command = /bin/sh -c "exit 75"')
+    d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
+    lines = _log(d)
+    assert "** s@test.example: retry timeout exceeded" in lines, lines
+    assert lines[-2:] == ["s@test.example: error ignored", "Completed"], lines
+    assert not any(line.startswith("Frozen") for line in lines), lines
+    assert d.queue() == []

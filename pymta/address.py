@@ -138,6 +138,10 @@ class Address:
     # It failed because its retry period ran out (Exim's af_retry_timedout): a bounce
     # message's address failing so is discarded ("error ignored"), not frozen.
     retry_timedout: bool = False
+    # The transport deferred it for a fault of the configuration (Exim's PANIC return,
+    # e.g. a pipe command that does not expand): no retry hint, so it waits on the
+    # queue, never timing out into a bounce, and the deferral goes to the panic log.
+    panic: bool = False
     # The user/group a local transport runs as when its own ``user`` is unset: set from
     # the passwd entry found by check_local_user (Exim's uid/gid "set by router").
     uid: int | None = None

@@ -1251,7 +1251,7 @@ class MessageDelivery:
 
     def _transport_deferred(self, a: Address) -> None:
         h = a.host_used
-        if a.basic_errno == EximErrno.TRETRY or is_taint_error(a):
+        if a.basic_errno == EximErrno.TRETRY or is_taint_error(a) or a.panic:
             # max_parallel: tried again next time; a tainted file name or command is
             # the configuration's fault: no retry hint, so never a retry timeout and a
             # bounce, as in Exim (the message waits for the configuration to be fixed)
@@ -1291,8 +1291,8 @@ class MessageDelivery:
         if a.basic_errno <= RETRY_BASE:
             self._retry_defer_logged(text, a)
             return
-        if is_taint_error(a):
-            # Exim 4.96 also writes tainted-path deferrals to the paniclog
+        if is_taint_error(a) or a.panic:
+            # Exim 4.96 also writes tainted-path and other PANIC deferrals to the paniclog
             self.log.panic("== " + text, self.msg.id)
             self._msglog(text)
             return

@@ -38,15 +38,17 @@ GENERIC_TRANSPORT_OPTIONS: dict[str, OptionSpec] = generic_options("transport")
 class TransportError(Exception):
     """A problem that ends this delivery attempt for all the job's addresses.
 
-    ``result`` is "defer" or "fail"; ``errno`` goes to ``Address.basic_errno``.
+    ``result`` is "defer" or "fail"; ``errno`` goes to ``Address.basic_errno``;
+    ``panic`` marks a deferral that is the configuration's fault (``Address.panic``).
     """
 
     def __init__(self, message: str, result: str = "defer",
-                 errno: int = EximErrno.UNKNOWNERROR):
+                 errno: int = EximErrno.UNKNOWNERROR, panic: bool = False):
         super().__init__(message)
         self.message = message
         self.result = result
         self.errno = errno
+        self.panic = panic
 
 
 def expand(text: str, ctx: Any) -> str:

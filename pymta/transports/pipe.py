@@ -104,6 +104,8 @@ class PipeTransport(Transport):
             self._deliver(job)
         except TransportError as e:
             set_results(job.addresses, e.result, e.message, e.errno)
+            for a in job.addresses:
+                a.panic = e.panic
 
     # -- the command ----------------------------------------------------------
     def _argv(self, job: Any, ctx: Any) -> list[str]:
@@ -140,7 +142,11 @@ class PipeTransport(Transport):
         try:
             argv = command_argv(text, ctx, f"{self.name} transport", special)
         except CommandExpansionFailed as e:
-            raise TransportError(str(e), "defer", 0) from None
+            # Exim 4.96: the transport's own command failing to expand defers as the
+            # configuration's fault (PANIC); a filter's "|command" fails.
+            if address_pipe is not None and not self.opt("force_command"):
+                raise TransportError(str(e), "fail", 0) from None
+            raise TransportError(str(e), "defer", 0, panic=True) from None
         except CommandTainted as e:
             raise TransportError(str(e), "fail") from None
         if not argv or not argv[0]:
@@ -155,7 +161,8 @@ class PipeTransport(Transport):
                                  f"{self.name} transport failed (forced)", "defer", 0)
         except ExpandError as e:
             raise TransportError(f'Expansion of "{word}" from command "{command}" in '
-                                 f"{self.name} transport failed: {e}", "defer", 0)
+                                 f"{self.name} transport failed: {e}", "defer", 0,
+                                 panic=True)
 
     def _check_untainted(self, argv: list[str]) -> None:
         for n, arg in enumerate(argv):

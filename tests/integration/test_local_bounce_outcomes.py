@@ -57,3 +57,22 @@ def test_a_bounce_whose_delivery_times_out_is_discarded_not_frozen(tmp_path):
     assert lines[-2:] == ["s@test.example: error ignored", "Completed"], lines
     assert not any(line.startswith("Frozen") for line in lines), lines
     assert d.queue() == []
+
+
+def test_a_command_that_does_not_expand_waits_on_the_queue(tmp_path):
+    """A pipe command that fails to expand is the configuration's fault: Exim 4.96
+    defers the address (to the main and panic logs) with no retry hint, so it is not
+    timed out and bounced even with no retry rules:
+        == u@test.example R=r T=t defer (0): Expansion of "kill -9 $$" from command
+           "/bin/sh -c 'kill -9 $$'" in t transport failed: $ not followed by letter,
+           digit, or {
+    and nothing more."""
+    d = _mta(tmp_path, "command = /bin/sh -c 'kill -9 $$'")
+    d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
+    deferral = ("== u@test.example R=r T=t defer (0): Expansion of \"kill -9 $$\" from "
+                "command \"/bin/sh -c 'kill -9 $$'\" in t transport failed: $ not followed "
+                "by letter, digit, or {")
+    lines = _log(d)
+    assert lines[1:] == [deferral], lines
+    assert deferral in d.log("panic")
+    assert len(d.queue()) == 1

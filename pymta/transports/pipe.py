@@ -106,6 +106,8 @@ class PipeTransport(Transport):
             set_results(job.addresses, e.result, e.message, e.errno)
             for a in job.addresses:
                 a.panic = e.panic
+                # a command that could not be set up: Exim's bounce gives no reason
+                a.user_message = ""
 
     # -- the command ----------------------------------------------------------
     def _argv(self, job: Any, ctx: Any) -> list[str]:
@@ -251,6 +253,11 @@ class PipeTransport(Transport):
         with open(job.data_path, "rb") as data:    # opened while still privileged
             run = self._run(argv, env, ids, job, ctx, rp, data)
         self._outcome(job, argv, run)
+        for a in job.addresses:
+            # Whatever went wrong once the command was started (a status, a signal, a
+            # timeout...), Exim's bounce says only this; the details are in the log.
+            if a.result != "ok" and a.user_message is None:
+                a.user_message = "local delivery failed"
 
     def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any,
                               tf: TransportFilter | None = None):
@@ -385,7 +392,11 @@ class PipeTransport(Transport):
 
         if run.timed_out:
             result = "defer" if self.opt("timeout_defer") else "fail"
-            set_results(addrs, result, "pipe delivery process timed out", 0)
+            # what the command wrote before it was killed is returned, as by Exim 4.96
+            returned = bool((self.opt("return_output") or self.opt("return_fail_output"))
+                            and output and not null_sender)
+            self._finish(job, result, "pipe delivery process timed out", output, first_line,
+                         returned=returned)
             return
         if run.filter_failure is not None and not run.timed_out:
             failure = run.filter_failure
@@ -425,7 +436,7 @@ class PipeTransport(Transport):
         if status == 0:
             if self.opt("return_output") and output and not null_sender:
                 self._finish(job, "fail", "return message generated", output, first_line,
-                             failed=True, returned=True)
+                             failed=True, returned=True, generated=True)
                 return
             if self.opt("log_output") and first_line:
                 self._log_output(job, first_line)
@@ -451,14 +462,16 @@ class PipeTransport(Transport):
                      returned=returned)
 
     def _finish(self, job: Any, result: str, message: str, output: str, first_line: str,
-                *, freeze: bool = False, failed: bool = False, returned: bool = False) -> None:
+                *, freeze: bool = False, failed: bool = False, returned: bool = False,
+                generated: bool = False) -> None:
         if failed and first_line and (self.opt("log_output") or self.opt("log_fail_output")):
             self._log_output(job, first_line)
         set_results(job.addresses, result, message, 0)
         for a in job.addresses:
-            # The bounce says only this; the details are in the log (as Exim).
-            # (with the output returned, the bounce shows the output instead)
-            a.user_message = "" if returned else "local delivery failed"
+            # The bounce says only this; the details are in the log (as Exim), also
+            # above returned output.  A command that succeeded but wrote output
+            # (``generated``) is bounced with the output and no reason, as Exim does.
+            a.user_message = "" if generated else "local delivery failed"
             a.returned_output = output if returned else None
             if freeze:
                 a.freeze = True

@@ -76,3 +76,30 @@ def test_a_command_that_does_not_expand_waits_on_the_queue(tmp_path):
     assert lines[1:] == [deferral], lines
     assert deferral in d.log("panic")
     assert len(d.queue()) == 1
+
+
+def _bounce_reasons(d: PymtaDaemon) -> str:
+    """The bounce's report for u@test.example: its lines up to the next part."""
+    [bounce] = [p.read_text() for p in (d.spool / "input").glob("*-D")
+                if "u@test.example" in p.read_text()]
+    start = bounce.index("  u@test.example")
+    end = re.compile(r"\n--\d+-eximdsn-").search(bounce, start)
+    assert end is not None
+    return bounce[start:end.start()]
+
+
+def test_the_bounce_names_no_details_of_a_failed_command(tmp_path):
+    """Exim 4.96's bounce for a pipe delivery says "local delivery failed" whatever
+    went wrong after the command started (here a timeout), also above the output that
+    return_output sends back; a command that could not be set up (a tainted argument)
+    gets no reason at all.  The details are only in the log."""
+    d = _mta(tmp_path, 'command = /bin/sh -c "echo said something; sleep 5"\n'
+                       '  timeout = 1s\n  return_output')
+    d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
+    assert _bounce_reasons(d) == (
+        "  u@test.example\n    local delivery failed\n\n"
+        "The following text was generated during the delivery attempt:\n\n"
+        "------ u@test.example ------\n\nsaid something\n"), _log(d)
+    d = _mta(tmp_path / "taint", "command = /bin/echo $local_part")
+    d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
+    assert _bounce_reasons(d) == "  u@test.example\n", _log(d)

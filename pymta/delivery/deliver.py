@@ -277,11 +277,14 @@ class MessageDelivery:
                 return True
         return False
 
-    def _msglog(self, text: str) -> None:
+    def _msglog(self, text: str, stamp: bool = True) -> None:
         msglog = getattr(self.log, "msglog", None)
         if msglog is not None:
             try:
-                msglog(self.spool_dir, self.msg.id, text)
+                if stamp:
+                    msglog(self.spool_dir, self.msg.id, text)
+                else:
+                    msglog(self.spool_dir, self.msg.id, text, stamp=False)
             except OSError:
                 pass
 
@@ -459,7 +462,8 @@ class MessageDelivery:
         if result.status in (FREEZE, DEFER):
             if result.status == FREEZE:
                 self.msg.frozen_at = self.now
-                self._log(f"Frozen by the system filter: {result.message or ''}".rstrip(": "))
+                self._log_frozen(
+                    f"Frozen by the system filter: {result.message or ''}".rstrip(": "))
                 self.outcome.status = "frozen"
                 self._freeze_tell(result.message, by_filter=True)
             else:
@@ -1278,7 +1282,8 @@ class MessageDelivery:
         if timed_out:
             self.deferred.remove(a)
             a.result, a.message = "fail", RETRY_TIMEOUT
-            self._log(f"** {a.log_name()}: {RETRY_TIMEOUT}")
+            # main log only: Exim's message log has the deferral, not this line
+            self.log.main(f"** {a.log_name()}: {RETRY_TIMEOUT}", self.msg.id)
             metrics.failed(str(a.transport) if a.transport else "")
             self.failed.append(a)
 
@@ -1310,7 +1315,7 @@ class MessageDelivery:
                               self.msg.id)
         host = host_field(a) if show_transport and h is not None and h.address \
             and a.message else ""
-        self._log("** " + Failure(
+        text = Failure(
             self._log_address(a), a.message or "Unrouteable address",
             router=str(a.router) if show_router else "",
             transport=str(a.transport) if show_transport else "",
@@ -1319,7 +1324,11 @@ class MessageDelivery:
             host_port=h.port if host and h is not None else None,
             interface=a.sending_interface if host else None,
             deliver_time=(a.delivery_time or 0.0) if show_transport else 0.0,
-            ).text(self.config), about=a)
+            ).text(self.config)
+        # Exim's message log has the line without "** ", and "routing failed for" in
+        # front when no router is named
+        self._log("** " + text, f"routing failed for {text}"
+                  if routing and not show_router else text, about=a)
         metrics.failed(str(a.transport) if show_transport else "")
         self.failed.append(a)
 
@@ -1443,9 +1452,15 @@ class MessageDelivery:
             self.log.panic("finished addresses missing from -J recorded in -H: "
                            + ", ".join(self.unjournaled), msg.id)
         if self.freeze_reason is not None:
-            self._log(f"Frozen ({self.freeze_reason})")
+            self._log_frozen(f"Frozen ({self.freeze_reason})")
             self.outcome.status = "frozen"
         return self.outcome
+
+    def _log_frozen(self, text: str) -> None:
+        """Freezing: in the message log Exim 4.96 writes it as "*** Frozen ...", with no
+        time stamp."""
+        self.log.main(text, self.msg.id)
+        self._msglog("*** " + text, stamp=False)
 
 
     def _freeze_tell(self, reason: str | None, by_filter: bool) -> None:

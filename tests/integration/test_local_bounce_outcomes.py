@@ -103,3 +103,29 @@ def test_the_bounce_names_no_details_of_a_failed_command(tmp_path):
     d = _mta(tmp_path / "taint", "command = /bin/echo $local_part")
     d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
     assert _bounce_reasons(d) == "  u@test.example\n", _log(d)
+
+
+def _frozen_msglog(d: PymtaDaemon) -> list[str]:
+    """The message log of the (frozen) bounce, without time stamps."""
+    [bounce] = [p for p in (d.spool / "input").glob("*-H") if "\n<>\n" in p.read_text()]
+    msgid = bounce.name[:-2]
+    [path] = list(d.spool.glob(f"msglog/**/{msgid}"))
+    return [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", line)
+            for line in path.read_text().splitlines()]
+
+
+def test_a_frozen_bounce_s_message_log_as_exim_writes_it(tmp_path):
+    """Exim 4.96's message log has a failure without the "** " of the main log
+    ("routing failed for" in front when no router took the address) and the freezing
+    as "*** Frozen (...)" with no time stamp; the retry timeout line is main log only."""
+    d = _mta(tmp_path, 'command = /bin/sh -c "exit 3"')
+    d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
+    assert _frozen_msglog(d)[1:] == [
+        "s@test.example R=r T=t: Child process of t transport returned 3 from command: "
+        "/bin/sh",
+        "*** Frozen (delivery error message)"]
+    d = _mta(tmp_path / "unrouteable", 'command = /bin/sh -c "exit 3"')
+    d.submit_and_deliver("x@nowhere.example", "u@test.example", b"Subject: t\n\nbody\n")
+    assert _frozen_msglog(d)[1:] == [
+        "routing failed for x@nowhere.example: Unrouteable address",
+        "*** Frozen (delivery error message)"]

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import copy
 import os
+import pwd
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -1068,6 +1069,15 @@ class MessageDelivery:
         and the Received: line name it), as for a bounce."""
         from pymta.message.receive import Envelope, receive_message
         uid, gid, login = mta_identity(self.config) if from_mta else (None, None, None)
+        if not from_mta and os.geteuid() != os.getuid():
+            # A transport's message (autoreply, quota warning) comes from the user the
+            # delivery runs as: Exim's child process has it as its real uid, which gives
+            # U= and the Received: line ("from <login>").
+            uid, gid = os.geteuid(), os.getegid()
+            try:
+                login = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                login = str(uid)
         env = Envelope(sender="", recipients=recipients, protocol="local",
                        is_local_submission=True, sender_set_by_caller=True,
                        bounce_reference=reference, authenticated_sender=auth_sender,

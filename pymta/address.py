@@ -142,6 +142,9 @@ class Address:
     # e.g. a pipe command that does not expand): no retry hint, so it waits on the
     # queue, never timing out into a bounce, and the deferral goes to the panic log.
     panic: bool = False
+    # The addresses routed to the same place that were dropped as duplicates of this
+    # one (Exim's dupof): Envelope-to: names them too.
+    duplicates: list["Address"] = field(default_factory=list)
     # The user/group a local transport runs as when its own ``user`` is unset: set from
     # the passwd entry found by check_local_user (Exim's uid/gid "set by router").
     uid: int | None = None

@@ -546,14 +546,29 @@ class MessageDelivery:
             if not result.deferred and not result.failed and not self.first_delivery:
                 self._clear_retry(self._routing_keys(addr))
         events.sort(key=lambda ev: _depth(ev[1]))
+
+        def dup_key(a: Address) -> tuple[str, Any]:
+            return (a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}",
+                    a.transport)
+        # Of duplicates, Exim keeps the one routed last (the first recipient: they are
+        # routed last-first); the others are remembered for its Envelope-to:.
+        kept: dict[tuple[str, Any], Address] = {}
+        for status, a in reversed(events):
+            if status == "accept" and a.unique not in self.msg.nonrecipients:
+                key = dup_key(a)
+                if key not in self.seen:
+                    if key in kept:
+                        kept[key].duplicates.append(a)
+                    else:
+                        kept[key] = a
         routed: list[Address] = []
         for status, a in events:
             if status == "accept":
                 # The same address to the same transport is delivered once; an
                 # ``unseen`` router's copy goes to another transport and is kept.
-                key = (a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}",
-                       a.transport)
-                if a.unique in self.msg.nonrecipients or key in self.seen:
+                key = dup_key(a)
+                if a.unique in self.msg.nonrecipients or key in self.seen \
+                        or kept.get(key) is not a:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
                 self._dsn_lasthop(a)

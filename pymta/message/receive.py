@@ -443,6 +443,10 @@ def prepare_message(config: Any, envelope: Envelope,
     flags = {"deliver_firsttime"}
     if local_sender:
         flags.add("local")
+    if env.bounce_reference:
+        # made while delivering another message (bounce, warning, autoreply): Exim's
+        # child process for it gets -E, which marks it -localerror in -H
+        flags.add("localerror")
     if env.is_local_submission or env.allow_unqualified_sender:
         flags.add("allow_unqualified_sender")
     if env.is_local_submission or env.allow_unqualified_recipient:

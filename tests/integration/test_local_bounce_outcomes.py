@@ -129,3 +129,13 @@ def test_a_frozen_bounce_s_message_log_as_exim_writes_it(tmp_path):
     assert _frozen_msglog(d)[1:] == [
         "routing failed for x@nowhere.example: Unrouteable address",
         "*** Frozen (delivery error message)"]
+
+
+def test_a_bounce_is_marked_localerror_in_its_header_file(tmp_path):
+    """exim4 4.96 writes "-localerror" in the -H file of a message made while
+    delivering another (its child process gets -E): here the frozen bounce."""
+    d = _mta(tmp_path, 'command = /bin/sh -c "exit 3"')
+    d.submit_and_deliver(SENDER, "u@test.example", b"Subject: t\n\nbody\n")
+    [header] = list((d.spool / "input").glob("*-H"))
+    text = header.read_text()
+    assert "\n<>\n" in text and "\n-localerror\n" in text, text

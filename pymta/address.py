@@ -95,9 +95,6 @@ class Address:
     unseen_level: int = 0
     # The last router deferred it for bad data it was given (Exim's router ERROR).
     router_error: bool = False
-    # It failed because its retry time ran out (or no retry rule matched): in a bounce
-    # message, such a failure is dropped ("error ignored"), not frozen.
-    retry_timedout: bool = False
     # Set by the transport: "ok" | "defer" | "fail"; the host actually used (for H= in the
     # log) and the remote's final reply (for C= / bounce text).
     result: str | None = None
@@ -138,6 +135,16 @@ class Address:
     freeze: bool = False
     start_router: int = 0
     retry_key: str | None = None
+    # It failed because its retry period ran out (Exim's af_retry_timedout): a bounce
+    # message's address failing so is discarded ("error ignored"), not frozen.
+    retry_timedout: bool = False
+    # The transport deferred it for a fault of the configuration (Exim's PANIC return,
+    # e.g. a pipe command that does not expand): no retry hint, so it waits on the
+    # queue, never timing out into a bounce, and the deferral goes to the panic log.
+    panic: bool = False
+    # The addresses routed to the same place that were dropped as duplicates of this
+    # one (Exim's dupof): Envelope-to: names them too.
+    duplicates: list["Address"] = field(default_factory=list)
     # The user/group a local transport runs as when its own ``user`` is unset: set from
     # the passwd entry found by check_local_user (Exim's uid/gid "set by router").
     uid: int | None = None

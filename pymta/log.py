@@ -482,13 +482,15 @@ class Logger:
         finally:
             self._write("main", line, now, syslog=self.syslog_duplication)
 
-    def msglog(self, spool_dir: str, msgid: str, text: str) -> None:
+    def msglog(self, spool_dir: str, msgid: str, text: str, stamp: bool = True) -> None:
         """A time-stamped line in spool/msglog/ID (the message's own log); nothing when
-        message_logs is false."""
+        message_logs is false.  ``stamp`` False: the line as it is (Exim's "*** Frozen")."""
         if not self.message_logs:
             return
         now = time.time()
-        line = _timestamp(now, self.with_zone, self.millisec) + " " + one_line(text) + "\n"
+        line = one_line(text) + "\n"
+        if stamp:
+            line = _timestamp(now, self.with_zone, self.millisec) + " " + line
         from pymta.spool.files import msglog_path
         path = msglog_path(spool_dir, msgid)
         directory = os.path.dirname(path)

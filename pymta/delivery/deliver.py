@@ -11,6 +11,7 @@ import collections
 import contextlib
 import copy
 import os
+import pwd
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -279,11 +280,14 @@ class MessageDelivery:
                 return True
         return False
 
-    def _msglog(self, text: str) -> None:
+    def _msglog(self, text: str, stamp: bool = True) -> None:
         msglog = getattr(self.log, "msglog", None)
         if msglog is not None:
             try:
-                msglog(self.spool_dir, self.msg.id, text)
+                if stamp:
+                    msglog(self.spool_dir, self.msg.id, text)
+                else:
+                    msglog(self.spool_dir, self.msg.id, text, stamp=False)
             except OSError:
                 pass
 
@@ -460,7 +464,8 @@ class MessageDelivery:
         if result.status in (FREEZE, DEFER):
             if result.status == FREEZE:
                 self.msg.frozen_at = self.now
-                self._log(f"Frozen by the system filter: {result.message or ''}".rstrip(": "))
+                self._log_frozen(
+                    f"Frozen by the system filter: {result.message or ''}".rstrip(": "))
                 self.outcome.status = "frozen"
                 self._freeze_tell(result.message, by_filter=True)
             else:
@@ -542,14 +547,29 @@ class MessageDelivery:
             if not result.deferred and not result.failed and not self.first_delivery:
                 self._clear_retry(self._routing_keys(addr))
         events.sort(key=lambda ev: _depth(ev[1]))
+
+        def dup_key(a: Address) -> tuple[str, Any]:
+            return (a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}",
+                    a.transport)
+        # Of duplicates, Exim keeps the one routed last (the first recipient: they are
+        # routed last-first); the others are remembered for its Envelope-to:.
+        kept: dict[tuple[str, Any], Address] = {}
+        for status, a in reversed(events):
+            if status == "accept" and a.unique not in self.msg.nonrecipients:
+                key = dup_key(a)
+                if key not in self.seen:
+                    if key in kept:
+                        kept[key].duplicates.append(a)
+                    else:
+                        kept[key] = a
         routed: list[Address] = []
         for status, a in events:
             if status == "accept":
                 # The same address to the same transport is delivered once; an
                 # ``unseen`` router's copy goes to another transport and is kept.
-                key = (a.unique if a.kind != "address" else f"{a.local_part}@{a.domain}",
-                       a.transport)
-                if a.unique in self.msg.nonrecipients or key in self.seen:
+                key = dup_key(a)
+                if a.unique in self.msg.nonrecipients or key in self.seen \
+                        or kept.get(key) is not a:
                     continue     # delivered in an earlier attempt, or a duplicate
                 self.seen.add(key)
                 self._dsn_lasthop(a)
@@ -684,6 +704,7 @@ class MessageDelivery:
         rule = retrymod.find_retry_rule(self.config, subject, error, self.msg.sender,
                                         alt_domain=alt_domain)
         if rule is None:
+            a.retry_timedout = True
             return True     # no retry rule: temporary errors are permanent
         old = self.retry_db.get(key)
         rec = retrymod.compute_next(rule, old, self.now, basic_errno=a.basic_errno,
@@ -693,6 +714,7 @@ class MessageDelivery:
         if rec.expired or message_age(self.msg, self.now) > retrymod.final_cutoff(rule):
             if old is not None or not rule.rules or rec.expired:
                 a.message = f"{a.message}: {RETRY_TIMEOUT}" if a.message else RETRY_TIMEOUT
+                a.retry_timedout = True
                 return True
         return False
 
@@ -1067,6 +1089,15 @@ class MessageDelivery:
         and the Received: line name it), as for a bounce."""
         from pymta.message.receive import Envelope, receive_message
         uid, gid, login = mta_identity(self.config) if from_mta else (None, None, None)
+        if not from_mta and os.geteuid() != os.getuid():
+            # A transport's message (autoreply, quota warning) comes from the user the
+            # delivery runs as: Exim's child process has it as its real uid, which gives
+            # U= and the Received: line ("from <login>").
+            uid, gid = os.geteuid(), os.getegid()
+            try:
+                login = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                login = str(uid)
         env = Envelope(sender="", recipients=recipients, protocol="local",
                        is_local_submission=True, sender_set_by_caller=True,
                        bounce_reference=reference, authenticated_sender=auth_sender,
@@ -1254,7 +1285,7 @@ class MessageDelivery:
 
     def _transport_deferred(self, a: Address) -> None:
         h = a.host_used
-        if a.basic_errno == EximErrno.TRETRY or is_taint_error(a):
+        if a.basic_errno == EximErrno.TRETRY or is_taint_error(a) or a.panic:
             # max_parallel: tried again next time; a tainted file name or command is
             # the configuration's fault: no retry hint, so never a retry timeout and a
             # bounce, as in Exim (the message waits for the configuration to be fixed)
@@ -1286,7 +1317,8 @@ class MessageDelivery:
         fails, on a line of its own after the deferral's, as in Exim 4.96."""
         self.deferred.remove(a)
         a.result, a.message, a.retry_timedout = "fail", RETRY_TIMEOUT, True
-        self._log(f"** {a.log_name()}: {RETRY_TIMEOUT}")
+        # main log only: Exim's message log has the deferral, not this line
+        self.log.main(f"** {a.log_name()}: {RETRY_TIMEOUT}", self.msg.id)
         metrics.failed(str(a.transport) if a.transport else "")
         self.failed.append(a)
 
@@ -1299,8 +1331,8 @@ class MessageDelivery:
         if a.basic_errno <= RETRY_BASE:
             self._retry_defer_logged(text, a)
             return
-        if is_taint_error(a):
-            # Exim 4.96 also writes tainted-path deferrals to the paniclog
+        if is_taint_error(a) or a.panic:
+            # Exim 4.96 also writes tainted-path and other PANIC deferrals to the paniclog
             self.log.panic("== " + text, self.msg.id)
             self._msglog(text)
             return
@@ -1318,7 +1350,7 @@ class MessageDelivery:
                               self.msg.id)
         host = host_field(a) if show_transport and h is not None and h.address \
             and a.message else ""
-        self._log("** " + Failure(
+        text = Failure(
             self._log_address(a), a.message or "Unrouteable address",
             router=str(a.router) if show_router else "",
             transport=str(a.transport) if show_transport else "",
@@ -1327,7 +1359,11 @@ class MessageDelivery:
             host_port=h.port if host and h is not None else None,
             interface=a.sending_interface if host else None,
             deliver_time=(a.delivery_time or 0.0) if show_transport else 0.0,
-            ).text(self.config), about=a)
+            ).text(self.config)
+        # Exim's message log has the line without "** ", and "routing failed for" in
+        # front when no router is named
+        self._log("** " + text, f"routing failed for {text}"
+                  if routing and not show_router else text, about=a)
         metrics.failed(str(a.transport) if show_transport else "")
         self.failed.append(a)
 
@@ -1455,10 +1491,15 @@ class MessageDelivery:
         if self.frozen_info is not None:
             if "localerror" not in msg.flags:
                 self._freeze_tell(self.frozen_info, by_filter=False)
-            self._log(f"Frozen{self.frozen_info}")
+            self._log_frozen(f"Frozen{self.frozen_info}")
             self.outcome.status = "frozen"
         return self.outcome
 
+    def _log_frozen(self, text: str) -> None:
+        """Freezing: in the message log Exim 4.96 writes it as "*** Frozen ...", with no
+        time stamp."""
+        self.log.main(text, self.msg.id)
+        self._msglog("*** " + text, stamp=False)
 
     def _freeze_tell(self, reason: str | None, by_filter: bool) -> None:
         """freeze_tell: tell the administrators (not for a bounce: it could loop)."""

@@ -20,7 +20,7 @@ from pymta.address import Address
 T = TypeVar("T")
 
 #: attributes never copied back: the parent's own links between addresses stay
-_KEEP = frozenset({"parent"})
+_KEEP = frozenset({"parent", "duplicates"})
 
 
 @dataclasses.dataclass

@@ -19,9 +19,23 @@ HEADER_FLAGS = {
 }
 
 
+# Exim flags these also with a "Resent-" prefix (Message-Id is left to the receiver:
+# only one header gets its flag)
+RESENT_FLAGGED = ("bcc", "cc", "from", "sender", "to")
+
+
 def header_flag(name: str) -> str:
     """The -H flag character for a header name (" " if Exim has no special interest)."""
-    return HEADER_FLAGS.get(name.strip().lower(), " ")
+    lname = name.strip().lower()
+    if lname.startswith("resent-") and lname[7:] in RESENT_FLAGGED:
+        lname = lname[7:]
+    return HEADER_FLAGS.get(lname, " ")
+
+
+def has_resent_headers(headers: list[SpoolHeader]) -> bool:
+    """Whether any header's name starts with "Resent-": the message's resent- set then
+    stands for it (the Message-Id, Date: and From: added or logged are the Resent- ones)."""
+    return any(header_name(h.text).lower().startswith("resent-") for h in headers)
 
 
 def header_name(text: str) -> str:

@@ -34,6 +34,7 @@ from pymta.message.envelope import Envelope, RecipientParams  # noqa: F401
 from pymta.message.headers import (
     ParsedMessage,
     find_header,
+    has_resent_headers,
     header_flag,
     header_name,
     max_line_length,
@@ -302,8 +303,15 @@ def prepare_message(config: Any, envelope: Envelope,
     variables = reception_variables(config, env, msgid)
     received = build_received(config, variables, env.acl_vars, when=started)
 
+    # Exim's "the" Message-Id is the first Resent-Message-Id of a message with resent-
+    # headers, else the first Message-Id: only that one is flagged 'I' and logged (id=)
+    resent = has_resent_headers(headers)
+    id_name = "resent-message-id" if resent else "message-id"
+    mid_hdr = find_header(headers, id_name)
+    for h in headers:
+        if h.flag == "I" or header_name(h.text).lower() in ("message-id", "resent-message-id"):
+            h.flag = "I" if h is mid_hdr else " "
     # Message-ID value for the log's id= field (only when the message brought one)
-    mid_hdr = find_header(headers, "message-id")
     message_id_value = None
     if mid_hdr is not None:
         message_id_value = mid_hdr.text.split(":", 1)[1].strip()
@@ -319,12 +327,17 @@ def prepare_message(config: Any, envelope: Envelope,
     qualify = str(_option(config, "qualify_domain", "") or primary)
     if (env.is_local_submission or env.submission_mode) and not env.suppress_local_fixups:
         submission = parse_submission(env.submission_control)
-        resent = any(header_name(h.text).lower().startswith("resent-") for h in headers)
-        if not (find_header(headers, "message-id")
-                or find_header(headers, "resent-message-id")):
-            final.append(SpoolHeader(" " if resent else "I",
-                                     _message_id_header(config, msgid, resent, variables)))
-        if find_header(headers, "from") is None:
+        # With resent- headers Exim adds Resent-Message-Id:, Resent-Date: (both put at the
+        # top, after Received:, as RFC 5322 has a resent- set prepended) and Resent-From:
+        # when the message lacks them, whatever Message-Id:, Date: or From: it has.
+        top = 1 if received is not None else 0
+        if mid_hdr is None:
+            created_id = SpoolHeader("I", _message_id_header(config, msgid, resent, variables))
+            if resent:
+                final.insert(top, created_id)
+            else:
+                final.append(created_id)
+        if find_header(headers, "resent-from" if resent else "from") is None:
             from_hdr = None
             login = env.originator_login or env.local_user
             if env.is_local_submission and login and not env.sender_set_by_caller:
@@ -341,7 +354,7 @@ def prepare_message(config: Any, envelope: Envelope,
             elif env.authenticated_id:
                 from_hdr = f"From: {env.authenticated_id}@{qualify}\n"
             if from_hdr:
-                created = [SpoolHeader("F", from_hdr)]
+                created = [SpoolHeader("F", "Resent-" + from_hdr if resent else from_hdr)]
                 # a created From: is rewritten like one that came with the message
                 final.extend(created if rewriter is None
                              else rewrite_headers(rewriter, created))
@@ -361,8 +374,10 @@ def prepare_message(config: Any, envelope: Envelope,
         # Date: (where Exim 4.96 has them)
         final.extend(rewrite_marks)
         rewrite_marks = []
-        if find_header(headers, "date") is None:
+        if not resent and find_header(headers, "date") is None:
             final.append(SpoolHeader(" ", f"Date: {tod_full(started)}\n"))
+        elif resent and find_header(headers, "resent-date") is None:
+            final.insert(top, SpoolHeader(" ", f"Resent-Date: {tod_full(started)}\n"))
         if env.submission_mode and not env.is_local_submission:
             return_path = apply_sender_rules(final, env.authenticated_id, submission, qualify,
                                              _option(config, "local_from_prefix"),
@@ -429,7 +444,9 @@ def prepare_message(config: Any, envelope: Envelope,
     if local_sender:
         flags.add("local")
     if env.bounce_reference:
-        flags.add("localerror")         # made by the MTA (Exim's -E): no freeze_tell
+        # made while delivering another message (bounce, warning, autoreply): Exim's
+        # child process for it gets -E, which marks it -localerror in -H
+        flags.add("localerror")
     if env.is_local_submission or env.allow_unqualified_sender:
         flags.add("allow_unqualified_sender")
     if env.is_local_submission or env.allow_unqualified_recipient:
@@ -560,10 +577,12 @@ def _live_header(prepared: PreparedMessage, name: str) -> str | None:
 
 
 def _created_message_id(prepared: PreparedMessage) -> str:
-    """The Message-ID (without <>) pymta added to a message that had none, else ""."""
+    """The Message-ID (without <>) pymta added to a message that had none, else "" (also
+    for an added Resent-Message-Id:, which Exim never logs)."""
     if prepared.message_id_header is not None:
         return ""
-    text = _live_header(prepared, "message-id") or _live_header(prepared, "resent-message-id")
+    text = next((h.text for h in prepared.spool.headers
+                 if h.flag == "I" and header_name(h.text).lower() == "message-id"), None)
     if text is None:
         return ""
     value = text.split(":", 1)[1].strip()

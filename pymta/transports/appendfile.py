@@ -447,21 +447,36 @@ class AppendfileTransport(Transport):
         lock = path + ".lock"
         retries = max(0, int(self.opt("lock_retries")))
         for attempt in range(retries + 1):
+            # Exim's NFS-safe way: create a uniquely named "hitching post" file, then
+            # hard link the lock file name to it (the link count tells, even when link()
+            # reports failure over NFS); the error names the hitching post.
+            hitch = f"{lock}.{self._hostname()}.{int(time.time()):08x}.{os.getpid():08x}"
             try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                fd = os.open(hitch, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                              self.opt("lockfile_mode"))
-                os.close(fd)
-                return lock
-            except FileExistsError:
-                try:
-                    if time.time() - os.stat(lock).st_mtime > self.opt("lockfile_timeout"):
-                        os.unlink(lock)  # stale lock left by a crashed process
-                        continue
-                except FileNotFoundError:
-                    continue
             except OSError as e:
-                raise TransportError(f"failed to create lock file {lock}: {e.strerror}",
-                                     errno=EximErrno.LOCKFAILED)
+                raise TransportError(f"creating lock file hitching post {hitch} "
+                                     f"(euid={os.geteuid()} egid={os.getegid()})",
+                                     errno=e.errno or EximErrno.LOCKFAILED) from None
+            try:
+                try:
+                    os.link(hitch, lock)
+                    linked = True
+                except OSError:
+                    linked = os.fstat(fd).st_nlink == 2
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(hitch)
+            if linked:
+                return lock
+            try:
+                timeout = self.opt("lockfile_timeout")
+                if timeout > 0 and time.time() - os.stat(lock).st_ctime > timeout:
+                    os.unlink(lock)  # stale lock left by a crashed process
+                    continue
+            except FileNotFoundError:
+                continue
             if attempt < retries:
                 time.sleep(self.opt("lock_interval"))
         raise TransportError(f"failed to lock mailbox {path} (lock file)",

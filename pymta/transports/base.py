@@ -38,15 +38,17 @@ GENERIC_TRANSPORT_OPTIONS: dict[str, OptionSpec] = generic_options("transport")
 class TransportError(Exception):
     """A problem that ends this delivery attempt for all the job's addresses.
 
-    ``result`` is "defer" or "fail"; ``errno`` goes to ``Address.basic_errno``.
+    ``result`` is "defer" or "fail"; ``errno`` goes to ``Address.basic_errno``;
+    ``panic`` marks a deferral that is the configuration's fault (``Address.panic``).
     """
 
     def __init__(self, message: str, result: str = "defer",
-                 errno: int = EximErrno.UNKNOWNERROR):
+                 errno: int = EximErrno.UNKNOWNERROR, panic: bool = False):
         super().__init__(message)
         self.message = message
         self.result = result
         self.errno = errno
+        self.panic = panic
 
 
 def expand(text: str, ctx: Any) -> str:
@@ -252,13 +254,21 @@ class Transport:
             parts.append(f"Return-path: <{rp}>\n")
         if self.opt("envelope_to_add"):
             seen: list[str] = []
-            for a in job.addresses:
+
+            def add(a: Any) -> None:
+                # Exim records the original envelope recipient (the progenitor), after
+                # those of the duplicates dropped in favour of it or of its ancestors.
                 top = a
-                while top.parent is not None:
+                while True:
+                    for dup in getattr(top, "duplicates", ()):
+                        add(dup)
+                    if top.parent is None:
+                        break
                     top = top.parent
-                # Exim records the original envelope recipient (the progenitor).
                 if top.address not in seen:
                     seen.append(top.address)
+            for a in job.addresses:
+                add(a)
             parts.append("Envelope-to: " + ",\n ".join(seen) + "\n")
         if self.opt("delivery_date_add"):
             parts.append(f"Delivery-date: {formatdate(time.time(), localtime=True)}\n")

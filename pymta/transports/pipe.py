@@ -104,6 +104,10 @@ class PipeTransport(Transport):
             self._deliver(job)
         except TransportError as e:
             set_results(job.addresses, e.result, e.message, e.errno)
+            for a in job.addresses:
+                a.panic = e.panic
+                # a command that could not be set up: Exim's bounce gives no reason
+                a.user_message = ""
 
     # -- the command ----------------------------------------------------------
     def _argv(self, job: Any, ctx: Any) -> list[str]:
@@ -140,7 +144,11 @@ class PipeTransport(Transport):
         try:
             argv = command_argv(text, ctx, f"{self.name} transport", special)
         except CommandExpansionFailed as e:
-            raise TransportError(str(e), "defer", 0) from None
+            # Exim 4.96: the transport's own command failing to expand defers as the
+            # configuration's fault (PANIC); a filter's "|command" fails.
+            if address_pipe is not None and not self.opt("force_command"):
+                raise TransportError(str(e), "fail", 0) from None
+            raise TransportError(str(e), "defer", 0, panic=True) from None
         except CommandTainted as e:
             raise TransportError(str(e), "fail") from None
         if not argv or not argv[0]:
@@ -155,7 +163,8 @@ class PipeTransport(Transport):
                                  f"{self.name} transport failed (forced)", "defer", 0)
         except ExpandError as e:
             raise TransportError(f'Expansion of "{word}" from command "{command}" in '
-                                 f"{self.name} transport failed: {e}", "defer", 0)
+                                 f"{self.name} transport failed: {e}", "defer", 0,
+                                 panic=True)
 
     def _check_untainted(self, argv: list[str]) -> None:
         for n, arg in enumerate(argv):
@@ -244,6 +253,11 @@ class PipeTransport(Transport):
         with open(job.data_path, "rb") as data:    # opened while still privileged
             run = self._run(argv, env, ids, job, ctx, rp, data)
         self._outcome(job, argv, run)
+        for a in job.addresses:
+            # Whatever went wrong once the command was started (a status, a signal, a
+            # timeout...), Exim's bounce says only this; the details are in the log.
+            if a.result != "ok" and a.user_message is None:
+                a.user_message = "local delivery failed"
 
     def _message_bytes_writer(self, job: Any, ctx: Any, rp: str, data: Any,
                               tf: TransportFilter | None = None):
@@ -378,7 +392,11 @@ class PipeTransport(Transport):
 
         if run.timed_out:
             result = "defer" if self.opt("timeout_defer") else "fail"
-            set_results(addrs, result, "pipe delivery process timed out", 0)
+            # what the command wrote before it was killed is returned, as by Exim 4.96
+            returned = bool((self.opt("return_output") or self.opt("return_fail_output"))
+                            and output and not null_sender)
+            self._finish(job, result, "pipe delivery process timed out", output, first_line,
+                         returned=returned)
             return
         if run.filter_failure is not None and not run.timed_out:
             failure = run.filter_failure
@@ -418,7 +436,7 @@ class PipeTransport(Transport):
         if status == 0:
             if self.opt("return_output") and output and not null_sender:
                 self._finish(job, "fail", "return message generated", output, first_line,
-                             failed=True, returned=True)
+                             failed=True, returned=True, generated=True)
                 return
             if self.opt("log_output") and first_line:
                 self._log_output(job, first_line)
@@ -444,14 +462,16 @@ class PipeTransport(Transport):
                      returned=returned)
 
     def _finish(self, job: Any, result: str, message: str, output: str, first_line: str,
-                *, freeze: bool = False, failed: bool = False, returned: bool = False) -> None:
+                *, freeze: bool = False, failed: bool = False, returned: bool = False,
+                generated: bool = False) -> None:
         if failed and first_line and (self.opt("log_output") or self.opt("log_fail_output")):
             self._log_output(job, first_line)
         set_results(job.addresses, result, message, 0)
         for a in job.addresses:
-            # The bounce says only this; the details are in the log (as Exim).
-            # (with the output returned, the bounce shows the output instead)
-            a.user_message = "" if returned else "local delivery failed"
+            # The bounce says only this; the details are in the log (as Exim), also
+            # above returned output.  A command that succeeded but wrote output
+            # (``generated``) is bounced with the output and no reason, as Exim does.
+            a.user_message = "" if generated else "local delivery failed"
             a.returned_output = output if returned else None
             if freeze:
                 a.freeze = True

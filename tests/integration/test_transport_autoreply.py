@@ -3,7 +3,10 @@ Exim 4.96 builds them for the same configuration, its <= line, the once database
 log file, never_mail, and no replies to bulk or automatic mail."""
 from __future__ import annotations
 
+import os
 import re
+
+import pytest
 
 from tests.support.daemon import PymtaDaemon
 
@@ -129,3 +132,20 @@ def test_eight_bit_header_fields_need_print_topbitchars(tmp_path):
     send(d, "other@test.example", "Subject: a\x01b")
     assert len([r for r in replies(d) if "\nSubject: Away" in r]) == 1
     assert "contains non-printing character 1\n" in d.log()
+
+
+def test_the_reply_comes_from_the_user_the_transport_runs_as(tmp_path):
+    """exim4 4.96 with the autoreply transport's user = Debian-exim logged
+    "<= <> R=<orig> U=Debian-exim" and its Received: began "from Debian-exim": the
+    reply is submitted by a process running as the delivery's user, not as the caller
+    (root) of the delivery."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the transport as another user")
+    config = CONFIG.replace("  driver = autoreply\n  to = $sender_address\n  from = vac@",
+                            "  driver = autoreply\n  user = nobody\n"
+                            "  to = $sender_address\n  from = vac@", 1)
+    d = PymtaDaemon(config, tmp_path)
+    send(d, "someone@test.example", "Subject: hello")
+    (reply,) = replies(d)
+    assert "\nReceived: from nobody by test.example with local " in reply, reply
+    assert re.search(r"<= <> R=\S+ U=nobody P=local ", d.log()), d.log()

@@ -671,13 +671,20 @@ class Master:
                 self.metrics.process_ended(pid)
             self._close_conn(child)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            if not clean and not child.retiring and not self.stopping:
+            expected = child.retiring or self.stopping or self._stop_signalled()
+            if not clean and not expected:
                 how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                        else f"exit status {os.WEXITSTATUS(status)}")
                 self.log.panic(f"daemon: {child.kind} process {pid} ended unexpectedly ({how})")
                 self._last_crash = time.monotonic()
-            elif child.kind == "worker" and not child.retiring and not self.stopping:
+            elif child.kind == "worker" and not expected:
                 self.log.panic(f"daemon: worker process {pid} exited unexpectedly")
+
+    def _stop_signalled(self) -> bool:
+        """A SIGTERM or SIGINT has arrived but not been acted on yet: a signal sent to
+        the whole process group (timeout(1), kill -TERM -pgid, Ctrl-C) also ends the
+        children, which may be reaped before the master begins its stop."""
+        return bool(self.signals & {signal.SIGTERM, signal.SIGINT})
 
     # ---- reload and stop -------------------------------------------------------------
 

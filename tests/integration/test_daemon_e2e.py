@@ -74,6 +74,18 @@ def test_sigterm_gives_421_to_session_in_progress(pymta_daemon, tmp_path):
     assert not pidfile.exists()
 
 
+def test_sigterm_to_the_process_group_is_a_clean_stop(pymta_daemon):
+    # timeout(1), a shell's kill -TERM -<pgid> or a container runtime signal every
+    # process at once: the children that exit before the master has seen its own
+    # SIGTERM are not "unexpected" and must not fill the paniclog.
+    import signal
+    d = pymta_daemon()
+    os.killpg(d.proc.pid, signal.SIGTERM)
+    assert d.proc.wait(15) == 0
+    assert "daemon terminating" in d.log()
+    assert "unexpectedly" not in d.log("panic"), d.log("panic")
+
+
 def test_sighup_reload_picks_up_changed_config(pymta_daemon):
     import signal
 

@@ -436,6 +436,11 @@ class Master:
             signal.signal(sig, self._on_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        # Type=notify: listening, and only now, with the handlers in place, may systemctl
+        # stop or reload us (SIGTERM or SIGHUP before would kill the master outright);
+        # as root, who may write to the socket, not exim_user
+        with privileged():
+            sd_notify(f"READY=1\nMAINPID={os.getpid()}")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.notify_master, selectors.EVENT_READ, "notify")
         if self.metrics is not None:
@@ -870,7 +875,6 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             write_pid_file(pid_path)
         except OSError as exc:
             sys.stderr.write(f"pymta: failed to write pid file {pid_path}: {exc}\n")
-    sd_notify(f"READY=1\nMAINPID={os.getpid()}")     # Type=notify: listening now
     # Preload what children need before giving up root: exim_user may not be able to read
     # the Python installation, and no child should import per connection or delivery.
     for mod in PRELOAD_MODULES:

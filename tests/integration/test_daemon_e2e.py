@@ -151,3 +151,36 @@ def _banner(port):
             return b
     except OSError:
         return None
+
+
+def test_bd_reload_and_stop_as_soon_as_the_pid_file_exists(tmp_path):
+    """An init script may reload (SIGHUP) or stop the daemon as soon as -bd has
+    returned and the pid file is there: the daemon survives the reload and the stop
+    is a clean one (pid file removed), not death by the signal's default action."""
+    import signal
+    import subprocess
+
+    from tests.integration.conftest import BASE_CONFIG, _write_users
+    from tests.support.daemon import PYMTA, PymtaDaemon, _env, macro_args
+    from tests.support.ports import free_port
+    port = free_port()
+    _write_users(tmp_path)
+    prepared = PymtaDaemon(BASE_CONFIG, tmp_path)
+    prepared.prepare()
+    pidfile = tmp_path / "d.pid"
+    macros = {"SPOOL": str(tmp_path / "spool"), "DIR": str(tmp_path), "SINK_PORT": "9"}
+    r = subprocess.run(PYMTA + ["-C", str(prepared.config_path)] + macro_args(macros)
+                       + ["-bd", "-oX", f"127.0.0.1.{port}", "-oP", str(pidfile)],
+                       env=_env(), timeout=20, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, 0.005))
+    os.kill(pid, signal.SIGHUP)
+    try:
+        ok = wait_for(lambda: _banner(port), 10)
+        assert ok and ok.startswith(b"220"), "the daemon did not survive an early SIGHUP"
+    finally:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    assert wait_for(lambda: not pidfile.exists(), 15)

@@ -2,8 +2,10 @@
 
 An admin user is root, the Exim user, or a caller one of whose groups (the current group
 or a supplementary one) is the Exim group or is listed in ``admin_groups``.  When
-``exim_user`` is unset pymta runs as whoever starts it, so the owner of the spool
-directory stands in for the Exim user.
+``exim_user`` is unset, or pymta is started by an ordinary user (it then receives and
+delivers as that user, whatever ``exim_user`` says), pymta runs as whoever starts it, so
+the owner of the spool directory stands in for the Exim user: it can read the queue's
+files anyway, and refusing it would lock an ordinary user out of its own queue.
 
 Shared by the command line (queue listing, -M, -q, -bP's hidden values); it sits beside
 pymta.caller (the trusted users) and below the cli package.
@@ -69,7 +71,7 @@ def caller_is_admin(config: Any) -> bool:
     exim = resolve_user(main_opt(config, "exim_user"))
     if exim is not None and exim[0] == uid:
         return True
-    if exim is None and _spool_owner(config) == uid:
+    if _spool_owner(config) == uid:
         return True
     mine = {os.getgid(), *os.getgroups()}
     exim_gid = _exim_group(config, exim)

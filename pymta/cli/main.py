@@ -192,11 +192,14 @@ def _user() -> str:
 
 def do_version(opts: CliOptions) -> int:
     config = load(opts)
+    from pymta.metrics.endpoint import MetricsAddressError, parse_metrics_listen
     from pymta.tls.errors import TLSConfigError
     from pymta.tls.serverconf import check_server_tls
     try:
         check_server_tls(config)
-    except TLSConfigError as exc:
+        # what the daemon would refuse at its start (the unit's ExecStartPre is -bV)
+        parse_metrics_listen(str(main_opt(config, "metrics_listen") or ""))
+    except (TLSConfigError, MetricsAddressError) as exc:
         sys.stderr.write(f"pymta: error in configuration file {config_path(opts)}: {exc}\n")
         return 1
     from pymta.config.show import version_text

@@ -152,8 +152,20 @@ def submit(config: Any, opts: Any, stdin: BinaryIO, log: Any) -> tuple[str | Non
     refusal = run_not_smtp_acl(config, env, data, log)
     if refusal is not None:
         return None, refusal
-    msgid = receive_message(config, env, data, log)
+    try:
+        msgid = receive_message(config, env, data, log)
+    except PermissionError as exc:
+        return None, spool_refused(exc)
     return msgid, ""
+
+
+def spool_refused(exc: PermissionError) -> str:
+    """Why a caller who may not write to the spool cannot submit on the command line
+    (Exim's setuid binary always can; pymta's commands run as the caller)."""
+    return (f"Failed to create spool file {exc.filename}: {exc.strerror}\n"
+            "pymta: pymta is not setuid root: on the command line only root, exim_user "
+            "and users who may write to the spool can submit mail; others can send it "
+            "by SMTP to the local daemon")
 
 
 def local_envelope(config: Any, opts: Any, given_sender: str | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 _COMMON = """\
 Common options:
   -C file           configuration file (default $PYMTA_CONFIG, else /etc/pymta/pymta.conf)
-  -D NAME=value     define a configuration macro
+  -DNAME=value      define a configuration macro (one argument)
   -d[+sel...]       debug output on standard error;  -v  verbose
   --version         version;  --help  this summary
 """

@@ -206,7 +206,8 @@ class Master:
                  run_session: Callable[..., Any] | None = None,
                  deliver: Callable[..., Any] | None = None,
                  log_factory: Callable[[Any], Any] | None = None,
-                 metrics: MetricsEndpoint | None = None):
+                 metrics: MetricsEndpoint | None = None,
+                 held_signals: set[int] | None = None):
         self.config = config
         self.metrics = metrics              # metrics_listen: pymta/metrics/
         self.log = log
@@ -226,6 +227,8 @@ class Master:
         # receivers are busy (see conntable: they tell the master only when it matters)
         self.connections = ConnectionTable(max(UNLIMITED_RECEIVERS, self.max_sessions()))
         self.signals: set[int] = set()
+        # signals that arrived while the daemon was starting (see hold_signals)
+        self.held_signals = held_signals if held_signals is not None else set()
         self.stopping = False
         self.next_queue_run = time.monotonic() if opts.queue_interval else None
         self.notify_master, self.notify_child = ipc.notify_pair()
@@ -434,8 +437,14 @@ class Master:
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, self._on_signal)
+        self.signals |= self.held_signals
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        # Type=notify: listening, and only now, with the handlers in place, may systemctl
+        # stop or reload us (SIGTERM or SIGHUP before would kill the master outright);
+        # as root, who may write to the socket, not exim_user
+        with privileged():
+            sd_notify(f"READY=1\nMAINPID={os.getpid()}")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.notify_master, selectors.EVENT_READ, "notify")
         if self.metrics is not None:
@@ -671,13 +680,20 @@ class Master:
                 self.metrics.process_ended(pid)
             self._close_conn(child)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            if not clean and not child.retiring and not self.stopping:
+            expected = child.retiring or self.stopping or self._stop_signalled()
+            if not clean and not expected:
                 how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                        else f"exit status {os.WEXITSTATUS(status)}")
                 self.log.panic(f"daemon: {child.kind} process {pid} ended unexpectedly ({how})")
                 self._last_crash = time.monotonic()
-            elif child.kind == "worker" and not child.retiring and not self.stopping:
+            elif child.kind == "worker" and not expected:
                 self.log.panic(f"daemon: worker process {pid} exited unexpectedly")
+
+    def _stop_signalled(self) -> bool:
+        """A SIGTERM or SIGINT has arrived but not been acted on yet: a signal sent to
+        the whole process group (timeout(1), kill -TERM -pgid, Ctrl-C) also ends the
+        children, which may be reaped before the master begins its stop."""
+        return bool(self.signals & {signal.SIGTERM, signal.SIGINT})
 
     # ---- reload and stop -------------------------------------------------------------
 
@@ -855,6 +871,7 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             except Exception:
                 pass
             return 1
+    held = hold_signals()
     if not opts.foreground:
         detach()
     pid_path = pid_file_path(config, opts)
@@ -863,7 +880,6 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             write_pid_file(pid_path)
         except OSError as exc:
             sys.stderr.write(f"pymta: failed to write pid file {pid_path}: {exc}\n")
-    sd_notify(f"READY=1\nMAINPID={os.getpid()}")     # Type=notify: listening now
     # Preload what children need before giving up root: exim_user may not be able to read
     # the Python installation, and no child should import per connection or delivery.
     for mod in PRELOAD_MODULES:
@@ -888,8 +904,23 @@ def start_daemon(config: Any, opts: DaemonOptions, *,
             log.panic(f"metrics_listen: cannot keep counts in the spool: {exc}: no metrics")
             metrics_sock.close()
     master = Master(config, log, listeners, opts, pid_file=pid_path, load_config=load_config,
-                    log_factory=make_logger, metrics=metrics)
+                    log_factory=make_logger, metrics=metrics, held_signals=held)
     return master.run()
+
+
+def hold_signals() -> set[int]:
+    """From the pid file on, until the master's own handlers are in place: a SIGTERM,
+    SIGINT or SIGHUP (an init script's stop or reload straight after the start) is kept
+    for the master to act on, instead of killing the daemon half started and leaving
+    its pid file."""
+    held: set[int] = set()
+
+    def keep(signum: int, frame: Any) -> None:
+        held.add(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, keep)
+    return held
 
 
 def _log_as_exim_user(config: Any, ids: Any, text: str) -> None:

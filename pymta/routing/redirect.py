@@ -1,16 +1,18 @@
 """The redirect router: aliasing, forwarding and users' filter files."""
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from pymta.address import Address
 from pymta.config.model import ConfigError
 from pymta.drivers import register
 from pymta.filter import bare_address, filter_kind
 from pymta.finduser import getpwnam
+from pymta.osutil import can_switch_ids, switched_ids
 from pymta.rewrite import Where
 from pymta.rewrite.setup import main_rewriter
 from pymta.routing import support
@@ -204,12 +206,14 @@ class RedirectRouter(Router):
             path = support.expand(self.opt("file"), ctx)
             check_untainted(path, "redirect file")
             try:
-                fh = open(path, encoding="utf-8", errors="replace")
+                with self._as_file_user(addr):
+                    fh = open(path, encoding="utf-8", errors="replace")
             except FileNotFoundError:
                 # a missing forward file means "decline" -- unless its directory is
                 # missing too (an unmounted home directory, say): then wait
-                if not self.flag("ignore_enotdir") and \
-                        not os.path.isdir(os.path.dirname(path) or "/"):
+                with self._as_file_user(addr):
+                    missing_dir = not os.path.isdir(os.path.dirname(path) or "/")
+                if not self.flag("ignore_enotdir") and missing_dir:
                     raise _FileRefused(f"directory for {path} does not exist") from None
                 return None
             except PermissionError:
@@ -224,6 +228,19 @@ class RedirectRouter(Router):
                 self._check_file(path, os.fstat(fh.fileno()), addr)
                 return fh.read()
         return None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _as_file_user(addr: Address) -> Iterator[None]:
+        """Open the file as the user check_local_user or the user option gave, as Exim
+        does: a delivery worker runs as exim_user, to whom a home directory of mode
+        0700 (Debian's default) is closed."""
+        if addr.uid is not None and addr.gid is not None and can_switch_ids() \
+                and addr.uid != os.geteuid():
+            with switched_ids(addr.uid, addr.gid):
+                yield
+        else:
+            yield
 
     def _check_file(self, path: str, st: os.stat_result, addr: Address) -> None:
         """modemask, check_owner/owners and check_group/owngroups on a redirect file."""

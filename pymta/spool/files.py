@@ -207,6 +207,9 @@ def ensure_spool_dirs(spool_dir: str, owner: tuple[int, int] | None = None) -> N
     With ``owner`` (uid, gid), as root: the directories are given to that user (the Exim
     user), also when an earlier root process left them to root.
     """
+    # makedirs applies its mode to the last directory only: the spool itself first, so
+    # that a new one is closed to other users as Exim's is (0750, not 0777 - umask)
+    os.makedirs(spool_dir, mode=SPOOL_DIR_MODE, exist_ok=True)
     for sub in ("input", "msglog", "db"):
         os.makedirs(os.path.join(spool_dir, sub), mode=SPOOL_DIR_MODE, exist_ok=True)
     if owner is not None:

@@ -122,25 +122,29 @@ class Transport:
         user = self.opt("user")
         if not can_switch_ids():
             return None
-        if user is None or user == "":
-            # No user here: use the one the router found (check_local_user), if any.
-            uid = getattr(addr, "uid", None) if addr is not None else None
-            if uid is None:
-                return None
-            gid = getattr(addr, "gid", None)
-            return int(uid), int(gid if gid is not None else uid)
         try:
+            if user is None or user == "":
+                # No user here: use the one the router found (check_local_user), if any.
+                uid = getattr(addr, "uid", None) if addr is not None else None
+                if uid is None:
+                    return None
+                gid = getattr(addr, "gid", None)
+                return int(uid), self._group_option(ctx, int(gid if gid is not None else uid))
             u = expand(user, ctx) if isinstance(user, str) else user
             pw = pwd.getpwuid(int(u)) if str(u).isdigit() else getpwnam(str(u))
-            gid = pw.pw_gid
-            group = self.opt("group")
-            if group is not None and group != "":
-                g = expand(group, ctx) if isinstance(group, str) else group
-                gid = int(g) if str(g).isdigit() else grp.getgrnam(str(g)).gr_gid
+            return pw.pw_uid, self._group_option(ctx, pw.pw_gid)
         except (KeyError, ValueError) as e:
             raise TransportError(f"unknown user or group for {self.name} transport: {e}",
                                  errno=EximErrno.BADUGID)
-        return pw.pw_uid, gid
+
+    def _group_option(self, ctx: Any, gid: int) -> int:
+        """The group option's gid, which overrides the user's or the router's (Exim's
+        default configuration sets only ``group = mail`` for /var/mail); else ``gid``."""
+        group = self.opt("group")
+        if group is None or group == "":
+            return gid
+        g = expand(group, ctx) if isinstance(group, str) else group
+        return int(g) if str(g).isdigit() else grp.getgrnam(str(g)).gr_gid
 
     # -- delivery ------------------------------------------------------------
     def deliver(self, job: Any) -> None:  # pragma: no cover - abstract

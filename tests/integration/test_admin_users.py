@@ -114,6 +114,17 @@ def test_unknown_admin_group_is_a_configuration_error(tmp_path):
                           "group nosuchgroup was not found\n")
 
 
+def test_owner_of_the_spool_is_admin(tmp_path):
+    # An ordinary user who runs pymta (etc/dev.conf as README.md shows it) receives and
+    # delivers as itself whatever exim_user says, so the spool is its own: it may list it.
+    conf = _setup(tmp_path, "")
+    nobody = pwd.getpwnam("nobody")
+    for path in (tmp_path / "spool", tmp_path / "spool" / "input"):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    out = _run_as_nobody(conf, ["-bpc"])
+    assert (out.returncode, out.stdout, out.stderr) == (0, "0\n", "")
+
+
 def test_root_is_admin(tmp_path):
     conf = _setup(tmp_path, "")
     out = subprocess.run(PYMTA + ["-C", str(conf), "-bpc"], capture_output=True, text=True,

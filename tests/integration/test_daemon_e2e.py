@@ -74,6 +74,18 @@ def test_sigterm_gives_421_to_session_in_progress(pymta_daemon, tmp_path):
     assert not pidfile.exists()
 
 
+def test_sigterm_to_the_process_group_is_a_clean_stop(pymta_daemon):
+    # timeout(1), a shell's kill -TERM -<pgid> or a container runtime signal every
+    # process at once: the children that exit before the master has seen its own
+    # SIGTERM are not "unexpected" and must not fill the paniclog.
+    import signal
+    d = pymta_daemon()
+    os.killpg(d.proc.pid, signal.SIGTERM)
+    assert d.proc.wait(15) == 0
+    assert "daemon terminating" in d.log()
+    assert "unexpectedly" not in d.log("panic"), d.log("panic")
+
+
 def test_sighup_reload_picks_up_changed_config(pymta_daemon):
     import signal
 
@@ -139,3 +151,36 @@ def _banner(port):
             return b
     except OSError:
         return None
+
+
+def test_bd_reload_and_stop_as_soon_as_the_pid_file_exists(tmp_path):
+    """An init script may reload (SIGHUP) or stop the daemon as soon as -bd has
+    returned and the pid file is there: the daemon survives the reload and the stop
+    is a clean one (pid file removed), not death by the signal's default action."""
+    import signal
+    import subprocess
+
+    from tests.integration.conftest import BASE_CONFIG, _write_users
+    from tests.support.daemon import PYMTA, PymtaDaemon, _env, macro_args
+    from tests.support.ports import free_port
+    port = free_port()
+    _write_users(tmp_path)
+    prepared = PymtaDaemon(BASE_CONFIG, tmp_path)
+    prepared.prepare()
+    pidfile = tmp_path / "d.pid"
+    macros = {"SPOOL": str(tmp_path / "spool"), "DIR": str(tmp_path), "SINK_PORT": "9"}
+    r = subprocess.run(PYMTA + ["-C", str(prepared.config_path)] + macro_args(macros)
+                       + ["-bd", "-oX", f"127.0.0.1.{port}", "-oP", str(pidfile)],
+                       env=_env(), timeout=20, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, 0.005))
+    os.kill(pid, signal.SIGHUP)
+    try:
+        ok = wait_for(lambda: _banner(port), 10)
+        assert ok and ok.startswith(b"220"), "the daemon did not survive an early SIGHUP"
+    finally:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    assert wait_for(lambda: not pidfile.exists(), 15)

@@ -188,3 +188,16 @@ def test_untrusted_caller_sets_the_sender_as_untrusted_set_sender_allows(
                 f"<{given if '@' in given else given + '@test.example'}>") if kept \
         else f"<{pw.pw_name}@test.example>"
     assert _envelope_sender(spool) == expected
+
+
+def test_caller_who_cannot_write_the_spool_gets_a_message_not_a_traceback(tmp_path):
+    conf, spool = _setup(tmp_path, "")
+    os.chmod(spool, 0o755)          # as a daemon's spool is to anyone but exim_user
+    (spool / "input").mkdir(mode=0o750)
+    pw = pwd.getpwnam("nobody")
+    out = run_pymta_as(pw.pw_uid, pw.pw_gid, conf, ["-odq", "x@test.example"],
+                       input="Subject: s\n\nbody\n")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"pymta: Failed to create spool file {spool}/input/")
+    assert ": Permission denied\npymta: pymta is not setuid root" in out.stderr

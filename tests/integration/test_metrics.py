@@ -171,6 +171,11 @@ def test_metrics_listen_must_be_loopback(tmp_path):
     with pytest.raises(RuntimeError) as e:
         d.start()
     assert "metrics_listen: 192.0.2.1 is not a loopback address" in str(e.value)
+    # and -bV (systemd's ExecStartPre) refuses the configuration already
+    out = d.run("-bV")
+    assert out.returncode == 1
+    assert out.stderr == (f"pymta: error in configuration file {d.config_path}: "
+                          "metrics_listen: 192.0.2.1 is not a loopback address\n")
 
 
 TLS_CONFIG = CONFIG.replace("acl_smtp_rcpt = check_rcpt\n", """acl_smtp_rcpt = check_rcpt

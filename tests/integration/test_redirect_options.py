@@ -119,3 +119,31 @@ def test_repeat_use(d, tmp_path):
     # repeat_use false that router is skipped for it (it would give list1 and x)
     assert _send(d, "list1@test.example") == ["=> list2 <list1@test.example> R=r T=local",
                                               "Completed"]
+
+
+def test_file_is_read_as_the_routers_user(tmp_path):
+    # A delivery runs as exim_user (nobody here); a forward file in a home directory
+    # closed to others (mode 0700, Debian's default for new users) is read as the user
+    # that check_local_user or the user option names, as Exim reads it.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the directory to another user")
+    import pwd
+    owner = pwd.getpwnam("daemon")
+    conf = CONFIG.replace("begin routers\n", """begin routers
+private:
+  driver = redirect
+  local_parts = u7
+  user = daemon
+  file = DIR/home/.forward
+""")
+    d = PymtaDaemon(conf, tmp_path)
+    d.prepare()
+    tmp_path.chmod(0o711)                   # as /home is: the user can reach its home
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / ".forward").write_text("x@test.example\n")
+    (home / ".forward").chmod(0o600)
+    for path in (home, home / ".forward"):
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    assert _send(d, "u7@test.example") == ["=> x <u7@test.example> R=r T=local",
+                                           "Completed"]

@@ -167,6 +167,35 @@ def test_type_notify_ready_after_listening(tmp_path):
         sock.close()
 
 
+def test_signals_right_after_ready_are_handled(tmp_path):
+    # systemctl reload or stop may come as soon as READY=1 has arrived: a SIGHUP must
+    # not kill the master, and a SIGTERM must be a clean stop (status 0, not -15)
+    d = PymtaDaemon(CONFIG, tmp_path)
+    d.prepare()
+    (d.spool / "log").mkdir(parents=True)
+    command = [sys.executable, "-c", "import sys; from pymta.cli.main import main; "
+               "sys.exit(main())", "-C", str(d.config_path), f"-DSPOOL={d.spool}",
+               "-oX", str(d.port), "-bdf"]
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(30)
+        proc = subprocess.Popen(command, env=pymta_env({"NOTIFY_SOCKET": path}),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            assert sock.recv(100).decode() == f"READY=1\nMAINPID={proc.pid}"
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.2)
+            assert proc.poll() is None, "SIGHUP killed the daemon"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def test_cron_file_runs_the_queue_every_15_minutes(tmp_path):
     """The cron line is well formed (five time fields, a user, a command), and its
     command, "pymta -q", makes one queue run that delivers a queued message and exits."""

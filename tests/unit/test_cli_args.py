@@ -85,3 +85,12 @@ def test_parse_time():
     assert parse_time("45") == 45
     assert parse_time("2d") == 172800
     assert parse_time("x") is None
+
+
+def test_macro_form_the_help_shows_is_the_one_that_parses():
+    # as in Exim, the definition is one argument: -DNAME=value; "-D NAME=value" is refused
+    from pymta.cli.usage import PYMTA
+    assert "-DNAME=value" in PYMTA
+    assert parse_args(["-DSPOOL=/tmp/x", "-bV"]).macros == {"SPOOL": "/tmp/x"}
+    with pytest.raises(UsageError):
+        parse_args(["-D", "SPOOL=/tmp/x", "-bV"])

@@ -224,3 +224,15 @@ def test_journal_padding_where_space_cannot_be_reserved(tmp_path, monkeypatch):
     j.append("c@x.example")
     j.close()
     assert files.read_journal(spool, mid) == ["a@x.example", "c@x.example"]
+
+
+def test_new_spool_directory_is_closed_to_other_users(tmp_path):
+    # as Exim's: the queue's senders, recipients and the directory names are not for all
+    spool = tmp_path / "var" / "spool"
+    old = os.umask(0o022)
+    try:
+        files.ensure_spool_dirs(str(spool))
+    finally:
+        os.umask(old)
+    for path in (spool, spool / "input", spool / "msglog", spool / "db"):
+        assert path.stat().st_mode & 0o777 == 0o750, path

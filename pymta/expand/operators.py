@@ -77,6 +77,9 @@ def op_hash(s: str, length: int, limit: int | None) -> str:
         return s
     if length <= 0:
         return ""           # as Exim 4.96: ${hash{0}{x}} is empty
+    if limit == 0:
+        # Exim 4.96 dies of a division by zero here (as for nhash); fail the expansion
+        raise ExpandError("hash divisor must be positive")
     acc = b[:length]
     pos = 0
     for j in range(length, len(b)):

@@ -14,6 +14,8 @@ DELIBERATE = {
     # Exim 4.96 dies of a division by zero (no output); pymta fails the expansion.
     "${nhash_0:abc}": "Failed:",
     "${nhash_5_0:abc}": "Failed:",
+    "${hash_3_0:abcdefgh}": "Failed:",
+    "${hash{3}{0}{abcdefgh}}": "Failed:",
     # Exim 4.96 compresses the all-zero IPv6 address to ":"; pymta gives "::".
     "${ipv6norm:::}": "::",
     "${mask_n:::1/ 64}": "::/64",

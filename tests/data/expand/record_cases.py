@@ -594,6 +594,8 @@ EXPRESSIONS = [
     '$acl_cx', '${extract{a}{a=1}fail}', '${extract{2}{:}{a:b}fail}', '${map{a}{b}fail}',
     '${env{NOPE_X}{y}fail}',
     '${extract json{1}{ [1]}}', '${extract json{1}{[1] }}', '${extract json{2}{ [1, 2 ] }}',
+    # hash with a zero divisor (Exim 4.96 dies of SIGFPE unless nothing is hashed)
+    '${hash_3_0:abcdefgh}', '${hash{3}{0}{abcdefgh}}', '${hash_0_0:abcdefgh}', '${hash_9_0:abc}',
 ]
 
 

@@ -848,6 +848,8 @@ def interpret_escape(text: str, i: int) -> tuple[str, int]:
         while j < len(text) and j < i + 3 and text[j] in "0123456789abcdefABCDEF":
             j += 1
         v = int(text[i + 1:j], 16)
+    elif c == "x":
+        return "\x00", i + 1      # Exim: \x without hex digits is a NUL byte
     else:
         return _ESCAPES.get(c, c), i + 1
     return (chr(v) if v < 0x80 else chr(0xDC00 + v)), j

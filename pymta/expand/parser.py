@@ -245,6 +245,8 @@ class _Parser:
                     lit.append(_byte(int(s[i + 1:j], 16)))
                     i = j
                     continue
+                elif c == "x":
+                    lit.append("\x00")     # Exim: \x without hex digits is a NUL byte
                 elif c in "01234567":
                     j = i
                     while j < n and j < i + 3 and s[j] in "01234567":

@@ -596,6 +596,9 @@ EXPRESSIONS = [
     '${extract json{1}{ [1]}}', '${extract json{1}{[1] }}', '${extract json{2}{ [1, 2 ] }}',
     # hash with a zero divisor (Exim 4.96 dies of SIGFPE unless nothing is hashed)
     '${hash_3_0:abcdefgh}', '${hash{3}{0}{abcdefgh}}', '${hash_0_0:abcdefgh}', '${hash_9_0:abc}',
+    # \x with no hex digit after it is a NUL byte (which ends the C string)
+    '${lc:a\\xzzb}', '[\\x]', '${listcount:\\xzz}', '${quote:\\x}', '${if eq{\\xg}{}{y}{n}}',
+    '${ipv6norm:\\xzz}', '${length_3:ab\\xzz}', '\\x41\\xg', '${run{/bin/echo "a\\\\xzb" c}}',
 ]
 
 

@@ -589,24 +589,52 @@ def _item_sort(node: Item, ctx: Any) -> str:
     return _t(join_list([it for _, it in keyed], sep), isinstance(data, Tainted))
 
 
+_STRTOL_RE = re.compile(r"[ \t\n\v\f\r]*([+-]?\d+)?")
+
+
+def _strtol_int(text: str) -> int | None:
+    """``(int)strtol(text, &end, 10)`` with nothing allowed after the number, as Exim
+    reads the numbers of ${length}, ${substr}, ${hash} and ${nhash}: leading white space
+    and a sign are allowed, empty is 0, an out-of-range value saturates to the C long
+    range and is then cut to a C int.  None when something follows the number."""
+    m = _STRTOL_RE.match(text)
+    assert m is not None
+    if m.end() != len(text) or (m.group(1) is None and text):
+        return None
+    v = int(m.group(1)) if m.group(1) else 0
+    from .operators import _int32
+    return _int32(max(min(v, (1 << 63) - 1), -(1 << 63)))
+
+
 def _item_numeric_string(node: Item, ctx: Any) -> str:
     """${length{n}{s}}, ${substr{a}{b}{s}}, ${hash{..}}, ${nhash{..}}."""
-    from .operators import apply_operator
+    from .operators import op_hash, op_length, op_nhash, op_substr
     args = [evaluate(a, ctx) for a in node.args]
     if len(args) < 2:
         raise ExpandError(not_enough(node.name))
-    nums, subject = args[:-1], args[-1]
-    nums = [n if n else "0" for n in nums]      # an empty number is 0, as in Exim
-    for n in nums:
-        if not re.fullmatch(r"\s*-?\d+\s*", n):
-            kind = "a positive" if node.name == "length" else "a"
-            raise ExpandError(f"\"{n}\" is not {kind} number (in \"{node.name}\" expansion)")
-        if node.name != "substr" and n.strip().startswith("-"):
-            raise ExpandError(f"\"{n}\" is not a positive number (in \"{node.name}\" "
+    texts, subject = args[:-1], args[-1]
+    nums: list[int] = []
+    for k, text in enumerate(texts):
+        # Exim: ${length}'s number and any second number must not be negative; a
+        # first number may be (substr counts from the end, nhash divides unsigned)
+        positive = k > 0 or node.name == "length"
+        v = _strtol_int(text)
+        if v is None or (v < 0 and (positive or node.name == "hash")):
+            # (a negative ${hash} length makes Exim 4.96 die; fail the expansion)
+            kind = "a positive" if positive or v is not None else "a"
+            raise ExpandError(f"\"{text}\" is not {kind} number (in \"{node.name}\" "
                               "expansion)")
-    name = node.name + "".join("_" + n.strip() for n in nums)
-    return _t(apply_operator(name, subject, ctx, allow_negative=True),
-              isinstance(subject, Tainted))
+        nums.append(v)
+    second = nums[1] if len(nums) > 1 else None
+    if node.name == "length":
+        result = op_length(subject, nums[0])
+    elif node.name == "substr":
+        result = op_substr(subject, nums[0], second)
+    elif node.name == "hash":
+        result = op_hash(subject, nums[0], second)
+    else:
+        result = op_nhash(subject, nums[0], second)
+    return _t(result, isinstance(subject, Tainted))
 
 
 def _expand_args(node: Item, ctx: Any, count: int) -> list[str]:

@@ -101,12 +101,15 @@ def op_nhash(s: str, div1: int, div2: int | None) -> str:
             i = len(_PRIMES) - 1
         total += _PRIMES[i] * c
         i -= 1
+    # Exim divides an unsigned long by its C int divisor (a negative one from
+    # ${nhash{-1}{..}} turns huge), and multiplies the two divisors as C ints
+    divisor = (div1 if div2 is None else _int32(div1 * div2)) % (1 << 64)
     # Exim 4.96 dies of a division by zero here; an expansion error is kinder
-    if div1 <= 0 or (div2 is not None and div2 <= 0):
+    if divisor == 0 or div2 == 0:
         raise ExpandError("nhash divisor must be positive")
     if div2 is None:
-        return str(total % div1)
-    total %= div1 * div2
+        return str(total % divisor)
+    total %= divisor
     return f"{total // div2}/{total % div2}"
 
 
@@ -775,10 +778,15 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
             if not re.fullmatch(r"-?\d+" if allow_negative or base in ("substr", "s")
                                 and k == 0 else r"\d+", part):
                 raise ExpandError(f"non-digit after underscore in \"{name}\"")
-            nums.append(int(part))
-        if len(nums) > 1 and nums[1] < 0 or (base not in ("substr", "s") and nums
-                                              and nums[0] < 0):
-            raise ExpandError(f"\"{min(nums)}\" is not a positive number (in "
+            nums.append(_int32(int(part)))      # Exim reads them into C ints
+        # a number that wrapped negative: Exim takes a second one (or length's only
+        # one) as not given, and dies of a negative hash length
+        if len(nums) > 1 and nums[1] < 0:
+            nums.pop()
+        if base in ("length", "l") and nums and nums[0] < 0:
+            return op_substr(arg, 0, None)
+        if base in ("hash", "h") and nums and nums[0] < 0:
+            raise ExpandError(f"\"{nums[0]}\" is not a positive number (in "
                               f"\"{base}\" expansion)")
         lo, hi = _NUMBERED[base]
         if not nums and lo:

@@ -599,6 +599,17 @@ EXPRESSIONS = [
     # \x with no hex digit after it is a NUL byte (which ends the C string)
     '${lc:a\\xzzb}', '[\\x]', '${listcount:\\xzz}', '${quote:\\x}', '${if eq{\\xg}{}{y}{n}}',
     '${ipv6norm:\\xzz}', '${length_3:ab\\xzz}', '\\x41\\xg', '${run{/bin/echo "a\\\\xzb" c}}',
+    # the numbers of length/substr/hash/nhash are C ints: read by strtol ({..} forms) or
+    # digit by digit (_n forms), cut to 32 bits; a negative second number is "not given"
+    '${length_4294967295:abc}', '${nhash_4294967295:abc}', '${substr_1_4294967295:abc}',
+    '${hash_2_4294967295:abcdef}', '${nhash_5_4294967295:abc}', '${length_4294967299:abcdef}',
+    '${length{4294967299}{abcdef}}', '${length{9223372036854775807}{abcdef}}',
+    '${substr{-99999999999999999999}{abcdef}}', '${substr{+2}{abcdef}}',
+    '${substr{2}{+2}{abcdef}}', '${substr{1}{x}{abcdef}}', '${length{-}{abcdef}}',
+    '${nhash{4294967295}{abc}}', '${nhash{-1}{abc}}', '${nhash{-1}{5}{abc}}',
+    '${hash{2}{+5}{abcdef}}', '${nhash_4294967297:abc}', '${substr_-4294967297:abcdef}',
+    '${length{2 }{abcdef}}', '${hash{1}{x}{abc}}', '${nhash{ 7}{ 3}{abcdef}}',
+    '${nhash{65536}{65536}{abc}}',
 ]
 
 

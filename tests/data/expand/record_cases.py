@@ -610,6 +610,9 @@ EXPRESSIONS = [
     '${hash{2}{+5}{abcdef}}', '${nhash_4294967297:abc}', '${substr_-4294967297:abcdef}',
     '${length{2 }{abcdef}}', '${hash{1}{x}{abc}}', '${nhash{ 7}{ 3}{abcdef}}',
     '${nhash{65536}{65536}{abc}}',
+    # ${eval}: a K/M/G suffix multiplies in 64 bits, which wraps
+    '${eval:9223372036854775807K}', '${eval10:99999999999999999999G}',
+    '${eval:0x7fffffffffffffffm}', '${eval:9007199254740993k}',
 ]
 
 

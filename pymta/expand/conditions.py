@@ -9,7 +9,7 @@ from typing import Any
 from pymta.taint import captures
 from pymta.truth import exim_true
 
-from .bytesutil import ascii_lower
+from .bytesutil import ascii_lower, to_bytes
 from .errors import ExpandDefer, ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
 from .forbid import check_allowed
@@ -29,10 +29,22 @@ def compare(op: str, a: str, b: str) -> bool:
         # an empty (or all blank) operand counts as 0, as in Exim 4.96
         return _NUMERIC[op](get_int(a) if a.strip() else 0, get_int(b) if b.strip() else 0)
     if op.endswith("i") and op[:-1] in _STRING:
-        return _STRING[op[:-1]](ascii_lower(a), ascii_lower(b))
+        return _STRING[op[:-1]](_strcmpic(a, b), 0)
     if op in _STRING:
         return _STRING[op](a, b)
     raise ExpandError(f"unknown comparison \"{op}\"")
+
+
+def _strcmpic(a: str, b: str) -> int:
+    """Exim 4.96's caseless compare (lti, lei, gti, gei): byte-wise, but a string that
+    is a proper prefix of the other compares greater, not less ("0" gei "0x10")."""
+    x, y = to_bytes(ascii_lower(a)), to_bytes(ascii_lower(b))
+    for i, c in enumerate(x):
+        if i >= len(y):
+            return c
+        if c != y[i]:
+            return c - y[i]
+    return y[len(x)] if len(y) > len(x) else 0
 
 
 def _bool(value: str, lax: bool) -> bool:

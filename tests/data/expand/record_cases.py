@@ -613,6 +613,10 @@ EXPRESSIONS = [
     # ${eval}: a K/M/G suffix multiplies in 64 bits, which wraps
     '${eval:9223372036854775807K}', '${eval10:99999999999999999999G}',
     '${eval:0x7fffffffffffffffm}', '${eval:9007199254740993k}',
+    # caseless lti/lei/gti/gei: a proper prefix compares greater (Exim's strcmpic)
+    '${if gei{0}{0x10}{y}{n}}', '${if lti{}{abc}{y}{n}}', '${if gti{abc}{AB}{y}{n}}',
+    '${if gei{AB}{abc}{y}{n}}', '${if lei{1}{1K}{y}{n}}', '${sort{abc:ABCD:ab:A}{lti}{$item}}',
+    '${sort{abc:ABCD:ab:A}{gti}{$item}}',
 ]
 
 

@@ -48,18 +48,25 @@ def _strcmpic(a: str, b: str) -> int:
 
 
 def _bool(value: str, lax: bool) -> bool:
-    v = value.strip()
-    lv = v.lower()
-    if lax:
-        return exim_true(lv)
+    v = value.strip(" \t\n\v\f\r")
+    if not v:
+        return False
+    if all(c in "0123456789" for c in (v[1:] if v[0] == "-" else v)):
+        # a number ("-" alone included) is read by atoi(): saturated to a C long, then
+        # cut to a C int, so "4294967296" is false; bool_lax: only "0" itself is false
+        if lax and len(v) > 1:
+            return True
+        from .operators import _int32
+        n = int(v) if v != "-" else 0
+        return _int32(max(min(n, (1 << 63) - 1), -(1 << 63))) != 0
+    lv = ascii_lower(v)
     if lv in ("true", "yes"):
         return True
-    if lv in ("false", "no", ""):
+    if lv in ("false", "no"):
         return False
-    try:
-        return int(v) != 0
-    except ValueError:
-        raise ExpandError(f"unrecognised boolean value \"{v}\"") from None
+    if lax:
+        return True
+    raise ExpandError(f"unrecognised boolean value \"{v}\"")
 
 
 def _isip(value: str, version: int | None) -> bool:

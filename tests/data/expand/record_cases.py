@@ -617,6 +617,10 @@ EXPRESSIONS = [
     '${if gei{0}{0x10}{y}{n}}', '${if lti{}{abc}{y}{n}}', '${if gti{abc}{AB}{y}{n}}',
     '${if gei{AB}{abc}{y}{n}}', '${if lei{1}{1K}{y}{n}}', '${sort{abc:ABCD:ab:A}{lti}{$item}}',
     '${sort{abc:ABCD:ab:A}{gti}{$item}}',
+    # bool: only an optional "-" and ASCII digits make a number, read by atoi()
+    '${if bool{+3}{y}{n}}', '${if bool{-9223372036854775809}{y}{n}}',
+    '${if bool{4294967296}{y}{n}}', '${if bool{9223372036854775808}{y}{n}}',
+    '${if bool{-}{y}{n}}', '${if bool_lax{-0}{y}{n}}', '${if bool{1_0}{y}{n}}',
 ]
 
 

@@ -621,6 +621,13 @@ EXPRESSIONS = [
     '${if bool{+3}{y}{n}}', '${if bool{-9223372036854775809}{y}{n}}',
     '${if bool{4294967296}{y}{n}}', '${if bool{9223372036854775808}{y}{n}}',
     '${if bool{-}{y}{n}}', '${if bool_lax{-0}{y}{n}}', '${if bool{1_0}{y}{n}}',
+    # list syntax: "<" then any ASCII punctuation or control character (a tab too, a
+    # lone "<" is an empty list); a control separator is never doubled; a trailing
+    # space after a backslash stays
+    '${map{a\\\\ :b}{[$item]}}', '${if inlist{a\\\\ }{a\\\\ :b}{y}{n}}',
+    '${map{<\\x01a\\x01\\x01b}{[$item]}}', '${map{<\\ta\\t\\tb}{[$item]}}',
+    '${map{<\\t a \\t b}{[$item]}}', '${if match_domain{a}{<\\ta\\tb}{y}{n}}', '${listcount:<}',
+    '${listcount: <}', '${listextract{1}{<}{y}{n}}', '${listcount:<\\xc3\\xa9a\\xc3\\xa9b}',
 ]
 
 

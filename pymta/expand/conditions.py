@@ -1,7 +1,6 @@
 """Expansion conditions (``${if <condition> ...}``, ``filter``, ``forall``...)."""
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from typing import Any
@@ -73,7 +72,8 @@ def _isip(value: str, version: int | None) -> bool:
     if value != value.strip():
         return False            # Exim does not skip white space here
     try:
-        ip = ipaddress.ip_address(value)
+        from .operators import exim_ip_address
+        ip = exim_ip_address(value)
     except ValueError:
         return False
     return version is None or ip.version == version
@@ -134,10 +134,11 @@ def _list_match(name: str, args: list[str], ctx: Any) -> bool:
                                  data_var="value")
     if name == "match_address":
         return list_match.match_address(args[0], args[1], ctx, expand=False, data_var="value")
-    subject = args[0].strip()
+    subject = args[0]       # Exim takes no white space around the address
     if subject:
+        from .operators import exim_ip_address
         try:
-            ipaddress.ip_address(subject)
+            exim_ip_address(subject)
         except ValueError:
             raise ExpandError(f"\"{subject}\" is not an IP address") from None
     return list_match.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")

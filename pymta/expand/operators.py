@@ -117,12 +117,12 @@ def op_nhash(s: str, div1: int, div2: int | None) -> str:
 
 def op_mask(arg: str, normalised: bool) -> str:
     addr, sep, bits = arg.partition("/")
-    if not sep:
-        raise ExpandError(f"missing mask value in \"{arg}\"")
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
         raise ExpandError(f"\"{arg}\" is not an IP address") from None
+    if not sep:         # Exim checks the address first
+        raise ExpandError(f"missing mask value in \"{arg}\"")
     # the mask is read like C's strtol: leading blanks and a sign, empty is 0
     if not re.fullmatch(r"(?:\s*[+-]?\d+)?", bits):
         raise ExpandError(f"\"{arg}\" is not an IP address")
@@ -142,9 +142,22 @@ def op_mask(arg: str, normalised: bool) -> str:
     return base.exploded.replace(":", ".") + f"/{bits}"
 
 
+def exim_ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """ipaddress.ip_address() for Exim's syntax: an IPv6 address may end in "%" and an
+    interface name (possibly empty), which Exim ignores (Python keeps it as a scope id,
+    whose ``exploded`` form raises).  Raises ValueError."""
+    head, pct, _ = text.partition("%")
+    if pct and ":" in head and "." not in head:
+        text = head
+    return ipaddress.ip_address(text)
+
+
 def op_reverse_ip(arg: str) -> str:
+    # Exim allows a mask after the address (read as ${mask} reads it; a bare "/" too),
+    # and ignores it
+    m = re.fullmatch(r"(.*)/(?:\s*\+?\d+)?", arg, re.S)
     try:
-        ip = ipaddress.ip_address(arg)
+        ip = exim_ip_address(m.group(1) if m else arg)
     except ValueError:
         raise ExpandError(f"reverse_ip() not given an IP address [{arg}]") from None
     if ip.version == 6 and ip.ipv4_mapped is not None:
@@ -156,7 +169,7 @@ def op_reverse_ip(arg: str) -> str:
 
 def op_ipv6norm(arg: str, denorm: bool) -> str:
     try:
-        ip = ipaddress.ip_address(arg)
+        ip = exim_ip_address(arg)
     except ValueError:
         raise ExpandError(f"\"{arg}\" is not an IP address") from None
     if ip.version == 4:

@@ -628,6 +628,14 @@ EXPRESSIONS = [
     '${map{<\\x01a\\x01\\x01b}{[$item]}}', '${map{<\\ta\\t\\tb}{[$item]}}',
     '${map{<\\t a \\t b}{[$item]}}', '${if match_domain{a}{<\\ta\\tb}{y}{n}}', '${listcount:<}',
     '${listcount: <}', '${listextract{1}{<}{y}{n}}', '${listcount:<\\xc3\\xa9a\\xc3\\xa9b}',
+    # IP addresses: an IPv6 "%interface" suffix (even empty) is ignored; reverse_ip takes
+    # a mask; ${mask} checks the address before the mask; match_ip trims no space
+    '${ipv6denorm:fe80::1%eth0}', '${ipv6norm:fe80::1%eth0}', '${reverse_ip:fe80::1%eth0}',
+    '${ipv6norm:::1%}', '${if isip{::1%}{y}{n}}', '${if isip{1.2.3.4%x}{y}{n}}',
+    '${reverse_ip:1.2.3.4/8}', '${reverse_ip:2001:db8::1/64}', '${reverse_ip:1.2.3.4/}',
+    '${reverse_ip:1.2.3.4/ 8}', '${reverse_ip:1.2.3.4/-8}', '${mask:(}', '${mask:1.2.3}',
+    '${if match_ip{ 1.2.3.4}{1.2.3.4}{y}{n}}', '${if match_ip{1.2.3.4 }{1.2.3.4}{y}{n}}',
+    '${if match_ip{fe80::1%eth0}{<; fe80::1%eth0}{y}{n}}',
 ]
 
 

@@ -353,12 +353,15 @@ class _Parser:
     def args(self, i: int, name: str, maxn: int = 9) -> tuple[list, int]:
         out: list = []
         i = self.ws(i)
-        self.starts: list[int] = []        # where each argument began (for error texts)
+        # where each argument began (for error texts); a local list, since parsing an
+        # argument parses the items nested in it, which set self.starts for themselves
+        starts: list[int] = []
         while i < self.n and self.s[i] == "{" and len(out) < maxn:
-            self.starts.append(i)
+            starts.append(i)
             seq, i = self.brace_seq(i, f"\"{name}\"")
             out.append(seq)
             i = self.ws(i)
+        self.starts = starts
         return out, i
 
     def yes_no(self, i: int, name: str, item: Item, allow_bare_fail: bool = False) -> int:

@@ -636,6 +636,8 @@ EXPRESSIONS = [
     '${reverse_ip:1.2.3.4/ 8}', '${reverse_ip:1.2.3.4/-8}', '${mask:(}', '${mask:1.2.3}',
     '${if match_ip{ 1.2.3.4}{1.2.3.4}{y}{n}}', '${if match_ip{1.2.3.4 }{1.2.3.4}{y}{n}}',
     '${if match_ip{fe80::1%eth0}{<; fe80::1%eth0}{y}{n}}',
+    # an unclosed item whose last argument holds an item with arguments of its own
+    '${extract{a}{b}{c}{d}{${sg{a}{b}{c}}}{f}}', '${extract{1}{:}{c}{d}{${sg{a}{b}{c}}}{f}}',
 ]
 
 

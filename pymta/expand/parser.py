@@ -160,7 +160,7 @@ _YESNO_ITEMS = frozenset({"env", "run", "listextract", "certextract"})
 # Items whose missing arguments Exim names: the name of each argument in turn.
 _ARG_NAMES: dict[str, tuple[str, ...]] = {
     "map": ("first", "last"), "reduce": ("first", "second", "last"),
-    "sort": ("list", "comparator"), "filter": ("first", "last"), "run": ("command",),
+    "sort": ("list", "comparator", "extractor"), "filter": ("first", "last"), "run": ("command",),
     "certextract": ("field", "cert variable"),
 }
 
@@ -422,6 +422,9 @@ class _Parser:
         error Exim gives for that item's shape (yes/no strings or a counted list)."""
         s = self.s
         i = self.ws(i)
+        if name in ("map", "reduce", "sort") and len(args) < len(_ARG_NAMES[name]):
+            # Exim reads these arguments even in a branch it skips
+            raise ExpandError(missing_arg(name, len(args)) or "")
         if i < self.n and s[i] == "}":
             return i + 1
         base = _YESNO_MIN.get(name)
@@ -433,7 +436,7 @@ class _Parser:
             text = missing_arg(name, len(args))
             if text is not None:
                 raise ExpandError(text)
-        if name in ("map", "reduce") and len(args) >= len(_ARG_NAMES[name]):
+        if name in ("map", "reduce", "sort") and len(args) >= len(_ARG_NAMES[name]):
             raise ExpandError(f"missing }} at end of \"{name}\"")
         if name in _YESNO_ITEMS and base is not None and len(args) >= base:
             more = len(args) - base
@@ -512,6 +515,10 @@ class _Parser:
             i = j
         start = self.ws(i)
         most = ARG_COUNTS.get(name, (0, None))[1]
+        if name in ("map", "reduce", "sort"):
+            most = len(_ARG_NAMES[name])
+        elif name in _YESNO_ITEMS:
+            most = _YESNO_MIN[name] + 2     # then {yes}{no}; a further one is an error
         args, i = self.args(i, name, most or 9)
         starts = self.starts
         if name == "run" and extra is None and args:

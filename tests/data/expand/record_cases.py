@@ -638,6 +638,12 @@ EXPRESSIONS = [
     '${if match_ip{fe80::1%eth0}{<; fe80::1%eth0}{y}{n}}',
     # an unclosed item whose last argument holds an item with arguments of its own
     '${extract{a}{b}{c}{d}{${sg{a}{b}{c}}}{f}}', '${extract{1}{:}{c}{d}{${sg{a}{b}{c}}}{f}}',
+    # too many or too few arguments for map, reduce, sort and the yes/no items (checked
+    # in skipped branches too)
+    '${map{a}{${sg{a}{b}{c}}}{${sg{a}{b}{c}}}{f}}', '${map{a}{b}{c}}', '${reduce{a}{b}{c}{d}}',
+    '${sort{a}{<}{$item}{d}}', '${listextract{1}{a}{b}{c}{d}}', '${env{HOME}{a}{b}{c}}',
+    '${run{/bin/true}{a}{b}{c}}', '${sort{a}{<}}', '${if eq{a}{b}{${sort{a}{<}}}{n}}',
+    '${if eq{a}{b}{${map{a}}}{n}}',
 ]
 
 

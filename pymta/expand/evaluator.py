@@ -25,7 +25,9 @@ from .parser import (
     Op,
     Seq,
     Var,
+    extract_field_number,
     missing_arg,
+    not_closed,
     not_enough,
     too_many,
 )
@@ -401,6 +403,8 @@ def _item_extract(node: Item, ctx: Any) -> str:
         raise ExpandError("first argument of \"extract\" must not be empty")
     if node.extra in ("json", "jsons"):
         import json
+        if node.surplus is not None:    # json takes two arguments, then {yes}{no}
+            raise ExpandError(not_closed(node.surplus))
         data = evaluate(args[1], ctx)
         tainted = tainted or isinstance(data, Tainted)
         positional = re.fullmatch(r"\s*-?\d+\s*", first) is not None
@@ -423,14 +427,13 @@ def _item_extract(node: Item, ctx: Any) -> str:
             if first in obj:
                 value = _json_value(obj[first], node.extra == "jsons")
         elif isinstance(obj, list) and positional:
-            idx = int(first)
-            if idx <= len(obj):
-                value = _json_value(obj[idx - 1], node.extra == "jsons")
+            pos = int(first)
+            if pos <= len(obj):
+                value = _json_value(obj[pos - 1], node.extra == "jsons")
         rest = args[2:]
-    elif re.fullmatch(r"\s*-?\d+\s*", first):
+    elif (idx := extract_field_number(first)) is not None:
         if len(args) < 3:
             raise ExpandError("missing '{' for arg 3 of extract")
-        idx = int(first)
         seps = evaluate(args[1], ctx)
         data = evaluate(args[2], ctx)
         tainted = tainted or isinstance(data, Tainted)
@@ -448,6 +451,8 @@ def _item_extract(node: Item, ctx: Any) -> str:
             value = None
         rest = args[3:]
     else:
+        if node.surplus is not None:    # a key takes two arguments, then {yes}{no}
+            raise ExpandError(not_closed(node.surplus))
         data = evaluate(args[1], ctx)
         tainted = tainted or isinstance(data, Tainted)
         value = _extract_keyed(first.strip(), data)

@@ -79,7 +79,7 @@ class Op:
 class Item:
     """An expansion item with brace arguments and optional yes/no/fail parts."""
 
-    __slots__ = ("name", "args", "yes", "no", "fail", "extra")
+    __slots__ = ("name", "args", "yes", "no", "fail", "extra", "surplus")
 
     def __init__(self, name: str, args: list, yes=None, no=None, fail=False, extra=None):
         self.name = name
@@ -88,6 +88,9 @@ class Item:
         self.no = no
         self.fail = fail
         self.extra = extra
+        # ${extract} with five arguments: the source text from the fifth on, for the
+        # error Exim gives when (found at run time) the first is not a field number
+        self.surplus: str | None = None
 
     def __repr__(self) -> str:
         return (f"Item({self.name!r}, {self.args!r}, yes={self.yes!r}, no={self.no!r}, "
@@ -197,6 +200,20 @@ def yes_not_braced(rest: str) -> str:
 def fail_expected(name: str) -> str:
     """Exim's error when a {yes} string is followed by neither {no}, fail nor }."""
     return f"syntax error in \"{name}\" item - \"fail\" expected"
+
+
+def extract_field_number(text: str) -> int | None:
+    """The field number of ${extract{N}{seps}{data}}, None when the first argument is a
+    key: as Exim, white space round it, an optional "-" and ASCII digits ("-" alone is
+    field 0, "+1" is a key); read into a C int."""
+    p = text.strip(_WS)
+    sign = -1 if p.startswith("-") else 1
+    digits = p[1:] if sign < 0 else p
+    if not all(c in "0123456789" for c in digits):
+        return None
+    v = int(digits) if digits else 0
+    v &= 0xFFFFFFFF
+    return sign * (v - (1 << 32) if v >> 31 else v)
 
 
 def not_closed(rest: str) -> str:
@@ -405,7 +422,7 @@ class _Parser:
             return i + 1
         first = args[0].parts
         numeric = fields and len(first) == 1 and isinstance(first[0], str) and \
-            first[0].strip().lstrip("-").isdigit()
+            extract_field_number(first[0]) is not None
         base = 3 if numeric else 2
         if len(args) < base:
             raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
@@ -486,7 +503,9 @@ class _Parser:
             i = self.ws(i)
             first = args[0].parts
             numeric = extra is None and len(first) == 1 and isinstance(first[0], str) \
-                and first[0].strip().lstrip("-").isdigit()
+                and extract_field_number(first[0]) is not None
+            if len(args) == 5:
+                node.surplus = s[starts[4]:]
             # a bare fail stands for the {no} string: only after a {yes} string
             if s.startswith("fail", i) and len(args) > (3 if numeric else 2):
                 node.fail = True

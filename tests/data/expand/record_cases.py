@@ -644,6 +644,12 @@ EXPRESSIONS = [
     '${sort{a}{<}{$item}{d}}', '${listextract{1}{a}{b}{c}{d}}', '${env{HOME}{a}{b}{c}}',
     '${run{/bin/true}{a}{b}{c}}', '${sort{a}{<}}', '${if eq{a}{b}{${sort{a}{<}}}{n}}',
     '${if eq{a}{b}{${map{a}}}{n}}',
+    # extract: "-" and ASCII digits make a field number ("+1" is a key); a key (known only
+    # at run time) takes four arguments at most
+    '${extract{a}{b}{c}{d}{e}}', 'x${extract{${lc:a}}{b}{c}{d}{e}}y',
+    '${extract{+1}{,}{a,b}{<$value>}{no}}', '${extract{-}{:}{a:b}}', '${extract{${lc:-}}{:}{a:b}}',
+    '${extract json{1}{[1]}{a}{b}{c}}', '${if eq{a}{b}{${extract{a}{b}{c}{d}{e}}}{no}}',
+    '${extract{4294967297}{:}{a:b}}',
 ]
 
 

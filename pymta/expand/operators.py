@@ -373,9 +373,11 @@ _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*")
 def op_quote_local_part(arg: str) -> str:
     """Quote a local part when it holds characters outside RFC 2822 atext (or starts
     with a dot)."""
-    if arg and not arg.startswith(".") and _ATEXT.fullmatch(arg):
+    if arg and not arg.startswith(".") and not arg.endswith(".") and _ATEXT.fullmatch(arg):
         return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # escaped as ${quote} escapes (a newline and a CR as \n and \r), as Exim does
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace(
+        "\r", "\\r") + '"'
 
 
 _REDIS_SPECIAL = re.compile(r"([ \t\n\v\f\r\\])")
@@ -426,7 +428,9 @@ def _url_quote(text: str) -> str:
 
 
 def op_rxquote(arg: str) -> str:
-    return "".join(c if c.isalnum() else "\\" + c for c in arg)
+    # byte by byte, as Exim: each byte that is not an ASCII letter or digit is escaped
+    return from_bytes(b"".join(bytes([b]) if chr(b).isascii() and chr(b).isalnum()
+                               else b"\\" + bytes([b]) for b in to_bytes(arg)))
 
 
 def op_escape(arg: str) -> str:

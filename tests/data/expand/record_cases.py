@@ -650,6 +650,10 @@ EXPRESSIONS = [
     '${extract{+1}{,}{a,b}{<$value>}{no}}', '${extract{-}{:}{a:b}}', '${extract{${lc:-}}{:}{a:b}}',
     '${extract json{1}{[1]}{a}{b}{c}}', '${if eq{a}{b}{${extract{a}{b}{c}{d}{e}}}{no}}',
     '${extract{4294967297}{:}{a:b}}',
+    # quote_local_part: a final dot needs quotes, newline and CR become \\n and \\r;
+    # rxquote escapes every byte that is not an ASCII letter or digit
+    '${quote_local_part:\\t\\n\\r}', '${quote_local_part:a.}', '${quote_local_part:a..b}',
+    '${rxquote:caf\\xc3\\xa9}', '${rxquote:²}',
 ]
 
 

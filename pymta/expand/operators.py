@@ -441,14 +441,33 @@ def op_escape8bit(arg: str) -> str:
     return "".join(chr(b) if b < 128 else "\\%03o" % b for b in to_bytes(arg))
 
 
+def _strtoul(text: str) -> int | None:
+    """C's strtoul(text, &end, 10) where nothing may follow the number (None if
+    something does): leading white space and a sign allowed, empty is 0, too big
+    saturates, a minus sign wraps round."""
+    m = re.fullmatch(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", text)
+    if m is None:
+        return 0 if not text else None
+    n = int(m.group(2))
+    if n > _ULONG_MAX:
+        return _ULONG_MAX
+    return (-n) & _ULONG_MAX if m.group(1) == "-" else n
+
+
+_ULONG_MAX = (1 << 64) - 1
+
+
+def _signed64(n: int) -> int:
+    """An unsigned long printed with %ld, as Exim prints base32d/base62d results."""
+    n &= _ULONG_MAX
+    return n - (1 << 64) if n >> 63 else n
+
+
 def op_base62(arg: str) -> str:
-    s = arg.strip()
-    if s and not re.fullmatch(r"-?\d+", s):
+    n = _strtoul(arg)
+    if n is None:
         raise ExpandError(f"argument for base62 operator is \"{arg}\", which is not a "
                           "decimal number")
-    # as C's strtoull: empty is 0, too big saturates, a minus sign wraps round
-    n = int(s) if s else 0
-    n = min(n, (1 << 64) - 1) if n >= 0 else (1 << 64) - min(-n, 1 << 64)
     return base62(n, 6)    # the message-id encoding: six digits, low ones kept
 
 
@@ -456,17 +475,14 @@ def op_base62d(arg: str) -> str:
     if any(c not in _B62 for c in arg):
         raise ExpandError(f"argument for base62d operator is \"{arg}\", which is not a "
                           "base 62 number")
-    return str(unbase62(arg))
+    return str(_signed64(unbase62(arg)))
 
 
 def op_base32(arg: str) -> str:
-    s = arg.strip()
-    if not arg:
-        return ""
-    if not (s.isascii() and s.isdigit()):
+    n = _strtoul(arg)
+    if n is None:
         raise ExpandError(f"argument for base32 operator is \"{arg}\", which is not a "
                           "decimal number")
-    n = int(s)
     out = []
     while n:
         n, r = divmod(n, 32)
@@ -482,15 +498,20 @@ def op_base32d(arg: str) -> str:
             raise ExpandError(f"argument for base32d operator is \"{arg}\", which is not a "
                               "base 32 number")
         n = n * 32 + i
-    return str(n)
+    return str(_signed64(n))
+
+
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def op_base64d(arg: str) -> str:
-    try:
-        return from_bytes(base64.b64decode(to_bytes(arg), validate=True))
-    except ValueError:
-        raise ExpandError(f"string \"{arg}\" is not well-formed for \"base64d\" operator") \
-            from None
+    # as Exim: white space anywhere is skipped; whole groups of four, the last one
+    # perhaps padded with one or two "=", and nothing after the padding
+    data = to_bytes(arg).translate(None, b" \t\n\v\f\r")
+    body = data.rstrip(b"=")
+    if len(data) % 4 or len(data) - len(body) > 2 or not _B64_ALPHABET.issuperset(body):
+        raise ExpandError(f"string \"{arg}\" is not well-formed for \"base64d\" operator")
+    return from_bytes(base64.b64decode(data))
 
 
 def op_hex2b64(arg: str) -> str:

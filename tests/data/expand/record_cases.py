@@ -654,6 +654,12 @@ EXPRESSIONS = [
     # rxquote escapes every byte that is not an ASCII letter or digit
     '${quote_local_part:\\t\\n\\r}', '${quote_local_part:a.}', '${quote_local_part:a..b}',
     '${rxquote:caf\\xc3\\xa9}', '${rxquote:²}',
+    # base32/base62 read their number with strtoul; base32d/base62d print a signed 64-bit
+    # number; base64d skips white space and wants whole groups of four
+    '${base32:-1}', '${base32:+5}', '${base32:5 }', '${base32:18446744073709551616}',
+    '${base62:\\t\\n\\r}', '${base62:+5}', '${base62:5 }', '${base62d:zzzzzzzzzzzzz}',
+    '${base32d:zzzzzzzzzzzzzzz}', '${base64d:AAAA====}', '${base64d:\\t\\n\\r}', '${base64d:QUE}',
+    '${base64d:Q Q = =}', '${base64d:QQ==QQ==}', '${base64d:QR==}',
 ]
 
 

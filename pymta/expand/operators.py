@@ -515,13 +515,12 @@ def op_base64d(arg: str) -> str:
 
 
 def op_hex2b64(arg: str) -> str:
+    # Exim checks the characters (no white space either) before the length
+    if not re.fullmatch(r"[0-9A-Fa-f]*", arg):
+        raise ExpandError(f"\"{arg}\" is not a hex string")
     if len(arg) % 2:
         raise ExpandError(f"\"{arg}\" contains an odd number of characters")
-    try:
-        data = bytes.fromhex(arg)
-    except ValueError:
-        raise ExpandError(f"\"{arg}\" is not a hex string") from None
-    return base64.b64encode(data).decode()
+    return base64.b64encode(bytes.fromhex(arg)).decode()
 
 
 def op_from_utf8(arg: str) -> str:

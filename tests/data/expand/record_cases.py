@@ -660,6 +660,8 @@ EXPRESSIONS = [
     '${base62:\\t\\n\\r}', '${base62:+5}', '${base62:5 }', '${base62d:zzzzzzzzzzzzz}',
     '${base32d:zzzzzzzzzzzzzzz}', '${base64d:AAAA====}', '${base64d:\\t\\n\\r}', '${base64d:QUE}',
     '${base64d:Q Q = =}', '${base64d:QQ==QQ==}', '${base64d:QR==}',
+    # hex2b64: the characters are checked before the length; no white space
+    '${hex2b64:(}', '${hex2b64:0a  0b}',
 ]
 
 

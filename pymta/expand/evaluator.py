@@ -247,25 +247,28 @@ def compile_regex(pattern: str, flags: int = 0) -> re.Pattern:
 
 
 def get_int(text: str, what: str = "") -> int:
-    """Parse an integer with optional K/M/G suffix as Exim's numeric conditions do."""
-    s = text.strip()
-    m = re.fullmatch(r"([-+]?\d+)([kKmMgG]?)", s)
+    """Parse an integer with optional K/M/G suffix as Exim's numeric conditions do.
+    The messages quote the text from its first non-blank character, as Exim's do."""
+    s = text.lstrip(_C_SPACE)
+    m = re.match(r"[-+]?[0-9]+", s)
     if not m:
+        raise ExpandError(f"integer expected but \"{s}\" found")
+    v = int(m.group(0))
+    rest = s[m.end():]
+    overflow = not -(1 << 63) <= v < (1 << 63)      # strtoll saturates, errno ERANGE
+    if not overflow and rest[:1] in ("k", "K", "m", "M", "g", "G"):
+        v *= {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[rest[0].lower()]
+        overflow = not -(1 << 63) <= v < (1 << 63)
+        rest = rest[1:]
+    if overflow:
+        raise ExpandError(f"absolute value of integer \"{s}\" is too large (overflow)")
+    if rest.strip(_C_SPACE):
         # text that starts like a number but goes on is "invalid", as in Exim
-        if re.match(r"[-+]?\d", s):
-            raise ExpandError(f"invalid integer \"{text}\"")
-        raise ExpandError(f"integer expected but \"{text}\" found")
-    v = int(m.group(1))
-    suf = m.group(2).lower()
-    if suf == "k":
-        v *= 1024
-    elif suf == "m":
-        v *= 1024 * 1024
-    elif suf == "g":
-        v *= 1024 * 1024 * 1024
-    if not -(1 << 63) <= v < (1 << 63):
-        raise ExpandError(f"absolute value of integer \"{text}\" is too large (overflow)")
+        raise ExpandError(f"invalid integer \"{s}\"")
     return v
+
+
+_C_SPACE = " \t\n\v\f\r"
 
 
 def _nonneg_arg(text: str, item: str) -> int:

@@ -662,6 +662,9 @@ EXPRESSIONS = [
     '${base64d:Q Q = =}', '${base64d:QQ==QQ==}', '${base64d:QR==}',
     # hex2b64: the characters are checked before the length; no white space
     '${hex2b64:(}', '${hex2b64:0a  0b}',
+    # numeric conditions: the messages quote the number from its first non-blank
+    '${if ={ : }{5}{y}{n}}', '${if ={ 5 x}{5}{y}{n}}', '${if ={ yes }{5}{y}{n}}',
+    '${if ={ 99999999999999999999x}{5}{y}{n}}', '${if ={٣}{5}{y}{n}}', '${if <{ 5K x}{5}{y}{n}}',
 ]
 
 

@@ -220,6 +220,9 @@ def op_time_interval(arg: str) -> str:
     n = _int32(int(arg or "0"))        # Exim reads the number into a C int
     if n == 0:
         return "0s"
+    if n == -(1 << 31):
+        # -n does not fit a C int (pymta recursed for ever); what Exim 4.96 prints
+        return "-5d3h14m8s"
     if n < 0:
         return "-" + op_time_interval(str(-n))
     out = []

@@ -665,6 +665,8 @@ EXPRESSIONS = [
     # numeric conditions: the messages quote the number from its first non-blank
     '${if ={ : }{5}{y}{n}}', '${if ={ 5 x}{5}{y}{n}}', '${if ={ yes }{5}{y}{n}}',
     '${if ={ 99999999999999999999x}{5}{y}{n}}', '${if ={٣}{5}{y}{n}}', '${if <{ 5K x}{5}{y}{n}}',
+    # time_interval of a number that is INT_MIN as a C int
+    '${time_interval:2147483648}', '${time_interval:6442450944}',
 ]
 
 

@@ -679,10 +679,14 @@ def _item_tr(node: Item, ctx: Any) -> str:
     subject, frm, to = _expand_args(node, ctx, 3)
     if not to:
         return subject
+    from .bytesutil import from_bytes, to_bytes
+    # byte by byte, as Exim: a UTF-8 character is its bytes here
+    frm_b, to_b = to_bytes(frm), to_bytes(to)
     table = {}
-    for i, ch in enumerate(frm):
-        table[ch] = to[i] if i < len(to) else to[-1]
-    return _t("".join(table.get(c, c) for c in subject), isinstance(subject, Tainted))
+    for i, b in enumerate(frm_b):
+        table[b] = to_b[i] if i < len(to_b) else to_b[-1]
+    out = bytes(table.get(b, b) for b in to_bytes(subject))
+    return _t(from_bytes(out), isinstance(subject, Tainted))
 
 
 def _item_hmac(node: Item, ctx: Any) -> str:

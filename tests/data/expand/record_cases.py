@@ -667,6 +667,8 @@ EXPRESSIONS = [
     '${if ={ 99999999999999999999x}{5}{y}{n}}', '${if ={٣}{5}{y}{n}}', '${if <{ 5K x}{5}{y}{n}}',
     # time_interval of a number that is INT_MIN as a C int
     '${time_interval:2147483648}', '${time_interval:6442450944}',
+    # tr works on bytes
+    '${tr{\\xc3\\xa9}{\\xc3}{x}}', '${tr{café}{é}{e}}', '${tr{abc}{abc}{é}}',
 ]
 
 

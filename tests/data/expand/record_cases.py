@@ -669,6 +669,13 @@ EXPRESSIONS = [
     '${time_interval:2147483648}', '${time_interval:6442450944}',
     # tr works on bytes
     '${tr{\\xc3\\xa9}{\\xc3}{x}}', '${tr{café}{é}{e}}', '${tr{abc}{abc}{é}}',
+    # rfc2047d: strict Q and B text, a word's text may hold "?", UTF-8 words are not
+    # checked, bytes that do not convert are kept, a language suffix is not a charset
+    '${rfc2047d:=?utf-8?q?=ZZ?=}', '${rfc2047d:=?utf-8?q?a=?=}', '${rfc2047d:=?utf-8?b?Y2Fmw6k?=}',
+    '${rfc2047d:=?utf-8?q?=c3?=}', '${rfc2047d:=?us-ascii?q?=80?=}', '${rfc2047d:=??q?a?=}',
+    '${rfc2047d:=?utf-8?q?a?b?=}', '${rfc2047d:=?utf-8*en?q?a?=}',
+    '${rfc2047d:=?iso-8859-1?q?caf=E9?=}', '${rfc2047d:=?utf-8?q?a?=  x =?utf-8?q?b?=}',
+    '${rfc2047d:=?utf-8?q?a?= =?utf-8?q?b?=}', '${rfc2047d:=?utf-8?b?Y2Fm w6k=?=}',
 ]
 
 

@@ -527,8 +527,25 @@ def op_hex2b64(arg: str) -> str:
 
 
 def op_from_utf8(arg: str) -> str:
-    data = to_bytes(arg).decode("utf-8", "replace")
-    return from_bytes(bytes(ord(c) if ord(c) < 256 else ord("_") for c in data))
+    """Each UTF-8 sequence as the one byte of its code point, "_" when above 255.  As in
+    Exim, a lead byte says how many bytes follow and they are taken whatever they are
+    (their low six bits), a stray continuation byte stands for itself, and a sequence
+    cut short by the end of the string has zero bits for the missing bytes."""
+    data = to_bytes(arg)
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        c = data[i]
+        i += 1
+        if c >= 0xC0:
+            more = 1 if c < 0xE0 else 2 if c < 0xF0 else 3 if c < 0xF8 else \
+                4 if c < 0xFC else 5
+            c &= (0x1F, 0x0F, 0x07, 0x03, 0x01)[more - 1]
+            for _ in range(more):
+                c = (c << 6) | (data[i] & 0x3F if i < len(data) else 0)
+                i += 1
+        out.append(c if c <= 255 else 0x5F)
+    return from_bytes(bytes(out))
 
 
 def op_utf8clean(arg: str) -> str:

@@ -676,6 +676,9 @@ EXPRESSIONS = [
     '${rfc2047d:=?utf-8?q?a?b?=}', '${rfc2047d:=?utf-8*en?q?a?=}',
     '${rfc2047d:=?iso-8859-1?q?caf=E9?=}', '${rfc2047d:=?utf-8?q?a?=  x =?utf-8?q?b?=}',
     '${rfc2047d:=?utf-8?q?a?= =?utf-8?q?b?=}', '${rfc2047d:=?utf-8?b?Y2Fm w6k=?=}',
+    # from_utf8 on bytes that are not UTF-8
+    '${from_utf8:\\xc3}', '${from_utf8:\\xe2\\x82x}', '${from_utf8:\\xed\\xa0\\x80}',
+    '${from_utf8:a\\x80b}', '${from_utf8:\\x80\\xff}', '${from_utf8:\\xc0\\x80z}',
 ]
 
 

@@ -330,8 +330,10 @@ def _well_formed(addr: str) -> bool:
 
 def op_addresses(arg: str) -> str:
     sep = ":"
-    s = arg
-    if s.startswith(">") and len(s) > 1:
+    s = arg.lstrip(" \t\n\v\f\r")      # Exim looks for ">" after white space
+    if s.startswith(">"):
+        if len(s) == 1:
+            raise ExpandError(f"output separator missing in expanding ${{addresses:{s}}}")
         sep = s[1]
         s = s[2:]
     out = []

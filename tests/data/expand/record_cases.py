@@ -679,6 +679,8 @@ EXPRESSIONS = [
     # from_utf8 on bytes that are not UTF-8
     '${from_utf8:\\xc3}', '${from_utf8:\\xe2\\x82x}', '${from_utf8:\\xed\\xa0\\x80}',
     '${from_utf8:a\\x80b}', '${from_utf8:\\x80\\xff}', '${from_utf8:\\xc0\\x80z}',
+    # addresses: ">" after white space; ">" alone has no separator
+    '${addresses:>}', '${addresses: >}', '${addresses: >;a@b,c@d}',
 ]
 
 

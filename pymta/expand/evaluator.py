@@ -115,6 +115,11 @@ def evaluate(node: Any, ctx: Any) -> str:
 
 # -- checks on branches that are not taken --------------------------------------------
 
+#: Lookup types of Exim's that pymta does not have.
+_LOOKUPS_ELSEWHERE = frozenset({"nis", "nis0", "nisplus", "ibase", "oracle", "whoson",
+                                "testdb"})
+
+
 def check_skipped(node: Any, ctx: Any) -> None:
     """Exim reports some errors even in a branch it does not take: unknown variables and
     malformed boolean literals.  Walk the untaken subtree without evaluating it."""
@@ -130,6 +135,23 @@ def check_skipped(node: Any, ctx: Any) -> None:
     elif isinstance(node, Op):
         check_skipped(node.arg, ctx)
     elif isinstance(node, Item):
+        if node.name == "lookup" and "$" not in node.extra:
+            # Exim looks the lookup type up, and checks it takes a key or not, when
+            # it reads the item, so also in a branch it skips
+            from ..lookups import QUERY_STYLE, parse_lookup_type
+            try:
+                spec = parse_lookup_type(node.extra)
+            except ExpandError:
+                # types pymta lacks but an Exim build may have are not errors here
+                if node.extra.rsplit("-", 1)[-1].split(",")[0].rstrip("*@") not in \
+                        _LOOKUPS_ELSEWHERE:
+                    raise
+            else:
+                if spec.name in QUERY_STYLE and node.args[0] is not None:
+                    raise ExpandError(f"a single key was given for lookup type "
+                                      f"\"{spec.name}\", which is not a single-key lookup type")
+                if spec.name not in QUERY_STYLE and node.args[0] is None:
+                    raise ExpandError(f"missing {{key}} for single-key \"{spec.name}\" lookup")
         for a in node.args:
             check_skipped(a, ctx)
         check_skipped(node.yes, ctx)

@@ -681,6 +681,10 @@ EXPRESSIONS = [
     '${from_utf8:a\\x80b}', '${from_utf8:\\x80\\xff}', '${from_utf8:\\xc0\\x80z}',
     # addresses: ">" after white space; ">" alone has no separator
     '${addresses:>}', '${addresses: >}', '${addresses: >;a@b,c@d}',
+    # a lookup's type (and whether it takes a key) is checked in a skipped branch too
+    '${if eq{a}{b}{${lookup{x}nosuch{y}}}{z}}', '${if eq{a}{b}{${lookup{x}partial-nosuch{y}}}{z}}',
+    '${if eq{a}{b}{${lookup{x}nis{y}}}{z}}', '${if eq{a}{b}{${lookup lsearch{y}}}{z}}',
+    '${if eq{a}{b}{${lookup{x}ldap{y}}}{z}}', '${if eq{a}{a}{n}{${lookup{x}nosuch{y}}}}',
 ]
 
 

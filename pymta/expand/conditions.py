@@ -199,7 +199,13 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         try:
             for it in items:
                 ctx.variables["item"] = it
-                if eval_cond(cond.args[1], ctx) == want_any:
+                try:
+                    held = eval_cond(cond.args[1], ctx)
+                except ExpandFail:
+                    raise
+                except ExpandError as e:    # Exim says where the error came from
+                    raise type(e)(f"{e.message} inside \"{name}\" condition") from None
+                if held == want_any:
                     return want_any
         finally:
             if saved is None:

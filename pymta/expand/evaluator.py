@@ -547,7 +547,7 @@ def _item_map(node: Item, ctx: Any) -> str:
     with _Scoped(ctx, item=None):
         for it in items:
             ctx.variables["item"] = it
-            v = evaluate(node.args[1], ctx)
+            v = _in_item("map", node.args[1], ctx)
             tainted = tainted or isinstance(v, Tainted)
             out.append(v)
     return _t(_join_map(out, sep), tainted)
@@ -577,8 +577,19 @@ def _item_reduce(node: Item, ctx: Any) -> str:
         for it in items:
             ctx.variables["item"] = it
             ctx.variables["value"] = value
-            value = evaluate(node.args[2], ctx)
+            value = _in_item("reduce", node.args[2], ctx)
     return value
+
+
+def _in_item(name: str, body: Any, ctx: Any) -> str:
+    """Evaluate the per-item expression of ${map}/${reduce}: Exim says where an error
+    came from (forced failure aside)."""
+    try:
+        return evaluate(body, ctx)
+    except ExpandFail:
+        raise
+    except ExpandError as e:
+        raise type(e)(f"{e.message} inside \"{name}\" item") from None
 
 
 _SORT_CMPS = {"<", "<=", ">", ">=", "lt", "le", "gt", "ge", "lti", "lei", "gti", "gei"}

@@ -160,6 +160,9 @@ ARG_COUNTS: dict[str, tuple[int, int | None]] = {
 _YESNO_ITEMS = frozenset({"env", "run", "listextract", "certextract"})
 
 
+# Items whose per-item expression (this argument) Exim names in its errors.
+_BODY_ARG = {"map": 1, "reduce": 2}
+
 # Items whose missing arguments Exim names: the name of each argument in turn.
 _ARG_NAMES: dict[str, tuple[str, ...]] = {
     "map": ("first", "last"), "reduce": ("first", "second", "last"),
@@ -373,9 +376,18 @@ class _Parser:
         # where each argument began (for error texts); a local list, since parsing an
         # argument parses the items nested in it, which set self.starts for themselves
         starts: list[int] = []
+        body = _BODY_ARG.get(name)
         while i < self.n and self.s[i] == "{" and len(out) < maxn:
             starts.append(i)
-            seq, i = self.brace_seq(i, f"\"{name}\"")
+            if len(out) != body:
+                seq, i = self.brace_seq(i, f"\"{name}\"")
+            else:
+                try:
+                    seq, i = self.brace_seq(i, f"\"{name}\"")
+                except RecursionError:
+                    raise
+                except ExpandError as e:    # Exim says where the error came from
+                    raise ExpandError(f"{e.message} inside \"{name}\" item") from None
             out.append(seq)
             i = self.ws(i)
         self.starts = starts

@@ -685,6 +685,12 @@ EXPRESSIONS = [
     '${if eq{a}{b}{${lookup{x}nosuch{y}}}{z}}', '${if eq{a}{b}{${lookup{x}partial-nosuch{y}}}{z}}',
     '${if eq{a}{b}{${lookup{x}nis{y}}}{z}}', '${if eq{a}{b}{${lookup lsearch{y}}}{z}}',
     '${if eq{a}{b}{${lookup{x}ldap{y}}}{z}}', '${if eq{a}{a}{n}{${lookup{x}nosuch{y}}}}',
+    # errors in the per-item expression of map/reduce and in forall/forany say where
+    '${map{a}{${reverse_ip:x}}}', '${reduce{a}{}{${reverse_ip:x}}}',
+    '${map{a}{${if eq{a}{b}{$nosuch}}}}', '${if forany{a}{eq{${reverse_ip:x}}{}}}',
+    '${if forall_json{[1]}{eq{${reverse_ip:x}}{}}}', '${map{a}{${map{b}{${reverse_ip:x}}}}}',
+    '${map{a}{${if def:-}}}', '${reduce{a}{}{${if def:-}}}', '${map{a}{${lc:a}',
+    '${map{a:b}{${if eq{$item}{b}{fail}{x}}}}',
 ]
 
 

@@ -50,6 +50,11 @@ def _split_cached(text: str, default: str) -> tuple[str, ...]:
 
 def _split(text: str, default: str) -> list[str]:
     sep, s = list_separator(text, default)
+    return split_with(s, sep)
+
+
+def split_with(s: str, sep: str) -> list[str]:
+    """The items of a list whose separator is fixed (no ``<`` prefix is looked for)."""
     # a control-character separator is never doubled into data (Exim's sep_is_special)
     doubles = sep.isprintable()
     items: list[str] = []

@@ -16,7 +16,7 @@ from ..spool.ids import base62, unbase62
 from ..xtext import xtext_decode
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
-from .lists import split_list
+from .lists import split_list, split_with
 from .parser import ARG_COUNTS, not_enough
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -605,21 +605,53 @@ def op_rfc2047d(arg: str, ctx: Any) -> str:
                           "(maybe unsupported conversion)") from None
 
 
-def _idna_label(label: str, to_ascii: bool) -> str:
-    if to_ascii:
-        return label_to_alabel(label)
-    if label.lower().startswith("xn--"):
-        try:
-            return label[4:].encode("ascii").decode("punycode")
-        except (UnicodeError, ValueError):
-            raise ExpandError(f"error in punycode conversion of \"{label}\"") from None
-    return label
+def _alabel_error(text: str, to_ascii: bool, why: str) -> ExpandError:
+    what = "utf8 ({}) to alabel" if to_ascii else "alabel ({}) to utf8"
+    return ExpandError(f"error converting {what.format(string_printing(text))}: {why}")
 
 
-def _idna(domain: str, to_ascii: bool) -> str:
-    text = to_bytes(domain).decode("utf-8", "replace")
-    return ".".join(_idna_label(lab.lower() if to_ascii else lab, to_ascii)
-                    for lab in text.split("."))
+def _from_punycode(text: str, label: str) -> str:
+    """An A-label ("xn--" and punycode) as UTF-8; Exim's error when it does not decode."""
+    try:
+        return label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        raise _alabel_error(text, False, "Invalid input") from None
+
+
+def op_localpart_to_alabel(arg: str) -> str:
+    if arg.isascii():               # nothing to convert (Exim looks for 8-bit bytes)
+        return arg
+    if any("\udc80" <= c <= "\udcff" for c in arg):
+        raise _alabel_error(arg, True, "l_u2a: bad UTF-8 input")
+    return label_to_alabel(arg)
+
+
+def op_localpart_from_alabel(arg: str) -> str:
+    if not arg.startswith("xn--"):      # as Exim: lower case only
+        raise _alabel_error(arg, False, "bad alabel prefix")
+    return _from_punycode(arg, arg)
+
+
+def op_domain_to_alabel(arg: str) -> str:
+    if arg.isascii():               # an ASCII domain is left as it is, case and all
+        return arg
+    if any("\udc80" <= c <= "\udcff" for c in arg):
+        raise _alabel_error(arg, True, "string encoding error")
+    return ".".join(label_to_alabel(lab) for lab in ascii_lower(arg).split("."))
+
+
+def op_domain_from_alabel(arg: str) -> str:
+    # Exim reads the domain as a list with "." as separator (white space round a label
+    # goes, ".." is a dot inside a label) and writes the labels back as such a list
+    # (an empty first label vanishes)
+    out = ""
+    for label in split_with(arg, "."):
+        if label.startswith("xn--"):
+            label = _from_punycode(arg, label)
+        if out:
+            out += "."
+        out += label.replace(".", "..")
+    return out
 
 
 def _digest(name: str, bits: int | None, arg: str) -> str:
@@ -719,10 +751,10 @@ _SIMPLE: dict[str, Callable[[str], str]] = {
     "hexquote": lambda a: "".join(chr(b) if 33 <= b < 127 else "\\x%02x" % b
                                   for b in to_bytes(a)),
     "xtextd": op_xtextd,
-    "utf8_domain_to_alabel": lambda a: _idna(a, True),
-    "utf8_domain_from_alabel": lambda a: _idna(a, False),
-    "utf8_localpart_to_alabel": lambda a: _idna_label(a, True),
-    "utf8_localpart_from_alabel": lambda a: _idna_label(a, False),
+    "utf8_domain_to_alabel": op_domain_to_alabel,
+    "utf8_domain_from_alabel": op_domain_from_alabel,
+    "utf8_localpart_to_alabel": op_localpart_to_alabel,
+    "utf8_localpart_from_alabel": op_localpart_from_alabel,
 }
 
 # Operators that take numeric suffixes: name -> (min, max) count of numbers.

@@ -691,6 +691,13 @@ EXPRESSIONS = [
     '${if forall_json{[1]}{eq{${reverse_ip:x}}{}}}', '${map{a}{${map{b}{${reverse_ip:x}}}}}',
     '${map{a}{${if def:-}}}', '${reduce{a}{}{${if def:-}}}', '${map{a}{${lc:a}',
     '${map{a:b}{${if eq{$item}{b}{fail}{x}}}}',
+    # utf8_* operators: ASCII is left alone, "xn--" only in lower case, Exim's errors
+    '${utf8_domain_from_alabel:.a}', '${utf8_domain_from_alabel:XN--caf-dma.test}',
+    '${utf8_domain_from_alabel:xn--zz}', '${utf8_domain_from_alabel: a . b }',
+    '${utf8_localpart_from_alabel:XN--caf-dma}', '${utf8_localpart_from_alabel:abc}',
+    '${utf8_localpart_from_alabel:xn--é}', '${utf8_localpart_to_alabel:\\xff}',
+    '${utf8_domain_to_alabel:ABC.Test}', '${utf8_domain_to_alabel:\\xff.test}',
+    '${utf8_domain_from_alabel:a. .b}',
 ]
 
 

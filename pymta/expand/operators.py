@@ -288,10 +288,45 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
+_BLANKS = " \t\n\r\f\v"
+
+
+def _squeeze(addr: str) -> str:
+    """Drop the white space next to "." and "@" (and at either end) outside quoted
+    strings: RFC 822 allows it between the tokens of an address, and Exim's parser
+    writes the address without it (``a . b @ c`` is ``a.b@c``)."""
+    out: list[str] = []
+    i, n = 0, len(addr)
+    while i < n:
+        c = addr[i]
+        if c == '"':
+            j = i + 1
+            while j < n and addr[j] != '"':
+                j += 2 if addr[j] == "\\" else 1
+            out.append(addr[i:j + 1])
+            i = j + 1
+        elif c == "\\" and i + 1 < n:
+            out.append(addr[i:i + 2])
+            i += 2
+        elif c in _BLANKS:
+            j = i
+            while j < n and addr[j] in _BLANKS:
+                j += 1
+            before = out[-1][-1] if out else ""
+            after = addr[j] if j < n else ""
+            if before not in ("", ".", "@") and after not in ("", ".", "@"):
+                out.append(addr[i:j])
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def parse_address(text: str) -> str | None:
     """Extract the bare address from one RFC 2822 address (phrase and comments allowed);
     None when it is not a well-formed address."""
-    t = _strip_comments(text).strip()
+    t = _squeeze(_strip_comments(text).strip())
     if not t:
         return ""
     if "<" in t:
@@ -299,11 +334,11 @@ def parse_address(text: str) -> str | None:
         gt = t.find(">", lt)
         if gt < 0 or t[gt + 1:].strip():
             return None
-        addr = t[lt + 1:gt].strip()
+        addr = _squeeze(t[lt + 1:gt].strip())
         if ":" in addr:             # source route: keep what follows the colon
             addr = addr.rsplit(":", 1)[1]
         return addr
-    if re.search(r'\s', re.sub(r'"[^"]*"', '""', t)):
+    if re.search(r'\s', re.sub(r'"[^"]*"|\\.', '""', t)):
         return None
     return t if _well_formed(t) else None
 
@@ -315,10 +350,12 @@ def _well_formed(addr: str) -> bool:
     """A bare address Exim would accept: a local part (atoms, dots or quoted strings),
     optionally ``@`` and a domain of non-empty labels or a ``[literal]``."""
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "q", addr)
-    local, at, domain_part = unquoted.rpartition("@")
-    domain: str | None = domain_part
-    if not at:
-        local, domain = unquoted, None
+    # a backslash-escaped character belongs to the local part (an escaped "@" too)
+    m = re.fullmatch(r"((?:[^\\@]|\\.)*)(?:@(.*))?", unquoted, re.S)
+    if m is None:
+        return False
+    local = re.sub(r"\\.", "q", m.group(1))
+    domain: str | None = m.group(2)
     if not local or not _DOT_ATOM_CHARS.fullmatch(local):
         return False
     if domain is None:
@@ -354,7 +391,17 @@ def op_addresses(arg: str) -> str:
 
 
 def _split_local_domain(addr: str) -> tuple[str, str]:
-    at = addr.rfind("@")
+    # the last "@" that is neither quoted nor escaped with a backslash
+    at, quoted, i = -1, False, 0
+    while i < len(addr):
+        c = addr[i]
+        if c == "\\":
+            i += 1
+        elif c == '"':
+            quoted = not quoted
+        elif c == "@" and not quoted:
+            at = i
+        i += 1
     if at < 0:
         return addr, ""
     return addr[:at], addr[at + 1:]

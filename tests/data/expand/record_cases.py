@@ -698,6 +698,11 @@ EXPRESSIONS = [
     '${utf8_localpart_from_alabel:xn--é}', '${utf8_localpart_to_alabel:\\xff}',
     '${utf8_domain_to_alabel:ABC.Test}', '${utf8_domain_to_alabel:\\xff.test}',
     '${utf8_domain_from_alabel:a. .b}',
+    # addresses: white space round "." and "@" goes; a backslash escapes in a local part
+    '${address:a . b @ c}', '${address:"a b" @ c}', '${address:<a @ b>}',
+    '${address:x <a . b @ c . d>}', '${address:a\\\\@b}', '${address:a\\\\ b@c}',
+    '${address:a@b\\\\.c}', '${domain:a @ b . c}', '${local_part:a\\\\@b}',
+    '${addresses:a @ b, c . d@e}',
 ]
 
 

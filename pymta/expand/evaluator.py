@@ -293,13 +293,13 @@ def get_int(text: str, what: str = "") -> int:
 _C_SPACE = " \t\n\v\f\r"
 
 
-def _nonneg_arg(text: str, item: str) -> int:
+def _nonneg_arg(text: str, item: str) -> None:
+    """Exim's errors for the number that is the first argument of ``item``."""
     s = text.strip()
     if not s:
         raise ExpandError(f"first argument of \"{item}\" must not be empty")
-    if not re.fullmatch(r"-?\d+", s):
+    if not re.fullmatch(r"-?[0-9]*", s):
         raise ExpandError(f"first argument of \"{item}\" must be numeric")
-    return int(s)
 
 
 # -- items --------------------------------------------------------------------
@@ -495,14 +495,16 @@ def _item_extract(node: Item, ctx: Any) -> str:
 def _item_listextract(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
         raise ExpandError(missing_arg("listextract", len(node.args)) or "")
-    idx = _nonneg_arg(evaluate(node.args[0], ctx), "listextract")
+    first = evaluate(node.args[0], ctx)
+    _nonneg_arg(first, "listextract")           # Exim's errors for a bad number
+    idx = extract_field_number(first) or 0      # as Exim reads it: a C int
     data = evaluate(node.args[1], ctx)
     items = split_list(data)
-    value = None
-    if 0 < idx <= len(items):
-        value = items[idx - 1]
-    elif idx < 0 and -idx <= len(items):
-        value = items[idx]
+    if idx < 0:
+        # Exim counts a negative index up by the number of items; one that is still
+        # negative then (further back than the first item) gives the first item
+        idx = max(idx + 1 + len(items), 1) if idx + 1 + len(items) != 0 else 0
+    value = items[idx - 1] if 0 < idx <= len(items) else None
     tail = Item("listextract", [], node.args[2] if len(node.args) > 2 else None,
                 node.args[3] if len(node.args) > 3 else None, node.fail)
     if tail.yes is None:

@@ -703,6 +703,10 @@ EXPRESSIONS = [
     '${address:x <a . b @ c . d>}', '${address:a\\\\@b}', '${address:a\\\\ b@c}',
     '${address:a@b\\\\.c}', '${domain:a @ b . c}', '${local_part:a\\\\@b}',
     '${addresses:a @ b, c . d@e}',
+    # listextract: a negative index further back than the first item gives the first
+    '${listextract{-3}{:}{y}{n}}', '${listextract{-3}{a::b}}', '${listextract{-3}{a:b}{y}{n}}',
+    '${listextract{-99999999999}{ a : b }}', '${listextract{-}{a:b}{y}{n}}',
+    '${listextract{٣}{a:b}{y}{n}}', '${listextract{-2}{a:b:c}}',
 ]
 
 

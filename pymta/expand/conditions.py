@@ -25,8 +25,7 @@ _STRING = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
 def compare(op: str, a: str, b: str) -> bool:
     """Binary comparison by Exim's condition name (numeric or string, caseless with i)."""
     if op in _NUMERIC:
-        # an empty (or all blank) operand counts as 0, as in Exim 4.96
-        return _NUMERIC[op](get_int(a) if a.strip() else 0, get_int(b) if b.strip() else 0)
+        return _NUMERIC[op](number_operand(a), number_operand(b))
     if op.endswith("i") and op[:-1] in _STRING:
         return _STRING[op[:-1]](_strcmpic(a, b), 0)
     if op in _STRING:
@@ -44,6 +43,11 @@ def _strcmpic(a: str, b: str) -> int:
         if c != y[i]:
             return c - y[i]
     return y[len(x)] if len(y) > len(x) else 0
+
+
+def number_operand(text: str) -> int:
+    """An operand of a numeric condition; an empty (or all blank) one counts as 0."""
+    return get_int(text) if text.strip() else 0
 
 
 def _bool(value: str, lax: bool) -> bool:
@@ -217,6 +221,11 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         return exim_true(ctx.variables.get("first_delivery"))
     if name == "queue_running":
         return exim_true(ctx.variables.get("queue_running"))
+    if name in _NUMERIC:
+        # Exim reads each number as soon as it is expanded, so a bad first number is
+        # reported before the second argument is expanded
+        x = number_operand(evaluate(cond.args[0], ctx))
+        return _NUMERIC[name](x, number_operand(evaluate(cond.args[1], ctx)))
     args = _args(cond, ctx)
     if name == "eq":
         return args[0] == args[1]

@@ -707,6 +707,8 @@ EXPRESSIONS = [
     '${listextract{-3}{:}{y}{n}}', '${listextract{-3}{a::b}}', '${listextract{-3}{a:b}{y}{n}}',
     '${listextract{-99999999999}{ a : b }}', '${listextract{-}{a:b}{y}{n}}',
     '${listextract{٣}{a:b}{y}{n}}', '${listextract{-2}{a:b:c}}',
+    # a numeric condition reads its first number before it expands the second argument
+    '${if ={x}{${eval:(}}{y}{n}}', '${if <{ 5x}{${eval:1/0}}{y}{n}}',
 ]
 
 

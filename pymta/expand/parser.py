@@ -552,6 +552,10 @@ class _Parser:
             most = _YESNO_MIN[name] + 2     # then {yes}{no}; a further one is an error
         args, i = self.args(i, name, most or 9)
         starts = self.starts
+        if name == "certextract" and len(args) > 1 and s[starts[1] + 1:starts[1] + 2] != "$":
+            # Exim wants the variable itself there, even in a branch it skips
+            raise ExpandError("second argument of \"certextract\" must be a certificate "
+                              "variable")
         if name == "run" and extra is None and args:
             # without preexpand Exim splits the raw text before expanding each argument
             end = self.ws(start)

@@ -709,6 +709,10 @@ EXPRESSIONS = [
     '${listextract{٣}{a:b}{y}{n}}', '${listextract{-2}{a:b:c}}',
     # a numeric condition reads its first number before it expands the second argument
     '${if ={x}{${eval:(}}{y}{n}}', '${if <{ 5x}{${eval:1/0}}{y}{n}}',
+    # certextract's second argument must be one of the certificate variables
+    '${certextract{subject}{x}}', '${certextract{subject}{$primary_hostname}}',
+    '${certextract{subject}{ $tls_in_peercert}}', '${certextract{subject}{$nosuchvar}}',
+    '${if eq{a}{b}{${certextract{subject}{x}}}}',
 ]
 
 

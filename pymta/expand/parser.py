@@ -581,8 +581,8 @@ class _Parser:
         while j < n and s[j] != "{" and s[j] not in _WS:
             j += 1
         ltype = s[i:j]
-        if not ltype or ltype.startswith("}"):
-            raise ExpandError("missing lookup type")
+        if not (ltype[:1].isascii() and ltype[:1].isalpha()):
+            raise ExpandError("missing lookup type")    # Exim: it starts with a letter
         if "}" in ltype:            # Exim reads the type up to { or white space
             raise ExpandError(f"unknown lookup type \"{ltype}\"")
         i = self.ws(j)

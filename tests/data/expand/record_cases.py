@@ -713,6 +713,8 @@ EXPRESSIONS = [
     '${certextract{subject}{x}}', '${certextract{subject}{$primary_hostname}}',
     '${certextract{subject}{ $tls_in_peercert}}', '${certextract{subject}{$nosuchvar}}',
     '${if eq{a}{b}{${certextract{subject}{x}}}}',
+    # a lookup type starts with a letter
+    '${lookup ${if eq{a}{a}}{}}', '${lookup 0{<>}}', '${lookup{a}-lsearch{x}}',
 ]
 
 

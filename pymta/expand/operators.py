@@ -724,7 +724,7 @@ def _digest(name: str, bits: int | None, arg: str) -> str:
 
 def op_listnamed(arg: str, kind: str | None, ctx: Any) -> str:
     lists = getattr(ctx.config, "named_lists", None) or {}
-    name = arg.strip()
+    name = arg                  # Exim takes the name as it is, white space and all
     if name.startswith("+"):
         name = name[1:]
     kinds = [kind] if kind else ["domain", "host", "address", "localpart"]

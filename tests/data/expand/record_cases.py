@@ -715,6 +715,9 @@ EXPRESSIONS = [
     '${if eq{a}{b}{${certextract{subject}{x}}}}',
     # a lookup type starts with a letter
     '${lookup ${if eq{a}{a}}{}}', '${lookup 0{<>}}', '${lookup{a}-lsearch{x}}',
+    # listnamed takes the name as it is
+    '${listnamed: local_domains}', '${listnamed:local_domains }', '${listnamed:\\tx}',
+    '${listnamed_d: local_domains}',
 ]
 
 

@@ -909,10 +909,18 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
         return str(random.randrange(max(n, 1)))
     if name.startswith("quote_"):
         return op_quote_lookup(name[6:], arg)
-    base, _, suffix = name.partition("_")
+    base, underscore, suffix = name.partition("_")
     if base in _NUMBERED:
         nums: list[int] = []
-        for k, part in enumerate(suffix.split("_") if suffix else []):
+        parts = suffix.split("_") if suffix else []
+        if len(parts) > _NUMBERED[base][1] and base not in ("sha2", "sha3"):
+            # Exim reads at most two numbers (length one): a further "_" is not a digit
+            raise ExpandError(f"non-digit after underscore in \"{name}\"")
+        if underscore and not suffix:
+            if base in ("sha2", "sha3"):
+                raise ExpandError(f"unrecognised {base} variant")
+            parts = ["0"]       # Exim: "length_" reads no digits, so the number is 0
+        for k, part in enumerate(parts):
             if not re.fullmatch(r"-?\d+" if allow_negative or base in ("substr", "s")
                                 and k == 0 else r"\d+", part):
                 raise ExpandError(f"non-digit after underscore in \"{name}\"")

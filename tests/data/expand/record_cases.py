@@ -718,6 +718,9 @@ EXPRESSIONS = [
     # listnamed takes the name as it is
     '${listnamed: local_domains}', '${listnamed:local_domains }', '${listnamed:\\tx}',
     '${listnamed_d: local_domains}',
+    # an operator's "_" with no digits after it, or one "_" too many
+    '${length_:abc}', '${substr_:abc}', '${hash_:abc}', '${substr_1_2_3:abc}', '${length_1_2:abc}',
+    '${sha2_:abc}', '${sha3_:abc}',
 ]
 
 

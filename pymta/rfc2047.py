@@ -7,8 +7,9 @@ and made as Exim makes them (:func:`encode`).
   dropped (RFC 2047 section 6.2).
 * With ``check_length`` (the main option check_rfc2047_length, true by default) a word
   longer than the RFC's 75 characters is not an encoded-word and stays as written.
-* A word whose B or Q text cannot be decoded, or whose bytes are not valid in its
-  charset, stays as written.
+* A word whose B or Q text cannot be decoded stays as written.  Converted to UTF-8,
+  a UTF-8 word's bytes are taken as they are, and from the first byte that does not
+  convert the rest of a word is kept as it is (as Exim's iconv loop does).
 * Converted to text, a word in a charset Python does not know raises
   :class:`CharsetError`; the callers decide (``$h_`` keeps the header as it is,
   ``${rfc2047d:}`` fails).  Unconverted (``$bh_``) the word's bytes are kept.
@@ -16,19 +17,11 @@ and made as Exim makes them (:func:`encode`).
 from __future__ import annotations
 
 import base64
-import binascii
 import codecs
-import quopri
-import re
 from collections.abc import Callable
 
 #: RFC 2047's limit on the length of one encoded-word.
 MAX_WORD_LENGTH = 75
-
-_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
-_ONE_WORD = re.compile(_WORD)
-_RUN_OF_WORDS = re.compile(f"{_WORD}(?:\\s+{_WORD})*")
-
 
 class CharsetError(ValueError):
     """An encoded-word names a charset that cannot be converted to text."""
@@ -38,61 +31,111 @@ class CharsetError(ValueError):
         self.charset = charset
 
 
-def _raw(word: str) -> tuple[str, bytes] | None:
-    """(charset, decoded bytes) of one encoded-word; None when its text is malformed."""
-    charset, encoding, data = word[2:-2].split("?", 2)
-    try:
-        if encoding in "bB":
-            raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+_SPACE = b" \t\n\v\f\r"
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _q_bytes(data: bytes) -> bytes | None:
+    """Q text decoded; None when malformed (a "=" without two hex digits, a blank)."""
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        c = data[i]
+        if c == 0x5F:                               # "_"
+            out.append(0x20)
+        elif c == 0x3D:                             # "="
+            pair = data[i + 1:i + 3]
+            if len(pair) < 2 or not _HEX.issuperset(pair):
+                return None
+            out.append(int(pair, 16))
+            i += 2
+        elif c in (0x20, 0x09):
+            return None
         else:
-            raw = quopri.decodestring(data.replace("_", " ").encode("ascii"), header=True)
-    except (ValueError, binascii.Error, UnicodeEncodeError):
+            out.append(c)
+        i += 1
+    return bytes(out)
+
+
+def _b_bytes(data: bytes) -> bytes | None:
+    """B text decoded; None when malformed.  White space is skipped; the groups of four
+    must be whole, the last perhaps padded, and nothing may follow the padding."""
+    data = data.translate(None, _SPACE)
+    body = data.rstrip(b"=")
+    if len(data) % 4 or len(data) - len(body) > 2 or not _B64.issuperset(body):
         return None
-    # RFC 2231 allows a language after the charset: "utf-8*en"
-    return charset.split("*", 1)[0], raw
+    return base64.b64decode(data)
 
 
-def _as_text(charset: str, raw: bytes) -> str | None:
-    """The bytes as text; None when they are not valid in their charset."""
+def _next_word(text: bytes, pos: int, check_length: bool
+               ) -> tuple[int, int, bytes, bytes] | None:
+    """The next encoded-word at or after ``pos``, found as Exim finds it: "=?", the
+    charset up to a "?", one encoding letter and "?", the text up to the next "?=";
+    one that is too long or does not decode is skipped and the search goes on from
+    just after its "=?".  (start, end, charset, decoded bytes), or None."""
+    while True:
+        start = text.find(b"=?", pos)
+        if start < 0:
+            return None
+        q1 = text.find(b"?", start + 2)
+        q2 = text.find(b"?", q1 + 1) if q1 >= 0 else -1
+        end = text.find(b"?=", q2 + 1) if q2 >= 0 else -1
+        if end < 0:
+            return None
+        pos = start + 2
+        if (check_length and end + 2 - start > MAX_WORD_LENGTH) or q2 - q1 != 2:
+            continue
+        encoding = text[q1 + 1:q2].upper()
+        data = text[q2 + 1:end]
+        raw = _b_bytes(data) if encoding == b"B" else _q_bytes(data) if encoding == b"Q" \
+            else None
+        if raw is not None:
+            return start, end + 2, text[start + 2:q1], raw
+
+
+def _to_utf8(charset: str, raw: bytes) -> bytes:
+    """The word's bytes converted to UTF-8 as Exim converts them with iconv: nothing to
+    do for UTF-8 itself; from the first byte that does not convert, the rest as it
+    is; an empty charset is the C locale's (ASCII)."""
+    if charset.lower() == "utf-8":
+        return raw
     try:
-        codecs.lookup(charset)
+        codec = codecs.lookup(charset or "ascii")
     except LookupError:
         raise CharsetError(charset) from None
     try:
-        return raw.decode(charset)
-    except UnicodeDecodeError:
-        return None
+        return raw.decode(codec.name).encode("utf-8", "surrogateescape")
+    except UnicodeDecodeError as e:
+        return raw[:e.start].decode(codec.name).encode("utf-8", "surrogateescape") + \
+            raw[e.start:]
 
 
 def decode(text: str, check_length: bool = True,
            from_bytes: Callable[[bytes], str] | None = None) -> str:
-    """``text`` with its encoded-words decoded: to text (raising :class:`CharsetError`
+    """``text`` with its encoded-words decoded: to UTF-8 (raising :class:`CharsetError`
     for an unknown charset), or with ``from_bytes`` the bytes as they are, made a str
     by that function."""
     if "=?" not in text:
         return text
-
-    def word(match: re.Match[str]) -> str:
-        w = match.group(0)
-        if check_length and len(w) > MAX_WORD_LENGTH:
-            return w
-        decoded = _raw(w)
-        if decoded is None:
-            return w
-        charset, raw = decoded
-        if from_bytes is not None:
-            return from_bytes(raw)
-        as_text = _as_text(charset, raw)
-        return w if as_text is None else as_text
-
-    def run(match: re.Match[str]) -> str:
-        words = list(_ONE_WORD.finditer(match.group(0)))
-        if check_length and any(len(w.group(0)) > MAX_WORD_LENGTH for w in words):
-            # a word that is not one keeps the white space on either side of it
-            return _ONE_WORD.sub(word, match.group(0))
-        return "".join(word(w) for w in words)
-
-    return _RUN_OF_WORDS.sub(run, text)
+    data = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    pos = 0
+    found = _next_word(data, 0, check_length)
+    while found is not None:
+        start, end, charset, raw = found
+        out += data[pos:start]
+        if from_bytes is None:
+            raw = _to_utf8(charset.decode("utf-8", "surrogateescape"), raw)
+        out += raw
+        pos = end
+        found = _next_word(data, pos, check_length)
+        if found is not None and not data[pos:found[0]].strip(_SPACE):
+            pos = found[0]          # white space between two encoded-words goes
+    out += data[pos:]
+    if from_bytes is not None:
+        return from_bytes(bytes(out))
+    return out.decode("utf-8", "surrogateescape")
 
 
 def decode_or_keep(text: str, check_length: bool = True) -> str:

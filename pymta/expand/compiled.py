@@ -274,6 +274,11 @@ def _cond_fn(cond: Cond) -> CondFn:
                 ctx.numbered = captures(m, subject)
                 return True
             return match
+        if name in c._NUMERIC:
+            # Exim reads each number as soon as it is expanded: a bad first number is
+            # reported before the second argument is expanded
+            op, operand = c._NUMERIC[name], c.number_operand
+            return lambda ctx: op(operand(a(ctx)), operand(b(ctx)))
         compare = c.compare
         return lambda ctx: compare(name, a(ctx), b(ctx))
     if name in ("and", "or"):

@@ -1,7 +1,6 @@
 """Expansion conditions (``${if <condition> ...}``, ``filter``, ``forall``...)."""
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 from pymta.taint import captures
 from pymta.truth import exim_true
 
-from .bytesutil import ascii_lower
+from .bytesutil import ascii_lower, to_bytes
 from .errors import ExpandDefer, ExpandError, ExpandFail
 from .evaluator import compile_regex, evaluate, get_int
 from .forbid import check_allowed
@@ -26,35 +25,59 @@ _STRING = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
 def compare(op: str, a: str, b: str) -> bool:
     """Binary comparison by Exim's condition name (numeric or string, caseless with i)."""
     if op in _NUMERIC:
-        # an empty (or all blank) operand counts as 0, as in Exim 4.96
-        return _NUMERIC[op](get_int(a) if a.strip() else 0, get_int(b) if b.strip() else 0)
+        return _NUMERIC[op](number_operand(a), number_operand(b))
     if op.endswith("i") and op[:-1] in _STRING:
-        return _STRING[op[:-1]](ascii_lower(a), ascii_lower(b))
+        return _STRING[op[:-1]](_strcmpic(a, b), 0)
     if op in _STRING:
         return _STRING[op](a, b)
     raise ExpandError(f"unknown comparison \"{op}\"")
 
 
+def _strcmpic(a: str, b: str) -> int:
+    """Exim 4.96's caseless compare (lti, lei, gti, gei): byte-wise, but a string that
+    is a proper prefix of the other compares greater, not less ("0" gei "0x10")."""
+    x, y = to_bytes(ascii_lower(a)), to_bytes(ascii_lower(b))
+    for i, c in enumerate(x):
+        if i >= len(y):
+            return c
+        if c != y[i]:
+            return c - y[i]
+    return y[len(x)] if len(y) > len(x) else 0
+
+
+def number_operand(text: str) -> int:
+    """An operand of a numeric condition; an empty (or all blank) one counts as 0."""
+    return get_int(text) if text.strip() else 0
+
+
 def _bool(value: str, lax: bool) -> bool:
-    v = value.strip()
-    lv = v.lower()
-    if lax:
-        return exim_true(lv)
+    v = value.strip(" \t\n\v\f\r")
+    if not v:
+        return False
+    if all(c in "0123456789" for c in (v[1:] if v[0] == "-" else v)):
+        # a number ("-" alone included) is read by atoi(): saturated to a C long, then
+        # cut to a C int, so "4294967296" is false; bool_lax: only "0" itself is false
+        if lax and len(v) > 1:
+            return True
+        from .operators import _int32
+        n = int(v) if v != "-" else 0
+        return _int32(max(min(n, (1 << 63) - 1), -(1 << 63))) != 0
+    lv = ascii_lower(v)
     if lv in ("true", "yes"):
         return True
-    if lv in ("false", "no", ""):
+    if lv in ("false", "no"):
         return False
-    try:
-        return int(v) != 0
-    except ValueError:
-        raise ExpandError(f"unrecognised boolean value \"{v}\"") from None
+    if lax:
+        return True
+    raise ExpandError(f"unrecognised boolean value \"{v}\"")
 
 
 def _isip(value: str, version: int | None) -> bool:
     if value != value.strip():
         return False            # Exim does not skip white space here
     try:
-        ip = ipaddress.ip_address(value)
+        from .operators import exim_ip_address
+        ip = exim_ip_address(value)
     except ValueError:
         return False
     return version is None or ip.version == version
@@ -115,10 +138,11 @@ def _list_match(name: str, args: list[str], ctx: Any) -> bool:
                                  data_var="value")
     if name == "match_address":
         return list_match.match_address(args[0], args[1], ctx, expand=False, data_var="value")
-    subject = args[0].strip()
+    subject = args[0]       # Exim takes no white space around the address
     if subject:
+        from .operators import exim_ip_address
         try:
-            ipaddress.ip_address(subject)
+            exim_ip_address(subject)
         except ValueError:
             raise ExpandError(f"\"{subject}\" is not an IP address") from None
     return list_match.match_host(subject, None, args[1], ctx, ip_only=True, data_var="value")
@@ -179,7 +203,13 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         try:
             for it in items:
                 ctx.variables["item"] = it
-                if eval_cond(cond.args[1], ctx) == want_any:
+                try:
+                    held = eval_cond(cond.args[1], ctx)
+                except ExpandFail:
+                    raise
+                except ExpandError as e:    # Exim says where the error came from
+                    raise type(e)(f"{e.message} inside \"{name}\" condition") from None
+                if held == want_any:
                     return want_any
         finally:
             if saved is None:
@@ -191,6 +221,11 @@ def _eval(cond: Cond, ctx: Any) -> bool:
         return exim_true(ctx.variables.get("first_delivery"))
     if name == "queue_running":
         return exim_true(ctx.variables.get("queue_running"))
+    if name in _NUMERIC:
+        # Exim reads each number as soon as it is expanded, so a bad first number is
+        # reported before the second argument is expanded
+        x = number_operand(evaluate(cond.args[0], ctx))
+        return _NUMERIC[name](x, number_operand(evaluate(cond.args[1], ctx)))
     args = _args(cond, ctx)
     if name == "eq":
         return args[0] == args[1]

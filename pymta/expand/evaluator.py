@@ -25,7 +25,9 @@ from .parser import (
     Op,
     Seq,
     Var,
+    extract_field_number,
     missing_arg,
+    not_closed,
     not_enough,
     too_many,
 )
@@ -113,6 +115,11 @@ def evaluate(node: Any, ctx: Any) -> str:
 
 # -- checks on branches that are not taken --------------------------------------------
 
+#: Lookup types of Exim's that pymta does not have.
+_LOOKUPS_ELSEWHERE = frozenset({"nis", "nis0", "nisplus", "ibase", "oracle", "whoson",
+                                "testdb"})
+
+
 def check_skipped(node: Any, ctx: Any) -> None:
     """Exim reports some errors even in a branch it does not take: unknown variables and
     malformed boolean literals.  Walk the untaken subtree without evaluating it."""
@@ -128,6 +135,23 @@ def check_skipped(node: Any, ctx: Any) -> None:
     elif isinstance(node, Op):
         check_skipped(node.arg, ctx)
     elif isinstance(node, Item):
+        if node.name == "lookup" and "$" not in node.extra:
+            # Exim looks the lookup type up, and checks it takes a key or not, when
+            # it reads the item, so also in a branch it skips
+            from ..lookups import QUERY_STYLE, parse_lookup_type
+            try:
+                spec = parse_lookup_type(node.extra)
+            except ExpandError:
+                # types pymta lacks but an Exim build may have are not errors here
+                if node.extra.rsplit("-", 1)[-1].split(",")[0].rstrip("*@") not in \
+                        _LOOKUPS_ELSEWHERE:
+                    raise
+            else:
+                if spec.name in QUERY_STYLE and node.args[0] is not None:
+                    raise ExpandError(f"a single key was given for lookup type "
+                                      f"\"{spec.name}\", which is not a single-key lookup type")
+                if spec.name not in QUERY_STYLE and node.args[0] is None:
+                    raise ExpandError(f"missing {{key}} for single-key \"{spec.name}\" lookup")
         for a in node.args:
             check_skipped(a, ctx)
         check_skipped(node.yes, ctx)
@@ -245,34 +269,37 @@ def compile_regex(pattern: str, flags: int = 0) -> re.Pattern:
 
 
 def get_int(text: str, what: str = "") -> int:
-    """Parse an integer with optional K/M/G suffix as Exim's numeric conditions do."""
-    s = text.strip()
-    m = re.fullmatch(r"([-+]?\d+)([kKmMgG]?)", s)
+    """Parse an integer with optional K/M/G suffix as Exim's numeric conditions do.
+    The messages quote the text from its first non-blank character, as Exim's do."""
+    s = text.lstrip(_C_SPACE)
+    m = re.match(r"[-+]?[0-9]+", s)
     if not m:
+        raise ExpandError(f"integer expected but \"{s}\" found")
+    v = int(m.group(0))
+    rest = s[m.end():]
+    overflow = not -(1 << 63) <= v < (1 << 63)      # strtoll saturates, errno ERANGE
+    if not overflow and rest[:1] in ("k", "K", "m", "M", "g", "G"):
+        v *= {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[rest[0].lower()]
+        overflow = not -(1 << 63) <= v < (1 << 63)
+        rest = rest[1:]
+    if overflow:
+        raise ExpandError(f"absolute value of integer \"{s}\" is too large (overflow)")
+    if rest.strip(_C_SPACE):
         # text that starts like a number but goes on is "invalid", as in Exim
-        if re.match(r"[-+]?\d", s):
-            raise ExpandError(f"invalid integer \"{text}\"")
-        raise ExpandError(f"integer expected but \"{text}\" found")
-    v = int(m.group(1))
-    suf = m.group(2).lower()
-    if suf == "k":
-        v *= 1024
-    elif suf == "m":
-        v *= 1024 * 1024
-    elif suf == "g":
-        v *= 1024 * 1024 * 1024
-    if not -(1 << 63) <= v < (1 << 63):
-        raise ExpandError(f"absolute value of integer \"{text}\" is too large (overflow)")
+        raise ExpandError(f"invalid integer \"{s}\"")
     return v
 
 
-def _nonneg_arg(text: str, item: str) -> int:
+_C_SPACE = " \t\n\v\f\r"
+
+
+def _nonneg_arg(text: str, item: str) -> None:
+    """Exim's errors for the number that is the first argument of ``item``."""
     s = text.strip()
     if not s:
         raise ExpandError(f"first argument of \"{item}\" must not be empty")
-    if not re.fullmatch(r"-?\d+", s):
+    if not re.fullmatch(r"-?[0-9]*", s):
         raise ExpandError(f"first argument of \"{item}\" must be numeric")
-    return int(s)
 
 
 # -- items --------------------------------------------------------------------
@@ -401,6 +428,8 @@ def _item_extract(node: Item, ctx: Any) -> str:
         raise ExpandError("first argument of \"extract\" must not be empty")
     if node.extra in ("json", "jsons"):
         import json
+        if node.surplus is not None:    # json takes two arguments, then {yes}{no}
+            raise ExpandError(not_closed(node.surplus))
         data = evaluate(args[1], ctx)
         tainted = tainted or isinstance(data, Tainted)
         positional = re.fullmatch(r"\s*-?\d+\s*", first) is not None
@@ -423,14 +452,13 @@ def _item_extract(node: Item, ctx: Any) -> str:
             if first in obj:
                 value = _json_value(obj[first], node.extra == "jsons")
         elif isinstance(obj, list) and positional:
-            idx = int(first)
-            if idx <= len(obj):
-                value = _json_value(obj[idx - 1], node.extra == "jsons")
+            pos = int(first)
+            if pos <= len(obj):
+                value = _json_value(obj[pos - 1], node.extra == "jsons")
         rest = args[2:]
-    elif re.fullmatch(r"\s*-?\d+\s*", first):
+    elif (idx := extract_field_number(first)) is not None:
         if len(args) < 3:
             raise ExpandError("missing '{' for arg 3 of extract")
-        idx = int(first)
         seps = evaluate(args[1], ctx)
         data = evaluate(args[2], ctx)
         tainted = tainted or isinstance(data, Tainted)
@@ -448,6 +476,8 @@ def _item_extract(node: Item, ctx: Any) -> str:
             value = None
         rest = args[3:]
     else:
+        if node.surplus is not None:    # a key takes two arguments, then {yes}{no}
+            raise ExpandError(not_closed(node.surplus))
         data = evaluate(args[1], ctx)
         tainted = tainted or isinstance(data, Tainted)
         value = _extract_keyed(first.strip(), data)
@@ -465,14 +495,16 @@ def _item_extract(node: Item, ctx: Any) -> str:
 def _item_listextract(node: Item, ctx: Any) -> str:
     if len(node.args) < 2:
         raise ExpandError(missing_arg("listextract", len(node.args)) or "")
-    idx = _nonneg_arg(evaluate(node.args[0], ctx), "listextract")
+    first = evaluate(node.args[0], ctx)
+    _nonneg_arg(first, "listextract")           # Exim's errors for a bad number
+    idx = extract_field_number(first) or 0      # as Exim reads it: a C int
     data = evaluate(node.args[1], ctx)
     items = split_list(data)
-    value = None
-    if 0 < idx <= len(items):
-        value = items[idx - 1]
-    elif idx < 0 and -idx <= len(items):
-        value = items[idx]
+    if idx < 0:
+        # Exim counts a negative index up by the number of items; one that is still
+        # negative then (further back than the first item) gives the first item
+        idx = max(idx + 1 + len(items), 1) if idx + 1 + len(items) != 0 else 0
+    value = items[idx - 1] if 0 < idx <= len(items) else None
     tail = Item("listextract", [], node.args[2] if len(node.args) > 2 else None,
                 node.args[3] if len(node.args) > 3 else None, node.fail)
     if tail.yes is None:
@@ -517,7 +549,7 @@ def _item_map(node: Item, ctx: Any) -> str:
     with _Scoped(ctx, item=None):
         for it in items:
             ctx.variables["item"] = it
-            v = evaluate(node.args[1], ctx)
+            v = _in_item("map", node.args[1], ctx)
             tainted = tainted or isinstance(v, Tainted)
             out.append(v)
     return _t(_join_map(out, sep), tainted)
@@ -547,8 +579,19 @@ def _item_reduce(node: Item, ctx: Any) -> str:
         for it in items:
             ctx.variables["item"] = it
             ctx.variables["value"] = value
-            value = evaluate(node.args[2], ctx)
+            value = _in_item("reduce", node.args[2], ctx)
     return value
+
+
+def _in_item(name: str, body: Any, ctx: Any) -> str:
+    """Evaluate the per-item expression of ${map}/${reduce}: Exim says where an error
+    came from (forced failure aside)."""
+    try:
+        return evaluate(body, ctx)
+    except ExpandFail:
+        raise
+    except ExpandError as e:
+        raise type(e)(f"{e.message} inside \"{name}\" item") from None
 
 
 _SORT_CMPS = {"<", "<=", ">", ">=", "lt", "le", "gt", "ge", "lti", "lei", "gti", "gei"}
@@ -589,24 +632,52 @@ def _item_sort(node: Item, ctx: Any) -> str:
     return _t(join_list([it for _, it in keyed], sep), isinstance(data, Tainted))
 
 
+_STRTOL_RE = re.compile(r"[ \t\n\v\f\r]*([+-]?\d+)?")
+
+
+def _strtol_int(text: str) -> int | None:
+    """``(int)strtol(text, &end, 10)`` with nothing allowed after the number, as Exim
+    reads the numbers of ${length}, ${substr}, ${hash} and ${nhash}: leading white space
+    and a sign are allowed, empty is 0, an out-of-range value saturates to the C long
+    range and is then cut to a C int.  None when something follows the number."""
+    m = _STRTOL_RE.match(text)
+    assert m is not None
+    if m.end() != len(text) or (m.group(1) is None and text):
+        return None
+    v = int(m.group(1)) if m.group(1) else 0
+    from .operators import _int32
+    return _int32(max(min(v, (1 << 63) - 1), -(1 << 63)))
+
+
 def _item_numeric_string(node: Item, ctx: Any) -> str:
     """${length{n}{s}}, ${substr{a}{b}{s}}, ${hash{..}}, ${nhash{..}}."""
-    from .operators import apply_operator
+    from .operators import op_hash, op_length, op_nhash, op_substr
     args = [evaluate(a, ctx) for a in node.args]
     if len(args) < 2:
         raise ExpandError(not_enough(node.name))
-    nums, subject = args[:-1], args[-1]
-    nums = [n if n else "0" for n in nums]      # an empty number is 0, as in Exim
-    for n in nums:
-        if not re.fullmatch(r"\s*-?\d+\s*", n):
-            kind = "a positive" if node.name == "length" else "a"
-            raise ExpandError(f"\"{n}\" is not {kind} number (in \"{node.name}\" expansion)")
-        if node.name != "substr" and n.strip().startswith("-"):
-            raise ExpandError(f"\"{n}\" is not a positive number (in \"{node.name}\" "
+    texts, subject = args[:-1], args[-1]
+    nums: list[int] = []
+    for k, text in enumerate(texts):
+        # Exim: ${length}'s number and any second number must not be negative; a
+        # first number may be (substr counts from the end, nhash divides unsigned)
+        positive = k > 0 or node.name == "length"
+        v = _strtol_int(text)
+        if v is None or (v < 0 and (positive or node.name == "hash")):
+            # (a negative ${hash} length makes Exim 4.96 die; fail the expansion)
+            kind = "a positive" if positive or v is not None else "a"
+            raise ExpandError(f"\"{text}\" is not {kind} number (in \"{node.name}\" "
                               "expansion)")
-    name = node.name + "".join("_" + n.strip() for n in nums)
-    return _t(apply_operator(name, subject, ctx, allow_negative=True),
-              isinstance(subject, Tainted))
+        nums.append(v)
+    second = nums[1] if len(nums) > 1 else None
+    if node.name == "length":
+        result = op_length(subject, nums[0])
+    elif node.name == "substr":
+        result = op_substr(subject, nums[0], second)
+    elif node.name == "hash":
+        result = op_hash(subject, nums[0], second)
+    else:
+        result = op_nhash(subject, nums[0], second)
+    return _t(result, isinstance(subject, Tainted))
 
 
 def _expand_args(node: Item, ctx: Any, count: int) -> list[str]:
@@ -643,10 +714,14 @@ def _item_tr(node: Item, ctx: Any) -> str:
     subject, frm, to = _expand_args(node, ctx, 3)
     if not to:
         return subject
+    from .bytesutil import from_bytes, to_bytes
+    # byte by byte, as Exim: a UTF-8 character is its bytes here
+    frm_b, to_b = to_bytes(frm), to_bytes(to)
     table = {}
-    for i, ch in enumerate(frm):
-        table[ch] = to[i] if i < len(to) else to[-1]
-    return _t("".join(table.get(c, c) for c in subject), isinstance(subject, Tainted))
+    for i, b in enumerate(frm_b):
+        table[b] = to_b[i] if i < len(to_b) else to_b[-1]
+    out = bytes(table.get(b, b) for b in to_bytes(subject))
+    return _t(from_bytes(out), isinstance(subject, Tainted))
 
 
 def _item_hmac(node: Item, ctx: Any) -> str:
@@ -848,6 +923,8 @@ def interpret_escape(text: str, i: int) -> tuple[str, int]:
         while j < len(text) and j < i + 3 and text[j] in "0123456789abcdefABCDEF":
             j += 1
         v = int(text[i + 1:j], 16)
+    elif c == "x":
+        return "\x00", i + 1      # Exim: \x without hex digits is a NUL byte
     else:
         return _ESCAPES.get(c, c), i + 1
     return (chr(v) if v < 0x80 else chr(0xDC00 + v)), j

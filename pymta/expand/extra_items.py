@@ -16,7 +16,7 @@ from .bytesutil import from_bytes, to_bytes
 from .errors import ExpandError, ExpandFail
 from .evaluator import _Scoped, _yes_no, evaluate
 from .operators import parse_address
-from .parser import Item, missing_arg, not_enough
+from .parser import Item, Var, missing_arg, not_enough
 
 
 def _prvs_day(today: int, offset: int = 7) -> str:
@@ -308,12 +308,24 @@ def item_authresults(node: Any, ctx: Any) -> str:
     return taint(text) if any(is_tainted(p) for p in parts) else text
 
 
+_CERT_VARIABLES = frozenset({"tls_in_ourcert", "tls_in_peercert", "tls_out_ourcert",
+                             "tls_out_peercert"})
+
+
 def item_certextract(node: Any, ctx: Any) -> str:
     """``${certextract{field}{$tls_in_peercert}{yes}{no}}``: a field of a certificate
     ($value in yes/no; the field itself without them)."""
     if len(node.args) < 2:
         raise ExpandError(missing_arg("certextract", len(node.args)) or "")
     field = evaluate(node.args[0], ctx)
+    parts = node.args[1].parts
+    if len(parts) == 1 and isinstance(parts[0], Var) and parts[0].name not in _CERT_VARIABLES:
+        # Exim looks the name up: only its certificate variables will do
+        from .variables import lookup_variable
+        name = parts[0].name
+        raise ExpandError(f"\"{name}\" is not a certificate"
+                          if lookup_variable(name, ctx) is not None
+                          else f"no variable named \"{name}\"")
     text = evaluate(node.args[1], ctx)
     cert = load_pem_text(str(text)) if text else None
     value = None

@@ -8,14 +8,23 @@ from typing import Iterable
 _WS = " \t\n\r\f\v"
 
 
+def _can_separate(c: str) -> bool:
+    """Exim's test for the character after a leading ``<``: ASCII punctuation or a
+    control character (ispunct/iscntrl in the C locale; a tab, not a space)."""
+    return c.isascii() and (not c.isalnum() and c != " " or not c.isprintable())
+
+
 def list_separator(text: str, default: str = ":") -> tuple[str, str]:
     """Return (separator, remaining text) after an optional ``<c`` prefix."""
     i = 0
     n = len(text)
     while i < n and text[i] in _WS:
         i += 1
-    if i + 1 < n and text[i] == "<" and not text[i + 1].isalnum() and text[i + 1] not in " \t":
-        return text[i + 1], text[i + 2:]
+    if i < n and text[i] == "<":
+        if i + 1 == n:
+            return "\x00", ""      # a lone "<": Exim takes the NUL after it, no items
+        if _can_separate(text[i + 1]):
+            return text[i + 1], text[i + 2:]
     return default, text
 
 
@@ -41,10 +50,17 @@ def _split_cached(text: str, default: str) -> tuple[str, ...]:
 
 def _split(text: str, default: str) -> list[str]:
     sep, s = list_separator(text, default)
+    return split_with(s, sep)
+
+
+def split_with(s: str, sep: str) -> list[str]:
+    """The items of a list whose separator is fixed (no ``<`` prefix is looked for)."""
+    # a control-character separator is never doubled into data (Exim's sep_is_special)
+    doubles = sep.isprintable()
     items: list[str] = []
     i, n = 0, len(s)
     while True:
-        while i < n and s[i] in _WS:
+        while i < n and s[i] in _WS and s[i] != sep:
             i += 1
         if i >= n:
             break
@@ -52,14 +68,18 @@ def _split(text: str, default: str) -> list[str]:
         while i < n:
             c = s[i]
             if c == sep:
-                if i + 1 < n and s[i + 1] == sep:
+                if doubles and i + 1 < n and s[i + 1] == sep:
                     buf.append(sep)
                     i += 2
                     continue
                 break
             buf.append(c)
             i += 1
-        items.append("".join(buf).rstrip(_WS))
+        item = "".join(buf)
+        # trailing white space goes, but not a white space character after a backslash
+        while item and item[-1] in _WS and not (len(item) > 1 and item[-2] == "\\"):
+            item = item[:-1]
+        items.append(item)
         if i >= n:
             break
         i += 1      # skip the separator

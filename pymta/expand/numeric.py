@@ -55,7 +55,8 @@ class _Eval:
                 v = int(digits)
         v = min(v, (1 << 63) - 1)       # strtoll saturates
         if j < len(s) and s[j] in "kKmMgG":
-            v *= {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[s[j].lower()]
+            # a 64-bit C multiplication: it wraps (9223372036854775807K is -1024)
+            v = _wrap(v * {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[s[j].lower()])
             j += 1
         self.i = j
         return v

@@ -16,7 +16,7 @@ from ..spool.ids import base62, unbase62
 from ..xtext import xtext_decode
 from .bytesutil import ascii_lower, ascii_upper, from_bytes, to_bytes
 from .errors import ExpandError
-from .lists import split_list
+from .lists import split_list, split_with
 from .parser import ARG_COUNTS, not_enough
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -77,6 +77,9 @@ def op_hash(s: str, length: int, limit: int | None) -> str:
         return s
     if length <= 0:
         return ""           # as Exim 4.96: ${hash{0}{x}} is empty
+    if limit == 0:
+        # Exim 4.96 dies of a division by zero here (as for nhash); fail the expansion
+        raise ExpandError("hash divisor must be positive")
     acc = b[:length]
     pos = 0
     for j in range(length, len(b)):
@@ -98,12 +101,15 @@ def op_nhash(s: str, div1: int, div2: int | None) -> str:
             i = len(_PRIMES) - 1
         total += _PRIMES[i] * c
         i -= 1
+    # Exim divides an unsigned long by its C int divisor (a negative one from
+    # ${nhash{-1}{..}} turns huge), and multiplies the two divisors as C ints
+    divisor = (div1 if div2 is None else _int32(div1 * div2)) % (1 << 64)
     # Exim 4.96 dies of a division by zero here; an expansion error is kinder
-    if div1 <= 0 or (div2 is not None and div2 <= 0):
+    if divisor == 0 or div2 == 0:
         raise ExpandError("nhash divisor must be positive")
     if div2 is None:
-        return str(total % div1)
-    total %= div1 * div2
+        return str(total % divisor)
+    total %= divisor
     return f"{total // div2}/{total % div2}"
 
 
@@ -111,12 +117,12 @@ def op_nhash(s: str, div1: int, div2: int | None) -> str:
 
 def op_mask(arg: str, normalised: bool) -> str:
     addr, sep, bits = arg.partition("/")
-    if not sep:
-        raise ExpandError(f"missing mask value in \"{arg}\"")
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
         raise ExpandError(f"\"{arg}\" is not an IP address") from None
+    if not sep:         # Exim checks the address first
+        raise ExpandError(f"missing mask value in \"{arg}\"")
     # the mask is read like C's strtol: leading blanks and a sign, empty is 0
     if not re.fullmatch(r"(?:\s*[+-]?\d+)?", bits):
         raise ExpandError(f"\"{arg}\" is not an IP address")
@@ -136,9 +142,22 @@ def op_mask(arg: str, normalised: bool) -> str:
     return base.exploded.replace(":", ".") + f"/{bits}"
 
 
+def exim_ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """ipaddress.ip_address() for Exim's syntax: an IPv6 address may end in "%" and an
+    interface name (possibly empty), which Exim ignores (Python keeps it as a scope id,
+    whose ``exploded`` form raises).  Raises ValueError."""
+    head, pct, _ = text.partition("%")
+    if pct and ":" in head and "." not in head:
+        text = head
+    return ipaddress.ip_address(text)
+
+
 def op_reverse_ip(arg: str) -> str:
+    # Exim allows a mask after the address (read as ${mask} reads it; a bare "/" too),
+    # and ignores it
+    m = re.fullmatch(r"(.*)/(?:\s*\+?\d+)?", arg, re.S)
     try:
-        ip = ipaddress.ip_address(arg)
+        ip = exim_ip_address(m.group(1) if m else arg)
     except ValueError:
         raise ExpandError(f"reverse_ip() not given an IP address [{arg}]") from None
     if ip.version == 6 and ip.ipv4_mapped is not None:
@@ -150,7 +169,7 @@ def op_reverse_ip(arg: str) -> str:
 
 def op_ipv6norm(arg: str, denorm: bool) -> str:
     try:
-        ip = ipaddress.ip_address(arg)
+        ip = exim_ip_address(arg)
     except ValueError:
         raise ExpandError(f"\"{arg}\" is not an IP address") from None
     if ip.version == 4:
@@ -201,6 +220,9 @@ def op_time_interval(arg: str) -> str:
     n = _int32(int(arg or "0"))        # Exim reads the number into a C int
     if n == 0:
         return "0s"
+    if n == -(1 << 31):
+        # -n does not fit a C int (pymta recursed for ever); what Exim 4.96 prints
+        return "-5d3h14m8s"
     if n < 0:
         return "-" + op_time_interval(str(-n))
     out = []
@@ -266,10 +288,45 @@ def _strip_comments(text: str) -> str:
     return "".join(out)
 
 
+_BLANKS = " \t\n\r\f\v"
+
+
+def _squeeze(addr: str) -> str:
+    """Drop the white space next to "." and "@" (and at either end) outside quoted
+    strings: RFC 822 allows it between the tokens of an address, and Exim's parser
+    writes the address without it (``a . b @ c`` is ``a.b@c``)."""
+    out: list[str] = []
+    i, n = 0, len(addr)
+    while i < n:
+        c = addr[i]
+        if c == '"':
+            j = i + 1
+            while j < n and addr[j] != '"':
+                j += 2 if addr[j] == "\\" else 1
+            out.append(addr[i:j + 1])
+            i = j + 1
+        elif c == "\\" and i + 1 < n:
+            out.append(addr[i:i + 2])
+            i += 2
+        elif c in _BLANKS:
+            j = i
+            while j < n and addr[j] in _BLANKS:
+                j += 1
+            before = out[-1][-1] if out else ""
+            after = addr[j] if j < n else ""
+            if before not in ("", ".", "@") and after not in ("", ".", "@"):
+                out.append(addr[i:j])
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def parse_address(text: str) -> str | None:
     """Extract the bare address from one RFC 2822 address (phrase and comments allowed);
     None when it is not a well-formed address."""
-    t = _strip_comments(text).strip()
+    t = _squeeze(_strip_comments(text).strip())
     if not t:
         return ""
     if "<" in t:
@@ -277,11 +334,11 @@ def parse_address(text: str) -> str | None:
         gt = t.find(">", lt)
         if gt < 0 or t[gt + 1:].strip():
             return None
-        addr = t[lt + 1:gt].strip()
+        addr = _squeeze(t[lt + 1:gt].strip())
         if ":" in addr:             # source route: keep what follows the colon
             addr = addr.rsplit(":", 1)[1]
         return addr
-    if re.search(r'\s', re.sub(r'"[^"]*"', '""', t)):
+    if re.search(r'\s', re.sub(r'"[^"]*"|\\.', '""', t)):
         return None
     return t if _well_formed(t) else None
 
@@ -293,10 +350,12 @@ def _well_formed(addr: str) -> bool:
     """A bare address Exim would accept: a local part (atoms, dots or quoted strings),
     optionally ``@`` and a domain of non-empty labels or a ``[literal]``."""
     unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "q", addr)
-    local, at, domain_part = unquoted.rpartition("@")
-    domain: str | None = domain_part
-    if not at:
-        local, domain = unquoted, None
+    # a backslash-escaped character belongs to the local part (an escaped "@" too)
+    m = re.fullmatch(r"((?:[^\\@]|\\.)*)(?:@(.*))?", unquoted, re.S)
+    if m is None:
+        return False
+    local = re.sub(r"\\.", "q", m.group(1))
+    domain: str | None = m.group(2)
     if not local or not _DOT_ATOM_CHARS.fullmatch(local):
         return False
     if domain is None:
@@ -308,8 +367,10 @@ def _well_formed(addr: str) -> bool:
 
 def op_addresses(arg: str) -> str:
     sep = ":"
-    s = arg
-    if s.startswith(">") and len(s) > 1:
+    s = arg.lstrip(" \t\n\v\f\r")      # Exim looks for ">" after white space
+    if s.startswith(">"):
+        if len(s) == 1:
+            raise ExpandError(f"output separator missing in expanding ${{addresses:{s}}}")
         sep = s[1]
         s = s[2:]
     out = []
@@ -330,7 +391,17 @@ def op_addresses(arg: str) -> str:
 
 
 def _split_local_domain(addr: str) -> tuple[str, str]:
-    at = addr.rfind("@")
+    # the last "@" that is neither quoted nor escaped with a backslash
+    at, quoted, i = -1, False, 0
+    while i < len(addr):
+        c = addr[i]
+        if c == "\\":
+            i += 1
+        elif c == '"':
+            quoted = not quoted
+        elif c == "@" and not quoted:
+            at = i
+        i += 1
     if at < 0:
         return addr, ""
     return addr[:at], addr[at + 1:]
@@ -354,9 +425,11 @@ _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*")
 def op_quote_local_part(arg: str) -> str:
     """Quote a local part when it holds characters outside RFC 2822 atext (or starts
     with a dot)."""
-    if arg and not arg.startswith(".") and _ATEXT.fullmatch(arg):
+    if arg and not arg.startswith(".") and not arg.endswith(".") and _ATEXT.fullmatch(arg):
         return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # escaped as ${quote} escapes (a newline and a CR as \n and \r), as Exim does
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace(
+        "\r", "\\r") + '"'
 
 
 _REDIS_SPECIAL = re.compile(r"([ \t\n\v\f\r\\])")
@@ -407,7 +480,9 @@ def _url_quote(text: str) -> str:
 
 
 def op_rxquote(arg: str) -> str:
-    return "".join(c if c.isalnum() else "\\" + c for c in arg)
+    # byte by byte, as Exim: each byte that is not an ASCII letter or digit is escaped
+    return from_bytes(b"".join(bytes([b]) if chr(b).isascii() and chr(b).isalnum()
+                               else b"\\" + bytes([b]) for b in to_bytes(arg)))
 
 
 def op_escape(arg: str) -> str:
@@ -418,14 +493,33 @@ def op_escape8bit(arg: str) -> str:
     return "".join(chr(b) if b < 128 else "\\%03o" % b for b in to_bytes(arg))
 
 
+def _strtoul(text: str) -> int | None:
+    """C's strtoul(text, &end, 10) where nothing may follow the number (None if
+    something does): leading white space and a sign allowed, empty is 0, too big
+    saturates, a minus sign wraps round."""
+    m = re.fullmatch(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", text)
+    if m is None:
+        return 0 if not text else None
+    n = int(m.group(2))
+    if n > _ULONG_MAX:
+        return _ULONG_MAX
+    return (-n) & _ULONG_MAX if m.group(1) == "-" else n
+
+
+_ULONG_MAX = (1 << 64) - 1
+
+
+def _signed64(n: int) -> int:
+    """An unsigned long printed with %ld, as Exim prints base32d/base62d results."""
+    n &= _ULONG_MAX
+    return n - (1 << 64) if n >> 63 else n
+
+
 def op_base62(arg: str) -> str:
-    s = arg.strip()
-    if s and not re.fullmatch(r"-?\d+", s):
+    n = _strtoul(arg)
+    if n is None:
         raise ExpandError(f"argument for base62 operator is \"{arg}\", which is not a "
                           "decimal number")
-    # as C's strtoull: empty is 0, too big saturates, a minus sign wraps round
-    n = int(s) if s else 0
-    n = min(n, (1 << 64) - 1) if n >= 0 else (1 << 64) - min(-n, 1 << 64)
     return base62(n, 6)    # the message-id encoding: six digits, low ones kept
 
 
@@ -433,17 +527,14 @@ def op_base62d(arg: str) -> str:
     if any(c not in _B62 for c in arg):
         raise ExpandError(f"argument for base62d operator is \"{arg}\", which is not a "
                           "base 62 number")
-    return str(unbase62(arg))
+    return str(_signed64(unbase62(arg)))
 
 
 def op_base32(arg: str) -> str:
-    s = arg.strip()
-    if not arg:
-        return ""
-    if not (s.isascii() and s.isdigit()):
+    n = _strtoul(arg)
+    if n is None:
         raise ExpandError(f"argument for base32 operator is \"{arg}\", which is not a "
                           "decimal number")
-    n = int(s)
     out = []
     while n:
         n, r = divmod(n, 32)
@@ -459,30 +550,51 @@ def op_base32d(arg: str) -> str:
             raise ExpandError(f"argument for base32d operator is \"{arg}\", which is not a "
                               "base 32 number")
         n = n * 32 + i
-    return str(n)
+    return str(_signed64(n))
+
+
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def op_base64d(arg: str) -> str:
-    try:
-        return from_bytes(base64.b64decode(to_bytes(arg), validate=True))
-    except ValueError:
-        raise ExpandError(f"string \"{arg}\" is not well-formed for \"base64d\" operator") \
-            from None
+    # as Exim: white space anywhere is skipped; whole groups of four, the last one
+    # perhaps padded with one or two "=", and nothing after the padding
+    data = to_bytes(arg).translate(None, b" \t\n\v\f\r")
+    body = data.rstrip(b"=")
+    if len(data) % 4 or len(data) - len(body) > 2 or not _B64_ALPHABET.issuperset(body):
+        raise ExpandError(f"string \"{arg}\" is not well-formed for \"base64d\" operator")
+    return from_bytes(base64.b64decode(data))
 
 
 def op_hex2b64(arg: str) -> str:
+    # Exim checks the characters (no white space either) before the length
+    if not re.fullmatch(r"[0-9A-Fa-f]*", arg):
+        raise ExpandError(f"\"{arg}\" is not a hex string")
     if len(arg) % 2:
         raise ExpandError(f"\"{arg}\" contains an odd number of characters")
-    try:
-        data = bytes.fromhex(arg)
-    except ValueError:
-        raise ExpandError(f"\"{arg}\" is not a hex string") from None
-    return base64.b64encode(data).decode()
+    return base64.b64encode(bytes.fromhex(arg)).decode()
 
 
 def op_from_utf8(arg: str) -> str:
-    data = to_bytes(arg).decode("utf-8", "replace")
-    return from_bytes(bytes(ord(c) if ord(c) < 256 else ord("_") for c in data))
+    """Each UTF-8 sequence as the one byte of its code point, "_" when above 255.  As in
+    Exim, a lead byte says how many bytes follow and they are taken whatever they are
+    (their low six bits), a stray continuation byte stands for itself, and a sequence
+    cut short by the end of the string has zero bits for the missing bytes."""
+    data = to_bytes(arg)
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        c = data[i]
+        i += 1
+        if c >= 0xC0:
+            more = 1 if c < 0xE0 else 2 if c < 0xF0 else 3 if c < 0xF8 else \
+                4 if c < 0xFC else 5
+            c &= (0x1F, 0x0F, 0x07, 0x03, 0x01)[more - 1]
+            for _ in range(more):
+                c = (c << 6) | (data[i] & 0x3F if i < len(data) else 0)
+                i += 1
+        out.append(c if c <= 255 else 0x5F)
+    return from_bytes(bytes(out))
 
 
 def op_utf8clean(arg: str) -> str:
@@ -540,21 +652,53 @@ def op_rfc2047d(arg: str, ctx: Any) -> str:
                           "(maybe unsupported conversion)") from None
 
 
-def _idna_label(label: str, to_ascii: bool) -> str:
-    if to_ascii:
-        return label_to_alabel(label)
-    if label.lower().startswith("xn--"):
-        try:
-            return label[4:].encode("ascii").decode("punycode")
-        except (UnicodeError, ValueError):
-            raise ExpandError(f"error in punycode conversion of \"{label}\"") from None
-    return label
+def _alabel_error(text: str, to_ascii: bool, why: str) -> ExpandError:
+    what = "utf8 ({}) to alabel" if to_ascii else "alabel ({}) to utf8"
+    return ExpandError(f"error converting {what.format(string_printing(text))}: {why}")
 
 
-def _idna(domain: str, to_ascii: bool) -> str:
-    text = to_bytes(domain).decode("utf-8", "replace")
-    return ".".join(_idna_label(lab.lower() if to_ascii else lab, to_ascii)
-                    for lab in text.split("."))
+def _from_punycode(text: str, label: str) -> str:
+    """An A-label ("xn--" and punycode) as UTF-8; Exim's error when it does not decode."""
+    try:
+        return label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        raise _alabel_error(text, False, "Invalid input") from None
+
+
+def op_localpart_to_alabel(arg: str) -> str:
+    if arg.isascii():               # nothing to convert (Exim looks for 8-bit bytes)
+        return arg
+    if any("\udc80" <= c <= "\udcff" for c in arg):
+        raise _alabel_error(arg, True, "l_u2a: bad UTF-8 input")
+    return label_to_alabel(arg)
+
+
+def op_localpart_from_alabel(arg: str) -> str:
+    if not arg.startswith("xn--"):      # as Exim: lower case only
+        raise _alabel_error(arg, False, "bad alabel prefix")
+    return _from_punycode(arg, arg)
+
+
+def op_domain_to_alabel(arg: str) -> str:
+    if arg.isascii():               # an ASCII domain is left as it is, case and all
+        return arg
+    if any("\udc80" <= c <= "\udcff" for c in arg):
+        raise _alabel_error(arg, True, "string encoding error")
+    return ".".join(label_to_alabel(lab) for lab in ascii_lower(arg).split("."))
+
+
+def op_domain_from_alabel(arg: str) -> str:
+    # Exim reads the domain as a list with "." as separator (white space round a label
+    # goes, ".." is a dot inside a label) and writes the labels back as such a list
+    # (an empty first label vanishes)
+    out = ""
+    for label in split_with(arg, "."):
+        if label.startswith("xn--"):
+            label = _from_punycode(arg, label)
+        if out:
+            out += "."
+        out += label.replace(".", "..")
+    return out
 
 
 def _digest(name: str, bits: int | None, arg: str) -> str:
@@ -580,7 +724,7 @@ def _digest(name: str, bits: int | None, arg: str) -> str:
 
 def op_listnamed(arg: str, kind: str | None, ctx: Any) -> str:
     lists = getattr(ctx.config, "named_lists", None) or {}
-    name = arg.strip()
+    name = arg                  # Exim takes the name as it is, white space and all
     if name.startswith("+"):
         name = name[1:]
     kinds = [kind] if kind else ["domain", "host", "address", "localpart"]
@@ -654,10 +798,10 @@ _SIMPLE: dict[str, Callable[[str], str]] = {
     "hexquote": lambda a: "".join(chr(b) if 33 <= b < 127 else "\\x%02x" % b
                                   for b in to_bytes(a)),
     "xtextd": op_xtextd,
-    "utf8_domain_to_alabel": lambda a: _idna(a, True),
-    "utf8_domain_from_alabel": lambda a: _idna(a, False),
-    "utf8_localpart_to_alabel": lambda a: _idna_label(a, True),
-    "utf8_localpart_from_alabel": lambda a: _idna_label(a, False),
+    "utf8_domain_to_alabel": op_domain_to_alabel,
+    "utf8_domain_from_alabel": op_domain_from_alabel,
+    "utf8_localpart_to_alabel": op_localpart_to_alabel,
+    "utf8_localpart_from_alabel": op_localpart_from_alabel,
 }
 
 # Operators that take numeric suffixes: name -> (min, max) count of numbers.
@@ -765,17 +909,30 @@ def apply_operator(name: str, arg: str, ctx: Any, allow_negative: bool = False) 
         return str(random.randrange(max(n, 1)))
     if name.startswith("quote_"):
         return op_quote_lookup(name[6:], arg)
-    base, _, suffix = name.partition("_")
+    base, underscore, suffix = name.partition("_")
     if base in _NUMBERED:
         nums: list[int] = []
-        for k, part in enumerate(suffix.split("_") if suffix else []):
+        parts = suffix.split("_") if suffix else []
+        if len(parts) > _NUMBERED[base][1] and base not in ("sha2", "sha3"):
+            # Exim reads at most two numbers (length one): a further "_" is not a digit
+            raise ExpandError(f"non-digit after underscore in \"{name}\"")
+        if underscore and not suffix:
+            if base in ("sha2", "sha3"):
+                raise ExpandError(f"unrecognised {base} variant")
+            parts = ["0"]       # Exim: "length_" reads no digits, so the number is 0
+        for k, part in enumerate(parts):
             if not re.fullmatch(r"-?\d+" if allow_negative or base in ("substr", "s")
                                 and k == 0 else r"\d+", part):
                 raise ExpandError(f"non-digit after underscore in \"{name}\"")
-            nums.append(int(part))
-        if len(nums) > 1 and nums[1] < 0 or (base not in ("substr", "s") and nums
-                                              and nums[0] < 0):
-            raise ExpandError(f"\"{min(nums)}\" is not a positive number (in "
+            nums.append(_int32(int(part)))      # Exim reads them into C ints
+        # a number that wrapped negative: Exim takes a second one (or length's only
+        # one) as not given, and dies of a negative hash length
+        if len(nums) > 1 and nums[1] < 0:
+            nums.pop()
+        if base in ("length", "l") and nums and nums[0] < 0:
+            return op_substr(arg, 0, None)
+        if base in ("hash", "h") and nums and nums[0] < 0:
+            raise ExpandError(f"\"{nums[0]}\" is not a positive number (in "
                               f"\"{base}\" expansion)")
         lo, hi = _NUMBERED[base]
         if not nums and lo:

@@ -79,7 +79,7 @@ class Op:
 class Item:
     """An expansion item with brace arguments and optional yes/no/fail parts."""
 
-    __slots__ = ("name", "args", "yes", "no", "fail", "extra")
+    __slots__ = ("name", "args", "yes", "no", "fail", "extra", "surplus")
 
     def __init__(self, name: str, args: list, yes=None, no=None, fail=False, extra=None):
         self.name = name
@@ -88,6 +88,9 @@ class Item:
         self.no = no
         self.fail = fail
         self.extra = extra
+        # ${extract} with five arguments: the source text from the fifth on, for the
+        # error Exim gives when (found at run time) the first is not a field number
+        self.surplus: str | None = None
 
     def __repr__(self) -> str:
         return (f"Item({self.name!r}, {self.args!r}, yes={self.yes!r}, no={self.no!r}, "
@@ -157,10 +160,13 @@ ARG_COUNTS: dict[str, tuple[int, int | None]] = {
 _YESNO_ITEMS = frozenset({"env", "run", "listextract", "certextract"})
 
 
+# Items whose per-item expression (this argument) Exim names in its errors.
+_BODY_ARG = {"map": 1, "reduce": 2}
+
 # Items whose missing arguments Exim names: the name of each argument in turn.
 _ARG_NAMES: dict[str, tuple[str, ...]] = {
     "map": ("first", "last"), "reduce": ("first", "second", "last"),
-    "sort": ("list", "comparator"), "filter": ("first", "last"), "run": ("command",),
+    "sort": ("list", "comparator", "extractor"), "filter": ("first", "last"), "run": ("command",),
     "certextract": ("field", "cert variable"),
 }
 
@@ -197,6 +203,20 @@ def yes_not_braced(rest: str) -> str:
 def fail_expected(name: str) -> str:
     """Exim's error when a {yes} string is followed by neither {no}, fail nor }."""
     return f"syntax error in \"{name}\" item - \"fail\" expected"
+
+
+def extract_field_number(text: str) -> int | None:
+    """The field number of ${extract{N}{seps}{data}}, None when the first argument is a
+    key: as Exim, white space round it, an optional "-" and ASCII digits ("-" alone is
+    field 0, "+1" is a key); read into a C int."""
+    p = text.strip(_WS)
+    sign = -1 if p.startswith("-") else 1
+    digits = p[1:] if sign < 0 else p
+    if not all(c in "0123456789" for c in digits):
+        return None
+    v = int(digits) if digits else 0
+    v &= 0xFFFFFFFF
+    return sign * (v - (1 << 32) if v >> 31 else v)
 
 
 def not_closed(rest: str) -> str:
@@ -245,6 +265,8 @@ class _Parser:
                     lit.append(_byte(int(s[i + 1:j], 16)))
                     i = j
                     continue
+                elif c == "x":
+                    lit.append("\x00")     # Exim: \x without hex digits is a NUL byte
                 elif c in "01234567":
                     j = i
                     while j < n and j < i + 3 and s[j] in "01234567":
@@ -351,12 +373,24 @@ class _Parser:
     def args(self, i: int, name: str, maxn: int = 9) -> tuple[list, int]:
         out: list = []
         i = self.ws(i)
-        self.starts: list[int] = []        # where each argument began (for error texts)
+        # where each argument began (for error texts); a local list, since parsing an
+        # argument parses the items nested in it, which set self.starts for themselves
+        starts: list[int] = []
+        body = _BODY_ARG.get(name)
         while i < self.n and self.s[i] == "{" and len(out) < maxn:
-            self.starts.append(i)
-            seq, i = self.brace_seq(i, f"\"{name}\"")
+            starts.append(i)
+            if len(out) != body:
+                seq, i = self.brace_seq(i, f"\"{name}\"")
+            else:
+                try:
+                    seq, i = self.brace_seq(i, f"\"{name}\"")
+                except RecursionError:
+                    raise
+                except ExpandError as e:    # Exim says where the error came from
+                    raise ExpandError(f"{e.message} inside \"{name}\" item") from None
             out.append(seq)
             i = self.ws(i)
+        self.starts = starts
         return out, i
 
     def yes_no(self, i: int, name: str, item: Item, allow_bare_fail: bool = False) -> int:
@@ -400,7 +434,7 @@ class _Parser:
             return i + 1
         first = args[0].parts
         numeric = fields and len(first) == 1 and isinstance(first[0], str) and \
-            first[0].strip().lstrip("-").isdigit()
+            extract_field_number(first[0]) is not None
         base = 3 if numeric else 2
         if len(args) < base:
             raise ExpandError(f"missing '{{' for arg {len(args) + 1} of extract")
@@ -417,6 +451,9 @@ class _Parser:
         error Exim gives for that item's shape (yes/no strings or a counted list)."""
         s = self.s
         i = self.ws(i)
+        if name in ("map", "reduce", "sort") and len(args) < len(_ARG_NAMES[name]):
+            # Exim reads these arguments even in a branch it skips
+            raise ExpandError(missing_arg(name, len(args)) or "")
         if i < self.n and s[i] == "}":
             return i + 1
         base = _YESNO_MIN.get(name)
@@ -428,7 +465,7 @@ class _Parser:
             text = missing_arg(name, len(args))
             if text is not None:
                 raise ExpandError(text)
-        if name in ("map", "reduce") and len(args) >= len(_ARG_NAMES[name]):
+        if name in ("map", "reduce", "sort") and len(args) >= len(_ARG_NAMES[name]):
             raise ExpandError(f"missing }} at end of \"{name}\"")
         if name in _YESNO_ITEMS and base is not None and len(args) >= base:
             more = len(args) - base
@@ -478,7 +515,9 @@ class _Parser:
             i = self.ws(i)
             first = args[0].parts
             numeric = extra is None and len(first) == 1 and isinstance(first[0], str) \
-                and first[0].strip().lstrip("-").isdigit()
+                and extract_field_number(first[0]) is not None
+            if len(args) == 5:
+                node.surplus = s[starts[4]:]
             # a bare fail stands for the {no} string: only after a {yes} string
             if s.startswith("fail", i) and len(args) > (3 if numeric else 2):
                 node.fail = True
@@ -507,8 +546,16 @@ class _Parser:
             i = j
         start = self.ws(i)
         most = ARG_COUNTS.get(name, (0, None))[1]
+        if name in ("map", "reduce", "sort"):
+            most = len(_ARG_NAMES[name])
+        elif name in _YESNO_ITEMS:
+            most = _YESNO_MIN[name] + 2     # then {yes}{no}; a further one is an error
         args, i = self.args(i, name, most or 9)
         starts = self.starts
+        if name == "certextract" and len(args) > 1 and s[starts[1] + 1:starts[1] + 2] != "$":
+            # Exim wants the variable itself there, even in a branch it skips
+            raise ExpandError("second argument of \"certextract\" must be a certificate "
+                              "variable")
         if name == "run" and extra is None and args:
             # without preexpand Exim splits the raw text before expanding each argument
             end = self.ws(start)
@@ -534,8 +581,8 @@ class _Parser:
         while j < n and s[j] != "{" and s[j] not in _WS:
             j += 1
         ltype = s[i:j]
-        if not ltype or ltype.startswith("}"):
-            raise ExpandError("missing lookup type")
+        if not (ltype[:1].isascii() and ltype[:1].isalpha()):
+            raise ExpandError("missing lookup type")    # Exim: it starts with a letter
         if "}" in ltype:            # Exim reads the type up to { or white space
             raise ExpandError(f"unknown lookup type \"{ltype}\"")
         i = self.ws(j)

@@ -14,6 +14,9 @@ DELIBERATE = {
     # Exim 4.96 dies of a division by zero (no output); pymta fails the expansion.
     "${nhash_0:abc}": "Failed:",
     "${nhash_5_0:abc}": "Failed:",
+    "${nhash{65536}{65536}{abc}}": "Failed:",      # the C int product of the two is 0
+    "${hash_3_0:abcdefgh}": "Failed:",
+    "${hash{3}{0}{abcdefgh}}": "Failed:",
     # Exim 4.96 compresses the all-zero IPv6 address to ":"; pymta gives "::".
     "${ipv6norm:::}": "::",
     "${mask_n:::1/ 64}": "::/64",

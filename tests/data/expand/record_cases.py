@@ -594,6 +594,133 @@ EXPRESSIONS = [
     '$acl_cx', '${extract{a}{a=1}fail}', '${extract{2}{:}{a:b}fail}', '${map{a}{b}fail}',
     '${env{NOPE_X}{y}fail}',
     '${extract json{1}{ [1]}}', '${extract json{1}{[1] }}', '${extract json{2}{ [1, 2 ] }}',
+    # hash with a zero divisor (Exim 4.96 dies of SIGFPE unless nothing is hashed)
+    '${hash_3_0:abcdefgh}', '${hash{3}{0}{abcdefgh}}', '${hash_0_0:abcdefgh}', '${hash_9_0:abc}',
+    # \x with no hex digit after it is a NUL byte (which ends the C string)
+    '${lc:a\\xzzb}', '[\\x]', '${listcount:\\xzz}', '${quote:\\x}', '${if eq{\\xg}{}{y}{n}}',
+    '${ipv6norm:\\xzz}', '${length_3:ab\\xzz}', '\\x41\\xg', '${run{/bin/echo "a\\\\xzb" c}}',
+    # the numbers of length/substr/hash/nhash are C ints: read by strtol ({..} forms) or
+    # digit by digit (_n forms), cut to 32 bits; a negative second number is "not given"
+    '${length_4294967295:abc}', '${nhash_4294967295:abc}', '${substr_1_4294967295:abc}',
+    '${hash_2_4294967295:abcdef}', '${nhash_5_4294967295:abc}', '${length_4294967299:abcdef}',
+    '${length{4294967299}{abcdef}}', '${length{9223372036854775807}{abcdef}}',
+    '${substr{-99999999999999999999}{abcdef}}', '${substr{+2}{abcdef}}',
+    '${substr{2}{+2}{abcdef}}', '${substr{1}{x}{abcdef}}', '${length{-}{abcdef}}',
+    '${nhash{4294967295}{abc}}', '${nhash{-1}{abc}}', '${nhash{-1}{5}{abc}}',
+    '${hash{2}{+5}{abcdef}}', '${nhash_4294967297:abc}', '${substr_-4294967297:abcdef}',
+    '${length{2 }{abcdef}}', '${hash{1}{x}{abc}}', '${nhash{ 7}{ 3}{abcdef}}',
+    '${nhash{65536}{65536}{abc}}',
+    # ${eval}: a K/M/G suffix multiplies in 64 bits, which wraps
+    '${eval:9223372036854775807K}', '${eval10:99999999999999999999G}',
+    '${eval:0x7fffffffffffffffm}', '${eval:9007199254740993k}',
+    # caseless lti/lei/gti/gei: a proper prefix compares greater (Exim's strcmpic)
+    '${if gei{0}{0x10}{y}{n}}', '${if lti{}{abc}{y}{n}}', '${if gti{abc}{AB}{y}{n}}',
+    '${if gei{AB}{abc}{y}{n}}', '${if lei{1}{1K}{y}{n}}', '${sort{abc:ABCD:ab:A}{lti}{$item}}',
+    '${sort{abc:ABCD:ab:A}{gti}{$item}}',
+    # bool: only an optional "-" and ASCII digits make a number, read by atoi()
+    '${if bool{+3}{y}{n}}', '${if bool{-9223372036854775809}{y}{n}}',
+    '${if bool{4294967296}{y}{n}}', '${if bool{9223372036854775808}{y}{n}}',
+    '${if bool{-}{y}{n}}', '${if bool_lax{-0}{y}{n}}', '${if bool{1_0}{y}{n}}',
+    # list syntax: "<" then any ASCII punctuation or control character (a tab too, a
+    # lone "<" is an empty list); a control separator is never doubled; a trailing
+    # space after a backslash stays
+    '${map{a\\\\ :b}{[$item]}}', '${if inlist{a\\\\ }{a\\\\ :b}{y}{n}}',
+    '${map{<\\x01a\\x01\\x01b}{[$item]}}', '${map{<\\ta\\t\\tb}{[$item]}}',
+    '${map{<\\t a \\t b}{[$item]}}', '${if match_domain{a}{<\\ta\\tb}{y}{n}}', '${listcount:<}',
+    '${listcount: <}', '${listextract{1}{<}{y}{n}}', '${listcount:<\\xc3\\xa9a\\xc3\\xa9b}',
+    # IP addresses: an IPv6 "%interface" suffix (even empty) is ignored; reverse_ip takes
+    # a mask; ${mask} checks the address before the mask; match_ip trims no space
+    '${ipv6denorm:fe80::1%eth0}', '${ipv6norm:fe80::1%eth0}', '${reverse_ip:fe80::1%eth0}',
+    '${ipv6norm:::1%}', '${if isip{::1%}{y}{n}}', '${if isip{1.2.3.4%x}{y}{n}}',
+    '${reverse_ip:1.2.3.4/8}', '${reverse_ip:2001:db8::1/64}', '${reverse_ip:1.2.3.4/}',
+    '${reverse_ip:1.2.3.4/ 8}', '${reverse_ip:1.2.3.4/-8}', '${mask:(}', '${mask:1.2.3}',
+    '${if match_ip{ 1.2.3.4}{1.2.3.4}{y}{n}}', '${if match_ip{1.2.3.4 }{1.2.3.4}{y}{n}}',
+    '${if match_ip{fe80::1%eth0}{<; fe80::1%eth0}{y}{n}}',
+    # an unclosed item whose last argument holds an item with arguments of its own
+    '${extract{a}{b}{c}{d}{${sg{a}{b}{c}}}{f}}', '${extract{1}{:}{c}{d}{${sg{a}{b}{c}}}{f}}',
+    # too many or too few arguments for map, reduce, sort and the yes/no items (checked
+    # in skipped branches too)
+    '${map{a}{${sg{a}{b}{c}}}{${sg{a}{b}{c}}}{f}}', '${map{a}{b}{c}}', '${reduce{a}{b}{c}{d}}',
+    '${sort{a}{<}{$item}{d}}', '${listextract{1}{a}{b}{c}{d}}', '${env{HOME}{a}{b}{c}}',
+    '${run{/bin/true}{a}{b}{c}}', '${sort{a}{<}}', '${if eq{a}{b}{${sort{a}{<}}}{n}}',
+    '${if eq{a}{b}{${map{a}}}{n}}',
+    # extract: "-" and ASCII digits make a field number ("+1" is a key); a key (known only
+    # at run time) takes four arguments at most
+    '${extract{a}{b}{c}{d}{e}}', 'x${extract{${lc:a}}{b}{c}{d}{e}}y',
+    '${extract{+1}{,}{a,b}{<$value>}{no}}', '${extract{-}{:}{a:b}}', '${extract{${lc:-}}{:}{a:b}}',
+    '${extract json{1}{[1]}{a}{b}{c}}', '${if eq{a}{b}{${extract{a}{b}{c}{d}{e}}}{no}}',
+    '${extract{4294967297}{:}{a:b}}',
+    # quote_local_part: a final dot needs quotes, newline and CR become \\n and \\r;
+    # rxquote escapes every byte that is not an ASCII letter or digit
+    '${quote_local_part:\\t\\n\\r}', '${quote_local_part:a.}', '${quote_local_part:a..b}',
+    '${rxquote:caf\\xc3\\xa9}', '${rxquote:²}',
+    # base32/base62 read their number with strtoul; base32d/base62d print a signed 64-bit
+    # number; base64d skips white space and wants whole groups of four
+    '${base32:-1}', '${base32:+5}', '${base32:5 }', '${base32:18446744073709551616}',
+    '${base62:\\t\\n\\r}', '${base62:+5}', '${base62:5 }', '${base62d:zzzzzzzzzzzzz}',
+    '${base32d:zzzzzzzzzzzzzzz}', '${base64d:AAAA====}', '${base64d:\\t\\n\\r}', '${base64d:QUE}',
+    '${base64d:Q Q = =}', '${base64d:QQ==QQ==}', '${base64d:QR==}',
+    # hex2b64: the characters are checked before the length; no white space
+    '${hex2b64:(}', '${hex2b64:0a  0b}',
+    # numeric conditions: the messages quote the number from its first non-blank
+    '${if ={ : }{5}{y}{n}}', '${if ={ 5 x}{5}{y}{n}}', '${if ={ yes }{5}{y}{n}}',
+    '${if ={ 99999999999999999999x}{5}{y}{n}}', '${if ={٣}{5}{y}{n}}', '${if <{ 5K x}{5}{y}{n}}',
+    # time_interval of a number that is INT_MIN as a C int
+    '${time_interval:2147483648}', '${time_interval:6442450944}',
+    # tr works on bytes
+    '${tr{\\xc3\\xa9}{\\xc3}{x}}', '${tr{café}{é}{e}}', '${tr{abc}{abc}{é}}',
+    # rfc2047d: strict Q and B text, a word's text may hold "?", UTF-8 words are not
+    # checked, bytes that do not convert are kept, a language suffix is not a charset
+    '${rfc2047d:=?utf-8?q?=ZZ?=}', '${rfc2047d:=?utf-8?q?a=?=}', '${rfc2047d:=?utf-8?b?Y2Fmw6k?=}',
+    '${rfc2047d:=?utf-8?q?=c3?=}', '${rfc2047d:=?us-ascii?q?=80?=}', '${rfc2047d:=??q?a?=}',
+    '${rfc2047d:=?utf-8?q?a?b?=}', '${rfc2047d:=?utf-8*en?q?a?=}',
+    '${rfc2047d:=?iso-8859-1?q?caf=E9?=}', '${rfc2047d:=?utf-8?q?a?=  x =?utf-8?q?b?=}',
+    '${rfc2047d:=?utf-8?q?a?= =?utf-8?q?b?=}', '${rfc2047d:=?utf-8?b?Y2Fm w6k=?=}',
+    # from_utf8 on bytes that are not UTF-8
+    '${from_utf8:\\xc3}', '${from_utf8:\\xe2\\x82x}', '${from_utf8:\\xed\\xa0\\x80}',
+    '${from_utf8:a\\x80b}', '${from_utf8:\\x80\\xff}', '${from_utf8:\\xc0\\x80z}',
+    # addresses: ">" after white space; ">" alone has no separator
+    '${addresses:>}', '${addresses: >}', '${addresses: >;a@b,c@d}',
+    # a lookup's type (and whether it takes a key) is checked in a skipped branch too
+    '${if eq{a}{b}{${lookup{x}nosuch{y}}}{z}}', '${if eq{a}{b}{${lookup{x}partial-nosuch{y}}}{z}}',
+    '${if eq{a}{b}{${lookup{x}nis{y}}}{z}}', '${if eq{a}{b}{${lookup lsearch{y}}}{z}}',
+    '${if eq{a}{b}{${lookup{x}ldap{y}}}{z}}', '${if eq{a}{a}{n}{${lookup{x}nosuch{y}}}}',
+    # errors in the per-item expression of map/reduce and in forall/forany say where
+    '${map{a}{${reverse_ip:x}}}', '${reduce{a}{}{${reverse_ip:x}}}',
+    '${map{a}{${if eq{a}{b}{$nosuch}}}}', '${if forany{a}{eq{${reverse_ip:x}}{}}}',
+    '${if forall_json{[1]}{eq{${reverse_ip:x}}{}}}', '${map{a}{${map{b}{${reverse_ip:x}}}}}',
+    '${map{a}{${if def:-}}}', '${reduce{a}{}{${if def:-}}}', '${map{a}{${lc:a}',
+    '${map{a:b}{${if eq{$item}{b}{fail}{x}}}}',
+    # utf8_* operators: ASCII is left alone, "xn--" only in lower case, Exim's errors
+    '${utf8_domain_from_alabel:.a}', '${utf8_domain_from_alabel:XN--caf-dma.test}',
+    '${utf8_domain_from_alabel:xn--zz}', '${utf8_domain_from_alabel: a . b }',
+    '${utf8_localpart_from_alabel:XN--caf-dma}', '${utf8_localpart_from_alabel:abc}',
+    '${utf8_localpart_from_alabel:xn--é}', '${utf8_localpart_to_alabel:\\xff}',
+    '${utf8_domain_to_alabel:ABC.Test}', '${utf8_domain_to_alabel:\\xff.test}',
+    '${utf8_domain_from_alabel:a. .b}',
+    # addresses: white space round "." and "@" goes; a backslash escapes in a local part
+    '${address:a . b @ c}', '${address:"a b" @ c}', '${address:<a @ b>}',
+    '${address:x <a . b @ c . d>}', '${address:a\\\\@b}', '${address:a\\\\ b@c}',
+    '${address:a@b\\\\.c}', '${domain:a @ b . c}', '${local_part:a\\\\@b}',
+    '${addresses:a @ b, c . d@e}',
+    # listextract: a negative index further back than the first item gives the first
+    '${listextract{-3}{:}{y}{n}}', '${listextract{-3}{a::b}}', '${listextract{-3}{a:b}{y}{n}}',
+    '${listextract{-99999999999}{ a : b }}', '${listextract{-}{a:b}{y}{n}}',
+    '${listextract{٣}{a:b}{y}{n}}', '${listextract{-2}{a:b:c}}',
+    # a numeric condition reads its first number before it expands the second argument
+    '${if ={x}{${eval:(}}{y}{n}}', '${if <{ 5x}{${eval:1/0}}{y}{n}}',
+    # certextract's second argument must be one of the certificate variables
+    '${certextract{subject}{x}}', '${certextract{subject}{$primary_hostname}}',
+    '${certextract{subject}{ $tls_in_peercert}}', '${certextract{subject}{$nosuchvar}}',
+    '${if eq{a}{b}{${certextract{subject}{x}}}}',
+    # a lookup type starts with a letter
+    '${lookup ${if eq{a}{a}}{}}', '${lookup 0{<>}}', '${lookup{a}-lsearch{x}}',
+    # listnamed takes the name as it is
+    '${listnamed: local_domains}', '${listnamed:local_domains }', '${listnamed:\\tx}',
+    '${listnamed_d: local_domains}',
+    # an operator's "_" with no digits after it, or one "_" too many
+    '${length_:abc}', '${substr_:abc}', '${hash_:abc}', '${substr_1_2_3:abc}', '${length_1_2:abc}',
+    '${sha2_:abc}', '${sha3_:abc}',
 ]
 
 

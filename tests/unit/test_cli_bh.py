@@ -255,6 +255,26 @@ def test_bh_bdat_matches_exim_transcript(tmp_path):
     assert not list(spool.glob("input/*-H"))
 
 
+def test_bh_bdat_size_beyond_memory_is_read_in_pieces(tmp_path):
+    """A BDAT size no machine could hold (the client's word only) is not read from
+    standard input in one piece: the session reads on until the input ends (Exim's
+    421 and log line), instead of failing with MemoryError; a chunk bigger than one
+    read still arrives whole."""
+    conf, _ = _config(tmp_path, extra=_EXIM_RECEIVED)
+    head = b"EHLO x.y\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@test.example>\r\n"
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=head + b"BDAT 99999999999\r\nabc")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.replace("\r\n", "\n").endswith("421 Lost incoming connection\n")
+    assert _log_lines(proc.stderr) == [
+        "LOG: SMTP connection from (x.y) [1.2.3.4] lost while reading message data"]
+    body = b"From: a@b.c\r\nTo: u@test.example\r\n\r\n" + (b"y" * 998 + b"\r\n") * 200
+    proc = run_pymta(["-bh", "1.2.3.4"], conf,
+                     input=head + b"BDAT %d LAST\r\n" % len(body) + body + b"QUIT\r\n")
+    assert f"250- {len(body)} byte chunk, total {len(body)}" in proc.stdout, proc.stderr
+    assert "221 " in proc.stdout
+
+
 def test_bh_comments_on_acls_and_lists_as_exim(tmp_path):
     """Without -d, -bh says what the ACLs do on standard error (">>> " lines): each ACL
     and statement (at the line Exim names), each condition, each list match (named lists

@@ -507,6 +507,7 @@ class LostConnection:
     who: str
     duration: int                                  # seconds since the connection began
     sender: str = ""
+    stage: str = ""              # lost_data: " (header)", " (after header)" or ""
     log: str = "main"
     selector: str | None = "lost_incoming_connection"
 
@@ -518,7 +519,7 @@ class LostConnection:
             return (f"SMTP data timeout (message abandoned) on connection from {self.who} "
                     f"F=<{self.sender}> D={d}")
         if self.how == "lost_data":
-            return f"SMTP connection from {self.who} lost while reading message data"
+            return f"SMTP connection from {self.who} lost while reading message data{self.stage}"
         return f"unexpected disconnection while reading SMTP command from {self.who} D={d}"
 
 

@@ -256,7 +256,7 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
                 break
             actions = server.receive(data)
         if not server.closed:
-            if server.in_data:
+            if server.receiving_message:
                 send(b"421 Lost incoming connection\r\n")
             else:
                 send(f"421 {server.hostname} lost input connection\r\n".encode())

@@ -43,6 +43,7 @@ from pymta.smtp.dsn_params import (
     split_mail_dsn,
     split_rcpt_dsn,
 )
+from pymta.smtp.header_progress import HeaderProgress
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -702,6 +703,9 @@ class SmtpServer:
         self.pipelining_used = False
         self.pipe_connect_used = False
         self.data_started: float | None = None     # time.monotonic() at DATA/first BDAT
+        # how far the message's header section has come (for the log line if the client
+        # goes away meanwhile); DATA and BDAT feed it
+        self.data_progress: HeaderProgress | None = None
         self.sender: str | None = None
         self.mail_params: dict[str, str | None] = {}
         self.smtputf8 = False                  # MAIL had SMTPUTF8 (RFC 6531)
@@ -872,8 +876,13 @@ class SmtpServer:
     def connection_lost(self) -> None:
         """The client went away (EOF): log as Exim does."""
         if not self.closed:
-            where = "reading message data" if self.in_data else "reading SMTP command"
-            self._event("lost", where=where)
+            if self.receiving_message:
+                progress = self.data_progress
+                self._event("lost", where="reading message data",
+                            stage=progress.lost_at() if progress else "",
+                            first_line_read=bool(progress and progress.first_line_read))
+            else:
+                self._event("lost", where="reading SMTP command")
             self.closed = True
 
     def timeout_reply(self) -> bytes:
@@ -903,6 +912,13 @@ class SmtpServer:
         """The daemon is stopping: the 421 to send before closing."""
         self.closed = True
         return format_reply(421, f"{self.hostname} Service not available - closing connection")
+
+    @property
+    def receiving_message(self) -> bool:
+        """Is a message arriving: its data is being read, or a BDAT message waits for
+        its next chunk (Exim is still reading the message then: the client going away
+        loses message data, not a command)."""
+        return self.in_data or self.message_chunked
 
     @property
     def in_data(self) -> bool:
@@ -959,6 +975,7 @@ class SmtpServer:
 
     def _reset_transaction(self) -> None:
         self.message_chunked = False
+        self.data_progress = None
         self.pipelining_used = False
         self.data_started = None
         for hook in self.reset_hooks:
@@ -1324,6 +1341,7 @@ class SmtpServer:
             return
         self._reply(354, 'Enter message, ending with "." on a line by itself')
         self._in_data = True
+        self.data_progress = HeaderProgress(dot_stuffed=True)
         self._data = bytearray(b"\r\n")   # virtual CRLF: the DATA line's own ending
         self._data_scan = 0
         self._data_too_big = False
@@ -1345,6 +1363,8 @@ class SmtpServer:
 
     def _process_data(self) -> bool:
         """Move buffered input into the message; True when the terminator was found."""
+        if self.data_progress is not None:
+            self.data_progress.feed(bytes(self._buf))
         self._data += self._buf
         del self._buf[:]
         end = self._data.find(b"\r\n.\r\n", self._data_scan)

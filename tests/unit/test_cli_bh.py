@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from pymta import __version__
 from pymta.cli.args import parse_args
 from pymta.message.received import DEFAULT_RECEIVED_HEADER_TEXT
@@ -267,7 +269,7 @@ def test_bh_bdat_size_beyond_memory_is_read_in_pieces(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stdout.replace("\r\n", "\n").endswith("421 Lost incoming connection\n")
     assert _log_lines(proc.stderr) == [
-        "LOG: SMTP connection from (x.y) [1.2.3.4] lost while reading message data"]
+        "LOG: SMTP connection from (x.y) [1.2.3.4] lost while reading message data (header)"]
     body = b"From: a@b.c\r\nTo: u@test.example\r\n\r\n" + (b"y" * 998 + b"\r\n") * 200
     proc = run_pymta(["-bh", "1.2.3.4"], conf,
                      input=head + b"BDAT %d LAST\r\n" % len(body) + body + b"QUIT\r\n")
@@ -326,12 +328,13 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
 
 
 def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = None,
-                             host: str = "1.2.3.4") -> None:
+                             host: str = "1.2.3.4", conf_name: str | None = None) -> None:
     """pymta -bh on tests/data/cli_bh/NAME.conf and NAME.in gives Exim 4.96's replies
     (NAME.exim.out) and standard error (NAME.exim.err: log lines and ">>>" comments).
     Lines 1 and 2 of the configuration held keep_environment and exim_user when Exim
-    recorded it; here line 1 gets Exim's Received: text, so that lines and S= agree."""
-    text = (DATA / f"{name}.conf").read_text().split("\n", 1)[1]
+    recorded it; here line 1 gets Exim's Received: text, so that lines and S= agree.
+    ``conf_name``: the configuration is CONF_NAME.conf (shared by several inputs)."""
+    text = (DATA / f"{conf_name or name}.conf").read_text().split("\n", 1)[1]
     spool = tmp_path / "spool"
     spool.mkdir()
     conf = tmp_path / f"{name}.conf"
@@ -344,6 +347,19 @@ def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = N
     exim = [_ID.sub("<id>", ln)
             for ln in (DATA / f"{name}.exim.err").read_text().splitlines()]
     assert ours == exim
+
+
+@pytest.mark.parametrize("name", [
+    "lost_data_header", "lost_data_after_header", "lost_data_crlf_then_lf",
+    "lost_data_bdat_header", "lost_data_bdat_between_chunks", "lost_data_bdat_body"])
+def test_bh_lost_in_message_data_says_where_as_exim(tmp_path, name):
+    """The client goes away in the middle of a message: Exim's log line says how far
+    the header section had come, " (header)" in a header line, " (after header)" just
+    after a complete one (a bare LF after a CRLF first line does not complete one), and
+    nothing in the body.  Between two BDAT chunks of a message the message is still
+    being read: "421 Lost incoming connection" and the message-data line, not the
+    command-reading ones."""
+    _matches_exim_transcript(tmp_path, name, conf_name="lost_data")
 
 
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],

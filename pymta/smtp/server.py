@@ -39,6 +39,7 @@ from pymta.smtp.actions import (
 from pymta.smtp.dsn_params import (
     DsnSyntaxError,
     mail_dsn_params,
+    rcpt_argument_as_exim_leaves_it,
     rcpt_dsn_params,
     split_mail_dsn,
     split_rcpt_dsn,
@@ -52,6 +53,7 @@ SMTP_CMD_BUFFER_SIZE = 16384
 ADDRESS_MAXLENGTH = 256
 _ADDRESS_SHOWN = 64
 _JUNK_SHOWN = 32            # of what follows an address, Exim's errors show this much
+_C_SPACE = " \t\n\r\v\f"     # C's isspace
 
 
 @dataclass
@@ -1282,26 +1284,31 @@ class SmtpServer:
             self._synprot(501, "RCPT must have an address operand")
             return
         arg = self._rewrite_path(arg, False)
+        if self.esmtp:
+            arg = rcpt_argument_as_exim_leaves_it(arg, self.dsn_advertised)
         path = self._parse_path(arg, "recipient", allow_domain_literals=self.allow_domain_literals,
                                 qualify_domain=self.qualify_domain,
                                 allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains,
                                 qualify_bare=self.unqualified_recipient)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
+        taken: list[str] = []               # DSN options taken off the end
         if self.esmtp and addr is not None:
             try:
-                rest, rcpt_dsn = split_rcpt_dsn(rest, self.dsn_advertised)
+                kept, rcpt_dsn = split_rcpt_dsn(rest, self.dsn_advertised)
             except DsnSyntaxError as exc:
                 self._record_rcpt_failure(f"501 {exc}")
                 self._synprot(501, str(exc))
                 return
+            rest, taken = kept, rest[len(kept):]
             params.update(rcpt_dsn_params(rcpt_dsn))
         # RCPT has no parameters besides DSN's: whatever is left is not understood.
         bad_rest: list[str] = list(rest) if addr is not None else []
         if bad_rest:
-            msg = f"malformed address: {' '.join(bad_rest)[:_JUNK_SHOWN]} may not follow {raw} "
-            self._record_rcpt_failure(f"501 {arg}: {msg}")
-            self._synprot(501, msg, data=arg)
+            shown, follows, junk = _rcpt_junk(arg, raw, taken, bad_rest)
+            msg = f"malformed address: {junk[:_JUNK_SHOWN]} may not follow {follows}"
+            self._record_rcpt_failure(f"501 {shown}: {msg}")
+            self._synprot(501, msg, data=shown)
             return
         if path.error or addr is None or addr == "":
             err = path.error or "missing or malformed local part"
@@ -1599,6 +1606,24 @@ class SmtpServer:
     def reset_transaction(self) -> None:
         """Forget sender and recipients (after STARTTLS, for example)."""
         self._reset_transaction()
+
+
+def _rcpt_junk(arg: str, raw: str, taken: list[str],
+               bad: list[str]) -> tuple[str, str, str]:
+    """The parts of Exim's "malformed address" reply to RCPT: the argument as its option
+    scan left it (the DSN options ``taken`` off the end are gone), the text before the
+    junk (the white space after the address as sent), and the junk."""
+    shown = arg.rstrip(_C_SPACE)
+    for word in reversed(taken):
+        at = shown.rfind(word)
+        if at >= 0:
+            shown = shown[:at].rstrip(_C_SPACE)
+    after = shown.find(raw)
+    if after < 0:
+        return arg, f"{raw} ", " ".join(bad)
+    after += len(raw)
+    start = after + len(shown[after:]) - len(shown[after:].lstrip(_C_SPACE))
+    return shown, shown[:start], shown[start:]
 
 
 def _without_secret(command: str) -> str:

@@ -362,6 +362,14 @@ def test_bh_lost_in_message_data_says_where_as_exim(tmp_path, name):
     _matches_exim_transcript(tmp_path, name, conf_name="lost_data")
 
 
+def test_bh_rcpt_option_scan_matches_exim_transcript(tmp_path):
+    """RCPT after EHLO as Exim 4.96 reads its options off the end: a last word without
+    "=" is joined on with "=" ("<a b@...>" is taken as "<a=b@...>", "<x@y> FOO" is
+    refused as "<x@y>=FOO"), DSN options it took off are not quoted in the reply, the
+    white space before the junk is quoted as sent.  After HELO nothing of this."""
+    _matches_exim_transcript(tmp_path, "rcpt_options")
+
+
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
                                       host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
                                       ) -> None:

@@ -307,6 +307,46 @@ def _split_bare(text: str) -> tuple[str, str] | None:
     return text[:space], text[space:]
 
 
+# RFC 822's specials, which end an atom (with white space and control characters)
+_SPECIALS = '()<>@,;:\\".[]'
+
+
+def _local_part_end(text: str) -> int:
+    """Where an unquoted local part at the start of ``text`` ends as Exim reads it:
+    atoms (a backslash takes the next character into the atom, "a\\@b") joined by
+    dots, white space allowed round them."""
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        while i < n and (text[i] == "\\" or not (
+                text[i] in _SPECIALS or text[i] in " \t" or _CONTROL_RE.match(text[i]))):
+            i += 2 if text[i] == "\\" else 1
+        i = min(i, n)
+        end = i
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] != ".":
+            return end if i >= n or text[i] != "@" else i
+        while i < n and text[i] == ".":
+            i += 1
+
+
+def _exim_words(text: str) -> str:
+    """A local part as Exim copies it: without the white space round its words (a
+    backslash keeps the character after it, even a space)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if text[i] not in " \t":
+            out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
                qualify_domain: str | None = None,
                allow_utf8_domains: bool = True, qualify_bare: str | None = None,
@@ -405,14 +445,33 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             return ParsedPath(None, raw, params, _UNMATCHED_QUOTE)
         local, remainder = inner[:k + 1], inner[k + 1:]
     else:
-        local, at, dom = inner.partition("@")
+        if "(" in inner or not bracketed:
+            stop = _local_part_end(inner) if "(" not in inner else len(inner)
+            if stop < len(inner) and inner[stop] == ";":
+                # the end of a group: Exim takes the bare local part, then the junk
+                return ParsedPath(None, raw, params, f"malformed address: "
+                                  f"{inner[stop:][:_JUNK_SHOWN]} may not follow {inner[:stop]}")
+            if stop < len(inner) and inner[stop] != "@":
+                # a bare address's local part ends at a special ("a:b@c"): Exim then
+                # reads a phrase, and finds no word there
+                return ParsedPath(None, raw, params, _PHRASE_WITHOUT_ANGLE)
+            local, at, dom = inner.partition("@")
+            local, dom = local.strip(" \t"), dom.lstrip(" \t")
+            if any(c in local for c in " \t"):
+                # words of a local part are joined by dots, never by white space
+                return ParsedPath(None, raw, params,
+                                  f'"@" or "." expected after "{local.split()[0]}"')
+        else:
+            stop = _local_part_end(inner)
+            local = _exim_words(inner[:stop])
+            if not local and inner[stop:stop + 1] == "@":
+                return ParsedPath(None, raw, params, "missing or malformed local part")
+            if stop < len(inner) and inner[stop] != "@":
+                # Exim's local part ends at a special character ("a:b", "a,b") or
+                # white space between words: it wants "@" or "." there
+                return ParsedPath(None, raw, params, f'"@" or "." expected after "{local}"')
+            at, dom = inner[stop:stop + 1], inner[stop + 1:].lstrip(" \t")
         remainder = at + dom
-        local, dom = local.strip(" \t"), dom.lstrip(" \t")
-        remainder = at + dom
-        if any(c in local for c in " \t"):
-            # words of a local part are joined by dots, never by white space
-            return ParsedPath(None, raw, params,
-                              f'"@" or "." expected after "{local.split()[0]}"')
     if not remainder:
         if route:
             return ParsedPath(None, raw, params, "domain missing in source-routed address")
@@ -445,6 +504,11 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
                           f"follow {lead}{local}@{domain[:cut]}")
     if "@" in domain:
         cut = domain.index("@")
+        if not domain.startswith("["):
+            # the domain ends before the "@" where it has junk before it ("x,y@z")
+            early = _domain_end(domain[:cut], allow_utf8_domains)
+            if early is not None:
+                cut = early
         lead = f"{phrase}<{route}" if bracketed else route
         tail = ">" if bracketed else ""
         return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "

@@ -370,6 +370,15 @@ def test_bh_rcpt_option_scan_matches_exim_transcript(tmp_path):
     _matches_exim_transcript(tmp_path, "rcpt_options")
 
 
+def test_bh_local_parts_match_exim_transcript(tmp_path):
+    """MAIL and RCPT local parts read as Exim 4.96 reads them: an RFC 822 special
+    (":", ",", ";", "[", "]", a quote inside a word) ends an unquoted local part and
+    gets '"@" or "." expected' (a bare address: Exim's phrase error, ";" its group
+    end), a backslash takes the next character in ("a\\@b", "a\\ b"), white space
+    round the dots is dropped, a domain ends at a special before an "@"."""
+    _matches_exim_transcript(tmp_path, "local_parts")
+
+
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
                                       host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
                                       ) -> None:

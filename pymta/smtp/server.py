@@ -171,8 +171,8 @@ _COMMANDS_BY_HEAD = {key[:4]: (key, name) for key, name in _COMMANDS}
 
 def _verb(line: bytes) -> tuple[str | None, bytes]:
     """The command's name and what follows its keyword; (None, b"") if unknown.  A
-    keyword must be followed by a space, a tab or the end of the line ("MAIL FROM:" and
-    "RCPT TO:" by anything)."""
+    keyword must be followed by a space or the end of the line ("MAIL FROM:" and
+    "RCPT TO:" by anything): Exim takes "NOOP<tab>" for an unknown command."""
     found = _COMMANDS_BY_HEAD.get(line[:4].lower())
     if found is None:
         return None, b""
@@ -180,7 +180,7 @@ def _verb(line: bytes) -> tuple[str | None, bytes]:
     if line[:len(key)].lower() != key:
         return None, b""
     rest = line[len(key):]
-    if key.endswith(b":") or not rest or rest[:1] in (b" ", b"\t"):
+    if key.endswith(b":") or not rest or rest[:1] == b" ":
         return name, rest
     return None, b""
 
@@ -1063,7 +1063,8 @@ class SmtpServer:
 
     # ------------------------------------------------------------------ commands
     def _command(self, raw: bytes) -> None:
-        line = raw.rstrip(b"\r\n")
+        # Exim drops all white space at the end of a command line ("NOOP<tab>" is NOOP)
+        line = raw.rstrip(b" \t\r\n\v\f")
         bare_cr = b"\r" in line
         if bare_cr:
             line = line.replace(b"\r", b"")       # never into a log line or a reply

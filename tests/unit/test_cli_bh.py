@@ -379,6 +379,13 @@ def test_bh_local_parts_match_exim_transcript(tmp_path):
     _matches_exim_transcript(tmp_path, "local_parts")
 
 
+def test_bh_command_white_space_matches_exim_transcript(tmp_path):
+    """Only a space ends a command's name ("EHLO<tab>x" and "NOOP<tab>x" are unknown
+    commands to Exim 4.96); all white space at the end of a line is dropped ("NOOP<tab>"
+    is NOOP, $smtp_command has none)."""
+    _matches_exim_transcript(tmp_path, "whitespace")
+
+
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
                                       host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
                                       ) -> None:

@@ -1177,7 +1177,14 @@ class SmtpServer:
     def _cmd_helo(self, arg: str, _was_rcpt: bool, verb: str = "HELO") -> None:
         if not valid_helo(arg, self.helo_allow_chars) and not (arg and self.helo_accept_junk):
             self._event("helo_invalid", verb=verb, arg=arg)
-            self._synprot(501, f"Syntactically invalid {verb} argument(s)")
+            # Counted as a syntax error, but Exim answers this one itself: no "Too many
+            # syntax or protocol errors" line (and no syntax-error log line) when it is
+            # the one too many, just the log line and the end of the session.
+            self._reply(501, f"Syntactically invalid {verb} argument(s)")
+            self.synprot_errors += 1
+            if self.max_synprot_errors and self.synprot_errors > self.max_synprot_errors:
+                self._event("too_many_synprot", command=self.last_command)
+                self.closed = True
             return
         if not self.pipe_connect and not self._sync_ok(always=True):
             return

@@ -386,6 +386,14 @@ def test_bh_command_white_space_matches_exim_transcript(tmp_path):
     _matches_exim_transcript(tmp_path, "whitespace")
 
 
+def test_bh_invalid_helo_too_many_errors_matches_exim_transcript(tmp_path):
+    """A HELO/EHLO refused for its argument counts towards smtp_max_synprot_errors, but
+    Exim 4.96 gives its own 501: the one too many gets no "Too many syntax or protocol
+    errors" line (the session just ends, with the log line), and none of them is an
+    "SMTP syntax error" log line."""
+    _matches_exim_transcript(tmp_path, "helo_errors")
+
+
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
                                       host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
                                       ) -> None:

@@ -394,6 +394,13 @@ def test_bh_invalid_helo_too_many_errors_matches_exim_transcript(tmp_path):
     _matches_exim_transcript(tmp_path, "helo_errors")
 
 
+def test_bh_etrn_matches_exim_transcript(tmp_path):
+    """ETRN under -bh: an ETRN the ACL accepts gets "250 OK" and nothing is run (no
+    "458 Internal failure" for want of a queue runner), a refused one 458, one
+    without "#" (and no smtp_etrn_command) 501, as Exim 4.96 answered."""
+    _matches_exim_transcript(tmp_path, "etrn")
+
+
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
                                       host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
                                       ) -> None:

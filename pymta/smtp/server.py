@@ -485,6 +485,9 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if not remainder.startswith("@"):
         return ParsedPath(None, raw, params, "malformed address")
     domain = remainder[1:]
+    if "(" in domain and not domain.lstrip(" \t(").startswith("["):
+        # Exim passes over comments round the labels of a domain ("a@(c)b.example")
+        domain = _without_comments(domain)
     if strip_trailing_dot and domain.endswith(".") and not domain.endswith(".."):
         domain = domain[:-1]
     cut = -1 if allow_utf8_domains or domain.startswith("[") else first_non_ascii(domain)
@@ -585,6 +588,24 @@ def skip_comments(text: str) -> str:
             elif c == "\\" and i + 1 < n:
                 i += 1
             i += 1
+
+
+def _without_comments(text: str) -> str:
+    """``text`` with its RFC 822 comments (and the white space round them) taken out;
+    ``text`` as it is when a comment splits a word ("te(c)st": Exim's domain ends at
+    the comment, so taking it out would join what Exim keeps apart)."""
+    out, rest = [], text
+    while rest:
+        at = rest.find("(")
+        if at < 0:
+            out.append(rest)
+            break
+        before = rest[:at].rstrip(" \t")
+        rest = skip_comments(rest[at:])
+        if before[-1:] not in ("", ".") and rest[:1] not in ("", "."):
+            return text
+        out.append(before)
+    return "".join(out)
 
 
 def _domain_end(domain: str, utf8: bool) -> int | None:

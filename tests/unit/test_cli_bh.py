@@ -401,6 +401,13 @@ def test_bh_etrn_matches_exim_transcript(tmp_path):
     _matches_exim_transcript(tmp_path, "etrn")
 
 
+def test_bh_domain_comments_match_exim_transcript(tmp_path):
+    """Comments before, between and after the labels of a MAIL or RCPT domain are
+    passed over, as Exim 4.96 passes over them (pymta refused "<u@(c)mx.example>" as
+    "domain missing or malformed")."""
+    _matches_exim_transcript(tmp_path, "domain_comments")
+
+
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],
                                       host: str = "1.2.3.4", servfail: tuple[str, ...] = ()
                                       ) -> None:

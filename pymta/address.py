@@ -12,20 +12,18 @@ from pymta.dsn import NOTIFY_SUCCESS
 
 
 def dequote_local_part(local_part: str) -> str:
-    """A local part as routers and ACLs see it ($local_part): without the double quotes
-    of a quoted local part, a backslash inside them standing for the character after
-    it (``"a b"`` is ``a b``), as Exim splits an address."""
-    if '"' not in local_part:
+    """A local part as routers and ACLs see it ($local_part): without double quotes,
+    and a backslash standing for the character after it, inside quotes or not (``"a b"``
+    is ``a b``, ``a\\@b`` is ``a@b``), as Exim splits an address."""
+    if '"' not in local_part and "\\" not in local_part:
         return local_part
-    out, quoted, i = [], False, 0
+    out, i = [], 0
     while i < len(local_part):
         c = local_part[i]
-        if c == '"':
-            quoted = not quoted
-        elif c == "\\" and quoted and i + 1 < len(local_part):
+        if c == "\\" and i + 1 < len(local_part):
             i += 1
             out.append(local_part[i])
-        else:
+        elif c != '"':
             out.append(c)
         i += 1
     return "".join(out)

@@ -14,6 +14,7 @@ and AUTH fields), not where the event happens.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -423,9 +424,8 @@ class CallDropped:
     last_command: str
     history: tuple[str, ...] = ()                  # C=: the last commands, for "synprot"
 
-    @property
-    def log(self) -> str:
-        return "main" if self.why == "nonmail" else "reject"
+    # all three go to the main and reject logs (Exim's LOG_MAIN|LOG_REJECT)
+    log: str = "reject"
 
     selector: str | None = None
 
@@ -436,8 +436,10 @@ class CallDropped:
                            f"\"{client_text(self.last_command)}\",  "
                            f"C={','.join(self.history)})")
         if self.why == "nonmail":
+            # only the command's verb: Exim stops at the first white space
+            verb = re.match(r"[^ \t\n\r\v\f]*", self.last_command)
             return head + ("too many nonmail commands (last was "
-                           f"\"{client_text(self.last_command)}\")")
+                           f"\"{client_text(verb.group() if verb else '')}\")")
         return head + ("too many unrecognized commands (last was "
                        f"\"{client_text(self.last_command)}\")")
 
@@ -507,6 +509,7 @@ class LostConnection:
     who: str
     duration: int                                  # seconds since the connection began
     sender: str = ""
+    stage: str = ""              # lost_data: " (header)", " (after header)" or ""
     log: str = "main"
     selector: str | None = "lost_incoming_connection"
 
@@ -518,7 +521,7 @@ class LostConnection:
             return (f"SMTP data timeout (message abandoned) on connection from {self.who} "
                     f"F=<{self.sender}> D={d}")
         if self.how == "lost_data":
-            return f"SMTP connection from {self.who} lost while reading message data"
+            return f"SMTP connection from {self.who} lost while reading message data{self.stage}"
         return f"unexpected disconnection while reading SMTP command from {self.who} D={d}"
 
 

@@ -40,6 +40,7 @@ import time
 from typing import Callable
 
 from pymta.message.body import FileBody
+from pymta.smtp.header_progress import HeaderProgress
 from pymta.smtp.server import Reply, SmtpServer
 
 # More significant digits than this cannot be a real chunk (10**18 bytes); int() of a
@@ -210,9 +211,16 @@ class BdatReceiver:
             self.body = ChunkedBody(srv.size_limit,
                                     self.store() if self.store is not None else None)
             srv.message_chunked = True
+            srv.data_progress = HeaderProgress(dot_stuffed=False)
             srv.data_started = time.monotonic()
         body = self.body
-        srv.read_bytes(size, lambda _: self._chunk_done(body, size, last), body.feed)
+        progress = srv.data_progress
+
+        def piece(data: bytes) -> None:
+            if progress is not None:
+                progress.feed(data)
+            body.feed(data)
+        srv.read_bytes(size, lambda _: self._chunk_done(body, size, last), piece)
 
     def _skip(self, size: int, then: Callable[[], None]) -> None:
         """Read and throw away a chunk that was refused, then answer with ``then()``."""

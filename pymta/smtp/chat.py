@@ -24,6 +24,7 @@ from pymta.logevents import (
 )
 from pymta.smtp.connection_log import transaction_abandoned
 from pymta.smtp.limits import LimitEvent
+from pymta.smtp.option_trace import checked_host_option
 from pymta.smtp.server import SmtpEvent, SmtpServer
 from pymta.spool.ids import new_message_id
 
@@ -38,6 +39,7 @@ class DialogueLog:
     notquit_reason: str | None
     connection_nolog: bool
     _excess_logged: bool
+    peer_ip: str                             # PeerFacts
 
     host_ident: Callable[..., str]           # PeerFacts
 
@@ -54,6 +56,10 @@ class DialogueLog:
         if event.name == "lost" and info.get("where") != "reading message data" \
                 and self.server is not None:
             transaction_abandoned(self, self.server, "connection lost")
+        if event.name == "lost" and info.get("first_line_read") and self.peer_ip:
+            # Exim had asked this at the end of the message's first line (a "From "
+            # line from such a host is taken off); -bh shows the question
+            checked_host_option(self, "ignore_fromline_hosts")
         incident = self._incident(event.name, info)
         if incident is not None:
             write_event(self.log, self.config, incident,
@@ -103,6 +109,7 @@ class DialogueLog:
         if name in ("command_timeout", "data_timeout", "lost"):
             how = "lost_data" if info.get("where") == "reading message data" and name == "lost" \
                 else name
-            return LostConnection(how, who, int(time.monotonic() - self.started), sender)
+            return LostConnection(how, who, int(time.monotonic() - self.started), sender,
+                                  stage=info.get("stage", ""))
         return None
 

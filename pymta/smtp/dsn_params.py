@@ -14,6 +14,11 @@ consume (in order) for the server's own parameter loop:
   stop the scan and the client gets the "may not follow" reply.
 
 A repeated or invalid parameter raises :class:`DsnSyntaxError` with Exim's reply text.
+
+:func:`rcpt_argument_as_exim_leaves_it` copies a slip of Exim's RCPT option loop that
+clients see: when the last word it stops at has no "=", the white space before that word
+is left as "=" (so "<a b@c>" is taken as "<a=b@c>", and "<a@c> FOO" is refused as
+"<a@c>=FOO").
 """
 from __future__ import annotations
 
@@ -148,3 +153,43 @@ def rcpt_dsn_params(dsn: RcptDsn) -> dict[str, str | None]:
     if dsn.orcpt is not None:
         out["ORCPT"] = dsn.orcpt
     return out
+
+
+_C_SPACE = " \t\n\r\v\f"           # C's isspace
+
+
+def rcpt_argument_as_exim_leaves_it(arg: str, advertised: bool) -> str:
+    """RCPT's argument after Exim 4.96 has looked for NOTIFY=/ORCPT= at its end (only
+    after EHLO; ``advertised``: DSN was offered).  Exim scans back from the end for
+    "=" or white space (over quoted strings); an option it knows is taken off and the
+    scan goes on before it.  Where it stops at an unknown option it puts the text back,
+    but when that option had no "=" the white space before it comes back as "=" (the
+    two restoring writes hit the same byte).  The string is otherwise unchanged: the
+    known options are read again by :func:`split_rcpt_dsn`."""
+    end = len(arg.rstrip(_C_SPACE))
+    while True:
+        v = end - 1
+        while v > 0 and arg[v] != "=" and arg[v] not in _C_SPACE:
+            if arg[v] == '"':
+                v -= 1
+                while v > 0 and arg[v] != '"':
+                    v -= 1
+                if v <= 0:
+                    return arg
+            v -= 1
+        if v <= 0:
+            return arg
+        if arg[v] == "=":
+            n = v
+            while n > 0 and arg[n - 1].isascii() and arg[n - 1].isalpha():
+                n -= 1
+            if n <= 0 or arg[n - 1] not in _C_SPACE:
+                return arg
+            if not (advertised and arg[n:v].upper() in ("ORCPT", "NOTIFY")):
+                return arg
+            end = len(arg[:n - 1].rstrip(_C_SPACE))
+            continue
+        if advertised and arg[v + 1:end].upper() in ("ORCPT", "NOTIFY"):
+            end = len(arg[:v].rstrip(_C_SPACE))       # a bare ORCPT/NOTIFY is taken too
+            continue
+        return arg[:v] + "=" + arg[v + 1:]

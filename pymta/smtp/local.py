@@ -41,6 +41,11 @@ from pymta.taint import taint
 HOST_CHECK_BANNER = ("\n**** SMTP testing session as if from host {ip}\n"
                      "**** but without any ident (RFC 1413) callback.\n"
                      "**** This is not for real!\n\n")
+# The most read from standard input at once for a fixed-size read: a BDAT chunk is
+# passed on as it comes, never held whole, so a size the client made up (BDAT
+# 99999999999) cannot make one read ask for that much memory.
+_READ_BLOCK = 65536
+
 NOT_REAL_ID = "\n**** SMTP testing: that is not a real message id!\n\n"
 
 
@@ -243,7 +248,7 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
                 elif isinstance(action, (Close, StartTls)):
                     return      # no TLS on standard input/output
                 elif isinstance(action, ReadBytes):
-                    want = action.count
+                    want = min(action.count, _READ_BLOCK)
             if server.closed:
                 return
             data = stdin.read(want) if want else stdin.readline()
@@ -251,7 +256,7 @@ def run_stdio_session(config: Any, log: Any, stdin: BinaryIO, stdout: BinaryIO, 
                 break
             actions = server.receive(data)
         if not server.closed:
-            if server.in_data:
+            if server.receiving_message:
                 send(b"421 Lost incoming connection\r\n")
             else:
                 send(f"421 {server.hostname} lost input connection\r\n".encode())

@@ -39,10 +39,12 @@ from pymta.smtp.actions import (
 from pymta.smtp.dsn_params import (
     DsnSyntaxError,
     mail_dsn_params,
+    rcpt_argument_as_exim_leaves_it,
     rcpt_dsn_params,
     split_mail_dsn,
     split_rcpt_dsn,
 )
+from pymta.smtp.header_progress import HeaderProgress
 
 # Exim reads a command into a 16k buffer; longer lines are rejected.
 SMTP_CMD_BUFFER_SIZE = 16384
@@ -51,6 +53,7 @@ SMTP_CMD_BUFFER_SIZE = 16384
 ADDRESS_MAXLENGTH = 256
 _ADDRESS_SHOWN = 64
 _JUNK_SHOWN = 32            # of what follows an address, Exim's errors show this much
+_C_SPACE = " \t\n\r\v\f"     # C's isspace
 
 
 @dataclass
@@ -168,8 +171,8 @@ _COMMANDS_BY_HEAD = {key[:4]: (key, name) for key, name in _COMMANDS}
 
 def _verb(line: bytes) -> tuple[str | None, bytes]:
     """The command's name and what follows its keyword; (None, b"") if unknown.  A
-    keyword must be followed by a space, a tab or the end of the line ("MAIL FROM:" and
-    "RCPT TO:" by anything)."""
+    keyword must be followed by a space or the end of the line ("MAIL FROM:" and
+    "RCPT TO:" by anything): Exim takes "NOOP<tab>" for an unknown command."""
     found = _COMMANDS_BY_HEAD.get(line[:4].lower())
     if found is None:
         return None, b""
@@ -177,7 +180,7 @@ def _verb(line: bytes) -> tuple[str | None, bytes]:
     if line[:len(key)].lower() != key:
         return None, b""
     rest = line[len(key):]
-    if key.endswith(b":") or not rest or rest[:1] in (b" ", b"\t"):
+    if key.endswith(b":") or not rest or rest[:1] == b" ":
         return name, rest
     return None, b""
 
@@ -304,6 +307,46 @@ def _split_bare(text: str) -> tuple[str, str] | None:
     return text[:space], text[space:]
 
 
+# RFC 822's specials, which end an atom (with white space and control characters)
+_SPECIALS = '()<>@,;:\\".[]'
+
+
+def _local_part_end(text: str) -> int:
+    """Where an unquoted local part at the start of ``text`` ends as Exim reads it:
+    atoms (a backslash takes the next character into the atom, "a\\@b") joined by
+    dots, white space allowed round them."""
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        while i < n and (text[i] == "\\" or not (
+                text[i] in _SPECIALS or text[i] in " \t" or _CONTROL_RE.match(text[i]))):
+            i += 2 if text[i] == "\\" else 1
+        i = min(i, n)
+        end = i
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] != ".":
+            return end if i >= n or text[i] != "@" else i
+        while i < n and text[i] == ".":
+            i += 1
+
+
+def _exim_words(text: str) -> str:
+    """A local part as Exim copies it: without the white space round its words (a
+    backslash keeps the character after it, even a space)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if text[i] not in " \t":
+            out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = False,
                qualify_domain: str | None = None,
                allow_utf8_domains: bool = True, qualify_bare: str | None = None,
@@ -402,14 +445,33 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
             return ParsedPath(None, raw, params, _UNMATCHED_QUOTE)
         local, remainder = inner[:k + 1], inner[k + 1:]
     else:
-        local, at, dom = inner.partition("@")
+        if "(" in inner or not bracketed:
+            stop = _local_part_end(inner) if "(" not in inner else len(inner)
+            if stop < len(inner) and inner[stop] == ";":
+                # the end of a group: Exim takes the bare local part, then the junk
+                return ParsedPath(None, raw, params, f"malformed address: "
+                                  f"{inner[stop:][:_JUNK_SHOWN]} may not follow {inner[:stop]}")
+            if stop < len(inner) and inner[stop] != "@":
+                # a bare address's local part ends at a special ("a:b@c"): Exim then
+                # reads a phrase, and finds no word there
+                return ParsedPath(None, raw, params, _PHRASE_WITHOUT_ANGLE)
+            local, at, dom = inner.partition("@")
+            local, dom = local.strip(" \t"), dom.lstrip(" \t")
+            if any(c in local for c in " \t"):
+                # words of a local part are joined by dots, never by white space
+                return ParsedPath(None, raw, params,
+                                  f'"@" or "." expected after "{local.split()[0]}"')
+        else:
+            stop = _local_part_end(inner)
+            local = _exim_words(inner[:stop])
+            if not local and inner[stop:stop + 1] == "@":
+                return ParsedPath(None, raw, params, "missing or malformed local part")
+            if stop < len(inner) and inner[stop] != "@":
+                # Exim's local part ends at a special character ("a:b", "a,b") or
+                # white space between words: it wants "@" or "." there
+                return ParsedPath(None, raw, params, f'"@" or "." expected after "{local}"')
+            at, dom = inner[stop:stop + 1], inner[stop + 1:].lstrip(" \t")
         remainder = at + dom
-        local, dom = local.strip(" \t"), dom.lstrip(" \t")
-        remainder = at + dom
-        if any(c in local for c in " \t"):
-            # words of a local part are joined by dots, never by white space
-            return ParsedPath(None, raw, params,
-                              f'"@" or "." expected after "{local.split()[0]}"')
     if not remainder:
         if route:
             return ParsedPath(None, raw, params, "domain missing in source-routed address")
@@ -423,6 +485,9 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
     if not remainder.startswith("@"):
         return ParsedPath(None, raw, params, "malformed address")
     domain = remainder[1:]
+    if "(" in domain and not domain.lstrip(" \t(").startswith("["):
+        # Exim passes over comments round the labels of a domain ("a@(c)b.example")
+        domain = _without_comments(domain)
     if strip_trailing_dot and domain.endswith(".") and not domain.endswith(".."):
         domain = domain[:-1]
     cut = -1 if allow_utf8_domains or domain.startswith("[") else first_non_ascii(domain)
@@ -442,6 +507,11 @@ def parse_path(arg: str, role: str = "recipient", allow_domain_literals: bool = 
                           f"follow {lead}{local}@{domain[:cut]}")
     if "@" in domain:
         cut = domain.index("@")
+        if not domain.startswith("["):
+            # the domain ends before the "@" where it has junk before it ("x,y@z")
+            early = _domain_end(domain[:cut], allow_utf8_domains)
+            if early is not None:
+                cut = early
         lead = f"{phrase}<{route}" if bracketed else route
         tail = ">" if bracketed else ""
         return ParsedPath(None, raw, params, f"malformed address: {domain[cut:]}{tail} may not "
@@ -518,6 +588,24 @@ def skip_comments(text: str) -> str:
             elif c == "\\" and i + 1 < n:
                 i += 1
             i += 1
+
+
+def _without_comments(text: str) -> str:
+    """``text`` with its RFC 822 comments (and the white space round them) taken out;
+    ``text`` as it is when a comment splits a word ("te(c)st": Exim's domain ends at
+    the comment, so taking it out would join what Exim keeps apart)."""
+    out, rest = [], text
+    while rest:
+        at = rest.find("(")
+        if at < 0:
+            out.append(rest)
+            break
+        before = rest[:at].rstrip(" \t")
+        rest = skip_comments(rest[at:])
+        if before[-1:] not in ("", ".") and rest[:1] not in ("", "."):
+            return text
+        out.append(before)
+    return "".join(out)
 
 
 def _domain_end(domain: str, utf8: bool) -> int | None:
@@ -702,6 +790,9 @@ class SmtpServer:
         self.pipelining_used = False
         self.pipe_connect_used = False
         self.data_started: float | None = None     # time.monotonic() at DATA/first BDAT
+        # how far the message's header section has come (for the log line if the client
+        # goes away meanwhile); DATA and BDAT feed it
+        self.data_progress: HeaderProgress | None = None
         self.sender: str | None = None
         self.mail_params: dict[str, str | None] = {}
         self.smtputf8 = False                  # MAIL had SMTPUTF8 (RFC 6531)
@@ -872,8 +963,13 @@ class SmtpServer:
     def connection_lost(self) -> None:
         """The client went away (EOF): log as Exim does."""
         if not self.closed:
-            where = "reading message data" if self.in_data else "reading SMTP command"
-            self._event("lost", where=where)
+            if self.receiving_message:
+                progress = self.data_progress
+                self._event("lost", where="reading message data",
+                            stage=progress.lost_at() if progress else "",
+                            first_line_read=bool(progress and progress.first_line_read))
+            else:
+                self._event("lost", where="reading SMTP command")
             self.closed = True
 
     def timeout_reply(self) -> bytes:
@@ -903,6 +999,13 @@ class SmtpServer:
         """The daemon is stopping: the 421 to send before closing."""
         self.closed = True
         return format_reply(421, f"{self.hostname} Service not available - closing connection")
+
+    @property
+    def receiving_message(self) -> bool:
+        """Is a message arriving: its data is being read, or a BDAT message waits for
+        its next chunk (Exim is still reading the message then: the client going away
+        loses message data, not a command)."""
+        return self.in_data or self.message_chunked
 
     @property
     def in_data(self) -> bool:
@@ -959,6 +1062,7 @@ class SmtpServer:
 
     def _reset_transaction(self) -> None:
         self.message_chunked = False
+        self.data_progress = None
         self.pipelining_used = False
         self.data_started = None
         for hook in self.reset_hooks:
@@ -980,7 +1084,8 @@ class SmtpServer:
 
     # ------------------------------------------------------------------ commands
     def _command(self, raw: bytes) -> None:
-        line = raw.rstrip(b"\r\n")
+        # Exim drops all white space at the end of a command line ("NOOP<tab>" is NOOP)
+        line = raw.rstrip(b" \t\r\n\v\f")
         bare_cr = b"\r" in line
         if bare_cr:
             line = line.replace(b"\r", b"")       # never into a log line or a reply
@@ -1093,7 +1198,14 @@ class SmtpServer:
     def _cmd_helo(self, arg: str, _was_rcpt: bool, verb: str = "HELO") -> None:
         if not valid_helo(arg, self.helo_allow_chars) and not (arg and self.helo_accept_junk):
             self._event("helo_invalid", verb=verb, arg=arg)
-            self._synprot(501, f"Syntactically invalid {verb} argument(s)")
+            # Counted as a syntax error, but Exim answers this one itself: no "Too many
+            # syntax or protocol errors" line (and no syntax-error log line) when it is
+            # the one too many, just the log line and the end of the session.
+            self._reply(501, f"Syntactically invalid {verb} argument(s)")
+            self.synprot_errors += 1
+            if self.max_synprot_errors and self.synprot_errors > self.max_synprot_errors:
+                self._event("too_many_synprot", command=self.last_command)
+                self.closed = True
             return
         if not self.pipe_connect and not self._sync_ok(always=True):
             return
@@ -1265,26 +1377,31 @@ class SmtpServer:
             self._synprot(501, "RCPT must have an address operand")
             return
         arg = self._rewrite_path(arg, False)
+        if self.esmtp:
+            arg = rcpt_argument_as_exim_leaves_it(arg, self.dsn_advertised)
         path = self._parse_path(arg, "recipient", allow_domain_literals=self.allow_domain_literals,
                                 qualify_domain=self.qualify_domain,
                                 allow_utf8_domains=self.smtputf8 or self.allow_utf8_domains,
                                 qualify_bare=self.unqualified_recipient)
         addr, raw, rest = path.address, path.raw, path.params
         params: dict[str, str | None] = {}
+        taken: list[str] = []               # DSN options taken off the end
         if self.esmtp and addr is not None:
             try:
-                rest, rcpt_dsn = split_rcpt_dsn(rest, self.dsn_advertised)
+                kept, rcpt_dsn = split_rcpt_dsn(rest, self.dsn_advertised)
             except DsnSyntaxError as exc:
                 self._record_rcpt_failure(f"501 {exc}")
                 self._synprot(501, str(exc))
                 return
+            rest, taken = kept, rest[len(kept):]
             params.update(rcpt_dsn_params(rcpt_dsn))
         # RCPT has no parameters besides DSN's: whatever is left is not understood.
         bad_rest: list[str] = list(rest) if addr is not None else []
         if bad_rest:
-            msg = f"malformed address: {' '.join(bad_rest)[:_JUNK_SHOWN]} may not follow {raw} "
-            self._record_rcpt_failure(f"501 {arg}: {msg}")
-            self._synprot(501, msg, data=arg)
+            shown, follows, junk = _rcpt_junk(arg, raw, taken, bad_rest)
+            msg = f"malformed address: {junk[:_JUNK_SHOWN]} may not follow {follows}"
+            self._record_rcpt_failure(f"501 {shown}: {msg}")
+            self._synprot(501, msg, data=shown)
             return
         if path.error or addr is None or addr == "":
             err = path.error or "missing or malformed local part"
@@ -1324,6 +1441,7 @@ class SmtpServer:
             return
         self._reply(354, 'Enter message, ending with "." on a line by itself')
         self._in_data = True
+        self.data_progress = HeaderProgress(dot_stuffed=True)
         self._data = bytearray(b"\r\n")   # virtual CRLF: the DATA line's own ending
         self._data_scan = 0
         self._data_too_big = False
@@ -1345,6 +1463,8 @@ class SmtpServer:
 
     def _process_data(self) -> bool:
         """Move buffered input into the message; True when the terminator was found."""
+        if self.data_progress is not None:
+            self.data_progress.feed(bytes(self._buf))
         self._data += self._buf
         del self._buf[:]
         end = self._data.find(b"\r\n.\r\n", self._data_scan)
@@ -1579,6 +1699,24 @@ class SmtpServer:
     def reset_transaction(self) -> None:
         """Forget sender and recipients (after STARTTLS, for example)."""
         self._reset_transaction()
+
+
+def _rcpt_junk(arg: str, raw: str, taken: list[str],
+               bad: list[str]) -> tuple[str, str, str]:
+    """The parts of Exim's "malformed address" reply to RCPT: the argument as its option
+    scan left it (the DSN options ``taken`` off the end are gone), the text before the
+    junk (the white space after the address as sent), and the junk."""
+    shown = arg.rstrip(_C_SPACE)
+    for word in reversed(taken):
+        at = shown.rfind(word)
+        if at >= 0:
+            shown = shown[:at].rstrip(_C_SPACE)
+    after = shown.find(raw)
+    if after < 0:
+        return arg, f"{raw} ", " ".join(bad)
+    after += len(raw)
+    start = after + len(shown[after:]) - len(shown[after:].lstrip(_C_SPACE))
+    return shown, shown[:start], shown[start:]
 
 
 def _without_secret(command: str) -> str:

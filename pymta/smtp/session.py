@@ -536,6 +536,13 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
         self.server.host_address = self.peer_ip
         return Reply(220, "XCLIENT success")
 
+    @staticmethod
+    def _etrn_skipped(command: str) -> None:
+        """What -bh (and -d) says of the ETRN command it does not run, as Exim does."""
+        if debug.any:
+            debug.printf(f"ETRN command is: {command}")
+            debug.printf("ETRN command execution skipped")
+
     def on_etrn(self, arg: str) -> Reply | None:
         self.ctx.variables["smtp_command_argument"] = taint(arg)
         if log_selected(self.config, "etrn"):      # logged before the ACL, as Exim
@@ -554,14 +561,20 @@ class SmtpSession(PeerFacts, AclChecks, MessageAssembly, CutthroughGlue, Callout
             self.server.synprot_error(501, "argument must begin with #")
             return None
         selection = arg if command else arg[1:]
+        done = Reply(250, res.message or "OK")
+        if self.host_checking and not command:
+            # -bh: nothing is run, and Exim's "exim -R" cannot fail to be set up (a
+            # -bh process has no queue runner to hand the run to)
+            self._etrn_skipped("exim -R")
+            return done
         try:
             job = command_job(etrn_command(self.config, self.ctx, arg)) if command \
                 else queue_run_job(self.config, self.log, selection, res.queue or "")
         except EtrnSetupFailed as exc:
             self.log.panic(f"failed to set up ETRN command: {exc}")
             return Reply(458, "Internal failure")
-        done = Reply(250, res.message or "OK")
         if self.host_checking:
+            self._etrn_skipped(str(main_option(self.config, "smtp_etrn_command")))
             return done                 # -bh: nothing is run
         key = f"etrn-{selection}" if main_option(self.config, "smtp_etrn_serialize", True) \
             else None

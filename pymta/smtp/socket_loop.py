@@ -150,7 +150,7 @@ def run_dialogue(conn: Connection, server: SmtpServer, timeout: float | None,
         if data is None:
             continue
         if not data:
-            if server.in_data:
+            if server.receiving_message:
                 conn.send(b"421 Lost incoming connection\r\n")
             else:
                 conn.send(f"421 {server.hostname} lost input connection\r\n".encode())

@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from pymta import __version__
 from pymta.cli.args import parse_args
 from pymta.message.received import DEFAULT_RECEIVED_HEADER_TEXT
@@ -255,6 +257,26 @@ def test_bh_bdat_matches_exim_transcript(tmp_path):
     assert not list(spool.glob("input/*-H"))
 
 
+def test_bh_bdat_size_beyond_memory_is_read_in_pieces(tmp_path):
+    """A BDAT size no machine could hold (the client's word only) is not read from
+    standard input in one piece: the session reads on until the input ends (Exim's
+    421 and log line), instead of failing with MemoryError; a chunk bigger than one
+    read still arrives whole."""
+    conf, _ = _config(tmp_path, extra=_EXIM_RECEIVED)
+    head = b"EHLO x.y\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@test.example>\r\n"
+    proc = run_pymta(["-bh", "1.2.3.4"], conf, input=head + b"BDAT 99999999999\r\nabc")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.replace("\r\n", "\n").endswith("421 Lost incoming connection\n")
+    assert _log_lines(proc.stderr) == [
+        "LOG: SMTP connection from (x.y) [1.2.3.4] lost while reading message data (header)"]
+    body = b"From: a@b.c\r\nTo: u@test.example\r\n\r\n" + (b"y" * 998 + b"\r\n") * 200
+    proc = run_pymta(["-bh", "1.2.3.4"], conf,
+                     input=head + b"BDAT %d LAST\r\n" % len(body) + body + b"QUIT\r\n")
+    assert f"250- {len(body)} byte chunk, total {len(body)}" in proc.stdout, proc.stderr
+    assert "221 " in proc.stdout
+
+
 def test_bh_comments_on_acls_and_lists_as_exim(tmp_path):
     """Without -d, -bh says what the ACLs do on standard error (">>> " lines): each ACL
     and statement (at the line Exim names), each condition, each list match (named lists
@@ -306,12 +328,13 @@ def test_bh_comments_on_verification_routing_and_rewriting_as_exim(tmp_path):
 
 
 def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = None,
-                             host: str = "1.2.3.4") -> None:
+                             host: str = "1.2.3.4", conf_name: str | None = None) -> None:
     """pymta -bh on tests/data/cli_bh/NAME.conf and NAME.in gives Exim 4.96's replies
     (NAME.exim.out) and standard error (NAME.exim.err: log lines and ">>>" comments).
     Lines 1 and 2 of the configuration held keep_environment and exim_user when Exim
-    recorded it; here line 1 gets Exim's Received: text, so that lines and S= agree."""
-    text = (DATA / f"{name}.conf").read_text().split("\n", 1)[1]
+    recorded it; here line 1 gets Exim's Received: text, so that lines and S= agree.
+    ``conf_name``: the configuration is CONF_NAME.conf (shared by several inputs)."""
+    text = (DATA / f"{conf_name or name}.conf").read_text().split("\n", 1)[1]
     spool = tmp_path / "spool"
     spool.mkdir()
     conf = tmp_path / f"{name}.conf"
@@ -324,6 +347,65 @@ def _matches_exim_transcript(tmp_path, name: str, env: dict[str, str] | None = N
     exim = [_ID.sub("<id>", ln)
             for ln in (DATA / f"{name}.exim.err").read_text().splitlines()]
     assert ours == exim
+
+
+@pytest.mark.parametrize("name", [
+    "lost_data_header", "lost_data_after_header", "lost_data_crlf_then_lf",
+    "lost_data_bdat_header", "lost_data_bdat_between_chunks", "lost_data_bdat_body"])
+def test_bh_lost_in_message_data_says_where_as_exim(tmp_path, name):
+    """The client goes away in the middle of a message: Exim's log line says how far
+    the header section had come, " (header)" in a header line, " (after header)" just
+    after a complete one (a bare LF after a CRLF first line does not complete one), and
+    nothing in the body.  Between two BDAT chunks of a message the message is still
+    being read: "421 Lost incoming connection" and the message-data line, not the
+    command-reading ones."""
+    _matches_exim_transcript(tmp_path, name, conf_name="lost_data")
+
+
+def test_bh_rcpt_option_scan_matches_exim_transcript(tmp_path):
+    """RCPT after EHLO as Exim 4.96 reads its options off the end: a last word without
+    "=" is joined on with "=" ("<a b@...>" is taken as "<a=b@...>", "<x@y> FOO" is
+    refused as "<x@y>=FOO"), DSN options it took off are not quoted in the reply, the
+    white space before the junk is quoted as sent.  After HELO nothing of this."""
+    _matches_exim_transcript(tmp_path, "rcpt_options")
+
+
+def test_bh_local_parts_match_exim_transcript(tmp_path):
+    """MAIL and RCPT local parts read as Exim 4.96 reads them: an RFC 822 special
+    (":", ",", ";", "[", "]", a quote inside a word) ends an unquoted local part and
+    gets '"@" or "." expected' (a bare address: Exim's phrase error, ";" its group
+    end), a backslash takes the next character in ("a\\@b", "a\\ b"), white space
+    round the dots is dropped, a domain ends at a special before an "@"."""
+    _matches_exim_transcript(tmp_path, "local_parts")
+
+
+def test_bh_command_white_space_matches_exim_transcript(tmp_path):
+    """Only a space ends a command's name ("EHLO<tab>x" and "NOOP<tab>x" are unknown
+    commands to Exim 4.96); all white space at the end of a line is dropped ("NOOP<tab>"
+    is NOOP, $smtp_command has none)."""
+    _matches_exim_transcript(tmp_path, "whitespace")
+
+
+def test_bh_invalid_helo_too_many_errors_matches_exim_transcript(tmp_path):
+    """A HELO/EHLO refused for its argument counts towards smtp_max_synprot_errors, but
+    Exim 4.96 gives its own 501: the one too many gets no "Too many syntax or protocol
+    errors" line (the session just ends, with the log line), and none of them is an
+    "SMTP syntax error" log line."""
+    _matches_exim_transcript(tmp_path, "helo_errors")
+
+
+def test_bh_etrn_matches_exim_transcript(tmp_path):
+    """ETRN under -bh: an ETRN the ACL accepts gets "250 OK" and nothing is run (no
+    "458 Internal failure" for want of a queue runner), a refused one 458, one
+    without "#" (and no smtp_etrn_command) 501, as Exim 4.96 answered."""
+    _matches_exim_transcript(tmp_path, "etrn")
+
+
+def test_bh_domain_comments_match_exim_transcript(tmp_path):
+    """Comments before, between and after the labels of a MAIL or RCPT domain are
+    passed over, as Exim 4.96 passes over them (pymta refused "<u@(c)mx.example>" as
+    "domain missing or malformed")."""
+    _matches_exim_transcript(tmp_path, "domain_comments")
 
 
 def _matches_exim_transcript_with_dns(tmp_path, name: str, zones: dict[str, str],

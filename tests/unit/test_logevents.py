@@ -70,13 +70,14 @@ def test_dropped_calls_and_their_logs():
     log = Recorder()
     cfg = _config()
     write_event(log, cfg, CallDropped("[192.0.2.1]", "synprot", "xyz", ("EHLO", "MAIL")))
-    write_event(log, cfg, CallDropped("[192.0.2.1]", "nonmail", "NOOP"))
+    # Exim: the verb only, in the main and the reject log (LOG_MAIN|LOG_REJECT)
+    write_event(log, cfg, CallDropped("[192.0.2.1]", "nonmail", "VRFY postmaster"))
     write_event(log, cfg, CallDropped("[192.0.2.1]", "unknown", "FOO"))
     assert log.lines == [
         ("reject", "SMTP call from [192.0.2.1] dropped: too many syntax or protocol errors "
                    '(last command was "xyz",  C=EHLO,MAIL)', None),
-        ("main", 'SMTP call from [192.0.2.1] dropped: too many nonmail commands '
-                 '(last was "NOOP")', None),
+        ("reject", 'SMTP call from [192.0.2.1] dropped: too many nonmail commands '
+                   '(last was "VRFY")', None),
         ("reject", 'SMTP call from [192.0.2.1] dropped: too many unrecognized commands '
                    '(last was "FOO")', None)]
 

@@ -229,8 +229,9 @@ def test_a_virtual_domain_routed_by_ldap(pymta_daemon, slapd, tmp_path):
     d = pymta_daemon(config=LDAP_ROUTING, macros={"LDAP_SERVERS": f"127.0.0.1::{slapd.port}"})
     with SmtpTestClient(d.port) as c:
         c.ehlo()
+        # a comma needs quotes in an SMTP address (Exim refuses <alice,wonder@...>)
         code, text = c.send_message("sender@remote.example",
-                                    ["bob@test.example", "alice,wonder@test.example"],
+                                    ["bob@test.example", '"alice,wonder"@test.example'],
                                     b"Subject: ldap\r\n\r\nhello\r\n")
         assert code == 250, text
         c.cmd("MAIL FROM:<sender@remote.example>")

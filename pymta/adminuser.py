@@ -18,7 +18,7 @@ from typing import Any
 
 from pymta.config.values import main_opt
 from pymta.expand.lists import split_list
-from pymta.osutil import resolve_user
+from pymta.osutil import resolve_group, resolve_user
 
 
 class AdminGroupError(Exception):
@@ -42,12 +42,7 @@ def admin_group_ids(config: Any) -> set[int]:
 def _exim_group(config: Any, exim: tuple[int, int] | None) -> int | None:
     group = main_opt(config, "exim_group")
     if group is not None and group != "":
-        if isinstance(group, int) or str(group).isdigit():
-            return int(group)
-        try:
-            return grp.getgrnam(str(group)).gr_gid
-        except KeyError:
-            return None
+        return resolve_group(group)
     return exim[1] if exim is not None else None
 
 

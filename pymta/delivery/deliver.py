@@ -685,9 +685,7 @@ class MessageDelivery:
             a.basic_errno = -1
         key = a.retry_key or f"R:{a.domain}"
         subject = key[2:]
-        message = a.message
         timed_out = self._apply_retry(a, key, subject, a.domain)
-        a.message = message
         self.deferred.append(a)
         metrics.deferred("")
         text = Deferral(self._log_address(a), a.basic_errno, f": {a.message}",
@@ -699,12 +697,11 @@ class MessageDelivery:
     # ------------------------------------------------------------------ retry hints
     def _apply_retry(self, a: Address, key: str, subject: str, alt_domain: str | None) -> bool:
         """Record a temporary failure under ``key``; True if the address must now fail
-        (no retry rule, or the retry period is over)."""
+        (no retry rule, or the retry period is over: see :meth:`_retry_timed_out`)."""
         error = retrymod.error_name(a)
         rule = retrymod.find_retry_rule(self.config, subject, error, self.msg.sender,
                                         alt_domain=alt_domain)
         if rule is None:
-            a.retry_timedout = True
             return True     # no retry rule: temporary errors are permanent
         old = self.retry_db.get(key)
         rec = retrymod.compute_next(rule, old, self.now, basic_errno=a.basic_errno,
@@ -713,8 +710,6 @@ class MessageDelivery:
         self.retry_db.put(key, rec)
         if rec.expired or message_age(self.msg, self.now) > retrymod.final_cutoff(rule):
             if old is not None or not rule.rules or rec.expired:
-                a.message = f"{a.message}: {RETRY_TIMEOUT}" if a.message else RETRY_TIMEOUT
-                a.retry_timedout = True
                 return True
         return False
 
@@ -1303,11 +1298,9 @@ class MessageDelivery:
             key, subject = self._host_key(a, h), h.name
         if h is not None and not self._is_local(a):
             self._wait_for_hosts(a, [h])
-        message = a.message
         timed_out = self._apply_retry(a, key, subject, a.domain)
         # Exim 4.96 logs the deferral first; a retry timeout then fails the address
         # with a line of its own ("** x@y: retry timeout exceeded", no R= or T=).
-        a.message = message
         self._defer_logged(a)
         if timed_out:
             self._retry_timed_out(a)

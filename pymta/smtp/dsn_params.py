@@ -155,7 +155,7 @@ def rcpt_dsn_params(dsn: RcptDsn) -> dict[str, str | None]:
     return out
 
 
-_C_SPACE = " \t\n\r\v\f"           # C's isspace
+C_SPACE = " \t\n\r\v\f"            # C's isspace (the SMTP code shares it)
 
 
 def rcpt_argument_as_exim_leaves_it(arg: str, advertised: bool) -> str:
@@ -166,10 +166,10 @@ def rcpt_argument_as_exim_leaves_it(arg: str, advertised: bool) -> str:
     but when that option had no "=" the white space before it comes back as "=" (the
     two restoring writes hit the same byte).  The string is otherwise unchanged: the
     known options are read again by :func:`split_rcpt_dsn`."""
-    end = len(arg.rstrip(_C_SPACE))
+    end = len(arg.rstrip(C_SPACE))
     while True:
         v = end - 1
-        while v > 0 and arg[v] != "=" and arg[v] not in _C_SPACE:
+        while v > 0 and arg[v] != "=" and arg[v] not in C_SPACE:
             if arg[v] == '"':
                 v -= 1
                 while v > 0 and arg[v] != '"':
@@ -183,13 +183,13 @@ def rcpt_argument_as_exim_leaves_it(arg: str, advertised: bool) -> str:
             n = v
             while n > 0 and arg[n - 1].isascii() and arg[n - 1].isalpha():
                 n -= 1
-            if n <= 0 or arg[n - 1] not in _C_SPACE:
+            if n <= 0 or arg[n - 1] not in C_SPACE:
                 return arg
             if not (advertised and arg[n:v].upper() in ("ORCPT", "NOTIFY")):
                 return arg
-            end = len(arg[:n - 1].rstrip(_C_SPACE))
+            end = len(arg[:n - 1].rstrip(C_SPACE))
             continue
         if advertised and arg[v + 1:end].upper() in ("ORCPT", "NOTIFY"):
-            end = len(arg[:v].rstrip(_C_SPACE))       # a bare ORCPT/NOTIFY is taken too
+            end = len(arg[:v].rstrip(C_SPACE))       # a bare ORCPT/NOTIFY is taken too
             continue
         return arg[:v] + "=" + arg[v + 1:]

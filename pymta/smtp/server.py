@@ -37,6 +37,7 @@ from pymta.smtp.actions import (
     reply_bytes,
 )
 from pymta.smtp.dsn_params import (
+    C_SPACE,
     DsnSyntaxError,
     mail_dsn_params,
     rcpt_argument_as_exim_leaves_it,
@@ -53,7 +54,6 @@ SMTP_CMD_BUFFER_SIZE = 16384
 ADDRESS_MAXLENGTH = 256
 _ADDRESS_SHOWN = 64
 _JUNK_SHOWN = 32            # of what follows an address, Exim's errors show this much
-_C_SPACE = " \t\n\r\v\f"     # C's isspace
 
 
 @dataclass
@@ -1706,16 +1706,16 @@ def _rcpt_junk(arg: str, raw: str, taken: list[str],
     """The parts of Exim's "malformed address" reply to RCPT: the argument as its option
     scan left it (the DSN options ``taken`` off the end are gone), the text before the
     junk (the white space after the address as sent), and the junk."""
-    shown = arg.rstrip(_C_SPACE)
+    shown = arg.rstrip(C_SPACE)
     for word in reversed(taken):
         at = shown.rfind(word)
         if at >= 0:
-            shown = shown[:at].rstrip(_C_SPACE)
+            shown = shown[:at].rstrip(C_SPACE)
     after = shown.find(raw)
     if after < 0:
         return arg, f"{raw} ", " ".join(bad)
     after += len(raw)
-    start = after + len(shown[after:]) - len(shown[after:].lstrip(_C_SPACE))
+    start = after + len(shown[after:]) - len(shown[after:].lstrip(C_SPACE))
     return shown, shown[:start], shown[start:]
 
 
